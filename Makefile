@@ -1,0 +1,62 @@
+# gpupack — build, test and demo entry points.
+#
+# Keep build flags identical across build, test and vet: the build cache is
+# only shared between commands that use the same flags.
+
+SHELL := /usr/bin/env bash
+GO ?= go
+export GOTOOLCHAIN := local
+export CGO_ENABLED ?= 1
+
+BIN := bin
+PKGS := ./...
+FAKE_MACHINES := dgx-a100 dgx-h100 dgx-1-v100 pcie-4gpu-2socket a100-pcie-8gpu-nvbridge nvswitch-16gpu gb200-4gpu
+
+.PHONY: all build test verify fmt vet logcheck demo topology bench fuzz gpu-smoke clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: everything CI runs: unit, integration and fuzz-corpus tests.
+test:
+	$(GO) test -count=1 $(PKGS)
+
+## verify: formatting, vet and the structured-logging check.
+verify: fmt vet logcheck
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+logcheck:
+	$(GO) run sigs.k8s.io/logtools/logcheck -check-structured -check-contextual -check-parameters $(PKGS)
+
+## demo: the GPU map of every fake machine in the catalog.
+demo: topology
+
+topology:
+	@for m in $(FAKE_MACHINES); do \
+		echo "=== $$m ==="; \
+		$(GO) run ./cmd/device-plugin --fake=$$m --print-topology || exit 1; \
+		echo; \
+	done
+
+## bench: micro-benchmarks (best-set search, score, decode, allocate).
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./pkg/...
+
+## fuzz: one minute of fuzzing on the annotation decoder.
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./pkg/topology/
+
+## gpu-smoke: real-NVML checks; run on a machine with an NVIDIA GPU.
+gpu-smoke:
+	$(GO) test -count=1 -tags realgpu -run RealGPU -v ./pkg/nvml/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,165 @@
+// Package nvml is gpupack's narrow view of the NVIDIA Management Library.
+//
+// Everything above this package sees GPUs, MIG devices, pairwise links and health
+// events as plain Go values; only this package talks to go-nvml. The same code
+// runs over the real library (New(nvml.New())) and over the fake machines of
+// pkg/nvml/fake, which are go-nvml mock servers.
+package nvml
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrLibraryNotFound is returned by Init when libnvidia-ml.so.1 cannot be
+// loaded: the node has no NVIDIA driver (or it is not mounted into the container).
+var ErrLibraryNotFound = errors.New("NVML library libnvidia-ml.so.1 not found: is the NVIDIA driver installed and mounted?")
+
+// ErrGPULost is returned (wrapped) when a GPU has fallen off the bus or answers
+// with ERROR_GPU_IS_LOST.
+var ErrGPULost = errors.New("GPU is lost")
+
+// LinkLevel is the closest common ancestor of two GPUs on the PCIe tree, as
+// nvidia-smi topo -m reports it.
+type LinkLevel int
+
+// Link levels, best first.
+const (
+	LevelUnknown LinkLevel = iota
+	LevelSameBoard         // TOPOLOGY_INTERNAL: two GPUs on one board
+	LevelPIX               // TOPOLOGY_SINGLE: one PCIe switch
+	LevelPXB               // TOPOLOGY_MULTIPLE: several PCIe switches, no host bridge
+	LevelPHB               // TOPOLOGY_HOSTBRIDGE: a PCIe host bridge
+	LevelNODE              // TOPOLOGY_NODE: host bridges within one NUMA node
+	LevelSYS               // TOPOLOGY_SYSTEM: across the SMP interconnect (sockets)
+)
+
+// String returns the nvidia-smi topo -m spelling of the level.
+func (l LinkLevel) String() string {
+	switch l {
+	case LevelSameBoard:
+		return "BOARD"
+	case LevelPIX:
+		return "PIX"
+	case LevelPXB:
+		return "PXB"
+	case LevelPHB:
+		return "PHB"
+	case LevelNODE:
+		return "NODE"
+	case LevelSYS:
+		return "SYS"
+	default:
+		return "?"
+	}
+}
+
+// GPU is one physical GPU as discovered.
+type GPU struct {
+	Index        int
+	Minor        int
+	UUID         string
+	Name         string // product name, e.g. "NVIDIA A100-SXM4-40GB"
+	MemoryMiB    uint64
+	PCIBusID     string // normalised "0000:07:00.0"
+	NUMANode     int    // -1 when unknown
+	Architecture string // e.g. "ampere"
+	CUDACompute  string // e.g. "8.0"
+	// NVLinkVersion of the GPU's active links (0 when it has none).
+	NVLinkVersion int
+	MIGCapable    bool
+	MIGEnabled    bool
+	// ClusterUUID and CliqueID identify the multi-node NVLink domain (GB200
+	// NVL72 and alike); empty/0 when the GPU is not part of one.
+	ClusterUUID string
+	CliqueID    uint32
+}
+
+// MIGDevice is one MIG device (a GPU instance with one compute instance).
+type MIGDevice struct {
+	UUID        string
+	ParentIndex int
+	ParentUUID  string
+	Profile     string // e.g. "1g.5gb", "3g.20gb", "1c.2g.10gb"
+	GIID        int
+	CIID        int
+	// Start and Size locate the GPU instance on the parent's memory slices.
+	Start     int
+	Size      int
+	MemoryMiB uint64
+}
+
+// Link describes how two GPUs are connected.
+type Link struct {
+	Level LinkLevel
+	// NVLinks is the number of NVLink lanes between the pair: direct lanes,
+	// or, when NVSwitch is set, the smaller of the two GPUs' lane counts into
+	// the switch fabric.
+	NVLinks  int
+	NVSwitch bool
+}
+
+// Inventory is everything discovery learns about a node's GPUs.
+type Inventory struct {
+	DriverVersion     string
+	CUDADriverVersion string // e.g. "12.4"
+	GPUs              []GPU
+	MIG               []MIGDevice
+	// Links is N x N (N = len(GPUs)), symmetric; the diagonal is the zero Link.
+	Links [][]Link
+}
+
+// EventKind classifies a health event.
+type EventKind int
+
+// Event kinds.
+const (
+	EventXID EventKind = iota
+	EventECCDoubleBit
+	EventECCSingleBit
+	// EventGPULost: the GPU stopped answering (XID 79 or handle errors).
+	EventGPULost
+)
+
+// String names the kind for logs and metrics.
+func (k EventKind) String() string {
+	switch k {
+	case EventXID:
+		return "xid"
+	case EventECCDoubleBit:
+		return "ecc-double-bit"
+	case EventECCSingleBit:
+		return "ecc-single-bit"
+	case EventGPULost:
+		return "gpu-lost"
+	default:
+		return "unknown"
+	}
+}
+
+// Event is one health event for one GPU. For MIG devices GIID/CIID name the
+// instance the event came from (-1 when it concerns the whole GPU).
+type Event struct {
+	GPUIndex int
+	UUID     string
+	Kind     EventKind
+	XID      uint64
+	GIID     int
+	CIID     int
+}
+
+// Lib is the narrow interface the rest of gpupack uses.
+type Lib interface {
+	// Init loads and initialises NVML. It returns ErrLibraryNotFound (wrapped)
+	// when there is no driver.
+	Init() error
+	Shutdown() error
+	// Discover reads GPUs, MIG devices and pairwise links.
+	Discover() (*Inventory, error)
+	// WatchEvents streams health events for the given GPUs until ctx is done,
+	// then closes the channel. It never blocks the caller.
+	WatchEvents(ctx context.Context, gpuUUIDs []string) (<-chan Event, error)
+	// CheckGPU returns nil when the GPU answers basic queries (used to decide
+	// recovery), ErrGPULost (wrapped) when it is gone.
+	CheckGPU(uuid string) error
+}
