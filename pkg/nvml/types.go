@@ -25,13 +25,13 @@ type LinkLevel int
 
 // Link levels, best first.
 const (
-	LevelUnknown LinkLevel = iota
-	LevelSameBoard         // TOPOLOGY_INTERNAL: two GPUs on one board
-	LevelPIX               // TOPOLOGY_SINGLE: one PCIe switch
-	LevelPXB               // TOPOLOGY_MULTIPLE: several PCIe switches, no host bridge
-	LevelPHB               // TOPOLOGY_HOSTBRIDGE: a PCIe host bridge
-	LevelNODE              // TOPOLOGY_NODE: host bridges within one NUMA node
-	LevelSYS               // TOPOLOGY_SYSTEM: across the SMP interconnect (sockets)
+	LevelUnknown   LinkLevel = iota
+	LevelSameBoard           // TOPOLOGY_INTERNAL: two GPUs on one board
+	LevelPIX                 // TOPOLOGY_SINGLE: one PCIe switch
+	LevelPXB                 // TOPOLOGY_MULTIPLE: several PCIe switches, no host bridge
+	LevelPHB                 // TOPOLOGY_HOSTBRIDGE: a PCIe host bridge
+	LevelNODE                // TOPOLOGY_NODE: host bridges within one NUMA node
+	LevelSYS                 // TOPOLOGY_SYSTEM: across the SMP interconnect (sockets)
 )
 
 // String returns the nvidia-smi topo -m spelling of the level.

@@ -1,0 +1,378 @@
+package nvml_test
+
+import (
+	"context"
+	"testing"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
+)
+
+// Bad NVML answers give a clear error naming the GPU and the call, never a
+// panic.
+func TestDiscoverBadAnswers(t *testing.T) {
+	tests := []struct {
+		name    string
+		machine string
+		break_  func(m *fake.Machine)
+		want    []string // substrings of the error
+		lost    bool
+	}{
+		{
+			name: "negative GPU count", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Server().DeviceGetCountFunc = func() (int, gonvml.Return) { return -1, gonvml.SUCCESS }
+			},
+			want: []string{"DeviceGetCount", "implausible GPU count -1"},
+		},
+		{
+			name: "GPU count error", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Server().DeviceGetCountFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }
+			},
+			want: []string{"DeviceGetCount", "ERROR_UNKNOWN"},
+		},
+		{
+			name: "nil handle", machine: fake.DGXH100,
+			break_: func(m *fake.Machine) {
+				m.Server().DeviceGetHandleByIndexFunc = func(int) (gonvml.Device, gonvml.Return) { return nil, gonvml.SUCCESS }
+			},
+			want: []string{"GPU 0", "no handle"},
+		},
+		{
+			name: "UUID error", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				m.Device(2).GetUUIDFunc = func() (string, gonvml.Return) { return "", gonvml.ERROR_UNKNOWN }
+			},
+			want: []string{"GPU 2", "GetUUID", "ERROR_UNKNOWN"},
+		},
+		{
+			name: "duplicate UUID", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				id := m.UUID(0)
+				m.Device(5).GetUUIDFunc = func() (string, gonvml.Return) { return id, gonvml.SUCCESS }
+			},
+			want: []string{"GPUs 0 and 5", "same UUID"},
+		},
+		{
+			name: "GPU lost during discovery", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Device(4).GetMemoryInfoFunc = func() (gonvml.Memory, gonvml.Return) { return gonvml.Memory{}, gonvml.ERROR_GPU_IS_LOST }
+			},
+			want: []string{"GPU 4", "GetMemoryInfo"}, lost: true,
+		},
+		{
+			name: "empty PCI bus ID", machine: fake.PCIe4GPU2Socket,
+			break_: func(m *fake.Machine) {
+				m.Device(1).GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) { return gonvml.PciInfo{}, gonvml.SUCCESS }
+			},
+			want: []string{"GPU 1", "GetPciInfo", "malformed PCI bus ID"},
+		},
+		{
+			name: "MIG mode error", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Device(3).GetMigModeFunc = func() (int, int, gonvml.Return) { return 0, 0, gonvml.ERROR_UNKNOWN }
+			},
+			want: []string{"GPU 3", "GetMigMode"},
+		},
+		{
+			name: "NUMA error", machine: fake.DGXH100,
+			break_: func(m *fake.Machine) {
+				m.Device(6).GetNumaNodeIdFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }
+			},
+			want: []string{"GPU 6", "GetNumaNodeId"},
+		},
+		{
+			name: "fabric error", machine: fake.GB2004GPU,
+			break_: func(m *fake.Machine) {
+				m.Device(0).GetGpuFabricInfoFunc = func() (gonvml.GpuFabricInfo, gonvml.Return) {
+					return gonvml.GpuFabricInfo{}, gonvml.ERROR_UNKNOWN
+				}
+			},
+			want: []string{"GPU 0", "GetGpuFabricInfo"},
+		},
+		{
+			name: "negative CUDA version", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Server().SystemGetCudaDriverVersionFunc = func() (int, gonvml.Return) { return -12040, gonvml.SUCCESS }
+			},
+			want: []string{"SystemGetCudaDriverVersion", "implausible"},
+		},
+		{
+			name: "unknown topology level", machine: fake.PCIe4GPU2Socket,
+			break_: func(m *fake.Machine) {
+				m.Device(0).GetTopologyCommonAncestorFunc = func(gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) { return 77, gonvml.SUCCESS }
+			},
+			want: []string{"GPU 0", "GetTopologyCommonAncestor(GPU 1)", "unknown level 77"},
+		},
+		{
+			name: "topology error", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				m.Device(3).GetTopologyCommonAncestorFunc = func(gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
+					return 0, gonvml.ERROR_UNKNOWN
+				}
+			},
+			want: []string{"GPU 3", "GetTopologyCommonAncestor(GPU 4)", "ERROR_UNKNOWN"},
+		},
+		{
+			name: "NVLink state error", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				m.Device(7).GetNvLinkStateFunc = func(int) (gonvml.EnableState, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }
+			},
+			want: []string{"GPU 7", "GetNvLinkState(link 0)"},
+		},
+		{
+			name: "NVLink to an unknown GPU", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				m.Device(0).GetNvLinkRemotePciInfoFunc = func(int) (gonvml.PciInfo, gonvml.Return) {
+					return fake.PciInfo("0000:ee:00.0", 0), gonvml.SUCCESS
+				}
+			},
+			want: []string{"GPU 0", "NVLink 0", "0000:ee:00.0", "not one of this node's GPUs"},
+		},
+		{
+			name: "NVLink remote bus garbage", machine: fake.A100PCIeBridge,
+			break_: func(m *fake.Machine) {
+				m.Device(2).GetNvLinkRemotePciInfoFunc = func(int) (gonvml.PciInfo, gonvml.Return) {
+					var p gonvml.PciInfo
+					copy(p.BusId[:], []int8{'z', 'z', 'z'})
+					return p, gonvml.SUCCESS
+				}
+			},
+			want: []string{"GPU 2", "GetNvLinkRemotePciInfo(link 0)", "malformed PCI bus ID"},
+		},
+		{
+			name: "NVLink loops back", machine: fake.A100PCIeBridge,
+			break_: func(m *fake.Machine) {
+				bus := m.BusID(4)
+				m.Device(4).GetNvLinkRemotePciInfoFunc = func(int) (gonvml.PciInfo, gonvml.Return) {
+					return fake.PciInfo(bus, 0), gonvml.SUCCESS
+				}
+			},
+			want: []string{"GPU 4", "loops back"},
+		},
+		{
+			// GPU 0 claims its 2 lanes to GPU 3 go to GPU 1: the two ends
+			// disagree (GPU 0 sees 1+2 = 3 lanes to GPU 1, GPU 1 sees 1).
+			name: "asymmetric lanes", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				d := m.Device(0)
+				orig := d.GetNvLinkRemotePciInfoFunc
+				bus1 := m.BusID(1)
+				d.GetNvLinkRemotePciInfoFunc = func(link int) (gonvml.PciInfo, gonvml.Return) {
+					if link == 2 || link == 3 { // GPU 0's links: 0->1, 1->2, 2,3->3, 4,5->4
+						return fake.PciInfo(bus1, 0), gonvml.SUCCESS
+					}
+					return orig(link)
+				}
+			},
+			want: []string{"GPUs 0", "and 1", "disagree", "3 vs 1"},
+		},
+		{
+			name: "NVLink version garbage", machine: fake.DGXH100,
+			break_: func(m *fake.Machine) {
+				m.Device(5).GetNvLinkVersionFunc = func(int) (uint32, gonvml.Return) { return 99, gonvml.SUCCESS }
+			},
+			want: []string{"GPU 5", "GetNvLinkVersion(link 0)", "unknown version 99"},
+		},
+		{
+			name: "remote device type error", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Device(1).GetNvLinkRemoteDeviceTypeFunc = func(int) (gonvml.IntNvLinkDeviceType, gonvml.Return) {
+					return 0, gonvml.ERROR_UNKNOWN
+				}
+			},
+			want: []string{"GPU 1", "GetNvLinkRemoteDeviceType(link 0)"},
+		},
+		{
+			name: "negative MIG device count", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Device(0).GetMaxMigDeviceCountFunc = func() (int, gonvml.Return) { return -5, gonvml.SUCCESS }
+			},
+			want: []string{"GPU 0", "GetMaxMigDeviceCount", "implausible count -5"},
+		},
+		{
+			name: "MIG handle error", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Device(0).GetMigDeviceHandleByIndexFunc = func(int) (gonvml.Device, gonvml.Return) { return nil, gonvml.ERROR_UNKNOWN }
+			},
+			want: []string{"GPU 0", "GetMigDeviceHandleByIndex(0)"},
+		},
+		{
+			name: "MIG instance missing", machine: fake.DGXA100,
+			break_: func(m *fake.Machine) {
+				m.Device(0).GetGpuInstanceByIdFunc = func(int) (gonvml.GpuInstance, gonvml.Return) { return nil, gonvml.ERROR_NOT_FOUND }
+			},
+			want: []string{"GPU 0", "MIG device 0", "GetGpuInstanceById(0)", "ERROR_NOT_FOUND"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(tc.machine, fake.WithMIG(migFor(tc.machine)))
+			require.NoError(t, err)
+			tc.break_(m)
+			lib := nvml.New(m.Interface())
+			require.NoError(t, lib.Init())
+			require.NotPanics(t, func() { _, err = lib.Discover() })
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+			if tc.lost {
+				require.ErrorIs(t, err, nvml.ErrGPULost)
+			} else {
+				require.NotErrorIs(t, err, nvml.ErrGPULost)
+			}
+		})
+	}
+}
+
+// migFor puts a MIG device on GPU 0 of MIG-capable machines so the MIG path runs.
+func migFor(machine string) map[int][]string {
+	if machine == fake.DGXA100 {
+		return map[int][]string{0: {"1g.5gb"}}
+	}
+	return nil
+}
+
+// NOT_SUPPORTED answers are "no such feature", not errors.
+func TestDiscoverNotSupported(t *testing.T) {
+	m, err := fake.New(fake.DGX1V100)
+	require.NoError(t, err)
+	for i := range m.NumGPUs() {
+		d := m.Device(i)
+		d.GetNumaNodeIdFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_NOT_SUPPORTED }
+		d.GetNvLinkStateFunc = func(int) (gonvml.EnableState, gonvml.Return) { return 0, gonvml.ERROR_NOT_SUPPORTED }
+		d.GetTopologyCommonAncestorFunc = func(gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
+			return 0, gonvml.ERROR_NOT_SUPPORTED
+		}
+	}
+	lib := nvml.New(m.Interface())
+	require.NoError(t, lib.Init())
+	inv, err := lib.Discover()
+	require.NoError(t, err)
+	for i, g := range inv.GPUs {
+		require.Equal(t, -1, g.NUMANode)
+		require.Zero(t, g.NVLinkVersion)
+		for j := range inv.GPUs {
+			require.Equal(t, nvml.Link{}, inv.Links[i][j])
+		}
+	}
+}
+
+// Old drivers lack nvmlDeviceGetNvLinkRemoteDeviceType: a remote end that is
+// no GPU of the node is then taken for an NVSwitch.
+func TestDiscoverWithoutRemoteType(t *testing.T) {
+	m, err := fake.New(fake.NVSwitch16GPU)
+	require.NoError(t, err)
+	m.Server().LookupSymbolFunc = func(sym string) error {
+		if sym == "nvmlDeviceGetNvLinkRemoteDeviceType" {
+			return gonvml.ERROR_FUNCTION_NOT_FOUND
+		}
+		return nil
+	}
+	lib := nvml.New(m.Interface())
+	require.NoError(t, lib.Init())
+	inv, err := lib.Discover()
+	require.NoError(t, err)
+	// 16 GPUs x 6 lanes into the switches: every pair NS6.
+	for i := range inv.GPUs {
+		for j := range inv.GPUs {
+			if i != j {
+				require.Equal(t, nvml.Link{Level: inv.Links[i][j].Level, NVLinks: 6, NVSwitch: true}, inv.Links[i][j])
+			}
+		}
+	}
+}
+
+// Wait answering GPU_IS_LOST (the real driver does when a GPU of the set
+// falls off) makes WatchEvents check each GPU and report only the lost one.
+func TestWatchEventsWaitGPULost(t *testing.T) {
+	m, err := fake.New(fake.DGXH100)
+	require.NoError(t, err)
+	create := m.Server().EventSetCreateFunc
+	m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+		set, ret := create()
+		inner := set.(*mock.EventSet)
+		wait := inner.WaitFunc
+		first := true
+		inner.WaitFunc = func(ms uint32) (gonvml.EventData, gonvml.Return) {
+			if first {
+				first = false
+				m.LoseGPU(6) // queues an XID 79 too, consumed after this answer
+				return gonvml.EventData{}, gonvml.ERROR_GPU_IS_LOST
+			}
+			return wait(ms)
+		}
+		return set, ret
+	}
+	lib := nvml.New(m.Interface(), nvml.WithEventTimeout(eventTimeout))
+	require.NoError(t, lib.Init())
+	uuids := make([]string, m.NumGPUs())
+	for i := range uuids {
+		uuids[i] = m.UUID(i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := lib.WatchEvents(ctx, uuids)
+	require.NoError(t, err)
+	require.Equal(t, nvml.Event{GPUIndex: 6, UUID: uuids[6], Kind: nvml.EventGPULost, GIID: -1, CIID: -1}, next(t, ch))
+	require.Equal(t, nvml.Event{GPUIndex: 6, UUID: uuids[6], Kind: nvml.EventGPULost, XID: 79, GIID: -1, CIID: -1}, next(t, ch))
+	cancel()
+	requireClosed(t, ch)
+}
+
+// A Wait that keeps failing neither spins nor stops the watch; cancel ends it.
+func TestWatchEventsWaitErrors(t *testing.T) {
+	m, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+		return &mock.EventSet{
+			WaitFunc: func(uint32) (gonvml.EventData, gonvml.Return) { return gonvml.EventData{}, gonvml.ERROR_UNKNOWN },
+			FreeFunc: func() gonvml.Return { return gonvml.SUCCESS },
+		}, gonvml.SUCCESS
+	}
+	for i := range m.NumGPUs() {
+		m.Device(i).RegisterEventsFunc = func(uint64, gonvml.EventSet) gonvml.Return { return gonvml.SUCCESS }
+	}
+	lib := nvml.New(m.Interface(), nvml.WithEventTimeout(eventTimeout))
+	require.NoError(t, lib.Init())
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := lib.WatchEvents(ctx, []string{m.UUID(0)})
+	require.NoError(t, err)
+	cancel()
+	requireClosed(t, ch)
+}
+
+func TestWatchEventsSetupErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		break_ func(m *fake.Machine)
+		want   string
+	}{
+		{"create fails", func(m *fake.Machine) {
+			m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) { return nil, gonvml.ERROR_UNKNOWN }
+		}, "EventSetCreate"},
+		{"nil set", func(m *fake.Machine) {
+			m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) { return nil, gonvml.SUCCESS }
+		}, "no event set"},
+		{"register fails", func(m *fake.Machine) {
+			m.Device(1).RegisterEventsFunc = func(uint64, gonvml.EventSet) gonvml.Return { return gonvml.ERROR_UNKNOWN }
+		}, "RegisterEvents"},
+		{"lost GPU", func(m *fake.Machine) { m.LoseGPU(1) }, "GPU is lost"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			tc.break_(m)
+			lib := nvml.New(m.Interface())
+			require.NoError(t, lib.Init())
+			require.NotPanics(t, func() { _, err = lib.WatchEvents(context.Background(), []string{m.UUID(0), m.UUID(1)}) })
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}

@@ -1,0 +1,263 @@
+package nvml
+
+import (
+	"fmt"
+	"strings"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/google/uuid"
+)
+
+// Symbols that older drivers lack. go-nvml binds symbols lazily, so calling a
+// missing one would crash: look them up first.
+const (
+	symNumaNodeID    = "nvmlDeviceGetNumaNodeId"
+	symFabricInfo    = "nvmlDeviceGetGpuFabricInfo"
+	symNvLinkRemType = "nvmlDeviceGetNvLinkRemoteDeviceType"
+)
+
+// Discover reads GPUs, MIG devices and pairwise links.
+func (l *lib) Discover() (*Inventory, error) {
+	if err := l.ready(); err != nil {
+		return nil, err
+	}
+	inv := &Inventory{}
+	var err error
+	if inv.DriverVersion, inv.CUDADriverVersion, err = l.versions(); err != nil {
+		return nil, err
+	}
+	count, ret := l.iface.DeviceGetCount()
+	if ret != gonvml.SUCCESS {
+		return nil, fmt.Errorf("nvml DeviceGetCount: %w", ret)
+	}
+	if count < 0 || count > maxGPUs {
+		return nil, fmt.Errorf("nvml DeviceGetCount: implausible GPU count %d (want 0..%d)", count, maxGPUs)
+	}
+	devs := make([]gonvml.Device, count)
+	for i := range count {
+		dev, ret := l.iface.DeviceGetHandleByIndex(i)
+		if ret != gonvml.SUCCESS {
+			return nil, callError(gpuName(i, ""), "DeviceGetHandleByIndex", ret)
+		}
+		if dev == nil {
+			return nil, fmt.Errorf("GPU %d: DeviceGetHandleByIndex returned no handle", i)
+		}
+		gpu, err := l.readGPU(i, dev)
+		if err != nil {
+			return nil, err
+		}
+		devs[i] = dev
+		inv.GPUs = append(inv.GPUs, gpu)
+	}
+	if err := checkUnique(inv.GPUs); err != nil {
+		return nil, err
+	}
+	for i := range inv.GPUs {
+		if !inv.GPUs[i].MIGEnabled {
+			continue
+		}
+		migs, err := l.readMIG(&inv.GPUs[i], devs[i])
+		if err != nil {
+			return nil, err
+		}
+		inv.MIG = append(inv.MIG, migs...)
+	}
+	if inv.Links, err = l.readLinks(inv.GPUs, devs); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// versions reads the driver version and the CUDA driver version ("12.4").
+func (l *lib) versions() (string, string, error) {
+	driver, ret := l.iface.SystemGetDriverVersion()
+	if ret != gonvml.SUCCESS {
+		return "", "", fmt.Errorf("nvml SystemGetDriverVersion: %w", ret)
+	}
+	cuda, ret := l.iface.SystemGetCudaDriverVersion()
+	if ret != gonvml.SUCCESS {
+		return "", "", fmt.Errorf("nvml SystemGetCudaDriverVersion: %w", ret)
+	}
+	if cuda < 0 {
+		return "", "", fmt.Errorf("nvml SystemGetCudaDriverVersion: implausible version %d", cuda)
+	}
+	return driver, fmt.Sprintf("%d.%d", cuda/1000, (cuda%1000)/10), nil
+}
+
+// readGPU reads one GPU's identity and capabilities.
+func (l *lib) readGPU(i int, dev gonvml.Device) (GPU, error) {
+	g := GPU{Index: i, NUMANode: -1}
+	var ret gonvml.Return
+	if g.UUID, ret = dev.GetUUID(); ret != gonvml.SUCCESS {
+		return g, callError(gpuName(i, ""), "GetUUID", ret)
+	}
+	if g.UUID == "" {
+		return g, fmt.Errorf("GPU %d: GetUUID returned an empty UUID", i)
+	}
+	name := gpuName(i, g.UUID)
+	if g.Minor, ret = dev.GetMinorNumber(); ret != gonvml.SUCCESS {
+		return g, callError(name, "GetMinorNumber", ret)
+	}
+	if g.Name, ret = dev.GetName(); ret != gonvml.SUCCESS {
+		return g, callError(name, "GetName", ret)
+	}
+	mem, ret := dev.GetMemoryInfo()
+	if ret != gonvml.SUCCESS {
+		return g, callError(name, "GetMemoryInfo", ret)
+	}
+	g.MemoryMiB = mem.Total / (1024 * 1024)
+	pci, ret := dev.GetPciInfo()
+	if ret != gonvml.SUCCESS {
+		return g, callError(name, "GetPciInfo", ret)
+	}
+	var err error
+	if g.PCIBusID, err = NormalizeBusID(busIDString(pci)); err != nil {
+		return g, fmt.Errorf("GPU %s: GetPciInfo: %w", name, err)
+	}
+	if g.NUMANode, err = l.numaNode(name, dev); err != nil {
+		return g, err
+	}
+	arch, ret := dev.GetArchitecture()
+	if ret != gonvml.SUCCESS && ret != gonvml.ERROR_NOT_SUPPORTED {
+		return g, callError(name, "GetArchitecture", ret)
+	}
+	g.Architecture = archName(arch)
+	major, minor, ret := dev.GetCudaComputeCapability()
+	if ret != gonvml.SUCCESS {
+		return g, callError(name, "GetCudaComputeCapability", ret)
+	}
+	g.CUDACompute = fmt.Sprintf("%d.%d", major, minor)
+	current, _, ret := dev.GetMigMode()
+	switch ret {
+	case gonvml.SUCCESS:
+		g.MIGCapable = true
+		g.MIGEnabled = current == gonvml.DEVICE_MIG_ENABLE
+	case gonvml.ERROR_NOT_SUPPORTED:
+	default:
+		return g, callError(name, "GetMigMode", ret)
+	}
+	if g.ClusterUUID, g.CliqueID, err = l.fabric(name, dev); err != nil {
+		return g, err
+	}
+	return g, nil
+}
+
+// numaNode returns the GPU's NUMA node, -1 when the driver cannot tell.
+func (l *lib) numaNode(name string, dev gonvml.Device) (int, error) {
+	if !l.hasSymbol(symNumaNodeID) {
+		return -1, nil
+	}
+	node, ret := dev.GetNumaNodeId()
+	switch ret {
+	case gonvml.SUCCESS:
+		if node < 0 {
+			return -1, nil
+		}
+		return node, nil
+	case gonvml.ERROR_NOT_SUPPORTED, gonvml.ERROR_FUNCTION_NOT_FOUND:
+		return -1, nil
+	default:
+		return -1, callError(name, "GetNumaNodeId", ret)
+	}
+}
+
+// fabric returns the multi-node NVLink cluster UUID and clique ID, empty when
+// the GPU is not part of a completed fabric.
+func (l *lib) fabric(name string, dev gonvml.Device) (string, uint32, error) {
+	if !l.hasSymbol(symFabricInfo) {
+		return "", 0, nil
+	}
+	info, ret := dev.GetGpuFabricInfo()
+	switch ret {
+	case gonvml.SUCCESS:
+	case gonvml.ERROR_NOT_SUPPORTED, gonvml.ERROR_FUNCTION_NOT_FOUND:
+		return "", 0, nil
+	default:
+		return "", 0, callError(name, "GetGpuFabricInfo", ret)
+	}
+	if info.State != gonvml.GPU_FABRIC_STATE_COMPLETED || gonvml.Return(info.Status) != gonvml.SUCCESS {
+		return "", 0, nil
+	}
+	if info.ClusterUuid == ([16]uint8{}) {
+		return "", 0, nil
+	}
+	return uuid.UUID(info.ClusterUuid).String(), info.CliqueId, nil
+}
+
+func (l *lib) hasSymbol(name string) bool {
+	ext := l.iface.Extensions()
+	if ext == nil {
+		return false
+	}
+	return ext.LookupSymbol(name) == nil
+}
+
+// checkUnique rejects two GPUs with one UUID or one PCI bus ID: the link walk
+// identifies peers by bus ID.
+func checkUnique(gpus []GPU) error {
+	uuids := map[string]int{}
+	buses := map[string]int{}
+	for _, g := range gpus {
+		if j, ok := uuids[g.UUID]; ok {
+			return fmt.Errorf("GPUs %d and %d report the same UUID %s", j, g.Index, g.UUID)
+		}
+		if j, ok := buses[g.PCIBusID]; ok {
+			return fmt.Errorf("GPUs %d and %d report the same PCI bus ID %s", j, g.Index, g.PCIBusID)
+		}
+		uuids[g.UUID] = g.Index
+		buses[g.PCIBusID] = g.Index
+	}
+	return nil
+}
+
+// busIDString reads the NUL-terminated bus ID of a PciInfo.
+func busIDString(p gonvml.PciInfo) string {
+	var b strings.Builder
+	for _, c := range p.BusId {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	return b.String()
+}
+
+// NormalizeBusID turns an NVML bus ID ("00000000:07:00.0", "0000:07:00.0",
+// upper or lower case) into the sysfs form "0000:07:00.0".
+func NormalizeBusID(s string) (string, error) {
+	var domain, bus, device, function uint64
+	n, err := fmt.Sscanf(strings.ToLower(strings.TrimSpace(s)), "%x:%x:%x.%x", &domain, &bus, &device, &function)
+	if err != nil || n != 4 {
+		return "", fmt.Errorf("malformed PCI bus ID %q", s)
+	}
+	if domain > 0xffff || bus > 0xff || device > 0x1f || function > 0x7 {
+		return "", fmt.Errorf("PCI bus ID %q out of range", s)
+	}
+	return fmt.Sprintf("%04x:%02x:%02x.%x", domain, bus, device, function), nil
+}
+
+// archName spells a DeviceArchitecture in lower case ("ampere").
+func archName(a gonvml.DeviceArchitecture) string {
+	switch a {
+	case gonvml.DEVICE_ARCH_KEPLER:
+		return "kepler"
+	case gonvml.DEVICE_ARCH_MAXWELL:
+		return "maxwell"
+	case gonvml.DEVICE_ARCH_PASCAL:
+		return "pascal"
+	case gonvml.DEVICE_ARCH_VOLTA:
+		return "volta"
+	case gonvml.DEVICE_ARCH_TURING:
+		return "turing"
+	case gonvml.DEVICE_ARCH_AMPERE:
+		return "ampere"
+	case gonvml.DEVICE_ARCH_ADA:
+		return "ada"
+	case gonvml.DEVICE_ARCH_HOPPER:
+		return "hopper"
+	case gonvml.DEVICE_ARCH_BLACKWELL:
+		return "blackwell"
+	default:
+		return "unknown"
+	}
+}

@@ -1,0 +1,299 @@
+package fake
+
+import (
+	"fmt"
+	"sync"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/gpus"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
+	"github.com/google/uuid"
+)
+
+// namespace seeds the deterministic UUIDs of fake GPUs, MIG devices and fabrics.
+var namespace = uuid.MustParse("6f1c8a52-5b0e-4d61-9a8e-9a5d1b7c0e2f")
+
+// Option configures a machine.
+type Option func(*options) error
+
+type options struct {
+	mig map[int][]string
+}
+
+// WithMIG enables MIG on the given GPUs (by index) and creates, for each
+// profile name ("1g.5gb", "3g.20gb", "1c.2g.10gb", ...), one GPU instance with
+// one compute instance, at the first set of placements that fits them all.
+func WithMIG(layout map[int][]string) Option {
+	return func(o *options) error {
+		if o.mig == nil {
+			o.mig = map[int][]string{}
+		}
+		for gpu, profiles := range layout {
+			o.mig[gpu] = append(o.mig[gpu], profiles...)
+		}
+		return nil
+	}
+}
+
+// Machine is one fake node: a go-nvml mock server with its GPUs wired as the
+// catalog describes.
+type Machine struct {
+	spec  *spec
+	srv   *server.Server
+	devs  []*server.Device
+	index map[string]int // GPU UUID -> index
+
+	mu   sync.Mutex
+	lost []bool
+	sets map[*mock.EventSet]*eventQueue
+	migs map[migKey]*mock.Device
+}
+
+// New builds the catalog machine called name.
+func New(name string, opts ...Option) (*Machine, error) {
+	build, ok := catalog[name]
+	if !ok {
+		return nil, fmt.Errorf("fake: unknown machine %q (known: %v)", name, Names())
+	}
+	o := &options{}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	s := build()
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	srv, err := server.New(
+		server.WithGPUs(gpus.Multiple(len(s.slots), s.gpu)...),
+		server.WithDriverVersion(s.driver),
+		server.WithNVMLVersion("12."+s.driver),
+		server.WithCUDADriverVersion(s.cuda),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("fake: machine %q: %w", name, err)
+	}
+	m := &Machine{
+		spec:  s,
+		srv:   srv,
+		index: map[string]int{},
+		lost:  make([]bool, len(s.slots)),
+		sets:  map[*mock.EventSet]*eventQueue{},
+		migs:  map[migKey]*mock.Device{},
+	}
+	for i, d := range srv.Devices {
+		dev := d.(*server.Device)
+		dev.UUID = m.gpuUUID(i)
+		dev.PciBusID = nvmlBusID(s.slots[i].bus)
+		m.devs = append(m.devs, dev)
+		m.index[dev.UUID] = i
+	}
+	for i, d := range m.devs {
+		m.installIdentity(i, d)
+		m.installLinks(i, d)
+		m.installMIG(i, d)
+		m.installEvents(i, d)
+		m.installLost(i, d)
+	}
+	m.installServer()
+	if err := m.applyMIG(o.mig); err != nil {
+		return nil, fmt.Errorf("fake: machine %q: %w", name, err)
+	}
+	return m, nil
+}
+
+// Interface is the machine as go-nvml's Interface, for nvml.New.
+func (m *Machine) Interface() gonvml.Interface { return m.srv }
+
+// Server is the underlying mock server. Tests override its ...Func fields to
+// simulate bad NVML answers.
+func (m *Machine) Server() *server.Server { return m.srv }
+
+// Device is GPU i's mock device (nil when out of range); tests override its
+// ...Func fields.
+func (m *Machine) Device(i int) *server.Device {
+	if i < 0 || i >= len(m.devs) {
+		return nil
+	}
+	return m.devs[i]
+}
+
+// Name is the catalog name of the machine.
+func (m *Machine) Name() string { return m.spec.name }
+
+// NumGPUs is the machine's GPU count.
+func (m *Machine) NumGPUs() int { return len(m.devs) }
+
+// UUID is GPU i's UUID ("" when out of range).
+func (m *Machine) UUID(i int) string {
+	if i < 0 || i >= len(m.devs) {
+		return ""
+	}
+	return m.devs[i].UUID
+}
+
+// BusID is GPU i's PCI bus ID in sysfs form ("0000:07:00.0").
+func (m *Machine) BusID(i int) string {
+	if i < 0 || i >= len(m.devs) {
+		return ""
+	}
+	return m.spec.slots[i].bus
+}
+
+// LoseGPU makes GPU gpu fall off the bus: handle calls and queries answer
+// ERROR_GPU_IS_LOST, and watchers get an XID 79 event.
+func (m *Machine) LoseGPU(gpu int) {
+	if !m.valid(gpu) {
+		return
+	}
+	m.mu.Lock()
+	m.lost[gpu] = true
+	m.mu.Unlock()
+	m.emit(gpu, gonvml.EventTypeXidCriticalError, 79, noInstance, noInstance)
+}
+
+// RestoreGPU brings a lost GPU back.
+func (m *Machine) RestoreGPU(gpu int) {
+	if !m.valid(gpu) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lost[gpu] = false
+}
+
+func (m *Machine) valid(gpu int) bool { return gpu >= 0 && gpu < len(m.devs) }
+
+func (m *Machine) isLost(gpu int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lost[gpu]
+}
+
+func (m *Machine) gpuUUID(i int) string {
+	return "GPU-" + uuid.NewSHA1(namespace, fmt.Appendf(nil, "%s/gpu/%d", m.spec.name, i)).String()
+}
+
+func (m *Machine) clusterUUID() [16]uint8 {
+	return uuid.NewSHA1(namespace, fmt.Appendf(nil, "%s/fabric", m.spec.name))
+}
+
+// indexOf identifies a GPU handle by its UUID, never by pointer identity.
+func (m *Machine) indexOf(d gonvml.Device) (int, bool) {
+	var id string
+	switch dev := d.(type) {
+	case *server.Device:
+		id = dev.UUID
+	case nil:
+		return 0, false
+	default:
+		var ret gonvml.Return
+		if id, ret = d.GetUUID(); ret != gonvml.SUCCESS {
+			return 0, false
+		}
+	}
+	i, ok := m.index[id]
+	return i, ok
+}
+
+// installIdentity gives GPU i a real product name, its bus ID in PciInfo and
+// NOT_SUPPORTED MIG calls when its product has no MIG.
+func (m *Machine) installIdentity(i int, d *server.Device) {
+	bus := m.spec.slots[i].bus
+	d.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) {
+		return PciInfo(bus, m.spec.gpu.PciDeviceId), gonvml.SUCCESS
+	}
+	if !m.spec.migCapable() {
+		d.GetMigModeFunc = func() (int, int, gonvml.Return) {
+			return 0, 0, gonvml.ERROR_NOT_SUPPORTED
+		}
+	}
+}
+
+// installServer makes handle lookups answer ERROR_GPU_IS_LOST for lost GPUs,
+// find MIG devices by UUID, and create event sets.
+func (m *Machine) installServer() {
+	byIndex := m.srv.DeviceGetHandleByIndexFunc
+	m.srv.DeviceGetHandleByIndexFunc = func(i int) (gonvml.Device, gonvml.Return) {
+		if m.valid(i) && m.isLost(i) {
+			return nil, gonvml.ERROR_GPU_IS_LOST
+		}
+		return byIndex(i)
+	}
+	byUUID := m.srv.DeviceGetHandleByUUIDFunc
+	m.srv.DeviceGetHandleByUUIDFunc = func(id string) (gonvml.Device, gonvml.Return) {
+		if i, ok := m.index[id]; ok && m.isLost(i) {
+			return nil, gonvml.ERROR_GPU_IS_LOST
+		}
+		if mig, parent, ok := m.migByUUID(id); ok {
+			if m.isLost(parent) {
+				return nil, gonvml.ERROR_GPU_IS_LOST
+			}
+			return mig, gonvml.SUCCESS
+		}
+		return byUUID(id)
+	}
+	byBus := m.srv.DeviceGetHandleByPciBusIdFunc
+	m.srv.DeviceGetHandleByPciBusIdFunc = func(bus string) (gonvml.Device, gonvml.Return) {
+		d, ret := byBus(bus)
+		if ret == gonvml.SUCCESS {
+			if i, ok := m.indexOf(d); ok && m.isLost(i) {
+				return nil, gonvml.ERROR_GPU_IS_LOST
+			}
+		}
+		return d, ret
+	}
+	m.srv.EventSetCreateFunc = m.newEventSet
+}
+
+// installLost makes GPU i's queries answer ERROR_GPU_IS_LOST while it is lost.
+// It wraps whatever the other installers set, so it runs last.
+func (m *Machine) installLost(i int, d *server.Device) {
+	lost := func() bool { return m.isLost(i) }
+	getUUID, getName, getMinor, getIndex := d.GetUUIDFunc, d.GetNameFunc, d.GetMinorNumberFunc, d.GetIndexFunc
+	getMem, getPci, getMig := d.GetMemoryInfoFunc, d.GetPciInfoFunc, d.GetMigModeFunc
+	d.GetUUIDFunc = func() (string, gonvml.Return) {
+		if lost() {
+			return "", gonvml.ERROR_GPU_IS_LOST
+		}
+		return getUUID()
+	}
+	d.GetNameFunc = func() (string, gonvml.Return) {
+		if lost() {
+			return "", gonvml.ERROR_GPU_IS_LOST
+		}
+		return getName()
+	}
+	d.GetMinorNumberFunc = func() (int, gonvml.Return) {
+		if lost() {
+			return 0, gonvml.ERROR_GPU_IS_LOST
+		}
+		return getMinor()
+	}
+	d.GetIndexFunc = func() (int, gonvml.Return) {
+		if lost() {
+			return 0, gonvml.ERROR_GPU_IS_LOST
+		}
+		return getIndex()
+	}
+	d.GetMemoryInfoFunc = func() (gonvml.Memory, gonvml.Return) {
+		if lost() {
+			return gonvml.Memory{}, gonvml.ERROR_GPU_IS_LOST
+		}
+		return getMem()
+	}
+	d.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) {
+		if lost() {
+			return gonvml.PciInfo{}, gonvml.ERROR_GPU_IS_LOST
+		}
+		return getPci()
+	}
+	d.GetMigModeFunc = func() (int, int, gonvml.Return) {
+		if lost() {
+			return 0, 0, gonvml.ERROR_GPU_IS_LOST
+		}
+		return getMig()
+	}
+}

@@ -1,0 +1,141 @@
+package nvml
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+)
+
+// DefaultEventTimeout is how long one EventSet.Wait call blocks; it bounds
+// how late WatchEvents notices that its context is done.
+const DefaultEventTimeout = time.Second
+
+// maxGPUs bounds the GPU count NVML may report: the topology model keeps GPU
+// sets in a uint64 bit mask.
+const maxGPUs = 64
+
+// errNotInitialized is returned by calls made before Init succeeded. The real
+// go-nvml resolves its symbols at Init; calling it before would crash.
+var errNotInitialized = errors.New("NVML is not initialised: call Init first")
+
+// Option configures the library returned by New.
+type Option func(*lib)
+
+// WithEventTimeout sets how long one EventSet.Wait blocks (default
+// DefaultEventTimeout). Shorter timeouts make WatchEvents stop sooner after
+// its context is done, at the price of more NVML calls.
+func WithEventTimeout(d time.Duration) Option {
+	return func(l *lib) {
+		if d > 0 {
+			l.eventTimeout = d
+		}
+	}
+}
+
+// lib implements Lib over a go-nvml Interface: the real library
+// (gonvml.New()) or a mock server (pkg/nvml/fake).
+type lib struct {
+	iface        gonvml.Interface
+	eventTimeout time.Duration
+
+	mu          sync.Mutex
+	initialized bool
+}
+
+var _ Lib = (*lib)(nil)
+
+// New returns a Lib over iface, typically New(gonvml.New()) on a node, or
+// New(machine.Interface()) over a fake machine. It does not call Init.
+func New(iface gonvml.Interface, opts ...Option) Lib {
+	l := &lib{iface: iface, eventTimeout: DefaultEventTimeout}
+	for _, opt := range opts {
+		opt(l)
+	}
+	return l
+}
+
+// Init loads and initialises NVML.
+func (l *lib) Init() error {
+	if l.iface == nil {
+		return errors.New("nvml: no go-nvml interface given")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.initialized {
+		return nil
+	}
+	ret := l.iface.Init()
+	switch ret {
+	case gonvml.SUCCESS:
+		l.initialized = true
+		return nil
+	case gonvml.ERROR_LIBRARY_NOT_FOUND:
+		return fmt.Errorf("nvml Init: %w (%w)", ErrLibraryNotFound, ret)
+	default:
+		return fmt.Errorf("nvml Init: %w", ret)
+	}
+}
+
+// Shutdown releases NVML. It is a no-op when Init did not succeed.
+func (l *lib) Shutdown() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.initialized {
+		return nil
+	}
+	l.initialized = false
+	if ret := l.iface.Shutdown(); ret != gonvml.SUCCESS {
+		return fmt.Errorf("nvml Shutdown: %w", ret)
+	}
+	return nil
+}
+
+func (l *lib) ready() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.initialized {
+		return errNotInitialized
+	}
+	return nil
+}
+
+// CheckGPU takes a fresh handle for the GPU and asks it a basic question.
+func (l *lib) CheckGPU(uuid string) error {
+	if err := l.ready(); err != nil {
+		return err
+	}
+	dev, ret := l.iface.DeviceGetHandleByUUID(uuid)
+	if ret != gonvml.SUCCESS {
+		return callError(uuid, "DeviceGetHandleByUUID", ret)
+	}
+	if _, ret := dev.GetMemoryInfo(); ret != gonvml.SUCCESS {
+		return callError(uuid, "GetMemoryInfo", ret)
+	}
+	return nil
+}
+
+// callError wraps an NVML return code with the GPU and the call that failed.
+// ERROR_GPU_IS_LOST also wraps ErrGPULost and ERROR_LIBRARY_NOT_FOUND
+// ErrLibraryNotFound; the Return itself is always wrapped, so callers can test
+// errors.Is(err, gonvml.ERROR_X).
+func callError(gpu, call string, ret gonvml.Return) error {
+	switch ret {
+	case gonvml.ERROR_GPU_IS_LOST:
+		return fmt.Errorf("GPU %s: %s: %w: %w", gpu, call, ErrGPULost, ret)
+	case gonvml.ERROR_LIBRARY_NOT_FOUND:
+		return fmt.Errorf("GPU %s: %s: %w: %w", gpu, call, ErrLibraryNotFound, ret)
+	default:
+		return fmt.Errorf("GPU %s: %s: %w", gpu, call, ret)
+	}
+}
+
+// gpuName names GPU i for error messages.
+func gpuName(i int, uuid string) string {
+	if uuid == "" {
+		return fmt.Sprintf("%d", i)
+	}
+	return fmt.Sprintf("%d (%s)", i, uuid)
+}

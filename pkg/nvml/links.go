@@ -1,0 +1,222 @@
+package nvml
+
+import (
+	"fmt"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+)
+
+// nvlinkEnds is what one GPU's NVLink walk finds: lanes to each peer GPU (by
+// index) and lanes into an NVSwitch fabric.
+type nvlinkEnds struct {
+	peers    map[int]int
+	switches int
+	version  int
+}
+
+// readLinks builds the N x N link matrix: the PCIe common ancestor of every
+// pair, then the NVLink lanes found by walking each GPU's links.
+func (l *lib) readLinks(gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
+	n := len(gpus)
+	links := make([][]Link, n)
+	for i := range links {
+		links[i] = make([]Link, n)
+	}
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			level, err := commonAncestor(gpus[i], devs[i], gpus[j], devs[j])
+			if err != nil {
+				return nil, err
+			}
+			links[i][j].Level, links[j][i].Level = level, level
+		}
+	}
+	byBus := make(map[string]int, n)
+	for _, g := range gpus {
+		byBus[g.PCIBusID] = g.Index
+	}
+	ends := make([]nvlinkEnds, n)
+	for i := range n {
+		e, err := l.walkNvLinks(gpus[i], devs[i], byBus)
+		if err != nil {
+			return nil, err
+		}
+		ends[i] = e
+		gpus[i].NVLinkVersion = e.version
+	}
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			lanes, sw, err := pairLanes(gpus, ends, i, j)
+			if err != nil {
+				return nil, err
+			}
+			links[i][j].NVLinks, links[i][j].NVSwitch = lanes, sw
+			links[j][i].NVLinks, links[j][i].NVSwitch = lanes, sw
+		}
+	}
+	return links, nil
+}
+
+// pairLanes combines the two GPUs' walks: direct lanes when there are any
+// (both ends must agree), else the smaller of their NVSwitch lane counts.
+func pairLanes(gpus []GPU, ends []nvlinkEnds, i, j int) (int, bool, error) {
+	ij, ji := ends[i].peers[j], ends[j].peers[i]
+	if ij != ji {
+		return 0, false, fmt.Errorf("GPUs %s and %s disagree on their NVLink lanes: %d vs %d",
+			gpuName(i, gpus[i].UUID), gpuName(j, gpus[j].UUID), ij, ji)
+	}
+	if ij > 0 {
+		return ij, false, nil
+	}
+	if s := min(ends[i].switches, ends[j].switches); s > 0 {
+		return s, true, nil
+	}
+	return 0, false, nil
+}
+
+// commonAncestor maps GetTopologyCommonAncestor to a LinkLevel.
+func commonAncestor(a GPU, da gonvml.Device, b GPU, db gonvml.Device) (LinkLevel, error) {
+	level, ret := da.GetTopologyCommonAncestor(db)
+	switch ret {
+	case gonvml.SUCCESS:
+	case gonvml.ERROR_NOT_SUPPORTED:
+		return LevelUnknown, nil
+	default:
+		return LevelUnknown, callError(gpuName(a.Index, a.UUID),
+			fmt.Sprintf("GetTopologyCommonAncestor(GPU %d)", b.Index), ret)
+	}
+	switch level {
+	case gonvml.TOPOLOGY_INTERNAL:
+		return LevelSameBoard, nil
+	case gonvml.TOPOLOGY_SINGLE:
+		return LevelPIX, nil
+	case gonvml.TOPOLOGY_MULTIPLE:
+		return LevelPXB, nil
+	case gonvml.TOPOLOGY_HOSTBRIDGE:
+		return LevelPHB, nil
+	case gonvml.TOPOLOGY_NODE:
+		return LevelNODE, nil
+	case gonvml.TOPOLOGY_SYSTEM:
+		return LevelSYS, nil
+	default:
+		return LevelUnknown, fmt.Errorf("GPU %s: GetTopologyCommonAncestor(GPU %d): unknown level %d",
+			gpuName(a.Index, a.UUID), b.Index, level)
+	}
+}
+
+// walkNvLinks visits links 0..NVLINK_MAX_LINKS-1 of one GPU and counts the
+// active lanes per remote end. A link that answers NOT_SUPPORTED or
+// INVALID_ARGUMENT does not exist on this GPU.
+func (l *lib) walkNvLinks(g GPU, dev gonvml.Device, byBus map[string]int) (nvlinkEnds, error) {
+	name := gpuName(g.Index, g.UUID)
+	e := nvlinkEnds{peers: map[int]int{}}
+	hasRemoteType := l.hasSymbol(symNvLinkRemType)
+	for link := range gonvml.NVLINK_MAX_LINKS {
+		state, ret := dev.GetNvLinkState(link)
+		if absent(ret) {
+			continue
+		}
+		if ret != gonvml.SUCCESS {
+			return e, callError(name, fmt.Sprintf("GetNvLinkState(link %d)", link), ret)
+		}
+		if state != gonvml.FEATURE_ENABLED {
+			continue
+		}
+		peer, isSwitch, err := l.remoteEnd(name, dev, link, byBus, hasRemoteType)
+		if err != nil {
+			return e, err
+		}
+		switch {
+		case isSwitch:
+			e.switches++
+		case peer == g.Index:
+			return e, fmt.Errorf("GPU %s: NVLink %d loops back to the GPU itself", name, link)
+		case peer >= 0:
+			e.peers[peer]++
+		default:
+			continue // a CPU (IBM NPU) end: not a GPU-GPU link
+		}
+		if e.version == 0 {
+			v, err := nvlinkVersion(name, dev, link)
+			if err != nil {
+				return e, err
+			}
+			e.version = v
+		}
+	}
+	return e, nil
+}
+
+// remoteEnd says what one active link reaches: a peer GPU (its index), an
+// NVSwitch, or neither (peer -1, e.g. an IBM NPU).
+func (l *lib) remoteEnd(name string, dev gonvml.Device, link int, byBus map[string]int, hasRemoteType bool) (int, bool, error) {
+	remoteType := gonvml.NVLINK_DEVICE_TYPE_UNKNOWN
+	if hasRemoteType {
+		t, ret := dev.GetNvLinkRemoteDeviceType(link)
+		switch {
+		case ret == gonvml.SUCCESS:
+			remoteType = t
+		case absent(ret) || ret == gonvml.ERROR_FUNCTION_NOT_FOUND:
+		default:
+			return -1, false, callError(name, fmt.Sprintf("GetNvLinkRemoteDeviceType(link %d)", link), ret)
+		}
+	}
+	switch remoteType {
+	case gonvml.NVLINK_DEVICE_TYPE_SWITCH:
+		return -1, true, nil
+	case gonvml.NVLINK_DEVICE_TYPE_IBMNPU:
+		return -1, false, nil
+	}
+	pci, ret := dev.GetNvLinkRemotePciInfo(link)
+	if ret != gonvml.SUCCESS {
+		return -1, false, callError(name, fmt.Sprintf("GetNvLinkRemotePciInfo(link %d)", link), ret)
+	}
+	bus, err := NormalizeBusID(busIDString(pci))
+	if err != nil {
+		return -1, false, fmt.Errorf("GPU %s: GetNvLinkRemotePciInfo(link %d): %w", name, link, err)
+	}
+	peer, ok := byBus[bus]
+	switch {
+	case ok:
+		return peer, false, nil
+	case remoteType == gonvml.NVLINK_DEVICE_TYPE_UNKNOWN:
+		// Drivers without the remote-type call: a remote end that is no GPU of
+		// this node is an NVSwitch (DGX-2 era).
+		return -1, true, nil
+	default:
+		return -1, false, fmt.Errorf("GPU %s: NVLink %d reaches a GPU at PCI bus ID %s that is not one of this node's GPUs", name, link, bus)
+	}
+}
+
+// nvlinkVersion reads a link's version (nvmlNvlinkVersion_t) as the NVLink
+// generation: 1, 2, 3, 4, 5 or 6.
+func nvlinkVersion(name string, dev gonvml.Device, link int) (int, error) {
+	v, ret := dev.GetNvLinkVersion(link)
+	if absent(ret) {
+		return 0, nil
+	}
+	if ret != gonvml.SUCCESS {
+		return 0, callError(name, fmt.Sprintf("GetNvLinkVersion(link %d)", link), ret)
+	}
+	switch gonvml.NvlinkVersion(v) {
+	case gonvml.NVLINK_VERSION_1_0:
+		return 1, nil
+	case gonvml.NVLINK_VERSION_2_0, gonvml.NVLINK_VERSION_2_2:
+		return 2, nil
+	case gonvml.NVLINK_VERSION_3_0, gonvml.NVLINK_VERSION_3_1:
+		return 3, nil
+	case gonvml.NVLINK_VERSION_4_0:
+		return 4, nil
+	case gonvml.NVLINK_VERSION_5_0:
+		return 5, nil
+	case gonvml.NVLINK_VERSION_6_0:
+		return 6, nil
+	default:
+		return 0, fmt.Errorf("GPU %s: GetNvLinkVersion(link %d): unknown version %d", name, link, v)
+	}
+}
+
+// absent reports the answers NVML gives for a link or feature the GPU lacks.
+func absent(ret gonvml.Return) bool {
+	return ret == gonvml.ERROR_NOT_SUPPORTED || ret == gonvml.ERROR_INVALID_ARGUMENT
+}
