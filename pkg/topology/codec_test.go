@@ -1,0 +1,230 @@
+package topology
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// migNode is a DGX A100 with GPU 0 in MIG mode (two 3g.20gb devices, one of
+// them unhealthy), GPU 1 shared 4 ways, GPU 7 unhealthy, and a clique.
+func migNode() *Node {
+	n := dgxA100()
+	n.GPUs[0].MIGEnabled = true
+	n.GPUs[1].Replicas = 4
+	n.GPUs[7].Healthy = false
+	n.MIG = []MIGDevice{
+		{UUID: "MIG-aaaa", Parent: 0, Profile: "3g.20gb", Start: 0, Size: 4, Healthy: true},
+		{UUID: "MIG-bbbb", Parent: 0, Profile: "3g.20gb", Start: 4, Size: 4},
+	}
+	n.Clique = "4f3c2a10-0000-4000-8000-000000000001.3"
+	n.Generation = 42
+	return n
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for _, tc := range append(testNodes(), namedNode{"mig", migNode()}, namedNode{"empty", &Node{GPUs: []GPU{}, Links: [][]Link{}}}) {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Encode(tc.node)
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(s, `{"version":"v1","node":{`), s[:40])
+			got, err := Decode(s)
+			require.NoError(t, err)
+			require.Equal(t, tc.node, got)
+			// Same matrix, same interned shape.
+			require.Same(t, tc.node.Shape(), got.Shape())
+		})
+	}
+}
+
+// TestEncodeFormat pins the wire format of a 2-GPU node.
+func TestEncodeFormat(t *testing.T) {
+	n := &Node{
+		GPUs: []GPU{
+			{Index: 0, UUID: "GPU-0", Model: "A100", MemoryMiB: 40960, NVLinkVersion: 3, Healthy: true},
+			{Index: 1, UUID: "GPU-1", Model: "A100", MemoryMiB: 40960, NUMANode: 1, NVLinkVersion: 3, Replicas: 2},
+		},
+		Links:      [][]Link{{{}, {Class: ClassNVLink, NVLinks: 12}}, {{Class: ClassNVLink, NVLinks: 12}, {}}},
+		Generation: 3,
+	}
+	s, err := Encode(n)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"version":"v1","node":{
+		"gpus":[
+			{"index":0,"uuid":"GPU-0","model":"A100","memoryMiB":40960,"numa":0,"nvlinkVersion":3,"healthy":true},
+			{"index":1,"uuid":"GPU-1","model":"A100","memoryMiB":40960,"numa":1,"nvlinkVersion":3,"healthy":false,"replicas":2}],
+		"links":[[{"class":0},{"class":7,"nvlinks":12}],[{"class":7,"nvlinks":12},{"class":0}]],
+		"generation":3}}`, s)
+}
+
+// mutate encodes the DGX-1 node after applying f, bypassing Encode's
+// validation, so Decode sees the inconsistent node.
+func mutate(t *testing.T, f func(n *Node)) string {
+	t.Helper()
+	n := dgx1()
+	f(n)
+	b, err := json.Marshal(envelope{Version: Version, Node: n})
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestDecodeErrors(t *testing.T) {
+	valid, err := Encode(dgx1())
+	require.NoError(t, err)
+	tests := []struct {
+		name  string
+		in    string
+		error string
+	}{
+		{"empty", "", "malformed JSON"},
+		{"not JSON", "gpus: 8", "malformed JSON"},
+		{"truncated", valid[:len(valid)/2], "malformed JSON"},
+		{"truncated by one", valid[:len(valid)-1], "malformed JSON"},
+		{"trailing data", valid + `{}`, "after top-level value"},
+		{"array", `[1,2]`, "malformed JSON"},
+		{"null", `null`, "no version field"},
+		{"no version", `{"node":{"gpus":[],"links":[]}}`, "no version field"},
+		{"wrong version", `{"version":"v2","node":{"gpus":[],"links":[],"newField":1}}`, `unsupported version "v2"`},
+		{"version of wrong type", `{"version":1,"node":{}}`, "malformed JSON"},
+		{"no node", `{"version":"v1"}`, "no node"},
+		{"null node", `{"version":"v1","node":null}`, "no node"},
+		{"unknown envelope field", `{"version":"v1","node":{"gpus":[],"links":[]},"extra":true}`, `unknown field "extra"`},
+		{"unknown node field", strings.Replace(valid, `"generation"`, `"color":"red","generation"`, 1), `unknown field "color"`},
+		{"oversized", `{"version":"v1","node":{"clique":"` + strings.Repeat("x", MaxAnnotationBytes) + `"}}`, "more than the 262144 allowed"},
+		{"wrong field type", strings.Replace(valid, `"generation":0`, `"generation":"zero"`, 1), "cannot unmarshal"},
+		{"negative memory", strings.Replace(valid, `"memoryMiB":81920`, `"memoryMiB":-1`, 1), "cannot unmarshal"},
+		{"matrix missing a row", mutate(t, func(n *Node) { n.Links = n.Links[:7] }), "link matrix has 7 rows, want 8"},
+		{"matrix row too short", mutate(t, func(n *Node) { n.Links[3] = n.Links[3][:5] }), "link matrix row 3 has 5 entries, want 8"},
+		{"matrix too big", mutate(t, func(n *Node) { n.Links = append(n.Links, n.Links[0]) }), "link matrix has 9 rows, want 8"},
+		{"GPU index out of range", mutate(t, func(n *Node) { n.GPUs[2].Index = 9 }), "GPU at position 2 has index 9"},
+		{"GPU index negative", mutate(t, func(n *Node) { n.GPUs[0].Index = -1 }), "GPU at position 0 has index -1"},
+		{"GPU indexes swapped", mutate(t, func(n *Node) { n.GPUs[1].Index, n.GPUs[2].Index = 2, 1 }), "GPU at position 1 has index 2"},
+		{"duplicate UUID", mutate(t, func(n *Node) { n.GPUs[5].UUID = n.GPUs[4].UUID }), `GPU 5 has UUID "GPU-dgx1-04", already used by GPU 4`},
+		{"empty UUID", mutate(t, func(n *Node) { n.GPUs[5].UUID = "" }), "GPU 5 has no UUID"},
+		{"unknown link class", mutate(t, func(n *Node) { n.Links[0][5].Class = 42 }), "link 0-5 has unknown class 42"},
+		{"negative lanes", mutate(t, func(n *Node) { n.Links[0][1].NVLinks = -2 }), "link 0-1 has -2 NVLink lanes"},
+		{"too many lanes", mutate(t, func(n *Node) { n.Links[0][1].NVLinks = 1000 }), "link 0-1 has 1000 NVLink lanes"},
+		{"NVLink without lanes", mutate(t, func(n *Node) { n.Links[0][1].NVLinks, n.Links[1][0].NVLinks = 0, 0 }), "link 0-1 is NV with no lanes"},
+		{"PCIe with lanes", mutate(t, func(n *Node) { n.Links[0][5].NVLinks = 2 }), "link 0-5 is SYS but has 2 NVLink lanes"},
+		{"asymmetric", mutate(t, func(n *Node) { n.Links[6][7].NVLinks = 1 }), "link 7-6 (NV2) differs from link 6-7 (NV1)"},
+		{"negative replicas", mutate(t, func(n *Node) { n.GPUs[3].Replicas = -1 }), "GPU 3 has -1 replicas"},
+		{"too many replicas", mutate(t, func(n *Node) { n.GPUs[3].Replicas = 100000 }), "GPU 3 has 100000 replicas"},
+		{"negative NVLink version", mutate(t, func(n *Node) { n.GPUs[3].NVLinkVersion = -1 }), "GPU 3 has NVLink version -1"},
+		{"bad NUMA node", mutate(t, func(n *Node) { n.GPUs[3].NUMANode = -7 }), "GPU 3 has NUMA node -7"},
+		{"negative generation", mutate(t, func(n *Node) { n.Generation = -1 }), "generation -1 is negative"},
+		{"MIG parent out of range", mutate(t, func(n *Node) {
+			n.MIG = []MIGDevice{{UUID: "MIG-1", Parent: 8, Profile: "1g.5gb", Size: 1}}
+		}), "MIG device 0 has parent GPU 8, want 0 to 7"},
+		{"MIG parent negative", mutate(t, func(n *Node) {
+			n.MIG = []MIGDevice{{UUID: "MIG-1", Parent: -1, Profile: "1g.5gb", Size: 1}}
+		}), "MIG device 0 has parent GPU -1"},
+		{"MIG on a non-MIG GPU", mutate(t, func(n *Node) {
+			n.MIG = []MIGDevice{{UUID: "MIG-1", Parent: 2, Profile: "1g.5gb", Size: 1}}
+		}), "MIG device 0 is on GPU 2, which is not MIG-enabled"},
+		{"MIG slices out of range", mutate(t, func(n *Node) {
+			n.GPUs[2].MIGEnabled = true
+			n.MIG = []MIGDevice{{UUID: "MIG-1", Parent: 2, Profile: "1g.5gb", Start: 7, Size: 2}}
+		}), "MIG device 0 has slices start 7 size 2"},
+		{"MIG UUID reused", mutate(t, func(n *Node) {
+			n.GPUs[2].MIGEnabled = true
+			n.MIG = []MIGDevice{{UUID: "GPU-dgx1-02", Parent: 2, Profile: "7g.40gb", Size: 8}}
+		}), `MIG device 0 has UUID "GPU-dgx1-02", already used by GPU 2`},
+		{"too many GPUs", func() string {
+			n := &Node{}
+			for i := range 65 {
+				n.GPUs = append(n.GPUs, GPU{Index: i, UUID: strings.Repeat("u", i+1)})
+			}
+			b, _ := json.Marshal(envelope{Version: Version, Node: n})
+			return string(b)
+		}(), "65 GPUs, more than 64"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := Decode(tc.in)
+			require.Error(t, err)
+			require.Nil(t, n)
+			require.ErrorContains(t, err, tc.error)
+		})
+	}
+}
+
+func TestEncodeErrors(t *testing.T) {
+	_, err := Encode(nil)
+	require.ErrorContains(t, err, "nil node")
+	n := dgx1()
+	n.Links = n.Links[:3]
+	_, err = Encode(n)
+	require.ErrorContains(t, err, "link matrix has 3 rows, want 8")
+	// Too big to fit an annotation: 64 GPUs with 4 KiB models.
+	n = &Node{}
+	for i := range 64 {
+		n.GPUs = append(n.GPUs, GPU{Index: i, UUID: strings.Repeat("u", i+1), Model: strings.Repeat("m", 4096)})
+	}
+	n.Links = make([][]Link, 64)
+	for i := range n.Links {
+		n.Links[i] = make([]Link, 64)
+	}
+	_, err = Encode(n)
+	require.ErrorContains(t, err, "more than the 262144 allowed")
+}
+
+// FuzzDecode feeds Decode arbitrary input: it must return a node or an error,
+// never panic; a decoded node must encode, and decode again to the same node;
+// and its shape must answer BestSet inside the usable GPUs.
+func FuzzDecode(f *testing.F) {
+	for _, n := range []*Node{dgx1(), pcie4(), migNode()} {
+		s, err := Encode(n)
+		require.NoError(f, err)
+		f.Add(s)
+	}
+	f.Add(`{"version":"v1","node":{"gpus":[],"links":[]}}`)
+	f.Add(`{"version":"v2","node":{}}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		n, err := Decode(in)
+		if err != nil {
+			require.Nil(t, n)
+			return
+		}
+		s, err := Encode(n)
+		require.NoError(t, err)
+		again, err := Decode(s)
+		require.NoError(t, err)
+		require.Equal(t, n, again)
+		s2, err := Encode(again)
+		require.NoError(t, err)
+		require.Equal(t, s, s2)
+		if len(n.GPUs) <= 16 {
+			usable := n.Usable()
+			for size := 1; size <= min(len(n.GPUs), 4); size++ {
+				set, q, ok := n.Shape().BestSet(usable, size)
+				require.Equal(t, size <= usable.Len(), ok)
+				require.True(t, set.SubsetOf(usable))
+				if ok {
+					require.Equal(t, n.Shape().Quality(set), q)
+				}
+			}
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	s, err := Encode(migNode())
+	require.NoError(b, err)
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		if _, err := Decode(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	n := migNode()
+	for b.Loop() {
+		if _, err := Encode(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

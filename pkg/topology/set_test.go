@@ -1,0 +1,114 @@
+package topology
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestGPUSet(t *testing.T) {
+	s := SetOf(0, 3, 5, 63, 64, -1) // 64 and -1 are ignored
+	require.Equal(t, 4, s.Len())
+	require.Equal(t, []int{0, 3, 5, 63}, s.Indexes())
+	require.True(t, s.Has(3))
+	require.False(t, s.Has(4))
+	require.False(t, s.Has(64))
+	require.False(t, s.Has(-1))
+	require.Equal(t, "{0,3,5,63}", s.String())
+	require.Equal(t, "{}", GPUSet(0).String())
+	require.Equal(t, SetOf(0, 5, 63), s.Remove(3))
+	require.Equal(t, SetOf(0, 1, 3, 5, 63), s.Add(1))
+	require.Equal(t, SetOf(3), s.Intersect(SetOf(1, 3)))
+	require.Equal(t, SetOf(0, 1, 3, 5, 63), s.Union(SetOf(1, 3)))
+	require.Equal(t, SetOf(0, 5, 63), s.Minus(SetOf(3, 4)))
+	require.True(t, SetOf(3, 5).SubsetOf(s))
+	require.False(t, SetOf(3, 4).SubsetOf(s))
+	require.Equal(t, 0, s.Lowest())
+	require.Equal(t, -1, GPUSet(0).Lowest())
+	require.Equal(t, GPUSet(0b111), FirstN(3))
+	require.Equal(t, GPUSet(0), FirstN(-2))
+	require.Equal(t, ^GPUSet(0), FirstN(64))
+	require.Equal(t, 64, FirstN(100).Len())
+}
+
+func TestUsable(t *testing.T) {
+	n := dgx1()
+	n.GPUs[1].Healthy = false
+	n.GPUs[6].MIGEnabled = true
+	require.Equal(t, SetOf(0, 2, 3, 4, 5, 7), n.Usable())
+	require.Equal(t, FirstN(8), n.All())
+}
+
+func TestQualityOrder(t *testing.T) {
+	single := Quality{RingGBps: PerfectGBps}
+	ring25 := Quality{RingGBps: 25, SumGBps: 225}
+	ring25Less := Quality{RingGBps: 25, SumGBps: 187}
+	ring50 := Quality{RingGBps: 50, SumGBps: 100}
+	require.True(t, single.Better(ring50))
+	require.True(t, single.Perfect())
+	require.False(t, ring50.Perfect())
+	require.True(t, ring50.Better(ring25)) // a faster ring wins over a larger sum
+	require.True(t, ring25.Better(ring25Less))
+	require.False(t, ring25Less.Better(ring25))
+	require.False(t, ring25.Better(ring25))
+	require.True(t, ring25.Equal(Quality{RingGBps: 25, SumGBps: 225}))
+	require.True(t, ring25.Better(Quality{}))
+	// The single-GPU sentinel keeps ratios finite.
+	require.Equal(t, 1.0, single.RingGBps/PerfectGBps)
+}
+
+func TestShapeInterning(t *testing.T) {
+	a, b := dgx1(), dgx1()
+	b.GPUs[0].UUID = "other"
+	b.GPUs[3].Healthy = false
+	require.Same(t, a.Shape(), b.Shape(), "same matrix, same shape")
+	require.NotSame(t, a.Shape(), dgxA100().Shape())
+	c := dgx1()
+	c.Links[0][1].NVLinks, c.Links[1][0].NVLinks = 2, 2
+	require.NotSame(t, a.Shape(), c.Shape())
+	// Different classes with the same figures share a shape too: only the
+	// matrix of bandwidths counts.
+	d := dgx1()
+	for i := range d.GPUs {
+		d.GPUs[i].NVLinkVersion = 3 // 25 per lane, like version 2
+	}
+	require.Same(t, a.Shape(), d.Shape())
+	s := a.Shape()
+	require.Equal(t, 8, s.Len())
+	require.Equal(t, 50.0, s.Bandwidth(0, 3))
+	require.Equal(t, 6.0, s.Bandwidth(0, 5))
+	require.Zero(t, s.Bandwidth(0, 8))
+	require.Equal(t, 0, (&Node{}).Shape().Len())
+	_, _, ok := (&Node{}).Shape().BestSet(^GPUSet(0), 1)
+	require.False(t, ok)
+}
+
+// TestShapeConcurrent runs BestSet, Quality and Shape from many goroutines
+// (meaningful with -race).
+func TestShapeConcurrent(t *testing.T) {
+	n := mixed16()
+	ring, sum := ringTable(n), sumTable(n)
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				free := GPUSet(uint64(i*7919+g*104729)) & n.All()
+				size := 1 + i%8
+				set, q, ok := n.Shape().BestSet(free, size)
+				if !ok {
+					continue
+				}
+				if !set.SubsetOf(free) || q != (Quality{RingGBps: ring[set], SumGBps: sum[set]}) {
+					t.Errorf("free %v size %d: %v %v", free, size, set, q)
+				}
+				if i%50 == 0 {
+					n.Shape().Reset()
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+}

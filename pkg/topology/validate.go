@@ -1,0 +1,124 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Limits checked by Validate.
+const (
+	// MaxReplicas is the most time-shared replicas a GPU may advertise.
+	MaxReplicas = 256
+	// MaxNVLinks is the most NVLink lanes one link may have.
+	MaxNVLinks = 64
+	// MaxMIGSlices is the number of memory slices of a MIG-capable GPU; a MIG
+	// device's Start+Size may not exceed it.
+	MaxMIGSlices = 8
+)
+
+// Validate checks that n is consistent: at most MaxGPUs GPUs, each GPU's Index
+// equal to its position, non-empty unique UUIDs (GPUs and MIG devices
+// together), replica counts in [0, MaxReplicas], NVLink versions >= 0, an
+// N x N symmetric link matrix of known classes with lane counts in
+// [1, MaxNVLinks] on NVLink classes and 0 on the others, MIG devices on
+// MIG-enabled GPUs with slices within [0, MaxMIGSlices), and a generation >= 0.
+// It returns every problem found, joined.
+func (n *Node) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(n.GPUs) > MaxGPUs {
+		return fmt.Errorf("%d GPUs, more than %d", len(n.GPUs), MaxGPUs)
+	}
+	if n.Generation < 0 {
+		add("generation %d is negative", n.Generation)
+	}
+	uuids := make(map[string]string, len(n.GPUs)+len(n.MIG))
+	seen := func(uuid, what string) {
+		if uuid == "" {
+			add("%s has no UUID", what)
+			return
+		}
+		if prev, dup := uuids[uuid]; dup {
+			add("%s has UUID %q, already used by %s", what, uuid, prev)
+			return
+		}
+		uuids[uuid] = what
+	}
+	for i, g := range n.GPUs {
+		what := fmt.Sprintf("GPU %d", i)
+		if g.Index != i {
+			add("GPU at position %d has index %d", i, g.Index)
+		}
+		seen(g.UUID, what)
+		if g.Replicas < 0 || g.Replicas > MaxReplicas {
+			add("%s has %d replicas, want 0 to %d", what, g.Replicas, MaxReplicas)
+		}
+		if g.NVLinkVersion < 0 {
+			add("%s has NVLink version %d", what, g.NVLinkVersion)
+		}
+		if g.NUMANode < -1 {
+			add("%s has NUMA node %d", what, g.NUMANode)
+		}
+	}
+	errs = append(errs, n.validateLinks()...)
+	errs = append(errs, n.validateMIG(seen)...)
+	return errors.Join(errs...)
+}
+
+func (n *Node) validateLinks() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	size := len(n.GPUs)
+	if len(n.Links) != size {
+		return []error{fmt.Errorf("link matrix has %d rows, want %d (one per GPU)", len(n.Links), size)}
+	}
+	for i, row := range n.Links {
+		if len(row) != size {
+			add("link matrix row %d has %d entries, want %d", i, len(row), size)
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	for i, row := range n.Links {
+		for j, l := range row {
+			switch {
+			case !l.Class.Valid():
+				add("link %d-%d has unknown class %d", i, j, l.Class)
+			case l.NVLinks < 0 || l.NVLinks > MaxNVLinks:
+				add("link %d-%d has %d NVLink lanes, want 0 to %d", i, j, l.NVLinks, MaxNVLinks)
+			case i == j:
+				// The diagonal is ignored.
+			case l.Class.IsNVLink() && l.NVLinks == 0:
+				add("link %d-%d is %s with no lanes", i, j, l.Class)
+			case !l.Class.IsNVLink() && l.NVLinks != 0:
+				add("link %d-%d is %s but has %d NVLink lanes", i, j, l.Class, l.NVLinks)
+			case j < i && l != n.Links[j][i]:
+				add("link %d-%d (%s) differs from link %d-%d (%s)", i, j, l, j, i, n.Links[j][i])
+			}
+		}
+	}
+	return errs
+}
+
+func (n *Node) validateMIG(seen func(uuid, what string)) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for k, m := range n.MIG {
+		what := fmt.Sprintf("MIG device %d", k)
+		seen(m.UUID, what)
+		if m.Parent < 0 || m.Parent >= len(n.GPUs) {
+			add("%s has parent GPU %d, want 0 to %d", what, m.Parent, len(n.GPUs)-1)
+			continue
+		}
+		if !n.GPUs[m.Parent].MIGEnabled {
+			add("%s is on GPU %d, which is not MIG-enabled", what, m.Parent)
+		}
+		// Compute instances of one GPU instance share its slices, so
+		// overlapping placements are legal.
+		if m.Start < 0 || m.Size < 1 || m.Start+m.Size > MaxMIGSlices {
+			add("%s has slices start %d size %d, want within 0 to %d", what, m.Start, m.Size, MaxMIGSlices-1)
+		}
+	}
+	return errs
+}
