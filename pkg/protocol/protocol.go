@@ -1,0 +1,225 @@
+// Package protocol holds the versioned JSON payloads the scheduler plugin
+// and the device plugin exchange through annotations (DESIGN.md section 4),
+// other than the gpupack.io/topology node annotation (pkg/topology):
+//
+//   - node annotation gpupack.io/in-use: the device IDs in use on the node
+//     and by which pod, written by the device plugin;
+//   - pod annotation gpupack.io/devices: resource -> device IDs chosen by the
+//     scheduler, with gpupack.io/assumed-at.
+//
+// Decoders reject what they do not understand (unknown version, unknown
+// field, malformed IDs) with a clear error and never panic.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Annotation keys.
+const (
+	InUseAnnotation     = "gpupack.io/in-use"
+	DevicesAnnotation   = "gpupack.io/devices"
+	AssumedAtAnnotation = "gpupack.io/assumed-at"
+)
+
+// Version is the payload version these codecs read and write.
+const Version = "v1"
+
+// MaxPayload bounds an annotation payload the decoders accept (bytes).
+const MaxPayload = 1 << 20
+
+// ErrVersion is wrapped by errors about a payload of another version.
+var ErrVersion = errors.New("unsupported payload version")
+
+// PodRef names a pod.
+type PodRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+}
+
+// PodDevices are the devices one pod holds.
+type PodDevices struct {
+	PodRef
+	Devices []string `json:"devices"`
+}
+
+// InUse is the payload of the gpupack.io/in-use node annotation.
+type InUse struct {
+	Version string       `json:"version"`
+	Pods    []PodDevices `json:"pods"`
+}
+
+// IDs returns every device ID in use.
+func (u *InUse) IDs() map[string]bool {
+	ids := map[string]bool{}
+	for _, p := range u.Pods {
+		for _, id := range p.Devices {
+			ids[id] = true
+		}
+	}
+	return ids
+}
+
+// EncodeInUse renders pods as an annotation value (sorted, reproducible).
+func EncodeInUse(pods []PodDevices) (string, error) {
+	u := InUse{Version: Version, Pods: make([]PodDevices, 0, len(pods))}
+	for _, p := range pods {
+		if err := validatePod(p); err != nil {
+			return "", err
+		}
+		p.Devices = slices.Sorted(slices.Values(p.Devices))
+		u.Pods = append(u.Pods, p)
+	}
+	slices.SortFunc(u.Pods, func(a, b PodDevices) int {
+		return strings.Compare(a.Namespace+"/"+a.Name+"/"+a.UID, b.Namespace+"/"+b.Name+"/"+b.UID)
+	})
+	b, err := json.Marshal(u)
+	if err != nil {
+		return "", fmt.Errorf("encode %s: %w", InUseAnnotation, err)
+	}
+	return string(b), nil
+}
+
+// DecodeInUse parses a gpupack.io/in-use annotation value.
+func DecodeInUse(s string) (*InUse, error) {
+	var u InUse
+	if err := decode(s, InUseAnnotation, &u); err != nil {
+		return nil, err
+	}
+	for i, p := range u.Pods {
+		if err := validatePod(p); err != nil {
+			return nil, fmt.Errorf("%s: pods[%d]: %w", InUseAnnotation, i, err)
+		}
+	}
+	return &u, nil
+}
+
+func validatePod(p PodDevices) error {
+	for _, id := range p.Devices {
+		if err := ValidateDeviceID(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateDeviceID checks that id is a plausible device ID: non-empty,
+// printable, at most 256 bytes.
+func ValidateDeviceID(id string) error {
+	if id == "" || len(id) > 256 {
+		return fmt.Errorf("device ID %q: empty or longer than 256 bytes", id)
+	}
+	for _, r := range id {
+		if r <= ' ' || r == 0x7f || r == '\uFFFD' {
+			return fmt.Errorf("device ID %q: contains a space, control or invalid character", id)
+		}
+	}
+	return nil
+}
+
+// Devices is the payload of the gpupack.io/devices pod annotation: the
+// scheduler's device choice per resource, and per container.
+type Devices struct {
+	Version string `json:"version"`
+	// Resources maps a resource name to the device IDs of the whole pod.
+	Resources map[string][]string `json:"resources"`
+	// Containers maps a container name to its resources' device IDs.
+	Containers map[string]map[string][]string `json:"containers,omitempty"`
+}
+
+// EncodeDevices renders d (Version is set) as an annotation value.
+func EncodeDevices(d Devices) (string, error) {
+	d.Version = Version
+	if err := validateDevices(&d); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", fmt.Errorf("encode %s: %w", DevicesAnnotation, err)
+	}
+	return string(b), nil
+}
+
+// DecodeDevices parses a gpupack.io/devices annotation value.
+func DecodeDevices(s string) (*Devices, error) {
+	var d Devices
+	if err := decode(s, DevicesAnnotation, &d); err != nil {
+		return nil, err
+	}
+	if err := validateDevices(&d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func validateDevices(d *Devices) error {
+	check := func(where string, m map[string][]string) error {
+		for res, ids := range m {
+			if res == "" {
+				return fmt.Errorf("%s: %sempty resource name", DevicesAnnotation, where)
+			}
+			seen := map[string]bool{}
+			for _, id := range ids {
+				if err := ValidateDeviceID(id); err != nil {
+					return fmt.Errorf("%s: %s%s: %w", DevicesAnnotation, where, res, err)
+				}
+				if seen[id] {
+					return fmt.Errorf("%s: %s%s: device %q listed twice", DevicesAnnotation, where, res, id)
+				}
+				seen[id] = true
+			}
+		}
+		return nil
+	}
+	if err := check("", d.Resources); err != nil {
+		return err
+	}
+	for c, m := range d.Containers {
+		if err := check("container "+c+": ", m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FormatAssumedAt renders t for gpupack.io/assumed-at (RFC 3339 nano, UTC).
+func FormatAssumedAt(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// ParseAssumedAt parses gpupack.io/assumed-at.
+func ParseAssumedAt(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", AssumedAtAnnotation, err)
+	}
+	return t, nil
+}
+
+// decode reads a versioned JSON object strictly: size bound, the version
+// first, then unknown fields rejected.
+func decode(s, what string, into any) error {
+	if len(s) > MaxPayload {
+		return fmt.Errorf("%s: payload of %d bytes is over %d", what, len(s), MaxPayload)
+	}
+	var head struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(s), &head); err != nil {
+		return fmt.Errorf("%s: malformed JSON: %w", what, err)
+	}
+	if head.Version != Version {
+		return fmt.Errorf("%s: %w %q (this build reads %q)", what, ErrVersion, head.Version, Version)
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package protocol_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/protocol"
+)
+
+func TestInUseRoundTrip(t *testing.T) {
+	s, err := protocol.EncodeInUse([]protocol.PodDevices{
+		{PodRef: protocol.PodRef{Namespace: "b", Name: "p2", UID: "u2"}, Devices: []string{"GPU-2::1", "GPU-2::0"}},
+		{PodRef: protocol.PodRef{Namespace: "a", Name: "p1", UID: "u1"}, Devices: []string{"GPU-1"}},
+	})
+	require.NoError(t, err)
+	// Sorted by namespace/name/uid, devices sorted.
+	require.JSONEq(t, `{"version":"v1","pods":[
+		{"namespace":"a","name":"p1","uid":"u1","devices":["GPU-1"]},
+		{"namespace":"b","name":"p2","uid":"u2","devices":["GPU-2::0","GPU-2::1"]}]}`, s)
+	u, err := protocol.DecodeInUse(s)
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"GPU-1": true, "GPU-2::0": true, "GPU-2::1": true}, u.IDs())
+}
+
+func TestDevicesRoundTrip(t *testing.T) {
+	s, err := protocol.EncodeDevices(protocol.Devices{
+		Resources:  map[string][]string{"nvidia.com/gpu": {"GPU-a", "GPU-b"}},
+		Containers: map[string]map[string][]string{"main": {"nvidia.com/gpu": {"GPU-a", "GPU-b"}}},
+	})
+	require.NoError(t, err)
+	d, err := protocol.DecodeDevices(s)
+	require.NoError(t, err)
+	require.Equal(t, "v1", d.Version)
+	require.Equal(t, []string{"GPU-a", "GPU-b"}, d.Resources["nvidia.com/gpu"])
+}
+
+func TestDecodeBadInput(t *testing.T) {
+	tests := []struct {
+		name, in, wantErr string
+		devices           bool
+	}{
+		{name: "empty", in: "", wantErr: "malformed JSON"},
+		{name: "not JSON", in: "{", wantErr: "malformed JSON"},
+		{name: "no version", in: `{"pods":[]}`, wantErr: "unsupported payload version"},
+		{name: "future version", in: `{"version":"v2","pods":[]}`, wantErr: `unsupported payload version "v2"`},
+		{name: "unknown field", in: `{"version":"v1","pods":[],"extra":1}`, wantErr: "unknown field"},
+		{name: "wrong type", in: `{"version":"v1","pods":{}}`, wantErr: "cannot unmarshal"},
+		{name: "empty device ID", in: `{"version":"v1","pods":[{"namespace":"a","name":"b","uid":"c","devices":[""]}]}`, wantErr: "empty"},
+		{name: "control char", in: `{"version":"v1","pods":[{"devices":["GPU\u0001"]}]}`, wantErr: "control"},
+		{name: "trailing", in: `{"version":"v1","pods":[]} {}`, wantErr: "malformed JSON"},
+		{name: "devices twice", devices: true, in: `{"version":"v1","resources":{"nvidia.com/gpu":["a","a"]}}`, wantErr: "listed twice"},
+		{name: "devices empty resource", devices: true, in: `{"version":"v1","resources":{"":["a"]}}`, wantErr: "empty resource"},
+		{name: "devices version", devices: true, in: `{"version":"1","resources":{}}`, wantErr: "unsupported payload version"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.devices {
+				_, err = protocol.DecodeDevices(tt.in)
+			} else {
+				_, err = protocol.DecodeInUse(tt.in)
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
+
+func FuzzDecodeInUse(f *testing.F) {
+	f.Add(`{"version":"v1","pods":[{"namespace":"a","name":"p","uid":"u","devices":["GPU-1","GPU-2::3"]}]}`)
+	f.Add(`{"version":"v2"}`)
+	f.Add(`{"version":"v1","pods":null}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := protocol.DecodeInUse(s)
+		if err != nil {
+			return
+		}
+		// What decodes re-encodes and decodes to the same IDs.
+		again, err := protocol.EncodeInUse(u.Pods)
+		require.NoError(t, err)
+		u2, err := protocol.DecodeInUse(again)
+		require.NoError(t, err)
+		require.Equal(t, u.IDs(), u2.IDs())
+	})
+}
+
+func FuzzDecodeDevices(f *testing.F) {
+	f.Add(`{"version":"v1","resources":{"nvidia.com/gpu":["GPU-1"]},"containers":{"c":{"nvidia.com/gpu":["GPU-1"]}}}`)
+	f.Add(`{"version":"v1","resources":{"nvidia.com/gpu":["a","a"]}}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := protocol.DecodeDevices(s)
+		if err != nil {
+			return
+		}
+		again, err := protocol.EncodeDevices(*d)
+		require.NoError(t, err)
+		_, err = protocol.DecodeDevices(again)
+		require.NoError(t, err)
+	})
+}

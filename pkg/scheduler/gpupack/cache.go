@@ -1,0 +1,243 @@
+package gpupack
+
+import (
+	"fmt"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// Cache is the plugin's view of every GPU node: its decoded topology
+// (decoded once per annotation change) and its usage, which is the union of
+// the scheduler's own choices (assumed in Reserve, or bound pods carrying
+// gpupack.io/devices) and the node's gpupack.io/in-use report. The union
+// can only over-count, so a GPU is never given twice.
+type Cache struct {
+	mu    sync.RWMutex
+	nodes map[string]*nodeEntry
+	pods  map[types.UID]*podEntry
+}
+
+type nodeEntry struct {
+	topoRaw, inUseRaw string
+	topo              *topology.Node
+	topoErr           error
+	inUse             map[string]bool
+	inUseErr          error
+	// pods holds the own choices on this node.
+	pods map[types.UID]*podEntry
+	// state is the usage as a score.State, rebuilt lazily (nil: stale).
+	// Readers share it; it is never mutated once built.
+	state *score.State
+}
+
+type podEntry struct {
+	node    string
+	ids     []string
+	assumed bool
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache {
+	return &Cache{nodes: map[string]*nodeEntry{}, pods: map[types.UID]*podEntry{}}
+}
+
+// NodeView is what Filter and Score need of a node.
+type NodeView struct {
+	Topology *topology.Node
+	State    *score.State
+}
+
+// View returns node's topology and usage, first folding in annotation
+// changes. err explains why the node has no usable GPUs (no or malformed
+// annotation).
+func (c *Cache) View(node *v1.Node) (NodeView, error) {
+	topoRaw, hasTopo := node.Annotations[topology.AnnotationKey]
+	inUseRaw := node.Annotations[protocol.InUseAnnotation]
+	c.mu.RLock()
+	e := c.nodes[node.Name]
+	if e != nil && e.state != nil && e.topoRaw == topoRaw && e.inUseRaw == inUseRaw && hasTopo {
+		v := NodeView{e.topo, e.state}
+		c.mu.RUnlock()
+		return v, nil
+	}
+	c.mu.RUnlock()
+	if !hasTopo {
+		return NodeView{}, fmt.Errorf("node has no %s annotation (no gpupack device plugin?)", topology.AnnotationKey)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e = c.updateNodeLocked(node.Name, topoRaw, inUseRaw)
+	if e.topoErr != nil {
+		return NodeView{}, e.topoErr
+	}
+	return NodeView{e.topo, c.stateLocked(e)}, nil
+}
+
+// UpdateNode folds in a node's annotations (node informer).
+func (c *Cache) UpdateNode(node *v1.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.updateNodeLocked(node.Name, node.Annotations[topology.AnnotationKey], node.Annotations[protocol.InUseAnnotation])
+}
+
+// RemoveNode forgets a node (its pods stay until they go).
+func (c *Cache) RemoveNode(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.nodes[name]; e != nil {
+		e.topoRaw, e.topo, e.topoErr, e.state = "", nil, nil, nil
+	}
+}
+
+func (c *Cache) entryLocked(name string) *nodeEntry {
+	e := c.nodes[name]
+	if e == nil {
+		e = &nodeEntry{pods: map[types.UID]*podEntry{}}
+		c.nodes[name] = e
+	}
+	return e
+}
+
+func (c *Cache) updateNodeLocked(name, topoRaw, inUseRaw string) *nodeEntry {
+	e := c.entryLocked(name)
+	if topoRaw != e.topoRaw || (e.topo == nil && e.topoErr == nil) {
+		e.topoRaw = topoRaw
+		e.topo, e.topoErr = nil, nil
+		if topoRaw == "" {
+			e.topoErr = fmt.Errorf("node has no %s annotation", topology.AnnotationKey)
+		} else if n, err := topology.Decode(topoRaw); err != nil {
+			e.topoErr = err
+		} else {
+			e.topo = n
+		}
+		e.state = nil
+	}
+	if inUseRaw != e.inUseRaw || e.inUse == nil {
+		e.inUseRaw = inUseRaw
+		e.inUse, e.inUseErr = map[string]bool{}, nil
+		if inUseRaw != "" {
+			if u, err := protocol.DecodeInUse(inUseRaw); err != nil {
+				// A report we cannot read adds nothing; own choices still count.
+				e.inUseErr = err
+			} else {
+				e.inUse = u.IDs()
+			}
+		}
+		e.state = nil
+	}
+	return e
+}
+
+// stateLocked returns e's usage State, rebuilding it when stale. Called
+// with the write lock held.
+func (c *Cache) stateLocked(e *nodeEntry) *score.State {
+	if e.state != nil || e.topo == nil {
+		return e.state
+	}
+	used := make(map[string]bool, len(e.inUse))
+	for id := range e.inUse {
+		used[id] = true
+	}
+	for _, p := range e.pods {
+		for _, id := range p.ids {
+			used[id] = true
+		}
+	}
+	e.state, _ = score.StateOf(e.topo, used)
+	return e.state
+}
+
+// Used returns the device IDs counted as in use on node (own choices
+// UNION in-use report).
+func (c *Cache) Used(node string) map[string]bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	used := map[string]bool{}
+	e := c.nodes[node]
+	if e == nil {
+		return used
+	}
+	for id := range e.inUse {
+		used[id] = true
+	}
+	for _, p := range e.pods {
+		for _, id := range p.ids {
+			used[id] = true
+		}
+	}
+	return used
+}
+
+// Assume records the scheduler's choice for a pod (Reserve).
+func (c *Cache) Assume(uid types.UID, node string, ids []string) {
+	c.setPod(uid, &podEntry{node: node, ids: ids, assumed: true})
+}
+
+// Forget drops a pod's choice (Unreserve, pod deleted or finished).
+func (c *Cache) Forget(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropLocked(uid)
+}
+
+// AddPod folds in a pod from the informer: a pod bound to a node with a
+// gpupack.io/devices annotation holds those devices until it finishes.
+func (c *Cache) AddPod(pod *v1.Pod) error {
+	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+		c.Forget(pod.UID)
+		return nil
+	}
+	raw, ok := pod.Annotations[protocol.DevicesAnnotation]
+	if !ok || pod.Spec.NodeName == "" {
+		return nil
+	}
+	d, err := protocol.DecodeDevices(raw)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, l := range d.Resources {
+		ids = append(ids, l...)
+	}
+	c.setPod(pod.UID, &podEntry{node: pod.Spec.NodeName, ids: ids})
+	return nil
+}
+
+func (c *Cache) setPod(uid types.UID, p *podEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropLocked(uid)
+	c.pods[uid] = p
+	e := c.entryLocked(p.node)
+	e.pods[uid] = p
+	e.state = nil
+}
+
+func (c *Cache) dropLocked(uid types.UID) {
+	old := c.pods[uid]
+	if old == nil {
+		return
+	}
+	delete(c.pods, uid)
+	if e := c.nodes[old.node]; e != nil {
+		delete(e.pods, uid)
+		e.state = nil
+	}
+}
+
+// PodDevices returns the IDs held for a pod and its node.
+func (c *Cache) PodDevices(uid types.UID) (node string, ids []string, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	p := c.pods[uid]
+	if p == nil {
+		return "", nil, false
+	}
+	return p.node, append([]string(nil), p.ids...), true
+}

@@ -1,0 +1,65 @@
+package gpupack
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+
+	"github.com/gpupack/gpupack/pkg/score"
+)
+
+var (
+	chosenQuality = metrics.NewHistogramVec(&metrics.HistogramOpts{
+		Subsystem:      "gpupack",
+		Name:           "chosen_set_quality_ratio",
+		Help:           "Link quality of the chosen multi-GPU sets over the best the node's shape offers (1 = best).",
+		Buckets:        []float64{0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1},
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"size"})
+	fragDelta = metrics.NewHistogram(&metrics.HistogramOpts{
+		Subsystem:      "gpupack",
+		Name:           "fragmentation_delta_gpus",
+		Help:           "Change of the chosen node's fragmentation (GPUs of expected stranded capacity) per reserved request.",
+		Buckets:        []float64{-4, -2, -1, -0.5, -0.1, 0, 0.1, 0.5, 1, 2, 4},
+		StabilityLevel: metrics.ALPHA,
+	})
+	decision = metrics.NewHistogram(&metrics.HistogramOpts{
+		Subsystem:      "gpupack",
+		Name:           "decision_duration_seconds",
+		Help:           "Time from PreFilter to Reserve for GPU pods.",
+		Buckets:        metrics.ExponentialBuckets(0.0001, 2, 16),
+		StabilityLevel: metrics.ALPHA,
+	})
+	registerOnce sync.Once
+)
+
+// registerMetrics registers the plugin's metrics with the scheduler's
+// registry (served on its /metrics).
+func registerMetrics() {
+	registerOnce.Do(func() {
+		legacyregistry.MustRegister(chosenQuality, fragDelta, decision)
+	})
+}
+
+func observeChoice(r score.Request, c score.Choice) {
+	fragDelta.Observe(c.FragDelta)
+	if r.Kind == score.KindWhole && r.Count > 1 {
+		chosenQuality.WithLabelValues(sizeLabel(r.Count)).Observe(c.QualityRatio())
+	}
+}
+
+func sizeLabel(n int) string {
+	switch {
+	case n <= 2:
+		return "2"
+	case n <= 4:
+		return "4"
+	case n <= 8:
+		return "8"
+	}
+	return "16"
+}
+
+func observeDecision(d time.Duration) { decision.Observe(d.Seconds()) }

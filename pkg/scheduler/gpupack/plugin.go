@@ -1,0 +1,195 @@
+// Package gpupack is the GPUPack kube-scheduler framework plugin: it
+// chooses nodes and exact devices by NVLink topology and fragmentation
+// (pkg/score), and hands its choice to the device plugin through the
+// gpupack.io/devices pod annotation (DESIGN.md sections 4, 5, 7).
+package gpupack
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
+	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
+	"github.com/gpupack/gpupack/pkg/score"
+)
+
+// Name is the plugin's name in the registry and in configuration.
+const Name = "GPUPack"
+
+// GPUPack is the plugin.
+type GPUPack struct {
+	handle    fwk.Handle
+	args      config.GPUPackArgs
+	workload  *score.Workload
+	cache     *Cache
+	policy    score.ReplicaPolicy
+	hint      score.TopologyHint
+	now       func() time.Time
+	wfrag     int64
+	wtopo     int64
+	resources resourceNames
+}
+
+var (
+	_ fwk.PreFilterPlugin   = &GPUPack{}
+	_ fwk.FilterPlugin      = &GPUPack{}
+	_ fwk.PreScorePlugin    = &GPUPack{}
+	_ fwk.ScorePlugin       = &GPUPack{}
+	_ fwk.ScoreExtensions   = &GPUPack{}
+	_ fwk.ReservePlugin     = &GPUPack{}
+	_ fwk.PreBindPlugin     = &GPUPack{}
+	_ fwk.EnqueueExtensions = &GPUPack{}
+)
+
+// Name returns the plugin's name.
+func (pl *GPUPack) Name() string { return Name }
+
+// New builds the plugin from its args (internal or v1 GPUPackArgs, or nil
+// for the defaults). Invalid args fail with every error.
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+	return NewWithClock(ctx, obj, h, time.Now)
+}
+
+// NewWithClock is New with a clock (for gpupack.io/assumed-at in tests).
+func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, error) {
+	args, err := toArgs(obj)
+	if err != nil {
+		return nil, err
+	}
+	if errs := validation.ValidateGPUPackArgs(nil, args); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid %s args: %w", Name, errs.ToAggregate())
+	}
+	prior := make([]score.Weighted, 0, len(args.Workload.Prior))
+	for _, p := range args.Workload.Prior {
+		t, _ := validation.TaskType(p) // validated
+		prior = append(prior, score.Weighted{Type: t, Weight: float64(p.Weight)})
+	}
+	wl, err := score.NewWorkload(score.WorkloadOptions{
+		Prior: prior, PriorWeight: float64(args.Workload.PriorWeight),
+		HalfLife: float64(args.Workload.HalfLife), Pin: args.Workload.Pin,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("invalid %s args: workload: %w", Name, err)
+	}
+	if args.Workload.PriorWeight == 0 && !args.Workload.Pin {
+		// A zero prior weight is honoured by NewWorkload's default only when unset.
+		return nil, fmt.Errorf("invalid %s args: workload.priorWeight must be positive unless pinned", Name)
+	}
+	hint, _ := score.ParseHint(args.DefaultTopology)
+	pl := &GPUPack{
+		handle: h, args: *args, workload: wl, cache: NewCache(), hint: hint, now: now,
+		wfrag: args.FragmentationWeight, wtopo: args.TopologyWeight,
+		resources: resourceNames{whole: args.WholeResource, shared: args.SharedResource, migPrefix: args.MIGResourcePrefix},
+	}
+	if args.ReplicaPolicy == "spread" {
+		pl.policy = score.Spread
+	}
+	registerMetrics()
+	if h != nil && h.SharedInformerFactory() != nil {
+		if err := pl.watch(ctx, h); err != nil {
+			return nil, err
+		}
+	}
+	klog.FromContext(ctx).V(2).Info("GPUPack plugin ready", "fragmentationWeight", pl.wfrag, "topologyWeight", pl.wtopo,
+		"replicaPolicy", args.ReplicaPolicy, "defaultTopology", args.DefaultTopology, "workloadTypes", len(prior))
+	return pl, nil
+}
+
+func toArgs(obj runtime.Object) (*config.GPUPackArgs, error) {
+	switch a := obj.(type) {
+	case *config.GPUPackArgs:
+		return a, nil
+	case *configv1.GPUPackArgs:
+		v := a.DeepCopy()
+		configv1.SetDefaults_GPUPackArgs(v)
+		var out config.GPUPackArgs
+		configv1.Convert_v1_GPUPackArgs_To_config_GPUPackArgs(v, &out)
+		return &out, nil
+	case nil:
+		var v configv1.GPUPackArgs
+		configv1.SetDefaults_GPUPackArgs(&v)
+		var out config.GPUPackArgs
+		configv1.Convert_v1_GPUPackArgs_To_config_GPUPackArgs(&v, &out)
+		return &out, nil
+	}
+	return nil, fmt.Errorf("want args of type GPUPackArgs, got %T", obj)
+}
+
+// watch feeds the cache from the node and pod informers.
+func (pl *GPUPack) watch(ctx context.Context, h fwk.Handle) error {
+	logger := klog.FromContext(ctx)
+	f := h.SharedInformerFactory()
+	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { pl.onNode(obj) },
+		UpdateFunc: func(_, obj any) { pl.onNode(obj) },
+		DeleteFunc: func(obj any) {
+			if n, ok := unwrap[*v1.Node](obj); ok {
+				pl.cache.RemoveNode(n.Name)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("node informer: %w", err)
+	}
+	if _, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { pl.onPod(logger, obj) },
+		UpdateFunc: func(_, obj any) { pl.onPod(logger, obj) },
+		DeleteFunc: func(obj any) {
+			if p, ok := unwrap[*v1.Pod](obj); ok {
+				pl.cache.Forget(p.UID)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("pod informer: %w", err)
+	}
+	return nil
+}
+
+func (pl *GPUPack) onNode(obj any) {
+	if n, ok := unwrap[*v1.Node](obj); ok {
+		pl.cache.UpdateNode(n)
+	}
+}
+
+func (pl *GPUPack) onPod(logger klog.Logger, obj any) {
+	p, ok := unwrap[*v1.Pod](obj)
+	if !ok {
+		return
+	}
+	if err := pl.cache.AddPod(p); err != nil {
+		logger.Error(err, "Ignoring malformed device annotation", "pod", klog.KObj(p))
+	}
+}
+
+func unwrap[T any](obj any) (T, bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	t, ok := obj.(T)
+	return t, ok
+}
+
+// resourceNames maps resource names to kinds of device.
+type resourceNames struct{ whole, shared, migPrefix string }
+
+// kindOf returns the request for a resource name, or false for resources
+// that are not ours.
+func (r resourceNames) kindOf(name string) (score.Request, bool) {
+	switch {
+	case name == r.whole:
+		return score.Request{Kind: score.KindWhole}, true
+	case name == r.shared:
+		return score.Request{Kind: score.KindShared}, true
+	case strings.HasPrefix(name, r.migPrefix) && len(name) > len(r.migPrefix):
+		return score.Request{Kind: score.KindMIG, MIGProfile: strings.TrimPrefix(name, r.migPrefix)}, true
+	}
+	return score.Request{}, false
+}

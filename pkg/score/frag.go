@@ -1,0 +1,155 @@
+package score
+
+import "github.com/gpupack/gpupack/pkg/topology"
+
+// Fragmentation is the node's expected stranded GPU capacity under the
+// workload d, after FGD (Weng et al., ATC'23) with a topology extension:
+//
+//	F = sum over task types m of p_m * (free capacity on the node that m cannot use)
+//
+// in GPUs. What task m cannot use:
+//   - whole-GPU task of k GPUs: all free capacity when fewer than k usable
+//     GPUs of its model are entirely free; otherwise the partly used GPUs'
+//     free share and free GPUs of another model, plus, for k >= 2 (the
+//     topology extension), the entirely free GPUs times (1 - r), where r is
+//     the quality of the best k-set among them over the best the node's
+//     shape offers for k (1 when a best-class set is still free);
+//   - shared task of share s: the free share of every GPU that is not
+//     time-shared or has less than s free;
+//   - MIG task: all free (non-MIG) capacity.
+func Fragmentation(s *State, d *Distribution) float64 {
+	return s.fragmentation(d, 0)
+}
+
+// fragmentation is Fragmentation as if the entirely free GPUs in taken
+// were in use too.
+func (s *State) fragmentation(d *Distribution, taken topology.GPUSet) float64 {
+	full := s.FreeGPUs()
+	taken &= full
+	full &^= taken
+	total := s.FreeCapacity() - float64(taken.Len())
+	if total <= 0 {
+		return 0
+	}
+	var f float64
+	for m, t := range d.Types {
+		f += d.P[m] * s.fragFor(t, full, taken, total)
+	}
+	return f
+}
+
+func (s *State) fragFor(t TaskType, full, taken topology.GPUSet, total float64) float64 {
+	switch t.Kind {
+	case KindWhole:
+		return s.wholeFrag(t.Count, full&s.modelMask(t.Model), total)
+	case KindShared:
+		return s.sharedStranded(t, s.modelMask(t.Model), taken)
+	}
+	return total
+}
+
+// wholeFrag is what a whole-GPU task of k GPUs cannot use, given e, the
+// entirely free GPUs of its model.
+func (s *State) wholeFrag(k int, e topology.GPUSet, total float64) float64 {
+	n := e.Len()
+	if n < k {
+		return total
+	}
+	if k == 1 {
+		return total - float64(n)
+	}
+	return total - float64(n)*s.bestRatio(e, k)
+}
+
+// sharedStranded is the free share a shared task of type t cannot use: on
+// every usable GPU not in taken that is not time-shared, not of model mask
+// e or has less than t's share free.
+func (s *State) sharedStranded(t TaskType, e, taken topology.GPUSet) float64 {
+	var stranded float64
+	for u := uint64(s.usable &^ taken); u != 0; u &= u - 1 {
+		i := lowBit(u)
+		free := s.reps[i] - s.repUsed[i]
+		if free == 0 {
+			continue
+		}
+		if !e.Has(i) || s.reps[i] <= 1 || free*1000 < t.Milli*s.reps[i] {
+			stranded += float64(free) / float64(s.reps[i])
+		}
+	}
+	return stranded
+}
+
+// bestRatio is the quality of the best size-k set within free over the
+// best the shape offers for k, in [0, 1].
+func (s *State) bestRatio(free topology.GPUSet, k int) float64 {
+	_, q, ok := s.shape.BestSet(free, k)
+	if !ok {
+		return 0
+	}
+	return ratio(q.RingGBps, s.shape.Ideal(k).RingGBps)
+}
+
+// fragEval evaluates s.fragmentation(d, taken) for many taken sets of
+// entirely free GPUs, with what does not depend on taken computed once.
+type fragEval struct {
+	s     *State
+	full  topology.GPUSet
+	cap   float64
+	types []fragType
+	buf   [16]fragType
+}
+
+type fragType struct {
+	p    float64
+	t    TaskType
+	mask topology.GPUSet // usable GPUs of t's model
+	// base is the shared task's stranded share with nothing taken;
+	// strandedFree are the entirely free GPUs whose whole share counts
+	// there (each 1).
+	base         float64
+	strandedFree topology.GPUSet
+}
+
+func (s *State) newFragEval(d *Distribution) *fragEval {
+	fe := &fragEval{s: s, full: s.FreeGPUs(), cap: s.FreeCapacity()}
+	fe.types = fe.buf[:0]
+	for m, t := range d.Types {
+		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model)}
+		if t.Kind == KindShared {
+			ft.base = s.sharedStranded(t, ft.mask, 0)
+			for u := uint64(fe.full); u != 0; u &= u - 1 {
+				// An entirely free GPU has its whole share free: it is
+				// stranded unless time-shared and of the model.
+				if i := lowBit(u); !ft.mask.Has(i) || s.reps[i] <= 1 || s.reps[i]*1000 < t.Milli*s.reps[i] {
+					ft.strandedFree |= topology.SetOf(i)
+				}
+			}
+		}
+		fe.types = append(fe.types, ft)
+	}
+	return fe
+}
+
+// at is s.fragmentation(d, taken).
+func (fe *fragEval) at(taken topology.GPUSet) float64 {
+	taken &= fe.full
+	full := fe.full &^ taken
+	total := fe.cap - float64(taken.Len())
+	if total <= 0 {
+		return 0
+	}
+	var f float64
+	for _, ft := range fe.types {
+		var v float64
+		switch ft.t.Kind {
+		case KindWhole:
+			v = fe.s.wholeFrag(ft.t.Count, full&ft.mask, total)
+		case KindShared:
+			v = ft.base - float64((taken & ft.strandedFree).Len())
+		default:
+			v = total
+		}
+		f += ft.p * v
+	}
+	return f
+}

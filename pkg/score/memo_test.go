@@ -1,0 +1,88 @@
+package score
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// TestMemoAgreesWithDirect checks that the choice memo never changes an
+// answer: for random usages of several layouts, ChooseState on a node
+// (filling the memo), then on a twin node of the same layout with other
+// UUIDs (a hit), equals the unmemoized chooseMust on that node, device
+// IDs included.
+func TestMemoAgreesWithDirect(t *testing.T) {
+	mixed := func(p string) *topology.Node {
+		n := scoretest.DGX1V100(p)
+		for i := 4; i < 8; i++ {
+			n.GPUs[i].Model = "P100"
+		}
+		n.GPUs[6].Healthy = false
+		return n
+	}
+	layouts := []struct {
+		name string
+		make func(prefix string) *topology.Node
+	}{
+		{"dgx1", scoretest.DGX1V100},
+		{"dgx1-mixed-models", mixed},
+		{"dgx1-shared4", func(p string) *topology.Node { return scoretest.Shared(scoretest.DGX1V100(p), 4) }},
+		{"nvswitch16", func(p string) *topology.Node { return scoretest.NVSwitch(p, "H100", 16, 18) }},
+		{"pcie16", func(p string) *topology.Node { return scoretest.PCIe(p, "T4", 16) }},
+	}
+	d, err := NewDistribution(append(DefaultPrior(), Weighted{TaskType{Kind: KindWhole, Count: 2, Model: "P100"}, 0.05}))
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			a, b := l.make("a"), l.make("b")
+			for range 200 {
+				sa, sb := NewState(a), NewState(b)
+				require.NotZero(t, sa.layout)
+				require.Equal(t, sa.layout, sb.layout, "twins share a layout")
+				// Random usage, the same on both.
+				for i := range a.GPUs {
+					if rng.IntN(3) == 0 {
+						r := 1 + rng.IntN(sa.reps[i])
+						sa.repUsed[i], sb.repUsed[i] = r, r
+						sa.busy |= topology.SetOf(i)
+						sb.busy |= topology.SetOf(i)
+					}
+				}
+				req := Request{Kind: KindWhole, Count: 1 + rng.IntN(5), Topology: TopologyHint(rng.IntN(3))}
+				switch rng.IntN(4) {
+				case 0:
+					req = Request{Kind: KindShared, Count: 1 + rng.IntN(3), Policy: ReplicaPolicy(rng.IntN(2))}
+				case 1:
+					req.Model = "P100"
+				}
+				for _, dd := range []*Distribution{d, defaultDistribution} {
+					want, wantOK := chooseMust(sb, req, dd, must{})
+					_, _ = ChooseState(sa, req, dd)
+					got, gotOK := ChooseState(sb, req, dd)
+					require.Equal(t, wantOK, gotOK, "request %+v", req)
+					require.Equal(t, want, got, "request %+v", req)
+					again, _ := ChooseState(sb, req, dd)
+					require.Equal(t, want, again)
+				}
+			}
+		})
+	}
+}
+
+// TestMemoIgnoresUnnumberedDistribution: a Distribution built without
+// NewDistribution is not memoized (it could be changed in place).
+func TestMemoIgnoresUnnumberedDistribution(t *testing.T) {
+	n := scoretest.DGX1V100("u")
+	s := NewState(n)
+	d := &Distribution{Types: []TaskType{{Kind: KindWhole, Count: 1}}, P: []float64{1}}
+	_, ok := s.keyOf(Request{Kind: KindWhole, Count: 1}, d)
+	require.False(t, ok)
+	c, ok := ChooseState(s, Request{Kind: KindWhole, Count: 1}, d)
+	require.True(t, ok)
+	require.Len(t, c.DeviceIDs, 1)
+}

@@ -1,0 +1,261 @@
+package score
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// ReplicaSeparator separates a GPU UUID from a replica number in a
+// time-shared device ID: "<GPU-UUID>::<n>".
+const ReplicaSeparator = "::"
+
+// ReplicaID returns the device ID of replica n of the GPU with that UUID.
+func ReplicaID(gpuUUID string, n int) string {
+	return gpuUUID + ReplicaSeparator + strconv.Itoa(n)
+}
+
+// ParseReplicaID splits a replica device ID into GPU UUID and number.
+func ParseReplicaID(id string) (uuid string, n int, err error) {
+	i := strings.LastIndex(id, ReplicaSeparator)
+	if i <= 0 {
+		return "", 0, fmt.Errorf("device ID %q is not a replica ID <GPU-UUID>::<n>", id)
+	}
+	n, err = strconv.Atoi(id[i+len(ReplicaSeparator):])
+	if err != nil || n < 0 {
+		return "", 0, fmt.Errorf("device ID %q: bad replica number", id)
+	}
+	return id[:i], n, nil
+}
+
+// ErrUnknownDevice is wrapped by errors about device IDs the node does not have.
+var ErrUnknownDevice = errors.New("unknown device")
+
+// State is a node's usage in numbers: which GPUs are busy, how many
+// replicas of each time-shared GPU and which MIG devices are taken. It is
+// what Choose works on; the simulator keeps one per node and calls Apply.
+// A State is not safe for concurrent mutation.
+type State struct {
+	node  *topology.Node
+	shape *topology.Shape
+	// usable: healthy GPUs not in MIG mode.
+	usable topology.GPUSet
+	// busy: GPUs with anything in use (whole, a replica or a MIG device).
+	busy topology.GPUSet
+	// reps[i] = max(1, Replicas) and repUsed[i] replicas in use.
+	reps, repUsed []int
+	// migUsed[j] for node.MIG[j].
+	migUsed []bool
+	// healthyMIG[j]: the MIG device and its parent are healthy.
+	healthyMIG []bool
+	// layout is the interned layout for the choice memo (0: none).
+	layout uint64
+}
+
+// NewState returns the empty usage of node.
+func NewState(node *topology.Node) *State {
+	n := len(node.GPUs)
+	s := &State{
+		node:       node,
+		shape:      node.Shape(),
+		usable:     node.Usable(),
+		reps:       make([]int, n),
+		repUsed:    make([]int, n),
+		migUsed:    make([]bool, len(node.MIG)),
+		healthyMIG: make([]bool, len(node.MIG)),
+	}
+	for i, g := range node.GPUs {
+		s.reps[i] = max(1, g.Replicas)
+	}
+	for j, m := range node.MIG {
+		s.healthyMIG[j] = m.Healthy && m.Parent >= 0 && m.Parent < n && node.GPUs[m.Parent].Healthy
+	}
+	s.layout = layoutOf(s)
+	return s
+}
+
+// StateOf returns node's usage given the device IDs in use. IDs the node
+// does not have are ignored (they belong to another node or an older
+// layout) and returned in unknown.
+func StateOf(node *topology.Node, used map[string]bool) (s *State, unknown []string) {
+	s = NewState(node)
+	if len(used) == 0 {
+		return s, nil
+	}
+	idx := gpuIndex(node)
+	for id, inUse := range used {
+		if inUse && !s.markUsed(id, idx) {
+			unknown = append(unknown, id)
+		}
+	}
+	return s, unknown
+}
+
+func gpuIndex(node *topology.Node) map[string]int {
+	idx := make(map[string]int, len(node.GPUs)+len(node.MIG))
+	for i, g := range node.GPUs {
+		idx[g.UUID] = i
+	}
+	for j, m := range node.MIG {
+		idx[m.UUID] = -1 - j
+	}
+	return idx
+}
+
+// markUsed records one device ID in use; false when the node lacks it.
+func (s *State) markUsed(id string, idx map[string]int) bool {
+	if i, ok := idx[id]; ok {
+		if i >= 0 { // whole GPU: every replica and MIG device is taken
+			s.busy |= topology.SetOf(i)
+			s.repUsed[i] = s.reps[i]
+			for j, m := range s.node.MIG {
+				if m.Parent == i {
+					s.migUsed[j] = true
+				}
+			}
+			return true
+		}
+		j := -1 - i
+		s.migUsed[j] = true
+		s.busy |= topology.SetOf(s.node.MIG[j].Parent)
+		return true
+	}
+	uuid, n, err := ParseReplicaID(id)
+	if err != nil {
+		return false
+	}
+	i, ok := idx[uuid]
+	if !ok || i < 0 || n >= s.reps[i] {
+		return false
+	}
+	s.busy |= topology.SetOf(i)
+	if s.repUsed[i] < s.reps[i] {
+		s.repUsed[i]++
+	}
+	return true
+}
+
+// Node returns the node the state belongs to.
+func (s *State) Node() *topology.Node { return s.node }
+
+// Clone returns an independent copy of s.
+func (s *State) Clone() *State {
+	c := *s
+	c.repUsed = append([]int(nil), s.repUsed...)
+	c.migUsed = append([]bool(nil), s.migUsed...)
+	return &c
+}
+
+// FreeGPUs are the usable GPUs with nothing in use.
+func (s *State) FreeGPUs() topology.GPUSet { return s.usable &^ s.busy }
+
+// FreeCapacity is the free capacity of the node's usable GPUs, in GPUs (a
+// time-shared GPU with 1 of 4 replicas taken counts 0.75).
+func (s *State) FreeCapacity() float64 {
+	var f float64
+	for u := uint64(s.usable); u != 0; u &= u - 1 {
+		f += s.freeShare(lowBit(u))
+	}
+	return f
+}
+
+// UsableCapacity is the number of usable GPUs.
+func (s *State) UsableCapacity() int { return s.usable.Len() }
+
+func (s *State) freeShare(i int) float64 {
+	if !s.usable.Has(i) {
+		return 0
+	}
+	return float64(s.reps[i]-s.repUsed[i]) / float64(s.reps[i])
+}
+
+// freeReplicas is the number of replicas a shared request can still take on
+// GPU i (0 for GPUs that are not time-shared or not usable).
+func (s *State) freeReplicas(i int) int {
+	if !s.usable.Has(i) || s.reps[i] <= 1 {
+		return 0
+	}
+	return s.reps[i] - s.repUsed[i]
+}
+
+// modelMask returns the usable GPUs of the model(s) ("" = any; "a|b" = a or b).
+func (s *State) modelMask(model string) topology.GPUSet {
+	if model == "" {
+		return s.usable
+	}
+	var m topology.GPUSet
+	for u := uint64(s.usable); u != 0; u &= u - 1 {
+		if i := lowBit(u); modelIn(s.node.GPUs[i].Model, model) {
+			m |= topology.SetOf(i)
+		}
+	}
+	return m
+}
+
+// Apply records a choice as in use.
+func (s *State) Apply(c Choice) {
+	s.apply(c, 1)
+}
+
+// Release undoes Apply.
+func (s *State) Release(c Choice) {
+	s.apply(c, -1)
+}
+
+func (s *State) apply(c Choice, sign int) {
+	switch c.Kind {
+	case KindWhole:
+		for u := uint64(c.GPUs); u != 0; u &= u - 1 {
+			i := lowBit(u)
+			if sign > 0 {
+				s.repUsed[i] = s.reps[i]
+			} else {
+				s.repUsed[i] = 0
+			}
+		}
+	case KindShared:
+		for _, sh := range c.Shares {
+			s.repUsed[sh.GPU] = min(s.reps[sh.GPU], max(0, s.repUsed[sh.GPU]+sign*sh.Replicas))
+		}
+	case KindMIG:
+		for _, j := range c.MIG {
+			s.migUsed[j] = sign > 0
+		}
+	}
+	s.recomputeBusy(c.GPUs)
+}
+
+func (s *State) recomputeBusy(gpus topology.GPUSet) {
+	for u := uint64(gpus); u != 0; u &= u - 1 {
+		i := lowBit(u)
+		b := s.repUsed[i] > 0
+		for j, m := range s.node.MIG {
+			if m.Parent == i && s.migUsed[j] {
+				b = true
+			}
+		}
+		if b {
+			s.busy |= topology.SetOf(i)
+		} else {
+			s.busy &^= topology.SetOf(i)
+		}
+	}
+}
+
+// modelIn reports whether model is one of the "|"-separated names of list
+// (without allocating).
+func modelIn(model, list string) bool {
+	for {
+		want, rest, found := strings.Cut(list, "|")
+		if want == model {
+			return true
+		}
+		if !found {
+			return false
+		}
+		list = rest
+	}
+}

@@ -1,0 +1,352 @@
+package score
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// TaskType is one class of task in the workload distribution.
+type TaskType struct {
+	Kind Kind `json:"kind"`
+	// Count is the number of GPUs (KindWhole) or MIG devices (KindMIG).
+	Count int `json:"count,omitempty"`
+	// Milli is the share of one GPU a KindShared task takes, 1..1000.
+	Milli int `json:"milli,omitempty"`
+	// MIGProfile is the profile of a KindMIG task.
+	MIGProfile string `json:"migProfile,omitempty"`
+	// Model restricts the GPU model ("" any; "a|b" a or b).
+	Model string `json:"model,omitempty"`
+}
+
+// Validate reports what is wrong with t.
+func (t TaskType) Validate() error {
+	switch t.Kind {
+	case KindWhole:
+		if t.Count < 1 || t.Count > 64 {
+			return fmt.Errorf("whole-GPU task type: count %d not in 1..64", t.Count)
+		}
+	case KindShared:
+		if t.Milli < 1 || t.Milli > 1000 {
+			return fmt.Errorf("shared task type: milli %d not in 1..1000", t.Milli)
+		}
+	case KindMIG:
+		if t.MIGProfile == "" || t.Count < 1 {
+			return errors.New("MIG task type needs a profile and a positive count")
+		}
+	default:
+		return fmt.Errorf("task type: unknown kind %d", int(t.Kind))
+	}
+	return nil
+}
+
+// String renders t compactly, e.g. "whole:4", "shared:500m", "mig:1g.5gb".
+func (t TaskType) String() string {
+	s := ""
+	switch t.Kind {
+	case KindWhole:
+		s = fmt.Sprintf("whole:%d", t.Count)
+	case KindShared:
+		s = fmt.Sprintf("shared:%dm", t.Milli)
+	case KindMIG:
+		s = fmt.Sprintf("mig:%s", t.MIGProfile)
+		if t.Count > 1 {
+			s += fmt.Sprintf("x%d", t.Count)
+		}
+	default:
+		s = t.Kind.String()
+	}
+	if t.Model != "" {
+		s += "@" + t.Model
+	}
+	return s
+}
+
+// TaskOf returns the task type of a request as placed by choice c on state s
+// (the share of a replica depends on the GPU's replica count).
+func TaskOf(s *State, req Request, c Choice) TaskType {
+	t := TaskType{Kind: req.Kind, Count: req.Count, MIGProfile: req.MIGProfile, Model: req.Model}
+	if req.Kind != KindShared {
+		return t
+	}
+	t.Count = 0
+	repl := 1
+	if len(c.Shares) > 0 {
+		sh := c.Shares[0]
+		repl = sh.Replicas
+		if sh.GPU >= 0 && sh.GPU < len(s.reps) {
+			t.Milli = int(math.Round(float64(repl) * 1000 / float64(s.reps[sh.GPU])))
+		}
+	}
+	t.Milli = min(1000, max(1, t.Milli))
+	return t
+}
+
+// Weighted is a task type with a weight (popularity).
+type Weighted struct {
+	Type   TaskType `json:"type"`
+	Weight float64  `json:"weight"`
+}
+
+// Distribution is an immutable snapshot of the workload: task types and
+// their popularity, summing to 1.
+type Distribution struct {
+	Types []TaskType
+	P     []float64
+	// wholeSizes are the distinct Count of KindWhole types with Count >= 2.
+	wholeSizes []int
+	// id numbers the snapshot for the choice memo (0: not memoized, as for
+	// a Distribution built without NewDistribution).
+	id uint64
+}
+
+// NewDistribution normalizes weights into a Distribution; it fails on an
+// invalid type, a negative or non-finite weight, or a zero total.
+func NewDistribution(ws []Weighted) (*Distribution, error) {
+	merged := map[TaskType]float64{}
+	var order []TaskType
+	var total float64
+	for i, w := range ws {
+		if err := w.Type.Validate(); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+		if w.Weight < 0 || math.IsNaN(w.Weight) || math.IsInf(w.Weight, 0) {
+			return nil, fmt.Errorf("entry %d (%s): weight %v must be a finite number >= 0", i, w.Type, w.Weight)
+		}
+		if _, ok := merged[w.Type]; !ok {
+			order = append(order, w.Type)
+		}
+		merged[w.Type] += w.Weight
+		total += w.Weight
+	}
+	if total <= 0 {
+		return nil, errors.New("workload distribution: total weight must be positive")
+	}
+	d := &Distribution{}
+	for _, t := range order {
+		if merged[t] > 0 {
+			d.Types = append(d.Types, t)
+			d.P = append(d.P, merged[t]/total)
+		}
+	}
+	d.index()
+	d.id = distIDs.Add(1)
+	return d, nil
+}
+
+func (d *Distribution) index() {
+	d.wholeSizes = d.wholeSizes[:0]
+	for _, t := range d.Types {
+		if t.Kind == KindWhole && t.Count >= 2 && !slices.Contains(d.wholeSizes, t.Count) {
+			d.wholeSizes = append(d.wholeSizes, t.Count)
+		}
+	}
+}
+
+// DefaultPrior is the workload assumed before any pod is seen: roughly the
+// task mix of the Alibaba openb "default" trace (whole single GPUs about
+// half, GPU-sharing tasks about a third), with more weight on multi-GPU
+// tasks so that well-linked groups are kept.
+func DefaultPrior() []Weighted {
+	return []Weighted{
+		{TaskType{Kind: KindWhole, Count: 1}, 0.50},
+		{TaskType{Kind: KindWhole, Count: 2}, 0.04},
+		{TaskType{Kind: KindWhole, Count: 4}, 0.03},
+		{TaskType{Kind: KindWhole, Count: 8}, 0.03},
+		{TaskType{Kind: KindShared, Milli: 800}, 0.15},
+		{TaskType{Kind: KindShared, Milli: 500}, 0.13},
+		{TaskType{Kind: KindShared, Milli: 250}, 0.07},
+		{TaskType{Kind: KindShared, Milli: 100}, 0.05},
+	}
+}
+
+var defaultDistribution = func() *Distribution {
+	d, err := NewDistribution(DefaultPrior())
+	if err != nil {
+		panic(err) // the built-in prior is valid; tested
+	}
+	return d
+}()
+
+// DefaultDistribution is DefaultPrior as a Distribution.
+func DefaultDistribution() *Distribution { return defaultDistribution }
+
+// WorkloadOptions tune a Workload; zero values take the defaults.
+type WorkloadOptions struct {
+	// Prior is the distribution before observations (DefaultPrior if nil).
+	Prior []Weighted
+	// PriorWeight is how many observations the prior is worth (default 100).
+	PriorWeight float64
+	// HalfLife is the number of observations after which an observation
+	// counts half (default 1000).
+	HalfLife float64
+	// Pin ignores observations: the distribution stays the prior.
+	Pin bool
+	// MaxTypes bounds the task types in a snapshot (default 16).
+	MaxTypes int
+}
+
+// Workload is the workload distribution learned online: a decayed
+// histogram of the task types seen, blended with a prior. Observe and
+// Distribution are safe for concurrent use; Distribution is lock-free.
+type Workload struct {
+	prior       *Distribution
+	priorWeight float64
+	growth      float64 // 1/decay per observation
+	pin         bool
+	maxTypes    int
+
+	mu   sync.Mutex
+	hist map[TaskType]float64
+	inc  float64 // weight of the next observation (lazy decay)
+	sum  float64 // sum of hist
+	snap atomic.Pointer[Distribution]
+}
+
+// NewWorkload returns a Workload; it fails on an invalid prior or option.
+func NewWorkload(o WorkloadOptions) (*Workload, error) {
+	prior := defaultDistribution
+	if o.Prior != nil {
+		var err error
+		if prior, err = NewDistribution(o.Prior); err != nil {
+			return nil, fmt.Errorf("prior: %w", err)
+		}
+	}
+	if o.PriorWeight == 0 {
+		o.PriorWeight = 100
+	}
+	if o.HalfLife == 0 {
+		o.HalfLife = 1000
+	}
+	if o.MaxTypes == 0 {
+		o.MaxTypes = 16
+	}
+	switch {
+	case o.PriorWeight < 0 || math.IsNaN(o.PriorWeight) || math.IsInf(o.PriorWeight, 0):
+		return nil, fmt.Errorf("prior weight %v must be a finite number >= 0", o.PriorWeight)
+	case o.HalfLife < 1 || math.IsNaN(o.HalfLife) || math.IsInf(o.HalfLife, 0):
+		return nil, fmt.Errorf("half-life %v must be a finite number >= 1", o.HalfLife)
+	case o.MaxTypes < 1:
+		return nil, fmt.Errorf("max types %d must be positive", o.MaxTypes)
+	}
+	w := &Workload{
+		prior:       prior,
+		priorWeight: o.PriorWeight,
+		growth:      math.Pow(2, 1/o.HalfLife),
+		pin:         o.Pin,
+		maxTypes:    o.MaxTypes,
+		hist:        map[TaskType]float64{},
+		inc:         1,
+	}
+	w.snap.Store(w.trim(prior))
+	return w, nil
+}
+
+// Observe records one task seen by the scheduler.
+func (w *Workload) Observe(t TaskType) {
+	if w == nil || w.pin || t.Validate() != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hist[t] += w.inc
+	w.sum += w.inc
+	w.inc *= w.growth
+	if w.inc > 1e100 { // rescale: keeps ratios, avoids overflow
+		for k, v := range w.hist {
+			if v /= w.inc; v < 1e-12 {
+				delete(w.hist, k)
+				continue
+			}
+			w.hist[k] = v
+		}
+		w.sum /= w.inc
+		w.inc = 1
+	}
+	w.snap.Store(w.trim(w.blend()))
+}
+
+// blend mixes the prior (worth priorWeight observations) with the decayed
+// histogram (worth its effective count). Called with mu held.
+func (w *Workload) blend() *Distribution {
+	eff := w.sum / w.inc // decayed number of observations
+	ws := make([]Weighted, 0, len(w.prior.Types)+len(w.hist))
+	for i, t := range w.prior.Types {
+		ws = append(ws, Weighted{t, w.prior.P[i] * w.priorWeight})
+	}
+	for t, v := range w.hist {
+		ws = append(ws, Weighted{t, v / w.sum * eff})
+	}
+	slices.SortFunc(ws, func(a, b Weighted) int { return compareType(a.Type, b.Type) })
+	d, err := NewDistribution(ws)
+	if err != nil {
+		return w.prior
+	}
+	return d
+}
+
+// trim keeps the maxTypes most popular types, renormalized.
+func (w *Workload) trim(d *Distribution) *Distribution {
+	if len(d.Types) <= w.maxTypes {
+		return d
+	}
+	idx := make([]int, len(d.Types))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case d.P[a] > d.P[b]:
+			return -1
+		case d.P[a] < d.P[b]:
+			return 1
+		}
+		return 0
+	})
+	ws := make([]Weighted, 0, w.maxTypes)
+	for _, i := range idx[:w.maxTypes] {
+		ws = append(ws, Weighted{d.Types[i], d.P[i]})
+	}
+	out, err := NewDistribution(ws)
+	if err != nil {
+		return d
+	}
+	return out
+}
+
+// Distribution returns the current snapshot (DefaultDistribution for a nil
+// Workload).
+func (w *Workload) Distribution() *Distribution {
+	if w == nil {
+		return defaultDistribution
+	}
+	return w.snap.Load()
+}
+
+func compareType(a, b TaskType) int {
+	if c := int(a.Kind) - int(b.Kind); c != 0 {
+		return c
+	}
+	if c := a.Count - b.Count; c != 0 {
+		return c
+	}
+	if c := a.Milli - b.Milli; c != 0 {
+		return c
+	}
+	if a.MIGProfile != b.MIGProfile {
+		if a.MIGProfile < b.MIGProfile {
+			return -1
+		}
+		return 1
+	}
+	if a.Model != b.Model {
+		if a.Model < b.Model {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
