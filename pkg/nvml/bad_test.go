@@ -132,7 +132,9 @@ func TestDiscoverBadAnswers(t *testing.T) {
 					return fake.PciInfo("0000:ee:00.0", 0), gonvml.SUCCESS
 				}
 			},
-			want: []string{"GPU 0", "NVLink 0", "0000:ee:00.0", "not one of this node's GPUs"},
+			// GPU 0's lanes to unlisted GPUs are dropped; its peers still
+			// count lanes to GPU 0, so the two ends disagree.
+			want: []string{"disagree on their NVLink lanes"},
 		},
 		{
 			name: "NVLink remote bus garbage", machine: fake.A100PCIeBridge,
@@ -375,4 +377,24 @@ func TestWatchEventsSetupErrors(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// A GPU that NVML no longer lists (fallen off the bus before the plugin
+// started) takes only itself out: its peers' lanes to it are dropped and the
+// other seven GPUs are discovered with their links.
+func TestDiscoverWithAnUnlistedGPU(t *testing.T) {
+	m, err := fake.New(fake.DGX1V100)
+	require.NoError(t, err)
+	m.Server().DeviceGetCountFunc = func() (int, gonvml.Return) { return 7, gonvml.SUCCESS } // GPU 7 gone
+	lib := nvml.New(m.Interface())
+	require.NoError(t, lib.Init())
+	inv, err := lib.Discover()
+	require.NoError(t, err)
+	require.Len(t, inv.GPUs, 7)
+	// DGX-1 V100: 3-7 was NV1 (now gone), 0-3 NV2 and 2-3 NV2 remain.
+	require.Equal(t, "NV2", inv.Links[0][3].String())
+	require.Equal(t, "NV2", inv.Links[2][3].String())
+	// 4-7 was NV2; 4 keeps 0-4 NV2, 4-5 NV1, 4-6 NV1.
+	require.Equal(t, "NV1", inv.Links[4][5].String())
+	require.Equal(t, "NV2", inv.Links[0][4].String())
 }

@@ -184,7 +184,10 @@ func (l *lib) remoteEnd(name string, dev gonvml.Device, link int, byBus map[stri
 		// this node is an NVSwitch (DGX-2 era).
 		return -1, true, nil
 	default:
-		return -1, false, fmt.Errorf("GPU %s: NVLink %d reaches a GPU at PCI bus ID %s that is not one of this node's GPUs", name, link, bus)
+		// A GPU NVML does not list (fallen off the bus, or hidden from this
+		// container): the link leads nowhere usable. Only that GPU is out;
+		// the rest of the node must still be discovered.
+		return -1, false, nil
 	}
 }
 
