@@ -1,0 +1,38 @@
+package cluster
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// binDir is where hack/cluster/build.sh leaves the binaries: $GPUPACK_BIN,
+// else .cache/bin at the repository root (two levels above test/<pkg>).
+func binDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("GPUPACK_BIN"); d != "" {
+		return d
+	}
+	d, err := filepath.Abs("../../.cache/bin")
+	require.NoError(t, err)
+	return d
+}
+
+// StartForTest starts a control plane with kwok, stopped at the end of the
+// test. It skips the test, saying why, when the binaries were not built.
+func StartForTest(t testing.TB, users ...Identity) *ControlPlane {
+	t.Helper()
+	dir := binDir(t)
+	if err := CheckBinaries(dir); err != nil {
+		t.Skipf("skipping: %v (make test builds them)", err)
+	}
+	ctx := context.Background()
+	cp, err := Start(ctx, Config{BinDir: dir, Dir: t.TempDir(), Users: users})
+	require.NoError(t, err)
+	t.Cleanup(func() { cp.Stop(ctx) })
+	require.NoError(t, cp.StartKwok(ctx))
+	return cp
+}
