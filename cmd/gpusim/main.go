@@ -1,0 +1,250 @@
+// Command gpusim replays the Alibaba openb GPU traces (Weng et al., "Beware
+// of Fragmentation", USENIX ATC'23) with the FGD artifact's protocol under
+// gpupack's decision function (pkg/score) and the paper's baselines, and
+// reports GPU allocation, fragmentation and multi-GPU set quality.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gpupack/gpupack/pkg/sim"
+)
+
+type options struct {
+	nodes, pods string
+	policies    string
+	seeds       int
+	firstSeed   uint64
+	target      float64
+	checkpoints string
+	shapes      string
+	workers     int
+	csvPath     string
+	svgPath     string
+	svgFrom     float64
+	quiet       bool
+	resolution  float64
+	maxTypes    int
+	fragWeight  float64
+	topoWeight  float64
+}
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	o := options{}
+	cmd := &cobra.Command{
+		Use:   "gpusim --pods openb_pod_list_default.csv [flags]",
+		Short: "Trace-driven GPU placement benchmark on the Alibaba openb traces",
+		Long: `gpusim replays an openb pod list on an openb node list with the protocol of the
+FGD paper's artifact (USENIX ATC'23): per seed the pod list is shuffled and
+resampled with replacement; tasks arrive one by one and never leave until their
+GPU demand reaches --target of the cluster's GPU capacity; a task that fits
+nowhere (GPU, CPU, memory, GPU model) fails and is skipped. It reports the GPU
+allocation ratio when the arrived demand crosses each checkpoint, unallocated
+GPUs, the fragmentation ratio and, for multi-GPU tasks, the chosen set's
+quality over the best set of that size on the node's shape. All policies and
+seeds run in one process, in parallel, on the same task sequence per seed.
+
+Policies: gpupack (pkg/score: fragmentation after FGD + NVLink topology, the
+scheduler's decision function; nodes compared by fragmentation change at
+--gpupack-resolution, then set quality, then at random), gpupack-plugin-blend
+(not run by default: gpupack with the scheduler plugin's NormalizeScore blend
+of fragmentation and topology), and the baselines random, dot-product,
+gpu-clustering, gpu-packing, best-fit (as defined in the FGD artifact),
+least-allocated and most-allocated (kube-scheduler NodeResourcesFit over CPU,
+memory and GPU).
+
+Node shapes (--shapes MODEL=KIND,... overrides; kinds dgx1, nvswitch,
+nvlink-pairs, pcie), defaults:
+  V100M16, V100M32  dgx1: DGX-1 hybrid cube-mesh, NVLink 2 (1- and 2-lane pairs)
+  T4, P100, A10     pcie: PIX pairs (0-1, 2-3, ...), NODE within a socket, SYS across
+  G3                nvswitch: 12 NVLink 3 lanes between every pair. G3 hosts are
+                    the largest (128 cores, 768 GiB, 8 GPUs): a training box.
+  G2                nvlink-pairs: PCIe cards bridged in pairs by 4 NVLink 3 lanes,
+                    NODE/SYS otherwise. G2 hosts (96 cores, 384 GiB, 8 GPUs) are
+                    the bulk of the fleet, serving mostly shared and 1-GPU tasks.
+Every GPU is time-shared in 1000 replicas, so a gpu_milli share is a replica
+count and whole-GPU tasks take GPUs with every replica free.`,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.nodes, "nodes", "../shared/traces/openb/openb_node_list_gpu_node.csv", "openb node list (CSV)")
+	f.StringVar(&o.pods, "pods", "../shared/traces/openb/openb_pod_list_default.csv", "openb pod list (CSV)")
+	f.StringVar(&o.policies, "policies", strings.Join(sim.Policies(), ","), "comma-separated policies")
+	f.IntVar(&o.seeds, "seeds", 10, "number of seeds")
+	f.Uint64Var(&o.firstSeed, "first-seed", 42, "first seed (the FGD artifact uses 42..51)")
+	f.Float64Var(&o.target, "target", 1.3, "arrived GPU demand to stop at, as a fraction of GPU capacity")
+	f.StringVar(&o.checkpoints, "checkpoints", "0.9,1.0,1.1,1.2,1.3", "arrived-demand fractions to report")
+	f.StringVar(&o.shapes, "shapes", "", "node shape overrides MODEL=KIND,... (defaults: "+sim.DefaultShapes().String()+")")
+	f.IntVar(&o.workers, "workers", 0, "runs in parallel (0: GOMAXPROCS)")
+	f.StringVar(&o.csvPath, "csv", "", "write per-run results to this CSV file")
+	f.StringVar(&o.svgPath, "svg", "", "write the allocation chart to this SVG file")
+	f.Float64Var(&o.svgFrom, "svg-from", 0.5, "arrived demand where the chart's x axis starts")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
+	f.Float64Var(&o.resolution, "gpupack-resolution", 0.05, "gpupack: GPUs at which fragmentation changes are compared (negative: exact)")
+	f.IntVar(&o.maxTypes, "gpupack-max-types", 0, "gpupack: task types kept in the distribution (0: pkg/score default, 16)")
+	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack-plugin-blend: fragmentation weight")
+	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack-plugin-blend: topology weight")
+	return cmd
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	start := time.Now()
+	shapes, err := sim.ParseShapes(o.shapes)
+	if err != nil {
+		return err
+	}
+	nodes, err := sim.ReadNodesFile(o.nodes)
+	if err != nil {
+		return err
+	}
+	tasks, err := sim.ReadTasksFile(o.pods)
+	if err != nil {
+		return err
+	}
+	cl, err := sim.NewCluster(nodes, shapes)
+	if err != nil {
+		return err
+	}
+	wl, err := sim.NewWorkload(tasks, cl)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.pods, err)
+	}
+	cps, err := parseFloats(o.checkpoints)
+	if err != nil {
+		return fmt.Errorf("--checkpoints: %w", err)
+	}
+	if o.seeds < 1 {
+		return fmt.Errorf("--seeds %d must be positive", o.seeds)
+	}
+	cfg := sim.Config{Cluster: cl, Workload: wl, Target: o.target, Checkpoints: cps, Workers: o.workers,
+		GPUPack: sim.GPUPackOptions{Resolution: o.resolution, MaxTypes: o.maxTypes, FragWeight: o.fragWeight, TopoWeight: o.topoWeight}}
+	for _, p := range strings.Split(o.policies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Policies = append(cfg.Policies, p)
+		}
+	}
+	for i := range o.seeds {
+		cfg.Seeds = append(cfg.Seeds, o.firstSeed+uint64(i))
+	}
+	var bar *progressBar
+	if !o.quiet {
+		bar = &progressBar{w: stderr, start: start}
+		cfg.Progress = bar.update
+	}
+	results, err := sim.Run(ctx, cfg)
+	if bar != nil {
+		bar.finish()
+	}
+	if err != nil {
+		return err
+	}
+	sums := sim.Summarize(results)
+	fmt.Fprintf(stdout, "%s on %s: %d nodes, %.0f GPUs, %d tasks in %d classes; %d seeds from %d; %s\n",
+		o.pods, o.nodes, len(cl.Nodes), float64(cl.TotalMilli)/1000, len(wl.Tasks), len(wl.Classes),
+		o.seeds, o.firstSeed, time.Since(start).Round(time.Millisecond))
+	if err := sim.WriteTable(stdout, sums, cps); err != nil {
+		return err
+	}
+	if o.csvPath != "" {
+		if err := writeFile(o.csvPath, func(w io.Writer) error { return sim.WriteCSV(w, results, cps) }); err != nil {
+			return err
+		}
+	}
+	if o.svgPath != "" {
+		title := fmt.Sprintf("GPU allocation vs arrived demand, %s, %d seeds", baseName(o.pods), o.seeds)
+		if err := writeFile(o.svgPath, func(w io.Writer) error { return sim.WriteSVG(w, sums, title, o.svgFrom) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func baseName(p string) string {
+	p = p[strings.LastIndex(p, "/")+1:]
+	return strings.TrimSuffix(p, ".csv")
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, part := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", part)
+		}
+		if len(out) > 0 && v <= out[len(out)-1] {
+			return nil, fmt.Errorf("%v: checkpoints must increase", v)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// progressBar draws "[=====>    ] 45% 12.3s" on stderr, at most 10 times a
+// second.
+type progressBar struct {
+	w     io.Writer
+	start time.Time
+	mu    sync.Mutex
+	last  time.Time
+	drawn bool
+}
+
+func (b *progressBar) update(done, total int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if now.Sub(b.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	b.last = now
+	const width = 40
+	frac := float64(done) / float64(max(total, 1))
+	n := int(frac * width)
+	bar := strings.Repeat("=", n)
+	if n < width {
+		bar += ">" + strings.Repeat(" ", width-n-1)
+	}
+	fmt.Fprintf(b.w, "\r[%s] %3.0f%% %d/%d tasks %s", bar, 100*frac, done, total, now.Sub(b.start).Round(100*time.Millisecond))
+	b.drawn = true
+}
+
+func (b *progressBar) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drawn {
+		fmt.Fprintln(b.w)
+	}
+}

@@ -1,0 +1,227 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// ShapeKind names a GPU interconnect layout used to model the nodes of one
+// GPU model (the openb traces give only the model and the GPU count).
+type ShapeKind string
+
+// Shape kinds.
+const (
+	// ShapeDGX1 is the DGX-1 V100 hybrid cube-mesh (NVLink 2): lanes 0-1 1,
+	// 0-2 1, 0-3 2, 0-4 2, 1-2 2, 1-3 1, 1-5 2, 2-3 2, 2-6 1, 3-7 1, 4-5 1,
+	// 4-6 1, 4-7 2, 5-6 2, 5-7 1, 6-7 2; other pairs NODE within a socket
+	// (0-3, 4-7), SYS across. Nodes with fewer GPUs take the first ones.
+	ShapeDGX1 ShapeKind = "dgx1"
+	// ShapeNVSwitch connects every pair through an NVSwitch (12 NVLink 3 lanes).
+	ShapeNVSwitch ShapeKind = "nvswitch"
+	// ShapeNVLinkPairs is a PCIe box whose GPUs are bridged in pairs (0-1,
+	// 2-3, ...) by 4 NVLink 3 lanes; other pairs NODE within a socket, SYS
+	// across.
+	ShapeNVLinkPairs ShapeKind = "nvlink-pairs"
+	// ShapePCIe is a PCIe box: pairs 0-1, 2-3, ... share a switch (PIX),
+	// other pairs NODE within a socket, SYS across (two sockets, the first
+	// half of the GPUs on socket 0).
+	ShapePCIe ShapeKind = "pcie"
+)
+
+var shapeKinds = []ShapeKind{ShapeDGX1, ShapeNVSwitch, ShapeNVLinkPairs, ShapePCIe}
+
+// Shapes maps a GPU model to the layout of its nodes.
+type Shapes map[string]ShapeKind
+
+// DefaultShapes are the layouts gpusim assumes for the openb models:
+//
+//	V100M16, V100M32  dgx1          (SXM2 V100 servers, the DGX-1 layout)
+//	T4, P100, A10     pcie          (PCIe cards, no NVLink)
+//	G3                nvswitch      (128-core, 768 GiB hosts: the high-end
+//	                                 training box, HGX-style NVSwitch)
+//	G2                nvlink-pairs  (96-core, 384 GiB hosts: PCIe cards with
+//	                                 NVLink bridges in pairs, the common
+//	                                 inference/fine-tuning server)
+func DefaultShapes() Shapes {
+	return Shapes{
+		"V100M16": ShapeDGX1, "V100M32": ShapeDGX1,
+		"T4": ShapePCIe, "P100": ShapePCIe, "A10": ShapePCIe,
+		"G2": ShapeNVLinkPairs, "G3": ShapeNVSwitch,
+	}
+}
+
+// String renders the map as MODEL=KIND pairs, sorted.
+func (s Shapes) String() string {
+	var parts []string
+	for m, k := range s {
+		parts = append(parts, m+"="+string(k))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// ParseShapes applies "MODEL=KIND,..." overrides to the defaults.
+func ParseShapes(spec string) (Shapes, error) {
+	s := DefaultShapes()
+	if strings.TrimSpace(spec) == "" {
+		return s, nil
+	}
+	for _, part := range strings.Split(spec, ",") {
+		model, kind, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("shape %q: want MODEL=KIND", part)
+		}
+		if !knownModels[model] {
+			return nil, fmt.Errorf("shape %q: unknown GPU model %q", part, model)
+		}
+		if !slices.Contains(shapeKinds, ShapeKind(kind)) {
+			return nil, fmt.Errorf("shape %q: unknown kind %q (want one of %v)", part, kind, shapeKinds)
+		}
+		s[model] = ShapeKind(kind)
+	}
+	return s, nil
+}
+
+var dgx1Lanes = [8][8]int{
+	{0, 1, 1, 2, 2, 0, 0, 0},
+	{1, 0, 2, 1, 0, 2, 0, 0},
+	{1, 2, 0, 2, 0, 0, 1, 0},
+	{2, 1, 2, 0, 0, 0, 0, 1},
+	{2, 0, 0, 0, 0, 1, 1, 2},
+	{0, 2, 0, 0, 1, 0, 2, 1},
+	{0, 0, 1, 0, 1, 2, 0, 2},
+	{0, 0, 0, 1, 2, 1, 2, 0},
+}
+
+// BuildNode returns the topology of an n-GPU node of model laid out as kind,
+// each GPU time-shared in MilliPerGPU replicas (so a gpu_milli share is a
+// replica count).
+func BuildNode(model string, n int, kind ShapeKind) (*topology.Node, error) {
+	if n < 0 || n > topology.MaxGPUs {
+		return nil, fmt.Errorf("%d GPUs: not in 0..%d", n, topology.MaxGPUs)
+	}
+	version := 3
+	if kind == ShapeDGX1 {
+		version = 2
+		if n > 8 {
+			return nil, fmt.Errorf("shape %s has 8 GPUs, node has %d", kind, n)
+		}
+	}
+	half := max(1, (n+1)/2)
+	link := func(i, j int) topology.Link {
+		sameSocket := i/half == j/half
+		switch kind {
+		case ShapeDGX1:
+			if l := dgx1Lanes[i][j]; l > 0 {
+				return topology.Link{Class: topology.ClassNVLink, NVLinks: l}
+			}
+			sameSocket = i/4 == j/4
+		case ShapeNVSwitch:
+			return topology.Link{Class: topology.ClassNVSwitch, NVLinks: 12}
+		case ShapeNVLinkPairs:
+			if i/2 == j/2 {
+				return topology.Link{Class: topology.ClassNVLink, NVLinks: 4}
+			}
+		case ShapePCIe:
+			if i/2 == j/2 {
+				return topology.Link{Class: topology.ClassPIX}
+			}
+		default:
+			return topology.Link{}
+		}
+		if sameSocket {
+			return topology.Link{Class: topology.ClassNODE}
+		}
+		return topology.Link{Class: topology.ClassSYS}
+	}
+	if !slices.Contains(shapeKinds, kind) {
+		return nil, fmt.Errorf("unknown shape kind %q", kind)
+	}
+	node := &topology.Node{Generation: 1, Links: make([][]topology.Link, n)}
+	for i := range n {
+		node.GPUs = append(node.GPUs, topology.GPU{
+			Index: i, UUID: fmt.Sprintf("GPU-%s-%s-%d", model, kind, i), Model: model,
+			NUMANode: i / half, NVLinkVersion: version, Healthy: true, Replicas: MilliPerGPU,
+		})
+		node.Links[i] = make([]topology.Link, n)
+	}
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			l := link(i, j)
+			node.Links[i][j], node.Links[j][i] = l, l
+		}
+	}
+	return node, nil
+}
+
+// Cluster is the simulated cluster: the node list with one topology per
+// distinct (model, GPU count), and nodes grouped by identical spec.
+type Cluster struct {
+	Nodes []NodeSpec
+	// Topo[i] is node i's topology (shared by nodes of one model and size).
+	Topo []*topology.Node
+	// Spec[i] is the index of node i's spec group (same model, GPUs, CPU,
+	// memory).
+	Spec []int
+	// Models are the GPU models present, indexed by ModelID.
+	Models []string
+	// ModelID[i] is node i's model index in Models.
+	ModelID []int
+	// TotalMilli is the cluster's GPU capacity in milli-GPU.
+	TotalMilli int64
+	Shapes     Shapes
+}
+
+// NewCluster builds the cluster of the node list with the given shapes.
+func NewCluster(nodes []NodeSpec, shapes Shapes) (*Cluster, error) {
+	c := &Cluster{Nodes: nodes, Shapes: shapes}
+	topos := map[string]*topology.Node{}
+	specs := map[NodeSpec]int{}
+	models := map[string]int{}
+	for i, n := range nodes {
+		key := fmt.Sprintf("%s/%d", n.Model, n.GPUs)
+		t := topos[key]
+		if t == nil {
+			kind, ok := shapes[n.Model]
+			if !ok && n.GPUs > 0 {
+				return nil, fmt.Errorf("node %d (%s): no shape for GPU model %q", i, n.Name, n.Model)
+			}
+			if !ok {
+				kind = ShapePCIe
+			}
+			var err error
+			if t, err = BuildNode(n.Model, n.GPUs, kind); err != nil {
+				return nil, fmt.Errorf("node %d (%s): %w", i, n.Name, err)
+			}
+			topos[key] = t
+		}
+		c.Topo = append(c.Topo, t)
+		s := n
+		s.Name = ""
+		id, ok := specs[s]
+		if !ok {
+			id = len(specs)
+			specs[s] = id
+		}
+		c.Spec = append(c.Spec, id)
+		m, ok := models[n.Model]
+		if !ok {
+			m = len(c.Models)
+			models[n.Model] = m
+			c.Models = append(c.Models, n.Model)
+		}
+		c.ModelID = append(c.ModelID, m)
+		c.TotalMilli += int64(n.GPUs) * MilliPerGPU
+	}
+	if c.TotalMilli == 0 {
+		return nil, fmt.Errorf("the cluster has no GPUs")
+	}
+	if len(c.Models) > 64 {
+		return nil, fmt.Errorf("%d GPU models: at most 64 are supported", len(c.Models))
+	}
+	return c, nil
+}

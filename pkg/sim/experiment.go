@@ -1,0 +1,258 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"runtime"
+	"slices"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gpupack/gpupack/pkg/score"
+)
+
+// Policy names.
+const (
+	PolicyGPUPack        = "gpupack"
+	PolicyRandom         = "random"
+	PolicyDotProduct     = "dot-product"
+	PolicyGPUClustering  = "gpu-clustering"
+	PolicyGPUPacking     = "gpu-packing"
+	PolicyBestFit        = "best-fit"
+	PolicyLeastAllocated = "least-allocated"
+	PolicyMostAllocated  = "most-allocated"
+	// PolicyGPUPackBlend is gpupack with the scheduler plugin's
+	// NormalizeScore blend of fragmentation and topology (not a default).
+	PolicyGPUPackBlend = "gpupack-plugin-blend"
+)
+
+// Policies lists the default policies, gpupack first.
+func Policies() []string {
+	return []string{PolicyGPUPack, PolicyRandom, PolicyDotProduct, PolicyGPUClustering, PolicyGPUPacking,
+		PolicyBestFit, PolicyLeastAllocated, PolicyMostAllocated}
+}
+
+// AllPolicies lists every policy gpusim knows.
+func AllPolicies() []string { return append(Policies(), PolicyGPUPackBlend) }
+
+// Config is one gpusim invocation.
+type Config struct {
+	Cluster  *Cluster
+	Workload *Workload
+	Policies []string
+	Seeds    []uint64
+	// Target is the arrived GPU demand to stop at, as a fraction of capacity.
+	Target float64
+	// Checkpoints are the arrived-demand fractions to report (<= Target).
+	Checkpoints []float64
+	// Workers bounds the runs in parallel (0: GOMAXPROCS).
+	Workers int
+	// GPUPack tunes the gpupack policies.
+	GPUPack GPUPackOptions
+	// Progress, if set, is called with the tasks done so far and the total
+	// (from several goroutines).
+	Progress func(done, total int64)
+}
+
+// CurveStep is the resolution of the allocation curve (fraction of capacity).
+const CurveStep = 0.01
+
+// RunResult is the outcome of one policy on one seed.
+type RunResult struct {
+	Policy string
+	Seed   uint64
+	Tasks  int
+	// Failed counts the tasks that fit nowhere; FailedGPU their demand in GPUs.
+	Failed    int
+	FailedGPU float64
+	// Alloc[k] is the GPU allocation ratio when the arrived demand crossed
+	// Checkpoints[k] (the last checkpoint at Target: at the end).
+	Alloc []float64
+	// Curve[k] is the allocation ratio at arrived demand k x CurveStep.
+	Curve []float64
+	// Unallocated GPUs at the end.
+	Unallocated float64
+	// Frag[k] is the cluster's fragmentation (pkg/score's Fragmentation
+	// over the pod list's workload, CPU- and memory-aware) over its free GPU
+	// capacity at Checkpoints[k].
+	Frag []float64
+	// MultiQuality is the mean QualityRatio of the sets given to multi-GPU
+	// tasks (MultiTasks of them).
+	MultiQuality float64
+	MultiTasks   int
+}
+
+// Run replays the workload under every policy and seed, in parallel.
+func Run(ctx context.Context, cfg Config) ([]RunResult, error) {
+	if cfg.Target <= 0 {
+		return nil, fmt.Errorf("target %v must be positive", cfg.Target)
+	}
+	for _, p := range cfg.Policies {
+		if !slices.Contains(AllPolicies(), p) {
+			return nil, fmt.Errorf("unknown policy %q (known: %v)", p, AllPolicies())
+		}
+	}
+	if len(cfg.Seeds) == 0 || len(cfg.Policies) == 0 {
+		return nil, fmt.Errorf("need at least one policy and one seed")
+	}
+	for k, c := range cfg.Checkpoints {
+		if c <= 0 || c > cfg.Target+1e-9 || (k > 0 && c <= cfg.Checkpoints[k-1]) {
+			return nil, fmt.Errorf("checkpoints %v must increase within (0, target %v]", cfg.Checkpoints, cfg.Target)
+		}
+	}
+	frag, err := NewFragModel(cfg.Workload, cfg.GPUPack.MaxTypes)
+	if err != nil {
+		return nil, err
+	}
+	gp := newGPUPack(frag, cfg.GPUPack)
+	seqs := make([][]int32, len(cfg.Seeds))
+	var total int64
+	for k, s := range cfg.Seeds {
+		seqs[k] = cfg.Workload.Sequence(cfg.Cluster.TotalMilli, cfg.Target, s)
+		total += int64(len(seqs[k]) * len(cfg.Policies))
+	}
+	var done atomic.Int64
+	results := make([]RunResult, len(cfg.Policies)*len(cfg.Seeds))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(cmpOr(cfg.Workers, runtime.GOMAXPROCS(0)))
+	for pi, pol := range cfg.Policies {
+		for k, seed := range cfg.Seeds {
+			g.Go(func() error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				// Tie breaking draws from its own stream per (policy, seed),
+				// whatever the order of the policies.
+				h := fnv.New64a()
+				h.Write([]byte(pol))
+				r := newRun(cfg.Cluster, cfg.Workload, frag, seed^h.Sum64())
+				var pl placer
+				switch pol {
+				case PolicyGPUPack, PolicyGPUPackBlend:
+					pl = gp.newRun(pol == PolicyGPUPackBlend)
+				default:
+					pl = baseline(pol)
+				}
+				res := replay(ctx, r, pl, seqs[k], cfg, func(n int64) {
+					d := done.Add(n)
+					if cfg.Progress != nil {
+						cfg.Progress(d, total)
+					}
+				})
+				res.Policy, res.Seed = pol, seed
+				results[pi*len(cfg.Seeds)+k] = res
+				return ctx.Err()
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func cmpOr(a, b int) int {
+	if a > 0 {
+		return a
+	}
+	return b
+}
+
+func baseline(name string) placer {
+	switch name {
+	case PolicyRandom:
+		return &scoring{score: randomScore, randomGPU: true}
+	case PolicyDotProduct:
+		return &scoring{score: dotProductScore}
+	case PolicyGPUClustering:
+		return &scoring{score: gpuClusteringScore}
+	case PolicyGPUPacking:
+		return &scoring{score: gpuPackingScore}
+	case PolicyBestFit:
+		return &scoring{score: bestFitScore}
+	case PolicyLeastAllocated:
+		return &scoring{score: leastAllocatedScore}
+	case PolicyMostAllocated:
+		return &scoring{score: mostAllocatedScore}
+	}
+	return nil
+}
+
+// replay feeds the sequence to the placer and measures.
+func replay(ctx context.Context, r *run, pl placer, seq []int32, cfg Config, progress func(int64)) RunResult {
+	capacity := float64(r.cl.TotalMilli)
+	res := RunResult{Tasks: len(seq), Alloc: make([]float64, len(cfg.Checkpoints)), Frag: make([]float64, len(cfg.Checkpoints))}
+	steps := int(math.Round(cfg.Target / CurveStep))
+	res.Curve = make([]float64, 0, steps+1)
+	res.Curve = append(res.Curve, 0)
+	next := 0 // next checkpoint
+	var arrived int64
+	var qsum float64
+	const batch = 256
+	for n, ci := range seq {
+		if n%batch == batch-1 {
+			progress(batch)
+			if ctx.Err() != nil {
+				return res
+			}
+		}
+		c := &r.wl.Classes[ci]
+		node, p := pl.place(r, ci)
+		if node < 0 {
+			res.Failed++
+			res.FailedGPU += float64(c.Demand()) / MilliPerGPU
+		} else {
+			r.apply(node, c, p)
+			if c.NumGPU >= 2 {
+				shape := r.cl.Topo[node].Shape()
+				q := score.Choice{Kind: score.KindWhole, GPUs: p.whole, Quality: shape.Quality(p.whole), Ideal: shape.Ideal(c.NumGPU)}
+				qsum += q.QualityRatio()
+				res.MultiTasks++
+			}
+		}
+		arrived += c.Demand()
+		ratio := float64(r.allocated) / capacity
+		for len(res.Curve) <= steps && float64(arrived) >= float64(len(res.Curve))*CurveStep*capacity-0.5 {
+			res.Curve = append(res.Curve, ratio)
+		}
+		for next < len(cfg.Checkpoints) && float64(arrived) >= cfg.Checkpoints[next]*capacity-0.5 {
+			res.Alloc[next] = ratio
+			res.Frag[next] = fragRatio(r)
+			next++
+		}
+	}
+	progress(int64(len(seq) % batch))
+	final := float64(r.allocated) / capacity
+	for ; next < len(cfg.Checkpoints); next++ {
+		res.Alloc[next] = final
+		res.Frag[next] = fragRatio(r)
+	}
+	for len(res.Curve) <= steps {
+		res.Curve = append(res.Curve, final)
+	}
+	res.Unallocated = (capacity - float64(r.allocated)) / MilliPerGPU
+	if res.MultiTasks > 0 {
+		res.MultiQuality = qsum / float64(res.MultiTasks)
+	}
+	return res
+}
+
+// fragRatio is sum over nodes of pkg/score's Fragmentation (CPU-aware
+// distribution) over the free GPU capacity.
+func fragRatio(r *run) float64 {
+	var f, free float64
+	for i := range r.cl.Nodes {
+		if r.free[i] == 0 {
+			continue
+		}
+		f += score.Fragmentation(r.state[i], r.frag.Dist(r.cpu[i], r.mem[i]))
+		free += float64(r.free[i]) / MilliPerGPU
+	}
+	if free == 0 {
+		return 0
+	}
+	return f / free
+}

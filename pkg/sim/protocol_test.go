@@ -1,0 +1,274 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// tinyCluster: n0 has 2 T4 GPUs, 8 cores, 16 GiB; n1 has 1 T4, 4 cores,
+// 8 GiB. Capacity 3 GPUs = 3000 milli-GPU.
+const tinyNodes = `sn,cpu_milli,memory_mib,gpu,model
+n0,8000,16384,2,T4
+n1,4000,8192,1,T4
+`
+
+func tinySetup(t *testing.T, pods string) (*Cluster, *Workload) {
+	t.Helper()
+	nodes, err := ReadNodes("nodes.csv", strings.NewReader(tinyNodes))
+	require.NoError(t, err)
+	tasks, err := ReadTasks("pods.csv", strings.NewReader(pods))
+	require.NoError(t, err)
+	cl, err := NewCluster(nodes, DefaultShapes())
+	require.NoError(t, err)
+	wl, err := NewWorkload(tasks, cl)
+	require.NoError(t, err)
+	return cl, wl
+}
+
+// Every task asks 600 milli of one GPU and 3 cores. Whatever the order and
+// the policy, exactly 3 fit: n0 takes 2 (one per GPU, since 600+600 > 1000;
+// 2 x 3000 <= 8000 milli-CPU) and n1 takes 1 (4000 milli-CPU). Allocated:
+// 3 x 600 = 1800 of 3000 = 60%.
+//
+// Arrivals until the demand reaches 130% of 3000 = 3900: 600 per task, so
+// 7 tasks (7 x 600 = 4200 >= 3900; 6 x 600 = 3600 < 3900), 4 of which fail.
+// Checkpoint 50% (1500) is crossed by task 3 (1800 arrived): 1800/3000 =
+// 60%; 100% (3000) by task 5 (3000 arrived): 60%; 130% by task 7: 60%.
+// Unallocated: 3 - 1.8 = 1.2 GPUs.
+func TestProtocolTinyTraceEveryPolicy(t *testing.T) {
+	pods := "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n" +
+		"a,3000,1024,1,600,\nb,3000,1024,1,600,T4\n"
+	cl, wl := tinySetup(t, pods)
+	require.Equal(t, int64(3000), cl.TotalMilli)
+	res, err := Run(context.Background(), Config{
+		Cluster: cl, Workload: wl, Policies: AllPolicies(), Seeds: []uint64{1, 2, 3},
+		Target: 1.3, Checkpoints: []float64{0.5, 1.0, 1.3}, Workers: 2,
+	})
+	require.NoError(t, err)
+	require.Len(t, res, len(AllPolicies())*3)
+	for _, r := range res {
+		require.Equal(t, 7, r.Tasks, r.Policy)
+		require.Equal(t, 4, r.Failed, r.Policy)
+		require.InDelta(t, 2.4, r.FailedGPU, 1e-9, r.Policy) // 4 x 0.6
+		require.InDeltaSlice(t, []float64{0.6, 0.6, 0.6}, r.Alloc, 1e-9, r.Policy)
+		require.InDelta(t, 1.2, r.Unallocated, 1e-9, r.Policy)
+		require.Len(t, r.Curve, 131) // 0%, 1%, ..., 130%
+		require.InDelta(t, 0.6, r.Curve[130], 1e-9)
+	}
+}
+
+// A fixed sequence under best-fit, computed by hand. Cluster as above but
+// n1 has only 2 cores here.
+//
+//	task      demand  arrived  best-fit placement                   allocated
+//	A 1 GPU   1000    1000     n1 (score 99 vs n0's 87, below)      1000
+//	B 500m    500     1500     n0 GPU 0 (n1 has no GPU left)        1500
+//	C CPU 4c  0       1500     n0 (n1 has 1 core left)              1500
+//	D 2 GPUs  2000    3500     fails: n0 has 1 free GPU, n1 none    1500
+//	B 500m    500     4000     n0 GPU 0 (500 left: best fit)        2000
+//
+// best-fit score = trunc(100 (1 - 0.5 (cpuFree-cpu)/128000 - 0.5 (gpuFree-gpu)/8000)):
+// A on n0: 1 - 0.5*15000/128000 - 0.5*1000/8000 = 0.8789 -> 87;
+// A on n1: 1 - 0.5*1000/128000 - 0 = 0.9961 -> 99.
+// Checkpoints (capacity 3000): 50% = 1500 crossed at B (1500/3000 = 0.5);
+// 100% = 3000 crossed at D (1500/3000 = 0.5); 130% = 3900 crossed at the
+// last B (2000/3000 = 0.6667).
+func TestReplayFixedSequenceBestFit(t *testing.T) {
+	nodes := "sn,cpu_milli,memory_mib,gpu,model\nn0,16000,65536,2,T4\nn1,2000,65536,1,T4\n"
+	pods := "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n" +
+		"A,1000,1,1,1000,\nB,1000,1,1,500,\nC,4000,1,0,0,\nD,1000,1,2,1000,\n"
+	ns, err := ReadNodes("nodes.csv", strings.NewReader(nodes))
+	require.NoError(t, err)
+	tasks, err := ReadTasks("pods.csv", strings.NewReader(pods))
+	require.NoError(t, err)
+	cl, err := NewCluster(ns, DefaultShapes())
+	require.NoError(t, err)
+	wl, err := NewWorkload(tasks, cl)
+	require.NoError(t, err)
+	frag, err := NewFragModel(wl, 0)
+	require.NoError(t, err)
+
+	r := newRun(cl, wl, frag, 7)
+	require.Equal(t, int64(87), bestFitScore(r, 0, &wl.Classes[0]))
+	require.Equal(t, int64(99), bestFitScore(r, 1, &wl.Classes[0]))
+
+	cfg := Config{Target: 1.3, Checkpoints: []float64{0.5, 1.0, 1.3}}
+	res := replay(context.Background(), r, baseline(PolicyBestFit), []int32{0, 1, 2, 3, 1}, cfg, func(int64) {})
+	require.Equal(t, 1, res.Failed)
+	require.InDeltaSlice(t, []float64{0.5, 0.5, 2.0 / 3}, res.Alloc, 1e-9)
+	require.InDelta(t, 1.0, res.Unallocated, 1e-9)                     // 3 - 2 GPUs
+	require.Equal(t, []int32{0, 1000}, r.gpus(0))                      // B twice on GPU 0: 1000 - 2 x 500
+	require.Equal(t, []int32{0}, r.gpus(1))                            // A
+	require.Equal(t, []int64{16000 - 1000 - 4000 - 1000, 1000}, r.cpu) // n0: B, C, B; n1: A
+}
+
+func TestSequence(t *testing.T) {
+	// Demands 1000, 500, 0 (sum 1500) on a 1000-milli cluster with target
+	// 1.3: the shuffled list reaches 1500 >= 1300 only with all three tasks,
+	// unless the order puts 1000+500 first (1500 >= 1300 before the 0).
+	w := &Workload{Classes: []Class{{NumGPU: 1, GPUMilli: 1000}, {NumGPU: 1, GPUMilli: 500}, {}}, Tasks: []int32{0, 1, 2}, Demand: 1500}
+	for seed := range uint64(20) {
+		seq := w.Sequence(1000, 1.3, seed)
+		var d int64
+		for i, c := range seq {
+			require.Less(t, d, int64(1300), "seed %d: task %d arrived after the target", seed, i)
+			d += w.Classes[c].Demand()
+		}
+		require.GreaterOrEqual(t, d, int64(1300))
+		require.Equal(t, seq, w.Sequence(1000, 1.3, seed), "same seed, same sequence")
+	}
+	// Resampling: a target of 4 needs 4000 milli, more than one pass.
+	seq := w.Sequence(1000, 4, 3)
+	require.Greater(t, len(seq), 3)
+	require.ElementsMatch(t, []int32{0, 1, 2}, seq[:3], "the pod list comes first, shuffled")
+}
+
+func TestBuildNodeShapes(t *testing.T) {
+	dgx, err := BuildNode("V100M16", 8, ShapeDGX1)
+	require.NoError(t, err)
+	// NVLink 2 is 25 GB/s a lane.
+	require.Equal(t, 50.0, dgx.Bandwidth(0, 3)) // 2 lanes
+	require.Equal(t, 25.0, dgx.Bandwidth(2, 6)) // 1 lane
+	require.Equal(t, 6.0, dgx.Bandwidth(1, 7))  // no NVLink, across sockets: SYS
+	require.Equal(t, 1000, dgx.GPUs[5].Replicas)
+
+	pcie, err := BuildNode("T4", 4, ShapePCIe)
+	require.NoError(t, err)
+	require.Equal(t, 16.0, pcie.Bandwidth(0, 1)) // PIX
+	require.Equal(t, 6.0, pcie.Bandwidth(1, 2))  // SYS: GPUs 0-1 on socket 0, 2-3 on socket 1
+
+	pairs, err := BuildNode("G2", 8, ShapeNVLinkPairs)
+	require.NoError(t, err)
+	require.Equal(t, 100.0, pairs.Bandwidth(4, 5)) // 4 NVLink 3 lanes
+	require.Equal(t, 10.0, pairs.Bandwidth(0, 3))  // NODE
+	require.Equal(t, 6.0, pairs.Bandwidth(0, 4))   // SYS
+
+	sw, err := BuildNode("G3", 8, ShapeNVSwitch)
+	require.NoError(t, err)
+	require.Equal(t, 300.0, sw.Bandwidth(1, 6)) // 12 lanes x 25
+
+	_, err = BuildNode("V100M16", 16, ShapeDGX1)
+	require.Error(t, err)
+	_, err = ParseShapes("G2=mesh")
+	require.ErrorContains(t, err, `unknown kind "mesh"`)
+	_, err = ParseShapes("H100=pcie")
+	require.ErrorContains(t, err, `unknown GPU model "H100"`)
+	s, err := ParseShapes("G2=nvswitch")
+	require.NoError(t, err)
+	require.Equal(t, ShapeNVSwitch, s["G2"])
+	require.Equal(t, ShapeDGX1, s["V100M32"])
+}
+
+// pkg/score must take whole GPUs on GPUs time-shared in 1000 replicas when
+// every replica is free, and never one with a replica used.
+func TestScoreWholeGPUOnReplicatedGPUs(t *testing.T) {
+	node, err := BuildNode("T4", 2, ShapePCIe)
+	require.NoError(t, err)
+	s := score.NewState(node)
+	c, ok := score.ChooseState(s, score.Request{Kind: score.KindWhole, Count: 2}, nil)
+	require.True(t, ok, "2 whole GPUs on an empty 2-GPU node")
+	require.Equal(t, topology.SetOf(0, 1), c.GPUs)
+	s.Apply(score.Choice{Kind: score.KindShared, GPUs: topology.SetOf(1), Shares: []score.Share{{GPU: 1, Replicas: 1}}})
+	_, ok = score.ChooseState(s, score.Request{Kind: score.KindWhole, Count: 2}, nil)
+	require.False(t, ok, "GPU 1 has a replica in use")
+	c, ok = score.ChooseState(s, score.Request{Kind: score.KindWhole, Count: 1}, nil)
+	require.True(t, ok)
+	require.Equal(t, topology.SetOf(0), c.GPUs)
+	c, ok = score.ChooseState(s, score.Request{Kind: score.KindShared, Count: 999}, nil)
+	require.True(t, ok, "999 replicas fit beside the one in use")
+	require.Equal(t, topology.SetOf(1), c.GPUs, "the share packs onto the used GPU")
+}
+
+// A node short of CPU for a task type counts all its free GPUs as fragment
+// for it (FGD's "lack CPU" case), through the cannotRun type.
+func TestFragModelCPUAware(t *testing.T) {
+	pods := "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n" +
+		"a,2000,1,1,1000,\nb,6000,1,1,1000,\n"
+	cl, wl := tinySetup(t, pods)
+	m, err := NewFragModel(wl, 0)
+	require.NoError(t, err)
+	s := score.NewState(cl.Topo[1]) // n1: one free T4
+	// 8 cores free: both tasks fit, a free GPU is no fragment.
+	require.InDelta(t, 0, score.Fragmentation(s, m.Dist(8000, 1<<20)), 1e-9)
+	// 4 cores free: b (half the 1-GPU tasks) cannot run: 0.5 x 1 GPU.
+	require.InDelta(t, 0.5, score.Fragmentation(s, m.Dist(4000, 1<<20)), 1e-9)
+	// 1 core free: nothing runs: the whole GPU is fragment.
+	require.InDelta(t, 1, score.Fragmentation(s, m.Dist(1000, 1<<20)), 1e-9)
+	require.Same(t, m.Dist(4000, 1<<20), m.Dist(5000, 1<<20), "distributions are interned by what fits")
+}
+
+func TestReports(t *testing.T) {
+	res := []RunResult{
+		{Policy: "x", Seed: 1, Tasks: 3, Alloc: []float64{0.5, 0.9}, Frag: []float64{0.1, 0.2}, Curve: []float64{0, 0.5, 0.9}, Unallocated: 1},
+		{Policy: "x", Seed: 2, Tasks: 3, Alloc: []float64{0.7, 0.9}, Frag: []float64{0.3, 0.2}, Curve: []float64{0, 0.7, 0.9}, Unallocated: 3},
+		{Policy: "y", Seed: 1, Tasks: 3, Alloc: []float64{0.1, 0.2}, Frag: []float64{0, 0}, Curve: []float64{0, 0.1, 0.2}},
+	}
+	sums := Summarize(res)
+	require.Len(t, sums, 2)
+	require.InDeltaSlice(t, []float64{0.6, 0.9}, sums[0].Alloc, 1e-9) // (0.5+0.7)/2
+	require.InDelta(t, 0.141421356, sums[0].AllocSD[0], 1e-6)         // sqrt(2 x 0.1^2 / 1)
+	require.InDelta(t, 2, sums[0].Unallocated, 1e-9)
+	var b bytes.Buffer
+	require.NoError(t, WriteTable(&b, sums, []float64{1, 1.3}))
+	require.Contains(t, b.String(), "60.00 ± 14.14")
+	require.Contains(t, b.String(), "frag %@100%") // the first checkpoint
+	require.Contains(t, b.String(), "20.0 ± 14.1") // (10+30)/2 %, sd sqrt(2 x 10^2)
+	b.Reset()
+	require.NoError(t, WriteCSV(&b, res, []float64{1, 1.3}))
+	require.Equal(t, "policy,seed,tasks,failed,failed_gpus,alloc_100,alloc_130,unallocated_gpus,frag_100,frag_130,multi_gpu_tasks,multi_gpu_quality",
+		strings.SplitN(b.String(), "\n", 2)[0])
+	b.Reset()
+	require.NoError(t, WriteSVG(&b, sums, "t <&>", 0))
+	svg := b.String()
+	require.True(t, strings.HasPrefix(svg, "<svg "))
+	require.Equal(t, 2, strings.Count(svg, "<polyline"))
+	require.Contains(t, svg, "t &lt;&amp;&gt;")
+}
+
+// gpupack counts a free GPU on a node short of CPU as fragment (FGD), so a
+// CPU-only task goes where its CPU strands no GPU.
+//
+// n0: 1 GPU, 4 cores; n1: 1 GPU, 10 cores. The GPU task type X needs 8
+// cores. The CPU-only task Y (4 cores) arrives first:
+//
+//	Y on n0: n0 cannot run X before (4 < 8 cores) nor after: F 1 -> 1, change 0
+//	Y on n1: n1 runs X before (10 cores), not after (6 < 8): F 0 -> 1, change +1
+//
+// so gpupack puts Y on n0 and X then fits on n1: 1000 of 2000 milli-GPU
+// allocated, no failure. LeastAllocated puts Y on n1 (more CPU left:
+// (10-4)/10 = 60% vs 0%), after which X fits nowhere.
+func TestGPUPackCPUAware(t *testing.T) {
+	nodes := "sn,cpu_milli,memory_mib,gpu,model\nn0,4000,65536,1,T4\nn1,10000,65536,1,T4\n"
+	pods := "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\nX,8000,1,1,1000,\nY,4000,1,0,0,\n"
+	ns, err := ReadNodes("nodes.csv", strings.NewReader(nodes))
+	require.NoError(t, err)
+	tasks, err := ReadTasks("pods.csv", strings.NewReader(pods))
+	require.NoError(t, err)
+	cl, err := NewCluster(ns, DefaultShapes())
+	require.NoError(t, err)
+	wl, err := NewWorkload(tasks, cl)
+	require.NoError(t, err)
+	frag, err := NewFragModel(wl, 0)
+	require.NoError(t, err)
+	cfg := Config{Target: 0.5, Checkpoints: []float64{0.5}}
+	seq := []int32{1, 0} // Y, X
+	for seed := range uint64(5) {
+		r := newRun(cl, wl, frag, seed)
+		res := replay(context.Background(), r, newGPUPack(frag, GPUPackOptions{}).newRun(false), seq, cfg, func(int64) {})
+		require.Equal(t, 0, res.Failed)
+		require.InDeltaSlice(t, []float64{0.5}, res.Alloc, 1e-9)
+		require.Equal(t, []int64{0, 2000}, r.cpu) // n0: 4 - 4 cores; n1: 10 - 8
+
+		r = newRun(cl, wl, frag, seed)
+		res = replay(context.Background(), r, baseline(PolicyLeastAllocated), seq, cfg, func(int64) {})
+		require.Equal(t, 1, res.Failed)
+		require.InDeltaSlice(t, []float64{0}, res.Alloc, 1e-9)
+	}
+}

@@ -1,0 +1,289 @@
+// Package sim is gpusim's engine: it replays the Alibaba openb GPU traces with
+// the protocol of the FGD paper's artifact (Weng et al., USENIX ATC'23) under
+// the placement policies of pkg/score, so placement quality is measured with
+// the very code the scheduler runs.
+package sim
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// MilliPerGPU is the capacity of one GPU in the simulation's share units.
+const MilliPerGPU = 1000
+
+// Known GPU models of the openb traces.
+var knownModels = map[string]bool{
+	"P100": true, "T4": true, "V100M16": true, "V100M32": true, "A10": true, "G2": true, "G3": true,
+}
+
+// NodeSpec is one row of an openb node list.
+type NodeSpec struct {
+	Name      string
+	CPUMilli  int64
+	MemoryMiB int64
+	GPUs      int
+	Model     string
+}
+
+// TaskSpec is one row of an openb pod list.
+type TaskSpec struct {
+	Name      string
+	CPUMilli  int64
+	MemoryMiB int64
+	NumGPU    int
+	// GPUMilli is the per-GPU share: 1000 for whole GPUs, less for a share of one GPU.
+	GPUMilli int64
+	// Models restricts the GPU model (empty: any).
+	Models []string
+}
+
+// GPUDemand is the task's GPU demand in milli-GPU.
+func (t TaskSpec) GPUDemand() int64 { return int64(t.NumGPU) * t.GPUMilli }
+
+// LineError locates a problem in a trace file.
+type LineError struct {
+	File   string
+	Line   int
+	Column string
+	Err    error
+}
+
+// Error renders "file:line: column "c": problem".
+func (e *LineError) Error() string {
+	if e.Column == "" {
+		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s:%d: column %q: %v", e.File, e.Line, e.Column, e.Err)
+}
+
+// Unwrap returns the underlying problem.
+func (e *LineError) Unwrap() error { return e.Err }
+
+// table is a CSV file read by column name.
+type table struct {
+	file   string
+	header map[string]int
+	r      *csv.Reader
+	line   int
+	row    []string
+}
+
+func newTable(file string, r io.Reader, required []string) (*table, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = false
+	head, err := cr.Read()
+	if err != nil {
+		return nil, &LineError{File: file, Line: 1, Err: fmt.Errorf("reading header: %w", err)}
+	}
+	t := &table{file: file, header: map[string]int{}, r: cr, line: 1}
+	for i, h := range head {
+		t.header[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+	}
+	var missing []string
+	for _, c := range required {
+		if _, ok := t.header[c]; !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &LineError{File: file, Line: 1, Err: fmt.Errorf("missing column(s) %s", strings.Join(missing, ", "))}
+	}
+	return t, nil
+}
+
+// next reads the next row; io.EOF at the end.
+func (t *table) next() error {
+	row, err := t.r.Read()
+	if errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	t.line++
+	if err != nil {
+		return &LineError{File: t.file, Line: t.line, Err: err}
+	}
+	if len(row) < len(t.header) {
+		return &LineError{File: t.file, Line: t.line, Err: fmt.Errorf("%d fields, header has %d", len(row), len(t.header))}
+	}
+	t.row = row
+	return nil
+}
+
+func (t *table) str(col string) string { return strings.TrimSpace(t.row[t.header[col]]) }
+
+func (t *table) errorf(col string, format string, args ...any) error {
+	return &LineError{File: t.file, Line: t.line, Column: col, Err: fmt.Errorf(format, args...)}
+}
+
+// nonNegative parses a column as an integer >= 0 (at most max when max > 0).
+func (t *table) nonNegative(col string, max int64) (int64, error) {
+	s := t.str(col)
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, t.errorf(col, "%q is not an integer", s)
+	}
+	if v < 0 {
+		return 0, t.errorf(col, "negative value %d", v)
+	}
+	if max > 0 && v > max {
+		return 0, t.errorf(col, "value %d is above the limit %d", v, max)
+	}
+	return v, nil
+}
+
+// ReadNodesFile reads an openb node list.
+func ReadNodesFile(path string) ([]NodeSpec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening node list: %w", err)
+	}
+	defer f.Close()
+	return ReadNodes(path, f)
+}
+
+// ReadNodes parses an openb node list (columns sn, cpu_milli, memory_mib, gpu, model).
+func ReadNodes(file string, r io.Reader) ([]NodeSpec, error) {
+	t, err := newTable(file, r, []string{"sn", "cpu_milli", "memory_mib", "gpu", "model"})
+	if err != nil {
+		return nil, err
+	}
+	var nodes []NodeSpec
+	for {
+		if err := t.next(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+		n, err := parseNode(t)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("%s: no nodes", file)
+	}
+	return nodes, nil
+}
+
+func parseNode(t *table) (NodeSpec, error) {
+	n := NodeSpec{Name: t.str("sn"), Model: t.str("model")}
+	var err error
+	if n.CPUMilli, err = t.nonNegative("cpu_milli", 0); err != nil {
+		return n, err
+	}
+	if n.MemoryMiB, err = t.nonNegative("memory_mib", 0); err != nil {
+		return n, err
+	}
+	gpus, err := t.nonNegative("gpu", 64)
+	if err != nil {
+		return n, err
+	}
+	n.GPUs = int(gpus)
+	if n.GPUs > 0 && !knownModels[n.Model] {
+		return n, t.errorf("model", "unknown GPU model %q", n.Model)
+	}
+	return n, nil
+}
+
+// ReadTasksFile reads an openb pod list.
+func ReadTasksFile(path string) ([]TaskSpec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening pod list: %w", err)
+	}
+	defer f.Close()
+	return ReadTasks(path, f)
+}
+
+// ReadTasks parses an openb pod list (columns name, cpu_milli, memory_mib,
+// num_gpu, gpu_milli and the optional gpu_spec, which multigpu20 lacks; the
+// others are ignored).
+func ReadTasks(file string, r io.Reader) ([]TaskSpec, error) {
+	t, err := newTable(file, r, []string{"name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"})
+	if err != nil {
+		return nil, err
+	}
+	var tasks []TaskSpec
+	for {
+		if err := t.next(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+		task, err := parseTask(t)
+		if err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, task)
+	}
+	if len(tasks) == 0 {
+		return nil, fmt.Errorf("%s: no tasks", file)
+	}
+	return tasks, nil
+}
+
+func parseTask(t *table) (TaskSpec, error) {
+	task := TaskSpec{Name: t.str("name")}
+	var err error
+	if task.CPUMilli, err = t.nonNegative("cpu_milli", 0); err != nil {
+		return task, err
+	}
+	if task.MemoryMiB, err = t.nonNegative("memory_mib", 0); err != nil {
+		return task, err
+	}
+	num, err := t.nonNegative("num_gpu", 64)
+	if err != nil {
+		return task, err
+	}
+	task.NumGPU = int(num)
+	if task.GPUMilli, err = t.nonNegative("gpu_milli", MilliPerGPU); err != nil {
+		return task, err
+	}
+	if err := checkShare(t, task); err != nil {
+		return task, err
+	}
+	task.Models, err = parseSpec(t)
+	return task, err
+}
+
+func checkShare(t *table, task TaskSpec) error {
+	switch {
+	case task.NumGPU == 0 && task.GPUMilli != 0:
+		return t.errorf("gpu_milli", "%d milli-GPU asked with num_gpu 0", task.GPUMilli)
+	case task.NumGPU > 0 && task.GPUMilli == 0:
+		return t.errorf("gpu_milli", "num_gpu %d with a zero share", task.NumGPU)
+	case task.NumGPU > 1 && task.GPUMilli != MilliPerGPU:
+		return t.errorf("gpu_milli", "a share (%d) of a GPU is only valid with num_gpu 1, got %d", task.GPUMilli, task.NumGPU)
+	}
+	return nil
+}
+
+func parseSpec(t *table) ([]string, error) {
+	if _, ok := t.header["gpu_spec"]; !ok {
+		return nil, nil
+	}
+	spec := t.str("gpu_spec")
+	if spec == "" {
+		return nil, nil
+	}
+	var models []string
+	for _, m := range strings.Split(spec, "|") {
+		m = strings.TrimSpace(m)
+		if !knownModels[m] {
+			return nil, t.errorf("gpu_spec", "unknown GPU model %q", m)
+		}
+		if !slices.Contains(models, m) {
+			models = append(models, m)
+		}
+	}
+	slices.Sort(models)
+	return models, nil
+}
