@@ -135,7 +135,7 @@ func (s *State) chooseWhole(req Request, d *Distribution, mustGPUs topology.GPUS
 	useQuality := k >= 2 && req.Topology != HintNone
 	var best Choice
 	found := false
-	for _, set := range wholeCandidates(s.node, s.shape, elig, k, mustGPUs) {
+	for _, set := range wholeCandidates(s.shape, elig, k, mustGPUs) {
 		q := s.shape.Quality(set)
 		if k >= 2 && req.Topology == HintRequired && ratio(q.RingGBps, ideal.RingGBps) < 1-eps {
 			continue
@@ -175,7 +175,7 @@ func boundary(shape *topology.Shape, set, rest topology.GPUSet) float64 {
 // of them when there are at most maxEnumerate, else the shape's best set,
 // one greedy best-linked set grown from every GPU, and the k worst-linked
 // GPUs.
-func wholeCandidates(node *topology.Node, shape *topology.Shape, elig topology.GPUSet, k int, must topology.GPUSet) []topology.GPUSet {
+func wholeCandidates(shape *topology.Shape, elig topology.GPUSet, k int, must topology.GPUSet) []topology.GPUSet {
 	rest := elig &^ must
 	need := k - must.Len()
 	idx := rest.Indexes()
@@ -214,10 +214,11 @@ func wholeCandidates(node *topology.Node, shape *topology.Shape, elig topology.G
 		}
 		for set.Len() < k {
 			bestJ, bestBW := -1, -1.0
-			for _, j := range (elig &^ set).Indexes() {
+			for u := uint64(elig &^ set); u != 0; u &= u - 1 {
+				j := lowBit(u)
 				var bw float64
-				for _, i := range set.Indexes() {
-					bw += node.Bandwidth(i, j)
+				for v := uint64(set); v != 0; v &= v - 1 {
+					bw += shape.Bandwidth(lowBit(v), j)
 				}
 				if bw > bestBW {
 					bestJ, bestBW = j, bw
@@ -232,12 +233,12 @@ func wholeCandidates(node *topology.Node, shape *topology.Shape, elig topology.G
 		i  int
 		bw float64
 	}
-	var gs []gb
+	gs := make([]gb, 0, len(idx))
 	for _, i := range idx {
 		var bw float64
-		for _, j := range elig.Indexes() {
-			if j != i {
-				bw += node.Bandwidth(i, j)
+		for u := uint64(elig); u != 0; u &= u - 1 {
+			if j := lowBit(u); j != i {
+				bw += shape.Bandwidth(i, j)
 			}
 		}
 		gs = append(gs, gb{i, bw})

@@ -8,4 +8,10 @@
 // The scheduler plugin calls it in Filter/Score/Reserve, the device plugin in
 // GetPreferredAllocation, and the simulator for every placement. It is pure Go
 // over pkg/topology and imports nothing from Kubernetes.
+//
+// Speed: ChooseState's answers are memoized per (node layout, usage,
+// request, workload snapshot) in memo.go, so nodes of one layout with the
+// same usage share one computation; a warm answer costs 0.1-0.3 us (none
+// allocated with Evaluate) against 5-200 us computed. Snapshots change
+// only when the distribution moves by WorkloadOptions.Tolerance.
 package score

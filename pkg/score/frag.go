@@ -108,6 +108,8 @@ type fragType struct {
 	// there (each 1).
 	base         float64
 	strandedFree topology.GPUSet
+	// ideal is the shape's best ring for a whole task's count (k >= 2).
+	ideal float64
 }
 
 func (s *State) newFragEval(d *Distribution) *fragEval {
@@ -115,6 +117,9 @@ func (s *State) newFragEval(d *Distribution) *fragEval {
 	fe.types = fe.buf[:0]
 	for m, t := range d.Types {
 		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model)}
+		if t.Kind == KindWhole && t.Count >= 2 {
+			ft.ideal = s.shape.Ideal(t.Count).RingGBps
+		}
 		if t.Kind == KindShared {
 			ft.base = s.sharedStranded(t, ft.mask, 0)
 			for u := uint64(fe.full); u != 0; u &= u - 1 {
@@ -143,7 +148,7 @@ func (fe *fragEval) at(taken topology.GPUSet) float64 {
 		var v float64
 		switch ft.t.Kind {
 		case KindWhole:
-			v = fe.s.wholeFrag(ft.t.Count, full&ft.mask, total)
+			v = fe.wholeFrag(&ft, full&ft.mask, total)
 		case KindShared:
 			v = ft.base - float64((taken & ft.strandedFree).Len())
 		default:
@@ -152,4 +157,21 @@ func (fe *fragEval) at(taken topology.GPUSet) float64 {
 		f += ft.p * v
 	}
 	return f
+}
+
+// wholeFrag is State.wholeFrag with the ideal ring looked up once.
+func (fe *fragEval) wholeFrag(ft *fragType, e topology.GPUSet, total float64) float64 {
+	k := ft.t.Count
+	n := e.Len()
+	if n < k {
+		return total
+	}
+	if k == 1 {
+		return total - float64(n)
+	}
+	r := 0.0
+	if _, q, ok := fe.s.shape.BestSet(e, k); ok {
+		r = ratio(q.RingGBps, ft.ideal)
+	}
+	return total - float64(n)*r
 }

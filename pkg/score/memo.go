@@ -183,7 +183,7 @@ func ResetMemo() {
 	for i := range choiceMemo {
 		sh := &choiceMemo[i]
 		sh.mu.Lock()
-		sh.m = nil
+		clear(sh.m)
 		sh.mu.Unlock()
 	}
 }

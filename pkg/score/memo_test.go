@@ -1,7 +1,9 @@
 package score
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -85,4 +87,51 @@ func TestMemoIgnoresUnnumberedDistribution(t *testing.T) {
 	c, ok := ChooseState(s, Request{Kind: KindWhole, Count: 1}, d)
 	require.True(t, ok)
 	require.Len(t, c.DeviceIDs, 1)
+}
+
+// TestMemoConcurrent: parallel callers (as Filter runs on 16 goroutines)
+// get the same answers as the direct computation; run with -race.
+func TestMemoConcurrent(t *testing.T) {
+	nodes := []*topology.Node{scoretest.DGX1V100("c0"), scoretest.DGX1V100("c1"), scoretest.DGX1V100("c2")}
+	reqs := []Request{{Kind: KindWhole, Count: 1}, {Kind: KindWhole, Count: 2}, {Kind: KindWhole, Count: 4, Topology: HintRequired}, {Kind: KindShared, Count: 1}}
+	type job struct {
+		s    *State
+		req  Request
+		want Choice
+		ok   bool
+	}
+	var jobs []job
+	for i, n := range nodes {
+		for mask := range 16 {
+			used := map[string]bool{}
+			for g := range 4 {
+				if mask&(1<<g) != 0 {
+					used[n.GPUs[g*2+i%2].UUID] = true
+				}
+			}
+			s, _ := StateOf(n, used)
+			for _, r := range reqs {
+				c, ok := chooseMust(s, r, defaultDistribution, must{})
+				jobs = append(jobs, job{s, r, c, ok})
+			}
+		}
+	}
+	ResetMemo()
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			for k := range jobs {
+				j := jobs[(k*7+w*13)%len(jobs)]
+				got, ok := ChooseState(j.s, j.req, nil)
+				if ok != j.ok || !reflect.DeepEqual(got, j.want) {
+					errs <- fmt.Errorf("request %+v: got %v, want %v", j.req, got, j.want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		require.NoError(t, <-errs)
+	}
 }

@@ -187,6 +187,14 @@ type WorkloadOptions struct {
 	Pin bool
 	// MaxTypes bounds the task types in a snapshot (default 16).
 	MaxTypes int
+	// Tolerance makes snapshots cheap to keep: after an observation a new
+	// snapshot is published only when it differs from the current one by
+	// at least Tolerance in total variation distance (half the sum of the
+	// probability changes), so consumers that key work on the snapshot
+	// (the choice memo of ChooseState) keep it. 0 (the default) publishes
+	// after every observation. Observations are never lost: the histogram
+	// keeps them all.
+	Tolerance float64
 }
 
 // Workload is the workload distribution learned online: a decayed
@@ -198,6 +206,7 @@ type Workload struct {
 	growth      float64 // 1/decay per observation
 	pin         bool
 	maxTypes    int
+	tolerance   float64
 
 	mu   sync.Mutex
 	hist map[TaskType]float64
@@ -231,6 +240,8 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 		return nil, fmt.Errorf("half-life %v must be a finite number >= 1", o.HalfLife)
 	case o.MaxTypes < 1:
 		return nil, fmt.Errorf("max types %d must be positive", o.MaxTypes)
+	case !(o.Tolerance >= 0 && o.Tolerance < 1):
+		return nil, fmt.Errorf("tolerance %v must be in [0, 1)", o.Tolerance)
 	}
 	w := &Workload{
 		prior:       prior,
@@ -238,6 +249,7 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 		growth:      math.Pow(2, 1/o.HalfLife),
 		pin:         o.Pin,
 		maxTypes:    o.MaxTypes,
+		tolerance:   o.Tolerance,
 		hist:        map[TaskType]float64{},
 		inc:         1,
 	}
@@ -266,7 +278,30 @@ func (w *Workload) Observe(t TaskType) {
 		w.sum /= w.inc
 		w.inc = 1
 	}
-	w.snap.Store(w.trim(w.blend()))
+	next := w.trim(w.blend())
+	if w.tolerance > 0 && distance(next, w.snap.Load()) < w.tolerance {
+		return
+	}
+	w.snap.Store(next)
+}
+
+// distance is the total variation distance between a and b: half the sum
+// over task types of |p_a - p_b|.
+func distance(a, b *Distribution) float64 {
+	var sum float64
+	for i, t := range a.Types {
+		pb := 0.0
+		if j := slices.Index(b.Types, t); j >= 0 {
+			pb = b.P[j]
+		}
+		sum += math.Abs(a.P[i] - pb)
+	}
+	for j, t := range b.Types {
+		if !slices.Contains(a.Types, t) {
+			sum += b.P[j]
+		}
+	}
+	return sum / 2
 }
 
 // blend mixes the prior (worth priorWeight observations) with the decayed

@@ -1,6 +1,8 @@
 package gpupack
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -11,6 +13,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/noderesources"
 
+	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -50,7 +53,7 @@ func BenchmarkScorePerNode(b *testing.B) {
 			}
 			for b.Loop() {
 				s, _ := readState(cs)
-				s.plans = map[string]*plan{}
+				clear(s.plans.plans) // as in a cycle: PreFilter sized the map
 				if st := h.pl.Filter(h.ctx, cs, pod, ni); !st.IsSuccess() {
 					b.Fatal(st)
 				}
@@ -87,4 +90,80 @@ func newHarnessB(b *testing.B, nodes ...*v1.Node) *harness {
 	b.Run("setup", func(b *testing.B) { b.Skip() })
 	h = newHarness(&testing.T{}, nil, nodes)
 	return h
+}
+
+// BenchmarkCycle1000Nodes is one scheduling cycle's Filter+Score over 1000
+// DGX-1 nodes whose usage is random (up to 256 usage patterns), reported
+// per node, with the workload learning after every cycle (as Reserve does)
+// so that changed snapshots cost what they cost; NodeResourcesFit's Score
+// over the same nodes is the baseline.
+func BenchmarkCycle1000Nodes(b *testing.B) {
+	const n = 1000
+	rng := rand.New(rand.NewPCG(1, 2))
+	var nodes []*v1.Node
+	var infos []fwk.NodeInfo
+	for i := range n {
+		topo := scoretest.DGX1V100(fmt.Sprintf("c%d", i))
+		var used []int
+		for g := range 8 {
+			if rng.IntN(2) == 0 {
+				used = append(used, g)
+			}
+		}
+		if len(used) == 8 {
+			used = used[:7]
+		}
+		node := gpuNode(&testing.T{}, fmt.Sprintf("n%d", i), topo, ids(topo, used...)...)
+		node.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("512Gi")}
+		node.Status.Capacity = node.Status.Allocatable
+		nodes = append(nodes, node)
+		ni := framework.NewNodeInfo()
+		ni.SetNode(node)
+		infos = append(infos, ni)
+	}
+	h := newHarnessB(b, nodes...)
+	pod := gpuPod("p", "nvidia.com/gpu", 1)
+	pod.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("4"), v1.ResourceMemory: resource.MustParse("16Gi")}
+	kinds := []score.TaskType{{Kind: score.KindWhole, Count: 1}, {Kind: score.KindWhole, Count: 2}, {Kind: score.KindShared, Milli: 500}}
+	b.Run("GPUPack", func(b *testing.B) {
+		k := 0
+		for b.Loop() {
+			cs := framework.NewCycleState()
+			if _, st := h.pl.PreFilter(h.ctx, cs, pod, infos); !st.IsSuccess() {
+				b.Fatal(st)
+			}
+			for _, ni := range infos {
+				if st := h.pl.Filter(h.ctx, cs, pod, ni); !st.IsSuccess() {
+					b.Fatal(st)
+				}
+				if _, st := h.pl.Score(h.ctx, cs, pod, ni); !st.IsSuccess() {
+					b.Fatal(st)
+				}
+			}
+			h.pl.workload.Observe(kinds[k%len(kinds)])
+			k++
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/node")
+	})
+	b.Run("NodeResourcesFit", func(b *testing.B) {
+		fit, err := noderesources.NewFit(h.ctx, &schedconfig.NodeResourcesFitArgs{ScoringStrategy: &schedconfig.ScoringStrategy{
+			Type: schedconfig.LeastAllocated, Resources: []schedconfig.ResourceSpec{{Name: "cpu", Weight: 1}, {Name: "memory", Weight: 1}},
+		}}, h.fh, feature.Features{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sp := fit.(fwk.ScorePlugin)
+		for b.Loop() {
+			cs := framework.NewCycleState()
+			if st := fit.(fwk.PreScorePlugin).PreScore(h.ctx, cs, pod, infos); !st.IsSuccess() {
+				b.Fatal(st)
+			}
+			for _, ni := range infos {
+				if _, st := sp.Score(h.ctx, cs, pod, ni); !st.IsSuccess() {
+					b.Fatal(st)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/node")
+	})
 }

@@ -29,6 +29,8 @@ type nodeEntry struct {
 	topoErr           error
 	inUse             map[string]bool
 	inUseErr          error
+	// inUseByPod are the in-use report's devices per pod UID.
+	inUseByPod map[types.UID][]string
 	// pods holds the own choices on this node.
 	pods map[types.UID]*podEntry
 	// state is the usage as a score.State, rebuilt lazily (nil: stale).
@@ -61,7 +63,7 @@ func (c *Cache) View(node *v1.Node) (NodeView, error) {
 	inUseRaw := node.Annotations[protocol.InUseAnnotation]
 	c.mu.RLock()
 	e := c.nodes[node.Name]
-	if e != nil && e.state != nil && e.topoRaw == topoRaw && e.inUseRaw == inUseRaw && hasTopo {
+	if e != nil && e.state != nil && e.topoRaw == topoRaw && e.inUseRaw == inUseRaw && hasTopo && e.inUseErr == nil {
 		v := NodeView{e.topo, e.state}
 		c.mu.RUnlock()
 		return v, nil
@@ -76,14 +78,32 @@ func (c *Cache) View(node *v1.Node) (NodeView, error) {
 	if e.topoErr != nil {
 		return NodeView{}, e.topoErr
 	}
+	if e.inUseErr != nil {
+		return NodeView{}, e.inUseErr
+	}
 	return NodeView{e.topo, c.stateLocked(e)}, nil
 }
 
-// UpdateNode folds in a node's annotations (node informer).
-func (c *Cache) UpdateNode(node *v1.Node) {
+// UpdateNode folds in a node's annotations (node informer). It returns the
+// decoding errors of annotations that changed (nil when none), for the
+// caller to report once.
+func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.updateNodeLocked(node.Name, node.Annotations[topology.AnnotationKey], node.Annotations[protocol.InUseAnnotation])
+	e := c.nodes[node.Name]
+	var oldTopo, oldInUse string
+	known := e != nil
+	if known {
+		oldTopo, oldInUse = e.topoRaw, e.inUseRaw
+	}
+	e = c.updateNodeLocked(node.Name, node.Annotations[topology.AnnotationKey], node.Annotations[protocol.InUseAnnotation])
+	if !known || oldTopo != e.topoRaw {
+		topoErr = e.topoErr
+	}
+	if !known || oldInUse != e.inUseRaw {
+		inUseErr = e.inUseErr
+	}
+	return topoErr, inUseErr
 }
 
 // RemoveNode forgets a node (its pods stay until they go).
@@ -120,13 +140,19 @@ func (c *Cache) updateNodeLocked(name, topoRaw, inUseRaw string) *nodeEntry {
 	}
 	if inUseRaw != e.inUseRaw || e.inUse == nil {
 		e.inUseRaw = inUseRaw
-		e.inUse, e.inUseErr = map[string]bool{}, nil
+		e.inUse, e.inUseErr, e.inUseByPod = map[string]bool{}, nil, nil
 		if inUseRaw != "" {
 			if u, err := protocol.DecodeInUse(inUseRaw); err != nil {
-				// A report we cannot read adds nothing; own choices still count.
-				e.inUseErr = err
+				// A report we cannot read: we cannot know which GPUs are in
+				// use (pods of other schedulers included), so the node gets
+				// no GPU pods until the device plugin writes a good one.
+				e.inUseErr = fmt.Errorf("node's %s report is unreadable, so which GPUs are in use is unknown: %w", protocol.InUseAnnotation, err)
 			} else {
 				e.inUse = u.IDs()
+				e.inUseByPod = map[types.UID][]string{}
+				for _, p := range u.Pods {
+					e.inUseByPod[types.UID(p.UID)] = append(e.inUseByPod[types.UID(p.UID)], p.Devices...)
+				}
 			}
 		}
 		e.state = nil
@@ -240,4 +266,38 @@ func (c *Cache) PodDevices(uid types.UID) (node string, ids []string, ok bool) {
 		return "", nil, false
 	}
 	return p.node, append([]string(nil), p.ids...), true
+}
+
+// HeldBy returns the device IDs pod uid holds on node: the scheduler's own
+// choice and what the node's in-use report says.
+func (c *Cache) HeldBy(node string, uid types.UID) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var ids []string
+	if p := c.pods[uid]; p != nil && p.node == node {
+		ids = append(ids, p.ids...)
+	}
+	if e := c.nodes[node]; e != nil {
+		ids = append(ids, e.inUseByPod[uid]...)
+	}
+	return ids
+}
+
+// Fragmentation is the sum of every readable GPU node's fragmentation under
+// d (pkg/score.Fragmentation), in GPUs. States are immutable once built, so
+// they are collected under the lock and measured outside it.
+func (c *Cache) Fragmentation(d *score.Distribution) float64 {
+	c.mu.Lock()
+	states := make([]*score.State, 0, len(c.nodes))
+	for _, e := range c.nodes {
+		if e.topo != nil && e.inUseErr == nil {
+			states = append(states, c.stateLocked(e))
+		}
+	}
+	c.mu.Unlock()
+	var f float64
+	for _, st := range states {
+		f += score.Fragmentation(st, d)
+	}
+	return f
 }

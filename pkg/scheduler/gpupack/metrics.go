@@ -2,6 +2,7 @@ package gpupack
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/component-base/metrics"
@@ -32,6 +33,12 @@ var (
 		Buckets:        metrics.ExponentialBuckets(0.0001, 2, 16),
 		StabilityLevel: metrics.ALPHA,
 	})
+	clusterFragDesc = metrics.NewDesc("gpupack_cluster_fragmentation_gpus",
+		"Sum over the GPU nodes of their fragmentation (expected GPUs of free capacity the current workload cannot use), computed at scrape time.",
+		nil, nil, metrics.ALPHA, "")
+	// current is the plugin instance the cluster gauge reports on (the
+	// latest built; a scheduler normally runs one GPUPack profile).
+	current      atomic.Pointer[GPUPack]
 	registerOnce sync.Once
 )
 
@@ -40,6 +47,7 @@ var (
 func registerMetrics() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(chosenQuality, fragDelta, decision)
+		legacyregistry.CustomMustRegister(&fragCollector{})
 	})
 }
 
@@ -63,3 +71,16 @@ func sizeLabel(n int) string {
 }
 
 func observeDecision(d time.Duration) { decision.Observe(d.Seconds()) }
+
+// fragCollector reports the cluster's fragmentation at scrape time.
+type fragCollector struct{ metrics.BaseStableCollector }
+
+// DescribeWithStability implements metrics.StableCollector.
+func (*fragCollector) DescribeWithStability(ch chan<- *metrics.Desc) { ch <- clusterFragDesc }
+
+// CollectWithStability implements metrics.StableCollector.
+func (*fragCollector) CollectWithStability(ch chan<- metrics.Metric) {
+	if pl := current.Load(); pl != nil {
+		ch <- metrics.NewLazyConstMetric(clusterFragDesc, metrics.GaugeValue, pl.cache.Fragmentation(pl.workload.Distribution()))
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 // plan is the device choice for every GPU container of a pod on one node.
 type plan struct {
+	// choices are kept only when the plan names devices (Reserve); Filter
+	// and Score need the figures below.
 	choices   []score.Choice
 	fragDelta float64
 	// ratio is the worst quality ratio of the multi-GPU sets (1 if none);
@@ -19,16 +21,23 @@ type plan struct {
 
 // makePlan chooses devices for each request in turn on view, each choice
 // seeing the ones before it. It fails with the reason when one does not fit.
-func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest) (*plan, error) {
+// names: name the devices (Reserve); Filter and Score only need the figures.
+func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, names bool) (plan, error) {
 	st := view.State
 	dist := pl.workload.Distribution()
-	p := &plan{ratio: 1}
+	p := plan{ratio: 1}
+	choose := score.Evaluate
+	if names {
+		choose = score.ChooseState
+	}
 	for i, r := range reqs {
-		c, ok := score.ChooseState(st, r.req, dist)
+		c, ok := choose(st, r.req, dist)
 		if !ok {
-			return nil, fmt.Errorf("no free healthy %s for %d x %s%s", r.req.Kind, r.req.Count, r.resource, hintNote(r.req))
+			return plan{}, fmt.Errorf("no free healthy %s for %d x %s%s", r.req.Kind, r.req.Count, r.resource, hintNote(r.req))
 		}
-		p.choices = append(p.choices, c)
+		if names {
+			p.choices = append(p.choices, c)
+		}
 		p.fragDelta += c.FragDelta
 		if r.req.Kind == score.KindWhole && r.req.Count > 1 && r.req.Topology != score.HintNone {
 			if q := c.QualityRatio(); q < p.ratio || p.ideal == 0 {

@@ -20,10 +20,19 @@ import (
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
 	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // Name is the plugin's name in the registry and in configuration.
 const Name = "GPUPack"
+
+// workloadTolerance is how far (total variation distance) the learned
+// workload must move before Filter/Score see a new snapshot. Each snapshot
+// starts a fresh choice memo in pkg/score, so republishing after every pod
+// would make every scheduling cycle recompute each node usage pattern; 1%
+// keeps the memo across cycles while the task mix is steady and follows
+// it when it changes.
+const workloadTolerance = 0.01
 
 // GPUPack is the plugin.
 type GPUPack struct {
@@ -76,13 +85,10 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 	wl, err := score.NewWorkload(score.WorkloadOptions{
 		Prior: prior, PriorWeight: float64(args.Workload.PriorWeight),
 		HalfLife: float64(args.Workload.HalfLife), Pin: args.Workload.Pin,
+		Tolerance: workloadTolerance,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("invalid %s args: workload: %w", Name, err)
-	}
-	if args.Workload.PriorWeight == 0 && !args.Workload.Pin {
-		// A zero prior weight is honoured by NewWorkload's default only when unset.
-		return nil, fmt.Errorf("invalid %s args: workload.priorWeight must be positive unless pinned", Name)
 	}
 	hint, _ := score.ParseHint(args.DefaultTopology)
 	pl := &GPUPack{
@@ -94,6 +100,7 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 		pl.policy = score.Spread
 	}
 	registerMetrics()
+	current.Store(pl)
 	if h != nil && h.SharedInformerFactory() != nil {
 		if err := pl.watch(ctx, h); err != nil {
 			return nil, err
@@ -129,8 +136,8 @@ func (pl *GPUPack) watch(ctx context.Context, h fwk.Handle) error {
 	logger := klog.FromContext(ctx)
 	f := h.SharedInformerFactory()
 	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { pl.onNode(obj) },
-		UpdateFunc: func(_, obj any) { pl.onNode(obj) },
+		AddFunc:    func(obj any) { pl.onNode(logger, obj) },
+		UpdateFunc: func(_, obj any) { pl.onNode(logger, obj) },
 		DeleteFunc: func(obj any) {
 			if n, ok := unwrap[*v1.Node](obj); ok {
 				pl.cache.RemoveNode(n.Name)
@@ -153,9 +160,29 @@ func (pl *GPUPack) watch(ctx context.Context, h fwk.Handle) error {
 	return nil
 }
 
-func (pl *GPUPack) onNode(obj any) {
-	if n, ok := unwrap[*v1.Node](obj); ok {
-		pl.cache.UpdateNode(n)
+func (pl *GPUPack) onNode(logger klog.Logger, obj any) {
+	n, ok := unwrap[*v1.Node](obj)
+	if !ok {
+		return
+	}
+	topoErr, inUseErr := pl.cache.UpdateNode(n)
+	if _, has := n.Annotations[topology.AnnotationKey]; has && topoErr != nil {
+		logger.Error(topoErr, "Node's GPU topology annotation is unreadable; the node gets no GPU pods", "node", klog.KObj(n))
+		pl.warn(n, "GPUTopologyUnreadable", topoErr)
+	}
+	if inUseErr != nil {
+		logger.Error(inUseErr, "Node's GPU in-use report is unreadable; the node gets no GPU pods until it is fixed", "node", klog.KObj(n))
+		pl.warn(n, "GPUInUseUnreadable", inUseErr)
+	}
+}
+
+// warn records a Warning event on the node.
+func (pl *GPUPack) warn(n *v1.Node, reason string, err error) {
+	if pl.handle == nil {
+		return
+	}
+	if r := pl.handle.EventRecorder(); r != nil {
+		r.Eventf(n, nil, v1.EventTypeWarning, reason, "Scheduling", "%s: %v", Name, err)
 	}
 }
 

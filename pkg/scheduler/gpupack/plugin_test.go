@@ -82,6 +82,9 @@ func newHarness(t *testing.T, args runtime.Object, nodes []*v1.Node, pods ...*v1
 	inf := informers.NewSharedInformerFactory(cs, 0)
 	h := &harness{t: t, ctx: ctx, nodes: nodes, cs: cs}
 	factory := func(ctx context.Context, obj runtime.Object, fh fwk.Handle) (fwk.Plugin, error) {
+		if args != nil {
+			obj = args
+		}
 		pl, err := NewWithClock(ctx, obj, fh, func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC) })
 		h.pl = pl
 		return pl, err

@@ -3,6 +3,7 @@ package gpupack
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -28,20 +29,37 @@ type cycleState struct {
 	requests []containerRequest
 	hint     score.TopologyHint
 	started  time.Time
-	mu       sync.Mutex
-	plans    map[string]*plan
+	*plans
+	// adjust holds, per node, the pods the framework adds (nominated pods)
+	// or removes (preemption victims) for this evaluation (see AddPod).
+	// Clones copy the map; entries are never changed in place.
+	adjust map[string]*adjustment
 }
 
-// Clone shares the state: plans are immutable once stored.
-func (s *cycleState) Clone() fwk.StateData { return s }
+// plans are the device plans made per node, shared by clones: they are
+// immutable once stored.
+type plans struct {
+	mu    sync.Mutex
+	plans map[string]plan
+}
 
-func (s *cycleState) plan(node string) *plan {
+// Clone shares the plans and copies the adjustments.
+func (s *cycleState) Clone() fwk.StateData {
+	c := *s
+	if s.adjust != nil {
+		c.adjust = maps.Clone(s.adjust)
+	}
+	return &c
+}
+
+func (s *plans) plan(node string) (plan, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.plans[node]
+	p, ok := s.plans[node]
+	return p, ok
 }
 
-func (s *cycleState) setPlan(node string, p *plan) {
+func (s *plans) setPlan(node string, p plan) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.plans[node] = p
@@ -49,7 +67,7 @@ func (s *cycleState) setPlan(node string, p *plan) {
 
 // PreFilter parses the pod's GPU requests and hint once. Pods without GPU
 // requests skip the plugin.
-func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	reqs, hint, err := pl.parse(pod)
 	if err != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
@@ -57,14 +75,20 @@ func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 	if len(reqs) == 0 {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
-	cs.Write(stateKey, &cycleState{requests: reqs, hint: hint, started: pl.now(), plans: map[string]*plan{}})
+	cs.Write(stateKey, &cycleState{requests: reqs, hint: hint, started: pl.now(), plans: &plans{plans: make(map[string]plan, len(nodes))}})
 	return nil, nil
 }
 
-// PreFilterExtensions returns nil: the plugin does not account nominated
-// pods' GPUs.
-func (pl *GPUPack) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+// PreFilterExtensions returns the plugin: it accounts the GPUs of
+// nominated pods and preemption victims (nominated.go).
+func (pl *GPUPack) PreFilterExtensions() fwk.PreFilterExtensions { return pl }
 
+// parse reads the pod's GPU requests, one per (container, resource), and
+// its topology hint. As kube-scheduler sizes a pod, a resource's need is the
+// larger of the app containers' sum (restartable init containers, i.e.
+// sidecars, included) and the largest single init container's request: when
+// an init container asks more, it becomes the pod's one request for that
+// resource (the kubelet hands its devices on to the app containers).
 func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, error) {
 	hint := pl.hint
 	if v, ok := pod.Annotations[score.HintAnnotation]; ok {
@@ -75,43 +99,91 @@ func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, e
 		hint = h
 	}
 	var out []containerRequest
+	var inits []containerRequest
+	for _, c := range pod.Spec.InitContainers {
+		reqs, err := pl.containerRequests(c, hint)
+		if err != nil {
+			return nil, hint, fmt.Errorf("init %w", err)
+		}
+		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
+			out = append(out, reqs...) // a sidecar runs beside the app containers
+			continue
+		}
+		inits = append(inits, reqs...)
+	}
 	for _, c := range pod.Spec.Containers {
-		names := make([]string, 0, len(c.Resources.Limits))
-		for n := range c.Resources.Limits {
-			names = append(names, string(n))
+		reqs, err := pl.containerRequests(c, hint)
+		if err != nil {
+			return nil, hint, err
 		}
-		for n := range c.Resources.Requests {
-			if _, ok := c.Resources.Limits[n]; !ok {
-				names = append(names, string(n))
-			}
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			req, ok := pl.resources.kindOf(name)
-			if !ok {
-				continue
-			}
-			q, ok := c.Resources.Limits[v1.ResourceName(name)]
-			if !ok {
-				q = c.Resources.Requests[v1.ResourceName(name)]
-			}
-			n, ok := q.AsInt64()
-			if !ok || n < 0 || n > 1<<20 {
-				return nil, hint, fmt.Errorf("container %q: %s quantity %s is not a whole number of devices", c.Name, name, q.String())
-			}
-			if n == 0 {
-				continue
-			}
-			req.Count = int(n)
-			req.Policy = pl.policy
-			req.Topology = hint
-			if err := req.Validate(); err != nil {
-				return nil, hint, fmt.Errorf("container %q: %s: %w", c.Name, name, err)
-			}
-			out = append(out, containerRequest{container: c.Name, resource: name, req: req})
+		out = append(out, reqs...)
+	}
+	if len(inits) == 0 {
+		return out, hint, nil
+	}
+	sum := map[string]int{}
+	for _, r := range out {
+		sum[r.resource] += r.req.Count
+	}
+	biggest := map[string]containerRequest{}
+	for _, r := range inits {
+		if b, ok := biggest[r.resource]; !ok || r.req.Count > b.req.Count {
+			biggest[r.resource] = r
 		}
 	}
+	for _, res := range slices.Sorted(maps.Keys(biggest)) {
+		b := biggest[res]
+		if b.req.Count <= sum[res] {
+			continue
+		}
+		out = slices.DeleteFunc(out, func(r containerRequest) bool { return r.resource == res })
+		out = append(out, b)
+	}
 	return out, hint, nil
+}
+
+// maxDevices bounds the devices one container may ask of one resource
+// before the request is rejected as malformed.
+const maxDevices = 1 << 20
+
+// containerRequests reads one container's GPU requests, sorted by resource.
+func (pl *GPUPack) containerRequests(c v1.Container, hint score.TopologyHint) ([]containerRequest, error) {
+	names := make([]string, 0, len(c.Resources.Limits))
+	for n := range c.Resources.Limits {
+		names = append(names, string(n))
+	}
+	for n := range c.Resources.Requests {
+		if _, ok := c.Resources.Limits[n]; !ok {
+			names = append(names, string(n))
+		}
+	}
+	slices.Sort(names)
+	var out []containerRequest
+	for _, name := range names {
+		req, ok := pl.resources.kindOf(name)
+		if !ok {
+			continue
+		}
+		q, ok := c.Resources.Limits[v1.ResourceName(name)]
+		if !ok {
+			q = c.Resources.Requests[v1.ResourceName(name)]
+		}
+		n, ok := q.AsInt64()
+		if !ok || n < 0 || n > maxDevices {
+			return nil, fmt.Errorf("container %q: %s quantity %s is not a whole number of devices", c.Name, name, q.String())
+		}
+		if n == 0 {
+			continue
+		}
+		req.Count = int(n)
+		req.Policy = pl.policy
+		req.Topology = hint
+		if err := req.Validate(); err != nil {
+			return nil, fmt.Errorf("container %q: %s: %w", c.Name, name, err)
+		}
+		out = append(out, containerRequest{container: c.Name, resource: name, req: req})
+	}
+	return out, nil
 }
 
 func readState(cs fwk.CycleState) (*cycleState, error) {

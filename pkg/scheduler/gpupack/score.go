@@ -25,13 +25,13 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 		return 0, fwk.AsStatus(err)
 	}
 	name := nodeInfo.Node().Name
-	p := s.plan(name)
-	if p == nil { // Filter did not run for this node (e.g. another profile)
+	p, ok := s.plan(name)
+	if !ok { // Filter did not run for this node (e.g. another profile)
 		view, err := pl.cache.View(nodeInfo.Node())
 		if err != nil {
 			return 0, fwk.AsStatus(err)
 		}
-		if p, err = pl.makePlan(view, s.requests); err != nil {
+		if p, err = pl.makePlan(view, s.requests, false); err != nil {
 			return 0, fwk.AsStatus(err)
 		}
 		s.setPlan(name, p)
@@ -62,7 +62,7 @@ func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Po
 	var bestIdeal float64
 	for _, ns := range scores {
 		lo, hi = min(lo, ns.Score), max(hi, ns.Score)
-		if p := s.plan(ns.Name); p != nil {
+		if p, ok := s.plan(ns.Name); ok {
 			bestIdeal = max(bestIdeal, p.ideal)
 		}
 	}
@@ -73,7 +73,7 @@ func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Po
 			frag = 100 * float64(ns.Score-lo) / float64(hi-lo)
 		}
 		topo := 100.0
-		if p := s.plan(ns.Name); p != nil && bestIdeal > 0 && p.ideal > 0 {
+		if p, ok := s.plan(ns.Name); ok && bestIdeal > 0 && p.ideal > 0 {
 			topo = 100 * math.Min(1, p.ring/bestIdeal)
 		}
 		scores[i].Score = int64(math.Round((wf*frag + wt*topo) / (wf + wt) * float64(fwk.MaxNodeScore) / 100))

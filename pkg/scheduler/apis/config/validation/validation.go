@@ -54,8 +54,11 @@ func ValidateGPUPackArgs(path *field.Path, args *config.GPUPackArgs) field.Error
 
 func validateWorkload(path *field.Path, w *config.WorkloadArgs) field.ErrorList {
 	var errs field.ErrorList
-	if w.PriorWeight < 0 {
+	switch {
+	case w.PriorWeight < 0:
 		errs = append(errs, field.Invalid(path.Child("priorWeight"), w.PriorWeight, "must be >= 0"))
+	case w.PriorWeight == 0 && !w.Pin:
+		errs = append(errs, field.Invalid(path.Child("priorWeight"), w.PriorWeight, "must be positive unless pin is true"))
 	}
 	if w.HalfLife < 1 {
 		errs = append(errs, field.Invalid(path.Child("halfLife"), w.HalfLife, "must be >= 1"))

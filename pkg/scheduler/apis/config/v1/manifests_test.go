@@ -1,0 +1,87 @@
+package v1_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+)
+
+const manifests = "../../../../../manifests/scheduler/"
+
+// TestDeploymentIsLockedDown checks the scheduler Deployment's security
+// settings and that it mounts the config that kustomization.yaml builds.
+func TestDeploymentIsLockedDown(t *testing.T) {
+	data, err := os.ReadFile(manifests + "deployment.yaml")
+	require.NoError(t, err)
+	var d appsv1.Deployment
+	require.NoError(t, yaml.UnmarshalStrict(data, &d))
+	spec := d.Spec.Template.Spec
+	require.Equal(t, "gpupack-scheduler", spec.ServiceAccountName)
+	require.True(t, *spec.SecurityContext.RunAsNonRoot)
+	require.Equal(t, v1.SeccompProfileTypeRuntimeDefault, spec.SecurityContext.SeccompProfile.Type)
+	require.Len(t, spec.Containers, 1)
+	c := spec.Containers[0]
+	require.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
+	require.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
+	require.Equal(t, []v1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
+	require.Contains(t, c.Args, "--config=/etc/gpupack/config.yaml")
+	var cm string
+	for _, v := range spec.Volumes {
+		if v.ConfigMap != nil {
+			cm = v.ConfigMap.Name
+		}
+	}
+	k, err := os.ReadFile(manifests + "kustomization.yaml")
+	require.NoError(t, err)
+	require.Contains(t, string(k), "name: "+cm)
+	for _, f := range []string{"serviceaccount.yaml", "rbac.yaml", "deployment.yaml", "config.yaml"} {
+		require.Contains(t, string(k), f)
+	}
+}
+
+// TestRBACIsMinimal: the built-in scheduler roles, and of our own only
+// pods get/update/patch and our lease.
+func TestRBACIsMinimal(t *testing.T) {
+	data, err := os.ReadFile(manifests + "rbac.yaml")
+	require.NoError(t, err)
+	bound := map[string]bool{}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var meta struct{ Kind string }
+		require.NoError(t, yaml.Unmarshal([]byte(doc), &meta))
+		switch meta.Kind {
+		case "ClusterRoleBinding", "RoleBinding":
+			var b rbacv1.RoleBinding
+			require.NoError(t, yaml.UnmarshalStrict([]byte(doc), &b))
+			require.Equal(t, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "gpupack-scheduler", Namespace: "kube-system"}}, b.Subjects)
+			bound[b.RoleRef.Kind+"/"+b.RoleRef.Name] = true
+		case "ClusterRole":
+			var r rbacv1.ClusterRole
+			require.NoError(t, yaml.UnmarshalStrict([]byte(doc), &r))
+			require.Equal(t, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "update", "patch"}}}, r.Rules)
+		case "Role":
+			var r rbacv1.Role
+			require.NoError(t, yaml.UnmarshalStrict([]byte(doc), &r))
+			require.Equal(t, "kube-system", r.Namespace)
+			for _, rule := range r.Rules {
+				require.Equal(t, []string{"leases"}, rule.Resources)
+				if !slicesEqual(rule.Verbs, []string{"create"}) {
+					require.Equal(t, []string{"gpupack-scheduler"}, rule.ResourceNames)
+				}
+			}
+		default:
+			t.Fatalf("unexpected kind %q", meta.Kind)
+		}
+	}
+	for _, want := range []string{"ClusterRole/system:kube-scheduler", "ClusterRole/system:volume-scheduler",
+		"Role/extension-apiserver-authentication-reader", "ClusterRole/gpupack-scheduler", "Role/gpupack-scheduler:leader-election"} {
+		require.True(t, bound[want], "binding to %s", want)
+	}
+}
+
+func slicesEqual(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }

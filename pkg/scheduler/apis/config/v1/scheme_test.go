@@ -1,0 +1,75 @@
+package v1_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
+
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
+	_ "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1" // registers GPUPackArgs v1
+)
+
+func decode(t *testing.T, data []byte) *schedconfig.KubeSchedulerConfiguration {
+	t.Helper()
+	obj, _, err := scheme.Codecs.UniversalDecoder().Decode(data, nil, nil)
+	require.NoError(t, err)
+	cfg, ok := obj.(*schedconfig.KubeSchedulerConfiguration)
+	require.True(t, ok, "%T", obj)
+	return cfg
+}
+
+func gpupackArgs(t *testing.T, cfg *schedconfig.KubeSchedulerConfiguration) *config.GPUPackArgs {
+	t.Helper()
+	for _, p := range cfg.Profiles {
+		for _, pc := range p.PluginConfig {
+			if pc.Name == "GPUPack" {
+				a, ok := pc.Args.(*config.GPUPackArgs)
+				require.True(t, ok, "args of type %T", pc.Args)
+				return a
+			}
+		}
+	}
+	t.Fatal("no GPUPack plugin config")
+	return nil
+}
+
+// TestManifestConfigLoads decodes manifests/scheduler/config.yaml the way
+// kube-scheduler does (its scheme, with our v1 defaults and conversion).
+func TestManifestConfigLoads(t *testing.T) {
+	data, err := os.ReadFile("../../../../../manifests/scheduler/config.yaml")
+	require.NoError(t, err)
+	cfg := decode(t, data)
+	require.Equal(t, "gpupack-scheduler", cfg.Profiles[0].SchedulerName)
+	require.Equal(t, "gpupack-scheduler", cfg.LeaderElection.ResourceName)
+	a := gpupackArgs(t, cfg)
+	require.Equal(t, int64(1), a.FragmentationWeight)
+	require.Equal(t, int64(2), a.TopologyWeight)
+	require.Equal(t, "packed", a.ReplicaPolicy)
+	require.Len(t, a.Workload.Prior, 8, "the default prior")
+}
+
+// TestPartialArgsGetDefaults: fields left out take the defaults.
+func TestPartialArgsGetDefaults(t *testing.T) {
+	cfg := decode(t, []byte(`apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: gpupack-scheduler
+  pluginConfig:
+  - name: GPUPack
+    args:
+      topologyWeight: 5
+      workload:
+        pin: true
+        prior: [{kind: shared, milli: 250, weight: 3}]
+`))
+	a := gpupackArgs(t, cfg)
+	require.Equal(t, int64(5), a.TopologyWeight)
+	require.Equal(t, int64(1), a.FragmentationWeight)
+	require.Equal(t, "nvidia.com/gpu", a.WholeResource)
+	require.Equal(t, []config.TaskTypeWeight{{Kind: "shared", Milli: 250, Weight: 3}}, a.Workload.Prior)
+	require.True(t, a.Workload.Pin)
+	require.Equal(t, int32(100), a.Workload.PriorWeight)
+}

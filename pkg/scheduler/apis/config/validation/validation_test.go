@@ -1,0 +1,147 @@
+package validation_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
+	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
+)
+
+// defaults returns the internal args with every default applied.
+func defaults() *config.GPUPackArgs {
+	var v configv1.GPUPackArgs
+	configv1.SetDefaults_GPUPackArgs(&v)
+	var out config.GPUPackArgs
+	configv1.Convert_v1_GPUPackArgs_To_config_GPUPackArgs(&v, &out)
+	return &out
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	a := defaults()
+	require.Empty(t, validation.ValidateGPUPackArgs(field.NewPath("args"), a))
+	require.Equal(t, int64(1), a.FragmentationWeight)
+	require.Equal(t, int64(2), a.TopologyWeight)
+	require.Equal(t, "nvidia.com/gpu", a.WholeResource)
+	require.Equal(t, "nvidia.com/gpu.shared", a.SharedResource)
+	require.Equal(t, "nvidia.com/mig-", a.MIGResourcePrefix)
+	require.Equal(t, "packed", a.ReplicaPolicy)
+	require.Equal(t, "preferred", a.DefaultTopology)
+	require.Equal(t, int32(100), a.Workload.PriorWeight)
+	require.Equal(t, int32(1000), a.Workload.HalfLife)
+	require.False(t, a.Workload.Pin)
+	// score.DefaultPrior in per-mille: whole 1 .50 -> 500, ..., 8 types
+	// adding up to 1000.
+	require.Len(t, a.Workload.Prior, 8)
+	require.Equal(t, config.TaskTypeWeight{Kind: "whole", Count: 1, Weight: 500}, a.Workload.Prior[0])
+	var total int32
+	for _, p := range a.Workload.Prior {
+		total += p.Weight
+	}
+	require.Equal(t, int32(1000), total)
+}
+
+func TestSetDefaultsKeepsSetFields(t *testing.T) {
+	w, pin := int64(7), true
+	v := configv1.GPUPackArgs{TopologyWeight: &w, Workload: &configv1.WorkloadArgs{Pin: &pin, Prior: []configv1.TaskTypeWeight{{Kind: "whole", Count: 2, Weight: 1}}}}
+	configv1.SetDefaults_GPUPackArgs(&v)
+	require.Equal(t, int64(7), *v.TopologyWeight)
+	require.Equal(t, int64(1), *v.FragmentationWeight)
+	require.True(t, *v.Workload.Pin)
+	require.Len(t, v.Workload.Prior, 1)
+	require.Equal(t, int32(100), *v.Workload.PriorWeight)
+}
+
+func TestValidateListsEveryError(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(a *config.GPUPackArgs)
+		want   []string // "field: type" for every error, in order
+	}{
+		{"nil", nil, []string{"args: Required value"}},
+		{
+			"everything wrong",
+			func(a *config.GPUPackArgs) {
+				a.FragmentationWeight = -1
+				a.TopologyWeight = 101
+				a.WholeResource = "gpu"
+				a.SharedResource = ""
+				a.MIGResourcePrefix = "nvidia.com/mig-"
+				a.ReplicaPolicy = "scatter"
+				a.DefaultTopology = "best"
+				a.Workload.PriorWeight = -5
+				a.Workload.HalfLife = 0
+				a.Workload.Prior = []config.TaskTypeWeight{
+					{Kind: "whole", Count: 0, Weight: 1},
+					{Kind: "gpu", Weight: 1},
+					{Kind: "shared", Milli: 500, Weight: -3},
+				}
+			},
+			[]string{
+				"args.fragmentationWeight: Invalid value",
+				"args.topologyWeight: Invalid value",
+				"args.wholeResource: Invalid value",
+				"args.sharedResource: Invalid value",
+				"args.replicaPolicy: Unsupported value",
+				"args.defaultTopology: Unsupported value",
+				"args.workload.priorWeight: Invalid value",
+				"args.workload.halfLife: Invalid value",
+				"args.workload.prior[0]: Invalid value",
+				"args.workload.prior[1]: Invalid value",
+				"args.workload.prior[2].weight: Invalid value",
+				// total 1 + 1 - 3 = -1
+				"args.workload.prior: Invalid value",
+			},
+		},
+		{
+			"both weights zero",
+			func(a *config.GPUPackArgs) { a.FragmentationWeight, a.TopologyWeight = 0, 0 },
+			[]string{"args.topologyWeight: Invalid value"},
+		},
+		{
+			"same resource twice",
+			func(a *config.GPUPackArgs) { a.SharedResource = a.WholeResource },
+			[]string{"args.sharedResource: Invalid value"},
+		},
+		{
+			"zero prior weight needs pin",
+			func(a *config.GPUPackArgs) { a.Workload.PriorWeight = 0 },
+			[]string{"args.workload.priorWeight: Invalid value"},
+		},
+		{
+			"zero prior weight with pin is fine",
+			func(a *config.GPUPackArgs) { a.Workload.PriorWeight, a.Workload.Pin = 0, true },
+			nil,
+		},
+		{
+			"empty prior",
+			func(a *config.GPUPackArgs) { a.Workload.Prior = nil },
+			[]string{"args.workload.prior: Required value"},
+		},
+		{
+			"MIG prior without profile",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", Count: 1, Weight: 1}}
+			},
+			[]string{"args.workload.prior[0]: Invalid value"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a *config.GPUPackArgs
+			if tt.modify != nil {
+				a = defaults()
+				tt.modify(a)
+			}
+			errs := validation.ValidateGPUPackArgs(field.NewPath("args"), a)
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Field+": "+string(e.Type.String()))
+			}
+			require.Equal(t, tt.want, got, "%v", errs)
+		})
+	}
+}
