@@ -61,9 +61,12 @@ bench:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./pkg/topology/
 
-## gpu-smoke: real-NVML checks; run on a machine with an NVIDIA GPU.
+## gpu-smoke: real-NVML checks (discovery, a health watch, the device plugin's
+## resources served to the in-process kubelet); run on a machine with an NVIDIA
+## GPU. Read-only: never changes MIG mode or resets a GPU.
 gpu-smoke:
-	$(GO) test -count=1 -tags realgpu -run RealGPU -v ./pkg/nvml/
+	$(GO) test -count=1 -tags realgpu -run RealGPU -v ./pkg/nvml/ ./pkg/deviceplugin/
+	$(GO) run ./cmd/device-plugin --print-topology --mig-strategy=mixed
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,303 @@
+// Package app is the device-plugin command: flags, config, and wiring of
+// NVML, the plugins, the handoff informer, publishing and metrics.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/sharing"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// options are the command-line flags.
+type options struct {
+	configFile         string
+	fakeMachine        string
+	fakeMIG            map[string]string
+	printTopology      bool
+	pluginDir          string
+	podResourcesSocket string
+	nodeName           string
+	kubeconfig         string
+	metricsAddress     string
+
+	migStrategy     string
+	failOnInitError bool
+	passDeviceSpecs bool
+	replicaPolicy   string
+}
+
+// NewCommand returns the device-plugin command.
+func NewCommand() *cobra.Command {
+	o := &options{}
+	cmd := &cobra.Command{
+		Use:          "device-plugin",
+		Short:        "gpupack kubelet device plugin for NVIDIA GPUs",
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer cancel()
+			ctx = klog.NewContext(ctx, klog.Background().WithName("device-plugin"))
+			err := o.run(ctx, cmd.Flags())
+			if err != nil {
+				klog.FromContext(ctx).Error(err, "Device plugin failed")
+			}
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.configFile, "config", "", "config file (version: v1; NVIDIA k8s-device-plugin v1 fields are understood)")
+	fs.StringVar(&o.fakeMachine, "fake", "", fmt.Sprintf("run on a fake NVML machine from the catalog %v", fake.Names()))
+	fs.StringToStringVar(&o.fakeMIG, "fake-mig", nil, "with --fake: MIG devices per GPU index, profiles joined by '+', e.g. 0=3g.20gb+1g.5gb,1=7g.40gb")
+	fs.BoolVar(&o.printTopology, "print-topology", false, "print the node's GPU map and exit")
+	fs.StringVar(&o.pluginDir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet device-plugin directory (holds kubelet.sock)")
+	fs.StringVar(&o.podResourcesSocket, "pod-resources-socket", "/var/lib/kubelet/pod-resources/kubelet.sock", "kubelet PodResources API socket")
+	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME); empty disables publishing and the handoff")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig; empty means in-cluster")
+	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "127.0.0.1:9464", "Prometheus metrics address; empty disables")
+	fs.StringVar(&o.migStrategy, "mig-strategy", sharing.MIGStrategyNone, "MIG strategy: none, single or mixed (overrides the config file)")
+	fs.BoolVar(&o.failOnInitError, "fail-on-init-error", true, "exit with an error when NVML cannot be initialised (else wait idle)")
+	fs.BoolVar(&o.passDeviceSpecs, "pass-device-specs", false, "pass /dev/nvidia* device specs in Allocate")
+	fs.StringVar(&o.replicaPolicy, "replica-policy", sharing.ReplicaPolicyPacked, "time-shared replicas of one request: packed or spread")
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	fs.AddGoFlagSet(klogFlags)
+	return cmd
+}
+
+// envDisableHealthChecks is NVIDIA's device-plugin variable, honoured for
+// compatibility: "all" turns health checks off; a list of XIDs adds to the
+// skipped ones.
+const envDisableHealthChecks = "DP_DISABLE_HEALTHCHECKS"
+
+func applyHealthEnv(c *sharing.Config, v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		switch f {
+		case "":
+		case "all":
+			c.Health.Disabled = true
+		case "xids":
+			// NVIDIA: "xids" disables XID-based checks; here that is all events.
+			c.Health.Disabled = true
+		default:
+			x, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want all, xids or XID numbers", envDisableHealthChecks, v)
+			}
+			c.Health.SkippedXIDs = append(c.Health.SkippedXIDs, x)
+		}
+	}
+	return nil
+}
+
+// loadConfig reads the file (or the defaults) and applies the flags that were set.
+func (o *options) loadConfig(fs *pflag.FlagSet) (*sharing.Config, error) {
+	c := sharing.Default()
+	if o.configFile != "" {
+		var err error
+		if c, err = sharing.Load(o.configFile); err != nil {
+			return nil, err
+		}
+	}
+	var ov sharing.Overrides
+	if fs.Changed("mig-strategy") {
+		ov.MigStrategy = &o.migStrategy
+	}
+	if fs.Changed("fail-on-init-error") {
+		ov.FailOnInitError = &o.failOnInitError
+	}
+	if fs.Changed("pass-device-specs") {
+		ov.PassDeviceSpecs = &o.passDeviceSpecs
+	}
+	if fs.Changed("replica-policy") {
+		ov.ReplicaPolicy = &o.replicaPolicy
+	}
+	c.Apply(ov)
+	if err := applyHealthEnv(c, os.Getenv(envDisableHealthChecks)); err != nil {
+		return nil, err
+	}
+	if errs := sharing.Validate(c); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid flags: %w", errs.ToAggregate())
+	}
+	return c, nil
+}
+
+func (o *options) lib() (nvml.Lib, error) {
+	if o.fakeMachine == "" {
+		return nvml.New(gonvml.New()), nil
+	}
+	layout, err := parseFakeMIG(o.fakeMIG)
+	if err != nil {
+		return nil, err
+	}
+	var opts []fake.Option
+	if len(layout) > 0 {
+		opts = append(opts, fake.WithMIG(layout))
+	}
+	m, err := fake.New(o.fakeMachine, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return nvml.New(m.Interface()), nil
+}
+
+// parseFakeMIG reads --fake-mig: GPU index -> profiles joined by '+'.
+func parseFakeMIG(in map[string]string) (map[int][]string, error) {
+	out := map[int][]string{}
+	for k, v := range in {
+		i, err := strconv.Atoi(k)
+		if err != nil || i < 0 {
+			return nil, fmt.Errorf("--fake-mig: %q is not a GPU index", k)
+		}
+		for _, p := range strings.Split(v, "+") {
+			if p = strings.TrimSpace(p); p == "" {
+				return nil, fmt.Errorf("--fake-mig: empty profile for GPU %d", i)
+			}
+			out[i] = append(out[i], p)
+		}
+	}
+	return out, nil
+}
+
+func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
+	logger := klog.FromContext(ctx)
+	cfg, err := o.loadConfig(fs)
+	if err != nil {
+		return err
+	}
+	lib, err := o.lib()
+	if err != nil {
+		return err
+	}
+	if err := lib.Init(); err != nil {
+		if *cfg.Flags.FailOnInitError || o.printTopology {
+			return fmt.Errorf("initialising NVML: %w", err)
+		}
+		logger.Error(err, "NVML failed to initialise; failOnInitError is false, so waiting idle")
+		<-ctx.Done()
+		return nil
+	}
+	defer func() { _ = lib.Shutdown() }()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg)}
+
+	if o.printTopology {
+		m, err := deviceplugin.New(dopts)
+		if err != nil {
+			return err
+		}
+		return topology.Render(os.Stdout, m.Node())
+	}
+
+	if o.nodeName != "" {
+		client, err := o.client()
+		if err != nil {
+			return err
+		}
+		pods, err := startPodInformer(ctx, client, o.nodeName)
+		if err != nil {
+			return err
+		}
+		dopts.Handoff = deviceplugin.NewHandoff(pods)
+		dopts.Publisher = deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
+			Client: client, NodeName: o.nodeName, PodResourcesSocket: o.podResourcesSocket, Pods: pods,
+			Topology: *cfg.Publish.Topology, Labels: *cfg.Publish.Labels, InUse: *cfg.Publish.InUse,
+			InUseInterval: cfg.Publish.InUseInterval.Duration,
+		})
+	} else {
+		logger.Info("No node name: not publishing to the Node and not reading the scheduler's choices")
+	}
+	m, err := deviceplugin.New(dopts)
+	if err != nil {
+		return err
+	}
+	for _, p := range m.Plugins() {
+		logger.Info("Resource", "name", p.Name(), "devices", len(p.Devices()))
+	}
+	if o.metricsAddress != "" {
+		go serveMetrics(ctx, o.metricsAddress, reg)
+	}
+	return m.Run(ctx)
+}
+
+func (o *options) client() (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if o.kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client config: %w", err)
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// startPodInformer watches the pods of this node only (field selector), as
+// the RBAC in manifests/device-plugin allows.
+func startPodInformer(ctx context.Context, client kubernetes.Interface, node string) (deviceplugin.PodLister, error) {
+	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
+	}))
+	lister := f.Core().V1().Pods().Lister()
+	f.Start(ctx.Done())
+	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return nil, fmt.Errorf("pod informer for %v did not sync", typ)
+		}
+	}
+	return lister, nil
+}
+
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) {
+	logger := klog.FromContext(ctx)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	logger.Info("Serving metrics", "address", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Error(err, "Metrics server failed")
+	}
+}

@@ -1,0 +1,62 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/sharing"
+)
+
+func TestFlagsOverrideTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("version: v1\nflags: {migStrategy: single, failOnInitError: false}\n"), 0o600))
+	cmd := NewCommand()
+	require.NoError(t, cmd.Flags().Parse([]string{"--config", path, "--mig-strategy", "mixed"}))
+	o := &options{}
+	// Re-read the values the command bound.
+	o.configFile, _ = cmd.Flags().GetString("config")
+	o.migStrategy, _ = cmd.Flags().GetString("mig-strategy")
+	c, err := o.loadConfig(cmd.Flags())
+	require.NoError(t, err)
+	require.Equal(t, sharing.MIGStrategyMixed, *c.Flags.MigStrategy, "the flag wins")
+	require.False(t, *c.Flags.FailOnInitError, "an unset flag keeps the file's value")
+}
+
+func TestMalformedConfigIsAClearError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("version: v1\nflags: {migStrategy: all}\nhealth: {recovery: {checks: 0, interval: -5s}}\n"), 0o600))
+	cmd := NewCommand()
+	cmd.SetArgs([]string{"--config", path, "--fake", "dgx-h100"})
+	cmd.SetOut(os.Stderr)
+	err := cmd.Execute()
+	require.ErrorContains(t, err, `flags.migStrategy: Unsupported value: "all"`)
+	require.ErrorContains(t, err, `health.recovery.interval: Invalid value: "-5s"`)
+
+	cmd = NewCommand()
+	cmd.SetArgs([]string{"--mig-strategy", "diagonal", "--fake", "dgx-h100"})
+	require.ErrorContains(t, cmd.Execute(), `invalid flags: flags.migStrategy: Unsupported value: "diagonal"`)
+}
+
+func TestParseFakeMIG(t *testing.T) {
+	got, err := parseFakeMIG(map[string]string{"0": "3g.20gb+1g.5gb", "2": "7g.40gb"})
+	require.NoError(t, err)
+	require.Equal(t, map[int][]string{0: {"3g.20gb", "1g.5gb"}, 2: {"7g.40gb"}}, got)
+	_, err = parseFakeMIG(map[string]string{"x": "1g.5gb"})
+	require.ErrorContains(t, err, "not a GPU index")
+	_, err = parseFakeMIG(map[string]string{"1": "1g.5gb++"})
+	require.ErrorContains(t, err, "empty profile")
+}
+
+func TestHealthEnv(t *testing.T) {
+	c := sharing.Default()
+	require.NoError(t, applyHealthEnv(c, "48, 63"))
+	// The defaults 13, 31, 43, 45, 68, 109 plus 48 and 63.
+	require.Equal(t, []uint64{13, 31, 43, 45, 68, 109, 48, 63}, c.Health.SkippedXIDs)
+	require.False(t, c.Health.Disabled)
+	require.NoError(t, applyHealthEnv(c, "all"))
+	require.True(t, c.Health.Disabled)
+	require.ErrorContains(t, applyHealthEnv(sharing.Default(), "some"), "want all, xids or XID numbers")
+}

@@ -1,0 +1,112 @@
+package deviceplugin
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/gpupack/gpupack/pkg/sharing"
+)
+
+// EnvVisibleDevices is the NVIDIA container runtime's device list variable.
+const EnvVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
+
+// Allocate validates each container's device IDs and answers with
+// NVIDIA_VISIBLE_DEVICES: GPU UUIDs, parent UUIDs for replicas, MIG UUIDs for
+// MIG devices. Unknown IDs and requests over failRequestsGreaterThanOne are
+// InvalidArgument; a device on an unhealthy GPU is FailedPrecondition.
+func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
+	resp := &pluginapi.AllocateResponse{ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, 0, len(req.GetContainerRequests()))}
+	for _, creq := range req.GetContainerRequests() {
+		cresp, err := p.allocateContainer(creq.GetDevicesIds())
+		if err != nil {
+			logger.Error(err, "Allocate rejected", "devices", creq.GetDevicesIds())
+			return nil, err
+		}
+		resp.ContainerResponses = append(resp.ContainerResponses, cresp)
+	}
+	for _, creq := range req.GetContainerRequests() {
+		p.handoff.allocated(p.resource.Name, creq.GetDevicesIds())
+		p.metrics.allocated(p.resource.Name)
+		logger.V(2).Info("Allocated devices", "devices", creq.GetDevicesIds())
+	}
+	if p.afterAllocate != nil {
+		p.afterAllocate()
+	}
+	return resp, nil
+}
+
+func (p *Plugin) allocateContainer(ids []string) (*pluginapi.ContainerAllocateResponse, error) {
+	if len(ids) == 0 {
+		p.metrics.reject(p.resource.Name, "empty")
+		return nil, status.Errorf(codes.InvalidArgument, "resource %s: container request without devices", p.resource.Name)
+	}
+	health := p.health.Snapshot()
+	devs := make([]*sharing.Device, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	shared := false
+	for _, id := range ids {
+		d, ok := p.byID[id]
+		if !ok {
+			p.metrics.reject(p.resource.Name, "unknown-device")
+			return nil, status.Errorf(codes.InvalidArgument, "resource %s: unknown device ID %q", p.resource.Name, id)
+		}
+		if seen[id] {
+			p.metrics.reject(p.resource.Name, "duplicate-device")
+			return nil, status.Errorf(codes.InvalidArgument, "resource %s: device ID %q requested twice", p.resource.Name, id)
+		}
+		if !health.Device(d.GPUIndex, migUUID(d)) {
+			p.metrics.reject(p.resource.Name, "unhealthy")
+			return nil, status.Errorf(codes.FailedPrecondition, "resource %s: device %q is unhealthy (GPU %d)", p.resource.Name, id, d.GPUIndex)
+		}
+		seen[id] = true
+		shared = shared || d.Shared()
+		devs = append(devs, d)
+	}
+	if shared && p.opts.FailRequestsGreaterThanOne && len(ids) > 1 {
+		p.metrics.reject(p.resource.Name, "greater-than-one")
+		return nil, status.Errorf(codes.InvalidArgument,
+			"resource %s: %d time-shared replicas requested but failRequestsGreaterThanOne allows 1", p.resource.Name, len(ids))
+	}
+	visible := make([]string, 0, len(devs))
+	inList := map[string]bool{}
+	for _, d := range devs {
+		if !inList[d.UUID] {
+			inList[d.UUID] = true
+			visible = append(visible, d.UUID)
+		}
+	}
+	resp := &pluginapi.ContainerAllocateResponse{Envs: map[string]string{EnvVisibleDevices: strings.Join(visible, ",")}}
+	if p.opts.PassDeviceSpecs {
+		resp.Devices = p.deviceSpecs(devs)
+	}
+	return resp, nil
+}
+
+// deviceSpecs lists the control devices and each GPU's /dev/nvidia<minor>.
+func (p *Plugin) deviceSpecs(devs []*sharing.Device) []*pluginapi.DeviceSpec {
+	root := p.opts.DriverRoot
+	if root == "" {
+		root = "/"
+	}
+	paths := []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}
+	seen := map[int]bool{}
+	for _, d := range devs {
+		if !seen[d.GPUMinor] {
+			seen[d.GPUMinor] = true
+			paths = append(paths, fmt.Sprintf("/dev/nvidia%d", d.GPUMinor))
+		}
+	}
+	specs := make([]*pluginapi.DeviceSpec, 0, len(paths))
+	for _, path := range paths {
+		specs = append(specs, &pluginapi.DeviceSpec{ContainerPath: path, HostPath: filepath.Join(root, path), Permissions: "rw"})
+	}
+	return specs
+}

@@ -1,0 +1,120 @@
+package deviceplugin_test
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// podList stands in for the informer's lister of this node's pods.
+type podList struct {
+	mu   sync.Mutex
+	pods []*v1.Pod
+}
+
+func (l *podList) List(labels.Selector) ([]*v1.Pod, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.pods), nil
+}
+
+func (l *podList) add(p *v1.Pod) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pods = append(l.pods, p)
+}
+
+// scheduled is a pod the "scheduler" annotated with its choice.
+func scheduled(t testing.TB, name string, at time.Time, resource string, ids ...string) (*v1.Pod, map[string]string) {
+	t.Helper()
+	s, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{resource: ids}})
+	require.NoError(t, err)
+	ann := map[string]string{protocol.DevicesAnnotation: s, protocol.AssumedAtAnnotation: protocol.FormatAssumedAt(at)}
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Annotations: ann}}, ann
+}
+
+func sortedIDs(ids []string) []string { return slices.Sorted(slices.Values(ids)) }
+
+func TestHandoffHonoursTheSchedulersChoice(t *testing.T) {
+	pods := &podList{}
+	reg := prometheus.NewRegistry()
+	metrics := deviceplugin.NewMetrics(reg)
+	k, p := setup(t, pluginOpts{machine: "dgx-1-v100", handoff: deviceplugin.NewHandoff(pods), metrics: metrics})
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	node := p.mgr.Node()
+
+	// Two sets pkg/score would not pick itself: GPUs 1+6 and 2+5 are SYS pairs.
+	setA := sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)})
+	setB := sortedIDs([]string{uuidOf(p, 2), uuidOf(p, 5)})
+	now := time.Now()
+	podA, annA := scheduled(t, "a", now, "nvidia.com/gpu", setA...)
+	podB, annB := scheduled(t, "b", now.Add(time.Second), "nvidia.com/gpu", setB...)
+	pods.add(podA)
+	pods.add(podB)
+	// A malformed choice on another pod is skipped, never fatal.
+	pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "default", UID: "uid-bad",
+		Annotations: map[string]string{protocol.DevicesAnnotation: `{"version":"v1","resources":{"nvidia.com/gpu":[""]}}`}}})
+	pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "worse", Namespace: "default", UID: "uid-worse",
+		Annotations: map[string]string{protocol.DevicesAnnotation: `{not json`}}})
+
+	ids, _, err := k.allocate("a", "nvidia.com/gpu", 2, annA)
+	require.NoError(t, err)
+	require.Equal(t, setA, sortedIDs(ids), "pod a gets the scheduler's set for a")
+	ids, _, err = k.allocate("b", "nvidia.com/gpu", 2, annB)
+	require.NoError(t, err)
+	require.Equal(t, setB, sortedIDs(ids), "pod b gets the scheduler's set for b")
+
+	// No annotation: the plugin's own choice (pkg/score) is an NVLink pair.
+	ids, _, err = k.allocate("own", "nvidia.com/gpu", 2, nil)
+	require.NoError(t, err)
+	require.Len(t, ids, 2)
+	i, j := gpuIndex(node, ids[0]), gpuIndex(node, ids[1])
+	require.NotContains(t, []int{1, 2, 5, 6}, i, "GPUs of a and b are taken")
+	require.NotContains(t, []int{1, 2, 5, 6}, j, "GPUs of a and b are taken")
+	require.Equal(t, topology.ClassNVLink, node.Links[i][j].Class, "GPUs %d and %d should be an NVLink pair", i, j)
+
+	// Metrics: 2 scheduler choices honoured, 1 own choice, 3 allocations.
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP gpupack_device_plugin_preferred_allocations_total GetPreferredAllocation answers, by resource and handoff outcome.
+# TYPE gpupack_device_plugin_preferred_allocations_total counter
+gpupack_device_plugin_preferred_allocations_total{outcome="own",resource="nvidia.com/gpu"} 1
+gpupack_device_plugin_preferred_allocations_total{outcome="scheduler",resource="nvidia.com/gpu"} 2
+# HELP gpupack_device_plugin_allocations_total Successful container allocations, by resource.
+# TYPE gpupack_device_plugin_allocations_total counter
+gpupack_device_plugin_allocations_total{resource="nvidia.com/gpu"} 3
+`), "gpupack_device_plugin_preferred_allocations_total", "gpupack_device_plugin_allocations_total"))
+}
+
+func TestOwnChoiceIsNVLinkPairOnDGX1(t *testing.T) {
+	k, p := setup(t, pluginOpts{machine: "dgx-1-v100", handoff: deviceplugin.NewHandoff(&podList{})})
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	node := p.mgr.Node()
+	ids, _, err := k.allocate("pair", "nvidia.com/gpu", 2, nil)
+	require.NoError(t, err)
+	require.Len(t, ids, 2)
+	i, j := gpuIndex(node, ids[0]), gpuIndex(node, ids[1])
+	require.Equal(t, topology.ClassNVLink, node.Links[i][j].Class, "GPUs %d and %d should be an NVLink pair", i, j)
+}
+
+func gpuIndex(n *topology.Node, uuid string) int {
+	for _, g := range n.GPUs {
+		if g.UUID == uuid {
+			return g.Index
+		}
+	}
+	return -1
+}

@@ -1,0 +1,284 @@
+package deviceplugin
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+)
+
+// HealthOptions configure a Health tracker.
+type HealthOptions struct {
+	// SkippedXIDs do not make a GPU unhealthy.
+	SkippedXIDs []uint64
+	// Recover probes unhealthy GPUs every Interval and brings a GPU back
+	// after Checks consecutive passing checks.
+	Recover  bool
+	Checks   int
+	Interval time.Duration
+	// Clock drives the recovery ticker (a fake clock in tests).
+	Clock clock.WithTicker
+	// Metrics may be nil.
+	Metrics *Metrics
+}
+
+// migKey names a MIG device by its parent and instance IDs, as events do.
+type migKey struct{ gpu, gi, ci int }
+
+// View is a consistent snapshot of the health of GPUs and MIG devices.
+type View struct {
+	gpus    map[int]bool
+	migSick map[string]bool
+	// Version counts changes.
+	Version uint64
+}
+
+// GPU reports whether the GPU with that index is healthy.
+func (v View) GPU(index int) bool { return v.gpus[index] }
+
+// Device reports whether a device is healthy: its GPU is, and, for a MIG
+// device, no event named its instance.
+func (v View) Device(gpu int, migUUID string) bool {
+	return v.gpus[gpu] && (migUUID == "" || !v.migSick[migUUID])
+}
+
+// gpuState is the health of one physical GPU.
+type gpuState struct {
+	uuid    string
+	healthy bool
+	lost    bool
+	passes  int
+	reason  string
+}
+
+// Health tracks the health of a node's GPUs. An unhealthy GPU makes every
+// device on it (whole, replicas, MIG) unhealthy; subscribers see each change
+// as one closed channel, so they publish all of a GPU's devices in one update.
+type Health struct {
+	lib  nvml.Lib
+	opts HealthOptions
+
+	mu      sync.Mutex
+	gpus    map[int]*gpuState
+	byUUID  map[string]int
+	migs    map[migKey]string    // MIG instance -> MIG UUID
+	migSick map[string]*migState // unhealthy MIG devices by UUID
+	changed chan struct{}
+	version uint64
+}
+
+// migState is an unhealthy MIG device (an XID named its instance).
+type migState struct {
+	gpu    int
+	passes int
+}
+
+// NewHealth returns a tracker with every GPU of inv healthy.
+func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Checks < 1 {
+		opts.Checks = 1
+	}
+	h := &Health{lib: lib, opts: opts, gpus: map[int]*gpuState{}, byUUID: map[string]int{},
+		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{})}
+	for _, g := range inv.GPUs {
+		h.gpus[g.Index] = &gpuState{uuid: g.UUID, healthy: true}
+		h.byUUID[g.UUID] = g.Index
+	}
+	for _, m := range inv.MIG {
+		h.migs[migKey{m.ParentIndex, m.GIID, m.CIID}] = m.UUID
+	}
+	return h
+}
+
+// Healthy reports whether the GPU with that index is healthy.
+func (h *Health) Healthy(gpu int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.gpus[gpu]
+	return ok && g.healthy
+}
+
+// Snapshot returns the current health of every GPU and MIG device.
+func (h *Health) Snapshot() View {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := View{gpus: make(map[int]bool, len(h.gpus)), migSick: make(map[string]bool, len(h.migSick)), Version: h.version}
+	for i, g := range h.gpus {
+		v.gpus[i] = g.healthy
+	}
+	for u := range h.migSick {
+		v.migSick[u] = true
+	}
+	return v
+}
+
+// Changed returns a channel that is closed at the next health change. Take
+// it before reading the state to never miss a change.
+func (h *Health) Changed() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changed
+}
+
+// notifyLocked wakes every subscriber; h.mu must be held.
+func (h *Health) notifyLocked() {
+	h.version++
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+// Handle applies one NVML event.
+func (h *Health) Handle(ctx context.Context, ev nvml.Event) {
+	logger := klog.FromContext(ctx)
+	h.opts.Metrics.observeEvent(ev)
+	switch ev.Kind {
+	case nvml.EventECCSingleBit:
+		logger.V(4).Info("Single-bit ECC error counted", "gpu", ev.GPUIndex, "uuid", ev.UUID)
+		return
+	case nvml.EventXID:
+		if slices.Contains(h.opts.SkippedXIDs, ev.XID) {
+			logger.V(2).Info("Skipping application XID", "gpu", ev.GPUIndex, "uuid", ev.UUID, "xid", ev.XID)
+			return
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	idx, ok := h.resolve(ev)
+	if !ok {
+		// An event we cannot tie to one GPU must not take the node out.
+		logger.Info("Health event for an unknown GPU ignored", "gpu", ev.GPUIndex, "uuid", ev.UUID, "kind", ev.Kind.String(), "xid", ev.XID)
+		return
+	}
+	if uuid, ok := h.migs[migKey{idx, ev.GIID, ev.CIID}]; ok && ev.Kind == nvml.EventXID {
+		// An XID that names a MIG instance takes out that MIG device only.
+		if m := h.migSick[uuid]; m != nil {
+			m.passes = 0
+			return
+		}
+		h.migSick[uuid] = &migState{gpu: idx}
+		logger.Info("MIG device marked unhealthy", "gpu", idx, "mig", uuid, "xid", ev.XID)
+		h.notifyLocked()
+		return
+	}
+	g := h.gpus[idx]
+	g.passes = 0
+	if ev.Kind == nvml.EventGPULost {
+		g.lost = true
+	}
+	if !g.healthy {
+		return
+	}
+	g.healthy = false
+	g.reason = ev.Kind.String()
+	logger.Info("GPU marked unhealthy", "gpu", idx, "uuid", g.uuid, "kind", ev.Kind.String(), "xid", ev.XID)
+	h.notifyLocked()
+}
+
+// resolve finds the GPU an event is about: by UUID first, else by index.
+func (h *Health) resolve(ev nvml.Event) (int, bool) {
+	if ev.UUID != "" {
+		i, ok := h.byUUID[ev.UUID]
+		return i, ok
+	}
+	_, ok := h.gpus[ev.GPUIndex]
+	return ev.GPUIndex, ok
+}
+
+// Run consumes events until ctx is done and, when recovery is on, probes
+// unhealthy GPUs on every tick. A closed event channel stops event handling,
+// not recovery.
+func (h *Health) Run(ctx context.Context, events <-chan nvml.Event) {
+	var tick <-chan time.Time
+	if h.opts.Recover && h.opts.Interval > 0 {
+		t := h.opts.Clock.NewTicker(h.opts.Interval)
+		defer t.Stop()
+		tick = t.C()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			h.Handle(ctx, ev)
+		case <-tick:
+			h.Probe(ctx)
+		}
+	}
+}
+
+// Probe runs one recovery check on every unhealthy GPU.
+func (h *Health) Probe(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	h.mu.Lock()
+	var sick []int
+	for i, g := range h.gpus {
+		if !g.healthy {
+			sick = append(sick, i)
+		}
+	}
+	for _, m := range h.migSick {
+		if !slices.Contains(sick, m.gpu) {
+			sick = append(sick, m.gpu)
+		}
+	}
+	h.mu.Unlock()
+	slices.Sort(sick)
+	for _, i := range sick {
+		h.mu.Lock()
+		uuid := h.gpus[i].uuid
+		h.mu.Unlock()
+		err := h.lib.CheckGPU(uuid) // outside the lock: NVML may be slow
+		h.mu.Lock()
+		h.probeMIG(ctx, i, err)
+		g := h.gpus[i]
+		switch {
+		case g.healthy:
+		case err != nil:
+			g.passes = 0
+			g.lost = errors.Is(err, nvml.ErrGPULost)
+			logger.V(4).Info("GPU still failing its check", "gpu", i, "uuid", uuid, "err", err)
+		default:
+			g.passes++
+			if g.passes >= h.opts.Checks {
+				g.healthy, g.lost, g.passes, g.reason = true, false, 0, ""
+				logger.Info("GPU recovered", "gpu", i, "uuid", uuid, "checks", h.opts.Checks)
+				h.opts.Metrics.recovered()
+				h.notifyLocked()
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// probeMIG counts one check of GPU gpu for its unhealthy MIG devices; h.mu
+// must be held.
+func (h *Health) probeMIG(ctx context.Context, gpu int, err error) {
+	for uuid, m := range h.migSick {
+		if m.gpu != gpu {
+			continue
+		}
+		if err != nil {
+			m.passes = 0
+			continue
+		}
+		if m.passes++; m.passes >= h.opts.Checks {
+			delete(h.migSick, uuid)
+			klog.FromContext(ctx).Info("MIG device recovered", "gpu", gpu, "mig", uuid, "checks", h.opts.Checks)
+			h.opts.Metrics.recovered()
+			h.notifyLocked()
+		}
+	}
+}

@@ -1,0 +1,329 @@
+package deviceplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+	"k8s.io/utils/clock"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/sharing"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// KubeletSocketName is the kubelet's registration socket in the device-plugin directory.
+var KubeletSocketName = filepath.Base(pluginapi.KubeletSocket)
+
+// Options configure a Manager.
+type Options struct {
+	// Lib is an initialised NVML (the real library or a fake machine).
+	Lib nvml.Lib
+	// Config is a defaulted, validated config.
+	Config *sharing.Config
+	// PluginDir is the kubelet's device-plugin directory; its kubelet.sock
+	// is the Registration service.
+	PluginDir string
+	// Clock drives health recovery; nil means the real clock.
+	Clock clock.WithTicker
+	// Metrics may be nil.
+	Metrics *Metrics
+	// Handoff looks up the scheduler's choices; nil disables the handoff.
+	Handoff *Handoff
+	// Publisher writes the node annotations and labels; nil publishes nothing.
+	Publisher *Publisher
+}
+
+// Manager runs one Plugin per resource of the node, their health and the
+// kubelet-restart watch.
+type Manager struct {
+	opts      Options
+	inv       *nvml.Inventory
+	base      *topology.Node
+	health    *Health
+	plugins   []*Plugin
+	startedAt int64
+
+	nodeMu      sync.Mutex
+	node        *topology.Node
+	nodeVersion uint64
+}
+
+// New discovers the GPUs and builds the resources and their plugins.
+func New(opts Options) (*Manager, error) {
+	if opts.Lib == nil || opts.Config == nil {
+		return nil, errors.New("device plugin: Lib and Config are required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	inv, err := opts.Lib.Discover()
+	if err != nil {
+		return nil, fmt.Errorf("discovering GPUs: %w", err)
+	}
+	resources, err := sharing.Build(inv, opts.Config)
+	if err != nil {
+		return nil, fmt.Errorf("building resources: %w", err)
+	}
+	c := opts.Config
+	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli()}
+	setReplicas(m.base, resources)
+	if *c.Flags.MigStrategy == sharing.MIGStrategyNone {
+		// MIG-enabled GPUs are advertised whole: publish and score them so.
+		for i := range m.base.GPUs {
+			m.base.GPUs[i].MIGEnabled = false
+		}
+		m.base.MIG = nil
+	}
+	m.health = NewHealth(opts.Lib, inv, HealthOptions{
+		SkippedXIDs: c.Health.SkippedXIDs,
+		Recover:     c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
+		Checks:      c.Health.Recovery.Checks,
+		Interval:    recoveryInterval(c),
+		Clock:       opts.Clock,
+		Metrics:     opts.Metrics,
+	})
+	policy := score.Packed
+	if c.Sharing.TimeSlicing.ReplicaPolicy == sharing.ReplicaPolicySpread {
+		policy = score.Spread
+	}
+	popts := PluginOptions{
+		FailRequestsGreaterThanOne: c.Sharing.TimeSlicing.FailRequestsGreaterThanOne,
+		PassDeviceSpecs:            c.Flags.Plugin != nil && c.Flags.Plugin.PassDeviceSpecs != nil && *c.Flags.Plugin.PassDeviceSpecs,
+		ReplicaPolicy:              policy,
+	}
+	if c.Flags.NvidiaDriverRoot != nil {
+		popts.DriverRoot = *c.Flags.NvidiaDriverRoot
+	}
+	for _, r := range resources {
+		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
+		p.afterAllocate = opts.Publisher.Kick
+		m.plugins = append(m.plugins, p)
+	}
+	return m, nil
+}
+
+// setReplicas records each time-shared GPU's replica count on the node.
+func setReplicas(n *topology.Node, resources []sharing.Resource) {
+	for _, r := range resources {
+		for _, d := range r.Devices {
+			if d.Shared() && !d.MIG && d.GPUIndex < len(n.GPUs) {
+				n.GPUs[d.GPUIndex].Replicas = d.Replicas
+			}
+		}
+	}
+}
+
+func recoveryInterval(c *sharing.Config) time.Duration {
+	if c.Health.Recovery.Interval == nil {
+		return 0
+	}
+	return c.Health.Recovery.Interval.Duration
+}
+
+// Inventory is what discovery found.
+func (m *Manager) Inventory() *nvml.Inventory { return m.inv }
+
+// MIGCapable reports whether any GPU of the node can run MIG.
+func (m *Manager) MIGCapable() bool {
+	for _, g := range m.inv.GPUs {
+		if g.MIGCapable {
+			return true
+		}
+	}
+	return false
+}
+
+// Plugins are the per-resource servers, sorted by resource name.
+func (m *Manager) Plugins() []*Plugin { return m.plugins }
+
+// Health is the GPU health tracker.
+func (m *Manager) Health() *Health { return m.health }
+
+// Node returns the node's topology with current health; callers must not
+// modify it. It is rebuilt only after a health change.
+func (m *Manager) Node() *topology.Node {
+	health := m.health.Snapshot()
+	version := health.Version
+	m.nodeMu.Lock()
+	defer m.nodeMu.Unlock()
+	if m.node != nil && m.nodeVersion == version {
+		return m.node
+	}
+	n := *m.base
+	n.GPUs = append([]topology.GPU(nil), m.base.GPUs...)
+	n.MIG = append([]topology.MIGDevice(nil), m.base.MIG...)
+	for i := range n.GPUs {
+		n.GPUs[i].Healthy = health.GPU(n.GPUs[i].Index)
+	}
+	for i := range n.MIG {
+		n.MIG[i].Healthy = health.Device(n.MIG[i].Parent, n.MIG[i].UUID)
+	}
+	n.Generation = m.startedAt + int64(version)
+	m.node, m.nodeVersion = &n, version
+	return &n
+}
+
+// Run serves every plugin, registers them with the kubelet, watches health
+// and the device-plugin directory, and publishes; it returns when ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if !m.opts.Config.Health.Disabled {
+		uuids := make([]string, 0, len(m.inv.GPUs))
+		for _, g := range m.inv.GPUs {
+			uuids = append(uuids, g.UUID)
+		}
+		events, err := m.opts.Lib.WatchEvents(ctx, uuids)
+		if err != nil {
+			// Without events we still recover and serve; log loudly.
+			logger.Error(err, "Watching NVML health events failed; health checks limited to recovery probes")
+		}
+		go m.health.Run(ctx, events)
+	}
+
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", m.opts.PluginDir, err)
+	}
+	defer func() { _ = w.Close() }()
+	if err := w.Add(m.opts.PluginDir); err != nil {
+		return fmt.Errorf("watching %s: %w", m.opts.PluginDir, err)
+	}
+	for _, p := range m.plugins {
+		if err := m.start(ctx, p); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		for _, p := range m.plugins {
+			p.Stop()
+		}
+	}()
+	if m.opts.Publisher != nil {
+		go m.opts.Publisher.Run(ctx, m)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("fsnotify watcher closed")
+			}
+			logger.Error(err, "Watching the device-plugin directory")
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("fsnotify watcher closed")
+			}
+			m.onFSEvent(ctx, ev)
+		}
+	}
+}
+
+// onFSEvent re-registers everything when kubelet.sock is (re)created and
+// restarts a plugin whose socket was removed by someone else.
+func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
+	logger := klog.FromContext(ctx)
+	name := filepath.Base(ev.Name)
+	if name == KubeletSocketName && ev.Has(fsnotify.Create) {
+		logger.Info("kubelet.sock created: the kubelet restarted, registering again")
+		for _, p := range m.plugins {
+			// The restarted kubelet wiped our socket and we may already have
+			// served again and registered with it: a second Serve would cut
+			// the connection the kubelet just made.
+			if p.RegisteredWith(ev.Name) {
+				continue
+			}
+			var err error
+			if _, serr := os.Stat(p.Socket()); serr == nil {
+				err = m.register(ctx, p)
+			} else {
+				err = m.start(ctx, p)
+			}
+			if err != nil {
+				logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
+			}
+		}
+		return
+	}
+	if !ev.Has(fsnotify.Remove) && !ev.Has(fsnotify.Rename) {
+		return
+	}
+	for _, p := range m.plugins {
+		if name != socketName(p.Name()) {
+			continue
+		}
+		if _, err := os.Stat(ev.Name); err == nil {
+			return // already served again
+		}
+		logger.Info("Our socket was removed, serving again", "resource", p.Name(), "socket", ev.Name)
+		if err := m.start(ctx, p); err != nil {
+			logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
+		}
+	}
+}
+
+// start serves p on a fresh socket and registers it when the kubelet is there.
+func (m *Manager) start(ctx context.Context, p *Plugin) error {
+	if err := p.Serve(ctx, m.opts.PluginDir); err != nil {
+		return fmt.Errorf("serving %s: %w", p.Name(), err)
+	}
+	return m.register(ctx, p)
+}
+
+// register announces p's current server to the kubelet, retrying in the
+// background when the kubelet refuses it for now.
+func (m *Manager) register(ctx context.Context, p *Plugin) error {
+	kubelet := filepath.Join(m.opts.PluginDir, KubeletSocketName)
+	if _, err := os.Stat(kubelet); err != nil {
+		klog.FromContext(ctx).Info("No kubelet socket yet, waiting for it", "resource", p.Name(), "socket", kubelet)
+		return nil
+	}
+	if err := p.Register(ctx, kubelet); err != nil {
+		// The kubelet refuses a plugin it still sees connected (our previous
+		// server's stream ends asynchronously): retry with backoff.
+		klog.FromContext(ctx).Info("Registration failed, retrying", "resource", p.Name(), "err", err)
+		go m.retryRegister(ctx, p, p.generation(), kubelet)
+	}
+	return nil
+}
+
+// Registration retry backoff.
+const (
+	retryFirst = 50 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// retryRegister registers p until it succeeds, ctx ends, or p is served
+// again (a newer start registers by itself).
+func (m *Manager) retryRegister(ctx context.Context, p *Plugin, gen uint64, kubelet string) {
+	logger := klog.FromContext(ctx)
+	delay := retryFirst
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		if p.generation() != gen {
+			return
+		}
+		err := p.Register(ctx, kubelet)
+		if err == nil {
+			return
+		}
+		logger.V(2).Info("Registration failed, retrying", "resource", p.Name(), "err", err, "delay", delay)
+		delay = min(2*delay, retryMax)
+	}
+}

@@ -1,0 +1,95 @@
+package deviceplugin
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+)
+
+// Handoff outcomes, the "outcome" label of gpupack_device_plugin_preferred_allocations_total.
+const (
+	OutcomeScheduler = "scheduler" // the scheduler's choice was honoured
+	OutcomeOwn       = "own"       // no scheduler choice fitted: pkg/score chose
+	OutcomeNone      = "none"      // nothing chosen: the kubelet picks
+)
+
+// Metrics are the device plugin's Prometheus metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	devices     *prometheus.GaugeVec
+	events      *prometheus.CounterVec
+	allocations *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	preferred   *prometheus.CounterVec
+	recoveries  prometheus.Counter
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		devices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gpupack_device_plugin_devices", Help: "Devices advertised, by resource and health.",
+		}, []string{"resource", "health"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gpupack_device_plugin_health_events_total", Help: "NVML health events, by kind and XID.",
+		}, []string{"kind", "xid"}),
+		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gpupack_device_plugin_allocations_total", Help: "Successful container allocations, by resource.",
+		}, []string{"resource"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gpupack_device_plugin_rejected_requests_total", Help: "Rejected Allocate/GetPreferredAllocation requests, by resource and reason.",
+		}, []string{"resource", "reason"}),
+		preferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gpupack_device_plugin_preferred_allocations_total", Help: "GetPreferredAllocation answers, by resource and handoff outcome.",
+		}, []string{"resource", "outcome"}),
+		recoveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gpupack_device_plugin_gpu_recoveries_total", Help: "GPUs that became healthy again.",
+		}),
+	}
+	reg.MustRegister(m.devices, m.events, m.allocations, m.rejected, m.preferred, m.recoveries)
+	return m
+}
+
+func (m *Metrics) observeEvent(ev nvml.Event) {
+	if m == nil {
+		return
+	}
+	xid := ""
+	if ev.Kind == nvml.EventXID {
+		xid = strconv.FormatUint(ev.XID, 10)
+	}
+	m.events.WithLabelValues(ev.Kind.String(), xid).Inc()
+}
+
+func (m *Metrics) setDevices(resource string, healthy, unhealthy int) {
+	if m == nil {
+		return
+	}
+	m.devices.WithLabelValues(resource, "healthy").Set(float64(healthy))
+	m.devices.WithLabelValues(resource, "unhealthy").Set(float64(unhealthy))
+}
+
+func (m *Metrics) allocated(resource string) {
+	if m != nil {
+		m.allocations.WithLabelValues(resource).Inc()
+	}
+}
+
+func (m *Metrics) reject(resource, reason string) {
+	if m != nil {
+		m.rejected.WithLabelValues(resource, reason).Inc()
+	}
+}
+
+func (m *Metrics) handoff(resource, outcome string) {
+	if m != nil {
+		m.preferred.WithLabelValues(resource, outcome).Inc()
+	}
+}
+
+func (m *Metrics) recovered() {
+	if m != nil {
+		m.recoveries.Inc()
+	}
+}

@@ -1,0 +1,153 @@
+// Package deviceplugin is gpupack's kubelet device plugin: one gRPC server per
+// extended resource (whole GPUs, MIG devices, time-shared replicas), health
+// from NVML events with recovery, the handoff that honours the scheduler's
+// device choice, and what the plugin publishes on its Node.
+package deviceplugin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/sharing"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+var _ pluginapi.DevicePluginServer = &Plugin{}
+
+// PluginOptions are the per-resource settings a Plugin needs.
+type PluginOptions struct {
+	// FailRequestsGreaterThanOne rejects requests of more than one replica.
+	FailRequestsGreaterThanOne bool
+	// PassDeviceSpecs adds the GPU device nodes to Allocate responses.
+	PassDeviceSpecs bool
+	// DriverRoot is where the driver's /dev lives on the host ("/" usually).
+	DriverRoot string
+	// ReplicaPolicy places multi-replica requests (score.Packed or score.Spread).
+	ReplicaPolicy score.ReplicaPolicy
+	// Workload is passed to score.Preferred; nil means the default workload.
+	Workload *score.Workload
+}
+
+// Plugin serves one resource to the kubelet.
+type Plugin struct {
+	pluginapi.UnimplementedDevicePluginServer
+
+	resource sharing.Resource
+	byID     map[string]*sharing.Device
+	opts     PluginOptions
+	health   *Health
+	node     func() *topology.Node
+	handoff  *Handoff
+	metrics  *Metrics
+	// request is the kind (and MIG profile) of this resource's devices for
+	// score.Preferred; scorable is false when pkg/score cannot choose among
+	// them (mixed kinds, MIG replicas) and the kubelet picks.
+	request  score.Request
+	scorable bool
+
+	// afterAllocate runs after each successful Allocate (an in-use refresh).
+	afterAllocate func()
+
+	mu     sync.Mutex
+	server *grpc.Server
+	socket string
+	gen    uint64 // incremented by every Serve
+	// registered identifies the kubelet socket (and our serving generation)
+	// of the last successful registration, so one kubelet restart, which both
+	// wipes our socket and recreates kubelet.sock, registers us only once.
+	registered string
+}
+
+// NewPlugin returns the server for one resource. node returns the node's
+// current topology (with health and replicas) for score.Preferred; handoff
+// may be nil (no scheduler choices are looked up).
+func NewPlugin(res sharing.Resource, opts PluginOptions, health *Health, node func() *topology.Node, handoff *Handoff, metrics *Metrics) *Plugin {
+	p := &Plugin{resource: res, byID: make(map[string]*sharing.Device, len(res.Devices)), opts: opts,
+		health: health, node: node, handoff: handoff, metrics: metrics}
+	for i := range res.Devices {
+		p.byID[res.Devices[i].ID] = &res.Devices[i]
+	}
+	p.request, p.scorable = requestKind(res, opts.ReplicaPolicy)
+	return p
+}
+
+// requestKind works out which score.Kind the resource's devices are; a
+// resource mixing kinds (or MIG replicas) is not scorable.
+func requestKind(res sharing.Resource, policy score.ReplicaPolicy) (score.Request, bool) {
+	if len(res.Devices) == 0 {
+		return score.Request{}, false
+	}
+	first := res.Devices[0]
+	for _, d := range res.Devices {
+		if d.MIG != first.MIG || d.Shared() != first.Shared() || d.Profile != first.Profile {
+			return score.Request{}, false
+		}
+	}
+	switch {
+	case first.MIG && first.Shared():
+		return score.Request{}, false
+	case first.MIG:
+		return score.Request{Kind: score.KindMIG, MIGProfile: first.Profile}, true
+	case first.Shared():
+		return score.Request{Kind: score.KindShared, Policy: policy}, true
+	default:
+		return score.Request{Kind: score.KindWhole}, true
+	}
+}
+
+// Name is the resource name the plugin serves.
+func (p *Plugin) Name() string { return p.resource.Name }
+
+// Devices returns the resource's devices with their current health.
+func (p *Plugin) Devices() []*pluginapi.Device {
+	return p.apiDevices(p.health.Snapshot())
+}
+
+func (p *Plugin) apiDevices(health View) []*pluginapi.Device {
+	out := make([]*pluginapi.Device, 0, len(p.resource.Devices))
+	good := 0
+	for i := range p.resource.Devices {
+		d := &p.resource.Devices[i]
+		dev := &pluginapi.Device{ID: d.ID, Health: pluginapi.Unhealthy}
+		if health.Device(d.GPUIndex, migUUID(d)) {
+			dev.Health = pluginapi.Healthy
+			good++
+		}
+		if d.NUMANode >= 0 {
+			dev.Topology = &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(d.NUMANode)}}}
+		}
+		out = append(out, dev)
+	}
+	p.metrics.setDevices(p.resource.Name, good, len(out)-good)
+	return out
+}
+
+// GetDevicePluginOptions says the plugin implements GetPreferredAllocation.
+func (p *Plugin) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pluginapi.DevicePluginOptions, error) {
+	return &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true}, nil
+}
+
+// PreStartContainer is not used (PreStartRequired is false).
+func (p *Plugin) PreStartContainer(context.Context, *pluginapi.PreStartContainerRequest) (*pluginapi.PreStartContainerResponse, error) {
+	return &pluginapi.PreStartContainerResponse{}, nil
+}
+
+// socketName is the plugin's socket file name in the device-plugin directory.
+func socketName(resource string) string {
+	r := strings.NewReplacer("/", "-", ".", "_")
+	return fmt.Sprintf("gpupack-%s.sock", r.Replace(resource))
+}
+
+// migUUID is the MIG UUID of a MIG device (or its replica), "" otherwise.
+func migUUID(d *sharing.Device) string {
+	if d.MIG {
+		return d.UUID
+	}
+	return ""
+}

@@ -1,0 +1,58 @@
+package deviceplugin
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/gpupack/gpupack/pkg/score"
+)
+
+// GetPreferredAllocation returns, per container, the scheduler's choice from
+// a pod annotation when one fits (DESIGN.md section 4), else the choice of
+// score.Preferred. When neither yields a set the answer is empty and the
+// kubelet chooses. Unknown device IDs are InvalidArgument.
+func (p *Plugin) GetPreferredAllocation(ctx context.Context, req *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
+	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
+	resp := &pluginapi.PreferredAllocationResponse{}
+	for _, creq := range req.GetContainerRequests() {
+		avail, must, size := creq.GetAvailableDeviceIDs(), creq.GetMustIncludeDeviceIDs(), int(creq.GetAllocationSize())
+		for _, lists := range [][]string{avail, must} {
+			for _, id := range lists {
+				if _, ok := p.byID[id]; !ok {
+					p.metrics.reject(p.resource.Name, "unknown-device")
+					return nil, status.Errorf(codes.InvalidArgument, "resource %s: unknown device ID %q", p.resource.Name, id)
+				}
+			}
+		}
+		ids, outcome := p.prefer(ctx, avail, must, size)
+		p.metrics.handoff(p.resource.Name, outcome)
+		logger.V(2).Info("Preferred allocation", "size", size, "available", len(avail), "devices", ids, "outcome", outcome)
+		resp.ContainerResponses = append(resp.ContainerResponses, &pluginapi.ContainerPreferredAllocationResponse{DeviceIDs: ids})
+	}
+	return resp, nil
+}
+
+func (p *Plugin) prefer(ctx context.Context, avail, must []string, size int) ([]string, string) {
+	if size <= 0 || size > len(avail) {
+		return nil, OutcomeNone
+	}
+	if ids, pod, ok := p.handoff.Choose(ctx, p.resource.Name, avail, must, size); ok {
+		klog.FromContext(ctx).V(2).Info("Honouring the scheduler's device choice", "pod", klog.KObj(pod), "devices", ids)
+		return ids, OutcomeScheduler
+	}
+	if !p.scorable {
+		return nil, OutcomeNone
+	}
+	req := p.request
+	req.Count = size
+	ids, err := score.Preferred(p.node(), req, avail, must, p.opts.Workload)
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("No preferred set, the kubelet chooses", "size", size, "err", err)
+		return nil, OutcomeNone
+	}
+	return ids, OutcomeOwn
+}

@@ -1,0 +1,123 @@
+package deviceplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/klog/v2"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+)
+
+// registerTimeout bounds one registration call to the kubelet.
+const registerTimeout = 10 * time.Second
+
+// Serve starts the plugin's gRPC server on dir/<socket>, replacing a previous
+// server and socket file.
+func (p *Plugin) Serve(ctx context.Context, dir string) error {
+	p.Stop()
+	socket := filepath.Join(dir, socketName(p.resource.Name))
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing stale socket %s: %w", socket, err)
+	}
+	lis, err := net.Listen("unix", socket)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", socket, err)
+	}
+	srv := grpc.NewServer()
+	pluginapi.RegisterDevicePluginServer(srv, p)
+	p.mu.Lock()
+	p.server, p.socket = srv, socket
+	p.gen++
+	p.mu.Unlock()
+	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name, "socket", socket)
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			logger.Error(err, "Device plugin server stopped")
+		}
+	}()
+	logger.V(2).Info("Serving device plugin")
+	return nil
+}
+
+// Stop stops the server (ending ListAndWatch streams) and removes its socket.
+func (p *Plugin) Stop() {
+	p.mu.Lock()
+	srv, socket := p.server, p.socket
+	p.server, p.socket = nil, ""
+	p.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	srv.Stop()
+	_ = os.Remove(socket)
+}
+
+// generation identifies the current Serve.
+func (p *Plugin) generation() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gen
+}
+
+// Socket is the path the plugin serves on ("" when stopped).
+func (p *Plugin) Socket() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.socket
+}
+
+// Register announces the plugin to the kubelet's Registration service.
+func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
+	socket := p.Socket()
+	if socket == "" {
+		return fmt.Errorf("resource %s: not serving", p.resource.Name)
+	}
+	conn, err := grpc.NewClient("unix://"+kubeletSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("connecting to the kubelet at %s: %w", kubeletSocket, err)
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	defer cancel()
+	opts, _ := p.GetDevicePluginOptions(ctx, nil)
+	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
+		Version:      pluginapi.Version,
+		Endpoint:     filepath.Base(socket),
+		ResourceName: p.resource.Name,
+		Options:      opts,
+	})
+	if err != nil {
+		return fmt.Errorf("registering %s with the kubelet at %s: %w", p.resource.Name, kubeletSocket, err)
+	}
+	p.mu.Lock()
+	p.registered = registrationKey(kubeletSocket, p.gen)
+	p.mu.Unlock()
+	klog.FromContext(ctx).Info("Registered with the kubelet", "resource", p.resource.Name, "endpoint", filepath.Base(socket))
+	return nil
+}
+
+// RegisteredWith reports whether the plugin's current server is registered
+// with the kubelet now listening on kubeletSocket.
+func (p *Plugin) RegisteredWith(kubeletSocket string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.registered != "" && p.registered == registrationKey(kubeletSocket, p.gen)
+}
+
+// registrationKey names one kubelet instance (its socket's inode and change
+// time: a restarted kubelet creates a new socket) and our serving generation.
+func registrationKey(kubeletSocket string, gen uint64) string {
+	var st syscall.Stat_t
+	if err := syscall.Stat(kubeletSocket, &st); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d.%d/%d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec, gen)
+}

@@ -1,0 +1,197 @@
+package sharing
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+)
+
+// Resource names.
+const (
+	// ResourceGPU is the whole-GPU resource (and MIG devices under the single strategy).
+	ResourceGPU = ResourcePrefix + "gpu"
+	// SharedSuffix is appended to a time-shared resource when renameByDefault.
+	SharedSuffix = ".shared"
+	// MIGResourcePrefix starts the mixed-strategy MIG resources.
+	MIGResourcePrefix = ResourcePrefix + "mig-"
+)
+
+// ReplicaSep separates a device's UUID from its replica number in device IDs.
+const ReplicaSep = "::"
+
+// Device is one device the kubelet sees.
+type Device struct {
+	// ID is the kubelet device ID: GPU UUID, MIG UUID, or <UUID>::<n>.
+	ID string
+	// UUID is what the container gets in NVIDIA_VISIBLE_DEVICES: the GPU or
+	// MIG UUID (the parent of a replica).
+	UUID string
+	// GPUIndex, GPUUUID and GPUMinor name the physical GPU the device lives on.
+	GPUIndex int
+	GPUUUID  string
+	GPUMinor int
+	NUMANode int
+	// MIG is set for MIG devices (and their replicas); Profile is their profile.
+	MIG     bool
+	Profile string
+	// GIID and CIID are the MIG device's GPU and compute instance IDs.
+	GIID, CIID int
+	// Replica is the replica number (0-based); Replicas is how many replicas
+	// the underlying device has (0: not time-shared).
+	Replica  int
+	Replicas int
+}
+
+// Shared reports whether the device is a time-shared replica.
+func (d *Device) Shared() bool { return d.Replicas > 0 }
+
+// Resource is one extended resource with its devices, in a stable order.
+type Resource struct {
+	Name    string
+	Devices []Device
+}
+
+// ReplicaID builds the device ID of replica n of uuid.
+func ReplicaID(uuid string, n int) string { return uuid + ReplicaSep + strconv.Itoa(n) }
+
+// SplitID splits a device ID into its UUID and replica number; replica is -1
+// for IDs that are not replicas.
+func SplitID(id string) (uuid string, replica int, err error) {
+	before, after, found := strings.Cut(id, ReplicaSep)
+	if !found {
+		return id, -1, nil
+	}
+	n, err := strconv.Atoi(after)
+	if err != nil || n < 0 || before == "" {
+		return "", 0, fmt.Errorf("device ID %q: want <UUID>%s<replica>", id, ReplicaSep)
+	}
+	return before, n, nil
+}
+
+// Build lists the resources of a node per the config's MIG strategy and
+// time-slicing section. The result is sorted by resource name.
+func Build(inv *nvml.Inventory, c *Config) ([]Resource, error) {
+	base, err := baseResources(inv, *c.Flags.MigStrategy)
+	if err != nil {
+		return nil, err
+	}
+	out, err := replicate(base, &c.Sharing.TimeSlicing)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b Resource) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func gpuDevice(g *nvml.GPU) Device {
+	return Device{ID: g.UUID, UUID: g.UUID, GPUIndex: g.Index, GPUUUID: g.UUID, GPUMinor: g.Minor, NUMANode: g.NUMANode}
+}
+
+func migDevice(inv *nvml.Inventory, m *nvml.MIGDevice) Device {
+	d := Device{ID: m.UUID, UUID: m.UUID, GPUIndex: m.ParentIndex, GPUUUID: m.ParentUUID, MIG: true, Profile: m.Profile,
+		GIID: m.GIID, CIID: m.CIID, NUMANode: -1}
+	for i := range inv.GPUs {
+		if inv.GPUs[i].Index == m.ParentIndex {
+			d.GPUMinor = inv.GPUs[i].Minor
+			d.NUMANode = inv.GPUs[i].NUMANode
+		}
+	}
+	return d
+}
+
+// baseResources applies the MIG strategy.
+func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, error) {
+	res := map[string][]Device{}
+	add := func(name string, d Device) { res[name] = append(res[name], d) }
+	migOn := 0
+	for i := range inv.GPUs {
+		g := &inv.GPUs[i]
+		if g.MIGEnabled && strategy != MIGStrategyNone {
+			migOn++
+			continue
+		}
+		add(ResourceGPU, gpuDevice(g))
+	}
+	switch strategy {
+	case MIGStrategyNone:
+		return res, nil
+	case MIGStrategyMixed:
+		for i := range inv.MIG {
+			m := &inv.MIG[i]
+			add(MIGResourcePrefix+m.Profile, migDevice(inv, m))
+		}
+		return res, nil
+	case MIGStrategySingle:
+		if migOn == 0 {
+			return res, nil
+		}
+		if migOn != len(inv.GPUs) {
+			return nil, fmt.Errorf("MIG strategy single: %d of %d GPUs have MIG enabled; want all or none (use mixed)", migOn, len(inv.GPUs))
+		}
+		profiles := map[string]bool{}
+		for i := range inv.MIG {
+			profiles[inv.MIG[i].Profile] = true
+			add(ResourceGPU, migDevice(inv, &inv.MIG[i]))
+		}
+		if len(profiles) != 1 {
+			return nil, fmt.Errorf("MIG strategy single: want exactly one MIG profile on the node, found %d", len(profiles))
+		}
+		return res, nil
+	default:
+		return nil, fmt.Errorf("unknown MIG strategy %q", strategy)
+	}
+}
+
+// replicate applies time-slicing to the base resources.
+func replicate(base map[string][]Device, ts *TimeSlicing) ([]Resource, error) {
+	byName := map[string]*ReplicatedResource{}
+	for i := range ts.Resources {
+		byName[ts.Resources[i].Name] = &ts.Resources[i]
+	}
+	out := map[string][]Device{}
+	for name, devs := range base {
+		rr := byName[name]
+		for i, d := range devs {
+			if rr == nil || rr.Replicas <= 1 || !selected(&rr.Devices, i, &d) {
+				out[name] = append(out[name], d)
+				continue
+			}
+			target := name
+			switch {
+			case rr.Rename != "":
+				target = rr.Rename
+			case ts.RenameByDefault:
+				target = name + SharedSuffix
+			}
+			for n := range rr.Replicas {
+				r := d
+				r.ID = ReplicaID(d.UUID, n)
+				r.Replica = n
+				r.Replicas = rr.Replicas
+				out[target] = append(out[target], r)
+			}
+		}
+	}
+	res := make([]Resource, 0, len(out))
+	for name, devs := range out {
+		res = append(res, Resource{Name: name, Devices: devs})
+	}
+	return res, nil
+}
+
+// selected reports whether the i-th device of a resource is replicated.
+func selected(sel *ReplicatedDevices, i int, d *Device) bool {
+	if sel.All {
+		return true
+	}
+	if sel.Count > 0 {
+		return i < sel.Count
+	}
+	if !d.MIG && slices.Contains(sel.Indexes, d.GPUIndex) {
+		return true
+	}
+	return slices.Contains(sel.UUIDs, d.UUID)
+}

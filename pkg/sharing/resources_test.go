@@ -1,0 +1,136 @@
+package sharing
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/utils/ptr"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+)
+
+// inventory builds n GPUs; GPUs listed in mig are MIG-enabled with those profiles.
+func inventory(n int, mig map[int][]string) *nvml.Inventory {
+	inv := &nvml.Inventory{}
+	for i := range n {
+		_, on := mig[i]
+		inv.GPUs = append(inv.GPUs, nvml.GPU{Index: i, Minor: i, UUID: fmt.Sprintf("GPU-%d", i), MIGEnabled: on, MIGCapable: true})
+		for j, p := range mig[i] {
+			inv.MIG = append(inv.MIG, nvml.MIGDevice{UUID: fmt.Sprintf("MIG-%d-%d", i, j), ParentIndex: i, ParentUUID: fmt.Sprintf("GPU-%d", i), Profile: p})
+		}
+	}
+	return inv
+}
+
+func counts(res []Resource) map[string]int {
+	out := map[string]int{}
+	for _, r := range res {
+		out[r.Name] = len(r.Devices)
+	}
+	return out
+}
+
+func TestBuild(t *testing.T) {
+	sevenSmall := []string{"1g.5gb", "1g.5gb", "1g.5gb", "1g.5gb", "1g.5gb", "1g.5gb", "1g.5gb"}
+	tests := []struct {
+		name    string
+		inv     *nvml.Inventory
+		cfg     string
+		want    map[string]int
+		wantErr string
+	}{
+		{"whole", inventory(8, nil), "version: v1", map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"none ignores MIG", inventory(2, map[int][]string{0: {"3g.20gb"}}), "version: v1", map[string]int{"nvidia.com/gpu": 2}, ""},
+		{
+			"mixed",
+			inventory(3, map[int][]string{0: {"3g.20gb", "2g.10gb", "1g.5gb"}, 1: {"1g.5gb", "1g.5gb"}}),
+			"version: v1\nflags: {migStrategy: mixed}",
+			// GPU 2 whole; 1g.5gb: 1 on GPU0 + 2 on GPU1 = 3.
+			map[string]int{"nvidia.com/gpu": 1, "nvidia.com/mig-3g.20gb": 1, "nvidia.com/mig-2g.10gb": 1, "nvidia.com/mig-1g.5gb": 3}, "",
+		},
+		{"single", inventory(2, map[int][]string{0: sevenSmall, 1: sevenSmall}), "version: v1\nflags: {migStrategy: single}",
+			map[string]int{"nvidia.com/gpu": 14}, ""},
+		{"single without MIG", inventory(2, nil), "version: v1\nflags: {migStrategy: single}", map[string]int{"nvidia.com/gpu": 2}, ""},
+		{"single half MIG", inventory(2, map[int][]string{0: sevenSmall}), "version: v1\nflags: {migStrategy: single}", nil, "1 of 2 GPUs have MIG enabled"},
+		{"single two profiles", inventory(1, map[int][]string{0: {"3g.20gb", "1g.5gb"}}), "version: v1\nflags: {migStrategy: single}", nil, "exactly one MIG profile"},
+		{
+			"time-sliced renamed",
+			inventory(8, nil),
+			"version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 10}]}}",
+			map[string]int{"nvidia.com/gpu.shared": 80}, "", // 8 GPUs x 10 replicas
+		},
+		{
+			"time-sliced some devices",
+			inventory(4, nil),
+			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4, devices: [0, GPU-3]}]}}",
+			map[string]int{"nvidia.com/gpu": 2*4 + 2}, "", // GPUs 0 and 3 x 4 replicas + GPUs 1, 2 whole
+		},
+		{
+			"time-sliced count",
+			inventory(4, nil),
+			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 3, devices: 2}]}}",
+			map[string]int{"nvidia.com/gpu": 2*3 + 2}, "", // first 2 GPUs x 3 replicas + 2 whole
+		},
+		{
+			"time-sliced MIG with rename",
+			inventory(1, map[int][]string{0: {"1g.5gb", "1g.5gb", "3g.20gb"}}),
+			"version: v1\nflags: {migStrategy: mixed}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/mig-1g.5gb, replicas: 3, rename: nvidia.com/small}]}}",
+			map[string]int{"nvidia.com/small": 6, "nvidia.com/mig-3g.20gb": 1}, "",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.cfg))
+			require.NoError(t, err)
+			res, err := Build(tt.inv, c)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, counts(res))
+		})
+	}
+}
+
+func TestReplicaDevices(t *testing.T) {
+	c := Default()
+	c.Sharing.TimeSlicing.Resources = []ReplicatedResource{{Name: ResourceGPU, Replicas: 2, Devices: ReplicatedDevices{All: true}}}
+	c.Flags.MigStrategy = ptr.To(MIGStrategyMixed)
+	res, err := Build(inventory(2, map[int][]string{1: {"7g.40gb"}}), c)
+	require.NoError(t, err)
+	require.Len(t, res, 2)
+	require.Equal(t, ResourceGPU, res[0].Name)
+	require.Equal(t, []Device{
+		{ID: "GPU-0::0", UUID: "GPU-0", GPUUUID: "GPU-0", Replica: 0, Replicas: 2},
+		{ID: "GPU-0::1", UUID: "GPU-0", GPUUUID: "GPU-0", Replica: 1, Replicas: 2},
+	}, res[0].Devices)
+	require.Equal(t, []Device{{ID: "MIG-1-0", UUID: "MIG-1-0", GPUIndex: 1, GPUUUID: "GPU-1", GPUMinor: 1, MIG: true, Profile: "7g.40gb"}}, res[1].Devices)
+}
+
+func TestSplitID(t *testing.T) {
+	tests := []struct {
+		id      string
+		uuid    string
+		replica int
+		bad     bool
+	}{
+		{"GPU-1", "GPU-1", -1, false},
+		{"GPU-1::7", "GPU-1", 7, false},
+		{"GPU-1::", "", 0, true},
+		{"GPU-1::x", "", 0, true},
+		{"::3", "", 0, true},
+		{"GPU-1::-2", "", 0, true},
+	}
+	for _, tt := range tests {
+		u, r, err := SplitID(tt.id)
+		if tt.bad {
+			require.Error(t, err, tt.id)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tt.uuid, u)
+		require.Equal(t, tt.replica, r)
+	}
+}
