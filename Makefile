@@ -13,7 +13,7 @@ CLUSTER_BIN := $(CURDIR)/.cache/bin
 PKGS := ./...
 FAKE_MACHINES := dgx-a100 dgx-h100 dgx-1-v100 pcie-4gpu-2socket a100-pcie-8gpu-nvbridge nvswitch-16gpu gb200-4gpu
 
-.PHONY: all build test cluster-bins verify fmt vet logcheck demo topology bench fuzz gpu-smoke clean
+.PHONY: all build test cluster-bins verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
 
 all: build
 
@@ -56,6 +56,10 @@ topology:
 ## bench: micro-benchmarks (best-set search, score, decode, allocate).
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./pkg/...
+
+## bench-throughput: scheduling throughput on a real apiserver, gpupack vs default.
+bench-throughput: cluster-bins
+	$(GO) run ./test/throughput --bin-dir=$(CLUSTER_BIN) --nodes=1000,5000 --pods=2000
 
 ## fuzz: one minute of fuzzing on the annotation decoder.
 fuzz:
