@@ -221,4 +221,3 @@ func indexOf(t *testing.T, topo *topology.Node, ids []string) topology.GPUSet {
 }
 
 func podName(prefix string, i int) string { return fmt.Sprintf("%s-%d", prefix, i) }
-
