@@ -61,10 +61,9 @@ quality over the best set of that size on the node's shape. All policies and
 seeds run in one process, in parallel, on the same task sequence per seed.
 
 Policies: gpupack (pkg/score: fragmentation after FGD + NVLink topology, the
-scheduler's decision function; nodes compared by fragmentation change at
---gpupack-resolution, then set quality, then at random), gpupack-plugin-blend
-(not run by default: gpupack with the scheduler plugin's NormalizeScore blend
-of fragmentation and topology), and the baselines random, dot-product,
+scheduler's decision function, nodes ranked by the scheduler plugin's own
+Score/NormalizeScore functions, pkg/score's Rank, then at random), and the
+baselines random, dot-product,
 gpu-clustering, gpu-packing, best-fit (as defined in the FGD artifact),
 least-allocated and most-allocated (kube-scheduler NodeResourcesFit over CPU,
 memory and GPU).
@@ -99,10 +98,10 @@ count and whole-GPU tasks take GPUs with every replica free.`,
 	f.StringVar(&o.svgPath, "svg", "", "write the allocation chart to this SVG file")
 	f.Float64Var(&o.svgFrom, "svg-from", 0.5, "arrived demand where the chart's x axis starts")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
-	f.Float64Var(&o.resolution, "gpupack-resolution", 0.05, "gpupack: GPUs at which fragmentation changes are compared (negative: exact)")
-	f.IntVar(&o.maxTypes, "gpupack-max-types", 0, "gpupack: task types kept in the distribution (0: pkg/score default, 16)")
-	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack-plugin-blend: fragmentation weight")
-	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack-plugin-blend: topology weight")
+	f.Float64Var(&o.resolution, "gpupack-resolution", 0.05, "gpupack: score.Rank resolution, GPUs of fragmentation change per score point (0 or negative: the plugin's, 0.05)")
+	f.IntVar(&o.maxTypes, "gpupack-max-types", 0, "gpupack: task types kept in the distribution (0: pkg/score default, 128)")
+	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight (the plugin's fragmentationWeight)")
+	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight (the plugin's topologyWeight)")
 	return cmd
 }
 

@@ -91,15 +91,27 @@ func chooseMust(s *State, req Request, d *Distribution, m must) (Choice, bool) {
 	if d == nil {
 		d = defaultDistribution
 	}
+	// The pod's CPU and memory leave the node whatever the devices: the
+	// devices are chosen on the node as it will be, and FragDelta adds the
+	// change the CPU and memory alone make.
+	w := s
+	if s.takesFit(req.CPUMilli, req.MemoryMiB, d) {
+		w = s.takeResources(req.CPUMilli, req.MemoryMiB)
+	}
+	var c Choice
+	ok := false
 	switch req.Kind {
 	case KindWhole:
-		return s.chooseWhole(req, d, m.gpus)
+		c, ok = w.chooseWhole(req, d, m.gpus)
 	case KindShared:
-		return s.chooseShared(req, d, m.shares)
+		c, ok = w.chooseShared(req, d, m.shares)
 	case KindMIG:
-		return s.chooseMIG(req, m.mig)
+		c, ok = w.chooseMIG(req, m.mig)
 	}
-	return Choice{}, false
+	if ok && w != s {
+		c.FragDelta += Fragmentation(w, d) - Fragmentation(s, d)
+	}
+	return c, ok
 }
 
 // better reports whether a beats b: less fragmentation increase, then

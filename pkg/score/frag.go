@@ -16,7 +16,10 @@ import "github.com/gpupack/gpupack/pkg/topology"
 //     shape offers for k (1 when a best-class set is still free);
 //   - shared task of share s: the free share of every GPU that is not
 //     time-shared or has less than s free;
-//   - MIG task: all free (non-MIG) capacity.
+//   - MIG task: all free (non-MIG) capacity;
+//   - any task whose CPU or memory need exceeds the node's free CPU or
+//     memory (when the State knows them, see SetFree): all free capacity
+//     (FGD's "lack CPU" case).
 func Fragmentation(s *State, d *Distribution) float64 {
 	return s.fragmentation(d, 0)
 }
@@ -33,6 +36,10 @@ func (s *State) fragmentation(d *Distribution, taken topology.GPUSet) float64 {
 	}
 	var f float64
 	for m, t := range d.Types {
+		if !s.fitsLess(t, 0, 0) {
+			f += d.P[m] * total
+			continue
+		}
 		f += d.P[m] * s.fragFor(t, full, taken, total)
 	}
 	return f
@@ -110,13 +117,15 @@ type fragType struct {
 	strandedFree topology.GPUSet
 	// ideal is the shape's best ring for a whole task's count (k >= 2).
 	ideal float64
+	// nofit: the node lacks the task's CPU or memory.
+	nofit bool
 }
 
 func (s *State) newFragEval(d *Distribution) *fragEval {
 	fe := &fragEval{s: s, full: s.FreeGPUs(), cap: s.FreeCapacity()}
 	fe.types = fe.buf[:0]
 	for m, t := range d.Types {
-		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model)}
+		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model), nofit: !s.fitsLess(t, 0, 0)}
 		if t.Kind == KindWhole && t.Count >= 2 {
 			ft.ideal = s.shape.Ideal(t.Count).RingGBps
 		}
@@ -146,10 +155,12 @@ func (fe *fragEval) at(taken topology.GPUSet) float64 {
 	var f float64
 	for _, ft := range fe.types {
 		var v float64
-		switch ft.t.Kind {
-		case KindWhole:
+		switch {
+		case ft.nofit:
+			v = total
+		case ft.t.Kind == KindWhole:
 			v = fe.wholeFrag(&ft, full&ft.mask, total)
-		case KindShared:
+		case ft.t.Kind == KindShared:
 			v = ft.base - float64((taken & ft.strandedFree).Len())
 		default:
 			v = total

@@ -116,6 +116,12 @@ type Request struct {
 	// Model restricts the GPUs to one model name (or several separated by
 	// "|"); "" accepts any model.
 	Model string
+	// CPUMilli and MemoryMiB are the CPU (milli-cores) and memory (MiB) the
+	// pod takes on the node besides the devices (0: none or not counted).
+	// On a State that knows its free CPU and memory (SetFree) they enter
+	// the choice's FragDelta: task types that no longer fit the node strand
+	// its free GPUs. A pod's CPU and memory belong on one of its requests.
+	CPUMilli, MemoryMiB int64
 }
 
 // ErrInvalidRequest is wrapped by every error about a malformed Request.
@@ -136,6 +142,8 @@ func (r Request) Validate() error {
 		return fmt.Errorf("%w: unknown replica policy %d", ErrInvalidRequest, int(r.Policy))
 	case r.Topology < HintPreferred || r.Topology > HintNone:
 		return fmt.Errorf("%w: unknown topology hint %d", ErrInvalidRequest, int(r.Topology))
+	case r.CPUMilli < 0 || r.MemoryMiB < 0:
+		return fmt.Errorf("%w: cpu %dm and memory %dMi must be >= 0", ErrInvalidRequest, r.CPUMilli, r.MemoryMiB)
 	}
 	return nil
 }

@@ -53,6 +53,9 @@ type State struct {
 	healthyMIG []bool
 	// layout is the interned layout for the choice memo (0: none).
 	layout uint64
+	// res: cpuFree (milli) and memFree (MiB) are known (SetFree).
+	res              bool
+	cpuFree, memFree int64
 }
 
 // NewState returns the empty usage of node.

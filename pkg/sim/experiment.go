@@ -24,9 +24,6 @@ const (
 	PolicyBestFit        = "best-fit"
 	PolicyLeastAllocated = "least-allocated"
 	PolicyMostAllocated  = "most-allocated"
-	// PolicyGPUPackBlend is gpupack with the scheduler plugin's
-	// NormalizeScore blend of fragmentation and topology (not a default).
-	PolicyGPUPackBlend = "gpupack-plugin-blend"
 )
 
 // Policies lists the default policies, gpupack first.
@@ -36,7 +33,7 @@ func Policies() []string {
 }
 
 // AllPolicies lists every policy gpusim knows.
-func AllPolicies() []string { return append(Policies(), PolicyGPUPackBlend) }
+func AllPolicies() []string { return append(Policies(), PolicyFirstFit) }
 
 // Config is one gpusim invocation.
 type Config struct {
@@ -131,8 +128,8 @@ func Run(ctx context.Context, cfg Config) ([]RunResult, error) {
 				r := newRun(cfg.Cluster, cfg.Workload, frag, seed^h.Sum64())
 				var pl placer
 				switch pol {
-				case PolicyGPUPack, PolicyGPUPackBlend:
-					pl = gp.newRun(pol == PolicyGPUPackBlend)
+				case PolicyGPUPack:
+					pl = gp.newRun()
 				default:
 					pl = baseline(pol)
 				}
@@ -159,26 +156,6 @@ func cmpOr(a, b int) int {
 		return a
 	}
 	return b
-}
-
-func baseline(name string) placer {
-	switch name {
-	case PolicyRandom:
-		return &scoring{score: randomScore, randomGPU: true}
-	case PolicyDotProduct:
-		return &scoring{score: dotProductScore}
-	case PolicyGPUClustering:
-		return &scoring{score: gpuClusteringScore}
-	case PolicyGPUPacking:
-		return &scoring{score: gpuPackingScore}
-	case PolicyBestFit:
-		return &scoring{score: bestFitScore}
-	case PolicyLeastAllocated:
-		return &scoring{score: leastAllocatedScore}
-	case PolicyMostAllocated:
-		return &scoring{score: mostAllocatedScore}
-	}
-	return nil
 }
 
 // replay feeds the sequence to the placer and measures.
@@ -248,7 +225,7 @@ func fragRatio(r *run) float64 {
 		if r.free[i] == 0 {
 			continue
 		}
-		f += score.Fragmentation(r.state[i], r.frag.Dist(r.cpu[i], r.mem[i]))
+		f += score.Fragmentation(r.state[i], r.frag.Base())
 		free += float64(r.free[i]) / MilliPerGPU
 	}
 	if free == 0 {

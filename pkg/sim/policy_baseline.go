@@ -1,164 +1,69 @@
 package sim
 
-// The baselines follow the definitions of the FGD paper's artifact
-// (github.com/hkust-adsl/kubernetes-scheduler-simulator, pkg/simulator/
-// plugin, ATC'23): each scores every feasible node with an integer in
-// [0, 100], the highest wins with ties broken at random (kube-scheduler's
-// selectHost), and GPU shares go on the best-fit GPU ("best" GPU selection)
-// unless the policy says otherwise; whole GPUs are the lowest free ones.
-// They are not the scheduler's policy and exist for comparison only.
-
-// Normalization constants of the artifact (MaxSpecCpu, MaxSpecGpu).
-const (
-	maxSpecCPU = 128000 // milli-CPU
-	maxSpecGPU = 8000   // milli-GPU
-	maxScore   = 100
+import (
+	bl "github.com/gpupack/gpupack/pkg/score/baseline"
 )
 
-// scorer is a baseline's node score for class c on node i (feasible).
-type scorer func(r *run, i int, c *Class) int64
+// PolicyFirstFit is pkg/score/baseline's first-fit (not a default policy).
+const PolicyFirstFit = bl.FirstFitName
 
-// scoring places a task on the best-scored feasible node.
-type scoring struct {
-	score scorer
-	// randomGPU selects a random GPU for shares instead of the best fit.
-	randomGPU bool
+// baselinePlacer runs one pkg/score/baseline policy over a run: it offers
+// every feasible node's score to the policy's Picker (ties as the policy's
+// scheduler breaks them, the node order drawn from the run's randomness at
+// the first task) and takes the devices by the policy's GPU selection.
+type baselinePlacer struct {
+	pol  bl.Policy
+	pick *bl.Picker
 }
 
-func (s *scoring) place(r *run, ci int32) (int, placement) {
+// baseline is the placer of the baseline policy called name, or nil.
+func baseline(name string) placer {
+	pol, err := bl.New(name)
+	if err != nil {
+		return nil
+	}
+	return &baselinePlacer{pol: pol}
+}
+
+func (p *baselinePlacer) place(r *run, ci int32) (int, placement) {
+	if p.pick == nil {
+		p.pick = bl.NewPicker(p.pol.TieBreak(), len(r.cl.Nodes), r.rng)
+	}
 	c := &r.wl.Classes[ci]
-	best := newArgmax()
+	t := baselineTask(c)
+	var n bl.Node
+	p.pick.Reset()
 	for i := range r.cl.Nodes {
 		if r.fits(i, c) {
-			best.offer(r, i, s.score(r, i, c))
+			r.baselineNode(i, &n)
+			p.pick.Offer(i, p.pol.Score(&n, &t))
 		}
 	}
-	if best.node < 0 {
+	i, _ := p.pick.Best()
+	if i < 0 {
 		return -1, placement{}
 	}
-	if s.randomGPU && c.Shared() {
-		return best.node, placement{shareGPU: r.randomGPU(best.node, c.GPUMilli)}
+	r.baselineNode(i, &n)
+	d, ok := bl.Devices(&n, &t, p.pol.GPUSelection(), r.rng)
+	if !ok { // cannot happen: r.fits checked the GPUs
+		return -1, placement{}
 	}
-	return best.node, r.defaultPlacement(best.node, c)
+	return i, placement{whole: d.Whole, shareGPU: d.Share}
 }
 
-// randomScore: one feasible node drawn uniformly (RandomScore), random GPU
-// for shares (gpusel "random").
-func randomScore(*run, int, *Class) int64 { return 0 }
-
-// bestFitScore (BestFitScore): 100 x (1 - (0.5 (cpuFree - cpu)/128000 +
-// 0.5 (gpuFree - gpu)/8000)), truncated: the node left with the least
-// weighted free CPU and GPU wins.
-func bestFitScore(r *run, i int, c *Class) int64 {
-	left := 0.5*float64(r.cpu[i]-c.CPUMilli)/maxSpecCPU + 0.5*float64(r.free[i]-c.Demand())/maxSpecGPU
-	return int64((1 - left) * maxScore)
+// baselineTask is class c as pkg/score/baseline sees a task.
+func baselineTask(c *Class) bl.Task {
+	return bl.Task{CPUMilli: c.CPUMilli, MemoryMiB: c.MemoryMiB, NumGPU: c.NumGPU, GPUMilli: c.GPUMilli}
 }
 
-// dotProductScore (DotProductScore, Tetris; dimext "merge", norm "max"):
-// 100 x (1 - <free, request>/2) over (CPU/128000, GPU/8000): the node whose
-// free vector aligns least with the request wins.
-func dotProductScore(r *run, i int, c *Class) int64 {
-	dot := float64(r.cpu[i])/maxSpecCPU*float64(c.CPUMilli)/maxSpecCPU +
-		float64(r.free[i])/maxSpecGPU*float64(c.Demand())/maxSpecGPU
-	return int64(maxScore * (1 - dot/2))
-}
-
-// gpuClusteringScore (GpuClusteringScore): nodes already running only tasks
-// of the same GPU kind (share, 1-GPU, 2-GPU, ...) first (75..100), then
-// nodes mixing it with others (50..75), then idle nodes (25..50), then
-// nodes of other kinds (0..25); within a tier the fuller node wins.
-// CPU-only tasks score 0 everywhere.
-func gpuClusteringScore(r *run, i int, c *Class) int64 {
-	if c.NumGPU == 0 {
-		return 0
-	}
-	used := int64(maxScore/4) * (maxSpecGPU - r.free[i]) / maxSpecGPU
-	switch {
-	case r.aff[i]&c.affinity != 0 && r.aff[i] == c.affinity:
-		return used + maxScore*3/4
-	case r.aff[i]&c.affinity != 0:
-		return used + maxScore*2/4
-	case r.aff[i] == 0:
-		return used + maxScore/4
-	}
-	return used
-}
-
-// gpuPackingScore (GpuPackingScore): prefer a share on partly used GPUs
-// (50..100, fuller first), then free GPUs of a used node (33..50), then an
-// idle node (0..33, fewer GPUs first). CPU-only tasks score 0.
-func gpuPackingScore(r *run, i int, c *Class) int64 {
-	if c.NumGPU == 0 {
-		return 0
-	}
-	g := r.gpus(i)
-	if r.full[i] == len(g) {
-		return max(int64(maxScore/3-r.full[i]), int64(r.full[i]))
-	}
-	// GPUs in increasing free share; the first that hold the request.
-	need := c.NumGPU
-	var usedMask uint64
-	fullToUse := 0
-	var freeRatio int64
-	for need > 0 {
-		pick := -1
-		for j, v := range g {
-			if usedMask&(1<<uint(j)) == 0 && int64(v) >= c.GPUMilli && (pick < 0 || v < g[pick]) {
-				pick = j
-			}
-		}
-		if pick < 0 {
-			return 0
-		}
-		usedMask |= 1 << uint(pick)
-		need--
-		if g[pick] == MilliPerGPU {
-			fullToUse++
-		}
-		freeRatio += int64(g[pick]) * 100 / MilliPerGPU
-	}
-	if fullToUse > 0 {
-		return max(int64(maxScore/2-fullToUse), maxScore/3)
-	}
-	return max(maxScore-freeRatio/10, maxScore/2)
-}
-
-// leastAllocatedScore is kube-scheduler's NodeResourcesFit LeastAllocated
-// over CPU, memory and GPU (weight 1 each): the mean over resources of
-// (capacity - requested) x 100 / capacity after placing the task.
-func leastAllocatedScore(r *run, i int, c *Class) int64 {
-	return allocatedScore(r, i, c, false)
-}
-
-// mostAllocatedScore is NodeResourcesFit MostAllocated over CPU, memory and
-// GPU: the mean of requested x 100 / capacity after placing the task.
-func mostAllocatedScore(r *run, i int, c *Class) int64 {
-	return allocatedScore(r, i, c, true)
-}
-
-func allocatedScore(r *run, i int, c *Class, most bool) int64 {
+// baselineNode fills n with node i's capacity and usage; n.GPUs aliases the
+// run's GPU state. r.aff holds Class.affinity bits, which are bl.Task.Kind.
+func (r *run) baselineNode(i int, n *bl.Node) {
 	ns := &r.cl.Nodes[i]
-	type res struct{ capacity, free, req int64 }
-	rs := [3]res{
-		{ns.CPUMilli, r.cpu[i], c.CPUMilli},
-		{ns.MemoryMiB, r.mem[i], c.MemoryMiB},
-		{int64(ns.GPUs) * MilliPerGPU, r.free[i], c.Demand()},
+	*n = bl.Node{
+		CPUCapacity: ns.CPUMilli, CPUFree: r.cpu[i],
+		MemCapacity: ns.MemoryMiB, MemFree: r.mem[i],
+		GPUs: r.gpus(i), GPUFree: r.free[i], IdleGPUs: r.full[i],
+		Kinds: bl.Kinds(r.aff[i]),
 	}
-	var sum, n int64
-	for _, x := range rs {
-		if x.capacity <= 0 {
-			continue
-		}
-		requested := x.capacity - x.free + x.req
-		if most {
-			sum += requested * maxScore / x.capacity
-		} else {
-			sum += (x.capacity - requested) * maxScore / x.capacity
-		}
-		n++
-	}
-	if n == 0 {
-		return 0
-	}
-	return sum / n
 }

@@ -6,58 +6,62 @@ import (
 	"sync"
 
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// GPUPackOptions tune the gpupack policies; zero values take the defaults.
+// GPUPackOptions tune the gpupack policy; zero values take the defaults,
+// which are the scheduler plugin's. Other values measure a ranking the
+// plugin does not run by default (through the same pkg/score code).
 type GPUPackOptions struct {
-	// Resolution (GPUs) at which fragmentation changes are compared for
-	// tasks that ask for GPUs: nodes whose changes round to the same
-	// multiple are tied (default 0.05; FGD's integer sigmoid score resolves
-	// about 0.04 GPU near zero). Negative: exact comparison. CPU-only tasks
-	// change fragmentation only through CPU and memory, by small amounts,
-	// and are always compared exactly.
+	// Resolution is score.Rank's Resolution, in GPUs (0 or negative:
+	// score.DefaultResolution, the plugin's).
 	Resolution float64
 	// MaxTypes bounds the task types of the distribution (0: pkg/score's
-	// default, 16).
+	// default, score.DefaultMaxTypes).
 	MaxTypes int
-	// FragWeight and TopoWeight are the blend weights of the
-	// gpupack-plugin-blend policy (defaults 1 and 2, the plugin's).
+	// FragWeight and TopoWeight are score.Rank's weights, rounded to whole
+	// numbers as the plugin args are (both 0: 1 and 2, the plugin's
+	// defaults).
 	FragWeight, TopoWeight float64
 }
 
-func (o GPUPackOptions) withDefaults() GPUPackOptions {
-	if o.Resolution == 0 {
-		o.Resolution = 0.05
+// rank is the pkg/score ranking of the options.
+func (o GPUPackOptions) rank() score.Rank {
+	r := score.DefaultRank
+	if o.Resolution > 0 {
+		r.Resolution = o.Resolution
 	}
-	if o.FragWeight == 0 && o.TopoWeight == 0 {
-		o.FragWeight, o.TopoWeight = 1, 2
+	if o.FragWeight > 0 || o.TopoWeight > 0 {
+		r.FragWeight, r.TopoWeight = int64(math.Round(max(0, o.FragWeight))), int64(math.Round(max(0, o.TopoWeight)))
 	}
-	return o
+	return r
 }
 
-// gpupack places a task where pkg/score says the node's fragmentation rises
-// least, at the device choice score.ChooseState makes on that node; ties
-// (at Resolution) go to the better-linked set, then at random (as
-// kube-scheduler breaks ties). The distribution is a pkg/score Workload
-// pinned to the pod list's GPU task types (FGD's artifact also knows its
-// "typical pods" up front), made CPU- and memory-aware per node by
-// FragModel. The node's fragmentation change is
-//
-//	F(after, d(node after)) - F(before, d(node before))
-//
-// since the node's free CPU and memory change with the task, and so does
-// which task types it can still run.
+// gpupack ranks nodes exactly as the scheduler plugin does: on every node a
+// task fits, pkg/score's ChooseState makes the device choice (its FragDelta
+// includes the task's CPU and memory: the node's State knows its free CPU
+// and memory), score.Rank.Raw turns it into the node's raw figure (Score)
+// and score.Rank.Normalize maps the figures of all candidate nodes to
+// 0..100 (NormalizeScore); the highest wins, ties at random (as
+// kube-scheduler's selectHost). CPU-only tasks, which the plugin does not
+// score (PreFilter skips pods without GPUs; in a cluster kube-scheduler's
+// other plugins place them), are ranked through the same score.Rank by
+// score.ResourceDelta at cpuOnlyResolution, as FGD's artifact places them:
+// their changes are small (a few types' share of a node's free GPUs), and
+// at 0.05 GPU most nodes tie (-0.15 points of allocation on openb default).
 //
 // Evaluations are memoized: per run, a node's answer for a class is kept
 // until the node changes; across runs, answers are shared between nodes of
 // one spec in the same state (CPU, memory and per-GPU usage).
 type gpupack struct {
 	frag *FragModel
-	opt  GPUPackOptions
+	rank score.Rank
 	memo [64]memoShard
 	seed maphash.Seed
 }
+
+// cpuOnlyResolution is the Rank resolution for CPU-only tasks (GPUs): as
+// good as exact.
+const cpuOnlyResolution = 1e-6
 
 type memoKey struct {
 	spec, class int32
@@ -76,16 +80,16 @@ type memoShard struct {
 // evaluation is the best choice on one node for one class.
 type evaluation struct {
 	ok bool
-	// delta is the node's fragmentation change (GPUs).
-	delta float64
-	// quality is the chosen set's QualityRatio; ring and ideal its ring
-	// bandwidth and the best the node's shape offers for that size.
-	quality, ring, ideal float64
-	p                    placement
+	// raw is score.Rank.Raw of the node's fragmentation change.
+	raw int64
+	// ring and ideal are the multi-GPU set's ring bandwidth and the best
+	// its node's shape offers for that size (0: no multi-GPU set).
+	ring, ideal float64
+	p           placement
 }
 
 func newGPUPack(frag *FragModel, opt GPUPackOptions) *gpupack {
-	g := &gpupack{frag: frag, opt: opt.withDefaults(), seed: maphash.MakeSeed()}
+	g := &gpupack{frag: frag, rank: opt.rank(), seed: maphash.MakeSeed()}
 	for i := range g.memo {
 		g.memo[i].m = map[memoKey]evaluation{}
 	}
@@ -95,10 +99,11 @@ func newGPUPack(frag *FragModel, opt GPUPackOptions) *gpupack {
 // gpupackRun is one run's state: answers per (class, node) with the node
 // version they were computed at.
 type gpupackRun struct {
-	g     *gpupack
-	blend bool
-	cache map[int32][]cached
-	cands []candidate
+	g      *gpupack
+	cache  map[int32][]cached
+	nodes  []int
+	evals  []*evaluation
+	ranked []score.Ranked
 }
 
 type cached struct {
@@ -107,27 +112,22 @@ type cached struct {
 	e   evaluation
 }
 
-type candidate struct {
-	node int
-	e    *evaluation
-	s    int64
-}
-
-func (g *gpupack) newRun(blend bool) *gpupackRun {
-	return &gpupackRun{g: g, blend: blend, cache: map[int32][]cached{}}
+func (g *gpupack) newRun() *gpupackRun {
+	return &gpupackRun{g: g, cache: map[int32][]cached{}}
 }
 
 var _ placer = (*gpupackRun)(nil)
 
-// candidates evaluates class ci on every node it fits.
-func (p *gpupackRun) candidates(r *run, ci int32) []candidate {
+// candidates evaluates class ci on every node it fits into p.nodes,
+// p.evals and p.ranked (Raw, Ring, Ideal).
+func (p *gpupackRun) candidates(r *run, ci int32) {
 	c := &r.wl.Classes[ci]
 	cache := p.cache[ci]
 	if cache == nil {
 		cache = make([]cached, len(r.cl.Nodes))
 		p.cache[ci] = cache
 	}
-	p.cands = p.cands[:0]
+	p.nodes, p.evals, p.ranked = p.nodes[:0], p.evals[:0], p.ranked[:0]
 	for i := range r.cl.Nodes {
 		if !r.fits(i, c) {
 			continue
@@ -138,99 +138,24 @@ func (p *gpupackRun) candidates(r *run, ci int32) []candidate {
 			e.ver, e.set = r.ver[i], true
 		}
 		if e.e.ok {
-			p.cands = append(p.cands, candidate{node: i, e: &e.e})
+			p.nodes = append(p.nodes, i)
+			p.evals = append(p.evals, &e.e)
+			p.ranked = append(p.ranked, score.Ranked{Raw: e.e.raw, Ring: e.e.ring, Ideal: e.e.ideal})
 		}
 	}
-	return p.cands
 }
 
 func (p *gpupackRun) place(r *run, ci int32) (int, placement) {
-	cands := p.candidates(r, ci)
-	if len(cands) == 0 {
+	p.candidates(r, ci)
+	if len(p.nodes) == 0 {
 		return -1, placement{}
 	}
-	if p.blend {
-		return p.blended(r, cands)
-	}
-	res := p.g.opt.Resolution
-	if r.wl.Classes[ci].NumGPU == 0 {
-		res = -1 // a CPU-only task moves fragmentation only through CPU and memory: small, exact changes
-	}
-	best, ties := 0, 1
-	for k := 1; k < len(cands); k++ {
-		switch cmpEval(cands[k].e, cands[best].e, res) {
-		case 1:
-			best, ties = k, 1
-		case 0:
-			ties++
-			if r.rng.IntN(ties) == 0 {
-				best = k
-			}
-		}
-	}
-	return cands[best].node, cands[best].e.p
-}
-
-// cmpEval is 1 when a beats b (smaller fragmentation change at resolution
-// res, then better quality), 0 on a tie, -1 otherwise.
-func cmpEval(a, b *evaluation, res float64) int {
-	da, db := a.delta, b.delta
-	if res > 0 {
-		da, db = math.Round(da/res), math.Round(db/res)
-	}
-	if d := da - db; d < -eps {
-		return 1
-	} else if d > eps {
-		return -1
-	}
-	if d := a.quality - b.quality; d > eps {
-		return 1
-	} else if d < -eps {
-		return -1
-	}
-	return 0
-}
-
-const eps = 1e-9
-
-// blended scores the candidates the way the scheduler plugin's
-// Score/NormalizeScore do (pkg/scheduler/gpupack/score.go, v1 defaults):
-// the fragmentation gain in milli-GPU, min-max normalized to 0..100 over the
-// nodes, blended with 100 x ring / best ideal ring by the weights, rounded;
-// the highest wins, ties at random. It exists to measure the plugin's
-// scoring; the logic lives in the plugin, not in pkg/score, so it is
-// mirrored here (see the report).
-func (p *gpupackRun) blended(r *run, cands []candidate) (int, placement) {
-	wf, wt := p.g.opt.FragWeight, p.g.opt.TopoWeight
-	var lo, hi int64
-	var bestIdeal float64
-	for k := range cands {
-		s := int64(math.Round(-cands[k].e.delta * 1000))
-		cands[k].s = s
-		if k == 0 {
-			lo, hi = s, s
-		}
-		lo, hi = min(lo, s), max(hi, s)
-		bestIdeal = max(bestIdeal, cands[k].e.ideal)
-	}
+	p.g.rank.Normalize(p.ranked)
 	best := newArgmax()
-	for _, cd := range cands {
-		frag := 100.0
-		if hi > lo {
-			frag = 100 * float64(cd.s-lo) / float64(hi-lo)
-		}
-		topo := 100.0
-		if bestIdeal > 0 && cd.e.ideal > 0 {
-			topo = 100 * math.Min(1, cd.e.ring/bestIdeal)
-		}
-		best.offer(r, cd.node, int64(math.Round((wf*frag+wt*topo)/(wf+wt))))
+	for k, rk := range p.ranked {
+		best.offer(r, k, rk.Score)
 	}
-	for _, cd := range cands {
-		if cd.node == best.node {
-			return cd.node, cd.e.p
-		}
-	}
-	return -1, placement{}
+	return p.nodes[best.node], p.evals[best.node].p
 }
 
 func (g *gpupack) evaluate(r *run, i int, ci int32, c *Class) evaluation {
@@ -257,25 +182,26 @@ func (g *gpupack) evaluate(r *run, i int, ci int32, c *Class) evaluation {
 	return e
 }
 
-// compute asks pkg/score for the best choice of class c on node i.
+// compute asks pkg/score for the best choice of class c on node i and its
+// raw rank figure.
 func (g *gpupack) compute(r *run, i int, c *Class) evaluation {
-	s := r.state[i]
-	before := g.frag.Dist(r.cpu[i], r.mem[i])
-	after := g.frag.Dist(r.cpu[i]-c.CPUMilli, r.mem[i]-c.MemoryMiB)
-	shift := score.Fragmentation(s, after) - score.Fragmentation(s, before)
+	s, d, rank := r.state[i], g.frag.Base(), g.rank
 	if c.NumGPU == 0 {
-		return evaluation{ok: true, delta: shift, quality: 1, ring: topology.PerfectGBps, ideal: topology.PerfectGBps}
+		rank.Resolution = cpuOnlyResolution
+		return evaluation{ok: true, raw: rank.Raw(score.ResourceDelta(s, c.CPUMilli, c.MemoryMiB, d))}
 	}
-	ch, ok := score.ChooseState(s, c.req, after)
+	ch, ok := score.ChooseState(s, c.req, d)
 	if !ok {
 		return evaluation{}
 	}
-	e := evaluation{ok: true, delta: ch.FragDelta + shift, quality: ch.QualityRatio(),
-		ring: ch.Quality.RingGBps, ideal: ch.Ideal.RingGBps}
+	e := evaluation{ok: true, raw: rank.Raw(ch.FragDelta)}
 	if c.Shared() {
 		e.p.shareGPU = ch.GPUs.Lowest()
 	} else {
 		e.p.whole = ch.GPUs
+		if c.NumGPU >= 2 { // the plugin's plan counts quality for 2+ GPUs
+			e.ring, e.ideal = ch.Quality.RingGBps, ch.Ideal.RingGBps
+		}
 	}
 	return e
 }

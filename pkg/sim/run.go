@@ -56,6 +56,7 @@ func newRun(cl *Cluster, wl *Workload, frag *FragModel, seed uint64) *run {
 		r.free[i] = int64(ns.GPUs) * MilliPerGPU
 		r.full[i] = ns.GPUs
 		r.state[i] = score.NewState(cl.Topo[i])
+		r.state[i].SetFree(ns.CPUMilli, ns.MemoryMiB)
 	}
 	r.gpu = make([]int32, r.off[n])
 	for i := range r.gpu {
@@ -95,6 +96,7 @@ func (r *run) apply(i int, c *Class, p placement) {
 	r.cpu[i] -= c.CPUMilli
 	r.mem[i] -= c.MemoryMiB
 	r.ver[i]++
+	r.state[i].SetFree(r.cpu[i], r.mem[i])
 	if c.NumGPU == 0 {
 		return
 	}

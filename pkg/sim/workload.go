@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/gpupack/gpupack/pkg/score"
 )
@@ -38,16 +37,18 @@ func (c *Class) Demand() int64 { return int64(c.NumGPU) * c.GPUMilli }
 // Shared reports whether the class takes a share of one GPU.
 func (c *Class) Shared() bool { return c.NumGPU == 1 && c.GPUMilli < MilliPerGPU }
 
-// TaskType is the class as a pkg/score task type; ok is false for CPU-only
-// classes.
+// TaskType is the class as a pkg/score task type (CPU and memory exact, not
+// bucketed); ok is false for CPU-only classes.
 func (c *Class) TaskType() (score.TaskType, bool) {
 	switch {
 	case c.NumGPU == 0:
 		return score.TaskType{}, false
 	case c.Shared():
-		return score.TaskType{Kind: score.KindShared, Milli: int(c.GPUMilli), Model: c.Spec}, true
+		return score.TaskType{Kind: score.KindShared, Milli: int(c.GPUMilli), Model: c.Spec,
+			CPUMilli: c.CPUMilli, MemoryMiB: c.MemoryMiB}, true
 	default:
-		return score.TaskType{Kind: score.KindWhole, Count: c.NumGPU, Model: c.Spec}, true
+		return score.TaskType{Kind: score.KindWhole, Count: c.NumGPU, Model: c.Spec,
+			CPUMilli: c.CPUMilli, MemoryMiB: c.MemoryMiB}, true
 	}
 }
 
@@ -110,10 +111,10 @@ func newClass(cpu, mem int64, n int, milli int64, models []string, c *Cluster) C
 	switch {
 	case n == 0:
 	case cl.Shared():
-		cl.req = score.Request{Kind: score.KindShared, Count: int(milli), Policy: score.Packed, Model: cl.Spec}
+		cl.req = score.Request{Kind: score.KindShared, Count: int(milli), Policy: score.Packed, Model: cl.Spec, CPUMilli: cpu, MemoryMiB: mem}
 		cl.affinity = 1
 	default:
-		cl.req = score.Request{Kind: score.KindWhole, Count: n, Model: cl.Spec}
+		cl.req = score.Request{Kind: score.KindWhole, Count: n, Model: cl.Spec, CPUMilli: cpu, MemoryMiB: mem}
 		cl.affinity = 1 << uint(min(n, 30))
 	}
 	return cl
@@ -144,46 +145,27 @@ func (w *Workload) Sequence(capacity int64, target float64, seed uint64) []int32
 	return seq
 }
 
-// cannotRun is the task type gpusim puts in a node's distribution for the
-// tasks whose CPU or memory the node cannot hold: a whole-GPU task larger
-// than any node, for which pkg/score counts all free GPU capacity as
-// fragment (FGD's "Q4: lack CPU" case).
-var cannotRun = score.TaskType{Kind: score.KindWhole, Count: topologyMaxGPUs}
-
-const topologyMaxGPUs = 64
-
-// FragModel gives the workload distribution pkg/score's Fragmentation is
-// taken over on a node, made CPU- and memory-aware: the popularity of each
-// GPU task type is split into the part whose CPU and memory fit the node's
-// free CPU and memory (kept as the type) and the rest (moved to cannotRun).
+// FragModel is the workload distribution gpupack's fragmentation is taken
+// over in the simulator: a pkg/score Workload pinned to the pod list's GPU
+// task types (FGD's artifact also knows its "typical pods" up front), each
+// with its CPU and memory bucketed as the scheduler plugin's Workload
+// buckets what it observes (score.TaskType.Bucketed). pkg/score counts a
+// node's free GPUs as fragment for the types its free CPU or memory cannot
+// hold (the node's State knows them, see run.apply), exactly as in the
+// plugin.
 type FragModel struct {
-	base *score.Distribution
-	// members[j] are the classes of base type j: CPU, memory, count.
-	members [][]member
-	total   []int
-
-	mu     sync.RWMutex
-	byFree map[[2]int64]*score.Distribution
-	byFit  map[string]*score.Distribution
+	dist *score.Distribution
 }
 
-// maxFreeKeys bounds the (free CPU, free memory) -> distribution cache.
-const maxFreeKeys = 1 << 18
-
-type member struct {
-	cpu, mem int64
-	count    int
-}
-
-// NewFragModel builds the model from a pkg/score Workload pinned to the
-// pod list's GPU task types (weighted by count), keeping the maxTypes most
-// popular (0: pkg/score's default, 16).
+// NewFragModel builds the model from the pod list's GPU classes (weighted
+// by count), keeping the maxTypes most popular types (0: pkg/score's
+// default, score.DefaultMaxTypes).
 func NewFragModel(w *Workload, maxTypes int) (*FragModel, error) {
 	var prior []score.Weighted
 	for i := range w.Classes {
 		c := &w.Classes[i]
 		if t, ok := c.TaskType(); ok {
-			prior = append(prior, score.Weighted{Type: t, Weight: float64(c.Count)})
+			prior = append(prior, score.Weighted{Type: t.Bucketed(), Weight: float64(c.Count)})
 		}
 	}
 	slices.SortStableFunc(prior, func(a, b score.Weighted) int { return cmp.Compare(b.Weight, a.Weight) })
@@ -191,80 +173,8 @@ func NewFragModel(w *Workload, maxTypes int) (*FragModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workload distribution: %w", err)
 	}
-	m := &FragModel{base: wl.Distribution(), byFree: map[[2]int64]*score.Distribution{}, byFit: map[string]*score.Distribution{}}
-	m.members = make([][]member, len(m.base.Types))
-	m.total = make([]int, len(m.base.Types))
-	for i := range w.Classes {
-		c := &w.Classes[i]
-		t, ok := c.TaskType()
-		if !ok {
-			continue
-		}
-		if j := slices.Index(m.base.Types, t); j >= 0 {
-			m.members[j] = append(m.members[j], member{c.CPUMilli, c.MemoryMiB, c.Count})
-			m.total[j] += c.Count
-		}
-	}
-	return m, nil
+	return &FragModel{dist: wl.Distribution()}, nil
 }
 
-// Base is the distribution before CPU and memory are taken into account.
-func (m *FragModel) Base() *score.Distribution { return m.base }
-
-// Dist returns the distribution for a node with that much free CPU
-// (milli) and memory (MiB).
-func (m *FragModel) Dist(cpuFree, memFree int64) *score.Distribution {
-	k := [2]int64{cpuFree, memFree}
-	m.mu.RLock()
-	d := m.byFree[k]
-	m.mu.RUnlock()
-	if d != nil {
-		return d
-	}
-	fit := make([]byte, 0, 2*len(m.members))
-	for j, ms := range m.members {
-		n := 0
-		for _, x := range ms {
-			if x.cpu <= cpuFree && x.mem <= memFree {
-				n += x.count
-			}
-		}
-		if n == m.total[j] {
-			n = 0xffff
-		}
-		fit = append(fit, byte(n), byte(n>>8))
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.byFree) >= maxFreeKeys {
-		clear(m.byFree) // bounded; byFit stays (few distinct fits)
-	}
-	if d = m.byFit[string(fit)]; d == nil {
-		d = m.build(fit)
-		m.byFit[string(fit)] = d
-	}
-	m.byFree[k] = d
-	return d
-}
-
-func (m *FragModel) build(fit []byte) *score.Distribution {
-	ws := make([]score.Weighted, 0, len(m.base.Types)+1)
-	var rest float64
-	for j, t := range m.base.Types {
-		n := int(fit[2*j]) | int(fit[2*j+1])<<8
-		frac := 1.0
-		if n != 0xffff {
-			frac = float64(n) / float64(max(1, m.total[j]))
-		}
-		ws = append(ws, score.Weighted{Type: t, Weight: m.base.P[j] * frac})
-		rest += m.base.P[j] * (1 - frac)
-	}
-	if rest > 0 {
-		ws = append(ws, score.Weighted{Type: cannotRun, Weight: rest})
-	}
-	d, err := score.NewDistribution(ws)
-	if err != nil { // cannot happen: every weight is finite and they sum to 1
-		return m.base
-	}
-	return d
-}
+// Base is the distribution.
+func (m *FragModel) Base() *score.Distribution { return m.dist }

@@ -6,6 +6,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
@@ -36,6 +37,9 @@ type nodeEntry struct {
 	// state is the usage as a score.State, rebuilt lazily (nil: stale).
 	// Readers share it; it is never mutated once built.
 	state *score.State
+	// free is state with the node's free CPU and memory last seen by
+	// ViewOf (freeBase: the state it was made from). Never mutated.
+	free, freeBase *score.State
 }
 
 type podEntry struct {
@@ -82,6 +86,61 @@ func (c *Cache) View(node *v1.Node) (NodeView, error) {
 		return NodeView{}, e.inUseErr
 	}
 	return NodeView{e.topo, c.stateLocked(e)}, nil
+}
+
+// ViewOf is View for a scheduling framework NodeInfo: the State also knows
+// the node's free CPU and memory, allocatable minus requested (the pods on
+// the node, nominated pods included when the framework added them), so
+// that fragmentation counts a node's free GPUs as stranded for task types
+// whose CPU or memory it cannot hold (FGD). A node that reports no
+// allocatable CPU is taken as not knowing its CPU and memory.
+func (c *Cache) ViewOf(ni fwk.NodeInfo) (NodeView, error) {
+	node := ni.Node()
+	cpu, mem, ok := freeResources(ni)
+	if ok { // fast path: unchanged annotations and free resources
+		topoRaw, hasTopo := node.Annotations[topology.AnnotationKey]
+		inUseRaw := node.Annotations[protocol.InUseAnnotation]
+		c.mu.RLock()
+		e := c.nodes[node.Name]
+		if e != nil && e.state != nil && e.free != nil && e.freeBase == e.state && hasTopo &&
+			e.topoRaw == topoRaw && e.inUseRaw == inUseRaw && e.inUseErr == nil {
+			if fc, fm, _ := e.free.FreeResources(); fc == cpu && fm == mem {
+				v := NodeView{e.topo, e.free}
+				c.mu.RUnlock()
+				return v, nil
+			}
+		}
+		c.mu.RUnlock()
+	}
+	v, err := c.View(node)
+	if err != nil || !ok {
+		return v, err
+	}
+	st := v.State.Clone()
+	st.SetFree(cpu, mem)
+	c.mu.Lock()
+	if e := c.nodes[node.Name]; e != nil && e.state == v.State {
+		e.free, e.freeBase = st, v.State
+	}
+	c.mu.Unlock()
+	v.State = st
+	return v, nil
+}
+
+// freeResources is the NodeInfo's allocatable minus requested CPU (milli)
+// and memory (MiB, rounded down); false when it has no allocatable CPU.
+func freeResources(ni fwk.NodeInfo) (cpuMilli, memMiB int64, ok bool) {
+	alloc := ni.GetAllocatable()
+	if alloc == nil || alloc.GetMilliCPU() <= 0 {
+		return 0, 0, false
+	}
+	req := ni.GetRequested()
+	cpuMilli, memBytes := alloc.GetMilliCPU(), alloc.GetMemory()
+	if req != nil {
+		cpuMilli -= req.GetMilliCPU()
+		memBytes -= req.GetMemory()
+	}
+	return cpuMilli, memBytes >> 20, true
 }
 
 // UpdateNode folds in a node's annotations (node informer). It returns the

@@ -20,7 +20,7 @@ func (pl *GPUPack) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, n
 		return fwk.AsStatus(err)
 	}
 	node := nodeInfo.Node()
-	view, err := pl.cache.View(node)
+	view, err := pl.cache.ViewOf(nodeInfo)
 	if err != nil {
 		klog.FromContext(ctx).V(5).Info("Node has no usable GPU topology", "node", klog.KObj(node), "err", err)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+err.Error())

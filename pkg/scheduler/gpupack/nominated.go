@@ -88,6 +88,9 @@ func (pl *GPUPack) adjusted(view NodeView, node string, a *adjustment) NodeView 
 		}
 	}
 	st, _ := score.StateOf(view.Topology, maps.Clone(used))
+	if cpu, mem, ok := view.State.FreeResources(); ok {
+		st.SetFree(cpu, mem) // the framework's NodeInfo counts the nominated pods' CPU and memory
+	}
 	dist := pl.workload.Distribution()
 	for _, p := range a.added {
 		trial := st.Clone()

@@ -49,6 +49,9 @@ func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, names bool) 
 				st = st.Clone()
 			}
 			st.Apply(c)
+			if cpu, mem, ok := st.FreeResources(); ok && (r.req.CPUMilli > 0 || r.req.MemoryMiB > 0) {
+				st.SetFree(cpu-r.req.CPUMilli, mem-r.req.MemoryMiB)
+			}
 		}
 	}
 	return p, nil

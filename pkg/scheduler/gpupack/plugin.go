@@ -45,6 +45,7 @@ type GPUPack struct {
 	now       func() time.Time
 	wfrag     int64
 	wtopo     int64
+	rank      score.Rank
 	resources resourceNames
 }
 
@@ -94,6 +95,7 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 	pl := &GPUPack{
 		handle: h, args: *args, workload: wl, cache: NewCache(), hint: hint, now: now,
 		wfrag: args.FragmentationWeight, wtopo: args.TopologyWeight,
+		rank:      score.Rank{Resolution: score.DefaultResolution, FragWeight: args.FragmentationWeight, TopoWeight: args.TopologyWeight},
 		resources: resourceNames{whole: args.WholeResource, shared: args.SharedResource, migPrefix: args.MIGResourcePrefix},
 	}
 	if args.ReplicaPolicy == "spread" {

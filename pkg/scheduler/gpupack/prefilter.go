@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/score"
@@ -75,6 +76,9 @@ func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 	if len(reqs) == 0 {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
+	// The pod's CPU and memory go with its first request: fragmentation
+	// counts the free GPUs of a node short of a task type's CPU or memory.
+	reqs[0].req.CPUMilli, reqs[0].req.MemoryMiB = podCPUMemory(pod)
 	cs.Write(stateKey, &cycleState{requests: reqs, hint: hint, started: pl.now(), plans: &plans{plans: make(map[string]plan, len(nodes))}})
 	return nil, nil
 }
@@ -184,6 +188,16 @@ func (pl *GPUPack) containerRequests(c v1.Container, hint score.TopologyHint) ([
 		out = append(out, containerRequest{container: c.Name, resource: name, req: req})
 	}
 	return out, nil
+}
+
+// podCPUMemory is the pod's effective CPU (milli) and memory (MiB, rounded
+// up) request as kube-scheduler sizes it (init containers, sidecars and
+// overhead included).
+func podCPUMemory(pod *v1.Pod) (cpuMilli, memMiB int64) {
+	r := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	cpuMilli = r.Cpu().MilliValue()
+	memMiB = (r.Memory().Value() + 1<<20 - 1) >> 20
+	return max(0, cpuMilli), max(0, memMiB)
 }
 
 func readState(cs fwk.CycleState) (*cycleState, error) {

@@ -32,7 +32,7 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if err != nil {
 		return fwk.AsStatus(fmt.Errorf("getting node %q from snapshot: %w", nodeName, err))
 	}
-	view, err := pl.cache.View(nodeInfo.Node())
+	view, err := pl.cache.ViewOf(nodeInfo)
 	if err != nil {
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}

@@ -2,10 +2,11 @@ package gpupack
 
 import (
 	"context"
-	"math"
 
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/gpupack/gpupack/pkg/score"
 )
 
 // PreScore skips scoring for pods without GPU requests.
@@ -16,9 +17,16 @@ func (pl *GPUPack) PreScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, _ [
 	return nil
 }
 
-// Score returns the node's fragmentation gain -(F after - F before) in
-// milli-GPUs at its best device choice (from Filter's plan);
-// NormalizeScore blends it with link quality.
+// MaxNodeScore must be pkg/score's (it imports nothing from Kubernetes).
+var (
+	_ [fwk.MaxNodeScore - score.MaxNodeScore]struct{}
+	_ [score.MaxNodeScore - fwk.MaxNodeScore]struct{}
+)
+
+// Score returns the node's raw figure, pkg/score's Rank.Raw of the
+// fragmentation change at its best device choice (from Filter's plan):
+// the fragmentation gain in steps of score.DefaultResolution GPUs.
+// NormalizeScore maps the feasible nodes' figures to 0..100.
 func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeInfo fwk.NodeInfo) (int64, *fwk.Status) {
 	s, err := readState(cs)
 	if err != nil {
@@ -27,7 +35,7 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 	name := nodeInfo.Node().Name
 	p, ok := s.plan(name)
 	if !ok { // Filter did not run for this node (e.g. another profile)
-		view, err := pl.cache.View(nodeInfo.Node())
+		view, err := pl.cache.ViewOf(nodeInfo)
 		if err != nil {
 			return 0, fwk.AsStatus(err)
 		}
@@ -36,47 +44,32 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 		}
 		s.setPlan(name, p)
 	}
-	return int64(math.Round(-p.fragDelta * 1000)), nil
+	return pl.rank.Raw(p.fragDelta), nil
 }
 
 // ScoreExtensions returns the plugin: it normalizes its scores.
 func (pl *GPUPack) ScoreExtensions() fwk.ScoreExtensions { return pl }
 
-// NormalizeScore maps each node to
-//
-//	(wf * frag + wt * topo) / (wf + wt)
-//
-// where frag is the fragmentation gain min-max normalized over the nodes to
-// 0..100 (100: the node whose fragmentation rises least) and topo is 100 x
-// the chosen set's ring bandwidth over the best ideal set of that size on
-// any scored node's shape (100 for single-GPU, shared and MIG requests).
+// NormalizeScore is pkg/score's Rank.Normalize over the scored nodes: 100
+// minus the node's fragmentation steps behind the best node (at least 0),
+// blended for multi-GPU requests with 100 x the set's ring bandwidth over
+// the best ideal ring among the nodes by the args' weights. The simulator
+// (pkg/sim) ranks nodes with the same two functions.
 func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, scores fwk.NodeScoreList) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	if len(scores) == 0 {
-		return nil
-	}
-	lo, hi := scores[0].Score, scores[0].Score
-	var bestIdeal float64
-	for _, ns := range scores {
-		lo, hi = min(lo, ns.Score), max(hi, ns.Score)
-		if p, ok := s.plan(ns.Name); ok {
-			bestIdeal = max(bestIdeal, p.ideal)
-		}
-	}
-	wf, wt := float64(pl.wfrag), float64(pl.wtopo)
+	ranked := make([]score.Ranked, len(scores))
 	for i, ns := range scores {
-		frag := 100.0
-		if hi > lo {
-			frag = 100 * float64(ns.Score-lo) / float64(hi-lo)
+		ranked[i].Raw = ns.Score
+		if p, ok := s.plan(ns.Name); ok && p.ideal > 0 {
+			ranked[i].Ring, ranked[i].Ideal = p.ring, p.ideal
 		}
-		topo := 100.0
-		if p, ok := s.plan(ns.Name); ok && bestIdeal > 0 && p.ideal > 0 {
-			topo = 100 * math.Min(1, p.ring/bestIdeal)
-		}
-		scores[i].Score = int64(math.Round((wf*frag + wt*topo) / (wf + wt) * float64(fwk.MaxNodeScore) / 100))
+	}
+	pl.rank.Normalize(ranked)
+	for i := range scores {
+		scores[i].Score = ranked[i].Score
 	}
 	return nil
 }

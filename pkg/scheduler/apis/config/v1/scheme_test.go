@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
+	schedvalidation "k8s.io/kubernetes/pkg/scheduler/apis/config/validation"
 
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	_ "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1" // registers GPUPackArgs v1
@@ -72,4 +73,24 @@ profiles:
 	require.Equal(t, []config.TaskTypeWeight{{Kind: "shared", Milli: 250, Weight: 3}}, a.Workload.Prior)
 	require.True(t, a.Workload.Pin)
 	require.Equal(t, int32(100), a.Workload.PriorWeight)
+}
+
+// TestManifestConfigValidates: kube-scheduler accepts the profile, and in
+// it GPUPack's score is not outvoted by the resource scorers (disabled).
+func TestManifestConfigValidates(t *testing.T) {
+	data, err := os.ReadFile("../../../../../manifests/scheduler/config.yaml")
+	require.NoError(t, err)
+	cfg := decode(t, data)
+	require.NoError(t, schedvalidation.ValidateKubeSchedulerConfiguration(cfg))
+	p := cfg.Profiles[0].Plugins
+	var disabled []string
+	for _, d := range p.Score.Disabled {
+		disabled = append(disabled, d.Name)
+	}
+	require.ElementsMatch(t, []string{"NodeResourcesFit", "NodeResourcesBalancedAllocation"}, disabled)
+	for _, e := range p.MultiPoint.Enabled {
+		if e.Name == "GPUPack" {
+			require.Equal(t, int32(10), e.Weight)
+		}
+	}
 }

@@ -1,0 +1,125 @@
+package gpupack
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2/ktesting"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/score/scoretest"
+)
+
+// Score and NormalizeScore are pkg/score's Rank: a point per 0.05 GPU of
+// fragmentation behind the best node, not a min-max over the nodes.
+func TestScoreNormalizeIsPkgScoreRank(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pl, err := NewWithClock(ctx, nil, nil, time.Now)
+	require.NoError(t, err)
+	norm := func(ps map[string]plan, order ...string) []int64 {
+		cs := framework.NewCycleState()
+		cs.Write(stateKey, &cycleState{plans: &plans{plans: ps}})
+		list := make(fwk.NodeScoreList, len(order))
+		for i, n := range order {
+			// Score's figure: -round(fragDelta / 0.05).
+			list[i] = fwk.NodeScore{Name: n, Score: pl.rank.Raw(ps[n].fragDelta)}
+		}
+		require.True(t, pl.NormalizeScore(ctx, cs, nil, list).IsSuccess())
+		out := make([]int64, len(list))
+		for i, ns := range list {
+			out[i] = ns.Score
+		}
+		return out
+	}
+	// Single GPU: raws 0, -2 (0.1 GPU), -5 (0.25 GPU), -60 (3 GPUs):
+	// 100, 98, 95, 40. (The min-max blend gave 100, 97, 92, 0 for
+	// fragmentation and then put 100 of topology on every node with
+	// weight 2 of 3: 100, 99, 97, 67.)
+	require.Equal(t, []int64{100, 98, 95, 40}, norm(map[string]plan{
+		"a": {fragDelta: 0}, "b": {fragDelta: 0.1}, "c": {fragDelta: 0.25}, "d": {fragDelta: 3},
+	}, "a", "b", "c", "d"))
+	// A 4-GPU pod: quad (ring 100 of 100) 0.5 GPU more fragmentation than
+	// scattered (ring 24 of 100): v = -10 + 2 x 100 = 190 and
+	// 0 + 2 x 24 = 48: 100 and 100 - 142 -> 0. Topology wins.
+	require.Equal(t, []int64{100, 0}, norm(map[string]plan{
+		"quad":      {fragDelta: 0.5, ratio: 1, ring: 100, ideal: 100},
+		"scattered": {fragDelta: 0, ratio: 0.24, ring: 24, ideal: 100},
+	}, "quad", "scattered"))
+}
+
+// ViewOf gives the State the node's free CPU and memory: allocatable
+// minus the NodeInfo's requested; it reuses the State while they stay.
+func TestViewOfKnowsFreeCPUAndMemory(t *testing.T) {
+	topo := scoretest.PCIe("n", "T4", 2)
+	node := gpuNode(t, "n", topo)
+	node.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("8"), v1.ResourceMemory: resource.MustParse("16Gi")}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "p"}, Spec: v1.PodSpec{NodeName: "n", Containers: []v1.Container{{
+		Name: "c", Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("3"), v1.ResourceMemory: resource.MustParse("4Gi")}},
+	}}}}
+	ni := framework.NewNodeInfo(pod)
+	ni.SetNode(node)
+	c := NewCache()
+	v, err := c.ViewOf(ni)
+	require.NoError(t, err)
+	cpu, mem, known := v.State.FreeResources()
+	require.True(t, known)
+	require.Equal(t, int64(8000-3000), cpu)
+	require.Equal(t, int64(16384-4096), mem) // MiB
+	v2, err := c.ViewOf(ni)
+	require.NoError(t, err)
+	require.Same(t, v.State, v2.State, "unchanged free resources reuse the state")
+
+	ni2 := framework.NewNodeInfo()
+	ni2.SetNode(node)
+	v3, err := c.ViewOf(ni2)
+	require.NoError(t, err)
+	cpu, _, _ = v3.State.FreeResources()
+	require.Equal(t, int64(8000), cpu)
+
+	// A node reporting no allocatable CPU: CPU and memory not considered.
+	bare := gpuNode(t, "m", topo)
+	ni3 := framework.NewNodeInfo()
+	ni3.SetNode(bare)
+	v4, err := c.ViewOf(ni3)
+	require.NoError(t, err)
+	_, _, known = v4.State.FreeResources()
+	require.False(t, known)
+
+	// The pod's own CPU and memory ride on its first GPU request.
+	p := gpuPod("g", "nvidia.com/gpu", 1)
+	p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("1500m"), v1.ResourceMemory: resource.MustParse("1Gi")}
+	require.Equal(t, [2]int64{1500, 1024}, func() [2]int64 { a, b := podCPUMemory(p); return [2]int64{a, b} }())
+}
+
+// A GPU pod goes where its CPU strands no GPU (FGD's "lack CPU" case): the
+// workload's only task type needs 1 GPU and 8 cores; the pod takes 1 GPU
+// and 4 cores.
+//
+//	tight (10 cores, 2 free T4): before 10 >= 8, F = 0; after 6 < 8 cores:
+//	    the remaining free GPU is stranded, F = 1 x 1 = 1: +1 GPU = -20 steps
+//	roomy (64 cores, 2 free T4): 60 cores left, F stays 0: 0 steps
+//
+// NormalizeScore: roomy 100, tight 100 - 20 = 80. Without CPU awareness
+// both are 0 steps, a tie the harness breaks toward the first, tight.
+func TestGPUPodAvoidsStrandingGPUsByCPU(t *testing.T) {
+	tight := gpuNode(t, "tight", scoretest.PCIe("t", "T4", 2))
+	tight.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("10"), v1.ResourceMemory: resource.MustParse("64Gi")}
+	roomy := gpuNode(t, "roomy", scoretest.PCIe("r", "T4", 2))
+	roomy.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("64Gi")}
+	h := newHarness(t, nil, []*v1.Node{tight, roomy})
+	w, err := score.NewWorkload(score.WorkloadOptions{Pin: true, Prior: []score.Weighted{
+		{Type: score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 8000}, Weight: 1}}})
+	require.NoError(t, err)
+	h.pl.workload = w
+	pod := gpuPod("p", "nvidia.com/gpu", 1)
+	pod.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("4")}
+	node, _, st, _ := h.schedule(pod)
+	require.Nil(t, st)
+	require.Equal(t, "roomy", node)
+}

@@ -1,0 +1,143 @@
+package score
+
+import "math"
+
+// Node ranking: how the scheduler plugin's Score/NormalizeScore and the
+// simulator's gpupack policy turn the best choice on every feasible node
+// into a node score. Both call exactly these functions; the node with the
+// highest score wins, ties at random (kube-scheduler's selectHost).
+//
+// Raw figure of a node (Score): its fragmentation gain in steps of
+// Resolution GPUs, -round(FragDelta / Resolution).
+//
+// Normalized (NormalizeScore), over the feasible nodes: each node's blend
+//
+//	v = (wf * raw + wt * topo) / wf
+//	topo = MaxNodeScore * min(1, ring / ideal ring of the node's shape)
+//
+// (topo only for a request with a set of 2 or more GPUs whose link quality
+// counts, Ideal > 0; otherwise v = raw: for single GPUs, shares and MIG
+// devices quality is 1 everywhere), then
+//
+//	score = max(0, MaxNodeScore - round(best v - v))
+//
+// so the best node gets 100 and every fragmentation step behind it costs one
+// point: steps near the best keep their own score (a min-max over the nodes,
+// or a weighted average rounded to 0..100, would merge adjacent steps when
+// one node is far off or the weights are large). The blend keeps the
+// weights' order: with the defaults (wf 1, wt 2) a multi-GPU set at half the
+// best ring costs 100 points, more than 5 GPUs of fragmentation (topology
+// wins for multi-GPU pods). With wf = 0 the unit is one topology point
+// (v = topo).
+//
+// topo is relative to the node's own shape (Choice.QualityRatio): a node
+// that offers the best set its links allow is not behind one with better
+// links. Measured against the best shape among the nodes instead, 2- and
+// 4-GPU pods were pulled onto the NVSwitch nodes and broke the free
+// 8-GPU groups that 8-GPU pods need (gpusim, openb default: -0.3 points
+// of GPU allocation, 8-GPU tasks failing before 90% arrived).
+
+// MaxNodeScore is the highest normalized node score (kube-scheduler's
+// fwk.MaxNodeScore; pkg/score imports nothing from Kubernetes, the plugin
+// checks they agree).
+const MaxNodeScore int64 = 100
+
+// DefaultResolution is the fragmentation change, in GPUs, that counts as one
+// step of node score: changes within it tie. 0.05 GPU is about what FGD's
+// integer sigmoid score resolves near zero; 100 steps span 5 GPUs.
+const DefaultResolution = 0.05
+
+// Rank are the ranking's parameters; zero values take the defaults.
+type Rank struct {
+	// Resolution is DefaultResolution when <= 0.
+	Resolution float64
+	// FragWeight and TopoWeight blend fragmentation and link quality for
+	// multi-GPU requests (plugin args fragmentationWeight, topologyWeight;
+	// both 0: 1 and 2).
+	FragWeight, TopoWeight int64
+}
+
+// DefaultRank is the ranking of the plugin's default args.
+var DefaultRank = Rank{Resolution: DefaultResolution, FragWeight: 1, TopoWeight: 2}
+
+func (r Rank) withDefaults() Rank {
+	if r.Resolution <= 0 {
+		r.Resolution = DefaultResolution
+	}
+	if r.FragWeight <= 0 && r.TopoWeight <= 0 {
+		r.FragWeight, r.TopoWeight = DefaultRank.FragWeight, DefaultRank.TopoWeight
+	}
+	r.FragWeight, r.TopoWeight = max(0, r.FragWeight), max(0, r.TopoWeight)
+	return r
+}
+
+// Raw is a node's raw score for a choice (or a pod's plan) whose node
+// fragmentation change is fragDelta GPUs: -round(fragDelta / Resolution).
+func (r Rank) Raw(fragDelta float64) int64 {
+	r = r.withDefaults()
+	v := math.Round(-fragDelta / r.Resolution)
+	// A node's fragmentation is bounded by its GPUs (at most 64): clamp so
+	// that a NaN or absurd figure cannot overflow the arithmetic.
+	switch {
+	case math.IsNaN(v):
+		return math.MinInt32
+	case v > math.MaxInt32:
+		return math.MaxInt32
+	case v < math.MinInt32:
+		return math.MinInt32
+	}
+	return int64(v)
+}
+
+// Ranked is one feasible node in Normalize.
+type Ranked struct {
+	// Raw is the node's Raw figure.
+	Raw int64
+	// Ring is the ring bandwidth of the request's multi-GPU set on the node
+	// and Ideal the best ring the node's shape offers for that size (for a
+	// pod with several multi-GPU sets: the worst set's); Ideal is 0
+	// when the request has no set of 2 or more GPUs whose quality counts
+	// (single GPU, shares, MIG, topology hint none).
+	Ring, Ideal float64
+	// Score is Normalize's answer, 0..MaxNodeScore.
+	Score int64
+}
+
+// Normalize sets every node's Score from the raws and qualities of all of
+// them, as the package comment above says.
+func (r Rank) Normalize(nodes []Ranked) {
+	if len(nodes) == 0 {
+		return
+	}
+	r = r.withDefaults()
+	multi := false
+	for _, n := range nodes {
+		multi = multi || n.Ideal > 0
+	}
+	wf, wt := float64(r.FragWeight), float64(r.TopoWeight)
+	if !multi || wt == 0 {
+		wf, wt = 1, 0
+	}
+	// v is wf * frag + wt * topo in the units of one fragmentation step
+	// (or of one topology point when wf is 0); the best node gets
+	// MaxNodeScore and the others lose a point per unit behind it.
+	unit := wf
+	if unit == 0 {
+		unit = wt
+	}
+	v := func(n *Ranked) float64 {
+		topo := 0.0
+		if wt > 0 && n.Ideal > 0 {
+			topo = float64(MaxNodeScore) * ratio(n.Ring, n.Ideal)
+		}
+		return (wf*float64(n.Raw) + wt*topo) / unit
+	}
+	best := math.Inf(-1)
+	for i := range nodes {
+		best = max(best, v(&nodes[i]))
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		n.Score = max(0, MaxNodeScore-int64(math.Round(best-v(n))))
+	}
+}

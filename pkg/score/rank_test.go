@@ -1,0 +1,82 @@
+package score_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/score"
+)
+
+func TestRankRaw(t *testing.T) {
+	r := score.DefaultRank // resolution 0.05 GPU
+	for _, tc := range []struct {
+		delta float64
+		want  int64
+	}{
+		{0, 0},
+		{-0.1, 2},   // gain 0.1 / 0.05 = 2 steps
+		{0.074, -1}, // -1.48 -> -1
+		{0.076, -2}, // -1.52 -> -2
+		{-0.024, 0}, // 0.48 -> 0: within the resolution
+		{1, -20},    // 1 GPU more fragmented: 20 steps
+		{1e12, -1 << 31},
+		{math.NaN(), -1 << 31},
+	} {
+		require.Equal(t, tc.want, r.Raw(tc.delta), "delta %v", tc.delta)
+	}
+	// A coarser resolution: 0.074 / 0.1 = 0.74 -> -1.
+	require.Equal(t, int64(-1), score.Rank{Resolution: 0.1}.Raw(0.074))
+	// Zero Rank takes the defaults: 0.1 / 0.05 = 2.
+	require.Equal(t, int64(-2), score.Rank{}.Raw(0.1))
+}
+
+func TestRankNormalize(t *testing.T) {
+	scores := func(r score.Rank, ns []score.Ranked) []int64 {
+		r.Normalize(ns)
+		out := make([]int64, len(ns))
+		for i, n := range ns {
+			out[i] = n.Score
+		}
+		return out
+	}
+	t.Run("single GPU: a point per step behind the best", func(t *testing.T) {
+		// best raw 0: 100 - (0 - raw), clipped at 0. A min-max over
+		// 0..-150 would give 100, 99.3, 98 and 0, rounding the first three
+		// to 100, 99, 98 and merging steps for larger spreads.
+		got := scores(score.DefaultRank, []score.Ranked{{Raw: 0}, {Raw: -1}, {Raw: -3}, {Raw: -150}, {Raw: -100}})
+		require.Equal(t, []int64{100, 99, 97, 0, 0}, got)
+		// All negative: the best still gets 100; -7 is 2 behind -5.
+		require.Equal(t, []int64{98, 100}, scores(score.DefaultRank, []score.Ranked{{Raw: -7}, {Raw: -5}}))
+	})
+	t.Run("multi GPU: topology blended by the weights", func(t *testing.T) {
+		// Weights 1 and 2, unit 1 step.
+		//   quad:      raw -10, ring 100 of ideal 100: v = -10 + 2 x 100 = 190
+		//   scattered: raw   0, ring  50 of ideal 100: v =   0 + 2 x  50 = 100
+		//   other:     raw  -4, ring 100 of ideal 100: v =  -4 + 200     = 196
+		// best 196: 100, 100 - 6 = 94, 100 - 96 = 4.
+		got := scores(score.DefaultRank, []score.Ranked{
+			{Raw: -10, Ring: 100, Ideal: 100}, {Raw: 0, Ring: 50, Ideal: 100}, {Raw: -4, Ring: 100, Ideal: 100}})
+		require.Equal(t, []int64{94, 4, 100}, got)
+		// Topology relative to the node's own shape: a PCIe box offering its
+		// best (20 of 20 GB/s) is not behind an NVSwitch node (300 of 300).
+		//   v = -2 + 200 = 198 and 0 + 200 = 200: 98 and 100.
+		require.Equal(t, []int64{98, 100}, scores(score.DefaultRank, []score.Ranked{
+			{Raw: -2, Ring: 20, Ideal: 20}, {Raw: 0, Ring: 300, Ideal: 300}}))
+		// Topology weight 0: fragmentation only: 100 - 10 = 90 and 100.
+		require.Equal(t, []int64{90, 100}, scores(score.Rank{FragWeight: 1}, []score.Ranked{
+			{Raw: -10, Ring: 100, Ideal: 100}, {Raw: 0, Ring: 50, Ideal: 100}}))
+		// Fragmentation weight 0: a point per topology point: 100 and
+		// 100 - (100 - 50) = 50.
+		require.Equal(t, []int64{100, 50}, scores(score.Rank{TopoWeight: 1}, []score.Ranked{
+			{Raw: -10, Ring: 100, Ideal: 100}, {Raw: 0, Ring: 50, Ideal: 100}}))
+		// Weights 3 and 1, unit 3: v = raw + 100 x ratio / 3:
+		//   -10 + 33.3 = 23.3 and 0 + 16.7 = 16.7: 100 and 100 - 6.67 -> 93.
+		require.Equal(t, []int64{100, 93}, scores(score.Rank{FragWeight: 3, TopoWeight: 1}, []score.Ranked{
+			{Raw: -10, Ring: 100, Ideal: 100}, {Raw: 0, Ring: 50, Ideal: 100}}))
+	})
+	t.Run("empty", func(t *testing.T) {
+		score.DefaultRank.Normalize(nil)
+	})
+}
