@@ -1,6 +1,10 @@
 package score
 
-import "math"
+import (
+	"math"
+
+	"github.com/gpupack/gpupack/pkg/topology"
+)
 
 // Node ranking: how the scheduler plugin's Score/NormalizeScore and the
 // simulator's gpupack policy turn the best choice on every feasible node
@@ -30,17 +34,27 @@ import "math"
 // wins for multi-GPU pods). With wf = 0 the unit is one topology point
 // (v = topo).
 //
-// topo is relative to the node's own shape (Choice.QualityRatio): a node
-// that offers the best set its links allow is not behind one with better
-// links. Measured against the best shape among the nodes instead, 2- and
-// 4-GPU pods were pulled onto the NVSwitch nodes and broke the free
-// 8-GPU groups that 8-GPU pods need (gpusim, openb default: -0.3 points
-// of GPU allocation, 8-GPU tasks failing before 90% arrived).
+// topo is the smaller of two ratios. First, the set against the best its
+// own node's shape offers (Choice.QualityRatio): scattered GPUs lose to a
+// free NVLink group of the same shape. Second, across shapes, the ring
+// against the best ideal among the nodes with both capped at one NVLink
+// lane (NVLinkFloorGBps): a PCIe-only set loses to an all-NVLink set on
+// another node, but one NVLink ring is as good as another. Uncapped, 2- and
+// 4-GPU pods were pulled from NVLink pairs onto the NVSwitch nodes and broke
+// the free 8-GPU groups that 8-GPU pods need (gpusim, openb default: -0.3
+// points of GPU allocation, 8-GPU tasks failing before 90% arrived); with
+// the own-shape ratio alone, a 4-GPU training pod took a PCIe box over a
+// free NVLink quad (DESIGN.md section 5: quality against any shape).
 
 // MaxNodeScore is the highest normalized node score (kube-scheduler's
 // fwk.MaxNodeScore; pkg/score imports nothing from Kubernetes, the plugin
 // checks they agree).
 const MaxNodeScore int64 = 100
+
+// NVLinkFloorGBps caps ring bandwidths when sets are compared across node
+// shapes: one lane of the slowest NVLink (topology.LaneGBps(1)), above every
+// PCIe class. Any all-NVLink ring reaches it.
+var NVLinkFloorGBps = topology.LaneGBps(1)
 
 // DefaultResolution is the fragmentation change, in GPUs, that counts as one
 // step of node score: changes within it tie. 0.05 GPU is about what FGD's
@@ -125,10 +139,15 @@ func (r Rank) Normalize(nodes []Ranked) {
 	if unit == 0 {
 		unit = wt
 	}
+	bestIdeal := 0.0
+	for _, n := range nodes {
+		bestIdeal = max(bestIdeal, min(n.Ideal, NVLinkFloorGBps))
+	}
 	v := func(n *Ranked) float64 {
 		topo := 0.0
 		if wt > 0 && n.Ideal > 0 {
-			topo = float64(MaxNodeScore) * ratio(n.Ring, n.Ideal)
+			across := ratio(min(n.Ring, NVLinkFloorGBps), bestIdeal)
+			topo = float64(MaxNodeScore) * min(ratio(n.Ring, n.Ideal), across)
 		}
 		return (wf*float64(n.Raw) + wt*topo) / unit
 	}

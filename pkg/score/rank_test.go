@@ -59,11 +59,21 @@ func TestRankNormalize(t *testing.T) {
 		got := scores(score.DefaultRank, []score.Ranked{
 			{Raw: -10, Ring: 100, Ideal: 100}, {Raw: 0, Ring: 50, Ideal: 100}, {Raw: -4, Ring: 100, Ideal: 100}})
 		require.Equal(t, []int64{94, 4, 100}, got)
-		// Topology relative to the node's own shape: a PCIe box offering its
-		// best (20 of 20 GB/s) is not behind an NVSwitch node (300 of 300).
+		// Past one NVLink lane, shapes do not compete: a node offering its
+		// best NVLink ring (20 of 20 GB/s) is not behind an NVSwitch node
+		// (300 of 300), so small pods do not break up the NVSwitch groups.
 		//   v = -2 + 200 = 198 and 0 + 200 = 200: 98 and 100.
 		require.Equal(t, []int64{98, 100}, scores(score.DefaultRank, []score.Ranked{
 			{Raw: -2, Ring: 20, Ideal: 20}, {Raw: 0, Ring: 300, Ideal: 300}}))
+		// Across shapes, rings are capped at one NVLink lane (20 GB/s): a
+		// PCIe box offering its best (PIX, 16 of 16 GB/s) is behind a DGX-1
+		// quad (one-lane NVLink ring, 25 of 25, capped 20 of 20) even when
+		// it fragments less:
+		//   PCIe:  min(16/16, 16/20) = 0.8: v = 0 + 2 x 80 = 160
+		//   quad:  min(25/25, 20/20) = 1:   v = -10 + 200 = 190
+		// best 190: 100 - 30 = 70 and 100.
+		require.Equal(t, []int64{70, 100}, scores(score.DefaultRank, []score.Ranked{
+			{Raw: 0, Ring: 16, Ideal: 16}, {Raw: -10, Ring: 25, Ideal: 25}}))
 		// Topology weight 0: fragmentation only: 100 - 10 = 90 and 100.
 		require.Equal(t, []int64{90, 100}, scores(score.Rank{FragWeight: 1}, []score.Ranked{
 			{Raw: -10, Ring: 100, Ideal: 100}, {Raw: 0, Ring: 50, Ideal: 100}}))
