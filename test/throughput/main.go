@@ -256,7 +256,13 @@ func startScheduler(ctx context.Context, o options, bin string, cp *cluster.Cont
 	if err != nil {
 		return nil, fmt.Errorf("scheduler log: %w", err)
 	}
-	cmd := exec.Command(bin, "--config="+path, "--secure-port=0", "--v=1")
+	args := []string{"--config=" + path, "--secure-port=0", "--v=1"}
+	if addr := os.Getenv("GPUPACK_PPROF"); addr != "" {
+		// Profiling on an authorised loopback port: /debug/pprof needs no token.
+		args = []string{"--config=" + path, "--bind-address=127.0.0.1", "--secure-port=" + addr, "--v=1",
+			"--authentication-skip-lookup", "--authorization-always-allow-paths=/debug/pprof,/debug/pprof/*,/healthz"}
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

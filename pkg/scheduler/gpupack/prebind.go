@@ -2,11 +2,12 @@ package gpupack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -37,28 +38,33 @@ func (pl *GPUPack) PreBind(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	at := protocol.FormatAssumedAt(pl.now())
-	client := pl.handle.ClientSet()
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if cur.UID != pod.UID {
-			return fmt.Errorf("pod %s/%s was replaced (uid %s, want %s)", pod.Namespace, pod.Name, cur.UID, pod.UID)
-		}
-		cur = cur.DeepCopy()
-		if cur.Annotations == nil {
-			cur.Annotations = map[string]string{}
-		}
-		cur.Annotations[protocol.DevicesAnnotation] = value
-		cur.Annotations[protocol.AssumedAtAnnotation] = at
-		_, err = client.CoreV1().Pods(pod.Namespace).Update(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
+	patch, err := annotationPatch(pod, value, protocol.FormatAssumedAt(pl.now()))
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	// One merge patch, no read first: the uid in it is a precondition (a pod
+	// replaced under the same name refuses the patch), and annotations of
+	// others are left alone, so there is no conflict to retry.
+	_, err = pl.handle.ClientSet().CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
 		return fwk.AsStatus(fmt.Errorf("writing %s on pod %s/%s: %w", protocol.DevicesAnnotation, pod.Namespace, pod.Name, err))
 	}
 	klog.FromContext(ctx).V(3).Info("Annotated pod with its devices", "pod", klog.KObj(pod), "node", nodeName, "devices", value)
 	return nil
+}
+
+// annotationPatch is the merge patch that sets our two annotations on pod.
+func annotationPatch(pod *v1.Pod, devices, assumedAt string) ([]byte, error) {
+	patch := map[string]any{"metadata": map[string]any{
+		"uid": pod.UID,
+		"annotations": map[string]string{
+			protocol.DevicesAnnotation:   devices,
+			protocol.AssumedAtAnnotation: assumedAt,
+		},
+	}}
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the annotation patch: %w", err)
+	}
+	return b, nil
 }
