@@ -56,7 +56,7 @@ var (
 	_ fwk.ScorePlugin       = &GPUPack{}
 	_ fwk.ScoreExtensions   = &GPUPack{}
 	_ fwk.ReservePlugin     = &GPUPack{}
-	_ fwk.PreBindPlugin     = &GPUPack{}
+	_ fwk.BindPlugin        = &GPUPack{}
 	_ fwk.EnqueueExtensions = &GPUPack{}
 )
 

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	clientsetfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/backend/cache"
@@ -91,8 +92,10 @@ func newHarness(t *testing.T, args runtime.Object, nodes []*v1.Node, pods ...*v1
 	}
 	fh, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{
 		tf.RegisterQueueSortPlugin(queuesort.Name, queuesort.New),
+		// GPUPack binds first (as in manifests/scheduler/config.yaml);
+		// DefaultBinder binds the pods it skips.
+		tf.RegisterPluginAsExtensions(Name, factory, "PreFilter", "Filter", "PreScore", "Score", "Reserve", "Bind"),
 		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
-		tf.RegisterPluginAsExtensions(Name, factory, "PreFilter", "Filter", "PreScore", "Score", "Reserve", "PreBind"),
 	}, "gpupack-scheduler",
 		frameworkruntime.WithSnapshotSharedLister(cache.NewSnapshot(pods, nodes)),
 		frameworkruntime.WithClientSet(cs),
@@ -290,17 +293,33 @@ func TestRestartRebuildsFromPodsAndInUse(t *testing.T) {
 	require.Equal(t, ids(n, 4, 5, 6, 7), all)
 }
 
-func TestPreBindWritesAnnotations(t *testing.T) {
+func TestBindCarriesTheDevices(t *testing.T) {
 	n := scoretest.DGX1V100("b")
 	pod := gpuPod("p", "nvidia.com/gpu", 1)
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "b", n)}, pod)
+	var bindings []*v1.Binding
+	h.cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "binding" {
+			return false, nil, nil
+		}
+		bindings = append(bindings, a.(k8stesting.CreateAction).GetObject().(*v1.Binding))
+		return true, nil, nil
+	})
 	node, got, st, state := h.schedule(pod)
 	require.Nil(t, st)
-	require.True(t, h.fh.RunPreBindPlugins(h.ctx, state, pod, node).IsSuccess())
-	cur, err := h.cs.CoreV1().Pods("default").Get(h.ctx, "p", metav1.GetOptions{})
-	require.NoError(t, err)
-	d, err := protocol.DecodeDevices(cur.Annotations[protocol.DevicesAnnotation])
+	require.True(t, h.fh.RunBindPlugins(h.ctx, state, pod, node).IsSuccess())
+	// One Binding, to the chosen node, carrying the devices and the time.
+	require.Len(t, bindings, 1)
+	b := bindings[0]
+	require.Equal(t, v1.ObjectReference{Kind: "Node", Name: node}, b.Target)
+	require.Equal(t, pod.UID, b.UID)
+	d, err := protocol.DecodeDevices(b.Annotations[protocol.DevicesAnnotation])
 	require.NoError(t, err)
 	require.Equal(t, got, d.Resources["nvidia.com/gpu"])
-	require.Equal(t, "2026-01-02T03:04:05.000000006Z", cur.Annotations[protocol.AssumedAtAnnotation])
+	require.Equal(t, "2026-01-02T03:04:05.000000006Z", b.Annotations[protocol.AssumedAtAnnotation])
+
+	// A pod with no device choice is left to the next binder.
+	cpu := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cpu", Namespace: "default", UID: "cpu"}}
+	require.True(t, h.pl.Bind(h.ctx, framework.NewCycleState(), cpu, node).IsSkip())
+	require.Len(t, bindings, 1)
 }

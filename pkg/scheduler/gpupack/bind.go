@@ -1,0 +1,73 @@
+package gpupack
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedutil "k8s.io/kubernetes/pkg/scheduler/util"
+
+	"github.com/gpupack/gpupack/pkg/protocol"
+)
+
+// Bind binds a pod that holds a device choice with gpupack.io/devices and
+// gpupack.io/assumed-at in the Binding's annotations: the apiserver merges
+// them into the pod in the same write that sets spec.nodeName. The device
+// plugin so never sees the pod on its node without its devices, and a GPU
+// pod costs one API write, as for the default binder, not two. Pods without
+// a choice are skipped and left to DefaultBinder.
+func (pl *GPUPack) Bind(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
+	r, status := reservedOf(cs)
+	if r == nil {
+		return status
+	}
+	value, err := protocol.EncodeDevices(r.devices)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	binding := &v1.Binding{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
+			Annotations: map[string]string{
+				protocol.DevicesAnnotation:   value,
+				protocol.AssumedAtAnnotation: protocol.FormatAssumedAt(pl.now()),
+			},
+		},
+		Target: v1.ObjectReference{Kind: "Node", Name: nodeName},
+	}
+	if err := pl.bind(ctx, binding); err != nil {
+		return fwk.AsStatus(fmt.Errorf("binding pod %s/%s to %s with its devices: %w", pod.Namespace, pod.Name, nodeName, err))
+	}
+	klog.FromContext(ctx).V(3).Info("Bound pod with its devices", "pod", klog.KObj(pod), "node", nodeName, "devices", value)
+	return nil
+}
+
+// bind sends the binding through the scheduler's API cacher when it has one
+// (as DefaultBinder does), else straight to the apiserver.
+func (pl *GPUPack) bind(ctx context.Context, binding *v1.Binding) error {
+	if c := pl.handle.APICacher(); c != nil {
+		onFinish, err := c.BindPod(binding)
+		if err != nil {
+			return err
+		}
+		return c.WaitOnFinish(ctx, onFinish)
+	}
+	return schedutil.BindPod(ctx, pl.handle.ClientSet(), binding)
+}
+
+// reservedOf returns the pod's reserved choice, or nil with a Skip status
+// (no GPU request: another binder binds it) or an error status.
+func reservedOf(cs fwk.CycleState) (*reserved, *fwk.Status) {
+	d, err := cs.Read(devicesKey)
+	if err != nil {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	r, ok := d.(*reserved)
+	if !ok {
+		return nil, fwk.AsStatus(fmt.Errorf("%q in cycle state has type %T", devicesKey, d))
+	}
+	return r, nil
+}
