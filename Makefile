@@ -59,7 +59,7 @@ bench:
 
 ## bench-throughput: scheduling throughput on a real apiserver, gpupack vs default.
 bench-throughput: cluster-bins
-	$(GO) run ./test/throughput --bin-dir=$(CLUSTER_BIN) --nodes=1000,5000 --pods=2000
+	$(GO) run ./test/throughput --bin-dir=$(CLUSTER_BIN) --nodes=1000,5000 --pods=2000 --rounds=2
 
 ## fuzz: one minute of fuzzing on the annotation decoder.
 fuzz:

@@ -52,6 +52,7 @@ type options struct {
 	workers   int
 	timeout   time.Duration
 	keepFiles bool
+	rounds    int
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 32, "concurrent API writers")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "limit for one node count")
 	flag.BoolVar(&o.keepFiles, "keep", false, "keep the work directory (logs)")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds per node count; the profiles' order alternates")
 	klog.InitFlags(nil)
 	flag.Parse()
 	for _, s := range strings.Split(nodes, ",") {
@@ -164,15 +166,34 @@ func runOne(parent context.Context, o options, schedBin string, n int) ([]result
 	}
 	defer stopProcess(sched)
 
-	var results []result
-	for _, profile := range []string{"default-scheduler", "gpupack-scheduler"} {
-		r, err := measure(ctx, client, o, profile, n)
-		if err != nil {
-			return nil, fmt.Errorf("profile %s: %w", profile, err)
+	// Rounds alternate the order (default, gpupack, gpupack, default, ...)
+	// so that neither profile always runs on the fresher apiserver.
+	profiles := []string{"default-scheduler", "gpupack-scheduler"}
+	total := map[string]*result{}
+	for round := range o.rounds {
+		order := slices.Clone(profiles)
+		if round%2 == 1 {
+			slices.Reverse(order)
 		}
-		results = append(results, r)
-		fmt.Fprintf(os.Stderr, "[%d nodes] %s: %d pods in %s (%.1f pods/s, p99 %s)\n",
-			n, profile, r.pods, r.duration.Round(time.Millisecond), r.podsPerSecond(), r.p99().Round(time.Millisecond))
+		for _, profile := range order {
+			r, err := measure(ctx, client, o, profile, n, round)
+			if err != nil {
+				return nil, fmt.Errorf("profile %s: %w", profile, err)
+			}
+			fmt.Fprintf(os.Stderr, "[%d nodes] round %d %s: %d pods in %s (%.1f pods/s, p99 %s)\n",
+				n, round, profile, r.pods, r.duration.Round(time.Millisecond), r.podsPerSecond(), r.p99().Round(time.Millisecond))
+			if t, ok := total[profile]; ok {
+				t.pods += r.pods
+				t.duration += r.duration
+				t.latencies = append(t.latencies, r.latencies...)
+			} else {
+				total[profile] = &r
+			}
+		}
+	}
+	results := make([]result, 0, len(profiles))
+	for _, p := range profiles {
+		results = append(results, *total[p])
 	}
 	return results, nil
 }
@@ -295,10 +316,10 @@ func stopProcess(cmd *exec.Cmd) {
 // pod that cannot be placed is no throughput figure.
 var gpuCounts = []int{1, 1, 1, 1, 1, 1, 1, 2, 2, 4}
 
-// measure submits o.pods pods for one profile and times each from our create
+// measure submits o.pods pods (the same stream for both profiles of a round) for one profile and times each from our create
 // call to the moment an informer sees it bound.
-func measure(ctx context.Context, client kubernetes.Interface, o options, profile string, n int) (result, error) {
-	ns := fmt.Sprintf("bench-%s", strings.TrimSuffix(profile, "-scheduler"))
+func measure(ctx context.Context, client kubernetes.Interface, o options, profile string, n, round int) (result, error) {
+	ns := fmt.Sprintf("bench-%s-%d", strings.TrimSuffix(profile, "-scheduler"), round)
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return result{}, fmt.Errorf("namespace: %w", err)
 	}
@@ -328,7 +349,7 @@ func measure(ctx context.Context, client kubernetes.Interface, o options, profil
 	factory.Start(stopCh)
 	factory.WaitForCacheSync(stopCh)
 
-	rng := rand.New(rand.NewPCG(uint64(n), 1))
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(round)))
 	counts := make([]int, o.pods)
 	for i := range counts {
 		counts[i] = gpuCounts[rng.IntN(len(gpuCounts))]
