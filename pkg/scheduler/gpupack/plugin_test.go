@@ -187,6 +187,24 @@ func TestFourGPUsGoToTheNVLinkQuad(t *testing.T) {
 	require.Contains(t, st.Message(), "topology: required")
 }
 
+func TestOneGPUKeepsTheGoodPairs(t *testing.T) {
+	// DGX-1 V100 with 0,1,2,5,6 reported in use: free {3,4,7}. Pairs: 4-7
+	// 2 lanes (50 GB/s, the ideal pair), 3-7 1 lane (25), 3-4 SYS (6).
+	// Taking 3 leaves 4-7 (2-GPU fragment 2-2*1 = 0), taking 4 leaves 3-7
+	// (2-2*25/50 = 1, x p(whole 2) .04 = +.04), taking 7 leaves 3-4
+	// (2-2*6/50 = 1.76, +.0704): the pod takes GPU 3, the card whose loss
+	// breaks no good pair. A second pod then takes 4 or 7, never 3 again.
+	n := scoretest.DGX1V100("p")
+	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "p", n, ids(n, 0, 1, 2, 5, 6)...)})
+	_, got, st, _ := h.schedule(gpuPod("one", "nvidia.com/gpu", 1))
+	require.Nil(t, st)
+	require.Equal(t, ids(n, 3), got)
+	_, got2, st, _ := h.schedule(gpuPod("two", "nvidia.com/gpu", 1))
+	require.Nil(t, st)
+	require.Len(t, got2, 1)
+	require.Contains(t, ids(n, 4, 7), got2[0])
+}
+
 func TestNeverChoosesUnhealthyOrInUse(t *testing.T) {
 	// DGX-1: GPU 3 unhealthy, GPUs 0,1,2 reported in use by the node: the
 	// free healthy GPUs are 4..7; 5 single-GPU pods: 4 succeed on 4..7,
