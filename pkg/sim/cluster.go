@@ -86,17 +86,6 @@ func ParseShapes(spec string) (Shapes, error) {
 	return s, nil
 }
 
-var dgx1Lanes = [8][8]int{
-	{0, 1, 1, 2, 2, 0, 0, 0},
-	{1, 0, 2, 1, 0, 2, 0, 0},
-	{1, 2, 0, 2, 0, 0, 1, 0},
-	{2, 1, 2, 0, 0, 0, 0, 1},
-	{2, 0, 0, 0, 0, 1, 1, 2},
-	{0, 2, 0, 0, 1, 0, 2, 1},
-	{0, 0, 1, 0, 1, 2, 0, 2},
-	{0, 0, 0, 1, 2, 1, 2, 0},
-}
-
 // BuildNode returns the topology of an n-GPU node of model laid out as kind,
 // each GPU time-shared in MilliPerGPU replicas (so a gpu_milli share is a
 // replica count).
@@ -116,7 +105,7 @@ func BuildNode(model string, n int, kind ShapeKind) (*topology.Node, error) {
 		sameSocket := i/half == j/half
 		switch kind {
 		case ShapeDGX1:
-			if l := dgx1Lanes[i][j]; l > 0 {
+			if l := topology.DGX1Lanes[i][j]; l > 0 {
 				return topology.Link{Class: topology.ClassNVLink, NVLinks: l}
 			}
 			sameSocket = i/4 == j/4

@@ -43,25 +43,12 @@ func Build(prefix, model string, n, nvlinkVersion int, link func(i, j int) topol
 	return node
 }
 
-// dgx1 is the DGX-1 V100 hybrid cube-mesh: NVLink lane counts per pair (0:
-// no NVLink). Quads {0,1,2,3} and {4,5,6,7} are fully connected.
-var dgx1 = [8][8]int{
-	{0, 1, 1, 2, 2, 0, 0, 0},
-	{1, 0, 2, 1, 0, 2, 0, 0},
-	{1, 2, 0, 2, 0, 0, 1, 0},
-	{2, 1, 2, 0, 0, 0, 0, 1},
-	{2, 0, 0, 0, 0, 1, 1, 2},
-	{0, 2, 0, 0, 1, 0, 2, 1},
-	{0, 0, 1, 0, 1, 2, 0, 2},
-	{0, 0, 0, 1, 2, 1, 2, 0},
-}
-
 // DGX1V100 is a DGX-1 with 8 V100 (NVLink 2, 25 GB/s a lane) in a hybrid
 // cube-mesh; pairs without NVLink cross sockets (SYS) or share a NUMA node
 // (NODE).
 func DGX1V100(prefix string) *topology.Node {
 	return Build(prefix, "V100", 8, 2, func(i, j int) topology.Link {
-		if l := dgx1[i][j]; l > 0 {
+		if l := topology.DGX1Lanes[i][j]; l > 0 {
 			return NV(l)
 		}
 		if i/4 == j/4 {
