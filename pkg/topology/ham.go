@@ -115,18 +115,7 @@ func bipartition(set GPUSet, adj []GPUSet) (a, b GPUSet, ok bool) {
 
 // connected reports whether set is connected in adj.
 func connected(set GPUSet, adj []GPUSet) bool {
-	seen := set & -set
-	frontier := seen
-	for frontier != 0 {
-		var next GPUSet
-		for t := uint64(frontier); t != 0; t &= t - 1 {
-			next |= adj[bitsLow(t)]
-		}
-		next &= set &^ seen
-		seen |= next
-		frontier = next
-	}
-	return seen == set
+	return component(set, adj) == set
 }
 
 type hamSearch struct {
