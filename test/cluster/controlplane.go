@@ -49,7 +49,7 @@ type ControlPlane struct {
 	URL        string
 	AdminToken string
 	Kubeconfig string
-	procs      []*process // in start order; stopped in reverse
+	procs      []*Process // in start order; stopped in reverse
 }
 
 // Binaries the control plane needs, relative to Config.BinDir.
@@ -105,7 +105,7 @@ func (cp *ControlPlane) startEtcd(ctx context.Context) (string, error) {
 	}
 	client := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	p, err := startProcess(ctx, cp.cfg.Dir, "etcd", filepath.Join(cp.cfg.BinDir, "etcd"),
+	p, err := StartProcess(ctx, cp.cfg.Dir, "etcd", filepath.Join(cp.cfg.BinDir, "etcd"),
 		"--name=gpupack", "--data-dir="+filepath.Join(cp.cfg.Dir, "etcd-data"),
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
@@ -135,7 +135,7 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, etcdURL string) erro
 		return err
 	}
 	cp.URL = "https://127.0.0.1:" + strconv.Itoa(ports[0])
-	p, err := startProcess(ctx, cp.cfg.Dir, "kube-apiserver", filepath.Join(cp.cfg.BinDir, "kube-apiserver"),
+	p, err := StartProcess(ctx, cp.cfg.Dir, "kube-apiserver", filepath.Join(cp.cfg.BinDir, "kube-apiserver"),
 		"--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(ports[0]), "--cert-dir="+certDir,
 		"--token-auth-file="+tokens, "--authorization-mode=RBAC",
@@ -198,7 +198,7 @@ func (cp *ControlPlane) RESTConfig(token string) *rest.Config {
 
 // StartKwok starts kwok managing nodes annotated kwok.x-k8s.io/node=fake.
 func (cp *ControlPlane) StartKwok(ctx context.Context) error {
-	p, err := startProcess(ctx, cp.cfg.Dir, "kwok", filepath.Join(cp.cfg.BinDir, "kwok"),
+	p, err := StartProcess(ctx, cp.cfg.Dir, "kwok", filepath.Join(cp.cfg.BinDir, "kwok"),
 		"--kubeconfig="+cp.Kubeconfig,
 		"--config="+filepath.Join(cp.cfg.BinDir, "kwok-stages.yaml"),
 		"--manage-all-nodes=false",
@@ -211,7 +211,7 @@ func (cp *ControlPlane) StartKwok(ctx context.Context) error {
 	cp.procs = append(cp.procs, p)
 	time.Sleep(200 * time.Millisecond)
 	if done, werr := p.exited(); done {
-		return fmt.Errorf("kwok exited at start: %v: %s", werr, p.tail(2048))
+		return fmt.Errorf("kwok exited at start: %v: %s", werr, p.Tail(2048))
 	}
 	return nil
 }
@@ -220,7 +220,7 @@ func (cp *ControlPlane) StartKwok(ctx context.Context) error {
 func (cp *ControlPlane) Stop(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	for i := len(cp.procs) - 1; i >= 0; i-- {
-		if err := cp.procs[i].stop(10 * time.Second); err != nil {
+		if err := cp.procs[i].Stop(10 * time.Second); err != nil {
 			logger.Error(err, "Stopping process", "name", cp.procs[i].name)
 		}
 	}
@@ -228,14 +228,14 @@ func (cp *ControlPlane) Stop(ctx context.Context) {
 }
 
 // waitHTTP polls url until it answers 200, the process dies, or the timeout.
-func (cp *ControlPlane) waitHTTP(ctx context.Context, p *process, url string, headers map[string]string) error {
+func (cp *ControlPlane) waitHTTP(ctx context.Context, p *Process, url string, headers map[string]string) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed loopback test cert
 	}}
 	deadline := time.Now().Add(cp.cfg.StartTimeout)
 	for time.Now().Before(deadline) {
 		if done, err := p.exited(); done {
-			return fmt.Errorf("%s exited before it was ready: %v: %s", p.name, err, p.tail(4096))
+			return fmt.Errorf("%s exited before it was ready: %v: %s", p.name, err, p.Tail(4096))
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -256,7 +256,7 @@ func (cp *ControlPlane) waitHTTP(ctx context.Context, p *process, url string, he
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("%s not ready after %s: %s", p.name, cp.cfg.StartTimeout, p.tail(4096))
+	return fmt.Errorf("%s not ready after %s: %s", p.name, cp.cfg.StartTimeout, p.Tail(4096))
 }
 
 func freePorts(n int) ([]int, error) {

@@ -18,8 +18,8 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// process is one child process with its log file.
-type process struct {
+// Process is one child process with its log file.
+type Process struct {
 	name string
 	cmd  *exec.Cmd
 	log  *os.File
@@ -27,9 +27,9 @@ type process struct {
 	err  error
 }
 
-// startProcess runs bin with args, logging to dir/name.log, in its own process
+// StartProcess runs bin with args, logging to dir/name.log, in its own process
 // group so that Stop reaches its children too.
-func startProcess(ctx context.Context, dir, name, bin string, args ...string) (*process, error) {
+func StartProcess(ctx context.Context, dir, name, bin string, args ...string) (*Process, error) {
 	logFile, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, fmt.Errorf("creating log for %s: %w", name, err)
@@ -41,7 +41,7 @@ func startProcess(ctx context.Context, dir, name, bin string, args ...string) (*
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -51,7 +51,7 @@ func startProcess(ctx context.Context, dir, name, bin string, args ...string) (*
 }
 
 // exited reports whether the process has ended (and why).
-func (p *process) exited() (bool, error) {
+func (p *Process) exited() (bool, error) {
 	select {
 	case <-p.done:
 		return true, p.err
@@ -60,8 +60,8 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
-// stop sends SIGTERM to the process group, then SIGKILL after grace.
-func (p *process) stop(grace time.Duration) error {
+// Stop sends SIGTERM to the process group, then SIGKILL after grace.
+func (p *Process) Stop(grace time.Duration) error {
 	defer p.log.Close()
 	if done, _ := p.exited(); done {
 		return nil
@@ -82,8 +82,8 @@ func (p *process) stop(grace time.Duration) error {
 	return nil
 }
 
-// tail returns the last bytes of the process's log, for error messages.
-func (p *process) tail(n int64) string {
+// Tail returns the last bytes of the process's log, for error messages.
+func (p *Process) Tail(n int64) string {
 	f, err := os.Open(p.log.Name())
 	if err != nil {
 		return ""

@@ -3,10 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
 
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
@@ -35,7 +30,7 @@ type env struct {
 	t      *testing.T
 	cp     *cluster.ControlPlane
 	client kubernetes.Interface
-	sched  *exec.Cmd
+	sched  *cluster.Process
 	dir    string
 }
 
@@ -50,30 +45,15 @@ func newEnv(t *testing.T) *env {
 // pointed at this control plane, leader election off.
 func (e *env) startScheduler() {
 	t := e.t
-	raw, err := os.ReadFile("../../manifests/scheduler/config.yaml")
+	path, err := e.cp.WriteSchedulerConfig("../../manifests/scheduler/config.yaml", e.dir, 500, nil)
 	require.NoError(t, err)
-	var cfg map[string]any
-	require.NoError(t, yaml.Unmarshal(raw, &cfg))
-	cfg["clientConnection"] = map[string]any{"kubeconfig": e.cp.Kubeconfig, "qps": 500, "burst": 1000}
-	cfg["leaderElection"] = map[string]any{"leaderElect": false}
-	out, err := yaml.Marshal(cfg)
+	p, err := cluster.StartProcess(context.Background(), e.dir, "scheduler", schedulerBin, "--config="+path, "--secure-port=0", "--v=2")
 	require.NoError(t, err)
-	path := filepath.Join(e.dir, "scheduler-config.yaml")
-	require.NoError(t, os.WriteFile(path, out, 0o600))
-
-	logFile, err := os.Create(filepath.Join(e.dir, "scheduler.log"))
-	require.NoError(t, err)
-	cmd := exec.Command(schedulerBin, "--config="+path, "--secure-port=0", "--v=2")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	e.sched = cmd
+	e.sched = p
 	t.Cleanup(func() {
 		e.stopScheduler()
-		logFile.Close()
 		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("scheduler log (tail):\n%s", tail(string(b), 6000))
+			t.Logf("scheduler log (tail):\n%s", p.Tail(6000))
 		}
 	})
 }
@@ -82,14 +62,8 @@ func (e *env) stopScheduler() {
 	if e.sched == nil {
 		return
 	}
-	_ = syscall.Kill(-e.sched.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = e.sched.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-e.sched.Process.Pid, syscall.SIGKILL)
-		<-done
+	if err := e.sched.Stop(10 * time.Second); err != nil {
+		e.t.Logf("stopping the scheduler: %v", err)
 	}
 	e.sched = nil
 }
@@ -195,13 +169,6 @@ func (e *env) requireUnschedulable(name string) {
 		return false, nil
 	})
 	require.NoError(e.t, err, "pod %s never reported unschedulable", name)
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "..." + s[len(s)-n:]
 }
 
 // indexOf maps device IDs (GPU UUIDs) to GPU indexes of a node.

@@ -33,7 +33,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
@@ -164,7 +163,7 @@ func runOne(parent context.Context, o options, schedBin string, n int) ([]result
 	if err != nil {
 		return nil, err
 	}
-	defer stopProcess(sched)
+	defer func() { _ = sched.Stop(10 * time.Second) }()
 
 	// Rounds alternate the order (default, gpupack, gpupack, default, ...)
 	// so that neither profile always runs on the fresher apiserver.
@@ -252,30 +251,13 @@ func createNodes(ctx context.Context, client kubernetes.Interface, o options, n 
 
 // startScheduler runs one scheduler process with two profiles: ours (from
 // o.config) and the default profile.
-func startScheduler(ctx context.Context, o options, bin string, cp *cluster.ControlPlane, dir string) (*exec.Cmd, error) {
-	raw, err := os.ReadFile(o.config)
+func startScheduler(ctx context.Context, o options, bin string, cp *cluster.ControlPlane, dir string) (*cluster.Process, error) {
+	path, err := cp.WriteSchedulerConfig(o.config, dir, 5000, func(cfg map[string]any) {
+		profiles, _ := cfg["profiles"].([]any)
+		cfg["profiles"] = append(profiles, map[string]any{"schedulerName": "default-scheduler"})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", o.config, err)
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", o.config, err)
-	}
-	profiles, _ := cfg["profiles"].([]any)
-	cfg["profiles"] = append(profiles, map[string]any{"schedulerName": "default-scheduler"})
-	cfg["clientConnection"] = map[string]any{"kubeconfig": cp.Kubeconfig, "qps": 5000, "burst": 10000}
-	cfg["leaderElection"] = map[string]any{"leaderElect": false}
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("writing scheduler config: %w", err)
-	}
-	path := filepath.Join(dir, "scheduler-config.yaml")
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		return nil, fmt.Errorf("writing scheduler config: %w", err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "scheduler.log"))
-	if err != nil {
-		return nil, fmt.Errorf("scheduler log: %w", err)
+		return nil, err
 	}
 	args := []string{"--config=" + path, "--secure-port=0", "--v=1"}
 	if addr := os.Getenv("GPUPACK_PPROF"); addr != "" {
@@ -283,32 +265,18 @@ func startScheduler(ctx context.Context, o options, bin string, cp *cluster.Cont
 		args = []string{"--config=" + path, "--bind-address=127.0.0.1", "--secure-port=" + addr, "--v=1",
 			"--authentication-skip-lookup", "--authorization-always-allow-paths=/debug/pprof,/debug/pprof/*,/healthz"}
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the scheduler: %w", err)
+	p, err := cluster.StartProcess(ctx, dir, "scheduler", bin, args...)
+	if err != nil {
+		return nil, err
 	}
 	// Give the informers time to sync before the stream starts.
 	select {
 	case <-ctx.Done():
-		stopProcess(cmd)
+		_ = p.Stop(10 * time.Second)
 		return nil, ctx.Err()
 	case <-time.After(5 * time.Second):
 	}
-	return cmd, nil
-}
-
-func stopProcess(cmd *exec.Cmd) {
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
+	return p, nil
 }
 
 // gpuCounts is the stream's mix: 70% 1-GPU, 20% 2, 10% 4 GPUs (1.5 GPUs a
