@@ -6,7 +6,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -15,14 +14,9 @@ import (
 // sees it.
 func discover(t *testing.T, name string, opts ...fake.Option) *topology.Node {
 	t.Helper()
-	m, err := fake.New(name, opts...)
+	n, err := fake.Topology(name, opts...)
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
-	inv, err := lib.Discover()
-	require.NoError(t, err)
-	return inv.Topology()
+	return n
 }
 
 // TestCatalogBestSet checks, on every catalog machine, that the best-set

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -72,13 +71,8 @@ func (e *env) stopScheduler() {
 // as the device plugin would publish it.
 func (e *env) addNode(name, machine string) *topology.Node {
 	t := e.t
-	m, err := fake.New(machine)
+	topo, err := fake.Topology(machine)
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	inv, err := lib.Discover()
-	require.NoError(t, err)
-	topo := inv.Topology()
 	ann, err := topology.Encode(topo)
 	require.NoError(t, err)
 

@@ -34,7 +34,6 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/cluster"
@@ -200,19 +199,10 @@ func runOne(parent context.Context, o options, schedBin string, n int) ([]result
 // createNodes creates n nodes carrying the topology annotation of o.machine,
 // as the device plugin would publish it, with allocatable GPUs.
 func createNodes(ctx context.Context, client kubernetes.Interface, o options, n int) error {
-	m, err := fake.New(o.machine)
+	topo, err := fake.Topology(o.machine)
 	if err != nil {
 		return err
 	}
-	lib := nvml.New(m.Interface())
-	if err := lib.Init(); err != nil {
-		return err
-	}
-	inv, err := lib.Discover()
-	if err != nil {
-		return err
-	}
-	topo := inv.Topology()
 	ann, err := topology.Encode(topo)
 	if err != nil {
 		return err
