@@ -43,6 +43,7 @@ type options struct {
 	configFile         string
 	fakeMachine        string
 	fakeMIG            map[string]string
+	fakeControl        string
 	printTopology      bool
 	pluginDir          string
 	podResourcesSocket string
@@ -78,6 +79,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.configFile, "config", "", "config file (version: v1; NVIDIA k8s-device-plugin v1 fields are understood)")
 	fs.StringVar(&o.fakeMachine, "fake", "", fmt.Sprintf("run on a fake NVML machine from the catalog %v", fake.Names()))
 	fs.StringToStringVar(&o.fakeMIG, "fake-mig", nil, "with --fake: MIG devices per GPU index, profiles joined by '+', e.g. 0=3g.20gb+1g.5gb,1=7g.40gb")
+	fs.StringVar(&o.fakeControl, "fake-control", "", "with --fake: serve fault injection (XID, ECC, lost GPU) on this unix socket")
 	fs.BoolVar(&o.printTopology, "print-topology", false, "print the node's GPU map and exit")
 	fs.StringVar(&o.pluginDir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet device-plugin directory (holds kubelet.sock)")
 	fs.StringVar(&o.podResourcesSocket, "pod-resources-socket", "/var/lib/kubelet/pod-resources/kubelet.sock", "kubelet PodResources API socket")
@@ -156,13 +158,18 @@ func (o *options) loadConfig(fs *pflag.FlagSet) (*sharing.Config, error) {
 	return c, nil
 }
 
-func (o *options) lib() (nvml.Lib, error) {
+// lib returns NVML: the real library, or with --fake the catalog machine
+// (also returned, for fault injection).
+func (o *options) lib() (nvml.Lib, *fake.Machine, error) {
 	if o.fakeMachine == "" {
-		return nvml.New(gonvml.New()), nil
+		if o.fakeControl != "" {
+			return nil, nil, errors.New("--fake-control needs --fake")
+		}
+		return nvml.New(gonvml.New()), nil, nil
 	}
 	layout, err := parseFakeMIG(o.fakeMIG)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var opts []fake.Option
 	if len(layout) > 0 {
@@ -170,9 +177,9 @@ func (o *options) lib() (nvml.Lib, error) {
 	}
 	m, err := fake.New(o.fakeMachine, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return nvml.New(m.Interface()), nil
+	return nvml.New(m.Interface()), m, nil
 }
 
 // parseFakeMIG reads --fake-mig: GPU index -> profiles joined by '+'.
@@ -199,7 +206,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	lib, err := o.lib()
+	lib, machine, err := o.lib()
 	if err != nil {
 		return err
 	}
@@ -252,6 +259,13 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 	}
 	if o.metricsAddress != "" {
 		go serveMetrics(ctx, o.metricsAddress, reg)
+	}
+	if o.fakeControl != "" {
+		l, err := listenFakeControl(o.fakeControl)
+		if err != nil {
+			return err
+		}
+		go serveFakeControl(ctx, l, machine)
 	}
 	return m.Run(ctx)
 }

@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
+)
+
+// Fault injection into a --fake machine, for the end-to-end tests and the
+// demo: with --fake-control=<unix socket>, the plugin serves
+//
+//	POST /xid?gpu=N&xid=M       an XID critical error event on GPU N
+//	POST /ecc?gpu=N&double=B    an ECC event (double-bit when B is true)
+//	POST /lose?gpu=N            GPU N falls off the bus
+//	POST /restore?gpu=N         GPU N is back
+//
+// on a unix socket only (created 0600), never on a network address.
+func fakeControlHandler(m *fake.Machine) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /xid", func(w http.ResponseWriter, r *http.Request) {
+		gpu, err := gpuParam(r, m)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		xid, err := strconv.ParseUint(r.URL.Query().Get("xid"), 10, 64)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("xid: want a number: %v", err), http.StatusBadRequest)
+			return
+		}
+		m.InjectXID(gpu, xid)
+	})
+	mux.HandleFunc("POST /ecc", func(w http.ResponseWriter, r *http.Request) {
+		gpu, err := gpuParam(r, m)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		double, err := strconv.ParseBool(r.URL.Query().Get("double"))
+		if err != nil {
+			http.Error(w, fmt.Sprintf("double: want true or false: %v", err), http.StatusBadRequest)
+			return
+		}
+		m.InjectECC(gpu, double)
+	})
+	mux.HandleFunc("POST /lose", gpuAction(m, m.LoseGPU))
+	mux.HandleFunc("POST /restore", gpuAction(m, m.RestoreGPU))
+	return mux
+}
+
+func gpuAction(m *fake.Machine, act func(int)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		gpu, err := gpuParam(r, m)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		act(gpu)
+	}
+}
+
+func gpuParam(r *http.Request, m *fake.Machine) (int, error) {
+	s := r.URL.Query().Get("gpu")
+	gpu, err := strconv.Atoi(s)
+	if err != nil || gpu < 0 || gpu >= m.NumGPUs() {
+		return 0, fmt.Errorf("gpu=%q: want an index in [0, %d)", s, m.NumGPUs())
+	}
+	return gpu, nil
+}
+
+// listenFakeControl opens the control socket, replacing a stale one.
+func listenFakeControl(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale control socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening on control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("restricting control socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// serveFakeControl serves fault injection on l until ctx ends.
+func serveFakeControl(ctx context.Context, l net.Listener, m *fake.Machine) {
+	logger := klog.FromContext(ctx)
+	srv := &http.Server{Handler: fakeControlHandler(m), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	logger.Info("Serving fake-machine fault injection", "socket", l.Addr().String())
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Error(err, "Fault-injection server failed")
+	}
+}

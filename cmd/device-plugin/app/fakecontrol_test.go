@@ -1,0 +1,82 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
+)
+
+func TestFakeControl(t *testing.T) {
+	m, err := fake.New("dgx-1-v100")
+	require.NoError(t, err)
+	h := fakeControlHandler(m)
+	for _, tc := range []struct {
+		method, url string
+		code        int
+		body        string
+	}{
+		{http.MethodPost, "/xid?gpu=3&xid=48", http.StatusOK, ""},
+		{http.MethodPost, "/ecc?gpu=0&double=true", http.StatusOK, ""},
+		{http.MethodPost, "/lose?gpu=7", http.StatusOK, ""},
+		{http.MethodPost, "/restore?gpu=7", http.StatusOK, ""},
+		// DGX-1 has GPUs 0..7: 8 is out of range.
+		{http.MethodPost, "/xid?gpu=8&xid=48", http.StatusBadRequest, "want an index in [0, 8)"},
+		{http.MethodPost, "/xid?gpu=-1&xid=48", http.StatusBadRequest, "want an index"},
+		{http.MethodPost, "/xid?gpu=one&xid=48", http.StatusBadRequest, "want an index"},
+		{http.MethodPost, "/xid?gpu=1&xid=", http.StatusBadRequest, "xid: want a number"},
+		{http.MethodPost, "/ecc?gpu=1&double=maybe", http.StatusBadRequest, "double: want true or false"},
+		{http.MethodGet, "/xid?gpu=1&xid=48", http.StatusMethodNotAllowed, ""},
+		{http.MethodPost, "/reset?gpu=1", http.StatusNotFound, ""},
+	} {
+		t.Run(tc.method+tc.url, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.url, nil))
+			require.Equal(t, tc.code, rec.Code, rec.Body.String())
+			require.Contains(t, rec.Body.String(), tc.body)
+		})
+	}
+}
+
+// An injected XID reaches what the plugin's health watcher reads: NVML's
+// event set.
+func TestFakeControlXIDReachesNVML(t *testing.T) {
+	m, err := fake.New("dgx-1-v100")
+	require.NoError(t, err)
+	lib := nvml.New(m.Interface())
+	require.NoError(t, lib.Init())
+	t.Cleanup(func() { _ = lib.Shutdown() })
+	inv, err := lib.Discover()
+	require.NoError(t, err)
+	uuids := make([]string, len(inv.GPUs))
+	for i, g := range inv.GPUs {
+		uuids[i] = g.UUID
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	events, err := lib.WatchEvents(ctx, uuids)
+	require.NoError(t, err)
+
+	rec := httptest.NewRecorder()
+	fakeControlHandler(m).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/xid?gpu=5&xid=79", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	select {
+	case ev := <-events:
+		require.Equal(t, inv.GPUs[5].UUID, ev.UUID)
+		require.Equal(t, uint64(79), ev.XID)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event from NVML")
+	}
+}
+
+func TestFakeControlNeedsFake(t *testing.T) {
+	o := &options{fakeControl: "/tmp/x.sock"}
+	_, _, err := o.lib()
+	require.ErrorContains(t, err, "--fake-control needs --fake")
+}

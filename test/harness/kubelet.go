@@ -1,0 +1,227 @@
+package harness
+
+// The kubelet of a fake node: the REAL kubelet device manager
+// (k8s.io/kubernetes/pkg/kubelet/cm/devicemanager) run in-process on a socket
+// directory of the node's own, and the kubelet's real PodResources v1 server
+// backed by it. Its exported constructor is fixed to
+// /var/lib/kubelet/device-plugins, so the unexported one that takes a socket
+// path is reached with //go:linkname (DESIGN.md section 9).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	_ "unsafe" // for go:linkname
+
+	cadvisorapi "github.com/google/cadvisor/lib/model"
+	"google.golang.org/grpc"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/klog/v2"
+	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+	"k8s.io/kubernetes/pkg/kubelet/apis/podresources"
+	"k8s.io/kubernetes/pkg/kubelet/cm/containermap"
+	"k8s.io/kubernetes/pkg/kubelet/cm/devicemanager"
+	"k8s.io/kubernetes/pkg/kubelet/cm/topologymanager"
+	"k8s.io/kubernetes/pkg/kubelet/lifecycle"
+)
+
+//go:linkname newManagerImpl k8s.io/kubernetes/pkg/kubelet/cm/devicemanager.newManagerImpl
+func newManagerImpl(logger klog.Logger, socketPath string, topology []cadvisorapi.Node, topologyAffinityStore topologymanager.Store) (*devicemanager.ManagerImpl, error)
+
+// File names in a node's directory.
+const (
+	// KubeletSocket is the device manager's Registration socket.
+	KubeletSocket = "kubelet.sock"
+	// PodResourcesSocket is the PodResources API socket.
+	PodResourcesSocket = "pod-resources.sock"
+)
+
+// Kubelet is the device-manager half of a kubelet, with the admitted pods.
+type Kubelet struct {
+	dir    string
+	logger klog.Logger
+	m      *devicemanager.ManagerImpl
+	podres *grpc.Server
+
+	mu   sync.Mutex
+	pods map[types.UID]*v1.Pod // admitted and not yet gone
+}
+
+type sourcesReady struct{}
+
+func (sourcesReady) AddSource(string) {}
+func (sourcesReady) AllReady() bool   { return true }
+
+// StartKubelet starts the device manager on dir/kubelet.sock and the
+// PodResources server on dir/pod-resources.sock.
+func StartKubelet(ctx context.Context, dir string) (*Kubelet, error) {
+	logger := klog.FromContext(ctx)
+	m, err := newManagerImpl(logger, filepath.Join(dir, KubeletSocket), nil, topologymanager.NewFakeManager(logger))
+	if err != nil {
+		return nil, fmt.Errorf("creating the device manager in %s: %w", dir, err)
+	}
+	k := &Kubelet{dir: dir, logger: logger, m: m, pods: map[types.UID]*v1.Pod{}}
+	if err := m.Start(logger, k.activePods, sourcesReady{}, containermap.NewContainerMap(), sets.New[string]()); err != nil {
+		return nil, fmt.Errorf("starting the device manager: %w", err)
+	}
+	if err := k.servePodResources(ctx); err != nil {
+		_ = m.Stop(logger)
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Kubelet) servePodResources(ctx context.Context) error {
+	path := filepath.Join(k.dir, PodResourcesSocket)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", path, err)
+	}
+	p := providers{k}
+	k.podres = grpc.NewServer()
+	podresourcesv1.RegisterPodResourcesListerServer(k.podres, podresources.NewV1PodResourcesServer(ctx,
+		podresources.PodResourcesProviders{Pods: p, Devices: p, Cpus: p, Memory: p, DynamicResources: p}))
+	go func() { _ = k.podres.Serve(l) }()
+	return nil
+}
+
+// Stop stops the PodResources server and the device manager.
+func (k *Kubelet) Stop() {
+	k.podres.Stop()
+	if err := k.m.Stop(k.logger); err != nil {
+		k.logger.Error(err, "Stopping the device manager")
+	}
+}
+
+func (k *Kubelet) activePods() []*v1.Pod {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Collect(maps.Values(k.pods))
+}
+
+// Admit runs the device manager's admission of a pod as the kubelet does
+// (cm.GetAllocateResourcesPodAdmitHandler): Allocate for every init and app
+// container, in order. On failure the pod is not admitted.
+func (k *Kubelet) Admit(ctx context.Context, pod *v1.Pod) error {
+	k.mu.Lock()
+	k.pods[pod.UID] = pod
+	k.mu.Unlock()
+	for _, c := range containers(pod) {
+		if err := k.m.Allocate(ctx, pod, c, lifecycle.AddOperation); err != nil {
+			k.Forget(pod.UID)
+			return fmt.Errorf("allocating devices for container %s: %w", c.Name, err)
+		}
+		if _, err := k.m.GetDeviceRunContainerOptions(ctx, pod, c); err != nil {
+			k.Forget(pod.UID)
+			return fmt.Errorf("preparing devices for container %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+func containers(pod *v1.Pod) []*v1.Container {
+	out := make([]*v1.Container, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
+	for i := range pod.Spec.InitContainers {
+		out = append(out, &pod.Spec.InitContainers[i])
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
+}
+
+// Forget drops a pod that finished or was deleted; the device manager frees
+// its devices at its next update.
+func (k *Kubelet) Forget(uid types.UID) {
+	k.mu.Lock()
+	delete(k.pods, uid)
+	k.mu.Unlock()
+	k.m.UpdateAllocatedDevices(k.logger)
+}
+
+// Admitted reports whether the pod is admitted.
+func (k *Kubelet) Admitted(uid types.UID) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.pods[uid]
+	return ok
+}
+
+// Devices returns resource -> device IDs the manager gave the pod, over all
+// its containers, sorted.
+func (k *Kubelet) Devices(pod *v1.Pod) map[string][]string {
+	out := map[string][]string{}
+	for _, c := range containers(pod) {
+		for res, devs := range k.m.GetDevices(string(pod.UID), c.Name) {
+			for id := range devs {
+				if !slices.Contains(out[res], id) {
+					out[res] = append(out[res], id)
+				}
+			}
+		}
+	}
+	for res := range out {
+		slices.Sort(out[res])
+	}
+	return out
+}
+
+// Capacity returns the extended resources the device manager reports:
+// capacity (all devices), allocatable (healthy ones), and the resources it
+// no longer has.
+func (k *Kubelet) Capacity() (capacity, allocatable v1.ResourceList, removed []string) {
+	return k.m.GetCapacity(k.logger)
+}
+
+// providers back the PodResources server with the admitted pods and the
+// device manager; CPU, memory and DRA are not managed on fake nodes.
+type providers struct{ k *Kubelet }
+
+func (p providers) GetActivePods() []*v1.Pod { return p.k.activePods() }
+func (p providers) GetPods() []*v1.Pod       { return p.k.activePods() }
+func (p providers) GetPodByName(ns, name string) (*v1.Pod, bool) {
+	for _, pod := range p.k.activePods() {
+		if pod.Namespace == ns && pod.Name == name {
+			return pod, true
+		}
+	}
+	return nil, false
+}
+func (p providers) UpdateAllocatedDevices(logger klog.Logger) { p.k.m.UpdateAllocatedDevices(logger) }
+func (p providers) GetDevices(podUID, container string) []*podresourcesv1.ContainerDevices {
+	return containerDevices(p.k.m.GetDevices(podUID, container))
+}
+func (p providers) GetAllocatableDevices(logger klog.Logger) []*podresourcesv1.ContainerDevices {
+	return containerDevices(p.k.m.GetAllocatableDevices(logger))
+}
+
+func containerDevices(devs devicemanager.ResourceDeviceInstances) []*podresourcesv1.ContainerDevices {
+	var out []*podresourcesv1.ContainerDevices
+	for _, res := range slices.Sorted(maps.Keys(devs)) {
+		out = append(out, &podresourcesv1.ContainerDevices{ResourceName: res, DeviceIds: slices.Sorted(maps.Keys(devs[res]))})
+	}
+	return out
+}
+
+func (providers) GetCPUs(*v1.Pod, *v1.Container) []int64 { return nil }
+func (providers) GetPodCPUs(string) []int64              { return nil }
+func (providers) GetAllocatableCPUs() []int64            { return nil }
+func (providers) GetMemory(klog.Logger, *v1.Pod, *v1.Container) []*podresourcesv1.ContainerMemory {
+	return nil
+}
+func (providers) GetPodMemory(klog.Logger, string) []*podresourcesv1.ContainerMemory { return nil }
+func (providers) GetAllocatableMemory(klog.Logger) []*podresourcesv1.ContainerMemory { return nil }
+func (providers) GetDynamicResources(klog.Logger, *v1.Pod, *v1.Container) []*podresourcesv1.DynamicResource {
+	return nil
+}
