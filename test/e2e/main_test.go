@@ -6,13 +6,13 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/gpupack/gpupack/test/cluster"
 )
 
-// schedulerBin is the gpupack scheduler built once for the whole package.
-var schedulerBin string
+// schedulerBin and pluginBin are our binaries, built once for the package.
+var schedulerBin, pluginBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -25,11 +25,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	schedulerBin = filepath.Join(dir, "gpupack-scheduler")
-	build := exec.Command("go", "build", "-o", schedulerBin, "github.com/gpupack/gpupack/cmd/scheduler-plugin")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building the scheduler:", err)
+	if schedulerBin, err = cluster.BuildGo(dir, "gpupack-scheduler", "github.com/gpupack/gpupack/cmd/scheduler-plugin"); err == nil {
+		pluginBin, err = cluster.BuildGo(dir, "device-plugin", "github.com/gpupack/gpupack/cmd/device-plugin")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	return m.Run()

@@ -22,11 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
@@ -237,11 +239,13 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 		if err != nil {
 			return err
 		}
-		pods, err := startPodInformer(ctx, client, o.nodeName)
+		var handoff *deviceplugin.Handoff
+		pods, err := startPodInformer(ctx, client, o.nodeName, func(p *corev1.Pod) { handoff.Observe(p) })
 		if err != nil {
 			return err
 		}
-		dopts.Handoff = deviceplugin.NewHandoff(pods)
+		handoff = deviceplugin.NewHandoff(pods, deviceplugin.WithInformerWait(handoffInformerWait))
+		dopts.Handoff = handoff
 		dopts.Publisher = deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
 			Client: client, NodeName: o.nodeName, PodResourcesSocket: o.podResourcesSocket, Pods: pods,
 			Topology: *cfg.Publish.Topology, Labels: *cfg.Publish.Labels, InUse: *cfg.Publish.InUse,
@@ -284,13 +288,31 @@ func (o *options) client() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
+// handoffInformerWait bounds how long GetPreferredAllocation waits for the
+// pod informer to deliver the pod the kubelet is admitting. It costs nothing
+// when the informer is not behind.
+const handoffInformerWait = 3 * time.Second
+
 // startPodInformer watches the pods of this node only (field selector), as
-// the RBAC in manifests/device-plugin allows.
-func startPodInformer(ctx context.Context, client kubernetes.Interface, node string) (deviceplugin.PodLister, error) {
+// the RBAC in manifests/device-plugin allows, and calls observe for each add
+// and update in delivery order.
+func startPodInformer(ctx context.Context, client kubernetes.Interface, node string, observe func(*corev1.Pod)) (deviceplugin.PodLister, error) {
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 	}))
-	lister := f.Core().V1().Pods().Lister()
+	inf := f.Core().V1().Pods()
+	lister := inf.Lister()
+	handle := func(obj any) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			observe(p)
+		}
+	}
+	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    handle,
+		UpdateFunc: func(_, obj any) { handle(obj) },
+	}); err != nil {
+		return nil, fmt.Errorf("pod informer handler: %w", err)
+	}
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
