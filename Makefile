@@ -43,8 +43,14 @@ vet:
 logcheck:
 	$(GO) run sigs.k8s.io/logtools/logcheck -check-structured -check-contextual -check-parameters $(PKGS)
 
-## demo: the GPU map of every fake machine in the catalog.
-demo: topology
+## demo: a real control plane with two pools of fake GPU nodes (kubelet
+## device manager + our device plugin each), our scheduler with the
+## manifests' config and the default profile, one mixed workload per pool,
+## and the side-by-side placement report. Stops everything it started.
+demo: cluster-bins build
+	$(GO) run ./test/demo --bin-dir=$(CLUSTER_BIN) --scheduler-bin=$(BIN)/scheduler-plugin --plugin-bin=$(BIN)/device-plugin
+
+## topology: the GPU map of every fake machine in the catalog.
 
 topology:
 	@for m in $(FAKE_MACHINES); do \

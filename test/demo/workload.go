@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/test/harness"
+)
+
+const (
+	namespace      = "default"
+	poolLabel      = "gpupack.io/demo-pool"
+	classLabel     = "gpupack.io/demo-class"
+	sharedReplicas = 4
+	wholeResource  = "nvidia.com/gpu"
+	sharedResource = "nvidia.com/gpu.shared"
+	migPrefix      = "nvidia.com/mig-"
+)
+
+// pool is one set of identical nodes and the profile that schedules its pods.
+type pool struct{ name, profile string }
+
+var pools = []pool{
+	{name: "gpupack", profile: "gpupack-scheduler"},
+	{name: "default", profile: corev1.DefaultSchedulerName},
+}
+
+// shape is one node of each pool.
+type shape struct {
+	suffix string
+	config harness.NodeConfig
+}
+
+// The nodes of each pool: 8 + 8 + 8 whole GPUs on NVLink machines, a DGX
+// A100 with two GPUs in MIG mode (6 whole GPUs, 4 + 7 MIG devices), and a
+// dual-socket PCIe box whose 4 GPUs are time-shared 4 ways (16 replicas).
+var shapes = []shape{
+	{"dgx1-a", harness.NodeConfig{Machine: "dgx-1-v100"}},
+	{"dgx1-b", harness.NodeConfig{Machine: "dgx-1-v100"}},
+	{"h100", harness.NodeConfig{Machine: "dgx-h100"}},
+	{"a100", harness.NodeConfig{Machine: "dgx-a100",
+		FakeMIG: "0=3g.20gb+2g.10gb+1g.5gb+1g.5gb,1=1g.5gb+1g.5gb+1g.5gb+1g.5gb+1g.5gb+1g.5gb+1g.5gb"}},
+	{"t4", harness.NodeConfig{Machine: "pcie-4gpu-2socket", PluginConfig: fmt.Sprintf(`version: v1
+publish: {inUseInterval: 1s}
+sharing:
+  timeSlicing:
+    renameByDefault: true
+    resources:
+    - name: nvidia.com/gpu
+      replicas: %d
+`, sharedReplicas)}},
+}
+
+// demoPod is one pod of the workload.
+type demoPod struct {
+	name, class string
+	resource    string
+	count       int64
+	cpu         string
+}
+
+// workload is the mixed stream both pools get, in submission order: small
+// pods first (as a busy cluster sees them between training jobs), then
+// training jobs of growing size. Whole GPUs asked: 6 x 1 + 3 x 2 + 2 x 4 +
+// 1 x 8 = 28 of the pool's 30.
+func workload() []demoPod {
+	var w []demoPod
+	add := func(n int, prefix, class, res string, count int64, cpu string) {
+		for i := range n {
+			w = append(w, demoPod{name: fmt.Sprintf("%s-%d", prefix, i), class: class, resource: res, count: count, cpu: cpu})
+		}
+	}
+	add(3, "infer", "inference", wholeResource, 1, "4")
+	add(3, "notebook", "shared", sharedResource, 1, "2")
+	add(3, "infer-b", "inference", wholeResource, 1, "4")
+	add(4, "mig-small", "mig", migPrefix+"1g.5gb", 1, "2")
+	add(3, "train-2", "training", wholeResource, 2, "16")
+	add(1, "mig-medium", "mig", migPrefix+"3g.20gb", 1, "4")
+	add(3, "notebook-b", "shared", sharedResource, 1, "2")
+	add(2, "train-4", "training", wholeResource, 4, "32")
+	add(1, "train-8", "training", wholeResource, 8, "64")
+	return w
+}
+
+// submit creates every pod for each pool, alternating pools so neither
+// profile goes first.
+func submit(ctx context.Context, client kubernetes.Interface, w []demoPod) error {
+	for _, dp := range w {
+		for _, p := range pools {
+			if _, err := client.CoreV1().Pods(namespace).Create(ctx, dp.pod(p), metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("creating pod %s-%s: %w", p.name, dp.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (dp demoPod) pod(p pool) *corev1.Pod {
+	res := corev1.ResourceList{
+		corev1.ResourceCPU:               resource.MustParse(dp.cpu),
+		corev1.ResourceMemory:            resource.MustParse("16Gi"),
+		corev1.ResourceName(dp.resource): *resource.NewQuantity(dp.count, resource.DecimalSI),
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.name + "-" + dp.name, Namespace: namespace,
+			Labels: map[string]string{poolLabel: p.name, classLabel: dp.class}},
+		Spec: corev1.PodSpec{
+			SchedulerName: p.profile,
+			NodeSelector:  map[string]string{poolLabel: p.name},
+			Containers: []corev1.Container{{
+				Name: "main", Image: "registry.example/" + dp.class + ":latest",
+				Resources: corev1.ResourceRequirements{Requests: res, Limits: res},
+			}},
+		},
+	}
+}
+
+// requests are the workload as pkg/score requests, for the fragmentation
+// measure of the report.
+func requests(w []demoPod) []score.Request {
+	out := make([]score.Request, 0, len(w))
+	for _, dp := range w {
+		r := score.Request{Kind: score.KindWhole, Count: int(dp.count)}
+		switch {
+		case dp.resource == sharedResource:
+			r.Kind = score.KindShared
+		case len(dp.resource) > len(migPrefix) && dp.resource[:len(migPrefix)] == migPrefix:
+			r.Kind, r.MIGProfile = score.KindMIG, dp.resource[len(migPrefix):]
+		}
+		out = append(out, r)
+	}
+	return out
+}
