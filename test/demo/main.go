@@ -12,6 +12,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,7 +49,7 @@ func main() {
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
+	_, err := run(ctx, o, os.Stdout)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -60,28 +61,38 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "demo: "+format+"\n", args...)
 }
 
-func run(ctx context.Context, o options) (err error) {
+// outcome is what the demo observed, for its test.
+type outcome struct {
+	sides []Side
+	// handoffs: profile -> (pods given exactly the scheduler's devices,
+	// pods with a scheduler choice).
+	handoffs map[string][2]int
+}
+
+func run(ctx context.Context, o options, out io.Writer) (_ *outcome, err error) {
 	for _, bin := range []string{o.schedulerBin, o.pluginBin} {
 		if _, err := os.Stat(bin); err != nil {
-			return fmt.Errorf("%w (make demo builds it)", err)
+			return nil, fmt.Errorf("%w (make demo builds it)", err)
 		}
 	}
 	if err := cluster.CheckBinaries(o.binDir); err != nil {
-		return err
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "gpupack-demo-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The in-process kubelets log to a file, not over the report.
 	logFile, err := os.Create(filepath.Join(dir, "kubelets.log"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logFile.Close()
+	logFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(logFlags)
 	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
-		if err := flag.Set(name, value); err != nil {
-			return err
+		if err := logFlags.Set(name, value); err != nil {
+			return nil, err
 		}
 	}
 	klog.SetOutput(logFile)
@@ -96,20 +107,20 @@ func run(ctx context.Context, o options) (err error) {
 	progress("starting etcd, kube-apiserver and kwok on 127.0.0.1 (logs in %s)", dir)
 	cp, err := cluster.Start(ctx, cluster.Config{BinDir: o.binDir, Dir: dir})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer cp.Stop(context.Background())
 	if err := cp.StartKwok(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	client, err := kubernetes.NewForConfig(cp.RESTConfig(""))
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	nodes, err := harness.NewCluster(ctx, harness.Env{Client: client, Kubeconfig: cp.Kubeconfig, PluginBin: o.pluginBin, LogDir: dir})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer nodes.Stop(context.Background())
 	for _, p := range pools {
@@ -119,7 +130,7 @@ func run(ctx context.Context, o options) (err error) {
 			cfg.Name = p.name + "-" + s.suffix
 			cfg.Labels = map[string]string{poolLabel: p.name}
 			if _, err := nodes.AddNode(ctx, cfg); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -127,14 +138,14 @@ func run(ctx context.Context, o options) (err error) {
 	progress("starting our scheduler (profiles gpupack-scheduler and default-scheduler)")
 	sched, err := startScheduler(ctx, cp, dir, o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = sched.Stop(10 * time.Second) }()
 
 	w := workload()
 	progress("submitting the same %d pods to each pool", len(w))
 	if err := submit(ctx, client, w); err != nil {
-		return err
+		return nil, err
 	}
 	progress("waiting for every pod to be placed and admitted, or reported unschedulable")
 	sides := make([]Side, 0, len(pools))
@@ -142,7 +153,7 @@ func run(ctx context.Context, o options) (err error) {
 	for _, p := range pools {
 		side, exact, err := settle(ctx, client, nodes, p, w, o.timeout)
 		if err != nil {
-			return fmt.Errorf("%w\nscheduler log (tail):\n%s", err, sched.Tail(4000))
+			return nil, fmt.Errorf("%w\nscheduler log (tail):\n%s", err, sched.Tail(4000))
 		}
 		sides = append(sides, side)
 		handoffs[p.profile] = exact
@@ -150,19 +161,19 @@ func run(ctx context.Context, o options) (err error) {
 
 	d, err := distribution(requests(w), sharedReplicas)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Println()
-	if err := WriteReport(os.Stdout, sides, d); err != nil {
-		return err
+	fmt.Fprintln(out)
+	if err := WriteReport(out, sides, d); err != nil {
+		return nil, err
 	}
 	for _, p := range pools {
 		if h := handoffs[p.profile]; h[1] > 0 {
-			fmt.Printf("exact-device handoff (%s): %d of %d pods got from the kubelet exactly the devices the scheduler chose\n", p.profile, h[0], h[1])
+			fmt.Fprintf(out, "exact-device handoff (%s): %d of %d pods got from the kubelet exactly the devices the scheduler chose\n", p.profile, h[0], h[1])
 		}
 	}
 	progress("stopping everything")
-	return nil
+	return &outcome{sides: sides, handoffs: handoffs}, nil
 }
 
 // startScheduler runs our scheduler with the manifests' configuration plus
