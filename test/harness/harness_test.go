@@ -74,8 +74,10 @@ func boundPod(name, node string, resources map[string]int64) *corev1.Pod {
 // frees their GPUs when they go.
 func TestNodeAdvertisesAdmitsAndReports(t *testing.T) {
 	c, client, ctx := startCluster(t)
-	_, err := c.AddNode(ctx, NodeConfig{Name: "v100", Machine: "dgx-1-v100"})
+	v100, err := c.AddNode(ctx, NodeConfig{Name: "v100", Machine: "dgx-1-v100"})
 	require.NoError(t, err)
+	// A malformed fault is refused with the plugin's reason.
+	require.ErrorContains(t, v100.InjectXID(ctx, 99, 48), "want an index in [0, 8)")
 	_, err = c.AddNode(ctx, NodeConfig{Name: "a100", Machine: "dgx-a100", FakeMIG: "0=3g.20gb+2g.10gb+1g.5gb+1g.5gb,1=7g.40gb"})
 	require.NoError(t, err)
 
@@ -97,7 +99,7 @@ func TestNodeAdvertisesAdmitsAndReports(t *testing.T) {
 	require.NoError(t, err)
 	held := map[string]bool{}
 	for _, name := range []string{"pair-0", "pair-1"} {
-		a, err := c.WaitAdmitted(ctx, "default", name, 30*time.Second)
+		a, err := c.WaitAdmitted(ctx, "default", name, 60*time.Second)
 		require.NoError(t, err)
 		require.NoError(t, a.Err)
 		ids := a.Devices["nvidia.com/gpu"]
@@ -110,7 +112,7 @@ func TestNodeAdvertisesAdmitsAndReports(t *testing.T) {
 			held[id] = true
 		}
 	}
-	a, err := c.WaitAdmitted(ctx, "default", "mig", 30*time.Second)
+	a, err := c.WaitAdmitted(ctx, "default", "mig", 60*time.Second)
 	require.NoError(t, err)
 	require.NoError(t, a.Err)
 	require.Len(t, a.Devices["nvidia.com/mig-1g.5gb"], 1)
@@ -122,17 +124,17 @@ func TestNodeAdvertisesAdmitsAndReports(t *testing.T) {
 	// at admission, marked Failed with the kubelet's reason.
 	_, err = client.CoreV1().Pods("default").Create(ctx, boundPod("too-big", "v100", map[string]int64{"nvidia.com/gpu": 5}), metav1.CreateOptions{})
 	require.NoError(t, err)
-	a, err = c.WaitAdmitted(ctx, "default", "too-big", 30*time.Second)
+	a, err = c.WaitAdmitted(ctx, "default", "too-big", 60*time.Second)
 	require.NoError(t, err)
 	require.ErrorContains(t, a.Err, "requested number of devices unavailable")
-	require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		p, err := client.CoreV1().Pods("default").Get(ctx, "too-big", metav1.GetOptions{})
 		return err == nil && p.Status.Phase == corev1.PodFailed && p.Status.Reason == "UnexpectedAdmissionError", nil
 	}))
 
 	// Deleting a pod frees its GPUs in the report.
 	require.NoError(t, client.CoreV1().Pods("default").Delete(ctx, "pair-0", metav1.DeleteOptions{}))
-	p1, err := c.WaitAdmitted(ctx, "default", "pair-1", time.Second)
+	p1, err := c.WaitAdmitted(ctx, "default", "pair-1", 60*time.Second)
 	require.NoError(t, err)
 	left := map[string]bool{}
 	for _, id := range p1.Devices["nvidia.com/gpu"] {
@@ -144,7 +146,7 @@ func TestNodeAdvertisesAdmitsAndReports(t *testing.T) {
 func requireAllocatable(t *testing.T, client kubernetes.Interface, node string, want map[string]int64) {
 	t.Helper()
 	var got map[string]int64
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -163,7 +165,7 @@ func requireAllocatable(t *testing.T, client kubernetes.Interface, node string, 
 func nodeTopology(t *testing.T, client kubernetes.Interface, node string) *topology.Node {
 	t.Helper()
 	var topo *topology.Node
-	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil || n.Annotations[topology.AnnotationKey] == "" {
 			return false, err
@@ -178,7 +180,7 @@ func nodeTopology(t *testing.T, client kubernetes.Interface, node string) *topol
 func requireInUse(t *testing.T, client kubernetes.Interface, node string, ids map[string]bool) {
 	t.Helper()
 	var got map[string]bool
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			return false, err

@@ -10,14 +10,15 @@ package harness
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -312,9 +313,8 @@ func (n *Node) Inject(ctx context.Context, kind string, params url.Values) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var body json.RawMessage
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return fmt.Errorf("node %s: injecting %s: %s", n.cfg.Name, kind, resp.Status)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("node %s: injecting %s: %s: %s", n.cfg.Name, kind, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
 }
