@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
@@ -130,7 +129,7 @@ func TestKubeletRestartAndSocketRemoval(t *testing.T) {
 
 	// The kubelet restarts: the new manager's Start wipes the directory
 	// (our socket too) and creates kubelet.sock; we must register again.
-	require.NoError(t, k1.m.Stop(klog.Background()))
+	k1.Stop()
 	k2 := startKubelet(t, dir)
 	k2.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
 	_, _, err := k2.allocate("after-restart", "nvidia.com/gpu", 2, nil)

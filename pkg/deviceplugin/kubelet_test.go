@@ -11,71 +11,45 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 	_ "unsafe" // for go:linkname
 
-	cadvisorapi "github.com/google/cadvisor/lib/model"
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
-	"k8s.io/kubernetes/pkg/kubelet/cm/containermap"
-	"k8s.io/kubernetes/pkg/kubelet/cm/devicemanager"
-	"k8s.io/kubernetes/pkg/kubelet/cm/topologymanager"
-	"k8s.io/kubernetes/pkg/kubelet/lifecycle"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/sharing"
+	"github.com/gpupack/gpupack/test/harness"
 )
 
-//go:linkname newManagerImpl k8s.io/kubernetes/pkg/kubelet/cm/devicemanager.newManagerImpl
-func newManagerImpl(logger klog.Logger, socketPath string, topology []cadvisorapi.Node, topologyAffinityStore topologymanager.Store) (*devicemanager.ManagerImpl, error)
-
-type sourcesReady struct{}
-
-func (sourcesReady) AddSource(string) {}
-func (sourcesReady) AllReady() bool   { return true }
-
-// kubelet is the real device manager on a socket directory of its own.
+// kubelet is the real device manager on a socket directory of its own, with
+// the kubelet's PodResources server (test/harness).
 type kubelet struct {
-	t   *testing.T
-	dir string
-	m   *devicemanager.ManagerImpl
-
-	mu   sync.Mutex
-	pods []*v1.Pod
+	t *testing.T
+	*harness.Kubelet
 }
 
 func startKubelet(t *testing.T, dir string) *kubelet {
 	t.Helper()
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(1)))
-	m, err := newManagerImpl(logger, filepath.Join(dir, deviceplugin.KubeletSocketName), nil, topologymanager.NewFakeManager(logger))
+	k, err := harness.StartKubelet(klog.NewContext(context.Background(), logger), dir)
 	require.NoError(t, err)
-	k := &kubelet{t: t, dir: dir, m: m}
-	require.NoError(t, m.Start(logger, k.activePods, sourcesReady{}, containermap.NewContainerMap(), sets.New[string]()))
-	t.Cleanup(func() { _ = m.Stop(logger) })
-	return k
-}
-
-func (k *kubelet) activePods() []*v1.Pod {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return append([]*v1.Pod(nil), k.pods...)
+	t.Cleanup(k.Stop)
+	return &kubelet{t: t, Kubelet: k}
 }
 
 // counts returns healthy (allocatable) and total (capacity) per resource.
 func (k *kubelet) counts() (healthy, total map[string]int64) {
-	capacity, allocatable, _ := k.m.GetCapacity(klog.Background())
+	capacity, allocatable, _ := k.Capacity()
 	healthy, total = map[string]int64{}, map[string]int64{}
 	for name, q := range capacity {
 		total[string(name)] = q.Value()
@@ -107,26 +81,15 @@ func (k *kubelet) allocate(name string, resourceName string, count int64, annota
 			},
 		}}},
 	}
-	k.mu.Lock()
-	k.pods = append(k.pods, pod)
-	k.mu.Unlock()
 	ctx := klog.NewContext(context.Background(), klog.Background())
-	if err := k.m.Allocate(ctx, pod, &pod.Spec.Containers[0], lifecycle.AddOperation); err != nil {
+	if err := k.Admit(ctx, pod); err != nil {
 		return nil, nil, err
 	}
-	opts, err := k.m.GetDeviceRunContainerOptions(ctx, pod, &pod.Spec.Containers[0])
+	env, err := k.Env(ctx, pod, &pod.Spec.Containers[0])
 	if err != nil {
 		return nil, nil, err
 	}
-	env := map[string]string{}
-	for _, e := range opts.Envs {
-		env[e.Name] = e.Value
-	}
-	var ids []string
-	for id := range k.m.GetDevices(string(pod.UID), "main")[resourceName] {
-		ids = append(ids, id)
-	}
-	return ids, env, nil
+	return k.Devices(pod)[resourceName], env, nil
 }
 
 // plugin is our device plugin on a fake machine, run against a kubelet.
@@ -171,7 +134,7 @@ func startPlugin(t *testing.T, dir string, o pluginOpts) *plugin {
 	go func() { p.done <- mgr.Run(ctx) }()
 	t.Cleanup(func() {
 		if o.kubelet != nil {
-			_ = o.kubelet.m.Stop(klog.Background())
+			o.kubelet.Stop()
 		}
 		cancel()
 		select {
@@ -195,28 +158,11 @@ func setup(t *testing.T, o pluginOpts) (*kubelet, *plugin) {
 
 // socketDir is a short directory of the test's own (unix socket paths are
 // limited to 108 bytes, too short for t.TempDir() under long test names).
-// The kubelet may still write its checkpoint there while stopping, so the
-// removal is repeated until the directory stays gone.
 func socketDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gpupack-dp-")
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		// The checkpoint manager re-creates the directory when an in-flight
-		// write lands after the removal: remove until it stays gone.
-		stable := 0
-		for range 100 {
-			_ = os.RemoveAll(dir)
-			time.Sleep(20 * time.Millisecond)
-			if _, err := os.Stat(dir); os.IsNotExist(err) {
-				if stable++; stable >= 5 {
-					return
-				}
-			} else {
-				stable = 0
-			}
-		}
-	})
+	t.Cleanup(func() { harness.RemoveSocketDir(dir) })
 	return dir
 }
 

@@ -2,87 +2,25 @@ package deviceplugin_test
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/klog/v2"
-	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
-	"k8s.io/kubernetes/pkg/kubelet/apis/podresources"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
+	"github.com/gpupack/gpupack/test/harness"
 )
 
-// kubeletProviders adapt the real device manager to the kubelet's own
-// PodResources server, as the kubelet's container manager does.
-type kubeletProviders struct{ k *kubelet }
-
-func (p kubeletProviders) GetActivePods() []*v1.Pod { return p.k.activePods() }
-func (p kubeletProviders) GetPods() []*v1.Pod       { return p.k.activePods() }
-func (p kubeletProviders) GetPodByName(ns, name string) (*v1.Pod, bool) {
-	for _, pod := range p.k.activePods() {
-		if pod.Namespace == ns && pod.Name == name {
-			return pod, true
-		}
-	}
-	return nil, false
-}
-func (p kubeletProviders) UpdateAllocatedDevices(logger klog.Logger) {
-	p.k.m.UpdateAllocatedDevices(logger)
-}
-func (p kubeletProviders) GetDevices(podUID, container string) []*podresourcesv1.ContainerDevices {
-	var out []*podresourcesv1.ContainerDevices
-	for res, devs := range p.k.m.GetDevices(podUID, container) {
-		cd := &podresourcesv1.ContainerDevices{ResourceName: res}
-		for id := range devs {
-			cd.DeviceIds = append(cd.DeviceIds, id)
-		}
-		out = append(out, cd)
-	}
-	return out
-}
-func (p kubeletProviders) GetAllocatableDevices(klog.Logger) []*podresourcesv1.ContainerDevices {
-	return nil
-}
-func (kubeletProviders) GetCPUs(*v1.Pod, *v1.Container) []int64 { return nil }
-func (kubeletProviders) GetPodCPUs(string) []int64              { return nil }
-func (kubeletProviders) GetAllocatableCPUs() []int64            { return nil }
-func (kubeletProviders) GetMemory(klog.Logger, *v1.Pod, *v1.Container) []*podresourcesv1.ContainerMemory {
-	return nil
-}
-func (kubeletProviders) GetPodMemory(klog.Logger, string) []*podresourcesv1.ContainerMemory {
-	return nil
-}
-func (kubeletProviders) GetAllocatableMemory(klog.Logger) []*podresourcesv1.ContainerMemory {
-	return nil
-}
-func (kubeletProviders) GetDynamicResources(klog.Logger, *v1.Pod, *v1.Container) []*podresourcesv1.DynamicResource {
-	return nil
-}
-
-// servePodResources serves the kubelet's PodResources API for k on a socket
-// outside the device-plugin directory.
+// servePodResources is the PodResources socket of k's kubelet.
 func servePodResources(t *testing.T, k *kubelet) string {
 	t.Helper()
-	dir := socketDir(t)
-	socket := filepath.Join(dir, "pod-resources.sock")
-	lis, err := net.Listen("unix", socket)
-	require.NoError(t, err)
-	srv := grpc.NewServer()
-	prov := kubeletProviders{k}
-	podresourcesv1.RegisterPodResourcesListerServer(srv, podresources.NewV1PodResourcesServer(context.Background(),
-		podresources.PodResourcesProviders{Pods: prov, Devices: prov, Cpus: prov, Memory: prov, DynamicResources: prov}))
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return socket
+	return filepath.Join(k.Dir(), harness.PodResourcesSocket)
 }
 
 func TestPublish(t *testing.T) {
@@ -123,7 +61,7 @@ func TestPublish(t *testing.T) {
 	// own PodResources server, with the pod's UID from the informer.
 	ids, _, err := k.allocate("train", "nvidia.com/gpu", 2, nil)
 	require.NoError(t, err)
-	pods.add(k.activePods()[0])
+	pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "train", Namespace: "default", UID: "uid-train"}})
 	require.Eventually(t, func() bool {
 		// Allocate kicked a refresh; it may have run before the pod was listed.
 		pub.Kick()

@@ -6,6 +6,8 @@
 // It is pure Go (no cgo), so the scheduler can link it statically.
 package topology
 
+import "slices"
+
 // LinkClass orders the ways two GPUs can be connected. Larger is better.
 type LinkClass uint8
 
@@ -65,4 +67,18 @@ type Node struct {
 	Clique string `json:"clique,omitempty"`
 	// Generation increases with every change the device plugin publishes.
 	Generation int64 `json:"generation"`
+}
+
+// SetOfUUIDs returns the set of the node's GPUs with these UUIDs, and the
+// UUIDs that name no GPU of the node.
+func (n *Node) SetOfUUIDs(uuids []string) (set GPUSet, unknown []string) {
+	for _, id := range uuids {
+		i := slices.IndexFunc(n.GPUs, func(g GPU) bool { return g.UUID == id })
+		if i < 0 {
+			unknown = append(unknown, id)
+			continue
+		}
+		set |= SetOf(n.GPUs[i].Index)
+	}
+	return set, unknown
 }

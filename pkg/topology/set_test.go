@@ -112,3 +112,14 @@ func TestShapeConcurrent(t *testing.T) {
 		<-done
 	}
 }
+
+func TestSetOfUUIDs(t *testing.T) {
+	n := &Node{GPUs: []GPU{{Index: 0, UUID: "GPU-a"}, {Index: 1, UUID: "GPU-b"}, {Index: 2, UUID: "GPU-c"}}}
+	set, unknown := n.SetOfUUIDs([]string{"GPU-c", "GPU-a", "GPU-x"})
+	// GPU-a is index 0 and GPU-c index 2: bits 0 and 2 = 0b101 = 5.
+	require.Equal(t, GPUSet(5), set)
+	require.Equal(t, []string{"GPU-x"}, unknown)
+	set, unknown = n.SetOfUUIDs(nil)
+	require.Zero(t, set)
+	require.Empty(t, unknown)
+}

@@ -167,17 +167,8 @@ func (e *env) requireUnschedulable(name string) {
 
 // indexOf maps device IDs (GPU UUIDs) to GPU indexes of a node.
 func indexOf(t *testing.T, topo *topology.Node, ids []string) topology.GPUSet {
-	var set topology.GPUSet
-	for _, id := range ids {
-		found := false
-		for _, g := range topo.GPUs {
-			if g.UUID == id {
-				set |= topology.SetOf(g.Index)
-				found = true
-			}
-		}
-		require.True(t, found, "device %s is not a GPU of the node", id)
-	}
+	set, unknown := topo.SetOfUUIDs(ids)
+	require.Empty(t, unknown, "not GPUs of the node")
 	return set
 }
 

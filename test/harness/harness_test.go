@@ -196,16 +196,7 @@ func requireInUse(t *testing.T, client kubernetes.Interface, node string, ids ma
 }
 
 func setOf(t *testing.T, topo *topology.Node, ids []string) topology.GPUSet {
-	var set topology.GPUSet
-	for _, id := range ids {
-		found := false
-		for _, g := range topo.GPUs {
-			if g.UUID == id {
-				set |= topology.SetOf(g.Index)
-				found = true
-			}
-		}
-		require.True(t, found, "%s is not a GPU of the node", id)
-	}
+	set, unknown := topo.SetOfUUIDs(ids)
+	require.Empty(t, unknown, "not GPUs of the node")
 	return set
 }

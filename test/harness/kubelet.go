@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 	"k8s.io/kubernetes/pkg/kubelet/apis/podresources"
 	"k8s.io/kubernetes/pkg/kubelet/cm/containermap"
@@ -96,6 +97,9 @@ func (k *Kubelet) servePodResources(ctx context.Context) error {
 	return nil
 }
 
+// Dir is the node's socket directory (kubelet.sock, pod-resources.sock).
+func (k *Kubelet) Dir() string { return k.dir }
+
 // Stop stops the PodResources server and the device manager.
 func (k *Kubelet) Stop() {
 	k.podres.Stop()
@@ -130,15 +134,30 @@ func (k *Kubelet) Admit(ctx context.Context, pod *v1.Pod) error {
 	return nil
 }
 
+// containers are the pod's init and app containers, in the kubelet's order.
 func containers(pod *v1.Pod) []*v1.Container {
-	out := make([]*v1.Container, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
-	for i := range pod.Spec.InitContainers {
-		out = append(out, &pod.Spec.InitContainers[i])
-	}
-	for i := range pod.Spec.Containers {
-		out = append(out, &pod.Spec.Containers[i])
-	}
+	var out []*v1.Container
+	podutil.VisitContainers(&pod.Spec, podutil.InitContainers|podutil.Containers, func(c *v1.Container, _ podutil.ContainerType) bool {
+		out = append(out, c)
+		return true
+	})
 	return out
+}
+
+// Env returns the environment the device manager gives a container of an
+// admitted pod (NVIDIA_VISIBLE_DEVICES and the plugin's other variables).
+func (k *Kubelet) Env(ctx context.Context, pod *v1.Pod, container *v1.Container) (map[string]string, error) {
+	opts, err := k.m.GetDeviceRunContainerOptions(ctx, pod, container)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", container.Name, err)
+	}
+	env := map[string]string{}
+	if opts != nil {
+		for _, e := range opts.Envs {
+			env[e.Name] = e.Value
+		}
+	}
+	return env, nil
 }
 
 // Forget drops a pod that finished or was deleted; the device manager frees

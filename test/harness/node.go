@@ -339,12 +339,13 @@ func (n *Node) Stop(ctx context.Context) {
 	if err := n.StopPlugin(); err != nil {
 		logger.Error(err, "Stopping the device plugin", "node", n.cfg.Name)
 	}
-	removeDir(n.dir)
+	RemoveSocketDir(n.dir)
 }
 
-// removeDir removes a socket directory; the device manager may still write
-// its checkpoint there while stopping, so it retries until it stays gone.
-func removeDir(dir string) {
+// RemoveSocketDir removes a node's socket directory; the device manager may
+// still write its checkpoint there while stopping, so it retries until the
+// directory stays gone.
+func RemoveSocketDir(dir string) {
 	stable := 0
 	for range 100 {
 		_ = os.RemoveAll(dir)
