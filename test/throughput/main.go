@@ -3,6 +3,13 @@
 // pods/s plus p99 scheduling latency for the gpupack profile and for the
 // default kube-scheduler profile, both served by one scheduler process in the
 // same run. Run it with `make bench-throughput`.
+//
+// It also reports the scheduler process's CPU time per pod in each phase
+// (from /proc), the figure least disturbed by whatever else shares the
+// machine's cores. With GPUPACK_PPROF=<port> the scheduler serves pprof
+// and /metrics on that loopback port; with --profile-dir as well, each
+// phase leaves a CPU profile (--profile-seconds long) and the metrics
+// after it there, named by node count, round and profile.
 package main
 
 import (
@@ -51,6 +58,10 @@ type options struct {
 	timeout   time.Duration
 	keepFiles bool
 	rounds    int
+	// profileDir and profileSeconds: with GPUPACK_PPROF, a CPU profile
+	// of the scheduler of that length per phase, and its metrics after it.
+	profileDir     string
+	profileSeconds int
 }
 
 func main() {
@@ -65,6 +76,8 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "limit for one node count")
 	flag.BoolVar(&o.keepFiles, "keep", false, "keep the work directory (logs)")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds per node count; the profiles' order alternates")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "with GPUPACK_PPROF: save a CPU profile and the metrics of the scheduler per phase here")
+	flag.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each phase's CPU profile (keep it shorter than a phase)")
 	klog.InitFlags(nil)
 	flag.Parse()
 	for _, s := range strings.Split(nodes, ",") {
@@ -91,9 +104,15 @@ type result struct {
 	pods      int
 	duration  time.Duration
 	latencies []time.Duration
+	// cpu is the scheduler process's CPU time over the phase (start to
+	// the last bind), 0 when it could not be read.
+	cpu time.Duration
 }
 
 func (r result) podsPerSecond() float64 { return float64(r.pods) / r.duration.Seconds() }
+
+// cpuPerPod is the scheduler's CPU time per pod (0 when unknown).
+func (r result) cpuPerPod() time.Duration { return r.cpu / time.Duration(r.pods) }
 
 func (r result) p99() time.Duration {
 	s := slices.Clone(r.latencies)
@@ -163,6 +182,10 @@ func runOne(parent context.Context, o options, schedBin string, n int) ([]result
 		return nil, err
 	}
 	defer func() { _ = sched.Stop(10 * time.Second) }()
+	pr := newProbe(schedBin, o.profileDir, o.profileSeconds)
+	if pr.pid == 0 {
+		fmt.Fprintln(os.Stderr, "scheduler process not found: no CPU figures")
+	}
 
 	// Rounds alternate the order (default, gpupack, gpupack, default, ...)
 	// so that neither profile always runs on the fresher apiserver.
@@ -174,15 +197,17 @@ func runOne(parent context.Context, o options, schedBin string, n int) ([]result
 			slices.Reverse(order)
 		}
 		for _, profile := range order {
-			r, err := measure(ctx, client, o, profile, n, round)
+			r, err := measure(ctx, client, o, pr, profile, n, round)
 			if err != nil {
 				return nil, fmt.Errorf("profile %s: %w", profile, err)
 			}
-			fmt.Fprintf(os.Stderr, "[%d nodes] round %d %s: %d pods in %s (%.1f pods/s, p99 %s)\n",
-				n, round, profile, r.pods, r.duration.Round(time.Millisecond), r.podsPerSecond(), r.p99().Round(time.Millisecond))
+			fmt.Fprintf(os.Stderr, "[%d nodes] round %d %s: %d pods in %s (%.1f pods/s, p99 %s, scheduler CPU %s/pod)\n",
+				n, round, profile, r.pods, r.duration.Round(time.Millisecond), r.podsPerSecond(), r.p99().Round(time.Millisecond),
+				r.cpuPerPod().Round(time.Microsecond))
 			if t, ok := total[profile]; ok {
 				t.pods += r.pods
 				t.duration += r.duration
+				t.cpu += r.cpu
 				t.latencies = append(t.latencies, r.latencies...)
 			} else {
 				total[profile] = &r
@@ -253,7 +278,7 @@ func startScheduler(ctx context.Context, o options, bin string, cp *cluster.Cont
 	if addr := os.Getenv("GPUPACK_PPROF"); addr != "" {
 		// Profiling on an authorised loopback port: /debug/pprof needs no token.
 		args = []string{"--config=" + path, "--bind-address=127.0.0.1", "--secure-port=" + addr, "--v=1",
-			"--authentication-skip-lookup", "--authorization-always-allow-paths=/debug/pprof,/debug/pprof/*,/healthz"}
+			"--authentication-skip-lookup", "--authorization-always-allow-paths=/debug/pprof,/debug/pprof/*,/healthz,/metrics"}
 	}
 	p, err := cluster.StartProcess(ctx, dir, "scheduler", bin, args...)
 	if err != nil {
@@ -276,7 +301,7 @@ var gpuCounts = []int{1, 1, 1, 1, 1, 1, 1, 2, 2, 4}
 
 // measure submits o.pods pods (the same stream for both profiles of a round) for one profile and times each from our create
 // call to the moment an informer sees it bound.
-func measure(ctx context.Context, client kubernetes.Interface, o options, profile string, n, round int) (result, error) {
+func measure(ctx context.Context, client kubernetes.Interface, o options, pr *probe, profile string, n, round int) (result, error) {
 	ns := fmt.Sprintf("bench-%s-%d", strings.TrimSuffix(profile, "-scheduler"), round)
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return result{}, fmt.Errorf("namespace: %w", err)
@@ -312,6 +337,9 @@ func measure(ctx context.Context, client kubernetes.Interface, o options, profil
 	for i := range counts {
 		counts[i] = gpuCounts[rng.IntN(len(gpuCounts))]
 	}
+	cpuStart, cpuOK := pr.cpuSeconds()
+	phase := fmt.Sprintf("%d-nodes-round-%d-%s", n, round, profile)
+	waitProfile := pr.profile(ctx, phase)
 	start := time.Now()
 	err := parallel(ctx, o.workers, o.pods, func(ctx context.Context, i int) error {
 		pod := benchPod(ns, fmt.Sprintf("pod-%05d", i), profile, counts[i])
@@ -339,12 +367,18 @@ func measure(ctx context.Context, client kubernetes.Interface, o options, profil
 		defer mu.Unlock()
 		return result{}, fmt.Errorf("only %d of %d pods bound: %w", len(bound), o.pods, err)
 	}
+	cpuEnd, cpuEndOK := pr.cpuSeconds()
+	waitProfile()
+	pr.metrics(ctx, phase)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(bound) < o.pods {
 		return result{}, fmt.Errorf("only %d of %d pods bound; nothing bound for a minute", len(bound), o.pods)
 	}
 	r := result{nodes: n, profile: profile, pods: o.pods}
+	if cpuOK && cpuEndOK {
+		r.cpu = time.Duration((cpuEnd - cpuStart) * float64(time.Second))
+	}
 	var last time.Time
 	for name, t := range bound {
 		r.latencies = append(r.latencies, t.Sub(created[name]))
@@ -423,16 +457,21 @@ func parallel(ctx context.Context, workers, n int, fn func(context.Context, int)
 
 func printTable(results []result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "nodes\tprofile\tpods\tpods/s\tp99 latency\tpods/s vs default\t")
-	byNodes := map[int]float64{}
+	fmt.Fprintln(w, "nodes\tprofile\tpods\tpods/s\tp99 latency\tpods/s vs default\tscheduler CPU/pod\tCPU/pod vs default\t")
+	byNodes := map[int]result{}
 	for _, r := range results {
 		if r.profile == "default-scheduler" {
-			byNodes[r.nodes] = r.podsPerSecond()
+			byNodes[r.nodes] = r
 		}
 	}
 	for _, r := range results {
-		fmt.Fprintf(w, "%d\t%s\t%d\t%.1f\t%s\t%.2f\t\n", r.nodes, r.profile, r.pods, r.podsPerSecond(),
-			r.p99().Round(time.Millisecond), r.podsPerSecond()/byNodes[r.nodes])
+		base := byNodes[r.nodes]
+		cpuRatio := 0.0
+		if base.cpu > 0 {
+			cpuRatio = float64(r.cpuPerPod()) / float64(base.cpuPerPod())
+		}
+		fmt.Fprintf(w, "%d\t%s\t%d\t%.1f\t%s\t%.2f\t%s\t%.2f\t\n", r.nodes, r.profile, r.pods, r.podsPerSecond(),
+			r.p99().Round(time.Millisecond), r.podsPerSecond()/base.podsPerSecond(), r.cpuPerPod().Round(time.Microsecond), cpuRatio)
 	}
 	w.Flush()
 }

@@ -2,7 +2,9 @@ package gpupack
 
 import (
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -21,6 +23,10 @@ import (
 type Cache struct {
 	mu    sync.RWMutex
 	nodes map[string]*nodeEntry
+	// byObj indexes the entries by the Node object they last read
+	// (nodeEntry.obj): the per-node hot path finds its entry by pointer,
+	// without hashing and comparing the name.
+	byObj map[*v1.Node]*nodeEntry
 	pods  map[types.UID]*podEntry
 }
 
@@ -43,8 +49,14 @@ type nodeEntry struct {
 	// Readers share it; it is never mutated once built.
 	state *score.State
 	// free is state with the node's free CPU and memory last seen by
-	// ViewOf (freeBase: the state it was made from). Never mutated.
-	free, freeBase *score.State
+	// ViewOf (freeBase: the state it was made from; freeCPU and freeMem:
+	// free's figures, kept here for the per-node hot path). Never mutated.
+	free, freeBase   *score.State
+	freeCPU, freeMem int64
+	// last are the node's last plans (planFor): later pods asking the same
+	// find them while the node's usage and the workload snapshot stay.
+	// Read and written without mu: a lastPlans is never mutated.
+	last atomic.Pointer[lastPlans]
 }
 
 type podEntry struct {
@@ -55,7 +67,7 @@ type podEntry struct {
 
 // NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{nodes: map[string]*nodeEntry{}, pods: map[types.UID]*podEntry{}}
+	return &Cache{nodes: map[string]*nodeEntry{}, byObj: map[*v1.Node]*nodeEntry{}, pods: map[types.UID]*podEntry{}}
 }
 
 // NodeView is what Filter and Score need of a node.
@@ -68,30 +80,36 @@ type NodeView struct {
 // changes. err explains why the node has no usable GPUs (no or malformed
 // annotation).
 func (c *Cache) View(node *v1.Node) (NodeView, error) {
+	v, _, err := c.view(node)
+	return v, err
+}
+
+// view is View that also returns the node's entry (nil with an error).
+func (c *Cache) view(node *v1.Node) (NodeView, *nodeEntry, error) {
 	c.mu.RLock()
 	e := c.nodes[node.Name]
 	if e != nil && e.state != nil && e.inUseErr == nil && e.obj == node {
 		v := NodeView{e.topo, e.state}
 		c.mu.RUnlock()
-		return v, nil
+		return v, e, nil
 	}
 	c.mu.RUnlock()
 	topoRaw, hasTopo := node.Annotations[topology.AnnotationKey]
 	inUseRaw := node.Annotations[protocol.InUseAnnotation]
 	if !hasTopo {
-		return NodeView{}, fmt.Errorf("node has no %s annotation (no gpupack device plugin?)", topology.AnnotationKey)
+		return NodeView{}, nil, fmt.Errorf("node has no %s annotation (no gpupack device plugin?)", topology.AnnotationKey)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e = c.updateNodeLocked(node.Name, topoRaw, inUseRaw)
-	e.obj = node
+	c.setObjLocked(e, node)
 	if e.topoErr != nil {
-		return NodeView{}, e.topoErr
+		return NodeView{}, nil, e.topoErr
 	}
 	if e.inUseErr != nil {
-		return NodeView{}, e.inUseErr
+		return NodeView{}, nil, e.inUseErr
 	}
-	return NodeView{e.topo, c.stateLocked(e)}, nil
+	return NodeView{e.topo, c.stateLocked(e)}, e, nil
 }
 
 // ViewOf is View for a scheduling framework NodeInfo: the State also knows
@@ -101,34 +119,58 @@ func (c *Cache) View(node *v1.Node) (NodeView, error) {
 // whose CPU or memory it cannot hold (FGD). A node that reports no
 // allocatable CPU is taken as not knowing its CPU and memory.
 func (c *Cache) ViewOf(ni fwk.NodeInfo) (NodeView, error) {
+	v, _, err := c.viewOf(ni)
+	return v, err
+}
+
+// viewOf is ViewOf that also returns the node's entry (nil with an error).
+// It runs for every node in every Filter and Score: the fast path is one
+// map lookup under the read lock and no allocation.
+func (c *Cache) viewOf(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
 	node := ni.Node()
 	cpu, mem, ok := freeResources(ni)
 	if ok { // fast path: the same Node object (annotations) and free resources
 		c.mu.RLock()
-		e := c.nodes[node.Name]
-		if e != nil && e.state != nil && e.free != nil && e.freeBase == e.state &&
-			e.obj == node && e.inUseErr == nil {
-			if fc, fm, _ := e.free.FreeResources(); fc == cpu && fm == mem {
-				v := NodeView{e.topo, e.free}
-				c.mu.RUnlock()
-				return v, nil
-			}
+		e := c.byObj[node]
+		if e != nil && e.obj == node && e.free != nil && e.freeBase == e.state && e.state != nil &&
+			e.freeCPU == cpu && e.freeMem == mem && e.inUseErr == nil {
+			v := NodeView{e.topo, e.free}
+			c.mu.RUnlock()
+			return v, e, nil
 		}
 		c.mu.RUnlock()
 	}
-	v, err := c.View(node)
+	v, e, err := c.view(node)
 	if err != nil || !ok {
-		return v, err
+		return v, e, err
 	}
 	st := v.State.Clone()
 	st.SetFree(cpu, mem)
 	c.mu.Lock()
-	if e := c.nodes[node.Name]; e != nil && e.state == v.State {
-		e.free, e.freeBase = st, v.State
+	if e.state == v.State {
+		e.free, e.freeBase, e.freeCPU, e.freeMem = st, v.State, cpu, mem
 	}
 	c.mu.Unlock()
 	v.State = st
-	return v, nil
+	return v, e, nil
+}
+
+// lastPlans calls fn with the index and the last plan of every node in
+// scores whose last plan answers req under dist (planFor's).
+func (c *Cache) lastPlans(scores fwk.NodeScoreList, id uint64, dist *score.Distribution, fn func(int, plan)) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for i, ns := range scores {
+		e := c.nodes[ns.Name]
+		if e == nil {
+			continue
+		}
+		if l := e.last.Load(); l != nil && l.dist == dist {
+			if p, err, ok := l.find(l.state, dist, id); ok && err == nil {
+				fn(i, p)
+			}
+		}
+	}
 }
 
 // freeResources is the NodeInfo's allocatable minus requested CPU (milli)
@@ -160,7 +202,7 @@ func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 		oldTopo, oldInUse = e.topoRaw, e.inUseRaw
 	}
 	e = c.updateNodeLocked(node.Name, node.Annotations[topology.AnnotationKey], node.Annotations[protocol.InUseAnnotation])
-	e.obj = node
+	c.setObjLocked(e, node)
 	if !known || oldTopo != e.topoRaw {
 		topoErr = e.topoErr
 	}
@@ -176,6 +218,21 @@ func (c *Cache) RemoveNode(name string) {
 	defer c.mu.Unlock()
 	if e := c.nodes[name]; e != nil {
 		e.topoRaw, e.topo, e.topoErr, e.state = "", nil, nil, nil
+		c.setObjLocked(e, nil)
+	}
+}
+
+// setObjLocked records the Node object e was last read from.
+func (c *Cache) setObjLocked(e *nodeEntry, node *v1.Node) {
+	if e.obj == node {
+		return
+	}
+	if e.obj != nil && c.byObj[e.obj] == e {
+		delete(c.byObj, e.obj)
+	}
+	e.obj = node
+	if node != nil {
+		c.byObj[node] = e
 	}
 }
 
@@ -302,6 +359,12 @@ func (c *Cache) AddPod(pod *v1.Pod) error {
 func (c *Cache) setPod(uid types.UID, p *podEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if old := c.pods[uid]; old != nil && old.node == p.node && slices.Equal(old.ids, p.ids) {
+		// The bound pod the informer reports holds what Reserve assumed:
+		// the node's usage, and so its State, stay.
+		old.assumed = p.assumed
+		return
+	}
 	c.dropLocked(uid)
 	c.pods[uid] = p
 	e := c.entryLocked(p.node)

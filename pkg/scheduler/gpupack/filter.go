@@ -20,18 +20,38 @@ func (pl *GPUPack) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, n
 		return fwk.AsStatus(err)
 	}
 	node := nodeInfo.Node()
+	if a := s.adjust[node.Name]; a != nil {
+		return pl.filterAdjusted(ctx, s, nodeInfo, a)
+	}
+	if _, err := pl.planFor(nodeInfo, s); err != nil {
+		return filterStatus(ctx, node, err)
+	}
+	return nil
+}
+
+// filterAdjusted is Filter on a node with nominated pods or preemption
+// victims for this evaluation: the plan is made on the adjusted view and
+// kept in the cycle state for Score.
+func (pl *GPUPack) filterAdjusted(ctx context.Context, s *cycleState, nodeInfo fwk.NodeInfo, a *adjustment) *fwk.Status {
+	node := nodeInfo.Node()
 	view, err := pl.cache.ViewOf(nodeInfo)
 	if err != nil {
-		klog.FromContext(ctx).V(5).Info("Node has no usable GPU topology", "node", klog.KObj(node), "err", err)
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+err.Error())
+		return filterStatus(ctx, node, errNoView{err})
 	}
-	if a := s.adjust[node.Name]; a != nil {
-		view = pl.adjusted(view, node.Name, a)
-	}
-	p, err := pl.makePlan(view, s.requests, false)
+	p, err := pl.makePlan(pl.adjusted(view, node.Name, a), s.requests, pl.workload.Distribution(), false)
 	if err != nil {
-		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
+		return filterStatus(ctx, node, err)
 	}
 	s.setPlan(node.Name, p)
 	return nil
+}
+
+// filterStatus is Filter's answer to planFor's error: a node without a
+// usable view is unresolvable, a request that does not fit unschedulable.
+func filterStatus(ctx context.Context, node *v1.Node, err error) *fwk.Status {
+	if nv, ok := err.(errNoView); ok { // planFor returns it unwrapped
+		klog.FromContext(ctx).V(5).Info("Node has no usable GPU topology", "node", klog.KObj(node), "err", nv.error)
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+nv.Error())
+	}
+	return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 }

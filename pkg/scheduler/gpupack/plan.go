@@ -3,6 +3,8 @@ package gpupack
 import (
 	"fmt"
 
+	fwk "k8s.io/kube-scheduler/framework"
+
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -19,12 +21,12 @@ type plan struct {
 	ratio, ring, ideal float64
 }
 
-// makePlan chooses devices for each request in turn on view, each choice
-// seeing the ones before it. It fails with the reason when one does not fit.
-// names: name the devices (Reserve); Filter and Score only need the figures.
-func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, names bool) (plan, error) {
+// makePlan chooses devices for each request in turn on view under the
+// workload snapshot dist, each choice seeing the ones before it. It fails
+// with the reason when one does not fit. names: name the devices (Reserve);
+// Filter and Score only need the figures.
+func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, dist *score.Distribution, names bool) (plan, error) {
 	st := view.State
-	dist := pl.workload.Distribution()
 	p := plan{ratio: 1}
 	choose := score.Evaluate
 	if names {
@@ -39,7 +41,7 @@ func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, names bool) 
 			p.choices = append(p.choices, c)
 		}
 		p.fragDelta += c.FragDelta
-		if r.req.Kind == score.KindWhole && r.req.Count > 1 && r.req.Topology != score.HintNone {
+		if qualityCounts(r.req) {
 			if q := c.QualityRatio(); q < p.ratio || p.ideal == 0 {
 				p.ratio, p.ring, p.ideal = q, c.Quality.RingGBps, c.Ideal.RingGBps
 			}
@@ -55,6 +57,44 @@ func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, names bool) 
 		}
 	}
 	return p, nil
+}
+
+// errNoView marks planFor's errors that come from the node itself (no
+// readable topology or in-use report), not from the request.
+type errNoView struct{ error }
+
+func (e errNoView) Unwrap() error { return e.error }
+
+// planFor is the pod's plan (without device names) on the node as the cache
+// sees it. Filter and Score ask it for every node of every cycle, so a
+// node keeps its last answers for one-request pods (lastPlans): a later pod
+// with the same request finds its plan while the node's usage State (which
+// also carries its free CPU and memory) and the workload snapshot are the
+// same objects, the answer's whole input. A node with no usable view fails
+// with errNoView.
+func (pl *GPUPack) planFor(ni fwk.NodeInfo, s *cycleState) (plan, error) {
+	view, e, err := pl.cache.viewOf(ni)
+	if err != nil {
+		return plan{}, errNoView{err}
+	}
+	dist := pl.workload.Distribution()
+	if s.requestID == 0 {
+		return pl.makePlan(view, s.requests, dist, false)
+	}
+	l := e.last.Load()
+	if p, err, ok := l.find(view.State, dist, s.requestID); ok {
+		return p, err
+	}
+	p, err := pl.makePlan(view, s.requests, dist, false)
+	e.last.Store(l.with(view.State, dist, s.requestID, p, err))
+	return p, err
+}
+
+// qualityCounts reports whether the link quality of the request's set
+// enters NormalizeScore: a set of 2 or more whole GPUs whose hint is not
+// none.
+func qualityCounts(r score.Request) bool {
+	return r.Kind == score.KindWhole && r.Count > 1 && r.Topology != score.HintNone
 }
 
 func hintNote(r score.Request) string {

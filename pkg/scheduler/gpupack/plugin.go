@@ -47,6 +47,9 @@ type GPUPack struct {
 	wtopo     int64
 	rank      score.Rank
 	resources resourceNames
+	// requestIDs number one-request pods' requests for the nodes' last
+	// plans (planFor).
+	requestIDs requestIDs
 }
 
 var (

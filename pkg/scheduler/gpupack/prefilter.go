@@ -24,12 +24,20 @@ type containerRequest struct {
 	req       score.Request
 }
 
-// cycleState is the pod's parsed request and the plans made per node in
-// Filter, reused by Score and NormalizeScore.
+// cycleState is the pod's parsed request and the plans NormalizeScore
+// needs (and Filter's plans on adjusted nodes, for Score). The other plans
+// live in the cache's nodes (planFor): a cycle keeps no map of every node.
 type cycleState struct {
 	requests []containerRequest
 	hint     score.TopologyHint
 	started  time.Time
+	// quality: a request's set quality counts in NormalizeScore (a
+	// multi-GPU whole request whose hint is not none), so Score keeps the
+	// plans.
+	quality bool
+	// requestID numbers a one-request pod's request for the nodes' last
+	// plans (0: several requests, no last plans).
+	requestID uint64
 	*plans
 	// adjust holds, per node, the pods the framework adds (nominated pods)
 	// or removes (preemption victims) for this evaluation (see AddPod).
@@ -79,7 +87,16 @@ func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 	// The pod's CPU and memory go with its first request: fragmentation
 	// counts the free GPUs of a node short of a task type's CPU or memory.
 	reqs[0].req.CPUMilli, reqs[0].req.MemoryMiB = podCPUMemory(pod)
-	cs.Write(stateKey, &cycleState{requests: reqs, hint: hint, started: pl.now(), plans: &plans{plans: make(map[string]plan, len(nodes))}})
+	quality := false
+	for _, r := range reqs {
+		quality = quality || qualityCounts(r.req)
+	}
+	var id uint64
+	if len(reqs) == 1 {
+		id = pl.requestIDs.id(reqs[0])
+	}
+	cs.Write(stateKey, &cycleState{requests: reqs, hint: hint, started: pl.now(), quality: quality, requestID: id,
+		plans: &plans{plans: map[string]plan{}}})
 	return nil, nil
 }
 

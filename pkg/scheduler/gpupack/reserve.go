@@ -36,7 +36,7 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if err != nil {
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}
-	p, err := pl.makePlan(view, s.requests, true)
+	p, err := pl.makePlan(view, s.requests, pl.workload.Distribution(), true)
 	if err != nil {
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}

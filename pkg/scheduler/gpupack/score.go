@@ -2,6 +2,8 @@ package gpupack
 
 import (
 	"context"
+	"slices"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -33,19 +35,26 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 		return 0, fwk.AsStatus(err)
 	}
 	name := nodeInfo.Node().Name
-	p, ok := s.plan(name)
-	if !ok { // Filter did not run for this node (e.g. another profile)
-		view, err := pl.cache.ViewOf(nodeInfo)
-		if err != nil {
-			return 0, fwk.AsStatus(err)
+	if s.adjust[name] != nil { // Filter planned on the adjusted view
+		if p, ok := s.plan(name); ok {
+			return pl.rank.Raw(p.fragDelta), nil
 		}
-		if p, err = pl.makePlan(view, s.requests, false); err != nil {
-			return 0, fwk.AsStatus(err)
-		}
-		s.setPlan(name, p)
+	}
+	// Filter's plan, from the node's last plan (planFor), or made now
+	// when the node changed since or Filter did not run for it.
+	p, err := pl.planFor(nodeInfo, s)
+	if err != nil {
+		return 0, fwk.AsStatus(err)
+	}
+	if s.quality && s.requestID == 0 {
+		s.setPlan(name, p) // NormalizeScore needs its ring and ideal
 	}
 	return pl.rank.Raw(p.fragDelta), nil
 }
+
+// rankedPool recycles NormalizeScore's working slice (one entry per scored
+// node, every cycle).
+var rankedPool = sync.Pool{New: func() any { return new([]score.Ranked) }}
 
 // ScoreExtensions returns the plugin: it normalizes its scores.
 func (pl *GPUPack) ScoreExtensions() fwk.ScoreExtensions { return pl }
@@ -60,12 +69,31 @@ func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Po
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	ranked := make([]score.Ranked, len(scores))
+	rp := rankedPool.Get().(*[]score.Ranked)
+	defer rankedPool.Put(rp)
+	ranked := slices.Grow((*rp)[:0], len(scores))[:len(scores)]
+	*rp = ranked
 	for i, ns := range scores {
-		ranked[i].Raw = ns.Score
-		if p, ok := s.plan(ns.Name); ok && p.ideal > 0 {
-			ranked[i].Ring, ranked[i].Ideal = p.ring, p.ideal
+		ranked[i] = score.Ranked{Raw: ns.Score} // the pool's entries are stale
+	}
+	// The plans' ring and ideal: Filter's on adjusted nodes and Score's for
+	// pods of several requests are in the cycle state; the others are the
+	// nodes' last plans, which Score has just made or confirmed.
+	s.mu.Lock()
+	if len(s.plans.plans) > 0 {
+		for i, ns := range scores {
+			if p, ok := s.plans.plans[ns.Name]; ok && p.ideal > 0 {
+				ranked[i].Ring, ranked[i].Ideal = p.ring, p.ideal
+			}
 		}
+	}
+	s.mu.Unlock()
+	if s.quality && s.requestID != 0 {
+		pl.cache.lastPlans(scores, s.requestID, pl.workload.Distribution(), func(i int, p plan) {
+			if ranked[i].Ideal == 0 && p.ideal > 0 {
+				ranked[i].Ring, ranked[i].Ideal = p.ring, p.ideal
+			}
+		})
 	}
 	pl.rank.Normalize(ranked)
 	for i := range scores {

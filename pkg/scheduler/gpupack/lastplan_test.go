@@ -1,0 +1,177 @@
+package gpupack
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/score/scoretest"
+)
+
+// A node's last plans answer only for the State, the workload snapshot and
+// the request they were made for, keep the newest maxLastPlans requests
+// and never change once stored.
+func TestLastPlans(t *testing.T) {
+	n := scoretest.DGX1V100("l")
+	st1, st2 := score.NewState(n), score.NewState(n)
+	d1, d2 := score.DefaultDistribution(), &score.Distribution{}
+	errFull := errors.New("full")
+	var l *lastPlans
+	for id := uint64(1); id <= 5; id++ {
+		var err error
+		if id == 3 {
+			err = errFull
+		}
+		l = l.with(st1, d1, id, plan{fragDelta: float64(id)}, err)
+	}
+	for _, tc := range []struct {
+		name  string
+		state *score.State
+		dist  *score.Distribution
+		id    uint64
+		found bool
+		frag  float64
+		err   error
+	}{
+		// 5 requests stored, 4 kept: the first went.
+		{"oldest dropped", st1, d1, 1, false, 0, nil},
+		{"kept", st1, d1, 2, true, 2, nil},
+		{"kept with its error", st1, d1, 3, true, 3, errFull},
+		{"newest", st1, d1, 5, true, 5, nil},
+		{"other State", st2, d1, 5, false, 0, nil},
+		{"other snapshot", st1, d2, 5, false, 0, nil},
+		{"unknown request", st1, d1, 9, false, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err, ok := l.find(tc.state, tc.dist, tc.id)
+			require.Equal(t, tc.found, ok)
+			require.Equal(t, tc.frag, p.fragDelta)
+			require.Equal(t, tc.err, err)
+		})
+	}
+	// A plan for another State starts over and leaves l as it was.
+	l2 := l.with(st2, d1, 7, plan{fragDelta: 7}, nil)
+	require.Equal(t, 1, l2.n)
+	_, _, ok := l2.find(st2, d1, 2)
+	require.False(t, ok)
+	require.Equal(t, maxLastPlans, l.n)
+	var none *lastPlans
+	_, _, ok = none.find(st1, d1, 1)
+	require.False(t, ok)
+}
+
+// Requests are numbered once; equal requests share a number whatever
+// their container, and the number changes with anything a plan depends on.
+func TestRequestIDs(t *testing.T) {
+	var r requestIDs
+	one := containerRequest{container: "a", resource: "nvidia.com/gpu", req: score.Request{Kind: score.KindWhole, Count: 1}}
+	same := one
+	same.container = "b"
+	morecpu := one
+	morecpu.req.CPUMilli = 1000
+	id := r.id(one)
+	require.NotZero(t, id)
+	require.Equal(t, id, r.id(same))
+	require.NotEqual(t, id, r.id(morecpu))
+}
+
+// The plan Filter and Score use is the one makePlan makes on the node's
+// current view, also after the node's usage or the workload snapshot
+// changed since the node's last plan for that request.
+func TestNodePlanFollowsUsageAndWorkload(t *testing.T) {
+	n := scoretest.DGX1V100("u")
+	node := gpuNode(t, "u", n)
+	node.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("256Gi")}
+	h := newHarness(t, nil, []*v1.Node{node})
+	ni := framework.NewNodeInfo()
+	ni.SetNode(node)
+	pod := gpuPod("p", "nvidia.com/gpu", 2)
+	cs := framework.NewCycleState()
+	_, st := h.pl.PreFilter(h.ctx, cs, pod, nil)
+	require.True(t, st.IsSuccess())
+	s, err := readState(cs)
+	require.NoError(t, err)
+
+	fresh := func() plan {
+		t.Helper()
+		view, err := h.pl.cache.ViewOf(ni)
+		require.NoError(t, err)
+		p, err := h.pl.makePlan(view, s.requests, h.pl.workload.Distribution(), false)
+		require.NoError(t, err)
+		return p
+	}
+	check := func(why string) {
+		t.Helper()
+		p, err := h.pl.planFor(ni, s)
+		require.NoError(t, err, why)
+		require.Equal(t, fresh(), p, why)
+		again, err := h.pl.planFor(ni, s) // the node's last plan now
+		require.NoError(t, err)
+		require.Equal(t, p, again, why)
+	}
+	check("empty node")
+	empty, err := h.pl.planFor(ni, s)
+	require.NoError(t, err)
+
+	// Six GPUs taken: the last pair left, another fragmentation change
+	// than on the empty node.
+	h.pl.cache.Assume("other", "u", ids(n, 0, 1, 2, 3, 4, 5))
+	check("six GPUs taken")
+	taken, err := h.pl.planFor(ni, s)
+	require.NoError(t, err)
+	require.NotEqual(t, empty, taken)
+
+	// Seven taken: the node no longer fits the pod.
+	h.pl.cache.Assume("other", "u", ids(n, 0, 1, 2, 3, 4, 5, 6))
+	_, err = h.pl.planFor(ni, s)
+	require.Error(t, err)
+	h.pl.cache.Forget("other")
+	p, err := h.pl.planFor(ni, s)
+	require.NoError(t, err)
+	require.Equal(t, empty, p, "the empty node's plan again")
+
+	// A new workload snapshot: the node's plan is made under it.
+	before := h.pl.workload.Distribution()
+	for range 200 {
+		h.pl.workload.Observe(score.TaskType{Kind: score.KindWhole, Count: 8})
+	}
+	require.NotSame(t, before, h.pl.workload.Distribution())
+	check("new workload snapshot")
+}
+
+// The informer's report of a bound pod holding what Reserve assumed leaves
+// the node's usage State as it is (Filter's and Score's last plans stay
+// valid); a report of other devices replaces the assumed ones.
+func TestBoundPodKeepsTheNodeState(t *testing.T) {
+	n := scoretest.DGX1V100("k")
+	c := NewCache()
+	node := gpuNode(t, "k", n)
+	_, _ = c.UpdateNode(node)
+	c.Assume("uid-p", "k", ids(n, 4, 5))
+	v1st, err := c.View(node)
+	require.NoError(t, err)
+
+	bound := func(gpus ...int) *v1.Pod {
+		devs, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids(n, gpus...)}})
+		require.NoError(t, err)
+		p := gpuPod("p", "nvidia.com/gpu", int64(len(gpus)), protocol.DevicesAnnotation, devs)
+		p.Spec.NodeName = "k"
+		return p
+	}
+	require.NoError(t, c.AddPod(bound(4, 5)))
+	v2, err := c.View(node)
+	require.NoError(t, err)
+	require.Same(t, v1st.State, v2.State)
+
+	require.NoError(t, c.AddPod(bound(6, 7)))
+	v3, err := c.View(node)
+	require.NoError(t, err)
+	require.NotSame(t, v1st.State, v3.State)
+	require.Equal(t, map[string]bool{n.GPUs[6].UUID: true, n.GPUs[7].UUID: true}, c.Used("k"))
+}
