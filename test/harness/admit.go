@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -114,6 +115,12 @@ func (c *Cluster) onPod(obj any) {
 		n.Kubelet.Forget(pod.UID)
 		return
 	}
+	if a, _ := n.Outcome(pod.UID); a != nil && a.Err != nil {
+		// kwok, the fake kubelet for everything but devices, may mark the
+		// rejected pod Running after we marked it Failed: mark it again.
+		go n.markFailed(context.Background(), pod, a.Err)
+		return
+	}
 	n.enqueue(pod)
 }
 
@@ -200,28 +207,57 @@ func (n *Node) admit(ctx context.Context, pod *corev1.Pod) {
 	if err := n.Kubelet.Admit(ctx, pod); err != nil {
 		a.Err = err
 		logger.Info("Pod rejected at admission", "pod", klog.KObj(pod), "err", err)
-		n.reject(ctx, pod, err)
 	} else {
 		a.Devices = n.Kubelet.Devices(pod)
 		logger.V(2).Info("Pod admitted", "pod", klog.KObj(pod), "devices", a.Devices)
 	}
+	// The outcome is recorded before the pod is marked Failed, so that
+	// onPod sees it when kwok overwrites the phase (and marks it again).
 	n.mu.Lock()
 	n.outcomes[pod.UID] = a
 	close(n.changed)
 	n.changed = make(chan struct{})
 	n.mu.Unlock()
+	if a.Err != nil {
+		n.reject(ctx, pod, a.Err)
+	}
+}
+
+const admissionErrorReason = "UnexpectedAdmissionError"
+
+func admissionErrorMessage(cause error) string {
+	return fmt.Sprintf("Allocate failed due to %v, which is unexpected", cause)
 }
 
 // reject marks the pod Failed with the kubelet's reason and records an event.
 func (n *Node) reject(ctx context.Context, pod *corev1.Pod, cause error) {
 	logger := klog.FromContext(ctx)
-	const reason = "UnexpectedAdmissionError"
-	msg := fmt.Sprintf("Allocate failed due to %v, which is unexpected", cause)
+	n.markFailed(ctx, pod, cause)
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: pod.Name + ".", Namespace: pod.Namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, APIVersion: "v1"},
+		Reason:         admissionErrorReason, Message: admissionErrorMessage(cause), Type: corev1.EventTypeWarning,
+		Source:         corev1.EventSource{Component: "kubelet", Host: n.cfg.Name},
+		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+	}
+	if _, err := n.env.Client.CoreV1().Events(pod.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		logger.Error(err, "Recording the admission event", "pod", klog.KObj(pod))
+	}
+}
+
+// markFailed sets the pod's phase to Failed with the kubelet's reason.
+func (n *Node) markFailed(ctx context.Context, pod *corev1.Pod, cause error) {
+	logger := klog.FromContext(ctx)
+	const reason = admissionErrorReason
+	msg := admissionErrorMessage(cause)
 	pods := n.env.Client.CoreV1().Pods(pod.Namespace)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
+		}
+		if p.UID != pod.UID || p.Status.Phase == corev1.PodFailed {
+			return nil // another pod of that name, or done already
 		}
 		p.Status.Phase = corev1.PodFailed
 		p.Status.Reason = reason
@@ -229,17 +265,7 @@ func (n *Node) reject(ctx context.Context, pod *corev1.Pod, cause error) {
 		_, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
 		return err
 	})
-	if err != nil {
+	if err != nil && !apierrors.IsNotFound(err) {
 		logger.Error(err, "Marking the rejected pod failed", "pod", klog.KObj(pod))
-	}
-	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: pod.Name + ".", Namespace: pod.Namespace},
-		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, APIVersion: "v1"},
-		Reason:         reason, Message: msg, Type: corev1.EventTypeWarning,
-		Source:         corev1.EventSource{Component: "kubelet", Host: n.cfg.Name},
-		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
-	}
-	if _, err := n.env.Client.CoreV1().Events(pod.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		logger.Error(err, "Recording the admission event", "pod", klog.KObj(pod))
 	}
 }
