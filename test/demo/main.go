@@ -83,19 +83,16 @@ func run(ctx context.Context, o options, out io.Writer) (_ *outcome, err error) 
 		return nil, err
 	}
 	// The in-process kubelets log to a file, not over the report.
-	logFile, err := os.Create(filepath.Join(dir, "kubelets.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
 	logFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(logFlags)
-	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+	for name, value := range map[string]string{
+		"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL",
+		"one_output": "true", "log_file": filepath.Join(dir, "kubelets.log"),
+	} {
 		if err := logFlags.Set(name, value); err != nil {
 			return nil, err
 		}
 	}
-	klog.SetOutput(logFile)
 	defer func() {
 		if o.keep || err != nil {
 			progress("logs kept in %s", dir)
