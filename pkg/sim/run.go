@@ -6,6 +6,8 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
+
+	bl "github.com/gpupack/gpupack/pkg/score/baseline"
 )
 
 // placement is a policy's answer for one task on one node: the whole GPUs,
@@ -147,19 +149,7 @@ func (r *run) randomGPU(i int, milli int64) int {
 }
 
 // firstFree is the k lowest-indexed entirely free GPUs.
-func (r *run) firstFree(i, k int) topology.GPUSet {
-	var s topology.GPUSet
-	for j, g := range r.gpus(i) {
-		if k == 0 {
-			break
-		}
-		if g == MilliPerGPU {
-			s |= topology.SetOf(j)
-			k--
-		}
-	}
-	return s
-}
+func (r *run) firstFree(i, k int) topology.GPUSet { return bl.IdleOf(r.gpus(i), k) }
 
 // defaultPlacement is the device choice of the open-gpu-share plugin with
 // the "best" GPU selection: best-fit GPU for a share, the lowest free GPUs

@@ -55,9 +55,13 @@ func RandomGPU(n *Node, milli int64, rng Rand) int {
 
 // IdleGPUs is the k lowest-indexed entirely free GPUs (fewer if the node
 // has fewer).
-func IdleGPUs(n *Node, k int) topology.GPUSet {
+func IdleGPUs(n *Node, k int) topology.GPUSet { return IdleOf(n.GPUs, k) }
+
+// IdleOf is the k lowest-indexed entries of gpus (free shares per GPU) that
+// are entirely free (fewer if there are fewer).
+func IdleOf(gpus []int32, k int) topology.GPUSet {
 	var s topology.GPUSet
-	for j, g := range n.GPUs {
+	for j, g := range gpus {
 		if k == 0 {
 			break
 		}
