@@ -26,7 +26,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/cluster"
 	"github.com/gpupack/gpupack/test/harness"
 )
@@ -222,7 +221,7 @@ func settle(ctx context.Context, client kubernetes.Interface, nodes *harness.Clu
 	}
 	for _, s := range shapes {
 		name := p.name + "-" + s.suffix
-		topo, err := publishedTopology(ctx, client, name)
+		topo, err := harness.Topology(ctx, client, name)
 		if err != nil {
 			return side, exact, err
 		}
@@ -258,18 +257,6 @@ func unschedulable(pod *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-func publishedTopology(ctx context.Context, client kubernetes.Interface, node string) (*topology.Node, error) {
-	n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", node, err)
-	}
-	s, ok := n.Annotations[topology.AnnotationKey]
-	if !ok {
-		return nil, fmt.Errorf("node %s: no %s annotation", node, topology.AnnotationKey)
-	}
-	return topology.Decode(s)
 }
 
 // choice is the scheduler's device choice written on the pod.

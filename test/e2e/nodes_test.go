@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/harness"
 )
@@ -48,14 +48,11 @@ func (e *env) startNodes(nodes ...harness.NodeConfig) *harness.Cluster {
 func (e *env) publishedTopology(node string, ok func(*topology.Node) bool) *topology.Node {
 	var topo *topology.Node
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := e.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil || n.Annotations[topology.AnnotationKey] == "" {
-			return false, err
+		var err error
+		if topo, err = harness.Topology(ctx, e.client, node); errors.Is(err, harness.ErrNotPublished) {
+			return false, nil
 		}
-		if topo, err = topology.Decode(n.Annotations[topology.AnnotationKey]); err != nil {
-			return false, err
-		}
-		return ok(topo), nil
+		return err == nil && ok(topo), err
 	})
 	require.NoError(e.t, err, "node %s never published the expected topology", node)
 	return topo
@@ -81,13 +78,12 @@ func (e *env) admittedExactly(c *harness.Cluster, name string) []string {
 func (e *env) requireInUse(node string, want map[string][]string) {
 	var got map[string][]string
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := e.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
+		u, err := harness.InUse(ctx, e.client, node)
+		if errors.Is(err, harness.ErrNodeRead) {
 			return false, err
 		}
-		u, err := protocol.DecodeInUse(n.Annotations[protocol.InUseAnnotation])
 		if err != nil {
-			return false, nil
+			return false, nil // not published yet
 		}
 		got = map[string][]string{}
 		for _, p := range u.Pods {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -15,7 +16,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2/ktesting"
 
-	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/cluster"
 )
@@ -166,11 +166,10 @@ func nodeTopology(t *testing.T, client kubernetes.Interface, node string) *topol
 	t.Helper()
 	var topo *topology.Node
 	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil || n.Annotations[topology.AnnotationKey] == "" {
-			return false, err
+		var err error
+		if topo, err = Topology(ctx, client, node); errors.Is(err, ErrNotPublished) {
+			return false, nil
 		}
-		topo, err = topology.Decode(n.Annotations[topology.AnnotationKey])
 		return err == nil, err
 	}))
 	return topo
@@ -181,13 +180,12 @@ func requireInUse(t *testing.T, client kubernetes.Interface, node string, ids ma
 	t.Helper()
 	var got map[string]bool
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
+		u, err := InUse(ctx, client, node)
+		if errors.Is(err, ErrNodeRead) {
 			return false, err
 		}
-		u, err := protocol.DecodeInUse(n.Annotations[protocol.InUseAnnotation])
 		if err != nil {
-			return false, nil
+			return false, nil // not published yet
 		}
 		got = u.IDs()
 		return fmt.Sprint(got) == fmt.Sprint(ids), nil
