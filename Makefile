@@ -9,22 +9,41 @@ export GOTOOLCHAIN := local
 export CGO_ENABLED ?= 1
 
 BIN := bin
+# Semantic version stamped into every binary (pkg/version): the nearest v* tag,
+# else the CHANGELOG's upcoming release with a -dev suffix.
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.1.0-dev)
+GIT_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/gpupack/gpupack/pkg/version
+LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).gitCommit=$(GIT_COMMIT) -X $(VERSION_PKG).buildDate=$(BUILD_DATE)
 CLUSTER_BIN := $(CURDIR)/.cache/bin
 PKGS := ./...
 FAKE_MACHINES := dgx-a100 dgx-h100 dgx-1-v100 pcie-4gpu-2socket a100-pcie-8gpu-nvbridge nvswitch-16gpu gb200-4gpu
 
-.PHONY: all build test cluster-bins verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
+.PHONY: all build images test cluster-bins verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 ## test: everything CI runs: unit, integration, fuzz-corpus and end-to-end
 ## tests. The control-plane binaries are built once and cached (~15 min cold);
 ## when they cannot be built the end-to-end tests skip and say why.
 test: cluster-bins
 	GPUPACK_BIN=$(CLUSTER_BIN) $(GO) test -count=1 $(PKGS)
+
+## images: multi-arch (amd64, arm64) images of both programs, tagged $(VERSION),
+## with docker buildx (not needed for anything else here). PUSH=1 pushes.
+IMAGE_REGISTRY ?= ghcr.io/gpupack
+PLATFORMS ?= linux/amd64,linux/arm64
+images:
+	@command -v docker >/dev/null || { echo "make images needs docker with buildx"; exit 1; }
+	for c in device-plugin:Dockerfile.plugin scheduler-plugin:Dockerfile.scheduler; do \
+		docker buildx build --platform $(PLATFORMS) -f $${c#*:} \
+			--build-arg VERSION=$(VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) \
+			-t $(IMAGE_REGISTRY)/$${c%%:*}:$(VERSION) $(if $(PUSH),--push,) . || exit 1; \
+	done
 
 ## cluster-bins: etcd, kube-apiserver and kwok under .cache/bin.
 cluster-bins:

@@ -38,6 +38,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/topology"
+	"github.com/gpupack/gpupack/pkg/version"
 )
 
 // options are the command-line flags.
@@ -65,6 +66,7 @@ func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:          "device-plugin",
 		Short:        "gpupack kubelet device plugin for NVIDIA GPUs",
+		Version:      version.Get().String(),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -77,6 +79,7 @@ func NewCommand() *cobra.Command {
 			return err
 		},
 	}
+	cmd.SetVersionTemplate("{{.Version}}\n")
 	fs := cmd.Flags()
 	fs.StringVar(&o.configFile, "config", "", "config file (version: v1; NVIDIA k8s-device-plugin v1 fields are understood)")
 	fs.StringVar(&o.fakeMachine, "fake", "", fmt.Sprintf("run on a fake NVML machine from the catalog %v", fake.Names()))
@@ -204,6 +207,9 @@ func parseFakeMIG(in map[string]string) (map[int][]string, error) {
 
 func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 	logger := klog.FromContext(ctx)
+	if !o.printTopology {
+		logger.Info("Starting gpupack device plugin", "version", version.Get())
+	}
 	cfg, err := o.loadConfig(fs)
 	if err != nil {
 		return err
@@ -223,7 +229,8 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 	defer func() { _ = lib.Shutdown() }()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		version.NewCollector("device-plugin"))
 	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg)}
 
 	if o.printTopology {
