@@ -62,7 +62,10 @@ seeds run in one process, in parallel, on the same task sequence per seed.
 
 Policies: gpupack (pkg/score: fragmentation after FGD + NVLink topology, the
 scheduler's decision function, nodes ranked by the scheduler plugin's own
-Score/NormalizeScore functions, pkg/score's Rank, then at random), and the
+Score/NormalizeScore functions, pkg/score's Rank, then at random), fgd (the
+FGD artifact's score plugin reproduced: fragmentation over the pod list's
+typical pods, node score trunc(100 sigmoid(decrease/1000)), a share on the GPU
+of the best score, ties to the first node of a per-run random order), and the
 baselines random, dot-product,
 gpu-clustering, gpu-packing, best-fit (as defined in the FGD artifact),
 least-allocated and most-allocated (kube-scheduler NodeResourcesFit over CPU,
