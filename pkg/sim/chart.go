@@ -50,10 +50,14 @@ type chartStyle struct {
 	color  color.RGBA
 	glyph  draw.GlyphDrawer
 	dashes []vg.Length
+	// radius shrinks with k: a later policy's mark, drawn on top of an
+	// earlier one at the same point, leaves the earlier one's rim visible.
+	radius vg.Length
 }
 
 func styleOf(k int) chartStyle {
 	return chartStyle{
+		radius: vg.Points(max(2, 4.5-0.3*float64(k))),
 		color:  chartColors[k%len(chartColors)],
 		glyph:  chartGlyphs[k%len(chartGlyphs)],
 		dashes: chartDashes[(k/len(chartGlyphs)+k)%len(chartDashes)],
@@ -92,7 +96,7 @@ func addSeries(p *plot.Plot, s *series, st chartStyle, every, offset int) ([]plo
 	if err != nil {
 		return nil, err
 	}
-	sc.GlyphStyle = draw.GlyphStyle{Color: st.color, Radius: vg.Points(3.5), Shape: st.glyph}
+	sc.GlyphStyle = draw.GlyphStyle{Color: st.color, Radius: st.radius, Shape: st.glyph}
 	p.Add(poly, l, sc)
 	return []plot.Thumbnailer{l, sc}, nil
 }

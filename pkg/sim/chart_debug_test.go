@@ -37,3 +37,19 @@ func TestChartPNG(t *testing.T) {
 	defer f.Close()
 	require.NoError(t, WriteSVG(f, Summarize(res), "default, 3 seeds", 0.5))
 }
+
+// TestSweepChartPNG renders a sweep chart of made-up points as PNG: set
+// GPUSIM_SWEEP_PNG to the output file.
+func TestSweepChartPNG(t *testing.T) {
+	out := os.Getenv("GPUSIM_SWEEP_PNG")
+	if out == "" {
+		t.Skip("set GPUSIM_SWEEP_PNG to render a chart")
+	}
+	points := sweepFixture()
+	chartFormat = "png"
+	defer func() { chartFormat = "svg" }()
+	f, err := os.Create(out)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, WriteSweepSVG(f, points, "made up"))
+}

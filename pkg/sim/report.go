@@ -15,8 +15,9 @@ type Summary struct {
 	Policy string
 	Seeds  int
 	// Alloc[k] is the mean and sample standard deviation of the allocation
-	// ratio at Checkpoints[k].
-	Alloc, AllocSD []float64
+	// ratio at Checkpoints[k], AllocMin[k] and AllocMax[k] its range over
+	// the seeds.
+	Alloc, AllocSD, AllocMin, AllocMax []float64
 	// Curve is the mean allocation curve; CurveMin and CurveMax its
 	// lowest and highest value over the seeds.
 	Curve, CurveMin, CurveMax  []float64
@@ -52,6 +53,11 @@ func Summarize(results []RunResult) []Summary {
 		for k := range rs[0].Alloc {
 			m, sd := col(func(r RunResult) float64 { return r.Alloc[k] })
 			s.Alloc, s.AllocSD = append(s.Alloc, m), append(s.AllocSD, sd)
+			lo, hi := math.Inf(1), math.Inf(-1)
+			for _, r := range rs {
+				lo, hi = min(lo, r.Alloc[k]), max(hi, r.Alloc[k])
+			}
+			s.AllocMin, s.AllocMax = append(s.AllocMin, lo), append(s.AllocMax, hi)
 		}
 		for k := range rs[0].Curve {
 			m, _ := col(func(r RunResult) float64 { return r.Curve[k] })
