@@ -10,12 +10,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/gpupack/gpupack/pkg/sim"
 )
@@ -37,6 +40,8 @@ type options struct {
 	maxTypes    int
 	fragWeight  float64
 	topoWeight  float64
+	sweeps      []string
+	variantSeed uint64
 }
 
 func main() {
@@ -62,7 +67,10 @@ seeds run in one process, in parallel, on the same task sequence per seed.
 
 Policies: gpupack (pkg/score: fragmentation after FGD + NVLink topology, the
 scheduler's decision function, nodes ranked by the scheduler plugin's own
-Score/NormalizeScore functions, pkg/score's Rank, then at random), and the
+Score/NormalizeScore functions, pkg/score's Rank, then at random), fgd (the
+FGD artifact's score plugin reproduced: fragmentation over the pod list's
+typical pods, node score trunc(100 sigmoid(decrease/1000)), a share on the GPU
+of the best score, ties to the first node of a per-run random order), and the
 baselines random, dot-product,
 gpu-clustering, gpu-packing, best-fit (as defined in the FGD artifact),
 least-allocated and most-allocated (kube-scheduler NodeResourcesFit over CPU,
@@ -81,7 +89,7 @@ Every GPU is time-shared in 1000 replicas, so a gpu_milli share is a replica
 count and whole-GPU tasks take GPUs with every replica free.`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Flags().Changed("policies"))
 		},
 	}
 	f := cmd.Flags()
@@ -102,13 +110,28 @@ count and whole-GPU tasks take GPUs with every replica free.`,
 	f.IntVar(&o.maxTypes, "gpupack-max-types", 0, "gpupack: task types kept in the distribution (0: pkg/score default, 128)")
 	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight (the plugin's fragmentationWeight)")
 	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight (the plugin's topologyWeight)")
+	f.StringArrayVar(&o.sweeps, "sweep", nil, "sweep a trace family's axis: AXIS or AXIS=L1,L2,... with levels in the family's "+
+		"units (gpushare=20,40,...; gpuspec=5,10,...; cpu=0,50,...,300 as in cpuNNN; multigpu=20,...,50); all for every axis "+
+		"at its default levels; repeatable. Runs gpupack, fgd and best-fit unless --policies is given; --csv and --svg "+
+		"then get the sweep's table and chart")
+	f.Uint64Var(&o.variantSeed, "variant-seed", 1, "seed of the generated trace variants (--sweep)")
 	return cmd
 }
 
-func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet bool) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	start := time.Now()
+	// Fail before a long run, not after it.
+	for _, out := range []struct{ flag, path string }{{"--csv", o.csvPath}, {"--svg", o.svgPath}} {
+		if err := checkWritable(out.path); err != nil {
+			return fmt.Errorf("%s: %w", out.flag, err)
+		}
+	}
+	sweeps, err := parseSweeps(o.sweeps)
+	if err != nil {
+		return fmt.Errorf("--sweep: %w", err)
+	}
 	shapes, err := sim.ParseShapes(o.shapes)
 	if err != nil {
 		return err
@@ -138,7 +161,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	cfg := sim.Config{Cluster: cl, Workload: wl, Target: o.target, Checkpoints: cps, Workers: o.workers,
 		GPUPack: sim.GPUPackOptions{Resolution: o.resolution, MaxTypes: o.maxTypes, FragWeight: o.fragWeight, TopoWeight: o.topoWeight}}
-	for _, p := range strings.Split(o.policies, ",") {
+	policies := o.policies
+	if len(sweeps) > 0 && !policiesSet {
+		policies = strings.Join(sim.SweepPolicies(), ",")
+	}
+	for _, p := range strings.Split(policies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			cfg.Policies = append(cfg.Policies, p)
 		}
@@ -146,15 +173,18 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	for i := range o.seeds {
 		cfg.Seeds = append(cfg.Seeds, o.firstSeed+uint64(i))
 	}
-	var bar *progressBar
-	if !o.quiet {
-		bar = &progressBar{w: stderr, start: start}
-		cfg.Progress = bar.update
+	bar := newProgress(stderr, o.quiet)
+	cfg.Progress = bar.update
+	if len(sweeps) > 0 {
+		points, err := sim.Sweep(ctx, sim.SweepConfig{Base: cfg, Tasks: tasks, Nodes: nodes, Axes: sweeps, VariantSeed: o.variantSeed})
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		return reportSweep(o, points, cfg, stdout, start)
 	}
 	results, err := sim.Run(ctx, cfg)
-	if bar != nil {
-		bar.finish()
-	}
+	bar.finish()
 	if err != nil {
 		return err
 	}
@@ -211,39 +241,127 @@ func writeFile(path string, write func(io.Writer) error) error {
 	return f.Close()
 }
 
-// progressBar draws "[=====>    ] 45% 12.3s" on stderr, at most 10 times a
-// second.
-type progressBar struct {
-	w     io.Writer
-	start time.Time
-	mu    sync.Mutex
-	last  time.Time
-	drawn bool
+// progress is the run's progress bar (schollz/progressbar) on stderr, or
+// nothing when stderr is not a terminal or --quiet is set. Runs report from
+// several goroutines: it only moves forward.
+type progress struct {
+	mu   sync.Mutex
+	bar  *progressbar.ProgressBar
+	done int64
 }
 
-func (b *progressBar) update(done, total int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := time.Now()
-	if now.Sub(b.last) < 100*time.Millisecond && done < total {
+func newProgress(stderr io.Writer, quiet bool) *progress {
+	f, ok := stderr.(*os.File)
+	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return &progress{}
+	}
+	return &progress{bar: progressbar.NewOptions64(1,
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetDescription("replaying"),
+		progressbar.OptionSetWidth(40),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)}
+}
+
+func (p *progress) update(done, total int64) {
+	if p.bar == nil {
 		return
 	}
-	b.last = now
-	const width = 40
-	frac := float64(done) / float64(max(total, 1))
-	n := int(frac * width)
-	bar := strings.Repeat("=", n)
-	if n < width {
-		bar += ">" + strings.Repeat(" ", width-n-1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if done <= p.done {
+		return
 	}
-	fmt.Fprintf(b.w, "\r[%s] %3.0f%% %d/%d tasks %s", bar, 100*frac, done, total, now.Sub(b.start).Round(100*time.Millisecond))
-	b.drawn = true
+	p.done = done
+	if p.bar.GetMax64() != total {
+		p.bar.ChangeMax64(total)
+	}
+	_ = p.bar.Set64(done) // drawing errors are not worth stopping a run for
 }
 
-func (b *progressBar) finish() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.drawn {
-		fmt.Fprintln(b.w)
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
 	}
+}
+
+// checkWritable fails when a file cannot be created at path (missing or
+// read-only directory, path is a directory); it leaves nothing behind.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cannot write %s: %s is not a directory", path, dir)
+	}
+	f, err := os.CreateTemp(dir, ".gpusim-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// parseSweeps reads the --sweep values.
+func parseSweeps(specs []string) ([]sim.SweepAxis, error) {
+	var out []sim.SweepAxis
+	for _, spec := range specs {
+		name, levels, hasLevels := strings.Cut(strings.TrimSpace(spec), "=")
+		if name == "all" && !hasLevels {
+			for _, a := range sim.Axes() {
+				out = append(out, sim.SweepAxis{Axis: a, Levels: sim.DefaultLevels(a)})
+			}
+			continue
+		}
+		a, err := sim.ParseAxis(name)
+		if err != nil {
+			return nil, err
+		}
+		ax := sim.SweepAxis{Axis: a, Levels: sim.DefaultLevels(a)}
+		if hasLevels {
+			ax.Levels = nil
+			for _, l := range strings.Split(levels, ",") {
+				v, err := strconv.ParseFloat(strings.TrimSpace(l), 64)
+				if err != nil {
+					return nil, fmt.Errorf("%s: level %q is not a number", spec, l)
+				}
+				ax.Levels = append(ax.Levels, v/100)
+			}
+		}
+		out = append(out, ax)
+	}
+	return out, nil
+}
+
+// reportSweep prints the sweep's table and writes its CSV and chart.
+func reportSweep(o options, points []sim.SweepPoint, cfg sim.Config, stdout io.Writer, start time.Time) error {
+	fmt.Fprintf(stdout, "variants of %s (variant seed %d), allocation at %.0f%% arrived, %d seeds from %d; %s\n",
+		o.pods, o.variantSeed, 100*cfg.Checkpoints[len(cfg.Checkpoints)-1], o.seeds, o.firstSeed,
+		time.Since(start).Round(time.Millisecond))
+	if err := sim.WriteSweepTable(stdout, points); err != nil {
+		return err
+	}
+	if o.csvPath != "" {
+		if err := writeFile(o.csvPath, func(w io.Writer) error { return sim.WriteSweepCSV(w, points) }); err != nil {
+			return err
+		}
+	}
+	if o.svgPath != "" {
+		title := fmt.Sprintf("Variants of %s, %d seeds", baseName(o.pods), o.seeds)
+		if err := writeFile(o.svgPath, func(w io.Writer) error { return sim.WriteSweepSVG(w, points, title) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }

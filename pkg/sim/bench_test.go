@@ -40,7 +40,7 @@ func loadOpenb(b *testing.B, pods string) (*Cluster, *Workload) {
 // worker), with the gpupack memo cold at every iteration.
 func BenchmarkRun(b *testing.B) {
 	cl, wl := loadOpenb(b, "openb_pod_list_default.csv")
-	for _, pol := range []string{PolicyGPUPack, PolicyBestFit, PolicyRandom} {
+	for _, pol := range []string{PolicyGPUPack, PolicyFGD, PolicyBestFit, PolicyRandom} {
 		b.Run(pol, func(b *testing.B) {
 			for b.Loop() {
 				_, err := Run(context.Background(), Config{Cluster: cl, Workload: wl, Policies: []string{pol},

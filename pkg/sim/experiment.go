@@ -26,9 +26,10 @@ const (
 	PolicyMostAllocated  = "most-allocated"
 )
 
-// Policies lists the default policies, gpupack first.
+// Policies lists the default policies, gpupack first, then fgd (the FGD
+// artifact's policy, reproduced) so one run shows both.
 func Policies() []string {
-	return []string{PolicyGPUPack, PolicyRandom, PolicyDotProduct, PolicyGPUClustering, PolicyGPUPacking,
+	return []string{PolicyGPUPack, PolicyFGD, PolicyRandom, PolicyDotProduct, PolicyGPUClustering, PolicyGPUPacking,
 		PolicyBestFit, PolicyLeastAllocated, PolicyMostAllocated}
 }
 
@@ -105,6 +106,12 @@ func Run(ctx context.Context, cfg Config) ([]RunResult, error) {
 		return nil, err
 	}
 	gp := newGPUPack(frag, cfg.GPUPack)
+	var fgd *fgdPolicy
+	if slices.Contains(cfg.Policies, PolicyFGD) {
+		if fgd, err = newFGDPolicy(cfg.Workload, cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	seqs := make([][]int32, len(cfg.Seeds))
 	var total int64
 	for k, s := range cfg.Seeds {
@@ -130,6 +137,8 @@ func Run(ctx context.Context, cfg Config) ([]RunResult, error) {
 				switch pol {
 				case PolicyGPUPack:
 					pl = gp.newRun()
+				case PolicyFGD:
+					pl = fgd.newRun()
 				default:
 					pl = baseline(pol)
 				}

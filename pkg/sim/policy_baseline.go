@@ -64,6 +64,6 @@ func (r *run) baselineNode(i int, n *bl.Node) {
 		CPUCapacity: ns.CPUMilli, CPUFree: r.cpu[i],
 		MemCapacity: ns.MemoryMiB, MemFree: r.mem[i],
 		GPUs: r.gpus(i), GPUFree: r.free[i], IdleGPUs: r.full[i],
-		Kinds: bl.Kinds(r.aff[i]),
+		Kinds: bl.Kinds(r.aff[i]), Model: r.cl.Models[r.cl.ModelID[i]],
 	}
 }

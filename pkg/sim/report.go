@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/csv"
 	"fmt"
-	"html"
 	"io"
 	"math"
 	"strconv"
@@ -16,10 +15,12 @@ type Summary struct {
 	Policy string
 	Seeds  int
 	// Alloc[k] is the mean and sample standard deviation of the allocation
-	// ratio at Checkpoints[k].
-	Alloc, AllocSD []float64
-	// Curve is the mean allocation curve.
-	Curve                      []float64
+	// ratio at Checkpoints[k], AllocMin[k] and AllocMax[k] its range over
+	// the seeds.
+	Alloc, AllocSD, AllocMin, AllocMax []float64
+	// Curve is the mean allocation curve; CurveMin and CurveMax its
+	// lowest and highest value over the seeds.
+	Curve, CurveMin, CurveMax  []float64
 	Unallocated, UnallocatedSD float64
 	// Frag[k], FragSD[k]: fragmentation ratio at Checkpoints[k].
 	Frag, FragSD                 []float64
@@ -52,10 +53,19 @@ func Summarize(results []RunResult) []Summary {
 		for k := range rs[0].Alloc {
 			m, sd := col(func(r RunResult) float64 { return r.Alloc[k] })
 			s.Alloc, s.AllocSD = append(s.Alloc, m), append(s.AllocSD, sd)
+			lo, hi := math.Inf(1), math.Inf(-1)
+			for _, r := range rs {
+				lo, hi = min(lo, r.Alloc[k]), max(hi, r.Alloc[k])
+			}
+			s.AllocMin, s.AllocMax = append(s.AllocMin, lo), append(s.AllocMax, hi)
 		}
 		for k := range rs[0].Curve {
 			m, _ := col(func(r RunResult) float64 { return r.Curve[k] })
-			s.Curve = append(s.Curve, m)
+			lo, hi := math.Inf(1), math.Inf(-1)
+			for _, r := range rs {
+				lo, hi = min(lo, r.Curve[k]), max(hi, r.Curve[k])
+			}
+			s.Curve, s.CurveMin, s.CurveMax = append(s.Curve, m), append(s.CurveMin, lo), append(s.CurveMax, hi)
 		}
 		s.Unallocated, s.UnallocatedSD = col(func(r RunResult) float64 { return r.Unallocated })
 		for k := range rs[0].Frag {
@@ -161,75 +171,4 @@ func WriteCSV(w io.Writer, results []RunResult, checkpoints []float64) error {
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-var palette = []string{"#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
-
-// WriteSVG draws the mean allocation ratio against the arrived GPU demand,
-// one line per policy, in the style of the FGD paper's Fig. 9(a), with the
-// part from xFrom (fraction) on.
-func WriteSVG(w io.Writer, sums []Summary, title string, xFrom float64) error {
-	const (
-		width, height         = 760, 460
-		left, right, top, bot = 70, 190, 40, 55
-	)
-	if len(sums) == 0 || len(sums[0].Curve) < 2 {
-		return fmt.Errorf("nothing to draw")
-	}
-	n := len(sums[0].Curve)
-	xMax := float64(n-1) * CurveStep
-	first := int(math.Round(xFrom / CurveStep))
-	if first >= n-1 {
-		first = 0
-	}
-	xMin := float64(first) * CurveStep
-	yMin, yMax := 1.0, 0.0
-	for _, s := range sums {
-		for _, v := range s.Curve[first:] {
-			yMin, yMax = math.Min(yMin, v), math.Max(yMax, v)
-		}
-	}
-	yMin = math.Floor(yMin*20) / 20
-	yMax = math.Min(1, math.Ceil(yMax*20)/20)
-	if yMax <= yMin {
-		yMax = yMin + 0.05
-	}
-	pw, ph := float64(width-left-right), float64(height-top-bot)
-	px := func(x float64) float64 { return float64(left) + (x-xMin)/(xMax-xMin)*pw }
-	py := func(y float64) float64 { return float64(top) + (1-(y-yMin)/(yMax-yMin))*ph }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14" font-weight="bold">%s</text>`+"\n", left, html.EscapeString(title))
-	// Grid and axes.
-	for y := yMin; y <= yMax+1e-9; y += 0.05 {
-		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, py(y), float64(left)+pw, py(y))
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.0f%%</text>`+"\n", left-6, py(y)+4, y*100)
-	}
-	for x := math.Ceil(xMin*10) / 10; x <= xMax+1e-9; x += 0.1 {
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#eee"/>`+"\n", px(x), top, px(x), float64(top)+ph)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.0f%%</text>`+"\n", px(x), float64(top)+ph+16, x*100)
-	}
-	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="none" stroke="black"/>`+"\n", left, top, pw, ph)
-	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">arrived GPU demand (%% of cluster GPU capacity)</text>`+"\n", float64(left)+pw/2, height-12)
-	fmt.Fprintf(&b, `<text transform="translate(18,%.1f) rotate(-90)" text-anchor="middle">GPU allocation ratio</text>`+"\n", float64(top)+ph/2)
-	for k, s := range sums {
-		col := palette[k%len(palette)]
-		var pts []string
-		for i := first; i < len(s.Curve); i++ {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(float64(i)*CurveStep), py(s.Curve[i])))
-		}
-		widthPx := 1.5
-		if k == 0 {
-			widthPx = 2.5
-		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="%.1f" points="%s"/>`+"\n", col, widthPx, strings.Join(pts, " "))
-		ly := top + 14 + 20*k
-		last := s.Curve[len(s.Curve)-1]
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%d" x2="%.0f" y2="%d" stroke="%s" stroke-width="3"/>`+"\n", float64(left)+pw+12, ly, float64(left)+pw+32, ly, col)
-		fmt.Fprintf(&b, `<text x="%.0f" y="%d">%s %.2f%%</text>`+"\n", float64(left)+pw+38, ly+4, html.EscapeString(s.Policy), 100*last)
-	}
-	b.WriteString("</svg>\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }

@@ -49,6 +49,8 @@ type Node struct {
 	IdleGPUs int
 	// Kinds is the union of Task.Kind over the tasks running on the node.
 	Kinds Kinds
+	// Model is the node's GPU model (FGD's typical pods may constrain it).
+	Model string
 }
 
 // GPUCapacity is the node's GPU capacity in milli-GPU.
