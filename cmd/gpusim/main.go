@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gpupack/gpupack/pkg/sim"
+	"github.com/gpupack/gpupack/pkg/version"
 )
 
 type options struct {
@@ -87,11 +88,13 @@ nvlink-pairs, pcie), defaults:
                     the bulk of the fleet, serving mostly shared and 1-GPU tasks.
 Every GPU is time-shared in 1000 replicas, so a gpu_milli share is a replica
 count and whole-GPU tasks take GPUs with every replica free.`,
+		Version:      version.Get().String(),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Flags().Changed("policies"))
 		},
 	}
+	cmd.SetVersionTemplate("{{.Version}}\n")
 	f := cmd.Flags()
 	f.StringVar(&o.nodes, "nodes", "../shared/traces/openb/openb_node_list_gpu_node.csv", "openb node list (CSV)")
 	f.StringVar(&o.pods, "pods", "../shared/traces/openb/openb_pod_list_default.csv", "openb pod list (CSV)")
