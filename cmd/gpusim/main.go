@@ -96,8 +96,8 @@ count and whole-GPU tasks take GPUs with every replica free.`,
 	}
 	cmd.SetVersionTemplate("{{.Version}}\n")
 	f := cmd.Flags()
-	f.StringVar(&o.nodes, "nodes", "../shared/traces/openb/openb_node_list_gpu_node.csv", "openb node list (CSV)")
-	f.StringVar(&o.pods, "pods", "../shared/traces/openb/openb_pod_list_default.csv", "openb pod list (CSV)")
+	f.StringVar(&o.nodes, "nodes", "testdata/openb/openb_node_list_gpu_node.csv", "openb node list (CSV)")
+	f.StringVar(&o.pods, "pods", "testdata/openb/openb_pod_list_default.csv", "openb pod list (CSV)")
 	f.StringVar(&o.policies, "policies", strings.Join(sim.Policies(), ","), "comma-separated policies")
 	f.IntVar(&o.seeds, "seeds", 10, "number of seeds")
 	f.Uint64Var(&o.firstSeed, "first-seed", 42, "first seed (the FGD artifact uses 42..51)")

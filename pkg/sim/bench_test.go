@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// openbDir is where the openb traces sit relative to this package in the
-// project's workspace (../shared/traces/openb from the repository root).
-var openbDir = filepath.Join("..", "..", "..", "shared", "traces", "openb")
+// openbDir is where the openb traces ship, relative to this package
+// (testdata/openb from the repository root).
+var openbDir = filepath.Join("..", "..", "testdata", "openb")
 
 func loadOpenb(b *testing.B, pods string) (*Cluster, *Workload) {
 	b.Helper()
