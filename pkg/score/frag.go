@@ -17,9 +17,11 @@ import "github.com/gpupack/gpupack/pkg/topology"
 //   - shared task of share s: the free share of every GPU that is not
 //     time-shared or has less than s free;
 //   - MIG task: all free (non-MIG) capacity;
-//   - any task whose CPU or memory need exceeds the node's free CPU or
-//     memory (when the State knows them, see SetFree): all free capacity
-//     (FGD's "lack CPU" case).
+//   - CPU and memory (when the State knows them, see SetFree): the tasks
+//     of type m that the node's free CPU and memory hold can take at most
+//     taskCap GPUs; the free capacity beyond it is stranded for m too
+//     (all of it when not one task fits: FGD's "lack CPU" case). See
+//     resources.go.
 func Fragmentation(s *State, d *Distribution) float64 {
 	return s.fragmentation(d, 0)
 }
@@ -36,11 +38,7 @@ func (s *State) fragmentation(d *Distribution, taken topology.GPUSet) float64 {
 	}
 	var f float64
 	for m, t := range d.Types {
-		if !s.fitsLess(t, 0, 0) {
-			f += d.P[m] * total
-			continue
-		}
-		f += d.P[m] * s.fragFor(t, full, taken, total)
+		f += d.P[m] * max(s.fragFor(t, full, taken, total), total-s.taskCap(t))
 	}
 	return f
 }
@@ -117,15 +115,16 @@ type fragType struct {
 	strandedFree topology.GPUSet
 	// ideal is the shape's best ring for a whole task's count (k >= 2).
 	ideal float64
-	// nofit: the node lacks the task's CPU or memory.
-	nofit bool
+	// cap is the GPU capacity the tasks of t that the node's free CPU
+	// and memory hold can take (taskCap).
+	cap float64
 }
 
 func (s *State) newFragEval(d *Distribution) *fragEval {
 	fe := &fragEval{s: s, full: s.FreeGPUs(), cap: s.FreeCapacity()}
 	fe.types = fe.buf[:0]
 	for m, t := range d.Types {
-		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model), nofit: !s.fitsLess(t, 0, 0)}
+		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model), cap: s.taskCap(t)}
 		if t.Kind == KindWhole && t.Count >= 2 {
 			ft.ideal = s.shape.Ideal(t.Count).RingGBps
 		}
@@ -156,7 +155,7 @@ func (fe *fragEval) at(taken topology.GPUSet) float64 {
 	for _, ft := range fe.types {
 		var v float64
 		switch {
-		case ft.nofit:
+		case ft.cap <= 0:
 			v = total
 		case ft.t.Kind == KindWhole:
 			v = fe.wholeFrag(&ft, full&ft.mask, total)
@@ -165,7 +164,7 @@ func (fe *fragEval) at(taken topology.GPUSet) float64 {
 		default:
 			v = total
 		}
-		f += ft.p * v
+		f += ft.p * max(v, total-ft.cap)
 	}
 	return f
 }

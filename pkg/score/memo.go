@@ -12,8 +12,8 @@ import (
 // The choice memo: ChooseState's answer for whole-GPU and shared requests
 // depends only on the node's layout (link shape, GPU models, usable GPUs,
 // replicas per GPU), its usage (free GPUs and replicas used per GPU), which
-// task types its free CPU and memory hold before and after the request (a
-// bit mask each), the request and the workload snapshot. Nodes of one layout with the same usage
+// its free CPU and memory and the request's, the request and the workload
+// snapshot. Nodes of one layout with the same usage
 // therefore share one computation: the memo maps that signature to the
 // Choice without device IDs (names differ per node), which are filled in
 // from the node on every hit. MIG requests and requests with devices that
@@ -45,12 +45,10 @@ type choiceKey struct {
 	policy ReplicaPolicy
 	hint   TopologyHint
 	model  string
-	// fit and fitAfter: bit m is set when task type m of the distribution
-	// fits the node's free CPU and memory, before and after the request's
-	// own CPU and memory (only types with a CPU or memory need have a bit;
-	// all set when the State does not know them): the free CPU and memory
-	// matter to a choice only through these.
-	fit, fitAfter [maxMemoTypes / 64]uint64
+	// cpu and mem: the node's free CPU and memory and the request's (all 0
+	// when the State does not know them): how many tasks of each type
+	// the node holds before and after the request (taskCap) depend on them.
+	cpu, mem, reqCPU, reqMem int64
 }
 
 // maxMemoTypes is the most task types a memoized distribution may have (the
@@ -136,14 +134,8 @@ func (s *State) keyOf(req Request, d *Distribution) (choiceKey, bool) {
 		i := lowBit(t)
 		k.used[i] = uint8(s.repUsed[i])
 	}
-	for _, m := range d.needy {
-		t := d.Types[m]
-		if s.fitsLess(t, 0, 0) {
-			k.fit[m/64] |= 1 << uint(m%64)
-		}
-		if s.fitsLess(t, req.CPUMilli, req.MemoryMiB) {
-			k.fitAfter[m/64] |= 1 << uint(m%64)
-		}
+	if s.res && len(d.needy) > 0 {
+		k.cpu, k.mem, k.reqCPU, k.reqMem = s.cpuFree, s.memFree, req.CPUMilli, req.MemoryMiB
 	}
 	return k, true
 }

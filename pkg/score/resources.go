@@ -1,10 +1,21 @@
 package score
 
-// CPU and memory awareness (FGD's "lack CPU" case): a node whose free CPU
-// or memory cannot hold a task type strands, for that type, all of its free
-// GPU capacity. A State knows its node's free CPU and memory only when
-// SetFree was called; a TaskType or Request with 0 CPU (or memory) does not
-// need any.
+import "math"
+
+// CPU and memory awareness. FGD counts, for a task type the node's free CPU
+// or memory cannot hold, all of the node's free GPU capacity as fragment
+// ("lack CPU"). That sees only the last task: a node whose CPU is nearly
+// gone still looks unfragmented for as long as one more task fits, so work
+// that takes CPU and little GPU (CPU-only tasks, small GPU shares with many
+// cores) drains GPU nodes' CPU until whole GPUs are left with no cores to
+// run on. gpupack counts, for each task type, the tasks of that type the
+// node's free CPU and memory can still hold, n = min(cpuFree / cpu,
+// memFree / mem) rounded down, and the GPU capacity they can take, n x the
+// type's GPUs (count, or share of one GPU); the free capacity beyond it is
+// stranded for that type (taskCap). n = 0 is FGD's "lack CPU" case.
+//
+// A State knows its node's free CPU and memory only when SetFree was
+// called; a TaskType or Request with 0 CPU (or memory) does not need any.
 
 // SetFree records the node's free CPU (milli-cores) and memory (MiB):
 // allocatable minus requested. Before the first call the State does not
@@ -41,23 +52,59 @@ func (s *State) takeResources(cpu, mem int64) *State {
 	return &w
 }
 
-// takesFit reports whether taking cpu and mem changes which of d's task
-// types fit the node (otherwise the node's fragmentation and choices are
-// the same before and after).
+// tasksLess is how many tasks of type t the node's free CPU and memory
+// minus (cpu, mem) hold; -1 when unbounded (the State does not know its
+// resources, or t needs neither).
+func (s *State) tasksLess(t TaskType, cpu, mem int64) int64 {
+	if !s.res || (t.CPUMilli <= 0 && t.MemoryMiB <= 0) {
+		return -1
+	}
+	n := int64(math.MaxInt64)
+	if t.CPUMilli > 0 {
+		n = max(0, s.cpuFree-cpu) / t.CPUMilli
+	}
+	if t.MemoryMiB > 0 {
+		n = min(n, max(0, s.memFree-mem)/t.MemoryMiB)
+	}
+	return n
+}
+
+// taskCap is the GPU capacity (in GPUs) that the tasks of type t the node's
+// free CPU and memory hold can take: +Inf when unbounded.
+func (s *State) taskCap(t TaskType) float64 {
+	n := s.tasksLess(t, 0, 0)
+	if n < 0 {
+		return math.Inf(1)
+	}
+	switch t.Kind {
+	case KindWhole:
+		return float64(n) * float64(t.Count)
+	case KindShared:
+		return float64(n) * float64(t.Milli) / 1000
+	}
+	if n == 0 {
+		return 0
+	}
+	return math.Inf(1)
+}
+
+// takesFit reports whether taking cpu and mem changes how many tasks of
+// one of d's task types the node holds (otherwise the node's
+// fragmentation and choices are the same before and after).
 func (s *State) takesFit(cpu, mem int64, d *Distribution) bool {
 	if !s.res || (cpu <= 0 && mem <= 0) {
 		return false
 	}
 	if d.id == 0 { // built by hand, not indexed
 		for _, t := range d.Types {
-			if s.fitsLess(t, 0, 0) != s.fitsLess(t, cpu, mem) {
+			if s.tasksLess(t, 0, 0) != s.tasksLess(t, cpu, mem) {
 				return true
 			}
 		}
 		return false
 	}
 	for _, m := range d.needy {
-		if t := d.Types[m]; s.fitsLess(t, 0, 0) != s.fitsLess(t, cpu, mem) {
+		if t := d.Types[m]; s.tasksLess(t, 0, 0) != s.tasksLess(t, cpu, mem) {
 			return true
 		}
 	}
@@ -65,9 +112,10 @@ func (s *State) takesFit(cpu, mem int64, d *Distribution) bool {
 }
 
 // ResourceDelta is the node's fragmentation change when a task takes cpu
-// (milli) and mem (MiB) and no GPU (a CPU-only task on a GPU node): task
-// types that no longer fit strand the node's free GPUs. 0 when s does not
-// know its free CPU and memory.
+// (milli) and mem (MiB) and no GPU (a CPU-only task on a GPU node): every
+// task type of which the node then holds fewer tasks can take less of the
+// node's free GPUs (taskCap). 0 when s does not know its free CPU and
+// memory, and on nodes whose GPUs, not CPU, bound what the types can take.
 func ResourceDelta(s *State, cpuMilli, memMiB int64, d *Distribution) float64 {
 	if d == nil {
 		d = defaultDistribution

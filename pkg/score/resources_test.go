@@ -87,3 +87,55 @@ func TestObserveBucketsCPUMemory(t *testing.T) {
 	require.Len(t, d.Types, 2)
 	require.Contains(t, d.Types, score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 14000, MemoryMiB: 1280})
 }
+
+// FGD's "lack CPU" case sees only the last task: a node with 8 free GPUs
+// and 24 free cores looks unfragmented for a 12-core 1-GPU type, yet at
+// most 2 such tasks ever run there. The tasks of a type the free CPU and
+// memory hold bound the GPUs the type can take (taskCap); the rest is
+// stranded for it.
+func TestFragmentationCPUBoundsTasks(t *testing.T) {
+	node := scoretest.PCIe("n", "G2", 8)
+	one := score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 12000}
+	d, err := score.NewDistribution([]score.Weighted{{Type: one, Weight: 1}})
+	require.NoError(t, err)
+	s := score.NewState(node)
+	s.SetFree(96000, 1<<20)
+	// 96 cores hold 8 tasks of 12 cores: all 8 GPUs usable, F = 0.
+	require.InDelta(t, 0, score.Fragmentation(s, d), 1e-9)
+	s.SetFree(24000, 1<<20)
+	// 24 cores hold 2 tasks: 8 free - 2 = 6 GPUs stranded.
+	require.InDelta(t, 6, score.Fragmentation(s, d), 1e-9)
+	// A CPU-only task of 12 cores leaves room for 1 task: F 7, delta +1.
+	require.InDelta(t, 1, score.ResourceDelta(s, 12000, 0, d), 1e-9)
+	// Even 1 core costs that task: 23 cores hold 1 (no slack: 24 = 2 x 12).
+	require.InDelta(t, 1, score.ResourceDelta(s, 1000, 0, d), 1e-9)
+	// With 30 cores (2 tasks, 6 cores of slack) 6 cores are free: 24
+	// still hold 2.
+	s.SetFree(30000, 1<<20)
+	require.InDelta(t, 0, score.ResourceDelta(s, 6000, 0, d), 1e-9)
+	s.SetFree(24000, 1<<20)
+	// A 2-GPU pod with 12 cores: 6 GPUs and 12 cores left, 1 task: F = 5,
+	// delta -1: GPU-dense work relieves a CPU-bound node.
+	c, ok := score.ChooseState(s, score.Request{Kind: score.KindWhole, Count: 2, CPUMilli: 12000}, d)
+	require.True(t, ok)
+	require.InDelta(t, -1, c.FragDelta, 1e-9)
+	// A 1-GPU pod with 12 cores: 7 GPUs, 1 task: F 6, delta 0.
+	c, ok = score.ChooseState(s, score.Request{Kind: score.KindWhole, Count: 1, CPUMilli: 12000}, d)
+	require.True(t, ok)
+	require.InDelta(t, 0, c.FragDelta, 1e-9)
+
+	// Shares: a 250m type of 6 cores on 8 free GPUs and 24 cores: 4
+	// tasks take 4 x 0.25 = 1 GPU: F = 8 - 1 = 7.
+	sh := score.TaskType{Kind: score.KindShared, Milli: 250, CPUMilli: 6000}
+	d2, err := score.NewDistribution([]score.Weighted{{Type: sh, Weight: 1}})
+	require.NoError(t, err)
+	s2 := score.NewState(scoretest.Shared(scoretest.PCIe("n", "G2", 8), 4))
+	s2.SetFree(24000, 1<<20)
+	require.InDelta(t, 7, score.Fragmentation(s2, d2), 1e-9)
+	// Memory bounds the same way: 2 tasks of 12 GiB in 24 GiB.
+	mem := score.TaskType{Kind: score.KindWhole, Count: 1, MemoryMiB: 12 << 10}
+	d3, err := score.NewDistribution([]score.Weighted{{Type: mem, Weight: 1}})
+	require.NoError(t, err)
+	s.SetFree(1<<30, 24<<10)
+	require.InDelta(t, 6, score.Fragmentation(s, d3), 1e-9)
+}
