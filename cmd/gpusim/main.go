@@ -41,6 +41,7 @@ type options struct {
 	maxTypes    int
 	fragWeight  float64
 	topoWeight  float64
+	workload    string
 	sweeps      []string
 	variantSeed uint64
 }
@@ -112,6 +113,7 @@ count and whole-GPU tasks take GPUs with every replica free.`,
 	f.Float64Var(&o.resolution, "gpupack-resolution", 0.05, "gpupack: score.Rank resolution, GPUs of fragmentation change per score point (0 or negative: the plugin's, 0.05)")
 	f.IntVar(&o.maxTypes, "gpupack-max-types", 0, "gpupack: task types kept in the distribution (0: pkg/score default, 128)")
 	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight (the plugin's fragmentationWeight)")
+	f.StringVar(&o.workload, "workload", "pinned", "gpupack's workload distribution: pinned (the pod list's, as the FGD artifact's typical pods), online (learned from the placed pods as the deployed plugin learns it, default args; reported as "+sim.PolicyGPUPackOnline+") or both")
 	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight (the plugin's topologyWeight)")
 	f.StringArrayVar(&o.sweeps, "sweep", nil, "sweep a trace family's axis: AXIS or AXIS=L1,L2,... with levels in the family's "+
 		"units (gpushare=20,40,...; gpuspec=5,10,...; cpu=0,50,...,300 as in cpuNNN; multigpu=20,...,50); all for every axis "+
@@ -164,14 +166,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	}
 	cfg := sim.Config{Cluster: cl, Workload: wl, Target: o.target, Checkpoints: cps, Workers: o.workers,
 		GPUPack: sim.GPUPackOptions{Resolution: o.resolution, MaxTypes: o.maxTypes, FragWeight: o.fragWeight, TopoWeight: o.topoWeight}}
-	policies := o.policies
+	list := o.policies
 	if len(sweeps) > 0 && !policiesSet {
-		policies = strings.Join(sim.SweepPolicies(), ",")
+		list = strings.Join(sim.SweepPolicies(), ",")
 	}
-	for _, p := range strings.Split(policies, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			cfg.Policies = append(cfg.Policies, p)
-		}
+	if cfg.Policies, err = policies(list, o.workload); err != nil {
+		return err
 	}
 	for i := range o.seeds {
 		cfg.Seeds = append(cfg.Seeds, o.firstSeed+uint64(i))
@@ -210,6 +210,34 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 		}
 	}
 	return nil
+}
+
+// policies lists the --policies, gpupack as --workload says (pinned,
+// online or both).
+func policies(list, workload string) ([]string, error) {
+	var gp []string
+	switch workload {
+	case "pinned":
+		gp = []string{sim.PolicyGPUPack}
+	case "online":
+		gp = []string{sim.PolicyGPUPackOnline}
+	case "both":
+		gp = []string{sim.PolicyGPUPack, sim.PolicyGPUPackOnline}
+	default:
+		return nil, fmt.Errorf("--workload %q: want pinned, online or both", workload)
+	}
+	var out []string
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "":
+		case p == sim.PolicyGPUPack:
+			out = append(out, gp...)
+		default:
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func baseName(p string) string {

@@ -61,6 +61,13 @@ var NVLinkFloorGBps = topology.LaneGBps(1)
 // integer sigmoid score resolves near zero; 100 steps span 5 GPUs.
 const DefaultResolution = 0.05
 
+// CPUOnlyResolution is the Rank resolution (GPUs) for pods without GPUs:
+// their fragmentation changes (ResourceDelta: the GPU capacity the tasks
+// their CPU and memory would have held can take) are small and many nodes
+// have none; 1e-6 GPU is as good as exact, so the node where they strand
+// least wins outright. The plugin and gpusim rank CPU-only pods with it.
+const CPUOnlyResolution = 1e-6
+
 // Rank are the ranking's parameters; zero values take the defaults.
 type Rank struct {
 	// Resolution is DefaultResolution when <= 0.

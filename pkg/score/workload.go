@@ -225,6 +225,21 @@ type WorkloadOptions struct {
 	Tolerance float64
 }
 
+// DefaultTolerance is the scheduler plugin's WorkloadOptions.Tolerance:
+// how far (total variation distance) the learned workload must move
+// before a new snapshot is published. Each snapshot starts a fresh choice
+// memo, so republishing after every pod would make every scheduling cycle
+// recompute each node usage pattern; 1% keeps the memo across cycles while
+// the task mix is steady and follows it when it changes.
+const DefaultTolerance = 0.01
+
+// PluginWorkloadOptions are the options the scheduler plugin's default args
+// give its Workload (DefaultPrior, prior weight 100, half-life 1000, not
+// pinned, DefaultTolerance); gpusim's online mode learns with them.
+func PluginWorkloadOptions() WorkloadOptions {
+	return WorkloadOptions{PriorWeight: 100, HalfLife: 1000, Tolerance: DefaultTolerance}
+}
+
 // Workload is the workload distribution learned online: a decayed
 // histogram of the task types seen, blended with a prior. Observe and
 // Distribution are safe for concurrent use; Distribution is lock-free.

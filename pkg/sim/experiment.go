@@ -16,7 +16,11 @@ import (
 
 // Policy names.
 const (
-	PolicyGPUPack        = "gpupack"
+	PolicyGPUPack = "gpupack"
+	// PolicyGPUPackOnline is gpupack with the workload distribution
+	// learned online as the deployed plugin learns it (default args), not
+	// pinned to the pod list's.
+	PolicyGPUPackOnline  = "gpupack-online"
 	PolicyRandom         = "random"
 	PolicyDotProduct     = "dot-product"
 	PolicyGPUClustering  = "gpu-clustering"
@@ -34,7 +38,7 @@ func Policies() []string {
 }
 
 // AllPolicies lists every policy gpusim knows.
-func AllPolicies() []string { return append(Policies(), PolicyFirstFit) }
+func AllPolicies() []string { return append(Policies(), PolicyGPUPackOnline, PolicyFirstFit) }
 
 // Config is one gpusim invocation.
 type Config struct {
@@ -137,6 +141,12 @@ func Run(ctx context.Context, cfg Config) ([]RunResult, error) {
 				switch pol {
 				case PolicyGPUPack:
 					pl = gp.newRun()
+				case PolicyGPUPackOnline:
+					on, err := gp.newOnlineRun()
+					if err != nil {
+						return err
+					}
+					pl = on
 				case PolicyFGD:
 					pl = fgd.newRun()
 				default:
@@ -191,6 +201,9 @@ func replay(ctx context.Context, r *run, pl placer, seq []int32, cfg Config, pro
 			res.Failed++
 			res.FailedGPU += float64(c.Demand()) / MilliPerGPU
 		} else {
+			if o, ok := pl.(placedObserver); ok {
+				o.placed(r, ci, node, p)
+			}
 			r.apply(node, c, p)
 			if c.NumGPU >= 2 {
 				shape := r.cl.Topo[node].Shape()

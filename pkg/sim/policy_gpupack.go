@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // GPUPackOptions tune the gpupack policy; zero values take the defaults,
@@ -59,10 +60,6 @@ type gpupack struct {
 	seed maphash.Seed
 }
 
-// cpuOnlyResolution is the Rank resolution for CPU-only tasks (GPUs): as
-// good as exact.
-const cpuOnlyResolution = 1e-6
-
 type memoKey struct {
 	spec, class int32
 	cpu, mem    int64
@@ -97,9 +94,12 @@ func newGPUPack(frag *FragModel, opt GPUPackOptions) *gpupack {
 }
 
 // gpupackRun is one run's state: answers per (class, node) with the node
-// version they were computed at.
+// version and workload snapshot they were computed at.
 type gpupackRun struct {
-	g      *gpupack
+	g *gpupack
+	// online is the workload learned during the run, as the deployed
+	// plugin learns it (nil: pinned to the pod list's, g.frag).
+	online *score.Workload
 	cache  map[int32][]cached
 	nodes  []int
 	evals  []*evaluation
@@ -107,16 +107,59 @@ type gpupackRun struct {
 }
 
 type cached struct {
-	ver uint32
-	set bool
-	e   evaluation
+	ver  uint32
+	set  bool
+	dist *score.Distribution
+	e    evaluation
 }
 
 func (g *gpupack) newRun() *gpupackRun {
 	return &gpupackRun{g: g, cache: map[int32][]cached{}}
 }
 
-var _ placer = (*gpupackRun)(nil)
+// newOnlineRun is a run whose workload distribution is learned online
+// exactly as the scheduler plugin learns it with its default args: from
+// pkg/score's DefaultPrior (no CPU or memory), a decayed histogram of the
+// task types placed so far (score.TaskOf at Reserve, CPU and memory
+// bucketed), new snapshots only past the plugin's tolerance. It never sees
+// the pod list's distribution.
+func (g *gpupack) newOnlineRun() (*gpupackRun, error) {
+	wl, err := score.NewWorkload(score.PluginWorkloadOptions())
+	if err != nil {
+		return nil, err
+	}
+	p := g.newRun()
+	p.online = wl
+	return p, nil
+}
+
+// dist is the distribution the run's next decision is taken over.
+func (p *gpupackRun) dist() *score.Distribution {
+	if p.online != nil {
+		return p.online.Distribution()
+	}
+	return p.g.frag.Base()
+}
+
+// placed is what the plugin's Reserve does after a choice: observe the
+// task (online mode).
+func (p *gpupackRun) placed(r *run, ci int32, node int, pl placement) {
+	c := &r.wl.Classes[ci]
+	if p.online == nil || c.NumGPU == 0 {
+		return
+	}
+	ch := score.Choice{Kind: c.req.Kind, GPUs: pl.whole}
+	if c.Shared() {
+		ch.GPUs = topology.SetOf(pl.shareGPU)
+		ch.Shares = []score.Share{{GPU: pl.shareGPU, Replicas: int(c.GPUMilli)}}
+	}
+	p.online.Observe(score.TaskOf(r.state[node], c.req, ch))
+}
+
+var (
+	_ placer         = (*gpupackRun)(nil)
+	_ placedObserver = (*gpupackRun)(nil)
+)
 
 // candidates evaluates class ci on every node it fits into p.nodes,
 // p.evals and p.ranked (Raw, Ring, Ideal).
@@ -128,14 +171,19 @@ func (p *gpupackRun) candidates(r *run, ci int32) {
 		p.cache[ci] = cache
 	}
 	p.nodes, p.evals, p.ranked = p.nodes[:0], p.evals[:0], p.ranked[:0]
+	d := p.dist()
 	for i := range r.cl.Nodes {
 		if !r.fits(i, c) {
 			continue
 		}
 		e := &cache[i]
-		if !e.set || e.ver != r.ver[i] {
-			e.e = p.g.evaluate(r, i, ci, c)
-			e.ver, e.set = r.ver[i], true
+		if !e.set || e.ver != r.ver[i] || e.dist != d {
+			if p.online != nil {
+				e.e = p.g.compute(r, i, c, d) // snapshots are the run's own
+			} else {
+				e.e = p.g.evaluate(r, i, ci, c)
+			}
+			e.ver, e.set, e.dist = r.ver[i], true, d
 		}
 		if e.e.ok {
 			p.nodes = append(p.nodes, i)
@@ -161,7 +209,7 @@ func (p *gpupackRun) place(r *run, ci int32) (int, placement) {
 func (g *gpupack) evaluate(r *run, i int, ci int32, c *Class) evaluation {
 	gs := r.gpus(i)
 	if len(gs) > len(memoKey{}.used) {
-		return g.compute(r, i, c)
+		return g.compute(r, i, c, g.frag.Base())
 	}
 	k := memoKey{spec: int32(r.cl.Spec[i]), class: ci, cpu: r.cpu[i], mem: r.mem[i]}
 	copy(k.used[:], gs)
@@ -172,7 +220,7 @@ func (g *gpupack) evaluate(r *run, i int, ci int32, c *Class) evaluation {
 	if ok {
 		return e
 	}
-	e = g.compute(r, i, c)
+	e = g.compute(r, i, c, g.frag.Base())
 	sh.Lock()
 	if len(sh.m) >= maxMemoPerShard {
 		clear(sh.m) // bounded memory; the runs' own caches stay
@@ -182,12 +230,12 @@ func (g *gpupack) evaluate(r *run, i int, ci int32, c *Class) evaluation {
 	return e
 }
 
-// compute asks pkg/score for the best choice of class c on node i and its
-// raw rank figure.
-func (g *gpupack) compute(r *run, i int, c *Class) evaluation {
-	s, d, rank := r.state[i], g.frag.Base(), g.rank
+// compute asks pkg/score for the best choice of class c on node i under
+// the distribution d and its raw rank figure.
+func (g *gpupack) compute(r *run, i int, c *Class, d *score.Distribution) evaluation {
+	s, rank := r.state[i], g.rank
 	if c.NumGPU == 0 {
-		rank.Resolution = cpuOnlyResolution
+		rank.Resolution = score.CPUOnlyResolution
 		return evaluation{ok: true, raw: rank.Raw(score.ResourceDelta(s, c.CPUMilli, c.MemoryMiB, d))}
 	}
 	ch, ok := score.ChooseState(s, c.req, d)

@@ -23,6 +23,12 @@ type placer interface {
 	place(r *run, c int32) (node int, p placement)
 }
 
+// placedObserver is a placer told where each task went (the plugin's
+// Reserve).
+type placedObserver interface {
+	placed(r *run, c int32, node int, p placement)
+}
+
 // run is the cluster's usage during one replay.
 type run struct {
 	cl    *Cluster

@@ -27,12 +27,9 @@ import (
 const Name = "GPUPack"
 
 // workloadTolerance is how far (total variation distance) the learned
-// workload must move before Filter/Score see a new snapshot. Each snapshot
-// starts a fresh choice memo in pkg/score, so republishing after every pod
-// would make every scheduling cycle recompute each node usage pattern; 1%
-// keeps the memo across cycles while the task mix is steady and follows
-// it when it changes.
-const workloadTolerance = 0.01
+// workload must move before Filter/Score see a new snapshot
+// (score.DefaultTolerance, which gpusim's online mode uses too).
+const workloadTolerance = score.DefaultTolerance
 
 // GPUPack is the plugin.
 type GPUPack struct {

@@ -75,14 +75,15 @@ func (s *plans) setPlan(node string, p plan) {
 }
 
 // PreFilter parses the pod's GPU requests and hint once. Pods without GPU
-// requests skip the plugin.
+// requests skip Filter and are scored by what their CPU and memory strand
+// (cpuonly.go).
 func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	reqs, hint, err := pl.parse(pod)
 	if err != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
 	}
 	if len(reqs) == 0 {
-		return nil, fwk.NewStatus(fwk.Skip)
+		return nil, preFilterCPUOnly(cs, pod) // cpuonly.go
 	}
 	// The pod's CPU and memory go with its first request: fragmentation
 	// counts the free GPUs of a node short of a task type's CPU or memory.

@@ -97,19 +97,22 @@ func TestViewOfKnowsFreeCPUAndMemory(t *testing.T) {
 	require.Equal(t, [2]int64{1500, 1024}, func() [2]int64 { a, b := podCPUMemory(p); return [2]int64{a, b} }())
 }
 
-// A GPU pod goes where its CPU strands no GPU (FGD's "lack CPU" case): the
-// workload's only task type needs 1 GPU and 8 cores; the pod takes 1 GPU
-// and 4 cores.
+// A GPU pod goes where its CPU strands no GPU: the workload's only task
+// type needs 1 GPU and 8 cores; the pod takes 1 GPU and 10 cores.
 //
-//	tight (10 cores, 2 free T4): before 10 >= 8, F = 0; after 6 < 8 cores:
-//	    the remaining free GPU is stranded, F = 1 x 1 = 1: +1 GPU = -20 steps
-//	roomy (64 cores, 2 free T4): 60 cores left, F stays 0: 0 steps
+//	tight (16 cores, 2 free T4): before 16 / 8 = 2 tasks, F = 0; after, 1
+//	    free GPU and 6 cores, 0 tasks: F = 1: +1 GPU = -20 steps
+//	roomy (64 cores, 2 free T4): 54 cores left hold 6 tasks, F stays 0
 //
 // NormalizeScore: roomy 100, tight 100 - 20 = 80. Without CPU awareness
 // both are 0 steps, a tie the harness breaks toward the first, tight.
+// (Before pkg/score bounded a type's GPUs by the tasks the free CPU holds,
+// this test had tight at 10 cores and a 4-core pod; that node holds one
+// 8-core task for its 2 GPUs whatever the pod does, so both nodes now
+// strand 1 GPU either way, a true tie.)
 func TestGPUPodAvoidsStrandingGPUsByCPU(t *testing.T) {
 	tight := gpuNode(t, "tight", scoretest.PCIe("t", "T4", 2))
-	tight.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("10"), v1.ResourceMemory: resource.MustParse("64Gi")}
+	tight.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("16"), v1.ResourceMemory: resource.MustParse("64Gi")}
 	roomy := gpuNode(t, "roomy", scoretest.PCIe("r", "T4", 2))
 	roomy.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("64Gi")}
 	h := newHarness(t, nil, []*v1.Node{tight, roomy})
@@ -118,7 +121,7 @@ func TestGPUPodAvoidsStrandingGPUsByCPU(t *testing.T) {
 	require.NoError(t, err)
 	h.pl.workload = w
 	pod := gpuPod("p", "nvidia.com/gpu", 1)
-	pod.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("4")}
+	pod.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("10")}
 	node, _, st, _ := h.schedule(pod)
 	require.Nil(t, st)
 	require.Equal(t, "roomy", node)

@@ -11,9 +11,12 @@ import (
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
-// PreScore skips scoring for pods without GPU requests.
+// PreScore skips scoring for pods that ask for no GPU, CPU or memory.
 func (pl *GPUPack) PreScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
 	if _, err := readState(cs); err != nil {
+		if _, ok := readCPUOnly(cs); ok {
+			return nil
+		}
 		return fwk.NewStatus(fwk.Skip)
 	}
 	return nil
@@ -32,6 +35,9 @@ var (
 func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeInfo fwk.NodeInfo) (int64, *fwk.Status) {
 	s, err := readState(cs)
 	if err != nil {
+		if c, ok := readCPUOnly(cs); ok {
+			return pl.scoreCPUOnly(c, nodeInfo), nil
+		}
 		return 0, fwk.AsStatus(err)
 	}
 	name := nodeInfo.Node().Name
@@ -67,6 +73,10 @@ func (pl *GPUPack) ScoreExtensions() fwk.ScoreExtensions { return pl }
 func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, scores fwk.NodeScoreList) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
+		if _, ok := readCPUOnly(cs); ok {
+			normalizeCPUOnly(scores)
+			return nil
+		}
 		return fwk.AsStatus(err)
 	}
 	rp := rankedPool.Get().(*[]score.Ranked)

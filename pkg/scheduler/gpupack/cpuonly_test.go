@@ -1,0 +1,83 @@
+package gpupack
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/score/scoretest"
+)
+
+func cpuPod(name, cpu string) *v1.Pod {
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name)},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "main", Resources: v1.ResourceRequirements{
+			Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu)},
+		}}}},
+	}
+}
+
+// A CPU-only pod goes where its CPU strands the fewest GPUs. The workload's
+// only task type needs 1 GPU and 8 cores; the pod asks 4 cores.
+//
+//	tight (16 cores, 2 free T4): 16 / 8 = 2 tasks before, 12 / 8 = 1
+//	    after: 1 GPU stranded, -1e6 steps of 1e-6 GPU: score 0
+//	roomy (64 cores, 2 free T4): 60 cores still hold both GPUs' tasks: 0
+//	plain (no GPUs gpupack knows of): nothing to strand: 0
+//
+// GPUPack's Filter does not run for it (PreFilter skips it: a node without
+// a topology annotation is fine), and nothing is reserved or bound by
+// GPUPack.
+func TestCPUOnlyPodStrandsNoGPU(t *testing.T) {
+	alloc := func(n *v1.Node, cpu string) *v1.Node {
+		n.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu), v1.ResourceMemory: resource.MustParse("64Gi")}
+		return n
+	}
+	tight := alloc(gpuNode(t, "tight", scoretest.PCIe("t", "T4", 2)), "16")
+	roomy := alloc(gpuNode(t, "roomy", scoretest.PCIe("r", "T4", 2)), "64")
+	plain := alloc(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}, "16")
+	w, err := score.NewWorkload(score.WorkloadOptions{Pin: true, Prior: []score.Weighted{
+		{Type: score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 8000}, Weight: 1}}})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		nodes []*v1.Node
+		want  string
+	}{
+		{[]*v1.Node{tight, roomy}, "roomy"},
+		{[]*v1.Node{tight, plain}, "plain"},
+	} {
+		h := newHarness(t, nil, tc.nodes)
+		h.pl.workload = w
+		node, ids, st, _ := h.schedule(cpuPod("cpu", "4"))
+		require.Nil(t, st)
+		require.Equal(t, tc.want, node)
+		require.Empty(t, ids, "GPUPack reserves no device for a CPU-only pod")
+	}
+
+	// A pod asking for nothing is not scored: every node 0 points, the
+	// harness keeps the first.
+	h := newHarness(t, nil, []*v1.Node{tight, roomy})
+	h.pl.workload = w
+	empty := cpuPod("none", "0")
+	empty.Spec.Containers[0].Resources.Requests = nil
+	node, _, st, _ := h.schedule(empty)
+	require.Nil(t, st)
+	require.Equal(t, "tight", node)
+}
+
+// gpusim's online mode learns with score.PluginWorkloadOptions: they must
+// be what the plugin's default args give.
+func TestPluginWorkloadOptionsAreTheDefaultArgs(t *testing.T) {
+	o := score.PluginWorkloadOptions()
+	require.InDelta(t, float64(configv1.DefaultPriorWeight), o.PriorWeight, 0)
+	require.InDelta(t, float64(configv1.DefaultHalfLife), o.HalfLife, 0)
+	require.InDelta(t, workloadTolerance, o.Tolerance, 0)
+	require.False(t, o.Pin)
+	require.Nil(t, o.Prior, "the default prior (score.DefaultPrior)")
+}
