@@ -81,6 +81,10 @@ type RunResult struct {
 	// over the pod list's workload, CPU- and memory-aware) over its free GPU
 	// capacity at Checkpoints[k].
 	Frag []float64
+	// IdleNoCPU counts, at the end, the entirely free GPUs on nodes whose
+	// free CPU or memory holds no GPU task class of the pod list: whole
+	// GPUs stranded by CPU (or memory), whatever the GPU model.
+	IdleNoCPU int
 	// MultiQuality is the mean QualityRatio of the sets given to multi-GPU
 	// tasks (MultiTasks of them).
 	MultiQuality float64
@@ -233,6 +237,7 @@ func replay(ctx context.Context, r *run, pl placer, seq []int32, cfg Config, pro
 		res.Curve = append(res.Curve, final)
 	}
 	res.Unallocated = (capacity - float64(r.allocated)) / MilliPerGPU
+	res.IdleNoCPU = idleNoCPU(r)
 	if res.MultiTasks > 0 {
 		res.MultiQuality = qsum / float64(res.MultiTasks)
 	}
@@ -254,4 +259,26 @@ func fragRatio(r *run) float64 {
 		return 0
 	}
 	return f / free
+}
+
+// idleNoCPU is RunResult.IdleNoCPU.
+func idleNoCPU(r *run) int {
+	n := 0
+	for i := range r.cl.Nodes {
+		if r.full[i] == 0 {
+			continue
+		}
+		fits := false
+		for k := range r.wl.Classes {
+			c := &r.wl.Classes[k]
+			if c.NumGPU > 0 && c.CPUMilli <= r.cpu[i] && c.MemoryMiB <= r.mem[i] {
+				fits = true
+				break
+			}
+		}
+		if !fits {
+			n += r.full[i]
+		}
+	}
+	return n
 }

@@ -39,3 +39,19 @@ func TestOnlineLearnsPlacedTasks(t *testing.T) {
 	pinned := gp.newRun()
 	require.Same(t, frag.Base(), pinned.dist())
 }
+
+// IdleNoCPU counts whole GPUs left idle on nodes whose free CPU or memory
+// holds no GPU task class. Every task takes 1 GPU and 6 cores: n0 (2 T4, 8
+// cores) takes one and keeps 1 idle GPU with 2 cores; n1 (1 T4, 4 cores)
+// never fits one. 2 idle GPUs without CPU, whatever the policy; 1 of the
+// 4 arrivals (4 x 1000 >= 3900) is placed.
+func TestIdleNoCPU(t *testing.T) {
+	cl, wl := tinySetup(t, "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\na,6000,1024,1,1000,\n")
+	res, err := Run(t.Context(), Config{Cluster: cl, Workload: wl, Policies: AllPolicies(), Seeds: []uint64{1},
+		Target: 1.3, Checkpoints: []float64{1.3}})
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Equal(t, 3, r.Failed, r.Policy)
+		require.Equal(t, 2, r.IdleNoCPU, r.Policy)
+	}
+}

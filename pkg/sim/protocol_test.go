@@ -228,7 +228,7 @@ func TestReports(t *testing.T) {
 	require.Contains(t, b.String(), "20.0 ± 14.1") // (10+30)/2 %, sd sqrt(2 x 10^2)
 	b.Reset()
 	require.NoError(t, WriteCSV(&b, res, []float64{1, 1.3}))
-	require.Equal(t, "policy,seed,tasks,failed,failed_gpus,alloc_100,alloc_130,unallocated_gpus,frag_100,frag_130,multi_gpu_tasks,multi_gpu_quality",
+	require.Equal(t, "policy,seed,tasks,failed,failed_gpus,alloc_100,alloc_130,unallocated_gpus,frag_100,frag_130,idle_gpus_no_cpu,multi_gpu_tasks,multi_gpu_quality",
 		strings.SplitN(b.String(), "\n", 2)[0])
 	b.Reset()
 	require.NoError(t, WriteSVG(&b, sums, "t <&>", 0))

@@ -25,6 +25,7 @@ type Summary struct {
 	// Frag[k], FragSD[k]: fragmentation ratio at Checkpoints[k].
 	Frag, FragSD                 []float64
 	Failed, FailedSD             float64
+	IdleNoCPU, IdleNoCPUSD       float64
 	MultiQuality, MultiQualitySD float64
 	Tasks                        float64
 }
@@ -73,6 +74,7 @@ func Summarize(results []RunResult) []Summary {
 			s.Frag, s.FragSD = append(s.Frag, m), append(s.FragSD, sd)
 		}
 		s.Failed, s.FailedSD = col(func(r RunResult) float64 { return float64(r.Failed) })
+		s.IdleNoCPU, s.IdleNoCPUSD = col(func(r RunResult) float64 { return float64(r.IdleNoCPU) })
 		s.MultiQuality, s.MultiQualitySD = col(func(r RunResult) float64 { return r.MultiQuality })
 		s.Tasks, _ = col(func(r RunResult) float64 { return float64(r.Tasks) })
 		out = append(out, s)
@@ -117,7 +119,7 @@ func WriteTable(w io.Writer, sums []Summary, checkpoints []float64) error {
 	if last >= 0 {
 		head = append(head, fmt.Sprintf("frag %%@%.0f%%", 100*checkpoints[last]))
 	}
-	head = append(head, "failed", "multi-GPU quality", "")
+	head = append(head, "failed", "idle GPUs w/o CPU", "multi-GPU quality", "")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, s := range sums {
 		row := []string{s.Policy}
@@ -133,6 +135,7 @@ func WriteTable(w io.Writer, sums []Summary, checkpoints []float64) error {
 		}
 		row = append(row,
 			fmt.Sprintf("%.0f ± %.0f", s.Failed, s.FailedSD),
+			fmt.Sprintf("%.1f ± %.1f", s.IdleNoCPU, s.IdleNoCPUSD),
 			fmt.Sprintf("%.3f ± %.3f", s.MultiQuality, s.MultiQualitySD), "")
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
@@ -150,7 +153,7 @@ func WriteCSV(w io.Writer, results []RunResult, checkpoints []float64) error {
 	for _, c := range checkpoints {
 		head = append(head, fmt.Sprintf("frag_%.0f", c*100))
 	}
-	head = append(head, "multi_gpu_tasks", "multi_gpu_quality")
+	head = append(head, "idle_gpus_no_cpu", "multi_gpu_tasks", "multi_gpu_quality")
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -164,7 +167,7 @@ func WriteCSV(w io.Writer, results []RunResult, checkpoints []float64) error {
 		for _, x := range r.Frag {
 			row = append(row, f(x))
 		}
-		row = append(row, strconv.Itoa(r.MultiTasks), f(r.MultiQuality))
+		row = append(row, strconv.Itoa(r.IdleNoCPU), strconv.Itoa(r.MultiTasks), f(r.MultiQuality))
 		if err := cw.Write(row); err != nil {
 			return err
 		}
