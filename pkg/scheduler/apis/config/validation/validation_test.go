@@ -136,7 +136,9 @@ func TestValidateListsEveryError(t *testing.T) {
 		},
 		{
 			"MIG prefix claims the shared resource",
-			func(a *config.GPUPackArgs) { a.SharedResource, a.MIGResourcePrefix = "nvidia.com/mig-shared", "nvidia.com/mig-" },
+			func(a *config.GPUPackArgs) {
+				a.SharedResource, a.MIGResourcePrefix = "nvidia.com/mig-shared", "nvidia.com/mig-"
+			},
 			[]string{"args.migResourcePrefix: Invalid value"},
 		},
 		{
