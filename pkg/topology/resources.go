@@ -38,7 +38,7 @@ const MaxResources = 64
 // default serves time-shared replicas under nvidia.com/gpu).
 type Resource struct {
 	// Name is the extended resource name, e.g. nvidia.com/gpu.
-	Name string `json:"name"`
+	Name string       `json:"name"`
 	Kind ResourceKind `json:"kind"`
 	// Replicas is the replica count per device (replica kinds).
 	Replicas int `json:"replicas,omitempty"`
