@@ -180,6 +180,14 @@ func (o *options) lib() (nvml.Lib, *fake.Machine, error) {
 	if len(layout) > 0 {
 		opts = append(opts, fake.WithMIG(layout))
 	}
+	// Every fake node gets its own GPU UUIDs, as real nodes have.
+	host := o.nodeName
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	if host != "" {
+		opts = append(opts, fake.WithHostname(host))
+	}
 	m, err := fake.New(o.fakeMachine, opts...)
 	if err != nil {
 		return nil, nil, err
