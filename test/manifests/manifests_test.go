@@ -132,16 +132,18 @@ type access struct {
 	allowed                                             bool
 }
 
-// checkSchedulerRBAC asks the apiserver (SubjectAccessReview, what
-// `kubectl auth can-i --as` does) what gpupack-scheduler's service account
-// may do, once manifests/ are applied: what kube-scheduler and GPUPack
-// need, and nothing that rewrites a pod or touches another component's
-// Lease (issue 12 item 9).
-func checkSchedulerRBAC(t *testing.T, admin kubernetes.Interface) {
-	const sa = "system:serviceaccount:kube-system:gpupack-scheduler"
-	groups := []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"}
+// schedulerSA is gpupack-scheduler's service account and its groups.
+const schedulerSA = "system:serviceaccount:kube-system:gpupack-scheduler"
+
+var schedulerSAGroups = []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"}
+
+// schedulerAccess is what gpupack-scheduler's service account may do once
+// manifests/ are applied: what kube-scheduler and GPUPack need, and nothing
+// that rewrites a pod or touches another component's Lease (issue 12 item
+// 9).
+var schedulerAccess = func() []access {
 	const ks = "kube-system"
-	for _, a := range []access{
+	return []access{
 		// Needed: informers, binding, status, preemption, events.
 		{"list", "", "pods", "", "", "", true},
 		{"watch", "", "pods", "", "", "", true},
@@ -179,9 +181,15 @@ func checkSchedulerRBAC(t *testing.T, admin kubernetes.Interface) {
 		{"create", "coordination.k8s.io", "leases", "", "team-a", "", false},
 		{"update", "coordination.k8s.io", "leases", "", "team-a", "gpupack-scheduler", false},
 		{"update", "coordination.k8s.io", "leasecandidates", "", ks, "kube-scheduler", false},
-	} {
+	}
+}()
+
+// checkSchedulerRBAC asks the apiserver (SubjectAccessReview, what
+// `kubectl auth can-i --as` does) every question of schedulerAccess.
+func checkSchedulerRBAC(t *testing.T, admin kubernetes.Interface) {
+	for _, a := range schedulerAccess {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User: sa, Groups: groups,
+			User: schedulerSA, Groups: schedulerSAGroups,
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Verb: a.verb, Group: a.group, Resource: a.resource, Subresource: a.subresource,
 				Namespace: a.namespace, Name: a.name,
