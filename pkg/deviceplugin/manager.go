@@ -76,6 +76,7 @@ func New(opts Options) (*Manager, error) {
 	c := opts.Config
 	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli()}
 	setReplicas(m.base, resources)
+	m.base.Resources = publishedResources(resources, &c.Sharing.TimeSlicing)
 	if *c.Flags.MigStrategy == sharing.MIGStrategyNone {
 		// MIG-enabled GPUs are advertised whole: publish and score them so.
 		for i := range m.base.GPUs {

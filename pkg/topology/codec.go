@@ -12,8 +12,15 @@ import (
 // device plugin and read by the scheduler plugin.
 const AnnotationKey = "gpupack.io/topology"
 
-// Version is the annotation format this package writes and reads.
-const Version = "v1"
+// Annotation formats. v2 adds the node's resource table (Node.Resources);
+// Encode writes v1 for a node without one, so that a node that publishes
+// no table reads the same to older schedulers, and Decode reads both.
+const (
+	// Version is the newest format, written for nodes with resources.
+	Version = "v2"
+	// VersionV1 is the format without a resource table.
+	VersionV1 = "v1"
+)
 
 // MaxAnnotationBytes is the largest annotation Decode accepts (256 KiB, the
 // Kubernetes limit for all of an object's annotations together).
@@ -33,7 +40,11 @@ func Encode(n *Node) (string, error) {
 	if err := n.Validate(); err != nil {
 		return "", fmt.Errorf("encoding topology: %w", err)
 	}
-	b, err := json.Marshal(envelope{Version: Version, Node: n})
+	v := Version
+	if len(n.Resources) == 0 {
+		v = VersionV1
+	}
+	b, err := json.Marshal(envelope{Version: v, Node: n})
 	if err != nil {
 		return "", fmt.Errorf("encoding topology: %w", err)
 	}
@@ -43,7 +54,8 @@ func Encode(n *Node) (string, error) {
 	return string(b), nil
 }
 
-// Decode parses and validates an annotation value written by Encode. It
+// Decode parses and validates an annotation value written by Encode (format
+// v1 or v2; a v1 node has no Resources). It
 // rejects, with an error naming the problem, a value over MaxAnnotationBytes,
 // malformed JSON, trailing data, a version other than Version, unknown fields
 // and a node that fails Validate. It never panics.
@@ -62,8 +74,8 @@ func Decode(s string) (*Node, error) {
 	switch {
 	case head.Version == nil:
 		return nil, fmt.Errorf("decoding %s: no version field", AnnotationKey)
-	case *head.Version != Version:
-		return nil, fmt.Errorf("decoding %s: unsupported version %q (this build reads %q)", AnnotationKey, *head.Version, Version)
+	case *head.Version != Version && *head.Version != VersionV1:
+		return nil, fmt.Errorf("decoding %s: unsupported version %q (this build reads %q and %q)", AnnotationKey, *head.Version, VersionV1, Version)
 	}
 	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
 	dec.DisallowUnknownFields()
@@ -76,6 +88,11 @@ func Decode(s string) (*Node, error) {
 	}
 	if env.Node == nil {
 		return nil, fmt.Errorf("decoding %s: no node", AnnotationKey)
+	}
+	if len(env.Node.Resources) == 0 {
+		env.Node.Resources = nil // v2 with an empty table reads as v1
+	} else if env.Version == VersionV1 {
+		return nil, fmt.Errorf("decoding %s: format %s has no resources (they came with %s)", AnnotationKey, VersionV1, Version)
 	}
 	if err := env.Node.Validate(); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", AnnotationKey, err)

@@ -39,6 +39,27 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// A node that publishes its resources is written as v2 and read back with
+// them; without them it stays v1 (older schedulers read it).
+func TestCodecResources(t *testing.T) {
+	n := pcie4()
+	for i := range n.GPUs {
+		n.GPUs[i].Replicas = 4
+	}
+	n.Resources = []Resource{{Name: "nvidia.com/gpu", Kind: KindReplica, Replicas: 4, Policy: PolicySpread}}
+	s, err := Encode(n)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(s, `{"version":"v2","node":{`), s[:40])
+	got, err := Decode(s)
+	require.NoError(t, err)
+	require.Equal(t, n, got)
+	r, ok := got.Resource("nvidia.com/gpu")
+	require.True(t, ok)
+	require.Equal(t, Resource{Name: "nvidia.com/gpu", Kind: KindReplica, Replicas: 4, Policy: PolicySpread}, r)
+	_, ok = got.Resource("nvidia.com/gpu.shared")
+	require.False(t, ok)
+}
+
 // TestEncodeFormat pins the wire format of a 2-GPU node.
 func TestEncodeFormat(t *testing.T) {
 	n := &Node{
@@ -86,7 +107,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"array", `[1,2]`, "malformed JSON"},
 		{"null", `null`, "no version field"},
 		{"no version", `{"node":{"gpus":[],"links":[]}}`, "no version field"},
-		{"wrong version", `{"version":"v2","node":{"gpus":[],"links":[],"newField":1}}`, `unsupported version "v2"`},
+		{"wrong version", `{"version":"v3","node":{"gpus":[],"links":[],"newField":1}}`, `unsupported version "v3"`},
+		{"v1 with resources", `{"version":"v1","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"gpu"}]}}`, "format v1 has no resources"},
+		{"unknown resource kind", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"vgpu"}]}}`, `unknown kind "vgpu"`},
+		{"resource name no name", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/","kind":"gpu"}]}}`, "not an extended resource name"},
+		{"resource listed twice", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"gpu"},{"name":"nvidia.com/gpu","kind":"gpu"}]}}`, "listed twice"},
+		{"replicas of one", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"replica","replicas":1,"policy":"packed"}]}}`, "1 replicas, want 2 to 256"},
+		{"replica without policy", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"replica","replicas":4}]}}`, `replica policy ""`},
+		{"whole with replicas", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"gpu","replicas":4}]}}`, "has no replicas"},
+		{"MIG without profile", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/mig-1g.5gb","kind":"mig"}]}}`, `MIG profile ""`},
 		{"version of wrong type", `{"version":1,"node":{}}`, "malformed JSON"},
 		{"no node", `{"version":"v1"}`, "no node"},
 		{"null node", `{"version":"v1","node":null}`, "no node"},
@@ -181,6 +210,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(`{"version":"v1","node":{"gpus":[],"links":[]}}`)
 	f.Add(`{"version":"v2","node":{}}`)
+	f.Add(`{"version":"v2","node":{"gpus":[],"links":[],"resources":[]}}`)
+	f.Add(`{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"replica","replicas":4,"policy":"spread"}]}}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		n, err := Decode(in)
 		if err != nil {

@@ -67,6 +67,10 @@ type Node struct {
 	Clique string `json:"clique,omitempty"`
 	// Generation increases with every change the device plugin publishes.
 	Generation int64 `json:"generation"`
+	// Resources are the extended resources the node serves and how (kind,
+	// replicas, replica policy), sorted by name. Empty in annotations of
+	// format v1, written by device plugins that did not publish them.
+	Resources []Resource `json:"resources,omitempty"`
 }
 
 // SetOfUUIDs returns the set of the node's GPUs with these UUIDs, and the

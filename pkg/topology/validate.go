@@ -62,6 +62,7 @@ func (n *Node) Validate() error {
 	}
 	errs = append(errs, n.validateLinks()...)
 	errs = append(errs, n.validateMIG(seen)...)
+	errs = append(errs, n.validateResources()...)
 	return errors.Join(errs...)
 }
 

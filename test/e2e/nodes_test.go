@@ -94,7 +94,8 @@ func (e *env) requireInUse(node string, want map[string][]string) {
 	require.NoError(e.t, err, "in-use report of %s: got %v, want %v", node, got, want)
 }
 
-// requireDisjoint fails when a device ID appears in two pods' sets.
+// requireDisjoint fails when a device ID appears in two pods' sets; the
+// sets are of pods on one node (device IDs are per node).
 func requireDisjoint(t *testing.T, sets map[string][]string) {
 	owner := map[string]string{}
 	for _, pod := range slices.Sorted(maps.Keys(sets)) {

@@ -65,12 +65,15 @@ func TestSchedulerExactDevicesAndRestart(t *testing.T) {
 }
 
 // requireEachGPUOnce checks that the bound pods hold want GPUs in all and that
-// no GPU of any node is held twice.
+// no GPU of any node is held twice. A GPU is its node and its ID: nodes of
+// one machine type may not share UUIDs, but a check keyed by ID alone
+// would report, or hide, double assignments across nodes if they did.
 func requireEachGPUOnce(t *testing.T, e *env, topos map[string]*topology.Node, want int) {
 	t.Helper()
 	pods, err := e.client.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{})
 	require.NoError(t, err)
-	held := map[string]string{} // device ID -> pod
+	type device struct{ node, id string }
+	held := map[device]string{} // (node, device ID) -> pod
 	for _, p := range pods.Items {
 		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil {
 			continue
@@ -78,9 +81,10 @@ func requireEachGPUOnce(t *testing.T, e *env, topos map[string]*topology.Node, w
 		ids := devicesOf(t, &p)
 		indexOf(t, topos[p.Spec.NodeName], ids) // every ID is a GPU of the pod's node
 		for _, id := range ids {
-			other, dup := held[id]
-			require.False(t, dup, "GPU %s given to %s and %s", id, other, p.Name)
-			held[id] = p.Name
+			d := device{p.Spec.NodeName, id}
+			other, dup := held[d]
+			require.False(t, dup, "GPU %s of %s given to %s and %s", id, d.node, other, p.Name)
+			held[d] = p.Name
 		}
 	}
 	require.Len(t, held, want)

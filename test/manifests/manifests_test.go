@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -121,4 +122,82 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 	}
 	_, err = plugin.CoreV1().Pods("default").Create(ctx, sneaky, metav1.CreateOptions{})
 	require.True(t, apierrors.IsForbidden(err), "%v", err)
+
+	t.Run("scheduler RBAC", func(t *testing.T) { checkSchedulerRBAC(t, admin) })
+}
+
+// access is one `kubectl auth can-i` question and its answer.
+type access struct {
+	verb, group, resource, subresource, namespace, name string
+	allowed                                             bool
+}
+
+// schedulerSA is gpupack-scheduler's service account and its groups.
+const schedulerSA = "system:serviceaccount:kube-system:gpupack-scheduler"
+
+var schedulerSAGroups = []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"}
+
+// schedulerAccess is what gpupack-scheduler's service account may do once
+// manifests/ are applied: what kube-scheduler and GPUPack need, and nothing
+// that rewrites a pod or touches another component's Lease (issue 12 item
+// 9).
+var schedulerAccess = func() []access {
+	const ks = "kube-system"
+	return []access{
+		// Needed: informers, binding, status, preemption, events.
+		{"list", "", "pods", "", "", "", true},
+		{"watch", "", "pods", "", "", "", true},
+		{"get", "", "pods", "", "team-a", "p", true},
+		{"delete", "", "pods", "", "team-a", "victim", true}, // preemption
+		{"create", "", "pods", "binding", "team-a", "p", true},
+		{"create", "", "bindings", "", "team-a", "", true},
+		{"patch", "", "pods", "status", "team-a", "p", true}, // conditions, nominatedNodeName
+		{"list", "", "nodes", "", "", "", true},
+		{"create", "events.k8s.io", "events", "", "team-a", "", true},
+		{"list", "policy", "poddisruptionbudgets", "", "", "", true},
+		{"list", "resource.k8s.io", "resourceclaims", "", "", "", true},
+		{"update", "", "persistentvolumes", "", "", "pv", true}, // system:volume-scheduler
+		{"get", "", "configmaps", "", ks, "extension-apiserver-authentication", true},
+		// Never: rewriting a pod (the old ClusterRole's get/update/patch on
+		// pods let its token change another namespace's pod image).
+		{"update", "", "pods", "", "team-a", "p", false},
+		{"patch", "", "pods", "", "team-a", "p", false},
+		{"create", "", "pods", "", "team-a", "", false},
+		{"patch", "", "pods", "", ks, "kube-apiserver", false},
+		{"update", "", "pods", "ephemeralcontainers", "team-a", "p", false},
+		{"create", "", "pods", "exec", "team-a", "p", false},
+		{"update", "", "nodes", "", "", "gpu-1", false},
+		{"patch", "", "nodes", "", "", "gpu-1", false},
+		{"get", "", "secrets", "", ks, "any", false},
+		{"list", "", "secrets", "", "", "", false},
+		// Leader election: its own Lease only.
+		{"get", "coordination.k8s.io", "leases", "", ks, "gpupack-scheduler", true},
+		{"update", "coordination.k8s.io", "leases", "", ks, "gpupack-scheduler", true},
+		{"create", "coordination.k8s.io", "leases", "", ks, "", true},
+		{"get", "coordination.k8s.io", "leases", "", ks, "kube-scheduler", false},
+		{"update", "coordination.k8s.io", "leases", "", ks, "kube-scheduler", false},
+		{"update", "coordination.k8s.io", "leases", "", ks, "kube-controller-manager", false},
+		{"delete", "coordination.k8s.io", "leases", "", ks, "gpupack-scheduler", false},
+		{"create", "coordination.k8s.io", "leases", "", "team-a", "", false},
+		{"update", "coordination.k8s.io", "leases", "", "team-a", "gpupack-scheduler", false},
+		{"update", "coordination.k8s.io", "leasecandidates", "", ks, "kube-scheduler", false},
+	}
+}()
+
+// checkSchedulerRBAC asks the apiserver (SubjectAccessReview, what
+// `kubectl auth can-i --as` does) every question of schedulerAccess.
+func checkSchedulerRBAC(t *testing.T, admin kubernetes.Interface) {
+	for _, a := range schedulerAccess {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: schedulerSA, Groups: schedulerSAGroups,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Verb: a.verb, Group: a.group, Resource: a.resource, Subresource: a.subresource,
+				Namespace: a.namespace, Name: a.name,
+			},
+		}}
+		got, err := admin.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), sar, metav1.CreateOptions{})
+		require.NoError(t, err)
+		require.Equal(t, a.allowed, got.Status.Allowed, "can-i %s %s/%s (group %q) in %q named %q: %s",
+			a.verb, a.resource, a.subresource, a.group, a.namespace, a.name, got.Status.Reason)
+	}
 }

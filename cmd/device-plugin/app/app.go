@@ -180,6 +180,11 @@ func (o *options) lib() (nvml.Lib, *fake.Machine, error) {
 	if len(layout) > 0 {
 		opts = append(opts, fake.WithMIG(layout))
 	}
+	// Every fake node gets its own GPU UUIDs, as real nodes have (without
+	// --node-name, e.g. --print-topology, the machine type's own).
+	if o.nodeName != "" {
+		opts = append(opts, fake.WithHostname(o.nodeName))
+	}
 	m, err := fake.New(o.fakeMachine, opts...)
 	if err != nil {
 		return nil, nil, err

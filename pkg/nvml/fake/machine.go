@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -18,7 +19,23 @@ var namespace = uuid.MustParse("6f1c8a52-5b0e-4d61-9a8e-9a5d1b7c0e2f")
 type Option func(*options) error
 
 type options struct {
-	mig map[int][]string
+	mig  map[int][]string
+	host string
+}
+
+// WithHostname makes the machine's GPU and MIG UUIDs those of the host
+// (node) called host: real UUIDs are unique, so two nodes of one machine
+// type must not share them (a check keyed by device ID alone would then
+// see false double assignments, or miss real ones). Without it the UUIDs
+// derive from the machine type alone, as for one machine per process.
+func WithHostname(host string) Option {
+	return func(o *options) error {
+		if host == "" {
+			return errors.New("fake: empty hostname")
+		}
+		o.host = host
+		return nil
+	}
 }
 
 // WithMIG enables MIG on the given GPUs (by index) and creates, for each
@@ -39,6 +56,8 @@ func WithMIG(layout map[int][]string) Option {
 // Machine is one fake node: a go-nvml mock server with its GPUs wired as the
 // catalog describes.
 type Machine struct {
+	// host seeds the GPU and MIG UUIDs ("" : the machine type alone).
+	host  string
 	spec  *spec
 	srv   *server.Server
 	devs  []*server.Device
@@ -76,6 +95,7 @@ func New(name string, opts ...Option) (*Machine, error) {
 		return nil, fmt.Errorf("fake: machine %q: %w", name, err)
 	}
 	m := &Machine{
+		host:  o.host,
 		spec:  s,
 		srv:   srv,
 		index: map[string]int{},
@@ -173,8 +193,22 @@ func (m *Machine) isLost(gpu int) bool {
 }
 
 func (m *Machine) gpuUUID(i int) string {
-	return "GPU-" + uuid.NewSHA1(namespace, fmt.Appendf(nil, "%s/gpu/%d", m.spec.name, i)).String()
+	return "GPU-" + uuid.NewSHA1(namespace, fmt.Appendf(nil, "%s/gpu/%d", m.seed(), i)).String()
 }
+
+// seed is what a GPU or MIG UUID derives from besides its numbers: the
+// machine type, and the host when known, so that every node's UUIDs
+// differ. A fabric's UUID (clusterUUID) is the machine type's alone: the
+// nodes of one NVLink clique share it.
+func (m *Machine) seed() string {
+	if m.host == "" {
+		return m.spec.name
+	}
+	return m.host + "/" + m.spec.name
+}
+
+// Hostname is the host the UUIDs were made for ("" when none).
+func (m *Machine) Hostname() string { return m.host }
 
 func (m *Machine) clusterUUID() [16]uint8 {
 	return uuid.NewSHA1(namespace, fmt.Appendf(nil, "%s/fabric", m.spec.name))

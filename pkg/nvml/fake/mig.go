@@ -242,7 +242,7 @@ func (m *Machine) migHandle(key migKey, gi *server.GpuInstance, ci *server.Compu
 }
 
 func (m *Machine) migUUID(key migKey) string {
-	return "MIG-" + uuid.NewSHA1(namespace, fmt.Appendf(nil, "%s/mig/%d/%d/%d", m.spec.name, key.gpu, key.gi, key.ci)).String()
+	return "MIG-" + uuid.NewSHA1(namespace, fmt.Appendf(nil, "%s/mig/%d/%d/%d", m.seed(), key.gpu, key.gi, key.ci)).String()
 }
 
 // newMIGHandle builds a MIG device handle answering the calls discovery and

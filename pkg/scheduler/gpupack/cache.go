@@ -28,7 +28,14 @@ type Cache struct {
 	// without hashing and comparing the name.
 	byObj map[*v1.Node]*nodeEntry
 	pods  map[types.UID]*podEntry
+	// published are the resource names nodes publish in their resource
+	// tables (gpupack.io/topology v2): a pod's resource of one of these
+	// names is a GPU request. Only grows, up to maxPublishedNames.
+	published map[string]struct{}
 }
+
+// maxPublishedNames bounds Cache.published (a cluster serves a few names).
+const maxPublishedNames = 1024
 
 type nodeEntry struct {
 	// obj is the Node object the annotations were last read from: the
@@ -67,7 +74,8 @@ type podEntry struct {
 
 // NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{nodes: map[string]*nodeEntry{}, byObj: map[*v1.Node]*nodeEntry{}, pods: map[types.UID]*podEntry{}}
+	return &Cache{nodes: map[string]*nodeEntry{}, byObj: map[*v1.Node]*nodeEntry{}, pods: map[types.UID]*podEntry{},
+		published: map[string]struct{}{}}
 }
 
 // NodeView is what Filter and Score need of a node.
@@ -256,6 +264,7 @@ func (c *Cache) updateNodeLocked(name, topoRaw, inUseRaw string) *nodeEntry {
 			e.topoErr = err
 		} else {
 			e.topo = n
+			c.publishLocked(n.Resources)
 		}
 		e.state = nil
 	}
@@ -279,6 +288,29 @@ func (c *Cache) updateNodeLocked(name, topoRaw, inUseRaw string) *nodeEntry {
 		e.state = nil
 	}
 	return e
+}
+
+// publishLocked records the resource names a node publishes.
+func (c *Cache) publishLocked(rs []topology.Resource) {
+	for _, r := range rs {
+		if _, ok := c.published[r.Name]; !ok && len(c.published) < maxPublishedNames {
+			c.published[r.Name] = struct{}{}
+		}
+	}
+}
+
+func (c *Cache) publishedCount() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.published)
+}
+
+// Published reports whether some node publishes a resource of that name.
+func (c *Cache) Published(name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.published[name]
+	return ok
 }
 
 // stateLocked returns e's usage State, rebuilding it when stale. Called

@@ -53,5 +53,8 @@ func filterStatus(ctx context.Context, node *v1.Node, err error) *fwk.Status {
 		klog.FromContext(ctx).V(5).Info("Node has no usable GPU topology", "node", klog.KObj(node), "err", nv.error)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+nv.Error())
 	}
+	if _, ok := err.(errNotServed); ok { // resolve's, unwrapped
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+err.Error())
+	}
 	return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 }

@@ -76,14 +76,15 @@ type requestIDs struct {
 }
 
 type requestKey struct {
-	req      score.Request
-	resource string
+	req       score.Request
+	resource  string
+	podPolicy bool
 }
 
 const maxRequestIDs = 1 << 10
 
 func (r *requestIDs) id(c containerRequest) uint64 {
-	k := requestKey{c.req, c.resource}
+	k := requestKey{c.req, c.resource, c.podPolicy}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if id, ok := r.ids[k]; ok {

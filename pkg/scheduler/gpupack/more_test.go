@@ -115,7 +115,6 @@ func TestBadPodRequests(t *testing.T) {
 			return p
 		}(), "quantity 500m is not a whole number"},
 		{"absurd count", gpuPod("huge", "nvidia.com/gpu", 1<<30), "quantity 1073741824 is not a whole number"},
-		{"more than a node holds", gpuPod("big", "nvidia.com/gpu", 65), "65 GPUs is more than a node holds"},
 		{"malformed hint", gpuPod("hint", "nvidia.com/gpu", 2, "gpupack.io/topology", "fastest"), `annotation gpupack.io/topology: topology hint "fastest": want required, preferred or none`},
 		{"bad init container", func() *v1.Pod {
 			p := gpuPod("init", "nvidia.com/gpu", 1)
@@ -131,6 +130,17 @@ func TestBadPodRequests(t *testing.T) {
 			require.Contains(t, st.Message(), tt.want)
 		})
 	}
+	// A count no node of the resource's kind holds is known once the node
+	// says the kind (whole GPUs here): Filter rejects it for good.
+	t.Run("more than a node holds", func(t *testing.T) {
+		pod := gpuPod("big", "nvidia.com/gpu", 65)
+		_, _, st, _ := h.schedule(pod)
+		require.NotNil(t, st)
+		require.Contains(t, st.Message(), "65 GPUs is more than a node holds")
+		ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("n")
+		require.NoError(t, err)
+		require.Equal(t, fwk.UnschedulableAndUnresolvable, h.fh.RunFilterPlugins(h.ctx, newCycleState(t, h, pod), pod, ni).Code())
+	})
 }
 
 func TestMalformedInUseMakesNodeUnusable(t *testing.T) {

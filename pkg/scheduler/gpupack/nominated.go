@@ -96,6 +96,11 @@ func (pl *GPUPack) adjusted(view NodeView, node string, a *adjustment) NodeView 
 		trial := st.Clone()
 		ok := true
 		for _, r := range p.reqs {
+			r, err := pl.resolve(view.Topology, r) // as this node serves it
+			if err != nil {
+				ok = false
+				break
+			}
 			c, fits := score.ChooseState(trial, r.req, dist)
 			if !fits {
 				ok = false

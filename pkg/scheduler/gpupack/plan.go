@@ -13,8 +13,10 @@ import (
 // plan is the device choice for every GPU container of a pod on one node.
 type plan struct {
 	// choices are kept only when the plan names devices (Reserve); Filter
-	// and Score need the figures below.
+	// and Score need the figures below. reqs are the requests as the node
+	// serves them (resolve), one per choice.
 	choices   []score.Choice
+	reqs      []containerRequest
 	fragDelta float64
 	// ratio is the worst quality ratio of the multi-GPU sets (1 if none);
 	// ring and ideal are that set's bandwidths (0 when none).
@@ -26,6 +28,10 @@ type plan struct {
 // with the reason when one does not fit. names: name the devices (Reserve);
 // Filter and Score only need the figures.
 func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, dist *score.Distribution, names bool) (plan, error) {
+	reqs, err := pl.resolveAll(view.Topology, reqs)
+	if err != nil {
+		return plan{}, err
+	}
 	st := view.State
 	p := plan{ratio: 1}
 	choose := score.Evaluate
@@ -39,6 +45,7 @@ func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, dist *score.
 		}
 		if names {
 			p.choices = append(p.choices, c)
+			p.reqs = append(p.reqs, r)
 		}
 		p.fragDelta += c.FragDelta
 		if qualityCounts(r.req) {

@@ -7,7 +7,6 @@ package gpupack
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -204,21 +203,4 @@ func unwrap[T any](obj any) (T, bool) {
 	}
 	t, ok := obj.(T)
 	return t, ok
-}
-
-// resourceNames maps resource names to kinds of device.
-type resourceNames struct{ whole, shared, migPrefix string }
-
-// kindOf returns the request for a resource name, or false for resources
-// that are not ours.
-func (r resourceNames) kindOf(name string) (score.Request, bool) {
-	switch {
-	case name == r.whole:
-		return score.Request{Kind: score.KindWhole}, true
-	case name == r.shared:
-		return score.Request{Kind: score.KindShared}, true
-	case strings.HasPrefix(name, r.migPrefix) && len(name) > len(r.migPrefix):
-		return score.Request{Kind: score.KindMIG, MIGProfile: strings.TrimPrefix(name, r.migPrefix)}, true
-	}
-	return score.Request{}, false
 }

@@ -12,16 +12,21 @@ import (
 	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
 const stateKey fwk.StateKey = Name
 
 // containerRequest is one container's GPU request.
+// Its kind, MIG profile and replica policy are the node's (resolve): req
+// holds the args' reading until a node resolves it.
 type containerRequest struct {
 	container string
 	resource  string
 	req       score.Request
+	// podPolicy: req.Policy is the pod's gpupack.io/replica-policy.
+	podPolicy bool
 }
 
 // cycleState is the pod's parsed request and the plans NormalizeScore
@@ -79,6 +84,9 @@ func (s *plans) setPlan(node string, p plan) {
 // (cpuonly.go).
 func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	reqs, hint, err := pl.parse(pod)
+	if err == nil && len(reqs) == 0 && hasExtendedResources(pod) && pl.learn(nodes) {
+		reqs, hint, err = pl.parse(pod) // a name only nodes not yet seen publish
+	}
 	if err != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
 	}
@@ -90,7 +98,9 @@ func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 	reqs[0].req.CPUMilli, reqs[0].req.MemoryMiB = podCPUMemory(pod)
 	quality := false
 	for _, r := range reqs {
-		quality = quality || qualityCounts(r.req)
+		// The kind is the node's: a multi-device request may be whole GPUs
+		// on some node.
+		quality = quality || (r.req.Count > 1 && r.req.Topology != score.HintNone)
 	}
 	var id uint64
 	if len(reqs) == 1 {
@@ -120,10 +130,21 @@ func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, e
 		}
 		hint = h
 	}
+	policy, podPolicy := pl.policy, false
+	if v, ok := pod.Annotations[protocol.ReplicaPolicyAnnotation]; ok {
+		p, err := protocol.ParseReplicaPolicy(v)
+		if err != nil {
+			return nil, hint, err
+		}
+		policy, podPolicy = score.Packed, true
+		if p == protocol.ReplicaPolicySpread {
+			policy = score.Spread
+		}
+	}
 	var out []containerRequest
 	var inits []containerRequest
 	for _, c := range pod.Spec.InitContainers {
-		reqs, err := pl.containerRequests(c, hint)
+		reqs, err := pl.containerRequests(c, hint, policy, podPolicy)
 		if err != nil {
 			return nil, hint, fmt.Errorf("init %w", err)
 		}
@@ -134,7 +155,7 @@ func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, e
 		inits = append(inits, reqs...)
 	}
 	for _, c := range pod.Spec.Containers {
-		reqs, err := pl.containerRequests(c, hint)
+		reqs, err := pl.containerRequests(c, hint, policy, podPolicy)
 		if err != nil {
 			return nil, hint, err
 		}
@@ -169,7 +190,7 @@ func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, e
 const maxDevices = 1 << 20
 
 // containerRequests reads one container's GPU requests, sorted by resource.
-func (pl *GPUPack) containerRequests(c v1.Container, hint score.TopologyHint) ([]containerRequest, error) {
+func (pl *GPUPack) containerRequests(c v1.Container, hint score.TopologyHint, policy score.ReplicaPolicy, podPolicy bool) ([]containerRequest, error) {
 	names := make([]string, 0, len(c.Resources.Limits))
 	for n := range c.Resources.Limits {
 		names = append(names, string(n))
@@ -182,10 +203,10 @@ func (pl *GPUPack) containerRequests(c v1.Container, hint score.TopologyHint) ([
 	slices.Sort(names)
 	var out []containerRequest
 	for _, name := range names {
-		req, ok := pl.resources.kindOf(name)
-		if !ok {
+		if !pl.isGPUResource(name) {
 			continue
 		}
+		req, _ := pl.resources.kindOf(name) // the node's kind comes in resolve
 		q, ok := c.Resources.Limits[v1.ResourceName(name)]
 		if !ok {
 			q = c.Resources.Requests[v1.ResourceName(name)]
@@ -198,12 +219,11 @@ func (pl *GPUPack) containerRequests(c v1.Container, hint score.TopologyHint) ([
 			continue
 		}
 		req.Count = int(n)
-		req.Policy = pl.policy
+		req.Policy = policy
 		req.Topology = hint
-		if err := req.Validate(); err != nil {
-			return nil, fmt.Errorf("container %q: %s: %w", c.Name, name, err)
-		}
-		out = append(out, containerRequest{container: c.Name, resource: name, req: req})
+		// The rest of score.Request.Validate depends on the kind, the
+		// node's: resolve checks it.
+		out = append(out, containerRequest{container: c.Name, resource: name, req: req, podPolicy: podPolicy})
 	}
 	return out, nil
 }

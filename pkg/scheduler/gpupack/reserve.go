@@ -40,10 +40,10 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if err != nil {
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}
-	devices, ids := p.deviceIDs(view.Topology, s.requests, pl.cache.Used(nodeName))
+	devices, ids := p.deviceIDs(view.Topology, p.reqs, pl.cache.Used(nodeName))
 	pl.cache.Assume(pod.UID, nodeName, ids)
 	cs.Write(devicesKey, &reserved{devices: devices})
-	for i, r := range s.requests {
+	for i, r := range p.reqs { // as the node serves them
 		pl.workload.Observe(score.TaskOf(view.State, r.req, p.choices[i]))
 		observeChoice(r.req, p.choices[i])
 	}

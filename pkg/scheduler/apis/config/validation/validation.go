@@ -6,14 +6,20 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // MaxWeight bounds the score weights.
 const MaxWeight = 100
+
+// MaxMIGDevices bounds a MIG task type's device count: the most MIG devices
+// a node can hold (topology.MaxGPUs GPUs x topology.MaxMIGSlices slices).
+const MaxMIGDevices = topology.MaxGPUs * topology.MaxMIGSlices
 
 // ValidateGPUPackArgs returns every problem of args, each with its path.
 func ValidateGPUPackArgs(path *field.Path, args *config.GPUPackArgs) field.ErrorList {
@@ -32,13 +38,9 @@ func ValidateGPUPackArgs(path *field.Path, args *config.GPUPackArgs) field.Error
 	if args.FragmentationWeight == 0 && args.TopologyWeight == 0 {
 		errs = append(errs, field.Invalid(path.Child("topologyWeight"), 0, "fragmentationWeight and topologyWeight cannot both be 0"))
 	}
-	for _, r := range []struct{ name, v string }{
-		{"wholeResource", args.WholeResource}, {"sharedResource", args.SharedResource}, {"migResourcePrefix", args.MIGResourcePrefix},
-	} {
-		if r.v == "" || !strings.Contains(r.v, "/") {
-			errs = append(errs, field.Invalid(path.Child(r.name), r.v, "must be a domain-qualified resource name"))
-		}
-	}
+	errs = append(errs, validateResourceName(path.Child("wholeResource"), args.WholeResource)...)
+	errs = append(errs, validateResourceName(path.Child("sharedResource"), args.SharedResource)...)
+	errs = append(errs, validateMIGPrefix(path.Child("migResourcePrefix"), args)...)
 	if args.WholeResource != "" && args.WholeResource == args.SharedResource {
 		errs = append(errs, field.Invalid(path.Child("sharedResource"), args.SharedResource, "must differ from wholeResource"))
 	}
@@ -77,6 +79,15 @@ func validateWorkload(path *field.Path, w *config.WorkloadArgs) field.ErrorList 
 		if err := t.Validate(); err != nil {
 			errs = append(errs, field.Invalid(pp, p, err.Error()))
 		}
+		if t.Kind == score.KindMIG && p.Count > MaxMIGDevices {
+			// 64 GPUs x 8 memory slices: more MIG devices than any node holds.
+			errs = append(errs, field.Invalid(pp.Child("count"), p.Count, fmt.Sprintf("must be in 1..%d (MIG devices a node can hold)", MaxMIGDevices)))
+		}
+		if t.Kind == score.KindMIG && t.MIGProfile != "" {
+			for _, msg := range validation.IsQualifiedName("nvidia.com/mig-" + t.MIGProfile) {
+				errs = append(errs, field.Invalid(pp.Child("migProfile"), p.MIGProfile, "not usable in a resource name: "+msg))
+			}
+		}
 		if p.Weight < 0 {
 			errs = append(errs, field.Invalid(pp.Child("weight"), p.Weight, "must be >= 0"))
 		}
@@ -102,4 +113,50 @@ func TaskType(p config.TaskTypeWeight) (score.TaskType, error) {
 		return t, fmt.Errorf("kind %q: want whole, shared or mig", p.Kind)
 	}
 	return t, nil
+}
+
+// validateResourceName checks an extended resource name as the apiserver
+// does for a container's resources: a qualified name with a domain prefix
+// outside kubernetes.io, and no "requests." prefix.
+func validateResourceName(path *field.Path, name string) field.ErrorList {
+	var errs field.ErrorList
+	if name == "" {
+		return field.ErrorList{field.Required(path, "an extended resource name such as nvidia.com/gpu")}
+	}
+	domain, _, ok := strings.Cut(name, "/")
+	if !ok {
+		errs = append(errs, field.Invalid(path, name, "must be a domain-qualified resource name (<domain>/<name>)"))
+	}
+	for _, msg := range validation.IsQualifiedName(name) {
+		errs = append(errs, field.Invalid(path, name, msg))
+	}
+	if ok && (domain == "kubernetes.io" || strings.HasSuffix(domain, ".kubernetes.io")) {
+		errs = append(errs, field.Invalid(path, name, "the kubernetes.io domain holds native resources, not extended ones"))
+	}
+	if strings.HasPrefix(name, "requests.") {
+		errs = append(errs, field.Invalid(path, name, `must not start with "requests." (quota's prefix)`))
+	}
+	return errs
+}
+
+// validateMIGPrefix checks the MIG resource prefix: <domain>/<start>, with a
+// non-empty start (a bare "nvidia.com/" would claim every nvidia.com
+// resource as MIG), that forms a valid resource name with a profile and does
+// not claim the whole or shared resource.
+func validateMIGPrefix(path *field.Path, args *config.GPUPackArgs) field.ErrorList {
+	p := args.MIGResourcePrefix
+	domain, start, ok := strings.Cut(p, "/")
+	if p == "" || !ok || domain == "" || start == "" {
+		return field.ErrorList{field.Invalid(path, p, "must be <domain>/<name start>, e.g. nvidia.com/mig-: a bare domain would claim every resource of the domain")}
+	}
+	var errs field.ErrorList
+	for _, msg := range validation.IsQualifiedName(p + "1g.5gb") {
+		errs = append(errs, field.Invalid(path, p, "with a profile (e.g. 1g.5gb) it must form a valid resource name: "+msg))
+	}
+	for _, r := range []struct{ name, v string }{{"wholeResource", args.WholeResource}, {"sharedResource", args.SharedResource}} {
+		if r.v != "" && strings.HasPrefix(r.v, p) {
+			errs = append(errs, field.Invalid(path, p, fmt.Sprintf("claims %s %q as a MIG resource", r.name, r.v)))
+		}
+	}
+	return errs
 }

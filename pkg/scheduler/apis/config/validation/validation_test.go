@@ -84,7 +84,7 @@ func TestValidateListsEveryError(t *testing.T) {
 				"args.fragmentationWeight: Invalid value",
 				"args.topologyWeight: Invalid value",
 				"args.wholeResource: Invalid value",
-				"args.sharedResource: Invalid value",
+				"args.sharedResource: Required value",
 				"args.replicaPolicy: Unsupported value",
 				"args.defaultTopology: Unsupported value",
 				"args.workload.priorWeight: Invalid value",
@@ -120,6 +120,95 @@ func TestValidateListsEveryError(t *testing.T) {
 			"empty prior",
 			func(a *config.GPUPackArgs) { a.Workload.Prior = nil },
 			[]string{"args.workload.prior: Required value"},
+		},
+		// Issue 12 item 6: a bare domain as MIG prefix claims every
+		// nvidia.com resource (nvidia.com/gpu included) as MIG.
+		{
+			"MIG prefix is a bare domain",
+			func(a *config.GPUPackArgs) { a.MIGResourcePrefix = "nvidia.com/" },
+			[]string{"args.migResourcePrefix: Invalid value"},
+		},
+		{
+			"MIG prefix claims the whole resource",
+			func(a *config.GPUPackArgs) { a.MIGResourcePrefix = "nvidia.com/g" },
+			// nvidia.com/gpu and nvidia.com/gpu.shared both start with it
+			[]string{"args.migResourcePrefix: Invalid value", "args.migResourcePrefix: Invalid value"},
+		},
+		{
+			"MIG prefix claims the shared resource",
+			func(a *config.GPUPackArgs) {
+				a.SharedResource, a.MIGResourcePrefix = "nvidia.com/mig-shared", "nvidia.com/mig-"
+			},
+			[]string{"args.migResourcePrefix: Invalid value"},
+		},
+		{
+			"MIG prefix without a domain",
+			func(a *config.GPUPackArgs) { a.MIGResourcePrefix = "mig-" },
+			[]string{"args.migResourcePrefix: Invalid value"},
+		},
+		{
+			"MIG prefix with a character no resource name has",
+			func(a *config.GPUPackArgs) { a.MIGResourcePrefix = "nvidia.com/mig " },
+			[]string{"args.migResourcePrefix: Invalid value"},
+		},
+		// Issue 12 item 6: names that are not valid resource names.
+		{
+			"resource names that are not resource names",
+			func(a *config.GPUPackArgs) {
+				a.WholeResource = "nvidia.com/gpu s"    // space
+				a.SharedResource = "nvidia.com/-shared" // must start alphanumeric
+			},
+			[]string{"args.wholeResource: Invalid value", "args.sharedResource: Invalid value"},
+		},
+		{
+			"native and quota names",
+			func(a *config.GPUPackArgs) {
+				a.WholeResource = "kubernetes.io/gpu"
+				a.SharedResource = "requests.nvidia.com/gpu"
+			},
+			[]string{"args.wholeResource: Invalid value", "args.sharedResource: Invalid value"},
+		},
+		{
+			"domain with a bad character",
+			func(a *config.GPUPackArgs) { a.WholeResource = "nvidia_com/gpu" },
+			[]string{"args.wholeResource: Invalid value"},
+		},
+		// Issue 12 item 6: a MIG prior of 2^31-1 devices (no node holds
+		// more than 64 GPUs x 8 slices = 512).
+		{
+			"MIG prior of 2^31-1 devices",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 1<<31 - 1, Weight: 1}}
+			},
+			[]string{"args.workload.prior[0].count: Invalid value"},
+		},
+		{
+			"MIG prior of 513 devices",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 513, Weight: 1}}
+			},
+			[]string{"args.workload.prior[0].count: Invalid value"},
+		},
+		{
+			"MIG prior of 512 devices is the limit",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 512, Weight: 1}}
+			},
+			nil,
+		},
+		{
+			"MIG prior whose profile is no resource name",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g 5gb", Count: 1, Weight: 1}}
+			},
+			[]string{"args.workload.prior[0].migProfile: Invalid value"},
+		},
+		{
+			"whole prior of 2^31-1 GPUs",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "whole", Count: 1<<31 - 1, Weight: 1}}
+			},
+			[]string{"args.workload.prior[0]: Invalid value"},
 		},
 		{
 			"MIG prior without profile",

@@ -1,0 +1,55 @@
+package deviceplugin
+
+import (
+	"github.com/gpupack/gpupack/pkg/sharing"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// publishedResources is the node's resource table for gpupack.io/topology:
+// each resource the plugin serves with its kind, replica count and policy,
+// so that the scheduler places each request as this node serves it
+// (NVIDIA's default serves time-shared replicas under nvidia.com/gpu).
+// A resource whose devices are partly replicas (timeSlicing.resources[].
+// devices selects some GPUs) is published as replicas: the scheduler then
+// places its requests on the time-shared GPUs only, and never names a bare
+// GPU where the node serves replica IDs.
+func publishedResources(resources []sharing.Resource, ts *sharing.TimeSlicing) []topology.Resource {
+	out := make([]topology.Resource, 0, len(resources))
+	for _, r := range resources {
+		if len(r.Devices) == 0 {
+			continue
+		}
+		var shared, mig bool
+		replicas, profile := 0, ""
+		for _, d := range r.Devices {
+			if d.Shared() {
+				shared = true
+				replicas = max(replicas, d.Replicas)
+			}
+			if d.MIG {
+				mig = true
+				profile = d.Profile
+			}
+		}
+		p := topology.Resource{Name: r.Name}
+		switch {
+		case shared && mig:
+			p.Kind, p.Replicas, p.Profile = topology.KindMIGReplica, replicas, profile
+		case shared:
+			p.Kind, p.Replicas = topology.KindReplica, replicas
+		case mig:
+			p.Kind, p.Profile = topology.KindMIG, profile
+		default:
+			p.Kind = topology.KindGPU
+		}
+		if shared {
+			p.Policy = topology.PolicyPacked
+			if ts.ReplicaPolicy == sharing.ReplicaPolicySpread {
+				p.Policy = topology.PolicySpread
+			}
+			p.FailRequestsGreaterThanOne = ts.FailRequestsGreaterThanOne
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -1,0 +1,116 @@
+package topology
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// ResourceKind is what a resource name serves on a node.
+type ResourceKind string
+
+// Resource kinds.
+const (
+	// KindGPU serves whole GPUs (device ID: GPU UUID).
+	KindGPU ResourceKind = "gpu"
+	// KindReplica serves time-shared replicas of whole GPUs (device ID:
+	// <GPU-UUID>::<n>); the GPUs' Replicas fields say how many each has.
+	KindReplica ResourceKind = "replica"
+	// KindMIG serves MIG devices of one profile (device ID: MIG UUID).
+	KindMIG ResourceKind = "mig"
+	// KindMIGReplica serves time-shared replicas of MIG devices (device ID:
+	// <MIG-UUID>::<n>).
+	KindMIGReplica ResourceKind = "mig-replica"
+)
+
+// Replica policies a node may publish for a replica resource.
+const (
+	PolicyPacked = "packed"
+	PolicySpread = "spread"
+)
+
+// MaxResources is the most resources a node may publish.
+const MaxResources = 64
+
+// Resource is one extended resource a node's device plugin serves, as it
+// serves it: the scheduler takes a resource's kind, replica count and
+// replica policy from here, never from cluster-wide settings (NVIDIA's
+// default serves time-shared replicas under nvidia.com/gpu).
+type Resource struct {
+	// Name is the extended resource name, e.g. nvidia.com/gpu.
+	Name string       `json:"name"`
+	Kind ResourceKind `json:"kind"`
+	// Replicas is the replica count per device (replica kinds).
+	Replicas int `json:"replicas,omitempty"`
+	// Policy places a multi-replica request (replica kinds): packed (one
+	// GPU) or spread (distinct GPUs).
+	Policy string `json:"policy,omitempty"`
+	// FailRequestsGreaterThanOne: the device plugin refuses requests of
+	// more than one replica (NVIDIA's failRequestsGreaterThanOne).
+	FailRequestsGreaterThanOne bool `json:"failRequestsGreaterThanOne,omitempty"`
+	// Profile is the MIG profile (MIG kinds), e.g. 1g.5gb.
+	Profile string `json:"profile,omitempty"`
+}
+
+// Resource returns the resource the node publishes under name.
+func (n *Node) Resource(name string) (Resource, bool) {
+	for _, r := range n.Resources {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Resource{}, false
+}
+
+// qualifiedName is an extended resource name: <DNS subdomain>/<name>, the
+// name part as in a Kubernetes qualified name.
+var qualifiedName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+
+// validateResources checks the resource table: at most MaxResources
+// entries, valid unique names, known kinds, and the fields each kind needs.
+func (n *Node) validateResources() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(n.Resources) > MaxResources {
+		return []error{fmt.Errorf("%d resources, more than %d", len(n.Resources), MaxResources)}
+	}
+	seen := map[string]bool{}
+	for i, r := range n.Resources {
+		what := fmt.Sprintf("resource %d (%q)", i, r.Name)
+		if len(r.Name) > 253+1+63 || !qualifiedName.MatchString(r.Name) || strings.Contains(r.Name, "kubernetes.io/") {
+			add("%s: not an extended resource name <domain>/<name>", what)
+		}
+		if seen[r.Name] {
+			add("%s: listed twice", what)
+		}
+		seen[r.Name] = true
+		replica := r.Kind == KindReplica || r.Kind == KindMIGReplica
+		switch r.Kind {
+		case KindGPU, KindReplica, KindMIG, KindMIGReplica:
+		default:
+			add("%s: unknown kind %q (want %s, %s, %s or %s)", what, r.Kind, KindGPU, KindReplica, KindMIG, KindMIGReplica)
+		}
+		switch {
+		case replica && (r.Replicas < 2 || r.Replicas > MaxReplicas):
+			add("%s: %d replicas, want 2 to %d", what, r.Replicas, MaxReplicas)
+		case !replica && r.Replicas != 0:
+			add("%s: kind %s has no replicas (got %d)", what, r.Kind, r.Replicas)
+		}
+		switch {
+		case replica && r.Policy != PolicyPacked && r.Policy != PolicySpread:
+			add("%s: replica policy %q, want %s or %s", what, r.Policy, PolicyPacked, PolicySpread)
+		case !replica && r.Policy != "":
+			add("%s: kind %s has no replica policy (got %q)", what, r.Kind, r.Policy)
+		case !replica && r.FailRequestsGreaterThanOne:
+			add("%s: kind %s has no replicas to refuse", what, r.Kind)
+		}
+		mig := r.Kind == KindMIG || r.Kind == KindMIGReplica
+		switch {
+		case mig && (r.Profile == "" || len(r.Profile) > 63 || strings.ContainsAny(r.Profile, "/ \t\n")):
+			add("%s: MIG profile %q", what, r.Profile)
+		case !mig && r.Profile != "":
+			add("%s: kind %s has no MIG profile (got %q)", what, r.Kind, r.Profile)
+		}
+	}
+	return errs
+}

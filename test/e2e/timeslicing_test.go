@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
+	"github.com/gpupack/gpupack/test/harness"
+)
+
+// Issue 12 item 1, on the real apiserver, kubelet device manager and
+// device-plugin binary: pcie-4gpu-2socket with NVIDIA's default naming
+// (renameByDefault: false) serves 4 x 4 = 16 replicas under nvidia.com/gpu.
+// 16 pods asking nvidia.com/gpu: 1 are all placed, each with one replica ID
+// the node serves, and the kubelet allocates exactly that ID (before: 4
+// placed with bare GPU UUIDs the node does not serve, 12 Unschedulable).
+// A 17th pod is Unschedulable.
+func TestTimeSlicingUnderNVIDIADefaultName(t *testing.T) {
+	e := newEnv(t)
+	const conf = `version: v1
+publish: {inUseInterval: 1s}
+sharing:
+  timeSlicing:
+    renameByDefault: false
+    resources:
+      - name: nvidia.com/gpu
+        replicas: 4
+`
+	c := e.startNodes(harness.NodeConfig{Name: "ts", Machine: "pcie-4gpu-2socket", PluginConfig: conf})
+	topo := e.publishedTopology("ts", func(n *topology.Node) bool { _, ok := n.Resource(gpuResource); return ok })
+	res, _ := topo.Resource(gpuResource)
+	require.Equal(t, topology.Resource{Name: gpuResource, Kind: topology.KindReplica, Replicas: 4, Policy: topology.PolicyPacked}, res)
+	e.waitAllocatable("ts", 16) // 4 GPUs x 4 replicas
+	e.startScheduler()
+
+	for i := range 16 {
+		e.createPod(gpuPod(podName("share", i), 1, nil))
+	}
+	got := map[string][]string{}
+	var all []string
+	for i := range 16 {
+		name := podName("share", i)
+		ids := e.admittedExactly(c, name)
+		require.Len(t, ids, 1, "pod %s: one replica", name)
+		got[name] = ids
+		all = append(all, ids...)
+	}
+	var want []string
+	for _, g := range topo.GPUs {
+		for k := range 4 {
+			want = append(want, score.ReplicaID(g.UUID, k))
+		}
+	}
+	require.ElementsMatch(t, want, all, "each of the node's 16 replica IDs once")
+	requireDisjoint(t, got)
+	e.requireInUse("ts", got)
+	e.createPod(gpuPod("extra", 1, nil))
+	e.requireUnschedulable("extra")
+}
