@@ -42,9 +42,17 @@ func newEnv(t *testing.T) *env {
 
 // startScheduler runs the scheduler binary with manifests/scheduler/config.yaml,
 // pointed at this control plane, leader election off.
-func (e *env) startScheduler() {
+func (e *env) startScheduler() { e.startSchedulerVia("") }
+
+// startSchedulerVia is startScheduler with the scheduler's client going
+// through kubeconfig ("": straight to the apiserver).
+func (e *env) startSchedulerVia(kubeconfig string) {
 	t := e.t
-	path, err := e.cp.WriteSchedulerConfig("../../manifests/scheduler/config.yaml", e.dir, 500, nil)
+	var edit func(map[string]any)
+	if kubeconfig != "" {
+		edit = func(cfg map[string]any) { cfg["clientConnection"].(map[string]any)["kubeconfig"] = kubeconfig }
+	}
+	path, err := e.cp.WriteSchedulerConfig("../../manifests/scheduler/config.yaml", e.dir, 500, edit)
 	require.NoError(t, err)
 	p, err := cluster.StartProcess(context.Background(), e.dir, "scheduler", schedulerBin, "--config="+path, "--secure-port=0", "--v=2")
 	require.NoError(t, err)

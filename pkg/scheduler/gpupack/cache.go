@@ -38,6 +38,10 @@ type Cache struct {
 const maxPublishedNames = 1024
 
 type nodeEntry struct {
+	// live: the node informer knows the node (UpdateNode, until
+	// RemoveNode). An entry that is not live exists only for the pods
+	// held on it and goes with the last of them.
+	live bool
 	// obj is the Node object the annotations were last read from: the
 	// informer replaces a Node object on every change and never mutates
 	// one, so the same pointer means the same annotations, and the per-node
@@ -67,8 +71,12 @@ type nodeEntry struct {
 }
 
 type podEntry struct {
-	node    string
-	ids     []string
+	node string
+	ids  []string
+	// assumed: Reserve's choice that the informer has not yet confirmed
+	// (a bound pod carrying these devices). Only an assumed pod is
+	// forgotten by Unreserve, as kube-scheduler's own cache forgets only
+	// assumed pods: a bind call can fail after the apiserver applied it.
 	assumed bool
 }
 
@@ -109,6 +117,10 @@ func (c *Cache) view(node *v1.Node) (NodeView, *nodeEntry, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A node the informer has not delivered yet (or has just deleted: a
+	// cycle's older snapshot) gets an entry that is not live: the next
+	// RemoveNode sweeps it unless the informer delivers the node or a pod
+	// holds devices on it meanwhile.
 	e = c.updateNodeLocked(node.Name, topoRaw, inUseRaw)
 	c.setObjLocked(e, node)
 	if e.topoErr != nil {
@@ -199,17 +211,29 @@ func freeResources(ni fwk.NodeInfo) (cpuMilli, memMiB int64, ok bool) {
 
 // UpdateNode folds in a node's annotations (node informer). It returns the
 // decoding errors of annotations that changed (nil when none), for the
-// caller to report once.
+// caller to report once. A node with neither GPU annotation gets no entry
+// (it keeps one only while pods hold devices on it).
 func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	topoRaw, hasTopo := node.Annotations[topology.AnnotationKey]
+	inUseRaw, hasInUse := node.Annotations[protocol.InUseAnnotation]
 	e := c.nodes[node.Name]
+	if !hasTopo && !hasInUse {
+		if e != nil {
+			c.clearLocked(e)
+			e.live = true
+			c.dropIfUnusedLocked(node.Name, e)
+		}
+		return nil, nil
+	}
 	var oldTopo, oldInUse string
-	known := e != nil
+	known := e != nil && e.live
 	if known {
 		oldTopo, oldInUse = e.topoRaw, e.inUseRaw
 	}
-	e = c.updateNodeLocked(node.Name, node.Annotations[topology.AnnotationKey], node.Annotations[protocol.InUseAnnotation])
+	e = c.updateNodeLocked(node.Name, topoRaw, inUseRaw)
+	e.live = true
 	c.setObjLocked(e, node)
 	if !known || oldTopo != e.topoRaw {
 		topoErr = e.topoErr
@@ -220,14 +244,53 @@ func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 	return topoErr, inUseErr
 }
 
-// RemoveNode forgets a node (its pods stay until they go).
+// RemoveNode forgets a deleted node: its entry goes now, or with the last
+// pod still held on it.
 func (c *Cache) RemoveNode(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.nodes[name]; e != nil {
-		e.topoRaw, e.topo, e.topoErr, e.state = "", nil, nil, nil
-		c.setObjLocked(e, nil)
+		c.clearLocked(e)
+		e.live = false
 	}
+	// Also sweep the entries View made for nodes the informer never
+	// delivered, or made again for a deleted node from an older snapshot.
+	for n, e := range c.nodes {
+		if !e.live {
+			c.dropIfUnusedLocked(n, e)
+		}
+	}
+}
+
+// clearLocked drops what e read from its Node (topology, in-use report,
+// States, last plans); the pods held on it stay.
+func (c *Cache) clearLocked(e *nodeEntry) {
+	c.setObjLocked(e, nil)
+	e.topoRaw, e.inUseRaw = "", ""
+	e.topo, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil
+	e.state, e.free, e.freeBase = nil, nil, nil
+	e.last.Store(nil)
+}
+
+// dropIfUnusedLocked deletes e (the entry of node name) when the node
+// informer does not know the node, or it has no GPU annotation, and no pod
+// holds devices on it.
+func (c *Cache) dropIfUnusedLocked(name string, e *nodeEntry) {
+	if len(e.pods) > 0 || (e.live && (e.topoRaw != "" || e.inUseRaw != "")) {
+		return
+	}
+	c.setObjLocked(e, nil)
+	if c.nodes[name] == e {
+		delete(c.nodes, name)
+	}
+}
+
+// Nodes is the number of node entries (for tests and benchmarks of the
+// cache's footprint).
+func (c *Cache) Nodes() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.nodes)
 }
 
 // setObjLocked records the Node object e was last read from.
@@ -255,6 +318,12 @@ func (c *Cache) entryLocked(name string) *nodeEntry {
 
 func (c *Cache) updateNodeLocked(name, topoRaw, inUseRaw string) *nodeEntry {
 	e := c.entryLocked(name)
+	c.decodeLocked(e, topoRaw, inUseRaw)
+	return e
+}
+
+// decodeLocked folds changed annotation values into e.
+func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 	if topoRaw != e.topoRaw || (e.topo == nil && e.topoErr == nil) {
 		e.topoRaw = topoRaw
 		e.topo, e.topoErr = nil, nil
@@ -287,7 +356,6 @@ func (c *Cache) updateNodeLocked(name, topoRaw, inUseRaw string) *nodeEntry {
 		}
 		e.state = nil
 	}
-	return e
 }
 
 // publishLocked records the resource names a node publishes.
@@ -335,17 +403,47 @@ func (c *Cache) stateLocked(e *nodeEntry) *score.State {
 // Used returns the device IDs counted as in use on node (own choices
 // UNION in-use report).
 func (c *Cache) Used(node string) map[string]bool {
+	return c.UsedWithout(node, nil)
+}
+
+// UsedWithout is Used without the devices of the pods in skip (preemption
+// victims), from the own choices and the in-use report of every other pod.
+func (c *Cache) UsedWithout(node string, skip []types.UID) map[string]bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	return usedLocked(c.nodes[node], skip)
+}
+
+// usedOf is UsedWithout on the entry a view came from (viewOf): for a node
+// the cache keeps no entry of, the view's own reading of its in-use report.
+func (c *Cache) usedOf(e *nodeEntry, skip []types.UID) map[string]bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return usedLocked(e, skip)
+}
+
+func usedLocked(e *nodeEntry, skip []types.UID) map[string]bool {
 	used := map[string]bool{}
-	e := c.nodes[node]
 	if e == nil {
 		return used
 	}
-	for id := range e.inUse {
-		used[id] = true
+	if len(skip) == 0 {
+		for id := range e.inUse {
+			used[id] = true
+		}
+	} else {
+		for uid, ids := range e.inUseByPod {
+			if !slices.Contains(skip, uid) {
+				for _, id := range ids {
+					used[id] = true
+				}
+			}
+		}
 	}
-	for _, p := range e.pods {
+	for uid, p := range e.pods {
+		if slices.Contains(skip, uid) {
+			continue
+		}
 		for _, id := range p.ids {
 			used[id] = true
 		}
@@ -358,11 +456,24 @@ func (c *Cache) Assume(uid types.UID, node string, ids []string) {
 	c.setPod(uid, &podEntry{node: node, ids: ids, assumed: true})
 }
 
-// Forget drops a pod's choice (Unreserve, pod deleted or finished).
+// Forget drops a pod's choice (pod deleted or finished).
 func (c *Cache) Forget(uid types.UID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropLocked(uid)
+}
+
+// Unassume drops a pod's choice if it is still merely assumed (Unreserve).
+// A pod the informer has reported bound with its devices keeps them: the
+// bind call may have failed after the apiserver applied the binding, and
+// the pod then runs on those devices. It goes when the informer reports it
+// deleted or finished (Forget).
+func (c *Cache) Unassume(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.pods[uid]; p != nil && p.assumed {
+		c.dropLocked(uid)
+	}
 }
 
 // AddPod folds in a pod from the informer: a pod bound to a node with a
@@ -413,6 +524,7 @@ func (c *Cache) dropLocked(uid types.UID) {
 	if e := c.nodes[old.node]; e != nil {
 		delete(e.pods, uid)
 		e.state = nil
+		c.dropIfUnusedLocked(old.node, e)
 	}
 }
 

@@ -2,31 +2,49 @@ package gpupack
 
 import (
 	"context"
-	"maps"
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
-// adjustment is what the framework asked to add to or remove from one
-// node for this evaluation: nominated pods (their GPUs are not chosen yet,
-// so their requests are placed as the plugin would place them) and
-// preemption victims (their devices count as free).
+// adjustment is what the framework added to or removed from one node for
+// this evaluation: nominated pods (their GPUs are not chosen yet, so their
+// requests are placed as the plugin would place them) and preemption
+// victims (their devices count as free). The adjusted view is a function
+// of the adjustment alone, and AddPod and RemovePod are exact inverses on
+// it: removing a pod and adding it back (preemption's reprieve), or adding
+// a nominated pod and removing it, restores the adjustment, and so the
+// node's device state, as it was, whatever the pod holds or asks (whole
+// GPUs, MIG devices, replicas).
 type adjustment struct {
-	added   []addedPod
+	// added are the nominated pods in the order the framework added them
+	// (the order their requests are placed in). A pod removed again stays
+	// in its place, marked gone, so that adding it back places it as
+	// before.
+	added []addedPod
+	// removed are pods present on the node (holding devices, or not known
+	// to hold any) that the framework removed.
 	removed []types.UID
 }
 
 type addedPod struct {
 	uid  types.UID
 	reqs []containerRequest
+	gone bool
+	// cpuMilli and memMiB: the pod's CPU and memory (Reserve subtracts
+	// them from the node's free figures, as the framework's NodeInfo does
+	// for Filter).
+	cpuMilli, memMiB int64
 }
 
-// AddPod accounts a nominated pod's GPUs on the node for this evaluation.
+// AddPod accounts a pod the framework adds to the node for this
+// evaluation: a victim removed before is present again; a nominated pod's
+// GPU requests are placed.
 func (pl *GPUPack) AddPod(_ context.Context, cs fwk.CycleState, _ *v1.Pod, podInfo fwk.PodInfo, nodeInfo fwk.NodeInfo) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
@@ -34,20 +52,25 @@ func (pl *GPUPack) AddPod(_ context.Context, cs fwk.CycleState, _ *v1.Pod, podIn
 	}
 	pod := podInfo.GetPod()
 	node := nodeInfo.Node().Name
-	if held, _, ok := pl.cache.PodDevices(pod.UID); ok && held == node {
-		return nil // reserved or bound: the cache counts it already
-	}
-	reqs, _, err := pl.parse(pod)
-	if err != nil || len(reqs) == 0 {
-		return nil // a malformed nominated pod cannot be placed: it adds nothing
-	}
 	a := s.adjustment(node)
-	a.added = append(slices.Clip(a.added), addedPod{uid: pod.UID, reqs: reqs})
+	if i := slices.Index(a.removed, pod.UID); i >= 0 {
+		a.removed = slices.Delete(slices.Clone(a.removed), i, i+1)
+		return nil
+	}
+	if i := slices.IndexFunc(a.added, func(p addedPod) bool { return p.uid == pod.UID }); i >= 0 {
+		a.added = slices.Clone(a.added)
+		a.added[i].gone = false
+		return nil
+	}
+	if len(pl.cache.HeldBy(node, pod.UID)) > 0 {
+		return nil // reserved or bound here: the cache counts it already
+	}
+	a.added = append(slices.Clip(a.added), pl.nominated(pod))
 	return nil
 }
 
 // RemovePod frees a pod's devices on the node for this evaluation (a
-// preemption victim, or a nominated pod added before).
+// preemption victim), or takes back a nominated pod added before.
 func (pl *GPUPack) RemovePod(_ context.Context, cs fwk.CycleState, _ *v1.Pod, podInfo fwk.PodInfo, nodeInfo fwk.NodeInfo) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
@@ -55,16 +78,54 @@ func (pl *GPUPack) RemovePod(_ context.Context, cs fwk.CycleState, _ *v1.Pod, po
 	}
 	uid := podInfo.GetPod().UID
 	a := s.adjustment(nodeInfo.Node().Name)
-	if i := slices.IndexFunc(a.added, func(p addedPod) bool { return p.uid == uid }); i >= 0 {
-		a.added = slices.Delete(slices.Clone(a.added), i, i+1)
+	if i := slices.IndexFunc(a.added, func(p addedPod) bool { return p.uid == uid && !p.gone }); i >= 0 {
+		a.added = slices.Clone(a.added)
+		a.added[i].gone = true
 		return nil
 	}
-	a.removed = append(slices.Clip(a.removed), uid)
+	if !slices.Contains(a.removed, uid) {
+		a.removed = append(slices.Clip(a.removed), uid)
+	}
 	return nil
 }
 
+// nominated is a pod to place as nominated. A pod whose requests cannot
+// be parsed, or that asks no GPU, places nothing.
+func (pl *GPUPack) nominated(pod *v1.Pod) addedPod {
+	p := addedPod{uid: pod.UID}
+	if reqs, _, err := pl.parse(pod); err == nil {
+		p.reqs = reqs
+	}
+	p.cpuMilli, p.memMiB = podCPUMemory(pod)
+	return p
+}
+
+// nominatedOn is the adjustment Filter saw on node through the framework
+// (addGENominatedPods): the pods nominated to it with at least pod's
+// priority, pod itself excepted, that the cache does not hold there yet.
+// Reserve chooses the devices around them, as Filter admitted the node.
+func (pl *GPUPack) nominatedOn(pod *v1.Pod, node string) *adjustment {
+	if pl.handle == nil {
+		return nil
+	}
+	var a *adjustment
+	prio := corev1helpers.PodPriority(pod)
+	for _, pi := range pl.handle.NominatedPodsForNode(node) {
+		p := pi.GetPod()
+		if p.UID == pod.UID || corev1helpers.PodPriority(p) < prio || len(pl.cache.HeldBy(node, p.UID)) > 0 {
+			continue
+		}
+		if a == nil {
+			a = &adjustment{}
+		}
+		a.added = append(a.added, pl.nominated(p))
+	}
+	return a
+}
+
 // adjustment returns a fresh copy of node's adjustment, stored in s (the
-// old one may be shared with the state this one was cloned from).
+// old one may be shared with the state this one was cloned from; its
+// slices are cloned before they change).
 func (s *cycleState) adjustment(node string) *adjustment {
 	if s.adjust == nil {
 		s.adjust = map[string]*adjustment{}
@@ -77,22 +138,29 @@ func (s *cycleState) adjustment(node string) *adjustment {
 	return a
 }
 
-// adjusted returns view with the node's adjustment applied: victims'
-// devices freed, then nominated pods placed by the plugin's own choice (a
-// nominated pod that does not fit adds nothing).
-func (pl *GPUPack) adjusted(view NodeView, node string, a *adjustment) NodeView {
-	used := pl.cache.Used(node)
-	for _, uid := range a.removed {
-		for _, id := range pl.cache.HeldBy(node, uid) {
-			delete(used, id)
-		}
-	}
-	st, _ := score.StateOf(view.Topology, maps.Clone(used))
+// adjusted returns view (read from the node's entry e) with the node's
+// adjustment applied: the removed
+// pods' devices free, then the nominated pods placed in turn by the
+// plugin's own choice (a nominated pod that does not fit adds nothing).
+// subtractNominated: also take the nominated pods' CPU and memory from the
+// node's free figures (Reserve; Filter's NodeInfo counts them already).
+func (pl *GPUPack) adjusted(view NodeView, e *nodeEntry, a *adjustment, subtractNominated bool) NodeView {
+	st, _ := score.StateOf(view.Topology, pl.cache.usedOf(e, a.removed))
 	if cpu, mem, ok := view.State.FreeResources(); ok {
-		st.SetFree(cpu, mem) // the framework's NodeInfo counts the nominated pods' CPU and memory
+		if subtractNominated {
+			for _, p := range a.added {
+				if !p.gone {
+					cpu, mem = cpu-p.cpuMilli, mem-p.memMiB
+				}
+			}
+		}
+		st.SetFree(cpu, mem)
 	}
 	dist := pl.workload.Distribution()
 	for _, p := range a.added {
+		if p.gone {
+			continue
+		}
 		trial := st.Clone()
 		ok := true
 		for _, r := range p.reqs {

@@ -112,8 +112,10 @@ func hintNote(r score.Request) string {
 }
 
 // deviceIDs names the plan's devices; replica numbers are picked against
-// used (the node's usage) so that they are free.
-func (p *plan) deviceIDs(node *topology.Node, reqs []containerRequest, used map[string]bool) (protocol.Devices, []string) {
+// used (the node's usage) so that they are free. A pod-level request's
+// devices are split among its containers as the kubelet will, each
+// container's new devices chosen by pick (containerSets).
+func (p *plan) deviceIDs(node *topology.Node, reqs []containerRequest, used map[string]bool, pick func(*topology.Node, score.Request) pickFunc) (protocol.Devices, []string) {
 	d := protocol.Devices{Resources: map[string][]string{}, Containers: map[string]map[string][]string{}}
 	var all []string
 	for i, c := range p.choices {
@@ -126,10 +128,12 @@ func (p *plan) deviceIDs(node *topology.Node, reqs []containerRequest, used map[
 		}
 		r := reqs[i]
 		d.Resources[r.resource] = append(d.Resources[r.resource], ids...)
-		if d.Containers[r.container] == nil {
-			d.Containers[r.container] = map[string][]string{}
+		for container, set := range r.containerSets(ids, pick(node, r.req)) {
+			if d.Containers[container] == nil {
+				d.Containers[container] = map[string][]string{}
+			}
+			d.Containers[container][r.resource] = append(d.Containers[container][r.resource], set...)
 		}
-		d.Containers[r.container][r.resource] = append(d.Containers[r.container][r.resource], ids...)
 		all = append(all, ids...)
 	}
 	return d, all

@@ -69,6 +69,18 @@ func gpuPod(name, res string, n int64, annotations ...string) *v1.Pod {
 
 func newHarness(t *testing.T, args runtime.Object, nodes []*v1.Node, pods ...*v1.Pod) *harness {
 	t.Helper()
+	return newHarnessWith(t, harnessOptions{}, args, nodes, pods...)
+}
+
+// harnessOptions add to the harness's framework: more plugins (e.g.
+// DefaultPreemption at PostFilter) and options (e.g. a pod nominator).
+type harnessOptions struct {
+	plugins []tf.RegisterPluginFunc
+	options []frameworkruntime.Option
+}
+
+func newHarnessWith(t *testing.T, o harnessOptions, args runtime.Object, nodes []*v1.Node, pods ...*v1.Pod) *harness {
+	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
@@ -90,16 +102,23 @@ func newHarness(t *testing.T, args runtime.Object, nodes []*v1.Node, pods ...*v1
 		h.pl = pl
 		return pl, err
 	}
-	fh, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{
+	snapshot := cache.NewSnapshot(pods, nodes)
+	fh, err := tf.NewFramework(ctx, append([]tf.RegisterPluginFunc{
 		tf.RegisterQueueSortPlugin(queuesort.Name, queuesort.New),
 		// GPUPack binds first (as in manifests/scheduler/config.yaml);
 		// DefaultBinder binds the pods it skips.
 		tf.RegisterPluginAsExtensions(Name, factory, "PreFilter", "Filter", "PreScore", "Score", "Reserve", "Bind"),
 		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
-	}, "gpupack-scheduler",
-		frameworkruntime.WithSnapshotSharedLister(cache.NewSnapshot(pods, nodes)),
-		frameworkruntime.WithClientSet(cs),
-		frameworkruntime.WithInformerFactory(inf),
+	}, o.plugins...), "gpupack-scheduler",
+		append([]frameworkruntime.Option{
+			frameworkruntime.WithSnapshotSharedLister(snapshot),
+			frameworkruntime.WithMutableSnapshotLister(snapshot),
+			frameworkruntime.WithClientSet(cs),
+			frameworkruntime.WithInformerFactory(inf),
+			// The scheduling queue is the nominator in kube-scheduler; none
+			// nominated unless the test's options say so.
+			frameworkruntime.WithPodNominator(&nominator{pods: map[string][]fwk.PodInfo{}}),
+		}, o.options...)...,
 	)
 	require.NoError(t, err)
 	inf.Start(ctx.Done())

@@ -18,15 +18,17 @@ import (
 
 const stateKey fwk.StateKey = Name
 
-// containerRequest is one container's GPU request.
-// Its kind, MIG profile and replica policy are the node's (resolve): req
-// holds the args' reading until a node resolves it.
+// containerRequest is one container's GPU request, or (container "", with
+// uses) the pod's request of a resource its regular init containers ask
+// too (sizing.go). Its kind, MIG profile and replica policy are the node's
+// (resolve): req holds the args' reading until a node resolves it.
 type containerRequest struct {
 	container string
 	resource  string
 	req       score.Request
 	// podPolicy: req.Policy is the pod's gpupack.io/replica-policy.
 	podPolicy bool
+	uses      []containerUse
 }
 
 // cycleState is the pod's parsed request and the plans NormalizeScore
@@ -115,12 +117,10 @@ func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 // nominated pods and preemption victims (nominated.go).
 func (pl *GPUPack) PreFilterExtensions() fwk.PreFilterExtensions { return pl }
 
-// parse reads the pod's GPU requests, one per (container, resource), and
-// its topology hint. As kube-scheduler sizes a pod, a resource's need is the
-// larger of the app containers' sum (restartable init containers, i.e.
-// sidecars, included) and the largest single init container's request: when
-// an init container asks more, it becomes the pod's one request for that
-// resource (the kubelet hands its devices on to the app containers).
+// parse reads the pod's GPU requests and its topology hint. A request is
+// one per (container, resource), or one per resource for the resources
+// regular init containers ask, sized as the kubelet's device manager
+// allocates them (podRequests).
 func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, error) {
 	hint := pl.hint
 	if v, ok := pod.Annotations[score.HintAnnotation]; ok {
@@ -141,46 +141,25 @@ func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, e
 			policy = score.Spread
 		}
 	}
-	var out []containerRequest
-	var inits []containerRequest
-	for _, c := range pod.Spec.InitContainers {
-		reqs, err := pl.containerRequests(c, hint, policy, podPolicy)
+	containers := make([]containerReqs, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		reqs, err := pl.containerRequests(*c, hint, policy, podPolicy)
 		if err != nil {
 			return nil, hint, fmt.Errorf("init %w", err)
 		}
-		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
-			out = append(out, reqs...) // a sidecar runs beside the app containers
-			continue
-		}
-		inits = append(inits, reqs...)
+		containers = append(containers, containerReqs{name: c.Name, keep: isSidecar(c), reqs: reqs})
 	}
 	for _, c := range pod.Spec.Containers {
 		reqs, err := pl.containerRequests(c, hint, policy, podPolicy)
 		if err != nil {
 			return nil, hint, err
 		}
-		out = append(out, reqs...)
+		containers = append(containers, containerReqs{name: c.Name, keep: true, reqs: reqs})
 	}
-	if len(inits) == 0 {
-		return out, hint, nil
-	}
-	sum := map[string]int{}
-	for _, r := range out {
-		sum[r.resource] += r.req.Count
-	}
-	biggest := map[string]containerRequest{}
-	for _, r := range inits {
-		if b, ok := biggest[r.resource]; !ok || r.req.Count > b.req.Count {
-			biggest[r.resource] = r
-		}
-	}
-	for _, res := range slices.Sorted(maps.Keys(biggest)) {
-		b := biggest[res]
-		if b.req.Count <= sum[res] {
-			continue
-		}
-		out = slices.DeleteFunc(out, func(r containerRequest) bool { return r.resource == res })
-		out = append(out, b)
+	out, err := podRequests(containers)
+	if err != nil {
+		return nil, hint, err
 	}
 	return out, hint, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 const devicesKey fwk.StateKey = Name + "/devices"
@@ -21,7 +22,10 @@ type reserved struct{ devices protocol.Devices }
 func (r *reserved) Clone() fwk.StateData { return r }
 
 // Reserve chooses the exact devices against the cache's current usage (other
-// pods may have been reserved since Filter) and holds them for the pod.
+// pods may have been reserved since Filter) and holds them for the pod. The
+// choice is made around the nominated pods Filter counted on the node
+// (those of at least the pod's priority), so that the devices a waiting
+// nominated pod needs stay free.
 func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
@@ -32,15 +36,18 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if err != nil {
 		return fwk.AsStatus(fmt.Errorf("getting node %q from snapshot: %w", nodeName, err))
 	}
-	view, err := pl.cache.ViewOf(nodeInfo)
+	view, e, err := pl.cache.viewOf(nodeInfo)
 	if err != nil {
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
+	}
+	if a := pl.nominatedOn(pod, nodeName); a != nil {
+		view = pl.adjusted(view, e, a, true)
 	}
 	p, err := pl.makePlan(view, s.requests, pl.workload.Distribution(), true)
 	if err != nil {
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}
-	devices, ids := p.deviceIDs(view.Topology, p.reqs, pl.cache.Used(nodeName))
+	devices, ids := p.deviceIDs(view.Topology, p.reqs, pl.cache.usedOf(e, nil), pl.picker)
 	pl.cache.Assume(pod.UID, nodeName, ids)
 	cs.Write(devicesKey, &reserved{devices: devices})
 	for i, r := range p.reqs { // as the node serves them
@@ -53,12 +60,25 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	return nil
 }
 
-// Unreserve releases what Reserve held.
+// Unreserve releases what Reserve held, unless the informer has meanwhile
+// reported the pod bound with those devices (the bind call failed after the
+// apiserver applied it): that pod keeps them until it is deleted.
 func (pl *GPUPack) Unreserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodeName string) {
 	if _, err := readState(cs); err != nil {
 		return
 	}
-	pl.cache.Forget(pod.UID)
+	pl.cache.Unassume(pod.UID)
 	cs.Delete(devicesKey)
 	klog.FromContext(ctx).V(3).Info("Released GPU devices", "pod", klog.KObj(pod), "node", nodeName)
+}
+
+// picker chooses a container's devices within its pod's set as the device
+// plugin's GetPreferredAllocation will (score.Preferred).
+func (pl *GPUPack) picker(node *topology.Node, req score.Request) pickFunc {
+	return func(n int, avail, must []string) ([]string, error) {
+		r := req
+		r.Count = n
+		r.CPUMilli, r.MemoryMiB = 0, 0
+		return score.Preferred(node, r, avail, must, pl.workload)
+	}
 }

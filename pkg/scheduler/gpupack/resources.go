@@ -141,7 +141,7 @@ func (pl *GPUPack) resolveAll(node *topology.Node, reqs []containerRequest) ([]c
 		if err != nil {
 			return nil, err
 		}
-		if out == nil && rr != r {
+		if out == nil && rr.req != r.req { // resolve changes only req
 			out = append(make([]containerRequest, 0, len(reqs)), reqs[:i]...)
 		}
 		if out != nil {

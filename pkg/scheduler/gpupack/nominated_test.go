@@ -1,0 +1,187 @@
+package gpupack
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
+	"k8s.io/utils/ptr"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/score/scoretest"
+)
+
+// nominator is the scheduling queue's pod nominator, reduced to a map.
+type nominator struct {
+	mu   sync.Mutex
+	pods map[string][]fwk.PodInfo
+}
+
+func (n *nominator) AddNominatedPod(_ klog.Logger, pi fwk.PodInfo, ni *fwk.NominatingInfo) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	node := pi.GetPod().Status.NominatedNodeName
+	if ni != nil && ni.Mode() == fwk.ModeOverride {
+		node = ni.NominatedNodeName
+	}
+	n.pods[node] = append(n.pods[node], pi)
+}
+
+func (n *nominator) DeleteNominatedPodIfExists(*v1.Pod) {}
+
+func (n *nominator) UpdateNominatedPod(klog.Logger, *v1.Pod, fwk.PodInfo) {}
+
+func (n *nominator) NominatedPodsForNode(node string) []fwk.PodInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pods[node]
+}
+
+// withNominated is the harness with these pods nominated to node.
+func withNominated(t *testing.T, node string, pods ...*v1.Pod) harnessOptions {
+	n := &nominator{pods: map[string][]fwk.PodInfo{}}
+	for _, p := range pods {
+		n.pods[node] = append(n.pods[node], mustPodInfo(t, p))
+	}
+	return harnessOptions{options: []frameworkruntime.Option{frameworkruntime.WithPodNominator(n)}}
+}
+
+func withPriority(p *v1.Pod, prio int32) *v1.Pod {
+	p.Spec.Priority = ptr.To(prio)
+	return p
+}
+
+// filterWithNominated runs PreFilter and the framework's Filter with the
+// nominated pods (as the scheduler does), then Reserve on node.
+func (h *harness) filterWithNominatedThenReserve(pod *v1.Pod, node string) (filter, reserve *fwk.Status, got []string) {
+	h.t.Helper()
+	state := framework.NewCycleState()
+	_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod)
+	require.True(h.t, st.IsSuccess(), st.Message())
+	ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get(node)
+	require.NoError(h.t, err)
+	if filter = h.fh.RunFilterPluginsWithNominatedPods(h.ctx, state, pod, ni); !filter.IsSuccess() {
+		return filter, nil, nil
+	}
+	reserve = h.fh.RunReservePluginsReserve(h.ctx, state, pod, node)
+	_, got, _ = h.pl.cache.PodDevices(pod.UID)
+	return filter, reserve, got
+}
+
+// Issue 12, item 3. DGX-1 with GPUs 0,1,4 in use (the node's report):
+// free {2,3,5,6,7}. A 3-GPU pod of priority 100 with topology: required
+// is nominated to the node; its only qualifying set is {5,6,7} (5-6 and
+// 6-7 2 lanes, 5-7 one: a ring of 25 GB/s, the best a triple of this
+// shape has; the other free triples cross PCIe). A 1-GPU pod of priority 0
+// passes Filter with the nominated pod counted and must get GPU 2 or 3 in
+// Reserve: it used to get GPU 5 (the card whose loss breaks no good pair
+// when the nominated pod is not counted), leaving the nominated pod no set.
+func TestReserveKeepsTheNominatedPodsDevices(t *testing.T) {
+	n := scoretest.DGX1V100("r")
+	nom := withPriority(gpuPod("nom", "nvidia.com/gpu", 3, score.HintAnnotation, "required"), 100)
+	small := withPriority(gpuPod("small", "nvidia.com/gpu", 1), 0)
+	node := gpuNode(t, "r", n, ids(n, 0, 1, 4)...)
+
+	// Without a nominated pod, the small pod takes GPU 5.
+	h0 := newHarness(t, nil, []*v1.Node{node})
+	_, got, st, _ := h0.schedule(small)
+	require.Nil(t, st)
+	require.Equal(t, ids(n, 5), got, "the choice the nominated pod must be protected from")
+
+	h := newHarnessWith(t, withNominated(t, "r", nom), nil, []*v1.Node{node})
+	filter, reserve, got := h.filterWithNominatedThenReserve(small, "r")
+	require.True(t, filter.IsSuccess(), filter.Message())
+	require.True(t, reserve.IsSuccess(), reserve.Message())
+	require.Len(t, got, 1)
+	require.Contains(t, ids(n, 2, 3), got[0])
+
+	// The nominated pod's turn: it is not counted against itself and gets {5,6,7}.
+	_, _, got = h.filterWithNominatedThenReserve(nom, "r")
+	require.Equal(t, ids(n, 5, 6, 7), got)
+}
+
+// Same kind: the nominated pods Reserve respects are exactly those Filter
+// counts: of at least the pod's priority, not the pod itself, not already
+// held; of every device kind.
+func TestReserveRespectsTheNominatedPodsFilterCounted(t *testing.T) {
+	dgx := scoretest.DGX1V100("q")
+	mig := scoretest.WithMIG(scoretest.NVSwitch("g", "A100", 2, 12), 0, 4, "3g.20gb", "3g.20gb")
+	shared := scoretest.Shared(scoretest.NVSwitch("s", "A100", 2, 12), 4)
+	tests := []struct {
+		name      string
+		node      *v1.Node
+		nominated []*v1.Pod
+		pod       *v1.Pod
+		assumed   []string   // devices the cache holds for the first nominated pod
+		want      [][]string // acceptable choices
+		rejected  bool
+	}{{
+		// Lower priority nominated pod: not counted, the small pod takes 5.
+		name:      "lower-priority nominated pod is not counted",
+		node:      gpuNode(t, "n", dgx, ids(dgx, 0, 1, 4)...),
+		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/gpu", 3, score.HintAnnotation, "required"), 0)},
+		pod:       withPriority(gpuPod("small", "nvidia.com/gpu", 1), 10),
+		want:      [][]string{ids(dgx, 5)},
+	}, {
+		// Equal priority counts (kube-scheduler: >=).
+		name:      "equal-priority nominated pod is counted",
+		node:      gpuNode(t, "n", dgx, ids(dgx, 0, 1, 4)...),
+		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/gpu", 3, score.HintAnnotation, "required"), 10)},
+		pod:       withPriority(gpuPod("small", "nvidia.com/gpu", 1), 10),
+		want:      [][]string{ids(dgx, 2), ids(dgx, 3)},
+	}, {
+		// A nominated pod the cache already holds on the node (reserved
+		// meanwhile, on GPU 7) is in the usage already, once: GPU 6 is
+		// free for the pod (counted twice, nothing would be).
+		name:      "a held nominated pod counts once",
+		node:      gpuNode(t, "n", dgx, ids(dgx, 0, 1, 2, 3, 4, 5)...),
+		nominated: []*v1.Pod{withPriority(gpuPod("other", "nvidia.com/gpu", 1), 10)},
+		assumed:   ids(dgx, 7),
+		pod:       withPriority(gpuPod("small", "nvidia.com/gpu", 1), 0),
+		want:      [][]string{ids(dgx, 6)},
+	}, {
+		// MIG: two 3g.20gb, a nominated pod asks one: Filter admits the pod
+		// on the other, Reserve gives it one and keeps one free.
+		name:      "MIG",
+		node:      gpuNode(t, "n", mig),
+		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/mig-3g.20gb", 1), 10)},
+		pod:       withPriority(gpuPod("m", "nvidia.com/mig-3g.20gb", 1), 0),
+		want:      [][]string{{mig.MIG[0].UUID}, {mig.MIG[1].UUID}},
+	}, {
+		// MIG: a nominated pod asks both: nothing left.
+		name:      "MIG, none left",
+		node:      gpuNode(t, "n", mig),
+		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/mig-3g.20gb", 2), 10)},
+		pod:       withPriority(gpuPod("m", "nvidia.com/mig-3g.20gb", 1), 0),
+		rejected:  true,
+	}, {
+		// Replicas: 2 GPUs x 4; GPU 0 has 3 used, so the nominated 4
+		// replicas go on GPU 1 (packed); the pod's 1 replica on GPU 0.
+		name:      "replicas",
+		node:      gpuNode(t, "n", shared, replicas(shared, 0, 0, 1, 2)...),
+		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/gpu.shared", 4), 10)},
+		pod:       withPriority(gpuPod("s", "nvidia.com/gpu.shared", 1), 0),
+		want:      [][]string{replicas(shared, 0, 3)},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarnessWith(t, withNominated(t, "n", tt.nominated...), nil, []*v1.Node{tt.node})
+			if tt.assumed != nil {
+				h.pl.cache.Assume(tt.nominated[0].UID, "n", tt.assumed)
+			}
+			filter, reserve, got := h.filterWithNominatedThenReserve(tt.pod, "n")
+			if tt.rejected {
+				require.False(t, filter.IsSuccess())
+				return
+			}
+			require.True(t, filter.IsSuccess(), filter.Message())
+			require.True(t, reserve.IsSuccess(), reserve.Message())
+			require.Contains(t, tt.want, got)
+		})
+	}
+}
