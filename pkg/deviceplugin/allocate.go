@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/sharing"
 )
 
@@ -85,28 +86,56 @@ func (p *Plugin) allocateContainer(ids []string) (*pluginapi.ContainerAllocateRe
 	}
 	resp := &pluginapi.ContainerAllocateResponse{Envs: map[string]string{EnvVisibleDevices: strings.Join(visible, ",")}}
 	if p.opts.PassDeviceSpecs {
-		resp.Devices = p.deviceSpecs(devs)
+		specs, err := p.deviceSpecs(devs)
+		if err != nil {
+			p.metrics.reject(p.resource.Name, "device-specs")
+			return nil, status.Errorf(codes.FailedPrecondition, "resource %s: %v", p.resource.Name, err)
+		}
+		resp.Devices = specs
 	}
 	return resp, nil
 }
 
-// deviceSpecs lists the control devices and each GPU's /dev/nvidia<minor>.
-func (p *Plugin) deviceSpecs(devs []*sharing.Device) []*pluginapi.DeviceSpec {
+// deviceSpecs lists the control devices, each GPU's /dev/nvidia<minor> and,
+// for MIG devices, the /dev/nvidia-caps/nvidia-cap<N> nodes of their GPU and
+// compute instance (minors from the driver's mig-minors file, read at each
+// Allocate: instances come and go with the MIG layout).
+func (p *Plugin) deviceSpecs(devs []*sharing.Device) ([]*pluginapi.DeviceSpec, error) {
 	root := p.opts.DriverRoot
 	if root == "" {
 		root = "/"
 	}
 	paths := []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}
-	seen := map[int]bool{}
+	seen := map[string]bool{}
+	add := func(path string) {
+		if !seen[path] {
+			seen[path] = true
+			paths = append(paths, path)
+		}
+	}
+	var minors nvml.MIGMinors
 	for _, d := range devs {
-		if !seen[d.GPUMinor] {
-			seen[d.GPUMinor] = true
-			paths = append(paths, fmt.Sprintf("/dev/nvidia%d", d.GPUMinor))
+		add(fmt.Sprintf("/dev/nvidia%d", d.GPUMinor))
+		if !d.MIG {
+			continue
+		}
+		if minors == nil {
+			var err error
+			if minors, err = nvml.ReadMIGMinors(root); err != nil {
+				return nil, fmt.Errorf("device specs of MIG device %s: %w", d.UUID, err)
+			}
+		}
+		caps, err := minors.CapPaths(d.GPUMinor, d.GIID, d.CIID)
+		if err != nil {
+			return nil, fmt.Errorf("device specs of MIG device %s: %w", d.UUID, err)
+		}
+		for _, c := range caps {
+			add(c)
 		}
 	}
 	specs := make([]*pluginapi.DeviceSpec, 0, len(paths))
 	for _, path := range paths {
 		specs = append(specs, &pluginapi.DeviceSpec{ContainerPath: path, HostPath: filepath.Join(root, path), Permissions: "rw"})
 	}
-	return specs
+	return specs, nil
 }

@@ -55,6 +55,9 @@ type gpuState struct {
 	lost    bool
 	passes  int
 	reason  string
+	// degraded: discovery could not read the GPU; it recovers by a full
+	// read (CheckGPUAt), after which the node must be discovered again.
+	degraded bool
 }
 
 // Health tracks the health of a node's GPUs. An unhealthy GPU makes every
@@ -71,6 +74,10 @@ type Health struct {
 	migSick map[string]*migState // unhealthy MIG devices by UUID
 	changed chan struct{}
 	version uint64
+	// rediscover is closed when a GPU that discovery degraded reads in full
+	// again: what the node serves must be discovered again.
+	rediscover     chan struct{}
+	rediscoverOnce sync.Once
 }
 
 // migState is an unhealthy MIG device (an XID named its instance).
@@ -88,9 +95,16 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 		opts.Checks = 1
 	}
 	h := &Health{lib: lib, opts: opts, gpus: map[int]*gpuState{}, byUUID: map[string]int{},
-		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{})}
+		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{}),
+		rediscover: make(chan struct{})}
 	for _, g := range inv.GPUs {
-		h.gpus[g.Index] = &gpuState{uuid: g.UUID, healthy: true}
+		st := &gpuState{uuid: g.UUID, healthy: true}
+		if g.Degraded != nil {
+			// Listed so the node keeps its capacity, never served until read.
+			st.healthy, st.degraded, st.reason = false, true, "discovery: "+g.Degraded.Error()
+			st.lost = errors.Is(g.Degraded, nvml.ErrGPULost)
+		}
+		h.gpus[g.Index] = st
 		h.byUUID[g.UUID] = g.Index
 	}
 	for _, m := range inv.MIG {
@@ -158,15 +172,8 @@ func (h *Health) Handle(ctx context.Context, ev nvml.Event) {
 		logger.Info("Health event for an unknown GPU ignored", "gpu", ev.GPUIndex, "uuid", ev.UUID, "kind", ev.Kind.String(), "xid", ev.XID)
 		return
 	}
-	if uuid, ok := h.migs[migKey{idx, ev.GIID, ev.CIID}]; ok && ev.Kind == nvml.EventXID {
-		// An XID that names a MIG instance takes out that MIG device only.
-		if m := h.migSick[uuid]; m != nil {
-			m.passes = 0
-			return
-		}
-		h.migSick[uuid] = &migState{gpu: idx}
-		logger.Info("MIG device marked unhealthy", "gpu", idx, "mig", uuid, "xid", ev.XID)
-		h.notifyLocked()
+	if ev.Kind == nvml.EventXID && ev.GIID >= 0 && h.hasMIGLocked(idx) {
+		h.handleMIGLocked(logger, idx, ev)
 		return
 	}
 	g := h.gpus[idx]
@@ -182,6 +189,53 @@ func (h *Health) Handle(ctx context.Context, ev nvml.Event) {
 	logger.Info("GPU marked unhealthy", "gpu", idx, "uuid", g.uuid, "kind", ev.Kind.String(), "xid", ev.XID)
 	h.notifyLocked()
 }
+
+// handleMIGLocked applies an XID that names a GPU instance: the MIG devices
+// of that instance go unhealthy (all its compute instances when the event
+// names none, CIID -1), never the whole GPU. An instance the node does not
+// serve changes nothing. h.mu must be held.
+func (h *Health) handleMIGLocked(logger klog.Logger, idx int, ev nvml.Event) {
+	var hit []string
+	for k, uuid := range h.migs {
+		if k.gpu == idx && k.gi == ev.GIID && (ev.CIID < 0 || k.ci == ev.CIID) {
+			hit = append(hit, uuid)
+		}
+	}
+	if len(hit) == 0 {
+		logger.Info("XID for a MIG instance the node does not serve ignored", "gpu", idx, "gi", ev.GIID, "ci", ev.CIID, "xid", ev.XID)
+		return
+	}
+	slices.Sort(hit)
+	changed := false
+	for _, uuid := range hit {
+		if m := h.migSick[uuid]; m != nil {
+			m.passes = 0
+			continue
+		}
+		h.migSick[uuid] = &migState{gpu: idx}
+		changed = true
+		logger.Info("MIG device marked unhealthy", "gpu", idx, "mig", uuid, "gi", ev.GIID, "ci", ev.CIID, "xid", ev.XID)
+	}
+	if changed {
+		h.notifyLocked()
+	}
+}
+
+// hasMIGLocked reports whether GPU idx has MIG devices (instance ids in its
+// events mean something); h.mu must be held.
+func (h *Health) hasMIGLocked(idx int) bool {
+	for k := range h.migs {
+		if k.gpu == idx {
+			return true
+		}
+	}
+	return false
+}
+
+// Rediscover is closed when a GPU that discovery could not read reads in
+// full again (the probe checked it): the node must be discovered again to
+// serve it under its real identity.
+func (h *Health) Rediscover() <-chan struct{} { return h.rediscover }
 
 // resolve finds the GPU an event is about: by UUID first, else by index.
 func (h *Health) resolve(ev nvml.Event) (int, bool) {
@@ -238,9 +292,14 @@ func (h *Health) Probe(ctx context.Context) {
 	slices.Sort(sick)
 	for _, i := range sick {
 		h.mu.Lock()
-		uuid := h.gpus[i].uuid
+		uuid, degraded := h.gpus[i].uuid, h.gpus[i].degraded
 		h.mu.Unlock()
-		err := h.lib.CheckGPU(uuid) // outside the lock: NVML may be slow
+		var err error // NVML outside the lock: it may be slow
+		if degraded {
+			err = h.lib.CheckGPUAt(i)
+		} else {
+			err = h.lib.CheckGPU(uuid)
+		}
 		h.mu.Lock()
 		h.probeMIG(ctx, i, err)
 		g := h.gpus[i]
@@ -252,7 +311,13 @@ func (h *Health) Probe(ctx context.Context) {
 			logger.V(4).Info("GPU still failing its check", "gpu", i, "uuid", uuid, "err", err)
 		default:
 			g.passes++
-			if g.passes >= h.opts.Checks {
+			if g.passes >= h.opts.Checks && g.degraded {
+				// Its device IDs are placeholders: serving it needs a new
+				// discovery, not a health flip.
+				logger.Info("GPU that discovery could not read answers again; discovering the node again", "gpu", i, "checks", h.opts.Checks)
+				h.rediscoverOnce.Do(func() { close(h.rediscover) })
+				g.passes = 0
+			} else if g.passes >= h.opts.Checks {
 				g.healthy, g.lost, g.passes, g.reason = true, false, 0, ""
 				logger.Info("GPU recovered", "gpu", i, "uuid", uuid, "checks", h.opts.Checks)
 				h.opts.Metrics.recovered()

@@ -108,6 +108,8 @@ type pluginOpts struct {
 	handoff   *deviceplugin.Handoff
 	publisher *deviceplugin.Publisher
 	metrics   *deviceplugin.Metrics
+	// prepare, when set, breaks the machine before the plugin discovers it.
+	prepare func(*fake.Machine)
 	// kubelet, when set, is stopped before the plugin at cleanup, so that it
 	// does not react to the plugin going away (and write its checkpoint into
 	// a directory being removed).
@@ -118,6 +120,9 @@ func startPlugin(t *testing.T, dir string, o pluginOpts) *plugin {
 	t.Helper()
 	m, err := fake.New(o.machine, o.fake...)
 	require.NoError(t, err)
+	if o.prepare != nil {
+		o.prepare(m)
+	}
 	lib := nvml.New(m.Interface())
 	require.NoError(t, lib.Init())
 	cfg := sharing.Default()

@@ -42,6 +42,11 @@ type Options struct {
 	Publisher *Publisher
 }
 
+// ErrRediscover is returned by Run when a GPU that discovery could not read
+// answers again: build a new Manager (New discovers the node again) and run
+// it; the kubelet then sees the GPU under its real device ID.
+var ErrRediscover = errors.New("a GPU that discovery could not read answers again: discover the node again")
+
 // Manager runs one Plugin per resource of the node, their health and the
 // kubelet-restart watch.
 type Manager struct {
@@ -69,6 +74,7 @@ func New(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovering GPUs: %w", err)
 	}
+
 	resources, err := sharing.Build(inv, opts.Config)
 	if err != nil {
 		return nil, fmt.Errorf("building resources: %w", err)
@@ -180,9 +186,18 @@ func (m *Manager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	for _, g := range m.inv.GPUs {
+		if g.Degraded != nil {
+			// Served unhealthy (capacity stays) until the probe reads it.
+			logger.Error(g.Degraded, "GPU could not be discovered; listing it unhealthy", "gpu", g.Index, "uuid", g.UUID)
+		}
+	}
 	if !m.opts.Config.Health.Disabled {
 		uuids := make([]string, 0, len(m.inv.GPUs))
 		for _, g := range m.inv.GPUs {
+			if nvml.IsPlaceholderUUID(g.UUID) {
+				continue // no UUID to watch by; the recovery probe reads it by index
+			}
 			uuids = append(uuids, g.UUID)
 		}
 		events, err := m.opts.Lib.WatchEvents(ctx, uuids)
@@ -218,6 +233,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-m.health.Rediscover():
+			return ErrRediscover
 		case err, ok := <-w.Errors:
 			if !ok {
 				return errors.New("fsnotify watcher closed")

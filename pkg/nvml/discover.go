@@ -1,6 +1,7 @@
 package nvml
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -16,7 +17,11 @@ const (
 	symNvLinkRemType = "nvmlDeviceGetNvLinkRemoteDeviceType"
 )
 
-// Discover reads GPUs, MIG devices and pairwise links.
+// Discover reads GPUs, MIG devices and pairwise links. An NVML error about
+// one GPU degrades that GPU only (GPU.Degraded): it stays listed, with what
+// could be read, and the rest of the node is discovered. Errors about the
+// library or the node as a whole (GPU count, versions, two GPUs with one
+// UUID, NVLink ends that disagree) fail discovery.
 func (l *lib) Discover() (*Inventory, error) {
 	if err := l.ready(); err != nil {
 		return nil, err
@@ -35,16 +40,13 @@ func (l *lib) Discover() (*Inventory, error) {
 	}
 	devs := make([]gonvml.Device, count)
 	for i := range count {
-		dev, ret := l.iface.DeviceGetHandleByIndex(i)
-		if ret != gonvml.SUCCESS {
-			return nil, callError(gpuName(i, ""), "DeviceGetHandleByIndex", ret)
-		}
-		if dev == nil {
-			return nil, fmt.Errorf("GPU %d: DeviceGetHandleByIndex returned no handle", i)
-		}
-		gpu, err := l.readGPU(i, dev)
+		dev, gpu, err := l.readGPUAt(i)
 		if err != nil {
-			return nil, err
+			if isGlobal(err) {
+				return nil, err
+			}
+			gpu = degrade(gpu, err)
+			dev = nil
 		}
 		devs[i] = dev
 		inv.GPUs = append(inv.GPUs, gpu)
@@ -53,12 +55,16 @@ func (l *lib) Discover() (*Inventory, error) {
 		return nil, err
 	}
 	for i := range inv.GPUs {
-		if !inv.GPUs[i].MIGEnabled {
+		if !inv.GPUs[i].MIGEnabled || devs[i] == nil {
 			continue
 		}
 		migs, err := l.readMIG(&inv.GPUs[i], devs[i])
 		if err != nil {
-			return nil, err
+			if isGlobal(err) {
+				return nil, err
+			}
+			inv.GPUs[i] = degrade(inv.GPUs[i], err)
+			continue
 		}
 		inv.MIG = append(inv.MIG, migs...)
 	}
@@ -66,6 +72,62 @@ func (l *lib) Discover() (*Inventory, error) {
 		return nil, err
 	}
 	return inv, nil
+}
+
+// readGPUAt takes GPU i's handle and reads it. On error, the GPU holds what
+// was read before the failing call.
+func (l *lib) readGPUAt(i int) (gonvml.Device, GPU, error) {
+	dev, ret := l.iface.DeviceGetHandleByIndex(i)
+	if ret != gonvml.SUCCESS {
+		return nil, GPU{Index: i, NUMANode: -1}, callError(gpuName(i, ""), "DeviceGetHandleByIndex", ret)
+	}
+	if dev == nil {
+		return nil, GPU{Index: i, NUMANode: -1}, fmt.Errorf("GPU %d: DeviceGetHandleByIndex returned no handle", i)
+	}
+	gpu, err := l.readGPU(i, dev)
+	return dev, gpu, err
+}
+
+// CheckGPUAt reads GPU index again as discovery does; nil means a GPU that
+// discovery degraded would now be read in full.
+func (l *lib) CheckGPUAt(index int) error {
+	if err := l.ready(); err != nil {
+		return err
+	}
+	_, _, err := l.readGPUAt(index)
+	return err
+}
+
+// PlaceholderUUIDPrefix starts the UUID given to a GPU whose real UUID
+// discovery could not read.
+const PlaceholderUUIDPrefix = "GPU-unreadable-"
+
+// PlaceholderUUID is the stand-in UUID of GPU index when its own could not
+// be read: unique on the node, never an NVIDIA UUID.
+func PlaceholderUUID(index int) string { return fmt.Sprintf("%s%d", PlaceholderUUIDPrefix, index) }
+
+// IsPlaceholderUUID reports whether uuid is a PlaceholderUUID.
+func IsPlaceholderUUID(uuid string) bool { return strings.HasPrefix(uuid, PlaceholderUUIDPrefix) }
+
+// degrade marks g as not fully discovered because of err.
+func degrade(g GPU, err error) GPU {
+	g.Degraded = err
+	if g.UUID == "" {
+		g.UUID = PlaceholderUUID(g.Index)
+	}
+	return g
+}
+
+// isGlobal reports errors that concern the library, not one GPU: they fail
+// discovery instead of degrading GPU after GPU.
+func isGlobal(err error) bool {
+	for _, ret := range []gonvml.Return{gonvml.ERROR_UNINITIALIZED, gonvml.ERROR_LIBRARY_NOT_FOUND,
+		gonvml.ERROR_DRIVER_NOT_LOADED, gonvml.ERROR_FUNCTION_NOT_FOUND} {
+		if errors.Is(err, ret) {
+			return true
+		}
+	}
+	return errors.Is(err, errNotInitialized)
 }
 
 // versions reads the driver version and the CUDA driver version ("12.4").
@@ -200,6 +262,9 @@ func checkUnique(gpus []GPU) error {
 	for _, g := range gpus {
 		if j, ok := uuids[g.UUID]; ok {
 			return fmt.Errorf("GPUs %d and %d report the same UUID %s", j, g.Index, g.UUID)
+		}
+		if g.PCIBusID == "" {
+			continue // a degraded GPU whose bus ID could not be read
 		}
 		if j, ok := buses[g.PCIBusID]; ok {
 			return fmt.Errorf("GPUs %d and %d report the same PCI bus ID %s", j, g.Index, g.PCIBusID)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -27,6 +28,10 @@ const noInstance = 0xFFFFFFFF
 // eventBufferSize is the channel buffer of WatchEvents.
 const eventBufferSize = 64
 
+// maxRegisterBackoff bounds the wait between two tries to register a GPU
+// whose registration failed, in event timeouts.
+const maxRegisterBackoff = 32
+
 // watchTarget is one watched GPU.
 type watchTarget struct {
 	index int
@@ -34,68 +39,122 @@ type watchTarget struct {
 	dev   gonvml.Device
 }
 
-// WatchEvents registers the GPUs on a new EventSet and streams their events.
+// errNoEvents: the GPU supports none of the watched event types.
+var errNoEvents = errors.New("GPU supports no health events")
+
+// WatchEvents watches each GPU on its own event set, so that one GPU whose
+// registration fails (lost, or a driver error) does not blind the others: it
+// is retried with backoff until it succeeds or ctx is done. Every GPU's
+// first registration is tried before WatchEvents returns, so events that
+// happen after it returns are seen. A UUID NVML does not know is logged and
+// not watched. The channel is closed when every watcher has stopped.
 func (l *lib) WatchEvents(ctx context.Context, gpuUUIDs []string) (<-chan Event, error) {
 	if err := l.ready(); err != nil {
 		return nil, err
 	}
-	set, ret := l.iface.EventSetCreate()
-	if ret != gonvml.SUCCESS {
-		return nil, fmt.Errorf("nvml EventSetCreate: %w", ret)
-	}
-	if set == nil {
-		return nil, errors.New("nvml EventSetCreate returned no event set")
-	}
-	targets, err := l.register(ctx, set, gpuUUIDs)
-	if err != nil {
-		set.Free()
-		return nil, err
-	}
 	ch := make(chan Event, eventBufferSize)
-	go l.eventLoop(ctx, set, targets, ch)
+	var wg sync.WaitGroup
+	for _, id := range gpuUUIDs {
+		set, target, err := l.registerOne(id)
+		wg.Go(func() { l.watchGPU(ctx, id, set, target, err, ch) })
+	}
+	go func() {
+		wg.Wait()
+		close(ch)
+	}()
 	return ch, nil
 }
 
-// register adds each GPU to the set for the watched event types it supports.
-// A GPU that supports none of them is watched by CheckGPU only.
-func (l *lib) register(ctx context.Context, set gonvml.EventSet, gpuUUIDs []string) ([]watchTarget, error) {
-	logger := klog.FromContext(ctx)
-	targets := make([]watchTarget, 0, len(gpuUUIDs))
-	for _, id := range gpuUUIDs {
-		dev, ret := l.iface.DeviceGetHandleByUUID(id)
-		if ret != gonvml.SUCCESS {
-			return nil, callError(id, "DeviceGetHandleByUUID", ret)
-		}
-		index, ret := dev.GetIndex()
-		if ret != gonvml.SUCCESS {
-			return nil, callError(id, "GetIndex", ret)
-		}
-		supported, ret := dev.GetSupportedEventTypes()
-		if ret != gonvml.SUCCESS && ret != gonvml.ERROR_NOT_SUPPORTED {
-			return nil, callError(id, "GetSupportedEventTypes", ret)
-		}
-		mask := uint64(watchedEvents) & supported
-		if mask != 0 {
-			ret = dev.RegisterEvents(mask, set)
-		}
+// watchGPU streams one GPU's events until ctx is done, registering it again
+// (with backoff) while registration fails. set, target and err are the
+// result of the first registerOne.
+func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, target watchTarget, err error, ch chan<- Event) {
+	logger := klog.FromContext(ctx).WithValues("gpu", id)
+	backoff := 1
+	failures := 0
+	lostSent := false
+	for ctx.Err() == nil {
 		switch {
-		case mask == 0 || ret == gonvml.ERROR_NOT_SUPPORTED:
-			logger.Info("GPU supports no health events; relying on checks", "gpu", id)
-		case ret != gonvml.SUCCESS:
-			return nil, callError(id, "RegisterEvents", ret)
+		case errors.Is(err, errNoEvents):
+			logger.Info("GPU supports no health events; relying on checks")
+			return
+		case errors.Is(err, gonvml.ERROR_NOT_FOUND) || errors.Is(err, gonvml.ERROR_INVALID_ARGUMENT):
+			logger.Error(err, "NVML does not know this GPU; not watching its health events")
+			return
+		case err != nil:
+			if failures == 0 {
+				logger.Error(err, "Registering the GPU for health events failed; retrying with backoff")
+			} else {
+				logger.V(2).Info("Registering the GPU for health events failed again", "err", err, "tries", failures+1)
+			}
+			failures++
+			if errors.Is(err, ErrGPULost) && !lostSent {
+				lostSent = send(ctx, ch, Event{GPUIndex: -1, UUID: id, Kind: EventGPULost, GIID: -1, CIID: -1})
+			}
+			l.pauseFor(ctx, time.Duration(backoff)*l.eventTimeout)
+			backoff = min(2*backoff, maxRegisterBackoff)
+			set, target, err = l.registerOne(id)
+			continue
 		}
-		targets = append(targets, watchTarget{index: index, uuid: id, dev: dev})
+		if failures > 0 {
+			logger.Info("GPU registered for health events", "tries", failures+1)
+		}
+		l.eventLoop(ctx, set, target, ch)
+		return
 	}
-	return targets, nil
+	if set != nil { // ctx ended before the loop took the set
+		set.Free()
+	}
 }
 
-// eventLoop waits on the set until ctx is done, then frees the set and closes ch.
-func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, targets []watchTarget, ch chan<- Event) {
+// registerOne puts one GPU on a new event set for the watched event types it
+// supports.
+func (l *lib) registerOne(id string) (gonvml.EventSet, watchTarget, error) {
+	dev, ret := l.iface.DeviceGetHandleByUUID(id)
+	if ret != gonvml.SUCCESS {
+		return nil, watchTarget{}, callError(id, "DeviceGetHandleByUUID", ret)
+	}
+	if dev == nil {
+		return nil, watchTarget{}, fmt.Errorf("GPU %s: DeviceGetHandleByUUID returned no handle", id)
+	}
+	index, ret := dev.GetIndex()
+	if ret != gonvml.SUCCESS {
+		return nil, watchTarget{}, callError(id, "GetIndex", ret)
+	}
+	supported, ret := dev.GetSupportedEventTypes()
+	if ret != gonvml.SUCCESS && ret != gonvml.ERROR_NOT_SUPPORTED {
+		return nil, watchTarget{}, callError(id, "GetSupportedEventTypes", ret)
+	}
+	mask := uint64(watchedEvents) & supported
+	if mask == 0 {
+		return nil, watchTarget{}, errNoEvents
+	}
+	set, ret := l.iface.EventSetCreate()
+	if ret != gonvml.SUCCESS {
+		return nil, watchTarget{}, fmt.Errorf("GPU %s: nvml EventSetCreate: %w", id, ret)
+	}
+	if set == nil {
+		return nil, watchTarget{}, fmt.Errorf("GPU %s: nvml EventSetCreate returned no event set", id)
+	}
+	switch ret := dev.RegisterEvents(mask, set); ret {
+	case gonvml.SUCCESS:
+	case gonvml.ERROR_NOT_SUPPORTED:
+		set.Free()
+		return nil, watchTarget{}, errNoEvents
+	default:
+		set.Free()
+		return nil, watchTarget{}, callError(id, "RegisterEvents", ret)
+	}
+	return set, watchTarget{index: index, uuid: id, dev: dev}, nil
+}
+
+// eventLoop waits on one GPU's set until ctx is done, then frees the set.
+func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget, ch chan<- Event) {
 	logger := klog.FromContext(ctx)
-	defer close(ch)
 	defer set.Free()
 	timeoutMs := uint32(l.eventTimeout / time.Millisecond)
-	lost := map[int]bool{}
+	targets := []watchTarget{t}
+	lost := false
 	for ctx.Err() == nil {
 		data, ret := set.Wait(timeoutMs)
 		switch ret {
@@ -110,19 +169,16 @@ func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, targets []watc
 			}
 		case gonvml.ERROR_TIMEOUT:
 		case gonvml.ERROR_GPU_IS_LOST:
-			// The set does not say which GPU: ask each one.
-			for _, t := range targets {
-				gone := errors.Is(l.CheckGPU(t.uuid), ErrGPULost)
-				if gone && !lost[t.index] {
-					if !send(ctx, ch, Event{GPUIndex: t.index, UUID: t.uuid, Kind: EventGPULost, GIID: -1, CIID: -1}) {
-						return
-					}
+			gone := errors.Is(l.CheckGPU(t.uuid), ErrGPULost)
+			if gone && !lost {
+				if !send(ctx, ch, Event{GPUIndex: t.index, UUID: t.uuid, Kind: EventGPULost, GIID: -1, CIID: -1}) {
+					return
 				}
-				lost[t.index] = gone
 			}
+			lost = gone
 			l.pause(ctx)
 		default:
-			logger.Error(ret, "NVML EventSet.Wait failed")
+			logger.Error(ret, "NVML EventSet.Wait failed", "gpu", t.uuid)
 			l.pause(ctx)
 		}
 	}
@@ -130,8 +186,11 @@ func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, targets []watc
 
 // pause waits one event timeout (or until ctx is done) so a failing Wait does
 // not spin.
-func (l *lib) pause(ctx context.Context) {
-	t := time.NewTimer(l.eventTimeout)
+func (l *lib) pause(ctx context.Context) { l.pauseFor(ctx, l.eventTimeout) }
+
+// pauseFor waits d or until ctx is done.
+func (l *lib) pauseFor(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

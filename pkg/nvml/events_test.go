@@ -2,6 +2,7 @@ package nvml_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,9 +78,13 @@ func TestWatchEventsInjected(t *testing.T) {
 				{GPUIndex: 0, UUID: uuids[0], Kind: nvml.EventECCSingleBit, GIID: -1, CIID: -1},
 				{GPUIndex: 0, UUID: uuids[0], Kind: nvml.EventXID, XID: 13, GIID: -1, CIID: -1},
 			}
-			for _, w := range want {
-				require.Equal(t, w, next(t, ch))
+			// Each GPU has its own watcher: the order holds per GPU only.
+			var got []nvml.Event
+			for range want {
+				got = append(got, next(t, ch))
 			}
+			require.ElementsMatch(t, want, got)
+			require.Equal(t, want[2:], slices.DeleteFunc(got, func(e nvml.Event) bool { return e.GPUIndex != 0 }))
 		})
 	}
 }
@@ -121,12 +126,19 @@ func TestLoseAndRestoreGPU(t *testing.T) {
 					require.NoError(t, lib.CheckGPU(id), "GPU %d", i)
 				}
 			}
-			_, err = lib.Discover()
-			require.ErrorIs(t, err, nvml.ErrGPULost)
+			// Discovery degrades the lost GPU only.
+			inv, err := lib.Discover()
+			require.NoError(t, err)
+			require.ErrorIs(t, inv.GPUs[1].Degraded, nvml.ErrGPULost)
+			require.ErrorIs(t, lib.CheckGPUAt(1), nvml.ErrGPULost)
 			m.RestoreGPU(1)
 			require.NoError(t, lib.CheckGPU(uuids[1]))
-			_, err = lib.Discover()
+			require.NoError(t, lib.CheckGPUAt(1))
+			inv, err = lib.Discover()
 			require.NoError(t, err)
+			for _, g := range inv.GPUs {
+				require.NoError(t, g.Degraded)
+			}
 		})
 	}
 }
@@ -165,11 +177,17 @@ func TestWatchEventsSlowConsumer(t *testing.T) {
 	requireClosed(t, ch)
 }
 
+// A UUID NVML does not know is not watched, and does not stop the others.
 func TestWatchEventsUnknownGPU(t *testing.T) {
 	m, err := fake.New(fake.DGXA100)
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
+	lib := nvml.New(m.Interface(), nvml.WithEventTimeout(eventTimeout))
 	require.NoError(t, lib.Init())
-	_, err = lib.WatchEvents(context.Background(), []string{"GPU-nope"})
-	require.ErrorContains(t, err, "GPU-nope")
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := lib.WatchEvents(ctx, []string{"GPU-nope", m.UUID(2)})
+	require.NoError(t, err)
+	m.InjectXID(2, 48)
+	require.Equal(t, nvml.Event{GPUIndex: 2, UUID: m.UUID(2), Kind: nvml.EventXID, XID: 48, GIID: -1, CIID: -1}, next(t, ch))
+	cancel()
+	requireClosed(t, ch)
 }

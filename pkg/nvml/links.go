@@ -15,43 +15,76 @@ type nvlinkEnds struct {
 }
 
 // readLinks builds the N x N link matrix: the PCIe common ancestor of every
-// pair, then the NVLink lanes found by walking each GPU's links.
+// pair, then the NVLink lanes found by walking each GPU's links. A GPU whose
+// walk fails is degraded (gpus[i].Degraded); every link of a degraded GPU
+// is unknown, without NVLink.
 func (l *lib) readLinks(gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
 	n := len(gpus)
 	links := make([][]Link, n)
 	for i := range links {
 		links[i] = make([]Link, n)
 	}
+	ok := func(i int) bool { return gpus[i].Degraded == nil && devs[i] != nil }
+	fail := func(i int, err error) error {
+		if isGlobal(err) {
+			return err
+		}
+		gpus[i] = degrade(gpus[i], err)
+		return nil
+	}
 	for i := range n {
 		for j := i + 1; j < n; j++ {
+			if !ok(i) || !ok(j) {
+				continue
+			}
 			level, err := commonAncestor(gpus[i], devs[i], gpus[j], devs[j])
 			if err != nil {
-				return nil, err
+				if err := fail(i, err); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			links[i][j].Level, links[j][i].Level = level, level
 		}
 	}
 	byBus := make(map[string]int, n)
 	for _, g := range gpus {
-		byBus[g.PCIBusID] = g.Index
+		if g.PCIBusID != "" {
+			byBus[g.PCIBusID] = g.Index
+		}
 	}
 	ends := make([]nvlinkEnds, n)
 	for i := range n {
+		if !ok(i) {
+			continue
+		}
 		e, err := l.walkNvLinks(gpus[i], devs[i], byBus)
 		if err != nil {
-			return nil, err
+			if err := fail(i, err); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		ends[i] = e
 		gpus[i].NVLinkVersion = e.version
 	}
 	for i := range n {
 		for j := i + 1; j < n; j++ {
+			if !ok(i) || !ok(j) {
+				links[i][j], links[j][i] = Link{}, Link{}
+				continue
+			}
 			lanes, sw, err := pairLanes(gpus, ends, i, j)
 			if err != nil {
 				return nil, err
 			}
 			links[i][j].NVLinks, links[i][j].NVSwitch = lanes, sw
 			links[j][i].NVLinks, links[j][i].NVSwitch = lanes, sw
+		}
+	}
+	for i := range n {
+		if !ok(i) {
+			gpus[i].NVLinkVersion = 0
 		}
 	}
 	return links, nil

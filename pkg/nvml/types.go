@@ -73,6 +73,12 @@ type GPU struct {
 	// NVL72 and alike); empty/0 when the GPU is not part of one.
 	ClusterUUID string
 	CliqueID    uint32
+	// Degraded is why discovery could not read this GPU in full (nil when
+	// it could): an NVML error about this GPU only. The GPU stays listed, so
+	// the node's capacity does not shrink, and starts unhealthy; what could
+	// not be read is zero, UUID is PlaceholderUUID(Index) when even that
+	// failed, and its links are unknown (no NVLink).
+	Degraded error
 }
 
 // MIGDevice is one MIG device (a GPU instance with one compute instance).
@@ -162,4 +168,7 @@ type Lib interface {
 	// CheckGPU returns nil when the GPU answers basic queries (used to decide
 	// recovery), ErrGPULost (wrapped) when it is gone.
 	CheckGPU(uuid string) error
+	// CheckGPUAt reads the GPU with that index as Discover does: nil when a
+	// GPU that Discover degraded would now be read in full.
+	CheckGPUAt(index int) error
 }

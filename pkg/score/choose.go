@@ -196,8 +196,11 @@ func wholeCandidates(shape *topology.Shape, elig topology.GPUSet, k int, must to
 		if need == 0 {
 			return []topology.GPUSet{must}
 		}
-		// Gosper's hack over positions in idx.
-		for c := uint64(1)<<need - 1; c < 1<<len(idx); {
+		// Gosper's hack over positions in idx. len(idx) may be 64, so no
+		// 1<<len(idx) bound (it is 0 in uint64): stop when the next
+		// combination would need a position past the last one, or when
+		// c+lo carries out of bit 63.
+		for c := uint64(1)<<need - 1; ; {
 			var set topology.GPUSet
 			for p := c; p != 0; p &= p - 1 {
 				set |= topology.SetOf(idx[bits.TrailingZeros64(p)])
@@ -205,9 +208,11 @@ func wholeCandidates(shape *topology.Shape, elig topology.GPUSet, k int, must to
 			out = append(out, set|must)
 			lo := c & -c
 			r := c + lo
+			if r == 0 || bits.Len64(r) > len(idx) {
+				return out
+			}
 			c = (((r ^ c) >> 2) / lo) | r
 		}
-		return out
 	}
 	var out []topology.GPUSet
 	if must == 0 {

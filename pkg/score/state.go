@@ -83,6 +83,13 @@ func NewState(node *topology.Node) *State {
 // StateOf returns node's usage given the device IDs in use. IDs the node
 // does not have are ignored (they belong to another node or an older
 // layout) and returned in unknown.
+//
+// Usage is read conservatively, since an ID in use is a running pod: a
+// replica ID "<GPU-UUID>::<n>" marks a replica of that GPU taken whatever n
+// is (replicas may have been lowered under running pods), and an ID whose
+// part before "::" is a GPU's UUID marks that GPU busy whatever follows (a
+// malformed suffix, or a GPU no longer time-shared, takes it whole). An ID
+// "<MIG-UUID>::<n>" takes that MIG device.
 func StateOf(node *topology.Node, used map[string]bool) (s *State, unknown []string) {
 	s = NewState(node)
 	if len(used) == 0 {
@@ -111,34 +118,43 @@ func gpuIndex(node *topology.Node) map[string]int {
 // markUsed records one device ID in use; false when the node lacks it.
 func (s *State) markUsed(id string, idx map[string]int) bool {
 	if i, ok := idx[id]; ok {
-		if i >= 0 { // whole GPU: every replica and MIG device is taken
-			s.busy |= topology.SetOf(i)
-			s.repUsed[i] = s.reps[i]
-			for j, m := range s.node.MIG {
-				if m.Parent == i {
-					s.migUsed[j] = true
-				}
-			}
-			return true
-		}
-		j := -1 - i
-		s.migUsed[j] = true
-		s.busy |= topology.SetOf(s.node.MIG[j].Parent)
+		s.markDevice(i, true)
 		return true
 	}
-	uuid, n, err := ParseReplicaID(id)
-	if err != nil {
+	uuid, suffix, found := strings.Cut(id, ReplicaSeparator)
+	if !found {
 		return false
 	}
 	i, ok := idx[uuid]
-	if !ok || i < 0 || n >= s.reps[i] {
+	if !ok {
 		return false
 	}
-	s.busy |= topology.SetOf(i)
-	if s.repUsed[i] < s.reps[i] {
-		s.repUsed[i]++
-	}
+	n, err := strconv.Atoi(suffix)
+	s.markDevice(i, err != nil || n < 0 || i < 0 || s.reps[i] <= 1)
 	return true
+}
+
+// markDevice records device i of gpuIndex in use: GPU i when i >= 0 (whole:
+// every replica and MIG device on it; else one replica), MIG device -1-i
+// otherwise.
+func (s *State) markDevice(i int, whole bool) {
+	if i < 0 {
+		j := -1 - i
+		s.migUsed[j] = true
+		s.busy |= topology.SetOf(s.node.MIG[j].Parent)
+		return
+	}
+	s.busy |= topology.SetOf(i)
+	if !whole {
+		s.repUsed[i] = min(s.reps[i], s.repUsed[i]+1)
+		return
+	}
+	s.repUsed[i] = s.reps[i]
+	for j, m := range s.node.MIG {
+		if m.Parent == i {
+			s.migUsed[j] = true
+		}
+	}
 }
 
 // Node returns the node the state belongs to.

@@ -8,10 +8,13 @@ package sharing
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -85,6 +88,19 @@ type ReplicatedResource struct {
 	// Devices selects the devices: all (default), or a list of GPU indexes
 	// and GPU/MIG UUIDs.
 	Devices ReplicatedDevices `json:"devices,omitempty"`
+}
+
+// Target is the name r's replicas are advertised under: its rename, else
+// name.shared when renameByDefault, else its name.
+func (ts *TimeSlicing) Target(r *ReplicatedResource) string {
+	switch {
+	case r.Rename != "":
+		return r.Rename
+	case ts.RenameByDefault:
+		return r.Name + SharedSuffix
+	default:
+		return r.Name
+	}
 }
 
 // ReplicatedDevices is `devices: all`, a count (the first N devices, as in
@@ -192,31 +208,76 @@ type Publish struct {
 	InUseInterval *metav1.Duration `json:"inUseInterval,omitempty"`
 }
 
-// Parse decodes a config file strictly (unknown fields are errors), applies
-// the defaults and validates it. It returns every validation error at once.
+// MaxConfigBytes bounds a config file: a ConfigMap, where the file usually
+// comes from, holds at most 1 MiB. A larger file is refused before it is
+// parsed (a 50 MB file once took a minute and gigabytes to reject).
+const MaxConfigBytes = 1 << 20
+
+// Parse decodes a config file strictly (unknown and duplicate fields are
+// errors, named by their field path), applies the defaults and validates it.
+// It returns every validation error at once.
 func Parse(data []byte) (*Config, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, fmt.Errorf("config is %d bytes, more than the %d allowed", len(data), MaxConfigBytes)
+	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("config is empty: want at least %q", "version: v1")
 	}
-	var c Config
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("decoding config: %w", err)
+	c, err := decode(data)
+	if err != nil {
+		return nil, err
 	}
 	if c.Version == "" {
 		return nil, fmt.Errorf("config has no version: want %q", "version: "+Version)
 	}
-	SetDefaults(&c)
-	if errs := Validate(&c); len(errs) > 0 {
+	SetDefaults(c)
+	if errs := Validate(c); len(errs) > 0 {
 		return nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
 	}
-	return &c, nil
+	return c, nil
 }
 
-// Load reads and parses the config file at path.
+// decode turns YAML (or JSON) into a Config. Field names match as in
+// NVIDIA's plugin (encoding/json: case-insensitively); unknown fields are
+// reported with their path ("sharing.timeSlicing.resources[0].replica").
+func decode(data []byte) (*Config, error) {
+	j, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("decoding config: %w", err)
+	}
+	var c Config
+	strict, err := kjson.UnmarshalStrict(j, &c)
+	if err != nil {
+		return nil, fmt.Errorf("decoding config: %w", err)
+	}
+	if len(strict) == 0 {
+		return &c, nil
+	}
+	// kjson matches names case-sensitively: a file that only differs in
+	// case still loads, as it does in NVIDIA's plugin.
+	var ci Config
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&ci) == nil {
+		return &ci, nil
+	}
+	return nil, fmt.Errorf("decoding config: %w", errors.Join(strict...))
+}
+
+// Load reads and parses the config file at path; a file over
+// MaxConfigBytes is refused without reading it all.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading config %s: %w", path, err)
+	}
+	if len(data) > MaxConfigBytes {
+		return nil, fmt.Errorf("%s: config is larger than the %d bytes allowed", path, MaxConfigBytes)
 	}
 	c, err := Parse(data)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"github.com/gpupack/gpupack/pkg/nvml"
 )
 
@@ -78,6 +80,9 @@ func Build(inv *nvml.Inventory, c *Config) ([]Resource, error) {
 	if err != nil {
 		return nil, err
 	}
+	if errs := checkAgainstNode(inv, base, &c.Sharing.TimeSlicing); len(errs) > 0 {
+		return nil, fmt.Errorf("config does not fit this node's GPUs: %w", errs.ToAggregate())
+	}
 	out, err := replicate(base, &c.Sharing.TimeSlicing)
 	if err != nil {
 		return nil, err
@@ -106,12 +111,15 @@ func migDevice(inv *nvml.Inventory, m *nvml.MIGDevice) Device {
 func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, error) {
 	res := map[string][]Device{}
 	add := func(name string, d Device) { res[name] = append(res[name], d) }
-	migOn := 0
+	migOn, degraded := 0, 0
 	for i := range inv.GPUs {
 		g := &inv.GPUs[i]
 		if g.MIGEnabled && strategy != MIGStrategyNone {
 			migOn++
 			continue
+		}
+		if g.Degraded != nil {
+			degraded++ // its MIG mode may be unknown
 		}
 		add(ResourceGPU, gpuDevice(g))
 	}
@@ -128,7 +136,7 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 		if migOn == 0 {
 			return res, nil
 		}
-		if migOn != len(inv.GPUs) {
+		if migOn != len(inv.GPUs) && migOn+degraded != len(inv.GPUs) {
 			return nil, fmt.Errorf("MIG strategy single: %d of %d GPUs have MIG enabled; want all or none (use mixed)", migOn, len(inv.GPUs))
 		}
 		profiles := map[string]bool{}
@@ -194,4 +202,59 @@ func selected(sel *ReplicatedDevices, i int, d *Device) bool {
 		return true
 	}
 	return slices.Contains(sel.UUIDs, d.UUID)
+}
+
+// checkAgainstNode checks the time-slicing section against the devices the
+// node has, so that a config never silently means something else here:
+// `devices` naming a GPU index or UUID the node lacks (sharing would be
+// off for the GPU meant), a count larger than the resource's devices (it
+// would be clamped), a rename into the name of devices the node
+// advertises (they would merge). A resource the node does not have at all
+// (a fleet-wide config) is skipped, except for its indexes and UUIDs.
+func checkAgainstNode(inv *nvml.Inventory, base map[string][]Device, ts *TimeSlicing) field.ErrorList {
+	var errs field.ErrorList
+	p := field.NewPath("sharing", "timeSlicing", "resources")
+	indexes := map[int]bool{}
+	uuids := map[string]bool{}
+	unknownUUIDs := false
+	for _, g := range inv.GPUs {
+		indexes[g.Index] = true
+		uuids[g.UUID] = true
+		unknownUUIDs = unknownUUIDs || nvml.IsPlaceholderUUID(g.UUID)
+	}
+	for _, m := range inv.MIG {
+		uuids[m.UUID] = true
+	}
+	for i := range ts.Resources {
+		r := &ts.Resources[i]
+		rp := p.Index(i)
+		devs := base[r.Name]
+		for j, idx := range r.Devices.Indexes {
+			if !indexes[idx] {
+				errs = append(errs, field.Invalid(rp.Child("devices").Index(j), idx,
+					fmt.Sprintf("no GPU with index %d on this node (%d GPUs)", idx, len(inv.GPUs))))
+			}
+		}
+		for j, u := range r.Devices.UUIDs {
+			// A GPU that failed discovery before its UUID was read may be
+			// the one meant: do not refuse to start for it.
+			if !uuids[u] && !unknownUUIDs {
+				errs = append(errs, field.Invalid(rp.Child("devices").Index(len(r.Devices.Indexes)+j), u,
+					"no GPU or MIG device with this UUID on this node"))
+			}
+		}
+		if r.Devices.Count > len(devs) && len(devs) > 0 {
+			errs = append(errs, field.Invalid(rp.Child("devices"), r.Devices.Count,
+				fmt.Sprintf("this node has %d %s devices", len(devs), r.Name)))
+		}
+		target := ts.Target(r)
+		if target == r.Name || len(devs) == 0 {
+			continue
+		}
+		if other := base[target]; len(other) > 0 {
+			errs = append(errs, field.Invalid(targetPath(field.NewPath("sharing", "timeSlicing"), i, r), target,
+				fmt.Sprintf("this node advertises %d other devices as %s: the replicas of %s would merge with them", len(other), target, r.Name)))
+		}
+	}
+	return errs
 }

@@ -2,15 +2,21 @@ package sharing
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// MaxReplicas bounds time-slicing replicas per device.
-const MaxReplicas = 1024
+// MaxReplicas bounds time-slicing replicas per device. It is the limit of
+// the gpupack.io/topology annotation the node publishes (a config the codec
+// could not carry would leave the node unpublished, silently): one limit,
+// checked when the config is loaded.
+const MaxReplicas = topology.MaxReplicas
 
 // ResourcePrefix is the vendor prefix of every resource we advertise.
 const ResourcePrefix = "nvidia.com/"
@@ -88,7 +94,73 @@ func validateTimeSlicing(ts *TimeSlicing, p *field.Path) field.ErrorList {
 			}
 		}
 	}
+	return append(errs, validateTargets(ts, p)...)
+}
+
+// validateTargets rejects configs under which two different sets of devices
+// would be advertised under one resource name (a silent merge): two
+// resources renamed to one name, a resource renamed to another configured
+// resource's name, or renamed to a name gpupack itself advertises for other
+// devices (nvidia.com/gpu, nvidia.com/mig-<profile>). Sharing.Build checks
+// the same against the devices a node has.
+func validateTargets(ts *TimeSlicing, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	names := map[string]int{}
+	for i, r := range ts.Resources {
+		if _, dup := names[r.Name]; !dup {
+			names[r.Name] = i
+		}
+	}
+	targets := map[string]int{}
+	for i := range ts.Resources {
+		r := &ts.Resources[i]
+		target := ts.Target(r)
+		fp := targetPath(p, i, r)
+		if j, dup := targets[target]; dup {
+			errs = append(errs, field.Invalid(fp, target, fmt.Sprintf(
+				"resources[%d] (%s) is advertised as %s too: two resources cannot share one name", j, ts.Resources[j].Name, target)))
+			continue
+		}
+		targets[target] = i
+		if target == r.Name {
+			continue
+		}
+		if j, ok := names[target]; ok {
+			errs = append(errs, field.Invalid(fp, target, fmt.Sprintf(
+				"is the name of resources[%d]: its devices and the renamed replicas would be one resource", j)))
+			continue
+		}
+		if kind := reservedName(target); kind != "" {
+			errs = append(errs, field.Invalid(fp, target, fmt.Sprintf(
+				"is the resource name of %s: renaming %s into it merges two kinds of devices", kind, r.Name)))
+		}
+	}
 	return errs
+}
+
+// targetPath is the field that sets a resource's advertised name.
+func targetPath(p *field.Path, i int, r *ReplicatedResource) *field.Path {
+	rp := p.Child("resources").Index(i)
+	if r.Rename != "" {
+		return rp.Child("rename")
+	}
+	return rp.Child("name")
+}
+
+// migProfile matches NVIDIA MIG profile names: 1g.5gb, 1c.2g.10gb,
+// 1g.10gb+me, 1g.24gb+gfx, 1g.12gb-me, 1g.20gb+me.all ...
+var migProfile = regexp.MustCompile(`^([0-9]+c\.)?[0-9]+g\.[0-9]+gb([+-][a-z]+(\.[a-z]+)*)*$`)
+
+// reservedName says which devices gpupack advertises under name without any
+// renaming ("" when none).
+func reservedName(name string) string {
+	switch {
+	case name == ResourceGPU:
+		return "whole GPUs (and MIG devices under migStrategy single)"
+	case strings.HasPrefix(name, MIGResourcePrefix) && migProfile.MatchString(strings.TrimPrefix(name, MIGResourcePrefix)):
+		return "MIG devices of profile " + strings.TrimPrefix(name, MIGResourcePrefix)
+	}
+	return ""
 }
 
 // validateResourceName accepts nvidia.com/gpu, nvidia.com/gpu.shared-like

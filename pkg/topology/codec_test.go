@@ -212,6 +212,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"version":"v2","node":{}}`)
 	f.Add(`{"version":"v2","node":{"gpus":[],"links":[],"resources":[]}}`)
 	f.Add(`{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"replica","replicas":4,"policy":"spread"}]}}`)
+	f.Add(migOverflow(f))
 	f.Fuzz(func(t *testing.T, in string) {
 		n, err := Decode(in)
 		if err != nil {
@@ -258,4 +259,21 @@ func BenchmarkEncode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// migOverflow is migNode's annotation with its first MIG device at slice
+// start MaxInt64, size 1: Start+Size overflowed and passed validation.
+func migOverflow(tb testing.TB) string {
+	n := migNode()
+	n.MIG[0].Size = 1
+	s, err := Encode(n)
+	require.NoError(tb, err)
+	out := strings.Replace(s, `"start":0,"size":1`, `"start":9223372036854775807,"size":1`, 1)
+	require.NotEqual(tb, s, out)
+	return out
+}
+
+func TestDecodeRejectsMIGSliceOverflow(t *testing.T) {
+	_, err := Decode(migOverflow(t))
+	require.ErrorContains(t, err, "MIG device 0 has slices start 9223372036854775807 size 1")
 }

@@ -117,7 +117,9 @@ func (n *Node) validateMIG(seen func(uuid, what string)) []error {
 		}
 		// Compute instances of one GPU instance share its slices, so
 		// overlapping placements are legal.
-		if m.Start < 0 || m.Size < 1 || m.Start+m.Size > MaxMIGSlices {
+		// Start > MaxMIGSlices-Size, not Start+Size > MaxMIGSlices: the sum
+		// overflows for a Start near MaxInt.
+		if m.Start < 0 || m.Size < 1 || m.Size > MaxMIGSlices || m.Start > MaxMIGSlices-m.Size {
 			add("%s has slices start %d size %d, want within 0 to %d", what, m.Start, m.Size, MaxMIGSlices-1)
 		}
 	}

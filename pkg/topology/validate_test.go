@@ -38,3 +38,32 @@ func TestValidateReportsAll(t *testing.T) {
 		require.ErrorContains(t, err, want)
 	}
 }
+
+// TestValidateMIGSlicesOverflow: Start+Size overflowed for a Start near
+// MaxInt and passed; every placement outside [0, MaxMIGSlices) is rejected.
+func TestValidateMIGSlicesOverflow(t *testing.T) {
+	const maxInt = int(^uint(0) >> 1)
+	for _, tc := range []struct {
+		start, size int
+		ok          bool
+	}{
+		{start: maxInt, size: 1},      // the input: MaxInt+1 wraps negative
+		{start: maxInt - 3, size: 7},  // wraps too
+		{start: 1, size: maxInt},      // size alone too large
+		{start: 0, size: maxInt},      //
+		{start: -1, size: 2},          //
+		{start: 7, size: 2},           // 7+2 = 9 > 8
+		{start: 8, size: 1},           // 8+1 > 8
+		{start: 7, size: 1, ok: true}, // the last slice
+		{start: 0, size: 8, ok: true}, // the whole GPU (7g)
+	} {
+		n := migNode()
+		n.MIG[0].Start, n.MIG[0].Size = tc.start, tc.size
+		err := n.Validate()
+		if tc.ok {
+			require.NoError(t, err, "start %d size %d", tc.start, tc.size)
+			continue
+		}
+		require.ErrorContains(t, err, "MIG device 0 has slices", "start %d size %d", tc.start, tc.size)
+	}
+}

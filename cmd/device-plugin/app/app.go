@@ -47,6 +47,7 @@ type options struct {
 	fakeMachine        string
 	fakeMIG            map[string]string
 	fakeControl        string
+	fakeLost           []int
 	printTopology      bool
 	pluginDir          string
 	podResourcesSocket string
@@ -68,6 +69,8 @@ func NewCommand() *cobra.Command {
 		Short:        "gpupack kubelet device plugin for NVIDIA GPUs",
 		Version:      version.Get().String(),
 		SilenceUsage: true,
+		// RunE logs the error; cobra would print it a second time.
+		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
@@ -84,6 +87,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.configFile, "config", "", "config file (version: v1; NVIDIA k8s-device-plugin v1 fields are understood)")
 	fs.StringVar(&o.fakeMachine, "fake", "", fmt.Sprintf("run on a fake NVML machine from the catalog %v", fake.Names()))
 	fs.StringToStringVar(&o.fakeMIG, "fake-mig", nil, "with --fake: MIG devices per GPU index, profiles joined by '+', e.g. 0=3g.20gb+1g.5gb,1=7g.40gb")
+	fs.IntSliceVar(&o.fakeLost, "fake-lost", nil, "with --fake: GPU indexes that have fallen off the bus before the plugin starts (restore them on --fake-control)")
 	fs.StringVar(&o.fakeControl, "fake-control", "", "with --fake: serve fault injection (XID, ECC, lost GPU) on this unix socket")
 	fs.BoolVar(&o.printTopology, "print-topology", false, "print the node's GPU map and exit")
 	fs.StringVar(&o.pluginDir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet device-plugin directory (holds kubelet.sock)")
@@ -189,6 +193,12 @@ func (o *options) lib() (nvml.Lib, *fake.Machine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	for _, i := range o.fakeLost {
+		if i < 0 || i >= m.NumGPUs() {
+			return nil, nil, fmt.Errorf("--fake-lost: no GPU %d on %s (%d GPUs)", i, o.fakeMachine, m.NumGPUs())
+		}
+		m.LoseGPU(i)
+	}
 	return nvml.New(m.Interface()), m, nil
 }
 
@@ -266,13 +276,6 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 	} else {
 		logger.Info("No node name: not publishing to the Node and not reading the scheduler's choices")
 	}
-	m, err := deviceplugin.New(dopts)
-	if err != nil {
-		return err
-	}
-	for _, p := range m.Plugins() {
-		logger.Info("Resource", "name", p.Name(), "devices", len(p.Devices()))
-	}
 	if o.metricsAddress != "" {
 		go serveMetrics(ctx, o.metricsAddress, reg)
 	}
@@ -283,7 +286,20 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 		}
 		go serveFakeControl(ctx, l, machine)
 	}
-	return m.Run(ctx)
+	for {
+		m, err := deviceplugin.New(dopts)
+		if err != nil {
+			return err
+		}
+		for _, p := range m.Plugins() {
+			logger.Info("Resource", "name", p.Name(), "devices", len(p.Devices()))
+		}
+		// A GPU that discovery could not read answers again: discover anew.
+		if err := m.Run(ctx); !errors.Is(err, deviceplugin.ErrRediscover) {
+			return err
+		}
+		logger.Info("Discovering the node's GPUs again")
+	}
 }
 
 func (o *options) client() (kubernetes.Interface, error) {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,4 +60,26 @@ func TestHealthEnv(t *testing.T) {
 	require.NoError(t, applyHealthEnv(c, "all"))
 	require.True(t, c.Health.Disabled)
 	require.ErrorContains(t, applyHealthEnv(sharing.Default(), "some"), "want all, xids or XID numbers")
+}
+
+// TestConfigErrorPrintedOnce: the command logs its error; cobra must not
+// print it a second time.
+func TestConfigErrorPrintedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replica: 2}]}}\n"), 0o600))
+	cmd := NewCommand()
+	cmd.SetArgs([]string{"--config", path, "--fake", "dgx-h100"})
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.Execute()
+	require.ErrorContains(t, err, `unknown field "sharing.timeSlicing.resources[0].replica"`)
+	require.Empty(t, out.String(), "cobra printed the error too")
+}
+
+// TestFakeLostOutOfRange: --fake-lost names a GPU of the machine.
+func TestFakeLostOutOfRange(t *testing.T) {
+	cmd := NewCommand()
+	cmd.SetArgs([]string{"--fake", "dgx-h100", "--fake-lost", "8"})
+	require.ErrorContains(t, cmd.Execute(), "--fake-lost: no GPU 8")
 }

@@ -104,6 +104,8 @@ func (m *Machine) installEvents(i int, d *server.Device) {
 			return gonvml.ERROR_INVALID_ARGUMENT
 		case lost:
 			return gonvml.ERROR_GPU_IS_LOST
+		case m.faultOf(i, CallRegisterEvents) != gonvml.SUCCESS:
+			return m.faultOf(i, CallRegisterEvents)
 		case types&^supportedEvents != 0:
 			return gonvml.ERROR_NOT_SUPPORTED
 		}

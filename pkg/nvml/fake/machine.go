@@ -3,6 +3,7 @@ package fake
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -63,10 +64,11 @@ type Machine struct {
 	devs  []*server.Device
 	index map[string]int // GPU UUID -> index
 
-	mu   sync.Mutex
-	lost []bool
-	sets map[*mock.EventSet]*eventQueue
-	migs map[migKey]*mock.Device
+	mu     sync.Mutex
+	lost   []bool
+	faults map[fault]gonvml.Return
+	sets   map[*mock.EventSet]*eventQueue
+	migs   map[migKey]*mock.Device
 }
 
 // New builds the catalog machine called name.
@@ -95,13 +97,14 @@ func New(name string, opts ...Option) (*Machine, error) {
 		return nil, fmt.Errorf("fake: machine %q: %w", name, err)
 	}
 	m := &Machine{
-		host:  o.host,
-		spec:  s,
-		srv:   srv,
-		index: map[string]int{},
-		lost:  make([]bool, len(s.slots)),
-		sets:  map[*mock.EventSet]*eventQueue{},
-		migs:  map[migKey]*mock.Device{},
+		host:   o.host,
+		spec:   s,
+		srv:    srv,
+		index:  map[string]int{},
+		lost:   make([]bool, len(s.slots)),
+		faults: map[fault]gonvml.Return{},
+		sets:   map[*mock.EventSet]*eventQueue{},
+		migs:   map[migKey]*mock.Device{},
 	}
 	for i, d := range srv.Devices {
 		dev := d.(*server.Device)
@@ -184,6 +187,65 @@ func (m *Machine) RestoreGPU(gpu int) {
 	m.lost[gpu] = false
 }
 
+// Calls a fault can be injected into with Fail.
+const (
+	CallDeviceGetHandleByIndex = "DeviceGetHandleByIndex"
+	CallDeviceGetHandleByUUID  = "DeviceGetHandleByUUID"
+	CallRegisterEvents         = "RegisterEvents"
+	CallGetMemoryInfo          = "GetMemoryInfo"
+)
+
+// FaultCalls lists the calls Fail accepts.
+func FaultCalls() []string {
+	return []string{CallDeviceGetHandleByIndex, CallDeviceGetHandleByUUID, CallRegisterEvents, CallGetMemoryInfo}
+}
+
+type fault struct {
+	gpu  int
+	call string
+}
+
+// Fail makes call answer ret for GPU gpu until Heal (ret SUCCESS clears the
+// fault). Unlike LoseGPU it breaks one call only, e.g. event registration
+// of one GPU while its queries still work.
+func (m *Machine) Fail(gpu int, call string, ret gonvml.Return) error {
+	if !m.valid(gpu) {
+		return fmt.Errorf("fake: no GPU %d", gpu)
+	}
+	if !slices.Contains(FaultCalls(), call) {
+		return fmt.Errorf("fake: cannot inject a fault into %q (known: %v)", call, FaultCalls())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ret == gonvml.SUCCESS {
+		delete(m.faults, fault{gpu, call})
+		return nil
+	}
+	m.faults[fault{gpu, call}] = ret
+	return nil
+}
+
+// Heal clears every fault of GPU gpu injected with Fail.
+func (m *Machine) Heal(gpu int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for f := range m.faults {
+		if f.gpu == gpu {
+			delete(m.faults, f)
+		}
+	}
+}
+
+// faultOf is the injected answer of call on GPU gpu (SUCCESS: none).
+func (m *Machine) faultOf(gpu int, call string) gonvml.Return {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ret, ok := m.faults[fault{gpu, call}]; ok {
+		return ret
+	}
+	return gonvml.SUCCESS
+}
+
 func (m *Machine) valid(gpu int) bool { return gpu >= 0 && gpu < len(m.devs) }
 
 func (m *Machine) isLost(gpu int) bool {
@@ -254,12 +316,20 @@ func (m *Machine) installServer() {
 		if m.valid(i) && m.isLost(i) {
 			return nil, gonvml.ERROR_GPU_IS_LOST
 		}
+		if ret := m.faultOf(i, CallDeviceGetHandleByIndex); ret != gonvml.SUCCESS {
+			return nil, ret
+		}
 		return byIndex(i)
 	}
 	byUUID := m.srv.DeviceGetHandleByUUIDFunc
 	m.srv.DeviceGetHandleByUUIDFunc = func(id string) (gonvml.Device, gonvml.Return) {
 		if i, ok := m.index[id]; ok && m.isLost(i) {
 			return nil, gonvml.ERROR_GPU_IS_LOST
+		}
+		if i, ok := m.index[id]; ok {
+			if ret := m.faultOf(i, CallDeviceGetHandleByUUID); ret != gonvml.SUCCESS {
+				return nil, ret
+			}
 		}
 		if mig, parent, ok := m.migByUUID(id); ok {
 			if m.isLost(parent) {
@@ -315,6 +385,9 @@ func (m *Machine) installLost(i int, d *server.Device) {
 	d.GetMemoryInfoFunc = func() (gonvml.Memory, gonvml.Return) {
 		if lost() {
 			return gonvml.Memory{}, gonvml.ERROR_GPU_IS_LOST
+		}
+		if ret := m.faultOf(i, CallGetMemoryInfo); ret != gonvml.SUCCESS {
+			return gonvml.Memory{}, ret
 		}
 		return getMem()
 	}
