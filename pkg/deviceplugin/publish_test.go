@@ -145,7 +145,10 @@ func TestPublishReportsAnUnhonouredSet(t *testing.T) {
 	// choice is an NVLink pair, so it cannot be {1,6}.
 	missedSet := sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)})
 	missed, annMissed := scheduled(t, "missed", time.Now(), "nvidia.com/gpu", missedSet...)
-	got, err := func() ([]string, error) { ids, _, err := k.allocate("missed", "nvidia.com/gpu", 2, annMissed); return ids, err }()
+	got, err := func() ([]string, error) {
+		ids, _, err := k.allocate("missed", "nvidia.com/gpu", 2, annMissed)
+		return ids, err
+	}()
 	require.NoError(t, err)
 	require.NotEqual(t, missedSet, sortedIDs(got))
 	pods.add(missed)
