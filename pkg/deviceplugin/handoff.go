@@ -26,30 +26,48 @@ type PodLister interface {
 // Handoff finds the scheduler's device choice for a GetPreferredAllocation
 // call (DESIGN.md section 4).
 //
-// The kubelet's request does not name the pod, but the kubelet admits the
-// pods of its node one at a time in the order its watch delivered them,
-// which is the order this plugin's informer delivers them too (Observe). So
-// Handoff keeps the node's pods in that order, each container's request of
-// a resource as one entry (with the scheduler's set for it, or none for a
-// pod another scheduler placed), and answers for the first entry of the
-// requested size not allocated yet: its set when it has one that fits, else
-// nothing (the plugin's own choice). When no entry of that size is known yet
-// the informer is behind the kubelet; Handoff waits for it up to the
+// The kubelet's request does not name the pod, so Handoff models the order in
+// which the kubelet admits the pods of its node (kubelet.HandlePodAdditions):
+//
+//   - pods that reach a running kubelet one by one are admitted in the order
+//     its watch delivered them, which is the order this plugin's informer
+//     delivers them too (Observe);
+//   - a batch, the pods a kubelet finds when it (re)starts (kubelet restart,
+//     node reboot), is admitted sorted by creation time
+//     (sort.Sort(sliceutils.PodsByCreationTime(pods))) before any pod that
+//     arrives later. KubeletRestarted and Synced mark the pods observed so
+//     far as such a batch; within one creation second the kubelet's order is
+//     not defined (an unstable sort of second-granular timestamps over a map's
+//     order), and Handoff breaks the tie by the scheduler's assumed-at, then
+//     arrival.
+//
+// Each container's request of a resource is one entry (with the scheduler's
+// set for it, or none for a pod another scheduler placed). Handoff answers for
+// the first entry of the requested size not allocated yet: its set when it
+// has one that fits, else nothing (the plugin's own choice for that pod),
+// never another pod's set. What is allocated already is read from the
+// kubelet's PodResources API when one is given (WithAllocations), so a
+// restarted plugin does not take running pods for pending ones; otherwise
+// it is what this process saw allocated. When no entry of that size is known
+// yet the informer is behind the kubelet; Handoff waits for it up to the
 // configured wait.
 //
 // The choice is read with pkg/protocol's codec of the gpupack.io/devices and
 // gpupack.io/assumed-at pod annotations: each container's set, or when there
 // is none the pod-level set (the union) for the first container.
 type Handoff struct {
-	pods PodLister
-	wait time.Duration
+	pods   PodLister
+	wait   time.Duration
+	allocs Allocations
 
-	mu      sync.Mutex
-	seq     map[types.UID]uint64   // informer arrival order
-	next    uint64                 // next arrival number
-	changed chan struct{}          // closed and replaced on each Observe
-	done    map[doneKey]bool       // entries already allocated
-	cache   map[types.UID]*decoded // last decode per pod, reused while the annotations are unchanged
+	mu       sync.Mutex
+	seq      map[types.UID]uint64   // informer arrival order, of the node's live pods only
+	next     uint64                 // last arrival number given
+	batchEnd uint64                 // pods with seq <= batchEnd are the kubelet's last start batch
+	synced   bool                   // the informer delivered its initial list
+	changed  chan struct{}          // closed and replaced on each Observe and Synced
+	done     map[doneKey]bool       // entries already allocated
+	cache    map[types.UID]*decoded // last decode per pod, reused while the annotations are unchanged
 }
 
 // HandoffOption configures a Handoff.
@@ -58,6 +76,23 @@ type HandoffOption func(*Handoff)
 // WithInformerWait makes Choose wait up to d for the informer to deliver the
 // pod being admitted when it knows no pod of the requested size.
 func WithInformerWait(d time.Duration) HandoffOption { return func(h *Handoff) { h.wait = d } }
+
+// WithUnsynced says the informer is still delivering its initial list: until
+// Synced, Choose waits for it (up to the informer wait) and then answers
+// without the scheduler's choices rather than from a partial list.
+func WithUnsynced() HandoffOption { return func(h *Handoff) { h.synced = false } }
+
+// WithAllocations makes the kubelet's answer (the PodResources API) decide
+// which containers hold devices already, instead of this process's memory of
+// its own Allocate calls, which starts empty after a restart.
+func WithAllocations(a Allocations) HandoffOption { return func(h *Handoff) { h.allocs = a } }
+
+// Allocations are the devices the kubelet has given to the containers of
+// the node's pods.
+type Allocations interface {
+	// Allocated returns pod -> container -> resource -> device IDs.
+	Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error)
+}
 
 // decoded is a pod's choice as last decoded, with the annotation values it came from.
 type decoded struct {
@@ -74,10 +109,25 @@ type doneKey struct {
 	resource  string
 }
 
+// Ordering classes of entries.
+const (
+	classBatch   = iota // pods the kubelet found at its (re)start: by creation time
+	classStream         // pods that reached the running kubelet: by arrival
+	classUnknown        // not delivered by the informer: last
+)
+
+// SetLister sets the lister of the node's pods, for a Handoff made before
+// its informer (so that it observes every delivery).
+func (h *Handoff) SetLister(pods PodLister) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pods = pods
+}
+
 // NewHandoff returns a Handoff over the node's pods.
 func NewHandoff(pods PodLister, opts ...HandoffOption) *Handoff {
 	h := &Handoff{pods: pods, seq: map[types.UID]uint64{}, changed: make(chan struct{}),
-		done: map[doneKey]bool{}, cache: map[types.UID]*decoded{}}
+		done: map[doneKey]bool{}, cache: map[types.UID]*decoded{}, synced: true}
 	for _, o := range opts {
 		o(h)
 	}
@@ -85,9 +135,14 @@ func NewHandoff(pods PodLister, opts ...HandoffOption) *Handoff {
 }
 
 // Observe records that the informer delivered pod (add or update), in
-// delivery order; call it from the informer's event handler.
+// delivery order; call it from the informer's event handler. A pod that
+// finished or is being deleted will never be admitted: it is forgotten.
 func (h *Handoff) Observe(pod *v1.Pod) {
 	if h == nil || pod.Spec.NodeName == "" {
+		return
+	}
+	if !live(pod) {
+		h.Forget(pod.UID)
 		return
 	}
 	h.mu.Lock()
@@ -95,20 +150,83 @@ func (h *Handoff) Observe(pod *v1.Pod) {
 	if _, ok := h.seq[pod.UID]; !ok {
 		h.next++
 		h.seq[pod.UID] = h.next
-		close(h.changed)
-		h.changed = make(chan struct{})
+		h.notifyLocked()
 	}
+}
+
+// Forget drops what Handoff keeps about a pod; call it from the informer's
+// delete handler. Without it the state of a node that runs many short pods
+// would grow with every pod ever seen.
+func (h *Handoff) Forget(uid types.UID) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.seq, uid)
+	delete(h.cache, uid)
+	for k := range h.done {
+		if k.uid == uid {
+			delete(h.done, k)
+		}
+	}
+}
+
+// Synced records that the informer delivered the node's pods as they were
+// at this process's start. The kubelet admits the pending ones among them as
+// one batch, sorted by creation time: after a node reboot it found them all
+// at its own start, and after a plugin restart their arrival order is the
+// informer's list order, which says nothing of the kubelet's.
+func (h *Handoff) Synced() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.synced = true
+	h.batchEnd = h.next
+	h.notifyLocked()
+}
+
+// KubeletRestarted records that the kubelet started again: it admits every
+// pod still pending as one batch, sorted by creation time, before the pods
+// that reach it afterwards.
+func (h *Handoff) KubeletRestarted() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.batchEnd = h.next
+}
+
+// Len is the number of pods whose arrival Handoff remembers.
+func (h *Handoff) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seq)
+}
+
+func (h *Handoff) notifyLocked() {
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+func live(pod *v1.Pod) bool {
+	return pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed && pod.DeletionTimestamp == nil
 }
 
 // entry is one container's request of a resource, with the scheduler's set
 // for it when there is one.
 type entry struct {
-	pod  *v1.Pod
-	key  doneKey
-	size int
-	ids  []string // nil: no choice (another scheduler's pod)
-	seq  uint64   // arrival order; unobserved pods sort last
-	at   time.Time
+	pod       *v1.Pod
+	key       doneKey
+	container string // the container the entry serves (key.container may be "")
+	size      int
+	ids       []string // nil: no choice (another scheduler's pod)
+	class     int      // classBatch, classStream, classUnknown
+	seq       uint64   // arrival order
+	at        time.Time
 }
 
 // choiceOf decodes a pod's scheduler choice; ok=false when it has none.
@@ -130,22 +248,29 @@ func choiceOf(pod *v1.Pod) (d *protocol.Devices, at time.Time, ok bool, err erro
 
 // entries are the node's pending requests of resource, in admission order.
 func (h *Handoff) entries(ctx context.Context, resource string) []entry {
-	if h == nil || h.pods == nil {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	lister := h.pods
+	h.mu.Unlock()
+	if lister == nil {
 		return nil
 	}
 	logger := klog.FromContext(ctx)
-	pods, err := h.pods.List(labels.Everything())
+	pods, err := lister.List(labels.Everything())
 	if err != nil {
 		logger.Error(err, "Listing the node's pods failed")
 		return nil
 	}
+	held := h.held(ctx)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []entry
 	seen := make(map[types.UID]bool, len(pods))
 	for _, pod := range pods {
 		seen[pod.UID] = true
-		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed || pod.DeletionTimestamp != nil {
+		if !live(pod) {
 			continue
 		}
 		choice, at, _, err := h.choiceOfLocked(pod)
@@ -156,28 +281,93 @@ func (h *Handoff) entries(ctx context.Context, resource string) []entry {
 		if at.IsZero() {
 			at = pod.CreationTimestamp.Time
 		}
-		seq, ok := h.seq[pod.UID]
-		if !ok {
-			seq = math.MaxUint64
-		}
+		class, seq := h.classLocked(pod.UID)
 		for _, e := range podEntries(pod, choice, resource) {
-			if !h.done[e.key] {
-				e.seq, e.at = seq, at
-				out = append(out, e)
+			if h.allocatedLocked(held, e) {
+				continue
 			}
+			e.class, e.seq, e.at = class, seq, at
+			out = append(out, e)
 		}
 	}
 	h.forgetLocked(seen)
-	slices.SortStableFunc(out, func(a, b entry) int {
-		if c := cmp.Compare(a.seq, b.seq); c != 0 {
+	slices.SortStableFunc(out, compareEntries)
+	return out
+}
+
+// classLocked is where the pod stands in the kubelet's admission order.
+func (h *Handoff) classLocked(uid types.UID) (int, uint64) {
+	seq, ok := h.seq[uid]
+	switch {
+	case !ok:
+		return classUnknown, math.MaxUint64
+	case seq <= h.batchEnd:
+		return classBatch, seq
+	default:
+		return classStream, seq
+	}
+}
+
+// compareEntries orders entries as the kubelet admits their pods: the batch
+// by creation time, then the stream by arrival; the scheduler's assumed-at
+// and then arrival break ties.
+func compareEntries(a, b entry) int {
+	if c := cmp.Compare(a.class, b.class); c != 0 {
+		return c
+	}
+	if a.class == classBatch {
+		if c := a.pod.CreationTimestamp.Compare(b.pod.CreationTimestamp.Time); c != 0 {
 			return c
 		}
 		if c := a.at.Compare(b.at); c != 0 {
 			return c
 		}
-		return a.pod.CreationTimestamp.Compare(b.pod.CreationTimestamp.Time)
-	})
-	return out
+		return cmp.Compare(a.seq, b.seq)
+	}
+	if c := cmp.Compare(a.seq, b.seq); c != 0 {
+		return c
+	}
+	if c := a.at.Compare(b.at); c != 0 {
+		return c
+	}
+	return a.pod.CreationTimestamp.Compare(b.pod.CreationTimestamp.Time)
+}
+
+// held asks the kubelet which containers hold devices; nil when there is no
+// PodResources API or it did not answer (then this process's memory counts).
+func (h *Handoff) held(ctx context.Context) map[types.NamespacedName]map[string]map[string][]string {
+	if h.allocs == nil {
+		return nil
+	}
+	held, err := h.allocs.Allocated(ctx)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Reading the kubelet's allocations failed; using this process's own record")
+		return nil
+	}
+	if held == nil {
+		held = map[types.NamespacedName]map[string]map[string][]string{}
+	}
+	return held
+}
+
+// allocatedLocked reports whether the entry's container holds devices of
+// its resource already; h.mu must be held.
+func (h *Handoff) allocatedLocked(held map[types.NamespacedName]map[string]map[string][]string, e entry) bool {
+	if held == nil {
+		return h.done[e.key]
+	}
+	containers := held[types.NamespacedName{Namespace: e.pod.Namespace, Name: e.pod.Name}]
+	if e.container == "" {
+		// A pod-level set no container of the spec took: any container of
+		// the pod holding the resource served it.
+		for _, byRes := range containers {
+			if len(byRes[e.key.resource]) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	return len(containers[e.container][e.key.resource]) > 0
 }
 
 // podEntries are a pod's requests of resource, init containers first, each
@@ -200,28 +390,28 @@ func podEntries(pod *v1.Pod, choice *protocol.Devices, resource string) []entry 
 			podLevel = choice.Resources[resource]
 		}
 	}
-	add := func(container string, size int, ids []string) {
-		out = append(out, entry{pod: pod, key: doneKey{uid: pod.UID, container: container, resource: resource}, size: size, ids: ids})
+	add := func(key, container string, size int, ids []string) {
+		out = append(out, entry{pod: pod, key: doneKey{uid: pod.UID, container: key, resource: resource}, container: container, size: size, ids: ids})
 	}
 	for _, c := range allContainers(pod) {
 		n := requestOf(c, resource)
 		switch {
 		case n == 0:
 		case len(containerSets[c.Name]) > 0:
-			add(c.Name, len(containerSets[c.Name]), containerSets[c.Name])
+			add(c.Name, c.Name, len(containerSets[c.Name]), containerSets[c.Name])
 			delete(containerSets, c.Name)
 		case len(podLevel) > 0:
-			add("", len(podLevel), podLevel)
+			add("", c.Name, len(podLevel), podLevel)
 			podLevel = nil
 		default:
-			add(c.Name, n, nil)
+			add(c.Name, c.Name, n, nil)
 		}
 	}
 	for _, c := range slices.Sorted(maps.Keys(containerSets)) {
-		add(c, len(containerSets[c]), containerSets[c])
+		add(c, c, len(containerSets[c]), containerSets[c])
 	}
 	if len(podLevel) > 0 {
-		add("", len(podLevel), podLevel)
+		add("", "", len(podLevel), podLevel)
 	}
 	return out
 }
@@ -298,7 +488,10 @@ func (h *Handoff) Choose(ctx context.Context, resource string, available, mustIn
 		h.mu.Lock()
 		changed := h.changed
 		h.mu.Unlock()
-		if e, found := h.head(ctx, resource, size); found {
+		h.mu.Lock()
+		synced := h.synced
+		h.mu.Unlock()
+		if e, found := h.head(ctx, resource, size); found && synced {
 			if e.ids == nil || !allIn(e.ids, avail) || !containsAll(e.ids, mustInclude) {
 				return nil, e.pod, false
 			}
@@ -306,6 +499,9 @@ func (h *Handoff) Choose(ctx context.Context, resource string, available, mustIn
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			if !synced {
+				klog.FromContext(ctx).Info("The pod informer has not synced: not using the scheduler's choices for this allocation", "resource", resource, "size", size)
+			}
 			return nil, nil, false
 		}
 		select {
@@ -331,8 +527,8 @@ func (h *Handoff) head(ctx context.Context, resource string, size int) (entry, b
 // entry whose set is exactly ids, else the first pending entry of that size
 // (the kubelet admitted it with other devices).
 func (h *Handoff) allocated(resource string, ids []string) {
-	if h == nil {
-		return
+	if h == nil || h.allocs != nil {
+		return // the kubelet's PodResources answer is the record
 	}
 	want := slices.Sorted(slices.Values(ids))
 	pending := h.entries(context.Background(), resource)

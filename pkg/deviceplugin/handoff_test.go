@@ -1,7 +1,9 @@
 package deviceplugin_test
 
 import (
+	"context"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -11,13 +13,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
+	"k8s.io/kubernetes/pkg/kubelet/util/sliceutils"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
+	"github.com/gpupack/gpupack/test/harness"
 )
 
 // podList stands in for the informer's lister of this node's pods.
@@ -117,4 +124,68 @@ func gpuIndex(n *topology.Node, uuid string) int {
 		}
 	}
 	return -1
+}
+
+// bound is a pod on the node asking 2 GPUs in container "main", created at
+// sec, with the scheduler's choice ids and an optional topology hint.
+func bound(t *testing.T, name string, sec int64, hint string, ids ...string) *v1.Pod {
+	t.Helper()
+	s, err := protocol.EncodeDevices(protocol.Devices{
+		Resources:  map[string][]string{"nvidia.com/gpu": ids},
+		Containers: map[string]map[string][]string{"main": {"nvidia.com/gpu": ids}},
+	})
+	require.NoError(t, err)
+	ann := map[string]string{protocol.DevicesAnnotation: s, protocol.AssumedAtAnnotation: protocol.FormatAssumedAt(time.Now())}
+	if hint != "" {
+		ann["gpupack.io/topology"] = hint
+	}
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Annotations: ann,
+			CreationTimestamp: metav1.NewTime(time.Unix(sec, 0))},
+		Spec: v1.PodSpec{NodeName: "node", Containers: []v1.Container{{Name: "main", Resources: v1.ResourceRequirements{
+			Limits: v1.ResourceList{"nvidia.com/gpu": *resource.NewQuantity(2, resource.DecimalSI)}}}}},
+	}
+}
+
+// The input with the real kubelet device manager in-process:
+// dgx-1-v100, "late" (created second, delivered first, required, {0,3})
+// and "early" (created first, {1,6}) are bound while the kubelet is down;
+// the restarted kubelet admits its first list sorted by creation time
+// (kubelet.HandlePodAdditions). Each gets its own set; before, early got
+// {0,3} and late the cross-socket {1,6}.
+func TestHandoffKubeletRestartInProcess(t *testing.T) {
+	dir := socketDir(t)
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(1)))
+	hk, err := harness.StartKubelet(klog.NewContext(context.Background(), logger), dir)
+	require.NoError(t, err)
+	k := &kubelet{t: t, Kubelet: hk}
+	pods := &podList{}
+	h := deviceplugin.NewHandoff(pods, deviceplugin.WithAllocations(deviceplugin.NewPodResources(servePodResources(t, k))))
+	p := startPlugin(t, dir, pluginOpts{machine: "dgx-1-v100", handoff: h})
+	t.Cleanup(hk.Stop) // before the plugin stops (cleanups run last first)
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+
+	late := bound(t, "late", 20, "required", uuidOf(p, 0), uuidOf(p, 3))
+	early := bound(t, "early", 10, "", uuidOf(p, 1), uuidOf(p, 6))
+	require.NoError(t, hk.Restart(func() error {
+		for _, pod := range []*v1.Pod{late, early} { // the informer's (bind) order
+			pods.add(pod)
+			h.Observe(pod)
+		}
+		return nil
+	}))
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+
+	batch := []*v1.Pod{late, early}
+	sort.Sort(sliceutils.PodsByCreationTime(batch)) // as the kubelet does
+	ctx := klog.NewContext(context.Background(), logger)
+	got := map[string][]string{}
+	for _, pod := range batch {
+		require.NoError(t, hk.Admit(ctx, pod))
+		got[pod.Name] = hk.Devices(pod)["nvidia.com/gpu"]
+	}
+	require.Equal(t, map[string][]string{
+		"early": sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)}),
+		"late":  sortedIDs([]string{uuidOf(p, 0), uuidOf(p, 3)}),
+	}, got)
 }

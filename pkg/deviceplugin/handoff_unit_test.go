@@ -3,6 +3,7 @@ package deviceplugin
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -190,4 +191,223 @@ func TestHandoffEntries(t *testing.T) {
 	}
 	// "done" is finished; multi's init (2) then main (1); bad has no choice.
 	require.Equal(t, []string{"multi/init=g0g1#2", "multi/main=g2#1", "bad/main=#1"}, got)
+}
+
+// created sets the pod's creation time (the apiserver's, whole seconds).
+func created(p *v1.Pod, sec int) *v1.Pod {
+	p.CreationTimestamp = metav1.NewTime(time.Unix(int64(sec), 0))
+	return p
+}
+
+// required marks the pod gpupack.io/topology: required.
+func required(p *v1.Pod) *v1.Pod {
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations["gpupack.io/topology"] = "required"
+	return p
+}
+
+// next asks for a set of size and marks it allocated, as the kubelet's
+// GetPreferredAllocation then Allocate do; it returns the pod whose turn it
+// was and the set.
+func next(t *testing.T, h *Handoff, avail []string, size int) (string, []string) {
+	t.Helper()
+	ids, pod, ok := h.Choose(context.Background(), gpu, avail, nil, size)
+	require.True(t, ok, "a scheduler's set was expected")
+	h.allocated(gpu, ids)
+	return pod.Name, ids
+}
+
+// The input: dgx-1-v100, "late" created second but bound (delivered)
+// first, topology required, scheduler chose {0,3}; "early" created first,
+// chose {1,6}. A restarted kubelet admits early then late (by creation
+// time): each must get its own set. Before the fix early got {0,3}.
+func TestHandoffKubeletRestartBatchByCreationTime(t *testing.T) {
+	pods := &fakeLister{}
+	h := NewHandoff(pods)
+	late := required(created(boundPod(t, "late", 2, 1, "g0", "g3"), 20))
+	early := created(boundPod(t, "early", 2, 2, "g1", "g6"), 10)
+	for _, p := range []*v1.Pod{late, early} {
+		pods.add(p)
+		h.Observe(p)
+	}
+	// A running kubelet admits in watch order: late first.
+	_, pod, _ := h.Choose(context.Background(), gpu, all8, nil, 2)
+	require.Equal(t, "late", pod.Name, "no restart: the watch order")
+
+	h.KubeletRestarted()
+	name, ids := next(t, h, all8, 2)
+	require.Equal(t, "early", name)
+	require.Equal(t, []string{"g1", "g6"}, ids)
+	name, ids = next(t, h, without(all8, "g1", "g6"), 2)
+	require.Equal(t, "late", name)
+	require.Equal(t, []string{"g0", "g3"}, ids)
+}
+
+// Same kind, more pods: after a restart the batch (pending pods, by
+// creation time; within one second by the scheduler's assumed-at) comes
+// before the pods that reach the kubelet afterwards (by arrival), whatever
+// their creation time; pods of another size keep their own queue.
+func TestHandoffBatchThenStream(t *testing.T) {
+	pods := &fakeLister{}
+	h := NewHandoff(pods)
+	observe := func(ps ...*v1.Pod) {
+		for _, p := range ps {
+			pods.add(p)
+			h.Observe(p)
+		}
+	}
+	// Delivered c, a, b, big; created a (t=10), b and c (t=11, same second:
+	// c assumed at 5 before b at 6), big at 9 (4 GPUs).
+	a := created(boundPod(t, "a", 1, 7, "g0"), 10)
+	b := created(boundPod(t, "b", 1, 6, "g1"), 11)
+	c := created(boundPod(t, "c", 1, 5, "g2"), 11)
+	big := created(boundPod(t, "big", 4, 1, "g4", "g5", "g6", "g7"), 9)
+	observe(c, a, b, big)
+	h.KubeletRestarted()
+	// After the restart: "first" (created long before, t=1) arrives, then "second".
+	first := created(boundPod(t, "first", 1, 8, "g3"), 1)
+	observe(first)
+
+	avail := all8
+	var order []string
+	for range 4 {
+		name, ids := next(t, h, avail, 1)
+		order = append(order, name)
+		avail = without(avail, ids...)
+	}
+	// Batch: a (10), then c and b (11; assumed 5 < 6); then the stream: first.
+	require.Equal(t, []string{"a", "c", "b", "first"}, order)
+	name, _ := next(t, h, all8, 4)
+	require.Equal(t, "big", name)
+}
+
+// After the plugin's own restart (or a node reboot) the informer's initial
+// list is a batch too: pending pods go by creation time, not list order.
+func TestHandoffInitialListIsABatch(t *testing.T) {
+	pods := &fakeLister{}
+	h := NewHandoff(pods, WithUnsynced())
+	late := created(boundPod(t, "late", 2, 1, "g0", "g3"), 20)
+	early := created(boundPod(t, "early", 2, 2, "g1", "g6"), 10)
+	for _, p := range []*v1.Pod{late, early} { // list order
+		pods.add(p)
+		h.Observe(p)
+	}
+	// Not synced yet: no answer from a partial list.
+	_, pod, ok := h.Choose(context.Background(), gpu, all8, nil, 2)
+	require.False(t, ok)
+	require.Nil(t, pod)
+	h.Synced()
+	name, ids := next(t, h, all8, 2)
+	require.Equal(t, "early", name)
+	require.Equal(t, []string{"g1", "g6"}, ids)
+}
+
+// allocs stands in for the kubelet's PodResources answer.
+type allocs struct {
+	mu   sync.Mutex
+	held map[types.NamespacedName]map[string]map[string][]string
+	err  error
+}
+
+func (a *allocs) Allocated(context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.held, a.err
+}
+
+func (a *allocs) give(pod, container string, ids ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.held == nil {
+		a.held = map[types.NamespacedName]map[string]map[string][]string{}
+	}
+	key := types.NamespacedName{Namespace: "default", Name: pod}
+	if a.held[key] == nil {
+		a.held[key] = map[string]map[string][]string{}
+	}
+	a.held[key][container] = map[string][]string{gpu: ids}
+}
+
+// A restarted plugin remembers no allocation: the kubelet's PodResources
+// answer says which pods run already. Without it the running pod "run"
+// (listed first) looked pending, its set is taken, so "next" was handed the
+// plugin's own choice and "run"'s entry consumed in its place.
+func TestHandoffRunningPodsFromPodResources(t *testing.T) {
+	pods := &fakeLister{}
+	run := created(boundPod(t, "run", 2, 1, "g0", "g1"), 1)
+	pending := created(boundPod(t, "next", 2, 2, "g2", "g3"), 2)
+	pods.add(run)
+	pods.add(pending)
+	a := &allocs{}
+	a.give("run", "main", "g0", "g1")
+
+	// Old behaviour, kept when there is no PodResources API: "run" is the head.
+	h := NewHandoff(pods, WithUnsynced())
+	h.Observe(run)
+	h.Observe(pending)
+	h.Synced()
+	_, pod, ok := h.Choose(context.Background(), gpu, without(all8, "g0", "g1"), nil, 2)
+	require.False(t, ok)
+	require.Equal(t, "run", pod.Name)
+
+	h = NewHandoff(pods, WithUnsynced(), WithAllocations(a))
+	h.Observe(run)
+	h.Observe(pending)
+	h.Synced()
+	ids, pod, ok := h.Choose(context.Background(), gpu, without(all8, "g0", "g1"), nil, 2)
+	require.True(t, ok)
+	require.Equal(t, "next", pod.Name)
+	require.Equal(t, []string{"g2", "g3"}, ids)
+
+	// The kubelet gave "next" other devices than its set (say g4, g5): the
+	// record follows the kubelet, so "next" is not pending any more and a
+	// later pod is not handed "next"'s leftover turn.
+	a.give("next", "main", "g4", "g5")
+	third := created(boundPod(t, "third", 2, 3, "g6", "g7"), 3)
+	pods.add(third)
+	h.Observe(third)
+	ids, pod, ok = h.Choose(context.Background(), gpu, without(all8, "g0", "g1", "g4", "g5"), nil, 2)
+	require.True(t, ok)
+	require.Equal(t, "third", pod.Name)
+	require.Equal(t, []string{"g6", "g7"}, ids)
+
+	// The kubelet's API failing falls back to this process's own record.
+	a.mu.Lock()
+	a.err = context.DeadlineExceeded
+	a.mu.Unlock()
+	_, pod, _ = h.Choose(context.Background(), gpu, all8, nil, 2)
+	require.Equal(t, "run", pod.Name, "nothing recorded by this process: the list order")
+}
+
+// The arrival map holds live pods only: deleted and finished pods leave it
+// (100k short CPU-only pods used to leave 100k entries).
+func TestHandoffForgetsPodsThatGo(t *testing.T) {
+	h := NewHandoff(&fakeLister{})
+	const n = 100_000
+	for i := range n {
+		p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cpu", Namespace: "default", UID: types.UID("u" + strconv.Itoa(i))},
+			Spec: v1.PodSpec{NodeName: "node"}}
+		h.Observe(p)
+		switch i % 3 {
+		case 0: // deleted
+			h.Forget(p.UID)
+		case 1: // finished, then deleted
+			p2 := p.DeepCopy()
+			p2.Status.Phase = v1.PodSucceeded
+			h.Observe(p2)
+		case 2: // being deleted
+			p2 := p.DeepCopy()
+			p2.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)}
+			h.Observe(p2)
+		}
+	}
+	require.Equal(t, 0, h.Len(), "every pod went: nothing kept")
+
+	// Live pods stay.
+	for i := range 10 {
+		h.Observe(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID("live" + strconv.Itoa(i))}, Spec: v1.PodSpec{NodeName: "node"}})
+	}
+	require.Equal(t, 10, h.Len())
 }

@@ -256,6 +256,9 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 	name := filepath.Base(ev.Name)
 	if name == KubeletSocketName && ev.Has(fsnotify.Create) {
 		logger.Info("kubelet.sock created: the kubelet restarted, registering again")
+		// The restarted kubelet admits the pods still pending as one batch,
+		// by creation time, not in the order they reached this plugin.
+		m.opts.Handoff.KubeletRestarted()
 		for _, p := range m.plugins {
 			// The restarted kubelet wiped our socket and we may already have
 			// served again and registered with it: a second Serve would cut

@@ -22,6 +22,7 @@ type Metrics struct {
 	allocations *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
 	preferred   *prometheus.CounterVec
+	missed      *prometheus.CounterVec
 	recoveries  prometheus.Counter
 }
 
@@ -43,11 +44,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		preferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gpupack_device_plugin_preferred_allocations_total", Help: "GetPreferredAllocation answers, by resource and handoff outcome.",
 		}, []string{"resource", "outcome"}),
+		missed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gpupack_device_plugin_handoff_not_honoured_total",
+			Help: "Pods that got devices outside the set the scheduler chose for them, by resource (counted once per pod).",
+		}, []string{"resource"}),
 		recoveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gpupack_device_plugin_gpu_recoveries_total", Help: "GPUs that became healthy again.",
 		}),
 	}
-	reg.MustRegister(m.devices, m.events, m.allocations, m.rejected, m.preferred, m.recoveries)
+	reg.MustRegister(m.devices, m.events, m.allocations, m.rejected, m.preferred, m.missed, m.recoveries)
 	return m
 }
 
@@ -91,5 +96,11 @@ func (m *Metrics) handoff(resource, outcome string) {
 func (m *Metrics) recovered() {
 	if m != nil {
 		m.recoveries.Inc()
+	}
+}
+
+func (m *Metrics) handoffMissed(resource string) {
+	if m != nil {
+		m.missed.WithLabelValues(resource).Inc()
 	}
 }

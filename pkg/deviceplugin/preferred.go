@@ -40,7 +40,8 @@ func (p *Plugin) prefer(ctx context.Context, avail, must []string, size int) ([]
 	if size <= 0 || size > len(avail) {
 		return nil, OutcomeNone
 	}
-	if ids, pod, ok := p.handoff.Choose(ctx, p.resource.Name, avail, must, size); ok {
+	ids, pod, ok := p.handoff.Choose(ctx, p.resource.Name, avail, must, size)
+	if ok {
 		klog.FromContext(ctx).V(2).Info("Honouring the scheduler's device choice", "pod", klog.KObj(pod), "devices", ids)
 		return ids, OutcomeScheduler
 	}
@@ -49,7 +50,22 @@ func (p *Plugin) prefer(ctx context.Context, avail, must []string, size int) ([]
 	}
 	req := p.request
 	req.Count = size
+	// The plugin's own choice for the pod whose turn it is keeps that pod's
+	// topology hint: a required pod gets a set of the best class the node
+	// still offers, and only when there is none the best set left.
+	if pod != nil {
+		hint, err := score.ParseHint(pod.Annotations[score.HintAnnotation])
+		if err != nil {
+			klog.FromContext(ctx).Info("Ignoring the pod's malformed topology hint", "pod", klog.KObj(pod), "err", err)
+		}
+		req.Topology = hint
+	}
 	ids, err := score.Preferred(p.node(), req, avail, must, p.opts.Workload)
+	if err != nil && req.Topology == score.HintRequired {
+		klog.FromContext(ctx).Info("No set left meets the pod's required topology; choosing the best left", "pod", klog.KObj(pod), "size", size, "err", err)
+		req.Topology = score.HintPreferred
+		ids, err = score.Preferred(p.node(), req, avail, must, p.opts.Workload)
+	}
 	if err != nil {
 		klog.FromContext(ctx).V(2).Info("No preferred set, the kubelet chooses", "size", size, "err", err)
 		return nil, OutcomeNone

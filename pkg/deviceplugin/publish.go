@@ -4,18 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 	"k8s.io/utils/clock"
@@ -48,21 +52,50 @@ type PublisherOptions struct {
 	// InUseInterval refreshes the in-use report periodically.
 	InUseInterval time.Duration
 	Clock         clock.WithTicker
+	// Retry paces the retries of a failed publication; the zero value
+	// means DefaultPublishRetry.
+	Retry wait.Backoff
+	// Recorder receives an event for each pod the handoff did not give its
+	// scheduled set; Metrics counts them. Both may be nil.
+	Recorder record.EventRecorder
+	Metrics  *Metrics
 }
+
+// DefaultPublishRetry paces the retries of a failed node patch or
+// PodResources read: 1s doubling up to 5 min, jittered, without end.
+var DefaultPublishRetry = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 5 * time.Minute}
 
 // Publisher writes the gpupack.io/topology and gpupack.io/in-use annotations
 // and the GPU labels on this plugin's Node, and only there.
 type Publisher struct {
-	opts PublisherOptions
-	kick chan struct{}
+	opts   PublisherOptions
+	podres *PodResources
+	kick   chan struct{}
+
+	mu       sync.Mutex
+	reported map[types.UID]bool // pods already reported as not given their scheduled set
 }
+
+// Reasons of the events on pods.
+const (
+	// ReasonScheduledSetNotHonoured: the kubelet gave the pod devices
+	// outside the set the scheduler chose for it.
+	ReasonScheduledSetNotHonoured = "ScheduledDevicesNotHonoured"
+)
 
 // NewPublisher returns a Publisher; Run starts it.
 func NewPublisher(o PublisherOptions) *Publisher {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	return &Publisher{opts: o, kick: make(chan struct{}, 1)}
+	if o.Retry.Duration <= 0 {
+		o.Retry = DefaultPublishRetry
+	}
+	p := &Publisher{opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{}}
+	if o.PodResourcesSocket != "" {
+		p.podres = NewPodResources(o.PodResourcesSocket)
+	}
+	return p
 }
 
 // Kick asks for an in-use refresh (after an Allocate); it never blocks.
@@ -77,7 +110,10 @@ func (p *Publisher) Kick() {
 }
 
 // Run publishes the node at start and on each health change, and the in-use
-// report on Kick and every InUseInterval, until ctx ends.
+// report on Kick and every InUseInterval, until ctx ends. A publication that
+// fails is retried with backoff (DefaultPublishRetry) until it succeeds, so
+// a node whose first patch failed (apiserver down, policy not loaded yet)
+// is published once the apiserver answers, with or without an in-use loop.
 func (p *Publisher) Run(ctx context.Context, m *Manager) {
 	logger := klog.FromContext(ctx).WithValues("node", p.opts.NodeName)
 	var tick <-chan time.Time
@@ -90,30 +126,71 @@ func (p *Publisher) Run(ctx context.Context, m *Manager) {
 	for _, pl := range m.Plugins() {
 		resources = append(resources, pl.Name())
 	}
-	inUse := func() {
-		if !p.opts.InUse {
-			return
-		}
-		if err := p.PublishInUse(ctx, resources); err != nil {
-			logger.Error(err, "Publishing the in-use report failed")
-		}
-	}
-	inUse()
+	backoff := p.opts.Retry
+	nodeDirty, inUseDirty := true, true
 	for {
 		changed := m.Health().Changed()
-		if err := p.PublishNode(ctx, m.Node(), m.MIGCapable()); err != nil {
-			logger.Error(err, "Publishing the node's topology failed")
+		if nodeDirty {
+			if err := p.PublishNode(ctx, m.Node(), m.MIGCapable()); err != nil {
+				logger.Error(err, "Publishing the node's topology failed")
+			} else {
+				nodeDirty = false
+			}
+		}
+		if inUseDirty {
+			if err := p.refreshInUse(ctx, resources); err != nil {
+				logger.Error(err, "Publishing the in-use report failed")
+			} else {
+				inUseDirty = false
+			}
+		}
+		var retry <-chan time.Time
+		var timer clock.Timer
+		if nodeDirty || inUseDirty {
+			d := backoff.Step()
+			logger.Info("Retrying the publication", "after", d)
+			timer = p.opts.Clock.NewTimer(d)
+			retry = timer.C()
+		} else {
+			backoff = p.opts.Retry
 		}
 		select {
 		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
 			return
 		case <-changed:
+			nodeDirty = true
 		case <-p.kick:
-			inUse()
+			inUseDirty = true
 		case <-tick:
-			inUse()
+			inUseDirty = true
+		case <-retry:
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 	}
+}
+
+// refreshInUse reads the kubelet's allocations, reports pods the handoff did
+// not give their scheduled set, and publishes the in-use report when asked to.
+func (p *Publisher) refreshInUse(ctx context.Context, resources []string) error {
+	if p.podres == nil {
+		return nil
+	}
+	if !p.opts.InUse && p.opts.Recorder == nil && p.opts.Metrics == nil {
+		return nil
+	}
+	pods, err := p.InUse(ctx, resources)
+	if err != nil {
+		return err
+	}
+	if !p.opts.InUse {
+		return nil
+	}
+	return p.patchInUse(ctx, pods)
 }
 
 // PublishNode patches the topology annotation and the labels onto the node.
@@ -142,6 +219,10 @@ func (p *Publisher) PublishInUse(ctx context.Context, resources []string) error 
 	if err != nil {
 		return err
 	}
+	return p.patchInUse(ctx, pods)
+}
+
+func (p *Publisher) patchInUse(ctx context.Context, pods []protocol.PodDevices) error {
 	s, err := protocol.EncodeInUse(pods)
 	if err != nil {
 		return err
@@ -149,48 +230,109 @@ func (p *Publisher) PublishInUse(ctx context.Context, resources []string) error 
 	return p.patch(ctx, map[string]any{"annotations": map[string]string{protocol.InUseAnnotation: s}})
 }
 
-// InUse asks the kubelet which pods hold devices of the given resources.
+// InUse asks the kubelet which pods hold devices of the given resources; a
+// pod holding a device outside the set the scheduler chose for it carries
+// that set (Scheduled), and is reported once with an event and a metric.
 func (p *Publisher) InUse(ctx context.Context, resources []string) ([]protocol.PodDevices, error) {
-	conn, err := grpc.NewClient("unix://"+p.opts.PodResourcesSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("connecting to PodResources at %s: %w", p.opts.PodResourcesSocket, err)
+	if p.podres == nil {
+		return nil, fmt.Errorf("no PodResources socket")
 	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
-	defer cancel()
-	resp, err := podresourcesv1.NewPodResourcesListerClient(conn).List(ctx, &podresourcesv1.ListPodResourcesRequest{})
+	resp, err := p.podres.List(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing pod resources at %s: %w", p.opts.PodResourcesSocket, err)
+		return nil, err
 	}
-	return p.report(resp, resources), nil
+	return p.report(ctx, resp, resources), nil
 }
 
-func (p *Publisher) report(resp *podresourcesv1.ListPodResourcesResponse, resources []string) []protocol.PodDevices {
-	uids := map[types.NamespacedName]string{}
+func (p *Publisher) report(ctx context.Context, resp *podresourcesv1.ListPodResourcesResponse, resources []string) []protocol.PodDevices {
+	byName := map[types.NamespacedName]*v1.Pod{}
 	if p.opts.Pods != nil {
 		if pods, err := p.opts.Pods.List(labels.Everything()); err == nil {
 			for _, pod := range pods {
-				uids[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}] = string(pod.UID)
+				byName[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}] = pod
 			}
 		}
 	}
 	var out []protocol.PodDevices
-	for _, pr := range resp.GetPodResources() {
-		var devs []string
-		for _, c := range pr.GetContainers() {
-			for _, d := range c.GetDevices() {
-				if slices.Contains(resources, d.GetResourceName()) {
-					devs = append(devs, d.GetDeviceIds()...)
+	present := map[types.UID]bool{}
+	for key, containers := range allocatedOf(resp) {
+		held := map[string][]string{}
+		for _, byRes := range containers {
+			for res, ids := range byRes {
+				if slices.Contains(resources, res) {
+					held[res] = append(held[res], ids...)
 				}
 			}
 		}
-		if len(devs) == 0 {
+		if len(held) == 0 {
 			continue
 		}
-		key := types.NamespacedName{Namespace: pr.GetNamespace(), Name: pr.GetName()}
-		out = append(out, protocol.PodDevices{PodRef: protocol.PodRef{Namespace: key.Namespace, Name: key.Name, UID: uids[key]}, Devices: devs})
+		pd := protocol.PodDevices{PodRef: protocol.PodRef{Namespace: key.Namespace, Name: key.Name}}
+		for _, res := range slices.Sorted(maps.Keys(held)) {
+			pd.Devices = append(pd.Devices, held[res]...)
+		}
+		if pod := byName[key]; pod != nil {
+			pd.UID = string(pod.UID)
+			present[pod.UID] = true
+			pd.Scheduled = p.notHonoured(ctx, pod, held)
+		}
+		out = append(out, pd)
 	}
+	p.mu.Lock()
+	for uid := range p.reported {
+		if !present[uid] {
+			delete(p.reported, uid)
+		}
+	}
+	p.mu.Unlock()
 	return out
+}
+
+// notHonoured returns the scheduler's set of the pod when the pod holds a
+// device of a resource outside it (a pod still being admitted holds a
+// subset), nil otherwise; the first time, it records an event and counts it.
+func (p *Publisher) notHonoured(ctx context.Context, pod *v1.Pod, held map[string][]string) []string {
+	s, ok := pod.Annotations[protocol.DevicesAnnotation]
+	if !ok {
+		return nil // another scheduler's pod: no choice to honour
+	}
+	choice, err := protocol.DecodeDevices(s)
+	if err != nil {
+		return nil // reported by the handoff, which ignores it
+	}
+	var scheduled, missed []string
+	for _, res := range slices.Sorted(maps.Keys(held)) {
+		want, ok := choice.Resources[res]
+		if !ok {
+			continue
+		}
+		for _, id := range held[res] {
+			if !slices.Contains(want, id) {
+				missed = append(missed, res)
+				scheduled = append(scheduled, want...)
+				break
+			}
+		}
+	}
+	if len(missed) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	first := !p.reported[pod.UID]
+	p.reported[pod.UID] = true
+	p.mu.Unlock()
+	if first {
+		klog.FromContext(ctx).Info("The pod did not get the devices the scheduler chose", "pod", klog.KObj(pod), "resources", missed, "held", held, "scheduled", scheduled)
+		for _, res := range missed {
+			p.opts.Metrics.handoffMissed(res)
+		}
+		if p.opts.Recorder != nil {
+			p.opts.Recorder.Eventf(pod, v1.EventTypeWarning, ReasonScheduledSetNotHonoured,
+				"The kubelet gave %s devices %v; the scheduler chose %v (the node's in-use report corrects the scheduler's view)",
+				strings.Join(missed, ","), held, scheduled)
+		}
+	}
+	return scheduled
 }
 
 func (p *Publisher) patch(ctx context.Context, meta map[string]any) error {

@@ -2,14 +2,23 @@ package deviceplugin_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/protocol"
@@ -79,4 +88,114 @@ func TestPublish(t *testing.T) {
 		topo, err := topology.Decode(node().Annotations[topology.AnnotationKey])
 		return err == nil && !topo.GPUs[4].Healthy && topo.GPUs[3].Healthy
 	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// With publish.inUse false nothing else wakes the publisher: a node patch
+// that failed at start (apiserver unreachable) must be retried with backoff
+// until it lands. Before, the node stayed unpublished for the life of the
+// process.
+func TestPublishRetriesAFailedNodePatch(t *testing.T) {
+	const nodeName = "gpu-node-1"
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}})
+	var failures atomic.Int32
+	client.PrependReactor("patch", "nodes", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if failures.Add(1) <= 3 {
+			return true, nil, errors.New("connection refused")
+		}
+		return false, nil, nil
+	})
+	dir := socketDir(t)
+	k := startKubelet(t, dir)
+	pub := deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
+		Client: client, NodeName: nodeName, Topology: true, Labels: true, InUse: false,
+		Retry: wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 200 * time.Millisecond},
+	})
+	startPlugin(t, dir, pluginOpts{machine: "dgx-1-v100", publisher: pub, kubelet: k})
+	require.Eventually(t, func() bool {
+		n, err := client.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})
+		return err == nil && n.Annotations[topology.AnnotationKey] != "" && n.Labels[deviceplugin.LabelCount] == "8"
+	}, 20*time.Second, 10*time.Millisecond)
+	// 3 refused patches, then the one that landed (one patch carries both
+	// the annotation and the labels).
+	require.Equal(t, int32(4), failures.Load())
+}
+
+// A pod the kubelet gave devices outside the set the scheduler chose for it
+// is said so three ways, once: an event on the pod, "scheduled" in the
+// in-use report, and the not-honoured counter. A pod that got its set, or a
+// pod with no choice, is not.
+func TestPublishReportsAnUnhonouredSet(t *testing.T) {
+	const nodeName = "gpu-node-1"
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}})
+	dir := socketDir(t)
+	k := startKubelet(t, dir)
+	pods := &podList{}
+	recorder := record.NewFakeRecorder(10)
+	reg := prometheus.NewRegistry()
+	metrics := deviceplugin.NewMetrics(reg)
+	pub := deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
+		Client: client, NodeName: nodeName, PodResourcesSocket: servePodResources(t, k), Pods: pods,
+		InUse: true, InUseInterval: time.Hour, Recorder: recorder, Metrics: metrics,
+	})
+	// No handoff: every pod gets the plugin's own choice.
+	p := startPlugin(t, dir, pluginOpts{machine: "dgx-1-v100", publisher: pub, kubelet: k, metrics: metrics})
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+
+	// "missed": the scheduler chose the SYS pair {1,6}; pkg/score's own
+	// choice is an NVLink pair, so it cannot be {1,6}.
+	missedSet := sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)})
+	missed, annMissed := scheduled(t, "missed", time.Now(), "nvidia.com/gpu", missedSet...)
+	got, err := func() ([]string, error) {
+		ids, _, err := k.allocate("missed", "nvidia.com/gpu", 2, annMissed)
+		return ids, err
+	}()
+	require.NoError(t, err)
+	require.NotEqual(t, missedSet, sortedIDs(got))
+	pods.add(missed)
+	// "other": no choice (another scheduler's pod).
+	_, _, err = k.allocate("other", "nvidia.com/gpu", 1, nil)
+	require.NoError(t, err)
+	pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default", UID: "uid-other"}})
+
+	node := func() *v1.Node {
+		n, err := client.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})
+		require.NoError(t, err)
+		return n
+	}
+	var u *protocol.InUse
+	require.Eventually(t, func() bool {
+		pub.Kick()
+		u, err = protocol.DecodeInUse(node().Annotations[protocol.InUseAnnotation])
+		return err == nil && len(u.Pods) == 2 && u.Pods[0].UID != "" && u.Pods[1].UID != ""
+	}, 10*time.Second, 20*time.Millisecond)
+	byName := map[string]protocol.PodDevices{}
+	for _, pd := range u.Pods {
+		byName[pd.Name] = pd
+	}
+	require.Equal(t, sortedIDs(got), byName["missed"].Devices)
+	require.Equal(t, missedSet, byName["missed"].Scheduled, "the in-use report says what the scheduler chose")
+	require.Empty(t, byName["other"].Scheduled, "no choice, nothing to honour")
+
+	select {
+	case ev := <-recorder.Events:
+		require.Contains(t, ev, "Warning "+deviceplugin.ReasonScheduledSetNotHonoured)
+		require.Contains(t, ev, uuidOf(p, 1))
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event on the pod")
+	}
+	// More refreshes: still one event and one count for the pod.
+	for range 3 {
+		_, err := pub.InUse(context.Background(), []string{"nvidia.com/gpu"})
+		require.NoError(t, err)
+	}
+	select {
+	case ev := <-recorder.Events:
+		t.Fatalf("a second event: %s", ev)
+	default:
+	}
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP gpupack_device_plugin_handoff_not_honoured_total Pods that got devices outside the set the scheduler chose for them, by resource (counted once per pod).
+# TYPE gpupack_device_plugin_handoff_not_honoured_total counter
+gpupack_device_plugin_handoff_not_honoured_total{resource="nvidia.com/gpu"} 1
+`), "gpupack_device_plugin_handoff_not_honoured_total"))
 }

@@ -48,6 +48,10 @@ type PodRef struct {
 type PodDevices struct {
 	PodRef
 	Devices []string `json:"devices"`
+	// Scheduled is the set the scheduler chose for the pod (its
+	// gpupack.io/devices), present only when the pod holds a device outside
+	// it: the handoff did not give the pod its scheduled set.
+	Scheduled []string `json:"scheduled,omitempty"`
 }
 
 // InUse is the payload of the gpupack.io/in-use node annotation.
@@ -75,6 +79,9 @@ func EncodeInUse(pods []PodDevices) (string, error) {
 			return "", err
 		}
 		p.Devices = slices.Sorted(slices.Values(p.Devices))
+		if len(p.Scheduled) > 0 {
+			p.Scheduled = slices.Sorted(slices.Values(p.Scheduled))
+		}
 		u.Pods = append(u.Pods, p)
 	}
 	slices.SortFunc(u.Pods, func(a, b PodDevices) int {
@@ -102,7 +109,7 @@ func DecodeInUse(s string) (*InUse, error) {
 }
 
 func validatePod(p PodDevices) error {
-	for _, id := range p.Devices {
+	for _, id := range slices.Concat(p.Devices, p.Scheduled) {
 		if err := ValidateDeviceID(id); err != nil {
 			return err
 		}

@@ -11,12 +11,13 @@ import (
 func TestInUseRoundTrip(t *testing.T) {
 	s, err := protocol.EncodeInUse([]protocol.PodDevices{
 		{PodRef: protocol.PodRef{Namespace: "b", Name: "p2", UID: "u2"}, Devices: []string{"GPU-2::1", "GPU-2::0"}},
-		{PodRef: protocol.PodRef{Namespace: "a", Name: "p1", UID: "u1"}, Devices: []string{"GPU-1"}},
+		{PodRef: protocol.PodRef{Namespace: "a", Name: "p1", UID: "u1"}, Devices: []string{"GPU-1"}, Scheduled: []string{"GPU-3", "GPU-0"}},
 	})
 	require.NoError(t, err)
-	// Sorted by namespace/name/uid, devices sorted.
+	// Sorted by namespace/name/uid, devices sorted; "scheduled" only where
+	// a pod did not get its scheduled set.
 	require.JSONEq(t, `{"version":"v1","pods":[
-		{"namespace":"a","name":"p1","uid":"u1","devices":["GPU-1"]},
+		{"namespace":"a","name":"p1","uid":"u1","devices":["GPU-1"],"scheduled":["GPU-0","GPU-3"]},
 		{"namespace":"b","name":"p2","uid":"u2","devices":["GPU-2::0","GPU-2::1"]}]}`, s)
 	u, err := protocol.DecodeInUse(s)
 	require.NoError(t, err)
@@ -47,6 +48,7 @@ func TestDecodeBadInput(t *testing.T) {
 		{name: "unknown field", in: `{"version":"v1","pods":[],"extra":1}`, wantErr: "unknown field"},
 		{name: "wrong type", in: `{"version":"v1","pods":{}}`, wantErr: "cannot unmarshal"},
 		{name: "empty device ID", in: `{"version":"v1","pods":[{"namespace":"a","name":"b","uid":"c","devices":[""]}]}`, wantErr: "empty"},
+		{name: "empty scheduled ID", in: `{"version":"v1","pods":[{"namespace":"a","name":"b","uid":"c","devices":["x"],"scheduled":[""]}]}`, wantErr: "empty"},
 		{name: "control char", in: `{"version":"v1","pods":[{"devices":["GPU\u0001"]}]}`, wantErr: "control"},
 		{name: "trailing", in: `{"version":"v1","pods":[]} {}`, wantErr: "malformed JSON"},
 		{name: "devices twice", devices: true, in: `{"version":"v1","resources":{"nvidia.com/gpu":["a","a"]}}`, wantErr: "listed twice"},

@@ -3,17 +3,21 @@ package harness
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/kubelet/util/sliceutils"
 )
 
 // Admission is the outcome of a pod's admission on its node.
@@ -196,9 +200,72 @@ func (n *Node) admitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case pod := <-n.admitq:
-			n.admit(ctx, pod)
+			n.admitMu.Lock()
+			if a, _ := n.Outcome(pod.UID); a == nil { // else admitted in a restart's batch
+				n.admit(ctx, pod)
+			}
+			n.admitMu.Unlock()
 		}
 	}
+}
+
+// RestartKubelet restarts the node's kubelet as a kubelet restart does.
+// While it is down, admission waits and down runs (bind pods then). The new
+// kubelet's first list of the node's pods is one batch, admitted in
+// creation-time order exactly as kubelet.HandlePodAdditions sorts it
+// (sort.Sort(sliceutils.PodsByCreationTime(pods)), whole seconds, ties in no
+// defined order): pending pods are allocated then, running ones keep their
+// devices from the device manager's checkpoint. Pods bound afterwards are
+// admitted one by one, in watch order, as before.
+func (n *Node) RestartKubelet(ctx context.Context, down func() error) error {
+	n.admitMu.Lock()
+	defer n.admitMu.Unlock()
+	_, before, _ := n.Kubelet.Capacity()
+	if err := n.Kubelet.Restart(down); err != nil {
+		return fmt.Errorf("node %s: restarting the kubelet: %w", n.cfg.Name, err)
+	}
+	// The device plugin registers again (it watches for kubelet.sock).
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		_, now, _ := n.Kubelet.Capacity()
+		for name, q := range before {
+			if got, ok := now[name]; !ok || !got.Equal(q) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: the device plugin did not register with the restarted kubelet: %w\n%s", n.cfg.Name, err, n.PluginLog(4096))
+	}
+	list, err := n.env.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", n.cfg.Name).String(),
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: listing its pods: %w", n.cfg.Name, err)
+	}
+	var batch []*corev1.Pod
+	for i := range list.Items {
+		if pod := &list.Items[i]; !terminal(pod) {
+			batch = append(batch, pod)
+		}
+	}
+	sort.Sort(sliceutils.PodsByCreationTime(batch))
+	for _, pod := range batch {
+		n.mu.Lock()
+		a := n.outcomes[pod.UID]
+		n.queued[pod.UID] = true
+		n.mu.Unlock()
+		switch {
+		case a == nil:
+			n.admit(ctx, pod)
+		case a.Err == nil:
+			// Running: admitted again, its devices come from the checkpoint.
+			if err := n.Kubelet.Admit(ctx, pod); err != nil {
+				return fmt.Errorf("node %s: running pod %s lost its admission on restart: %w", n.cfg.Name, klog.KObj(pod), err)
+			}
+		}
+	}
+	return nil
 }
 
 func (n *Node) admit(ctx context.Context, pod *corev1.Pod) {

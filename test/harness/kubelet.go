@@ -49,11 +49,12 @@ const (
 type Kubelet struct {
 	dir    string
 	logger klog.Logger
-	m      *devicemanager.ManagerImpl
-	podres *grpc.Server
+	ctx    context.Context
 
-	mu   sync.Mutex
-	pods map[types.UID]*v1.Pod // admitted and not yet gone
+	mu     sync.Mutex
+	m      *devicemanager.ManagerImpl // replaced by Restart; under mu
+	podres *grpc.Server               // under mu
+	pods   map[types.UID]*v1.Pod      // admitted and not yet gone
 }
 
 type sourcesReady struct{}
@@ -69,15 +70,53 @@ func StartKubelet(ctx context.Context, dir string) (*Kubelet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the device manager in %s: %w", dir, err)
 	}
-	k := &Kubelet{dir: dir, logger: logger, m: m, pods: map[types.UID]*v1.Pod{}}
-	if err := m.Start(logger, k.activePods, sourcesReady{}, containermap.NewContainerMap(), sets.New[string]()); err != nil {
-		return nil, fmt.Errorf("starting the device manager: %w", err)
-	}
-	if err := k.servePodResources(ctx); err != nil {
-		_ = m.Stop(logger)
+	k := &Kubelet{dir: dir, logger: logger, ctx: ctx, m: m, pods: map[types.UID]*v1.Pod{}}
+	if err := k.start(m); err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+func (k *Kubelet) start(m *devicemanager.ManagerImpl) error {
+	if err := m.Start(k.logger, k.activePods, sourcesReady{}, containermap.NewContainerMap(), sets.New[string]()); err != nil {
+		return fmt.Errorf("starting the device manager: %w", err)
+	}
+	if err := k.servePodResources(k.ctx); err != nil {
+		_ = m.Stop(k.logger)
+		return err
+	}
+	return nil
+}
+
+// Restart stops the kubelet and starts a new one on the same directory, as
+// a kubelet restart does: the new device manager reads the old one's
+// checkpoint (the running pods keep their devices), recreates kubelet.sock
+// (device plugins register again), and knows no admitted pod until they
+// are admitted again (Node.RestartKubelet does it, as the kubelet does).
+// down runs while no kubelet is there.
+func (k *Kubelet) Restart(down func() error) error {
+	k.Stop()
+	if down != nil {
+		if err := down(); err != nil {
+			return err
+		}
+	}
+	m, err := newManagerImpl(k.logger, filepath.Join(k.dir, KubeletSocket), nil, topologymanager.NewFakeManager(k.logger))
+	if err != nil {
+		return fmt.Errorf("creating the device manager in %s: %w", k.dir, err)
+	}
+	k.mu.Lock()
+	k.m = m
+	k.pods = map[types.UID]*v1.Pod{}
+	k.mu.Unlock()
+	return k.start(m)
+}
+
+// manager is the current device manager.
+func (k *Kubelet) manager() *devicemanager.ManagerImpl {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.m
 }
 
 func (k *Kubelet) servePodResources(ctx context.Context) error {
@@ -90,10 +129,13 @@ func (k *Kubelet) servePodResources(ctx context.Context) error {
 		return fmt.Errorf("listening on %s: %w", path, err)
 	}
 	p := providers{k}
-	k.podres = grpc.NewServer()
-	podresourcesv1.RegisterPodResourcesListerServer(k.podres, podresources.NewV1PodResourcesServer(ctx,
+	srv := grpc.NewServer()
+	podresourcesv1.RegisterPodResourcesListerServer(srv, podresources.NewV1PodResourcesServer(ctx,
 		podresources.PodResourcesProviders{Pods: p, Devices: p, Cpus: p, Memory: p, DynamicResources: p}))
-	go func() { _ = k.podres.Serve(l) }()
+	k.mu.Lock()
+	k.podres = srv
+	k.mu.Unlock()
+	go func() { _ = srv.Serve(l) }()
 	return nil
 }
 
@@ -102,8 +144,11 @@ func (k *Kubelet) Dir() string { return k.dir }
 
 // Stop stops the PodResources server and the device manager.
 func (k *Kubelet) Stop() {
-	k.podres.Stop()
-	if err := k.m.Stop(k.logger); err != nil {
+	k.mu.Lock()
+	srv, m := k.podres, k.m
+	k.mu.Unlock()
+	srv.Stop()
+	if err := m.Stop(k.logger); err != nil {
 		k.logger.Error(err, "Stopping the device manager")
 	}
 }
@@ -122,11 +167,11 @@ func (k *Kubelet) Admit(ctx context.Context, pod *v1.Pod) error {
 	k.pods[pod.UID] = pod
 	k.mu.Unlock()
 	for _, c := range containers(pod) {
-		if err := k.m.Allocate(ctx, pod, c, lifecycle.AddOperation); err != nil {
+		if err := k.manager().Allocate(ctx, pod, c, lifecycle.AddOperation); err != nil {
 			k.Forget(pod.UID)
 			return fmt.Errorf("allocating devices for container %s: %w", c.Name, err)
 		}
-		if _, err := k.m.GetDeviceRunContainerOptions(ctx, pod, c); err != nil {
+		if _, err := k.manager().GetDeviceRunContainerOptions(ctx, pod, c); err != nil {
 			k.Forget(pod.UID)
 			return fmt.Errorf("preparing devices for container %s: %w", c.Name, err)
 		}
@@ -147,7 +192,7 @@ func containers(pod *v1.Pod) []*v1.Container {
 // Env returns the environment the device manager gives a container of an
 // admitted pod (NVIDIA_VISIBLE_DEVICES and the plugin's other variables).
 func (k *Kubelet) Env(ctx context.Context, pod *v1.Pod, container *v1.Container) (map[string]string, error) {
-	opts, err := k.m.GetDeviceRunContainerOptions(ctx, pod, container)
+	opts, err := k.manager().GetDeviceRunContainerOptions(ctx, pod, container)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", container.Name, err)
 	}
@@ -166,7 +211,7 @@ func (k *Kubelet) Forget(uid types.UID) {
 	k.mu.Lock()
 	delete(k.pods, uid)
 	k.mu.Unlock()
-	k.m.UpdateAllocatedDevices(k.logger)
+	k.manager().UpdateAllocatedDevices(k.logger)
 }
 
 // Admitted reports whether the pod is admitted.
@@ -182,7 +227,7 @@ func (k *Kubelet) Admitted(uid types.UID) bool {
 func (k *Kubelet) Devices(pod *v1.Pod) map[string][]string {
 	out := map[string][]string{}
 	for _, c := range containers(pod) {
-		for res, devs := range k.m.GetDevices(string(pod.UID), c.Name) {
+		for res, devs := range k.manager().GetDevices(string(pod.UID), c.Name) {
 			for id := range devs {
 				if !slices.Contains(out[res], id) {
 					out[res] = append(out[res], id)
@@ -200,7 +245,7 @@ func (k *Kubelet) Devices(pod *v1.Pod) map[string][]string {
 // capacity (all devices), allocatable (healthy ones), and the resources it
 // no longer has.
 func (k *Kubelet) Capacity() (capacity, allocatable v1.ResourceList, removed []string) {
-	return k.m.GetCapacity(k.logger)
+	return k.manager().GetCapacity(k.logger)
 }
 
 // providers back the PodResources server with the admitted pods and the
@@ -217,12 +262,14 @@ func (p providers) GetPodByName(ns, name string) (*v1.Pod, bool) {
 	}
 	return nil, false
 }
-func (p providers) UpdateAllocatedDevices(logger klog.Logger) { p.k.m.UpdateAllocatedDevices(logger) }
+func (p providers) UpdateAllocatedDevices(logger klog.Logger) {
+	p.k.manager().UpdateAllocatedDevices(logger)
+}
 func (p providers) GetDevices(podUID, container string) []*podresourcesv1.ContainerDevices {
-	return containerDevices(p.k.m.GetDevices(podUID, container))
+	return containerDevices(p.k.manager().GetDevices(podUID, container))
 }
 func (p providers) GetAllocatableDevices(logger klog.Logger) []*podresourcesv1.ContainerDevices {
-	return containerDevices(p.k.m.GetAllocatableDevices(logger))
+	return containerDevices(p.k.manager().GetAllocatableDevices(logger))
 }
 
 func containerDevices(devs devicemanager.ResourceDeviceInstances) []*podresourcesv1.ContainerDevices {

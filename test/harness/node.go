@@ -70,6 +70,7 @@ type Node struct {
 	plugin     *cluster.Process
 	generation int
 
+	admitMu  sync.Mutex // held for each admission, and across a kubelet restart
 	admitq   chan *corev1.Pod
 	queued   map[types.UID]bool       // sent to admitq; under mu
 	outcomes map[types.UID]*Admission // under mu

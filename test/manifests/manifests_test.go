@@ -8,18 +8,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
@@ -29,7 +32,13 @@ import (
 // renderManifests builds manifests/ with kustomize, as kubectl apply -k does.
 func renderManifests(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../../manifests")
+	return render(t, "../../manifests")
+}
+
+// render builds a kustomization directory.
+func render(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	require.NoError(t, err)
 	var objs []*unstructured.Unstructured
 	for _, r := range resMap.Resources() {
@@ -67,14 +76,10 @@ func apply(t *testing.T, cp *cluster.ControlPlane, objs []*unstructured.Unstruct
 	}
 }
 
-// The manifests a cluster admin applies are accepted by a real apiserver
-// (server-side dry run), and once applied the device plugin's identity may
-// patch gpupack's keys on its own node only.
-func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
-	cp := cluster.StartForTest(t)
-	admin, err := kubernetes.NewForConfig(cp.RESTConfig(""))
-	require.NoError(t, err)
-	objs := renderManifests(t)
+// applyAll applies namespaces first (a dry-run namespace is not there for
+// the dry run of what it holds), then the rest as a dry run, then for real.
+func applyAll(t *testing.T, cp *cluster.ControlPlane, objs []*unstructured.Unstructured) {
+	t.Helper()
 	var namespaces, rest []*unstructured.Unstructured
 	for _, o := range objs {
 		if o.GetKind() == "Namespace" {
@@ -83,37 +88,112 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 			rest = append(rest, o)
 		}
 	}
-	// A dry-run namespace is not there for the dry run of what it holds.
 	apply(t, cp, namespaces, false)
 	apply(t, cp, rest, true)
 	apply(t, cp, rest, false)
+}
 
-	ctx := context.Background()
-	for _, name := range []string{"node-a", "node-b"} {
-		_, err := admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-		require.NoError(t, err)
-	}
-	// The device plugin on node-a: its projected token names the node.
+// devicePluginClient acts as the device plugin of node: its ServiceAccount
+// in namespace, with the node name its projected token carries.
+func devicePluginClient(t *testing.T, cp *cluster.ControlPlane, namespace, node string) kubernetes.Interface {
+	t.Helper()
 	cfg := cp.RESTConfig("")
-	cfg.Impersonate.UserName = "system:serviceaccount:gpupack-system:gpupack-device-plugin"
-	cfg.Impersonate.Groups = []string{"system:serviceaccounts", "system:serviceaccounts:gpupack-system", "system:authenticated"}
-	cfg.Impersonate.Extra = map[string][]string{"authentication.kubernetes.io/node-name": {"node-a"}}
-	plugin, err := kubernetes.NewForConfig(cfg)
+	cfg.Impersonate.UserName = "system:serviceaccount:" + namespace + ":gpupack-device-plugin"
+	cfg.Impersonate.Groups = []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"}
+	cfg.Impersonate.Extra = map[string][]string{"authentication.kubernetes.io/node-name": {node}}
+	c, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
-	patch := func(node, key string) error {
-		p := []byte(`{"metadata":{"annotations":{"` + key + `":"x"}}}`)
-		_, err := plugin.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, p, metav1.PatchOptions{})
-		return err
-	}
+	return c
+}
+
+func denied(err error) bool { return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) }
+
+// mergePatch sends a JSON merge patch to a node.
+func mergePatch(c kubernetes.Interface, node, body string) error {
+	_, err := c.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(body), metav1.PatchOptions{})
+	return err
+}
+
+// checkNodePolicy checks what the device plugin of node-a may patch: its own
+// node and keys only; no other key, no spec, no finalizers, no owner
+// references, no other node.
+func checkNodePolicy(t *testing.T, plugin kubernetes.Interface) {
+	t.Helper()
 	// The admission policy takes effect once the apiserver has loaded it:
 	// until then RBAC alone would let the patch through.
 	require.Eventually(t, func() bool {
-		err := patch("node-b", "gpupack.io/in-use")
-		return apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
-	}, 30*time.Second, 200*time.Millisecond, "the device plugin of node-a must not patch node-b")
-	require.NoError(t, patch("node-a", "gpupack.io/in-use"), "its own node, its own key")
-	err = patch("node-a", "example.com/other")
-	require.True(t, apierrors.IsInvalid(err) || apierrors.IsForbidden(err), "a key not ours: %v", err)
+		return denied(mergePatch(plugin, "node-a", `{"metadata":{"finalizers":["example.com/block"]}}`))
+	}, 30*time.Second, 200*time.Millisecond, "the device plugin must not add a finalizer to its node")
+	require.NoError(t, mergePatch(plugin, "node-a", `{"metadata":{"annotations":{"gpupack.io/in-use":"x"}}}`), "its own node, its own key")
+	require.NoError(t, mergePatch(plugin, "node-a", `{"metadata":{"labels":{"gpupack.io/nvlink":"mesh"}}}`), "its own node, its own label")
+	for name, body := range map[string]string{
+		"finalizer":                 `{"metadata":{"finalizers":["example.com/block"]}}`,
+		"owner reference":           `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"x","uid":"6a3c1b1e-0000-4000-8000-000000000001"}]}}`,
+		"other annotation":          `{"metadata":{"annotations":{"example.com/other":"x"}}}`,
+		"other label":               `{"metadata":{"labels":{"example.com/other":"x"}}}`,
+		"removing a label":          `{"metadata":{"labels":{"type":null}}}`,
+		"spec":                      `{"spec":{"unschedulable":true}}`,
+		"both ours and a finalizer": `{"metadata":{"annotations":{"gpupack.io/in-use":"y"},"finalizers":["example.com/block"]}}`,
+	} {
+		err := mergePatch(plugin, "node-a", body)
+		require.True(t, denied(err), "%s: want denied, got %v", name, err)
+	}
+	err := mergePatch(plugin, "node-b", `{"metadata":{"annotations":{"gpupack.io/in-use":"x"}}}`)
+	require.True(t, denied(err), "the device plugin of node-a must not patch node-b: %v", err)
+}
+
+// canI asks the apiserver what the impersonated client may do
+// (kubectl auth can-i).
+func canI(t *testing.T, c kubernetes.Interface, verb, resource, namespace string) bool {
+	t.Helper()
+	r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(context.Background(), &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Verb: verb, Resource: resource, Namespace: namespace,
+		}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	return r.Status.Allowed
+}
+
+// The manifests a cluster admin applies are accepted by a real apiserver
+// (server-side dry run), and once applied the device plugin's identity may
+// do what its code calls and nothing else: patch gpupack's keys on its own
+// node only, list and watch pods, record events.
+func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
+	cp := cluster.StartForTest(t)
+	admin, err := kubernetes.NewForConfig(cp.RESTConfig(""))
+	require.NoError(t, err)
+	applyAll(t, cp, renderManifests(t))
+
+	ctx := context.Background()
+	for _, name := range []string{"node-a", "node-b"} {
+		_, err := admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"type": "gpu"}}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	plugin := devicePluginClient(t, cp, "gpupack-system", "node-a")
+	checkNodePolicy(t, plugin)
+	n, err := admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Empty(t, n.Finalizers)
+	require.Empty(t, n.OwnerReferences)
+
+	// auth can-i, verb by verb: what the code calls, and nothing else.
+	for _, c := range []struct {
+		verb, resource, namespace string
+		want                      bool
+	}{
+		{"list", "pods", "", true}, {"watch", "pods", "", true},
+		{"patch", "nodes", "", true},
+		{"create", "events", "default", true}, {"patch", "events", "default", true},
+		// Unused, so not granted.
+		{"get", "pods", "default", false}, {"get", "nodes", "", false}, {"list", "nodes", "", false},
+		{"update", "nodes", "", false}, {"delete", "nodes", "", false}, {"patch", "nodes/status", "", false},
+		{"create", "pods", "default", false}, {"delete", "pods", "default", false}, {"patch", "pods", "default", false},
+		{"get", "secrets", "default", false}, {"list", "secrets", "", false}, {"get", "configmaps", "gpupack-system", false},
+		{"create", "pods/exec", "default", false}, {"create", "pods/eviction", "default", false},
+	} {
+		require.Equal(t, c.want, canI(t, plugin, c.verb, c.resource, c.namespace), "can-i %s %s -n %q", c.verb, c.resource, c.namespace)
+	}
 	// RBAC: no writes to pods, no deletes of nodes.
 	require.True(t, apierrors.IsForbidden(plugin.CoreV1().Nodes().Delete(ctx, "node-b", metav1.DeleteOptions{})))
 	sneaky := &corev1.Pod{
@@ -123,7 +203,57 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 	_, err = plugin.CoreV1().Pods("default").Create(ctx, sneaky, metav1.CreateOptions{})
 	require.True(t, apierrors.IsForbidden(err), "%v", err)
 
+	// A kustomize overlay that moves everything to namespace gpu-ops: the
+	// policy still binds the moved ServiceAccount (it matched the
+	// gpupack-system name only, so the overlay's plugin could add
+	// finalizers and owner references to its node).
+	applyAll(t, cp, render(t, "testdata/namespace-overlay"))
+	moved := devicePluginClient(t, cp, "gpu-ops", "node-a")
+	require.Eventually(t, func() bool { return canI(t, moved, "patch", "nodes", "") }, 30*time.Second, 200*time.Millisecond)
+	checkNodePolicy(t, moved)
 	t.Run("scheduler RBAC", func(t *testing.T) { checkSchedulerRBAC(t, admin) })
+}
+
+// The DaemonSet's hardening, as rendered: RuntimeDefault seccomp, read-only
+// root filesystem, no privilege escalation, no capabilities, typed hostPaths.
+func TestDaemonSetHardening(t *testing.T) {
+	var ds *appsv1.DaemonSet
+	for _, o := range renderManifests(t) {
+		if o.GetKind() == "DaemonSet" && o.GetName() == "gpupack-device-plugin" {
+			ds = &appsv1.DaemonSet{}
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, ds))
+		}
+	}
+	require.NotNil(t, ds, "the device-plugin DaemonSet")
+	spec := ds.Spec.Template.Spec
+	require.NotNil(t, spec.SecurityContext)
+	require.NotNil(t, spec.SecurityContext.SeccompProfile)
+	require.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, spec.SecurityContext.SeccompProfile.Type)
+	require.Len(t, spec.Containers, 1)
+	sc := spec.Containers[0].SecurityContext
+	require.NotNil(t, sc)
+	require.Equal(t, ptr.To(true), sc.ReadOnlyRootFilesystem)
+	require.Equal(t, ptr.To(false), sc.AllowPrivilegeEscalation)
+	require.Nil(t, sc.Privileged)
+	require.NotNil(t, sc.Capabilities)
+	require.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
+	require.Empty(t, sc.Capabilities.Add)
+	require.NotNil(t, sc.SeccompProfile)
+	require.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, sc.SeccompProfile.Type)
+	hostPaths := 0
+	for _, v := range spec.Volumes {
+		if v.HostPath == nil {
+			continue
+		}
+		hostPaths++
+		require.Equal(t, ptr.To(corev1.HostPathDirectory), v.HostPath.Type, "hostPath %s must be typed", v.Name)
+	}
+	require.Equal(t, 2, hostPaths, "device-plugins and pod-resources")
+	for _, m := range spec.Containers[0].VolumeMounts {
+		if m.Name == "pod-resources" || m.Name == "config" {
+			require.True(t, m.ReadOnly, "%s is only read", m.Name)
+		}
+	}
 }
 
 // access is one `kubectl auth can-i` question and its answer.

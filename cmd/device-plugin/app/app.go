@@ -25,11 +25,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
@@ -72,9 +77,13 @@ func NewCommand() *cobra.Command {
 		// RunE logs the error; cobra would print it a second time.
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			parent := cmd.Context()
+			if parent == nil {
+				parent = context.Background()
+			}
+			ctx, cancel := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 			defer cancel()
-			ctx = klog.NewContext(ctx, klog.Background().WithName("device-plugin"))
+			ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithName("device-plugin"))
 			err := o.run(ctx, cmd.Flags())
 			if err != nil {
 				klog.FromContext(ctx).Error(err, "Device plugin failed")
@@ -261,17 +270,29 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 		if err != nil {
 			return err
 		}
-		var handoff *deviceplugin.Handoff
-		pods, err := startPodInformer(ctx, client, o.nodeName, func(p *corev1.Pod) { handoff.Observe(p) })
+		// The handoff exists before the informer delivers anything: every
+		// delivery is observed in order. The kubelet is served at once; until
+		// the informer has synced the handoff answers without the
+		// scheduler's choices (after its informer wait).
+		podres := deviceplugin.NewPodResources(o.podResourcesSocket)
+		defer func() { _ = podres.Close() }()
+		handoff := deviceplugin.NewHandoff(nil, deviceplugin.WithInformerWait(handoffInformerWait),
+			deviceplugin.WithUnsynced(), deviceplugin.WithAllocations(podres))
+		pods, err := startPodInformer(ctx, client, o.nodeName, handoff)
 		if err != nil {
 			return err
 		}
-		handoff = deviceplugin.NewHandoff(pods, deviceplugin.WithInformerWait(handoffInformerWait))
+		handoff.SetLister(pods)
 		dopts.Handoff = handoff
+		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+		defer broadcaster.Shutdown()
 		dopts.Publisher = deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
 			Client: client, NodeName: o.nodeName, PodResourcesSocket: o.podResourcesSocket, Pods: pods,
 			Topology: *cfg.Publish.Topology, Labels: *cfg.Publish.Labels, InUse: *cfg.Publish.InUse,
 			InUseInterval: cfg.Publish.InUseInterval.Duration,
+			Recorder:      broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),
+			Metrics:       dopts.Metrics,
 		})
 	} else {
 		logger.Info("No node name: not publishing to the Node and not reading the scheduler's choices")
@@ -321,10 +342,28 @@ func (o *options) client() (kubernetes.Interface, error) {
 // when the informer is not behind.
 const handoffInformerWait = 3 * time.Second
 
+// Bounds of the wait for the pod informer's first list: it is logged every
+// informerSyncLogEvery and reported as an error after informerSyncWarnAfter,
+// while the kubelet is served all along (the handoff then answers without
+// the scheduler's choices). Variables for the tests.
+var (
+	informerSyncLogEvery  = 10 * time.Second
+	informerSyncWarnAfter = 2 * time.Minute
+)
+
+// podObserver is what the pod informer feeds: the handoff.
+type podObserver interface {
+	Observe(*corev1.Pod)
+	Forget(types.UID)
+	Synced()
+}
+
 // startPodInformer watches the pods of this node only (field selector), as
-// the RBAC in manifests/device-plugin allows, and calls observe for each add
-// and update in delivery order.
-func startPodInformer(ctx context.Context, client kubernetes.Interface, node string, observe func(*corev1.Pod)) (deviceplugin.PodLister, error) {
+// the RBAC in manifests/device-plugin allows, and feeds each add, update and
+// delete to obs in delivery order. It does not wait for the first list: a
+// goroutine logs the wait (the apiserver may be unreachable) and calls
+// obs.Synced once the list is in.
+func startPodInformer(ctx context.Context, client kubernetes.Interface, node string, obs podObserver) (deviceplugin.PodLister, error) {
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 	}))
@@ -332,22 +371,56 @@ func startPodInformer(ctx context.Context, client kubernetes.Interface, node str
 	lister := inf.Lister()
 	handle := func(obj any) {
 		if p, ok := obj.(*corev1.Pod); ok {
-			observe(p)
+			obs.Observe(p)
 		}
 	}
-	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    handle,
 		UpdateFunc: func(_, obj any) { handle(obj) },
-	}); err != nil {
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				obs.Forget(p.UID)
+			}
+		},
+	})
+	if err != nil {
 		return nil, fmt.Errorf("pod informer handler: %w", err)
 	}
 	f.Start(ctx.Done())
-	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return nil, fmt.Errorf("pod informer for %v did not sync", typ)
-		}
-	}
+	go waitForPodInformer(ctx, reg.HasSynced, obs.Synced, informerSyncLogEvery, informerSyncWarnAfter)
 	return lister, nil
+}
+
+// waitForPodInformer polls synced until it is true (then calls done) or ctx
+// ends, logging the wait every logEvery and as an error after warnAfter.
+func waitForPodInformer(ctx context.Context, synced func() bool, done func(), logEvery, warnAfter time.Duration) {
+	logger := klog.FromContext(ctx)
+	start := time.Now()
+	lastLog := start
+	warned := false
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		if synced() {
+			return true, nil
+		}
+		waited := time.Since(start)
+		switch {
+		case waited >= warnAfter && !warned:
+			warned = true
+			logger.Error(nil, "The pod informer has not synced: is the apiserver reachable? Serving the kubelet without the scheduler's device choices meanwhile", "waited", waited.Round(time.Second))
+		case time.Since(lastLog) >= logEvery:
+			lastLog = time.Now()
+			logger.Info("Waiting for the pod informer to sync", "waited", waited.Round(time.Second))
+		}
+		return false, nil
+	})
+	if err != nil {
+		return
+	}
+	logger.Info("Pod informer synced", "waited", time.Since(start).Round(time.Millisecond))
+	done()
 }
 
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) {

@@ -77,10 +77,21 @@ func gpuParam(r *http.Request, m *fake.Machine) (int, error) {
 	return gpu, nil
 }
 
-// listenFakeControl opens the control socket, replacing a stale one.
+// listenFakeControl opens the control socket, replacing a stale socket;
+// anything else at path (a file, a directory, a link) is left alone and is
+// an error.
 func listenFakeControl(path string) (net.Listener, error) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("removing stale control socket %s: %w", path, err)
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	case fi.Mode().Type() != os.ModeSocket:
+		return nil, fmt.Errorf("control socket %s: a %s is there, not a socket: not removing it", path, kindOf(fi.Mode()))
+	default:
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing stale control socket %s: %w", path, err)
+		}
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -91,6 +102,19 @@ func listenFakeControl(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("restricting control socket %s: %w", path, err)
 	}
 	return l, nil
+}
+
+func kindOf(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsRegular():
+		return "regular file"
+	default:
+		return "file of mode " + m.Type().String()
+	}
 }
 
 // serveFakeControl serves fault injection on l until ctx ends.

@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -79,4 +82,43 @@ func TestFakeControlNeedsFake(t *testing.T) {
 	o := &options{fakeControl: "/tmp/x.sock"}
 	_, _, err := o.lib()
 	require.ErrorContains(t, err, "--fake-control needs --fake")
+}
+
+// --fake-control replaces a stale socket, and removes nothing else: a
+// regular file, a directory or a link at the path is an error and stays.
+func TestListenFakeControlRemovesOnlyASocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "gpfc-") // short: unix socket paths are limited
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+
+	// A stale socket (left by a killed plugin) is replaced.
+	stale := filepath.Join(dir, "stale.sock")
+	l, err := net.Listen("unix", stale)
+	require.NoError(t, err)
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	require.NoError(t, l.Close())
+	l, err = listenFakeControl(stale)
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+
+	// Nothing there: created.
+	l, err = listenFakeControl(filepath.Join(dir, "new.sock"))
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+
+	file := filepath.Join(dir, "precious.txt")
+	require.NoError(t, os.WriteFile(file, []byte("keep me"), 0o600))
+	sub := filepath.Join(dir, "sub")
+	require.NoError(t, os.Mkdir(sub, 0o700))
+	link := filepath.Join(dir, "link")
+	require.NoError(t, os.Symlink(file, link))
+	for path, kind := range map[string]string{file: "regular file", sub: "directory", link: "symbolic link"} {
+		_, err := listenFakeControl(path)
+		require.ErrorContains(t, err, "a "+kind+" is there, not a socket", path)
+		_, err = os.Lstat(path)
+		require.NoError(t, err, "%s must still be there", path)
+	}
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.Equal(t, "keep me", string(b))
 }
