@@ -43,8 +43,8 @@ func TestPreemptionFreesAVictimsGPUs(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: name}, Value: value}, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
-	e.createPod(holding(t, "holder-high", "dgx1", "high", uuids(topo, 0, 1, 2)))
-	e.createPod(holding(t, "holder-low", "dgx1", "low", uuids(topo, 4, 6)))
+	e.createPod(holding(t, "holder-high", "dgx1", "high", gpuUUIDs(topo, 0, 1, 2)))
+	e.createPod(holding(t, "holder-low", "dgx1", "low", gpuUUIDs(topo, 4, 6)))
 	e.startScheduler()
 
 	pre := gpuPod("pre", 2, map[string]string{"gpupack.io/topology": "required"})
@@ -71,7 +71,8 @@ func holding(t *testing.T, name, node, prio string, ids []string) *corev1.Pod {
 	return p
 }
 
-func uuids(topo *topology.Node, idx ...int) []string {
+// gpuUUIDs are the UUIDs of the GPUs at idx, in idx's order.
+func gpuUUIDs(topo *topology.Node, idx ...int) []string {
 	var out []string
 	for _, i := range idx {
 		out = append(out, topo.GPUs[i].UUID)

@@ -121,8 +121,13 @@ func checkNodePolicy(t *testing.T, plugin kubernetes.Interface) {
 	t.Helper()
 	// The admission policy takes effect once the apiserver has loaded it:
 	// until then RBAC alone would let the patch through.
+	// The probe is a dry run: a patch let through before the policy is
+	// loaded must not stay on the node (a finalizer already there would
+	// make every later identical patch a no-op the policy allows).
 	require.Eventually(t, func() bool {
-		return denied(mergePatch(plugin, "node-a", `{"metadata":{"finalizers":["example.com/block"]}}`))
+		_, err := plugin.CoreV1().Nodes().Patch(context.Background(), "node-a", types.MergePatchType,
+			[]byte(`{"metadata":{"finalizers":["example.com/block"]}}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		return denied(err)
 	}, 30*time.Second, 200*time.Millisecond, "the device plugin must not add a finalizer to its node")
 	require.NoError(t, mergePatch(plugin, "node-a", `{"metadata":{"annotations":{"gpupack.io/in-use":"x"}}}`), "its own node, its own key")
 	require.NoError(t, mergePatch(plugin, "node-a", `{"metadata":{"labels":{"gpupack.io/nvlink":"mesh"}}}`), "its own node, its own label")
