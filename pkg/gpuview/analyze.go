@@ -35,6 +35,10 @@ type NodeState struct {
 	Name string
 	Topo *topology.Node
 	Pods []Placement
+	// Error says why the node's annotations could not be read (Topo is
+	// nil for a malformed topology, Pods empty for a malformed in-use
+	// report).
+	Error string
 }
 
 // Side is one pool of nodes (a whole cluster, or the nodes one scheduler

@@ -17,8 +17,6 @@ type Cluster struct {
 	// gpupack.io/in-use annotation), by name, with the pods the in-use
 	// report says hold devices there.
 	Side Side
-	// NodeErrors are the nodes' unreadable annotations, by node name.
-	NodeErrors map[string]string
 	// Pods are the GPU pods: pods with a scheduler choice, pods a node
 	// reports holding devices, and pods asking for GPU resources.
 	Pods []*corev1.Pod
@@ -27,10 +25,10 @@ type Cluster struct {
 }
 
 // FromObjects builds the view from the cluster's nodes and pods. It never
-// fails: a node's malformed annotation is kept in NodeErrors (the node is
-// then shown without topology or without usage).
+// fails: a node's malformed annotation is kept in its NodeState.Error (the
+// node is then shown without topology or without usage).
 func FromObjects(nodes []corev1.Node, pods []corev1.Pod) *Cluster {
-	c := &Cluster{Side: Side{Profile: "cluster"}, NodeErrors: map[string]string{}, inUse: map[string]map[string][]string{}}
+	c := &Cluster{Side: Side{Profile: "cluster"}, inUse: map[string]map[string][]string{}}
 	podNames := map[string]string{} // UID -> namespace/name
 	for i := range pods {
 		podNames[string(pods[i].UID)] = pods[i].Namespace + "/" + pods[i].Name
@@ -85,9 +83,7 @@ func (c *Cluster) readNode(n *corev1.Node, podNames map[string]string) (NodeStat
 			ns.Pods, c.inUse[n.Name] = placements(u, podNames)
 		}
 	}
-	if len(errs) > 0 {
-		c.NodeErrors[n.Name] = strings.Join(errs, "; ")
-	}
+	ns.Error = strings.Join(errs, "; ")
 	return ns, true
 }
 

@@ -81,7 +81,11 @@ func writeSide(w io.Writer, s *Side, m *SideMetrics, rows []metricRow) {
 func writeNode(w io.Writer, nu *nodeUse, frag float64) {
 	ns := nu.ns
 	if ns.Topo == nil {
-		fmt.Fprintf(w, "node %s: no GPU topology published (gpupack.io/topology missing)\n", ns.Name)
+		if ns.Error != "" {
+			fmt.Fprintf(w, "node %s: no usable GPU topology: %s\n", ns.Name, ns.Error)
+		} else {
+			fmt.Fprintf(w, "node %s: no GPU topology published (gpupack.io/topology missing)\n", ns.Name)
+		}
 		writeUnknown(w, nu)
 		return
 	}
@@ -103,6 +107,9 @@ func writeNode(w io.Writer, nu *nodeUse, frag float64) {
 		}
 	}
 	_ = tw.Flush()
+	if ns.Error != "" {
+		fmt.Fprintf(w, "  ! %s\n", ns.Error)
+	}
 	writeUnknown(w, nu)
 }
 

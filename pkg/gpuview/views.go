@@ -70,7 +70,7 @@ func (c *Cluster) NodeViews(d *score.Distribution) []NodeView {
 	for k := range c.Side.Nodes {
 		ns := &c.Side.Nodes[k]
 		nu := analyzeNode(ns)
-		v := NodeView{Name: ns.Name, Error: c.NodeErrors[ns.Name], Problems: nu.problems}
+		v := NodeView{Name: ns.Name, Error: ns.Error, Problems: nu.problems}
 		for _, u := range nu.unknown {
 			v.Problems = append(v.Problems, fmt.Sprintf("%s holds unknown device %s%s", u.Pod, u.ID, resourceNote(u.Resource)))
 		}
@@ -122,9 +122,6 @@ func (c *Cluster) WriteNodes(w io.Writer, d *score.Distribution) error {
 			frag = nu.fragmentation(d)
 		}
 		writeNode(ew, nu, frag)
-		if e := c.NodeErrors[ns.Name]; e != "" {
-			fmt.Fprintf(ew, "  ! %s\n", e)
-		}
 		for _, p := range nu.problems {
 			fmt.Fprintf(ew, "  ! %s\n", p)
 		}
@@ -257,7 +254,7 @@ func (c *Cluster) Frag(d *score.Distribution) (FragView, error) {
 	}
 	for k := range c.Side.Nodes {
 		ns := &c.Side.Nodes[k]
-		nf := NodeFrag{Node: ns.Name, Error: c.NodeErrors[ns.Name]}
+		nf := NodeFrag{Node: ns.Name, Error: ns.Error}
 		if ns.Topo == nil {
 			v.Nodes = append(v.Nodes, nf)
 			continue
