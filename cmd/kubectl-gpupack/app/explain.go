@@ -33,7 +33,7 @@ func writeExplain(w io.Writer, v explainView) error {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\n", n.Node, fits, n.Reason)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\tyes\t%+.2f\t%.2f\t\n", n.Node, n.FragDelta, n.QualityRatio)
+		fmt.Fprintf(tw, "%s\tyes\t%+.2f\t%.2f\t-\n", n.Node, n.FragDelta, n.QualityRatio)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing explain: %w", err)
