@@ -71,14 +71,6 @@ func holding(t *testing.T, name, node, prio string, ids []string) *corev1.Pod {
 	return p
 }
 
-func uuids(topo *topology.Node, idx ...int) []string {
-	var out []string
-	for _, i := range idx {
-		out = append(out, topo.GPUs[i].UUID)
-	}
-	return out
-}
-
 // Issue 12, item 4, on the real apiserver: the scheduler talks to it
 // through a proxy on loopback that lets the Binding of pod "p" through and
 // then, once the apiserver has applied it, answers the scheduler with an
