@@ -114,6 +114,17 @@ const (
 // MarshalText writes the path as its String.
 func (p RingPath) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
+// UnmarshalText reads what MarshalText writes.
+func (p *RingPath) UnmarshalText(b []byte) error {
+	for _, q := range []RingPath{PathNVLink, PathPCIe, PathSYS} {
+		if q.String() == string(b) {
+			*p = q
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown ring path %q", b)
+}
+
 func (p RingPath) String() string {
 	switch p {
 	case PathNVLink:

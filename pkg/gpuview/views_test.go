@@ -171,6 +171,11 @@ func TestNodeViews(t *testing.T) {
 	b, err := json.Marshal(c.PodViews())
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"quality":{"ringGBps":6,"bestGBps":50,"ratio":0.12,"path":"ring over SYS"}`)
+	var back []PodView
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, PathSYS, back[1].Quality.Path)
+	var p RingPath
+	require.Error(t, p.UnmarshalText([]byte("ring over carrier pigeon")))
 }
 
 // The per-type parts add up to the node's fragmentation: F_n = sum_m p_m

@@ -5,27 +5,26 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
-	"github.com/gpupack/gpupack/cmd/kubectl-gpupack/app"
 	"github.com/gpupack/gpupack/pkg/gpuview"
+	"github.com/gpupack/gpupack/test/cluster"
 	"github.com/gpupack/gpupack/test/harness"
 )
 
-// kubectlGpupack runs `kubectl gpupack args...` against the control plane
-// with its kubeconfig, as a user would.
-func (e *env) kubectlGpupack(args ...string) (string, error) {
+// kubectlGpupack runs the kubectl-gpupack binary with args against the
+// control plane with its kubeconfig, as a user would.
+func (e *env) kubectlGpupack(bin string, args ...string) (string, error) {
 	var out, errOut bytes.Buffer
-	cmd := app.NewCommand(genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &errOut})
-	cmd.SetArgs(append([]string{"--kubeconfig=" + e.cp.Kubeconfig}, args...))
-	err := cmd.ExecuteContext(context.Background())
-	if err != nil {
+	cmd := exec.Command(bin, append([]string{"--kubeconfig=" + e.cp.Kubeconfig}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
 		return out.String(), fmt.Errorf("%w (stderr: %s)", err, errOut.String())
 	}
 	return out.String(), nil
@@ -37,6 +36,8 @@ func (e *env) kubectlGpupack(args ...string) (string, error) {
 // nowhere, frag sums by node and task type; -o json and yaml parse.
 func TestKubectlGpupack(t *testing.T) {
 	e := newEnv(t)
+	bin, err := cluster.BuildGo(e.dir, "kubectl-gpupack", "github.com/gpupack/gpupack/cmd/kubectl-gpupack")
+	require.NoError(t, err)
 	c := e.startNodes(
 		harness.NodeConfig{Name: "v100", Machine: "dgx-1-v100"},
 		harness.NodeConfig{Name: "pcie", Machine: "pcie-4gpu-2socket"},
@@ -54,8 +55,8 @@ func TestKubectlGpupack(t *testing.T) {
 
 	// pods: both handed off exactly once the in-use reports carry them.
 	var views []gpuview.PodView
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		out, err := e.kubectlGpupack("pods", "-o", "json")
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		out, err := e.kubectlGpupack(bin, "pods", "-o", "json")
 		if err != nil {
 			return false, err
 		}
@@ -81,7 +82,7 @@ func TestKubectlGpupack(t *testing.T) {
 	require.NotNil(t, views[1].Quality)
 	require.InDelta(t, 1.0, views[1].Quality.Ratio, 1e-9)
 
-	out, err := e.kubectlGpupack("nodes")
+	out, err := e.kubectlGpupack(bin, "nodes")
 	require.NoError(t, err)
 	t.Logf("kubectl gpupack nodes:\n%s", out)
 	require.Regexp(t, `(?m)^node pcie: 4 x \S+, fragmentation \d+\.\d\d GPUs$`, out)
@@ -90,7 +91,7 @@ func TestKubectlGpupack(t *testing.T) {
 	require.Contains(t, out, "default/train")
 	require.Contains(t, out, "default/infer")
 	var nodes []gpuview.NodeView
-	out, err = e.kubectlGpupack("nodes", "-o", "yaml")
+	out, err = e.kubectlGpupack(bin, "nodes", "-o", "yaml")
 	require.NoError(t, err)
 	require.NoError(t, yaml.Unmarshal([]byte(out), &nodes))
 	require.Len(t, nodes, 2)
@@ -106,12 +107,12 @@ func TestKubectlGpupack(t *testing.T) {
 	big := gpuPod("big", 9, nil)
 	big.Spec.SchedulerName = "no-such-scheduler" // stays pending
 	e.createPod(big)
-	out, err = e.kubectlGpupack("explain", "big")
+	out, err = e.kubectlGpupack(bin, "explain", "big")
 	require.NoError(t, err)
 	t.Logf("kubectl gpupack explain big:\n%s", out)
 	require.Contains(t, out, "pod default/big: fits 0 of 2 nodes")
 	require.Regexp(t, `(?m)^v100\s+no\s+-\s+-\s+gpupack: no free healthy`, out)
-	out, err = e.kubectlGpupack("explain", "infer", "-o", "json")
+	out, err = e.kubectlGpupack(bin, "explain", "infer", "-o", "json")
 	require.NoError(t, err)
 	var ex struct {
 		BoundTo string `json:"boundTo"`
@@ -124,14 +125,14 @@ func TestKubectlGpupack(t *testing.T) {
 	require.Len(t, ex.Nodes, 2)
 	require.NotEmpty(t, ex.BoundTo)
 
-	out, err = e.kubectlGpupack("frag")
+	out, err = e.kubectlGpupack(bin, "frag")
 	require.NoError(t, err)
 	t.Logf("kubectl gpupack frag:\n%s", out)
 	require.Regexp(t, `(?m)^TOTAL\s+\d+\.\d\d$`, out)
 	require.Regexp(t, `(?m)^whole:1\s+\d+%`, out)
 
-	_, err = e.kubectlGpupack("nodes", "-o", "xml")
+	_, err = e.kubectlGpupack(bin, "nodes", "-o", "xml")
 	require.ErrorContains(t, err, `unknown output format "xml"`)
-	_, err = e.kubectlGpupack("explain", "no-such-pod")
+	_, err = e.kubectlGpupack(bin, "explain", "no-such-pod")
 	require.ErrorContains(t, err, "not found")
 }
