@@ -24,6 +24,8 @@ FAKE_MACHINES := dgx-a100 dgx-h100 dgx-1-v100 pcie-4gpu-2socket a100-pcie-8gpu-n
 
 all: build
 
+## build: every program under cmd/ into bin/: device-plugin, scheduler-plugin,
+## gpusim and kubectl-gpupack (the kubectl plugin: put it on PATH).
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 

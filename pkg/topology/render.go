@@ -54,14 +54,17 @@ func renderMatrix(w io.Writer, n *Node) {
 		row := make([]string, 0, len(n.GPUs)+2)
 		row = append(row, fmt.Sprintf("GPU%d", g.Index))
 		for j := range n.GPUs {
-			row = append(row, cellLabel(n, i, j))
+			row = append(row, n.LinkLabel(i, j))
 		}
 		row = append(row, numaLabel(g.NUMANode))
 		fmt.Fprintln(w, strings.Join(row, "\t"))
 	}
 }
 
-func cellLabel(n *Node, i, j int) string {
+// LinkLabel is the `nvidia-smi topo -m` label of the link between GPUs i
+// and j ("X" for i == j, "NV2", "NS12", "PIX", "SYS"), "?" when the link
+// matrix lacks the pair.
+func (n *Node) LinkLabel(i, j int) string {
 	if i == j {
 		return "X"
 	}
@@ -89,15 +92,17 @@ Legend:
 func renderMIG(w io.Writer, n *Node) {
 	fmt.Fprintln(w, "MIG DEVICE\tGPU\tPROFILE\tSLICES\tHEALTH")
 	for _, m := range n.MIG {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", m.UUID, m.Parent, m.Profile, sliceLabel(m.Start, m.Size), healthLabel(m.Healthy))
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", m.UUID, m.Parent, m.Profile, m.SliceLabel(), healthLabel(m.Healthy))
 	}
 }
 
-func sliceLabel(start, size int) string {
-	if size <= 1 {
-		return fmt.Sprintf("[%d]", start)
+// SliceLabel is the device's placement in its GPU's memory slices: "[4]"
+// or "[4-7]".
+func (m MIGDevice) SliceLabel() string {
+	if m.Size <= 1 {
+		return fmt.Sprintf("[%d]", m.Start)
 	}
-	return fmt.Sprintf("[%d-%d]", start, start+size-1)
+	return fmt.Sprintf("[%d-%d]", m.Start, m.Start+m.Size-1)
 }
 
 func numaLabel(numa int) string {

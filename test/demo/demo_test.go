@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gpupack/gpupack/pkg/gpuview"
 	"github.com/gpupack/gpupack/test/cluster"
 )
 
@@ -43,7 +44,7 @@ func TestDemo(t *testing.T) {
 	d, err := distribution(requests(w), sharedReplicas)
 	require.NoError(t, err)
 	require.Len(t, out.sides, 2)
-	ours, def := analyzeSide(&out.sides[0], d), analyzeSide(&out.sides[1], d)
+	ours, def := gpuview.AnalyzeSide(&out.sides[0], d), gpuview.AnalyzeSide(&out.sides[1], d)
 	require.Equal(t, "gpupack-scheduler", ours.Profile)
 	require.Empty(t, ours.Pending, "the pool has room for the whole workload (28 of 30 whole GPUs)")
 	require.Empty(t, ours.Problems)

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/gpupack/gpupack/pkg/gpuview"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/test/cluster"
 	"github.com/gpupack/gpupack/test/harness"
@@ -62,7 +63,7 @@ func progress(format string, args ...any) {
 
 // outcome is what the demo observed, for its test.
 type outcome struct {
-	sides []Side
+	sides []gpuview.Side
 	// handoffs: profile -> (pods given exactly the scheduler's devices,
 	// pods with a scheduler choice).
 	handoffs map[string][2]int
@@ -144,7 +145,7 @@ func run(ctx context.Context, o options, out io.Writer) (_ *outcome, err error) 
 		return nil, err
 	}
 	progress("waiting for every pod to be placed and admitted, or reported unschedulable")
-	sides := make([]Side, 0, len(pools))
+	sides := make([]gpuview.Side, 0, len(pools))
 	handoffs := map[string][2]int{}
 	for _, p := range pools {
 		side, exact, err := settle(ctx, client, nodes, p, w, o.timeout)
@@ -160,7 +161,7 @@ func run(ctx context.Context, o options, out io.Writer) (_ *outcome, err error) 
 		return nil, err
 	}
 	fmt.Fprintln(out)
-	if err := WriteReport(out, sides, d); err != nil {
+	if err := gpuview.WriteReport(out, sides, d, demoClasses); err != nil {
 		return nil, err
 	}
 	for _, p := range pools {
@@ -188,9 +189,9 @@ func startScheduler(ctx context.Context, cp *cluster.ControlPlane, dir string, o
 // settle waits until every pod of the pool is admitted on a node or
 // reported unschedulable, and returns the pool's side of the report and
 // (exact handoffs, pods with a scheduler choice).
-func settle(ctx context.Context, client kubernetes.Interface, nodes *harness.Cluster, p pool, w []demoPod, timeout time.Duration) (Side, [2]int, error) {
-	side := Side{Profile: p.profile}
-	byNode := map[string][]Placement{}
+func settle(ctx context.Context, client kubernetes.Interface, nodes *harness.Cluster, p pool, w []demoPod, timeout time.Duration) (gpuview.Side, [2]int, error) {
+	side := gpuview.Side{Profile: p.profile}
+	byNode := map[string][]gpuview.Placement{}
 	var exact [2]int
 	deadline := time.Now().Add(timeout)
 	for _, dp := range w {
@@ -211,7 +212,7 @@ func settle(ctx context.Context, client kubernetes.Interface, nodes *harness.Clu
 			side.Pending = append(side.Pending, fmt.Sprintf("%s (rejected by the kubelet: %v)", name, a.Err))
 			continue
 		}
-		byNode[pod.Spec.NodeName] = append(byNode[pod.Spec.NodeName], Placement{Pod: name, Class: dp.class, Devices: a.Devices})
+		byNode[pod.Spec.NodeName] = append(byNode[pod.Spec.NodeName], gpuview.Placement{Pod: name, Class: dp.class, Devices: a.Devices})
 		if chosen, ok := choice(pod); ok {
 			exact[1]++
 			if sameDevices(chosen, a.Devices) {
@@ -225,7 +226,7 @@ func settle(ctx context.Context, client kubernetes.Interface, nodes *harness.Clu
 		if err != nil {
 			return side, exact, err
 		}
-		side.Nodes = append(side.Nodes, NodeState{Name: name, Topo: topo, Pods: byNode[name]})
+		side.Nodes = append(side.Nodes, gpuview.NodeState{Name: name, Topo: topo, Pods: byNode[name]})
 	}
 	return side, exact, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -136,4 +137,41 @@ func requests(w []demoPod) []score.Request {
 		out = append(out, r)
 	}
 	return out
+}
+
+// demoClasses are the workload classes, in the order the report counts
+// placed pods.
+var demoClasses = []string{"training", "inference", "mig", "shared"}
+
+// distribution builds the workload distribution of the demo's request mix
+// for the fragmentation metric, one weight per request, so that both sides
+// are measured against the same workload. replicas is the number of
+// time-shared replicas per GPU in the demo's sharing config: a shared
+// request of r replicas takes r/replicas of one GPU (packed) or
+// 1/replicas of each of r GPUs (spread), as score.TaskOf counts it.
+func distribution(reqs []score.Request, replicas int) (*score.Distribution, error) {
+	ws := make([]score.Weighted, 0, len(reqs))
+	for i, r := range reqs {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("request %d: %w", i, err)
+		}
+		t := score.TaskType{Kind: r.Kind, Count: r.Count, MIGProfile: r.MIGProfile, Model: r.Model}
+		if r.Kind == score.KindShared {
+			if replicas < 2 {
+				return nil, fmt.Errorf("request %d: shared request needs replicas >= 2 per GPU, have %d", i, replicas)
+			}
+			per := 1
+			if r.Policy == score.Packed {
+				per = r.Count
+			}
+			t.Count = 0
+			t.Milli = min(1000, max(1, int(math.Round(float64(per)*1000/float64(replicas)))))
+		}
+		ws = append(ws, score.Weighted{Type: t, Weight: 1})
+	}
+	d, err := score.NewDistribution(ws)
+	if err != nil {
+		return nil, fmt.Errorf("demo workload distribution: %w", err)
+	}
+	return d, nil
 }

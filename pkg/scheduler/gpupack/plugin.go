@@ -70,6 +70,25 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 
 // NewWithClock is New with a clock (for gpupack.io/assumed-at in tests).
 func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, error) {
+	pl, err := build(obj, h, now)
+	if err != nil {
+		return nil, err
+	}
+	registerMetrics()
+	current.Store(pl)
+	if h != nil && h.SharedInformerFactory() != nil {
+		if err := pl.watch(ctx, h); err != nil {
+			return nil, err
+		}
+	}
+	klog.FromContext(ctx).V(2).Info("GPUPack plugin ready", "fragmentationWeight", pl.wfrag, "topologyWeight", pl.wtopo,
+		"replicaPolicy", pl.args.ReplicaPolicy, "defaultTopology", pl.args.DefaultTopology, "workloadTypes", len(pl.args.Workload.Prior))
+	return pl, nil
+}
+
+// build makes the plugin from its args, without metrics or informers
+// (NewWithClock adds them; Explain needs neither).
+func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, error) {
 	args, err := toArgs(obj)
 	if err != nil {
 		return nil, err
@@ -100,15 +119,6 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 	if args.ReplicaPolicy == "spread" {
 		pl.policy = score.Spread
 	}
-	registerMetrics()
-	current.Store(pl)
-	if h != nil && h.SharedInformerFactory() != nil {
-		if err := pl.watch(ctx, h); err != nil {
-			return nil, err
-		}
-	}
-	klog.FromContext(ctx).V(2).Info("GPUPack plugin ready", "fragmentationWeight", pl.wfrag, "topologyWeight", pl.wtopo,
-		"replicaPolicy", args.ReplicaPolicy, "defaultTopology", args.DefaultTopology, "workloadTypes", len(prior))
 	return pl, nil
 }
 

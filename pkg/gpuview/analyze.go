@@ -1,4 +1,11 @@
-package main
+// Package gpuview is the cluster's GPU view for people: per node, the GPU
+// map with its links and who holds each GPU, MIG device and time-shared
+// replica; per pod, the scheduler's choice, what the kubelet gave and the
+// set's link quality; fragmentation by node and by task type. It reads
+// what the programs publish (gpupack.io/topology, gpupack.io/in-use,
+// gpupack.io/devices) and takes every number from pkg/score and
+// pkg/topology. `kubectl gpupack` and `make demo` print through it.
+package gpuview
 
 import (
 	"fmt"
@@ -14,10 +21,11 @@ import (
 // Placement is what one pod holds on a node, as the kubelet's device manager gave it.
 type Placement struct {
 	Pod   string // namespace/name
-	Class string // workload class: "training", "inference", "mig", "shared"
+	Class string // workload class (e.g. the demo's "training"), "" when none
 	// Devices maps a resource name to device IDs: GPU UUID (nvidia.com/gpu),
 	// MIG device UUID (nvidia.com/mig-<profile>), "<GPU UUID>::<n>"
-	// time-shared replica (nvidia.com/gpu.shared).
+	// time-shared replica (nvidia.com/gpu.shared). The in-use report does
+	// not name resources: its IDs are under "".
 	Devices map[string][]string
 }
 
@@ -27,11 +35,16 @@ type NodeState struct {
 	Name string
 	Topo *topology.Node
 	Pods []Placement
+	// Error says why the node's annotations could not be read (Topo is
+	// nil for a malformed topology, Pods empty for a malformed in-use
+	// report).
+	Error string
 }
 
-// Side is one pool of nodes scheduled by one scheduler profile.
+// Side is one pool of nodes (a whole cluster, or the nodes one scheduler
+// profile placed pods on).
 type Side struct {
-	Profile string // e.g. "gpupack-scheduler", "default-scheduler"
+	Profile string // e.g. "gpupack-scheduler", "default-scheduler", or the cluster's name
 	Nodes   []NodeState
 	Pending []string // pods never scheduled (namespace/name)
 }
@@ -77,30 +90,46 @@ type unknownDevice struct {
 
 // SetQuality is the link quality of a multi-GPU pod's set of whole GPUs.
 type SetQuality struct {
-	Pod  string
-	Node string
-	GPUs topology.GPUSet
+	Pod  string          `json:"-"`
+	Node string          `json:"-"`
+	GPUs topology.GPUSet `json:"-"`
 	// Ring is the set's ring bottleneck (GB/s); Ideal the best ring a set of
 	// that size has on the node's shape; Ratio = Ring/Ideal in [0, 1].
-	Ring, Ideal, Ratio float64
+	Ring  float64 `json:"ringGBps"`
+	Ideal float64 `json:"bestGBps"`
+	Ratio float64 `json:"ratio"`
 	// Path is the slowest kind of link the best ring over the set must use.
-	Path ringPath
+	Path RingPath `json:"path"`
 }
 
-// ringPath is the slowest kind of link on a set's best ring.
-type ringPath int
+// RingPath is the slowest kind of link on a set's best ring.
+type RingPath int
 
 const (
-	pathNVLink ringPath = iota // every hop is NVLink (direct or NVSwitch)
-	pathPCIe                   // some hop leaves NVLink but stays within a socket
-	pathSYS                    // some hop crosses sockets (or is unknown)
+	PathNVLink RingPath = iota // every hop is NVLink (direct or NVSwitch)
+	PathPCIe                   // some hop leaves NVLink but stays within a socket
+	PathSYS                    // some hop crosses sockets (or is unknown)
 )
 
-func (p ringPath) String() string {
+// MarshalText writes the path as its String.
+func (p RingPath) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (p *RingPath) UnmarshalText(b []byte) error {
+	for _, q := range []RingPath{PathNVLink, PathPCIe, PathSYS} {
+		if q.String() == string(b) {
+			*p = q
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown ring path %q", b)
+}
+
+func (p RingPath) String() string {
 	switch p {
-	case pathNVLink:
+	case PathNVLink:
 		return "NVLink ring"
-	case pathPCIe:
+	case PathPCIe:
 		return "ring over PCIe"
 	default:
 		return "ring over SYS"
@@ -110,14 +139,14 @@ func (p ringPath) String() string {
 // pathOf classifies a ring bottleneck. pkg/topology/link.go guarantees that
 // every PCIe class lies below one lane of the slowest NVLink
 // (LaneGBps(1) = 20 GB/s) and that SYS (6) and unknown (4) are the slowest.
-func pathOf(ring float64) ringPath {
+func pathOf(ring float64) RingPath {
 	switch {
 	case ring >= topology.LaneGBps(1):
-		return pathNVLink
+		return PathNVLink
 	case ring > topology.SYSGBps:
-		return pathPCIe
+		return PathPCIe
 	default:
-		return pathSYS
+		return PathSYS
 	}
 }
 
@@ -234,25 +263,13 @@ func (nu *nodeUse) migHeld(i int) bool {
 // of that size on the node's shape.
 func setQuality(ns *NodeState, pod string, set topology.GPUSet) SetQuality {
 	shape := ns.Topo.Shape()
-	q := shape.Quality(set)
-	ideal := shape.Ideal(set.Len())
+	c := score.Choice{Kind: score.KindWhole, GPUs: set, Quality: shape.Quality(set), Ideal: shape.Ideal(set.Len())}
 	return SetQuality{
 		Pod: pod, Node: ns.Name, GPUs: set,
-		Ring: q.RingGBps, Ideal: ideal.RingGBps,
-		Ratio: ringRatio(q.RingGBps, ideal.RingGBps),
-		Path:  pathOf(q.RingGBps),
+		Ring: c.Quality.RingGBps, Ideal: c.Ideal.RingGBps,
+		Ratio: c.QualityRatio(),
+		Path:  pathOf(c.Quality.RingGBps),
 	}
-}
-
-// ringRatio is ring/ideal capped to [0, 1]; 1 when there is no ideal.
-func ringRatio(ring, ideal float64) float64 {
-	switch {
-	case ideal <= 0 || ring >= ideal:
-		return 1
-	case ring <= 0:
-		return 0
-	}
-	return ring / ideal
 }
 
 // state is the usage class of GPU i.
@@ -419,8 +436,12 @@ func (m *SideMetrics) AllocPercent() float64 {
 	return 100 * m.GPUEquiv / float64(m.GPUs)
 }
 
-// analyzeSide computes a side's metrics under the workload d.
-func analyzeSide(s *Side, d *score.Distribution) *SideMetrics {
+// AnalyzeSide computes a side's metrics under the workload d (nil:
+// score.DefaultDistribution).
+func AnalyzeSide(s *Side, d *score.Distribution) *SideMetrics {
+	if d == nil {
+		d = score.DefaultDistribution()
+	}
 	m := &SideMetrics{Profile: s.Profile, Nodes: len(s.Nodes), Pending: slices.Clone(s.Pending), Placed: map[string]int{}}
 	seen := map[string]bool{}
 	for k := range s.Nodes {
@@ -436,7 +457,7 @@ func analyzeSide(s *Side, d *score.Distribution) *SideMetrics {
 		m.Problems = append(m.Problems, nu.problems...)
 		for _, u := range nu.unknown {
 			m.Unknown++
-			m.Problems = append(m.Problems, fmt.Sprintf("node %s: %s holds unknown device %s (%s)", ns.Name, u.Pod, u.ID, u.Resource))
+			m.Problems = append(m.Problems, fmt.Sprintf("node %s: %s holds unknown device %s%s", ns.Name, u.Pod, u.ID, resourceNote(u.Resource)))
 		}
 		if ns.Topo == nil {
 			m.NodesNoTopology++
@@ -452,9 +473,9 @@ func analyzeSide(s *Side, d *score.Distribution) *SideMetrics {
 	for _, q := range m.Multi {
 		m.MeanRatio += q.Ratio / float64(len(m.Multi))
 		switch q.Path {
-		case pathSYS:
+		case PathSYS:
 			m.OverSYS++
-		case pathPCIe:
+		case PathPCIe:
 			m.OverPCIe++
 		}
 	}
@@ -497,39 +518,6 @@ func (m *SideMetrics) addNode(nu *nodeUse) {
 	}
 	m.FreeNVLinkGroups = append(m.FreeNVLinkGroups, nu.freeNVLinkGroups()...)
 	m.Multi = append(m.Multi, nu.multi...)
-}
-
-// distribution builds the workload distribution of the demo's request mix
-// for the fragmentation metric, one weight per request, so that both sides
-// are measured against the same workload. replicas is the number of
-// time-shared replicas per GPU in the demo's sharing config: a shared
-// request of r replicas takes r/replicas of one GPU (packed) or
-// 1/replicas of each of r GPUs (spread), as score.TaskOf counts it.
-func distribution(reqs []score.Request, replicas int) (*score.Distribution, error) {
-	ws := make([]score.Weighted, 0, len(reqs))
-	for i, r := range reqs {
-		if err := r.Validate(); err != nil {
-			return nil, fmt.Errorf("request %d: %w", i, err)
-		}
-		t := score.TaskType{Kind: r.Kind, Count: r.Count, MIGProfile: r.MIGProfile, Model: r.Model}
-		if r.Kind == score.KindShared {
-			if replicas < 2 {
-				return nil, fmt.Errorf("request %d: shared request needs replicas >= 2 per GPU, have %d", i, replicas)
-			}
-			per := 1
-			if r.Policy == score.Packed {
-				per = r.Count
-			}
-			t.Count = 0
-			t.Milli = min(1000, max(1, int(math.Round(float64(per)*1000/float64(replicas)))))
-		}
-		ws = append(ws, score.Weighted{Type: t, Weight: 1})
-	}
-	d, err := score.NewDistribution(ws)
-	if err != nil {
-		return nil, fmt.Errorf("demo workload distribution: %w", err)
-	}
-	return d, nil
 }
 
 // holdsAny reports whether p holds at least one device.

@@ -1,4 +1,4 @@
-package main
+package gpuview
 
 import (
 	"fmt"
@@ -15,22 +15,24 @@ import (
 // WriteReport writes, for people at a terminal, each side's GPU map per
 // node (who holds which GPU, MIG device and replica), its allocation and
 // fragmentation figures and the link quality of its multi-GPU pods, then a
-// side-by-side summary. Fragmentation is measured against d (the demo's
-// workload, see distribution); nil means score.DefaultDistribution.
+// side-by-side summary. Fragmentation is measured against d (nil:
+// score.DefaultDistribution). classes orders the per-class count of placed
+// pods (Placement.Class); with none the summary counts pods in all.
 // Malformed input (a node without topology, a device ID the node lacks, a
 // device held twice) is marked in the report, never fatal; the error is
 // only the writer's.
-func WriteReport(w io.Writer, sides []Side, d *score.Distribution) error {
+func WriteReport(w io.Writer, sides []Side, d *score.Distribution, classes []string) error {
 	if d == nil {
 		d = score.DefaultDistribution()
 	}
 	ew := &errWriter{w: w}
+	rows := metricRows(classes)
 	ms := make([]*SideMetrics, len(sides))
 	for i := range sides {
-		ms[i] = analyzeSide(&sides[i], d)
-		writeSide(ew, &sides[i], ms[i])
+		ms[i] = AnalyzeSide(&sides[i], d)
+		writeSide(ew, &sides[i], ms[i], rows)
 	}
-	writeSummary(ew, ms, d)
+	writeSummary(ew, ms, d, rows)
 	if ew.err != nil {
 		return fmt.Errorf("writing demo report: %w", ew.err)
 	}
@@ -55,7 +57,7 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func writeSide(w io.Writer, s *Side, m *SideMetrics) {
+func writeSide(w io.Writer, s *Side, m *SideMetrics, rows []metricRow) {
 	fmt.Fprintf(w, "==== %s: %d nodes, %d GPUs ====\n\n", s.Profile, m.Nodes, m.GPUs)
 	for k := range s.Nodes {
 		writeNode(w, m.perNodeAnalysis[k], m.perNodeFrag[k])
@@ -64,7 +66,7 @@ func writeSide(w io.Writer, s *Side, m *SideMetrics) {
 	writeMulti(w, m.Multi)
 	fmt.Fprintf(w, "allocation (%s):\n", s.Profile)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, r := range metricRows {
+	for _, r := range rows {
 		fmt.Fprintf(tw, "  %s\t%s\n", r.label, r.value(m))
 	}
 	_ = tw.Flush() // errors are kept by the errWriter underneath
@@ -79,7 +81,11 @@ func writeSide(w io.Writer, s *Side, m *SideMetrics) {
 func writeNode(w io.Writer, nu *nodeUse, frag float64) {
 	ns := nu.ns
 	if ns.Topo == nil {
-		fmt.Fprintf(w, "node %s: no GPU topology published (gpupack.io/topology missing)\n", ns.Name)
+		if ns.Error != "" {
+			fmt.Fprintf(w, "node %s: no usable GPU topology: %s\n", ns.Name, ns.Error)
+		} else {
+			fmt.Fprintf(w, "node %s: no GPU topology published (gpupack.io/topology missing)\n", ns.Name)
+		}
 		writeUnknown(w, nu)
 		return
 	}
@@ -101,6 +107,9 @@ func writeNode(w io.Writer, nu *nodeUse, frag float64) {
 		}
 	}
 	_ = tw.Flush()
+	if ns.Error != "" {
+		fmt.Fprintf(w, "  ! %s\n", ns.Error)
+	}
 	writeUnknown(w, nu)
 }
 
@@ -142,8 +151,16 @@ func heldByColumn(n *topology.Node, cols []string, uniform string) int {
 
 func writeUnknown(w io.Writer, nu *nodeUse) {
 	for _, u := range nu.unknown {
-		fmt.Fprintf(w, "  ! unknown device %s (%s) held by %s: not on this node\n", u.ID, u.Resource, u.Pod)
+		fmt.Fprintf(w, "  ! unknown device %s%s held by %s: not on this node\n", u.ID, resourceNote(u.Resource), u.Pod)
 	}
+}
+
+// resourceNote is " (nvidia.com/gpu)", or "" when the resource is not known.
+func resourceNote(res string) string {
+	if res == "" {
+		return ""
+	}
+	return " (" + res + ")"
 }
 
 // modelSummary is "8 x V100-SXM2-16GB" (or "4 x T4 + 2 x A10" on a mixed node).
@@ -201,7 +218,7 @@ func linkHeader(n *topology.Node) (cols []string, uniform string) {
 			if i == j {
 				continue
 			}
-			l := linkLabel(n, i, j)
+			l := n.LinkLabel(i, j)
 			if label == "" {
 				label = l
 			}
@@ -222,22 +239,9 @@ func linkHeader(n *topology.Node) (cols []string, uniform string) {
 func linkRow(n *topology.Node, i int) []string {
 	row := make([]string, len(n.GPUs))
 	for j := range n.GPUs {
-		if i == j {
-			row[j] = "X"
-			continue
-		}
-		row[j] = linkLabel(n, i, j)
+		row[j] = n.LinkLabel(i, j)
 	}
 	return row
-}
-
-// linkLabel is the nvidia-smi style label of the link between GPUs i and j
-// ("NV2", "NS12", "PIX", "SYS"), "?" when the matrix lacks it.
-func linkLabel(n *topology.Node, i, j int) string {
-	if i >= len(n.Links) || j >= len(n.Links[i]) {
-		return "?"
-	}
-	return n.Links[i][j].String()
 }
 
 // holderLines say who holds GPU i: a pod, "free", the time-shared holders
@@ -315,19 +319,12 @@ func (nu *nodeUse) migLines(i int) []string {
 		if !m.Healthy {
 			who = "UNHEALTHY, " + who
 		}
-		out = append(out, fmt.Sprintf("└ %-10s %-6s %s", m.Profile, sliceRange(m.Start, m.Size), who))
+		out = append(out, fmt.Sprintf("└ %-10s %-6s %s", m.Profile, m.SliceLabel(), who))
 	}
 	if len(out) == 0 {
 		out = append(out, "└ no MIG devices configured")
 	}
 	return out
-}
-
-func sliceRange(start, size int) string {
-	if size <= 1 {
-		return fmt.Sprintf("[%d]", start)
-	}
-	return fmt.Sprintf("[%d-%d]", start, start+size-1)
 }
 
 // writeMulti lists the multi-GPU pods with their set's link quality.
@@ -351,70 +348,82 @@ type metricRow struct {
 	value func(*SideMetrics) string
 }
 
-var metricRows = []metricRow{
-	{"nodes", func(m *SideMetrics) string {
-		if m.NodesNoTopology > 0 {
-			return fmt.Sprintf("%d (%d without topology)", m.Nodes, m.NodesNoTopology)
-		}
-		return strconv.Itoa(m.Nodes)
-	}},
-	{"pods placed (" + strings.Join(demoClasses, "/") + ")", placedLabel},
-	{"GPUs fully free", func(m *SideMetrics) string { return ofTotal(m.Free, m.GPUs) }},
-	{"GPUs partly used", func(m *SideMetrics) string { return ofTotal(m.Partly, m.GPUs) }},
-	{"GPUs fully used", func(m *SideMetrics) string { return ofTotal(m.Full, m.GPUs) }},
-	{"GPUs unhealthy", func(m *SideMetrics) string { return ofTotal(m.Unhealthy, m.GPUs) }},
-	{"MIG instances used", func(m *SideMetrics) string { return fmt.Sprintf("%d/%d", m.MIGUsed, m.MIGTotal) }},
-	{"time-shared replicas used", func(m *SideMetrics) string {
-		return fmt.Sprintf("%d/%d", m.ReplicasUsed, m.ReplicasTotal)
-	}},
-	{"GPU-equivalents allocated", func(m *SideMetrics) string {
-		return fmt.Sprintf("%.2f of %d (%.1f%%)", m.GPUEquiv, m.GPUs, m.AllocPercent())
-	}},
-	{"fragmentation (FGD, GPUs)", func(m *SideMetrics) string { return fmt.Sprintf("%.2f", m.Fragmentation) }},
-	{"whole nodes free", func(m *SideMetrics) string { return ofTotal(m.WholeNodesFree, m.Nodes-m.NodesNoTopology) }},
-	{"free NVLink groups (2+ GPUs)", func(m *SideMetrics) string {
-		if len(m.FreeNVLinkGroups) == 0 {
-			return "0"
-		}
-		return fmt.Sprintf("%d (largest %d)", len(m.FreeNVLinkGroups), m.FreeNVLinkGroups[0])
-	}},
-	{"multi-GPU pods", func(m *SideMetrics) string { return strconv.Itoa(len(m.Multi)) }},
-	{"mean set quality (1.00 = best)", func(m *SideMetrics) string {
-		if len(m.Multi) == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.2f", m.MeanRatio)
-	}},
-	{"multi-GPU rings over SYS", func(m *SideMetrics) string { return strconv.Itoa(m.OverSYS) }},
-	{"multi-GPU rings over PCIe", func(m *SideMetrics) string { return strconv.Itoa(m.OverPCIe) }},
-	{"pending pods", func(m *SideMetrics) string { return strconv.Itoa(len(m.Pending)) }},
-	{"unknown devices / conflicts", func(m *SideMetrics) string {
-		return fmt.Sprintf("%d / %d", m.Unknown, len(m.Problems)-m.Unknown)
-	}},
+// metricRows are the rows of the allocation block and the summary; classes
+// orders the placed pods' count (placedRow).
+func metricRows(classes []string) []metricRow {
+	return []metricRow{
+		{"nodes", func(m *SideMetrics) string {
+			if m.NodesNoTopology > 0 {
+				return fmt.Sprintf("%d (%d without topology)", m.Nodes, m.NodesNoTopology)
+			}
+			return strconv.Itoa(m.Nodes)
+		}},
+		placedRow(classes),
+		{"GPUs fully free", func(m *SideMetrics) string { return ofTotal(m.Free, m.GPUs) }},
+		{"GPUs partly used", func(m *SideMetrics) string { return ofTotal(m.Partly, m.GPUs) }},
+		{"GPUs fully used", func(m *SideMetrics) string { return ofTotal(m.Full, m.GPUs) }},
+		{"GPUs unhealthy", func(m *SideMetrics) string { return ofTotal(m.Unhealthy, m.GPUs) }},
+		{"MIG instances used", func(m *SideMetrics) string { return fmt.Sprintf("%d/%d", m.MIGUsed, m.MIGTotal) }},
+		{"time-shared replicas used", func(m *SideMetrics) string {
+			return fmt.Sprintf("%d/%d", m.ReplicasUsed, m.ReplicasTotal)
+		}},
+		{"GPU-equivalents allocated", func(m *SideMetrics) string {
+			return fmt.Sprintf("%.2f of %d (%.1f%%)", m.GPUEquiv, m.GPUs, m.AllocPercent())
+		}},
+		{"fragmentation (FGD, GPUs)", func(m *SideMetrics) string { return fmt.Sprintf("%.2f", m.Fragmentation) }},
+		{"whole nodes free", func(m *SideMetrics) string { return ofTotal(m.WholeNodesFree, m.Nodes-m.NodesNoTopology) }},
+		{"free NVLink groups (2+ GPUs)", func(m *SideMetrics) string {
+			if len(m.FreeNVLinkGroups) == 0 {
+				return "0"
+			}
+			return fmt.Sprintf("%d (largest %d)", len(m.FreeNVLinkGroups), m.FreeNVLinkGroups[0])
+		}},
+		{"multi-GPU pods", func(m *SideMetrics) string { return strconv.Itoa(len(m.Multi)) }},
+		{"mean set quality (1.00 = best)", func(m *SideMetrics) string {
+			if len(m.Multi) == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", m.MeanRatio)
+		}},
+		{"multi-GPU rings over SYS", func(m *SideMetrics) string { return strconv.Itoa(m.OverSYS) }},
+		{"multi-GPU rings over PCIe", func(m *SideMetrics) string { return strconv.Itoa(m.OverPCIe) }},
+		{"pending pods", func(m *SideMetrics) string { return strconv.Itoa(len(m.Pending)) }},
+		{"unknown devices / conflicts", func(m *SideMetrics) string {
+			return fmt.Sprintf("%d / %d", m.Unknown, len(m.Problems)-m.Unknown)
+		}},
+	}
 }
 
-// demoClasses are the demo's workload classes, in the order the report
-// lists them.
-var demoClasses = []string{"training", "inference", "mig", "shared"}
-
-// placedLabel is "3/5/4/6" (pods per class of demoClasses), with
-// "+2 other" for pods of any other class.
-func placedLabel(m *SideMetrics) string {
-	parts := make([]string, len(demoClasses))
-	other := 0
-	for c, n := range m.Placed {
-		if !slices.Contains(demoClasses, c) {
-			other += n
+// placedRow counts the pods holding devices: "3/5/4/6" per class of
+// classes, with "+2 other" for pods of any other class; the total when
+// classes is empty.
+func placedRow(classes []string) metricRow {
+	if len(classes) == 0 {
+		return metricRow{"pods placed", func(m *SideMetrics) string {
+			n := 0
+			for _, k := range m.Placed {
+				n += k
+			}
+			return strconv.Itoa(n)
+		}}
+	}
+	return metricRow{"pods placed (" + strings.Join(classes, "/") + ")", func(m *SideMetrics) string {
+		parts := make([]string, len(classes))
+		other := 0
+		for c, n := range m.Placed {
+			if !slices.Contains(classes, c) {
+				other += n
+			}
 		}
-	}
-	for i, c := range demoClasses {
-		parts[i] = strconv.Itoa(m.Placed[c])
-	}
-	s := strings.Join(parts, "/")
-	if other > 0 {
-		s += fmt.Sprintf(" +%d other", other)
-	}
-	return s
+		for i, c := range classes {
+			parts[i] = strconv.Itoa(m.Placed[c])
+		}
+		s := strings.Join(parts, "/")
+		if other > 0 {
+			s += fmt.Sprintf(" +%d other", other)
+		}
+		return s
+	}}
 }
 
 func ofTotal(n, total int) string {
@@ -423,7 +432,7 @@ func ofTotal(n, total int) string {
 
 // writeSummary writes the side-by-side table, the workload behind the
 // fragmentation figure and the pending pods.
-func writeSummary(w io.Writer, ms []*SideMetrics, d *score.Distribution) {
+func writeSummary(w io.Writer, ms []*SideMetrics, d *score.Distribution, rows []metricRow) {
 	fmt.Fprintln(w, "==== summary ====")
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	fmt.Fprint(tw, "  METRIC")
@@ -431,7 +440,7 @@ func writeSummary(w io.Writer, ms []*SideMetrics, d *score.Distribution) {
 		fmt.Fprintf(tw, "\t%s", m.Profile)
 	}
 	fmt.Fprintln(tw)
-	for _, r := range metricRows {
+	for _, r := range rows {
 		fmt.Fprintf(tw, "  %s", r.label)
 		for _, m := range ms {
 			fmt.Fprintf(tw, "\t%s", r.value(m))

@@ -1,4 +1,4 @@
-package main
+package gpuview
 
 import (
 	"bytes"
@@ -56,6 +56,9 @@ func dist(t *testing.T, ws ...score.Weighted) *score.Distribution {
 	return d
 }
 
+// demoClasses are make demo's workload classes.
+var demoClasses = []string{"training", "inference", "mig", "shared"}
+
 var (
 	whole1 = score.TaskType{Kind: score.KindWhole, Count: 1}
 	whole4 = score.TaskType{Kind: score.KindWhole, Count: 4}
@@ -83,32 +86,32 @@ func TestSetQuality(t *testing.T) {
 		set           topology.GPUSet
 		ring, ideal   float64
 		ratio         float64
-		path          ringPath
+		path          RingPath
 	}{
 		// Every ring over {0,1,2,3} uses one of GPU0's NV1 links (its
 		// links there are 25, 25, 50): ring 25; best 4-set is 25: 25/25.
-		{"dgx1 quad", fake.DGX1V100, topology.SetOf(0, 1, 2, 3), 25, 25, 1, pathNVLink},
+		{"dgx1 quad", fake.DGX1V100, topology.SetOf(0, 1, 2, 3), 25, 25, 1, PathNVLink},
 		// {0,1,4,5}: ring 0-1-5-4-0 = 25, 50, 25, 50 -> 25; as good as a quad.
-		{"dgx1 two pairs across the cube", fake.DGX1V100, topology.SetOf(0, 1, 4, 5), 25, 25, 1, pathNVLink},
+		{"dgx1 two pairs across the cube", fake.DGX1V100, topology.SetOf(0, 1, 4, 5), 25, 25, 1, PathNVLink},
 		// {0,1,2,4}: GPU4 reaches 0 (NV2) and 1, 2 only by SYS: every ring
 		// has a SYS hop: 6/25 = 0.24.
-		{"dgx1 quad with a cross-socket GPU", fake.DGX1V100, topology.SetOf(0, 1, 2, 4), 6, 25, 0.24, pathSYS},
+		{"dgx1 quad with a cross-socket GPU", fake.DGX1V100, topology.SetOf(0, 1, 2, 4), 6, 25, 0.24, PathSYS},
 		// Pairs: {0,3} NV2 50/50 = 1; {0,1} NV1 25/50 = 0.5; {0,5} SYS 6/50 = 0.12.
-		{"dgx1 NV2 pair", fake.DGX1V100, topology.SetOf(0, 3), 50, 50, 1, pathNVLink},
-		{"dgx1 NV1 pair", fake.DGX1V100, topology.SetOf(0, 1), 25, 50, 0.5, pathNVLink},
-		{"dgx1 SYS pair", fake.DGX1V100, topology.SetOf(0, 5), 6, 50, 0.12, pathSYS},
+		{"dgx1 NV2 pair", fake.DGX1V100, topology.SetOf(0, 3), 50, 50, 1, PathNVLink},
+		{"dgx1 NV1 pair", fake.DGX1V100, topology.SetOf(0, 1), 25, 50, 0.5, PathNVLink},
+		{"dgx1 SYS pair", fake.DGX1V100, topology.SetOf(0, 5), 6, 50, 0.12, PathSYS},
 		// All 8 GPUs ring over the NV2 8-cycle: 50/50.
-		{"dgx1 all", fake.DGX1V100, topology.FirstN(8), 50, 50, 1, pathNVLink},
+		{"dgx1 all", fake.DGX1V100, topology.FirstN(8), 50, 50, 1, PathNVLink},
 		// PCIe box: {0,1} one switch PIX 16, the best pair: 16/16; {0,2}
 		// across sockets SYS 6/16 = 0.375.
-		{"pcie PIX pair", fake.PCIe4GPU2Socket, topology.SetOf(0, 1), 16, 16, 1, pathPCIe},
-		{"pcie SYS pair", fake.PCIe4GPU2Socket, topology.SetOf(0, 2), 6, 16, 0.375, pathSYS},
+		{"pcie PIX pair", fake.PCIe4GPU2Socket, topology.SetOf(0, 1), 16, 16, 1, PathPCIe},
+		{"pcie SYS pair", fake.PCIe4GPU2Socket, topology.SetOf(0, 2), 6, 16, 0.375, PathSYS},
 		// NVLink bridge pairs: {0,1} NV12 = 12 x 25 = 300; {0,2} NODE 10:
 		// 10/300.
-		{"bridge pair", fake.A100PCIeBridge, topology.SetOf(0, 1), 300, 300, 1, pathNVLink},
-		{"bridge broken pair", fake.A100PCIeBridge, topology.SetOf(0, 2), 10, 300, 10.0 / 300, pathPCIe},
+		{"bridge pair", fake.A100PCIeBridge, topology.SetOf(0, 1), 300, 300, 1, PathNVLink},
+		{"bridge broken pair", fake.A100PCIeBridge, topology.SetOf(0, 2), 10, 300, 10.0 / 300, PathPCIe},
 		// NVSwitch: every pair NS12 = 300: any set is ideal.
-		{"dgx-a100 any pair", fake.DGXA100, topology.SetOf(0, 5), 300, 300, 1, pathNVLink},
+		{"dgx-a100 any pair", fake.DGXA100, topology.SetOf(0, 5), 300, 300, 1, PathNVLink},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,7 +214,7 @@ func fixture(t *testing.T) Side {
 func TestAnalyzeSide(t *testing.T) {
 	side := fixture(t)
 	d := dist(t, score.Weighted{Type: whole1, Weight: 1}, score.Weighted{Type: whole4, Weight: 1})
-	m := analyzeSide(&side, d)
+	m := AnalyzeSide(&side, d)
 
 	require.Empty(t, m.Problems)
 	require.Equal(t, 3, m.Nodes)
@@ -264,7 +267,7 @@ func TestMultiGPUMean(t *testing.T) {
 		whole("demo/c", gpus(ns, 5, 6)),
 		whole("demo/single", nil), // holds nothing: not a multi-GPU pod
 	}
-	m := analyzeSide(&Side{Profile: "default-scheduler", Nodes: []NodeState{ns}}, score.DefaultDistribution())
+	m := AnalyzeSide(&Side{Profile: "default-scheduler", Nodes: []NodeState{ns}}, score.DefaultDistribution())
 	require.Len(t, m.Multi, 3)
 	require.InDelta(t, (0.24+0.5+1)/3, m.MeanRatio, 1e-9)
 	require.Equal(t, 1, m.OverSYS)
@@ -288,45 +291,6 @@ func TestMIGFraction(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.profile, func(t *testing.T) {
 			require.InDelta(t, tc.want, migFraction(topology.MIGDevice{Profile: tc.profile, Size: tc.size}), 1e-9)
-		})
-	}
-}
-
-func TestDistribution(t *testing.T) {
-	reqs := []score.Request{
-		{Kind: score.KindWhole, Count: 4},
-		{Kind: score.KindWhole, Count: 4},
-		{Kind: score.KindWhole, Count: 1},
-		{Kind: score.KindMIG, Count: 1, MIGProfile: "1g.5gb"},
-		{Kind: score.KindShared, Count: 2},                       // packed: 2/4 of one GPU = 500m
-		{Kind: score.KindShared, Count: 2, Policy: score.Spread}, // 1/4 on each of 2 GPUs = 250m
-	}
-	d, err := distribution(reqs, 4)
-	require.NoError(t, err)
-	want := map[string]float64{ // 6 requests, whole:4 twice
-		"whole:4": 2.0 / 6, "whole:1": 1.0 / 6, "mig:1g.5gb": 1.0 / 6, "shared:500m": 1.0 / 6, "shared:250m": 1.0 / 6,
-	}
-	got := map[string]float64{}
-	for i, typ := range d.Types {
-		got[typ.String()] = d.P[i]
-	}
-	require.Len(t, got, len(want))
-	for k, p := range want {
-		require.InDelta(t, p, got[k], 1e-9, k)
-	}
-
-	for _, tc := range []struct {
-		name     string
-		reqs     []score.Request
-		replicas int
-	}{
-		{"shared without replicas", []score.Request{{Kind: score.KindShared, Count: 1}}, 1},
-		{"invalid request", []score.Request{{Kind: score.KindWhole, Count: 0}}, 4},
-		{"no requests", nil, 4},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := distribution(tc.reqs, tc.replicas)
-			require.Error(t, err)
 		})
 	}
 }
@@ -385,7 +349,7 @@ func TestMalformed(t *testing.T) {
 			check: func(t *testing.T, m *SideMetrics, out string) {
 				require.Len(t, m.Multi, 1)
 				require.Equal(t, float64(topology.UnknownGBps), m.Multi[0].Ring)
-				require.Equal(t, pathSYS, m.Multi[0].Path)
+				require.Equal(t, PathSYS, m.Multi[0].Path)
 				require.Regexp(t, `(?m)^\s+0\s+\?\s+X\s+\?\s+0\s+demo/pair$`, out)
 			},
 		},
@@ -397,7 +361,7 @@ func TestMalformed(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			side := Side{Profile: "p", Nodes: []NodeState{tc.node}}
-			m := analyzeSide(&side, score.DefaultDistribution())
+			m := AnalyzeSide(&side, score.DefaultDistribution())
 			require.Equal(t, tc.wantUnknown, m.Unknown)
 			if tc.wantProblem != "" {
 				require.True(t, containsSub(m.Problems, tc.wantProblem), "problems %q lack %q", m.Problems, tc.wantProblem)
@@ -405,7 +369,7 @@ func TestMalformed(t *testing.T) {
 				require.Empty(t, m.Problems)
 			}
 			var buf bytes.Buffer
-			require.NoError(t, WriteReport(&buf, []Side{side}, nil))
+			require.NoError(t, WriteReport(&buf, []Side{side}, nil, nil))
 			if tc.wantUnknown > 0 {
 				require.Contains(t, buf.String(), "! unknown device")
 			}
@@ -449,7 +413,7 @@ func TestWriteReport(t *testing.T) {
 
 	d := dist(t, score.Weighted{Type: whole1, Weight: 1}, score.Weighted{Type: whole4, Weight: 1})
 	var buf bytes.Buffer
-	require.NoError(t, WriteReport(&buf, []Side{ours, theirs}, d))
+	require.NoError(t, WriteReport(&buf, []Side{ours, theirs}, d, demoClasses))
 	out := buf.String()
 	t.Log("\n" + out)
 
@@ -506,7 +470,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 
 func TestWriteReportWriterError(t *testing.T) {
 	side := fixture(t)
-	err := WriteReport(&failWriter{after: 3}, []Side{side}, nil)
+	err := WriteReport(&failWriter{after: 3}, []Side{side}, nil, nil)
 	require.ErrorContains(t, err, "disk full")
 }
 
@@ -523,7 +487,7 @@ func TestWriteReportWideNodes(t *testing.T) {
 	bridge := catalogNode(t, "bridge", fake.A100PCIeBridge)
 	bridge.Pods = []Placement{whole("demo-namespace/training-with-a-long-name-0", gpus(bridge, 0, 1))}
 	var buf bytes.Buffer
-	require.NoError(t, WriteReport(&buf, []Side{{Profile: "gpupack-scheduler", Nodes: []NodeState{big, bridge}}}, nil))
+	require.NoError(t, WriteReport(&buf, []Side{{Profile: "gpupack-scheduler", Nodes: []NodeState{big, bridge}}}, nil, nil))
 	out := buf.String()
 	for _, l := range strings.Split(out, "\n") {
 		require.LessOrEqual(t, len([]rune(l)), 120, "line too wide: %q", l)

@@ -1,0 +1,299 @@
+package gpuview
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// NodeView is one node's GPU map as data (kubectl gpupack nodes -o json).
+type NodeView struct {
+	Name string `json:"name"`
+	// Error says why the node's annotations could not be read.
+	Error   string `json:"error,omitempty"`
+	Summary string `json:"summary,omitempty"`
+	// Fragmentation is the node's FGD fragmentation (GPUs) under the
+	// workload the view was made with.
+	Fragmentation float64   `json:"fragmentation"`
+	GPUs          []GPUView `json:"gpus,omitempty"`
+	// Problems are device IDs the node lacks and devices held twice.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// GPUView is one GPU: its links and who holds it.
+type GPUView struct {
+	Index   int    `json:"index"`
+	UUID    string `json:"uuid"`
+	Model   string `json:"model"`
+	NUMA    int    `json:"numa"`
+	Healthy bool   `json:"healthy"`
+	// State is "free", "partly used", "fully used" or "unhealthy".
+	State string `json:"state"`
+	// Links are the labels of its links to every GPU, by index ("X": itself).
+	Links []string `json:"links"`
+	// HeldBy are the pods holding it whole.
+	HeldBy []string `json:"heldBy,omitempty"`
+	// Replicas is its time-shared replica count (0 or 1: not shared);
+	// Shares who holds them.
+	Replicas int         `json:"replicas,omitempty"`
+	Shares   []ShareView `json:"shares,omitempty"`
+	MIG      []MIGView   `json:"mig,omitempty"`
+}
+
+// ShareView is a pod's replicas of one time-shared GPU.
+type ShareView struct {
+	Pod      string `json:"pod"`
+	Replicas int    `json:"replicas"`
+}
+
+// MIGView is one MIG device and who holds it.
+type MIGView struct {
+	UUID    string   `json:"uuid"`
+	Profile string   `json:"profile"`
+	Slices  string   `json:"slices"`
+	Healthy bool     `json:"healthy"`
+	HeldBy  []string `json:"heldBy,omitempty"`
+}
+
+var stateNames = map[gpuState]string{gpuFree: "free", gpuPartly: "partly used", gpuFull: "fully used", gpuUnhealthy: "unhealthy"}
+
+// NodeViews are the cluster's GPU nodes under the workload d (nil:
+// score.DefaultDistribution).
+func (c *Cluster) NodeViews(d *score.Distribution) []NodeView {
+	if d == nil {
+		d = score.DefaultDistribution()
+	}
+	out := make([]NodeView, 0, len(c.Side.Nodes))
+	for k := range c.Side.Nodes {
+		ns := &c.Side.Nodes[k]
+		nu := analyzeNode(ns)
+		v := NodeView{Name: ns.Name, Error: ns.Error, Problems: nu.problems}
+		for _, u := range nu.unknown {
+			v.Problems = append(v.Problems, fmt.Sprintf("%s holds unknown device %s%s", u.Pod, u.ID, resourceNote(u.Resource)))
+		}
+		if ns.Topo != nil {
+			v.Summary = modelSummary(ns.Topo)
+			v.Fragmentation = nu.fragmentation(d)
+			for i := range ns.Topo.GPUs {
+				v.GPUs = append(v.GPUs, nu.gpuView(i))
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (nu *nodeUse) gpuView(i int) GPUView {
+	g := nu.ns.Topo.GPUs[i]
+	u := &nu.gpus[i]
+	v := GPUView{
+		Index: g.Index, UUID: g.UUID, Model: g.Model, NUMA: g.NUMANode, Healthy: g.Healthy,
+		State: stateNames[nu.state(i)], Links: linkRow(nu.ns.Topo, i), HeldBy: u.whole,
+	}
+	if g.Replicas > 1 {
+		v.Replicas = g.Replicas
+		for _, sh := range u.shares {
+			v.Shares = append(v.Shares, ShareView{Pod: sh.pod, Replicas: sh.replicas})
+		}
+	}
+	for j, m := range nu.ns.Topo.MIG {
+		if m.Parent == i {
+			v.MIG = append(v.MIG, MIGView{UUID: m.UUID, Profile: m.Profile, Slices: m.SliceLabel(), Healthy: m.Healthy, HeldBy: nu.mig[j]})
+		}
+	}
+	return v
+}
+
+// WriteNodes writes every GPU node's map (the report's per-node block) under
+// the workload d (nil: score.DefaultDistribution).
+func (c *Cluster) WriteNodes(w io.Writer, d *score.Distribution) error {
+	if d == nil {
+		d = score.DefaultDistribution()
+	}
+	ew := &errWriter{w: w}
+	for k := range c.Side.Nodes {
+		ns := &c.Side.Nodes[k]
+		nu := analyzeNode(ns)
+		frag := 0.0
+		if ns.Topo != nil {
+			frag = nu.fragmentation(d)
+		}
+		writeNode(ew, nu, frag)
+		for _, p := range nu.problems {
+			fmt.Fprintf(ew, "  ! %s\n", p)
+		}
+		fmt.Fprintln(ew)
+	}
+	if len(c.Side.Nodes) == 0 {
+		fmt.Fprintln(ew, "no GPU nodes (no node carries gpupack.io/topology)")
+	}
+	if ew.err != nil {
+		return fmt.Errorf("writing nodes: %w", ew.err)
+	}
+	return nil
+}
+
+// WritePods writes the GPU pods as a table.
+func WritePods(w io.Writer, pods []PodView) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD\tNODE\tCHOSEN\tGIVEN\tHANDOFF\tGPUS\tSET QUALITY")
+	for _, p := range pods {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Pod, dash(p.Node), chosenLabel(p), idsLabel(p.Given), p.Handoff, gpusLabel(p.GPUs), qualityLabel(p.Quality))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("writing pods: %w", err)
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// chosenLabel is "nvidia.com/gpu: GPU-a,GPU-b" (resources in order), or the
+// annotation's error.
+func chosenLabel(p PodView) string {
+	if p.ChosenError != "" {
+		return "! " + p.ChosenError
+	}
+	if len(p.Chosen) == 0 {
+		return "-"
+	}
+	s := ""
+	for _, res := range sortedKeys(p.Chosen) {
+		if s != "" {
+			s += " "
+		}
+		s += res + "=" + idsLabel(p.Chosen[res])
+	}
+	return s
+}
+
+func idsLabel(ids []string) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	s := ids[0]
+	for _, id := range ids[1:] {
+		s += "," + id
+	}
+	return s
+}
+
+func gpusLabel(idx []int) string {
+	if len(idx) == 0 {
+		return "-"
+	}
+	var set topology.GPUSet
+	for _, i := range idx {
+		set = set.Add(i)
+	}
+	return set.String()
+}
+
+func qualityLabel(q *SetQuality) string {
+	if q == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f (ring %.0f of %.0f GB/s, %s)", q.Ratio, q.Ring, q.Ideal, q.Path)
+}
+
+// FragView is the cluster's fragmentation by node and by task type.
+type FragView struct {
+	// Total is the sum over nodes, in GPUs.
+	Total float64    `json:"total"`
+	Nodes []NodeFrag `json:"nodes"`
+	Types []TypeFrag `json:"types"`
+}
+
+// NodeFrag is one node's fragmentation and its free capacity.
+type NodeFrag struct {
+	Node string `json:"node"`
+	// Error: no readable topology (the node is left out of the figures).
+	Error string `json:"error,omitempty"`
+	GPUs  int    `json:"gpus"`
+	// FreeCapacity is the GPU capacity not in use (GPUs; part-used shared
+	// GPUs count their free share).
+	FreeCapacity  float64 `json:"freeCapacity"`
+	Fragmentation float64 `json:"fragmentation"`
+}
+
+// TypeFrag is one task type's part of the cluster's fragmentation: p times
+// the free capacity that type cannot use, summed over nodes.
+type TypeFrag struct {
+	Type          string  `json:"type"`
+	P             float64 `json:"p"`
+	Fragmentation float64 `json:"fragmentation"`
+	// Stranded is the free capacity (GPUs) this type alone cannot use.
+	Stranded float64 `json:"stranded"`
+}
+
+// Frag measures the cluster's fragmentation under d (nil:
+// score.DefaultDistribution). By FGD F_n = sum_m p_m F_n,m, so each type's
+// part is p_m times score.Fragmentation under that type alone, and the
+// parts add up to Total.
+func (c *Cluster) Frag(d *score.Distribution) (FragView, error) {
+	if d == nil {
+		d = score.DefaultDistribution()
+	}
+	single := make([]*score.Distribution, len(d.Types))
+	v := FragView{Types: make([]TypeFrag, len(d.Types))}
+	for m, t := range d.Types {
+		sd, err := score.NewDistribution([]score.Weighted{{Type: t, Weight: 1}})
+		if err != nil {
+			return FragView{}, fmt.Errorf("task type %s: %w", t, err)
+		}
+		single[m] = sd
+		v.Types[m] = TypeFrag{Type: t.String(), P: d.P[m]}
+	}
+	for k := range c.Side.Nodes {
+		ns := &c.Side.Nodes[k]
+		nf := NodeFrag{Node: ns.Name, Error: ns.Error}
+		if ns.Topo == nil {
+			v.Nodes = append(v.Nodes, nf)
+			continue
+		}
+		nu := analyzeNode(ns)
+		s, _ := score.StateOf(ns.Topo, nu.used)
+		nf.GPUs = len(ns.Topo.GPUs)
+		nf.FreeCapacity = s.FreeCapacity()
+		nf.Fragmentation = score.Fragmentation(s, d)
+		v.Total += nf.Fragmentation
+		for m := range single {
+			f := score.Fragmentation(s, single[m])
+			v.Types[m].Stranded += f
+			v.Types[m].Fragmentation += d.P[m] * f
+		}
+		v.Nodes = append(v.Nodes, nf)
+	}
+	return v, nil
+}
+
+// WriteFrag writes the fragmentation tables.
+func WriteFrag(w io.Writer, v FragView) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tGPUS\tFREE\tFRAGMENTATION")
+	for _, n := range v.Nodes {
+		if n.Error != "" && n.GPUs == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t! %s\n", n.Node, n.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\n", n.Node, n.GPUs, n.FreeCapacity, n.Fragmentation)
+	}
+	fmt.Fprintf(tw, "TOTAL\t\t\t%.2f\n", v.Total)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "TASK TYPE\tSHARE\tSTRANDED\tFRAGMENTATION")
+	for _, t := range v.Types {
+		fmt.Fprintf(tw, "%s\t%.0f%%\t%.2f\t%.2f\n", t.Type, 100*t.P, t.Stranded, t.Fragmentation)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("writing fragmentation: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package gpuview
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// box is a hand-built 4-GPU node: 0-1 NV2 (2 x 25 = 50 GB/s), 2-3 PIX,
+// every other pair SYS (6 GB/s); GPUs 0,1 on NUMA 0 and 2,3 on NUMA 1;
+// GPU 3 time-shared x2.
+func box() *topology.Node {
+	n := scoretest.Build("n", "V100", 4, 2, func(i, j int) topology.Link {
+		switch {
+		case i == 0 && j == 1:
+			return scoretest.NV(2)
+		case i == 2 && j == 3:
+			return scoretest.PIX
+		}
+		return scoretest.SYS
+	})
+	n.GPUs[3].Replicas = 2
+	return n
+}
+
+func gpuNodeObject(t *testing.T, name string, topo *topology.Node, inUse []protocol.PodDevices) corev1.Node {
+	t.Helper()
+	n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{}}}
+	if topo != nil {
+		raw, err := topology.Encode(topo)
+		require.NoError(t, err)
+		n.Annotations[topology.AnnotationKey] = raw
+	}
+	if inUse != nil {
+		raw, err := protocol.EncodeInUse(inUse)
+		require.NoError(t, err)
+		n.Annotations[protocol.InUseAnnotation] = raw
+	}
+	return n
+}
+
+func podObject(t *testing.T, name, node string, chosen map[string][]string, asks int64) corev1.Pod {
+	t.Helper()
+	p := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name), Annotations: map[string]string{}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main"}}},
+	}
+	if asks > 0 {
+		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"nvidia.com/gpu": *resource.NewQuantity(asks, resource.DecimalSI)}
+	}
+	if chosen != nil {
+		raw, err := protocol.EncodeDevices(protocol.Devices{Resources: chosen})
+		require.NoError(t, err)
+		p.Annotations[protocol.DevicesAnnotation] = raw
+	}
+	return p
+}
+
+// fixtureCluster: node "box" where default/train holds GPUs 0 and 2 (the
+// scheduler chose 0 and 1: the handoff differs) and default/share replica
+// 0 of GPU 3 (as chosen); node "bad" with a malformed topology; node "cpu"
+// without annotations (not a GPU node); default/wait pending, asking 2
+// GPUs; default/web with no GPU.
+func fixtureCluster(t *testing.T) *Cluster {
+	t.Helper()
+	b := box()
+	u := func(i int) string { return b.GPUs[i].UUID }
+	nodes := []corev1.Node{
+		gpuNodeObject(t, "box", b, []protocol.PodDevices{
+			{PodRef: protocol.PodRef{Namespace: "default", Name: "train", UID: "uid-train"}, Devices: []string{u(0), u(2)}},
+			{PodRef: protocol.PodRef{Namespace: "default", Name: "share", UID: "uid-share"}, Devices: []string{score.ReplicaID(u(3), 0)}},
+		}),
+		{ObjectMeta: metav1.ObjectMeta{Name: "bad", Annotations: map[string]string{topology.AnnotationKey: "{{{"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "cpu"}},
+	}
+	pods := []corev1.Pod{
+		podObject(t, "train", "box", map[string][]string{"nvidia.com/gpu": {u(0), u(1)}}, 2),
+		podObject(t, "share", "box", map[string][]string{"nvidia.com/gpu.shared": {score.ReplicaID(u(3), 0)}}, 0),
+		podObject(t, "wait", "", nil, 2),
+		podObject(t, "web", "box", nil, 0),
+	}
+	return FromObjects(nodes, pods)
+}
+
+// whole2 is a workload of 2-GPU pods only.
+func whole2(t *testing.T) *score.Distribution {
+	return dist(t, score.Weighted{Type: score.TaskType{Kind: score.KindWhole, Count: 2}, Weight: 1})
+}
+
+func TestWriteNodesGolden(t *testing.T) {
+	c := fixtureCluster(t)
+	var buf bytes.Buffer
+	require.NoError(t, c.WriteNodes(&buf, whole2(t)))
+	// "cpu" has no gpupack annotation: not a GPU node, not listed.
+	// box under whole:2: free capacity GPU 1 (1) + half of GPU 3 (1
+	// replica of 2 free) = 1.5; no two free whole GPUs (GPU 3 is
+	// time-shared): a 2-GPU pod can use none of it: 1.5 GPUs stranded.
+	require.Equal(t, `node bad: no usable GPU topology: decoding gpupack.io/topology: malformed JSON: invalid character '{' looking for beginning of object key string
+
+node box: 4 x V100, fragmentation 1.50 GPUs
+  GPU  MODEL  0    1    2    3    NUMA  HELD BY
+  0    V100   X    NV2  SYS  SYS  0     default/train
+  1    V100   NV2  X    SYS  SYS  0     free
+  2    V100   SYS  SYS  X    PIX  1     default/train
+  3    V100   SYS  SYS  PIX  X    1     default/share x1 (1/2)
+
+`, buf.String())
+}
+
+func TestWritePodsGolden(t *testing.T) {
+	c := fixtureCluster(t)
+	var buf bytes.Buffer
+	require.NoError(t, WritePods(&buf, c.PodViews()))
+	// train: given {0,2} (SYS, 6 GB/s) where the best pair is 0-1 (NV2,
+	// 2 x 25 = 50 GB/s): 6/50 = 0.12; web asks no GPU: not listed.
+	require.Equal(t, `POD            NODE  CHOSEN                            GIVEN            HANDOFF  GPUS   SET QUALITY
+default/share  box   nvidia.com/gpu.shared=GPU-n-3::0  GPU-n-3::0       exact    -      -
+default/train  box   nvidia.com/gpu=GPU-n-0,GPU-n-1    GPU-n-0,GPU-n-2  differs  {0,2}  0.12 (ring 6 of 50 GB/s, ring over SYS)
+default/wait   -     -                                 -                pending  -      -
+`, buf.String())
+}
+
+func TestFragGolden(t *testing.T) {
+	c := fixtureCluster(t)
+	v, err := c.Frag(whole2(t))
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, WriteFrag(&buf, v))
+	require.Equal(t, `NODE   GPUS  FREE  FRAGMENTATION
+bad    -     -     ! decoding gpupack.io/topology: malformed JSON: invalid character '{' looking for beginning of object key string
+box    4     1.50  1.50
+TOTAL              1.50
+
+TASK TYPE  SHARE  STRANDED  FRAGMENTATION
+whole:2    100%   1.50      1.50
+`, buf.String())
+}
+
+func TestNodeViews(t *testing.T) {
+	c := fixtureCluster(t)
+	vs := c.NodeViews(whole2(t))
+	require.Len(t, vs, 2)
+	require.Equal(t, "bad", vs[0].Name)
+	require.Contains(t, vs[0].Error, "malformed JSON")
+	require.Empty(t, vs[0].GPUs)
+	box := vs[1]
+	require.Empty(t, box.Error)
+	require.Equal(t, "4 x V100", box.Summary)
+	require.InDelta(t, 1.5, box.Fragmentation, 1e-9)
+	require.Len(t, box.GPUs, 4)
+	require.Equal(t, []string{"X", "NV2", "SYS", "SYS"}, box.GPUs[0].Links)
+	require.Equal(t, []string{"default/train"}, box.GPUs[0].HeldBy)
+	require.Equal(t, "fully used", box.GPUs[0].State)
+	require.Equal(t, "free", box.GPUs[1].State)
+	require.Equal(t, "partly used", box.GPUs[3].State)
+	require.Equal(t, 2, box.GPUs[3].Replicas)
+	require.Equal(t, []ShareView{{Pod: "default/share", Replicas: 1}}, box.GPUs[3].Shares)
+
+	// The JSON carries the same, with the set quality's path as text.
+	b, err := json.Marshal(c.PodViews())
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"quality":{"ringGBps":6,"bestGBps":50,"ratio":0.12,"path":"ring over SYS"}`)
+	var back []PodView
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, PathSYS, back[1].Quality.Path)
+	var p RingPath
+	require.Error(t, p.UnmarshalText([]byte("ring over carrier pigeon")))
+}
+
+// The per-type parts add up to the node's fragmentation: F_n = sum_m p_m
+// F_n,m, each F_n,m from score.Fragmentation under that type alone.
+func TestFragByTypeAddsUp(t *testing.T) {
+	c := fixtureCluster(t)
+	v, err := c.Frag(nil)
+	require.NoError(t, err)
+	require.Len(t, v.Types, len(score.DefaultDistribution().Types))
+	sum := 0.0
+	for _, tf := range v.Types {
+		sum += tf.Fragmentation
+		require.InDelta(t, tf.P*tf.Stranded, tf.Fragmentation, 1e-9)
+	}
+	require.InDelta(t, v.Total, sum, 1e-9)
+	require.Positive(t, v.Total)
+}
+
+// A malformed in-use report leaves the node's map without usage and says
+// why; a report naming a pod by UID only finds its name from the pods.
+func TestMalformedInUse(t *testing.T) {
+	b := box()
+	n := gpuNodeObject(t, "box", b, nil)
+	n.Annotations[protocol.InUseAnnotation] = `{"version":"v7","pods":[]}`
+	c := FromObjects([]corev1.Node{n}, nil)
+	require.Contains(t, c.Side.Nodes[0].Error, "version")
+	var buf bytes.Buffer
+	require.NoError(t, c.WriteNodes(&buf, nil))
+	require.Contains(t, buf.String(), "  ! gpupack.io/in-use")
+
+	n = gpuNodeObject(t, "box", b, []protocol.PodDevices{{PodRef: protocol.PodRef{UID: "uid-train"}, Devices: []string{b.GPUs[0].UUID}}})
+	c = FromObjects([]corev1.Node{n}, []corev1.Pod{podObject(t, "train", "box", nil, 1)})
+	require.Equal(t, "default/train", c.Side.Nodes[0].Pods[0].Pod)
+	pv := c.PodViews()
+	require.Len(t, pv, 1)
+	require.Equal(t, HandoffNoChoice, pv[0].Handoff)
+	require.Equal(t, []int{0}, pv[0].GPUs)
+}

@@ -1,0 +1,97 @@
+package gpupack
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+)
+
+// NodeFit is the plugin's Filter answer for a pod on one node, with the
+// figures Score would rank a fitting node by.
+type NodeFit struct {
+	Node string `json:"node"`
+	Fits bool   `json:"fits"`
+	// Reason is Filter's message when the pod does not fit.
+	Reason string `json:"reason,omitempty"`
+	// Unresolvable: the node itself has no usable GPUs (no or malformed
+	// annotations), whatever is freed on it.
+	Unresolvable bool `json:"unresolvable,omitempty"`
+	// FragDelta is the node's fragmentation increase (GPUs) at the best
+	// device choice; QualityRatio the worst multi-GPU set's link quality
+	// over the best the node's shape offers (1: best, or no multi-GPU set).
+	FragDelta    float64 `json:"fragDelta,omitempty"`
+	QualityRatio float64 `json:"qualityRatio,omitempty"`
+}
+
+// Explain says, node by node, whether pod fits as this plugin's PreFilter
+// and Filter decide, from nodes (their gpupack.io/topology and
+// gpupack.io/in-use annotations, allocatable CPU and memory) and pods (the
+// pods holding devices and resources). args are the plugin's args (nil:
+// the defaults); the workload is the args' prior, as a freshly started
+// scheduler has it. Only this plugin's answer: kube-scheduler's other
+// plugins (resources, taints, affinity) are not asked. A pod without GPU
+// requests, or with a malformed request, returns an error.
+func Explain(ctx context.Context, args runtime.Object, pod *v1.Pod, nodes []*v1.Node, pods []*v1.Pod) ([]NodeFit, error) {
+	pl, err := build(args, nil, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	byNode := map[string][]*v1.Pod{}
+	for _, p := range pods {
+		if p.UID == pod.UID || p.Spec.NodeName == "" || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+			continue
+		}
+		byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
+		// A malformed choice is skipped as the plugin's informer does;
+		// the node's in-use report still counts the devices.
+		_ = pl.cache.AddPod(p)
+	}
+	cs := framework.NewCycleState()
+	infos := make([]fwk.NodeInfo, 0, len(nodes))
+	for _, n := range nodes {
+		ni := framework.NewNodeInfo(byNode[n.Name]...)
+		ni.SetNode(n)
+		infos = append(infos, ni)
+	}
+	if _, st := pl.PreFilter(ctx, cs, pod, infos); !st.IsSuccess() {
+		if st.IsSkip() {
+			return nil, fmt.Errorf("pod %s/%s asks for no GPU resource this plugin schedules", pod.Namespace, pod.Name)
+		}
+		return nil, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, st.AsError())
+	}
+	s, err := readState(cs)
+	if err != nil {
+		return nil, err
+	}
+	fits := make([]NodeFit, 0, len(infos))
+	for _, ni := range infos {
+		fits = append(fits, pl.explainNode(ctx, cs, s, pod, ni))
+	}
+	slices.SortStableFunc(fits, func(a, b NodeFit) int { return strings.Compare(a.Node, b.Node) })
+	return fits, nil
+}
+
+// explainNode is Filter on one node, and for a fitting node the plan
+// Score ranks it by.
+func (pl *GPUPack) explainNode(ctx context.Context, cs fwk.CycleState, s *cycleState, pod *v1.Pod, ni fwk.NodeInfo) NodeFit {
+	f := NodeFit{Node: ni.Node().Name}
+	if st := pl.Filter(ctx, cs, pod, ni); !st.IsSuccess() {
+		f.Reason = strings.Join(st.Reasons(), "; ")
+		f.Unresolvable = st.Code() == fwk.UnschedulableAndUnresolvable
+		return f
+	}
+	p, err := pl.planFor(ni, s)
+	if err != nil { // Filter just planned the same: not expected
+		f.Reason = "gpupack: " + err.Error()
+		return f
+	}
+	f.Fits, f.FragDelta, f.QualityRatio = true, p.fragDelta, p.ratio
+	return f
+}
