@@ -17,10 +17,10 @@ import "github.com/gpupack/gpupack/pkg/topology"
 //   - shared task of share s: the free share of every GPU that is not
 //     time-shared or has less than s free;
 //   - MIG task: all free (non-MIG) capacity;
-//   - CPU and memory (when the State knows them, see SetFree): the tasks
-//     of type m that the node's free CPU and memory hold can take at most
-//     taskCap GPUs; the free capacity beyond it is stranded for m too
-//     (all of it when not one task fits: FGD's "lack CPU" case). See
+//   - CPU and memory (when the State knows them, see SetFree): the free
+//     capacity beyond what the node's free CPU and memory can feed, by m's
+//     own tasks or by the workload's mix, is stranded for m too (all of it
+//     when not one task of m fits: FGD's "lack CPU" case). See
 //     resources.go.
 func Fragmentation(s *State, d *Distribution) float64 {
 	return s.fragmentation(d, 0)
@@ -38,7 +38,7 @@ func (s *State) fragmentation(d *Distribution, taken topology.GPUSet) float64 {
 	}
 	var f float64
 	for m, t := range d.Types {
-		f += d.P[m] * max(s.fragFor(t, full, taken, total), total-s.taskCap(t))
+		f += d.P[m] * max(s.fragFor(t, full, taken, total), total-s.taskCap(t, d))
 	}
 	return f
 }
@@ -124,7 +124,7 @@ func (s *State) newFragEval(d *Distribution) *fragEval {
 	fe := &fragEval{s: s, full: s.FreeGPUs(), cap: s.FreeCapacity()}
 	fe.types = fe.buf[:0]
 	for m, t := range d.Types {
-		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model), cap: s.taskCap(t)}
+		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model), cap: s.taskCap(t, d)}
 		if t.Kind == KindWhole && t.Count >= 2 {
 			ft.ideal = s.shape.Ideal(t.Count).RingGBps
 		}

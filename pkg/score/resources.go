@@ -69,42 +69,112 @@ func (s *State) tasksLess(t TaskType, cpu, mem int64) int64 {
 	return n
 }
 
-// taskCap is the GPU capacity (in GPUs) that the tasks of type t the node's
-// free CPU and memory hold can take: +Inf when unbounded.
-func (s *State) taskCap(t TaskType) float64 {
+// taskCap is the GPU capacity (in GPUs) the node's free CPU and memory can
+// feed for task type t under the distribution d: the larger of
+//
+//   - what the tasks of t the node still holds take, n x t's GPUs (count,
+//     or share of one GPU), and
+//   - what the workload's mix takes with that CPU and memory, at the mix's
+//     CPU and memory per GPU of demand (mixPerGPU): cpuFree / cpuPerGPU,
+//     memFree / memPerGPU, the smaller;
+//
+// 0 when not one task of t fits (FGD's "lack CPU"), +Inf when t or the
+// State has no CPU or memory to count. The free capacity beyond it is
+// stranded for t.
+//
+// Why the mix: a GPU that CPU-lighter tasks can still be fed on is not idle
+// for lack of CPU. Counting a CPU-heavy type's own bound alone (n x GPUs)
+// made every GPU-rich host fragmented for the CPU-heaviest sharing types
+// (on a fresh 96-core, 8-GPU host a 12-core, 0.25-GPU type feeds 2 GPUs:
+// 6 "stranded"), so any whole-GPU task there showed a gain, as large on an
+// entirely free host as on a partly used one, and hosts' free 8-GPU groups
+// were broken early (openb gpushare40, seed 42: 588 entirely free 8-GPU
+// nodes broken by task 6400 vs fgd's 443; 8-GPU tasks failing from task
+// 6316 vs 8231). n x GPUs still counts where it is larger: the last cores
+// of a node that hold one more task of t.
+func (s *State) taskCap(t TaskType, d *Distribution) float64 {
 	n := s.tasksLess(t, 0, 0)
 	if n < 0 {
 		return math.Inf(1)
 	}
+	var own float64
 	switch t.Kind {
 	case KindWhole:
-		return float64(n) * float64(t.Count)
+		own = float64(n) * float64(t.Count)
 	case KindShared:
-		return float64(n) * float64(t.Milli) / 1000
+		own = float64(n) * float64(t.Milli) / 1000
+	default:
+		if n == 0 {
+			return 0
+		}
+		return math.Inf(1)
 	}
 	if n == 0 {
 		return 0
 	}
-	return math.Inf(1)
+	return max(own, s.mixCap(d))
 }
 
-// takesFit reports whether taking cpu and mem changes how many tasks of
-// one of d's task types the node holds (otherwise the node's
-// fragmentation and choices are the same before and after).
+// mixCap is the GPU capacity the node's free CPU and memory feed at the
+// mix's CPU and memory per GPU (+Inf when the mix needs neither).
+func (s *State) mixCap(d *Distribution) float64 {
+	cpu, mem := d.cpuPerGPU, d.memPerGPU
+	if d.id == 0 { // built by hand, not indexed
+		cpu, mem = d.mixPerGPU()
+	}
+	c := math.Inf(1)
+	if cpu > 0 {
+		c = float64(max(0, s.cpuFree)) / cpu
+	}
+	if mem > 0 {
+		c = min(c, float64(max(0, s.memFree))/mem)
+	}
+	return c
+}
+
+// mixPerGPU is the distribution's CPU (milli) and memory (MiB) per GPU of
+// demand: sum p_m cpu_m / sum p_m gpus_m (GPU types only; 0 when there are
+// none).
+func (d *Distribution) mixPerGPU() (cpu, mem float64) {
+	var gpus float64
+	for m, t := range d.Types {
+		var g float64
+		switch t.Kind {
+		case KindWhole:
+			g = float64(t.Count)
+		case KindShared:
+			g = float64(t.Milli) / 1000
+		default:
+			continue
+		}
+		cpu += d.P[m] * float64(t.CPUMilli)
+		mem += d.P[m] * float64(t.MemoryMiB)
+		gpus += d.P[m] * g
+	}
+	if gpus <= 0 {
+		return 0, 0
+	}
+	return cpu / gpus, mem / gpus
+}
+
+// takesFit reports whether taking cpu and mem changes what the node's CPU
+// and memory feed for one of d's task types (taskCap: the mix's capacity
+// when the mix needs that resource, or how many tasks of a type the node
+// holds); otherwise the node's fragmentation and choices are the same
+// before and after.
 func (s *State) takesFit(cpu, mem int64, d *Distribution) bool {
 	if !s.res || (cpu <= 0 && mem <= 0) {
 		return false
 	}
+	cpg, mpg := d.cpuPerGPU, d.memPerGPU
 	if d.id == 0 { // built by hand, not indexed
-		for _, t := range d.Types {
-			if s.tasksLess(t, 0, 0) != s.tasksLess(t, cpu, mem) {
-				return true
-			}
-		}
-		return false
+		cpg, mpg = d.mixPerGPU()
 	}
-	for _, m := range d.needy {
-		if t := d.Types[m]; s.tasksLess(t, 0, 0) != s.tasksLess(t, cpu, mem) {
+	if (cpu > 0 && cpg > 0) || (mem > 0 && mpg > 0) {
+		return true
+	}
+	for _, t := range d.Types {
+		if s.tasksLess(t, 0, 0) != s.tasksLess(t, cpu, mem) {
 			return true
 		}
 	}

@@ -90,9 +90,9 @@ func TestObserveBucketsCPUMemory(t *testing.T) {
 
 // FGD's "lack CPU" case sees only the last task: a node with 8 free GPUs
 // and 24 free cores looks unfragmented for a 12-core 1-GPU type, yet at
-// most 2 such tasks ever run there. The tasks of a type the free CPU and
-// memory hold bound the GPUs the type can take (taskCap); the rest is
-// stranded for it.
+// most 2 such tasks ever run there. The GPUs the free CPU and memory feed,
+// by the type's own tasks or at the mix's CPU per GPU (the larger),
+// bound the GPUs the type can take (taskCap); the rest is stranded for it.
 func TestFragmentationCPUBoundsTasks(t *testing.T) {
 	node := scoretest.PCIe("n", "G2", 8)
 	one := score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 12000}
@@ -107,12 +107,15 @@ func TestFragmentationCPUBoundsTasks(t *testing.T) {
 	require.InDelta(t, 6, score.Fragmentation(s, d), 1e-9)
 	// A CPU-only task of 12 cores leaves room for 1 task: F 7, delta +1.
 	require.InDelta(t, 1, score.ResourceDelta(s, 12000, 0, d), 1e-9)
-	// Even 1 core costs that task: 23 cores hold 1 (no slack: 24 = 2 x 12).
-	require.InDelta(t, 1, score.ResourceDelta(s, 1000, 0, d), 1e-9)
-	// With 30 cores (2 tasks, 6 cores of slack) 6 cores are free: 24
-	// still hold 2.
+	// 1 core costs the GPU capacity it feeds at the mix's rate (here the
+	// one type's 12 cores per GPU), not the whole task: 23 cores hold 1
+	// task (1 GPU) but feed 23/12 GPUs of the mix, the larger:
+	// F = 8 - 23/12 = 6.083, delta 1/12.
+	require.InDelta(t, 1.0/12, score.ResourceDelta(s, 1000, 0, d), 1e-9)
+	// With 30 cores (2 tasks, 30/12 = 2.5 GPUs of the mix) taking 6:
+	// F 8 - 2.5 = 5.5 -> 8 - 2 = 6, delta 0.5.
 	s.SetFree(30000, 1<<20)
-	require.InDelta(t, 0, score.ResourceDelta(s, 6000, 0, d), 1e-9)
+	require.InDelta(t, 0.5, score.ResourceDelta(s, 6000, 0, d), 1e-9)
 	s.SetFree(24000, 1<<20)
 	// A 2-GPU pod with 12 cores: 6 GPUs and 12 cores left, 1 task: F = 5,
 	// delta -1: GPU-dense work relieves a CPU-bound node.
@@ -138,4 +141,30 @@ func TestFragmentationCPUBoundsTasks(t *testing.T) {
 	require.NoError(t, err)
 	s.SetFree(1<<30, 24<<10)
 	require.InDelta(t, 6, score.Fragmentation(s, d3), 1e-9)
+}
+
+// GPUs that CPU-lighter types can still be fed on are not stranded for a
+// CPU-heavy type: on an entirely free 96-core, 8-GPU host a 0.25-GPU,
+// 12-core sharing type feeds only 8 x 0.25 = 2 GPUs by itself, but the
+// mix feeds more. Counting 6 GPUs stranded for it made every whole-GPU
+// task look like a gain on the freshest hosts (openb gpushare40: free
+// 8-GPU groups broken early, 8-GPU tasks failing).
+func TestFragmentationCPUBoundByMix(t *testing.T) {
+	sh := score.TaskType{Kind: score.KindShared, Milli: 250, CPUMilli: 12000}
+	one := score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 6000}
+	d, err := score.NewDistribution([]score.Weighted{{Type: sh, Weight: 1}, {Type: one, Weight: 1}})
+	require.NoError(t, err)
+	s := score.NewState(scoretest.Shared(scoretest.PCIe("n", "G2", 8), 4))
+	s.SetFree(96000, 1<<20)
+	// Mix: CPU 0.5 x 12000 + 0.5 x 6000 = 9000 per 0.5 x 0.25 + 0.5 x 1 =
+	// 0.625 GPU: 14400 per GPU; 96 cores feed 96000 / 14400 = 6.667 GPUs.
+	// Sharing type: max(own 2, mix 6.667): 8 - 6.667 = 1.333 stranded;
+	// 1-GPU type: own 16 GPUs, none. F = 0.5 x 1.333 = 0.667 (was 0.5 x 6).
+	require.InDelta(t, 0.5*(8-96000.0/14400), score.Fragmentation(s, d), 1e-9)
+	// Not one task of a type fits: all free capacity is stranded for it
+	// (FGD's "lack CPU"), whatever the mix: 10 cores hold no 12-core
+	// share; the 1-GPU type: max(own 1, mix 10000/14400 = 0.694) = 1.
+	// F = 0.5 x 8 + 0.5 x (8 - 1) = 7.5.
+	s.SetFree(10000, 1<<20)
+	require.InDelta(t, 7.5, score.Fragmentation(s, d), 1e-9)
 }

@@ -115,6 +115,9 @@ type Distribution struct {
 	// needy are the indexes of the types with a CPU or memory need (the
 	// others fit every node).
 	needy []int
+	// cpuPerGPU and memPerGPU are the mix's CPU (milli) and memory (MiB)
+	// per GPU of demand (mixPerGPU).
+	cpuPerGPU, memPerGPU float64
 	// id numbers the snapshot for the choice memo (0: not memoized, as for
 	// a Distribution built without NewDistribution).
 	id uint64
@@ -155,6 +158,7 @@ func NewDistribution(ws []Weighted) (*Distribution, error) {
 }
 
 func (d *Distribution) index() {
+	d.cpuPerGPU, d.memPerGPU = d.mixPerGPU()
 	d.wholeSizes = d.wholeSizes[:0]
 	d.needy = d.needy[:0]
 	for m, t := range d.Types {
