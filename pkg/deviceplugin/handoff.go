@@ -35,11 +35,15 @@ type PodLister interface {
 //   - a batch, the pods a kubelet finds when it (re)starts (kubelet restart,
 //     node reboot), is admitted sorted by creation time
 //     (sort.Sort(sliceutils.PodsByCreationTime(pods))) before any pod that
-//     arrives later. KubeletRestarted and Synced mark the pods observed so
-//     far as such a batch; within one creation second the kubelet's order is
-//     not defined (an unstable sort of second-granular timestamps over a map's
-//     order), and Handoff breaks the tie by the scheduler's assumed-at, then
-//     arrival.
+//     arrives later. KubeletRestarted marks the pods observed so far as such
+//     a batch; within one creation second the kubelet's order is not defined
+//     (an unstable sort of second-granular timestamps over a map's order),
+//     and Handoff breaks the tie by the scheduler's assumed-at, then arrival;
+//   - the pods of this plugin's own first list (its informer's, at its start
+//     or late under load) reached a kubelet that kept running, which admitted
+//     them in its watch order: their bind order, which the scheduler's
+//     assumed-at gives (the list's own order says nothing). A node reboot,
+//     where the kubelet found them as a batch, is not told apart from this.
 //
 // Each container's request of a resource is one entry (with the scheduler's
 // set for it, or none for a pod another scheduler placed). Handoff answers for
@@ -60,14 +64,15 @@ type Handoff struct {
 	wait   time.Duration
 	allocs Allocations
 
-	mu       sync.Mutex
-	seq      map[types.UID]uint64   // informer arrival order, of the node's live pods only
-	next     uint64                 // last arrival number given
-	batchEnd uint64                 // pods with seq <= batchEnd are the kubelet's last start batch
-	synced   bool                   // the informer delivered its initial list
-	changed  chan struct{}          // closed and replaced on each Observe and Synced
-	done     map[doneKey]bool       // entries already allocated
-	cache    map[types.UID]*decoded // last decode per pod, reused while the annotations are unchanged
+	mu         sync.Mutex
+	seq        map[types.UID]uint64   // informer arrival order, of the node's live pods only
+	next       uint64                 // last arrival number given
+	batchEnd   uint64                 // pods with seq <= batchEnd are the kubelet's last start batch
+	initialEnd uint64                 // pods with seq <= initialEnd came in the informer's first list
+	synced     bool                   // the informer delivered its initial list
+	changed    chan struct{}          // closed and replaced on each Observe and Synced
+	done       map[doneKey]bool       // entries already allocated
+	cache      map[types.UID]*decoded // last decode per pod, reused while the annotations are unchanged
 }
 
 // HandoffOption configures a Handoff.
@@ -112,6 +117,7 @@ type doneKey struct {
 // Ordering classes of entries.
 const (
 	classBatch   = iota // pods the kubelet found at its (re)start: by creation time
+	classInitial        // the informer's first list: by the scheduler's assumed-at (bind order)
 	classStream         // pods that reached the running kubelet: by arrival
 	classUnknown        // not delivered by the informer: last
 )
@@ -173,10 +179,10 @@ func (h *Handoff) Forget(uid types.UID) {
 }
 
 // Synced records that the informer delivered the node's pods as they were
-// at this process's start. The kubelet admits the pending ones among them as
-// one batch, sorted by creation time: after a node reboot it found them all
-// at its own start, and after a plugin restart their arrival order is the
-// informer's list order, which says nothing of the kubelet's.
+// at its first list. The list's order says nothing of the kubelet's; the
+// running kubelet admitted the pending ones among them in its watch order,
+// which is their bind order (the scheduler's assumed-at), before the pods
+// that arrive later.
 func (h *Handoff) Synced() {
 	if h == nil {
 		return
@@ -184,7 +190,7 @@ func (h *Handoff) Synced() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.synced = true
-	h.batchEnd = h.next
+	h.initialEnd = h.next
 	h.notifyLocked()
 }
 
@@ -303,13 +309,16 @@ func (h *Handoff) classLocked(uid types.UID) (int, uint64) {
 		return classUnknown, math.MaxUint64
 	case seq <= h.batchEnd:
 		return classBatch, seq
+	case seq <= h.initialEnd:
+		return classInitial, seq
 	default:
 		return classStream, seq
 	}
 }
 
 // compareEntries orders entries as the kubelet admits their pods: the batch
-// by creation time, then the stream by arrival; the scheduler's assumed-at
+// by creation time, the informer's first list by assumed-at, then the stream
+// by arrival; the scheduler's assumed-at
 // and then arrival break ties.
 func compareEntries(a, b entry) int {
 	if c := cmp.Compare(a.class, b.class); c != 0 {
@@ -320,6 +329,15 @@ func compareEntries(a, b entry) int {
 			return c
 		}
 		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	}
+	if a.class == classInitial {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		if c := a.pod.CreationTimestamp.Compare(b.pod.CreationTimestamp.Time); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.seq, b.seq)
@@ -351,9 +369,12 @@ func (h *Handoff) held(ctx context.Context) map[types.NamespacedName]map[string]
 }
 
 // allocatedLocked reports whether the entry's container holds devices of
-// its resource already; h.mu must be held.
+// its resource already: this process answered for it (the kubelet may not
+// list a pod it is still admitting in PodResources yet), or the kubelet
+// says so (after this process restarted, its own record is empty); h.mu
+// must be held.
 func (h *Handoff) allocatedLocked(held map[types.NamespacedName]map[string]map[string][]string, e entry) bool {
-	if held == nil {
+	if h.done[e.key] || held == nil {
 		return h.done[e.key]
 	}
 	containers := held[types.NamespacedName{Namespace: e.pod.Namespace, Name: e.pod.Name}]
@@ -527,9 +548,13 @@ func (h *Handoff) head(ctx context.Context, resource string, size int) (entry, b
 // entry whose set is exactly ids, else the first pending entry of that size
 // (the kubelet admitted it with other devices).
 func (h *Handoff) allocated(resource string, ids []string) {
-	if h == nil || h.allocs != nil {
-		return // the kubelet's PodResources answer is the record
+	if h == nil {
+		return
 	}
+	// Recorded even with the kubelet's PodResources answer: the kubelet
+	// lists a pod there only once its admission is through, and the next
+	// pod's GetPreferredAllocation may come before (allocatedLocked takes
+	// both).
 	want := slices.Sorted(slices.Values(ids))
 	pending := h.entries(context.Background(), resource)
 	mark := func(e entry) {

@@ -285,7 +285,7 @@ func TestHandoffBatchThenStream(t *testing.T) {
 
 // After the plugin's own restart (or a node reboot) the informer's initial
 // list is a batch too: pending pods go by creation time, not list order.
-func TestHandoffInitialListIsABatch(t *testing.T) {
+func TestHandoffInitialListInBindOrder(t *testing.T) {
 	pods := &fakeLister{}
 	h := NewHandoff(pods, WithUnsynced())
 	late := created(boundPod(t, "late", 2, 1, "g0", "g3"), 20)
@@ -299,7 +299,15 @@ func TestHandoffInitialListIsABatch(t *testing.T) {
 	require.False(t, ok)
 	require.Nil(t, pod)
 	h.Synced()
+	// The kubelet kept running while the plugin listed its pods: it admits
+	// them in its watch order, the bind order the scheduler's assumed-at
+	// gives (late at 1 s, early at 2 s), whatever the list's order or the
+	// pods' creation times. (A kubelet restart is a creation-time batch:
+	// TestHandoffKubeletRestartBatchByCreationTime.)
 	name, ids := next(t, h, all8, 2)
+	require.Equal(t, "late", name)
+	require.Equal(t, []string{"g0", "g3"}, ids)
+	name, ids = next(t, h, all8, 2)
 	require.Equal(t, "early", name)
 	require.Equal(t, []string{"g1", "g6"}, ids)
 }

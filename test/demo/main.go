@@ -27,6 +27,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/gpuview"
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/test/cluster"
 	"github.com/gpupack/gpupack/test/harness"
 )
@@ -273,14 +274,31 @@ func choice(pod *corev1.Pod) (map[string][]string, bool) {
 	return d.Resources, true
 }
 
+// sameDevices reports whether the kubelet gave the scheduler's devices. The
+// replicas of one time-shared GPU are interchangeable (the container sees the
+// parent GPU either way), so a replica counts as its GPU: two pods that each
+// hold one replica of GPU g and trade replica numbers got what was chosen.
 func sameDevices(a, b map[string][]string) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for r, ids := range a {
-		if !slices.Equal(slices.Sorted(slices.Values(ids)), slices.Sorted(slices.Values(b[r]))) {
+		if !slices.Equal(devicesOf(ids), devicesOf(b[r])) {
 			return false
 		}
 	}
 	return true
+}
+
+// devicesOf is ids with each replica ID replaced by its GPU's UUID, sorted.
+func devicesOf(ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id
+		if uuid, _, err := score.ParseReplicaID(id); err == nil {
+			out[i] = uuid
+		}
+	}
+	slices.Sort(out)
+	return out
 }
