@@ -109,7 +109,6 @@ func requireDisjoint(t *testing.T, sets map[string][]string) {
 // Pods the scheduler places on one node at the same time each get, from
 // the kubelet, exactly the GPUs the scheduler chose for them.
 func TestConcurrentExactDeviceHandoff(t *testing.T) {
-	t.Skip("known failure, open: issue 11: regression in the handoff since PodResources became the allocated record: a burst of same-size pods can swap sets (reported by event/metric); to be fixed before this is re-enabled")
 	e := newEnv(t)
 	c := e.startNodes(harness.NodeConfig{Name: "v100", Machine: "dgx-1-v100"})
 	e.publishedTopology("v100", anyTopology)
