@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries gpupack's end-to-end tests and demo run
-# against: etcd, kube-apiserver and kwok, from the Go module proxy, once, cached
-# under .cache/bin (ignored by git). A cold build takes ~15 minutes on 2 cores.
+# against: etcd, kube-apiserver and kwok, and helm (the chart's lint, template
+# and dry-run tests), from the Go module proxy, once, cached under .cache/bin
+# (ignored by git). A cold build takes ~15 minutes on 2 cores.
 #
-# Usage: hack/cluster/build.sh [etcd|kube-apiserver|kwok ...]   (default: all)
+# Usage: hack/cluster/build.sh [etcd|kube-apiserver|kwok|helm ...]   (default: all)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,6 +15,7 @@ mkdir -p "$bin" "$cache/build"
 
 ETCD_VERSION=v3.7.3
 KWOK_VERSION=v0.8.0
+HELM_VERSION=v3.22.0
 K8S_VERSION=$(cd "$root" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -34,7 +36,7 @@ build_in_module() {
 			sed -n '/^replace (/,/^)/p' "$root/go.mod" >>go.mod
 		fi
 		go get "$pkg@$version" >/dev/null 2>&1
-		go build -o "$bin/$name" "$pkg"
+		go build -ldflags "${BUILD_LDFLAGS:-}" -o "$bin/$name" "$pkg"
 	)
 }
 
@@ -44,6 +46,7 @@ build_one() {
 	etcd) version=$ETCD_VERSION ;;
 	kwok) version=$KWOK_VERSION ;;
 	kube-apiserver) version=$K8S_VERSION ;;
+	helm) version=$HELM_VERSION ;;
 	*) log "unknown binary $name" && return 2 ;;
 	esac
 	if stamp_ok "$name" "$version"; then
@@ -57,6 +60,10 @@ build_one() {
 	etcd) build_in_module etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
 	kwok) build_in_module kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ;;
 	kube-apiserver) build_in_module kube-apiserver "$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver ;;
+	# helm prints and checks its own version (helm version, a chart's
+	# kubeVersion): stamp it as helm's release builds do.
+	helm) BUILD_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+		build_in_module helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
 	esac
 	if [ "$name" = kwok ]; then kwok_stages; fi
 	echo "$version" >"$bin/.$name.version"
@@ -82,7 +89,7 @@ progress() {
 }
 
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(etcd kwok kube-apiserver)
+[ "${#targets[@]}" -gt 0 ] || targets=(etcd kwok kube-apiserver helm)
 progress &
 progress_pid=$!
 trap 'kill "$progress_pid" 2>/dev/null || true' EXIT

@@ -26,6 +26,8 @@ type HealthOptions struct {
 	Clock clock.WithTicker
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Events is told of each change (Node events); may be nil.
+	Events HealthEvents
 }
 
 // migKey names a MIG device by its parent and instance IDs, as events do.
@@ -187,6 +189,9 @@ func (h *Health) Handle(ctx context.Context, ev nvml.Event) {
 	g.healthy = false
 	g.reason = ev.Kind.String()
 	logger.Info("GPU marked unhealthy", "gpu", idx, "uuid", g.uuid, "kind", ev.Kind.String(), "xid", ev.XID)
+	if h.opts.Events != nil {
+		h.opts.Events.Unhealthy(idx, g.uuid, "", ev)
+	}
 	h.notifyLocked()
 }
 
@@ -215,6 +220,9 @@ func (h *Health) handleMIGLocked(logger klog.Logger, idx int, ev nvml.Event) {
 		h.migSick[uuid] = &migState{gpu: idx}
 		changed = true
 		logger.Info("MIG device marked unhealthy", "gpu", idx, "mig", uuid, "gi", ev.GIID, "ci", ev.CIID, "xid", ev.XID)
+		if h.opts.Events != nil {
+			h.opts.Events.Unhealthy(idx, h.gpus[idx].uuid, uuid, ev)
+		}
 	}
 	if changed {
 		h.notifyLocked()
@@ -321,6 +329,9 @@ func (h *Health) Probe(ctx context.Context) {
 				g.healthy, g.lost, g.passes, g.reason = true, false, 0, ""
 				logger.Info("GPU recovered", "gpu", i, "uuid", uuid, "checks", h.opts.Checks)
 				h.opts.Metrics.recovered()
+				if h.opts.Events != nil {
+					h.opts.Events.Recovered(i, uuid, "")
+				}
 				h.notifyLocked()
 			}
 		}
@@ -343,6 +354,9 @@ func (h *Health) probeMIG(ctx context.Context, gpu int, err error) {
 			delete(h.migSick, uuid)
 			klog.FromContext(ctx).Info("MIG device recovered", "gpu", gpu, "mig", uuid, "checks", h.opts.Checks)
 			h.opts.Metrics.recovered()
+			if h.opts.Events != nil {
+				h.opts.Events.Recovered(gpu, h.gpus[gpu].uuid, uuid)
+			}
 			h.notifyLocked()
 		}
 	}

@@ -36,6 +36,8 @@ type Options struct {
 	Clock clock.WithTicker
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Events is told of each GPU health change (Node events); may be nil.
+	Events HealthEvents
 	// Handoff looks up the scheduler's choices; nil disables the handoff.
 	Handoff *Handoff
 	// Publisher writes the node annotations and labels; nil publishes nothing.
@@ -97,6 +99,7 @@ func New(opts Options) (*Manager, error) {
 		Interval:    recoveryInterval(c),
 		Clock:       opts.Clock,
 		Metrics:     opts.Metrics,
+		Events:      opts.Events,
 	})
 	policy := score.Packed
 	if c.Sharing.TimeSlicing.ReplicaPolicy == sharing.ReplicaPolicySpread {
@@ -115,6 +118,7 @@ func New(opts Options) (*Manager, error) {
 		p.afterAllocate = opts.Publisher.Kick
 		m.plugins = append(m.plugins, p)
 	}
+	opts.Metrics.attach(m)
 	return m, nil
 }
 

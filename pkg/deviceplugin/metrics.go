@@ -24,6 +24,8 @@ type Metrics struct {
 	preferred   *prometheus.CounterVec
 	missed      *prometheus.CounterVec
 	recoveries  prometheus.Counter
+	// gpu holds the per-GPU and per-pod series (gpumetrics.go).
+	gpu *gpuMetrics
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -51,9 +53,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		recoveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gpupack_device_plugin_gpu_recoveries_total", Help: "GPUs that became healthy again.",
 		}),
+		gpu: newGPUMetrics(),
 	}
-	reg.MustRegister(m.devices, m.events, m.allocations, m.rejected, m.preferred, m.missed, m.recoveries)
+	reg.MustRegister(m.collectors()...)
 	return m
+}
+
+// collectors are every metric of the device plugin.
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.devices, m.events, m.allocations, m.rejected, m.preferred, m.missed, m.recoveries,
+		m.gpu.events, gpuCollector{m.gpu}}
 }
 
 func (m *Metrics) observeEvent(ev nvml.Event) {
@@ -65,6 +74,7 @@ func (m *Metrics) observeEvent(ev nvml.Event) {
 		xid = strconv.FormatUint(ev.XID, 10)
 	}
 	m.events.WithLabelValues(ev.Kind.String(), xid).Inc()
+	m.gpu.observeGPUEvent(ev)
 }
 
 func (m *Metrics) setDevices(resource string, healthy, unhealthy int) {

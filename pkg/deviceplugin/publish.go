@@ -254,13 +254,17 @@ func (p *Publisher) report(ctx context.Context, resp *podresourcesv1.ListPodReso
 		}
 	}
 	var out []protocol.PodDevices
+	var podDevices []PodDevice
 	present := map[types.UID]bool{}
 	for key, containers := range allocatedOf(resp) {
 		held := map[string][]string{}
-		for _, byRes := range containers {
+		for container, byRes := range containers {
 			for res, ids := range byRes {
 				if slices.Contains(resources, res) {
 					held[res] = append(held[res], ids...)
+					for _, id := range ids {
+						podDevices = append(podDevices, PodDevice{Namespace: key.Namespace, Pod: key.Name, Container: container, Resource: res, Device: id})
+					}
 				}
 			}
 		}
@@ -278,6 +282,7 @@ func (p *Publisher) report(ctx context.Context, resp *podresourcesv1.ListPodReso
 		}
 		out = append(out, pd)
 	}
+	p.opts.Metrics.setPodDevices(podDevices)
 	p.mu.Lock()
 	for uid := range p.reported {
 		if !present[uid] {

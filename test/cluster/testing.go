@@ -36,3 +36,14 @@ func StartForTest(t testing.TB, users ...Identity) *ControlPlane {
 	require.NoError(t, cp.StartKwok(ctx))
 	return cp
 }
+
+// HelmForTest returns the helm binary hack/cluster/build.sh built, or skips
+// the test, saying why, when it was not built.
+func HelmForTest(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(binDir(t), "helm")
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("skipping: helm not in %s: run hack/cluster/build.sh helm (make test builds it)", filepath.Dir(bin))
+	}
+	return bin
+}

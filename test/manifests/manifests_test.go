@@ -199,6 +199,10 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 	} {
 		require.Equal(t, c.want, canI(t, plugin, c.verb, c.resource, c.namespace), "can-i %s %s -n %q", c.verb, c.resource, c.namespace)
 	}
+	// Node events (a GPU unhealthy or recovered) go through events.k8s.io.
+	require.True(t, canIGroup(t, plugin, "create", "events.k8s.io", "events", "default"))
+	require.True(t, canIGroup(t, plugin, "patch", "events.k8s.io", "events", "default"))
+	require.False(t, canIGroup(t, plugin, "delete", "events.k8s.io", "events", "default"))
 	// RBAC: no writes to pods, no deletes of nodes.
 	require.True(t, apierrors.IsForbidden(plugin.CoreV1().Nodes().Delete(ctx, "node-b", metav1.DeleteOptions{})))
 	sneaky := &corev1.Pod{

@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
@@ -256,6 +257,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		version.NewCollector("device-plugin"))
 	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg)}
+	dopts.Metrics.SetHostname(metricsHostname(o.nodeName))
 
 	if o.printTopology {
 		m, err := deviceplugin.New(dopts)
@@ -287,6 +289,12 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 		defer broadcaster.Shutdown()
+		// Node events (a GPU unhealthy with its XID, or recovered) through
+		// events.k8s.io/v1.
+		nodeEvents := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
+		nodeEvents.StartRecordingToSink(ctx.Done())
+		defer nodeEvents.Shutdown()
+		dopts.Events = deviceplugin.NewNodeEvents(nodeEvents.NewRecorder(scheme.Scheme, "gpupack-device-plugin"), o.nodeName)
 		dopts.Publisher = deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
 			Client: client, NodeName: o.nodeName, PodResourcesSocket: o.podResourcesSocket, Pods: pods,
 			Topology: *cfg.Publish.Topology, Labels: *cfg.Publish.Labels, InUse: *cfg.Publish.InUse,
@@ -421,6 +429,16 @@ func waitForPodInformer(ctx context.Context, synced func() bool, done func(), lo
 	}
 	logger.Info("Pod informer synced", "waited", time.Since(start).Round(time.Millisecond))
 	done()
+}
+
+// metricsHostname is the Hostname label of the per-GPU series: the node's
+// name (dcgm-exporter's on Kubernetes), else the host's name.
+func metricsHostname(node string) string {
+	if node != "" {
+		return node
+	}
+	h, _ := os.Hostname()
+	return h
 }
 
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) {

@@ -51,10 +51,13 @@ func (pl *GPUPack) filterAdjusted(ctx context.Context, s *cycleState, nodeInfo f
 func filterStatus(ctx context.Context, node *v1.Node, err error) *fwk.Status {
 	if nv, ok := err.(errNoView); ok { // planFor returns it unwrapped
 		klog.FromContext(ctx).V(5).Info("Node has no usable GPU topology", "node", klog.KObj(node), "err", nv.error)
+		observePlacement(outcomeNodeRejected, reasonNoTopology)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+nv.Error())
 	}
 	if _, ok := err.(errNotServed); ok { // resolve's, unwrapped
+		observePlacement(outcomeNodeRejected, reasonNotServed)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+err.Error())
 	}
+	observePlacement(outcomeNodeRejected, reasonNoFit)
 	return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 }

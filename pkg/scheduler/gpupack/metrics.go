@@ -33,6 +33,14 @@ var (
 		Buckets:        metrics.ExponentialBuckets(0.0001, 2, 16),
 		StabilityLevel: metrics.ALPHA,
 	})
+	placements = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: "gpupack",
+		Name:      "placement_outcomes_total",
+		Help: "GPU placement outcomes by reason: node_rejected (Filter: no_topology, not_served, no_fit), " +
+			"reserved (best_set: the best link class the node's shape offers for the size; below_best_set), " +
+			"reserve_failed (no_view, no_fit) and unreserved (a later plugin or the bind failed).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"outcome", "reason"})
 	clusterFragDesc = metrics.NewDesc("gpupack_cluster_fragmentation_gpus",
 		"Sum over the GPU nodes of their fragmentation (expected GPUs of free capacity the current workload cannot use), computed at scrape time.",
 		nil, nil, metrics.ALPHA, "")
@@ -46,7 +54,7 @@ var (
 // registry (served on its /metrics).
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(chosenQuality, fragDelta, decision)
+		legacyregistry.MustRegister(chosenQuality, fragDelta, decision, placements)
 		legacyregistry.CustomMustRegister(&fragCollector{})
 	})
 }
@@ -71,6 +79,34 @@ func sizeLabel(n int) string {
 }
 
 func observeDecision(d time.Duration) { decision.Observe(d.Seconds()) }
+
+// Placement outcomes and reasons, the labels of
+// gpupack_placement_outcomes_total.
+const (
+	outcomeNodeRejected  = "node_rejected"
+	outcomeReserved      = "reserved"
+	outcomeReserveFailed = "reserve_failed"
+	outcomeUnreserved    = "unreserved"
+
+	reasonNoTopology   = "no_topology"
+	reasonNotServed    = "not_served"
+	reasonNoFit        = "no_fit"
+	reasonNoView       = "no_view"
+	reasonBestSet      = "best_set"
+	reasonBelowBestSet = "below_best_set"
+	reasonReleased     = "released"
+)
+
+func observePlacement(outcome, reason string) { placements.WithLabelValues(outcome, reason).Inc() }
+
+// reservedReason says whether the reserved sets reach the best link class
+// the node's shape offers (quality ratio 1).
+func reservedReason(ratio float64) string {
+	if ratio >= 1 {
+		return reasonBestSet
+	}
+	return reasonBelowBestSet
+}
 
 // fragCollector reports the cluster's fragmentation at scrape time.
 type fragCollector struct{ metrics.BaseStableCollector }

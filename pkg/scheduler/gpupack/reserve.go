@@ -38,6 +38,7 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	}
 	view, e, err := pl.cache.viewOf(nodeInfo)
 	if err != nil {
+		observePlacement(outcomeReserveFailed, reasonNoView)
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}
 	if a := pl.nominatedOn(pod, nodeName); a != nil {
@@ -45,6 +46,7 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	}
 	p, err := pl.makePlan(view, s.requests, pl.workload.Distribution(), true)
 	if err != nil {
+		observePlacement(outcomeReserveFailed, reasonNoFit)
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}
 	devices, ids := p.deviceIDs(view.Topology, p.reqs, pl.cache.usedOf(e, nil), pl.picker)
@@ -55,6 +57,7 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 		observeChoice(r.req, p.choices[i])
 	}
 	observeDecision(pl.now().Sub(s.started))
+	observePlacement(outcomeReserved, reservedReason(p.ratio))
 	logger.V(3).Info("Reserved GPU devices", "pod", klog.KObj(pod), "node", nodeName, "devices", ids,
 		"fragDelta", p.fragDelta, "qualityRatio", p.ratio)
 	return nil
@@ -69,6 +72,7 @@ func (pl *GPUPack) Unreserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 	}
 	pl.cache.Unassume(pod.UID)
 	cs.Delete(devicesKey)
+	observePlacement(outcomeUnreserved, reasonReleased)
 	klog.FromContext(ctx).V(3).Info("Released GPU devices", "pod", klog.KObj(pod), "node", nodeName)
 }
 

@@ -1,0 +1,44 @@
+{{/* Labels Helm adds to every object (test/manifests ignores these when it compares with manifests/). */}}
+{{- define "gpupack.helmLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+
+{{/* Labels of every object: gpupack's and Helm's. */}}
+{{- define "gpupack.labels" -}}
+app.kubernetes.io/part-of: gpupack
+{{ include "gpupack.helmLabels" . }}
+{{- end }}
+
+{{/* image REPOSITORY TAG ROOT: the image reference, the chart's appVersion by default. */}}
+{{- define "gpupack.image" -}}
+{{- $tag := .image.tag | default .root.Chart.AppVersion -}}
+{{- if eq $tag "latest" -}}
+{{- fail "image tag \"latest\" is not allowed: the device plugin and the scheduler must agree on the protocol version; pin a release" -}}
+{{- end -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end }}
+
+{{/* The scheduler's namespace. */}}
+{{- define "gpupack.schedulerNamespace" -}}
+{{- .Values.scheduler.namespace | default .Release.Namespace -}}
+{{- end }}
+
+{{/* The device plugin's ServiceAccount name (node-patch-policy.yaml matches it by name). */}}
+{{- define "gpupack.devicePluginSA" -}}gpupack-device-plugin{{- end }}
+
+{{/* devicePlugin.migMonitor CONFIG: "true" when the DaemonSet running CONFIG monitors MIG devices. */}}
+{{- define "gpupack.migMonitor" -}}
+{{- $v := .root.Values.devicePlugin.migMonitorDevices -}}
+{{- if eq (toString $v) "auto" -}}
+{{- $strategy := "none" -}}
+{{- with .config.flags }}{{ with .migStrategy }}{{ $strategy = . }}{{ end }}{{ end -}}
+{{- if ne $strategy "none" }}true{{ end -}}
+{{- else if eq (toString $v) "true" -}}
+true
+{{- else if ne (toString $v) "false" -}}
+{{- fail (printf "devicePlugin.migMonitorDevices: want auto, true or false, got %v" $v) -}}
+{{- end -}}
+{{- end }}

@@ -1,0 +1,71 @@
+package deviceplugin
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+)
+
+// Reasons of the Node events a health change records.
+const (
+	ReasonGPUUnhealthy = "GPUUnhealthy"
+	ReasonGPURecovered = "GPURecovered"
+	// actionHealthCheck is the events.k8s.io action of both.
+	actionHealthCheck = "HealthCheck"
+)
+
+// HealthEvents is told of each health change of a GPU or a MIG device
+// (mig is the MIG device's UUID, "" for the whole GPU). Calls are made with
+// the health tracker's lock held: implementations must not block.
+type HealthEvents interface {
+	Unhealthy(gpu int, uuid, mig string, ev nvml.Event)
+	Recovered(gpu int, uuid, mig string)
+}
+
+// NodeEvents records health changes as events on the Node
+// (events.k8s.io/v1, the recorder sends them asynchronously).
+type NodeEvents struct {
+	recorder events.EventRecorder
+	node     *corev1.ObjectReference
+}
+
+var _ HealthEvents = (*NodeEvents)(nil)
+
+// NewNodeEvents records on the Node named node, referred to as the kubelet
+// does (its UID is its name).
+func NewNodeEvents(recorder events.EventRecorder, node string) *NodeEvents {
+	return &NodeEvents{recorder: recorder, node: &corev1.ObjectReference{Kind: "Node", Name: node, UID: types.UID(node)}}
+}
+
+// Unhealthy records a Warning GPUUnhealthy event naming the GPU and the cause (XID).
+func (e *NodeEvents) Unhealthy(gpu int, uuid, mig string, ev nvml.Event) {
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonGPUUnhealthy, actionHealthCheck,
+		"%s is unhealthy: %s; its devices are reported unhealthy to the kubelet", deviceName(gpu, uuid, mig), cause(ev))
+}
+
+// Recovered records a Normal GPURecovered event.
+func (e *NodeEvents) Recovered(gpu int, uuid, mig string) {
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeNormal, ReasonGPURecovered, actionHealthCheck,
+		"%s passed its health checks again; its devices are reported healthy", deviceName(gpu, uuid, mig))
+}
+
+func deviceName(gpu int, uuid, mig string) string {
+	if mig != "" {
+		return fmt.Sprintf("MIG device %s on GPU %d (%s)", mig, gpu, uuid)
+	}
+	return fmt.Sprintf("GPU %d (%s)", gpu, uuid)
+}
+
+// cause says what an event was, with its XID.
+func cause(ev nvml.Event) string {
+	switch ev.Kind {
+	case nvml.EventXID:
+		return fmt.Sprintf("XID %d", ev.XID)
+	default:
+		return ev.Kind.String()
+	}
+}
