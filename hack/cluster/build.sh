@@ -36,7 +36,20 @@ build_in_module() {
 			sed -n '/^replace (/,/^)/p' "$root/go.mod" >>go.mod
 		fi
 		go get "$pkg@$version" >/dev/null 2>&1
-		go build -ldflags "${BUILD_LDFLAGS:-}" -o "$bin/$name" "$pkg"
+		local ldflags=""
+		if [ "$name" = helm ]; then
+			# As helm's release builds: its version, and the Kubernetes
+			# version of its client libraries as the default for templates
+			# and lint (else v1.20, older than the chart's kubeVersion).
+			local k8s minor
+			k8s=$(go list -m -f '{{.Version}}' k8s.io/client-go)
+			minor=$(echo "$k8s" | cut -d. -f2)
+			ldflags="-X helm.sh/helm/v3/internal/version.version=$version"
+			for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+				ldflags="$ldflags -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+			done
+		fi
+		go build -ldflags "$ldflags" -o "$bin/$name" "$pkg"
 	)
 }
 
@@ -46,7 +59,7 @@ build_one() {
 	etcd) version=$ETCD_VERSION ;;
 	kwok) version=$KWOK_VERSION ;;
 	kube-apiserver) version=$K8S_VERSION ;;
-	helm) version=$HELM_VERSION ;;
+	helm) version=$HELM_VERSION+k8s-defaults ;;
 	*) log "unknown binary $name" && return 2 ;;
 	esac
 	if stamp_ok "$name" "$version"; then
@@ -60,10 +73,7 @@ build_one() {
 	etcd) build_in_module etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
 	kwok) build_in_module kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ;;
 	kube-apiserver) build_in_module kube-apiserver "$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver ;;
-	# helm prints and checks its own version (helm version, a chart's
-	# kubeVersion): stamp it as helm's release builds do.
-	helm) BUILD_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-		build_in_module helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
+	helm) build_in_module helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
 	esac
 	if [ "$name" = kwok ]; then kwok_stages; fi
 	echo "$version" >"$bin/.$name.version"

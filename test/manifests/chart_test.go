@@ -143,9 +143,9 @@ func TestChartLint(t *testing.T) {
 		require.Contains(t, out, "0 chart(s) failed", name)
 	}
 	for values, want := range map[string]string{
-		"devicePlugin: {image: {tag: latest}}":    `image tag "latest" is not allowed`,
-		"scheduler: {image: {tag: latest}}":       `image tag "latest" is not allowed`,
-		"devicePlugin: {migMonitorDevices: sure}": "devicePlugin.migMonitorDevices: want auto, true or false",
+		"devicePlugin: {image: {tag: latest}}":                                                  `image tag "latest" is not allowed`,
+		"scheduler: {image: {tag: latest}}":                                                     `image tag "latest" is not allowed`,
+		"devicePlugin: {migMonitorDevices: sure}":                                               "devicePlugin.migMonitorDevices: want auto, true or false",
 		"devicePlugin: {metrics: {service: {enabled: false}, serviceMonitor: {enabled: true}}}": "serviceMonitor needs devicePlugin.metrics.service.enabled",
 	} {
 		out, err := helm(t, "template", "gpupack", chartDir, "--values", valuesFile(t, values))
@@ -254,6 +254,12 @@ func schedulerConfig(t *testing.T, cm *unstructured.Unstructured) map[string]any
 // Labels Helm adds that kustomize does not.
 var helmOnlyLabels = []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "app.kubernetes.io/version"}
 
+// clusterScoped are the cluster-scoped kinds the manifests hold.
+var clusterScoped = map[string]bool{
+	"ClusterRole": true, "ClusterRoleBinding": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
+}
+
 // kustomizeHash is the content-hash suffix of a configMapGenerator's name.
 var kustomizeHash = regexp.MustCompile(`^(.*)-[a-z0-9]{10}$`)
 
@@ -265,10 +271,19 @@ var kustomizeHash = regexp.MustCompile(`^(.*)-[a-z0-9]{10}$`)
 func normalize(t *testing.T, objs []*unstructured.Unstructured, fromKustomize bool) map[string]any {
 	t.Helper()
 	out := map[string]any{}
-	for _, o := range objs {
-		o = o.DeepCopy()
+	for _, in := range objs {
+		// A JSON copy: kustomize's ints and helm's floats compare alike.
+		raw, err := json.Marshal(in.Object)
+		require.NoError(t, err)
+		o := &unstructured.Unstructured{}
+		require.NoError(t, json.Unmarshal(raw, &o.Object))
 		if o.GetKind() == "Namespace" {
 			continue // helm install --create-namespace
+		}
+		if clusterScoped[o.GetKind()] {
+			// kustomize's namespace: sets it on kinds it does not know to be
+			// cluster-scoped (the admission policy); the apiserver ignores it.
+			o.SetNamespace("")
 		}
 		labels := o.GetLabels()
 		for _, k := range helmOnlyLabels {
@@ -310,7 +325,7 @@ func normalize(t *testing.T, objs []*unstructured.Unstructured, fromKustomize bo
 				require.NoError(t, unstructured.SetNestedSlice(o.Object, vols, "spec", "template", "spec", "volumes"))
 			}
 		}
-		raw, err := json.Marshal(o.Object)
+		raw, err = json.Marshal(o.Object)
 		require.NoError(t, err)
 		var plain any
 		require.NoError(t, json.Unmarshal(raw, &plain))
