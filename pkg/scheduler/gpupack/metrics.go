@@ -41,7 +41,7 @@ var (
 			"reserve_failed (no_view, no_fit) and unreserved (a later plugin or the bind failed).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"outcome", "reason"})
-	clusterFragDesc = metrics.NewDesc("gpupack_cluster_fragmentation_gpus",
+	clusterFragDesc = metrics.NewDesc(clusterFragName,
 		"Sum over the GPU nodes of their fragmentation (expected GPUs of free capacity the current workload cannot use), computed at scrape time.",
 		nil, nil, metrics.ALPHA, "")
 	// current is the plugin instance the cluster gauge reports on (the
@@ -50,11 +50,18 @@ var (
 	registerOnce sync.Once
 )
 
+// clusterFragName is the cluster fragmentation gauge's name.
+const clusterFragName = "gpupack_cluster_fragmentation_gpus"
+
+// registered are the plugin's metrics besides the cluster fragmentation
+// gauge (a collector).
+var registered = []metrics.Registerable{chosenQuality, fragDelta, decision, placements}
+
 // registerMetrics registers the plugin's metrics with the scheduler's
 // registry (served on its /metrics).
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(chosenQuality, fragDelta, decision, placements)
+		legacyregistry.MustRegister(registered...)
 		legacyregistry.CustomMustRegister(&fragCollector{})
 	})
 }
