@@ -20,7 +20,7 @@ CLUSTER_BIN := $(CURDIR)/.cache/bin
 PKGS := ./...
 FAKE_MACHINES := dgx-a100 dgx-h100 dgx-1-v100 pcie-4gpu-2socket a100-pcie-8gpu-nvbridge nvswitch-16gpu gb200-4gpu
 
-.PHONY: all build images test cluster-bins verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
+.PHONY: all build images test cluster-bins chart verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
 
 all: build
 
@@ -47,9 +47,16 @@ images:
 			-t $(IMAGE_REGISTRY)/$${c%%:*}:$(VERSION) $(if $(PUSH),--push,) . || exit 1; \
 	done
 
-## cluster-bins: etcd, kube-apiserver and kwok under .cache/bin.
+## cluster-bins: etcd, kube-apiserver, kwok and helm under .cache/bin.
 cluster-bins:
 	@hack/cluster/build.sh || echo "WARNING: control-plane binaries could not be built; end-to-end tests will skip"
+
+## chart: helm lint and the default render of charts/gpupack (make test also
+## checks it against manifests/ and on a real apiserver: test/manifests).
+chart:
+	@hack/cluster/build.sh helm
+	$(CLUSTER_BIN)/helm lint --strict charts/gpupack
+	$(CLUSTER_BIN)/helm template gpupack charts/gpupack --namespace gpupack-system
 
 ## verify: formatting, vet and the structured-logging check.
 verify: fmt vet logcheck
