@@ -219,6 +219,24 @@ func TestChartValues(t *testing.T) {
 	data, _, _ := unstructured.NestedString(dash.Object, "data", "gpupack.json")
 	require.True(t, json.Valid([]byte(data)), "the dashboard ConfigMap holds valid JSON")
 
+	// migMonitorDevices forces the MIG monitor on (a config without MIG)
+	// or off (a MIG config).
+	for values, want := range map[string]bool{
+		"devicePlugin: {migMonitorDevices: true}": true,
+		"devicePlugin: {migMonitorDevices: false, config: {default: {version: v1, flags: {migStrategy: mixed}}}}": false,
+		"devicePlugin: {config: {default: {version: v1, flags: {migStrategy: single}}}}":                          true,
+	} {
+		c := daemonSet(t, renderChart(t, values), "gpupack-device-plugin").Spec.Template.Spec.Containers[0]
+		require.Equal(t, want, slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "NVIDIA_MIG_MONITOR_DEVICES" }), values)
+		require.Equal(t, want, slices.Contains(c.SecurityContext.Capabilities.Add, "SYS_ADMIN"), values)
+	}
+	// Metrics off: loopback only, no port, no Service.
+	off := renderChart(t, "devicePlugin: {metrics: {enabled: false}}")
+	c := daemonSet(t, off, "gpupack-device-plugin").Spec.Template.Spec.Containers[0]
+	require.Contains(t, c.Args, "--metrics-bind-address=127.0.0.1:9464")
+	require.Empty(t, c.Ports)
+	require.Nil(t, find(off, "Service", "gpupack-device-plugin-metrics"))
+
 	// Both components can be switched off.
 	only := renderChart(t, "scheduler: {enabled: false}")
 	require.Nil(t, find(only, "Deployment", "gpupack-scheduler"))
