@@ -8,17 +8,20 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nvml"
 )
 
-// Resource names.
+// Resource names (NVIDIA's; defined with the config file's API).
 const (
+	// ResourcePrefix is the vendor prefix of every resource we advertise.
+	ResourcePrefix = configv1.ResourcePrefix
 	// ResourceGPU is the whole-GPU resource (and MIG devices under the single strategy).
-	ResourceGPU = ResourcePrefix + "gpu"
+	ResourceGPU = configv1.ResourceGPU
 	// SharedSuffix is appended to a time-shared resource when renameByDefault.
-	SharedSuffix = ".shared"
+	SharedSuffix = configv1.SharedSuffix
 	// MIGResourcePrefix starts the mixed-strategy MIG resources.
-	MIGResourcePrefix = ResourcePrefix + "mig-"
+	MIGResourcePrefix = configv1.MIGResourcePrefix
 )
 
 // ReplicaSep separates a device's UUID from its replica number in device IDs.
@@ -41,6 +44,9 @@ type Device struct {
 	Profile string
 	// GIID and CIID are the MIG device's GPU and compute instance IDs.
 	GIID, CIID int
+	// MIGIndex is the MIG device's position among its GPU's MIG devices
+	// (NVIDIA's "<gpu>:<mig>" index).
+	MIGIndex int
 	// Replica is the replica number (0-based); Replicas is how many replicas
 	// the underlying device has (0: not time-shared).
 	Replica  int
@@ -75,7 +81,7 @@ func SplitID(id string) (uuid string, replica int, err error) {
 
 // Build lists the resources of a node per the config's MIG strategy and
 // time-slicing section. The result is sorted by resource name.
-func Build(inv *nvml.Inventory, c *Config) ([]Resource, error) {
+func Build(inv *nvml.Inventory, c *configv1.Config) ([]Resource, error) {
 	base, err := baseResources(inv, *c.Flags.MigStrategy)
 	if err != nil {
 		return nil, err
@@ -98,6 +104,14 @@ func gpuDevice(g *nvml.GPU) Device {
 func migDevice(inv *nvml.Inventory, m *nvml.MIGDevice) Device {
 	d := Device{ID: m.UUID, UUID: m.UUID, GPUIndex: m.ParentIndex, GPUUUID: m.ParentUUID, MIG: true, Profile: m.Profile,
 		GIID: m.GIID, CIID: m.CIID, NUMANode: -1}
+	for i := range inv.MIG {
+		if &inv.MIG[i] == m {
+			break
+		}
+		if inv.MIG[i].ParentIndex == m.ParentIndex {
+			d.MIGIndex++
+		}
+	}
 	for i := range inv.GPUs {
 		if inv.GPUs[i].Index == m.ParentIndex {
 			d.GPUMinor = inv.GPUs[i].Minor
@@ -114,7 +128,7 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 	migOn, degraded := 0, 0
 	for i := range inv.GPUs {
 		g := &inv.GPUs[i]
-		if g.MIGEnabled && strategy != MIGStrategyNone {
+		if g.MIGEnabled && strategy != configv1.MIGStrategyNone {
 			migOn++
 			continue
 		}
@@ -124,15 +138,15 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 		add(ResourceGPU, gpuDevice(g))
 	}
 	switch strategy {
-	case MIGStrategyNone:
+	case configv1.MIGStrategyNone:
 		return res, nil
-	case MIGStrategyMixed:
+	case configv1.MIGStrategyMixed:
 		for i := range inv.MIG {
 			m := &inv.MIG[i]
 			add(MIGResourcePrefix+m.Profile, migDevice(inv, m))
 		}
 		return res, nil
-	case MIGStrategySingle:
+	case configv1.MIGStrategySingle:
 		if migOn == 0 {
 			return res, nil
 		}
@@ -154,8 +168,8 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 }
 
 // replicate applies time-slicing to the base resources.
-func replicate(base map[string][]Device, ts *TimeSlicing) ([]Resource, error) {
-	byName := map[string]*ReplicatedResource{}
+func replicate(base map[string][]Device, ts *configv1.TimeSlicing) ([]Resource, error) {
+	byName := map[string]*configv1.ReplicatedResource{}
 	for i := range ts.Resources {
 		byName[ts.Resources[i].Name] = &ts.Resources[i]
 	}
@@ -163,17 +177,11 @@ func replicate(base map[string][]Device, ts *TimeSlicing) ([]Resource, error) {
 	for name, devs := range base {
 		rr := byName[name]
 		for i, d := range devs {
-			if rr == nil || rr.Replicas <= 1 || !selected(&rr.Devices, i, &d) {
+			if rr == nil || rr.Replicas <= 1 || !selected(rr.Selection(), i, &d) {
 				out[name] = append(out[name], d)
 				continue
 			}
-			target := name
-			switch {
-			case rr.Rename != "":
-				target = rr.Rename
-			case ts.RenameByDefault:
-				target = name + SharedSuffix
-			}
+			target := ts.Target(rr)
 			for n := range rr.Replicas {
 				r := d
 				r.ID = ReplicaID(d.UUID, n)
@@ -190,18 +198,34 @@ func replicate(base map[string][]Device, ts *TimeSlicing) ([]Resource, error) {
 	return res, nil
 }
 
-// selected reports whether the i-th device of a resource is replicated.
-func selected(sel *ReplicatedDevices, i int, d *Device) bool {
+// selected reports whether the i-th device of a resource is replicated
+// under sel (gpupackDevices: all, the first Count, or a list of GPU
+// indexes, MIG indexes and UUIDs).
+func selected(sel configv1.ReplicatedDevices, i int, d *Device) bool {
 	if sel.All {
 		return true
 	}
 	if sel.Count > 0 {
 		return i < sel.Count
 	}
-	if !d.MIG && slices.Contains(sel.Indexes, d.GPUIndex) {
-		return true
+	for _, ref := range sel.List {
+		if matches(ref, d) {
+			return true
+		}
 	}
-	return slices.Contains(sel.UUIDs, d.UUID)
+	return false
+}
+
+// matches reports whether a device reference names d: a GPU index names
+// a whole GPU, "<gpu>:<mig>" a MIG device, a UUID either.
+func matches(ref configv1.DeviceRef, d *Device) bool {
+	if idx, ok := ref.GPUIndex(); ok {
+		return !d.MIG && d.GPUIndex == idx
+	}
+	if g, m, ok := ref.MIGIndex(); ok {
+		return d.MIG && d.GPUIndex == g && d.MIGIndex == m
+	}
+	return string(ref) == d.UUID
 }
 
 // checkAgainstNode checks the time-slicing section against the devices the
@@ -211,10 +235,11 @@ func selected(sel *ReplicatedDevices, i int, d *Device) bool {
 // would be clamped), a rename into the name of devices the node
 // advertises (they would merge). A resource the node does not have at all
 // (a fleet-wide config) is skipped, except for its indexes and UUIDs.
-func checkAgainstNode(inv *nvml.Inventory, base map[string][]Device, ts *TimeSlicing) field.ErrorList {
+func checkAgainstNode(inv *nvml.Inventory, base map[string][]Device, ts *configv1.TimeSlicing) field.ErrorList {
 	var errs field.ErrorList
 	p := field.NewPath("sharing", "timeSlicing", "resources")
 	indexes := map[int]bool{}
+	migIndexes := map[[2]int]bool{}
 	uuids := map[string]bool{}
 	unknownUUIDs := false
 	for _, g := range inv.GPUs {
@@ -222,29 +247,42 @@ func checkAgainstNode(inv *nvml.Inventory, base map[string][]Device, ts *TimeSli
 		uuids[g.UUID] = true
 		unknownUUIDs = unknownUUIDs || nvml.IsPlaceholderUUID(g.UUID)
 	}
+	perGPU := map[int]int{}
 	for _, m := range inv.MIG {
 		uuids[m.UUID] = true
+		migIndexes[[2]int{m.ParentIndex, perGPU[m.ParentIndex]}] = true
+		perGPU[m.ParentIndex]++
 	}
 	for i := range ts.Resources {
 		r := &ts.Resources[i]
 		rp := p.Index(i)
 		devs := base[r.Name]
-		for j, idx := range r.Devices.Indexes {
-			if !indexes[idx] {
-				errs = append(errs, field.Invalid(rp.Child("devices").Index(j), idx,
-					fmt.Sprintf("no GPU with index %d on this node (%d GPUs)", idx, len(inv.GPUs))))
+		sel := r.Selection()
+		dp := rp.Child("gpupackDevices")
+		for j, ref := range sel.List {
+			if idx, ok := ref.GPUIndex(); ok {
+				if !indexes[idx] {
+					errs = append(errs, field.Invalid(dp.Index(j), idx,
+						fmt.Sprintf("no GPU with index %d on this node (%d GPUs)", idx, len(inv.GPUs))))
+				}
+				continue
 			}
-		}
-		for j, u := range r.Devices.UUIDs {
+			if g, m, ok := ref.MIGIndex(); ok {
+				if !migIndexes[[2]int{g, m}] {
+					errs = append(errs, field.Invalid(dp.Index(j), string(ref),
+						fmt.Sprintf("no MIG device %d on GPU %d on this node", m, g)))
+				}
+				continue
+			}
 			// A GPU that failed discovery before its UUID was read may be
 			// the one meant: do not refuse to start for it.
-			if !uuids[u] && !unknownUUIDs {
-				errs = append(errs, field.Invalid(rp.Child("devices").Index(len(r.Devices.Indexes)+j), u,
+			if !uuids[string(ref)] && !unknownUUIDs {
+				errs = append(errs, field.Invalid(dp.Index(j), string(ref),
 					"no GPU or MIG device with this UUID on this node"))
 			}
 		}
-		if r.Devices.Count > len(devs) && len(devs) > 0 {
-			errs = append(errs, field.Invalid(rp.Child("devices"), r.Devices.Count,
+		if sel.Count > len(devs) && len(devs) > 0 {
+			errs = append(errs, field.Invalid(dp, sel.Count,
 				fmt.Sprintf("this node has %d %s devices", len(devs), r.Name)))
 		}
 		target := ts.Target(r)
@@ -252,7 +290,7 @@ func checkAgainstNode(inv *nvml.Inventory, base map[string][]Device, ts *TimeSli
 			continue
 		}
 		if other := base[target]; len(other) > 0 {
-			errs = append(errs, field.Invalid(targetPath(field.NewPath("sharing", "timeSlicing"), i, r), target,
+			errs = append(errs, field.Invalid(configv1.TargetPath(field.NewPath("sharing", "timeSlicing"), i, r), target,
 				fmt.Sprintf("this node advertises %d other devices as %s: the replicas of %s would merge with them", len(other), target, r.Name)))
 		}
 	}

@@ -7,8 +7,17 @@ import (
 
 // Limits checked by Validate.
 const (
-	// MaxReplicas is the most time-shared replicas a GPU may advertise.
-	MaxReplicas = 256
+	// MaxReplicas is the most time-shared replicas a GPU may advertise: as
+	// many as the kubelet can carry for a node of MaxGPUs GPUs. The kubelet
+	// reads ListAndWatch with gRPC's default 4 MiB message limit; one device
+	// entry (replica ID "GPU-<36>::<n>", health, NUMA topology) encodes in
+	// under 96 bytes: 4194304 / (64 GPUs x 96 bytes) = 682.
+	MaxReplicas = KubeletMaxMessageBytes / (MaxGPUs * MaxDeviceEntryBytes)
+	// MaxDeviceEntryBytes bounds one device's entry in a ListAndWatch message.
+	MaxDeviceEntryBytes = 96
+	// KubeletMaxMessageBytes is gRPC's default receive limit, which the
+	// kubelet's device-plugin client keeps.
+	KubeletMaxMessageBytes = 4 << 20
 	// MaxNVLinks is the most NVLink lanes one link may have.
 	MaxNVLinks = 64
 	// MaxMIGSlices is the number of memory slices of a MIG-capable GPU; a MIG

@@ -1,4 +1,4 @@
-package sharing
+package v1
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 
 // The ConfigMap shipped in manifests/ must load, and shows the defaults.
 func TestShippedConfigMapIsTheDefault(t *testing.T) {
-	raw, err := os.ReadFile("../../manifests/device-plugin/configmap.yaml")
+	raw, err := os.ReadFile("../../../manifests/device-plugin/configmap.yaml")
 	require.NoError(t, err)
 	var cm struct {
 		Data map[string]string `json:"data"`

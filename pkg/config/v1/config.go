@@ -1,0 +1,130 @@
+package v1
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"sigs.k8s.io/yaml"
+)
+
+// MaxConfigBytes bounds a config file: a ConfigMap, where the file usually
+// comes from, holds at most 1 MiB. A larger file is refused before it is
+// parsed (a 50 MB file once took a minute and gigabytes to reject).
+const MaxConfigBytes = 1 << 20
+
+// Warnings are messages about fields that were decoded but have no effect
+// in gpupack, each naming the field's path, sorted and without duplicates.
+type Warnings []string
+
+// Parse decodes a config file, applies the defaults and validates it; the
+// warnings are dropped (use Decode to get them).
+func Parse(data []byte) (*Config, error) {
+	c, _, err := Decode(data)
+	return c, err
+}
+
+// Decode decodes a config file (YAML or JSON), applies the defaults and
+// validates it. An empty file and a file without `version` mean v1 with the
+// defaults, as in NVIDIA's plugin. Every error is returned at once, with
+// its field path; fields without effect come back as warnings.
+func Decode(data []byte) (*Config, Warnings, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, nil, fmt.Errorf("config is %d bytes, more than the %d allowed", len(data), MaxConfigBytes)
+	}
+	j, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decoding config: %w", err)
+	}
+	j = bytes.TrimSpace(j)
+	if len(j) == 0 || string(j) == "null" {
+		j = []byte("{}")
+	}
+	var tree any
+	if err := json.Unmarshal(j, &tree); err != nil {
+		return nil, nil, fmt.Errorf("decoding config: %w", err)
+	}
+	if _, ok := tree.(map[string]any); !ok {
+		return nil, nil, fmt.Errorf("decoding config: want a mapping at the top level, got %s", kindOf(tree))
+	}
+	w := &walker{}
+	w.walkStruct(tree.(map[string]any), configType, nil, false)
+	if len(w.errs) > 0 {
+		return nil, nil, fmt.Errorf("decoding config: %w", w.errs.ToAggregate())
+	}
+	var c Config
+	if err := json.Unmarshal(j, &c); err != nil {
+		return nil, nil, fmt.Errorf("decoding config: %w", err)
+	}
+	if c.Version == "" {
+		c.Version = Version
+	}
+	qualifyNames(&c)
+	SetDefaults(&c)
+	warnings, errs := Unimplemented(&c)
+	errs = append(errs, Validate(&c)...)
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
+	}
+	return &c, dedupe(append(w.warnings, warnings...)), nil
+}
+
+func dedupe(in []string) Warnings {
+	seen := map[string]bool{}
+	var out Warnings
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Load reads and decodes the config file at path; a file over
+// MaxConfigBytes is refused without reading it all.
+func Load(path string) (*Config, Warnings, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config %s: %w", path, err)
+	}
+	if len(data) > MaxConfigBytes {
+		return nil, nil, fmt.Errorf("%s: config is larger than the %d bytes allowed", path, MaxConfigBytes)
+	}
+	c, warnings, err := Decode(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, warnings, nil
+}
+
+// Default returns the config used when there is no file.
+func Default() *Config {
+	c := &Config{Version: Version}
+	SetDefaults(c)
+	return c
+}
+
+// qualifyNames gives NVIDIA's fields' resource names the nvidia.com/
+// prefix when they lack it, as NVIDIA's plugin does.
+func qualifyNames(c *Config) {
+	for _, ts := range []*TimeSlicing{&c.Sharing.TimeSlicing, c.Sharing.MPS} {
+		if ts == nil {
+			continue
+		}
+		for i := range ts.Resources {
+			r := &ts.Resources[i]
+			r.Name = QualifyResourceName(r.Name)
+			r.Rename = QualifyResourceName(r.Rename)
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package v1
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// nvidiaConfig is a config written for NVIDIA's k8s-device-plugin.
+const nvidiaConfig = `
+version: v1
+flags:
+  migStrategy: "mixed"
+  failOnInitError: false
+  nvidiaDriverRoot: "/run/nvidia/driver"
+  plugin:
+    passDeviceSpecs: true
+    deviceListStrategy: envvar
+    deviceIDStrategy: uuid
+sharing:
+  timeSlicing:
+    renameByDefault: true
+    failRequestsGreaterThanOne: true
+    resources:
+    - name: nvidia.com/gpu
+      replicas: 4
+    - name: mig-1g.5gb
+      replicas: 2
+      devices: [0, "1", "GPU-8dd88590-642d-5e6c-80c9-33854b55e870", "1:0"]
+`
+
+func TestParseNVIDIAConfig(t *testing.T) {
+	c, warnings, err := Decode([]byte(nvidiaConfig))
+	require.NoError(t, err)
+	require.Equal(t, MIGStrategyMixed, *c.Flags.MigStrategy)
+	require.False(t, *c.Flags.FailOnInitError)
+	require.True(t, *c.Flags.Plugin.PassDeviceSpecs)
+	require.Equal(t, "/run/nvidia/driver", *c.Flags.NvidiaDevRoot, "the dev root defaults to the driver root, as in NVIDIA's plugin")
+	ts := c.Sharing.TimeSlicing
+	require.True(t, ts.RenameByDefault)
+	require.True(t, ts.FailRequestsGreaterThanOne)
+	require.Len(t, ts.Resources, 2)
+	require.Nil(t, ts.Resources[0].Devices)
+	require.Equal(t, "nvidia.com/mig-1g.5gb", ts.Resources[1].Name, "NVIDIA qualifies a bare name")
+	require.Equal(t, []DeviceRef{"0", "1", "GPU-8dd88590-642d-5e6c-80c9-33854b55e870", "1:0"}, ts.Resources[1].Devices.List)
+	// NVIDIA ignores devices: all of the resource's devices are shared.
+	require.True(t, ts.Resources[1].Selection().All)
+	require.Equal(t, "nvidia.com/mig-1g.5gb.shared", ts.Target(&ts.Resources[1]))
+	require.Equal(t, Warnings{"sharing.timeSlicing.resources[1].devices: ignored, as NVIDIA's plugin ignores it (every device of the resource is shared); gpupack's own field is gpupackDevices"}, warnings)
+	// gpupack's own sections get their defaults.
+	require.Equal(t, ReplicaPolicyPacked, ts.ReplicaPolicy)
+	require.Equal(t, []uint64{13, 31, 43, 45, 68, 109}, c.Health.SkippedXIDs)
+	require.True(t, *c.Health.Recovery.Enabled)
+	require.Equal(t, 3, c.Health.Recovery.Checks)
+	require.Equal(t, 10*time.Second, c.Health.Recovery.Interval.Duration)
+}
+
+// TestEmptyAndNoVersionAreV1Defaults: NVIDIA's plugin reads an empty file
+// and a file without version as v1.
+func TestEmptyAndNoVersionAreV1Defaults(t *testing.T) {
+	for _, in := range []string{"", "\n", "# only a comment\n", "{}", "null"} {
+		c, w, err := Decode([]byte(in))
+		require.NoError(t, err, "%q", in)
+		require.Empty(t, w)
+		require.Equal(t, Default(), c, "%q", in)
+	}
+	c, err := Parse([]byte("flags: {migStrategy: single}"))
+	require.NoError(t, err)
+	require.Equal(t, Version, c.Version)
+	require.Equal(t, MIGStrategySingle, *c.Flags.MigStrategy)
+}
+
+func TestParseOwnFields(t *testing.T) {
+	c, err := Parse([]byte(`
+version: v1
+sharing:
+  timeSlicing:
+    replicaPolicy: spread
+    resources:
+    - {name: nvidia.com/gpu, replicas: 3, gpupackDevices: [0, "1:2"], gpupackRename: nvidia.com/gpu-ts}
+health:
+  skippedXIDs: []
+  recovery: {enabled: false, checks: 5, interval: 2s}
+publish: {labels: false, inUseInterval: 1m}
+`))
+	require.NoError(t, err)
+	ts := &c.Sharing.TimeSlicing
+	require.Equal(t, ReplicaPolicySpread, ts.ReplicaPolicy)
+	require.Equal(t, ReplicatedDevices{List: []DeviceRef{"0", "1:2"}}, ts.Resources[0].Selection())
+	require.Equal(t, "nvidia.com/gpu-ts", ts.Target(&ts.Resources[0]))
+	require.Empty(t, c.Health.SkippedXIDs, "an explicit empty list skips nothing")
+	require.False(t, *c.Health.Recovery.Enabled)
+	require.Equal(t, 5, c.Health.Recovery.Checks)
+	require.False(t, *c.Publish.Labels)
+	require.True(t, *c.Publish.Topology)
+	require.Equal(t, time.Minute, c.Publish.InUseInterval.Duration)
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // substrings, all must appear
+	}{
+		{"bad version", "version: v2", []string{`version: Unsupported value: "v2"`}},
+		{"not yaml", "version: v1\nflags: [", []string{"decoding config"}},
+		{"top level a list", "- a", []string{"want a mapping at the top level"}},
+		{"unknown top-level field", "version: v1\nbogus: 1", []string{"bogus: Forbidden: unknown field"}},
+		{"unknown own field", "version: v1\npublish: {labelz: true}", []string{"publish.labelz: Forbidden: unknown field"}},
+		{"wrong type", "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: ten}]}}",
+			[]string{"sharing.timeSlicing.resources[0].replicas", "want int"}},
+		{"flags not a mapping", "version: v1\nflags: 3", []string{"flags: Invalid value: 3: want a mapping"}},
+		{"devices zero", "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, devices: 0}]}}",
+			[]string{"sharing.timeSlicing.resources[0].devices", "count of devices must be positive"}},
+		{"devices word", "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, devices: some}]}}",
+			[]string{`"some" is neither`}},
+		// NVIDIA rejects replicas: 1 ("must be >= 2"); gpupack once loaded it.
+		{"one replica", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}",
+			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 1: must be between 2 and 682"}},
+		{"no replicas", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu}]}}",
+			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 0"}},
+		{"bad list strategy", "flags: {plugin: {deviceListStrategy: [envvar, bogus]}}",
+			[]string{`flags.plugin.deviceListStrategy[1]: Unsupported value: "bogus"`}},
+		{"bad id strategy", "flags: {plugin: {deviceIDStrategy: serial}}",
+			[]string{`flags.plugin.deviceIDStrategy: Unsupported value: "serial"`}},
+		{"tegra discovery", "flags: {deviceDiscoveryStrategy: tegra}",
+			[]string{"flags.deviceDiscoveryStrategy", "through NVML only"}},
+		{"mps replicas", "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}",
+			[]string{"sharing.mps.resources", "MPS sharing is not implemented"}},
+		{"old strategy field", "sharing: {timeSlicing: {strategy: round-robin, resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
+			[]string{`sharing.timeSlicing.strategy: Unsupported value: "round-robin"`}},
+		{"imex channels", "imex: {channelIDs: [1, 2]}", []string{"imex.channelIDs", "must be [] or [0]"}},
+		{"ignored and skipped differ", "health: {skippedXIDs: [13], ignoredXIDs: [31]}", []string{"health.ignoredXIDs"}},
+		{"bad event type", "health: {eventTypes: [EventTypeBogus]}", []string{`health.eventTypes[0]: Unsupported value: "EventTypeBogus"`}},
+		{"criticalXIDs word", "health: {criticalXIDs: some}", []string{"health.criticalXIDs", `want "all" or a list`}},
+		{
+			"all errors at once",
+			`version: v1
+flags: {migStrategy: both}
+sharing:
+  timeSlicing:
+    replicaPolicy: diagonal
+    resources:
+    - {name: example.com/gpu, replicas: 0}
+    - {name: nvidia.com/gpu, replicas: 2, devices: ["xyz"], gpupackDevices: ["GPU-nope"]}
+    - {name: nvidia.com/gpu, replicas: 2000}
+health: {skippedXIDs: [0], recovery: {checks: -1, interval: -1s}}
+`,
+			[]string{
+				`flags.migStrategy: Unsupported value: "both"`,
+				`sharing.timeSlicing.replicaPolicy: Unsupported value: "diagonal"`,
+				`sharing.timeSlicing.resources[0].name: Invalid value: "nvidia.com/example.com/gpu"`,
+				`sharing.timeSlicing.resources[0].replicas: Invalid value: 0`,
+				`sharing.timeSlicing.resources[1].devices[0]: Invalid value: "xyz"`,
+				`sharing.timeSlicing.resources[1].gpupackDevices[0]: Invalid value: "GPU-nope"`,
+				`sharing.timeSlicing.resources[2].name: Duplicate value: "nvidia.com/gpu"`,
+				`sharing.timeSlicing.resources[2].replicas: Invalid value: 2000`,
+				`health.skippedXIDs[0]: Invalid value: 0`,
+				`health.recovery.checks: Invalid value: -1`,
+				`health.recovery.interval: Invalid value: "-1s"`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			require.Error(t, err)
+			for _, w := range tt.want {
+				require.ErrorContains(t, err, w)
+			}
+		})
+	}
+}
+
+// TestNVIDIAUnknownFieldsWarn: NVIDIA's decoder ignores keys it does not
+// know, and newer NVIDIA releases add fields: inside NVIDIA's sections an
+// unknown key is one warning with its path; in gpupack's sections and at
+// the top level it is an error (a typo in our own field).
+func TestNVIDIAUnknownFieldsWarn(t *testing.T) {
+	c, w, err := Decode([]byte("version: v1\nflags: {futureFlag: 1, plugin: {passDevicesSpecs: true}}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, replica: 3}]}}"))
+	require.NoError(t, err)
+	require.Equal(t, Warnings{
+		"flags.futureFlag: unknown field, ignored (as NVIDIA's plugin ignores it)",
+		"flags.plugin.passDevicesSpecs: unknown field, ignored (as NVIDIA's plugin ignores it)",
+		"sharing.timeSlicing.resources[0].replica: unknown field, ignored (as NVIDIA's plugin ignores it)",
+	}, w)
+	require.False(t, *c.Flags.Plugin.PassDeviceSpecs)
+	for _, tc := range []struct{ in, want string }{
+		{"version: v1\nhealth: {recovery: {check: 3}}", `health.recovery.check: Forbidden: unknown field`},
+		{"version: v1\nbogus: 1", `bogus: Forbidden: unknown field`},
+		{"version: v1\npublish: {inuse: true, topologyy: false}", `publish.topologyy: Forbidden: unknown field`},
+	} {
+		_, err := Parse([]byte(tc.in))
+		require.ErrorContains(t, err, tc.want)
+		require.Equal(t, 1, strings.Count(err.Error(), "unknown field"), err.Error())
+	}
+	// Keys that differ only in case load, as in NVIDIA's plugin.
+	c, err = Parse([]byte("version: v1\nflags: {MigStrategy: mixed}"))
+	require.NoError(t, err)
+	require.Equal(t, MIGStrategyMixed, *c.Flags.MigStrategy)
+	// Duplicate keys are an error.
+	_, err = Parse([]byte("version: v1\nversion: v1\n"))
+	require.Error(t, err)
+}
+
+// TestUnimplementedFieldsWarnOnce: every NVIDIA field gpupack does not
+// implement, set, gives exactly one warning naming its path.
+func TestUnimplementedFieldsWarnOnce(t *testing.T) {
+	_, w, err := Decode([]byte(`
+flags:
+  restartOnDeviceUnhealthy: true
+  mpsRoot: /run/nvidia/mps
+  useNodeFeatureAPI: true
+  gfd: {oneshot: true, noTimestamp: true, sleepInterval: 60s, outputFile: /etc/kubernetes/node-feature-discovery/features.d/gfd, machineTypeFile: /sys/class/dmi/id/product_name}
+  plugin: {nvidiaCTKPath: /opt/nvidia-ctk, nvidiaCDIHookPath: /opt/hook, cdiFeatureFlags: [a], sharedDevicesAllocationPolicy: packed}
+resources:
+  gpus: [{pattern: "*A100*", name: a100}]
+  mig: [{pattern: "1g.5gb", name: mig-small}]
+sharing:
+  timeSlicing:
+    resources: [{name: nvidia.com/gpu, rename: gpu-ts, replicas: 2, devices: 2}]
+imex: {channelIDs: [0], required: true}
+health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
+`))
+	require.NoError(t, err)
+	for _, path := range []string{
+		"flags.restartOnDeviceUnhealthy", "flags.mpsRoot", "flags.useNodeFeatureAPI",
+		"flags.gfd.oneshot", "flags.gfd.noTimestamp", "flags.gfd.sleepInterval", "flags.gfd.outputFile", "flags.gfd.machineTypeFile",
+		"flags.plugin.nvidiaCTKPath", "flags.plugin.nvidiaCDIHookPath", "flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
+		"resources.gpus", "resources.mig",
+		"sharing.timeSlicing.resources[0].rename", "sharing.timeSlicing.resources[0].devices",
+		"imex.channelIDs", "health.eventTypes", "health.criticalXIDs",
+	} {
+		n := 0
+		for _, s := range w {
+			if strings.HasPrefix(s, path+": ") {
+				n++
+			}
+		}
+		require.Equal(t, 1, n, "%s in %q", path, w)
+	}
+	require.Len(t, w, 19)
+}
+
+// TestReplicaLimitIsTheCodecs: one replica limit for the config, the
+// topology annotation and the kubelet message; NVIDIA wants at least 2.
+func TestReplicaLimitIsTheCodecs(t *testing.T) {
+	require.Equal(t, topology.MaxReplicas, MaxReplicas)
+	// 4 MiB / (64 GPUs x 96 bytes) = 682.
+	require.Equal(t, 682, MaxReplicas)
+	cfg := func(n int) string {
+		return "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: " + strconv.Itoa(n) + "}]}}"
+	}
+	for _, n := range []int{0, 1, 683, 1024} {
+		_, err := Parse([]byte(cfg(n)))
+		require.ErrorContains(t, err, "sharing.timeSlicing.resources[0].replicas", n)
+		require.ErrorContains(t, err, "between 2 and 682", n)
+	}
+	for _, n := range []int{2, 256, 682} {
+		c, err := Parse([]byte(cfg(n)))
+		require.NoError(t, err)
+		require.Equal(t, n, c.Sharing.TimeSlicing.Resources[0].Replicas)
+	}
+}
+
+// TestRenamesThatCollide: gpupackRenames that merge two sets of devices
+// into one resource are rejected with the field path.
+func TestRenamesThatCollide(t *testing.T) {
+	tests := []struct {
+		name, ts string
+		path     string
+	}{
+		{"into a MIG resource", `resources: [{name: nvidia.com/gpu, gpupackRename: nvidia.com/mig-1g.5gb, replicas: 2}]`,
+			"sharing.timeSlicing.resources[0].gpupackRename"},
+		{"two renamed to one", `resources: [{name: nvidia.com/gpu, gpupackRename: nvidia.com/shared, replicas: 2},
+  {name: nvidia.com/mig-1g.5gb, gpupackRename: nvidia.com/shared, replicas: 2}]`,
+			"sharing.timeSlicing.resources[1].gpupackRename"},
+		{"into whole GPUs", `resources: [{name: nvidia.com/mig-1g.5gb, gpupackRename: nvidia.com/gpu, replicas: 2}]`,
+			"sharing.timeSlicing.resources[0].gpupackRename"},
+		{"into another MIG profile", `resources: [{name: nvidia.com/mig-1g.5gb, gpupackRename: nvidia.com/mig-2g.10gb+me, replicas: 2}]`,
+			"sharing.timeSlicing.resources[0].gpupackRename"},
+		{"into another configured resource", `resources: [{name: nvidia.com/mig-1g.5gb, gpupackRename: nvidia.com/mig-2g.10gb.x, replicas: 2},
+  {name: nvidia.com/mig-2g.10gb.x, replicas: 2}]`,
+			"sharing.timeSlicing.resources[0].gpupackRename"},
+		{"a rename onto a default rename", `renameByDefault: true
+    resources: [{name: nvidia.com/gpu, replicas: 2}, {name: nvidia.com/mig-1g.5gb, gpupackRename: nvidia.com/gpu.shared, replicas: 2}]`,
+			"sharing.timeSlicing.resources[1].gpupackRename"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("version: v1\nsharing:\n  timeSlicing:\n    " + tc.ts + "\n"))
+			require.ErrorContains(t, err, tc.path)
+		})
+	}
+	for _, ok := range []string{
+		`resources: [{name: nvidia.com/gpu, gpupackRename: nvidia.com/gpu-shared, replicas: 2}]`,
+		`resources: [{name: nvidia.com/mig-1g.5gb, gpupackRename: nvidia.com/mig-1g.5gb.shared, replicas: 2}, {name: nvidia.com/gpu, replicas: 4}]`,
+		`renameByDefault: true
+    resources: [{name: nvidia.com/gpu, replicas: 2}, {name: nvidia.com/mig-1g.5gb, replicas: 2}]`,
+		// NVIDIA's rename is ignored, so it cannot collide.
+		`resources: [{name: nvidia.com/gpu, rename: nvidia.com/mig-1g.5gb, replicas: 2}]`,
+	} {
+		_, err := Parse([]byte("version: v1\nsharing:\n  timeSlicing:\n    " + ok + "\n"))
+		require.NoError(t, err, ok)
+	}
+}
+
+// TestConfigSizeCap: a 50 MB file once took 65 s and 1.8 GB; anything over
+// MaxConfigBytes is refused before parsing.
+func TestConfigSizeCap(t *testing.T) {
+	big := []byte("version: v1\n# " + strings.Repeat("x", MaxConfigBytes) + "\n")
+	_, err := Parse(big)
+	require.ErrorContains(t, err, "more than the 1048576 allowed")
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, big, 0o600))
+	_, _, err = Load(path)
+	require.ErrorContains(t, err, "larger than the 1048576 bytes allowed")
+	ok := []byte("version: v1\n# " + strings.Repeat("x", MaxConfigBytes-20) + "\n")
+	require.NoError(t, os.WriteFile(path, ok, 0o600))
+	_, _, err = Load(path)
+	require.NoError(t, err)
+	_, _, err = Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.ErrorContains(t, err, "reading config")
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	require.Empty(t, Validate(Default()))
+}
+
+// FuzzParse: any input gives a config or an error, never a panic, and a
+// parsed config is valid.
+func FuzzParse(f *testing.F) {
+	f.Add(nvidiaConfig)
+	f.Add("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [0, GPU-1]}]}}")
+	f.Add("version: v1\nhealth: {skippedXIDs: [], recovery: {interval: 1s}}")
+	f.Add("flags: {plugin: {deviceListStrategy: [cdi-cri, envvar]}}")
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := Parse([]byte(in))
+		if err != nil {
+			return
+		}
+		require.Empty(t, Validate(c))
+	})
+}

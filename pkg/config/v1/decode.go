@@ -1,0 +1,151 @@
+package v1
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+var (
+	configType      = reflect.TypeFor[Config]()
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+)
+
+// nvidiaSections are NVIDIA's structs: a key gpupack does not know inside
+// them is a warning, as NVIDIA's decoder silently ignores unknown keys and
+// newer NVIDIA releases add fields. Everywhere else (the top level and
+// gpupack's own sections) an unknown key is an error: a typo in one of our
+// fields must not pass unnoticed.
+var nvidiaSections = map[reflect.Type]bool{
+	reflect.TypeFor[Flags]():              true,
+	reflect.TypeFor[PluginFlags]():        true,
+	reflect.TypeFor[GFDFlags]():           true,
+	reflect.TypeFor[Resources]():          true,
+	reflect.TypeFor[NamedPattern]():       true,
+	reflect.TypeFor[Sharing]():            true,
+	reflect.TypeFor[TimeSlicing]():        true,
+	reflect.TypeFor[ReplicatedResource](): true,
+	reflect.TypeFor[Imex]():               true,
+}
+
+// walker checks a decoded JSON tree against the Config types: unknown keys
+// (errors or warnings, by section) and values the custom decoders refuse,
+// each with its field path.
+type walker struct {
+	errs     field.ErrorList
+	warnings []string
+}
+
+func (w *walker) walk(v any, t reflect.Type, p *field.Path) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil {
+		return
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		raw, _ := json.Marshal(v)
+		if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
+			w.errs = append(w.errs, field.Invalid(p, string(raw), err.Error()))
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			w.errs = append(w.errs, field.Invalid(p, v, "want a mapping, got "+kindOf(v)))
+			return
+		}
+		w.walkStruct(m, t, p, nvidiaSections[t])
+	case reflect.Slice:
+		list, ok := v.([]any)
+		if !ok {
+			w.errs = append(w.errs, field.Invalid(p, v, "want a list, got "+kindOf(v)))
+			return
+		}
+		for i, e := range list {
+			w.walk(e, t.Elem(), p.Index(i))
+		}
+	default:
+		raw, _ := json.Marshal(v)
+		if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
+			w.errs = append(w.errs, field.Invalid(p, v, "want "+t.Kind().String()+", got "+kindOf(v)))
+		}
+	}
+}
+
+func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, lenient bool) {
+	child := func(name string) *field.Path {
+		if p == nil {
+			return field.NewPath(name)
+		}
+		return p.Child(name)
+	}
+	for key, v := range m {
+		f, ok := fieldByJSONName(t, key)
+		if !ok {
+			if lenient {
+				w.warnings = append(w.warnings, fmt.Sprintf("%s: unknown field, ignored (as NVIDIA's plugin ignores it)", child(key)))
+				continue
+			}
+			w.errs = append(w.errs, field.Forbidden(child(key), "unknown field (known: "+strings.Join(jsonNames(t), ", ")+")"))
+			continue
+		}
+		w.walk(v, f.Type, child(key))
+	}
+}
+
+// fieldByJSONName finds the field a JSON key decodes into, as encoding/json
+// does: the exact name first, then a case-insensitive match.
+func fieldByJSONName(t reflect.Type, key string) (reflect.StructField, bool) {
+	var fold *reflect.StructField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		if name == key {
+			return f, true
+		}
+		if fold == nil && strings.EqualFold(name, key) {
+			fold = &f
+		}
+	}
+	if fold != nil {
+		return *fold, true
+	}
+	return reflect.StructField{}, false
+}
+
+func jsonNames(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "a mapping"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return fmt.Sprintf("%T", v)
+}

@@ -1,0 +1,91 @@
+package v1
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Unimplemented lists the NVIDIA fields that are set in c but have no
+// effect in gpupack: one warning per field, naming its path. A field whose
+// absence would change the devices advertised (compared with NVIDIA's
+// plugin reading the same file) is an error instead.
+func Unimplemented(c *Config) ([]string, field.ErrorList) {
+	var warnings []string
+	var errs field.ErrorList
+	warn := func(p *field.Path, why string) { warnings = append(warnings, fmt.Sprintf("%s: %s", p, why)) }
+	f := &c.Flags
+	fp := field.NewPath("flags")
+	if f.RestartOnDeviceUnhealthy != nil && *f.RestartOnDeviceUnhealthy {
+		warn(fp.Child("restartOnDeviceUnhealthy"), "ignored: gpupack marks the devices unhealthy and recovers them without a restart")
+	}
+	if f.MpsRoot != nil && *f.MpsRoot != "" {
+		warn(fp.Child("mpsRoot"), "ignored: gpupack does not implement MPS sharing")
+	}
+	if f.UseNodeFeatureAPI != nil {
+		warn(fp.Child("useNodeFeatureAPI"), "ignored: a GPU Feature Discovery setting; gpupack writes its labels on the Node itself")
+	}
+	if g := f.GFD; g != nil {
+		gp := fp.Child("gfd")
+		for name, set := range map[string]bool{
+			"oneshot": g.Oneshot != nil, "noTimestamp": g.NoTimestamp != nil, "sleepInterval": g.SleepInterval != nil,
+			"outputFile": g.OutputFile != nil, "machineTypeFile": g.MachineTypeFile != nil,
+		} {
+			if set {
+				warn(gp.Child(name), "ignored: a GPU Feature Discovery setting")
+			}
+		}
+	}
+	if pf := f.Plugin; pf != nil {
+		pp := fp.Child("plugin")
+		if pf.NvidiaCTKPath != nil && *pf.NvidiaCTKPath != DefaultNvidiaCTKPath {
+			warn(pp.Child("nvidiaCTKPath"), "ignored: gpupack's CDI spec has no hooks")
+		}
+		if pf.NvidiaCDIHookPath != nil {
+			warn(pp.Child("nvidiaCDIHookPath"), "ignored: gpupack's CDI spec has no hooks")
+		}
+		if pf.CDIFeatureFlags != nil && len(*pf.CDIFeatureFlags) > 0 {
+			warn(pp.Child("cdiFeatureFlags"), "ignored")
+		}
+		if pf.SharedDevicesAllocationPolicy != nil {
+			warn(pp.Child("sharedDevicesAllocationPolicy"), "ignored: gpupack places replicas by sharing.timeSlicing.replicaPolicy and the scheduler's choice")
+		}
+	}
+	rp := field.NewPath("resources")
+	if len(c.Resources.GPUs) > 0 {
+		warn(rp.Child("gpus"), "ignored, as NVIDIA's plugin ignores it: resource renaming by pattern")
+	}
+	if len(c.Resources.MIGs) > 0 {
+		warn(rp.Child("mig"), "ignored, as NVIDIA's plugin ignores it: resource renaming by pattern")
+	}
+	tp := field.NewPath("sharing", "timeSlicing", "resources")
+	for i := range c.Sharing.TimeSlicing.Resources {
+		r := &c.Sharing.TimeSlicing.Resources[i]
+		if r.Rename != "" {
+			warn(tp.Index(i).Child("rename"), "ignored, as NVIDIA's plugin ignores it (replicas are advertised as name, or name.shared with renameByDefault); gpupack's own field is gpupackRename")
+		}
+		if r.Devices != nil && !r.Devices.All {
+			warn(tp.Index(i).Child("devices"), "ignored, as NVIDIA's plugin ignores it (every device of the resource is shared); gpupack's own field is gpupackDevices")
+		}
+	}
+	if m := c.Sharing.MPS; m != nil {
+		mp := field.NewPath("sharing", "mps")
+		if len(m.Resources) > 0 {
+			errs = append(errs, field.Invalid(mp.Child("resources"), len(m.Resources),
+				"MPS sharing is not implemented by gpupack: NVIDIA's plugin would advertise MPS replicas here, so ignoring it would advertise other resources"))
+		} else {
+			warn(mp, "ignored: no resources to share")
+		}
+	}
+	if len(c.Imex.ChannelIDs) > 0 {
+		warn(field.NewPath("imex", "channelIDs"), "ignored: gpupack does not inject IMEX channels")
+	}
+	hp := field.NewPath("health")
+	if len(c.Health.EventTypes) > 0 {
+		warn(hp.Child("eventTypes"), "ignored: gpupack watches XID and ECC events")
+	}
+	if x := c.Health.CriticalXIDs; x != nil && !x.All {
+		warn(hp.Child("criticalXIDs"), "ignored: every XID that is not skipped is critical in gpupack")
+	}
+	return warnings, errs
+}

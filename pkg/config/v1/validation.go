@@ -1,0 +1,339 @@
+package v1
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// MaxReplicas bounds time-slicing replicas per device: the most every node
+// shape can carry to the kubelet (see topology.MaxReplicas for the
+// arithmetic). One limit, checked when the config is loaded; the device
+// plugin checks the exact ListAndWatch size per node too.
+const MaxReplicas = topology.MaxReplicas
+
+// maxResourceNameLength is NVIDIA's bound on a fully-qualified resource name.
+const maxResourceNameLength = 63
+
+// Supported values, for error messages.
+var (
+	migStrategies       = []string{MIGStrategyNone, MIGStrategySingle, MIGStrategyMixed}
+	deviceListStrategies = []string{DeviceListStrategyEnvvar, DeviceListStrategyVolumeMounts,
+		DeviceListStrategyCDIAnnotations, DeviceListStrategyCDICRI}
+	deviceIDStrategies = []string{DeviceIDStrategyUUID, DeviceIDStrategyIndex}
+	discoveryStrategies = []string{DeviceDiscoveryAuto, DeviceDiscoveryNVML, DeviceDiscoveryTegra, DeviceDiscoveryWSL}
+	allocationPolicies = []string{"distributed", "packed"}
+	replicaPolicies    = []string{ReplicaPolicyPacked, ReplicaPolicySpread}
+	// healthEventTypes are the NVML event types NVIDIA's health section names.
+	healthEventTypes = []string{"EventTypeXidCriticalError", "EventTypeDoubleBitEccError", "EventTypeSingleBitEccError"}
+)
+
+// Validate checks a defaulted config and returns every error with its field path.
+func Validate(c *Config) field.ErrorList {
+	var errs field.ErrorList
+	if c.Version != Version {
+		errs = append(errs, field.NotSupported(field.NewPath("version"), c.Version, []string{Version}))
+	}
+	errs = append(errs, validateFlags(&c.Flags, field.NewPath("flags"))...)
+	errs = append(errs, validateTimeSlicing(&c.Sharing.TimeSlicing, field.NewPath("sharing", "timeSlicing"))...)
+	errs = append(errs, validateImex(&c.Imex, field.NewPath("imex"))...)
+	errs = append(errs, validateHealth(&c.Health, field.NewPath("health"))...)
+	if d := c.Publish.InUseInterval; d != nil && d.Duration <= 0 {
+		errs = append(errs, field.Invalid(field.NewPath("publish", "inUseInterval"), d.Duration.String(), "must be positive"))
+	}
+	return errs
+}
+
+func oneOf(p *field.Path, v *string, supported []string) field.ErrorList {
+	if v == nil || slices.Contains(supported, *v) {
+		return nil
+	}
+	return field.ErrorList{field.NotSupported(p, *v, supported)}
+}
+
+func validateFlags(f *Flags, p *field.Path) field.ErrorList {
+	errs := oneOf(p.Child("migStrategy"), f.MigStrategy, migStrategies)
+	errs = append(errs, oneOf(p.Child("deviceDiscoveryStrategy"), f.DeviceDiscoveryStrategy, discoveryStrategies)...)
+	if s := f.DeviceDiscoveryStrategy; s != nil && (*s == DeviceDiscoveryTegra || *s == DeviceDiscoveryWSL) {
+		errs = append(errs, field.Invalid(p.Child("deviceDiscoveryStrategy"), *s,
+			"gpupack discovers GPUs through NVML only; ignoring this would advertise other devices than NVIDIA's plugin (use auto or nvml)"))
+	}
+	if f.Plugin == nil {
+		return errs
+	}
+	pp := p.Child("plugin")
+	if l := f.Plugin.DeviceListStrategy; l != nil {
+		seen := sets.New[string]()
+		for i, s := range *l {
+			if !slices.Contains(deviceListStrategies, s) {
+				errs = append(errs, field.NotSupported(pp.Child("deviceListStrategy").Index(i), s, deviceListStrategies))
+			} else if seen.Has(s) {
+				errs = append(errs, field.Duplicate(pp.Child("deviceListStrategy").Index(i), s))
+			}
+			seen.Insert(s)
+		}
+	}
+	errs = append(errs, oneOf(pp.Child("deviceIDStrategy"), f.Plugin.DeviceIDStrategy, deviceIDStrategies)...)
+	errs = append(errs, oneOf(pp.Child("sharedDevicesAllocationPolicy"), f.Plugin.SharedDevicesAllocationPolicy, allocationPolicies)...)
+	if s := f.Plugin.CDIAnnotationPrefix; s != nil && !strings.HasSuffix(*s, "/") {
+		errs = append(errs, field.Invalid(pp.Child("cdiAnnotationPrefix"), *s, "must end in '/' (e.g. cdi.k8s.io/)"))
+	}
+	return errs
+}
+
+// UsesCDI reports whether a device list strategy needs the node's CDI spec.
+func (f *PluginFlags) UsesCDI() bool {
+	return f.DeviceListStrategy != nil &&
+		(slices.Contains(*f.DeviceListStrategy, DeviceListStrategyCDIAnnotations) ||
+			slices.Contains(*f.DeviceListStrategy, DeviceListStrategyCDICRI))
+}
+
+// Includes reports whether the device list strategy s is in force.
+func (f *PluginFlags) Includes(s string) bool {
+	return f.DeviceListStrategy != nil && slices.Contains(*f.DeviceListStrategy, s)
+}
+
+func validateTimeSlicing(ts *TimeSlicing, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if ts.Strategy != "" {
+		errs = append(errs, field.NotSupported(p.Child("strategy"), ts.Strategy, []string{""}))
+	}
+	errs = append(errs, oneOf(p.Child("replicaPolicy"), &ts.ReplicaPolicy, replicaPolicies)...)
+	names := sets.New[string]()
+	for i := range ts.Resources {
+		r := &ts.Resources[i]
+		rp := p.Child("resources").Index(i)
+		if msg := nvidiaResourceName(r.Name); msg != "" {
+			errs = append(errs, field.Invalid(rp.Child("name"), r.Name, msg))
+		} else if names.Has(r.Name) {
+			errs = append(errs, field.Duplicate(rp.Child("name"), r.Name))
+		}
+		names.Insert(r.Name)
+		if r.Rename != "" {
+			if msg := nvidiaResourceName(r.Rename); msg != "" {
+				errs = append(errs, field.Invalid(rp.Child("rename"), r.Rename, msg))
+			}
+		}
+		if r.GPUPackRename != "" {
+			if msg := ownResourceName(r.GPUPackRename); msg != "" {
+				errs = append(errs, field.Invalid(rp.Child("gpupackRename"), r.GPUPackRename, msg))
+			}
+		}
+		if r.Replicas < 2 || r.Replicas > MaxReplicas {
+			errs = append(errs, field.Invalid(rp.Child("replicas"), r.Replicas, fmt.Sprintf(
+				"must be between 2 and %d (NVIDIA's plugin wants at least 2; %d is the most the kubelet can carry for every node shape)",
+				MaxReplicas, MaxReplicas)))
+		}
+		if r.Devices != nil {
+			errs = append(errs, validateDeviceRefs(r.Devices, rp.Child("devices"))...)
+		}
+		if r.GPUPackDevices != nil {
+			errs = append(errs, validateDeviceRefs(r.GPUPackDevices, rp.Child("gpupackDevices"))...)
+		}
+	}
+	return append(errs, validateTargets(ts, p)...)
+}
+
+// validateDeviceRefs accepts what NVIDIA's decoder accepts in a devices
+// list: GPU indexes, MIG indexes "<gpu>:<mig>", GPU UUIDs
+// (GPU-<uuid>) and MIG UUIDs (MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>).
+func validateDeviceRefs(d *ReplicatedDevices, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for j, ref := range d.List {
+		if _, ok := ref.GPUIndex(); ok {
+			continue
+		}
+		if _, _, ok := ref.MIGIndex(); ok {
+			continue
+		}
+		if validUUIDRef(string(ref)) {
+			continue
+		}
+		errs = append(errs, field.Invalid(p.Index(j), string(ref),
+			"want a GPU index, a MIG index <gpu>:<mig>, a GPU-<uuid> or a MIG-<uuid>"))
+	}
+	return errs
+}
+
+func validUUIDRef(s string) bool {
+	if rest, ok := strings.CutPrefix(s, "GPU-"); ok {
+		return uuid.Validate(rest) == nil
+	}
+	rest, ok := strings.CutPrefix(s, "MIG-")
+	if !ok {
+		return false
+	}
+	if uuid.Validate(rest) == nil {
+		return true
+	}
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 || !validUUIDRef(parts[0]) || !strings.HasPrefix(parts[0], "GPU-") {
+		return false
+	}
+	for _, n := range parts[1:] {
+		if _, err := strconv.ParseUint(n, 10, 31); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// validateTargets rejects configs under which two different sets of devices
+// would be advertised under one resource name (a silent merge): two
+// resources renamed to one name, a resource renamed to another configured
+// resource's name, or renamed to a name gpupack itself advertises for other
+// devices (nvidia.com/gpu, nvidia.com/mig-<profile>). sharing.Build checks
+// the same against the devices a node has.
+func validateTargets(ts *TimeSlicing, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	names := map[string]int{}
+	for i, r := range ts.Resources {
+		if _, dup := names[r.Name]; !dup {
+			names[r.Name] = i
+		}
+	}
+	targets := map[string]int{}
+	for i := range ts.Resources {
+		r := &ts.Resources[i]
+		target := ts.Target(r)
+		fp := TargetPath(p, i, r)
+		if j, dup := targets[target]; dup {
+			errs = append(errs, field.Invalid(fp, target, fmt.Sprintf(
+				"resources[%d] (%s) is advertised as %s too: two resources cannot share one name", j, ts.Resources[j].Name, target)))
+			continue
+		}
+		targets[target] = i
+		if target == r.Name {
+			continue
+		}
+		if j, ok := names[target]; ok {
+			errs = append(errs, field.Invalid(fp, target, fmt.Sprintf(
+				"is the name of resources[%d]: its devices and the renamed replicas would be one resource", j)))
+			continue
+		}
+		if kind := reservedName(target); kind != "" {
+			errs = append(errs, field.Invalid(fp, target, fmt.Sprintf(
+				"is the resource name of %s: renaming %s into it merges two kinds of devices", kind, r.Name)))
+		}
+	}
+	return errs
+}
+
+// TargetPath is the field that sets a resource's advertised name.
+func TargetPath(p *field.Path, i int, r *ReplicatedResource) *field.Path {
+	rp := p.Child("resources").Index(i)
+	if r.GPUPackRename != "" {
+		return rp.Child("gpupackRename")
+	}
+	return rp.Child("name")
+}
+
+// migProfile matches NVIDIA MIG profile names: 1g.5gb, 1c.2g.10gb,
+// 1g.10gb+me, 1g.24gb+gfx, 1g.12gb-me, 1g.20gb+me.all ...
+var migProfile = regexp.MustCompile(`^([0-9]+c\.)?[0-9]+g\.[0-9]+gb([+-][a-z]+(\.[a-z]+)*)*$`)
+
+// reservedName says which devices gpupack advertises under name without any
+// renaming ("" when none).
+func reservedName(name string) string {
+	switch {
+	case name == ResourceGPU:
+		return "whole GPUs (and MIG devices under migStrategy single)"
+	case strings.HasPrefix(name, MIGResourcePrefix) && migProfile.MatchString(strings.TrimPrefix(name, MIGResourcePrefix)):
+		return "MIG devices of profile " + strings.TrimPrefix(name, MIGResourcePrefix)
+	}
+	return ""
+}
+
+// QualifyResourceName gives a resource name NVIDIA's prefix when it has
+// none, as NVIDIA's plugin does ("gpu" means nvidia.com/gpu).
+func QualifyResourceName(n string) string {
+	if n == "" || strings.HasPrefix(n, ResourcePrefix) {
+		return n
+	}
+	return ResourcePrefix + n
+}
+
+// nvidiaResourceName checks a resource name as NVIDIA's plugin does: at
+// most 63 characters, a DNS subdomain after the prefix. "" when valid.
+func nvidiaResourceName(name string) string {
+	if !strings.HasPrefix(name, ResourcePrefix) {
+		return "must start with " + ResourcePrefix
+	}
+	if len(name) > maxResourceNameLength {
+		return fmt.Sprintf("must be at most %d characters", maxResourceNameLength)
+	}
+	if msgs := validation.IsDNS1123Subdomain(strings.TrimPrefix(name, ResourcePrefix)); len(msgs) > 0 {
+		return strings.Join(msgs, "; ")
+	}
+	return ""
+}
+
+// ownResourceName checks gpupackRename: a qualified name under nvidia.com/.
+func ownResourceName(name string) string {
+	if !strings.HasPrefix(name, ResourcePrefix) {
+		return "must start with " + ResourcePrefix
+	}
+	if strings.TrimPrefix(name, ResourcePrefix) == "" {
+		return "has no name after the prefix"
+	}
+	if msgs := validation.IsQualifiedName(name); len(msgs) > 0 {
+		return strings.Join(msgs, "; ")
+	}
+	return ""
+}
+
+func validateImex(im *Imex, p *field.Path) field.ErrorList {
+	if len(im.ChannelIDs) == 0 || (len(im.ChannelIDs) == 1 && im.ChannelIDs[0] == 0) {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(p.Child("channelIDs"), im.ChannelIDs, "must be [] or [0], as in NVIDIA's plugin")}
+}
+
+func validateHealth(h *Health, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, x := range h.SkippedXIDs {
+		if x == 0 {
+			errs = append(errs, field.Invalid(p.Child("skippedXIDs").Index(i), x, "XIDs start at 1"))
+		}
+	}
+	if len(h.IgnoredXIDs) > 0 && !slices.Equal(sortedCopy(h.IgnoredXIDs), sortedCopy(h.SkippedXIDs)) {
+		errs = append(errs, field.Invalid(p.Child("ignoredXIDs"), h.IgnoredXIDs,
+			"NVIDIA's name for skippedXIDs: give one of the two, or the same list in both"))
+	}
+	for i, e := range h.EventTypes {
+		if !slices.Contains(healthEventTypes, e) {
+			errs = append(errs, field.NotSupported(p.Child("eventTypes").Index(i), e, healthEventTypes))
+		}
+	}
+	if c := h.CriticalXIDs; c != nil && !c.All {
+		for _, x := range c.XIDs {
+			if slices.Contains(h.SkippedXIDs, x) {
+				errs = append(errs, field.Invalid(p.Child("criticalXIDs"), x, "is skipped (ignoredXIDs/skippedXIDs) too"))
+			}
+		}
+	}
+	r := &h.Recovery
+	rp := p.Child("recovery")
+	if r.Checks < 1 {
+		errs = append(errs, field.Invalid(rp.Child("checks"), r.Checks, "must be at least 1"))
+	}
+	if r.Interval != nil && r.Interval.Duration <= 0 {
+		errs = append(errs, field.Invalid(rp.Child("interval"), r.Interval.Duration.String(), "must be positive"))
+	}
+	return errs
+}
+
+func sortedCopy(in []uint64) []uint64 {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return out
+}
