@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/utils/ptr"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nvml"
 )
 
@@ -63,25 +64,25 @@ func TestBuild(t *testing.T) {
 		{
 			"time-sliced some devices",
 			inventory(4, nil),
-			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4, devices: [0, GPU-3]}]}}",
+			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0, GPU-3]}]}}",
 			map[string]int{"nvidia.com/gpu": 2*4 + 2}, "", // GPUs 0 and 3 x 4 replicas + GPUs 1, 2 whole
 		},
 		{
 			"time-sliced count",
 			inventory(4, nil),
-			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 3, devices: 2}]}}",
+			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 3, gpupackDevices: 2}]}}",
 			map[string]int{"nvidia.com/gpu": 2*3 + 2}, "", // first 2 GPUs x 3 replicas + 2 whole
 		},
 		{
 			"time-sliced MIG with rename",
 			inventory(1, map[int][]string{0: {"1g.5gb", "1g.5gb", "3g.20gb"}}),
-			"version: v1\nflags: {migStrategy: mixed}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/mig-1g.5gb, replicas: 3, rename: nvidia.com/small}]}}",
+			"version: v1\nflags: {migStrategy: mixed}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/mig-1g.5gb, replicas: 3, gpupackRename: nvidia.com/small}]}}",
 			map[string]int{"nvidia.com/small": 6, "nvidia.com/mig-3g.20gb": 1}, "",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse([]byte(tt.cfg))
+			c, err := configv1.Parse([]byte(tt.cfg))
 			require.NoError(t, err)
 			res, err := Build(tt.inv, c)
 			if tt.wantErr != "" {
@@ -95,9 +96,9 @@ func TestBuild(t *testing.T) {
 }
 
 func TestReplicaDevices(t *testing.T) {
-	c := Default()
-	c.Sharing.TimeSlicing.Resources = []ReplicatedResource{{Name: ResourceGPU, Replicas: 2, Devices: ReplicatedDevices{All: true}}}
-	c.Flags.MigStrategy = ptr.To(MIGStrategyMixed)
+	c := configv1.Default()
+	c.Sharing.TimeSlicing.Resources = []configv1.ReplicatedResource{{Name: ResourceGPU, Replicas: 2}}
+	c.Flags.MigStrategy = ptr.To(configv1.MIGStrategyMixed)
 	res, err := Build(inventory(2, map[int][]string{1: {"7g.40gb"}}), c)
 	require.NoError(t, err)
 	require.Len(t, res, 2)

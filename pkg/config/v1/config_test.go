@@ -149,7 +149,7 @@ sharing:
     replicaPolicy: diagonal
     resources:
     - {name: example.com/gpu, replicas: 0}
-    - {name: nvidia.com/gpu, replicas: 2, devices: ["xyz"], gpupackDevices: ["GPU-nope"]}
+    - {name: nvidia.com/gpu, replicas: 2, devices: ["xyz"], gpupackDevices: ["nope"]}
     - {name: nvidia.com/gpu, replicas: 2000}
 health: {skippedXIDs: [0], recovery: {checks: -1, interval: -1s}}
 `,

@@ -134,19 +134,20 @@ func validateTimeSlicing(ts *TimeSlicing, p *field.Path) field.ErrorList {
 				MaxReplicas, MaxReplicas)))
 		}
 		if r.Devices != nil {
-			errs = append(errs, validateDeviceRefs(r.Devices, rp.Child("devices"))...)
+			errs = append(errs, validateDeviceRefs(r.Devices, rp.Child("devices"), validUUIDRef)...)
 		}
 		if r.GPUPackDevices != nil {
-			errs = append(errs, validateDeviceRefs(r.GPUPackDevices, rp.Child("gpupackDevices"))...)
+			errs = append(errs, validateDeviceRefs(r.GPUPackDevices, rp.Child("gpupackDevices"), DeviceRef.isUUIDPrefixed)...)
 		}
 	}
 	return append(errs, validateTargets(ts, p)...)
 }
 
-// validateDeviceRefs accepts what NVIDIA's decoder accepts in a devices
-// list: GPU indexes, MIG indexes "<gpu>:<mig>", GPU UUIDs
-// (GPU-<uuid>) and MIG UUIDs (MIG-<uuid> or MIG-GPU-<uuid>/<gi>/<ci>).
-func validateDeviceRefs(d *ReplicatedDevices, p *field.Path) field.ErrorList {
+// validateDeviceRefs accepts GPU indexes, MIG indexes "<gpu>:<mig>" and
+// the UUIDs uuidOK accepts: for NVIDIA's `devices`, what NVIDIA's decoder
+// accepts (GPU-<uuid>, MIG-<uuid>, MIG-GPU-<uuid>/<gi>/<ci>); for
+// gpupackDevices any GPU-/MIG- name (checked against the node at start).
+func validateDeviceRefs[R ~string](d *ReplicatedDevices, p *field.Path, uuidOK func(R) bool) field.ErrorList {
 	var errs field.ErrorList
 	for j, ref := range d.List {
 		if _, ok := ref.GPUIndex(); ok {
@@ -155,7 +156,7 @@ func validateDeviceRefs(d *ReplicatedDevices, p *field.Path) field.ErrorList {
 		if _, _, ok := ref.MIGIndex(); ok {
 			continue
 		}
-		if validUUIDRef(string(ref)) {
+		if uuidOK(R(ref)) {
 			continue
 		}
 		errs = append(errs, field.Invalid(p.Index(j), string(ref),
@@ -163,6 +164,8 @@ func validateDeviceRefs(d *ReplicatedDevices, p *field.Path) field.ErrorList {
 	}
 	return errs
 }
+
+func (r DeviceRef) isUUIDPrefixed() bool { return r.IsUUID() && len(r) > len("GPU-") }
 
 func validUUIDRef(s string) bool {
 	if rest, ok := strings.CutPrefix(s, "GPU-"); ok {
