@@ -159,7 +159,7 @@ health: {skippedXIDs: [0], recovery: {checks: -1, interval: -1s}}
 				`sharing.timeSlicing.resources[0].name: Invalid value: "nvidia.com/example.com/gpu"`,
 				`sharing.timeSlicing.resources[0].replicas: Invalid value: 0`,
 				`sharing.timeSlicing.resources[1].devices[0]: Invalid value: "xyz"`,
-				`sharing.timeSlicing.resources[1].gpupackDevices[0]: Invalid value: "GPU-nope"`,
+				`sharing.timeSlicing.resources[1].gpupackDevices[0]: Invalid value: "nope"`,
 				`sharing.timeSlicing.resources[2].name: Duplicate value: "nvidia.com/gpu"`,
 				`sharing.timeSlicing.resources[2].replicas: Invalid value: 2000`,
 				`health.skippedXIDs[0]: Invalid value: 0`,
