@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,9 +17,10 @@ import (
 // EnvVisibleDevices is the NVIDIA container runtime's device list variable.
 const EnvVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 
-// Allocate validates each container's device IDs and answers with
-// NVIDIA_VISIBLE_DEVICES: GPU UUIDs, parent UUIDs for replicas, MIG UUIDs for
-// MIG devices. Unknown IDs and requests over failRequestsGreaterThanOne are
+// Allocate validates each container's device IDs and answers with the
+// device list per the device list and ID strategies (NVIDIA's): by default
+// NVIDIA_VISIBLE_DEVICES with GPU UUIDs, parent UUIDs for replicas, MIG
+// UUIDs for MIG devices. Unknown IDs and requests over failRequestsGreaterThanOne are
 // InvalidArgument; a device on an unhealthy GPU is FailedPrecondition.
 func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
@@ -76,15 +76,11 @@ func (p *Plugin) allocateContainer(ids []string) (*pluginapi.ContainerAllocateRe
 		return nil, status.Errorf(codes.InvalidArgument,
 			"resource %s: %d time-shared replicas requested but failRequestsGreaterThanOne allows 1", p.resource.Name, len(ids))
 	}
-	visible := make([]string, 0, len(devs))
-	inList := map[string]bool{}
-	for _, d := range devs {
-		if !inList[d.UUID] {
-			inList[d.UUID] = true
-			visible = append(visible, d.UUID)
-		}
+	resp := &pluginapi.ContainerAllocateResponse{}
+	if err := p.deviceList(resp, devs); err != nil {
+		p.metrics.reject(p.resource.Name, "device-list")
+		return nil, status.Errorf(codes.Internal, "resource %s: %v", p.resource.Name, err)
 	}
-	resp := &pluginapi.ContainerAllocateResponse{Envs: map[string]string{EnvVisibleDevices: strings.Join(visible, ",")}}
 	if p.opts.PassDeviceSpecs {
 		specs, err := p.deviceSpecs(devs)
 		if err != nil {
@@ -104,6 +100,10 @@ func (p *Plugin) deviceSpecs(devs []*sharing.Device) ([]*pluginapi.DeviceSpec, e
 	root := p.opts.DriverRoot
 	if root == "" {
 		root = "/"
+	}
+	hostRoot := p.opts.DevRoot
+	if hostRoot == "" {
+		hostRoot = root
 	}
 	paths := []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}
 	seen := map[string]bool{}
@@ -135,7 +135,7 @@ func (p *Plugin) deviceSpecs(devs []*sharing.Device) ([]*pluginapi.DeviceSpec, e
 	}
 	specs := make([]*pluginapi.DeviceSpec, 0, len(paths))
 	for _, path := range paths {
-		specs = append(specs, &pluginapi.DeviceSpec{ContainerPath: path, HostPath: filepath.Join(root, path), Permissions: "rw"})
+		specs = append(specs, &pluginapi.DeviceSpec{ContainerPath: path, HostPath: filepath.Join(hostRoot, path), Permissions: "rw"})
 	}
 	return specs, nil
 }

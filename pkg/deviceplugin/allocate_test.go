@@ -23,7 +23,7 @@ func TestAllocateThroughKubelet(t *testing.T) {
 		machine: "dgx-a100",
 		config: `version: v1
 flags: {migStrategy: mixed}
-sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, devices: [1]}]}}`,
+sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [1]}]}}`,
 		fake: []fake.Option{fake.WithMIG(map[int][]string{0: {"3g.20gb", "1g.5gb", "1g.5gb"}})},
 	})
 	// GPU 0 MIG (1 x 3g, 2 x 1g), GPU 1 shared x4, GPUs 2-7 whole = 6.

@@ -12,10 +12,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
-	"github.com/gpupack/gpupack/pkg/sharing"
 )
 
 // benchPlugin builds (without serving) the plugin of one resource.
@@ -26,7 +26,7 @@ func benchPlugin(b *testing.B, config string, resource string, opts ...fake.Opti
 	lib := nvml.New(m.Interface())
 	require.NoError(b, lib.Init())
 	b.Cleanup(func() { _ = lib.Shutdown() })
-	cfg, err := sharing.Parse([]byte(config))
+	cfg, err := configv1.Parse([]byte(config))
 	require.NoError(b, err)
 	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: b.TempDir()})
 	require.NoError(b, err)
@@ -119,7 +119,7 @@ func BenchmarkGetPreferredAllocationHandoff(b *testing.B) {
 	lib := nvml.New(m.Interface())
 	require.NoError(b, lib.Init())
 	pods := &podList{}
-	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: sharing.Default(), PluginDir: b.TempDir(), Handoff: deviceplugin.NewHandoff(pods)})
+	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: configv1.Default(), PluginDir: b.TempDir(), Handoff: deviceplugin.NewHandoff(pods)})
 	require.NoError(b, err)
 	p := mgr.Plugins()[0]
 	all := ids(p)

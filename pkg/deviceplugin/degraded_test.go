@@ -9,10 +9,10 @@ import (
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
-	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -85,7 +85,7 @@ func TestOneBadGPUAtStart(t *testing.T) {
 			// A new Manager (what the command does on ErrRediscover) serves 8.
 			lib := nvml.New(p.machine.Interface())
 			require.NoError(t, lib.Init())
-			cfg, err := sharing.Parse([]byte(config))
+			cfg, err := configv1.Parse([]byte(config))
 			require.NoError(t, err)
 			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, Clock: p.clock})
 			require.NoError(t, err)

@@ -21,7 +21,7 @@ import (
 // sharedGPU0 time-shares GPU 0 in 4 replicas (nvidia.com/gpu.shared) and
 // leaves GPUs 1-7 whole (nvidia.com/gpu).
 const sharedGPU0 = `version: v1
-sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, devices: [0]}]}}
+sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0]}]}}
 health: {recovery: {checks: 3, interval: 10s}}`
 
 // watch opens our plugin's ListAndWatch stream directly, as a second client

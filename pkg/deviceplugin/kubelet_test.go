@@ -24,10 +24,10 @@ import (
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
-	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/test/harness"
 )
 
@@ -126,9 +126,9 @@ func startPlugin(t *testing.T, dir string, o pluginOpts) *plugin {
 	}
 	lib := nvml.New(m.Interface())
 	require.NoError(t, lib.Init())
-	cfg := sharing.Default()
+	cfg := configv1.Default()
 	if o.config != "" {
-		cfg, err = sharing.Parse([]byte(o.config))
+		cfg, err = configv1.Parse([]byte(o.config))
 		require.NoError(t, err)
 	}
 	clk := testingclock.NewFakeClock(time.Now())

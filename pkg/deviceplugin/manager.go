@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	"k8s.io/utils/clock"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/sharing"
@@ -28,7 +30,10 @@ type Options struct {
 	// Lib is an initialised NVML (the real library or a fake machine).
 	Lib nvml.Lib
 	// Config is a defaulted, validated config.
-	Config *sharing.Config
+	Config *configv1.Config
+	// CDISpecDir is where the node's CDI spec is written when a CDI device
+	// list strategy is in force; empty writes none (--print-topology).
+	CDISpecDir string
 	// PluginDir is the kubelet's device-plugin directory; its kubelet.sock
 	// is the Registration service.
 	PluginDir string
@@ -85,7 +90,10 @@ func New(opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli()}
 	setReplicas(m.base, resources)
 	m.base.Resources = publishedResources(resources, &c.Sharing.TimeSlicing)
-	if *c.Flags.MigStrategy == sharing.MIGStrategyNone {
+	if err := checkListAndWatchSize(resources); err != nil {
+		return nil, err
+	}
+	if *c.Flags.MigStrategy == configv1.MIGStrategyNone {
 		// MIG-enabled GPUs are advertised whole: publish and score them so.
 		for i := range m.base.GPUs {
 			m.base.GPUs[i].MIGEnabled = false
@@ -102,16 +110,18 @@ func New(opts Options) (*Manager, error) {
 		Events:      opts.Events,
 	})
 	policy := score.Packed
-	if c.Sharing.TimeSlicing.ReplicaPolicy == sharing.ReplicaPolicySpread {
+	if c.Sharing.TimeSlicing.ReplicaPolicy == configv1.ReplicaPolicySpread {
 		policy = score.Spread
 	}
-	popts := PluginOptions{
-		FailRequestsGreaterThanOne: c.Sharing.TimeSlicing.FailRequestsGreaterThanOne,
-		PassDeviceSpecs:            c.Flags.Plugin != nil && c.Flags.Plugin.PassDeviceSpecs != nil && *c.Flags.Plugin.PassDeviceSpecs,
-		ReplicaPolicy:              policy,
-	}
-	if c.Flags.NvidiaDriverRoot != nil {
-		popts.DriverRoot = *c.Flags.NvidiaDriverRoot
+	popts := pluginOptions(c, policy)
+	if c.Flags.Plugin.UsesCDI() && opts.CDISpecDir != "" {
+		spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot, DeviceIDStrategy: popts.DeviceIDStrategy})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := WriteCDISpec(opts.CDISpecDir, spec); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
@@ -133,7 +143,68 @@ func setReplicas(n *topology.Node, resources []sharing.Resource) {
 	}
 }
 
-func recoveryInterval(c *sharing.Config) time.Duration {
+// pluginOptions are the per-resource settings from a defaulted config.
+func pluginOptions(c *configv1.Config, policy score.ReplicaPolicy) PluginOptions {
+	pf := c.Flags.Plugin
+	o := PluginOptions{
+		FailRequestsGreaterThanOne: c.Sharing.TimeSlicing.FailRequestsGreaterThanOne,
+		PassDeviceSpecs:            deref(pf.PassDeviceSpecs),
+		ReplicaPolicy:              policy,
+		DriverRoot:                 deref(c.Flags.NvidiaDriverRoot),
+		DevRoot:                    deref(c.Flags.NvidiaDevRoot),
+		DeviceIDStrategy:           deref(pf.DeviceIDStrategy),
+		CDIAnnotationPrefix:        deref(pf.CDIAnnotationPrefix),
+	}
+	if pf.ContainerDriverRoot != nil && *pf.ContainerDriverRoot != "" {
+		// The plugin sees the host's driver root here; host paths keep
+		// the driver (dev) root.
+		if o.DevRoot == "" {
+			o.DevRoot = o.DriverRoot
+		}
+		o.DriverRoot = *pf.ContainerDriverRoot
+	}
+	if pf.DeviceListStrategy != nil {
+		o.DeviceListStrategies = *pf.DeviceListStrategy
+	}
+	for env, on := range map[string]*bool{"NVIDIA_GDS": c.Flags.GDSEnabled, "NVIDIA_MOFED": c.Flags.MOFEDEnabled, "NVIDIA_GDRCOPY": c.Flags.GDRCopyEnabled} {
+		if deref(on) {
+			if o.Envs == nil {
+				o.Envs = map[string]string{}
+			}
+			o.Envs[env] = "enabled"
+		}
+	}
+	return o
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// checkListAndWatchSize refuses a resource whose ListAndWatch message the
+// kubelet could not read (gRPC's 4 MiB receive limit): the replicas are
+// sized for 64 whole GPUs, and MIG devices multiply them further.
+func checkListAndWatchSize(resources []sharing.Resource) error {
+	for _, r := range resources {
+		msg := &pluginapi.ListAndWatchResponse{Devices: make([]*pluginapi.Device, 0, len(r.Devices))}
+		for i := range r.Devices {
+			d := &r.Devices[i]
+			msg.Devices = append(msg.Devices, &pluginapi.Device{ID: d.ID, Health: pluginapi.Unhealthy,
+				Topology: &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(max(d.NUMANode, 0))}}}})
+		}
+		if size := proto.Size(msg); size > topology.KubeletMaxMessageBytes {
+			return fmt.Errorf("resource %s: %d devices make a %d-byte ListAndWatch message, more than the kubelet's %d-byte limit: lower the replicas",
+				r.Name, len(r.Devices), size, topology.KubeletMaxMessageBytes)
+		}
+	}
+	return nil
+}
+
+func recoveryInterval(c *configv1.Config) time.Duration {
 	if c.Health.Recovery.Interval == nil {
 		return 0
 	}

@@ -26,8 +26,21 @@ type PluginOptions struct {
 	FailRequestsGreaterThanOne bool
 	// PassDeviceSpecs adds the GPU device nodes to Allocate responses.
 	PassDeviceSpecs bool
-	// DriverRoot is where the driver's /dev lives on the host ("/" usually).
+	// DriverRoot is where the driver's files live, as the plugin reads them
+	// (the MIG capability minors) ("/" usually).
 	DriverRoot string
+	// DevRoot is where the device nodes live on the host: the host paths of
+	// device specs and of the CDI spec. Empty means DriverRoot.
+	DevRoot string
+	// DeviceListStrategies say how Allocate passes the device list to the
+	// runtime (configv1.DeviceListStrategy*); empty means envvar.
+	DeviceListStrategies []string
+	// DeviceIDStrategy names devices in that list: uuid (default) or index.
+	DeviceIDStrategy string
+	// CDIAnnotationPrefix prefixes the cdi-annotations keys (default cdi.k8s.io/).
+	CDIAnnotationPrefix string
+	// Envs are added to every container's environment (NVIDIA_GDS=enabled ...).
+	Envs map[string]string
 	// ReplicaPolicy places multi-replica requests (score.Packed or score.Spread).
 	ReplicaPolicy score.ReplicaPolicy
 	// Workload is passed to score.Preferred; nil means the default workload.

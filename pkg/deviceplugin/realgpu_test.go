@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/sharing"
@@ -32,7 +33,7 @@ func TestRealGPUDevicePlugin(t *testing.T) {
 
 	for _, strategy := range []string{sharing.MIGStrategyNone, sharing.MIGStrategyMixed} {
 		t.Run("mig-strategy-"+strategy, func(t *testing.T) {
-			cfg := sharing.Default()
+			cfg := configv1.Default()
 			cfg.Flags.MigStrategy = &strategy
 			dir := socketDir(t)
 			k := startKubelet(t, dir)

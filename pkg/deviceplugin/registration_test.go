@@ -27,7 +27,7 @@ func TestRegistrationAndCapacity(t *testing.T) {
 		},
 		{
 			"time-sliced renamed",
-			pluginOpts{machine: "dgx-a100", config: "version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 10, devices: [0, 1]}]}}"},
+			pluginOpts{machine: "dgx-a100", config: "version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 10, gpupackDevices: [0, 1]}]}}"},
 			// GPUs 0,1 x 10 replicas = 20 shared; GPUs 2-7 whole = 6.
 			map[string]int64{"nvidia.com/gpu.shared": 20, "nvidia.com/gpu": 6},
 		},

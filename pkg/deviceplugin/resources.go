@@ -1,6 +1,7 @@
 package deviceplugin
 
 import (
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -13,7 +14,7 @@ import (
 // devices selects some GPUs) is published as replicas: the scheduler then
 // places its requests on the time-shared GPUs only, and never names a bare
 // GPU where the node serves replica IDs.
-func publishedResources(resources []sharing.Resource, ts *sharing.TimeSlicing) []topology.Resource {
+func publishedResources(resources []sharing.Resource, ts *configv1.TimeSlicing) []topology.Resource {
 	out := make([]topology.Resource, 0, len(resources))
 	for _, r := range resources {
 		if len(r.Devices) == 0 {
@@ -44,7 +45,7 @@ func publishedResources(resources []sharing.Resource, ts *sharing.TimeSlicing) [
 		}
 		if shared {
 			p.Policy = topology.PolicyPacked
-			if ts.ReplicaPolicy == sharing.ReplicaPolicySpread {
+			if ts.ReplicaPolicy == configv1.ReplicaPolicySpread {
 				p.Policy = topology.PolicySpread
 			}
 			p.FailRequestsGreaterThanOne = ts.FailRequestsGreaterThanOne

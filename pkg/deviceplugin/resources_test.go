@@ -5,10 +5,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
-	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -55,7 +55,7 @@ func TestPublishedResources(t *testing.T) {
 			lib := nvml.New(m.Interface())
 			require.NoError(t, lib.Init())
 			t.Cleanup(func() { _ = lib.Shutdown() })
-			cfg, err := sharing.Parse([]byte(tt.config))
+			cfg, err := configv1.Parse([]byte(tt.config))
 			require.NoError(t, err)
 			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir()})
 			require.NoError(t, err)

@@ -26,13 +26,13 @@ const maxResourceNameLength = 63
 
 // Supported values, for error messages.
 var (
-	migStrategies       = []string{MIGStrategyNone, MIGStrategySingle, MIGStrategyMixed}
+	migStrategies        = []string{MIGStrategyNone, MIGStrategySingle, MIGStrategyMixed}
 	deviceListStrategies = []string{DeviceListStrategyEnvvar, DeviceListStrategyVolumeMounts,
 		DeviceListStrategyCDIAnnotations, DeviceListStrategyCDICRI}
-	deviceIDStrategies = []string{DeviceIDStrategyUUID, DeviceIDStrategyIndex}
+	deviceIDStrategies  = []string{DeviceIDStrategyUUID, DeviceIDStrategyIndex}
 	discoveryStrategies = []string{DeviceDiscoveryAuto, DeviceDiscoveryNVML, DeviceDiscoveryTegra, DeviceDiscoveryWSL}
-	allocationPolicies = []string{"distributed", "packed"}
-	replicaPolicies    = []string{ReplicaPolicyPacked, ReplicaPolicySpread}
+	allocationPolicies  = []string{"distributed", "packed"}
+	replicaPolicies     = []string{ReplicaPolicyPacked, ReplicaPolicySpread}
 	// healthEventTypes are the NVML event types NVIDIA's health section names.
 	healthEventTypes = []string{"EventTypeXidCriticalError", "EventTypeDoubleBitEccError", "EventTypeSingleBitEccError"}
 )

@@ -1,0 +1,131 @@
+package deviceplugin
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"tags.cncf.io/container-device-interface/pkg/cdi"
+	cdispec "tags.cncf.io/container-device-interface/specs-go"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/sharing"
+)
+
+// DefaultCDISpecDir is where the node's CDI spec is written (the runtimes'
+// dynamic spec directory).
+const DefaultCDISpecDir = "/var/run/cdi"
+
+// controlDeviceNodes are added to every device's edits when they exist
+// under the driver root (as NVIDIA's plugin treats them: optional).
+var controlDeviceNodes = []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"}
+
+// CDISpecOptions say how the node's CDI spec is built.
+type CDISpecOptions struct {
+	// DriverRoot is where the plugin reads the driver's files (the MIG
+	// capability minors, which control nodes exist).
+	DriverRoot string
+	// DevRoot is the device nodes' root on the host: the spec's host paths.
+	DevRoot string
+	// DeviceIDStrategy names the spec's devices: uuid or index, as in Allocate.
+	DeviceIDStrategy string
+}
+
+// BuildCDISpec returns the node's CDI spec (kind k8s.device-plugin.nvidia.com/gpu):
+// one device per name the runtime can be given (a GPU, a MIG device; a
+// replica is its GPU or MIG device), named per the ID strategy, plus
+// "all", each with its device nodes (/dev/nvidia<minor>, for MIG the
+// nvidia-caps nodes of its GPU and compute instance) at their host paths
+// under the dev root.
+func BuildCDISpec(resources []sharing.Resource, o CDISpecOptions) (*cdispec.Spec, error) {
+	readRoot := o.DriverRoot
+	if readRoot == "" {
+		readRoot = "/"
+	}
+	hostRoot := o.DevRoot
+	if hostRoot == "" {
+		hostRoot = readRoot
+	}
+	node := func(p string) *cdispec.DeviceNode {
+		return &cdispec.DeviceNode{Path: p, HostPath: filepath.Join(hostRoot, p)}
+	}
+	var minors nvml.MIGMinors
+	byName := map[string]*cdispec.Device{}
+	var order []string
+	var allPaths []string
+	for _, r := range resources {
+		for i := range r.Devices {
+			d := &r.Devices[i]
+			name := runtimeID(d, o.DeviceIDStrategy)
+			if _, seen := byName[name]; seen {
+				continue
+			}
+			paths := []string{fmt.Sprintf("/dev/nvidia%d", d.GPUMinor)}
+			if d.MIG {
+				if minors == nil {
+					var err error
+					if minors, err = nvml.ReadMIGMinors(readRoot); err != nil {
+						return nil, fmt.Errorf("CDI spec for MIG device %s: %w", d.UUID, err)
+					}
+				}
+				caps, err := minors.CapPaths(d.GPUMinor, d.GIID, d.CIID)
+				if err != nil {
+					return nil, fmt.Errorf("CDI spec for MIG device %s: %w", d.UUID, err)
+				}
+				paths = append(paths, caps...)
+			}
+			dev := &cdispec.Device{Name: name}
+			for _, p := range paths {
+				dev.ContainerEdits.DeviceNodes = append(dev.ContainerEdits.DeviceNodes, node(p))
+				if !slices.Contains(allPaths, p) {
+					allPaths = append(allPaths, p)
+				}
+			}
+			byName[name] = dev
+			order = append(order, name)
+		}
+	}
+	spec := &cdispec.Spec{Version: cdispec.CurrentVersion, Kind: CDIVendor + "/" + CDIClass}
+	for _, name := range order {
+		spec.Devices = append(spec.Devices, *byName[name])
+	}
+	if len(order) > 0 {
+		all := cdispec.Device{Name: "all"}
+		for _, p := range allPaths {
+			all.ContainerEdits.DeviceNodes = append(all.ContainerEdits.DeviceNodes, node(p))
+		}
+		spec.Devices = append(spec.Devices, all)
+	}
+	for _, p := range controlDeviceNodes {
+		if _, err := os.Stat(filepath.Join(readRoot, p)); err == nil {
+			spec.ContainerEdits.DeviceNodes = append(spec.ContainerEdits.DeviceNodes, node(p))
+		}
+	}
+	v, err := cdi.MinimumRequiredVersion(spec)
+	if err != nil {
+		return nil, fmt.Errorf("CDI spec version: %w", err)
+	}
+	spec.Version = v
+	return spec, nil
+}
+
+// WriteCDISpec writes spec into dir through the CDI library, which
+// validates it first; the file is named after its kind.
+func WriteCDISpec(dir string, spec *cdispec.Spec) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("CDI spec dir: %w", err)
+	}
+	cache, err := cdi.NewCache(cdi.WithSpecDirs(dir), cdi.WithAutoRefresh(false))
+	if err != nil {
+		return "", fmt.Errorf("CDI cache: %w", err)
+	}
+	name, err := cdi.GenerateNameForSpec(spec)
+	if err != nil {
+		return "", fmt.Errorf("CDI spec name: %w", err)
+	}
+	if err := cache.WriteSpec(spec, name); err != nil {
+		return "", fmt.Errorf("writing CDI spec: %w", err)
+	}
+	return filepath.Join(dir, name+".yaml"), nil
+}
