@@ -8,12 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -39,17 +42,17 @@ import (
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
-	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/pkg/version"
 )
 
-// options are the command-line flags.
+// options are the command-line flags gpupack adds to NVIDIA's (those are
+// in settings).
 type options struct {
-	configFile         string
 	fakeMachine        string
 	fakeMIG            map[string]string
 	fakeControl        string
@@ -60,11 +63,9 @@ type options struct {
 	nodeName           string
 	kubeconfig         string
 	metricsAddress     string
-
-	migStrategy     string
-	failOnInitError bool
-	passDeviceSpecs bool
-	replicaPolicy   string
+	cdiSpecDir         string
+	// out is where --print-topology prints (the command's output).
+	out io.Writer
 }
 
 // NewCommand returns the device-plugin command.
@@ -85,6 +86,7 @@ func NewCommand() *cobra.Command {
 			ctx, cancel := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			ctx = klog.NewContext(ctx, klog.FromContext(ctx).WithName("device-plugin"))
+			o.out = cmd.OutOrStdout()
 			err := o.run(ctx, cmd.Flags())
 			if err != nil {
 				klog.FromContext(ctx).Error(err, "Device plugin failed")
@@ -94,85 +96,113 @@ func NewCommand() *cobra.Command {
 	}
 	cmd.SetVersionTemplate("{{.Version}}\n")
 	fs := cmd.Flags()
-	fs.StringVar(&o.configFile, "config", "", "config file (version: v1; NVIDIA k8s-device-plugin v1 fields are understood)")
+	fs.String("config-file", "", "config file: NVIDIA k8s-device-plugin's v1 config, with gpupack's fields [$CONFIG_FILE]")
+	fs.String("config", "", "alias of --config-file")
+	addSettings(fs)
 	fs.StringVar(&o.fakeMachine, "fake", "", fmt.Sprintf("run on a fake NVML machine from the catalog %v", fake.Names()))
 	fs.StringToStringVar(&o.fakeMIG, "fake-mig", nil, "with --fake: MIG devices per GPU index, profiles joined by '+', e.g. 0=3g.20gb+1g.5gb,1=7g.40gb")
 	fs.IntSliceVar(&o.fakeLost, "fake-lost", nil, "with --fake: GPU indexes that have fallen off the bus before the plugin starts (restore them on --fake-control)")
 	fs.StringVar(&o.fakeControl, "fake-control", "", "with --fake: serve fault injection (XID, ECC, lost GPU) on this unix socket")
 	fs.BoolVar(&o.printTopology, "print-topology", false, "print the node's GPU map and exit")
-	fs.StringVar(&o.pluginDir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet device-plugin directory (holds kubelet.sock)")
+	fs.StringVar(&o.pluginDir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet device-plugin directory (holds kubelet.sock); wins over --kubelet-socket")
+	fs.StringVar(&o.cdiSpecDir, "cdi-spec-dir", deviceplugin.DefaultCDISpecDir, "where the node's CDI spec is written under the cdi-annotations and cdi-cri device list strategies")
 	fs.StringVar(&o.podResourcesSocket, "pod-resources-socket", "/var/lib/kubelet/pod-resources/kubelet.sock", "kubelet PodResources API socket")
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME); empty disables publishing and the handoff")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig; empty means in-cluster")
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "127.0.0.1:9464", "Prometheus metrics address; empty disables")
-	fs.StringVar(&o.migStrategy, "mig-strategy", sharing.MIGStrategyNone, "MIG strategy: none, single or mixed (overrides the config file)")
-	fs.BoolVar(&o.failOnInitError, "fail-on-init-error", true, "exit with an error when NVML cannot be initialised (else wait idle)")
-	fs.BoolVar(&o.passDeviceSpecs, "pass-device-specs", false, "pass /dev/nvidia* device specs in Allocate")
-	fs.StringVar(&o.replicaPolicy, "replica-policy", sharing.ReplicaPolicyPacked, "time-shared replicas of one request: packed or spread")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
 	fs.AddGoFlagSet(klogFlags)
 	return cmd
 }
 
-// envDisableHealthChecks is NVIDIA's device-plugin variable, honoured for
-// compatibility: "all" turns health checks off; a list of XIDs adds to the
-// skipped ones.
-const envDisableHealthChecks = "DP_DISABLE_HEALTHCHECKS"
+// NVIDIA's health-check variables, honoured as NVIDIA's plugin does:
+// DP_DISABLE_HEALTHCHECKS "all" or "xids" turns XID checks off, a list of
+// XIDs adds to the skipped ones; DP_ENABLE_HEALTHCHECKS lists XIDs that are
+// critical even when skipped by default ("all": none skipped).
+const (
+	envDisableHealthChecks = "DP_DISABLE_HEALTHCHECKS"
+	envEnableHealthChecks  = "DP_ENABLE_HEALTHCHECKS"
+)
 
-func applyHealthEnv(c *sharing.Config, v string) error {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return nil
-	}
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
+func applyHealthEnv(c *configv1.Config, v string) error {
+	for _, f := range configv1.SplitList(strings.ToLower(v)) {
 		switch f {
-		case "":
-		case "all":
-			c.Health.Disabled = true
-		case "xids":
-			// NVIDIA: "xids" disables XID-based checks; here that is all events.
+		case "all", "xids":
 			c.Health.Disabled = true
 		default:
 			x, err := strconv.ParseUint(f, 10, 64)
-			if err != nil {
+			if err != nil || x == 0 {
 				return fmt.Errorf("%s=%q: want all, xids or XID numbers", envDisableHealthChecks, v)
 			}
-			c.Health.SkippedXIDs = append(c.Health.SkippedXIDs, x)
+			if !slices.Contains(c.Health.SkippedXIDs, x) {
+				c.Health.SkippedXIDs = append(c.Health.SkippedXIDs, x)
+			}
 		}
 	}
 	return nil
 }
 
-// loadConfig reads the file (or the defaults) and applies the flags that were set.
-func (o *options) loadConfig(fs *pflag.FlagSet) (*sharing.Config, error) {
-	c := sharing.Default()
-	if o.configFile != "" {
+func applyEnableHealthEnv(c *configv1.Config, v string) error {
+	for _, f := range configv1.SplitList(strings.ToLower(v)) {
+		if f == "all" || f == "xids" {
+			c.Health.SkippedXIDs = []uint64{}
+			continue
+		}
+		x, err := strconv.ParseUint(f, 10, 64)
+		if err != nil || x == 0 {
+			return fmt.Errorf("%s=%q: want all or XID numbers", envEnableHealthChecks, v)
+		}
+		c.Health.SkippedXIDs = slices.DeleteFunc(c.Health.SkippedXIDs, func(s uint64) bool { return s == x })
+	}
+	return nil
+}
+
+// loadConfig reads the file (or the defaults), applies NVIDIA's variables
+// and flags (flag > environment > file) and validates the result. The
+// file's warnings are logged once each.
+func (o *options) loadConfig(ctx context.Context, fs *pflag.FlagSet) (*configv1.Config, error) {
+	logger := klog.FromContext(ctx)
+	c := configv1.Default()
+	var warnings configv1.Warnings
+	if path := configFile(fs, lookupEnv); path != "" {
 		var err error
-		if c, err = sharing.Load(o.configFile); err != nil {
+		if c, warnings, err = configv1.Load(path); err != nil {
 			return nil, err
 		}
 	}
-	var ov sharing.Overrides
-	if fs.Changed("mig-strategy") {
-		ov.MigStrategy = &o.migStrategy
+	applied, err := applySettings(c, fs, lookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("invalid flags: %w", err)
 	}
-	if fs.Changed("fail-on-init-error") {
-		ov.FailOnInitError = &o.failOnInitError
-	}
-	if fs.Changed("pass-device-specs") {
-		ov.PassDeviceSpecs = &o.passDeviceSpecs
-	}
-	if fs.Changed("replica-policy") {
-		ov.ReplicaPolicy = &o.replicaPolicy
-	}
-	c.Apply(ov)
-	if err := applyHealthEnv(c, os.Getenv(envDisableHealthChecks)); err != nil {
+	disable, _ := lookupEnv(envDisableHealthChecks)
+	if err := applyHealthEnv(c, disable); err != nil {
 		return nil, err
 	}
-	if errs := sharing.Validate(c); len(errs) > 0 {
-		return nil, fmt.Errorf("invalid flags: %w", errs.ToAggregate())
+	enable, _ := lookupEnv(envEnableHealthChecks)
+	if err := applyEnableHealthEnv(c, enable); err != nil {
+		return nil, err
+	}
+	configv1.SetDefaults(c)
+	ws, errs := configv1.Unimplemented(c)
+	errs = append(errs, configv1.Validate(c)...)
+	if len(errs) > 0 {
+		if len(applied) > 0 {
+			return nil, fmt.Errorf("invalid flags (given %s): %w", strings.Join(applied, " "), errs.ToAggregate())
+		}
+		return nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
+	}
+	all := append(slices.Clone(warnings), ws...)
+	slices.Sort(all)
+	for _, w := range slices.Compact(all) {
+		logger.Info("Config field has no effect in gpupack", "warning", w)
+	}
+	if sock := c.Flags.Plugin.KubeletSocket; sock != nil && *sock != "" && !fs.Changed("device-plugin-dir") {
+		dir, err := pluginDirFromSocket(*sock)
+		if err != nil {
+			return nil, err
+		}
+		o.pluginDir = dir
 	}
 	return c, nil
 }
@@ -235,7 +265,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 	if !o.printTopology {
 		logger.Info("Starting gpupack device plugin", "version", version.Get())
 	}
-	cfg, err := o.loadConfig(fs)
+	cfg, err := o.loadConfig(ctx, fs)
 	if err != nil {
 		return err
 	}
@@ -264,8 +294,12 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 		if err != nil {
 			return err
 		}
-		return topology.Render(os.Stdout, m.Node())
+		if err := topology.Render(o.out, m.Node()); err != nil {
+			return err
+		}
+		return printResources(o.out, m.Plugins())
 	}
+	dopts.CDISpecDir = o.cdiSpecDir
 
 	if o.nodeName != "" {
 		client, err := o.client()
@@ -455,4 +489,15 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error(err, "Metrics server failed")
 	}
+}
+
+// printResources lists the resources the node advertises, as the kubelet
+// would see them: name and device count.
+func printResources(w io.Writer, plugins []*deviceplugin.Plugin) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	_, _ = fmt.Fprintln(tw, "\nRESOURCE\tDEVICES")
+	for _, p := range plugins {
+		_, _ = fmt.Fprintf(tw, "%s\t%d\n", p.Name(), len(p.Devices()))
+	}
+	return tw.Flush()
 }

@@ -2,13 +2,14 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gpupack/gpupack/pkg/sharing"
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 )
 
 func TestFlagsOverrideTheFile(t *testing.T) {
@@ -16,13 +17,9 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("version: v1\nflags: {migStrategy: single, failOnInitError: false}\n"), 0o600))
 	cmd := NewCommand()
 	require.NoError(t, cmd.Flags().Parse([]string{"--config", path, "--mig-strategy", "mixed"}))
-	o := &options{}
-	// Re-read the values the command bound.
-	o.configFile, _ = cmd.Flags().GetString("config")
-	o.migStrategy, _ = cmd.Flags().GetString("mig-strategy")
-	c, err := o.loadConfig(cmd.Flags())
+	c, err := (&options{}).loadConfig(context.Background(), cmd.Flags())
 	require.NoError(t, err)
-	require.Equal(t, sharing.MIGStrategyMixed, *c.Flags.MigStrategy, "the flag wins")
+	require.Equal(t, configv1.MIGStrategyMixed, *c.Flags.MigStrategy, "the flag wins")
 	require.False(t, *c.Flags.FailOnInitError, "an unset flag keeps the file's value")
 }
 
@@ -38,7 +35,7 @@ func TestMalformedConfigIsAClearError(t *testing.T) {
 
 	cmd = NewCommand()
 	cmd.SetArgs([]string{"--mig-strategy", "diagonal", "--fake", "dgx-h100"})
-	require.ErrorContains(t, cmd.Execute(), `invalid flags: flags.migStrategy: Unsupported value: "diagonal"`)
+	require.ErrorContains(t, cmd.Execute(), `invalid flags (given --mig-strategy=diagonal): flags.migStrategy: Unsupported value: "diagonal"`)
 }
 
 func TestParseFakeMIG(t *testing.T) {
@@ -52,14 +49,20 @@ func TestParseFakeMIG(t *testing.T) {
 }
 
 func TestHealthEnv(t *testing.T) {
-	c := sharing.Default()
+	c := configv1.Default()
 	require.NoError(t, applyHealthEnv(c, "48, 63"))
 	// The defaults 13, 31, 43, 45, 68, 109 plus 48 and 63.
 	require.Equal(t, []uint64{13, 31, 43, 45, 68, 109, 48, 63}, c.Health.SkippedXIDs)
 	require.False(t, c.Health.Disabled)
+	// DP_ENABLE_HEALTHCHECKS: 31 and 48 count again.
+	require.NoError(t, applyEnableHealthEnv(c, "31,48"))
+	require.Equal(t, []uint64{13, 43, 45, 68, 109, 63}, c.Health.SkippedXIDs)
+	require.NoError(t, applyEnableHealthEnv(c, "all"))
+	require.Empty(t, c.Health.SkippedXIDs)
 	require.NoError(t, applyHealthEnv(c, "all"))
 	require.True(t, c.Health.Disabled)
-	require.ErrorContains(t, applyHealthEnv(sharing.Default(), "some"), "want all, xids or XID numbers")
+	require.ErrorContains(t, applyHealthEnv(configv1.Default(), "some"), "want all, xids or XID numbers")
+	require.ErrorContains(t, applyEnableHealthEnv(configv1.Default(), "x1"), "want all or XID numbers")
 }
 
 // TestConfigErrorPrintedOnce: the command logs its error; cobra must not
@@ -73,7 +76,7 @@ func TestConfigErrorPrintedOnce(t *testing.T) {
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	err := cmd.Execute()
-	require.ErrorContains(t, err, `unknown field "sharing.timeSlicing.resources[0].replica"`)
+	require.ErrorContains(t, err, `sharing.timeSlicing.resources[0].replicas: Invalid value: 0`)
 	require.Empty(t, out.String(), "cobra printed the error too")
 }
 

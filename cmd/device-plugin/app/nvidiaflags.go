@@ -1,0 +1,227 @@
+package app
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"k8s.io/utils/ptr"
+
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+)
+
+// setting is one of NVIDIA's device-plugin options: its flag names (NVIDIA's
+// first, then aliases: NVIDIA's own and gpupack's), its environment
+// variables, and the config field it sets. Precedence, as in NVIDIA's
+// plugin: a flag given on the command line, else the first variable set in
+// the environment, else the file, else the default.
+type setting struct {
+	names []string
+	envs  []string
+	bool  bool
+	usage string
+	// apply sets the config field from the value (a bad value is an error).
+	apply func(c *configv1.Config, v string) error
+}
+
+// settings are NVIDIA's device-plugin flags and variables (its
+// `nvidia-device-plugin --help`), and gpupack's replica policy.
+var settings = []setting{
+	{names: []string{"mig-strategy"}, envs: []string{"MIG_STRATEGY"},
+		usage: "MIG strategy: none, single or mixed",
+		apply: func(c *configv1.Config, v string) error { c.Flags.MigStrategy = &v; return nil }},
+	{names: []string{"fail-on-init-error"}, envs: []string{"FAIL_ON_INIT_ERROR"}, bool: true,
+		usage: "exit with an error when NVML cannot be initialised (else wait idle) (default true)",
+		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.FailOnInitError })},
+	{names: []string{"restart-on-device-unhealthy"}, envs: []string{"RESTART_ON_DEVICE_UNHEALTHY"}, bool: true,
+		usage: "NVIDIA's; ignored with a warning: gpupack recovers devices without a restart",
+		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.RestartOnDeviceUnhealthy })},
+	{names: []string{"driver-root", "nvidia-driver-root"}, envs: []string{"NVIDIA_DRIVER_ROOT"},
+		usage: "root of the NVIDIA driver installation on the host ('/' or '/run/nvidia/driver') (default \"/\")",
+		apply: func(c *configv1.Config, v string) error { c.Flags.NvidiaDriverRoot = &v; return nil }},
+	{names: []string{"dev-root", "nvidia-dev-root"}, envs: []string{"NVIDIA_DEV_ROOT"},
+		usage: "root of the NVIDIA device nodes on the host (default: the driver root)",
+		apply: func(c *configv1.Config, v string) error { c.Flags.NvidiaDevRoot = &v; return nil }},
+	{names: []string{"mps-root"}, envs: []string{"MPS_ROOT"},
+		usage: "NVIDIA's MPS root; ignored with a warning (gpupack does not implement MPS)",
+		apply: func(c *configv1.Config, v string) error { c.Flags.MpsRoot = &v; return nil }},
+	{names: []string{"pass-device-specs"}, envs: []string{"PASS_DEVICE_SPECS"}, bool: true,
+		usage: "pass the /dev/nvidia* device specs in Allocate",
+		apply: pluginBool(func(p *configv1.PluginFlags) **bool { return &p.PassDeviceSpecs })},
+	{names: []string{"device-list-strategy"}, envs: []string{"DEVICE_LIST_STRATEGY"},
+		usage: "how the device list reaches the runtime, comma-separated: envvar, volume-mounts, cdi-annotations, cdi-cri (default \"envvar\")",
+		apply: func(c *configv1.Config, v string) error {
+			l := configv1.StringList(configv1.SplitList(v))
+			c.Flags.Plugin.DeviceListStrategy = &l
+			return nil
+		}},
+	{names: []string{"device-id-strategy"}, envs: []string{"DEVICE_ID_STRATEGY"},
+		usage: "how devices are named in the device list: uuid or index (default \"uuid\")",
+		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.DeviceIDStrategy })},
+	{names: []string{"gdrcopy-enabled"}, envs: []string{"GDRCOPY_ENABLED"}, bool: true,
+		usage: "start containers with NVIDIA_GDRCOPY=enabled",
+		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.GDRCopyEnabled })},
+	{names: []string{"gds-enabled"}, envs: []string{"GDS_ENABLED"}, bool: true,
+		usage: "start containers with NVIDIA_GDS=enabled",
+		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.GDSEnabled })},
+	{names: []string{"mofed-enabled"}, envs: []string{"MOFED_ENABLED"}, bool: true,
+		usage: "start containers with NVIDIA_MOFED=enabled",
+		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.MOFEDEnabled })},
+	{names: []string{"cdi-annotation-prefix"}, envs: []string{"CDI_ANNOTATION_PREFIX"},
+		usage: "prefix of the CDI annotation keys (default \"cdi.k8s.io/\")",
+		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.CDIAnnotationPrefix })},
+	{names: []string{"nvidia-cdi-hook-path", "nvidia-ctk-path"}, envs: []string{"NVIDIA_CDI_HOOK_PATH", "NVIDIA_CTK_PATH"},
+		usage: "NVIDIA's CDI hook path; ignored with a warning (gpupack's CDI spec has no hooks)",
+		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.NvidiaCTKPath })},
+	{names: []string{"container-driver-root", "driver-root-ctr-path"}, envs: []string{"DRIVER_ROOT_CTR_PATH", "CONTAINER_DRIVER_ROOT"},
+		usage: "where the host's driver root is mounted in this container (default: the driver root itself)",
+		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.ContainerDriverRoot })},
+	{names: []string{"device-discovery-strategy"}, envs: []string{"DEVICE_DISCOVERY_STRATEGY"},
+		usage: "auto or nvml (tegra and wsl are not supported) (default \"auto\")",
+		apply: func(c *configv1.Config, v string) error { c.Flags.DeviceDiscoveryStrategy = &v; return nil }},
+	{names: []string{"kubelet-socket"}, envs: []string{"KUBELET_SOCKET"},
+		usage: "the kubelet's registration socket; its directory is the device-plugin directory (default \"/var/lib/kubelet/device-plugins/kubelet.sock\")",
+		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.KubeletSocket })},
+	{names: []string{"cdi-feature-flags"}, envs: []string{"CDI_FEATURE_FLAGS"},
+		usage: "NVIDIA's CDI feature flags; ignored with a warning",
+		apply: func(c *configv1.Config, v string) error {
+			l := configv1.StringList(configv1.SplitList(v))
+			c.Flags.Plugin.CDIFeatureFlags = &l
+			return nil
+		}},
+	{names: []string{"shared-devices-allocation-policy"}, envs: []string{"SHARED_DEVICES_ALLOCATION_POLICY"},
+		usage: "NVIDIA's distributed or packed; ignored with a warning (see --replica-policy)",
+		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.SharedDevicesAllocationPolicy })},
+	{names: []string{"imex-channel-ids"}, envs: []string{"IMEX_CHANNEL_IDS"},
+		usage: "NVIDIA's IMEX channel IDs ([] or 0); ignored with a warning",
+		apply: func(c *configv1.Config, v string) error {
+			c.Imex.ChannelIDs = nil
+			for _, f := range configv1.SplitList(v) {
+				n, err := strconv.Atoi(f)
+				if err != nil {
+					return fmt.Errorf("%q is not a channel ID", f)
+				}
+				c.Imex.ChannelIDs = append(c.Imex.ChannelIDs, n)
+			}
+			return nil
+		}},
+	{names: []string{"imex-required"}, envs: []string{"IMEX_REQUIRED"}, bool: true,
+		usage: "NVIDIA's; ignored with the IMEX channels",
+		apply: func(c *configv1.Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.Imex.Required = b
+			return err
+		}},
+	{names: []string{"replica-policy"}, envs: []string{"GPUPACK_REPLICA_POLICY"},
+		usage: "gpupack's: time-shared replicas of one request packed on one GPU or spread over GPUs (default \"packed\")",
+		apply: func(c *configv1.Config, v string) error { c.Sharing.TimeSlicing.ReplicaPolicy = v; return nil }},
+}
+
+func boolField(field func(*configv1.Config) **bool) func(*configv1.Config, string) error {
+	return func(c *configv1.Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean", v)
+		}
+		*field(c) = ptr.To(b)
+		return nil
+	}
+}
+
+func pluginBool(field func(*configv1.PluginFlags) **bool) func(*configv1.Config, string) error {
+	return boolField(func(c *configv1.Config) **bool { return field(c.Flags.Plugin) })
+}
+
+func pluginString(field func(*configv1.PluginFlags) **string) func(*configv1.Config, string) error {
+	return func(c *configv1.Config, v string) error {
+		*field(c.Flags.Plugin) = ptr.To(v)
+		return nil
+	}
+}
+
+// addSettings registers every name of every setting on fs. Defaults live
+// in pkg/config/v1 (an unset flag leaves the file's value).
+func addSettings(fs *pflag.FlagSet) {
+	for _, s := range settings {
+		for i, n := range s.names {
+			usage := s.usage + " [$" + strings.Join(s.envs, ", $") + "]"
+			if i > 0 {
+				usage = "alias of --" + s.names[0]
+			}
+			if s.bool {
+				fs.String(n, "", usage)
+				fs.Lookup(n).NoOptDefVal = "true"
+			} else {
+				fs.String(n, "", usage)
+			}
+		}
+	}
+}
+
+// value returns a setting's value and where it came from: a flag given on
+// the command line (the last of its names given), else the first of its
+// variables set and not blank.
+func (s *setting) value(fs *pflag.FlagSet, getenv func(string) (string, bool)) (v, source string, ok bool) {
+	for _, n := range s.names {
+		if f := fs.Lookup(n); f != nil && f.Changed {
+			v, source, ok = f.Value.String(), "--"+n, true
+		}
+	}
+	if ok {
+		return v, source, true
+	}
+	for _, e := range s.envs {
+		if v, set := getenv(e); set && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v), e, true
+		}
+	}
+	return "", "", false
+}
+
+// applySettings sets on c every setting given by flag or environment and
+// returns them as "<source>=<value>", for error messages.
+func applySettings(c *configv1.Config, fs *pflag.FlagSet, getenv func(string) (string, bool)) ([]string, error) {
+	if c.Flags.Plugin == nil {
+		c.Flags.Plugin = &configv1.PluginFlags{}
+	}
+	var applied []string
+	for i := range settings {
+		s := &settings[i]
+		v, source, ok := s.value(fs, getenv)
+		if !ok {
+			continue
+		}
+		if err := s.apply(c, v); err != nil {
+			return nil, fmt.Errorf("%s=%s: %w", source, v, err)
+		}
+		applied = append(applied, source+"="+v)
+	}
+	return applied, nil
+}
+
+// configFile is the config file path: --config-file (or its alias
+// --config), else $CONFIG_FILE.
+func configFile(fs *pflag.FlagSet, getenv func(string) (string, bool)) string {
+	s := setting{names: []string{"config-file", "config"}, envs: []string{"CONFIG_FILE"}}
+	v, _, _ := s.value(fs, getenv)
+	return v
+}
+
+// pluginDirFromSocket returns the device-plugin directory of a kubelet
+// socket path (NVIDIA's --kubelet-socket): gpupack registers through
+// kubelet.sock in that directory.
+func pluginDirFromSocket(socket string) (string, error) {
+	if filepath.Base(socket) != KubeletSocketBase {
+		return "", fmt.Errorf("flags.plugin.kubeletSocket %q: want a path ending in /%s (the kubelet's registration socket)", socket, KubeletSocketBase)
+	}
+	return filepath.Dir(socket), nil
+}
+
+// KubeletSocketBase is the kubelet's registration socket's name.
+const KubeletSocketBase = "kubelet.sock"
+
+// lookupEnv is os.LookupEnv; tests pass their own.
+var lookupEnv = os.LookupEnv
