@@ -95,6 +95,11 @@ func NewCommand() *cobra.Command {
 		},
 	}
 	cmd.SetVersionTemplate("{{.Version}}\n")
+	// RunE does not run on a flag error: say it here (errors are silenced).
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		c.PrintErrln("Error:", err)
+		return err
+	})
 	fs := cmd.Flags()
 	fs.String("config-file", "", "config file: NVIDIA k8s-device-plugin's v1 config, with gpupack's fields [$CONFIG_FILE]")
 	fs.String("config", "", "alias of --config-file")

@@ -1,0 +1,178 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The tests in this file run the device-plugin binary itself, built once
+// per test process, as an admin would run it: flags, environment, config
+// files.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func deviceInfoBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gpupack-device-plugin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "device-plugin")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/gpupack/gpupack/cmd/device-plugin").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	require.NoError(t, buildErr, binPath)
+	return binPath
+}
+
+// repoRoot is the repository root (this file is cmd/device-plugin/app).
+func repoRoot(t *testing.T) string {
+	_, file, _, ok := runtime.Caller(0)
+	require.True(t, ok)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+// runBinary runs the binary with args and env (on top of a clean
+// environment, so the caller's variables do not leak in) and returns its
+// stdout, stderr and exit code.
+func runBinary(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(deviceInfoBinary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), errb.String(), ee.ExitCode()
+	}
+	require.NoError(t, err)
+	return out.String(), errb.String(), 0
+}
+
+// advertised parses the RESOURCE/DEVICES table --print-topology ends with.
+func advertised(t *testing.T, stdout string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	in := false
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == "RESOURCE" && f[1] == "DEVICES" {
+			in = true
+			continue
+		}
+		if in && len(f) == 2 {
+			n, err := strconv.Atoi(f[1])
+			require.NoError(t, err, sc.Text())
+			out[f[0]] = n
+		}
+	}
+	require.True(t, in, "no resource table in:\n%s", stdout)
+	return out
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+// TestNVIDIAFlagsAndEnvThroughTheBinary: NVIDIA's flag and variable names,
+// precedence flag > environment > file, and bad values as errors naming
+// their source (MIG_STRATEGY=bogus and CONFIG_FILE=/nonexistent exited 0).
+func TestNVIDIAFlagsAndEnvThroughTheBinary(t *testing.T) {
+	single := writeFile(t, "version: v1\nflags: {migStrategy: single}\n")
+	sliced := writeFile(t, "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}\n")
+	// GPU 0 of the DGX A100 with two MIG devices; the other 7 whole.
+	mig := []string{"--fake", "dgx-a100", "--fake-mig", "0=3g.20gb+1g.5gb", "--print-topology"}
+	whole := []string{"--fake", "dgx-a100", "--print-topology"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		want    map[string]int
+		wantErr string
+	}{
+		{"defaults", nil, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"MIG_STRATEGY", map[string]string{"MIG_STRATEGY": "mixed"}, mig,
+			map[string]int{"nvidia.com/gpu": 7, "nvidia.com/mig-3g.20gb": 1, "nvidia.com/mig-1g.5gb": 1}, ""},
+		{"MIG_STRATEGY bogus", map[string]string{"MIG_STRATEGY": "bogus"}, whole, nil, `MIG_STRATEGY=bogus): flags.migStrategy: Unsupported value: "bogus"`},
+		{"flag beats env", map[string]string{"MIG_STRATEGY": "mixed"}, append([]string{"--mig-strategy", "none"}, mig...),
+			map[string]int{"nvidia.com/gpu": 8}, ""},
+		// The file says single (which fails: 1 of 8 GPUs has MIG); the
+		// variable wins over the file.
+		{"env beats file", map[string]string{"MIG_STRATEGY": "mixed", "CONFIG_FILE": single}, mig,
+			map[string]int{"nvidia.com/gpu": 7, "nvidia.com/mig-3g.20gb": 1, "nvidia.com/mig-1g.5gb": 1}, ""},
+		{"file alone", map[string]string{"CONFIG_FILE": single}, mig, nil, "MIG strategy single: 1 of 8 GPUs have MIG enabled"},
+		{"CONFIG_FILE", map[string]string{"CONFIG_FILE": sliced}, whole, map[string]int{"nvidia.com/gpu": 32}, ""}, // 8 x 4
+		{"--config-file", nil, append([]string{"--config-file", sliced}, whole...), map[string]int{"nvidia.com/gpu": 32}, ""},
+		{"--config alias", nil, append([]string{"--config", sliced}, whole...), map[string]int{"nvidia.com/gpu": 32}, ""},
+		{"--config-file beats CONFIG_FILE", map[string]string{"CONFIG_FILE": "/nonexistent"}, append([]string{"--config-file", sliced}, whole...),
+			map[string]int{"nvidia.com/gpu": 32}, ""},
+		{"CONFIG_FILE missing", map[string]string{"CONFIG_FILE": "/nonexistent"}, whole, nil, "open /nonexistent: no such file or directory"},
+		{"FAIL_ON_INIT_ERROR", map[string]string{"FAIL_ON_INIT_ERROR": "false"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"FAIL_ON_INIT_ERROR bad", map[string]string{"FAIL_ON_INIT_ERROR": "sometimes"}, whole, nil, `FAIL_ON_INIT_ERROR=sometimes: "sometimes" is not a boolean`},
+		{"--fail-on-init-error bad", nil, append([]string{"--fail-on-init-error=maybe"}, whole...), nil, `--fail-on-init-error=maybe: "maybe" is not a boolean`},
+		{"PASS_DEVICE_SPECS bad", map[string]string{"PASS_DEVICE_SPECS": "yes"}, whole, nil, `PASS_DEVICE_SPECS=yes: "yes" is not a boolean`},
+		{"NVIDIA_DRIVER_ROOT", map[string]string{"NVIDIA_DRIVER_ROOT": "/run/nvidia/driver"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"--driver-root", nil, append([]string{"--driver-root", "/run/nvidia/driver"}, whole...), map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"DEVICE_LIST_STRATEGY list", map[string]string{"DEVICE_LIST_STRATEGY": "cdi-cri,envvar"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"DEVICE_LIST_STRATEGY bad", map[string]string{"DEVICE_LIST_STRATEGY": "envvar,bogus"}, whole, nil, `flags.plugin.deviceListStrategy[1]: Unsupported value: "bogus"`},
+		{"DEVICE_ID_STRATEGY", map[string]string{"DEVICE_ID_STRATEGY": "index"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"DEVICE_ID_STRATEGY bad", map[string]string{"DEVICE_ID_STRATEGY": "serial"}, whole, nil, `flags.plugin.deviceIDStrategy: Unsupported value: "serial"`},
+		{"DEVICE_DISCOVERY_STRATEGY tegra", map[string]string{"DEVICE_DISCOVERY_STRATEGY": "tegra"}, whole, nil, "through NVML only"},
+		{"DP_DISABLE_HEALTHCHECKS", map[string]string{"DP_DISABLE_HEALTHCHECKS": "all"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"DP_DISABLE_HEALTHCHECKS bad", map[string]string{"DP_DISABLE_HEALTHCHECKS": "most"}, whole, nil, "DP_DISABLE_HEALTHCHECKS=\"most\": want all, xids or XID numbers"},
+		{"DP_ENABLE_HEALTHCHECKS", map[string]string{"DP_ENABLE_HEALTHCHECKS": "31,43"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"DP_ENABLE_HEALTHCHECKS bad", map[string]string{"DP_ENABLE_HEALTHCHECKS": "x"}, whole, nil, "DP_ENABLE_HEALTHCHECKS=\"x\": want all or XID numbers"},
+		{"NVIDIA_MIG_MONITOR_DEVICES is the runtime's", map[string]string{"NVIDIA_MIG_MONITOR_DEVICES": "all"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"GDS_ENABLED", map[string]string{"GDS_ENABLED": "true", "MOFED_ENABLED": "true"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"GDS_ENABLED bad", map[string]string{"GDS_ENABLED": "on"}, whole, nil, `GDS_ENABLED=on: "on" is not a boolean`},
+		{"KUBELET_SOCKET bad", map[string]string{"KUBELET_SOCKET": "/var/lib/kubelet/device-plugins/other.sock"}, whole, nil, "want a path ending in /kubelet.sock"},
+		{"unknown flag", nil, append([]string{"--mig-stratgy", "none"}, whole...), nil, "unknown flag: --mig-stratgy"},
+		{"replica policy alias env", map[string]string{"GPUPACK_REPLICA_POLICY": "diagonal"}, whole, nil, `sharing.timeSlicing.replicaPolicy: Unsupported value: "diagonal"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runBinary(t, tc.env, tc.args...)
+			if tc.wantErr != "" {
+				require.NotZero(t, code, "stdout:\n%s", stdout)
+				// klog quotes the error: unquote before comparing.
+				require.Contains(t, strings.ReplaceAll(strings.ReplaceAll(stderr, `\\`, `\`), `\"`, `"`), tc.wantErr)
+				return
+			}
+			require.Zero(t, code, stderr)
+			require.Equal(t, tc.want, advertised(t, stdout))
+		})
+	}
+}
+
+// TestVersionFlag: --version prints the version and exits 0.
+func TestVersionFlag(t *testing.T) {
+	stdout, _, code := runBinary(t, nil, "--version")
+	require.Zero(t, code)
+	require.Contains(t, stdout, "gpupack ")
+}
