@@ -65,7 +65,13 @@ func (p *Plugin) deviceList(resp *pluginapi.ContainerAllocateResponse, devs []*s
 	for _, id := range ids {
 		names = append(names, CDIDeviceName(id))
 	}
-	for _, s := range strategies {
+	// In NVIDIA's order, whatever the list's: volume-mounts replaces the
+	// variable envvar sets.
+	for _, s := range []string{configv1.DeviceListStrategyCDIAnnotations, configv1.DeviceListStrategyCDICRI,
+		configv1.DeviceListStrategyEnvvar, configv1.DeviceListStrategyVolumeMounts} {
+		if !slices.Contains(strategies, s) {
+			continue
+		}
 		switch s {
 		case configv1.DeviceListStrategyEnvvar:
 			setEnv(resp, EnvVisibleDevices, joinIDs(ids))

@@ -105,6 +105,7 @@ type pluginOpts struct {
 	machine   string
 	fake      []fake.Option
 	config    string // YAML; "" = defaults
+	cdiDir    string // where the CDI spec is written; "" = none
 	handoff   *deviceplugin.Handoff
 	publisher *deviceplugin.Publisher
 	metrics   *deviceplugin.Metrics
@@ -132,7 +133,7 @@ func startPlugin(t *testing.T, dir string, o pluginOpts) *plugin {
 		require.NoError(t, err)
 	}
 	clk := testingclock.NewFakeClock(time.Now())
-	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, Clock: clk, Handoff: o.handoff, Publisher: o.publisher, Metrics: o.metrics, Events: o.events})
+	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, Clock: clk, Handoff: o.handoff, Publisher: o.publisher, Metrics: o.metrics, Events: o.events, CDISpecDir: o.cdiDir})
 	require.NoError(t, err)
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
