@@ -33,8 +33,8 @@ func TestNVIDIAConfigCorpus(t *testing.T) {
 		{"no-version.yaml", a100, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"every-field.yaml", a100, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"nvidia-logged-config.json", a100, map[string]int{"nvidia.com/gpu": 8}, ""},
-		{"json-config.json", a100, map[string]int{"nvidia.com/gpu": 16}, ""}, // single without MIG: 8 GPUs x 2
-		{"time-slicing.yaml", a100, map[string]int{"nvidia.com/gpu": 80}, ""}, // 8 x 10
+		{"json-config.json", a100, map[string]int{"nvidia.com/gpu": 16}, ""},                           // single without MIG: 8 GPUs x 2
+		{"time-slicing.yaml", a100, map[string]int{"nvidia.com/gpu": 80}, ""},                          // 8 x 10
 		{"time-slicing-rename-by-default.yaml", a100, map[string]int{"nvidia.com/gpu.shared": 32}, ""}, // 8 x 4
 		// rename and devices ignored: all 8 GPUs x 3 under nvidia.com/gpu.
 		{"time-slicing-devices-and-rename.yaml", a100, map[string]int{"nvidia.com/gpu": 24}, ""},
