@@ -20,7 +20,6 @@ import (
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
-	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -31,7 +30,7 @@ func TestRealGPUDevicePlugin(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = lib.Shutdown() })
 
-	for _, strategy := range []string{sharing.MIGStrategyNone, sharing.MIGStrategyMixed} {
+	for _, strategy := range []string{configv1.MIGStrategyNone, configv1.MIGStrategyMixed} {
 		t.Run("mig-strategy-"+strategy, func(t *testing.T) {
 			cfg := configv1.Default()
 			cfg.Flags.MigStrategy = &strategy
