@@ -66,6 +66,14 @@ type options struct {
 	cdiSpecDir         string
 	// out is where --print-topology prints (the command's output).
 	out io.Writer
+
+	// Per-node configs (NVIDIA's config manager's flags).
+	configDir     string
+	nodeLabel     string
+	defaultConfig string
+	fallbacks     []string
+	// chosen is the per-node config in force (nil: --config-file).
+	chosen *choice
 }
 
 // NewCommand returns the device-plugin command.
@@ -104,6 +112,10 @@ func NewCommand() *cobra.Command {
 	fs.String("config-file", "", "config file: NVIDIA k8s-device-plugin's v1 config, with gpupack's fields [$CONFIG_FILE]")
 	fs.String("config", "", "alias of --config-file")
 	addSettings(fs)
+	fs.StringVar(&o.configDir, "config-file-srcdir", os.Getenv("CONFIG_FILE_SRCDIR"), "per-node configs: a directory of named configs (a mounted ConfigMap); the node label --node-label chooses one [$CONFIG_FILE_SRCDIR]")
+	fs.StringVar(&o.nodeLabel, "node-label", envOr("NODE_LABEL", DefaultConfigLabel), "the node label naming the node's config in --config-file-srcdir [$NODE_LABEL]")
+	fs.StringVar(&o.defaultConfig, "default-config", os.Getenv("DEFAULT_CONFIG"), "the config used when the node has no label (fallback strategy named) [$DEFAULT_CONFIG]")
+	fs.StringSliceVar(&o.fallbacks, "fallback-strategies", configv1.SplitList(envOr("FALLBACK_STRATEGIES", "named,single")), "when the node has no label: named (the default config), single (the only config), empty (defaults), tried in order [$FALLBACK_STRATEGIES]")
 	fs.StringVar(&o.fakeMachine, "fake", "", fmt.Sprintf("run on a fake NVML machine from the catalog %v", fake.Names()))
 	fs.StringToStringVar(&o.fakeMIG, "fake-mig", nil, "with --fake: MIG devices per GPU index, profiles joined by '+', e.g. 0=3g.20gb+1g.5gb,1=7g.40gb")
 	fs.IntSliceVar(&o.fakeLost, "fake-lost", nil, "with --fake: GPU indexes that have fallen off the bus before the plugin starts (restore them on --fake-control)")
@@ -170,7 +182,14 @@ func (o *options) loadConfig(ctx context.Context, fs *pflag.FlagSet) (*configv1.
 	logger := klog.FromContext(ctx)
 	c := configv1.Default()
 	var warnings configv1.Warnings
-	if path := configFile(fs, lookupEnv); path != "" {
+	switch path := configFile(fs, lookupEnv); {
+	case o.chosen != nil && o.chosen.name != "":
+		var err error
+		if c, warnings, err = configv1.Decode(o.chosen.data); err != nil {
+			return nil, fmt.Errorf("config %q of %s: %w", o.chosen.name, o.configDir, err)
+		}
+	case o.chosen != nil:
+	case path != "":
 		var err error
 		if c, warnings, err = configv1.Load(path); err != nil {
 			return nil, err
@@ -265,10 +284,20 @@ func parseFakeMIG(in map[string]string) (map[int][]string, error) {
 	return out, nil
 }
 
-func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
+func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	logger := klog.FromContext(ctx)
 	if !o.printTopology {
 		logger.Info("Starting gpupack device plugin", "version", version.Get())
+	}
+	var client kubernetes.Interface
+	if o.nodeName != "" && !o.printTopology {
+		if client, err = o.client(); err != nil {
+			return err
+		}
+	}
+	pn, labels, err := o.choosePerNode(ctx, client)
+	if err != nil {
+		return err
 	}
 	cfg, err := o.loadConfig(ctx, fs)
 	if err != nil {
@@ -307,10 +336,6 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 	dopts.CDISpecDir = o.cdiSpecDir
 
 	if o.nodeName != "" {
-		client, err := o.client()
-		if err != nil {
-			return err
-		}
 		// The handoff exists before the informer delivers anything: every
 		// delivery is observed in order. The kubelet is served at once; until
 		// the informer has synced the handoff answers without the
@@ -354,6 +379,12 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 		}
 		go serveFakeControl(ctx, l, machine)
 	}
+	reload := make(chan choice, 1)
+	if pn != nil {
+		if err := watchConfigs(ctx, pn, labels, *o.chosen, reload); err != nil {
+			return err
+		}
+	}
 	for {
 		m, err := deviceplugin.New(dopts)
 		if err != nil {
@@ -362,12 +393,98 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) error {
 		for _, p := range m.Plugins() {
 			logger.Info("Resource", "name", p.Name(), "devices", len(p.Devices()))
 		}
+		next, err := runUntilReload(ctx, m, reload)
+		if next != nil {
+			dopts.Config = o.reloaded(ctx, fs, dopts, *next)
+			continue
+		}
 		// A GPU that discovery could not read answers again: discover anew.
-		if err := m.Run(ctx); !errors.Is(err, deviceplugin.ErrRediscover) {
+		if !errors.Is(err, deviceplugin.ErrRediscover) {
 			return err
 		}
 		logger.Info("Discovering the node's GPUs again")
 	}
+}
+
+// runUntilReload runs m until it ends or a new per-node config arrives
+// (then it stops m and returns the config).
+func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan choice) (*choice, error) {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next *choice
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case c := <-reload:
+			next = &c
+			cancel()
+		case <-runCtx.Done():
+		}
+	}()
+	err := m.Run(runCtx)
+	cancel()
+	<-done
+	if next != nil && ctx.Err() == nil {
+		return next, nil
+	}
+	return nil, err
+}
+
+// reloaded returns the config to run after a per-node config change: the
+// new one when it loads and fits the node, else the running one (logged).
+func (o *options) reloaded(ctx context.Context, fs *pflag.FlagSet, dopts deviceplugin.Options, next choice) *configv1.Config {
+	logger := klog.FromContext(ctx)
+	prev := o.chosen
+	o.chosen = &next
+	cfg, err := o.loadConfig(ctx, fs)
+	if err == nil {
+		trial := dopts
+		trial.Config, trial.CDISpecDir = cfg, ""
+		_, err = deviceplugin.New(trial)
+	}
+	if err != nil {
+		logger.Error(err, "New per-node config refused; keeping the running one", "config", next.name)
+		o.chosen = prev
+		return dopts.Config
+	}
+	logger.Info("Running with the new per-node config", "config", next.name)
+	return cfg
+}
+
+// choosePerNode, with --config-file-srcdir, picks this node's config by its
+// label (read once here, then watched) and the fallbacks.
+func (o *options) choosePerNode(ctx context.Context, client kubernetes.Interface) (*perNode, labelSource, error) {
+	if o.configDir == "" {
+		return nil, nil, nil
+	}
+	if err := validFallbacks(o.fallbacks); err != nil {
+		return nil, nil, err
+	}
+	pn := &perNode{dir: o.configDir, label: o.nodeLabel, defaultCfg: o.defaultConfig, fallbacks: o.fallbacks}
+	var labels labelSource
+	label := ""
+	if client != nil {
+		nl, err := watchNodeLabel(ctx, client, o.nodeName, o.nodeLabel)
+		if err != nil {
+			return nil, nil, err
+		}
+		labels, label = nl, nl.Label()
+	}
+	c, err := pn.choose(label)
+	if err != nil {
+		return nil, nil, err
+	}
+	klog.FromContext(ctx).Info("Per-node config", "label", o.nodeLabel, "value", label, "config", c.name)
+	o.chosen = &c
+	return pn, labels, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func (o *options) client() (kubernetes.Interface, error) {

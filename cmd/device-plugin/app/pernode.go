@@ -1,0 +1,221 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+)
+
+// Per-node configs, as NVIDIA's config manager does them: a ConfigMap of
+// named configs mounted as a directory (one file per name), and the node
+// label nvidia.com/device-plugin.config naming the one for this node. The
+// plugin re-reads the choice when the label or the ConfigMap changes and
+// restarts its resources with the new config.
+const (
+	// DefaultConfigLabel is NVIDIA's node label naming a node's config.
+	DefaultConfigLabel = "nvidia.com/device-plugin.config"
+	// Fallback strategies when the label names no config (NVIDIA's names).
+	fallbackNamed  = "named"  // the --default-config name
+	fallbackSingle = "single" // the only config in the directory
+	fallbackEmpty  = "empty"  // an empty config (the defaults)
+)
+
+// perNode says how a node's config is chosen.
+type perNode struct {
+	dir        string   // the mounted ConfigMap: one file per named config
+	label      string   // the node label naming the config
+	defaultCfg string   // the name used when the label is absent
+	fallbacks  []string // tried in order when the label is absent
+}
+
+// choice is a chosen config: its name and content ("" name: empty config).
+type choice struct {
+	name string
+	data []byte
+}
+
+// configNames lists the named configs in dir: regular files (or links to
+// them), without the ..data entries a ConfigMap volume holds.
+func configNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the configs in %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(dir, e.Name())); err == nil && st.Mode().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// choose picks the config for a node whose label value is label ("" when
+// the node has none): the named config, else the fallbacks in order. A
+// label naming a config that does not exist is an error (NVIDIA's config
+// manager fails too), as is no fallback applying.
+func (pn *perNode) choose(label string) (choice, error) {
+	names, err := configNames(pn.dir)
+	if err != nil {
+		return choice{}, err
+	}
+	read := func(name string) (choice, error) {
+		data, err := os.ReadFile(filepath.Join(pn.dir, name))
+		if err != nil {
+			return choice{}, fmt.Errorf("reading config %q: %w", name, err)
+		}
+		return choice{name: name, data: data}, nil
+	}
+	if label != "" {
+		if !slices.Contains(names, label) {
+			return choice{}, fmt.Errorf("node label %s=%s names no config in %s (configs: %s)", pn.label, label, pn.dir, strings.Join(names, ", "))
+		}
+		return read(label)
+	}
+	for _, f := range pn.fallbacks {
+		switch f {
+		case fallbackNamed:
+			if pn.defaultCfg != "" && slices.Contains(names, pn.defaultCfg) {
+				return read(pn.defaultCfg)
+			}
+		case fallbackSingle:
+			if len(names) == 1 {
+				return read(names[0])
+			}
+		case fallbackEmpty:
+			return choice{}, nil
+		}
+	}
+	return choice{}, fmt.Errorf("node has no %s label and no fallback applies (strategies %s; default config %q; configs: %s)",
+		pn.label, strings.Join(pn.fallbacks, ","), pn.defaultCfg, strings.Join(names, ", "))
+}
+
+// validFallbacks checks --fallback-strategies.
+func validFallbacks(in []string) error {
+	for _, f := range in {
+		if f != fallbackNamed && f != fallbackSingle && f != fallbackEmpty {
+			return fmt.Errorf("--fallback-strategies: %q is not one of named, single, empty", f)
+		}
+	}
+	return nil
+}
+
+// labelSource reports this node's config label value and its changes.
+type labelSource interface {
+	Label() string
+	Changed() <-chan struct{}
+}
+
+// nodeLabels watches one node's labels through an informer restricted to it.
+type nodeLabels struct {
+	key     string
+	store   cache.Store
+	changed chan struct{}
+}
+
+func watchNodeLabel(ctx context.Context, client kubernetes.Interface, node, label string) (*nodeLabels, error) {
+	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
+	}))
+	inf := f.Core().V1().Nodes().Informer()
+	nl := &nodeLabels{key: label, store: inf.GetStore(), changed: make(chan struct{}, 1)}
+	notify := func(any) {
+		select {
+		case nl.changed <- struct{}{}:
+		default:
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: notify, UpdateFunc: func(_, n any) { notify(n) }, DeleteFunc: notify}); err != nil {
+		return nil, fmt.Errorf("node informer: %w", err)
+	}
+	f.Start(ctx.Done())
+	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
+		return nil, errors.New("node informer did not sync in 30s: cannot read the node's config label")
+	}
+	return nl, nil
+}
+
+func (nl *nodeLabels) Label() string {
+	for _, obj := range nl.store.List() {
+		if n, ok := obj.(*corev1.Node); ok {
+			return n.Labels[nl.key]
+		}
+	}
+	return ""
+}
+
+func (nl *nodeLabels) Changed() <-chan struct{} { return nl.changed }
+
+// watchConfigs sends on reload whenever the chosen config's content
+// changes (label change, ConfigMap update), until ctx ends. Errors (a
+// label naming no config) are logged and the running config kept.
+func watchConfigs(ctx context.Context, pn *perNode, labels labelSource, current choice, reload chan<- choice) error {
+	logger := klog.FromContext(ctx)
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", pn.dir, err)
+	}
+	if err := w.Add(pn.dir); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("watching %s: %w", pn.dir, err)
+	}
+	var changed <-chan struct{}
+	if labels != nil {
+		changed = labels.Changed()
+	}
+	go func() {
+		defer func() { _ = w.Close() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			case <-w.Events:
+			case err := <-w.Errors:
+				logger.Error(err, "Watching the per-node configs")
+				continue
+			}
+			label := ""
+			if labels != nil {
+				label = labels.Label()
+			}
+			next, err := pn.choose(label)
+			if err != nil {
+				logger.Error(err, "Keeping the running config")
+				continue
+			}
+			if next.name == current.name && bytes.Equal(next.data, current.data) {
+				continue
+			}
+			logger.Info("Per-node config changed", "from", current.name, "to", next.name)
+			current = next
+			select {
+			case reload <- next:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}

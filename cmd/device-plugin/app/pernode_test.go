@@ -1,0 +1,147 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// configMapDir lays out configs as a ConfigMap volume does: the files in
+// ..<timestamp>/, ..data linking to it, and each name linking into ..data.
+func configMapDir(t *testing.T, configs map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	updateConfigMapDir(t, dir, configs)
+	return dir
+}
+
+func updateConfigMapDir(t *testing.T, dir string, configs map[string]string) {
+	t.Helper()
+	ts := "..2026_" + time.Now().Format("150405.000000000")
+	require.NoError(t, os.Mkdir(filepath.Join(dir, ts), 0o755))
+	for name, content := range configs {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, ts, name), []byte(content), 0o644))
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	require.NoError(t, os.Symlink(ts, tmp))
+	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "..data")))
+	for name := range configs {
+		link := filepath.Join(dir, name)
+		if _, err := os.Lstat(link); err != nil {
+			require.NoError(t, os.Symlink(filepath.Join("..data", name), link))
+		}
+	}
+}
+
+const (
+	tsConfig    = "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}\n"
+	mixedConfig = "version: v1\nflags: {migStrategy: mixed}\n"
+)
+
+func TestChoosePerNodeConfig(t *testing.T) {
+	two := configMapDir(t, map[string]string{"ts": tsConfig, "mig-mixed": mixedConfig})
+	one := configMapDir(t, map[string]string{"ts": tsConfig})
+	tests := []struct {
+		name      string
+		dir       string
+		label     string
+		def       string
+		fallbacks []string
+		want      string // chosen name; "" = empty config
+		wantErr   string
+	}{
+		{"the label names it", two, "mig-mixed", "ts", []string{"named"}, "mig-mixed", ""},
+		{"a label naming nothing", two, "mig-single", "ts", []string{"named", "empty"}, "", `nvidia.com/device-plugin.config=mig-single names no config`},
+		{"no label: the default", two, "", "ts", []string{"named", "single"}, "ts", ""},
+		{"no label, default missing: the only one", one, "", "gone", []string{"named", "single"}, "ts", ""},
+		{"no label, two configs, no default", two, "", "", []string{"named", "single"}, "", "no fallback applies"},
+		{"no label: empty", two, "", "", []string{"named", "single", "empty"}, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pn := &perNode{dir: tc.dir, label: DefaultConfigLabel, defaultCfg: tc.def, fallbacks: tc.fallbacks}
+			c, err := pn.choose(tc.label)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, c.name)
+		})
+	}
+	require.ErrorContains(t, validFallbacks([]string{"named", "first"}), `"first" is not one of named, single, empty`)
+}
+
+type fakeLabels struct {
+	value   string
+	changed chan struct{}
+}
+
+func (f *fakeLabels) Label() string            { return f.value }
+func (f *fakeLabels) Changed() <-chan struct{} { return f.changed }
+
+// TestPerNodeConfigReload: a label change and a ConfigMap update each
+// deliver the new config once; a label naming no config keeps the
+// running one.
+func TestPerNodeConfigReload(t *testing.T) {
+	dir := configMapDir(t, map[string]string{"ts": tsConfig, "mig-mixed": mixedConfig})
+	pn := &perNode{dir: dir, label: DefaultConfigLabel, defaultCfg: "ts", fallbacks: []string{"named"}}
+	labels := &fakeLabels{changed: make(chan struct{}, 1)}
+	current, err := pn.choose("")
+	require.NoError(t, err)
+	require.Equal(t, "ts", current.name)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan choice, 1)
+	require.NoError(t, watchConfigs(ctx, pn, labels, current, reload))
+	next := func() choice {
+		t.Helper()
+		select {
+		case c := <-reload:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reload")
+			return choice{}
+		}
+	}
+	quiet := func() {
+		t.Helper()
+		select {
+		case c := <-reload:
+			t.Fatalf("unexpected reload to %q", c.name)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+
+	labels.value = "mig-mixed"
+	labels.changed <- struct{}{}
+	require.Equal(t, choice{name: "mig-mixed", data: []byte(mixedConfig)}, next())
+
+	labels.value = "nope"
+	labels.changed <- struct{}{}
+	quiet()
+
+	labels.value = "mig-mixed"
+	labels.changed <- struct{}{}
+	quiet() // the same config: nothing to do
+
+	updated := "version: v1\nflags: {migStrategy: single}\n"
+	updateConfigMapDir(t, dir, map[string]string{"ts": tsConfig, "mig-mixed": updated})
+	require.Equal(t, choice{name: "mig-mixed", data: []byte(updated)}, next())
+}
+
+// TestPerNodeConfigThroughTheBinary: without a node label the default
+// config of the directory is the node's, as with NVIDIA's config manager.
+func TestPerNodeConfigThroughTheBinary(t *testing.T) {
+	dir := configMapDir(t, map[string]string{"ts": tsConfig, "mig-mixed": mixedConfig})
+	stdout, stderr, code := runBinary(t, map[string]string{"DEFAULT_CONFIG": "ts"}, "--config-file-srcdir", dir, "--fake", "dgx-a100", "--print-topology")
+	require.Zero(t, code, stderr)
+	require.Equal(t, map[string]int{"nvidia.com/gpu": 32}, advertised(t, stdout)) // 8 x 4
+	_, stderr, code = runBinary(t, nil, "--config-file-srcdir", dir, "--fake", "dgx-a100", "--print-topology")
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "no fallback applies")
+}
