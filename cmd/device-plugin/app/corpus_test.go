@@ -1,6 +1,7 @@
 package app
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,5 +74,18 @@ func TestNVIDIAConfigCorpus(t *testing.T) {
 			require.Zero(t, code, stderr)
 			require.Equal(t, tc.nvidia, advertised(t, stdout))
 		})
+	}
+}
+
+// TestCorpusIsCovered: every file of the corpus has its expectation in
+// TestNVIDIAConfigCorpus, so a file added without one fails here.
+func TestCorpusIsCovered(t *testing.T) {
+	src, err := os.ReadFile("corpus_test.go")
+	require.NoError(t, err)
+	files, err := filepath.Glob(filepath.Join(repoRoot(t), "testdata", "nvidia-config", "*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		require.Contains(t, string(src), `{"`+filepath.Base(f)+`"`, "no expectation for %s", f)
 	}
 }
