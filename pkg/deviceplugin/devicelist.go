@@ -79,7 +79,7 @@ func (p *Plugin) deviceList(resp *pluginapi.ContainerAllocateResponse, devs []*s
 			setEnv(resp, EnvVisibleDevices, VolumeMountsRoot)
 			for _, id := range ids {
 				resp.Mounts = append(resp.Mounts, &pluginapi.Mount{
-					ContainerPath: path.Join(VolumeMountsRoot, id), HostPath: volumeMountsHostPath, ReadOnly: true})
+					ContainerPath: path.Join(VolumeMountsRoot, id), HostPath: volumeMountsHostPath})
 			}
 		case configv1.DeviceListStrategyCDIAnnotations:
 			ann, err := cdi.UpdateAnnotations(map[string]string{}, cdiAnnotationPlugin, uuid.NewString(), names)

@@ -8,6 +8,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
 // configMapDir lays out configs as a ConfigMap volume does: the files in
@@ -144,4 +149,57 @@ func TestPerNodeConfigThroughTheBinary(t *testing.T) {
 	_, stderr, code = runBinary(t, nil, "--config-file-srcdir", dir, "--fake", "dgx-a100", "--print-topology")
 	require.NotZero(t, code)
 	require.Contains(t, stderr, "no fallback applies")
+}
+
+// TestReloadRunsTheNewConfig: a per-node config change stops the running
+// resources and returns the new config; a new config that does not load,
+// or does not fit the node, keeps the running one.
+func TestReloadRunsTheNewConfig(t *testing.T) {
+	m, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	lib := nvml.New(m.Interface())
+	require.NoError(t, lib.Init())
+	t.Cleanup(func() { _ = lib.Shutdown() })
+	dir, err := os.MkdirTemp("", "gpupack-reload-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fs := NewCommand().Flags()
+	o := &options{configDir: dir, chosen: &choice{name: "ts", data: []byte(tsConfig)}}
+	cfg, err := o.loadConfig(ctx, fs)
+	require.NoError(t, err)
+	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir}
+	mgr, err := deviceplugin.New(dopts)
+	require.NoError(t, err)
+
+	reload := make(chan choice, 1)
+	reload <- choice{name: "mig-mixed", data: []byte(mixedConfig)}
+	next, err := runUntilReload(ctx, mgr, reload)
+	require.NoError(t, err)
+	require.Equal(t, "mig-mixed", next.name)
+	got := o.reloaded(ctx, fs, dopts, *next)
+	require.Equal(t, configv1.MIGStrategyMixed, *got.Flags.MigStrategy)
+	require.Empty(t, got.Sharing.TimeSlicing.Resources)
+	require.Equal(t, "mig-mixed", o.chosen.name)
+
+	dopts.Config = got
+	for _, bad := range []string{
+		"flags: {migStrategy: diagonal}", // does not load
+		"sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}", // no GPU 99 here
+	} {
+		kept := o.reloaded(ctx, fs, dopts, choice{name: "bad", data: []byte(bad)})
+		require.Same(t, got, kept, bad)
+		require.Equal(t, "mig-mixed", o.chosen.name, "the running config stays chosen")
+	}
+
+	// The context ending is no reload.
+	mgr, err = deviceplugin.New(dopts)
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	stop()
+	next, err = runUntilReload(runCtx, mgr, make(chan choice))
+	require.Nil(t, next)
+	require.NoError(t, err)
 }
