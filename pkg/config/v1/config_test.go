@@ -196,6 +196,12 @@ func TestNVIDIAUnknownFieldsWarn(t *testing.T) {
 		{"version: v1\nhealth: {recovery: {check: 3}}", `health.recovery.check: Forbidden: unknown field`},
 		{"version: v1\nbogus: 1", `bogus: Forbidden: unknown field`},
 		{"version: v1\npublish: {inuse: true, topologyy: false}", `publish.topologyy: Forbidden: unknown field`},
+		// gpupack's own fields inside NVIDIA's sections stay strict.
+		{"sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevice: [0]}]}}",
+			`sharing.timeSlicing.resources[0].gpupackDevice: Forbidden: unknown field (gpupack's own field is gpupackDevices)`},
+		{"sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackName: x}]}}",
+			`sharing.timeSlicing.resources[0].gpupackName: Forbidden: unknown field`},
+		{"sharing: {timeSlicing: {replicaPolicys: spread}}", `sharing.timeSlicing.replicaPolicys: Forbidden: unknown field (gpupack's own field is replicaPolicy)`},
 	} {
 		_, err := Parse([]byte(tc.in))
 		require.ErrorContains(t, err, tc.want)

@@ -88,6 +88,10 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 	for key, v := range m {
 		f, ok := fieldByJSONName(t, key)
 		if !ok {
+			if own := ownFieldLike(t, key); own != "" {
+				w.errs = append(w.errs, field.Forbidden(child(key), "unknown field (gpupack's own field is "+own+")"))
+				continue
+			}
 			if lenient {
 				w.warnings = append(w.warnings, fmt.Sprintf("%s: unknown field, ignored (as NVIDIA's plugin ignores it)", child(key)))
 				continue
@@ -120,6 +124,45 @@ func fieldByJSONName(t reflect.Type, key string) (reflect.StructField, bool) {
 		return *fold, true
 	}
 	return reflect.StructField{}, false
+}
+
+// ownFieldLike returns gpupack's own field of t that key is a typo of
+// (a "gpupack" prefix, or at most 2 edits away), "" if none: typos in
+// gpupack's fields are errors even inside NVIDIA's sections.
+func ownFieldLike(t reflect.Type, key string) string {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Tag.Get("gpupack") != "own" {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		lk, ln := strings.ToLower(key), strings.ToLower(name)
+		if strings.HasPrefix(lk, "gpupack") && strings.HasPrefix(ln, "gpupack") || editDistance(lk, ln) <= 2 {
+			return name
+		}
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func jsonNames(t reflect.Type) []string {

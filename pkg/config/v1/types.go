@@ -177,7 +177,7 @@ type TimeSlicing struct {
 	FailRequestsGreaterThanOne bool                 `json:"failRequestsGreaterThanOne,omitempty"`
 	Resources                  []ReplicatedResource `json:"resources,omitempty"`
 	// ReplicaPolicy is gpupack's: packed (default) or spread.
-	ReplicaPolicy string `json:"replicaPolicy,omitempty"`
+	ReplicaPolicy string `json:"replicaPolicy,omitempty" gpupack:"own"`
 }
 
 // ReplicatedResource says which devices of a resource are time-shared and
@@ -196,10 +196,10 @@ type ReplicatedResource struct {
 	// GPUPackDevices selects the devices to share (gpupack's own): all
 	// (default), a count (the first N) or a list of GPU indexes, MIG
 	// indexes "<gpu>:<mig>" and GPU/MIG UUIDs.
-	GPUPackDevices *ReplicatedDevices `json:"gpupackDevices,omitempty"`
+	GPUPackDevices *ReplicatedDevices `json:"gpupackDevices,omitempty" gpupack:"own"`
 	// GPUPackRename is the name the replicas are advertised under
 	// (gpupack's own); it wins over renameByDefault.
-	GPUPackRename string `json:"gpupackRename,omitempty"`
+	GPUPackRename string `json:"gpupackRename,omitempty" gpupack:"own"`
 }
 
 // Target is the name r's replicas are advertised under: its gpupackRename,
