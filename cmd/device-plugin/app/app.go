@@ -203,6 +203,11 @@ func (o *options) loadConfig(ctx context.Context, fs *pflag.FlagSet) (*configv1.
 	if err := applyHealthEnv(c, disable); err != nil {
 		return nil, err
 	}
+	// NVIDIA's plugin advertises <RESOURCE_PREFIX>/gpu...: ignoring another
+	// prefix would advertise other resources.
+	if p, _ := lookupEnv("RESOURCE_PREFIX"); strings.TrimSpace(p) != "" && strings.TrimSpace(p) != strings.TrimSuffix(configv1.ResourcePrefix, "/") {
+		return nil, fmt.Errorf("RESOURCE_PREFIX=%s: gpupack advertises under %s only", p, configv1.ResourcePrefix)
+	}
 	enable, _ := lookupEnv(envEnableHealthChecks)
 	if err := applyEnableHealthEnv(c, enable); err != nil {
 		return nil, err

@@ -151,6 +151,8 @@ func TestNVIDIAFlagsAndEnvThroughTheBinary(t *testing.T) {
 		{"GDS_ENABLED", map[string]string{"GDS_ENABLED": "true", "MOFED_ENABLED": "true"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"GDS_ENABLED bad", map[string]string{"GDS_ENABLED": "on"}, whole, nil, `GDS_ENABLED=on: "on" is not a boolean`},
 		{"KUBELET_SOCKET bad", map[string]string{"KUBELET_SOCKET": "/var/lib/kubelet/device-plugins/other.sock"}, whole, nil, "want a path ending in /kubelet.sock"},
+		{"RESOURCE_PREFIX nvidia.com", map[string]string{"RESOURCE_PREFIX": "nvidia.com"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"RESOURCE_PREFIX other", map[string]string{"RESOURCE_PREFIX": "example.com"}, whole, nil, "RESOURCE_PREFIX=example.com: gpupack advertises under nvidia.com/ only"},
 		{"unknown flag", nil, append([]string{"--mig-stratgy", "none"}, whole...), nil, "unknown flag: --mig-stratgy"},
 		{"replica policy alias env", map[string]string{"GPUPACK_REPLICA_POLICY": "diagonal"}, whole, nil, `sharing.timeSlicing.replicaPolicy: Unsupported value: "diagonal"`},
 	}
