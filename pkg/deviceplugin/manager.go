@@ -151,7 +151,7 @@ func pluginOptions(c *configv1.Config, policy score.ReplicaPolicy) PluginOptions
 		PassDeviceSpecs:            deref(pf.PassDeviceSpecs),
 		ReplicaPolicy:              policy,
 		DriverRoot:                 deref(c.Flags.NvidiaDriverRoot),
-		DevRoot:                    deref(c.Flags.NvidiaDevRoot),
+		DevRoot:                    c.Flags.DevRoot(),
 		DeviceIDStrategy:           deref(pf.DeviceIDStrategy),
 		CDIAnnotationPrefix:        deref(pf.CDIAnnotationPrefix),
 	}

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"tags.cncf.io/container-device-interface/pkg/cdi"
 )
 
 // The tests in this file run the device-plugin binary itself, built once
@@ -177,4 +179,42 @@ func TestVersionFlag(t *testing.T) {
 	stdout, _, code := runBinary(t, nil, "--version")
 	require.Zero(t, code)
 	require.Contains(t, stdout, "gpupack ")
+}
+
+// TestCDISpecThroughTheBinary: the running plugin, told by NVIDIA's
+// variables to use CDI with the driver under /run/nvidia/driver-like
+// root, writes the node's CDI spec with every device node under that root.
+func TestCDISpecThroughTheBinary(t *testing.T) {
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "dev"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "dev", "nvidiactl"), nil, 0o644))
+	specDir := t.TempDir()
+	pluginDir, err := os.MkdirTemp("", "gpupack-cdi-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(pluginDir) })
+	cmd := exec.Command(deviceInfoBinary(t), "--fake", "dgx-h100", "--device-plugin-dir", pluginDir,
+		"--cdi-spec-dir", specDir, "--metrics-bind-address", "")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DEVICE_LIST_STRATEGY=cdi-cri", "DEVICE_ID_STRATEGY=index", "NVIDIA_DRIVER_ROOT=" + root}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	specPath := filepath.Join(specDir, "k8s.device-plugin.nvidia.com-gpu.yaml")
+	require.Eventually(t, func() bool { _, err := os.Stat(specPath); return err == nil }, 30*time.Second, 100*time.Millisecond, stderr.String())
+	spec, err := cdi.ReadSpec(specPath, 0)
+	require.NoError(t, err, "the CDI library reads and validates it")
+	// 8 GPUs named by index, and all.
+	var names []string
+	for _, d := range spec.Devices {
+		names = append(names, d.Name)
+		for _, n := range d.ContainerEdits.DeviceNodes {
+			require.Equal(t, filepath.Join(root, n.Path), n.HostPath)
+		}
+	}
+	require.Equal(t, []string{"0", "1", "2", "3", "4", "5", "6", "7", "all"}, names)
+	require.Len(t, spec.ContainerEdits.DeviceNodes, 1, "only the control node present under the root")
+	require.Equal(t, filepath.Join(root, "dev", "nvidiactl"), spec.ContainerEdits.DeviceNodes[0].HostPath)
 }

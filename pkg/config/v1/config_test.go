@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/utils/ptr"
 
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -42,7 +43,12 @@ func TestParseNVIDIAConfig(t *testing.T) {
 	require.Equal(t, MIGStrategyMixed, *c.Flags.MigStrategy)
 	require.False(t, *c.Flags.FailOnInitError)
 	require.True(t, *c.Flags.Plugin.PassDeviceSpecs)
-	require.Equal(t, "/run/nvidia/driver", *c.Flags.NvidiaDevRoot, "the dev root defaults to the driver root, as in NVIDIA's plugin")
+	require.Equal(t, "/run/nvidia/driver", c.Flags.DevRoot(), "the dev root defaults to the driver root, as in NVIDIA's plugin")
+	// Derived, not defaulted: a driver root given later moves it too.
+	c.Flags.NvidiaDriverRoot = ptr.To("/other")
+	require.Equal(t, "/other", c.Flags.DevRoot())
+	c.Flags.NvidiaDevRoot = ptr.To("/dev-root")
+	require.Equal(t, "/dev-root", c.Flags.DevRoot())
 	ts := c.Sharing.TimeSlicing
 	require.True(t, ts.RenameByDefault)
 	require.True(t, ts.FailRequestsGreaterThanOne)

@@ -35,10 +35,6 @@ func SetDefaults(c *Config) {
 	setDefault(&f.MigStrategy, defaultMIGStrategy)
 	setDefault(&f.FailOnInitError, true)
 	setDefault(&f.NvidiaDriverRoot, defaultDriverRoot)
-	if f.NvidiaDevRoot == nil || *f.NvidiaDevRoot == "" {
-		// NVIDIA: the device nodes live under the driver root unless told.
-		f.NvidiaDevRoot = ptr.To(*f.NvidiaDriverRoot)
-	}
 	setDefault(&f.GDRCopyEnabled, false)
 	setDefault(&f.GDSEnabled, false)
 	setDefault(&f.MOFEDEnabled, false)
@@ -87,4 +83,17 @@ func setDefault[T any](p **T, v T) {
 	if *p == nil {
 		*p = ptr.To(v)
 	}
+}
+
+// DevRoot is the device nodes' root on the host: nvidiaDevRoot, else the
+// driver root (NVIDIA's rule). It is derived, not defaulted, so that a
+// driver root given later by flag or variable moves it too.
+func (f *Flags) DevRoot() string {
+	if f.NvidiaDevRoot != nil && *f.NvidiaDevRoot != "" {
+		return *f.NvidiaDevRoot
+	}
+	if f.NvidiaDriverRoot != nil {
+		return *f.NvidiaDriverRoot
+	}
+	return defaultDriverRoot
 }
