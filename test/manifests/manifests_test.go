@@ -189,9 +189,11 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 	}{
 		{"list", "pods", "", true}, {"watch", "pods", "", true},
 		{"patch", "nodes", "", true},
+		// Per-node configs: list + watch of the own node (field selector) for its config label.
+		{"list", "nodes", "", true}, {"watch", "nodes", "", true},
 		{"create", "events", "default", true}, {"patch", "events", "default", true},
 		// Unused, so not granted.
-		{"get", "pods", "default", false}, {"get", "nodes", "", false}, {"list", "nodes", "", false},
+		{"get", "pods", "default", false}, {"get", "nodes", "", false},
 		{"update", "nodes", "", false}, {"delete", "nodes", "", false}, {"patch", "nodes/status", "", false},
 		{"create", "pods", "default", false}, {"delete", "pods", "default", false}, {"patch", "pods", "default", false},
 		{"get", "secrets", "default", false}, {"list", "secrets", "", false}, {"get", "configmaps", "gpupack-system", false},
