@@ -35,7 +35,7 @@ import (
 type options struct {
 	binDir, schedulerBin, pluginBin, config string
 	timeout                                 time.Duration
-	keep                                    bool
+	keep, hold                              bool
 }
 
 func main() {
@@ -46,6 +46,7 @@ func main() {
 	flag.StringVar(&o.config, "config", "manifests/scheduler/config.yaml", "the scheduler's KubeSchedulerConfiguration")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the workload to settle")
 	flag.BoolVar(&o.keep, "keep", false, "keep the logs directory")
+	flag.BoolVar(&o.hold, "hold", false, "after the report, keep the cluster running (for kubectl gpupack) until Ctrl-C")
 	klog.InitFlags(nil)
 	flag.Parse()
 
@@ -169,6 +170,10 @@ func run(ctx context.Context, o options, out io.Writer) (_ *outcome, err error) 
 		if h := handoffs[p.profile]; h[1] > 0 {
 			fmt.Fprintf(out, "exact-device handoff (%s): %d of %d pods got from the kubelet exactly the devices the scheduler chose\n", p.profile, h[0], h[1])
 		}
+	}
+	if o.hold {
+		progress("cluster kept running until Ctrl-C; try: go run ./cmd/kubectl-gpupack --kubeconfig=%s nodes", cp.Kubeconfig)
+		<-ctx.Done()
 	}
 	progress("stopping everything")
 	return &outcome{sides: sides, handoffs: handoffs}, nil
