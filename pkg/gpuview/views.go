@@ -3,6 +3,7 @@ package gpuview
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"text/tabwriter"
 
 	"github.com/gpupack/gpupack/pkg/score"
@@ -175,15 +176,29 @@ func chosenLabel(p PodView) string {
 	return s
 }
 
+// idsLabel joins device IDs for a table cell, each NVML UUID cut to its
+// first 8 hex digits as docker and git shorten IDs ("GPU-3bdeaa45::0" for
+// "GPU-3bdeaa45-a496-541d-97b0-9442896f29d7::0"): an 8-GPU set stays one
+// readable column. -o json|yaml keep the full IDs.
 func idsLabel(ids []string) string {
 	if len(ids) == 0 {
 		return "-"
 	}
-	s := ids[0]
+	s := shortUUIDs(ids[0])
 	for _, id := range ids[1:] {
-		s += "," + id
+		s += "," + shortUUIDs(id)
 	}
 	return s
+}
+
+// nvmlUUID matches an NVML GPU or MIG UUID, capturing its prefix and first
+// 8 hex digits.
+var nvmlUUID = regexp.MustCompile(`\b(GPU|MIG)-([0-9a-fA-F]{8})-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`)
+
+// shortUUIDs shortens every NVML UUID in s to its prefix and first 8 hex
+// digits; anything else (replica suffixes, stand-in IDs) is kept.
+func shortUUIDs(s string) string {
+	return nvmlUUID.ReplaceAllString(s, "$1-$2")
 }
 
 func gpusLabel(idx []int) string {

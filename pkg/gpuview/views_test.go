@@ -214,3 +214,23 @@ func TestMalformedInUse(t *testing.T) {
 	require.Equal(t, HandoffNoChoice, pv[0].Handoff)
 	require.Equal(t, []int{0}, pv[0].GPUs)
 }
+
+func TestIDsLabelShortensNVMLUUIDs(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ids  []string
+		want string
+	}{
+		{"none", nil, "-"},
+		{"GPU UUID: prefix and first 8 hex digits", []string{"GPU-3bdeaa45-a496-541d-97b0-9442896f29d7"}, "GPU-3bdeaa45"},
+		{"replica suffix kept", []string{"GPU-3bdeaa45-a496-541d-97b0-9442896f29d7::3"}, "GPU-3bdeaa45::3"},
+		{"MIG UUID", []string{"MIG-097ff166-a057-59ab-a83b-d60f5bc31196"}, "MIG-097ff166"},
+		{"two, in order", []string{"GPU-aaaaaaaa-0000-0000-0000-000000000000", "GPU-bbbbbbbb-0000-0000-0000-000000000000"}, "GPU-aaaaaaaa,GPU-bbbbbbbb"},
+		{"not a UUID: kept", []string{"GPU-n-0", "GPU-unreadable-3", "0"}, "GPU-n-0,GPU-unreadable-3,0"},
+		{"too short to be a UUID: kept", []string{"GPU-3bdeaa45-a496-541d-97b0-9442896f29"}, "GPU-3bdeaa45-a496-541d-97b0-9442896f29"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.Equal(t, c.want, idsLabel(c.ids))
+		})
+	}
+}
