@@ -184,6 +184,7 @@ func TestHandoffKubeletRestartInProcess(t *testing.T) {
 		require.NoError(t, hk.Admit(ctx, pod))
 		got[pod.Name] = hk.Devices(pod)["nvidia.com/gpu"]
 	}
+	hk.SourcesSeen()
 	require.Equal(t, map[string][]string{
 		"early": sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)}),
 		"late":  sortedIDs([]string{uuidOf(p, 0), uuidOf(p, 3)}),

@@ -89,7 +89,6 @@ func gpuUUIDs(topo *topology.Node, idx ...int) []string {
 // (its topology has 4), so that only GPUPack's device accounting stands
 // between the second pod and p's GPUs.
 func TestBindErrorAfterTheApiserverAppliedIt(t *testing.T) {
-	t.Skip("known failure, open: issue 12 item 4: the loopback proxy scenario does not bind p with devices on the real apiserver yet; framework coverage: pkg/scheduler/gpupack unreserve_test.go")
 	e := newEnv(t)
 	topo := e.addNode("pcie", "pcie-4gpu-2socket")
 	require.Len(t, topo.GPUs, 4)
