@@ -289,6 +289,9 @@ func (h *Handoff) entries(ctx context.Context, resource string) []entry {
 	}
 	h.mu.Lock()
 	lister := h.pods
+	// Pods observed after this were delivered after the list below was
+	// taken: their absence from it says nothing.
+	listedAt := h.next
 	h.mu.Unlock()
 	if lister == nil {
 		return nil
@@ -326,7 +329,7 @@ func (h *Handoff) entries(ctx context.Context, resource string) []entry {
 			out = append(out, e)
 		}
 	}
-	h.forgetLocked(seen)
+	h.forgetLocked(seen, listedAt)
 	slices.SortStableFunc(out, compareEntries)
 	return out
 }
@@ -518,20 +521,33 @@ func (h *Handoff) choiceOfLocked(pod *v1.Pod) (*protocol.Devices, time.Time, boo
 	return c.d, c.at, c.ok, c.err
 }
 
-// forgetLocked drops the state of pods that left the node; h.mu must be held.
-func (h *Handoff) forgetLocked(present map[types.UID]bool) {
+// forgetLocked drops the state of pods that left the node: absent from a
+// list taken when the last arrival number was listedAt. A pod observed
+// after that (the informer delivers it after updating the lister's store)
+// is kept: dropping it lost its arrival (it came back as a new arrival, at
+// the end of the queue) and its own-record allocation, so it looked pending
+// again and took the next pod's turn; the PodResources call between the
+// list and this lock made that window wide. h.mu must be held.
+func (h *Handoff) forgetLocked(present map[types.UID]bool, listedAt uint64) {
+	gone := func(uid types.UID) bool {
+		if present[uid] {
+			return false
+		}
+		seq, ok := h.seq[uid]
+		return !ok || seq <= listedAt
+	}
 	for uid := range h.cache {
-		if !present[uid] {
+		if gone(uid) {
 			delete(h.cache, uid)
 		}
 	}
 	for k := range h.done {
-		if !present[k.uid] {
+		if gone(k.uid) {
 			delete(h.done, k)
 		}
 	}
 	for uid := range h.seq {
-		if !present[uid] {
+		if gone(uid) {
 			delete(h.seq, uid)
 		}
 	}

@@ -519,3 +519,55 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 		require.Equal(t, []string{"g0", "g1"}, ids)
 	})
 }
+
+// racingLister delivers a pod to the handoff while a list is being taken
+// (after the snapshot), as the informer can between the lister's List and
+// the handoff's lock.
+type racingLister struct {
+	fakeLister
+	during func()
+}
+
+func (l *racingLister) List(s labels.Selector) ([]*v1.Pod, error) {
+	out, err := l.fakeLister.List(s)
+	if f := l.during; f != nil {
+		l.during = nil
+		f()
+	}
+	return out, err
+}
+
+// A pod delivered while the handoff lists the node's pods keeps its arrival
+// and its allocation. Before, the list taken just before it arrived made the
+// handoff forget it: it came back later as a new arrival behind pods that
+// arrived after it (and an allocated pod looked pending again), which
+// swapped same-size pods' sets in e2e under load.
+func TestHandoffKeepsPodsDeliveredDuringAList(t *testing.T) {
+	ctx := context.Background()
+	pods := &racingLister{}
+	h := NewHandoff(pods)
+	a, b, c := boundPod(t, "a", 1, 1, "g0"), boundPod(t, "b", 1, 2, "g1"), boundPod(t, "c", 1, 3, "g2")
+	pods.add(a)
+	h.Observe(a)
+	pods.during = func() { pods.add(b); h.Observe(b) }
+	ids, pod, ok := h.Choose(ctx, gpu, all8, nil, 1)
+	require.True(t, ok)
+	require.Equal(t, "a", pod.Name)
+	h.allocated(gpu, ids)
+	pods.add(c)
+	h.Observe(c)
+	h.Observe(b) // an update of b (kwok marks it running): not a new arrival
+	ids, pod, ok = h.Choose(ctx, gpu, without(all8, "g0"), nil, 1)
+	require.True(t, ok)
+	require.Equal(t, "b", pod.Name, "b arrived before c")
+	require.Equal(t, []string{"g1"}, ids)
+	require.Equal(t, 3, h.Len())
+
+	// The same while an allocated pod's update arrives: "b" stays allocated.
+	h.allocated(gpu, ids)
+	pods.during = func() { h.Observe(b) }
+	ids, pod, ok = h.Choose(ctx, gpu, without(all8, "g0", "g1"), nil, 1)
+	require.True(t, ok)
+	require.Equal(t, "c", pod.Name)
+	require.Equal(t, []string{"g2"}, ids)
+}
