@@ -49,12 +49,27 @@ type PodLister interface {
 // set for it, or none for a pod another scheduler placed). Handoff answers for
 // the first entry of the requested size not allocated yet: its set when it
 // has one that fits, else nothing (the plugin's own choice for that pod),
-// never another pod's set. What is allocated already is read from the
-// kubelet's PodResources API when one is given (WithAllocations), so a
-// restarted plugin does not take running pods for pending ones; otherwise
-// it is what this process saw allocated. When no entry of that size is known
-// yet the informer is behind the kubelet; Handoff waits for it up to the
-// configured wait.
+// never another pod's set. When no entry of that size is known yet the
+// informer is behind the kubelet; Handoff waits for it up to the configured
+// wait.
+//
+// What is allocated already comes from two records (allocatedLocked):
+//
+//   - this process's own record: each Allocate it served marks the entry it
+//     answered for, and the devices it gave (mine). It is exact and never
+//     lags, and nothing else can make an entry it marked look pending;
+//   - the kubelet's PodResources API (WithAllocations), for allocations this
+//     process did not make: pods admitted before it started (its own
+//     restart), or admitted with no entry to mark (the informer behind the
+//     kubelet). A container PodResources lists with devices of which none
+//     is in mine counts as allocated, and is added to the own record (it
+//     stays allocated when the API fails later). A listing whose devices
+//     this process gave out was already accounted for by the own record:
+//     it is ignored, so a PodResources answer that lags (a pod deleted and
+//     recreated under its name, a stale list) cannot consume a pending
+//     pod's turn. mine maps device IDs, not pods, so it stays as small as
+//     the node. The API does not know a pod it is still admitting: it can
+//     only add, never decide alone.
 //
 // The choice is read with pkg/protocol's codec of the gpupack.io/devices and
 // gpupack.io/assumed-at pod annotations: each container's set, or when there
@@ -65,14 +80,17 @@ type Handoff struct {
 	allocs Allocations
 
 	mu         sync.Mutex
-	seq        map[types.UID]uint64   // informer arrival order, of the node's live pods only
-	next       uint64                 // last arrival number given
-	batchEnd   uint64                 // pods with seq <= batchEnd are the kubelet's last start batch
-	initialEnd uint64                 // pods with seq <= initialEnd came in the informer's first list
-	synced     bool                   // the informer delivered its initial list
-	changed    chan struct{}          // closed and replaced on each Observe and Synced
-	done       map[doneKey]bool       // entries already allocated
-	cache      map[types.UID]*decoded // last decode per pod, reused while the annotations are unchanged
+	seq        map[types.UID]uint64            // informer arrival order, of the node's live pods only
+	next       uint64                          // last arrival number given
+	batchEnd   uint64                          // pods with seq <= batchEnd are the kubelet's last start batch
+	initialEnd uint64                          // pods with seq <= initialEnd came in the informer's first list
+	synced     bool                            // the informer delivered its initial list
+	changed    chan struct{}                   // closed and replaced on each Observe and Synced
+	done       map[doneKey]bool                // entries already allocated (own record, and what PodResources added)
+	mine       map[string]map[string]types.UID // resource -> device ID -> pod this process last gave it to
+	answered   map[string][]answer             // resource -> this process's last GetPreferredAllocation answers
+	turn       map[string]doneKey              // resource -> the entry Choose last left to the plugin's own choice
+	cache      map[types.UID]*decoded          // last decode per pod, reused while the annotations are unchanged
 }
 
 // HandoffOption configures a Handoff.
@@ -108,6 +126,17 @@ type decoded struct {
 	err                error
 }
 
+// answer is a set Choose handed out for an entry, so that the Allocate
+// that follows marks that entry.
+type answer struct {
+	ids []string // sorted
+	key doneKey
+}
+
+// maxAnswers bounds the answers kept per resource (the kubelet allocates
+// one container at a time; a few cover answers it did not use).
+const maxAnswers = 8
+
 type doneKey struct {
 	uid       types.UID
 	container string // "" for the pod-level set
@@ -133,7 +162,8 @@ func (h *Handoff) SetLister(pods PodLister) {
 // NewHandoff returns a Handoff over the node's pods.
 func NewHandoff(pods PodLister, opts ...HandoffOption) *Handoff {
 	h := &Handoff{pods: pods, seq: map[types.UID]uint64{}, changed: make(chan struct{}),
-		done: map[doneKey]bool{}, cache: map[types.UID]*decoded{}, synced: true}
+		done: map[doneKey]bool{}, mine: map[string]map[string]types.UID{}, answered: map[string][]answer{}, turn: map[string]doneKey{},
+		cache: map[types.UID]*decoded{}, synced: true}
 	for _, o := range opts {
 		o(h)
 	}
@@ -259,6 +289,9 @@ func (h *Handoff) entries(ctx context.Context, resource string) []entry {
 	}
 	h.mu.Lock()
 	lister := h.pods
+	// Pods observed after this were delivered after the list below was
+	// taken: their absence from it says nothing.
+	listedAt := h.next
 	h.mu.Unlock()
 	if lister == nil {
 		return nil
@@ -296,7 +329,7 @@ func (h *Handoff) entries(ctx context.Context, resource string) []entry {
 			out = append(out, e)
 		}
 	}
-	h.forgetLocked(seen)
+	h.forgetLocked(seen, listedAt)
 	slices.SortStableFunc(out, compareEntries)
 	return out
 }
@@ -354,11 +387,7 @@ func compareEntries(a, b entry) int {
 // held asks the kubelet which containers hold devices; nil when there is no
 // PodResources API or it did not answer (then this process's memory counts).
 func (h *Handoff) held(ctx context.Context) map[types.NamespacedName]map[string]map[string][]string {
-	if h.allocs == nil || h.synced {
-		// Once synced, this process's own record decides (the PodResources
-		// answer lags admissions and swapped same-size pods' sets in e2e:
-		// open, issue 11); before that, the kubelet's answer stands in for
-		// what a restarted plugin cannot know.
+	if h.allocs == nil {
 		return nil
 	}
 	held, err := h.allocs.Allocated(ctx)
@@ -373,26 +402,40 @@ func (h *Handoff) held(ctx context.Context) map[types.NamespacedName]map[string]
 }
 
 // allocatedLocked reports whether the entry's container holds devices of
-// its resource already: this process answered for it (the kubelet may not
-// list a pod it is still admitting in PodResources yet), or the kubelet
-// says so (after this process restarted, its own record is empty); h.mu
-// must be held.
+// its resource already. The own record decides for what this process
+// allocated (the kubelet lists a pod it is still admitting only later);
+// the kubelet's PodResources answer adds what it did not allocate (before
+// its start, or with no entry to mark), and what it adds is kept. h.mu must
+// be held.
 func (h *Handoff) allocatedLocked(held map[types.NamespacedName]map[string]map[string][]string, e entry) bool {
 	if h.done[e.key] || held == nil {
 		return h.done[e.key]
 	}
 	containers := held[types.NamespacedName{Namespace: e.pod.Namespace, Name: e.pod.Name}]
+	var ids []string
 	if e.container == "" {
 		// A pod-level set no container of the spec took: any container of
 		// the pod holding the resource served it.
 		for _, byRes := range containers {
-			if len(byRes[e.key.resource]) > 0 {
-				return true
-			}
+			ids = append(ids, byRes[e.key.resource]...)
 		}
+	} else {
+		ids = containers[e.container][e.key.resource]
+	}
+	if len(ids) == 0 {
 		return false
 	}
-	return len(containers[e.container][e.key.resource]) > 0
+	mine := h.mine[e.key.resource]
+	for _, id := range ids {
+		if _, ok := mine[id]; ok {
+			// This process gave that device out: its own record already
+			// says which entry it served; the listing is the kubelet's
+			// later (or stale) view of the same allocation.
+			return false
+		}
+	}
+	h.done[e.key] = true
+	return true
 }
 
 // podEntries are a pod's requests of resource, init containers first, each
@@ -478,20 +521,33 @@ func (h *Handoff) choiceOfLocked(pod *v1.Pod) (*protocol.Devices, time.Time, boo
 	return c.d, c.at, c.ok, c.err
 }
 
-// forgetLocked drops the state of pods that left the node; h.mu must be held.
-func (h *Handoff) forgetLocked(present map[types.UID]bool) {
+// forgetLocked drops the state of pods that left the node: absent from a
+// list taken when the last arrival number was listedAt. A pod observed
+// after that (the informer delivers it after updating the lister's store)
+// is kept: dropping it lost its arrival (it came back as a new arrival, at
+// the end of the queue) and its own-record allocation, so it looked pending
+// again and took the next pod's turn; the PodResources call between the
+// list and this lock made that window wide. h.mu must be held.
+func (h *Handoff) forgetLocked(present map[types.UID]bool, listedAt uint64) {
+	gone := func(uid types.UID) bool {
+		if present[uid] {
+			return false
+		}
+		seq, ok := h.seq[uid]
+		return !ok || seq <= listedAt
+	}
 	for uid := range h.cache {
-		if !present[uid] {
+		if gone(uid) {
 			delete(h.cache, uid)
 		}
 	}
 	for k := range h.done {
-		if !present[k.uid] {
+		if gone(k.uid) {
 			delete(h.done, k)
 		}
 	}
 	for uid := range h.seq {
-		if !present[uid] {
+		if gone(uid) {
 			delete(h.seq, uid)
 		}
 	}
@@ -517,9 +573,14 @@ func (h *Handoff) Choose(ctx context.Context, resource string, available, mustIn
 		synced := h.synced
 		h.mu.Unlock()
 		if e, found := h.head(ctx, resource, size); found && synced {
+			h.mu.Lock()
+			defer h.mu.Unlock()
 			if e.ids == nil || !allIn(e.ids, avail) || !containsAll(e.ids, mustInclude) {
+				h.turn[resource] = e.key
 				return nil, e.pod, false
 			}
+			delete(h.turn, resource)
+			h.answeredLocked(resource, e.ids, e.key)
 			return slices.Clone(e.ids), e.pod, true
 		}
 		left := time.Until(deadline)
@@ -548,36 +609,94 @@ func (h *Handoff) head(ctx context.Context, resource string, size int) (entry, b
 	return entry{}, false
 }
 
-// allocated marks the entry an allocation of ids served: the first pending
-// entry whose set is exactly ids, else the first pending entry of that size
-// (the kubelet admitted it with other devices).
+// OwnChoice records that the plugin answered ids (its own choice) for the
+// entry Choose last left to it, so that the Allocate that follows marks
+// that entry.
+func (h *Handoff) OwnChoice(resource string, ids []string) {
+	if h == nil || len(ids) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if key, ok := h.turn[resource]; ok {
+		delete(h.turn, resource)
+		h.answeredLocked(resource, ids, key)
+	}
+}
+
+// answeredLocked remembers that Choose handed ids out for the entry key;
+// h.mu must be held.
+func (h *Handoff) answeredLocked(resource string, ids []string, key doneKey) {
+	a := append(h.answered[resource], answer{ids: slices.Sorted(slices.Values(ids)), key: key})
+	if len(a) > maxAnswers {
+		a = slices.Delete(a, 0, len(a)-maxAnswers)
+	}
+	h.answered[resource] = a
+}
+
+// allocated records an Allocate of ids in the own record. It marks the
+// pending entry the allocation served: the one whose set is exactly ids,
+// else the one Choose last answered ids for (its own choice), else the
+// first pending entry of that size (the kubelet admitted it with other
+// devices); and it records ids as given by this process. When no pending
+// entry is known (the informer is behind the kubelet) nothing is marked
+// and ids are no longer counted as this process's: the kubelet's
+// PodResources answer then says which pod holds them.
 func (h *Handoff) allocated(resource string, ids []string) {
 	if h == nil {
 		return
 	}
 	// Recorded even with the kubelet's PodResources answer: the kubelet
 	// lists a pod there only once its admission is through, and the next
-	// pod's GetPreferredAllocation may come before (allocatedLocked takes
-	// both).
+	// pod's GetPreferredAllocation may come before.
 	want := slices.Sorted(slices.Values(ids))
 	pending := h.entries(context.Background(), resource)
-	mark := func(e entry) {
-		h.mu.Lock()
-		h.done[e.key] = true
-		h.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key, found := h.servedLocked(resource, pending, want)
+	mine := h.mine[resource]
+	if mine == nil {
+		mine = map[string]types.UID{}
+		h.mine[resource] = mine
 	}
+	for _, id := range ids {
+		if found {
+			mine[id] = key.uid
+		} else {
+			delete(mine, id)
+		}
+	}
+	if found {
+		h.done[key] = true
+	}
+}
+
+// servedLocked is the pending entry an allocation of want (sorted) served;
+// h.mu must be held.
+func (h *Handoff) servedLocked(resource string, pending []entry, want []string) (doneKey, bool) {
 	for _, e := range pending {
 		if e.ids != nil && slices.Equal(slices.Sorted(slices.Values(e.ids)), want) {
-			mark(e)
-			return
+			return e.key, true
+		}
+	}
+	answers := h.answered[resource]
+	for i := len(answers) - 1; i >= 0; i-- {
+		if !slices.Equal(answers[i].ids, want) {
+			continue
+		}
+		for _, e := range pending {
+			if e.key == answers[i].key {
+				h.answered[resource] = slices.Delete(answers, i, i+1)
+				return e.key, true
+			}
 		}
 	}
 	for _, e := range pending {
-		if e.size == len(ids) {
-			mark(e)
-			return
+		if e.size == len(want) {
+			return e.key, true
 		}
 	}
+	return doneKey{}, false
 }
 
 func allIn(ids []string, set map[string]bool) bool {

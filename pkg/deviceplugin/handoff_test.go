@@ -184,8 +184,53 @@ func TestHandoffKubeletRestartInProcess(t *testing.T) {
 		require.NoError(t, hk.Admit(ctx, pod))
 		got[pod.Name] = hk.Devices(pod)["nvidia.com/gpu"]
 	}
+	hk.SourcesSeen()
 	require.Equal(t, map[string][]string{
 		"early": sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)}),
 		"late":  sortedIDs([]string{uuidOf(p, 0), uuidOf(p, 3)}),
 	}, got)
+}
+
+// A kubelet restart with a running pod and a pending pod created in the
+// same second, the pending one sorted first (the kubelet's order within a
+// second is not defined): the running pod keeps its checkpointed devices
+// and the pending pod gets its own set, not the running pod's devices. The
+// kubelet's device manager keeps checkpointed pods until its pod sources
+// are all seen, which it marks after admitting the first batch
+// (harness.Kubelet.SourcesSeen); before the harness modelled that, the
+// pending pod's admission freed the running pod's devices and the running
+// pod was allocated anew, taking the next pod's set.
+func TestKubeletRestartKeepsRunningPodsDevicesThroughTheBatch(t *testing.T) {
+	dir := socketDir(t)
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(1)))
+	ctx := klog.NewContext(context.Background(), logger)
+	hk, err := harness.StartKubelet(ctx, dir)
+	require.NoError(t, err)
+	k := &kubelet{t: t, Kubelet: hk}
+	pods := &podList{}
+	h := deviceplugin.NewHandoff(pods, deviceplugin.WithAllocations(deviceplugin.NewPodResources(servePodResources(t, k))))
+	p := startPlugin(t, dir, pluginOpts{machine: "dgx-1-v100", handoff: h})
+	t.Cleanup(hk.Stop)
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+
+	running := bound(t, "running", 10, "", uuidOf(p, 4), uuidOf(p, 7))
+	pods.add(running)
+	h.Observe(running)
+	require.NoError(t, hk.Admit(ctx, running))
+	want := sortedIDs([]string{uuidOf(p, 4), uuidOf(p, 7)})
+	require.Equal(t, want, hk.Devices(running)["nvidia.com/gpu"])
+
+	pending := bound(t, "pending", 10, "", uuidOf(p, 1), uuidOf(p, 6))
+	require.NoError(t, hk.Restart(func() error {
+		pods.add(pending)
+		h.Observe(pending)
+		return nil
+	}))
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	for _, pod := range []*v1.Pod{pending, running} { // same second: pending first
+		require.NoError(t, hk.Admit(ctx, pod))
+	}
+	hk.SourcesSeen()
+	require.Equal(t, want, hk.Devices(running)["nvidia.com/gpu"], "the running pod keeps its devices")
+	require.Equal(t, sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)}), hk.Devices(pending)["nvidia.com/gpu"])
 }

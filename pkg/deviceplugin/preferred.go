@@ -70,5 +70,8 @@ func (p *Plugin) prefer(ctx context.Context, avail, must []string, size int) ([]
 		klog.FromContext(ctx).V(2).Info("No preferred set, the kubelet chooses", "size", size, "err", err)
 		return nil, OutcomeNone
 	}
+	if pod != nil {
+		p.handoff.OwnChoice(p.resource.Name, ids)
+	}
 	return ids, OutcomeOwn
 }

@@ -18,7 +18,6 @@ import (
 // placed with bare GPU UUIDs the node does not serve, 12 Unschedulable).
 // A 17th pod is Unschedulable.
 func TestTimeSlicingUnderNVIDIADefaultName(t *testing.T) {
-	t.Skip("known failure, open: issue 12 item 1: placement passes, but the kubelet's replica IDs differ from the scheduler's (same handoff regression as TestConcurrentExactDeviceHandoff); framework coverage: TestNVIDIADefaultNamingPlacesReplicas")
 	e := newEnv(t)
 	const conf = `version: v1
 publish: {inUseInterval: 1s}

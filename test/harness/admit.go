@@ -265,6 +265,7 @@ func (n *Node) RestartKubelet(ctx context.Context, down func() error) error {
 			}
 		}
 	}
+	n.Kubelet.SourcesSeen()
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	_ "unsafe" // for go:linkname
 
 	cadvisorapi "github.com/google/cadvisor/lib/model"
@@ -55,12 +56,27 @@ type Kubelet struct {
 	m      *devicemanager.ManagerImpl // replaced by Restart; under mu
 	podres *grpc.Server               // under mu
 	pods   map[types.UID]*v1.Pod      // admitted and not yet gone
+
+	// ready is the kubelet's "all pod sources seen": false from a restart
+	// until the first batch is admitted (SourcesReady).
+	ready atomic.Bool
 }
 
-type sourcesReady struct{}
+// sourcesReady is the kubelet's config.SourcesReady as the device manager
+// sees it. The kubelet marks its pod source seen only after
+// HandlePodAdditions returns for the source's first update
+// (Kubelet.syncLoopIteration: AddSource after the handler), so while a
+// restarted kubelet admits its first batch, UpdateAllocatedDevices does not
+// drop the checkpointed devices of running pods it has not re-admitted yet.
+// (Always true, the harness let a pending pod created in the same second as
+// a running one be allocated the running pod's devices.)
+type sourcesReady struct{ k *Kubelet }
 
 func (sourcesReady) AddSource(string) {}
-func (sourcesReady) AllReady() bool   { return true }
+func (s sourcesReady) AllReady() bool { return s.k.ready.Load() }
+
+// SourcesSeen marks the restarted kubelet's first batch admitted.
+func (k *Kubelet) SourcesSeen() { k.ready.Store(true) }
 
 // StartKubelet starts the device manager on dir/kubelet.sock and the
 // PodResources server on dir/pod-resources.sock.
@@ -71,6 +87,7 @@ func StartKubelet(ctx context.Context, dir string) (*Kubelet, error) {
 		return nil, fmt.Errorf("creating the device manager in %s: %w", dir, err)
 	}
 	k := &Kubelet{dir: dir, logger: logger, ctx: ctx, m: m, pods: map[types.UID]*v1.Pod{}}
+	k.ready.Store(true) // a new node has no pods: its first batch is empty
 	if err := k.start(m); err != nil {
 		return nil, err
 	}
@@ -78,7 +95,7 @@ func StartKubelet(ctx context.Context, dir string) (*Kubelet, error) {
 }
 
 func (k *Kubelet) start(m *devicemanager.ManagerImpl) error {
-	if err := m.Start(k.logger, k.activePods, sourcesReady{}, containermap.NewContainerMap(), sets.New[string]()); err != nil {
+	if err := m.Start(k.logger, k.activePods, sourcesReady{k}, containermap.NewContainerMap(), sets.New[string]()); err != nil {
 		return fmt.Errorf("starting the device manager: %w", err)
 	}
 	if err := k.servePodResources(k.ctx); err != nil {
@@ -96,6 +113,7 @@ func (k *Kubelet) start(m *devicemanager.ManagerImpl) error {
 // down runs while no kubelet is there.
 func (k *Kubelet) Restart(down func() error) error {
 	k.Stop()
+	k.ready.Store(false) // until the caller admitted the first batch (SourcesSeen)
 	if down != nil {
 		if err := down(); err != nil {
 			return err
