@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
@@ -78,7 +79,7 @@ sharing: {timeSlicing: {failRequestsGreaterThanOne: true, resources: [{name: nvi
 		ids, env, err := k.allocate("one", "nvidia.com/gpu", 1, nil)
 		require.NoError(t, err, "the plugin keeps serving")
 		require.Len(t, ids, 1)
-		uuid, _, _ := strings.Cut(ids[0], "::")
+		uuid, _ := deviceid.UUIDOf(ids[0])
 		require.Equal(t, uuid, env[deviceplugin.EnvVisibleDevices])
 	})
 	tests := []struct {

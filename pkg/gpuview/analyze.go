@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -228,10 +229,11 @@ func (nu *nodeUse) assign(pod, id string, gpuIdx, migIdx map[string]int, whole *
 		nu.mig[j] = append(nu.mig[j], pod)
 		return true
 	}
-	uuid, n, err := score.ParseReplicaID(id)
+	r, err := deviceid.ParseReplica(id)
 	if err != nil {
 		return false
 	}
+	uuid, n := r.UUID, r.N
 	i, ok := gpuIdx[uuid]
 	if !ok || n >= nu.ns.Topo.GPUs[i].Replicas {
 		// Not a replica the device plugin advertised (the GPU is not

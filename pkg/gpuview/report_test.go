@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -36,7 +37,7 @@ func gpus(ns NodeState, idx ...int) []string {
 func replicas(ns NodeState, i, first, n int) []string {
 	var out []string
 	for r := first; r < first+n; r++ {
-		out = append(out, score.ReplicaID(ns.Topo.GPUs[i].UUID, r))
+		out = append(out, deviceid.ReplicaID(ns.Topo.GPUs[i].UUID, r))
 	}
 	return out
 }
@@ -320,7 +321,7 @@ func TestMalformed(t *testing.T) {
 			// GPU 0 is not time-shared (Replicas 0): no replica IDs exist.
 			name: "replica of an unshared GPU",
 			node: NodeState{Name: "dgx1", Topo: dgx1.Topo, Pods: []Placement{
-				{Pod: "demo/s", Devices: map[string][]string{"nvidia.com/gpu.shared": {score.ReplicaID(uuid0, 0)}}}}},
+				{Pod: "demo/s", Devices: map[string][]string{"nvidia.com/gpu.shared": {deviceid.ReplicaID(uuid0, 0)}}}}},
 			wantUnknown: 1, wantProblem: "unknown device " + uuid0 + "::0",
 		},
 		{

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
@@ -79,14 +80,14 @@ func fixtureCluster(t *testing.T) *Cluster {
 	nodes := []corev1.Node{
 		gpuNodeObject(t, "box", b, []protocol.PodDevices{
 			{PodRef: protocol.PodRef{Namespace: "default", Name: "train", UID: "uid-train"}, Devices: []string{u(0), u(2)}},
-			{PodRef: protocol.PodRef{Namespace: "default", Name: "share", UID: "uid-share"}, Devices: []string{score.ReplicaID(u(3), 0)}},
+			{PodRef: protocol.PodRef{Namespace: "default", Name: "share", UID: "uid-share"}, Devices: []string{deviceid.ReplicaID(u(3), 0)}},
 		}),
 		{ObjectMeta: metav1.ObjectMeta{Name: "bad", Annotations: map[string]string{topology.AnnotationKey: "{{{"}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "cpu"}},
 	}
 	pods := []corev1.Pod{
 		podObject(t, "train", "box", map[string][]string{"nvidia.com/gpu": {u(0), u(1)}}, 2),
-		podObject(t, "share", "box", map[string][]string{"nvidia.com/gpu.shared": {score.ReplicaID(u(3), 0)}}, 0),
+		podObject(t, "share", "box", map[string][]string{"nvidia.com/gpu.shared": {deviceid.ReplicaID(u(3), 0)}}, 0),
 		podObject(t, "wait", "", nil, 2),
 		podObject(t, "web", "box", nil, 0),
 	}

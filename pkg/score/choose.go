@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -38,7 +39,8 @@ func Choose(node *topology.Node, used map[string]bool, req Request, w *Workload)
 		return Choice{}, false
 	}
 	if req.Kind == KindShared {
-		c.DeviceIDs = replicaIDs(node, c.Shares, used)
+		c.DeviceIDs = ReplicaIDs(node, c.Shares, used)
+		slices.Sort(c.DeviceIDs)
 	}
 	return c, true
 }
@@ -470,21 +472,21 @@ func (s *State) modelMaskAll(model string) topology.GPUSet {
 	return m
 }
 
-// replicaIDs names free replica numbers for the shares, lowest first.
-func replicaIDs(node *topology.Node, shares []Share, used map[string]bool) []string {
+// ReplicaIDs names the replicas of shares: on each share's GPU, the lowest
+// replica numbers whose IDs are not in taken, in the order of shares. It is
+// the one place that turns a shared Choice (replica counts per GPU) into
+// device IDs.
+func ReplicaIDs(node *topology.Node, shares []Share, taken map[string]bool) []string {
 	var ids []string
 	for _, sh := range shares {
 		g := node.GPUs[sh.GPU]
-		n := 0
-		for k := 0; k < max(1, g.Replicas) && n < sh.Replicas; k++ {
-			id := ReplicaID(g.UUID, k)
-			if !used[id] {
+		for n, k := 0, 0; k < max(1, g.Replicas) && n < sh.Replicas; k++ {
+			if id := deviceid.ReplicaID(g.UUID, k); !taken[id] {
 				ids = append(ids, id)
 				n++
 			}
 		}
 	}
-	slices.Sort(ids)
 	return ids
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -79,7 +80,7 @@ func universeOf(node *topology.Node, req Request) map[string]bool {
 		for _, g := range node.GPUs {
 			if g.Replicas > 1 {
 				for n := range g.Replicas {
-					u[ReplicaID(g.UUID, n)] = true
+					u[deviceid.ReplicaID(g.UUID, n)] = true
 				}
 			}
 		}
@@ -103,11 +104,11 @@ func mustOf(node *topology.Node, req Request, ids []string) (must, error) {
 		case KindMIG:
 			m.mig = append(m.mig, -1-idx[id])
 		case KindShared:
-			uuid, _, err := ParseReplicaID(id)
+			r, err := deviceid.ParseReplica(id)
 			if err != nil {
 				return must{}, err
 			}
-			m.shares = append(m.shares, Share{GPU: idx[uuid], Replicas: 1})
+			m.shares = append(m.shares, Share{GPU: idx[r.UUID], Replicas: 1})
 		}
 	}
 	m.shares = mergeShares(m.shares)
@@ -125,7 +126,7 @@ func preferredReplicaIDs(node *topology.Node, shares []Share, used map[string]bo
 	count := map[int]int{}
 	for _, id := range mustInclude {
 		taken[id] = true
-		uuid, _, _ := ParseReplicaID(id)
+		uuid, _ := deviceid.UUIDOf(id)
 		for i, g := range node.GPUs {
 			if g.UUID == uuid {
 				count[i]++
@@ -138,7 +139,7 @@ func preferredReplicaIDs(node *topology.Node, shares []Share, used map[string]bo
 			rest = append(rest, Share{sh.GPU, n})
 		}
 	}
-	ids = append(ids, replicaIDs(node, rest, taken)...)
+	ids = append(ids, ReplicaIDs(node, rest, taken)...)
 	slices.Sort(ids)
 	return ids
 }

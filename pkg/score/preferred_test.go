@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 )
@@ -18,7 +19,7 @@ func TestPreferred(t *testing.T) {
 	rep := func(gpu int, n ...int) []string {
 		var out []string
 		for _, k := range n {
-			out = append(out, score.ReplicaID(shared.GPUs[gpu].UUID, k))
+			out = append(out, deviceid.ReplicaID(shared.GPUs[gpu].UUID, k))
 		}
 		return out
 	}
@@ -108,7 +109,7 @@ func TestPreferredErrors(t *testing.T) {
 		{"too few available", true, score.Request{Kind: score.KindWhole, Count: 3}, uuids(dgx, 0, 1), nil, score.ErrNoFit, "2 available, 3 requested"},
 		{"unknown ID", true, score.Request{Kind: score.KindWhole, Count: 1}, []string{"GPU-e-0", "GPU-nope"}, nil, score.ErrUnknownDevice, `"GPU-nope" is not a whole device of this node`},
 		{"MIG ID for a whole request", true, score.Request{Kind: score.KindWhole, Count: 1}, []string{"GPU-e-0", mig.MIG[0].UUID}, nil, score.ErrUnknownDevice, "is not a whole device"},
-		{"replica ID of a GPU that is not shared", true, score.Request{Kind: score.KindShared, Count: 1}, []string{score.ReplicaID("GPU-e-0", 0)}, nil, score.ErrUnknownDevice, `"GPU-e-0::0" is not a shared device`},
+		{"replica ID of a GPU that is not shared", true, score.Request{Kind: score.KindShared, Count: 1}, []string{deviceid.ReplicaID("GPU-e-0", 0)}, nil, score.ErrUnknownDevice, `"GPU-e-0::0" is not a shared device`},
 		{"unhealthy only", true, score.Request{Kind: score.KindWhole, Count: 1}, uuids(dgx, 6), nil, score.ErrNoFit, "1 whole devices out of 1 available"},
 	}
 	dgx.GPUs[6].Healthy = false

@@ -2,34 +2,11 @@ package score
 
 import (
 	"errors"
-	"fmt"
-	"strconv"
 	"strings"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
-
-// ReplicaSeparator separates a GPU UUID from a replica number in a
-// time-shared device ID: "<GPU-UUID>::<n>".
-const ReplicaSeparator = "::"
-
-// ReplicaID returns the device ID of replica n of the GPU with that UUID.
-func ReplicaID(gpuUUID string, n int) string {
-	return gpuUUID + ReplicaSeparator + strconv.Itoa(n)
-}
-
-// ParseReplicaID splits a replica device ID into GPU UUID and number.
-func ParseReplicaID(id string) (uuid string, n int, err error) {
-	i := strings.LastIndex(id, ReplicaSeparator)
-	if i <= 0 {
-		return "", 0, fmt.Errorf("device ID %q is not a replica ID <GPU-UUID>::<n>", id)
-	}
-	n, err = strconv.Atoi(id[i+len(ReplicaSeparator):])
-	if err != nil || n < 0 {
-		return "", 0, fmt.Errorf("device ID %q: bad replica number", id)
-	}
-	return id[:i], n, nil
-}
 
 // ErrUnknownDevice is wrapped by errors about device IDs the node does not have.
 var ErrUnknownDevice = errors.New("unknown device")
@@ -121,16 +98,16 @@ func (s *State) markUsed(id string, idx map[string]int) bool {
 		s.markDevice(i, true)
 		return true
 	}
-	uuid, suffix, found := strings.Cut(id, ReplicaSeparator)
-	if !found {
+	uuid, replica := deviceid.UUIDOf(id)
+	if !replica {
 		return false
 	}
 	i, ok := idx[uuid]
 	if !ok {
 		return false
 	}
-	n, err := strconv.Atoi(suffix)
-	s.markDevice(i, err != nil || n < 0 || i < 0 || s.reps[i] <= 1)
+	_, err := deviceid.ParseReplica(id)
+	s.markDevice(i, err != nil || i < 0 || s.reps[i] <= 1)
 	return true
 }
 

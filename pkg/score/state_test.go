@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -36,7 +37,7 @@ func TestStateOfStaleUsage(t *testing.T) {
 			name: "replica IDs at or above the replica count",
 			node: shared2,
 			used: func(n *topology.Node) []string {
-				return []string{score.ReplicaID(n.GPUs[0].UUID, 2), score.ReplicaID(n.GPUs[0].UUID, 3)}
+				return []string{deviceid.ReplicaID(n.GPUs[0].UUID, 2), deviceid.ReplicaID(n.GPUs[0].UUID, 3)}
 			},
 			wantFree: []int{1, 2, 3}, wantCap: 3,
 		},
@@ -46,7 +47,7 @@ func TestStateOfStaleUsage(t *testing.T) {
 			name: "one stale replica takes one replica",
 			node: shared2,
 			used: func(n *topology.Node) []string {
-				return []string{score.ReplicaID(n.GPUs[0].UUID, 7)}
+				return []string{deviceid.ReplicaID(n.GPUs[0].UUID, 7)}
 			},
 			wantFree: []int{1, 2, 3}, wantCap: 3.5,
 		},
@@ -56,7 +57,7 @@ func TestStateOfStaleUsage(t *testing.T) {
 			name: "replica ID on a GPU no longer shared",
 			node: whole,
 			used: func(n *topology.Node) []string {
-				return []string{score.ReplicaID(n.GPUs[1].UUID, 0)}
+				return []string{deviceid.ReplicaID(n.GPUs[1].UUID, 0)}
 			},
 			wantFree: []int{0, 2, 3}, wantCap: 3,
 		},
@@ -109,7 +110,7 @@ func TestStateOfStaleUsage(t *testing.T) {
 // one-GPU node must find nothing.
 func TestStateOfStaleReplicasNotGivenTwice(t *testing.T) {
 	n := scoretest.Shared(scoretest.PCIe("one", "T4", 2), 2)
-	used := map[string]bool{score.ReplicaID(n.GPUs[0].UUID, 2): true, score.ReplicaID(n.GPUs[1].UUID, 3): true}
+	used := map[string]bool{deviceid.ReplicaID(n.GPUs[0].UUID, 2): true, deviceid.ReplicaID(n.GPUs[1].UUID, 3): true}
 	_, ok := score.Choose(n, used, score.Request{Kind: score.KindWhole, Count: 1}, nil)
 	require.False(t, ok, "both GPUs run shared pods")
 	// One replica of each GPU is taken (1 of 2): a 1-replica request fits.
@@ -141,7 +142,7 @@ func FuzzStateOf(f *testing.F) {
 		require.GreaterOrEqual(t, s.FreeCapacity(), 0.0)
 		for i, g := range n.GPUs {
 			for id := range used {
-				if id == g.UUID || strings.HasPrefix(id, g.UUID+score.ReplicaSeparator) {
+				if id == g.UUID || strings.HasPrefix(id, g.UUID+deviceid.Separator) {
 					require.False(t, free.Has(i), "GPU %d named by %q", i, id)
 				}
 			}

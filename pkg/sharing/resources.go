@@ -3,12 +3,12 @@ package sharing
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/nvml"
 )
 
@@ -23,9 +23,6 @@ const (
 	// MIGResourcePrefix starts the mixed-strategy MIG resources.
 	MIGResourcePrefix = configv1.MIGResourcePrefix
 )
-
-// ReplicaSep separates a device's UUID from its replica number in device IDs.
-const ReplicaSep = "::"
 
 // Device is one device the kubelet sees.
 type Device struct {
@@ -60,23 +57,6 @@ func (d *Device) Shared() bool { return d.Replicas > 0 }
 type Resource struct {
 	Name    string
 	Devices []Device
-}
-
-// ReplicaID builds the device ID of replica n of uuid.
-func ReplicaID(uuid string, n int) string { return uuid + ReplicaSep + strconv.Itoa(n) }
-
-// SplitID splits a device ID into its UUID and replica number; replica is -1
-// for IDs that are not replicas.
-func SplitID(id string) (uuid string, replica int, err error) {
-	before, after, found := strings.Cut(id, ReplicaSep)
-	if !found {
-		return id, -1, nil
-	}
-	n, err := strconv.Atoi(after)
-	if err != nil || n < 0 || before == "" {
-		return "", 0, fmt.Errorf("device ID %q: want <UUID>%s<replica>", id, ReplicaSep)
-	}
-	return before, n, nil
 }
 
 // Build lists the resources of a node per the config's MIG strategy and
@@ -184,7 +164,7 @@ func replicate(base map[string][]Device, ts *configv1.TimeSlicing) ([]Resource, 
 			target := ts.Target(rr)
 			for n := range rr.Replicas {
 				r := d
-				r.ID = ReplicaID(d.UUID, n)
+				r.ID = deviceid.ReplicaID(d.UUID, n)
 				r.Replica = n
 				r.Replicas = rr.Replicas
 				out[target] = append(out[target], r)

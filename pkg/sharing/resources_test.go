@@ -109,29 +109,3 @@ func TestReplicaDevices(t *testing.T) {
 	}, res[0].Devices)
 	require.Equal(t, []Device{{ID: "MIG-1-0", UUID: "MIG-1-0", GPUIndex: 1, GPUUUID: "GPU-1", GPUMinor: 1, MIG: true, Profile: "7g.40gb"}}, res[1].Devices)
 }
-
-func TestSplitID(t *testing.T) {
-	tests := []struct {
-		id      string
-		uuid    string
-		replica int
-		bad     bool
-	}{
-		{"GPU-1", "GPU-1", -1, false},
-		{"GPU-1::7", "GPU-1", 7, false},
-		{"GPU-1::", "", 0, true},
-		{"GPU-1::x", "", 0, true},
-		{"::3", "", 0, true},
-		{"GPU-1::-2", "", 0, true},
-	}
-	for _, tt := range tests {
-		u, r, err := SplitID(tt.id)
-		if tt.bad {
-			require.Error(t, err, tt.id)
-			continue
-		}
-		require.NoError(t, err)
-		require.Equal(t, tt.uuid, u)
-		require.Equal(t, tt.replica, r)
-	}
-}

@@ -25,9 +25,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/gpuview"
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/test/cluster"
 	"github.com/gpupack/gpupack/test/harness"
 )
@@ -300,8 +300,8 @@ func devicesOf(ids []string) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
 		out[i] = id
-		if uuid, _, err := score.ParseReplicaID(id); err == nil {
-			out[i] = uuid
+		if r, err := deviceid.ParseReplica(id); err == nil {
+			out[i] = r.UUID
 		}
 	}
 	slices.Sort(out)

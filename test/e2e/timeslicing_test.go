@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/harness"
 )
@@ -50,7 +50,7 @@ sharing:
 	var want []string
 	for _, g := range topo.GPUs {
 		for k := range 4 {
-			want = append(want, score.ReplicaID(g.UUID, k))
+			want = append(want, deviceid.ReplicaID(g.UUID, k))
 		}
 	}
 	require.ElementsMatch(t, want, all, "each of the node's 16 replica IDs once")

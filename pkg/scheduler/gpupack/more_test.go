@@ -12,6 +12,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	"k8s.io/utils/ptr"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	"github.com/gpupack/gpupack/pkg/score"
@@ -32,7 +33,7 @@ func pinnedArgs(t *testing.T, prior ...config.TaskTypeWeight) *config.GPUPackArg
 func replicas(n *topology.Node, gpu int, nums ...int) []string {
 	var out []string
 	for _, k := range nums {
-		out = append(out, score.ReplicaID(n.GPUs[gpu].UUID, k))
+		out = append(out, deviceid.ReplicaID(n.GPUs[gpu].UUID, k))
 	}
 	return out
 }

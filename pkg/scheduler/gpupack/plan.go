@@ -121,7 +121,7 @@ func (p *plan) deviceIDs(node *topology.Node, reqs []containerRequest, used map[
 	for i, c := range p.choices {
 		ids := c.DeviceIDs
 		if c.Kind == score.KindShared {
-			ids = sharedIDs(node, c.Shares, used)
+			ids = score.ReplicaIDs(node, c.Shares, used)
 		}
 		for _, id := range ids {
 			used[id] = true
@@ -137,18 +137,4 @@ func (p *plan) deviceIDs(node *topology.Node, reqs []containerRequest, used map[
 		all = append(all, ids...)
 	}
 	return d, all
-}
-
-func sharedIDs(node *topology.Node, shares []score.Share, used map[string]bool) []string {
-	var ids []string
-	for _, sh := range shares {
-		g := node.GPUs[sh.GPU]
-		for n, k := 0, 0; k < max(1, g.Replicas) && n < sh.Replicas; k++ {
-			if id := score.ReplicaID(g.UUID, k); !used[id] {
-				ids = append(ids, id)
-				n++
-			}
-		}
-	}
-	return ids
 }

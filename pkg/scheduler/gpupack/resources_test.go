@@ -10,9 +10,9 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
-	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -36,8 +36,9 @@ func gpusOf(t *testing.T, n *topology.Node, ids []string) []int {
 	t.Helper()
 	var out []int
 	for _, id := range ids {
-		uuid, k, err := score.ParseReplicaID(id)
+		uuid, k, err := deviceid.Split(id)
 		require.NoError(t, err, "%q is not a replica ID", id)
+		require.GreaterOrEqual(t, k, 0, "%q is not a replica ID", id)
 		set, unknown := n.SetOfUUIDs([]string{uuid})
 		require.Empty(t, unknown, id)
 		i := set.Indexes()[0]
@@ -72,7 +73,7 @@ func TestNVIDIADefaultNamingPlacesReplicas(t *testing.T) {
 	var want []string
 	for _, g := range n.GPUs {
 		for k := range 4 {
-			want = append(want, score.ReplicaID(g.UUID, k))
+			want = append(want, deviceid.ReplicaID(g.UUID, k))
 		}
 	}
 	require.ElementsMatch(t, want, all, "every one of the 16 replica IDs once")

@@ -1,0 +1,72 @@
+// Package deviceid is the one place that builds and parses kubelet device
+// IDs of gpupack's resources. A whole GPU's ID is its UUID ("GPU-..."), a
+// MIG device's its MIG UUID ("MIG-..."), and replica n of a time-shared
+// device "<UUID>::<n>" (n from 0). The device plugin advertises them, the
+// scheduler writes them into gpupack.io/devices, the kubelet reports them
+// back in PodResources and the in-use report carries them: every package
+// that reads or writes one goes through here.
+package deviceid
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Separator separates a device's UUID from the replica number in the ID of
+// a time-shared replica.
+const Separator = "::"
+
+// ErrNotReplica is wrapped by ParseReplica's error for an ID without a
+// Separator.
+var ErrNotReplica = errors.New("not a replica ID <UUID>::<n>")
+
+// Replica is replica N (from 0) of the device with UUID UUID.
+type Replica struct {
+	UUID string
+	N    int
+}
+
+// ReplicaID is Replica{uuid, n}.String(): the device ID of replica n.
+func ReplicaID(uuid string, n int) string { return Replica{UUID: uuid, N: n}.String() }
+
+// String is the replica's device ID "<UUID>::<N>".
+func (r Replica) String() string { return r.UUID + Separator + strconv.Itoa(r.N) }
+
+// UUIDOf is the UUID part of a device ID: before the first Separator, and
+// whether there is one (false: the ID is the UUID itself). It does not
+// check the replica number; ParseReplica does.
+func UUIDOf(id string) (uuid string, replica bool) {
+	uuid, _, replica = strings.Cut(id, Separator)
+	return uuid, replica
+}
+
+// ParseReplica parses a replica ID "<UUID>::<n>": the UUID is what stands
+// before the first Separator and must not be empty, n a decimal number >= 0.
+// An ID without a Separator is an error wrapping ErrNotReplica.
+func ParseReplica(id string) (Replica, error) {
+	uuid, num, found := strings.Cut(id, Separator)
+	if !found {
+		return Replica{}, fmt.Errorf("device ID %q: %w", id, ErrNotReplica)
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || uuid == "" {
+		return Replica{}, fmt.Errorf("device ID %q: want <UUID>%s<replica number >= 0>", id, Separator)
+	}
+	return Replica{UUID: uuid, N: n}, nil
+}
+
+// Split splits a device ID into its UUID and replica number; replica is -1
+// for an ID that is not a replica (a GPU or MIG UUID). A malformed replica
+// ID is an error.
+func Split(id string) (uuid string, replica int, err error) {
+	if _, ok := UUIDOf(id); !ok {
+		return id, -1, nil
+	}
+	r, err := ParseReplica(id)
+	if err != nil {
+		return "", 0, err
+	}
+	return r.UUID, r.N, nil
+}

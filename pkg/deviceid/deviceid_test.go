@@ -1,0 +1,80 @@
+package deviceid_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
+)
+
+func TestReplicaRoundTrip(t *testing.T) {
+	for _, r := range []deviceid.Replica{{"GPU-1", 0}, {"GPU-1", 7}, {"MIG-a-b", 255}} {
+		id := r.String()
+		require.Equal(t, deviceid.ReplicaID(r.UUID, r.N), id)
+		got, err := deviceid.ParseReplica(id)
+		require.NoError(t, err)
+		require.Equal(t, r, got)
+	}
+	require.Equal(t, "GPU-1::7", deviceid.ReplicaID("GPU-1", 7))
+}
+
+func TestSplit(t *testing.T) {
+	tests := []struct {
+		id      string
+		uuid    string
+		replica int
+		bad     bool
+	}{
+		{"GPU-1", "GPU-1", -1, false},
+		{"MIG-1", "MIG-1", -1, false},
+		{"GPU-1::7", "GPU-1", 7, false},
+		{"GPU-1::", "", 0, true},
+		{"GPU-1::x", "", 0, true},
+		{"::3", "", 0, true},
+		{"GPU-1::-2", "", 0, true},
+		{"GPU-1::+2", "GPU-1", 2, false}, // strconv.Atoi accepts a sign
+		// The UUID is what stands before the FIRST separator: a second one
+		// makes the number part malformed.
+		{"GPU-1::2::3", "", 0, true},
+	}
+	for _, tt := range tests {
+		u, r, err := deviceid.Split(tt.id)
+		if tt.bad {
+			require.Error(t, err, tt.id)
+			continue
+		}
+		require.NoError(t, err, tt.id)
+		require.Equal(t, tt.uuid, u, tt.id)
+		require.Equal(t, tt.replica, r, tt.id)
+	}
+}
+
+func TestParseReplicaNotReplica(t *testing.T) {
+	_, err := deviceid.ParseReplica("GPU-1")
+	require.ErrorIs(t, err, deviceid.ErrNotReplica)
+}
+
+func TestUUIDOf(t *testing.T) {
+	u, ok := deviceid.UUIDOf("GPU-1::x")
+	require.True(t, ok)
+	require.Equal(t, "GPU-1", u)
+	u, ok = deviceid.UUIDOf("GPU-1")
+	require.False(t, ok)
+	require.Equal(t, "GPU-1", u)
+}
+
+func FuzzParseReplica(f *testing.F) {
+	for _, s := range []string{"GPU-1::0", "GPU-1", "::", "a::b::1", "x::-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		r, err := deviceid.ParseReplica(id)
+		if err != nil {
+			return
+		}
+		again, err := deviceid.ParseReplica(r.String())
+		require.NoError(t, err)
+		require.Equal(t, r, again)
+	})
+}
