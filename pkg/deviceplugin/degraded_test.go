@@ -13,7 +13,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
-	"github.com/gpupack/gpupack/pkg/topology"
+	"github.com/gpupack/gpupack/pkg/protocol"
 )
 
 // TestOneBadGPUAtStart is the field report: dgx-1-v100 whose GPU 3 answers
@@ -54,7 +54,7 @@ func TestOneBadGPUAtStart(t *testing.T) {
 			n := p.mgr.Node()
 			require.Len(t, n.GPUs, 8)
 			require.False(t, n.GPUs[3].Healthy)
-			_, err := topology.Encode(n)
+			_, err := protocol.EncodeTopology(n)
 			require.NoError(t, err, "a node with a degraded GPU is still published")
 			// The 7 others are served: a 7-GPU pod fits, without GPU 3.
 			ids, _, err := k.allocate("seven", "nvidia.com/gpu", 7, nil)

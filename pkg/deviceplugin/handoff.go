@@ -462,7 +462,7 @@ func podEntries(pod *v1.Pod, choice *protocol.Devices, resource string) []entry 
 		out = append(out, entry{pod: pod, key: doneKey{uid: pod.UID, container: key, resource: resource}, container: container, size: size, ids: ids})
 	}
 	for _, c := range allContainers(pod) {
-		n := requestOf(c, resource)
+		n, _ := protocol.DeviceCount(c, resource) // malformed: the kubelet admits no such container
 		switch {
 		case n == 0:
 		case len(containerSets[c.Name]) > 0:
@@ -493,19 +493,6 @@ func allContainers(pod *v1.Pod) []*v1.Container {
 		out = append(out, &pod.Spec.Containers[i])
 	}
 	return out
-}
-
-// requestOf is the container's count of an extended resource (limits, which
-// must equal requests for extended resources).
-func requestOf(c *v1.Container, resource string) int {
-	q, ok := c.Resources.Limits[v1.ResourceName(resource)]
-	if !ok {
-		q, ok = c.Resources.Requests[v1.ResourceName(resource)]
-	}
-	if !ok {
-		return 0
-	}
-	return int(q.Value())
 }
 
 // choiceOfLocked is choiceOf, memoized per pod while its annotations stay

@@ -8,6 +8,7 @@ import (
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
@@ -54,7 +55,7 @@ func (p *Plugin) prefer(ctx context.Context, avail, must []string, size int) ([]
 	// topology hint: a required pod gets a set of the best class the node
 	// still offers, and only when there is none the best set left.
 	if pod != nil {
-		hint, err := score.ParseHint(pod.Annotations[score.HintAnnotation])
+		hint, err := protocol.TopologyHintOf(pod, score.HintPreferred)
 		if err != nil {
 			klog.FromContext(ctx).Info("Ignoring the pod's malformed topology hint", "pod", klog.KObj(pod), "err", err)
 		}

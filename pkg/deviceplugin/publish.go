@@ -28,16 +28,6 @@ import (
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// Node labels, GFD-compatible where GFD has one.
-const (
-	LabelProduct    = "nvidia.com/gpu.product"
-	LabelCount      = "nvidia.com/gpu.count"
-	LabelMemory     = "nvidia.com/gpu.memory"
-	LabelMIGCapable = "nvidia.com/mig.capable"
-	LabelClique     = "nvidia.com/gpu.clique"
-	LabelNVLink     = "gpupack.io/nvlink"
-)
-
 // PublisherOptions configure a Publisher.
 type PublisherOptions struct {
 	Client   kubernetes.Interface
@@ -197,11 +187,11 @@ func (p *Publisher) refreshInUse(ctx context.Context, resources []string) error 
 func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, migCapable bool) error {
 	meta := map[string]any{}
 	if p.opts.Topology {
-		s, err := topology.Encode(n)
+		s, err := protocol.EncodeTopology(n)
 		if err != nil {
 			return err
 		}
-		meta["annotations"] = map[string]string{topology.AnnotationKey: s}
+		meta["annotations"] = map[string]string{protocol.TopologyAnnotation: s}
 	}
 	if p.opts.Labels {
 		meta["labels"] = Labels(n, migCapable)
@@ -357,19 +347,19 @@ var labelUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 // Labels are the node labels for n: GFD-compatible product, count, memory
 // (MiB), MIG capability and clique, plus gpupack.io/nvlink.
 func Labels(n *topology.Node, migCapable bool) map[string]string {
-	out := map[string]string{LabelCount: strconv.Itoa(len(n.GPUs)), LabelNVLink: NVLinkKind(n)}
+	out := map[string]string{protocol.LabelCount: strconv.Itoa(len(n.GPUs)), protocol.LabelNVLink: NVLinkKind(n)}
 	if len(n.GPUs) > 0 {
 		g := n.GPUs[0]
 		product := strings.Trim(labelUnsafe.ReplaceAllString(g.Model, "-"), "-_.")
 		if len(product) > 63 {
 			product = strings.Trim(product[:63], "-_.")
 		}
-		out[LabelProduct] = product
-		out[LabelMemory] = strconv.FormatUint(g.MemoryMiB, 10)
+		out[protocol.LabelProduct] = product
+		out[protocol.LabelMemory] = strconv.FormatUint(g.MemoryMiB, 10)
 	}
-	out[LabelMIGCapable] = strconv.FormatBool(migCapable || len(n.MIG) > 0)
+	out[protocol.LabelMIGCapable] = strconv.FormatBool(migCapable || len(n.MIG) > 0)
 	if n.Clique != "" {
-		out[LabelClique] = n.Clique
+		out[protocol.LabelClique] = n.Clique
 	}
 	return out
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/harness"
 )
 
@@ -53,17 +52,17 @@ func TestPublish(t *testing.T) {
 	}
 
 	// At start: the topology annotation and the labels.
-	require.Eventually(t, func() bool { return node().Annotations[topology.AnnotationKey] != "" }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return node().Annotations[protocol.TopologyAnnotation] != "" }, 10*time.Second, 10*time.Millisecond)
 	n := node()
-	topo, err := topology.Decode(n.Annotations[topology.AnnotationKey])
+	topo, err := protocol.DecodeTopology(n.Annotations[protocol.TopologyAnnotation])
 	require.NoError(t, err)
 	require.Len(t, topo.GPUs, 8)
 	require.Equal(t, map[string]string{
-		deviceplugin.LabelCount:      "8",
-		deviceplugin.LabelProduct:    "Tesla-V100-SXM2-16GB",
-		deviceplugin.LabelMemory:     "16384",
-		deviceplugin.LabelMIGCapable: "false",
-		deviceplugin.LabelNVLink:     "mesh", // hybrid cube-mesh: each GPU has 4 NVLink peers
+		protocol.LabelCount:      "8",
+		protocol.LabelProduct:    "Tesla-V100-SXM2-16GB",
+		protocol.LabelMemory:     "16384",
+		protocol.LabelMIGCapable: "false",
+		protocol.LabelNVLink:     "mesh", // hybrid cube-mesh: each GPU has 4 NVLink peers
 	}, n.Labels)
 
 	// An allocation shows in the in-use report, read from the kubelet's
@@ -85,7 +84,7 @@ func TestPublish(t *testing.T) {
 	// A health change republishes the topology with the GPU unhealthy.
 	p.machine.InjectXID(4, 48)
 	require.Eventually(t, func() bool {
-		topo, err := topology.Decode(node().Annotations[topology.AnnotationKey])
+		topo, err := protocol.DecodeTopology(node().Annotations[protocol.TopologyAnnotation])
 		return err == nil && !topo.GPUs[4].Healthy && topo.GPUs[3].Healthy
 	}, 10*time.Second, 10*time.Millisecond)
 }
@@ -113,7 +112,7 @@ func TestPublishRetriesAFailedNodePatch(t *testing.T) {
 	startPlugin(t, dir, pluginOpts{machine: "dgx-1-v100", publisher: pub, kubelet: k})
 	require.Eventually(t, func() bool {
 		n, err := client.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})
-		return err == nil && n.Annotations[topology.AnnotationKey] != "" && n.Labels[deviceplugin.LabelCount] == "8"
+		return err == nil && n.Annotations[protocol.TopologyAnnotation] != "" && n.Labels[protocol.LabelCount] == "8"
 	}, 20*time.Second, 10*time.Millisecond)
 	// 3 refused patches, then the one that landed (one patch carries both
 	// the annotation and the labels).

@@ -9,6 +9,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -67,9 +68,9 @@ func TestPublishedResources(t *testing.T) {
 				}
 			}
 			// What is published decodes: v2 with the table.
-			s, err := topology.Encode(n)
+			s, err := protocol.EncodeTopology(n)
 			require.NoError(t, err)
-			got, err := topology.Decode(s)
+			got, err := protocol.DecodeTopology(s)
 			require.NoError(t, err)
 			require.Equal(t, tt.want, got.Resources)
 		})

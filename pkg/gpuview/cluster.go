@@ -62,15 +62,15 @@ func FromObjects(nodes []corev1.Node, pods []corev1.Pod) *Cluster {
 // with neither (not a GPU node of ours).
 func (c *Cluster) readNode(n *corev1.Node, podNames map[string]string) (NodeState, bool) {
 	ns := NodeState{Name: n.Name}
-	rawTopo, hasTopo := n.Annotations[topology.AnnotationKey]
+	rawTopo, hasTopo := n.Annotations[protocol.TopologyAnnotation]
 	rawInUse, hasInUse := n.Annotations[protocol.InUseAnnotation]
 	if !hasTopo && !hasInUse {
 		return ns, false
 	}
 	var errs []string
 	if !hasTopo {
-		errs = append(errs, topology.AnnotationKey+" missing")
-	} else if t, err := topology.Decode(rawTopo); err != nil {
+		errs = append(errs, protocol.TopologyAnnotation+" missing")
+	} else if t, err := protocol.DecodeTopology(rawTopo); err != nil {
 		errs = append(errs, err.Error())
 	} else {
 		ns.Topo = t

@@ -39,9 +39,9 @@ func gpuNodeObject(t *testing.T, name string, topo *topology.Node, inUse []proto
 	t.Helper()
 	n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{}}}
 	if topo != nil {
-		raw, err := topology.Encode(topo)
+		raw, err := protocol.EncodeTopology(topo)
 		require.NoError(t, err)
-		n.Annotations[topology.AnnotationKey] = raw
+		n.Annotations[protocol.TopologyAnnotation] = raw
 	}
 	if inUse != nil {
 		raw, err := protocol.EncodeInUse(inUse)
@@ -82,7 +82,7 @@ func fixtureCluster(t *testing.T) *Cluster {
 			{PodRef: protocol.PodRef{Namespace: "default", Name: "train", UID: "uid-train"}, Devices: []string{u(0), u(2)}},
 			{PodRef: protocol.PodRef{Namespace: "default", Name: "share", UID: "uid-share"}, Devices: []string{deviceid.ReplicaID(u(3), 0)}},
 		}),
-		{ObjectMeta: metav1.ObjectMeta{Name: "bad", Annotations: map[string]string{topology.AnnotationKey: "{{{"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "bad", Annotations: map[string]string{protocol.TopologyAnnotation: "{{{"}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "cpu"}},
 	}
 	pods := []corev1.Pod{

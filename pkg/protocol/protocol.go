@@ -1,11 +1,17 @@
-// Package protocol holds the versioned JSON payloads the scheduler plugin
-// and the device plugin exchange through annotations (DESIGN.md section 4),
-// other than the gpupack.io/topology node annotation (pkg/topology):
+// Package protocol is everything the scheduler plugin and the device plugin
+// exchange through the API server (DESIGN.md section 4): every annotation
+// and label key and the one payload cap (keys.go), and the versioned JSON
+// payloads with their codecs:
 //
+//   - node annotation gpupack.io/topology: the node's GPUs, links, MIG
+//     devices, replicas, health and resource table (topology.go);
 //   - node annotation gpupack.io/in-use: the device IDs in use on the node
-//     and by which pod, written by the device plugin;
+//     and by which pod, written by the device plugin (protocol.go);
 //   - pod annotation gpupack.io/devices: resource -> device IDs chosen by the
-//     scheduler, with gpupack.io/assumed-at.
+//     scheduler, with gpupack.io/assumed-at (protocol.go);
+//
+// and the one reader of what a pod asks: its device counts per resource and
+// its hints gpupack.io/topology and gpupack.io/replica-policy (pod.go).
 //
 // Decoders reject what they do not understand (unknown version, unknown
 // field, malformed IDs) with a clear error and never panic.
@@ -21,18 +27,8 @@ import (
 	"time"
 )
 
-// Annotation keys.
-const (
-	InUseAnnotation     = "gpupack.io/in-use"
-	DevicesAnnotation   = "gpupack.io/devices"
-	AssumedAtAnnotation = "gpupack.io/assumed-at"
-)
-
 // Version is the payload version these codecs read and write.
 const Version = "v1"
-
-// MaxPayload bounds an annotation payload the decoders accept (bytes).
-const MaxPayload = 1 << 20
 
 // ErrVersion is wrapped by errors about a payload of another version.
 var ErrVersion = errors.New("unsupported payload version")

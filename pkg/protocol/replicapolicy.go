@@ -3,26 +3,36 @@ package protocol
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// ReplicaPolicyAnnotation is the pod annotation with which a pod asks where
-// the replicas of its time-shared requests go: packed (all on one GPU, a
-// share r/R of it) or spread (r distinct GPUs). Without it a pod gets the
-// policy the node publishes for the resource (gpupack.io/topology).
-const ReplicaPolicyAnnotation = "gpupack.io/replica-policy"
-
-// Replica policies, as written in the annotation and in the node's
-// resource table.
-const (
-	ReplicaPolicyPacked = "packed"
-	ReplicaPolicySpread = "spread"
-)
-
-// ParseReplicaPolicy checks the annotation's value and returns it trimmed.
-func ParseReplicaPolicy(s string) (string, error) {
-	switch v := strings.TrimSpace(s); v {
-	case ReplicaPolicyPacked, ReplicaPolicySpread:
-		return v, nil
+// ParseReplicaPolicy reads a replica policy as written in the
+// gpupack.io/replica-policy annotation and the node's resource table:
+// topology.PolicyPacked or topology.PolicySpread, spaces trimmed.
+func ParseReplicaPolicy(s string) (score.ReplicaPolicy, error) {
+	switch strings.TrimSpace(s) {
+	case topology.PolicyPacked:
+		return score.Packed, nil
+	case topology.PolicySpread:
+		return score.Spread, nil
 	}
-	return "", fmt.Errorf("annotation %s: %q, want %s or %s", ReplicaPolicyAnnotation, s, ReplicaPolicyPacked, ReplicaPolicySpread)
+	return score.Packed, fmt.Errorf("replica policy %q: want %s or %s", s, topology.PolicyPacked, topology.PolicySpread)
+}
+
+// ParseTopologyHint reads the value of the gpupack.io/topology pod
+// annotation: required, preferred or none (score.TopologyHint's names);
+// "" means preferred.
+func ParseTopologyHint(s string) (score.TopologyHint, error) {
+	v := strings.TrimSpace(s)
+	if v == "" {
+		return score.HintPreferred, nil
+	}
+	for _, h := range []score.TopologyHint{score.HintPreferred, score.HintRequired, score.HintNone} {
+		if v == h.String() {
+			return h, nil
+		}
+	}
+	return score.HintPreferred, fmt.Errorf("topology hint %q: want required, preferred or none", s)
 }

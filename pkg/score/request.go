@@ -3,7 +3,6 @@ package score
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -45,19 +44,21 @@ const (
 	Spread
 )
 
-// String returns the policy's name as written in configuration.
+// String returns the policy's name as written in configuration, in the
+// node's resource table and in the pod annotation (topology.PolicyPacked,
+// topology.PolicySpread; protocol.ParseReplicaPolicy reads it).
 func (p ReplicaPolicy) String() string {
 	switch p {
 	case Packed:
-		return "packed"
+		return topology.PolicyPacked
 	case Spread:
-		return "spread"
+		return topology.PolicySpread
 	}
 	return fmt.Sprintf("ReplicaPolicy(%d)", int(p))
 }
 
-// TopologyHint is a pod's wish about the link quality of its GPU set
-// (annotation gpupack.io/topology).
+// TopologyHint is a pod's wish about the link quality of its GPU set (pod
+// annotation gpupack.io/topology, read by protocol.TopologyHintOf).
 type TopologyHint int
 
 // Topology hints.
@@ -71,24 +72,8 @@ const (
 	HintNone
 )
 
-// HintAnnotation is the pod annotation that carries a TopologyHint.
-const HintAnnotation = "gpupack.io/topology"
-
-// ParseHint parses the value of the gpupack.io/topology pod annotation; ""
-// means HintPreferred.
-func ParseHint(s string) (TopologyHint, error) {
-	switch strings.TrimSpace(s) {
-	case "", "preferred":
-		return HintPreferred, nil
-	case "required":
-		return HintRequired, nil
-	case "none":
-		return HintNone, nil
-	}
-	return HintPreferred, fmt.Errorf("topology hint %q: want required, preferred or none", s)
-}
-
-// String returns the hint as written in the annotation.
+// String returns the hint as written in the annotation (the one spelling:
+// protocol.ParseTopologyHint reads these names).
 func (h TopologyHint) String() string {
 	switch h {
 	case HintPreferred:

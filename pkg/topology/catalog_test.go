@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -29,9 +30,9 @@ func TestCatalogBestSet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			n := discover(t, name)
 			require.NoError(t, n.Validate())
-			s, err := topology.Encode(n)
+			s, err := protocol.EncodeTopology(n)
 			require.NoError(t, err)
-			decoded, err := topology.Decode(s)
+			decoded, err := protocol.DecodeTopology(s)
 			require.NoError(t, err)
 			require.Equal(t, n, decoded)
 
@@ -90,9 +91,9 @@ func TestCatalogDGX1(t *testing.T) {
 func TestCatalogMIG(t *testing.T) {
 	n := discover(t, fake.DGXA100, fake.WithMIG(map[int][]string{0: {"3g.20gb", "3g.20gb"}, 5: {"1g.5gb"}}))
 	require.NoError(t, n.Validate())
-	s, err := topology.Encode(n)
+	s, err := protocol.EncodeTopology(n)
 	require.NoError(t, err)
-	decoded, err := topology.Decode(s)
+	decoded, err := protocol.DecodeTopology(s)
 	require.NoError(t, err)
 	require.Equal(t, n, decoded)
 	require.Equal(t, topology.FirstN(8)&^topology.SetOf(0, 5), n.Usable())

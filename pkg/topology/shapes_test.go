@@ -185,6 +185,22 @@ func sparseNode(seed uint64, n int) *Node {
 	}, pairs...)
 }
 
+// migNode is a DGX A100 with GPU 0 in MIG mode (two 3g.20gb devices, one of
+// them unhealthy), GPU 1 shared 4 ways, GPU 7 unhealthy, and a clique.
+func migNode() *Node {
+	n := dgxA100()
+	n.GPUs[0].MIGEnabled = true
+	n.GPUs[1].Replicas = 4
+	n.GPUs[7].Healthy = false
+	n.MIG = []MIGDevice{
+		{UUID: "MIG-aaaa", Parent: 0, Profile: "3g.20gb", Start: 0, Size: 4, Healthy: true},
+		{UUID: "MIG-bbbb", Parent: 0, Profile: "3g.20gb", Start: 4, Size: 4},
+	}
+	n.Clique = "4f3c2a10-0000-4000-8000-000000000001.3"
+	n.Generation = 42
+	return n
+}
+
 type namedNode struct {
 	name string
 	node *Node

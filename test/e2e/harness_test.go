@@ -81,13 +81,13 @@ func (e *env) addNode(name, machine string) *topology.Node {
 	t := e.t
 	topo, err := fake.Topology(machine)
 	require.NoError(t, err)
-	ann, err := topology.Encode(topo)
+	ann, err := protocol.EncodeTopology(topo)
 	require.NoError(t, err)
 
 	ctx := context.Background()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 		Name:        name,
-		Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", topology.AnnotationKey: ann},
+		Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", protocol.TopologyAnnotation: ann},
 		Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": name},
 	}}
 	_, err = e.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})

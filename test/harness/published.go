@@ -21,11 +21,11 @@ var (
 
 // Topology reads the node's gpupack.io/topology annotation.
 func Topology(ctx context.Context, client kubernetes.Interface, node string) (*topology.Node, error) {
-	s, err := annotation(ctx, client, node, topology.AnnotationKey)
+	s, err := annotation(ctx, client, node, protocol.TopologyAnnotation)
 	if err != nil {
 		return nil, err
 	}
-	return topology.Decode(s)
+	return protocol.DecodeTopology(s)
 }
 
 // InUse reads the node's gpupack.io/in-use report.

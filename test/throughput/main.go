@@ -42,7 +42,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
-	"github.com/gpupack/gpupack/pkg/topology"
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/test/cluster"
 )
 
@@ -228,7 +228,7 @@ func createNodes(ctx context.Context, client kubernetes.Interface, o options, n 
 	if err != nil {
 		return err
 	}
-	ann, err := topology.Encode(topo)
+	ann, err := protocol.EncodeTopology(topo)
 	if err != nil {
 		return err
 	}
@@ -244,7 +244,7 @@ func createNodes(ctx context.Context, client kubernetes.Interface, o options, n 
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
 			Labels:      map[string]string{"kubernetes.io/hostname": name},
-			Annotations: map[string]string{topology.AnnotationKey: ann},
+			Annotations: map[string]string{protocol.TopologyAnnotation: ann},
 		}}
 		created, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 		if err != nil {

@@ -192,14 +192,14 @@ func BenchmarkPodCycle(b *testing.B) {
 func benchPodCycle(b *testing.B, n int) {
 	const evaluated, running = 500, 2000
 	topo := scoretest.DGX1V100("c")
-	raw, err := topology.Encode(topo)
+	raw, err := protocol.EncodeTopology(topo)
 	if err != nil {
 		b.Fatal(err)
 	}
 	alloc := v1.ResourceList{v1.ResourceCPU: resource.MustParse("128"), v1.ResourceMemory: resource.MustParse("1Ti")}
 	nodes := make([]*v1.Node, n)
 	for i := range nodes {
-		nodes[i] = &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gpu-node-%05d", i), Annotations: map[string]string{topology.AnnotationKey: raw}}}
+		nodes[i] = &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gpu-node-%05d", i), Annotations: map[string]string{protocol.TopologyAnnotation: raw}}}
 		nodes[i].Status.Allocatable, nodes[i].Status.Capacity = alloc, alloc
 	}
 	// Not newHarnessB: a sub-benchmark would hide this one's figures.

@@ -110,10 +110,10 @@ func (c *Cache) view(node *v1.Node) (NodeView, *nodeEntry, error) {
 		return v, e, nil
 	}
 	c.mu.RUnlock()
-	topoRaw, hasTopo := node.Annotations[topology.AnnotationKey]
+	topoRaw, hasTopo := node.Annotations[protocol.TopologyAnnotation]
 	inUseRaw := node.Annotations[protocol.InUseAnnotation]
 	if !hasTopo {
-		return NodeView{}, nil, fmt.Errorf("node has no %s annotation (no gpupack device plugin?)", topology.AnnotationKey)
+		return NodeView{}, nil, fmt.Errorf("node has no %s annotation (no gpupack device plugin?)", protocol.TopologyAnnotation)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -216,7 +216,7 @@ func freeResources(ni fwk.NodeInfo) (cpuMilli, memMiB int64, ok bool) {
 func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	topoRaw, hasTopo := node.Annotations[topology.AnnotationKey]
+	topoRaw, hasTopo := node.Annotations[protocol.TopologyAnnotation]
 	inUseRaw, hasInUse := node.Annotations[protocol.InUseAnnotation]
 	e := c.nodes[node.Name]
 	if !hasTopo && !hasInUse {
@@ -328,8 +328,8 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 		e.topoRaw = topoRaw
 		e.topo, e.topoErr = nil, nil
 		if topoRaw == "" {
-			e.topoErr = fmt.Errorf("node has no %s annotation", topology.AnnotationKey)
-		} else if n, err := topology.Decode(topoRaw); err != nil {
+			e.topoErr = fmt.Errorf("node has no %s annotation", protocol.TopologyAnnotation)
+		} else if n, err := protocol.DecodeTopology(topoRaw); err != nil {
 			e.topoErr = err
 		} else {
 			e.topo = n

@@ -15,7 +15,6 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
-	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // nodeInfo is a NodeInfo of node with allocatable CPU and memory, as the
@@ -124,7 +123,7 @@ func TestNodeChurnThroughTheInformer(t *testing.T) {
 // (after a GC). Run before and after a change to compare.
 func BenchmarkNodeChurn(b *testing.B) {
 	topo := scoretest.DGX1V100("b")
-	raw, err := topology.Encode(topo)
+	raw, err := protocol.EncodeTopology(topo)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -143,7 +142,7 @@ func BenchmarkNodeChurn(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gpu-%d", i),
-			Annotations: map[string]string{topology.AnnotationKey: raw, protocol.InUseAnnotation: inUse[i%8]}}}
+			Annotations: map[string]string{protocol.TopologyAnnotation: raw, protocol.InUseAnnotation: inUse[i%8]}}}
 		ni := nodeInfoOf(node)
 		_, _ = c.UpdateNode(ni.Node())
 		if _, err := c.ViewOf(ni); err != nil {

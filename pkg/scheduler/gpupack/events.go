@@ -9,7 +9,6 @@ import (
 	schedutil "k8s.io/kubernetes/pkg/scheduler/util"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // EventsToRegister retries GPU pods rejected by this plugin when a node
@@ -27,11 +26,11 @@ func (pl *GPUPack) isSchedulableAfterNodeChange(logger klog.Logger, pod *v1.Pod,
 	if err != nil {
 		return fwk.Queue, err
 	}
-	if _, ok := newNode.Annotations[topology.AnnotationKey]; !ok {
+	if _, ok := newNode.Annotations[protocol.TopologyAnnotation]; !ok {
 		return fwk.QueueSkip, nil
 	}
 	if oldNode == nil ||
-		oldNode.Annotations[topology.AnnotationKey] != newNode.Annotations[topology.AnnotationKey] ||
+		oldNode.Annotations[protocol.TopologyAnnotation] != newNode.Annotations[protocol.TopologyAnnotation] ||
 		oldNode.Annotations[protocol.InUseAnnotation] != newNode.Annotations[protocol.InUseAnnotation] {
 		logger.V(5).Info("GPU node changed, pod may fit", "pod", klog.KObj(pod), "node", klog.KObj(newNode))
 		return fwk.Queue, nil

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
-	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // Explain gives Filter's answer node by node: a node whose free GPUs are
@@ -31,7 +30,7 @@ func TestExplain(t *testing.T) {
 		fullNode,
 		gpuNode(t, "free", free),
 		{ObjectMeta: metav1.ObjectMeta{Name: "cpu-only"}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{topology.AnnotationKey: `{{{`}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{protocol.TopologyAnnotation: `{{{`}}},
 	}
 	pod := gpuPod("p", "nvidia.com/gpu", 2)
 
@@ -52,7 +51,7 @@ func TestExplain(t *testing.T) {
 
 	require.False(t, byName["cpu-only"].Fits)
 	require.True(t, byName["cpu-only"].Unresolvable)
-	require.Contains(t, byName["cpu-only"].Reason, "no "+topology.AnnotationKey)
+	require.Contains(t, byName["cpu-only"].Reason, "no "+protocol.TopologyAnnotation)
 
 	require.True(t, byName["junk"].Unresolvable)
 	require.Contains(t, byName["junk"].Reason, "malformed JSON")

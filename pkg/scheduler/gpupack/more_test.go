@@ -337,7 +337,7 @@ func TestClusterFragmentation(t *testing.T) {
 	// node "b" (2 free) 2, "junk" (unreadable) nothing: 3 GPUs.
 	a := scoretest.NVSwitch("a", "A100", 2, 12)
 	b := scoretest.NVSwitch("b", "A100", 2, 12)
-	junk := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{topology.AnnotationKey: "{"}}}
+	junk := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{protocol.TopologyAnnotation: "{"}}}
 	h := newHarness(t, pinnedArgs(t, config.TaskTypeWeight{Kind: "shared", Milli: 500, Weight: 1}),
 		[]*v1.Node{gpuNode(t, "a", a, a.GPUs[0].UUID), gpuNode(t, "b", b), junk})
 	require.Eventually(t, func() bool {
@@ -364,14 +364,14 @@ func TestSignPod(t *testing.T) {
 	sign := func(p *v1.Pod) ([]fwk.SignFragment, *fwk.Status) { return h.pl.SignPod(h.ctx, p) }
 	a, st := sign(gpuPod("a", "nvidia.com/gpu", 2))
 	require.Nil(t, st)
-	require.Equal(t, []fwk.SignFragment{{Key: SignerName, Value: []string{"hint=preferred", "main/nvidia.com/gpu=2"}}}, a)
+	require.Equal(t, []fwk.SignFragment{{Key: protocol.RequestsSignature, Value: []string{"hint=preferred", "main/nvidia.com/gpu=2"}}}, a)
 	b, _ := sign(gpuPod("b", "nvidia.com/gpu", 2))
 	require.Equal(t, a, b, "same request, same signature")
 	c, _ := sign(gpuPod("c", "nvidia.com/gpu", 2, "gpupack.io/topology", "required"))
 	require.NotEqual(t, a, c, "the hint is signed")
 	none, st := sign(&v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{{Name: "web"}}}})
 	require.Nil(t, st)
-	require.Equal(t, []fwk.SignFragment{{Key: SignerName, Value: []string{"hint=preferred"}}}, none)
+	require.Equal(t, []fwk.SignFragment{{Key: protocol.RequestsSignature, Value: []string{"hint=preferred"}}}, none)
 	_, st = sign(gpuPod("bad", "nvidia.com/gpu", -1))
 	require.Equal(t, fwk.Unschedulable, st.Code())
 }

@@ -12,7 +12,7 @@ import (
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	"k8s.io/utils/ptr"
 
-	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 )
 
@@ -83,7 +83,7 @@ func (h *harness) filterWithNominatedThenReserve(pod *v1.Pod, node string) (filt
 // when the nominated pod is not counted), leaving the nominated pod no set.
 func TestReserveKeepsTheNominatedPodsDevices(t *testing.T) {
 	n := scoretest.DGX1V100("r")
-	nom := withPriority(gpuPod("nom", "nvidia.com/gpu", 3, score.HintAnnotation, "required"), 100)
+	nom := withPriority(gpuPod("nom", "nvidia.com/gpu", 3, protocol.TopologyHintAnnotation, "required"), 100)
 	small := withPriority(gpuPod("small", "nvidia.com/gpu", 1), 0)
 	node := gpuNode(t, "r", n, ids(n, 0, 1, 4)...)
 
@@ -124,14 +124,14 @@ func TestReserveRespectsTheNominatedPodsFilterCounted(t *testing.T) {
 		// Lower priority nominated pod: not counted, the small pod takes 5.
 		name:      "lower-priority nominated pod is not counted",
 		node:      gpuNode(t, "n", dgx, ids(dgx, 0, 1, 4)...),
-		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/gpu", 3, score.HintAnnotation, "required"), 0)},
+		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/gpu", 3, protocol.TopologyHintAnnotation, "required"), 0)},
 		pod:       withPriority(gpuPod("small", "nvidia.com/gpu", 1), 10),
 		want:      [][]string{ids(dgx, 5)},
 	}, {
 		// Equal priority counts (kube-scheduler: >=).
 		name:      "equal-priority nominated pod is counted",
 		node:      gpuNode(t, "n", dgx, ids(dgx, 0, 1, 4)...),
-		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/gpu", 3, score.HintAnnotation, "required"), 10)},
+		nominated: []*v1.Pod{withPriority(gpuPod("nom", "nvidia.com/gpu", 3, protocol.TopologyHintAnnotation, "required"), 10)},
 		pod:       withPriority(gpuPod("small", "nvidia.com/gpu", 1), 10),
 		want:      [][]string{ids(dgx, 2), ids(dgx, 3)},
 	}, {

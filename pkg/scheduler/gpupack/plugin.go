@@ -15,11 +15,11 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // Name is the plugin's name in the registry and in configuration.
@@ -109,7 +109,7 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	if err != nil {
 		return nil, fmt.Errorf("invalid %s args: workload: %w", Name, err)
 	}
-	hint, _ := score.ParseHint(args.DefaultTopology)
+	hint, _ := protocol.ParseTopologyHint(args.DefaultTopology)
 	pl := &GPUPack{
 		handle: h, args: *args, workload: wl, cache: NewCache(), hint: hint, now: now,
 		wfrag: args.FragmentationWeight, wtopo: args.TopologyWeight,
@@ -177,7 +177,7 @@ func (pl *GPUPack) onNode(logger klog.Logger, obj any) {
 		return
 	}
 	topoErr, inUseErr := pl.cache.UpdateNode(n)
-	if _, has := n.Annotations[topology.AnnotationKey]; has && topoErr != nil {
+	if _, has := n.Annotations[protocol.TopologyAnnotation]; has && topoErr != nil {
 		logger.Error(topoErr, "Node's GPU topology annotation is unreadable; the node gets no GPU pods", "node", klog.KObj(n))
 		pl.warn(n, "GPUTopologyUnreadable", topoErr)
 	}

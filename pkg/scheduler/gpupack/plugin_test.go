@@ -43,9 +43,9 @@ type harness struct {
 
 func gpuNode(t *testing.T, name string, topo *topology.Node, inUse ...string) *v1.Node {
 	t.Helper()
-	raw, err := topology.Encode(topo)
+	raw, err := protocol.EncodeTopology(topo)
 	require.NoError(t, err)
-	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{topology.AnnotationKey: raw}}}
+	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{protocol.TopologyAnnotation: raw}}}
 	if len(inUse) > 0 {
 		v, err := protocol.EncodeInUse([]protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "other", Name: "p", UID: "x"}, Devices: inUse}})
 		require.NoError(t, err)
@@ -285,8 +285,8 @@ func TestMIGOnlyWhereAFreeInstanceExists(t *testing.T) {
 
 func TestMalformedTopologyIsFilteredOut(t *testing.T) {
 	good := scoretest.DGX1V100("g")
-	bad := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bad", Annotations: map[string]string{topology.AnnotationKey: `{"version":"v9"}`}}}
-	junk := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{topology.AnnotationKey: `{{{`}}}
+	bad := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bad", Annotations: map[string]string{protocol.TopologyAnnotation: `{"version":"v9"}`}}}
+	junk := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{protocol.TopologyAnnotation: `{{{`}}}
 	h := newHarness(t, nil, []*v1.Node{bad, junk, gpuNode(t, "good", good)})
 	pod := gpuPod("p", "nvidia.com/gpu", 1)
 	state := framework.NewCycleState()

@@ -68,7 +68,7 @@ func TestPreemptionEvictsTheVictimThatBlocksTopology(t *testing.T) {
 	n := scoretest.DGX1V100("d")
 	high := boundPod(t, "high", "d", 1000, "nvidia.com/gpu", ids(n, 0, 1, 2)...)
 	low := boundPod(t, "low", "d", 0, "nvidia.com/gpu", ids(n, 4, 6)...)
-	pre := gpuPod("pre", "nvidia.com/gpu", 2, score.HintAnnotation, "required")
+	pre := gpuPod("pre", "nvidia.com/gpu", 2, protocol.TopologyHintAnnotation, "required")
 	pre.Spec.Priority = ptr.To[int32](1000)
 	h := newHarnessWith(t, withPreemption(), nil, []*v1.Node{gpuNode(t, "d", n)}, high, low, pre)
 	require.Eventually(t, func() bool { return len(h.pl.cache.Used("d")) == 5 }, 5*time.Second, 10*time.Millisecond)
@@ -177,7 +177,7 @@ func TestAddRemovePodAreExactInverses(t *testing.T) {
 	held[3].Spec.NodeName = "x"
 	nominated := []*v1.Pod{
 		gpuPod("n-whole", "nvidia.com/gpu", 2),
-		gpuPod("n-whole-req", "nvidia.com/gpu", 2, score.HintAnnotation, "required"),
+		gpuPod("n-whole-req", "nvidia.com/gpu", 2, protocol.TopologyHintAnnotation, "required"),
 		gpuPod("n-mig", "nvidia.com/mig-2g.10gb", 1),
 		gpuPod("n-shared", "nvidia.com/gpu.shared", 3),
 		gpuPod("n-bad", "nvidia.com/gpu", -1),

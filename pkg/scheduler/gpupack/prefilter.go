@@ -122,24 +122,16 @@ func (pl *GPUPack) PreFilterExtensions() fwk.PreFilterExtensions { return pl }
 // regular init containers ask, sized as the kubelet's device manager
 // allocates them (podRequests).
 func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, error) {
-	hint := pl.hint
-	if v, ok := pod.Annotations[score.HintAnnotation]; ok {
-		h, err := score.ParseHint(v)
-		if err != nil {
-			return nil, hint, fmt.Errorf("annotation %s: %w", score.HintAnnotation, err)
-		}
-		hint = h
+	hint, err := protocol.TopologyHintOf(pod, pl.hint)
+	if err != nil {
+		return nil, hint, err
 	}
-	policy, podPolicy := pl.policy, false
-	if v, ok := pod.Annotations[protocol.ReplicaPolicyAnnotation]; ok {
-		p, err := protocol.ParseReplicaPolicy(v)
-		if err != nil {
-			return nil, hint, err
-		}
-		policy, podPolicy = score.Packed, true
-		if p == protocol.ReplicaPolicySpread {
-			policy = score.Spread
-		}
+	policy, podPolicy, err := protocol.ReplicaPolicyOf(pod)
+	if err != nil {
+		return nil, hint, err
+	}
+	if !podPolicy {
+		policy = pl.policy
 	}
 	containers := make([]containerReqs, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
 	for i := range pod.Spec.InitContainers {
@@ -164,10 +156,6 @@ func (pl *GPUPack) parse(pod *v1.Pod) ([]containerRequest, score.TopologyHint, e
 	return out, hint, nil
 }
 
-// maxDevices bounds the devices one container may ask of one resource
-// before the request is rejected as malformed.
-const maxDevices = 1 << 20
-
 // containerRequests reads one container's GPU requests, sorted by resource.
 func (pl *GPUPack) containerRequests(c v1.Container, hint score.TopologyHint, policy score.ReplicaPolicy, podPolicy bool) ([]containerRequest, error) {
 	names := make([]string, 0, len(c.Resources.Limits))
@@ -186,18 +174,14 @@ func (pl *GPUPack) containerRequests(c v1.Container, hint score.TopologyHint, po
 			continue
 		}
 		req, _ := pl.resources.kindOf(name) // the node's kind comes in resolve
-		q, ok := c.Resources.Limits[v1.ResourceName(name)]
-		if !ok {
-			q = c.Resources.Requests[v1.ResourceName(name)]
-		}
-		n, ok := q.AsInt64()
-		if !ok || n < 0 || n > maxDevices {
-			return nil, fmt.Errorf("container %q: %s quantity %s is not a whole number of devices", c.Name, name, q.String())
+		n, err := protocol.DeviceCount(&c, name)
+		if err != nil {
+			return nil, err
 		}
 		if n == 0 {
 			continue
 		}
-		req.Count = int(n)
+		req.Count = n
 		req.Policy = policy
 		req.Topology = hint
 		// The rest of score.Request.Validate depends on the kind, the

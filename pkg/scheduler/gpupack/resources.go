@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -49,7 +50,7 @@ func (pl *GPUPack) learn(nodes []fwk.NodeInfo) bool {
 	before := pl.cache.publishedCount()
 	for _, ni := range nodes {
 		if n := ni.Node(); n != nil {
-			if _, ok := n.Annotations[topology.AnnotationKey]; ok {
+			if _, ok := n.Annotations[protocol.TopologyAnnotation]; ok {
 				_, _ = pl.cache.View(n) // decodes once per annotation value
 			}
 		}

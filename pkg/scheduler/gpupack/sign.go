@@ -4,12 +4,10 @@ import (
 	"context"
 	"strconv"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 )
-
-// SignerName keys the plugin's pod signature fragment.
-const SignerName = "gpupack.io/requests"
 
 var _ fwk.SignPlugin = &GPUPack{}
 
@@ -29,5 +27,5 @@ func (pl *GPUPack) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, 
 	for _, r := range reqs {
 		v = append(v, r.container+"/"+r.resource+"="+strconv.Itoa(r.req.Count))
 	}
-	return []fwk.SignFragment{{Key: SignerName, Value: v}}, nil
+	return []fwk.SignFragment{{Key: protocol.RequestsSignature, Value: v}}, nil
 }

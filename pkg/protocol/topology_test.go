@@ -1,4 +1,4 @@
-package topology
+package protocol
 
 import (
 	"encoding/json"
@@ -6,31 +6,44 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// migNode is a DGX A100 with GPU 0 in MIG mode (two 3g.20gb devices, one of
-// them unhealthy), GPU 1 shared 4 ways, GPU 7 unhealthy, and a clique.
-func migNode() *Node {
-	n := dgxA100()
-	n.GPUs[0].MIGEnabled = true
+type namedNode struct {
+	name string
+	node *topology.Node
+}
+
+// testNodes are the shapes whose annotations must round-trip.
+var testNodes = []namedNode{
+	{"dgx-1-v100", scoretest.DGX1V100("dgx1")},
+	{"dgx-a100", scoretest.NVSwitch("dgxa100", "A100", 8, 12)},
+	{"pcie-4gpu-2socket", scoretest.PCIe("pcie4", "T4", 4)},
+	{"nvswitch-16gpu", scoretest.NVSwitch("nvs16", "H100", 16, 18)},
+	{"shared", scoretest.Shared(scoretest.PCIe("shared", "T4", 8), 4)},
+}
+
+// migNode is a DGX A100 with GPU 0 in MIG mode (two 3g.20gb devices, the
+// second unhealthy), GPU 1 shared 4 ways, GPU 7 unhealthy, and a clique.
+func migNode() *topology.Node {
+	n := scoretest.WithMIG(scoretest.NVSwitch("dgxa100", "A100", 8, 12), 0, 4, "3g.20gb", "3g.20gb")
+	n.MIG[1].Healthy = false
 	n.GPUs[1].Replicas = 4
 	n.GPUs[7].Healthy = false
-	n.MIG = []MIGDevice{
-		{UUID: "MIG-aaaa", Parent: 0, Profile: "3g.20gb", Start: 0, Size: 4, Healthy: true},
-		{UUID: "MIG-bbbb", Parent: 0, Profile: "3g.20gb", Start: 4, Size: 4},
-	}
 	n.Clique = "4f3c2a10-0000-4000-8000-000000000001.3"
 	n.Generation = 42
 	return n
 }
 
 func TestCodecRoundTrip(t *testing.T) {
-	for _, tc := range append(testNodes(), namedNode{"mig", migNode()}, namedNode{"empty", &Node{GPUs: []GPU{}, Links: [][]Link{}}}) {
+	for _, tc := range append(testNodes, namedNode{"mig", migNode()}, namedNode{"empty", &topology.Node{GPUs: []topology.GPU{}, Links: [][]topology.Link{}}}) {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Encode(tc.node)
+			s, err := EncodeTopology(tc.node)
 			require.NoError(t, err)
 			require.True(t, strings.HasPrefix(s, `{"version":"v1","node":{`), s[:40])
-			got, err := Decode(s)
+			got, err := DecodeTopology(s)
 			require.NoError(t, err)
 			require.Equal(t, tc.node, got)
 			// Same matrix, same interned shape.
@@ -42,35 +55,35 @@ func TestCodecRoundTrip(t *testing.T) {
 // A node that publishes its resources is written as v2 and read back with
 // them; without them it stays v1 (older schedulers read it).
 func TestCodecResources(t *testing.T) {
-	n := pcie4()
+	n := scoretest.PCIe("pcie4", "T4", 4)
 	for i := range n.GPUs {
 		n.GPUs[i].Replicas = 4
 	}
-	n.Resources = []Resource{{Name: "nvidia.com/gpu", Kind: KindReplica, Replicas: 4, Policy: PolicySpread}}
-	s, err := Encode(n)
+	n.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindReplica, Replicas: 4, Policy: topology.PolicySpread}}
+	s, err := EncodeTopology(n)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(s, `{"version":"v2","node":{`), s[:40])
-	got, err := Decode(s)
+	got, err := DecodeTopology(s)
 	require.NoError(t, err)
 	require.Equal(t, n, got)
 	r, ok := got.Resource("nvidia.com/gpu")
 	require.True(t, ok)
-	require.Equal(t, Resource{Name: "nvidia.com/gpu", Kind: KindReplica, Replicas: 4, Policy: PolicySpread}, r)
+	require.Equal(t, topology.Resource{Name: "nvidia.com/gpu", Kind: topology.KindReplica, Replicas: 4, Policy: topology.PolicySpread}, r)
 	_, ok = got.Resource("nvidia.com/gpu.shared")
 	require.False(t, ok)
 }
 
 // TestEncodeFormat pins the wire format of a 2-GPU node.
 func TestEncodeFormat(t *testing.T) {
-	n := &Node{
-		GPUs: []GPU{
+	n := &topology.Node{
+		GPUs: []topology.GPU{
 			{Index: 0, UUID: "GPU-0", Model: "A100", MemoryMiB: 40960, NVLinkVersion: 3, Healthy: true},
 			{Index: 1, UUID: "GPU-1", Model: "A100", MemoryMiB: 40960, NUMANode: 1, NVLinkVersion: 3, Replicas: 2},
 		},
-		Links:      [][]Link{{{}, {Class: ClassNVLink, NVLinks: 12}}, {{Class: ClassNVLink, NVLinks: 12}, {}}},
+		Links:      [][]topology.Link{{{}, {Class: topology.ClassNVLink, NVLinks: 12}}, {{Class: topology.ClassNVLink, NVLinks: 12}, {}}},
 		Generation: 3,
 	}
-	s, err := Encode(n)
+	s, err := EncodeTopology(n)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"version":"v1","node":{
 		"gpus":[
@@ -82,17 +95,17 @@ func TestEncodeFormat(t *testing.T) {
 
 // mutate encodes the DGX-1 node after applying f, bypassing Encode's
 // validation, so Decode sees the inconsistent node.
-func mutate(t *testing.T, f func(n *Node)) string {
+func mutate(t *testing.T, f func(n *topology.Node)) string {
 	t.Helper()
-	n := dgx1()
+	n := scoretest.DGX1V100("dgx1")
 	f(n)
-	b, err := json.Marshal(envelope{Version: Version, Node: n})
+	b, err := json.Marshal(topologyEnvelope{Version: TopologyVersion, Node: n})
 	require.NoError(t, err)
 	return string(b)
 }
 
 func TestDecodeErrors(t *testing.T) {
-	valid, err := Encode(dgx1())
+	valid, err := EncodeTopology(scoretest.DGX1V100("dgx1"))
 	require.NoError(t, err)
 	tests := []struct {
 		name  string
@@ -121,57 +134,57 @@ func TestDecodeErrors(t *testing.T) {
 		{"null node", `{"version":"v1","node":null}`, "no node"},
 		{"unknown envelope field", `{"version":"v1","node":{"gpus":[],"links":[]},"extra":true}`, `unknown field "extra"`},
 		{"unknown node field", strings.Replace(valid, `"generation"`, `"color":"red","generation"`, 1), `unknown field "color"`},
-		{"oversized", `{"version":"v1","node":{"clique":"` + strings.Repeat("x", MaxAnnotationBytes) + `"}}`, "more than the 262144 allowed"},
-		{"wrong field type", strings.Replace(valid, `"generation":0`, `"generation":"zero"`, 1), "cannot unmarshal"},
-		{"negative memory", strings.Replace(valid, `"memoryMiB":81920`, `"memoryMiB":-1`, 1), "cannot unmarshal"},
-		{"matrix missing a row", mutate(t, func(n *Node) { n.Links = n.Links[:7] }), "link matrix has 7 rows, want 8"},
-		{"matrix row too short", mutate(t, func(n *Node) { n.Links[3] = n.Links[3][:5] }), "link matrix row 3 has 5 entries, want 8"},
-		{"matrix too big", mutate(t, func(n *Node) { n.Links = append(n.Links, n.Links[0]) }), "link matrix has 9 rows, want 8"},
-		{"GPU index out of range", mutate(t, func(n *Node) { n.GPUs[2].Index = 9 }), "GPU at position 2 has index 9"},
-		{"GPU index negative", mutate(t, func(n *Node) { n.GPUs[0].Index = -1 }), "GPU at position 0 has index -1"},
-		{"GPU indexes swapped", mutate(t, func(n *Node) { n.GPUs[1].Index, n.GPUs[2].Index = 2, 1 }), "GPU at position 1 has index 2"},
-		{"duplicate UUID", mutate(t, func(n *Node) { n.GPUs[5].UUID = n.GPUs[4].UUID }), `GPU 5 has UUID "GPU-dgx1-04", already used by GPU 4`},
-		{"empty UUID", mutate(t, func(n *Node) { n.GPUs[5].UUID = "" }), "GPU 5 has no UUID"},
-		{"unknown link class", mutate(t, func(n *Node) { n.Links[0][5].Class = 42 }), "link 0-5 has unknown class 42"},
-		{"negative lanes", mutate(t, func(n *Node) { n.Links[0][1].NVLinks = -2 }), "link 0-1 has -2 NVLink lanes"},
-		{"too many lanes", mutate(t, func(n *Node) { n.Links[0][1].NVLinks = 1000 }), "link 0-1 has 1000 NVLink lanes"},
-		{"NVLink without lanes", mutate(t, func(n *Node) { n.Links[0][1].NVLinks, n.Links[1][0].NVLinks = 0, 0 }), "link 0-1 is NV with no lanes"},
-		{"PCIe with lanes", mutate(t, func(n *Node) { n.Links[0][5].NVLinks = 2 }), "link 0-5 is SYS but has 2 NVLink lanes"},
-		{"asymmetric", mutate(t, func(n *Node) { n.Links[6][7].NVLinks = 1 }), "link 7-6 (NV2) differs from link 6-7 (NV1)"},
-		{"negative replicas", mutate(t, func(n *Node) { n.GPUs[3].Replicas = -1 }), "GPU 3 has -1 replicas"},
-		{"too many replicas", mutate(t, func(n *Node) { n.GPUs[3].Replicas = 100000 }), "GPU 3 has 100000 replicas"},
-		{"negative NVLink version", mutate(t, func(n *Node) { n.GPUs[3].NVLinkVersion = -1 }), "GPU 3 has NVLink version -1"},
-		{"bad NUMA node", mutate(t, func(n *Node) { n.GPUs[3].NUMANode = -7 }), "GPU 3 has NUMA node -7"},
-		{"negative generation", mutate(t, func(n *Node) { n.Generation = -1 }), "generation -1 is negative"},
-		{"MIG parent out of range", mutate(t, func(n *Node) {
-			n.MIG = []MIGDevice{{UUID: "MIG-1", Parent: 8, Profile: "1g.5gb", Size: 1}}
+		{"oversized", `{"version":"v1","node":{"clique":"` + strings.Repeat("x", MaxPayload) + `"}}`, "more than the 262144 allowed"},
+		{"wrong field type", strings.Replace(valid, `"generation":1`, `"generation":"zero"`, 1), "cannot unmarshal"},
+		{"negative memory", strings.Replace(valid, `"memoryMiB":16384`, `"memoryMiB":-1`, 1), "cannot unmarshal"},
+		{"matrix missing a row", mutate(t, func(n *topology.Node) { n.Links = n.Links[:7] }), "link matrix has 7 rows, want 8"},
+		{"matrix row too short", mutate(t, func(n *topology.Node) { n.Links[3] = n.Links[3][:5] }), "link matrix row 3 has 5 entries, want 8"},
+		{"matrix too big", mutate(t, func(n *topology.Node) { n.Links = append(n.Links, n.Links[0]) }), "link matrix has 9 rows, want 8"},
+		{"GPU index out of range", mutate(t, func(n *topology.Node) { n.GPUs[2].Index = 9 }), "GPU at position 2 has index 9"},
+		{"GPU index negative", mutate(t, func(n *topology.Node) { n.GPUs[0].Index = -1 }), "GPU at position 0 has index -1"},
+		{"GPU indexes swapped", mutate(t, func(n *topology.Node) { n.GPUs[1].Index, n.GPUs[2].Index = 2, 1 }), "GPU at position 1 has index 2"},
+		{"duplicate UUID", mutate(t, func(n *topology.Node) { n.GPUs[5].UUID = n.GPUs[4].UUID }), `GPU 5 has UUID "GPU-dgx1-4", already used by GPU 4`},
+		{"empty UUID", mutate(t, func(n *topology.Node) { n.GPUs[5].UUID = "" }), "GPU 5 has no UUID"},
+		{"unknown link class", mutate(t, func(n *topology.Node) { n.Links[0][5].Class = 42 }), "link 0-5 has unknown class 42"},
+		{"negative lanes", mutate(t, func(n *topology.Node) { n.Links[0][1].NVLinks = -2 }), "link 0-1 has -2 NVLink lanes"},
+		{"too many lanes", mutate(t, func(n *topology.Node) { n.Links[0][1].NVLinks = 1000 }), "link 0-1 has 1000 NVLink lanes"},
+		{"NVLink without lanes", mutate(t, func(n *topology.Node) { n.Links[0][1].NVLinks, n.Links[1][0].NVLinks = 0, 0 }), "link 0-1 is NV with no lanes"},
+		{"PCIe with lanes", mutate(t, func(n *topology.Node) { n.Links[0][5].NVLinks = 2 }), "link 0-5 is SYS but has 2 NVLink lanes"},
+		{"asymmetric", mutate(t, func(n *topology.Node) { n.Links[6][7].NVLinks = 1 }), "link 7-6 (NV2) differs from link 6-7 (NV1)"},
+		{"negative replicas", mutate(t, func(n *topology.Node) { n.GPUs[3].Replicas = -1 }), "GPU 3 has -1 replicas"},
+		{"too many replicas", mutate(t, func(n *topology.Node) { n.GPUs[3].Replicas = 100000 }), "GPU 3 has 100000 replicas"},
+		{"negative NVLink version", mutate(t, func(n *topology.Node) { n.GPUs[3].NVLinkVersion = -1 }), "GPU 3 has NVLink version -1"},
+		{"bad NUMA node", mutate(t, func(n *topology.Node) { n.GPUs[3].NUMANode = -7 }), "GPU 3 has NUMA node -7"},
+		{"negative generation", mutate(t, func(n *topology.Node) { n.Generation = -1 }), "generation -1 is negative"},
+		{"MIG parent out of range", mutate(t, func(n *topology.Node) {
+			n.MIG = []topology.MIGDevice{{UUID: "MIG-1", Parent: 8, Profile: "1g.5gb", Size: 1}}
 		}), "MIG device 0 has parent GPU 8, want 0 to 7"},
-		{"MIG parent negative", mutate(t, func(n *Node) {
-			n.MIG = []MIGDevice{{UUID: "MIG-1", Parent: -1, Profile: "1g.5gb", Size: 1}}
+		{"MIG parent negative", mutate(t, func(n *topology.Node) {
+			n.MIG = []topology.MIGDevice{{UUID: "MIG-1", Parent: -1, Profile: "1g.5gb", Size: 1}}
 		}), "MIG device 0 has parent GPU -1"},
-		{"MIG on a non-MIG GPU", mutate(t, func(n *Node) {
-			n.MIG = []MIGDevice{{UUID: "MIG-1", Parent: 2, Profile: "1g.5gb", Size: 1}}
+		{"MIG on a non-MIG GPU", mutate(t, func(n *topology.Node) {
+			n.MIG = []topology.MIGDevice{{UUID: "MIG-1", Parent: 2, Profile: "1g.5gb", Size: 1}}
 		}), "MIG device 0 is on GPU 2, which is not MIG-enabled"},
-		{"MIG slices out of range", mutate(t, func(n *Node) {
+		{"MIG slices out of range", mutate(t, func(n *topology.Node) {
 			n.GPUs[2].MIGEnabled = true
-			n.MIG = []MIGDevice{{UUID: "MIG-1", Parent: 2, Profile: "1g.5gb", Start: 7, Size: 2}}
+			n.MIG = []topology.MIGDevice{{UUID: "MIG-1", Parent: 2, Profile: "1g.5gb", Start: 7, Size: 2}}
 		}), "MIG device 0 has slices start 7 size 2"},
-		{"MIG UUID reused", mutate(t, func(n *Node) {
+		{"MIG UUID reused", mutate(t, func(n *topology.Node) {
 			n.GPUs[2].MIGEnabled = true
-			n.MIG = []MIGDevice{{UUID: "GPU-dgx1-02", Parent: 2, Profile: "7g.40gb", Size: 8}}
-		}), `MIG device 0 has UUID "GPU-dgx1-02", already used by GPU 2`},
+			n.MIG = []topology.MIGDevice{{UUID: "GPU-dgx1-2", Parent: 2, Profile: "7g.40gb", Size: 8}}
+		}), `MIG device 0 has UUID "GPU-dgx1-2", already used by GPU 2`},
 		{"too many GPUs", func() string {
-			n := &Node{}
+			n := &topology.Node{}
 			for i := range 65 {
-				n.GPUs = append(n.GPUs, GPU{Index: i, UUID: strings.Repeat("u", i+1)})
+				n.GPUs = append(n.GPUs, topology.GPU{Index: i, UUID: strings.Repeat("u", i+1)})
 			}
-			b, _ := json.Marshal(envelope{Version: Version, Node: n})
+			b, _ := json.Marshal(topologyEnvelope{Version: TopologyVersion, Node: n})
 			return string(b)
 		}(), "65 GPUs, more than 64"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n, err := Decode(tc.in)
+			n, err := DecodeTopology(tc.in)
 			require.Error(t, err)
 			require.Nil(t, n)
 			require.ErrorContains(t, err, tc.error)
@@ -180,31 +193,31 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestEncodeErrors(t *testing.T) {
-	_, err := Encode(nil)
+	_, err := EncodeTopology(nil)
 	require.ErrorContains(t, err, "nil node")
-	n := dgx1()
+	n := scoretest.DGX1V100("dgx1")
 	n.Links = n.Links[:3]
-	_, err = Encode(n)
+	_, err = EncodeTopology(n)
 	require.ErrorContains(t, err, "link matrix has 3 rows, want 8")
 	// Too big to fit an annotation: 64 GPUs with 4 KiB models.
-	n = &Node{}
+	n = &topology.Node{}
 	for i := range 64 {
-		n.GPUs = append(n.GPUs, GPU{Index: i, UUID: strings.Repeat("u", i+1), Model: strings.Repeat("m", 4096)})
+		n.GPUs = append(n.GPUs, topology.GPU{Index: i, UUID: strings.Repeat("u", i+1), Model: strings.Repeat("m", 4096)})
 	}
-	n.Links = make([][]Link, 64)
+	n.Links = make([][]topology.Link, 64)
 	for i := range n.Links {
-		n.Links[i] = make([]Link, 64)
+		n.Links[i] = make([]topology.Link, 64)
 	}
-	_, err = Encode(n)
+	_, err = EncodeTopology(n)
 	require.ErrorContains(t, err, "more than the 262144 allowed")
 }
 
-// FuzzDecode feeds Decode arbitrary input: it must return a node or an error,
+// FuzzDecodeTopology feeds DecodeTopology arbitrary input: it must return a node or an error,
 // never panic; a decoded node must encode, and decode again to the same node;
 // and its shape must answer BestSet inside the usable GPUs.
-func FuzzDecode(f *testing.F) {
-	for _, n := range []*Node{dgx1(), pcie4(), migNode()} {
-		s, err := Encode(n)
+func FuzzDecodeTopology(f *testing.F) {
+	for _, n := range []*topology.Node{scoretest.DGX1V100("dgx1"), scoretest.PCIe("pcie4", "T4", 4), migNode()} {
+		s, err := EncodeTopology(n)
 		require.NoError(f, err)
 		f.Add(s)
 	}
@@ -214,17 +227,17 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"replica","replicas":4,"policy":"spread"}]}}`)
 	f.Add(migOverflow(f))
 	f.Fuzz(func(t *testing.T, in string) {
-		n, err := Decode(in)
+		n, err := DecodeTopology(in)
 		if err != nil {
 			require.Nil(t, n)
 			return
 		}
-		s, err := Encode(n)
+		s, err := EncodeTopology(n)
 		require.NoError(t, err)
-		again, err := Decode(s)
+		again, err := DecodeTopology(s)
 		require.NoError(t, err)
 		require.Equal(t, n, again)
-		s2, err := Encode(again)
+		s2, err := EncodeTopology(again)
 		require.NoError(t, err)
 		require.Equal(t, s, s2)
 		if len(n.GPUs) <= 16 {
@@ -241,21 +254,21 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func BenchmarkDecode(b *testing.B) {
-	s, err := Encode(migNode())
+func BenchmarkDecodeTopology(b *testing.B) {
+	s, err := EncodeTopology(migNode())
 	require.NoError(b, err)
 	b.SetBytes(int64(len(s)))
 	for b.Loop() {
-		if _, err := Decode(s); err != nil {
+		if _, err := DecodeTopology(s); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkEncode(b *testing.B) {
+func BenchmarkEncodeTopology(b *testing.B) {
 	n := migNode()
 	for b.Loop() {
-		if _, err := Encode(n); err != nil {
+		if _, err := EncodeTopology(n); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -266,7 +279,7 @@ func BenchmarkEncode(b *testing.B) {
 func migOverflow(tb testing.TB) string {
 	n := migNode()
 	n.MIG[0].Size = 1
-	s, err := Encode(n)
+	s, err := EncodeTopology(n)
 	require.NoError(tb, err)
 	out := strings.Replace(s, `"start":0,"size":1`, `"start":9223372036854775807,"size":1`, 1)
 	require.NotEqual(tb, s, out)
@@ -274,6 +287,6 @@ func migOverflow(tb testing.TB) string {
 }
 
 func TestDecodeRejectsMIGSliceOverflow(t *testing.T) {
-	_, err := Decode(migOverflow(t))
+	_, err := DecodeTopology(migOverflow(t))
 	require.ErrorContains(t, err, "MIG device 0 has slices start 9223372036854775807 size 1")
 }
