@@ -7,6 +7,7 @@ import (
 	"time"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // DefaultEventTimeout is how long one EventSet.Wait call blocks; it bounds
@@ -15,7 +16,7 @@ const DefaultEventTimeout = time.Second
 
 // maxGPUs bounds the GPU count NVML may report: the topology model keeps GPU
 // sets in a uint64 bit mask.
-const maxGPUs = 64
+const maxGPUs = topology.MaxGPUs
 
 // errNotInitialized is returned by calls made before Init succeeded. The real
 // go-nvml resolves its symbols at Init; calling it before would crash.

@@ -76,8 +76,6 @@ func Evaluate(s *State, req Request, d *Distribution) (Choice, bool) {
 	return c, ok
 }
 
-func lowBit(t uint64) int { return bits.TrailingZeros64(t) }
-
 // must holds devices a choice has to include (GetPreferredAllocation's
 // mustInclude).
 type must struct {
@@ -176,10 +174,9 @@ func (s *State) chooseWhole(req Request, d *Distribution, mustGPUs topology.GPUS
 // boundary is the bandwidth from set to rest.
 func boundary(shape *topology.Shape, set, rest topology.GPUSet) float64 {
 	var b float64
-	for u := uint64(set); u != 0; u &= u - 1 {
-		i := lowBit(u)
-		for v := uint64(rest); v != 0; v &= v - 1 {
-			b += shape.Bandwidth(i, lowBit(v))
+	for i := range set.All() {
+		for j := range rest.All() {
+			b += shape.Bandwidth(i, j)
 		}
 	}
 	return b
@@ -204,8 +201,8 @@ func wholeCandidates(shape *topology.Shape, elig topology.GPUSet, k int, must to
 		// c+lo carries out of bit 63.
 		for c := uint64(1)<<need - 1; ; {
 			var set topology.GPUSet
-			for p := c; p != 0; p &= p - 1 {
-				set |= topology.SetOf(idx[bits.TrailingZeros64(p)])
+			for p := range topology.GPUSet(c).All() {
+				set |= topology.SetOf(idx[p])
 			}
 			out = append(out, set|must)
 			lo := c & -c
@@ -233,11 +230,10 @@ func wholeCandidates(shape *topology.Shape, elig topology.GPUSet, k int, must to
 		}
 		for set.Len() < k {
 			bestJ, bestBW := -1, -1.0
-			for u := uint64(elig &^ set); u != 0; u &= u - 1 {
-				j := lowBit(u)
+			for j := range (elig &^ set).All() {
 				var bw float64
-				for v := uint64(set); v != 0; v &= v - 1 {
-					bw += shape.Bandwidth(lowBit(v), j)
+				for i := range set.All() {
+					bw += shape.Bandwidth(i, j)
 				}
 				if bw > bestBW {
 					bestJ, bestBW = j, bw
@@ -255,8 +251,8 @@ func wholeCandidates(shape *topology.Shape, elig topology.GPUSet, k int, must to
 	gs := make([]gb, 0, len(idx))
 	for _, i := range idx {
 		var bw float64
-		for u := uint64(elig); u != 0; u &= u - 1 {
-			if j := lowBit(u); j != i {
+		for j := range elig.All() {
+			if j != i {
 				bw += shape.Bandwidth(i, j)
 			}
 		}

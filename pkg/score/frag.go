@@ -71,13 +71,12 @@ func (s *State) wholeFrag(k int, e topology.GPUSet, total float64) float64 {
 // e or has less than t's share free.
 func (s *State) sharedStranded(t TaskType, e, taken topology.GPUSet) float64 {
 	var stranded float64
-	for u := uint64(s.usable &^ taken); u != 0; u &= u - 1 {
-		i := lowBit(u)
+	for i := range (s.usable &^ taken).All() {
 		free := s.reps[i] - s.repUsed[i]
 		if free == 0 {
 			continue
 		}
-		if !e.Has(i) || s.reps[i] <= 1 || free*1000 < t.Milli*s.reps[i] {
+		if !e.Has(i) || s.reps[i] <= 1 || free*topology.MilliPerGPU < t.Milli*s.reps[i] {
 			stranded += float64(free) / float64(s.reps[i])
 		}
 	}
@@ -130,10 +129,10 @@ func (s *State) newFragEval(d *Distribution) *fragEval {
 		}
 		if t.Kind == KindShared {
 			ft.base = s.sharedStranded(t, ft.mask, 0)
-			for u := uint64(fe.full); u != 0; u &= u - 1 {
+			for i := range fe.full.All() {
 				// An entirely free GPU has its whole share free: it is
 				// stranded unless time-shared and of the model.
-				if i := lowBit(u); !ft.mask.Has(i) || s.reps[i] <= 1 || s.reps[i]*1000 < t.Milli*s.reps[i] {
+				if !ft.mask.Has(i) || s.reps[i] <= 1 || s.reps[i]*topology.MilliPerGPU < t.Milli*s.reps[i] {
 					ft.strandedFree |= topology.SetOf(i)
 				}
 			}

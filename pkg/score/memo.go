@@ -130,8 +130,7 @@ func (s *State) keyOf(req Request, d *Distribution) (choiceKey, bool) {
 		dist: d.id, layout: s.layout, free: s.FreeGPUs(),
 		kind: req.Kind, count: req.Count, policy: req.Policy, hint: req.Topology, model: req.Model,
 	}
-	for t := uint64(s.usable); t != 0; t &= t - 1 {
-		i := lowBit(t)
+	for i := range s.usable.All() {
 		k.used[i] = uint8(s.repUsed[i])
 	}
 	if s.res && len(d.needy) > 0 {
@@ -183,8 +182,8 @@ func (s *State) chooseMemo(req Request, d *Distribution, names bool) (Choice, bo
 // gpuIDs are the UUIDs of set, sorted.
 func (s *State) gpuIDs(set topology.GPUSet) []string {
 	ids := make([]string, 0, set.Len())
-	for t := uint64(set); t != 0; t &= t - 1 {
-		ids = append(ids, s.node.GPUs[lowBit(t)].UUID)
+	for i := range set.All() {
+		ids = append(ids, s.node.GPUs[i].UUID)
 	}
 	slices.Sort(ids)
 	return ids

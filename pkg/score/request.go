@@ -119,7 +119,7 @@ func (r Request) Validate() error {
 		return fmt.Errorf("%w: unknown kind %d", ErrInvalidRequest, int(r.Kind))
 	case r.Count <= 0:
 		return fmt.Errorf("%w: count %d must be positive", ErrInvalidRequest, r.Count)
-	case r.Kind == KindWhole && r.Count > 64:
+	case r.Kind == KindWhole && r.Count > topology.MaxGPUs:
 		return fmt.Errorf("%w: %d GPUs is more than a node holds", ErrInvalidRequest, r.Count)
 	case r.Kind == KindMIG && r.MIGProfile == "":
 		return fmt.Errorf("%w: MIG request without a profile", ErrInvalidRequest)

@@ -1,6 +1,10 @@
 package score
 
-import "math"
+import (
+	"math"
+
+	"github.com/gpupack/gpupack/pkg/topology"
+)
 
 // CPU and memory awareness. FGD counts, for a task type the node's free CPU
 // or memory cannot hold, all of the node's free GPU capacity as fragment
@@ -102,7 +106,7 @@ func (s *State) taskCap(t TaskType, d *Distribution) float64 {
 	case KindWhole:
 		own = float64(n) * float64(t.Count)
 	case KindShared:
-		own = float64(n) * float64(t.Milli) / 1000
+		own = float64(n) * float64(t.Milli) / topology.MilliPerGPU
 	default:
 		if n == 0 {
 			return 0
@@ -143,7 +147,7 @@ func (d *Distribution) mixPerGPU() (cpu, mem float64) {
 		case KindWhole:
 			g = float64(t.Count)
 		case KindShared:
-			g = float64(t.Milli) / 1000
+			g = float64(t.Milli) / topology.MilliPerGPU
 		default:
 			continue
 		}

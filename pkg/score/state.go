@@ -152,8 +152,8 @@ func (s *State) FreeGPUs() topology.GPUSet { return s.usable &^ s.busy }
 // time-shared GPU with 1 of 4 replicas taken counts 0.75).
 func (s *State) FreeCapacity() float64 {
 	var f float64
-	for u := uint64(s.usable); u != 0; u &= u - 1 {
-		f += s.freeShare(lowBit(u))
+	for i := range s.usable.All() {
+		f += s.freeShare(i)
 	}
 	return f
 }
@@ -183,8 +183,8 @@ func (s *State) modelMask(model string) topology.GPUSet {
 		return s.usable
 	}
 	var m topology.GPUSet
-	for u := uint64(s.usable); u != 0; u &= u - 1 {
-		if i := lowBit(u); modelIn(s.node.GPUs[i].Model, model) {
+	for i := range s.usable.All() {
+		if modelIn(s.node.GPUs[i].Model, model) {
 			m |= topology.SetOf(i)
 		}
 	}
@@ -204,8 +204,7 @@ func (s *State) Release(c Choice) {
 func (s *State) apply(c Choice, sign int) {
 	switch c.Kind {
 	case KindWhole:
-		for u := uint64(c.GPUs); u != 0; u &= u - 1 {
-			i := lowBit(u)
+		for i := range c.GPUs.All() {
 			if sign > 0 {
 				s.repUsed[i] = s.reps[i]
 			} else {
@@ -225,8 +224,7 @@ func (s *State) apply(c Choice, sign int) {
 }
 
 func (s *State) recomputeBusy(gpus topology.GPUSet) {
-	for u := uint64(gpus); u != 0; u &= u - 1 {
-		i := lowBit(u)
+	for i := range gpus.All() {
 		b := s.repUsed[i] > 0
 		for j, m := range s.node.MIG {
 			if m.Parent == i && s.migUsed[j] {

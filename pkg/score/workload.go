@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // TaskType is one class of task in the workload distribution.
@@ -33,12 +35,12 @@ type TaskType struct {
 func (t TaskType) Validate() error {
 	switch t.Kind {
 	case KindWhole:
-		if t.Count < 1 || t.Count > 64 {
-			return fmt.Errorf("whole-GPU task type: count %d not in 1..64", t.Count)
+		if t.Count < 1 || t.Count > topology.MaxGPUs {
+			return fmt.Errorf("whole-GPU task type: count %d not in 1..%d", t.Count, topology.MaxGPUs)
 		}
 	case KindShared:
-		if t.Milli < 1 || t.Milli > 1000 {
-			return fmt.Errorf("shared task type: milli %d not in 1..1000", t.Milli)
+		if t.Milli < 1 || t.Milli > topology.MilliPerGPU {
+			return fmt.Errorf("shared task type: milli %d not in 1..%d", t.Milli, topology.MilliPerGPU)
 		}
 	case KindMIG:
 		if t.MIGProfile == "" || t.Count < 1 {

@@ -87,7 +87,7 @@ func ParseShapes(spec string) (Shapes, error) {
 }
 
 // BuildNode returns the topology of an n-GPU node of model laid out as kind,
-// each GPU time-shared in MilliPerGPU replicas (so a gpu_milli share is a
+// each GPU time-shared in topology.MilliPerGPU replicas (so a gpu_milli share is a
 // replica count).
 func BuildNode(model string, n int, kind ShapeKind) (*topology.Node, error) {
 	if n < 0 || n > topology.MaxGPUs {
@@ -134,7 +134,7 @@ func BuildNode(model string, n int, kind ShapeKind) (*topology.Node, error) {
 	for i := range n {
 		node.GPUs = append(node.GPUs, topology.GPU{
 			Index: i, UUID: fmt.Sprintf("GPU-%s-%s-%d", model, kind, i), Model: model,
-			NUMANode: i / half, NVLinkVersion: version, Healthy: true, Replicas: MilliPerGPU,
+			NUMANode: i / half, NVLinkVersion: version, Healthy: true, Replicas: topology.MilliPerGPU,
 		})
 		node.Links[i] = make([]topology.Link, n)
 	}
@@ -204,7 +204,7 @@ func NewCluster(nodes []NodeSpec, shapes Shapes) (*Cluster, error) {
 			c.Models = append(c.Models, n.Model)
 		}
 		c.ModelID = append(c.ModelID, m)
-		c.TotalMilli += int64(n.GPUs) * MilliPerGPU
+		c.TotalMilli += int64(n.GPUs) * topology.MilliPerGPU
 	}
 	if c.TotalMilli == 0 {
 		return nil, fmt.Errorf("the cluster has no GPUs")

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // Policy names.
@@ -203,7 +204,7 @@ func replay(ctx context.Context, r *run, pl placer, seq []int32, cfg Config, pro
 		node, p := pl.place(r, ci)
 		if node < 0 {
 			res.Failed++
-			res.FailedGPU += float64(c.Demand()) / MilliPerGPU
+			res.FailedGPU += float64(c.Demand()) / topology.MilliPerGPU
 		} else {
 			if o, ok := pl.(placedObserver); ok {
 				o.placed(r, ci, node, p)
@@ -236,7 +237,7 @@ func replay(ctx context.Context, r *run, pl placer, seq []int32, cfg Config, pro
 	for len(res.Curve) <= steps {
 		res.Curve = append(res.Curve, final)
 	}
-	res.Unallocated = (capacity - float64(r.allocated)) / MilliPerGPU
+	res.Unallocated = (capacity - float64(r.allocated)) / topology.MilliPerGPU
 	res.IdleNoCPU = idleNoCPU(r)
 	if res.MultiTasks > 0 {
 		res.MultiQuality = qsum / float64(res.MultiTasks)
@@ -253,7 +254,7 @@ func fragRatio(r *run) float64 {
 			continue
 		}
 		f += score.Fragmentation(r.state[i], r.frag.Base())
-		free += float64(r.free[i]) / MilliPerGPU
+		free += float64(r.free[i]) / topology.MilliPerGPU
 	}
 	if free == 0 {
 		return 0

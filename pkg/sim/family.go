@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // Axis is one trace family of the openb traces: what its members vary.
@@ -105,7 +107,7 @@ func AxisLevel(a Axis, tasks []TaskSpec) float64 {
 		case t.NumGPU == 0:
 			cpuOnly++
 			continue
-		case t.NumGPU == 1 && t.GPUMilli < MilliPerGPU:
+		case t.NumGPU == 1 && t.GPUMilli < topology.MilliPerGPU:
 			share += d
 		case t.NumGPU > 1:
 			multi += d
@@ -162,7 +164,7 @@ func GenerateVariant(tasks []TaskSpec, nodes []NodeSpec, a Axis, level float64, 
 	}
 }
 
-func isShare(t *TaskSpec) bool { return t.NumGPU == 1 && t.GPUMilli < MilliPerGPU }
+func isShare(t *TaskSpec) bool { return t.NumGPU == 1 && t.GPUMilli < topology.MilliPerGPU }
 
 // indexes is the positions of the tasks of tasks that keep says, in a
 // random order.

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"math/bits"
 	"math/rand/v2"
 
 	"github.com/gpupack/gpupack/pkg/score"
@@ -61,14 +60,14 @@ func newRun(cl *Cluster, wl *Workload, frag *FragModel, seed uint64) *run {
 		r.cpu[i], r.mem[i] = ns.CPUMilli, ns.MemoryMiB
 		r.ngpu[i] = ns.GPUs
 		r.off[i+1] = r.off[i] + ns.GPUs
-		r.free[i] = int64(ns.GPUs) * MilliPerGPU
+		r.free[i] = int64(ns.GPUs) * topology.MilliPerGPU
 		r.full[i] = ns.GPUs
 		r.state[i] = score.NewState(cl.Topo[i])
 		r.state[i].SetFree(ns.CPUMilli, ns.MemoryMiB)
 	}
 	r.gpu = make([]int32, r.off[n])
 	for i := range r.gpu {
-		r.gpu[i] = MilliPerGPU
+		r.gpu[i] = topology.MilliPerGPU
 	}
 	return r
 }
@@ -111,15 +110,15 @@ func (r *run) apply(i int, c *Class, p placement) {
 	g := r.gpus(i)
 	r.aff[i] |= c.affinity
 	if c.Shared() {
-		if g[p.shareGPU] == MilliPerGPU {
+		if g[p.shareGPU] == topology.MilliPerGPU {
 			r.full[i]--
 		}
 		g[p.shareGPU] -= int32(c.GPUMilli)
 		r.state[i].Apply(score.Choice{Kind: score.KindShared, GPUs: topology.SetOf(p.shareGPU),
 			Shares: []score.Share{{GPU: p.shareGPU, Replicas: int(c.GPUMilli)}}})
 	} else {
-		for s := uint64(p.whole); s != 0; s &= s - 1 {
-			g[bits.TrailingZeros64(s)] = 0
+		for i := range p.whole.All() {
+			g[i] = 0
 		}
 		r.full[i] -= c.NumGPU
 		r.state[i].Apply(score.Choice{Kind: score.KindWhole, GPUs: p.whole})

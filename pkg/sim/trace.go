@@ -13,10 +13,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-)
 
-// MilliPerGPU is the capacity of one GPU in the simulation's share units.
-const MilliPerGPU = 1000
+	"github.com/gpupack/gpupack/pkg/topology"
+)
 
 // Known GPU models of the openb traces.
 var knownModels = map[string]bool{
@@ -182,7 +181,7 @@ func parseNode(t *table) (NodeSpec, error) {
 	if n.MemoryMiB, err = t.nonNegative("memory_mib", 0); err != nil {
 		return n, err
 	}
-	gpus, err := t.nonNegative("gpu", 64)
+	gpus, err := t.nonNegative("gpu", topology.MaxGPUs)
 	if err != nil {
 		return n, err
 	}
@@ -239,12 +238,12 @@ func parseTask(t *table) (TaskSpec, error) {
 	if task.MemoryMiB, err = t.nonNegative("memory_mib", 0); err != nil {
 		return task, err
 	}
-	num, err := t.nonNegative("num_gpu", 64)
+	num, err := t.nonNegative("num_gpu", topology.MaxGPUs)
 	if err != nil {
 		return task, err
 	}
 	task.NumGPU = int(num)
-	if task.GPUMilli, err = t.nonNegative("gpu_milli", MilliPerGPU); err != nil {
+	if task.GPUMilli, err = t.nonNegative("gpu_milli", topology.MilliPerGPU); err != nil {
 		return task, err
 	}
 	if err := checkShare(t, task); err != nil {
@@ -260,7 +259,7 @@ func checkShare(t *table, task TaskSpec) error {
 		return t.errorf("gpu_milli", "%d milli-GPU asked with num_gpu 0", task.GPUMilli)
 	case task.NumGPU > 0 && task.GPUMilli == 0:
 		return t.errorf("gpu_milli", "num_gpu %d with a zero share", task.NumGPU)
-	case task.NumGPU > 1 && task.GPUMilli != MilliPerGPU:
+	case task.NumGPU > 1 && task.GPUMilli != topology.MilliPerGPU:
 		return t.errorf("gpu_milli", "a share (%d) of a GPU is only valid with num_gpu 1, got %d", task.GPUMilli, task.NumGPU)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // Class is one distinct task type of a trace: what a placement policy can
@@ -35,7 +36,7 @@ type Class struct {
 func (c *Class) Demand() int64 { return int64(c.NumGPU) * c.GPUMilli }
 
 // Shared reports whether the class takes a share of one GPU.
-func (c *Class) Shared() bool { return c.NumGPU == 1 && c.GPUMilli < MilliPerGPU }
+func (c *Class) Shared() bool { return c.NumGPU == 1 && c.GPUMilli < topology.MilliPerGPU }
 
 // TaskType is the class as a pkg/score task type (CPU and memory exact, not
 // bucketed); ok is false for CPU-only classes.

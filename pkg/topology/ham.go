@@ -5,9 +5,6 @@ import (
 	"sync"
 )
 
-// bitsLow is the index of the lowest set bit of a non-zero mask.
-func bitsLow(t uint64) int { return bits.TrailingZeros64(t) }
-
 // hamDFSBudget is the number of search steps the depth-first Hamiltonian-cycle
 // search may take before an exact subset DP takes over (or, for sets too big
 // for the DP, before the search gives up and reports no cycle).
@@ -54,7 +51,7 @@ func hamCheck(set GPUSet, adj []GPUSet, budget *int) (ok, decided bool) {
 	}
 	minDeg := k
 	for t := uint64(set); t != 0; t &= t - 1 {
-		d := (adj[bitsLow(t)] & set).Len()
+		d := (adj[LowBit(t)] & set).Len()
 		if d < 2 {
 			return false, true
 		}
@@ -88,7 +85,7 @@ func bipartition(set GPUSet, adj []GPUSet) (a, b GPUSet, ok bool) {
 	for frontier != 0 {
 		var next GPUSet
 		for t := uint64(frontier); t != 0; t &= t - 1 {
-			next |= adj[bitsLow(t)]
+			next |= adj[LowBit(t)]
 		}
 		next &= set &^ seen
 		seen |= next
@@ -101,12 +98,12 @@ func bipartition(set GPUSet, adj []GPUSet) (a, b GPUSet, ok bool) {
 		frontier = next
 	}
 	for t := uint64(a); t != 0; t &= t - 1 {
-		if adj[bitsLow(t)]&a != 0 {
+		if adj[LowBit(t)]&a != 0 {
 			return 0, 0, false
 		}
 	}
 	for t := uint64(b); t != 0; t &= t - 1 {
-		if adj[bitsLow(t)]&b != 0 {
+		if adj[LowBit(t)]&b != 0 {
 			return 0, 0, false
 		}
 	}
@@ -140,12 +137,12 @@ func (h *hamSearch) dfs(cur int, visited GPUSet, n, k int) bool {
 	// vertices, the path's end and the start.
 	ends := rest | GPUSet(1)<<uint(cur) | GPUSet(1)<<uint(h.start)
 	for t := uint64(rest); t != 0; t &= t - 1 {
-		if (h.adj[bitsLow(t)] & ends).Len() < 2 {
+		if (h.adj[LowBit(t)] & ends).Len() < 2 {
 			return false
 		}
 	}
 	for t := uint64(h.adj[cur] & rest); t != 0; t &= t - 1 {
-		v := bitsLow(t)
+		v := LowBit(t)
 		if h.dfs(v, visited|GPUSet(1)<<uint(v), n+1, k) {
 			return true
 		}
@@ -164,7 +161,7 @@ var dpPool = sync.Pool{New: func() any { return new([]uint32) }}
 func hamDP(set GPUSet, adj []GPUSet) bool {
 	verts := set.Indexes()
 	k := len(verts)
-	var ladj [64]uint32
+	var ladj [MaxGPUs]uint32
 	for a, va := range verts {
 		for b, vb := range verts {
 			if adj[va].Has(vb) {

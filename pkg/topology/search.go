@@ -141,10 +141,10 @@ func (s *Shape) bestPair(free GPUSet) (GPUSet, Quality) {
 	var best GPUSet
 	bestBW := -1.0
 	for t := uint64(free); t != 0; t &= t - 1 {
-		i := bitsLow(t)
+		i := LowBit(t)
 		row := s.bw[i*s.n:]
 		for u := t & (t - 1); u != 0; u &= u - 1 {
-			j := bitsLow(u)
+			j := LowBit(u)
 			set := GPUSet(1)<<uint(i) | GPUSet(1)<<uint(j)
 			if b := row[j]; b > bestBW || (b == bestBW && set < best) {
 				best, bestBW = set, b
@@ -160,7 +160,7 @@ func twoCore(set GPUSet, adj []GPUSet) GPUSet {
 	for {
 		next := set
 		for t := uint64(set); t != 0; t &= t - 1 {
-			i := bitsLow(t)
+			i := LowBit(t)
 			if (adj[i] & set).Len() < 2 {
 				next &^= 1 << uint(i)
 			}
@@ -179,7 +179,7 @@ func component(set GPUSet, adj []GPUSet) GPUSet {
 	for frontier != 0 {
 		var next GPUSet
 		for t := uint64(frontier); t != 0; t &= t - 1 {
-			next |= adj[bitsLow(t)]
+			next |= adj[LowBit(t)]
 		}
 		next &= set &^ seen
 		seen |= next
@@ -191,7 +191,7 @@ func component(set GPUSet, adj []GPUSet) GPUSet {
 // complete reports whether every pair of set is linked in adj.
 func complete(set GPUSet, adj []GPUSet) bool {
 	for t := uint64(set); t != 0; t &= t - 1 {
-		i := bitsLow(t)
+		i := LowBit(t)
 		if adj[i]&set != set&^(1<<uint(i)) {
 			return false
 		}
@@ -588,7 +588,7 @@ func (b *bnb) walk(i int, chosen uint32, n int, sum float64, gains *[exactLimit]
 func (s *Shape) greedy(comp GPUSet, k int, adj []GPUSet, c *candidate) {
 	tried := make(map[GPUSet]bool, comp.Len())
 	for t := uint64(comp); t != 0; t &= t - 1 {
-		set := s.grow(comp, GPUSet(1)<<uint(bitsLow(t)), k)
+		set := s.grow(comp, GPUSet(1)<<uint(LowBit(t)), k)
 		if tried[set] { // starts often grow the same set
 			continue
 		}
@@ -603,21 +603,21 @@ func (s *Shape) greedy(comp GPUSet, k int, adj []GPUSet, c *candidate) {
 func (s *Shape) grow(pool, set GPUSet, k int) GPUSet {
 	var gain [MaxGPUs]float64
 	for t := uint64(set); t != 0; t &= t - 1 {
-		i := bitsLow(t)
+		i := LowBit(t)
 		for u := uint64(pool); u != 0; u &= u - 1 {
-			gain[bitsLow(u)] += s.bw[i*s.n+bitsLow(u)]
+			gain[LowBit(u)] += s.bw[i*s.n+LowBit(u)]
 		}
 	}
 	for set.Len() < k {
 		best, bestGain := -1, -1.0
 		for u := uint64(pool &^ set); u != 0; u &= u - 1 {
-			if j := bitsLow(u); gain[j] > bestGain {
+			if j := LowBit(u); gain[j] > bestGain {
 				best, bestGain = j, gain[j]
 			}
 		}
 		set |= GPUSet(1) << uint(best)
 		for u := uint64(pool); u != 0; u &= u - 1 {
-			gain[bitsLow(u)] += s.bw[best*s.n+bitsLow(u)]
+			gain[LowBit(u)] += s.bw[best*s.n+LowBit(u)]
 		}
 	}
 	return set
@@ -628,7 +628,7 @@ func (s *Shape) greedyAny(free GPUSet, k int) (GPUSet, Quality) {
 	var best GPUSet
 	var bestQ Quality
 	for t := uint64(free); t != 0; t &= t - 1 {
-		set := s.grow(free, GPUSet(1)<<uint(bitsLow(t)), k)
+		set := s.grow(free, GPUSet(1)<<uint(LowBit(t)), k)
 		if q := s.Quality(set); best == 0 || q.Better(bestQ) || (q.Equal(bestQ) && set < best) {
 			best, bestQ = set, q
 		}

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"iter"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -9,6 +10,11 @@ import (
 // MaxGPUs is the largest number of GPUs a Node may have: a GPUSet is a 64-bit
 // mask.
 const MaxGPUs = 64
+
+// MilliPerGPU is one GPU's capacity in share units (milli-GPUs): the unit
+// of a time-shared task's share (score.TaskType.Milli, the traces'
+// gpu_milli).
+const MilliPerGPU = 1000
 
 // GPUSet is a set of GPUs of one node: bit i is the GPU at index i.
 type GPUSet uint64
@@ -68,17 +74,33 @@ func (s GPUSet) Lowest() int {
 	if s == 0 {
 		return -1
 	}
-	return bits.TrailingZeros64(uint64(s))
+	return LowBit(uint64(s))
 }
 
 // Indexes returns the GPU indexes of s in increasing order.
 func (s GPUSet) Indexes() []int {
 	out := make([]int, 0, s.Len())
-	for t := uint64(s); t != 0; t &= t - 1 {
-		out = append(out, bits.TrailingZeros64(t))
+	for i := range s.All() {
+		out = append(out, i)
 	}
 	return out
 }
+
+// All iterates over the GPU indexes of s in increasing order:
+// for i := range set.All() { ... }.
+func (s GPUSet) All() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for t := uint64(s); t != 0; t &= t - 1 {
+			if !yield(LowBit(t)) {
+				return
+			}
+		}
+	}
+}
+
+// LowBit is the index of the lowest set bit of mask (64 for 0): the one
+// low-bit helper, for the search's raw masks; a GPUSet has All and Lowest.
+func LowBit(mask uint64) int { return bits.TrailingZeros64(mask) }
 
 // String returns the set as "{0,1,5}".
 func (s GPUSet) String() string {

@@ -207,10 +207,10 @@ func (s *Shape) Quality(set GPUSet) Quality {
 func (s *Shape) sum(set GPUSet) float64 {
 	var total float64
 	for t := uint64(set); t != 0; t &= t - 1 {
-		i := bitsLow(t)
+		i := LowBit(t)
 		row := s.bw[i*s.n:]
 		for u := t & (t - 1); u != 0; u &= u - 1 {
-			total += row[bitsLow(u)]
+			total += row[LowBit(u)]
 		}
 	}
 	return total
@@ -221,10 +221,10 @@ func (s *Shape) ring(set GPUSet) float64 {
 	// No ring is better than the worst vertex's second-best link.
 	top := 0
 	for t := uint64(set); t != 0; t &= t - 1 {
-		i := bitsLow(t)
+		i := LowBit(t)
 		best, second := len(s.levels), len(s.levels)
 		for u := uint64(set) &^ (1 << uint(i)); u != 0; u &= u - 1 {
-			l := int(s.lvl[i*s.n+bitsLow(u)])
+			l := int(s.lvl[i*s.n+LowBit(u)])
 			if l < best {
 				best, second = l, best
 			} else if l < second {

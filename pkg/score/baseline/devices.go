@@ -65,7 +65,7 @@ func IdleOf(gpus []int32, k int) topology.GPUSet {
 		if k == 0 {
 			break
 		}
-		if g == MilliPerGPU {
+		if g == topology.MilliPerGPU {
 			s |= topology.SetOf(j)
 			k--
 		}

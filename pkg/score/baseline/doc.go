@@ -37,9 +37,6 @@ import "math/rand/v2"
 // MaxScore is the highest node score (kube-scheduler's MaxNodeScore).
 const MaxScore = 100
 
-// MilliPerGPU is one whole GPU in share units.
-const MilliPerGPU = 1000
-
 // Normalization constants of the artifact (MaxSpecCpu, MaxSpecGpu): the
 // largest node of the openb traces.
 const (

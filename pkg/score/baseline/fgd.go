@@ -3,7 +3,6 @@ package baseline
 import (
 	"fmt"
 	"math"
-	"math/bits"
 
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -120,8 +119,8 @@ func (f *FGD) Place(n *Node, t *Task, before float64) (score int64, p Placement,
 	if p.Whole.Len() != t.NumGPU {
 		return 0, p, false
 	}
-	for s := uint64(p.Whole); s != 0; s &= s - 1 {
-		gpus[bits.TrailingZeros64(s)] -= int32(t.GPUMilli)
+	for i := range p.Whole.All() {
+		gpus[i] -= int32(t.GPUMilli)
 	}
 	return fgdScore(before, FragAmount(f.pods, access, cpu, gpus)), p, true
 }

@@ -1,6 +1,6 @@
 package baseline
 
-import "math/bits"
+import "github.com/gpupack/gpupack/pkg/topology"
 
 // Task is what a policy sees of a task.
 type Task struct {
@@ -8,7 +8,7 @@ type Task struct {
 	MemoryMiB int64
 	// NumGPU is the number of GPUs (0: CPU-only).
 	NumGPU int
-	// GPUMilli is the share of each GPU, MilliPerGPU for whole GPUs.
+	// GPUMilli is the share of each GPU, topology.MilliPerGPU for whole GPUs.
 	GPUMilli int64
 }
 
@@ -16,7 +16,7 @@ type Task struct {
 func (t *Task) Demand() int64 { return int64(t.NumGPU) * t.GPUMilli }
 
 // Shared reports whether the task takes a share of one GPU.
-func (t *Task) Shared() bool { return t.NumGPU == 1 && t.GPUMilli < MilliPerGPU }
+func (t *Task) Shared() bool { return t.NumGPU == 1 && t.GPUMilli < topology.MilliPerGPU }
 
 // Kinds is a set of GPU task kinds, the artifact's GPU clustering tags: bit
 // 0 for a share of one GPU, bit k for k whole GPUs (k >= 31 share bit 30).
@@ -41,7 +41,7 @@ type Node struct {
 	CPUFree     int64
 	MemCapacity int64 // MiB
 	MemFree     int64
-	// GPUs is the free share of each GPU (MilliPerGPU when idle).
+	// GPUs is the free share of each GPU (topology.MilliPerGPU when idle).
 	GPUs []int32
 	// GPUFree is the sum of GPUs.
 	GPUFree int64
@@ -54,16 +54,16 @@ type Node struct {
 }
 
 // GPUCapacity is the node's GPU capacity in milli-GPU.
-func (n *Node) GPUCapacity() int64 { return int64(len(n.GPUs)) * MilliPerGPU }
+func (n *Node) GPUCapacity() int64 { return int64(len(n.GPUs)) * topology.MilliPerGPU }
 
 // NewNode is an idle node with that capacity.
 func NewNode(cpuMilli, memMiB int64, gpus int) Node {
 	g := make([]int32, gpus)
 	for i := range g {
-		g[i] = MilliPerGPU
+		g[i] = topology.MilliPerGPU
 	}
 	return Node{CPUCapacity: cpuMilli, CPUFree: cpuMilli, MemCapacity: memMiB, MemFree: memMiB,
-		GPUs: g, GPUFree: int64(gpus) * MilliPerGPU, IdleGPUs: gpus}
+		GPUs: g, GPUFree: int64(gpus) * topology.MilliPerGPU, IdleGPUs: gpus}
 }
 
 // Fits reports whether t fits n's free CPU, memory and GPUs (GPU models are
@@ -98,13 +98,13 @@ func (n *Node) Apply(t *Task, p Placement) {
 	}
 	n.Kinds |= t.Kind()
 	if t.Shared() {
-		if n.GPUs[p.Share] == MilliPerGPU {
+		if n.GPUs[p.Share] == topology.MilliPerGPU {
 			n.IdleGPUs--
 		}
 		n.GPUs[p.Share] -= int32(t.GPUMilli)
 	} else {
-		for w := uint64(p.Whole); w != 0; w &= w - 1 {
-			n.GPUs[bits.TrailingZeros64(w)] = 0
+		for i := range p.Whole.All() {
+			n.GPUs[i] = 0
 		}
 		n.IdleGPUs -= t.NumGPU
 	}

@@ -1,5 +1,7 @@
 package baseline
 
+import "github.com/gpupack/gpupack/pkg/topology"
+
 // GPUPackingName is the GPU packing policy's name.
 const GPUPackingName = "gpu-packing"
 
@@ -44,10 +46,10 @@ func (GPUPacking) Score(n *Node, t *Task) int64 {
 			return 0 // infeasible; the caller filters these out
 		}
 		taken |= 1 << uint(pick)
-		if n.GPUs[pick] == MilliPerGPU {
+		if n.GPUs[pick] == topology.MilliPerGPU {
 			idleTaken++
 		}
-		freePct += int64(n.GPUs[pick]) * 100 / MilliPerGPU
+		freePct += int64(n.GPUs[pick]) * 100 / topology.MilliPerGPU
 	}
 	if idleTaken > 0 {
 		return max(MaxScore/2-int64(idleTaken), MaxScore/3)
