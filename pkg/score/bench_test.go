@@ -32,18 +32,18 @@ func BenchmarkChooseState(b *testing.B) {
 		}
 		s, _ := score.StateOf(tc.node, used)
 		d := score.DefaultDistribution()
-		if _, ok := score.ChooseState(s, tc.req, d); !ok {
+		if _, ok := score.Choose(s, tc.req, d); !ok {
 			b.Fatalf("%s: no fit", tc.name)
 		}
 		b.Run(tc.name+"/cold", func(b *testing.B) {
 			for b.Loop() {
 				score.ResetMemo()
-				score.ChooseState(s, tc.req, d)
+				score.Choose(s, tc.req, d)
 			}
 		})
 		b.Run(tc.name+"/warm", func(b *testing.B) {
 			for b.Loop() {
-				score.ChooseState(s, tc.req, d)
+				score.Choose(s, tc.req, d)
 			}
 		})
 	}

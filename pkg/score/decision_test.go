@@ -15,9 +15,10 @@ import (
 // GPUs gets on the catalog machines (as the device plugin discovers and
 // publishes them), empty and part-used, under the default workload and the
 // default topology hint (preferred). Each row is answered the same by the
-// three entries of pkg/score: the scheduler's (Choose), the device
-// plugin's (Preferred, with the free GPUs as the kubelet's available list)
-// and the simulator's (ChooseState over a State).
+// entries of pkg/score (choose.go): Choose (the scheduler's Reserve and
+// gpusim), Evaluate (the scheduler's Filter and Score: the same GPUs, no
+// IDs) and Preferred (the device plugin, with the free GPUs as the
+// kubelet's available list).
 //
 // How to read the reasons. The default workload (score.DefaultPrior) is
 // whole 1 (p .50), whole 2 (.04), whole 4 (.03), whole 8 (.03) and shared
@@ -180,10 +181,17 @@ func TestDecisionTable(t *testing.T) {
 				want := uuids(node, tt.want...)
 				slices.Sort(want) // device IDs come sorted
 
-				// Scheduler.
-				c, ok := score.Choose(node, used, req, nil)
+				// Scheduler's Reserve and gpusim.
+				s, _ := score.StateOf(node, used)
+				c, ok := score.Choose(s, req, nil)
 				require.Equal(t, tt.want != nil, ok, "fits")
-				require.Equal(t, want, c.DeviceIDs, "scheduler's choice %s", c)
+				require.Equal(t, want, c.DeviceIDs, "Choose: %s", c)
+
+				// Scheduler's Filter and Score.
+				e, ok := score.Evaluate(s, req, score.DefaultDistribution())
+				require.Equal(t, tt.want != nil, ok, "fits")
+				require.Equal(t, topology.SetOf(tt.want...), e.GPUs, "Evaluate: %s", e)
+				require.InDelta(t, c.FragDelta, e.FragDelta, 1e-12)
 
 				// Device plugin: the kubelet offers the free GPUs.
 				var avail []string
@@ -199,12 +207,6 @@ func TestDecisionTable(t *testing.T) {
 					require.NoError(t, err)
 				}
 				require.Equal(t, want, ids, "device plugin's choice")
-
-				// Simulator: a State of the node.
-				s, _ := score.StateOf(node, used)
-				sc, ok := score.ChooseState(s, req, score.DefaultDistribution())
-				require.Equal(t, tt.want != nil, ok, "fits")
-				require.Equal(t, topology.SetOf(tt.want...), sc.GPUs, "simulator's choice %s", sc)
 			})
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// The choice memo: ChooseState's answer for whole-GPU and shared requests
+// The choice memo: Choose's answer for whole-GPU and shared requests
 // depends only on the node's layout (link shape, GPU models, usable GPUs,
 // replicas per GPU), its usage (free GPUs and replicas used per GPU), which
 // its free CPU and memory and the request's, the request and the workload
@@ -34,7 +34,7 @@ const (
 // are not memoized.
 const maxLayouts = 1 << 12
 
-// choiceKey is the signature of one ChooseState question.
+// choiceKey is the signature of one Choose question.
 type choiceKey struct {
 	dist   uint64 // Distribution.id
 	layout uint64 // State.layout
@@ -144,19 +144,19 @@ func (k *choiceKey) shard() *memoShard {
 	return &choiceMemo[h>>60]
 }
 
-// chooseMemo is chooseMust without devices to include, through the memo;
+// chooseMemo is choose without devices to include, through the memo;
 // names: fill in DeviceIDs of whole GPUs on a hit.
 func (s *State) chooseMemo(req Request, d *Distribution, names bool) (Choice, bool) {
 	k, ok := s.keyOf(req, d)
 	if !ok {
-		return chooseMust(s, req, d, must{})
+		return choose(s, req, d, must{})
 	}
 	sh := k.shard()
 	sh.mu.RLock()
 	e, hit := sh.m[k]
 	sh.mu.RUnlock()
 	if !hit {
-		c, ok := chooseMust(s, req, d, must{})
+		c, ok := choose(s, req, d, must{})
 		e = choiceEntry{c: c, ok: ok}
 		e.c.DeviceIDs = nil
 		e.c.Shares = slices.Clone(c.Shares)

@@ -13,9 +13,9 @@ import (
 )
 
 // TestMemoAgreesWithDirect checks that the choice memo never changes an
-// answer: for random usages of several layouts, ChooseState on a node
+// answer: for random usages of several layouts, Choose on a node
 // (filling the memo), then on a twin node of the same layout with other
-// UUIDs (a hit), equals the unmemoized chooseMust on that node, device
+// UUIDs (a hit), equals the unmemoized choose on that node, device
 // IDs included.
 func TestMemoAgreesWithDirect(t *testing.T) {
 	mixed := func(p string) *topology.Node {
@@ -63,12 +63,12 @@ func TestMemoAgreesWithDirect(t *testing.T) {
 					req.Model = "P100"
 				}
 				for _, dd := range []*Distribution{d, defaultDistribution} {
-					want, wantOK := chooseMust(sb, req, dd, must{})
-					_, _ = ChooseState(sa, req, dd)
-					got, gotOK := ChooseState(sb, req, dd)
+					want, wantOK := choose(sb, req, dd, must{})
+					_, _ = Choose(sa, req, dd)
+					got, gotOK := Choose(sb, req, dd)
 					require.Equal(t, wantOK, gotOK, "request %+v", req)
 					require.Equal(t, want, got, "request %+v", req)
-					again, _ := ChooseState(sb, req, dd)
+					again, _ := Choose(sb, req, dd)
 					require.Equal(t, want, again)
 				}
 			}
@@ -84,7 +84,7 @@ func TestMemoIgnoresUnnumberedDistribution(t *testing.T) {
 	d := &Distribution{Types: []TaskType{{Kind: KindWhole, Count: 1}}, P: []float64{1}}
 	_, ok := s.keyOf(Request{Kind: KindWhole, Count: 1}, d)
 	require.False(t, ok)
-	c, ok := ChooseState(s, Request{Kind: KindWhole, Count: 1}, d)
+	c, ok := Choose(s, Request{Kind: KindWhole, Count: 1}, d)
 	require.True(t, ok)
 	require.Len(t, c.DeviceIDs, 1)
 }
@@ -111,7 +111,7 @@ func TestMemoConcurrent(t *testing.T) {
 			}
 			s, _ := StateOf(n, used)
 			for _, r := range reqs {
-				c, ok := chooseMust(s, r, defaultDistribution, must{})
+				c, ok := choose(s, r, defaultDistribution, must{})
 				jobs = append(jobs, job{s, r, c, ok})
 			}
 		}
@@ -122,7 +122,7 @@ func TestMemoConcurrent(t *testing.T) {
 		go func() {
 			for k := range jobs {
 				j := jobs[(k*7+w*13)%len(jobs)]
-				got, ok := ChooseState(j.s, j.req, nil)
+				got, ok := Choose(j.s, j.req, nil)
 				if ok != j.ok || !reflect.DeepEqual(got, j.want) {
 					errs <- fmt.Errorf("request %+v: got %v, want %v", j.req, got, j.want)
 					return

@@ -15,7 +15,7 @@ var ErrNoFit = errors.New("no device set fits")
 
 // Preferred serves the kubelet's GetPreferredAllocation for one resource
 // of node: it returns req.Count IDs out of available that include
-// mustInclude, chosen as Choose would. Every device of req's kind on the
+// mustInclude, chosen as Choose would (choose.go). Every device of req's kind on the
 // node that is not in available counts as in use (for KindMIG: every device
 // of that profile). Unknown IDs, an impossible size or a mustInclude outside
 // available are errors.
@@ -58,7 +58,8 @@ func Preferred(node *topology.Node, req Request, available, mustInclude []string
 	if err != nil {
 		return nil, err
 	}
-	c, ok := chooseMust(s, req, w.Distribution(), m)
+	d, _ := prepare(s, req, w.Distribution()) // req is valid
+	c, ok := choose(s, req, d, m)
 	if !ok {
 		return nil, fmt.Errorf("%w: %d %s devices out of %d available", ErrNoFit, req.Count, req.Kind, len(avail))
 	}

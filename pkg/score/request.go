@@ -142,7 +142,7 @@ type Share struct {
 // Choice is the devices chosen for a request on a node, with what the choice
 // costs and offers.
 type Choice struct {
-	// DeviceIDs are the chosen device IDs, sorted. ChooseState leaves them
+	// DeviceIDs are the chosen device IDs, sorted. Choose leaves them
 	// empty for KindShared (it tracks replica counts, not numbers).
 	DeviceIDs []string
 	// GPUs are the physical GPUs the devices sit on.

@@ -52,18 +52,18 @@ func TestFragmentationCPUAware(t *testing.T) {
 	// free and 2 cores: big cannot run: 0.5 x 1 = 0.5. FragDelta +0.5.
 	s.SetFree(8000, 16384)
 	req := score.Request{Kind: score.KindWhole, Count: 1, CPUMilli: 6000}
-	c, ok := score.ChooseState(s, req, d)
+	c, ok := score.Choose(s, req, d)
 	require.True(t, ok)
 	require.InDelta(t, 0.5, c.FragDelta, 1e-9)
 	// The same pod without CPU: F stays 0.
-	c, ok = score.ChooseState(s, score.Request{Kind: score.KindWhole, Count: 1}, d)
+	c, ok = score.Choose(s, score.Request{Kind: score.KindWhole, Count: 1}, d)
 	require.True(t, ok)
 	require.InDelta(t, 0, c.FragDelta, 1e-9)
 	// The memo keys on what fits: the same GPU usage with 2 cores free
 	// (F 1 before, 0.5 x 1 after) answers -0.5, not the 0 above.
 	s2 := score.NewState(node)
 	s2.SetFree(2000, 16384)
-	c, ok = score.ChooseState(s2, score.Request{Kind: score.KindWhole, Count: 1}, d)
+	c, ok = score.Choose(s2, score.Request{Kind: score.KindWhole, Count: 1}, d)
 	require.True(t, ok)
 	require.InDelta(t, -0.5, c.FragDelta, 1e-9)
 
@@ -119,11 +119,11 @@ func TestFragmentationCPUBoundsTasks(t *testing.T) {
 	s.SetFree(24000, 1<<20)
 	// A 2-GPU pod with 12 cores: 6 GPUs and 12 cores left, 1 task: F = 5,
 	// delta -1: GPU-dense work relieves a CPU-bound node.
-	c, ok := score.ChooseState(s, score.Request{Kind: score.KindWhole, Count: 2, CPUMilli: 12000}, d)
+	c, ok := score.Choose(s, score.Request{Kind: score.KindWhole, Count: 2, CPUMilli: 12000}, d)
 	require.True(t, ok)
 	require.InDelta(t, -1, c.FragDelta, 1e-9)
 	// A 1-GPU pod with 12 cores: 7 GPUs, 1 task: F 6, delta 0.
-	c, ok = score.ChooseState(s, score.Request{Kind: score.KindWhole, Count: 1, CPUMilli: 12000}, d)
+	c, ok = score.Choose(s, score.Request{Kind: score.KindWhole, Count: 1, CPUMilli: 12000}, d)
 	require.True(t, ok)
 	require.InDelta(t, 0, c.FragDelta, 1e-9)
 

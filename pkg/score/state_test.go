@@ -111,10 +111,10 @@ func TestStateOfStaleUsage(t *testing.T) {
 func TestStateOfStaleReplicasNotGivenTwice(t *testing.T) {
 	n := scoretest.Shared(scoretest.PCIe("one", "T4", 2), 2)
 	used := map[string]bool{deviceid.ReplicaID(n.GPUs[0].UUID, 2): true, deviceid.ReplicaID(n.GPUs[1].UUID, 3): true}
-	_, ok := score.Choose(n, used, score.Request{Kind: score.KindWhole, Count: 1}, nil)
+	_, ok := chooseOn(n, used, score.Request{Kind: score.KindWhole, Count: 1}, nil)
 	require.False(t, ok, "both GPUs run shared pods")
 	// One replica of each GPU is taken (1 of 2): a 1-replica request fits.
-	c, ok := score.Choose(n, used, score.Request{Kind: score.KindShared, Count: 1, Policy: score.Packed}, nil)
+	c, ok := chooseOn(n, used, score.Request{Kind: score.KindShared, Count: 1, Policy: score.Packed}, nil)
 	require.True(t, ok)
 	require.Equal(t, 1, c.GPUs.Len())
 }

@@ -225,7 +225,7 @@ type WorkloadOptions struct {
 	// snapshot is published only when it differs from the current one by
 	// at least Tolerance in total variation distance (half the sum of the
 	// probability changes), so consumers that key work on the snapshot
-	// (the choice memo of ChooseState) keep it. 0 (the default) publishes
+	// (the choice memo of Choose) keep it. 0 (the default) publishes
 	// after every observation. Observations are never lost: the histogram
 	// keeps them all.
 	Tolerance float64

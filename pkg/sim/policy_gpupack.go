@@ -38,7 +38,7 @@ func (o GPUPackOptions) rank() score.Rank {
 }
 
 // gpupack ranks nodes exactly as the scheduler plugin does: on every node a
-// task fits, pkg/score's ChooseState makes the device choice (its FragDelta
+// task fits, pkg/score's Choose makes the device choice (its FragDelta
 // includes the task's CPU and memory: the node's State knows its free CPU
 // and memory), score.Rank.Raw turns it into the node's raw figure (Score)
 // and score.Rank.Normalize maps the figures of all candidate nodes to
@@ -238,7 +238,7 @@ func (g *gpupack) compute(r *run, i int, c *Class, d *score.Distribution) evalua
 		rank.Resolution = score.CPUOnlyResolution
 		return evaluation{ok: true, raw: rank.Raw(score.ResourceDelta(s, c.CPUMilli, c.MemoryMiB, d))}
 	}
-	ch, ok := score.ChooseState(s, c.req, d)
+	ch, ok := score.Choose(s, c.req, d)
 	if !ok {
 		return evaluation{}
 	}

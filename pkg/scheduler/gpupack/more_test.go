@@ -81,7 +81,7 @@ func TestSharedPodsPackOntoPartlyUsedGPUs(t *testing.T) {
 		after.Apply(score.Choice{Kind: score.KindShared, GPUs: topology.SetOf(gpu), Shares: []score.Share{{GPU: gpu, Replicas: 2}}})
 		require.InDelta(t, want, score.Fragmentation(after, d)-before, 1e-9, "2 replicas on GPU %d", gpu)
 	}
-	c, ok := score.ChooseState(st, score.Request{Kind: score.KindShared, Count: 2}, d)
+	c, ok := score.Choose(st, score.Request{Kind: score.KindShared, Count: 2}, d)
 	require.True(t, ok)
 	require.Equal(t, []score.Share{{GPU: 0, Replicas: 2}}, c.Shares)
 	require.InDelta(t, -0.1, c.FragDelta, 1e-9)

@@ -169,7 +169,7 @@ func (pl *GPUPack) adjusted(view NodeView, e *nodeEntry, a *adjustment, subtract
 				ok = false
 				break
 			}
-			c, fits := score.ChooseState(trial, r.req, dist)
+			c, fits := score.Choose(trial, r.req, dist)
 			if !fits {
 				ok = false
 				break

@@ -36,7 +36,7 @@ func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, dist *score.
 	p := plan{ratio: 1}
 	choose := score.Evaluate
 	if names {
-		choose = score.ChooseState
+		choose = score.Choose
 	}
 	for i, r := range reqs {
 		c, ok := choose(st, r.req, dist)

@@ -31,7 +31,7 @@ func TestChooseWholeOn64GPUs(t *testing.T) {
 			// 1 taken: 63 of the other 63.
 			{count: 63, used: []int{0}},
 		} {
-			c, ok := score.Choose(n, usedSet(uuids(n, tc.used...)...), score.Request{Kind: score.KindWhole, Count: tc.count}, nil)
+			c, ok := chooseOn(n, usedSet(uuids(n, tc.used...)...), score.Request{Kind: score.KindWhole, Count: tc.count}, nil)
 			require.True(t, ok, "%s: %d GPUs with %d used", name, tc.count, len(tc.used))
 			require.Equal(t, tc.count, c.GPUs.Len(), name)
 			require.Len(t, c.DeviceIDs, tc.count, name)
@@ -40,7 +40,7 @@ func TestChooseWholeOn64GPUs(t *testing.T) {
 			}
 		}
 		// 64 with one used, 65: no fit.
-		_, ok := score.Choose(n, usedSet(uuids(n, 5)...), score.Request{Kind: score.KindWhole, Count: 64}, nil)
+		_, ok := chooseOn(n, usedSet(uuids(n, 5)...), score.Request{Kind: score.KindWhole, Count: 64}, nil)
 		require.False(t, ok, name)
 	}
 }

@@ -1,6 +1,7 @@
 package score_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -16,6 +17,18 @@ func uuids(node *topology.Node, idx ...int) []string {
 		out = append(out, node.GPUs[i].UUID)
 	}
 	return out
+}
+
+// chooseOn is score.Choose on node with the device IDs in used, with a
+// shared choice's replicas named (as the scheduler's Reserve names them).
+func chooseOn(node *topology.Node, used map[string]bool, req score.Request, w *score.Workload) (score.Choice, bool) {
+	s, _ := score.StateOf(node, used)
+	c, ok := score.Choose(s, req, w.Distribution())
+	if ok && req.Kind == score.KindShared {
+		c.DeviceIDs = score.ReplicaIDs(node, c.Shares, used)
+		slices.Sort(c.DeviceIDs)
+	}
+	return c, ok
 }
 
 func usedSet(ids ...string) map[string]bool {
@@ -76,7 +89,7 @@ func TestChooseWholeDGX1(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, ok := score.Choose(node, usedSet(uuids(node, tt.used...)...), score.Request{Kind: score.KindWhole, Count: tt.count, Topology: tt.hint}, nil)
+			c, ok := chooseOn(node, usedSet(uuids(node, tt.used...)...), score.Request{Kind: score.KindWhole, Count: tt.count, Topology: tt.hint}, nil)
 			require.True(t, ok)
 			require.Equal(t, uuids(node, tt.want...), c.DeviceIDs, "choice %s", c)
 			require.InDelta(t, tt.wantFrag, c.FragDelta, 1e-9)
