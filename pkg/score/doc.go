@@ -3,7 +3,6 @@
 // Preferred) are described in choose.go, one file per kind of device
 // (whole.go, shared.go, mig.go), and pinned on the catalog machines by
 // decision_test.go. Beside it: the fragmentation measure it
-
 // minimizes (after FGD, Weng et al., USENIX ATC'23, extended with NVLink
 // topology and CPU/memory-aware), the workload distribution that measure is
 // taken over (a decayed histogram of task types with a prior), the node
