@@ -2,7 +2,6 @@ package deviceplugin
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -54,9 +53,7 @@ func (v View) Device(gpu int, migUUID string) bool {
 type gpuState struct {
 	uuid    string
 	healthy bool
-	lost    bool
 	passes  int
-	reason  string
 	// degraded: discovery could not read the GPU; it recovers by a full
 	// read (CheckGPUAt), after which the node must be discovered again.
 	degraded bool
@@ -103,8 +100,7 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 		st := &gpuState{uuid: g.UUID, healthy: true}
 		if g.Degraded != nil {
 			// Listed so the node keeps its capacity, never served until read.
-			st.healthy, st.degraded, st.reason = false, true, "discovery: "+g.Degraded.Error()
-			st.lost = errors.Is(g.Degraded, nvml.ErrGPULost)
+			st.healthy, st.degraded = false, true
 		}
 		h.gpus[g.Index] = st
 		h.byUUID[g.UUID] = g.Index
@@ -180,14 +176,10 @@ func (h *Health) Handle(ctx context.Context, ev nvml.Event) {
 	}
 	g := h.gpus[idx]
 	g.passes = 0
-	if ev.Kind == nvml.EventGPULost {
-		g.lost = true
-	}
 	if !g.healthy {
 		return
 	}
 	g.healthy = false
-	g.reason = ev.Kind.String()
 	logger.Info("GPU marked unhealthy", "gpu", idx, "uuid", g.uuid, "kind", ev.Kind.String(), "xid", ev.XID)
 	if h.opts.Events != nil {
 		h.opts.Events.Unhealthy(idx, g.uuid, "", ev)
@@ -315,7 +307,6 @@ func (h *Health) Probe(ctx context.Context) {
 		case g.healthy:
 		case err != nil:
 			g.passes = 0
-			g.lost = errors.Is(err, nvml.ErrGPULost)
 			logger.V(4).Info("GPU still failing its check", "gpu", i, "uuid", uuid, "err", err)
 		default:
 			g.passes++
@@ -326,7 +317,7 @@ func (h *Health) Probe(ctx context.Context) {
 				h.rediscoverOnce.Do(func() { close(h.rediscover) })
 				g.passes = 0
 			} else if g.passes >= h.opts.Checks {
-				g.healthy, g.lost, g.passes, g.reason = true, false, 0, ""
+				g.healthy, g.passes = true, 0
 				logger.Info("GPU recovered", "gpu", i, "uuid", uuid, "checks", h.opts.Checks)
 				h.opts.Metrics.recovered()
 				if h.opts.Events != nil {

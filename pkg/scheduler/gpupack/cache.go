@@ -20,6 +20,40 @@ import (
 // the scheduler's own choices (assumed in Reserve, or bound pods carrying
 // gpupack.io/devices) and the node's gpupack.io/in-use report. The union
 // can only over-count, so a GPU is never given twice.
+//
+// Every layer of caching between a node's annotations and a device choice,
+// innermost first, and what invalidates it. Each layer is valid while the
+// pointers it was made from stay equal: the objects are never mutated.
+//
+//  1. Decoded topology (nodeEntry.topo, decodeLocked), keyed by the raw
+//     gpupack.io/topology string: a different string; the node deleted
+//     (RemoveNode) or its annotations gone (clearLocked). Health changes
+//     arrive as a new string (new generation), so they go through here.
+//  2. Decoded in-use report (nodeEntry.inUse, inUseByPod), keyed by the raw
+//     gpupack.io/in-use string: as 1.
+//  3. Usage State (nodeEntry.state, stateLocked): topology + in-use + own
+//     choices on the node. Set to nil when either annotation changes and
+//     when a pod is assumed, forgotten, unassumed or added on the node
+//     (setPod, dropLocked); rebuilt lazily.
+//  4. State with free CPU and memory (nodeEntry.free, freeBase;
+//     entryForNodeInfo): the usage State + the NodeInfo's free CPU and
+//     memory: a new usage State, other free CPU/memory, or a new Node
+//     object (the fast path compares the Node pointer, nodeEntry.obj).
+//  5. Last plans (nodeEntry.last, lastplan.go, planFor): one-request pods'
+//     plan figures by request ID, on one State under one workload
+//     snapshot: any other State or snapshot (with starts over); at most
+//     maxLastPlans a node.
+//  6. A cycle's plans (cycleState.plans, prefilter.go): one pod's plans per
+//     node for one scheduling cycle: gone with the cycle.
+//  7. pkg/score's choice memo (memo.go): keyed by immutable facts (layout,
+//     usage, request, workload snapshot ID): never invalidated; a full
+//     shard is cleared.
+//  8. pkg/topology's shape memo (shape.go): best sets and qualities per
+//     interned link matrix: never invalidated; cleared when full.
+//
+// The workload snapshot (score.Workload.Distribution) moves only when the
+// learned task mix moves by score.DefaultTolerance; a new snapshot
+// invalidates 5 and changes the key of 7.
 type Cache struct {
 	mu    sync.RWMutex
 	nodes map[string]*nodeEntry
@@ -60,7 +94,7 @@ type nodeEntry struct {
 	// Readers share it; it is never mutated once built.
 	state *score.State
 	// free is state with the node's free CPU and memory last seen by
-	// ViewOf (freeBase: the state it was made from; freeCPU and freeMem:
+	// ViewNodeInfo (freeBase: the state it was made from; freeCPU and freeMem:
 	// free's figures, kept here for the per-node hot path). Never mutated.
 	free, freeBase   *score.State
 	freeCPU, freeMem int64
@@ -92,16 +126,16 @@ type NodeView struct {
 	State    *score.State
 }
 
-// View returns node's topology and usage, first folding in annotation
+// ViewNode returns node's topology and usage, first folding in annotation
 // changes. err explains why the node has no usable GPUs (no or malformed
 // annotation).
-func (c *Cache) View(node *v1.Node) (NodeView, error) {
-	v, _, err := c.view(node)
+func (c *Cache) ViewNode(node *v1.Node) (NodeView, error) {
+	v, _, err := c.entryForNode(node)
 	return v, err
 }
 
-// view is View that also returns the node's entry (nil with an error).
-func (c *Cache) view(node *v1.Node) (NodeView, *nodeEntry, error) {
+// entryForNode is ViewNode that also returns the node's entry (nil with an error).
+func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 	c.mu.RLock()
 	e := c.nodes[node.Name]
 	if e != nil && e.state != nil && e.inUseErr == nil && e.obj == node {
@@ -132,21 +166,21 @@ func (c *Cache) view(node *v1.Node) (NodeView, *nodeEntry, error) {
 	return NodeView{e.topo, c.stateLocked(e)}, e, nil
 }
 
-// ViewOf is View for a scheduling framework NodeInfo: the State also knows
+// ViewNodeInfo is View for a scheduling framework NodeInfo: the State also knows
 // the node's free CPU and memory, allocatable minus requested (the pods on
 // the node, nominated pods included when the framework added them), so
 // that fragmentation counts a node's free GPUs as stranded for task types
 // whose CPU or memory it cannot hold (FGD). A node that reports no
 // allocatable CPU is taken as not knowing its CPU and memory.
-func (c *Cache) ViewOf(ni fwk.NodeInfo) (NodeView, error) {
-	v, _, err := c.viewOf(ni)
+func (c *Cache) ViewNodeInfo(ni fwk.NodeInfo) (NodeView, error) {
+	v, _, err := c.entryForNodeInfo(ni)
 	return v, err
 }
 
-// viewOf is ViewOf that also returns the node's entry (nil with an error).
+// entryForNodeInfo is ViewNodeInfo that also returns the node's entry (nil with an error).
 // It runs for every node in every Filter and Score: the fast path is one
 // map lookup under the read lock and no allocation.
-func (c *Cache) viewOf(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
+func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
 	node := ni.Node()
 	cpu, mem, ok := freeResources(ni)
 	if ok { // fast path: the same Node object (annotations) and free resources
@@ -160,7 +194,7 @@ func (c *Cache) viewOf(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
 		}
 		c.mu.RUnlock()
 	}
-	v, e, err := c.view(node)
+	v, e, err := c.entryForNode(node)
 	if err != nil || !ok {
 		return v, e, err
 	}
@@ -175,9 +209,9 @@ func (c *Cache) viewOf(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
 	return v, e, nil
 }
 
-// lastPlans calls fn with the index and the last plan of every node in
+// forEachLastPlan calls fn with the index and the last plan of every node in
 // scores whose last plan answers req under dist (planFor's).
-func (c *Cache) lastPlans(scores fwk.NodeScoreList, id uint64, dist *score.Distribution, fn func(int, plan)) {
+func (c *Cache) forEachLastPlan(scores fwk.NodeScoreList, id uint64, dist *score.Distribution, fn func(int, plan)) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for i, ns := range scores {
@@ -414,7 +448,7 @@ func (c *Cache) UsedWithout(node string, skip []types.UID) map[string]bool {
 	return usedLocked(c.nodes[node], skip)
 }
 
-// usedOf is UsedWithout on the entry a view came from (viewOf): for a node
+// usedOf is UsedWithout on the entry a view came from (entryForNodeInfo): for a node
 // the cache keeps no entry of, the view's own reading of its in-use report.
 func (c *Cache) usedOf(e *nodeEntry, skip []types.UID) map[string]bool {
 	c.mu.RLock()

@@ -44,7 +44,7 @@ func TestNodeEntriesGoWithTheirNodes(t *testing.T) {
 		node := gpuNode(t, fmt.Sprintf("gpu-%d", i), topo, ids(topo, i%8)...)
 		ni := nodeInfoOf(node)
 		_, _ = c.UpdateNode(ni.Node())
-		_, err := c.ViewOf(ni)
+		_, err := c.ViewNodeInfo(ni)
 		require.NoError(t, err)
 		require.Equal(t, 1, entries(c))
 		c.RemoveNode(node.Name)
@@ -57,7 +57,7 @@ func TestNodeEntriesGoWithTheirNodes(t *testing.T) {
 		cpu := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cpu-%d", i), Labels: map[string]string{"a": "b"}}}
 		_, _ = c.UpdateNode(cpu)
 		_, _ = c.UpdateNode(cpu.DeepCopy())
-		_, err := c.View(cpu)
+		_, err := c.ViewNode(cpu)
 		require.Error(t, err)
 	}
 	require.Equal(t, 0, entries(c))
@@ -88,10 +88,10 @@ func TestNodeEntriesGoWithTheirNodes(t *testing.T) {
 	_, _ = c.UpdateNode(g)
 	c.RemoveNode("g")
 	late := gpuNode(t, "late", topo)
-	v, err := c.View(late)
+	v, err := c.ViewNode(late)
 	require.NoError(t, err)
 	require.NotNil(t, v.State)
-	_, err = c.View(g) // older snapshot
+	_, err = c.ViewNode(g) // older snapshot
 	require.NoError(t, err)
 	require.Equal(t, 2, entries(c))
 	c.RemoveNode("other")
@@ -145,7 +145,7 @@ func BenchmarkNodeChurn(b *testing.B) {
 			Annotations: map[string]string{protocol.TopologyAnnotation: raw, protocol.InUseAnnotation: inUse[i%8]}}}
 		ni := nodeInfoOf(node)
 		_, _ = c.UpdateNode(ni.Node())
-		if _, err := c.ViewOf(ni); err != nil {
+		if _, err := c.ViewNodeInfo(ni); err != nil {
 			b.Fatal(err)
 		}
 		c.RemoveNode(node.Name)

@@ -34,7 +34,7 @@ func (pl *GPUPack) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, n
 // kept in the cycle state for Score.
 func (pl *GPUPack) filterAdjusted(ctx context.Context, s *cycleState, nodeInfo fwk.NodeInfo, a *adjustment) *fwk.Status {
 	node := nodeInfo.Node()
-	view, e, err := pl.cache.viewOf(nodeInfo)
+	view, e, err := pl.cache.entryForNodeInfo(nodeInfo)
 	if err != nil {
 		return filterStatus(ctx, node, errNoView{err})
 	}

@@ -100,7 +100,7 @@ func TestNodePlanFollowsUsageAndWorkload(t *testing.T) {
 
 	fresh := func() plan {
 		t.Helper()
-		view, err := h.pl.cache.ViewOf(ni)
+		view, err := h.pl.cache.ViewNodeInfo(ni)
 		require.NoError(t, err)
 		p, err := h.pl.makePlan(view, s.requests, h.pl.workload.Distribution(), false)
 		require.NoError(t, err)
@@ -154,7 +154,7 @@ func TestBoundPodKeepsTheNodeState(t *testing.T) {
 	node := gpuNode(t, "k", n)
 	_, _ = c.UpdateNode(node)
 	c.Assume("uid-p", "k", ids(n, 4, 5))
-	v1st, err := c.View(node)
+	v1st, err := c.ViewNode(node)
 	require.NoError(t, err)
 
 	bound := func(gpus ...int) *v1.Pod {
@@ -165,12 +165,12 @@ func TestBoundPodKeepsTheNodeState(t *testing.T) {
 		return p
 	}
 	require.NoError(t, c.AddPod(bound(4, 5)))
-	v2, err := c.View(node)
+	v2, err := c.ViewNode(node)
 	require.NoError(t, err)
 	require.Same(t, v1st.State, v2.State)
 
 	require.NoError(t, c.AddPod(bound(6, 7)))
-	v3, err := c.View(node)
+	v3, err := c.ViewNode(node)
 	require.NoError(t, err)
 	require.NotSame(t, v1st.State, v3.State)
 	require.Equal(t, map[string]bool{n.GPUs[6].UUID: true, n.GPUs[7].UUID: true}, c.Used("k"))

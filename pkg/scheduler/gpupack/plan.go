@@ -80,7 +80,7 @@ func (e errNoView) Unwrap() error { return e.error }
 // same objects, the answer's whole input. A node with no usable view fails
 // with errNoView.
 func (pl *GPUPack) planFor(ni fwk.NodeInfo, s *cycleState) (plan, error) {
-	view, e, err := pl.cache.viewOf(ni)
+	view, e, err := pl.cache.entryForNodeInfo(ni)
 	if err != nil {
 		return plan{}, errNoView{err}
 	}

@@ -33,14 +33,11 @@ const workloadTolerance = score.DefaultTolerance
 // GPUPack is the plugin.
 type GPUPack struct {
 	handle    fwk.Handle
-	args      config.GPUPackArgs
 	workload  *score.Workload
 	cache     *Cache
 	policy    score.ReplicaPolicy
 	hint      score.TopologyHint
 	now       func() time.Time
-	wfrag     int64
-	wtopo     int64
 	rank      score.Rank
 	resources resourceNames
 	// requestIDs number one-request pods' requests for the nodes' last
@@ -81,8 +78,8 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 			return nil, err
 		}
 	}
-	klog.FromContext(ctx).V(2).Info("GPUPack plugin ready", "fragmentationWeight", pl.wfrag, "topologyWeight", pl.wtopo,
-		"replicaPolicy", pl.args.ReplicaPolicy, "defaultTopology", pl.args.DefaultTopology, "workloadTypes", len(pl.args.Workload.Prior))
+	klog.FromContext(ctx).V(2).Info("GPUPack plugin ready", "fragmentationWeight", pl.rank.FragWeight, "topologyWeight", pl.rank.TopoWeight,
+		"replicaPolicy", pl.policy, "defaultTopology", pl.hint, "workloadTypes", len(pl.workload.Distribution().Types))
 	return pl, nil
 }
 
@@ -111,8 +108,7 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	}
 	hint, _ := protocol.ParseTopologyHint(args.DefaultTopology)
 	pl := &GPUPack{
-		handle: h, args: *args, workload: wl, cache: NewCache(), hint: hint, now: now,
-		wfrag: args.FragmentationWeight, wtopo: args.TopologyWeight,
+		handle: h, workload: wl, cache: NewCache(), hint: hint, now: now,
 		rank:      score.Rank{Resolution: score.DefaultResolution, FragWeight: args.FragmentationWeight, TopoWeight: args.TopologyWeight},
 		resources: resourceNames{whole: args.WholeResource, shared: args.SharedResource, migPrefix: args.MIGResourcePrefix},
 	}

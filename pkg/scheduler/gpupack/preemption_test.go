@@ -190,7 +190,7 @@ func TestAddRemovePodAreExactInverses(t *testing.T) {
 	require.Eventually(t, func() bool { return len(h.pl.cache.Used("x")) == 6 }, 5*time.Second, 10*time.Millisecond)
 	ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("x")
 	require.NoError(t, err)
-	view, e, err := h.pl.cache.viewOf(ni)
+	view, e, err := h.pl.cache.entryForNodeInfo(ni)
 	require.NoError(t, err)
 	stateOf := func(cs fwk.CycleState) *score.State {
 		s, err := readState(cs)

@@ -56,7 +56,7 @@ type cycleState struct {
 // immutable once stored.
 type plans struct {
 	mu    sync.Mutex
-	plans map[string]plan
+	byNode map[string]plan
 }
 
 // Clone shares the plans and copies the adjustments.
@@ -71,14 +71,14 @@ func (s *cycleState) Clone() fwk.StateData {
 func (s *plans) plan(node string) (plan, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.plans[node]
+	p, ok := s.byNode[node]
 	return p, ok
 }
 
 func (s *plans) setPlan(node string, p plan) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.plans[node] = p
+	s.byNode[node] = p
 }
 
 // PreFilter parses the pod's GPU requests and hint once. Pods without GPU
@@ -109,7 +109,7 @@ func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 		id = pl.requestIDs.id(reqs[0])
 	}
 	cs.Write(stateKey, &cycleState{requests: reqs, hint: hint, started: pl.now(), quality: quality, requestID: id,
-		plans: &plans{plans: map[string]plan{}}})
+		plans: &plans{byNode: map[string]plan{}}})
 	return nil, nil
 }
 

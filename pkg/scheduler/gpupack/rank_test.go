@@ -24,7 +24,7 @@ func TestScoreNormalizeIsPkgScoreRank(t *testing.T) {
 	require.NoError(t, err)
 	norm := func(ps map[string]plan, order ...string) []int64 {
 		cs := framework.NewCycleState()
-		cs.Write(stateKey, &cycleState{plans: &plans{plans: ps}})
+		cs.Write(stateKey, &cycleState{plans: &plans{byNode: ps}})
 		list := make(fwk.NodeScoreList, len(order))
 		for i, n := range order {
 			// Score's figure: -round(fragDelta / 0.05).
@@ -53,7 +53,7 @@ func TestScoreNormalizeIsPkgScoreRank(t *testing.T) {
 	}, "quad", "scattered"))
 }
 
-// ViewOf gives the State the node's free CPU and memory: allocatable
+// ViewNodeInfo gives the State the node's free CPU and memory: allocatable
 // minus the NodeInfo's requested; it reuses the State while they stay.
 func TestViewOfKnowsFreeCPUAndMemory(t *testing.T) {
 	topo := scoretest.PCIe("n", "T4", 2)
@@ -65,19 +65,19 @@ func TestViewOfKnowsFreeCPUAndMemory(t *testing.T) {
 	ni := framework.NewNodeInfo(pod)
 	ni.SetNode(node)
 	c := NewCache()
-	v, err := c.ViewOf(ni)
+	v, err := c.ViewNodeInfo(ni)
 	require.NoError(t, err)
 	cpu, mem, known := v.State.FreeResources()
 	require.True(t, known)
 	require.Equal(t, int64(8000-3000), cpu)
 	require.Equal(t, int64(16384-4096), mem) // MiB
-	v2, err := c.ViewOf(ni)
+	v2, err := c.ViewNodeInfo(ni)
 	require.NoError(t, err)
 	require.Same(t, v.State, v2.State, "unchanged free resources reuse the state")
 
 	ni2 := framework.NewNodeInfo()
 	ni2.SetNode(node)
-	v3, err := c.ViewOf(ni2)
+	v3, err := c.ViewNodeInfo(ni2)
 	require.NoError(t, err)
 	cpu, _, _ = v3.State.FreeResources()
 	require.Equal(t, int64(8000), cpu)
@@ -86,7 +86,7 @@ func TestViewOfKnowsFreeCPUAndMemory(t *testing.T) {
 	bare := gpuNode(t, "m", topo)
 	ni3 := framework.NewNodeInfo()
 	ni3.SetNode(bare)
-	v4, err := c.ViewOf(ni3)
+	v4, err := c.ViewNodeInfo(ni3)
 	require.NoError(t, err)
 	_, _, known = v4.State.FreeResources()
 	require.False(t, known)

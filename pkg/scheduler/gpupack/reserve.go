@@ -36,7 +36,7 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if err != nil {
 		return fwk.AsStatus(fmt.Errorf("getting node %q from snapshot: %w", nodeName, err))
 	}
-	view, e, err := pl.cache.viewOf(nodeInfo)
+	view, e, err := pl.cache.entryForNodeInfo(nodeInfo)
 	if err != nil {
 		observePlacement(outcomeReserveFailed, reasonNoView)
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())

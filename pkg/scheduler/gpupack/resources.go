@@ -51,7 +51,7 @@ func (pl *GPUPack) learn(nodes []fwk.NodeInfo) bool {
 	for _, ni := range nodes {
 		if n := ni.Node(); n != nil {
 			if _, ok := n.Annotations[protocol.TopologyAnnotation]; ok {
-				_, _ = pl.cache.View(n) // decodes once per annotation value
+				_, _ = pl.cache.ViewNode(n) // decodes once per annotation value
 			}
 		}
 	}

@@ -90,16 +90,16 @@ func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Po
 	// pods of several requests are in the cycle state; the others are the
 	// nodes' last plans, which Score has just made or confirmed.
 	s.mu.Lock()
-	if len(s.plans.plans) > 0 {
+	if len(s.plans.byNode) > 0 {
 		for i, ns := range scores {
-			if p, ok := s.plans.plans[ns.Name]; ok && p.ideal > 0 {
+			if p, ok := s.plans.byNode[ns.Name]; ok && p.ideal > 0 {
 				ranked[i].Ring, ranked[i].Ideal = p.ring, p.ideal
 			}
 		}
 	}
 	s.mu.Unlock()
 	if s.quality && s.requestID != 0 {
-		pl.cache.lastPlans(scores, s.requestID, pl.workload.Distribution(), func(i int, p plan) {
+		pl.cache.forEachLastPlan(scores, s.requestID, pl.workload.Distribution(), func(i int, p plan) {
 			if ranked[i].Ideal == 0 && p.ideal > 0 {
 				ranked[i].Ring, ranked[i].Ideal = p.ring, p.ideal
 			}
