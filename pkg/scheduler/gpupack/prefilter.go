@@ -55,7 +55,7 @@ type cycleState struct {
 // plans are the device plans made per node, shared by clones: they are
 // immutable once stored.
 type plans struct {
-	mu    sync.Mutex
+	mu     sync.Mutex
 	byNode map[string]plan
 }
 
