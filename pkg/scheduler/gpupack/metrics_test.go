@@ -6,9 +6,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/testutil"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 	"github.com/gpupack/gpupack/pkg/version"
 	"github.com/gpupack/gpupack/test/dashboard"
@@ -93,4 +96,18 @@ func TestDashboardUsesRegisteredSchedulerMetrics(t *testing.T) {
 	}
 	// Fragmentation (2), placement outcomes, set quality, decision latency.
 	require.Equal(t, 5, checked)
+}
+
+func TestClusterFragmentation(t *testing.T) {
+	// Workload: shared 500m only; the nodes' GPUs are not time-shared, so
+	// all free capacity is stranded for it: node "a" (2 GPUs, 1 in use) 1,
+	// node "b" (2 free) 2, "junk" (unreadable) nothing: 3 GPUs.
+	a := scoretest.NVSwitch("a", "A100", 2, 12)
+	b := scoretest.NVSwitch("b", "A100", 2, 12)
+	junk := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{protocol.TopologyAnnotation: "{"}}}
+	h := newHarness(t, pinnedArgs(t, config.TaskTypeWeight{Kind: "shared", Milli: 500, Weight: 1}),
+		[]*v1.Node{gpuNode(t, "a", a, a.GPUs[0].UUID), gpuNode(t, "b", b), junk})
+	require.Eventually(t, func() bool {
+		return h.pl.cache.Fragmentation(h.pl.workload.Distribution()) == 3
+	}, 5e9, 1e7)
 }

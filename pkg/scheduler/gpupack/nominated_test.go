@@ -185,3 +185,51 @@ func TestReserveRespectsTheNominatedPodsFilterCounted(t *testing.T) {
 		})
 	}
 }
+
+func TestNominatedPodsAndVictims(t *testing.T) {
+	// 4-GPU NVSwitch node; "victim" holds GPUs 0 and 1 (bound, annotated).
+	n := scoretest.NVSwitch("v", "H100", 4, 18)
+	devs, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids(n, 0, 1)}})
+	require.NoError(t, err)
+	victim := gpuPod("victim", "nvidia.com/gpu", 2, protocol.DevicesAnnotation, devs)
+	victim.Spec.NodeName = "n"
+	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", n)}, victim)
+	require.Eventually(t, func() bool { return len(h.pl.cache.Used("n")) == 2 }, 5e9, 1e7)
+	ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("n")
+	require.NoError(t, err)
+
+	pod := gpuPod("p", "nvidia.com/gpu", 2)
+	state := framework.NewCycleState()
+	_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod)
+	require.True(t, st.IsSuccess())
+	// 2 free: fits.
+	require.True(t, h.pl.Filter(h.ctx, state, pod, ni).IsSuccess())
+
+	// A nominated 2-GPU pod takes the 2 free ones: no longer fits.
+	nominated := gpuPod("nom", "nvidia.com/gpu", 2)
+	withNom := state.Clone()
+	require.Nil(t, h.pl.AddPod(h.ctx, withNom, pod, mustPodInfo(t, nominated), ni))
+	st = h.pl.Filter(h.ctx, withNom, pod, ni)
+	require.Equal(t, fwk.Unschedulable, st.Code())
+	// The original state is untouched by the clone's AddPod.
+	require.True(t, h.pl.Filter(h.ctx, state, pod, ni).IsSuccess())
+	// Removing the nominated pod again: fits.
+	require.Nil(t, h.pl.RemovePod(h.ctx, withNom, pod, mustPodInfo(t, nominated), ni))
+	require.True(t, h.pl.Filter(h.ctx, withNom, pod, ni).IsSuccess())
+
+	// Preemption: a 4-GPU pod fits only with the victim removed.
+	big := gpuPod("big", "nvidia.com/gpu", 4)
+	bs := framework.NewCycleState()
+	_, st, _ = h.fh.RunPreFilterPlugins(h.ctx, bs, big)
+	require.True(t, st.IsSuccess())
+	require.Equal(t, fwk.Unschedulable, h.pl.Filter(h.ctx, bs, big, ni).Code())
+	require.Nil(t, h.pl.RemovePod(h.ctx, bs, big, mustPodInfo(t, victim), ni))
+	require.True(t, h.pl.Filter(h.ctx, bs, big, ni).IsSuccess())
+}
+
+func mustPodInfo(t *testing.T, p *v1.Pod) fwk.PodInfo {
+	t.Helper()
+	pi, err := framework.NewPodInfo(p)
+	require.NoError(t, err)
+	return pi
+}

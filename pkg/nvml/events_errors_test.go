@@ -1,0 +1,164 @@
+package nvml_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
+)
+
+// Wait answering GPU_IS_LOST (the real driver does when a GPU of the set
+// falls off) makes WatchEvents check each GPU and report only the lost one.
+func TestWatchEventsWaitGPULost(t *testing.T) {
+	m, err := fake.New(fake.DGXH100)
+	require.NoError(t, err)
+	create := m.Server().EventSetCreateFunc
+	m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+		set, ret := create()
+		inner := set.(*mock.EventSet)
+		wait := inner.WaitFunc
+		first := true
+		inner.WaitFunc = func(ms uint32) (gonvml.EventData, gonvml.Return) {
+			if first {
+				first = false
+				m.LoseGPU(6) // queues an XID 79 too, consumed after this answer
+				return gonvml.EventData{}, gonvml.ERROR_GPU_IS_LOST
+			}
+			return wait(ms)
+		}
+		return set, ret
+	}
+	lib := nvml.New(m.Interface(), nvml.WithEventTimeout(eventTimeout))
+	require.NoError(t, lib.Init())
+	uuids := make([]string, m.NumGPUs())
+	for i := range uuids {
+		uuids[i] = m.UUID(i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := lib.WatchEvents(ctx, uuids)
+	require.NoError(t, err)
+	// Each GPU has its own event set, watched concurrently: GPU 6 may be
+	// lost before its own set is registered, and then the loss is reported
+	// by the registration path, which names the GPU by UUID only (index -1;
+	// the device plugin resolves events by UUID first) and never sees the
+	// queued XID 79. Lost while registered, the set's Wait reports it, then
+	// the XID.
+	first := next(t, ch)
+	require.Contains(t, []int{6, -1}, first.GPUIndex)
+	require.Equal(t, nvml.Event{GPUIndex: first.GPUIndex, UUID: uuids[6], Kind: nvml.EventGPULost, GIID: -1, CIID: -1}, first)
+	if first.GPUIndex == 6 {
+		require.Equal(t, nvml.Event{GPUIndex: 6, UUID: uuids[6], Kind: nvml.EventGPULost, XID: 79, GIID: -1, CIID: -1}, next(t, ch))
+	}
+	cancel()
+	requireClosed(t, ch)
+}
+
+// A Wait that keeps failing neither spins nor stops the watch; cancel ends it.
+func TestWatchEventsWaitErrors(t *testing.T) {
+	m, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+		return &mock.EventSet{
+			WaitFunc: func(uint32) (gonvml.EventData, gonvml.Return) { return gonvml.EventData{}, gonvml.ERROR_UNKNOWN },
+			FreeFunc: func() gonvml.Return { return gonvml.SUCCESS },
+		}, gonvml.SUCCESS
+	}
+	for i := range m.NumGPUs() {
+		m.Device(i).RegisterEventsFunc = func(uint64, gonvml.EventSet) gonvml.Return { return gonvml.SUCCESS }
+	}
+	lib := nvml.New(m.Interface(), nvml.WithEventTimeout(eventTimeout))
+	require.NoError(t, lib.Init())
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := lib.WatchEvents(ctx, []string{m.UUID(0)})
+	require.NoError(t, err)
+	cancel()
+	requireClosed(t, ch)
+}
+
+// TestWatchEventsSetupErrors: a GPU whose registration for events fails
+// does not blind the other GPUs (their events arrive at once) and is
+// registered again, with backoff, once the fault is gone.
+func TestWatchEventsSetupErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		break_ func(m *fake.Machine)
+		heal   func(m *fake.Machine)
+		// lost: a GPUlost event for GPU 1 comes first.
+		lost bool
+	}{
+		{name: "register fails", break_: func(m *fake.Machine) {
+			require.NoError(t, m.Fail(1, fake.CallRegisterEvents, gonvml.ERROR_UNKNOWN))
+		}, heal: func(m *fake.Machine) { m.Heal(1) }},
+		{name: "handle fails", break_: func(m *fake.Machine) {
+			require.NoError(t, m.Fail(1, fake.CallDeviceGetHandleByUUID, gonvml.ERROR_UNKNOWN))
+		}, heal: func(m *fake.Machine) { m.Heal(1) }},
+		{name: "create fails", break_: func(m *fake.Machine) {
+			create := m.Server().EventSetCreateFunc
+			fails := 0
+			m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+				if fails < 3 { // GPU 0 registers, GPU 1 fails its first tries
+					fails++
+					if fails > 1 {
+						return nil, gonvml.ERROR_UNKNOWN
+					}
+				}
+				return create()
+			}
+		}, heal: func(*fake.Machine) {}},
+		{name: "nil set", break_: func(m *fake.Machine) {
+			create := m.Server().EventSetCreateFunc
+			calls := 0
+			m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+				if calls++; calls == 2 { // GPU 1's first try
+					return nil, gonvml.SUCCESS
+				}
+				return create()
+			}
+		}, heal: func(*fake.Machine) {}},
+		{name: "lost GPU", break_: func(m *fake.Machine) { m.LoseGPU(1) }, heal: func(m *fake.Machine) { m.RestoreGPU(1) }, lost: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			tc.break_(m)
+			lib := nvml.New(m.Interface(), nvml.WithEventTimeout(10*time.Millisecond))
+			require.NoError(t, lib.Init())
+			ctx, cancel := context.WithCancel(context.Background())
+			var ch <-chan nvml.Event
+			require.NotPanics(t, func() { ch, err = lib.WatchEvents(ctx, []string{m.UUID(0), m.UUID(1)}) })
+			require.NoError(t, err)
+			if tc.lost {
+				require.Equal(t, nvml.Event{GPUIndex: -1, UUID: m.UUID(1), Kind: nvml.EventGPULost, GIID: -1, CIID: -1}, next(t, ch))
+			}
+			// GPU 0 is watched although GPU 1 failed.
+			m.InjectXID(0, 48)
+			require.Equal(t, nvml.Event{GPUIndex: 0, UUID: m.UUID(0), Kind: nvml.EventXID, XID: 48, GIID: -1, CIID: -1}, next(t, ch))
+			// GPU 1 is registered again once it can be: keep injecting
+			// until the retry (backoff 10, 20, 40 ms ...) has registered it.
+			tc.heal(m)
+			got := make(chan nvml.Event, 1)
+			go func() { got <- next(t, ch) }()
+			deadline := time.After(10 * time.Second)
+			for done := false; !done; {
+				m.InjectXID(1, 94)
+				select {
+				case ev := <-got:
+					require.Equal(t, nvml.Event{GPUIndex: 1, UUID: m.UUID(1), Kind: nvml.EventXID, XID: 94, GIID: -1, CIID: -1}, ev)
+					done = true
+				case <-time.After(20 * time.Millisecond):
+				case <-deadline:
+					require.FailNow(t, "GPU 1 never registered again")
+				}
+			}
+			cancel()
+			requireClosed(t, ch)
+		})
+	}
+}
