@@ -19,6 +19,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/noderesources"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -214,15 +215,8 @@ func benchPodCycle(b *testing.B, n int) {
 	// The informer's handlers decode the nodes in the background: wait
 	// for them, then point the cache at the snapshot's Node objects (in a
 	// scheduler the snapshot and the informer share them).
-	for decoded := 0; decoded < n; time.Sleep(10 * time.Millisecond) {
-		h.pl.cache.mu.RLock()
-		decoded = 0
-		for _, e := range h.pl.cache.nodes {
-			if e.topo != nil {
-				decoded++
-			}
-		}
-		h.pl.cache.mu.RUnlock()
+	for h.pl.cache.(*gpucache.Cache).Decoded() < n {
+		time.Sleep(10 * time.Millisecond)
 	}
 	for _, node := range nodes {
 		h.pl.cache.UpdateNode(node)

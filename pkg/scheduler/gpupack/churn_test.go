@@ -14,6 +14,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 )
 
@@ -27,18 +28,15 @@ func nodeInfoOf(node *v1.Node) *framework.NodeInfo {
 	return ni
 }
 
-func entries(c *Cache) int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.nodes)
-}
+// entries is the number of node entries the cache keeps.
+func entries(c gpucache.Interface) int { return c.(*gpucache.Cache).Nodes() }
 
 // Issue 12, item 7: node entries go with their nodes. 1000 GPU nodes
 // added, read by Filter and deleted leave no entry (they used to leave
 // 1000); CPU-only nodes never get one; a deleted node whose pod still
 // holds devices keeps a light entry until the pod goes.
 func TestNodeEntriesGoWithTheirNodes(t *testing.T) {
-	c := NewCache()
+	c := gpucache.New()
 	topo := scoretest.DGX1V100("c")
 	for i := range 1000 {
 		node := gpuNode(t, fmt.Sprintf("gpu-%d", i), topo, ids(topo, i%8)...)
@@ -50,7 +48,7 @@ func TestNodeEntriesGoWithTheirNodes(t *testing.T) {
 		c.RemoveNode(node.Name)
 		require.Equal(t, 0, entries(c), "cycle %d", i)
 	}
-	require.Empty(t, c.byObj)
+	require.Zero(t, c.Objects())
 
 	// CPU-only nodes: no entry, whether added, updated or deleted.
 	for i := range 100 {
@@ -77,7 +75,7 @@ func TestNodeEntriesGoWithTheirNodes(t *testing.T) {
 	require.NoError(t, c.AddPod(p))
 	c.RemoveNode("g")
 	require.Equal(t, 1, entries(c))
-	require.Nil(t, c.nodes["g"].topo, "the deleted node's topology is dropped")
+	require.Nil(t, c.Topology("g"), "the deleted node's topology is dropped")
 	require.Len(t, c.Used("g"), 2)
 	c.Forget(p.UID)
 	require.Equal(t, 0, entries(c))
@@ -135,7 +133,7 @@ func BenchmarkNodeChurn(b *testing.B) {
 		}
 		inUse = append(inUse, v)
 	}
-	c := NewCache()
+	c := gpucache.New()
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -52,7 +52,7 @@ func readCPUOnly(cs fwk.CycleState) (*cpuOnly, bool) {
 // capacity its CPU and memory strand there, in steps of
 // score.CPUOnlyResolution. A node without a usable GPU view strands none.
 func (pl *GPUPack) scoreCPUOnly(c *cpuOnly, ni fwk.NodeInfo) int64 {
-	view, _, err := pl.cache.entryForNodeInfo(ni)
+	view, err := pl.cache.ViewNodeInfo(ni)
 	if err != nil {
 		return cpuOnlyRank.Raw(0)
 	}

@@ -34,11 +34,11 @@ func (pl *GPUPack) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, n
 // kept in the cycle state for Score.
 func (pl *GPUPack) filterAdjusted(ctx context.Context, s *cycleState, nodeInfo fwk.NodeInfo, a *adjustment) *fwk.Status {
 	node := nodeInfo.Node()
-	view, e, err := pl.cache.entryForNodeInfo(nodeInfo)
+	view, err := pl.cache.ViewNodeInfo(nodeInfo)
 	if err != nil {
 		return filterStatus(ctx, node, errNoView{err})
 	}
-	p, err := pl.makePlan(pl.adjusted(view, e, a, false), s.requests, pl.workload.Distribution(), false)
+	p, err := pl.makePlan(pl.adjusted(view, a, false), s.requests, pl.workload.Distribution(), false)
 	if err != nil {
 		return filterStatus(ctx, node, err)
 	}

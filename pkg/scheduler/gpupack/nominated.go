@@ -9,6 +9,7 @@ import (
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
@@ -138,14 +139,13 @@ func (s *cycleState) adjustment(node string) *adjustment {
 	return a
 }
 
-// adjusted returns view (read from the node's entry e) with the node's
-// adjustment applied: the removed
+// adjusted returns view with the node's adjustment applied: the removed
 // pods' devices free, then the nominated pods placed in turn by the
 // plugin's own choice (a nominated pod that does not fit adds nothing).
 // subtractNominated: also take the nominated pods' CPU and memory from the
 // node's free figures (Reserve; Filter's NodeInfo counts them already).
-func (pl *GPUPack) adjusted(view NodeView, e *nodeEntry, a *adjustment, subtractNominated bool) NodeView {
-	st, _ := score.StateOf(view.Topology, pl.cache.usedOf(e, a.removed))
+func (pl *GPUPack) adjusted(view gpucache.NodeView, a *adjustment, subtractNominated bool) gpucache.NodeView {
+	st, _ := score.StateOf(view.Topology, view.Used(a.removed))
 	if cpu, mem, ok := view.State.FreeResources(); ok {
 		if subtractNominated {
 			for _, p := range a.added {
@@ -180,5 +180,5 @@ func (pl *GPUPack) adjusted(view NodeView, e *nodeEntry, a *adjustment, subtract
 			st = trial
 		}
 	}
-	return NodeView{Topology: view.Topology, State: st}
+	return view.WithState(st)
 }

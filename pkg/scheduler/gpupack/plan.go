@@ -6,6 +6,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -23,11 +24,22 @@ type plan struct {
 	ratio, ring, ideal float64
 }
 
+// figures are the plan's numbers, which a node keeps as its last plan
+// (gpucache.NodeView.StoreLastPlan).
+func (p plan) figures() gpucache.Figures {
+	return gpucache.Figures{FragDelta: p.fragDelta, Ratio: p.ratio, Ring: p.ring, Ideal: p.ideal}
+}
+
+// planOf is the plan of a node's last plan figures (no choices).
+func planOf(f gpucache.Figures) plan {
+	return plan{fragDelta: f.FragDelta, ratio: f.Ratio, ring: f.Ring, ideal: f.Ideal}
+}
+
 // makePlan chooses devices for each request in turn on view under the
 // workload snapshot dist, each choice seeing the ones before it. It fails
 // with the reason when one does not fit. names: name the devices (Reserve);
 // Filter and Score only need the figures.
-func (pl *GPUPack) makePlan(view NodeView, reqs []containerRequest, dist *score.Distribution, names bool) (plan, error) {
+func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dist *score.Distribution, names bool) (plan, error) {
 	reqs, err := pl.resolveAll(view.Topology, reqs)
 	if err != nil {
 		return plan{}, err
@@ -80,7 +92,7 @@ func (e errNoView) Unwrap() error { return e.error }
 // same objects, the answer's whole input. A node with no usable view fails
 // with errNoView.
 func (pl *GPUPack) planFor(ni fwk.NodeInfo, s *cycleState) (plan, error) {
-	view, e, err := pl.cache.entryForNodeInfo(ni)
+	view, err := pl.cache.ViewNodeInfo(ni)
 	if err != nil {
 		return plan{}, errNoView{err}
 	}
@@ -88,12 +100,11 @@ func (pl *GPUPack) planFor(ni fwk.NodeInfo, s *cycleState) (plan, error) {
 	if s.requestID == 0 {
 		return pl.makePlan(view, s.requests, dist, false)
 	}
-	l := e.last.Load()
-	if p, err, ok := l.find(view.State, dist, s.requestID); ok {
-		return p, err
+	if f, err, ok := view.LastPlan(dist, s.requestID); ok {
+		return planOf(f), err
 	}
 	p, err := pl.makePlan(view, s.requests, dist, false)
-	e.last.Store(l.with(view.State, dist, s.requestID, p, err))
+	view.StoreLastPlan(dist, s.requestID, p.figures(), err)
 	return p, err
 }
 

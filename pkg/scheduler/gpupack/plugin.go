@@ -19,6 +19,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
@@ -34,7 +35,7 @@ const workloadTolerance = score.DefaultTolerance
 type GPUPack struct {
 	handle    fwk.Handle
 	workload  *score.Workload
-	cache     *Cache
+	cache     gpucache.Interface
 	policy    score.ReplicaPolicy
 	hint      score.TopologyHint
 	now       func() time.Time
@@ -108,7 +109,7 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	}
 	hint, _ := protocol.ParseTopologyHint(args.DefaultTopology)
 	pl := &GPUPack{
-		handle: h, workload: wl, cache: NewCache(), hint: hint, now: now,
+		handle: h, workload: wl, cache: gpucache.New(), hint: hint, now: now,
 		rank:      score.Rank{Resolution: score.DefaultResolution, FragWeight: args.FragmentationWeight, TopoWeight: args.TopologyWeight},
 		resources: resourceNames{whole: args.WholeResource, shared: args.SharedResource, migPrefix: args.MIGResourcePrefix},
 	}

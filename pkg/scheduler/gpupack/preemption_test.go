@@ -190,13 +190,13 @@ func TestAddRemovePodAreExactInverses(t *testing.T) {
 	require.Eventually(t, func() bool { return len(h.pl.cache.Used("x")) == 6 }, 5*time.Second, 10*time.Millisecond)
 	ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("x")
 	require.NoError(t, err)
-	view, e, err := h.pl.cache.entryForNodeInfo(ni)
+	view, err := h.pl.cache.ViewNodeInfo(ni)
 	require.NoError(t, err)
 	stateOf := func(cs fwk.CycleState) *score.State {
 		s, err := readState(cs)
 		require.NoError(t, err)
 		if a := s.adjust["x"]; a != nil {
-			return h.pl.adjusted(view, e, a, false).State
+			return h.pl.adjusted(view, a, false).State
 		}
 		return view.State
 	}
@@ -204,7 +204,7 @@ func TestAddRemovePodAreExactInverses(t *testing.T) {
 	start := framework.NewCycleState()
 	_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, start, preemptor)
 	require.True(t, st.IsSuccess())
-	initial := h.pl.adjusted(view, e, &adjustment{}, false).State
+	initial := h.pl.adjusted(view, &adjustment{}, false).State
 	require.Equal(t, initial, stateOf(start))
 
 	all := append(slices.Clone(held), nominated...)

@@ -12,6 +12,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 )
@@ -64,7 +65,7 @@ func TestViewOfKnowsFreeCPUAndMemory(t *testing.T) {
 	}}}}
 	ni := framework.NewNodeInfo(pod)
 	ni.SetNode(node)
-	c := NewCache()
+	c := gpucache.New()
 	v, err := c.ViewNodeInfo(ni)
 	require.NoError(t, err)
 	cpu, mem, known := v.State.FreeResources()

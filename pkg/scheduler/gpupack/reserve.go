@@ -36,20 +36,20 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if err != nil {
 		return fwk.AsStatus(fmt.Errorf("getting node %q from snapshot: %w", nodeName, err))
 	}
-	view, e, err := pl.cache.entryForNodeInfo(nodeInfo)
+	view, err := pl.cache.ViewNodeInfo(nodeInfo)
 	if err != nil {
 		observePlacement(outcomeReserveFailed, reasonNoView)
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}
 	if a := pl.nominatedOn(pod, nodeName); a != nil {
-		view = pl.adjusted(view, e, a, true)
+		view = pl.adjusted(view, a, true)
 	}
 	p, err := pl.makePlan(view, s.requests, pl.workload.Distribution(), true)
 	if err != nil {
 		observePlacement(outcomeReserveFailed, reasonNoFit)
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}
-	devices, ids := p.deviceIDs(view.Topology, p.reqs, pl.cache.usedOf(e, nil), pl.picker)
+	devices, ids := p.deviceIDs(view.Topology, p.reqs, view.Used(nil), pl.picker)
 	pl.cache.Assume(pod.UID, nodeName, ids)
 	cs.Write(devicesKey, &reserved{devices: devices})
 	for i, r := range p.reqs { // as the node serves them

@@ -47,7 +47,7 @@ func (pl *GPUPack) isGPUResource(name string) bool {
 // names: the node informer may not have delivered every node yet. It
 // reports whether a new name was learnt.
 func (pl *GPUPack) learn(nodes []fwk.NodeInfo) bool {
-	before := pl.cache.publishedCount()
+	before := pl.cache.PublishedCount()
 	for _, ni := range nodes {
 		if n := ni.Node(); n != nil {
 			if _, ok := n.Annotations[protocol.TopologyAnnotation]; ok {
@@ -55,7 +55,7 @@ func (pl *GPUPack) learn(nodes []fwk.NodeInfo) bool {
 			}
 		}
 	}
-	return pl.cache.publishedCount() > before
+	return pl.cache.PublishedCount() > before
 }
 
 // resolve returns the request as node serves it. A node that publishes a

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
@@ -99,9 +100,9 @@ func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Po
 	}
 	s.mu.Unlock()
 	if s.quality && s.requestID != 0 {
-		pl.cache.forEachLastPlan(scores, s.requestID, pl.workload.Distribution(), func(i int, p plan) {
-			if ranked[i].Ideal == 0 && p.ideal > 0 {
-				ranked[i].Ring, ranked[i].Ideal = p.ring, p.ideal
+		pl.cache.ForEachLastPlan(scores, s.requestID, pl.workload.Distribution(), func(i int, f gpucache.Figures) {
+			if ranked[i].Ideal == 0 && f.Ideal > 0 {
+				ranked[i].Ring, ranked[i].Ideal = f.Ring, f.Ideal
 			}
 		})
 	}

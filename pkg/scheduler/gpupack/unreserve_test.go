@@ -9,22 +9,14 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 )
-
-// assumed reports whether the cache holds uid as merely assumed.
-func (c *Cache) assumedPod(uid types.UID) (held, assumed bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	p := c.pods[uid]
-	return p != nil, p != nil && p.assumed
-}
 
 // boundAs is pod as the informer reports it once bound to node with the
 // devices Reserve chose (the Binding's annotations).
@@ -68,7 +60,7 @@ func TestUnreserveKeepsAPodTheInformerConfirmed(t *testing.T) {
 			require.Equal(t, ids(n, 0, 1), got)
 			if tt.confirmed {
 				h.pl.onPod(logger, boundAs(t, p, node, state))
-				_, assumed := h.pl.cache.assumedPod(p.UID)
+				_, assumed := h.pl.cache.(*gpucache.Cache).Assumed(p.UID)
 				require.False(t, assumed, "the informer confirmed p")
 			}
 			h.fh.RunReservePluginsUnreserve(h.ctx, state, p, node)
@@ -127,7 +119,7 @@ func TestBindErrorAfterTheApiserverApplied(t *testing.T) {
 			require.False(t, h.fh.RunBindPlugins(h.ctx, state, p, node).IsSuccess())
 			if informerFirst {
 				require.Eventually(t, func() bool {
-					_, assumed := h.pl.cache.assumedPod(p.UID)
+					_, assumed := h.pl.cache.(*gpucache.Cache).Assumed(p.UID)
 					return !assumed
 				}, 5*time.Second, 10*time.Millisecond)
 			}

@@ -1,4 +1,8 @@
-package gpupack
+// Package gpucache is the GPUPack scheduler plugin's view of every GPU
+// node: decoded topology and usage (own choices UNION the node's in-use
+// report), with the layers of caching listed on Cache. The plugin uses it
+// through Interface.
+package gpucache
 
 import (
 	"fmt"
@@ -39,12 +43,13 @@ import (
 //     entryForNodeInfo): the usage State + the NodeInfo's free CPU and
 //     memory: a new usage State, other free CPU/memory, or a new Node
 //     object (the fast path compares the Node pointer, nodeEntry.obj).
-//  5. Last plans (nodeEntry.last, lastplan.go, planFor): one-request pods'
-//     plan figures by request ID, on one State under one workload
-//     snapshot: any other State or snapshot (with starts over); at most
-//     maxLastPlans a node.
-//  6. A cycle's plans (cycleState.plans, prefilter.go): one pod's plans per
-//     node for one scheduling cycle: gone with the cycle.
+//  5. Last plans (nodeEntry.last, lastplan.go; the plugin's planFor through
+//     NodeView.LastPlan/StoreLastPlan): one-request pods' plan figures by
+//     request ID, on one State under one workload snapshot: any other
+//     State or snapshot (with starts over); at most maxLastPlans a node.
+//  6. A cycle's plans (the plugin's cycleState.plans, gpupack/prefilter.go):
+//     one pod's plans per node for one scheduling cycle: gone with the
+//     cycle.
 //  7. pkg/score's choice memo (memo.go): keyed by immutable facts (layout,
 //     usage, request, workload snapshot ID): never invalidated; a full
 //     shard is cleared.
@@ -114,23 +119,89 @@ type podEntry struct {
 	assumed bool
 }
 
-// NewCache returns an empty cache.
-func NewCache() *Cache {
+// New returns an empty cache.
+func New() *Cache {
 	return &Cache{nodes: map[string]*nodeEntry{}, byObj: map[*v1.Node]*nodeEntry{}, pods: map[types.UID]*podEntry{},
 		published: map[string]struct{}{}}
 }
 
-// NodeView is what Filter and Score need of a node.
+// Interface is what the scheduler plugin uses of the cache.
+type Interface interface {
+	// Node informer.
+	UpdateNode(node *v1.Node) (topoErr, inUseErr error)
+	RemoveNode(name string)
+	// Pod informer and the plugin's Reserve/Unreserve.
+	AddPod(pod *v1.Pod) error
+	Forget(uid types.UID)
+	Assume(uid types.UID, node string, ids []string)
+	Unassume(uid types.UID)
+	// Filter, Score, Reserve: a node's topology and usage.
+	ViewNode(node *v1.Node) (NodeView, error)
+	ViewNodeInfo(ni fwk.NodeInfo) (NodeView, error)
+	ForEachLastPlan(scores fwk.NodeScoreList, id uint64, dist *score.Distribution, fn func(int, Figures))
+	// Preemption and queries.
+	HeldBy(node string, uid types.UID) []string
+	PodDevices(uid types.UID) (node string, ids []string, ok bool)
+	Used(node string) map[string]bool
+	Published(name string) bool
+	PublishedCount() int
+	Fragmentation(d *score.Distribution) float64
+}
+
+var _ Interface = &Cache{}
+
+// NodeView is what Filter, Score and Reserve need of a node: its topology
+// and usage State, and (from ViewNodeInfo and ViewNode) a handle on the
+// node's entry for its used device IDs and last plans.
 type NodeView struct {
 	Topology *topology.Node
 	State    *score.State
+	c        *Cache
+	e        *nodeEntry
+}
+
+// WithState is v with another State (an adjusted view of the same node).
+func (v NodeView) WithState(st *score.State) NodeView {
+	v.State = st
+	return v
+}
+
+// Used is the device IDs counted as in use on the view's node (own choices
+// UNION in-use report) without those of the pods in skip (preemption
+// victims). For a node the cache keeps no entry of: none.
+func (v NodeView) Used(skip []types.UID) map[string]bool {
+	if v.c == nil {
+		return map[string]bool{}
+	}
+	v.c.mu.RLock()
+	defer v.c.mu.RUnlock()
+	return usedLocked(v.e, skip)
+}
+
+// LastPlan is the node's last plan figures for request id on the view's
+// State under dist (layer 5 on Cache).
+func (v NodeView) LastPlan(dist *score.Distribution, id uint64) (Figures, error, bool) {
+	if v.e == nil {
+		return Figures{}, nil, false
+	}
+	return v.e.last.Load().find(v.State, dist, id)
+}
+
+// StoreLastPlan records request id's plan figures (or error) on the view's
+// State under dist; the oldest of maxLastPlans goes.
+func (v NodeView) StoreLastPlan(dist *score.Distribution, id uint64, f Figures, err error) {
+	if v.e == nil {
+		return
+	}
+	v.e.last.Store(v.e.last.Load().with(v.State, dist, id, f, err))
 }
 
 // ViewNode returns node's topology and usage, first folding in annotation
 // changes. err explains why the node has no usable GPUs (no or malformed
 // annotation).
 func (c *Cache) ViewNode(node *v1.Node) (NodeView, error) {
-	v, _, err := c.entryForNode(node)
+	v, e, err := c.entryForNode(node)
+	v.c, v.e = c, e
 	return v, err
 }
 
@@ -139,7 +210,7 @@ func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 	c.mu.RLock()
 	e := c.nodes[node.Name]
 	if e != nil && e.state != nil && e.inUseErr == nil && e.obj == node {
-		v := NodeView{e.topo, e.state}
+		v := NodeView{Topology: e.topo, State: e.state}
 		c.mu.RUnlock()
 		return v, e, nil
 	}
@@ -163,7 +234,7 @@ func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 	if e.inUseErr != nil {
 		return NodeView{}, nil, e.inUseErr
 	}
-	return NodeView{e.topo, c.stateLocked(e)}, e, nil
+	return NodeView{Topology: e.topo, State: c.stateLocked(e)}, e, nil
 }
 
 // ViewNodeInfo is View for a scheduling framework NodeInfo: the State also knows
@@ -173,8 +244,12 @@ func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 // whose CPU or memory it cannot hold (FGD). A node that reports no
 // allocatable CPU is taken as not knowing its CPU and memory.
 func (c *Cache) ViewNodeInfo(ni fwk.NodeInfo) (NodeView, error) {
-	v, _, err := c.entryForNodeInfo(ni)
-	return v, err
+	v, e, err := c.entryForNodeInfo(ni)
+	if err != nil {
+		return NodeView{}, err
+	}
+	v.c, v.e = c, e
+	return v, nil
 }
 
 // entryForNodeInfo is ViewNodeInfo that also returns the node's entry (nil with an error).
@@ -188,7 +263,7 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 		e := c.byObj[node]
 		if e != nil && e.obj == node && e.free != nil && e.freeBase == e.state && e.state != nil &&
 			e.freeCPU == cpu && e.freeMem == mem && e.inUseErr == nil {
-			v := NodeView{e.topo, e.free}
+			v := NodeView{Topology: e.topo, State: e.free}
 			c.mu.RUnlock()
 			return v, e, nil
 		}
@@ -209,9 +284,9 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 	return v, e, nil
 }
 
-// forEachLastPlan calls fn with the index and the last plan of every node in
-// scores whose last plan answers req under dist (planFor's).
-func (c *Cache) forEachLastPlan(scores fwk.NodeScoreList, id uint64, dist *score.Distribution, fn func(int, plan)) {
+// ForEachLastPlan calls fn with the index and the last plan figures of
+// every node in scores whose last plan answers request id under dist.
+func (c *Cache) ForEachLastPlan(scores fwk.NodeScoreList, id uint64, dist *score.Distribution, fn func(int, Figures)) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for i, ns := range scores {
@@ -401,7 +476,8 @@ func (c *Cache) publishLocked(rs []topology.Resource) {
 	}
 }
 
-func (c *Cache) publishedCount() int {
+// PublishedCount is how many resource names nodes publish (it only grows).
+func (c *Cache) PublishedCount() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.published)
@@ -446,14 +522,6 @@ func (c *Cache) UsedWithout(node string, skip []types.UID) map[string]bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return usedLocked(c.nodes[node], skip)
-}
-
-// usedOf is UsedWithout on the entry a view came from (entryForNodeInfo): for a node
-// the cache keeps no entry of, the view's own reading of its in-use report.
-func (c *Cache) usedOf(e *nodeEntry, skip []types.UID) map[string]bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return usedLocked(e, skip)
 }
 
 func usedLocked(e *nodeEntry, skip []types.UID) map[string]bool {
@@ -605,4 +673,46 @@ func (c *Cache) Fragmentation(d *score.Distribution) float64 {
 		f += score.Fragmentation(st, d)
 	}
 	return f
+}
+
+// Objects is the number of Node objects indexed (byObj), for tests of the
+// cache's footprint.
+func (c *Cache) Objects() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.byObj)
+}
+
+// Decoded is the number of nodes whose topology is decoded (for tests and
+// benchmarks waiting on the informer).
+func (c *Cache) Decoded() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for _, e := range c.nodes {
+		if e.topo != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Assumed reports whether the cache holds pod uid's devices (held) and
+// whether merely as assumed (not yet reported bound by the informer).
+func (c *Cache) Assumed(uid types.UID) (held, assumed bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	p := c.pods[uid]
+	return p != nil, p != nil && p.assumed
+}
+
+// Topology is the decoded topology the cache keeps for node name (nil
+// when none).
+func (c *Cache) Topology(name string) *topology.Node {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if e := c.nodes[name]; e != nil {
+		return e.topo
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package gpupack
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -10,61 +9,10 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/score/scoretest"
 )
-
-// A node's last plans answer only for the State, the workload snapshot and
-// the request they were made for, keep the newest maxLastPlans requests
-// and never change once stored.
-func TestLastPlans(t *testing.T) {
-	n := scoretest.DGX1V100("l")
-	st1, st2 := score.NewState(n), score.NewState(n)
-	d1, d2 := score.DefaultDistribution(), &score.Distribution{}
-	errFull := errors.New("full")
-	var l *lastPlans
-	for id := uint64(1); id <= 5; id++ {
-		var err error
-		if id == 3 {
-			err = errFull
-		}
-		l = l.with(st1, d1, id, plan{fragDelta: float64(id)}, err)
-	}
-	for _, tc := range []struct {
-		name  string
-		state *score.State
-		dist  *score.Distribution
-		id    uint64
-		found bool
-		frag  float64
-		err   error
-	}{
-		// 5 requests stored, 4 kept: the first went.
-		{"oldest dropped", st1, d1, 1, false, 0, nil},
-		{"kept", st1, d1, 2, true, 2, nil},
-		{"kept with its error", st1, d1, 3, true, 3, errFull},
-		{"newest", st1, d1, 5, true, 5, nil},
-		{"other State", st2, d1, 5, false, 0, nil},
-		{"other snapshot", st1, d2, 5, false, 0, nil},
-		{"unknown request", st1, d1, 9, false, 0, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p, err, ok := l.find(tc.state, tc.dist, tc.id)
-			require.Equal(t, tc.found, ok)
-			require.Equal(t, tc.frag, p.fragDelta)
-			require.Equal(t, tc.err, err)
-		})
-	}
-	// A plan for another State starts over and leaves l as it was.
-	l2 := l.with(st2, d1, 7, plan{fragDelta: 7}, nil)
-	require.Equal(t, 1, l2.n)
-	_, _, ok := l2.find(st2, d1, 2)
-	require.False(t, ok)
-	require.Equal(t, maxLastPlans, l.n)
-	var none *lastPlans
-	_, _, ok = none.find(st1, d1, 1)
-	require.False(t, ok)
-}
 
 // Requests are numbered once; equal requests share a number whatever
 // their container, and the number changes with anything a plan depends on.
@@ -150,7 +98,7 @@ func TestNodePlanFollowsUsageAndWorkload(t *testing.T) {
 // valid); a report of other devices replaces the assumed ones.
 func TestBoundPodKeepsTheNodeState(t *testing.T) {
 	n := scoretest.DGX1V100("k")
-	c := NewCache()
+	c := gpucache.New()
 	node := gpuNode(t, "k", n)
 	_, _ = c.UpdateNode(node)
 	c.Assume("uid-p", "k", ids(n, 4, 5))
