@@ -20,7 +20,7 @@ CLUSTER_BIN := $(CURDIR)/.cache/bin
 PKGS := ./...
 FAKE_MACHINES := dgx-a100 dgx-h100 dgx-1-v100 pcie-4gpu-2socket a100-pcie-8gpu-nvbridge nvswitch-16gpu gb200-4gpu
 
-.PHONY: all build images test cluster-bins chart verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
+.PHONY: all build codegen images test cluster-bins chart verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
 
 all: build
 
@@ -46,6 +46,11 @@ images:
 			--build-arg VERSION=$(VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) \
 			-t $(IMAGE_REGISTRY)/$${c%%:*}:$(VERSION) $(if $(PUSH),--push,) . || exit 1; \
 	done
+
+## codegen: regenerate the scheduler args' deep copies and conversions
+## (k8s.io/code-generator at the module's k8s.io version).
+codegen:
+	hack/update-codegen.sh
 
 ## cluster-bins: etcd, kube-apiserver, kwok and helm under .cache/bin.
 cluster-bins:

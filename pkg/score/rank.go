@@ -79,7 +79,14 @@ type Rank struct {
 }
 
 // DefaultRank is the ranking of the plugin's default args.
-var DefaultRank = Rank{Resolution: DefaultResolution, FragWeight: 1, TopoWeight: 2}
+var DefaultRank = Rank{Resolution: DefaultResolution, FragWeight: DefaultFragWeight, TopoWeight: DefaultTopoWeight}
+
+// The default weights of fragmentation and topology in a node's score (the
+// scheduler plugin's fragmentationWeight and topologyWeight defaults).
+const (
+	DefaultFragWeight = 1
+	DefaultTopoWeight = 2
+)
 
 func (r Rank) withDefaults() Rank {
 	if r.Resolution <= 0 {

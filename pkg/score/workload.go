@@ -205,6 +205,15 @@ func DefaultDistribution() *Distribution { return defaultDistribution }
 // types whose choices are memoized).
 const DefaultMaxTypes = maxMemoTypes
 
+// WorkloadOptions' defaults (also the scheduler plugin's workload args').
+const (
+	// DefaultPriorWeight is how many observations the prior is worth.
+	DefaultPriorWeight = 100
+	// DefaultHalfLife is the number of observations after which one
+	// counts half.
+	DefaultHalfLife = 1000
+)
+
 // WorkloadOptions tune a Workload; zero values take the defaults.
 type WorkloadOptions struct {
 	// Prior is the distribution before observations (DefaultPrior if nil).
@@ -274,10 +283,10 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 		}
 	}
 	if o.PriorWeight == 0 {
-		o.PriorWeight = 100
+		o.PriorWeight = DefaultPriorWeight
 	}
 	if o.HalfLife == 0 {
-		o.HalfLife = 1000
+		o.HalfLife = DefaultHalfLife
 	}
 	if o.MaxTypes == 0 {
 		o.MaxTypes = DefaultMaxTypes

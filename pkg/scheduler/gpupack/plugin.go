@@ -96,7 +96,7 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	}
 	prior := make([]score.Weighted, 0, len(args.Workload.Prior))
 	for _, p := range args.Workload.Prior {
-		t, _ := validation.TaskType(p) // validated
+		t, _ := p.TaskType() // validated
 		prior = append(prior, score.Weighted{Type: t, Weight: float64(p.Weight)})
 	}
 	wl, err := score.NewWorkload(score.WorkloadOptions{
@@ -107,36 +107,25 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	if err != nil {
 		return nil, fmt.Errorf("invalid %s args: workload: %w", Name, err)
 	}
-	hint, _ := protocol.ParseTopologyHint(args.DefaultTopology)
+	hint, _ := protocol.ParseTopologyHint(string(args.DefaultTopology))
 	pl := &GPUPack{
 		handle: h, workload: wl, cache: gpucache.New(), hint: hint, now: now,
 		rank:      score.Rank{Resolution: score.DefaultResolution, FragWeight: args.FragmentationWeight, TopoWeight: args.TopologyWeight},
 		resources: resourceNames{whole: args.WholeResource, shared: args.SharedResource, migPrefix: args.MIGResourcePrefix},
 	}
-	if args.ReplicaPolicy == "spread" {
+	if args.ReplicaPolicy == config.ReplicaPolicySpread {
 		pl.policy = score.Spread
 	}
 	return pl, nil
 }
 
+// toArgs is the plugin's args, defaulted (configv1.ToInternal).
 func toArgs(obj runtime.Object) (*config.GPUPackArgs, error) {
-	switch a := obj.(type) {
-	case *config.GPUPackArgs:
-		return a, nil
-	case *configv1.GPUPackArgs:
-		v := a.DeepCopy()
-		configv1.SetDefaults_GPUPackArgs(v)
-		var out config.GPUPackArgs
-		configv1.Convert_v1_GPUPackArgs_To_config_GPUPackArgs(v, &out)
-		return &out, nil
-	case nil:
-		var v configv1.GPUPackArgs
-		configv1.SetDefaults_GPUPackArgs(&v)
-		var out config.GPUPackArgs
-		configv1.Convert_v1_GPUPackArgs_To_config_GPUPackArgs(&v, &out)
-		return &out, nil
+	args, ok, err := configv1.ToInternal(obj)
+	if !ok {
+		return nil, fmt.Errorf("want args of type GPUPackArgs, got %T", obj)
 	}
-	return nil, fmt.Errorf("want args of type GPUPackArgs, got %T", obj)
+	return args, err
 }
 
 // watch feeds the cache from the node and pod informers.

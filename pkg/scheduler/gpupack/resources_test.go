@@ -104,7 +104,7 @@ func TestReplicaPolicyIsTheNodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := replicaNode("rp", "nvidia.com/gpu", 4, tt.nodePolicy)
 			args := defaultArgs()
-			args.ReplicaPolicy = tt.args
+			args.ReplicaPolicy = config.ReplicaPolicy(tt.args)
 			h := newHarness(t, args, []*v1.Node{gpuNode(t, "rp", n)})
 			var ann []string
 			if tt.pod != "" {

@@ -1,14 +1,19 @@
 // Package config holds the internal type of the GPUPack plugin's args,
 // registered in kube-scheduler's config scheme under
-// kubescheduler.config.k8s.io as kind GPUPackArgs.
+// kubescheduler.config.k8s.io as kind GPUPackArgs. Deep copies are
+// generated (hack/update-codegen.sh); defaults live in v1/defaults.go,
+// validation in validation/.
 package config
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // GPUPackArgs configures the GPUPack plugin (internal version).
+//
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 type GPUPackArgs struct {
 	metav1.TypeMeta
 
@@ -22,11 +27,10 @@ type GPUPackArgs struct {
 	SharedResource string
 	// MIGResourcePrefix prefixes MIG resources: <prefix><profile>.
 	MIGResourcePrefix string
-	// ReplicaPolicy places the replicas of one container: packed or spread.
-	ReplicaPolicy string
-	// DefaultTopology is the hint for pods without the annotation:
-	// required, preferred or none.
-	DefaultTopology string
+	// ReplicaPolicy places the replicas of one container.
+	ReplicaPolicy ReplicaPolicy
+	// DefaultTopology is the hint for pods without the annotation.
+	DefaultTopology TopologyHint
 	// Workload is the workload distribution's prior and learning.
 	Workload WorkloadArgs
 }
@@ -45,8 +49,8 @@ type WorkloadArgs struct {
 
 // TaskTypeWeight is one task type of the prior with its relative weight.
 type TaskTypeWeight struct {
-	// Kind is whole, shared or mig.
-	Kind string
+	// Kind is the kind of device the task type asks.
+	Kind TaskKind
 	// Count is GPUs (whole) or MIG devices (mig).
 	Count int32
 	// Milli is the share of one GPU (shared), 1..1000.
@@ -59,23 +63,44 @@ type TaskTypeWeight struct {
 	Weight int32
 }
 
-// DeepCopyInto copies in into out.
-func (in *GPUPackArgs) DeepCopyInto(out *GPUPackArgs) {
-	*out = *in
-	out.Workload.Prior = append([]TaskTypeWeight(nil), in.Workload.Prior...)
-}
+// ReplicaPolicy places the replicas of one time-shared request (for nodes
+// that do not publish their own policy).
+type ReplicaPolicy string
 
-// DeepCopy returns a copy of in.
-func (in *GPUPackArgs) DeepCopy() *GPUPackArgs {
-	if in == nil {
-		return nil
-	}
-	out := new(GPUPackArgs)
-	in.DeepCopyInto(out)
-	return out
-}
+// Replica policies, spelled as in the node's resource table.
+const (
+	// ReplicaPolicyPacked puts all replicas of a request on one GPU.
+	ReplicaPolicyPacked ReplicaPolicy = topology.PolicyPacked
+	// ReplicaPolicySpread puts each replica on a distinct GPU.
+	ReplicaPolicySpread ReplicaPolicy = topology.PolicySpread
+)
 
-// DeepCopyObject implements runtime.Object.
-func (in *GPUPackArgs) DeepCopyObject() runtime.Object {
-	return in.DeepCopy()
-}
+// SupportedReplicaPolicies are the valid ReplicaPolicy values.
+var SupportedReplicaPolicies = []ReplicaPolicy{ReplicaPolicyPacked, ReplicaPolicySpread}
+
+// TopologyHint is the link-quality hint of pods without the
+// gpupack.io/topology annotation (the annotation's values).
+type TopologyHint string
+
+// Topology hints.
+const (
+	TopologyRequired  TopologyHint = "required"
+	TopologyPreferred TopologyHint = "preferred"
+	TopologyNone      TopologyHint = "none"
+)
+
+// SupportedTopologyHints are the valid TopologyHint values.
+var SupportedTopologyHints = []TopologyHint{TopologyRequired, TopologyPreferred, TopologyNone}
+
+// TaskKind is the kind of device a prior's task type asks.
+type TaskKind string
+
+// Task kinds.
+const (
+	TaskWhole  TaskKind = "whole"
+	TaskShared TaskKind = "shared"
+	TaskMIG    TaskKind = "mig"
+)
+
+// SupportedTaskKinds are the valid TaskKind values.
+var SupportedTaskKinds = []TaskKind{TaskWhole, TaskShared, TaskMIG}

@@ -3,20 +3,22 @@ package v1
 import (
 	"k8s.io/utils/ptr"
 
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
-// Defaults, in one place.
+// Defaults of the plugin's args, in one place: the placement figures are
+// pkg/score's own defaults (which gpusim uses too), the rest the plugin's.
 const (
-	DefaultFragmentationWeight int64 = 1
-	DefaultTopologyWeight      int64 = 2
+	DefaultFragmentationWeight int64 = score.DefaultFragWeight
+	DefaultTopologyWeight      int64 = score.DefaultTopoWeight
 	DefaultWholeResource             = "nvidia.com/gpu"
 	DefaultSharedResource            = "nvidia.com/gpu.shared"
 	DefaultMIGResourcePrefix         = "nvidia.com/mig-"
-	DefaultReplicaPolicy             = "packed"
-	DefaultTopology                  = "preferred"
-	DefaultPriorWeight         int32 = 100
-	DefaultHalfLife            int32 = 1000
+	DefaultReplicaPolicy             = string(config.ReplicaPolicyPacked)
+	DefaultTopology                  = string(config.TopologyPreferred)
+	DefaultPriorWeight         int32 = score.DefaultPriorWeight
+	DefaultHalfLife            int32 = score.DefaultHalfLife
 )
 
 // DefaultPrior is score.DefaultPrior with per-mille weights.

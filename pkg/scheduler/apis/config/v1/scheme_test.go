@@ -8,9 +8,10 @@ import (
 	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
 	schedvalidation "k8s.io/kubernetes/pkg/scheduler/apis/config/validation"
+	"k8s.io/utils/ptr"
 
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
-	_ "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1" // registers GPUPackArgs v1
+	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1" // registers GPUPackArgs v1
 )
 
 func decode(t *testing.T, data []byte) *schedconfig.KubeSchedulerConfiguration {
@@ -48,7 +49,7 @@ func TestManifestConfigLoads(t *testing.T) {
 	a := gpupackArgs(t, cfg)
 	require.Equal(t, int64(1), a.FragmentationWeight)
 	require.Equal(t, int64(2), a.TopologyWeight)
-	require.Equal(t, "packed", a.ReplicaPolicy)
+	require.Equal(t, config.ReplicaPolicyPacked, a.ReplicaPolicy)
 	require.Len(t, a.Workload.Prior, 8, "the default prior")
 }
 
@@ -93,4 +94,32 @@ func TestManifestConfigValidates(t *testing.T) {
 			require.Equal(t, int32(10), e.Weight)
 		}
 	}
+}
+
+// The generated conversions and the hand-written ones for v1's optional
+// fields round-trip defaulted args, and the generated deep copy shares no
+// pointer with the original.
+func TestConversionRoundTrip(t *testing.T) {
+	var v configv1.GPUPackArgs
+	configv1.SetDefaults_GPUPackArgs(&v)
+	v.ReplicaPolicy = ptr.To(string(config.ReplicaPolicySpread))
+	var in config.GPUPackArgs
+	require.NoError(t, configv1.Convert_v1_GPUPackArgs_To_config_GPUPackArgs(&v, &in, nil))
+	require.Equal(t, config.ReplicaPolicySpread, in.ReplicaPolicy)
+	require.Equal(t, config.TopologyPreferred, in.DefaultTopology)
+	require.Equal(t, config.TaskWhole, in.Workload.Prior[0].Kind)
+	var back configv1.GPUPackArgs
+	require.NoError(t, configv1.Convert_config_GPUPackArgs_To_v1_GPUPackArgs(&in, &back, nil))
+	require.Equal(t, v, back)
+
+	c := v.DeepCopy()
+	require.Equal(t, &v, c)
+	require.NotSame(t, v.ReplicaPolicy, c.ReplicaPolicy)
+	require.NotSame(t, v.Workload, c.Workload)
+	c.Workload.Prior[0].Weight++
+	require.NotEqual(t, v.Workload.Prior[0].Weight, c.Workload.Prior[0].Weight)
+
+	ic := in.DeepCopy()
+	ic.Workload.Prior[0].Weight++
+	require.NotEqual(t, in.Workload.Prior[0].Weight, ic.Workload.Prior[0].Weight)
 }

@@ -1,13 +1,15 @@
 // Package v1 is the versioned (kubescheduler.config.k8s.io/v1) GPUPackArgs,
-// with its defaults and conversion.
+// with its defaults (defaults.go, the one place) and conversion (generated,
+// hack/update-codegen.sh, plus conversion.go).
 package v1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // GPUPackArgs configures the GPUPack plugin.
+//
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 type GPUPackArgs struct {
 	metav1.TypeMeta `json:",inline"`
 
@@ -59,61 +61,4 @@ type TaskTypeWeight struct {
 	Model string `json:"model,omitempty"`
 	// Weight is the relative popularity.
 	Weight int32 `json:"weight"`
-}
-
-// DeepCopyInto copies in into out.
-func (in *GPUPackArgs) DeepCopyInto(out *GPUPackArgs) {
-	*out = *in
-	cp := func(p *string) *string {
-		if p == nil {
-			return nil
-		}
-		v := *p
-		return &v
-	}
-	if in.FragmentationWeight != nil {
-		v := *in.FragmentationWeight
-		out.FragmentationWeight = &v
-	}
-	if in.TopologyWeight != nil {
-		v := *in.TopologyWeight
-		out.TopologyWeight = &v
-	}
-	out.WholeResource = cp(in.WholeResource)
-	out.SharedResource = cp(in.SharedResource)
-	out.MIGResourcePrefix = cp(in.MIGResourcePrefix)
-	out.ReplicaPolicy = cp(in.ReplicaPolicy)
-	out.DefaultTopology = cp(in.DefaultTopology)
-	if in.Workload != nil {
-		w := *in.Workload
-		w.Prior = append([]TaskTypeWeight(nil), in.Workload.Prior...)
-		if in.Workload.PriorWeight != nil {
-			v := *in.Workload.PriorWeight
-			w.PriorWeight = &v
-		}
-		if in.Workload.HalfLife != nil {
-			v := *in.Workload.HalfLife
-			w.HalfLife = &v
-		}
-		if in.Workload.Pin != nil {
-			v := *in.Workload.Pin
-			w.Pin = &v
-		}
-		out.Workload = &w
-	}
-}
-
-// DeepCopy returns a copy of in.
-func (in *GPUPackArgs) DeepCopy() *GPUPackArgs {
-	if in == nil {
-		return nil
-	}
-	out := new(GPUPackArgs)
-	in.DeepCopyInto(out)
-	return out
-}
-
-// DeepCopyObject implements runtime.Object.
-func (in *GPUPackArgs) DeepCopyObject() runtime.Object {
-	return in.DeepCopy()
 }

@@ -4,6 +4,7 @@ package validation
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -44,11 +45,11 @@ func ValidateGPUPackArgs(path *field.Path, args *config.GPUPackArgs) field.Error
 	if args.WholeResource != "" && args.WholeResource == args.SharedResource {
 		errs = append(errs, field.Invalid(path.Child("sharedResource"), args.SharedResource, "must differ from wholeResource"))
 	}
-	if args.ReplicaPolicy != "packed" && args.ReplicaPolicy != "spread" {
-		errs = append(errs, field.NotSupported(path.Child("replicaPolicy"), args.ReplicaPolicy, []string{"packed", "spread"}))
+	if !slices.Contains(config.SupportedReplicaPolicies, args.ReplicaPolicy) {
+		errs = append(errs, field.NotSupported(path.Child("replicaPolicy"), args.ReplicaPolicy, config.SupportedReplicaPolicies))
 	}
-	if args.DefaultTopology != "required" && args.DefaultTopology != "preferred" && args.DefaultTopology != "none" {
-		errs = append(errs, field.NotSupported(path.Child("defaultTopology"), args.DefaultTopology, []string{"required", "preferred", "none"}))
+	if !slices.Contains(config.SupportedTopologyHints, args.DefaultTopology) {
+		errs = append(errs, field.NotSupported(path.Child("defaultTopology"), args.DefaultTopology, config.SupportedTopologyHints))
 	}
 	errs = append(errs, validateWorkload(path.Child("workload"), &args.Workload)...)
 	return errs
@@ -71,7 +72,7 @@ func validateWorkload(path *field.Path, w *config.WorkloadArgs) field.ErrorList 
 	var total int64
 	for i, p := range w.Prior {
 		pp := path.Child("prior").Index(i)
-		t, err := TaskType(p)
+		t, err := p.TaskType()
 		if err != nil {
 			errs = append(errs, field.Invalid(pp, p, err.Error()))
 			continue
@@ -97,22 +98,6 @@ func validateWorkload(path *field.Path, w *config.WorkloadArgs) field.ErrorList 
 		errs = append(errs, field.Invalid(path.Child("prior"), total, "weights must add up to more than 0"))
 	}
 	return errs
-}
-
-// TaskType converts a prior entry to a score.TaskType.
-func TaskType(p config.TaskTypeWeight) (score.TaskType, error) {
-	t := score.TaskType{Count: int(p.Count), Milli: int(p.Milli), MIGProfile: p.MIGProfile, Model: p.Model}
-	switch p.Kind {
-	case "whole":
-		t.Kind = score.KindWhole
-	case "shared":
-		t.Kind = score.KindShared
-	case "mig":
-		t.Kind = score.KindMIG
-	default:
-		return t, fmt.Errorf("kind %q: want whole, shared or mig", p.Kind)
-	}
-	return t, nil
 }
 
 // validateResourceName checks an extended resource name as the apiserver

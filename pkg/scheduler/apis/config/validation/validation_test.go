@@ -12,24 +12,24 @@ import (
 )
 
 // defaults returns the internal args with every default applied.
-func defaults() *config.GPUPackArgs {
-	var v configv1.GPUPackArgs
-	configv1.SetDefaults_GPUPackArgs(&v)
-	var out config.GPUPackArgs
-	configv1.Convert_v1_GPUPackArgs_To_config_GPUPackArgs(&v, &out)
-	return &out
+func defaults(t *testing.T) *config.GPUPackArgs {
+	t.Helper()
+	out, ok, err := configv1.ToInternal(nil)
+	require.True(t, ok)
+	require.NoError(t, err)
+	return out
 }
 
 func TestDefaultsAreValid(t *testing.T) {
-	a := defaults()
+	a := defaults(t)
 	require.Empty(t, validation.ValidateGPUPackArgs(field.NewPath("args"), a))
 	require.Equal(t, int64(1), a.FragmentationWeight)
 	require.Equal(t, int64(2), a.TopologyWeight)
 	require.Equal(t, "nvidia.com/gpu", a.WholeResource)
 	require.Equal(t, "nvidia.com/gpu.shared", a.SharedResource)
 	require.Equal(t, "nvidia.com/mig-", a.MIGResourcePrefix)
-	require.Equal(t, "packed", a.ReplicaPolicy)
-	require.Equal(t, "preferred", a.DefaultTopology)
+	require.Equal(t, config.ReplicaPolicyPacked, a.ReplicaPolicy)
+	require.Equal(t, config.TopologyPreferred, a.DefaultTopology)
 	require.Equal(t, int32(100), a.Workload.PriorWeight)
 	require.Equal(t, int32(1000), a.Workload.HalfLife)
 	require.False(t, a.Workload.Pin)
@@ -222,7 +222,7 @@ func TestValidateListsEveryError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var a *config.GPUPackArgs
 			if tt.modify != nil {
-				a = defaults()
+				a = defaults(t)
 				tt.modify(a)
 			}
 			errs := validation.ValidateGPUPackArgs(field.NewPath("args"), a)

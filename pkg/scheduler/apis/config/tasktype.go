@@ -1,0 +1,24 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/gpupack/gpupack/pkg/score"
+)
+
+// TaskType is the prior entry as the task type pkg/score learns and weighs.
+// An unknown Kind is an error; the rest is score.TaskType.Validate's.
+func (p TaskTypeWeight) TaskType() (score.TaskType, error) {
+	t := score.TaskType{Count: int(p.Count), Milli: int(p.Milli), MIGProfile: p.MIGProfile, Model: p.Model}
+	switch p.Kind {
+	case TaskWhole:
+		t.Kind = score.KindWhole
+	case TaskShared:
+		t.Kind = score.KindShared
+	case TaskMIG:
+		t.Kind = score.KindMIG
+	default:
+		return t, fmt.Errorf("kind %q: want %s, %s or %s", p.Kind, TaskWhole, TaskShared, TaskMIG)
+	}
+	return t, nil
+}
