@@ -540,10 +540,11 @@ func (h *Handoff) forgetLocked(present map[types.UID]bool, listedAt uint64) {
 	}
 }
 
-// Choose returns the scheduler's set for the pod being admitted: the first
-// pending entry of this size, when it has a set that fits; ok=false when
-// that entry has no set or its set no longer fits (the plugin chooses).
-func (h *Handoff) Choose(ctx context.Context, resource string, available, mustInclude []string, size int) (ids []string, pod *v1.Pod, ok bool) {
+// ScheduledSet looks up the scheduler's set for the pod being admitted: the
+// first pending entry of this size, when it has a set that fits; ok=false
+// when that entry has no set or its set no longer fits (the plugin then
+// chooses, with pkg/score). It chooses nothing itself.
+func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, mustInclude []string, size int) (ids []string, pod *v1.Pod, ok bool) {
 	if h == nil {
 		return nil, nil, false
 	}

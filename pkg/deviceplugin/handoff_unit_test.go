@@ -82,13 +82,13 @@ func TestHandoffFollowsArrivalOrder(t *testing.T) {
 		pods.add(p)
 		h.Observe(p)
 	}
-	ids, pod, ok := h.Choose(ctx, gpu, all8, nil, 1)
+	ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 1)
 	require.True(t, ok)
 	require.Equal(t, "a", pod.Name)
 	require.Equal(t, []string{"g3"}, ids)
 	h.allocated(gpu, ids)
 
-	ids, pod, ok = h.Choose(ctx, gpu, without(all8, "g3"), nil, 1)
+	ids, pod, ok = h.ScheduledSet(ctx, gpu, without(all8, "g3"), nil, 1)
 	require.True(t, ok)
 	require.Equal(t, "b", pod.Name)
 	require.Equal(t, []string{"g5"}, ids)
@@ -105,13 +105,13 @@ func TestHandoffOtherSchedulersPodKeepsItsTurn(t *testing.T) {
 		pods.add(p)
 		h.Observe(p)
 	}
-	_, pod, ok := h.Choose(ctx, gpu, all8, nil, 2)
+	_, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
 	require.False(t, ok, "the first pod in the queue has no choice: the plugin chooses")
 	require.Equal(t, "other", pod.Name)
 	// The kubelet gave it g4+g5 (the plugin's own choice).
 	h.allocated(gpu, []string{"g4", "g5"})
 
-	ids, pod, ok := h.Choose(ctx, gpu, without(all8, "g4", "g5"), nil, 2)
+	ids, pod, ok := h.ScheduledSet(ctx, gpu, without(all8, "g4", "g5"), nil, 2)
 	require.True(t, ok)
 	require.Equal(t, "ours", pod.Name)
 	require.Equal(t, []string{"g0", "g1"}, ids)
@@ -129,13 +129,13 @@ func TestHandoffSizeAndStaleHead(t *testing.T) {
 		pods.add(p)
 		h.Observe(p)
 	}
-	ids, pod, ok := h.Choose(ctx, gpu, all8, nil, 1)
+	ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 1)
 	require.True(t, ok)
 	require.Equal(t, "one", pod.Name)
 	require.Equal(t, []string{"g2"}, ids)
 
 	// g2 went elsewhere: "one" is still first and its set no longer fits.
-	_, pod, ok = h.Choose(ctx, gpu, without(all8, "g2"), nil, 1)
+	_, pod, ok = h.ScheduledSet(ctx, gpu, without(all8, "g2"), nil, 1)
 	require.False(t, ok)
 	require.Equal(t, "one", pod.Name, "must not hand one's turn g3, two's set")
 }
@@ -152,13 +152,13 @@ func TestHandoffWaitsForTheInformer(t *testing.T) {
 		pods.add(late)
 		h.Observe(late)
 	}()
-	ids, pod, ok := h.Choose(ctx, gpu, all8, nil, 2)
+	ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
 	require.True(t, ok)
 	require.Equal(t, "late", pod.Name)
 	require.Equal(t, []string{"g6", "g7"}, ids)
 
 	// Without a wait there is no pod of size 4 to find: the plugin chooses.
-	_, pod, ok = NewHandoff(pods).Choose(ctx, gpu, all8, nil, 4)
+	_, pod, ok = NewHandoff(pods).ScheduledSet(ctx, gpu, all8, nil, 4)
 	require.False(t, ok)
 	require.Nil(t, pod)
 }
@@ -213,7 +213,7 @@ func required(p *v1.Pod) *v1.Pod {
 // was and the set.
 func next(t *testing.T, h *Handoff, avail []string, size int) (string, []string) {
 	t.Helper()
-	ids, pod, ok := h.Choose(context.Background(), gpu, avail, nil, size)
+	ids, pod, ok := h.ScheduledSet(context.Background(), gpu, avail, nil, size)
 	require.True(t, ok, "a scheduler's set was expected")
 	h.allocated(gpu, ids)
 	return pod.Name, ids
@@ -233,7 +233,7 @@ func TestHandoffKubeletRestartBatchByCreationTime(t *testing.T) {
 		h.Observe(p)
 	}
 	// A running kubelet admits in watch order: late first.
-	_, pod, _ := h.Choose(context.Background(), gpu, all8, nil, 2)
+	_, pod, _ := h.ScheduledSet(context.Background(), gpu, all8, nil, 2)
 	require.Equal(t, "late", pod.Name, "no restart: the watch order")
 
 	h.KubeletRestarted()
@@ -295,7 +295,7 @@ func TestHandoffInitialListInBindOrder(t *testing.T) {
 		h.Observe(p)
 	}
 	// Not synced yet: no answer from a partial list.
-	_, pod, ok := h.Choose(context.Background(), gpu, all8, nil, 2)
+	_, pod, ok := h.ScheduledSet(context.Background(), gpu, all8, nil, 2)
 	require.False(t, ok)
 	require.Nil(t, pod)
 	h.Synced()
@@ -356,7 +356,7 @@ func TestHandoffRunningPodsFromPodResources(t *testing.T) {
 	h.Observe(run)
 	h.Observe(pending)
 	h.Synced()
-	_, pod, ok := h.Choose(context.Background(), gpu, without(all8, "g0", "g1"), nil, 2)
+	_, pod, ok := h.ScheduledSet(context.Background(), gpu, without(all8, "g0", "g1"), nil, 2)
 	require.False(t, ok)
 	require.Equal(t, "run", pod.Name)
 
@@ -364,7 +364,7 @@ func TestHandoffRunningPodsFromPodResources(t *testing.T) {
 	h.Observe(run)
 	h.Observe(pending)
 	h.Synced()
-	ids, pod, ok := h.Choose(context.Background(), gpu, without(all8, "g0", "g1"), nil, 2)
+	ids, pod, ok := h.ScheduledSet(context.Background(), gpu, without(all8, "g0", "g1"), nil, 2)
 	require.True(t, ok)
 	require.Equal(t, "next", pod.Name)
 	require.Equal(t, []string{"g2", "g3"}, ids)
@@ -376,7 +376,7 @@ func TestHandoffRunningPodsFromPodResources(t *testing.T) {
 	third := created(boundPod(t, "third", 2, 3, "g6", "g7"), 3)
 	pods.add(third)
 	h.Observe(third)
-	ids, pod, ok = h.Choose(context.Background(), gpu, without(all8, "g0", "g1", "g4", "g5"), nil, 2)
+	ids, pod, ok = h.ScheduledSet(context.Background(), gpu, without(all8, "g0", "g1", "g4", "g5"), nil, 2)
 	require.True(t, ok)
 	require.Equal(t, "third", pod.Name)
 	require.Equal(t, []string{"g6", "g7"}, ids)
@@ -387,7 +387,7 @@ func TestHandoffRunningPodsFromPodResources(t *testing.T) {
 	a.mu.Lock()
 	a.err = context.DeadlineExceeded
 	a.mu.Unlock()
-	ids, pod, ok = h.Choose(context.Background(), gpu, without(all8, "g0", "g1", "g4", "g5"), nil, 2)
+	ids, pod, ok = h.ScheduledSet(context.Background(), gpu, without(all8, "g0", "g1", "g4", "g5"), nil, 2)
 	require.True(t, ok)
 	require.Equal(t, "third", pod.Name)
 	require.Equal(t, []string{"g6", "g7"}, ids)
@@ -439,12 +439,12 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 		h := NewHandoff(pods, WithAllocations(&allocs{})) // lists nothing yet
 		h.Observe(a)
 		h.Observe(b)
-		ids, pod, ok := h.Choose(ctx, gpu, all8, nil, 2)
+		ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
 		require.True(t, ok)
 		require.Equal(t, "a", pod.Name)
 		h.allocated(gpu, ids)
 		// PodResources does not list "a" yet: "b" is next, not "a" again.
-		ids, pod, ok = h.Choose(ctx, gpu, without(all8, "g0", "g1"), nil, 2)
+		ids, pod, ok = h.ScheduledSet(ctx, gpu, without(all8, "g0", "g1"), nil, 2)
 		require.True(t, ok)
 		require.Equal(t, "b", pod.Name)
 		require.Equal(t, []string{"g2", "g3"}, ids)
@@ -457,7 +457,7 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 		al := &allocs{}
 		h := NewHandoff(pods, WithAllocations(al))
 		h.Observe(old)
-		ids, _, ok := h.Choose(ctx, gpu, all8, nil, 2)
+		ids, _, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
 		require.True(t, ok)
 		h.allocated(gpu, ids)
 		al.give("job", "main", "g0", "g1")
@@ -471,7 +471,7 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 		renewed.UID = "uid-job-2"
 		pods.add(renewed)
 		h.Observe(renewed)
-		ids, pod, ok := h.Choose(ctx, gpu, all8, nil, 2)
+		ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
 		require.True(t, ok, "the new pod is pending: the listing is of devices this process gave the old one")
 		require.Equal(t, types.UID("uid-job-2"), pod.UID)
 		require.Equal(t, []string{"g0", "g1"}, ids)
@@ -483,7 +483,7 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 		h := NewHandoff(pods, WithAllocations(al))
 		// The kubelet admits "p" before the informer delivers it: no entry,
 		// the plugin's own choice g4+g5, nothing to mark.
-		_, pod, ok := h.Choose(ctx, gpu, all8, nil, 2)
+		_, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
 		require.False(t, ok)
 		require.Nil(t, pod)
 		h.allocated(gpu, []string{"g4", "g5"})
@@ -494,7 +494,7 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 			h.Observe(x)
 		}
 		// Before: "p" looked pending for ever and "q" was handed p's {g0,g1}.
-		ids, pod, ok := h.Choose(ctx, gpu, without(all8, "g4", "g5"), nil, 2)
+		ids, pod, ok := h.ScheduledSet(ctx, gpu, without(all8, "g4", "g5"), nil, 2)
 		require.True(t, ok)
 		require.Equal(t, "q", pod.Name)
 		require.Equal(t, []string{"g2", "g3"}, ids)
@@ -508,12 +508,12 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 		h := NewHandoff(pods, WithAllocations(&allocs{}))
 		h.Observe(other)
 		h.Observe(ours)
-		_, pod, ok := h.Choose(ctx, gpu, all8, nil, 2)
+		_, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
 		require.False(t, ok)
 		require.Equal(t, "other", pod.Name)
 		h.OwnChoice(gpu, []string{"g5", "g4"})
 		h.allocated(gpu, []string{"g4", "g5"})
-		ids, pod, ok := h.Choose(ctx, gpu, without(all8, "g4", "g5"), nil, 2)
+		ids, pod, ok := h.ScheduledSet(ctx, gpu, without(all8, "g4", "g5"), nil, 2)
 		require.True(t, ok)
 		require.Equal(t, "ours", pod.Name)
 		require.Equal(t, []string{"g0", "g1"}, ids)
@@ -550,14 +550,14 @@ func TestHandoffKeepsPodsDeliveredDuringAList(t *testing.T) {
 	pods.add(a)
 	h.Observe(a)
 	pods.during = func() { pods.add(b); h.Observe(b) }
-	ids, pod, ok := h.Choose(ctx, gpu, all8, nil, 1)
+	ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 1)
 	require.True(t, ok)
 	require.Equal(t, "a", pod.Name)
 	h.allocated(gpu, ids)
 	pods.add(c)
 	h.Observe(c)
 	h.Observe(b) // an update of b (kwok marks it running): not a new arrival
-	ids, pod, ok = h.Choose(ctx, gpu, without(all8, "g0"), nil, 1)
+	ids, pod, ok = h.ScheduledSet(ctx, gpu, without(all8, "g0"), nil, 1)
 	require.True(t, ok)
 	require.Equal(t, "b", pod.Name, "b arrived before c")
 	require.Equal(t, []string{"g1"}, ids)
@@ -566,7 +566,7 @@ func TestHandoffKeepsPodsDeliveredDuringAList(t *testing.T) {
 	// The same while an allocated pod's update arrives: "b" stays allocated.
 	h.allocated(gpu, ids)
 	pods.during = func() { h.Observe(b) }
-	ids, pod, ok = h.Choose(ctx, gpu, without(all8, "g0", "g1"), nil, 1)
+	ids, pod, ok = h.ScheduledSet(ctx, gpu, without(all8, "g0", "g1"), nil, 1)
 	require.True(t, ok)
 	require.Equal(t, "c", pod.Name)
 	require.Equal(t, []string{"g2"}, ids)
