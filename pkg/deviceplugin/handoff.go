@@ -96,12 +96,12 @@ type Handoff struct {
 // HandoffOption configures a Handoff.
 type HandoffOption func(*Handoff)
 
-// WithInformerWait makes Choose wait up to d for the informer to deliver the
+// WithInformerWait makes ScheduledSet wait up to d for the informer to deliver the
 // pod being admitted when it knows no pod of the requested size.
 func WithInformerWait(d time.Duration) HandoffOption { return func(h *Handoff) { h.wait = d } }
 
 // WithUnsynced says the informer is still delivering its initial list: until
-// Synced, Choose waits for it (up to the informer wait) and then answers
+// Synced, ScheduledSet waits for it (up to the informer wait) and then answers
 // without the scheduler's choices rather than from a partial list.
 func WithUnsynced() HandoffOption { return func(h *Handoff) { h.synced = false } }
 
