@@ -83,11 +83,7 @@ func bipartition(set GPUSet, adj []GPUSet) (a, b GPUSet, ok bool) {
 	frontier, side := a, 0
 	seen := a
 	for frontier != 0 {
-		var next GPUSet
-		for t := uint64(frontier); t != 0; t &= t - 1 {
-			next |= adj[LowBit(t)]
-		}
-		next &= set &^ seen
+		next := neighbours(frontier, adj) & set &^ seen
 		seen |= next
 		side ^= 1
 		if side == 1 {
@@ -97,15 +93,8 @@ func bipartition(set GPUSet, adj []GPUSet) (a, b GPUSet, ok bool) {
 		}
 		frontier = next
 	}
-	for t := uint64(a); t != 0; t &= t - 1 {
-		if adj[LowBit(t)]&a != 0 {
-			return 0, 0, false
-		}
-	}
-	for t := uint64(b); t != 0; t &= t - 1 {
-		if adj[LowBit(t)]&b != 0 {
-			return 0, 0, false
-		}
+	if neighbours(a, adj)&a != 0 || neighbours(b, adj)&b != 0 {
+		return 0, 0, false
 	}
 	return a, b, true
 }

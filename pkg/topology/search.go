@@ -177,15 +177,20 @@ func component(set GPUSet, adj []GPUSet) GPUSet {
 	seen := set & -set
 	frontier := seen
 	for frontier != 0 {
-		var next GPUSet
-		for t := uint64(frontier); t != 0; t &= t - 1 {
-			next |= adj[LowBit(t)]
-		}
-		next &= set &^ seen
+		next := neighbours(frontier, adj) & set &^ seen
 		seen |= next
 		frontier = next
 	}
 	return seen
+}
+
+// neighbours is every GPU linked in adj to a GPU of set.
+func neighbours(set GPUSet, adj []GPUSet) GPUSet {
+	var n GPUSet
+	for t := uint64(set); t != 0; t &= t - 1 {
+		n |= adj[LowBit(t)]
+	}
+	return n
 }
 
 // complete reports whether every pair of set is linked in adj.
