@@ -21,16 +21,15 @@ const (
 )
 
 // String returns the kind's name.
-func (k Kind) String() string {
-	switch k {
-	case KindWhole:
-		return "whole"
-	case KindMIG:
-		return "mig"
-	case KindShared:
-		return "shared"
+func (k Kind) String() string { return enumName(k, "Kind", "whole", "mig", "shared") }
+
+// enumName is names[v] (names in the order of v's constants), or
+// "typ(v)" for a value outside them.
+func enumName[T ~int](v T, typ string, names ...string) string {
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
 	}
-	return fmt.Sprintf("Kind(%d)", int(k))
+	return fmt.Sprintf("%s(%d)", typ, int(v))
 }
 
 // ReplicaPolicy says where the replicas of one shared request go.
@@ -48,13 +47,7 @@ const (
 // node's resource table and in the pod annotation (topology.PolicyPacked,
 // topology.PolicySpread; protocol.ParseReplicaPolicy reads it).
 func (p ReplicaPolicy) String() string {
-	switch p {
-	case Packed:
-		return topology.PolicyPacked
-	case Spread:
-		return topology.PolicySpread
-	}
-	return fmt.Sprintf("ReplicaPolicy(%d)", int(p))
+	return enumName(p, "ReplicaPolicy", topology.PolicyPacked, topology.PolicySpread)
 }
 
 // TopologyHint is a pod's wish about the link quality of its GPU set (pod
@@ -75,15 +68,7 @@ const (
 // String returns the hint as written in the annotation (the one spelling:
 // protocol.ParseTopologyHint reads these names).
 func (h TopologyHint) String() string {
-	switch h {
-	case HintPreferred:
-		return "preferred"
-	case HintRequired:
-		return "required"
-	case HintNone:
-		return "none"
-	}
-	return fmt.Sprintf("TopologyHint(%d)", int(h))
+	return enumName(h, "TopologyHint", "preferred", "required", "none")
 }
 
 // Request is what one container (or pod) asks of one node.
