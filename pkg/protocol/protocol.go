@@ -83,11 +83,7 @@ func EncodeInUse(pods []PodDevices) (string, error) {
 	slices.SortFunc(u.Pods, func(a, b PodDevices) int {
 		return strings.Compare(a.Namespace+"/"+a.Name+"/"+a.UID, b.Namespace+"/"+b.Name+"/"+b.UID)
 	})
-	b, err := json.Marshal(u)
-	if err != nil {
-		return "", fmt.Errorf("encode %s: %w", InUseAnnotation, err)
-	}
-	return string(b), nil
+	return encode(InUseAnnotation, u)
 }
 
 // DecodeInUse parses a gpupack.io/in-use annotation value.
@@ -143,11 +139,7 @@ func EncodeDevices(d Devices) (string, error) {
 	if err := validateDevices(&d); err != nil {
 		return "", err
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		return "", fmt.Errorf("encode %s: %w", DevicesAnnotation, err)
-	}
-	return string(b), nil
+	return encode(DevicesAnnotation, d)
 }
 
 // DecodeDevices parses a gpupack.io/devices annotation value.
@@ -202,6 +194,19 @@ func ParseAssumedAt(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%s: %w", AssumedAtAnnotation, err)
 	}
 	return t, nil
+}
+
+// encode renders v as the JSON value of annotation what, at most MaxPayload
+// bytes (a larger value could not be stored).
+func encode(what string, v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode %s: %w", what, err)
+	}
+	if len(b) > MaxPayload {
+		return "", fmt.Errorf("encode %s: %d bytes, more than the %d allowed", what, len(b), MaxPayload)
+	}
+	return string(b), nil
 }
 
 // decode reads a versioned JSON object strictly: size bound, the version

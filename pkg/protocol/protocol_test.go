@@ -1,6 +1,8 @@
 package protocol_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -99,4 +101,28 @@ func FuzzDecodeDevices(f *testing.F) {
 		_, err = protocol.DecodeDevices(again)
 		require.NoError(t, err)
 	})
+}
+
+// Every encoder keeps to MaxPayload: 400 pods of 4 device IDs of 200
+// bytes are 400 x 4 x 200 = 320,000 bytes of IDs, over the 262,144 cap;
+// 100 of them (80,000) fit.
+func TestEncodersKeepToMaxPayload(t *testing.T) {
+	id := func(i int) string { return fmt.Sprintf("GPU-%06d-%s", i, strings.Repeat("x", 189)) } // 200 bytes
+	var pods []protocol.PodDevices
+	for i := range 400 {
+		pods = append(pods, protocol.PodDevices{PodRef: protocol.PodRef{Namespace: "ns", Name: fmt.Sprintf("p%d", i), UID: fmt.Sprintf("u%d", i)},
+			Devices: []string{id(4 * i), id(4*i + 1), id(4*i + 2), id(4*i + 3)}})
+	}
+	_, err := protocol.EncodeInUse(pods)
+	require.ErrorContains(t, err, "more than the 262144 allowed")
+	_, err = protocol.EncodeInUse(pods[:100])
+	require.NoError(t, err)
+	ids := make([]string, 1600)
+	for i := range ids {
+		ids[i] = id(i)
+	}
+	_, err = protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids}})
+	require.ErrorContains(t, err, "more than the 262144 allowed")
+	_, err = protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids[:400]}})
+	require.NoError(t, err)
 }

@@ -39,14 +39,7 @@ func EncodeTopology(n *topology.Node) (string, error) {
 	if len(n.Resources) == 0 {
 		v = TopologyVersionV1
 	}
-	b, err := json.Marshal(topologyEnvelope{Version: v, Node: n})
-	if err != nil {
-		return "", fmt.Errorf("encoding topology: %w", err)
-	}
-	if len(b) > MaxPayload {
-		return "", fmt.Errorf("encoding topology: %d bytes, more than the %d allowed", len(b), MaxPayload)
-	}
-	return string(b), nil
+	return encode(TopologyAnnotation, topologyEnvelope{Version: v, Node: n})
 }
 
 // DecodeTopology parses and validates a TopologyAnnotation value written by
