@@ -23,16 +23,6 @@ func init() {
 // RegisterConversions adds conversion functions to the given scheme.
 // Public to allow building arbitrary schemes.
 func RegisterConversions(s *runtime.Scheme) error {
-	if err := s.AddGeneratedConversionFunc((*GPUPackArgs)(nil), (*config.GPUPackArgs)(nil), func(a, b interface{}, scope conversion.Scope) error {
-		return Convert_v1_GPUPackArgs_To_config_GPUPackArgs(a.(*GPUPackArgs), b.(*config.GPUPackArgs), scope)
-	}); err != nil {
-		return err
-	}
-	if err := s.AddGeneratedConversionFunc((*config.GPUPackArgs)(nil), (*GPUPackArgs)(nil), func(a, b interface{}, scope conversion.Scope) error {
-		return Convert_config_GPUPackArgs_To_v1_GPUPackArgs(a.(*config.GPUPackArgs), b.(*GPUPackArgs), scope)
-	}); err != nil {
-		return err
-	}
 	if err := s.AddGeneratedConversionFunc((*TaskTypeWeight)(nil), (*config.TaskTypeWeight)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_v1_TaskTypeWeight_To_config_TaskTypeWeight(a.(*TaskTypeWeight), b.(*config.TaskTypeWeight), scope)
 	}); err != nil {
@@ -50,6 +40,16 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddGeneratedConversionFunc((*config.WorkloadArgs)(nil), (*WorkloadArgs)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_config_WorkloadArgs_To_v1_WorkloadArgs(a.(*config.WorkloadArgs), b.(*WorkloadArgs), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddConversionFunc((*config.GPUPackArgs)(nil), (*GPUPackArgs)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_config_GPUPackArgs_To_v1_GPUPackArgs(a.(*config.GPUPackArgs), b.(*GPUPackArgs), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddConversionFunc((*GPUPackArgs)(nil), (*config.GPUPackArgs)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1_GPUPackArgs_To_config_GPUPackArgs(a.(*GPUPackArgs), b.(*config.GPUPackArgs), scope)
 	}); err != nil {
 		return err
 	}
