@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -17,7 +18,7 @@ func replicaResource(gpus, perGPU, r int) sharing.Resource {
 	for g := range gpus * perGPU {
 		uuid := fmt.Sprintf("MIG-%08x-0000-4000-8000-%012x", g, g)
 		for n := range r {
-			res.Devices = append(res.Devices, sharing.Device{ID: sharing.ReplicaID(uuid, n), UUID: uuid, NUMANode: 7, Replica: n, Replicas: r})
+			res.Devices = append(res.Devices, sharing.Device{ID: deviceid.ReplicaID(uuid, n), UUID: uuid, NUMANode: 7, Replica: n, Replicas: r})
 		}
 	}
 	return res
