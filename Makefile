@@ -20,7 +20,7 @@ CLUSTER_BIN := $(CURDIR)/.cache/bin
 PKGS := ./...
 FAKE_MACHINES := dgx-a100 dgx-h100 dgx-1-v100 pcie-4gpu-2socket a100-pcie-8gpu-nvbridge nvswitch-16gpu gb200-4gpu
 
-.PHONY: all build codegen images test cluster-bins chart verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
+.PHONY: all build codegen images lint-dockerfiles test cluster-bins chart verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
 
 all: build
 
@@ -32,8 +32,15 @@ build:
 ## test: everything CI runs: unit, integration, fuzz-corpus and end-to-end
 ## tests. The control-plane binaries are built once and cached (~15 min cold);
 ## when they cannot be built the end-to-end tests skip and say why.
-test: cluster-bins
+test: cluster-bins lint-dockerfiles
 	GPUPACK_BIN=$(CLUSTER_BIN) $(GO) test -count=1 $(PKGS)
+
+## lint-dockerfiles: BuildKit's parser and `docker build --check` rules over
+## both Dockerfiles, plus the multi-arch rules (build stage on $$BUILDPLATFORM,
+## TARGETARCH declared, base images pinned). Its own module under hack/tools,
+## so BuildKit stays out of go.mod; no container runtime needed.
+lint-dockerfiles:
+	cd hack/tools/dockerfile-lint && $(GO) run . ../../../Dockerfile.plugin ../../../Dockerfile.scheduler
 
 ## images: multi-arch (amd64, arm64) images of both programs, tagged $(VERSION),
 ## with docker buildx (not needed for anything else here). PUSH=1 pushes.
