@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 )
 
@@ -36,10 +37,8 @@ var (
 )
 
 // PodDevice is one device a container holds, as the kubelet's PodResources
-// reports it.
-type PodDevice struct {
-	Namespace, Pod, Container, Resource, Device string
-}
+// reports it; the node publisher reads them (nodepublish.PodDevice).
+type PodDevice = nodepublish.PodDevice
 
 // gpuSource is what the per-GPU series read: the running Manager.
 type gpuSource interface {
@@ -83,8 +82,9 @@ func (m *Metrics) attach(s gpuSource) {
 	}
 }
 
-// setPodDevices records the kubelet's latest allocations.
-func (m *Metrics) setPodDevices(pods []PodDevice) {
+// SetPodDevices records the kubelet's latest allocations (from the node
+// publisher's PodResources read).
+func (m *Metrics) SetPodDevices(pods []PodDevice) {
 	if m != nil {
 		m.gpu.pods.Store(&pods)
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/events"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 )
 
@@ -64,8 +65,8 @@ func TestPerGPUSeriesPodDevicesAndNodeEvents(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	metrics := deviceplugin.NewMetrics(reg)
 	metrics.SetHostname(nodeName)
-	pub := deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
-		Client: client, NodeName: nodeName, PodResourcesSocket: servePodResources(t, k), Pods: &podList{},
+	pub := nodepublish.New(nodepublish.Options{
+		Client: client, NodeName: nodeName, PodResources: deviceplugin.NewPodResources(servePodResources(t, k)), Pods: &podList{},
 		InUse: true, InUseInterval: time.Hour, Metrics: metrics,
 	})
 	recorder := events.NewFakeRecorder(100)

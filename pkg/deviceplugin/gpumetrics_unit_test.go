@@ -43,7 +43,7 @@ func TestGPUMetricsUnknownInput(t *testing.T) {
 	src := fixedSource{}
 	src.health = NewHealth(nil, src.Inventory(), HealthOptions{})
 	m.attach(src)
-	m.setPodDevices([]PodDevice{
+	m.SetPodDevices([]PodDevice{
 		{Namespace: "ns", Pod: "p", Container: "c", Resource: "nvidia.com/gpu.shared", Device: "GPU-1::1"},
 		{Namespace: "ns", Pod: "old", Container: "c", Resource: "nvidia.com/gpu.shared", Device: "GPU-1::7"}, // replicas lowered
 	})

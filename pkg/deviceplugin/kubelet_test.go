@@ -26,6 +26,7 @@ import (
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/test/harness"
@@ -107,7 +108,7 @@ type pluginOpts struct {
 	config    string // YAML; "" = defaults
 	cdiDir    string // where the CDI spec is written; "" = none
 	handoff   *deviceplugin.Handoff
-	publisher *deviceplugin.Publisher
+	publisher *nodepublish.Publisher
 	metrics   *deviceplugin.Metrics
 	events    deviceplugin.HealthEvents
 	// prepare, when set, breaks the machine before the plugin discovers it.

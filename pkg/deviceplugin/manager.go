@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/sharing"
@@ -45,8 +46,9 @@ type Options struct {
 	Events HealthEvents
 	// Handoff looks up the scheduler's choices; nil disables the handoff.
 	Handoff *Handoff
-	// Publisher writes the node annotations and labels; nil publishes nothing.
-	Publisher *Publisher
+	// Publisher writes the node annotations and labels (it reads the
+	// Manager as a nodepublish.Source); nil publishes nothing.
+	Publisher *nodepublish.Publisher
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -229,6 +231,21 @@ func (m *Manager) Plugins() []*Plugin { return m.plugins }
 
 // Health is the GPU health tracker.
 func (m *Manager) Health() *Health { return m.health }
+
+// The node publisher reads the running Manager.
+var _ nodepublish.Source = (*Manager)(nil)
+
+// ResourceNames are the names of the resources served, sorted.
+func (m *Manager) ResourceNames() []string {
+	out := make([]string, 0, len(m.plugins))
+	for _, p := range m.plugins {
+		out = append(out, p.Name())
+	}
+	return out
+}
+
+// HealthChanged is closed at the next health change.
+func (m *Manager) HealthChanged() <-chan struct{} { return m.health.Changed() }
 
 // Node returns the node's topology with current health; callers must not
 // modify it. It is rebuilt only after a health change.

@@ -5,8 +5,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 )
+
+// The node publisher's in-use report feeds these metrics.
+var _ nodepublish.Recorder = (*Metrics)(nil)
 
 // Handoff outcomes, the "outcome" label of gpupack_device_plugin_preferred_allocations_total.
 const (
@@ -109,7 +113,9 @@ func (m *Metrics) recovered() {
 	}
 }
 
-func (m *Metrics) handoffMissed(resource string) {
+// HandoffNotHonoured counts a pod the kubelet gave devices of resource
+// outside the set the scheduler chose (the publisher counts each pod once).
+func (m *Metrics) HandoffNotHonoured(resource string) {
 	if m != nil {
 		m.missed.WithLabelValues(resource).Inc()
 	}

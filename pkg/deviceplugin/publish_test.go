@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/test/harness"
 )
@@ -38,8 +39,8 @@ func TestPublish(t *testing.T) {
 	k := startKubelet(t, dir)
 	prSocket := servePodResources(t, k)
 	pods := &podList{}
-	pub := deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
-		Client: client, NodeName: nodeName, PodResourcesSocket: prSocket, Pods: pods,
+	pub := nodepublish.New(nodepublish.Options{
+		Client: client, NodeName: nodeName, PodResources: deviceplugin.NewPodResources(prSocket), Pods: pods,
 		Topology: true, Labels: true, InUse: true, InUseInterval: time.Hour,
 	})
 	p := startPlugin(t, dir, pluginOpts{machine: "dgx-1-v100", publisher: pub, kubelet: k})
@@ -105,7 +106,7 @@ func TestPublishRetriesAFailedNodePatch(t *testing.T) {
 	})
 	dir := socketDir(t)
 	k := startKubelet(t, dir)
-	pub := deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
+	pub := nodepublish.New(nodepublish.Options{
 		Client: client, NodeName: nodeName, Topology: true, Labels: true, InUse: false,
 		Retry: wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 100, Cap: 200 * time.Millisecond},
 	})
@@ -132,8 +133,8 @@ func TestPublishReportsAnUnhonouredSet(t *testing.T) {
 	recorder := record.NewFakeRecorder(10)
 	reg := prometheus.NewRegistry()
 	metrics := deviceplugin.NewMetrics(reg)
-	pub := deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
-		Client: client, NodeName: nodeName, PodResourcesSocket: servePodResources(t, k), Pods: pods,
+	pub := nodepublish.New(nodepublish.Options{
+		Client: client, NodeName: nodeName, PodResources: deviceplugin.NewPodResources(servePodResources(t, k)), Pods: pods,
 		InUse: true, InUseInterval: time.Hour, Recorder: recorder, Metrics: metrics,
 	})
 	// No handoff: every pod gets the plugin's own choice.
@@ -177,7 +178,7 @@ func TestPublishReportsAnUnhonouredSet(t *testing.T) {
 
 	select {
 	case ev := <-recorder.Events:
-		require.Contains(t, ev, "Warning "+deviceplugin.ReasonScheduledSetNotHonoured)
+		require.Contains(t, ev, "Warning "+nodepublish.ReasonScheduledSetNotHonoured)
 		require.Contains(t, ev, uuidOf(p, 1))
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event on the pod")

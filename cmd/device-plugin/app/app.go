@@ -44,6 +44,7 @@ import (
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -364,8 +365,8 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		nodeEvents.StartRecordingToSink(ctx.Done())
 		defer nodeEvents.Shutdown()
 		dopts.Events = deviceplugin.NewNodeEvents(nodeEvents.NewRecorder(scheme.Scheme, "gpupack-device-plugin"), o.nodeName)
-		dopts.Publisher = deviceplugin.NewPublisher(deviceplugin.PublisherOptions{
-			Client: client, NodeName: o.nodeName, PodResourcesSocket: o.podResourcesSocket, Pods: pods,
+		dopts.Publisher = nodepublish.New(nodepublish.Options{
+			Client: client, NodeName: o.nodeName, PodResources: podres, Pods: pods,
 			Topology: *cfg.Publish.Topology, Labels: *cfg.Publish.Labels, InUse: *cfg.Publish.InUse,
 			InUseInterval: cfg.Publish.InUseInterval.Duration,
 			Recorder:      broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),

@@ -1,8 +1,16 @@
-package deviceplugin
+// Package nodepublish writes what the device plugin knows about its node onto
+// the Node object: the gpupack.io/topology annotation and the GPU labels
+// (from the running plugin's inventory and health) and the gpupack.io/in-use
+// report (from the kubelet's PodResources API). It owns the API patches and
+// the PodResources reads for the report; the kubelet's gRPC side lives in
+// pkg/deviceplugin, which this package does not import: what it needs from
+// the plugin is the small Source, Allocations and Recorder interfaces below.
+package nodepublish
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -21,20 +29,60 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
-	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// PublisherOptions configure a Publisher.
-type PublisherOptions struct {
+// Source is what the publisher reads from the running device plugin
+// (deviceplugin.Manager): the node's topology with current health, and a
+// channel closed at the next health change.
+type Source interface {
+	// Node is the node's topology with current health; not modified.
+	Node() *topology.Node
+	// MIGCapable reports whether any GPU of the node can run MIG.
+	MIGCapable() bool
+	// ResourceNames are the extended resources the plugin serves.
+	ResourceNames() []string
+	// HealthChanged is closed at the next health change.
+	HealthChanged() <-chan struct{}
+}
+
+// Allocations is the kubelet's record of allocations (the PodResources API,
+// deviceplugin.PodResources): pod -> container -> resource -> device IDs.
+type Allocations interface {
+	Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error)
+}
+
+// Recorder counts what the in-use report finds (deviceplugin.Metrics). A
+// nil Recorder records nothing.
+type Recorder interface {
+	// SetPodDevices records the kubelet's latest allocations.
+	SetPodDevices(pods []PodDevice)
+	// HandoffNotHonoured counts a pod given devices of resource outside the
+	// scheduler's set (once per pod).
+	HandoffNotHonoured(resource string)
+}
+
+// PodLister lists the pods of this node (an informer's lister).
+type PodLister interface {
+	List(selector labels.Selector) ([]*v1.Pod, error)
+}
+
+// PodDevice is one device a container holds, as the kubelet's PodResources
+// reports it.
+type PodDevice struct {
+	Namespace, Pod, Container, Resource, Device string
+}
+
+// Options configure a Publisher.
+type Options struct {
 	Client   kubernetes.Interface
 	NodeName string
-	// PodResourcesSocket is the kubelet's PodResources API socket
-	// (/var/lib/kubelet/pod-resources/kubelet.sock on a node).
-	PodResourcesSocket string
+	// PodResources is the kubelet's PodResources API; nil reads no in-use
+	// report.
+	PodResources Allocations
 	// Pods resolves pod UIDs for the in-use report; may be nil.
 	Pods PodLister
 	// What to publish.
@@ -48,7 +96,7 @@ type PublisherOptions struct {
 	// Recorder receives an event for each pod the handoff did not give its
 	// scheduled set; Metrics counts them. Both may be nil.
 	Recorder record.EventRecorder
-	Metrics  *Metrics
+	Metrics  Recorder
 }
 
 // DefaultPublishRetry paces the retries of a failed node patch or
@@ -58,9 +106,8 @@ var DefaultPublishRetry = wait.Backoff{Duration: time.Second, Factor: 2, Jitter:
 // Publisher writes the gpupack.io/topology and gpupack.io/in-use annotations
 // and the GPU labels on this plugin's Node, and only there.
 type Publisher struct {
-	opts   PublisherOptions
-	podres *PodResources
-	kick   chan struct{}
+	opts Options
+	kick chan struct{}
 
 	mu       sync.Mutex
 	reported map[types.UID]bool // pods already reported as not given their scheduled set
@@ -73,19 +120,15 @@ const (
 	ReasonScheduledSetNotHonoured = "ScheduledDevicesNotHonoured"
 )
 
-// NewPublisher returns a Publisher; Run starts it.
-func NewPublisher(o PublisherOptions) *Publisher {
+// New returns a Publisher; Run starts it.
+func New(o Options) *Publisher {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
 	if o.Retry.Duration <= 0 {
 		o.Retry = DefaultPublishRetry
 	}
-	p := &Publisher{opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{}}
-	if o.PodResourcesSocket != "" {
-		p.podres = NewPodResources(o.PodResourcesSocket)
-	}
-	return p
+	return &Publisher{opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{}}
 }
 
 // Kick asks for an in-use refresh (after an Allocate); it never blocks.
@@ -104,7 +147,7 @@ func (p *Publisher) Kick() {
 // fails is retried with backoff (DefaultPublishRetry) until it succeeds, so
 // a node whose first patch failed (apiserver down, policy not loaded yet)
 // is published once the apiserver answers, with or without an in-use loop.
-func (p *Publisher) Run(ctx context.Context, m *Manager) {
+func (p *Publisher) Run(ctx context.Context, src Source) {
 	logger := klog.FromContext(ctx).WithValues("node", p.opts.NodeName)
 	var tick <-chan time.Time
 	if p.opts.InUse && p.opts.InUseInterval > 0 {
@@ -112,16 +155,13 @@ func (p *Publisher) Run(ctx context.Context, m *Manager) {
 		defer t.Stop()
 		tick = t.C()
 	}
-	resources := make([]string, 0, len(m.Plugins()))
-	for _, pl := range m.Plugins() {
-		resources = append(resources, pl.Name())
-	}
+	resources := src.ResourceNames()
 	backoff := p.opts.Retry
 	nodeDirty, inUseDirty := true, true
 	for {
-		changed := m.Health().Changed()
+		changed := src.HealthChanged()
 		if nodeDirty {
-			if err := p.PublishNode(ctx, m.Node(), m.MIGCapable()); err != nil {
+			if err := p.PublishNode(ctx, src.Node(), src.MIGCapable()); err != nil {
 				logger.Error(err, "Publishing the node's topology failed")
 			} else {
 				nodeDirty = false
@@ -167,7 +207,7 @@ func (p *Publisher) Run(ctx context.Context, m *Manager) {
 // refreshInUse reads the kubelet's allocations, reports pods the handoff did
 // not give their scheduled set, and publishes the in-use report when asked to.
 func (p *Publisher) refreshInUse(ctx context.Context, resources []string) error {
-	if p.podres == nil {
+	if p.opts.PodResources == nil {
 		return nil
 	}
 	if !p.opts.InUse && p.opts.Recorder == nil && p.opts.Metrics == nil {
@@ -224,17 +264,17 @@ func (p *Publisher) patchInUse(ctx context.Context, pods []protocol.PodDevices) 
 // pod holding a device outside the set the scheduler chose for it carries
 // that set (Scheduled), and is reported once with an event and a metric.
 func (p *Publisher) InUse(ctx context.Context, resources []string) ([]protocol.PodDevices, error) {
-	if p.podres == nil {
-		return nil, fmt.Errorf("no PodResources socket")
+	if p.opts.PodResources == nil {
+		return nil, errors.New("no PodResources API")
 	}
-	resp, err := p.podres.List(ctx)
+	allocated, err := p.opts.PodResources.Allocated(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return p.report(ctx, resp, resources), nil
+	return p.report(ctx, allocated, resources), nil
 }
 
-func (p *Publisher) report(ctx context.Context, resp *podresourcesv1.ListPodResourcesResponse, resources []string) []protocol.PodDevices {
+func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedName]map[string]map[string][]string, resources []string) []protocol.PodDevices {
 	byName := map[types.NamespacedName]*v1.Pod{}
 	if p.opts.Pods != nil {
 		if pods, err := p.opts.Pods.List(labels.Everything()); err == nil {
@@ -246,7 +286,7 @@ func (p *Publisher) report(ctx context.Context, resp *podresourcesv1.ListPodReso
 	var out []protocol.PodDevices
 	var podDevices []PodDevice
 	present := map[types.UID]bool{}
-	for key, containers := range allocatedOf(resp) {
+	for key, containers := range allocated {
 		held := map[string][]string{}
 		for container, byRes := range containers {
 			for res, ids := range byRes {
@@ -272,7 +312,9 @@ func (p *Publisher) report(ctx context.Context, resp *podresourcesv1.ListPodReso
 		}
 		out = append(out, pd)
 	}
-	p.opts.Metrics.setPodDevices(podDevices)
+	if p.opts.Metrics != nil {
+		p.opts.Metrics.SetPodDevices(podDevices)
+	}
 	p.mu.Lock()
 	for uid := range p.reported {
 		if !present[uid] {
@@ -319,7 +361,9 @@ func (p *Publisher) notHonoured(ctx context.Context, pod *v1.Pod, held map[strin
 	if first {
 		klog.FromContext(ctx).Info("The pod did not get the devices the scheduler chose", "pod", klog.KObj(pod), "resources", missed, "held", held, "scheduled", scheduled)
 		for _, res := range missed {
-			p.opts.Metrics.handoffMissed(res)
+			if p.opts.Metrics != nil {
+				p.opts.Metrics.HandoffNotHonoured(res)
+			}
 		}
 		if p.opts.Recorder != nil {
 			p.opts.Recorder.Eventf(pod, v1.EventTypeWarning, ReasonScheduledSetNotHonoured,
