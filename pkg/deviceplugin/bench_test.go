@@ -16,6 +16,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // benchPlugin builds (without serving) the plugin of one resource.
@@ -118,7 +119,7 @@ func BenchmarkGetPreferredAllocationHandoff(b *testing.B) {
 	require.NoError(b, err)
 	lib := nvml.New(m.Interface())
 	require.NoError(b, lib.Init())
-	pods := &podList{}
+	pods := &fixture.PodLister{}
 	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: configv1.Default(), PluginDir: b.TempDir(), Handoff: deviceplugin.NewHandoff(pods)})
 	require.NoError(b, err)
 	p := mgr.Plugins()[0]
@@ -127,10 +128,10 @@ func BenchmarkGetPreferredAllocationHandoff(b *testing.B) {
 		name := "pod-" + strconv.Itoa(i)
 		if i%11 == 0 {
 			pod, _ := scheduled(b, name, time.Now(), "nvidia.com/gpu", all[0], all[1])
-			pods.add(pod)
+			pods.Add(pod)
 			continue
 		}
-		pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID(name)}})
+		pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID(name)}})
 	}
 	req := &pluginapi.PreferredAllocationRequest{ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{
 		{AvailableDeviceIDs: all[2:], AllocationSize: 2},

@@ -18,6 +18,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // series returns the samples of one metric family as label maps with
@@ -66,7 +67,7 @@ func TestPerGPUSeriesPodDevicesAndNodeEvents(t *testing.T) {
 	metrics := deviceplugin.NewMetrics(reg)
 	metrics.SetHostname(nodeName)
 	pub := nodepublish.New(nodepublish.Options{
-		Client: client, NodeName: nodeName, PodResources: deviceplugin.NewPodResources(servePodResources(t, k)), Pods: &podList{},
+		Client: client, NodeName: nodeName, PodResources: deviceplugin.NewPodResources(servePodResources(t, k)), Pods: &fixture.PodLister{},
 		InUse: true, InUseInterval: time.Hour, Metrics: metrics,
 	})
 	recorder := events.NewFakeRecorder(100)

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
@@ -23,27 +21,10 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/harness"
 )
-
-// podList stands in for the informer's lister of this node's pods.
-type podList struct {
-	mu   sync.Mutex
-	pods []*v1.Pod
-}
-
-func (l *podList) List(labels.Selector) ([]*v1.Pod, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.pods), nil
-}
-
-func (l *podList) add(p *v1.Pod) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.pods = append(l.pods, p)
-}
 
 // scheduled is a pod the "scheduler" annotated with its choice.
 func scheduled(t testing.TB, name string, at time.Time, resource string, ids ...string) (*v1.Pod, map[string]string) {
@@ -57,7 +38,7 @@ func scheduled(t testing.TB, name string, at time.Time, resource string, ids ...
 func sortedIDs(ids []string) []string { return slices.Sorted(slices.Values(ids)) }
 
 func TestHandoffHonoursTheSchedulersChoice(t *testing.T) {
-	pods := &podList{}
+	pods := &fixture.PodLister{}
 	reg := prometheus.NewRegistry()
 	metrics := deviceplugin.NewMetrics(reg)
 	k, p := setup(t, pluginOpts{machine: "dgx-1-v100", handoff: deviceplugin.NewHandoff(pods), metrics: metrics})
@@ -70,12 +51,12 @@ func TestHandoffHonoursTheSchedulersChoice(t *testing.T) {
 	now := time.Now()
 	podA, annA := scheduled(t, "a", now, "nvidia.com/gpu", setA...)
 	podB, annB := scheduled(t, "b", now.Add(time.Second), "nvidia.com/gpu", setB...)
-	pods.add(podA)
-	pods.add(podB)
+	pods.Add(podA)
+	pods.Add(podB)
 	// A malformed choice on another pod is skipped, never fatal.
-	pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "default", UID: "uid-bad",
+	pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "default", UID: "uid-bad",
 		Annotations: map[string]string{protocol.DevicesAnnotation: `{"version":"v1","resources":{"nvidia.com/gpu":[""]}}`}}})
-	pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "worse", Namespace: "default", UID: "uid-worse",
+	pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "worse", Namespace: "default", UID: "uid-worse",
 		Annotations: map[string]string{protocol.DevicesAnnotation: `{not json`}}})
 
 	ids, _, err := k.allocate("a", "nvidia.com/gpu", 2, annA)
@@ -107,7 +88,7 @@ gpupack_device_plugin_allocations_total{resource="nvidia.com/gpu"} 3
 }
 
 func TestOwnChoiceIsNVLinkPairOnDGX1(t *testing.T) {
-	k, p := setup(t, pluginOpts{machine: "dgx-1-v100", handoff: deviceplugin.NewHandoff(&podList{})})
+	k, p := setup(t, pluginOpts{machine: "dgx-1-v100", handoff: deviceplugin.NewHandoff(&fixture.PodLister{})})
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
 	node := p.mgr.Node()
 	ids, _, err := k.allocate("pair", "nvidia.com/gpu", 2, nil)
@@ -159,7 +140,7 @@ func TestHandoffKubeletRestartInProcess(t *testing.T) {
 	hk, err := harness.StartKubelet(klog.NewContext(context.Background(), logger), dir)
 	require.NoError(t, err)
 	k := &kubelet{t: t, Kubelet: hk}
-	pods := &podList{}
+	pods := &fixture.PodLister{}
 	h := deviceplugin.NewHandoff(pods, deviceplugin.WithAllocations(deviceplugin.NewPodResources(servePodResources(t, k))))
 	p := startPlugin(t, dir, pluginOpts{machine: "dgx-1-v100", handoff: h})
 	t.Cleanup(hk.Stop) // before the plugin stops (cleanups run last first)
@@ -169,7 +150,7 @@ func TestHandoffKubeletRestartInProcess(t *testing.T) {
 	early := bound(t, "early", 10, "", uuidOf(p, 1), uuidOf(p, 6))
 	require.NoError(t, hk.Restart(func() error {
 		for _, pod := range []*v1.Pod{late, early} { // the informer's (bind) order
-			pods.add(pod)
+			pods.Add(pod)
 			h.Observe(pod)
 		}
 		return nil
@@ -207,14 +188,14 @@ func TestKubeletRestartKeepsRunningPodsDevicesThroughTheBatch(t *testing.T) {
 	hk, err := harness.StartKubelet(ctx, dir)
 	require.NoError(t, err)
 	k := &kubelet{t: t, Kubelet: hk}
-	pods := &podList{}
+	pods := &fixture.PodLister{}
 	h := deviceplugin.NewHandoff(pods, deviceplugin.WithAllocations(deviceplugin.NewPodResources(servePodResources(t, k))))
 	p := startPlugin(t, dir, pluginOpts{machine: "dgx-1-v100", handoff: h})
 	t.Cleanup(hk.Stop)
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
 
 	running := bound(t, "running", 10, "", uuidOf(p, 4), uuidOf(p, 7))
-	pods.add(running)
+	pods.Add(running)
 	h.Observe(running)
 	require.NoError(t, hk.Admit(ctx, running))
 	want := sortedIDs([]string{uuidOf(p, 4), uuidOf(p, 7)})
@@ -222,7 +203,7 @@ func TestKubeletRestartKeepsRunningPodsDevicesThroughTheBatch(t *testing.T) {
 
 	pending := bound(t, "pending", 10, "", uuidOf(p, 1), uuidOf(p, 6))
 	require.NoError(t, hk.Restart(func() error {
-		pods.add(pending)
+		pods.Add(pending)
 		h.Observe(pending)
 		return nil
 	}))

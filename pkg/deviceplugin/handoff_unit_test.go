@@ -17,24 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
-
-type fakeLister struct {
-	mu   sync.Mutex
-	pods []*v1.Pod
-}
-
-func (l *fakeLister) List(labels.Selector) ([]*v1.Pod, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.pods), nil
-}
-
-func (l *fakeLister) add(p *v1.Pod) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.pods = append(l.pods, p)
-}
 
 const gpu = "nvidia.com/gpu"
 
@@ -42,13 +26,7 @@ const gpu = "nvidia.com/gpu"
 // scheduler's set when ids is not nil, assumed at the given second.
 func boundPod(t *testing.T, name string, n int64, at int, ids ...string) *v1.Pod {
 	t.Helper()
-	p := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name)},
-		Spec: v1.PodSpec{NodeName: "node", Containers: []v1.Container{{
-			Name:      "main",
-			Resources: v1.ResourceRequirements{Limits: v1.ResourceList{gpu: *resource.NewQuantity(n, resource.DecimalSI)}},
-		}}},
-	}
+	p := fixture.MakePod().Named(name).Node("node").GPUs(gpu, n)
 	if ids != nil {
 		// As the scheduler writes it: the pod's union and the container's set.
 		s, err := protocol.EncodeDevices(protocol.Devices{
@@ -56,12 +34,10 @@ func boundPod(t *testing.T, name string, n int64, at int, ids ...string) *v1.Pod
 			Containers: map[string]map[string][]string{"main": {gpu: ids}},
 		})
 		require.NoError(t, err)
-		p.Annotations = map[string]string{
-			protocol.DevicesAnnotation:   s,
-			protocol.AssumedAtAnnotation: protocol.FormatAssumedAt(time.Unix(int64(at), 0)),
-		}
+		p.Annotations(protocol.DevicesAnnotation, s,
+			protocol.AssumedAtAnnotation, protocol.FormatAssumedAt(time.Unix(int64(at), 0)))
 	}
-	return p
+	return p.Obj()
 }
 
 var all8 = []string{"g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"}
@@ -74,12 +50,12 @@ func without(ids []string, drop ...string) []string {
 // the handoff, whatever order the scheduler assumed them in.
 func TestHandoffFollowsArrivalOrder(t *testing.T) {
 	ctx := context.Background()
-	pods := &fakeLister{}
+	pods := &fixture.PodLister{}
 	h := NewHandoff(pods)
 	// Assumed b (t=1) before a (t=2), but bound (delivered) a first.
 	a, b := boundPod(t, "a", 1, 2, "g3"), boundPod(t, "b", 1, 1, "g5")
 	for _, p := range []*v1.Pod{a, b} {
-		pods.add(p)
+		pods.Add(p)
 		h.Observe(p)
 	}
 	ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 1)
@@ -98,11 +74,11 @@ func TestHandoffFollowsArrivalOrder(t *testing.T) {
 // choice, and does not take the next pod's set.
 func TestHandoffOtherSchedulersPodKeepsItsTurn(t *testing.T) {
 	ctx := context.Background()
-	pods := &fakeLister{}
+	pods := &fixture.PodLister{}
 	h := NewHandoff(pods)
 	other, ours := boundPod(t, "other", 2, 0), boundPod(t, "ours", 2, 1, "g0", "g1")
 	for _, p := range []*v1.Pod{other, ours} {
-		pods.add(p)
+		pods.Add(p)
 		h.Observe(p)
 	}
 	_, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
@@ -122,11 +98,11 @@ func TestHandoffOtherSchedulersPodKeepsItsTurn(t *testing.T) {
 // not the set of the pod behind it.
 func TestHandoffSizeAndStaleHead(t *testing.T) {
 	ctx := context.Background()
-	pods := &fakeLister{}
+	pods := &fixture.PodLister{}
 	h := NewHandoff(pods)
 	pair, one, two := boundPod(t, "pair", 2, 0, "g0", "g1"), boundPod(t, "one", 1, 1, "g2"), boundPod(t, "two", 1, 2, "g3")
 	for _, p := range []*v1.Pod{pair, one, two} {
-		pods.add(p)
+		pods.Add(p)
 		h.Observe(p)
 	}
 	ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 1)
@@ -144,12 +120,12 @@ func TestHandoffSizeAndStaleHead(t *testing.T) {
 // handoff waits for it (up to the configured wait) instead of guessing.
 func TestHandoffWaitsForTheInformer(t *testing.T) {
 	ctx := context.Background()
-	pods := &fakeLister{}
+	pods := &fixture.PodLister{}
 	h := NewHandoff(pods, WithInformerWait(10*time.Second))
 	late := boundPod(t, "late", 2, 0, "g6", "g7")
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		pods.add(late)
+		pods.Add(late)
 		h.Observe(late)
 	}()
 	ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
@@ -180,9 +156,9 @@ func TestHandoffEntries(t *testing.T) {
 	bad := boundPod(t, "bad", 1, 0)
 	bad.Annotations = map[string]string{protocol.DevicesAnnotation: "{not json"}
 
-	pods := &fakeLister{pods: []*v1.Pod{done, p, bad}}
+	pods := &fixture.PodLister{Pods: []*v1.Pod{done, p, bad}}
 	h := NewHandoff(pods)
-	for _, x := range pods.pods {
+	for _, x := range pods.Pods {
 		h.Observe(x)
 	}
 	var got []string
@@ -224,12 +200,12 @@ func next(t *testing.T, h *Handoff, avail []string, size int) (string, []string)
 // chose {1,6}. A restarted kubelet admits early then late (by creation
 // time): each must get its own set. Before the fix early got {0,3}.
 func TestHandoffKubeletRestartBatchByCreationTime(t *testing.T) {
-	pods := &fakeLister{}
+	pods := &fixture.PodLister{}
 	h := NewHandoff(pods)
 	late := required(created(boundPod(t, "late", 2, 1, "g0", "g3"), 20))
 	early := created(boundPod(t, "early", 2, 2, "g1", "g6"), 10)
 	for _, p := range []*v1.Pod{late, early} {
-		pods.add(p)
+		pods.Add(p)
 		h.Observe(p)
 	}
 	// A running kubelet admits in watch order: late first.
@@ -250,11 +226,11 @@ func TestHandoffKubeletRestartBatchByCreationTime(t *testing.T) {
 // before the pods that reach the kubelet afterwards (by arrival), whatever
 // their creation time; pods of another size keep their own queue.
 func TestHandoffBatchThenStream(t *testing.T) {
-	pods := &fakeLister{}
+	pods := &fixture.PodLister{}
 	h := NewHandoff(pods)
 	observe := func(ps ...*v1.Pod) {
 		for _, p := range ps {
-			pods.add(p)
+			pods.Add(p)
 			h.Observe(p)
 		}
 	}
@@ -286,12 +262,12 @@ func TestHandoffBatchThenStream(t *testing.T) {
 // After the plugin's own restart (or a node reboot) the informer's initial
 // list is a batch too: pending pods go by creation time, not list order.
 func TestHandoffInitialListInBindOrder(t *testing.T) {
-	pods := &fakeLister{}
+	pods := &fixture.PodLister{}
 	h := NewHandoff(pods, WithUnsynced())
 	late := created(boundPod(t, "late", 2, 1, "g0", "g3"), 20)
 	early := created(boundPod(t, "early", 2, 2, "g1", "g6"), 10)
 	for _, p := range []*v1.Pod{late, early} { // list order
-		pods.add(p)
+		pods.Add(p)
 		h.Observe(p)
 	}
 	// Not synced yet: no answer from a partial list.
@@ -343,11 +319,11 @@ func (a *allocs) give(pod, container string, ids ...string) {
 // (listed first) looked pending, its set is taken, so "next" was handed the
 // plugin's own choice and "run"'s entry consumed in its place.
 func TestHandoffRunningPodsFromPodResources(t *testing.T) {
-	pods := &fakeLister{}
+	pods := &fixture.PodLister{}
 	run := created(boundPod(t, "run", 2, 1, "g0", "g1"), 1)
 	pending := created(boundPod(t, "next", 2, 2, "g2", "g3"), 2)
-	pods.add(run)
-	pods.add(pending)
+	pods.Add(run)
+	pods.Add(pending)
 	a := &allocs{}
 	a.give("run", "main", "g0", "g1")
 
@@ -374,7 +350,7 @@ func TestHandoffRunningPodsFromPodResources(t *testing.T) {
 	// later pod is not handed "next"'s leftover turn.
 	a.give("next", "main", "g4", "g5")
 	third := created(boundPod(t, "third", 2, 3, "g6", "g7"), 3)
-	pods.add(third)
+	pods.Add(third)
 	h.Observe(third)
 	ids, pod, ok = h.ScheduledSet(context.Background(), gpu, without(all8, "g0", "g1", "g4", "g5"), nil, 2)
 	require.True(t, ok)
@@ -396,7 +372,7 @@ func TestHandoffRunningPodsFromPodResources(t *testing.T) {
 // The arrival map holds live pods only: deleted and finished pods leave it
 // (100k short CPU-only pods used to leave 100k entries).
 func TestHandoffForgetsPodsThatGo(t *testing.T) {
-	h := NewHandoff(&fakeLister{})
+	h := NewHandoff(&fixture.PodLister{})
 	const n = 100_000
 	for i := range n {
 		p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cpu", Namespace: "default", UID: types.UID("u" + strconv.Itoa(i))},
@@ -432,10 +408,10 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("kubelet lists a pod only after its admission", func(t *testing.T) {
-		pods := &fakeLister{}
+		pods := &fixture.PodLister{}
 		a, b := boundPod(t, "a", 2, 1, "g0", "g1"), boundPod(t, "b", 2, 2, "g2", "g3")
-		pods.add(a)
-		pods.add(b)
+		pods.Add(a)
+		pods.Add(b)
 		h := NewHandoff(pods, WithAllocations(&allocs{})) // lists nothing yet
 		h.Observe(a)
 		h.Observe(b)
@@ -451,9 +427,9 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 	})
 
 	t.Run("a stale listing under a reused name does not consume the new pod's turn", func(t *testing.T) {
-		pods := &fakeLister{}
+		pods := &fixture.PodLister{}
 		old := boundPod(t, "job", 2, 1, "g0", "g1")
-		pods.add(old)
+		pods.Add(old)
 		al := &allocs{}
 		h := NewHandoff(pods, WithAllocations(al))
 		h.Observe(old)
@@ -463,13 +439,11 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 		al.give("job", "main", "g0", "g1")
 		// "job" is deleted and created again under its name (a StatefulSet);
 		// the kubelet's answer still lists the old one with g0+g1.
-		pods.mu.Lock()
-		pods.pods = nil
-		pods.mu.Unlock()
+		pods.Set()
 		h.Forget(old.UID)
 		renewed := boundPod(t, "job", 2, 3, "g0", "g1")
 		renewed.UID = "uid-job-2"
-		pods.add(renewed)
+		pods.Add(renewed)
 		h.Observe(renewed)
 		ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 2)
 		require.True(t, ok, "the new pod is pending: the listing is of devices this process gave the old one")
@@ -478,7 +452,7 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 	})
 
 	t.Run("informer behind the kubelet: PodResources says who got the devices", func(t *testing.T) {
-		pods := &fakeLister{}
+		pods := &fixture.PodLister{}
 		al := &allocs{}
 		h := NewHandoff(pods, WithAllocations(al))
 		// The kubelet admits "p" before the informer delivers it: no entry,
@@ -490,7 +464,7 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 		al.give("p", "main", "g4", "g5")
 		p, q := boundPod(t, "p", 2, 1, "g0", "g1"), boundPod(t, "q", 2, 2, "g2", "g3")
 		for _, x := range []*v1.Pod{p, q} {
-			pods.add(x)
+			pods.Add(x)
 			h.Observe(x)
 		}
 		// Before: "p" looked pending for ever and "q" was handed p's {g0,g1}.
@@ -501,10 +475,10 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 	})
 
 	t.Run("own choice marks the pod it was answered for", func(t *testing.T) {
-		pods := &fakeLister{}
+		pods := &fixture.PodLister{}
 		other, ours := boundPod(t, "other", 2, 1), boundPod(t, "ours", 2, 2, "g0", "g1")
-		pods.add(other)
-		pods.add(ours)
+		pods.Add(other)
+		pods.Add(ours)
 		h := NewHandoff(pods, WithAllocations(&allocs{}))
 		h.Observe(other)
 		h.Observe(ours)
@@ -524,12 +498,12 @@ func TestHandoffPodResourcesOnlyAdds(t *testing.T) {
 // (after the snapshot), as the informer can between the lister's List and
 // the handoff's lock.
 type racingLister struct {
-	fakeLister
+	fixture.PodLister
 	during func()
 }
 
 func (l *racingLister) List(s labels.Selector) ([]*v1.Pod, error) {
-	out, err := l.fakeLister.List(s)
+	out, err := l.PodLister.List(s)
 	if f := l.during; f != nil {
 		l.during = nil
 		f()
@@ -547,14 +521,14 @@ func TestHandoffKeepsPodsDeliveredDuringAList(t *testing.T) {
 	pods := &racingLister{}
 	h := NewHandoff(pods)
 	a, b, c := boundPod(t, "a", 1, 1, "g0"), boundPod(t, "b", 1, 2, "g1"), boundPod(t, "c", 1, 3, "g2")
-	pods.add(a)
+	pods.Add(a)
 	h.Observe(a)
-	pods.during = func() { pods.add(b); h.Observe(b) }
+	pods.during = func() { pods.Add(b); h.Observe(b) }
 	ids, pod, ok := h.ScheduledSet(ctx, gpu, all8, nil, 1)
 	require.True(t, ok)
 	require.Equal(t, "a", pod.Name)
 	h.allocated(gpu, ids)
-	pods.add(c)
+	pods.Add(c)
 	h.Observe(c)
 	h.Observe(b) // an update of b (kwok marks it running): not a new arrival
 	ids, pod, ok = h.ScheduledSet(ctx, gpu, without(all8, "g0"), nil, 1)

@@ -23,6 +23,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/test/harness"
 )
 
@@ -38,7 +39,7 @@ func TestPublish(t *testing.T) {
 	dir := socketDir(t)
 	k := startKubelet(t, dir)
 	prSocket := servePodResources(t, k)
-	pods := &podList{}
+	pods := &fixture.PodLister{}
 	pub := nodepublish.New(nodepublish.Options{
 		Client: client, NodeName: nodeName, PodResources: deviceplugin.NewPodResources(prSocket), Pods: pods,
 		Topology: true, Labels: true, InUse: true, InUseInterval: time.Hour,
@@ -70,7 +71,7 @@ func TestPublish(t *testing.T) {
 	// own PodResources server, with the pod's UID from the informer.
 	ids, _, err := k.allocate("train", "nvidia.com/gpu", 2, nil)
 	require.NoError(t, err)
-	pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "train", Namespace: "default", UID: "uid-train"}})
+	pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "train", Namespace: "default", UID: "uid-train"}})
 	require.Eventually(t, func() bool {
 		// Allocate kicked a refresh; it may have run before the pod was listed.
 		pub.Kick()
@@ -129,7 +130,7 @@ func TestPublishReportsAnUnhonouredSet(t *testing.T) {
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}})
 	dir := socketDir(t)
 	k := startKubelet(t, dir)
-	pods := &podList{}
+	pods := &fixture.PodLister{}
 	recorder := record.NewFakeRecorder(10)
 	reg := prometheus.NewRegistry()
 	metrics := deviceplugin.NewMetrics(reg)
@@ -151,11 +152,11 @@ func TestPublishReportsAnUnhonouredSet(t *testing.T) {
 	}()
 	require.NoError(t, err)
 	require.NotEqual(t, missedSet, sortedIDs(got))
-	pods.add(missed)
+	pods.Add(missed)
 	// "other": no choice (another scheduler's pod).
 	_, _, err = k.allocate("other", "nvidia.com/gpu", 1, nil)
 	require.NoError(t, err)
-	pods.add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default", UID: "uid-other"}})
+	pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default", UID: "uid-other"}})
 
 	node := func() *v1.Node {
 		n, err := client.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})

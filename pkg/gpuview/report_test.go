@@ -183,14 +183,14 @@ func TestNodeFragmentation(t *testing.T) {
 	}
 }
 
-// fixture is one side of three nodes:
+// threeNodes is one side of three nodes:
 //   - dgx1: demo/train-a on {0,1,2,3}, demo/infer-a on GPU 4;
 //   - a100: MIG on GPU 0 (1g.5gb [0], 1g.5gb [1], 3g.20gb [4-7]) with
 //     demo/mig-a on the first 1g and demo/mig-b on the 3g; GPU 1
 //     time-shared x4 with demo/shared-a x2 and demo/shared-b x1; GPU 7
 //     unhealthy;
 //   - pcie: all free.
-func fixture(t *testing.T) Side {
+func threeNodes(t *testing.T) Side {
 	t.Helper()
 	dgx1 := catalogNode(t, "dgx1", fake.DGX1V100)
 	dgx1.Pods = []Placement{whole("demo/train-a", gpus(dgx1, 0, 1, 2, 3)), whole("demo/infer-a", gpus(dgx1, 4))}
@@ -213,7 +213,7 @@ func fixture(t *testing.T) Side {
 }
 
 func TestAnalyzeSide(t *testing.T) {
-	side := fixture(t)
+	side := threeNodes(t)
 	d := dist(t, score.Weighted{Type: whole1, Weight: 1}, score.Weighted{Type: whole4, Weight: 1})
 	m := AnalyzeSide(&side, d)
 
@@ -403,10 +403,10 @@ func containsSub(lines []string, sub string) bool {
 }
 
 func TestWriteReport(t *testing.T) {
-	ours := fixture(t)
+	ours := threeNodes(t)
 	// The other side: the same pool, the training pod on {0,1,2,4} (a SYS
 	// ring, 6/25 = 0.24), the inference pod pending.
-	theirs := fixture(t)
+	theirs := threeNodes(t)
 	theirs.Profile = "default-scheduler"
 	dgx1 := &theirs.Nodes[0]
 	dgx1.Pods = []Placement{whole("demo/train-a", gpus(*dgx1, 0, 1, 2, 4))}
@@ -470,7 +470,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestWriteReportWriterError(t *testing.T) {
-	side := fixture(t)
+	side := threeNodes(t)
 	err := WriteReport(&failWriter{after: 3}, []Side{side}, nil, nil)
 	require.ErrorContains(t, err, "disk full")
 }

@@ -7,14 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -22,14 +20,14 @@ import (
 // every other pair SYS (6 GB/s); GPUs 0,1 on NUMA 0 and 2,3 on NUMA 1;
 // GPU 3 time-shared x2.
 func box() *topology.Node {
-	n := scoretest.Build("n", "V100", 4, 2, func(i, j int) topology.Link {
+	n := fixture.Build("n", "V100", 4, 2, func(i, j int) topology.Link {
 		switch {
 		case i == 0 && j == 1:
-			return scoretest.NV(2)
+			return fixture.NV(2)
 		case i == 2 && j == 3:
-			return scoretest.PIX
+			return fixture.PIX
 		}
-		return scoretest.SYS
+		return fixture.SYS
 	})
 	n.GPUs[3].Replicas = 2
 	return n
@@ -53,19 +51,16 @@ func gpuNodeObject(t *testing.T, name string, topo *topology.Node, inUse []proto
 
 func podObject(t *testing.T, name, node string, chosen map[string][]string, asks int64) corev1.Pod {
 	t.Helper()
-	p := corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name), Annotations: map[string]string{}},
-		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "main"}}},
-	}
+	p := fixture.MakePod().Named(name).Node(node).Container("main").Annotations()
 	if asks > 0 {
-		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"nvidia.com/gpu": *resource.NewQuantity(asks, resource.DecimalSI)}
+		p.Limit("nvidia.com/gpu", asks)
 	}
 	if chosen != nil {
 		raw, err := protocol.EncodeDevices(protocol.Devices{Resources: chosen})
 		require.NoError(t, err)
-		p.Annotations[protocol.DevicesAnnotation] = raw
+		p.Annotations(protocol.DevicesAnnotation, raw)
 	}
-	return p
+	return *p.Obj()
 }
 
 // fixtureCluster: node "box" where default/train holds GPUs 0 and 2 (the

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -18,17 +18,17 @@ type namedNode struct {
 
 // testNodes are the shapes whose annotations must round-trip.
 var testNodes = []namedNode{
-	{"dgx-1-v100", scoretest.DGX1V100("dgx1")},
-	{"dgx-a100", scoretest.NVSwitch("dgxa100", "A100", 8, 12)},
-	{"pcie-4gpu-2socket", scoretest.PCIe("pcie4", "T4", 4)},
-	{"nvswitch-16gpu", scoretest.NVSwitch("nvs16", "H100", 16, 18)},
-	{"shared", scoretest.Shared(scoretest.PCIe("shared", "T4", 8), 4)},
+	{"dgx-1-v100", fixture.DGX1V100("dgx1")},
+	{"dgx-a100", fixture.NVSwitch("dgxa100", "A100", 8, 12)},
+	{"pcie-4gpu-2socket", fixture.PCIe("pcie4", "T4", 4)},
+	{"nvswitch-16gpu", fixture.NVSwitch("nvs16", "H100", 16, 18)},
+	{"shared", fixture.Shared(fixture.PCIe("shared", "T4", 8), 4)},
 }
 
 // migNode is a DGX A100 with GPU 0 in MIG mode (two 3g.20gb devices, the
 // second unhealthy), GPU 1 shared 4 ways, GPU 7 unhealthy, and a clique.
 func migNode() *topology.Node {
-	n := scoretest.WithMIG(scoretest.NVSwitch("dgxa100", "A100", 8, 12), 0, 4, "3g.20gb", "3g.20gb")
+	n := fixture.WithMIG(fixture.NVSwitch("dgxa100", "A100", 8, 12), 0, 4, "3g.20gb", "3g.20gb")
 	n.MIG[1].Healthy = false
 	n.GPUs[1].Replicas = 4
 	n.GPUs[7].Healthy = false
@@ -55,7 +55,7 @@ func TestCodecRoundTrip(t *testing.T) {
 // A node that publishes its resources is written as v2 and read back with
 // them; without them it stays v1 (older schedulers read it).
 func TestCodecResources(t *testing.T) {
-	n := scoretest.PCIe("pcie4", "T4", 4)
+	n := fixture.PCIe("pcie4", "T4", 4)
 	for i := range n.GPUs {
 		n.GPUs[i].Replicas = 4
 	}
@@ -97,7 +97,7 @@ func TestEncodeFormat(t *testing.T) {
 // validation, so Decode sees the inconsistent node.
 func mutate(t *testing.T, f func(n *topology.Node)) string {
 	t.Helper()
-	n := scoretest.DGX1V100("dgx1")
+	n := fixture.DGX1V100("dgx1")
 	f(n)
 	b, err := json.Marshal(topologyEnvelope{Version: TopologyVersion, Node: n})
 	require.NoError(t, err)
@@ -105,7 +105,7 @@ func mutate(t *testing.T, f func(n *topology.Node)) string {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	valid, err := EncodeTopology(scoretest.DGX1V100("dgx1"))
+	valid, err := EncodeTopology(fixture.DGX1V100("dgx1"))
 	require.NoError(t, err)
 	tests := []struct {
 		name  string
@@ -195,7 +195,7 @@ func TestDecodeErrors(t *testing.T) {
 func TestEncodeErrors(t *testing.T) {
 	_, err := EncodeTopology(nil)
 	require.ErrorContains(t, err, "nil node")
-	n := scoretest.DGX1V100("dgx1")
+	n := fixture.DGX1V100("dgx1")
 	n.Links = n.Links[:3]
 	_, err = EncodeTopology(n)
 	require.ErrorContains(t, err, "link matrix has 3 rows, want 8")
@@ -216,7 +216,7 @@ func TestEncodeErrors(t *testing.T) {
 // never panic; a decoded node must encode, and decode again to the same node;
 // and its shape must answer BestSet inside the usable GPUs.
 func FuzzDecodeTopology(f *testing.F) {
-	for _, n := range []*topology.Node{scoretest.DGX1V100("dgx1"), scoretest.PCIe("pcie4", "T4", 4), migNode()} {
+	for _, n := range []*topology.Node{fixture.DGX1V100("dgx1"), fixture.PCIe("pcie4", "T4", 4), migNode()} {
 		s, err := EncodeTopology(n)
 		require.NoError(f, err)
 		f.Add(s)

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -19,12 +19,12 @@ func BenchmarkChooseState(b *testing.B) {
 		used []int
 		req  score.Request
 	}{
-		{"dgx1-8gpu/1gpu", scoretest.DGX1V100("b"), []int{0, 5}, score.Request{Kind: score.KindWhole, Count: 1}},
-		{"dgx1-8gpu/4gpu", scoretest.DGX1V100("b"), nil, score.Request{Kind: score.KindWhole, Count: 4}},
-		{"dgx1-8gpu-shared4/2rep", scoretest.Shared(scoretest.DGX1V100("s"), 4), []int{0, 5}, score.Request{Kind: score.KindShared, Count: 2}},
-		{"nvswitch-16gpu/1gpu", scoretest.NVSwitch("b", "H100", 16, 18), []int{0, 5, 9}, score.Request{Kind: score.KindWhole, Count: 1}},
-		{"nvswitch-16gpu/4gpu", scoretest.NVSwitch("b", "H100", 16, 18), []int{0, 5, 9}, score.Request{Kind: score.KindWhole, Count: 4}},
-		{"pcie-16gpu/2gpu", scoretest.PCIe("p", "T4", 16), []int{0, 5, 9}, score.Request{Kind: score.KindWhole, Count: 2}},
+		{"dgx1-8gpu/1gpu", fixture.DGX1V100("b"), []int{0, 5}, score.Request{Kind: score.KindWhole, Count: 1}},
+		{"dgx1-8gpu/4gpu", fixture.DGX1V100("b"), nil, score.Request{Kind: score.KindWhole, Count: 4}},
+		{"dgx1-8gpu-shared4/2rep", fixture.Shared(fixture.DGX1V100("s"), 4), []int{0, 5}, score.Request{Kind: score.KindShared, Count: 2}},
+		{"nvswitch-16gpu/1gpu", fixture.NVSwitch("b", "H100", 16, 18), []int{0, 5, 9}, score.Request{Kind: score.KindWhole, Count: 1}},
+		{"nvswitch-16gpu/4gpu", fixture.NVSwitch("b", "H100", 16, 18), []int{0, 5, 9}, score.Request{Kind: score.KindWhole, Count: 4}},
+		{"pcie-16gpu/2gpu", fixture.PCIe("p", "T4", 16), []int{0, 5, 9}, score.Request{Kind: score.KindWhole, Count: 2}},
 	} {
 		used := map[string]bool{}
 		for _, i := range tc.used {

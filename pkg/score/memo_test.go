@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -19,7 +19,7 @@ import (
 // IDs included.
 func TestMemoAgreesWithDirect(t *testing.T) {
 	mixed := func(p string) *topology.Node {
-		n := scoretest.DGX1V100(p)
+		n := fixture.DGX1V100(p)
 		for i := 4; i < 8; i++ {
 			n.GPUs[i].Model = "P100"
 		}
@@ -30,11 +30,11 @@ func TestMemoAgreesWithDirect(t *testing.T) {
 		name string
 		make func(prefix string) *topology.Node
 	}{
-		{"dgx1", scoretest.DGX1V100},
+		{"dgx1", fixture.DGX1V100},
 		{"dgx1-mixed-models", mixed},
-		{"dgx1-shared4", func(p string) *topology.Node { return scoretest.Shared(scoretest.DGX1V100(p), 4) }},
-		{"nvswitch16", func(p string) *topology.Node { return scoretest.NVSwitch(p, "H100", 16, 18) }},
-		{"pcie16", func(p string) *topology.Node { return scoretest.PCIe(p, "T4", 16) }},
+		{"dgx1-shared4", func(p string) *topology.Node { return fixture.Shared(fixture.DGX1V100(p), 4) }},
+		{"nvswitch16", func(p string) *topology.Node { return fixture.NVSwitch(p, "H100", 16, 18) }},
+		{"pcie16", func(p string) *topology.Node { return fixture.PCIe(p, "T4", 16) }},
 	}
 	d, err := NewDistribution(append(DefaultPrior(), Weighted{TaskType{Kind: KindWhole, Count: 2, Model: "P100"}, 0.05}))
 	require.NoError(t, err)
@@ -79,7 +79,7 @@ func TestMemoAgreesWithDirect(t *testing.T) {
 // TestMemoIgnoresUnnumberedDistribution: a Distribution built without
 // NewDistribution is not memoized (it could be changed in place).
 func TestMemoIgnoresUnnumberedDistribution(t *testing.T) {
-	n := scoretest.DGX1V100("u")
+	n := fixture.DGX1V100("u")
 	s := NewState(n)
 	d := &Distribution{Types: []TaskType{{Kind: KindWhole, Count: 1}}, P: []float64{1}}
 	_, ok := s.keyOf(Request{Kind: KindWhole, Count: 1}, d)
@@ -92,7 +92,7 @@ func TestMemoIgnoresUnnumberedDistribution(t *testing.T) {
 // TestMemoConcurrent: parallel callers (as Filter runs on 16 goroutines)
 // get the same answers as the direct computation; run with -race.
 func TestMemoConcurrent(t *testing.T) {
-	nodes := []*topology.Node{scoretest.DGX1V100("c0"), scoretest.DGX1V100("c1"), scoretest.DGX1V100("c2")}
+	nodes := []*topology.Node{fixture.DGX1V100("c0"), fixture.DGX1V100("c1"), fixture.DGX1V100("c2")}
 	reqs := []Request{{Kind: KindWhole, Count: 1}, {Kind: KindWhole, Count: 2}, {Kind: KindWhole, Count: 4, Topology: HintRequired}, {Kind: KindShared, Count: 1}}
 	type job struct {
 		s    *State

@@ -7,13 +7,13 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 func TestPreferred(t *testing.T) {
-	dgx := scoretest.DGX1V100("a")
-	shared := scoretest.Shared(scoretest.DGX1V100("s"), 4)
-	mig := scoretest.WithMIG(scoretest.NVSwitch("m", "A100", 2, 12), 0, 1, "1g.5gb", "1g.5gb")
+	dgx := fixture.DGX1V100("a")
+	shared := fixture.Shared(fixture.DGX1V100("s"), 4)
+	mig := fixture.WithMIG(fixture.NVSwitch("m", "A100", 2, 12), 0, 1, "1g.5gb", "1g.5gb")
 	halfOnly, err := score.NewWorkload(score.WorkloadOptions{Prior: []score.Weighted{{Type: half, Weight: 1}}, Pin: true})
 	require.NoError(t, err)
 	rep := func(gpu int, n ...int) []string {
@@ -91,8 +91,8 @@ func TestPreferred(t *testing.T) {
 }
 
 func TestPreferredErrors(t *testing.T) {
-	dgx := scoretest.DGX1V100("e")
-	mig := scoretest.WithMIG(scoretest.NVSwitch("em", "A100", 2, 12), 0, 1, "1g.5gb")
+	dgx := fixture.DGX1V100("e")
+	mig := fixture.WithMIG(fixture.NVSwitch("em", "A100", 2, 12), 0, 1, "1g.5gb")
 	tests := []struct {
 		name      string
 		node      bool

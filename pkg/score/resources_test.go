@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 func TestBuckets(t *testing.T) {
@@ -31,7 +31,7 @@ func TestBuckets(t *testing.T) {
 // A node whose free CPU (or memory) cannot hold a task type counts all its
 // free GPUs as fragment for that type (FGD's "lack CPU" case).
 func TestFragmentationCPUAware(t *testing.T) {
-	node := scoretest.PCIe("n", "T4", 2) // two free T4s
+	node := fixture.PCIe("n", "T4", 2) // two free T4s
 	big := score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 4000, MemoryMiB: 8192}
 	small := score.TaskType{Kind: score.KindWhole, Count: 1}
 	d, err := score.NewDistribution([]score.Weighted{{Type: big, Weight: 1}, {Type: small, Weight: 1}})
@@ -94,7 +94,7 @@ func TestObserveBucketsCPUMemory(t *testing.T) {
 // by the type's own tasks or at the mix's CPU per GPU (the larger),
 // bound the GPUs the type can take (taskCap); the rest is stranded for it.
 func TestFragmentationCPUBoundsTasks(t *testing.T) {
-	node := scoretest.PCIe("n", "G2", 8)
+	node := fixture.PCIe("n", "G2", 8)
 	one := score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 12000}
 	d, err := score.NewDistribution([]score.Weighted{{Type: one, Weight: 1}})
 	require.NoError(t, err)
@@ -132,7 +132,7 @@ func TestFragmentationCPUBoundsTasks(t *testing.T) {
 	sh := score.TaskType{Kind: score.KindShared, Milli: 250, CPUMilli: 6000}
 	d2, err := score.NewDistribution([]score.Weighted{{Type: sh, Weight: 1}})
 	require.NoError(t, err)
-	s2 := score.NewState(scoretest.Shared(scoretest.PCIe("n", "G2", 8), 4))
+	s2 := score.NewState(fixture.Shared(fixture.PCIe("n", "G2", 8), 4))
 	s2.SetFree(24000, 1<<20)
 	require.InDelta(t, 7, score.Fragmentation(s2, d2), 1e-9)
 	// Memory bounds the same way: 2 tasks of 12 GiB in 24 GiB.
@@ -154,7 +154,7 @@ func TestFragmentationCPUBoundByMix(t *testing.T) {
 	one := score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 6000}
 	d, err := score.NewDistribution([]score.Weighted{{Type: sh, Weight: 1}, {Type: one, Weight: 1}})
 	require.NoError(t, err)
-	s := score.NewState(scoretest.Shared(scoretest.PCIe("n", "G2", 8), 4))
+	s := score.NewState(fixture.Shared(fixture.PCIe("n", "G2", 8), 4))
 	s.SetFree(96000, 1<<20)
 	// Mix: CPU 0.5 x 12000 + 0.5 x 6000 = 9000 per 0.5 x 0.25 + 0.5 x 1 =
 	// 0.625 GPU: 14400 per GPU; 96 cores feed 96000 / 14400 = 6.667 GPUs.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -16,10 +16,10 @@ import (
 // node's layout changed under them (replicas lowered, sharing turned off) or
 // their suffix is malformed: the GPU they name must not look free.
 func TestStateOfStaleUsage(t *testing.T) {
-	shared2 := func() *topology.Node { return scoretest.Shared(scoretest.PCIe("s", "T4", 4), 2) }
-	whole := func() *topology.Node { return scoretest.PCIe("w", "T4", 4) }
+	shared2 := func() *topology.Node { return fixture.Shared(fixture.PCIe("s", "T4", 4), 2) }
+	whole := func() *topology.Node { return fixture.PCIe("w", "T4", 4) }
 	mig := func() *topology.Node {
-		return scoretest.WithMIG(scoretest.PCIe("m", "A100", 2), 0, 1, "1g.5gb", "1g.5gb")
+		return fixture.WithMIG(fixture.PCIe("m", "A100", 2), 0, 1, "1g.5gb", "1g.5gb")
 	}
 	tests := []struct {
 		name     string
@@ -109,7 +109,7 @@ func TestStateOfStaleUsage(t *testing.T) {
 // running pods on GPU 0's replicas 2 and 3, a whole-GPU request on a
 // one-GPU node must find nothing.
 func TestStateOfStaleReplicasNotGivenTwice(t *testing.T) {
-	n := scoretest.Shared(scoretest.PCIe("one", "T4", 2), 2)
+	n := fixture.Shared(fixture.PCIe("one", "T4", 2), 2)
 	used := map[string]bool{deviceid.ReplicaID(n.GPUs[0].UUID, 2): true, deviceid.ReplicaID(n.GPUs[1].UUID, 3): true}
 	_, ok := chooseOn(n, used, score.Request{Kind: score.KindWhole, Count: 1}, nil)
 	require.False(t, ok, "both GPUs run shared pods")
@@ -123,7 +123,7 @@ func TestStateOfStaleReplicasNotGivenTwice(t *testing.T) {
 // cluster) gives a state, never a panic; free GPUs stay within the usable
 // ones and IDs naming the node's GPUs make them busy.
 func FuzzStateOf(f *testing.F) {
-	n := scoretest.WithMIG(scoretest.Shared(scoretest.PCIe("f", "A100", 4), 2), 3, 1, "1g.5gb", "1g.5gb")
+	n := fixture.WithMIG(fixture.Shared(fixture.PCIe("f", "A100", 4), 2), 3, 1, "1g.5gb", "1g.5gb")
 	f.Add(n.GPUs[0].UUID + "::7")
 	f.Add(n.GPUs[1].UUID + "::x")
 	f.Add(n.GPUs[2].UUID + "::-1::3")

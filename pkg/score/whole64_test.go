@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -15,8 +15,8 @@ import (
 func TestChooseWholeOn64GPUs(t *testing.T) {
 	require.Equal(t, 64, topology.MaxGPUs)
 	nodes := map[string]*topology.Node{
-		"pcie":     scoretest.PCIe("w", "H100", 64),
-		"nvswitch": scoretest.NVSwitch("s", "H100", 64, 18),
+		"pcie":     fixture.PCIe("w", "H100", 64),
+		"nvswitch": fixture.NVSwitch("s", "H100", 64, 18),
 	}
 	for name, n := range nodes {
 		for _, tc := range []struct {

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -40,12 +40,12 @@ func usedSet(ids ...string) map[string]bool {
 }
 
 // TestChooseWholeDGX1 is the DGX-1 V100 hybrid cube-mesh (lanes per pair in
-// scoretest; 25 GB/s a lane; SYS 6 GB/s; NODE 10 GB/s) under the default
+// fixture; 25 GB/s a lane; SYS 6 GB/s; NODE 10 GB/s) under the default
 // workload: whole 1 (p .50), 2 (.04), 4 (.03), 8 (.03), shared (.40 in all,
 // which cannot use these non-shared GPUs: all free capacity is stranded
 // for them).
 func TestChooseWholeDGX1(t *testing.T) {
-	node := scoretest.DGX1V100("a")
+	node := fixture.DGX1V100("a")
 	tests := []struct {
 		name     string
 		used     []int

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/cluster"
 )
@@ -112,20 +113,10 @@ func (e *env) addNode(name, machine string) *topology.Node {
 
 // gpuPod is a pod of our scheduler asking for gpus whole GPUs.
 func gpuPod(name string, gpus int, annotations map[string]string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: annotations},
-		Spec: corev1.PodSpec{
-			SchedulerName: schedulerName,
-			Containers: []corev1.Container{{
-				Name:  "main",
-				Image: "registry.example/train:latest",
-				Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), gpuResource: *resource.NewQuantity(int64(gpus), resource.DecimalSI)},
-					Limits:   corev1.ResourceList{gpuResource: *resource.NewQuantity(int64(gpus), resource.DecimalSI)},
-				},
-			}},
-		},
-	}
+	return fixture.MakePod().Name(name).AnnotationMap(annotations).SchedulerName(schedulerName).
+		Container("main").Image("registry.example/train:latest").
+		RequestQuantity(string(corev1.ResourceCPU), resource.MustParse("1")).
+		Request(gpuResource, int64(gpus)).Limit(gpuResource, int64(gpus)).Obj()
 }
 
 func (e *env) createPod(p *corev1.Pod) {

@@ -10,12 +10,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/test/cluster"
 )
@@ -57,16 +57,11 @@ func startCluster(t *testing.T) (*Cluster, kubernetes.Interface, context.Context
 }
 
 func boundPod(name, node string, resources map[string]int64) *corev1.Pod {
-	limits := corev1.ResourceList{}
+	p := fixture.MakePod().Name(name).Node(node).Container("main").Image("registry.example/x")
 	for r, q := range resources {
-		limits[corev1.ResourceName(r)] = *resource.NewQuantity(q, resource.DecimalSI)
+		p.Limit(r, q)
 	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{
-			Name: "main", Image: "registry.example/x", Resources: corev1.ResourceRequirements{Limits: limits},
-		}}},
-	}
+	return p.Obj()
 }
 
 // A fake node advertises what its device plugin reports to the real device

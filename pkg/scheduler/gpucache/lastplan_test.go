@@ -7,14 +7,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // A node's last plans answer only for the State, the workload snapshot and
 // the request they were made for, keep the newest maxLastPlans requests
 // and never change once stored.
 func TestLastPlans(t *testing.T) {
-	n := scoretest.DGX1V100("l")
+	n := fixture.DGX1V100("l")
 	st1, st2 := score.NewState(n), score.NewState(n)
 	d1, d2 := score.DefaultDistribution(), &score.Distribution{}
 	errFull := errors.New("full")

@@ -21,7 +21,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -36,12 +36,12 @@ func BenchmarkScorePerNode(b *testing.B) {
 		used []int
 		gpus int64
 	}{
-		{"dgx1-8gpu/1gpu", scoretest.DGX1V100("b8"), []int{0, 5}, 1},
-		{"dgx1-8gpu/2gpu", scoretest.DGX1V100("b8"), []int{0, 5}, 2},
-		{"dgx1-8gpu/4gpu", scoretest.DGX1V100("b8"), nil, 4},
-		{"nvswitch-16gpu/1gpu", scoretest.NVSwitch("b16", "H100", 16, 18), []int{0, 5, 9}, 1},
-		{"nvswitch-16gpu/4gpu", scoretest.NVSwitch("b16", "H100", 16, 18), []int{0, 5, 9}, 4},
-		{"pcie-16gpu/2gpu", scoretest.PCIe("p16", "T4", 16), []int{0, 5, 9}, 2},
+		{"dgx1-8gpu/1gpu", fixture.DGX1V100("b8"), []int{0, 5}, 1},
+		{"dgx1-8gpu/2gpu", fixture.DGX1V100("b8"), []int{0, 5}, 2},
+		{"dgx1-8gpu/4gpu", fixture.DGX1V100("b8"), nil, 4},
+		{"nvswitch-16gpu/1gpu", fixture.NVSwitch("b16", "H100", 16, 18), []int{0, 5, 9}, 1},
+		{"nvswitch-16gpu/4gpu", fixture.NVSwitch("b16", "H100", 16, 18), []int{0, 5, 9}, 4},
+		{"pcie-16gpu/2gpu", fixture.PCIe("p16", "T4", 16), []int{0, 5, 9}, 2},
 	} {
 		t := &testing.T{}
 		node := gpuNode(t, "n", tc.topo, ids(tc.topo, tc.used...)...)
@@ -110,7 +110,7 @@ func BenchmarkCycle1000Nodes(b *testing.B) {
 	var nodes []*v1.Node
 	var infos []fwk.NodeInfo
 	for i := range n {
-		topo := scoretest.DGX1V100(fmt.Sprintf("c%d", i))
+		topo := fixture.DGX1V100(fmt.Sprintf("c%d", i))
 		var used []int
 		for g := range 8 {
 			if rng.IntN(2) == 0 {
@@ -192,7 +192,7 @@ func BenchmarkPodCycle(b *testing.B) {
 
 func benchPodCycle(b *testing.B, n int) {
 	const evaluated, running = 500, 2000
-	topo := scoretest.DGX1V100("c")
+	topo := fixture.DGX1V100("c")
 	raw, err := protocol.EncodeTopology(topo)
 	if err != nil {
 		b.Fatal(err)

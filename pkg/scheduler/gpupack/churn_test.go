@@ -15,7 +15,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // nodeInfo is a NodeInfo of node with allocatable CPU and memory, as the
@@ -37,7 +37,7 @@ func entries(c gpucache.Interface) int { return c.(*gpucache.Cache).Nodes() }
 // holds devices keeps a light entry until the pod goes.
 func TestNodeEntriesGoWithTheirNodes(t *testing.T) {
 	c := gpucache.New()
-	topo := scoretest.DGX1V100("c")
+	topo := fixture.DGX1V100("c")
 	for i := range 1000 {
 		node := gpuNode(t, fmt.Sprintf("gpu-%d", i), topo, ids(topo, i%8)...)
 		ni := nodeInfoOf(node)
@@ -99,7 +99,7 @@ func TestNodeEntriesGoWithTheirNodes(t *testing.T) {
 // The same through the plugin's informer handlers, with GPU pods placed
 // and deleted on the nodes meanwhile.
 func TestNodeChurnThroughTheInformer(t *testing.T) {
-	topo := scoretest.NVSwitch("i", "H100", 4, 18)
+	topo := fixture.NVSwitch("i", "H100", 4, 18)
 	h := newHarness(t, nil, nil)
 	ctx := context.Background()
 	nodes := h.cs.CoreV1().Nodes()
@@ -120,7 +120,7 @@ func TestNodeChurnThroughTheInformer(t *testing.T) {
 // delete cycles of DGX-1 nodes: entries and retained heap per cycle
 // (after a GC). Run before and after a change to compare.
 func BenchmarkNodeChurn(b *testing.B) {
-	topo := scoretest.DGX1V100("b")
+	topo := fixture.DGX1V100("b")
 	raw, err := protocol.EncodeTopology(topo)
 	if err != nil {
 		b.Fatal(err)

@@ -7,21 +7,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
-
-func cpuPod(name, cpu string) *v1.Pod {
-	return &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name)},
-		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "main", Resources: v1.ResourceRequirements{
-			Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu)},
-		}}}},
-	}
-}
 
 // A CPU-only pod goes where its CPU strands the fewest GPUs. The workload's
 // only task type needs 1 GPU and 8 cores; the pod asks 4 cores.
@@ -39,8 +29,8 @@ func TestCPUOnlyPodStrandsNoGPU(t *testing.T) {
 		n.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu), v1.ResourceMemory: resource.MustParse("64Gi")}
 		return n
 	}
-	tight := alloc(gpuNode(t, "tight", scoretest.PCIe("t", "T4", 2)), "16")
-	roomy := alloc(gpuNode(t, "roomy", scoretest.PCIe("r", "T4", 2)), "64")
+	tight := alloc(gpuNode(t, "tight", fixture.PCIe("t", "T4", 2)), "16")
+	roomy := alloc(gpuNode(t, "roomy", fixture.PCIe("r", "T4", 2)), "64")
 	plain := alloc(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}, "16")
 	w, err := score.NewWorkload(score.WorkloadOptions{Pin: true, Prior: []score.Weighted{
 		{Type: score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 8000}, Weight: 1}}})
@@ -54,7 +44,7 @@ func TestCPUOnlyPodStrandsNoGPU(t *testing.T) {
 	} {
 		h := newHarness(t, nil, tc.nodes)
 		h.pl.workload = w
-		node, ids, st, _ := h.schedule(cpuPod("cpu", "4"))
+		node, ids, st, _ := h.schedule(fixture.MakePod().Named("cpu").RequestQuantity(string(v1.ResourceCPU), resource.MustParse("4")).Obj())
 		require.Nil(t, st)
 		require.Equal(t, tc.want, node)
 		require.Empty(t, ids, "GPUPack reserves no device for a CPU-only pod")
@@ -64,7 +54,7 @@ func TestCPUOnlyPodStrandsNoGPU(t *testing.T) {
 	// harness keeps the first.
 	h := newHarness(t, nil, []*v1.Node{tight, roomy})
 	h.pl.workload = w
-	empty := cpuPod("none", "0")
+	empty := fixture.MakePod().Named("none").RequestQuantity(string(v1.ResourceCPU), resource.MustParse("0")).Obj()
 	empty.Spec.Containers[0].Resources.Requests = nil
 	node, _, st, _ := h.schedule(empty)
 	require.Nil(t, st)

@@ -11,17 +11,17 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 func TestQueueingHints(t *testing.T) {
 	logger, _ := ktesting.NewTestContext(t)
-	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", scoretest.DGX1V100("q"))})
+	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", fixture.DGX1V100("q"))})
 	pl := h.pl
 	pending := gpuPod("pending", "nvidia.com/gpu", 4)
-	base := gpuNode(t, "n", scoretest.DGX1V100("q"))
-	withInUse := gpuNode(t, "n", scoretest.DGX1V100("q"), scoretest.DGX1V100("q").GPUs[0].UUID)
-	otherTopo := gpuNode(t, "n", scoretest.NVSwitch("q", "H100", 8, 18))
+	base := gpuNode(t, "n", fixture.DGX1V100("q"))
+	withInUse := gpuNode(t, "n", fixture.DGX1V100("q"), fixture.DGX1V100("q").GPUs[0].UUID)
+	otherTopo := gpuNode(t, "n", fixture.NVSwitch("q", "H100", 8, 18))
 	relabelled := base.DeepCopy()
 	relabelled.Labels = map[string]string{"team": "a"}
 	relabelled.Annotations["unrelated"] = "x"

@@ -9,7 +9,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // Explain gives Filter's answer node by node: a node whose free GPUs are
@@ -17,7 +17,7 @@ import (
 // with the fragmentation and quality Score would rank it by.
 func TestExplain(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	full := scoretest.DGX1V100("full")
+	full := fixture.DGX1V100("full")
 	// "full": 6 of 8 GPUs in use by another scheduler's pod (in-use),
 	// one by our bound pod "holder" (annotation): 1 free.
 	fullNode := gpuNode(t, "full", full, ids(full, 0, 1, 2, 3, 4, 5)...)
@@ -25,7 +25,7 @@ func TestExplain(t *testing.T) {
 	require.NoError(t, err)
 	holder := gpuPod("holder", "nvidia.com/gpu", 1, protocol.DevicesAnnotation, devs)
 	holder.Spec.NodeName = "full"
-	free := scoretest.DGX1V100("free")
+	free := fixture.DGX1V100("free")
 	nodes := []*v1.Node{
 		fullNode,
 		gpuNode(t, "free", free),
@@ -69,7 +69,7 @@ func TestExplain(t *testing.T) {
 
 func TestExplainBadPods(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	nodes := []*v1.Node{gpuNode(t, "n", scoretest.DGX1V100("n"))}
+	nodes := []*v1.Node{gpuNode(t, "n", fixture.DGX1V100("n"))}
 	_, err := Explain(ctx, nil, gpuPod("cpu", "cpu", 1), nodes, nil)
 	require.ErrorContains(t, err, "asks for no GPU resource")
 	_, err = Explain(ctx, nil, gpuPod("bad", "nvidia.com/gpu", 1, "gpupack.io/topology", "sometimes"), nodes, nil)

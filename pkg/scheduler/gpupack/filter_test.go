@@ -9,15 +9,15 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 func TestMalformedInUseMakesNodeUnusable(t *testing.T) {
 	// We cannot know which GPUs are in use on "broken": it gets no GPU pod
 	// (with the reason), "ok" still does.
-	broken := gpuNode(t, "broken", scoretest.DGX1V100("x"))
+	broken := gpuNode(t, "broken", fixture.DGX1V100("x"))
 	broken.Annotations[protocol.InUseAnnotation] = `{"version":"v1","pods":[{"devices":[""]}]}`
-	h := newHarness(t, nil, []*v1.Node{broken, gpuNode(t, "ok", scoretest.DGX1V100("y"))})
+	h := newHarness(t, nil, []*v1.Node{broken, gpuNode(t, "ok", fixture.DGX1V100("y"))})
 	pod := gpuPod("p", "nvidia.com/gpu", 1)
 	state := framework.NewCycleState()
 	_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod)

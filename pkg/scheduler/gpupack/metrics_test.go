@@ -12,7 +12,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/version"
 	"github.com/gpupack/gpupack/test/dashboard"
 )
@@ -44,8 +44,8 @@ func TestPlacementOutcomesByReason(t *testing.T) {
 	// Node "s": DGX-1 with 1,2,4,7 in use; free 0,3,5,6 form no ring better
 	// than SYS (6 of the ideal 25 GB/s: below the best set). Node "bad" has
 	// an unreadable topology.
-	s := scoretest.DGX1V100("s")
-	bad := gpuNode(t, "bad", scoretest.DGX1V100("b"))
+	s := fixture.DGX1V100("s")
+	bad := gpuNode(t, "bad", fixture.DGX1V100("b"))
 	bad.Annotations["gpupack.io/topology"] = "{not json"
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "s", s, ids(s, 1, 2, 4, 7)...), bad})
 	before = count()
@@ -102,8 +102,8 @@ func TestClusterFragmentation(t *testing.T) {
 	// Workload: shared 500m only; the nodes' GPUs are not time-shared, so
 	// all free capacity is stranded for it: node "a" (2 GPUs, 1 in use) 1,
 	// node "b" (2 free) 2, "junk" (unreadable) nothing: 3 GPUs.
-	a := scoretest.NVSwitch("a", "A100", 2, 12)
-	b := scoretest.NVSwitch("b", "A100", 2, 12)
+	a := fixture.NVSwitch("a", "A100", 2, 12)
+	b := fixture.NVSwitch("b", "A100", 2, 12)
 	junk := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{protocol.TopologyAnnotation: "{"}}}
 	h := newHarness(t, pinnedArgs(t, config.TaskTypeWeight{Kind: "shared", Milli: 500, Weight: 1}),
 		[]*v1.Node{gpuNode(t, "a", a, a.GPUs[0].UUID), gpuNode(t, "b", b), junk})

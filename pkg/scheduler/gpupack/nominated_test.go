@@ -13,7 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // nominator is the scheduling queue's pod nominator, reduced to a map.
@@ -82,7 +82,7 @@ func (h *harness) filterWithNominatedThenReserve(pod *v1.Pod, node string) (filt
 // Reserve: it used to get GPU 5 (the card whose loss breaks no good pair
 // when the nominated pod is not counted), leaving the nominated pod no set.
 func TestReserveKeepsTheNominatedPodsDevices(t *testing.T) {
-	n := scoretest.DGX1V100("r")
+	n := fixture.DGX1V100("r")
 	nom := withPriority(gpuPod("nom", "nvidia.com/gpu", 3, protocol.TopologyHintAnnotation, "required"), 100)
 	small := withPriority(gpuPod("small", "nvidia.com/gpu", 1), 0)
 	node := gpuNode(t, "r", n, ids(n, 0, 1, 4)...)
@@ -109,9 +109,9 @@ func TestReserveKeepsTheNominatedPodsDevices(t *testing.T) {
 // counts: of at least the pod's priority, not the pod itself, not already
 // held; of every device kind.
 func TestReserveRespectsTheNominatedPodsFilterCounted(t *testing.T) {
-	dgx := scoretest.DGX1V100("q")
-	mig := scoretest.WithMIG(scoretest.NVSwitch("g", "A100", 2, 12), 0, 4, "3g.20gb", "3g.20gb")
-	shared := scoretest.Shared(scoretest.NVSwitch("s", "A100", 2, 12), 4)
+	dgx := fixture.DGX1V100("q")
+	mig := fixture.WithMIG(fixture.NVSwitch("g", "A100", 2, 12), 0, 4, "3g.20gb", "3g.20gb")
+	shared := fixture.Shared(fixture.NVSwitch("s", "A100", 2, 12), 4)
 	tests := []struct {
 		name      string
 		node      *v1.Node
@@ -188,7 +188,7 @@ func TestReserveRespectsTheNominatedPodsFilterCounted(t *testing.T) {
 
 func TestNominatedPodsAndVictims(t *testing.T) {
 	// 4-GPU NVSwitch node; "victim" holds GPUs 0 and 1 (bound, annotated).
-	n := scoretest.NVSwitch("v", "H100", 4, 18)
+	n := fixture.NVSwitch("v", "H100", 4, 18)
 	devs, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids(n, 0, 1)}})
 	require.NoError(t, err)
 	victim := gpuPod("victim", "nvidia.com/gpu", 2, protocol.DevicesAnnotation, devs)

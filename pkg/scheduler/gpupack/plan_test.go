@@ -11,7 +11,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // Requests are numbered once; equal requests share a number whatever
@@ -33,7 +33,7 @@ func TestRequestIDs(t *testing.T) {
 // current view, also after the node's usage or the workload snapshot
 // changed since the node's last plan for that request.
 func TestNodePlanFollowsUsageAndWorkload(t *testing.T) {
-	n := scoretest.DGX1V100("u")
+	n := fixture.DGX1V100("u")
 	node := gpuNode(t, "u", n)
 	node.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("256Gi")}
 	h := newHarness(t, nil, []*v1.Node{node})
@@ -97,7 +97,7 @@ func TestNodePlanFollowsUsageAndWorkload(t *testing.T) {
 // the node's usage State as it is (Filter's and Score's last plans stay
 // valid); a report of other devices replaces the assumed ones.
 func TestBoundPodKeepsTheNodeState(t *testing.T) {
-	n := scoretest.DGX1V100("k")
+	n := fixture.DGX1V100("k")
 	c := gpucache.New()
 	node := gpuNode(t, "k", n)
 	_, _ = c.UpdateNode(node)

@@ -9,10 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	clientsetfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -26,7 +24,7 @@ import (
 	tf "k8s.io/kubernetes/pkg/scheduler/testing/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -54,17 +52,10 @@ func gpuNode(t *testing.T, name string, topo *topology.Node, inUse ...string) *v
 	return n
 }
 
+// gpuPod is the shorthand of this package's tables: a pod asking n of res
+// in one container, with annotations as key, value pairs.
 func gpuPod(name, res string, n int64, annotations ...string) *v1.Pod {
-	p := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Annotations: map[string]string{}},
-		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "main", Resources: v1.ResourceRequirements{
-			Limits: v1.ResourceList{v1.ResourceName(res): *resource.NewQuantity(n, resource.DecimalSI)},
-		}}}},
-	}
-	for i := 0; i+1 < len(annotations); i += 2 {
-		p.Annotations[annotations[i]] = annotations[i+1]
-	}
-	return p
+	return fixture.MakePod().Named(name).GPUs(res, n).Annotations(annotations...).Obj()
 }
 
 func newHarness(t *testing.T, args runtime.Object, nodes []*v1.Node, pods ...*v1.Pod) *harness {
@@ -187,8 +178,8 @@ func TestFourGPUsGoToTheNVLinkQuad(t *testing.T) {
 	// form a good quad): frag score 100 there, 0 on "quad"; topology: 100 x
 	// 25/25 = 100 on "quad", 100 x 6/25 = 24 on "scattered". With weights
 	// 1 and 2: quad (0 + 200)/3 = 67, scattered (100 + 48)/3 = 49.
-	scattered := scoretest.DGX1V100("s")
-	quad := scoretest.DGX1V100("q")
+	scattered := fixture.DGX1V100("s")
+	quad := fixture.DGX1V100("q")
 	nodes := []*v1.Node{
 		gpuNode(t, "scattered", scattered, ids(scattered, 1, 2, 4, 7)...),
 		gpuNode(t, "quad", quad, ids(quad, 0, 1, 2, 3)...),
@@ -213,7 +204,7 @@ func TestOneGPUKeepsTheGoodPairs(t *testing.T) {
 	// (2-2*25/50 = 1, x p(whole 2) .04 = +.04), taking 7 leaves 3-4
 	// (2-2*6/50 = 1.76, +.0704): the pod takes GPU 3, the card whose loss
 	// breaks no good pair. A second pod then takes 4 or 7, never 3 again.
-	n := scoretest.DGX1V100("p")
+	n := fixture.DGX1V100("p")
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "p", n, ids(n, 0, 1, 2, 5, 6)...)})
 	_, got, st, _ := h.schedule(gpuPod("one", "nvidia.com/gpu", 1))
 	require.Nil(t, st)
@@ -228,7 +219,7 @@ func TestNeverChoosesUnhealthyOrInUse(t *testing.T) {
 	// DGX-1: GPU 3 unhealthy, GPUs 0,1,2 reported in use by the node: the
 	// free healthy GPUs are 4..7; 5 single-GPU pods: 4 succeed on 4..7,
 	// the fifth finds none.
-	n := scoretest.DGX1V100("h")
+	n := fixture.DGX1V100("h")
 	n.GPUs[3].Healthy = false
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "h", n, ids(n, 0, 1, 2)...)})
 	var all []string
@@ -248,7 +239,7 @@ func TestNeverChoosesUnhealthyOrInUse(t *testing.T) {
 }
 
 func TestReserveUnreserveRestoresCache(t *testing.T) {
-	n := scoretest.DGX1V100("r")
+	n := fixture.DGX1V100("r")
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "r", n)})
 	before := h.pl.cache.Used("r")
 	pod := gpuPod("p", "nvidia.com/gpu", 2)
@@ -267,8 +258,8 @@ func TestReserveUnreserveRestoresCache(t *testing.T) {
 func TestMIGOnlyWhereAFreeInstanceExists(t *testing.T) {
 	// Node "a": GPU 0 has 1g.5gb x2, the first one in use. Node "b": GPU 0
 	// has 3g.20gb only. A 1g.5gb pod fits only "a", on the second device.
-	a := scoretest.WithMIG(scoretest.NVSwitch("a", "A100", 2, 12), 0, 1, "1g.5gb", "1g.5gb")
-	b := scoretest.WithMIG(scoretest.NVSwitch("b", "A100", 2, 12), 0, 4, "3g.20gb")
+	a := fixture.WithMIG(fixture.NVSwitch("a", "A100", 2, 12), 0, 1, "1g.5gb", "1g.5gb")
+	b := fixture.WithMIG(fixture.NVSwitch("b", "A100", 2, 12), 0, 4, "3g.20gb")
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "a", a, a.MIG[0].UUID), gpuNode(t, "b", b)})
 	node, got, st, _ := h.schedule(gpuPod("m1", "nvidia.com/mig-1g.5gb", 1))
 	require.Nil(t, st)
@@ -284,7 +275,7 @@ func TestMIGOnlyWhereAFreeInstanceExists(t *testing.T) {
 }
 
 func TestMalformedTopologyIsFilteredOut(t *testing.T) {
-	good := scoretest.DGX1V100("g")
+	good := fixture.DGX1V100("g")
 	bad := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bad", Annotations: map[string]string{protocol.TopologyAnnotation: `{"version":"v9"}`}}}
 	junk := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{protocol.TopologyAnnotation: `{{{`}}}
 	h := newHarness(t, nil, []*v1.Node{bad, junk, gpuNode(t, "good", good)})
@@ -309,7 +300,7 @@ func TestRestartRebuildsFromPodsAndInUse(t *testing.T) {
 	// reports 2 and 3 in use (another scheduler's pod, and "old" again: 1).
 	// After the restart the cache must count 0,1,2,3 as used: 4 single-GPU
 	// pods get exactly 4,5,6,7, the fifth none.
-	n := scoretest.DGX1V100("x")
+	n := fixture.DGX1V100("x")
 	devs, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids(n, 0, 1)}})
 	require.NoError(t, err)
 	old := gpuPod("old", "nvidia.com/gpu", 2, protocol.DevicesAnnotation, devs)
@@ -331,7 +322,7 @@ func TestRestartRebuildsFromPodsAndInUse(t *testing.T) {
 }
 
 func TestBindCarriesTheDevices(t *testing.T) {
-	n := scoretest.DGX1V100("b")
+	n := fixture.DGX1V100("b")
 	pod := gpuPod("p", "nvidia.com/gpu", 1)
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "b", n)}, pod)
 	var bindings []*v1.Binding

@@ -24,7 +24,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -34,10 +34,8 @@ func boundPod(t *testing.T, name, node string, prio int32, res string, devs ...s
 	t.Helper()
 	raw, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{res: devs}})
 	require.NoError(t, err)
-	p := gpuPod(name, res, int64(len(devs)), protocol.DevicesAnnotation, raw)
-	p.Spec.NodeName = node
-	p.Spec.Priority = ptr.To(prio)
-	return p
+	return fixture.MakePod().Named(name).GPUs(res, int64(len(devs))).Node(node).Priority(prio).
+		Annotations(protocol.DevicesAnnotation, raw).Obj()
 }
 
 // withPreemption is the harness with kube-scheduler's DefaultPreemption at
@@ -65,7 +63,7 @@ func withPreemption() harnessOptions {
 // used to be spared (AddPod ignored a pod the cache holds: its GPUs stayed
 // free in the simulation) and the pod stayed Pending.
 func TestPreemptionEvictsTheVictimThatBlocksTopology(t *testing.T) {
-	n := scoretest.DGX1V100("d")
+	n := fixture.DGX1V100("d")
 	high := boundPod(t, "high", "d", 1000, "nvidia.com/gpu", ids(n, 0, 1, 2)...)
 	low := boundPod(t, "low", "d", 0, "nvidia.com/gpu", ids(n, 4, 6)...)
 	pre := gpuPod("pre", "nvidia.com/gpu", 2, protocol.TopologyHintAnnotation, "required")
@@ -107,7 +105,7 @@ func TestRemoveThenAddBackRestoresTheVictim(t *testing.T) {
 	// 4-GPU NVSwitch node: GPU 3 in MIG mode with two 3g.20gb devices;
 	// GPU 2 time-shared in 4 replicas; GPUs 0,1 whole.
 	node := func() *topology.Node {
-		n := scoretest.WithMIG(scoretest.NVSwitch("m", "A100", 4, 12), 3, 4, "3g.20gb", "3g.20gb")
+		n := fixture.WithMIG(fixture.NVSwitch("m", "A100", 4, 12), 3, 4, "3g.20gb", "3g.20gb")
 		n.GPUs[2].Replicas = 4
 		return n
 	}
@@ -165,7 +163,7 @@ func TestRemoveThenAddBackRestoresTheVictim(t *testing.T) {
 // the adjusted state is the one the net change alone gives, and undoing
 // the sequence in reverse restores the start exactly.
 func TestAddRemovePodAreExactInverses(t *testing.T) {
-	n := scoretest.WithMIG(scoretest.DGX1V100("x"), 7, 2, "2g.10gb", "2g.10gb", "2g.10gb")
+	n := fixture.WithMIG(fixture.DGX1V100("x"), 7, 2, "2g.10gb", "2g.10gb", "2g.10gb")
 	n.GPUs[6].Replicas = 4
 	held := []*v1.Pod{
 		boundPod(t, "whole", "x", 0, "nvidia.com/gpu", ids(n, 0, 3)...),
@@ -265,7 +263,7 @@ func TestAddRemovePodAreExactInverses(t *testing.T) {
 // reserved meanwhile) is not counted twice, and adding a victim back that
 // was never removed changes nothing.
 func TestAddPodOfAHeldPodCountsOnce(t *testing.T) {
-	n := scoretest.NVSwitch("o", "H100", 4, 18)
+	n := fixture.NVSwitch("o", "H100", 4, 18)
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "o", n)})
 	h.pl.cache.Assume("uid-nom", "o", ids(n, 0, 1))
 	ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("o")

@@ -9,11 +9,11 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/ptr"
 
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 func TestBadPodRequests(t *testing.T) {
-	n := scoretest.DGX1V100("bad")
+	n := fixture.DGX1V100("bad")
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", n)})
 	tests := []struct {
 		name string
@@ -57,7 +57,7 @@ func TestBadPodRequests(t *testing.T) {
 
 func TestInitContainers(t *testing.T) {
 	// NVSwitch box of 4 GPUs with 1 in use: 3 free.
-	n := scoretest.NVSwitch("i", "H100", 4, 18)
+	n := fixture.NVSwitch("i", "H100", 4, 18)
 	withInit := func(name string, initGPUs int64, app ...int64) *v1.Pod {
 		p := gpuPod(name, "nvidia.com/gpu", app[0])
 		for k, a := range app[1:] {

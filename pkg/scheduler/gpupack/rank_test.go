@@ -14,7 +14,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // Score and NormalizeScore are pkg/score's Rank: a point per 0.05 GPU of
@@ -57,7 +57,7 @@ func TestScoreNormalizeIsPkgScoreRank(t *testing.T) {
 // ViewNodeInfo gives the State the node's free CPU and memory: allocatable
 // minus the NodeInfo's requested; it reuses the State while they stay.
 func TestViewOfKnowsFreeCPUAndMemory(t *testing.T) {
-	topo := scoretest.PCIe("n", "T4", 2)
+	topo := fixture.PCIe("n", "T4", 2)
 	node := gpuNode(t, "n", topo)
 	node.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("8"), v1.ResourceMemory: resource.MustParse("16Gi")}
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "p"}, Spec: v1.PodSpec{NodeName: "n", Containers: []v1.Container{{
@@ -112,9 +112,9 @@ func TestViewOfKnowsFreeCPUAndMemory(t *testing.T) {
 // 8-core task for its 2 GPUs whatever the pod does, so both nodes now
 // strand 1 GPU either way, a true tie.)
 func TestGPUPodAvoidsStrandingGPUsByCPU(t *testing.T) {
-	tight := gpuNode(t, "tight", scoretest.PCIe("t", "T4", 2))
+	tight := gpuNode(t, "tight", fixture.PCIe("t", "T4", 2))
 	tight.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("16"), v1.ResourceMemory: resource.MustParse("64Gi")}
-	roomy := gpuNode(t, "roomy", scoretest.PCIe("r", "T4", 2))
+	roomy := gpuNode(t, "roomy", fixture.PCIe("r", "T4", 2))
 	roomy.Status.Allocatable = v1.ResourceList{v1.ResourceCPU: resource.MustParse("64"), v1.ResourceMemory: resource.MustParse("64Gi")}
 	h := newHarness(t, nil, []*v1.Node{tight, roomy})
 	w, err := score.NewWorkload(score.WorkloadOptions{Pin: true, Prior: []score.Weighted{

@@ -13,7 +13,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -21,7 +21,7 @@ import (
 // GPUs ways, served under name with policy (as the device plugin publishes
 // NVIDIA's renameByDefault: false).
 func replicaNode(prefix, name string, replicas int, policy string, mods ...func(*topology.Resource)) *topology.Node {
-	n := scoretest.Shared(scoretest.PCIe(prefix, "Tesla-T4", 4), replicas)
+	n := fixture.Shared(fixture.PCIe(prefix, "Tesla-T4", 4), replicas)
 	r := topology.Resource{Name: name, Kind: topology.KindReplica, Replicas: replicas, Policy: policy}
 	for _, m := range mods {
 		m(&r)
@@ -124,7 +124,7 @@ func TestReplicaPolicyIsTheNodes(t *testing.T) {
 // request its plugin refuses, and replicas of MIG devices are rejected
 // with the reason (no ID the node does not serve is ever chosen).
 func TestResourceKindIsTheNodes(t *testing.T) {
-	whole := scoretest.PCIe("w", "Tesla-T4", 4)
+	whole := fixture.PCIe("w", "Tesla-T4", 4)
 	whole.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindGPU}}
 	t.Run("whole here, replicas there", func(t *testing.T) {
 		shared := replicaNode("s", "nvidia.com/gpu", 4, topology.PolicyPacked)
@@ -149,7 +149,7 @@ func TestResourceKindIsTheNodes(t *testing.T) {
 		require.Len(t, gpusOf(t, n, got), 1)
 	})
 	t.Run("MIG single strategy under nvidia.com/gpu", func(t *testing.T) {
-		n := scoretest.WithMIG(scoretest.PCIe("m", "A100", 1), 0, 1, "1g.5gb", "1g.5gb")
+		n := fixture.WithMIG(fixture.PCIe("m", "A100", 1), 0, 1, "1g.5gb", "1g.5gb")
 		n.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindMIG, Profile: "1g.5gb"}}
 		h := newHarness(t, nil, []*v1.Node{gpuNode(t, "m", n)})
 		_, got, st, _ := h.schedule(gpuPod("p", "nvidia.com/gpu", 1))
@@ -169,7 +169,7 @@ func TestResourceKindIsTheNodes(t *testing.T) {
 		{"failRequestsGreaterThanOne", replicaNode("f", "nvidia.com/gpu", 4, topology.PolicyPacked, func(r *topology.Resource) { r.FailRequestsGreaterThanOne = true }),
 			gpuPod("p", "nvidia.com/gpu", 2), "refuses requests of more than one nvidia.com/gpu replica"},
 		{"replicas of MIG devices", func() *topology.Node {
-			n := scoretest.WithMIG(scoretest.PCIe("mr", "A100", 1), 0, 1, "1g.5gb")
+			n := fixture.WithMIG(fixture.PCIe("mr", "A100", 1), 0, 1, "1g.5gb")
 			n.Resources = []topology.Resource{{Name: "nvidia.com/mig-1g.5gb", Kind: topology.KindMIGReplica, Replicas: 2, Policy: topology.PolicyPacked, Profile: "1g.5gb"}}
 			return n
 		}(), gpuPod("p", "nvidia.com/mig-1g.5gb", 1), "as mig-replica devices, which gpupack does not place"},

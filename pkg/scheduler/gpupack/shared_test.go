@@ -9,7 +9,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -42,8 +42,8 @@ func replicas(n *topology.Node, gpu int, nums ...int) []string {
 // to "partial" (-.1).
 func TestSharedPodsPackOntoPartlyUsedGPUs(t *testing.T) {
 	prior := []config.TaskTypeWeight{{Kind: "shared", Milli: 500, Weight: 1}, {Kind: "whole", Count: 1, Weight: 1}}
-	partial := scoretest.Shared(scoretest.NVSwitch("p", "A100", 3, 12), 10)
-	fresh := scoretest.Shared(scoretest.NVSwitch("f", "A100", 3, 12), 10)
+	partial := fixture.Shared(fixture.NVSwitch("p", "A100", 3, 12), 10)
+	fresh := fixture.Shared(fixture.NVSwitch("f", "A100", 3, 12), 10)
 	used := append(replicas(partial, 0, 0, 1, 2), replicas(partial, 1, 0, 1, 2, 3, 4)...)
 
 	// By hand through pkg/score: the delta of each placement.

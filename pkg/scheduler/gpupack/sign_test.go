@@ -8,11 +8,11 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 func TestSignPod(t *testing.T) {
-	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", scoretest.DGX1V100("sig"))})
+	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", fixture.DGX1V100("sig"))})
 	sign := func(p *v1.Pod) ([]fwk.SignFragment, *fwk.Status) { return h.pl.SignPod(h.ctx, p) }
 	a, st := sign(gpuPod("a", "nvidia.com/gpu", 2))
 	require.Nil(t, st)

@@ -9,12 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	resourcehelper "k8s.io/component-helpers/resource"
-	"k8s.io/utils/ptr"
 
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // ctr is a container of a test pod: kind "init", "sidecar" or "app", and
@@ -28,22 +25,19 @@ type ctr struct {
 // podOf builds a pod of these containers asking nvidia.com/gpu (requests
 // and limits, as the apiserver stores them).
 func podOf(name string, cs ...ctr) *v1.Pod {
-	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Annotations: map[string]string{}}}
+	p := fixture.MakePod().Named(name).Annotations()
 	for _, c := range cs {
-		q := *resource.NewQuantity(c.gpus, resource.DecimalSI)
-		k := v1.Container{Name: c.name, Resources: v1.ResourceRequirements{
-			Requests: v1.ResourceList{"nvidia.com/gpu": q}, Limits: v1.ResourceList{"nvidia.com/gpu": q}}}
 		switch c.kind {
 		case "app":
-			p.Spec.Containers = append(p.Spec.Containers, k)
+			p.Container(c.name)
 		case "sidecar":
-			k.RestartPolicy = ptr.To(v1.ContainerRestartPolicyAlways)
-			fallthrough
+			p.Sidecar(c.name)
 		default:
-			p.Spec.InitContainers = append(p.Spec.InitContainers, k)
+			p.InitContainer(c.name)
 		}
+		p.Request("nvidia.com/gpu", c.gpus).Limit("nvidia.com/gpu", c.gpus)
 	}
-	return p
+	return p.Obj()
 }
 
 // kubeletPeak is what k8s.io/component-helpers' PodRequests (the
@@ -66,7 +60,7 @@ func totalAsked(reqs []containerRequest) int {
 // peak of each regular init container plus the sidecars started before it,
 // and all sidecars plus all app containers.
 func TestPodSizeFollowsTheKubelet(t *testing.T) {
-	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", scoretest.NVSwitch("z", "H100", 8, 18))})
+	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", fixture.NVSwitch("z", "H100", 8, 18))})
 	tests := []struct {
 		name string
 		cs   []ctr
@@ -109,7 +103,7 @@ func TestPodSizeFollowsTheKubelet(t *testing.T) {
 // what k8s.io/component-helpers' PodRequests computes, and the
 // per-container sets follow the kubelet's device manager.
 func TestPodSizeMatchesPodRequestsForRandomMixes(t *testing.T) {
-	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", scoretest.NVSwitch("z", "H100", 16, 18))})
+	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "n", fixture.NVSwitch("z", "H100", 16, 18))})
 	rng := rand.New(rand.NewPCG(5, 12))
 	kinds := []string{"init", "sidecar", "app"}
 	for round := range 500 {
@@ -188,7 +182,7 @@ func requireKubeletSets(t *testing.T, p *v1.Pod, sets map[string][]string) {
 // reuses ic1's GPU and keeps it, ic2 gets two new ones, the app reuses the
 // first of ic2's (sorted), and the pod-level set is the union.
 func TestSidecarPodOnAFourGPUNode(t *testing.T) {
-	n := scoretest.NVSwitch("f", "H100", 4, 18)
+	n := fixture.NVSwitch("f", "H100", 4, 18)
 	pod := podOf("side", ctr{"init", "ic1", 1}, ctr{"sidecar", "sc", 1}, ctr{"init", "ic2", 2}, ctr{"app", "app", 1})
 
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "two-free", n, ids(n, 0, 1)...)})
@@ -218,7 +212,7 @@ func TestSidecarPodOnAFourGPUNode(t *testing.T) {
 // its set is the pod's whole set, chosen as one (an NVLink quad on a
 // DGX-1), the init container's GPU one of them.
 func TestInitContainerInsideTheAppsSet(t *testing.T) {
-	n := scoretest.DGX1V100("w")
+	n := fixture.DGX1V100("w")
 	pod := podOf("w", ctr{"init", "setup", 1}, ctr{"app", "train", 4})
 	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "w", n, ids(n, 0, 1, 2)...)})
 	_, got, st, state := h.schedule(pod)

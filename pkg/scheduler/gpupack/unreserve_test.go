@@ -15,7 +15,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
-	"github.com/gpupack/gpupack/pkg/score/scoretest"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // boundAs is pod as the informer reports it once bound to node with the
@@ -39,7 +39,7 @@ func boundAs(t *testing.T, pod *v1.Pod, node string, state fwk.CycleState) *v1.P
 // was given {0,1} again). A merely assumed pod is forgotten, as
 // kube-scheduler's own cache does.
 func TestUnreserveKeepsAPodTheInformerConfirmed(t *testing.T) {
-	n := scoretest.NVSwitch("b", "H100", 2, 18)
+	n := fixture.NVSwitch("b", "H100", 2, 18)
 	logger := klog.Background()
 	tests := []struct {
 		name      string
@@ -86,7 +86,7 @@ func TestUnreserveKeepsAPodTheInformerConfirmed(t *testing.T) {
 // after a failed bind; p keeps its devices, whichever of the informer's
 // event and Unreserve comes first.
 func TestBindErrorAfterTheApiserverApplied(t *testing.T) {
-	n := scoretest.NVSwitch("e", "H100", 4, 18)
+	n := fixture.NVSwitch("e", "H100", 4, 18)
 	for _, informerFirst := range []bool{true, false} {
 		t.Run(map[bool]string{true: "informer first", false: "unreserve first"}[informerFirst], func(t *testing.T) {
 			p := gpuPod("p", "nvidia.com/gpu", 4)
