@@ -35,18 +35,18 @@ func box() *topology.Node {
 
 func gpuNodeObject(t *testing.T, name string, topo *topology.Node, inUse []protocol.PodDevices) corev1.Node {
 	t.Helper()
-	n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{}}}
+	n := fixture.MakeNode().Name(name).Annotations()
 	if topo != nil {
 		raw, err := protocol.EncodeTopology(topo)
 		require.NoError(t, err)
-		n.Annotations[protocol.TopologyAnnotation] = raw
+		n.Annotations(protocol.TopologyAnnotation, raw)
 	}
 	if inUse != nil {
 		raw, err := protocol.EncodeInUse(inUse)
 		require.NoError(t, err)
-		n.Annotations[protocol.InUseAnnotation] = raw
+		n.Annotations(protocol.InUseAnnotation, raw)
 	}
-	return n
+	return *n.Obj()
 }
 
 func podObject(t *testing.T, name, node string, chosen map[string][]string, asks int64) corev1.Pod {

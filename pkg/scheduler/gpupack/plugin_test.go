@@ -43,13 +43,13 @@ func gpuNode(t *testing.T, name string, topo *topology.Node, inUse ...string) *v
 	t.Helper()
 	raw, err := protocol.EncodeTopology(topo)
 	require.NoError(t, err)
-	n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{protocol.TopologyAnnotation: raw}}}
+	n := fixture.MakeNode().Name(name).Annotations(protocol.TopologyAnnotation, raw)
 	if len(inUse) > 0 {
 		v, err := protocol.EncodeInUse([]protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "other", Name: "p", UID: "x"}, Devices: inUse}})
 		require.NoError(t, err)
-		n.Annotations[protocol.InUseAnnotation] = v
+		n.Annotations(protocol.InUseAnnotation, v)
 	}
-	return n
+	return n.Obj()
 }
 
 // gpuPod is the shorthand of this package's tables: a pod asking n of res
