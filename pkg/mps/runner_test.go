@@ -231,7 +231,7 @@ func TestGPUShares(t *testing.T) {
 		commands []string
 	}{
 		{GPU{UUID: "GPU-x", MemoryMiB: 81559, Replicas: 10}, 10, 8155, []string{"set_default_device_pinned_mem_limit GPU-x 8155M", "set_default_active_thread_percentage 10"}},
-		{GPU{UUID: "GPU-x", MemoryMiB: 16384, Replicas: 48}, 2, 341, nil}, // 100/48 = 2; 16384/48 = 341
+		{GPU{UUID: "GPU-x", MemoryMiB: 16384, Replicas: 48}, 2, 341, nil},                             // 100/48 = 2; 16384/48 = 341
 		{GPU{UUID: "GPU-x", Replicas: 7}, 14, 0, []string{"set_default_active_thread_percentage 14"}}, // unknown memory: no limit
 	} {
 		require.Equal(t, tc.pct, tc.g.ThreadPercentage())

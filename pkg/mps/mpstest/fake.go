@@ -32,8 +32,12 @@ alive() {
 	return 0
 }
 if [ "$1" = "-d" ]; then
+	if [ -e "$dir/fail-start-$gpu" ]; then
+		echo "$gpu: -d pipe=$pipe log=$CUDA_MPS_LOG_DIRECTORY (failed)" >> "$dir/record"
+		echo "fake: cannot start the MPS control daemon" >&2
+		exit 1
+	fi
 	echo "$gpu: -d pipe=$pipe log=$CUDA_MPS_LOG_DIRECTORY" >> "$dir/record"
-	if [ -e "$dir/fail-start-$gpu" ]; then echo "fake: cannot start the MPS control daemon" >&2; exit 1; fi
 	if alive; then echo "An instance of this daemon is already running" >&2; exit 1; fi
 	rm -f "$pipe/atp"
 	sleep 1000000 </dev/null >/dev/null 2>&1 &
@@ -78,7 +82,8 @@ func New(t testing.TB) *Fake {
 	return f
 }
 
-// Record is every invocation so far, one "<GPU>: <invocation>" line each.
+// Record is every invocation so far, one "<GPU>: <invocation>" line each;
+// a start that FailStarts made fail ends in " (failed)".
 func (f *Fake) Record(t testing.TB) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(f.dir, "record"))
