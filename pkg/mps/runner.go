@@ -55,6 +55,9 @@ type daemon struct {
 	state    int
 	failures int
 	next     time.Time
+	// launched: "-d" succeeded since the last quit; Stop quits it even when
+	// its setup was cut short.
+	launched bool
 }
 
 // Runner runs one MPS control daemon per GPU.
@@ -148,9 +151,10 @@ func (r *Runner) Supervise(ctx context.Context) {
 func (r *Runner) Stop(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	for _, d := range r.daemons {
-		if d.state == 0 {
+		if !d.launched && d.state == 0 {
 			continue
 		}
+		d.launched = false
 		if _, err := r.send(ctx, d.gpu, "quit"); err != nil {
 			logger.Info("MPS control daemon did not quit", "gpu", d.gpu.Index, "uuid", d.gpu.UUID, "err", err)
 			continue
@@ -181,7 +185,7 @@ func (r *Runner) pass(ctx context.Context) {
 		if now.Before(d.next) {
 			continue
 		}
-		err := r.start(ctx, d.gpu, d.state != 0)
+		err := r.start(ctx, d, d.state != 0)
 		if ctx.Err() != nil {
 			return
 		}
@@ -230,9 +234,10 @@ func (r *Runner) report(ctx context.Context, d *daemon, err error) {
 	}
 }
 
-// start starts g's daemon and sends it its settings; again says a daemon
+// start starts d's daemon and sends it its settings; again says a daemon
 // ran before (a leftover one is asked to quit first).
-func (r *Runner) start(ctx context.Context, g GPU, again bool) error {
+func (r *Runner) start(ctx context.Context, d *daemon, again bool) error {
+	g := d.gpu
 	if again {
 		_, _ = r.send(ctx, g, "quit") // a half-dead daemon would hold the pipe
 	}
@@ -256,6 +261,7 @@ func (r *Runner) start(ctx context.Context, g GPU, again bool) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("starting %s -d for GPU %d (%s): %w%s", r.bin, g.Index, g.UUID, err, tail(outPath))
 	}
+	d.launched = true
 	for _, c := range g.commands() {
 		if _, err := r.send(ctx, g, c); err != nil {
 			return fmt.Errorf("GPU %d (%s): %q: %w", g.Index, g.UUID, c, err)

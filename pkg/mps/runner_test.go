@@ -269,3 +269,28 @@ func countPrefix(l []string, p string) int {
 	}
 	return n
 }
+
+// TestStopAfterCutShortStart: a daemon whose setup was cut short by the
+// end of the context (the plugin stopping while it starts) is still quit.
+func TestStopAfterCutShortStart(t *testing.T) {
+	fake := mpstest.New(t)
+	// The settings hang (until the context ends); the rest is the fake's.
+	hang := filepath.Join(t.TempDir(), "nvidia-cuda-mps-control")
+	require.NoError(t, os.WriteFile(hang, []byte(`#!/bin/sh
+if [ "$1" = "-d" ]; then exec '`+fake.Binary+`' -d; fi
+read -r cmd
+case "$cmd" in set_*) exec sleep 30 ;; esac
+echo "$cmd" | exec '`+fake.Binary+`'
+`), 0o755))
+	root := Root(t.TempDir())
+	r, err := New([]GPU{{Index: 0, UUID: gpuA, Replicas: 2}}, Options{Binary: hang, Root: root})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	r.Start(ctx)
+	require.True(t, r.daemons[0].launched, "-d ran")
+	require.FileExists(t, root.PIDFile(gpuA))
+	r.Stop(context.Background())
+	require.Equal(t, "quit", last(fake.RecordOf(t, gpuA)))
+	require.NoFileExists(t, root.PIDFile(gpuA))
+}
