@@ -63,11 +63,15 @@ func (m *Manager) newMPSRunner(resources []sharing.Resource, root string) error 
 		return nil
 	}
 	o := m.opts.MPS
-	r, err := mps.New(gpus, mps.Options{
+	ro := mps.Options{
 		Binary: o.Binary, Root: mps.Root(root), Clock: m.opts.Clock,
 		CheckInterval: o.CheckInterval, InitialBackoff: o.InitialBackoff, MaxBackoff: o.MaxBackoff,
 		OnHealth: func(ctx context.Context, g mps.GPU, err error) { m.health.SetDaemonHealth(ctx, g.Index, err) },
-	})
+	}
+	if cm, ok := m.opts.Lib.(nvml.ComputeModeSetter); ok {
+		ro.SetExclusiveProcess = cm.SetExclusiveProcess
+	}
+	r, err := mps.New(gpus, ro)
 	if err != nil {
 		return fmt.Errorf("sharing GPUs with MPS: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -32,20 +33,25 @@ func TestMPSWithKubelet(t *testing.T) {
 	ctl := mpstest.New(t)
 	root := mps.Root(t.TempDir())
 	var uuids []string
+	var p *plugin
 	// Registered first, so it runs after the plugin has stopped.
 	t.Cleanup(func() {
-		for _, u := range uuids {
+		for i, u := range uuids {
 			rec := ctl.RecordOf(t, u)
 			require.Equal(t, "quit", rec[len(rec)-1], "daemon of %s quit when the plugin stopped", u)
 			require.NoFileExists(t, root.PIDFile(u))
+			require.Equal(t, gonvml.COMPUTEMODE_DEFAULT, p.machine.ComputeMode(i), "GPU %d back in DEFAULT", i)
 		}
 	})
 	config := fmt.Sprintf("flags: {mpsRoot: %q}\nsharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}", root)
-	k, p := setup(t, pluginOpts{machine: fake.PCIe4GPU2Socket, config: config,
+	k, p0 := setup(t, pluginOpts{machine: fake.PCIe4GPU2Socket, config: config,
 		mps: &deviceplugin.MPSOptions{Binary: ctl.Binary, CheckInterval: time.Second, InitialBackoff: 5 * time.Second, MaxBackoff: 10 * time.Second}})
+	p = p0
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 16}) // 4 GPUs x 4 replicas
 	for i := range 4 {
 		uuids = append(uuids, uuidOf(p, i))
+		// As NVIDIA's MPS daemon sets it, through pkg/nvml.
+		require.Equal(t, gonvml.COMPUTEMODE_EXCLUSIVE_PROCESS, p.machine.ComputeMode(i), "GPU %d", i)
 	}
 	// Published for the scheduler: replicas of 4, one per request.
 	res := p.mgr.Node().Resources

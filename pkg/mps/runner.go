@@ -46,6 +46,12 @@ type Options struct {
 	// Environ is the environment the binary runs with, before the MPS
 	// variables; nil means this process's.
 	Environ []string
+	// SetExclusiveProcess, when set, puts a GPU in the EXCLUSIVE_PROCESS
+	// compute mode before its daemon starts and back to DEFAULT after it
+	// quits, as NVIDIA's MPS control daemon does (through pkg/nvml). A
+	// failure (NVML wants root privileges) is logged and the daemon runs in
+	// the GPU's current mode.
+	SetExclusiveProcess func(uuid string, exclusive bool) error
 }
 
 // daemon is the runner's state of one GPU's control daemon.
@@ -147,19 +153,20 @@ func (r *Runner) Supervise(ctx context.Context) {
 	}
 }
 
-// Stop asks every daemon to quit.
+// Stop asks every daemon to quit; a later Start starts them afresh.
 func (r *Runner) Stop(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	for _, d := range r.daemons {
 		if !d.launched && d.state == 0 {
 			continue
 		}
-		d.launched = false
+		d.launched, d.state, d.failures, d.next = false, 0, 0, time.Time{}
 		if _, err := r.send(ctx, d.gpu, "quit"); err != nil {
 			logger.Info("MPS control daemon did not quit", "gpu", d.gpu.Index, "uuid", d.gpu.UUID, "err", err)
 			continue
 		}
 		logger.Info("MPS control daemon stopped", "gpu", d.gpu.Index, "uuid", d.gpu.UUID)
+		r.computeMode(ctx, d.gpu, false)
 	}
 }
 
@@ -241,6 +248,7 @@ func (r *Runner) start(ctx context.Context, d *daemon, again bool) error {
 	if again {
 		_, _ = r.send(ctx, g, "quit") // a half-dead daemon would hold the pipe
 	}
+	r.computeMode(ctx, g, true)
 	for _, dir := range []string{r.opts.Root.PipeDir(g.UUID), r.opts.Root.LogDir(g.UUID), r.opts.Root.ShmDir()} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("MPS directory: %w", err)
@@ -268,6 +276,20 @@ func (r *Runner) start(ctx context.Context, d *daemon, again bool) error {
 		}
 	}
 	return r.check(ctx, g)
+}
+
+// computeMode sets g's compute mode when the runner was given the means.
+func (r *Runner) computeMode(ctx context.Context, g GPU, exclusive bool) {
+	if r.opts.SetExclusiveProcess == nil {
+		return
+	}
+	if err := r.opts.SetExclusiveProcess(g.UUID, exclusive); err != nil {
+		mode := "DEFAULT"
+		if exclusive {
+			mode = "EXCLUSIVE_PROCESS"
+		}
+		klog.FromContext(ctx).Error(err, "Setting the GPU's compute mode failed; MPS runs in its current mode", "gpu", g.Index, "uuid", g.UUID, "mode", mode)
+	}
 }
 
 // check asks g's daemon its default active thread percentage (NVIDIA's

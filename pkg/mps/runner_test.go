@@ -2,6 +2,8 @@ package mps
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -293,4 +295,33 @@ echo "$cmd" | exec '`+fake.Binary+`'
 	r.Stop(context.Background())
 	require.Equal(t, "quit", last(fake.RecordOf(t, gpuA)))
 	require.NoFileExists(t, root.PIDFile(gpuA))
+}
+
+// TestComputeMode: EXCLUSIVE_PROCESS before each start, DEFAULT after
+// quit, as NVIDIA's daemon does; a failure to set it (no privileges) is
+// logged and the daemon still runs.
+func TestComputeMode(t *testing.T) {
+	fake := mpstest.New(t)
+	var calls []string
+	fail := false
+	set := func(uuid string, exclusive bool) error {
+		calls = append(calls, fmt.Sprintf("%s %v", uuid, exclusive))
+		if fail {
+			return errors.New("Insufficient Permissions")
+		}
+		return nil
+	}
+	h := newHealthLog()
+	r, err := New([]GPU{{Index: 0, UUID: gpuA, Replicas: 2}}, Options{Binary: fake.Binary, Root: Root(t.TempDir()),
+		OnHealth: h.on, SetExclusiveProcess: set})
+	require.NoError(t, err)
+	r.Start(context.Background())
+	r.Stop(context.Background())
+	require.Equal(t, []string{gpuA + " true", gpuA + " false"}, calls)
+
+	fail, calls = true, nil
+	r.Start(context.Background())
+	require.Equal(t, []string{gpuA + " healthy"}, h.take()[1:], "started in spite of the compute mode")
+	r.Stop(context.Background())
+	require.Equal(t, []string{gpuA + " true", gpuA + " false"}, calls)
 }
