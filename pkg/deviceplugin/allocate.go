@@ -74,12 +74,16 @@ func (p *Plugin) allocateContainer(ids []string) (*pluginapi.ContainerAllocateRe
 	if shared && p.opts.FailRequestsGreaterThanOne && len(ids) > 1 {
 		p.metrics.reject(p.resource.Name, "greater-than-one")
 		return nil, status.Errorf(codes.InvalidArgument,
-			"resource %s: %d time-shared replicas requested but failRequestsGreaterThanOne allows 1", p.resource.Name, len(ids))
+			"resource %s: %d shared replicas requested but failRequestsGreaterThanOne allows 1 (always under MPS)", p.resource.Name, len(ids))
 	}
 	resp := &pluginapi.ContainerAllocateResponse{}
 	if err := p.deviceList(resp, devs); err != nil {
 		p.metrics.reject(p.resource.Name, "device-list")
 		return nil, status.Errorf(codes.Internal, "resource %s: %v", p.resource.Name, err)
+	}
+	if err := p.mpsResponse(resp, devs); err != nil {
+		p.metrics.reject(p.resource.Name, "mps")
+		return nil, status.Errorf(codes.InvalidArgument, "resource %s: %v", p.resource.Name, err)
 	}
 	if p.opts.PassDeviceSpecs {
 		specs, err := p.deviceSpecs(devs)

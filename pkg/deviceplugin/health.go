@@ -73,6 +73,9 @@ type Health struct {
 	migSick map[string]*migState // unhealthy MIG devices by UUID
 	changed chan struct{}
 	version uint64
+	// down are GPUs whose devices a daemon serving them (MPS) cannot serve
+	// now, with why (healthdaemon.go): unhealthy whatever NVML says.
+	down map[int]error
 	// rediscover is closed when a GPU that discovery degraded reads in full
 	// again: what the node serves must be discovered again.
 	rediscover     chan struct{}
@@ -94,7 +97,7 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 		opts.Checks = 1
 	}
 	h := &Health{lib: lib, opts: opts, gpus: map[int]*gpuState{}, byUUID: map[string]int{},
-		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{}),
+		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{}), down: map[int]error{},
 		rediscover: make(chan struct{})}
 	for _, g := range inv.GPUs {
 		st := &gpuState{uuid: g.UUID, healthy: true}
@@ -116,7 +119,7 @@ func (h *Health) Healthy(gpu int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	g, ok := h.gpus[gpu]
-	return ok && g.healthy
+	return ok && g.healthy && h.down[gpu] == nil
 }
 
 // Snapshot returns the current health of every GPU and MIG device.
@@ -125,7 +128,7 @@ func (h *Health) Snapshot() View {
 	defer h.mu.Unlock()
 	v := View{gpus: make(map[int]bool, len(h.gpus)), migSick: make(map[string]bool, len(h.migSick)), Version: h.version}
 	for i, g := range h.gpus {
-		v.gpus[i] = g.healthy
+		v.gpus[i] = g.healthy && h.down[i] == nil
 	}
 	for u := range h.migSick {
 		v.migSick[u] = true

@@ -111,6 +111,7 @@ type pluginOpts struct {
 	publisher *nodepublish.Publisher
 	metrics   *deviceplugin.Metrics
 	events    deviceplugin.HealthEvents
+	mps       *deviceplugin.MPSOptions
 	// prepare, when set, breaks the machine before the plugin discovers it.
 	prepare func(*fake.Machine)
 	// kubelet, when set, is stopped before the plugin at cleanup, so that it
@@ -134,7 +135,7 @@ func startPlugin(t *testing.T, dir string, o pluginOpts) *plugin {
 		require.NoError(t, err)
 	}
 	clk := testingclock.NewFakeClock(time.Now())
-	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, Clock: clk, Handoff: o.handoff, Publisher: o.publisher, Metrics: o.metrics, Events: o.events, CDISpecDir: o.cdiDir})
+	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, Clock: clk, Handoff: o.handoff, Publisher: o.publisher, Metrics: o.metrics, Events: o.events, CDISpecDir: o.cdiDir, MPS: o.mps})
 	require.NoError(t, err)
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))

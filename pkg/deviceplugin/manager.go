@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/mps"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/score"
@@ -49,6 +50,9 @@ type Options struct {
 	// Publisher writes the node annotations and labels (it reads the
 	// Manager as a nodepublish.Source); nil publishes nothing.
 	Publisher *nodepublish.Publisher
+	// MPS runs the MPS control daemons when the config shares GPUs with
+	// MPS; nil runs none (--print-topology: the resources only).
+	MPS *MPSOptions
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -63,6 +67,7 @@ type Manager struct {
 	inv       *nvml.Inventory
 	base      *topology.Node
 	health    *Health
+	mps       *mps.Runner
 	plugins   []*Plugin
 	startedAt int64
 
@@ -91,7 +96,7 @@ func New(opts Options) (*Manager, error) {
 	c := opts.Config
 	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli()}
 	setReplicas(m.base, resources)
-	m.base.Resources = publishedResources(resources, &c.Sharing.TimeSlicing)
+	m.base.Resources = publishedResources(resources, &c.Sharing)
 	if err := checkListAndWatchSize(resources); err != nil {
 		return nil, err
 	}
@@ -111,8 +116,13 @@ func New(opts Options) (*Manager, error) {
 		Metrics:     opts.Metrics,
 		Events:      opts.Events,
 	})
+	if opts.MPS != nil && c.Sharing.Strategy() == configv1.SharingStrategyMPS {
+		if err := m.newMPSRunner(resources, c.Flags.MPSRoot()); err != nil {
+			return nil, err
+		}
+	}
 	policy := score.Packed
-	if c.Sharing.TimeSlicing.ReplicaPolicy == configv1.ReplicaPolicySpread {
+	if ts, _ := c.Sharing.Replicated(); ts.ReplicaPolicy == configv1.ReplicaPolicySpread {
 		policy = score.Spread
 	}
 	popts := pluginOptions(c, policy)
@@ -149,13 +159,16 @@ func setReplicas(n *topology.Node, resources []sharing.Resource) {
 func pluginOptions(c *configv1.Config, policy score.ReplicaPolicy) PluginOptions {
 	pf := c.Flags.Plugin
 	o := PluginOptions{
-		FailRequestsGreaterThanOne: c.Sharing.TimeSlicing.FailRequestsGreaterThanOne,
+		FailRequestsGreaterThanOne: c.Sharing.FailRequestsGreaterThanOne(),
 		PassDeviceSpecs:            deref(pf.PassDeviceSpecs),
 		ReplicaPolicy:              policy,
 		DriverRoot:                 deref(c.Flags.NvidiaDriverRoot),
 		DevRoot:                    c.Flags.DevRoot(),
 		DeviceIDStrategy:           deref(pf.DeviceIDStrategy),
 		CDIAnnotationPrefix:        deref(pf.CDIAnnotationPrefix),
+	}
+	if c.Sharing.Strategy() == configv1.SharingStrategyMPS {
+		o.MPSRoot = c.Flags.MPSRoot()
 	}
 	if pf.ContainerDriverRoot != nil && *pf.ContainerDriverRoot != "" {
 		// The plugin sees the host's driver root here; host paths keep
@@ -308,6 +321,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := w.Add(m.opts.PluginDir); err != nil {
 		return fmt.Errorf("watching %s: %w", m.opts.PluginDir, err)
 	}
+	// The MPS daemons' health is known before the kubelet sees a device;
+	// they quit when Run returns, after the plugins stopped.
+	waitMPS := m.runMPS(ctx)
+	defer func() {
+		cancel()
+		waitMPS()
+	}()
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err

@@ -39,6 +39,10 @@ type PluginOptions struct {
 	DeviceIDStrategy string
 	// CDIAnnotationPrefix prefixes the cdi-annotations keys (default cdi.k8s.io/).
 	CDIAnnotationPrefix string
+	// MPSRoot is the MPS root on the host (flags.mpsRoot) when the resource
+	// may hold MPS replicas; their containers mount their GPU's pipe
+	// directory and the root's shm from it.
+	MPSRoot string
 	// Envs are added to every container's environment (NVIDIA_GDS=enabled ...).
 	Envs map[string]string
 	// ReplicaPolicy places multi-replica requests (score.Packed or score.Spread).

@@ -14,7 +14,8 @@ import (
 // devices selects some GPUs) is published as replicas: the scheduler then
 // places its requests on the time-shared GPUs only, and never names a bare
 // GPU where the node serves replica IDs.
-func publishedResources(resources []sharing.Resource, ts *configv1.TimeSlicing) []topology.Resource {
+func publishedResources(resources []sharing.Resource, sh *configv1.Sharing) []topology.Resource {
+	ts, _ := sh.Replicated()
 	out := make([]topology.Resource, 0, len(resources))
 	for _, r := range resources {
 		if len(r.Devices) == 0 {
@@ -48,7 +49,7 @@ func publishedResources(resources []sharing.Resource, ts *configv1.TimeSlicing) 
 			if ts.ReplicaPolicy == configv1.ReplicaPolicySpread {
 				p.Policy = topology.PolicySpread
 			}
-			p.FailRequestsGreaterThanOne = ts.FailRequestsGreaterThanOne
+			p.FailRequestsGreaterThanOne = sh.FailRequestsGreaterThanOne()
 		}
 		out = append(out, p)
 	}

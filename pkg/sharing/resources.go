@@ -48,6 +48,9 @@ type Device struct {
 	// the underlying device has (0: not time-shared).
 	Replica  int
 	Replicas int
+	// MPS is set for replicas shared through the GPU's MPS control daemon
+	// (sharing.mps) rather than time-sliced.
+	MPS bool
 }
 
 // Shared reports whether the device is a time-shared replica.
@@ -60,16 +63,22 @@ type Resource struct {
 }
 
 // Build lists the resources of a node per the config's MIG strategy and
-// time-slicing section. The result is sorted by resource name.
+// sharing section in force (sharing.mps, else sharing.timeSlicing). The
+// result is sorted by resource name.
 func Build(inv *nvml.Inventory, c *configv1.Config) ([]Resource, error) {
 	base, err := baseResources(inv, *c.Flags.MigStrategy)
 	if err != nil {
 		return nil, err
 	}
-	if errs := checkAgainstNode(inv, base, &c.Sharing.TimeSlicing); len(errs) > 0 {
+	ts, path := c.Sharing.Replicated()
+	errs := checkAgainstNode(inv, base, ts, path)
+	if c.Sharing.Strategy() == configv1.SharingStrategyMPS {
+		errs = append(errs, checkMPS(inv, base, ts, path, *c.Flags.MigStrategy)...)
+	}
+	if len(errs) > 0 {
 		return nil, fmt.Errorf("config does not fit this node's GPUs: %w", errs.ToAggregate())
 	}
-	out, err := replicate(base, &c.Sharing.TimeSlicing)
+	out, err := replicate(base, ts, c.Sharing.MPS != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -147,8 +156,9 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 	}
 }
 
-// replicate applies time-slicing to the base resources.
-func replicate(base map[string][]Device, ts *configv1.TimeSlicing) ([]Resource, error) {
+// replicate applies the sharing section ts to the base resources; mps marks
+// the replicas as MPS clients.
+func replicate(base map[string][]Device, ts *configv1.TimeSlicing, mps bool) ([]Resource, error) {
 	byName := map[string]*configv1.ReplicatedResource{}
 	for i := range ts.Resources {
 		byName[ts.Resources[i].Name] = &ts.Resources[i]
@@ -167,6 +177,7 @@ func replicate(base map[string][]Device, ts *configv1.TimeSlicing) ([]Resource, 
 				r.ID = deviceid.ReplicaID(d.UUID, n)
 				r.Replica = n
 				r.Replicas = rr.Replicas
+				r.MPS = mps
 				out[target] = append(out[target], r)
 			}
 		}
@@ -208,16 +219,16 @@ func matches(ref configv1.DeviceRef, d *Device) bool {
 	return string(ref) == d.UUID
 }
 
-// checkAgainstNode checks the time-slicing section against the devices the
-// node has, so that a config never silently means something else here:
+// checkAgainstNode checks the sharing section ts (at path p) against the
+// devices the node has, so that a config never silently means something else here:
 // `devices` naming a GPU index or UUID the node lacks (sharing would be
 // off for the GPU meant), a count larger than the resource's devices (it
 // would be clamped), a rename into the name of devices the node
 // advertises (they would merge). A resource the node does not have at all
 // (a fleet-wide config) is skipped, except for its indexes and UUIDs.
-func checkAgainstNode(inv *nvml.Inventory, base map[string][]Device, ts *configv1.TimeSlicing) field.ErrorList {
+func checkAgainstNode(inv *nvml.Inventory, base map[string][]Device, ts *configv1.TimeSlicing, section *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	p := field.NewPath("sharing", "timeSlicing", "resources")
+	p := section.Child("resources")
 	indexes := map[int]bool{}
 	migIndexes := map[[2]int]bool{}
 	uuids := map[string]bool{}
@@ -270,7 +281,7 @@ func checkAgainstNode(inv *nvml.Inventory, base map[string][]Device, ts *configv
 			continue
 		}
 		if other := base[target]; len(other) > 0 {
-			errs = append(errs, field.Invalid(configv1.TargetPath(field.NewPath("sharing", "timeSlicing"), i, r), target,
+			errs = append(errs, field.Invalid(configv1.TargetPath(section, i, r), target,
 				fmt.Sprintf("this node advertises %d other devices as %s: the replicas of %s would merge with them", len(other), target, r.Name)))
 		}
 	}

@@ -223,6 +223,21 @@ func (k *Kubelet) Env(ctx context.Context, pod *v1.Pod, container *v1.Container)
 	return env, nil
 }
 
+// Mounts returns the container's device mounts: container path -> host path.
+func (k *Kubelet) Mounts(ctx context.Context, pod *v1.Pod, container *v1.Container) (map[string]string, error) {
+	opts, err := k.manager().GetDeviceRunContainerOptions(ctx, pod, container)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", container.Name, err)
+	}
+	out := map[string]string{}
+	if opts != nil {
+		for _, m := range opts.Mounts {
+			out[m.ContainerPath] = m.HostPath
+		}
+	}
+	return out, nil
+}
+
 // Forget drops a pod that finished or was deleted; the device manager frees
 // its devices at its next update.
 func (k *Kubelet) Forget(uid types.UID) {

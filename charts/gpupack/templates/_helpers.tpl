@@ -42,3 +42,15 @@ true
 {{- fail (printf "devicePlugin.migMonitorDevices: want auto, true or false, got %v" $v) -}}
 {{- end -}}
 {{- end }}
+
+{{/* devicePlugin.mps CONFIG: "true" when the DaemonSet running CONFIG runs MPS control daemons (sharing.mps with resources). */}}
+{{- define "gpupack.mps" -}}
+{{- $v := .root.Values.devicePlugin.mps.enabled -}}
+{{- if eq (toString $v) "auto" -}}
+{{- with .config.sharing }}{{ with .mps }}{{ if .resources }}true{{ end }}{{ end }}{{ end -}}
+{{- else if eq (toString $v) "true" -}}
+true
+{{- else if ne (toString $v) "false" -}}
+{{- fail (printf "devicePlugin.mps.enabled: want auto, true or false, got %v" $v) -}}
+{{- end -}}
+{{- end }}

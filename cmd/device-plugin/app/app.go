@@ -44,6 +44,7 @@ import (
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/mps"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
@@ -65,6 +66,7 @@ type options struct {
 	kubeconfig         string
 	metricsAddress     string
 	cdiSpecDir         string
+	mpsControlBinary   string
 	// out is where --print-topology prints (the command's output).
 	out io.Writer
 
@@ -124,6 +126,7 @@ func NewCommand() *cobra.Command {
 	fs.BoolVar(&o.printTopology, "print-topology", false, "print the node's GPU map and exit")
 	fs.StringVar(&o.pluginDir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet device-plugin directory (holds kubelet.sock); wins over --kubelet-socket")
 	fs.StringVar(&o.cdiSpecDir, "cdi-spec-dir", deviceplugin.DefaultCDISpecDir, "where the node's CDI spec is written under the cdi-annotations and cdi-cri device list strategies")
+	fs.StringVar(&o.mpsControlBinary, "mps-control-binary", envOr("MPS_CONTROL_BINARY", mps.DefaultBinary), "the MPS control program run once per GPU shared with MPS (sharing.mps): a path, or a name looked up in PATH [$MPS_CONTROL_BINARY]")
 	fs.StringVar(&o.podResourcesSocket, "pod-resources-socket", "/var/lib/kubelet/pod-resources/kubelet.sock", "kubelet PodResources API socket")
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME); empty disables publishing and the handoff")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig; empty means in-cluster")
@@ -340,6 +343,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		return printResources(o.out, m.Plugins())
 	}
 	dopts.CDISpecDir = o.cdiSpecDir
+	dopts.MPS = &deviceplugin.MPSOptions{Binary: o.mpsControlBinary}
 
 	if o.nodeName != "" {
 		// The handoff exists before the informer delivers anything: every

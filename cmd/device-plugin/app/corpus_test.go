@@ -17,6 +17,9 @@ import (
 func TestNVIDIAConfigCorpus(t *testing.T) {
 	// DGX A100: 8 x A100-SXM4-40GB.
 	a100 := []string{"--fake", "dgx-a100"}
+	// DGX-1: 8 x V100 (compute capability 7.0); a 4 x T4 PCIe box.
+	v100 := []string{"--fake", "dgx-1-v100"}
+	pcie4 := []string{"--fake", "pcie-4gpu-2socket"}
 	// All 8 GPUs MIG-enabled, 7 x 1g.5gb each.
 	seven := "1g.5gb+1g.5gb+1g.5gb+1g.5gb+1g.5gb+1g.5gb+1g.5gb"
 	allSmall := []string{"--fake", "dgx-a100", "--fake-mig",
@@ -40,8 +43,21 @@ func TestNVIDIAConfigCorpus(t *testing.T) {
 		// rename and devices ignored: all 8 GPUs x 3 under nvidia.com/gpu.
 		{"time-slicing-devices-and-rename.yaml", a100, map[string]int{"nvidia.com/gpu": 24}, ""},
 		{"time-slicing-replicas-one.yaml", a100, nil, "sharing.timeSlicing.resources[0].replicas: Invalid value: 1"},
-		// NVIDIA: 8 x 10 MPS replicas; gpupack does not implement MPS (issue 14 item 4) and refuses rather than advertise 8.
-		{"mps.yaml", a100, nil, "sharing.mps.resources"},
+		// NVIDIA: one set of MPS replicas per GPU, under the resource's name.
+		{"mps.yaml", a100, map[string]int{"nvidia.com/gpu": 80}, ""},                          // 8 x 10
+		{"mps.yaml", v100, map[string]int{"nvidia.com/gpu": 80}, ""},                          // 8 x 10 (10 <= 16 clients on 7.0)
+		{"mps.yaml", pcie4, map[string]int{"nvidia.com/gpu": 40}, ""},                         // 4 x 10
+		{"mps-rename-by-default.yaml", a100, map[string]int{"nvidia.com/gpu.shared": 32}, ""}, // 8 x 4
+		// MPS wins over timeSlicing; rename and devices ignored: 8 x 2 under nvidia.com/gpu.
+		{"mps-and-time-slicing.yaml", a100, map[string]int{"nvidia.com/gpu": 16}, ""},
+		// No MIG device on the node: the whole GPUs are shared (8 x 3).
+		{"mps-mig-mixed.yaml", a100, map[string]int{"nvidia.com/gpu": 24}, ""},
+		// MIG devices served: NVIDIA's plugin fails, so does gpupack.
+		{"mps-mig-mixed.yaml", mixed, nil, "sharing using MPS is not supported for MIG devices"},
+		{"mps-mig-resource.json", a100, nil, "sharing.mps.resources[0].name"},
+		{"mps-replicas-one.yaml", a100, nil, "sharing.mps.resources[0].replicas: Invalid value: 1"},
+		{"mps-many-clients.yaml", a100, map[string]int{"nvidia.com/gpu": 160}, ""}, // 8 x 20 (<= 48 clients on 8.0)
+		{"mps-many-clients.yaml", v100, nil, "takes at most 16 MPS clients"},
 		{"mig-single.yaml", allSmall, map[string]int{"nvidia.com/gpu": 56}, ""}, // 8 x 7
 		// single needs one profile on every GPU; NVIDIA's plugin refuses a mixed node too.
 		{"mig-single.yaml", mixed, nil, "MIG strategy single"},

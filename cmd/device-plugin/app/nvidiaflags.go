@@ -46,7 +46,7 @@ var settings = []setting{
 		usage: "root of the NVIDIA device nodes on the host (default: the driver root)",
 		apply: func(c *configv1.Config, v string) error { c.Flags.NvidiaDevRoot = &v; return nil }},
 	{names: []string{"mps-root"}, envs: []string{"MPS_ROOT"},
-		usage: "NVIDIA's MPS root; ignored with a warning (gpupack does not implement MPS)",
+		usage: "root of the MPS control daemons' pipe and log directories and shm, on the host and in this container (default \"/run/nvidia/mps\")",
 		apply: func(c *configv1.Config, v string) error { c.Flags.MpsRoot = &v; return nil }},
 	{names: []string{"pass-device-specs"}, envs: []string{"PASS_DEVICE_SPECS"}, bool: true,
 		usage: "pass the /dev/nvidia* device specs in Allocate",

@@ -138,8 +138,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`flags.plugin.deviceIDStrategy: Unsupported value: "serial"`}},
 		{"tegra discovery", "flags: {deviceDiscoveryStrategy: tegra}",
 			[]string{"flags.deviceDiscoveryStrategy", "through NVML only"}},
-		{"mps replicas", "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}",
-			[]string{"sharing.mps.resources", "MPS sharing is not implemented"}},
+		{"mps one replica", "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}",
+			[]string{"sharing.mps.resources[0].replicas: Invalid value: 1"}},
 		{"old strategy field", "sharing: {timeSlicing: {strategy: round-robin, resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
 			[]string{`sharing.timeSlicing.strategy: Unsupported value: "round-robin"`}},
 		{"imex channels", "imex: {channelIDs: [1, 2]}", []string{"imex.channelIDs", "must be [] or [0]"}},
@@ -243,7 +243,7 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 `))
 	require.NoError(t, err)
 	for _, path := range []string{
-		"flags.restartOnDeviceUnhealthy", "flags.mpsRoot", "flags.useNodeFeatureAPI",
+		"flags.restartOnDeviceUnhealthy", "flags.useNodeFeatureAPI",
 		"flags.gfd.oneshot", "flags.gfd.noTimestamp", "flags.gfd.sleepInterval", "flags.gfd.outputFile", "flags.gfd.machineTypeFile",
 		"flags.plugin.nvidiaCTKPath", "flags.plugin.nvidiaCDIHookPath", "flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
 		"resources.gpus", "resources.mig",
@@ -258,7 +258,8 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 		}
 		require.Equal(t, 1, n, "%s in %q", path, w)
 	}
-	require.Len(t, w, 19)
+	// flags.mpsRoot is implemented (MPS sharing): no warning.
+	require.Len(t, w, 18)
 }
 
 // TestReplicaLimitIsTheCodecs: one replica limit for the config, the

@@ -50,9 +50,10 @@ func SetDefaults(c *Config) {
 	setDefault(&pf.DeviceIDStrategy, defaultDeviceIDStrategy)
 	setDefault(&pf.CDIAnnotationPrefix, DefaultCDIAnnotationPrefix)
 	setDefault(&pf.NvidiaCTKPath, DefaultNvidiaCTKPath)
-	ts := &c.Sharing.TimeSlicing
-	if ts.ReplicaPolicy == "" {
-		ts.ReplicaPolicy = ReplicaPolicyPacked
+	for _, ts := range []*TimeSlicing{&c.Sharing.TimeSlicing, c.Sharing.MPS} {
+		if ts != nil && ts.ReplicaPolicy == "" {
+			ts.ReplicaPolicy = ReplicaPolicyPacked
+		}
 	}
 	h := &c.Health
 	if h.SkippedXIDs == nil {

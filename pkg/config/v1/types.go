@@ -162,9 +162,10 @@ type NamedPattern struct {
 // Sharing is NVIDIA's `sharing` section.
 type Sharing struct {
 	TimeSlicing TimeSlicing `json:"timeSlicing"`
-	// MPS is NVIDIA's MPS sharing. gpupack does not implement it yet: a
-	// file that asks for MPS replicas is refused (ignoring it would
-	// advertise other resources than NVIDIA's plugin).
+	// MPS is NVIDIA's MPS sharing: replicas of whole GPUs, each a client
+	// of the GPU's MPS control daemon with 1/replicas of its threads and
+	// memory. When set it is the section in force and TimeSlicing is
+	// ignored, as in NVIDIA's plugin (see Sharing.Replicated).
 	MPS *TimeSlicing `json:"mps,omitempty"`
 }
 

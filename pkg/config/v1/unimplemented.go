@@ -19,9 +19,6 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	if f.RestartOnDeviceUnhealthy != nil && *f.RestartOnDeviceUnhealthy {
 		warn(fp.Child("restartOnDeviceUnhealthy"), "ignored: gpupack marks the devices unhealthy and recovers them without a restart")
 	}
-	if f.MpsRoot != nil && *f.MpsRoot != "" {
-		warn(fp.Child("mpsRoot"), "ignored: gpupack does not implement MPS sharing")
-	}
 	if f.UseNodeFeatureAPI != nil {
 		warn(fp.Child("useNodeFeatureAPI"), "ignored: a GPU Feature Discovery setting; gpupack writes its labels on the Node itself")
 	}
@@ -58,23 +55,34 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	if len(c.Resources.MIGs) > 0 {
 		warn(rp.Child("mig"), "ignored, as NVIDIA's plugin ignores it: resource renaming by pattern")
 	}
-	tp := field.NewPath("sharing", "timeSlicing", "resources")
-	for i := range c.Sharing.TimeSlicing.Resources {
-		r := &c.Sharing.TimeSlicing.Resources[i]
-		if r.Rename != "" {
-			warn(tp.Index(i).Child("rename"), "ignored, as NVIDIA's plugin ignores it (replicas are advertised as name, or name.shared with renameByDefault); gpupack's own field is gpupackRename")
+	for _, ts := range []struct {
+		s *TimeSlicing
+		p *field.Path
+	}{{&c.Sharing.TimeSlicing, field.NewPath("sharing", "timeSlicing")}, {c.Sharing.MPS, field.NewPath("sharing", "mps")}} {
+		if ts.s == nil {
+			continue
 		}
-		if r.Devices != nil && !r.Devices.All {
-			warn(tp.Index(i).Child("devices"), "ignored, as NVIDIA's plugin ignores it (every device of the resource is shared); gpupack's own field is gpupackDevices")
+		for i := range ts.s.Resources {
+			r := &ts.s.Resources[i]
+			rp := ts.p.Child("resources").Index(i)
+			if r.Rename != "" {
+				warn(rp.Child("rename"), "ignored, as NVIDIA's plugin ignores it (replicas are advertised as name, or name.shared with renameByDefault); gpupack's own field is gpupackRename")
+			}
+			if r.Devices != nil && !r.Devices.All {
+				warn(rp.Child("devices"), "ignored, as NVIDIA's plugin ignores it (every device of the resource is shared); gpupack's own field is gpupackDevices")
+			}
 		}
 	}
 	if m := c.Sharing.MPS; m != nil {
 		mp := field.NewPath("sharing", "mps")
-		if len(m.Resources) > 0 {
-			errs = append(errs, field.Invalid(mp.Child("resources"), len(m.Resources),
-				"MPS sharing is not implemented by gpupack: NVIDIA's plugin would advertise MPS replicas here, so ignoring it would advertise other resources"))
-		} else {
-			warn(mp, "ignored: no resources to share")
+		if len(m.Resources) == 0 {
+			warn(mp, "no resources to share: nothing is shared (and sharing.timeSlicing is ignored, as in NVIDIA's plugin)")
+		}
+		if len(c.Sharing.TimeSlicing.Resources) > 0 {
+			warn(field.NewPath("sharing", "timeSlicing"), "ignored, as NVIDIA's plugin ignores it when sharing.mps is set: the MPS section is the one in force")
+		}
+		if m.ReplicaPolicy == ReplicaPolicySpread {
+			warn(mp.Child("replicaPolicy"), "no effect: an MPS request gets one replica (failRequestsGreaterThanOne is always true under MPS)")
 		}
 	}
 	if len(c.Imex.ChannelIDs) > 0 {

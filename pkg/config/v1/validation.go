@@ -45,6 +45,10 @@ func Validate(c *Config) field.ErrorList {
 	}
 	errs = append(errs, validateFlags(&c.Flags, field.NewPath("flags"))...)
 	errs = append(errs, validateTimeSlicing(&c.Sharing.TimeSlicing, field.NewPath("sharing", "timeSlicing"))...)
+	if c.Sharing.MPS != nil {
+		errs = append(errs, validateTimeSlicing(c.Sharing.MPS, field.NewPath("sharing", "mps"))...)
+	}
+	errs = append(errs, validateMPS(c)...)
 	errs = append(errs, validateImex(&c.Imex, field.NewPath("imex"))...)
 	errs = append(errs, validateHealth(&c.Health, field.NewPath("health"))...)
 	if d := c.Publish.InUseInterval; d != nil && d.Duration <= 0 {

@@ -119,6 +119,7 @@ func New(name string, opts ...Option) (*Machine, error) {
 		m.installMIG(i, d)
 		m.installEvents(i, d)
 		m.installLost(i, d)
+		m.installComputeMode(i, d)
 	}
 	m.installServer()
 	if err := m.applyMIG(o.mig); err != nil {

@@ -1,0 +1,104 @@
+package v1
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestMPSSection: sharing.mps loads as NVIDIA's plugin reads it: it is the
+// section in force (timeSlicing ignored, with a warning), requests of more
+// than one replica always fail, rename and devices are ignored with a
+// warning, and what NVIDIA refuses (replicas below 2, MIG devices, more
+// clients than an MPS server takes) is an error naming the field.
+func TestMPSSection(t *testing.T) {
+	tests := []struct {
+		name         string
+		file         string
+		wantErr      []string
+		wantWarn     []string
+		strategy     string
+		failOverOne  bool
+		replicas     int
+		replicatedAt string
+	}{
+		{name: "NVIDIA's README example", file: "version: v1\nsharing:\n  mps:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 10\n",
+			strategy: SharingStrategyMPS, failOverOne: true, replicas: 10, replicatedAt: "sharing.mps"},
+		// NVIDIA forces failRequestsGreaterThanOne for MPS whatever the file says.
+		{name: "failRequestsGreaterThanOne false is overridden", file: "sharing: {mps: {failRequestsGreaterThanOne: false, renameByDefault: true, resources: [{name: gpu, replicas: 4}]}}",
+			strategy: SharingStrategyMPS, failOverOne: true, replicas: 4, replicatedAt: "sharing.mps"},
+		{name: "timeSlicing beside mps is ignored", file: "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 8}]}, mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
+			wantWarn: []string{"sharing.timeSlicing: ignored, as NVIDIA's plugin ignores it when sharing.mps is set"},
+			strategy: SharingStrategyMPS, failOverOne: true, replicas: 2, replicatedAt: "sharing.mps"},
+		{name: "empty mps section wins over timeSlicing", file: "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 8}]}, mps: {}}",
+			wantWarn: []string{"sharing.mps: no resources to share", "sharing.timeSlicing: ignored"},
+			strategy: SharingStrategyNone, replicatedAt: "sharing.mps"},
+		{name: "rename and devices ignored", file: "sharing: {mps: {resources: [{name: nvidia.com/gpu, rename: nvidia.com/mps, devices: [0], replicas: 3}]}}",
+			wantWarn: []string{"sharing.mps.resources[0].rename: ignored", "sharing.mps.resources[0].devices: ignored"},
+			strategy: SharingStrategyMPS, failOverOne: true, replicas: 3, replicatedAt: "sharing.mps"},
+		{name: "time-slicing alone", file: "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 8}]}}",
+			strategy: SharingStrategyTimeSlicing, replicas: 8, replicatedAt: "sharing.timeSlicing"},
+		{name: "no sharing", file: "version: v1", strategy: SharingStrategyNone, replicatedAt: "sharing.timeSlicing"},
+
+		{name: "replicas 1", file: "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}",
+			wantErr: []string{"sharing.mps.resources[0].replicas: Invalid value: 1: must be between 2 and"}},
+		// 49 > 48 clients of one MPS server.
+		{name: "replicas over the MPS client limit", file: "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 49}]}}",
+			wantErr: []string{"sharing.mps.resources[0].replicas: Invalid value: 49: an MPS server takes at most 48 clients"}},
+		{name: "MIG resource", file: "flags: {migStrategy: mixed}\nsharing: {mps: {resources: [{name: nvidia.com/mig-1g.5gb, replicas: 2}]}}",
+			wantErr: []string{"sharing.mps.resources[0].name", "not supported for MIG devices"}},
+		{name: "MIG device by index", file: "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [\"0:1\"]}]}}",
+			wantErr: []string{"sharing.mps.resources[0].gpupackDevices[0]", "not supported for MIG devices"}},
+		{name: "bad name", file: "sharing: {mps: {resources: [{name: example.com/gpu, replicas: 2}]}}",
+			wantErr: []string{"sharing.mps.resources[0].name", "RFC 1123 subdomain"}},
+		{name: "unknown key in mps", file: "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}], replica: 3}}",
+			wantWarn: []string{"sharing.mps.replica"}, strategy: SharingStrategyMPS, failOverOne: true, replicas: 2, replicatedAt: "sharing.mps"},
+		{name: "replicas a word", file: "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: many}]}}",
+			wantErr: []string{"sharing.mps.resources[0].replicas"}},
+		{name: "relative mpsRoot", file: "flags: {mpsRoot: run/mps}\nsharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
+			wantErr: []string{"flags.mpsRoot: Invalid value: \"run/mps\": must be an absolute path"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, w, err := Decode([]byte(tc.file))
+			if len(tc.wantErr) > 0 {
+				require.Error(t, err)
+				for _, want := range tc.wantErr {
+					require.ErrorContains(t, err, want)
+				}
+				return
+			}
+			require.NoError(t, err)
+			for _, want := range tc.wantWarn {
+				require.True(t, containsPrefix(w, want), "want a warning %q in %q", want, w)
+			}
+			require.Equal(t, tc.strategy, c.Sharing.Strategy())
+			require.Equal(t, tc.failOverOne, c.Sharing.FailRequestsGreaterThanOne())
+			ts, p := c.Sharing.Replicated()
+			require.Equal(t, tc.replicatedAt, p.String())
+			if tc.replicas > 0 {
+				require.Equal(t, tc.replicas, ts.Resources[0].Replicas)
+				require.Equal(t, ReplicaPolicyPacked, ts.ReplicaPolicy, "defaulted")
+			}
+		})
+	}
+}
+
+func TestMPSRoot(t *testing.T) {
+	c, err := Parse([]byte("version: v1"))
+	require.NoError(t, err)
+	require.Equal(t, "/run/nvidia/mps", c.Flags.MPSRoot(), "NVIDIA's default")
+	c, err = Parse([]byte("flags: {mpsRoot: /var/run/mps}"))
+	require.NoError(t, err)
+	require.Equal(t, "/var/run/mps", c.Flags.MPSRoot())
+}
+
+func containsPrefix(list []string, s string) bool {
+	for _, l := range list {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
