@@ -108,13 +108,14 @@ func New(opts Options) (*Manager, error) {
 		m.base.MIG = nil
 	}
 	m.health = NewHealth(opts.Lib, inv, HealthOptions{
-		SkippedXIDs: c.Health.SkippedXIDs,
-		Recover:     c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
-		Checks:      c.Health.Recovery.Checks,
-		Interval:    recoveryInterval(c),
-		Clock:       opts.Clock,
-		Metrics:     opts.Metrics,
-		Events:      opts.Events,
+		Critical: c.Health.Critical,
+		Watched:  func(k nvml.EventKind) bool { return watched(&c.Health, k) },
+		Recover:  c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
+		Checks:   c.Health.Recovery.Checks,
+		Interval: recoveryInterval(c),
+		Clock:    opts.Clock,
+		Metrics:  opts.Metrics,
+		Events:   opts.Events,
 	})
 	if opts.MPS != nil && c.Sharing.Strategy() == configv1.SharingStrategyMPS {
 		if err := m.newMPSRunner(resources, c.Flags.MPSRoot()); err != nil {

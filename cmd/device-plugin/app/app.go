@@ -140,43 +140,46 @@ func NewCommand() *cobra.Command {
 // NVIDIA's health-check variables, honoured as NVIDIA's plugin does:
 // DP_DISABLE_HEALTHCHECKS "all" or "xids" turns XID checks off, a list of
 // XIDs adds to the skipped ones; DP_ENABLE_HEALTHCHECKS lists XIDs that are
-// critical even when skipped by default ("all": none skipped).
+// critical even when skipped ("all": every XID), and with
+// DP_DISABLE_HEALTHCHECKS=all the only critical ones (configv1.Health.Enable).
 const (
 	envDisableHealthChecks = "DP_DISABLE_HEALTHCHECKS"
 	envEnableHealthChecks  = "DP_ENABLE_HEALTHCHECKS"
 )
 
 func applyHealthEnv(c *configv1.Config, v string) error {
-	for _, f := range configv1.SplitList(strings.ToLower(v)) {
-		switch f {
-		case "all", "xids":
-			c.Health.Disabled = true
-		default:
-			x, err := strconv.ParseUint(f, 10, 64)
-			if err != nil || x == 0 {
-				return fmt.Errorf("%s=%q: want all, xids or XID numbers", envDisableHealthChecks, v)
-			}
-			if !slices.Contains(c.Health.SkippedXIDs, x) {
-				c.Health.SkippedXIDs = append(c.Health.SkippedXIDs, x)
-			}
-		}
+	all, xids, err := parseXIDEnv(envDisableHealthChecks, v)
+	if err != nil {
+		return err
 	}
+	c.Health.Disable(all, xids)
 	return nil
 }
 
 func applyEnableHealthEnv(c *configv1.Config, v string) error {
+	all, xids, err := parseXIDEnv(envEnableHealthChecks, v)
+	if err != nil {
+		return err
+	}
+	c.Health.Enable(all, xids)
+	return nil
+}
+
+// parseXIDEnv reads a health-check variable: "all" (or "xids") and XID
+// numbers, comma-separated.
+func parseXIDEnv(name, v string) (all bool, xids []uint64, err error) {
 	for _, f := range configv1.SplitList(strings.ToLower(v)) {
 		if f == "all" || f == "xids" {
-			c.Health.SkippedXIDs = []uint64{}
+			all = true
 			continue
 		}
 		x, err := strconv.ParseUint(f, 10, 64)
 		if err != nil || x == 0 {
-			return fmt.Errorf("%s=%q: want all or XID numbers", envEnableHealthChecks, v)
+			return false, nil, fmt.Errorf("%s=%q: want all, xids or XID numbers", name, v)
 		}
-		c.Health.SkippedXIDs = slices.DeleteFunc(c.Health.SkippedXIDs, func(s uint64) bool { return s == x })
+		xids = append(xids, x)
 	}
-	return nil
+	return all, xids, nil
 }
 
 // loadConfig reads the file (or the defaults), applies NVIDIA's variables

@@ -62,7 +62,30 @@ func TestHealthEnv(t *testing.T) {
 	require.NoError(t, applyHealthEnv(c, "all"))
 	require.True(t, c.Health.Disabled)
 	require.ErrorContains(t, applyHealthEnv(configv1.Default(), "some"), "want all, xids or XID numbers")
-	require.ErrorContains(t, applyEnableHealthEnv(configv1.Default(), "x1"), "want all or XID numbers")
+	require.ErrorContains(t, applyEnableHealthEnv(configv1.Default(), "x1"), "want all, xids or XID numbers")
+}
+
+// TestHealthEnvChoosesTheFatalXIDs: DP_DISABLE_HEALTHCHECKS=all with
+// DP_ENABLE_HEALTHCHECKS=48,79 leaves health checks on for exactly those
+// XIDs (NVIDIA's way to pick the fatal ones); DP_ENABLE_HEALTHCHECKS=all
+// makes the application XIDs count too.
+func TestHealthEnvChoosesTheFatalXIDs(t *testing.T) {
+	t.Setenv(envDisableHealthChecks, "all")
+	t.Setenv(envEnableHealthChecks, "48,79")
+	c, err := (&options{}).loadConfig(context.Background(), NewCommand().Flags())
+	require.NoError(t, err)
+	require.False(t, c.Health.Disabled)
+	require.True(t, c.Health.Critical(48))
+	require.True(t, c.Health.Critical(79))
+	require.False(t, c.Health.Critical(94))
+	require.False(t, c.Health.Critical(13))
+
+	t.Setenv(envDisableHealthChecks, "")
+	t.Setenv(envEnableHealthChecks, "all")
+	c, err = (&options{}).loadConfig(context.Background(), NewCommand().Flags())
+	require.NoError(t, err)
+	require.True(t, c.Health.Critical(13))
+	require.True(t, c.Health.Critical(94))
 }
 
 // TestConfigErrorPrintedOnce: the command logs its error; cobra must not

@@ -88,12 +88,5 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	if len(c.Imex.ChannelIDs) > 0 {
 		warn(field.NewPath("imex", "channelIDs"), "ignored: gpupack does not inject IMEX channels")
 	}
-	hp := field.NewPath("health")
-	if len(c.Health.EventTypes) > 0 {
-		warn(hp.Child("eventTypes"), "ignored: gpupack watches XID and ECC events")
-	}
-	if x := c.Health.CriticalXIDs; x != nil && !x.All {
-		warn(hp.Child("criticalXIDs"), "ignored: every XID that is not skipped is critical in gpupack")
-	}
 	return warnings, errs
 }
