@@ -127,6 +127,20 @@ func (h *Health) Healthy(gpu int) bool {
 	return ok && g.healthy && h.down[gpu] == nil
 }
 
+// AnyUnhealthy reports whether a GPU or MIG device went unhealthy through an
+// event (GPUs that discovery could not read, unhealthy from the start, do
+// not count: they have their own way back, Rediscover).
+func (h *Health) AnyUnhealthy() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, g := range h.gpus {
+		if !g.healthy && !g.degraded {
+			return true
+		}
+	}
+	return len(h.migSick) > 0
+}
+
 // Snapshot returns the current health of every GPU and MIG device.
 func (h *Health) Snapshot() View {
 	h.mu.Lock()

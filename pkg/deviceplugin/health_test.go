@@ -2,6 +2,7 @@ package deviceplugin_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -255,6 +256,48 @@ func TestHealthConfigDecidesWhichEventsCount(t *testing.T) {
 			next, err = s.Recv()
 			require.NoError(t, err)
 			require.ElementsMatch(t, []string{uuidOf(p, 2), uuidOf(p, 3)}, unhealthy(next))
+		})
+	}
+}
+
+// TestRestartOnDeviceUnhealthy: with flags.restartOnDeviceUnhealthy, a
+// device going unhealthy ends Run with ErrRestartOnUnhealthy (an
+// ErrRediscover: the command discovers the node again, as NVIDIA's plugin
+// is restarted by its failing liveness probe); a skipped XID does not.
+// Without the flag the plugin keeps running and serves the other GPUs.
+func TestRestartOnDeviceUnhealthy(t *testing.T) {
+	for _, restart := range []bool{true, false} {
+		t.Run(fmt.Sprintf("restartOnDeviceUnhealthy=%v", restart), func(t *testing.T) {
+			k, p := setup(t, pluginOpts{machine: fake.DGXA100,
+				config: fmt.Sprintf("version: v1\nflags: {restartOnDeviceUnhealthy: %v}", restart)})
+			k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+			s := watch(t, p, "nvidia.com/gpu")
+			_, err := s.Recv()
+			require.NoError(t, err)
+			p.machine.InjectXID(1, 13) // an application XID: skipped
+			p.machine.InjectXID(2, 48)
+			if !restart {
+				next, err := s.Recv()
+				require.NoError(t, err)
+				require.Equal(t, []string{uuidOf(p, 2)}, unhealthy(next))
+				k.waitCounts(map[string]int64{"nvidia.com/gpu": 7})
+				select {
+				case err := <-p.done:
+					t.Fatalf("Run ended: %v", err)
+				default:
+				}
+				return
+			}
+			select {
+			case err := <-p.done:
+				require.ErrorIs(t, err, deviceplugin.ErrRestartOnUnhealthy)
+				require.ErrorIs(t, err, deviceplugin.ErrRediscover)
+				p.done <- nil // for the cleanup
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not end on the unhealthy GPU")
+			}
+			require.True(t, p.mgr.Health().Healthy(1), "the skipped XID took nothing out")
+			require.False(t, p.mgr.Health().Healthy(2))
 		})
 	}
 }

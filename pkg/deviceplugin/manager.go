@@ -60,6 +60,13 @@ type Options struct {
 // it; the kubelet then sees the GPU under its real device ID.
 var ErrRediscover = errors.New("a GPU that discovery could not read answers again: discover the node again")
 
+// ErrRestartOnUnhealthy is returned by Run when a device goes unhealthy and
+// flags.restartOnDeviceUnhealthy is set: NVIDIA's plugin then fails its
+// liveness probe and is restarted, which brings every device back healthy;
+// the command does the same by discovering the node again (it is an
+// ErrRediscover).
+var ErrRestartOnUnhealthy = fmt.Errorf("a device went unhealthy and flags.restartOnDeviceUnhealthy is set: %w", ErrRediscover)
+
 // Manager runs one Plugin per resource of the node, their health and the
 // kubelet-restart watch.
 type Manager struct {
@@ -342,12 +349,23 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.opts.Publisher != nil {
 		go m.opts.Publisher.Run(ctx, m)
 	}
+	restart := deref(m.opts.Config.Flags.RestartOnDeviceUnhealthy)
+	var healthChanged <-chan struct{}
+	if restart {
+		healthChanged = m.health.Changed()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-m.health.Rediscover():
 			return ErrRediscover
+		case <-healthChanged:
+			healthChanged = m.health.Changed()
+			if m.health.AnyUnhealthy() {
+				logger.Info("A device went unhealthy and flags.restartOnDeviceUnhealthy is set: restarting")
+				return ErrRestartOnUnhealthy
+			}
 		case err, ok := <-w.Errors:
 			if !ok {
 				return errors.New("fsnotify watcher closed")

@@ -16,9 +16,6 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	warn := func(p *field.Path, why string) { warnings = append(warnings, fmt.Sprintf("%s: %s", p, why)) }
 	f := &c.Flags
 	fp := field.NewPath("flags")
-	if f.RestartOnDeviceUnhealthy != nil && *f.RestartOnDeviceUnhealthy {
-		warn(fp.Child("restartOnDeviceUnhealthy"), "ignored: gpupack marks the devices unhealthy and recovers them without a restart")
-	}
 	if f.UseNodeFeatureAPI != nil {
 		warn(fp.Child("useNodeFeatureAPI"), "ignored: a GPU Feature Discovery setting; gpupack writes its labels on the Node itself")
 	}
