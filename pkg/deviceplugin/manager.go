@@ -77,6 +77,8 @@ type Manager struct {
 	mps       *mps.Runner
 	plugins   []*Plugin
 	startedAt int64
+	// startNotes are what New skipped (IMEX channels not found), logged by Run.
+	startNotes []error
 
 	nodeMu      sync.Mutex
 	node        *topology.Node
@@ -134,6 +136,9 @@ func New(opts Options) (*Manager, error) {
 		policy = score.Spread
 	}
 	popts := pluginOptions(c, policy)
+	if popts.IMEXChannels, m.startNotes, err = IMEXChannels(c.Imex.ChannelIDs, c.Imex.Required, popts.DriverRoot, popts.DevRoot); err != nil {
+		return nil, err
+	}
 	if c.Flags.Plugin.UsesCDI() && opts.CDISpecDir != "" {
 		spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot, DeviceIDStrategy: popts.DeviceIDStrategy})
 		if err != nil {
@@ -141,6 +146,15 @@ func New(opts Options) (*Manager, error) {
 		}
 		if _, err := WriteCDISpec(opts.CDISpecDir, spec); err != nil {
 			return nil, err
+		}
+		imexSpec, err := BuildIMEXCDISpec(popts.IMEXChannels)
+		if err != nil {
+			return nil, err
+		}
+		if imexSpec != nil {
+			if _, err := WriteCDISpec(opts.CDISpecDir, imexSpec); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, r := range resources {
@@ -299,6 +313,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	for _, err := range m.startNotes {
+		logger.Info("Skipped at start", "reason", err.Error())
+	}
 	for _, g := range m.inv.GPUs {
 		if g.Degraded != nil {
 			// Served unhealthy (capacity stays) until the probe reads it.

@@ -96,7 +96,7 @@ var settings = []setting{
 		usage: "NVIDIA's distributed or packed; ignored with a warning (see --replica-policy)",
 		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.SharedDevicesAllocationPolicy })},
 	{names: []string{"imex-channel-ids"}, envs: []string{"IMEX_CHANNEL_IDS"},
-		usage: "NVIDIA's IMEX channel IDs ([] or 0); ignored with a warning",
+		usage: "NVIDIA's IMEX channel IDs ([] or 0), given to every container that gets a device",
 		apply: func(c *configv1.Config, v string) error {
 			c.Imex.ChannelIDs = nil
 			for _, f := range configv1.SplitList(v) {
@@ -109,7 +109,7 @@ var settings = []setting{
 			return nil
 		}},
 	{names: []string{"imex-required"}, envs: []string{"IMEX_REQUIRED"}, bool: true,
-		usage: "NVIDIA's; ignored with the IMEX channels",
+		usage: "NVIDIA's: a missing IMEX channel stops the plugin",
 		apply: func(c *configv1.Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			c.Imex.Required = b

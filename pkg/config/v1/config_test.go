@@ -248,7 +248,6 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 		"flags.plugin.nvidiaCTKPath", "flags.plugin.nvidiaCDIHookPath", "flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
 		"resources.gpus", "resources.mig",
 		"sharing.timeSlicing.resources[0].rename", "sharing.timeSlicing.resources[0].devices",
-		"imex.channelIDs",
 	} {
 		n := 0
 		for _, s := range w {
@@ -259,7 +258,7 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 		require.Equal(t, 1, n, "%s in %q", path, w)
 	}
 	// flags.mpsRoot and restartOnDeviceUnhealthy are implemented: no warning.
-	require.Len(t, w, 15)
+	require.Len(t, w, 14)
 }
 
 // TestReplicaLimitIsTheCodecs: one replica limit for the config, the

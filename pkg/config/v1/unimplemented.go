@@ -82,8 +82,5 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 			warn(mp.Child("replicaPolicy"), "no effect: an MPS request gets one replica (failRequestsGreaterThanOne is always true under MPS)")
 		}
 	}
-	if len(c.Imex.ChannelIDs) > 0 {
-		warn(field.NewPath("imex", "channelIDs"), "ignored: gpupack does not inject IMEX channels")
-	}
 	return warnings, errs
 }
