@@ -30,6 +30,9 @@ type CDISpecOptions struct {
 	DevRoot string
 	// DeviceIDStrategy names the spec's devices: uuid or index, as in Allocate.
 	DeviceIDStrategy string
+	// Driver are the driver's common edits (DriverEdits: libraries,
+	// binaries, hooks), added to the spec's.
+	Driver cdispec.ContainerEdits
 }
 
 // BuildCDISpec returns the node's CDI spec (kind k8s.device-plugin.nvidia.com/gpu):
@@ -102,6 +105,9 @@ func BuildCDISpec(resources []sharing.Resource, o CDISpecOptions) (*cdispec.Spec
 			spec.ContainerEdits.DeviceNodes = append(spec.ContainerEdits.DeviceNodes, node(p))
 		}
 	}
+	spec.ContainerEdits.Env = append(spec.ContainerEdits.Env, o.Driver.Env...)
+	spec.ContainerEdits.Mounts = append(spec.ContainerEdits.Mounts, o.Driver.Mounts...)
+	spec.ContainerEdits.Hooks = append(spec.ContainerEdits.Hooks, o.Driver.Hooks...)
 	v, err := cdi.MinimumRequiredVersion(spec)
 	if err != nil {
 		return nil, fmt.Errorf("CDI spec version: %w", err)

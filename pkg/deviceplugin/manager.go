@@ -140,7 +140,11 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	if c.Flags.Plugin.UsesCDI() && opts.CDISpecDir != "" {
-		spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot, DeviceIDStrategy: popts.DeviceIDStrategy})
+		driver, notes := DriverEdits(DriverEditsOptions{ReadRoot: popts.DriverRoot, HostRoot: deref(c.Flags.NvidiaDriverRoot),
+			Version: inv.DriverVersion, HookPath: cdiHookPath(c.Flags.Plugin)})
+		m.startNotes = append(m.startNotes, notes...)
+		spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot,
+			DeviceIDStrategy: popts.DeviceIDStrategy, Driver: driver})
 		if err != nil {
 			return nil, err
 		}

@@ -245,7 +245,7 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 	for _, path := range []string{
 		"flags.useNodeFeatureAPI",
 		"flags.gfd.oneshot", "flags.gfd.noTimestamp", "flags.gfd.sleepInterval", "flags.gfd.outputFile", "flags.gfd.machineTypeFile",
-		"flags.plugin.nvidiaCTKPath", "flags.plugin.nvidiaCDIHookPath", "flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
+		"flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
 		"resources.gpus", "resources.mig",
 		"sharing.timeSlicing.resources[0].rename", "sharing.timeSlicing.resources[0].devices",
 	} {
@@ -258,7 +258,7 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 		require.Equal(t, 1, n, "%s in %q", path, w)
 	}
 	// flags.mpsRoot and restartOnDeviceUnhealthy are implemented: no warning.
-	require.Len(t, w, 14)
+	require.Len(t, w, 12)
 }
 
 // TestReplicaLimitIsTheCodecs: one replica limit for the config, the

@@ -32,12 +32,6 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	}
 	if pf := f.Plugin; pf != nil {
 		pp := fp.Child("plugin")
-		if pf.NvidiaCTKPath != nil && *pf.NvidiaCTKPath != DefaultNvidiaCTKPath {
-			warn(pp.Child("nvidiaCTKPath"), "ignored: gpupack's CDI spec has no hooks")
-		}
-		if pf.NvidiaCDIHookPath != nil {
-			warn(pp.Child("nvidiaCDIHookPath"), "ignored: gpupack's CDI spec has no hooks")
-		}
 		if pf.CDIFeatureFlags != nil && len(*pf.CDIFeatureFlags) > 0 {
 			warn(pp.Child("cdiFeatureFlags"), "ignored")
 		}
