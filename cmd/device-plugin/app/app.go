@@ -148,26 +148,18 @@ const (
 )
 
 func applyHealthEnv(c *configv1.Config, v string) error {
-	all, xids, err := parseXIDEnv(envDisableHealthChecks, v)
-	if err != nil {
-		return err
-	}
-	c.Health.Disable(all, xids)
-	return nil
+	return applyXIDEnv(envDisableHealthChecks, v, c.Health.Disable)
 }
 
 func applyEnableHealthEnv(c *configv1.Config, v string) error {
-	all, xids, err := parseXIDEnv(envEnableHealthChecks, v)
-	if err != nil {
-		return err
-	}
-	c.Health.Enable(all, xids)
-	return nil
+	return applyXIDEnv(envEnableHealthChecks, v, c.Health.Enable)
 }
 
-// parseXIDEnv reads a health-check variable: "all" (or "xids") and XID
-// numbers, comma-separated.
-func parseXIDEnv(name, v string) (all bool, xids []uint64, err error) {
+// applyXIDEnv reads the health-check variable name, "all" (or "xids") and
+// XID numbers, comma-separated, and hands them to apply.
+func applyXIDEnv(name, v string, apply func(all bool, xids []uint64)) error {
+	all := false
+	var xids []uint64
 	for _, f := range configv1.SplitList(strings.ToLower(v)) {
 		if f == "all" || f == "xids" {
 			all = true
@@ -175,11 +167,12 @@ func parseXIDEnv(name, v string) (all bool, xids []uint64, err error) {
 		}
 		x, err := strconv.ParseUint(f, 10, 64)
 		if err != nil || x == 0 {
-			return false, nil, fmt.Errorf("%s=%q: want all, xids or XID numbers", name, v)
+			return fmt.Errorf("%s=%q: want all, xids or XID numbers", name, v)
 		}
 		xids = append(xids, x)
 	}
-	return all, xids, nil
+	apply(all, xids)
+	return nil
 }
 
 // loadConfig reads the file (or the defaults), applies NVIDIA's variables
