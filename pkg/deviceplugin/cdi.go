@@ -1,7 +1,9 @@
 package deviceplugin
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -114,6 +116,19 @@ func BuildCDISpec(resources []sharing.Resource, o CDISpecOptions) (*cdispec.Spec
 	}
 	spec.Version = v
 	return spec, nil
+}
+
+// removeCDISpec removes the spec of kind that WriteCDISpec would have
+// written into dir, if there is one.
+func removeCDISpec(dir, kind string) error {
+	name, err := cdi.GenerateNameForSpec(&cdispec.Spec{Kind: kind})
+	if err != nil {
+		return fmt.Errorf("CDI spec name: %w", err)
+	}
+	if err := os.Remove(filepath.Join(dir, name+".yaml")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the CDI spec of %s: %w", kind, err)
+	}
+	return nil
 }
 
 // WriteCDISpec writes spec into dir through the CDI library, which

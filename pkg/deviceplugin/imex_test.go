@@ -77,6 +77,18 @@ func TestIMEXChannelsInjected(t *testing.T) {
 	require.Len(t, nodes, 1)
 	require.Equal(t, channel, nodes[0].Path)
 	require.Equal(t, filepath.Join(root, channel), nodes[0].HostPath)
+
+	// The node's config drops the channels: the next start removes their
+	// spec, the GPUs' stays.
+	cfg, err := configv1.Parse([]byte("flags: {nvidiaDriverRoot: " + root + ", plugin: {deviceListStrategy: cdi-cri}}"))
+	require.NoError(t, err)
+	lib := nvml.New(p.machine.Interface())
+	require.NoError(t, lib.Init())
+	_, err = deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir(), CDISpecDir: cdiDir})
+	require.NoError(t, err)
+	require.NoError(t, cache.Refresh())
+	require.Nil(t, cache.GetDevice("k8s.device-plugin.nvidia.com/imex-channel=0"))
+	require.NotNil(t, cache.GetDevice(names[0]))
 }
 
 // TestIMEXVolumeMounts: under volume-mounts the channel is a /dev/null

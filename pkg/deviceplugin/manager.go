@@ -155,10 +155,14 @@ func New(opts Options) (*Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		if imexSpec != nil {
-			if _, err := WriteCDISpec(opts.CDISpecDir, imexSpec); err != nil {
-				return nil, err
-			}
+		if imexSpec == nil {
+			// A spec left by an earlier config would still name channels.
+			err = removeCDISpec(opts.CDISpecDir, CDIVendor+"/"+CDIIMEXClass)
+		} else {
+			_, err = WriteCDISpec(opts.CDISpecDir, imexSpec)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	for _, r := range resources {
