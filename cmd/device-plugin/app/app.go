@@ -391,6 +391,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			return err
 		}
 	}
+	var pace restartPacer
 	for {
 		m, err := deviceplugin.New(dopts)
 		if err != nil {
@@ -404,12 +405,53 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			dopts.Config = o.reloaded(ctx, fs, dopts, *next)
 			continue
 		}
-		// A GPU that discovery could not read answers again: discover anew.
+		// A GPU that discovery could not read answers again, or a device
+		// went unhealthy under restartOnDeviceUnhealthy: discover anew.
 		if !errors.Is(err, deviceplugin.ErrRediscover) {
 			return err
 		}
+		if errors.Is(err, deviceplugin.ErrRestartOnUnhealthy) {
+			if d := pace.next(time.Now()); d > 0 {
+				logger.Info("Waiting before the restart, as the kubelet paces a restarted container", "delay", d)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(d):
+				}
+			}
+		}
 		logger.Info("Discovering the node's GPUs again")
 	}
+}
+
+// restartPacer spaces the restarts of restartOnDeviceUnhealthy as the
+// kubelet spaces the restarts of NVIDIA's plugin when its liveness probe
+// fails (CrashLoopBackOff): the first at once, then 10 s, doubling up to
+// 5 min; 10 min without a restart start the count over. A GPU that keeps
+// raising XIDs so cannot restart the plugin in a tight loop.
+type restartPacer struct {
+	last  time.Time // when the last restart began
+	delay time.Duration
+}
+
+const (
+	restartDelayFirst = 10 * time.Second
+	restartDelayMax   = 5 * time.Minute
+	restartResetAfter = 10 * time.Minute
+)
+
+// next returns how long to wait before a restart asked at now.
+func (p *restartPacer) next(now time.Time) time.Duration {
+	switch {
+	case p.last.IsZero() || now.Sub(p.last) > restartResetAfter:
+		p.delay = 0
+	case p.delay == 0:
+		p.delay = restartDelayFirst
+	default:
+		p.delay = min(2*p.delay, restartDelayMax)
+	}
+	p.last = now.Add(p.delay)
+	return p.delay
 }
 
 // runUntilReload runs m until it ends or a new per-node config arrives
