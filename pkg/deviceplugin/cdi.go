@@ -11,6 +11,7 @@ import (
 	"tags.cncf.io/container-device-interface/pkg/cdi"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/sharing"
 )
@@ -116,6 +117,32 @@ func BuildCDISpec(resources []sharing.Resource, o CDISpecOptions) (*cdispec.Spec
 	}
 	spec.Version = v
 	return spec, nil
+}
+
+// writeCDISpecs writes the node's CDI specs into dir: the GPUs' (with the
+// driver's edits; notes say what those lack) and the IMEX channels' (or
+// removes the one an earlier config left).
+func writeCDISpecs(dir string, c *configv1.Config, driverVersion string, resources []sharing.Resource, popts PluginOptions) (notes []error, err error) {
+	driver, notes := DriverEdits(DriverEditsOptions{ReadRoot: popts.DriverRoot, HostRoot: deref(c.Flags.NvidiaDriverRoot),
+		Version: driverVersion, HookPath: cdiHookPath(c.Flags.Plugin)})
+	spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot,
+		DeviceIDStrategy: popts.DeviceIDStrategy, Driver: driver})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := WriteCDISpec(dir, spec); err != nil {
+		return nil, err
+	}
+	imexSpec, err := BuildIMEXCDISpec(popts.IMEXChannels)
+	switch {
+	case err != nil:
+		return nil, err
+	case imexSpec == nil:
+		err = removeCDISpec(dir, CDIVendor+"/"+CDIIMEXClass)
+	default:
+		_, err = WriteCDISpec(dir, imexSpec)
+	}
+	return notes, err
 }
 
 // removeCDISpec removes the spec of kind that WriteCDISpec would have

@@ -140,30 +140,11 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	if c.Flags.Plugin.UsesCDI() && opts.CDISpecDir != "" {
-		driver, notes := DriverEdits(DriverEditsOptions{ReadRoot: popts.DriverRoot, HostRoot: deref(c.Flags.NvidiaDriverRoot),
-			Version: inv.DriverVersion, HookPath: cdiHookPath(c.Flags.Plugin)})
+		notes, err := writeCDISpecs(opts.CDISpecDir, c, inv.DriverVersion, resources, popts)
+		if err != nil {
+			return nil, err
+		}
 		m.startNotes = append(m.startNotes, notes...)
-		spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot,
-			DeviceIDStrategy: popts.DeviceIDStrategy, Driver: driver})
-		if err != nil {
-			return nil, err
-		}
-		if _, err := WriteCDISpec(opts.CDISpecDir, spec); err != nil {
-			return nil, err
-		}
-		imexSpec, err := BuildIMEXCDISpec(popts.IMEXChannels)
-		if err != nil {
-			return nil, err
-		}
-		if imexSpec == nil {
-			// A spec left by an earlier config would still name channels.
-			err = removeCDISpec(opts.CDISpecDir, CDIVendor+"/"+CDIIMEXClass)
-		} else {
-			_, err = WriteCDISpec(opts.CDISpecDir, imexSpec)
-		}
-		if err != nil {
-			return nil, err
-		}
 	}
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
