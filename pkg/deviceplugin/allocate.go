@@ -137,9 +137,9 @@ func (p *Plugin) deviceSpecs(devs []*sharing.Device) ([]*pluginapi.DeviceSpec, e
 			add(c)
 		}
 	}
-	specs := make([]*pluginapi.DeviceSpec, 0, len(paths))
+	specs := make([]*pluginapi.DeviceSpec, 0, len(paths)+len(p.opts.IMEXChannels))
 	for _, path := range paths {
 		specs = append(specs, &pluginapi.DeviceSpec{ContainerPath: path, HostPath: filepath.Join(hostRoot, path), Permissions: "rw"})
 	}
-	return specs, nil
+	return append(specs, imexDeviceSpecs(p.opts.IMEXChannels)...), nil
 }

@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
@@ -131,7 +128,7 @@ func BenchmarkGetPreferredAllocationHandoff(b *testing.B) {
 			pods.Add(pod)
 			continue
 		}
-		pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID(name)}})
+		pods.Add(fixture.MakePod().Name(name).UID(name).Obj())
 	}
 	req := &pluginapi.PreferredAllocationRequest{ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{
 		{AvailableDeviceIDs: all[2:], AllocationSize: 2},

@@ -1,7 +1,9 @@
 package deviceplugin
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"tags.cncf.io/container-device-interface/pkg/cdi"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/sharing"
 )
@@ -30,6 +33,9 @@ type CDISpecOptions struct {
 	DevRoot string
 	// DeviceIDStrategy names the spec's devices: uuid or index, as in Allocate.
 	DeviceIDStrategy string
+	// Driver are the driver's common edits (DriverEdits: libraries,
+	// binaries, hooks), added to the spec's.
+	Driver cdispec.ContainerEdits
 }
 
 // BuildCDISpec returns the node's CDI spec (kind k8s.device-plugin.nvidia.com/gpu):
@@ -102,12 +108,54 @@ func BuildCDISpec(resources []sharing.Resource, o CDISpecOptions) (*cdispec.Spec
 			spec.ContainerEdits.DeviceNodes = append(spec.ContainerEdits.DeviceNodes, node(p))
 		}
 	}
+	spec.ContainerEdits.Env = append(spec.ContainerEdits.Env, o.Driver.Env...)
+	spec.ContainerEdits.Mounts = append(spec.ContainerEdits.Mounts, o.Driver.Mounts...)
+	spec.ContainerEdits.Hooks = append(spec.ContainerEdits.Hooks, o.Driver.Hooks...)
 	v, err := cdi.MinimumRequiredVersion(spec)
 	if err != nil {
 		return nil, fmt.Errorf("CDI spec version: %w", err)
 	}
 	spec.Version = v
 	return spec, nil
+}
+
+// writeCDISpecs writes the node's CDI specs into dir: the GPUs' (with the
+// driver's edits; notes say what those lack) and the IMEX channels' (or
+// removes the one an earlier config left).
+func writeCDISpecs(dir string, c *configv1.Config, driverVersion string, resources []sharing.Resource, popts PluginOptions) (notes []error, err error) {
+	driver, notes := DriverEdits(DriverEditsOptions{ReadRoot: popts.DriverRoot, HostRoot: deref(c.Flags.NvidiaDriverRoot),
+		Version: driverVersion, HookPath: cdiHookPath(c.Flags.Plugin)})
+	spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot,
+		DeviceIDStrategy: popts.DeviceIDStrategy, Driver: driver})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := WriteCDISpec(dir, spec); err != nil {
+		return nil, err
+	}
+	imexSpec, err := BuildIMEXCDISpec(popts.IMEXChannels)
+	switch {
+	case err != nil:
+		return nil, err
+	case imexSpec == nil:
+		err = removeCDISpec(dir, CDIVendor+"/"+CDIIMEXClass)
+	default:
+		_, err = WriteCDISpec(dir, imexSpec)
+	}
+	return notes, err
+}
+
+// removeCDISpec removes the spec of kind that WriteCDISpec would have
+// written into dir, if there is one.
+func removeCDISpec(dir, kind string) error {
+	name, err := cdi.GenerateNameForSpec(&cdispec.Spec{Kind: kind})
+	if err != nil {
+		return fmt.Errorf("CDI spec name: %w", err)
+	}
+	if err := os.Remove(filepath.Join(dir, name+".yaml")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the CDI spec of %s: %w", kind, err)
+	}
+	return nil
 }
 
 // WriteCDISpec writes spec into dir through the CDI library, which

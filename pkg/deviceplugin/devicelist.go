@@ -65,6 +65,7 @@ func (p *Plugin) deviceList(resp *pluginapi.ContainerAllocateResponse, devs []*s
 	for _, id := range ids {
 		names = append(names, CDIDeviceName(id))
 	}
+	names = append(names, imexCDINames(p.opts.IMEXChannels)...)
 	// In NVIDIA's order, whatever the list's: volume-mounts replaces the
 	// variable envvar sets.
 	for _, s := range []string{configv1.DeviceListStrategyCDIAnnotations, configv1.DeviceListStrategyCDICRI,
@@ -75,12 +76,14 @@ func (p *Plugin) deviceList(resp *pluginapi.ContainerAllocateResponse, devs []*s
 		switch s {
 		case configv1.DeviceListStrategyEnvvar:
 			setEnv(resp, EnvVisibleDevices, joinIDs(ids))
+			imexEnv(resp, p.opts.IMEXChannels)
 		case configv1.DeviceListStrategyVolumeMounts:
 			setEnv(resp, EnvVisibleDevices, VolumeMountsRoot)
 			for _, id := range ids {
 				resp.Mounts = append(resp.Mounts, &pluginapi.Mount{
 					ContainerPath: path.Join(VolumeMountsRoot, id), HostPath: volumeMountsHostPath})
 			}
+			imexMounts(resp, p.opts.IMEXChannels)
 		case configv1.DeviceListStrategyCDIAnnotations:
 			ann, err := cdi.UpdateAnnotations(map[string]string{}, cdiAnnotationPlugin, uuid.NewString(), names)
 			if err != nil {

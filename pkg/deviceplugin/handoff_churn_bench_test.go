@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // churn feeds h what the pod informer delivers for n short CPU-only pods on
@@ -17,8 +18,8 @@ func churn(h *Handoff, n int) {
 	forget, hasForget := any(h).(interface{ Forget(types.UID) })
 	var live []*v1.Pod
 	for i := range n {
-		p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "job-" + strconv.Itoa(i), Namespace: "batch", UID: types.UID("uid-" + strconv.Itoa(i))},
-			Spec: v1.PodSpec{NodeName: "node", Containers: []v1.Container{{Name: "main"}}}}
+		p := fixture.MakePod().Name("job-" + strconv.Itoa(i)).Namespace("batch").UID("uid-" + strconv.Itoa(i)).
+			Node("node").Container("main").Obj()
 		h.Observe(p)
 		live = append(live, p)
 		if len(live) == 100 {

@@ -12,9 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/kubernetes/pkg/kubelet/util/sliceutils"
@@ -32,7 +29,7 @@ func scheduled(t testing.TB, name string, at time.Time, resource string, ids ...
 	s, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{resource: ids}})
 	require.NoError(t, err)
 	ann := map[string]string{protocol.DevicesAnnotation: s, protocol.AssumedAtAnnotation: protocol.FormatAssumedAt(at)}
-	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Annotations: ann}}, ann
+	return fixture.MakePod().Named(name).AnnotationMap(ann).Obj(), ann
 }
 
 func sortedIDs(ids []string) []string { return slices.Sorted(slices.Values(ids)) }
@@ -54,10 +51,9 @@ func TestHandoffHonoursTheSchedulersChoice(t *testing.T) {
 	pods.Add(podA)
 	pods.Add(podB)
 	// A malformed choice on another pod is skipped, never fatal.
-	pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "default", UID: "uid-bad",
-		Annotations: map[string]string{protocol.DevicesAnnotation: `{"version":"v1","resources":{"nvidia.com/gpu":[""]}}`}}})
-	pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "worse", Namespace: "default", UID: "uid-worse",
-		Annotations: map[string]string{protocol.DevicesAnnotation: `{not json`}}})
+	pods.Add(fixture.MakePod().Named("bad").
+		Annotations(protocol.DevicesAnnotation, `{"version":"v1","resources":{"nvidia.com/gpu":[""]}}`).Obj())
+	pods.Add(fixture.MakePod().Named("worse").Annotations(protocol.DevicesAnnotation, `{not json`).Obj())
 
 	ids, _, err := k.allocate("a", "nvidia.com/gpu", 2, annA)
 	require.NoError(t, err)
@@ -120,12 +116,8 @@ func bound(t *testing.T, name string, sec int64, hint string, ids ...string) *v1
 	if hint != "" {
 		ann["gpupack.io/topology"] = hint
 	}
-	return &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Annotations: ann,
-			CreationTimestamp: metav1.NewTime(time.Unix(sec, 0))},
-		Spec: v1.PodSpec{NodeName: "node", Containers: []v1.Container{{Name: "main", Resources: v1.ResourceRequirements{
-			Limits: v1.ResourceList{"nvidia.com/gpu": *resource.NewQuantity(2, resource.DecimalSI)}}}}},
-	}
+	return fixture.MakePod().Named(name).AnnotationMap(ann).Created(time.Unix(sec, 0)).Node("node").
+		GPUs("nvidia.com/gpu", 2).Obj()
 }
 
 // The issue's input with the real kubelet device manager in-process:

@@ -375,8 +375,7 @@ func TestHandoffForgetsPodsThatGo(t *testing.T) {
 	h := NewHandoff(&fixture.PodLister{})
 	const n = 100_000
 	for i := range n {
-		p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cpu", Namespace: "default", UID: types.UID("u" + strconv.Itoa(i))},
-			Spec: v1.PodSpec{NodeName: "node"}}
+		p := fixture.MakePod().Name("cpu").UID("u" + strconv.Itoa(i)).Node("node").Obj()
 		h.Observe(p)
 		switch i % 3 {
 		case 0: // deleted
@@ -395,7 +394,7 @@ func TestHandoffForgetsPodsThatGo(t *testing.T) {
 
 	// Live pods stay.
 	for i := range 10 {
-		h.Observe(&v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID("live" + strconv.Itoa(i))}, Spec: v1.PodSpec{NodeName: "node"}})
+		h.Observe(fixture.MakePod().UID("live" + strconv.Itoa(i)).Node("node").Obj())
 	}
 	require.Equal(t, 10, h.Len())
 }

@@ -9,13 +9,18 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nvml"
 )
 
 // HealthOptions configure a Health tracker.
 type HealthOptions struct {
-	// SkippedXIDs do not make a GPU unhealthy.
-	SkippedXIDs []uint64
+	// Critical says whether an XID makes a GPU unhealthy
+	// (configv1.Health.Critical); nil: every XID does.
+	Critical func(xid uint64) bool
+	// Watched says whether events of a kind are acted on (NVIDIA's
+	// health.eventTypes); nil: every kind.
+	Watched func(nvml.EventKind) bool
 	// Recover probes unhealthy GPUs every Interval and brings a GPU back
 	// after Checks consecutive passing checks.
 	Recover  bool
@@ -122,6 +127,20 @@ func (h *Health) Healthy(gpu int) bool {
 	return ok && g.healthy && h.down[gpu] == nil
 }
 
+// AnyUnhealthy reports whether a GPU or MIG device went unhealthy through an
+// event (GPUs that discovery could not read, unhealthy from the start, do
+// not count: they have their own way back, Rediscover).
+func (h *Health) AnyUnhealthy() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, g := range h.gpus {
+		if !g.healthy && !g.degraded {
+			return true
+		}
+	}
+	return len(h.migSick) > 0
+}
+
 // Snapshot returns the current health of every GPU and MIG device.
 func (h *Health) Snapshot() View {
 	h.mu.Lock()
@@ -154,14 +173,18 @@ func (h *Health) notifyLocked() {
 // Handle applies one NVML event.
 func (h *Health) Handle(ctx context.Context, ev nvml.Event) {
 	logger := klog.FromContext(ctx)
+	if h.opts.Watched != nil && !h.opts.Watched(ev.Kind) {
+		logger.V(4).Info("Event of a type not watched ignored", "gpu", ev.GPUIndex, "uuid", ev.UUID, "kind", ev.Kind.String())
+		return
+	}
 	h.opts.Metrics.observeEvent(ev)
 	switch ev.Kind {
 	case nvml.EventECCSingleBit:
 		logger.V(4).Info("Single-bit ECC error counted", "gpu", ev.GPUIndex, "uuid", ev.UUID)
 		return
 	case nvml.EventXID:
-		if slices.Contains(h.opts.SkippedXIDs, ev.XID) {
-			logger.V(2).Info("Skipping application XID", "gpu", ev.GPUIndex, "uuid", ev.UUID, "xid", ev.XID)
+		if h.opts.Critical != nil && !h.opts.Critical(ev.XID) {
+			logger.V(2).Info("Skipping XID that is not critical", "gpu", ev.GPUIndex, "uuid", ev.UUID, "xid", ev.XID)
 			return
 		}
 	}
@@ -233,6 +256,21 @@ func (h *Health) hasMIGLocked(idx int) bool {
 		}
 	}
 	return false
+}
+
+// watched says whether events of kind k are acted on under health.eventTypes.
+// A lost GPU (handle errors, not an NVML event type) always is.
+func watched(h *configv1.Health, k nvml.EventKind) bool {
+	switch k {
+	case nvml.EventXID:
+		return h.Watches(configv1.EventTypeXidCriticalError)
+	case nvml.EventECCDoubleBit:
+		return h.Watches(configv1.EventTypeDoubleBitEccError)
+	case nvml.EventECCSingleBit:
+		return h.Watches(configv1.EventTypeSingleBitEccError)
+	default:
+		return true
+	}
 }
 
 // Rediscover is closed when a GPU that discovery could not read reads in

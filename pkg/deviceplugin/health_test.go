@@ -2,6 +2,7 @@ package deviceplugin_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -202,4 +203,101 @@ func TestMIGHealth(t *testing.T) {
 	}
 	k.waitCounts(map[string]int64{"nvidia.com/mig-1g.5gb": 5, "nvidia.com/gpu": 6})
 	require.Len(t, gpu1, 2)
+}
+
+// TestHealthConfigDecidesWhichEventsCount: NVIDIA's health fields
+// (criticalXIDs, ignoredXIDs, eventTypes) through the fake NVML event
+// stream on a DGX A100. Each case injects events that must change nothing
+// on GPU 1, then XID 48 on GPU 2 as a marker: the next ListAndWatch update
+// shows GPU 2 alone out, so the events before it were not acted on; then
+// one event that must take GPU 3 out.
+func TestHealthConfigDecidesWhichEventsCount(t *testing.T) {
+	type event struct {
+		xid uint64 // 0: a double-bit ECC error
+	}
+	for _, tc := range []struct {
+		name    string
+		health  string
+		ignored []event // on GPU 1
+		counted event   // on GPU 3
+		marker  event   // on GPU 2; default XID 48
+	}{
+		{"criticalXIDs list", "{criticalXIDs: [48, 63]}", []event{{94}, {13}, {31}}, event{63}, event{48}},
+		{"criticalXIDs naming an application XID", "{criticalXIDs: [31, 48]}", []event{{94}, {13}}, event{31}, event{48}},
+		{"ignoredXIDs replaces the defaults", "{ignoredXIDs: [94], criticalXIDs: all}", []event{{94}}, event{13}, event{48}},
+		{"eventTypes without ECC", "{eventTypes: [EventTypeXidCriticalError]}", []event{{0}, {13}}, event{94}, event{48}},
+		// XID 79 is a lost GPU (pkg/nvml reads it so), acted on whatever the
+		// types: only the other XIDs are not watched.
+		{"eventTypes without XIDs", "{eventTypes: [EventTypeDoubleBitEccError]}", []event{{94}, {48}}, event{79}, event{0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, p := setup(t, pluginOpts{machine: fake.DGXA100, config: "version: v1\nhealth: " + tc.health})
+			k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+			s := watch(t, p, "nvidia.com/gpu")
+			_, err := s.Recv()
+			require.NoError(t, err)
+			inject := func(gpu int, e event) {
+				if e.xid == 0 {
+					p.machine.InjectECC(gpu, true)
+					return
+				}
+				p.machine.InjectXID(gpu, e.xid)
+			}
+			for _, e := range tc.ignored {
+				inject(1, e)
+			}
+			inject(2, tc.marker)
+			next, err := s.Recv()
+			require.NoError(t, err)
+			require.Equal(t, []string{uuidOf(p, 2)}, unhealthy(next), "only the marker's GPU 2 is out")
+			require.True(t, p.mgr.Health().Healthy(1))
+
+			inject(3, tc.counted)
+			next, err = s.Recv()
+			require.NoError(t, err)
+			require.ElementsMatch(t, []string{uuidOf(p, 2), uuidOf(p, 3)}, unhealthy(next))
+		})
+	}
+}
+
+// TestRestartOnDeviceUnhealthy: with flags.restartOnDeviceUnhealthy, a
+// device going unhealthy ends Run with ErrRestartOnUnhealthy (an
+// ErrRediscover: the command discovers the node again, as NVIDIA's plugin
+// is restarted by its failing liveness probe); a skipped XID does not.
+// Without the flag the plugin keeps running and serves the other GPUs.
+func TestRestartOnDeviceUnhealthy(t *testing.T) {
+	for _, restart := range []bool{true, false} {
+		t.Run(fmt.Sprintf("restartOnDeviceUnhealthy=%v", restart), func(t *testing.T) {
+			k, p := setup(t, pluginOpts{machine: fake.DGXA100,
+				config: fmt.Sprintf("version: v1\nflags: {restartOnDeviceUnhealthy: %v}", restart)})
+			k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+			s := watch(t, p, "nvidia.com/gpu")
+			_, err := s.Recv()
+			require.NoError(t, err)
+			p.machine.InjectXID(1, 13) // an application XID: skipped
+			p.machine.InjectXID(2, 48)
+			if !restart {
+				next, err := s.Recv()
+				require.NoError(t, err)
+				require.Equal(t, []string{uuidOf(p, 2)}, unhealthy(next))
+				k.waitCounts(map[string]int64{"nvidia.com/gpu": 7})
+				select {
+				case err := <-p.done:
+					t.Fatalf("Run ended: %v", err)
+				default:
+				}
+				return
+			}
+			select {
+			case err := <-p.done:
+				require.ErrorIs(t, err, deviceplugin.ErrRestartOnUnhealthy)
+				require.ErrorIs(t, err, deviceplugin.ErrRediscover)
+				p.done <- nil // for the cleanup
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not end on the unhealthy GPU")
+			}
+			require.True(t, p.mgr.Health().Healthy(1), "the skipped XID took nothing out")
+			require.False(t, p.mgr.Health().Healthy(2))
+		})
+	}
 }

@@ -28,7 +28,7 @@ func (l *checkLib) CheckGPU(uuid string) error {
 func TestHealthRecoveryNeedsConsecutivePasses(t *testing.T) {
 	inv := &nvml.Inventory{GPUs: []nvml.GPU{{Index: 0, UUID: "GPU-0"}, {Index: 1, UUID: "GPU-1"}}}
 	lib := &checkLib{fail: map[string]error{}}
-	h := deviceplugin.NewHealth(lib, inv, deviceplugin.HealthOptions{SkippedXIDs: []uint64{13}, Recover: true, Checks: 3})
+	h := deviceplugin.NewHealth(lib, inv, deviceplugin.HealthOptions{Critical: func(x uint64) bool { return x != 13 }, Recover: true, Checks: 3})
 	ctx := context.Background()
 
 	changed := h.Changed()

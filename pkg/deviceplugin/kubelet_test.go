@@ -16,10 +16,6 @@ import (
 	_ "unsafe" // for go:linkname
 
 	"github.com/stretchr/testify/require"
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
@@ -29,6 +25,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/test/harness"
 )
 
@@ -73,15 +70,7 @@ func (k *kubelet) waitCounts(want map[string]int64) {
 // allocate admits a one-container pod asking count of resource, and returns
 // the device IDs the manager gave it and the container's env.
 func (k *kubelet) allocate(name string, resourceName string, count int64, annotations map[string]string) ([]string, map[string]string, error) {
-	pod := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name), Annotations: annotations},
-		Spec: v1.PodSpec{Containers: []v1.Container{{
-			Name: "main",
-			Resources: v1.ResourceRequirements{
-				Limits: v1.ResourceList{v1.ResourceName(resourceName): *resource.NewQuantity(count, resource.DecimalSI)},
-			},
-		}}},
-	}
+	pod := fixture.MakePod().Named(name).AnnotationMap(annotations).GPUs(resourceName, count).Obj()
 	ctx := klog.NewContext(context.Background(), klog.Background())
 	if err := k.Admit(ctx, pod); err != nil {
 		return nil, nil, err

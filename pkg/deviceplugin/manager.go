@@ -60,6 +60,13 @@ type Options struct {
 // it; the kubelet then sees the GPU under its real device ID.
 var ErrRediscover = errors.New("a GPU that discovery could not read answers again: discover the node again")
 
+// ErrRestartOnUnhealthy is returned by Run when a device goes unhealthy and
+// flags.restartOnDeviceUnhealthy is set: NVIDIA's plugin then fails its
+// liveness probe and is restarted, which brings every device back healthy;
+// the command does the same by discovering the node again (it is an
+// ErrRediscover).
+var ErrRestartOnUnhealthy = fmt.Errorf("a device went unhealthy and flags.restartOnDeviceUnhealthy is set: %w", ErrRediscover)
+
 // Manager runs one Plugin per resource of the node, their health and the
 // kubelet-restart watch.
 type Manager struct {
@@ -70,6 +77,8 @@ type Manager struct {
 	mps       *mps.Runner
 	plugins   []*Plugin
 	startedAt int64
+	// startNotes are what New skipped (IMEX channels not found), logged by Run.
+	startNotes []error
 
 	nodeMu      sync.Mutex
 	node        *topology.Node
@@ -108,13 +117,14 @@ func New(opts Options) (*Manager, error) {
 		m.base.MIG = nil
 	}
 	m.health = NewHealth(opts.Lib, inv, HealthOptions{
-		SkippedXIDs: c.Health.SkippedXIDs,
-		Recover:     c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
-		Checks:      c.Health.Recovery.Checks,
-		Interval:    recoveryInterval(c),
-		Clock:       opts.Clock,
-		Metrics:     opts.Metrics,
-		Events:      opts.Events,
+		Critical: c.Health.Critical,
+		Watched:  func(k nvml.EventKind) bool { return watched(&c.Health, k) },
+		Recover:  c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
+		Checks:   c.Health.Recovery.Checks,
+		Interval: recoveryInterval(c),
+		Clock:    opts.Clock,
+		Metrics:  opts.Metrics,
+		Events:   opts.Events,
 	})
 	if opts.MPS != nil && c.Sharing.Strategy() == configv1.SharingStrategyMPS {
 		if err := m.newMPSRunner(resources, c.Flags.MPSRoot()); err != nil {
@@ -126,14 +136,15 @@ func New(opts Options) (*Manager, error) {
 		policy = score.Spread
 	}
 	popts := pluginOptions(c, policy)
+	if popts.IMEXChannels, m.startNotes, err = IMEXChannels(c.Imex.ChannelIDs, c.Imex.Required, popts.DriverRoot, popts.DevRoot); err != nil {
+		return nil, err
+	}
 	if c.Flags.Plugin.UsesCDI() && opts.CDISpecDir != "" {
-		spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot, DeviceIDStrategy: popts.DeviceIDStrategy})
+		notes, err := writeCDISpecs(opts.CDISpecDir, c, inv.DriverVersion, resources, popts)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := WriteCDISpec(opts.CDISpecDir, spec); err != nil {
-			return nil, err
-		}
+		m.startNotes = append(m.startNotes, notes...)
 	}
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
@@ -291,6 +302,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	for _, err := range m.startNotes {
+		logger.Info("Skipped at start", "reason", err.Error())
+	}
 	for _, g := range m.inv.GPUs {
 		if g.Degraded != nil {
 			// Served unhealthy (capacity stays) until the probe reads it.
@@ -341,12 +355,23 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.opts.Publisher != nil {
 		go m.opts.Publisher.Run(ctx, m)
 	}
+	restart := deref(m.opts.Config.Flags.RestartOnDeviceUnhealthy)
+	var healthChanged <-chan struct{}
+	if restart {
+		healthChanged = m.health.Changed()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-m.health.Rediscover():
 			return ErrRediscover
+		case <-healthChanged:
+			healthChanged = m.health.Changed()
+			if m.health.AnyUnhealthy() {
+				logger.Info("A device went unhealthy and flags.restartOnDeviceUnhealthy is set: restarting")
+				return ErrRestartOnUnhealthy
+			}
 		case err, ok := <-w.Errors:
 			if !ok {
 				return errors.New("fsnotify watcher closed")

@@ -37,7 +37,7 @@ func TestNodeEventsPerHealthChange(t *testing.T) {
 	}
 	rec := events.NewFakeRecorder(100)
 	lib := &checkLib{fail: map[string]error{}}
-	h := deviceplugin.NewHealth(lib, inv, deviceplugin.HealthOptions{SkippedXIDs: []uint64{13}, Recover: true, Checks: 2,
+	h := deviceplugin.NewHealth(lib, inv, deviceplugin.HealthOptions{Critical: func(x uint64) bool { return x != 13 }, Recover: true, Checks: 2,
 		Events: deviceplugin.NewNodeEvents(rec, "node-1")})
 	ctx := context.Background()
 	const out = "; its devices are reported unhealthy to the kubelet"

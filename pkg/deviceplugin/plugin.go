@@ -45,6 +45,8 @@ type PluginOptions struct {
 	MPSRoot string
 	// Envs are added to every container's environment (NVIDIA_GDS=enabled ...).
 	Envs map[string]string
+	// IMEXChannels are given to every container (NVIDIA's imex section).
+	IMEXChannels []IMEXChannel
 	// ReplicaPolicy places multi-replica requests (score.Packed or score.Spread).
 	ReplicaPolicy score.ReplicaPolicy
 	// Workload is passed to score.Preferred; nil means the default workload.

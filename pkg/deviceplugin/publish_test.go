@@ -71,7 +71,7 @@ func TestPublish(t *testing.T) {
 	// own PodResources server, with the pod's UID from the informer.
 	ids, _, err := k.allocate("train", "nvidia.com/gpu", 2, nil)
 	require.NoError(t, err)
-	pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "train", Namespace: "default", UID: "uid-train"}})
+	pods.Add(fixture.MakePod().Named("train").Obj())
 	require.Eventually(t, func() bool {
 		// Allocate kicked a refresh; it may have run before the pod was listed.
 		pub.Kick()
@@ -156,7 +156,7 @@ func TestPublishReportsAnUnhonouredSet(t *testing.T) {
 	// "other": no choice (another scheduler's pod).
 	_, _, err = k.allocate("other", "nvidia.com/gpu", 1, nil)
 	require.NoError(t, err)
-	pods.Add(&v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default", UID: "uid-other"}})
+	pods.Add(fixture.MakePod().Named("other").Obj())
 
 	node := func() *v1.Node {
 		n, err := client.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})

@@ -6,10 +6,10 @@ import (
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 func TestDeviceCount(t *testing.T) {
@@ -53,10 +53,6 @@ func TestDeviceCount(t *testing.T) {
 	}
 }
 
-func podWith(annotations map[string]string) *v1.Pod {
-	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Annotations: annotations}}
-}
-
 func TestTopologyHintOf(t *testing.T) {
 	tests := []struct {
 		value *string
@@ -76,7 +72,7 @@ func TestTopologyHintOf(t *testing.T) {
 		if tt.value != nil {
 			ann[protocol.TopologyHintAnnotation] = *tt.value
 		}
-		h, err := protocol.TopologyHintOf(podWith(ann), score.HintNone)
+		h, err := protocol.TopologyHintOf(fixture.MakePod().Name("p").AnnotationMap(ann).Obj(), score.HintNone)
 		if tt.err {
 			require.ErrorContains(t, err, "annotation gpupack.io/topology")
 		} else {
@@ -93,17 +89,17 @@ func TestTopologyHintOf(t *testing.T) {
 }
 
 func TestReplicaPolicyOf(t *testing.T) {
-	p, set, err := protocol.ReplicaPolicyOf(podWith(nil))
+	p, set, err := protocol.ReplicaPolicyOf(fixture.MakePod().Name("p").Obj())
 	require.NoError(t, err)
 	require.False(t, set)
 	require.Equal(t, score.Packed, p)
 
-	p, set, err = protocol.ReplicaPolicyOf(podWith(map[string]string{protocol.ReplicaPolicyAnnotation: " spread"}))
+	p, set, err = protocol.ReplicaPolicyOf(fixture.MakePod().Name("p").Annotations(protocol.ReplicaPolicyAnnotation, " spread").Obj())
 	require.NoError(t, err)
 	require.True(t, set)
 	require.Equal(t, score.Spread, p)
 
-	_, set, err = protocol.ReplicaPolicyOf(podWith(map[string]string{protocol.ReplicaPolicyAnnotation: "scatter"}))
+	_, set, err = protocol.ReplicaPolicyOf(fixture.MakePod().Name("p").Annotations(protocol.ReplicaPolicyAnnotation, "scatter").Obj())
 	require.ErrorContains(t, err, `annotation gpupack.io/replica-policy: replica policy "scatter": want packed or spread`)
 	require.False(t, set)
 

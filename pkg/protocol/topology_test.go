@@ -25,20 +25,8 @@ var testNodes = []namedNode{
 	{"shared", fixture.Shared(fixture.PCIe("shared", "T4", 8), 4)},
 }
 
-// migNode is a DGX A100 with GPU 0 in MIG mode (two 3g.20gb devices, the
-// second unhealthy), GPU 1 shared 4 ways, GPU 7 unhealthy, and a clique.
-func migNode() *topology.Node {
-	n := fixture.WithMIG(fixture.NVSwitch("dgxa100", "A100", 8, 12), 0, 4, "3g.20gb", "3g.20gb")
-	n.MIG[1].Healthy = false
-	n.GPUs[1].Replicas = 4
-	n.GPUs[7].Healthy = false
-	n.Clique = "4f3c2a10-0000-4000-8000-000000000001.3"
-	n.Generation = 42
-	return n
-}
-
 func TestCodecRoundTrip(t *testing.T) {
-	for _, tc := range append(testNodes, namedNode{"mig", migNode()}, namedNode{"empty", &topology.Node{GPUs: []topology.GPU{}, Links: [][]topology.Link{}}}) {
+	for _, tc := range append(testNodes, namedNode{"mig", fixture.MixedStates("dgxa100")}, namedNode{"empty", &topology.Node{GPUs: []topology.GPU{}, Links: [][]topology.Link{}}}) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := EncodeTopology(tc.node)
 			require.NoError(t, err)
@@ -216,7 +204,7 @@ func TestEncodeErrors(t *testing.T) {
 // never panic; a decoded node must encode, and decode again to the same node;
 // and its shape must answer BestSet inside the usable GPUs.
 func FuzzDecodeTopology(f *testing.F) {
-	for _, n := range []*topology.Node{fixture.DGX1V100("dgx1"), fixture.PCIe("pcie4", "T4", 4), migNode()} {
+	for _, n := range []*topology.Node{fixture.DGX1V100("dgx1"), fixture.PCIe("pcie4", "T4", 4), fixture.MixedStates("dgxa100")} {
 		s, err := EncodeTopology(n)
 		require.NoError(f, err)
 		f.Add(s)
@@ -255,7 +243,7 @@ func FuzzDecodeTopology(f *testing.F) {
 }
 
 func BenchmarkDecodeTopology(b *testing.B) {
-	s, err := EncodeTopology(migNode())
+	s, err := EncodeTopology(fixture.MixedStates("dgxa100"))
 	require.NoError(b, err)
 	b.SetBytes(int64(len(s)))
 	for b.Loop() {
@@ -266,7 +254,7 @@ func BenchmarkDecodeTopology(b *testing.B) {
 }
 
 func BenchmarkEncodeTopology(b *testing.B) {
-	n := migNode()
+	n := fixture.MixedStates("dgxa100")
 	for b.Loop() {
 		if _, err := EncodeTopology(n); err != nil {
 			b.Fatal(err)
@@ -274,10 +262,10 @@ func BenchmarkEncodeTopology(b *testing.B) {
 	}
 }
 
-// migOverflow is migNode's annotation with its first MIG device at slice
+// migOverflow is MixedStates's annotation with its first MIG device at slice
 // start MaxInt64, size 1: Start+Size overflowed and passed validation.
 func migOverflow(tb testing.TB) string {
-	n := migNode()
+	n := fixture.MixedStates("dgxa100")
 	n.MIG[0].Size = 1
 	s, err := EncodeTopology(n)
 	require.NoError(tb, err)

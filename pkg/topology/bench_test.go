@@ -1,9 +1,12 @@
-package topology
+package topology_test
 
 import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // BenchmarkBestSet measures the best-set search on the 16-GPU machines with
@@ -11,7 +14,7 @@ import (
 // searches), warm (a memo hit), and the brute force of brute_test.go (every
 // subset of the size, every ring by permutation) for comparison.
 func BenchmarkBestSet(b *testing.B) {
-	for _, m := range []namedNode{{"nvswitch-16gpu", nvs16()}, {"mixed-16gpu", mixed16()}, {"sparse-16gpu", sparseNode(4, 16)}, {"bipartite-16gpu", bipartite16()}} {
+	for _, m := range []namedNode{{"nvswitch-16gpu", fixture.NVSwitch("nvs16", "V100", 16, 6)}, {"mixed-16gpu", fixture.DualDGX1("mixed16")}, {"sparse-16gpu", fixture.Sparse(4, 16)}, {"bipartite-16gpu", fixture.Bipartite(16)}} {
 		shape := m.node.Shape()
 		free := m.node.All()
 		for _, size := range []int{2, 4, 8, 9, 12} {
@@ -41,11 +44,11 @@ func BenchmarkBestSet(b *testing.B) {
 // BenchmarkBestSetColdRandom is the cold search over a spread of free masks
 // and sizes on the mixed 16-GPU box (the memo cleared before every call).
 func BenchmarkBestSetColdRandom(b *testing.B) {
-	n := mixed16()
+	n := fixture.DualDGX1("mixed16")
 	shape := n.Shape()
-	var free []GPUSet
+	var free []topology.GPUSet
 	for i := range 64 {
-		free = append(free, GPUSet(uint64(i)*0x9E3779B97F4A7C15>>48)|SetOf(i%16, (i*7)%16, (i*3)%16))
+		free = append(free, topology.GPUSet(uint64(i)*0x9E3779B97F4A7C15>>48)|topology.SetOf(i%16, (i*7)%16, (i*3)%16))
 	}
 	i := 0
 	for b.Loop() {
@@ -59,7 +62,7 @@ func BenchmarkBestSetColdRandom(b *testing.B) {
 
 // BenchmarkNodeShape is the cost of Node.Shape (matrix, key, intern lookup).
 func BenchmarkNodeShape(b *testing.B) {
-	n := mixed16()
+	n := fixture.DualDGX1("mixed16")
 	n.Shape()
 	for b.Loop() {
 		n.Shape()
@@ -68,12 +71,12 @@ func BenchmarkNodeShape(b *testing.B) {
 
 // bruteForceBest is the naive search: every size-subset of free, every ring
 // by permutation, the pairwise sum.
-func bruteForceBest(n *Node, free GPUSet, size int) (GPUSet, Quality) {
-	var best GPUSet
-	var bestQ Quality
-	for sub := GPUSet(0); ; sub = (sub - free) & free {
+func bruteForceBest(n *topology.Node, free topology.GPUSet, size int) (topology.GPUSet, topology.Quality) {
+	var best topology.GPUSet
+	var bestQ topology.Quality
+	for sub := topology.GPUSet(0); ; sub = (sub - free) & free {
 		if sub.Len() == size {
-			q := Quality{RingGBps: bruteRingPerm(n, sub), SumGBps: bruteSum(n, sub)}
+			q := topology.Quality{RingGBps: bruteRingPerm(n, sub), SumGBps: bruteSum(n, sub)}
 			if best == 0 || q.Better(bestQ) {
 				best, bestQ = sub, q
 			}
@@ -89,8 +92,8 @@ func bruteForceBest(n *Node, free GPUSet, size int) (GPUSet, Quality) {
 // 16-GPU test machine (every GPU free, and two fixed partial masks) and
 // reports the slowest single call (max-ns) besides the mean.
 func BenchmarkBestSetColdSweep(b *testing.B) {
-	nodes := []*Node{nvs16(), mixed16(), sparseNode(4, 16), bipartite16(), randomNode(5, 16)}
-	frees := []GPUSet{FirstN(16), 0xBEEF, 0x7F3C}
+	nodes := []*topology.Node{fixture.NVSwitch("nvs16", "V100", 16, 6), fixture.DualDGX1("mixed16"), fixture.Sparse(4, 16), fixture.Bipartite(16), fixture.Random(5, 16)}
+	frees := []topology.GPUSet{topology.FirstN(16), 0xBEEF, 0x7F3C}
 	var worst time.Duration
 	calls := 0
 	for b.Loop() {

@@ -1,19 +1,23 @@
-package topology
+package topology_test
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/gpupack/gpupack/pkg/topology"
+)
 
 // Brute-force references for the best-set search, written independently of
 // the code under test.
 
 // bruteRingPerm is the best ring bottleneck of set by trying every ring: fix
 // the lowest GPU, try every order of the others (k-1)! (each ring twice).
-func bruteRingPerm(n *Node, set GPUSet) float64 {
+func bruteRingPerm(n *topology.Node, set topology.GPUSet) float64 {
 	idx := set.Indexes()
 	switch len(idx) {
 	case 0:
 		return 0
 	case 1:
-		return PerfectGBps
+		return topology.PerfectGBps
 	case 2:
 		return n.Bandwidth(idx[0], idx[1])
 	}
@@ -34,12 +38,12 @@ func bruteRingPerm(n *Node, set GPUSet) float64 {
 			}
 		}
 	}
-	walk(0, 1, PerfectGBps)
+	walk(0, 1, topology.PerfectGBps)
 	return best
 }
 
 // bruteSum is the sum of Bandwidth over every pair of set.
-func bruteSum(n *Node, set GPUSet) float64 {
+func bruteSum(n *topology.Node, set topology.GPUSet) float64 {
 	idx := set.Indexes()
 	total := 0.0
 	for a := range idx {
@@ -53,7 +57,7 @@ func bruteSum(n *Node, set GPUSet) float64 {
 // ringTable is the best ring bottleneck of every subset of the node's GPUs,
 // by the textbook bottleneck Held-Karp DP: path[m][e] = best bottleneck of a
 // path from m's lowest GPU through exactly m ending at e.
-func ringTable(n *Node) []float64 {
+func ringTable(n *topology.Node) []float64 {
 	size := len(n.GPUs)
 	bw := make([][]float64, size)
 	for i := range size {
@@ -68,8 +72,8 @@ func ringTable(n *Node) []float64 {
 		path[m] = make([]float64, size)
 		low := bits.TrailingZeros(uint(m))
 		if m == 1<<low {
-			path[m][low] = PerfectGBps
-			ring[m] = PerfectGBps
+			path[m][low] = topology.PerfectGBps
+			ring[m] = topology.PerfectGBps
 			continue
 		}
 		for e := range size {
@@ -98,16 +102,16 @@ func ringTable(n *Node) []float64 {
 
 // bruteBest returns, for every size, the best subset of free by (ring, sum),
 // the smallest mask first among equals, from the ring table.
-func bruteBest(ring, sum []float64, free GPUSet) (sets []GPUSet, qs []Quality) {
+func bruteBest(ring, sum []float64, free topology.GPUSet) (sets []topology.GPUSet, qs []topology.Quality) {
 	k := free.Len()
-	sets = make([]GPUSet, k+1)
-	qs = make([]Quality, k+1)
+	sets = make([]topology.GPUSet, k+1)
+	qs = make([]topology.Quality, k+1)
 	found := make([]bool, k+1)
 	// Every subset of free, in increasing mask order.
-	for sub := GPUSet(0); ; sub = (sub - free) & free {
+	for sub := topology.GPUSet(0); ; sub = (sub - free) & free {
 		if sub != 0 {
 			size := sub.Len()
-			q := Quality{RingGBps: ring[sub], SumGBps: sum[sub]}
+			q := topology.Quality{RingGBps: ring[sub], SumGBps: sum[sub]}
 			if !found[size] || q.Better(qs[size]) {
 				sets[size], qs[size], found[size] = sub, q, true
 			}
@@ -120,7 +124,7 @@ func bruteBest(ring, sum []float64, free GPUSet) (sets []GPUSet, qs []Quality) {
 }
 
 // sumTable is bruteSum of every subset of the node's GPUs.
-func sumTable(n *Node) []float64 {
+func sumTable(n *topology.Node) []float64 {
 	size := len(n.GPUs)
 	sum := make([]float64, 1<<size)
 	for m := 1; m < 1<<size; m++ {

@@ -20,6 +20,17 @@ func discover(t *testing.T, name string, opts ...fake.Option) *topology.Node {
 	return n
 }
 
+// requireRoundTrip checks that n validates and survives the annotation codec.
+func requireRoundTrip(t *testing.T, n *topology.Node) {
+	t.Helper()
+	require.NoError(t, n.Validate())
+	s, err := protocol.EncodeTopology(n)
+	require.NoError(t, err)
+	decoded, err := protocol.DecodeTopology(s)
+	require.NoError(t, err)
+	require.Equal(t, n, decoded)
+}
+
 // TestCatalogBestSet checks, on every catalog machine, that the best-set
 // search matches the brute force for every size, with every GPU free and with
 // many random free masks (some GPUs also unhealthy), and that it never hands
@@ -29,22 +40,13 @@ func TestCatalogBestSet(t *testing.T) {
 	for _, name := range fake.Names() {
 		t.Run(name, func(t *testing.T) {
 			n := discover(t, name)
-			require.NoError(t, n.Validate())
-			s, err := protocol.EncodeTopology(n)
-			require.NoError(t, err)
-			decoded, err := protocol.DecodeTopology(s)
-			require.NoError(t, err)
-			require.Equal(t, n, decoded)
+			requireRoundTrip(t, n)
 
 			shape := n.Shape()
 			shape.Reset()
-			ring, sum := topology.RingTable(n), topology.SumTable(n)
+			ring, sum := ringTable(n), sumTable(n)
 			r := rand.New(rand.NewPCG(2026, uint64(len(n.GPUs))))
-			masks := []topology.GPUSet{n.All()}
-			for range 40 {
-				masks = append(masks, topology.GPUSet(r.Uint64())&n.All())
-			}
-			for k, free := range masks {
+			for k, free := range freeMasks(n, r) {
 				if k%4 == 3 { // mark a GPU unhealthy: it must drop out
 					bad := r.IntN(len(n.GPUs))
 					n.GPUs[bad].Healthy = false
@@ -52,7 +54,7 @@ func TestCatalogBestSet(t *testing.T) {
 					n.GPUs[bad].Healthy = true
 					require.False(t, free.Has(bad))
 				}
-				wantSets, wantQs := topology.BruteBest(ring, sum, free)
+				wantSets, wantQs := bruteBest(ring, sum, free)
 				for size := 1; size <= len(n.GPUs)+1; size++ {
 					set, q, ok := shape.BestSet(free, size)
 					if size > free.Len() {
@@ -90,12 +92,7 @@ func TestCatalogDGX1(t *testing.T) {
 // whole GPUs.
 func TestCatalogMIG(t *testing.T) {
 	n := discover(t, fake.DGXA100, fake.WithMIG(map[int][]string{0: {"3g.20gb", "3g.20gb"}, 5: {"1g.5gb"}}))
-	require.NoError(t, n.Validate())
-	s, err := protocol.EncodeTopology(n)
-	require.NoError(t, err)
-	decoded, err := protocol.DecodeTopology(s)
-	require.NoError(t, err)
-	require.Equal(t, n, decoded)
+	requireRoundTrip(t, n)
 	require.Equal(t, topology.FirstN(8)&^topology.SetOf(0, 5), n.Usable())
 	set, _, ok := n.Shape().BestSet(n.Usable(), 6)
 	require.True(t, ok)

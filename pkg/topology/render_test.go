@@ -1,4 +1,4 @@
-package topology
+package topology_test
 
 import (
 	"bytes"
@@ -6,14 +6,17 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 func TestRenderDGX1Matrix(t *testing.T) {
-	n := dgx1()
+	n := fixture.DGX1V100("dgx1")
 	n.GPUs[5].Healthy = false
 	n.GPUs[6].Replicas = 4
 	var out bytes.Buffer
-	require.NoError(t, Render(&out, n))
+	require.NoError(t, topology.Render(&out, n))
 
 	// The link matrix as nvidia-smi topo -m prints it for a DGX-1 V100, written
 	// out by hand: NV2 = two NVLink lanes, NV1 = one, PIX inside a PCIe switch
@@ -33,21 +36,22 @@ func TestRenderDGX1Matrix(t *testing.T) {
 	for _, line := range want {
 		require.Contains(t, got, line+"\n")
 	}
-	require.Contains(t, got, "5    dgx1   80 GiB  1     UNHEALTHY  whole")
-	require.Contains(t, got, "6    dgx1   80 GiB  1     ok         shared x4")
+	// The fixture's DGX-1 holds 16 GiB V100s (16384 MiB / 1024).
+	require.Contains(t, got, "5    V100   16 GiB  1     UNHEALTHY  whole")
+	require.Contains(t, got, "6    V100   16 GiB  1     ok         shared x4")
 	require.NotContains(t, got, "MIG DEVICE", "no MIG section on a node without MIG")
 }
 
 func TestRenderMIGAndClique(t *testing.T) {
-	n := dgxA100()
+	n := fixture.NVSwitch("dgxa100", "A100", 8, 12)
 	n.Clique = "cluster-a.7"
 	n.GPUs[0].MIGEnabled = true
-	n.MIG = []MIGDevice{
+	n.MIG = []topology.MIGDevice{
 		{UUID: "MIG-a", Parent: 0, Profile: "3g.20gb", Start: 4, Size: 4, Healthy: true},
 		{UUID: "MIG-b", Parent: 0, Profile: "1g.5gb", Start: 0, Size: 1, Healthy: false},
 	}
 	var out bytes.Buffer
-	require.NoError(t, Render(&out, n))
+	require.NoError(t, topology.Render(&out, n))
 	got := out.String()
 	require.Contains(t, got, "NVLink clique: cluster-a.7")
 	require.Contains(t, got, "GPU0  X     NS12")

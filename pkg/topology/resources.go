@@ -2,8 +2,9 @@ package topology
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // ResourceKind is what a resource name serves on a node.
@@ -62,9 +63,25 @@ func (n *Node) Resource(name string) (Resource, bool) {
 	return Resource{}, false
 }
 
-// qualifiedName is an extended resource name: <DNS subdomain>/<name>, the
-// name part as in a Kubernetes qualified name.
-var qualifiedName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+// ResourceNameErrors checks an extended resource name as the apiserver does
+// for a container's resources (IsExtendedResourceName): a qualified name with
+// a DNS-subdomain prefix, outside the kubernetes.io domains of the native
+// resources, and not starting with quota's "requests.". It returns what is
+// wrong, nothing for a valid name.
+func ResourceNameErrors(name string) []string {
+	var msgs []string
+	if !strings.Contains(name, "/") {
+		msgs = append(msgs, "must be a domain-qualified resource name (<domain>/<name>)")
+	}
+	msgs = append(msgs, validation.IsQualifiedName(name)...)
+	if strings.Contains(name, "kubernetes.io/") {
+		msgs = append(msgs, "the kubernetes.io domain holds native resources, not extended ones")
+	}
+	if strings.HasPrefix(name, "requests.") {
+		msgs = append(msgs, `must not start with "requests." (quota's prefix)`)
+	}
+	return msgs
+}
 
 // validateResources checks the resource table: at most MaxResources
 // entries, valid unique names, known kinds, and the fields each kind needs.
@@ -77,8 +94,8 @@ func (n *Node) validateResources() []error {
 	seen := map[string]bool{}
 	for i, r := range n.Resources {
 		what := fmt.Sprintf("resource %d (%q)", i, r.Name)
-		if len(r.Name) > 253+1+63 || !qualifiedName.MatchString(r.Name) || strings.Contains(r.Name, "kubernetes.io/") {
-			add("%s: not an extended resource name <domain>/<name>", what)
+		if msgs := ResourceNameErrors(r.Name); len(msgs) > 0 {
+			add("%s: not an extended resource name: %s", what, strings.Join(msgs, "; "))
 		}
 		if seen[r.Name] {
 			add("%s: listed twice", what)

@@ -1,15 +1,18 @@
-package topology
+package topology_test
 
 import (
 	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // checkBestSet compares BestSet(free, size) for every size with the brute
 // force, and checks the result stays inside free.
-func checkBestSet(t *testing.T, name string, n *Node, ring, sum []float64, free GPUSet) {
+func checkBestSet(t *testing.T, name string, n *topology.Node, ring, sum []float64, free topology.GPUSet) {
 	t.Helper()
 	shape := n.Shape()
 	wantSets, wantQs := bruteBest(ring, sum, free)
@@ -32,18 +35,22 @@ func checkBestSet(t *testing.T, name string, n *Node, ring, sum []float64, free 
 	}
 }
 
+// freeMasks is every GPU of n, then 40 random subsets drawn from r.
+func freeMasks(n *topology.Node, r *rand.Rand) []topology.GPUSet {
+	masks := []topology.GPUSet{n.All()}
+	for range 40 {
+		masks = append(masks, topology.GPUSet(r.Uint64())&n.All())
+	}
+	return masks
+}
+
 func TestBestSetMatchesBruteForce(t *testing.T) {
 	for _, tc := range testNodes() {
 		t.Run(tc.name, func(t *testing.T) {
 			n := tc.node
 			n.Shape().Reset()
 			ring, sum := ringTable(n), sumTable(n)
-			r := rand.New(rand.NewPCG(42, uint64(len(n.GPUs))))
-			masks := []GPUSet{n.All()}
-			for range 40 {
-				masks = append(masks, GPUSet(r.Uint64())&n.All())
-			}
-			for _, free := range masks {
+			for _, free := range freeMasks(n, rand.New(rand.NewPCG(42, uint64(len(n.GPUs))))) {
 				checkBestSet(t, tc.name, n, ring, sum, free)
 			}
 		})
@@ -64,7 +71,7 @@ func TestBestSetSkipsUnusable(t *testing.T) {
 					n.GPUs[i].Healthy = r.IntN(6) != 0
 					n.GPUs[i].MIGEnabled = r.IntN(8) == 0
 				}
-				busy := GPUSet(r.Uint64())
+				busy := topology.GPUSet(r.Uint64())
 				free := n.Usable() &^ busy
 				for i, g := range n.GPUs {
 					if !g.Healthy || g.MIGEnabled {
@@ -97,11 +104,11 @@ func TestQualityMatchesPermutations(t *testing.T) {
 			maxSize = 6
 		}
 		shape := n.Shape()
-		for m := GPUSet(1); m < GPUSet(1)<<len(n.GPUs); m++ {
+		for m := topology.GPUSet(1); m < topology.GPUSet(1)<<len(n.GPUs); m++ {
 			if m.Len() > maxSize {
 				continue
 			}
-			want := Quality{RingGBps: bruteRingPerm(n, m), SumGBps: bruteSum(n, m)}
+			want := topology.Quality{RingGBps: bruteRingPerm(n, m), SumGBps: bruteSum(n, m)}
 			require.Equal(t, want.RingGBps, ring[m], "%s ring table %v", tc.name, m)
 			require.Equal(t, want, shape.Quality(m), "%s Quality(%v)", tc.name, m)
 		}
@@ -109,13 +116,13 @@ func TestQualityMatchesPermutations(t *testing.T) {
 }
 
 func TestBestSetDGX1(t *testing.T) {
-	shape := dgx1().Shape()
+	shape := fixture.DGX1V100("dgx1").Shape()
 	tests := []struct {
 		name string
-		free GPUSet
+		free topology.GPUSet
 		size int
-		want GPUSet
-		q    Quality
+		want topology.GPUSet
+		q    topology.Quality
 	}{
 		{
 			// Only {0,1,2,3} and {4,5,6,7} have all 6 pairs NVLinked. No 4-ring
@@ -124,8 +131,8 @@ func TestBestSetDGX1(t *testing.T) {
 			// 50,50,50,25. Sum {0,1,2,3} = 01 25 + 02 25 + 03 50 + 12 50 +
 			// 13 25 + 23 50 = 225; {4,5,6,7} ties at 225, the smaller mask
 			// wins.
-			name: "4 of 8 free", free: FirstN(8), size: 4,
-			want: SetOf(0, 1, 2, 3), q: Quality{RingGBps: 25, SumGBps: 225},
+			name: "4 of 8 free", free: topology.FirstN(8), size: 4,
+			want: topology.SetOf(0, 1, 2, 3), q: topology.Quality{RingGBps: 25, SumGBps: 225},
 		},
 		{
 			// Left {2..7}: NVLink 4-rings are {4,5,6,7} (all 6 pairs NVLinked:
@@ -133,8 +140,8 @@ func TestBestSetDGX1(t *testing.T) {
 			// 2-3-7-6-2 (50,25,50,25; sum 23 50 + 26 25 + 37 25 + 67 50 +
 			// 27 SYS 6 + 36 SYS 6 = 162). Both ring at 25; {4,5,6,7} has the
 			// larger sum.
-			name: "4 with 0,1 busy", free: FirstN(8) &^ SetOf(0, 1), size: 4,
-			want: SetOf(4, 5, 6, 7), q: Quality{RingGBps: 25, SumGBps: 225},
+			name: "4 with 0,1 busy", free: topology.FirstN(8) &^ topology.SetOf(0, 1), size: 4,
+			want: topology.SetOf(4, 5, 6, 7), q: topology.Quality{RingGBps: 25, SumGBps: 225},
 		},
 		{
 			// Left {1,2,3,5,6,7}: NVLink 4-rings are 1-2-6-5-1 (50,25,50,50),
@@ -142,30 +149,30 @@ func TestBestSetDGX1(t *testing.T) {
 			// Sums: {1,2,5,6} = 12 50 + 15 50 + 26 25 + 56 50 + 16 SYS 6 +
 			// 25 SYS 6 = 187; {2,3,6,7} = 162; {1,3,5,7} = 13 25 + 15 50 +
 			// 37 25 + 57 25 + 17 6 + 35 6 = 137.
-			name: "4 with 0,4 busy", free: FirstN(8) &^ SetOf(0, 4), size: 4,
-			want: SetOf(1, 2, 5, 6), q: Quality{RingGBps: 25, SumGBps: 187},
+			name: "4 with 0,4 busy", free: topology.FirstN(8) &^ topology.SetOf(0, 4), size: 4,
+			want: topology.SetOf(1, 2, 5, 6), q: topology.Quality{RingGBps: 25, SumGBps: 187},
 		},
 		{
 			// The 2-lane links form the ring 0-3-2-1-5-6-7-4-0: 50 all round.
-			name: "all 8", free: FirstN(8), size: 8,
+			name: "all 8", free: topology.FirstN(8), size: 8,
 			// Sum: 8 two-lane pairs x 50 + 8 one-lane pairs x 25 + the 12
 			// cross-socket pairs without NVLink x SYS 6 = 400 + 200 + 72 (every
 			// PIX and NODE pair has NVLink).
-			want: FirstN(8), q: Quality{RingGBps: 50, SumGBps: 672},
+			want: topology.FirstN(8), q: topology.Quality{RingGBps: 50, SumGBps: 672},
 		},
 		{
 			// The best pair is the lowest 2-lane pair: 0-3 (mask 9) beats
 			// 1-2 (mask 6)? No: 1-2 is the smaller mask.
-			name: "pair", free: FirstN(8), size: 2,
-			want: SetOf(1, 2), q: Quality{RingGBps: 50, SumGBps: 50},
+			name: "pair", free: topology.FirstN(8), size: 2,
+			want: topology.SetOf(1, 2), q: topology.Quality{RingGBps: 50, SumGBps: 50},
 		},
 		{
 			// Triangles of 2-lane links do not exist (the 2-lane graph is an
 			// 8-cycle); triangle 0-1-2 rings at 25 with sum 25+25+50 = 100,
 			// as do 0-2-3 (25+50+50 = 125) and 1-2-3 (50+25+50 = 125): 0-2-3
 			// (mask 13) beats 1-2-3 (mask 14).
-			name: "triangle", free: FirstN(8), size: 3,
-			want: SetOf(0, 2, 3), q: Quality{RingGBps: 25, SumGBps: 125},
+			name: "triangle", free: topology.FirstN(8), size: 3,
+			want: topology.SetOf(0, 2, 3), q: topology.Quality{RingGBps: 25, SumGBps: 125},
 		},
 	}
 	for _, tc := range tests {
@@ -179,48 +186,48 @@ func TestBestSetDGX1(t *testing.T) {
 }
 
 func TestBestSetEdgeCases(t *testing.T) {
-	shape := dgx1().Shape()
+	shape := fixture.DGX1V100("dgx1").Shape()
 	for _, tc := range []struct {
 		name string
-		free GPUSet
+		free topology.GPUSet
 		size int
 		ok   bool
 	}{
-		{"size 0", FirstN(8), 0, false},
-		{"negative size", FirstN(8), -1, false},
-		{"too few free", SetOf(0, 1), 3, false},
+		{"size 0", topology.FirstN(8), 0, false},
+		{"negative size", topology.FirstN(8), -1, false},
+		{"too few free", topology.SetOf(0, 1), 3, false},
 		{"nothing free", 0, 1, false},
-		{"GPUs beyond the node ignored", SetOf(0, 9, 20), 2, false},
-		{"single", SetOf(5), 1, true},
+		{"GPUs beyond the node ignored", topology.SetOf(0, 9, 20), 2, false},
+		{"single", topology.SetOf(5), 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			set, q, ok := shape.BestSet(tc.free, tc.size)
 			require.Equal(t, tc.ok, ok)
 			if !ok {
 				require.Zero(t, set)
-				require.Equal(t, Quality{}, q)
+				require.Equal(t, topology.Quality{}, q)
 			}
 		})
 	}
-	set, q, ok := shape.BestSet(SetOf(5, 6), 1)
+	set, q, ok := shape.BestSet(topology.SetOf(5, 6), 1)
 	require.True(t, ok)
-	require.Equal(t, SetOf(5), set)
+	require.Equal(t, topology.SetOf(5), set)
 	require.True(t, q.Perfect())
-	require.True(t, q.Better(Quality{RingGBps: 300, SumGBps: 1e6}))
+	require.True(t, q.Better(topology.Quality{RingGBps: 300, SumGBps: 1e6}))
 }
 
 func TestIdeal(t *testing.T) {
 	// DGX A100: every pair 12 lanes x 25 = 300; a k-set sums k(k-1)/2 x 300.
-	shape := dgxA100().Shape()
-	require.Equal(t, Quality{RingGBps: PerfectGBps}, shape.Ideal(1))
-	require.Equal(t, Quality{RingGBps: 300, SumGBps: 300}, shape.Ideal(2))
-	require.Equal(t, Quality{RingGBps: 300, SumGBps: 28 * 300}, shape.Ideal(8))
-	require.Equal(t, Quality{}, shape.Ideal(9))
+	shape := fixture.NVSwitch("dgxa100", "A100", 8, 12).Shape()
+	require.Equal(t, topology.Quality{RingGBps: topology.PerfectGBps}, shape.Ideal(1))
+	require.Equal(t, topology.Quality{RingGBps: 300, SumGBps: 300}, shape.Ideal(2))
+	require.Equal(t, topology.Quality{RingGBps: 300, SumGBps: 28 * 300}, shape.Ideal(8))
+	require.Equal(t, topology.Quality{}, shape.Ideal(9))
 	// A100 PCIe with bridges: a pair rings at 300; a quad {0,1,2,3} rings
 	// through PXB (14): 0-1 300, 1-2 14, 2-3 300, 3-0 14; sum 300+300+4x14.
-	shape = a100PCIe8().Shape()
-	require.Equal(t, Quality{RingGBps: 300, SumGBps: 300}, shape.Ideal(2))
-	require.Equal(t, Quality{RingGBps: 14, SumGBps: 656}, shape.Ideal(4))
+	shape = fixture.A100PCIeBridged("a100pcie").Shape()
+	require.Equal(t, topology.Quality{RingGBps: 300, SumGBps: 300}, shape.Ideal(2))
+	require.Equal(t, topology.Quality{RingGBps: 14, SumGBps: 656}, shape.Ideal(4))
 }
 
 // TestBestSetLarge checks the heuristic on nodes over 16 GPUs: valid sets,
@@ -228,24 +235,20 @@ func TestIdeal(t *testing.T) {
 func TestBestSetLarge(t *testing.T) {
 	// 32 GPUs, NVSwitch everywhere: every set is optimal; the smallest mask
 	// wins.
-	var pairs []pair
-	for i := range 32 {
-		for j := i + 1; j < 32; j++ {
-			pairs = append(pairs, pair{i, j, Link{Class: ClassNVSwitch, NVLinks: 18}})
-		}
-	}
-	n := buildNode("nvs32", 32, 5, func(int, int) LinkClass { return ClassSYS }, pairs...)
+	n := fixture.Build("nvs32", "GB200", 32, 5, func(int, int) topology.Link {
+		return topology.Link{Class: topology.ClassNVSwitch, NVLinks: 18}
+	})
 	set, q, ok := n.Shape().BestSet(n.All(), 20)
 	require.True(t, ok)
-	require.Equal(t, FirstN(20), set)
+	require.Equal(t, topology.FirstN(20), set)
 	// 18 lanes x 50 = 900 per pair; 20 GPUs have 190 pairs.
-	require.Equal(t, Quality{RingGBps: 900, SumGBps: 190 * 900}, q)
+	require.Equal(t, topology.Quality{RingGBps: 900, SumGBps: 190 * 900}, q)
 
 	for seed := range uint64(4) {
-		n := randomNode(seed+100, 24+int(seed)*10)
+		n := fixture.Random(seed+100, 24+int(seed)*10)
 		r := rand.New(rand.NewPCG(seed, 3))
 		for range 5 {
-			free := GPUSet(r.Uint64()) & n.All()
+			free := topology.GPUSet(r.Uint64()) & n.All()
 			for _, size := range []int{1, 2, 3, 5, 8, 17, free.Len()} {
 				set, q, ok := n.Shape().BestSet(free, size)
 				if size > free.Len() {
@@ -269,37 +272,52 @@ func TestBestSetLarge(t *testing.T) {
 func TestSearchStrategiesAgree(t *testing.T) {
 	for _, tc := range testNodes() {
 		n := tc.node
-		if len(n.GPUs) > exactLimit {
+		if len(n.GPUs) > topology.ExactLimit {
 			continue
 		}
-		shape := n.Shape()
 		ring, sum := ringTable(n), sumTable(n)
 		r := rand.New(rand.NewPCG(5, 5))
-		for _, free := range []GPUSet{n.All(), GPUSet(r.Uint64()) & n.All()} {
-			for l, level := range shape.levels {
-				adj := shape.adj[l]
-				for rest := twoCore(free, adj); rest != 0; {
-					comp := component(rest, adj)
-					rest &^= comp
-					for k := 3; k <= comp.Len(); k++ {
-						want := candidate{sum: -1}
-						for sub := GPUSet(0); ; sub = (sub - comp) & comp {
-							if sub.Len() == k && ring[sub] >= level {
-								want.offer(sub, sum[sub])
-							}
-							if sub == comp {
-								break
-							}
-						}
-						dp := candidate{sum: -1}
-						shape.dpSearch(comp, k, adj, &dp)
-						require.Equal(t, want, dp, "%s dp level %v comp %v k %d", tc.name, level, comp, k)
-						bb := candidate{sum: -1}
-						require.True(t, shape.bnbSearch(comp, k, adj, 1<<40, &bb))
-						require.Equal(t, want, bb, "%s bnb level %v comp %v k %d", tc.name, level, comp, k)
+		calls := 0
+		for _, free := range []topology.GPUSet{n.All(), topology.GPUSet(r.Uint64()) & n.All()} {
+			topology.ExactStrategies(n.Shape(), free, func(level float64, comp topology.GPUSet, k int, dp, bnb topology.Candidate, bnbDone bool) {
+				calls++
+				want := topology.Candidate{Sum: -1}
+				for sub := topology.GPUSet(0); ; sub = (sub - comp) & comp {
+					if sub.Len() == k && ring[sub] >= level && (sum[sub] > want.Sum || (sum[sub] == want.Sum && sub < want.Set)) {
+						want = topology.Candidate{Set: sub, Sum: sum[sub]}
+					}
+					if sub == comp {
+						break
 					}
 				}
-			}
+				require.Equal(t, want, dp, "%s dp level %v comp %v k %d", tc.name, level, comp, k)
+				require.True(t, bnbDone, "%s bnb level %v comp %v k %d: out of budget", tc.name, level, comp, k)
+				require.Equal(t, want, bnb, "%s bnb level %v comp %v k %d", tc.name, level, comp, k)
+			})
 		}
+		require.NotZero(t, calls, "%s: no group checked", tc.name)
+	}
+}
+
+type namedNode struct {
+	name string
+	node *topology.Node
+}
+
+// testNodes are the hand-written and generated machines the search is
+// checked on, each a fresh node.
+func testNodes() []namedNode {
+	return []namedNode{
+		{"dgx-1-v100", fixture.DGX1V100("dgx1")},
+		{"dgx-a100", fixture.NVSwitch("dgxa100", "A100", 8, 12)},
+		{"pcie-4gpu-2socket", fixture.DualSocketPCIe4("pcie4")},
+		{"a100-pcie-8gpu-nvbridge", fixture.A100PCIeBridged("a100pcie")},
+		{"nvswitch-16gpu", fixture.NVSwitch("nvs16", "V100", 16, 6)},
+		{"mixed-16gpu", fixture.DualDGX1("mixed16")},
+		{"random-10", fixture.Random(1, 10)},
+		{"random-12", fixture.Random(2, 12)},
+		{"sparse-12", fixture.Sparse(3, 12)},
+		{"sparse-16", fixture.Sparse(4, 16)},
+		{"bipartite-16", fixture.Bipartite(16)},
 	}
 }

@@ -1,32 +1,35 @@
-package topology
+package topology_test
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 func TestValidateValid(t *testing.T) {
-	for _, tc := range append(testNodes(), namedNode{"mig", migNode()}) {
+	for _, tc := range append(testNodes(), namedNode{"mig", fixture.MixedStates("dgxa100")}) {
 		require.NoError(t, tc.node.Validate(), tc.name)
 	}
 	// The diagonal is ignored, as long as it holds a known class.
-	n := dgx1()
-	n.Links[2][2] = Link{Class: ClassNVLink}
+	n := fixture.DGX1V100("dgx1")
+	n.Links[2][2] = topology.Link{Class: topology.ClassNVLink}
 	require.NoError(t, n.Validate())
 	// Compute instances of one GPU instance share its slices.
-	n = migNode()
-	n.MIG = append(n.MIG, MIGDevice{UUID: "MIG-cccc", Parent: 0, Profile: "1c.3g.20gb", Start: 0, Size: 4})
+	n = fixture.MixedStates("dgxa100")
+	n.MIG = append(n.MIG, topology.MIGDevice{UUID: "MIG-cccc", Parent: 0, Profile: "1c.3g.20gb", Start: 0, Size: 4})
 	require.NoError(t, n.Validate())
 }
 
 // TestValidateReportsAll: every problem is reported, not just the first.
 func TestValidateReportsAll(t *testing.T) {
-	n := dgx1()
+	n := fixture.DGX1V100("dgx1")
 	n.GPUs[1].Index = 5
 	n.GPUs[2].Replicas = -3
 	n.Links[0][4].NVLinks = 1 // 2 on the other side
-	n.MIG = []MIGDevice{{UUID: "MIG-x", Parent: 10, Size: 1}}
+	n.MIG = []topology.MIGDevice{{UUID: "MIG-x", Parent: 10, Size: 1}}
 	err := n.Validate()
 	require.Error(t, err)
 	for _, want := range []string{
@@ -57,7 +60,7 @@ func TestValidateMIGSlicesOverflow(t *testing.T) {
 		{start: 7, size: 1, ok: true}, // the last slice
 		{start: 0, size: 8, ok: true}, // the whole GPU (7g)
 	} {
-		n := migNode()
+		n := fixture.MixedStates("dgxa100")
 		n.MIG[0].Start, n.MIG[0].Size = tc.start, tc.size
 		err := n.Validate()
 		if tc.ok {

@@ -140,42 +140,38 @@ func NewCommand() *cobra.Command {
 // NVIDIA's health-check variables, honoured as NVIDIA's plugin does:
 // DP_DISABLE_HEALTHCHECKS "all" or "xids" turns XID checks off, a list of
 // XIDs adds to the skipped ones; DP_ENABLE_HEALTHCHECKS lists XIDs that are
-// critical even when skipped by default ("all": none skipped).
+// critical even when skipped ("all": every XID), and with
+// DP_DISABLE_HEALTHCHECKS=all the only critical ones (configv1.Health.Enable).
 const (
 	envDisableHealthChecks = "DP_DISABLE_HEALTHCHECKS"
 	envEnableHealthChecks  = "DP_ENABLE_HEALTHCHECKS"
 )
 
 func applyHealthEnv(c *configv1.Config, v string) error {
-	for _, f := range configv1.SplitList(strings.ToLower(v)) {
-		switch f {
-		case "all", "xids":
-			c.Health.Disabled = true
-		default:
-			x, err := strconv.ParseUint(f, 10, 64)
-			if err != nil || x == 0 {
-				return fmt.Errorf("%s=%q: want all, xids or XID numbers", envDisableHealthChecks, v)
-			}
-			if !slices.Contains(c.Health.SkippedXIDs, x) {
-				c.Health.SkippedXIDs = append(c.Health.SkippedXIDs, x)
-			}
-		}
-	}
-	return nil
+	return applyXIDEnv(envDisableHealthChecks, v, c.Health.Disable)
 }
 
 func applyEnableHealthEnv(c *configv1.Config, v string) error {
+	return applyXIDEnv(envEnableHealthChecks, v, c.Health.Enable)
+}
+
+// applyXIDEnv reads the health-check variable name, "all" (or "xids") and
+// XID numbers, comma-separated, and hands them to apply.
+func applyXIDEnv(name, v string, apply func(all bool, xids []uint64)) error {
+	all := false
+	var xids []uint64
 	for _, f := range configv1.SplitList(strings.ToLower(v)) {
 		if f == "all" || f == "xids" {
-			c.Health.SkippedXIDs = []uint64{}
+			all = true
 			continue
 		}
 		x, err := strconv.ParseUint(f, 10, 64)
 		if err != nil || x == 0 {
-			return fmt.Errorf("%s=%q: want all or XID numbers", envEnableHealthChecks, v)
+			return fmt.Errorf("%s=%q: want all, xids or XID numbers", name, v)
 		}
-		c.Health.SkippedXIDs = slices.DeleteFunc(c.Health.SkippedXIDs, func(s uint64) bool { return s == x })
+		xids = append(xids, x)
 	}
+	apply(all, xids)
 	return nil
 }
 
@@ -395,6 +391,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			return err
 		}
 	}
+	var pace restartPacer
 	for {
 		m, err := deviceplugin.New(dopts)
 		if err != nil {
@@ -408,12 +405,53 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			dopts.Config = o.reloaded(ctx, fs, dopts, *next)
 			continue
 		}
-		// A GPU that discovery could not read answers again: discover anew.
+		// A GPU that discovery could not read answers again, or a device
+		// went unhealthy under restartOnDeviceUnhealthy: discover anew.
 		if !errors.Is(err, deviceplugin.ErrRediscover) {
 			return err
 		}
+		if errors.Is(err, deviceplugin.ErrRestartOnUnhealthy) {
+			if d := pace.next(time.Now()); d > 0 {
+				logger.Info("Waiting before the restart, as the kubelet paces a restarted container", "delay", d)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(d):
+				}
+			}
+		}
 		logger.Info("Discovering the node's GPUs again")
 	}
+}
+
+// restartPacer spaces the restarts of restartOnDeviceUnhealthy as the
+// kubelet spaces the restarts of NVIDIA's plugin when its liveness probe
+// fails (CrashLoopBackOff): the first at once, then 10 s, doubling up to
+// 5 min; 10 min without a restart start the count over. A GPU that keeps
+// raising XIDs so cannot restart the plugin in a tight loop.
+type restartPacer struct {
+	last  time.Time // when the last restart began
+	delay time.Duration
+}
+
+const (
+	restartDelayFirst = 10 * time.Second
+	restartDelayMax   = 5 * time.Minute
+	restartResetAfter = 10 * time.Minute
+)
+
+// next returns how long to wait before a restart asked at now.
+func (p *restartPacer) next(now time.Time) time.Duration {
+	switch {
+	case p.last.IsZero() || now.Sub(p.last) > restartResetAfter:
+		p.delay = 0
+	case p.delay == 0:
+		p.delay = restartDelayFirst
+	default:
+		p.delay = min(2*p.delay, restartDelayMax)
+	}
+	p.last = now.Add(p.delay)
+	return p.delay
 }
 
 // runUntilReload runs m until it ends or a new per-node config arrives

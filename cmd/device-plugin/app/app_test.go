@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -62,7 +63,30 @@ func TestHealthEnv(t *testing.T) {
 	require.NoError(t, applyHealthEnv(c, "all"))
 	require.True(t, c.Health.Disabled)
 	require.ErrorContains(t, applyHealthEnv(configv1.Default(), "some"), "want all, xids or XID numbers")
-	require.ErrorContains(t, applyEnableHealthEnv(configv1.Default(), "x1"), "want all or XID numbers")
+	require.ErrorContains(t, applyEnableHealthEnv(configv1.Default(), "x1"), "want all, xids or XID numbers")
+}
+
+// TestHealthEnvChoosesTheFatalXIDs: DP_DISABLE_HEALTHCHECKS=all with
+// DP_ENABLE_HEALTHCHECKS=48,79 leaves health checks on for exactly those
+// XIDs (NVIDIA's way to pick the fatal ones); DP_ENABLE_HEALTHCHECKS=all
+// makes the application XIDs count too.
+func TestHealthEnvChoosesTheFatalXIDs(t *testing.T) {
+	t.Setenv(envDisableHealthChecks, "all")
+	t.Setenv(envEnableHealthChecks, "48,79")
+	c, err := (&options{}).loadConfig(context.Background(), NewCommand().Flags())
+	require.NoError(t, err)
+	require.False(t, c.Health.Disabled)
+	require.True(t, c.Health.Critical(48))
+	require.True(t, c.Health.Critical(79))
+	require.False(t, c.Health.Critical(94))
+	require.False(t, c.Health.Critical(13))
+
+	t.Setenv(envDisableHealthChecks, "")
+	t.Setenv(envEnableHealthChecks, "all")
+	c, err = (&options{}).loadConfig(context.Background(), NewCommand().Flags())
+	require.NoError(t, err)
+	require.True(t, c.Health.Critical(13))
+	require.True(t, c.Health.Critical(94))
 }
 
 // TestConfigErrorPrintedOnce: the command logs its error; cobra must not
@@ -85,4 +109,33 @@ func TestFakeLostOutOfRange(t *testing.T) {
 	cmd := NewCommand()
 	cmd.SetArgs([]string{"--fake", "dgx-h100", "--fake-lost", "8"})
 	require.ErrorContains(t, cmd.Execute(), "--fake-lost: no GPU 8")
+}
+
+// TestRestartPacer: restarts for unhealthy devices are spaced as the
+// kubelet spaces a container's restarts: at once, then 10 s doubling to
+// 5 min; 10 min without one start over.
+func TestRestartPacer(t *testing.T) {
+	var p restartPacer
+	t0 := time.Unix(1000, 0)
+	for _, step := range []struct {
+		after time.Duration // since the previous restart began
+		want  time.Duration
+	}{
+		{0, 0},                              // the first: at once
+		{time.Second, 10 * time.Second},     // a second one soon after
+		{time.Second, 20 * time.Second},     // 10 s x 2
+		{time.Second, 40 * time.Second},     // x 2
+		{time.Second, 80 * time.Second},     //
+		{time.Second, 160 * time.Second},    //
+		{time.Second, 5 * time.Minute},      // 320 s capped at 300 s
+		{time.Second, 5 * time.Minute},      // stays capped
+		{11 * time.Minute, 0},               // 11 min without: start over
+		{9 * time.Minute, 10 * time.Second}, // within 10 min: counted
+		{10*time.Minute + 1, 0},             // just over 10 min: start over
+	} {
+		t0 = t0.Add(step.after)
+		got := p.next(t0)
+		require.Equal(t, step.want, got, "after %v", step.after)
+		t0 = t0.Add(got) // the restart begins after the wait
+	}
 }

@@ -148,7 +148,7 @@ func TestNVIDIAFlagsAndEnvThroughTheBinary(t *testing.T) {
 		{"DP_DISABLE_HEALTHCHECKS", map[string]string{"DP_DISABLE_HEALTHCHECKS": "all"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"DP_DISABLE_HEALTHCHECKS bad", map[string]string{"DP_DISABLE_HEALTHCHECKS": "most"}, whole, nil, "DP_DISABLE_HEALTHCHECKS=\"most\": want all, xids or XID numbers"},
 		{"DP_ENABLE_HEALTHCHECKS", map[string]string{"DP_ENABLE_HEALTHCHECKS": "31,43"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
-		{"DP_ENABLE_HEALTHCHECKS bad", map[string]string{"DP_ENABLE_HEALTHCHECKS": "x"}, whole, nil, "DP_ENABLE_HEALTHCHECKS=\"x\": want all or XID numbers"},
+		{"DP_ENABLE_HEALTHCHECKS bad", map[string]string{"DP_ENABLE_HEALTHCHECKS": "x"}, whole, nil, "DP_ENABLE_HEALTHCHECKS=\"x\": want all, xids or XID numbers"},
 		{"NVIDIA_MIG_MONITOR_DEVICES is the runtime's", map[string]string{"NVIDIA_MIG_MONITOR_DEVICES": "all"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"GDS_ENABLED", map[string]string{"GDS_ENABLED": "true", "MOFED_ENABLED": "true"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"GDS_ENABLED bad", map[string]string{"GDS_ENABLED": "on"}, whole, nil, `GDS_ENABLED=on: "on" is not a boolean`},

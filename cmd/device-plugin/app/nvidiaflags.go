@@ -74,8 +74,8 @@ var settings = []setting{
 		usage: "prefix of the CDI annotation keys (default \"cdi.k8s.io/\")",
 		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.CDIAnnotationPrefix })},
 	{names: []string{"nvidia-cdi-hook-path", "nvidia-ctk-path"}, envs: []string{"NVIDIA_CDI_HOOK_PATH", "NVIDIA_CTK_PATH"},
-		usage: "NVIDIA's CDI hook path; ignored with a warning (gpupack's CDI spec has no hooks)",
-		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.NvidiaCTKPath })},
+		usage: "NVIDIA's CDI hook binary (nvidia-cdi-hook, or nvidia-ctk) the CDI spec's hooks run (default /usr/bin/nvidia-cdi-hook)",
+		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.NvidiaCDIHookPath })},
 	{names: []string{"container-driver-root", "driver-root-ctr-path"}, envs: []string{"DRIVER_ROOT_CTR_PATH", "CONTAINER_DRIVER_ROOT"},
 		usage: "where the host's driver root is mounted in this container (default: the driver root itself)",
 		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.ContainerDriverRoot })},
@@ -96,7 +96,7 @@ var settings = []setting{
 		usage: "NVIDIA's distributed or packed; ignored with a warning (see --replica-policy)",
 		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.SharedDevicesAllocationPolicy })},
 	{names: []string{"imex-channel-ids"}, envs: []string{"IMEX_CHANNEL_IDS"},
-		usage: "NVIDIA's IMEX channel IDs ([] or 0); ignored with a warning",
+		usage: "NVIDIA's IMEX channel IDs ([] or 0), given to every container that gets a device",
 		apply: func(c *configv1.Config, v string) error {
 			c.Imex.ChannelIDs = nil
 			for _, f := range configv1.SplitList(v) {
@@ -109,7 +109,7 @@ var settings = []setting{
 			return nil
 		}},
 	{names: []string{"imex-required"}, envs: []string{"IMEX_REQUIRED"}, bool: true,
-		usage: "NVIDIA's; ignored with the IMEX channels",
+		usage: "NVIDIA's: a missing IMEX channel stops the plugin",
 		apply: func(c *configv1.Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			c.Imex.Required = b

@@ -243,12 +243,11 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 `))
 	require.NoError(t, err)
 	for _, path := range []string{
-		"flags.restartOnDeviceUnhealthy", "flags.useNodeFeatureAPI",
+		"flags.useNodeFeatureAPI",
 		"flags.gfd.oneshot", "flags.gfd.noTimestamp", "flags.gfd.sleepInterval", "flags.gfd.outputFile", "flags.gfd.machineTypeFile",
-		"flags.plugin.nvidiaCTKPath", "flags.plugin.nvidiaCDIHookPath", "flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
+		"flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
 		"resources.gpus", "resources.mig",
 		"sharing.timeSlicing.resources[0].rename", "sharing.timeSlicing.resources[0].devices",
-		"imex.channelIDs", "health.eventTypes", "health.criticalXIDs",
 	} {
 		n := 0
 		for _, s := range w {
@@ -258,8 +257,8 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 		}
 		require.Equal(t, 1, n, "%s in %q", path, w)
 	}
-	// flags.mpsRoot is implemented (MPS sharing): no warning.
-	require.Len(t, w, 18)
+	// flags.mpsRoot and restartOnDeviceUnhealthy are implemented: no warning.
+	require.Len(t, w, 12)
 }
 
 // TestReplicaLimitIsTheCodecs: one replica limit for the config, the

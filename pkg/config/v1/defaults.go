@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,7 +61,10 @@ func SetDefaults(c *Config) {
 		if len(h.IgnoredXIDs) > 0 {
 			h.SkippedXIDs = append([]uint64(nil), h.IgnoredXIDs...)
 		} else {
-			h.SkippedXIDs = append([]uint64(nil), DefaultSkippedXIDs...)
+			// An XID the file lists as critical is not skipped by default.
+			h.SkippedXIDs = slices.DeleteFunc(slices.Clone(DefaultSkippedXIDs), func(x uint64) bool {
+				return h.CriticalXIDs != nil && slices.Contains(h.CriticalXIDs.XIDs, x)
+			})
 		}
 	}
 	r := &h.Recovery

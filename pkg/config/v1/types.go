@@ -329,8 +329,9 @@ type Health struct {
 	// IgnoredXIDs is NVIDIA's name for SkippedXIDs: a non-empty list
 	// replaces the default list.
 	IgnoredXIDs []uint64 `json:"ignoredXIDs,omitempty"`
-	// EventTypes and CriticalXIDs are NVIDIA's; gpupack watches XID and
-	// ECC events and treats every XID not skipped as critical.
+	// EventTypes are the NVML event types acted on (NVIDIA's; empty: all).
+	// CriticalXIDs ("all" or a list; NVIDIA's) are the XIDs that make a GPU
+	// unhealthy, skipped ones excepted (see Health.Critical).
 	EventTypes   []string `json:"eventTypes,omitempty"`
 	CriticalXIDs *XIDList `json:"criticalXIDs,omitempty"`
 	Recovery     Recovery `json:"recovery,omitempty"`

@@ -16,9 +16,6 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	warn := func(p *field.Path, why string) { warnings = append(warnings, fmt.Sprintf("%s: %s", p, why)) }
 	f := &c.Flags
 	fp := field.NewPath("flags")
-	if f.RestartOnDeviceUnhealthy != nil && *f.RestartOnDeviceUnhealthy {
-		warn(fp.Child("restartOnDeviceUnhealthy"), "ignored: gpupack marks the devices unhealthy and recovers them without a restart")
-	}
 	if f.UseNodeFeatureAPI != nil {
 		warn(fp.Child("useNodeFeatureAPI"), "ignored: a GPU Feature Discovery setting; gpupack writes its labels on the Node itself")
 	}
@@ -35,12 +32,6 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	}
 	if pf := f.Plugin; pf != nil {
 		pp := fp.Child("plugin")
-		if pf.NvidiaCTKPath != nil && *pf.NvidiaCTKPath != DefaultNvidiaCTKPath {
-			warn(pp.Child("nvidiaCTKPath"), "ignored: gpupack's CDI spec has no hooks")
-		}
-		if pf.NvidiaCDIHookPath != nil {
-			warn(pp.Child("nvidiaCDIHookPath"), "ignored: gpupack's CDI spec has no hooks")
-		}
 		if pf.CDIFeatureFlags != nil && len(*pf.CDIFeatureFlags) > 0 {
 			warn(pp.Child("cdiFeatureFlags"), "ignored")
 		}
@@ -84,16 +75,6 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 		if m.ReplicaPolicy == ReplicaPolicySpread {
 			warn(mp.Child("replicaPolicy"), "no effect: an MPS request gets one replica (failRequestsGreaterThanOne is always true under MPS)")
 		}
-	}
-	if len(c.Imex.ChannelIDs) > 0 {
-		warn(field.NewPath("imex", "channelIDs"), "ignored: gpupack does not inject IMEX channels")
-	}
-	hp := field.NewPath("health")
-	if len(c.Health.EventTypes) > 0 {
-		warn(hp.Child("eventTypes"), "ignored: gpupack watches XID and ECC events")
-	}
-	if x := c.Health.CriticalXIDs; x != nil && !x.All {
-		warn(hp.Child("criticalXIDs"), "ignored: every XID that is not skipped is critical in gpupack")
 	}
 	return warnings, errs
 }

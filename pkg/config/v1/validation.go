@@ -34,7 +34,7 @@ var (
 	allocationPolicies  = []string{"distributed", "packed"}
 	replicaPolicies     = []string{ReplicaPolicyPacked, ReplicaPolicySpread}
 	// healthEventTypes are the NVML event types NVIDIA's health section names.
-	healthEventTypes = []string{"EventTypeXidCriticalError", "EventTypeDoubleBitEccError", "EventTypeSingleBitEccError"}
+	healthEventTypes = []string{EventTypeXidCriticalError, EventTypeDoubleBitEccError, EventTypeSingleBitEccError}
 )
 
 // Validate checks a defaulted config and returns every error with its field path.

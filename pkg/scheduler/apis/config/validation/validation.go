@@ -101,25 +101,14 @@ func validateWorkload(path *field.Path, w *config.WorkloadArgs) field.ErrorList 
 }
 
 // validateResourceName checks an extended resource name as the apiserver
-// does for a container's resources: a qualified name with a domain prefix
-// outside kubernetes.io, and no "requests." prefix.
+// does for a container's resources (topology.ResourceNameErrors).
 func validateResourceName(path *field.Path, name string) field.ErrorList {
-	var errs field.ErrorList
 	if name == "" {
 		return field.ErrorList{field.Required(path, "an extended resource name such as nvidia.com/gpu")}
 	}
-	domain, _, ok := strings.Cut(name, "/")
-	if !ok {
-		errs = append(errs, field.Invalid(path, name, "must be a domain-qualified resource name (<domain>/<name>)"))
-	}
-	for _, msg := range validation.IsQualifiedName(name) {
+	var errs field.ErrorList
+	for _, msg := range topology.ResourceNameErrors(name) {
 		errs = append(errs, field.Invalid(path, name, msg))
-	}
-	if ok && (domain == "kubernetes.io" || strings.HasSuffix(domain, ".kubernetes.io")) {
-		errs = append(errs, field.Invalid(path, name, "the kubernetes.io domain holds native resources, not extended ones"))
-	}
-	if strings.HasPrefix(name, "requests.") {
-		errs = append(errs, field.Invalid(path, name, `must not start with "requests." (quota's prefix)`))
 	}
 	return errs
 }
