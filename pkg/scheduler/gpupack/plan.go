@@ -19,6 +19,8 @@ type plan struct {
 	choices   []score.Choice
 	reqs      []containerRequest
 	fragDelta float64
+	// taken are the choices' whole GPUs and replicas (Score prices them).
+	taken score.Taken
 	// ratio is the worst quality ratio of the multi-GPU sets (1 if none);
 	// ring and ideal are that set's bandwidths (0 when none).
 	ratio, ring, ideal float64
@@ -27,12 +29,12 @@ type plan struct {
 // figures are the plan's numbers, which a node keeps as its last plan
 // (gpucache.NodeView.StoreLastPlan).
 func (p plan) figures() gpucache.Figures {
-	return gpucache.Figures{FragDelta: p.fragDelta, Ratio: p.ratio, Ring: p.ring, Ideal: p.ideal}
+	return gpucache.Figures{FragDelta: p.fragDelta, Ratio: p.ratio, Ring: p.ring, Ideal: p.ideal, Taken: p.taken}
 }
 
 // planOf is the plan of a node's last plan figures (no choices).
 func planOf(f gpucache.Figures) plan {
-	return plan{fragDelta: f.FragDelta, ratio: f.Ratio, ring: f.Ring, ideal: f.Ideal}
+	return plan{fragDelta: f.FragDelta, ratio: f.Ratio, ring: f.Ring, ideal: f.Ideal, taken: f.Taken}
 }
 
 // makePlan chooses devices for each request in turn on view under the
@@ -60,6 +62,7 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 			p.reqs = append(p.reqs, r)
 		}
 		p.fragDelta += c.FragDelta
+		p.taken.Add(c)
 		if qualityCounts(r.req) {
 			if q := c.QualityRatio(); q < p.ratio || p.ideal == 0 {
 				p.ratio, p.ring, p.ideal = q, c.Quality.RingGBps, c.Ideal.RingGBps
