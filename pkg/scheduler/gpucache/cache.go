@@ -56,6 +56,14 @@ import (
 //  8. pkg/topology's shape memo (shape.go): best sets and qualities per
 //     interned link matrix: never invalidated; cleared when full.
 //
+//  9. The supply (Cache.supply, Pricing; score.Supply): every readable
+//     node's slots per task type, counted from its usage State (layer
+//     3, with the Node's allocatable): a node is recounted when marked
+//     dirty (its State set to nil, its annotations read, its pods or
+//     allocatable changed, or the node gone) at the next Pricing; a new
+//     task type is counted on every node once. The prices are kept
+//     while nothing is dirty and the snapshot stays.
+//
 // The workload snapshot (score.Workload.Distribution) moves only when the
 // learned task mix moves by score.DefaultTolerance; a new snapshot
 // invalidates 5 and changes the key of 7.
