@@ -212,11 +212,11 @@ func (sp *Supply[K]) Free() float64 { return sp.free }
 // above): the constrained types (not their own base) whose next slot is
 // needed more likely, by minTail or more, than their base's next slot.
 func (sp *Supply[K]) Pricing() *Pricing {
-	pr := &Pricing{}
 	n := sp.free / meanGPUs(sp.d)
 	if !(n > 0) || math.IsInf(n, 0) {
-		return pr
+		return noPricing
 	}
+	var pr *Pricing
 	for m, t := range sp.d.Types {
 		g := typeGPUs(t)
 		if sp.base[m] == sp.dist[m] || g <= 0 || sp.total[sp.dist[m]] <= 0 {
@@ -228,10 +228,19 @@ func (sp *Supply[K]) Pricing() *Pricing {
 		if p.excess(0) < minTail {
 			continue
 		}
+		if pr == nil {
+			pr = &Pricing{}
+		}
 		pr.types = append(pr.types, p)
+	}
+	if pr == nil {
+		return noPricing
 	}
 	return pr
 }
+
+// noPricing prices nothing (shared: a Pricing is never mutated).
+var noPricing = &Pricing{}
 
 // Pricing prices the slots of the task types a Supply found scarce. The
 // zero Pricing (and nil) prices nothing. Safe for concurrent use.

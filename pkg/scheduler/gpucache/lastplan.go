@@ -29,9 +29,6 @@ type Figures struct {
 	// Ratio, Ring and Ideal are the worst set quality among the plan's
 	// multi-GPU requests: ring bandwidth over ideal, and both (GB/s).
 	Ratio, Ring, Ideal float64
-	// Taken are the plan's whole GPUs and replicas, which Score prices
-	// against the cluster's supply (score.Pricing.Cost).
-	Taken score.Taken
 }
 
 // find returns the plan for request id on state under dist.

@@ -98,8 +98,8 @@ func (pl *GPUPack) explainNode(ctx context.Context, cs fwk.CycleState, s *cycleS
 		return f
 	}
 	f.Fits, f.FragDelta, f.QualityRatio = true, p.fragDelta, p.ratio
-	if view, err := pl.cache.ViewNodeInfo(ni); err == nil {
-		f.SupplyCost = s.pricing.Cost(view.State, p.taken)
+	if s.pricing.Priced() {
+		f.SupplyCost = pl.supplyCost(s, ni, p)
 	}
 	return f
 }

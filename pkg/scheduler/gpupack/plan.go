@@ -19,7 +19,10 @@ type plan struct {
 	choices   []score.Choice
 	reqs      []containerRequest
 	fragDelta float64
-	// taken are the choices' whole GPUs and replicas (Score prices them).
+	// taken are the choices' whole GPUs and replicas (Score prices them);
+	// not kept in a node's last plan (the figures stay small: Filter and
+	// Score store one for most nodes of every cycle), so empty in a plan
+	// made from one.
 	taken score.Taken
 	// ratio is the worst quality ratio of the multi-GPU sets (1 if none);
 	// ring and ideal are that set's bandwidths (0 when none).
@@ -29,12 +32,12 @@ type plan struct {
 // figures are the plan's numbers, which a node keeps as its last plan
 // (gpucache.NodeView.StoreLastPlan).
 func (p plan) figures() gpucache.Figures {
-	return gpucache.Figures{FragDelta: p.fragDelta, Ratio: p.ratio, Ring: p.ring, Ideal: p.ideal, Taken: p.taken}
+	return gpucache.Figures{FragDelta: p.fragDelta, Ratio: p.ratio, Ring: p.ring, Ideal: p.ideal}
 }
 
 // planOf is the plan of a node's last plan figures (no choices).
 func planOf(f gpucache.Figures) plan {
-	return plan{fragDelta: f.FragDelta, ratio: f.Ratio, ring: f.Ring, ideal: f.Ideal, taken: f.Taken}
+	return plan{fragDelta: f.FragDelta, ratio: f.Ratio, ring: f.Ring, ideal: f.Ideal}
 }
 
 // makePlan chooses devices for each request in turn on view under the

@@ -69,14 +69,30 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 // (PreScore's prices), priced on the node's usage as the cache sees it
 // (for a plan made on an adjusted view too: nominated pods are not
 // counted in the supply either). gpusim ranks with the same functions.
+//
+// A plan read from the node's last plans carries no devices; when prices
+// apply (a constrained type's hosts are scarce, rare) it is made again,
+// from pkg/score's choice memo.
 func (pl *GPUPack) rawOf(s *cycleState, ni fwk.NodeInfo, p plan) int64 {
 	delta := p.fragDelta
 	if s.pricing.Priced() {
-		if view, err := pl.cache.ViewNodeInfo(ni); err == nil {
-			delta += s.pricing.Cost(view.State, p.taken)
-		}
+		delta += pl.supplyCost(s, ni, p)
 	}
 	return pl.rank.Raw(delta)
+}
+
+// supplyCost is score.Pricing.Cost of plan p's devices on the node.
+func (pl *GPUPack) supplyCost(s *cycleState, ni fwk.NodeInfo, p plan) float64 {
+	view, err := pl.cache.ViewNodeInfo(ni)
+	if err != nil {
+		return 0
+	}
+	if p.taken.Whole == 0 && len(p.taken.Shares) == 0 {
+		if p, err = pl.makePlan(view, s.requests, pl.workload.Distribution(), false); err != nil {
+			return 0
+		}
+	}
+	return s.pricing.Cost(view.State, p.taken)
 }
 
 // rankedPool recycles NormalizeScore's working slice (one entry per scored
