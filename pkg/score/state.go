@@ -33,6 +33,10 @@ type State struct {
 	// res: cpuFree (milli) and memFree (MiB) are known (SetFree).
 	res              bool
 	cpuFree, memFree int64
+	// alloc: cpuAlloc (milli) and memAlloc (MiB), the node's allocatable
+	// CPU and memory, are known (SetAllocatable).
+	alloc              bool
+	cpuAlloc, memAlloc int64
 }
 
 // NewState returns the empty usage of node.

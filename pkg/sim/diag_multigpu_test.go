@@ -56,7 +56,8 @@ func (d *recorder) placed(r *run, ci int32, node int, p placement) {
 }
 
 // TestDiagMultiGPU prints per-shape failures and placements of gpupack vs
-// fgd: GPUSIM_DIAG=trace[,seed].
+// fgd: GPUSIM_DIAG=trace[,seed] or AXIS=LEVEL[,seed] for the sweep's variant
+// of the default trace (variant seed 1, as gpusim's default).
 func TestDiagMultiGPU(t *testing.T) {
 	spec := os.Getenv("GPUSIM_DIAG")
 	if spec == "" {
@@ -71,8 +72,20 @@ func TestDiagMultiGPU(t *testing.T) {
 	}
 	nodes, err := ReadNodesFile(filepath.Join(openbDir, "openb_node_list_gpu_node.csv"))
 	require.NoError(t, err)
-	tasks, err := ReadTasksFile(filepath.Join(openbDir, "openb_pod_list_"+parts[0]+".csv"))
+	trace, level, variant := strings.Cut(parts[0], "=")
+	if variant {
+		trace = "default"
+	}
+	tasks, err := ReadTasksFile(filepath.Join(openbDir, "openb_pod_list_"+trace+".csv"))
 	require.NoError(t, err)
+	if variant { // AXIS=LEVEL: the sweep's variant of the default trace
+		a, err := ParseAxis(parts[0][:strings.Index(parts[0], "=")])
+		require.NoError(t, err)
+		lv, err := strconv.ParseFloat(level, 64)
+		require.NoError(t, err)
+		tasks, err = GenerateVariant(tasks, nodes, a, lv/100, 1)
+		require.NoError(t, err)
+	}
 	cl, err := NewCluster(nodes, DefaultShapes())
 	require.NoError(t, err)
 	wl, err := NewWorkload(tasks, cl)

@@ -77,8 +77,10 @@ type memoShard struct {
 // evaluation is the best choice on one node for one class.
 type evaluation struct {
 	ok bool
-	// raw is score.Rank.Raw of the node's fragmentation change.
-	raw int64
+	// frag is the node's fragmentation change (score.Choice.FragDelta, or
+	// score.ResourceDelta for a CPU-only task) and raw its score.Rank.Raw.
+	frag float64
+	raw  int64
 	// ring and ideal are the multi-GPU set's ring bandwidth and the best
 	// its node's shape offers for that size (0: no multi-GPU set).
 	ring, ideal float64
@@ -101,9 +103,15 @@ type gpupackRun struct {
 	// plugin learns it (nil: pinned to the pod list's, g.frag).
 	online *score.Workload
 	cache  map[int32][]cached
-	nodes  []int
-	evals  []*evaluation
-	ranked []score.Ranked
+	// supply is the cluster's slots per task type of the current
+	// distribution (score.Supply), each node's refreshed when its version
+	// moves (seen); pricing is its prices for the next decision.
+	supply  *score.Supply[int]
+	seen    []uint32
+	pricing *score.Pricing
+	nodes   []int
+	evals   []*evaluation
+	ranked  []score.Ranked
 }
 
 type cached struct {
@@ -172,6 +180,7 @@ func (p *gpupackRun) candidates(r *run, ci int32) {
 	}
 	p.nodes, p.evals, p.ranked = p.nodes[:0], p.evals[:0], p.ranked[:0]
 	d := p.dist()
+	p.refreshSupply(r, d)
 	for i := range r.cl.Nodes {
 		if !r.fits(i, c) {
 			continue
@@ -188,9 +197,48 @@ func (p *gpupackRun) candidates(r *run, ci int32) {
 		if e.e.ok {
 			p.nodes = append(p.nodes, i)
 			p.evals = append(p.evals, &e.e)
-			p.ranked = append(p.ranked, score.Ranked{Raw: e.e.raw, Ring: e.e.ring, Ideal: e.e.ideal})
+			p.ranked = append(p.ranked, score.Ranked{Raw: p.raw(r, i, c, &e.e), Ring: e.e.ring, Ideal: e.e.ideal})
 		}
 	}
+}
+
+// refreshSupply brings p.supply to the cluster's state under d (every node
+// whose version moved since it was last counted, then d's new types) and
+// prices it, as the plugin's cache does before each pod's Score.
+func (p *gpupackRun) refreshSupply(r *run, d *score.Distribution) {
+	if p.supply == nil {
+		p.supply = score.NewSupply[int](d)
+		p.seen = make([]uint32, len(r.cl.Nodes))
+		for i := range r.cl.Nodes {
+			p.supply.Update(i, r.state[i])
+			p.seen[i] = r.ver[i]
+		}
+	}
+	for i, v := range r.ver {
+		if p.seen[i] != v {
+			p.supply.Update(i, r.state[i])
+			p.seen[i] = v
+		}
+	}
+	p.supply.SetDistribution(d)
+	p.pricing = p.supply.Pricing()
+}
+
+// raw is node i's raw figure for e: score.Rank.Raw of its fragmentation
+// change plus the supply its devices take (score.Pricing.Cost), as the
+// plugin's Score. CPU-only tasks take no slot (Slots count what a node's
+// hardware can host).
+func (p *gpupackRun) raw(r *run, i int, c *Class, e *evaluation) int64 {
+	if !p.pricing.Priced() || c.NumGPU == 0 {
+		return e.raw
+	}
+	var tk score.Taken
+	if c.Shared() {
+		tk.Shares = []score.Share{{GPU: e.p.shareGPU, Replicas: int(c.GPUMilli)}}
+	} else {
+		tk.Whole = e.p.whole
+	}
+	return p.g.rank.Raw(e.frag + p.pricing.Cost(r.state[i], tk))
 }
 
 func (p *gpupackRun) place(r *run, ci int32) (int, placement) {
@@ -236,13 +284,14 @@ func (g *gpupack) compute(r *run, i int, c *Class, d *score.Distribution) evalua
 	s, rank := r.state[i], g.rank
 	if c.NumGPU == 0 {
 		rank.Resolution = score.CPUOnlyResolution
-		return evaluation{ok: true, raw: rank.Raw(score.ResourceDelta(s, c.CPUMilli, c.MemoryMiB, d))}
+		delta := score.ResourceDelta(s, c.CPUMilli, c.MemoryMiB, d)
+		return evaluation{ok: true, frag: delta, raw: rank.Raw(delta)}
 	}
 	ch, ok := score.Choose(s, c.req, d)
 	if !ok {
 		return evaluation{}
 	}
-	e := evaluation{ok: true, raw: rank.Raw(ch.FragDelta)}
+	e := evaluation{ok: true, frag: ch.FragDelta, raw: rank.Raw(ch.FragDelta)}
 	if c.Shared() {
 		e.p.shareGPU = ch.GPUs.Lowest()
 	} else {

@@ -64,6 +64,7 @@ func newRun(cl *Cluster, wl *Workload, frag *FragModel, seed uint64) *run {
 		r.full[i] = ns.GPUs
 		r.state[i] = score.NewState(cl.Topo[i])
 		r.state[i].SetFree(ns.CPUMilli, ns.MemoryMiB)
+		r.state[i].SetAllocatable(ns.CPUMilli, ns.MemoryMiB)
 	}
 	r.gpu = make([]int32, r.off[n])
 	for i := range r.gpu {

@@ -41,15 +41,15 @@ func TestPrintObject(t *testing.T) {
 func TestWriteExplain(t *testing.T) {
 	v := explainView{Pod: "default/big", Node: "", Nodes: []gpupack.NodeFit{
 		{Node: "cpu", Reason: "gpupack: node has no gpupack.io/topology annotation", Unresolvable: true},
-		{Node: "dgx", Fits: true, FragDelta: -0.25, QualityRatio: 0.5},
+		{Node: "dgx", Fits: true, FragDelta: -0.25, QualityRatio: 0.5, SupplyCost: 1.5},
 		{Node: "pcie", Reason: "gpupack: no free healthy whole GPU for 9 x nvidia.com/gpu"},
 	}}
 	var buf bytes.Buffer
 	require.NoError(t, writeExplain(&buf, v))
 	require.Equal(t, `pod default/big: fits 1 of 3 nodes (GPUPack's Filter only; other plugins not asked)
-NODE  FITS   FRAG DELTA  SET QUALITY  REASON
-cpu   never  -           -            gpupack: node has no gpupack.io/topology annotation
-dgx   yes    -0.25       0.50         -
-pcie  no     -           -            gpupack: no free healthy whole GPU for 9 x nvidia.com/gpu
+NODE  FITS   FRAG DELTA  SUPPLY COST  SET QUALITY  REASON
+cpu   never  -           -            -            gpupack: node has no gpupack.io/topology annotation
+dgx   yes    -0.25       1.50         0.50         -
+pcie  no     -           -            -            gpupack: no free healthy whole GPU for 9 x nvidia.com/gpu
 `, buf.String())
 }

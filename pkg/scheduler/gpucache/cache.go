@@ -56,6 +56,14 @@ import (
 //  8. pkg/topology's shape memo (shape.go): best sets and qualities per
 //     interned link matrix: never invalidated; cleared when full.
 //
+//  9. The supply (Cache.supply, Pricing; score.Supply): every readable
+//     node's slots per task type, counted from its usage State (layer
+//     3, with the Node's allocatable): a node is recounted when marked
+//     dirty (its State set to nil, its annotations read, its pods or
+//     allocatable changed, or the node gone) at the next Pricing; a new
+//     task type is counted on every node once. The prices are kept
+//     while nothing is dirty and the snapshot stays.
+//
 // The workload snapshot (score.Workload.Distribution) moves only when the
 // learned task mix moves by score.DefaultTolerance; a new snapshot
 // invalidates 5 and changes the key of 7.
@@ -71,6 +79,13 @@ type Cache struct {
 	// tables (gpupack.io/topology v2): a pod's resource of one of these
 	// names is a GPU request. Only grows, up to maxPublishedNames.
 	published map[string]struct{}
+	// supply is the cluster's slots per task type (score.Supply) over the
+	// readable GPU nodes' usage States; dirty are the nodes whose State
+	// or allocatable may have changed since they were counted; pricing is
+	// the supply's prices for the distribution last asked (Pricing).
+	supply  *score.Supply[string]
+	dirty   map[string]struct{}
+	pricing *score.Pricing
 }
 
 // maxPublishedNames bounds Cache.published (a cluster serves a few names).
@@ -103,6 +118,13 @@ type nodeEntry struct {
 	// free's figures, kept here for the per-node hot path). Never mutated.
 	free, freeBase   *score.State
 	freeCPU, freeMem int64
+	// allocCPU (milli) and allocMem (MiB) are the Node's allocatable CPU
+	// and memory (allocKnown: it reports CPU), which bound the task types
+	// it can host (score.State.Slots); set on every usage State.
+	allocKnown         bool
+	allocCPU, allocMem int64
+	// supplied is the usage State the cache's supply last counted.
+	supplied *score.State
 	// last are the node's last plans (planFor): later pods asking the same
 	// find them while the node's usage and the workload snapshot stay.
 	// Read and written without mu: a lastPlans is never mutated.
@@ -122,7 +144,7 @@ type podEntry struct {
 // New returns an empty cache.
 func New() *Cache {
 	return &Cache{nodes: map[string]*nodeEntry{}, byObj: map[*v1.Node]*nodeEntry{}, pods: map[types.UID]*podEntry{},
-		published: map[string]struct{}{}}
+		published: map[string]struct{}{}, dirty: map[string]struct{}{}}
 }
 
 // Interface is what the scheduler plugin uses of the cache.
@@ -146,6 +168,8 @@ type Interface interface {
 	Published(name string) bool
 	PublishedCount() int
 	Fragmentation(d *score.Distribution) float64
+	// PreScore: the prices of the cluster's supply.
+	Pricing(d *score.Distribution) *score.Pricing
 }
 
 var _ Interface = &Cache{}
@@ -332,6 +356,7 @@ func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 		if e != nil {
 			c.clearLocked(e)
 			e.live = true
+			c.dirty[node.Name] = struct{}{}
 			c.dropIfUnusedLocked(node.Name, e)
 		}
 		return nil, nil
@@ -361,6 +386,7 @@ func (c *Cache) RemoveNode(name string) {
 	if e := c.nodes[name]; e != nil {
 		c.clearLocked(e)
 		e.live = false
+		c.dirty[name] = struct{}{}
 	}
 	// Also sweep the entries View made for nodes the informer never
 	// delivered, or made again for a deleted node from an older snapshot.
@@ -391,6 +417,7 @@ func (c *Cache) dropIfUnusedLocked(name string, e *nodeEntry) {
 	c.setObjLocked(e, nil)
 	if c.nodes[name] == e {
 		delete(c.nodes, name)
+		c.dirty[name] = struct{}{}
 	}
 }
 
@@ -413,7 +440,31 @@ func (c *Cache) setObjLocked(e *nodeEntry, node *v1.Node) {
 	e.obj = node
 	if node != nil {
 		c.byObj[node] = e
+		c.setAllocatableLocked(node.Name, e, node)
 	}
+}
+
+// setAllocatableLocked records node's allocatable CPU and memory on e; a
+// change makes e's usage State stale (it carries them).
+func (c *Cache) setAllocatableLocked(name string, e *nodeEntry, node *v1.Node) {
+	cpu, mem, ok := allocatable(node)
+	if ok == e.allocKnown && cpu == e.allocCPU && mem == e.allocMem {
+		return
+	}
+	e.allocKnown, e.allocCPU, e.allocMem = ok, cpu, mem
+	e.state = nil
+	c.dirty[name] = struct{}{}
+}
+
+// allocatable is node's allocatable CPU (milli) and memory (MiB, rounded
+// down); false when it reports no CPU.
+func allocatable(node *v1.Node) (cpuMilli, memMiB int64, ok bool) {
+	cpu, ok := node.Status.Allocatable[v1.ResourceCPU]
+	if !ok || cpu.MilliValue() <= 0 {
+		return 0, 0, false
+	}
+	mem := node.Status.Allocatable[v1.ResourceMemory]
+	return cpu.MilliValue(), mem.Value() >> 20, true
 }
 
 func (c *Cache) entryLocked(name string) *nodeEntry {
@@ -428,6 +479,7 @@ func (c *Cache) entryLocked(name string) *nodeEntry {
 func (c *Cache) updateNodeLocked(name, topoRaw, inUseRaw string) *nodeEntry {
 	e := c.entryLocked(name)
 	c.decodeLocked(e, topoRaw, inUseRaw)
+	c.dirty[name] = struct{}{}
 	return e
 }
 
@@ -507,6 +559,9 @@ func (c *Cache) stateLocked(e *nodeEntry) *score.State {
 		}
 	}
 	e.state, _ = score.StateOf(e.topo, used)
+	if e.allocKnown {
+		e.state.SetAllocatable(e.allocCPU, e.allocMem)
+	}
 	return e.state
 }
 
@@ -615,6 +670,7 @@ func (c *Cache) setPod(uid types.UID, p *podEntry) {
 	e := c.entryLocked(p.node)
 	e.pods[uid] = p
 	e.state = nil
+	c.dirty[p.node] = struct{}{}
 }
 
 func (c *Cache) dropLocked(uid types.UID) {
@@ -626,6 +682,7 @@ func (c *Cache) dropLocked(uid types.UID) {
 	if e := c.nodes[old.node]; e != nil {
 		delete(e.pods, uid)
 		e.state = nil
+		c.dirty[old.node] = struct{}{}
 		c.dropIfUnusedLocked(old.node, e)
 	}
 }
@@ -673,6 +730,50 @@ func (c *Cache) Fragmentation(d *score.Distribution) float64 {
 		f += score.Fragmentation(st, d)
 	}
 	return f
+}
+
+// Pricing returns the prices of the cluster's supply under d
+// (score.Supply.Pricing): the nodes changed since the last call are
+// counted again first (their usage States rebuilt), then d's new task
+// types on every node. The answer is kept while no node changes and d
+// stays; the plugin asks once per scheduling cycle (PreScore).
+func (c *Cache) Pricing(d *score.Distribution) *score.Pricing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.supply == nil {
+		c.supply = score.NewSupply[string](d)
+		for name := range c.nodes {
+			c.dirty[name] = struct{}{}
+		}
+	}
+	if len(c.dirty) == 0 && c.pricing != nil && c.supply.Distribution() == d {
+		return c.pricing
+	}
+	for name := range c.dirty {
+		c.resupplyLocked(name)
+	}
+	clear(c.dirty)
+	c.supply.SetDistribution(d)
+	c.pricing = c.supply.Pricing()
+	return c.pricing
+}
+
+// resupplyLocked counts node name's current usage State in the supply, or
+// takes the node out when it has no readable one. A node a cycle viewed
+// before the informer delivered it counts too, as in Filter.
+func (c *Cache) resupplyLocked(name string) {
+	e := c.nodes[name]
+	if e == nil || e.topo == nil || e.inUseErr != nil {
+		c.supply.Remove(name)
+		if e != nil {
+			e.supplied = nil
+		}
+		return
+	}
+	if st := c.stateLocked(e); st != e.supplied {
+		c.supply.Update(name, st)
+		e.supplied = st
+	}
 }
 
 // Objects is the number of Node objects indexed (byObj), for tests of the

@@ -28,6 +28,10 @@ type NodeFit struct {
 	// over the best the node's shape offers (1: best, or no multi-GPU set).
 	FragDelta    float64 `json:"fragDelta,omitempty"`
 	QualityRatio float64 `json:"qualityRatio,omitempty"`
+	// SupplyCost is what the choice takes from the cluster's supply of
+	// constrained task types, in expected GPUs of their future tasks left
+	// without a host (score.Pricing.Cost); Score adds it to FragDelta.
+	SupplyCost float64 `json:"supplyCost,omitempty"`
 }
 
 // Explain says, node by node, whether pod fits as this plugin's PreFilter
@@ -70,6 +74,7 @@ func Explain(ctx context.Context, args runtime.Object, pod *v1.Pod, nodes []*v1.
 	if err != nil {
 		return nil, err
 	}
+	s.pricing = pl.cache.Pricing(pl.workload.Distribution())
 	fits := make([]NodeFit, 0, len(infos))
 	for _, ni := range infos {
 		fits = append(fits, pl.explainNode(ctx, cs, s, pod, ni))
@@ -93,5 +98,8 @@ func (pl *GPUPack) explainNode(ctx context.Context, cs fwk.CycleState, s *cycleS
 		return f
 	}
 	f.Fits, f.FragDelta, f.QualityRatio = true, p.fragDelta, p.ratio
+	if s.pricing.Priced() {
+		f.SupplyCost = pl.supplyCost(s, ni, p)
+	}
 	return f
 }

@@ -19,6 +19,11 @@ type plan struct {
 	choices   []score.Choice
 	reqs      []containerRequest
 	fragDelta float64
+	// taken are the choices' whole GPUs and replicas (Score prices them);
+	// not kept in a node's last plan (the figures stay small: Filter and
+	// Score store one for most nodes of every cycle), so empty in a plan
+	// made from one.
+	taken score.Taken
 	// ratio is the worst quality ratio of the multi-GPU sets (1 if none);
 	// ring and ideal are that set's bandwidths (0 when none).
 	ratio, ring, ideal float64
@@ -60,6 +65,7 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 			p.reqs = append(p.reqs, r)
 		}
 		p.fragDelta += c.FragDelta
+		p.taken.Add(c)
 		if qualityCounts(r.req) {
 			if q := c.QualityRatio(); q < p.ratio || p.ideal == 0 {
 				p.ratio, p.ring, p.ideal = q, c.Quality.RingGBps, c.Ideal.RingGBps

@@ -45,6 +45,9 @@ type cycleState struct {
 	// requestID numbers a one-request pod's request for the nodes' last
 	// plans (0: several requests, no last plans).
 	requestID uint64
+	// pricing are the cluster's supply prices (PreScore), which Score adds
+	// to the plans' fragmentation changes.
+	pricing *score.Pricing
 	*plans
 	// adjust holds, per node, the pods the framework adds (nominated pods)
 	// or removes (preemption victims) for this evaluation (see AddPod).

@@ -12,14 +12,18 @@ import (
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
-// PreScore skips scoring for pods that ask for no GPU, CPU or memory.
+// PreScore skips scoring for pods that ask for no GPU, CPU or memory, and
+// takes the prices of the cluster's supply for a GPU pod's Score
+// (gpucache's Pricing under the workload snapshot).
 func (pl *GPUPack) PreScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, _ []fwk.NodeInfo) *fwk.Status {
-	if _, err := readState(cs); err != nil {
+	s, err := readState(cs)
+	if err != nil {
 		if _, ok := readCPUOnly(cs); ok {
 			return nil
 		}
 		return fwk.NewStatus(fwk.Skip)
 	}
+	s.pricing = pl.cache.Pricing(pl.workload.Distribution())
 	return nil
 }
 
@@ -30,9 +34,10 @@ var (
 )
 
 // Score returns the node's raw figure, pkg/score's Rank.Raw of the
-// fragmentation change at its best device choice (from Filter's plan):
-// the fragmentation gain in steps of score.DefaultResolution GPUs.
-// NormalizeScore maps the feasible nodes' figures to 0..100.
+// fragmentation change at its best device choice (from Filter's plan) plus
+// what its devices take from the cluster's supply (rawOf): the gain in
+// steps of score.DefaultResolution GPUs. NormalizeScore maps the feasible
+// nodes' figures to 0..100.
 func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeInfo fwk.NodeInfo) (int64, *fwk.Status) {
 	s, err := readState(cs)
 	if err != nil {
@@ -44,7 +49,7 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 	name := nodeInfo.Node().Name
 	if s.adjust[name] != nil { // Filter planned on the adjusted view
 		if p, ok := s.plan(name); ok {
-			return pl.rank.Raw(p.fragDelta), nil
+			return pl.rawOf(s, nodeInfo, p), nil
 		}
 	}
 	// Filter's plan, from the node's last plan (planFor), or made now
@@ -56,7 +61,38 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 	if s.quality && s.requestID == 0 {
 		s.setPlan(name, p) // NormalizeScore needs its ring and ideal
 	}
-	return pl.rank.Raw(p.fragDelta), nil
+	return pl.rawOf(s, nodeInfo, p), nil
+}
+
+// rawOf is the node's raw figure for plan p: pkg/score's Rank.Raw of its
+// fragmentation change plus score.Pricing.Cost of the devices it takes
+// (PreScore's prices), priced on the node's usage as the cache sees it
+// (for a plan made on an adjusted view too: nominated pods are not
+// counted in the supply either). gpusim ranks with the same functions.
+//
+// A plan read from the node's last plans carries no devices; when prices
+// apply (a constrained type's hosts are scarce, rare) it is made again,
+// from pkg/score's choice memo.
+func (pl *GPUPack) rawOf(s *cycleState, ni fwk.NodeInfo, p plan) int64 {
+	delta := p.fragDelta
+	if s.pricing.Priced() {
+		delta += pl.supplyCost(s, ni, p)
+	}
+	return pl.rank.Raw(delta)
+}
+
+// supplyCost is score.Pricing.Cost of plan p's devices on the node.
+func (pl *GPUPack) supplyCost(s *cycleState, ni fwk.NodeInfo, p plan) float64 {
+	view, err := pl.cache.ViewNodeInfo(ni)
+	if err != nil {
+		return 0
+	}
+	if p.taken.Whole == 0 && len(p.taken.Shares) == 0 {
+		if p, err = pl.makePlan(view, s.requests, pl.workload.Distribution(), false); err != nil {
+			return 0
+		}
+	}
+	return s.pricing.Cost(view.State, p.taken)
 }
 
 // rankedPool recycles NormalizeScore's working slice (one entry per scored
