@@ -57,6 +57,11 @@ func Explain(ctx context.Context, args runtime.Object, pod *v1.Pod, nodes []*v1.
 		// the node's in-use report still counts the devices.
 		_ = pl.cache.AddPod(p)
 	}
+	for _, n := range nodes {
+		// As the plugin's node informer: Score's supply counts every node
+		// (a node's decoding error is Filter's answer below).
+		_, _ = pl.cache.UpdateNode(n)
+	}
 	cs := framework.NewCycleState()
 	infos := make([]fwk.NodeInfo, 0, len(nodes))
 	for _, n := range nodes {

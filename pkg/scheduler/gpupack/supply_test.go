@@ -1,12 +1,15 @@
 package gpupack
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/klog/v2/ktesting"
 
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
@@ -48,8 +51,8 @@ func TestTwoGPUsLeaveTheOnlyHostOfARareTypeFree(t *testing.T) {
 		// 120 cores fit only g3 (p = 0.1). N = 32 free GPUs /
 		// (0.9 x 2 + 0.1 x 8) = 12.31 tasks; lambda = 0.1 x 12.31 = 1.231
 		// for S = 1 slot, and for its base (8 GPUs, any host) S = 4:
-		// P(Pois(1.231) >= 1) - P(Pois(1.231) >= 4) = 0.706 - 0.030
-		// = 0.676, x 8 GPUs = 5.41 GPUs = 108 steps: g3 188 - 108 = 80
+		// P(Pois(1.231) >= 1) - P(Pois(1.231) >= 4) = 0.708 - 0.037
+		// = 0.671, x 8 GPUs = 5.37 GPUs = 107 steps: g3 188 - 107 = 81
 		// under 164. (Without the supply g3 wins as above: this row
 		// fails.)
 		{"120-core 8-GPU tasks fit only g3", score.TaskType{Kind: score.KindWhole, Count: 8, CPUMilli: 120000}, "g2"},
@@ -65,5 +68,34 @@ func TestTwoGPUsLeaveTheOnlyHostOfARareTypeFree(t *testing.T) {
 			require.Len(t, got, 2)
 			require.Equal(t, tc.want, node[:2])
 		})
+	}
+}
+
+// Explain reports each node's supply cost: the only A100 host of a likely
+// A100-only 8-GPU type costs a 2-GPU pod 8 x 0.671 = 5.37 GPUs (the same
+// arithmetic as above, the model constraint in place of the cores), the
+// T4 hosts nothing.
+func TestExplainShowsTheSupplyCost(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	args := pinnedArgs(t,
+		config.TaskTypeWeight{Kind: config.TaskWhole, Count: 2, Weight: 9},
+		config.TaskTypeWeight{Kind: config.TaskWhole, Count: 8, Model: "A100", Weight: 1})
+	nodes := []*v1.Node{
+		gpuNode(t, "g3", fixture.NVSwitch("g3", "A100", 8, 12)),
+		gpuNode(t, "t4a", fixture.PCIe("t4a", "T4", 8)),
+		gpuNode(t, "t4b", fixture.PCIe("t4b", "T4", 8)),
+		gpuNode(t, "t4c", fixture.PCIe("t4c", "T4", 8)),
+	}
+	fits, err := Explain(ctx, args, gpuPod("pair", "nvidia.com/gpu", 2), nodes, nil)
+	require.NoError(t, err)
+	require.Len(t, fits, 4)
+	n := 32 / (0.9*2 + 0.1*8) // tasks that fill the free GPUs
+	lambda := 0.1 * n
+	excess := (1 - math.Exp(-lambda)) - (1 - math.Exp(-lambda)*(1+lambda+lambda*lambda/2+lambda*lambda*lambda/6))
+	require.InDelta(t, 8*excess, fits[0].SupplyCost, 1e-9, fits[0].Node)
+	require.InDelta(t, 5.37, fits[0].SupplyCost, 0.01)
+	for _, f := range fits[1:] {
+		require.True(t, f.Fits, f.Node)
+		require.Zero(t, f.SupplyCost, f.Node)
 	}
 }
