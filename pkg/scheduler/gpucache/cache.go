@@ -33,26 +33,33 @@ import (
 //     gpupack.io/topology string: a different string; the node deleted
 //     (RemoveNode) or its annotations gone (clearLocked). Health changes
 //     arrive as a new string (new generation), so they go through here.
+//
 //  2. Decoded in-use report (nodeEntry.inUse, inUseByPod), keyed by the raw
 //     gpupack.io/in-use string: as 1.
+//
 //  3. Usage State (nodeEntry.state, stateLocked): topology + in-use + own
 //     choices on the node. Set to nil when either annotation changes and
 //     when a pod is assumed, forgotten, unassumed or added on the node
 //     (setPod, dropLocked); rebuilt lazily.
+//
 //  4. State with free CPU and memory (nodeEntry.free, freeBase;
 //     entryForNodeInfo): the usage State + the NodeInfo's free CPU and
 //     memory: a new usage State, other free CPU/memory, or a new Node
 //     object (the fast path compares the Node pointer, nodeEntry.obj).
+//
 //  5. Last plans (nodeEntry.last, lastplan.go; the plugin's planFor through
 //     NodeView.LastPlan/StoreLastPlan): one-request pods' plan figures by
 //     request ID, on one State under one workload snapshot: any other
 //     State or snapshot (with starts over); at most maxLastPlans a node.
+//
 //  6. A cycle's plans (the plugin's cycleState.plans, gpupack/prefilter.go):
 //     one pod's plans per node for one scheduling cycle: gone with the
 //     cycle.
+//
 //  7. pkg/score's choice memo (memo.go): keyed by immutable facts (layout,
 //     usage, request, workload snapshot ID): never invalidated; a full
 //     shard is cleared.
+//
 //  8. pkg/topology's shape memo (shape.go): best sets and qualities per
 //     interned link matrix: never invalidated; cleared when full.
 //
