@@ -142,6 +142,13 @@ func TestParseErrors(t *testing.T) {
 			[]string{"sharing.mps.resources[0].replicas: Invalid value: 1"}},
 		{"old strategy field", "sharing: {timeSlicing: {strategy: round-robin, resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
 			[]string{`sharing.timeSlicing.strategy: Unsupported value: "round-robin"`}},
+		// A relative root would reach the CDI spec and device specs as is.
+		{"relative driver root", "flags: {nvidiaDriverRoot: run/nvidia/driver}",
+			[]string{`flags.nvidiaDriverRoot: Invalid value: "run/nvidia/driver": must be an absolute path`}},
+		{"relative dev root", "flags: {nvidiaDevRoot: dev-root}",
+			[]string{`flags.nvidiaDevRoot: Invalid value: "dev-root": must be an absolute path`}},
+		{"relative container driver root", "flags: {plugin: {containerDriverRoot: driver-root}}",
+			[]string{`flags.plugin.containerDriverRoot: Invalid value: "driver-root": must be an absolute path`}},
 		{"imex channels", "imex: {channelIDs: [1, 2]}", []string{"imex.channelIDs", "must be [] or [0]"}},
 		{"ignored and skipped differ", "health: {skippedXIDs: [13], ignoredXIDs: [31]}", []string{"health.ignoredXIDs"}},
 		{"bad event type", "health: {eventTypes: [EventTypeBogus]}", []string{`health.eventTypes[0]: Unsupported value: "EventTypeBogus"`}},

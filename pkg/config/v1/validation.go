@@ -71,10 +71,13 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(p.Child("deviceDiscoveryStrategy"), *s,
 			"gpupack discovers GPUs through NVML only; ignoring this would advertise other devices than NVIDIA's plugin (use auto or nvml)"))
 	}
+	errs = append(errs, absolutePath(p.Child("nvidiaDriverRoot"), f.NvidiaDriverRoot)...)
+	errs = append(errs, absolutePath(p.Child("nvidiaDevRoot"), f.NvidiaDevRoot)...)
 	if f.Plugin == nil {
 		return errs
 	}
 	pp := p.Child("plugin")
+	errs = append(errs, absolutePath(pp.Child("containerDriverRoot"), f.Plugin.ContainerDriverRoot)...)
 	if l := f.Plugin.DeviceListStrategy; l != nil {
 		seen := sets.New[string]()
 		for i, s := range *l {
@@ -92,6 +95,17 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(pp.Child("cdiAnnotationPrefix"), *s, "must end in '/' (e.g. cdi.k8s.io/)"))
 	}
 	return errs
+}
+
+// absolutePath refuses a relative host or container root: it would be
+// resolved against the plugin's working directory, and the CDI spec and
+// device specs would carry it to the runtime as is (hostPath
+// "run/nvidia/driver/dev/nvidia0"). Unset or empty means the default.
+func absolutePath(p *field.Path, v *string) field.ErrorList {
+	if v == nil || *v == "" || strings.HasPrefix(*v, "/") {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(p, *v, "must be an absolute path")}
 }
 
 // UsesCDI reports whether a device list strategy needs the node's CDI spec.
