@@ -37,7 +37,7 @@ var settings = []setting{
 		usage: "exit with an error when NVML cannot be initialised (else wait idle) (default true)",
 		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.FailOnInitError })},
 	{names: []string{"restart-on-device-unhealthy"}, envs: []string{"RESTART_ON_DEVICE_UNHEALTHY"}, bool: true,
-		usage: "NVIDIA's; ignored with a warning: gpupack recovers devices without a restart",
+		usage: "restart the plugin in process (discover the node again) when a device goes unhealthy, where NVIDIA's liveness probe restarts its container",
 		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.RestartOnDeviceUnhealthy })},
 	{names: []string{"driver-root", "nvidia-driver-root"}, envs: []string{"NVIDIA_DRIVER_ROOT"},
 		usage: "root of the NVIDIA driver installation on the host ('/' or '/run/nvidia/driver') (default \"/\")",
