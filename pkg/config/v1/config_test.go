@@ -83,6 +83,30 @@ func TestEmptyAndNoVersionAreV1Defaults(t *testing.T) {
 	require.Equal(t, MIGStrategySingle, *c.Flags.MigStrategy)
 }
 
+// TestDeviceListStrategyAsNVIDIA: NVIDIA's plugin reads deviceListStrategy
+// as a string or a list and keeps it as a set, so a strategy listed twice
+// loads (gpupack once refused it as a duplicate).
+func TestDeviceListStrategyAsNVIDIA(t *testing.T) {
+	tests := []struct {
+		in   string
+		want StringList
+	}{
+		{"flags: {plugin: {deviceListStrategy: envvar}}", StringList{"envvar"}},
+		{"flags: {plugin: {deviceListStrategy: [volume-mounts, envvar]}}", StringList{"volume-mounts", "envvar"}},
+		{"flags: {plugin: {deviceListStrategy: [envvar, envvar]}}", StringList{"envvar", "envvar"}},
+		{"flags: {plugin: {deviceListStrategy: [cdi-cri, cdi-annotations, cdi-cri]}}", StringList{"cdi-cri", "cdi-annotations", "cdi-cri"}},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.in))
+		require.NoError(t, err, tt.in)
+		require.Equal(t, tt.want, *c.Flags.Plugin.DeviceListStrategy, tt.in)
+	}
+	c, err := Parse([]byte(tests[3].in))
+	require.NoError(t, err)
+	require.True(t, c.Flags.Plugin.UsesCDI())
+	require.False(t, c.Flags.Plugin.Includes(DeviceListStrategyEnvvar))
+}
+
 func TestParseOwnFields(t *testing.T) {
 	c, err := Parse([]byte(`
 version: v1

@@ -78,15 +78,13 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 	}
 	pp := p.Child("plugin")
 	errs = append(errs, absolutePath(pp.Child("containerDriverRoot"), f.Plugin.ContainerDriverRoot)...)
+	// A strategy listed twice is the same strategy: NVIDIA's plugin keeps
+	// the list as a set and loads [envvar, envvar].
 	if l := f.Plugin.DeviceListStrategy; l != nil {
-		seen := sets.New[string]()
 		for i, s := range *l {
 			if !slices.Contains(deviceListStrategies, s) {
 				errs = append(errs, field.NotSupported(pp.Child("deviceListStrategy").Index(i), s, deviceListStrategies))
-			} else if seen.Has(s) {
-				errs = append(errs, field.Duplicate(pp.Child("deviceListStrategy").Index(i), s))
 			}
-			seen.Insert(s)
 		}
 	}
 	errs = append(errs, oneOf(pp.Child("deviceIDStrategy"), f.Plugin.DeviceIDStrategy, deviceIDStrategies)...)
