@@ -107,6 +107,35 @@ func TestDeviceListStrategyAsNVIDIA(t *testing.T) {
 	require.False(t, c.Flags.Plugin.Includes(DeviceListStrategyEnvvar))
 }
 
+// TestDuplicateKeysAsNVIDIA: NVIDIA's plugin decodes with sigs.k8s.io/yaml's
+// non-strict Unmarshal, where a key given twice keeps its last value; such
+// a file (YAML or JSON) loads the same here, with a warning naming the line
+// and key (gpupack once refused it).
+func TestDuplicateKeysAsNVIDIA(t *testing.T) {
+	tests := []struct {
+		name, in     string
+		wantReplicas int
+		wantWarning  string
+	}{
+		{"yaml", "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 2\n      replicas: 4\n",
+			4, `line 7: key "replicas" already set in map: the last value is used`},
+		{"json section twice", `{"version":"v1","sharing":{"timeSlicing":{"resources":[{"name":"gpu","replicas":5}]}},"sharing":{"timeSlicing":{"resources":[{"name":"gpu","replicas":7}]}}}`,
+			7, `line 1: key "sharing" already set in map: the last value is used`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, w, err := Decode([]byte(tt.in))
+			require.NoError(t, err)
+			require.Equal(t, tt.wantReplicas, c.Sharing.TimeSlicing.Resources[0].Replicas)
+			require.Len(t, w, 1)
+			require.Contains(t, w[0], tt.wantWarning)
+		})
+	}
+	// A duplicate does not hide errors: the value kept is still checked.
+	_, err := Parse([]byte("sharing: {timeSlicing: {resources: [{name: gpu, replicas: 4, replicas: 1}]}}"))
+	require.ErrorContains(t, err, "sharing.timeSlicing.resources[0].replicas: Invalid value: 1")
+}
+
 func TestParseOwnFields(t *testing.T) {
 	c, err := Parse([]byte(`
 version: v1
@@ -248,9 +277,11 @@ func TestNVIDIAUnknownFieldsWarn(t *testing.T) {
 	c, err = Parse([]byte("version: v1\nflags: {MigStrategy: mixed}"))
 	require.NoError(t, err)
 	require.Equal(t, MIGStrategyMixed, *c.Flags.MigStrategy)
-	// Duplicate keys are an error.
-	_, err = Parse([]byte("version: v1\nversion: v1\n"))
-	require.Error(t, err)
+	// Duplicate keys load with their last value and a warning, as in
+	// NVIDIA's plugin (TestDuplicateKeysAsNVIDIA).
+	_, w, err = Decode([]byte("version: v1\nversion: v1\n"))
+	require.NoError(t, err)
+	require.Len(t, w, 1)
 }
 
 // TestUnimplementedFieldsWarnOnce: every NVIDIA field gpupack does not
