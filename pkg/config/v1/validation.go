@@ -78,6 +78,10 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 	}
 	pp := p.Child("plugin")
 	errs = append(errs, absolutePath(pp.Child("containerDriverRoot"), f.Plugin.ContainerDriverRoot)...)
+	errs = append(errs, absolutePath(pp.Child("kubeletSocket"), f.Plugin.KubeletSocket)...)
+	// The CDI spec's hooks run these; OCI wants a hook's path absolute.
+	errs = append(errs, absolutePath(pp.Child("nvidiaCDIHookPath"), f.Plugin.NvidiaCDIHookPath)...)
+	errs = append(errs, absolutePath(pp.Child("nvidiaCTKPath"), f.Plugin.NvidiaCTKPath)...)
 	// A strategy listed twice is the same strategy: NVIDIA's plugin keeps
 	// the list as a set and loads [envvar, envvar].
 	if l := f.Plugin.DeviceListStrategy; l != nil {
@@ -95,7 +99,7 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 	return errs
 }
 
-// absolutePath refuses a relative host or container root: it would be
+// absolutePath refuses a relative root, socket or hook path: it would be
 // resolved against the plugin's working directory, and the CDI spec and
 // device specs would carry it to the runtime as is (hostPath
 // "run/nvidia/driver/dev/nvidia0"). Unset or empty means the default.
