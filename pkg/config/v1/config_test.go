@@ -136,6 +136,30 @@ func TestDuplicateKeysAsNVIDIA(t *testing.T) {
 	require.ErrorContains(t, err, "sharing.timeSlicing.resources[0].replicas: Invalid value: 1")
 }
 
+// TestLongWrongValueIsCut: a value of the wrong type is quoted in the
+// error, cut to its start: `flags:` given a list of ~1 MB once made a 1 MB
+// error line (and log line, and termination message).
+func TestLongWrongValueIsCut(t *testing.T) {
+	long := "[" + strings.Repeat(`"xxxxxxxxxx",`, 50000) + `"x"]`
+	tests := []struct {
+		name, in, want string
+	}{
+		{"list for a mapping", "flags: " + long, "flags: Invalid value: \"[\\\"xxxxxxxxxx"},
+		{"list for a string", "flags: {migStrategy: " + long + "}", "flags.migStrategy: Invalid value: \"[\\\"xxxxxxxxxx"},
+		{"list for devices", "sharing: {timeSlicing: {resources: [{name: gpu, replicas: 2, devices: {a: " + long + "}}]}}", "sharing.timeSlicing.resources[0].devices: Invalid value: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			require.ErrorContains(t, err, tt.want)
+			require.Less(t, len(err.Error()), 1000, "the value is cut") // 100 bytes of value + the message
+		})
+	}
+	// Short values are quoted whole, as before.
+	_, err := Parse([]byte("flags: 3"))
+	require.ErrorContains(t, err, "flags: Invalid value: 3: want a mapping")
+}
+
 func TestParseOwnFields(t *testing.T) {
 	c, err := Parse([]byte(`
 version: v1
