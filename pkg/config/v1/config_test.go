@@ -146,6 +146,9 @@ func TestLongWrongValueIsCut(t *testing.T) {
 	}{
 		{"list for a mapping", "flags: " + long, "flags: Invalid value: \"[\\\"xxxxxxxxxx"},
 		{"list for a string", "flags: {migStrategy: " + long + "}", "flags.migStrategy: Invalid value: \"[\\\"xxxxxxxxxx"},
+		{"long resource name", "sharing: {timeSlicing: {resources: [{name: " + strings.Repeat("a", 900000) + ", replicas: 2}]}}",
+			"sharing.timeSlicing.resources[0].name: Invalid value: \"nvidia.com/aaaa"},
+		{"long MIG strategy", "flags: {migStrategy: " + strings.Repeat("a", 900000) + "}", "flags.migStrategy: Unsupported value: \"aaaa"},
 		{"list for devices", "sharing: {timeSlicing: {resources: [{name: gpu, replicas: 2, devices: {a: " + long + "}}]}}", "sharing.timeSlicing.resources[0].devices: Invalid value: "},
 	}
 	for _, tt := range tests {

@@ -54,6 +54,10 @@ func Validate(c *Config) field.ErrorList {
 	if d := c.Publish.InUseInterval; d != nil && d.Duration <= 0 {
 		errs = append(errs, field.Invalid(field.NewPath("publish", "inUseInterval"), d.Duration.String(), "must be positive"))
 	}
+	// A long bad value (a 900 KB resource name) is quoted by its start.
+	for _, e := range errs {
+		e.BadValue = brief(e.BadValue)
+	}
 	return errs
 }
 
