@@ -182,15 +182,17 @@ func (o *options) loadConfig(ctx context.Context, fs *pflag.FlagSet) (*configv1.
 	logger := klog.FromContext(ctx)
 	c := configv1.Default()
 	var warnings configv1.Warnings
-	switch path := configFile(fs, lookupEnv); {
+	path, err := configFile(fs, lookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("invalid flags: %w", err)
+	}
+	switch {
 	case o.chosen != nil && o.chosen.name != "":
-		var err error
 		if c, warnings, err = configv1.Decode(o.chosen.data); err != nil {
 			return nil, fmt.Errorf("config %q of %s: %w", o.chosen.name, o.configDir, err)
 		}
 	case o.chosen != nil:
 	case path != "":
-		var err error
 		if c, warnings, err = configv1.Load(path); err != nil {
 			return nil, err
 		}

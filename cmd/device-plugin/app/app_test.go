@@ -24,6 +24,43 @@ func TestFlagsOverrideTheFile(t *testing.T) {
 	require.False(t, *c.Flags.FailOnInitError, "an unset flag keeps the file's value")
 }
 
+// TestAliasesGivenTwoValues: two names of one option (NVIDIA's and
+// gpupack's) given different values used to pick one silently (--config
+// won over --config-file whatever the order); it is an error naming both.
+// The same value twice is fine.
+func TestAliasesGivenTwoValues(t *testing.T) {
+	dir := t.TempDir()
+	single, mixed := filepath.Join(dir, "single.yaml"), filepath.Join(dir, "mixed.yaml")
+	require.NoError(t, os.WriteFile(single, []byte("flags: {migStrategy: single}\n"), 0o600))
+	require.NoError(t, os.WriteFile(mixed, []byte("flags: {migStrategy: mixed}\n"), 0o600))
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		wantMIG string
+	}{
+		{"config file twice", []string{"--config-file", mixed, "--config", single},
+			"--config-file=" + mixed + " and --config=" + single + ": one option given two values", ""},
+		{"driver root twice", []string{"--driver-root", "/a", "--nvidia-driver-root", "/b"},
+			"--driver-root=/a and --nvidia-driver-root=/b: one option given two values", ""},
+		{"same value twice", []string{"--config-file", mixed, "--config", mixed}, "", configv1.MIGStrategyMixed},
+		{"one name", []string{"--config", single}, "", configv1.MIGStrategySingle},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := NewCommand()
+			require.NoError(t, cmd.Flags().Parse(tt.args))
+			c, err := (&options{}).loadConfig(context.Background(), cmd.Flags())
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.wantMIG, *c.Flags.MigStrategy)
+		})
+	}
+}
+
 func TestMalformedConfigIsAClearError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(path, []byte("version: v1\nflags: {migStrategy: all}\nhealth: {recovery: {checks: 0, interval: -5s}}\n"), 0o600))

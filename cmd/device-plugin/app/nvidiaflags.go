@@ -37,7 +37,7 @@ var settings = []setting{
 		usage: "exit with an error when NVML cannot be initialised (else wait idle) (default true)",
 		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.FailOnInitError })},
 	{names: []string{"restart-on-device-unhealthy"}, envs: []string{"RESTART_ON_DEVICE_UNHEALTHY"}, bool: true,
-		usage: "NVIDIA's; ignored with a warning: gpupack recovers devices without a restart",
+		usage: "restart the plugin in process (discover the node again) when a device goes unhealthy, where NVIDIA's liveness probe restarts its container",
 		apply: boolField(func(c *configv1.Config) **bool { return &c.Flags.RestartOnDeviceUnhealthy })},
 	{names: []string{"driver-root", "nvidia-driver-root"}, envs: []string{"NVIDIA_DRIVER_ROOT"},
 		usage: "root of the NVIDIA driver installation on the host ('/' or '/run/nvidia/driver') (default \"/\")",
@@ -162,23 +162,29 @@ func addSettings(fs *pflag.FlagSet) {
 }
 
 // value returns a setting's value and where it came from: a flag given on
-// the command line (the last of its names given), else the first of its
-// variables set and not blank.
-func (s *setting) value(fs *pflag.FlagSet, getenv func(string) (string, bool)) (v, source string, ok bool) {
+// the command line, else the first of its variables set and not blank. Two
+// of its names given different values (--config-file=a --config=b) are an
+// error: which one was meant cannot be told.
+func (s *setting) value(fs *pflag.FlagSet, getenv func(string) (v string, set bool)) (v, source string, ok bool, err error) {
 	for _, n := range s.names {
-		if f := fs.Lookup(n); f != nil && f.Changed {
-			v, source, ok = f.Value.String(), "--"+n, true
+		f := fs.Lookup(n)
+		if f == nil || !f.Changed {
+			continue
 		}
+		if ok && f.Value.String() != v {
+			return "", "", false, fmt.Errorf("%s=%s and --%s=%s: one option given two values", source, v, n, f.Value.String())
+		}
+		v, source, ok = f.Value.String(), "--"+n, true
 	}
 	if ok {
-		return v, source, true
+		return v, source, true, nil
 	}
 	for _, e := range s.envs {
 		if v, set := getenv(e); set && strings.TrimSpace(v) != "" {
-			return strings.TrimSpace(v), e, true
+			return strings.TrimSpace(v), e, true, nil
 		}
 	}
-	return "", "", false
+	return "", "", false, nil
 }
 
 // applySettings sets on c every setting given by flag or environment and
@@ -190,7 +196,10 @@ func applySettings(c *configv1.Config, fs *pflag.FlagSet, getenv func(string) (s
 	var applied []string
 	for i := range settings {
 		s := &settings[i]
-		v, source, ok := s.value(fs, getenv)
+		v, source, ok, err := s.value(fs, getenv)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			continue
 		}
@@ -204,10 +213,10 @@ func applySettings(c *configv1.Config, fs *pflag.FlagSet, getenv func(string) (s
 
 // configFile is the config file path: --config-file (or its alias
 // --config), else $CONFIG_FILE.
-func configFile(fs *pflag.FlagSet, getenv func(string) (string, bool)) string {
+func configFile(fs *pflag.FlagSet, getenv func(string) (string, bool)) (string, error) {
 	s := setting{names: []string{"config-file", "config"}, envs: []string{"CONFIG_FILE"}}
-	v, _, _ := s.value(fs, getenv)
-	return v
+	v, _, _, err := s.value(fs, getenv)
+	return v, err
 }
 
 // pluginDirFromSocket returns the device-plugin directory of a kubelet

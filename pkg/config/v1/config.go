@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -35,7 +36,7 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, nil, fmt.Errorf("config is %d bytes, more than the %d allowed", len(data), MaxConfigBytes)
 	}
-	j, err := yaml.YAMLToJSONStrict(data)
+	j, dupWarning, err := toJSON(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("decoding config: %w", err)
 	}
@@ -50,7 +51,7 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	if _, ok := tree.(map[string]any); !ok {
 		return nil, nil, fmt.Errorf("decoding config: want a mapping at the top level, got %s", kindOf(tree))
 	}
-	w := &walker{}
+	w := &walker{warnings: dupWarning}
 	w.walkStruct(tree.(map[string]any), configType, nil, false)
 	if len(w.errs) > 0 {
 		return nil, nil, fmt.Errorf("decoding config: %w", w.errs.ToAggregate())
@@ -70,6 +71,23 @@ func Decode(data []byte) (*Config, Warnings, error) {
 		return nil, nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
 	}
 	return &c, dedupe(append(w.warnings, warnings...)), nil
+}
+
+// toJSON converts the file to JSON. A key given twice in one mapping
+// loads with its last value, as in NVIDIA's plugin (sigs.k8s.io/yaml's
+// non-strict Unmarshal), with a warning saying where: the strict decoder's
+// message.
+func toJSON(data []byte) ([]byte, []string, error) {
+	j, strictErr := yaml.YAMLToJSONStrict(data)
+	if strictErr == nil {
+		return j, nil, nil
+	}
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	msg := strings.Join(strings.Fields(strictErr.Error()), " ")
+	return j, []string{msg + ": the last value is used, as in NVIDIA's plugin"}, nil
 }
 
 func dedupe(in []string) Warnings {

@@ -83,6 +83,86 @@ func TestEmptyAndNoVersionAreV1Defaults(t *testing.T) {
 	require.Equal(t, MIGStrategySingle, *c.Flags.MigStrategy)
 }
 
+// TestDeviceListStrategyAsNVIDIA: NVIDIA's plugin reads deviceListStrategy
+// as a string or a list and keeps it as a set, so a strategy listed twice
+// loads (gpupack once refused it as a duplicate).
+func TestDeviceListStrategyAsNVIDIA(t *testing.T) {
+	tests := []struct {
+		in   string
+		want StringList
+	}{
+		{"flags: {plugin: {deviceListStrategy: envvar}}", StringList{"envvar"}},
+		{"flags: {plugin: {deviceListStrategy: [volume-mounts, envvar]}}", StringList{"volume-mounts", "envvar"}},
+		{"flags: {plugin: {deviceListStrategy: [envvar, envvar]}}", StringList{"envvar", "envvar"}},
+		{"flags: {plugin: {deviceListStrategy: [cdi-cri, cdi-annotations, cdi-cri]}}", StringList{"cdi-cri", "cdi-annotations", "cdi-cri"}},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.in))
+		require.NoError(t, err, tt.in)
+		require.Equal(t, tt.want, *c.Flags.Plugin.DeviceListStrategy, tt.in)
+	}
+	c, err := Parse([]byte(tests[3].in))
+	require.NoError(t, err)
+	require.True(t, c.Flags.Plugin.UsesCDI())
+	require.False(t, c.Flags.Plugin.Includes(DeviceListStrategyEnvvar))
+}
+
+// TestDuplicateKeysAsNVIDIA: NVIDIA's plugin decodes with sigs.k8s.io/yaml's
+// non-strict Unmarshal, where a key given twice keeps its last value; such
+// a file (YAML or JSON) loads the same here, with a warning naming the line
+// and key (gpupack once refused it).
+func TestDuplicateKeysAsNVIDIA(t *testing.T) {
+	tests := []struct {
+		name, in     string
+		wantReplicas int
+		wantWarning  string
+	}{
+		{"yaml", "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 2\n      replicas: 4\n",
+			4, `line 7: key "replicas" already set in map: the last value is used`},
+		{"json section twice", `{"version":"v1","sharing":{"timeSlicing":{"resources":[{"name":"gpu","replicas":5}]}},"sharing":{"timeSlicing":{"resources":[{"name":"gpu","replicas":7}]}}}`,
+			7, `line 1: key "sharing" already set in map: the last value is used`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, w, err := Decode([]byte(tt.in))
+			require.NoError(t, err)
+			require.Equal(t, tt.wantReplicas, c.Sharing.TimeSlicing.Resources[0].Replicas)
+			require.Len(t, w, 1)
+			require.Contains(t, w[0], tt.wantWarning)
+		})
+	}
+	// A duplicate does not hide errors: the value kept is still checked.
+	_, err := Parse([]byte("sharing: {timeSlicing: {resources: [{name: gpu, replicas: 4, replicas: 1}]}}"))
+	require.ErrorContains(t, err, "sharing.timeSlicing.resources[0].replicas: Invalid value: 1")
+}
+
+// TestLongWrongValueIsCut: a value of the wrong type is quoted in the
+// error, cut to its start: `flags:` given a list of ~1 MB once made a 1 MB
+// error line (and log line, and termination message).
+func TestLongWrongValueIsCut(t *testing.T) {
+	long := "[" + strings.Repeat(`"xxxxxxxxxx",`, 50000) + `"x"]`
+	tests := []struct {
+		name, in, want string
+	}{
+		{"list for a mapping", "flags: " + long, "flags: Invalid value: \"[\\\"xxxxxxxxxx"},
+		{"list for a string", "flags: {migStrategy: " + long + "}", "flags.migStrategy: Invalid value: \"[\\\"xxxxxxxxxx"},
+		{"long resource name", "sharing: {timeSlicing: {resources: [{name: " + strings.Repeat("a", 900000) + ", replicas: 2}]}}",
+			"sharing.timeSlicing.resources[0].name: Invalid value: \"nvidia.com/aaaa"},
+		{"long MIG strategy", "flags: {migStrategy: " + strings.Repeat("a", 900000) + "}", "flags.migStrategy: Unsupported value: \"aaaa"},
+		{"list for devices", "sharing: {timeSlicing: {resources: [{name: gpu, replicas: 2, devices: {a: " + long + "}}]}}", "sharing.timeSlicing.resources[0].devices: Invalid value: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			require.ErrorContains(t, err, tt.want)
+			require.Less(t, len(err.Error()), 1000, "the value is cut") // 100 bytes of value + the message
+		})
+	}
+	// Short values are quoted whole, as before.
+	_, err := Parse([]byte("flags: 3"))
+	require.ErrorContains(t, err, "flags: Invalid value: 3: want a mapping")
+}
+
 func TestParseOwnFields(t *testing.T) {
 	c, err := Parse([]byte(`
 version: v1
@@ -142,6 +222,19 @@ func TestParseErrors(t *testing.T) {
 			[]string{"sharing.mps.resources[0].replicas: Invalid value: 1"}},
 		{"old strategy field", "sharing: {timeSlicing: {strategy: round-robin, resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
 			[]string{`sharing.timeSlicing.strategy: Unsupported value: "round-robin"`}},
+		// A relative root would reach the CDI spec and device specs as is.
+		{"relative driver root", "flags: {nvidiaDriverRoot: run/nvidia/driver}",
+			[]string{`flags.nvidiaDriverRoot: Invalid value: "run/nvidia/driver": must be an absolute path`}},
+		{"relative dev root", "flags: {nvidiaDevRoot: dev-root}",
+			[]string{`flags.nvidiaDevRoot: Invalid value: "dev-root": must be an absolute path`}},
+		{"relative container driver root", "flags: {plugin: {containerDriverRoot: driver-root}}",
+			[]string{`flags.plugin.containerDriverRoot: Invalid value: "driver-root": must be an absolute path`}},
+		{"relative kubelet socket", "flags: {plugin: {kubeletSocket: plugins/kubelet.sock}}",
+			[]string{`flags.plugin.kubeletSocket: Invalid value: "plugins/kubelet.sock": must be an absolute path`}},
+		{"relative CDI hook", "flags: {plugin: {nvidiaCDIHookPath: nvidia-cdi-hook}}",
+			[]string{`flags.plugin.nvidiaCDIHookPath: Invalid value: "nvidia-cdi-hook": must be an absolute path`}},
+		{"relative nvidia-ctk", "flags: {plugin: {nvidiaCTKPath: nvidia-ctk}}",
+			[]string{`flags.plugin.nvidiaCTKPath: Invalid value: "nvidia-ctk": must be an absolute path`}},
 		{"imex channels", "imex: {channelIDs: [1, 2]}", []string{"imex.channelIDs", "must be [] or [0]"}},
 		{"ignored and skipped differ", "health: {skippedXIDs: [13], ignoredXIDs: [31]}", []string{"health.ignoredXIDs"}},
 		{"bad event type", "health: {eventTypes: [EventTypeBogus]}", []string{`health.eventTypes[0]: Unsupported value: "EventTypeBogus"`}},
@@ -217,9 +310,11 @@ func TestNVIDIAUnknownFieldsWarn(t *testing.T) {
 	c, err = Parse([]byte("version: v1\nflags: {MigStrategy: mixed}"))
 	require.NoError(t, err)
 	require.Equal(t, MIGStrategyMixed, *c.Flags.MigStrategy)
-	// Duplicate keys are an error.
-	_, err = Parse([]byte("version: v1\nversion: v1\n"))
-	require.Error(t, err)
+	// Duplicate keys load with their last value and a warning, as in
+	// NVIDIA's plugin (TestDuplicateKeysAsNVIDIA).
+	_, w, err = Decode([]byte("version: v1\nversion: v1\n"))
+	require.NoError(t, err)
+	require.Len(t, w, 1)
 }
 
 // TestUnimplementedFieldsWarnOnce: every NVIDIA field gpupack does not

@@ -49,7 +49,7 @@ func (w *walker) walk(v any, t reflect.Type, p *field.Path) {
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
 		raw, _ := json.Marshal(v)
 		if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
-			w.errs = append(w.errs, field.Invalid(p, string(raw), err.Error()))
+			w.errs = append(w.errs, field.Invalid(p, brief(string(raw)), briefMessage(err.Error())))
 		}
 		return
 	}
@@ -57,14 +57,14 @@ func (w *walker) walk(v any, t reflect.Type, p *field.Path) {
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
-			w.errs = append(w.errs, field.Invalid(p, v, "want a mapping, got "+kindOf(v)))
+			w.errs = append(w.errs, field.Invalid(p, brief(v), "want a mapping, got "+kindOf(v)))
 			return
 		}
 		w.walkStruct(m, t, p, nvidiaSections[t])
 	case reflect.Slice:
 		list, ok := v.([]any)
 		if !ok {
-			w.errs = append(w.errs, field.Invalid(p, v, "want a list, got "+kindOf(v)))
+			w.errs = append(w.errs, field.Invalid(p, brief(v), "want a list, got "+kindOf(v)))
 			return
 		}
 		for i, e := range list {
@@ -73,7 +73,7 @@ func (w *walker) walk(v any, t reflect.Type, p *field.Path) {
 	default:
 		raw, _ := json.Marshal(v)
 		if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
-			w.errs = append(w.errs, field.Invalid(p, v, "want "+t.Kind().String()+", got "+kindOf(v)))
+			w.errs = append(w.errs, field.Invalid(p, brief(v), "want "+t.Kind().String()+", got "+kindOf(v)))
 		}
 	}
 }
@@ -191,4 +191,34 @@ func kindOf(v any) string {
 		return "a boolean"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// maxShownValue bounds the value an error quotes: a mapping given a list
+// of a megabyte once made a megabyte-long error line.
+const maxShownValue = 100
+
+// brief is v for an error message: v itself when its JSON is short, else
+// the start of its JSON, marked as cut.
+func brief(v any) any {
+	s, ok := v.(string)
+	if !ok {
+		raw, err := json.Marshal(v)
+		if err != nil || len(raw) <= maxShownValue {
+			return v
+		}
+		s = string(raw)
+	}
+	if len(s) <= maxShownValue {
+		return v
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(s[:maxShownValue], ""), len(s))
+}
+
+// briefMessage cuts a decoder's message, which may quote the value too.
+func briefMessage(m string) string {
+	const maxMessage = 3 * maxShownValue
+	if len(m) <= maxMessage {
+		return m
+	}
+	return strings.ToValidUTF8(m[:maxMessage], "") + "..."
 }

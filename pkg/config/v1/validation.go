@@ -54,6 +54,10 @@ func Validate(c *Config) field.ErrorList {
 	if d := c.Publish.InUseInterval; d != nil && d.Duration <= 0 {
 		errs = append(errs, field.Invalid(field.NewPath("publish", "inUseInterval"), d.Duration.String(), "must be positive"))
 	}
+	// A long bad value (a 900 KB resource name) is quoted by its start.
+	for _, e := range errs {
+		e.BadValue = brief(e.BadValue)
+	}
 	return errs
 }
 
@@ -71,19 +75,24 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(p.Child("deviceDiscoveryStrategy"), *s,
 			"gpupack discovers GPUs through NVML only; ignoring this would advertise other devices than NVIDIA's plugin (use auto or nvml)"))
 	}
+	errs = append(errs, absolutePath(p.Child("nvidiaDriverRoot"), f.NvidiaDriverRoot)...)
+	errs = append(errs, absolutePath(p.Child("nvidiaDevRoot"), f.NvidiaDevRoot)...)
 	if f.Plugin == nil {
 		return errs
 	}
 	pp := p.Child("plugin")
+	errs = append(errs, absolutePath(pp.Child("containerDriverRoot"), f.Plugin.ContainerDriverRoot)...)
+	errs = append(errs, absolutePath(pp.Child("kubeletSocket"), f.Plugin.KubeletSocket)...)
+	// The CDI spec's hooks run these; OCI wants a hook's path absolute.
+	errs = append(errs, absolutePath(pp.Child("nvidiaCDIHookPath"), f.Plugin.NvidiaCDIHookPath)...)
+	errs = append(errs, absolutePath(pp.Child("nvidiaCTKPath"), f.Plugin.NvidiaCTKPath)...)
+	// A strategy listed twice is the same strategy: NVIDIA's plugin keeps
+	// the list as a set and loads [envvar, envvar].
 	if l := f.Plugin.DeviceListStrategy; l != nil {
-		seen := sets.New[string]()
 		for i, s := range *l {
 			if !slices.Contains(deviceListStrategies, s) {
 				errs = append(errs, field.NotSupported(pp.Child("deviceListStrategy").Index(i), s, deviceListStrategies))
-			} else if seen.Has(s) {
-				errs = append(errs, field.Duplicate(pp.Child("deviceListStrategy").Index(i), s))
 			}
-			seen.Insert(s)
 		}
 	}
 	errs = append(errs, oneOf(pp.Child("deviceIDStrategy"), f.Plugin.DeviceIDStrategy, deviceIDStrategies)...)
@@ -92,6 +101,17 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(pp.Child("cdiAnnotationPrefix"), *s, "must end in '/' (e.g. cdi.k8s.io/)"))
 	}
 	return errs
+}
+
+// absolutePath refuses a relative root, socket or hook path: it would be
+// resolved against the plugin's working directory, and the CDI spec and
+// device specs would carry it to the runtime as is (hostPath
+// "run/nvidia/driver/dev/nvidia0"). Unset or empty means the default.
+func absolutePath(p *field.Path, v *string) field.ErrorList {
+	if v == nil || *v == "" || strings.HasPrefix(*v, "/") {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(p, *v, "must be an absolute path")}
 }
 
 // UsesCDI reports whether a device list strategy needs the node's CDI spec.
