@@ -103,6 +103,20 @@ func TestSupplyPricesTheOnlyHostOfARareType(t *testing.T) {
 	require.InDelta(t, 8, sp.Free(), 1e-9)
 }
 
+// A type constrained by its model alone is its own base: not priced, even
+// with one host.
+func TestSupplyDoesNotPriceModelConstraints(t *testing.T) {
+	a100 := score.TaskType{Kind: score.KindWhole, Count: 8, Model: "A100"}
+	two := score.TaskType{Kind: score.KindWhole, Count: 2}
+	d, err := score.NewDistribution([]score.Weighted{{Type: a100, Weight: 1}, {Type: two, Weight: 9}})
+	require.NoError(t, err)
+	sp := score.NewSupply[string](d)
+	sp.Update("a100", score.NewState(fixture.NVSwitch("a", "A100", 8, 12)))
+	sp.Update("t4", score.NewState(fixture.PCIe("t", "T4", 8)))
+	require.Equal(t, []int64{1, 8}, sp.Slots())
+	require.False(t, sp.Pricing().Priced())
+}
+
 // A type many hosts can serve is not priced: its base is as scarce.
 func TestSupplyDoesNotPriceCommonTypes(t *testing.T) {
 	mid := score.TaskType{Kind: score.KindWhole, Count: 8, CPUMilli: 64000}

@@ -1,7 +1,6 @@
 package gpupack
 
 import (
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,10 +70,12 @@ func TestTwoGPUsLeaveTheOnlyHostOfARareTypeFree(t *testing.T) {
 	}
 }
 
-// Explain reports each node's supply cost: the only A100 host of a likely
-// A100-only 8-GPU type costs a 2-GPU pod 8 x 0.671 = 5.37 GPUs (the same
-// arithmetic as above, the model constraint in place of the cores), the
-// T4 hosts nothing.
+// Explain reports each node's supply cost (score.Pricing.Cost). With the
+// args' prior (types without CPU or memory) nothing is priced: an
+// A100-only 8-GPU type whose only host is g3 is constrained by its model
+// alone, which is its own base (score's baseOf), so every node shows 0.
+// The plugin's learned workload carries CPU and memory; TestTwoGPUsLeave...
+// above shows a priced Score.
 func TestExplainShowsTheSupplyCost(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	args := pinnedArgs(t,
@@ -89,12 +90,7 @@ func TestExplainShowsTheSupplyCost(t *testing.T) {
 	fits, err := Explain(ctx, args, gpuPod("pair", "nvidia.com/gpu", 2), nodes, nil)
 	require.NoError(t, err)
 	require.Len(t, fits, 4)
-	n := 32 / (0.9*2 + 0.1*8) // tasks that fill the free GPUs
-	lambda := 0.1 * n
-	excess := (1 - math.Exp(-lambda)) - (1 - math.Exp(-lambda)*(1+lambda+lambda*lambda/2+lambda*lambda*lambda/6))
-	require.InDelta(t, 8*excess, fits[0].SupplyCost, 1e-9, fits[0].Node)
-	require.InDelta(t, 5.37, fits[0].SupplyCost, 0.01)
-	for _, f := range fits[1:] {
+	for _, f := range fits {
 		require.True(t, f.Fits, f.Node)
 		require.Zero(t, f.SupplyCost, f.Node)
 	}
