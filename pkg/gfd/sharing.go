@@ -1,0 +1,60 @@
+package gfd
+
+import (
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+)
+
+// Sharing strategies, GFD's values of nvidia.com/gpu.sharing-strategy.
+const (
+	SharingNone        = "none"
+	SharingTimeSlicing = "time-slicing"
+	SharingMPS         = "mps"
+)
+
+// Sharing is the config's sharing section as GFD reads it: the strategy in
+// force and, per resource name, how it is replicated.
+type Sharing struct {
+	// Strategy is SharingNone, SharingTimeSlicing or SharingMPS.
+	Strategy string
+	// Resources maps a resource name ("nvidia.com/gpu",
+	// "nvidia.com/mig-1g.5gb") to its replication.
+	Resources map[string]Replication
+}
+
+// Replication is one replicated resource of the config.
+type Replication struct {
+	Replicas int
+	// Renamed is true when the replicas are advertised under another name
+	// (renameByDefault, gpupackRename, or a `rename` GFD honours): the
+	// product label then gets no -SHARED suffix.
+	Renamed bool
+}
+
+// SharingOf reads the config's sharing section as GFD does: MPS when
+// sharing.mps lists resources, else time-slicing when
+// sharing.timeSlicing does, else none; the first entry of a resource name
+// wins.
+func SharingOf(c *configv1.Config) Sharing {
+	s := Sharing{Strategy: SharingNone}
+	if c == nil {
+		return s
+	}
+	ts := &c.Sharing.TimeSlicing
+	switch {
+	case c.Sharing.MPS != nil && len(c.Sharing.MPS.Resources) > 0:
+		s.Strategy, ts = SharingMPS, c.Sharing.MPS
+	case len(ts.Resources) > 0:
+		s.Strategy = SharingTimeSlicing
+	default:
+		return s
+	}
+	s.Resources = map[string]Replication{}
+	for i := range ts.Resources {
+		r := &ts.Resources[i]
+		if _, dup := s.Resources[r.Name]; dup {
+			continue
+		}
+		s.Resources[r.Name] = Replication{Replicas: r.Replicas, Renamed: r.Rename != "" || ts.Target(r) != r.Name}
+	}
+	return s
+}
