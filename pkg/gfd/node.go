@@ -29,6 +29,9 @@ type Node struct {
 	Sharing Sharing
 	// NoTimestamp drops nvidia.com/gfd.timestamp (flags.gfd.noTimestamp).
 	NoTimestamp bool
+	// Unread are the host files that could not be read (their values are
+	// unknown), for the publisher to log.
+	Unread []error
 }
 
 // GPU is one GPU as GFD's labels see it.

@@ -67,6 +67,9 @@ type options struct {
 	metricsAddress     string
 	cdiSpecDir         string
 	mpsControlBinary   string
+	hostRoot           string
+	// cleanup runs when run returns.
+	cleanup []func()
 	// out is where --print-topology prints (the command's output).
 	out io.Writer
 
@@ -131,6 +134,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME); empty disables publishing and the handoff")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig; empty means in-cluster")
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "127.0.0.1:9464", "Prometheus metrics address; empty disables")
+	fs.StringVar(&o.hostRoot, "host-root", "/", "where the host's /sys is (GPU Feature Discovery labels: DMI product name, PCI classes); with --fake and no --host-root, the fake machine's files in a temporary directory")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
 	fs.AddGoFlagSet(klogFlags)
@@ -293,6 +297,11 @@ func parseFakeMIG(in map[string]string) (map[int][]string, error) {
 
 func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	logger := klog.FromContext(ctx)
+	defer func() {
+		for _, f := range o.cleanup {
+			f()
+		}
+	}()
 	if !o.printTopology {
 		logger.Info("Starting gpupack device plugin", "version", version.Get())
 	}
@@ -327,7 +336,11 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		version.NewCollector("device-plugin"))
-	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg)}
+	hostRoot, err := o.hostFiles(fs, machine)
+	if err != nil {
+		return err
+	}
+	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg), HostRoot: hostRoot}
 	dopts.Metrics.SetHostname(metricsHostname(o.nodeName))
 
 	if o.printTopology {
@@ -369,10 +382,8 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		dopts.Events = deviceplugin.NewNodeEvents(nodeEvents.NewRecorder(scheme.Scheme, "gpupack-device-plugin"), o.nodeName)
 		dopts.Publisher = nodepublish.New(nodepublish.Options{
 			Client: client, NodeName: o.nodeName, PodResources: podres, Pods: pods,
-			Topology: *cfg.Publish.Topology, Labels: *cfg.Publish.Labels, InUse: *cfg.Publish.InUse,
-			InUseInterval: cfg.Publish.InUseInterval.Duration,
-			Recorder:      broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),
-			Metrics:       dopts.Metrics,
+			Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),
+			Metrics:  dopts.Metrics,
 		})
 	} else {
 		logger.Info("No node name: not publishing to the Node and not reading the scheduler's choices")
@@ -395,6 +406,10 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	}
 	var pace restartPacer
 	for {
+		if dopts.Publisher != nil {
+			// The publish section follows a reloaded config too.
+			dopts.Publisher.Reconfigure(publishSettings(dopts.Config))
+		}
 		m, err := deviceplugin.New(dopts)
 		if err != nil {
 			return err
@@ -454,6 +469,34 @@ func (p *restartPacer) next(now time.Time) time.Duration {
 	}
 	p.last = now.Add(p.delay)
 	return p.delay
+}
+
+// publishSettings are the config's publish section.
+func publishSettings(c *configv1.Config) nodepublish.Settings {
+	p := &c.Publish
+	s := nodepublish.Settings{Topology: p.Topology == nil || *p.Topology, Labels: p.Labels == nil || *p.Labels, InUse: p.InUse == nil || *p.InUse}
+	if p.InUseInterval != nil {
+		s.InUseInterval = p.InUseInterval.Duration
+	}
+	return s
+}
+
+// hostFiles is the host root for GPU Feature Discovery's host files: the
+// --host-root flag; with --fake and no --host-root, a temporary directory
+// holding the fake machine's files (removed at exit).
+func (o *options) hostFiles(fs *pflag.FlagSet, machine *fake.Machine) (string, error) {
+	if machine == nil || fs.Changed("host-root") {
+		return o.hostRoot, nil
+	}
+	dir, err := os.MkdirTemp("", "gpupack-fake-host-")
+	if err != nil {
+		return "", fmt.Errorf("--fake: %w", err)
+	}
+	o.cleanup = append(o.cleanup, func() { _ = os.RemoveAll(dir) })
+	if err := machine.WriteHostFiles(dir); err != nil {
+		return "", err
+	}
+	return dir, nil
 }
 
 // runUntilReload runs m until it ends or a new per-node config arrives
