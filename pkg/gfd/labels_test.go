@@ -240,7 +240,19 @@ func TestLabelsPerMachineAndSharingMode(t *testing.T) {
 			{"time-slicing gpupackRename", timeSlicing(false, configv1.ReplicatedResource{Name: "nvidia.com/gpu", Replicas: 2, GPUPackRename: "nvidia.com/gpu.half"}), with(b, map[string]string{
 				"nvidia.com/gpu.replicas": "2", "nvidia.com/gpu.sharing-strategy": "time-slicing",
 			})},
-			// replicas 1 is no sharing: strategy none, no suffix.
+			// NVIDIA's `rename` is cleared by GFD as by NVIDIA's plugin: -SHARED.
+			{"time-slicing with NVIDIA's rename", timeSlicing(false, configv1.ReplicatedResource{Name: "nvidia.com/gpu", Replicas: 2, Rename: "gpu-ts"}), with(b, map[string]string{
+				"nvidia.com/gpu.product": w.product + "-SHARED", "nvidia.com/gpu.replicas": "2",
+				"nvidia.com/gpu.sharing-strategy": "time-slicing",
+			})},
+			{"MPS renameByDefault", func() *configv1.Config {
+				c := mps(gpuReplicas(3))
+				c.Sharing.MPS.RenameByDefault = true
+				return c
+			}(), with(b, map[string]string{
+				"nvidia.com/gpu.replicas": "3", "nvidia.com/gpu.sharing-strategy": "mps", "nvidia.com/mps.capable": "true",
+			})},
+			// Sharing another resource leaves nvidia.com/gpu's labels alone.
 			{"time-slicing of another resource", timeSlicing(false, configv1.ReplicatedResource{Name: "nvidia.com/mig-1g.5gb", Replicas: 4}), b},
 			{"MPS", mps(gpuReplicas(3)), with(b, map[string]string{
 				"nvidia.com/gpu.product": w.product + "-SHARED", "nvidia.com/gpu.replicas": "3",
@@ -501,8 +513,9 @@ func TestLabelsEdgeCases(t *testing.T) {
 }
 
 // SharingOf reads the strategy and renames from the config types: MPS wins
-// when it lists resources; rename, renameByDefault and gpupackRename are
-// renames; the first entry of a name wins.
+// when it lists resources; renameByDefault and gpupackRename are renames,
+// NVIDIA's `rename` is not (GFD clears it, as NVIDIA's plugin does); the
+// first entry of a name wins.
 func TestSharingOf(t *testing.T) {
 	require.Equal(t, gfd.Sharing{Strategy: "none"}, gfd.SharingOf(nil))
 	require.Equal(t, gfd.Sharing{Strategy: "none"}, gfd.SharingOf(&configv1.Config{Sharing: configv1.Sharing{MPS: &configv1.TimeSlicing{}}}))
@@ -512,11 +525,14 @@ func TestSharingOf(t *testing.T) {
 		configv1.ReplicatedResource{Name: "nvidia.com/mig-1g.5gb", Replicas: 2, Rename: "x"},
 	))
 	require.Equal(t, gfd.Sharing{Strategy: "time-slicing", Resources: map[string]gfd.Replication{
-		"nvidia.com/gpu": {Replicas: 4}, "nvidia.com/mig-1g.5gb": {Replicas: 2, Renamed: true},
+		"nvidia.com/gpu": {Replicas: 4}, "nvidia.com/mig-1g.5gb": {Replicas: 2},
 	}}, s)
 	c := mps(gpuReplicas(2))
 	c.Sharing.TimeSlicing.Resources = []configv1.ReplicatedResource{gpuReplicas(8)}
 	require.Equal(t, gfd.Sharing{Strategy: "mps", Resources: map[string]gfd.Replication{"nvidia.com/gpu": {Replicas: 2}}}, gfd.SharingOf(c))
+	c = mps(gpuReplicas(2))
+	c.Sharing.MPS.RenameByDefault = true
+	require.Equal(t, gfd.Sharing{Strategy: "mps", Resources: map[string]gfd.Replication{"nvidia.com/gpu": {Replicas: 2, Renamed: true}}}, gfd.SharingOf(c))
 }
 
 // The keys GFD writes: the fixed ones and the mixed strategy's pattern,

@@ -25,8 +25,9 @@ type Sharing struct {
 type Replication struct {
 	Replicas int
 	// Renamed is true when the replicas are advertised under another name
-	// (renameByDefault, gpupackRename, or a `rename` GFD honours): the
-	// product label then gets no -SHARED suffix.
+	// (renameByDefault, or gpupack's gpupackRename): the product label then
+	// gets no -SHARED suffix. NVIDIA's `rename` is not a rename: GFD, like
+	// NVIDIA's plugin, clears it (DisableResourceNamingInConfig).
 	Renamed bool
 }
 
@@ -54,7 +55,7 @@ func SharingOf(c *configv1.Config) Sharing {
 		if _, dup := s.Resources[r.Name]; dup {
 			continue
 		}
-		s.Resources[r.Name] = Replication{Replicas: r.Replicas, Renamed: r.Rename != "" || ts.Target(r) != r.Name}
+		s.Resources[r.Name] = Replication{Replicas: r.Replicas, Renamed: ts.Target(r) != r.Name}
 	}
 	return s
 }
