@@ -338,6 +338,13 @@ func TestLabelsMIGSingleInvalid(t *testing.T) {
 		cfg    *configv1.Config
 	}{
 		{"MIG on GPUs 0-1 only", map[int][]string{0: {"1g.5gb"}, 1: {"1g.5gb"}}, nil},
+		{"a MIG-enabled GPU without MIG devices", func() map[int][]string {
+			l := map[int][]string{0: {}}
+			for i := 1; i < 8; i++ {
+				l[i] = []string{"1g.5gb"}
+			}
+			return l
+		}(), nil},
 		{"two profiles", func() map[int][]string {
 			l := map[int][]string{}
 			for i := range 8 {
