@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -60,6 +61,7 @@ type options struct {
 	fakeControl        string
 	fakeLost           []int
 	printTopology      bool
+	printLabels        bool
 	pluginDir          string
 	podResourcesSocket string
 	nodeName           string
@@ -127,6 +129,7 @@ func NewCommand() *cobra.Command {
 	fs.IntSliceVar(&o.fakeLost, "fake-lost", nil, "with --fake: GPU indexes that have fallen off the bus before the plugin starts (restore them on --fake-control)")
 	fs.StringVar(&o.fakeControl, "fake-control", "", "with --fake: serve fault injection (XID, ECC, lost GPU) on this unix socket")
 	fs.BoolVar(&o.printTopology, "print-topology", false, "print the node's GPU map and exit")
+	fs.BoolVar(&o.printLabels, "print-labels", false, "print the node labels the plugin would publish (GPU Feature Discovery's and gpupack's), one key=value a line as GFD's output file, and exit")
 	fs.StringVar(&o.pluginDir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet device-plugin directory (holds kubelet.sock); wins over --kubelet-socket")
 	fs.StringVar(&o.cdiSpecDir, "cdi-spec-dir", deviceplugin.DefaultCDISpecDir, "where the node's CDI spec is written under the cdi-annotations and cdi-cri device list strategies")
 	fs.StringVar(&o.mpsControlBinary, "mps-control-binary", envOr("MPS_CONTROL_BINARY", mps.DefaultBinary), "the MPS control program run once per GPU shared with MPS (sharing.mps): a path, or a name looked up in PATH [$MPS_CONTROL_BINARY]")
@@ -302,11 +305,11 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			f()
 		}
 	}()
-	if !o.printTopology {
+	if !o.printing() {
 		logger.Info("Starting gpupack device plugin", "version", version.Get())
 	}
 	var client kubernetes.Interface
-	if o.nodeName != "" && !o.printTopology {
+	if o.nodeName != "" && !o.printing() {
 		if client, err = o.client(); err != nil {
 			return err
 		}
@@ -324,7 +327,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		return err
 	}
 	if err := lib.Init(); err != nil {
-		if *cfg.Flags.FailOnInitError || o.printTopology {
+		if *cfg.Flags.FailOnInitError || o.printing() {
 			return fmt.Errorf("initialising NVML: %w", err)
 		}
 		logger.Error(err, "NVML failed to initialise; failOnInitError is false, so waiting idle")
@@ -343,15 +346,23 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg), HostRoot: hostRoot}
 	dopts.Metrics.SetHostname(metricsHostname(o.nodeName))
 
-	if o.printTopology {
+	if o.printing() {
 		m, err := deviceplugin.New(dopts)
 		if err != nil {
 			return err
 		}
-		if err := topology.Render(o.out, m.Node()); err != nil {
-			return err
+		if o.printTopology {
+			if err := topology.Render(o.out, m.Node()); err != nil {
+				return err
+			}
+			if err := printResources(o.out, m.Plugins()); err != nil {
+				return err
+			}
 		}
-		return printResources(o.out, m.Plugins())
+		if o.printLabels {
+			return printLabels(ctx, o.out, m)
+		}
+		return nil
 	}
 	dopts.CDISpecDir = o.cdiSpecDir
 	dopts.MPS = &deviceplugin.MPSOptions{Binary: o.mpsControlBinary}
@@ -469,6 +480,25 @@ func (p *restartPacer) next(now time.Time) time.Duration {
 	}
 	p.last = now.Add(p.delay)
 	return p.delay
+}
+
+// printing is true when the command prints and exits (--print-topology,
+// --print-labels).
+func (o *options) printing() bool { return o.printTopology || o.printLabels }
+
+// printLabels prints the labels the publisher would apply for m, sorted,
+// as key=value lines (GFD's output file format); a label left out is logged.
+func printLabels(ctx context.Context, w io.Writer, m *deviceplugin.Manager) error {
+	labels, errs := nodepublish.Labels(m.Node(), m.GFD(), time.Now())
+	for _, err := range errs {
+		klog.FromContext(ctx).Error(err, "A GPU Feature Discovery label is left out")
+	}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if _, err := fmt.Fprintf(w, "%s=%s\n", k, labels[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // publishSettings are the config's publish section.
