@@ -171,10 +171,15 @@ func cliqueLabels(gpus []indexed) map[string]string {
 }
 
 // validLabels drops each label whose key or value the apiserver would
-// refuse, with an error naming it.
+// refuse, or whose key is not one of GFD's (IsLabel: a MIG profile name
+// outside NVIDIA's spelling; the node policy would refuse the whole
+// write), with an error naming it.
 func validLabels(in map[string]string, errs []error) (map[string]string, []error) {
 	for k, v := range in {
-		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 || !IsLabel(k) {
+			if len(msgs) == 0 {
+				msgs = []string{"not a key GPU Feature Discovery writes"}
+			}
 			errs = append(errs, fmt.Errorf("label key %q left out: %s", k, strings.Join(msgs, "; ")))
 			delete(in, k)
 			continue

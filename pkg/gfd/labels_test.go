@@ -485,6 +485,10 @@ func TestLabelsEdgeCases(t *testing.T) {
 			n.Sharing = gfd.Sharing{Strategy: gfd.SharingMPS, Resources: map[string]gfd.Replication{"nvidia.com/gpu": {Replicas: 2}}}
 			n.GPUs[0].MIGEnabled = true
 		}, "nvidia.com/mps.capable", "false", 0},
+		"MIG profile outside NVIDIA's spelling": {func(n *gfd.Node) {
+			n.MIGStrategy, n.GPUs[0].MIGEnabled = "mixed", true
+			n.MIG = []gfd.MIGDevice{{Parent: 0, Profile: "1G.5GB", MemoryMiB: 4864}}
+		}, "nvidia.com/mig-1G.5GB.count", "", 13}, // product, count, replicas, sharing-strategy, memory, multiprocessors, 2 slices, 5 engines: 13 keys, each left out
 		"MPS replicas 0": {func(n *gfd.Node) {
 			n.Sharing = gfd.Sharing{Strategy: gfd.SharingMPS, Resources: map[string]gfd.Replication{"nvidia.com/gpu": {Replicas: 0}}}
 		}, "nvidia.com/gpu.sharing-strategy", "none", 0},
