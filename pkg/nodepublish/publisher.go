@@ -304,9 +304,21 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 		}
 		ac.WithLabels(labels)
 	}
-	_, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	node, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts)
 	if err != nil {
 		return fmt.Errorf("applying the labels and topology of node %s: %w", p.opts.NodeName, err)
+	}
+	moved, err := p.takeOverLegacy(ctx, node)
+	if err != nil {
+		// The apply landed; the hand-over is tried again at the next one.
+		klog.FromContext(ctx).Error(err, "Taking over an earlier gpupack's labels failed", "node", p.opts.NodeName)
+	}
+	if moved {
+		// What the earlier gpupack wrote and this apply does not hold goes now.
+		if _, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts); err != nil {
+			return fmt.Errorf("applying the labels and topology of node %s: %w", p.opts.NodeName, err)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package nodepublish_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +12,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -265,4 +268,56 @@ func TestPublishNodeLeavesOutInvalidValues(t *testing.T) {
 	node := getNode(t, client, "n1")
 	require.NotContains(t, node.Labels, "nvidia.com/gpu.machine")
 	require.Equal(t, "NVIDIA-A100-SXM4-80GB", node.Labels["nvidia.com/gpu.product"])
+}
+
+// An earlier gpupack wrote its labels and the topology annotation with
+// merge patches (an Update entry of the same field manager). The first
+// apply takes them over: a label it no longer writes (the clique) goes at
+// once, the others go when the apply drops them; the in-use annotation
+// stays the merge patch's.
+func TestPublishNodeTakesOverAnEarlierGpupacksLabels(t *testing.T) {
+	for _, labelsOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("labels %v", labelsOn), func(t *testing.T) {
+			ctx := context.Background()
+			client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+			// The kubelet's label. (On an apiserver every field has an owner;
+			// the fake leaves the fields of objects it starts with unowned.)
+			_, err := client.CoreV1().Nodes().Patch(ctx, "n1", types.MergePatchType, []byte(`{"metadata":{"labels":{"kubernetes.io/hostname":"n1"}}}`), metav1.PatchOptions{FieldManager: "kubelet"})
+			require.NoError(t, err)
+			_, err = client.CoreV1().Nodes().Patch(ctx, "n1", types.MergePatchType, []byte(`{"metadata":{
+				"labels":{"nvidia.com/gpu.product":"NVIDIA-A100-SXM4-80GB","nvidia.com/gpu.count":"1","nvidia.com/gpu.clique":"c.1","gpupack.io/nvlink":"none"},
+				"annotations":{"gpupack.io/topology":"old","gpupack.io/in-use":"old"}}}`), metav1.PatchOptions{FieldManager: nodepublish.FieldManager})
+			require.NoError(t, err)
+			n := &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", Healthy: true}}, Links: links(1, nil)}
+			p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", Topology: true, Labels: labelsOn})
+			require.NoError(t, p.PublishNode(ctx, n, gfdNode("none", false)))
+			node := getNode(t, client, "n1")
+			require.NotContains(t, node.Labels, "nvidia.com/gpu.clique", "written before, not now: gone")
+			require.Equal(t, "old", node.Annotations[protocol.InUseAnnotation], "the merge patch's")
+			require.NotEqual(t, "old", node.Annotations[protocol.TopologyAnnotation])
+			if labelsOn {
+				require.Equal(t, "NVIDIA-A100-SXM4-80GB", node.Labels["nvidia.com/gpu.product"])
+			} else {
+				require.Equal(t, map[string]string{"kubernetes.io/hostname": "n1"}, node.Labels)
+			}
+			for _, mf := range node.ManagedFields {
+				if mf.Manager == nodepublish.FieldManager && mf.Operation == metav1.ManagedFieldsOperationUpdate {
+					// The annotations map itself (".") stays the merge patch's.
+					require.JSONEq(t, `{"f:metadata":{"f:annotations":{".":{},"f:gpupack.io/in-use":{}}}}`, string(mf.FieldsV1.Raw))
+				}
+			}
+			// Later publications send one apply each, nothing more.
+			var writes int
+			client.PrependReactor("*", "nodes", func(a clienttesting.Action) (bool, runtime.Object, error) {
+				if a.GetVerb() == "patch" {
+					writes++
+				}
+				return false, nil, nil
+			})
+			p.Reconfigure(nodepublish.Settings{Topology: true})
+			require.NoError(t, p.PublishNode(ctx, n, gfdNode("none", false)))
+			require.Equal(t, 1, writes)
+			require.Equal(t, map[string]string{"kubernetes.io/hostname": "n1"}, getNode(t, client, "n1").Labels, "labels off: every label of ours gone")
+		})
+	}
 }

@@ -48,6 +48,11 @@ func checkPublisher(t *testing.T, cp *cluster.ControlPlane, plugin, admin kubern
 	_, err := admin.CoreV1().Nodes().Patch(ctx, "node-a", types.MergePatchType,
 		[]byte(`{"metadata":{"labels":{"nvidia.com/mig.config":"all-1g.10gb"}}}`), metav1.PatchOptions{FieldManager: "mig-manager"})
 	require.NoError(t, err)
+	// An earlier gpupack's merge patch (same field manager, an Update).
+	_, err = plugin.CoreV1().Nodes().Patch(ctx, "node-a", types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"nvidia.com/gpu.clique":"c.1","nvidia.com/gpu.count":"1"},"annotations":{"gpupack.io/topology":"old"}}}`),
+		metav1.PatchOptions{FieldManager: nodepublish.FieldManager})
+	require.NoError(t, err)
 	topo := &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", Model: "NVIDIA A100-SXM4-80GB", MemoryMiB: 81920, Healthy: true}}, Links: [][]topology.Link{{{}}}}
 	pub := nodepublish.New(nodepublish.Options{Client: plugin, NodeName: "node-a", Topology: true, Labels: true,
 		Clock: testingclock.NewFakeClock(time.Unix(1764500000, 0))})
@@ -59,6 +64,8 @@ func checkPublisher(t *testing.T, cp *cluster.ControlPlane, plugin, admin kubern
 
 	require.NoError(t, pub.PublishNode(ctx, topo, a100("mixed")))
 	n := node()
+	require.NotContains(t, n.Labels, "nvidia.com/gpu.clique", "the earlier gpupack's label, not written now")
+	require.Equal(t, "gpu", n.Labels["type"])
 	require.Equal(t, "1", n.Labels["nvidia.com/mig-1g.10gb.me.count"])
 	require.Equal(t, "1", n.Labels["nvidia.com/mig-1g.10gb.me.engines.ofa"])
 	require.Equal(t, "mixed", n.Labels["nvidia.com/mig.strategy"])
