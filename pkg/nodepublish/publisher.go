@@ -1,7 +1,8 @@
 // Package nodepublish writes what the device plugin knows about its node onto
 // the Node object: the gpupack.io/topology annotation and the GPU labels
-// (from the running plugin's inventory and health) and the gpupack.io/in-use
-// report (from the kubelet's PodResources API). It owns the API patches and
+// (GPU Feature Discovery's, pkg/gfd, and gpupack.io/nvlink; one server-side
+// apply) and the gpupack.io/in-use report (from the kubelet's PodResources
+// API; a merge patch). It owns the API writes and
 // the PodResources reads for the report; the kubelet's gRPC side lives in
 // pkg/deviceplugin, which this package does not import: what it needs from
 // the plugin is the small Source, Allocations and Recorder interfaces below.
@@ -164,8 +165,9 @@ func New(o Options) *Publisher {
 
 // Reconfigure changes what is published (a reloaded config's publish
 // section): the next node publication applies it, and the next Run uses
-// its in-use settings. A publication turned off removes what it wrote
-// (server-side apply drops the fields this manager no longer applies).
+// its in-use settings. Labels or topology turned off are removed from the
+// node (server-side apply drops the fields this manager no longer
+// applies); the in-use annotation, a merge patch, keeps its last value.
 func (p *Publisher) Reconfigure(s Settings) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
