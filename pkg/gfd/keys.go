@@ -11,53 +11,56 @@ const (
 
 	// Driver and CUDA versions; the first five are GFD's deprecated keys,
 	// still written.
-	LabelDriverMajor          = Prefix + "cuda.driver.major"
-	LabelDriverMinor          = Prefix + "cuda.driver.minor"
-	LabelDriverRev            = Prefix + "cuda.driver.rev"
-	LabelRuntimeMajor         = Prefix + "cuda.runtime.major"
-	LabelRuntimeMinor         = Prefix + "cuda.runtime.minor"
-	LabelDriverVersionMajor   = Prefix + "cuda.driver-version.major"
-	LabelDriverVersionMinor   = Prefix + "cuda.driver-version.minor"
-	LabelDriverVersionRev     = Prefix + "cuda.driver-version.revision"
-	LabelDriverVersionFull    = Prefix + "cuda.driver-version.full"
-	LabelRuntimeVersionMajor  = Prefix + "cuda.runtime-version.major"
-	LabelRuntimeVersionMinor  = Prefix + "cuda.runtime-version.minor"
-	LabelRuntimeVersionFull   = Prefix + "cuda.runtime-version.full"
-	LabelTimestamp            = Prefix + "gfd.timestamp"
-	LabelMachine              = Prefix + "gpu.machine"
-	LabelMode                 = Prefix + "gpu.mode"
-	LabelClique               = Prefix + "gpu.clique"
-	LabelMIGCapable           = Prefix + "mig.capable"
-	LabelMIGStrategy          = Prefix + "mig.strategy"
-	LabelMPSCapable           = Prefix + "mps.capable"
-	ResourceGPU               = Prefix + "gpu"
-	MIGResourcePrefix         = Prefix + "mig-"
-	LabelProduct              = ResourceGPU + "." + SuffixProduct
-	LabelCount                = ResourceGPU + "." + SuffixCount
-	LabelMemory               = ResourceGPU + "." + SuffixMemory
-	LabelReplicas             = ResourceGPU + "." + SuffixReplicas
-	LabelSharingStrategy      = ResourceGPU + "." + SuffixSharingStrategy
-	LabelFamily               = ResourceGPU + "." + SuffixFamily
-	LabelComputeMajor         = ResourceGPU + "." + SuffixComputeMajor
-	LabelComputeMinor         = ResourceGPU + "." + SuffixComputeMinor
-	SuffixProduct             = "product"
-	SuffixCount               = "count"
-	SuffixMemory              = "memory"
-	SuffixReplicas            = "replicas"
-	SuffixSharingStrategy     = "sharing-strategy"
-	SuffixFamily              = "family"
-	SuffixComputeMajor        = "compute.major"
-	SuffixComputeMinor        = "compute.minor"
-	SuffixMultiprocessors     = "multiprocessors"
-	SuffixSlicesGI            = "slices.gi"
-	SuffixSlicesCI            = "slices.ci"
-	SuffixEnginesCopy         = "engines.copy"
-	SuffixEnginesDecoder      = "engines.decoder"
-	SuffixEnginesEncoder      = "engines.encoder"
-	SuffixEnginesJPEG         = "engines.jpeg"
-	SuffixEnginesOFA          = "engines.ofa"
-	labelMIGInvalidProductTag = "INVALID"
+	LabelDriverMajor         = Prefix + "cuda.driver.major"
+	LabelDriverMinor         = Prefix + "cuda.driver.minor"
+	LabelDriverRev           = Prefix + "cuda.driver.rev"
+	LabelRuntimeMajor        = Prefix + "cuda.runtime.major"
+	LabelRuntimeMinor        = Prefix + "cuda.runtime.minor"
+	LabelDriverVersionMajor  = Prefix + "cuda.driver-version.major"
+	LabelDriverVersionMinor  = Prefix + "cuda.driver-version.minor"
+	LabelDriverVersionRev    = Prefix + "cuda.driver-version.revision"
+	LabelDriverVersionFull   = Prefix + "cuda.driver-version.full"
+	LabelRuntimeVersionMajor = Prefix + "cuda.runtime-version.major"
+	LabelRuntimeVersionMinor = Prefix + "cuda.runtime-version.minor"
+	LabelRuntimeVersionFull  = Prefix + "cuda.runtime-version.full"
+	LabelTimestamp           = Prefix + "gfd.timestamp"
+	LabelMachine             = Prefix + "gpu.machine"
+	LabelMode                = Prefix + "gpu.mode"
+	LabelClique              = Prefix + "gpu.clique"
+	LabelMIGCapable          = Prefix + "mig.capable"
+	LabelMIGStrategy         = Prefix + "mig.strategy"
+	LabelMPSCapable          = Prefix + "mps.capable"
+	ResourceGPU              = Prefix + "gpu"
+	MIGResourcePrefix        = Prefix + "mig-"
+	LabelProduct             = ResourceGPU + "." + SuffixProduct
+	LabelCount               = ResourceGPU + "." + SuffixCount
+	LabelMemory              = ResourceGPU + "." + SuffixMemory
+	LabelReplicas            = ResourceGPU + "." + SuffixReplicas
+	LabelSharingStrategy     = ResourceGPU + "." + SuffixSharingStrategy
+	LabelFamily              = ResourceGPU + "." + SuffixFamily
+	LabelComputeMajor        = ResourceGPU + "." + SuffixComputeMajor
+	LabelComputeMinor        = ResourceGPU + "." + SuffixComputeMinor
+	SuffixProduct            = "product"
+	SuffixCount              = "count"
+	SuffixMemory             = "memory"
+	SuffixReplicas           = "replicas"
+	SuffixSharingStrategy    = "sharing-strategy"
+	SuffixFamily             = "family"
+	SuffixComputeMajor       = "compute.major"
+	SuffixComputeMinor       = "compute.minor"
+	SuffixMultiprocessors    = "multiprocessors"
+	SuffixSlicesGI           = "slices.gi"
+	SuffixSlicesCI           = "slices.ci"
+	SuffixEnginesCopy        = "engines.copy"
+	SuffixEnginesDecoder     = "engines.decoder"
+	SuffixEnginesEncoder     = "engines.encoder"
+	SuffixEnginesJPEG        = "engines.jpeg"
+	SuffixEnginesOFA         = "engines.ofa"
 )
+
+// labelMIGInvalidProductTag ends the product of a node the MIG single
+// strategy cannot describe: <model>-MIG-INVALID.
+const labelMIGInvalidProductTag = "INVALID"
 
 // gpuSuffixes are the suffixes of nvidia.com/gpu.<suffix> GFD writes.
 var gpuSuffixes = []string{
