@@ -30,6 +30,9 @@ const (
 	LabelMIGCapable          = Prefix + "mig.capable"
 	LabelMIGStrategy         = Prefix + "mig.strategy"
 	LabelMPSCapable          = Prefix + "mps.capable"
+	LabelVGPUPresent         = Prefix + "vgpu.present"
+	LabelVGPUHostDriver      = Prefix + "vgpu.host-driver-version"
+	LabelVGPUHostBranch      = Prefix + "vgpu.host-driver-branch"
 	ResourceGPU              = Prefix + "gpu"
 	MIGResourcePrefix        = Prefix + "mig-"
 	LabelProduct             = ResourceGPU + "." + SuffixProduct
@@ -79,6 +82,7 @@ func FixedKeys() []string {
 		LabelRuntimeVersionMajor, LabelRuntimeVersionMinor, LabelRuntimeVersionFull,
 		LabelTimestamp, LabelMachine, LabelMode, LabelClique,
 		LabelMIGCapable, LabelMIGStrategy, LabelMPSCapable,
+		LabelVGPUPresent, LabelVGPUHostDriver, LabelVGPUHostBranch,
 	}
 	for _, s := range gpuSuffixes {
 		keys = append(keys, ResourceGPU+"."+s)

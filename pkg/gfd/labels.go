@@ -41,7 +41,23 @@ func Labels(n *Node, now time.Time) (map[string]string, []error) {
 		out[LabelMode] = mode(gpus)
 		maps.Copy(out, cliqueLabels(gpus))
 	}
+	maps.Copy(out, vgpuLabels(n.VGPUs))
 	return validLabels(out, errs)
+}
+
+// vgpuLabels are GFD's vGPU labels: present with any vGPU device, and the
+// host driver's version and branch as the last device that says them.
+func vgpuLabels(vgpus []VGPU) map[string]string {
+	if len(vgpus) == 0 {
+		return nil
+	}
+	out := map[string]string{LabelVGPUPresent: "true"}
+	for _, v := range vgpus {
+		if v.HostDriverVersion != "" || v.HostDriverBranch != "" {
+			out[LabelVGPUHostDriver], out[LabelVGPUHostBranch] = v.HostDriverVersion, v.HostDriverBranch
+		}
+	}
+	return out
 }
 
 // readable are the GPUs whose name NVML could read (with their index in

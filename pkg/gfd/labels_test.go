@@ -507,6 +507,17 @@ func TestLabelsEdgeCases(t *testing.T) {
 			}
 		})
 	}
+	t.Run("vGPU guest", func(t *testing.T) {
+		got, errs := gfd.Labels(node(func(n *gfd.Node) {
+			n.VGPUs = []gfd.VGPU{{HostDriverVersion: "460.16", HostDriverBranch: "r460_00"}, {}}
+		}), now)
+		require.Empty(t, errs)
+		require.Equal(t, "true", got["nvidia.com/vgpu.present"])
+		require.Equal(t, "460.16", got["nvidia.com/vgpu.host-driver-version"])
+		require.Equal(t, "r460_00", got["nvidia.com/vgpu.host-driver-branch"])
+		got, _ = gfd.Labels(node(func(*gfd.Node) {}), now)
+		require.NotContains(t, got, "nvidia.com/vgpu.present", "bare metal")
+	})
 	t.Run("no GPUs", func(t *testing.T) {
 		got, errs := gfd.Labels(&gfd.Node{MachineType: "R760", DriverVersion: "x"}, now)
 		require.Empty(t, errs)

@@ -20,6 +20,8 @@ type Node struct {
 	GPUs []GPU
 	// MIG devices, grouped by parent in GPU order (NVML's order).
 	MIG []MIGDevice
+	// VGPUs are the node's vGPU devices (a vGPU guest; none on bare metal).
+	VGPUs []VGPU
 	// MachineType is the DMI product name as read (trimmed); "" when it
 	// could not be read (the label then says "unknown", as GFD's does).
 	MachineType string
@@ -51,6 +53,12 @@ type GPU struct {
 	// empty ClusterUUID means the GPU is not fabric-attached.
 	ClusterUUID string
 	CliqueID    uint32
+}
+
+// VGPU is one vGPU device of a guest: what it says of its host's vGPU
+// manager (empty when it says nothing).
+type VGPU struct {
+	HostDriverVersion, HostDriverBranch string
 }
 
 // MIGDevice is one MIG device as GFD's labels see it.

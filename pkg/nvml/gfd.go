@@ -8,8 +8,8 @@ import (
 
 // GFDNode is what GPU Feature Discovery's labels derive from: the
 // inventory, plus the host files GFD reads under hostRoot (the DMI product
-// name at machineTypeFile, DefaultMachineTypeFile when empty, and each
-// GPU's PCI class). An empty hostRoot reads no host files: the machine is
+// name at machineTypeFile, DefaultMachineTypeFile when empty, each GPU's
+// PCI class, and the vGPU capability of NVIDIA's PCI devices). An empty hostRoot reads no host files: the machine is
 // unknown and so are the PCI classes. A host file that cannot be read
 // leaves its value unknown and is returned as an error. The caller fills
 // in what the config says (MIG strategy, sharing, timestamp).
@@ -23,6 +23,13 @@ func (inv *Inventory) GFDNode(hostRoot, machineTypeFile string) (*gfd.Node, []er
 		var err error
 		if n.MachineType, err = ReadMachineType(hostRoot, machineTypeFile); err != nil {
 			errs = append(errs, err)
+		}
+		vgpus, err := ReadVGPUs(hostRoot)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, v := range vgpus {
+			n.VGPUs = append(n.VGPUs, gfd.VGPU{HostDriverVersion: v.HostDriverVersion, HostDriverBranch: v.HostDriverBranch})
 		}
 	}
 	index := map[int]int{} // GPU.Index -> position in n.GPUs

@@ -81,6 +81,79 @@ func TestGFDNode(t *testing.T) {
 	require.Zero(t, n.GPUs[0].PCIClass)
 
 	n, errs = inv.GFDNode(t.TempDir(), "/etc/machine-type")
-	require.Len(t, errs, 9, "the machine type and 8 PCI classes")
+	require.Len(t, errs, 10, "the machine type, the PCI device list and 8 PCI classes")
 	require.Empty(t, n.MachineType)
+}
+
+// vgpuConfig is a vGPU guest's 256-byte configuration space: a capability
+// list of MSI (0x68) then NVIDIA's vendor-specific capability (0xd4) with
+// the "VF" signature, one record of another id, then the host driver
+// record (id 0): 10 bytes of version, 10 of branch, NUL-padded.
+func vgpuConfig(version, branch string) []byte {
+	c := make([]byte, 256)
+	c[0], c[1] = 0xde, 0x10
+	c[0x06] = 0x10
+	c[0x34] = 0x68
+	c[0x68], c[0x69] = 0x05, 0xd4
+	capability := []byte{0x09, 0x00, 0, 'V', 'F', 0x07, 3, 0xaa, 0x00, 22}
+	capability = append(capability, []byte(version+string(make([]byte, 10-len(version))))...)
+	capability = append(capability, []byte(branch+string(make([]byte, 10-len(branch))))...)
+	capability[2] = byte(len(capability))
+	copy(c[0xd4:], capability)
+	return c
+}
+
+func writePCIDevice(t *testing.T, root, bus, vendor string, config []byte) {
+	t.Helper()
+	dir := filepath.Join(nvml.PCIDevicesDir, bus)
+	writeFile(t, root, filepath.Join(dir, "vendor"), vendor+"\n")
+	writeFile(t, root, filepath.Join(dir, "config"), string(config))
+}
+
+// GFD's vGPU detection: NVIDIA devices whose vendor-specific capability
+// says "VF", with the host driver record read; bare-metal GPUs, other
+// vendors and broken capability lists are not vGPUs; a configuration
+// space read only in part (no root) is an error for that device.
+func TestReadVGPUs(t *testing.T) {
+	root := t.TempDir()
+	writePCIDevice(t, root, "0000:02:00.0", "0x10de", vgpuConfig("460.16", "r460_00"))
+	writePCIDevice(t, root, "0000:03:00.0", "0x8086", vgpuConfig("1.0", "x")) // not NVIDIA
+	m, err := fake.New(fake.PCIe4GPU2Socket)
+	require.NoError(t, err)
+	require.NoError(t, m.WriteHostFiles(root)) // 4 bare-metal T4s
+	got, err := nvml.ReadVGPUs(root)
+	require.NoError(t, err)
+	require.Equal(t, []nvml.VGPU{{Address: "0000:02:00.0", HostDriverVersion: "460.16", HostDriverBranch: "r460_00"}}, got)
+
+	broken := vgpuConfig("460.16", "r460_00")
+	broken[0xd4+5] = 0x07 // the other record...
+	broken[0xd4+6] = 0    // ...does not advance: no driver record
+	looped := vgpuConfig("460.16", "r460_00")
+	looped[0x69] = 0x68 // MSI points at itself
+	for name, tc := range map[string]struct {
+		config []byte
+		want   []nvml.VGPU
+		err    bool
+	}{
+		"no driver record":          {broken, []nvml.VGPU{{Address: "0000:02:00.0"}}, false},
+		"looped capability list":    {looped, nil, false},
+		"64 bytes (no root)":        {vgpuConfig("460.16", "r460_00")[:64], nil, true},
+		"capability past the end":   {func() []byte { c := vgpuConfig("1", "2"); c[0xd4+2] = 0xff; return c }(), nil, false},
+		"signature cut":             {append(vgpuConfig("460.16", "r460_00")[:0xd8:0xd8], make([]byte, 40)...), nil, false},
+		"capability list bit unset": {func() []byte { c := vgpuConfig("1", "2"); c[0x06] = 0; return c }(), nil, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			writePCIDevice(t, root, "0000:02:00.0", "0x10de", tc.config)
+			got, err := nvml.ReadVGPUs(root)
+			if tc.err {
+				require.ErrorIs(t, err, nvml.ErrPCIConfigUnreadable)
+			} else {
+				require.NoError(t, err)
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+	_, err = nvml.ReadVGPUs(t.TempDir())
+	require.Error(t, err, "no PCI devices directory")
 }
