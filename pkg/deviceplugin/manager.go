@@ -16,8 +16,8 @@ import (
 	"k8s.io/utils/clock"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
-	"github.com/gpupack/gpupack/pkg/mps"
 	"github.com/gpupack/gpupack/pkg/gfd"
+	"github.com/gpupack/gpupack/pkg/mps"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/score"

@@ -541,6 +541,10 @@ func TestLabelsEdgeCases(t *testing.T) {
 func TestSharingOf(t *testing.T) {
 	require.Equal(t, gfd.Sharing{Strategy: "none"}, gfd.SharingOf(nil))
 	require.Equal(t, gfd.Sharing{Strategy: "none"}, gfd.SharingOf(&configv1.Config{Sharing: configv1.Sharing{MPS: &configv1.TimeSlicing{}}}))
+	// A sharing.mps section is in force even without resources: the
+	// timeSlicing beside it is ignored, as the device plugin ignores it.
+	require.Equal(t, gfd.Sharing{Strategy: "none"}, gfd.SharingOf(&configv1.Config{Sharing: configv1.Sharing{
+		MPS: &configv1.TimeSlicing{}, TimeSlicing: configv1.TimeSlicing{Resources: []configv1.ReplicatedResource{gpuReplicas(4)}}}}))
 	s := gfd.SharingOf(timeSlicing(false,
 		configv1.ReplicatedResource{Name: "nvidia.com/gpu", Replicas: 4},
 		configv1.ReplicatedResource{Name: "nvidia.com/gpu", Replicas: 9},

@@ -4,11 +4,12 @@ import (
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 )
 
-// Sharing strategies, GFD's values of nvidia.com/gpu.sharing-strategy.
+// Sharing strategies, GFD's values of nvidia.com/gpu.sharing-strategy
+// (configv1's names).
 const (
-	SharingNone        = "none"
-	SharingTimeSlicing = "time-slicing"
-	SharingMPS         = "mps"
+	SharingNone        = configv1.SharingStrategyNone
+	SharingTimeSlicing = configv1.SharingStrategyTimeSlicing
+	SharingMPS         = configv1.SharingStrategyMPS
 )
 
 // Sharing is the config's sharing section as GFD reads it: the strategy in
@@ -31,20 +32,21 @@ type Replication struct {
 	Renamed bool
 }
 
-// SharingOf reads the config's sharing section as GFD does: MPS when
-// sharing.mps lists resources, else time-slicing when
-// sharing.timeSlicing does, else none; the first entry of a resource name
-// wins.
+// SharingOf reads the config's sharing section as the device plugin serves
+// it (configv1's Sharing.Strategy and Sharing.Replicated, NVIDIA's rules):
+// MPS when a sharing.mps section is set and lists resources, time-slicing
+// when sharing.timeSlicing lists resources and there is no sharing.mps,
+// else none; the first entry of a resource name wins.
 func SharingOf(c *configv1.Config) Sharing {
 	s := Sharing{Strategy: SharingNone}
 	if c == nil {
 		return s
 	}
-	ts := &c.Sharing.TimeSlicing
-	switch {
-	case c.Sharing.MPS != nil && len(c.Sharing.MPS.Resources) > 0:
-		s.Strategy, ts = SharingMPS, c.Sharing.MPS
-	case len(ts.Resources) > 0:
+	ts, _ := c.Sharing.Replicated()
+	switch c.Sharing.Strategy() {
+	case configv1.SharingStrategyMPS:
+		s.Strategy = SharingMPS
+	case configv1.SharingStrategyTimeSlicing:
 		s.Strategy = SharingTimeSlicing
 	default:
 		return s

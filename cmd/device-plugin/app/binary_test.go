@@ -260,6 +260,14 @@ func TestLabelsThroughTheBinary(t *testing.T) {
 		{"time-slicing renameByDefault", nil, []string{"--fake=pcie-4gpu-2socket"}, "sharing: {timeSlicing: {renameByDefault: true, resources: [{name: gpu, replicas: 4}]}}", map[string]string{
 			"nvidia.com/gpu.product": "Tesla-T4", "nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.sharing-strategy": "time-slicing",
 		}},
+		{"MPS", nil, []string{"--fake=pcie-4gpu-2socket"}, "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}", map[string]string{
+			"nvidia.com/gpu.product": "Tesla-T4-SHARED", "nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.sharing-strategy": "mps",
+			"nvidia.com/mps.capable": "true",
+		}},
+		{"MPS renameByDefault", nil, []string{"--fake=pcie-4gpu-2socket"}, "sharing: {mps: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2}]}}", map[string]string{
+			"nvidia.com/gpu.product": "Tesla-T4", "nvidia.com/gpu.replicas": "2", "nvidia.com/gpu.sharing-strategy": "mps",
+			"nvidia.com/mps.capable": "true",
+		}},
 		{"MIG single by MIG_STRATEGY", map[string]string{"MIG_STRATEGY": "single"}, []string{"--fake=dgx-a100", "--fake-mig=" + strings.Join(all7, ",")}, "", map[string]string{
 			"nvidia.com/mig.strategy": "single", "nvidia.com/gpu.count": "56", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb",
 			"nvidia.com/gpu.memory": "4864", "nvidia.com/gpu.multiprocessors": "14", "nvidia.com/gpu.replicas": "1",
