@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -515,6 +516,9 @@ func publishSettings(c *configv1.Config) nodepublish.Settings {
 // --host-root flag; with --fake and no --host-root, a temporary directory
 // holding the fake machine's files (removed at exit).
 func (o *options) hostFiles(fs *pflag.FlagSet, machine *fake.Machine) (string, error) {
+	if o.hostRoot != "" && !filepath.IsAbs(o.hostRoot) {
+		return "", fmt.Errorf("--host-root=%s: must be an absolute path", o.hostRoot)
+	}
 	if machine == nil || fs.Changed("host-root") {
 		return o.hostRoot, nil
 	}

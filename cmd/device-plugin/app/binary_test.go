@@ -305,3 +305,10 @@ func TestLabelsThroughTheBinary(t *testing.T) {
 		})
 	}
 }
+
+// A relative --host-root is refused, naming the flag.
+func TestRelativeHostRootRefused(t *testing.T) {
+	_, stderr, code := runBinary(t, nil, "--print-labels", "--fake=dgx-a100", "--host-root=sys-copy")
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "--host-root=sys-copy: must be an absolute path")
+}

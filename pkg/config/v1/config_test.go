@@ -225,6 +225,8 @@ func TestParseErrors(t *testing.T) {
 		// A relative root would reach the CDI spec and device specs as is.
 		{"relative driver root", "flags: {nvidiaDriverRoot: run/nvidia/driver}",
 			[]string{`flags.nvidiaDriverRoot: Invalid value: "run/nvidia/driver": must be an absolute path`}},
+		{"relative machine type file", "flags: {gfd: {machineTypeFile: sys/class/dmi/id/product_name}}",
+			[]string{`flags.gfd.machineTypeFile: Invalid value: "sys/class/dmi/id/product_name": must be an absolute path`}},
 		{"relative dev root", "flags: {nvidiaDevRoot: dev-root}",
 			[]string{`flags.nvidiaDevRoot: Invalid value: "dev-root": must be an absolute path`}},
 		{"relative container driver root", "flags: {plugin: {containerDriverRoot: driver-root}}",
