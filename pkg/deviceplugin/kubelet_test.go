@@ -124,7 +124,9 @@ func startPlugin(t *testing.T, dir string, o pluginOpts) *plugin {
 		require.NoError(t, err)
 	}
 	clk := testingclock.NewFakeClock(time.Now())
-	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, Clock: clk, Handoff: o.handoff, Publisher: o.publisher, Metrics: o.metrics, Events: o.events, CDISpecDir: o.cdiDir, MPS: o.mps})
+	hostRoot := t.TempDir() // the machine's DMI name and PCI classes, for GFD's labels
+	require.NoError(t, m.WriteHostFiles(hostRoot))
+	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, Clock: clk, Handoff: o.handoff, Publisher: o.publisher, Metrics: o.metrics, Events: o.events, CDISpecDir: o.cdiDir, MPS: o.mps, HostRoot: hostRoot})
 	require.NoError(t, err)
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))

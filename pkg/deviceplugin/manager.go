@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/gfd"
 	"github.com/gpupack/gpupack/pkg/mps"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
@@ -53,6 +54,10 @@ type Options struct {
 	// MPS runs the MPS control daemons when the config shares GPUs with
 	// MPS; nil runs none (--print-topology: the resources only).
 	MPS *MPSOptions
+	// HostRoot is where the host's files GPU Feature Discovery reads are
+	// (DMI product name, PCI classes): "/" in a pod with the host's /sys;
+	// empty reads none (the labels say unknown).
+	HostRoot string
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -83,6 +88,9 @@ type Manager struct {
 	nodeMu      sync.Mutex
 	node        *topology.Node
 	nodeVersion uint64
+
+	gfdOnce sync.Once
+	gfd     *gfd.Node
 }
 
 // New discovers the GPUs and builds the resources and their plugins.

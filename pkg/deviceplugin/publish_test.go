@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -59,11 +60,26 @@ func TestPublish(t *testing.T) {
 	topo, err := protocol.DecodeTopology(n.Annotations[protocol.TopologyAnnotation])
 	require.NoError(t, err)
 	require.Len(t, topo.GPUs, 8)
+	// GFD's labels of a DGX-1V (8 V100-SXM2-16GB, driver 535.183.01,
+	// CUDA 12.2), dated now, and gpupack's NVLink kind.
+	ts, err := strconv.ParseInt(n.Labels["nvidia.com/gfd.timestamp"], 10, 64)
+	require.NoError(t, err)
+	require.InDelta(t, time.Now().Unix(), ts, 60)
+	delete(n.Labels, "nvidia.com/gfd.timestamp")
 	require.Equal(t, map[string]string{
+		"nvidia.com/cuda.driver.major": "535", "nvidia.com/cuda.driver.minor": "183", "nvidia.com/cuda.driver.rev": "01",
+		"nvidia.com/cuda.driver-version.major": "535", "nvidia.com/cuda.driver-version.minor": "183",
+		"nvidia.com/cuda.driver-version.revision": "01", "nvidia.com/cuda.driver-version.full": "535.183.01",
+		"nvidia.com/cuda.runtime.major": "12", "nvidia.com/cuda.runtime.minor": "2",
+		"nvidia.com/cuda.runtime-version.major": "12", "nvidia.com/cuda.runtime-version.minor": "2", "nvidia.com/cuda.runtime-version.full": "12.2",
+		"nvidia.com/gpu.machine": "DGX-1-with-V100-16",
 		protocol.LabelCount:      "8",
 		protocol.LabelProduct:    "Tesla-V100-SXM2-16GB",
 		protocol.LabelMemory:     "16384",
+		"nvidia.com/gpu.family":  "volta", "nvidia.com/gpu.compute.major": "7", "nvidia.com/gpu.compute.minor": "0",
+		"nvidia.com/gpu.replicas": "1", "nvidia.com/gpu.sharing-strategy": "none", "nvidia.com/gpu.mode": "compute",
 		protocol.LabelMIGCapable: "false",
+		"nvidia.com/mps.capable": "false",
 		protocol.LabelNVLink:     "mesh", // hybrid cube-mesh: each GPU has 4 NVLink peers
 	}, n.Labels)
 

@@ -1,34 +1,24 @@
 package nodepublish
 
 import (
-	"regexp"
-	"strconv"
-	"strings"
+	"time"
 
+	"github.com/gpupack/gpupack/pkg/gfd"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-var labelUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
-
-// Labels are the node labels for n: GFD-compatible product, count, memory
-// (MiB), MIG capability and clique, plus gpupack.io/nvlink.
-func Labels(n *topology.Node, migCapable bool) map[string]string {
-	out := map[string]string{protocol.LabelCount: strconv.Itoa(len(n.GPUs)), protocol.LabelNVLink: NVLinkKind(n)}
-	if len(n.GPUs) > 0 {
-		g := n.GPUs[0]
-		product := strings.Trim(labelUnsafe.ReplaceAllString(g.Model, "-"), "-_.")
-		if len(product) > 63 {
-			product = strings.Trim(product[:63], "-_.")
-		}
-		out[protocol.LabelProduct] = product
-		out[protocol.LabelMemory] = strconv.FormatUint(g.MemoryMiB, 10)
+// Labels are the node labels: GPU Feature Discovery's (pkg/gfd, at time
+// now; none when g is nil) and gpupack.io/nvlink. The errors name GFD
+// labels left out (a value the apiserver would refuse).
+func Labels(n *topology.Node, g *gfd.Node, now time.Time) (map[string]string, []error) {
+	out := map[string]string{}
+	var errs []error
+	if g != nil {
+		out, errs = gfd.Labels(g, now)
 	}
-	out[protocol.LabelMIGCapable] = strconv.FormatBool(migCapable || len(n.MIG) > 0)
-	if n.Clique != "" {
-		out[protocol.LabelClique] = n.Clique
-	}
-	return out
+	out[protocol.LabelNVLink] = NVLinkKind(n)
+	return out, errs
 }
 
 // NVLinkKind classifies the node: switch (any NVSwitch link), mesh (a GPU

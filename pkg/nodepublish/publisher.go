@@ -1,7 +1,8 @@
 // Package nodepublish writes what the device plugin knows about its node onto
 // the Node object: the gpupack.io/topology annotation and the GPU labels
-// (from the running plugin's inventory and health) and the gpupack.io/in-use
-// report (from the kubelet's PodResources API). It owns the API patches and
+// (GPU Feature Discovery's, pkg/gfd, and gpupack.io/nvlink; one server-side
+// apply) and the gpupack.io/in-use report (from the kubelet's PodResources
+// API; a merge patch). It owns the API writes and
 // the PodResources reads for the report; the kubelet's gRPC side lives in
 // pkg/deviceplugin, which this package does not import: what it needs from
 // the plugin is the small Source, Allocations and Recorder interfaces below.
@@ -24,11 +25,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/gpupack/gpupack/pkg/gfd"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -39,8 +42,9 @@ import (
 type Source interface {
 	// Node is the node's topology with current health; not modified.
 	Node() *topology.Node
-	// MIGCapable reports whether any GPU of the node can run MIG.
-	MIGCapable() bool
+	// GFD is what GPU Feature Discovery's labels derive from (inventory,
+	// host files, the config's MIG strategy and sharing); not modified.
+	GFD() *gfd.Node
 	// ResourceNames are the extended resources the plugin serves.
 	ResourceNames() []string
 	// HealthChanged is closed at the next health change.
@@ -83,11 +87,13 @@ type Options struct {
 	PodResources Allocations
 	// Pods resolves pod UIDs for the in-use report; may be nil.
 	Pods PodLister
-	// What to publish.
+	// What to publish at first (Reconfigure changes it).
 	Topology, Labels, InUse bool
 	// InUseInterval refreshes the in-use report periodically.
 	InUseInterval time.Duration
-	Clock         clock.WithTicker
+	// Clock paces the in-use refresh and the retries, and dates
+	// nvidia.com/gfd.timestamp.
+	Clock clock.WithTicker
 	// Retry paces the retries of a failed publication; the zero value
 	// means DefaultPublishRetry.
 	Retry wait.Backoff
@@ -101,6 +107,19 @@ type Options struct {
 // PodResources read: 1s doubling up to 5 min, jittered, without end.
 var DefaultPublishRetry = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 5 * time.Minute}
 
+// FieldManager is the field manager of every write to the Node: the
+// server-side apply of the topology annotation and the labels, and the
+// merge patch of the in-use annotation (an Update, tracked apart from the
+// apply).
+const FieldManager = "gpupack-device-plugin"
+
+// Settings say what the publisher writes: the config's publish section.
+type Settings struct {
+	Topology, Labels, InUse bool
+	// InUseInterval refreshes the in-use report periodically (0: never).
+	InUseInterval time.Duration
+}
+
 // Publisher writes the gpupack.io/topology and gpupack.io/in-use annotations
 // and the GPU labels on this plugin's Node, and only there.
 type Publisher struct {
@@ -108,7 +127,19 @@ type Publisher struct {
 	kick chan struct{}
 
 	mu       sync.Mutex
+	settings Settings
 	reported map[types.UID]bool // pods already reported as not given their scheduled set
+	seen     *gfd.Node          // the GFD facts whose unread host files were logged
+}
+
+// firstSight reports whether g is new to the publisher (its unread host
+// files are then logged once, not at each publication).
+func (p *Publisher) firstSight(g *gfd.Node) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := p.seen != g
+	p.seen = g
+	return first
 }
 
 // Reasons of the events on pods.
@@ -126,7 +157,28 @@ func New(o Options) *Publisher {
 	if o.Retry.Duration <= 0 {
 		o.Retry = DefaultPublishRetry
 	}
-	return &Publisher{opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{}}
+	return &Publisher{
+		opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{},
+		settings: Settings{Topology: o.Topology, Labels: o.Labels, InUse: o.InUse, InUseInterval: o.InUseInterval},
+	}
+}
+
+// Reconfigure changes what is published (a reloaded config's publish
+// section): the next node publication applies it, and the next Run uses
+// its in-use settings. Labels or topology turned off are removed from the
+// node (server-side apply drops the fields this manager no longer
+// applies); the in-use annotation, a merge patch, keeps its last value.
+func (p *Publisher) Reconfigure(s Settings) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.settings = s
+}
+
+// Settings are what the publisher writes now.
+func (p *Publisher) Settings() Settings {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.settings
 }
 
 // Kick asks for an in-use refresh (after an Allocate); it never blocks.
@@ -147,9 +199,10 @@ func (p *Publisher) Kick() {
 // is published once the apiserver answers, with or without an in-use loop.
 func (p *Publisher) Run(ctx context.Context, src Source) {
 	logger := klog.FromContext(ctx).WithValues("node", p.opts.NodeName)
+	settings := p.Settings()
 	var tick <-chan time.Time
-	if p.opts.InUse && p.opts.InUseInterval > 0 {
-		t := p.opts.Clock.NewTicker(p.opts.InUseInterval)
+	if settings.InUse && settings.InUseInterval > 0 {
+		t := p.opts.Clock.NewTicker(settings.InUseInterval)
 		defer t.Stop()
 		tick = t.C()
 	}
@@ -159,7 +212,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 	for {
 		changed := src.HealthChanged()
 		if nodeDirty {
-			if err := p.PublishNode(ctx, src.Node(), src.MIGCapable()); err != nil {
+			if err := p.PublishNode(ctx, src.Node(), src.GFD()); err != nil {
 				logger.Error(err, "Publishing the node's topology failed")
 			} else {
 				nodeDirty = false
@@ -208,36 +261,68 @@ func (p *Publisher) refreshInUse(ctx context.Context, resources []string) error 
 	if p.opts.PodResources == nil {
 		return nil
 	}
-	if !p.opts.InUse && p.opts.Recorder == nil && p.opts.Metrics == nil {
+	inUse := p.Settings().InUse
+	if !inUse && p.opts.Recorder == nil && p.opts.Metrics == nil {
 		return nil
 	}
 	pods, err := p.InUse(ctx, resources)
 	if err != nil {
 		return err
 	}
-	if !p.opts.InUse {
+	if !inUse {
 		return nil
 	}
 	return p.patchInUse(ctx, pods)
 }
 
-// PublishNode patches the topology annotation and the labels onto the node.
-func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, migCapable bool) error {
-	meta := map[string]any{}
-	if p.opts.Topology {
+// PublishNode writes the topology annotation and the labels (GFD's, from
+// g, and gpupack.io/nvlink) onto the node in one server-side apply by
+// FieldManager, forced: the node then carries exactly what this apply
+// holds of ours. A label (or the annotation) applied before and not now is
+// removed, unless another manager also set it; labels and annotations of
+// others are left alone. With neither published, the apply is empty and
+// removes what an earlier one wrote. The apply never creates a Node: the
+// device plugin may only patch (RBAC), so a Node that is gone is an error.
+func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.Node) error {
+	settings := p.Settings()
+	ac := corev1ac.Node(p.opts.NodeName)
+	if settings.Topology {
 		s, err := protocol.EncodeTopology(n)
 		if err != nil {
 			return err
 		}
-		meta["annotations"] = map[string]string{protocol.TopologyAnnotation: s}
+		ac.WithAnnotations(map[string]string{protocol.TopologyAnnotation: s})
 	}
-	if p.opts.Labels {
-		meta["labels"] = Labels(n, migCapable)
+	if settings.Labels {
+		labels, errs := Labels(n, g, p.opts.Clock.Now())
+		logger := klog.FromContext(ctx)
+		for _, err := range errs {
+			logger.Error(err, "A GPU Feature Discovery label is left out", "node", p.opts.NodeName)
+		}
+		if g != nil && p.firstSight(g) {
+			for _, err := range g.Unread {
+				logger.Info("A host file GPU Feature Discovery reads could not be read; its label says unknown", "node", p.opts.NodeName, "err", err)
+			}
+		}
+		ac.WithLabels(labels)
 	}
-	if len(meta) == 0 {
-		return nil
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	node, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts)
+	if err != nil {
+		return fmt.Errorf("applying the labels and topology of node %s: %w", p.opts.NodeName, err)
 	}
-	return p.patch(ctx, meta)
+	moved, err := p.takeOverLegacy(ctx, node)
+	if err != nil {
+		// The apply landed; the hand-over is tried again at the next one.
+		klog.FromContext(ctx).Error(err, "Taking over an earlier gpupack's labels failed", "node", p.opts.NodeName)
+	}
+	if moved {
+		// What the earlier gpupack wrote and this apply does not hold goes now.
+		if _, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts); err != nil {
+			return fmt.Errorf("applying the labels and topology of node %s: %w", p.opts.NodeName, err)
+		}
+	}
+	return nil
 }
 
 // PublishInUse reads the kubelet's PodResources API and patches the in-use
@@ -377,7 +462,7 @@ func (p *Publisher) patch(ctx context.Context, meta map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("encoding node patch: %w", err)
 	}
-	_, err = p.opts.Client.CoreV1().Nodes().Patch(ctx, p.opts.NodeName, types.MergePatchType, body, metav1.PatchOptions{FieldManager: "gpupack-device-plugin"})
+	_, err = p.opts.Client.CoreV1().Nodes().Patch(ctx, p.opts.NodeName, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	if err != nil {
 		return fmt.Errorf("patching node %s: %w", p.opts.NodeName, err)
 	}

@@ -3,16 +3,23 @@ package nodepublish_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+	testingclock "k8s.io/utils/clock/testing"
 
+	"github.com/gpupack/gpupack/pkg/gfd"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -124,20 +131,193 @@ func TestNVLinkKind(t *testing.T) {
 	}
 }
 
-// PublishNode patches the topology annotation and the labels onto the node.
+// gfdNode is a DGX A100-like node for GFD's labels.
+func gfdNode(migStrategy string, mig bool) *gfd.Node {
+	g := gfd.GPU{Name: "NVIDIA A100-SXM4-80GB", MemoryMiB: 81920, ComputeCapability: "8.0", MIGCapable: true, MIGEnabled: mig, PCIClass: 0x030200}
+	n := &gfd.Node{DriverVersion: "550.54.15", CUDADriverVersion: "12.4", GPUs: []gfd.GPU{g}, MachineType: "DGXA100 920-23687-2530-000", MIGStrategy: migStrategy, Sharing: gfd.Sharing{Strategy: gfd.SharingNone}}
+	if mig {
+		n.MIG = []gfd.MIGDevice{{Parent: 0, Profile: "3g.40gb", MemoryMiB: 40192, Multiprocessors: 42, CopyEngines: 3, Decoders: 2, GISlices: 3, CISlices: 3}}
+	}
+	return n
+}
+
+func getNode(t *testing.T, c *fake.Clientset, name string) *v1.Node {
+	t.Helper()
+	n, err := c.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	return n
+}
+
+// PublishNode server-side applies the topology annotation and the labels:
+// GFD's (a DGX A100's here) and gpupack.io/nvlink, dated by the clock.
 func TestPublishNode(t *testing.T) {
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
 	n := &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", Model: "NVIDIA A100-SXM4-80GB", MemoryMiB: 81920, Healthy: true}}, Links: links(1, nil)}
-	p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", Topology: true, Labels: true})
-	require.NoError(t, p.PublishNode(context.Background(), n, false))
-	node, err := client.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
-	require.NoError(t, err)
+	clk := testingclock.NewFakeClock(time.Unix(1764500000, 0))
+	p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", Topology: true, Labels: true, Clock: clk})
+	require.NoError(t, p.PublishNode(context.Background(), n, gfdNode("none", false)))
+	node := getNode(t, client, "n1")
 	require.Contains(t, node.Annotations, protocol.TopologyAnnotation)
-	require.Equal(t, "NVIDIA-A100-SXM4-80GB", node.Labels[protocol.LabelProduct])
-	require.Equal(t, "1", node.Labels[protocol.LabelCount])
-	require.Equal(t, "81920", node.Labels[protocol.LabelMemory])
-	require.Equal(t, "false", node.Labels[protocol.LabelMIGCapable])
-	// A node the apiserver does not know: a clear error, no crash.
-	p = nodepublish.New(nodepublish.Options{Client: client, NodeName: "absent", Topology: true})
-	require.Error(t, p.PublishNode(context.Background(), n, false))
+	require.Equal(t, map[string]string{
+		"nvidia.com/cuda.driver.major": "550", "nvidia.com/cuda.driver.minor": "54", "nvidia.com/cuda.driver.rev": "15",
+		"nvidia.com/cuda.driver-version.major": "550", "nvidia.com/cuda.driver-version.minor": "54",
+		"nvidia.com/cuda.driver-version.revision": "15", "nvidia.com/cuda.driver-version.full": "550.54.15",
+		"nvidia.com/cuda.runtime.major": "12", "nvidia.com/cuda.runtime.minor": "4",
+		"nvidia.com/cuda.runtime-version.major": "12", "nvidia.com/cuda.runtime-version.minor": "4", "nvidia.com/cuda.runtime-version.full": "12.4",
+		"nvidia.com/gfd.timestamp": "1764500000",
+		"nvidia.com/gpu.machine":   "DGXA100-920-23687-2530-000",
+		"nvidia.com/gpu.product":   "NVIDIA-A100-SXM4-80GB", "nvidia.com/gpu.count": "1", "nvidia.com/gpu.memory": "81920",
+		"nvidia.com/gpu.family": "ampere", "nvidia.com/gpu.compute.major": "8", "nvidia.com/gpu.compute.minor": "0",
+		"nvidia.com/gpu.replicas": "1", "nvidia.com/gpu.sharing-strategy": "none", "nvidia.com/gpu.mode": "compute",
+		"nvidia.com/mig.capable": "true", "nvidia.com/mps.capable": "false",
+		protocol.LabelNVLink: "none",
+	}, node.Labels)
+	for _, mf := range node.ManagedFields {
+		require.Equal(t, nodepublish.FieldManager, mf.Manager)
+		require.Equal(t, metav1.ManagedFieldsOperationApply, mf.Operation)
+	}
+}
+
+// Labels the plugin no longer sets are removed; labels and annotations of
+// other managers stay; the in-use annotation (a merge patch) is not
+// touched by the apply; turning a publication off removes what it wrote.
+func TestPublishNodeRemovesStaleLabels(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"kubernetes.io/hostname": "n1"}}})
+	// Another writer (the GPU Operator, an admin) owns these.
+	_, err := client.CoreV1().Nodes().Patch(ctx, "n1", types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"nvidia.com/gpu.deploy.device-plugin":"true","nvidia.com/mig.config":"all-1g.10gb"},"annotations":{"example.com/note":"x"}}}`),
+		metav1.PatchOptions{FieldManager: "gpu-operator"})
+	require.NoError(t, err)
+	n := &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", Model: "NVIDIA A100-SXM4-80GB", MemoryMiB: 81920, Healthy: true, MIGEnabled: true}}, Links: links(1, nil)}
+	p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", Topology: true, Labels: true, InUse: true,
+		PodResources: allocations{}, Clock: testingclock.NewFakeClock(time.Unix(1764500000, 0))})
+	others := map[string]string{"kubernetes.io/hostname": "n1", "nvidia.com/gpu.deploy.device-plugin": "true", "nvidia.com/mig.config": "all-1g.10gb"}
+	requireOthers := func(node *v1.Node) {
+		t.Helper()
+		for k, v := range others {
+			require.Equal(t, v, node.Labels[k], k)
+		}
+		require.Equal(t, "x", node.Annotations["example.com/note"])
+	}
+
+	// MIG single: the per-profile labels of nvidia.com/gpu.
+	require.NoError(t, p.PublishNode(ctx, n, gfdNode("single", true)))
+	node := getNode(t, client, "n1")
+	requireOthers(node)
+	require.Equal(t, "single", node.Labels["nvidia.com/mig.strategy"])
+	require.Equal(t, "42", node.Labels["nvidia.com/gpu.multiprocessors"])
+	require.Equal(t, "NVIDIA-A100-SXM4-80GB-MIG-3g.40gb", node.Labels["nvidia.com/gpu.product"])
+	// The in-use report is a merge patch beside the apply.
+	require.NoError(t, p.PublishInUse(ctx, nil))
+	require.Contains(t, getNode(t, client, "n1").Annotations, protocol.InUseAnnotation)
+
+	// MIG mixed: the single strategy's labels go, the profile's come.
+	require.NoError(t, p.PublishNode(ctx, n, gfdNode("mixed", true)))
+	node = getNode(t, client, "n1")
+	requireOthers(node)
+	require.Equal(t, "mixed", node.Labels["nvidia.com/mig.strategy"])
+	require.Equal(t, "1", node.Labels["nvidia.com/mig-3g.40gb.count"])
+	for _, k := range []string{"nvidia.com/gpu.multiprocessors", "nvidia.com/gpu.slices.gi", "nvidia.com/gpu.engines.copy"} {
+		require.NotContains(t, node.Labels, k, "stale label %s", k)
+	}
+	require.Equal(t, "NVIDIA-A100-SXM4-80GB", node.Labels["nvidia.com/gpu.product"])
+
+	// MIG off: no mig.strategy, no profile labels.
+	n.GPUs[0].MIGEnabled = false
+	require.NoError(t, p.PublishNode(ctx, n, gfdNode("none", false)))
+	node = getNode(t, client, "n1")
+	requireOthers(node)
+	for k := range node.Labels {
+		require.False(t, strings.HasPrefix(k, "nvidia.com/mig-") || k == "nvidia.com/mig.strategy", "stale label %s", k)
+	}
+
+	// publish.labels off (a GFD runs beside us): every label of ours goes,
+	// the annotations stay.
+	p.Reconfigure(nodepublish.Settings{Topology: true, InUse: true})
+	require.NoError(t, p.PublishNode(ctx, n, gfdNode("none", false)))
+	node = getNode(t, client, "n1")
+	require.Equal(t, others, node.Labels)
+	require.Contains(t, node.Annotations, protocol.TopologyAnnotation)
+	require.Contains(t, node.Annotations, protocol.InUseAnnotation)
+
+	// publish.topology off too: the topology annotation goes, in-use stays.
+	p.Reconfigure(nodepublish.Settings{InUse: true})
+	require.NoError(t, p.PublishNode(ctx, n, gfdNode("none", false)))
+	node = getNode(t, client, "n1")
+	require.NotContains(t, node.Annotations, protocol.TopologyAnnotation)
+	require.Contains(t, node.Annotations, protocol.InUseAnnotation)
+	requireOthers(node)
+
+	// And back on.
+	p.Reconfigure(nodepublish.Settings{Topology: true, Labels: true, InUse: true})
+	require.NoError(t, p.PublishNode(ctx, n, gfdNode("none", false)))
+	node = getNode(t, client, "n1")
+	require.Equal(t, "NVIDIA-A100-SXM4-80GB", node.Labels["nvidia.com/gpu.product"])
+	require.Contains(t, node.Annotations, protocol.TopologyAnnotation)
+}
+
+// A label value the apiserver would refuse is left out; the rest lands.
+func TestPublishNodeLeavesOutInvalidValues(t *testing.T) {
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+	n := &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", Healthy: true}}, Links: links(1, nil)}
+	g := gfdNode("none", false)
+	g.MachineType = "System Product Name (To be filled by O.E.M.)"
+	p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", Labels: true})
+	require.NoError(t, p.PublishNode(context.Background(), n, g))
+	node := getNode(t, client, "n1")
+	require.NotContains(t, node.Labels, "nvidia.com/gpu.machine")
+	require.Equal(t, "NVIDIA-A100-SXM4-80GB", node.Labels["nvidia.com/gpu.product"])
+}
+
+// An earlier gpupack wrote its labels and the topology annotation with
+// merge patches (an Update entry of the same field manager). The first
+// apply takes them over: a label it no longer writes (the clique) goes at
+// once, the others go when the apply drops them; the in-use annotation
+// stays the merge patch's.
+func TestPublishNodeTakesOverAnEarlierGpupacksLabels(t *testing.T) {
+	for _, labelsOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("labels %v", labelsOn), func(t *testing.T) {
+			ctx := context.Background()
+			client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+			// The kubelet's label. (On an apiserver every field has an owner;
+			// the fake leaves the fields of objects it starts with unowned.)
+			_, err := client.CoreV1().Nodes().Patch(ctx, "n1", types.MergePatchType, []byte(`{"metadata":{"labels":{"kubernetes.io/hostname":"n1"}}}`), metav1.PatchOptions{FieldManager: "kubelet"})
+			require.NoError(t, err)
+			_, err = client.CoreV1().Nodes().Patch(ctx, "n1", types.MergePatchType, []byte(`{"metadata":{
+				"labels":{"nvidia.com/gpu.product":"NVIDIA-A100-SXM4-80GB","nvidia.com/gpu.count":"1","nvidia.com/gpu.clique":"c.1","gpupack.io/nvlink":"none"},
+				"annotations":{"gpupack.io/topology":"old","gpupack.io/in-use":"old"}}}`), metav1.PatchOptions{FieldManager: nodepublish.FieldManager})
+			require.NoError(t, err)
+			n := &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", Healthy: true}}, Links: links(1, nil)}
+			p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", Topology: true, Labels: labelsOn})
+			require.NoError(t, p.PublishNode(ctx, n, gfdNode("none", false)))
+			node := getNode(t, client, "n1")
+			require.NotContains(t, node.Labels, "nvidia.com/gpu.clique", "written before, not now: gone")
+			require.Equal(t, "old", node.Annotations[protocol.InUseAnnotation], "the merge patch's")
+			require.NotEqual(t, "old", node.Annotations[protocol.TopologyAnnotation])
+			if labelsOn {
+				require.Equal(t, "NVIDIA-A100-SXM4-80GB", node.Labels["nvidia.com/gpu.product"])
+			} else {
+				require.Equal(t, map[string]string{"kubernetes.io/hostname": "n1"}, node.Labels)
+			}
+			for _, mf := range node.ManagedFields {
+				if mf.Manager == nodepublish.FieldManager && mf.Operation == metav1.ManagedFieldsOperationUpdate {
+					// The annotations map itself (".") stays the merge patch's.
+					require.JSONEq(t, `{"f:metadata":{"f:annotations":{".":{},"f:gpupack.io/in-use":{}}}}`, string(mf.FieldsV1.Raw))
+				}
+			}
+			// Later publications send one apply each, nothing more.
+			var writes int
+			client.PrependReactor("*", "nodes", func(a clienttesting.Action) (bool, runtime.Object, error) {
+				if a.GetVerb() == "patch" {
+					writes++
+				}
+				return false, nil, nil
+			})
+			p.Reconfigure(nodepublish.Settings{Topology: true})
+			require.NoError(t, p.PublishNode(ctx, n, gfdNode("none", false)))
+			require.Equal(t, 1, writes)
+			require.Equal(t, map[string]string{"kubernetes.io/hostname": "n1"}, getNode(t, client, "n1").Labels, "labels off: every label of ours gone")
+		})
+	}
 }

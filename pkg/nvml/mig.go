@@ -61,6 +61,16 @@ func (l *lib) readMIGDevice(g *GPU, parent, mig gonvml.Device, k int) (MIGDevice
 		return d, callError(name, "GetAttributes", ret)
 	}
 	d.MemoryMiB = attrs.MemorySizeMB
+	d.Attributes = MIGAttributes{
+		Multiprocessors: attrs.MultiprocessorCount,
+		CopyEngines:     attrs.SharedCopyEngineCount,
+		Decoders:        attrs.SharedDecoderCount,
+		Encoders:        attrs.SharedEncoderCount,
+		JPEGs:           attrs.SharedJpegCount,
+		OFAs:            attrs.SharedOfaCount,
+		GISlices:        attrs.GpuInstanceSliceCount,
+		CISlices:        attrs.ComputeInstanceSliceCount,
+	}
 	gi, ret := parent.GetGpuInstanceById(d.GIID)
 	if ret != gonvml.SUCCESS {
 		return d, callError(name, fmt.Sprintf("GetGpuInstanceById(%d)", d.GIID), ret)

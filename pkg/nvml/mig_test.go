@@ -153,3 +153,19 @@ func TestProfileName(t *testing.T) {
 	_, err = nvml.ProfileName(0, 0, 4864, 0)
 	require.Error(t, err)
 }
+
+// Each MIG device carries its attributes (GFD's per-profile labels): the
+// compute instance's SMs, and the engines of its GPU instance, from the
+// A100-40GB profile tables the fake is built on.
+func TestMIGAttributes(t *testing.T) {
+	_, _, inv := discover(t, fake.DGXA100, fake.WithMIG(map[int][]string{0: {"3g.20gb", "2g.10gb", "1g.5gb"}}))
+	require.Len(t, inv.MIG, 3)
+	want := map[string]nvml.MIGAttributes{
+		"3g.20gb": {Multiprocessors: 42, CopyEngines: 3, Decoders: 2, GISlices: 3, CISlices: 3},
+		"2g.10gb": {Multiprocessors: 28, CopyEngines: 2, Decoders: 1, GISlices: 2, CISlices: 2},
+		"1g.5gb":  {Multiprocessors: 14, CopyEngines: 1, GISlices: 1, CISlices: 1},
+	}
+	for _, d := range inv.MIG {
+		require.Equal(t, want[d.Profile], d.Attributes, d.Profile)
+	}
+}

@@ -93,6 +93,24 @@ type MIGDevice struct {
 	Start     int
 	Size      int
 	MemoryMiB uint64
+	// Attributes are the instance's engines and slices, as NVML's
+	// nvmlDeviceGetAttributes reports them (GPU Feature Discovery's
+	// per-profile labels).
+	Attributes MIGAttributes
+}
+
+// MIGAttributes are a MIG device's multiprocessors, shared engines and
+// slices.
+type MIGAttributes struct {
+	Multiprocessors uint32
+	CopyEngines     uint32
+	Decoders        uint32
+	Encoders        uint32
+	JPEGs           uint32
+	OFAs            uint32
+	// GISlices and CISlices are the GPU and compute instance slice counts.
+	GISlices uint32
+	CISlices uint32
 }
 
 // Link describes how two GPUs are connected.

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpupack/gpupack/pkg/mps"
 	"github.com/gpupack/gpupack/pkg/mps/mpstest"
@@ -42,6 +44,15 @@ sharing:
 	require.Equal(t, topology.Resource{Name: gpuResource, Kind: topology.KindReplica, Replicas: 4, Policy: topology.PolicyPacked,
 		FailRequestsGreaterThanOne: true}, res)
 	e.waitAllocatable("mps", 16) // 4 GPUs x 4 replicas
+	// GFD's labels say MPS: shared under nvidia.com/gpu, 4 replicas.
+	node, err := e.client.CoreV1().Nodes().Get(context.Background(), "mps", metav1.GetOptions{})
+	require.NoError(t, err)
+	for k, v := range map[string]string{
+		"nvidia.com/gpu.product": "Tesla-T4-SHARED", "nvidia.com/gpu.replicas": "4",
+		"nvidia.com/gpu.sharing-strategy": "mps", "nvidia.com/mps.capable": "true",
+	} {
+		require.Equal(t, v, node.Labels[k], k)
+	}
 	for _, g := range topo.GPUs {
 		// 15360 MiB / 4 = 3840 MiB, 100 / 4 = 25 %.
 		require.Equal(t, []string{

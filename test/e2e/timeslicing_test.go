@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -33,6 +35,18 @@ sharing:
 	res, _ := topo.Resource(gpuResource)
 	require.Equal(t, topology.Resource{Name: gpuResource, Kind: topology.KindReplica, Replicas: 4, Policy: topology.PolicyPacked}, res)
 	e.waitAllocatable("ts", 16) // 4 GPUs x 4 replicas
+	// GFD's labels for it, from the binary (the fake's DMI name and PCI
+	// classes): 4 T4 shared 4 ways under their own name.
+	node, err := e.client.CoreV1().Nodes().Get(context.Background(), "ts", metav1.GetOptions{})
+	require.NoError(t, err)
+	for k, v := range map[string]string{
+		"nvidia.com/gpu.product": "Tesla-T4-SHARED", "nvidia.com/gpu.count": "4", "nvidia.com/gpu.replicas": "4",
+		"nvidia.com/gpu.sharing-strategy": "time-slicing", "nvidia.com/gpu.family": "turing",
+		"nvidia.com/gpu.machine": "PowerEdge-R740", "nvidia.com/gpu.mode": "compute",
+		"nvidia.com/cuda.driver-version.full": "535.183.01", "nvidia.com/mps.capable": "false",
+	} {
+		require.Equal(t, v, node.Labels[k], k)
+	}
 	e.startScheduler()
 
 	for i := range 16 {

@@ -398,6 +398,7 @@ func TestChartAppliesOnTheAPIServer(t *testing.T) {
 	plugin := devicePluginClient(t, cp, releaseNamespace, "node-a")
 	require.Eventually(t, func() bool { return canI(t, plugin, "patch", "nodes", "") }, 30*time.Second, 200*time.Millisecond)
 	checkNodePolicy(t, plugin)
+	checkPublisher(t, cp, plugin, admin, releaseNamespace)
 	for _, c := range []struct {
 		verb, resource, namespace string
 		want                      bool

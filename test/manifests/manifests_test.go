@@ -177,6 +177,7 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 	}
 	plugin := devicePluginClient(t, cp, "gpupack-system", "node-a")
 	checkNodePolicy(t, plugin)
+	checkPublisher(t, cp, plugin, admin, "gpupack-system")
 	n, err := admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Empty(t, n.Finalizers)

@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +62,7 @@ type options struct {
 	fakeControl        string
 	fakeLost           []int
 	printTopology      bool
+	printLabels        bool
 	pluginDir          string
 	podResourcesSocket string
 	nodeName           string
@@ -67,6 +70,9 @@ type options struct {
 	metricsAddress     string
 	cdiSpecDir         string
 	mpsControlBinary   string
+	hostRoot           string
+	// cleanup runs when run returns.
+	cleanup []func()
 	// out is where --print-topology prints (the command's output).
 	out io.Writer
 
@@ -124,6 +130,7 @@ func NewCommand() *cobra.Command {
 	fs.IntSliceVar(&o.fakeLost, "fake-lost", nil, "with --fake: GPU indexes that have fallen off the bus before the plugin starts (restore them on --fake-control)")
 	fs.StringVar(&o.fakeControl, "fake-control", "", "with --fake: serve fault injection (XID, ECC, lost GPU) on this unix socket")
 	fs.BoolVar(&o.printTopology, "print-topology", false, "print the node's GPU map and exit")
+	fs.BoolVar(&o.printLabels, "print-labels", false, "print the node labels the plugin would publish (GPU Feature Discovery's and gpupack's), one key=value a line as GFD's output file, and exit")
 	fs.StringVar(&o.pluginDir, "device-plugin-dir", pluginapi.DevicePluginPath, "kubelet device-plugin directory (holds kubelet.sock); wins over --kubelet-socket")
 	fs.StringVar(&o.cdiSpecDir, "cdi-spec-dir", deviceplugin.DefaultCDISpecDir, "where the node's CDI spec is written under the cdi-annotations and cdi-cri device list strategies")
 	fs.StringVar(&o.mpsControlBinary, "mps-control-binary", envOr("MPS_CONTROL_BINARY", mps.DefaultBinary), "the MPS control program run once per GPU shared with MPS (sharing.mps): a path, or a name looked up in PATH [$MPS_CONTROL_BINARY]")
@@ -131,6 +138,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME); empty disables publishing and the handoff")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig; empty means in-cluster")
 	fs.StringVar(&o.metricsAddress, "metrics-bind-address", "127.0.0.1:9464", "Prometheus metrics address; empty disables")
+	fs.StringVar(&o.hostRoot, "host-root", "/", "where the host's /sys is (GPU Feature Discovery labels: DMI product name, PCI classes); with --fake and no --host-root, the fake machine's files in a temporary directory")
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(klogFlags)
 	fs.AddGoFlagSet(klogFlags)
@@ -293,11 +301,16 @@ func parseFakeMIG(in map[string]string) (map[int][]string, error) {
 
 func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	logger := klog.FromContext(ctx)
-	if !o.printTopology {
+	defer func() {
+		for _, f := range o.cleanup {
+			f()
+		}
+	}()
+	if !o.printing() {
 		logger.Info("Starting gpupack device plugin", "version", version.Get())
 	}
 	var client kubernetes.Interface
-	if o.nodeName != "" && !o.printTopology {
+	if o.nodeName != "" && !o.printing() {
 		if client, err = o.client(); err != nil {
 			return err
 		}
@@ -315,7 +328,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		return err
 	}
 	if err := lib.Init(); err != nil {
-		if *cfg.Flags.FailOnInitError || o.printTopology {
+		if *cfg.Flags.FailOnInitError || o.printing() {
 			return fmt.Errorf("initialising NVML: %w", err)
 		}
 		logger.Error(err, "NVML failed to initialise; failOnInitError is false, so waiting idle")
@@ -327,18 +340,30 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		version.NewCollector("device-plugin"))
-	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg)}
+	hostRoot, err := o.hostFiles(fs, machine)
+	if err != nil {
+		return err
+	}
+	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg), HostRoot: hostRoot}
 	dopts.Metrics.SetHostname(metricsHostname(o.nodeName))
 
-	if o.printTopology {
+	if o.printing() {
 		m, err := deviceplugin.New(dopts)
 		if err != nil {
 			return err
 		}
-		if err := topology.Render(o.out, m.Node()); err != nil {
-			return err
+		if o.printTopology {
+			if err := topology.Render(o.out, m.Node()); err != nil {
+				return err
+			}
+			if err := printResources(o.out, m.Plugins()); err != nil {
+				return err
+			}
 		}
-		return printResources(o.out, m.Plugins())
+		if o.printLabels {
+			return printLabels(ctx, o.out, m)
+		}
+		return nil
 	}
 	dopts.CDISpecDir = o.cdiSpecDir
 	dopts.MPS = &deviceplugin.MPSOptions{Binary: o.mpsControlBinary}
@@ -369,10 +394,8 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		dopts.Events = deviceplugin.NewNodeEvents(nodeEvents.NewRecorder(scheme.Scheme, "gpupack-device-plugin"), o.nodeName)
 		dopts.Publisher = nodepublish.New(nodepublish.Options{
 			Client: client, NodeName: o.nodeName, PodResources: podres, Pods: pods,
-			Topology: *cfg.Publish.Topology, Labels: *cfg.Publish.Labels, InUse: *cfg.Publish.InUse,
-			InUseInterval: cfg.Publish.InUseInterval.Duration,
-			Recorder:      broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),
-			Metrics:       dopts.Metrics,
+			Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),
+			Metrics:  dopts.Metrics,
 		})
 	} else {
 		logger.Info("No node name: not publishing to the Node and not reading the scheduler's choices")
@@ -395,6 +418,10 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	}
 	var pace restartPacer
 	for {
+		if dopts.Publisher != nil {
+			// The publish section follows a reloaded config too.
+			dopts.Publisher.Reconfigure(publishSettings(dopts.Config))
+		}
 		m, err := deviceplugin.New(dopts)
 		if err != nil {
 			return err
@@ -454,6 +481,56 @@ func (p *restartPacer) next(now time.Time) time.Duration {
 	}
 	p.last = now.Add(p.delay)
 	return p.delay
+}
+
+// printing is true when the command prints and exits (--print-topology,
+// --print-labels).
+func (o *options) printing() bool { return o.printTopology || o.printLabels }
+
+// printLabels prints the labels the publisher would apply for m, sorted,
+// as key=value lines (GFD's output file format); a label left out is logged.
+func printLabels(ctx context.Context, w io.Writer, m *deviceplugin.Manager) error {
+	labels, errs := nodepublish.Labels(m.Node(), m.GFD(), time.Now())
+	for _, err := range errs {
+		klog.FromContext(ctx).Error(err, "A GPU Feature Discovery label is left out")
+	}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if _, err := fmt.Fprintf(w, "%s=%s\n", k, labels[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishSettings are the config's publish section.
+func publishSettings(c *configv1.Config) nodepublish.Settings {
+	p := &c.Publish
+	s := nodepublish.Settings{Topology: p.Topology == nil || *p.Topology, Labels: p.Labels == nil || *p.Labels, InUse: p.InUse == nil || *p.InUse}
+	if p.InUseInterval != nil {
+		s.InUseInterval = p.InUseInterval.Duration
+	}
+	return s
+}
+
+// hostFiles is the host root for GPU Feature Discovery's host files: the
+// --host-root flag; with --fake and no --host-root, a temporary directory
+// holding the fake machine's files (removed at exit).
+func (o *options) hostFiles(fs *pflag.FlagSet, machine *fake.Machine) (string, error) {
+	if o.hostRoot != "" && !filepath.IsAbs(o.hostRoot) {
+		return "", fmt.Errorf("--host-root=%s: must be an absolute path", o.hostRoot)
+	}
+	if machine == nil || fs.Changed("host-root") {
+		return o.hostRoot, nil
+	}
+	dir, err := os.MkdirTemp("", "gpupack-fake-host-")
+	if err != nil {
+		return "", fmt.Errorf("--fake: %w", err)
+	}
+	o.cleanup = append(o.cleanup, func() { _ = os.RemoveAll(dir) })
+	if err := machine.WriteHostFiles(dir); err != nil {
+		return "", err
+	}
+	return dir, nil
 }
 
 // runUntilReload runs m until it ends or a new per-node config arrives

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/nodepublish"
 )
 
 func TestFlagsOverrideTheFile(t *testing.T) {
@@ -175,4 +176,15 @@ func TestRestartPacer(t *testing.T) {
 		require.Equal(t, step.want, got, "after %v", step.after)
 		t0 = t0.Add(got) // the restart begins after the wait
 	}
+}
+
+// The publish section, defaulted or set, is what the publisher is
+// reconfigured with at start and at each reload.
+func TestPublishSettings(t *testing.T) {
+	c := configv1.Default()
+	configv1.SetDefaults(c)
+	require.Equal(t, nodepublish.Settings{Topology: true, Labels: true, InUse: true, InUseInterval: 30 * time.Second}, publishSettings(c))
+	c, err := configv1.Parse([]byte("version: v1\npublish: {labels: false, inUse: false, inUseInterval: 1m}"))
+	require.NoError(t, err)
+	require.Equal(t, nodepublish.Settings{Topology: true, InUseInterval: time.Minute}, publishSettings(c))
 }

@@ -218,3 +218,97 @@ func TestCDISpecThroughTheBinary(t *testing.T) {
 	require.Len(t, spec.ContainerEdits.DeviceNodes, 1, "only the control node present under the root")
 	require.Equal(t, filepath.Join(root, "dev", "nvidiactl"), spec.ContainerEdits.DeviceNodes[0].HostPath)
 }
+
+// printedLabels parses --print-labels' key=value lines.
+func printedLabels(t *testing.T, stdout string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		require.True(t, ok, line)
+		out[k] = v
+	}
+	return out
+}
+
+// GFD's labels through the binary, per sharing and MIG mode, as GFD
+// documents them: the config file and NVIDIA's variables choose the mode,
+// --print-labels prints what the publisher applies.
+func TestLabelsThroughTheBinary(t *testing.T) {
+	var all7 []string
+	for i := range 8 {
+		all7 = append(all7, strconv.Itoa(i)+"="+strings.Repeat("1g.5gb+", 6)+"1g.5gb")
+	}
+	machineRoot := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(machineRoot, "machine-type"), []byte("My Box 2U\n"), 0o600))
+	for _, tc := range []struct {
+		name   string
+		env    map[string]string
+		args   []string
+		config string
+		want   map[string]string // "" : absent
+	}{
+		{"whole T4s", nil, []string{"--fake=pcie-4gpu-2socket"}, "", map[string]string{
+			"nvidia.com/gpu.product": "Tesla-T4", "nvidia.com/gpu.count": "4", "nvidia.com/gpu.replicas": "1",
+			"nvidia.com/gpu.sharing-strategy": "none", "nvidia.com/gpu.family": "turing", "nvidia.com/gpu.machine": "PowerEdge-R740",
+			"nvidia.com/gpu.mode": "compute", "nvidia.com/mig.strategy": "", "gpupack.io/nvlink": "none",
+		}},
+		{"time-slicing", nil, []string{"--fake=pcie-4gpu-2socket"}, "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}", map[string]string{
+			"nvidia.com/gpu.product": "Tesla-T4-SHARED", "nvidia.com/gpu.count": "4", "nvidia.com/gpu.replicas": "4",
+			"nvidia.com/gpu.sharing-strategy": "time-slicing",
+		}},
+		{"time-slicing renameByDefault", nil, []string{"--fake=pcie-4gpu-2socket"}, "sharing: {timeSlicing: {renameByDefault: true, resources: [{name: gpu, replicas: 4}]}}", map[string]string{
+			"nvidia.com/gpu.product": "Tesla-T4", "nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.sharing-strategy": "time-slicing",
+		}},
+		{"MPS", nil, []string{"--fake=pcie-4gpu-2socket"}, "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}", map[string]string{
+			"nvidia.com/gpu.product": "Tesla-T4-SHARED", "nvidia.com/gpu.replicas": "4", "nvidia.com/gpu.sharing-strategy": "mps",
+			"nvidia.com/mps.capable": "true",
+		}},
+		{"MPS renameByDefault", nil, []string{"--fake=pcie-4gpu-2socket"}, "sharing: {mps: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2}]}}", map[string]string{
+			"nvidia.com/gpu.product": "Tesla-T4", "nvidia.com/gpu.replicas": "2", "nvidia.com/gpu.sharing-strategy": "mps",
+			"nvidia.com/mps.capable": "true",
+		}},
+		{"MIG single by MIG_STRATEGY", map[string]string{"MIG_STRATEGY": "single"}, []string{"--fake=dgx-a100", "--fake-mig=" + strings.Join(all7, ",")}, "", map[string]string{
+			"nvidia.com/mig.strategy": "single", "nvidia.com/gpu.count": "56", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb",
+			"nvidia.com/gpu.memory": "4864", "nvidia.com/gpu.multiprocessors": "14", "nvidia.com/gpu.replicas": "1",
+		}},
+		{"MIG mixed by flag", nil, []string{"--fake=dgx-a100", "--fake-mig=0=3g.20gb+1g.5gb", "--mig-strategy=mixed"}, "", map[string]string{
+			"nvidia.com/mig.strategy": "mixed", "nvidia.com/gpu.count": "8", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB",
+			"nvidia.com/mig-3g.20gb.count": "1", "nvidia.com/mig-1g.5gb.count": "1", "nvidia.com/mig-3g.20gb.slices.gi": "3",
+		}},
+		{"flags.gfd: no timestamp, another machine file", nil, []string{"--fake=dgx-1-v100", "--host-root=" + machineRoot},
+			"flags: {gfd: {noTimestamp: true, machineTypeFile: /machine-type}}", map[string]string{
+				"nvidia.com/gfd.timestamp": "", "nvidia.com/gpu.machine": "My-Box-2U",
+				"nvidia.com/gpu.mode": "unknown", // no PCI class files under that root
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--print-labels"}, tc.args...)
+			if tc.config != "" {
+				args = append(args, "--config-file="+writeFile(t, "version: v1\n"+tc.config))
+			}
+			stdout, stderr, code := runBinary(t, tc.env, args...)
+			require.Zero(t, code, stderr)
+			got := printedLabels(t, stdout)
+			for k, v := range tc.want {
+				if v == "" {
+					require.NotContains(t, got, k)
+					continue
+				}
+				require.Equal(t, v, got[k], k)
+			}
+			if _, ok := tc.want["nvidia.com/gfd.timestamp"]; !ok {
+				ts, err := strconv.ParseInt(got["nvidia.com/gfd.timestamp"], 10, 64)
+				require.NoError(t, err)
+				require.InDelta(t, time.Now().Unix(), ts, 120)
+			}
+		})
+	}
+}
+
+// A relative --host-root is refused, naming the flag.
+func TestRelativeHostRootRefused(t *testing.T) {
+	_, stderr, code := runBinary(t, nil, "--print-labels", "--fake=dgx-a100", "--host-root=sys-copy")
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "--host-root=sys-copy: must be an absolute path")
+}

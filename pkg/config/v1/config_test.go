@@ -225,6 +225,8 @@ func TestParseErrors(t *testing.T) {
 		// A relative root would reach the CDI spec and device specs as is.
 		{"relative driver root", "flags: {nvidiaDriverRoot: run/nvidia/driver}",
 			[]string{`flags.nvidiaDriverRoot: Invalid value: "run/nvidia/driver": must be an absolute path`}},
+		{"relative machine type file", "flags: {gfd: {machineTypeFile: sys/class/dmi/id/product_name}}",
+			[]string{`flags.gfd.machineTypeFile: Invalid value: "sys/class/dmi/id/product_name": must be an absolute path`}},
 		{"relative dev root", "flags: {nvidiaDevRoot: dev-root}",
 			[]string{`flags.nvidiaDevRoot: Invalid value: "dev-root": must be an absolute path`}},
 		{"relative container driver root", "flags: {plugin: {containerDriverRoot: driver-root}}",
@@ -339,7 +341,7 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 	require.NoError(t, err)
 	for _, path := range []string{
 		"flags.useNodeFeatureAPI",
-		"flags.gfd.oneshot", "flags.gfd.noTimestamp", "flags.gfd.sleepInterval", "flags.gfd.outputFile", "flags.gfd.machineTypeFile",
+		"flags.gfd.oneshot", "flags.gfd.sleepInterval", "flags.gfd.outputFile",
 		"flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
 		"resources.gpus", "resources.mig",
 		"sharing.timeSlicing.resources[0].rename", "sharing.timeSlicing.resources[0].devices",
@@ -352,8 +354,14 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 		}
 		require.Equal(t, 1, n, "%s in %q", path, w)
 	}
-	// flags.mpsRoot and restartOnDeviceUnhealthy are implemented: no warning.
-	require.Len(t, w, 12)
+	// flags.mpsRoot and restartOnDeviceUnhealthy are implemented: no
+	// warning; flags.gfd.noTimestamp and machineTypeFile shape gpupack's
+	// GFD labels.
+	for _, s := range w {
+		require.NotContains(t, s, "noTimestamp")
+		require.NotContains(t, s, "machineTypeFile")
+	}
+	require.Len(t, w, 10)
 }
 
 // TestReplicaLimitIsTheCodecs: one replica limit for the config, the

@@ -21,12 +21,13 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	}
 	if g := f.GFD; g != nil {
 		gp := fp.Child("gfd")
+		// noTimestamp and machineTypeFile shape gpupack's GFD labels
+		// (publish.labels); the rest is about running GFD itself.
 		for name, set := range map[string]bool{
-			"oneshot": g.Oneshot != nil, "noTimestamp": g.NoTimestamp != nil, "sleepInterval": g.SleepInterval != nil,
-			"outputFile": g.OutputFile != nil, "machineTypeFile": g.MachineTypeFile != nil,
+			"oneshot": g.Oneshot != nil, "sleepInterval": g.SleepInterval != nil, "outputFile": g.OutputFile != nil,
 		} {
 			if set {
-				warn(gp.Child(name), "ignored: a GPU Feature Discovery setting")
+				warn(gp.Child(name), "ignored: a GPU Feature Discovery setting (gpupack publishes the labels at start and on each change)")
 			}
 		}
 	}

@@ -77,6 +77,10 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 	}
 	errs = append(errs, absolutePath(p.Child("nvidiaDriverRoot"), f.NvidiaDriverRoot)...)
 	errs = append(errs, absolutePath(p.Child("nvidiaDevRoot"), f.NvidiaDevRoot)...)
+	if f.GFD != nil {
+		// Read under the host root (--host-root), as GFD reads it under /.
+		errs = append(errs, absolutePath(p.Child("gfd", "machineTypeFile"), f.GFD.MachineTypeFile)...)
+	}
 	if f.Plugin == nil {
 		return errs
 	}

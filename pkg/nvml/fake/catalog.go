@@ -89,6 +89,9 @@ type spec struct {
 	// clique is the NVLink clique ID (with a cluster UUID derived from the
 	// name); 0 when the machine is in no multi-node NVLink domain.
 	clique uint32
+	// product is the machine's DMI product name
+	// (/sys/class/dmi/id/product_name), as the vendor's firmware writes it.
+	product string
 }
 
 func (s *spec) migCapable() bool {

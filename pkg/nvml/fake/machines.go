@@ -56,7 +56,7 @@ func pairs(triples ...[3]int) map[[2]int]int {
 // SYS. Bus IDs are the DGX A100's.
 func dgxA100() *spec {
 	return &spec{
-		name: DGXA100, gpu: a100SXM440GB, driver: "550.54.15", cuda: 12040,
+		name: DGXA100, product: "DGXA100 920-23687-2530-000", gpu: a100SXM440GB, driver: "550.54.15", cuda: 12040,
 		version: gonvml.NVLINK_VERSION_3_0,
 		slots: []slot{
 			{"0000:07:00.0", 3, 0, 0, -1}, {"0000:0f:00.0", 3, 0, 0, -1},
@@ -74,7 +74,7 @@ func dgxA100() *spec {
 // across). Bus IDs are the DGX H100's.
 func dgxH100() *spec {
 	return &spec{
-		name: DGXH100, gpu: h100SXM580GB, driver: "550.54.15", cuda: 12040,
+		name: DGXH100, product: "DGXH100", gpu: h100SXM580GB, driver: "550.54.15", cuda: 12040,
 		version: gonvml.NVLINK_VERSION_4_0,
 		slots: []slot{
 			{"0000:18:00.0", 0, 0, 0, 0}, {"0000:2a:00.0", 0, 1, 1, 1},
@@ -107,7 +107,7 @@ func dgxH100() *spec {
 // bridge (PHB); GPUs 0-3 on socket 0, 4-7 on socket 1 (SYS).
 func dgx1V100() *spec {
 	return &spec{
-		name: DGX1V100, gpu: v100SXM216GB, driver: "535.183.01", cuda: 12020,
+		name: DGX1V100, product: "DGX-1 with V100-16", gpu: v100SXM216GB, driver: "535.183.01", cuda: 12020,
 		version: gonvml.NVLINK_VERSION_2_0,
 		slots: []slot{
 			{"0000:06:00.0", 0, 0, -1, 0}, {"0000:07:00.0", 0, 0, -1, 0},
@@ -133,7 +133,7 @@ func dgx1V100() *spec {
 // sockets are SYS.
 func pcie4GPU2Socket() *spec {
 	return &spec{
-		name: PCIe4GPU2Socket, gpu: teslaT4, driver: "535.183.01", cuda: 12020,
+		name: PCIe4GPU2Socket, product: "PowerEdge R740", gpu: teslaT4, driver: "535.183.01", cuda: 12020,
 		slots: []slot{
 			{"0000:1a:00.0", 0, 0, -1, 0}, {"0000:1b:00.0", 0, 0, -1, 0},
 			{"0000:86:00.0", 1, 1, -1, -1}, {"0000:af:00.0", 1, 1, -1, -1},
@@ -148,7 +148,7 @@ func pcie4GPU2Socket() *spec {
 // socket 0, 4-7 on socket 1 (SYS).
 func a100PCIeBridge() *spec {
 	return &spec{
-		name: A100PCIeBridge, gpu: gpus.A100_PCIE_40GB, driver: "550.54.15", cuda: 12040,
+		name: A100PCIeBridge, product: "ProLiant DL380 Gen10 Plus", gpu: gpus.A100_PCIE_40GB, driver: "550.54.15", cuda: 12040,
 		version: gonvml.NVLINK_VERSION_3_0,
 		slots: []slot{
 			{"0000:1b:00.0", 0, 0, -1, 0}, {"0000:1c:00.0", 0, 0, -1, 0},
@@ -178,7 +178,7 @@ func nvswitch16GPU() *spec {
 		slots[i] = slot{bus: bus, numa: i / 8, hostBridge: i / 4, tree: i / 4, sw: i / 2}
 	}
 	return &spec{
-		name: NVSwitch16GPU, gpu: v100SXM332GB, driver: "535.183.01", cuda: 12020,
+		name: NVSwitch16GPU, product: "DGX-2", gpu: v100SXM332GB, driver: "535.183.01", cuda: 12020,
 		version: gonvml.NVLINK_VERSION_2_0,
 		slots:   slots,
 		fabric:  &nvswitch{lanes: []int{1, 1, 1, 1, 1, 1}, boards: 2, busBase: 0xc0},
@@ -192,7 +192,7 @@ func nvswitch16GPU() *spec {
 // Graces SYS.
 func gb2004GPU() *spec {
 	return &spec{
-		name: GB2004GPU, gpu: gb200, driver: "570.133.20", cuda: 12080,
+		name: GB2004GPU, product: "GB200 NVL", gpu: gb200, driver: "570.133.20", cuda: 12080,
 		version: gonvml.NVLINK_VERSION_5_0,
 		slots: []slot{
 			{"0008:01:00.0", 0, 0, -1, -1}, {"0009:01:00.0", 0, 1, -1, -1},

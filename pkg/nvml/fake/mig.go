@@ -268,9 +268,15 @@ func (m *Machine) newMIGHandle(key migKey, gi *server.GpuInstance, ci *server.Co
 	h.GetDeviceHandleFromMigDeviceHandleFunc = func() (gonvml.Device, gonvml.Return) { return parent, gonvml.SUCCESS }
 	h.GetAttributesFunc = func() (gonvml.DeviceAttributes, gonvml.Return) {
 		return gonvml.DeviceAttributes{
+			// The compute instance's own SMs; the engines are its GPU
+			// instance's, which all of its compute instances share (the
+			// mock's CI tables leave them out for Hopper and Blackwell).
 			MultiprocessorCount:       ciProfile.MultiprocessorCount,
-			SharedCopyEngineCount:     ciProfile.SharedCopyEngineCount,
-			SharedDecoderCount:        ciProfile.SharedDecoderCount,
+			SharedCopyEngineCount:     giProfile.CopyEngineCount,
+			SharedDecoderCount:        giProfile.DecoderCount,
+			SharedEncoderCount:        giProfile.EncoderCount,
+			SharedJpegCount:           giProfile.JpegCount,
+			SharedOfaCount:            giProfile.OfaCount,
 			GpuInstanceSliceCount:     giProfile.SliceCount,
 			ComputeInstanceSliceCount: ciProfile.SliceCount,
 			MemorySizeMB:              giProfile.MemorySizeMB,
