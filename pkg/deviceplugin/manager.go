@@ -220,8 +220,10 @@ func deref[T any](p *T) T {
 }
 
 // checkListAndWatchSize refuses a resource whose ListAndWatch message the
-// kubelet could not read (gRPC's 4 MiB receive limit): the replicas are
-// sized for 64 whole GPUs, and MIG devices multiply them further.
+// kubelet could not read (gRPC's 4 MiB receive limit), naming the most
+// replicas per device this node can advertise: the config allows up to
+// topology.MaxReplicas (what one message carries for a one-GPU node), and
+// more GPUs and MIG devices divide it.
 func checkListAndWatchSize(resources []sharing.Resource) error {
 	for _, r := range resources {
 		msg := &pluginapi.ListAndWatchResponse{Devices: make([]*pluginapi.Device, 0, len(r.Devices))}
@@ -231,8 +233,16 @@ func checkListAndWatchSize(resources []sharing.Resource) error {
 				Topology: &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(max(d.NUMANode, 0))}}}})
 		}
 		if size := proto.Size(msg); size > topology.KubeletMaxMessageBytes {
-			return fmt.Errorf("resource %s: %d devices make a %d-byte ListAndWatch message, more than the kubelet's %d-byte limit: lower the replicas",
-				r.Name, len(r.Devices), size, topology.KubeletMaxMessageBytes)
+			parents := map[string]bool{}
+			for i := range r.Devices {
+				parents[r.Devices[i].UUID] = true
+			}
+			// The devices the message holds at this entry size, shared
+			// among the resource's physical devices.
+			fit := topology.KubeletMaxMessageBytes / (size/len(r.Devices) + 1)
+			return fmt.Errorf("resource %s: %d devices make a %d-byte ListAndWatch message, more than the kubelet's %d-byte limit: "+
+				"this node's %d devices take at most %d replicas each",
+				r.Name, len(r.Devices), size, topology.KubeletMaxMessageBytes, len(parents), fit/len(parents))
 		}
 	}
 	return nil

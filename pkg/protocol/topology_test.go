@@ -113,7 +113,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown resource kind", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"vgpu"}]}}`, `unknown kind "vgpu"`},
 		{"resource name no name", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/","kind":"gpu"}]}}`, "not an extended resource name"},
 		{"resource listed twice", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"gpu"},{"name":"nvidia.com/gpu","kind":"gpu"}]}}`, "listed twice"},
-		{"replicas of one", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"replica","replicas":1,"policy":"packed"}]}}`, "1 replicas, want 2 to 682"},
+		{"replicas of one", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"replica","replicas":1,"policy":"packed"}]}}`, "1 replicas, want 2 to 43690"},
 		{"replica without policy", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"replica","replicas":4}]}}`, `replica policy ""`},
 		{"whole with replicas", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/gpu","kind":"gpu","replicas":4}]}}`, "has no replicas"},
 		{"MIG without profile", `{"version":"v2","node":{"gpus":[],"links":[],"resources":[{"name":"nvidia.com/mig-1g.5gb","kind":"mig"}]}}`, `MIG profile ""`},

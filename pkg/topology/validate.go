@@ -8,11 +8,14 @@ import (
 // Limits checked by Validate.
 const (
 	// MaxReplicas is the most time-shared replicas a GPU may advertise: as
-	// many as the kubelet can carry for a node of MaxGPUs GPUs. The kubelet
-	// reads ListAndWatch with gRPC's default 4 MiB message limit; one device
-	// entry (replica ID "GPU-<36>::<n>", health, NUMA topology) encodes in
-	// under 96 bytes: 4194304 / (64 GPUs x 96 bytes) = 682.
-	MaxReplicas = KubeletMaxMessageBytes / (MaxGPUs * MaxDeviceEntryBytes)
+	// many as one ListAndWatch message can carry, for a node of one GPU.
+	// The kubelet reads ListAndWatch with gRPC's default 4 MiB message
+	// limit; one device entry (replica ID "GPU-<36>::<n>", health, NUMA
+	// topology) encodes in under 96 bytes: 4194304 / 96 = 43690. A node
+	// with more GPUs (or MIG devices) carries fewer per device: the device
+	// plugin checks its exact message at start and names the limit
+	// (deviceplugin's checkListAndWatchSize).
+	MaxReplicas = KubeletMaxMessageBytes / MaxDeviceEntryBytes
 	// MaxDeviceEntryBytes bounds one device's entry in a ListAndWatch message.
 	MaxDeviceEntryBytes = 96
 	// KubeletMaxMessageBytes is gRPC's default receive limit, which the

@@ -209,7 +209,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{`"some" is neither`}},
 		// NVIDIA rejects replicas: 1 ("must be >= 2"); gpupack once loaded it.
 		{"one replica", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}",
-			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 1: must be between 2 and 682"}},
+			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 1: must be between 2 and 43690"}},
 		{"no replicas", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu}]}}",
 			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 0"}},
 		{"bad list strategy", "flags: {plugin: {deviceListStrategy: [envvar, bogus]}}",
@@ -251,7 +251,7 @@ sharing:
     resources:
     - {name: example.com/gpu, replicas: 0}
     - {name: nvidia.com/gpu, replicas: 2, devices: ["xyz"], gpupackDevices: ["nope"]}
-    - {name: nvidia.com/gpu, replicas: 2000}
+    - {name: nvidia.com/gpu, replicas: 50000}
 health: {skippedXIDs: [0], recovery: {checks: -1, interval: -1s}}
 `,
 			[]string{
@@ -262,7 +262,7 @@ health: {skippedXIDs: [0], recovery: {checks: -1, interval: -1s}}
 				`sharing.timeSlicing.resources[1].devices[0]: Invalid value: "xyz"`,
 				`sharing.timeSlicing.resources[1].gpupackDevices[0]: Invalid value: "nope"`,
 				`sharing.timeSlicing.resources[2].name: Duplicate value: "nvidia.com/gpu"`,
-				`sharing.timeSlicing.resources[2].replicas: Invalid value: 2000`,
+				`sharing.timeSlicing.resources[2].replicas: Invalid value: 50000`,
 				`health.skippedXIDs[0]: Invalid value: 0`,
 				`health.recovery.checks: Invalid value: -1`,
 				`health.recovery.interval: Invalid value: "-1s"`,
@@ -368,17 +368,19 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 // topology annotation and the kubelet message; NVIDIA wants at least 2.
 func TestReplicaLimitIsTheCodecs(t *testing.T) {
 	require.Equal(t, topology.MaxReplicas, MaxReplicas)
-	// 4 MiB / (64 GPUs x 96 bytes) = 682.
-	require.Equal(t, 682, MaxReplicas)
+	// 4 MiB / 96 bytes = 43690 devices in one kubelet message (a 1-GPU
+	// node; larger nodes are checked against their exact message).
+	require.Equal(t, 43690, MaxReplicas)
 	cfg := func(n int) string {
 		return "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: " + strconv.Itoa(n) + "}]}}"
 	}
-	for _, n := range []int{0, 1, 683, 1024} {
+	for _, n := range []int{0, 1, 43691, 1 << 20} {
 		_, err := Parse([]byte(cfg(n)))
 		require.ErrorContains(t, err, "sharing.timeSlicing.resources[0].replicas", n)
-		require.ErrorContains(t, err, "between 2 and 682", n)
+		require.ErrorContains(t, err, "between 2 and 43690", n)
 	}
-	for _, n := range []int{2, 256, 682} {
+	// 16384: what NVIDIA's users run to slice by memory (NVIDIA issue 1433).
+	for _, n := range []int{2, 256, 682, 683, 16384, 43690} {
 		c, err := Parse([]byte(cfg(n)))
 		require.NoError(t, err)
 		require.Equal(t, n, c.Sharing.TimeSlicing.Resources[0].Replicas)

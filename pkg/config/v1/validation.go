@@ -15,10 +15,11 @@ import (
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// MaxReplicas bounds time-slicing replicas per device: the most every node
-// shape can carry to the kubelet (see topology.MaxReplicas for the
-// arithmetic). One limit, checked when the config is loaded; the device
-// plugin checks the exact ListAndWatch size per node too.
+// MaxReplicas bounds time-slicing replicas per device: the most one
+// kubelet ListAndWatch message carries, for a node of one GPU (see
+// topology.MaxReplicas for the arithmetic). One limit, checked when the
+// config is loaded; the device plugin checks each node's exact
+// ListAndWatch size at start and names that node's limit.
 const MaxReplicas = topology.MaxReplicas
 
 // maxResourceNameLength is NVIDIA's bound on a fully-qualified resource name.
@@ -158,7 +159,7 @@ func validateTimeSlicing(ts *TimeSlicing, p *field.Path) field.ErrorList {
 		}
 		if r.Replicas < 2 || r.Replicas > MaxReplicas {
 			errs = append(errs, field.Invalid(rp.Child("replicas"), r.Replicas, fmt.Sprintf(
-				"must be between 2 and %d (NVIDIA's plugin wants at least 2; %d is the most the kubelet can carry for every node shape)",
+				"must be between 2 and %d (NVIDIA's plugin wants at least 2; %d devices are the most one kubelet ListAndWatch message carries; a node with more GPUs carries fewer each, checked at start)",
 				MaxReplicas, MaxReplicas)))
 		}
 		if r.Devices != nil {
