@@ -111,7 +111,7 @@ func TestKubectlGpupack(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("kubectl gpupack explain big:\n%s", out)
 	require.Contains(t, out, "pod default/big: fits 0 of 2 nodes")
-	require.Regexp(t, `(?m)^v100\s+no\s+-\s+-\s+gpupack: no free healthy`, out)
+	require.Regexp(t, `(?m)^v100\s+no\s+-\s+-\s+-\s+gpupack: no free healthy`, out)
 	out, err = e.kubectlGpupack(bin, "explain", "infer", "-o", "json")
 	require.NoError(t, err)
 	var ex struct {
