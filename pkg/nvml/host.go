@@ -63,17 +63,31 @@ func ReadPCIClass(hostRoot, busID string) (uint32, error) {
 }
 
 func readHostFile(path string) ([]byte, error) {
+	b, err := readBounded(path, maxHostFileBytes)
+	if errors.Is(err, errTooLarge) {
+		return nil, errors.New(path + ": larger than a sysfs attribute")
+	}
+	return b, err
+}
+
+// errTooLarge is readBounded's error for a file over its limit.
+var errTooLarge = errors.New("file too large")
+
+// readBounded reads the file at path, at most limit bytes: a longer file
+// fails with errTooLarge (wrapped), a read error names the path; an open
+// error is os.Open's.
+func readBounded(path string, limit int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	b, err := io.ReadAll(io.LimitReader(f, maxHostFileBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	if len(b) > maxHostFileBytes {
-		return nil, errors.New(path + ": larger than a sysfs attribute")
+	if len(b) > limit {
+		return nil, fmt.Errorf("reading %s: larger than %d bytes: %w", path, limit, errTooLarge)
 	}
 	return b, nil
 }

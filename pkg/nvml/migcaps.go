@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,17 +37,9 @@ type MIGMinors map[string]int
 //	gpu0/gi0/ci0/access 4
 func ReadMIGMinors(driverRoot string) (MIGMinors, error) {
 	path := filepath.Join(driverRoot, MIGMinorsFile)
-	f, err := os.Open(path)
+	data, err := readBounded(path, maxMIGMinorsBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading MIG capability minors: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	data, err := io.ReadAll(io.LimitReader(f, maxMIGMinorsBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if len(data) > maxMIGMinorsBytes {
-		return nil, fmt.Errorf("reading %s: larger than %d bytes", path, maxMIGMinorsBytes)
 	}
 	m, err := ParseMIGMinors(data)
 	if err != nil {
