@@ -142,14 +142,9 @@ func (s *State) mixCap(d *Distribution) float64 {
 func (d *Distribution) mixPerGPU() (cpu, mem float64) {
 	var gpus float64
 	for m, t := range d.Types {
-		var g float64
-		switch t.Kind {
-		case KindWhole:
-			g = float64(t.Count)
-		case KindShared:
-			g = float64(t.Milli) / topology.MilliPerGPU
-		default:
-			continue
+		g := typeGPUs(t)
+		if g <= 0 {
+			continue // MIG types
 		}
 		cpu += d.P[m] * float64(t.CPUMilli)
 		mem += d.P[m] * float64(t.MemoryMiB)

@@ -459,6 +459,12 @@ func (c *Cache) setAllocatableLocked(name string, e *nodeEntry, node *v1.Node) {
 		return
 	}
 	e.allocKnown, e.allocCPU, e.allocMem = ok, cpu, mem
+	c.staleLocked(name, e)
+}
+
+// staleLocked drops node name's usage State (rebuilt lazily) and marks the
+// node for the supply to count again (Pricing).
+func (c *Cache) staleLocked(name string, e *nodeEntry) {
 	e.state = nil
 	c.dirty[name] = struct{}{}
 }
@@ -676,8 +682,7 @@ func (c *Cache) setPod(uid types.UID, p *podEntry) {
 	c.pods[uid] = p
 	e := c.entryLocked(p.node)
 	e.pods[uid] = p
-	e.state = nil
-	c.dirty[p.node] = struct{}{}
+	c.staleLocked(p.node, e)
 }
 
 func (c *Cache) dropLocked(uid types.UID) {
@@ -688,8 +693,7 @@ func (c *Cache) dropLocked(uid types.UID) {
 	delete(c.pods, uid)
 	if e := c.nodes[old.node]; e != nil {
 		delete(e.pods, uid)
-		e.state = nil
-		c.dirty[old.node] = struct{}{}
+		c.staleLocked(old.node, e)
 		c.dropIfUnusedLocked(old.node, e)
 	}
 }
