@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/gpupack/gpupack/pkg/score"
-	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // GPUPackOptions tune the gpupack policy; zero values take the defaults,
@@ -156,12 +155,7 @@ func (p *gpupackRun) placed(r *run, ci int32, node int, pl placement) {
 	if p.online == nil || c.NumGPU == 0 {
 		return
 	}
-	ch := score.Choice{Kind: c.req.Kind, GPUs: pl.whole}
-	if c.Shared() {
-		ch.GPUs = topology.SetOf(pl.shareGPU)
-		ch.Shares = []score.Share{{GPU: pl.shareGPU, Replicas: int(c.GPUMilli)}}
-	}
-	p.online.Observe(score.TaskOf(r.state[node], c.req, ch))
+	p.online.Observe(score.TaskOf(r.state[node], c.req, pl.choice(c)))
 }
 
 var (
@@ -233,11 +227,7 @@ func (p *gpupackRun) raw(r *run, i int, c *Class, e *evaluation) int64 {
 		return e.raw
 	}
 	var tk score.Taken
-	if c.Shared() {
-		tk.Shares = []score.Share{{GPU: e.p.shareGPU, Replicas: int(c.GPUMilli)}}
-	} else {
-		tk.Whole = e.p.whole
-	}
+	tk.Add(e.p.choice(c))
 	return p.g.rank.Raw(e.frag + p.pricing.Cost(r.state[i], tk))
 }
 

@@ -16,6 +16,16 @@ type placement struct {
 	shareGPU int
 }
 
+// choice is p as pkg/score's Choice for a GPU task of class c: a share of
+// one GPU (c.GPUMilli replicas of its 1000) or whole GPUs.
+func (p placement) choice(c *Class) score.Choice {
+	if c.Shared() {
+		return score.Choice{Kind: score.KindShared, GPUs: topology.SetOf(p.shareGPU),
+			Shares: []score.Share{{GPU: p.shareGPU, Replicas: int(c.GPUMilli)}}}
+	}
+	return score.Choice{Kind: score.KindWhole, GPUs: p.whole}
+}
+
 // placer is one policy's state for one run.
 type placer interface {
 	// place returns the node and devices for a task of class c, or node -1.
@@ -115,15 +125,13 @@ func (r *run) apply(i int, c *Class, p placement) {
 			r.full[i]--
 		}
 		g[p.shareGPU] -= int32(c.GPUMilli)
-		r.state[i].Apply(score.Choice{Kind: score.KindShared, GPUs: topology.SetOf(p.shareGPU),
-			Shares: []score.Share{{GPU: p.shareGPU, Replicas: int(c.GPUMilli)}}})
 	} else {
 		for i := range p.whole.All() {
 			g[i] = 0
 		}
 		r.full[i] -= c.NumGPU
-		r.state[i].Apply(score.Choice{Kind: score.KindWhole, GPUs: p.whole})
 	}
+	r.state[i].Apply(p.choice(c))
 	r.free[i] -= c.Demand()
 	r.allocated += c.Demand()
 }
