@@ -3,12 +3,16 @@
 package deviceplugin_test
 
 // Real-GPU smoke test (make gpu-smoke): the device plugin's resources on the
-// real driver, served to the real kubelet device manager in-process, and one
-// health watch. It reads only; it never changes MIG mode or resets a GPU.
+// real driver, served to the real kubelet device manager in-process, one
+// allocation per config, one health watch, the CDI spec written from the
+// real driver's files and the GFD labels. It reads only; it never changes
+// MIG mode or resets a GPU.
 
 import (
 	"context"
 	"os"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,12 +20,22 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
+	"tags.cncf.io/container-device-interface/pkg/cdi"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
+
+// realDriverRoot is where the real driver's files are read for the CDI
+// spec: $GPUPACK_DRIVER_ROOT, else "/".
+func realDriverRoot() string {
+	if r := os.Getenv("GPUPACK_DRIVER_ROOT"); r != "" {
+		return r
+	}
+	return "/"
+}
 
 func TestRealGPUDevicePlugin(t *testing.T) {
 	lib := nvml.New(gonvml.New())
@@ -30,13 +44,28 @@ func TestRealGPUDevicePlugin(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = lib.Shutdown() })
 
-	for _, strategy := range []string{configv1.MIGStrategyNone, configv1.MIGStrategyMixed} {
-		t.Run("mig-strategy-"+strategy, func(t *testing.T) {
-			cfg := configv1.Default()
-			cfg.Flags.MigStrategy = &strategy
+	tests := []struct {
+		name   string
+		config string // NVIDIA v1 config
+		cdi    bool   // a CDI strategy: the spec is written and checked
+	}{
+		{name: "mig-strategy-none", config: "version: v1\nflags:\n  migStrategy: none\n"},
+		{name: "mig-strategy-mixed", config: "version: v1\nflags:\n  migStrategy: mixed\n"},
+		{name: "time-slicing-4", config: "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n"},
+		{name: "cdi-cri", cdi: true, config: "version: v1\nflags:\n  nvidiaDriverRoot: " + realDriverRoot() +
+			"\n  plugin:\n    deviceListStrategy: cdi-cri\n    containerDriverRoot: " + realDriverRoot() + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := configv1.Parse([]byte(tt.config))
+			require.NoError(t, err)
 			dir := socketDir(t)
 			k := startKubelet(t, dir)
-			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir})
+			cdiDir := ""
+			if tt.cdi {
+				cdiDir = t.TempDir()
+			}
+			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, CDISpecDir: cdiDir, HostRoot: "/"})
 			require.NoError(t, err)
 			inv := mgr.Inventory()
 			t.Logf("driver %s, CUDA %s, %d GPUs, %d MIG devices", inv.DriverVersion, inv.CUDADriverVersion, len(inv.GPUs), len(inv.MIG))
@@ -49,6 +78,10 @@ func TestRealGPUDevicePlugin(t *testing.T) {
 				}
 			}
 			require.NotEmpty(t, want)
+			if tt.name == "time-slicing-4" {
+				// 4 replicas of each whole GPU: 4 x GPUs (no MIG on this config's GPUs).
+				require.Equal(t, int64(4*len(inv.GPUs)), want["nvidia.com/gpu"])
+			}
 
 			logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))
 			ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
@@ -56,6 +89,37 @@ func TestRealGPUDevicePlugin(t *testing.T) {
 			go func() { done <- mgr.Run(ctx) }()
 			k.waitCounts(want) // registered, all healthy
 			t.Logf("kubelet device manager capacity: %v", want)
+
+			if want["nvidia.com/gpu"] > 0 {
+				ids, env, err := k.allocate("real-"+tt.name, "nvidia.com/gpu", 1, nil)
+				require.NoError(t, err)
+				require.Len(t, ids, 1)
+				t.Logf("allocated %v, env %v", ids, env)
+			}
+			if tt.cdi {
+				cache, err := cdi.NewCache(cdi.WithSpecDirs(cdiDir), cdi.WithAutoRefresh(false))
+				require.NoError(t, err)
+				require.Empty(t, cache.GetErrors(), "the CDI spec written from the real driver validates")
+				devs := cache.ListDevices()
+				sort.Strings(devs)
+				t.Logf("CDI devices: %v", devs)
+				require.NotEmpty(t, devs)
+				for _, v := range cache.ListVendors() {
+					for _, s := range cache.GetVendorSpecs(v) {
+						e := s.ContainerEdits
+						t.Logf("spec %s: %d devices, %d mounts, %d hooks, env %v", s.GetPath(), len(s.Devices), len(e.Mounts), len(e.Hooks), e.Env)
+						for _, m := range e.Mounts {
+							if strings.Contains(m.HostPath, "libnvidia-ml") || strings.Contains(m.HostPath, "libcuda.so") || strings.Contains(m.HostPath, "nvidia-smi") {
+								t.Logf("mount %s -> %s", m.HostPath, m.ContainerPath)
+							}
+						}
+					}
+				}
+			}
+			labels := mgr.GFD()
+			if labels != nil {
+				t.Logf("GFD node: %+v", *labels)
+			}
 
 			// One health watch: a few seconds of real NVML events; nothing
 			// should turn unhealthy on an idle machine.
