@@ -113,12 +113,26 @@ var DefaultPublishRetry = wait.Backoff{Duration: time.Second, Factor: 2, Jitter:
 // apply).
 const FieldManager = "gpupack-device-plugin"
 
-// Settings say what the publisher writes: the config's publish section.
+// Settings say what the publisher writes: the config's publish section
+// and GPU Feature Discovery's flags.gfd.
 type Settings struct {
 	Topology, Labels, InUse bool
 	// InUseInterval refreshes the in-use report periodically (0: never).
 	InUseInterval time.Duration
+	// RelabelInterval republishes the labels periodically, as GFD relabels
+	// every --sleep-interval (flags.gfd.sleepInterval, default
+	// DefaultRelabelInterval): nvidia.com/gfd.timestamp then says when the
+	// labels were last confirmed. 0 publishes them only at start and on
+	// each change (GFD's --oneshot).
+	RelabelInterval time.Duration
+	// LabelFile, when set, also receives the labels at each publication,
+	// one key=value a line, replaced atomically (GFD's --output-file, the
+	// file NFD's local source reads).
+	LabelFile string
 }
+
+// DefaultRelabelInterval is GFD's default --sleep-interval.
+const DefaultRelabelInterval = 60 * time.Second
 
 // Publisher writes the gpupack.io/topology and gpupack.io/in-use annotations
 // and the GPU labels on this plugin's Node, and only there.
@@ -192,19 +206,25 @@ func (p *Publisher) Kick() {
 	}
 }
 
-// Run publishes the node at start and on each health change, and the in-use
-// report on Kick and every InUseInterval, until ctx ends. A publication that
+// Run publishes the node at start, on each health change and every
+// RelabelInterval, and the in-use report on Kick and every InUseInterval,
+// until ctx ends. A publication that
 // fails is retried with backoff (DefaultPublishRetry) until it succeeds, so
 // a node whose first patch failed (apiserver down, policy not loaded yet)
 // is published once the apiserver answers, with or without an in-use loop.
 func (p *Publisher) Run(ctx context.Context, src Source) {
 	logger := klog.FromContext(ctx).WithValues("node", p.opts.NodeName)
 	settings := p.Settings()
-	var tick <-chan time.Time
+	var tick, relabel <-chan time.Time
 	if settings.InUse && settings.InUseInterval > 0 {
 		t := p.opts.Clock.NewTicker(settings.InUseInterval)
 		defer t.Stop()
 		tick = t.C()
+	}
+	if settings.Labels && settings.RelabelInterval > 0 {
+		t := p.opts.Clock.NewTicker(settings.RelabelInterval)
+		defer t.Stop()
+		relabel = t.C()
 	}
 	resources := src.ResourceNames()
 	backoff := p.opts.Retry
@@ -247,6 +267,8 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 			inUseDirty = true
 		case <-tick:
 			inUseDirty = true
+		case <-relabel:
+			nodeDirty = true
 		case <-retry:
 		}
 		if timer != nil {
@@ -283,9 +305,12 @@ func (p *Publisher) refreshInUse(ctx context.Context, resources []string) error 
 // others are left alone. With neither published, the apply is empty and
 // removes what an earlier one wrote. The apply never creates a Node: the
 // device plugin may only patch (RBAC), so a Node that is gone is an error.
+// With Settings.LabelFile set, the applied labels are then written there too
+// (an error if the file cannot be written: Run retries the publication).
 func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.Node) error {
 	settings := p.Settings()
 	ac := corev1ac.Node(p.opts.NodeName)
+	labelFile := "" // written after the apply, with the labels it holds
 	if settings.Topology {
 		s, err := protocol.EncodeTopology(n)
 		if err != nil {
@@ -305,6 +330,7 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 			}
 		}
 		ac.WithLabels(labels)
+		labelFile = settings.LabelFile
 	}
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 	node, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts)
@@ -321,6 +347,9 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 		if _, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts); err != nil {
 			return fmt.Errorf("applying the labels and topology of node %s: %w", p.opts.NodeName, err)
 		}
+	}
+	if labelFile != "" {
+		return WriteLabelFile(labelFile, ac.Labels)
 	}
 	return nil
 }

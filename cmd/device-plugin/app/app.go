@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -494,12 +493,7 @@ func printLabels(ctx context.Context, w io.Writer, m *deviceplugin.Manager) erro
 	for _, err := range errs {
 		klog.FromContext(ctx).Error(err, "A GPU Feature Discovery label is left out")
 	}
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		if _, err := fmt.Fprintf(w, "%s=%s\n", k, labels[k]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return nodepublish.WriteLabels(w, labels)
 }
 
 // publishSettings are the config's publish section.
@@ -508,6 +502,20 @@ func publishSettings(c *configv1.Config) nodepublish.Settings {
 	s := nodepublish.Settings{Topology: p.Topology == nil || *p.Topology, Labels: p.Labels == nil || *p.Labels, InUse: p.InUse == nil || *p.InUse}
 	if p.InUseInterval != nil {
 		s.InUseInterval = p.InUseInterval.Duration
+	}
+	// GPU Feature Discovery's relabel loop: every sleepInterval (60s by
+	// default), once with oneshot; and its output file, when set.
+	s.RelabelInterval = nodepublish.DefaultRelabelInterval
+	if g := c.Flags.GFD; g != nil {
+		if g.SleepInterval != nil {
+			s.RelabelInterval = time.Duration(*g.SleepInterval)
+		}
+		if g.Oneshot != nil && *g.Oneshot {
+			s.RelabelInterval = 0
+		}
+		if g.OutputFile != nil {
+			s.LabelFile = *g.OutputFile
+		}
 	}
 	return s
 }

@@ -183,8 +183,22 @@ func TestRestartPacer(t *testing.T) {
 func TestPublishSettings(t *testing.T) {
 	c := configv1.Default()
 	configv1.SetDefaults(c)
-	require.Equal(t, nodepublish.Settings{Topology: true, Labels: true, InUse: true, InUseInterval: 30 * time.Second}, publishSettings(c))
-	c, err := configv1.Parse([]byte("version: v1\npublish: {labels: false, inUse: false, inUseInterval: 1m}"))
-	require.NoError(t, err)
-	require.Equal(t, nodepublish.Settings{Topology: true, InUseInterval: time.Minute}, publishSettings(c))
+	require.Equal(t, nodepublish.Settings{Topology: true, Labels: true, InUse: true, InUseInterval: 30 * time.Second,
+		RelabelInterval: time.Minute}, publishSettings(c)) // GFD's default --sleep-interval
+	for _, tc := range []struct {
+		config string
+		want   nodepublish.Settings
+	}{
+		{"publish: {labels: false, inUse: false, inUseInterval: 1m}",
+			nodepublish.Settings{Topology: true, InUseInterval: time.Minute, RelabelInterval: time.Minute}},
+		{"flags: {gfd: {sleepInterval: 10s, outputFile: /etc/kubernetes/node-feature-discovery/features.d/gfd}}",
+			nodepublish.Settings{Topology: true, Labels: true, InUse: true, InUseInterval: 30 * time.Second,
+				RelabelInterval: 10 * time.Second, LabelFile: "/etc/kubernetes/node-feature-discovery/features.d/gfd"}},
+		{"flags: {gfd: {oneshot: true, sleepInterval: 10s}}", // oneshot wins: published at start and on change only
+			nodepublish.Settings{Topology: true, Labels: true, InUse: true, InUseInterval: 30 * time.Second}},
+	} {
+		c, err := configv1.Parse([]byte("version: v1\n" + tc.config))
+		require.NoError(t, err, tc.config)
+		require.Equal(t, tc.want, publishSettings(c), tc.config)
+	}
 }

@@ -341,7 +341,6 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 	require.NoError(t, err)
 	for _, path := range []string{
 		"flags.useNodeFeatureAPI",
-		"flags.gfd.oneshot", "flags.gfd.sleepInterval", "flags.gfd.outputFile",
 		"flags.plugin.cdiFeatureFlags", "flags.plugin.sharedDevicesAllocationPolicy",
 		"resources.gpus", "resources.mig",
 		"sharing.timeSlicing.resources[0].rename", "sharing.timeSlicing.resources[0].devices",
@@ -355,13 +354,38 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 		require.Equal(t, 1, n, "%s in %q", path, w)
 	}
 	// flags.mpsRoot and restartOnDeviceUnhealthy are implemented: no
-	// warning; flags.gfd.noTimestamp and machineTypeFile shape gpupack's
-	// GFD labels.
+	// warning; flags.gfd's fields shape gpupack's GFD labels (noTimestamp,
+	// machineTypeFile) and their publication (oneshot, sleepInterval,
+	// outputFile).
 	for _, s := range w {
-		require.NotContains(t, s, "noTimestamp")
-		require.NotContains(t, s, "machineTypeFile")
+		for _, f := range []string{"noTimestamp", "machineTypeFile", "oneshot", "sleepInterval", "outputFile"} {
+			require.NotContains(t, s, f)
+		}
 	}
-	require.Len(t, w, 10)
+	require.Len(t, w, 7)
+}
+
+// TestGFDFlagsValidation: GFD's sleepInterval must be positive and its
+// outputFile absolute; each bad value is one error naming its path.
+func TestGFDFlagsValidation(t *testing.T) {
+	for _, tc := range []struct {
+		gfd, wantErr string // wantErr "" = loads
+	}{
+		{gfd: "{sleepInterval: 30s, outputFile: /etc/kubernetes/node-feature-discovery/features.d/gfd}"},
+		{gfd: "{sleepInterval: 1000000000}"}, // nanoseconds, as GFD's Go duration: 1s
+		{gfd: "{oneshot: true}"},
+		{gfd: "{sleepInterval: 0s}", wantErr: `flags.gfd.sleepInterval: Invalid value: "0s": must be positive`},
+		{gfd: "{sleepInterval: -5s}", wantErr: `flags.gfd.sleepInterval: Invalid value: "-5s": must be positive`},
+		{gfd: "{sleepInterval: soon}", wantErr: "sleepInterval"},
+		{gfd: "{outputFile: features.d/gfd}", wantErr: "flags.gfd.outputFile"},
+	} {
+		_, err := Parse([]byte("version: v1\nflags:\n  gfd: " + tc.gfd))
+		if tc.wantErr == "" {
+			require.NoError(t, err, tc.gfd)
+			continue
+		}
+		require.ErrorContains(t, err, tc.wantErr, tc.gfd)
+	}
 }
 
 // TestReplicaLimitIsTheCodecs: one replica limit for the config, the

@@ -19,18 +19,6 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	if f.UseNodeFeatureAPI != nil {
 		warn(fp.Child("useNodeFeatureAPI"), "ignored: a GPU Feature Discovery setting; gpupack writes its labels on the Node itself")
 	}
-	if g := f.GFD; g != nil {
-		gp := fp.Child("gfd")
-		// noTimestamp and machineTypeFile shape gpupack's GFD labels
-		// (publish.labels); the rest is about running GFD itself.
-		for name, set := range map[string]bool{
-			"oneshot": g.Oneshot != nil, "sleepInterval": g.SleepInterval != nil, "outputFile": g.OutputFile != nil,
-		} {
-			if set {
-				warn(gp.Child(name), "ignored: a GPU Feature Discovery setting (gpupack publishes the labels at start and on each change)")
-			}
-		}
-	}
 	if pf := f.Plugin; pf != nil {
 		pp := fp.Child("plugin")
 		if pf.CDIFeatureFlags != nil && len(*pf.CDIFeatureFlags) > 0 {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -81,6 +82,12 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 	if f.GFD != nil {
 		// Read under the host root (--host-root), as GFD reads it under /.
 		errs = append(errs, absolutePath(p.Child("gfd", "machineTypeFile"), f.GFD.MachineTypeFile)...)
+		// Written by the device plugin at each publication (NFD's local source).
+		errs = append(errs, absolutePath(p.Child("gfd", "outputFile"), f.GFD.OutputFile)...)
+		if d := f.GFD.SleepInterval; d != nil && *d <= 0 {
+			errs = append(errs, field.Invalid(p.Child("gfd", "sleepInterval"), time.Duration(*d).String(),
+				"must be positive (GFD relabels every sleepInterval; oneshot: true publishes once)"))
+		}
 	}
 	if f.Plugin == nil {
 		return errs
