@@ -26,9 +26,9 @@ type source struct {
 	gfd  *gfd.Node
 }
 
-func (s source) Node() *topology.Node            { return s.node }
-func (s source) GFD() *gfd.Node                  { return s.gfd }
-func (s source) ResourceNames() []string         { return []string{"nvidia.com/gpu"} }
+func (s source) Node() *topology.Node           { return s.node }
+func (s source) GFD() *gfd.Node                 { return s.gfd }
+func (s source) ResourceNames() []string        { return []string{"nvidia.com/gpu"} }
 func (s source) HealthChanged() <-chan struct{} { return nil }
 
 // applies counts the server-side applies the publisher made.
