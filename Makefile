@@ -20,7 +20,7 @@ CLUSTER_BIN := $(CURDIR)/.cache/bin
 PKGS := ./...
 FAKE_MACHINES := dgx-a100 dgx-h100 dgx-1-v100 pcie-4gpu-2socket a100-pcie-8gpu-nvbridge nvswitch-16gpu gb200-4gpu
 
-.PHONY: all build codegen images lint-dockerfiles test cluster-bins chart verify fmt vet logcheck demo topology bench fuzz gpu-smoke bench-throughput clean
+.PHONY: all build codegen images lint-dockerfiles test cluster-bins chart verify fmt vet logcheck demo topology bench fuzz gpu-smoke gpu-smoke-bundle bench-throughput clean
 
 all: build
 
@@ -117,6 +117,16 @@ fuzz:
 gpu-smoke:
 	$(GO) test -count=1 -tags realgpu -run RealGPU -v ./pkg/nvml/ ./pkg/deviceplugin/
 	$(GO) run ./cmd/device-plugin --print-topology --mig-strategy=mixed
+
+## gpu-smoke-bundle: the same checks as binaries in _output/gpu-smoke (for a GPU
+## machine without Go: copy the folder there and run its smoke.sh).
+gpu-smoke-bundle:
+	mkdir -p _output/gpu-smoke
+	$(GO) test -c -tags realgpu -ldflags="-s -w" -o _output/gpu-smoke/nvml.test ./pkg/nvml/
+	$(GO) test -c -tags realgpu -ldflags="-s -w" -o _output/gpu-smoke/deviceplugin.test ./pkg/deviceplugin/
+	$(GO) test -c -tags realgpu -ldflags="-s -w" -o _output/gpu-smoke/mps.test ./pkg/mps/
+	$(GO) build -ldflags="-s -w" -o _output/gpu-smoke/device-plugin ./cmd/device-plugin
+	cp test/gpu/smoke.sh _output/gpu-smoke/
 
 clean:
 	rm -rf $(BIN)
