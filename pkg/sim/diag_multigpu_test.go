@@ -117,6 +117,7 @@ func TestDiagMultiGPU(t *testing.T) {
 		firstFail := map[int]int{}
 		place := map[string]int{}
 		brokeFull := map[string]int{}
+		place8 := map[string]int{}
 		for _, e := range rec.log {
 			if e.node < 0 {
 				fail[e.gpus]++
@@ -131,6 +132,9 @@ func TestDiagMultiGPU(t *testing.T) {
 			if e.gpus >= 2 {
 				place[fmt.Sprintf("%d-GPU on %s", e.gpus, e.model)]++
 			}
+			if e.gpus == 8 {
+				place8[fmt.Sprintf("%dc on %s", e.cpu/1000, e.model)]++
+			}
 			if e.fullFree && e.ngpu == 8 && e.gpus < 8 {
 				brokeFull[fmt.Sprintf("%s by %d", e.model, e.gpus)]++
 			}
@@ -144,6 +148,7 @@ func TestDiagMultiGPU(t *testing.T) {
 		t.Logf("  failures by gpus (-1 cpu-only, 0 shared): %v first: %v", fail, firstFail)
 		t.Logf("  failed multi-GPU classes: %s", sortedMap(failCls))
 		t.Logf("  placements: %s", sortedMap(place))
+		t.Logf("  8-GPU placements by CPU: %s", sortedMap(place8))
 		t.Logf("  free 8-GPU nodes broken (model by task gpus): %s", sortedMap(brokeFull))
 		// free 8-GPU nodes left at the end by model
 		left := map[string]int{}
