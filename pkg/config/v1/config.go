@@ -56,6 +56,12 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	if len(w.errs) > 0 {
 		return nil, nil, fmt.Errorf("decoding config: %w", w.errs.ToAggregate())
 	}
+	if w.pruned {
+		// Decode the tree without the unknown keys the walker dropped.
+		if j, err = json.Marshal(tree); err != nil {
+			return nil, nil, fmt.Errorf("decoding config: %w", err)
+		}
+	}
 	var c Config
 	if err := json.Unmarshal(j, &c); err != nil {
 		return nil, nil, fmt.Errorf("decoding config: %w", err)

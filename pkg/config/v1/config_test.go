@@ -210,8 +210,20 @@ func TestParseErrors(t *testing.T) {
 		// NVIDIA rejects replicas: 1 ("must be >= 2"); gpupack once loaded it.
 		{"one replica", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}",
 			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 1: must be between 2 and 43690"}},
+		// NVIDIA: "no replicas specified"; gpupack said "Invalid value: 0".
 		{"no replicas", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu}]}}",
-			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 0"}},
+			[]string{"sharing.timeSlicing.resources[0].replicas: Required value"}},
+		// NVIDIA's decoder looks `replicas` and `name` up exactly: `Replicas`
+		// and a typo are other keys, and the field is missing.
+		{"replicas in another case", "sharing: {mps: {resources: [{Name: nvidia.com/gpu, Replicas: 2}]}}",
+			[]string{`sharing.mps.resources[0].replicas: Required value: NVIDIA's plugin refuses sharing.mps.resources[0] without it (found "Replicas"`,
+				`sharing.mps.resources[0].name: Required value`}},
+		{"replicas misspelt", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replica: 4}]}}",
+			[]string{`sharing.timeSlicing.resources[0].replicas: Required value: NVIDIA's plugin refuses sharing.timeSlicing.resources[0] without it (found "replica"`}},
+		{"no name", "sharing: {timeSlicing: {resources: [{replicas: 4}]}}",
+			[]string{"sharing.timeSlicing.resources[0].name: Required value"}},
+		{"resource pattern without name", "resources: {gpus: [{pattern: '*A100*'}]}",
+			[]string{"resources.gpus[0].name: Required value"}},
 		{"bad list strategy", "flags: {plugin: {deviceListStrategy: [envvar, bogus]}}",
 			[]string{`flags.plugin.deviceListStrategy[1]: Unsupported value: "bogus"`}},
 		{"bad id strategy", "flags: {plugin: {deviceIDStrategy: serial}}",
@@ -289,8 +301,8 @@ func TestNVIDIAUnknownFieldsWarn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, Warnings{
 		"flags.futureFlag: unknown field, ignored (as NVIDIA's plugin ignores it)",
-		"flags.plugin.passDevicesSpecs: unknown field, ignored (as NVIDIA's plugin ignores it)",
-		"sharing.timeSlicing.resources[0].replica: unknown field, ignored (as NVIDIA's plugin ignores it)",
+		"flags.plugin.passDevicesSpecs: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean passDeviceSpecs?)",
+		"sharing.timeSlicing.resources[0].replica: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean replicas?)",
 	}, w)
 	require.False(t, *c.Flags.Plugin.PassDeviceSpecs)
 	for _, tc := range []struct{ in, want string }{
@@ -317,6 +329,48 @@ func TestNVIDIAUnknownFieldsWarn(t *testing.T) {
 	_, w, err = Decode([]byte("version: v1\nversion: v1\n"))
 	require.NoError(t, err)
 	require.Len(t, w, 1)
+}
+
+// TestExactKeysInNVIDIASharing: NVIDIA decodes timeSlicing/mps, their
+// resources and resources.gpus/mig with its own UnmarshalJSON, looking keys
+// up exactly, so there (unlike in flags) a key in another case is an
+// unknown key NVIDIA ignores. gpupack once matched `RenameByDefault: true`
+// case-insensitively and advertised nvidia.com/gpu.shared where NVIDIA
+// advertises nvidia.com/gpu.
+func TestExactKeysInNVIDIASharing(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		wantWarn []string
+		check    func(t *testing.T, c *Config)
+	}{
+		{"renameByDefault in another case", "sharing: {timeSlicing: {RenameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
+			[]string{"sharing.timeSlicing.RenameByDefault: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean renameByDefault?)"},
+			func(t *testing.T, c *Config) {
+				require.False(t, c.Sharing.TimeSlicing.RenameByDefault)
+				require.Equal(t, ResourceGPU, c.Sharing.TimeSlicing.Target(&c.Sharing.TimeSlicing.Resources[0]))
+			}},
+		{"failRequestsGreaterThanOne in another case", "sharing: {timeSlicing: {FailRequestsGreaterThanOne: true, resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
+			[]string{"sharing.timeSlicing.FailRequestsGreaterThanOne: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean failRequestsGreaterThanOne?)"},
+			func(t *testing.T, c *Config) { require.False(t, c.Sharing.FailRequestsGreaterThanOne()) }},
+		{"rename in another case under mps", "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2, Rename: nvidia.com/x}]}}",
+			[]string{"sharing.mps.resources[0].Rename: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean rename?)"},
+			func(t *testing.T, c *Config) { require.Empty(t, c.Sharing.MPS.Resources[0].Rename) }},
+		// Exact keys still load.
+		{"exact keys", "sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2}]}}", nil,
+			func(t *testing.T, c *Config) {
+				require.Equal(t, ResourceGPU+SharedSuffix, c.Sharing.TimeSlicing.Target(&c.Sharing.TimeSlicing.Resources[0]))
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, w, err := Decode([]byte(tc.in))
+			require.NoError(t, err)
+			require.Equal(t, Warnings(tc.wantWarn), w)
+			tc.check(t, c)
+		})
+	}
+	// gpupack's own fields in another case are errors, as their typos are.
+	_, err := Parse([]byte("sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, GPUPackRename: nvidia.com/x}]}}"))
+	require.ErrorContains(t, err, "sharing.timeSlicing.resources[0].GPUPackRename: Forbidden: unknown field (gpupack's own field is gpupackRename)")
 }
 
 // TestUnimplementedFieldsWarnOnce: every NVIDIA field gpupack does not

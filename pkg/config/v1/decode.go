@@ -31,12 +31,34 @@ var nvidiaSections = map[reflect.Type]bool{
 	reflect.TypeFor[Imex]():               true,
 }
 
+// exactKeySections are NVIDIA's structs that NVIDIA decodes with its own
+// UnmarshalJSON, looking each key up by its exact name: there a key that
+// differs only in case (RenameByDefault, Replicas) is not the field but an
+// unknown key NVIDIA ignores. encoding/json's case-insensitive match would
+// make `RenameByDefault: true` rename the replicas under gpupack and not
+// under NVIDIA.
+var exactKeySections = map[reflect.Type]bool{
+	reflect.TypeFor[TimeSlicing]():        true,
+	reflect.TypeFor[ReplicatedResource](): true,
+	reflect.TypeFor[NamedPattern]():       true,
+}
+
+// requiredKeys are the keys NVIDIA's decoder refuses a mapping without
+// ("no replicas specified", "resources must have a 'name' field set").
+var requiredKeys = map[reflect.Type][]string{
+	reflect.TypeFor[ReplicatedResource](): {"name", "replicas"},
+	reflect.TypeFor[NamedPattern]():       {"pattern", "name"},
+}
+
 // walker checks a decoded JSON tree against the Config types: unknown keys
 // (errors or warnings, by section) and values the custom decoders refuse,
 // each with its field path.
 type walker struct {
 	errs     field.ErrorList
 	warnings []string
+	// pruned: unknown keys were removed from the tree, which must then be
+	// decoded instead of the file (see walkStruct).
+	pruned bool
 }
 
 func (w *walker) walk(v any, t reflect.Type, p *field.Path) {
@@ -85,15 +107,22 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 		}
 		return p.Child(name)
 	}
+	exact := exactKeySections[t]
+	var unknown []string
 	for key, v := range m {
-		f, ok := fieldByJSONName(t, key)
+		f, ok := fieldByJSONName(t, key, exact)
 		if !ok {
 			if own := ownFieldLike(t, key); own != "" {
 				w.errs = append(w.errs, field.Forbidden(child(key), "unknown field (gpupack's own field is "+own+")"))
 				continue
 			}
 			if lenient {
-				w.warnings = append(w.warnings, fmt.Sprintf("%s: unknown field, ignored (as NVIDIA's plugin ignores it)", child(key)))
+				w.warnings = append(w.warnings, fmt.Sprintf("%s: unknown field, ignored (as NVIDIA's plugin ignores it)%s", child(key), didYouMean(t, key)))
+				// Removed so that the final decode cannot match it to a
+				// field case-insensitively where NVIDIA does not.
+				delete(m, key)
+				w.pruned = true
+				unknown = append(unknown, key)
 				continue
 			}
 			w.errs = append(w.errs, field.Forbidden(child(key), "unknown field (known: "+strings.Join(jsonNames(t), ", ")+")"))
@@ -101,11 +130,38 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 		}
 		w.walk(v, f.Type, child(key))
 	}
+	for _, req := range requiredKeys[t] {
+		if _, ok := m[req]; !ok {
+			msg := "NVIDIA's plugin refuses " + p.String() + " without it"
+			for _, k := range unknown {
+				if editDistance(strings.ToLower(k), req) <= 2 {
+					msg += fmt.Sprintf(" (found %q, which NVIDIA does not read as %q)", k, req)
+				}
+			}
+			w.errs = append(w.errs, field.Required(child(req), msg))
+		}
+	}
+}
+
+// didYouMean names the field of t that an unknown key is most likely a
+// typo of (another case, or at most 2 edits away), as " (did you mean
+// X?)", else "".
+func didYouMean(t reflect.Type, key string) string {
+	best, bestD := "", 3
+	for _, name := range jsonNames(t) {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(name)); d < bestD {
+			best, bestD = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
 }
 
 // fieldByJSONName finds the field a JSON key decodes into, as encoding/json
-// does: the exact name first, then a case-insensitive match.
-func fieldByJSONName(t reflect.Type, key string) (reflect.StructField, bool) {
+// does: the exact name first, then (unless exact) a case-insensitive match.
+func fieldByJSONName(t reflect.Type, key string, exact bool) (reflect.StructField, bool) {
 	var fold *reflect.StructField
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -116,7 +172,7 @@ func fieldByJSONName(t reflect.Type, key string) (reflect.StructField, bool) {
 		if name == key {
 			return f, true
 		}
-		if fold == nil && strings.EqualFold(name, key) {
+		if !exact && fold == nil && strings.EqualFold(name, key) {
 			fold = &f
 		}
 	}
@@ -129,7 +185,10 @@ func fieldByJSONName(t reflect.Type, key string) (reflect.StructField, bool) {
 // ownFieldLike returns gpupack's own field of t that key is a typo of
 // (a "gpupack" prefix, or at most 2 edits away), "" if none: typos in
 // gpupack's fields are errors even inside NVIDIA's sections.
+// Of several, the nearest (GPUPackRename is gpupackRename, not
+// gpupackDevices).
 func ownFieldLike(t reflect.Type, key string) string {
+	best, bestD := "", -1
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if f.Tag.Get("gpupack") != "own" {
@@ -137,11 +196,12 @@ func ownFieldLike(t reflect.Type, key string) string {
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		lk, ln := strings.ToLower(key), strings.ToLower(name)
-		if strings.HasPrefix(lk, "gpupack") && strings.HasPrefix(ln, "gpupack") || editDistance(lk, ln) <= 2 {
-			return name
+		d := editDistance(lk, ln)
+		if (strings.HasPrefix(lk, "gpupack") && strings.HasPrefix(ln, "gpupack") || d <= 2) && (bestD < 0 || d < bestD) {
+			best, bestD = name, d
 		}
 	}
-	return ""
+	return best
 }
 
 // editDistance is the Levenshtein distance of a and b.
