@@ -102,6 +102,9 @@ func TestCorpusIsCovered(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
 	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.IsDir() {
+			continue // heldout/: TestHeldOutIsCovered
+		}
 		require.Contains(t, string(src), `{"`+filepath.Base(f)+`"`, "no expectation for %s", f)
 	}
 }
