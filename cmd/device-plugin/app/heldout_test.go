@@ -100,6 +100,9 @@ func TestNVIDIAConfigHeldOut(t *testing.T) {
 		{"bad-replicas-quoted.yaml", a100, nil, `sharing.timeSlicing.resources[0].replicas: Invalid value: \"4\": want int, got a string`},
 		{"bad-replica-typo.yaml", a100, nil, `sharing.mps.resources[0].replicas: Required value`},
 		{"bad-negative-replicas.json", t4, nil, `sharing.timeSlicing.resources[0].replicas: Invalid value: -2`},
+		// NVIDIA runs this with the defaults (8 whole GPUs), silently; gpupack
+		// refuses it and names the configs inside.
+		{"bad-configmap-as-file.yaml", a100, nil, "the file is a Kubernetes ConfigMap holding the configs [a100-40gb, tesla-t4], not a config"},
 	}
 	dir := filepath.Join(repoRoot(t), "testdata", "nvidia-config", "heldout")
 	for _, tc := range tests {

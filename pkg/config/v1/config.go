@@ -51,6 +51,9 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	if _, ok := tree.(map[string]any); !ok {
 		return nil, nil, fmt.Errorf("decoding config: want a mapping at the top level, got %s", kindOf(tree))
 	}
+	if err := notAConfigMap(tree.(map[string]any)); err != nil {
+		return nil, nil, fmt.Errorf("decoding config: %w", err)
+	}
 	w := &walker{warnings: dupWarning}
 	w.walkStruct(tree.(map[string]any), configType, nil, false)
 	if len(w.errs) > 0 {
@@ -77,6 +80,24 @@ func Decode(data []byte) (*Config, Warnings, error) {
 		return nil, nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
 	}
 	return &c, dedupe(append(w.warnings, warnings...)), nil
+}
+
+// notAConfigMap refuses a Kubernetes ConfigMap given as the config file
+// (an admin's easy slip with the GPU Operator's time-slicing ConfigMaps),
+// naming the configs it holds, rather than listing its keys as unknown
+// fields (NVIDIA's plugin loads it silently as the default config).
+func notAConfigMap(top map[string]any) error {
+	if kind, _ := top["kind"].(string); kind != "ConfigMap" {
+		return nil
+	}
+	var names []string
+	if data, ok := top["data"].(map[string]any); ok {
+		for k := range data {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	return fmt.Errorf("the file is a Kubernetes ConfigMap holding the configs [%s], not a config: give the plugin one of them (a mounted ConfigMap volume has one file per config; --config-file-srcdir chooses one by node label)", strings.Join(names, ", "))
 }
 
 // toJSON converts the file to JSON. A key given twice in one mapping

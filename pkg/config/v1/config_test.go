@@ -210,6 +210,9 @@ func TestParseErrors(t *testing.T) {
 		// NVIDIA rejects replicas: 1 ("must be >= 2"); gpupack once loaded it.
 		{"one replica", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}",
 			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 1: must be between 2 and 43690"}},
+		// The GPU Operator's ConfigMap itself given as the file.
+		{"a ConfigMap", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: time-slicing-config}\ndata:\n  tesla-t4: 'version: v1'\n  any: 'version: v1'\n",
+			[]string{"the file is a Kubernetes ConfigMap holding the configs [any, tesla-t4], not a config"}},
 		// NVIDIA: "no replicas specified"; gpupack said "Invalid value: 0".
 		{"no replicas", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu}]}}",
 			[]string{"sharing.timeSlicing.resources[0].replicas: Required value"}},
