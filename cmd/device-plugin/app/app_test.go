@@ -138,7 +138,8 @@ func TestConfigErrorPrintedOnce(t *testing.T) {
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	err := cmd.Execute()
-	require.ErrorContains(t, err, `sharing.timeSlicing.resources[0].replicas: Invalid value: 0`)
+	// The misspelt key is named: NVIDIA refuses the resource too ("no replicas specified").
+	require.ErrorContains(t, err, `sharing.timeSlicing.resources[0].replicas: Required value: NVIDIA's plugin refuses sharing.timeSlicing.resources[0] without it (found "replica"`)
 	require.Empty(t, out.String(), "cobra printed the error too")
 }
 
