@@ -2,6 +2,7 @@ package deviceplugin
 
 import (
 	"fmt"
+	"strings"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/nvidia-container-toolkit/pkg/nvcdi"
@@ -60,7 +61,7 @@ func DriverEdits(o DriverEditsOptions) (edits cdispec.ContainerEdits, notes []er
 	}
 	noDriver := func(err error) []error {
 		return []error{fmt.Errorf("CDI spec: no driver libraries *.so.%s under %s (nvcdi: %w): the spec has the device nodes only",
-			o.Version, o.ReadRoot, err)}
+			o.Version, o.ReadRoot, oneLine{err})}
 	}
 	// nvcdi is another project's code run at start: a panic in it costs
 	// the driver's edits, not the plugin.
@@ -103,6 +104,13 @@ func DriverEdits(o DriverEditsOptions) (edits cdispec.ContainerEdits, notes []er
 	}
 	return spec.ContainerEdits, nil
 }
+
+// oneLine is err on one line: nvcdi joins the reasons of a failed lookup
+// with newlines, and the note is one log line.
+type oneLine struct{ err error }
+
+func (e oneLine) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", "; ") }
+func (e oneLine) Unwrap() error { return e.err }
 
 // driverVersionNVML is the NVML nvcdi is given: it answers the driver
 // version the plugin's NVML reported (pkg/nvml's Inventory), and only
