@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"k8s.io/klog/v2"
 	"tags.cncf.io/container-device-interface/pkg/cdi"
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
@@ -33,8 +34,8 @@ type CDISpecOptions struct {
 	DevRoot string
 	// DeviceIDStrategy names the spec's devices: uuid or index, as in Allocate.
 	DeviceIDStrategy string
-	// Driver are the driver's common edits (DriverEdits: libraries,
-	// binaries, hooks), added to the spec's.
+	// Driver are the driver's common edits (DriverEdits, from nvcdi:
+	// libraries, binaries, firmware, hooks), added to the spec's.
 	Driver cdispec.ContainerEdits
 }
 
@@ -122,9 +123,9 @@ func BuildCDISpec(resources []sharing.Resource, o CDISpecOptions) (*cdispec.Spec
 // writeCDISpecs writes the node's CDI specs into dir: the GPUs' (with the
 // driver's edits; notes say what those lack) and the IMEX channels' (or
 // removes the one an earlier config left).
-func writeCDISpecs(dir string, c *configv1.Config, driverVersion string, resources []sharing.Resource, popts PluginOptions) (notes []error, err error) {
+func writeCDISpecs(logger klog.Logger, dir string, c *configv1.Config, driverVersion string, resources []sharing.Resource, popts PluginOptions) (notes []error, err error) {
 	driver, notes := DriverEdits(DriverEditsOptions{ReadRoot: popts.DriverRoot, HostRoot: deref(c.Flags.NvidiaDriverRoot),
-		Version: driverVersion, HookPath: cdiHookPath(c.Flags.Plugin)})
+		Version: driverVersion, HookPath: cdiHookPath(c.Flags.Plugin), Logger: logger})
 	spec, err := BuildCDISpec(resources, CDISpecOptions{DriverRoot: popts.DriverRoot, DevRoot: popts.DevRoot,
 		DeviceIDStrategy: popts.DeviceIDStrategy, Driver: driver})
 	if err != nil {

@@ -58,6 +58,9 @@ type Options struct {
 	// (DMI product name, PCI classes): "/" in a pod with the host's /sys;
 	// empty reads none (the labels say unknown).
 	HostRoot string
+	// Logger gets the messages of the libraries New runs (nvcdi, building
+	// the CDI spec's driver edits); the zero Logger discards them.
+	Logger klog.Logger
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -148,7 +151,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	if c.Flags.Plugin.UsesCDI() && opts.CDISpecDir != "" {
-		notes, err := writeCDISpecs(opts.CDISpecDir, c, inv.DriverVersion, resources, popts)
+		notes, err := writeCDISpecs(opts.Logger, opts.CDISpecDir, c, inv.DriverVersion, resources, popts)
 		if err != nil {
 			return nil, err
 		}

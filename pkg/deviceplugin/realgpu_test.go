@@ -11,6 +11,7 @@ package deviceplugin_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -65,7 +66,8 @@ func TestRealGPUDevicePlugin(t *testing.T) {
 			if tt.cdi {
 				cdiDir = t.TempDir()
 			}
-			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, CDISpecDir: cdiDir, HostRoot: "/"})
+			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir, CDISpecDir: cdiDir, HostRoot: "/",
+				Logger: ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))})
 			require.NoError(t, err)
 			inv := mgr.Inventory()
 			t.Logf("driver %s, CUDA %s, %d GPUs, %d MIG devices", inv.DriverVersion, inv.CUDADriverVersion, len(inv.GPUs), len(inv.MIG))
@@ -104,6 +106,21 @@ func TestRealGPUDevicePlugin(t *testing.T) {
 				sort.Strings(devs)
 				t.Logf("CDI devices: %v", devs)
 				require.NotEmpty(t, devs)
+				// The driver's libraries are in the spec (nvcdi finds them
+				// under the driver root, through its ld cache when they are
+				// in no standard directory, as under /usr/local/nvidia).
+				var driverLibs []string
+				for _, v := range cache.ListVendors() {
+					for _, s := range cache.GetVendorSpecs(v) {
+						for _, m := range s.ContainerEdits.Mounts {
+							base := filepath.Base(m.ContainerPath)
+							if base == "libcuda.so."+inv.DriverVersion || base == "libnvidia-ml.so."+inv.DriverVersion {
+								driverLibs = append(driverLibs, m.ContainerPath)
+							}
+						}
+					}
+				}
+				require.Len(t, driverLibs, 2, "libcuda and libnvidia-ml of driver %s in the CDI spec", inv.DriverVersion)
 				for _, v := range cache.ListVendors() {
 					for _, s := range cache.GetVendorSpecs(v) {
 						e := s.ContainerEdits

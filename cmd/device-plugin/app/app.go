@@ -343,7 +343,8 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	if err != nil {
 		return err
 	}
-	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg), HostRoot: hostRoot}
+	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: o.pluginDir, Metrics: deviceplugin.NewMetrics(reg), HostRoot: hostRoot,
+		Logger: logger}
 	dopts.Metrics.SetHostname(metricsHostname(o.nodeName))
 
 	if o.printing() {
