@@ -47,10 +47,6 @@ import (
 //     entryForNodeInfo): the usage State + the NodeInfo's free CPU and
 //     memory: a new usage State, other free CPU/memory, or a new Node
 //     object (the fast path compares the Node pointer, nodeEntry.obj).
-//     The latest view of a node is also in Cache.hot, by its Node object's
-//     address, current while its entry's epoch stays (bumped with each
-//     dropped usage State or new Node object; the old object's slot is
-//     cleared then).
 //
 //  5. Last plans (hotView.last, lastplan.go; the plugin's planFor through
 //     NodeView.LastPlan/StoreLastPlan): one-request pods' plan figures by
