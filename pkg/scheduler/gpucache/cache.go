@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -94,23 +93,6 @@ type Cache struct {
 	supply  *score.Supply[string]
 	dirty   map[string]struct{}
 	pricing *score.Pricing
-	// hot are the nodes' latest views by a hash of their Node object's
-	// address (hotSlot), one per slot (a colliding node takes the slot):
-	// the per-node hot path finds its node's view there without the lock
-	// or a map lookup, and checks that it is the node's (obj) and current
-	// (its entry's epoch).
-	hot [hotSlots]atomic.Pointer[hotView]
-}
-
-// hotSlots is the size of Cache.hot: a few times the nodes of a large
-// cluster, so that few collide (128 KiB).
-const hotSlots = 1 << 14
-
-// hotSlot is node's slot in Cache.hot: Fibonacci hashing of its address.
-// The slot's view holds the Node object, so the address is not reused while
-// a view names it.
-func hotSlot(node *v1.Node) uint64 {
-	return (uint64(uintptr(unsafe.Pointer(node))) * 0x9E3779B97F4A7C15) >> (64 - 14)
 }
 
 // maxPublishedNames bounds Cache.published (a cluster serves a few names).
@@ -118,8 +100,7 @@ const maxPublishedNames = 1024
 
 type nodeEntry struct {
 	// The per-node hot path (entryForNodeInfo) reads only hot, state, obj
-	// and inUseErr of an entry: they come first, together (40 bytes, one
-	// or two cache lines).
+	// and inUseErr of an entry: they come first, on one cache line.
 
 	// hot is what Filter and Score read of the node (layers 4 and 5 on
 	// Cache): replaced, never mutated.
@@ -133,9 +114,6 @@ type nodeEntry struct {
 	// hot path of Filter skips two annotation lookups.
 	obj      *v1.Node
 	inUseErr error
-	// epoch counts the changes of state (dropped) and obj: a hotView made
-	// at another epoch is not the node's any more (Cache.hot).
-	epoch atomic.Uint64
 	// live: the node informer knows the node (UpdateNode, until
 	// RemoveNode). An entry that is not live exists only for the pods
 	// held on it and goes with the last of them.
@@ -157,13 +135,6 @@ type nodeEntry struct {
 	supplied *score.State
 }
 
-// dropState makes e's usage State stale (rebuilt lazily): the views made
-// from it go too.
-func (e *nodeEntry) dropState() {
-	e.state = nil
-	e.epoch.Add(1)
-}
-
 // hotView is what the per-node hot path of Filter and Score needs of an
 // entry, in one small object read through one atomic pointer: the usage
 // State with the node's free CPU and memory as ViewNodeInfo last saw them
@@ -178,9 +149,6 @@ type hotView struct {
 	topo        *topology.Node
 	cpu, mem    int64
 	known       bool
-	// e is the entry the view was made for, at e's epoch.
-	e     *nodeEntry
-	epoch uint64
 	// last are the node's last plans (planFor): later pods asking the same
 	// find them while the node's usage and the workload snapshot stay.
 	// They outlive a new hotView (carried over) until the next plan is
@@ -356,22 +324,12 @@ func (c *Cache) ViewNodeInfo(ni fwk.NodeInfo) (NodeView, error) {
 func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
 	node := ni.Node()
 	cpu, mem, ok := freeResources(ni)
-	// Fastest path: the node's view in its slot, current (no usage State
-	// dropped and no other Node object since it was made) and for the same
-	// free resources.
-	slot := &c.hot[hotSlot(node)]
-	if h := slot.Load(); h != nil && h.obj == node && h.known == ok && h.cpu == cpu && h.mem == mem && h.e.epoch.Load() == h.epoch {
-		return NodeView{Topology: h.topo, State: h.state}, h.e, nil
-	}
 	// Fast path: the same Node object (annotations), usage State and free
 	// resources as the entry's hotView.
 	c.mu.RLock()
 	if e := c.byObj[node]; e != nil {
 		if h := e.hot.Load(); h != nil && h.obj == node && e.obj == node && h.base == e.state && h.base != nil &&
 			h.known == ok && h.cpu == cpu && h.mem == mem && e.inUseErr == nil {
-			if h.epoch == e.epoch.Load() {
-				slot.Store(h)
-			}
 			c.mu.RUnlock()
 			return NodeView{Topology: h.topo, State: h.state}, e, nil
 		}
@@ -391,9 +349,7 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 		if old := e.hot.Load(); old != nil {
 			h.last = old.last // they answer for their own State only
 		}
-		h.e, h.epoch = e, e.epoch.Load()
 		e.hot.Store(h)
-		slot.Store(h)
 	}
 	c.mu.Unlock()
 	v.State = h.state
@@ -495,7 +451,7 @@ func (c *Cache) clearLocked(e *nodeEntry) {
 	c.setObjLocked(e, nil)
 	e.topoRaw, e.inUseRaw = "", ""
 	e.topo, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil
-	e.dropState()
+	e.state = nil
 	e.hot.Store(nil)
 }
 
@@ -526,17 +482,10 @@ func (c *Cache) setObjLocked(e *nodeEntry, node *v1.Node) {
 	if e.obj == node {
 		return
 	}
-	if e.obj != nil {
-		if c.byObj[e.obj] == e {
-			delete(c.byObj, e.obj)
-		}
-		// The old object's view goes, and the object with it.
-		if slot := &c.hot[hotSlot(e.obj)]; slot.Load() != nil && slot.Load().e == e {
-			slot.Store(nil)
-		}
+	if e.obj != nil && c.byObj[e.obj] == e {
+		delete(c.byObj, e.obj)
 	}
 	e.obj = node
-	e.epoch.Add(1) // the views made from the old object go
 	if node != nil {
 		c.byObj[node] = e
 		c.setAllocatableLocked(node.Name, e, node)
@@ -557,7 +506,7 @@ func (c *Cache) setAllocatableLocked(name string, e *nodeEntry, node *v1.Node) {
 // staleLocked drops node name's usage State (rebuilt lazily) and marks the
 // node for the supply to count again (Pricing).
 func (c *Cache) staleLocked(name string, e *nodeEntry) {
-	e.dropState()
+	e.state = nil
 	c.dirty[name] = struct{}{}
 }
 
@@ -601,7 +550,7 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 			e.topo = n
 			c.publishLocked(n.Resources)
 		}
-		e.dropState()
+		e.state = nil
 	}
 	if inUseRaw != e.inUseRaw || e.inUse == nil {
 		e.inUseRaw = inUseRaw
@@ -620,7 +569,7 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 				}
 			}
 		}
-		e.dropState()
+		e.state = nil
 	}
 }
 
