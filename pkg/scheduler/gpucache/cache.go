@@ -42,12 +42,12 @@ import (
 //     when a pod is assumed, forgotten, unassumed or added on the node
 //     (setPod, dropLocked); rebuilt lazily.
 //
-//  4. State with free CPU and memory (nodeEntry.free, freeBase;
+//  4. State with free CPU and memory (nodeEntry.hot, hotView.state;
 //     entryForNodeInfo): the usage State + the NodeInfo's free CPU and
 //     memory: a new usage State, other free CPU/memory, or a new Node
 //     object (the fast path compares the Node pointer, nodeEntry.obj).
 //
-//  5. Last plans (nodeEntry.last, lastplan.go; the plugin's planFor through
+//  5. Last plans (hotView.last, lastplan.go; the plugin's planFor through
 //     NodeView.LastPlan/StoreLastPlan): one-request pods' plan figures by
 //     request ID, on one State under one workload snapshot: any other
 //     State or snapshot (with starts over); at most maxLastPlans a node.
@@ -99,32 +99,33 @@ type Cache struct {
 const maxPublishedNames = 1024
 
 type nodeEntry struct {
-	// live: the node informer knows the node (UpdateNode, until
-	// RemoveNode). An entry that is not live exists only for the pods
-	// held on it and goes with the last of them.
-	live bool
+	// The per-node hot path (entryForNodeInfo) reads only hot, state, obj
+	// and inUseErr of an entry: they come first, on one cache line.
+
+	// hot is what Filter and Score read of the node (layers 4 and 5 on
+	// Cache): replaced, never mutated.
+	hot atomic.Pointer[hotView]
+	// state is the usage as a score.State, rebuilt lazily (nil: stale).
+	// Readers share it; it is never mutated once built.
+	state *score.State
 	// obj is the Node object the annotations were last read from: the
 	// informer replaces a Node object on every change and never mutates
 	// one, so the same pointer means the same annotations, and the per-node
 	// hot path of Filter skips two annotation lookups.
-	obj               *v1.Node
+	obj      *v1.Node
+	inUseErr error
+	// live: the node informer knows the node (UpdateNode, until
+	// RemoveNode). An entry that is not live exists only for the pods
+	// held on it and goes with the last of them.
+	live              bool
 	topoRaw, inUseRaw string
 	topo              *topology.Node
 	topoErr           error
 	inUse             map[string]bool
-	inUseErr          error
 	// inUseByPod are the in-use report's devices per pod UID.
 	inUseByPod map[types.UID][]string
 	// pods holds the own choices on this node.
 	pods map[types.UID]*podEntry
-	// state is the usage as a score.State, rebuilt lazily (nil: stale).
-	// Readers share it; it is never mutated once built.
-	state *score.State
-	// free is state with the node's free CPU and memory last seen by
-	// ViewNodeInfo (freeBase: the state it was made from; freeCPU and freeMem:
-	// free's figures, kept here for the per-node hot path). Never mutated.
-	free, freeBase   *score.State
-	freeCPU, freeMem int64
 	// allocCPU (milli) and allocMem (MiB) are the Node's allocatable CPU
 	// and memory (allocKnown: it reports CPU), which bound the task types
 	// it can host (score.State.Slots); set on every usage State.
@@ -132,10 +133,27 @@ type nodeEntry struct {
 	allocCPU, allocMem int64
 	// supplied is the usage State the cache's supply last counted.
 	supplied *score.State
+}
+
+// hotView is what the per-node hot path of Filter and Score needs of an
+// entry, in one small object read through one atomic pointer: the usage
+// State with the node's free CPU and memory as ViewNodeInfo last saw them
+// (layer 4), valid while the entry's usage State is base and the Node
+// object is obj, and the node's last plans (layer 5). Never mutated.
+type hotView struct {
+	obj *v1.Node
+	// base is the usage State state was made from; state is base with the
+	// free CPU and memory cpu and mem (known), or base itself when the
+	// NodeInfo reports no allocatable CPU.
+	base, state *score.State
+	topo        *topology.Node
+	cpu, mem    int64
+	known       bool
 	// last are the node's last plans (planFor): later pods asking the same
 	// find them while the node's usage and the workload snapshot stay.
-	// Read and written without mu: a lastPlans is never mutated.
-	last atomic.Pointer[lastPlans]
+	// They outlive a new hotView (carried over) until the next plan is
+	// stored, as their own key (State, snapshot) says when they answer.
+	last lastPlans
 }
 
 type podEntry struct {
@@ -215,7 +233,11 @@ func (v NodeView) LastPlan(dist *score.Distribution, id uint64) (Figures, error,
 	if v.e == nil {
 		return Figures{}, nil, false
 	}
-	return v.e.last.Load().find(v.State, dist, id)
+	h := v.e.hot.Load()
+	if h == nil {
+		return Figures{}, nil, false
+	}
+	return h.last.find(v.State, dist, id)
 }
 
 // StoreLastPlan records request id's plan figures (or error) on the view's
@@ -224,7 +246,19 @@ func (v NodeView) StoreLastPlan(dist *score.Distribution, id uint64, f Figures, 
 	if v.e == nil {
 		return
 	}
-	v.e.last.Store(v.e.last.Load().with(v.State, dist, id, f, err))
+	for {
+		// Only the last plans change: a hotView the fast path never takes
+		// (no Node object) holds them when the node has none yet.
+		h := v.e.hot.Load()
+		nh := &hotView{}
+		if h != nil {
+			*nh = *h
+		}
+		nh.last = nh.last.with(v.State, dist, id, f, err)
+		if v.e.hot.CompareAndSwap(h, nh) {
+			return
+		}
+	}
 }
 
 // ViewNode returns node's topology and usage, first folding in annotation
@@ -285,33 +319,40 @@ func (c *Cache) ViewNodeInfo(ni fwk.NodeInfo) (NodeView, error) {
 
 // entryForNodeInfo is ViewNodeInfo that also returns the node's entry (nil with an error).
 // It runs for every node in every Filter and Score: the fast path is one
-// map lookup under the read lock and no allocation.
+// map lookup under the read lock, two small objects read (the entry's
+// first cache line and its hotView) and no allocation.
 func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
 	node := ni.Node()
 	cpu, mem, ok := freeResources(ni)
-	if ok { // fast path: the same Node object (annotations) and free resources
-		c.mu.RLock()
-		e := c.byObj[node]
-		if e != nil && e.obj == node && e.free != nil && e.freeBase == e.state && e.state != nil &&
-			e.freeCPU == cpu && e.freeMem == mem && e.inUseErr == nil {
-			v := NodeView{Topology: e.topo, State: e.free}
+	// Fast path: the same Node object (annotations), usage State and free
+	// resources as the entry's hotView.
+	c.mu.RLock()
+	if e := c.byObj[node]; e != nil {
+		if h := e.hot.Load(); h != nil && h.obj == node && e.obj == node && h.base == e.state && h.base != nil &&
+			h.known == ok && h.cpu == cpu && h.mem == mem && e.inUseErr == nil {
 			c.mu.RUnlock()
-			return v, e, nil
+			return NodeView{Topology: h.topo, State: h.state}, e, nil
 		}
-		c.mu.RUnlock()
 	}
+	c.mu.RUnlock()
 	v, e, err := c.entryForNode(node)
-	if err != nil || !ok {
+	if err != nil {
 		return v, e, err
 	}
-	st := v.State.Clone()
-	st.SetFree(cpu, mem)
+	h := &hotView{obj: node, base: v.State, state: v.State, topo: v.Topology, cpu: cpu, mem: mem, known: ok}
+	if ok {
+		h.state = v.State.Clone()
+		h.state.SetFree(cpu, mem)
+	}
 	c.mu.Lock()
-	if e.state == v.State {
-		e.free, e.freeBase, e.freeCPU, e.freeMem = st, v.State, cpu, mem
+	if e.state == v.State && e.obj == node {
+		if old := e.hot.Load(); old != nil {
+			h.last = old.last // they answer for their own State only
+		}
+		e.hot.Store(h)
 	}
 	c.mu.Unlock()
-	v.State = st
+	v.State = h.state
 	return v, e, nil
 }
 
@@ -325,8 +366,8 @@ func (c *Cache) ForEachLastPlan(scores fwk.NodeScoreList, id uint64, dist *score
 		if e == nil {
 			continue
 		}
-		if l := e.last.Load(); l != nil && l.dist == dist {
-			if p, err, ok := l.find(l.state, dist, id); ok && err == nil {
+		if h := e.hot.Load(); h != nil && h.last.dist == dist {
+			if p, err, ok := h.last.find(h.last.state, dist, id); ok && err == nil {
 				fn(i, p)
 			}
 		}
@@ -410,8 +451,8 @@ func (c *Cache) clearLocked(e *nodeEntry) {
 	c.setObjLocked(e, nil)
 	e.topoRaw, e.inUseRaw = "", ""
 	e.topo, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil
-	e.state, e.free, e.freeBase = nil, nil, nil
-	e.last.Store(nil)
+	e.state = nil
+	e.hot.Store(nil)
 }
 
 // dropIfUnusedLocked deletes e (the entry of node name) when the node

@@ -44,12 +44,13 @@ func (l *lastPlans) find(state *score.State, dist *score.Distribution, id uint64
 	return Figures{}, nil, false
 }
 
-// with returns a copy of l (or new plans when l is for another state or
-// snapshot) that also holds request id's plan; the oldest goes when full.
-func (l *lastPlans) with(state *score.State, dist *score.Distribution, id uint64, f Figures, err error) *lastPlans {
-	out := &lastPlans{state: state, dist: dist}
+// with returns l (or new plans when l is for another state or snapshot)
+// with request id's plan too, as a value (the caller's hotView holds it):
+// the oldest goes when full. l is not changed.
+func (l *lastPlans) with(state *score.State, dist *score.Distribution, id uint64, f Figures, err error) lastPlans {
+	out := lastPlans{state: state, dist: dist}
 	if l != nil && l.state == state && l.dist == dist {
-		*out = *l
+		out = *l
 	}
 	if out.n == maxLastPlans {
 		copy(out.ids[:], out.ids[1:])

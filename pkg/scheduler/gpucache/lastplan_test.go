@@ -24,7 +24,8 @@ func TestLastPlans(t *testing.T) {
 		if id == 3 {
 			err = errFull
 		}
-		l = l.with(st1, d1, id, Figures{FragDelta: float64(id)}, err)
+		next := l.with(st1, d1, id, Figures{FragDelta: float64(id)}, err)
+		l = &next
 	}
 	for _, tc := range []struct {
 		name  string

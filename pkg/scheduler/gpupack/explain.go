@@ -97,14 +97,14 @@ func (pl *GPUPack) explainNode(ctx context.Context, cs fwk.CycleState, s *cycleS
 		f.Unresolvable = st.Code() == fwk.UnschedulableAndUnresolvable
 		return f
 	}
-	p, err := pl.planFor(ni, s)
+	p, view, err := pl.planView(ni, s)
 	if err != nil { // Filter just planned the same: not expected
 		f.Reason = "gpupack: " + err.Error()
 		return f
 	}
 	f.Fits, f.FragDelta, f.QualityRatio = true, p.fragDelta, p.ratio
 	if s.pricing.Priced() {
-		f.SupplyCost = pl.supplyCost(s, ni, p)
+		f.SupplyCost = pl.supplyCost(s, view, p)
 	}
 	return f
 }

@@ -98,20 +98,28 @@ func (e errNoView) Unwrap() error { return e.error }
 // same objects, the answer's whole input. A node with no usable view fails
 // with errNoView.
 func (pl *GPUPack) planFor(ni fwk.NodeInfo, s *cycleState) (plan, error) {
+	p, _, err := pl.planView(ni, s)
+	return p, err
+}
+
+// planView is planFor that also returns the node's view it planned on
+// (Score prices the plan on it, without looking the node up again).
+func (pl *GPUPack) planView(ni fwk.NodeInfo, s *cycleState) (plan, gpucache.NodeView, error) {
 	view, err := pl.cache.ViewNodeInfo(ni)
 	if err != nil {
-		return plan{}, errNoView{err}
+		return plan{}, view, errNoView{err}
 	}
 	dist := pl.workload.Distribution()
 	if s.requestID == 0 {
-		return pl.makePlan(view, s.requests, dist, false)
+		p, err := pl.makePlan(view, s.requests, dist, false)
+		return p, view, err
 	}
 	if f, err, ok := view.LastPlan(dist, s.requestID); ok {
-		return planOf(f), err
+		return planOf(f), view, err
 	}
 	p, err := pl.makePlan(view, s.requests, dist, false)
 	view.StoreLastPlan(dist, s.requestID, p.figures(), err)
-	return p, err
+	return p, view, err
 }
 
 // qualityCounts reports whether the link quality of the request's set

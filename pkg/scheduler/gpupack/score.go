@@ -49,19 +49,19 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 	name := nodeInfo.Node().Name
 	if s.adjust[name] != nil { // Filter planned on the adjusted view
 		if p, ok := s.plan(name); ok {
-			return pl.rawOf(s, nodeInfo, p), nil
+			return pl.rawOf(s, p, func() (gpucache.NodeView, error) { return pl.cache.ViewNodeInfo(nodeInfo) }), nil
 		}
 	}
 	// Filter's plan, from the node's last plan (planFor), or made now
 	// when the node changed since or Filter did not run for it.
-	p, err := pl.planFor(nodeInfo, s)
+	p, view, err := pl.planView(nodeInfo, s)
 	if err != nil {
 		return 0, fwk.AsStatus(err)
 	}
 	if s.quality && s.requestID == 0 {
 		s.setPlan(name, p) // NormalizeScore needs its ring and ideal
 	}
-	return pl.rawOf(s, nodeInfo, p), nil
+	return pl.rawOf(s, p, func() (gpucache.NodeView, error) { return view, nil }), nil
 }
 
 // rawOf is the node's raw figure for plan p: pkg/score's Rank.Raw of its
@@ -73,20 +73,23 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 // A plan read from the node's last plans carries no devices; when prices
 // apply (a constrained type's hosts are scarce, rare) it is made again,
 // from pkg/score's choice memo.
-func (pl *GPUPack) rawOf(s *cycleState, ni fwk.NodeInfo, p plan) int64 {
+//
+// view is the node's view as the cache sees it (ViewNodeInfo), asked only
+// when prices apply.
+func (pl *GPUPack) rawOf(s *cycleState, p plan, view func() (gpucache.NodeView, error)) int64 {
 	delta := p.fragDelta
 	if s.pricing.Priced() {
-		delta += pl.supplyCost(s, ni, p)
+		if v, err := view(); err == nil {
+			delta += pl.supplyCost(s, v, p)
+		}
 	}
 	return pl.rank.Raw(delta)
 }
 
-// supplyCost is score.Pricing.Cost of plan p's devices on the node.
-func (pl *GPUPack) supplyCost(s *cycleState, ni fwk.NodeInfo, p plan) float64 {
-	view, err := pl.cache.ViewNodeInfo(ni)
-	if err != nil {
-		return 0
-	}
+// supplyCost is score.Pricing.Cost of plan p's devices on the node's view
+// (ViewNodeInfo's).
+func (pl *GPUPack) supplyCost(s *cycleState, view gpucache.NodeView, p plan) float64 {
+	var err error
 	if p.taken.Whole == 0 && len(p.taken.Shares) == 0 {
 		if p, err = pl.makePlan(view, s.requests, pl.workload.Distribution(), false); err != nil {
 			return 0
