@@ -62,6 +62,9 @@ type options struct {
 	// of the scheduler of that length per phase, and its metrics after it.
 	profileDir     string
 	profileSeconds int
+	// schedulerBin is a built scheduler-plugin binary; empty builds one
+	// (needs Go: a machine without it is given the binary).
+	schedulerBin string
 }
 
 func main() {
@@ -75,6 +78,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 32, "concurrent API writers")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "limit for one node count")
 	flag.BoolVar(&o.keepFiles, "keep", false, "keep the work directory (logs)")
+	flag.StringVar(&o.schedulerBin, "scheduler-bin", "", "a built scheduler-plugin binary (default: go build ./cmd/scheduler-plugin)")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds per node count; the profiles' order alternates")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "with GPUPACK_PPROF: save a CPU profile and the metrics of the scheduler per phase here")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each phase's CPU profile (keep it shorter than a phase)")
@@ -121,9 +125,12 @@ func (r result) p99() time.Duration {
 }
 
 func run(ctx context.Context, o options) error {
-	schedBin, cleanup, err := buildScheduler()
-	if err != nil {
-		return err
+	schedBin, cleanup := o.schedulerBin, func() {}
+	if schedBin == "" {
+		var err error
+		if schedBin, cleanup, err = buildScheduler(); err != nil {
+			return err
+		}
 	}
 	defer cleanup()
 	var results []result
