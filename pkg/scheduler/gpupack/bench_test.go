@@ -212,32 +212,9 @@ func BenchmarkWarmCycle(b *testing.B) {
 		pod := pods[k%len(pods)]
 		k++
 		cs := framework.NewCycleState()
-		if _, st := h.pl.PreFilter(h.ctx, cs, pod, infos); !st.IsSuccess() {
-			b.Fatal(st)
-		}
-		feasible := infos[:0:0]
-		for j := 0; j < n && len(feasible) < evaluated; j++ {
-			ni := infos[(start+j)%n]
-			seen++
-			if st := h.pl.Filter(h.ctx, cs, pod, ni); st.IsSuccess() {
-				feasible = append(feasible, ni)
-			}
-		}
-		start = (start + len(feasible)) % n
-		if st := h.pl.PreScore(h.ctx, cs, pod, feasible); !st.IsSuccess() {
-			b.Fatal(st)
-		}
-		scores := make(fwk.NodeScoreList, len(feasible))
-		for j, ni := range feasible {
-			s, st := h.pl.Score(h.ctx, cs, pod, ni)
-			if !st.IsSuccess() {
-				b.Fatal(st)
-			}
-			scores[j] = fwk.NodeScore{Name: ni.Node().Name, Score: s}
-		}
-		if st := h.pl.NormalizeScore(h.ctx, cs, pod, scores); !st.IsSuccess() {
-			b.Fatal(st)
-		}
+		var filtered int
+		_, start, filtered = benchCycle(b, h, cs, pod, infos, start, evaluated)
+		seen += filtered
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seen), "ns/node")
 	// CPU time (GC included) is what the machine's other load disturbs
@@ -289,6 +266,41 @@ func benchCluster(b *testing.B, n int) (*harness, []fwk.NodeInfo) {
 	return h, infos
 }
 
+// benchCycle runs one pod's scheduling cycle up to NormalizeScore as
+// kube-scheduler does: PreFilter, Filter from node start on until evaluated
+// nodes fit (or every node was seen), PreScore, Score and NormalizeScore
+// over those. It returns the normalized scores, where the next cycle's
+// Filter starts, and how many nodes Filter saw.
+func benchCycle(b *testing.B, h *harness, cs fwk.CycleState, pod *v1.Pod, infos []fwk.NodeInfo, start, evaluated int) (fwk.NodeScoreList, int, int) {
+	n := len(infos)
+	if _, st := h.pl.PreFilter(h.ctx, cs, pod, infos); !st.IsSuccess() {
+		b.Fatal(st)
+	}
+	feasible, seen := infos[:0:0], 0
+	for j := 0; j < n && len(feasible) < evaluated; j++ {
+		ni := infos[(start+j)%n]
+		seen++
+		if st := h.pl.Filter(h.ctx, cs, pod, ni); st.IsSuccess() {
+			feasible = append(feasible, ni)
+		}
+	}
+	if st := h.pl.PreScore(h.ctx, cs, pod, feasible); !st.IsSuccess() {
+		b.Fatal(st)
+	}
+	scores := make(fwk.NodeScoreList, len(feasible))
+	for j, ni := range feasible {
+		s, st := h.pl.Score(h.ctx, cs, pod, ni)
+		if !st.IsSuccess() {
+			b.Fatal(st)
+		}
+		scores[j] = fwk.NodeScore{Name: ni.Node().Name, Score: s}
+	}
+	if st := h.pl.NormalizeScore(h.ctx, cs, pod, scores); !st.IsSuccess() {
+		b.Fatal(st)
+	}
+	return scores, (start + len(feasible)) % n, seen
+}
+
 func benchPodCycle(b *testing.B, n int) {
 	const evaluated, running = 500, 2000
 	h, infos := benchCluster(b, n)
@@ -303,31 +315,8 @@ func benchPodCycle(b *testing.B, n int) {
 		pod.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("1")}
 		k++
 		cs := framework.NewCycleState()
-		if _, st := h.pl.PreFilter(h.ctx, cs, pod, infos); !st.IsSuccess() {
-			b.Fatal(st)
-		}
-		var feasible []fwk.NodeInfo
-		for j := 0; j < n && len(feasible) < evaluated; j++ {
-			ni := infos[(start+j)%n]
-			if st := h.pl.Filter(h.ctx, cs, pod, ni); st.IsSuccess() {
-				feasible = append(feasible, ni)
-			}
-		}
-		start = (start + len(feasible)) % n
-		if st := h.pl.PreScore(h.ctx, cs, pod, feasible); !st.IsSuccess() {
-			b.Fatal(st)
-		}
-		scores := make(fwk.NodeScoreList, len(feasible))
-		for j, ni := range feasible {
-			s, st := h.pl.Score(h.ctx, cs, pod, ni)
-			if !st.IsSuccess() {
-				b.Fatal(st)
-			}
-			scores[j] = fwk.NodeScore{Name: ni.Node().Name, Score: s}
-		}
-		if st := h.pl.NormalizeScore(h.ctx, cs, pod, scores); !st.IsSuccess() {
-			b.Fatal(st)
-		}
+		var scores fwk.NodeScoreList
+		scores, start, _ = benchCycle(b, h, cs, pod, infos, start, evaluated)
 		best := slices.MaxFunc(scores, func(a, b fwk.NodeScore) int { return cmp.Compare(a.Score, b.Score) })
 		if st := h.pl.Reserve(h.ctx, cs, pod, best.Name); !st.IsSuccess() {
 			b.Fatal(st)
