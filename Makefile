@@ -119,7 +119,8 @@ gpu-smoke:
 	$(GO) run ./cmd/device-plugin --print-topology --mig-strategy=mixed
 
 ## gpu-smoke-bundle: the same checks as binaries in _output/gpu-smoke (for a GPU
-## machine without Go: copy the folder there and run its smoke.sh).
+## machine without Go: copy the folder there and run its smoke.sh; about 170 MB,
+## 30 MB after `xz` of each binary, which smoke.sh unpacks itself).
 gpu-smoke-bundle:
 	mkdir -p _output/gpu-smoke
 	$(GO) test -c -tags realgpu -ldflags="-s -w" -o _output/gpu-smoke/nvml.test ./pkg/nvml/

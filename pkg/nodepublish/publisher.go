@@ -233,7 +233,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 		changed := src.HealthChanged()
 		if nodeDirty {
 			if err := p.PublishNode(ctx, src.Node(), src.GFD()); err != nil {
-				logger.Error(err, "Publishing the node's topology failed")
+				logger.Error(err, "Publishing the node (topology, labels or label file) failed")
 			} else {
 				nodeDirty = false
 			}

@@ -50,6 +50,9 @@ func StartProcess(ctx context.Context, dir, name, bin string, args ...string) (*
 	return p, nil
 }
 
+// Exited reports whether the process has ended (and why).
+func (p *Process) Exited() (bool, error) { return p.exited() }
+
 // exited reports whether the process has ended (and why).
 func (p *Process) exited() (bool, error) {
 	select {

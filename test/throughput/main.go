@@ -126,6 +126,14 @@ func (r result) p99() time.Duration {
 
 func run(ctx context.Context, o options) error {
 	schedBin, cleanup := o.schedulerBin, func() {}
+	if schedBin != "" {
+		// Checked before any control plane starts.
+		if fi, err := os.Stat(schedBin); err != nil {
+			return fmt.Errorf("--scheduler-bin: %w", err)
+		} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return fmt.Errorf("--scheduler-bin=%s: not an executable file", schedBin)
+		}
+	}
 	if schedBin == "" {
 		var err error
 		if schedBin, cleanup, err = buildScheduler(); err != nil {
@@ -297,6 +305,11 @@ func startScheduler(ctx context.Context, o options, bin string, cp *cluster.Cont
 		_ = p.Stop(10 * time.Second)
 		return nil, ctx.Err()
 	case <-time.After(5 * time.Second):
+	}
+	// A binary that is no scheduler (or refuses its flags) has ended by
+	// now: say so instead of waiting --timeout for pods nobody binds.
+	if done, err := p.Exited(); done {
+		return nil, fmt.Errorf("scheduler %s exited at start (%v): %s", bin, err, p.Tail(2000))
 	}
 	return p, nil
 }

@@ -365,6 +365,11 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		}
 		return nil
 	}
+	if !filepath.IsAbs(o.cdiSpecDir) {
+		// The container runtime reads specs from an absolute directory; a
+		// relative one would land under the plugin's working directory.
+		return fmt.Errorf("--cdi-spec-dir=%s: must be an absolute path", o.cdiSpecDir)
+	}
 	dopts.CDISpecDir = o.cdiSpecDir
 	dopts.MPS = &deviceplugin.MPSOptions{Binary: o.mpsControlBinary}
 

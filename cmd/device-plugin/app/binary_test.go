@@ -312,3 +312,12 @@ func TestRelativeHostRootRefused(t *testing.T) {
 	require.NotZero(t, code)
 	require.Contains(t, stderr, "--host-root=sys-copy: must be an absolute path")
 }
+
+// A relative --cdi-spec-dir is refused before the plugin starts, naming the
+// flag: the runtime would never read a spec written under the plugin's
+// working directory.
+func TestRelativeCDISpecDirRefused(t *testing.T) {
+	_, stderr, code := runBinary(t, nil, "--fake=dgx-a100", "--cdi-spec-dir=relative/cdi", "--device-plugin-dir="+t.TempDir())
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "--cdi-spec-dir=relative/cdi: must be an absolute path")
+}

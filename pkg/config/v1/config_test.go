@@ -433,6 +433,9 @@ func TestGFDFlagsValidation(t *testing.T) {
 		{gfd: "{oneshot: true}"},
 		{gfd: "{sleepInterval: 0s}", wantErr: `flags.gfd.sleepInterval: Invalid value: "0s": must be positive`},
 		{gfd: "{sleepInterval: -5s}", wantErr: `flags.gfd.sleepInterval: Invalid value: "-5s": must be positive`},
+		// a bare 90 is 90ns: a relabel as fast as the apiserver answers
+		{gfd: "{sleepInterval: 90}", wantErr: `flags.gfd.sleepInterval: Invalid value: "90ns": must be at least 1s`},
+		{gfd: "{sleepInterval: 500ms}", wantErr: `flags.gfd.sleepInterval: Invalid value: "500ms": must be at least 1s`},
 		{gfd: "{sleepInterval: soon}", wantErr: "sleepInterval"},
 		{gfd: "{outputFile: features.d/gfd}", wantErr: "flags.gfd.outputFile"},
 	} {

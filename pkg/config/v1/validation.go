@@ -70,6 +70,10 @@ func oneOf(p *field.Path, v *string, supported []string) field.ErrorList {
 	return field.ErrorList{field.NotSupported(p, *v, supported)}
 }
 
+// minSleepInterval is the shortest flags.gfd.sleepInterval: each relabel
+// applies the Node.
+const minSleepInterval = time.Second
+
 func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 	errs := oneOf(p.Child("migStrategy"), f.MigStrategy, migStrategies)
 	errs = append(errs, oneOf(p.Child("deviceDiscoveryStrategy"), f.DeviceDiscoveryStrategy, discoveryStrategies)...)
@@ -84,9 +88,17 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 		errs = append(errs, absolutePath(p.Child("gfd", "machineTypeFile"), f.GFD.MachineTypeFile)...)
 		// Written by the device plugin at each publication (NFD's local source).
 		errs = append(errs, absolutePath(p.Child("gfd", "outputFile"), f.GFD.OutputFile)...)
-		if d := f.GFD.SleepInterval; d != nil && *d <= 0 {
+		switch d := f.GFD.SleepInterval; {
+		case d == nil:
+		case *d <= 0:
 			errs = append(errs, field.Invalid(p.Child("gfd", "sleepInterval"), time.Duration(*d).String(),
 				"must be positive (GFD relabels every sleepInterval; oneshot: true publishes once)"))
+		case time.Duration(*d) < minSleepInterval:
+			// Each relabel is a server-side apply of the Node: 90 (a bare
+			// number is nanoseconds, as in NVIDIA's config) would apply
+			// the Node as fast as the apiserver answers.
+			errs = append(errs, field.Invalid(p.Child("gfd", "sleepInterval"), time.Duration(*d).String(),
+				fmt.Sprintf("must be at least %s (a bare number is nanoseconds: write \"90s\")", minSleepInterval)))
 		}
 	}
 	if f.Plugin == nil {
