@@ -18,9 +18,7 @@ import (
 func TestManagerGFD(t *testing.T) {
 	m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{0: {"1g.5gb", "1g.5gb"}}))
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
+	lib := m.Lib(t)
 	root := t.TempDir()
 	require.NoError(t, m.WriteHostFiles(root))
 	for _, tc := range []struct {

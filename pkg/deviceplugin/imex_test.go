@@ -131,9 +131,7 @@ func TestIMEXChannelMissing(t *testing.T) {
 			require.NoError(t, err)
 			m, err := fake.New(fake.GB2004GPU)
 			require.NoError(t, err)
-			lib := nvml.New(m.Interface())
-			require.NoError(t, lib.Init())
-			t.Cleanup(func() { _ = lib.Shutdown() })
+			lib := m.Lib(t)
 			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir()})
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)

@@ -19,7 +19,6 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/mps"
 	"github.com/gpupack/gpupack/pkg/mps/mpstest"
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
@@ -113,9 +112,7 @@ func TestMPSMissingBinary(t *testing.T) {
 	require.NoError(t, err)
 	cfg, err := configv1.Parse([]byte("sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}"))
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
+	lib := m.Lib(t)
 	_, err = deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir(),
 		MPS: &deviceplugin.MPSOptions{Binary: "/nonexistent/nvidia-cuda-mps-control"}})
 	require.ErrorContains(t, err, `sharing GPUs with MPS: MPS control binary "/nonexistent/nvidia-cuda-mps-control"`)
@@ -177,9 +174,7 @@ func TestMPSAllocateAcrossStrategies(t *testing.T) {
 		t.Run(tc.list+"/"+tc.id, func(t *testing.T) {
 			m, err := fake.New(fake.PCIe4GPU2Socket)
 			require.NoError(t, err)
-			lib := nvml.New(m.Interface())
-			require.NoError(t, lib.Init())
-			t.Cleanup(func() { _ = lib.Shutdown() })
+			lib := m.Lib(t)
 			cfg, err := configv1.Parse([]byte(fmt.Sprintf("flags: {mpsRoot: %q, plugin: {deviceListStrategy: %s, deviceIDStrategy: %s}}\nsharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
 				root, tc.list, tc.id)))
 			require.NoError(t, err)

@@ -7,7 +7,6 @@ import (
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -53,9 +52,7 @@ func TestPublishedResources(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := fake.New(tt.machine, tt.opts...)
 			require.NoError(t, err)
-			lib := nvml.New(m.Interface())
-			require.NoError(t, lib.Init())
-			t.Cleanup(func() { _ = lib.Shutdown() })
+			lib := m.Lib(t)
 			cfg, err := configv1.Parse([]byte(tt.config))
 			require.NoError(t, err)
 			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir()})

@@ -13,7 +13,6 @@ import (
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/gfd"
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
@@ -166,9 +165,7 @@ func labels(t *testing.T, machine string, cfg *configv1.Config, opts ...fake.Opt
 	t.Helper()
 	m, err := fake.New(machine, opts...)
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
+	lib := m.Lib(t)
 	inv, err := lib.Discover()
 	require.NoError(t, err)
 	root := t.TempDir()

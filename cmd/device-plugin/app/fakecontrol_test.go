@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
@@ -52,9 +51,7 @@ func TestFakeControl(t *testing.T) {
 func TestFakeControlXIDReachesNVML(t *testing.T) {
 	m, err := fake.New("dgx-1-v100")
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
+	lib := m.Lib(t)
 	inv, err := lib.Discover()
 	require.NoError(t, err)
 	uuids := make([]string, len(inv.GPUs))

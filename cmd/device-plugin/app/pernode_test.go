@@ -11,7 +11,6 @@ import (
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
@@ -157,9 +156,7 @@ func TestPerNodeConfigThroughTheBinary(t *testing.T) {
 func TestReloadRunsTheNewConfig(t *testing.T) {
 	m, err := fake.New(fake.DGXA100)
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
+	lib := m.Lib(t)
 	dir, err := os.MkdirTemp("", "gpupack-reload-")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })

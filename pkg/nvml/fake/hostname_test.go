@@ -14,9 +14,7 @@ func discover(t *testing.T, name string, opts ...fake.Option) *nvml.Inventory {
 	t.Helper()
 	m, err := fake.New(name, opts...)
 	require.NoError(t, err)
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
+	lib := m.Lib(t)
 	inv, err := lib.Discover()
 	require.NoError(t, err)
 	return inv
