@@ -208,10 +208,10 @@ func (p *Publisher) Kick() {
 
 // Run publishes the node at start, on each health change and every
 // RelabelInterval, and the in-use report on Kick and every InUseInterval,
-// until ctx ends. A publication that
-// fails is retried with backoff (DefaultPublishRetry) until it succeeds, so
-// a node whose first patch failed (apiserver down, policy not loaded yet)
-// is published once the apiserver answers, with or without an in-use loop.
+// until ctx ends. A publication that fails is retried with backoff
+// (DefaultPublishRetry) until it succeeds, so a node whose first patch
+// failed (apiserver down, policy not loaded yet) is published once the
+// apiserver answers, with or without an in-use loop.
 func (p *Publisher) Run(ctx context.Context, src Source) {
 	logger := klog.FromContext(ctx).WithValues("node", p.opts.NodeName)
 	settings := p.Settings()
@@ -310,7 +310,6 @@ func (p *Publisher) refreshInUse(ctx context.Context, resources []string) error 
 func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.Node) error {
 	settings := p.Settings()
 	ac := corev1ac.Node(p.opts.NodeName)
-	labelFile := "" // written after the apply, with the labels it holds
 	if settings.Topology {
 		s, err := protocol.EncodeTopology(n)
 		if err != nil {
@@ -330,7 +329,6 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 			}
 		}
 		ac.WithLabels(labels)
-		labelFile = settings.LabelFile
 	}
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 	node, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts)
@@ -348,8 +346,9 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 			return fmt.Errorf("applying the labels and topology of node %s: %w", p.opts.NodeName, err)
 		}
 	}
-	if labelFile != "" {
-		return WriteLabelFile(labelFile, ac.Labels)
+	if settings.Labels && settings.LabelFile != "" {
+		// After the apply, with the labels it holds.
+		return WriteLabelFile(settings.LabelFile, ac.Labels)
 	}
 	return nil
 }

@@ -49,7 +49,12 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 	name := nodeInfo.Node().Name
 	if s.adjust[name] != nil { // Filter planned on the adjusted view
 		if p, ok := s.plan(name); ok {
-			return pl.rawOf(s, p, func() (gpucache.NodeView, error) { return pl.cache.ViewNodeInfo(nodeInfo) }), nil
+			var view gpucache.NodeView
+			var err error
+			if s.pricing.Priced() { // the view is read only to price the plan
+				view, err = pl.cache.ViewNodeInfo(nodeInfo)
+			}
+			return pl.rawOf(s, p, view, err), nil
 		}
 	}
 	// Filter's plan, from the node's last plan (planFor), or made now
@@ -61,7 +66,7 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 	if s.quality && s.requestID == 0 {
 		s.setPlan(name, p) // NormalizeScore needs its ring and ideal
 	}
-	return pl.rawOf(s, p, func() (gpucache.NodeView, error) { return view, nil }), nil
+	return pl.rawOf(s, p, view, nil), nil
 }
 
 // rawOf is the node's raw figure for plan p: pkg/score's Rank.Raw of its
@@ -74,14 +79,12 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 // apply (a constrained type's hosts are scarce, rare) it is made again,
 // from pkg/score's choice memo.
 //
-// view is the node's view as the cache sees it (ViewNodeInfo), asked only
-// when prices apply.
-func (pl *GPUPack) rawOf(s *cycleState, p plan, view func() (gpucache.NodeView, error)) int64 {
+// view is the node's view as the cache sees it (ViewNodeInfo) and viewErr
+// the error reading it: the plan is priced only on a view read without one.
+func (pl *GPUPack) rawOf(s *cycleState, p plan, view gpucache.NodeView, viewErr error) int64 {
 	delta := p.fragDelta
-	if s.pricing.Priced() {
-		if v, err := view(); err == nil {
-			delta += pl.supplyCost(s, v, p)
-		}
+	if s.pricing.Priced() && viewErr == nil {
+		delta += pl.supplyCost(s, view, p)
 	}
 	return pl.rank.Raw(delta)
 }
