@@ -87,6 +87,8 @@ nvlink-pairs, pcie), defaults:
   G2                nvlink-pairs: PCIe cards bridged in pairs by 4 NVLink 3 lanes,
                     NODE/SYS otherwise. G2 hosts (96 cores, 384 GiB, 8 GPUs) are
                     the bulk of the fleet, serving mostly shared and 1-GPU tasks.
+Node lists of other machines may name any model (H100=nvswitch adds one); a
+model with no shape is laid out as pcie, with a warning.
 Every GPU is time-shared in 1000 replicas, so a gpu_milli share is a replica
 count and whole-GPU tasks take GPUs with every replica free.`,
 		Version:      version.Get().String(),
@@ -149,6 +151,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	if err != nil {
 		return err
 	}
+	defaultUnknownShapes(stderr, nodes, shapes)
 	cl, err := sim.NewCluster(nodes, shapes)
 	if err != nil {
 		return err
@@ -156,6 +159,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	wl, err := sim.NewWorkload(tasks, cl)
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.pods, err)
+	}
+	if n, models := sim.UnhostableTasks(tasks, cl); n > 0 {
+		fmt.Fprintf(stderr, "gpusim: warning: %d tasks of %s ask only GPU models no node of %s has (%s): they will fail\n",
+			n, o.pods, o.nodes, strings.Join(models, ", "))
 	}
 	cps, err := parseFloats(o.checkpoints)
 	if err != nil {
@@ -270,6 +277,22 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// defaultUnknownShapes lays out the GPU models of nodes that shapes has no
+// layout for as PCIe boxes (no NVLink: the conservative guess, which gives
+// multi-GPU sets no link bonus), and says so on stderr with the flag that
+// sets them.
+func defaultUnknownShapes(stderr io.Writer, nodes []sim.NodeSpec, shapes sim.Shapes) {
+	missing := sim.MissingShapes(nodes, shapes)
+	if len(missing) == 0 {
+		return
+	}
+	for _, m := range missing {
+		shapes[m] = sim.ShapePCIe
+	}
+	fmt.Fprintf(stderr, "gpusim: warning: no shape known for GPU model(s) %s: laid out as %s (no NVLink); set one with --shapes %s=KIND (KIND: %s)\n",
+		strings.Join(missing, ", "), sim.ShapePCIe, missing[0], sim.ShapeKinds())
 }
 
 // progress is the run's progress bar (schollz/progressbar) on stderr, or

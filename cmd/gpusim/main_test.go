@@ -72,3 +72,35 @@ func TestProgressOffWithoutTerminal(t *testing.T) {
 	require.Nil(t, p.bar)
 	require.False(t, strings.Contains(b.String(), "%"))
 }
+
+// A node list of other machines runs: models without a shape are laid out
+// as PCIe with a warning naming the flag, and tasks asking only models no
+// node has are counted in a warning.
+func TestRunOtherMachineModels(t *testing.T) {
+	dir := t.TempDir()
+	nodes := filepath.Join(dir, "nodes.csv")
+	pods := filepath.Join(dir, "pods.csv")
+	require.NoError(t, os.WriteFile(nodes, []byte("sn,cpu_milli,memory_mib,gpu,model\n"+
+		"h0,224000,2097152,8,H100\nt0,64000,262144,4,T4\n"), 0o600))
+	require.NoError(t, os.WriteFile(pods, []byte("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n"+
+		"a,1000,1024,1,500,\nb,1000,1024,2,1000,H100\nc,1000,1024,1,1000,A100|B200\n"), 0o600))
+	cmd := newCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--policies", "gpupack,best-fit"})
+	require.NoError(t, cmd.Execute())
+	require.Contains(t, errOut.String(), "no shape known for GPU model(s) H100: laid out as pcie")
+	require.Contains(t, errOut.String(), "--shapes H100=KIND")
+	require.Contains(t, errOut.String(), "1 tasks of "+pods+" ask only GPU models no node of "+nodes+" has (A100, B200)")
+	require.Contains(t, out.String(), "gpupack")
+
+	// Given a shape, no warning about it.
+	cmd = newCommand()
+	errOut.Reset()
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--policies", "best-fit", "--shapes", "H100=nvswitch"})
+	require.NoError(t, cmd.Execute())
+	require.NotContains(t, errOut.String(), "no shape known")
+}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -31,6 +32,31 @@ const (
 	// half of the GPUs on socket 0).
 	ShapePCIe ShapeKind = "pcie"
 )
+
+// ErrNoShape is NewCluster's error for a node whose GPU model has no shape.
+var ErrNoShape = errors.New("no shape for this GPU model")
+
+// MissingShapes returns the GPU models of nodes (with GPUs) that shapes has
+// no layout for, sorted.
+func MissingShapes(nodes []NodeSpec, shapes Shapes) []string {
+	var out []string
+	for _, n := range nodes {
+		if _, ok := shapes[n.Model]; !ok && n.GPUs > 0 && !slices.Contains(out, n.Model) {
+			out = append(out, n.Model)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ShapeKinds lists the shape kinds, comma-separated (for messages).
+func ShapeKinds() string {
+	parts := make([]string, len(shapeKinds))
+	for i, k := range shapeKinds {
+		parts[i] = string(k)
+	}
+	return strings.Join(parts, ", ")
+}
 
 var shapeKinds = []ShapeKind{ShapeDGX1, ShapeNVSwitch, ShapeNVLinkPairs, ShapePCIe}
 
@@ -75,8 +101,8 @@ func ParseShapes(spec string) (Shapes, error) {
 		if !ok {
 			return nil, fmt.Errorf("shape %q: want MODEL=KIND", part)
 		}
-		if !knownModels[model] {
-			return nil, fmt.Errorf("shape %q: unknown GPU model %q", part, model)
+		if err := checkModelName(model); err != nil {
+			return nil, fmt.Errorf("shape %q: %w", part, err)
 		}
 		if !slices.Contains(shapeKinds, ShapeKind(kind)) {
 			return nil, fmt.Errorf("shape %q: unknown kind %q (want one of %v)", part, kind, shapeKinds)
@@ -177,7 +203,7 @@ func NewCluster(nodes []NodeSpec, shapes Shapes) (*Cluster, error) {
 		if t == nil {
 			kind, ok := shapes[n.Model]
 			if !ok && n.GPUs > 0 {
-				return nil, fmt.Errorf("node %d (%s): no shape for GPU model %q", i, n.Name, n.Model)
+				return nil, fmt.Errorf("node %d (%s): GPU model %q: %w", i, n.Name, n.Model, ErrNoShape)
 			}
 			if !ok {
 				kind = ShapePCIe

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -158,8 +159,11 @@ func TestBuildNodeShapes(t *testing.T) {
 	require.Error(t, err)
 	_, err = ParseShapes("G2=mesh")
 	require.ErrorContains(t, err, `unknown kind "mesh"`)
-	_, err = ParseShapes("H100=pcie")
-	require.ErrorContains(t, err, `unknown GPU model "H100"`)
+	_, err = ParseShapes("H|100=pcie")
+	require.ErrorContains(t, err, `GPU model "H|100": contains one of`)
+	other, err := ParseShapes("H100=nvswitch") // a model of other machines
+	require.NoError(t, err)
+	require.Equal(t, ShapeNVSwitch, other["H100"])
 	s, err := ParseShapes("G2=nvswitch")
 	require.NoError(t, err)
 	require.Equal(t, ShapeNVSwitch, s["G2"])
@@ -284,5 +288,56 @@ func TestGPUPackCPUAware(t *testing.T) {
 		res = replay(context.Background(), r, baseline(PolicyLeastAllocated), seq, cfg, func(int64) {})
 		require.Equal(t, 1, res.Failed)
 		require.InDeltaSlice(t, []float64{0}, res.Alloc, 1e-9)
+	}
+}
+
+// Node lists of other machines name other GPU models: any well-formed name
+// is read; NewCluster needs a shape for each (ErrNoShape, MissingShapes
+// names them), and tasks constrained to models no node has are counted by
+// UnhostableTasks and fail.
+//
+// Cluster: h0, h1 have 16 H100 each (nvswitch), b0 has 8 B200 (pcie):
+// capacity 40 GPUs = 40000 milli. Tasks, one row each: an 8-GPU task
+// constrained to H100, a 16-GPU one (any model), a 1-GPU one constrained
+// to A100 (no such node). Each run keeps arriving until 130% of 40000 =
+// 52000 milli-GPU; the A100 tasks always fail.
+func TestOtherMachineModels(t *testing.T) {
+	nodes, err := ReadNodes("nodes.csv", strings.NewReader("sn,cpu_milli,memory_mib,gpu,model\n"+
+		"h0,224000,2097152,16,H100\nh1,224000,2097152,16,H100\nb0,112000,1048576,8,B200\n"))
+	require.NoError(t, err)
+	tasks, err := ReadTasks("pods.csv", strings.NewReader("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n"+
+		"p8,16000,65536,8,1000,H100\np16,32000,131072,16,1000,\npa,1000,1024,1,1000,A100\n"))
+	require.NoError(t, err)
+
+	_, err = NewCluster(nodes, DefaultShapes())
+	require.ErrorIs(t, err, ErrNoShape)
+	require.ErrorContains(t, err, `GPU model "H100"`)
+	require.Equal(t, []string{"B200", "H100"}, MissingShapes(nodes, DefaultShapes()))
+
+	shapes, err := ParseShapes("H100=nvswitch,B200=pcie")
+	require.NoError(t, err)
+	require.Empty(t, MissingShapes(nodes, shapes))
+	cl, err := NewCluster(nodes, shapes)
+	require.NoError(t, err)
+	require.Equal(t, int64(40000), cl.TotalMilli)
+	require.Equal(t, 300.0, cl.Topo[0].Bandwidth(0, 15), "16 GPUs behind one NVSwitch")
+
+	n, models := UnhostableTasks(tasks, cl)
+	require.Equal(t, 1, n)
+	require.Equal(t, []string{"A100"}, models)
+
+	wl, err := NewWorkload(tasks, cl)
+	require.NoError(t, err)
+	res, err := Run(context.Background(), Config{
+		Cluster: cl, Workload: wl, Policies: []string{"gpupack", "fgd", "best-fit"}, Seeds: []uint64{1, 2},
+		Target: 1.3, Checkpoints: []float64{1.3}, Workers: 2,
+	})
+	require.NoError(t, err)
+	require.Len(t, res, 3*2)
+	for _, r := range res {
+		k := r.Alloc[0] * 40 / 8
+		require.InDelta(t, math.Round(k), k, 1e-9, "%s: whole 8-GPU halves", r.Policy)
+		require.GreaterOrEqual(t, r.Alloc[0], 0.4-1e-9, r.Policy)
+		require.LessOrEqual(t, r.Alloc[0], 0.8+1e-9, r.Policy)
 	}
 }

@@ -17,9 +17,21 @@ import (
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// Known GPU models of the openb traces.
-var knownModels = map[string]bool{
-	"P100": true, "T4": true, "V100M16": true, "V100M32": true, "A10": true, "G2": true, "G3": true,
+// checkModelName reports whether m can name a GPU model: not empty, at most
+// 64 bytes, and none of the separators of the files and flags that list
+// models (',' '|' '=') or white space. Any such name is accepted (a node
+// list of other machines names other models); DefaultShapes knows the
+// openb ones, and NewCluster needs a shape for every model a node has.
+func checkModelName(m string) error {
+	switch {
+	case m == "":
+		return fmt.Errorf("empty GPU model")
+	case len(m) > 64:
+		return fmt.Errorf("GPU model %.20q...: longer than 64 bytes", m)
+	case strings.ContainsAny(m, ",|= \t\r\n"):
+		return fmt.Errorf("GPU model %q: contains one of ',' '|' '=' or white space", m)
+	}
+	return nil
 }
 
 // NodeSpec is one row of an openb node list.
@@ -186,8 +198,10 @@ func parseNode(t *table) (NodeSpec, error) {
 		return n, err
 	}
 	n.GPUs = int(gpus)
-	if n.GPUs > 0 && !knownModels[n.Model] {
-		return n, t.errorf("model", "unknown GPU model %q", n.Model)
+	if n.GPUs > 0 {
+		if err := checkModelName(n.Model); err != nil {
+			return n, t.errorf("model", "%w", err)
+		}
 	}
 	return n, nil
 }
@@ -276,8 +290,8 @@ func parseSpec(t *table) ([]string, error) {
 	var models []string
 	for _, m := range strings.Split(spec, "|") {
 		m = strings.TrimSpace(m)
-		if !knownModels[m] {
-			return nil, t.errorf("gpu_spec", "unknown GPU model %q", m)
+		if err := checkModelName(m); err != nil {
+			return nil, t.errorf("gpu_spec", "%w", err)
 		}
 		if !slices.Contains(models, m) {
 			models = append(models, m)

@@ -179,3 +179,24 @@ func NewFragModel(w *Workload, maxTypes int) (*FragModel, error) {
 
 // Base is the distribution.
 func (m *FragModel) Base() *score.Distribution { return m.dist }
+
+// UnhostableTasks counts the tasks whose gpu_spec names only GPU models that
+// no node of c has (they fail wherever they arrive) and returns those
+// models, sorted: in a pod list meant for other machines, or a typo.
+func UnhostableTasks(tasks []TaskSpec, c *Cluster) (int, []string) {
+	var n int
+	var missing []string
+	for _, t := range tasks {
+		if len(t.Models) == 0 || slices.ContainsFunc(t.Models, func(m string) bool { return slices.Contains(c.Models, m) }) {
+			continue
+		}
+		n++
+		for _, m := range t.Models {
+			if !slices.Contains(missing, m) {
+				missing = append(missing, m)
+			}
+		}
+	}
+	slices.Sort(missing)
+	return n, missing
+}
