@@ -48,3 +48,33 @@ func BenchmarkChooseState(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkObserve is the scheduler plugin's per-pod Workload.Observe
+// (Reserve) with the plugin's options, on a steady stream of a few task
+// types (as test/throughput's) and of many (CPU and memory varied, up to
+// the 128 types a snapshot keeps).
+func BenchmarkObserve(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		types int
+	}{{"types=3", 3}, {"types=60", 60}, {"types=200", 200}} {
+		b.Run(tc.name, func(b *testing.B) {
+			w, err := score.NewWorkload(score.PluginWorkloadOptions())
+			if err != nil {
+				b.Fatal(err)
+			}
+			stream := make([]score.TaskType, tc.types)
+			for i := range stream {
+				stream[i] = score.TaskType{Kind: score.KindWhole, Count: 1 << (i % 3), CPUMilli: int64(1000 * (1 + i/3)), MemoryMiB: 1024}
+			}
+			for i := range 2000 { // a learned histogram
+				w.Observe(stream[(i*7)%len(stream)])
+			}
+			i := 0
+			for b.Loop() {
+				w.Observe(stream[(i*7)%len(stream)])
+				i++
+			}
+		})
+	}
+}

@@ -271,6 +271,24 @@ type Workload struct {
 	inc  float64 // weight of the next observation (lazy decay)
 	sum  float64 // sum of hist
 	snap atomic.Pointer[Distribution]
+
+	// What Observe needs to tell whether the snapshot moves without
+	// building the candidate Distribution (candidate), all under mu:
+	// keys are the prior's and the histogram's task types in blend's
+	// order (compareType), rebuilt when a type enters or leaves the
+	// histogram; priorW are the prior's weights (worth priorWeight); ws,
+	// cand, idx and matched are reused buffers; snapIdx indexes the
+	// current snapshot's types.
+	keys    []TaskType
+	priorW  map[TaskType]float64
+	ws      []Weighted
+	cand    []Weighted
+	idx     []int
+	matched []bool
+	snapIdx map[TaskType]int
+	// slow makes Observe build every candidate snapshot (tests compare
+	// the two ways).
+	slow bool
 }
 
 // NewWorkload returns a Workload; it fails on an invalid prior or option.
@@ -311,12 +329,24 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 		hist:        map[TaskType]float64{},
 		inc:         1,
 	}
-	w.snap.Store(w.trim(prior))
+	w.priorW = make(map[TaskType]float64, len(prior.Types))
+	for i, t := range prior.Types {
+		w.priorW[t] = prior.P[i] * w.priorWeight
+	}
+	w.rekey()
+	w.publish(w.trim(prior))
 	return w, nil
 }
 
 // Observe records one task seen by the scheduler, its CPU and memory
 // bucketed (TaskType.Bucketed) so that task types stay few.
+//
+// It runs in the scheduler plugin's Reserve, once per pod: the candidate
+// snapshot (the histogram blended with the prior, trimmed to maxTypes) is
+// computed as probabilities in reused buffers (candidate), and a
+// Distribution is built only when it moves by Tolerance or more (rare in a
+// steady mix), with the same arithmetic, so the snapshots published are
+// those that building every candidate would publish.
 func (w *Workload) Observe(t TaskType) {
 	if w == nil || w.pin || t.Validate() != nil {
 		return
@@ -328,21 +358,66 @@ func (w *Workload) Observe(t TaskType) {
 	w.sum += w.inc
 	w.inc *= w.growth
 	if w.inc > 1e100 { // rescale: keeps ratios, avoids overflow
+		dropped := false
 		for k, v := range w.hist {
 			if v /= w.inc; v < 1e-12 {
 				delete(w.hist, k)
+				dropped = true
 				continue
 			}
 			w.hist[k] = v
 		}
 		w.sum /= w.inc
 		w.inc = 1
+		if dropped {
+			w.rekey()
+		}
 	}
-	next := w.trim(w.blend())
-	if w.tolerance > 0 && distance(next, w.snap.Load()) < w.tolerance {
-		return
+	w.rekeyIfNew(t)
+	if w.tolerance > 0 {
+		if w.slow {
+			if distance(w.trim(w.blend()), w.snap.Load()) < w.tolerance {
+				return
+			}
+		} else if cand, ok := w.candidate(); ok && w.distanceTo(cand) < w.tolerance {
+			return
+		}
 	}
-	w.snap.Store(next)
+	w.publish(w.trim(w.blend()))
+}
+
+// publish makes d the snapshot and indexes its types (distanceTo).
+func (w *Workload) publish(d *Distribution) {
+	if w.snapIdx == nil {
+		w.snapIdx = map[TaskType]int{}
+	}
+	clear(w.snapIdx)
+	for i, t := range d.Types {
+		w.snapIdx[t] = i
+	}
+	w.snap.Store(d)
+}
+
+// rekeyIfNew rebuilds keys when t, just observed, is not among them.
+func (w *Workload) rekeyIfNew(t TaskType) {
+	if _, ok := slices.BinarySearchFunc(w.keys, t, compareType); !ok {
+		w.rekey()
+	}
+}
+
+// rekey sorts the prior's and the histogram's task types into keys
+// (compareType: blend's order).
+func (w *Workload) rekey() {
+	w.keys = w.keys[:0]
+	for t := range w.priorW {
+		w.keys = append(w.keys, t)
+	}
+	for t := range w.hist {
+		if _, ok := w.priorW[t]; !ok {
+			w.keys = append(w.keys, t)
+		}
+	}
+	slices.SortFunc(w.keys, compareType)
 }
 
 // distance is the total variation distance between a and b: half the sum
@@ -364,23 +439,121 @@ func distance(a, b *Distribution) float64 {
 	return sum / 2
 }
 
-// blend mixes the prior (worth priorWeight observations) with the decayed
-// histogram (worth its effective count). Called with mu held.
-func (w *Workload) blend() *Distribution {
+// distanceTo is distance(candidate, snapshot) for the candidate's types
+// and probabilities cand (candidate), summed in the same order.
+func (w *Workload) distanceTo(cand []Weighted) float64 {
+	snap := w.snap.Load()
+	w.matched = slices.Grow(w.matched[:0], len(snap.Types))[:len(snap.Types)]
+	clear(w.matched)
+	var sum float64
+	for _, c := range cand {
+		pb := 0.0
+		if j, ok := w.snapIdx[c.Type]; ok {
+			pb = snap.P[j]
+			w.matched[j] = true
+		}
+		sum += math.Abs(c.Weight - pb)
+	}
+	for j := range snap.Types {
+		if !w.matched[j] {
+			sum += snap.P[j]
+		}
+	}
+	return sum / 2
+}
+
+// weights are blend's weighted types: the prior's (worth priorWeight
+// observations) and the decayed histogram's (worth its effective count),
+// in compareType order, the prior's before the histogram's of the same
+// type (so that sums over them do not depend on map order). In a reused
+// buffer. Called with mu held.
+func (w *Workload) weights() []Weighted {
 	eff := w.sum / w.inc // decayed number of observations
-	ws := make([]Weighted, 0, len(w.prior.Types)+len(w.hist))
-	for i, t := range w.prior.Types {
-		ws = append(ws, Weighted{t, w.prior.P[i] * w.priorWeight})
+	ws := w.ws[:0]
+	for _, t := range w.keys {
+		if p, ok := w.priorW[t]; ok {
+			ws = append(ws, Weighted{t, p})
+		}
+		if v, ok := w.hist[t]; ok {
+			ws = append(ws, Weighted{t, v / w.sum * eff})
+		}
 	}
-	for t, v := range w.hist {
-		ws = append(ws, Weighted{t, v / w.sum * eff})
-	}
-	slices.SortFunc(ws, func(a, b Weighted) int { return compareType(a.Type, b.Type) })
-	d, err := NewDistribution(ws)
+	w.ws = ws
+	return ws
+}
+
+// blend mixes the prior with the decayed histogram (weights). Called with
+// mu held.
+func (w *Workload) blend() *Distribution {
+	d, err := NewDistribution(w.weights())
 	if err != nil {
 		return w.prior
 	}
 	return d
+}
+
+// candidate is trim(blend())'s types and probabilities (as Weighted, in
+// its order), computed with NewDistribution's and trim's arithmetic but
+// without building either Distribution, in a reused buffer; false when
+// blend or trim would not build one (they fall back). Called with mu held.
+func (w *Workload) candidate() ([]Weighted, bool) {
+	ws := w.weights()
+	// NewDistribution: merged weights per type (the same type's entries
+	// are adjacent), the total in ws order, zero weights dropped.
+	var total float64
+	cand := w.cand[:0]
+	for i, x := range ws {
+		total += x.Weight
+		if i > 0 && ws[i-1].Type == x.Type {
+			cand[len(cand)-1].Weight += x.Weight
+			continue
+		}
+		cand = append(cand, x)
+	}
+	w.cand = cand
+	if !(total > 0) {
+		return nil, false
+	}
+	n := 0
+	for _, c := range cand {
+		if c.Weight > 0 {
+			cand[n] = Weighted{c.Type, c.Weight / total}
+			n++
+		}
+	}
+	cand = cand[:n]
+	if len(cand) <= w.maxTypes {
+		return cand, true
+	}
+	// trim: the maxTypes most popular (a stable sort), renormalized by
+	// NewDistribution over them in that order.
+	idx := w.idx[:0]
+	for i := range cand {
+		idx = append(idx, i)
+	}
+	w.idx = idx
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case cand[a].Weight > cand[b].Weight:
+			return -1
+		case cand[a].Weight < cand[b].Weight:
+			return 1
+		}
+		return 0
+	})
+	top := make([]Weighted, 0, w.maxTypes)
+	var sum float64
+	for _, i := range idx[:w.maxTypes] {
+		top = append(top, cand[i])
+		sum += cand[i].Weight
+	}
+	if !(sum > 0) {
+		return nil, false
+	}
+	for i := range top {
+		top[i].Weight /= sum
+	}
+	return top, true
 }
 
 // trim keeps the maxTypes most popular types, renormalized.
