@@ -65,6 +65,9 @@ type Supply[K comparable] struct {
 	d                *Distribution
 	dist, base       []int
 	pooled, poolBase []float64
+	// version counts the changes of what Pricing reads (the totals, the
+	// free capacity, the distribution): equal versions price alike.
+	version uint64
 }
 
 type contribution struct {
@@ -103,6 +106,7 @@ func (sp *Supply[K]) SetDistribution(d *Distribution) {
 	if d == sp.d {
 		return
 	}
+	sp.version++
 	if len(sp.types)+2*len(d.Types) > maxTracked {
 		sp.index, sp.types, sp.total = map[TaskType]int{}, nil, nil
 		for _, c := range sp.nodes {
@@ -187,14 +191,23 @@ func (sp *Supply[K]) Update(k K, s *State) {
 		sp.nodes[k] = c
 	}
 	c.state = s
+	changed := false
 	for i, t := range sp.types {
 		n := s.Slots(t)
-		sp.total[i] += n - c.slots[i]
-		c.slots[i] = n
+		if n != c.slots[i] {
+			sp.total[i] += n - c.slots[i]
+			c.slots[i] = n
+			changed = true
+		}
 	}
-	f := s.FreeCapacity()
-	sp.free += f - c.free
-	c.free = f
+	if f := s.FreeCapacity(); f != c.free {
+		sp.free += f - c.free
+		c.free = f
+		changed = true
+	}
+	if changed {
+		sp.version++
+	}
 }
 
 // Remove takes node k's contribution out (the node went).
@@ -208,7 +221,13 @@ func (sp *Supply[K]) Remove(k K) {
 	}
 	sp.free -= c.free
 	delete(sp.nodes, k)
+	sp.version++
 }
+
+// Version changes whenever what Pricing reads changes (a node's slots or
+// free capacity, a node gone, another distribution): a Pricing made at one
+// version is the Pricing of every later call at the same version.
+func (sp *Supply[K]) Version() uint64 { return sp.version }
 
 // Slots returns the cluster's slots of each of the distribution's types, in
 // its order.

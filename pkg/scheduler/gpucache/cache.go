@@ -93,7 +93,14 @@ type Cache struct {
 	supply  *score.Supply[string]
 	dirty   map[string]struct{}
 	pricing *score.Pricing
+	// pricedAt is the supply's Version pricing was made at.
+	pricedAt uint64
 }
+
+// dirtyKeep is the most dirty nodes whose map Pricing clears for reuse: a
+// map keeps its capacity when cleared and iterating it costs as much as
+// its capacity, so one that held more (every node, at start) is replaced.
+const dirtyKeep = 64
 
 // maxPublishedNames bounds Cache.published (a cluster serves a few names).
 const maxPublishedNames = 1024
@@ -787,8 +794,11 @@ func (c *Cache) Fragmentation(d *score.Distribution) float64 {
 // Pricing returns the prices of the cluster's supply under d
 // (score.Supply.Pricing): the nodes changed since the last call are
 // counted again first (their usage States rebuilt), then d's new task
-// types on every node. The answer is kept while no node changes and d
-// stays; the plugin asks once per scheduling cycle (PreScore).
+// types on every node. The answer is kept while the supply's totals, its
+// free capacity and d stay (score.Supply.Version): a node marked dirty
+// whose slots did not move (a Node status update, a pod the informer
+// confirms) costs its recount only. The plugin asks once per scheduling
+// cycle (PreScore).
 func (c *Cache) Pricing(d *score.Distribution) *score.Pricing {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -804,9 +814,15 @@ func (c *Cache) Pricing(d *score.Distribution) *score.Pricing {
 	for name := range c.dirty {
 		c.resupplyLocked(name)
 	}
-	clear(c.dirty)
+	if len(c.dirty) > dirtyKeep {
+		c.dirty = map[string]struct{}{}
+	} else {
+		clear(c.dirty)
+	}
 	c.supply.SetDistribution(d)
-	c.pricing = c.supply.Pricing()
+	if c.pricing == nil || c.supply.Version() != c.pricedAt {
+		c.pricing, c.pricedAt = c.supply.Pricing(), c.supply.Version()
+	}
 	return c.pricing
 }
 
