@@ -156,6 +156,11 @@ type hotView struct {
 	topo        *topology.Node
 	cpu, mem    int64
 	known       bool
+	// gen is the generation of the NodeInfo cpu and mem were read from:
+	// the framework gives every change of a NodeInfo (pods, Node) a new
+	// generation from one counter, so a NodeInfo of that generation has
+	// those free resources without reading them again.
+	gen int64
 	// last are the node's last plans (planFor): later pods asking the same
 	// find them while the node's usage and the workload snapshot stay.
 	// They outlive a new hotView (carried over) until the next plan is
@@ -327,26 +332,38 @@ func (c *Cache) ViewNodeInfo(ni fwk.NodeInfo) (NodeView, error) {
 // entryForNodeInfo is ViewNodeInfo that also returns the node's entry (nil with an error).
 // It runs for every node in every Filter and Score: the fast path is one
 // map lookup under the read lock, two small objects read (the entry's
-// first cache line and its hotView) and no allocation.
+// first cache line and its hotView) and no allocation; the NodeInfo's
+// free CPU and memory are read only when its generation is not the
+// hotView's.
 func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
 	node := ni.Node()
-	cpu, mem, ok := freeResources(ni)
+	gen := ni.GetGeneration()
+	var cpu, mem int64
+	var ok, read bool
 	// Fast path: the same Node object (annotations), usage State and free
 	// resources as the entry's hotView.
 	c.mu.RLock()
 	if e := c.byObj[node]; e != nil {
-		if h := e.hot.Load(); h != nil && h.obj == node && e.obj == node && h.base == e.state && h.base != nil &&
-			h.known == ok && h.cpu == cpu && h.mem == mem && e.inUseErr == nil {
-			c.mu.RUnlock()
-			return NodeView{Topology: h.topo, State: h.state}, e, nil
+		if h := e.hot.Load(); h != nil && h.obj == node && e.obj == node && h.base == e.state && h.base != nil && e.inUseErr == nil {
+			if h.gen != gen || gen == 0 { // 0: a NodeInfo that counts none
+				cpu, mem, ok = freeResources(ni)
+				read = true
+			}
+			if !read || (h.known == ok && h.cpu == cpu && h.mem == mem) {
+				c.mu.RUnlock()
+				return NodeView{Topology: h.topo, State: h.state}, e, nil
+			}
 		}
 	}
 	c.mu.RUnlock()
+	if !read {
+		cpu, mem, ok = freeResources(ni)
+	}
 	v, e, err := c.entryForNode(node)
 	if err != nil {
 		return v, e, err
 	}
-	h := &hotView{obj: node, base: v.State, state: v.State, topo: v.Topology, cpu: cpu, mem: mem, known: ok}
+	h := &hotView{obj: node, base: v.State, state: v.State, topo: v.Topology, cpu: cpu, mem: mem, known: ok, gen: gen}
 	if ok {
 		h.state = v.State.Clone()
 		h.state.SetFree(cpu, mem)

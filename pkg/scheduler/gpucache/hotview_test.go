@@ -196,3 +196,33 @@ func TestViewNodeInfoConcurrent(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// The hotView is found by the NodeInfo's generation without reading its
+// free resources again, and only then: a NodeInfo of the same Node with a
+// pod more (a new generation, as the framework's AddPod gives it, or a
+// clone with nominated pods added) is read again and gets its own free
+// CPU.
+func TestViewNodeInfoFollowsGenerations(t *testing.T) {
+	node := annotated(t, "g", "64", fixture.DGX1V100("g"))
+	c := gpucache.New()
+	_, _ = c.UpdateNode(node)
+	ni := framework.NewNodeInfo()
+	ni.SetNode(node)
+	free := func(ni fwk.NodeInfo) int64 {
+		t.Helper()
+		v, err := c.ViewNodeInfo(ni)
+		require.NoError(t, err)
+		cpu, _, ok := v.State.FreeResources()
+		require.True(t, ok)
+		return cpu
+	}
+	require.Equal(t, int64(64000), free(ni))
+	require.Equal(t, int64(64000), free(ni), "same generation")
+	clone := ni.SnapshotConcrete()
+	clone.AddPod(cpuPod("a", "8"))
+	require.Equal(t, int64(64000-8000), free(clone), "the clone's pod counts")
+	require.Equal(t, int64(64000), free(ni), "the original has no pod")
+	ni.AddPod(cpuPod("b", "16"))
+	require.Equal(t, int64(64000-16000), free(ni), "a pod added in place: a new generation")
+	require.Equal(t, int64(64000-8000), free(clone))
+}

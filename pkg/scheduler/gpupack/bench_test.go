@@ -271,7 +271,7 @@ func benchCluster(b *testing.B, n int) (*harness, []fwk.NodeInfo) {
 // nodes fit (or every node was seen), PreScore, Score and NormalizeScore
 // over those. It returns the normalized scores, where the next cycle's
 // Filter starts, and how many nodes Filter saw.
-func benchCycle(b *testing.B, h *harness, cs fwk.CycleState, pod *v1.Pod, infos []fwk.NodeInfo, start, evaluated int) (fwk.NodeScoreList, int, int) {
+func benchCycle(b testing.TB, h *harness, cs fwk.CycleState, pod *v1.Pod, infos []fwk.NodeInfo, start, evaluated int) (fwk.NodeScoreList, int, int) {
 	n := len(infos)
 	if _, st := h.pl.PreFilter(h.ctx, cs, pod, infos); !st.IsSuccess() {
 		b.Fatal(st)
