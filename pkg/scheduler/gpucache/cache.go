@@ -46,6 +46,9 @@ import (
 //     entryForNodeInfo): the usage State + the NodeInfo's free CPU and
 //     memory: a new usage State, other free CPU/memory, or a new Node
 //     object (the fast path compares the Node pointer, nodeEntry.obj).
+//     A NodeInfo of the generation the free CPU/memory were read from
+//     has them (the framework gives every change a new one): only
+//     another generation reads them again.
 //
 //  5. Last plans (hotView.last, lastplan.go; the plugin's planFor through
 //     NodeView.LastPlan/StoreLastPlan): one-request pods' plan figures by
@@ -69,7 +72,8 @@ import (
 //     dirty (its State set to nil, its annotations read, its pods or
 //     allocatable changed, or the node gone) at the next Pricing; a new
 //     task type is counted on every node once. The prices are kept
-//     while nothing is dirty and the snapshot stays.
+//     while the supply's Version (its totals, free capacity and
+//     distribution) stays.
 //
 // The workload snapshot (score.Workload.Distribution) moves only when the
 // learned task mix moves by score.DefaultTolerance; a new snapshot
