@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -90,7 +91,12 @@ nvlink-pairs, pcie), defaults:
 Node lists of other machines may name any model (H100=nvswitch adds one); a
 model with no shape is laid out as pcie, with a warning.
 Every GPU is time-shared in 1000 replicas, so a gpu_milli share is a replica
-count and whole-GPU tasks take GPUs with every replica free.`,
+count and whole-GPU tasks take GPUs with every replica free.
+
+The lists are read by column name (any order, other columns ignored; BOM,
+CRLF, quotes and spaces accepted). A row with num_gpu 0 is CPU-only whatever
+its gpu_milli (as in the FGD artifact; counted in a warning); a node with
+gpu 0 is CPU-only. docs/gpusim.md lists every limit.`,
 		Version:      version.Get().String(),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -102,23 +108,23 @@ count and whole-GPU tasks take GPUs with every replica free.`,
 	f.StringVar(&o.nodes, "nodes", "testdata/openb/openb_node_list_gpu_node.csv", "openb node list (CSV)")
 	f.StringVar(&o.pods, "pods", "testdata/openb/openb_pod_list_default.csv", "openb pod list (CSV)")
 	f.StringVar(&o.policies, "policies", strings.Join(sim.Policies(), ","), "comma-separated policies")
-	f.IntVar(&o.seeds, "seeds", 10, "number of seeds")
+	f.IntVar(&o.seeds, "seeds", 10, fmt.Sprintf("number of seeds (1..%d)", sim.MaxSeeds))
 	f.Uint64Var(&o.firstSeed, "first-seed", 42, "first seed (the FGD artifact uses 42..51)")
-	f.Float64Var(&o.target, "target", 1.3, "arrived GPU demand to stop at, as a fraction of GPU capacity")
-	f.StringVar(&o.checkpoints, "checkpoints", "0.9,1.0,1.1,1.2,1.3", "arrived-demand fractions to report")
+	f.Float64Var(&o.target, "target", 1.3, fmt.Sprintf("arrived GPU demand to stop at, as a fraction of GPU capacity (0..%d)", sim.MaxTarget))
+	f.StringVar(&o.checkpoints, "checkpoints", "0.9,1.0,1.1,1.2,1.3", "arrived-demand fractions to report, increasing, up to --target")
 	f.StringVar(&o.shapes, "shapes", "", "node shape overrides MODEL=KIND,... (defaults: "+sim.DefaultShapes().String()+")")
 	f.IntVar(&o.workers, "workers", 0, "runs in parallel (0: GOMAXPROCS)")
-	f.StringVar(&o.csvPath, "csv", "", "write per-run results to this CSV file")
+	f.StringVar(&o.csvPath, "csv", "", "write per-run results to this CSV file (not an input, not the --svg file)")
 	f.StringVar(&o.svgPath, "svg", "", "write the allocation chart to this SVG file")
 	f.Float64Var(&o.svgFrom, "svg-from", 0.5, "arrived demand where the chart's x axis starts")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
 	f.Float64Var(&o.resolution, "gpupack-resolution", 0.05, "gpupack: score.Rank resolution, GPUs of fragmentation change per score point (0 or negative: the plugin's, 0.05)")
 	f.IntVar(&o.maxTypes, "gpupack-max-types", 0, "gpupack: task types kept in the distribution (0: pkg/score default, 128)")
-	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight (the plugin's fragmentationWeight)")
+	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight, 0..100 (the plugin's fragmentationWeight; both weights 0: the defaults)")
 	f.StringVar(&o.workload, "workload", "pinned", "gpupack's workload distribution: pinned (the pod list's, as the FGD artifact's typical pods), online (learned from the placed pods as the deployed plugin learns it, default args; reported as "+sim.PolicyGPUPackOnline+") or both")
-	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight (the plugin's topologyWeight)")
+	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight, 0..100 (the plugin's topologyWeight)")
 	f.StringArrayVar(&o.sweeps, "sweep", nil, "sweep a trace family's axis: AXIS or AXIS=L1,L2,... with levels in the family's "+
-		"units (gpushare=20,40,...; gpuspec=5,10,...; cpu=0,50,...,300 as in cpuNNN; multigpu=20,...,50); all for every axis "+
+		"units, 0..100 (gpushare=20,40,...; gpuspec=5,10,...; cpu=0,50,...,300 as in cpuNNN, up to 999; multigpu=20,...,50); all for every axis "+
 		"at its default levels; repeatable. Runs gpupack, fgd and best-fit unless --policies is given; --csv and --svg "+
 		"then get the sweep's table and chart")
 	f.Uint64Var(&o.variantSeed, "variant-seed", 1, "seed of the generated trace variants (--sweep)")
@@ -130,10 +136,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	defer stop()
 	start := time.Now()
 	// Fail before a long run, not after it.
-	for _, out := range []struct{ flag, path string }{{"--csv", o.csvPath}, {"--svg", o.svgPath}} {
-		if err := checkWritable(out.path); err != nil {
-			return fmt.Errorf("%s: %w", out.flag, err)
-		}
+	if err := checkOutputs(o); err != nil {
+		return err
+	}
+	if o.seeds < 1 || o.seeds > sim.MaxSeeds {
+		return fmt.Errorf("--seeds %d: want 1..%d", o.seeds, sim.MaxSeeds)
+	}
+	if o.svgPath != "" && (math.IsNaN(o.svgFrom) || o.svgFrom < 0 || o.svgFrom >= o.target) {
+		return fmt.Errorf("--svg-from %v: want 0 or more and below --target %v", o.svgFrom, o.target)
 	}
 	sweeps, err := parseSweeps(o.sweeps)
 	if err != nil {
@@ -160,6 +170,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.pods, err)
 	}
+	if n := sim.IgnoredTasks(tasks); n > 0 {
+		fmt.Fprintf(stderr, "gpusim: warning: %d tasks of %s have num_gpu 0 and a gpu_milli: they ask no GPU (CPU-only, as in the FGD artifact)\n",
+			n, o.pods)
+	}
 	if n, models := sim.UnhostableTasks(tasks, cl); n > 0 {
 		fmt.Fprintf(stderr, "gpusim: warning: %d tasks of %s ask only GPU models no node of %s has (%s): they will fail\n",
 			n, o.pods, o.nodes, strings.Join(models, ", "))
@@ -167,9 +181,6 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	cps, err := parseFloats(o.checkpoints)
 	if err != nil {
 		return fmt.Errorf("--checkpoints: %w", err)
-	}
-	if o.seeds < 1 {
-		return fmt.Errorf("--seeds %d must be positive", o.seeds)
 	}
 	cfg := sim.Config{Cluster: cl, Workload: wl, Target: o.target, Checkpoints: cps, Workers: o.workers,
 		GPUPack: sim.GPUPackOptions{Resolution: o.resolution, MaxTypes: o.maxTypes, FragWeight: o.fragWeight, TopoWeight: o.topoWeight}}
@@ -190,6 +201,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 		bar.finish()
 		if err != nil {
 			return err
+		}
+		for _, p := range points {
+			if p.Missed() {
+				fmt.Fprintf(stderr, "gpusim: warning: %s: %s cannot reach the level: the variant has %s\n",
+					p.Member(), o.pods, sim.FormatLevel(p.Axis, p.Measured))
+			}
 		}
 		return reportSweep(o, points, cfg, stdout, start)
 	}
@@ -256,7 +273,7 @@ func parseFloats(s string) ([]float64, error) {
 	var out []float64
 	for _, part := range strings.Split(s, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
-		if err != nil || v <= 0 {
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
 			return nil, fmt.Errorf("%q is not a positive number", part)
 		}
 		if len(out) > 0 && v <= out[len(out)-1] {
@@ -341,6 +358,39 @@ func (p *progress) finish() {
 	}
 }
 
+// checkOutputs checks that --csv and --svg can be written, and that neither
+// is an input (--csv openb_pod_list_default.csv would overwrite the trace)
+// or the other output.
+func checkOutputs(o options) error {
+	outs := []struct{ flag, path string }{{"--csv", o.csvPath}, {"--svg", o.svgPath}}
+	ins := []struct{ flag, path string }{{"--nodes", o.nodes}, {"--pods", o.pods}, outs[0]}
+	for _, out := range outs {
+		if err := checkWritable(out.path); err != nil {
+			return fmt.Errorf("%s: %w", out.flag, err)
+		}
+		for _, in := range ins {
+			if in.flag != out.flag && samePath(out.path, in.path) {
+				return fmt.Errorf("%s %s: the same file as %s", out.flag, out.path, in.flag)
+			}
+		}
+	}
+	return nil
+}
+
+// samePath reports whether a and b (non-empty) name one file: the same
+// cleaned path, or one existing file (links, ./x and x).
+func samePath(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
 // checkWritable fails when a file cannot be created at path (missing or
 // read-only directory, path is a directory); it leaves nothing behind.
 func checkWritable(path string) error {
@@ -387,8 +437,11 @@ func parseSweeps(specs []string) ([]sim.SweepAxis, error) {
 			ax.Levels = nil
 			for _, l := range strings.Split(levels, ",") {
 				v, err := strconv.ParseFloat(strings.TrimSpace(l), 64)
-				if err != nil {
+				if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 					return nil, fmt.Errorf("%s: level %q is not a number", spec, l)
+				}
+				if err := sim.CheckLevel(a, v/100); err != nil {
+					return nil, fmt.Errorf("%s: %w", spec, err)
 				}
 				ax.Levels = append(ax.Levels, v/100)
 			}

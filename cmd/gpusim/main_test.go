@@ -104,3 +104,146 @@ func TestRunOtherMachineModels(t *testing.T) {
 	require.NoError(t, cmd.Execute())
 	require.NotContains(t, errOut.String(), "no shape known")
 }
+
+// execute runs gpusim with args and returns stdout, stderr and the error.
+func execute(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+// tinyTraces writes a 3-node list (G2, T4, a CPU-only node) and a pod list
+// of a share, a whole GPU, a 2-GPU task and a CPU-only task.
+func tinyTraces(t *testing.T) (dir, nodes, pods string) {
+	dir = t.TempDir()
+	nodes = filepath.Join(dir, "nodes.csv")
+	pods = filepath.Join(dir, "pods.csv")
+	require.NoError(t, os.WriteFile(nodes, []byte("sn,cpu_milli,memory_mib,gpu,model\n"+
+		"g0,96000,393216,8,G2\nt0,64000,262144,2,T4\nc0,32000,65536,0,\n"), 0o600))
+	require.NoError(t, os.WriteFile(pods, []byte("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n"+
+		"a,4000,8192,1,500,\nb,8000,16384,1,1000,\nc,8000,16384,2,1000,\nd,2000,4096,0,0,\n"), 0o600))
+	return dir, nodes, pods
+}
+
+// Flags gpusim cannot honour are refused with the flag's name, before a
+// run; none panics or falls back to a default unnoticed.
+func TestRunRefusesBadFlags(t *testing.T) {
+	dir, nodes, pods := tinyTraces(t)
+	podsCopy := filepath.Join(dir, "sub", "..", "pods.csv")
+	link := filepath.Join(dir, "link.csv")
+	require.NoError(t, os.Symlink(nodes, link))
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"target NaN", []string{"--target", "NaN"}, "target NaN: want"},
+		{"target +Inf", []string{"--target", "Inf"}, "target +Inf: want"},
+		{"target 0", []string{"--target", "0"}, "target 0: want"},
+		{"negative target", []string{"--target", "-1"}, "target -1: want"},
+		{"target huge", []string{"--target", "1e12", "--checkpoints", "1"}, "in (0, 10]"},
+		{"checkpoint past the target", []string{"--target", "0.5"}, "must increase within (0, target 0.5]"},
+		{"checkpoints unsorted", []string{"--checkpoints", "1.3,0.9"}, "--checkpoints: 0.9: checkpoints must increase"},
+		{"checkpoints duplicated", []string{"--checkpoints", "0.9,0.9"}, "checkpoints must increase"},
+		{"checkpoints empty", []string{"--checkpoints", ""}, `--checkpoints: "" is not a positive number`},
+		{"checkpoint empty between two", []string{"--checkpoints", "0.9,,1.3"}, `--checkpoints: "" is not a positive number`},
+		{"checkpoint NaN", []string{"--checkpoints", "NaN"}, `--checkpoints: "NaN" is not a positive number`},
+		{"checkpoint Inf", []string{"--checkpoints", "0.9,Inf"}, `--checkpoints: "Inf" is not a positive number`},
+		{"seeds 0", []string{"--seeds", "0"}, "--seeds 0: want 1..1000"},
+		{"seeds huge", []string{"--seeds", "100000000"}, "--seeds 100000000: want 1..1000"},
+		{"negative workers", []string{"--workers", "-3"}, "workers -3"},
+		{"policy twice", []string{"--policies", "gpupack,best-fit,gpupack"}, `policy "gpupack" listed twice`},
+		{"policy twice through --workload both", []string{"--workload", "both", "--policies", "gpupack,gpupack-online"}, `policy "gpupack-online" listed twice`},
+		{"no policy", []string{"--policies", ","}, "need at least one policy"},
+		{"weight NaN", []string{"--blend-topo-weight", "NaN"}, "gpupack topology weight NaN"},
+		{"negative weight", []string{"--blend-frag-weight", "-1"}, "gpupack fragmentation weight -1: want 0..100"},
+		{"resolution NaN", []string{"--gpupack-resolution", "NaN"}, "gpupack resolution NaN"},
+		{"svg-from NaN", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "NaN"}, "--svg-from NaN: want"},
+		{"svg-from past the target", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "5"}, "below --target 1.3"},
+		{"svg-from negative", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "-1"}, "--svg-from -1"},
+		{"csv over the pod list", []string{"--csv", pods}, "--csv " + pods + ": the same file as --pods"},
+		{"svg over the node list through a link", []string{"--svg", link}, "the same file as --nodes"},
+		{"csv over the pod list by another path", []string{"--csv", podsCopy}, "the same file as --pods"},
+		{"csv and svg one file", []string{"--csv", filepath.Join(dir, "o"), "--svg", filepath.Join(dir, "o")}, "--svg " + filepath.Join(dir, "o") + ": the same file as --csv"},
+		{"sweep level NaN", []string{"--sweep", "gpushare=NaN"}, `--sweep: gpushare=NaN: level "NaN" is not a number`},
+		{"sweep level above 100", []string{"--sweep", "gpushare=101"}, "--sweep: gpushare=101: gpushare level 101: want 0..100"},
+		{"sweep level negative", []string{"--sweep", "multigpu=-10"}, "multigpu level -10: want 0..100"},
+		{"sweep cpu level in cpuNNN units", []string{"--sweep", "cpu=1000"}, "cpu level 1000: want 0..999"},
+		{"sweep multigpu 100 with other GPU tasks", []string{"--sweep", "multigpu=100"}, "multigpu100: multigpu: 100% of the GPU demand in multi-GPU tasks cannot be reached"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, err := os.ReadFile(pods)
+			require.NoError(t, err)
+			_, _, err = execute(t, append([]string{"-q", "--nodes", nodes, "--pods", pods, "--seeds", "1"}, tt.args...)...)
+			require.ErrorContains(t, err, tt.want)
+			after, err := os.ReadFile(pods)
+			require.NoError(t, err)
+			require.Equal(t, string(before), string(after), "the pod list is untouched")
+		})
+	}
+}
+
+// Odd-but-valid inputs and flags at their bounds run and give sane figures.
+func TestRunOddButValid(t *testing.T) {
+	dir, nodes, pods := tinyTraces(t)
+	crlf := filepath.Join(dir, "crlf.csv")
+	raw, err := os.ReadFile(pods)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(crlf, append([]byte("\ufeff"), bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))...), 0o600))
+	plain, _, err := execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "2", "--policies", "gpupack,fgd")
+	require.NoError(t, err)
+	bom, _, err := execute(t, "-q", "--nodes", nodes, "--pods", crlf, "--seeds", "2", "--policies", "gpupack,fgd")
+	require.NoError(t, err)
+	// The same table but for the header line (file name, time).
+	require.Equal(t, plain[strings.Index(plain, "\n"):], bom[strings.Index(bom, "\n"):])
+
+	// num_gpu 0 with a gpu_milli: CPU-only, with a warning.
+	shares := filepath.Join(dir, "shares.csv")
+	require.NoError(t, os.WriteFile(shares, append(raw, []byte("e,1000,1024,0,300,\n")...), 0o600))
+	_, stderr, err := execute(t, "-q", "--nodes", nodes, "--pods", shares, "--seeds", "1", "--policies", "best-fit")
+	require.NoError(t, err)
+	require.Contains(t, stderr, "1 tasks of "+shares+" have num_gpu 0 and a gpu_milli: they ask no GPU")
+
+	// --target 10 (the bound) and a sweep at the ends of each axis.
+	out, _, err := execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--policies", "gpupack,fgd",
+		"--target", "10", "--checkpoints", "1,10")
+	require.NoError(t, err)
+	require.Contains(t, out, "alloc@1000%")
+	out, stderr, err = execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "1",
+		"--sweep", "gpushare=0,100", "--sweep", "cpu=0,999", "--sweep", "gpuspec=0,100", "--sweep", "multigpu=0")
+	require.NoError(t, err)
+	for _, m := range []string{"gpushare0 ", "gpushare100 ", "cpu000 ", "cpu999 ", "gpuspec0 ", "gpuspec100 ", "multigpu0 "} {
+		require.Contains(t, out, m)
+	}
+	// cpu999 needs 999 CPU-only tasks per GPU task: 3 GPU tasks get 2997.
+	require.Contains(t, out, "   3000 ")
+	require.NotContains(t, stderr, "cannot reach")
+
+	// A level the list cannot reach is run and flagged: 2 of 4.5 GPUs of
+	// demand are multi-GPU (44%); dropping the one 2-GPU task gives 0%.
+	_, stderr, err = execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--sweep", "multigpu=20")
+	require.NoError(t, err)
+	require.Contains(t, stderr, "multigpu20: "+pods+" cannot reach the level: the variant has 0.0%")
+}
+
+// A node list without GPUs, or with a DGX-1 of 16 GPUs, is refused with
+// what to change.
+func TestRunRefusesBadNodeLists(t *testing.T) {
+	dir, _, pods := tinyTraces(t)
+	cpuOnly := filepath.Join(dir, "cpu.csv")
+	require.NoError(t, os.WriteFile(cpuOnly, []byte("sn,cpu_milli,memory_mib,gpu,model\nc0,32000,65536,0,\nc1,32000,65536,0,T4\n"), 0o600))
+	_, _, err := execute(t, "-q", "--nodes", cpuOnly, "--pods", pods, "--seeds", "1")
+	require.ErrorContains(t, err, "the cluster has no GPUs")
+	big := filepath.Join(dir, "big.csv")
+	require.NoError(t, os.WriteFile(big, []byte("sn,cpu_milli,memory_mib,gpu,model\nv0,96000,393216,16,V100M32\n"), 0o600))
+	_, _, err = execute(t, "-q", "--nodes", big, "--pods", pods, "--seeds", "1")
+	require.ErrorContains(t, err, "GPU model V100M32 laid out as dgx1: shape dgx1 has 8 GPUs, node has 16 (set another layout with --shapes V100M32=KIND)")
+	_, _, err = execute(t, "-q", "--nodes", big, "--pods", pods, "--seeds", "1", "--shapes", "V100M32=nvswitch", "--policies", "best-fit")
+	require.NoError(t, err)
+}

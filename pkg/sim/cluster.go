@@ -210,7 +210,8 @@ func NewCluster(nodes []NodeSpec, shapes Shapes) (*Cluster, error) {
 			}
 			var err error
 			if t, err = BuildNode(n.Model, n.GPUs, kind); err != nil {
-				return nil, fmt.Errorf("node %d (%s): %w", i, n.Name, err)
+				return nil, fmt.Errorf("node %d (%s): GPU model %s laid out as %s: %w (set another layout with --shapes %s=KIND)",
+					i, n.Name, n.Model, kind, err, n.Model)
 			}
 			topos[key] = t
 		}

@@ -92,23 +92,54 @@ type RunResult struct {
 	MultiTasks   int
 }
 
-// Run replays the workload under every policy and seed, in parallel.
-func Run(ctx context.Context, cfg Config) ([]RunResult, error) {
-	if cfg.Target <= 0 {
-		return nil, fmt.Errorf("target %v must be positive", cfg.Target)
-	}
-	for _, p := range cfg.Policies {
-		if !slices.Contains(AllPolicies(), p) {
-			return nil, fmt.Errorf("unknown policy %q (known: %v)", p, AllPolicies())
-		}
+// MaxTarget bounds Config.Target: past ten times the cluster's GPU
+// capacity every arriving task has long failed, and the run's memory (its
+// task sequence, its allocation curve) grows with the target.
+const MaxTarget = 10
+
+// MaxSeeds bounds the seeds of one run: every (policy, seed) result is
+// kept for the summary, with its task sequence per seed (the FGD artifact
+// uses 10).
+const MaxSeeds = 1000
+
+// validate checks everything Run takes from the caller, before any replay.
+func (cfg *Config) validate() error {
+	if math.IsNaN(cfg.Target) || cfg.Target <= 0 || cfg.Target > MaxTarget {
+		return fmt.Errorf("target %v: want a fraction of the GPU capacity in (0, %d]", cfg.Target, MaxTarget)
 	}
 	if len(cfg.Seeds) == 0 || len(cfg.Policies) == 0 {
-		return nil, fmt.Errorf("need at least one policy and one seed")
+		return fmt.Errorf("need at least one policy and one seed")
+	}
+	if len(cfg.Seeds) > MaxSeeds {
+		return fmt.Errorf("%d seeds: at most %d", len(cfg.Seeds), MaxSeeds)
+	}
+	for i, p := range cfg.Policies {
+		if !slices.Contains(AllPolicies(), p) {
+			return fmt.Errorf("unknown policy %q (known: %v)", p, AllPolicies())
+		}
+		if slices.Contains(cfg.Policies[:i], p) {
+			// Its runs would be summarized together: each seed twice.
+			return fmt.Errorf("policy %q listed twice", p)
+		}
+	}
+	if cfg.Workers < 0 {
+		return fmt.Errorf("workers %d must be 0 (GOMAXPROCS) or positive", cfg.Workers)
+	}
+	if len(cfg.Checkpoints) == 0 {
+		return fmt.Errorf("need at least one checkpoint")
 	}
 	for k, c := range cfg.Checkpoints {
-		if c <= 0 || c > cfg.Target+1e-9 || (k > 0 && c <= cfg.Checkpoints[k-1]) {
-			return nil, fmt.Errorf("checkpoints %v must increase within (0, target %v]", cfg.Checkpoints, cfg.Target)
+		if math.IsNaN(c) || c <= 0 || c > cfg.Target+1e-9 || (k > 0 && c <= cfg.Checkpoints[k-1]) {
+			return fmt.Errorf("checkpoints %v must increase within (0, target %v]", cfg.Checkpoints, cfg.Target)
 		}
+	}
+	return cfg.GPUPack.validate()
+}
+
+// Run replays the workload under every policy and seed, in parallel.
+func Run(ctx context.Context, cfg Config) ([]RunResult, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	frag, err := NewFragModel(cfg.Workload, cfg.GPUPack.MaxTypes)
 	if err != nil {

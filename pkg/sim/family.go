@@ -85,6 +85,16 @@ func levelRange(a Axis) (lo, hi float64) {
 	return 0, 1
 }
 
+// CheckLevel checks a level of axis a (AxisLevel's units); its error
+// speaks the family's units (gpushare40, cpu250), as --sweep takes them.
+func CheckLevel(a Axis, level float64) error {
+	lo, hi := levelRange(a)
+	if math.IsNaN(level) || level < lo || level > hi {
+		return fmt.Errorf("%s level %v: want %v..%v", a, level*100, lo*100, hi*100)
+	}
+	return nil
+}
+
 // MemberName is the family member's file-style name: gpushare40, cpu250.
 func MemberName(a Axis, level float64) string {
 	if a == AxisCPU {
@@ -144,8 +154,8 @@ func GenerateVariant(tasks []TaskSpec, nodes []NodeSpec, a Axis, level float64, 
 	if _, err := ParseAxis(string(a)); err != nil {
 		return nil, err
 	}
-	if lo, hi := levelRange(a); math.IsNaN(level) || level < lo || level > hi {
-		return nil, fmt.Errorf("%s level %v: want %v..%v", a, level, lo, hi)
+	if err := CheckLevel(a, level); err != nil {
+		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x6a09e667f3bcc909))
 	out := slices.Clone(tasks)
@@ -299,7 +309,7 @@ func varyMulti(tasks []TaskSpec, frac float64, rng *rand.Rand) ([]TaskSpec, erro
 		return nil, fmt.Errorf("multigpu: the pod list has no multi-GPU task to copy")
 	}
 	if frac >= 1 && multi < demand {
-		return nil, fmt.Errorf("multigpu: %v of the demand cannot be reached by adding tasks", frac)
+		return nil, fmt.Errorf("multigpu: %v%% of the GPU demand in multi-GPU tasks cannot be reached by adding them: the pod list has other GPU tasks", frac*100)
 	}
 	pool := slices.Sorted(slices.Values(multiIdx))
 	for k := 0; float64(multi) < frac*float64(demand); k++ {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,7 +130,11 @@ func TestGenerateVariantErrors(t *testing.T) {
 	_, err := GenerateVariant(src, nodes, "gpufoo", 0.5, 1)
 	require.ErrorContains(t, err, "unknown axis")
 	_, err = GenerateVariant(src, nodes, AxisShare, 1.5, 1)
-	require.ErrorContains(t, err, "want 0..1")
+	require.ErrorContains(t, err, "gpushare level 150: want 0..100") // in the family's units
+	_, err = GenerateVariant(src, nodes, AxisCPU, 10, 1)
+	require.ErrorContains(t, err, "cpu level 1000: want 0..999") // cpu1000 would be 100% CPU-only
+	_, err = GenerateVariant(src, nodes, AxisMulti, math.NaN(), 1)
+	require.ErrorContains(t, err, "multigpu level NaN")
 	_, err = GenerateVariant(src, nodes, AxisCPU, -1, 1)
 	require.Error(t, err)
 	onlyWhole := []TaskSpec{{Name: "a", CPUMilli: 1, NumGPU: 1, GPUMilli: 1000}}

@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"fmt"
 	"hash/maphash"
 	"math"
 	"sync"
 
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
@@ -22,6 +24,27 @@ type GPUPackOptions struct {
 	// numbers as the plugin args are (both 0: 1 and 2, the plugin's
 	// defaults).
 	FragWeight, TopoWeight float64
+}
+
+// validate refuses options the plugin's args would refuse (weights outside
+// 0..validation.MaxWeight) and numbers that are none (NaN, infinities),
+// which would otherwise fall back to the defaults unnoticed.
+func (o GPUPackOptions) validate() error {
+	if math.IsNaN(o.Resolution) || math.IsInf(o.Resolution, 0) {
+		return fmt.Errorf("gpupack resolution %v: want a finite number of GPUs (0 or negative: the default)", o.Resolution)
+	}
+	for _, w := range []struct {
+		name string
+		v    float64
+	}{{"fragmentation", o.FragWeight}, {"topology", o.TopoWeight}} {
+		if math.IsNaN(w.v) || w.v < 0 || w.v > validation.MaxWeight {
+			return fmt.Errorf("gpupack %s weight %v: want 0..%d, as the plugin's args", w.name, w.v, validation.MaxWeight)
+		}
+	}
+	if o.MaxTypes < 0 {
+		return fmt.Errorf("gpupack max types %d: want 0 (the default) or positive", o.MaxTypes)
+	}
+	return nil
 }
 
 // rank is the pkg/score ranking of the options.

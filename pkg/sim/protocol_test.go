@@ -341,3 +341,62 @@ func TestOtherMachineModels(t *testing.T) {
 		require.LessOrEqual(t, r.Alloc[0], 0.8+1e-9, r.Policy)
 	}
 }
+
+// Run refuses what it cannot measure, before any replay, with an error
+// naming the value: numbers that are none, bounds, duplicates.
+func TestRunRefusesBadConfig(t *testing.T) {
+	cl, wl := tinySetup(t, "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\na,1000,1024,1,500,\n")
+	good := func() Config {
+		return Config{Cluster: cl, Workload: wl, Policies: []string{PolicyGPUPack, PolicyBestFit}, Seeds: []uint64{1},
+			Target: 1.3, Checkpoints: []float64{0.9, 1.3}}
+	}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"target 0", func(c *Config) { c.Target = 0 }, "target 0: want"},
+		{"negative target", func(c *Config) { c.Target = -1 }, "target -1: want"},
+		{"target NaN", func(c *Config) { c.Target = math.NaN() }, "target NaN: want"},
+		{"target +Inf", func(c *Config) { c.Target = math.Inf(1) }, "target +Inf: want"},
+		{"target above MaxTarget", func(c *Config) { c.Target, c.Checkpoints = 1e12, []float64{1} }, "target 1e+12: want a fraction of the GPU capacity in (0, 10]"},
+		{"checkpoint NaN", func(c *Config) { c.Checkpoints = []float64{math.NaN()} }, "must increase within"},
+		{"checkpoint past the target", func(c *Config) { c.Checkpoints = []float64{0.9, 2} }, "must increase within (0, target 1.3]"},
+		{"checkpoints unsorted", func(c *Config) { c.Checkpoints = []float64{1.3, 0.9} }, "must increase"},
+		{"checkpoints duplicated", func(c *Config) { c.Checkpoints = []float64{0.9, 0.9} }, "must increase"},
+		{"no checkpoint", func(c *Config) { c.Checkpoints = nil }, "need at least one checkpoint"},
+		{"no seed", func(c *Config) { c.Seeds = nil }, "need at least one policy and one seed"},
+		{"too many seeds", func(c *Config) { c.Seeds = make([]uint64, MaxSeeds+1) }, "1001 seeds: at most 1000"},
+		{"policy twice", func(c *Config) { c.Policies = []string{PolicyBestFit, PolicyGPUPack, PolicyBestFit} }, `policy "best-fit" listed twice`},
+		{"unknown policy", func(c *Config) { c.Policies = []string{"BEST-FIT"} }, `unknown policy "BEST-FIT"`},
+		{"negative workers", func(c *Config) { c.Workers = -3 }, "workers -3"},
+		{"resolution NaN", func(c *Config) { c.GPUPack.Resolution = math.NaN() }, "gpupack resolution NaN"},
+		{"resolution Inf", func(c *Config) { c.GPUPack.Resolution = math.Inf(1) }, "gpupack resolution +Inf"},
+		{"negative weight", func(c *Config) { c.GPUPack.FragWeight = -1 }, "gpupack fragmentation weight -1: want 0..100"},
+		{"weight above the plugin's bound", func(c *Config) { c.GPUPack.TopoWeight = 101 }, "gpupack topology weight 101: want 0..100"},
+		{"weight NaN", func(c *Config) { c.GPUPack.TopoWeight = math.NaN() }, "gpupack topology weight NaN"},
+		{"negative max types", func(c *Config) { c.GPUPack.MaxTypes = -4 }, "gpupack max types -4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good()
+			tt.edit(&cfg)
+			_, err := Run(context.Background(), cfg)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	// The bounds themselves run: target 10 (MaxTarget) with a checkpoint
+	// there; every task past the capacity fails.
+	cfg := good()
+	cfg.Target, cfg.Checkpoints = MaxTarget, []float64{1, MaxTarget}
+	res, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	for _, r := range res {
+		// 500 milli per task on 3 GPUs of 8 cores: n0 holds 4 shares (2 GPUs x
+		// 2, 4 x 1000 milli-CPU <= 8000), n1 2: 6 x 500 = 3000 = 100%.
+		require.InDelta(t, 1.0, r.Alloc[1], 1e-9, r.Policy)
+		// 10 x 3000 / 500 = 60 tasks arrive, 54 fail.
+		require.Equal(t, 60, r.Tasks, r.Policy)
+		require.Equal(t, 54, r.Failed, r.Policy)
+	}
+}

@@ -50,6 +50,12 @@ type SweepPoint struct {
 // Member is the variant's family-member name (gpushare40, cpu250).
 func (p *SweepPoint) Member() string { return MemberName(p.Axis, p.Level) }
 
+// Missed reports whether the variant is not the member it is named after:
+// its measured level has another member name (a pod list too small, or
+// without the tasks the rule moves, cannot reach the level: dropping its
+// last multi-GPU tasks jumps from 57% to 0%).
+func (p *SweepPoint) Missed() bool { return MemberName(p.Axis, p.Measured) != p.Member() }
+
 // Sweep generates every variant first (so a bad level fails before any
 // replay), then replays them one after the other.
 func Sweep(ctx context.Context, sc SweepConfig) ([]SweepPoint, error) {
@@ -57,12 +63,18 @@ func Sweep(ctx context.Context, sc SweepConfig) ([]SweepPoint, error) {
 		p  SweepPoint
 		wl *Workload
 	}
+	if err := sc.Base.validate(); err != nil {
+		return nil, err
+	}
 	var vs []variant
 	for _, ax := range sc.Axes {
 		if len(ax.Levels) == 0 {
 			return nil, fmt.Errorf("axis %s: no level", ax.Axis)
 		}
 		for _, level := range ax.Levels {
+			if err := CheckLevel(ax.Axis, level); err != nil {
+				return nil, err
+			}
 			tasks, err := GenerateVariant(sc.Tasks, sc.Nodes, ax.Axis, level, sc.VariantSeed)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", MemberName(ax.Axis, level), err)
@@ -141,7 +153,7 @@ func WriteSweepTable(w io.Writer, points []SweepPoint) error {
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for i := range points {
 		p := &points[i]
-		row := []string{p.Member(), levelString(p.Axis, p.Measured), strconv.Itoa(p.Tasks)}
+		row := []string{p.Member(), FormatLevel(p.Axis, p.Measured), strconv.Itoa(p.Tasks)}
 		for _, pol := range pols {
 			s := sweepSummary(p, pol)
 			if s == nil || len(s.Alloc) == 0 {
@@ -165,8 +177,9 @@ func WriteSweepTable(w io.Writer, points []SweepPoint) error {
 	return tw.Flush()
 }
 
-// levelString renders a measured level in the axis's units.
-func levelString(a Axis, v float64) string {
+// FormatLevel renders a measured level in the axis's units, as the sweep
+// table's level column: cpu250 for the cpu axis, 40.0% for the others.
+func FormatLevel(a Axis, v float64) string {
 	if a == AxisCPU {
 		return fmt.Sprintf("cpu%03.0f", 100*v)
 	}

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -69,7 +70,40 @@ func TestSweepTiny(t *testing.T) {
 	require.InDelta(t, 0.0, points[1].Measured, 1e-12) // the CPU-only task dropped
 	require.Equal(t, 2, points[1].Tasks)
 	require.Len(t, points[0].Sums, 2)
-	_, err = Sweep(context.Background(), SweepConfig{Base: Config{Cluster: cl}, Tasks: tasks,
+	base := Config{Cluster: cl, Policies: []string{PolicyBestFit}, Seeds: []uint64{1}, Target: 1.3, Checkpoints: []float64{1.3}}
+	_, err = Sweep(context.Background(), SweepConfig{Base: base, Tasks: tasks,
 		Axes: []SweepAxis{{Axis: AxisMulti, Levels: []float64{0.5}}}})
 	require.ErrorContains(t, err, "multigpu50")
+	// The base configuration is checked before any variant is generated.
+	_, err = Sweep(context.Background(), SweepConfig{Base: Config{Cluster: cl}, Tasks: tasks,
+		Axes: []SweepAxis{{Axis: AxisMulti, Levels: []float64{0.5}}}})
+	require.ErrorContains(t, err, "target 0")
+	// A level that is no number is refused by name, not as "multigpu-9223372036854775808".
+	_, err = Sweep(context.Background(), SweepConfig{Base: base, Tasks: tasks,
+		Axes: []SweepAxis{{Axis: AxisMulti, Levels: []float64{math.NaN()}}}})
+	require.ErrorContains(t, err, "multigpu level NaN")
+}
+
+// A variant the pod list cannot reach is flagged as missed: three
+// multi-GPU tasks of 2, 4 and 8 GPUs and one 1-GPU task carry 14 of 15
+// GPUs of demand (93%); going down to 20% drops them (8: 6/7 = 86%, 4: 2/3
+// = 67%, 2: 0%), and the variant has 0%, not multigpu20.
+func TestSweepMissedLevel(t *testing.T) {
+	cl, _ := tinySetup(t, "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\na,1000,1024,1,500,\n")
+	tasks := []TaskSpec{
+		{Name: "one", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 1, GPUMilli: 1000},
+		{Name: "two", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 2, GPUMilli: 1000},
+		{Name: "four", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 4, GPUMilli: 1000},
+		{Name: "eight", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 8, GPUMilli: 1000},
+	}
+	points, err := Sweep(context.Background(), SweepConfig{
+		Base:  Config{Cluster: cl, Policies: []string{PolicyBestFit}, Seeds: []uint64{1}, Target: 1.3, Checkpoints: []float64{1.3}},
+		Tasks: tasks, Axes: []SweepAxis{{Axis: AxisMulti, Levels: []float64{0.2}}, {Axis: AxisCPU, Levels: []float64{0}}},
+	})
+	require.NoError(t, err)
+	require.Len(t, points, 2)
+	require.InDelta(t, 0.0, points[0].Measured, 1e-12)
+	require.True(t, points[0].Missed(), "multigpu20 measured at 0%")
+	require.InDelta(t, 0.0, points[1].Measured, 1e-12)
+	require.False(t, points[1].Missed(), "cpu000 is the list itself")
 }

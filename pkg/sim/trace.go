@@ -34,6 +34,16 @@ func checkModelName(m string) error {
 	return nil
 }
 
+// MaxCPUMilli and MaxMemoryMiB bound the cpu_milli and memory_mib columns:
+// 2^40 milli-cores (a billion cores) and 2^40 MiB (an exbibyte) are far
+// beyond any machine, and sums and products of such figures (pkg/score
+// buckets CPU and memory on a ladder, the baselines add up a cluster's
+// CPU) stay inside int64 and float64's exact integers.
+const (
+	MaxCPUMilli  = 1 << 40
+	MaxMemoryMiB = 1 << 40
+)
+
 // NodeSpec is one row of an openb node list.
 type NodeSpec struct {
 	Name      string
@@ -53,6 +63,23 @@ type TaskSpec struct {
 	GPUMilli int64
 	// Models restricts the GPU model (empty: any).
 	Models []string
+	// IgnoredGPUMilli is the gpu_milli of a row with num_gpu 0, which asks
+	// for no GPU: the FGD artifact (pod_csv_to_yaml.py) sets a pod's GPU
+	// annotations only when num_gpu is not 0, so the task is CPU-only
+	// and GPUMilli 0. IgnoredTasks counts them for a warning.
+	IgnoredGPUMilli int64
+}
+
+// IgnoredTasks counts the tasks whose gpu_milli was ignored because they
+// ask num_gpu 0 (TaskSpec.IgnoredGPUMilli).
+func IgnoredTasks(tasks []TaskSpec) int {
+	n := 0
+	for _, t := range tasks {
+		if t.IgnoredGPUMilli > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // GPUDemand is the task's GPU demand in milli-GPU.
@@ -84,9 +111,11 @@ type table struct {
 	r      *csv.Reader
 	line   int
 	row    []string
+	// width is the header's field count.
+	width int
 }
 
-func newTable(file string, r io.Reader, required []string) (*table, error) {
+func newTable(file string, r io.Reader, required, optional []string) (*table, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = false
@@ -94,9 +123,13 @@ func newTable(file string, r io.Reader, required []string) (*table, error) {
 	if err != nil {
 		return nil, &LineError{File: file, Line: 1, Err: fmt.Errorf("reading header: %w", err)}
 	}
-	t := &table{file: file, header: map[string]int{}, r: cr, line: 1}
+	t := &table{file: file, header: map[string]int{}, r: cr, line: 1, width: len(head)}
 	for i, h := range head {
-		t.header[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		if _, dup := t.header[h]; dup && (slices.Contains(required, h) || slices.Contains(optional, h)) {
+			return nil, &LineError{File: file, Line: 1, Err: fmt.Errorf("column %q appears twice", h)}
+		}
+		t.header[h] = i
 	}
 	var missing []string
 	for _, c := range required {
@@ -120,8 +153,8 @@ func (t *table) next() error {
 	if err != nil {
 		return &LineError{File: t.file, Line: t.line, Err: err}
 	}
-	if len(row) < len(t.header) {
-		return &LineError{File: t.file, Line: t.line, Err: fmt.Errorf("%d fields, header has %d", len(row), len(t.header))}
+	if len(row) < t.width {
+		return &LineError{File: t.file, Line: t.line, Err: fmt.Errorf("%d fields, header has %d", len(row), t.width)}
 	}
 	t.row = row
 	return nil
@@ -161,7 +194,7 @@ func ReadNodesFile(path string) ([]NodeSpec, error) {
 
 // ReadNodes parses an openb node list (columns sn, cpu_milli, memory_mib, gpu, model).
 func ReadNodes(file string, r io.Reader) ([]NodeSpec, error) {
-	t, err := newTable(file, r, []string{"sn", "cpu_milli", "memory_mib", "gpu", "model"})
+	t, err := newTable(file, r, []string{"sn", "cpu_milli", "memory_mib", "gpu", "model"}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +220,10 @@ func ReadNodes(file string, r io.Reader) ([]NodeSpec, error) {
 func parseNode(t *table) (NodeSpec, error) {
 	n := NodeSpec{Name: t.str("sn"), Model: t.str("model")}
 	var err error
-	if n.CPUMilli, err = t.nonNegative("cpu_milli", 0); err != nil {
+	if n.CPUMilli, err = t.nonNegative("cpu_milli", MaxCPUMilli); err != nil {
 		return n, err
 	}
-	if n.MemoryMiB, err = t.nonNegative("memory_mib", 0); err != nil {
+	if n.MemoryMiB, err = t.nonNegative("memory_mib", MaxMemoryMiB); err != nil {
 		return n, err
 	}
 	gpus, err := t.nonNegative("gpu", topology.MaxGPUs)
@@ -198,10 +231,14 @@ func parseNode(t *table) (NodeSpec, error) {
 		return n, err
 	}
 	n.GPUs = int(gpus)
-	if n.GPUs > 0 {
-		if err := checkModelName(n.Model); err != nil {
-			return n, t.errorf("model", "%w", err)
-		}
+	if n.GPUs == 0 {
+		// A CPU-only node has no GPU model, whatever the column says (a
+		// model there would make tasks asking it look hostable).
+		n.Model = ""
+		return n, nil
+	}
+	if err := checkModelName(n.Model); err != nil {
+		return n, t.errorf("model", "%w", err)
 	}
 	return n, nil
 }
@@ -220,7 +257,7 @@ func ReadTasksFile(path string) ([]TaskSpec, error) {
 // num_gpu, gpu_milli and the optional gpu_spec, which multigpu20 lacks; the
 // others are ignored).
 func ReadTasks(file string, r io.Reader) ([]TaskSpec, error) {
-	t, err := newTable(file, r, []string{"name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"})
+	t, err := newTable(file, r, []string{"name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"}, []string{"gpu_spec"})
 	if err != nil {
 		return nil, err
 	}
@@ -246,10 +283,10 @@ func ReadTasks(file string, r io.Reader) ([]TaskSpec, error) {
 func parseTask(t *table) (TaskSpec, error) {
 	task := TaskSpec{Name: t.str("name")}
 	var err error
-	if task.CPUMilli, err = t.nonNegative("cpu_milli", 0); err != nil {
+	if task.CPUMilli, err = t.nonNegative("cpu_milli", MaxCPUMilli); err != nil {
 		return task, err
 	}
-	if task.MemoryMiB, err = t.nonNegative("memory_mib", 0); err != nil {
+	if task.MemoryMiB, err = t.nonNegative("memory_mib", MaxMemoryMiB); err != nil {
 		return task, err
 	}
 	num, err := t.nonNegative("num_gpu", topology.MaxGPUs)
@@ -260,17 +297,27 @@ func parseTask(t *table) (TaskSpec, error) {
 	if task.GPUMilli, err = t.nonNegative("gpu_milli", topology.MilliPerGPU); err != nil {
 		return task, err
 	}
+	if task.NumGPU == 0 && task.GPUMilli > 0 {
+		// No GPU asked: a CPU-only task, as in the FGD artifact.
+		task.IgnoredGPUMilli, task.GPUMilli = task.GPUMilli, 0
+	}
 	if err := checkShare(t, task); err != nil {
 		return task, err
 	}
-	task.Models, err = parseSpec(t)
-	return task, err
+	models, err := parseSpec(t)
+	if err != nil {
+		return task, err
+	}
+	if task.NumGPU > 0 {
+		// A CPU-only task's gpu_spec constrains nothing: the artifact
+		// sets no model annotation on a pod without GPUs.
+		task.Models = models
+	}
+	return task, nil
 }
 
 func checkShare(t *table, task TaskSpec) error {
 	switch {
-	case task.NumGPU == 0 && task.GPUMilli != 0:
-		return t.errorf("gpu_milli", "%d milli-GPU asked with num_gpu 0", task.GPUMilli)
 	case task.NumGPU > 0 && task.GPUMilli == 0:
 		return t.errorf("gpu_milli", "num_gpu %d with a zero share", task.NumGPU)
 	case task.NumGPU > 1 && task.GPUMilli != topology.MilliPerGPU:

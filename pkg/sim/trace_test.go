@@ -34,6 +34,88 @@ func TestReadTasksWithoutSpecColumn(t *testing.T) {
 	require.Equal(t, []TaskSpec{{Name: "p0", CPUMilli: 1, MemoryMiB: 1, NumGPU: 2, GPUMilli: 1000}}, tasks)
 }
 
+// TestReadOddButValidTraces: forms a user's CSV takes that must read as the
+// plain file does (the same tasks and nodes), or as the FGD artifact reads
+// them.
+func TestReadOddButValidTraces(t *testing.T) {
+	const podHead = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n"
+	plain := podHead + "p0,4000,8192,1,1000,G2|T4\np1,2000,1024,1,460,\np2,1000,512,0,0,\n"
+	want := []TaskSpec{
+		{Name: "p0", CPUMilli: 4000, MemoryMiB: 8192, NumGPU: 1, GPUMilli: 1000, Models: []string{"G2", "T4"}},
+		{Name: "p1", CPUMilli: 2000, MemoryMiB: 1024, NumGPU: 1, GPUMilli: 460},
+		{Name: "p2", CPUMilli: 1000, MemoryMiB: 512},
+	}
+	tests := []struct {
+		name string
+		in   string
+		want []TaskSpec
+	}{
+		{"plain", plain, want},
+		{"CRLF line endings", strings.ReplaceAll(plain, "\n", "\r\n"), want},
+		{"UTF-8 BOM and CRLF", "\ufeff" + strings.ReplaceAll(plain, "\n", "\r\n"), want},
+		{"trailing empty lines", plain + "\n\n", want},
+		{"columns reordered, extra ones, quoted and padded fields",
+			`qos, gpu_milli ,"num_gpu",name,memory_mib,cpu_milli,gpu_spec,extra` + "\n" +
+				`LS, 1000 ,"1","p0", 8192 ,4000," T4 | G2 | T4 ",x` + "\n" +
+				`BE,460,1,p1,1024,2000,"",y` + "\n" +
+				`BE,0,0,p2,512,1000,,z` + "\n", want},
+		{"duplicate models in gpu_spec", podHead + "p0,4000,8192,1,1000,T4|G2|G2|T4\np1,2000,1024,1,460,\np2,1000,512,0,0,\n", want},
+		// The FGD artifact sets GPU annotations only when num_gpu is not
+		// 0: gpu_milli (and gpu_spec) of such a row ask nothing.
+		{"num_gpu 0 with a share and a model", podHead + "p0,4000,8192,1,1000,G2|T4\np1,2000,1024,1,460,\np2,1000,512,0,500,T4\n",
+			append(want[:2:2], TaskSpec{Name: "p2", CPUMilli: 1000, MemoryMiB: 512, IgnoredGPUMilli: 500})},
+		{"zero CPU and memory", podHead + "p0,0,0,1,1000,\n", []TaskSpec{{Name: "p0", NumGPU: 1, GPUMilli: 1000}}},
+		{"CPU and memory at the limit", podHead + "p0,1099511627776,1099511627776,0,0,\n",
+			[]TaskSpec{{Name: "p0", CPUMilli: MaxCPUMilli, MemoryMiB: MaxMemoryMiB}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tasks, err := ReadTasks("pods.csv", strings.NewReader(tt.in))
+			require.NoError(t, err)
+			require.Equal(t, tt.want, tasks)
+		})
+	}
+}
+
+func TestIgnoredTasks(t *testing.T) {
+	tasks, err := ReadTasks("pods.csv", strings.NewReader("name,cpu_milli,memory_mib,num_gpu,gpu_milli\n"+
+		"p0,1,1,0,500\np1,1,1,0,0\np2,1,1,1,500\np3,1,1,0,1000\n"))
+	require.NoError(t, err)
+	// p0 and p3 ask a share with num_gpu 0; p1 asks none, p2 has a GPU.
+	require.Equal(t, 2, IgnoredTasks(tasks))
+	// No GPU demand from them: 0 + 0 + 500 + 0.
+	var demand int64
+	for _, task := range tasks {
+		demand += task.GPUDemand()
+	}
+	require.Equal(t, int64(500), demand)
+}
+
+func TestReadOddButValidNodes(t *testing.T) {
+	want := []NodeSpec{
+		{Name: "n0", CPUMilli: 96000, MemoryMiB: 393216, GPUs: 8, Model: "H100"},
+		{Name: "n1", CPUMilli: 32000, MemoryMiB: 65536},
+		{Name: "n2"},
+	}
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"plain", "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,393216,8,H100\nn1,32000,65536,0,\nn2,0,0,0,\n"},
+		{"BOM, CRLF, reordered and quoted", "\ufeffmodel,gpu,\"sn\",memory_mib,cpu_milli,rack\r\n" +
+			"H100 , 8 ,n0,393216,96000,r1\r\n,0,n1,65536,32000,r1\r\n\"\",0,n2,0,0,r2\r\n\r\n"},
+		// A CPU-only node's model is not looked at.
+		{"CPU-only nodes with a model", "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,393216,8,H100\nn1,32000,65536,0,T4\nn2,0,0,0,a b\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nodes, err := ReadNodes("nodes.csv", strings.NewReader(tt.in))
+			require.NoError(t, err)
+			require.Equal(t, want, nodes)
+		})
+	}
+}
+
 func TestBadTraces(t *testing.T) {
 	const podHead = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n"
 	const nodeHead = "sn,cpu_milli,memory_mib,gpu,model\n"
@@ -70,6 +152,23 @@ func TestBadTraces(t *testing.T) {
 		{"short row", false, podHead + "p0,1,1\n",
 			`pods.csv:2: 3 fields, header has 6`},
 		{"empty", false, podHead, `pods.csv: no tasks`},
+		{"empty node list", true, nodeHead + "\n", `nodes.csv: no nodes`},
+		{"no header", false, "", `pods.csv:1: reading header: EOF`},
+		{"cpu above the limit", false, podHead + "p0,1099511627777,1,1,1000,\n",
+			`pods.csv:2: column "cpu_milli": value 1099511627777 is above the limit 1099511627776`},
+		{"node memory above the limit", true, nodeHead + "n0,1,9223372036854775807,8,G2\n",
+			`nodes.csv:2: column "memory_mib": value 9223372036854775807 is above the limit 1099511627776`},
+		{"int64 overflow", true, nodeHead + "n0,9223372036854775808,1,8,G2\n",
+			`nodes.csv:2: column "cpu_milli": "9223372036854775808" is not an integer`},
+		{"share above a GPU without GPUs", false, podHead + "p0,1,1,0,1200,\n",
+			`pods.csv:2: column "gpu_milli": value 1200 is above the limit 1000`},
+		{"duplicate column", false, "name,cpu_milli,memory_mib,num_gpu,gpu_milli,cpu_milli\np0,1,1,1,1000,2\n",
+			`pods.csv:1: column "cpu_milli" appears twice`},
+		{"duplicate gpu_spec column", false, podHead[:len(podHead)-1] + ",gpu_spec\np0,1,1,1,1000,,T4\n",
+			`pods.csv:1: column "gpu_spec" appears twice`},
+		{"more GPUs than a node can have", true, nodeHead + "n0,1,1,65,G2\n",
+			`nodes.csv:2: column "gpu": value 65 is above the limit 64`},
+		{"bare quote", false, podHead + "p0, \"1\",1,1,1000,\n", `pods.csv:2: parse error`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
