@@ -1,0 +1,119 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// machinesPods asks a share, 1, 2, 4, 8 and 16 GPUs and a CPU-only task.
+const machinesPods = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n" +
+	"s,2000,4096,1,500,\nw1,4000,8192,1,1000,\nw2,8000,16384,2,1000,\nw4,16000,32768,4,1000,\n" +
+	"w8,32000,65536,8,1000,\nw16,64000,131072,16,1000,\nc,4000,8192,0,0,\n"
+
+// Nodes of every shape kind with 1, 3, 4, 8, 16 and 64 GPUs (dgx1 up to
+// 8), and mixed lists, run under gpupack, fgd and the baselines: the
+// allocation stays in [0, 1] and never falls as demand arrives, the
+// multi-GPU set quality is in (0, 1], a task bigger than every node
+// always fails, and a seed gives the same figures twice.
+func TestOtherMachineShapes(t *testing.T) {
+	type machine struct {
+		kind ShapeKind
+		gpus int
+	}
+	var cases [][]machine
+	for _, k := range shapeKinds {
+		for _, n := range []int{1, 3, 4, 8, 16, 64} {
+			if k == ShapeDGX1 && n > 8 {
+				continue
+			}
+			cases = append(cases, []machine{{k, n}, {k, n}})
+		}
+	}
+	cases = append(cases,
+		[]machine{{ShapeDGX1, 8}, {ShapeNVSwitch, 16}, {ShapePCIe, 4}, {ShapeNVLinkPairs, 2}},
+		[]machine{{ShapeNVSwitch, 64}, {ShapePCIe, 1}})
+	policies := append(Policies(), PolicyGPUPackOnline)
+	for _, ms := range cases {
+		var b strings.Builder
+		b.WriteString("sn,cpu_milli,memory_mib,gpu,model\n")
+		shapes := DefaultShapes()
+		var names []string
+		largest := 0
+		for i, m := range ms {
+			model := fmt.Sprintf("X%s%d", strings.ReplaceAll(string(m.kind), "-", ""), m.gpus)
+			shapes[model] = m.kind
+			// 16 cores and 64 GiB per GPU: every task's CPU fits.
+			fmt.Fprintf(&b, "n%d,%d,%d,%d,%s\n", i, 16000*m.gpus, 65536*m.gpus, m.gpus, model)
+			names = append(names, fmt.Sprintf("%s/%d", m.kind, m.gpus))
+			largest = max(largest, m.gpus)
+		}
+		b.WriteString("cpu0,64000,262144,0,\n")
+		t.Run(strings.Join(names, "+"), func(t *testing.T) {
+			nodes, err := ReadNodes("nodes.csv", strings.NewReader(b.String()))
+			require.NoError(t, err)
+			tasks, err := ReadTasks("pods.csv", strings.NewReader(machinesPods))
+			require.NoError(t, err)
+			cl, err := NewCluster(nodes, shapes)
+			require.NoError(t, err)
+			wl, err := NewWorkload(tasks, cl)
+			require.NoError(t, err)
+			cfg := Config{Cluster: cl, Workload: wl, Policies: policies, Seeds: []uint64{1, 2},
+				Target: 1.3, Checkpoints: []float64{0.5, 1, 1.3}}
+			res, err := Run(context.Background(), cfg)
+			require.NoError(t, err)
+			again, err := Run(context.Background(), cfg)
+			require.NoError(t, err)
+			require.Equal(t, res, again, "deterministic per seed")
+			for _, r := range res {
+				for k, a := range r.Alloc {
+					require.GreaterOrEqual(t, a, 0.0, r.Policy)
+					require.LessOrEqual(t, a, 1.0+1e-9, r.Policy)
+					if k > 0 {
+						require.GreaterOrEqual(t, a, r.Alloc[k-1], "%s: tasks never leave", r.Policy)
+					}
+				}
+				require.InDelta(t, float64(cl.TotalMilli)/1000*(1-r.Alloc[2]), r.Unallocated, 1e-6, r.Policy)
+				if r.MultiTasks > 0 {
+					require.Greater(t, r.MultiQuality, 0.0, r.Policy)
+					require.LessOrEqual(t, r.MultiQuality, 1.0+1e-9, r.Policy)
+				}
+				require.GreaterOrEqual(t, r.Failed, 0)
+				require.LessOrEqual(t, r.Failed, r.Tasks)
+			}
+			if largest < 16 {
+				// The 16-GPU task fits no node: every one that arrived failed.
+				for _, r := range res {
+					n16 := 0
+					for _, c := range wl.Sequence(cl.TotalMilli, cfg.Target, r.Seed) {
+						if wl.Classes[c].NumGPU == 16 {
+							n16++
+						}
+					}
+					require.GreaterOrEqual(t, r.Failed, n16, r.Policy)
+					require.GreaterOrEqual(t, r.FailedGPU, 16*float64(n16), r.Policy)
+				}
+			}
+		})
+	}
+}
+
+// A CPU-only node's model does not make tasks asking it hostable.
+func TestUnhostableTasksIgnoreCPUOnlyNodes(t *testing.T) {
+	nodes, err := ReadNodes("nodes.csv", strings.NewReader("sn,cpu_milli,memory_mib,gpu,model\n"+
+		"g0,96000,393216,8,G2\nc0,32000,65536,0,T4\n"))
+	require.NoError(t, err)
+	tasks, err := ReadTasks("pods.csv", strings.NewReader("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n"+
+		"a,1000,1024,1,1000,T4\nb,1000,1024,1,1000,G2|T4\nc,1000,1024,0,0,T4\n"))
+	require.NoError(t, err)
+	cl, err := NewCluster(nodes, DefaultShapes())
+	require.NoError(t, err)
+	n, models := UnhostableTasks(tasks, cl)
+	// a asks only T4, which no GPU node has; b may take G2; c is CPU-only
+	// (its gpu_spec asks nothing).
+	require.Equal(t, 1, n)
+	require.Equal(t, []string{"T4"}, models)
+}
