@@ -200,10 +200,22 @@ func ResourceDelta(s *State, cpuMilli, memMiB int64, d *Distribution) float64 {
 // so 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 10, 12, 14, 16
 // cores above one core): at most 25% over and 4 buckets per doubling, so
 // that the learned task types do not explode. 0 stays 0 (not known).
+//
+// Requests too large for any node (above 2^57 milli-cores) are not
+// rounded; the result never overflows (a Kubernetes quantity can be as
+// large as an int64).
 func BucketCPU(milli int64) int64 {
 	const unit = 125
-	return ladder((milli+unit-1)/unit) * unit
+	if milli > maxLadder {
+		return milli
+	}
+	return ladder((max(0, milli)+unit-1)/unit) * unit
 }
+
+// maxLadder is the largest value ladder rounds (and BucketCPU): 2^57, so
+// that rounding up by at most a factor 2 (and BucketCPU's unit of 125 <
+// 2^7 on at most 2^57/125 units) stays within int64.
+const maxLadder = 1 << 57
 
 // BucketMemory rounds a memory request (MiB) up to the same ladder (1,
 // 1.25, 1.5, 1.75, 2, 2.5, 3 ... GiB above 1 GiB). 0 stays 0.
@@ -211,9 +223,13 @@ func BucketMemory(mib int64) int64 { return ladder(mib) }
 
 // ladder rounds x > 0 up to the next h, 1.25 h, 1.5 h or 1.75 h for h a
 // power of two (x itself below 8): at most 25% over, 4 steps per doubling.
+// x above maxLadder is returned as it is (no bucket that large matters).
 func ladder(x int64) int64 {
 	if x <= 8 {
 		return max(0, x)
+	}
+	if x > maxLadder {
+		return x
 	}
 	h := int64(8)
 	for h < 1<<60 && h*2 < x {

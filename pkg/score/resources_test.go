@@ -28,6 +28,27 @@ func TestBuckets(t *testing.T) {
 	}
 }
 
+// Requests as large as a Kubernetes quantity allows (an int64) never
+// overflow into a small or negative bucket: the bucket is never below the
+// request, and past 2^57 the request is kept as it is.
+func TestBucketsHuge(t *testing.T) {
+	const maxInt64 = int64(^uint64(0) >> 1)
+	for _, in := range []int64{1 << 40, 1<<57 - 1, 1 << 57, 1<<57 + 1, 1 << 60, 1<<62 + 3, maxInt64 - 124, maxInt64} {
+		cpu, mem := score.BucketCPU(in), score.BucketMemory(in)
+		require.GreaterOrEqual(t, cpu, in, "cpu %d", in)
+		require.GreaterOrEqual(t, mem, in, "mem %d", in)
+		if in > 1<<57 {
+			require.Equal(t, in, cpu, "cpu %d kept", in)
+			require.Equal(t, in, mem, "mem %d kept", in)
+		}
+	}
+	// 2^57 milli-cores is 2^57 / 125 units, rounded up: 1152921504606847 units
+	// (125 x 1152921504606846 = 2^57 - 122); the ladder rounds that up to
+	// 1.25 x 2^50 = 1407374883553280 units (2^50 < x <= 1.25 x 2^50), x 125.
+	require.Equal(t, int64(1407374883553280*125), score.BucketCPU(1<<57))
+	require.Equal(t, int64(0), score.BucketCPU(-5), "negative requests bucket to 0")
+}
+
 // A node whose free CPU (or memory) cannot hold a task type counts all its
 // free GPUs as fragment for that type (FGD's "lack CPU" case).
 func TestFragmentationCPUAware(t *testing.T) {
