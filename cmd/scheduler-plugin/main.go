@@ -13,7 +13,10 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+	frameworkplugins "k8s.io/kubernetes/pkg/scheduler/framework/plugins"
 
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
 	"github.com/gpupack/gpupack/pkg/scheduler/gpupack"
 	"github.com/gpupack/gpupack/pkg/version"
 )
@@ -28,9 +31,13 @@ the node and the exact GPUs, MIG devices or time-shared replicas of a pod by
 NVLink topology and fragmentation (FGD), and binds the pod with its devices.
 
 GPUPack is configured in the KubeSchedulerConfiguration given with --config,
-under profiles[].pluginConfig[name=GPUPack].args (apiVersion
-gpupack.io/v1, kind GPUPackArgs); see manifests/scheduler/config.yaml for every
-arg with its default.
+under profiles[].pluginConfig[name=GPUPack].args (kind GPUPackArgs of
+kubescheduler.config.k8s.io/v1; apiVersion and kind may be left out); see
+manifests/scheduler/config.yaml for every arg with its default. GPUPack must
+run at preFilter, filter, reserve and bind, and bind before DefaultBinder:
+the scheduler refuses to start otherwise, and refuses a pluginConfig entry
+that would be ignored (no plugin of that name, or GPUPack's args in a
+profile without GPUPack).
 
 `
 
@@ -43,11 +50,37 @@ func main() {
 	command.Long = helpPreface + command.Long
 	run := command.RunE
 	command.RunE = func(cmd *cobra.Command, args []string) error {
-		klog.FromContext(cmd.Context()).Info("Starting gpupack scheduler", "version", version.Get())
+		logger := klog.FromContext(cmd.Context())
+		logger.Info("Starting gpupack scheduler", "version", version.Get())
+		if f := cmd.Flags().Lookup("config"); f != nil && f.Value.String() != "" {
+			if err := checkPluginConfig(logger, f.Value.String()); err != nil {
+				return err
+			}
+		}
 		return run(cmd, args)
 	}
 	legacyregistry.Registerer().MustRegister(version.NewCollector(component))
 	os.Exit(cli.Run(command))
+}
+
+// checkPluginConfig refuses pluginConfig entries that kube-scheduler would
+// silently ignore (validation.ValidatePluginConfigNames): args for a plugin
+// this binary does not have, or GPUPack's args in a profile without GPUPack.
+// A file kube-scheduler cannot load is left to its own error.
+func checkPluginConfig(logger klog.Logger, path string) error {
+	cfg, err := options.LoadConfigFromFile(logger, path)
+	if err != nil {
+		return nil //nolint:nilerr // kube-scheduler reports it, in its words, next
+	}
+	registry := frameworkplugins.NewInTreeRegistry()
+	names := []string{gpupack.Name}
+	for name := range registry {
+		names = append(names, name)
+	}
+	if errs := validation.ValidatePluginConfigNames(cfg, names); len(errs) > 0 {
+		return fmt.Errorf("%s: %w", path, errs.ToAggregate())
+	}
+	return nil
 }
 
 // versionAsked reports whether the arguments ask for the version (kube-scheduler's

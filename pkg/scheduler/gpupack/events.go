@@ -2,6 +2,7 @@ package gpupack
 
 import (
 	"context"
+	"fmt"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -14,7 +15,22 @@ import (
 // EventsToRegister retries GPU pods rejected by this plugin when a node
 // appears or its topology / in-use report changes, or when an assigned pod
 // holding devices goes away.
-func (pl *GPUPack) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
+//
+// kube-scheduler asks for the events once its profiles are built, so this is
+// also where the profile GPUPack runs in is checked (checkProfile): a
+// profile that would bind GPU pods without their devices fails the
+// scheduler's start with the reason.
+func (pl *GPUPack) EventsToRegister(ctx context.Context) ([]fwk.ClusterEventWithHint, error) {
+	if l, ok := pl.handle.(pluginLister); ok {
+		scores, err := checkProfile(l.ListPlugins())
+		if err != nil {
+			return nil, fmt.Errorf("profile %q: %w", pl.handle.ProfileName(), err)
+		}
+		if !scores {
+			klog.FromContext(ctx).Info("Warning: GPUPack does not score in this profile: nodes are not ranked by fragmentation or link quality; it still filters and chooses devices",
+				"profile", pl.handle.ProfileName())
+		}
+	}
 	return []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAnnotation}, QueueingHintFn: pl.isSchedulableAfterNodeChange},
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}, QueueingHintFn: pl.isSchedulableAfterPodDelete},

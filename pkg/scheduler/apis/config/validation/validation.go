@@ -4,11 +4,13 @@ package validation
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
 
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	"github.com/gpupack/gpupack/pkg/score"
@@ -133,4 +135,87 @@ func validateMIGPrefix(path *field.Path, args *config.GPUPackArgs) field.ErrorLi
 		}
 	}
 	return errs
+}
+
+// ValidatePluginConfigNames checks the pluginConfig entries of every
+// profile of a loaded KubeSchedulerConfiguration, which kube-scheduler
+// itself lets pass: an entry for a plugin this scheduler does not have
+// (`name: GPUpack`, `name: GPUPackArgs`) would be ignored, and GPUPack's
+// args in a profile that does not enable GPUPack too, so the settings a
+// user wrote would silently not apply. registered are the plugin names of
+// the scheduler's registry.
+func ValidatePluginConfigNames(cfg *schedconfig.KubeSchedulerConfiguration, registered []string) field.ErrorList {
+	var errs field.ErrorList
+	for i := range cfg.Profiles {
+		p := &cfg.Profiles[i]
+		pp := field.NewPath("profiles").Index(i)
+		for j, pc := range p.PluginConfig {
+			path := pp.Child("pluginConfig").Index(j).Child("name")
+			switch {
+			case !slices.Contains(registered, pc.Name):
+				errs = append(errs, field.Invalid(path, pc.Name, "this scheduler has no plugin of that name, so these args would be ignored"+didYouMean(pc.Name, registered)))
+			case pc.Name == pluginName && !enabledIn(p.Plugins, pluginName):
+				errs = append(errs, field.Invalid(path, pc.Name, fmt.Sprintf("profile %q does not enable %s, so these args would be ignored: enable it (multiPoint) or move the args to the profile that does", p.SchedulerName, pluginName)))
+			}
+		}
+	}
+	return errs
+}
+
+// pluginName is the GPUPack plugin's name (pkg/scheduler/gpupack.Name,
+// which imports this package).
+const pluginName = "GPUPack"
+
+// enabledIn reports whether any extension point of plugins (multiPoint
+// included) enables name.
+func enabledIn(plugins *schedconfig.Plugins, name string) bool {
+	if plugins == nil {
+		return false
+	}
+	v := reflect.ValueOf(plugins).Elem()
+	for i := range v.NumField() {
+		set, ok := v.Field(i).Interface().(schedconfig.PluginSet)
+		if ok && slices.ContainsFunc(set.Enabled, func(p schedconfig.Plugin) bool { return p.Name == name }) {
+			return true
+		}
+	}
+	return false
+}
+
+// didYouMean names the registered plugin a mistyped name most likely
+// meant: the same but for case or an "Args" suffix, or within two edits.
+func didYouMean(name string, registered []string) string {
+	norm := func(s string) string { return strings.TrimSuffix(strings.ToLower(s), "args") }
+	best, bestDist := "", 3
+	for _, r := range registered {
+		d := editDistance(norm(name), norm(r))
+		if d < bestDist || (d == bestDist && r < best) {
+			best, bestDist = r, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
