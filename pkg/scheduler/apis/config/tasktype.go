@@ -7,7 +7,10 @@ import (
 )
 
 // TaskType is the prior entry as the task type pkg/score learns and weighs.
-// An unknown Kind is an error; the rest is score.TaskType.Validate's.
+// An unknown Kind is an error; the rest is score.TaskType.Validate's. A
+// shared entry's count of 1 (one share of one GPU, as a user may write it)
+// is dropped: the task types pkg/score learns from shared pods have none,
+// and the prior's type must be the same to be learned on.
 func (p TaskTypeWeight) TaskType() (score.TaskType, error) {
 	t := score.TaskType{Count: int(p.Count), Milli: int(p.Milli), MIGProfile: p.MIGProfile, Model: p.Model}
 	switch p.Kind {
@@ -15,6 +18,9 @@ func (p TaskTypeWeight) TaskType() (score.TaskType, error) {
 		t.Kind = score.KindWhole
 	case TaskShared:
 		t.Kind = score.KindShared
+		if t.Count == 1 {
+			t.Count = 0
+		}
 	case TaskMIG:
 		t.Kind = score.KindMIG
 	default:

@@ -13,7 +13,6 @@ import (
 	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
 
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
-	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -74,30 +73,70 @@ func validateWorkload(path *field.Path, w *config.WorkloadArgs) field.ErrorList 
 	var total int64
 	for i, p := range w.Prior {
 		pp := path.Child("prior").Index(i)
-		t, err := p.TaskType()
-		if err != nil {
-			errs = append(errs, field.Invalid(pp, p, err.Error()))
-			continue
-		}
-		if err := t.Validate(); err != nil {
-			errs = append(errs, field.Invalid(pp, p, err.Error()))
-		}
-		if t.Kind == score.KindMIG && p.Count > MaxMIGDevices {
-			// 64 GPUs x 8 memory slices: more MIG devices than any node holds.
-			errs = append(errs, field.Invalid(pp.Child("count"), p.Count, fmt.Sprintf("must be in 1..%d (MIG devices a node can hold)", MaxMIGDevices)))
-		}
-		if t.Kind == score.KindMIG && t.MIGProfile != "" {
-			for _, msg := range validation.IsQualifiedName("nvidia.com/mig-" + t.MIGProfile) {
-				errs = append(errs, field.Invalid(pp.Child("migProfile"), p.MIGProfile, "not usable in a resource name: "+msg))
-			}
-		}
+		errs = append(errs, validateTaskType(pp, p)...)
 		if p.Weight < 0 {
 			errs = append(errs, field.Invalid(pp.Child("weight"), p.Weight, "must be >= 0"))
 		}
 		total += int64(p.Weight)
 	}
 	if len(w.Prior) > 0 && total <= 0 {
-		errs = append(errs, field.Invalid(path.Child("prior"), total, "weights must add up to more than 0"))
+		errs = append(errs, field.Invalid(path.Child("prior"), total, "weights must add up to more than 0 (each entry's weight, required, is its relative popularity)"))
+	}
+	return errs
+}
+
+// validateTaskType checks one prior entry field by field: kind, then the
+// fields of its kind (count for whole and mig, milli for shared, migProfile
+// for mig); a field of another kind is refused rather than ignored.
+func validateTaskType(pp *field.Path, p config.TaskTypeWeight) field.ErrorList {
+	if !slices.Contains(config.SupportedTaskKinds, p.Kind) {
+		return field.ErrorList{field.NotSupported(pp.Child("kind"), p.Kind, config.SupportedTaskKinds)}
+	}
+	var errs field.ErrorList
+	only := func(name, kinds string) *field.Error {
+		return field.Forbidden(pp.Child(name), fmt.Sprintf("only for kind %s (this entry is %s)", kinds, p.Kind))
+	}
+	switch p.Kind {
+	case config.TaskWhole:
+		if p.Count < 1 || p.Count > topology.MaxGPUs {
+			errs = append(errs, field.Invalid(pp.Child("count"), p.Count, fmt.Sprintf("must be in 1..%d (GPUs of one task)", topology.MaxGPUs)))
+		}
+	case config.TaskShared:
+		if p.Milli < 1 || p.Milli > topology.MilliPerGPU {
+			errs = append(errs, field.Invalid(pp.Child("milli"), p.Milli, fmt.Sprintf("must be in 1..%d (thousandths of one GPU)", topology.MilliPerGPU)))
+		}
+		if p.Count != 0 && p.Count != 1 {
+			errs = append(errs, field.Invalid(pp.Child("count"), p.Count, "a shared task type is a share of one GPU: leave count out (or 1)"))
+		}
+	case config.TaskMIG:
+		if p.MIGProfile == "" {
+			errs = append(errs, field.Required(pp.Child("migProfile"), "a MIG profile such as 1g.10gb"))
+		} else {
+			for _, msg := range validation.IsQualifiedName("nvidia.com/mig-" + p.MIGProfile) {
+				errs = append(errs, field.Invalid(pp.Child("migProfile"), p.MIGProfile, "not usable in a resource name: "+msg))
+			}
+		}
+		if p.Count < 1 || p.Count > MaxMIGDevices {
+			// 64 GPUs x 8 memory slices: more MIG devices than any node holds.
+			errs = append(errs, field.Invalid(pp.Child("count"), p.Count, fmt.Sprintf("must be in 1..%d (MIG devices a node can hold)", MaxMIGDevices)))
+		}
+	}
+	if p.Milli != 0 && p.Kind != config.TaskShared {
+		errs = append(errs, only("milli", string(config.TaskShared)))
+	}
+	if p.MIGProfile != "" && p.Kind != config.TaskMIG {
+		errs = append(errs, only("migProfile", string(config.TaskMIG)))
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	// Anything else pkg/score refuses (its rules are the source).
+	t, err := p.TaskType()
+	if err == nil {
+		err = t.Validate()
+	}
+	if err != nil {
+		errs = append(errs, field.Invalid(pp, p, err.Error()))
 	}
 	return errs
 }

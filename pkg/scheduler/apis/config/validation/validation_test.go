@@ -1,10 +1,14 @@
 package validation_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
+	schedscheme "k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
+	frameworkplugins "k8s.io/kubernetes/pkg/scheduler/framework/plugins"
 
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
@@ -89,8 +93,8 @@ func TestValidateListsEveryError(t *testing.T) {
 				"args.defaultTopology: Unsupported value",
 				"args.workload.priorWeight: Invalid value",
 				"args.workload.halfLife: Invalid value",
-				"args.workload.prior[0]: Invalid value",
-				"args.workload.prior[1]: Invalid value",
+				"args.workload.prior[0].count: Invalid value",
+				"args.workload.prior[1].kind: Unsupported value",
 				"args.workload.prior[2].weight: Invalid value",
 				// total 1 + 1 - 3 = -1
 				"args.workload.prior: Invalid value",
@@ -208,14 +212,72 @@ func TestValidateListsEveryError(t *testing.T) {
 			func(a *config.GPUPackArgs) {
 				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "whole", Count: 1<<31 - 1, Weight: 1}}
 			},
-			[]string{"args.workload.prior[0]: Invalid value"},
+			[]string{"args.workload.prior[0].count: Invalid value"},
 		},
 		{
 			"MIG prior without profile",
 			func(a *config.GPUPackArgs) {
 				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", Count: 1, Weight: 1}}
 			},
-			[]string{"args.workload.prior[0]: Invalid value"},
+			[]string{"args.workload.prior[0].migProfile: Required value"},
+		},
+		// Each prior error names the field at fault, as a user wrote it.
+		{
+			"shared prior of 1500 milli",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.10gb", Count: 1, Weight: 3}, {Kind: "shared", Milli: 1500, Weight: 1}}
+			},
+			[]string{"args.workload.prior[1].milli: Invalid value"},
+		},
+		{
+			"shared prior without milli",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "shared", Weight: 1}}
+			},
+			[]string{"args.workload.prior[0].milli: Invalid value"},
+		},
+		{
+			"kind in capitals",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "Whole", Count: 1, Weight: 1}}
+			},
+			// Only the kind: its weight still counts toward the total.
+			[]string{"args.workload.prior[0].kind: Unsupported value"},
+		},
+		{
+			"whole prior with a share",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "whole", Count: 1, Milli: 500, Weight: 1}}
+			},
+			[]string{"args.workload.prior[0].milli: Forbidden"},
+		},
+		{
+			"shared prior with a MIG profile",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "shared", Milli: 500, MIGProfile: "1g.5gb", Weight: 1}}
+			},
+			[]string{"args.workload.prior[0].migProfile: Forbidden"},
+		},
+		{
+			"shared prior of 2 GPUs",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "shared", Count: 2, Milli: 500, Weight: 1}}
+			},
+			[]string{"args.workload.prior[0].count: Invalid value"},
+		},
+		{
+			"shared prior with count 1 is fine",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "shared", Count: 1, Milli: 500, Weight: 1}}
+			},
+			nil,
+		},
+		{
+			"weight left out",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "whole", Count: 2}}
+			},
+			[]string{"args.workload.prior: Invalid value"},
 		},
 	}
 	for _, tt := range tests {
@@ -231,6 +293,68 @@ func TestValidateListsEveryError(t *testing.T) {
 				got = append(got, e.Field+": "+string(e.Type.String()))
 			}
 			require.Equal(t, tt.want, got, "%v", errs)
+		})
+	}
+}
+
+// A shared entry's count of 1 is the type pkg/score learns from shared
+// pods (count 0), so the prior is learned on.
+func TestSharedCountOneIsTheLearnedType(t *testing.T) {
+	one, err := config.TaskTypeWeight{Kind: "shared", Count: 1, Milli: 500, Weight: 1}.TaskType()
+	require.NoError(t, err)
+	none, err := config.TaskTypeWeight{Kind: "shared", Milli: 500, Weight: 1}.TaskType()
+	require.NoError(t, err)
+	require.Equal(t, none, one)
+	require.Equal(t, 0, one.Count)
+}
+
+// pluginConfig entries kube-scheduler would silently ignore are refused,
+// each naming its path; the files are decoded as kube-scheduler does.
+func TestValidatePluginConfigNames(t *testing.T) {
+	// The scheduler's registry: kube-scheduler's in-tree plugins and GPUPack.
+	registered := []string{"GPUPack"}
+	for name := range frameworkplugins.NewInTreeRegistry() {
+		registered = append(registered, name)
+	}
+	const head = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n"
+	const gpupack = "- schedulerName: gpupack-scheduler\n  plugins:\n    multiPoint:\n      enabled: [{name: GPUPack}]\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string // "field: type: detail part" of every error
+	}{
+		{"args for GPUPack", head + gpupack + "  pluginConfig:\n  - name: GPUPack\n    args: {topologyWeight: 3}\n", nil},
+		{"args of an in-tree plugin", head + "- schedulerName: default-scheduler\n  pluginConfig:\n  - name: PodTopologySpread\n    args: {defaultingType: List}\n", nil},
+		{"name in the wrong case", head + gpupack + "  pluginConfig:\n  - name: GPUpack\n    args: {topologyWeight: 3}\n",
+			[]string{`profiles[0].pluginConfig[0].name: Invalid value: did you mean "GPUPack"?`}},
+		{"the args' kind as the name", head + gpupack + "  pluginConfig:\n  - name: GPUPackArgs\n    args: {topologyWeight: 3}\n",
+			[]string{`profiles[0].pluginConfig[0].name: Invalid value: did you mean "GPUPack"?`}},
+		{"one letter off", head + gpupack + "  pluginConfig:\n  - name: GPUPak\n    args: {topologyWeight: 3}\n",
+			[]string{`profiles[0].pluginConfig[0].name: Invalid value: did you mean "GPUPack"?`}},
+		{"nothing like it", head + gpupack + "  pluginConfig:\n  - name: Coscheduling\n    args: {}\n",
+			[]string{"profiles[0].pluginConfig[0].name: Invalid value: no plugin of that name"}},
+		{"GPUPack args in a profile without GPUPack", head + "- schedulerName: default-scheduler\n  pluginConfig:\n  - name: GPUPack\n    args: {topologyWeight: 3}\n" + gpupack,
+			[]string{`profiles[0].pluginConfig[0].name: Invalid value: profile "default-scheduler" does not enable GPUPack`}},
+		// Enabled at one extension point only is enabled (the profile check
+		// at start judges where).
+		{"GPUPack at bind only", head + "- schedulerName: p\n  plugins:\n    bind:\n      enabled: [{name: GPUPack}]\n  pluginConfig:\n  - name: GPUPack\n    args: {}\n", nil},
+		{"second profile", head + gpupack + "- schedulerName: other\n  pluginConfig:\n  - name: gpupack\n    args: {}\n",
+			[]string{`profiles[1].pluginConfig[0].name: Invalid value: did you mean "GPUPack"?`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj, _, err := schedscheme.Codecs.UniversalDecoder().Decode([]byte(tt.yaml), nil, nil)
+			require.NoError(t, err)
+			cfg, ok := obj.(*schedconfig.KubeSchedulerConfiguration)
+			require.True(t, ok)
+			errs := validation.ValidatePluginConfigNames(cfg, registered)
+			require.Len(t, errs, len(tt.want), "%v", errs)
+			for i, want := range tt.want {
+				head, part, _ := strings.Cut(want, ": Invalid value: ")
+				require.Equal(t, head, errs[i].Field)
+				require.Equal(t, field.ErrorTypeInvalid, errs[i].Type)
+				require.Contains(t, errs[i].Error(), part)
+			}
 		})
 	}
 }
