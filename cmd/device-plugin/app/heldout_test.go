@@ -100,6 +100,24 @@ func TestNVIDIAConfigHeldOut(t *testing.T) {
 		{"bad-replicas-quoted.yaml", a100, nil, `sharing.timeSlicing.resources[0].replicas: Invalid value: \"4\": want int, got a string`},
 		{"bad-replica-typo.yaml", a100, nil, `sharing.mps.resources[0].replicas: Required value`},
 		{"bad-negative-replicas.json", t4, nil, `sharing.timeSlicing.resources[0].replicas: Invalid value: -2`},
+		// single with CDI annotations and index IDs: 8 whole GPUs; all MIG:
+		// 56 x 1g.5gb as nvidia.com/gpu; half-MIG refused, as by NVIDIA.
+		{"mig-single-cdi-annotations-index.yaml", a100, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"mig-single-cdi-annotations-index.yaml", allSmall, map[string]int{"nvidia.com/gpu": 56}, ""},
+		{"mig-single-cdi-annotations-index.yaml", mixed, nil, "MIG strategy single"},
+		// yes/on/off are YAML 1.1 booleans to NVIDIA's decoder: renamed, 8 x 3.
+		{"yaml11-booleans.yaml", a100, map[string]int{"nvidia.com/gpu.shared": 24}, ""},
+		{"yaml11-booleans.yaml", mixed, map[string]int{"nvidia.com/gpu.shared": 24}, ""}, // none: MIG GPUs whole
+		{"anchored-replicas-mixed.yaml", a100, map[string]int{"nvidia.com/gpu": 32}, ""}, // 8 x 4
+		{"anchored-replicas-mixed.yaml", mixed, map[string]int{
+			"nvidia.com/gpu":         24, // 6 x 4
+			"nvidia.com/mig-1g.5gb":  8,  // 2 x 4
+			"nvidia.com/mig-2g.10gb": 1,  // not shared
+			"nvidia.com/mig-3g.20gb": 12, // 3 x 4
+		}, ""},
+		// NVIDIA reads the first document (8 whole GPUs) and drops the
+		// second's time-slicing silently; gpupack refuses the file.
+		{"bad-two-documents.yaml", a100, nil, "the file holds 2 YAML documents with content"},
 		// NVIDIA runs this with the defaults (8 whole GPUs), silently; gpupack
 		// refuses it and names the configs inside.
 		{"bad-configmap-as-file.yaml", a100, nil, "the file is a Kubernetes ConfigMap holding the configs [a100-40gb, tesla-t4], not a config"},

@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -36,6 +38,10 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, nil, fmt.Errorf("config is %d bytes, more than the %d allowed", len(data), MaxConfigBytes)
 	}
+	data, docWarning, err := oneDocument(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decoding config: %w", err)
+	}
 	j, dupWarning, err := toJSON(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("decoding config: %w", err)
@@ -53,6 +59,9 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	}
 	if err := notAConfigMap(tree.(map[string]any)); err != nil {
 		return nil, nil, fmt.Errorf("decoding config: %w", err)
+	}
+	if docWarning != "" {
+		dupWarning = append(dupWarning, docWarning)
 	}
 	w := &walker{warnings: dupWarning}
 	w.walkStruct(tree.(map[string]any), configType, nil, false)
@@ -98,6 +107,45 @@ func notAConfigMap(top map[string]any) error {
 	}
 	sort.Strings(names)
 	return fmt.Errorf("the file is a Kubernetes ConfigMap holding the configs [%s], not a config: give the plugin one of them (a mounted ConfigMap volume has one file per config; --config-file-srcdir chooses one by node label)", strings.Join(names, ", "))
+}
+
+// oneDocument returns the one YAML document of the file that has content.
+// A file of several (separated by `---`), such as two configs pasted into
+// one file, is refused: NVIDIA's plugin (sigs.k8s.io/yaml) would read the
+// first and silently drop the others, so the sharing a later document sets
+// would not apply. Empty documents (a leading or trailing `---`, comments
+// only) do not count; when the one with content is not the first, NVIDIA's
+// plugin would read the empty first one and run with the defaults: gpupack
+// reads the config and says so in the warning.
+func oneDocument(data []byte) (doc []byte, warning string, err error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var content [][]byte
+	first := true // the first document read has no content
+	for n := 0; ; n++ {
+		d, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return data, "", nil //nolint:nilerr // the decoder reports unreadable YAML with its line
+		}
+		j, err := yaml.YAMLToJSON(d)
+		if t := string(bytes.TrimSpace(j)); err != nil || (t != "" && t != "null") {
+			content = append(content, d)
+			if n == 0 {
+				first = false
+			}
+		}
+	}
+	switch {
+	case len(content) > 1:
+		return nil, "", fmt.Errorf("the file holds %d YAML documents with content (separated by ---), not one config: "+
+			"NVIDIA's plugin would read the first and ignore the rest; give one config per file "+
+			"(several named configs: one file each in --config-file-srcdir)", len(content))
+	case len(content) == 1 && first:
+		return content[0], "the config is not the file's first YAML document: NVIDIA's plugin reads only the first (empty here) and would run with the defaults", nil
+	}
+	return data, "", nil
 }
 
 // toJSON converts the file to JSON. A key given twice in one mapping

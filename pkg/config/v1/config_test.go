@@ -81,6 +81,26 @@ func TestEmptyAndNoVersionAreV1Defaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, Version, c.Version)
 	require.Equal(t, MIGStrategySingle, *c.Flags.MigStrategy)
+	// Empty YAML documents around the one config are no second config.
+	for _, tc := range []struct {
+		in          string
+		wantWarning bool // NVIDIA's plugin would read an empty first document
+	}{
+		{"---\nflags: {migStrategy: single}\n", false},
+		{"flags: {migStrategy: single}\n---\n", false},
+		{"flags: {migStrategy: single}\n---\n# trailer\n", false},
+		{"# header\n---\nflags: {migStrategy: single}\n", true},
+		{"---\n# header\n---\nflags: {migStrategy: single}\n---\n# trailer\n", true},
+	} {
+		c, w, err := Decode([]byte(tc.in))
+		require.NoError(t, err, "%q", tc.in)
+		require.Equal(t, MIGStrategySingle, *c.Flags.MigStrategy, "%q", tc.in)
+		if tc.wantWarning {
+			require.Equal(t, Warnings{"the config is not the file's first YAML document: NVIDIA's plugin reads only the first (empty here) and would run with the defaults"}, w)
+		} else {
+			require.Empty(t, w, "%q", tc.in)
+		}
+	}
 }
 
 // TestDeviceListStrategyAsNVIDIA: NVIDIA's plugin reads deviceListStrategy
@@ -196,6 +216,14 @@ func TestParseErrors(t *testing.T) {
 		want []string // substrings, all must appear
 	}{
 		{"bad version", "version: v2", []string{`version: Unsupported value: "v2"`}},
+		// Two configs pasted into one file: NVIDIA's plugin reads the first
+		// only, so the second's time-slicing would silently not apply.
+		{"two documents", "version: v1\nflags:\n  migStrategy: none\n---\nversion: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n",
+			[]string{"the file holds 2 YAML documents with content (separated by ---), not one config"}},
+		{"three documents, empty ones between", "---\nversion: v1\n---\n# nothing\n---\nflags: {migStrategy: mixed}\n---\nsharing: {}\n",
+			[]string{"the file holds 3 YAML documents with content"}},
+		{"a second document that is not YAML", "version: v1\n---\nflags: [\n",
+			[]string{"decoding config"}},
 		{"not yaml", "version: v1\nflags: [", []string{"decoding config"}},
 		{"top level a list", "- a", []string{"want a mapping at the top level"}},
 		{"unknown top-level field", "version: v1\nbogus: 1", []string{"bogus: Forbidden: unknown field"}},

@@ -27,7 +27,7 @@ func TestInvalidArgsFailWithEveryError(t *testing.T) {
 	a.ReplicaPolicy = "scatter"
 	_, err := New(ctx, a, nil)
 	require.Error(t, err)
-	for _, want := range []string{"invalid GPUPack args", "topologyWeight: Invalid value: -1", `replicaPolicy: Unsupported value: "scatter"`, "workload.prior[0]: Invalid value"} {
+	for _, want := range []string{"invalid GPUPack args", "topologyWeight: Invalid value: -1", `replicaPolicy: Unsupported value: "scatter"`, "workload.prior[0].count: Invalid value: 0"} {
 		require.Contains(t, err.Error(), want)
 	}
 	_, err = New(ctx, &v1.Pod{}, nil)
