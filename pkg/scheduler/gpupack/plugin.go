@@ -75,8 +75,13 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 	registerMetrics()
 	current.Store(pl)
 	if h != nil && h.SharedInformerFactory() != nil {
-		if err := pl.watch(ctx, h); err != nil {
-			return nil, err
+		c, fresh := sharedCache(ctx, h.SharedInformerFactory())
+		pl.cache = c
+		if fresh { // the first instance on this factory feeds the cache
+			if err := pl.watch(ctx, h); err != nil {
+				dropSharedCache(h.SharedInformerFactory(), c)
+				return nil, err
+			}
 		}
 	}
 	klog.FromContext(ctx).V(2).Info("GPUPack plugin ready", "fragmentationWeight", pl.rank.FragWeight, "topologyWeight", pl.rank.TopoWeight,

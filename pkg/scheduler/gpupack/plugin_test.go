@@ -37,6 +37,7 @@ type harness struct {
 	pl    *GPUPack
 	nodes []*v1.Node
 	cs    *clientsetfake.Clientset
+	inf   informers.SharedInformerFactory
 }
 
 func gpuNode(t *testing.T, name string, topo *topology.Node, inUse ...string) *v1.Node {
@@ -68,6 +69,9 @@ func newHarness(t *testing.T, args runtime.Object, nodes []*v1.Node, pods ...*v1
 type harnessOptions struct {
 	plugins []tf.RegisterPluginFunc
 	options []frameworkruntime.Option
+	// share, when set, is another harness whose clientset and informer
+	// factory this one uses: a second profile of the same scheduler.
+	share *harness
 }
 
 func newHarnessWith(t *testing.T, o harnessOptions, args runtime.Object, nodes []*v1.Node, pods ...*v1.Pod) *harness {
@@ -84,7 +88,10 @@ func newHarnessWith(t *testing.T, o harnessOptions, args runtime.Object, nodes [
 	}
 	cs := clientsetfake.NewClientset(objs...)
 	inf := informers.NewSharedInformerFactory(cs, 0)
-	h := &harness{t: t, ctx: ctx, nodes: nodes, cs: cs}
+	if o.share != nil {
+		cs, inf = o.share.cs, o.share.inf
+	}
+	h := &harness{t: t, ctx: ctx, nodes: nodes, cs: cs, inf: inf}
 	factory := func(ctx context.Context, obj runtime.Object, fh fwk.Handle) (fwk.Plugin, error) {
 		if args != nil {
 			obj = args
