@@ -48,7 +48,10 @@ import (
 //     object (the fast path compares the Node pointer, nodeEntry.obj).
 //     A NodeInfo of the generation the free CPU/memory were read from
 //     has them (the framework gives every change a new one): only
-//     another generation reads them again.
+//     another generation reads them again. Not so in a pod group
+//     scheduling cycle, whose snapshot keeps a NodeInfo's generation
+//     while it adds and removes the group's pods: the plugin passes
+//     such NodeInfos without a generation (gpupack cycleNodeInfo).
 //
 //  5. Last plans (hotView.last, lastplan.go; the plugin's planFor through
 //     NodeView.LastPlan/StoreLastPlan): one-request pods' plan figures by

@@ -19,6 +19,7 @@ func (pl *GPUPack) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, n
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
+	nodeInfo = cycleNodeInfo(cs, nodeInfo)
 	node := nodeInfo.Node()
 	if a := s.adjust[node.Name]; a != nil {
 		return pl.filterAdjusted(ctx, s, nodeInfo, a)

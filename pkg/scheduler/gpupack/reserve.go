@@ -36,7 +36,7 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	if err != nil {
 		return fwk.AsStatus(fmt.Errorf("getting node %q from snapshot: %w", nodeName, err))
 	}
-	view, err := pl.cache.ViewNodeInfo(nodeInfo)
+	view, err := pl.cache.ViewNodeInfo(cycleNodeInfo(cs, nodeInfo))
 	if err != nil {
 		observePlacement(outcomeReserveFailed, reasonNoView)
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())

@@ -39,6 +39,7 @@ var (
 // steps of score.DefaultResolution GPUs. NormalizeScore maps the feasible
 // nodes' figures to 0..100.
 func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeInfo fwk.NodeInfo) (int64, *fwk.Status) {
+	nodeInfo = cycleNodeInfo(cs, nodeInfo)
 	s, err := readState(cs)
 	if err != nil {
 		if c, ok := readCPUOnly(cs); ok {
