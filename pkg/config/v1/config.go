@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	yaml2 "go.yaml.in/yaml/v2"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -110,42 +111,75 @@ func notAConfigMap(top map[string]any) error {
 }
 
 // oneDocument returns the one YAML document of the file that has content.
-// A file of several (separated by `---`), such as two configs pasted into
-// one file, is refused: NVIDIA's plugin (sigs.k8s.io/yaml) would read the
-// first and silently drop the others, so the sharing a later document sets
-// would not apply. Empty documents (a leading or trailing `---`, comments
-// only) do not count; when the one with content is not the first, NVIDIA's
-// plugin would read the empty first one and run with the defaults: gpupack
-// reads the config and says so in the warning.
+// A file of several, such as two configs pasted into one file, is refused:
+// NVIDIA's plugin (sigs.k8s.io/yaml) would read the first and silently drop
+// the others, so the sharing a later document sets would not apply. The
+// documents are those of the YAML parser sigs.k8s.io/yaml uses
+// (go.yaml.in/yaml/v2), so every way of writing them counts: `---` lines,
+// `--- {inline}` starts, `...` ends; a later document it cannot parse is
+// refused with its error. Empty documents (a leading or trailing `---`, a
+// comment before the first `---`) do not count; when the one with content
+// is not the first document, NVIDIA's plugin would read the empty first
+// one and run with the defaults: gpupack reads the config and says so in
+// the warning.
 func oneDocument(data []byte) (doc []byte, warning string, err error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var content [][]byte
-	first := true // the first document read has no content
+	dec := yaml2.NewDecoder(bytes.NewReader(data))
+	content, firstEmpty := 0, false
 	for n := 0; ; n++ {
+		var v any
+		err := dec.Decode(&v)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if n == 0 {
+				return data, "", nil // the decoder reports unreadable YAML with its line
+			}
+			return nil, "", fmt.Errorf("YAML document %d of the file: %w (NVIDIA's plugin would read the first document only)", n+1, err)
+		}
+		if v != nil {
+			content++
+		} else if n == 0 {
+			firstEmpty = true
+		}
+	}
+	switch {
+	case content > 1:
+		return nil, "", fmt.Errorf("the file holds %d YAML documents with content (separated by ---), not one config: "+
+			"NVIDIA's plugin would read the first and ignore the rest; give one config per file "+
+			"(several named configs: one file each in --config-file-srcdir)", content)
+	case content == 1 && firstEmpty:
+		d, err := contentDocument(data)
+		if err != nil {
+			return nil, "", err
+		}
+		return d, "the config is not the file's first YAML document: NVIDIA's plugin reads only the first (empty here) and would run with the defaults", nil
+	}
+	return data, "", nil
+}
+
+// contentDocument is the text of the file's one YAML document with content
+// (oneDocument found one, after an empty first one), cut at its `---`
+// lines so that toJSON reports duplicate keys in it with their lines.
+func contentDocument(data []byte) ([]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var found [][]byte
+	for {
 		d, err := r.Read()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return data, "", nil //nolint:nilerr // the decoder reports unreadable YAML with its line
+			return nil, fmt.Errorf("reading the YAML documents: %w", err)
 		}
-		j, err := yaml.YAMLToJSON(d)
-		if t := string(bytes.TrimSpace(j)); err != nil || (t != "" && t != "null") {
-			content = append(content, d)
-			if n == 0 {
-				first = false
-			}
+		if j, err := yaml.YAMLToJSON(d); err != nil || (strings.TrimSpace(string(j)) != "" && strings.TrimSpace(string(j)) != "null") {
+			found = append(found, d)
 		}
 	}
-	switch {
-	case len(content) > 1:
-		return nil, "", fmt.Errorf("the file holds %d YAML documents with content (separated by ---), not one config: "+
-			"NVIDIA's plugin would read the first and ignore the rest; give one config per file "+
-			"(several named configs: one file each in --config-file-srcdir)", len(content))
-	case len(content) == 1 && first:
-		return content[0], "the config is not the file's first YAML document: NVIDIA's plugin reads only the first (empty here) and would run with the defaults", nil
+	if len(found) != 1 {
+		return nil, fmt.Errorf("the file's one YAML document with content could not be cut out at its --- lines (%d parts): start the config with --- on a line of its own", len(found))
 	}
-	return data, "", nil
+	return found[0], nil
 }
 
 // toJSON converts the file to JSON. A key given twice in one mapping

@@ -89,7 +89,14 @@ func TestEmptyAndNoVersionAreV1Defaults(t *testing.T) {
 		{"---\nflags: {migStrategy: single}\n", false},
 		{"flags: {migStrategy: single}\n---\n", false},
 		{"flags: {migStrategy: single}\n---\n# trailer\n", false},
-		{"# header\n---\nflags: {migStrategy: single}\n", true},
+		// A comment before the first --- is no document: NVIDIA's plugin
+		// reads the config (it gave a false warning here).
+		{"# header\n---\nflags: {migStrategy: single}\n", false},
+		{"# header\n---\nflags: {migStrategy: single}\n---\n", false},
+		{"%YAML 1.1\n---\nflags: {migStrategy: single}\n", false},
+		{"--- {flags: {migStrategy: single}}\n", false},
+		{"flags: {migStrategy: single}\n...\n", false},
+		{"---\n---\nflags: {migStrategy: single}\n", true},
 		{"---\n# header\n---\nflags: {migStrategy: single}\n---\n# trailer\n", true},
 	} {
 		c, w, err := Decode([]byte(tc.in))
@@ -224,6 +231,13 @@ func TestParseErrors(t *testing.T) {
 			[]string{"the file holds 3 YAML documents with content"}},
 		{"a second document that is not YAML", "version: v1\n---\nflags: [\n",
 			[]string{"decoding config"}},
+		// Documents the --- lines alone do not separate: NVIDIA's plugin
+		// reads the first of each, so the second's sharing was dropped
+		// silently.
+		{"documents started inline", "--- {version: v1}\n--- {sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}}\n",
+			[]string{"the file holds 2 YAML documents with content"}},
+		{"a document after an end marker", "version: v1\n...\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n",
+			[]string{"YAML document 2 of the file", "NVIDIA's plugin would read the first document only"}},
 		{"not yaml", "version: v1\nflags: [", []string{"decoding config"}},
 		{"top level a list", "- a", []string{"want a mapping at the top level"}},
 		{"unknown top-level field", "version: v1\nbogus: 1", []string{"bogus: Forbidden: unknown field"}},
