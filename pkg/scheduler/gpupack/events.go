@@ -30,6 +30,10 @@ func (pl *GPUPack) EventsToRegister(ctx context.Context) ([]fwk.ClusterEventWith
 			klog.FromContext(ctx).Info("Warning: GPUPack does not score in this profile: nodes are not ranked by fragmentation or link quality; it still filters and chooses devices",
 				"profile", pl.handle.ProfileName())
 		}
+		if soleBinder(l.ListPlugins()) {
+			klog.FromContext(ctx).Info("Warning: GPUPack is the only binder in this profile and binds GPU pods only: pods without GPUs that select it will fail at bind; enable DefaultBinder after GPUPack",
+				"profile", pl.handle.ProfileName())
+		}
 	}
 	return []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAnnotation}, QueueingHintFn: pl.isSchedulableAfterNodeChange},

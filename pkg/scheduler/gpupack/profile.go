@@ -86,3 +86,10 @@ func checkProfile(p *schedconfig.Plugins) (scores bool, err error) {
 	}
 	return sc, nil
 }
+
+// soleBinder reports whether GPUPack is the only bind plugin of a built
+// profile: GPUPack binds GPU pods only (it skips the others), so the
+// profile's pods without GPUs would then fail at bind on every attempt.
+func soleBinder(p *schedconfig.Plugins) bool {
+	return p != nil && len(p.Bind.Enabled) == 1 && p.Bind.Enabled[0].Name == Name
+}

@@ -141,16 +141,18 @@ func TestCheckProfile(t *testing.T) {
 		edit       func(*schedconfig.Plugins)
 		wantScores bool
 		wantErr    string
+		wantSole   bool // soleBinder: pods without GPUs would not bind
 	}{
-		{"everywhere", func(*schedconfig.Plugins) {}, true, ""},
-		{"no score", func(p *schedconfig.Plugins) { p.Score, p.PreScore = set(), set() }, false, ""},
-		{"preScore alone", func(p *schedconfig.Plugins) { p.Score = set() }, false, ""},
-		{"score alone", func(p *schedconfig.Plugins) { p.PreScore = set() }, false, "not at preScore"},
-		{"no preFilter", func(p *schedconfig.Plugins) { p.PreFilter = set("NodePorts") }, false, "not enabled at preFilter"},
-		{"no filter, no reserve", func(p *schedconfig.Plugins) { p.Filter, p.Reserve = set("NodeName"), set() }, false, "not enabled at filter, reserve"},
-		{"binder first", func(p *schedconfig.Plugins) { p.Bind = set("DefaultBinder", Name) }, false, "bind runs DefaultBinder before GPUPack"},
-		{"two binders first", func(p *schedconfig.Plugins) { p.Bind = set("Other", "DefaultBinder", Name) }, false, "bind runs Other, DefaultBinder before GPUPack"},
-		{"GPUPack binds alone", func(p *schedconfig.Plugins) { p.Bind = set(Name) }, true, ""},
+		{"everywhere", func(*schedconfig.Plugins) {}, true, "", false},
+		{"no score", func(p *schedconfig.Plugins) { p.Score, p.PreScore = set(), set() }, false, "", false},
+		{"preScore alone", func(p *schedconfig.Plugins) { p.Score = set() }, false, "", false},
+		{"score alone", func(p *schedconfig.Plugins) { p.PreScore = set() }, false, "not at preScore", false},
+		{"no preFilter", func(p *schedconfig.Plugins) { p.PreFilter = set("NodePorts") }, false, "not enabled at preFilter", false},
+		{"no filter, no reserve", func(p *schedconfig.Plugins) { p.Filter, p.Reserve = set("NodeName"), set() }, false, "not enabled at filter, reserve", false},
+		{"binder first", func(p *schedconfig.Plugins) { p.Bind = set("DefaultBinder", Name) }, false, "bind runs DefaultBinder before GPUPack", false},
+		{"two binders first", func(p *schedconfig.Plugins) { p.Bind = set("Other", "DefaultBinder", Name) }, false, "bind runs Other, DefaultBinder before GPUPack", false},
+		{"GPUPack binds alone", func(p *schedconfig.Plugins) { p.Bind = set(Name) }, true, "", true},
+		{"GPUPack then a custom binder", func(p *schedconfig.Plugins) { p.Bind = set(Name, "MyBinder") }, true, "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,6 +165,7 @@ func TestCheckProfile(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.wantScores, scores)
+			require.Equal(t, tc.wantSole, soleBinder(p))
 		})
 	}
 }
