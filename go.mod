@@ -42,6 +42,7 @@ require (
 	github.com/NVIDIA/go-nvlib v0.12.0
 	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/NVIDIA/nvidia-container-toolkit v1.20.2
+	github.com/agnivade/levenshtein v1.2.2
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/google/cadvisor/lib v0.60.5
 	github.com/google/uuid v1.6.0

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/agnivade/levenshtein"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -134,7 +135,7 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 		if _, ok := m[req]; !ok {
 			msg := "NVIDIA's plugin refuses " + p.String() + " without it"
 			for _, k := range unknown {
-				if editDistance(strings.ToLower(k), req) <= 2 {
+				if levenshtein.ComputeDistance(strings.ToLower(k), req) <= 2 {
 					msg += fmt.Sprintf(" (found %q, which NVIDIA does not read as %q)", k, req)
 				}
 			}
@@ -149,7 +150,7 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 func didYouMean(t reflect.Type, key string) string {
 	best, bestD := "", 3
 	for _, name := range jsonNames(t) {
-		if d := editDistance(strings.ToLower(key), strings.ToLower(name)); d < bestD {
+		if d := levenshtein.ComputeDistance(strings.ToLower(key), strings.ToLower(name)); d < bestD {
 			best, bestD = name, d
 		}
 	}
@@ -196,33 +197,12 @@ func ownFieldLike(t reflect.Type, key string) string {
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		lk, ln := strings.ToLower(key), strings.ToLower(name)
-		d := editDistance(lk, ln)
+		d := levenshtein.ComputeDistance(lk, ln)
 		if (strings.HasPrefix(lk, "gpupack") && strings.HasPrefix(ln, "gpupack") || d <= 2) && (bestD < 0 || d < bestD) {
 			best, bestD = name, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func jsonNames(t reflect.Type) []string {

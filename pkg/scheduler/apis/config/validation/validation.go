@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/agnivade/levenshtein"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
@@ -227,7 +228,7 @@ func didYouMean(name string, registered []string) string {
 	norm := func(s string) string { return strings.TrimSuffix(strings.ToLower(s), "args") }
 	best, bestDist := "", 3
 	for _, r := range registered {
-		d := editDistance(norm(name), norm(r))
+		d := levenshtein.ComputeDistance(norm(name), norm(r))
 		if d < bestDist || (d == bestDist && r < best) {
 			best, bestDist = r, d
 		}
@@ -236,25 +237,4 @@ func didYouMean(name string, registered []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
