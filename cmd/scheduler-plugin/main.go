@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/component-base/cli"
@@ -14,8 +15,11 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
 	frameworkplugins "k8s.io/kubernetes/pkg/scheduler/framework/plugins"
 
+	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
+	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
 	"github.com/gpupack/gpupack/pkg/scheduler/gpupack"
 	"github.com/gpupack/gpupack/pkg/version"
@@ -37,7 +41,8 @@ manifests/scheduler/config.yaml for every arg with its default. GPUPack must
 run at preFilter, filter, reserve and bind, and bind before DefaultBinder:
 the scheduler refuses to start otherwise, and refuses a pluginConfig entry
 that would be ignored (no plugin of that name, or GPUPack's args in a
-profile without GPUPack).
+profile without GPUPack) and an extender that would bind GPU pods in
+GPUPack's place (bindVerb with no managedResources, or with a GPU one).
 
 `
 
@@ -77,10 +82,31 @@ func checkPluginConfig(logger klog.Logger, path string) error {
 	for name := range registry {
 		names = append(names, name)
 	}
-	if errs := validation.ValidatePluginConfigNames(cfg, names); len(errs) > 0 {
+	errs := validation.ValidatePluginConfigNames(cfg, names)
+	errs = append(errs, validation.ValidateExtenderBinders(cfg, gpuResourceOf(cfg))...)
+	if len(errs) > 0 {
 		return fmt.Errorf("%s: %w", path, errs.ToAggregate())
 	}
 	return nil
+}
+
+// gpuResourceOf reports the resource names GPUPack places under cfg: the
+// whole, shared and MIG names of the defaults and of every profile's
+// GPUPack args.
+func gpuResourceOf(cfg *schedconfig.KubeSchedulerConfiguration) func(string) bool {
+	whole := []string{configv1.DefaultWholeResource, configv1.DefaultSharedResource}
+	prefixes := []string{configv1.DefaultMIGResourcePrefix}
+	for _, p := range cfg.Profiles {
+		for _, pc := range p.PluginConfig {
+			if a, ok := pc.Args.(*config.GPUPackArgs); ok && pc.Name == gpupack.Name {
+				whole = append(whole, a.WholeResource, a.SharedResource)
+				prefixes = append(prefixes, a.MIGResourcePrefix)
+			}
+		}
+	}
+	return func(name string) bool {
+		return slices.Contains(whole, name) || slices.ContainsFunc(prefixes, func(p string) bool { return p != "" && strings.HasPrefix(name, p) })
+	}
 }
 
 // versionAsked reports whether the arguments ask for the version (kube-scheduler's

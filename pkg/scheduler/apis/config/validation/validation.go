@@ -238,3 +238,38 @@ func didYouMean(name string, registered []string) string {
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
+
+// ValidateExtenderBinders refuses an extender that would bind GPU pods in
+// place of GPUPack. kube-scheduler lets a binding extender (bindVerb set)
+// bind every pod it is interested in instead of the bind plugins, so
+// GPUPack's Bind would never write the pod's devices: the device plugin
+// would not learn the scheduler's choice. An extender is interested in
+// every pod when it manages no resources, and otherwise in the pods that
+// ask one of its managedResources; gpuResource reports whether a resource
+// name is one GPUPack places (its args' names, the defaults'). Checked
+// only when a profile enables GPUPack.
+func ValidateExtenderBinders(cfg *schedconfig.KubeSchedulerConfiguration, gpuResource func(string) bool) field.ErrorList {
+	if !slices.ContainsFunc(cfg.Profiles, func(p schedconfig.KubeSchedulerProfile) bool { return enabledIn(p.Plugins, pluginName) }) {
+		return nil
+	}
+	var errs field.ErrorList
+	for i, e := range cfg.Extenders {
+		if e.BindVerb == "" {
+			continue
+		}
+		path := field.NewPath("extenders").Index(i)
+		if len(e.ManagedResources) == 0 {
+			errs = append(errs, field.Invalid(path.Child("bindVerb"), e.BindVerb, fmt.Sprintf(
+				"this extender manages no resources, so it binds every pod, GPU pods too, in place of %s, which writes their devices into the binding: "+
+					"list the resources it is for (managedResources) or leave binding to the bind plugins", pluginName)))
+			continue
+		}
+		for j, r := range e.ManagedResources {
+			if gpuResource(r.Name) {
+				errs = append(errs, field.Invalid(path.Child("managedResources").Index(j).Child("name"), r.Name, fmt.Sprintf(
+					"this extender binds (bindVerb %q) the pods asking it, in place of %s, which writes their devices into the binding", e.BindVerb, pluginName)))
+			}
+		}
+	}
+	return errs
+}

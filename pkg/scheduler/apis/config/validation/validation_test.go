@@ -358,3 +358,43 @@ func TestValidatePluginConfigNames(t *testing.T) {
 		})
 	}
 }
+
+// A binding extender interested in GPU pods would bind them in place of
+// GPUPack, without their devices.
+func TestValidateExtenderBinders(t *testing.T) {
+	const head = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n"
+	const gpupack = "- schedulerName: gpupack-scheduler\n  plugins:\n    multiPoint:\n      enabled: [{name: GPUPack}]\n"
+	const plain = "- schedulerName: default-scheduler\n"
+	gpu := func(name string) bool { return name == "nvidia.com/gpu" || strings.HasPrefix(name, "nvidia.com/mig-") }
+	tests := []struct {
+		name string
+		yaml string
+		want []string // "field: detail part" of every error
+	}{
+		{"binder for every pod", head + gpupack + "extenders:\n- urlPrefix: http://x\n  bindVerb: bind\n",
+			[]string{"extenders[0].bindVerb: manages no resources, so it binds every pod"}},
+		{"binder for a GPU resource", head + gpupack + "extenders:\n- urlPrefix: http://x\n  bindVerb: bind\n  managedResources:\n  - name: example.com/fpga\n  - name: nvidia.com/mig-1g.5gb\n",
+			[]string{"extenders[0].managedResources[1].name: binds (bindVerb \"bind\")"}},
+		{"binder for other resources", head + gpupack + "extenders:\n- urlPrefix: http://x\n  bindVerb: bind\n  managedResources:\n  - name: example.com/fpga\n", nil},
+		{"filter-only extender", head + gpupack + "extenders:\n- urlPrefix: http://x\n  filterVerb: filter\n", nil},
+		{"no GPUPack profile", head + plain + "extenders:\n- urlPrefix: http://x\n  bindVerb: bind\n", nil},
+		{"GPUPack in the second profile", head + plain + gpupack + "extenders:\n- urlPrefix: http://x\n  filterVerb: f\n- urlPrefix: http://y\n  bindVerb: bind\n",
+			[]string{"extenders[1].bindVerb: manages no resources"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj, _, err := schedscheme.Codecs.UniversalDecoder().Decode([]byte(tt.yaml), nil, nil)
+			require.NoError(t, err)
+			cfg, ok := obj.(*schedconfig.KubeSchedulerConfiguration)
+			require.True(t, ok)
+			errs := validation.ValidateExtenderBinders(cfg, gpu)
+			require.Len(t, errs, len(tt.want), "%v", errs)
+			for i, want := range tt.want {
+				head, part, _ := strings.Cut(want, ": ")
+				require.Equal(t, head, errs[i].Field)
+				require.Equal(t, field.ErrorTypeInvalid, errs[i].Type)
+				require.Contains(t, errs[i].Error(), part)
+			}
+		})
+	}
+}
