@@ -141,6 +141,8 @@ func TestNVIDIAFlagsAndEnvThroughTheBinary(t *testing.T) {
 		{"NVIDIA_DRIVER_ROOT", map[string]string{"NVIDIA_DRIVER_ROOT": "/run/nvidia/driver"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"--driver-root", nil, append([]string{"--driver-root", "/run/nvidia/driver"}, whole...), map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"DEVICE_LIST_STRATEGY list", map[string]string{"DEVICE_LIST_STRATEGY": "cdi-cri,envvar"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		// A chart that renders the variable empty chose nothing: the default.
+		{"DEVICE_LIST_STRATEGY empty", map[string]string{"DEVICE_LIST_STRATEGY": ""}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"DEVICE_LIST_STRATEGY bad", map[string]string{"DEVICE_LIST_STRATEGY": "envvar,bogus"}, whole, nil, `flags.plugin.deviceListStrategy[1]: Unsupported value: "bogus"`},
 		{"DEVICE_ID_STRATEGY", map[string]string{"DEVICE_ID_STRATEGY": "index"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"DEVICE_ID_STRATEGY bad", map[string]string{"DEVICE_ID_STRATEGY": "serial"}, whole, nil, `flags.plugin.deviceIDStrategy: Unsupported value: "serial"`},

@@ -54,8 +54,11 @@ var settings = []setting{
 	{names: []string{"device-list-strategy"}, envs: []string{"DEVICE_LIST_STRATEGY"},
 		usage: "how the device list reaches the runtime, comma-separated: envvar, volume-mounts, cdi-annotations, cdi-cri (default \"envvar\")",
 		apply: func(c *configv1.Config, v string) error {
-			l := configv1.StringList(configv1.SplitList(v))
-			c.Flags.Plugin.DeviceListStrategy = &l
+			// An empty value (a chart that renders DEVICE_LIST_STRATEGY="")
+			// is no choice: the config file's or the default stays.
+			if l := configv1.StringList(configv1.SplitList(v)); len(l) > 0 {
+				c.Flags.Plugin.DeviceListStrategy = &l
+			}
 			return nil
 		}},
 	{names: []string{"device-id-strategy"}, envs: []string{"DEVICE_ID_STRATEGY"},

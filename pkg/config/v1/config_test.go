@@ -271,6 +271,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{"resources.gpus[0].name: Required value"}},
 		{"bad list strategy", "flags: {plugin: {deviceListStrategy: [envvar, bogus]}}",
 			[]string{`flags.plugin.deviceListStrategy[1]: Unsupported value: "bogus"`}},
+		// NVIDIA's plugin refuses an empty strategy ("invalid strategy: "
+		// for "", "no device list strategy specified" for []).
+		{"empty list strategy", `flags: {plugin: {deviceListStrategy: ""}}`,
+			[]string{"flags.plugin.deviceListStrategy: Required value: empty: NVIDIA's plugin refuses it"}},
+		{"empty strategy list", "flags: {plugin: {deviceListStrategy: []}}",
+			[]string{"flags.plugin.deviceListStrategy: Required value: empty"}},
+		{"blank strategies", `flags: {plugin: {deviceListStrategy: " , "}}`,
+			[]string{"flags.plugin.deviceListStrategy: Required value: empty"}},
 		{"bad id strategy", "flags: {plugin: {deviceIDStrategy: serial}}",
 			[]string{`flags.plugin.deviceIDStrategy: Unsupported value: "serial"`}},
 		{"tegra discovery", "flags: {deviceDiscoveryStrategy: tegra}",

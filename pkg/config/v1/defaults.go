@@ -45,7 +45,7 @@ func SetDefaults(c *Config) {
 	}
 	pf := f.Plugin
 	setDefault(&pf.PassDeviceSpecs, false)
-	if pf.DeviceListStrategy == nil || len(*pf.DeviceListStrategy) == 0 {
+	if pf.DeviceListStrategy == nil { // an empty list given is refused (Validate)
 		pf.DeviceListStrategy = &StringList{defaultDeviceListStrategy}
 	}
 	setDefault(&pf.DeviceIDStrategy, defaultDeviceIDStrategy)

@@ -113,6 +113,10 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 	// A strategy listed twice is the same strategy: NVIDIA's plugin keeps
 	// the list as a set and loads [envvar, envvar].
 	if l := f.Plugin.DeviceListStrategy; l != nil {
+		if len(*l) == 0 { // "" or []: NVIDIA's plugin refuses both at start
+			errs = append(errs, field.Required(pp.Child("deviceListStrategy"),
+				fmt.Sprintf("empty: NVIDIA's plugin refuses it; give one or more of %v, or leave the field out for %s", deviceListStrategies, DeviceListStrategyEnvvar)))
+		}
 		for i, s := range *l {
 			if !slices.Contains(deviceListStrategies, s) {
 				errs = append(errs, field.NotSupported(pp.Child("deviceListStrategy").Index(i), s, deviceListStrategies))
