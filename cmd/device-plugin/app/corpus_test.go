@@ -26,13 +26,7 @@ func TestNVIDIAConfigCorpus(t *testing.T) {
 		"0=" + seven + ",1=" + seven + ",2=" + seven + ",3=" + seven + ",4=" + seven + ",5=" + seven + ",6=" + seven + ",7=" + seven}
 	// GPUs 0 and 1 MIG-enabled with mixed profiles; 6 whole GPUs.
 	mixed := []string{"--fake", "dgx-a100", "--fake-mig", "0=3g.20gb+2g.10gb+1g.5gb+1g.5gb,1=3g.20gb+3g.20gb"}
-	tests := []struct {
-		file    string
-		machine []string
-		// nvidia is what NVIDIA's plugin advertises for the file on the node.
-		nvidia  map[string]int
-		wantErr string // NVIDIA's plugin refuses the file too, or gpupack does not implement it
-	}{
+	tests := []configCase{
 		{"empty.yaml", a100, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"no-version.yaml", a100, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"every-field.yaml", a100, map[string]int{"nvidia.com/gpu": 8}, ""},
@@ -76,11 +70,29 @@ func TestNVIDIAConfigCorpus(t *testing.T) {
 		{"volume-mounts.yaml", a100, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"cdi-cri.yaml", mixed, map[string]int{"nvidia.com/gpu": 8}, ""},
 	}
-	dir := filepath.Join(repoRoot(t), "testdata", "nvidia-config")
+	runConfigCases(t, "--config", filepath.Join(repoRoot(t), "testdata", "nvidia-config"), tests)
+}
+
+// configCase is one NVIDIA-format config file on one catalog machine.
+type configCase struct {
+	file    string
+	machine []string
+	// nvidia is what NVIDIA's plugin advertises for the file on the node.
+	nvidia map[string]int
+	// wantErr: NVIDIA's plugin refuses the file too (or the kubelet
+	// would), or gpupack refuses what NVIDIA silently drops.
+	wantErr string
+}
+
+// runConfigCases runs the device-plugin binary on each case's file in dir,
+// given with flag (--config or its --config-file name), and compares what it
+// advertises with NVIDIA's figure or its error with wantErr.
+func runConfigCases(t *testing.T, flag, dir string, tests []configCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.file+"/"+strings.Join(tc.machine[1:], " "), func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"--config", filepath.Join(dir, tc.file), "--print-topology"}, tc.machine...)
+			args := append([]string{flag, filepath.Join(dir, tc.file), "--print-topology"}, tc.machine...)
 			stdout, stderr, code := runBinary(t, nil, args...)
 			if tc.wantErr != "" {
 				require.NotZero(t, code, stdout)
@@ -93,18 +105,25 @@ func TestNVIDIAConfigCorpus(t *testing.T) {
 	}
 }
 
-// TestCorpusIsCovered: every file of the corpus has its expectation in
-// TestNVIDIAConfigCorpus, so a file added without one fails here.
-func TestCorpusIsCovered(t *testing.T) {
-	src, err := os.ReadFile("corpus_test.go")
+// requireCovered fails for a file of dir (directories skipped) whose name
+// does not open a case in the test source src.
+func requireCovered(t *testing.T, src, dir string) {
+	t.Helper()
+	text, err := os.ReadFile(src)
 	require.NoError(t, err)
-	files, err := filepath.Glob(filepath.Join(repoRoot(t), "testdata", "nvidia-config", "*"))
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
 	for _, f := range files {
 		if st, err := os.Stat(f); err == nil && st.IsDir() {
-			continue // heldout/: TestHeldOutIsCovered
+			continue // heldout/ has its own test
 		}
-		require.Contains(t, string(src), `{"`+filepath.Base(f)+`"`, "no expectation for %s", f)
+		require.Contains(t, string(text), `{"`+filepath.Base(f)+`"`, "no expectation for %s", f)
 	}
+}
+
+// TestCorpusIsCovered: every file of the corpus has its expectation in
+// TestNVIDIAConfigCorpus, so a file added without one fails here.
+func TestCorpusIsCovered(t *testing.T) {
+	requireCovered(t, "corpus_test.go", filepath.Join(repoRoot(t), "testdata", "nvidia-config"))
 }

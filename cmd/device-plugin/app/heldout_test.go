@@ -1,12 +1,8 @@
 package app
 
 import (
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/stretchr/testify/require"
 )
 
 // TestNVIDIAConfigHeldOut loads the held-out NVIDIA-format configs in
@@ -34,12 +30,7 @@ func TestNVIDIAConfigHeldOut(t *testing.T) {
 		"0=" + seven + ",1=" + seven + ",2=" + seven + ",3=" + seven + ",4=" + seven + ",5=" + seven + ",6=" + seven + ",7=" + seven}
 	// H100 GPU 0: 3g.40gb, 2g.20gb, 2 x 1g.10gb; GPU 1: 7g.80gb; 6 whole.
 	h100Mixed := []string{"--fake", "dgx-h100", "--fake-mig", "0=3g.40gb+2g.20gb+1g.10gb+1g.10gb,1=7g.80gb"}
-	tests := []struct {
-		file    string
-		machine []string
-		nvidia  map[string]int // what NVIDIA's plugin advertises
-		wantErr string         // NVIDIA refuses the file too (or the kubelet would)
-	}{
+	tests := []configCase{
 		{"gpuop-any-time-slicing.yaml", a100, map[string]int{"nvidia.com/gpu": 32}, ""}, // 8 x 4
 		{"gpuop-any-time-slicing.yaml", t4, map[string]int{"nvidia.com/gpu": 16}, ""},   // 4 x 4
 		// migStrategy none: MIG-enabled GPUs are advertised whole, 8 x 4.
@@ -122,31 +113,10 @@ func TestNVIDIAConfigHeldOut(t *testing.T) {
 		// refuses it and names the configs inside.
 		{"bad-configmap-as-file.yaml", a100, nil, "the file is a Kubernetes ConfigMap holding the configs [a100-40gb, tesla-t4], not a config"},
 	}
-	dir := filepath.Join(repoRoot(t), "testdata", "nvidia-config", "heldout")
-	for _, tc := range tests {
-		t.Run(tc.file+"/"+strings.Join(tc.machine[1:], " "), func(t *testing.T) {
-			t.Parallel()
-			args := append([]string{"--config-file", filepath.Join(dir, tc.file), "--print-topology"}, tc.machine...)
-			stdout, stderr, code := runBinary(t, nil, args...)
-			if tc.wantErr != "" {
-				require.NotZero(t, code, stdout)
-				require.Contains(t, stderr, tc.wantErr)
-				return
-			}
-			require.Zero(t, code, stderr)
-			require.Equal(t, tc.nvidia, advertised(t, stdout))
-		})
-	}
+	runConfigCases(t, "--config-file", filepath.Join(repoRoot(t), "testdata", "nvidia-config", "heldout"), tests)
 }
 
 // TestHeldOutIsCovered: every held-out file has an expectation above.
 func TestHeldOutIsCovered(t *testing.T) {
-	src, err := os.ReadFile("heldout_test.go")
-	require.NoError(t, err)
-	files, err := filepath.Glob(filepath.Join(repoRoot(t), "testdata", "nvidia-config", "heldout", "*"))
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, f := range files {
-		require.Contains(t, string(src), `{"`+filepath.Base(f)+`"`, "no expectation for %s", f)
-	}
+	requireCovered(t, "heldout_test.go", filepath.Join(repoRoot(t), "testdata", "nvidia-config", "heldout"))
 }
