@@ -832,9 +832,6 @@ func (c *Cache) Pricing(d *score.Distribution) *score.Pricing {
 			c.dirty[name] = struct{}{}
 		}
 	}
-	if len(c.dirty) == 0 && c.pricing != nil && c.supply.Distribution() == d {
-		return c.pricing
-	}
 	for name := range c.dirty {
 		c.resupplyLocked(name)
 	}
