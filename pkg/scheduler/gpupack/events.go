@@ -22,7 +22,8 @@ import (
 // scheduler's start with the reason.
 func (pl *GPUPack) EventsToRegister(ctx context.Context) ([]fwk.ClusterEventWithHint, error) {
 	if l, ok := pl.handle.(pluginLister); ok {
-		scores, err := checkProfile(l.ListPlugins())
+		plugins := l.ListPlugins()
+		scores, err := checkProfile(plugins)
 		if err != nil {
 			return nil, fmt.Errorf("profile %q: %w", pl.handle.ProfileName(), err)
 		}
@@ -30,7 +31,7 @@ func (pl *GPUPack) EventsToRegister(ctx context.Context) ([]fwk.ClusterEventWith
 			klog.FromContext(ctx).Info("Warning: GPUPack does not score in this profile: nodes are not ranked by fragmentation or link quality; it still filters and chooses devices",
 				"profile", pl.handle.ProfileName())
 		}
-		if soleBinder(l.ListPlugins()) {
+		if soleBinder(plugins) {
 			klog.FromContext(ctx).Info("Warning: GPUPack is the only binder in this profile and binds GPU pods only: pods without GPUs that select it will fail at bind; enable DefaultBinder after GPUPack",
 				"profile", pl.handle.ProfileName())
 		}
