@@ -7,6 +7,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 func TestBuckets(t *testing.T) {
@@ -128,15 +129,14 @@ func TestFragmentationCPUBoundsTasks(t *testing.T) {
 	require.InDelta(t, 6, score.Fragmentation(s, d), 1e-9)
 	// A CPU-only task of 12 cores leaves room for 1 task: F 7, delta +1.
 	require.InDelta(t, 1, score.ResourceDelta(s, 12000, 0, d), 1e-9)
-	// 1 core costs the GPU capacity it feeds at the mix's rate (here the
-	// one type's 12 cores per GPU), not the whole task: 23 cores hold 1
-	// task (1 GPU) but feed 23/12 GPUs of the mix, the larger:
-	// F = 8 - 23/12 = 6.083, delta 1/12.
-	require.InDelta(t, 1.0/12, score.ResourceDelta(s, 1000, 0, d), 1e-9)
-	// With 30 cores (2 tasks, 30/12 = 2.5 GPUs of the mix) taking 6:
-	// F 8 - 2.5 = 5.5 -> 8 - 2 = 6, delta 0.5.
+	// A CPU-only task costs the tasks it takes away, whole: 1 core leaves
+	// 23, which hold 1 task: 1 GPU of the type lost, delta 1 (the mix
+	// would charge 1/12 GPU per core: F = 8 - 23/12, delta 1/12).
+	require.InDelta(t, 1, score.ResourceDelta(s, 1000, 0, d), 1e-9)
+	// With 30 cores (2 tasks) taking 6: 24 still hold 2, no task lost,
+	// delta 0 (the mix: 30/12 = 2.5 -> 2 GPUs fed, delta 0.5).
 	s.SetFree(30000, 1<<20)
-	require.InDelta(t, 0.5, score.ResourceDelta(s, 6000, 0, d), 1e-9)
+	require.InDelta(t, 0, score.ResourceDelta(s, 6000, 0, d), 1e-9)
 	s.SetFree(24000, 1<<20)
 	// A 2-GPU pod with 12 cores: 6 GPUs and 12 cores left, 1 task: F = 5,
 	// delta -1: GPU-dense work relieves a CPU-bound node.
@@ -188,4 +188,63 @@ func TestFragmentationCPUBoundByMix(t *testing.T) {
 	// F = 0.5 x 8 + 0.5 x (8 - 1) = 7.5.
 	s.SetFree(10000, 1<<20)
 	require.InDelta(t, 7.5, score.Fragmentation(s, d), 1e-9)
+}
+
+// A CPU-only task costs the GPU capacity of the tasks of each type that
+// the node's free CPU and memory no longer hold while its free GPUs could
+// take them (ResourceDelta counts each type's own tasks, not the mix).
+func TestResourceDeltaCountsLostTasks(t *testing.T) {
+	sh := score.TaskType{Kind: score.KindShared, Milli: 250, CPUMilli: 12000}
+	one := score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 6000, MemoryMiB: 8 << 10}
+	ws := []score.Weighted{{Type: sh, Weight: 1}, {Type: one, Weight: 1}}
+	indexed, err := score.NewDistribution(ws)
+	require.NoError(t, err)
+	byHand := &score.Distribution{Types: []score.TaskType{sh, one}, P: []float64{0.5, 0.5}}
+	cases := []struct {
+		name             string
+		usedGPUs         int
+		cpuFree, memFree int64
+		cpu, mem         int64
+		want             float64
+	}{
+		// sh: 96 cores hold 8 tasks (2 GPUs), 84 hold 7 (1.75): 0.25
+		// GPU lost x 0.5 = 0.125. one: 16 -> 14 tasks, more than the 8
+		// free GPUs: none lost. (The mix, 14400 milli per GPU, would
+		// charge 0.5 x (96000 - 84000) / 14400 = 0.417.)
+		{name: "fresh host", cpuFree: 96000, memFree: 1 << 20, cpu: 12000, want: 0.125},
+		// 1 free GPU, 40 cores: sh 3 tasks (0.75 GPU) -> 2 (0.5): 0.5 x
+		// 0.25 = 0.125; one: 6 -> 4 tasks, 1 free GPU: none lost. (The
+		// mix feeds 40000 / 14400 = 2.8 GPUs, more than 1: 0.)
+		{name: "one free GPU", usedGPUs: 7, cpuFree: 40000, memFree: 1 << 20, cpu: 12000, want: 0.125},
+		// 8 cores: sh holds none before or after (lack CPU both times);
+		// one: 1 task before (8/6), 1 after (6/6): nothing lost.
+		{name: "nothing left to lose", usedGPUs: 7, cpuFree: 8000, memFree: 1 << 20, cpu: 2000, want: 0},
+		// 7 cores: one 1 -> 0 tasks: its 1 free GPU lost x 0.5; sh held
+		// none: 0.5.
+		{name: "last task lost", usedGPUs: 7, cpuFree: 7000, memFree: 1 << 20, cpu: 2000, want: 0.5},
+		// Memory: 16 GiB hold 2 tasks of one, 8 GiB hold 1: 1 GPU x 0.5
+		// (2 free GPUs); sh needs no memory: 0.5.
+		{name: "memory", usedGPUs: 6, cpuFree: 96000, memFree: 16 << 10, mem: 8 << 10, want: 0.5},
+		// Every GPU in use: no task of any type can run, nothing to lose.
+		{name: "no free GPU", usedGPUs: 8, cpuFree: 96000, memFree: 1 << 20, cpu: 90000, want: 0},
+		// Taking nothing costs nothing.
+		{name: "no request", cpuFree: 96000, memFree: 1 << 20, want: 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := score.NewState(fixture.Shared(fixture.PCIe("n", "G2", 8), 4))
+			if tc.usedGPUs > 0 {
+				s.Apply(score.Choice{Kind: score.KindWhole, GPUs: topology.FirstN(tc.usedGPUs)})
+			}
+			s.SetFree(tc.cpuFree, tc.memFree)
+			require.InDelta(t, tc.want, score.ResourceDelta(s, tc.cpu, tc.mem, indexed), 1e-9)
+			require.InDelta(t, tc.want, score.ResourceDelta(s, tc.cpu, tc.mem, byHand), 1e-9, "a Distribution built by hand")
+		})
+	}
+	// The GPU placements keep the mix (taskCap): on the fresh host sh's
+	// capacity is max(own 2, mix 96000 / 14400 = 6.667): F = 0.5 x (8 -
+	// 6.667).
+	s := score.NewState(fixture.Shared(fixture.PCIe("n", "G2", 8), 4))
+	s.SetFree(96000, 1<<20)
+	require.InDelta(t, 0.5*(8-96000.0/14400), score.Fragmentation(s, indexed), 1e-9)
 }

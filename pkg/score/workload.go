@@ -123,6 +123,24 @@ type Distribution struct {
 	// id numbers the snapshot for the choice memo (0: not memoized, as for
 	// a Distribution built without NewDistribution).
 	id uint64
+	// tasksOnly bounds each type's capacity on a node by its own tasks
+	// alone (taskCap without the mix); set on tasks, the copy
+	// ResourceDelta measures CPU-only tasks with.
+	tasksOnly bool
+	tasks     *Distribution
+}
+
+// tasksBound is d with tasksOnly set (d itself when it is).
+func (d *Distribution) tasksBound() *Distribution {
+	switch {
+	case d.tasksOnly:
+		return d
+	case d.tasks != nil:
+		return d.tasks
+	}
+	o := *d // built by hand, not indexed
+	o.tasksOnly = true
+	return &o
 }
 
 // NewDistribution normalizes weights into a Distribution; it fails on an
@@ -156,6 +174,9 @@ func NewDistribution(ws []Weighted) (*Distribution, error) {
 	}
 	d.index()
 	d.id = distIDs.Add(1)
+	t := *d
+	t.tasksOnly, t.id = true, distIDs.Add(1)
+	d.tasks = &t
 	return d, nil
 }
 
