@@ -90,3 +90,39 @@ func TestRankNormalize(t *testing.T) {
 		score.DefaultRank.Normalize(nil)
 	})
 }
+
+// CPUOnlyRaw ranks first by the GPU capacity stranded (steps of 1e-6 GPU),
+// then by the node's free GPUs, 8 points each after Normalize.
+func TestCPUOnlyRaw(t *testing.T) {
+	cases := []struct {
+		name         string
+		strand, free float64
+		want         int64
+	}{
+		// -round(0 / 1e-6) x 1024 - 0.
+		{name: "nothing stranded, no free GPU", want: 0},
+		// 0 x 1024 - 2 x 8.
+		{name: "nothing stranded, 2 free GPUs", free: 2, want: -16},
+		// A quarter of a GPU rounds to 2 eighths.
+		{name: "a free quarter GPU", free: 0.25, want: -2},
+		// -round(1e-6 / 1e-6) x 1024 - 0: one step stranded is worse than
+		// any number of free GPUs (64 x 8 = 512 < 1024).
+		{name: "one step stranded", strand: 1e-6, want: -1024},
+		{name: "64 free GPUs", free: 64, want: -512},
+		{name: "more free GPUs than a node has", free: 1e9, want: -512},
+		{name: "negative free", free: -3, want: 0},
+		{name: "NaN free", free: math.NaN(), want: 0},
+		// Raw clamps at -2^31 steps.
+		{name: "absurd strand", strand: 1e9, want: math.MinInt32 * 1024},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, score.CPUOnlyRaw(tc.strand, tc.free))
+		})
+	}
+	// After Normalize: best (0 stranded, 0 free) 100; 2 free GPUs 100 - 16
+	// = 84; one step stranded 100 - 1024 -> 0.
+	nodes := []score.Ranked{{Raw: score.CPUOnlyRaw(0, 0)}, {Raw: score.CPUOnlyRaw(0, 2)}, {Raw: score.CPUOnlyRaw(1e-6, 0)}}
+	score.Rank{Resolution: score.CPUOnlyResolution}.Normalize(nodes)
+	require.Equal(t, []int64{100, 84, 0}, []int64{nodes[0].Score, nodes[1].Score, nodes[2].Score})
+}

@@ -65,12 +65,11 @@ func (o GPUPackOptions) rank() score.Rank {
 // and memory), score.Rank.Raw turns it into the node's raw figure (Score)
 // and score.Rank.Normalize maps the figures of all candidate nodes to
 // 0..100 (NormalizeScore); the highest wins, ties at random (as
-// kube-scheduler's selectHost). CPU-only tasks, which the plugin does not
-// score (PreFilter skips pods without GPUs; in a cluster kube-scheduler's
-// other plugins place them), are ranked through the same score.Rank by
-// score.ResourceDelta at cpuOnlyResolution, as FGD's artifact places them:
-// their changes are small (a few types' share of a node's free GPUs), and
-// at 0.05 GPU most nodes tie (-0.15 points of allocation on openb default).
+// kube-scheduler's selectHost). CPU-only tasks are ranked as the plugin
+// scores CPU-only pods (manifests/scheduler/config.yaml sends them to
+// gpupack-scheduler): score.CPUOnlyRaw of score.ResourceDelta (the GPU
+// capacity of the tasks their CPU and memory take away) and of the node's
+// free GPUs, then score.Rank.Normalize.
 //
 // Evaluations are memoized: per run, a node's answer for a class is kept
 // until the node changes; across runs, answers are shared between nodes of
@@ -296,9 +295,8 @@ func (g *gpupack) evaluate(r *run, i int, ci int32, c *Class) evaluation {
 func (g *gpupack) compute(r *run, i int, c *Class, d *score.Distribution) evaluation {
 	s, rank := r.state[i], g.rank
 	if c.NumGPU == 0 {
-		rank.Resolution = score.CPUOnlyResolution
 		delta := score.ResourceDelta(s, c.CPUMilli, c.MemoryMiB, d)
-		return evaluation{ok: true, frag: delta, raw: rank.Raw(delta)}
+		return evaluation{ok: true, frag: delta, raw: score.CPUOnlyRaw(delta, s.FreeCapacity())}
 	}
 	ch, ok := score.Choose(s, c.req, d)
 	if !ok {

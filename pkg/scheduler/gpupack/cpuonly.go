@@ -11,11 +11,13 @@ import (
 // memory that GPU pods need: with too little left, the node's free GPUs
 // can no longer be used (pkg/score counts them as stranded, per task type,
 // beyond the tasks the free CPU and memory still hold). GPUPack therefore
-// scores CPU-only pods too: Score is pkg/score's ResourceDelta, the GPU
-// capacity the pod's CPU and memory would strand on the node, ranked by
-// score.Rank at score.CPUOnlyResolution, so the pod goes where it strands
-// least (a node whose GPUs are all in use, one with CPU to spare for its
-// GPUs, or a node without GPUs). Filter is skipped (PreFilter returns Skip;
+// scores CPU-only pods too: Score is pkg/score's CPUOnlyRaw of
+// ResourceDelta, the GPU capacity of the tasks of each type the pod's CPU
+// and memory would take away on the node (at score.CPUOnlyResolution), and,
+// between nodes that strand the same, of the node's free GPUs, so the pod
+// goes where it strands least, and there first to a node whose GPUs are
+// all in use or a node without GPUs, then to one with CPU to spare for its
+// GPUs. Filter is skipped (PreFilter returns Skip;
 // kube-scheduler's NodeResourcesFit filters CPU and memory), as are
 // Reserve and Bind. gpusim places CPU-only tasks with the same functions.
 
@@ -27,7 +29,7 @@ type cpuOnly struct{ cpuMilli, memMiB int64 }
 // Clone shares the (immutable) state.
 func (c *cpuOnly) Clone() fwk.StateData { return c }
 
-// cpuOnlyRank ranks CPU-only pods' nodes.
+// cpuOnlyRank normalizes CPU-only pods' raws (score.CPUOnlyRaw).
 var cpuOnlyRank = score.Rank{Resolution: score.CPUOnlyResolution}
 
 // preFilterCPUOnly records a CPU-only pod's CPU and memory for Score and
@@ -48,15 +50,17 @@ func readCPUOnly(cs fwk.CycleState) (*cpuOnly, bool) {
 	return c, ok
 }
 
-// scoreCPUOnly is a CPU-only pod's raw score on a node: minus the GPU
-// capacity its CPU and memory strand there, in steps of
-// score.CPUOnlyResolution. A node without a usable GPU view strands none.
+// scoreCPUOnly is a CPU-only pod's raw score on a node, score.CPUOnlyRaw:
+// minus the GPU capacity its CPU and memory strand there, in steps of
+// score.CPUOnlyResolution, then minus the node's free GPUs. A node without
+// a usable GPU view (no GPUs, or none gpupack can place on) strands none
+// and has no free GPU for gpupack's pods.
 func (pl *GPUPack) scoreCPUOnly(c *cpuOnly, ni fwk.NodeInfo) int64 {
 	view, err := pl.cache.ViewNodeInfo(ni)
 	if err != nil {
-		return cpuOnlyRank.Raw(0)
+		return score.CPUOnlyRaw(0, 0)
 	}
-	return cpuOnlyRank.Raw(score.ResourceDelta(view.State, c.cpuMilli, c.memMiB, pl.workload.Distribution()))
+	return score.CPUOnlyRaw(score.ResourceDelta(view.State, c.cpuMilli, c.memMiB, pl.workload.Distribution()), view.State.FreeCapacity())
 }
 
 // normalizeCPUOnly is NormalizeScore for CPU-only pods: score.Rank's

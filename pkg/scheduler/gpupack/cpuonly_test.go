@@ -19,7 +19,12 @@ import (
 //	tight (16 cores, 2 free T4): 16 / 8 = 2 tasks before, 12 / 8 = 1
 //	    after: 1 GPU stranded, -1e6 steps of 1e-6 GPU: score 0
 //	roomy (64 cores, 2 free T4): 60 cores still hold both GPUs' tasks: 0
+//	big (256 cores, 8 free T4): 252 / 8 = 31 tasks, more than 8 GPUs: 0
 //	plain (no GPUs gpupack knows of): nothing to strand: 0
+//
+// Between nodes that strand nothing the one with fewer free GPUs wins
+// (score.CPUOnlyRaw): plain (0) over roomy (2) over big (8). Each winner is
+// listed last: the harness keeps the first of tied nodes.
 //
 // GPUPack's Filter does not run for it (PreFilter skips it: a node without
 // a topology annotation is fine), and nothing is reserved or bound by
@@ -31,6 +36,7 @@ func TestCPUOnlyPodStrandsNoGPU(t *testing.T) {
 	}
 	tight := alloc(gpuNode(t, "tight", fixture.PCIe("t", "T4", 2)), "16")
 	roomy := alloc(gpuNode(t, "roomy", fixture.PCIe("r", "T4", 2)), "64")
+	big := alloc(gpuNode(t, "big", fixture.PCIe("b", "T4", 8)), "256")
 	plain := alloc(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}, "16")
 	w, err := score.NewWorkload(score.WorkloadOptions{Pin: true, Prior: []score.Weighted{
 		{Type: score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 8000}, Weight: 1}}})
@@ -41,6 +47,9 @@ func TestCPUOnlyPodStrandsNoGPU(t *testing.T) {
 	}{
 		{[]*v1.Node{tight, roomy}, "roomy"},
 		{[]*v1.Node{tight, plain}, "plain"},
+		{[]*v1.Node{big, roomy}, "roomy"},
+		{[]*v1.Node{roomy, plain}, "plain"},
+		{[]*v1.Node{big, tight, roomy}, "roomy"},
 	} {
 		h := newHarness(t, nil, tc.nodes)
 		h.pl.workload = w
