@@ -158,6 +158,48 @@ func TestDiagMultiGPU(t *testing.T) {
 			}
 		}
 		t.Logf("  entirely free 8-GPU nodes at the end: %s", sortedMap(left))
+		// Where the free capacity is at the end: entirely free GPUs on
+		// nodes whose free CPU holds at least minCPU (the least CPU any
+		// GPU class asks), or not; and partly used GPUs' free share.
+		minCPU := int64(1 << 62)
+		for _, c := range wl.Classes {
+			if c.NumGPU > 0 && c.CPUMilli < minCPU {
+				minCPU = c.CPUMilli
+			}
+		}
+		var fullFed, fullStarved, partial, starvedPartial float64
+		bins := map[string]int{}
+		for i := range cl.Nodes {
+			for _, f := range r.gpus(i) {
+				switch {
+				case f == 1000 && r.cpu[i] >= minCPU:
+					fullFed++
+				case f == 1000:
+					fullStarved++
+				case f > 0:
+					partial += float64(f) / 1000
+					fitsShare, fitsRes := false, false
+					for _, c := range wl.Classes {
+						if c.Shared() && int32(c.GPUMilli) <= f {
+							fitsShare = true
+							if c.CPUMilli <= r.cpu[i] && c.MemoryMiB <= r.mem[i] {
+								fitsRes = true
+							}
+						}
+					}
+					switch {
+					case fitsRes:
+						bins[fmt.Sprintf("%03d", f/100*100)]++
+					case fitsShare:
+						bins[fmt.Sprintf("%03d-starved", f/100*100)]++
+						starvedPartial += float64(f) / 1000
+					default:
+						bins[fmt.Sprintf("%03d-nofit", f/100*100)]++
+					}
+				}
+			}
+		}
+		t.Logf("  free at the end (GPUs): entirely free, CPU left %.0f, CPU-starved %.0f; partial %.1f (CPU-starved %.1f); partial GPUs by free milli: %s", fullFed, fullStarved, partial, starvedPartial, sortedMap(bins))
 	}
 }
 
