@@ -72,34 +72,40 @@ const CPUOnlyResolution = 1e-6
 // gpusim's ranking; Normalize them as any raw): first minus the GPU
 // capacity its CPU and memory strand there (strand, ResourceDelta, GPUs)
 // in steps of CPUOnlyResolution; then, between nodes that strand the same,
-// minus the node's free GPU capacity (freeGPUs, State.FreeCapacity; 0 for
-// a node without GPUs) in eighths of a GPU, so that after Normalize a free
-// GPU costs 8 points there.
+// minus the free GPU capacity the node's CPU and memory still feed (fed,
+// FedCapacity; 0 for a node without GPUs) in quarters of a GPU, at most 99
+// points (24.75 GPUs): after Normalize (best 100, a point per unit behind,
+// at least 0) no fed capacity reaches the floor, so a node that strands
+// less always scores more. In kube-scheduler, at GPUPack's weight 10, a
+// fed GPU is 40 points: a preferred affinity of weight 2 (200) outweighs
+// 5 GPUs.
 //
-// Why the second key: nodes that strand nothing now are of two kinds,
-// those whose GPUs are all in use (or that have none), whose cores no GPU
-// pod can ever need, and those with CPU to spare for their free GPUs,
-// which the next CPU-heavy pods may drain. Ties went to either at random.
-// gpusim, 10 seeds: openb cpu250 94.39 -> 94.49, default 95.66 -> 95.69,
-// the other traces -0.03..+0.03.
+// Why the second key: nodes that strand nothing now are of three kinds:
+// those whose GPUs are all in use (or that have none) and those whose free
+// GPUs their CPU and memory can no longer feed anyway, whose cores no GPU
+// pod can use, and those with CPU to spare for their free GPUs, which the
+// next CPU-heavy pods may drain. Ties went to any of them at random.
+// In gpusim (no CPU-only nodes) its effect is within the seeds' spread
+// (docs/gpusim.md); in a cluster it sends CPU-only pods to CPU nodes and
+// busy GPU nodes before GPU nodes whose cores still feed free GPUs.
 //
 // The result is within +-2^41 (Raw's clamp times the scale), exact in the
 // float64 arithmetic of Normalize.
-func CPUOnlyRaw(strand, freeGPUs float64) int64 {
+func CPUOnlyRaw(strand, fed float64) int64 {
 	raw := Rank{Resolution: CPUOnlyResolution}.Raw(strand)
-	free := int64(0)
-	if freeGPUs > 0 { // NaN and negatives count as none
-		free = int64(math.Round(min(freeGPUs, topology.MaxGPUs) * cpuOnlyFreeSteps))
+	points := int64(0)
+	if fed > 0 { // NaN and negatives count as none
+		points = int64(math.Round(min(fed*cpuOnlyFedSteps, float64(MaxNodeScore-1))))
 	}
-	return raw*cpuOnlyScale - free
+	return raw*cpuOnlyScale - points
 }
 
 const (
-	// cpuOnlyFreeSteps are CPUOnlyRaw's points per free GPU.
-	cpuOnlyFreeSteps = 8
-	// cpuOnlyScale is CPUOnlyRaw's points per CPUOnlyResolution step: more
-	// than any difference of the free GPUs term (topology.MaxGPUs x 8 =
-	// 512).
+	// cpuOnlyFedSteps are CPUOnlyRaw's points per fed GPU.
+	cpuOnlyFedSteps = 4
+	// cpuOnlyScale is CPUOnlyRaw's points per CPUOnlyResolution step:
+	// more than Normalize's range (MaxNodeScore), so more than any
+	// difference of the fed term.
 	cpuOnlyScale = 1024
 )
 

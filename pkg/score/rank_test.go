@@ -92,37 +92,50 @@ func TestRankNormalize(t *testing.T) {
 }
 
 // CPUOnlyRaw ranks first by the GPU capacity stranded (steps of 1e-6 GPU),
-// then by the node's free GPUs, 8 points each after Normalize.
+// then by the free GPU capacity the node's CPU still feeds, 4 points a GPU
+// after Normalize, never reaching Normalize's floor.
 func TestCPUOnlyRaw(t *testing.T) {
 	cases := []struct {
-		name         string
-		strand, free float64
-		want         int64
+		name        string
+		strand, fed float64
+		want        int64
 	}{
 		// -round(0 / 1e-6) x 1024 - 0.
-		{name: "nothing stranded, no free GPU", want: 0},
-		// 0 x 1024 - 2 x 8.
-		{name: "nothing stranded, 2 free GPUs", free: 2, want: -16},
-		// A quarter of a GPU rounds to 2 eighths.
-		{name: "a free quarter GPU", free: 0.25, want: -2},
-		// -round(1e-6 / 1e-6) x 1024 - 0: one step stranded is worse than
-		// any number of free GPUs (64 x 8 = 512 < 1024).
+		{name: "nothing stranded, nothing fed", want: 0},
+		// 0 x 1024 - 2 x 4.
+		{name: "nothing stranded, 2 GPUs fed", fed: 2, want: -8},
+		// A quarter of a GPU is a point; an eighth rounds to 1 (0.5 up).
+		{name: "a quarter GPU fed", fed: 0.25, want: -1},
+		{name: "an eighth GPU fed", fed: 0.125, want: -1},
+		// -round(1e-6 / 1e-6) x 1024: one step stranded is worse than any
+		// fed capacity (at most 99 points).
 		{name: "one step stranded", strand: 1e-6, want: -1024},
-		{name: "64 free GPUs", free: 64, want: -512},
-		{name: "more free GPUs than a node has", free: 1e9, want: -512},
-		{name: "negative free", free: -3, want: 0},
-		{name: "NaN free", free: math.NaN(), want: 0},
-		// Raw clamps at -2^31 steps.
+		// 24.75 GPUs and more: 99 points.
+		{name: "24.75 GPUs fed", fed: 24.75, want: -99},
+		{name: "64 GPUs fed", fed: 64, want: -99},
+		{name: "infinitely many fed (a GPU node gpupack cannot see)", fed: math.Inf(1), want: -99},
+		{name: "negative fed", fed: -3, want: 0},
+		{name: "NaN fed", fed: math.NaN(), want: 0},
+		// Raw clamps at -2^31 steps; NaN strands the most.
 		{name: "absurd strand", strand: 1e9, want: math.MinInt32 * 1024},
+		{name: "NaN strand", strand: math.NaN(), want: math.MinInt32 * 1024},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, score.CPUOnlyRaw(tc.strand, tc.free))
+			require.Equal(t, tc.want, score.CPUOnlyRaw(tc.strand, tc.fed))
 		})
 	}
-	// After Normalize: best (0 stranded, 0 free) 100; 2 free GPUs 100 - 16
-	// = 84; one step stranded 100 - 1024 -> 0.
-	nodes := []score.Ranked{{Raw: score.CPUOnlyRaw(0, 0)}, {Raw: score.CPUOnlyRaw(0, 2)}, {Raw: score.CPUOnlyRaw(1e-6, 0)}}
+	// After Normalize: best (nothing stranded or fed) 100; 2 GPUs fed 100 -
+	// 8 = 92; 64 fed (a 16-GPU node would do) 100 - 99 = 1, still ahead of
+	// one step stranded: 100 - 1024 -> 0.
+	nodes := []score.Ranked{
+		{Raw: score.CPUOnlyRaw(0, 0)}, {Raw: score.CPUOnlyRaw(0, 2)},
+		{Raw: score.CPUOnlyRaw(0, 64)}, {Raw: score.CPUOnlyRaw(1e-6, 0)},
+	}
 	score.Rank{Resolution: score.CPUOnlyResolution}.Normalize(nodes)
-	require.Equal(t, []int64{100, 84, 0}, []int64{nodes[0].Score, nodes[1].Score, nodes[2].Score})
+	got := make([]int64, len(nodes))
+	for i, n := range nodes {
+		got[i] = n.Score
+	}
+	require.Equal(t, []int64{100, 92, 1, 0}, got)
 }

@@ -217,6 +217,29 @@ func ResourceDelta(s *State, cpuMilli, memMiB int64, d *Distribution) float64 {
 	return Fragmentation(s.takeResources(cpuMilli, memMiB), d) - Fragmentation(s, d)
 }
 
+// FedCapacity is the node's free GPU capacity, in GPUs, that its free CPU
+// and memory still feed under the workload d: sum over task types m of
+// p_m x min(free capacity, the GPUs the tasks of m that the free CPU and
+// memory hold take) (taskCap without the mix, as ResourceDelta). 0 on a
+// node whose GPUs are all in use, and on one whose free CPU and memory
+// hold no task of any type; the free capacity when the State does not
+// know its free CPU and memory (SetFree). d nil is the default prior.
+func FedCapacity(s *State, d *Distribution) float64 {
+	if d == nil {
+		d = defaultDistribution
+	}
+	total := s.FreeCapacity()
+	if total <= 0 {
+		return 0
+	}
+	d = d.tasksBound()
+	var fed float64
+	for m, t := range d.Types {
+		fed += d.P[m] * min(total, s.taskCap(t, d))
+	}
+	return fed
+}
+
 // BucketCPU rounds a CPU request (milli) up to whole eighths of a core and
 // those up to the ladder h, 1.25 h, 1.5 h, 1.75 h, 2 h (h a power of two;
 // so 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 10, 12, 14, 16

@@ -248,3 +248,47 @@ func TestResourceDeltaCountsLostTasks(t *testing.T) {
 	s.SetFree(96000, 1<<20)
 	require.InDelta(t, 0.5*(8-96000.0/14400), score.Fragmentation(s, indexed), 1e-9)
 }
+
+// FedCapacity is the free GPU capacity the node's free CPU and memory
+// still feed: sum_m p_m x min(free capacity, the GPUs of the tasks of m
+// they hold).
+func TestFedCapacity(t *testing.T) {
+	sh := score.TaskType{Kind: score.KindShared, Milli: 250, CPUMilli: 12000}
+	one := score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 6000}
+	d, err := score.NewDistribution([]score.Weighted{{Type: sh, Weight: 1}, {Type: one, Weight: 1}})
+	require.NoError(t, err)
+	cases := []struct {
+		name     string
+		usedGPUs int
+		cpuFree  int64
+		known    bool
+		want     float64
+	}{
+		// sh: 8 tasks x 0.25 = 2 GPUs; one: 16 tasks, min(8, 16) = 8:
+		// 0.5 x 2 + 0.5 x 8 = 5.
+		{name: "fresh host", cpuFree: 96000, known: true, want: 5},
+		// 1 free GPU, 40 cores: sh 3 x 0.25 = 0.75; one min(1, 6) = 1:
+		// 0.5 x 0.75 + 0.5 x 1 = 0.875.
+		{name: "one free GPU", usedGPUs: 7, cpuFree: 40000, known: true, want: 0.875},
+		// 4 cores hold no task of either type: nothing fed.
+		{name: "CPU-starved", cpuFree: 4000, known: true, want: 0},
+		// Every GPU in use: nothing to feed.
+		{name: "all GPUs in use", usedGPUs: 8, cpuFree: 96000, known: true, want: 0},
+		// Free CPU and memory not known: all 8 free GPUs.
+		{name: "resources unknown", want: 8},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := score.NewState(fixture.Shared(fixture.PCIe("n", "G2", 8), 4))
+			if tc.usedGPUs > 0 {
+				s.Apply(score.Choice{Kind: score.KindWhole, GPUs: topology.FirstN(tc.usedGPUs)})
+			}
+			if tc.known {
+				s.SetFree(tc.cpuFree, 1<<20)
+			}
+			require.InDelta(t, tc.want, score.FedCapacity(s, d), 1e-9)
+		})
+	}
+	// The default prior (no CPU or memory): every free GPU is fed.
+	require.InDelta(t, 8, score.FedCapacity(score.NewState(fixture.PCIe("n", "G2", 8)), nil), 1e-9)
+}

@@ -296,7 +296,7 @@ func (g *gpupack) compute(r *run, i int, c *Class, d *score.Distribution) evalua
 	s, rank := r.state[i], g.rank
 	if c.NumGPU == 0 {
 		delta := score.ResourceDelta(s, c.CPUMilli, c.MemoryMiB, d)
-		return evaluation{ok: true, frag: delta, raw: score.CPUOnlyRaw(delta, s.FreeCapacity())}
+		return evaluation{ok: true, frag: delta, raw: score.CPUOnlyRaw(delta, score.FedCapacity(s, d))}
 	}
 	ch, ok := score.Choose(s, c.req, d)
 	if !ok {

@@ -1,9 +1,12 @@
 package gpupack
 
 import (
+	"math"
+
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
@@ -14,10 +17,11 @@ import (
 // scores CPU-only pods too: Score is pkg/score's CPUOnlyRaw of
 // ResourceDelta, the GPU capacity of the tasks of each type the pod's CPU
 // and memory would take away on the node (at score.CPUOnlyResolution), and,
-// between nodes that strand the same, of the node's free GPUs, so the pod
-// goes where it strands least, and there first to a node whose GPUs are
-// all in use or a node without GPUs, then to one with CPU to spare for its
-// GPUs. Filter is skipped (PreFilter returns Skip;
+// between nodes that strand the same, of the free GPU capacity the node's
+// CPU and memory still feed (FedCapacity), so the pod goes where it strands
+// least, and there first to a node without GPUs, whose GPUs are all in use
+// or whose free GPUs its CPU no longer feeds, then to one with CPU to spare
+// for its GPUs. Filter is skipped (PreFilter returns Skip;
 // kube-scheduler's NodeResourcesFit filters CPU and memory), as are
 // Reserve and Bind. gpusim places CPU-only tasks with the same functions.
 
@@ -52,15 +56,42 @@ func readCPUOnly(cs fwk.CycleState) (*cpuOnly, bool) {
 
 // scoreCPUOnly is a CPU-only pod's raw score on a node, score.CPUOnlyRaw:
 // minus the GPU capacity its CPU and memory strand there, in steps of
-// score.CPUOnlyResolution, then minus the node's free GPUs. A node without
-// a usable GPU view (no GPUs, or none gpupack can place on) strands none
-// and has no free GPU for gpupack's pods.
+// score.CPUOnlyResolution, then minus the free GPU capacity the node's CPU
+// and memory still feed (score.FedCapacity). A node without GPUs strands
+// none and feeds none. A GPU node gpupack cannot see (its topology
+// annotation is malformed, its in-use report unreadable, or its device
+// plugin has not published yet while it has GPU resources) strands none
+// that gpupack knows of but is taken as feeding the most (unseenGPUNode):
+// CPU-only pods go there last among the nodes that strand nothing, so
+// that they do not pile onto a GPU node whose GPUs appear later.
 func (pl *GPUPack) scoreCPUOnly(c *cpuOnly, ni fwk.NodeInfo) int64 {
 	view, err := pl.cache.ViewNodeInfo(ni)
 	if err != nil {
+		if pl.unseenGPUNode(ni.Node()) {
+			return score.CPUOnlyRaw(0, math.Inf(1))
+		}
 		return score.CPUOnlyRaw(0, 0)
 	}
-	return score.CPUOnlyRaw(score.ResourceDelta(view.State, c.cpuMilli, c.memMiB, pl.workload.Distribution()), view.State.FreeCapacity())
+	d := pl.workload.Distribution()
+	return score.CPUOnlyRaw(score.ResourceDelta(view.State, c.cpuMilli, c.memMiB, d), score.FedCapacity(view.State, d))
+}
+
+// unseenGPUNode reports whether node has GPUs gpupack has no view of: a
+// topology annotation it could not use, or allocatable resources the
+// plugin places (isGPUResource) without one.
+func (pl *GPUPack) unseenGPUNode(node *v1.Node) bool {
+	if node == nil {
+		return false
+	}
+	if _, ok := node.Annotations[protocol.TopologyAnnotation]; ok {
+		return true
+	}
+	for name, q := range node.Status.Allocatable {
+		if !q.IsZero() && pl.isGPUResource(string(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // normalizeCPUOnly is NormalizeScore for CPU-only pods: score.Rank's

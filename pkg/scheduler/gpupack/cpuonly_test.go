@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
@@ -20,11 +21,16 @@ import (
 //	    after: 1 GPU stranded, -1e6 steps of 1e-6 GPU: score 0
 //	roomy (64 cores, 2 free T4): 60 cores still hold both GPUs' tasks: 0
 //	big (256 cores, 8 free T4): 252 / 8 = 31 tasks, more than 8 GPUs: 0
-//	plain (no GPUs gpupack knows of): nothing to strand: 0
+//	starved (4 cores, 8 free T4): holds no task before or after: 0
+//	plain (no GPUs): nothing to strand: 0
+//	broken (a malformed topology annotation), pending (nvidia.com/gpu
+//	    allocatable, no annotation yet): GPUs gpupack cannot see: 0
 //
-// Between nodes that strand nothing the one with fewer free GPUs wins
-// (score.CPUOnlyRaw): plain (0) over roomy (2) over big (8). Each winner is
-// listed last: the harness keeps the first of tied nodes.
+// Between nodes that strand nothing the one whose CPU feeds fewer free
+// GPUs wins (score.CPUOnlyRaw, score.FedCapacity): plain and starved (0)
+// over roomy (2 fed: 8 points) over big (8 fed: 32) over broken and
+// pending (taken as feeding the most: 99). Each winner is listed last:
+// the harness keeps the first of tied nodes.
 //
 // GPUPack's Filter does not run for it (PreFilter skips it: a node without
 // a topology annotation is fine), and nothing is reserved or bound by
@@ -38,6 +44,10 @@ func TestCPUOnlyPodStrandsNoGPU(t *testing.T) {
 	roomy := alloc(gpuNode(t, "roomy", fixture.PCIe("r", "T4", 2)), "64")
 	big := alloc(gpuNode(t, "big", fixture.PCIe("b", "T4", 8)), "256")
 	plain := alloc(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}, "16")
+	starved := alloc(gpuNode(t, "starved", fixture.PCIe("s", "T4", 8)), "4")
+	broken := alloc(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "broken", Annotations: map[string]string{protocol.TopologyAnnotation: "{not json"}}}, "64")
+	pending := alloc(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "pending"}}, "64")
+	pending.Status.Allocatable["nvidia.com/gpu"] = resource.MustParse("8")
 	w, err := score.NewWorkload(score.WorkloadOptions{Pin: true, Prior: []score.Weighted{
 		{Type: score.TaskType{Kind: score.KindWhole, Count: 1, CPUMilli: 8000}, Weight: 1}}})
 	require.NoError(t, err)
@@ -50,6 +60,10 @@ func TestCPUOnlyPodStrandsNoGPU(t *testing.T) {
 		{[]*v1.Node{big, roomy}, "roomy"},
 		{[]*v1.Node{roomy, plain}, "plain"},
 		{[]*v1.Node{big, tight, roomy}, "roomy"},
+		{[]*v1.Node{roomy, starved}, "starved"},
+		{[]*v1.Node{broken, big}, "big"},
+		{[]*v1.Node{pending, big}, "big"},
+		{[]*v1.Node{broken, pending, tight}, "broken"},
 	} {
 		h := newHarness(t, nil, tc.nodes)
 		h.pl.workload = w
