@@ -162,8 +162,9 @@ func (d *Distribution) mixPerGPU() (cpu, mem float64) {
 // takesFit reports whether taking cpu and mem changes what the node's CPU
 // and memory feed for one of d's task types (taskCap: the mix's capacity
 // when the mix needs that resource, or how many tasks of a type the node
-// holds); otherwise the node's fragmentation and choices are the same
-// before and after.
+// holds; only the latter for d.tasksOnly, which has no mix share);
+// otherwise the node's fragmentation and choices are the same before and
+// after.
 func (s *State) takesFit(cpu, mem int64, d *Distribution) bool {
 	if !s.res || (cpu <= 0 && mem <= 0) {
 		return false

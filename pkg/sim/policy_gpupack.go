@@ -99,7 +99,8 @@ type memoShard struct {
 type evaluation struct {
 	ok bool
 	// frag is the node's fragmentation change (score.Choice.FragDelta, or
-	// score.ResourceDelta for a CPU-only task) and raw its score.Rank.Raw.
+	// score.ResourceDelta for a CPU-only task) and raw its score.Rank.Raw
+	// (score.CPUOnlyRaw for a CPU-only task).
 	frag float64
 	raw  int64
 	// ring and ideal are the multi-GPU set's ring bandwidth and the best
