@@ -332,6 +332,15 @@ func (m *Manager) Run(ctx context.Context) error {
 			logger.Error(g.Degraded, "GPU could not be discovered; listing it unhealthy", "gpu", g.Index, "uuid", g.UUID)
 		}
 	}
+	// Subscribed before anything can change health (the NVML watch, the
+	// recovery probe, the MPS daemons): a change is a closed channel that
+	// only its subscribers see, and one made before the main loop below
+	// subscribed was missed (a GPU that went unhealthy while the plugins
+	// were registering never restarted the plugin).
+	var healthChanged <-chan struct{}
+	if deref(m.opts.Config.Flags.RestartOnDeviceUnhealthy) {
+		healthChanged = m.health.Changed()
+	}
 	if !m.opts.Config.Health.Disabled {
 		uuids := make([]string, 0, len(m.inv.GPUs))
 		for _, g := range m.inv.GPUs {
@@ -375,11 +384,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	}()
 	if m.opts.Publisher != nil {
 		go m.opts.Publisher.Run(ctx, m)
-	}
-	restart := deref(m.opts.Config.Flags.RestartOnDeviceUnhealthy)
-	var healthChanged <-chan struct{}
-	if restart {
-		healthChanged = m.health.Changed()
 	}
 	for {
 		select {
