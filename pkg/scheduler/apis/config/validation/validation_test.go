@@ -59,6 +59,11 @@ func TestSetDefaultsKeepsSetFields(t *testing.T) {
 	require.Equal(t, int32(100), *v.Workload.PriorWeight)
 }
 
+// withPrior sets the args' workload prior to ts.
+func withPrior(ts []config.TaskTypeWeight) func(*config.GPUPackArgs) {
+	return func(a *config.GPUPackArgs) { a.Workload.Prior = ts }
+}
+
 func TestValidateListsEveryError(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -181,102 +186,74 @@ func TestValidateListsEveryError(t *testing.T) {
 		// more than 64 GPUs x 8 slices = 512).
 		{
 			"MIG prior of 2^31-1 devices",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 1<<31 - 1, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 1<<31 - 1, Weight: 1}}),
 			[]string{"args.workload.prior[0].count: Invalid value"},
 		},
 		{
 			"MIG prior of 513 devices",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 513, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 513, Weight: 1}}),
 			[]string{"args.workload.prior[0].count: Invalid value"},
 		},
 		{
 			"MIG prior of 512 devices is the limit",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 512, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.5gb", Count: 512, Weight: 1}}),
 			nil,
 		},
 		{
 			"MIG prior whose profile is no resource name",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g 5gb", Count: 1, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g 5gb", Count: 1, Weight: 1}}),
 			[]string{"args.workload.prior[0].migProfile: Invalid value"},
 		},
 		{
 			"whole prior of 2^31-1 GPUs",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "whole", Count: 1<<31 - 1, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "whole", Count: 1<<31 - 1, Weight: 1}}),
 			[]string{"args.workload.prior[0].count: Invalid value"},
 		},
 		{
 			"MIG prior without profile",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", Count: 1, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", Count: 1, Weight: 1}}),
 			[]string{"args.workload.prior[0].migProfile: Required value"},
 		},
 		// Each prior error names the field at fault, as a user wrote it.
 		{
 			"shared prior of 1500 milli",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.10gb", Count: 1, Weight: 3}, {Kind: "shared", Milli: 1500, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.10gb", Count: 1, Weight: 3}, {Kind: "shared", Milli: 1500, Weight: 1}}),
 			[]string{"args.workload.prior[1].milli: Invalid value"},
 		},
 		{
 			"shared prior without milli",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "shared", Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "shared", Weight: 1}}),
 			[]string{"args.workload.prior[0].milli: Invalid value"},
 		},
 		{
 			"kind in capitals",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "Whole", Count: 1, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "Whole", Count: 1, Weight: 1}}),
 			// Only the kind: its weight still counts toward the total.
 			[]string{"args.workload.prior[0].kind: Unsupported value"},
 		},
 		{
 			"whole prior with a share",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "whole", Count: 1, Milli: 500, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "whole", Count: 1, Milli: 500, Weight: 1}}),
 			[]string{"args.workload.prior[0].milli: Forbidden"},
 		},
 		{
 			"shared prior with a MIG profile",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "shared", Milli: 500, MIGProfile: "1g.5gb", Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "shared", Milli: 500, MIGProfile: "1g.5gb", Weight: 1}}),
 			[]string{"args.workload.prior[0].migProfile: Forbidden"},
 		},
 		{
 			"shared prior of 2 GPUs",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "shared", Count: 2, Milli: 500, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "shared", Count: 2, Milli: 500, Weight: 1}}),
 			[]string{"args.workload.prior[0].count: Invalid value"},
 		},
 		{
 			"shared prior with count 1 is fine",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "shared", Count: 1, Milli: 500, Weight: 1}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "shared", Count: 1, Milli: 500, Weight: 1}}),
 			nil,
 		},
 		{
 			"weight left out",
-			func(a *config.GPUPackArgs) {
-				a.Workload.Prior = []config.TaskTypeWeight{{Kind: "whole", Count: 2}}
-			},
+			withPrior([]config.TaskTypeWeight{{Kind: "whole", Count: 2}}),
 			[]string{"args.workload.prior: Invalid value"},
 		},
 	}
