@@ -125,10 +125,7 @@ func (s *State) taskCap(t TaskType, d *Distribution) float64 {
 // mixCap is the GPU capacity the node's free CPU and memory feed at the
 // mix's CPU and memory per GPU (+Inf when the mix needs neither).
 func (s *State) mixCap(d *Distribution) float64 {
-	cpu, mem := d.cpuPerGPU, d.memPerGPU
-	if d.id == 0 { // built by hand, not indexed
-		cpu, mem = d.mixPerGPU()
-	}
+	cpu, mem := d.mixRates()
 	c := math.Inf(1)
 	if cpu > 0 {
 		c = float64(max(0, s.cpuFree)) / cpu
@@ -137,6 +134,15 @@ func (s *State) mixCap(d *Distribution) float64 {
 		c = min(c, float64(max(0, s.memFree))/mem)
 	}
 	return c
+}
+
+// mixRates is mixPerGPU as NewDistribution kept it (computed now for a
+// Distribution built by hand, which was not indexed).
+func (d *Distribution) mixRates() (cpu, mem float64) {
+	if d.id == 0 {
+		return d.mixPerGPU()
+	}
+	return d.cpuPerGPU, d.memPerGPU
 }
 
 // mixPerGPU is the distribution's CPU (milli) and memory (MiB) per GPU of
@@ -170,10 +176,7 @@ func (s *State) takesFit(cpu, mem int64, d *Distribution) bool {
 		return false
 	}
 	if !d.tasksOnly {
-		cpg, mpg := d.cpuPerGPU, d.memPerGPU
-		if d.id == 0 { // built by hand, not indexed
-			cpg, mpg = d.mixPerGPU()
-		}
+		cpg, mpg := d.mixRates()
 		if (cpu > 0 && cpg > 0) || (mem > 0 && mpg > 0) {
 			return true
 		}
