@@ -136,10 +136,16 @@ func TestKubeletRestartAndSocketRemoval(t *testing.T) {
 	_, _, err := k2.allocate("after-restart", "nvidia.com/gpu", 2, nil)
 	require.NoError(t, err)
 
-	// Someone removes our socket: we serve again and the kubelet follows.
-	socket := p.mgr.Plugins()[0].Socket()
+	// Someone removes our socket: we serve again, on a socket path of our
+	// own (never the removed one), and the kubelet follows.
+	pl := p.mgr.Plugins()[0]
+	socket := pl.Socket()
 	require.NoError(t, os.Remove(socket))
-	require.Eventually(t, func() bool { _, err := os.Stat(socket); return err == nil }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		now := pl.Socket()
+		_, err := os.Stat(now)
+		return now != "" && now != socket && err == nil
+	}, 10*time.Second, 10*time.Millisecond)
 	k2.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
 	n := 0
 	require.Eventually(t, func() bool {

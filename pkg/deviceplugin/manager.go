@@ -372,6 +372,13 @@ func (m *Manager) Run(ctx context.Context) error {
 		cancel()
 		waitMPS()
 	}()
+	removed, err := removeStaleSockets(m.opts.PluginDir)
+	if err != nil {
+		logger.Error(err, "Removing stale sockets of earlier gpupack processes")
+	}
+	for _, path := range removed {
+		logger.Info("Removed a stale socket of an earlier gpupack process", "socket", path)
+	}
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err
@@ -444,7 +451,7 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 		return
 	}
 	for _, p := range m.plugins {
-		if name != socketName(p.Name()) {
+		if p.Socket() == "" || filepath.Clean(ev.Name) != filepath.Clean(p.Socket()) {
 			continue
 		}
 		if _, err := os.Stat(ev.Name); err == nil {

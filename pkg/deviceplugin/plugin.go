@@ -6,9 +6,13 @@ package deviceplugin
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
@@ -73,6 +77,10 @@ type Plugin struct {
 	// afterAllocate runs after each successful Allocate (an in-use refresh).
 	afterAllocate func()
 
+	// instance tells this Plugin's sockets from those of other Plugins of
+	// the resource (rebuilt after rediscovery, or in a restarted process).
+	instance string
+
 	mu     sync.Mutex
 	server *grpc.Server
 	socket string
@@ -88,7 +96,7 @@ type Plugin struct {
 // may be nil (no scheduler choices are looked up).
 func NewPlugin(res sharing.Resource, opts PluginOptions, health *Health, node func() *topology.Node, handoff *Handoff, metrics *Metrics) *Plugin {
 	p := &Plugin{resource: res, byID: make(map[string]*sharing.Device, len(res.Devices)), opts: opts,
-		health: health, node: node, handoff: handoff, metrics: metrics}
+		health: health, node: node, handoff: handoff, metrics: metrics, instance: newInstanceID()}
 	for i := range res.Devices {
 		p.byID[res.Devices[i].ID] = &res.Devices[i]
 	}
@@ -157,10 +165,36 @@ func (p *Plugin) PreStartContainer(context.Context, *pluginapi.PreStartContainer
 	return &pluginapi.PreStartContainerResponse{}, nil
 }
 
-// socketName is the plugin's socket file name in the device-plugin directory.
-func socketName(resource string) string {
+// socketPrefix starts the name of every socket gpupack serves in the
+// device-plugin directory (removeStaleSockets cleans up only those).
+const socketPrefix = "gpupack-"
+
+// socketName is the socket file name of one Serve of a plugin in the
+// device-plugin directory: gpupack-<resource>-<instance>-<generation>.sock
+// ("nvidia.com/gpu" -> "gpupack-nvidia_com-gpu-3f9a1c2e-1.sock").
+//
+// Every Serve gets a name of its own. The kubelet's device manager
+// (v1.37) keeps one endpoint per socket path and refuses a registration
+// on a path it still holds ("device plugin already connected"); when the
+// new registration arrives before it noticed the old server's stream end,
+// that refusal also drops its record of the old client, whose end then
+// never clears the endpoint, and every later registration on that path is
+// refused until the kubelet restarts (kubernetes/kubernetes#121994). A
+// plugin served again (a kubelet restart, a removed socket), rebuilt after
+// rediscovery or restarted so never reuses a path.
+func socketName(resource, instance string, gen uint64) string {
 	r := strings.NewReplacer("/", "-", ".", "_")
-	return fmt.Sprintf("gpupack-%s.sock", r.Replace(resource))
+	return fmt.Sprintf("%s%s-%s-%d.sock", socketPrefix, r.Replace(resource), instance, gen)
+}
+
+// newInstanceID is 8 random hex digits (the process ID and the time if the
+// system's random source fails).
+func newInstanceID() string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Sprintf("%x%x", os.Getpid(), time.Now().UnixNano()&0xffff)
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // migUUID is the MIG UUID of a MIG device (or its replica), "" otherwise.

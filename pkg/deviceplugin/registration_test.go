@@ -1,8 +1,13 @@
 package deviceplugin_test
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
@@ -38,4 +43,33 @@ func TestRegistrationAndCapacity(t *testing.T) {
 			k.waitCounts(tt.want)
 		})
 	}
+}
+
+// TestReservedAtOnceStaysRegistered is the flake of TestOneBadGPUAtStart
+// (1 run in ~40): a plugin that serves again and registers before the
+// kubelet has noticed its previous server's stream end. On one socket path
+// the kubelet refused the registration ("device plugin already connected")
+// and, in refusing it, lost the old client whose end would have freed the
+// path: every retry was refused and the GPUs stayed at the old count. Each
+// Serve now has a path of its own; here 30 back-to-back re-serves leave the
+// kubelet with all 8 GPUs and one socket of ours in the directory.
+func TestReservedAtOnceStaysRegistered(t *testing.T) {
+	dir := socketDir(t)
+	k := startKubelet(t, dir)
+	p := startPlugin(t, dir, pluginOpts{machine: fake.DGX1V100, kubelet: k})
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	pl := p.mgr.Plugins()[0]
+	kubeletSocket := filepath.Join(dir, deviceplugin.KubeletSocketName)
+	ctx := context.Background()
+	seen := map[string]bool{pl.Socket(): true}
+	for i := range 30 {
+		require.NoError(t, pl.Serve(ctx, dir), "serve %d", i)
+		require.False(t, seen[pl.Socket()], "serve %d reuses a socket path", i)
+		seen[pl.Socket()] = true
+		require.NoError(t, pl.Register(ctx, kubeletSocket), "register %d", i)
+	}
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	ours, err := filepath.Glob(filepath.Join(dir, "gpupack-*.sock"))
+	require.NoError(t, err)
+	require.Equal(t, []string{pl.Socket()}, ours, "each Serve removes the previous socket")
 }

@@ -19,11 +19,15 @@ import (
 // registerTimeout bounds one registration call to the kubelet.
 const registerTimeout = 10 * time.Second
 
-// Serve starts the plugin's gRPC server on dir/<socket>, replacing a previous
-// server and socket file.
+// Serve starts the plugin's gRPC server on a socket of its own in dir
+// (socketName: a new name every time), replacing a previous server and
+// removing its socket file.
 func (p *Plugin) Serve(ctx context.Context, dir string) error {
 	p.Stop()
-	socket := filepath.Join(dir, socketName(p.resource.Name))
+	p.mu.Lock()
+	gen := p.gen + 1
+	p.mu.Unlock()
+	socket := filepath.Join(dir, socketName(p.resource.Name, p.instance, gen))
 	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale socket %s: %w", socket, err)
 	}
@@ -34,8 +38,7 @@ func (p *Plugin) Serve(ctx context.Context, dir string) error {
 	srv := grpc.NewServer()
 	pluginapi.RegisterDevicePluginServer(srv, p)
 	p.mu.Lock()
-	p.server, p.socket = srv, socket
-	p.gen++
+	p.server, p.socket, p.gen = srv, socket, gen
 	p.mu.Unlock()
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name, "socket", socket)
 	go func() {
@@ -59,6 +62,41 @@ func (p *Plugin) Stop() {
 	srv.Stop()
 	_ = os.Remove(socket)
 }
+
+// removeStaleSockets removes the sockets gpupack left in the device-plugin
+// directory dir that no server listens on any more (a plugin process that
+// was killed cannot remove its own), keeping those another gpupack
+// process still serves and every other vendor's. It returns
+// the paths it removed; a socket it cannot read or probe is left.
+func removeStaleSockets(dir string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, socketPrefix+"*.sock"))
+	if err != nil {
+		return nil, fmt.Errorf("listing sockets in %s: %w", dir, err)
+	}
+	var removed []string
+	for _, path := range paths {
+		if st, err := os.Lstat(path); err != nil || st.Mode().Type() != os.ModeSocket {
+			continue
+		}
+		conn, err := net.DialTimeout("unix", path, staleProbeTimeout)
+		if err == nil {
+			_ = conn.Close()
+			continue // served
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, fmt.Errorf("removing stale socket %s: %w", path, err)
+		}
+		removed = append(removed, path)
+	}
+	return removed, nil
+}
+
+// staleProbeTimeout bounds the connect that tells a stale socket from a
+// served one (a refused connect answers at once).
+const staleProbeTimeout = time.Second
 
 // generation identifies the current Serve.
 func (p *Plugin) generation() uint64 {

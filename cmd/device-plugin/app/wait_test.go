@@ -51,10 +51,11 @@ current-context: c
 		}
 	})
 
-	// gpupack-nvidia_com-gpu.sock: the plugin's own gRPC socket, served without the apiserver.
+	// gpupack-nvidia_com-gpu-<instance>-<n>.sock: the plugin's own gRPC
+	// socket, served without the apiserver.
 	require.Eventually(t, func() bool {
-		_, err := os.Stat(filepath.Join(dir, "gpupack-nvidia_com-gpu.sock"))
-		return err == nil
+		m, err := filepath.Glob(filepath.Join(dir, "gpupack-nvidia_com-gpu-*.sock"))
+		return err == nil && len(m) == 1
 	}, 20*time.Second, 20*time.Millisecond, "the plugin must serve the kubelet before its informer syncs")
 	buf := logger.GetSink().(ktesting.Underlier).GetBuffer()
 	require.Eventually(t, func() bool {
