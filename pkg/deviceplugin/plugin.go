@@ -7,9 +7,11 @@ package deviceplugin
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -186,6 +188,23 @@ func socketName(resource, instance string, gen uint64) string {
 	r := strings.NewReplacer("/", "-", ".", "_")
 	return fmt.Sprintf("%s%s-%s-%d.sock", socketPrefix, r.Replace(resource), instance, gen)
 }
+
+// socketPath is where one Serve of a plugin listens in dir: dir/socketName,
+// or, when that path is longer than a unix socket address holds
+// (maxSocketPath; a long resource name, renamed in the config), the same
+// name with the resource replaced by 12 hex digits of its SHA-256.
+func socketPath(dir, resource, instance string, gen uint64) string {
+	path := filepath.Join(dir, socketName(resource, instance, gen))
+	if len(path) <= maxSocketPath {
+		return path
+	}
+	sum := sha256.Sum256([]byte(resource))
+	return filepath.Join(dir, fmt.Sprintf("%s%s-%s-%d.sock", socketPrefix, hex.EncodeToString(sum[:6]), instance, gen))
+}
+
+// maxSocketPath is the longest path a unix socket address holds on Linux
+// (sun_path is 108 bytes with the terminating NUL).
+const maxSocketPath = 107
 
 // newInstanceID is 8 random hex digits (the process ID and the time if the
 // system's random source fails).

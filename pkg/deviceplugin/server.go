@@ -20,14 +20,14 @@ import (
 const registerTimeout = 10 * time.Second
 
 // Serve starts the plugin's gRPC server on a socket of its own in dir
-// (socketName: a new name every time), replacing a previous server and
+// (socketPath: a new name every time), replacing a previous server and
 // removing its socket file.
 func (p *Plugin) Serve(ctx context.Context, dir string) error {
 	p.Stop()
 	p.mu.Lock()
 	gen := p.gen + 1
 	p.mu.Unlock()
-	socket := filepath.Join(dir, socketName(p.resource.Name, p.instance, gen))
+	socket := socketPath(dir, p.resource.Name, p.instance, gen)
 	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale socket %s: %w", socket, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -87,4 +88,41 @@ func TestRemoveStaleSockets(t *testing.T) {
 	removed, err = removeStaleSockets(filepath.Join(dir, "missing"))
 	require.NoError(t, err)
 	require.Empty(t, removed)
+}
+
+// TestSocketPathFitsAUnixAddress: a resource name too long for a unix
+// socket address in the directory (107 bytes on Linux) is replaced by a
+// hash in the name, and the plugin can still listen there; distinct
+// resources keep distinct paths.
+func TestSocketPathFitsAUnixAddress(t *testing.T) {
+	dir, err := os.MkdirTemp("", "gp-path-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	long := "example.com/" + strings.Repeat("a", 63) // a valid extended resource name
+	longer := "example.com/" + strings.Repeat("b", 63)
+	tests := []struct {
+		name, resource string
+		hashed         bool
+	}{
+		{"short name as it is", "nvidia.com/gpu", false},
+		{"long name hashed", long, true},
+		{"another long name", longer, true},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := socketPath(dir, tt.resource, "3f9a1c2e", 1)
+			require.LessOrEqual(t, len(path), maxSocketPath)
+			require.Equal(t, tt.hashed, !strings.Contains(path, strings.NewReplacer("/", "-", ".", "_").Replace(tt.resource)))
+			require.True(t, strings.HasPrefix(filepath.Base(path), socketPrefix))
+			require.False(t, seen[path])
+			seen[path] = true
+			l, err := net.Listen("unix", path)
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+		})
+	}
+	// The unhashed path of the long name would not fit:
+	// len(dir) + 1 + len("gpupack-example_com-" + 63 x "a" + "-3f9a1c2e-1.sock") > 107.
+	require.Greater(t, len(filepath.Join(dir, socketName(long, "3f9a1c2e", 1))), maxSocketPath)
 }
