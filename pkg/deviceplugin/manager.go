@@ -506,8 +506,8 @@ func (m *Manager) retryRegister(ctx context.Context, p *Plugin, gen uint64, kube
 			return
 		case <-time.After(delay):
 		}
-		if p.generation() != gen {
-			return
+		if p.generation() != gen || p.RegisteredWith(kubelet) {
+			return // served again, or registered meanwhile (kubelet.sock created)
 		}
 		err := p.Register(ctx, kubelet)
 		if err == nil {

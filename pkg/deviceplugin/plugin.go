@@ -83,6 +83,12 @@ type Plugin struct {
 	// the resource (rebuilt after rediscovery, or in a restarted process).
 	instance string
 
+	// serveMu serializes Serve; regMu serializes Register, so that one
+	// Serve is registered with one kubelet once (a second registration on
+	// the same path is refused, and the refusal drops the kubelet's record
+	// of the first: see socketName).
+	serveMu, regMu sync.Mutex
+
 	mu     sync.Mutex
 	server *grpc.Server
 	socket string

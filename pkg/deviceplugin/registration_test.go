@@ -2,8 +2,12 @@ package deviceplugin_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -72,4 +76,70 @@ func TestReservedAtOnceStaysRegistered(t *testing.T) {
 	ours, err := filepath.Glob(filepath.Join(dir, "gpupack-*.sock"))
 	require.NoError(t, err)
 	require.Equal(t, []string{pl.Socket()}, ours, "each Serve removes the previous socket")
+}
+
+// TestRegisterTwiceIsOnce: a second registration of the same server with
+// the same kubelet (a retry racing the kubelet.sock watch) is not sent. The
+// kubelet refuses one on a path it holds and, refusing it, forgets the
+// first client: it then kept advertising the GPUs after the plugin had gone
+// and sent allocations to a dead socket (found by review).
+func TestRegisterTwiceIsOnce(t *testing.T) {
+	dir := socketDir(t)
+	k := startKubelet(t, dir)
+	p := startPlugin(t, dir, pluginOpts{machine: fake.DGX1V100, kubelet: k})
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	pl := p.mgr.Plugins()[0]
+	kubeletSocket := filepath.Join(dir, deviceplugin.KubeletSocketName)
+	for range 3 {
+		require.NoError(t, pl.Register(context.Background(), kubeletSocket))
+	}
+	require.True(t, pl.RegisteredWith(kubeletSocket))
+	_, _, err := k.allocate("served", "nvidia.com/gpu", 8, nil)
+	require.NoError(t, err)
+
+	// The plugin goes: the kubelet must see it gone (allocatable 0), not
+	// keep a forgotten endpoint.
+	p.cancel()
+	require.NoError(t, <-p.done)
+	p.done <- nil // for the cleanup
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 0})
+}
+
+// TestKubeletCrashWithStaleSocket: a kubelet that dies without removing
+// kubelet.sock, restarted over a directory slow to clean (2000 files). The
+// new kubelet removes our socket before the stale kubelet.sock, so we serve
+// again and our first registration hits the dead socket and is retried;
+// the new kubelet.sock then registers the same server from the watch. Only
+// one registration may reach the kubelet: with two, it forgot our client,
+// and after the plugin stopped it still showed 8 allocatable GPUs (4 runs
+// in 10 before the fix, found by review).
+func TestKubeletCrashWithStaleSocket(t *testing.T) {
+	dir := socketDir(t)
+	for i := range 2000 {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("filler-%05d", i)), nil, 0o600))
+	}
+	k := startKubelet(t, dir)
+	p := startPlugin(t, dir, pluginOpts{machine: fake.DGX1V100})
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+
+	k.Stop()
+	l, err := net.Listen("unix", filepath.Join(dir, deviceplugin.KubeletSocketName))
+	require.NoError(t, err)
+	l.(*net.UnixListener).SetUnlinkOnClose(false) // the crashed kubelet's socket stays
+	require.NoError(t, l.Close())
+	k = startKubelet(t, dir)
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	require.EventuallyWithT(t, func(c *assertCollect) {
+		_, _, err := k.allocate(fmt.Sprintf("after-%d", time.Now().UnixNano()), "nvidia.com/gpu", 8, nil)
+		requireEqualCollect(c, nil, err)
+	}, 10*time.Second, 50*time.Millisecond)
+	ours, err := filepath.Glob(filepath.Join(dir, "gpupack-*.sock"))
+	require.NoError(t, err)
+	require.Equal(t, []string{p.mgr.Plugins()[0].Socket()}, ours)
+
+	time.Sleep(300 * time.Millisecond) // past the first retry (50 ms)
+	p.cancel()
+	require.NoError(t, <-p.done)
+	p.done <- nil // for the cleanup
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 0})
 }

@@ -23,6 +23,8 @@ const registerTimeout = 10 * time.Second
 // (socketPath: a new name every time), replacing a previous server and
 // removing its socket file.
 func (p *Plugin) Serve(ctx context.Context, dir string) error {
+	p.serveMu.Lock()
+	defer p.serveMu.Unlock()
 	p.Stop()
 	p.mu.Lock()
 	gen := p.gen + 1
@@ -112,11 +114,22 @@ func (p *Plugin) Socket() string {
 	return p.socket
 }
 
-// Register announces the plugin to the kubelet's Registration service.
+// Register announces the plugin's current server to the kubelet's
+// Registration service, once per server and kubelet instance: it returns nil
+// without a second registration when that server is registered with the
+// kubelet listening there now (RegisteredWith).
 func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
-	socket := p.Socket()
+	p.regMu.Lock()
+	defer p.regMu.Unlock()
+	p.mu.Lock()
+	socket, gen := p.socket, p.gen
+	done := p.registered != "" && p.registered == registrationKey(kubeletSocket, gen)
+	p.mu.Unlock()
 	if socket == "" {
 		return fmt.Errorf("resource %s: not serving", p.resource.Name)
+	}
+	if done {
+		return nil
 	}
 	conn, err := grpc.NewClient("unix://"+kubeletSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -136,7 +149,9 @@ func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
 		return fmt.Errorf("registering %s with the kubelet at %s: %w", p.resource.Name, kubeletSocket, err)
 	}
 	p.mu.Lock()
-	p.registered = registrationKey(kubeletSocket, p.gen)
+	if p.gen == gen {
+		p.registered = registrationKey(kubeletSocket, gen)
+	}
 	p.mu.Unlock()
 	klog.FromContext(ctx).Info("Registered with the kubelet", "resource", p.resource.Name, "endpoint", filepath.Base(socket))
 	return nil
