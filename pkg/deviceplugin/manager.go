@@ -451,7 +451,7 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 		return
 	}
 	for _, p := range m.plugins {
-		if p.Socket() == "" || filepath.Clean(ev.Name) != filepath.Clean(p.Socket()) {
+		if s := p.Socket(); s == "" || filepath.Clean(ev.Name) != filepath.Clean(s) {
 			continue
 		}
 		if _, err := os.Stat(ev.Name); err == nil {

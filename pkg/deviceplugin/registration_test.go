@@ -49,6 +49,35 @@ func TestRegistrationAndCapacity(t *testing.T) {
 	}
 }
 
+// servedDGX1 is a DGX-1 plugin registered with an in-process kubelet in a
+// directory of its own, serving all 8 GPUs, and its first Plugin
+// (nvidia.com/gpu) with the path of the kubelet's registration socket.
+func servedDGX1(t *testing.T) (k *kubelet, p *plugin, pl *deviceplugin.Plugin, dir, kubeletSocket string) {
+	t.Helper()
+	dir = socketDir(t)
+	k = startKubelet(t, dir)
+	p = startPlugin(t, dir, pluginOpts{machine: fake.DGX1V100, kubelet: k})
+	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	return k, p, p.mgr.Plugins()[0], dir, filepath.Join(dir, deviceplugin.KubeletSocketName)
+}
+
+// ourSockets are the gpupack sockets in dir.
+func ourSockets(t *testing.T, dir string) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "gpupack-*.sock"))
+	require.NoError(t, err)
+	return paths
+}
+
+// stop ends the plugin's Run for good (before the test's cleanup, which
+// then finds it done).
+func (p *plugin) stop(t *testing.T) {
+	t.Helper()
+	p.cancel()
+	require.NoError(t, <-p.done)
+	p.done <- nil // for the cleanup
+}
+
 // TestReservedAtOnceStaysRegistered is the flake of TestOneBadGPUAtStart
 // (1 run in ~40): a plugin that serves again and registers before the
 // kubelet has noticed its previous server's stream end. On one socket path
@@ -58,12 +87,7 @@ func TestRegistrationAndCapacity(t *testing.T) {
 // Serve now has a path of its own; here 30 back-to-back re-serves leave the
 // kubelet with all 8 GPUs and one socket of ours in the directory.
 func TestReservedAtOnceStaysRegistered(t *testing.T) {
-	dir := socketDir(t)
-	k := startKubelet(t, dir)
-	p := startPlugin(t, dir, pluginOpts{machine: fake.DGX1V100, kubelet: k})
-	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
-	pl := p.mgr.Plugins()[0]
-	kubeletSocket := filepath.Join(dir, deviceplugin.KubeletSocketName)
+	k, _, pl, dir, kubeletSocket := servedDGX1(t)
 	ctx := context.Background()
 	seen := map[string]bool{pl.Socket(): true}
 	for i := range 30 {
@@ -73,9 +97,7 @@ func TestReservedAtOnceStaysRegistered(t *testing.T) {
 		require.NoError(t, pl.Register(ctx, kubeletSocket), "register %d", i)
 	}
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
-	ours, err := filepath.Glob(filepath.Join(dir, "gpupack-*.sock"))
-	require.NoError(t, err)
-	require.Equal(t, []string{pl.Socket()}, ours, "each Serve removes the previous socket")
+	require.Equal(t, []string{pl.Socket()}, ourSockets(t, dir), "each Serve removes the previous socket")
 }
 
 // TestRegisterTwiceIsOnce: a second registration of the same server with
@@ -84,12 +106,7 @@ func TestReservedAtOnceStaysRegistered(t *testing.T) {
 // first client: it then kept advertising the GPUs after the plugin had gone
 // and sent allocations to a dead socket (found by review).
 func TestRegisterTwiceIsOnce(t *testing.T) {
-	dir := socketDir(t)
-	k := startKubelet(t, dir)
-	p := startPlugin(t, dir, pluginOpts{machine: fake.DGX1V100, kubelet: k})
-	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
-	pl := p.mgr.Plugins()[0]
-	kubeletSocket := filepath.Join(dir, deviceplugin.KubeletSocketName)
+	k, p, pl, _, kubeletSocket := servedDGX1(t)
 	for range 3 {
 		require.NoError(t, pl.Register(context.Background(), kubeletSocket))
 	}
@@ -99,9 +116,7 @@ func TestRegisterTwiceIsOnce(t *testing.T) {
 
 	// The plugin goes: the kubelet must see it gone (allocatable 0), not
 	// keep a forgotten endpoint.
-	p.cancel()
-	require.NoError(t, <-p.done)
-	p.done <- nil // for the cleanup
+	p.stop(t)
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 0})
 }
 
@@ -133,13 +148,9 @@ func TestKubeletCrashWithStaleSocket(t *testing.T) {
 		_, _, err := k.allocate(fmt.Sprintf("after-%d", time.Now().UnixNano()), "nvidia.com/gpu", 8, nil)
 		requireEqualCollect(c, nil, err)
 	}, 10*time.Second, 50*time.Millisecond)
-	ours, err := filepath.Glob(filepath.Join(dir, "gpupack-*.sock"))
-	require.NoError(t, err)
-	require.Equal(t, []string{p.mgr.Plugins()[0].Socket()}, ours)
+	require.Equal(t, []string{p.mgr.Plugins()[0].Socket()}, ourSockets(t, dir))
 
 	time.Sleep(300 * time.Millisecond) // past the first retry (50 ms)
-	p.cancel()
-	require.NoError(t, <-p.done)
-	p.done <- nil // for the cleanup
+	p.stop(t)
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 0})
 }

@@ -122,8 +122,7 @@ func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
 	p.regMu.Lock()
 	defer p.regMu.Unlock()
 	p.mu.Lock()
-	socket, gen := p.socket, p.gen
-	done := p.registered != "" && p.registered == registrationKey(kubeletSocket, gen)
+	socket, gen, done := p.socket, p.gen, p.registeredLocked(kubeletSocket)
 	p.mu.Unlock()
 	if socket == "" {
 		return fmt.Errorf("resource %s: not serving", p.resource.Name)
@@ -162,6 +161,11 @@ func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
 func (p *Plugin) RegisteredWith(kubeletSocket string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.registeredLocked(kubeletSocket)
+}
+
+// registeredLocked is RegisteredWith with p.mu held.
+func (p *Plugin) registeredLocked(kubeletSocket string) bool {
 	return p.registered != "" && p.registered == registrationKey(kubeletSocket, p.gen)
 }
 
