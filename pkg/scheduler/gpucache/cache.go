@@ -85,10 +85,15 @@ type Cache struct {
 	mu    sync.RWMutex
 	nodes map[string]*nodeEntry
 	// byObj indexes the entries by the Node object they last read
-	// (nodeEntry.obj): the per-node hot path finds its entry by pointer,
-	// without hashing and comparing the name.
-	byObj map[*v1.Node]*nodeEntry
-	pods  map[types.UID]*podEntry
+	// (nodeEntry.obj, *v1.Node -> *nodeEntry; written under mu): the
+	// per-node hot path finds its entry by pointer, without hashing and
+	// comparing the name, and without taking mu. kube-scheduler runs
+	// Filter and Score on 16 workers at once: a read lock there is an
+	// atomic write to one shared word per node and call, a cache line
+	// every worker takes in turn. objects counts its entries.
+	byObj   sync.Map
+	objects int
+	pods    map[types.UID]*podEntry
 	// published are the resource names nodes publish in their resource
 	// tables (gpupack.io/topology v2): a pod's resource of one of these
 	// names is a GPU request. Only grows, up to maxPublishedNames.
@@ -113,15 +118,20 @@ const dirtyKeep = 64
 const maxPublishedNames = 1024
 
 type nodeEntry struct {
-	// The per-node hot path (entryForNodeInfo) reads only hot, state, obj
-	// and inUseErr of an entry: they come first, on one cache line.
+	// The per-node hot path (entryForNodeInfo) reads only hot and state
+	// of an entry, without the cache's lock: they come first, on one cache
+	// line.
 
 	// hot is what Filter and Score read of the node (layers 4 and 5 on
 	// Cache): replaced, never mutated.
 	hot atomic.Pointer[hotView]
-	// state is the usage as a score.State, rebuilt lazily (nil: stale).
-	// Readers share it; it is never mutated once built.
-	state *score.State
+	// state is the usage as a score.State, rebuilt lazily (nil: stale);
+	// stored under the cache's lock, loaded anywhere. Readers share it;
+	// it is never mutated once built. A hotView is valid while its base
+	// is this State: every change of the entry's topology, in-use report
+	// or pods that the State reflects stores a new one (or nil), so the
+	// hot path needs no lock to know its view is current.
+	state atomic.Pointer[score.State]
 	// obj is the Node object the annotations were last read from: the
 	// informer replaces a Node object on every change and never mutates
 	// one, so the same pointer means the same annotations, and the per-node
@@ -187,7 +197,7 @@ type podEntry struct {
 
 // New returns an empty cache.
 func New() *Cache {
-	return &Cache{nodes: map[string]*nodeEntry{}, byObj: map[*v1.Node]*nodeEntry{}, pods: map[types.UID]*podEntry{},
+	return &Cache{nodes: map[string]*nodeEntry{}, pods: map[types.UID]*podEntry{},
 		published: map[string]struct{}{}, dirty: map[string]struct{}{}}
 }
 
@@ -293,8 +303,8 @@ func (c *Cache) ViewNode(node *v1.Node) (NodeView, error) {
 func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 	c.mu.RLock()
 	e := c.nodes[node.Name]
-	if e != nil && e.state != nil && e.inUseErr == nil && e.obj == node {
-		v := NodeView{Topology: e.topo, State: e.state}
+	if st := e.stateOrNil(); st != nil && e.inUseErr == nil && e.obj == node {
+		v := NodeView{Topology: e.topo, State: st}
 		c.mu.RUnlock()
 		return v, e, nil
 	}
@@ -338,31 +348,37 @@ func (c *Cache) ViewNodeInfo(ni fwk.NodeInfo) (NodeView, error) {
 
 // entryForNodeInfo is ViewNodeInfo that also returns the node's entry (nil with an error).
 // It runs for every node in every Filter and Score: the fast path is one
-// map lookup under the read lock, two small objects read (the entry's
-// first cache line and its hotView) and no allocation; the NodeInfo's
-// free CPU and memory are read only when its generation is not the
-// hotView's.
+// lock-free lookup (byObj), two small objects read (the entry's first
+// cache line and its hotView), no lock, no write to shared memory and no
+// allocation; the NodeInfo's free CPU and memory are read only when its
+// generation is not the hotView's.
+//
+// Without the lock, the fast path answers from the hotView that was
+// current when it read the entry: a change being made at that moment
+// (under the lock, which replaces the entry's State before anything else
+// can read the change) is seen by the next call, as if this one had come
+// just before it.
 func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) {
 	node := ni.Node()
 	gen := ni.GetGeneration()
 	var cpu, mem int64
 	var ok, read bool
 	// Fast path: the same Node object (annotations), usage State and free
-	// resources as the entry's hotView.
-	c.mu.RLock()
-	if e := c.byObj[node]; e != nil {
-		if h := e.hot.Load(); h != nil && h.obj == node && e.obj == node && h.base == e.state && h.base != nil && e.inUseErr == nil {
+	// resources as the entry's hotView. A hotView is made only for a
+	// readable node (no topology or in-use error), and the State it was
+	// made from is replaced when the annotations it read change.
+	if x, found := c.byObj.Load(node); found {
+		e := x.(*nodeEntry)
+		if h := e.hot.Load(); h != nil && h.obj == node && h.base != nil && h.base == e.state.Load() {
 			if h.gen != gen || gen == 0 { // 0: a NodeInfo that counts none
 				cpu, mem, ok = freeResources(ni)
 				read = true
 			}
 			if !read || (h.known == ok && h.cpu == cpu && h.mem == mem) {
-				c.mu.RUnlock()
 				return NodeView{Topology: h.topo, State: h.state}, e, nil
 			}
 		}
 	}
-	c.mu.RUnlock()
 	if !read {
 		cpu, mem, ok = freeResources(ni)
 	}
@@ -376,7 +392,7 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 		h.state.SetFree(cpu, mem)
 	}
 	c.mu.Lock()
-	if e.state == v.State && e.obj == node {
+	if e.state.Load() == v.State && e.obj == node && e.inUseErr == nil {
 		if old := e.hot.Load(); old != nil {
 			h.last = old.last // they answer for their own State only
 		}
@@ -482,7 +498,7 @@ func (c *Cache) clearLocked(e *nodeEntry) {
 	c.setObjLocked(e, nil)
 	e.topoRaw, e.inUseRaw = "", ""
 	e.topo, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil
-	e.state = nil
+	e.state.Store(nil)
 	e.hot.Store(nil)
 }
 
@@ -500,6 +516,14 @@ func (c *Cache) dropIfUnusedLocked(name string, e *nodeEntry) {
 	}
 }
 
+// stateOrNil is e's usage State, nil for no entry or a stale State.
+func (e *nodeEntry) stateOrNil() *score.State {
+	if e == nil {
+		return nil
+	}
+	return e.state.Load()
+}
+
 // Nodes is the number of node entries (for tests and benchmarks of the
 // cache's footprint).
 func (c *Cache) Nodes() int {
@@ -513,12 +537,14 @@ func (c *Cache) setObjLocked(e *nodeEntry, node *v1.Node) {
 	if e.obj == node {
 		return
 	}
-	if e.obj != nil && c.byObj[e.obj] == e {
-		delete(c.byObj, e.obj)
+	if e.obj != nil && c.byObj.CompareAndDelete(e.obj, e) {
+		c.objects--
 	}
 	e.obj = node
 	if node != nil {
-		c.byObj[node] = e
+		if _, loaded := c.byObj.Swap(node, e); !loaded {
+			c.objects++
+		}
 		c.setAllocatableLocked(node.Name, e, node)
 	}
 }
@@ -537,7 +563,7 @@ func (c *Cache) setAllocatableLocked(name string, e *nodeEntry, node *v1.Node) {
 // staleLocked drops node name's usage State (rebuilt lazily) and marks the
 // node for the supply to count again (Pricing).
 func (c *Cache) staleLocked(name string, e *nodeEntry) {
-	e.state = nil
+	e.state.Store(nil)
 	c.dirty[name] = struct{}{}
 }
 
@@ -581,7 +607,7 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 			e.topo = n
 			c.publishLocked(n.Resources)
 		}
-		e.state = nil
+		e.state.Store(nil)
 	}
 	if inUseRaw != e.inUseRaw || e.inUse == nil {
 		e.inUseRaw = inUseRaw
@@ -600,7 +626,7 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 				}
 			}
 		}
-		e.state = nil
+		e.state.Store(nil)
 	}
 }
 
@@ -631,8 +657,8 @@ func (c *Cache) Published(name string) bool {
 // stateLocked returns e's usage State, rebuilding it when stale. Called
 // with the write lock held.
 func (c *Cache) stateLocked(e *nodeEntry) *score.State {
-	if e.state != nil || e.topo == nil {
-		return e.state
+	if st := e.state.Load(); st != nil || e.topo == nil {
+		return st
 	}
 	used := make(map[string]bool, len(e.inUse))
 	for id := range e.inUse {
@@ -643,11 +669,12 @@ func (c *Cache) stateLocked(e *nodeEntry) *score.State {
 			used[id] = true
 		}
 	}
-	e.state, _ = score.StateOf(e.topo, used)
+	st, _ := score.StateOf(e.topo, used)
 	if e.allocKnown {
-		e.state.SetAllocatable(e.allocCPU, e.allocMem)
+		st.SetAllocatable(e.allocCPU, e.allocMem)
 	}
-	return e.state
+	e.state.Store(st)
+	return st
 }
 
 // Used returns the device IDs counted as in use on node (own choices
@@ -870,7 +897,7 @@ func (c *Cache) resupplyLocked(name string) {
 func (c *Cache) Objects() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return len(c.byObj)
+	return c.objects
 }
 
 // Decoded is the number of nodes whose topology is decoded (for tests and

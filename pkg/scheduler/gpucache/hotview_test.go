@@ -103,6 +103,25 @@ func TestViewNodeInfoKeepsAndRenews(t *testing.T) {
 	reported, err := c.ViewNodeInfo(nodeInfo(report))
 	require.NoError(t, err)
 	require.Equal(t, 6, reported.State.FreeGPUs().Len())
+
+	// An unreadable report on the next Node object: the kept view must not
+	// answer (which GPUs are in use is unknown), whichever NodeInfo asks,
+	// and the same object's next view still fails; a good report after it
+	// counts again: 8 - 1 (assumed) = 7.
+	bad := report.DeepCopy()
+	bad.Annotations[protocol.InUseAnnotation] = "{not json"
+	_, inUseErr := c.UpdateNode(bad)
+	require.Error(t, inUseErr)
+	for range 2 {
+		_, err = c.ViewNodeInfo(nodeInfo(bad))
+		require.ErrorContains(t, err, "unreadable")
+	}
+	good := node.DeepCopy()
+	_, _ = c.UpdateNode(good)
+	recovered, err := c.ViewNodeInfo(nodeInfo(good))
+	require.NoError(t, err)
+	require.Equal(t, 7, recovered.State.FreeGPUs().Len())
+	require.Equal(t, 1, c.Objects(), "one Node object indexed: the last")
 }
 
 // A node that reports no allocatable CPU is viewed by its usage State

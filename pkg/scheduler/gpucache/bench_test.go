@@ -1,0 +1,48 @@
+package gpucache_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+)
+
+// BenchmarkViewNodeInfo is the per-node hot path of Filter and Score
+// (ViewNodeInfo on a node whose view is kept) as kube-scheduler runs it:
+// its parallelizer's workers take nodes of one list in turn, every worker
+// looking nodes up at once. Run with -cpu 1,2,... to see how it scales
+// with the workers (kube-scheduler's default parallelism is 16).
+func BenchmarkViewNodeInfo(b *testing.B) {
+	const n = 5000
+	c := gpucache.New()
+	infos := make([]fwk.NodeInfo, n)
+	for i := range infos {
+		name := fmt.Sprintf("n%d", i)
+		node := annotated(&testing.T{}, name, "96", fixture.PCIe(name, "A100", 8))
+		if _, err := c.UpdateNode(node); err != nil {
+			b.Fatal(err)
+		}
+		infos[i] = nodeInfo(node)
+		if _, err := c.ViewNodeInfo(infos[i]); err != nil { // warm: the view is kept
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		// Each worker walks the list from its own place (a shared counter
+		// would be a contended line of its own).
+		i := int(next.Add(1)) * 997
+		for pb.Next() {
+			i = (i + 1) % n
+			if _, err := c.ViewNodeInfo(infos[i]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
