@@ -45,7 +45,10 @@ import (
 //  4. State with free CPU and memory (nodeEntry.hot, hotView.state;
 //     entryForNodeInfo): the usage State + the NodeInfo's free CPU and
 //     memory: a new usage State, other free CPU/memory, or a new Node
-//     object (the fast path compares the Node pointer, nodeEntry.obj).
+//     object (the fast path compares the Node pointer, hotView.obj). The
+//     fast path takes no lock: it finds the entry by the Node object
+//     (byObj) and knows the hotView current while the usage State it was
+//     made from is still the entry's (an atomic pointer that 3 replaces).
 //     A NodeInfo of the generation the free CPU/memory were read from
 //     has them (the framework gives every change a new one): only
 //     another generation reads them again. Not so in a pod group
