@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Separator separates a device's UUID from the replica number in the ID of
@@ -26,6 +27,46 @@ var ErrNotReplica = errors.New("not a replica ID <UUID>::<n>")
 type Replica struct {
 	UUID string
 	N    int
+}
+
+// MaxLen is the longest device ID gpupack reads or writes, in bytes.
+const MaxLen = 256
+
+// maxReplicaSuffix is the longest replica suffix of an ID: the Separator
+// and a replica number of up to 10 digits.
+const maxReplicaSuffix = len(Separator) + 10
+
+// Validate checks that id is a plausible kubelet device ID: non-empty, at
+// most MaxLen bytes, valid UTF-8 with no space or control character (the
+// kubelet and the annotations carry IDs verbatim; a blank would split
+// them in logs and lists).
+func Validate(id string) error {
+	if id == "" || len(id) > MaxLen {
+		return fmt.Errorf("device ID %q: empty or longer than %d bytes", id, MaxLen)
+	}
+	for _, r := range id {
+		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
+			return fmt.Errorf("device ID %q: contains a space, control or invalid character", id)
+		}
+	}
+	return nil
+}
+
+// ValidateUUID checks that uuid can name a GPU or MIG device: a valid ID
+// (Validate) short enough for every replica ID built on it (at most
+// MaxLen - 12 bytes), and without the Separator, which would make its
+// replica IDs ambiguous.
+func ValidateUUID(uuid string) error {
+	if err := Validate(uuid); err != nil {
+		return err
+	}
+	if len(uuid) > MaxLen-maxReplicaSuffix {
+		return fmt.Errorf("UUID %q: longer than %d bytes (its replica IDs would exceed %d)", uuid, MaxLen-maxReplicaSuffix, MaxLen)
+	}
+	if strings.Contains(uuid, Separator) {
+		return fmt.Errorf("UUID %q: contains the replica separator %q", uuid, Separator)
+	}
+	return nil
 }
 
 // ReplicaID is Replica{uuid, n}.String(): the device ID of replica n.

@@ -1,6 +1,7 @@
 package deviceid_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -77,4 +78,34 @@ func FuzzParseReplica(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, r, again)
 	})
+}
+
+// TestValidate: IDs the kubelet and the annotations carry verbatim, and
+// UUIDs whose every replica ID is such an ID.
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		id         string
+		idOK      bool // Validate
+		uuidOK    bool // ValidateUUID
+		wantSubstr string
+	}{
+		{"GPU-8f6d1c2e-0b1a-4c3d-9e8f-7a6b5c4d3e2f", true, true, ""},
+		{"MIG-1::7", true, false, "replica separator"},
+		{"", false, false, "empty"},
+		{"GPU a", false, false, "contains a space"},
+		{"GPU-\x7f", false, false, "control"},
+		{"GPU-\xff", false, false, "invalid character"},
+		{strings.Repeat("g", 244), true, true, ""},
+		{strings.Repeat("g", 245), true, false, "longer than 244 bytes"}, // 245 + 2 + 10 > 256
+		{strings.Repeat("g", 256), true, false, "longer than 244 bytes"},
+		{strings.Repeat("g", 257), false, false, "longer than 256 bytes"},
+	} {
+		err := deviceid.Validate(tc.id)
+		require.Equal(t, tc.idOK, err == nil, "Validate(%q): %v", tc.id, err)
+		err = deviceid.ValidateUUID(tc.id)
+		require.Equal(t, tc.uuidOK, err == nil, "ValidateUUID(%q): %v", tc.id, err)
+		if tc.wantSubstr != "" {
+			require.ErrorContains(t, err, tc.wantSubstr)
+		}
+	}
 }

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
 )
 
 // Version is the payload version these codecs read and write.
@@ -102,26 +104,13 @@ func DecodeInUse(s string) (*InUse, error) {
 
 func validatePod(p PodDevices) error {
 	for _, id := range slices.Concat(p.Devices, p.Scheduled) {
-		if err := ValidateDeviceID(id); err != nil {
+		if err := deviceid.Validate(id); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ValidateDeviceID checks that id is a plausible device ID: non-empty,
-// printable, at most 256 bytes.
-func ValidateDeviceID(id string) error {
-	if id == "" || len(id) > 256 {
-		return fmt.Errorf("device ID %q: empty or longer than 256 bytes", id)
-	}
-	for _, r := range id {
-		if r <= ' ' || r == 0x7f || r == '\uFFFD' {
-			return fmt.Errorf("device ID %q: contains a space, control or invalid character", id)
-		}
-	}
-	return nil
-}
 
 // Devices is the payload of the gpupack.io/devices pod annotation: the
 // scheduler's device choice per resource, and per container.
@@ -162,7 +151,7 @@ func validateDevices(d *Devices) error {
 			}
 			seen := map[string]bool{}
 			for _, id := range ids {
-				if err := ValidateDeviceID(id); err != nil {
+				if err := deviceid.Validate(id); err != nil {
 					return fmt.Errorf("%s: %s%s: %w", DevicesAnnotation, where, res, err)
 				}
 				if seen[id] {

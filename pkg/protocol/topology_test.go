@@ -133,6 +133,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"GPU indexes swapped", mutate(t, func(n *topology.Node) { n.GPUs[1].Index, n.GPUs[2].Index = 2, 1 }), "GPU at position 1 has index 2"},
 		{"duplicate UUID", mutate(t, func(n *topology.Node) { n.GPUs[5].UUID = n.GPUs[4].UUID }), `GPU 5 has UUID "GPU-dgx1-4", already used by GPU 4`},
 		{"empty UUID", mutate(t, func(n *topology.Node) { n.GPUs[5].UUID = "" }), "GPU 5 has no UUID"},
+		// A UUID that cannot name a device: the node was accepted and
+		// scored, and every Binding naming its devices was refused.
+		{"UUID with a space", `{"version":"v1","node":{"gpus":[{"index":0,"uuid":"GPU a","model":"m","memoryMiB":1,"numa":0,"healthy":true}],"links":[[{"class":0}]]}}`, `GPU 0: device ID "GPU a": contains a space`},
+		{"UUID with a newline", mutate(t, func(n *topology.Node) { n.GPUs[3].UUID = "GPU-\n" }), "GPU 3: device ID"},
+		{"UUID too long", mutate(t, func(n *topology.Node) { n.GPUs[3].UUID = "GPU-" + strings.Repeat("a", 300) }), "longer than 256 bytes"},
 		{"unknown link class", mutate(t, func(n *topology.Node) { n.Links[0][5].Class = 42 }), "link 0-5 has unknown class 42"},
 		{"negative lanes", mutate(t, func(n *topology.Node) { n.Links[0][1].NVLinks = -2 }), "link 0-1 has -2 NVLink lanes"},
 		{"too many lanes", mutate(t, func(n *topology.Node) { n.Links[0][1].NVLinks = 1000 }), "link 0-1 has 1000 NVLink lanes"},

@@ -123,7 +123,7 @@ func (n *Node) validateResources() []error {
 		}
 		mig := r.Kind == KindMIG || r.Kind == KindMIGReplica
 		switch {
-		case mig && (r.Profile == "" || len(r.Profile) > 63 || strings.ContainsAny(r.Profile, "/ \t\n")):
+		case mig && !validMIGProfile(r.Profile):
 			add("%s: MIG profile %q", what, r.Profile)
 		case !mig && r.Profile != "":
 			add("%s: kind %s has no MIG profile (got %q)", what, r.Kind, r.Profile)

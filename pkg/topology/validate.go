@@ -3,6 +3,9 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
 )
 
 // Limits checked by Validate.
@@ -29,8 +32,8 @@ const (
 )
 
 // Validate checks that n is consistent: at most MaxGPUs GPUs, each GPU's Index
-// equal to its position, non-empty unique UUIDs (GPUs and MIG devices
-// together), replica counts in [0, MaxReplicas], NVLink versions >= 0, an
+// equal to its position, unique UUIDs (GPUs and MIG devices together) that
+// can name devices (deviceid.ValidateUUID), MIG profile names, replica counts in [0, MaxReplicas], NVLink versions >= 0, an
 // N x N symmetric link matrix of known classes with lane counts in
 // [1, MaxNVLinks] on NVLink classes and 0 on the others, MIG devices on
 // MIG-enabled GPUs with slices within [0, MaxMIGSlices), and a generation >= 0.
@@ -48,6 +51,10 @@ func (n *Node) Validate() error {
 	seen := func(uuid, what string) {
 		if uuid == "" {
 			add("%s has no UUID", what)
+			return
+		}
+		if err := deviceid.ValidateUUID(uuid); err != nil {
+			add("%s: %w", what, err)
 			return
 		}
 		if prev, dup := uuids[uuid]; dup {
@@ -124,6 +131,9 @@ func (n *Node) validateMIG(seen func(uuid, what string)) []error {
 			add("%s has parent GPU %d, want 0 to %d", what, m.Parent, len(n.GPUs)-1)
 			continue
 		}
+		if !validMIGProfile(m.Profile) {
+			add("%s has MIG profile %q, want a profile name such as 1g.10gb", what, m.Profile)
+		}
 		if !n.GPUs[m.Parent].MIGEnabled {
 			add("%s is on GPU %d, which is not MIG-enabled", what, m.Parent)
 		}
@@ -136,4 +146,11 @@ func (n *Node) validateMIG(seen func(uuid, what string)) []error {
 		}
 	}
 	return errs
+}
+
+// validMIGProfile reports whether p can be a MIG profile name (nvidia.com/mig-<p>
+// is a resource name): non-empty, at most 63 bytes, without a slash or
+// blank. The name itself is NVML's (1g.10gb, 1c.2g.20gb, 1g.10gb+me, ...).
+func validMIGProfile(p string) bool {
+	return p != "" && len(p) <= 63 && !strings.ContainsAny(p, "/ \t\n\r")
 }

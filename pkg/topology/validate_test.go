@@ -1,6 +1,7 @@
 package topology_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -68,5 +69,42 @@ func TestValidateMIGSlicesOverflow(t *testing.T) {
 			continue
 		}
 		require.ErrorContains(t, err, "MIG device 0 has slices", "start %d size %d", tc.start, tc.size)
+	}
+}
+
+// TestValidateDeviceNames: a GPU or MIG UUID must be able to name a kubelet
+// device and its replicas (deviceid.ValidateUUID), and a MIG device's
+// profile a resource (nvidia.com/mig-<profile>). Such a node was accepted
+// and scored; the Binding the scheduler then wrote was refused every time.
+func TestValidateDeviceNames(t *testing.T) {
+	long := "GPU-" + strings.Repeat("a", 250) // 254 bytes: 254 + len("::") + 10 digits > 256
+	for _, tc := range []struct {
+		name string
+		edit func(n *topology.Node)
+		want string // "" for valid
+	}{
+		{"plain UUIDs", func(*topology.Node) {}, ""},
+		{"UUID with a space", func(n *topology.Node) { n.GPUs[0].UUID = "GPU a" }, `GPU 0: device ID "GPU a": contains a space`},
+		{"UUID with NUL", func(n *topology.Node) { n.GPUs[1].UUID = "GPU-\x00" }, "GPU 1: device ID"},
+		{"UUID with a newline", func(n *topology.Node) { n.GPUs[1].UUID = "GPU-\n" }, "contains a space, control or invalid character"},
+		{"UUID too long for its replica IDs", func(n *topology.Node) { n.GPUs[2].UUID = long }, "longer than 244 bytes"},
+		{"UUID of 244 bytes", func(n *topology.Node) { n.GPUs[2].UUID = long[:244] }, ""},
+		{"UUID with the replica separator", func(n *topology.Node) { n.GPUs[3].UUID = "GPU-1::2" }, `contains the replica separator "::"`},
+		{"MIG UUID with a tab", func(n *topology.Node) { n.MIG[0].UUID = "MIG-\tx" }, "MIG device 0: device ID"},
+		{"MIG profile empty", func(n *topology.Node) { n.MIG[0].Profile = "" }, `MIG device 0 has MIG profile ""`},
+		{"MIG profile with a slash", func(n *topology.Node) { n.MIG[1].Profile = "a b/c" }, `MIG device 1 has MIG profile "a b/c"`},
+		{"MIG profile with media extensions", func(n *topology.Node) { n.MIG[1].Profile = "1g.10gb+me" }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := fixture.MixedStates("dgxa100")
+			require.NotEmpty(t, n.MIG)
+			tc.edit(n)
+			err := n.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+		})
 	}
 }
