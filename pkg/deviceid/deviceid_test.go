@@ -85,8 +85,8 @@ func FuzzParseReplica(f *testing.F) {
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		id         string
-		idOK      bool // Validate
-		uuidOK    bool // ValidateUUID
+		idOK       bool // Validate
+		uuidOK     bool // ValidateUUID
 		wantSubstr string
 	}{
 		{"GPU-8f6d1c2e-0b1a-4c3d-9e8f-7a6b5c4d3e2f", true, true, ""},

@@ -111,7 +111,6 @@ func validatePod(p PodDevices) error {
 	return nil
 }
 
-
 // Devices is the payload of the gpupack.io/devices pod annotation: the
 // scheduler's device choice per resource, and per container.
 type Devices struct {
