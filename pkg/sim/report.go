@@ -26,7 +26,11 @@ type Summary struct {
 	Frag, FragSD                 []float64
 	Failed, FailedSD             float64
 	IdleNoCPU, IdleNoCPUSD       float64
+	// MultiQuality and MultiQualitySD are over the seeds that placed a
+	// multi-GPU task (MultiSeeds of them; none: both 0, shown as n/a): a
+	// seed without one has no quality to count.
 	MultiQuality, MultiQualitySD float64
+	MultiSeeds                   int
 	Tasks                        float64
 }
 
@@ -75,11 +79,27 @@ func Summarize(results []RunResult) []Summary {
 		}
 		s.Failed, s.FailedSD = col(func(r RunResult) float64 { return float64(r.Failed) })
 		s.IdleNoCPU, s.IdleNoCPUSD = col(func(r RunResult) float64 { return float64(r.IdleNoCPU) })
-		s.MultiQuality, s.MultiQualitySD = col(func(r RunResult) float64 { return r.MultiQuality })
+		s.MultiQuality, s.MultiQualitySD, s.MultiSeeds = multiQuality(rs)
 		s.Tasks, _ = col(func(r RunResult) float64 { return float64(r.Tasks) })
 		out = append(out, s)
 	}
 	return out
+}
+
+// multiQuality is the mean and standard deviation of MultiQuality over the
+// runs that placed a multi-GPU task, and how many did.
+func multiQuality(rs []RunResult) (mean, sd float64, n int) {
+	var xs []float64
+	for _, r := range rs {
+		if r.MultiTasks > 0 {
+			xs = append(xs, r.MultiQuality)
+		}
+	}
+	if len(xs) == 0 {
+		return 0, 0, 0
+	}
+	mean, sd = meanSD(xs)
+	return mean, sd, len(xs)
 }
 
 func meanSD(xs []float64) (float64, float64) {
@@ -136,13 +156,27 @@ func WriteTable(w io.Writer, sums []Summary, checkpoints []float64) error {
 		row = append(row,
 			fmt.Sprintf("%.0f ± %.0f", s.Failed, s.FailedSD),
 			fmt.Sprintf("%.1f ± %.1f", s.IdleNoCPU, s.IdleNoCPUSD),
-			fmt.Sprintf("%.3f ± %.3f", s.MultiQuality, s.MultiQualitySD), "")
+			multiQualityCell(s), "")
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
 }
 
-// WriteCSV writes one row per run (policy, seed) with every measure.
+// multiQualityCell is the table's multi-GPU quality: n/a when no seed
+// placed a multi-GPU task, and the number of seeds that did when some
+// did not.
+func multiQualityCell(s Summary) string {
+	switch {
+	case s.MultiSeeds == 0:
+		return "n/a"
+	case s.MultiSeeds < s.Seeds:
+		return fmt.Sprintf("%.3f ± %.3f (%d of %d seeds)", s.MultiQuality, s.MultiQualitySD, s.MultiSeeds, s.Seeds)
+	}
+	return fmt.Sprintf("%.3f ± %.3f", s.MultiQuality, s.MultiQualitySD)
+}
+
+// WriteCSV writes one row per run (policy, seed) with every measure;
+// multi_gpu_quality is empty for a run that placed no multi-GPU task.
 func WriteCSV(w io.Writer, results []RunResult, checkpoints []float64) error {
 	cw := csv.NewWriter(w)
 	head := []string{"policy", "seed", "tasks", "failed", "failed_gpus"}
@@ -167,7 +201,11 @@ func WriteCSV(w io.Writer, results []RunResult, checkpoints []float64) error {
 		for _, x := range r.Frag {
 			row = append(row, f(x))
 		}
-		row = append(row, strconv.Itoa(r.IdleNoCPU), strconv.Itoa(r.MultiTasks), f(r.MultiQuality))
+		quality := "" // no multi-GPU task placed: no quality
+		if r.MultiTasks > 0 {
+			quality = f(r.MultiQuality)
+		}
+		row = append(row, strconv.Itoa(r.IdleNoCPU), strconv.Itoa(r.MultiTasks), quality)
 		if err := cw.Write(row); err != nil {
 			return err
 		}
