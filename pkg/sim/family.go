@@ -220,7 +220,7 @@ func varyCPU(tasks []TaskSpec, frac float64, rng *rand.Rand) ([]TaskSpec, error)
 		}
 		return out, nil
 	case want > len(cpuIdx) && len(cpuIdx) == 0:
-		return nil, fmt.Errorf("cpu: the pod list has no CPU-only task to copy")
+		return tasks, nil // nothing to copy: the variant stays at 0 (Missed)
 	}
 	pool := slices.Clone(cpuIdx)
 	slices.Sort(pool)
@@ -260,7 +260,7 @@ func varyShare(tasks []TaskSpec, frac float64, rng *rand.Rand) ([]TaskSpec, erro
 			break
 		}
 		if len(pool) == 0 {
-			return nil, fmt.Errorf("gpushare: the pod list has no %s task to copy", map[bool]string{true: "sharing", false: "whole-GPU"}[up])
+			break // nothing to copy: the variant stays where it is (Missed)
 		}
 		old := tasks[i]
 		t := copyOf(src, pool, k, rng)
@@ -306,7 +306,7 @@ func varyMulti(tasks []TaskSpec, frac float64, rng *rand.Rand) ([]TaskSpec, erro
 		return out, nil
 	}
 	if len(multiIdx) == 0 {
-		return nil, fmt.Errorf("multigpu: the pod list has no multi-GPU task to copy")
+		return tasks, nil // nothing to copy: the variant stays at 0 (Missed)
 	}
 	if frac >= 1 && multi < demand {
 		return nil, fmt.Errorf("multigpu: %v%% of the GPU demand in multi-GPU tasks cannot be reached by adding them: the pod list has other GPU tasks", frac*100)

@@ -137,13 +137,6 @@ func TestGenerateVariantErrors(t *testing.T) {
 	require.ErrorContains(t, err, "multigpu level NaN")
 	_, err = GenerateVariant(src, nodes, AxisCPU, -1, 1)
 	require.Error(t, err)
-	onlyWhole := []TaskSpec{{Name: "a", CPUMilli: 1, NumGPU: 1, GPUMilli: 1000}}
-	_, err = GenerateVariant(onlyWhole, nodes, AxisShare, 0.5, 1)
-	require.ErrorContains(t, err, "no sharing task")
-	_, err = GenerateVariant(onlyWhole, nodes, AxisMulti, 0.5, 1)
-	require.ErrorContains(t, err, "no multi-GPU task")
-	_, err = GenerateVariant(onlyWhole, nodes, AxisCPU, 5, 1) // half the tasks CPU-only
-	require.ErrorContains(t, err, "no CPU-only task")
 	_, err = GenerateVariant([]TaskSpec{{Name: "c", CPUMilli: 1}}, nodes, AxisCPU, 1, 1)
 	require.ErrorContains(t, err, "no GPU task")
 	// 16-GPU tasks: no node hosts them, no constraint admits them.
@@ -154,6 +147,37 @@ func TestGenerateVariantErrors(t *testing.T) {
 	out, err := GenerateVariant(src, nodes, AxisCPU, 0, 1)
 	require.NoError(t, err)
 	require.Len(t, out, 850)
+}
+
+// A pod list without the tasks a family's rule copies (a training-only or
+// inference-only trace) gives that family's variants unchanged: the sweep
+// runs them at their measured level and warns (SweepPoint.Missed), as for
+// any level a list cannot reach, instead of failing the whole sweep.
+func TestGenerateVariantWithNothingToCopy(t *testing.T) {
+	nodes := familyNodes()
+	onlyWhole := []TaskSpec{{Name: "a", CPUMilli: 1, NumGPU: 1, GPUMilli: 1000}, {Name: "b", CPUMilli: 1, NumGPU: 1, GPUMilli: 1000}}
+	onlyShares := []TaskSpec{{Name: "s", CPUMilli: 1, NumGPU: 1, GPUMilli: 500}}
+	for _, tc := range []struct {
+		name  string
+		tasks []TaskSpec
+		axis  Axis
+		level float64
+		want  float64 // the variant's AxisLevel
+	}{
+		{"no sharing task to copy", onlyWhole, AxisShare, 0.5, 0},
+		{"no multi-GPU task to copy", onlyWhole, AxisMulti, 0.5, 0},
+		{"no CPU-only task to copy", onlyWhole, AxisCPU, 5, 0}, // half the tasks CPU-only
+		{"no whole-GPU task to copy", onlyShares, AxisShare, 0.2, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := GenerateVariant(tc.tasks, nodes, tc.axis, tc.level, 1)
+			require.NoError(t, err)
+			require.Equal(t, tc.tasks, out, "unchanged")
+			require.InDelta(t, tc.want, AxisLevel(tc.axis, out), 1e-9)
+			p := SweepPoint{Axis: tc.axis, Level: tc.level, Measured: AxisLevel(tc.axis, out)}
+			require.True(t, p.Missed(), "the sweep warns: %s is %s", p.Member(), MemberName(tc.axis, p.Measured))
+		})
+	}
 }
 
 // The published members, regenerated from the default trace by the rule:
