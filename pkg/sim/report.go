@@ -23,9 +23,9 @@ type Summary struct {
 	Curve, CurveMin, CurveMax  []float64
 	Unallocated, UnallocatedSD float64
 	// Frag[k], FragSD[k]: fragmentation ratio at Checkpoints[k].
-	Frag, FragSD                 []float64
-	Failed, FailedSD             float64
-	IdleNoCPU, IdleNoCPUSD       float64
+	Frag, FragSD           []float64
+	Failed, FailedSD       float64
+	IdleNoCPU, IdleNoCPUSD float64
 	// MultiQuality and MultiQualitySD are over the seeds that placed a
 	// multi-GPU task (MultiSeeds of them; none: both 0, shown as n/a): a
 	// seed without one has no quality to count.
