@@ -161,6 +161,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	if err != nil {
 		return err
 	}
+	warnUnusedShapes(stderr, o.shapes, o.nodes, nodes)
 	defaultUnknownShapes(stderr, nodes, shapes)
 	cl, err := sim.NewCluster(nodes, shapes)
 	if err != nil {
@@ -294,6 +295,19 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// warnUnusedShapes says on stderr which --shapes overrides name a model no
+// node of the node list has: they change nothing.
+func warnUnusedShapes(stderr io.Writer, spec, nodesPath string, nodes []sim.NodeSpec) {
+	unused, near := sim.UnusedShapes(spec, nodes)
+	for i, m := range unused {
+		hint := ""
+		if near[i] != "" {
+			hint = fmt.Sprintf(" (model names are case-sensitive: did you mean %s?)", near[i])
+		}
+		fmt.Fprintf(stderr, "gpusim: warning: --shapes %s: no GPU node of %s has that model; the override changes nothing%s\n", m, nodesPath, hint)
+	}
 }
 
 // defaultUnknownShapes lays out the GPU models of nodes that shapes has no

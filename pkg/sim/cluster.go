@@ -96,11 +96,16 @@ func ParseShapes(spec string) (Shapes, error) {
 	if strings.TrimSpace(spec) == "" {
 		return s, nil
 	}
+	given := map[string]bool{}
 	for _, part := range strings.Split(spec, ",") {
 		model, kind, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
 			return nil, fmt.Errorf("shape %q: want MODEL=KIND", part)
 		}
+		if given[model] {
+			return nil, fmt.Errorf("shape %q: model %s given twice", part, model)
+		}
+		given[model] = true
 		if err := checkModelName(model); err != nil {
 			return nil, fmt.Errorf("shape %q: %w", part, err)
 		}
@@ -110,6 +115,31 @@ func ParseShapes(spec string) (Shapes, error) {
 		s[model] = ShapeKind(kind)
 	}
 	return s, nil
+}
+
+// UnusedShapes names the models a --shapes spec (valid for ParseShapes)
+// lays out that no node of nodes has, each with the node model it differs
+// from only in case when there is one ("" otherwise): such an override
+// changes nothing, and is most likely a typo.
+func UnusedShapes(spec string, nodes []NodeSpec) (unused, near []string) {
+	if strings.TrimSpace(spec) == "" {
+		return nil, nil
+	}
+	for _, part := range strings.Split(spec, ",") {
+		model, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+		if slices.ContainsFunc(nodes, func(n NodeSpec) bool { return n.Model == model && n.GPUs > 0 }) {
+			continue
+		}
+		guess := ""
+		for _, n := range nodes {
+			if n.GPUs > 0 && strings.EqualFold(n.Model, model) {
+				guess = n.Model
+				break
+			}
+		}
+		unused, near = append(unused, model), append(near, guess)
+	}
+	return unused, near
 }
 
 // BuildNode returns the topology of an n-GPU node of model laid out as kind,

@@ -168,6 +168,29 @@ func TestBuildNodeShapes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ShapeNVSwitch, s["G2"])
 	require.Equal(t, ShapeDGX1, s["V100M32"])
+	// A model given twice: the last one won, silently.
+	_, err = ParseShapes("H100=pcie,H100=dgx1")
+	require.ErrorContains(t, err, `shape "H100=dgx1": model H100 given twice`)
+}
+
+// An override naming no model of the node list changes nothing: the CLI
+// warns, with the model it differs from only in case.
+func TestUnusedShapes(t *testing.T) {
+	nodes := []NodeSpec{{Name: "a", Model: "V100M32", GPUs: 8}, {Name: "b", Model: "G2", GPUs: 8}, {Name: "c", Model: "CPU", GPUs: 0}}
+	for _, tc := range []struct {
+		spec         string
+		unused, near []string
+	}{
+		{"", nil, nil},
+		{"G2=nvswitch", nil, nil},
+		{"V100m32=nvswitch", []string{"V100m32"}, []string{"V100M32"}},
+		{"H100=nvswitch,G2=pcie", []string{"H100"}, []string{""}},
+		{"CPU=pcie", []string{"CPU"}, []string{""}}, // a CPU-only node has no GPU to lay out
+	} {
+		unused, near := UnusedShapes(tc.spec, nodes)
+		require.Equal(t, tc.unused, unused, tc.spec)
+		require.Equal(t, tc.near, near, tc.spec)
+	}
 }
 
 // pkg/score must take whole GPUs on GPUs time-shared in 1000 replicas when
