@@ -153,7 +153,7 @@ func (t *table) next() error {
 	if err != nil {
 		return &LineError{File: t.file, Line: t.line, Err: err}
 	}
-	if len(row) < t.width {
+	if len(row) != t.width { // a short or long row: shifted or misquoted fields
 		return &LineError{File: t.file, Line: t.line, Err: fmt.Errorf("%d fields, header has %d", len(row), t.width)}
 	}
 	t.row = row
