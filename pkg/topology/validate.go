@@ -3,6 +3,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
@@ -147,6 +148,19 @@ func (n *Node) validateMIG(seen func(uuid, what string)) []error {
 	}
 	return errs
 }
+
+// migProfileName matches NVIDIA's MIG profile names as NVML writes them:
+// <n>g.<m>gb, optionally after a compute-instance <k>c. and before
+// attribute suffixes (1g.5gb, 1c.2g.10gb, 1g.10gb+me, 1g.20gb+me.all,
+// 1g.24gb+gfx, 1g.12gb-me). A suffix never starts with a dot: "1g.5gb.shared"
+// is the 1g.5gb resource renamed for sharing, not a profile.
+var migProfileName = regexp.MustCompile(`^([0-9]+c\.)?[0-9]+g\.[0-9]+gb([+-][a-z]+(\.[a-z]+)*)*$`)
+
+// IsMIGProfileName reports whether p is written as NVIDIA names MIG
+// profiles (lower case: names are compared exactly). Users' config files
+// are checked with it; a profile read from a node's annotation only needs
+// to name a resource (validMIGProfile).
+func IsMIGProfileName(p string) bool { return migProfileName.MatchString(p) }
 
 // validMIGProfile reports whether p can be a MIG profile name (nvidia.com/mig-<p>
 // is a resource name): non-empty, at most 63 bytes, without a slash or

@@ -108,3 +108,15 @@ func TestValidateDeviceNames(t *testing.T) {
 		})
 	}
 }
+
+// IsMIGProfileName: NVIDIA's names, as users' config files must write them.
+func TestIsMIGProfileName(t *testing.T) {
+	for p, want := range map[string]bool{
+		"1g.5gb": true, "7g.80gb": true, "1c.2g.10gb": true, "1g.10gb+me": true, "1g.20gb+me.all": true,
+		"1g.24gb+gfx": true, "1g.12gb-me": true,
+		"": false, "banana": false, "1g.10GB": false, "1g.5gb.shared": false, "g.5gb": false, "1g.gb": false,
+		"1g 5gb": false, "mig-1g.5gb": false,
+	} {
+		require.Equal(t, want, topology.IsMIGProfileName(p), p)
+	}
+}

@@ -2,7 +2,6 @@ package v1
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -292,17 +291,13 @@ func TargetPath(p *field.Path, i int, r *ReplicatedResource) *field.Path {
 	return rp.Child("name")
 }
 
-// migProfile matches NVIDIA MIG profile names: 1g.5gb, 1c.2g.10gb,
-// 1g.10gb+me, 1g.24gb+gfx, 1g.12gb-me, 1g.20gb+me.all ...
-var migProfile = regexp.MustCompile(`^([0-9]+c\.)?[0-9]+g\.[0-9]+gb([+-][a-z]+(\.[a-z]+)*)*$`)
-
 // reservedName says which devices gpupack advertises under name without any
 // renaming ("" when none).
 func reservedName(name string) string {
 	switch {
 	case name == ResourceGPU:
 		return "whole GPUs (and MIG devices under migStrategy single)"
-	case strings.HasPrefix(name, MIGResourcePrefix) && migProfile.MatchString(strings.TrimPrefix(name, MIGResourcePrefix)):
+	case strings.HasPrefix(name, MIGResourcePrefix) && topology.IsMIGProfileName(strings.TrimPrefix(name, MIGResourcePrefix)):
 		return "MIG devices of profile " + strings.TrimPrefix(name, MIGResourcePrefix)
 	}
 	return ""

@@ -110,9 +110,14 @@ func validateTaskType(pp *field.Path, p config.TaskTypeWeight) field.ErrorList {
 			errs = append(errs, field.Invalid(pp.Child("count"), p.Count, "a shared task type is a share of one GPU: leave count out (or 1)"))
 		}
 	case config.TaskMIG:
-		if p.MIGProfile == "" {
+		switch {
+		case p.MIGProfile == "":
 			errs = append(errs, field.Required(pp.Child("migProfile"), "a MIG profile such as 1g.10gb"))
-		} else {
+		case !topology.IsMIGProfileName(p.MIGProfile):
+			// Profiles are compared exactly: a typo would be a weight
+			// that never matches a request.
+			errs = append(errs, field.Invalid(pp.Child("migProfile"), p.MIGProfile, "not a MIG profile name as NVIDIA writes them (<n>g.<m>gb, lower case: 1g.10gb, 1c.2g.20gb)"))
+		default:
 			for _, msg := range validation.IsQualifiedName("nvidia.com/mig-" + p.MIGProfile) {
 				errs = append(errs, field.Invalid(pp.Child("migProfile"), p.MIGProfile, "not usable in a resource name: "+msg))
 			}

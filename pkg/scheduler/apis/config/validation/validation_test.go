@@ -205,6 +205,23 @@ func TestValidateListsEveryError(t *testing.T) {
 			[]string{"args.workload.prior[0].migProfile: Invalid value"},
 		},
 		{
+			// A typo is a weight that never matches a request (profiles
+			// are compared exactly).
+			"MIG prior whose profile is no MIG profile name",
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "banana", Count: 1, Weight: 5}}),
+			[]string{"args.workload.prior[0].migProfile: Invalid value"},
+		},
+		{
+			"MIG prior profile in upper case",
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.10GB", Count: 1, Weight: 5}}),
+			[]string{"args.workload.prior[0].migProfile: Invalid value"},
+		},
+		{
+			"MIG prior profiles of compute instances and media extensions",
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1c.2g.20gb", Count: 1, Weight: 5}, {Kind: "mig", MIGProfile: "7g.80gb", Count: 1, Weight: 1}}),
+			nil,
+		},
+		{
 			"whole prior of 2^31-1 GPUs",
 			withPrior([]config.TaskTypeWeight{{Kind: "whole", Count: 1<<31 - 1, Weight: 1}}),
 			[]string{"args.workload.prior[0].count: Invalid value"},
