@@ -77,7 +77,9 @@ of the best score, ties to the first node of a per-run random order), and the
 baselines random, dot-product,
 gpu-clustering, gpu-packing, best-fit (as defined in the FGD artifact),
 least-allocated and most-allocated (kube-scheduler NodeResourcesFit over CPU,
-memory and GPU).
+memory and GPU), which run by default; and, when listed, first-fit (the first
+node that fits in a per-run random node order) and gpupack-online (gpupack learning the
+workload as the deployed plugin does; --workload online|both is the same).
 
 Node shapes (--shapes MODEL=KIND,... overrides; kinds dgx1, nvswitch,
 nvlink-pairs, pcie), defaults:
@@ -256,6 +258,7 @@ func policies(list, workload string) ([]string, error) {
 		p = strings.TrimSpace(p)
 		switch {
 		case p == "":
+			return nil, fmt.Errorf("--policies %q: an empty policy name (a stray comma?)", list)
 		case p == sim.PolicyGPUPack:
 			out = append(out, gp...)
 		default:
