@@ -457,6 +457,9 @@ func parseSweeps(specs []string) ([]sim.SweepAxis, error) {
 				if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 					return nil, fmt.Errorf("%s: level %q is not a number", spec, l)
 				}
+				if v != math.Trunc(v) { // members are named by whole levels (gpushare40, cpu250)
+					return nil, fmt.Errorf("%s: level %q: want a whole number in the family's units", spec, l)
+				}
 				if err := sim.CheckLevel(a, v/100); err != nil {
 					return nil, fmt.Errorf("%s: %w", spec, err)
 				}
@@ -464,6 +467,17 @@ func parseSweeps(specs []string) ([]sim.SweepAxis, error) {
 			}
 		}
 		out = append(out, ax)
+	}
+	// A variant listed twice would run twice and count twice in the chart.
+	seen := map[string]bool{}
+	for _, ax := range out {
+		for _, l := range ax.Levels {
+			m := sim.MemberName(ax.Axis, l)
+			if seen[m] {
+				return nil, fmt.Errorf("%s listed twice", m)
+			}
+			seen[m] = true
+		}
 	}
 	return out, nil
 }
