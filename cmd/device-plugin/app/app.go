@@ -271,10 +271,15 @@ func (o *options) lib() (nvml.Lib, *fake.Machine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	lost := map[int]bool{}
 	for _, i := range o.fakeLost {
 		if i < 0 || i >= m.NumGPUs() {
 			return nil, nil, fmt.Errorf("--fake-lost: no GPU %d on %s (%d GPUs)", i, o.fakeMachine, m.NumGPUs())
 		}
+		if lost[i] {
+			return nil, nil, fmt.Errorf("--fake-lost: GPU %d listed twice", i)
+		}
+		lost[i] = true
 		m.LoseGPU(i)
 	}
 	return nvml.New(m.Interface()), m, nil

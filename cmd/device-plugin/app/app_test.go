@@ -143,11 +143,14 @@ func TestConfigErrorPrintedOnce(t *testing.T) {
 	require.Empty(t, out.String(), "cobra printed the error too")
 }
 
-// TestFakeLostOutOfRange: --fake-lost names a GPU of the machine.
+// TestFakeLostOutOfRange: --fake-lost names GPUs of the machine, each once.
 func TestFakeLostOutOfRange(t *testing.T) {
 	cmd := NewCommand()
 	cmd.SetArgs([]string{"--fake", "dgx-h100", "--fake-lost", "8"})
 	require.ErrorContains(t, cmd.Execute(), "--fake-lost: no GPU 8")
+	cmd = NewCommand()
+	cmd.SetArgs([]string{"--fake", "dgx-h100", "--fake-lost", "0,0"})
+	require.ErrorContains(t, cmd.Execute(), "--fake-lost: GPU 0 listed twice")
 }
 
 // TestRestartPacer: restarts for unhealthy devices are spaced as the

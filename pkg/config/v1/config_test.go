@@ -306,6 +306,8 @@ func TestParseErrors(t *testing.T) {
 		{"ignored and skipped differ", "health: {skippedXIDs: [13], ignoredXIDs: [31]}", []string{"health.ignoredXIDs"}},
 		{"bad event type", "health: {eventTypes: [EventTypeBogus]}", []string{`health.eventTypes[0]: Unsupported value: "EventTypeBogus"`}},
 		{"criticalXIDs word", "health: {criticalXIDs: some}", []string{"health.criticalXIDs", `want "all" or a list`}},
+		{"gpupackDevices naming a device twice", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [0, 1, 0]}]}}",
+			[]string{`sharing.timeSlicing.resources[0].gpupackDevices[2]: Duplicate value: "0"`}},
 		{
 			"all errors at once",
 			`version: v1

@@ -189,6 +189,7 @@ func validateTimeSlicing(ts *TimeSlicing, p *field.Path) field.ErrorList {
 		}
 		if r.GPUPackDevices != nil {
 			errs = append(errs, validateDeviceRefs(r.GPUPackDevices, rp.Child("gpupackDevices"), DeviceRef.isUUIDPrefixed)...)
+			errs = append(errs, duplicateRefs(r.GPUPackDevices, rp.Child("gpupackDevices"))...)
 		}
 	}
 	return append(errs, validateTargets(ts, p)...)
@@ -212,6 +213,21 @@ func validateDeviceRefs[R ~string](d *ReplicatedDevices, p *field.Path, uuidOK f
 		}
 		errs = append(errs, field.Invalid(p.Index(j), string(ref),
 			"want a GPU index, a MIG index <gpu>:<mig>, a GPU-<uuid> or a MIG-<uuid>"))
+	}
+	return errs
+}
+
+// duplicateRefs refuses a device named twice in gpupack's own lists (a
+// typo for another device, most likely); NVIDIA's `devices` keeps its
+// decoder's leniency.
+func duplicateRefs(d *ReplicatedDevices, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[DeviceRef]bool{}
+	for j, ref := range d.List {
+		if seen[ref] {
+			errs = append(errs, field.Duplicate(p.Index(j), string(ref)))
+		}
+		seen[ref] = true
 	}
 	return errs
 }
