@@ -7,6 +7,7 @@ package gpucache
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -314,24 +315,54 @@ func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 	c.mu.RUnlock()
 	topoRaw, hasTopo := node.Annotations[protocol.TopologyAnnotation]
 	inUseRaw := node.Annotations[protocol.InUseAnnotation]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e = c.nodes[node.Name]; e != nil && e.live && e.obj != node && !newerObject(node, e.obj) {
+		// A cycle's snapshot holds an older Node object than the one the
+		// informer delivered (its handler ran after the snapshot was
+		// taken): its annotations would undo a newer in-use report,
+		// health or unreadable report, and the view would count a GPU
+		// free that is not. The informer's object is viewed instead,
+		// and the entry keeps it.
+		return c.viewLocked(e)
+	}
 	if !hasTopo {
 		return NodeView{}, nil, fmt.Errorf("node has no %s annotation (no gpupack device plugin?)", protocol.TopologyAnnotation)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	// A node the informer has not delivered yet (or has just deleted: a
 	// cycle's older snapshot) gets an entry that is not live: the next
 	// RemoveNode sweeps it unless the informer delivers the node or a pod
 	// holds devices on it meanwhile.
 	e = c.updateNodeLocked(node.Name, topoRaw, inUseRaw)
 	c.setObjLocked(e, node)
-	if e.topoErr != nil {
+	return c.viewLocked(e)
+}
+
+// viewLocked is the view of e as its annotations were last read, or why
+// it has none.
+func (c *Cache) viewLocked(e *nodeEntry) (NodeView, *nodeEntry, error) {
+	switch {
+	case e.obj == nil || (e.topoRaw == "" && e.topoErr == nil):
+		return NodeView{}, nil, fmt.Errorf("node has no %s annotation (no gpupack device plugin?)", protocol.TopologyAnnotation)
+	case e.topoErr != nil:
 		return NodeView{}, nil, e.topoErr
-	}
-	if e.inUseErr != nil {
+	case e.inUseErr != nil:
 		return NodeView{}, nil, e.inUseErr
 	}
 	return NodeView{Topology: e.topo, State: c.stateLocked(e)}, e, nil
+}
+
+// newerObject reports whether Node object a is a later version of b than b
+// is of a, by their resourceVersions: the informer and kube-scheduler's
+// snapshot read one watch, whose resourceVersions (etcd revisions) grow.
+// False when either is not a number (then neither is known newer).
+func newerObject(a, b *v1.Node) bool {
+	if b == nil {
+		return false
+	}
+	ra, errA := strconv.ParseUint(a.ResourceVersion, 10, 64)
+	rb, errB := strconv.ParseUint(b.ResourceVersion, 10, 64)
+	return errA == nil && errB == nil && ra > rb
 }
 
 // ViewNodeInfo is View for a scheduling framework NodeInfo: the State also knows

@@ -1,0 +1,110 @@
+package gpucache_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+)
+
+// A view of an older Node object (the cycle's snapshot, taken before the
+// informer delivered the node's newer report) must not make the cache
+// forget what the newer report says: a GPU the newer in-use report lists
+// (another scheduler's pod) stays used, an unhealthy GPU stays unusable,
+// an unreadable report keeps the node off. DGX-1 (8 GPUs) idle in the
+// old object; the newer one takes GPU 0 (8 - 1 = 7 free at most).
+func TestOlderNodeObjectKeepsNewerReport(t *testing.T) {
+	topo := fixture.DGX1V100("o")
+	for _, tc := range []struct {
+		name    string
+		newer   func(n *v1.Node)
+		wantErr bool
+	}{
+		{name: "in-use report", newer: func(n *v1.Node) {
+			u, err := protocol.EncodeInUse([]protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "x", Name: "f", UID: "f"}, Devices: []string{topo.GPUs[0].UUID}}})
+			require.NoError(t, err)
+			n.Annotations[protocol.InUseAnnotation] = u
+		}},
+		{name: "unhealthy", newer: func(n *v1.Node) {
+			sick := fixture.DGX1V100("o")
+			sick.GPUs[0].Healthy = false
+			raw, err := protocol.EncodeTopology(sick)
+			require.NoError(t, err)
+			n.Annotations[protocol.TopologyAnnotation] = raw
+		}},
+		{name: "unreadable report", wantErr: true, newer: func(n *v1.Node) {
+			n.Annotations[protocol.InUseAnnotation] = "{not json"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			older := annotated(t, "o", "64", topo)
+			c := gpucache.New()
+			_, _ = c.UpdateNode(older)
+			snapshot := nodeInfo(older) // the cycle's
+			_, err := c.ViewNodeInfo(snapshot)
+			require.NoError(t, err)
+			newer := older.DeepCopy()
+			tc.newer(newer)
+			_, _ = c.UpdateNode(newer)         // the informer, during the cycle
+			v, err := c.ViewNodeInfo(snapshot) // Reserve
+			if tc.wantErr {
+				require.Error(t, err, "the newest in-use report is unreadable")
+				return
+			}
+			require.NoError(t, err)
+			require.False(t, v.State.FreeGPUs().Has(0), "GPU 0 is taken or unhealthy in the newest report")
+			require.Equal(t, 7, v.State.FreeGPUs().Len())
+			// ... and the informer's view of the node afterwards too.
+			after, err := c.ViewNode(newer)
+			require.NoError(t, err)
+			require.False(t, after.State.FreeGPUs().Has(0))
+		})
+	}
+}
+
+// The other way round: the informer's handler lags the scheduler's own, so
+// the cycle's snapshot holds a newer Node object (a higher resourceVersion)
+// than the cache has: the view takes the snapshot's annotations, and the
+// entry keeps them (the informer's next delivery is the same object). A
+// snapshot whose resourceVersion is lower, equal or not a number is not
+// known newer and gets the informer's.
+func TestNewerSnapshotObjectIsTaken(t *testing.T) {
+	topo := fixture.DGX1V100("r")
+	inUse, err := protocol.EncodeInUse([]protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "x", Name: "f", UID: "f"}, Devices: []string{topo.GPUs[0].UUID}}})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name          string
+		cached, snap  string // resourceVersions
+		snapshotTaken bool   // the view shows the snapshot's report (GPU 0 in use)
+	}{
+		{"snapshot newer", "5", "7", true},
+		{"snapshot older", "7", "5", false},
+		{"same version", "5", "5", false},
+		{"no versions", "", "", false},
+		{"not a number", "5", "x7", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cached := annotated(t, "r", "64", topo)
+			cached.ResourceVersion = tc.cached
+			c := gpucache.New()
+			_, _ = c.UpdateNode(cached)
+			snap := cached.DeepCopy()
+			snap.ResourceVersion = tc.snap
+			snap.Annotations[protocol.InUseAnnotation] = inUse
+			v, err := c.ViewNodeInfo(nodeInfo(snap))
+			require.NoError(t, err)
+			want := 8 // 8 GPUs, none in use in the cached object's report
+			if tc.snapshotTaken {
+				want = 7 // 8 - GPU 0 of the snapshot's report
+			}
+			require.Equal(t, want, v.State.FreeGPUs().Len())
+			again, err := c.ViewNode(cached)
+			require.NoError(t, err)
+			require.Equal(t, want, again.State.FreeGPUs().Len(), "the entry keeps what it has taken")
+		})
+	}
+}
