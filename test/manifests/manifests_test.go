@@ -4,6 +4,9 @@ package manifests
 
 import (
 	"context"
+	"errors"
+	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -33,6 +37,29 @@ import (
 func renderManifests(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
 	return render(t, "../../manifests")
+}
+
+// readManifest reads a file of YAML documents, as kubectl apply -f does.
+func readManifest(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		o := &unstructured.Unstructured{}
+		if err := dec.Decode(&o.Object); errors.Is(err, io.EOF) {
+			break
+		} else {
+			require.NoError(t, err)
+		}
+		if len(o.Object) > 0 {
+			objs = append(objs, o)
+		}
+	}
+	require.NotEmpty(t, objs)
+	return objs
 }
 
 // render builds a kustomization directory.
@@ -190,8 +217,8 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 	}{
 		{"list", "pods", "", true}, {"watch", "pods", "", true},
 		{"patch", "nodes", "", true},
-		// Per-node configs: list + watch of the own node (field selector) for its config label.
-		{"list", "nodes", "", true}, {"watch", "nodes", "", true},
+		// Per-node configs only (rbac-per-node-config.yaml, below).
+		{"list", "nodes", "", false}, {"watch", "nodes", "", false},
 		{"create", "events", "default", true}, {"patch", "events", "default", true},
 		// Unused, so not granted.
 		{"get", "pods", "default", false}, {"get", "nodes", "", false},
@@ -202,6 +229,13 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 	} {
 		require.Equal(t, c.want, canI(t, plugin, c.verb, c.resource, c.namespace), "can-i %s %s -n %q", c.verb, c.resource, c.namespace)
 	}
+	// Per-node configs (--config-file-srcdir): the optional file grants
+	// list + watch of nodes, and nothing more.
+	applyAll(t, cp, readManifest(t, "../../manifests/device-plugin/rbac-per-node-config.yaml"))
+	require.Eventually(t, func() bool { return canI(t, plugin, "list", "nodes", "") }, 30*time.Second, 200*time.Millisecond)
+	require.True(t, canI(t, plugin, "watch", "nodes", ""))
+	require.False(t, canI(t, plugin, "get", "nodes", ""))
+	require.False(t, canI(t, plugin, "update", "nodes", ""))
 	// Node events (a GPU unhealthy or recovered) go through events.k8s.io.
 	require.True(t, canIGroup(t, plugin, "create", "events.k8s.io", "events", "default"))
 	require.True(t, canIGroup(t, plugin, "patch", "events.k8s.io", "events", "default"))
