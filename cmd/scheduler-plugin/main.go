@@ -52,6 +52,7 @@ func main() {
 		return
 	}
 	command := app.NewSchedulerCommand(app.WithPlugin(gpupack.Name, gpupack.New))
+	command.Use = "scheduler-plugin" // kube-scheduler's command names itself kube-scheduler
 	command.Long = helpPreface + command.Long
 	run := command.RunE
 	command.RunE = func(cmd *cobra.Command, args []string) error {

@@ -47,6 +47,8 @@ gpupack.io/in-use, gpupack.io/devices).`,
 		Version:       version.Get().String(),
 		SilenceUsage:  true,
 		SilenceErrors: false,
+		// Help and usage say how it is called, as a kubectl plugin.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl gpupack"},
 	}
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
