@@ -16,7 +16,7 @@ func TestVersion(t *testing.T) {
 	cmd := NewCommand(genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &out})
 	cmd.SetArgs([]string{"--version"})
 	require.NoError(t, cmd.Execute())
-	require.Equal(t, "kubectl-gpupack version "+version.Get().String()+"\n", out.String())
+	require.Equal(t, "kubectl gpupack version "+version.Get().String()+"\n", out.String())
 }
 
 func TestUnknownOutputFailsBeforeConnecting(t *testing.T) {
