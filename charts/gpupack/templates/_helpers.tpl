@@ -12,13 +12,17 @@ app.kubernetes.io/part-of: gpupack
 {{ include "gpupack.helmLabels" . }}
 {{- end }}
 
-{{/* image REPOSITORY TAG ROOT: the image reference, the chart's appVersion by default. */}}
+{{/* image IMAGE ROOT PATH: the image reference, the chart's appVersion by default (PATH: the values' key, for errors). */}}
 {{- define "gpupack.image" -}}
 {{- $tag := .image.tag | default .root.Chart.AppVersion -}}
 {{- if eq $tag "latest" -}}
 {{- fail "image tag \"latest\" is not allowed: the device plugin and the scheduler must agree on the protocol version; pin a release" -}}
 {{- end -}}
-{{- printf "%s:%s" .image.repository $tag -}}
+{{- $repo := .image.repository | default "" | toString -}}
+{{- if not (regexMatch `^[^\s:@]+(:[0-9]+)?(/[^\s:@]+)*$` $repo) -}}
+{{- fail (printf "%s.repository %q: want an image repository without tag or digest, such as ghcr.io/org/image (the tag is %s.tag)" .path $repo .path) -}}
+{{- end -}}
+{{- printf "%s:%s" $repo $tag -}}
 {{- end }}
 
 {{/* The scheduler's namespace. */}}
@@ -34,7 +38,7 @@ app.kubernetes.io/part-of: gpupack
 {{- $v := .root.Values.devicePlugin.migMonitorDevices -}}
 {{- if eq (toString $v) "auto" -}}
 {{- $strategy := "none" -}}
-{{- with .config.flags }}{{ with .migStrategy }}{{ $strategy = . }}{{ end }}{{ end -}}
+{{- if kindIs "map" .config }}{{ with .config.flags }}{{ with .migStrategy }}{{ $strategy = . }}{{ end }}{{ end }}{{ end -}}
 {{- if ne $strategy "none" }}true{{ end -}}
 {{- else if eq (toString $v) "true" -}}
 true
@@ -47,7 +51,7 @@ true
 {{- define "gpupack.mps" -}}
 {{- $v := .root.Values.devicePlugin.mps.enabled -}}
 {{- if eq (toString $v) "auto" -}}
-{{- with .config.sharing }}{{ with .mps }}{{ if .resources }}true{{ end }}{{ end }}{{ end -}}
+{{- if kindIs "map" .config }}{{ with .config.sharing }}{{ with .mps }}{{ if .resources }}true{{ end }}{{ end }}{{ end }}{{ end -}}
 {{- else if eq (toString $v) "true" -}}
 true
 {{- else if ne (toString $v) "false" -}}
