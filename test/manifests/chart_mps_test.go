@@ -75,5 +75,5 @@ func TestChartMPS(t *testing.T) {
 	}
 	out, err := helm(t, "template", "gpupack", chartDir, "--namespace", releaseNamespace, "-f", valuesFile(t, "devicePlugin: {mps: {enabled: maybe}}"))
 	require.Error(t, err)
-	require.Contains(t, out, "devicePlugin.mps.enabled: want auto, true or false")
+	require.Contains(t, out, "at '/devicePlugin/mps/enabled': value must be one of 'auto', true, false")
 }

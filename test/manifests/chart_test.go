@@ -70,10 +70,15 @@ func helm(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// valuesFile writes values into a temp file for --values.
+// valuesFile writes values into a temp file for --values. Not in
+// t.TempDir(): its path holds the test's name, and helm splits --values at
+// commas.
 func valuesFile(t *testing.T, values string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "values.yaml")
+	dir, err := os.MkdirTemp("", "gpupack-values-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	path := filepath.Join(dir, "values.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(values), 0o600))
 	return path
 }
@@ -131,7 +136,8 @@ func daemonSet(t *testing.T, objs []*unstructured.Unstructured, name string) *ap
 }
 
 // The chart passes helm lint (defaults and everything on), and a tag
-// "latest" or a bad migMonitorDevices is refused with a clear message.
+// "latest" or a bad migMonitorDevices is refused with a clear message
+// (chart_schema_test.go has the rest of the bad values).
 func TestChartLint(t *testing.T) {
 	for name, values := range map[string]string{"defaults": "", "everything on": allOn} {
 		args := []string{"lint", chartDir, "--strict", "--namespace", releaseNamespace}
@@ -145,7 +151,7 @@ func TestChartLint(t *testing.T) {
 	for values, want := range map[string]string{
 		"devicePlugin: {image: {tag: latest}}":                                                  `image tag "latest" is not allowed`,
 		"scheduler: {image: {tag: latest}}":                                                     `image tag "latest" is not allowed`,
-		"devicePlugin: {migMonitorDevices: sure}":                                               "devicePlugin.migMonitorDevices: want auto, true or false",
+		"devicePlugin: {migMonitorDevices: sure}":                                               "at '/devicePlugin/migMonitorDevices': value must be one of 'auto', true, false",
 		"devicePlugin: {metrics: {service: {enabled: false}, serviceMonitor: {enabled: true}}}": "serviceMonitor needs devicePlugin.metrics.service.enabled",
 	} {
 		out, err := helm(t, "template", "gpupack", chartDir, "--values", valuesFile(t, values))

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -19,11 +20,29 @@ import (
 // they refer to answers every question of schedulerAccess (the same table
 // TestManifestsApplyAndDevicePluginRBAC asks a real apiserver).
 func TestSchedulerRBACOffline(t *testing.T) {
+	authz := offlineAuthorizer(t, renderManifests(t))
+	sa := &user.DefaultInfo{Name: schedulerSA, Groups: schedulerSAGroups}
+	for _, a := range schedulerAccess {
+		d, reason, err := authz.Authorize(context.Background(), authorizer.AttributesRecord{
+			User: sa, Verb: a.verb, APIGroup: a.group, APIVersion: "*", Resource: a.resource, Subresource: a.subresource,
+			Namespace: a.namespace, Name: a.name, ResourceRequest: true,
+		})
+		require.NoError(t, err)
+		require.Equal(t, a.allowed, d == authorizer.DecisionAllow, "can-i %s %s/%s (group %q) in %q named %q: %s",
+			a.verb, a.resource, a.subresource, a.group, a.namespace, a.name, reason)
+	}
+}
+
+// offlineAuthorizer is kube-apiserver's RBAC authorizer over the Roles,
+// ClusterRoles and bindings of objs and the bootstrap roles the apiserver
+// creates at start.
+func offlineAuthorizer(t *testing.T, objs []*unstructured.Unstructured) authorizer.Authorizer {
+	t.Helper()
 	var roles []*rbacv1.Role
 	var roleBindings []*rbacv1.RoleBinding
 	var clusterRoles []*rbacv1.ClusterRole
 	var clusterRoleBindings []*rbacv1.ClusterRoleBinding
-	for _, o := range renderManifests(t) {
+	for _, o := range objs {
 		conv := func(out any) {
 			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, out), "%s %s", o.GetKind(), o.GetName())
 		}
@@ -60,15 +79,5 @@ func TestSchedulerRBACOffline(t *testing.T) {
 		}
 	}
 	_, static := rbacregistryvalidation.NewTestRuleResolver(roles, roleBindings, clusterRoles, clusterRoleBindings)
-	authz := rbac.New(static, static, static, static)
-	sa := &user.DefaultInfo{Name: schedulerSA, Groups: schedulerSAGroups}
-	for _, a := range schedulerAccess {
-		d, reason, err := authz.Authorize(context.Background(), authorizer.AttributesRecord{
-			User: sa, Verb: a.verb, APIGroup: a.group, APIVersion: "*", Resource: a.resource, Subresource: a.subresource,
-			Namespace: a.namespace, Name: a.name, ResourceRequest: true,
-		})
-		require.NoError(t, err)
-		require.Equal(t, a.allowed, d == authorizer.DecisionAllow, "can-i %s %s/%s (group %q) in %q named %q: %s",
-			a.verb, a.resource, a.subresource, a.group, a.namespace, a.name, reason)
-	}
+	return rbac.New(static, static, static, static)
 }

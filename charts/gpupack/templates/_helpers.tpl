@@ -18,6 +18,9 @@ app.kubernetes.io/part-of: gpupack
 {{- if eq $tag "latest" -}}
 {{- fail "image tag \"latest\" is not allowed: the device plugin and the scheduler must agree on the protocol version; pin a release" -}}
 {{- end -}}
+{{- if not (regexMatch `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$` (toString $tag)) -}}
+{{- fail (printf "%s.tag %q: want an image tag (letters, digits, '_', '.', '-'; at most 128 characters), or empty for the chart's appVersion" .path (toString $tag)) -}}
+{{- end -}}
 {{- $repo := .image.repository | default "" | toString -}}
 {{- if not (regexMatch `^[^\s:@]+(:[0-9]+)?(/[^\s:@]+)*$` $repo) -}}
 {{- fail (printf "%s.repository %q: want an image repository without tag or digest, such as ghcr.io/org/image (the tag is %s.tag)" .path $repo .path) -}}
