@@ -286,7 +286,8 @@ func TestChartAcceptsGoodValues(t *testing.T) {
 // NVIDIA's step 2 (docs/migrate-from-nvidia.md): its ConfigMap of named
 // configs mounted for --config-file-srcdir, its environment variables, and
 // the Node reads --config-file-srcdir needs, which the default RBAC leaves
-// out (nothing else in the device plugin reads a Node; it patches its own).
+// out (nothing else in the device plugin reads a Node; it patches its own),
+// as manifests/device-plugin/rbac-per-node-config.yaml.
 func TestChartExtrasAndNodeReadAccess(t *testing.T) {
 	const extras = `
 devicePlugin:
@@ -343,6 +344,13 @@ devicePlugin:
 		}
 		require.True(t, can(authz, "list", "pods"))
 	}
+	// nodeReadAccess renders what manifests/ has for it.
+	chart := normalize(t, slices.DeleteFunc(renderChart(t, extras), func(o *unstructured.Unstructured) bool {
+		return !strings.HasSuffix(o.GetName(), "-per-node-config")
+	}), false)
+	manifest := normalize(t, readManifest(t, "../../manifests/device-plugin/rbac-per-node-config.yaml"), false)
+	require.Len(t, manifest, 2)
+	require.Equal(t, manifest, chart)
 }
 
 // NOTES.txt lists the device plugin's node selection as the DaemonSet has

@@ -35,12 +35,18 @@ const (
 )
 
 // allOn turns on every optional part of the chart: per-node configs (one of
-// them MIG), the GPU Operator's node label, a runtime class, both monitors
-// and the dashboard.
+// them MIG), the GPU Operator's node label, a runtime class, extra flags,
+// environment and volumes with the Node reads of --config-file-srcdir,
+// both monitors and the dashboard.
 const allOn = `
 devicePlugin:
   runtimeClassName: nvidia
   gpuOperator: true
+  extraArgs: [--v=4]
+  extraEnv: [{name: DP_DISABLE_HEALTHCHECKS, value: "48"}]
+  extraVolumes: [{name: nvidia-configs, configMap: {name: nvidia-device-plugin-configs, optional: true}}]
+  extraVolumeMounts: [{name: nvidia-configs, mountPath: /available-configs, readOnly: true}]
+  rbac: {nodeReadAccess: true}
   config:
     perNode:
       a100-mig:
@@ -411,6 +417,8 @@ func TestChartAppliesOnTheAPIServer(t *testing.T) {
 	}{
 		{"create", "events", "default", true}, {"patch", "events", "default", true},
 		{"list", "pods", "", true}, {"get", "secrets", "default", false}, {"get", "nodes", "", false},
+		// allOn's rbac.nodeReadAccess (the defaults grant neither).
+		{"list", "nodes", "", true}, {"watch", "nodes", "", true},
 	} {
 		require.Equal(t, c.want, canI(t, plugin, c.verb, c.resource, c.namespace), "can-i %s %s", c.verb, c.resource)
 	}
