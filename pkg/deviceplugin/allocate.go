@@ -25,8 +25,11 @@ const EnvVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
 	resp := &pluginapi.AllocateResponse{ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, 0, len(req.GetContainerRequests()))}
+	// One device is one container's: an ID in two container requests of
+	// one call is refused as one named twice in a container is.
+	seen := map[string]bool{}
 	for _, creq := range req.GetContainerRequests() {
-		cresp, err := p.allocateContainer(creq.GetDevicesIds())
+		cresp, err := p.allocateContainer(creq.GetDevicesIds(), seen)
 		if err != nil {
 			logger.Error(err, "Allocate rejected", "devices", creq.GetDevicesIds())
 			return nil, err
@@ -44,14 +47,15 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 	return resp, nil
 }
 
-func (p *Plugin) allocateContainer(ids []string) (*pluginapi.ContainerAllocateResponse, error) {
+// allocateContainer answers one container request; seen holds the IDs of
+// the call's earlier containers and gets this one's.
+func (p *Plugin) allocateContainer(ids []string, seen map[string]bool) (*pluginapi.ContainerAllocateResponse, error) {
 	if len(ids) == 0 {
 		p.metrics.reject(p.resource.Name, "empty")
 		return nil, status.Errorf(codes.InvalidArgument, "resource %s: container request without devices", p.resource.Name)
 	}
 	health := p.health.Snapshot()
 	devs := make([]*sharing.Device, 0, len(ids))
-	seen := make(map[string]bool, len(ids))
 	shared := false
 	for _, id := range ids {
 		d, ok := p.byID[id]

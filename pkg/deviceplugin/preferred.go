@@ -15,18 +15,25 @@ import (
 // GetPreferredAllocation returns, per container, the scheduler's choice from
 // a pod annotation when one fits (DESIGN.md section 4), else the choice of
 // score.Preferred. When neither yields a set the answer is empty and the
-// kubelet chooses. Unknown device IDs are InvalidArgument.
+// kubelet chooses. Unknown device IDs, and an ID listed twice in the
+// available or the must-include devices, are InvalidArgument.
 func (p *Plugin) GetPreferredAllocation(ctx context.Context, req *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
 	resp := &pluginapi.PreferredAllocationResponse{}
 	for _, creq := range req.GetContainerRequests() {
 		avail, must, size := creq.GetAvailableDeviceIDs(), creq.GetMustIncludeDeviceIDs(), int(creq.GetAllocationSize())
 		for _, lists := range [][]string{avail, must} {
+			seen := make(map[string]bool, len(lists))
 			for _, id := range lists {
 				if _, ok := p.byID[id]; !ok {
 					p.metrics.reject(p.resource.Name, "unknown-device")
 					return nil, status.Errorf(codes.InvalidArgument, "resource %s: unknown device ID %q", p.resource.Name, id)
 				}
+				if seen[id] { // the kubelet sends sets: an answer could name it twice
+					p.metrics.reject(p.resource.Name, "duplicate-device")
+					return nil, status.Errorf(codes.InvalidArgument, "resource %s: device ID %q listed twice", p.resource.Name, id)
+				}
+				seen[id] = true
 			}
 		}
 		ids, outcome := p.prefer(ctx, avail, must, size)
