@@ -154,9 +154,15 @@ func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget,
 	defer set.Free()
 	timeoutMs := uint32(l.eventTimeout / time.Millisecond)
 	targets := []watchTarget{t}
+	// lost: the GPU's loss was reported and Wait has not answered since.
+	// Any answer (an event or a timeout) means the GPU is back, so its
+	// next loss is reported again.
 	lost := false
 	for ctx.Err() == nil {
 		data, ret := set.Wait(timeoutMs)
+		if ret == gonvml.SUCCESS || ret == gonvml.ERROR_TIMEOUT {
+			lost = false
+		}
 		switch ret {
 		case gonvml.SUCCESS:
 			ev, ok := toEvent(data, targets)
