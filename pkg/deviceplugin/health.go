@@ -32,6 +32,11 @@ type HealthOptions struct {
 	Metrics *Metrics
 	// Events is told of each change (Node events); may be nil.
 	Events HealthEvents
+	// Unhealthy are the UUIDs of GPUs and MIG devices that start unhealthy:
+	// the marks of the tracker this one replaces (UnhealthyUUIDs), so that
+	// rebuilding the plugin (a config reload, a rediscovery) does not bring
+	// a failed device back without its checks. Unknown UUIDs are ignored.
+	Unhealthy []string
 }
 
 // migKey names a MIG device by its parent and instance IDs, as events do.
@@ -62,6 +67,9 @@ type gpuState struct {
 	// degraded: discovery could not read the GPU; it recovers by a full
 	// read (CheckGPUAt), after which the node must be discovered again.
 	degraded bool
+	// faults counts the failure events of the GPU and its MIG devices: a
+	// check that began before the last one is no pass (Probe).
+	faults uint64
 }
 
 // Health tracks the health of a node's GPUs. An unhealthy GPU makes every
@@ -116,7 +124,38 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 	for _, m := range inv.MIG {
 		h.migs[migKey{m.ParentIndex, m.GIID, m.CIID}] = m.UUID
 	}
+	for _, uuid := range opts.Unhealthy {
+		if i, ok := h.byUUID[uuid]; ok && !h.gpus[i].degraded {
+			h.gpus[i].healthy = false
+			continue
+		}
+		for _, m := range inv.MIG {
+			if m.UUID == uuid {
+				h.migSick[uuid] = &migState{gpu: m.ParentIndex}
+			}
+		}
+	}
 	return h
+}
+
+// UnhealthyUUIDs are the UUIDs of the GPUs and MIG devices unhealthy now
+// by their own faults (not those discovery could not read, nor those a
+// sharing daemon cannot serve for now), sorted: what a tracker replacing
+// this one starts with (HealthOptions.Unhealthy).
+func (h *Health) UnhealthyUUIDs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, g := range h.gpus {
+		if !g.healthy && !g.degraded {
+			out = append(out, g.uuid)
+		}
+	}
+	for uuid := range h.migSick {
+		out = append(out, uuid)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Healthy reports whether the GPU with that index is healthy.
@@ -202,6 +241,7 @@ func (h *Health) Handle(ctx context.Context, ev nvml.Event) {
 	}
 	g := h.gpus[idx]
 	g.passes = 0
+	g.faults++
 	if !g.healthy {
 		return
 	}
@@ -229,6 +269,7 @@ func (h *Health) handleMIGLocked(logger klog.Logger, idx int, ev nvml.Event) {
 		return
 	}
 	slices.Sort(hit)
+	h.gpus[idx].faults++
 	changed := false
 	for _, uuid := range hit {
 		if m := h.migSick[uuid]; m != nil {
@@ -333,7 +374,7 @@ func (h *Health) Probe(ctx context.Context) {
 	slices.Sort(sick)
 	for _, i := range sick {
 		h.mu.Lock()
-		uuid, degraded := h.gpus[i].uuid, h.gpus[i].degraded
+		uuid, degraded, faults := h.gpus[i].uuid, h.gpus[i].degraded, h.gpus[i].faults
 		h.mu.Unlock()
 		var err error // NVML outside the lock: it may be slow
 		if degraded {
@@ -342,6 +383,12 @@ func (h *Health) Probe(ctx context.Context) {
 			err = h.lib.CheckGPU(uuid)
 		}
 		h.mu.Lock()
+		if h.gpus[i].faults != faults && err == nil {
+			// The GPU failed again while its check ran: the check says
+			// nothing about the GPU since, and counts as no pass.
+			h.mu.Unlock()
+			continue
+		}
 		h.probeMIG(ctx, i, err)
 		g := h.gpus[i]
 		switch {

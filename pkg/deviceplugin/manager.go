@@ -61,6 +61,10 @@ type Options struct {
 	// Logger gets the messages of the libraries New runs (nvcdi, building
 	// the CDI spec's driver edits); the zero Logger discards them.
 	Logger klog.Logger
+	// Unhealthy are the UUIDs of the GPUs and MIG devices that start
+	// unhealthy: the previous Manager's Health().UnhealthyUUIDs() when this
+	// one replaces it (HealthOptions.Unhealthy).
+	Unhealthy []string
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -128,14 +132,15 @@ func New(opts Options) (*Manager, error) {
 		m.base.MIG = nil
 	}
 	m.health = NewHealth(opts.Lib, inv, HealthOptions{
-		Critical: c.Health.Critical,
-		Watched:  func(k nvml.EventKind) bool { return watched(&c.Health, k) },
-		Recover:  c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
-		Checks:   c.Health.Recovery.Checks,
-		Interval: recoveryInterval(c),
-		Clock:    opts.Clock,
-		Metrics:  opts.Metrics,
-		Events:   opts.Events,
+		Critical:  c.Health.Critical,
+		Watched:   func(k nvml.EventKind) bool { return watched(&c.Health, k) },
+		Recover:   c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
+		Checks:    c.Health.Recovery.Checks,
+		Interval:  recoveryInterval(c),
+		Clock:     opts.Clock,
+		Metrics:   opts.Metrics,
+		Events:    opts.Events,
+		Unhealthy: opts.Unhealthy,
 	})
 	if opts.MPS != nil && c.Sharing.Strategy() == configv1.SharingStrategyMPS {
 		if err := m.newMPSRunner(resources, c.Flags.MPSRoot()); err != nil {

@@ -440,6 +440,10 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			logger.Info("Resource", "name", p.Name(), "devices", len(p.Devices()))
 		}
 		next, err := runUntilReload(ctx, m, reload)
+		// The next Manager keeps the devices that failed: a rebuild is no
+		// recovery check (restartOnDeviceUnhealthy's restart is, as
+		// NVIDIA's restarted plugin sees every device healthy).
+		dopts.Unhealthy = m.Health().UnhealthyUUIDs()
 		if next != nil {
 			dopts.Config = o.reloaded(ctx, fs, dopts, *next)
 			continue
@@ -450,6 +454,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			return err
 		}
 		if errors.Is(err, deviceplugin.ErrRestartOnUnhealthy) {
+			dopts.Unhealthy = nil
 			if d := pace.next(time.Now()); d > 0 {
 				logger.Info("Waiting before the restart, as the kubelet paces a restarted container", "delay", d)
 				select {
