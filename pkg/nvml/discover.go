@@ -7,6 +7,8 @@ import (
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/google/uuid"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
 )
 
 // Symbols that older drivers lack. go-nvml binds symbols lazily, so calling a
@@ -155,6 +157,12 @@ func (l *lib) readGPU(i int, dev gonvml.Device) (GPU, error) {
 	}
 	if g.UUID == "" {
 		return g, fmt.Errorf("GPU %d: GetUUID returned an empty UUID", i)
+	}
+	if err := deviceid.ValidateUUID(g.UUID); err != nil {
+		// It would name the GPU's devices to the kubelet and in the
+		// node's annotations: the GPU is listed under a placeholder.
+		g.UUID = ""
+		return g, fmt.Errorf("GPU %d: GetUUID: %w", i, err)
 	}
 	name := gpuName(i, g.UUID)
 	if g.Minor, ret = dev.GetMinorNumber(); ret != gonvml.SUCCESS {

@@ -5,6 +5,8 @@ import (
 
 	nvlibdevice "github.com/NVIDIA/go-nvlib/pkg/nvlib/device"
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
 )
 
 // maxMIGDevices bounds GetMaxMigDeviceCount (7 on A100/H100/B200).
@@ -49,6 +51,10 @@ func (l *lib) readMIGDevice(g *GPU, parent, mig gonvml.Device, k int) (MIGDevice
 	var ret gonvml.Return
 	if d.UUID, ret = mig.GetUUID(); ret != gonvml.SUCCESS {
 		return d, callError(name, "GetUUID", ret)
+	}
+	if err := deviceid.ValidateUUID(d.UUID); err != nil {
+		// It would name the device to the kubelet: its GPU is degraded.
+		return d, fmt.Errorf("%s: GetUUID: %w", name, err)
 	}
 	if d.GIID, ret = mig.GetGpuInstanceId(); ret != gonvml.SUCCESS {
 		return d, callError(name, "GetGpuInstanceId", ret)
