@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -130,13 +131,39 @@ func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
 	if done {
 		return nil
 	}
-	conn, err := grpc.NewClient("unix://"+kubeletSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The kubelet instance registered with is the one the connection went
+	// to: its socket's identity read around the connect (a kubelet
+	// restarting meanwhile replaces the socket, and the identity read after
+	// the RPC would name the next kubelet, which then never got us).
+	var dialed atomic.Pointer[string]
+	dial := func(ctx context.Context, _ string) (net.Conn, error) {
+		before := registrationKey(kubeletSocket, gen)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", kubeletSocket)
+		if err != nil {
+			return nil, err
+		}
+		if after := registrationKey(kubeletSocket, gen); before == "" || after != before {
+			_ = c.Close()
+			return nil, fmt.Errorf("the kubelet's socket %s was replaced while connecting", kubeletSocket)
+		}
+		dialed.Store(&before)
+		return c, nil
+	}
+	conn, err := grpc.NewClient("passthrough:///kubelet", grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dial))
 	if err != nil {
 		return fmt.Errorf("connecting to the kubelet at %s: %w", kubeletSocket, err)
 	}
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
+	// The kubelet dials our socket before it answers. A kubelet that stops
+	// meanwhile, or one that removed our socket when it started, holds the
+	// call until registerTimeout, and with it everything behind it (the
+	// next kubelet's registration, serving a removed socket again): the
+	// call is given up as soon as another kubelet listens or our socket
+	// is gone.
+	go abandonRegistration(ctx, cancel, kubeletSocket, socket, gen, &dialed)
 	opts, _ := p.GetDevicePluginOptions(ctx, nil)
 	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
 		Version:      pluginapi.Version,
@@ -148,12 +175,38 @@ func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
 		return fmt.Errorf("registering %s with the kubelet at %s: %w", p.resource.Name, kubeletSocket, err)
 	}
 	p.mu.Lock()
-	if p.gen == gen {
-		p.registered = registrationKey(kubeletSocket, gen)
+	if key := dialed.Load(); p.gen == gen && key != nil {
+		p.registered = *key
 	}
 	p.mu.Unlock()
 	klog.FromContext(ctx).Info("Registered with the kubelet", "resource", p.resource.Name, "endpoint", filepath.Base(socket))
 	return nil
+}
+
+// registrationPoll is how often a registration in flight checks that the
+// kubelet it talks to still listens and our socket is still there
+// (abandonRegistration).
+const registrationPoll = 50 * time.Millisecond
+
+// abandonRegistration cancels a registration in flight (ctx) once the
+// kubelet socket is another kubelet's than the one dialed, or our own
+// socket is gone or replaced, until ctx ends.
+func abandonRegistration(ctx context.Context, cancel context.CancelFunc, kubeletSocket, ours string, gen uint64, dialed *atomic.Pointer[string]) {
+	own := registrationKey(ours, gen)
+	t := time.NewTicker(registrationPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			k := dialed.Load()
+			if (k != nil && registrationKey(kubeletSocket, gen) != *k) || own == "" || registrationKey(ours, gen) != own {
+				cancel()
+				return
+			}
+		}
+	}
 }
 
 // RegisteredWith reports whether the plugin's current server is registered
