@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -108,4 +109,22 @@ func TestReplicaPolicyOf(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, p, got)
 	}
+}
+
+// A bad hint or policy is quoted in the error at most 64 bytes long (the
+// error reaches the pod's condition and events): a 200 kB value made a
+// 200 kB message. Multi-byte runes are not cut in half.
+func TestBadValueQuotedShort(t *testing.T) {
+	long := strings.Repeat("x", 200000)
+	_, err := protocol.ParseTopologyHint(long)
+	require.ErrorContains(t, err, `"`+strings.Repeat("x", 64)+`"... (200000 bytes)`)
+	require.Less(t, len(err.Error()), 200)
+	_, err = protocol.ParseReplicaPolicy(long)
+	require.Less(t, len(err.Error()), 200)
+	// 63 ASCII bytes then a 3-byte rune: cut before the rune (63 bytes).
+	odd := strings.Repeat("y", 63) + "€€"
+	_, err = protocol.ParseTopologyHint(odd)
+	require.ErrorContains(t, err, `"`+strings.Repeat("y", 63)+`"... (69 bytes)`)
+	_, err = protocol.ParseTopologyHint("maybe")
+	require.ErrorContains(t, err, `topology hint "maybe": want required, preferred or none`)
 }
