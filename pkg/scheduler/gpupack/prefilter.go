@@ -89,8 +89,10 @@ func (s *plans) setPlan(node string, p plan) {
 // (cpuonly.go).
 func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	reqs, hint, err := pl.parse(pod)
-	if err == nil && len(reqs) == 0 && hasExtendedResources(pod) && pl.learn(nodes) {
-		reqs, hint, err = pl.parse(pod) // a name only nodes not yet seen publish
+	if err == nil && pl.hasUnknownExtended(pod) && pl.learn(nodes) {
+		// A name only nodes not yet seen publish: also beside a known
+		// GPU request, which alone would be placed without it.
+		reqs, hint, err = pl.parse(pod)
 	}
 	if err != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())

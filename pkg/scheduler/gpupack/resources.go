@@ -58,6 +58,19 @@ func (pl *GPUPack) learn(nodes []fwk.NodeInfo) bool {
 	return pl.cache.PublishedCount() > before
 }
 
+// largestAsk is the most devices one container of r asks (r's count for
+// a request of one container).
+func largestAsk(r containerRequest) int {
+	if len(r.uses) == 0 {
+		return r.req.Count
+	}
+	n := 0
+	for _, u := range r.uses {
+		n = max(n, u.count)
+	}
+	return n
+}
+
 // resolve returns the request as node serves it. A node that publishes a
 // resource table gives the kind (whole GPU, replica, MIG), the MIG profile
 // and the replica policy (the pod's gpupack.io/replica-policy annotation
@@ -88,8 +101,10 @@ func (pl *GPUPack) resolve(node *topology.Node, r containerRequest) (containerRe
 		r.req.Kind, r.req.MIGProfile = score.KindMIG, res.Profile
 	case topology.KindReplica:
 		r.req.Kind = score.KindShared
-		if res.FailRequestsGreaterThanOne && r.req.Count > 1 {
-			return r, errNotServed{fmt.Errorf("node refuses requests of more than one %s replica (failRequestsGreaterThanOne), asked %d", r.resource, r.req.Count)}
+		// The kubelet allocates per container: the refusal is of a
+		// container asking more than one, not of the pod's total.
+		if n := largestAsk(r); res.FailRequestsGreaterThanOne && n > 1 {
+			return r, errNotServed{fmt.Errorf("node refuses requests of more than one %s replica (failRequestsGreaterThanOne), a container asks %d", r.resource, n)}
 		}
 		if !r.podPolicy {
 			r.req.Policy = score.Packed
@@ -112,12 +127,13 @@ func validRequest(r containerRequest) error {
 	return nil
 }
 
-// hasExtendedResources reports whether a container of the pod asks for an
-// extended resource (a domain-qualified name outside kubernetes.io).
-func hasExtendedResources(pod *v1.Pod) bool {
-	ext := func(l v1.ResourceList) bool {
+// hasUnknownExtended reports whether the pod asks an extended resource
+// (a name with a domain, not kubernetes.io's) that is not known as a GPU
+// resource: the args' names or a name some node's table publishes.
+func (pl *GPUPack) hasUnknownExtended(pod *v1.Pod) bool {
+	unknown := func(l v1.ResourceList) bool {
 		for n := range l {
-			if s := string(n); strings.Contains(s, "/") && !strings.Contains(s, "kubernetes.io/") {
+			if s := string(n); strings.Contains(s, "/") && !strings.Contains(s, "kubernetes.io/") && !pl.isGPUResource(s) {
 				return true
 			}
 		}
@@ -125,7 +141,7 @@ func hasExtendedResources(pod *v1.Pod) bool {
 	}
 	for _, cs := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for _, c := range cs {
-			if ext(c.Resources.Limits) || ext(c.Resources.Requests) {
+			if unknown(c.Resources.Limits) || unknown(c.Resources.Requests) {
 				return true
 			}
 		}
