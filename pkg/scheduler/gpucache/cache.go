@@ -99,9 +99,11 @@ type Cache struct {
 	objects int
 	pods    map[types.UID]*podEntry
 	// published are the resource names nodes publish in their resource
-	// tables (gpupack.io/topology v2): a pod's resource of one of these
-	// names is a GPU request. Only grows, up to maxPublishedNames.
-	published map[string]struct{}
+	// tables (gpupack.io/topology v2), each with the number of node
+	// entries that publish it (nodeEntry.published): a pod's resource of
+	// one of these names is a GPU request. A name goes with the last table
+	// that publishes it; at most maxPublishedNames at once.
+	published map[string]int
 	// supply is the cluster's slots per task type (score.Supply) over the
 	// readable GPU nodes' usage States; dirty are the nodes whose State
 	// or allocatable may have changed since they were counted; pricing is
@@ -161,6 +163,9 @@ type nodeEntry struct {
 	allocCPU, allocMem int64
 	// supplied is the usage State the cache's supply last counted.
 	supplied *score.State
+	// published are the resource names of topo's table this entry counts
+	// in Cache.published.
+	published []string
 }
 
 // hotView is what the per-node hot path of Filter and Score needs of an
@@ -202,7 +207,7 @@ type podEntry struct {
 // New returns an empty cache.
 func New() *Cache {
 	return &Cache{nodes: map[string]*nodeEntry{}, pods: map[types.UID]*podEntry{},
-		published: map[string]struct{}{}, dirty: map[string]struct{}{}}
+		published: map[string]int{}, dirty: map[string]struct{}{}}
 }
 
 // Interface is what the scheduler plugin uses of the cache.
@@ -531,6 +536,7 @@ func (c *Cache) RemoveNode(name string) {
 func (c *Cache) clearLocked(e *nodeEntry) {
 	c.setObjLocked(e, nil)
 	e.topoRaw, e.inUseRaw = "", ""
+	c.unpublishLocked(e)
 	e.topo, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil
 	e.state.Store(nil)
 	e.hot.Store(nil)
@@ -544,6 +550,7 @@ func (c *Cache) dropIfUnusedLocked(name string, e *nodeEntry) {
 		return
 	}
 	c.setObjLocked(e, nil)
+	c.unpublishLocked(e)
 	if c.nodes[name] == e {
 		delete(c.nodes, name)
 		c.dirty[name] = struct{}{}
@@ -633,13 +640,14 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 	if topoRaw != e.topoRaw || (e.topo == nil && e.topoErr == nil) {
 		e.topoRaw = topoRaw
 		e.topo, e.topoErr = nil, nil
+		c.unpublishLocked(e)
 		if topoRaw == "" {
 			e.topoErr = fmt.Errorf("node has no %s annotation", protocol.TopologyAnnotation)
 		} else if n, err := protocol.DecodeTopology(topoRaw); err != nil {
 			e.topoErr = err
 		} else {
 			e.topo = n
-			c.publishLocked(n.Resources)
+			c.publishLocked(e, n.Resources)
 		}
 		e.state.Store(nil)
 	}
@@ -664,16 +672,32 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 	}
 }
 
-// publishLocked records the resource names a node publishes.
-func (c *Cache) publishLocked(rs []topology.Resource) {
+// publishLocked counts the resource names node entry e publishes (its
+// previous names uncounted first).
+func (c *Cache) publishLocked(e *nodeEntry, rs []topology.Resource) {
+	c.unpublishLocked(e)
 	for _, r := range rs {
-		if _, ok := c.published[r.Name]; !ok && len(c.published) < maxPublishedNames {
-			c.published[r.Name] = struct{}{}
+		if n, ok := c.published[r.Name]; ok || len(c.published) < maxPublishedNames {
+			c.published[r.Name] = n + 1
+			e.published = append(e.published, r.Name)
 		}
 	}
 }
 
-// PublishedCount is how many resource names nodes publish (it only grows).
+// unpublishLocked uncounts the names e published; a name no entry
+// publishes any more is forgotten.
+func (c *Cache) unpublishLocked(e *nodeEntry) {
+	for _, name := range e.published {
+		if c.published[name] <= 1 {
+			delete(c.published, name)
+		} else {
+			c.published[name]--
+		}
+	}
+	e.published = nil
+}
+
+// PublishedCount is how many resource names nodes publish now.
 func (c *Cache) PublishedCount() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
