@@ -2,6 +2,8 @@ package gpupack
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -56,7 +58,7 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 		choose = score.Choose
 	}
 	for i, r := range reqs {
-		c, ok := choose(st, r.req, dist)
+		c, ok := choosePooled(st, r, dist, choose)
 		if !ok {
 			return plan{}, fmt.Errorf("no free healthy %s for %d x %s%s", r.req.Kind, r.req.Count, r.resource, hintNote(r.req))
 		}
@@ -82,6 +84,40 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 		}
 	}
 	return p, nil
+}
+
+// choosePooled is choose for request r, and for a pod-level request of
+// replicas (regular init containers' resource: uses) the kubelet's way:
+// each container's new replicas are one allocation of their own, placed
+// by the replica policy on their own (packed: one GPU each, not the
+// pod's whole peak on one GPU), each seeing the ones before it. The
+// choices are one Choice of the replicas in all.
+func choosePooled(st *score.State, r containerRequest, dist *score.Distribution, choose func(*score.State, score.Request, *score.Distribution) (score.Choice, bool)) (score.Choice, bool) {
+	chunks := freshCounts(r.uses)
+	if r.req.Kind != score.KindShared || len(chunks) < 2 {
+		return choose(st, r.req, dist)
+	}
+	w := st.Clone()
+	out := score.Choice{Kind: score.KindShared}
+	perGPU := map[int]int{}
+	for _, n := range chunks {
+		q := r.req
+		q.Count = n
+		c, ok := choose(w, q, dist)
+		if !ok {
+			return score.Choice{}, false
+		}
+		w.Apply(c)
+		out.FragDelta += c.FragDelta
+		out.GPUs |= c.GPUs
+		for _, sh := range c.Shares {
+			perGPU[sh.GPU] += sh.Replicas
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(perGPU)) {
+		out.Shares = append(out.Shares, score.Share{GPU: g, Replicas: perGPU[g]})
+	}
+	return out, true
 }
 
 // errNoView marks planFor's errors that come from the node itself (no

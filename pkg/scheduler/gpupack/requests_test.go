@@ -18,6 +18,7 @@ import (
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	tf "k8s.io/kubernetes/pkg/scheduler/testing/framework"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -119,4 +120,42 @@ func newSnapshotOnlyHarness(t *testing.T, nodes []*v1.Node) *harness {
 	inf.WaitForCacheSync(ctx.Done())
 	h.fh = fh
 	return h
+}
+
+// A regular init container asking replicas makes the resource one
+// pod-level request of the kubelet's peak, placed under the packed policy
+// as ONE GPU's replicas. init 4, app containers 4 and 4 (peak 8; the
+// kubelet allocates 4, 4 reused, 4 new: each container packs on one GPU)
+// never fit a fresh node of 4 GPUs x 4 replicas; neither does init 1 (peak
+// 1 + 3 + 4 = 8). The same pod without its init container (8 replicas,
+// two requests of 4) fits.
+func TestPooledReplicasPlacedPerContainer(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		pod  *v1.Pod
+	}{
+		{"no init", fixture.MakePod().Named("a").Container("c").Limit("nvidia.com/gpu.shared", 4).Container("d").Limit("nvidia.com/gpu.shared", 4).Obj()},
+		{"init 4", fixture.MakePod().Named("b").InitContainer("i").Limit("nvidia.com/gpu.shared", 4).Container("c").Limit("nvidia.com/gpu.shared", 4).Container("d").Limit("nvidia.com/gpu.shared", 4).Obj()},
+		{"init 1", fixture.MakePod().Named("c").InitContainer("i").Limit("nvidia.com/gpu.shared", 1).Container("c").Limit("nvidia.com/gpu.shared", 4).Container("d").Limit("nvidia.com/gpu.shared", 4).Obj()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sh := fixture.Shared(fixture.NVSwitch("s", "A100", 4, 12), 4)
+			h := newHarness(t, nil, []*v1.Node{gpuNode(t, "s", sh)})
+			_, res, ctrs, st := reservedDevices(t, h, c.pod)
+			require.Nil(t, st)
+			require.Len(t, res["nvidia.com/gpu.shared"], 8) // 4 + 4 kept by c and d
+			require.Len(t, ctrs["c"]["nvidia.com/gpu.shared"], 4)
+			require.Len(t, ctrs["d"]["nvidia.com/gpu.shared"], 4)
+			// Packed per container, as each container's Allocate packs:
+			// c's 4 on one GPU, d's 4 on one GPU.
+			for _, ctr := range []string{"c", "d"} {
+				gpus := map[string]bool{}
+				for _, id := range ctrs[ctr]["nvidia.com/gpu.shared"] {
+					uuid, _ := deviceid.UUIDOf(id)
+					gpus[uuid] = true
+				}
+				require.Len(t, gpus, 1, "container %s's replicas on one GPU: %v", ctr, ctrs[ctr])
+			}
+		})
+	}
 }

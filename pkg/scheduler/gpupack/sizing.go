@@ -86,17 +86,30 @@ func podRequests(containers []containerReqs) ([]containerRequest, error) {
 // peak is how many devices the kubelet allocates to the uses in all: each
 // takes what it can from the reusable pool and new devices for the rest.
 func peak(uses []containerUse) int {
-	pool, total := 0, 0
+	total := 0
+	for _, n := range freshCounts(uses) {
+		total += n
+	}
+	return total
+}
+
+// freshCounts are the new devices each use gets (those with none left
+// out), in the kubelet's order: what it cannot take from the reusable pool.
+func freshCounts(uses []containerUse) []int {
+	var out []int
+	pool := 0
 	for _, u := range uses {
 		fresh := max(0, u.count-pool)
-		total += fresh
+		if fresh > 0 {
+			out = append(out, fresh)
+		}
 		if u.keep {
 			pool = max(0, pool-u.count)
 		} else {
 			pool += fresh
 		}
 	}
-	return total
+	return out
 }
 
 // pickFunc chooses n devices out of avail that include must (the device
