@@ -362,7 +362,7 @@ func (c *Cache) viewLocked(e *nodeEntry) (NodeView, *nodeEntry, error) {
 // snapshot read one watch, whose resourceVersions (etcd revisions) grow.
 // False when either is not a number (then neither is known newer).
 func newerObject(a, b *v1.Node) bool {
-	if b == nil {
+	if a == nil || b == nil {
 		return false
 	}
 	ra, errA := strconv.ParseUint(a.ResourceVersion, 10, 64)
@@ -486,6 +486,13 @@ func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 	topoRaw, hasTopo := node.Annotations[protocol.TopologyAnnotation]
 	inUseRaw, hasInUse := node.Annotations[protocol.InUseAnnotation]
 	e := c.nodes[node.Name]
+	if e != nil && newerObject(e.obj, node) {
+		// A cycle's snapshot delivered a newer version of the node before
+		// the informer (entryForNode): this older one must not roll it
+		// back; the informer's next delivery catches up.
+		e.live = true
+		return nil, nil
+	}
 	if !hasTopo && !hasInUse {
 		if e != nil {
 			c.clearLocked(e)

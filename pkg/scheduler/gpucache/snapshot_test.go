@@ -108,3 +108,34 @@ func TestNewerSnapshotObjectIsTaken(t *testing.T) {
 		})
 	}
 }
+
+// The informer delivering an older version than one a snapshot brought
+// first (its handler lagging) does not roll the entry back either.
+func TestInformerDoesNotRollBackANewerSnapshot(t *testing.T) {
+	topo := fixture.DGX1V100("q")
+	older := annotated(t, "q", "64", topo)
+	older.ResourceVersion = "5"
+	c := gpucache.New()
+	_, _ = c.UpdateNode(older)
+	newer := older.DeepCopy()
+	newer.ResourceVersion = "7"
+	inUse, err := protocol.EncodeInUse([]protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "x", Name: "f", UID: "f"}, Devices: []string{topo.GPUs[0].UUID}}})
+	require.NoError(t, err)
+	newer.Annotations[protocol.InUseAnnotation] = inUse
+	v, err := c.ViewNodeInfo(nodeInfo(newer)) // the snapshot's, newer
+	require.NoError(t, err)
+	require.Equal(t, 7, v.State.FreeGPUs().Len()) // 8 - GPU 0
+	_, _ = c.UpdateNode(older.DeepCopy())         // the informer, late (RV 5 again)
+	after, err := c.ViewNode(newer)
+	require.NoError(t, err)
+	require.Equal(t, 7, after.State.FreeGPUs().Len(), "not rolled back to the older report")
+	require.Equal(t, []string{topo.GPUs[0].UUID}, keys(c.Used("q")))
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

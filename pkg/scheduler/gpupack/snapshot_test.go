@@ -71,6 +71,9 @@ func TestReserveAfterNodeChangedSinceSnapshot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			topo := fixture.DGX1V100("a")
 			h := newHarness(t, nil, []*v1.Node{gpuNode(t, "a", topo)})
+			// The informer has delivered the node, as a running scheduler's
+			// has before its first cycle.
+			require.Eventually(t, func() bool { return h.pl.cache.(*gpucache.Cache).Decoded() >= 1 }, 5*time.Second, time.Millisecond)
 			filter, reserve, got := h.filterThen(gpuPod("p", "nvidia.com/gpu", 1), "a", func() {
 				n, err := h.cs.CoreV1().Nodes().Get(h.ctx, "a", metav1.GetOptions{})
 				require.NoError(t, err)
