@@ -8,10 +8,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/stretchr/testify/require"
 
-	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceid"
-	"github.com/gpupack/gpupack/pkg/deviceplugin"
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/protocol"
 )
@@ -62,18 +59,7 @@ func TestBadUUIDsFromNVML(t *testing.T) {
 			m, err := fake.New(fake.DGXA100, opts...)
 			require.NoError(t, err)
 			tc.breakIt(m)
-			lib := nvml.New(m.Interface())
-			require.NoError(t, lib.Init())
-			t.Cleanup(func() { _ = lib.Shutdown() })
-			cfg := configv1.Default()
-			if tc.config != "" {
-				cfg, err = configv1.Parse([]byte(tc.config))
-				require.NoError(t, err)
-			}
-			var mgr *deviceplugin.Manager
-			require.NotPanics(t, func() {
-				mgr, err = deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir()})
-			})
+			mgr, err := buildManager(t, m, tc.config)
 			if err != nil {
 				t.Logf("refused with: %v", err)
 				return

@@ -23,17 +23,31 @@ func newManager(t *testing.T, machine, config string) (*deviceplugin.Manager, *f
 	t.Helper()
 	m, err := fake.New(machine)
 	require.NoError(t, err)
+	mgr, err := buildManager(t, m, config)
+	require.NoError(t, err)
+	return mgr, m
+}
+
+// buildManager builds a Manager over fake machine m with config ("" for
+// the defaults) without running it, as New answers: New must not panic
+// whatever m's NVML says; its error is returned.
+func buildManager(t *testing.T, m *fake.Machine, config string) (*deviceplugin.Manager, error) {
+	t.Helper()
 	lib := nvml.New(m.Interface())
 	require.NoError(t, lib.Init())
 	t.Cleanup(func() { _ = lib.Shutdown() })
 	cfg := configv1.Default()
 	if config != "" {
+		var err error
 		cfg, err = configv1.Parse([]byte(config))
 		require.NoError(t, err)
 	}
-	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir()})
-	require.NoError(t, err)
-	return mgr, m
+	var mgr *deviceplugin.Manager
+	var err error
+	require.NotPanics(t, func() {
+		mgr, err = deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir()})
+	})
+	return mgr, err
 }
 
 func pluginNamed(t *testing.T, mgr *deviceplugin.Manager, name string) *deviceplugin.Plugin {

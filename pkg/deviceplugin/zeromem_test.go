@@ -8,9 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
-	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
-	"github.com/gpupack/gpupack/pkg/deviceplugin"
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/protocol"
 )
@@ -24,17 +21,7 @@ func TestZeroMemoryGPU(t *testing.T) {
 		for i := range m.NumGPUs() {
 			m.Device(i).GetMemoryInfoFunc = func() (gonvml.Memory, gonvml.Return) { return gonvml.Memory{}, gonvml.SUCCESS }
 		}
-		lib := nvml.New(m.Interface())
-		require.NoError(t, lib.Init())
-		cfg := configv1.Default()
-		if config != "" {
-			cfg, err = configv1.Parse([]byte(config))
-			require.NoError(t, err)
-		}
-		var mgr *deviceplugin.Manager
-		require.NotPanics(t, func() {
-			mgr, err = deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir()})
-		})
+		mgr, err := buildManager(t, m, config)
 		if err != nil {
 			t.Logf("refused: %v", err)
 			continue
@@ -51,6 +38,5 @@ func TestZeroMemoryGPU(t *testing.T) {
 		_, err = protocol.EncodeTopology(mgr.Node())
 		require.NoError(t, err)
 		require.NotPanics(t, func() { _ = mgr.GFD() })
-		_ = lib.Shutdown()
 	}
 }

@@ -201,12 +201,7 @@ func BenchmarkPodCycle(b *testing.B) {
 func BenchmarkWarmCycle(b *testing.B) {
 	const n, evaluated = 5000, 500
 	h, infos := benchCluster(b, n)
-	var pods []*v1.Pod
-	for i, g := range []int64{1, 2, 4} {
-		pod := gpuPod(fmt.Sprintf("p%d", i), "nvidia.com/gpu", g)
-		pod.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("1")}
-		pods = append(pods, pod)
-	}
+	pods := warmPods()
 	start, k, seen := 0, 0, 0
 	cpu0 := processCPU(b)
 	for b.Loop() {
@@ -217,10 +212,7 @@ func BenchmarkWarmCycle(b *testing.B) {
 		_, start, filtered = benchCycle(b, h, cs, pod, infos, start, evaluated)
 		seen += filtered
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seen), "ns/node")
-	// CPU time (GC included) is what the machine's other load disturbs
-	// least.
-	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(seen), "cpu-ns/node")
+	reportPerNode(b, seen, cpu0)
 }
 
 // BenchmarkWarmCycleParallel is BenchmarkWarmCycle with Filter and Score
@@ -232,12 +224,7 @@ func BenchmarkWarmCycleParallel(b *testing.B) {
 	const n, evaluated, workers = 5000, 500, 16
 	h, infos := benchCluster(b, n)
 	par := parallelize.NewParallelizer(workers)
-	var pods []*v1.Pod
-	for i, g := range []int64{1, 2, 4} {
-		pod := gpuPod(fmt.Sprintf("p%d", i), "nvidia.com/gpu", g)
-		pod.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("1")}
-		pods = append(pods, pod)
-	}
+	pods := warmPods()
 	start, k, seen := 0, 0, 0
 	cpu0 := processCPU(b)
 	for b.Loop() {
@@ -275,6 +262,24 @@ func BenchmarkWarmCycleParallel(b *testing.B) {
 			b.Fatal(st)
 		}
 	}
+	reportPerNode(b, seen, cpu0)
+}
+
+// warmPods are the warm cycles' pods: 1, 2 and 4 GPUs, one core each.
+func warmPods() []*v1.Pod {
+	var pods []*v1.Pod
+	for i, g := range []int64{1, 2, 4} {
+		pod := gpuPod(fmt.Sprintf("p%d", i), "nvidia.com/gpu", g)
+		pod.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceCPU: resource.MustParse("1")}
+		pods = append(pods, pod)
+	}
+	return pods
+}
+
+// reportPerNode reports the benchmark's wall and CPU time per node Filter
+// saw (seen), the CPU counted from cpu0 (processCPU at the start). CPU
+// time (GC included) is what the machine's other load disturbs least.
+func reportPerNode(b *testing.B, seen int, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seen), "ns/node")
 	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(seen), "cpu-ns/node")
 }
