@@ -103,7 +103,8 @@ func TestKubectlGpupack(t *testing.T) {
 	}
 	require.Equal(t, 5, held, "4 + 1 GPUs held, each once")
 
-	// explain: 9 GPUs fit no node (8 and 4 GPUs); 3 GPUs fit both.
+	// explain: 9 GPUs fit no node (8 and 4 GPUs), not even emptied
+	// ("never": preemption would not help); 3 GPUs fit both.
 	big := gpuPod("big", 9, nil)
 	big.Spec.SchedulerName = "no-such-scheduler" // stays pending
 	e.createPod(big)
@@ -111,7 +112,8 @@ func TestKubectlGpupack(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("kubectl gpupack explain big:\n%s", out)
 	require.Contains(t, out, "pod default/big: fits 0 of 2 nodes")
-	require.Regexp(t, `(?m)^v100\s+no\s+-\s+-\s+-\s+gpupack: no free healthy`, out)
+	require.Regexp(t, `(?m)^v100\s+never\s+-\s+-\s+-\s+gpupack: no free healthy whole for 9 x nvidia.com/gpu, even with none in use$`, out)
+	require.Regexp(t, `(?m)^pcie\s+never\s+`, out)
 	out, err = e.kubectlGpupack(bin, "explain", "infer", "-o", "json")
 	require.NoError(t, err)
 	var ex struct {

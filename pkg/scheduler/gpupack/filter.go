@@ -48,7 +48,9 @@ func (pl *GPUPack) filterAdjusted(ctx context.Context, s *cycleState, nodeInfo f
 }
 
 // filterStatus is Filter's answer to planFor's error: a node without a
-// usable view is unresolvable, a request that does not fit unschedulable.
+// usable view, one that does not serve the request, and one the request
+// would not fit even empty are unresolvable (preemption skips them); a
+// request that does not fit now is unschedulable.
 func filterStatus(ctx context.Context, node *v1.Node, err error) *fwk.Status {
 	if nv, ok := err.(errNoView); ok { // planFor returns it unwrapped
 		klog.FromContext(ctx).V(5).Info("Node has no usable GPU topology", "node", klog.KObj(node), "err", nv.error)
@@ -57,6 +59,10 @@ func filterStatus(ctx context.Context, node *v1.Node, err error) *fwk.Status {
 	}
 	if _, ok := err.(errNotServed); ok { // resolve's, unwrapped
 		observePlacement(outcomeNodeRejected, reasonNotServed)
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+err.Error())
+	}
+	if _, ok := err.(errNeverFits); ok { // makePlan's, unwrapped
+		observePlacement(outcomeNodeRejected, reasonNeverFits)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "gpupack: "+err.Error())
 	}
 	observePlacement(outcomeNodeRejected, reasonNoFit)

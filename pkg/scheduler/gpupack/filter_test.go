@@ -1,6 +1,7 @@
 package gpupack
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 func TestMalformedInUseMakesNodeUnusable(t *testing.T) {
@@ -30,4 +32,59 @@ func TestMalformedInUseMakesNodeUnusable(t *testing.T) {
 	node, _, st2, _ := h.schedule(gpuPod("q", "nvidia.com/gpu", 1))
 	require.Nil(t, st2)
 	require.Equal(t, "ok", node)
+}
+
+// TestFilterNeverFitsIsUnresolvable: a request the node could not hold
+// even with none of its devices in use is UnschedulableAndUnresolvable
+// (kube-scheduler's preemption skips the node: no victim can make room);
+// one that only the node's current pods keep out is Unschedulable.
+// DGX-1 V100: 8 GPUs.
+func TestFilterNeverFitsIsUnresolvable(t *testing.T) {
+	dgx := func(unhealthy ...int) *topology.Node {
+		n := fixture.DGX1V100("d")
+		for _, i := range unhealthy {
+			n.GPUs[i].Healthy = false
+		}
+		return n
+	}
+	tests := []struct {
+		name      string
+		topo      *topology.Node
+		inUse     []int
+		pod       *v1.Pod
+		want      fwk.Code
+		wantNever bool
+	}{
+		// 9 > 8 GPUs on the node.
+		{name: "more GPUs than the node has", topo: dgx(), pod: gpuPod("p", "nvidia.com/gpu", 9), want: fwk.UnschedulableAndUnresolvable, wantNever: true},
+		// 4 asked, 8 - 6 used = 2 free: evicting pods would free them.
+		{name: "GPUs in use", topo: dgx(), inUse: []int{0, 1, 2, 3, 4, 5}, pod: gpuPod("p", "nvidia.com/gpu", 4), want: fwk.Unschedulable},
+		// 8 asked, 8 - 1 unhealthy = 7: no pod holds the missing GPU.
+		{name: "unhealthy GPU", topo: dgx(3), pod: gpuPod("p", "nvidia.com/gpu", 8), want: fwk.UnschedulableAndUnresolvable, wantNever: true},
+		// 7 asked, 7 healthy of which 2 in use: preemption can help.
+		{name: "unhealthy and in use", topo: dgx(3), inUse: []int{0, 1}, pod: gpuPod("p", "nvidia.com/gpu", 7), want: fwk.Unschedulable},
+		// Containers of 5 and 4: 9 > 8 together, though each alone fits.
+		{name: "containers together", topo: dgx(), pod: fixture.MakePod().Named("p").Container("a").Limit("nvidia.com/gpu", 5).Container("b").Limit("nvidia.com/gpu", 4).Obj(), want: fwk.UnschedulableAndUnresolvable, wantNever: true},
+		// Containers of 4 and 4 with 1 GPU in use: 7 free < 8.
+		{name: "containers with one in use", topo: dgx(), inUse: []int{0}, pod: fixture.MakePod().Named("p").Container("a").Limit("nvidia.com/gpu", 4).Container("b").Limit("nvidia.com/gpu", 4).Obj(), want: fwk.Unschedulable},
+		// 2 GPUs x 4 replicas = 8 replicas < 9 asked.
+		{name: "more replicas than the node has", topo: fixture.Shared(fixture.NVSwitch("s", "A100", 2, 12), 4), pod: gpuPod("p", "nvidia.com/gpu.shared", 9), want: fwk.UnschedulableAndUnresolvable, wantNever: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node := gpuNode(t, "n", tt.topo, ids(tt.topo, tt.inUse...)...)
+			h := newHarness(t, nil, []*v1.Node{node})
+			state := framework.NewCycleState()
+			_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, tt.pod)
+			require.True(t, st.IsSuccess(), st.Message())
+			ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("n")
+			require.NoError(t, err)
+			st = h.fh.RunFilterPlugins(h.ctx, state, tt.pod, ni)
+			require.Equal(t, tt.want, st.Code(), st.Message())
+			require.Equal(t, tt.wantNever, strings.Contains(st.Message(), "even with none in use"), st.Message())
+			// The answer is kept as the node's last plan: a second
+			// Filter of the same pod gives the same code.
+			require.Equal(t, tt.want, h.fh.RunFilterPlugins(h.ctx, state, tt.pod, ni).Code())
+		})
+	}
 }

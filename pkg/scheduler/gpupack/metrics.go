@@ -98,6 +98,7 @@ const (
 	reasonNoTopology   = "no_topology"
 	reasonNotServed    = "not_served"
 	reasonNoFit        = "no_fit"
+	reasonNeverFits    = "never_fits"
 	reasonNoView       = "no_view"
 	reasonBestSet      = "best_set"
 	reasonBelowBestSet = "below_best_set"

@@ -44,15 +44,33 @@ func planOf(f gpucache.Figures) plan {
 
 // makePlan chooses devices for each request in turn on view under the
 // workload snapshot dist, each choice seeing the ones before it. It fails
-// with the reason when one does not fit. names: name the devices (Reserve);
-// Filter and Score only need the figures.
+// with the reason when one does not fit: errNeverFits when the requests
+// would not fit the node even with none of its devices in use (no
+// preemption can make room; healthy devices, layout and published names
+// as they are now). names: name the devices (Reserve); Filter and Score
+// only need the figures.
 func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dist *score.Distribution, names bool) (plan, error) {
 	reqs, err := pl.resolveAll(view.Topology, reqs)
 	if err != nil {
 		return plan{}, err
 	}
-	st := view.State
-	p := plan{ratio: 1}
+	p, failed := planOn(view.State, reqs, dist, names)
+	if failed < 0 {
+		return p, nil
+	}
+	r := reqs[failed]
+	err = fmt.Errorf("no free healthy %s for %d x %s%s", r.req.Kind, r.req.Count, r.resource, hintNote(r.req))
+	if _, never := planOn(score.NewState(view.Topology), reqs, dist, false); never >= 0 {
+		return plan{}, errNeverFits{fmt.Errorf("%w, even with none in use", err)}
+	}
+	return plan{}, err
+}
+
+// planOn is makePlan's choice of devices on st for requests already
+// resolved; failed is the index of the first request that does not fit
+// (-1 when all do).
+func planOn(st *score.State, reqs []containerRequest, dist *score.Distribution, names bool) (p plan, failed int) {
+	p = plan{ratio: 1}
 	choose := score.Evaluate
 	if names {
 		choose = score.Choose
@@ -60,7 +78,7 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 	for i, r := range reqs {
 		c, ok := choosePooled(st, r, dist, choose)
 		if !ok {
-			return plan{}, fmt.Errorf("no free healthy %s for %d x %s%s", r.req.Kind, r.req.Count, r.resource, hintNote(r.req))
+			return plan{}, i
 		}
 		if names {
 			p.choices = append(p.choices, c)
@@ -83,8 +101,15 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 			}
 		}
 	}
-	return p, nil
+	return p, -1
 }
+
+// errNeverFits marks makePlan's errors for requests that would not fit
+// the node even with all of its healthy devices free: Filter answers
+// UnschedulableAndUnresolvable, so that preemption does not try the node.
+type errNeverFits struct{ error }
+
+func (e errNeverFits) Unwrap() error { return e.error }
 
 // choosePooled is choose for request r, and for a pod-level request of
 // replicas (regular init containers' resource: uses) the kubelet's way:
