@@ -141,7 +141,8 @@ func (s *cycleState) adjustment(node string) *adjustment {
 
 // adjusted returns view with the node's adjustment applied: the removed
 // pods' devices free, then the nominated pods placed in turn by the
-// plugin's own choice (a nominated pod that does not fit adds nothing).
+// plugin's own choice, as makePlan places a pod (a nominated pod that does
+// not fit adds nothing).
 // subtractNominated: also take the nominated pods' CPU and memory from the
 // node's free figures (Reserve; Filter's NodeInfo counts them already).
 func (pl *GPUPack) adjusted(view gpucache.NodeView, a *adjustment, subtractNominated bool) gpucache.NodeView {
@@ -169,7 +170,10 @@ func (pl *GPUPack) adjusted(view gpucache.NodeView, a *adjustment, subtractNomin
 				ok = false
 				break
 			}
-			c, fits := score.Choose(trial, r.req, dist)
+			// Per container's new replicas, as the pod itself is
+			// placed (plan.go): the pooled peak as one allocation
+			// may fit nowhere, and the pod would then hold nothing.
+			c, fits := choosePooled(trial, r, dist, score.Choose)
 			if !fits {
 				ok = false
 				break

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // nominator is the scheduling queue's pod nominator, reduced to a map.
@@ -232,4 +233,64 @@ func mustPodInfo(t *testing.T, p *v1.Pod) fwk.PodInfo {
 	pi, err := framework.NewPodInfo(p)
 	require.NoError(t, err)
 	return pi
+}
+
+// A nominated pod whose regular init container asks replicas its app
+// containers ask too is one pod-level request (sizing.go): its replicas
+// are placed per container, as Filter and Reserve place the pod itself
+// (choosePooled). Placed as one allocation of the pooled peak, such a pod
+// did not fit any GPU, so it was counted as holding nothing, and a
+// lower-priority pod was admitted on the replicas it waits for.
+func TestNominatedPooledReplicasAreCounted(t *testing.T) {
+	// 2 GPUs x 4 replicas = 8.
+	shared := fixture.Shared(fixture.NVSwitch("s", "A100", 2, 12), 4)
+	// 4 GPUs x 2 replicas = 8, spread.
+	spread := replicaNode("sp", "nvidia.com/gpu", 2, topology.PolicySpread)
+	tests := []struct {
+		name      string
+		node      *topology.Node
+		res       string
+		nominated *v1.Pod
+		pod       *v1.Pod
+	}{{
+		// Packed: init 4, app 4 + 4: peak 8, each app container's 4 on
+		// one GPU: both GPUs full, no replica left for the small pod.
+		name:      "packed, init 4 + 4 + 4",
+		node:      shared,
+		res:       "nvidia.com/gpu.shared",
+		nominated: fixture.MakePod().Named("nom").Priority(10).InitContainer("i").Limit("nvidia.com/gpu.shared", 4).Container("c").Limit("nvidia.com/gpu.shared", 4).Container("d").Limit("nvidia.com/gpu.shared", 4).Obj(),
+		pod:       withPriority(gpuPod("small", "nvidia.com/gpu.shared", 1), 0),
+	}, {
+		// Packed: init 1, app 3 + 4: new replicas 1, 2, 4 (peak 7): 1 + 2
+		// on one GPU (3 of 4) and 4 on the other: 1 replica left, not
+		// the 2 on one GPU the pod asks.
+		name:      "packed, init 1 + 3 + 4",
+		node:      shared,
+		res:       "nvidia.com/gpu.shared",
+		nominated: fixture.MakePod().Named("nom").Priority(10).InitContainer("i").Limit("nvidia.com/gpu.shared", 1).Container("c").Limit("nvidia.com/gpu.shared", 3).Container("d").Limit("nvidia.com/gpu.shared", 4).Obj(),
+		pod:       withPriority(gpuPod("small", "nvidia.com/gpu.shared", 2), 0),
+	}, {
+		// Spread: init 3, app 3 + 3: new replicas 3 and 3 (peak 6), each
+		// on 3 distinct GPUs: 2+2+1+1 of the 4 GPUs' 2 replicas used, so
+		// only 2 GPUs have one free, not the 3 distinct the pod asks.
+		// The peak as one request would need 6 distinct GPUs.
+		name:      "spread, init 3 + 3 + 3",
+		node:      spread,
+		res:       "nvidia.com/gpu",
+		nominated: fixture.MakePod().Named("nom").Priority(10).InitContainer("i").Limit("nvidia.com/gpu", 3).Container("c").Limit("nvidia.com/gpu", 3).Container("d").Limit("nvidia.com/gpu", 3).Obj(),
+		pod:       withPriority(gpuPod("small", "nvidia.com/gpu", 3), 0),
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node := gpuNode(t, "n", tt.node)
+			// Alone on the node, the nominated pod fits (as Filter places it).
+			h0 := newHarness(t, nil, []*v1.Node{node})
+			_, _, st, _ := h0.schedule(tt.nominated)
+			require.Nil(t, st)
+
+			h := newHarnessWith(t, withNominated(t, "n", tt.nominated), nil, []*v1.Node{node})
+			filter, _, got := h.filterWithNominatedThenReserve(tt.pod, "n")
+			require.Equal(t, fwk.Unschedulable, filter.Code(), "the pod got %v of the nominated pod's replicas", got)
+		})
+	}
 }
