@@ -30,7 +30,9 @@ import (
 // innermost first, and what invalidates it. Each layer is valid while the
 // pointers it was made from stay equal: the objects are never mutated.
 //
-//  1. Decoded topology (nodeEntry.topo, decodeLocked), keyed by the raw
+//  1. Decoded topology (nodeEntry.topo, decodeLocked), and the node's
+//     State with nothing in use (nodeEntry.empty, NodeView.Empty: what the
+//     plugin asks whether a request would ever fit), keyed by the raw
 //     gpupack.io/topology string: a different string; the node deleted
 //     (RemoveNode) or its annotations gone (clearLocked). Health changes
 //     arrive as a new string (new generation), so they go through here.
@@ -150,8 +152,11 @@ type nodeEntry struct {
 	live              bool
 	topoRaw, inUseRaw string
 	topo              *topology.Node
-	topoErr           error
-	inUse             map[string]bool
+	// empty is topo's State with nothing in use (NodeView.Empty), built
+	// with topo; never mutated.
+	empty   *score.State
+	topoErr error
+	inUse   map[string]bool
 	// inUseByPod are the in-use report's devices per pod UID.
 	inUseByPod map[types.UID][]string
 	// pods holds the own choices on this node.
@@ -180,6 +185,7 @@ type hotView struct {
 	// NodeInfo reports no allocatable CPU.
 	base, state *score.State
 	topo        *topology.Node
+	empty       *score.State
 	cpu, mem    int64
 	known       bool
 	// gen is the generation of the NodeInfo cpu and mem were read from:
@@ -243,8 +249,13 @@ var _ Interface = &Cache{}
 type NodeView struct {
 	Topology *topology.Node
 	State    *score.State
-	c        *Cache
-	e        *nodeEntry
+	// Empty is Topology's State with none of the node's devices in use
+	// (no pod, no in-use report; healthy devices and layout as they are),
+	// built once per decoded topology and shared: never to be mutated. nil
+	// in a view not made by the cache.
+	Empty *score.State
+	c     *Cache
+	e     *nodeEntry
 }
 
 // WithState is v with another State (an adjusted view of the same node).
@@ -313,7 +324,7 @@ func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 	c.mu.RLock()
 	e := c.nodes[node.Name]
 	if st := e.stateOrNil(); st != nil && e.inUseErr == nil && e.obj == node {
-		v := NodeView{Topology: e.topo, State: st}
+		v := NodeView{Topology: e.topo, State: st, Empty: e.empty}
 		c.mu.RUnlock()
 		return v, e, nil
 	}
@@ -354,7 +365,7 @@ func (c *Cache) viewLocked(e *nodeEntry) (NodeView, *nodeEntry, error) {
 	case e.inUseErr != nil:
 		return NodeView{}, nil, e.inUseErr
 	}
-	return NodeView{Topology: e.topo, State: c.stateLocked(e)}, e, nil
+	return NodeView{Topology: e.topo, State: c.stateLocked(e), Empty: e.empty}, e, nil
 }
 
 // newerObject reports whether Node object a is a later version of b than b
@@ -414,7 +425,7 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 				read = true
 			}
 			if !read || (h.known == ok && h.cpu == cpu && h.mem == mem) {
-				return NodeView{Topology: h.topo, State: h.state}, e, nil
+				return NodeView{Topology: h.topo, State: h.state, Empty: h.empty}, e, nil
 			}
 		}
 	}
@@ -425,7 +436,7 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 	if err != nil {
 		return v, e, err
 	}
-	h := &hotView{obj: node, base: v.State, state: v.State, topo: v.Topology, cpu: cpu, mem: mem, known: ok, gen: gen}
+	h := &hotView{obj: node, base: v.State, state: v.State, topo: v.Topology, empty: v.Empty, cpu: cpu, mem: mem, known: ok, gen: gen}
 	if ok {
 		h.state = v.State.Clone()
 		h.state.SetFree(cpu, mem)
@@ -544,7 +555,7 @@ func (c *Cache) clearLocked(e *nodeEntry) {
 	c.setObjLocked(e, nil)
 	e.topoRaw, e.inUseRaw = "", ""
 	c.unpublishLocked(e)
-	e.topo, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil
+	e.topo, e.empty, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil, nil
 	e.state.Store(nil)
 	e.hot.Store(nil)
 }
@@ -646,14 +657,14 @@ func (c *Cache) updateNodeLocked(name, topoRaw, inUseRaw string) *nodeEntry {
 func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 	if topoRaw != e.topoRaw || (e.topo == nil && e.topoErr == nil) {
 		e.topoRaw = topoRaw
-		e.topo, e.topoErr = nil, nil
+		e.topo, e.empty, e.topoErr = nil, nil, nil
 		c.unpublishLocked(e)
 		if topoRaw == "" {
 			e.topoErr = fmt.Errorf("node has no %s annotation", protocol.TopologyAnnotation)
 		} else if n, err := protocol.DecodeTopology(topoRaw); err != nil {
 			e.topoErr = err
 		} else {
-			e.topo = n
+			e.topo, e.empty = n, score.NewState(n)
 			c.publishLocked(e, n.Resources)
 		}
 		e.state.Store(nil)

@@ -399,3 +399,57 @@ func benchPodCycle(b *testing.B, n int) {
 		}
 	}
 }
+
+// BenchmarkFilterRejects is Filter on a node that a pod of several GPU
+// requests (no last plans: every Filter plans) does not fit now but would
+// empty, as every node of a full cluster answers each pending pod: the
+// plan, then the plan on the node's empty State that tells Unschedulable
+// from UnschedulableAndUnresolvable (errNeverFits). The plan alone on the
+// same node is the baseline. DGX-1 with GPUs 0-5 in use: 2 free.
+func BenchmarkFilterRejects(b *testing.B) {
+	topo := fixture.DGX1V100("x")
+	node := gpuNode(&testing.T{}, "n", topo, ids(topo, 0, 1, 2, 3, 4, 5)...)
+	h := newHarnessB(b, node)
+	ni := framework.NewNodeInfo()
+	ni.SetNode(node)
+	for _, tc := range []struct {
+		name string
+		pod  *v1.Pod
+	}{
+		{"2x2gpu", fixture.MakePod().Named("a").Container("a").Limit("nvidia.com/gpu", 2).Container("b").Limit("nvidia.com/gpu", 2).Obj()},
+		{"2+4gpu", fixture.MakePod().Named("c").Container("a").Limit("nvidia.com/gpu", 2).Container("b").Limit("nvidia.com/gpu", 4).Obj()},
+	} {
+		cs := framework.NewCycleState()
+		if _, st := h.pl.PreFilter(h.ctx, cs, tc.pod, nil); !st.IsSuccess() {
+			b.Fatal(st)
+		}
+		s, err := readState(cs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		view, err := h.pl.cache.ViewNodeInfo(ni)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs, err := h.pl.resolveAll(view.Topology, s.requests)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name+"/plan", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, failed := planOn(view.State, reqs, h.pl.workload.Distribution(), false); failed < 0 {
+					b.Fatal("fits")
+				}
+			}
+		})
+		b.Run(tc.name+"/Filter", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if st := h.pl.Filter(h.ctx, cs, tc.pod, ni); st.Code() != fwk.Unschedulable {
+					b.Fatal(st)
+				}
+			}
+		})
+	}
+}
