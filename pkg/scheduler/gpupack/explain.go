@@ -20,8 +20,10 @@ type NodeFit struct {
 	Fits bool   `json:"fits"`
 	// Reason is Filter's message when the pod does not fit.
 	Reason string `json:"reason,omitempty"`
-	// Unresolvable: the node itself has no usable GPUs (no or malformed
-	// annotations), whatever is freed on it.
+	// Unresolvable: freeing devices on the node would not help (Filter's
+	// UnschedulableAndUnresolvable): it has no usable GPUs (no or
+	// malformed annotations), does not serve the request, or the request
+	// would not fit it even with none of its devices in use.
 	Unresolvable bool `json:"unresolvable,omitempty"`
 	// FragDelta is the node's fragmentation increase (GPUs) at the best
 	// device choice; QualityRatio the worst multi-GPU set's link quality
