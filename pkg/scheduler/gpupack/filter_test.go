@@ -51,6 +51,7 @@ func TestFilterNeverFitsIsUnresolvable(t *testing.T) {
 		name      string
 		topo      *topology.Node
 		inUse     []int
+		inUseIDs  func(*topology.Node) []string // replicas, instead of inUse
 		pod       *v1.Pod
 		want      fwk.Code
 		wantNever bool
@@ -69,10 +70,20 @@ func TestFilterNeverFitsIsUnresolvable(t *testing.T) {
 		{name: "containers with one in use", topo: dgx(), inUse: []int{0}, pod: fixture.MakePod().Named("p").Container("a").Limit("nvidia.com/gpu", 4).Container("b").Limit("nvidia.com/gpu", 4).Obj(), want: fwk.Unschedulable},
 		// 2 GPUs x 4 replicas = 8 replicas < 9 asked.
 		{name: "more replicas than the node has", topo: fixture.Shared(fixture.NVSwitch("s", "A100", 2, 12), 4), pod: gpuPod("p", "nvidia.com/gpu.shared", 9), want: fwk.UnschedulableAndUnresolvable, wantNever: true},
+		// Pooled replicas (regular init container): init 4, app 4, 4, 4:
+		// new replicas 4 + 4 + 4 = 12 > 2 GPUs x 4.
+		{name: "pooled replicas beyond the node", topo: fixture.Shared(fixture.NVSwitch("s", "A100", 2, 12), 4), pod: fixture.MakePod().Named("p").InitContainer("i").Limit("nvidia.com/gpu.shared", 4).Container("c").Limit("nvidia.com/gpu.shared", 4).Container("d").Limit("nvidia.com/gpu.shared", 4).Container("e").Limit("nvidia.com/gpu.shared", 4).Obj(), want: fwk.UnschedulableAndUnresolvable, wantNever: true},
+		// init 4, app 4, 4: two packed 4s; GPU 0 has 1 of 4 in use, so
+		// only GPU 1 holds 4 now; empty, both do.
+		{name: "pooled replicas, one in use", topo: fixture.Shared(fixture.NVSwitch("s", "A100", 2, 12), 4), inUseIDs: func(n *topology.Node) []string { return replicas(n, 0, 0) }, pod: fixture.MakePod().Named("p").InitContainer("i").Limit("nvidia.com/gpu.shared", 4).Container("c").Limit("nvidia.com/gpu.shared", 4).Container("d").Limit("nvidia.com/gpu.shared", 4).Obj(), want: fwk.Unschedulable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			node := gpuNode(t, "n", tt.topo, ids(tt.topo, tt.inUse...)...)
+			used := ids(tt.topo, tt.inUse...)
+			if tt.inUseIDs != nil {
+				used = tt.inUseIDs(tt.topo)
+			}
+			node := gpuNode(t, "n", tt.topo, used...)
 			h := newHarness(t, nil, []*v1.Node{node})
 			state := framework.NewCycleState()
 			_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, tt.pod)
