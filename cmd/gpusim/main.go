@@ -6,8 +6,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"os/signal"
@@ -15,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -408,17 +411,35 @@ func samePath(a, b string) bool {
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
-// checkWritable fails when a file cannot be created at path (missing or
-// read-only directory, path is a directory); it leaves nothing behind.
+// checkWritable fails when the run could not write its output at path: a
+// directory, a file it may not write, a FIFO nobody reads (writing it at
+// the end would hang), or a new file in a missing or read-only directory.
+// A path that exists is opened for writing as the run will open it (not
+// truncated, without waiting on a FIFO), so /dev/stdout or a writable file
+// in a read-only directory passes; for a new file a file is created and
+// removed beside it. It leaves nothing behind.
 func checkWritable(path string) error {
 	if path == "" {
 		return nil
 	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
 		return fmt.Errorf("%s is a directory", path)
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			if errors.Is(err, syscall.ENXIO) {
+				return fmt.Errorf("cannot write %s: a FIFO with no reader", path)
+			}
+			return fmt.Errorf("cannot write %s: %w", path, err)
+		}
+		return f.Close()
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	fi, err := os.Stat(dir)
+	fi, err = os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}

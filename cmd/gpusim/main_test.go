@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,6 +31,59 @@ func TestCheckWritable(t *testing.T) {
 		require.NoError(t, os.Mkdir(ro, 0o500))
 		require.Error(t, checkWritable(filepath.Join(ro, "out.csv")))
 	}
+}
+
+// An output path that exists is checked by opening it for writing, as the
+// run will, not by creating a file beside it: a path the run can write in
+// a directory nobody may create files in (/dev/stdout, /proc/self/fd/N) is
+// accepted, and a file the run cannot write, or a FIFO nobody reads (the
+// run would hang at the end), is refused before the run. The check leaves
+// an existing file's content as it was.
+func TestCheckWritableExistingPaths(t *testing.T) {
+	dir := t.TempDir()
+	held, err := os.Create(filepath.Join(dir, "held"))
+	require.NoError(t, err)
+	defer held.Close()
+	kept := filepath.Join(dir, "kept.csv")
+	require.NoError(t, os.WriteFile(kept, []byte("old results\n"), 0o600))
+	fifo := filepath.Join(dir, "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	tests := []struct {
+		name string
+		path string
+		want string // "" for no error
+	}{
+		// /proc/self/fd is no directory to create files in, even for root,
+		// but the descriptor's file is writable (as /dev/stdout is).
+		{"open descriptor", fmt.Sprintf("/proc/self/fd/%d", held.Fd()), ""},
+		{"existing file", kept, ""},
+		{"FIFO without a reader", fifo, "cannot write " + fifo},
+	}
+	if os.Geteuid() != 0 { // root writes any file
+		ro := filepath.Join(dir, "ro.csv")
+		require.NoError(t, os.WriteFile(ro, nil, 0o400))
+		tests = append(tests, struct{ name, path, want string }{"read-only file", ro, "cannot write " + ro})
+		roDir := filepath.Join(dir, "rodir")
+		require.NoError(t, os.Mkdir(roDir, 0o700))
+		inRO := filepath.Join(roDir, "out.csv")
+		require.NoError(t, os.WriteFile(inRO, nil, 0o600))
+		require.NoError(t, os.Chmod(roDir, 0o500))
+		t.Cleanup(func() { _ = os.Chmod(roDir, 0o700) }) // TempDir's removal needs it
+		tests = append(tests, struct{ name, path, want string }{"writable file in a read-only directory", inRO, ""})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkWritable(tt.path)
+			if tt.want == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tt.want)
+			}
+		})
+	}
+	got, err := os.ReadFile(kept)
+	require.NoError(t, err)
+	require.Equal(t, "old results\n", string(got), "the check truncates nothing")
 }
 
 // A run with an unwritable output fails at once, before reading the traces.
