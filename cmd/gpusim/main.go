@@ -184,6 +184,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 		fmt.Fprintf(stderr, "gpusim: warning: %d tasks of %s ask only GPU models no node of %s has (%s): they will fail\n",
 			n, o.pods, o.nodes, strings.Join(models, ", "))
 	}
+	if n := sim.OversizedTasks(tasks, cl); n > 0 {
+		fmt.Fprintf(stderr, "gpusim: warning: %d tasks of %s ask more GPUs, CPU or memory than any node of %s of their GPU models has: they will fail\n",
+			n, o.pods, o.nodes)
+	}
 	cps, err := parseFloats(o.checkpoints)
 	if err != nil {
 		return fmt.Errorf("--checkpoints: %w", err)

@@ -306,3 +306,25 @@ func TestRunRefusesBadNodeLists(t *testing.T) {
 	_, _, err = execute(t, "-q", "--nodes", big, "--pods", pods, "--seeds", "1", "--shapes", "V100M32=nvswitch", "--policies", "best-fit")
 	require.NoError(t, err)
 }
+
+// Tasks no node could host even empty are counted in a warning (they all
+// fail; the figures alone do not say why), as tasks asking absent models
+// are; a pod list that fits gets neither warning.
+func TestRunWarnsOversizedTasks(t *testing.T) {
+	dir, nodes, pods := tinyTraces(t)
+	_, stderr, err := execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--policies", "best-fit")
+	require.NoError(t, err)
+	require.NotContains(t, stderr, "warning")
+	// g0 G2 8 GPUs 96 cores, t0 T4 2 GPUs 64 cores: e asks 9 GPUs, f 97
+	// cores, g 3 T4 GPUs (t0 has 2), h a T4 with 65 cores; i fits g0.
+	big := filepath.Join(dir, "big.csv")
+	raw, err := os.ReadFile(pods)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(big, append(raw, []byte("e,1000,1024,9,1000,\nf,97000,1024,1,1000,\n"+
+		"g,1000,1024,3,1000,T4\nh,65000,1024,1,500,T4\ni,65000,1024,3,1000,T4|G2\n")...), 0o600))
+	out, stderr, err := execute(t, "-q", "--nodes", nodes, "--pods", big, "--seeds", "1", "--policies", "best-fit")
+	require.NoError(t, err)
+	require.Contains(t, stderr, "gpusim: warning: 4 tasks of "+big+" ask more GPUs, CPU or memory than any node of "+nodes+
+		" of their GPU models has: they will fail")
+	require.Contains(t, out, "best-fit")
+}

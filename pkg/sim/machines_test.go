@@ -117,3 +117,48 @@ func TestUnhostableTasksIgnoreCPUOnlyNodes(t *testing.T) {
 	require.Equal(t, 1, n)
 	require.Equal(t, []string{"T4"}, models)
 }
+
+// Tasks no node could host even empty (more GPUs, CPU or memory than every
+// node of a model they may take has) fail wherever they arrive, like tasks
+// asking only absent models: OversizedTasks counts them for a warning. A
+// task counted by UnhostableTasks (no node of its models at all) is not
+// counted again.
+//
+// Cluster: g0 G2 8 GPUs 96 cores 384 GiB; t0 T4 2 GPUs 64 cores 256 GiB;
+// c0 CPU-only 32 cores 64 GiB.
+func TestOversizedTasks(t *testing.T) {
+	nodes, err := ReadNodes("nodes.csv", strings.NewReader("sn,cpu_milli,memory_mib,gpu,model\n"+
+		"g0,96000,393216,8,G2\nt0,64000,262144,2,T4\nc0,32000,65536,0,\n"))
+	require.NoError(t, err)
+	cl, err := NewCluster(nodes, DefaultShapes())
+	require.NoError(t, err)
+	const head = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\n"
+	tests := []struct {
+		name string
+		rows string
+		want int
+	}{
+		{"fits g0", "a,96000,393216,8,1000,\n", 0},
+		{"a share fits t0", "a,64000,262144,1,500,T4\n", 0},
+		{"CPU-only task fits g0", "a,96000,1024,0,0,\n", 0},
+		{"more GPUs than any node", "a,1000,1024,16,1000,\n", 1},
+		{"more CPU than any node", "a,96001,1024,1,1000,\n", 1},
+		{"more memory than any node", "a,1000,393217,1,500,\n", 1},
+		{"CPU-only, more CPU than any node", "a,96001,1024,0,0,\n", 1},
+		// 3 T4 GPUs: t0 has 2; g0 has 8 but is a G2.
+		{"more GPUs than the allowed model's nodes", "a,1000,1024,3,1000,T4\n", 1},
+		// t0 has 64 cores; g0 has the cores but is a G2.
+		{"more CPU than the allowed model's nodes", "a,65000,1024,1,1000,T4\n", 1},
+		{"either model: g0 fits", "a,65000,1024,3,1000,G2|T4\n", 0},
+		// no A100 node: UnhostableTasks counts it.
+		{"absent model only", "a,1000000,1024,1,1000,A100\n", 0},
+		{"each task counted", "a,1000,1024,16,1000,\nb,1000,1024,9,1000,\nc,1000,1024,1,1000,\n", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tasks, err := ReadTasks("pods.csv", strings.NewReader(head+tt.rows))
+			require.NoError(t, err)
+			require.Equal(t, tt.want, OversizedTasks(tasks, cl))
+		})
+	}
+}

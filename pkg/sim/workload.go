@@ -200,3 +200,41 @@ func UnhostableTasks(tasks []TaskSpec, c *Cluster) (int, []string) {
 	slices.Sort(missing)
 	return n, missing
 }
+
+// OversizedTasks counts the tasks that no node of c could host even with
+// nothing placed on it: more GPUs, CPU or memory than every node of a
+// model they may take has (a CPU-only task may take any node). They fail
+// wherever they arrive: in a pod list meant for larger machines. Tasks
+// asking only models no node has are UnhostableTasks' and not counted.
+func OversizedTasks(tasks []TaskSpec, c *Cluster) int {
+	// Nodes of one spec are alike: look at each spec once.
+	var specs []NodeSpec
+	for _, n := range c.Nodes {
+		n.Name = ""
+		if !slices.Contains(specs, n) {
+			specs = append(specs, n)
+		}
+	}
+	n := 0
+	for _, t := range tasks {
+		if len(t.Models) > 0 && !slices.ContainsFunc(t.Models, func(m string) bool { return slices.Contains(c.Models, m) }) {
+			continue // UnhostableTasks
+		}
+		if !slices.ContainsFunc(specs, func(s NodeSpec) bool { return hostsEmpty(s, t) }) {
+			n++
+		}
+	}
+	return n
+}
+
+// hostsEmpty reports whether a node of spec s with nothing placed on it
+// could take task t (CPU, memory, GPU model and count).
+func hostsEmpty(s NodeSpec, t TaskSpec) bool {
+	if t.CPUMilli > s.CPUMilli || t.MemoryMiB > s.MemoryMiB {
+		return false
+	}
+	if t.NumGPU == 0 {
+		return true
+	}
+	return s.GPUs >= t.NumGPU && (len(t.Models) == 0 || slices.Contains(t.Models, s.Model))
+}
