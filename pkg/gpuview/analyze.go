@@ -40,6 +40,9 @@ type NodeState struct {
 	// nil for a malformed topology, Pods empty for a malformed in-use
 	// report).
 	Error string
+	// UsageUnknown is set when the in-use report could not be read: which
+	// devices are in use is unknown, not none (Topo may still be set).
+	UsageUnknown bool
 }
 
 // Side is one pool of nodes (a whole cluster, or the nodes one scheduler
@@ -58,6 +61,8 @@ const (
 	gpuPartly
 	gpuFull
 	gpuUnhealthy
+	// gpuUnknown: the node's in-use report could not be read.
+	gpuUnknown
 )
 
 // gpuUse is who holds one GPU.
@@ -281,6 +286,8 @@ func (nu *nodeUse) state(i int) gpuState {
 	switch {
 	case !g.Healthy:
 		return gpuUnhealthy
+	case nu.ns.UsageUnknown:
+		return gpuUnknown
 	case len(u.whole) > 0:
 		return gpuFull
 	case g.MIGEnabled:

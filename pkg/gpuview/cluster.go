@@ -79,6 +79,7 @@ func (c *Cluster) readNode(n *corev1.Node, podNames map[string]string) (NodeStat
 		u, err := protocol.DecodeInUse(rawInUse)
 		if err != nil {
 			errs = append(errs, err.Error())
+			ns.UsageUnknown = true
 		} else {
 			ns.Pods, c.inUse[n.Name] = placements(u, podNames)
 		}

@@ -89,7 +89,11 @@ func writeNode(w io.Writer, nu *nodeUse, frag float64) {
 		writeUnknown(w, nu)
 		return
 	}
-	fmt.Fprintf(w, "node %s: %s, fragmentation %.2f GPUs\n", ns.Name, modelSummary(ns.Topo), frag)
+	if ns.UsageUnknown {
+		fmt.Fprintf(w, "node %s: %s, fragmentation unknown (in-use report unreadable)\n", ns.Name, modelSummary(ns.Topo))
+	} else {
+		fmt.Fprintf(w, "node %s: %s, fragmentation %.2f GPUs\n", ns.Name, modelSummary(ns.Topo), frag)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	cols, uniform := linkHeader(ns.Topo)
 	fmt.Fprintf(tw, "  GPU\tMODEL\t%s\tNUMA\tHELD BY\n", strings.Join(cols, "\t"))
@@ -252,6 +256,8 @@ func (nu *nodeUse) holderLines(i, width int) []string {
 	u := &nu.gpus[i]
 	var lines []string
 	switch {
+	case nu.ns.UsageUnknown:
+		lines = []string{"unknown"}
 	case len(u.whole) > 0:
 		lines = []string{strings.Join(u.whole, ", ")}
 	case g.MIGEnabled:

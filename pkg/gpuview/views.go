@@ -17,9 +17,13 @@ type NodeView struct {
 	Error   string `json:"error,omitempty"`
 	Summary string `json:"summary,omitempty"`
 	// Fragmentation is the node's FGD fragmentation (GPUs) under the
-	// workload the view was made with.
-	Fragmentation float64   `json:"fragmentation"`
-	GPUs          []GPUView `json:"gpus,omitempty"`
+	// workload the view was made with; 0 when UsageUnknown.
+	Fragmentation float64 `json:"fragmentation"`
+	// UsageUnknown: the node's in-use report could not be read (Error
+	// says why), so which devices are in use is unknown; its GPUs' State
+	// is "unknown".
+	UsageUnknown bool      `json:"usageUnknown,omitempty"`
+	GPUs         []GPUView `json:"gpus,omitempty"`
 	// Problems are device IDs the node lacks and devices held twice.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -31,7 +35,8 @@ type GPUView struct {
 	Model   string `json:"model"`
 	NUMA    int    `json:"numa"`
 	Healthy bool   `json:"healthy"`
-	// State is "free", "partly used", "fully used" or "unhealthy".
+	// State is "free", "partly used", "fully used", "unhealthy" or
+	// "unknown" (the node's in-use report could not be read).
 	State string `json:"state"`
 	// Links are the labels of its links to every GPU, by index ("X": itself).
 	Links []string `json:"links"`
@@ -59,7 +64,7 @@ type MIGView struct {
 	HeldBy  []string `json:"heldBy,omitempty"`
 }
 
-var stateNames = map[gpuState]string{gpuFree: "free", gpuPartly: "partly used", gpuFull: "fully used", gpuUnhealthy: "unhealthy"}
+var stateNames = map[gpuState]string{gpuFree: "free", gpuPartly: "partly used", gpuFull: "fully used", gpuUnhealthy: "unhealthy", gpuUnknown: "unknown"}
 
 // NodeViews are the cluster's GPU nodes under the workload d (nil:
 // score.DefaultDistribution).
@@ -71,13 +76,15 @@ func (c *Cluster) NodeViews(d *score.Distribution) []NodeView {
 	for k := range c.Side.Nodes {
 		ns := &c.Side.Nodes[k]
 		nu := analyzeNode(ns)
-		v := NodeView{Name: ns.Name, Error: ns.Error, Problems: nu.problems}
+		v := NodeView{Name: ns.Name, Error: ns.Error, UsageUnknown: ns.UsageUnknown, Problems: nu.problems}
 		for _, u := range nu.unknown {
 			v.Problems = append(v.Problems, fmt.Sprintf("%s holds unknown device %s%s", u.Pod, u.ID, resourceNote(u.Resource)))
 		}
 		if ns.Topo != nil {
 			v.Summary = modelSummary(ns.Topo)
-			v.Fragmentation = nu.fragmentation(d)
+			if !ns.UsageUnknown {
+				v.Fragmentation = nu.fragmentation(d)
+			}
 			for i := range ns.Topo.GPUs {
 				v.GPUs = append(v.GPUs, nu.gpuView(i))
 			}
@@ -230,7 +237,8 @@ type FragView struct {
 // NodeFrag is one node's fragmentation and its free capacity.
 type NodeFrag struct {
 	Node string `json:"node"`
-	// Error: no readable topology (the node is left out of the figures).
+	// Error: no readable topology or in-use report (the node is left out
+	// of the figures; GPUs is known when only the in-use report is not).
 	Error string `json:"error,omitempty"`
 	GPUs  int    `json:"gpus"`
 	// FreeCapacity is the GPU capacity not in use (GPUs; part-used shared
@@ -270,13 +278,16 @@ func (c *Cluster) Frag(d *score.Distribution) (FragView, error) {
 	for k := range c.Side.Nodes {
 		ns := &c.Side.Nodes[k]
 		nf := NodeFrag{Node: ns.Name, Error: ns.Error}
-		if ns.Topo == nil {
+		if ns.Topo != nil {
+			nf.GPUs = len(ns.Topo.GPUs)
+		}
+		if ns.Topo == nil || ns.UsageUnknown {
+			// Unknown usage is not free capacity: left out of the figures.
 			v.Nodes = append(v.Nodes, nf)
 			continue
 		}
 		nu := analyzeNode(ns)
 		s, _ := score.StateOf(ns.Topo, nu.used)
-		nf.GPUs = len(ns.Topo.GPUs)
 		nf.FreeCapacity = s.FreeCapacity()
 		nf.Fragmentation = score.Fragmentation(s, d)
 		v.Total += nf.Fragmentation
@@ -295,8 +306,12 @@ func WriteFrag(w io.Writer, v FragView) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tGPUS\tFREE\tFRAGMENTATION")
 	for _, n := range v.Nodes {
-		if n.Error != "" && n.GPUs == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t! %s\n", n.Node, n.Error)
+		if n.Error != "" {
+			gpus := "-"
+			if n.GPUs > 0 {
+				gpus = fmt.Sprint(n.GPUs)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t-\t! %s\n", n.Node, gpus, n.Error)
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\n", n.Node, n.GPUs, n.FreeCapacity, n.Fragmentation)

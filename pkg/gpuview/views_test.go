@@ -3,6 +3,7 @@ package gpuview
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -227,6 +228,70 @@ func TestIDsLabelShortensNVMLUUIDs(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			require.Equal(t, c.want, idsLabel(c.ids))
+		})
+	}
+}
+
+// A node whose topology reads but whose in-use report does not has GPUs in
+// an unknown state, not free ones: frag leaves it out of the figures (as a
+// node without a readable topology) and says why, and nodes shows its map
+// with the usage unknown. Counting it free made the cluster's total and
+// the node's own figure look as if nothing ran there.
+func TestUnreadableInUseIsNotFree(t *testing.T) {
+	b := box()
+	for _, tc := range []struct {
+		name, inUse, wantErr string
+	}{
+		{"malformed JSON", `[1,2`, "gpupack.io/in-use: malformed JSON"},
+		{"newer version", `{"version":"v7","pods":[]}`, "version"},
+		{"empty", ``, "gpupack.io/in-use"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := gpuNodeObject(t, "bad", b, nil)
+			bad.Annotations[protocol.InUseAnnotation] = tc.inUse
+			good := gpuNodeObject(t, "good", b, []protocol.PodDevices{
+				{PodRef: protocol.PodRef{Namespace: "default", Name: "train", UID: "uid-train"}, Devices: []string{b.GPUs[0].UUID}}})
+			c := FromObjects([]corev1.Node{bad, good}, nil)
+			// 8-GPU pods fit neither 4-GPU node: all free capacity is
+			// stranded. good: GPUs 1, 2 and 3 free = 3 GPUs; bad, counted
+			// free, would add 4 (the total 7).
+			whole8 := dist(t, score.Weighted{Type: score.TaskType{Kind: score.KindWhole, Count: 8}, Weight: 1})
+
+			v, err := c.Frag(whole8)
+			require.NoError(t, err)
+			require.Len(t, v.Nodes, 2)
+			require.Equal(t, "bad", v.Nodes[0].Node)
+			require.Contains(t, v.Nodes[0].Error, tc.wantErr)
+			require.Equal(t, 4, v.Nodes[0].GPUs, "its topology is known")
+			require.Zero(t, v.Nodes[0].FreeCapacity)
+			require.Zero(t, v.Nodes[0].Fragmentation)
+			require.InDelta(t, 3.0, v.Nodes[1].FreeCapacity, 1e-9)
+			require.InDelta(t, 3.0, v.Nodes[1].Fragmentation, 1e-9)
+			require.InDelta(t, 3.0, v.Total, 1e-9)
+			require.InDelta(t, 3.0, v.Types[0].Fragmentation, 1e-9)
+			require.InDelta(t, 3.0, v.Types[0].Stranded, 1e-9)
+			var buf bytes.Buffer
+			require.NoError(t, WriteFrag(&buf, v))
+			require.Regexp(t, `(?m)^bad\s+4\s+-\s+! `+regexp.QuoteMeta(v.Nodes[0].Error)+`$`, buf.String())
+			require.Regexp(t, `(?m)^TOTAL\s+3\.00$`, buf.String())
+
+			vs := c.NodeViews(whole8)
+			require.Equal(t, "bad", vs[0].Name)
+			require.True(t, vs[0].UsageUnknown)
+			require.Zero(t, vs[0].Fragmentation)
+			require.Len(t, vs[0].GPUs, 4)
+			for _, g := range vs[0].GPUs {
+				require.Equal(t, "unknown", g.State)
+			}
+			require.False(t, vs[1].UsageUnknown)
+			require.InDelta(t, 3.0, vs[1].Fragmentation, 1e-9)
+			require.Equal(t, "fully used", vs[1].GPUs[0].State)
+			require.Equal(t, "free", vs[1].GPUs[1].State)
+			buf.Reset()
+			require.NoError(t, c.WriteNodes(&buf, whole8))
+			require.Contains(t, buf.String(), "node bad: 4 x V100, fragmentation unknown (in-use report unreadable)\n")
+			require.Regexp(t, `(?m)^  1\s+V100\s+NV2\s+X\s+SYS\s+SYS\s+0\s+unknown$`, buf.String())
+			require.Contains(t, buf.String(), "node good: 4 x V100, fragmentation 3.00 GPUs\n")
 		})
 	}
 }
