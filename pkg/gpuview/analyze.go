@@ -43,6 +43,8 @@ type NodeState struct {
 	// UsageUnknown is set when the in-use report could not be read: which
 	// devices are in use is unknown, not none (Topo may still be set).
 	UsageUnknown bool
+	// Note says where Pods came from when not from the node's report.
+	Note string
 }
 
 // Side is one pool of nodes (a whole cluster, or the nodes one scheduler

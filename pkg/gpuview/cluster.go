@@ -33,11 +33,12 @@ func FromObjects(nodes []corev1.Node, pods []corev1.Pod) *Cluster {
 	for i := range pods {
 		podNames[string(pods[i].UID)] = pods[i].Namespace + "/" + pods[i].Name
 	}
+	chosen := chosenByNode(pods)
 	nodes = slices.Clone(nodes)
 	slices.SortFunc(nodes, func(a, b corev1.Node) int { return strings.Compare(a.Name, b.Name) })
 	reported := map[string]bool{} // pod UIDs a node reports
 	for i := range nodes {
-		ns, ok := c.readNode(&nodes[i], podNames)
+		ns, ok := c.readNode(&nodes[i], podNames, chosen)
 		if !ok {
 			continue
 		}
@@ -58,9 +59,35 @@ func FromObjects(nodes []corev1.Node, pods []corev1.Pod) *Cluster {
 	return c
 }
 
+// noReportNote is the note of a node that publishes topology but no in-use
+// report: its holders are the scheduler's choices, as the scheduler counts
+// them.
+const noReportNote = "no " + protocol.InUseAnnotation + " report (publish.inUse off, or not written yet): " +
+	"holders are the scheduler's choices (" + protocol.DevicesAnnotation + "); pods of other schedulers are not shown"
+
+// chosenByNode are the scheduler's readable choices (gpupack.io/devices) of
+// the pods bound to each node.
+func chosenByNode(pods []corev1.Pod) map[string][]Placement {
+	out := map[string][]Placement{}
+	for i := range pods {
+		p := &pods[i]
+		raw, ok := p.Annotations[protocol.DevicesAnnotation]
+		if !ok || p.Spec.NodeName == "" {
+			continue
+		}
+		d, err := protocol.DecodeDevices(raw)
+		if err != nil {
+			continue // shown with the pod (PodView.ChosenError)
+		}
+		out[p.Spec.NodeName] = append(out[p.Spec.NodeName], Placement{Pod: p.Namespace + "/" + p.Name, Devices: d.Resources})
+	}
+	return out
+}
+
 // readNode reads one node's topology and in-use report; false for a node
-// with neither (not a GPU node of ours).
-func (c *Cluster) readNode(n *corev1.Node, podNames map[string]string) (NodeState, bool) {
+// with neither (not a GPU node of ours). A node without a report gets the
+// choices of the pods bound to it.
+func (c *Cluster) readNode(n *corev1.Node, podNames map[string]string, chosen map[string][]Placement) (NodeState, bool) {
 	ns := NodeState{Name: n.Name}
 	rawTopo, hasTopo := n.Annotations[protocol.TopologyAnnotation]
 	rawInUse, hasInUse := n.Annotations[protocol.InUseAnnotation]
@@ -75,7 +102,11 @@ func (c *Cluster) readNode(n *corev1.Node, podNames map[string]string) (NodeStat
 	} else {
 		ns.Topo = t
 	}
-	if hasInUse {
+	if !hasInUse {
+		if ns.Topo != nil {
+			ns.Pods, ns.Note = chosen[n.Name], noReportNote
+		}
+	} else {
 		u, err := protocol.DecodeInUse(rawInUse)
 		if err != nil {
 			errs = append(errs, err.Error())

@@ -114,6 +114,9 @@ func writeNode(w io.Writer, nu *nodeUse, frag float64) {
 	if ns.Error != "" {
 		fmt.Fprintf(w, "  ! %s\n", ns.Error)
 	}
+	if ns.Note != "" {
+		fmt.Fprintf(w, "  note: %s\n", ns.Note)
+	}
 	writeUnknown(w, nu)
 }
 

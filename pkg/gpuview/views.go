@@ -24,6 +24,9 @@ type NodeView struct {
 	// is "unknown".
 	UsageUnknown bool      `json:"usageUnknown,omitempty"`
 	GPUs         []GPUView `json:"gpus,omitempty"`
+	// Note says where the holders come from when the node publishes no
+	// in-use report (the scheduler's choices).
+	Note string `json:"note,omitempty"`
 	// Problems are device IDs the node lacks and devices held twice.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -76,7 +79,7 @@ func (c *Cluster) NodeViews(d *score.Distribution) []NodeView {
 	for k := range c.Side.Nodes {
 		ns := &c.Side.Nodes[k]
 		nu := analyzeNode(ns)
-		v := NodeView{Name: ns.Name, Error: ns.Error, UsageUnknown: ns.UsageUnknown, Problems: nu.problems}
+		v := NodeView{Name: ns.Name, Error: ns.Error, UsageUnknown: ns.UsageUnknown, Note: ns.Note, Problems: nu.problems}
 		for _, u := range nu.unknown {
 			v.Problems = append(v.Problems, fmt.Sprintf("%s holds unknown device %s%s", u.Pod, u.ID, resourceNote(u.Resource)))
 		}

@@ -295,3 +295,59 @@ func TestUnreadableInUseIsNotFree(t *testing.T) {
 		})
 	}
 }
+
+// A node that publishes no in-use report (publish.inUse: false, or not
+// written yet) shows the scheduler's choices of the pods bound to it as
+// their holders, as the scheduler itself counts them, with a note saying
+// so; it showed every GPU free while pods ran there. A malformed choice,
+// a pending pod's choice and a choice on another node are not counted.
+func TestNoInUseReportShowsChoices(t *testing.T) {
+	b := box()
+	u := func(i int) string { return b.GPUs[i].UUID }
+	quiet := gpuNodeObject(t, "quiet", b, nil)
+	other := gpuNodeObject(t, "other", b, []protocol.PodDevices{})
+	broken := podObject(t, "broken", "quiet", nil, 1)
+	broken.Annotations[protocol.DevicesAnnotation] = "{bad"
+	pods := []corev1.Pod{
+		podObject(t, "train", "quiet", map[string][]string{"nvidia.com/gpu": {u(0), u(1)}}, 2),
+		podObject(t, "share", "quiet", map[string][]string{"nvidia.com/gpu.shared": {deviceid.ReplicaID(u(3), 1)}}, 0),
+		podObject(t, "elsewhere", "other", map[string][]string{"nvidia.com/gpu": {u(2)}}, 1),
+		podObject(t, "wait", "", map[string][]string{"nvidia.com/gpu": {u(2)}}, 1),
+		broken,
+	}
+	c := FromObjects([]corev1.Node{quiet, other}, pods)
+	whole8 := dist(t, score.Weighted{Type: score.TaskType{Kind: score.KindWhole, Count: 8}, Weight: 1})
+
+	vs := c.NodeViews(whole8)
+	require.Equal(t, "quiet", vs[1].Name)
+	q := vs[1]
+	require.Empty(t, q.Error)
+	require.False(t, q.UsageUnknown)
+	require.Contains(t, q.Note, "no gpupack.io/in-use report")
+	require.Equal(t, []string{"default/train"}, q.GPUs[0].HeldBy)
+	require.Equal(t, []string{"default/train"}, q.GPUs[1].HeldBy)
+	require.Equal(t, "free", q.GPUs[2].State, "default/elsewhere's choice is on other, default/wait's on no node")
+	require.Equal(t, []ShareView{{Pod: "default/share", Replicas: 1}}, q.GPUs[3].Shares)
+	// 8-GPU pods fit no 4-GPU node: the free capacity is stranded. quiet:
+	// GPU 2 (1) + one of GPU 3's two replicas (0.5) = 1.5; other: all 4
+	// free (its report lists no pod).
+	require.InDelta(t, 1.5, q.Fragmentation, 1e-9)
+	require.Empty(t, vs[0].Note, "other publishes a report")
+	require.InDelta(t, 4.0, vs[0].Fragmentation, 1e-9)
+	v, err := c.Frag(whole8)
+	require.NoError(t, err)
+	require.InDelta(t, 5.5, v.Total, 1e-9)
+
+	var buf bytes.Buffer
+	require.NoError(t, c.WriteNodes(&buf, whole8))
+	require.Contains(t, buf.String(), "  note: no gpupack.io/in-use report")
+	require.Regexp(t, `(?m)^  0\s+V100\s+X\s+NV2\s+SYS\s+SYS\s+0\s+default/train$`, buf.String())
+
+	pv := c.PodViews()
+	byName := map[string]PodView{}
+	for _, p := range pv {
+		byName[p.Pod] = p
+	}
+	require.Equal(t, HandoffNotReported, byName["default/train"].Handoff)
+	require.Equal(t, []int{0, 1}, byName["default/train"].GPUs)
+}
