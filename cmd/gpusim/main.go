@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,8 +261,18 @@ func policies(list, workload string) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("--workload %q: want pinned, online or both", workload)
 	}
+	// The workload is gpupack's: with no gpupack listed it would change
+	// nothing (gpupack-online listed with --workload online is the same run).
+	names := strings.Split(list, ",")
+	for i := range names {
+		names[i] = strings.TrimSpace(names[i])
+	}
+	if workload != "pinned" && !slices.Contains(names, sim.PolicyGPUPack) &&
+		(workload != "online" || !slices.Contains(names, sim.PolicyGPUPackOnline)) {
+		return nil, fmt.Errorf("--workload %s: --policies %q lists no %s, whose workload it sets", workload, list, sim.PolicyGPUPack)
+	}
 	var out []string
-	for _, p := range strings.Split(list, ",") {
+	for _, p := range names {
 		p = strings.TrimSpace(p)
 		switch {
 		case p == "":
@@ -464,7 +475,10 @@ func parseSweeps(specs []string) ([]sim.SweepAxis, error) {
 	var out []sim.SweepAxis
 	for _, spec := range specs {
 		name, levels, hasLevels := strings.Cut(strings.TrimSpace(spec), "=")
-		if name == "all" && !hasLevels {
+		if name == "all" && hasLevels {
+			return nil, fmt.Errorf("%s: all runs every axis at its default levels and takes none; give levels per axis, as gpushare=20,40", spec)
+		}
+		if name == "all" {
 			for _, a := range sim.Axes() {
 				out = append(out, sim.SweepAxis{Axis: a, Levels: sim.DefaultLevels(a)})
 			}

@@ -233,6 +233,10 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"sweep level above 100", []string{"--sweep", "gpushare=101"}, "--sweep: gpushare=101: gpushare level 101: want 0..100"},
 		{"sweep level negative", []string{"--sweep", "multigpu=-10"}, "multigpu level -10: want 0..100"},
 		{"sweep cpu level in cpuNNN units", []string{"--sweep", "cpu=1000"}, "cpu level 1000: want 0..999"},
+		{"sweep all with levels", []string{"--sweep", "all=40"}, "--sweep: all=40: all runs every axis at its default levels and takes none; give levels per axis, as gpushare=20,40"},
+		{"workload online without gpupack", []string{"--workload", "online", "--policies", "fgd,best-fit"}, `--workload online: --policies "fgd,best-fit" lists no gpupack, whose workload it sets`},
+		{"workload both without gpupack", []string{"--workload", "both", "--policies", "gpupack-online"}, `--workload both: --policies "gpupack-online" lists no gpupack`},
+		{"workload online without gpupack in a sweep", []string{"--workload", "online", "--policies", "fgd", "--sweep", "gpushare=40"}, "--workload online: --policies \"fgd\" lists no gpupack"},
 		{"sweep multigpu 100 with other GPU tasks", []string{"--sweep", "multigpu=100"}, "multigpu100: multigpu: 100% of the GPU demand in multi-GPU tasks cannot be reached"},
 	}
 	for _, tt := range tests {
@@ -269,8 +273,13 @@ func TestRunOddButValid(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, stderr, "1 tasks of "+shares+" have num_gpu 0 and a gpu_milli: they ask no GPU")
 
+	// gpupack-online listed with --workload online is the same run.
+	out, _, err := execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--policies", "gpupack-online,fgd", "--workload", "online")
+	require.NoError(t, err)
+	require.Contains(t, out, "gpupack-online")
+
 	// --target 10 (the bound) and a sweep at the ends of each axis.
-	out, _, err := execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--policies", "gpupack,fgd",
+	out, _, err = execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--policies", "gpupack,fgd",
 		"--target", "10", "--checkpoints", "1,10")
 	require.NoError(t, err)
 	require.Contains(t, out, "alloc@1000%")
