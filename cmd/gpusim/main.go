@@ -148,6 +148,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	if o.seeds < 1 || o.seeds > sim.MaxSeeds {
 		return fmt.Errorf("--seeds %d: want 1..%d", o.seeds, sim.MaxSeeds)
 	}
+	if o.firstSeed > math.MaxUint64-uint64(o.seeds-1) {
+		// The seeds would wrap around to 0, 1, ...: refuse rather than
+		// run other seeds than the report names.
+		return fmt.Errorf("--first-seed %d with --seeds %d: the last seed passes %d", o.firstSeed, o.seeds, uint64(math.MaxUint64))
+	}
 	if o.svgPath != "" && (math.IsNaN(o.svgFrom) || o.svgFrom < 0 || o.svgFrom >= o.target) {
 		return fmt.Errorf("--svg-from %v: want 0 or more and below --target %v", o.svgFrom, o.target)
 	}
@@ -166,6 +171,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	tasks, err := sim.ReadTasksFile(o.pods)
 	if err != nil {
 		return err
+	}
+	if names, n := sim.DuplicateNodeNames(nodes, 3); n > 0 {
+		more := ""
+		if n > len(names) {
+			more = fmt.Sprintf(" and %d more", n-len(names))
+		}
+		fmt.Fprintf(stderr, "gpusim: warning: %s: node name(s) %s%s on more than one row: each row is simulated as a node of its own\n",
+			o.nodes, strings.Join(names, ", "), more)
 	}
 	warnUnusedShapes(stderr, o.shapes, o.nodes, nodes)
 	defaultUnknownShapes(stderr, nodes, shapes)

@@ -211,6 +211,8 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"checkpoint Inf", []string{"--checkpoints", "0.9,Inf"}, `--checkpoints: "Inf" is not a positive number`},
 		{"seeds 0", []string{"--seeds", "0"}, "--seeds 0: want 1..1000"},
 		{"seeds huge", []string{"--seeds", "100000000"}, "--seeds 100000000: want 1..1000"},
+		// Seeds 2^64-1 and 2^64, which wraps to 0: refused.
+		{"seeds wrap", []string{"--first-seed", "18446744073709551615", "--seeds", "2"}, "--first-seed 18446744073709551615 with --seeds 2: the last seed passes 18446744073709551615"},
 		{"negative workers", []string{"--workers", "-3"}, "workers -3"},
 		{"policy twice", []string{"--policies", "gpupack,best-fit,gpupack"}, `policy "gpupack" listed twice`},
 		{"policy twice through --workload both", []string{"--workload", "both", "--policies", "gpupack,gpupack-online"}, `policy "gpupack-online" listed twice`},
@@ -335,5 +337,20 @@ func TestRunWarnsOversizedTasks(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, stderr, "gpusim: warning: 4 tasks of "+big+" ask more GPUs, CPU or memory than any node of "+nodes+
 		" of their GPU models has: they will fail")
+	require.Contains(t, out, "best-fit")
+}
+
+// A node list with a name on several rows (two lists concatenated) runs,
+// every row a node, with a warning naming them.
+func TestRunWarnsDuplicateNodeNames(t *testing.T) {
+	dir, nodes, pods := tinyTraces(t)
+	raw, err := os.ReadFile(nodes)
+	require.NoError(t, err)
+	lines := strings.SplitAfterN(string(raw), "\n", 2) // header, rows
+	twice := filepath.Join(dir, "twice.csv")
+	require.NoError(t, os.WriteFile(twice, []byte(lines[0]+lines[1]+lines[1]), 0o600))
+	out, stderr, err := execute(t, "-q", "--nodes", twice, "--pods", pods, "--seeds", "1", "--policies", "best-fit")
+	require.NoError(t, err)
+	require.Contains(t, stderr, "gpusim: warning: "+twice+": node name(s) c0, g0, t0 on more than one row: each row is simulated as a node of its own")
 	require.Contains(t, out, "best-fit")
 }

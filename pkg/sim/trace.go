@@ -217,6 +217,28 @@ func ReadNodes(file string, r io.Reader) ([]NodeSpec, error) {
 	return nodes, nil
 }
 
+// DuplicateNodeNames returns the names (sn) that more than one row of
+// nodes carries, sorted, at most limit of them (limit <= 0: all), and how
+// many such names there are. Each row is simulated as a node of its own;
+// two lists concatenated by mistake double the cluster.
+func DuplicateNodeNames(nodes []NodeSpec, limit int) (names []string, n int) {
+	seen := make(map[string]int, len(nodes))
+	for _, nd := range nodes {
+		seen[nd.Name]++
+	}
+	for name, c := range seen {
+		if c > 1 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	n = len(names)
+	if limit > 0 && len(names) > limit {
+		names = names[:limit]
+	}
+	return names, n
+}
+
 func parseNode(t *table) (NodeSpec, error) {
 	n := NodeSpec{Name: t.str("sn"), Model: t.str("model")}
 	var err error

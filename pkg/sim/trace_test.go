@@ -191,3 +191,35 @@ func TestBadTraces(t *testing.T) {
 		})
 	}
 }
+
+func TestDuplicateNodeNames(t *testing.T) {
+	nodes := func(names ...string) []NodeSpec {
+		out := make([]NodeSpec, len(names))
+		for i, n := range names {
+			out[i] = NodeSpec{Name: n, GPUs: 1, Model: "T4"}
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		nodes []NodeSpec
+		limit int
+		want  []string
+		n     int
+	}{
+		{name: "unique", nodes: nodes("a", "b", "c"), want: nil, n: 0},
+		// a x3 and c x2: two names, sorted.
+		{name: "twice and thrice", nodes: nodes("c", "a", "b", "a", "c", "a"), want: []string{"a", "c"}, n: 2},
+		// Four duplicated names, 2 shown, 4 counted.
+		{name: "limited", nodes: nodes("d", "c", "b", "a", "a", "b", "c", "d"), limit: 2, want: []string{"a", "b"}, n: 4},
+		// A list concatenated to itself: every name twice.
+		{name: "concatenated", nodes: append(nodes("x", "y"), nodes("x", "y")...), want: []string{"x", "y"}, n: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n := DuplicateNodeNames(tt.nodes, tt.limit)
+			require.Equal(t, tt.want, got)
+			require.Equal(t, tt.n, n)
+		})
+	}
+}
