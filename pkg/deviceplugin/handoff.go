@@ -3,6 +3,7 @@ package deviceplugin
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -279,7 +280,60 @@ func choiceOf(pod *v1.Pod) (d *protocol.Devices, at time.Time, ok bool, err erro
 			return nil, time.Time{}, false, err
 		}
 	}
+	if err = fitsSpec(pod, d); err != nil {
+		return nil, time.Time{}, false, err
+	}
 	return d, at, true, nil
+}
+
+// fitsSpec checks a decoded choice against the pod's spec. The kubelet asks
+// for each container's own count of a resource (GetPreferredAllocation's
+// size), so a set for a container the spec does not have, of another size
+// than its container asks, or a pod-level set no container of that size
+// takes, is never asked for: as an entry it stayed first in its size's
+// queue and handed its set to the next pod admitted, every later pod then
+// getting its predecessor's set. Such a choice is malformed (the scheduler
+// writes each container's set of its container's count): the pod is handled
+// as one without a choice.
+func fitsSpec(pod *v1.Pod, d *protocol.Devices) error {
+	byName := map[string]*v1.Container{}
+	for _, c := range allContainers(pod) {
+		byName[c.Name] = c
+	}
+	withSets := map[string]bool{} // resources some container has a set of
+	for _, name := range slices.Sorted(maps.Keys(d.Containers)) {
+		for _, res := range slices.Sorted(maps.Keys(d.Containers[name])) {
+			ids := d.Containers[name][res]
+			if len(ids) == 0 {
+				continue
+			}
+			withSets[res] = true
+			c, ok := byName[name]
+			if !ok {
+				return fmt.Errorf("%s: container %q has a set of %s but the pod has no such container", protocol.DevicesAnnotation, name, res)
+			}
+			if n, _ := protocol.DeviceCount(c, res); n != len(ids) {
+				return fmt.Errorf("%s: container %q: %d devices of %s for a request of %d", protocol.DevicesAnnotation, name, len(ids), res, n)
+			}
+		}
+	}
+	for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
+		ids := d.Resources[res]
+		if len(ids) == 0 || withSets[res] {
+			continue
+		}
+		// The pod-level set alone serves the first container asking res.
+		n := 0
+		for _, c := range allContainers(pod) {
+			if n, _ = protocol.DeviceCount(c, res); n > 0 {
+				break
+			}
+		}
+		if n != len(ids) {
+			return fmt.Errorf("%s: %d devices of %s for the pod, without containers' sets, but its first container asking %s asks %d", protocol.DevicesAnnotation, len(ids), res, res, n)
+		}
+	}
+	return nil
 }
 
 // entries are the node's pending requests of resource, in admission order.
@@ -440,8 +494,8 @@ func (h *Handoff) allocatedLocked(held map[types.NamespacedName]map[string]map[s
 
 // podEntries are a pod's requests of resource, init containers first, each
 // with its container's set, or the pod-level set for the first container
-// without one. Sets for containers the spec does not show (or a pod-level
-// set no container took) are entries too.
+// without one. The choice fits the spec (fitsSpec): each set is of its
+// container's count, so each entry's size is what the kubelet asks.
 func podEntries(pod *v1.Pod, choice *protocol.Devices, resource string) []entry {
 	var out []entry
 	var podLevel []string
@@ -474,12 +528,6 @@ func podEntries(pod *v1.Pod, choice *protocol.Devices, resource string) []entry 
 		default:
 			add(c.Name, c.Name, n, nil)
 		}
-	}
-	for _, c := range slices.Sorted(maps.Keys(containerSets)) {
-		add(c, c, len(containerSets[c]), containerSets[c])
-	}
-	if len(podLevel) > 0 {
-		add("", "", len(podLevel), podLevel)
 	}
 	return out
 }

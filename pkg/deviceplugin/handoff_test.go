@@ -23,13 +23,15 @@ import (
 	"github.com/gpupack/gpupack/test/harness"
 )
 
-// scheduled is a pod the "scheduler" annotated with its choice.
+// scheduled is a pod asking len(ids) devices of resource in container
+// "main" (as kubelet.allocate admits it) that the "scheduler" annotated with
+// its choice.
 func scheduled(t testing.TB, name string, at time.Time, resource string, ids ...string) (*v1.Pod, map[string]string) {
 	t.Helper()
 	s, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{resource: ids}})
 	require.NoError(t, err)
 	ann := map[string]string{protocol.DevicesAnnotation: s, protocol.AssumedAtAnnotation: protocol.FormatAssumedAt(at)}
-	return fixture.MakePod().Named(name).AnnotationMap(ann).Obj(), ann
+	return fixture.MakePod().Named(name).AnnotationMap(ann).GPUs(resource, int64(len(ids))).Obj(), ann
 }
 
 func sortedIDs(ids []string) []string { return slices.Sorted(slices.Values(ids)) }
