@@ -268,16 +268,18 @@ func checkUnique(gpus []GPU) error {
 	uuids := map[string]int{}
 	buses := map[string]int{}
 	for _, g := range gpus {
+		// Every GPU's UUID counts, a degraded one's too: it names the
+		// GPU's devices whatever else could be read.
 		if j, ok := uuids[g.UUID]; ok {
 			return fmt.Errorf("GPUs %d and %d report the same UUID %s", j, g.Index, g.UUID)
 		}
+		uuids[g.UUID] = g.Index
 		if g.PCIBusID == "" {
 			continue // a degraded GPU whose bus ID could not be read
 		}
 		if j, ok := buses[g.PCIBusID]; ok {
 			return fmt.Errorf("GPUs %d and %d report the same PCI bus ID %s", j, g.Index, g.PCIBusID)
 		}
-		uuids[g.UUID] = g.Index
 		buses[g.PCIBusID] = g.Index
 	}
 	return nil

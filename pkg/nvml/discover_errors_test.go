@@ -61,6 +61,37 @@ func TestDiscoverBadAnswers(t *testing.T) {
 			want: []string{"GPUs 0 and 5", "same UUID"},
 		},
 		{
+			// GPU 0 is degraded after its UUID (no bus ID read): its UUID
+			// still names its devices, so a second GPU with it is a
+			// duplicate. Was missed when the degraded GPU came first.
+			name: "duplicate UUID of a GPU degraded before its bus ID", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				id := m.UUID(0)
+				m.Device(0).GetMemoryInfoFunc = func() (gonvml.Memory, gonvml.Return) { return gonvml.Memory{}, gonvml.ERROR_UNKNOWN }
+				m.Device(5).GetUUIDFunc = func() (string, gonvml.Return) { return id, gonvml.SUCCESS }
+			},
+			want: []string{"GPUs 0 and 5", "same UUID"},
+		},
+		{
+			name: "duplicate UUID, the later GPU degraded before its bus ID", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				id := m.UUID(0)
+				m.Device(5).GetUUIDFunc = func() (string, gonvml.Return) { return id, gonvml.SUCCESS }
+				m.Device(5).GetMinorNumberFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }
+			},
+			want: []string{"GPUs 0 and 5", "same UUID"},
+		},
+		{
+			name: "duplicate UUID, both degraded before their bus IDs", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				id := m.UUID(2)
+				m.Device(2).GetNameFunc = func() (string, gonvml.Return) { return "", gonvml.ERROR_UNKNOWN }
+				m.Device(6).GetUUIDFunc = func() (string, gonvml.Return) { return id, gonvml.SUCCESS }
+				m.Device(6).GetNameFunc = func() (string, gonvml.Return) { return "", gonvml.ERROR_UNKNOWN }
+			},
+			want: []string{"GPUs 2 and 6", "same UUID"},
+		},
+		{
 			name: "GPU lost during discovery", machine: fake.DGXA100,
 			break_: func(m *fake.Machine) {
 				m.Device(4).GetMemoryInfoFunc = func() (gonvml.Memory, gonvml.Return) { return gonvml.Memory{}, gonvml.ERROR_GPU_IS_LOST }
