@@ -22,8 +22,8 @@ const (
 // Discover reads GPUs, MIG devices and pairwise links. An NVML error about
 // one GPU degrades that GPU only (GPU.Degraded): it stays listed, with what
 // could be read, and the rest of the node is discovered. Errors about the
-// library or the node as a whole (GPU count, versions, two GPUs with one
-// UUID, NVLink ends that disagree) fail discovery.
+// library or the node as a whole (GPU count, versions, two GPUs or MIG
+// devices with one UUID, NVLink ends that disagree) fail discovery.
 func (l *lib) Discover() (*Inventory, error) {
 	if err := l.ready(); err != nil {
 		return nil, err
@@ -69,6 +69,9 @@ func (l *lib) Discover() (*Inventory, error) {
 			continue
 		}
 		inv.MIG = append(inv.MIG, migs...)
+	}
+	if err := checkUniqueMIG(inv.GPUs, inv.MIG); err != nil {
+		return nil, err
 	}
 	if inv.Links, err = l.readLinks(inv.GPUs, devs); err != nil {
 		return nil, err
@@ -281,6 +284,23 @@ func checkUnique(gpus []GPU) error {
 			return fmt.Errorf("GPUs %d and %d report the same PCI bus ID %s", j, g.Index, g.PCIBusID)
 		}
 		buses[g.PCIBusID] = g.Index
+	}
+	return nil
+}
+
+// checkUniqueMIG rejects a MIG device whose UUID another MIG device or a
+// GPU has: it is the device's ID at the kubelet and in the node's topology.
+func checkUniqueMIG(gpus []GPU, migs []MIGDevice) error {
+	owner := make(map[string]string, len(gpus)+len(migs))
+	for _, g := range gpus {
+		owner[g.UUID] = fmt.Sprintf("GPU %d", g.Index)
+	}
+	for _, d := range migs {
+		name := fmt.Sprintf("GPU %d MIG device (GI %d, CI %d)", d.ParentIndex, d.GIID, d.CIID)
+		if other, ok := owner[d.UUID]; ok {
+			return fmt.Errorf("%s and %s report the same UUID %s", other, name, d.UUID)
+		}
+		owner[d.UUID] = name
 	}
 	return nil
 }

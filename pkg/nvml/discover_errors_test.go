@@ -421,3 +421,59 @@ func TestDiscoverGlobalErrorFails(t *testing.T) {
 	_, err = lib.Discover()
 	require.ErrorIs(t, err, gonvml.ERROR_UNINITIALIZED)
 }
+
+// uuidAs is a MIG device handle that reports another device's UUID.
+type uuidAs struct {
+	gonvml.Device
+	id string
+}
+
+func (d uuidAs) GetUUID() (string, gonvml.Return) { return d.id, gonvml.SUCCESS }
+
+// A MIG device reporting a UUID another device of the node has (a MIG
+// device of the same or another GPU, or a GPU) fails discovery, as two GPUs
+// with one UUID do: the UUID is the device ID the kubelet and the scheduler
+// know it by, and the node's topology could never be published.
+func TestDiscoverDuplicateMIGUUID(t *testing.T) {
+	tests := []struct {
+		name string
+		// gpu's MIG device k reports the UUID of (of) in the inventory
+		// discovered without the fault: a MIG device's index, or -1 for
+		// GPU 0 itself.
+		gpu, k, of int
+		want       []string
+	}{
+		// GPU 0 has 1g.5gb x2 (MIG 0, 1), GPU 1 one 1g.5gb (MIG 2).
+		{name: "two MIG devices of one GPU", gpu: 0, k: 1, of: 0, want: []string{"MIG device (GI", "same UUID"}},
+		{name: "MIG devices of two GPUs", gpu: 1, k: 0, of: 0, want: []string{"MIG device (GI", "same UUID"}},
+		{name: "a MIG device and a GPU", gpu: 1, k: 0, of: -1, want: []string{"GPU 0 and GPU 1 MIG device", "same UUID"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{0: {"1g.5gb", "1g.5gb"}, 1: {"1g.5gb"}}))
+			require.NoError(t, err)
+			lib := nvml.New(m.Interface())
+			require.NoError(t, lib.Init())
+			clean, err := lib.Discover()
+			require.NoError(t, err)
+			require.Len(t, clean.MIG, 3)
+			id := m.UUID(0)
+			if tc.of >= 0 {
+				id = clean.MIG[tc.of].UUID
+			}
+			d := m.Device(tc.gpu)
+			orig := d.GetMigDeviceHandleByIndexFunc
+			d.GetMigDeviceHandleByIndexFunc = func(k int) (gonvml.Device, gonvml.Return) {
+				h, ret := orig(k)
+				if k == tc.k && ret == gonvml.SUCCESS {
+					return uuidAs{Device: h, id: id}, ret
+				}
+				return h, ret
+			}
+			var inv *nvml.Inventory
+			require.NotPanics(t, func() { inv, err = lib.Discover() })
+			require.Error(t, err, "inventory: %+v", inv)
+			requireDiscoveryError(t, err, tc.want, false)
+		})
+	}
+}
