@@ -109,7 +109,7 @@ bench-throughput: cluster-bins
 
 ## fuzz: one minute of fuzzing on the annotation decoder.
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./pkg/topology/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeTopology$$' -fuzztime=60s ./pkg/protocol/
 
 ## gpu-smoke: real-NVML checks (discovery, a health watch, the device plugin's
 ## resources served to the in-process kubelet); run on a machine with an NVIDIA

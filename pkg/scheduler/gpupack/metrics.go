@@ -36,9 +36,9 @@ var (
 	placements = metrics.NewCounterVec(&metrics.CounterOpts{
 		Subsystem: "gpupack",
 		Name:      "placement_outcomes_total",
-		Help: "GPU placement outcomes by reason: node_rejected (Filter: no_topology, not_served, no_fit), " +
+		Help: "GPU placement outcomes by reason: node_rejected (Filter: no_topology, not_served, never_fits, no_fit), " +
 			"reserved (best_set: the best link class the node's shape offers for the size; below_best_set), " +
-			"reserve_failed (no_view, no_fit) and unreserved (a later plugin or the bind failed).",
+			"reserve_failed (no_view, no_fit) and unreserved (released: a later plugin or the bind failed).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"outcome", "reason"})
 	clusterFragDesc = metrics.NewDesc(clusterFragName,

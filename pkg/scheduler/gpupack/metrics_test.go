@@ -111,3 +111,17 @@ func TestClusterFragmentation(t *testing.T) {
 		return h.pl.cache.Fragmentation(h.pl.workload.Distribution()) == 3
 	}, 5e9, 1e7)
 }
+
+// The placement counter's help text (what /metrics shows an operator) names
+// every reason the plugin counts under, so a new reason cannot be left out
+// of it (never_fits was).
+func TestPlacementHelpNamesEveryReason(t *testing.T) {
+	reasons := []string{
+		reasonNoTopology, reasonNotServed, reasonNeverFits, reasonNoFit, reasonNoView,
+		reasonBestSet, reasonBelowBestSet, reasonReleased,
+	}
+	outcomes := []string{outcomeNodeRejected, outcomeReserved, outcomeReserveFailed, outcomeUnreserved}
+	for _, name := range append(reasons, outcomes...) {
+		require.Contains(t, placements.Help, name, "placement_outcomes_total's help")
+	}
+}
