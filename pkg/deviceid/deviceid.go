@@ -42,11 +42,11 @@ const maxReplicaSuffix = len(Separator) + 10
 // them in logs and lists).
 func Validate(id string) error {
 	if id == "" || len(id) > MaxLen {
-		return fmt.Errorf("device ID %q: empty or longer than %d bytes", id, MaxLen)
+		return fmt.Errorf("device ID %s: empty or longer than %d bytes", Quote(id), MaxLen)
 	}
 	for _, r := range id {
 		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
-			return fmt.Errorf("device ID %q: contains a space, control or invalid character", id)
+			return fmt.Errorf("device ID %s: contains a space, control or invalid character", Quote(id))
 		}
 	}
 	return nil
@@ -61,10 +61,10 @@ func ValidateUUID(uuid string) error {
 		return err
 	}
 	if len(uuid) > MaxLen-maxReplicaSuffix {
-		return fmt.Errorf("UUID %q: longer than %d bytes (its replica IDs would exceed %d)", uuid, MaxLen-maxReplicaSuffix, MaxLen)
+		return fmt.Errorf("UUID %s: longer than %d bytes (its replica IDs would exceed %d)", Quote(uuid), MaxLen-maxReplicaSuffix, MaxLen)
 	}
 	if strings.Contains(uuid, Separator) {
-		return fmt.Errorf("UUID %q: contains the replica separator %q", uuid, Separator)
+		return fmt.Errorf("UUID %s: contains the replica separator %q", Quote(uuid), Separator)
 	}
 	return nil
 }
@@ -89,11 +89,11 @@ func UUIDOf(id string) (uuid string, replica bool) {
 func ParseReplica(id string) (Replica, error) {
 	uuid, num, found := strings.Cut(id, Separator)
 	if !found {
-		return Replica{}, fmt.Errorf("device ID %q: %w", id, ErrNotReplica)
+		return Replica{}, fmt.Errorf("device ID %s: %w", Quote(id), ErrNotReplica)
 	}
 	n, err := strconv.Atoi(num)
 	if err != nil || n < 0 || uuid == "" {
-		return Replica{}, fmt.Errorf("device ID %q: want <UUID>%s<replica number >= 0>", id, Separator)
+		return Replica{}, fmt.Errorf("device ID %s: want <UUID>%s<replica number >= 0>", Quote(id), Separator)
 	}
 	return Replica{UUID: uuid, N: n}, nil
 }
@@ -110,4 +110,33 @@ func Split(id string) (uuid string, replica int, err error) {
 		return "", 0, err
 	}
 	return r.UUID, r.N, nil
+}
+
+// MaxQuoted is the most bytes of a bad value an error quotes (Quote).
+// Device IDs, UUIDs and the other strings of gpupack's annotations reach
+// pod conditions, events and logs through errors, where a long one would
+// be copied in full; a GPU or MIG UUID (40 bytes) and its replica IDs fit.
+const MaxQuoted = 64
+
+// Quote quotes s as %q does, cut to its first MaxQuoted bytes (on a rune
+// boundary) with its length when longer: for errors that name a value read
+// from an annotation, whatever its length.
+func Quote(s string) string {
+	if len(s) <= MaxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := MaxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q... (%d bytes)", s[:cut], len(s))
+}
+
+// Shorten is s itself when at most MaxQuoted bytes long, else Quote(s): for
+// errors that name a value unquoted (a resource or container name).
+func Shorten(s string) string {
+	if len(s) <= MaxQuoted {
+		return s
+	}
+	return Quote(s)
 }

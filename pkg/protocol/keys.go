@@ -55,3 +55,12 @@ const (
 // any encoder writes: 256 KiB, the Kubernetes limit for all of an object's
 // annotations together (a larger value could not be stored anyway).
 const MaxPayload = 256 << 10
+
+// MaxErrorBytes is the longest error a decoder here returns. A decoder's
+// error quotes the annotation (a version, a field name, a device ID) and
+// joins every problem of a node, so a value near MaxPayload made an error
+// as long; it goes into a Node event (whose note the apiserver refuses
+// over 1 KiB), into Filter's reason in the pod's PodScheduled condition
+// (once per node that gives it) and into the logs. Longer errors are cut
+// (shortError), saying how many bytes were left out.
+const MaxErrorBytes = 512

@@ -88,8 +88,14 @@ func EncodeInUse(pods []PodDevices) (string, error) {
 	return encode(InUseAnnotation, u)
 }
 
-// DecodeInUse parses a gpupack.io/in-use annotation value.
+// DecodeInUse parses a gpupack.io/in-use annotation value. Its error is at
+// most MaxErrorBytes long.
 func DecodeInUse(s string) (*InUse, error) {
+	u, err := decodeInUse(s)
+	return u, shortError(err)
+}
+
+func decodeInUse(s string) (*InUse, error) {
 	var u InUse
 	if err := decode(s, InUseAnnotation, &u); err != nil {
 		return nil, err
@@ -130,8 +136,14 @@ func EncodeDevices(d Devices) (string, error) {
 	return encode(DevicesAnnotation, d)
 }
 
-// DecodeDevices parses a gpupack.io/devices annotation value.
+// DecodeDevices parses a gpupack.io/devices annotation value. Its error is
+// at most MaxErrorBytes long.
 func DecodeDevices(s string) (*Devices, error) {
+	d, err := decodeDevices(s)
+	return d, shortError(err)
+}
+
+func decodeDevices(s string) (*Devices, error) {
 	var d Devices
 	if err := decode(s, DevicesAnnotation, &d); err != nil {
 		return nil, err
@@ -151,10 +163,10 @@ func validateDevices(d *Devices) error {
 			seen := map[string]bool{}
 			for _, id := range ids {
 				if err := deviceid.Validate(id); err != nil {
-					return fmt.Errorf("%s: %s%s: %w", DevicesAnnotation, where, res, err)
+					return fmt.Errorf("%s: %s%s: %w", DevicesAnnotation, where, deviceid.Shorten(res), err)
 				}
 				if seen[id] {
-					return fmt.Errorf("%s: %s%s: device %q listed twice", DevicesAnnotation, where, res, id)
+					return fmt.Errorf("%s: %s%s: device %s listed twice", DevicesAnnotation, where, deviceid.Shorten(res), deviceid.Quote(id))
 				}
 				seen[id] = true
 			}
@@ -165,7 +177,7 @@ func validateDevices(d *Devices) error {
 		return err
 	}
 	for c, m := range d.Containers {
-		if err := check("container "+c+": ", m); err != nil {
+		if err := check("container "+deviceid.Shorten(c)+": ", m); err != nil {
 			return err
 		}
 	}
@@ -210,7 +222,7 @@ func decode(s, what string, into any) error {
 		return fmt.Errorf("%s: malformed JSON: %w", what, err)
 	}
 	if head.Version != Version {
-		return fmt.Errorf("%s: %w %q (this build reads %q)", what, ErrVersion, head.Version, Version)
+		return fmt.Errorf("%s: %w %s (this build reads %q)", what, ErrVersion, deviceid.Quote(head.Version), Version)
 	}
 	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
 	dec.DisallowUnknownFields()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -46,8 +47,14 @@ func EncodeTopology(n *topology.Node) (string, error) {
 // EncodeTopology (format v1 or v2; a v1 node has no Resources). It rejects,
 // with an error naming the problem, a value over MaxPayload, malformed JSON,
 // trailing data, a version it does not read, unknown fields and a node that
-// fails topology.Node.Validate. It never panics.
+// fails topology.Node.Validate. It never panics; its error is at most
+// MaxErrorBytes long.
 func DecodeTopology(s string) (*topology.Node, error) {
+	n, err := decodeTopology(s)
+	return n, shortError(err)
+}
+
+func decodeTopology(s string) (*topology.Node, error) {
 	if len(s) > MaxPayload {
 		return nil, fmt.Errorf("decoding %s: %d bytes, more than the %d allowed", TopologyAnnotation, len(s), MaxPayload)
 	}
@@ -63,7 +70,7 @@ func DecodeTopology(s string) (*topology.Node, error) {
 	case head.Version == nil:
 		return nil, fmt.Errorf("decoding %s: no version field", TopologyAnnotation)
 	case *head.Version != TopologyVersion && *head.Version != TopologyVersionV1:
-		return nil, fmt.Errorf("decoding %s: unsupported version %q (this build reads %q and %q)", TopologyAnnotation, *head.Version, TopologyVersionV1, TopologyVersion)
+		return nil, fmt.Errorf("decoding %s: unsupported version %s (this build reads %q and %q)", TopologyAnnotation, deviceid.Quote(*head.Version), TopologyVersionV1, TopologyVersion)
 	}
 	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
 	dec.DisallowUnknownFields()

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
 )
 
 // ResourceKind is what a resource name serves on a node.
@@ -93,7 +95,7 @@ func (n *Node) validateResources() []error {
 	}
 	seen := map[string]bool{}
 	for i, r := range n.Resources {
-		what := fmt.Sprintf("resource %d (%q)", i, r.Name)
+		what := fmt.Sprintf("resource %d (%s)", i, deviceid.Quote(r.Name))
 		if msgs := ResourceNameErrors(r.Name); len(msgs) > 0 {
 			add("%s: not an extended resource name: %s", what, strings.Join(msgs, "; "))
 		}
@@ -105,28 +107,28 @@ func (n *Node) validateResources() []error {
 		switch r.Kind {
 		case KindGPU, KindReplica, KindMIG, KindMIGReplica:
 		default:
-			add("%s: unknown kind %q (want %s, %s, %s or %s)", what, r.Kind, KindGPU, KindReplica, KindMIG, KindMIGReplica)
+			add("%s: unknown kind %s (want %s, %s, %s or %s)", what, deviceid.Quote(string(r.Kind)), KindGPU, KindReplica, KindMIG, KindMIGReplica)
 		}
 		switch {
 		case replica && (r.Replicas < 2 || r.Replicas > MaxReplicas):
 			add("%s: %d replicas, want 2 to %d", what, r.Replicas, MaxReplicas)
 		case !replica && r.Replicas != 0:
-			add("%s: kind %s has no replicas (got %d)", what, r.Kind, r.Replicas)
+			add("%s: kind %s has no replicas (got %d)", what, deviceid.Shorten(string(r.Kind)), r.Replicas)
 		}
 		switch {
 		case replica && r.Policy != PolicyPacked && r.Policy != PolicySpread:
-			add("%s: replica policy %q, want %s or %s", what, r.Policy, PolicyPacked, PolicySpread)
+			add("%s: replica policy %s, want %s or %s", what, deviceid.Quote(string(r.Policy)), PolicyPacked, PolicySpread)
 		case !replica && r.Policy != "":
-			add("%s: kind %s has no replica policy (got %q)", what, r.Kind, r.Policy)
+			add("%s: kind %s has no replica policy (got %s)", what, deviceid.Shorten(string(r.Kind)), deviceid.Quote(string(r.Policy)))
 		case !replica && r.FailRequestsGreaterThanOne:
-			add("%s: kind %s has no replicas to refuse", what, r.Kind)
+			add("%s: kind %s has no replicas to refuse", what, deviceid.Shorten(string(r.Kind)))
 		}
 		mig := r.Kind == KindMIG || r.Kind == KindMIGReplica
 		switch {
 		case mig && !validMIGProfile(r.Profile):
-			add("%s: MIG profile %q", what, r.Profile)
+			add("%s: MIG profile %s", what, deviceid.Quote(r.Profile))
 		case !mig && r.Profile != "":
-			add("%s: kind %s has no MIG profile (got %q)", what, r.Kind, r.Profile)
+			add("%s: kind %s has no MIG profile (got %s)", what, deviceid.Shorten(string(r.Kind)), deviceid.Quote(r.Profile))
 		}
 	}
 	return errs

@@ -59,7 +59,7 @@ func (n *Node) Validate() error {
 			return
 		}
 		if prev, dup := uuids[uuid]; dup {
-			add("%s has UUID %q, already used by %s", what, uuid, prev)
+			add("%s has UUID %s, already used by %s", what, deviceid.Quote(uuid), prev)
 			return
 		}
 		uuids[uuid] = what
@@ -133,7 +133,7 @@ func (n *Node) validateMIG(seen func(uuid, what string)) []error {
 			continue
 		}
 		if !validMIGProfile(m.Profile) {
-			add("%s has MIG profile %q, want a profile name such as 1g.10gb", what, m.Profile)
+			add("%s has MIG profile %s, want a profile name such as 1g.10gb", what, deviceid.Quote(m.Profile))
 		}
 		if !n.GPUs[m.Parent].MIGEnabled {
 			add("%s is on GPU %d, which is not MIG-enabled", what, m.Parent)

@@ -8,12 +8,14 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	corevalidation "k8s.io/kubernetes/pkg/apis/core/validation"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
@@ -178,14 +180,30 @@ func (pl *GPUPack) onNode(logger klog.Logger, obj any) {
 	}
 }
 
-// warn records a Warning event on the node.
+// warn records a Warning event on the node, its note cut to what the
+// apiserver stores (corevalidation.NoteLengthLimit, 1 KiB: a longer one is
+// refused and no event recorded), as kube-scheduler cuts FailedScheduling's.
 func (pl *GPUPack) warn(n *v1.Node, reason string, err error) {
 	if pl.handle == nil {
 		return
 	}
 	if r := pl.handle.EventRecorder(); r != nil {
-		r.Eventf(n, nil, v1.EventTypeWarning, reason, "Scheduling", "%s: %v", Name, err)
+		r.Eventf(n, nil, v1.EventTypeWarning, reason, "Scheduling", "%s", cutNote(fmt.Sprintf("%s: %v", Name, err)))
 	}
+}
+
+// cutNote is note cut to corevalidation.NoteLengthLimit bytes on a rune
+// boundary, ending in " ..." when cut.
+func cutNote(note string) string {
+	if len(note) <= corevalidation.NoteLengthLimit {
+		return note
+	}
+	const suffix = " ..."
+	cut := corevalidation.NoteLengthLimit - len(suffix)
+	for cut > 0 && !utf8.RuneStart(note[cut]) {
+		cut--
+	}
+	return note[:cut] + suffix
 }
 
 func (pl *GPUPack) onPod(logger klog.Logger, obj any) {
