@@ -46,6 +46,9 @@ type GPUPack struct {
 	// requestIDs number one-request pods' requests for the nodes' last
 	// plans (planFor).
 	requestIDs requestIDs
+	// synced: the cache's informer handlers have read the initial lists
+	// (nil: no informers, nothing to wait for). PreFilter waits for it.
+	synced *syncGate
 }
 
 var (
@@ -77,10 +80,10 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 	registerMetrics()
 	current.Store(pl)
 	if h != nil && h.SharedInformerFactory() != nil {
-		c, fresh := sharedCache(ctx, h.SharedInformerFactory())
-		pl.cache = c
+		c, g, fresh := sharedCache(ctx, h.SharedInformerFactory())
+		pl.cache, pl.synced = c, g
 		if fresh { // the first instance on this factory feeds the cache
-			if err := pl.watch(ctx, h); err != nil {
+			if err := pl.watch(ctx, h, g); err != nil {
 				dropSharedCache(h.SharedInformerFactory(), c)
 				return nil, err
 			}
@@ -135,11 +138,12 @@ func toArgs(obj runtime.Object) (*config.GPUPackArgs, error) {
 	return args, err
 }
 
-// watch feeds the cache from the node and pod informers.
-func (pl *GPUPack) watch(ctx context.Context, h fwk.Handle) error {
+// watch feeds the cache from the node and pod informers; g learns the
+// handlers' registrations, to tell when they have synced.
+func (pl *GPUPack) watch(ctx context.Context, h fwk.Handle, g *syncGate) error {
 	logger := klog.FromContext(ctx)
 	f := h.SharedInformerFactory()
-	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	nodes, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { pl.onNode(logger, obj) },
 		UpdateFunc: func(_, obj any) { pl.onNode(logger, obj) },
 		DeleteFunc: func(obj any) {
@@ -147,10 +151,11 @@ func (pl *GPUPack) watch(ctx context.Context, h fwk.Handle) error {
 				pl.cache.RemoveNode(n.Name)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("node informer: %w", err)
 	}
-	if _, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	pods, err := f.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { pl.onPod(logger, obj) },
 		UpdateFunc: func(_, obj any) { pl.onPod(logger, obj) },
 		DeleteFunc: func(obj any) {
@@ -158,9 +163,11 @@ func (pl *GPUPack) watch(ctx context.Context, h fwk.Handle) error {
 				pl.cache.Forget(p.UID)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("pod informer: %w", err)
 	}
+	g.set(nodes, pods)
 	return nil
 }
 

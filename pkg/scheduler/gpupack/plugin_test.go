@@ -72,6 +72,9 @@ type harnessOptions struct {
 	// share, when set, is another harness whose clientset and informer
 	// factory this one uses: a second profile of the same scheduler.
 	share *harness
+	// beforeStart runs once the plugin is built, before the informers
+	// start (e.g. to slow a handler down).
+	beforeStart func(h *harness)
 }
 
 func newHarnessWith(t *testing.T, o harnessOptions, args runtime.Object, nodes []*v1.Node, pods ...*v1.Pod) *harness {
@@ -119,6 +122,9 @@ func newHarnessWith(t *testing.T, o harnessOptions, args runtime.Object, nodes [
 		}, o.options...)...,
 	)
 	require.NoError(t, err)
+	if o.beforeStart != nil {
+		o.beforeStart(h)
+	}
 	inf.Start(ctx.Done())
 	inf.WaitForCacheSync(ctx.Done())
 	h.fh = fh

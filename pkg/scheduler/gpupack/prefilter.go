@@ -88,6 +88,11 @@ func (s *plans) setPlan(node string, p plan) {
 // requests skip Filter and are scored by what their CPU and memory strand
 // (cpuonly.go).
 func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	// The first cycles after a start wait for the cache's handlers to
+	// have read the pods already bound (sharedcache.go, syncGate).
+	if err := pl.synced.wait(ctx); err != nil {
+		return nil, fwk.AsStatus(err)
+	}
 	reqs, hint, err := pl.parse(pod)
 	if err == nil && pl.hasUnknownExtended(pod) && pl.learn(nodes) {
 		// A name only nodes not yet seen publish: also beside a known
