@@ -328,6 +328,15 @@ func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 		c.mu.RUnlock()
 		return v, e, nil
 	}
+	if e != nil && e.obj == node && (e.topoErr != nil || e.inUseErr != nil) {
+		// This Node object's annotations are read and do not decode: the
+		// same answer again, under the read lock. Filter asks it of such
+		// a node in every cycle; the write lock below (and the node
+		// marked for the supply) cost 5x a readable node's view.
+		_, _, err := c.viewLocked(e)
+		c.mu.RUnlock()
+		return NodeView{}, nil, err
+	}
 	c.mu.RUnlock()
 	topoRaw, hasTopo := node.Annotations[protocol.TopologyAnnotation]
 	inUseRaw := node.Annotations[protocol.InUseAnnotation]
