@@ -805,9 +805,18 @@ func usedLocked(e *nodeEntry, skip []types.UID) map[string]bool {
 	return used
 }
 
-// Assume records the scheduler's choice for a pod (Reserve).
+// Assume records the scheduler's choice for a pod (Reserve). A pod the
+// informer has reported bound keeps the devices it was bound with: a cycle
+// that began before that report (the pod requeued after a bind call that
+// failed once the apiserver had applied it) may reserve it again, but its
+// bind is refused, and its Unreserve must not take the bound devices away.
 func (c *Cache) Assume(uid types.UID, node string, ids []string) {
-	c.setPod(uid, &podEntry{node: node, ids: ids, assumed: true})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.pods[uid]; p != nil && !p.assumed {
+		return
+	}
+	c.setPodLocked(uid, &podEntry{node: node, ids: ids, assumed: true})
 }
 
 // Forget drops a pod's choice (pod deleted or finished).
@@ -856,6 +865,10 @@ func (c *Cache) AddPod(pod *v1.Pod) error {
 func (c *Cache) setPod(uid types.UID, p *podEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.setPodLocked(uid, p)
+}
+
+func (c *Cache) setPodLocked(uid types.UID, p *podEntry) {
 	if old := c.pods[uid]; old != nil && old.node == p.node && slices.Equal(old.ids, p.ids) {
 		// The bound pod the informer reports holds what Reserve assumed:
 		// the node's usage, and so its State, stay.

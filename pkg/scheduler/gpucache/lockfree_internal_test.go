@@ -170,7 +170,9 @@ func lockFreeModel(t *testing.T, seed uint64) {
 				node = "m"
 			}
 			c.Assume(uid, node, ids)
-			pods[uid] = &pod{node: node, ids: ids, assumed: true}
+			if p := pods[uid]; p == nil || p.assumed { // a bound pod keeps its devices
+				pods[uid] = &pod{node: node, ids: ids, assumed: true}
+			}
 		case 6:
 			uid := types.UID(fmt.Sprintf("p%d", rng.IntN(12)))
 			c.Unassume(uid)
