@@ -1,0 +1,117 @@
+package gpupack
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// Scheduling cycles (PreFilter to Bind) while the device plugin keeps
+// rewriting the node's annotations: GPU 7's health flips, GPUs 6 and 7
+// vanish and come back (a GPU count change), and the in-use report lists
+// a foreign pod on GPU 0 throughout. The binding is applied by the fake
+// apiserver and delivered by the informer like any update. Run with
+// -race: no data race, no panic or deadlock, and no GPU given twice or
+// given while the foreign pod holds it (8 - 1 = 7 pods at most).
+func TestCyclesDuringNodeChurn(t *testing.T) {
+	full := fixture.PCIe("c", "T4", 8)
+	sick := fixture.PCIe("c", "T4", 8)
+	sick.GPUs[7].Healthy = false
+	six := fixture.PCIe("c", "T4", 6) // GPUs 0-5: the same UUIDs
+	inUse, err := protocol.EncodeInUse([]protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "o", Name: "foreign", UID: "foreign"}, Devices: ids(full, 0)}})
+	require.NoError(t, err)
+	var layouts []string
+	for _, n := range []*topology.Node{full, sick, six} {
+		raw, err := protocol.EncodeTopology(n)
+		require.NoError(t, err)
+		layouts = append(layouts, raw)
+	}
+	var pods []*v1.Pod
+	for i := range 12 {
+		pods = append(pods, gpuPod(fmt.Sprintf("p%d", i), "nvidia.com/gpu", 1))
+	}
+	h := newHarness(t, nil, []*v1.Node{gpuNode(t, "c", full, ids(full, 0)...)}, pods...)
+	pr := v1.SchemeGroupVersion.WithResource("pods")
+	h.cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "binding" {
+			return false, nil, nil
+		}
+		b := a.(k8stesting.CreateAction).GetObject().(*v1.Binding)
+		obj, err := h.cs.Tracker().Get(pr, b.Namespace, b.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		pod := obj.(*v1.Pod).DeepCopy()
+		pod.Spec.NodeName = b.Target.Name
+		for k, v := range b.Annotations {
+			pod.Annotations[k] = v
+		}
+		return true, nil, h.cs.Tracker().Update(pr, pod, b.Namespace, metav1.UpdateOptions{})
+	})
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the device plugin
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, err := h.cs.CoreV1().Nodes().Get(h.ctx, "c", metav1.GetOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n.Annotations[protocol.TopologyAnnotation] = layouts[i%len(layouts)]
+			n.Annotations[protocol.InUseAnnotation] = inUse
+			if _, err := h.cs.CoreV1().Nodes().Update(h.ctx, n, metav1.UpdateOptions{}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for _, p := range pods {
+		node, _, st, state := h.schedule(p)
+		if st != nil {
+			continue
+		}
+		if !h.fh.RunBindPlugins(h.ctx, state, p, node).IsSuccess() {
+			h.fh.RunReservePluginsUnreserve(h.ctx, state, p, node)
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	given := map[string]string{}
+	for _, p := range pods {
+		obj, err := h.cs.Tracker().Get(pr, p.Namespace, p.Name)
+		require.NoError(t, err)
+		raw, ok := obj.(*v1.Pod).Annotations[protocol.DevicesAnnotation]
+		if !ok {
+			continue
+		}
+		d, err := protocol.DecodeDevices(raw)
+		require.NoError(t, err)
+		for _, id := range d.Resources["nvidia.com/gpu"] {
+			require.NotEqual(t, full.GPUs[0].UUID, id, "%s got the foreign pod's GPU", p.Name)
+			prev, twice := given[id]
+			require.False(t, twice, "%s given to %s and %s", id, prev, p.Name)
+			given[id] = p.Name
+		}
+	}
+	require.NotEmpty(t, given, "some pods are placed")
+	require.LessOrEqual(t, len(given), 7)
+}
