@@ -4,14 +4,17 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -114,4 +117,42 @@ func TestCyclesDuringNodeChurn(t *testing.T) {
 	}
 	require.NotEmpty(t, given, "some pods are placed")
 	require.LessOrEqual(t, len(given), 7)
+}
+
+// The node is deleted between Filter and Reserve (the cycle's snapshot
+// still has it): Reserve may hold devices there, but nothing outlives the
+// pod: after Unreserve (the bind failed) or the pod's deletion the cache
+// keeps no entry of the node and no device held.
+func TestNodeDeletedMidCycle(t *testing.T) {
+	for _, end := range []string{"unreserve", "pod deleted"} {
+		t.Run(end, func(t *testing.T) {
+			topo := fixture.DGX1V100("d")
+			h := newHarness(t, nil, []*v1.Node{gpuNode(t, "d", topo)})
+			c := h.pl.cache.(*gpucache.Cache)
+			require.Eventually(t, func() bool { return c.Decoded() == 1 }, 5*time.Second, time.Millisecond)
+			pod := gpuPod("p", "nvidia.com/gpu", 2)
+			cs := framework.NewCycleState()
+			_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, cs, pod)
+			require.True(t, st.IsSuccess(), st.Message())
+			ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("d")
+			require.NoError(t, err)
+			require.True(t, h.fh.RunFilterPlugins(h.ctx, cs, pod, ni).IsSuccess())
+			require.NoError(t, h.cs.CoreV1().Nodes().Delete(h.ctx, "d", metav1.DeleteOptions{}))
+			require.Eventually(t, func() bool { return c.Nodes() == 0 }, 5*time.Second, time.Millisecond)
+
+			// Reserve on the snapshot's Node object: 2 GPUs held.
+			st = h.fh.RunReservePluginsReserve(h.ctx, cs, pod, "d")
+			require.True(t, st.IsSuccess(), st.Message())
+			require.Len(t, c.Used("d"), 2)
+			if end == "unreserve" {
+				h.fh.RunReservePluginsUnreserve(h.ctx, cs, pod, "d")
+			} else {
+				c.Forget(pod.UID)
+			}
+			require.Empty(t, c.Used("d"))
+			require.Zero(t, c.Nodes(), "an entry of a deleted node outlived its last pod")
+			held, _ := c.Assumed(pod.UID)
+			require.False(t, held)
+		})
+	}
 }
