@@ -3,6 +3,7 @@ package gpupack
 import (
 	"context"
 	"fmt"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,10 +40,45 @@ func (pl *GPUPack) Bind(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nod
 		Target: v1.ObjectReference{Kind: "Node", Name: nodeName},
 	}
 	if err := pl.bind(ctx, binding); err != nil {
+		pl.holdIfApplied(ctx, pod, nodeName, value, err)
 		return fwk.AsStatus(fmt.Errorf("binding pod %s/%s to %s with its devices: %w", pod.Namespace, pod.Name, nodeName, err))
 	}
 	klog.FromContext(ctx).V(3).Info("Bound pod with its devices", "pod", klog.KObj(pod), "node", nodeName, "devices", value)
 	return nil
+}
+
+// readBackTimeout bounds holdIfApplied's read of the pod.
+const readBackTimeout = 5 * time.Second
+
+// holdIfApplied reads the pod back after a failed bind call: a call can
+// fail after the apiserver applied the binding (a timeout, a connection
+// lost after the write). When the pod is bound to nodeName with these
+// devices, the cache takes it as the informer would report it, so that
+// Unreserve, which kube-scheduler runs next, keeps its devices held; the
+// informer's report may come only after the next cycles, which would give
+// them again. When the read fails too, Unreserve frees them, as before: a
+// binding not applied must not hold devices while the pod waits.
+func (pl *GPUPack) holdIfApplied(ctx context.Context, pod *v1.Pod, nodeName, devices string, bindErr error) {
+	cs := pl.handle.ClientSet()
+	if cs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
+	defer cancel()
+	logger := klog.FromContext(ctx)
+	got, err := cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		logger.V(2).Info("Cannot read a pod back after its bind call failed; its devices are freed", "pod", klog.KObj(pod), "node", nodeName, "bindErr", bindErr, "err", err)
+		return
+	}
+	if got.UID != pod.UID || got.Spec.NodeName != nodeName || got.Annotations[protocol.DevicesAnnotation] != devices {
+		return
+	}
+	if err := pl.cache.AddPod(got); err != nil {
+		logger.Error(err, "Pod bound with devices that do not decode", "pod", klog.KObj(pod))
+		return
+	}
+	logger.Info("The bind call failed but the pod is bound; its devices stay held", "pod", klog.KObj(pod), "node", nodeName, "err", bindErr)
 }
 
 // bind sends the binding through the scheduler's API cacher when it has one
