@@ -158,6 +158,21 @@ func TestResourceKindIsTheNodes(t *testing.T) {
 		require.Len(t, got, 1)
 		require.Contains(t, []string{n.MIG[0].UUID, n.MIG[1].UUID}, got[0])
 	})
+	t.Run("MIG profile with media extensions under NVIDIA's name", func(t *testing.T) {
+		// The resource name writes '+' as '.', the table's profile is
+		// NVML's: the request gets the 1g.5gb+me device, not the 1g.5gb.
+		n := fixture.WithMIG(fixture.PCIe("me", "A100", 1), 0, 1, "1g.5gb", "1g.5gb+me")
+		n.Resources = []topology.Resource{
+			{Name: "nvidia.com/mig-1g.5gb", Kind: topology.KindMIG, Profile: "1g.5gb"},
+			{Name: "nvidia.com/mig-1g.5gb.me", Kind: topology.KindMIG, Profile: "1g.5gb+me"},
+		}
+		h := newHarness(t, nil, []*v1.Node{gpuNode(t, "me", n)})
+		_, got, st, _ := h.schedule(gpuPod("p", "nvidia.com/mig-1g.5gb.me", 1))
+		require.Nil(t, st)
+		require.Equal(t, []string{n.MIG[1].UUID}, got)
+		_, _, st, _ = h.schedule(gpuPod("q", "nvidia.com/mig-1g.5gb.me", 1))
+		require.NotNil(t, st, "one 1g.5gb+me device, taken")
+	})
 	for _, tt := range []struct {
 		name string
 		node *topology.Node
