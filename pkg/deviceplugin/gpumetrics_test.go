@@ -95,7 +95,7 @@ func TestPerGPUSeriesPodDevicesAndNodeEvents(t *testing.T) {
 	require.NoError(t, err)
 	nb, _, err := k.allocate("notebook", "nvidia.com/gpu.shared", 1, nil)
 	require.NoError(t, err)
-	_, err = pub.InUse(context.Background(), []string{"nvidia.com/gpu", "nvidia.com/gpu.shared"})
+	_, err = pub.InUse(context.Background(), []string{"nvidia.com/gpu", "nvidia.com/gpu.shared"}, nil)
 	require.NoError(t, err)
 
 	// 8 GPUs, all healthy.

@@ -202,7 +202,7 @@ func TestPublishReportsAnUnhonouredSet(t *testing.T) {
 	}
 	// More refreshes: still one event and one count for the pod.
 	for range 3 {
-		_, err := pub.InUse(context.Background(), []string{"nvidia.com/gpu"})
+		_, err := pub.InUse(context.Background(), []string{"nvidia.com/gpu"}, nil)
 		require.NoError(t, err)
 	}
 	select {

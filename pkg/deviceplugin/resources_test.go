@@ -47,6 +47,16 @@ func TestPublishedResources(t *testing.T) {
 				{Name: "nvidia.com/mig-1g.5gb", Kind: topology.KindMIGReplica, Replicas: 2, Policy: topology.PolicyPacked, Profile: "1g.5gb"},
 				{Name: "nvidia.com/mig-3g.20gb", Kind: topology.KindMIG, Profile: "3g.20gb"},
 			}, 0},
+		// Media-extension profiles under NVIDIA's names ('+' as '.'), the
+		// profile as NVML names it (before: nvidia.com/mig-1g.5gb+me, which
+		// failed to encode: the node published nothing).
+		{"MIG mixed with media extensions", "dgx-a100", "version: v1\nflags: {migStrategy: mixed}",
+			[]fake.Option{fake.WithMIG(map[int][]string{0: {"1g.5gb+me", "1g.5gb"}, 1: {"1g.5gb+me"}})},
+			[]topology.Resource{
+				{Name: "nvidia.com/gpu", Kind: topology.KindGPU},
+				{Name: "nvidia.com/mig-1g.5gb", Kind: topology.KindMIG, Profile: "1g.5gb"},
+				{Name: "nvidia.com/mig-1g.5gb.me", Kind: topology.KindMIG, Profile: "1g.5gb+me"},
+			}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

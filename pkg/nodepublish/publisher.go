@@ -31,6 +31,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/gfd"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -239,7 +240,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 			}
 		}
 		if inUseDirty {
-			if err := p.refreshInUse(ctx, resources); err != nil {
+			if err := p.refreshInUse(ctx, resources, src.Node()); err != nil {
 				logger.Error(err, "Publishing the in-use report failed")
 			} else {
 				inUseDirty = false
@@ -279,7 +280,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 
 // refreshInUse reads the kubelet's allocations, reports pods the handoff did
 // not give their scheduled set, and publishes the in-use report when asked to.
-func (p *Publisher) refreshInUse(ctx context.Context, resources []string) error {
+func (p *Publisher) refreshInUse(ctx context.Context, resources []string, node *topology.Node) error {
 	if p.opts.PodResources == nil {
 		return nil
 	}
@@ -287,7 +288,7 @@ func (p *Publisher) refreshInUse(ctx context.Context, resources []string) error 
 	if !inUse && p.opts.Recorder == nil && p.opts.Metrics == nil {
 		return nil
 	}
-	pods, err := p.InUse(ctx, resources)
+	pods, err := p.InUse(ctx, resources, node)
 	if err != nil {
 		return err
 	}
@@ -354,9 +355,10 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 }
 
 // PublishInUse reads the kubelet's PodResources API and patches the in-use
-// report of the given resources onto the node.
-func (p *Publisher) PublishInUse(ctx context.Context, resources []string) error {
-	pods, err := p.InUse(ctx, resources)
+// report of the given resources (and node's devices under other names, as
+// InUse) onto the node.
+func (p *Publisher) PublishInUse(ctx context.Context, resources []string, node *topology.Node) error {
+	pods, err := p.InUse(ctx, resources, node)
 	if err != nil {
 		return err
 	}
@@ -374,7 +376,14 @@ func (p *Publisher) patchInUse(ctx context.Context, pods []protocol.PodDevices) 
 // InUse asks the kubelet which pods hold devices of the given resources; a
 // pod holding a device outside the set the scheduler chose for it carries
 // that set (Scheduled), and is reported once with an event and a metric.
-func (p *Publisher) InUse(ctx context.Context, resources []string) ([]protocol.PodDevices, error) {
+//
+// With node, a device held under another resource name counts too when its
+// ID names one of node's GPUs or MIG devices (a replica <UUID>::<n> by its
+// UUID): the kubelet keeps a running pod's devices under the name they were
+// allocated under, and a config reload (renameByDefault, a rename, another
+// MIG strategy) serves the same devices under a new name. Dropping them
+// would show the scheduler those GPUs free while the pods run on them.
+func (p *Publisher) InUse(ctx context.Context, resources []string, node *topology.Node) ([]protocol.PodDevices, error) {
 	if p.opts.PodResources == nil {
 		return nil, errors.New("no PodResources API")
 	}
@@ -382,10 +391,33 @@ func (p *Publisher) InUse(ctx context.Context, resources []string) ([]protocol.P
 	if err != nil {
 		return nil, err
 	}
-	return p.report(ctx, allocated, resources), nil
+	return p.report(ctx, allocated, ownedBy(resources, node)), nil
 }
 
-func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedName]map[string]map[string][]string, resources []string) []protocol.PodDevices {
+// ownedBy reports whether a device held under a resource is one of the
+// node's: the resource is one of resources, or the ID names a GPU or MIG
+// device of node (nil: resources alone). Other plugins' devices (a NIC)
+// stay out.
+func ownedBy(resources []string, node *topology.Node) func(res, id string) bool {
+	uuids := map[string]bool{}
+	if node != nil {
+		for _, g := range node.GPUs {
+			uuids[g.UUID] = true
+		}
+		for _, m := range node.MIG {
+			uuids[m.UUID] = true
+		}
+	}
+	return func(res, id string) bool {
+		if slices.Contains(resources, res) {
+			return true
+		}
+		uuid, _ := deviceid.UUIDOf(id)
+		return uuids[uuid]
+	}
+}
+
+func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedName]map[string]map[string][]string, ours func(res, id string) bool) []protocol.PodDevices {
 	byName := map[types.NamespacedName]*v1.Pod{}
 	if p.opts.Pods != nil {
 		if pods, err := p.opts.Pods.List(labels.Everything()); err == nil {
@@ -401,9 +433,9 @@ func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedNa
 		held := map[string][]string{}
 		for container, byRes := range containers {
 			for res, ids := range byRes {
-				if slices.Contains(resources, res) {
-					held[res] = append(held[res], ids...)
-					for _, id := range ids {
+				for _, id := range ids {
+					if ours(res, id) {
+						held[res] = append(held[res], id)
 						podDevices = append(podDevices, PodDevice{Namespace: key.Namespace, Pod: key.Name, Container: container, Resource: res, Device: id})
 					}
 				}

@@ -76,7 +76,7 @@ func TestInUseReport(t *testing.T) {
 		Pods: pods{pod("honoured", "u1", []string{"GPU-a", "GPU-b"}), pod("missed", "u2", []string{"GPU-d"})},
 	})
 	for range 2 {
-		got, err := p.InUse(context.Background(), []string{"nvidia.com/gpu"})
+		got, err := p.InUse(context.Background(), []string{"nvidia.com/gpu"}, nil)
 		require.NoError(t, err)
 		require.ElementsMatch(t, []protocol.PodDevices{
 			{PodRef: protocol.PodRef{Namespace: "default", Name: "honoured", UID: "u1"}, Devices: []string{"GPU-a", "GPU-b"}},
@@ -90,13 +90,66 @@ func TestInUseReport(t *testing.T) {
 	require.Contains(t, <-events.Events, nodepublish.ReasonScheduledSetNotHonoured)
 }
 
+// A config reload that serves the node's devices under new names (here
+// renameByDefault turned on: nvidia.com/gpu's replicas become
+// nvidia.com/gpu.shared; MIG strategy single -> mixed: nvidia.com/gpu's MIG
+// devices become nvidia.com/mig-1g.5gb) leaves running pods holding them
+// under the old names in the kubelet's answer. They stay in the in-use
+// report (before: dropped, so the scheduler saw those GPUs free and gave
+// them again); another plugin's devices, and IDs of no device of the node,
+// stay out.
+func TestInUseKeepsDevicesUnderFormerNames(t *testing.T) {
+	node := &topology.Node{
+		GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", MIGEnabled: true}, {Index: 1, UUID: "GPU-b"}},
+		MIG:  []topology.MIGDevice{{UUID: "MIG-a0", Parent: 0, Profile: "1g.5gb", Size: 1}},
+	}
+	tests := []struct {
+		name      string
+		resources []string // served now
+		node      *topology.Node
+		held      map[string][]string // resource -> IDs the pod holds
+		want      []string            // the pod's devices in the report; nil: not reported
+	}{
+		{name: "replicas under the name before renameByDefault", resources: []string{"nvidia.com/gpu.shared"}, node: node,
+			held: map[string][]string{"nvidia.com/gpu": {"GPU-b::0", "GPU-b::3"}}, want: []string{"GPU-b::0", "GPU-b::3"}},
+		{name: "MIG device under the single strategy's name", resources: []string{"nvidia.com/mig-1g.5gb"}, node: node,
+			held: map[string][]string{"nvidia.com/gpu": {"MIG-a0"}}, want: []string{"MIG-a0"}},
+		{name: "whole GPU under a former rename", resources: []string{"nvidia.com/gpu"}, node: node,
+			held: map[string][]string{"nvidia.com/t4": {"GPU-b"}}, want: []string{"GPU-b"}},
+		{name: "another plugin's device", resources: []string{"nvidia.com/gpu"}, node: node,
+			held: map[string][]string{"example.com/nic": {"nic-0"}}},
+		{name: "only the node's IDs of a foreign resource", resources: []string{"nvidia.com/gpu"}, node: node,
+			held: map[string][]string{"example.com/mixed": {"nic-0", "GPU-a"}}, want: []string{"GPU-a"}},
+		{name: "a GPU of another node", resources: []string{"nvidia.com/gpu"}, node: node,
+			held: map[string][]string{"nvidia.com/gpu.shared": {"GPU-z::0"}}},
+		{name: "no node: the names alone", resources: []string{"nvidia.com/gpu.shared"},
+			held: map[string][]string{"nvidia.com/gpu": {"GPU-b::0"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			alloc := allocations{m: map[types.NamespacedName]map[string]map[string][]string{
+				{Namespace: "default", Name: "running"}: {"main": tt.held},
+			}}
+			p := nodepublish.New(nodepublish.Options{PodResources: alloc})
+			got, err := p.InUse(context.Background(), tt.resources, tt.node)
+			require.NoError(t, err)
+			if tt.want == nil {
+				require.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			require.ElementsMatch(t, tt.want, got[0].Devices)
+		})
+	}
+}
+
 // Without a PodResources API, or when it fails, InUse errors (and Run
 // retries).
 func TestInUseErrors(t *testing.T) {
-	_, err := nodepublish.New(nodepublish.Options{}).InUse(context.Background(), []string{"nvidia.com/gpu"})
+	_, err := nodepublish.New(nodepublish.Options{}).InUse(context.Background(), []string{"nvidia.com/gpu"}, nil)
 	require.Error(t, err)
 	boom := errors.New("kubelet gone")
-	_, err = nodepublish.New(nodepublish.Options{PodResources: allocations{err: boom}}).InUse(context.Background(), nil)
+	_, err = nodepublish.New(nodepublish.Options{PodResources: allocations{err: boom}}).InUse(context.Background(), nil, nil)
 	require.ErrorIs(t, err, boom)
 }
 
@@ -209,7 +262,7 @@ func TestPublishNodeRemovesStaleLabels(t *testing.T) {
 	require.Equal(t, "42", node.Labels["nvidia.com/gpu.multiprocessors"])
 	require.Equal(t, "NVIDIA-A100-SXM4-80GB-MIG-3g.40gb", node.Labels["nvidia.com/gpu.product"])
 	// The in-use report is a merge patch beside the apply.
-	require.NoError(t, p.PublishInUse(ctx, nil))
+	require.NoError(t, p.PublishInUse(ctx, nil, nil))
 	require.Contains(t, getNode(t, client, "n1").Annotations, protocol.InUseAnnotation)
 
 	// MIG mixed: the single strategy's labels go, the profile's come.

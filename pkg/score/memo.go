@@ -45,6 +45,8 @@ type choiceKey struct {
 	policy ReplicaPolicy
 	hint   TopologyHint
 	model  string
+	// noShared: time-shared GPUs are left out of a whole request.
+	noShared bool
 	// cpu and mem: the node's free CPU and memory and the request's (all 0
 	// when the State does not know them): how many tasks of each type
 	// the node holds before and after the request (taskCap) depend on them.
@@ -129,6 +131,7 @@ func (s *State) keyOf(req Request, d *Distribution) (choiceKey, bool) {
 	k := choiceKey{
 		dist: d.id, layout: s.layout, free: s.FreeGPUs(),
 		kind: req.Kind, count: req.Count, policy: req.Policy, hint: req.Topology, model: req.Model,
+		noShared: req.NoShared && req.Kind == KindWhole,
 	}
 	for i := range s.usable.All() {
 		k.used[i] = uint8(s.repUsed[i])

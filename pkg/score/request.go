@@ -86,6 +86,11 @@ type Request struct {
 	// Model restricts the GPUs to one model name (or several separated by
 	// "|"); "" accepts any model.
 	Model string
+	// NoShared (KindWhole) leaves out the time-shared GPUs (Replicas > 1):
+	// a node that serves them as replicas under a resource of their own
+	// (renameByDefault with some GPUs selected) does not serve them whole.
+	// gpusim's whole tasks, which may take any free GPU, leave it false.
+	NoShared bool
 	// CPUMilli and MemoryMiB are the CPU (milli-cores) and memory (MiB) the
 	// pod takes on the node besides the devices (0: none or not counted).
 	// On a State that knows its free CPU and memory (SetFree) they enter

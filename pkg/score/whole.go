@@ -20,6 +20,9 @@ func (s *State) chooseWhole(req Request, d *Distribution, mustGPUs topology.GPUS
 	k := req.Count
 	free := s.FreeGPUs()
 	elig := free & s.modelMask(req.Model)
+	if req.NoShared {
+		elig &^= s.sharedGPUs()
+	}
 	if mustGPUs&^elig != 0 || elig.Len() < k || mustGPUs.Len() > k {
 		return Choice{}, false
 	}
@@ -51,6 +54,17 @@ func (s *State) chooseWhole(req Request, d *Distribution, mustGPUs topology.GPUS
 	}
 	best.DeviceIDs = s.gpuIDs(best.GPUs)
 	return best, true
+}
+
+// sharedGPUs are the time-shared GPUs (more than one replica).
+func (s *State) sharedGPUs() topology.GPUSet {
+	var set topology.GPUSet
+	for i, r := range s.reps {
+		if r > 1 && i < topology.MaxGPUs {
+			set |= topology.SetOf(i)
+		}
+	}
+	return set
 }
 
 // boundary is the bandwidth from set to rest.

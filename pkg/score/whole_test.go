@@ -96,3 +96,51 @@ func TestChooseWholeDGX1(t *testing.T) {
 		})
 	}
 }
+
+// NoShared leaves the time-shared GPUs out of a whole request (the
+// scheduler sets it where the node serves them as replicas only), through
+// Choose and Evaluate, memoized or not; without it they are candidates
+// (gpusim's whole tasks on its 1000-replica GPUs).
+func TestChooseWholeNoShared(t *testing.T) {
+	tests := []struct {
+		name     string
+		shared   []int // GPUs time-shared 4 ways
+		used     []int // whole GPUs in use
+		count    int
+		noShared bool
+		wantOK   bool
+		avoid    []int // GPUs the choice must not hold
+	}{
+		{name: "shared GPU left out", shared: []int{0}, count: 3, noShared: true, wantOK: true, avoid: []int{0}},
+		// 4 GPUs, one time-shared: 3 whole at most.
+		{name: "too few unshared", shared: []int{0}, count: 4, noShared: true},
+		{name: "without NoShared every free GPU", shared: []int{0}, count: 4, wantOK: true},
+		// GPUs 1 and 2 in use, 0 and 3 shared: nothing left whole.
+		{name: "used and shared", shared: []int{0, 3}, used: []int{1, 2}, count: 1, noShared: true},
+		{name: "no shared GPU: no change", count: 4, noShared: true, wantOK: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node := fixture.PCIe("ns", "Tesla-T4", 4)
+			for _, g := range tt.shared {
+				node.GPUs[g].Replicas = 4
+			}
+			req := score.Request{Kind: score.KindWhole, Count: tt.count, NoShared: tt.noShared}
+			for range 2 { // the second answer comes from the memo
+				c, ok := chooseOn(node, usedSet(uuids(node, tt.used...)...), req, nil)
+				require.Equal(t, tt.wantOK, ok)
+				s, _ := score.StateOf(node, usedSet(uuids(node, tt.used...)...))
+				e, eok := score.Evaluate(s, req, nil)
+				require.Equal(t, tt.wantOK, eok)
+				if !ok {
+					continue
+				}
+				require.Equal(t, tt.count, c.GPUs.Len())
+				require.Equal(t, c.GPUs, e.GPUs)
+				for _, g := range tt.avoid {
+					require.False(t, c.GPUs.Has(g), "GPU %d is time-shared", g)
+				}
+			}
+		})
+	}
+}

@@ -132,7 +132,7 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 	case configv1.MIGStrategyMixed:
 		for i := range inv.MIG {
 			m := &inv.MIG[i]
-			add(MIGResourcePrefix+m.Profile, migDevice(inv, m))
+			add(configv1.MIGResourceName(m.Profile), migDevice(inv, m))
 		}
 		return res, nil
 	case configv1.MIGStrategySingle:

@@ -79,6 +79,28 @@ func TestBuild(t *testing.T) {
 			"version: v1\nflags: {migStrategy: mixed}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/mig-1g.5gb, replicas: 3, gpupackRename: nvidia.com/small}]}}",
 			map[string]int{"nvidia.com/small": 6, "nvidia.com/mig-3g.20gb": 1}, "",
 		},
+		// NVIDIA's mixed strategy writes a profile's '+' as '.' in its
+		// resource name: "nvidia.com/mig-1g.5gb+me" is no extended
+		// resource name (the kubelet refuses it, the node's topology did
+		// not encode). Before: nvidia.com/mig-1g.5gb+me.
+		{
+			"mixed, media extensions",
+			inventory(2, map[int][]string{0: {"1g.5gb+me", "1g.5gb", "1g.5gb"}, 1: {"1g.10gb+me", "1g.20gb+me.all"}}),
+			"version: v1\nflags: {migStrategy: mixed}",
+			map[string]int{"nvidia.com/mig-1g.5gb.me": 1, "nvidia.com/mig-1g.5gb": 2, "nvidia.com/mig-1g.10gb.me": 1, "nvidia.com/mig-1g.20gb.me.all": 1}, "",
+		},
+		{
+			"mixed, media extensions time-sliced by NVIDIA's name",
+			inventory(1, map[int][]string{0: {"1g.5gb+me", "1g.5gb"}}),
+			"version: v1\nflags: {migStrategy: mixed}\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/mig-1g.5gb.me, replicas: 2}]}}",
+			map[string]int{"nvidia.com/mig-1g.5gb.me.shared": 2, "nvidia.com/mig-1g.5gb": 1}, "",
+		},
+		{
+			"single, media extensions",
+			inventory(1, map[int][]string{0: {"1g.5gb+me"}}),
+			"version: v1\nflags: {migStrategy: single}",
+			map[string]int{"nvidia.com/gpu": 1}, "",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

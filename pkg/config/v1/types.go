@@ -77,6 +77,14 @@ const (
 	MIGResourcePrefix = ResourcePrefix + "mig-"
 )
 
+// MIGResourceName is the mixed strategy's resource of a MIG profile, as
+// NVIDIA's plugin names it: MIGResourcePrefix and the profile with '+'
+// written '.' ("1g.10gb+me" -> nvidia.com/mig-1g.10gb.me), since '+' is
+// not allowed in an extended resource name.
+func MIGResourceName(profile string) string {
+	return MIGResourcePrefix + strings.ReplaceAll(profile, "+", ".")
+}
+
 // Defaults of NVIDIA's CDI flags.
 const (
 	DefaultCDIAnnotationPrefix = "cdi.k8s.io/"

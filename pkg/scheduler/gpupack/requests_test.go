@@ -73,7 +73,10 @@ func TestFailRequestsGreaterThanOneIsPerContainer(t *testing.T) {
 // for pods with NO known GPU request, so the replica request is dropped and
 // the pod is bound with devices for nvidia.com/gpu alone.
 func TestLearnWithAKnownName(t *testing.T) {
-	n := fixture.Shared(fixture.PCIe("l", "T4", 4), 4)
+	// GPUs 0 and 1 time-shared under example.com/tsgpu, 2 and 3 whole
+	// under nvidia.com/gpu (a GPU the node time-shares is not served whole).
+	n := fixture.PCIe("l", "T4", 4)
+	n.GPUs[0].Replicas, n.GPUs[1].Replicas = 4, 4
 	n.Resources = []topology.Resource{
 		{Name: "nvidia.com/gpu", Kind: topology.KindGPU},
 		{Name: "example.com/tsgpu", Kind: topology.KindReplica, Replicas: 4, Policy: topology.PolicyPacked},

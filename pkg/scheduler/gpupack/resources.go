@@ -93,10 +93,12 @@ func (pl *GPUPack) resolve(node *topology.Node, r containerRequest) (containerRe
 	if !ok {
 		return r, errNotServed{fmt.Errorf("node does not serve %s (it publishes %s)", r.resource, names(node.Resources))}
 	}
-	r.req.MIGProfile = ""
+	r.req.MIGProfile, r.req.NoShared = "", false
 	switch res.Kind {
 	case topology.KindGPU:
-		r.req.Kind = score.KindWhole
+		// A GPU the node time-shares is served as replicas only, under
+		// a resource of their own (renameByDefault), never whole.
+		r.req.Kind, r.req.NoShared = score.KindWhole, true
 	case topology.KindMIG:
 		r.req.Kind, r.req.MIGProfile = score.KindMIG, res.Profile
 	case topology.KindReplica:

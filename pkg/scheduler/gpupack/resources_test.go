@@ -3,6 +3,7 @@ package gpupack
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -157,6 +158,21 @@ func TestResourceKindIsTheNodes(t *testing.T) {
 		require.Len(t, got, 1)
 		require.Contains(t, []string{n.MIG[0].UUID, n.MIG[1].UUID}, got[0])
 	})
+	t.Run("MIG profile with media extensions under NVIDIA's name", func(t *testing.T) {
+		// The resource name writes '+' as '.', the table's profile is
+		// NVML's: the request gets the 1g.5gb+me device, not the 1g.5gb.
+		n := fixture.WithMIG(fixture.PCIe("me", "A100", 1), 0, 1, "1g.5gb", "1g.5gb+me")
+		n.Resources = []topology.Resource{
+			{Name: "nvidia.com/mig-1g.5gb", Kind: topology.KindMIG, Profile: "1g.5gb"},
+			{Name: "nvidia.com/mig-1g.5gb.me", Kind: topology.KindMIG, Profile: "1g.5gb+me"},
+		}
+		h := newHarness(t, nil, []*v1.Node{gpuNode(t, "me", n)})
+		_, got, st, _ := h.schedule(gpuPod("p", "nvidia.com/mig-1g.5gb.me", 1))
+		require.Nil(t, st)
+		require.Equal(t, []string{n.MIG[1].UUID}, got)
+		_, _, st, _ = h.schedule(gpuPod("q", "nvidia.com/mig-1g.5gb.me", 1))
+		require.NotNil(t, st, "one 1g.5gb+me device, taken")
+	})
 	for _, tt := range []struct {
 		name string
 		node *topology.Node
@@ -228,4 +244,93 @@ func newCycleState(t *testing.T, h *harness, pod *v1.Pod) fwk.CycleState {
 	_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod)
 	require.True(t, st.IsSuccess(), st.Message())
 	return state
+}
+
+// partlyShared is a 4-GPU PCIe node whose GPUs in shared are time-shared 4
+// ways and served only as replicas under nvidia.com/gpu.shared, the
+// others whole under nvidia.com/gpu: the device plugin under
+// timeSlicing {renameByDefault: true, resources: [{name: nvidia.com/gpu,
+// replicas: 4, gpupackDevices: shared}]}.
+func partlyShared(prefix string, shared ...int) *topology.Node {
+	n := fixture.PCIe(prefix, "Tesla-T4", 4)
+	for _, g := range shared {
+		n.GPUs[g].Replicas = 4
+	}
+	n.Resources = []topology.Resource{
+		{Name: "nvidia.com/gpu", Kind: topology.KindGPU},
+		{Name: "nvidia.com/gpu.shared", Kind: topology.KindReplica, Replicas: 4, Policy: topology.PolicyPacked},
+	}
+	return n
+}
+
+// A GPU the node time-shares under a renamed resource is not served whole:
+// a whole-GPU request never gets it (before: 4 x nvidia.com/gpu on a node
+// serving GPUs 1-3 whole and GPU 0 as 4 replicas reserved GPU 0 too, an
+// ID the kubelet's nvidia.com/gpu does not have, and the GPU's replicas
+// stayed free for replica pods: one GPU given twice).
+func TestWholeRequestSkipsGPUsServedAsReplicas(t *testing.T) {
+	tests := []struct {
+		name      string
+		shared    []int  // GPUs served as replicas
+		pods      []int  // whole GPUs asked, one pod each, in order
+		wantFit   []bool // per pod
+		wantNever bool   // the last pod never fits the node
+	}{
+		// 3 GPUs served whole: 4 never fit.
+		{name: "4 of 3 whole", shared: []int{0}, pods: []int{4}, wantFit: []bool{false}, wantNever: true},
+		{name: "3 of 3 whole", shared: []int{0}, pods: []int{3}, wantFit: []bool{true}},
+		// 1 + 1 + 1 take GPUs 1-3; the 4th finds only GPU 0, served as
+		// replicas: not a free whole GPU, though it would be with none in use.
+		{name: "one by one", shared: []int{0}, pods: []int{1, 1, 1, 1}, wantFit: []bool{true, true, true, false}},
+		{name: "two shared, 2 whole asked", shared: []int{1, 2}, pods: []int{2}, wantFit: []bool{true}},
+		{name: "two shared, 3 whole asked", shared: []int{1, 2}, pods: []int{3}, wantFit: []bool{false}, wantNever: true},
+		{name: "all shared", shared: []int{0, 1, 2, 3}, pods: []int{1}, wantFit: []bool{false}, wantNever: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := partlyShared("ps", tt.shared...)
+			h := newHarness(t, nil, []*v1.Node{gpuNode(t, "ps", n)})
+			for i, k := range tt.pods {
+				pod := gpuPod(fmt.Sprintf("p%d", i), "nvidia.com/gpu", int64(k))
+				_, got, st, _ := h.schedule(pod)
+				if !tt.wantFit[i] {
+					require.NotNil(t, st, "pod %d got %v", i, got)
+					require.Contains(t, st.Message(), "no free healthy whole")
+					if i == len(tt.pods)-1 {
+						require.Equal(t, tt.wantNever, strings.Contains(st.Message(), "even with none in use"), st.Message())
+					}
+					continue
+				}
+				require.Nil(t, st, "pod %d", i)
+				require.Len(t, got, k)
+				set, unknown := n.SetOfUUIDs(got)
+				require.Empty(t, unknown, "bare GPU UUIDs")
+				for _, g := range tt.shared {
+					require.False(t, set.Has(g), "pod %d got GPU %d, served only as replicas", i, g)
+				}
+			}
+		})
+	}
+	t.Run("replicas and whole GPUs of one pod", func(t *testing.T) {
+		// GPU 0 replicas, GPUs 1-3 whole: a pod of 3 whole GPUs and 4
+		// replicas fits, each kind on its own GPUs.
+		n := partlyShared("pw", 0)
+		h := newHarness(t, nil, []*v1.Node{gpuNode(t, "pw", n)})
+		pod := fixture.MakePod().Named("both").Container("c").Limit("nvidia.com/gpu", 3).Limit("nvidia.com/gpu.shared", 4).Obj()
+		_, got, st, _ := h.schedule(pod)
+		require.Nil(t, st)
+		require.Len(t, got, 7)
+		var whole, reps []string
+		for _, id := range got {
+			if _, k, err := deviceid.Split(id); err == nil && k >= 0 {
+				reps = append(reps, id)
+			} else {
+				whole = append(whole, id)
+			}
+		}
+		require.Equal(t, []int{0, 0, 0, 0}, gpusOf(t, n, reps))
+		set, unknown := n.SetOfUUIDs(whole)
+		require.Empty(t, unknown)
+		require.Equal(t, []int{1, 2, 3}, set.Indexes())
+	})
 }

@@ -118,7 +118,10 @@ func validateTaskType(pp *field.Path, p config.TaskTypeWeight) field.ErrorList {
 			// that never matches a request.
 			errs = append(errs, field.Invalid(pp.Child("migProfile"), p.MIGProfile, "not a MIG profile name as NVIDIA writes them (<n>g.<m>gb, lower case: 1g.10gb, 1c.2g.20gb)"))
 		default:
-			for _, msg := range validation.IsQualifiedName("nvidia.com/mig-" + p.MIGProfile) {
+			// The resource name writes '+' as '.' (NVIDIA's mixed
+			// strategy; pkg/config/v1 MIGResourceName): 1g.10gb+me is
+			// served as nvidia.com/mig-1g.10gb.me.
+			for _, msg := range validation.IsQualifiedName("nvidia.com/mig-" + strings.ReplaceAll(p.MIGProfile, "+", ".")) {
 				errs = append(errs, field.Invalid(pp.Child("migProfile"), p.MIGProfile, "not usable in a resource name: "+msg))
 			}
 		}

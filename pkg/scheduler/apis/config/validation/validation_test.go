@@ -221,6 +221,15 @@ func TestValidateListsEveryError(t *testing.T) {
 			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1c.2g.20gb", Count: 1, Weight: 5}, {Kind: "mig", MIGProfile: "7g.80gb", Count: 1, Weight: 1}}),
 			nil,
 		},
+		// NVIDIA's resource name writes '+' as '.' (nvidia.com/mig-1g.10gb.me):
+		// a profile with media extensions is a valid prior (before: "not
+		// usable in a resource name", and an H100's 1g.10gb+me could not be
+		// weighted).
+		{
+			"MIG prior profiles with media extensions",
+			withPrior([]config.TaskTypeWeight{{Kind: "mig", MIGProfile: "1g.10gb+me", Count: 1, Weight: 5}, {Kind: "mig", MIGProfile: "1g.20gb+me.all", Count: 1, Weight: 1}}),
+			nil,
+		},
 		{
 			"whole prior of 2^31-1 GPUs",
 			withPrior([]config.TaskTypeWeight{{Kind: "whole", Count: 1<<31 - 1, Weight: 1}}),
