@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
-	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
@@ -20,13 +19,7 @@ func TestMalformedInUseMakesNodeUnusable(t *testing.T) {
 	broken := gpuNode(t, "broken", fixture.DGX1V100("x"))
 	broken.Annotations[protocol.InUseAnnotation] = `{"version":"v1","pods":[{"devices":[""]}]}`
 	h := newHarness(t, nil, []*v1.Node{broken, gpuNode(t, "ok", fixture.DGX1V100("y"))})
-	pod := gpuPod("p", "nvidia.com/gpu", 1)
-	state := framework.NewCycleState()
-	_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod)
-	require.True(t, st.IsSuccess())
-	ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("broken")
-	require.NoError(t, err)
-	st = h.fh.RunFilterPlugins(h.ctx, state, pod, ni)
+	_, st := h.filterOn(gpuPod("p", "nvidia.com/gpu", 1), "broken")
 	require.Equal(t, fwk.UnschedulableAndUnresolvable, st.Code())
 	require.Contains(t, st.Message(), "gpupack.io/in-use report is unreadable, so which GPUs are in use is unknown")
 	node, _, st2, _ := h.schedule(gpuPod("q", "nvidia.com/gpu", 1))
@@ -85,16 +78,13 @@ func TestFilterNeverFitsIsUnresolvable(t *testing.T) {
 			}
 			node := gpuNode(t, "n", tt.topo, used...)
 			h := newHarness(t, nil, []*v1.Node{node})
-			state := framework.NewCycleState()
-			_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, tt.pod)
-			require.True(t, st.IsSuccess(), st.Message())
-			ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("n")
-			require.NoError(t, err)
-			st = h.fh.RunFilterPlugins(h.ctx, state, tt.pod, ni)
+			state, st := h.filterOn(tt.pod, "n")
 			require.Equal(t, tt.want, st.Code(), st.Message())
 			require.Equal(t, tt.wantNever, strings.Contains(st.Message(), "even with none in use"), st.Message())
 			// The answer is kept as the node's last plan: a second
 			// Filter of the same pod gives the same code.
+			ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("n")
+			require.NoError(t, err)
 			require.Equal(t, tt.want, h.fh.RunFilterPlugins(h.ctx, state, tt.pod, ni).Code())
 		})
 	}

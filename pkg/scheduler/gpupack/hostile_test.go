@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/tools/events"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/apis/core/validation"
-	"k8s.io/kubernetes/pkg/scheduler/framework"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
@@ -61,13 +60,7 @@ func TestHostileNodeAnnotationsGiveShortReasons(t *testing.T) {
 			require.Contains(t, note, tc.want)
 			require.LessOrEqual(t, len(note), len("Warning "+tc.reason+" ")+validation.NoteLengthLimit)
 
-			pod := gpuPod("p", "nvidia.com/gpu", 1)
-			cs := framework.NewCycleState()
-			_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, cs, pod)
-			require.True(t, st.IsSuccess(), st.Message())
-			ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("bad")
-			require.NoError(t, err)
-			st = h.fh.RunFilterPlugins(h.ctx, cs, pod, ni)
+			_, st := h.filterOn(gpuPod("p", "nvidia.com/gpu", 1), "bad")
 			require.Equal(t, fwk.UnschedulableAndUnresolvable, st.Code())
 			require.Contains(t, st.Message(), tc.want)
 			// The decoder's cap (512) and the plugin's words around it.

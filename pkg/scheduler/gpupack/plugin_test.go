@@ -131,6 +131,16 @@ func newHarnessWith(t *testing.T, o harnessOptions, args runtime.Object, nodes [
 	return h
 }
 
+// filterOn runs PreFilter (which must succeed) and the framework's Filter
+// of pod on node, and returns the cycle state and Filter's status.
+func (h *harness) filterOn(pod *v1.Pod, node string) (fwk.CycleState, *fwk.Status) {
+	h.t.Helper()
+	state := newCycleState(h.t, h, pod)
+	ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get(node)
+	require.NoError(h.t, err)
+	return state, h.fh.RunFilterPlugins(h.ctx, state, pod, ni)
+}
+
 // schedule runs one scheduling cycle up to Reserve and returns the chosen
 // node (the highest total score; ties by name) and the reserved devices.
 func (h *harness) schedule(pod *v1.Pod) (string, []string, *fwk.Status, fwk.CycleState) {
@@ -293,13 +303,8 @@ func TestMalformedTopologyIsFilteredOut(t *testing.T) {
 	junk := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "junk", Annotations: map[string]string{protocol.TopologyAnnotation: `{{{`}}}
 	h := newHarness(t, nil, []*v1.Node{bad, junk, gpuNode(t, "good", good)})
 	pod := gpuPod("p", "nvidia.com/gpu", 1)
-	state := framework.NewCycleState()
-	_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod)
-	require.True(t, st.IsSuccess())
 	for name, want := range map[string]string{"bad": `unsupported version "v9"`, "junk": "malformed JSON"} {
-		ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get(name)
-		require.NoError(t, err)
-		st := h.fh.RunFilterPlugins(h.ctx, state, pod, ni)
+		_, st := h.filterOn(pod, name)
 		require.Equal(t, fwk.UnschedulableAndUnresolvable, st.Code())
 		require.Contains(t, st.Message(), want)
 	}

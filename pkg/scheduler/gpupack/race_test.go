@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
@@ -131,12 +130,8 @@ func TestNodeDeletedMidCycle(t *testing.T) {
 			c := h.pl.cache.(*gpucache.Cache)
 			require.Eventually(t, func() bool { return c.Decoded() == 1 }, 5*time.Second, time.Millisecond)
 			pod := gpuPod("p", "nvidia.com/gpu", 2)
-			cs := framework.NewCycleState()
-			_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, cs, pod)
+			cs, st := h.filterOn(pod, "d")
 			require.True(t, st.IsSuccess(), st.Message())
-			ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get("d")
-			require.NoError(t, err)
-			require.True(t, h.fh.RunFilterPlugins(h.ctx, cs, pod, ni).IsSuccess())
 			require.NoError(t, h.cs.CoreV1().Nodes().Delete(h.ctx, "d", metav1.DeleteOptions{}))
 			require.Eventually(t, func() bool { return c.Nodes() == 0 }, 5*time.Second, time.Millisecond)
 
