@@ -100,7 +100,8 @@ func (p *Plugin) allocateContainer(ids []string, seen map[string]bool) (*plugina
 	return resp, nil
 }
 
-// deviceSpecs lists the control devices, each GPU's /dev/nvidia<minor> and,
+// deviceSpecs lists the control devices present under the driver root
+// (as NVIDIA's plugin: each one only when it exists), each GPU's /dev/nvidia<minor> and,
 // for MIG devices, the /dev/nvidia-caps/nvidia-cap<N> nodes of their GPU and
 // compute instance (minors from the driver's mig-minors file, read at each
 // Allocate: instances come and go with the MIG layout).
@@ -113,7 +114,7 @@ func (p *Plugin) deviceSpecs(devs []*sharing.Device) ([]*pluginapi.DeviceSpec, e
 	if hostRoot == "" {
 		hostRoot = root
 	}
-	paths := []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}
+	paths := presentControlNodes(root)
 	seen := map[string]bool{}
 	add := func(path string) {
 		if !seen[path] {

@@ -2,6 +2,7 @@ package deviceplugin_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -65,9 +66,9 @@ sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu
 }
 
 func TestBadRequests(t *testing.T) {
-	k, p := setup(t, pluginOpts{machine: "dgx-a100", config: `version: v1
-flags: {plugin: {passDeviceSpecs: true}}
-sharing: {timeSlicing: {failRequestsGreaterThanOne: true, resources: [{name: nvidia.com/gpu, replicas: 4}]}}`})
+	k, p := setup(t, pluginOpts{machine: "dgx-a100", config: fmt.Sprintf(`version: v1
+flags: {nvidiaDriverRoot: %q, plugin: {passDeviceSpecs: true}}
+sharing: {timeSlicing: {failRequestsGreaterThanOne: true, resources: [{name: nvidia.com/gpu, replicas: 4}]}}`, fakeDriverRoot(t))})
 	// 8 GPUs x 4 replicas = 32, under nvidia.com/gpu (no rename).
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 32})
 	c := client(t, p, "nvidia.com/gpu")

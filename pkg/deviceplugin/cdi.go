@@ -21,9 +21,23 @@ import (
 // dynamic spec directory).
 const DefaultCDISpecDir = "/var/run/cdi"
 
-// controlDeviceNodes are added to every device's edits when they exist
-// under the driver root (as NVIDIA's plugin treats them: optional).
+// controlDeviceNodes are added to every device's edits (CDI) and device
+// specs (passDeviceSpecs) when they exist under the driver root: NVIDIA's
+// plugin treats all four as optional, and a node passed that the host
+// lacks fails the container's creation.
 var controlDeviceNodes = []string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"}
+
+// presentControlNodes returns the control nodes that exist under readRoot,
+// in controlDeviceNodes' order.
+func presentControlNodes(readRoot string) []string {
+	var out []string
+	for _, p := range controlDeviceNodes {
+		if _, err := os.Stat(filepath.Join(readRoot, p)); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // CDISpecOptions say how the node's CDI spec is built.
 type CDISpecOptions struct {
@@ -104,10 +118,8 @@ func BuildCDISpec(resources []sharing.Resource, o CDISpecOptions) (*cdispec.Spec
 		}
 		spec.Devices = append(spec.Devices, all)
 	}
-	for _, p := range controlDeviceNodes {
-		if _, err := os.Stat(filepath.Join(readRoot, p)); err == nil {
-			spec.ContainerEdits.DeviceNodes = append(spec.ContainerEdits.DeviceNodes, node(p))
-		}
+	for _, p := range presentControlNodes(readRoot) {
+		spec.ContainerEdits.DeviceNodes = append(spec.ContainerEdits.DeviceNodes, node(p))
 	}
 	spec.ContainerEdits.Env = append(spec.ContainerEdits.Env, o.Driver.Env...)
 	spec.ContainerEdits.Mounts = append(spec.ContainerEdits.Mounts, o.Driver.Mounts...)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,8 +45,7 @@ func driverMIGMinors(t *testing.T, root string, gpus int) {
 // /dev/nvidia-uvm, /dev/nvidia-uvm-tools and /dev/nvidia0 only; it also
 // needs the nvidia-cap nodes of its GPU instance and compute instance.
 func TestMIGDeviceSpecs(t *testing.T) {
-	root := t.TempDir()
-	driverMIGMinors(t, root, 8)
+	root := fakeDriverRoot(t) // the mig-minors file and the three control nodes
 	config := fmt.Sprintf(`version: v1
 flags: {migStrategy: mixed, nvidiaDriverRoot: %q, plugin: {passDeviceSpecs: true}}`, root)
 	k, p := setup(t, pluginOpts{machine: fake.DGXA100, config: config,
@@ -91,4 +91,49 @@ flags: {migStrategy: mixed, nvidiaDriverRoot: %q, plugin: {passDeviceSpecs: true
 	// Whole GPUs need no caps file.
 	_, err = client(t, p, "nvidia.com/gpu").Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{uuidOf(p, 5)}}}})
 	require.NoError(t, err)
+}
+
+// TestDeviceSpecsControlNodes: with passDeviceSpecs the control nodes
+// (/dev/nvidiactl, /dev/nvidia-uvm, /dev/nvidia-uvm-tools,
+// /dev/nvidia-modeset) are passed as NVIDIA's plugin passes them: each one
+// that exists, in that order, and none that does not (a device spec whose
+// host path is missing fails the container's creation: nvidia-uvm-tools
+// and nvidia-modeset are absent on many nodes). The GPU's own node is
+// always passed.
+func TestDeviceSpecsControlNodes(t *testing.T) {
+	tests := []struct {
+		name    string
+		present []string // under <root>/dev
+		want    []string // control nodes passed, before /dev/nvidia<minor>
+	}{
+		{"all four", []string{"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"},
+			[]string{"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"}},
+		{"no uvm-tools, no modeset", []string{"nvidiactl", "nvidia-uvm"},
+			[]string{"/dev/nvidiactl", "/dev/nvidia-uvm"}},
+		{"modeset, no uvm (module not loaded yet)", []string{"nvidiactl", "nvidia-modeset"},
+			[]string{"/dev/nvidiactl", "/dev/nvidia-modeset"}},
+		{"none", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			require.NoError(t, os.MkdirAll(filepath.Join(root, "dev"), 0o755))
+			for _, n := range tt.present {
+				require.NoError(t, os.WriteFile(filepath.Join(root, "dev", n), nil, 0o644))
+			}
+			config := fmt.Sprintf("flags: {nvidiaDriverRoot: %q, plugin: {passDeviceSpecs: true}}", root)
+			k, p := setup(t, pluginOpts{machine: fake.DGXA100, config: config})
+			k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+			resp, err := client(t, p, "nvidia.com/gpu").Allocate(context.Background(), &pluginapi.AllocateRequest{
+				ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{uuidOf(p, 3)}}}})
+			require.NoError(t, err)
+			var got []string
+			for _, d := range resp.ContainerResponses[0].Devices {
+				got = append(got, d.ContainerPath)
+				require.Equal(t, filepath.Join(root, d.ContainerPath), d.HostPath)
+			}
+			want := append(slices.Clone(tt.want), fmt.Sprintf("/dev/nvidia%d", p.mgr.Inventory().GPUs[3].Minor))
+			require.Equal(t, want, got)
+		})
+	}
 }
