@@ -157,6 +157,15 @@ func TestNVIDIAFlagsAndEnvThroughTheBinary(t *testing.T) {
 		{"KUBELET_SOCKET bad", map[string]string{"KUBELET_SOCKET": "/var/lib/kubelet/device-plugins/other.sock"}, whole, nil, "want a path ending in /kubelet.sock"},
 		{"RESOURCE_PREFIX nvidia.com", map[string]string{"RESOURCE_PREFIX": "nvidia.com"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
 		{"RESOURCE_PREFIX other", map[string]string{"RESOURCE_PREFIX": "example.com"}, whole, nil, "RESOURCE_PREFIX=example.com: gpupack advertises under nvidia.com/ only"},
+		// NVIDIA's --resource-name-prefix / RESOURCE_NAME_PREFIX: its
+		// default loads, another prefix is refused (NVIDIA would
+		// advertise <prefix>/gpu, gpupack nvidia.com/gpu).
+		{"RESOURCE_NAME_PREFIX nvidia.com", map[string]string{"RESOURCE_NAME_PREFIX": "nvidia.com"}, whole, map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"--resource-name-prefix nvidia.com", nil, append([]string{"--resource-name-prefix", "nvidia.com"}, whole...), map[string]int{"nvidia.com/gpu": 8}, ""},
+		{"RESOURCE_NAME_PREFIX other", map[string]string{"RESOURCE_NAME_PREFIX": "example.com"}, whole, nil,
+			`RESOURCE_NAME_PREFIX=example.com): flags.resourceNamePrefix: Unsupported value: "example.com"`},
+		{"--resource-name-prefix other", nil, append([]string{"--resource-name-prefix=example.com"}, whole...), nil,
+			`flags.resourceNamePrefix: Unsupported value: "example.com"`},
 		{"unknown flag", nil, append([]string{"--mig-stratgy", "none"}, whole...), nil, "unknown flag: --mig-stratgy"},
 		{"replica policy alias env", map[string]string{"GPUPACK_REPLICA_POLICY": "diagonal"}, whole, nil, `sharing.timeSlicing.replicaPolicy: Unsupported value: "diagonal"`},
 	}

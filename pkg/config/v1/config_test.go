@@ -281,6 +281,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{"flags.plugin.deviceListStrategy: Required value: empty"}},
 		{"bad id strategy", "flags: {plugin: {deviceIDStrategy: serial}}",
 			[]string{`flags.plugin.deviceIDStrategy: Unsupported value: "serial"`}},
+		// NVIDIA's flags.resourceNamePrefix (--resource-name-prefix):
+		// NVIDIA advertises <prefix>/gpu; gpupack, ignoring it, would
+		// advertise nvidia.com/gpu and pods asking <prefix>/gpu would
+		// never be served.
+		{"resource name prefix", "flags: {resourceNamePrefix: example.com}",
+			[]string{`flags.resourceNamePrefix: Unsupported value: "example.com"`, "advertises under nvidia.com only"}},
+		{"resource name prefix with slash", "flags: {resourceNamePrefix: nvidia.com/}",
+			[]string{`flags.resourceNamePrefix: Unsupported value: "nvidia.com/"`}},
 		{"tegra discovery", "flags: {deviceDiscoveryStrategy: tegra}",
 			[]string{"flags.deviceDiscoveryStrategy", "through NVML only"}},
 		{"mps one replica", "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}",
@@ -344,6 +352,16 @@ health: {skippedXIDs: [0], recovery: {checks: -1, interval: -1s}}
 				require.ErrorContains(t, err, w)
 			}
 		})
+	}
+}
+
+// TestResourceNamePrefixDefault: NVIDIA's default prefix, or an empty
+// one (NVIDIA's default then applies), loads without a warning.
+func TestResourceNamePrefixDefault(t *testing.T) {
+	for _, in := range []string{"flags: {resourceNamePrefix: nvidia.com}", `flags: {resourceNamePrefix: ""}`} {
+		_, w, err := Decode([]byte(in))
+		require.NoError(t, err, in)
+		require.Empty(t, w, in)
 	}
 }
 

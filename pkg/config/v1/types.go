@@ -67,8 +67,11 @@ const (
 
 // Resource names, as NVIDIA's plugin advertises them.
 const (
+	// DefaultResourceNamePrefix is NVIDIA's flags.resourceNamePrefix
+	// default, the only one gpupack serves.
+	DefaultResourceNamePrefix = "nvidia.com"
 	// ResourcePrefix is the vendor prefix of every resource we advertise.
-	ResourcePrefix = "nvidia.com/"
+	ResourcePrefix = DefaultResourceNamePrefix + "/"
 	// ResourceGPU is the whole-GPU resource (and MIG devices under the single strategy).
 	ResourceGPU = ResourcePrefix + "gpu"
 	// SharedSuffix is appended to a time-shared resource when renameByDefault.
@@ -113,19 +116,23 @@ type Config struct {
 
 // Flags is NVIDIA's `flags` section (its command-line flags in the file).
 type Flags struct {
-	MigStrategy              *string      `json:"migStrategy,omitempty"`
-	FailOnInitError          *bool        `json:"failOnInitError,omitempty"`
-	RestartOnDeviceUnhealthy *bool        `json:"restartOnDeviceUnhealthy,omitempty"`
-	MpsRoot                  *string      `json:"mpsRoot,omitempty"`
-	NvidiaDriverRoot         *string      `json:"nvidiaDriverRoot,omitempty"`
-	NvidiaDevRoot            *string      `json:"nvidiaDevRoot,omitempty"`
-	GDRCopyEnabled           *bool        `json:"gdrcopyEnabled,omitempty"`
-	GDSEnabled               *bool        `json:"gdsEnabled,omitempty"`
-	MOFEDEnabled             *bool        `json:"mofedEnabled,omitempty"`
-	UseNodeFeatureAPI        *bool        `json:"useNodeFeatureAPI,omitempty"`
-	DeviceDiscoveryStrategy  *string      `json:"deviceDiscoveryStrategy,omitempty"`
-	Plugin                   *PluginFlags `json:"plugin,omitempty"`
-	GFD                      *GFDFlags    `json:"gfd,omitempty"`
+	MigStrategy              *string `json:"migStrategy,omitempty"`
+	FailOnInitError          *bool   `json:"failOnInitError,omitempty"`
+	RestartOnDeviceUnhealthy *bool   `json:"restartOnDeviceUnhealthy,omitempty"`
+	MpsRoot                  *string `json:"mpsRoot,omitempty"`
+	NvidiaDriverRoot         *string `json:"nvidiaDriverRoot,omitempty"`
+	NvidiaDevRoot            *string `json:"nvidiaDevRoot,omitempty"`
+	GDRCopyEnabled           *bool   `json:"gdrcopyEnabled,omitempty"`
+	GDSEnabled               *bool   `json:"gdsEnabled,omitempty"`
+	MOFEDEnabled             *bool   `json:"mofedEnabled,omitempty"`
+	UseNodeFeatureAPI        *bool   `json:"useNodeFeatureAPI,omitempty"`
+	DeviceDiscoveryStrategy  *string `json:"deviceDiscoveryStrategy,omitempty"`
+	// ResourceNamePrefix is NVIDIA's (--resource-name-prefix): the vendor
+	// part of every resource name. gpupack advertises under nvidia.com
+	// only; another prefix is refused (see Unimplemented).
+	ResourceNamePrefix *string      `json:"resourceNamePrefix,omitempty"`
+	Plugin             *PluginFlags `json:"plugin,omitempty"`
+	GFD                *GFDFlags    `json:"gfd,omitempty"`
 }
 
 // PluginFlags is NVIDIA's `flags.plugin` section.

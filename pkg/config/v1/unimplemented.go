@@ -16,6 +16,11 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	warn := func(p *field.Path, why string) { warnings = append(warnings, fmt.Sprintf("%s: %s", p, why)) }
 	f := &c.Flags
 	fp := field.NewPath("flags")
+	if p := f.ResourceNamePrefix; p != nil && *p != "" && *p != DefaultResourceNamePrefix {
+		errs = append(errs, field.NotSupported(fp.Child("resourceNamePrefix"), *p, []string{DefaultResourceNamePrefix}))
+		errs[len(errs)-1].Detail += "; gpupack advertises under " + DefaultResourceNamePrefix +
+			" only (NVIDIA's plugin would advertise " + *p + "/gpu, and pods asking for it would not be served)"
+	}
 	if f.UseNodeFeatureAPI != nil {
 		warn(fp.Child("useNodeFeatureAPI"), "ignored: a GPU Feature Discovery setting; gpupack writes its labels on the Node itself")
 	}
