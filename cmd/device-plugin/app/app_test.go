@@ -206,3 +206,49 @@ func TestPublishSettings(t *testing.T) {
 		require.Equal(t, tc.want, publishSettings(c), tc.config)
 	}
 }
+
+// TestBlankBooleanVariables: NVIDIA's plugin (urfave/cli) takes a boolean
+// variable that is set but empty as false, over the file's value and the
+// default; a blank string variable stays unset in gpupack (the file's value
+// or the default), where NVIDIA's plugin would refuse most of them.
+func TestBlankBooleanVariables(t *testing.T) {
+	tests := []struct {
+		name  string
+		file  string
+		env   map[string]string
+		check func(t *testing.T, c *configv1.Config)
+	}{
+		{"FAIL_ON_INIT_ERROR empty: false, not the default true", "", map[string]string{"FAIL_ON_INIT_ERROR": ""},
+			func(t *testing.T, c *configv1.Config) { require.False(t, *c.Flags.FailOnInitError) }},
+		{"FAIL_ON_INIT_ERROR unset: the default true", "", nil,
+			func(t *testing.T, c *configv1.Config) { require.True(t, *c.Flags.FailOnInitError) }},
+		{"PASS_DEVICE_SPECS blank beats the file's true", "flags: {plugin: {passDeviceSpecs: true}}", map[string]string{"PASS_DEVICE_SPECS": "  "},
+			func(t *testing.T, c *configv1.Config) { require.False(t, *c.Flags.Plugin.PassDeviceSpecs) }},
+		{"GDS_ENABLED empty beats the file's true", "flags: {gdsEnabled: true}", map[string]string{"GDS_ENABLED": ""},
+			func(t *testing.T, c *configv1.Config) { require.False(t, *c.Flags.GDSEnabled) }},
+		{"IMEX_REQUIRED empty: false", "imex: {required: true}", map[string]string{"IMEX_REQUIRED": ""},
+			func(t *testing.T, c *configv1.Config) { require.False(t, c.Imex.Required) }},
+		{"MIG_STRATEGY empty keeps the file's", "flags: {migStrategy: mixed}", map[string]string{"MIG_STRATEGY": ""},
+			func(t *testing.T, c *configv1.Config) {
+				require.Equal(t, configv1.MIGStrategyMixed, *c.Flags.MigStrategy)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			args := []string{}
+			if tt.file != "" {
+				path := filepath.Join(t.TempDir(), "config.yaml")
+				require.NoError(t, os.WriteFile(path, []byte(tt.file), 0o600))
+				args = append(args, "--config-file", path)
+			}
+			cmd := NewCommand()
+			require.NoError(t, cmd.Flags().Parse(args))
+			c, err := (&options{}).loadConfig(context.Background(), cmd.Flags())
+			require.NoError(t, err)
+			tt.check(t, c)
+		})
+	}
+}

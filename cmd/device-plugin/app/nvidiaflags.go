@@ -168,7 +168,8 @@ func addSettings(fs *pflag.FlagSet) {
 }
 
 // value returns a setting's value and where it came from: a flag given on
-// the command line, else the first of its variables set and not blank. Two
+// the command line, else the first of its variables set and not blank (a
+// boolean's set blank is false, as in NVIDIA's plugin). Two
 // of its names given different values (--config-file=a --config=b) are an
 // error: which one was meant cannot be told.
 func (s *setting) value(fs *pflag.FlagSet, getenv func(string) (v string, set bool)) (v, source string, ok bool, err error) {
@@ -186,8 +187,18 @@ func (s *setting) value(fs *pflag.FlagSet, getenv func(string) (v string, set bo
 		return v, source, true, nil
 	}
 	for _, e := range s.envs {
-		if v, set := getenv(e); set && strings.TrimSpace(v) != "" {
+		v, set := getenv(e)
+		if !set {
+			continue
+		}
+		if strings.TrimSpace(v) != "" {
 			return strings.TrimSpace(v), e, true, nil
+		}
+		// NVIDIA's plugin (urfave/cli) takes a boolean variable set empty
+		// as false, over the file and the default; a blank string
+		// variable is no choice here (NVIDIA's plugin refuses most).
+		if s.bool {
+			return "false", e, true, nil
 		}
 	}
 	return "", "", false, nil
