@@ -252,3 +252,43 @@ func TestBlankBooleanVariables(t *testing.T) {
 		})
 	}
 }
+
+// TestListFlagsRepeated: NVIDIA's list flags (urfave/cli string and int
+// slices) add up when repeated and split on commas:
+// --device-list-strategy=envvar --device-list-strategy=cdi-cri is both
+// strategies, not the last one.
+func TestListFlagsRepeated(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, c *configv1.Config)
+	}{
+		{"device list strategy repeated", []string{"--device-list-strategy=envvar", "--device-list-strategy=cdi-cri"},
+			func(t *testing.T, c *configv1.Config) {
+				require.Equal(t, configv1.StringList{"envvar", "cdi-cri"}, *c.Flags.Plugin.DeviceListStrategy)
+			}},
+		{"device list strategy repeated and comma-separated", []string{"--device-list-strategy", "envvar,volume-mounts", "--device-list-strategy", "cdi-annotations"},
+			func(t *testing.T, c *configv1.Config) {
+				require.Equal(t, configv1.StringList{"envvar", "volume-mounts", "cdi-annotations"}, *c.Flags.Plugin.DeviceListStrategy)
+			}},
+		{"device list strategy once", []string{"--device-list-strategy=cdi-cri"},
+			func(t *testing.T, c *configv1.Config) {
+				require.Equal(t, configv1.StringList{"cdi-cri"}, *c.Flags.Plugin.DeviceListStrategy)
+			}},
+		{"imex channel ids", []string{"--imex-channel-ids=0"},
+			func(t *testing.T, c *configv1.Config) { require.Equal(t, []int{0}, c.Imex.ChannelIDs) }},
+		{"cdi feature flags repeated", []string{"--cdi-feature-flags=a", "--cdi-feature-flags=b"},
+			func(t *testing.T, c *configv1.Config) {
+				require.Equal(t, configv1.StringList{"a", "b"}, *c.Flags.Plugin.CDIFeatureFlags)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := NewCommand()
+			require.NoError(t, cmd.Flags().Parse(tt.args))
+			c, err := (&options{}).loadConfig(context.Background(), cmd.Flags())
+			require.NoError(t, err)
+			tt.check(t, c)
+		})
+	}
+}

@@ -22,6 +22,9 @@ type setting struct {
 	names []string
 	envs  []string
 	bool  bool
+	// list: NVIDIA's slice flags (urfave/cli), whose values add up when
+	// the flag is repeated and split on commas.
+	list  bool
 	usage string
 	// apply sets the config field from the value (a bad value is an error).
 	apply func(c *configv1.Config, v string) error
@@ -51,7 +54,7 @@ var settings = []setting{
 	{names: []string{"pass-device-specs"}, envs: []string{"PASS_DEVICE_SPECS"}, bool: true,
 		usage: "pass the /dev/nvidia* device specs in Allocate",
 		apply: pluginBool(func(p *configv1.PluginFlags) **bool { return &p.PassDeviceSpecs })},
-	{names: []string{"device-list-strategy"}, envs: []string{"DEVICE_LIST_STRATEGY"},
+	{names: []string{"device-list-strategy"}, envs: []string{"DEVICE_LIST_STRATEGY"}, list: true,
 		usage: "how the device list reaches the runtime, comma-separated: envvar, volume-mounts, cdi-annotations, cdi-cri (default \"envvar\")",
 		apply: func(c *configv1.Config, v string) error {
 			// An empty value (a chart that renders DEVICE_LIST_STRATEGY="")
@@ -91,7 +94,7 @@ var settings = []setting{
 	{names: []string{"kubelet-socket"}, envs: []string{"KUBELET_SOCKET"},
 		usage: "the kubelet's registration socket; its directory is the device-plugin directory (default \"/var/lib/kubelet/device-plugins/kubelet.sock\")",
 		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.KubeletSocket })},
-	{names: []string{"cdi-feature-flags"}, envs: []string{"CDI_FEATURE_FLAGS"},
+	{names: []string{"cdi-feature-flags"}, envs: []string{"CDI_FEATURE_FLAGS"}, list: true,
 		usage: "NVIDIA's CDI feature flags; ignored with a warning",
 		apply: func(c *configv1.Config, v string) error {
 			l := configv1.StringList(configv1.SplitList(v))
@@ -101,7 +104,7 @@ var settings = []setting{
 	{names: []string{"shared-devices-allocation-policy"}, envs: []string{"SHARED_DEVICES_ALLOCATION_POLICY"},
 		usage: "NVIDIA's distributed or packed; ignored with a warning (see --replica-policy)",
 		apply: pluginString(func(p *configv1.PluginFlags) **string { return &p.SharedDevicesAllocationPolicy })},
-	{names: []string{"imex-channel-ids"}, envs: []string{"IMEX_CHANNEL_IDS"},
+	{names: []string{"imex-channel-ids"}, envs: []string{"IMEX_CHANNEL_IDS"}, list: true,
 		usage: "NVIDIA's IMEX channel IDs ([] or 0), given to every container that gets a device",
 		apply: func(c *configv1.Config, v string) error {
 			c.Imex.ChannelIDs = nil
@@ -157,10 +160,13 @@ func addSettings(fs *pflag.FlagSet) {
 			if i > 0 {
 				usage = "alias of --" + s.names[0]
 			}
-			if s.bool {
+			switch {
+			case s.bool:
 				fs.String(n, "", usage)
 				fs.Lookup(n).NoOptDefVal = "true"
-			} else {
+			case s.list:
+				fs.StringSlice(n, nil, usage)
+			default:
 				fs.String(n, "", usage)
 			}
 		}
@@ -178,10 +184,11 @@ func (s *setting) value(fs *pflag.FlagSet, getenv func(string) (v string, set bo
 		if f == nil || !f.Changed {
 			continue
 		}
-		if ok && f.Value.String() != v {
-			return "", "", false, fmt.Errorf("%s=%s and --%s=%s: one option given two values", source, v, n, f.Value.String())
+		fv := flagValue(f)
+		if ok && fv != v {
+			return "", "", false, fmt.Errorf("%s=%s and --%s=%s: one option given two values", source, v, n, fv)
 		}
-		v, source, ok = f.Value.String(), "--"+n, true
+		v, source, ok = fv, "--"+n, true
 	}
 	if ok {
 		return v, source, true, nil
@@ -202,6 +209,15 @@ func (s *setting) value(fs *pflag.FlagSet, getenv func(string) (v string, set bo
 		}
 	}
 	return "", "", false, nil
+}
+
+// flagValue is a flag's value as a setting reads it: a slice flag's
+// values (every occurrence's, each split on commas) joined by commas.
+func flagValue(f *pflag.Flag) string {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return strings.Join(sv.GetSlice(), ",")
+	}
+	return f.Value.String()
 }
 
 // applySettings sets on c every setting given by flag or environment and
