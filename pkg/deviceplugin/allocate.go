@@ -10,6 +10,7 @@ import (
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/sharing"
 )
@@ -89,7 +90,7 @@ func (p *Plugin) allocateContainer(ids []string, seen map[string]bool) (*plugina
 		p.metrics.reject(p.resource.Name, "mps")
 		return nil, status.Errorf(codes.InvalidArgument, "resource %s: %v", p.resource.Name, err)
 	}
-	if p.opts.PassDeviceSpecs {
+	if p.opts.PassDeviceSpecs && !p.cdiOnly() {
 		specs, err := p.deviceSpecs(devs)
 		if err != nil {
 			p.metrics.reject(p.resource.Name, "device-specs")
@@ -98,6 +99,21 @@ func (p *Plugin) allocateContainer(ids []string, seen map[string]bool) (*plugina
 		resp.Devices = specs
 	}
 	return resp, nil
+}
+
+// cdiOnly reports whether every device list strategy is a CDI one: then,
+// as in NVIDIA's plugin, the CDI spec alone carries the device nodes and
+// passDeviceSpecs has no effect.
+func (p *Plugin) cdiOnly() bool {
+	if len(p.opts.DeviceListStrategies) == 0 {
+		return false // the default, envvar
+	}
+	for _, s := range p.opts.DeviceListStrategies {
+		if s != configv1.DeviceListStrategyCDIAnnotations && s != configv1.DeviceListStrategyCDICRI {
+			return false
+		}
+	}
+	return true
 }
 
 // deviceSpecs lists the control devices present under the driver root

@@ -137,3 +137,34 @@ func TestDeviceSpecsControlNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestDeviceSpecsNotWithCDIOnly: NVIDIA's plugin passes device specs only
+// when at least one device list strategy is not CDI; with CDI alone the
+// CDI spec carries the device nodes and passDeviceSpecs has no effect (a
+// MIG device's specs, which need the mig-minors file, cannot fail the
+// Allocate then).
+func TestDeviceSpecsNotWithCDIOnly(t *testing.T) {
+	tests := []struct {
+		strategies string
+		wantSpecs  bool
+	}{
+		{"[cdi-cri]", false},
+		{"[cdi-annotations]", false},
+		{"[cdi-annotations, cdi-cri]", false},
+		{"[cdi-cri, envvar]", true},
+		{"[volume-mounts, cdi-annotations]", true},
+		{"[envvar]", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.strategies, func(t *testing.T) {
+			root := fakeDriverRoot(t)
+			config := fmt.Sprintf("flags: {nvidiaDriverRoot: %q, plugin: {passDeviceSpecs: true, deviceListStrategy: %s}}", root, tt.strategies)
+			k, p := setup(t, pluginOpts{machine: fake.DGXA100, config: config, cdiDir: t.TempDir()})
+			k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+			resp, err := client(t, p, "nvidia.com/gpu").Allocate(context.Background(), &pluginapi.AllocateRequest{
+				ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{uuidOf(p, 2)}}}})
+			require.NoError(t, err)
+			require.Equal(t, tt.wantSpecs, len(resp.ContainerResponses[0].Devices) > 0, resp.ContainerResponses[0].Devices)
+		})
+	}
+}
