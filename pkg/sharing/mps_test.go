@@ -43,8 +43,6 @@ func TestBuildMPS(t *testing.T) {
 		// MIG GPUs advertised whole under none: MPS shares them whole.
 		{"MIG mode on, strategy none", inventory(2, map[int][]string{0: {"3g.20gb"}}), "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
 			map[string]int{"nvidia.com/gpu": 4}, nil},
-		{"MIG devices served (mixed)", inventory(2, map[int][]string{0: {"3g.20gb"}}), "flags: {migStrategy: mixed}\nsharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
-			nil, []string{"sharing.mps", "not supported for MIG devices", "serves 1 under migStrategy mixed"}},
 		{"MIG devices served (single)", inventory(2, map[int][]string{0: {"1g.5gb"}, 1: {"1g.5gb"}}), "flags: {migStrategy: single}\nsharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
 			nil, []string{"sharing.mps", "not supported for MIG devices", "serves 2 under migStrategy single"}},
 		// 20 replicas: fine on 8.0 (48 clients), too many on 7.0 (16 clients).
@@ -74,6 +72,20 @@ func TestBuildMPS(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBuildMPSMixedUnvalidated: migStrategy mixed with MPS fails the
+// config's validation (NVIDIA's plugin refuses it at start); a Config that
+// skipped validation is still refused where MIG devices are served.
+func TestBuildMPSMixedUnvalidated(t *testing.T) {
+	c, err := configv1.Parse([]byte("sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}"))
+	require.NoError(t, err)
+	mixed := configv1.MIGStrategyMixed
+	c.Flags.MigStrategy = &mixed
+	_, err = Build(inventory(2, map[int][]string{0: {"3g.20gb"}}), c)
+	for _, w := range []string{"sharing.mps", "not supported for MIG devices", "serves 1 under migStrategy mixed"} {
+		require.ErrorContains(t, err, w)
 	}
 }
 

@@ -44,10 +44,10 @@ func TestNVIDIAConfigCorpus(t *testing.T) {
 		{"mps-rename-by-default.yaml", a100, map[string]int{"nvidia.com/gpu.shared": 32}, ""}, // 8 x 4
 		// MPS wins over timeSlicing; rename and devices ignored: 8 x 2 under nvidia.com/gpu.
 		{"mps-and-time-slicing.yaml", a100, map[string]int{"nvidia.com/gpu": 16}, ""},
-		// No MIG device on the node: the whole GPUs are shared (8 x 3).
-		{"mps-mig-mixed.yaml", a100, map[string]int{"nvidia.com/gpu": 24}, ""},
-		// MIG devices served: NVIDIA's plugin fails, so does gpupack.
-		{"mps-mig-mixed.yaml", mixed, nil, "sharing using MPS is not supported for MIG devices"},
+		// NVIDIA's plugin refuses migStrategy mixed with MPS at start,
+		// whether the node serves MIG devices or not; so does gpupack.
+		{"mps-mig-mixed.yaml", a100, nil, "migStrategy mixed is not supported with MPS"},
+		{"mps-mig-mixed.yaml", mixed, nil, "migStrategy mixed is not supported with MPS"},
 		{"mps-mig-resource.json", a100, nil, "sharing.mps.resources[0].name"},
 		{"mps-replicas-one.yaml", a100, nil, "sharing.mps.resources[0].replicas: Invalid value: 1"},
 		{"mps-many-clients.yaml", a100, map[string]int{"nvidia.com/gpu": 160}, ""}, // 8 x 20 (<= 48 clients on 8.0)

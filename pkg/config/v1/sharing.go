@@ -71,12 +71,18 @@ func (f *Flags) MPSRoot() string {
 }
 
 // validateMPS checks what NVIDIA's plugin refuses for MPS, beyond what
-// both sharing sections share: MIG devices cannot be shared with MPS, and
-// the MPS root must be an absolute path.
+// both sharing sections share: MIG devices cannot be shared with MPS, MPS
+// in force with migStrategy mixed is refused whatever the node serves (as
+// NVIDIA's plugin refuses it at start), and the MPS root must be an
+// absolute path.
 func validateMPS(c *Config) field.ErrorList {
 	var errs field.ErrorList
 	if r := c.Flags.MpsRoot; r != nil && *r != "" && !strings.HasPrefix(*r, "/") {
 		errs = append(errs, field.Invalid(field.NewPath("flags", "mpsRoot"), *r, "must be an absolute path"))
+	}
+	if c.Sharing.Strategy() == SharingStrategyMPS && c.Flags.MigStrategy != nil && *c.Flags.MigStrategy == MIGStrategyMixed {
+		errs = append(errs, field.Forbidden(field.NewPath("flags", "migStrategy"),
+			"migStrategy mixed is not supported with MPS (sharing.mps), as in NVIDIA's plugin: use none or single, or time-slicing"))
 	}
 	m := c.Sharing.MPS
 	if m == nil {

@@ -48,6 +48,15 @@ func TestMPSSection(t *testing.T) {
 			wantErr: []string{"sharing.mps.resources[0].replicas: Invalid value: 49: an MPS server takes at most 48 clients"}},
 		{name: "MIG resource", file: "flags: {migStrategy: mixed}\nsharing: {mps: {resources: [{name: nvidia.com/mig-1g.5gb, replicas: 2}]}}",
 			wantErr: []string{"sharing.mps.resources[0].name", "not supported for MIG devices"}},
+		// NVIDIA's plugin refuses migStrategy mixed with MPS at start, MIG
+		// devices or not ("using --mig-strategy=mixed is not supported
+		// with MPS").
+		{name: "mixed strategy with MPS", file: "flags: {migStrategy: mixed}\nsharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
+			wantErr: []string{"flags.migStrategy: Forbidden", "migStrategy mixed is not supported with MPS"}},
+		{name: "single strategy with MPS", file: "flags: {migStrategy: single}\nsharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
+			strategy: SharingStrategyMPS, failOverOne: true, replicas: 2, replicatedAt: "sharing.mps"},
+		{name: "mixed strategy with an empty MPS section", file: "flags: {migStrategy: mixed}\nsharing: {mps: {}}",
+			wantWarn: []string{"sharing.mps: no resources to share"}, strategy: SharingStrategyNone, replicatedAt: "sharing.mps"},
 		{name: "MIG device by index", file: "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [\"0:1\"]}]}}",
 			wantErr: []string{"sharing.mps.resources[0].gpupackDevices[0]", "not supported for MIG devices"}},
 		{name: "bad name", file: "sharing: {mps: {resources: [{name: example.com/gpu, replicas: 2}]}}",
