@@ -158,21 +158,35 @@ func writeCDISpecs(logger klog.Logger, dir string, c *configv1.Config, driverVer
 	return notes, err
 }
 
-// removeCDISpec removes the spec of kind that WriteCDISpec would have
-// written into dir, if there is one.
+// cdiSpecExt is the extension of the spec files: NVIDIA's plugin writes
+// <vendor>-<class>.json, and gpupack writes the same file so that each
+// plugin replaces the other's (two files of one kind in one directory
+// make their shared devices conflicts, which the CDI cache drops).
+// staleCDISpecExt is the one an earlier gpupack wrote.
+const (
+	cdiSpecExt      = ".json"
+	staleCDISpecExt = ".yaml"
+)
+
+// removeCDISpec removes the spec of kind that WriteCDISpec (or NVIDIA's
+// plugin, or an earlier gpupack) would have written into dir, if any.
 func removeCDISpec(dir, kind string) error {
 	name, err := cdi.GenerateNameForSpec(&cdispec.Spec{Kind: kind})
 	if err != nil {
 		return fmt.Errorf("CDI spec name: %w", err)
 	}
-	if err := os.Remove(filepath.Join(dir, name+".yaml")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing the CDI spec of %s: %w", kind, err)
+	for _, ext := range []string{cdiSpecExt, staleCDISpecExt} {
+		if err := os.Remove(filepath.Join(dir, name+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing the CDI spec of %s: %w", kind, err)
+		}
 	}
 	return nil
 }
 
 // WriteCDISpec writes spec into dir through the CDI library, which
-// validates it first; the file is named after its kind.
+// validates it first; the file is named after its kind as NVIDIA's plugin
+// names it (<vendor>-<class>.json, replacing NVIDIA's), and an earlier
+// gpupack's <vendor>-<class>.yaml is removed.
 func WriteCDISpec(dir string, spec *cdispec.Spec) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("CDI spec dir: %w", err)
@@ -185,8 +199,11 @@ func WriteCDISpec(dir string, spec *cdispec.Spec) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("CDI spec name: %w", err)
 	}
-	if err := cache.WriteSpec(spec, name); err != nil {
+	if err := cache.WriteSpec(spec, name+cdiSpecExt); err != nil {
 		return "", fmt.Errorf("writing CDI spec: %w", err)
 	}
-	return filepath.Join(dir, name+".yaml"), nil
+	if err := os.Remove(filepath.Join(dir, name+staleCDISpecExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("removing the earlier CDI spec of %s: %w", spec.Kind, err)
+	}
+	return filepath.Join(dir, name+cdiSpecExt), nil
 }

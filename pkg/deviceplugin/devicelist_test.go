@@ -146,3 +146,60 @@ sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu
 		})
 	}
 }
+
+// TestCDISpecReplacesNVIDIAs: NVIDIA's plugin writes its CDI specs as
+// /var/run/cdi/k8s.device-plugin.nvidia.com-gpu.json (and -imex-channel)
+// and leaves them when it goes. Two spec files of one kind in one
+// directory make every device they share a conflict, which the CDI cache
+// drops: a pod's CDI devices would not resolve after a switch (or, with
+// gpupack's spec left, after a rollback). gpupack writes the same file
+// names, so each plugin replaces the other's, and removes the .yaml of an
+// earlier gpupack.
+func TestCDISpecReplacesNVIDIAs(t *testing.T) {
+	tests := []struct {
+		name  string
+		stale []string // files in the CDI directory before the plugin starts
+	}{
+		{"NVIDIA's specs left", []string{"k8s.device-plugin.nvidia.com-gpu.json", "k8s.device-plugin.nvidia.com-imex-channel.json"}},
+		{"an earlier gpupack's specs left", []string{"k8s.device-plugin.nvidia.com-gpu.yaml", "k8s.device-plugin.nvidia.com-imex-channel.yaml"}},
+		{"both", []string{"k8s.device-plugin.nvidia.com-gpu.json", "k8s.device-plugin.nvidia.com-gpu.yaml",
+			"k8s.device-plugin.nvidia.com-imex-channel.json", "k8s.device-plugin.nvidia.com-imex-channel.yaml"}},
+		{"none", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := imexRoot(t, []string{"channel0"})
+			cdiDir := t.TempDir()
+			k, p := setup(t, pluginOpts{machine: fake.GB2004GPU, cdiDir: t.TempDir()}) // for the UUIDs
+			k.waitCounts(map[string]int64{"nvidia.com/gpu": 4})
+			gpu := uuidOf(p, 0)
+			for _, f := range tt.stale {
+				class := "gpu"
+				dev := gpu
+				if strings.Contains(f, "imex") {
+					class, dev = "imex-channel", "0"
+				}
+				spec := fmt.Sprintf(`{"cdiVersion":"0.5.0","kind":"k8s.device-plugin.nvidia.com/%s","devices":[{"name":%q,"containerEdits":{"deviceNodes":[{"path":"/dev/null"}]}}]}`, class, dev)
+				require.NoError(t, os.WriteFile(filepath.Join(cdiDir, f), []byte(spec), 0o644))
+			}
+			config := "flags: {nvidiaDriverRoot: " + root + ", plugin: {deviceListStrategy: cdi-cri}}\nimex: {channelIDs: [0]}"
+			k2, p2 := setup(t, pluginOpts{machine: fake.GB2004GPU, config: config, cdiDir: cdiDir})
+			k2.waitCounts(map[string]int64{"nvidia.com/gpu": 4})
+			require.Equal(t, gpu, uuidOf(p2, 0), "the same fake machine")
+
+			cache, err := cdi.NewCache(cdi.WithSpecDirs(cdiDir), cdi.WithAutoRefresh(false))
+			require.NoError(t, err)
+			require.Empty(t, cache.GetErrors(), "no conflicting specs")
+			for _, n := range []string{"k8s.device-plugin.nvidia.com/gpu=" + gpu, "k8s.device-plugin.nvidia.com/imex-channel=0"} {
+				require.NotNil(t, cache.GetDevice(n), n)
+			}
+			entries, err := os.ReadDir(cdiDir)
+			require.NoError(t, err)
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			require.ElementsMatch(t, []string{"k8s.device-plugin.nvidia.com-gpu.json", "k8s.device-plugin.nvidia.com-imex-channel.json"}, names)
+		})
+	}
+}

@@ -213,7 +213,7 @@ func TestCDISpecThroughTheBinary(t *testing.T) {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 	})
-	specPath := filepath.Join(specDir, "k8s.device-plugin.nvidia.com-gpu.yaml")
+	specPath := filepath.Join(specDir, "k8s.device-plugin.nvidia.com-gpu.json")
 	require.Eventually(t, func() bool { _, err := os.Stat(specPath); return err == nil }, 30*time.Second, 100*time.Millisecond, stderr.String())
 	spec, err := cdi.ReadSpec(specPath, 0)
 	require.NoError(t, err, "the CDI library reads and validates it")
