@@ -61,7 +61,7 @@ func Unimplemented(c *Config) ([]string, field.ErrorList) {
 	if m := c.Sharing.MPS; m != nil {
 		mp := field.NewPath("sharing", "mps")
 		if len(m.Resources) == 0 {
-			warn(mp, "no resources to share: nothing is shared (and sharing.timeSlicing is ignored, as in NVIDIA's plugin)")
+			warn(mp, "no resources to share: nothing is shared, and sharing.timeSlicing is ignored beside it (NVIDIA's plugin refuses to start on an empty sharing.mps)")
 		}
 		if len(c.Sharing.TimeSlicing.Resources) > 0 {
 			warn(field.NewPath("sharing", "timeSlicing"), "ignored, as NVIDIA's plugin ignores it when sharing.mps is set: the MPS section is the one in force")
