@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -131,7 +132,11 @@ func New(opts Options) (*Manager, error) {
 		}
 		m.base.MIG = nil
 	}
-	m.health = NewHealth(opts.Lib, inv, HealthOptions{
+	healthInv, unhealthy := inv, opts.Unhealthy
+	if *c.Flags.MigStrategy == configv1.MIGStrategyNone {
+		healthInv, unhealthy = servedWhole(inv, unhealthy)
+	}
+	m.health = NewHealth(opts.Lib, healthInv, HealthOptions{
 		Critical:  c.Health.Critical,
 		Watched:   func(k nvml.EventKind) bool { return watched(&c.Health, k) },
 		Recover:   c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
@@ -140,7 +145,7 @@ func New(opts Options) (*Manager, error) {
 		Clock:     opts.Clock,
 		Metrics:   opts.Metrics,
 		Events:    opts.Events,
-		Unhealthy: opts.Unhealthy,
+		Unhealthy: unhealthy,
 	})
 	if opts.MPS != nil && c.Sharing.Strategy() == configv1.SharingStrategyMPS {
 		if err := m.newMPSRunner(resources, c.Flags.MPSRoot()); err != nil {
@@ -169,6 +174,35 @@ func New(opts Options) (*Manager, error) {
 	}
 	opts.Metrics.attach(m)
 	return m, nil
+}
+
+// servedWhole is what health tracks under migStrategy none, where every GPU,
+// MIG-enabled or not, is advertised whole: the GPUs without their MIG
+// devices, so that an XID naming one of a GPU's instances takes the whole
+// GPU (the device a pod holds) out, as NVIDIA's plugin does; and the marks
+// carried from the Manager replaced with each MIG device's mark moved to its
+// GPU.
+func servedWhole(inv *nvml.Inventory, unhealthy []string) (*nvml.Inventory, []string) {
+	whole := *inv
+	whole.MIG = nil
+	parent := make(map[string]string, len(inv.MIG))
+	for _, d := range inv.MIG {
+		for _, g := range inv.GPUs {
+			if g.Index == d.ParentIndex {
+				parent[d.UUID] = g.UUID
+			}
+		}
+	}
+	marks := make([]string, 0, len(unhealthy))
+	for _, uuid := range unhealthy {
+		if gpu, ok := parent[uuid]; ok {
+			uuid = gpu
+		}
+		if !slices.Contains(marks, uuid) {
+			marks = append(marks, uuid)
+		}
+	}
+	return &whole, marks
 }
 
 // setReplicas records each time-shared GPU's replica count on the node.

@@ -16,6 +16,10 @@ const (
 	ReasonGPURecovered = "GPURecovered"
 	// actionHealthCheck is the events.k8s.io action of both.
 	actionHealthCheck = "HealthCheck"
+	// ReasonConfigRefused: a new per-node config does not load or does
+	// not fit the node; the running one is kept.
+	ReasonConfigRefused = "DevicePluginConfigRefused"
+	actionReloadConfig  = "ReloadConfig"
 )
 
 // HealthEvents is told of each health change of a GPU or a MIG device
@@ -68,4 +72,11 @@ func cause(ev nvml.Event) string {
 	default:
 		return ev.Kind.String()
 	}
+}
+
+// ConfigRefused records a Warning event: the per-node config name was
+// refused (err) and the plugin keeps serving the running one.
+func (e *NodeEvents) ConfigRefused(name, running string, err error) {
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonConfigRefused, actionReloadConfig,
+		"device plugin config %q refused, still serving config %q: %v", name, running, err)
 }

@@ -75,3 +75,11 @@ func TestNodeEventsPerHealthChange(t *testing.T) {
 	}, drain(rec))
 	require.False(t, h.Healthy(1))
 }
+
+// A refused per-node config is one Warning event naming it, the config
+// still served and why.
+func TestNodeEventsConfigRefused(t *testing.T) {
+	rec := events.NewFakeRecorder(10)
+	deviceplugin.NewNodeEvents(rec, "node-1").ConfigRefused("mig-mixed", "ts", fmt.Errorf("invalid config: flags.migStrategy: Unsupported value"))
+	require.Equal(t, []string{`Warning DevicePluginConfigRefused device plugin config "mig-mixed" refused, still serving config "ts": invalid config: flags.migStrategy: Unsupported value`}, drain(rec))
+}

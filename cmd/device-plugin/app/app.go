@@ -3,6 +3,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -82,6 +83,14 @@ type options struct {
 	fallbacks     []string
 	// chosen is the per-node config in force (nil: --config-file).
 	chosen *choice
+	// configEvents records a refused per-node config on the Node; nil
+	// records none.
+	configEvents configEvents
+}
+
+// configEvents records config events on the Node (deviceplugin.NodeEvents).
+type configEvents interface {
+	ConfigRefused(name, running string, err error)
 }
 
 // NewCommand returns the device-plugin command.
@@ -401,7 +410,8 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		nodeEvents := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
 		nodeEvents.StartRecordingToSink(ctx.Done())
 		defer nodeEvents.Shutdown()
-		dopts.Events = deviceplugin.NewNodeEvents(nodeEvents.NewRecorder(scheme.Scheme, "gpupack-device-plugin"), o.nodeName)
+		ne := deviceplugin.NewNodeEvents(nodeEvents.NewRecorder(scheme.Scheme, "gpupack-device-plugin"), o.nodeName)
+		dopts.Events, o.configEvents = ne, ne
 		dopts.Publisher = nodepublish.New(nodepublish.Options{
 			Client: client, NodeName: o.nodeName, PodResources: podres, Pods: pods,
 			Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),
@@ -439,13 +449,13 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		for _, p := range m.Plugins() {
 			logger.Info("Resource", "name", p.Name(), "devices", len(p.Devices()))
 		}
-		next, err := runUntilReload(ctx, m, reload)
+		next, err := runUntilReload(ctx, m, reload, func(c choice) *configv1.Config { return o.accept(ctx, fs, dopts, c) })
 		// The next Manager keeps the devices that failed: a rebuild is no
 		// recovery check (restartOnDeviceUnhealthy's restart is, as
 		// NVIDIA's restarted plugin sees every device healthy).
 		dopts.Unhealthy = m.Health().UnhealthyUUIDs()
 		if next != nil {
-			dopts.Config = o.reloaded(ctx, fs, dopts, *next)
+			dopts.Config = next
 			continue
 		}
 		// A GPU that discovery could not read answers again, or a device
@@ -557,20 +567,28 @@ func (o *options) hostFiles(fs *pflag.FlagSet, machine *fake.Machine) (string, e
 	return dir, nil
 }
 
-// runUntilReload runs m until it ends or a new per-node config arrives
-// (then it stops m and returns the config).
-func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan choice) (*choice, error) {
+// runUntilReload runs m until it ends or a new per-node config arrives that
+// accept takes (then it stops m and returns that config). A config accept
+// refuses (nil) leaves m running: the kubelet keeps its registrations, and
+// no pod admitted meanwhile meets a resource without a plugin.
+func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan choice, accept func(choice) *configv1.Config) (*configv1.Config, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var next *choice
+	var next *configv1.Config
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		select {
-		case c := <-reload:
-			next = &c
-			cancel()
-		case <-runCtx.Done():
+		for {
+			select {
+			case c := <-reload:
+				if cfg := accept(c); cfg != nil {
+					next = cfg
+					cancel()
+					return
+				}
+			case <-runCtx.Done():
+				return
+			}
 		}
 	}()
 	err := m.Run(runCtx)
@@ -582,23 +600,39 @@ func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan 
 	return nil, err
 }
 
-// reloaded returns the config to run after a per-node config change: the
-// new one when it loads and fits the node, else the running one (logged).
-func (o *options) reloaded(ctx context.Context, fs *pflag.FlagSet, dopts deviceplugin.Options, next choice) *configv1.Config {
+// accept returns the config to run after a per-node config change, or nil
+// to keep the running one: the new config must load and fit the node (a
+// trial Manager, built beside the running one, that serves nothing), and
+// differ from the running one (a config made invalid and then restored
+// changes nothing). A refusal is logged and recorded as a Node event.
+func (o *options) accept(ctx context.Context, fs *pflag.FlagSet, dopts deviceplugin.Options, next choice) *configv1.Config {
 	logger := klog.FromContext(ctx)
 	prev := o.chosen
+	if prev != nil && prev.name == next.name && bytes.Equal(prev.data, next.data) {
+		logger.Info("Per-node config is the running one again; nothing to do", "config", next.name)
+		return nil
+	}
 	o.chosen = &next
 	cfg, err := o.loadConfig(ctx, fs)
 	if err == nil {
 		trial := dopts
-		trial.Config, trial.CDISpecDir = cfg, ""
+		// Nothing of the trial is written, published or scraped.
+		trial.Config, trial.CDISpecDir, trial.Metrics, trial.Publisher, trial.Events = cfg, "", nil, nil, nil
 		_, err = deviceplugin.New(trial)
 	}
+	o.chosen = prev
 	if err != nil {
-		logger.Error(err, "New per-node config refused; keeping the running one", "config", next.name)
-		o.chosen = prev
-		return dopts.Config
+		running := "(none)"
+		if prev != nil {
+			running = prev.name
+		}
+		logger.Error(err, "New per-node config refused; keeping the running one", "config", next.name, "running", running)
+		if o.configEvents != nil {
+			o.configEvents.ConfigRefused(next.name, running, err)
+		}
+		return nil
 	}
+	o.chosen = &next
 	logger.Info("Running with the new per-node config", "config", next.name)
 	return cfg
 }

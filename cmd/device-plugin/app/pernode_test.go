@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,53 +152,138 @@ func TestPerNodeConfigThroughTheBinary(t *testing.T) {
 	require.Contains(t, stderr, "no fallback applies")
 }
 
-// TestReloadRunsTheNewConfig: a per-node config change stops the running
-// resources and returns the new config; a new config that does not load,
-// or does not fit the node, keeps the running one.
+// refusals records the refused configs (configEvents).
+type refusals struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (r *refusals) ConfigRefused(name, running string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.names = append(r.names, name+" (running "+running+"): "+err.Error())
+}
+
+func (r *refusals) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.names)
+}
+
+// TestReloadRunsTheNewConfig: a per-node config change that loads and fits
+// the node stops the running resources and returns the new config. One
+// that does not load, does not fit the node, or is the running config
+// again leaves the running Manager serving: its sockets stay (the kubelet
+// keeps its registrations; a pod admitted meanwhile would fail admission
+// against a resource without a plugin), each refusal is an event naming
+// it, and a valid config after them is still taken.
 func TestReloadRunsTheNewConfig(t *testing.T) {
-	m, err := fake.New(fake.DGXA100)
-	require.NoError(t, err)
-	lib := m.Lib(t)
-	dir, err := os.MkdirTemp("", "gpupack-reload-")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	tests := []struct {
+		name string
+		// sent in order before the good config; each must be refused
+		// without stopping the running Manager.
+		refused []choice
+		// events: the refusals recorded (the running config again is none).
+		events int
+	}{
+		{name: "a valid config at once"},
+		{name: "a config that does not load", refused: []choice{{name: "bad", data: []byte("flags: {migStrategy: diagonal}")}}, events: 1},
+		{name: "a config that does not fit the node", refused: []choice{{name: "bad",
+			data: []byte("sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}")}}, events: 1}, // no GPU 99 here
+		{name: "malformed YAML", refused: []choice{{name: "ts", data: []byte("version: v1\nsharing: {timeSlicing: [")}}, events: 1},
+		{name: "invalid, then the running one again", refused: []choice{
+			{name: "ts", data: []byte("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: -1}]}}")},
+			{name: "ts", data: []byte(tsConfig)},
+		}, events: 1},
+		{name: "the running one again (label set to the default config)", refused: []choice{{name: "ts", data: []byte(tsConfig)}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			lib := m.Lib(t)
+			dir, err := os.MkdirTemp("", "gpupack-reload-")
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = os.RemoveAll(dir) })
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	fs := NewCommand().Flags()
-	o := &options{configDir: dir, chosen: &choice{name: "ts", data: []byte(tsConfig)}}
-	cfg, err := o.loadConfig(ctx, fs)
-	require.NoError(t, err)
-	dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir}
-	mgr, err := deviceplugin.New(dopts)
-	require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fs := NewCommand().Flags()
+			ev := &refusals{}
+			o := &options{configDir: dir, chosen: &choice{name: "ts", data: []byte(tsConfig)}, configEvents: ev}
+			cfg, err := o.loadConfig(ctx, fs)
+			require.NoError(t, err)
+			dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir}
+			mgr, err := deviceplugin.New(dopts)
+			require.NoError(t, err)
 
-	reload := make(chan choice, 1)
-	reload <- choice{name: "mig-mixed", data: []byte(mixedConfig)}
-	next, err := runUntilReload(ctx, mgr, reload)
-	require.NoError(t, err)
-	require.Equal(t, "mig-mixed", next.name)
-	got := o.reloaded(ctx, fs, dopts, *next)
-	require.Equal(t, configv1.MIGStrategyMixed, *got.Flags.MigStrategy)
-	require.Empty(t, got.Sharing.TimeSlicing.Resources)
-	require.Equal(t, "mig-mixed", o.chosen.name)
-
-	dopts.Config = got
-	for _, bad := range []string{
-		"flags: {migStrategy: diagonal}", // does not load
-		"sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}", // no GPU 99 here
-	} {
-		kept := o.reloaded(ctx, fs, dopts, choice{name: "bad", data: []byte(bad)})
-		require.Same(t, got, kept, bad)
-		require.Equal(t, "mig-mixed", o.chosen.name, "the running config stays chosen")
+			reload := make(chan choice)
+			type result struct {
+				next *configv1.Config
+				err  error
+			}
+			done := make(chan result, 1)
+			kept := make(chan struct{})
+			go func() {
+				next, err := runUntilReload(ctx, mgr, reload, func(c choice) *configv1.Config {
+					cfg := o.accept(ctx, fs, dopts, c)
+					if cfg == nil {
+						kept <- struct{}{}
+					}
+					return cfg
+				})
+				done <- result{next, err}
+			}()
+			// Serving: every resource has its socket.
+			var sockets []string
+			require.Eventually(t, func() bool {
+				sockets = sockets[:0]
+				for _, p := range mgr.Plugins() {
+					if s := p.Socket(); s != "" {
+						sockets = append(sockets, s)
+					}
+				}
+				return len(sockets) == len(mgr.Plugins())
+			}, 10*time.Second, 5*time.Millisecond)
+			for _, c := range tc.refused {
+				reload <- c
+				<-kept
+				select {
+				case r := <-done:
+					t.Fatalf("the running Manager stopped on a refused config (%q): %v", c.data, r.err)
+				default:
+				}
+				require.Equal(t, "ts", o.chosen.name)
+				for i, p := range mgr.Plugins() {
+					require.Equal(t, sockets[i], p.Socket(), "served on, not served again")
+					_, err := os.Stat(sockets[i])
+					require.NoError(t, err)
+				}
+			}
+			reload <- choice{name: "mig-mixed", data: []byte(mixedConfig)}
+			r := <-done
+			require.NoError(t, r.err)
+			require.NotNil(t, r.next)
+			require.Equal(t, configv1.MIGStrategyMixed, *r.next.Flags.MigStrategy)
+			require.Empty(t, r.next.Sharing.TimeSlicing.Resources)
+			require.Equal(t, "mig-mixed", o.chosen.name)
+			require.Len(t, ev.got(), tc.events, "refusals recorded: %v", ev.got())
+			for _, e := range ev.got() {
+				require.Contains(t, e, "(running ts)")
+			}
+		})
 	}
 
 	// The context ending is no reload.
-	mgr, err = deviceplugin.New(dopts)
+	m, err := fake.New(fake.DGXA100)
 	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(ctx)
+	cfg, err := (&options{chosen: &choice{name: "ts", data: []byte(tsConfig)}}).loadConfig(context.Background(), NewCommand().Flags())
+	require.NoError(t, err)
+	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: t.TempDir()})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(context.Background())
 	stop()
-	next, err = runUntilReload(runCtx, mgr, make(chan choice))
+	next, err := runUntilReload(runCtx, mgr, make(chan choice), func(choice) *configv1.Config { t.Fatal("no config was sent"); return nil })
 	require.Nil(t, next)
 	require.NoError(t, err)
 }
