@@ -32,6 +32,12 @@ const eventBufferSize = 64
 // whose registration failed, in event timeouts.
 const maxRegisterBackoff = 32
 
+// maxWaitFailures is how many EventSet.Wait calls in a row may fail (other
+// than GPU_IS_LOST) before the set is freed and the GPU registered again on
+// a new one: a set the driver no longer serves (a driver reload, a set
+// invalidated) would otherwise leave the GPU unwatched for good.
+const maxWaitFailures = 3
+
 // watchTarget is one watched GPU.
 type watchTarget struct {
 	index int
@@ -99,8 +105,21 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 		if failures > 0 {
 			logger.Info("GPU registered for health events", "tries", failures+1)
 		}
-		l.eventLoop(ctx, set, target, ch)
-		return
+		answered, werr := l.eventLoop(ctx, set, target, ch)
+		set = nil // freed by eventLoop
+		if werr == nil {
+			return
+		}
+		// The set keeps failing: watch the GPU on a new one. A set that
+		// never answered backs off as a failed registration does.
+		if answered {
+			backoff = 1
+		}
+		logger.Error(werr, "NVML EventSet.Wait keeps failing; registering the GPU for health events again", "delay", time.Duration(backoff)*l.eventTimeout)
+		failures = 0
+		l.pauseFor(ctx, time.Duration(backoff)*l.eventTimeout)
+		backoff = min(2*backoff, maxRegisterBackoff)
+		set, target, err = l.registerOne(id)
 	}
 	if set != nil { // ctx ended before the loop took the set
 		set.Free()
@@ -148,8 +167,11 @@ func (l *lib) registerOne(id string) (gonvml.EventSet, watchTarget, error) {
 	return set, watchTarget{index: index, uuid: id, dev: dev}, nil
 }
 
-// eventLoop waits on one GPU's set until ctx is done, then frees the set.
-func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget, ch chan<- Event) {
+// eventLoop waits on one GPU's set until ctx is done (nil) or Wait failed
+// maxWaitFailures times in a row (that error), then frees the set. Failed
+// Waits are spaced one, then two, ... event timeouts apart. answered says
+// whether any Wait answered (an event or a timeout).
+func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget, ch chan<- Event) (answered bool, err error) {
 	logger := klog.FromContext(ctx)
 	defer set.Free()
 	timeoutMs := uint32(l.eventTimeout / time.Millisecond)
@@ -158,10 +180,11 @@ func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget,
 	// Any answer (an event or a timeout) means the GPU is back, so its
 	// next loss is reported again.
 	lost := false
+	failures := 0
 	for ctx.Err() == nil {
 		data, ret := set.Wait(timeoutMs)
 		if ret == gonvml.SUCCESS || ret == gonvml.ERROR_TIMEOUT {
-			lost = false
+			lost, failures, answered = false, 0, true
 		}
 		switch ret {
 		case gonvml.SUCCESS:
@@ -171,23 +194,30 @@ func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget,
 				continue
 			}
 			if !send(ctx, ch, ev) {
-				return
+				return answered, nil
 			}
 		case gonvml.ERROR_TIMEOUT:
 		case gonvml.ERROR_GPU_IS_LOST:
 			gone := errors.Is(l.CheckGPU(t.uuid), ErrGPULost)
 			if gone && !lost {
 				if !send(ctx, ch, Event{GPUIndex: t.index, UUID: t.uuid, Kind: EventGPULost, GIID: -1, CIID: -1}) {
-					return
+					return answered, nil
 				}
 			}
 			lost = gone
 			l.pause(ctx)
 		default:
-			logger.Error(ret, "NVML EventSet.Wait failed", "gpu", t.uuid)
-			l.pause(ctx)
+			failures++
+			if failures >= maxWaitFailures {
+				return answered, fmt.Errorf("GPU %s: nvml EventSet.Wait failed %d times in a row: %w", t.uuid, failures, ret)
+			}
+			if failures == 1 {
+				logger.Error(ret, "NVML EventSet.Wait failed; retrying", "gpu", t.uuid)
+			}
+			l.pauseFor(ctx, time.Duration(failures)*l.eventTimeout)
 		}
 	}
+	return answered, nil
 }
 
 // pause waits one event timeout (or until ctx is done) so a failing Wait does

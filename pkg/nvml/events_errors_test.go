@@ -2,6 +2,8 @@ package nvml_test
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,6 +161,107 @@ func TestWatchEventsSetupErrors(t *testing.T) {
 			}
 			cancel()
 			requireClosed(t, ch)
+		})
+	}
+}
+
+// TestWatchEventsWaitKeepsFailing: an event set whose Wait keeps failing
+// (the driver reloaded, the set invalidated) is freed after 3 failed Waits
+// and the GPU is registered again on a new set, so its events are seen
+// again; before, the GPU stayed unwatched for good, a failed Wait logged
+// every second. The failures take no GPU out (no event is sent for them)
+// and do not blind the other GPU.
+func TestWatchEventsWaitKeepsFailing(t *testing.T) {
+	tests := []struct {
+		name string
+		ret  gonvml.Return
+		// broken: how many of GPU 0's event sets, in creation order, fail
+		// every Wait.
+		broken int
+	}{
+		{name: "unknown error", ret: gonvml.ERROR_UNKNOWN, broken: 1},
+		{name: "uninitialised (driver reloaded)", ret: gonvml.ERROR_UNINITIALIZED, broken: 1},
+		{name: "invalid set", ret: gonvml.ERROR_INVALID_ARGUMENT, broken: 1},
+		{name: "three sets in a row", ret: gonvml.ERROR_UNKNOWN, broken: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			type setStats struct {
+				waits atomic.Int32
+				freed atomic.Bool
+			}
+			var (
+				mu     sync.Mutex
+				broken []*setStats
+			)
+			create := m.Server().EventSetCreateFunc
+			m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+				set, ret := create()
+				inner := set.(*mock.EventSet)
+				wait, free := inner.WaitFunc, inner.FreeFunc
+				st := &setStats{}
+				// Whose set this is is known at its first Wait (RegisterEvents
+				// comes after EventSetCreate): a set of GPU 0 among the first
+				// tc.broken fails.
+				var fails atomic.Bool
+				var once sync.Once
+				inner.WaitFunc = func(ms uint32) (gonvml.EventData, gonvml.Return) {
+					once.Do(func() {
+						mu.Lock()
+						defer mu.Unlock()
+						if m.Registered(set, 0) && len(broken) < tc.broken {
+							broken = append(broken, st)
+							fails.Store(true)
+						}
+					})
+					if fails.Load() {
+						st.waits.Add(1)
+						return gonvml.EventData{}, tc.ret
+					}
+					return wait(ms)
+				}
+				inner.FreeFunc = func() gonvml.Return {
+					st.freed.Store(true)
+					return free()
+				}
+				return set, ret
+			}
+			lib := nvml.New(m.Interface(), nvml.WithEventTimeout(time.Millisecond))
+			require.NoError(t, lib.Init())
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ch, err := lib.WatchEvents(ctx, []string{m.UUID(0), m.UUID(1)})
+			require.NoError(t, err)
+
+			// GPU 1 is watched all along.
+			m.InjectXID(1, 48)
+			require.Equal(t, nvml.Event{GPUIndex: 1, UUID: m.UUID(1), Kind: nvml.EventXID, XID: 48, GIID: -1, CIID: -1}, next(t, ch))
+			// GPU 0 is watched again once a working set holds it: keep
+			// injecting until an XID arrives. The first event for GPU 0 is
+			// that XID: the failures sent nothing.
+			got := make(chan nvml.Event, 1)
+			go func() { got <- next(t, ch) }()
+			deadline := time.After(20 * time.Second)
+			for done := false; !done; {
+				m.InjectXID(0, 94)
+				select {
+				case ev := <-got:
+					require.Equal(t, nvml.Event{GPUIndex: 0, UUID: m.UUID(0), Kind: nvml.EventXID, XID: 94, GIID: -1, CIID: -1}, ev)
+					done = true
+				case <-time.After(5 * time.Millisecond):
+				case <-deadline:
+					require.FailNow(t, "GPU 0 was never watched again")
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			require.Len(t, broken, tc.broken)
+			for i, st := range broken {
+				require.Equal(t, int32(3), st.waits.Load(), "set %d: Waits before it was given up", i)
+				require.True(t, st.freed.Load(), "set %d freed", i)
+			}
 		})
 	}
 }

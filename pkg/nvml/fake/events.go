@@ -176,3 +176,21 @@ func (q *eventQueue) free() gonvml.Return {
 	}
 	return gonvml.SUCCESS
 }
+
+// Registered reports whether GPU gpu is registered for events on set (an
+// event set of this machine): tests that wrap sets tell them apart by it.
+func (m *Machine) Registered(set gonvml.EventSet, gpu int) bool {
+	s, ok := set.(*mock.EventSet)
+	if !ok {
+		return false
+	}
+	m.mu.Lock()
+	q, ok := m.sets[s]
+	m.mu.Unlock()
+	if !ok {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.regs[gpu] != 0
+}
