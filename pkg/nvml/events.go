@@ -78,8 +78,14 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 	logger := klog.FromContext(ctx).WithValues("gpu", id)
 	backoff := 1
 	failures := 0
+	// lostSent: the GPU's loss was reported and no registration has
+	// answered otherwise since (any other answer means the GPU is back, so
+	// its next loss is reported again, as eventLoop does).
 	lostSent := false
 	for ctx.Err() == nil {
+		if !errors.Is(err, ErrGPULost) {
+			lostSent = false
+		}
 		switch {
 		case errors.Is(err, errNoEvents):
 			logger.Info("GPU supports no health events; relying on checks")
