@@ -43,6 +43,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+	"k8s.io/utils/clock"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
@@ -432,7 +433,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	}
 	reload := make(chan choice, 1)
 	if pn != nil {
-		if err := watchConfigs(ctx, pn, labels, *o.chosen, reload); err != nil {
+		if err := watchConfigs(ctx, pn, labels, *o.chosen, reload, clock.RealClock{}); err != nil {
 			return err
 		}
 	}

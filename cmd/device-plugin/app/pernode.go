@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // Per-node configs, as NVIDIA's config manager does them: a ConfigMap of
@@ -167,10 +168,17 @@ func (nl *nodeLabels) Label() string {
 
 func (nl *nodeLabels) Changed() <-chan struct{} { return nl.changed }
 
+// configSettle is how long the per-node configs must be quiet after a
+// change (a file event, a label change) before the node's config is read
+// again: a file rewritten in place is seen truncated first, and an empty
+// config is the defaults, which must not be run for a moment.
+const configSettle = 500 * time.Millisecond
+
 // watchConfigs sends on reload whenever the chosen config's content
-// changes (label change, ConfigMap update), until ctx ends. Errors (a
-// label naming no config) are logged and the running config kept.
-func watchConfigs(ctx context.Context, pn *perNode, labels labelSource, current choice, reload chan<- choice) error {
+// changes (label change, ConfigMap update), once the changes have settled
+// (configSettle on clk), until ctx ends. Errors (a label naming no config)
+// are logged and the running config kept.
+func watchConfigs(ctx context.Context, pn *perNode, labels labelSource, current choice, reload chan<- choice, clk clock.Clock) error {
 	logger := klog.FromContext(ctx)
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -186,15 +194,35 @@ func watchConfigs(ctx context.Context, pn *perNode, labels labelSource, current 
 	}
 	go func() {
 		defer func() { _ = w.Close() }()
+		var timer clock.Timer
+		var settled <-chan time.Time
+		arm := func() {
+			if timer != nil {
+				timer.Stop()
+			}
+			timer = clk.NewTimer(configSettle)
+			settled = timer.C()
+		}
+		defer func() {
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-changed:
+				arm()
+				continue
 			case <-w.Events:
+				arm()
+				continue
 			case err := <-w.Errors:
 				logger.Error(err, "Watching the per-node configs")
 				continue
+			case <-settled:
+				settled = nil
 			}
 			label := ""
 			if labels != nil {

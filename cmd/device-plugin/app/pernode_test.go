@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	testingclock "k8s.io/utils/clock/testing"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
@@ -90,6 +91,14 @@ type fakeLabels struct {
 func (f *fakeLabels) Label() string            { return f.value }
 func (f *fakeLabels) Changed() <-chan struct{} { return f.changed }
 
+// settle steps clk past configSettle once the watch has armed its timer
+// (a change was seen), so the watch reads the configs.
+func settle(t *testing.T, clk *testingclock.FakeClock) {
+	t.Helper()
+	require.Eventually(t, clk.HasWaiters, 10*time.Second, time.Millisecond, "the watch saw no change")
+	clk.Step(configSettle)
+}
+
 // TestPerNodeConfigReload: a label change and a ConfigMap update each
 // deliver the new config once; a label naming no config keeps the
 // running one.
@@ -103,7 +112,8 @@ func TestPerNodeConfigReload(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reload := make(chan choice, 1)
-	require.NoError(t, watchConfigs(ctx, pn, labels, current, reload))
+	clk := testingclock.NewFakeClock(time.Now())
+	require.NoError(t, watchConfigs(ctx, pn, labels, current, reload, clk))
 	next := func() choice {
 		t.Helper()
 		select {
@@ -125,19 +135,102 @@ func TestPerNodeConfigReload(t *testing.T) {
 
 	labels.value = "mig-mixed"
 	labels.changed <- struct{}{}
+	settle(t, clk)
 	require.Equal(t, choice{name: "mig-mixed", data: []byte(mixedConfig)}, next())
 
 	labels.value = "nope"
 	labels.changed <- struct{}{}
+	settle(t, clk)
 	quiet()
 
 	labels.value = "mig-mixed"
 	labels.changed <- struct{}{}
+	settle(t, clk)
 	quiet() // the same config: nothing to do
 
 	updated := "version: v1\nflags: {migStrategy: single}\n"
 	updateConfigMapDir(t, dir, map[string]string{"ts": tsConfig, "mig-mixed": updated})
+	settle(t, clk)
 	require.Equal(t, choice{name: "mig-mixed", data: []byte(updated)}, next())
+}
+
+// TestConfigFileChangedInPlace: per-node configs in a plain directory
+// (not a ConfigMap's atomic swap) changed while the plugin runs. The watch
+// reads them once the changes have settled, so the only reload is the new
+// content: a file seen truncated (an empty config is the defaults) or
+// missing for a moment is never run. Before, the truncation alone
+// reloaded the plugin with the defaults.
+func TestConfigFileChangedInPlace(t *testing.T) {
+	const updated = "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}\n"
+	tests := []struct {
+		name string
+		// first is the change the watch sees before the new content is
+		// written.
+		first func(t *testing.T, path string)
+		// write puts the new content in place.
+		write func(t *testing.T, path string)
+	}{
+		{name: "truncated, then written", first: func(t *testing.T, path string) {
+			require.NoError(t, os.Truncate(path, 0))
+		}, write: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte(updated), 0o644))
+		}},
+		{name: "half written, then the rest", first: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte(updated[:20]), 0o644))
+		}, write: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte(updated), 0o644))
+		}},
+		{name: "removed, then written again", first: func(t *testing.T, path string) {
+			require.NoError(t, os.Remove(path))
+		}, write: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte(updated), 0o644))
+		}},
+		{name: "replaced by a rename", first: func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(path), ".ts.tmp"), []byte(updated), 0o644))
+		}, write: func(t *testing.T, path string) {
+			require.NoError(t, os.Rename(filepath.Join(filepath.Dir(path), ".ts.tmp"), path))
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "ts")
+			require.NoError(t, os.WriteFile(path, []byte(tsConfig), 0o644))
+			pn := &perNode{dir: dir, label: DefaultConfigLabel, defaultCfg: "ts", fallbacks: []string{"named"}}
+			current, err := pn.choose("")
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			reload := make(chan choice, 4)
+			clk := testingclock.NewFakeClock(time.Now())
+			require.NoError(t, watchConfigs(ctx, pn, nil, current, reload, clk))
+
+			tc.first(t, path)
+			require.Eventually(t, clk.HasWaiters, 10*time.Second, time.Millisecond, "the watch saw no change")
+			select {
+			case c := <-reload:
+				t.Fatalf("reloaded before the change settled: %q", c.data)
+			default:
+			}
+			tc.write(t, path)
+			settle(t, clk)
+			select {
+			case c := <-reload:
+				require.Equal(t, choice{name: "ts", data: []byte(updated)}, c)
+			case <-time.After(10 * time.Second):
+				t.Fatal("no reload")
+			}
+			// Events of the write that come after the step change nothing.
+			if clk.HasWaiters() {
+				clk.Step(configSettle)
+			}
+			select {
+			case c := <-reload:
+				t.Fatalf("a second reload: %q", c.data)
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
 }
 
 // TestPerNodeConfigThroughTheBinary: without a node label the default
