@@ -1,13 +1,17 @@
 package deviceplugin_test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
@@ -91,6 +95,87 @@ func TestChurnWithSeveralResources(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, ids, 7)
 			k.Stop()
+		})
+	}
+}
+
+// TestPluginDirMissingAtStart: without the kubelet's device-plugin
+// directory (no kubelet device manager on this node) Run ends at once with
+// an error naming it, serves nothing and creates nothing there: the
+// DaemonSet's container fails and is restarted, as the manifest intends.
+func TestPluginDirMissingAtStart(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, dir string)
+		wantErr string
+	}{
+		{name: "missing", prepare: func(*testing.T, string) {}, wantErr: "no such file or directory"},
+		{name: "a file in its place", prepare: func(t *testing.T, dir string) {
+			require.NoError(t, os.WriteFile(dir, nil, 0o600))
+		}, wantErr: "not a directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			dir := filepath.Join(t.TempDir(), "device-plugins")
+			tc.prepare(t, dir)
+			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: m.Lib(t), Config: configv1.Default(), PluginDir: dir})
+			require.NoError(t, err)
+			done := make(chan error, 1)
+			go func() { done <- mgr.Run(context.Background()) }()
+			select {
+			case err := <-done:
+				require.ErrorContains(t, err, dir)
+				require.ErrorContains(t, err, tc.wantErr)
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not end")
+			}
+			for _, p := range mgr.Plugins() {
+				require.Empty(t, p.Socket(), p.Name())
+			}
+			if tc.name == "missing" {
+				_, err := os.Stat(dir)
+				require.ErrorIs(t, err, os.ErrNotExist, "the directory is not created")
+			}
+		})
+	}
+}
+
+// TestPluginDirRemovedWhileRunning: the device-plugin directory removed
+// (or moved away) under a running plugin ends its watch: a kubelet.sock
+// created in a new directory there would never be seen, and the node
+// would keep no GPUs with the plugin alive. Run ends with an error naming
+// the directory, so the container is restarted and starts over; before,
+// it ran on unregistered for good.
+func TestPluginDirRemovedWhileRunning(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove func(dir string) error
+	}{
+		{name: "removed", remove: os.RemoveAll},
+		{name: "moved away", remove: func(dir string) error { return os.Rename(dir, dir+".old") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			dir := filepath.Join(t.TempDir(), "dp")
+			require.NoError(t, os.Mkdir(dir, 0o755))
+			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: m.Lib(t), Config: configv1.Default(), PluginDir: dir})
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- mgr.Run(ctx) }()
+			require.Eventually(t, func() bool { return len(ourSockets(t, dir)) == 1 }, 10*time.Second, time.Millisecond)
+			require.NoError(t, tc.remove(dir))
+			select {
+			case err := <-done:
+				require.ErrorContains(t, err, "the device-plugin directory "+dir+" was removed")
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run went on without its directory")
+			}
 		})
 	}
 }

@@ -452,6 +452,11 @@ func (m *Manager) Run(ctx context.Context) error {
 			if !ok {
 				return errors.New("fsnotify watcher closed")
 			}
+			if filepath.Clean(ev.Name) == filepath.Clean(m.opts.PluginDir) && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
+				// The watch ends with its directory: a kubelet.sock created
+				// in a new one would never be seen.
+				return fmt.Errorf("the device-plugin directory %s was removed: starting over", m.opts.PluginDir)
+			}
 			m.onFSEvent(ctx, ev)
 		}
 	}
