@@ -84,12 +84,26 @@ func TestChoosePerNodeConfig(t *testing.T) {
 }
 
 type fakeLabels struct {
+	mu      sync.Mutex
 	value   string
 	changed chan struct{}
 }
 
-func (f *fakeLabels) Label() string            { return f.value }
+func (f *fakeLabels) Label() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.value
+}
+
 func (f *fakeLabels) Changed() <-chan struct{} { return f.changed }
+
+// set changes the label and tells the watch.
+func (f *fakeLabels) set(v string) {
+	f.mu.Lock()
+	f.value = v
+	f.mu.Unlock()
+	f.changed <- struct{}{}
+}
 
 // settle steps clk past configSettle once the watch has armed its timer
 // (a change was seen), so the watch reads the configs.
@@ -114,14 +128,23 @@ func TestPerNodeConfigReload(t *testing.T) {
 	reload := make(chan choice, 1)
 	clk := testingclock.NewFakeClock(time.Now())
 	require.NoError(t, watchConfigs(ctx, pn, labels, current, reload, clk))
+	// next steps the clock while the watch waits for quiet (a late event
+	// of a change arms the wait again), until it reloads.
 	next := func() choice {
 		t.Helper()
-		select {
-		case c := <-reload:
-			return c
-		case <-time.After(10 * time.Second):
-			t.Fatal("no reload")
-			return choice{}
+		deadline := time.After(10 * time.Second)
+		for {
+			if clk.HasWaiters() {
+				clk.Step(configSettle)
+			}
+			select {
+			case c := <-reload:
+				return c
+			case <-time.After(5 * time.Millisecond):
+			case <-deadline:
+				t.Fatal("no reload")
+				return choice{}
+			}
 		}
 	}
 	quiet := func() {
@@ -133,18 +156,15 @@ func TestPerNodeConfigReload(t *testing.T) {
 		}
 	}
 
-	labels.value = "mig-mixed"
-	labels.changed <- struct{}{}
+	labels.set("mig-mixed")
 	settle(t, clk)
 	require.Equal(t, choice{name: "mig-mixed", data: []byte(mixedConfig)}, next())
 
-	labels.value = "nope"
-	labels.changed <- struct{}{}
+	labels.set("nope")
 	settle(t, clk)
 	quiet()
 
-	labels.value = "mig-mixed"
-	labels.changed <- struct{}{}
+	labels.set("mig-mixed")
 	settle(t, clk)
 	quiet() // the same config: nothing to do
 
@@ -213,12 +233,22 @@ func TestConfigFileChangedInPlace(t *testing.T) {
 			default:
 			}
 			tc.write(t, path)
-			settle(t, clk)
-			select {
-			case c := <-reload:
-				require.Equal(t, choice{name: "ts", data: []byte(updated)}, c)
-			case <-time.After(10 * time.Second):
-				t.Fatal("no reload")
+			// Step the clock while the watch waits for quiet, until it
+			// reloads: an event of the write that arrives after a step
+			// arms the wait again.
+			deadline := time.After(10 * time.Second)
+			for done := false; !done; {
+				if clk.HasWaiters() {
+					clk.Step(configSettle)
+				}
+				select {
+				case c := <-reload:
+					require.Equal(t, choice{name: "ts", data: []byte(updated)}, c)
+					done = true
+				case <-time.After(5 * time.Millisecond):
+				case <-deadline:
+					t.Fatal("no reload")
+				}
 			}
 			// Events of the write that come after the step change nothing.
 			if clk.HasWaiters() {
