@@ -206,7 +206,7 @@ func TestCDISpecThroughTheBinary(t *testing.T) {
 	cmd := exec.Command(deviceInfoBinary(t), "--fake", "dgx-h100", "--device-plugin-dir", pluginDir,
 		"--cdi-spec-dir", specDir, "--metrics-bind-address", "")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DEVICE_LIST_STRATEGY=cdi-cri", "DEVICE_ID_STRATEGY=index", "NVIDIA_DRIVER_ROOT=" + root}
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -331,4 +331,23 @@ func TestRelativeCDISpecDirRefused(t *testing.T) {
 	_, stderr, code := runBinary(t, nil, "--fake=dgx-a100", "--cdi-spec-dir=relative/cdi", "--device-plugin-dir="+t.TempDir())
 	require.NotZero(t, code)
 	require.Contains(t, stderr, "--cdi-spec-dir=relative/cdi: must be an absolute path")
+}
+
+// lockedBuffer is a process's output read while the process runs (the
+// exec package copies into it from a goroutine of its own).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

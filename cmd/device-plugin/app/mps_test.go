@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"strings"
@@ -26,7 +25,7 @@ func TestMPSThroughTheBinary(t *testing.T) {
 	cmd := exec.Command(deviceInfoBinary(t), "--fake", "pcie-4gpu-2socket", "--config-file", cfg, "--device-plugin-dir", pluginDir,
 		"--metrics-bind-address", "", "--mps-control-binary", ctl.Binary)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "MPS_ROOT=" + root}
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	stopped := false
