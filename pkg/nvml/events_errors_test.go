@@ -145,20 +145,7 @@ func TestWatchEventsSetupErrors(t *testing.T) {
 			// GPU 1 is registered again once it can be: keep injecting
 			// until the retry (backoff 10, 20, 40 ms ...) has registered it.
 			tc.heal(m)
-			got := make(chan nvml.Event, 1)
-			go func() { got <- next(t, ch) }()
-			deadline := time.After(10 * time.Second)
-			for done := false; !done; {
-				m.InjectXID(1, 94)
-				select {
-				case ev := <-got:
-					require.Equal(t, nvml.Event{GPUIndex: 1, UUID: m.UUID(1), Kind: nvml.EventXID, XID: 94, GIID: -1, CIID: -1}, ev)
-					done = true
-				case <-time.After(20 * time.Millisecond):
-				case <-deadline:
-					require.FailNow(t, "GPU 1 never registered again")
-				}
-			}
+			injectUntilSeen(t, m, ch, 1, 20*time.Millisecond, 10*time.Second, "GPU 1 never registered again")
 			cancel()
 			requireClosed(t, ch)
 		})
@@ -241,20 +228,7 @@ func TestWatchEventsWaitKeepsFailing(t *testing.T) {
 			// GPU 0 is watched again once a working set holds it: keep
 			// injecting until an XID arrives. The first event for GPU 0 is
 			// that XID: the failures sent nothing.
-			got := make(chan nvml.Event, 1)
-			go func() { got <- next(t, ch) }()
-			deadline := time.After(20 * time.Second)
-			for done := false; !done; {
-				m.InjectXID(0, 94)
-				select {
-				case ev := <-got:
-					require.Equal(t, nvml.Event{GPUIndex: 0, UUID: m.UUID(0), Kind: nvml.EventXID, XID: 94, GIID: -1, CIID: -1}, ev)
-					done = true
-				case <-time.After(5 * time.Millisecond):
-				case <-deadline:
-					require.FailNow(t, "GPU 0 was never watched again")
-				}
-			}
+			injectUntilSeen(t, m, ch, 0, 5*time.Millisecond, 20*time.Second, "GPU 0 was never watched again")
 			mu.Lock()
 			defer mu.Unlock()
 			require.Len(t, broken, tc.broken)
@@ -263,5 +237,26 @@ func TestWatchEventsWaitKeepsFailing(t *testing.T) {
 				require.True(t, st.freed.Load(), "set %d freed", i)
 			}
 		})
+	}
+}
+
+// injectUntilSeen injects XID 94 on gpu every poll until the watch sends
+// it (a GPU registered again after its failures): the next event on ch
+// must be that XID, within limit (else the test fails with msg).
+func injectUntilSeen(t *testing.T, m *fake.Machine, ch <-chan nvml.Event, gpu int, poll, limit time.Duration, msg string) {
+	t.Helper()
+	got := make(chan nvml.Event, 1)
+	go func() { got <- next(t, ch) }()
+	deadline := time.After(limit)
+	for {
+		m.InjectXID(gpu, 94)
+		select {
+		case ev := <-got:
+			require.Equal(t, nvml.Event{GPUIndex: gpu, UUID: m.UUID(gpu), Kind: nvml.EventXID, XID: 94, GIID: -1, CIID: -1}, ev)
+			return
+		case <-time.After(poll):
+		case <-deadline:
+			require.FailNow(t, msg)
+		}
 	}
 }

@@ -22,20 +22,15 @@ func TestWatchEventsGPULostTwice(t *testing.T) {
 	m, err := fake.New(fake.DGXH100)
 	require.NoError(t, err)
 	var lost atomic.Bool
-	create := m.Server().EventSetCreateFunc
-	m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
-		set, ret := create()
-		inner := set.(*mock.EventSet)
-		wait := inner.WaitFunc
-		inner.WaitFunc = func(ms uint32) (gonvml.EventData, gonvml.Return) {
+	wrapWait(m, func(_ gonvml.EventSet, wait waitFunc) waitFunc {
+		return func(ms uint32) (gonvml.EventData, gonvml.Return) {
 			if lost.Load() {
 				time.Sleep(time.Millisecond)
 				return gonvml.EventData{}, gonvml.ERROR_GPU_IS_LOST
 			}
 			return wait(ms)
 		}
-		return set, ret
-	}
+	})
 	lib := nvml.New(m.Interface(), nvml.WithEventTimeout(eventTimeout))
 	require.NoError(t, lib.Init())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -117,19 +112,14 @@ func TestWatchEventsLostAgainWhileRegistering(t *testing.T) {
 				return register(types, set)
 			}
 			var failWait atomic.Bool
-			create := m.Server().EventSetCreateFunc
-			m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
-				set, ret := create()
-				inner := set.(*mock.EventSet)
-				wait := inner.WaitFunc
-				inner.WaitFunc = func(ms uint32) (gonvml.EventData, gonvml.Return) {
+			wrapWait(m, func(set gonvml.EventSet, wait waitFunc) waitFunc {
+				return func(ms uint32) (gonvml.EventData, gonvml.Return) {
 					if failWait.Load() && m.Registered(set, 1) {
 						return gonvml.EventData{}, gonvml.ERROR_UNKNOWN
 					}
 					return wait(ms)
 				}
-				return set, ret
-			}
+			})
 			m.LoseGPU(1)
 			lib := nvml.New(m.Interface(), nvml.WithEventTimeout(time.Millisecond))
 			require.NoError(t, lib.Init())
@@ -147,5 +137,20 @@ func TestWatchEventsLostAgainWhileRegistering(t *testing.T) {
 			}
 			require.Equal(t, lost, next(t, ch), "second loss")
 		})
+	}
+}
+
+// waitFunc is an NVML event set's Wait.
+type waitFunc = func(ms uint32) (gonvml.EventData, gonvml.Return)
+
+// wrapWait makes every event set the fake machine creates from now on
+// answer Wait through wrap(set, its own Wait).
+func wrapWait(m *fake.Machine, wrap func(set gonvml.EventSet, wait waitFunc) waitFunc) {
+	create := m.Server().EventSetCreateFunc
+	m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+		set, ret := create()
+		inner := set.(*mock.EventSet)
+		inner.WaitFunc = wrap(set, inner.WaitFunc)
+		return set, ret
 	}
 }
