@@ -17,12 +17,7 @@ import (
 // sends one), and gpupack.io/topology's generation grows with each change
 // and only then.
 func TestHealthFlapping(t *testing.T) {
-	k, p := setup(t, pluginOpts{machine: "dgx-a100", config: sharedGPU0})
-	k.waitCounts(map[string]int64{"nvidia.com/gpu.shared": 4, "nvidia.com/gpu": 7})
-	s := watch(t, p, "nvidia.com/gpu.shared")
-	first, err := s.Recv()
-	require.NoError(t, err)
-	require.Empty(t, unhealthy(first))
+	k, p, s, _ := sharedA100(t, "nvidia.com/gpu.shared")
 	replicas := replicaIDs(uuidOf(p, 0), 4)
 	gen := p.mgr.Node().Generation
 	ctx := context.Background()

@@ -75,14 +75,24 @@ func unhealthy(r *pluginapi.ListAndWatchResponse) []string {
 	return out
 }
 
-func TestXID48TakesAllReplicasOutInOneUpdateAndRecovers(t *testing.T) {
+// sharedA100 is a DGX A100 whose GPU 0 is time-shared 4 ways (sharedGPU0:
+// 4 replicas of nvidia.com/gpu.shared beside 7 whole nvidia.com/gpu),
+// registered with the kubelet, and a ListAndWatch stream of resource with
+// its first update read (all devices healthy).
+func sharedA100(t *testing.T, resource string) (*kubelet, *plugin, pluginapi.DevicePlugin_ListAndWatchClient, *pluginapi.ListAndWatchResponse) {
+	t.Helper()
 	k, p := setup(t, pluginOpts{machine: "dgx-a100", config: sharedGPU0})
 	k.waitCounts(map[string]int64{"nvidia.com/gpu.shared": 4, "nvidia.com/gpu": 7})
-	s := watch(t, p, "nvidia.com/gpu.shared")
+	s := watch(t, p, resource)
 	first, err := s.Recv()
 	require.NoError(t, err)
-	require.Len(t, first.Devices, 4)
 	require.Empty(t, unhealthy(first))
+	return k, p, s, first
+}
+
+func TestXID48TakesAllReplicasOutInOneUpdateAndRecovers(t *testing.T) {
+	k, p, s, first := sharedA100(t, "nvidia.com/gpu.shared")
+	require.Len(t, first.Devices, 4)
 
 	// XID 13 is an application error: nothing changes. XID 48 (double-bit
 	// ECC) on GPU 0 comes after it, so the next update proves 13 was skipped
@@ -108,11 +118,7 @@ func TestXID48TakesAllReplicasOutInOneUpdateAndRecovers(t *testing.T) {
 }
 
 func TestXID13ChangesNothing(t *testing.T) {
-	k, p := setup(t, pluginOpts{machine: "dgx-a100", config: sharedGPU0})
-	k.waitCounts(map[string]int64{"nvidia.com/gpu.shared": 4, "nvidia.com/gpu": 7})
-	s := watch(t, p, "nvidia.com/gpu")
-	_, err := s.Recv()
-	require.NoError(t, err)
+	_, p, s, _ := sharedA100(t, "nvidia.com/gpu")
 	for _, xid := range []uint64{13, 31, 43, 45, 68, 109} {
 		p.machine.InjectXID(1, xid)
 	}
