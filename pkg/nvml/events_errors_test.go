@@ -215,12 +215,8 @@ func TestWatchEventsWaitKeepsFailing(t *testing.T) {
 				}
 				return set, ret
 			}
-			lib := nvml.New(m.Interface(), nvml.WithEventTimeout(time.Millisecond))
-			require.NoError(t, lib.Init())
-			ctx, cancel := context.WithCancel(context.Background())
+			ch, cancel := watchGPUs(t, m, time.Millisecond, 0, 1)
 			defer cancel()
-			ch, err := lib.WatchEvents(ctx, []string{m.UUID(0), m.UUID(1)})
-			require.NoError(t, err)
 
 			// GPU 1 is watched all along.
 			m.InjectXID(1, 48)

@@ -121,12 +121,8 @@ func TestWatchEventsLostAgainWhileRegistering(t *testing.T) {
 				}
 			})
 			m.LoseGPU(1)
-			lib := nvml.New(m.Interface(), nvml.WithEventTimeout(time.Millisecond))
-			require.NoError(t, lib.Init())
-			ctx, cancel := context.WithCancel(context.Background())
+			ch, cancel := watchGPUs(t, m, time.Millisecond, 0, 1)
 			defer cancel()
-			ch, err := lib.WatchEvents(ctx, []string{m.UUID(0), m.UUID(1)})
-			require.NoError(t, err)
 			lost := nvml.Event{GPUIndex: -1, UUID: m.UUID(1), Kind: nvml.EventGPULost, GIID: -1, CIID: -1}
 			require.Equal(t, lost, next(t, ch), "first loss")
 

@@ -95,6 +95,22 @@ func TestWatchEventsMIG(t *testing.T) {
 	require.Equal(t, nvml.Event{GPUIndex: 2, UUID: uuids[2], Kind: nvml.EventXID, XID: 31, GIID: 1, CIID: 0}, next(t, ch))
 }
 
+// watchGPUs starts a watch of machine m's GPUs gpus with event timeout
+// timeout; cancel ends it.
+func watchGPUs(t *testing.T, m *fake.Machine, timeout time.Duration, gpus ...int) (<-chan nvml.Event, context.CancelFunc) {
+	t.Helper()
+	lib := nvml.New(m.Interface(), nvml.WithEventTimeout(timeout))
+	require.NoError(t, lib.Init())
+	uuids := make([]string, len(gpus))
+	for i, g := range gpus {
+		uuids[i] = m.UUID(g)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := lib.WatchEvents(ctx, uuids)
+	require.NoError(t, err)
+	return ch, cancel
+}
+
 // Only the watched GPUs' events arrive.
 func TestWatchEventsSubset(t *testing.T) {
 	m, err := fake.New(fake.DGXH100)
