@@ -2,10 +2,9 @@ package protocol
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -20,7 +19,7 @@ func ParseReplicaPolicy(s string) (score.ReplicaPolicy, error) {
 	case topology.PolicySpread:
 		return score.Spread, nil
 	}
-	return score.Packed, fmt.Errorf("replica policy %s: want %s or %s", quoteShort(s), topology.PolicyPacked, topology.PolicySpread)
+	return score.Packed, fmt.Errorf("replica policy %s: want %s or %s", deviceid.Quote(s), topology.PolicyPacked, topology.PolicySpread)
 }
 
 // ParseTopologyHint reads the value of the gpupack.io/topology pod
@@ -36,23 +35,5 @@ func ParseTopologyHint(s string) (score.TopologyHint, error) {
 			return h, nil
 		}
 	}
-	return score.HintPreferred, fmt.Errorf("topology hint %s: want required, preferred or none", quoteShort(s))
-}
-
-// maxQuoted is the most bytes of a bad value an error quotes: annotation
-// values reach pod conditions and events, where a long one would be
-// copied in full.
-const maxQuoted = 64
-
-// quoteShort quotes s (%q), cut to its first maxQuoted bytes (on a rune
-// boundary) with its length when longer.
-func quoteShort(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	cut := maxQuoted
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%q... (%d bytes)", s[:cut], len(s))
+	return score.HintPreferred, fmt.Errorf("topology hint %s: want required, preferred or none", deviceid.Quote(s))
 }
