@@ -125,11 +125,21 @@ func Quote(s string) string {
 	if len(s) <= MaxQuoted {
 		return strconv.Quote(s)
 	}
-	cut := MaxQuoted
+	return fmt.Sprintf("%q... (%d bytes)", Prefix(s, MaxQuoted), len(s))
+}
+
+// Prefix is s cut to at most n bytes on a rune boundary (s itself when
+// not longer): the cut of Quote, of the decoders' errors and of event
+// notes, which must stay valid UTF-8.
+func Prefix(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n, 0)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return fmt.Sprintf("%q... (%d bytes)", s[:cut], len(s))
+	return s[:cut]
 }
 
 // Shorten is s itself when at most MaxQuoted bytes long, else Quote(s): for

@@ -3,6 +3,7 @@ package deviceid_test
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -107,5 +108,31 @@ func TestValidate(t *testing.T) {
 		if tc.wantSubstr != "" {
 			require.ErrorContains(t, err, tc.wantSubstr)
 		}
+	}
+}
+
+func TestPrefixAndQuote(t *testing.T) {
+	long := strings.Repeat("a", 63) + "é" + "bc" // é is 2 bytes: 63 + 2 + 2 = 67
+	tests := []struct {
+		name, s string
+		n       int
+		prefix  string
+		quoted  string
+	}{
+		{name: "short", s: "GPU-1", n: 8, prefix: "GPU-1", quoted: `"GPU-1"`},
+		{name: "exactly n", s: "abcd", n: 4, prefix: "abcd", quoted: `"abcd"`},
+		// Byte 64 is é's second byte: the cut goes back to 63.
+		{name: "cut inside a rune", s: long, n: 64, prefix: strings.Repeat("a", 63), quoted: `"` + strings.Repeat("a", 63) + `"... (67 bytes)`},
+		{name: "cut after the rune", s: long, n: 65, prefix: strings.Repeat("a", 63) + "é", quoted: `"` + strings.Repeat("a", 63) + `"... (67 bytes)`},
+		{name: "n 0", s: "xyz", n: 0, prefix: "", quoted: `"xyz"`},
+		{name: "n negative", s: "xyz", n: -1, prefix: "", quoted: `"xyz"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := deviceid.Prefix(tt.s, tt.n)
+			require.Equal(t, tt.prefix, got)
+			require.True(t, utf8.ValidString(got))
+			require.Equal(t, tt.quoted, deviceid.Quote(tt.s)) // Quote cuts at MaxQuoted (64)
+		})
 	}
 }

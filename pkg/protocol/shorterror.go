@@ -2,7 +2,8 @@ package protocol
 
 import (
 	"fmt"
-	"unicode/utf8"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
 )
 
 // shortError is err with its message cut to at most MaxErrorBytes (on a
@@ -15,11 +16,8 @@ func shortError(err error) error {
 	msg := err.Error()
 	// The note is at most len(" ... (262144 more bytes)") = 24 bytes for
 	// a message up to MaxPayload long; 32 leaves room for any length.
-	cut := MaxErrorBytes - 32
-	for cut > 0 && !utf8.RuneStart(msg[cut]) {
-		cut--
-	}
-	return &cutError{msg: fmt.Sprintf("%s ... (%d more bytes)", msg[:cut], len(msg)-cut), err: err}
+	head := deviceid.Prefix(msg, MaxErrorBytes-32)
+	return &cutError{msg: fmt.Sprintf("%s ... (%d more bytes)", head, len(msg)-len(head)), err: err}
 }
 
 // cutError is an error whose message shortError cut.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +16,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	corevalidation "k8s.io/kubernetes/pkg/apis/core/validation"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
@@ -206,11 +206,7 @@ func cutNote(note string) string {
 		return note
 	}
 	const suffix = " ..."
-	cut := corevalidation.NoteLengthLimit - len(suffix)
-	for cut > 0 && !utf8.RuneStart(note[cut]) {
-		cut--
-	}
-	return note[:cut] + suffix
+	return deviceid.Prefix(note, corevalidation.NoteLengthLimit-len(suffix)) + suffix
 }
 
 func (pl *GPUPack) onPod(logger klog.Logger, obj any) {
