@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 )
@@ -193,19 +194,12 @@ const registrationPoll = 50 * time.Millisecond
 // socket is gone or replaced, until ctx ends.
 func abandonRegistration(ctx context.Context, cancel context.CancelFunc, kubeletSocket, ours string, gen uint64, dialed *atomic.Pointer[string]) {
 	own := registrationKey(ours, gen)
-	t := time.NewTicker(registrationPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			k := dialed.Load()
-			if (k != nil && registrationKey(kubeletSocket, gen) != *k) || own == "" || registrationKey(ours, gen) != own {
-				cancel()
-				return
-			}
-		}
+	moved := func(context.Context) (bool, error) {
+		k := dialed.Load()
+		return (k != nil && registrationKey(kubeletSocket, gen) != *k) || own == "" || registrationKey(ours, gen) != own, nil
+	}
+	if wait.PollUntilContextCancel(ctx, registrationPoll, false, moved) == nil {
+		cancel()
 	}
 }
 
