@@ -153,7 +153,10 @@ func TestPluginDirRemovedWhileRunning(t *testing.T) {
 		name   string
 		remove func(dir string) error
 	}{
-		{name: "removed", remove: os.RemoveAll},
+		// RemoveAll races the plugin, which serves again when its socket
+		// goes (the directory is then not empty for a moment): retried, as
+		// an admin's rm -rf would be.
+		{name: "removed", remove: removeAllRetried},
 		{name: "moved away", remove: func(dir string) error { return os.Rename(dir, dir+".old") }},
 	}
 	for _, tc := range tests {
@@ -178,4 +181,17 @@ func TestPluginDirRemovedWhileRunning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// removeAllRetried removes dir and everything in it, retrying while a
+// process still creates files in it (at most 100 tries, 10 ms apart).
+func removeAllRetried(dir string) error {
+	var err error
+	for range 100 {
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
 }
