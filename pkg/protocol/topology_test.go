@@ -23,6 +23,24 @@ var testNodes = []namedNode{
 	{"pcie-4gpu-2socket", fixture.PCIe("pcie4", "T4", 4)},
 	{"nvswitch-16gpu", fixture.NVSwitch("nvs16", "H100", 16, 18)},
 	{"shared", fixture.Shared(fixture.PCIe("shared", "T4", 8), 4)},
+	// The biggest nodes: every GPU of a DGX H100 split in 7 MIG devices
+	// (56, about 9 KiB with real UUIDs), and 64 GPUs, the most a node may
+	// have, all linked (4096 links, about 100 KiB).
+	{"all-mig-8x7", allMIG(fixture.NVSwitch("allmig", "H100", 8, 18), "1g.10gb", 7)},
+	{"nvswitch-64gpu", fixture.NVSwitch("nvs64", "GB200", 64, 18)},
+}
+
+// allMIG puts every GPU of node in MIG mode with n devices of profile, one
+// slice each.
+func allMIG(node *topology.Node, profile string, n int) *topology.Node {
+	profiles := make([]string, n)
+	for k := range profiles {
+		profiles[k] = profile
+	}
+	for i := range node.GPUs {
+		fixture.WithMIG(node, i, 1, profiles...)
+	}
+	return node
 }
 
 func TestCodecRoundTrip(t *testing.T) {

@@ -46,16 +46,17 @@ func (s *State) fragmentation(d *Distribution, taken topology.GPUSet) float64 {
 func (s *State) fragFor(t TaskType, full, taken topology.GPUSet, total float64) float64 {
 	switch t.Kind {
 	case KindWhole:
-		return s.wholeFrag(t.Count, full&s.modelMask(t.Model), total)
+		return s.wholeFrag(t, full&s.modelMask(t.Model), total)
 	case KindShared:
 		return s.sharedStranded(t, s.modelMask(t.Model), taken)
 	}
 	return total
 }
 
-// wholeFrag is what a whole-GPU task of k GPUs cannot use, given e, the
-// entirely free GPUs of its model.
-func (s *State) wholeFrag(k int, e topology.GPUSet, total float64) float64 {
+// wholeFrag is what a whole-GPU task of type t (t.Count GPUs) cannot use,
+// given e, the entirely free GPUs of its model.
+func (s *State) wholeFrag(t TaskType, e topology.GPUSet, total float64) float64 {
+	k := t.Count
 	n := e.Len()
 	if n < k {
 		return total
@@ -63,7 +64,7 @@ func (s *State) wholeFrag(k int, e topology.GPUSet, total float64) float64 {
 	if k == 1 {
 		return total - float64(n)
 	}
-	return total - float64(n)*s.bestRatio(e, k)
+	return total - float64(n)*s.bestRatio(e, k, t.Model)
 }
 
 // sharedStranded is the free share a shared task of type t cannot use: on
@@ -84,13 +85,29 @@ func (s *State) sharedStranded(t TaskType, e, taken topology.GPUSet) float64 {
 }
 
 // bestRatio is the quality of the best size-k set within free over the
-// best the shape offers for k, in [0, 1].
-func (s *State) bestRatio(free topology.GPUSet, k int) float64 {
+// best the shape offers for k GPUs of model (State.ideal), in [0, 1].
+func (s *State) bestRatio(free topology.GPUSet, k int, model string) float64 {
 	_, q, ok := s.shape.BestSet(free, k)
 	if !ok {
 		return 0
 	}
-	return ratio(q.RingGBps, s.shape.Ideal(k).RingGBps)
+	return ratio(q.RingGBps, s.ideal(model, k).RingGBps)
+}
+
+// ideal is the best quality a set of k GPUs of model ("" any; "a|b" a or
+// b) can have on the node's shape with every GPU free: what a request's or
+// a task type's set is measured against. GPUs of another model never
+// serve it, so they do not set the bar (on a node of H100s on an NVSwitch
+// and PCIe L40S cards, an L40S pair is held against the best L40S pair,
+// not an H100 pair); health, MIG mode and usage do not count, as they do
+// not for Shape.Ideal. The zero Quality when the node has fewer than k
+// GPUs of model.
+func (s *State) ideal(model string, k int) topology.Quality {
+	if model == "" {
+		return s.shape.Ideal(k)
+	}
+	_, q, _ := s.shape.BestSet(s.modelMaskAll(model), k)
+	return q
 }
 
 // fragEval evaluates s.fragmentation(d, taken) for many taken sets of
@@ -112,7 +129,8 @@ type fragType struct {
 	// there (each 1).
 	base         float64
 	strandedFree topology.GPUSet
-	// ideal is the shape's best ring for a whole task's count (k >= 2).
+	// ideal is the shape's best ring for a whole task's count (k >= 2)
+	// among the GPUs of its model.
 	ideal float64
 	// cap is the GPU capacity the tasks of t that the node's free CPU
 	// and memory hold can take (taskCap).
@@ -125,7 +143,7 @@ func (s *State) newFragEval(d *Distribution) *fragEval {
 	for m, t := range d.Types {
 		ft := fragType{p: d.P[m], t: t, mask: s.modelMask(t.Model), cap: s.taskCap(t, d)}
 		if t.Kind == KindWhole && t.Count >= 2 {
-			ft.ideal = s.shape.Ideal(t.Count).RingGBps
+			ft.ideal = s.ideal(t.Model, t.Count).RingGBps
 		}
 		if t.Kind == KindShared {
 			ft.base = s.sharedStranded(t, ft.mask, 0)

@@ -28,7 +28,7 @@ func (s *State) chooseWhole(req Request, d *Distribution, mustGPUs topology.GPUS
 	}
 	fe := s.newFragEval(d)
 	before := fe.at(0)
-	ideal := s.shape.Ideal(k)
+	ideal := s.ideal(req.Model, k)
 	useQuality := k >= 2 && req.Topology != HintNone
 	var best Choice
 	found := false

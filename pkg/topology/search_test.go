@@ -1,6 +1,7 @@
 package topology_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -319,5 +320,47 @@ func testNodes() []namedNode {
 		{"sparse-12", fixture.Sparse(3, 12)},
 		{"sparse-16", fixture.Sparse(4, 16)},
 		{"bipartite-16", fixture.Bipartite(16)},
+	}
+}
+
+// smallRandomNode is an n-GPU node drawn from r: each GPU an NVLink version
+// from 0 (unknown) to 6, so pairs mix rates (the smaller known version
+// counts), and each pair a link from a palette of 1 to 3 links drawn from
+// every class (unknown, SYS up to NVSwitch, 1 to 4 lanes): few links make
+// many equal sets, which exercises the tie-break.
+func smallRandomNode(t *testing.T, r *rand.Rand, n int) *topology.Node {
+	palette := make([]topology.Link, 1+r.IntN(3))
+	for k := range palette {
+		palette[k] = topology.Link{Class: topology.LinkClass(r.IntN(int(topology.ClassNVSwitch) + 1))}
+		if palette[k].Class.IsNVLink() {
+			palette[k].NVLinks = 1 + r.IntN(4)
+		}
+	}
+	links := make([][]topology.Link, n)
+	for i := range links {
+		links[i] = make([]topology.Link, n)
+		for j := i + 1; j < n; j++ {
+			links[i][j] = palette[r.IntN(len(palette))]
+		}
+	}
+	node := fixture.Build("small", "GPU", n, 0, func(i, j int) topology.Link { return links[i][j] })
+	require.NoError(t, node.Validate())
+	for i := range node.GPUs {
+		node.GPUs[i].NVLinkVersion = r.IntN(7)
+	}
+	return node
+}
+
+// TestBestSetSmallRandomShapes compares the search with the brute force on
+// 400 random nodes of 0 to 8 GPUs (fixed seed), for every free mask and
+// every size.
+func TestBestSetSmallRandomShapes(t *testing.T) {
+	r := rand.New(rand.NewPCG(2026, 8))
+	for c := range 400 {
+		n := smallRandomNode(t, r, r.IntN(9))
+		ring, sum := ringTable(n), sumTable(n)
+		for free := topology.GPUSet(0); free <= n.All(); free++ {
+			checkBestSet(t, fmt.Sprintf("node %d (%d GPUs)", c, len(n.GPUs)), n, ring, sum, free)
+		}
 	}
 }
