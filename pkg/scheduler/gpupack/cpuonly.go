@@ -22,8 +22,8 @@ import (
 // least, and there first to a node without GPUs, whose GPUs are all in use
 // or whose free GPUs its CPU no longer feeds, then to one with CPU to spare
 // for its GPUs. Filter is skipped (PreFilter returns Skip;
-// kube-scheduler's NodeResourcesFit filters CPU and memory), as are
-// Reserve and Bind. gpusim places CPU-only tasks with the same functions.
+// kube-scheduler's NodeResourcesFit filters CPU and memory) unless the pod
+// lists a GPU resource at 0 (zero.go); Reserve and Bind do nothing. gpusim places CPU-only tasks with the same functions.
 
 const cpuOnlyKey fwk.StateKey = Name + "/cpu-only"
 
@@ -37,10 +37,15 @@ func (c *cpuOnly) Clone() fwk.StateData { return c }
 var cpuOnlyRank = score.Rank{Resolution: score.CPUOnlyResolution}
 
 // preFilterCPUOnly records a CPU-only pod's CPU and memory for Score and
-// skips Filter. A pod that asks for neither is not scored either.
-func preFilterCPUOnly(cs fwk.CycleState, pod *v1.Pod) *fwk.Status {
+// skips Filter, unless the pod lists a GPU resource at 0 (zeros: Filter
+// checks the node serves it with a healthy device, zero.go). A pod that
+// asks for neither CPU nor memory is not scored either.
+func preFilterCPUOnly(cs fwk.CycleState, pod *v1.Pod, zeros bool) *fwk.Status {
 	if cpu, mem := podCPUMemory(pod); cpu > 0 || mem > 0 {
 		cs.Write(cpuOnlyKey, &cpuOnly{cpuMilli: cpu, memMiB: mem})
+	}
+	if zeros {
+		return nil
 	}
 	return fwk.NewStatus(fwk.Skip)
 }

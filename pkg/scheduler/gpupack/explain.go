@@ -71,15 +71,16 @@ func Explain(ctx context.Context, args runtime.Object, pod *v1.Pod, nodes []*v1.
 		ni.SetNode(n)
 		infos = append(infos, ni)
 	}
+	noGPU := fmt.Errorf("pod %s/%s asks for no GPU resource this plugin schedules", pod.Namespace, pod.Name)
 	if _, st := pl.PreFilter(ctx, cs, pod, infos); !st.IsSuccess() {
 		if st.IsSkip() {
-			return nil, fmt.Errorf("pod %s/%s asks for no GPU resource this plugin schedules", pod.Namespace, pod.Name)
+			return nil, noGPU
 		}
 		return nil, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, st.AsError())
 	}
 	s, err := readState(cs)
-	if err != nil {
-		return nil, err
+	if err != nil { // a CPU-only pod that lists a GPU resource at 0 (zero.go)
+		return nil, noGPU
 	}
 	s.pricing = pl.cache.Pricing(pl.workload.Distribution())
 	fits := make([]NodeFit, 0, len(infos))

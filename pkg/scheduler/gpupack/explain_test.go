@@ -72,6 +72,9 @@ func TestExplainBadPods(t *testing.T) {
 	nodes := []*v1.Node{gpuNode(t, "n", fixture.DGX1V100("n"))}
 	_, err := Explain(ctx, nil, gpuPod("cpu", "cpu", 1), nodes, nil)
 	require.ErrorContains(t, err, "asks for no GPU resource")
+	// A GPU resource listed at 0 is no GPU request (its Filter runs, zero.go).
+	_, err = Explain(ctx, nil, gpuPod("zero", "nvidia.com/gpu", 0), nodes, nil)
+	require.ErrorContains(t, err, "asks for no GPU resource")
 	_, err = Explain(ctx, nil, gpuPod("bad", "nvidia.com/gpu", 1, "gpupack.io/topology", "sometimes"), nodes, nil)
 	require.ErrorContains(t, err, "gpupack.io/topology")
 }

@@ -9,18 +9,28 @@ import (
 )
 
 // Filter admits a node when a healthy free device set exists for every GPU
-// container (meeting a required topology). Nodes without a readable
+// container (meeting a required topology), and the node has a healthy
+// device of each GPU resource it serves that the pod lists at 0 (zero.go). Nodes without a readable
 // gpupack.io/topology annotation, or whose gpupack.io/in-use report cannot
 // be read (we could not tell which GPUs are in use), are rejected with the
 // decoder's reason. Nominated pods and preemption victims the framework
 // added or removed for this evaluation (AddPod/RemovePod) are accounted.
 func (pl *GPUPack) Filter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodeInfo fwk.NodeInfo) *fwk.Status {
-	s, err := readState(cs)
-	if err != nil {
-		return fwk.AsStatus(err)
-	}
 	nodeInfo = cycleNodeInfo(cs, nodeInfo)
 	node := nodeInfo.Node()
+	z, zeros := readZeroAsks(cs)
+	if zeros {
+		if err := pl.checkZeroAsks(nodeInfo, z.names); err != nil {
+			return filterStatus(ctx, node, err)
+		}
+	}
+	s, err := readState(cs)
+	if err != nil {
+		if zeros {
+			return nil // a CPU-only pod: its zeros were all to check
+		}
+		return fwk.AsStatus(err)
+	}
 	if a := s.adjust[node.Name]; a != nil {
 		return pl.filterAdjusted(ctx, s, nodeInfo, a)
 	}

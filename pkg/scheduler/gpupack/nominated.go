@@ -49,7 +49,7 @@ type addedPod struct {
 func (pl *GPUPack) AddPod(_ context.Context, cs fwk.CycleState, _ *v1.Pod, podInfo fwk.PodInfo, nodeInfo fwk.NodeInfo) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
-		return fwk.AsStatus(err)
+		return noGPUState(cs, err)
 	}
 	pod := podInfo.GetPod()
 	node := nodeInfo.Node().Name
@@ -75,7 +75,7 @@ func (pl *GPUPack) AddPod(_ context.Context, cs fwk.CycleState, _ *v1.Pod, podIn
 func (pl *GPUPack) RemovePod(_ context.Context, cs fwk.CycleState, _ *v1.Pod, podInfo fwk.PodInfo, nodeInfo fwk.NodeInfo) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
-		return fwk.AsStatus(err)
+		return noGPUState(cs, err)
 	}
 	uid := podInfo.GetPod().UID
 	a := s.adjustment(nodeInfo.Node().Name)
@@ -185,4 +185,14 @@ func (pl *GPUPack) adjusted(view gpucache.NodeView, a *adjustment, subtractNomin
 		}
 	}
 	return view.WithState(st)
+}
+
+// noGPUState is AddPod's and RemovePod's answer for a pod without GPU
+// requests: nothing to account for a CPU-only pod whose Filter runs only
+// for the resources it lists at 0 (zero.go); an error otherwise.
+func noGPUState(cs fwk.CycleState, err error) *fwk.Status {
+	if _, ok := readZeroAsks(cs); ok {
+		return nil
+	}
+	return fwk.AsStatus(err)
 }

@@ -85,8 +85,8 @@ func (s *plans) setPlan(node string, p plan) {
 }
 
 // PreFilter parses the pod's GPU requests and hint once. Pods without GPU
-// requests skip Filter and are scored by what their CPU and memory strand
-// (cpuonly.go).
+// requests skip Filter, unless they list a GPU resource at 0 (zero.go), and
+// are scored by what their CPU and memory strand (cpuonly.go).
 func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	// The first cycles after a start wait for the cache's handlers to
 	// have read the pods already bound (sharedcache.go, syncGate).
@@ -102,8 +102,12 @@ func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 	if err != nil {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
 	}
+	zeros := pl.zeroAsked(pod, reqs) // zero.go
+	if len(zeros) > 0 {
+		cs.Write(zeroKey, &zeroAsks{names: zeros})
+	}
 	if len(reqs) == 0 {
-		return nil, preFilterCPUOnly(cs, pod) // cpuonly.go
+		return nil, preFilterCPUOnly(cs, pod, len(zeros) > 0) // cpuonly.go
 	}
 	// The pod's CPU and memory go with its first request: fragmentation
 	// counts the free GPUs of a node short of a task type's CPU or memory.

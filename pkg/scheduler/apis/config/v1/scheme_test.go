@@ -123,3 +123,23 @@ func TestConversionRoundTrip(t *testing.T) {
 	ic.Workload.Prior[0].Weight++
 	require.NotEqual(t, in.Workload.Prior[0].Weight, ic.Workload.Prior[0].Weight)
 }
+
+// Other users' args with a field kube-scheduler's scheme does not know
+// (a typo, the wrong case, a field nested in the prior) or of the wrong
+// type fail the config's decoding, naming the field: strict decoding
+// holds for GPUPackArgs because it is registered in kube-scheduler's
+// scheme (a plugin's args that are not are kept undecoded, unchecked).
+func TestArgsDecodeStrictly(t *testing.T) {
+	const head = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n" +
+		"- schedulerName: gpupack-scheduler\n  pluginConfig:\n  - name: GPUPack\n    args: "
+	for _, tc := range []struct{ args, want string }{
+		{"{bogus: 1}", `unknown field "bogus"`},
+		{"{topologyweight: 3}", `unknown field "topologyweight"`},
+		{"{workload: {prior: [{kind: whole, count: 1, wieght: 3}]}}", `unknown field "workload.prior[0].wieght"`},
+		{`{topologyWeight: "3"}`, "GPUPackArgs.topologyWeight of type int64"},
+		{"{topologyWeight: 3, topologyWeight: 4}", `"topologyWeight" already set`},
+	} {
+		_, _, err := scheme.Codecs.UniversalDecoder().Decode([]byte(head+tc.args+"\n"), nil, nil)
+		require.ErrorContains(t, err, tc.want, tc.args)
+	}
+}
