@@ -99,7 +99,41 @@ type Manager struct {
 
 	gfdOnce sync.Once
 	gfd     *gfd.Node
+
+	// watchDir watches the device-plugin directory (watchDirFS; tests
+	// lose events through it).
+	watchDir func(dir string) (*dirWatch, error)
+	// kubeletSeen is the identity of the last kubelet socket Run saw
+	// (kubeletIdentity); only Run's goroutine uses it.
+	kubeletSeen string
 }
+
+// dirWatch is a watch of the device-plugin directory: its events and
+// errors, and how to end it.
+type dirWatch struct {
+	Events <-chan fsnotify.Event
+	Errors <-chan error
+	Close  func() error
+}
+
+// watchDirFS watches dir with fsnotify (inotify on Linux).
+func watchDirFS(dir string) (*dirWatch, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watching %s: %w", dir, err)
+	}
+	if err := w.Add(dir); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("watching %s: %w", dir, err)
+	}
+	return &dirWatch{Events: w.Events, Errors: w.Errors, Close: w.Close}, nil
+}
+
+// kubeletResyncPeriod is how often Run checks, without a directory event,
+// that every plugin still has its socket and is registered with the kubelet
+// listening now (resync): a lost event must not leave the node without its
+// devices for good.
+const kubeletResyncPeriod = 30 * time.Second
 
 // New discovers the GPUs and builds the resources and their plugins.
 func New(opts Options) (*Manager, error) {
@@ -119,7 +153,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("building resources: %w", err)
 	}
 	c := opts.Config
-	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli()}
+	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli(), watchDir: watchDirFS}
 	setReplicas(m.base, resources)
 	m.base.Resources = publishedResources(resources, &c.Sharing)
 	if err := checkListAndWatchSize(resources); err != nil {
@@ -396,14 +430,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		go m.health.Run(ctx, events)
 	}
 
-	w, err := fsnotify.NewWatcher()
+	w, err := m.watchDir(m.opts.PluginDir)
 	if err != nil {
-		return fmt.Errorf("watching %s: %w", m.opts.PluginDir, err)
+		return err
 	}
 	defer func() { _ = w.Close() }()
-	if err := w.Add(m.opts.PluginDir); err != nil {
-		return fmt.Errorf("watching %s: %w", m.opts.PluginDir, err)
-	}
 	// The MPS daemons' health is known before the kubelet sees a device;
 	// they quit when Run returns, after the plugins stopped.
 	waitMPS := m.runMPS(ctx)
@@ -418,6 +449,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, path := range removed {
 		logger.Info("Removed a stale socket of an earlier gpupack process", "socket", path)
 	}
+	m.kubeletSeen = kubeletIdentity(filepath.Join(m.opts.PluginDir, KubeletSocketName))
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err
@@ -431,10 +463,14 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.opts.Publisher != nil {
 		go m.opts.Publisher.Run(ctx, m)
 	}
+	resync := m.opts.Clock.NewTicker(kubeletResyncPeriod)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-resync.C():
+			m.resync(ctx, "resync period")
 		case <-m.health.Rediscover():
 			return ErrRediscover
 		case <-healthChanged:
@@ -448,6 +484,12 @@ func (m *Manager) Run(ctx context.Context) error {
 				return errors.New("fsnotify watcher closed")
 			}
 			logger.Error(err, "Watching the device-plugin directory")
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Events were lost: a kubelet restart or a removed
+				// socket among them would go unseen until the next
+				// resync.
+				m.resync(ctx, "directory events lost")
+			}
 		case ev, ok := <-w.Events:
 			if !ok {
 				return errors.New("fsnotify watcher closed")
@@ -469,6 +511,7 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 	name := filepath.Base(ev.Name)
 	if name == KubeletSocketName && ev.Has(fsnotify.Create) {
 		logger.Info("kubelet.sock created: the kubelet restarted, registering again")
+		m.kubeletSeen = kubeletIdentity(ev.Name)
 		// The restarted kubelet admits the pods still pending as one batch,
 		// by creation time, not in the order they reached this plugin.
 		m.opts.Handoff.KubeletRestarted()
@@ -503,6 +546,38 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 		}
 		logger.Info("Our socket was removed, serving again", "resource", p.Name(), "socket", ev.Name)
 		if err := m.start(ctx, p); err != nil {
+			logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
+		}
+	}
+}
+
+// resync does what lost directory events would have asked for: it serves
+// again every plugin whose socket is gone, and registers every plugin not
+// registered with the kubelet listening now that no kubelet streams
+// ListAndWatch from (a kubelet that does has it, whatever its socket's
+// identity says). A kubelet not seen before is a restart (the handoff's
+// batch). Why is logged with what it does.
+func (m *Manager) resync(ctx context.Context, why string) {
+	logger := klog.FromContext(ctx)
+	kubelet := filepath.Join(m.opts.PluginDir, KubeletSocketName)
+	if id := kubeletIdentity(kubelet); id != "" && id != m.kubeletSeen {
+		if m.kubeletSeen != "" {
+			logger.Info("The kubelet restarted without a directory event", "why", why)
+			m.opts.Handoff.KubeletRestarted()
+		}
+		m.kubeletSeen = id
+	}
+	for _, p := range m.plugins {
+		var err error
+		switch {
+		case !p.serving():
+			logger.Info("Our socket is gone without a directory event, serving again", "resource", p.Name(), "why", why)
+			err = m.start(ctx, p)
+		case !p.RegisteredWith(kubelet) && !p.Connected() && kubeletIdentity(kubelet) != "":
+			logger.Info("Not registered with the kubelet listening now, registering", "resource", p.Name(), "why", why)
+			err = m.register(ctx, p)
+		}
+		if err != nil {
 			logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
 		}
 	}
