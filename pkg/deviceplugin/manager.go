@@ -80,6 +80,16 @@ var ErrRediscover = errors.New("a GPU that discovery could not read answers agai
 // ErrRediscover).
 var ErrRestartOnUnhealthy = fmt.Errorf("a device went unhealthy and flags.restartOnDeviceUnhealthy is set: %w", ErrRediscover)
 
+// ErrMIGChanged is returned by Run (wrapped with what changed) when a GPU's
+// MIG mode or MIG devices are no longer those discovered: the devices served
+// must be discovered again (it is an ErrRediscover).
+var ErrMIGChanged error = migChanged{}
+
+type migChanged struct{}
+
+func (migChanged) Error() string        { return "the node's MIG devices changed: discover the node again" }
+func (migChanged) Is(target error) bool { return target == ErrRediscover }
+
 // Manager runs one Plugin per resource of the node, their health and the
 // kubelet-restart watch.
 type Manager struct {
@@ -471,6 +481,9 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-resync.C():
 			m.resync(ctx, "resync period")
+			if err := m.checkMIG(ctx); err != nil {
+				return err
+			}
 		case <-m.health.Rediscover():
 			return ErrRediscover
 		case <-healthChanged:
@@ -549,6 +562,26 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 			logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
 		}
 	}
+}
+
+// checkMIG reads the MIG layout again under migStrategy single or mixed,
+// where MIG devices are served: an error wrapping ErrMIGChanged when a GPU's
+// MIG mode or MIG devices changed (devices that are gone must not stay
+// advertised). An NVML error is logged and changes nothing: health deals
+// with a failing GPU.
+func (m *Manager) checkMIG(ctx context.Context) error {
+	if *m.opts.Config.Flags.MigStrategy == configv1.MIGStrategyNone || !m.MIGCapable() {
+		return nil
+	}
+	err := m.opts.Lib.CheckMIG(m.inv)
+	if errors.Is(err, nvml.ErrMIGChanged) {
+		klog.FromContext(ctx).Info("The node's MIG devices changed; discovering the node again", "change", err.Error())
+		return fmt.Errorf("%w: %w", ErrMIGChanged, err)
+	}
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("Reading the MIG devices again failed", "err", err)
+	}
+	return nil
 }
 
 // resync does what lost directory events would have asked for: it serves
