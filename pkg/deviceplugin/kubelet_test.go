@@ -107,6 +107,8 @@ type pluginOpts struct {
 	// does not react to the plugin going away (and write its checkpoint into
 	// a directory being removed).
 	kubelet *kubelet
+	// beforeRun, when set, is called with the Manager before its Run.
+	beforeRun func(*deviceplugin.Manager)
 }
 
 func startPlugin(t *testing.T, dir string, o pluginOpts) *plugin {
@@ -131,6 +133,9 @@ func startPlugin(t *testing.T, dir string, o pluginOpts) *plugin {
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
 	p := &plugin{machine: m, mgr: mgr, clock: clk, cancel: cancel, done: make(chan error, 1)}
+	if o.beforeRun != nil {
+		o.beforeRun(mgr)
+	}
 	go func() { p.done <- mgr.Run(ctx) }()
 	t.Cleanup(func() {
 		if o.kubelet != nil {

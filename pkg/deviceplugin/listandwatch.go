@@ -13,6 +13,7 @@ import (
 func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, s pluginapi.DevicePlugin_ListAndWatchServer) error {
 	ctx := s.Context()
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
+	defer p.streamStarted()()
 	var last []*pluginapi.Device
 	for {
 		changed := p.health.Changed()

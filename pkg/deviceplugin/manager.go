@@ -80,6 +80,16 @@ var ErrRediscover = errors.New("a GPU that discovery could not read answers agai
 // ErrRediscover).
 var ErrRestartOnUnhealthy = fmt.Errorf("a device went unhealthy and flags.restartOnDeviceUnhealthy is set: %w", ErrRediscover)
 
+// ErrMIGChanged is returned by Run (wrapped with what changed) when a GPU's
+// MIG mode or MIG devices are no longer those discovered: the devices served
+// must be discovered again (it is an ErrRediscover).
+var ErrMIGChanged error = migChanged{}
+
+type migChanged struct{}
+
+func (migChanged) Error() string        { return "the node's MIG devices changed: discover the node again" }
+func (migChanged) Is(target error) bool { return target == ErrRediscover }
+
 // Manager runs one Plugin per resource of the node, their health and the
 // kubelet-restart watch.
 type Manager struct {
@@ -99,7 +109,41 @@ type Manager struct {
 
 	gfdOnce sync.Once
 	gfd     *gfd.Node
+
+	// watchDir watches the device-plugin directory (watchDirFS; tests
+	// lose events through it).
+	watchDir func(dir string) (*dirWatch, error)
+	// kubeletSeen is the identity of the last kubelet socket Run saw
+	// (kubeletIdentity); only Run's goroutine uses it.
+	kubeletSeen string
 }
+
+// dirWatch is a watch of the device-plugin directory: its events and
+// errors, and how to end it.
+type dirWatch struct {
+	Events <-chan fsnotify.Event
+	Errors <-chan error
+	Close  func() error
+}
+
+// watchDirFS watches dir with fsnotify (inotify on Linux).
+func watchDirFS(dir string) (*dirWatch, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watching %s: %w", dir, err)
+	}
+	if err := w.Add(dir); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("watching %s: %w", dir, err)
+	}
+	return &dirWatch{Events: w.Events, Errors: w.Errors, Close: w.Close}, nil
+}
+
+// kubeletResyncPeriod is how often Run checks, without a directory event,
+// that every plugin still has its socket and is registered with the kubelet
+// listening now (resync): a lost event must not leave the node without its
+// devices for good.
+const kubeletResyncPeriod = 30 * time.Second
 
 // New discovers the GPUs and builds the resources and their plugins.
 func New(opts Options) (*Manager, error) {
@@ -119,7 +163,7 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("building resources: %w", err)
 	}
 	c := opts.Config
-	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli()}
+	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli(), watchDir: watchDirFS}
 	setReplicas(m.base, resources)
 	m.base.Resources = publishedResources(resources, &c.Sharing)
 	if err := checkListAndWatchSize(resources); err != nil {
@@ -396,14 +440,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		go m.health.Run(ctx, events)
 	}
 
-	w, err := fsnotify.NewWatcher()
+	w, err := m.watchDir(m.opts.PluginDir)
 	if err != nil {
-		return fmt.Errorf("watching %s: %w", m.opts.PluginDir, err)
+		return err
 	}
 	defer func() { _ = w.Close() }()
-	if err := w.Add(m.opts.PluginDir); err != nil {
-		return fmt.Errorf("watching %s: %w", m.opts.PluginDir, err)
-	}
 	// The MPS daemons' health is known before the kubelet sees a device;
 	// they quit when Run returns, after the plugins stopped.
 	waitMPS := m.runMPS(ctx)
@@ -418,6 +459,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, path := range removed {
 		logger.Info("Removed a stale socket of an earlier gpupack process", "socket", path)
 	}
+	m.kubeletSeen = kubeletIdentity(filepath.Join(m.opts.PluginDir, KubeletSocketName))
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err
@@ -431,10 +473,17 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.opts.Publisher != nil {
 		go m.opts.Publisher.Run(ctx, m)
 	}
+	resync := m.opts.Clock.NewTicker(kubeletResyncPeriod)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-resync.C():
+			m.resync(ctx, "resync period")
+			if err := m.checkMIG(ctx); err != nil {
+				return err
+			}
 		case <-m.health.Rediscover():
 			return ErrRediscover
 		case <-healthChanged:
@@ -448,6 +497,12 @@ func (m *Manager) Run(ctx context.Context) error {
 				return errors.New("fsnotify watcher closed")
 			}
 			logger.Error(err, "Watching the device-plugin directory")
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Events were lost: a kubelet restart or a removed
+				// socket among them would go unseen until the next
+				// resync.
+				m.resync(ctx, "directory events lost")
+			}
 		case ev, ok := <-w.Events:
 			if !ok {
 				return errors.New("fsnotify watcher closed")
@@ -469,6 +524,7 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 	name := filepath.Base(ev.Name)
 	if name == KubeletSocketName && ev.Has(fsnotify.Create) {
 		logger.Info("kubelet.sock created: the kubelet restarted, registering again")
+		m.kubeletSeen = kubeletIdentity(ev.Name)
 		// The restarted kubelet admits the pods still pending as one batch,
 		// by creation time, not in the order they reached this plugin.
 		m.opts.Handoff.KubeletRestarted()
@@ -503,6 +559,58 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 		}
 		logger.Info("Our socket was removed, serving again", "resource", p.Name(), "socket", ev.Name)
 		if err := m.start(ctx, p); err != nil {
+			logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
+		}
+	}
+}
+
+// checkMIG reads the MIG layout again under migStrategy single or mixed,
+// where MIG devices are served: an error wrapping ErrMIGChanged when a GPU's
+// MIG mode or MIG devices changed (devices that are gone must not stay
+// advertised). An NVML error is logged and changes nothing: health deals
+// with a failing GPU.
+func (m *Manager) checkMIG(ctx context.Context) error {
+	if *m.opts.Config.Flags.MigStrategy == configv1.MIGStrategyNone || !m.MIGCapable() {
+		return nil
+	}
+	err := m.opts.Lib.CheckMIG(m.inv)
+	if errors.Is(err, nvml.ErrMIGChanged) {
+		klog.FromContext(ctx).Info("The node's MIG devices changed; discovering the node again", "change", err.Error())
+		return fmt.Errorf("%w: %w", ErrMIGChanged, err)
+	}
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("Reading the MIG devices again failed", "err", err)
+	}
+	return nil
+}
+
+// resync does what lost directory events would have asked for: it serves
+// again every plugin whose socket is gone, and registers every plugin not
+// registered with the kubelet listening now that no kubelet streams
+// ListAndWatch from (a kubelet that does has it, whatever its socket's
+// identity says). A kubelet not seen before is a restart (the handoff's
+// batch). Why is logged with what it does.
+func (m *Manager) resync(ctx context.Context, why string) {
+	logger := klog.FromContext(ctx)
+	kubelet := filepath.Join(m.opts.PluginDir, KubeletSocketName)
+	if id := kubeletIdentity(kubelet); id != "" && id != m.kubeletSeen {
+		if m.kubeletSeen != "" {
+			logger.Info("The kubelet restarted without a directory event", "why", why)
+			m.opts.Handoff.KubeletRestarted()
+		}
+		m.kubeletSeen = id
+	}
+	for _, p := range m.plugins {
+		var err error
+		switch {
+		case !p.serving():
+			logger.Info("Our socket is gone without a directory event, serving again", "resource", p.Name(), "why", why)
+			err = m.start(ctx, p)
+		case !p.RegisteredWith(kubelet) && !p.Connected() && kubeletIdentity(kubelet) != "":
+			logger.Info("Not registered with the kubelet listening now, registering", "resource", p.Name(), "why", why)
+			err = m.register(ctx, p)
+		}
+		if err != nil {
 			logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
 		}
 	}

@@ -97,6 +97,9 @@ type Plugin struct {
 	// of the last successful registration, so one kubelet restart, which both
 	// wipes our socket and recreates kubelet.sock, registers us only once.
 	registered string
+	// streams counts the ListAndWatch streams open per serving generation
+	// (Connected).
+	streams map[uint64]int
 }
 
 // NewPlugin returns the server for one resource. node returns the node's

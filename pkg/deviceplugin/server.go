@@ -216,12 +216,61 @@ func (p *Plugin) registeredLocked(kubeletSocket string) bool {
 	return p.registered != "" && p.registered == registrationKey(kubeletSocket, p.gen)
 }
 
-// registrationKey names one kubelet instance (its socket's inode and change
-// time: a restarted kubelet creates a new socket) and our serving generation.
+// registrationKey names one kubelet instance (kubeletIdentity) and our
+// serving generation; "" when there is no kubelet socket.
 func registrationKey(kubeletSocket string, gen uint64) string {
+	id := kubeletIdentity(kubeletSocket)
+	if id == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/%d", id, gen)
+}
+
+// kubeletIdentity names the kubelet instance listening on kubeletSocket by
+// its socket's inode and change time (a restarted kubelet creates a new
+// socket, which may reuse the inode number); "" when there is none.
+func kubeletIdentity(kubeletSocket string) string {
 	var st syscall.Stat_t
 	if err := syscall.Stat(kubeletSocket, &st); err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%d/%d.%d/%d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec, gen)
+	return fmt.Sprintf("%d/%d.%d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec)
+}
+
+// serving reports whether the plugin serves and its socket file is still
+// there (someone may have removed it).
+func (p *Plugin) serving() bool {
+	socket := p.Socket()
+	if socket == "" {
+		return false
+	}
+	_, err := os.Lstat(socket)
+	return err == nil
+}
+
+// Connected reports whether a kubelet streams ListAndWatch from the
+// plugin's current server: that kubelet has it registered.
+func (p *Plugin) Connected() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.streams[p.gen] > 0
+}
+
+// streamStarted counts a ListAndWatch stream of the current server until
+// the returned func is called.
+func (p *Plugin) streamStarted() (done func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	gen := p.gen
+	if p.streams == nil {
+		p.streams = map[uint64]int{}
+	}
+	p.streams[gen]++
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.streams[gen]--; p.streams[gen] <= 0 {
+			delete(p.streams, gen)
+		}
+	}
 }

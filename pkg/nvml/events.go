@@ -82,7 +82,15 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 	// answered otherwise since (any other answer means the GPU is back, so
 	// its next loss is reported again, as eventLoop does).
 	lostSent := false
+	// registered: the GPU was registered once, so NVML knew its UUID; not
+	// finding it later means it left the driver's list (lost), not a UUID
+	// given by mistake.
+	registered := err == nil
 	for ctx.Err() == nil {
+		unknown := errors.Is(err, gonvml.ERROR_NOT_FOUND) || errors.Is(err, gonvml.ERROR_INVALID_ARGUMENT)
+		if registered && unknown {
+			err = fmt.Errorf("%w: NVML no longer finds it: %w", ErrGPULost, err)
+		}
 		if !errors.Is(err, ErrGPULost) {
 			lostSent = false
 		}
@@ -90,7 +98,7 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 		case errors.Is(err, errNoEvents):
 			logger.Info("GPU supports no health events; relying on checks")
 			return
-		case errors.Is(err, gonvml.ERROR_NOT_FOUND) || errors.Is(err, gonvml.ERROR_INVALID_ARGUMENT):
+		case unknown && !registered:
 			logger.Error(err, "NVML does not know this GPU; not watching its health events")
 			return
 		case err != nil:
@@ -111,6 +119,7 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 		if failures > 0 {
 			logger.Info("GPU registered for health events", "tries", failures+1)
 		}
+		registered = true
 		answered, werr := l.eventLoop(ctx, set, target, ch)
 		set = nil // freed by eventLoop
 		if werr == nil {

@@ -256,3 +256,44 @@ func injectUntilSeen(t *testing.T, m *fake.Machine, ch <-chan nvml.Event, gpu in
 		}
 	}
 }
+
+// TestWatchEventsGPUVanishesAfterRegistration: a watched GPU whose event set
+// stops answering and that NVML then no longer finds by its UUID
+// (ERROR_NOT_FOUND: it left the driver's list) is lost, not unknown: the
+// watch reports it lost once and keeps registering it with backoff, and
+// sees its events again once NVML finds it. Before, the watch took the
+// answer for a UUID it was never given, stopped for good, and the GPU
+// stayed healthy and unwatched.
+func TestWatchEventsGPUVanishesAfterRegistration(t *testing.T) {
+	m, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	var broke atomic.Bool
+	create := m.Server().EventSetCreateFunc
+	m.Server().EventSetCreateFunc = func() (gonvml.EventSet, gonvml.Return) {
+		set, ret := create()
+		inner := set.(*mock.EventSet)
+		wait := inner.WaitFunc
+		var fails atomic.Bool
+		var once sync.Once
+		inner.WaitFunc = func(ms uint32) (gonvml.EventData, gonvml.Return) {
+			once.Do(func() {
+				if m.Registered(set, 0) && broke.CompareAndSwap(false, true) {
+					// GPU 0's first set fails; from now on NVML does
+					// not find GPU 0.
+					require.NoError(t, m.Fail(0, "DeviceGetHandleByUUID", gonvml.ERROR_NOT_FOUND))
+					fails.Store(true)
+				}
+			})
+			if fails.Load() {
+				return gonvml.EventData{}, gonvml.ERROR_UNKNOWN
+			}
+			return wait(ms)
+		}
+		return set, ret
+	}
+	ch, cancel := watchGPUs(t, m, time.Millisecond, 0)
+	defer cancel()
+	require.Equal(t, nvml.Event{GPUIndex: -1, UUID: m.UUID(0), Kind: nvml.EventGPULost, GIID: -1, CIID: -1}, next(t, ch))
+	m.Heal(0)
+	injectUntilSeen(t, m, ch, 0, 5*time.Millisecond, 20*time.Second, "GPU 0 was never watched again")
+}

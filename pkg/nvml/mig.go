@@ -1,7 +1,9 @@
 package nvml
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	nvlibdevice "github.com/NVIDIA/go-nvlib/pkg/nvlib/device"
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -15,32 +17,123 @@ const maxMIGDevices = 64
 // readMIG lists the MIG devices of one MIG-enabled GPU.
 func (l *lib) readMIG(g *GPU, parent gonvml.Device) ([]MIGDevice, error) {
 	name := gpuName(g.Index, g.UUID)
+	var out []MIGDevice
+	err := eachMIG(name, parent, func(k int, mig gonvml.Device) error {
+		d, err := l.readMIGDevice(g, parent, mig, k)
+		if err != nil {
+			return err
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
+// eachMIG calls f with each MIG device handle of a MIG-enabled GPU (name
+// for errors) and its slot, skipping empty slots, until f fails.
+func eachMIG(name string, parent gonvml.Device, f func(k int, mig gonvml.Device) error) error {
 	count, ret := parent.GetMaxMigDeviceCount()
 	if ret != gonvml.SUCCESS {
-		return nil, callError(name, "GetMaxMigDeviceCount", ret)
+		return callError(name, "GetMaxMigDeviceCount", ret)
 	}
 	if count < 0 || count > maxMIGDevices {
-		return nil, fmt.Errorf("GPU %s: GetMaxMigDeviceCount: implausible count %d", name, count)
+		return fmt.Errorf("GPU %s: GetMaxMigDeviceCount: implausible count %d", name, count)
 	}
-	var out []MIGDevice
 	for k := range count {
 		mig, ret := parent.GetMigDeviceHandleByIndex(k)
 		if ret == gonvml.ERROR_NOT_FOUND || ret == gonvml.ERROR_INVALID_ARGUMENT {
 			continue // an empty slot
 		}
 		if ret != gonvml.SUCCESS {
-			return nil, callError(name, fmt.Sprintf("GetMigDeviceHandleByIndex(%d)", k), ret)
+			return callError(name, fmt.Sprintf("GetMigDeviceHandleByIndex(%d)", k), ret)
 		}
 		if mig == nil {
-			return nil, fmt.Errorf("GPU %s: GetMigDeviceHandleByIndex(%d) returned no handle", name, k)
+			return fmt.Errorf("GPU %s: GetMigDeviceHandleByIndex(%d) returned no handle", name, k)
 		}
-		d, err := l.readMIGDevice(g, parent, mig, k)
-		if err != nil {
-			return nil, err
+		if err := f(k, mig); err != nil {
+			return err
 		}
-		out = append(out, d)
 	}
-	return out, nil
+	return nil
+}
+
+// ErrMIGChanged is wrapped by CheckMIG's error when a GPU's MIG mode or MIG
+// devices are no longer those discovery read.
+var ErrMIGChanged = errors.New("MIG devices changed since discovery")
+
+// CheckMIG compares the MIG mode and the MIG device UUIDs of inv's
+// MIG-capable GPUs (those read in full) with the driver's now. It returns
+// nil when every GPU is as discovered, an error wrapping ErrMIGChanged that
+// names the first GPU that differs (its MIG mode, or the MIG UUIDs gone and
+// new), else the NVML errors that kept it from reading GPUs (a lost GPU:
+// ErrGPULost), joined.
+func (l *lib) CheckMIG(inv *Inventory) error {
+	if err := l.ready(); err != nil {
+		return err
+	}
+	var errs []error
+	for i := range inv.GPUs {
+		g := &inv.GPUs[i]
+		if g.Degraded != nil || !g.MIGCapable {
+			continue
+		}
+		err := l.checkMIGOf(g, inv.MIG)
+		if errors.Is(err, ErrMIGChanged) {
+			return err
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkMIGOf is CheckMIG for one GPU g; discovered are the node's MIG
+// devices as discovery read them.
+func (l *lib) checkMIGOf(g *GPU, discovered []MIGDevice) error {
+	name := gpuName(g.Index, g.UUID)
+	dev, ret := l.iface.DeviceGetHandleByUUID(g.UUID)
+	if ret != gonvml.SUCCESS {
+		return callError(name, "DeviceGetHandleByUUID", ret)
+	}
+	if dev == nil {
+		return fmt.Errorf("GPU %s: DeviceGetHandleByUUID returned no handle", name)
+	}
+	current, _, ret := dev.GetMigMode()
+	if ret != gonvml.SUCCESS {
+		return callError(name, "GetMigMode", ret)
+	}
+	if enabled := current == gonvml.DEVICE_MIG_ENABLE; enabled != g.MIGEnabled {
+		return fmt.Errorf("GPU %s: MIG mode is now %s: %w", name, map[bool]string{true: "enabled", false: "disabled"}[enabled], ErrMIGChanged)
+	}
+	if !g.MIGEnabled {
+		return nil
+	}
+	var now, was []string
+	err := eachMIG(name, dev, func(k int, mig gonvml.Device) error {
+		id, ret := mig.GetUUID()
+		if ret != gonvml.SUCCESS {
+			return callError(fmt.Sprintf("%s MIG device %d", name, k), "GetUUID", ret)
+		}
+		now = append(now, id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range discovered {
+		if discovered[i].ParentIndex == g.Index {
+			was = append(was, discovered[i].UUID)
+		}
+	}
+	gone := slices.DeleteFunc(slices.Clone(was), func(id string) bool { return slices.Contains(now, id) })
+	added := slices.DeleteFunc(slices.Clone(now), func(id string) bool { return slices.Contains(was, id) })
+	if len(gone) > 0 || len(added) > 0 {
+		slices.Sort(gone)
+		slices.Sort(added)
+		return fmt.Errorf("GPU %s: MIG devices gone %v, new %v: %w", name, gone, added, ErrMIGChanged)
+	}
+	return nil
 }
 
 // readMIGDevice reads one MIG device: identity, instance ids, placement and

@@ -1,6 +1,7 @@
 package nvml_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -167,5 +168,70 @@ func TestMIGAttributes(t *testing.T) {
 	}
 	for _, d := range inv.MIG {
 		require.Equal(t, want[d.Profile], d.Attributes, d.Profile)
+	}
+}
+
+// TestCheckMIG: the MIG layout read again under a running plugin. A GPU's
+// MIG devices replaced (NVIDIA's mig-manager), all destroyed, or its MIG
+// mode switched is ErrMIGChanged naming the GPU; the same layout is nil; a
+// GPU lost or an NVML error while reading is that error, not a change; a
+// GPU discovery degraded is not read.
+func TestCheckMIG(t *testing.T) {
+	layout := fake.WithMIG(map[int][]string{0: {"3g.20gb", "3g.20gb"}, 1: {"7g.40gb"}})
+	tests := []struct {
+		name    string
+		change  func(t *testing.T, m *fake.Machine)
+		degrade int // a GPU index whose discovery failed; -1 none
+		want    string
+		changed bool
+		lost    bool
+	}{
+		{name: "unchanged", degrade: -1},
+		{name: "MIG devices replaced", degrade: -1, change: func(t *testing.T, m *fake.Machine) {
+			require.NoError(t, m.ReconfigureMIG(0, []string{"4g.20gb", "2g.10gb", "1g.5gb"}))
+		}, want: "GPU 0 (GPU-", changed: true},
+		{name: "MIG devices all destroyed", degrade: -1, change: func(t *testing.T, m *fake.Machine) {
+			require.NoError(t, m.ReconfigureMIG(1, nil))
+		}, want: "MIG devices gone [MIG-", changed: true},
+		{name: "MIG mode enabled", degrade: -1, change: func(t *testing.T, m *fake.Machine) {
+			ret, _ := m.Device(2).SetMigMode(1)
+			require.Equal(t, "SUCCESS", ret.String())
+		}, want: "MIG mode is now enabled", changed: true},
+		{name: "GPU lost", degrade: -1, change: func(t *testing.T, m *fake.Machine) { m.LoseGPU(0) }, lost: true},
+		{name: "NVML answers ERROR_UNKNOWN", degrade: -1, change: func(t *testing.T, m *fake.Machine) {
+			require.NoError(t, m.Fail(1, "DeviceGetHandleByUUID", 999)) // ERROR_UNKNOWN
+		}, want: "DeviceGetHandleByUUID: ERROR_UNKNOWN"},
+		{name: "a degraded GPU is not read", degrade: 0, change: func(t *testing.T, m *fake.Machine) {
+			require.NoError(t, m.ReconfigureMIG(0, nil))
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100, layout)
+			require.NoError(t, err)
+			lib := m.Lib(t)
+			inv, err := lib.Discover()
+			require.NoError(t, err)
+			if tc.degrade >= 0 {
+				inv.GPUs[tc.degrade].Degraded = errors.New("read failed at discovery")
+			}
+			if tc.change != nil {
+				tc.change(t, m)
+			}
+			err = lib.CheckMIG(inv)
+			switch {
+			case tc.changed:
+				require.ErrorIs(t, err, nvml.ErrMIGChanged)
+				require.ErrorContains(t, err, tc.want)
+			case tc.lost:
+				require.ErrorIs(t, err, nvml.ErrGPULost)
+				require.NotErrorIs(t, err, nvml.ErrMIGChanged)
+			case tc.want != "":
+				require.ErrorContains(t, err, tc.want)
+				require.NotErrorIs(t, err, nvml.ErrMIGChanged)
+			default:
+				require.NoError(t, err)
+			}
+		})
 	}
 }

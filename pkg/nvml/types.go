@@ -189,4 +189,8 @@ type Lib interface {
 	// CheckGPUAt reads the GPU with that index as Discover does: nil when a
 	// GPU that Discover degraded would now be read in full.
 	CheckGPUAt(index int) error
+	// CheckMIG compares the MIG mode and MIG devices of inv's GPUs with the
+	// driver's now: nil when unchanged, an error wrapping ErrMIGChanged
+	// when they changed, else the NVML errors met.
+	CheckMIG(inv *Inventory) error
 }

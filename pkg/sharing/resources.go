@@ -126,6 +126,11 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 		}
 		add(ResourceGPU, gpuDevice(g))
 	}
+	if strategy != configv1.MIGStrategyNone {
+		if err := checkMIGDevices(inv); err != nil {
+			return nil, err
+		}
+	}
 	switch strategy {
 	case configv1.MIGStrategyNone:
 		return res, nil
@@ -154,6 +159,27 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 	default:
 		return nil, fmt.Errorf("unknown MIG strategy %q", strategy)
 	}
+}
+
+// checkMIGDevices refuses a node where a GPU has MIG mode enabled and no
+// MIG device (no GPU instance created, or one being reconfigured): under the
+// single and mixed strategies it has nothing to serve, and NVIDIA's plugin
+// refuses such a node ("device has an invalid MIG configuration"). A GPU
+// whose MIG devices could not be read (degraded) is not refused: they are
+// unknown, not absent.
+func checkMIGDevices(inv *nvml.Inventory) error {
+	held := map[int]bool{}
+	for i := range inv.MIG {
+		held[inv.MIG[i].ParentIndex] = true
+	}
+	for i := range inv.GPUs {
+		g := &inv.GPUs[i]
+		if g.MIGEnabled && g.Degraded == nil && !held[g.Index] {
+			return fmt.Errorf("GPU %d (%s) has MIG mode enabled and no MIG devices: create its GPU and compute instances "+
+				"(nvidia-smi mig -cgi ... -C, or NVIDIA's mig-manager), disable its MIG mode, or use migStrategy none", g.Index, g.UUID)
+		}
+	}
+	return nil
 }
 
 // replicate applies the sharing section ts to the base resources; mps marks

@@ -55,6 +55,21 @@ func TestBuild(t *testing.T) {
 		{"single without MIG", inventory(2, nil), "version: v1\nflags: {migStrategy: single}", map[string]int{"nvidia.com/gpu": 2}, ""},
 		{"single half MIG", inventory(2, map[int][]string{0: sevenSmall}), "version: v1\nflags: {migStrategy: single}", nil, "1 of 2 GPUs have MIG enabled"},
 		{"single two profiles", inventory(1, map[int][]string{0: {"3g.20gb", "1g.5gb"}}), "version: v1\nflags: {migStrategy: single}", nil, "exactly one MIG profile"},
+		// MIG mode on and no GPU instance created: the GPU has no device to
+		// serve under single and mixed, and NVIDIA's plugin refuses the node
+		// ("device 0 has an invalid MIG configuration"); none serves it whole.
+		{"mixed, MIG on without MIG devices", inventory(2, map[int][]string{0: {}, 1: {"1g.5gb"}}), "version: v1\nflags: {migStrategy: mixed}",
+			nil, "GPU 0 (GPU-0) has MIG mode enabled and no MIG devices"},
+		{"single, MIG on without MIG devices on one GPU", inventory(2, map[int][]string{0: sevenSmall, 1: {}}), "version: v1\nflags: {migStrategy: single}",
+			nil, "GPU 1 (GPU-1) has MIG mode enabled and no MIG devices"},
+		{"single, MIG on without MIG devices on every GPU", inventory(2, map[int][]string{0: {}, 1: {}}), "version: v1\nflags: {migStrategy: single}",
+			nil, "GPU 0 (GPU-0) has MIG mode enabled and no MIG devices"},
+		{"none, MIG on without MIG devices", inventory(2, map[int][]string{0: {}}), "version: v1", map[string]int{"nvidia.com/gpu": 2}, ""},
+		{"mixed, MIG on and its MIG devices unreadable", func() *nvml.Inventory {
+			inv := inventory(2, map[int][]string{0: {}, 1: {"1g.5gb"}})
+			inv.GPUs[0].Degraded = fmt.Errorf("GetMaxMigDeviceCount: Unknown Error")
+			return inv
+		}(), "version: v1\nflags: {migStrategy: mixed}", map[string]int{"nvidia.com/mig-1g.5gb": 1}, ""}, // GPU 0's devices are unknown, not absent
 		{
 			"time-sliced renamed",
 			inventory(8, nil),

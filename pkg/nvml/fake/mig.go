@@ -305,3 +305,47 @@ func (m *Machine) migByUUID(id string) (gonvml.Device, int, bool) {
 	}
 	return nil, 0, false
 }
+
+// ReconfigureMIG replaces GPU gpu's MIG devices with the given profiles, as
+// NVIDIA's mig-manager does under a running plugin: every compute and GPU
+// instance is destroyed, then one instance pair per profile is created (new
+// instance IDs, so new MIG UUIDs); no profiles leaves MIG mode enabled with
+// no MIG device.
+func (m *Machine) ReconfigureMIG(gpu int, profiles []string) error {
+	if !m.valid(gpu) {
+		return fmt.Errorf("ReconfigureMIG: no GPU %d (machine has %d)", gpu, len(m.devs))
+	}
+	if !m.spec.migCapable() {
+		return fmt.Errorf("ReconfigureMIG: %s is not MIG capable", m.spec.gpu.Name)
+	}
+	d := m.devs[gpu]
+	d.RLock()
+	gis := make([]*server.GpuInstance, 0, len(d.GpuInstances))
+	for gi := range d.GpuInstances {
+		gis = append(gis, gi)
+	}
+	d.RUnlock()
+	for _, gi := range gis {
+		gi.RLock()
+		cis := make([]*server.ComputeInstance, 0, len(gi.ComputeInstances))
+		for ci := range gi.ComputeInstances {
+			cis = append(cis, ci)
+		}
+		gi.RUnlock()
+		for _, ci := range cis {
+			if ret := ci.Destroy(); ret != gonvml.SUCCESS {
+				return fmt.Errorf("ReconfigureMIG: GPU %d: ComputeInstance.Destroy: %w", gpu, ret)
+			}
+		}
+		if ret := gi.Destroy(); ret != gonvml.SUCCESS {
+			return fmt.Errorf("ReconfigureMIG: GPU %d: GpuInstance.Destroy: %w", gpu, ret)
+		}
+	}
+	if len(profiles) == 0 {
+		if ret, _ := d.SetMigMode(gonvml.DEVICE_MIG_ENABLE); ret != gonvml.SUCCESS {
+			return fmt.Errorf("ReconfigureMIG: GPU %d: SetMigMode: %w", gpu, ret)
+		}
+		return nil
+	}
+	return m.applyMIG(map[int][]string{gpu: profiles})
+}
