@@ -16,8 +16,12 @@ import "strconv"
 //	SYS         6                              SYS          SYS
 //	Unknown     4                              -            ?
 //
-//	NVLink version   1    2    3    4    5    other
-//	LaneGBps        20   25   25   25   50   25
+//	NVLink version   1    2    3    4    5    6    other
+//	LaneGBps        20   25   25   25   50   50   25
+//
+// NVLink 6 (Rubin) doubles NVLink 5's 1.8 TB/s per GPU; NVIDIA's figures
+// read as 36 lanes of 50 GB/s or 18 of 100 per direction, so 6 takes the
+// lower, 50: never below NVLink 5.
 //
 // The PCIe classes do not depend on the PCIe generation; they are strictly
 // ordered by class and all lie below one lane of the slowest NVLink (20), so
@@ -40,7 +44,7 @@ func LaneGBps(version int) float64 {
 	switch version {
 	case 1:
 		return 20
-	case 5:
+	case 5, 6:
 		return 50
 	default: // 2, 3, 4 and unknown
 		return 25
