@@ -2,7 +2,9 @@ package fake
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 
 	nvlibdevice "github.com/NVIDIA/go-nvlib/pkg/nvlib/device"
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -319,20 +321,8 @@ func (m *Machine) ReconfigureMIG(gpu int, profiles []string) error {
 		return fmt.Errorf("ReconfigureMIG: %s is not MIG capable", m.spec.gpu.Name)
 	}
 	d := m.devs[gpu]
-	d.RLock()
-	gis := make([]*server.GpuInstance, 0, len(d.GpuInstances))
-	for gi := range d.GpuInstances {
-		gis = append(gis, gi)
-	}
-	d.RUnlock()
-	for _, gi := range gis {
-		gi.RLock()
-		cis := make([]*server.ComputeInstance, 0, len(gi.ComputeInstances))
-		for ci := range gi.ComputeInstances {
-			cis = append(cis, ci)
-		}
-		gi.RUnlock()
-		for _, ci := range cis {
+	for _, gi := range lockedKeys(d.RLocker(), d.GpuInstances) {
+		for _, ci := range lockedKeys(gi.RLocker(), gi.ComputeInstances) {
 			if ret := ci.Destroy(); ret != gonvml.SUCCESS {
 				return fmt.Errorf("ReconfigureMIG: GPU %d: ComputeInstance.Destroy: %w", gpu, ret)
 			}
@@ -348,4 +338,12 @@ func (m *Machine) ReconfigureMIG(gpu int, profiles []string) error {
 		return nil
 	}
 	return m.applyMIG(map[int][]string{gpu: profiles})
+}
+
+// lockedKeys returns m's keys, read under l (a mock server object's read
+// lock: its instance sets change under it).
+func lockedKeys[K comparable, V any](l sync.Locker, m map[K]V) []K {
+	l.Lock()
+	defer l.Unlock()
+	return slices.Collect(maps.Keys(m))
 }
