@@ -82,6 +82,10 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 	if h != nil && h.SharedInformerFactory() != nil {
 		c, g, fresh := sharedCache(ctx, h.SharedInformerFactory())
 		pl.cache, pl.synced = c, g
+		// Every profile's names: foreign pods' requests on nodes without
+		// a resource table are read with them (the build's own cache
+		// learnt them already).
+		c.AddArgsNames(pl.resources.cacheNames())
 		if fresh { // the first instance on this factory feeds the cache
 			if err := pl.watch(ctx, h, g); err != nil {
 				dropSharedCache(h.SharedInformerFactory(), c)
@@ -126,6 +130,7 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	if args.ReplicaPolicy == config.ReplicaPolicySpread {
 		pl.policy = score.Spread
 	}
+	pl.cache.AddArgsNames(pl.resources.cacheNames())
 	return pl, nil
 }
 
@@ -215,7 +220,7 @@ func (pl *GPUPack) onPod(logger klog.Logger, obj any) {
 		return
 	}
 	if err := pl.cache.AddPod(p); err != nil {
-		logger.Error(err, "Ignoring malformed device annotation", "pod", klog.KObj(p))
+		logger.Error(err, "Malformed device annotation: the pod's GPU requests are counted as held, on devices unknown until the node's in-use report names them", "pod", klog.KObj(p))
 	}
 }
 
