@@ -263,6 +263,7 @@ type Interface interface {
 	PodDevices(uid types.UID) (node string, ids []string, ok bool)
 	Used(node string) map[string]bool
 	Published(name string) bool
+	Topology(name string) *topology.Node
 	PublishedCount() int
 	Fragmentation(d *score.Distribution) float64
 	// PreScore: the prices of the cluster's supply.

@@ -7,6 +7,7 @@ package gpupack
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -49,6 +50,9 @@ type GPUPack struct {
 	// synced: the cache's informer handlers have read the initial lists
 	// (nil: no informers, nothing to wait for). PreFilter waits for it.
 	synced *syncGate
+	// extenderChecked are the published resource names already checked
+	// against the binding extenders (warnBindingExtenders; name -> true).
+	extenderChecked sync.Map
 }
 
 var (
@@ -190,6 +194,7 @@ func (pl *GPUPack) onNode(logger klog.Logger, obj any) {
 		logger.Error(inUseErr, "Node's GPU in-use report is unreadable; the node gets no GPU pods until it is fixed", "node", klog.KObj(n))
 		pl.warn(n, "GPUInUseUnreadable", inUseErr)
 	}
+	pl.warnBindingExtenders(logger, n)
 }
 
 // warn records a Warning event on the node, its note cut to what the
