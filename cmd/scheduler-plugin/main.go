@@ -42,7 +42,11 @@ run at preFilter, filter, reserve and bind, and bind before DefaultBinder:
 the scheduler refuses to start otherwise, and refuses a pluginConfig entry
 that would be ignored (no plugin of that name, or GPUPack's args in a
 profile without GPUPack) and an extender that would bind GPU pods in
-GPUPack's place (bindVerb with no managedResources, or with a GPU one).
+GPUPack's place (bindVerb with no managedResources, or with a GPU one). A
+GPU resource name that only nodes publish (their gpupack.io/topology
+resource table) is known only once a node publishes it: GPU pods that such
+an extender would bind are then refused (FailedScheduling names the
+extender), and the first node to publish the name is logged.
 
 `
 

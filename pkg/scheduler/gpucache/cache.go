@@ -6,6 +6,7 @@ package gpucache
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,7 +42,8 @@ import (
 //     gpupack.io/in-use string: as 1.
 //
 //  3. Usage State (nodeEntry.state, stateLocked): topology + in-use + own
-//     choices on the node. Set to nil when either annotation changes and
+//     choices on the node + the stand-ins of bound pods' requests that
+//     no known device covers (nodeEntry.standIns, foreign.go). Set to nil when either annotation changes and
 //     when a pod is assumed, forgotten, unassumed or added on the node
 //     (setPod, dropLocked); rebuilt lazily.
 //
@@ -115,6 +117,9 @@ type Cache struct {
 	pricing *score.Pricing
 	// pricedAt is the supply's Version pricing was made at.
 	pricedAt uint64
+	// argsNames are the profiles' resource names (AddArgsNames), for
+	// foreign pods' requests on nodes without a resource table.
+	argsNames []Names
 }
 
 // dirtyKeep is the most dirty nodes whose map Pricing clears for reuse: a
@@ -159,8 +164,15 @@ type nodeEntry struct {
 	inUse   map[string]bool
 	// inUseByPod are the in-use report's devices per pod UID.
 	inUseByPod map[types.UID][]string
-	// pods holds the own choices on this node.
+	// pods holds the own choices on this node, and the bound pods whose
+	// requests they do not cover (foreign.go).
 	pods map[types.UID]*podEntry
+	// standIns are the devices counted for the pods' requests that no
+	// known device covers yet (foreign.go), per pod: valid while the
+	// usage State is standInsFor (both set by stateLocked, under the
+	// lock).
+	standIns    map[types.UID][]string
+	standInsFor *score.State
 	// allocCPU (milli) and allocMem (MiB) are the Node's allocatable CPU
 	// and memory (allocKnown: it reports CPU), which bound the task types
 	// it can host (score.State.Slots); set on every usage State.
@@ -208,6 +220,21 @@ type podEntry struct {
 	// forgotten by Unreserve, as kube-scheduler's own cache forgets only
 	// assumed pods: a bind call can fail after the apiserver applied it.
 	assumed bool
+	// needs are a bound pod's requests its ids do not cover (no or a
+	// malformed gpupack.io/devices: another scheduler's pod), with its
+	// topology hint and replica policy (policySet: its own annotation):
+	// stand-ins hold them until the in-use report names the devices
+	// (foreign.go). nil for pods gpupack placed.
+	needs     []need
+	hint      score.TopologyHint
+	policy    score.ReplicaPolicy
+	policySet bool
+}
+
+// sameAs reports whether p holds what o holds (assumed aside).
+func (p *podEntry) sameAs(o *podEntry) bool {
+	return p.node == o.node && slices.Equal(p.ids, o.ids) && p.hint == o.hint && p.policy == o.policy && p.policySet == o.policySet &&
+		slices.EqualFunc(p.needs, o.needs, func(a, b need) bool { return a.resource == b.resource && slices.Equal(a.chunks, b.chunks) })
 }
 
 // New returns an empty cache.
@@ -222,6 +249,7 @@ type Interface interface {
 	UpdateNode(node *v1.Node) (topoErr, inUseErr error)
 	RemoveNode(name string)
 	// Pod informer and the plugin's Reserve/Unreserve.
+	AddArgsNames(n Names)
 	AddPod(pod *v1.Pod) error
 	Forget(uid types.UID)
 	Assume(uid types.UID, node string, ids []string)
@@ -235,6 +263,7 @@ type Interface interface {
 	PodDevices(uid types.UID) (node string, ids []string, ok bool)
 	Used(node string) map[string]bool
 	Published(name string) bool
+	Topology(name string) *topology.Node
 	PublishedCount() int
 	Fragmentation(d *score.Distribution) float64
 	// PreScore: the prices of the cluster's supply.
@@ -265,15 +294,16 @@ func (v NodeView) WithState(st *score.State) NodeView {
 }
 
 // Used is the device IDs counted as in use on the view's node (own choices
-// UNION in-use report) without those of the pods in skip (preemption
-// victims). For a node the cache keeps no entry of: none.
+// UNION in-use report UNION foreign pods' stand-ins) without those of the
+// pods in skip (preemption victims). For a node the cache keeps no entry
+// of: none.
 func (v NodeView) Used(skip []types.UID) map[string]bool {
 	if v.c == nil {
 		return map[string]bool{}
 	}
-	v.c.mu.RLock()
-	defer v.c.mu.RUnlock()
-	return usedLocked(v.e, skip)
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	return v.c.usedLocked(v.e, skip)
 }
 
 // LastPlan is the node's last plan figures for request id on the view's
@@ -755,6 +785,7 @@ func (c *Cache) stateLocked(e *nodeEntry) *score.State {
 		}
 	}
 	st, _ := score.StateOf(e.topo, used)
+	e.standIns, e.standInsFor = c.standInsLocked(e, st, used), st
 	if e.allocKnown {
 		st.SetAllocatable(e.allocCPU, e.allocMem)
 	}
@@ -763,7 +794,7 @@ func (c *Cache) stateLocked(e *nodeEntry) *score.State {
 }
 
 // Used returns the device IDs counted as in use on node (own choices
-// UNION in-use report).
+// UNION in-use report UNION foreign pods' stand-ins).
 func (c *Cache) Used(node string) map[string]bool {
 	return c.UsedWithout(node, nil)
 }
@@ -771,15 +802,26 @@ func (c *Cache) Used(node string) map[string]bool {
 // UsedWithout is Used without the devices of the pods in skip (preemption
 // victims), from the own choices and the in-use report of every other pod.
 func (c *Cache) UsedWithout(node string, skip []types.UID) map[string]bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return usedLocked(c.nodes[node], skip)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.usedLocked(c.nodes[node], skip)
 }
 
-func usedLocked(e *nodeEntry, skip []types.UID) map[string]bool {
+// usedLocked is e's used device IDs without skip's; it brings e's usage
+// State, and so its stand-ins, up to date. c.mu must be held for writing.
+func (c *Cache) usedLocked(e *nodeEntry, skip []types.UID) map[string]bool {
 	used := map[string]bool{}
 	if e == nil {
 		return used
+	}
+	if st := c.stateLocked(e); st != nil && st == e.standInsFor {
+		for uid, ids := range e.standIns {
+			if !slices.Contains(skip, uid) {
+				for _, id := range ids {
+					used[id] = true
+				}
+			}
+		}
 	}
 	if len(skip) == 0 {
 		for id := range e.inUse {
@@ -840,26 +882,45 @@ func (c *Cache) Unassume(uid types.UID) {
 }
 
 // AddPod folds in a pod from the informer: a pod bound to a node with a
-// gpupack.io/devices annotation holds those devices until it finishes.
+// gpupack.io/devices annotation holds those devices until it finishes. A
+// bound pod's requests that its annotation does not cover (none, or one
+// that does not decode: another scheduler's pod) hold their count of the
+// node's devices (foreign.go). A malformed annotation is returned as an
+// error, the pod's requests still held.
 func (c *Cache) AddPod(pod *v1.Pod) error {
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		c.Forget(pod.UID)
 		return nil
 	}
-	raw, ok := pod.Annotations[protocol.DevicesAnnotation]
-	if !ok || pod.Spec.NodeName == "" {
+	if pod.Spec.NodeName == "" {
 		return nil
 	}
-	d, err := protocol.DecodeDevices(raw)
-	if err != nil {
+	raw, annotated := pod.Annotations[protocol.DevicesAnnotation]
+	var ids []string
+	var err error
+	var covered map[string]int // resource -> devices the annotation names
+	if annotated {
+		d, derr := protocol.DecodeDevices(raw)
+		if derr != nil {
+			err = fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, derr)
+		} else {
+			covered = make(map[string]int, len(d.Resources))
+			for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
+				ids = append(ids, d.Resources[res]...)
+				covered[res] = len(d.Resources[res])
+			}
+		}
+	}
+	p := &podEntry{node: pod.Spec.NodeName, ids: ids, needs: needsOf(pod, covered)}
+	if p.needs != nil {
+		p.hint, _ = protocol.TopologyHintOf(pod, score.HintPreferred) // malformed: the device plugin's default
+		p.policy, p.policySet, _ = protocol.ReplicaPolicyOf(pod)      // malformed: the node's
+	}
+	if (!annotated || err != nil) && p.needs == nil {
 		return err
 	}
-	var ids []string
-	for _, l := range d.Resources {
-		ids = append(ids, l...)
-	}
-	c.setPod(pod.UID, &podEntry{node: pod.Spec.NodeName, ids: ids})
-	return nil
+	c.setPod(pod.UID, p)
+	return err
 }
 
 func (c *Cache) setPod(uid types.UID, p *podEntry) {
@@ -869,7 +930,7 @@ func (c *Cache) setPod(uid types.UID, p *podEntry) {
 }
 
 func (c *Cache) setPodLocked(uid types.UID, p *podEntry) {
-	if old := c.pods[uid]; old != nil && old.node == p.node && slices.Equal(old.ids, p.ids) {
+	if old := c.pods[uid]; old != nil && old.sameAs(p) {
 		// The bound pod the informer reports holds what Reserve assumed:
 		// the node's usage, and so its State, stay.
 		old.assumed = p.assumed
@@ -907,16 +968,20 @@ func (c *Cache) PodDevices(uid types.UID) (node string, ids []string, ok bool) {
 }
 
 // HeldBy returns the device IDs pod uid holds on node: the scheduler's own
-// choice and what the node's in-use report says.
+// choice, what the node's in-use report says and the stand-ins of its
+// requests neither names yet (foreign.go).
 func (c *Cache) HeldBy(node string, uid types.UID) []string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var ids []string
 	if p := c.pods[uid]; p != nil && p.node == node {
 		ids = append(ids, p.ids...)
 	}
 	if e := c.nodes[node]; e != nil {
 		ids = append(ids, e.inUseByPod[uid]...)
+		if st := c.stateLocked(e); st != nil && st == e.standInsFor {
+			ids = append(ids, e.standIns[uid]...)
+		}
 	}
 	return ids
 }

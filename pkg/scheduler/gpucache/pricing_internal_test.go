@@ -158,13 +158,13 @@ func TestPricingKeptEqualsFresh(t *testing.T) {
 // freeIDs are node's devices no pod holds (whole GPUs' UUIDs; replicas'
 // IDs on a shared node), sorted.
 func (c *Cache) freeIDs(node string) []string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	e := c.nodes[node]
 	if e == nil || e.topo == nil {
 		return nil
 	}
-	used := usedLocked(e, nil)
+	used := c.usedLocked(e, nil)
 	var out []string
 	for _, g := range e.topo.GPUs {
 		if reps := g.Replicas; reps > 1 {

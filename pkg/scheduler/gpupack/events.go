@@ -27,13 +27,8 @@ func (pl *GPUPack) EventsToRegister(ctx context.Context) ([]fwk.ClusterEventWith
 		if err != nil {
 			return nil, fmt.Errorf("profile %q: %w", pl.handle.ProfileName(), err)
 		}
-		if !scores {
-			klog.FromContext(ctx).Info("Warning: GPUPack does not score in this profile: nodes are not ranked by fragmentation or link quality; it still filters and chooses devices",
-				"profile", pl.handle.ProfileName())
-		}
-		if soleBinder(plugins) {
-			klog.FromContext(ctx).Info("Warning: GPUPack is the only binder in this profile and binds GPU pods only: pods without GPUs that select it will fail at bind; enable DefaultBinder after GPUPack",
-				"profile", pl.handle.ProfileName())
+		for _, w := range profileWarnings(plugins, scores) {
+			klog.FromContext(ctx).Info("Warning: "+w, "profile", pl.handle.ProfileName())
 		}
 	}
 	return []fwk.ClusterEventWithHint{

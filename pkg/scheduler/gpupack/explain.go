@@ -55,8 +55,8 @@ func Explain(ctx context.Context, args runtime.Object, pod *v1.Pod, nodes []*v1.
 			continue
 		}
 		byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
-		// A malformed choice is skipped as the plugin's informer does;
-		// the node's in-use report still counts the devices.
+		// A malformed choice holds the pod's requests, as the plugin's
+		// informer takes it; the node's in-use report counts the devices.
 		_ = pl.cache.AddPod(p)
 	}
 	for _, n := range nodes {

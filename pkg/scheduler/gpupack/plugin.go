@@ -7,6 +7,7 @@ package gpupack
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -49,6 +50,9 @@ type GPUPack struct {
 	// synced: the cache's informer handlers have read the initial lists
 	// (nil: no informers, nothing to wait for). PreFilter waits for it.
 	synced *syncGate
+	// extenderChecked are the published resource names already checked
+	// against the binding extenders (warnBindingExtenders; name -> true).
+	extenderChecked sync.Map
 }
 
 var (
@@ -82,6 +86,10 @@ func NewWithClock(ctx context.Context, obj runtime.Object, h fwk.Handle, now fun
 	if h != nil && h.SharedInformerFactory() != nil {
 		c, g, fresh := sharedCache(ctx, h.SharedInformerFactory())
 		pl.cache, pl.synced = c, g
+		// Every profile's names: foreign pods' requests on nodes without
+		// a resource table are read with them (the build's own cache
+		// learnt them already).
+		c.AddArgsNames(pl.resources.cacheNames())
 		if fresh { // the first instance on this factory feeds the cache
 			if err := pl.watch(ctx, h, g); err != nil {
 				dropSharedCache(h.SharedInformerFactory(), c)
@@ -126,6 +134,7 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	if args.ReplicaPolicy == config.ReplicaPolicySpread {
 		pl.policy = score.Spread
 	}
+	pl.cache.AddArgsNames(pl.resources.cacheNames())
 	return pl, nil
 }
 
@@ -185,6 +194,7 @@ func (pl *GPUPack) onNode(logger klog.Logger, obj any) {
 		logger.Error(inUseErr, "Node's GPU in-use report is unreadable; the node gets no GPU pods until it is fixed", "node", klog.KObj(n))
 		pl.warn(n, "GPUInUseUnreadable", inUseErr)
 	}
+	pl.warnBindingExtenders(logger, n)
 }
 
 // warn records a Warning event on the node, its note cut to what the
@@ -215,7 +225,7 @@ func (pl *GPUPack) onPod(logger klog.Logger, obj any) {
 		return
 	}
 	if err := pl.cache.AddPod(p); err != nil {
-		logger.Error(err, "Ignoring malformed device annotation", "pod", klog.KObj(p))
+		logger.Error(err, "Malformed device annotation: the pod's GPU requests are counted as held, on devices unknown until the node's in-use report names them", "pod", klog.KObj(p))
 	}
 }
 

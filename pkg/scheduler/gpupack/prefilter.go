@@ -109,6 +109,13 @@ func (pl *GPUPack) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod
 	if len(reqs) == 0 {
 		return nil, preFilterCPUOnly(cs, pod, len(zeros) > 0) // cpuonly.go
 	}
+	if pl.handle != nil {
+		// A binding extender interested in the pod would bind it in
+		// GPUPack's place, without its devices (extender.go).
+		if names := extenderBinds(pl.handle.Extenders(), pod); names != "" {
+			return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, errExtenderBinds(names).Error())
+		}
+	}
 	// The pod's CPU and memory go with its first request: fragmentation
 	// counts the free GPUs of a node short of a task type's CPU or memory.
 	reqs[0].req.CPUMilli, reqs[0].req.MemoryMiB = podCPUMemory(pod)

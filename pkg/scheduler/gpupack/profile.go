@@ -93,3 +93,39 @@ func checkProfile(p *schedconfig.Plugins) (scores bool, err error) {
 func soleBinder(p *schedconfig.Plugins) bool {
 	return p != nil && len(p.Bind.Enabled) == 1 && p.Bind.Enabled[0].Name == Name
 }
+
+// resourceFit is kube-scheduler's plugin that filters nodes by the pod's
+// CPU, memory, pod count and extended resources.
+const resourceFit = "NodeResourcesFit"
+
+// profileWarnings are what a built profile that passes checkProfile does
+// that its user may not expect (scores: checkProfile's answer), one
+// sentence each, for the start's log:
+//   - GPUPack does not score: nodes are not ranked by it;
+//   - GPUPack is the only binder: pods without GPUs fail at bind;
+//   - NodeResourcesFit does not filter (disabled at filter, or as a
+//     whole): GPUPack's Filter checks the devices of GPU resources only
+//     (every device, other schedulers' pods counted, so no GPU is given
+//     twice), not the pod's CPU, memory, pod count or other extended
+//     resources; a node short of them is chosen and the kubelet rejects
+//     the pod at admission. kube-scheduler allows such a profile (a
+//     replacement for NodeResourcesFit under another name is possible),
+//     so it is not refused.
+func profileWarnings(p *schedconfig.Plugins, scores bool) []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	if !scores {
+		out = append(out, "GPUPack does not score in this profile: nodes are not ranked by fragmentation or link quality; it still filters and chooses devices")
+	}
+	if soleBinder(p) {
+		out = append(out, "GPUPack is the only binder in this profile and binds GPU pods only: pods without GPUs that select it will fail at bind; enable DefaultBinder after GPUPack")
+	}
+	if !slices.ContainsFunc(p.Filter.Enabled, func(q schedconfig.Plugin) bool { return q.Name == resourceFit }) {
+		out = append(out, fmt.Sprintf("%s does not run at filter in this profile: %s checks the GPU devices of its resources only, not the pod's CPU, memory, "+
+			"pod count or other extended resources; nodes short of them are chosen and the kubelet rejects the pods at admission (OutOfcpu, OutOfmemory). "+
+			"Enable %s at filter unless another plugin checks them", resourceFit, Name, resourceFit))
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package gpupack
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -166,6 +167,85 @@ func TestCheckProfile(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.wantScores, scores)
 			require.Equal(t, tc.wantSole, soleBinder(p))
+		})
+	}
+}
+
+// buildPlugins builds each profile of a KubeSchedulerConfiguration as
+// buildProfiles does and returns its plugins as the framework lists them
+// (multiPoint expanded, disabled ones removed).
+func buildPlugins(t *testing.T, ctx context.Context, yaml string) map[string]*schedconfig.Plugins {
+	t.Helper()
+	obj, _, err := scheme.Codecs.UniversalDecoder().Decode([]byte(yaml), nil, nil)
+	require.NoError(t, err)
+	cfg := obj.(*schedconfig.KubeSchedulerConfiguration)
+	registry := frameworkplugins.NewInTreeRegistry()
+	require.NoError(t, registry.Merge(frameworkruntime.Registry{Name: func(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+		return New(ctx, obj, h)
+	}}))
+	cs := fake.NewClientset()
+	out := map[string]*schedconfig.Plugins{}
+	for i := range cfg.Profiles {
+		p := &cfg.Profiles[i]
+		f, err := frameworkruntime.NewFramework(ctx, registry, p,
+			frameworkruntime.WithClientSet(cs),
+			frameworkruntime.WithSnapshotSharedLister(cache.NewSnapshot(nil, nil)),
+			frameworkruntime.WithInformerFactory(informers.NewSharedInformerFactory(cs, 0)))
+		require.NoError(t, err)
+		out[p.SchedulerName] = f.ListPlugins()
+	}
+	return out
+}
+
+// A profile that enables GPUPack but does not run NodeResourcesFit at
+// filter (disabled there, or as a whole) is legal for kube-scheduler and
+// GPUPack still never gives a GPU twice (its Filter checks every GPU
+// device, other schedulers' pods counted), but nothing checks the pod's
+// CPU, memory, pod count or other extended resources: the kubelet then
+// rejects pods at admission (OutOfcpu). The start logs a warning naming
+// the profile and NodeResourcesFit. Old: accepted silently.
+func TestProfileWarnsWithoutResourceFit(t *testing.T) {
+	manifest, err := os.ReadFile("../../../manifests/scheduler/config.yaml")
+	require.NoError(t, err)
+	const head = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n- schedulerName: p\n  plugins:\n" +
+		"    multiPoint:\n      enabled: [{name: GPUPack}]\n" +
+		"    bind:\n      enabled: [{name: GPUPack}, {name: DefaultBinder}]\n      disabled: [{name: \"*\"}]\n"
+	for _, tc := range []struct {
+		name    string
+		yaml    string
+		profile string
+		warn    bool
+	}{
+		{name: "the manifest", yaml: string(manifest), profile: "gpupack-scheduler"},
+		{name: "defaults", yaml: head, profile: "p"},
+		// Fit's score off, its filter on: as the manifest.
+		{name: "score off", yaml: head + "    score:\n      disabled: [{name: NodeResourcesFit}]\n", profile: "p"},
+		{name: "filter off", yaml: head + "    filter:\n      disabled: [{name: NodeResourcesFit}]\n", profile: "p", warn: true},
+		{name: "every filter but GPUPack off", yaml: head + "    filter:\n      enabled: [{name: GPUPack}]\n      disabled: [{name: \"*\"}]\n", profile: "p", warn: true},
+		{name: "plugin off", yaml: head[:len(head)-len("    bind:\n      enabled: [{name: GPUPack}, {name: DefaultBinder}]\n      disabled: [{name: \"*\"}]\n")] +
+			"      disabled: [{name: NodeResourcesFit}]\n" + "    bind:\n      enabled: [{name: GPUPack}, {name: DefaultBinder}]\n      disabled: [{name: \"*\"}]\n",
+			profile: "p", warn: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			p := buildPlugins(t, ctx, tc.yaml)[tc.profile]
+			require.NotNil(t, p)
+			scores, err := checkProfile(p)
+			require.NoError(t, err, "the profile starts")
+			var fit []string
+			for _, w := range profileWarnings(p, scores) {
+				if strings.Contains(w, "NodeResourcesFit") {
+					fit = append(fit, w)
+				}
+			}
+			if !tc.warn {
+				require.Empty(t, fit)
+				return
+			}
+			require.Len(t, fit, 1)
+			require.Contains(t, fit[0], "CPU, memory")
 		})
 	}
 }

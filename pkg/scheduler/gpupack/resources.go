@@ -8,6 +8,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -17,6 +18,12 @@ import (
 // device plugins before the table existed): the args' names, as before.
 // A node that publishes its table is read from it alone.
 type resourceNames struct{ whole, shared, migPrefix string }
+
+// cacheNames are the names as the cache takes them (gpucache.Names), to
+// read foreign pods' requests on nodes without a resource table.
+func (r resourceNames) cacheNames() gpucache.Names {
+	return gpucache.Names{Whole: r.whole, Shared: r.shared, MIGPrefix: r.migPrefix}
+}
 
 // kindOf returns the request for a resource name, or false for resources
 // that are not ours.

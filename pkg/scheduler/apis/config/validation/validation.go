@@ -255,7 +255,9 @@ func didYouMean(name string, registered []string) string {
 // every pod when it manages no resources, and otherwise in the pods that
 // ask one of its managedResources; gpuResource reports whether a resource
 // name is one GPUPack places (its args' names, the defaults'). Checked
-// only when a profile enables GPUPack.
+// only when a profile enables GPUPack. Names only nodes publish (their
+// resource tables) are not known here: the plugin's PreFilter refuses the
+// GPU pods a binding extender is interested in.
 func ValidateExtenderBinders(cfg *schedconfig.KubeSchedulerConfiguration, gpuResource func(string) bool) field.ErrorList {
 	if !slices.ContainsFunc(cfg.Profiles, func(p schedconfig.KubeSchedulerProfile) bool { return enabledIn(p.Plugins, pluginName) }) {
 		return nil

@@ -1,0 +1,334 @@
+package gpucache
+
+import (
+	"maps"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// Pods bound without (a usable) gpupack.io/devices.
+//
+// A pod bound to a GPU node by another scheduler, by spec.nodeName or by
+// the default scheduler carries no gpupack.io/devices: which devices it
+// holds is known only once the node's device plugin names them in its
+// in-use report (after the kubelet's Allocate, seconds later). How many it
+// holds is known at once, from its containers' requests. Until the report
+// names them, the cache counts that many of the node's free devices as
+// taken: stand-ins, the devices pkg/score would choose for the pod on the
+// node as the cache sees it (score.Choose with the pod's topology hint and
+// the default workload, as the device plugin's own choice, score.Preferred,
+// answers for a pod without a scheduler's choice). Filter's free counts are
+// then right; Reserve chooses among the other devices, and when the kubelet
+// gave the foreign pod other devices than the stand-ins, the device
+// plugin's handoff gives the next gpupack pod its own choice among the
+// devices still available (pkg/deviceplugin handoff.go: a scheduled set
+// that names a device the kubelet cannot give is not honoured), and the
+// node's count was right all along.
+//
+// Stand-ins are worked out with the node's usage State (stateLocked) and
+// live as long as it: a pod's count per kind of device is what its
+// requests ask minus the distinct devices of that kind it is known to hold
+// (its gpupack.io/devices and what the in-use report names for it), so a
+// report that names the devices (in part: the kubelet mid-admission)
+// replaces the stand-ins one for one, and a device the report gives one
+// foreign pod is never another's stand-in. A pod whose gpupack.io/devices
+// covers its requests (every pod gpupack bound) has no stand-ins.
+
+// Names are one profile's GPUPackArgs resource names, which say what a
+// resource is on nodes that publish no resource table (gpupack.io/topology
+// without resources): Whole is whole GPUs, Shared time-shared replicas,
+// MIGPrefix followed by a profile MIG devices of that profile.
+type Names struct{ Whole, Shared, MIGPrefix string }
+
+// AddArgsNames records a profile's resource names (every profile's GPUPack
+// instance adds its own; they share the cache): a foreign pod's request of
+// one of them holds devices on a node without a resource table.
+func (c *Cache) AddArgsNames(n Names) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.argsNames, n) {
+		c.argsNames = append(c.argsNames, n)
+		for name, e := range c.nodes {
+			if e.topo == nil || len(e.topo.Resources) == 0 {
+				c.staleLocked(name, e)
+			}
+		}
+	}
+}
+
+// need is a bound pod's request of one extended resource, as the kubelet's
+// device manager allocates it: the new devices each container takes, in
+// admission order (init containers' devices reused, sidecars' kept).
+type need struct {
+	resource string
+	chunks   []int
+}
+
+// needsOf are pod's requests of extended resources that its
+// gpupack.io/devices (covered: resource -> devices named) does not cover,
+// sorted by resource; nil when it covers them all.
+func needsOf(pod *v1.Pod, covered map[string]int) []need {
+	var names map[string]bool // made for the first extended resource: most pods ask none
+	for _, cs := range [2][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			for _, l := range [2]v1.ResourceList{cs[i].Resources.Limits, cs[i].Resources.Requests} {
+				for n := range l {
+					if isExtended(string(n)) {
+						if names == nil {
+							names = map[string]bool{}
+						}
+						names[string(n)] = true
+					}
+				}
+			}
+		}
+	}
+	if names == nil {
+		return nil
+	}
+	var out []need
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		chunks := freshChunks(pod, name)
+		if total := sum(chunks); total > 0 && total > covered[name] {
+			out = append(out, need{resource: name, chunks: chunks})
+		}
+	}
+	return out
+}
+
+// isExtended reports whether a container's resource name is an extended
+// resource (a domain-qualified name outside kubernetes.io, not quota's).
+func isExtended(name string) bool {
+	return strings.Contains(name, "/") && !strings.Contains(name, "kubernetes.io/") && !strings.HasPrefix(name, "requests.")
+}
+
+// freshChunks are the new devices of resource each container of pod takes,
+// in the kubelet's admission order (pkg/kubelet/cm/devicemanager): a
+// regular init container's devices join a reusable pool when it is done;
+// a sidecar or an app container takes from the pool first and keeps what
+// it has. Their sum is the pod's peak (resourcehelper.PodRequests). A
+// malformed count is taken as none (the kubelet admits no such container).
+func freshChunks(pod *v1.Pod, resource string) []int {
+	var out []int
+	pool := 0
+	take := func(c *v1.Container, keep bool) {
+		n, err := protocol.DeviceCount(c, resource)
+		if err != nil {
+			n = 0
+		}
+		fresh := max(0, n-pool)
+		if fresh > 0 {
+			out = append(out, fresh)
+		}
+		if keep {
+			pool = max(0, pool-n)
+		} else {
+			pool += fresh
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		take(c, c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways)
+	}
+	for i := range pod.Spec.Containers {
+		take(&pod.Spec.Containers[i], true)
+	}
+	return out
+}
+
+func sum(xs []int) int {
+	t := 0
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
+// trimFront is chunks with n devices in all, dropping the first ones (the
+// kubelet allocates in order: the report names the first containers'
+// devices first).
+func trimFront(chunks []int, n int) []int {
+	drop := sum(chunks) - n
+	out := slices.Clone(chunks)
+	for drop > 0 && len(out) > 0 {
+		d := min(drop, out[0])
+		out[0] -= d
+		drop -= d
+		if out[0] == 0 {
+			out = out[1:]
+		}
+	}
+	return out
+}
+
+// standInsLocked takes, on st, the stand-ins of e's pods that hold more
+// than they are known to (needs), in UID order, and returns them per pod;
+// used (the node's IDs in use) gets them too. c.mu must be held.
+func (c *Cache) standInsLocked(e *nodeEntry, st *score.State, used map[string]bool) map[types.UID][]string {
+	var uids []types.UID
+	for uid, p := range e.pods {
+		if len(p.needs) > 0 {
+			uids = append(uids, uid)
+		}
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	slices.Sort(uids)
+	idx := deviceIndex(e.topo)
+	out := map[types.UID][]string{}
+	for _, uid := range uids {
+		p := e.pods[uid]
+		have := map[string]int{} // kind key -> distinct devices the pod is known to hold
+		seen := map[string]bool{}
+		for _, ids := range [][]string{p.ids, e.inUseByPod[uid]} {
+			for _, id := range ids {
+				if k, ok := kindKeyOf(e.topo, idx, id); ok && !seen[id] {
+					seen[id] = true
+					have[k]++
+				}
+			}
+		}
+		for _, n := range p.needs {
+			req, key, ok := c.requestOnLocked(e.topo, n.resource, p)
+			if !ok {
+				continue
+			}
+			total := sum(n.chunks)
+			known := min(have[key], total)
+			have[key] -= known
+			for _, size := range trimFront(n.chunks, total-known) {
+				out[uid] = append(out[uid], takeStandIns(st, req, size, used)...)
+			}
+		}
+	}
+	return out
+}
+
+// takeStandIns takes n devices for req on st (score.Choose, as the device
+// plugin would choose them), naming them in used; when no n are left
+// together, one at a time while any is left.
+func takeStandIns(st *score.State, req score.Request, n int, used map[string]bool) []string {
+	var out []string
+	size := n
+	for n > 0 {
+		r := req
+		r.Count = min(size, n)
+		c, ok := score.Choose(st, r, nil)
+		if !ok && r.Topology == score.HintRequired {
+			r.Topology = score.HintPreferred // the device plugin's fallback
+			c, ok = score.Choose(st, r, nil)
+		}
+		if !ok {
+			if r.Count == 1 {
+				return out
+			}
+			size = 1
+			continue
+		}
+		ids := c.DeviceIDs
+		if c.Kind == score.KindShared {
+			ids = score.ReplicaIDs(st.Node(), c.Shares, used)
+		}
+		for _, id := range ids {
+			used[id] = true
+		}
+		st.Apply(c)
+		out = append(out, ids...)
+		n -= r.Count
+	}
+	return out
+}
+
+// requestOnLocked is how node serves a foreign pod's resource name: the
+// request kind (with the pod's topology hint and replica policy) and the
+// kind key its device IDs have (kindKeyOf); false when the node does not
+// serve it as devices gpupack places. A node's resource table decides;
+// without one, the profiles' names (AddArgsNames).
+func (c *Cache) requestOnLocked(node *topology.Node, name string, p *podEntry) (score.Request, string, bool) {
+	req := score.Request{Topology: p.hint, Policy: p.policy}
+	if len(node.Resources) > 0 {
+		res, ok := node.Resource(name)
+		if !ok {
+			return req, "", false
+		}
+		switch res.Kind {
+		case topology.KindGPU:
+			req.Kind, req.NoShared = score.KindWhole, true
+			return req, keyGPU, true
+		case topology.KindReplica:
+			req.Kind = score.KindShared
+			if !p.policySet {
+				req.Policy = score.Packed
+				if res.Policy == topology.PolicySpread {
+					req.Policy = score.Spread
+				}
+			}
+			return req, keyReplica, true
+		case topology.KindMIG:
+			req.Kind, req.MIGProfile = score.KindMIG, res.Profile
+			return req, keyMIG + res.Profile, true
+		}
+		return req, "", false
+	}
+	for _, n := range c.argsNames {
+		switch {
+		case name == n.Whole:
+			req.Kind = score.KindWhole
+			return req, keyGPU, true
+		case name == n.Shared:
+			req.Kind = score.KindShared
+			return req, keyReplica, true
+		case n.MIGPrefix != "" && strings.HasPrefix(name, n.MIGPrefix) && len(name) > len(n.MIGPrefix):
+			req.Kind, req.MIGProfile = score.KindMIG, strings.TrimPrefix(name, n.MIGPrefix)
+			return req, keyMIG + req.MIGProfile, true
+		}
+	}
+	return req, "", false
+}
+
+// Kind keys of device IDs (kindKeyOf) and requests (requestOnLocked).
+const (
+	keyGPU        = "gpu"
+	keyReplica    = "replica"
+	keyMIG        = "mig/"
+	keyMIGReplica = "mig-replica/"
+)
+
+// deviceIndex maps node's GPU UUIDs to their index and MIG UUIDs to -1-j.
+func deviceIndex(node *topology.Node) map[string]int {
+	idx := make(map[string]int, len(node.GPUs)+len(node.MIG))
+	for i, g := range node.GPUs {
+		idx[g.UUID] = i
+	}
+	for j, m := range node.MIG {
+		idx[m.UUID] = -1 - j
+	}
+	return idx
+}
+
+// kindKeyOf is the kind of device an ID names on node; false for an ID the
+// node does not have.
+func kindKeyOf(node *topology.Node, idx map[string]int, id string) (string, bool) {
+	uuid, replica := deviceid.UUIDOf(id)
+	i, ok := idx[uuid]
+	switch {
+	case !ok:
+		return "", false
+	case i >= 0 && replica:
+		return keyReplica, true
+	case i >= 0:
+		return keyGPU, true
+	case replica:
+		return keyMIGReplica + node.MIG[-1-i].Profile, true
+	}
+	return keyMIG + node.MIG[-1-i].Profile, true
+}

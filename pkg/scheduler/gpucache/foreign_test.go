@@ -1,0 +1,201 @@
+package gpucache_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// argsNames are the default GPUPackArgs' names, for nodes without a
+// resource table (fixture shapes publish none).
+var argsNames = gpucache.Names{Whole: "nvidia.com/gpu", Shared: "nvidia.com/gpu.shared", MIGPrefix: "nvidia.com/mig-"}
+
+// withInUse is node with an in-use report of the pods given (uid -> IDs).
+func withInUse(t *testing.T, node *v1.Node, pods map[string][]string) *v1.Node {
+	t.Helper()
+	n := node.DeepCopy()
+	var pds []protocol.PodDevices
+	for uid, ids := range pods {
+		pds = append(pds, protocol.PodDevices{PodRef: protocol.PodRef{Namespace: "other", Name: uid, UID: uid}, Devices: ids})
+	}
+	raw, err := protocol.EncodeInUse(pds)
+	require.NoError(t, err)
+	n.Annotations[protocol.InUseAnnotation] = raw
+	n.ResourceVersion = ""
+	return n
+}
+
+// disjointCount is how many distinct IDs the lists hold in all.
+func disjointCount(lists ...[]string) int {
+	seen := map[string]bool{}
+	for _, l := range lists {
+		for _, id := range l {
+			seen[id] = true
+		}
+	}
+	return len(seen)
+}
+
+// A pod bound to a GPU node without gpupack.io/devices (spec.nodeName set
+// by hand, another scheduler, the default scheduler) holds its container
+// requests' count of devices from the moment the informer reports it bound,
+// not only once the node's in-use report names its devices seconds later.
+// Until then the cache counts that many of the node's free devices as taken
+// (stand-ins: the devices the device plugin would choose for it); once the
+// report names them the stand-ins go (no double counting), and everything
+// goes with the pod. Old: nothing was counted until the report, so Filter
+// saw the node's GPUs free and Reserve could choose a device the kubelet
+// had just given the foreign pod, or overcommit the node.
+func TestForeignPodHoldsItsCount(t *testing.T) {
+	dgx := fixture.DGX1V100("x") // 8 whole GPUs, no resource table
+	tabled := fixture.DGX1V100("t")
+	tabled.Resources = []topology.Resource{{Name: "example.com/gpu", Kind: topology.KindGPU}}
+	shared := fixture.Shared(fixture.PCIe("s", "T4", 2), 4) // 2 GPUs x 4 replicas
+	mig := fixture.WithMIG(fixture.PCIe("m", "A100", 2), 0, 1, "1g.5gb", "1g.5gb", "2g.10gb")
+	for _, tc := range []struct {
+		name string
+		topo *topology.Node
+		pod  *v1.Pod
+		// report: the node's in-use report of the pod (nil: none yet).
+		report []string
+		// wantUsed is how many distinct device IDs count as used;
+		// wantFree the free capacity (GPUs) of the node's State.
+		wantUsed int
+		wantFree float64
+		// mustUse are IDs that must be among the used ones.
+		mustUse []string
+	}{
+		// 8 - 3 = 5 free.
+		{name: "whole GPUs, no report yet", topo: dgx, pod: fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 3).Obj(),
+			wantUsed: 3, wantFree: 5},
+		// The report names the 3: exactly those, no stand-in beside them.
+		{name: "whole GPUs, reported", topo: dgx, pod: fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 3).Obj(),
+			report: []string{dgx.GPUs[5].UUID, dgx.GPUs[6].UUID, dgx.GPUs[7].UUID}, wantUsed: 3, wantFree: 5,
+			mustUse: []string{dgx.GPUs[5].UUID, dgx.GPUs[6].UUID, dgx.GPUs[7].UUID}},
+		// A report that names 1 of the 3 (the kubelet mid-admission): 1 + 2 stand-ins.
+		{name: "whole GPUs, partly reported", topo: dgx, pod: fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 3).Obj(),
+			report: []string{dgx.GPUs[7].UUID}, wantUsed: 3, wantFree: 5, mustUse: []string{dgx.GPUs[7].UUID}},
+		// Init container 2, app 1: the kubelet reuses the init
+		// container's devices, the pod holds max(2, 1) = 2.
+		{name: "init container's devices reused", topo: dgx,
+			pod:      fixture.MakePod().Named("f").InitContainer("init").Limit("nvidia.com/gpu", 2).Container("main").Limit("nvidia.com/gpu", 1).Obj(),
+			wantUsed: 2, wantFree: 6},
+		// A sidecar keeps its 1, the app takes 2 more: 3.
+		{name: "sidecar and app", topo: dgx,
+			pod:      fixture.MakePod().Named("f").Sidecar("side").Limit("nvidia.com/gpu", 1).Container("main").Limit("nvidia.com/gpu", 2).Obj(),
+			wantUsed: 3, wantFree: 5},
+		// A name the node's table publishes (not the args').
+		{name: "table name", topo: tabled, pod: fixture.MakePod().Named("f").GPUs("example.com/gpu", 2).Obj(),
+			wantUsed: 2, wantFree: 6},
+		// 3 replicas of 8: 2 - 3/4 = 1.25 free.
+		{name: "replicas", topo: shared, pod: fixture.MakePod().Named("f").GPUs("nvidia.com/gpu.shared", 3).Obj(),
+			wantUsed: 3, wantFree: 1.25},
+		// One 1g.5gb MIG device of 2: GPU 0 is in MIG mode, GPU 1 free: 1.
+		{name: "MIG device", topo: mig, pod: fixture.MakePod().Named("f").GPUs("nvidia.com/mig-1g.5gb", 1).Obj(),
+			wantUsed: 1, wantFree: 1},
+		// A resource no node serves as GPUs holds nothing here.
+		{name: "other extended resource", topo: dgx, pod: fixture.MakePod().Named("f").GPUs("example.com/fpga", 2).Obj(),
+			wantUsed: 0, wantFree: 8},
+		// More than the node has: every device taken, no more.
+		{name: "more than the node has", topo: dgx, pod: fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 12).Obj(),
+			wantUsed: 8, wantFree: 0},
+		// A gpupack.io/devices that does not decode: the device plugin
+		// handles the pod as one without a choice; its count holds.
+		{name: "malformed devices annotation", topo: dgx,
+			pod:      fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 2).Annotations(protocol.DevicesAnnotation, "{not json").Obj(),
+			wantUsed: 2, wantFree: 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := annotated(t, "n", "96", tc.topo)
+			c := gpucache.New()
+			c.AddArgsNames(argsNames)
+			_, _ = c.UpdateNode(node)
+			pod := tc.pod.DeepCopy()
+			pod.Spec.NodeName = "n"
+			_ = c.AddPod(pod) // a malformed annotation is reported, the pod still counted
+			if tc.report != nil {
+				node = withInUse(t, node, map[string][]string{string(pod.UID): tc.report})
+				_, _ = c.UpdateNode(node)
+			}
+			check := func(what string) {
+				used := c.Used("n")
+				require.Len(t, used, tc.wantUsed, "%s: used %v", what, used)
+				for _, id := range tc.mustUse {
+					require.True(t, used[id], "%s: %s is reported in use", what, id)
+				}
+				v, err := c.ViewNode(node)
+				require.NoError(t, err)
+				require.InDelta(t, tc.wantFree, v.State.FreeCapacity(), 1e-9, what)
+				require.Len(t, v.Used(nil), tc.wantUsed, what)
+				// A preemption victim's devices, stand-ins included, count free.
+				require.Len(t, c.UsedWithout("n", []types.UID{pod.UID}), 0, what)
+			}
+			check("bound")
+			_ = c.AddPod(pod) // an update of the same pod changes nothing
+			check("updated")
+
+			// Once the pod goes, only what the node's report still names
+			// (until the device plugin reports again) counts.
+			left := map[string]bool{}
+			for _, id := range tc.report {
+				left[id] = true
+			}
+			done := pod.DeepCopy()
+			done.Status.Phase = v1.PodSucceeded
+			require.NoError(t, c.AddPod(done))
+			require.Equal(t, left, c.Used("n"), "a finished pod holds nothing")
+			_ = c.AddPod(pod)
+			c.Forget(pod.UID)
+			require.Equal(t, left, c.Used("n"), "a deleted pod holds nothing")
+		})
+	}
+}
+
+// Two foreign pods, each 1 GPU: the report names one of them on the GPU the
+// other's stand-in stood on. The count stays 2 (the stand-in moves), never
+// 1. DGX-1: 8 - 2 = 6 free.
+func TestForeignStandInsNeverOverlapReportedDevices(t *testing.T) {
+	topo := fixture.DGX1V100("x")
+	node := annotated(t, "n", "96", topo)
+	c := gpucache.New()
+	c.AddArgsNames(argsNames)
+	_, _ = c.UpdateNode(node)
+	a := fixture.MakePod().Named("a").GPUs("nvidia.com/gpu", 1).Node("n").Obj()
+	b := fixture.MakePod().Named("b").GPUs("nvidia.com/gpu", 1).Node("n").Obj()
+	require.NoError(t, c.AddPod(a))
+	require.NoError(t, c.AddPod(b))
+	used := c.Used("n")
+	require.Len(t, used, 2)
+	for id := range used {
+		// a got the device b's stand-in (or its own) stood on.
+		n := withInUse(t, node, map[string][]string{string(a.UID): {id}})
+		_, _ = c.UpdateNode(n)
+		require.Len(t, c.Used("n"), 2, "a on %s, b still pending", id)
+		v, err := c.ViewNode(n)
+		require.NoError(t, err)
+		require.Equal(t, 6, v.State.FreeGPUs().Len())
+	}
+	// Both reported: exactly the report.
+	n := withInUse(t, node, map[string][]string{string(a.UID): {topo.GPUs[0].UUID}, string(b.UID): {topo.GPUs[1].UUID}})
+	_, _ = c.UpdateNode(n)
+	require.Equal(t, map[string]bool{topo.GPUs[0].UUID: true, topo.GPUs[1].UUID: true}, c.Used("n"))
+	// The report goes (pods gone from the kubelet) before the informer's
+	// delete: the pods still hold their count.
+	_, _ = c.UpdateNode(annotated(t, "n", "96", topo))
+	require.Equal(t, 2, disjointCount(mapKeys(c.Used("n"))))
+}
+
+func mapKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
