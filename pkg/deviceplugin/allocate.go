@@ -22,15 +22,24 @@ const EnvVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 // device list per the device list and ID strategies (NVIDIA's): by default
 // NVIDIA_VISIBLE_DEVICES with GPU UUIDs, parent UUIDs for replicas, MIG
 // UUIDs for MIG devices. Unknown IDs and requests over failRequestsGreaterThanOne are
-// InvalidArgument; a device on an unhealthy GPU is FailedPrecondition.
+// InvalidArgument; a device on an unhealthy GPU is FailedPrecondition, and
+// so is a withheld one (a running container holds its GPU under another
+// resource name or device ID: the error names it), read again from the
+// kubelet's PodResources API first.
 func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
 	resp := &pluginapi.AllocateResponse{ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, 0, len(req.GetContainerRequests()))}
+	if p.refreshHeld != nil {
+		// The kubelet's choice may predate the update that withheld a
+		// device (a holder listed only after the first read).
+		p.refreshHeld(ctx, "allocate")
+	}
+	withheld := p.held.of(p.resource.Name)
 	// One device is one container's: an ID in two container requests of
 	// one call is refused as one named twice in a container is.
 	seen := map[string]bool{}
 	for _, creq := range req.GetContainerRequests() {
-		cresp, err := p.allocateContainer(creq.GetDevicesIds(), seen)
+		cresp, err := p.allocateContainer(creq.GetDevicesIds(), seen, withheld)
 		if err != nil {
 			logger.Error(err, "Allocate rejected", "devices", creq.GetDevicesIds())
 			return nil, err
@@ -38,6 +47,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		resp.ContainerResponses = append(resp.ContainerResponses, cresp)
 	}
 	for _, creq := range req.GetContainerRequests() {
+		p.held.noteAllocated(p.resource.Name, creq.GetDevicesIds())
 		p.handoff.allocated(p.resource.Name, creq.GetDevicesIds())
 		p.metrics.allocated(p.resource.Name)
 		logger.V(2).Info("Allocated devices", "devices", creq.GetDevicesIds())
@@ -49,8 +59,9 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 }
 
 // allocateContainer answers one container request; seen holds the IDs of
-// the call's earlier containers and gets this one's.
-func (p *Plugin) allocateContainer(ids []string, seen map[string]bool) (*pluginapi.ContainerAllocateResponse, error) {
+// the call's earlier containers and gets this one's; withheld are the
+// resource's withheld devices (ID -> holder).
+func (p *Plugin) allocateContainer(ids []string, seen map[string]bool, withheld map[string]sharing.Holding) (*pluginapi.ContainerAllocateResponse, error) {
 	if len(ids) == 0 {
 		p.metrics.reject(p.resource.Name, "empty")
 		return nil, status.Errorf(codes.InvalidArgument, "resource %s: container request without devices", p.resource.Name)
@@ -71,6 +82,12 @@ func (p *Plugin) allocateContainer(ids []string, seen map[string]bool) (*plugina
 		if !health.Device(d.GPUIndex, migUUID(d)) {
 			p.metrics.reject(p.resource.Name, "unhealthy")
 			return nil, status.Errorf(codes.FailedPrecondition, "resource %s: device %q is unhealthy (GPU %d)", p.resource.Name, id, d.GPUIndex)
+		}
+		if h, ok := withheld[id]; ok {
+			p.metrics.reject(p.resource.Name, "withheld")
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"resource %s: device %q is withheld: %s (a config reload changed its name or ID); it is advertised unhealthy until that container is gone",
+				p.resource.Name, id, h)
 		}
 		seen[id] = true
 		shared = shared || d.Shared()

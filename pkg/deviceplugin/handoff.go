@@ -57,8 +57,9 @@ type PodLister interface {
 // What is allocated already comes from two records (allocatedLocked):
 //
 //   - this process's own record: each Allocate it served marks the entry it
-//     answered for, and the devices it gave (mine). It is exact and never
-//     lags, and nothing else can make an entry it marked look pending;
+//     served when the pod is certain (servedLocked), and the devices it gave
+//     (mine). It is exact and never lags, and nothing else can make an
+//     entry it marked look pending;
 //   - the kubelet's PodResources API (WithAllocations), for allocations this
 //     process did not make: pods admitted before it started (its own
 //     restart), or admitted with no entry to mark (the informer behind the
@@ -91,6 +92,7 @@ type Handoff struct {
 	mine       map[string]map[string]types.UID // resource -> device ID -> pod this process last gave it to
 	answered   map[string][]answer             // resource -> this process's last GetPreferredAllocation answers
 	turn       map[string]doneKey              // resource -> the entry Choose last left to the plugin's own choice
+	consulted  map[string]doneKey              // resource -> the entry the last GetPreferredAllocation was answered for, until the next Allocate
 	cache      map[types.UID]*decoded          // last decode per pod, reused while the annotations are unchanged
 }
 
@@ -163,7 +165,7 @@ func (h *Handoff) SetLister(pods PodLister) {
 // NewHandoff returns a Handoff over the node's pods.
 func NewHandoff(pods PodLister, opts ...HandoffOption) *Handoff {
 	h := &Handoff{pods: pods, seq: map[types.UID]uint64{}, changed: make(chan struct{}),
-		done: map[doneKey]bool{}, mine: map[string]map[string]types.UID{}, answered: map[string][]answer{}, turn: map[string]doneKey{},
+		done: map[doneKey]bool{}, mine: map[string]map[string]types.UID{}, answered: map[string][]answer{}, turn: map[string]doneKey{}, consulted: map[string]doneKey{},
 		cache: map[types.UID]*decoded{}, synced: true}
 	for _, o := range opts {
 		o(h)
@@ -611,6 +613,7 @@ func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, 
 		if e, found := h.head(ctx, resource, size); found && synced {
 			h.mu.Lock()
 			defer h.mu.Unlock()
+			h.consulted[resource] = e.key
 			if e.ids == nil || !allIn(e.ids, avail) || !containsAll(e.ids, mustInclude) {
 				h.turn[resource] = e.key
 				return nil, e.pod, false
@@ -621,6 +624,9 @@ func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, 
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			h.mu.Lock()
+			delete(h.consulted, resource)
+			h.mu.Unlock()
 			if !synced {
 				klog.FromContext(ctx).Info("The pod informer has not synced: not using the scheduler's choices for this allocation", "resource", resource, "size", size)
 			}
@@ -670,14 +676,14 @@ func (h *Handoff) answeredLocked(resource string, ids []string, key doneKey) {
 	h.answered[resource] = a
 }
 
-// allocated records an Allocate of ids in the own record. It marks the
-// pending entry the allocation served: the one whose set is exactly ids,
-// else the one Choose last answered ids for (its own choice), else the
-// first pending entry of that size (the kubelet admitted it with other
-// devices); and it records ids as given by this process. When no pending
-// entry is known (the informer is behind the kubelet) nothing is marked
-// and ids are no longer counted as this process's: the kubelet's
-// PodResources answer then says which pod holds them.
+// allocated records an Allocate of ids in the own record: it marks the
+// pending entry the allocation served when its pod is certain
+// (servedLocked), and records ids as given by this process to that pod.
+// When it is not (no pending entry is known: the informer is behind the
+// kubelet; or the kubelet chose devices on its own, asking nothing first),
+// nothing is marked and ids are no longer counted as this process's: the
+// kubelet's PodResources answer, which names the pod, then marks its entry
+// (allocatedLocked).
 func (h *Handoff) allocated(resource string, ids []string) {
 	if h == nil {
 		return
@@ -690,6 +696,9 @@ func (h *Handoff) allocated(resource string, ids []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	key, found := h.servedLocked(resource, pending, want)
+	// The answer of the last GetPreferredAllocation serves this Allocate
+	// only: the kubelet asks right before the Allocate it serves.
+	delete(h.consulted, resource)
 	mine := h.mine[resource]
 	if mine == nil {
 		mine = map[string]types.UID{}
@@ -707,14 +716,90 @@ func (h *Handoff) allocated(resource string, ids []string) {
 	}
 }
 
-// servedLocked is the pending entry an allocation of want (sorted) served;
-// h.mu must be held.
+// servedLocked is the pending entry an allocation of want (sorted) served,
+// when its pod is certain; h.mu must be held. In this order:
+//
+//   - reuse: every device was last given by this process to one pod that
+//     has a pending entry of that size. The kubelet (v1.37
+//     devicesToAllocate) gives an app container devices from the pool its
+//     pod's regular init containers left first, and picks them itself when
+//     the pool holds enough, asking nothing; devices a live pod holds go to
+//     no other pod. Its first such entry (containers in the kubelet's
+//     order);
+//   - the pending entry whose set is exactly want, when only one is (two
+//     alike are told apart by the answers below);
+//   - the entry a GetPreferredAllocation answer handed want out for;
+//   - the entry the last GetPreferredAllocation was answered for, when of
+//     that size: the kubelet asks right before the Allocate it serves, and
+//     may allocate other devices than the answer (topology alignment, or
+//     no answer).
+//
+// Otherwise nothing is certain: the first pending entry of that size may
+// be another pod's, whose turn marking it would take.
 func (h *Handoff) servedLocked(resource string, pending []entry, want []string) (doneKey, bool) {
+	if key, ok := h.reusedLocked(resource, pending, want); ok {
+		return key, true
+	}
+	answered := h.answerFor(resource, pending, want)
+	consulted, asked := h.consulted[resource]
+	var exact []entry
 	for _, e := range pending {
 		if e.ids != nil && slices.Equal(slices.Sorted(slices.Values(e.ids)), want) {
+			exact = append(exact, e)
+		}
+	}
+	if len(exact) == 1 {
+		return exact[0].key, true
+	}
+	for _, e := range exact {
+		if answered != nil && e.key == *answered {
+			h.dropAnswerLocked(resource, e.key, want)
+			return e.key, true
+		}
+		if asked && e.key == consulted {
 			return e.key, true
 		}
 	}
+	if len(exact) > 1 {
+		return doneKey{}, false // alike sets, none the kubelet asked about
+	}
+	if answered != nil {
+		h.dropAnswerLocked(resource, *answered, want)
+		return *answered, true
+	}
+	if asked {
+		for _, e := range pending {
+			if e.key == consulted && e.size == len(want) {
+				return e.key, true
+			}
+		}
+	}
+	return doneKey{}, false
+}
+
+// reusedLocked is the first pending entry of len(want) of the one pod this
+// process last gave every device of want to; h.mu must be held.
+func (h *Handoff) reusedLocked(resource string, pending []entry, want []string) (doneKey, bool) {
+	mine := h.mine[resource]
+	var pod types.UID
+	for i, id := range want {
+		uid, ok := mine[id]
+		if !ok || (i > 0 && uid != pod) {
+			return doneKey{}, false
+		}
+		pod = uid
+	}
+	for _, e := range pending {
+		if e.key.uid == pod && e.size == len(want) {
+			return e.key, true
+		}
+	}
+	return doneKey{}, false
+}
+
+// answerFor is the pending entry the latest answer handing want out was
+// for, nil if none; h.mu must be held.
+func (h *Handoff) answerFor(resource string, pending []entry, want []string) *doneKey {
 	answers := h.answered[resource]
 	for i := len(answers) - 1; i >= 0; i-- {
 		if !slices.Equal(answers[i].ids, want) {
@@ -722,17 +807,18 @@ func (h *Handoff) servedLocked(resource string, pending []entry, want []string) 
 		}
 		for _, e := range pending {
 			if e.key == answers[i].key {
-				h.answered[resource] = slices.Delete(answers, i, i+1)
-				return e.key, true
+				return &e.key
 			}
 		}
 	}
-	for _, e := range pending {
-		if e.size == len(want) {
-			return e.key, true
-		}
-	}
-	return doneKey{}, false
+	return nil
+}
+
+// dropAnswerLocked forgets the answer of want for key; h.mu must be held.
+func (h *Handoff) dropAnswerLocked(resource string, key doneKey, want []string) {
+	h.answered[resource] = slices.DeleteFunc(h.answered[resource], func(a answer) bool {
+		return a.key == key && slices.Equal(a.ids, want)
+	})
 }
 
 func allIn(ids []string, set map[string]bool) bool {

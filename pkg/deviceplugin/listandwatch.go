@@ -9,14 +9,15 @@ import (
 
 // ListAndWatch sends the resource's devices, then one full update per health
 // change that touches them: every replica and MIG device of a GPU changes in
-// the same update.
+// the same update. A change of the devices withheld for holders under other
+// names is one too.
 func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, s pluginapi.DevicePlugin_ListAndWatchServer) error {
 	ctx := s.Context()
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
 	defer p.streamStarted()()
 	var last []*pluginapi.Device
 	for {
-		changed := p.health.Changed()
+		changed, heldChanged := p.health.Changed(), p.held.Changed()
 		devs := p.Devices()
 		if !sameDevices(devs, last) {
 			if err := s.Send(&pluginapi.ListAndWatchResponse{Devices: devs}); err != nil {
@@ -30,6 +31,7 @@ func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, s pluginapi.DevicePlugin_ListA
 		case <-ctx.Done():
 			return nil
 		case <-changed:
+		case <-heldChanged:
 		}
 	}
 }

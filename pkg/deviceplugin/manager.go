@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -66,6 +67,16 @@ type Options struct {
 	// unhealthy: the previous Manager's Health().UnhealthyUUIDs() when this
 	// one replaces it (HealthOptions.Unhealthy).
 	Unhealthy []string
+	// PodResources is the kubelet's PodResources API: which containers hold
+	// which devices, under which resource names. The Manager withholds the
+	// devices whose GPU a running container holds under another name or ID
+	// (a config reload); nil withholds none.
+	PodResources Allocations
+	// Held is what the previous Manager knew of the devices containers hold
+	// (its Held()) when this one replaces it: used until PodResources
+	// answers, so that a reload while the API fails still withholds what
+	// was known held.
+	Held []sharing.Holding
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -97,6 +108,7 @@ type Manager struct {
 	inv       *nvml.Inventory
 	base      *topology.Node
 	health    *Health
+	held      *holdings
 	mps       *mps.Runner
 	plugins   []*Plugin
 	startedAt int64
@@ -116,6 +128,12 @@ type Manager struct {
 	// kubeletSeen is the identity of the last kubelet socket Run saw
 	// (kubeletIdentity); only Run's goroutine uses it.
 	kubeletSeen string
+	// unknownReported is set once the event that PodResources could not be
+	// read, with nothing known, was recorded.
+	unknownReported atomic.Bool
+	// reported is what reportWithheld last told (under reportMu).
+	reportMu sync.Mutex
+	reported map[string]map[string]sharing.Holding
 }
 
 // dirWatch is a watch of the device-plugin directory: its events and
@@ -211,9 +229,11 @@ func New(opts Options) (*Manager, error) {
 		}
 		m.startNotes = append(m.startNotes, notes...)
 	}
+	m.held = newHoldings(opts.PodResources, inv, resources, opts.Held, opts.Metrics)
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
 		p.afterAllocate = opts.Publisher.Kick
+		p.held, p.refreshHeld = m.held, m.refreshHeld
 		m.plugins = append(m.plugins, p)
 	}
 	opts.Metrics.attach(m)
@@ -360,6 +380,11 @@ func (m *Manager) Plugins() []*Plugin { return m.plugins }
 // Health is the GPU health tracker.
 func (m *Manager) Health() *Health { return m.health }
 
+// Held is what m knows of the devices the node's containers hold (the
+// kubelet's last PodResources answer and what m allocated since), for the
+// Manager that replaces it (Options.Held); nil when nothing is known.
+func (m *Manager) Held() []sharing.Holding { return m.held.snapshot() }
+
 // The node publisher reads the running Manager.
 var _ nodepublish.Source = (*Manager)(nil)
 
@@ -460,6 +485,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		logger.Info("Removed a stale socket of an earlier gpupack process", "socket", path)
 	}
 	m.kubeletSeen = kubeletIdentity(filepath.Join(m.opts.PluginDir, KubeletSocketName))
+	// Before the kubelet sees a device: one whose GPU a running container
+	// holds under an earlier config's name or ID is withheld from the
+	// first ListAndWatch on.
+	m.refreshHeld(ctx, "start")
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err
@@ -481,6 +510,9 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-resync.C():
 			m.resync(ctx, "resync period")
+			// Aside, so that a kubelet slow to answer does not hold up
+			// the loop (a read is bounded; a later one wins).
+			go m.refreshHeld(ctx, "resync period")
 			if err := m.checkMIG(ctx); err != nil {
 				return err
 			}

@@ -28,6 +28,8 @@ type Metrics struct {
 	preferred   *prometheus.CounterVec
 	missed      *prometheus.CounterVec
 	recoveries  prometheus.Counter
+	withheld    *prometheus.GaugeVec
+	podresFails prometheus.Counter
 	// gpu holds the per-GPU and per-pod series (gpumetrics.go).
 	gpu *gpuMetrics
 }
@@ -57,6 +59,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		recoveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gpupack_device_plugin_gpu_recoveries_total", Help: "GPUs that became healthy again.",
 		}),
+		withheld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gpupack_device_plugin_devices_withheld",
+			Help: "Devices advertised unhealthy because a running container holds their GPU under another resource name or device ID (a config reload), by resource.",
+		}, []string{"resource"}),
+		podresFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gpupack_device_plugin_podresources_errors_total",
+			Help: "Failed reads of the kubelet's PodResources API for the devices withheld after a config reload.",
+		}),
 		gpu: newGPUMetrics(),
 	}
 	reg.MustRegister(m.collectors()...)
@@ -65,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // collectors are every metric of the device plugin.
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.devices, m.events, m.allocations, m.rejected, m.preferred, m.missed, m.recoveries,
+	return []prometheus.Collector{m.devices, m.events, m.allocations, m.rejected, m.preferred, m.missed, m.recoveries, m.withheld, m.podresFails,
 		m.gpu.events, gpuCollector{m.gpu}}
 }
 
@@ -87,6 +97,18 @@ func (m *Metrics) setDevices(resource string, healthy, unhealthy int) {
 	}
 	m.devices.WithLabelValues(resource, "healthy").Set(float64(healthy))
 	m.devices.WithLabelValues(resource, "unhealthy").Set(float64(unhealthy))
+}
+
+func (m *Metrics) setWithheld(resource string, n int) {
+	if m != nil {
+		m.withheld.WithLabelValues(resource).Set(float64(n))
+	}
+}
+
+func (m *Metrics) podResourcesFailed() {
+	if m != nil {
+		m.podresFails.Inc()
+	}
 }
 
 func (m *Metrics) allocated(resource string) {

@@ -2,6 +2,7 @@ package deviceplugin
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,7 +21,20 @@ const (
 	// not fit the node; the running one is kept.
 	ReasonConfigRefused = "DevicePluginConfigRefused"
 	actionReloadConfig  = "ReloadConfig"
+	// ReasonDevicesWithheld: devices of a resource are advertised
+	// unhealthy because a running container holds their GPU under another
+	// resource name or device ID (a config reload); ReasonDevicesReleased:
+	// none is any more.
+	ReasonDevicesWithheld = "GPUDevicesWithheld"
+	ReasonDevicesReleased = "GPUDevicesReleased"
+	// ReasonPodResourcesUnreadable: the kubelet's PodResources API did not
+	// answer and nothing is known of what containers hold, so nothing is
+	// withheld.
+	ReasonPodResourcesUnreadable = "PodResourcesUnreadable"
+	actionWithhold               = "Withhold"
 )
+
+var _ WithheldEvents = (*NodeEvents)(nil)
 
 // HealthEvents is told of each health change of a GPU or a MIG device
 // (mig is the MIG device's UUID, "" for the whole GPU). Calls are made with
@@ -79,4 +93,25 @@ func cause(ev nvml.Event) string {
 func (e *NodeEvents) ConfigRefused(name, running string, err error) {
 	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonConfigRefused, actionReloadConfig,
 		"device plugin config %q refused, still serving config %q: %v", name, running, err)
+}
+
+// Withheld records a Warning event naming the withheld devices of resource
+// and their holders, or a Normal one when none is withheld any more.
+func (e *NodeEvents) Withheld(resource string, ids, holders []string) {
+	if len(ids) == 0 {
+		e.recorder.Eventf(e.node, nil, corev1.EventTypeNormal, ReasonDevicesReleased, actionWithhold,
+			"%s: no device withheld any more; their holders under other names are gone", resource)
+		return
+	}
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonDevicesWithheld, actionWithhold,
+		"%s: %d devices %v reported unhealthy until released, their GPU held under another name or ID: %s",
+		resource, len(ids), ids, strings.Join(holders, "; "))
+}
+
+// HoldingsUnknown records a Warning event: PodResources did not answer (err)
+// and nothing known, devices held under an earlier config's names are not
+// withheld.
+func (e *NodeEvents) HoldingsUnknown(err error) {
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonPodResourcesUnreadable, actionWithhold,
+		"the kubelet's PodResources API did not answer: devices held under an earlier config's names cannot be withheld until it does: %v", err)
 }

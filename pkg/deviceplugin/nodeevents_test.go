@@ -83,3 +83,19 @@ func TestNodeEventsConfigRefused(t *testing.T) {
 	deviceplugin.NewNodeEvents(rec, "node-1").ConfigRefused("mig-mixed", "ts", fmt.Errorf("invalid config: flags.migStrategy: Unsupported value"))
 	require.Equal(t, []string{`Warning DevicePluginConfigRefused device plugin config "mig-mixed" refused, still serving config "ts": invalid config: flags.migStrategy: Unsupported value`}, drain(rec))
 }
+
+// Withheld devices are one Warning event per resource naming them and
+// their holders; none withheld any more is a Normal one; PodResources
+// unreadable with nothing known is a Warning.
+func TestNodeEventsWithheld(t *testing.T) {
+	rec := events.NewFakeRecorder(10)
+	e := deviceplugin.NewNodeEvents(rec, "node-1")
+	e.Withheld("nvidia.com/gpu", []string{"GPU-0"}, []string{"default/a container main holds nvidia.com/gpu.shared GPU-0::1"})
+	e.Withheld("nvidia.com/gpu", nil, nil)
+	e.HoldingsUnknown(fmt.Errorf("connection refused"))
+	require.Equal(t, []string{
+		"Warning GPUDevicesWithheld nvidia.com/gpu: 1 devices [GPU-0] reported unhealthy until released, their GPU held under another name or ID: default/a container main holds nvidia.com/gpu.shared GPU-0::1",
+		"Normal GPUDevicesReleased nvidia.com/gpu: no device withheld any more; their holders under other names are gone",
+		"Warning PodResourcesUnreadable the kubelet's PodResources API did not answer: devices held under an earlier config's names cannot be withheld until it does: connection refused",
+	}, drain(rec))
+}

@@ -78,6 +78,11 @@ type Plugin struct {
 
 	// afterAllocate runs after each successful Allocate (an in-use refresh).
 	afterAllocate func()
+	// held are the devices withheld for holders under other names (the
+	// Manager's; nil withholds none); refreshHeld reads them again (nil:
+	// never).
+	held        *holdings
+	refreshHeld func(ctx context.Context, why string)
 
 	// instance tells this Plugin's sockets from those of other Plugins of
 	// the resource (rebuilt after rediscovery, or in a restarted process).
@@ -147,13 +152,17 @@ func (p *Plugin) Devices() []*pluginapi.Device {
 	return p.apiDevices(p.health.Snapshot())
 }
 
+// apiDevices are the devices as the kubelet sees them: Unhealthy when their
+// GPU (MIG device) is, or when they are withheld (a running container holds
+// their GPU under another resource name or device ID).
 func (p *Plugin) apiDevices(health View) []*pluginapi.Device {
 	out := make([]*pluginapi.Device, 0, len(p.resource.Devices))
+	withheld := p.held.of(p.resource.Name)
 	good := 0
 	for i := range p.resource.Devices {
 		d := &p.resource.Devices[i]
 		dev := &pluginapi.Device{ID: d.ID, Health: pluginapi.Unhealthy}
-		if health.Device(d.GPUIndex, migUUID(d)) {
+		if _, held := withheld[d.ID]; !held && health.Device(d.GPUIndex, migUUID(d)) {
 			dev.Health = pluginapi.Healthy
 			good++
 		}
@@ -163,6 +172,7 @@ func (p *Plugin) apiDevices(health View) []*pluginapi.Device {
 		out = append(out, dev)
 	}
 	p.metrics.setDevices(p.resource.Name, good, len(out)-good)
+	p.metrics.setWithheld(p.resource.Name, len(withheld))
 	return out
 }
 

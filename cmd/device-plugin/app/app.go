@@ -403,6 +403,9 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		}
 		handoff.SetLister(pods)
 		dopts.Handoff = handoff
+		// Devices whose GPU a running container holds under an earlier
+		// config's name or ID are withheld.
+		dopts.PodResources = podres
 		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 		defer broadcaster.Shutdown()
@@ -455,6 +458,9 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		// recovery check (restartOnDeviceUnhealthy's restart is, as
 		// NVIDIA's restarted plugin sees every device healthy).
 		dopts.Unhealthy = m.Health().UnhealthyUUIDs()
+		// And what it knew containers hold, should PodResources not answer
+		// the next one.
+		dopts.Held = m.Held()
 		if next != nil {
 			dopts.Config = next
 			continue

@@ -1,0 +1,266 @@
+package deviceplugin
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/sharing"
+)
+
+// holdings is what a Manager knows of the devices the node's containers
+// hold (the kubelet's PodResources API), and the devices it withholds
+// because of them (sharing.Withheld): a running container that holds a GPU
+// under the resource name or device ID of an earlier config (a reload
+// renamed it, turned replicas on or off, changed the MIG strategy) keeps
+// it, and the kubelet, which counts allocations per name and ID, sees the
+// GPU's new devices free. A withheld device is advertised Unhealthy (the
+// kubelet never picks it) and Allocate refuses it, until a read no longer
+// lists its holder.
+//
+// The knowledge is kept when the API fails: the last successful answer,
+// plus the devices this Manager allocated since (sharing.Holding without a
+// pod), and a Manager that replaces another starts from the other's
+// (Options.Held). A nil *holdings, or one without a source, withholds
+// nothing.
+type holdings struct {
+	src       Allocations
+	inv       *nvml.Inventory
+	resources []sharing.Resource
+	metrics   *Metrics
+
+	mu      sync.Mutex
+	listing []sharing.Holding // the last successful answer
+	since   []noted           // what Allocate gave, since about that answer
+	known   bool              // an answer (or a carried one) is in listing
+	started uint64            // reads started
+	applied uint64            // the number of the read listing holds
+	// withheld is resource -> device ID -> holder; replaced, never modified.
+	withheld map[string]map[string]sharing.Holding
+	changed  chan struct{} // closed and replaced when withheld changes
+}
+
+// noted is a device Allocate gave, while reads up to seq had started.
+type noted struct {
+	seq uint64
+	h   sharing.Holding
+}
+
+func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resource, carried []sharing.Holding, metrics *Metrics) *holdings {
+	h := &holdings{src: src, inv: inv, resources: resources, metrics: metrics, changed: make(chan struct{}),
+		withheld: map[string]map[string]sharing.Holding{}}
+	if src != nil && carried != nil {
+		h.listing, h.known = slices.Clone(carried), true
+		h.withheld = sharing.Withheld(resources, inv, carried)
+	}
+	return h
+}
+
+// refresh reads the kubelet's allocations and recomputes what is withheld;
+// on an error what is known stays (and the error is returned). It reports
+// whether what is withheld changed.
+func (h *holdings) refresh(ctx context.Context) (bool, error) {
+	if h == nil || h.src == nil {
+		return false, nil
+	}
+	h.mu.Lock()
+	h.started++
+	n := h.started
+	h.mu.Unlock()
+	allocated, err := h.src.Allocated(ctx)
+	if err != nil {
+		h.metrics.podResourcesFailed()
+		return false, err
+	}
+	listing := holdingsOf(allocated)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n <= h.applied {
+		return false, nil // a read started later answered first
+	}
+	h.applied, h.listing, h.known = n, listing, true
+	// A device Allocate gave while this read was under way may not be in
+	// it yet (the kubelet records it after Allocate answers): kept until a
+	// read started after the next one.
+	h.since = slices.DeleteFunc(h.since, func(x noted) bool { return n >= x.seq+2 })
+	return h.recomputeLocked(), nil
+}
+
+// recomputeLocked recomputes what is withheld; h.mu must be held.
+func (h *holdings) recomputeLocked() bool {
+	all := slices.Clone(h.listing)
+	for _, x := range h.since {
+		all = append(all, x.h)
+	}
+	w := sharing.Withheld(h.resources, h.inv, all)
+	if maps.EqualFunc(w, h.withheld, func(a, b map[string]sharing.Holding) bool { return maps.Equal(a, b) }) {
+		return false
+	}
+	h.withheld = w
+	close(h.changed)
+	h.changed = make(chan struct{})
+	return true
+}
+
+// of is resource's withheld devices: ID -> holder; not to be modified.
+func (h *holdings) of(resource string) map[string]sharing.Holding {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.withheld[resource]
+}
+
+// all is every withheld device: resource -> ID -> holder; not to be modified.
+func (h *holdings) all() map[string]map[string]sharing.Holding {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.withheld
+}
+
+// Changed is closed when what is withheld changes; nil (never) without
+// holdings.
+func (h *holdings) Changed() <-chan struct{} {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changed
+}
+
+// known reports whether the kubelet ever answered (or a carried answer is
+// used).
+func (h *holdings) isKnown() bool {
+	if h == nil || h.src == nil {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.known
+}
+
+// noteAllocated records that Allocate gave ids of resource: held, by a pod
+// the next answers name.
+func (h *holdings) noteAllocated(resource string, ids []string) {
+	if h == nil || h.src == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		h.since = append(h.since, noted{seq: h.started, h: sharing.Holding{Resource: resource, ID: id}})
+	}
+}
+
+// snapshot is what is known of the holdings, for the Manager that
+// replaces this one (Options.Held); nil when nothing is known.
+func (h *holdings) snapshot() []sharing.Holding {
+	if h == nil || h.src == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.known && len(h.since) == 0 {
+		return nil
+	}
+	out := slices.Clone(h.listing)
+	for _, x := range h.since {
+		out = append(out, x.h)
+	}
+	if out == nil {
+		out = []sharing.Holding{}
+	}
+	return out
+}
+
+// holdingsOf flattens the PodResources answer.
+func holdingsOf(allocated map[types.NamespacedName]map[string]map[string][]string) []sharing.Holding {
+	var out []sharing.Holding
+	for pod, containers := range allocated {
+		for container, byRes := range containers {
+			for res, ids := range byRes {
+				for _, id := range ids {
+					out = append(out, sharing.Holding{Namespace: pod.Namespace, Pod: pod.Name, Container: container, Resource: res, ID: id})
+				}
+			}
+		}
+	}
+	if out == nil {
+		out = []sharing.Holding{}
+	}
+	return out
+}
+
+// WithheldEvents is told when the devices withheld for holders under
+// another name change, and when they cannot be known (HealthEvents
+// implementations may implement it; NodeEvents does).
+type WithheldEvents interface {
+	// Withheld: ids of resource are withheld (empty: none any more).
+	Withheld(resource string, ids []string, holders []string)
+	// HoldingsUnknown: the kubelet's PodResources API did not answer and
+	// nothing is known of what containers hold.
+	HoldingsUnknown(err error)
+}
+
+// refreshHeld reads the holdings again and logs, counts and records what
+// changed since last told (a carried knowledge is told at the first); why
+// says what asked.
+func (m *Manager) refreshHeld(ctx context.Context, why string) {
+	logger := klog.FromContext(ctx)
+	_, err := m.held.refresh(ctx)
+	switch {
+	case err == nil:
+	case m.held.isKnown():
+		logger.Error(err, "Reading the kubelet's PodResources failed; keeping what it said last about devices held under other names", "why", why)
+	default:
+		logger.Error(err, "Reading the kubelet's PodResources failed; devices held under an earlier config's names cannot be withheld until it answers", "why", why)
+		if m.unknownReported.CompareAndSwap(false, true) {
+			if e, ok := m.opts.Events.(WithheldEvents); ok {
+				e.HoldingsUnknown(err)
+			}
+		}
+	}
+	m.reportWithheld(ctx)
+}
+
+// reportWithheld logs and records the resources whose withheld devices
+// changed since last reported.
+func (m *Manager) reportWithheld(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	m.reportMu.Lock()
+	defer m.reportMu.Unlock()
+	after := m.held.all()
+	for _, p := range m.plugins {
+		res := p.Name()
+		if maps.Equal(m.reported[res], after[res]) {
+			continue
+		}
+		ids := slices.Sorted(maps.Keys(after[res]))
+		holders := make([]string, 0, len(ids))
+		for _, id := range ids {
+			if s := after[res][id].String(); !slices.Contains(holders, s) {
+				holders = append(holders, s)
+			}
+		}
+		if len(ids) == 0 {
+			logger.Info("No device withheld any more: their holders under other names are gone", "resource", res)
+		} else {
+			logger.Info("Withholding devices a running container holds under another resource name or device ID (advertised unhealthy until released)",
+				"resource", res, "devices", ids, "holders", holders)
+		}
+		if e, ok := m.opts.Events.(WithheldEvents); ok {
+			e.Withheld(res, ids, holders)
+		}
+	}
+	m.reported = after
+}

@@ -1,0 +1,296 @@
+package deviceplugin_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+	testingclock "k8s.io/utils/clock/testing"
+
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/test/harness"
+)
+
+// reloadNode runs Managers one after the other on one node and one
+// kubelet, as cmd/device-plugin/app's loop does after a per-node config
+// change, each reading the kubelet's PodResources API.
+type reloadNode struct {
+	t       *testing.T
+	k       *kubelet
+	dir     string
+	lib     nvml.Lib
+	machine *fake.Machine
+	clock   *testingclock.FakeClock
+	podres  deviceplugin.Allocations
+}
+
+func newReloadNode(t *testing.T, opts ...fake.Option) *reloadNode {
+	dir := socketDir(t)
+	k := startKubelet(t, dir)
+	m, err := fake.New(fake.DGXA100, opts...)
+	require.NoError(t, err)
+	lib := nvml.New(m.Interface())
+	require.NoError(t, lib.Init())
+	t.Cleanup(func() { _ = lib.Shutdown() })
+	pr := deviceplugin.NewPodResources(filepath.Join(dir, harness.PodResourcesSocket))
+	t.Cleanup(func() { _ = pr.Close() })
+	return &reloadNode{t: t, k: k, dir: dir, lib: lib, machine: m, clock: testingclock.NewFakeClock(time.Now()), podres: pr}
+}
+
+// run starts a Manager with config; stop ends it.
+func (n *reloadNode) run(config string, edit func(*deviceplugin.Options)) (*deviceplugin.Manager, func()) {
+	t := n.t
+	cfg, err := configv1.Parse([]byte(config))
+	require.NoError(t, err)
+	opts := deviceplugin.Options{Lib: n.lib, Config: cfg, PluginDir: n.dir, Clock: n.clock, PodResources: n.podres}
+	if edit != nil {
+		edit(&opts)
+	}
+	mgr, err := deviceplugin.New(opts)
+	require.NoError(t, err)
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2)))
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
+	done := make(chan error, 1)
+	go func() { done <- mgr.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not end")
+		}
+	}
+	t.Cleanup(stop)
+	return mgr, stop
+}
+
+// gpuOf is the index of the GPU a device ID lives on (a GPU or MIG UUID,
+// or a replica of one).
+func gpuOf(t *testing.T, inv *nvml.Inventory, id string) int {
+	uuid, _, _ := strings.Cut(id, "::")
+	for _, g := range inv.GPUs {
+		if g.UUID == uuid {
+			return g.Index
+		}
+	}
+	for _, m := range inv.MIG {
+		if m.UUID == uuid {
+			return m.ParentIndex
+		}
+	}
+	t.Fatalf("device %s is on none of the node's GPUs", id)
+	return -1
+}
+
+const (
+	migOnGPU0   = "version: v1\nflags: {migStrategy: mixed}"
+	whole       = "version: v1"
+	shared4Same = "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}"
+	shared2Ren  = "version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2}]}}"
+	shared4Ren0 = "version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0]}]}}"
+)
+
+// A config reload that changes what a physical GPU is advertised as
+// (another resource name, replicas on or off, another replica count, another
+// MIG strategy) must not let the kubelet give that GPU again while a running
+// container holds it under its old name or ID: the kubelet counts
+// allocations per resource name and device ID and sees the new devices free.
+// The GPU's devices are advertised unhealthy until the holder is gone (then,
+// at the next resync, healthy again), and Allocate refuses them naming the
+// holder. Before, every case below counted the held GPU as allocatable.
+//
+// The kubelet keeps the old resource, its devices unhealthy, for a grace
+// period after its plugin went away: it shows with 0.
+func TestReloadDoesNotGiveAHeldGPUAgain(t *testing.T) {
+	mig := fake.WithMIG(map[int][]string{0: {"1g.5gb", "1g.5gb", "1g.5gb"}})
+	tests := []struct {
+		name           string
+		fake           []fake.Option
+		before         string
+		resource       string // what the running pod holds
+		count          int64  // how many of it; 0 means 1
+		after          string
+		afterResource  string
+		want, released map[string]int64 // healthy counts after the reload; after the holder is gone
+	}{
+		{
+			// GPU 0's 4 replicas under nvidia.com/gpu.shared, then whole
+			// GPUs only: the replica's GPU is withheld, 8 - 1 = 7.
+			name: "replicas off and renamed", before: shared4Ren0, resource: "nvidia.com/gpu.shared",
+			after: whole, afterResource: "nvidia.com/gpu",
+			want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0}, released: map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0},
+		},
+		{
+			// A whole GPU held, then 4 replicas of each under the same
+			// name: its 4 replicas are withheld, 8*4 - 4 = 28.
+			name: "replicas on under the same name", before: whole, resource: "nvidia.com/gpu",
+			after: shared4Same, afterResource: "nvidia.com/gpu",
+			want: map[string]int64{"nvidia.com/gpu": 28}, released: map[string]int64{"nvidia.com/gpu": 32},
+		},
+		{
+			// One of 2 replicas held under nvidia.com/gpu.shared, then 4
+			// replicas under nvidia.com/gpu: the holder takes one share of
+			// its GPU, 8*4 - 1 = 31.
+			name: "more replicas under another name", before: shared2Ren, resource: "nvidia.com/gpu.shared",
+			after: shared4Same, afterResource: "nvidia.com/gpu",
+			want: map[string]int64{"nvidia.com/gpu": 31, "nvidia.com/gpu.shared": 0}, released: map[string]int64{"nvidia.com/gpu": 32, "nvidia.com/gpu.shared": 0},
+		},
+		{
+			// A MIG device of GPU 0 held, then migStrategy none: GPU 0 is
+			// served whole and withheld, 8 - 1 = 7.
+			name: "MIG device, then the GPU whole", fake: []fake.Option{mig}, before: migOnGPU0, resource: "nvidia.com/mig-1g.5gb",
+			after: whole, afterResource: "nvidia.com/gpu",
+			want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/mig-1g.5gb": 0}, released: map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/mig-1g.5gb": 0},
+		},
+		{
+			// GPU 0 held whole (migStrategy none serves it so) with all
+			// the others, then mixed: its 3 MIG devices are withheld; the
+			// 7 other GPUs keep their name and ID (the kubelet knows them).
+			name: "the GPU whole, then its MIG devices", fake: []fake.Option{mig}, before: whole, resource: "nvidia.com/gpu",
+			count: 8, after: migOnGPU0, afterResource: "nvidia.com/mig-1g.5gb",
+			want:     map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/mig-1g.5gb": 0},
+			released: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/mig-1g.5gb": 3},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newReloadNode(t, tc.fake...)
+			_, stop := n.run(tc.before, nil)
+			count := max(tc.count, 1)
+			require.EventuallyWithT(t, func(c *assertCollect) {
+				healthy, _ := n.k.counts()
+				requireEqualCollect(c, true, healthy[tc.resource] >= count)
+			}, 10*time.Second, 5*time.Millisecond)
+			held, _, err := n.k.allocate("running", tc.resource, count, nil)
+			require.NoError(t, err)
+			stop()
+
+			mgr, _ := n.run(tc.after, nil)
+			n.k.waitCounts(tc.want)
+
+			// The kubelet's choice raced the first update: Allocate refuses
+			// a withheld device, naming the holder.
+			var pl *deviceplugin.Plugin
+			for _, p := range mgr.Plugins() {
+				if p.Name() == tc.afterResource {
+					pl = p
+				}
+			}
+			require.NotNil(t, pl)
+			var withheld []string
+			for _, d := range pl.Devices() {
+				if d.Health != pluginapi.Healthy {
+					withheld = append(withheld, d.ID)
+				}
+			}
+			require.NotEmpty(t, withheld)
+			heldGPUs := map[int]bool{}
+			for _, id := range held {
+				heldGPUs[gpuOf(t, mgr.Inventory(), id)] = true
+			}
+			for _, id := range withheld {
+				require.True(t, heldGPUs[gpuOf(t, mgr.Inventory(), id)], "%s withheld, on no GPU the pod holds (%v)", id, held)
+			}
+			_, err = pl.Allocate(context.Background(), &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: withheld[:1]}}})
+			require.Equal(t, codes.FailedPrecondition, status.Code(err), err)
+			require.Contains(t, err.Error(), "default/running")
+
+			// The holder ends: at the next resync its GPU is served again.
+			n.k.Forget(types.UID("uid-running"))
+			require.EventuallyWithT(t, func(c *assertCollect) {
+				n.clock.Step(deviceplugin.KubeletResyncPeriod)
+				healthy, _ := n.k.counts()
+				requireEqualCollect(c, tc.released, healthy)
+			}, 10*time.Second, 20*time.Millisecond)
+		})
+	}
+}
+
+// failingAllocations is a PodResources API that does not answer.
+type failingAllocations struct{}
+
+func (failingAllocations) Allocated(context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	return nil, errors.New("connection refused")
+}
+
+// withheldEvents records what the Manager tells of withheld devices.
+type withheldEvents struct {
+	mu       sync.Mutex
+	withheld map[string][]string // resource -> IDs, last told
+	unknown  int
+}
+
+func (e *withheldEvents) Unhealthy(int, string, string, nvml.Event) {}
+func (e *withheldEvents) Recovered(int, string, string)             {}
+func (e *withheldEvents) Withheld(resource string, ids, _ []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.withheld[resource] = ids
+}
+func (e *withheldEvents) HoldingsUnknown(error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.unknown++
+}
+
+// When the kubelet's PodResources API does not answer at a reload, the
+// next Manager withholds what the previous one knew (its last answer and
+// what it allocated since, Options.Held), and says so; with nothing known
+// it withholds nothing and records that it cannot know.
+func TestReloadWithPodResourcesDown(t *testing.T) {
+	for _, carry := range []bool{true, false} {
+		t.Run(fmt.Sprintf("carried=%v", carry), func(t *testing.T) {
+			n := newReloadNode(t)
+			prev, stop := n.run(shared4Ren0, nil)
+			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 4})
+			// Allocated after the Manager's last read: known as allocated by
+			// it, not yet by pod.
+			_, _, err := n.k.allocate("running", "nvidia.com/gpu.shared", 1, nil)
+			require.NoError(t, err)
+			stop()
+
+			events := &withheldEvents{withheld: map[string][]string{}}
+			n.run(whole, func(o *deviceplugin.Options) {
+				o.PodResources, o.Events = failingAllocations{}, events
+				if carry {
+					o.Held = prev.Held()
+				}
+			})
+			uuid0 := n.machine.UUID(0)
+			if carry {
+				// GPU 0 withheld: 8 - 1 = 7.
+				n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
+				events.mu.Lock()
+				defer events.mu.Unlock()
+				require.Equal(t, map[string][]string{"nvidia.com/gpu": {uuid0}}, events.withheld)
+				require.Zero(t, events.unknown)
+				return
+			}
+			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0})
+			events.mu.Lock()
+			defer events.mu.Unlock()
+			require.Equal(t, 1, events.unknown)
+		})
+	}
+}

@@ -1,0 +1,201 @@
+package sharing
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/gpupack/gpupack/pkg/deviceid"
+	"github.com/gpupack/gpupack/pkg/nvml"
+)
+
+// Holding is one device a container holds, as the kubelet's PodResources
+// API reports it: the resource name and device ID it was allocated under.
+type Holding struct {
+	Namespace, Pod, Container string
+	Resource, ID              string
+}
+
+// String names the holder and what it holds, for logs, events and errors:
+// "default/train container main holds nvidia.com/gpu.shared GPU-x::2".
+func (h Holding) String() string {
+	if h.Pod == "" {
+		return fmt.Sprintf("a container this plugin allocated to holds %s %s", h.Resource, h.ID)
+	}
+	return fmt.Sprintf("%s/%s container %s holds %s %s", h.Namespace, h.Pod, h.Container, h.Resource, h.ID)
+}
+
+// footprint is what a device occupies of the node's hardware: a whole GPU
+// (mig empty) or one MIG device of it, exclusively or as one share (a
+// time-sliced or MPS replica).
+type footprint struct {
+	gpu, mig string
+	shared   bool
+}
+
+// overlaps reports whether two footprints touch the same hardware: the
+// same GPU, unless they are two different MIG devices of it.
+func (f footprint) overlaps(o footprint) bool {
+	return f.gpu == o.gpu && (f.mig == "" || o.mig == "" || f.mig == o.mig)
+}
+
+// sameUnit reports whether two footprints are on the same GPU, or the
+// same MIG device.
+func (f footprint) sameUnit(o footprint) bool { return f.gpu == o.gpu && f.mig == o.mig }
+
+func footprintOf(d *Device) footprint {
+	f := footprint{gpu: d.GPUUUID, shared: d.Shared()}
+	if d.MIG {
+		f.mig = d.UUID
+	}
+	return f
+}
+
+// footprints maps the UUIDs of inv's GPUs and MIG devices to what they
+// occupy.
+func footprints(inv *nvml.Inventory) map[string]footprint {
+	out := make(map[string]footprint, len(inv.GPUs)+len(inv.MIG))
+	for _, g := range inv.GPUs {
+		if !nvml.IsPlaceholderUUID(g.UUID) {
+			out[g.UUID] = footprint{gpu: g.UUID}
+		}
+	}
+	for _, m := range inv.MIG {
+		out[m.UUID] = footprint{gpu: m.ParentUUID, mig: m.UUID}
+	}
+	return out
+}
+
+// Withheld returns the devices of resources that must not be given because
+// a holding the kubelet does not count against them occupies their
+// hardware: resource -> device ID -> the holding. The kubelet counts a
+// container's devices under the resource name and device ID they were
+// allocated under; after a config reload (another resource name, replicas
+// on or off or another count, another MIG strategy) the same GPU is served
+// under names or IDs it sees free.
+//
+// A holding counts when its resource and ID are not one of resources'
+// devices (those the kubelet accounts itself) and its ID names one of
+// inv's GPUs or MIG devices, or a replica "<UUID>::<n>" of one (other
+// vendors' devices, and MIG devices no longer there, are not ours).
+//
+//   - A device conflicts with a holding on overlapping hardware (the same
+//     GPU; a MIG device and its parent GPU; not two MIG devices of one GPU):
+//     it is withheld.
+//   - A replica and a held replica of the same GPU or MIG device share it:
+//     each such holding takes one share. Of the device's replicas the
+//     kubelet sees free (not held under their own resource and ID), that
+//     many are withheld, the highest replica numbers first, so that the
+//     GPU keeps at most its new replica count of users.
+//
+// The result is deterministic for the same input; it is empty (not nil)
+// when nothing is withheld.
+func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding) map[string]map[string]Holding {
+	served := map[string]map[string]bool{}
+	for _, r := range resources {
+		ids := make(map[string]bool, len(r.Devices))
+		for i := range r.Devices {
+			ids[r.Devices[i].ID] = true
+		}
+		served[r.Name] = ids
+	}
+	fps := footprints(inv)
+	type foreign struct {
+		fp footprint
+		h  Holding
+	}
+	var others []foreign
+	known := map[string]map[string]bool{} // resource -> ID held under its own name
+	seen := map[[2]string]bool{}
+	for _, h := range sortedHoldings(held) {
+		// An app container reusing its init container's device is listed
+		// with it: one holding of one device.
+		if seen[[2]string{h.Resource, h.ID}] {
+			continue
+		}
+		seen[[2]string{h.Resource, h.ID}] = true
+		if served[h.Resource][h.ID] {
+			if known[h.Resource] == nil {
+				known[h.Resource] = map[string]bool{}
+			}
+			known[h.Resource][h.ID] = true
+			continue
+		}
+		uuid, replica := deviceid.UUIDOf(h.ID)
+		fp, ok := fps[uuid]
+		if !ok {
+			continue
+		}
+		fp.shared = replica
+		others = append(others, foreign{fp: fp, h: h})
+	}
+	out := map[string]map[string]Holding{}
+	withhold := func(res, id string, h Holding) {
+		if out[res] == nil {
+			out[res] = map[string]Holding{}
+		}
+		out[res][id] = h
+	}
+	for _, r := range resources {
+		// Per shared unit: its replicas the kubelet sees free, and the
+		// held shares of it it does not count.
+		free := map[footprint][]*Device{}
+		shares := map[footprint][]Holding{}
+		for i := range r.Devices {
+			d := &r.Devices[i]
+			if known[r.Name][d.ID] {
+				continue // the kubelet counts it held already
+			}
+			fp := footprintOf(d)
+			blocked := false
+			for _, o := range others {
+				if !fp.overlaps(o.fp) {
+					continue
+				}
+				if fp.shared && o.fp.shared && fp.sameUnit(o.fp) {
+					continue // a share, counted below
+				}
+				withhold(r.Name, d.ID, o.h)
+				blocked = true
+				break
+			}
+			if !blocked && fp.shared {
+				unit := footprint{gpu: fp.gpu, mig: fp.mig}
+				free[unit] = append(free[unit], d)
+			}
+		}
+		for _, o := range others {
+			if o.fp.shared {
+				unit := footprint{gpu: o.fp.gpu, mig: o.fp.mig}
+				shares[unit] = append(shares[unit], o.h)
+			}
+		}
+		for unit, devs := range free {
+			slices.SortFunc(devs, func(a, b *Device) int { return cmp.Compare(b.Replica, a.Replica) })
+			for i, h := range shares[unit] {
+				if i >= len(devs) {
+					break
+				}
+				withhold(r.Name, devs[i].ID, h)
+			}
+		}
+	}
+	return out
+}
+
+// sortedHoldings sorts holdings, those naming their pod first (they name
+// the holder where both list a device).
+func sortedHoldings(held []Holding) []Holding {
+	out := slices.Clone(held)
+	unnamed := func(h Holding) int {
+		if h.Pod == "" {
+			return 1
+		}
+		return 0
+	}
+	slices.SortFunc(out, func(a, b Holding) int {
+		return cmp.Or(cmp.Compare(unnamed(a), unnamed(b)), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Container, b.Container),
+			cmp.Compare(a.Resource, b.Resource), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
