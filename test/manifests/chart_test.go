@@ -411,6 +411,11 @@ func TestChartAppliesOnTheAPIServer(t *testing.T) {
 	applyAll(t, cp, decodeDocs(t, "{apiVersion: node.k8s.io/v1, kind: RuntimeClass, metadata: {name: nvidia}, handler: nvidia}"))
 	applyAll(t, cp, everything)
 	checkPodsAdmitted(t, cp, everything)
+	// A CDI device list strategy: the spec directory and the driver root
+	// from the host.
+	cdi := renderChart(t, "devicePlugin: {config: {default: {version: v1, flags: {plugin: {deviceListStrategy: cdi-cri}}}}}")
+	applyAll(t, cp, cdi)
+	checkPodsAdmitted(t, cp, cdi)
 
 	ctx := context.Background()
 	for _, name := range []string{"node-a", "node-b"} {
