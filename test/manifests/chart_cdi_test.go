@@ -34,6 +34,10 @@ func TestChartCDI(t *testing.T) {
 		// DEVICE_LIST_STRATEGY in extraEnv: the chart cannot see it.
 		{"devicePlugin: {cdi: {enabled: true}, extraEnv: [{name: DEVICE_LIST_STRATEGY, value: cdi-cri}]}", "gpupack-device-plugin", true, "/var/run/cdi", "/"},
 		{"{}", "gpupack-device-plugin", false, "", ""},
+		// Values of a release made with a chart before devicePlugin.cdi
+		// (helm upgrade --reuse-values keeps them): the defaults apply.
+		{"devicePlugin: {cdi: null, config: {default: {version: v1, flags: {plugin: {deviceListStrategy: cdi-cri}}}}}", "gpupack-device-plugin", true, "/var/run/cdi", "/"},
+		{"devicePlugin: {cdi: null}", "gpupack-device-plugin", false, "", ""},
 	}
 	for i, tc := range tests {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {

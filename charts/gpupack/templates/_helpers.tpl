@@ -64,7 +64,8 @@ true
 
 {{/* devicePlugin.cdi CONFIG: "true" when the DaemonSet running CONFIG writes the node's CDI spec (a cdi-annotations or cdi-cri device list strategy). */}}
 {{- define "gpupack.cdi" -}}
-{{- $v := .root.Values.devicePlugin.cdi.enabled -}}
+{{- $values := .root.Values.devicePlugin.cdi | default dict -}}
+{{- $v := ternary $values.enabled "auto" (hasKey $values "enabled") -}}
 {{- if eq (toString $v) "auto" -}}
 {{- $strategies := list -}}
 {{- if kindIs "map" .config }}{{ with .config.flags }}{{ with .plugin }}{{ with .deviceListStrategy }}{{ $strategies = kindIs "string" . | ternary (list .) . }}{{ end }}{{ end }}{{ end }}{{ end -}}
