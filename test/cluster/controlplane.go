@@ -41,6 +41,12 @@ type Config struct {
 	Users []Identity
 	// StartTimeout bounds the wait for readiness (default 2 minutes).
 	StartTimeout time.Duration
+	// PodSecurity, when set ("baseline" or "restricted"), is the Pod
+	// Security Standard the apiserver enforces, warns about and audits in
+	// every namespace whose labels do not say otherwise, kube-system
+	// included, as hardened clusters configure PodSecurity admission. Empty:
+	// the apiserver's default (privileged everywhere).
+	PodSecurity string
 }
 
 // ControlPlane is a running etcd + kube-apiserver (+ kwok once StartKwok ran).
@@ -134,6 +140,10 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, etcdURL string) erro
 	if err != nil {
 		return err
 	}
+	admission, err := cp.writeAdmissionConfig()
+	if err != nil {
+		return err
+	}
 	cp.URL = "https://127.0.0.1:" + strconv.Itoa(ports[0])
 	p, err := StartProcess(ctx, cp.cfg.Dir, "kube-apiserver", filepath.Join(cp.cfg.BinDir, "kube-apiserver"),
 		"--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -144,7 +154,8 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, etcdURL string) erro
 		"--service-cluster-ip-range=10.96.0.0/16",
 		// Nothing runs a controller-manager: no taint remover, no default ServiceAccount.
 		"--disable-admission-plugins=TaintNodesByCondition,ServiceAccount",
-		"--endpoint-reconciler-type=none", "--allow-privileged=true", "--v=0")
+		"--endpoint-reconciler-type=none", "--allow-privileged=true", "--v=0",
+		"--admission-control-config-file="+admission)
 	if err != nil {
 		return err
 	}
@@ -153,6 +164,39 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, etcdURL string) erro
 		return err
 	}
 	return cp.writeKubeconfig()
+}
+
+// writeAdmissionConfig writes the apiserver's AdmissionConfiguration: the
+// PodSecurity defaults of cfg.PodSecurity (privileged when empty).
+func (cp *ControlPlane) writeAdmissionConfig() (string, error) {
+	level := cp.cfg.PodSecurity
+	switch level {
+	case "":
+		level = "privileged"
+	case "privileged", "baseline", "restricted":
+	default:
+		return "", fmt.Errorf("PodSecurity %q: want privileged, baseline or restricted", level)
+	}
+	cfg := fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: PodSecurity
+    configuration:
+      apiVersion: pod-security.admission.config.k8s.io/v1
+      kind: PodSecurityConfiguration
+      defaults:
+        enforce: %[1]s
+        enforce-version: latest
+        warn: %[1]s
+        warn-version: latest
+        audit: %[1]s
+        audit-version: latest
+`, level)
+	path := filepath.Join(cp.cfg.Dir, "admission.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return "", fmt.Errorf("writing the admission config: %w", err)
+	}
+	return path, nil
 }
 
 // writeTokens writes the static token file: the admin plus cfg.Users.

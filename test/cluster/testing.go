@@ -25,12 +25,20 @@ func binDir(t testing.TB) string {
 // test. It skips the test, saying why, when the binaries were not built.
 func StartForTest(t testing.TB, users ...Identity) *ControlPlane {
 	t.Helper()
+	return StartForTestWith(t, Config{Users: users})
+}
+
+// StartForTestWith is StartForTest with cfg's Users and PodSecurity (its
+// BinDir and Dir are the test's).
+func StartForTestWith(t testing.TB, cfg Config) *ControlPlane {
+	t.Helper()
 	dir := binDir(t)
 	if err := CheckBinaries(dir); err != nil {
 		t.Skipf("skipping: %v (make test builds them)", err)
 	}
 	ctx := context.Background()
-	cp, err := Start(ctx, Config{BinDir: dir, Dir: t.TempDir(), Users: users})
+	cfg.BinDir, cfg.Dir = dir, t.TempDir()
+	cp, err := Start(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { cp.Stop(ctx) })
 	require.NoError(t, cp.StartKwok(ctx))

@@ -32,6 +32,9 @@ import (
 const (
 	chartDir         = "../../charts/gpupack"
 	releaseNamespace = "gpupack-system"
+	// namespaceFile is the release namespace with its PodSecurity labels,
+	// which docs/operations.md has the admin apply before helm install.
+	namespaceFile = "../../manifests/device-plugin/namespace.yaml"
 )
 
 // allOn turns on every optional part of the chart: per-node configs (one of
@@ -308,7 +311,7 @@ func normalize(t *testing.T, objs []*unstructured.Unstructured, fromKustomize bo
 		o := &unstructured.Unstructured{}
 		require.NoError(t, json.Unmarshal(raw, &o.Object))
 		if o.GetKind() == "Namespace" {
-			continue // helm install --create-namespace
+			continue // applied apart before helm install (namespaceFile)
 		}
 		if clusterScoped[o.GetKind()] {
 			// kustomize's namespace: sets it on kinds it does not know to be
@@ -387,7 +390,10 @@ func keysOf(m map[string]any) []string {
 
 // The chart's render (defaults, then every knob on but the monitors, whose
 // CRDs a bare apiserver lacks) passes a server-side dry run and applies on
-// a real apiserver, and the installed RBAC and node policy hold as with
+// a real apiserver without a warning, in the namespace docs/operations.md
+// has the admin create, on a cluster whose PodSecurity default is
+// restricted, and the pods of every DaemonSet (MIG's SYS_ADMIN included)
+// and of the scheduler are admitted; and the installed RBAC and node policy hold as with
 // manifests/: the device plugin patches only its own node's keys and may
 // record Node events (events.k8s.io) as well as pod events.
 func TestChartAppliesOnTheAPIServer(t *testing.T) {
@@ -395,12 +401,21 @@ func TestChartAppliesOnTheAPIServer(t *testing.T) {
 	everything := slices.DeleteFunc(renderChart(t, allOn), func(o *unstructured.Unstructured) bool {
 		return o.GetAPIVersion() == "monitoring.coreos.com/v1"
 	})
-	cp := cluster.StartForTest(t)
+	cp := startHardened(t)
 	admin, err := kubernetes.NewForConfig(cp.RESTConfig(""))
 	require.NoError(t, err)
-	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": releaseNamespace}}}
-	applyAll(t, cp, append([]*unstructured.Unstructured{ns}, defaults...))
+	// The namespace as docs/operations.md creates it before helm install.
+	applyAll(t, cp, append(readManifest(t, namespaceFile), defaults...))
+	checkPodsAdmitted(t, cp, defaults)
+	// allOn's runtime class, as the GPU Operator creates it.
+	applyAll(t, cp, decodeDocs(t, "{apiVersion: node.k8s.io/v1, kind: RuntimeClass, metadata: {name: nvidia}, handler: nvidia}"))
 	applyAll(t, cp, everything)
+	checkPodsAdmitted(t, cp, everything)
+	// A CDI device list strategy: the spec directory and the driver root
+	// from the host.
+	cdi := renderChart(t, "devicePlugin: {config: {default: {version: v1, flags: {plugin: {deviceListStrategy: cdi-cri}}}}}")
+	applyAll(t, cp, cdi)
+	checkPodsAdmitted(t, cp, cdi)
 
 	ctx := context.Background()
 	for _, name := range []string{"node-a", "node-b"} {

@@ -77,10 +77,15 @@ func render(t *testing.T, dir string) []*unstructured.Unstructured {
 	return objs
 }
 
-// apply server-side applies objs (as a dry run when dryRun is set).
+// apply server-side applies objs (as a dry run when dryRun is set). Any
+// warning of the apiserver (a deprecated API, an unknown or duplicate
+// field, a pod template its namespace's PodSecurity level would refuse)
+// fails the test: kubectl and helm print it to the admin.
 func apply(t *testing.T, cp *cluster.ControlPlane, objs []*unstructured.Unstructured, dryRun bool) {
 	t.Helper()
 	cfg := cp.RESTConfig("")
+	rec := &warningRecorder{}
+	cfg.WarningHandler = rec
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	require.NoError(t, err)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
@@ -100,6 +105,7 @@ func apply(t *testing.T, cp *cluster.ControlPlane, objs []*unstructured.Unstruct
 		}
 		_, err = ri.Apply(context.Background(), o.GetName(), o, opts)
 		require.NoError(t, err, "applying %s %s/%s (dry run %v)", gvk.Kind, o.GetNamespace(), o.GetName(), dryRun)
+		require.Empty(t, rec.take(), "applying %s %s/%s (dry run %v): the apiserver warned", gvk.Kind, o.GetNamespace(), o.GetName(), dryRun)
 	}
 }
 
@@ -188,14 +194,18 @@ func canI(t *testing.T, c kubernetes.Interface, verb, resource, namespace string
 }
 
 // The manifests a cluster admin applies are accepted by a real apiserver
-// (server-side dry run), and once applied the device plugin's identity may
+// (server-side dry run) without a warning, on a cluster whose PodSecurity
+// default is restricted: the device plugin's namespace says it needs
+// privileged (hostPath), and the pods of the DaemonSet and the scheduler's
+// Deployment are admitted. Once applied, the device plugin's identity may
 // do what its code calls and nothing else: patch gpupack's keys on its own
 // node only, list and watch pods, record events.
 func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
-	cp := cluster.StartForTest(t)
+	cp := startHardened(t)
 	admin, err := kubernetes.NewForConfig(cp.RESTConfig(""))
 	require.NoError(t, err)
 	applyAll(t, cp, renderManifests(t))
+	checkPodsAdmitted(t, cp, renderManifests(t))
 
 	ctx := context.Background()
 	for _, name := range []string{"node-a", "node-b"} {
@@ -254,6 +264,7 @@ func TestManifestsApplyAndDevicePluginRBAC(t *testing.T) {
 	// gpupack-system name only, so the overlay's plugin could add
 	// finalizers and owner references to its node).
 	applyAll(t, cp, render(t, "testdata/namespace-overlay"))
+	checkPodsAdmitted(t, cp, render(t, "testdata/namespace-overlay"))
 	moved := devicePluginClient(t, cp, "gpu-ops", "node-a")
 	require.Eventually(t, func() bool { return canI(t, moved, "patch", "nodes", "") }, 30*time.Second, 200*time.Millisecond)
 	checkNodePolicy(t, moved)

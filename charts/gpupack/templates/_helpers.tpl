@@ -61,3 +61,25 @@ true
 {{- fail (printf "devicePlugin.mps.enabled: want auto, true or false, got %v" $v) -}}
 {{- end -}}
 {{- end }}
+
+{{/* devicePlugin.cdi CONFIG: "true" when the DaemonSet running CONFIG writes the node's CDI spec (a cdi-annotations or cdi-cri device list strategy). */}}
+{{- define "gpupack.cdi" -}}
+{{- $values := .root.Values.devicePlugin.cdi | default dict -}}
+{{- $v := ternary $values.enabled "auto" (hasKey $values "enabled") -}}
+{{- if eq (toString $v) "auto" -}}
+{{- $strategies := list -}}
+{{- if kindIs "map" .config }}{{ with .config.flags }}{{ with .plugin }}{{ with .deviceListStrategy }}{{ $strategies = kindIs "string" . | ternary (list .) . }}{{ end }}{{ end }}{{ end }}{{ end -}}
+{{- if or (has "cdi-annotations" $strategies) (has "cdi-cri" $strategies) }}true{{ end -}}
+{{- else if eq (toString $v) "true" -}}
+true
+{{- else if ne (toString $v) "false" -}}
+{{- fail (printf "devicePlugin.cdi.enabled: want auto, true or false, got %v" $v) -}}
+{{- end -}}
+{{- end }}
+
+{{/* devicePlugin.driverRoot CONFIG: the host's driver root of the DaemonSet running CONFIG (flags.nvidiaDriverRoot, "/" when unset). */}}
+{{- define "gpupack.driverRoot" -}}
+{{- $root := "/" -}}
+{{- if kindIs "map" .config }}{{ with .config.flags }}{{ with .nvidiaDriverRoot }}{{ $root = . }}{{ end }}{{ end }}{{ end -}}
+{{- $root -}}
+{{- end }}

@@ -75,7 +75,7 @@ so whichever runs first stops a bad value before it renders half an object
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- $chartVolumes := list "device-plugins" "pod-resources" "config" "mps-root" "mps-shm" -}}
+{{- $chartVolumes := list "device-plugins" "pod-resources" "config" "mps-root" "mps-shm" "cdi-specs" "driver-root" -}}
 {{- $seen := list -}}
 {{- range $vol := $dp.extraVolumes | default list -}}
 {{- if has $vol.name $chartVolumes -}}
