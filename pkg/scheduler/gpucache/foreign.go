@@ -34,9 +34,11 @@ import (
 // node's count was right all along.
 //
 // Stand-ins are worked out with the node's usage State (stateLocked) and
-// live as long as it: a pod's count per kind of device is what its
-// requests ask minus the distinct devices of that kind it is known to hold
-// (its gpupack.io/devices and what the in-use report names for it), so a
+// live as long as it: a pod's count per request is what it asks minus the
+// distinct devices it is known to hold (its gpupack.io/devices and what
+// the in-use report names for it), those of the request's kind first, then
+// reported ones of any kind (missingLocked: a device plugin reconfigured
+// under the same name serves another kind than the kubelet gave), so a
 // report that names the devices (in part: the kubelet mid-admission)
 // replaces the stand-ins one for one, and a device the report gives one
 // foreign pod is never another's stand-in. A pod whose gpupack.io/devices
@@ -187,30 +189,66 @@ func (c *Cache) standInsLocked(e *nodeEntry, st *score.State, used map[string]bo
 	out := map[types.UID][]string{}
 	for _, uid := range uids {
 		p := e.pods[uid]
-		have := map[string]int{} // kind key -> distinct devices the pod is known to hold
-		seen := map[string]bool{}
-		for _, ids := range [][]string{p.ids, e.inUseByPod[uid]} {
-			for _, id := range ids {
-				if k, ok := kindKeyOf(e.topo, idx, id); ok && !seen[id] {
-					seen[id] = true
-					have[k]++
-				}
-			}
-		}
-		for _, n := range p.needs {
-			req, key, ok := c.requestOnLocked(e.topo, n.resource, p)
-			if !ok {
+		reqs, missing := c.missingLocked(e.topo, idx, p, e.inUseByPod[uid])
+		for i, n := range p.needs {
+			if reqs[i] == nil {
 				continue
 			}
-			total := sum(n.chunks)
-			known := min(have[key], total)
-			have[key] -= known
-			for _, size := range trimFront(n.chunks, total-known) {
-				out[uid] = append(out[uid], takeStandIns(st, req, size, used)...)
+			for _, size := range trimFront(n.chunks, missing[i]) {
+				out[uid] = append(out[uid], takeStandIns(st, *reqs[i], size, used)...)
 			}
 		}
 	}
 	return out
+}
+
+// missingLocked is, per need of pod p on node (idx: deviceIndex), the
+// request as the node serves it (nil: not served, no stand-ins) and how
+// many of its devices no known device stands for. The devices p is known
+// to hold (its ids and reported, the in-use report's for it) go first to
+// the needs of their own kind; the reported ones left over go to the
+// served needs still short, whatever their kind: the kubelet gave each of
+// them for one of the pod's requests, and a device of another kind than
+// the node now serves under the request's name is one it gave before the
+// device plugin was reconfigured (time-slicing switched on or off under
+// the same name). Its ids left over (an annotation's devices of resources
+// it covers) stand for nothing else.
+func (c *Cache) missingLocked(node *topology.Node, idx map[string]int, p *podEntry, reported []string) ([]*score.Request, []int) {
+	have := map[string]int{}  // kind key -> distinct devices the pod is known to hold
+	spare := map[string]int{} // of them, reported and not among its ids
+	seen := map[string]bool{}
+	for k, ids := range [][]string{p.ids, reported} {
+		for _, id := range ids {
+			if key, ok := kindKeyOf(node, idx, id); ok && !seen[id] {
+				seen[id] = true
+				have[key]++
+				if k == 1 {
+					spare[key]++
+				}
+			}
+		}
+	}
+	reqs := make([]*score.Request, len(p.needs))
+	missing := make([]int, len(p.needs))
+	for i, n := range p.needs {
+		req, key, ok := c.requestOnLocked(node, n.resource, p)
+		total := sum(n.chunks)
+		known := min(have[key], total) // a kind gpupack does not place (key, !ok) takes its own too
+		have[key] -= known
+		if ok {
+			reqs[i], missing[i] = &req, total-known
+		}
+	}
+	left := 0
+	for key, n := range spare {
+		left += min(n, have[key]) // a kind's ids are matched before its reported devices
+	}
+	for i := range missing {
+		k := min(left, missing[i])
+		missing[i] -= k
+		left -= k
+	}
+	return reqs, missing
 }
 
 // takeStandIns takes n devices for req on st (score.Choose, as the device
@@ -251,7 +289,8 @@ func takeStandIns(st *score.State, req score.Request, n int, used map[string]boo
 // requestOnLocked is how node serves a foreign pod's resource name: the
 // request kind (with the pod's topology hint and replica policy) and the
 // kind key its device IDs have (kindKeyOf); false when the node does not
-// serve it as devices gpupack places. A node's resource table decides;
+// serve it as devices gpupack places (the key then names the kind it does
+// serve, if any). A node's resource table decides;
 // without one, the profiles' names (AddArgsNames).
 func (c *Cache) requestOnLocked(node *topology.Node, name string, p *podEntry) (score.Request, string, bool) {
 	req := score.Request{Topology: p.hint, Policy: p.policy}
@@ -276,6 +315,10 @@ func (c *Cache) requestOnLocked(node *topology.Node, name string, p *podEntry) (
 		case topology.KindMIG:
 			req.Kind, req.MIGProfile = score.KindMIG, res.Profile
 			return req, keyMIG + res.Profile, true
+		case topology.KindMIGReplica:
+			// Not placed (no stand-ins), but the pod's reported devices
+			// of this kind are its own.
+			return req, keyMIGReplica + res.Profile, false
 		}
 		return req, "", false
 	}
