@@ -173,33 +173,54 @@ func trimFront(chunks []int, n int) []int {
 
 // standInsLocked takes, on st, the stand-ins of e's pods that hold more
 // than they are known to (needs), in UID order, and returns them per pod;
-// used (the node's IDs in use) gets them too. c.mu must be held.
+// used (the node's IDs in use) gets them too. c.mu must be held. It runs
+// on every rebuild of the node's usage State: a pod whose known devices
+// cover its needs (every foreign pod once reported) costs its count only,
+// with no map and no sort.
 func (c *Cache) standInsLocked(e *nodeEntry, st *score.State, used map[string]bool) map[types.UID][]string {
-	var uids []types.UID
+	type short struct {
+		uid     types.UID
+		reqs    []*score.Request
+		missing []int
+	}
+	var shorts []short
+	var idx map[string]int
 	for uid, p := range e.pods {
-		if len(p.needs) > 0 {
-			uids = append(uids, uid)
+		if len(p.needs) == 0 {
+			continue
+		}
+		if idx == nil {
+			idx = deviceIndex(e.topo)
+		}
+		if reqs, missing := c.missingLocked(e.topo, idx, p, e.inUseByPod[uid]); sum(missing) > 0 {
+			shorts = append(shorts, short{uid: uid, reqs: reqs, missing: missing})
 		}
 	}
-	if len(uids) == 0 {
+	if len(shorts) == 0 {
 		return nil
 	}
-	slices.Sort(uids)
-	idx := deviceIndex(e.topo)
-	out := map[types.UID][]string{}
-	for _, uid := range uids {
-		p := e.pods[uid]
-		reqs, missing := c.missingLocked(e.topo, idx, p, e.inUseByPod[uid])
+	slices.SortFunc(shorts, func(a, b short) int { return strings.Compare(string(a.uid), string(b.uid)) })
+	out := make(map[types.UID][]string, len(shorts))
+	for _, sh := range shorts {
+		p := e.pods[sh.uid]
 		for i, n := range p.needs {
-			if reqs[i] == nil {
+			if sh.reqs[i] == nil {
 				continue
 			}
-			for _, size := range trimFront(n.chunks, missing[i]) {
-				out[uid] = append(out[uid], takeStandIns(st, *reqs[i], size, used)...)
+			for _, size := range trimFront(n.chunks, sh.missing[i]) {
+				out[sh.uid] = append(out[sh.uid], takeStandIns(st, *sh.reqs[i], size, used)...)
 			}
 		}
 	}
 	return out
+}
+
+// kindCount is how many distinct devices of one kind (kindKeyOf) a pod is
+// known to hold (have), and of them how many only the in-use report names
+// (spare).
+type kindCount struct {
+	key         string
+	have, spare int
 }
 
 // missingLocked is, per need of pod p on node (idx: deviceIndex), the
@@ -214,34 +235,45 @@ func (c *Cache) standInsLocked(e *nodeEntry, st *score.State, used map[string]bo
 // the same name). Its ids left over (an annotation's devices of resources
 // it covers) stand for nothing else.
 func (c *Cache) missingLocked(node *topology.Node, idx map[string]int, p *podEntry, reported []string) ([]*score.Request, []int) {
-	have := map[string]int{}  // kind key -> distinct devices the pod is known to hold
-	spare := map[string]int{} // of them, reported and not among its ids
-	seen := map[string]bool{}
-	for k, ids := range [][]string{p.ids, reported} {
-		for _, id := range ids {
-			if key, ok := kindKeyOf(node, idx, id); ok && !seen[id] {
-				seen[id] = true
-				have[key]++
-				if k == 1 {
-					spare[key]++
-				}
+	var kinds []kindCount // a pod holds devices of one kind or two: a slice, not a map
+	count := func(ids []string, prior [][]string, spare bool) {
+		for i, id := range ids {
+			if slices.Contains(ids[:i], id) || slices.ContainsFunc(prior, func(l []string) bool { return slices.Contains(l, id) }) {
+				continue
+			}
+			key, ok := kindKeyOf(node, idx, id)
+			if !ok {
+				continue
+			}
+			k := slices.IndexFunc(kinds, func(kc kindCount) bool { return kc.key == key })
+			if k < 0 {
+				kinds = append(kinds, kindCount{key: key})
+				k = len(kinds) - 1
+			}
+			kinds[k].have++
+			if spare {
+				kinds[k].spare++
 			}
 		}
 	}
+	count(p.ids, nil, false)
+	count(reported, [][]string{p.ids}, true)
 	reqs := make([]*score.Request, len(p.needs))
 	missing := make([]int, len(p.needs))
 	for i, n := range p.needs {
 		req, key, ok := c.requestOnLocked(node, n.resource, p)
-		total := sum(n.chunks)
-		known := min(have[key], total) // a kind gpupack does not place (key, !ok) takes its own too
-		have[key] -= known
+		total, known := sum(n.chunks), 0
+		if k := slices.IndexFunc(kinds, func(kc kindCount) bool { return kc.key == key }); k >= 0 {
+			known = min(kinds[k].have, total) // a kind gpupack does not place (key, !ok) takes its own too
+			kinds[k].have -= known
+		}
 		if ok {
 			reqs[i], missing[i] = &req, total-known
 		}
 	}
 	left := 0
-	for key, n := range spare {
-		left += min(n, have[key]) // a kind's ids are matched before its reported devices
+	for _, kc := range kinds {
+		left += min(kc.spare, kc.have) // a kind's ids are matched before its reported devices
 	}
 	for i := range missing {
 		k := min(left, missing[i])
