@@ -50,3 +50,38 @@ func BenchmarkForeignRebuild(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUsedParallel is NodeView.Used (Filter on a node with nominated
+// pods or preemption victims, Reserve) and HeldBy (the framework's AddPod
+// of a nominated pod) asked by many workers at once on nodes whose usage
+// State is current, with foreign pods' stand-ins on them.
+func BenchmarkUsedParallel(b *testing.B) {
+	const n = 64
+	c := gpucache.New()
+	c.AddArgsNames(argsNames)
+	views := make([]gpucache.NodeView, n)
+	for i := range views {
+		name := fmt.Sprintf("n%d", i)
+		node := annotated(&testing.T{}, name, "96", fixture.PCIe(name, "A100", 8))
+		_, _ = c.UpdateNode(node)
+		_ = c.AddPod(fixture.MakePod().Named("f"+name).GPUs("nvidia.com/gpu", 2).Node(name).Obj())
+		v, err := c.ViewNode(node)
+		if err != nil {
+			b.Fatal(err)
+		}
+		views[i] = v
+	}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i = (i + 1) % n
+			if len(views[i].Used(nil)) != 2 {
+				b.Error("stand-ins not counted")
+				return
+			}
+			_ = c.HeldBy(fmt.Sprintf("n%d", i), types.UID("nominated"))
+		}
+	})
+}
