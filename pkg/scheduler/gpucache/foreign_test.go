@@ -1,6 +1,8 @@
 package gpucache_test
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -281,5 +283,65 @@ func TestForeignPodReportedUnderAnotherKind(t *testing.T) {
 				require.True(t, used[id], "%s is reported", id)
 			}
 		})
+	}
+}
+
+// A foreign pod's stand-ins are read by Used and HeldBy (under the read
+// lock while current) while other goroutines assume and forget pods on
+// its node and replace the Node object: every answer holds the pod's 2
+// GPUs, never 0 (stand-ins of a State since replaced) or more. DGX-1, a
+// foreign pod of 2 GPUs, no report. Run with -race.
+func TestForeignStandInsReadWhileRebuilt(t *testing.T) {
+	topo := fixture.DGX1V100("x")
+	c := gpucache.New()
+	c.AddArgsNames(argsNames)
+	_, _ = c.UpdateNode(annotated(t, "n", "96", topo))
+	f := fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 2).Node("n").Obj()
+	require.NoError(t, c.AddPod(f))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // Reserve and the informer
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			uid := types.UID(fmt.Sprint("p", i%3))
+			c.Assume(uid, "n", []string{topo.GPUs[i%8].UUID})
+			if i%2 == 0 {
+				c.Forget(uid)
+			}
+			if i%5 == 0 {
+				_, _ = c.UpdateNode(annotated(t, "n", []string{"96", "64"}[i%2], topo))
+			}
+		}
+	}()
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 2000 {
+				if held := c.HeldBy("n", f.UID); len(held) != 2 {
+					errs <- fmt.Errorf("HeldBy: %v, want 2 stand-ins", held)
+					return
+				}
+				// The 2 stand-ins and at most the 3 assumed pods' GPUs.
+				if used := c.UsedWithout("n", []types.UID{"p0", "p1", "p2"}); len(used) != 2 {
+					errs <- fmt.Errorf("Used without the assumed pods: %v, want the 2 stand-ins", used)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
 	}
 }
