@@ -301,9 +301,7 @@ func (v NodeView) Used(skip []types.UID) map[string]bool {
 	if v.c == nil {
 		return map[string]bool{}
 	}
-	v.c.mu.Lock()
-	defer v.c.mu.Unlock()
-	return v.c.usedLocked(v.e, skip)
+	return v.c.used(v.e, skip)
 }
 
 // LastPlan is the node's last plan figures for request id on the view's
@@ -802,19 +800,54 @@ func (c *Cache) Used(node string) map[string]bool {
 // UsedWithout is Used without the devices of the pods in skip (preemption
 // victims), from the own choices and the in-use report of every other pod.
 func (c *Cache) UsedWithout(node string, skip []types.UID) map[string]bool {
+	c.mu.RLock()
+	if e := c.nodes[node]; e.standInsCurrent() {
+		defer c.mu.RUnlock()
+		return usedOf(e, skip)
+	}
+	c.mu.RUnlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.usedLocked(c.nodes[node], skip)
 }
 
+// used is usedLocked under the read lock while e's stand-ins are current
+// (Filter asks it of every node with nominated pods or victims, on every
+// worker at once); under the write lock when they are to be worked out.
+func (c *Cache) used(e *nodeEntry, skip []types.UID) map[string]bool {
+	c.mu.RLock()
+	if e.standInsCurrent() {
+		defer c.mu.RUnlock()
+		return usedOf(e, skip)
+	}
+	c.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.usedLocked(e, skip)
+}
+
+// standInsCurrent reports whether e's stand-ins are those of its current
+// usage State (then readable under the read lock). False for no entry.
+func (e *nodeEntry) standInsCurrent() bool {
+	st := e.stateOrNil()
+	return st != nil && st == e.standInsFor
+}
+
 // usedLocked is e's used device IDs without skip's; it brings e's usage
 // State, and so its stand-ins, up to date. c.mu must be held for writing.
 func (c *Cache) usedLocked(e *nodeEntry, skip []types.UID) map[string]bool {
-	used := map[string]bool{}
 	if e == nil {
-		return used
+		return map[string]bool{}
 	}
-	if st := c.stateLocked(e); st != nil && st == e.standInsFor {
+	c.stateLocked(e)
+	return usedOf(e, skip)
+}
+
+// usedOf is usedLocked once e's stand-ins are current (or e has no
+// topology); c.mu held for reading at least.
+func usedOf(e *nodeEntry, skip []types.UID) map[string]bool {
+	used := map[string]bool{}
+	if e.standInsCurrent() {
 		for uid, ids := range e.standIns {
 			if !slices.Contains(skip, uid) {
 				for _, id := range ids {
@@ -971,15 +1004,31 @@ func (c *Cache) PodDevices(uid types.UID) (node string, ids []string, ok bool) {
 // choice, what the node's in-use report says and the stand-ins of its
 // requests neither names yet (foreign.go).
 func (c *Cache) HeldBy(node string, uid types.UID) []string {
+	c.mu.RLock()
+	if e := c.nodes[node]; e == nil || e.topo == nil || e.standInsCurrent() {
+		defer c.mu.RUnlock()
+		return heldByOf(c.pods[uid], node, e, uid)
+	}
+	c.mu.RUnlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	e := c.nodes[node]
+	if e != nil {
+		c.stateLocked(e)
+	}
+	return heldByOf(c.pods[uid], node, e, uid)
+}
+
+// heldByOf is HeldBy of pod p (uid) on node, entry e (nil: none) with its
+// stand-ins current or none.
+func heldByOf(p *podEntry, node string, e *nodeEntry, uid types.UID) []string {
 	var ids []string
-	if p := c.pods[uid]; p != nil && p.node == node {
+	if p != nil && p.node == node {
 		ids = append(ids, p.ids...)
 	}
-	if e := c.nodes[node]; e != nil {
+	if e != nil {
 		ids = append(ids, e.inUseByPod[uid]...)
-		if st := c.stateLocked(e); st != nil && st == e.standInsFor {
+		if e.standInsCurrent() {
 			ids = append(ids, e.standIns[uid]...)
 		}
 	}

@@ -34,9 +34,11 @@ import (
 // node's count was right all along.
 //
 // Stand-ins are worked out with the node's usage State (stateLocked) and
-// live as long as it: a pod's count per kind of device is what its
-// requests ask minus the distinct devices of that kind it is known to hold
-// (its gpupack.io/devices and what the in-use report names for it), so a
+// live as long as it: a pod's count per request is what it asks minus the
+// distinct devices it is known to hold (its gpupack.io/devices and what
+// the in-use report names for it), those of the request's kind first, then
+// reported ones of any kind (missingLocked: a device plugin reconfigured
+// under the same name serves another kind than the kubelet gave), so a
 // report that names the devices (in part: the kubelet mid-admission)
 // replaces the stand-ins one for one, and a device the report gives one
 // foreign pod is never another's stand-in. A pod whose gpupack.io/devices
@@ -171,46 +173,114 @@ func trimFront(chunks []int, n int) []int {
 
 // standInsLocked takes, on st, the stand-ins of e's pods that hold more
 // than they are known to (needs), in UID order, and returns them per pod;
-// used (the node's IDs in use) gets them too. c.mu must be held.
+// used (the node's IDs in use) gets them too. c.mu must be held. It runs
+// on every rebuild of the node's usage State: a pod whose known devices
+// cover its needs (every foreign pod once reported) costs its count only,
+// with no map and no sort.
 func (c *Cache) standInsLocked(e *nodeEntry, st *score.State, used map[string]bool) map[types.UID][]string {
-	var uids []types.UID
+	type short struct {
+		uid     types.UID
+		reqs    []*score.Request
+		missing []int
+	}
+	var shorts []short
+	var idx map[string]int
 	for uid, p := range e.pods {
-		if len(p.needs) > 0 {
-			uids = append(uids, uid)
+		if len(p.needs) == 0 {
+			continue
+		}
+		if idx == nil {
+			idx = deviceIndex(e.topo)
+		}
+		if reqs, missing := c.missingLocked(e.topo, idx, p, e.inUseByPod[uid]); sum(missing) > 0 {
+			shorts = append(shorts, short{uid: uid, reqs: reqs, missing: missing})
 		}
 	}
-	if len(uids) == 0 {
+	if len(shorts) == 0 {
 		return nil
 	}
-	slices.Sort(uids)
-	idx := deviceIndex(e.topo)
-	out := map[types.UID][]string{}
-	for _, uid := range uids {
-		p := e.pods[uid]
-		have := map[string]int{} // kind key -> distinct devices the pod is known to hold
-		seen := map[string]bool{}
-		for _, ids := range [][]string{p.ids, e.inUseByPod[uid]} {
-			for _, id := range ids {
-				if k, ok := kindKeyOf(e.topo, idx, id); ok && !seen[id] {
-					seen[id] = true
-					have[k]++
-				}
-			}
-		}
-		for _, n := range p.needs {
-			req, key, ok := c.requestOnLocked(e.topo, n.resource, p)
-			if !ok {
+	slices.SortFunc(shorts, func(a, b short) int { return strings.Compare(string(a.uid), string(b.uid)) })
+	out := make(map[types.UID][]string, len(shorts))
+	for _, sh := range shorts {
+		p := e.pods[sh.uid]
+		for i, n := range p.needs {
+			if sh.reqs[i] == nil {
 				continue
 			}
-			total := sum(n.chunks)
-			known := min(have[key], total)
-			have[key] -= known
-			for _, size := range trimFront(n.chunks, total-known) {
-				out[uid] = append(out[uid], takeStandIns(st, req, size, used)...)
+			for _, size := range trimFront(n.chunks, sh.missing[i]) {
+				out[sh.uid] = append(out[sh.uid], takeStandIns(st, *sh.reqs[i], size, used)...)
 			}
 		}
 	}
 	return out
+}
+
+// kindCount is how many distinct devices of one kind (kindKeyOf) a pod is
+// known to hold (have), and of them how many only the in-use report names
+// (spare).
+type kindCount struct {
+	key         string
+	have, spare int
+}
+
+// missingLocked is, per need of pod p on node (idx: deviceIndex), the
+// request as the node serves it (nil: not served, no stand-ins) and how
+// many of its devices no known device stands for. The devices p is known
+// to hold (its ids and reported, the in-use report's for it) go first to
+// the needs of their own kind; the reported ones left over go to the
+// served needs still short, whatever their kind: the kubelet gave each of
+// them for one of the pod's requests, and a device of another kind than
+// the node now serves under the request's name is one it gave before the
+// device plugin was reconfigured (time-slicing switched on or off under
+// the same name). Its ids left over (an annotation's devices of resources
+// it covers) stand for nothing else.
+func (c *Cache) missingLocked(node *topology.Node, idx map[string]int, p *podEntry, reported []string) ([]*score.Request, []int) {
+	var kinds []kindCount // a pod holds devices of one kind or two: a slice, not a map
+	count := func(ids []string, prior [][]string, spare bool) {
+		for i, id := range ids {
+			if slices.Contains(ids[:i], id) || slices.ContainsFunc(prior, func(l []string) bool { return slices.Contains(l, id) }) {
+				continue
+			}
+			key, ok := kindKeyOf(node, idx, id)
+			if !ok {
+				continue
+			}
+			k := slices.IndexFunc(kinds, func(kc kindCount) bool { return kc.key == key })
+			if k < 0 {
+				kinds = append(kinds, kindCount{key: key})
+				k = len(kinds) - 1
+			}
+			kinds[k].have++
+			if spare {
+				kinds[k].spare++
+			}
+		}
+	}
+	count(p.ids, nil, false)
+	count(reported, [][]string{p.ids}, true)
+	reqs := make([]*score.Request, len(p.needs))
+	missing := make([]int, len(p.needs))
+	for i, n := range p.needs {
+		req, key, ok := c.requestOnLocked(node, n.resource, p)
+		total, known := sum(n.chunks), 0
+		if k := slices.IndexFunc(kinds, func(kc kindCount) bool { return kc.key == key }); k >= 0 {
+			known = min(kinds[k].have, total) // a kind gpupack does not place (key, !ok) takes its own too
+			kinds[k].have -= known
+		}
+		if ok {
+			reqs[i], missing[i] = &req, total-known
+		}
+	}
+	left := 0
+	for _, kc := range kinds {
+		left += min(kc.spare, kc.have) // a kind's ids are matched before its reported devices
+	}
+	for i := range missing {
+		k := min(left, missing[i])
+		missing[i] -= k
+		left -= k
+	}
+	return reqs, missing
 }
 
 // takeStandIns takes n devices for req on st (score.Choose, as the device
@@ -251,7 +321,8 @@ func takeStandIns(st *score.State, req score.Request, n int, used map[string]boo
 // requestOnLocked is how node serves a foreign pod's resource name: the
 // request kind (with the pod's topology hint and replica policy) and the
 // kind key its device IDs have (kindKeyOf); false when the node does not
-// serve it as devices gpupack places. A node's resource table decides;
+// serve it as devices gpupack places (the key then names the kind it does
+// serve, if any). A node's resource table decides;
 // without one, the profiles' names (AddArgsNames).
 func (c *Cache) requestOnLocked(node *topology.Node, name string, p *podEntry) (score.Request, string, bool) {
 	req := score.Request{Topology: p.hint, Policy: p.policy}
@@ -276,6 +347,10 @@ func (c *Cache) requestOnLocked(node *topology.Node, name string, p *podEntry) (
 		case topology.KindMIG:
 			req.Kind, req.MIGProfile = score.KindMIG, res.Profile
 			return req, keyMIG + res.Profile, true
+		case topology.KindMIGReplica:
+			// Not placed (no stand-ins), but the pod's reported devices
+			// of this kind are its own.
+			return req, keyMIGReplica + res.Profile, false
 		}
 		return req, "", false
 	}

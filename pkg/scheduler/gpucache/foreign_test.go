@@ -1,6 +1,8 @@
 package gpucache_test
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -198,4 +200,148 @@ func mapKeys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// A device plugin reconfigured under the same resource name (NVIDIA's
+// time-slicing switched on or off without renaming nvidia.com/gpu) serves
+// the name as another kind of device than the one a running foreign pod
+// was given: the in-use report names the pod's old device (a whole GPU's
+// UUID, or a replica ID), the node's table now says replicas (or whole
+// GPUs). The reported device is the pod's request, whatever its kind: no
+// stand-in beside it. Old: the stand-ins were matched to the report by
+// kind only, so the pod held its reported device and a stand-in of the new
+// kind for as long as it ran (a replica, or a whole GPU, lost).
+func TestForeignPodReportedUnderAnotherKind(t *testing.T) {
+	replicas := fixture.Shared(fixture.PCIe("r", "T4", 2), 4) // 2 GPUs x 4 replicas
+	replicas.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindReplica, Replicas: 4, Policy: topology.PolicyPacked}}
+	whole := fixture.DGX1V100("w")
+	whole.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindGPU}}
+	mig := fixture.WithMIG(fixture.PCIe("m", "A100", 2), 0, 1, "1g.5gb", "1g.5gb")
+	mig.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindGPU},
+		{Name: "nvidia.com/mig-1g.5gb", Kind: topology.KindMIG, Profile: "1g.5gb"}}
+	migShared := fixture.WithMIG(fixture.PCIe("s", "A100", 2), 0, 1, "1g.5gb", "1g.5gb")
+	migShared.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindGPU},
+		{Name: "nvidia.com/mig-1g.5gb.shared", Kind: topology.KindMIGReplica, Profile: "1g.5gb", Replicas: 2, Policy: topology.PolicyPacked}}
+	for _, tc := range []struct {
+		name   string
+		topo   *topology.Node
+		pod    *v1.Pod
+		report []string
+		// wantFree is the node's free capacity in GPUs; standIns how
+		// many devices count beside the reported ones.
+		wantFree float64
+		standIns int
+	}{
+		// Whole GPU 0 reported (given before time-slicing): GPU 0's 4
+		// replicas taken, GPU 1 free: 2 - 1 = 1 (old: a stand-in replica
+		// on GPU 1 too, 0.75).
+		{name: "whole GPU reported, replicas served", topo: replicas,
+			pod:    fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 1).Obj(),
+			report: []string{replicas.GPUs[0].UUID}, wantFree: 1},
+		// Replica GPU-0::0 reported (given while time-sliced), whole GPUs
+		// served now: GPU 0 taken, 8 - 1 = 7 (old: a stand-in whole GPU
+		// too, 6).
+		{name: "replica reported, whole GPUs served", topo: whole,
+			pod:    fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 1).Obj(),
+			report: []string{whole.GPUs[0].UUID + "::0"}, wantFree: 7},
+		// 2 whole GPUs asked, one whole and one replica ID reported: both
+		// are the request's, 8 - 2 = 6 (old: 5).
+		{name: "one of each reported", topo: whole,
+			pod:    fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 2).Obj(),
+			report: []string{whole.GPUs[0].UUID, whole.GPUs[1].UUID + "::0"}, wantFree: 6},
+		// A whole GPU and a MIG device asked, each reported as asked:
+		// matched by kind first, nothing left over: GPU 1 whole, GPU 0 in
+		// MIG mode: 0 free.
+		{name: "two kinds, each reported as asked", topo: mig,
+			pod: fixture.MakePod().Named("f").Container("main").Limit("nvidia.com/gpu", 1).
+				Limit("nvidia.com/mig-1g.5gb", 1).Obj(),
+			report: []string{mig.GPUs[1].UUID, mig.MIG[0].UUID}, wantFree: 0},
+		// A whole GPU and a MIG replica (a kind gpupack does not place)
+		// asked, only the MIG replica reported yet: it is the MIG
+		// request's, the whole GPU's stand-in stays (GPU 1): 0 free.
+		{name: "unplaced kind reported, placed kind not yet", topo: migShared,
+			pod: fixture.MakePod().Named("f").Container("main").Limit("nvidia.com/gpu", 1).
+				Limit("nvidia.com/mig-1g.5gb.shared", 1).Obj(),
+			report: []string{migShared.MIG[0].UUID + "::0"}, wantFree: 0, standIns: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := annotated(t, "n", "96", tc.topo)
+			c := gpucache.New()
+			c.AddArgsNames(argsNames)
+			_, _ = c.UpdateNode(node)
+			pod := tc.pod.DeepCopy()
+			pod.Spec.NodeName = "n"
+			require.NoError(t, c.AddPod(pod))
+			node = withInUse(t, node, map[string][]string{string(pod.UID): tc.report})
+			_, _ = c.UpdateNode(node)
+			v, err := c.ViewNode(node)
+			require.NoError(t, err)
+			require.InDelta(t, tc.wantFree, v.State.FreeCapacity(), 1e-9)
+			used := c.Used("n")
+			require.Len(t, used, len(tc.report)+tc.standIns)
+			for _, id := range tc.report {
+				require.True(t, used[id], "%s is reported", id)
+			}
+		})
+	}
+}
+
+// A foreign pod's stand-ins are read by Used and HeldBy (under the read
+// lock while current) while other goroutines assume and forget pods on
+// its node and replace the Node object: every answer holds the pod's 2
+// GPUs, never 0 (stand-ins of a State since replaced) or more. DGX-1, a
+// foreign pod of 2 GPUs, no report. Run with -race.
+func TestForeignStandInsReadWhileRebuilt(t *testing.T) {
+	topo := fixture.DGX1V100("x")
+	c := gpucache.New()
+	c.AddArgsNames(argsNames)
+	_, _ = c.UpdateNode(annotated(t, "n", "96", topo))
+	f := fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 2).Node("n").Obj()
+	require.NoError(t, c.AddPod(f))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // Reserve and the informer
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			uid := types.UID(fmt.Sprint("p", i%3))
+			c.Assume(uid, "n", []string{topo.GPUs[i%8].UUID})
+			if i%2 == 0 {
+				c.Forget(uid)
+			}
+			if i%5 == 0 {
+				_, _ = c.UpdateNode(annotated(t, "n", []string{"96", "64"}[i%2], topo))
+			}
+		}
+	}()
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 2000 {
+				if held := c.HeldBy("n", f.UID); len(held) != 2 {
+					errs <- fmt.Errorf("HeldBy: %v, want 2 stand-ins", held)
+					return
+				}
+				// The 2 stand-ins and at most the 3 assumed pods' GPUs.
+				if used := c.UsedWithout("n", []types.UID{"p0", "p1", "p2"}); len(used) != 2 {
+					errs <- fmt.Errorf("Used without the assumed pods: %v, want the 2 stand-ins", used)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 }

@@ -54,9 +54,11 @@ func (ungen) GetGeneration() int64 { return 0 }
 // informer updates (topology growing and shrinking, health, in-use good
 // and unreadable, allocatable), stale Node objects (older snapshots),
 // node deletion and re-creation, assumes, unassumes, bound pods, finished
-// pods and NodeInfos changed in place or without generation, is exactly
+// pods, foreign pods (bound without gpupack.io/devices, reported in part
+// or not) and NodeInfos changed in place or without generation, is exactly
 // the view a model computes from the NodeInfo's Node and the pods held:
-// topology, free GPUs, free CPU/memory; an unreadable report or topology
+// topology, free GPUs (as many fewer as foreign pods' devices the report
+// does not name yet), free CPU/memory, Used agreeing with the State; an unreadable report or topology
 // always fails; a last plan answers only for the State it was made on;
 // byObj and Objects stay exact.
 func TestLockFreeViewMatchesModel(t *testing.T) {
@@ -110,6 +112,9 @@ func lockFreeModel(t *testing.T, seed uint64) {
 			n.Annotations[protocol.InUseAnnotation] = "{not json"
 		case 1:
 			o.inUse = []string{allIDs[rng.IntN(len(allIDs))]}
+			if rng.IntN(2) == 0 { // a foreign pod's second device
+				o.inUse = append(o.inUse, allIDs[rng.IntN(len(allIDs))])
+			}
 			u, err := protocol.EncodeInUse([]protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "x", Name: "f", UID: "foreign"}, Devices: o.inUse}})
 			require.NoError(t, err)
 			n.Annotations[protocol.InUseAnnotation] = u
@@ -128,8 +133,12 @@ func lockFreeModel(t *testing.T, seed uint64) {
 		assumed bool
 	}
 	pods := map[types.UID]*pod{}
+	// foreign are the pods bound without gpupack.io/devices (uid ->
+	// whole GPUs asked): "foreign" is the in-use report's pod.
+	foreign := map[types.UID]int{}
 	d := score.DefaultDistribution()
 	c := New()
+	c.AddArgsNames(Names{Whole: "nvidia.com/gpu"})
 	for i := range 3 {
 		mk()
 		_ = i
@@ -140,13 +149,24 @@ func lockFreeModel(t *testing.T, seed uint64) {
 	// the view of latest's annotations.
 	latest, live := objs[0], true
 	_, _ = c.UpdateNode(objs[0].node)
-	checked, hits := 0, 0
+	checked, hits, standing := 0, 0, 0
 	for step := range 4000 {
 		o := objs[len(objs)-1]
 		if rng.IntN(3) == 0 {
 			o = objs[rng.IntN(len(objs))]
 		}
-		switch op := rng.IntN(12); op {
+		switch op := rng.IntN(13); op {
+		case 12: // informer: a foreign pod bound to n, or finished
+			uid := types.UID([]string{"foreign", "q1", "q2"}[rng.IntN(3)])
+			k := 1 + rng.IntN(3)
+			p := fixture.MakePod().Name(string(uid)).UID(string(uid)).Node("n").GPUs("nvidia.com/gpu", int64(k)).Obj()
+			if rng.IntN(4) == 0 {
+				p.Status.Phase = v1.PodFailed
+				delete(foreign, uid)
+			} else {
+				foreign[uid] = k
+			}
+			require.NoError(t, c.AddPod(p))
 		case 0: // informer: a new Node object
 			if len(objs) < 12 || rng.IntN(6) == 0 {
 				latest, live = mk(), true
@@ -181,6 +201,10 @@ func lockFreeModel(t *testing.T, seed uint64) {
 			}
 		case 7:
 			uid := types.UID(fmt.Sprintf("p%d", rng.IntN(12)))
+			if rng.IntN(4) == 0 {
+				uid = types.UID([]string{"foreign", "q1", "q2"}[rng.IntN(3)])
+				delete(foreign, uid)
+			}
 			c.Forget(uid)
 			delete(pods, uid)
 		case 8: // informer: a bound pod (its own devices, others, or finished)
@@ -250,7 +274,34 @@ func lockFreeModel(t *testing.T, seed uint64) {
 				}
 			}
 			ws, _ := score.StateOf(want, used)
-			require.Equal(t, ws.FreeGPUs(), v.State.FreeGPUs(), "step %d: free GPUs (used %v)", step, used)
+			// Each foreign pod's GPUs the report does not name stand
+			// on as many of the free ones (as many as are left).
+			missing := 0
+			for uid, k := range foreign {
+				known := 0
+				if uid == "foreign" {
+					for _, g := range want.GPUs {
+						if slices.Contains(viewed.inUse, g.UUID) {
+							known++
+						}
+					}
+				}
+				missing += max(0, k-known)
+			}
+			wantFree := max(0, ws.FreeGPUs().Len()-missing)
+			require.Equal(t, wantFree, v.State.FreeGPUs().Len(), "step %d: free GPUs (used %v, foreign %v)", step, used, foreign)
+			if missing == 0 {
+				require.Equal(t, ws.FreeGPUs(), v.State.FreeGPUs(), "step %d: free GPUs (used %v)", step, used)
+			}
+			// Reserve's used IDs are the view's: no GPU free in one is
+			// used in the other, stand-ins included.
+			u := v.Used(nil)
+			for i := range v.State.FreeGPUs().All() {
+				require.False(t, u[want.GPUs[i].UUID], "step %d: GPU %d is free in the view, used in Used", step, i)
+			}
+			if missing > 0 {
+				standing++
+			}
 			cpu, _, known := v.State.FreeResources()
 			if alloc, ok := o.node.Status.Allocatable[v1.ResourceCPU]; ok {
 				require.Equal(t, !plain, known, "step %d", step)
@@ -268,8 +319,9 @@ func lockFreeModel(t *testing.T, seed uint64) {
 		}
 		c.checkIndex(t, step)
 	}
-	t.Logf("views checked %d, last-plan hits %d, objects %d", checked, hits, len(objs))
+	t.Logf("views checked %d (%d with stand-ins), last-plan hits %d, objects %d", checked, standing, hits, len(objs))
 	require.Positive(t, hits)
+	require.Positive(t, standing)
 }
 
 // An Assume that has completed is seen by every view asked after it, on
