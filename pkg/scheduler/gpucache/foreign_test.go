@@ -345,3 +345,82 @@ func TestForeignStandInsReadWhileRebuilt(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// withReport is node with an in-use report of exactly these entries.
+func withReport(t *testing.T, node *v1.Node, pds ...protocol.PodDevices) *v1.Node {
+	t.Helper()
+	n := node.DeepCopy()
+	raw, err := protocol.EncodeInUse(pds)
+	require.NoError(t, err)
+	n.Annotations[protocol.InUseAnnotation] = raw
+	n.ResourceVersion = ""
+	return n
+}
+
+// The device plugin writes an in-use entry without a UID when its pod
+// lister does not know the pod yet (a pod just bound) or any more. Such an
+// entry names a bound pod by namespace and name: its devices replace the
+// pod's stand-ins one for one, as an entry with the UID does. Old: the
+// entry's devices and the pod's stand-ins both counted, a foreign 3-GPU pod
+// held 6 GPUs until the next report (up to 30 s).
+func TestForeignPodReportedWithoutUID(t *testing.T) {
+	dgx := fixture.DGX1V100("x") // 8 whole GPUs
+	gpu := func(i int) string { return dgx.GPUs[i].UUID }
+	for _, tc := range []struct {
+		name    string
+		entries []protocol.PodDevices
+		// wantUsed: distinct IDs in use; wantHeld: of them, HeldBy the
+		// pod; wantVictimFree: IDs still used with the pod preempted.
+		wantUsed, wantHeld, wantVictimFree int
+		mustUse                            []string
+	}{
+		// The report names all 3: 3 in use, no stand-in beside them
+		// (old: 3 + 3 = 6).
+		{name: "all named", entries: []protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "default", Name: "f"}, Devices: []string{gpu(5), gpu(6), gpu(7)}}},
+			wantUsed: 3, wantHeld: 3, wantVictimFree: 0, mustUse: []string{gpu(5), gpu(6), gpu(7)}},
+		// Mid-admission, 1 of 3 named: 1 + 2 stand-ins = 3 (old: 1 + 3 = 4).
+		{name: "partly named", entries: []protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "default", Name: "f"}, Devices: []string{gpu(7)}}},
+			wantUsed: 3, wantHeld: 3, wantVictimFree: 0, mustUse: []string{gpu(7)}},
+		// Two entries of the pod (one per resource), both without UID: 2 + 1 stand-in = 3.
+		{name: "two entries", entries: []protocol.PodDevices{
+			{PodRef: protocol.PodRef{Namespace: "default", Name: "f"}, Devices: []string{gpu(6)}},
+			{PodRef: protocol.PodRef{Namespace: "default", Name: "f"}, Devices: []string{gpu(7)}}},
+			wantUsed: 3, wantHeld: 3, wantVictimFree: 0, mustUse: []string{gpu(6), gpu(7)}},
+		// A pod the cache does not know (deleted, still in the kubelet):
+		// its device is held as well: 3 stand-ins + 1 = 4, 1 left with f preempted.
+		{name: "another pod's entry", entries: []protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "default", Name: "gone"}, Devices: []string{gpu(7)}}},
+			wantUsed: 4, wantHeld: 3, wantVictimFree: 1, mustUse: []string{gpu(7)}},
+		// The same name in another namespace is another pod: 3 + 2 = 5.
+		{name: "same name, other namespace", entries: []protocol.PodDevices{{PodRef: protocol.PodRef{Namespace: "other", Name: "f"}, Devices: []string{gpu(6), gpu(7)}}},
+			wantUsed: 5, wantHeld: 3, wantVictimFree: 2, mustUse: []string{gpu(6), gpu(7)}},
+		// An entry with the UID and one without, both of f: 1 + 1 + 1 stand-in = 3.
+		{name: "with and without UID", entries: []protocol.PodDevices{
+			{PodRef: protocol.PodRef{Namespace: "default", Name: "f", UID: "uid-f"}, Devices: []string{gpu(6)}},
+			{PodRef: protocol.PodRef{Namespace: "default", Name: "f"}, Devices: []string{gpu(7)}}},
+			wantUsed: 3, wantHeld: 3, wantVictimFree: 0, mustUse: []string{gpu(6), gpu(7)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := annotated(t, "n", "96", dgx)
+			c := gpucache.New()
+			c.AddArgsNames(argsNames)
+			_, _ = c.UpdateNode(node)
+			pod := fixture.MakePod().Named("f").GPUs("nvidia.com/gpu", 3).Node("n").Obj()
+			pod.UID = "uid-f"
+			require.NoError(t, c.AddPod(pod))
+			node = withReport(t, node, tc.entries...)
+			_, _ = c.UpdateNode(node)
+
+			used := c.Used("n")
+			require.Len(t, used, tc.wantUsed, "used %v", used)
+			for _, id := range tc.mustUse {
+				require.True(t, used[id], "%s is reported in use", id)
+			}
+			v, err := c.ViewNode(node)
+			require.NoError(t, err)
+			require.Equal(t, 8-tc.wantUsed, v.State.FreeGPUs().Len())
+			held := c.HeldBy("n", pod.UID)
+			require.Equal(t, tc.wantHeld, disjointCount(held), "held %v", held)
+			require.Len(t, c.UsedWithout("n", []types.UID{pod.UID}), tc.wantVictimFree)
+		})
+	}
+}
