@@ -148,6 +148,9 @@ var badValues = []badValue{
 		tmpl: "devicePlugin.metrics.serviceMonitor needs devicePlugin.metrics.enabled"},
 	{name: "device plugin PodMonitor with metrics on loopback", values: "devicePlugin: {metrics: {enabled: false, podMonitor: {enabled: true}}}",
 		tmpl: "devicePlugin.metrics.podMonitor needs devicePlugin.metrics.enabled"},
+	// Both select the device plugin pods: every target scraped twice.
+	{name: "device plugin ServiceMonitor and PodMonitor", values: "devicePlugin: {metrics: {serviceMonitor: {enabled: true}, podMonitor: {enabled: true}}}",
+		tmpl: "devicePlugin.metrics.serviceMonitor and devicePlugin.metrics.podMonitor are both enabled: both select the same device plugin pods"},
 
 	// Lists are lists; extra volumes do not collide with the chart's.
 	{name: "extraArgs a string", set: "devicePlugin.extraArgs=--v=4", schema: "at '/devicePlugin/extraArgs': got string, want array"},

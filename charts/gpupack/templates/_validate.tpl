@@ -35,6 +35,10 @@ so whichever runs first stops a bad value before it renders half an object
 {{- /* The device plugin. */ -}}
 {{- $dp := $v.devicePlugin | default dict -}}
 {{- if $dp.enabled -}}
+{{- $m := $dp.metrics | default dict -}}
+{{- if and ($m.serviceMonitor | default dict).enabled ($m.podMonitor | default dict).enabled -}}
+{{- fail "devicePlugin.metrics.serviceMonitor and devicePlugin.metrics.podMonitor are both enabled: both select the same device plugin pods (the ServiceMonitor through the Service gpupack-device-plugin-metrics), so Prometheus would scrape every target twice and store each series twice, under two jobs; enable one of them" -}}
+{{- end -}}
 {{- $root := $dp.kubeletRoot | default "" | toString -}}
 {{- if not (regexMatch $absPath $root) -}}
 {{- fail (printf "devicePlugin.kubeletRoot %q: want the kubelet's root directory on the node, an absolute path such as /var/lib/kubelet (the device plugin registers under <kubeletRoot>/device-plugins)" $root) -}}
