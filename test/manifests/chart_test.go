@@ -41,8 +41,8 @@ const (
 // them MIG), the GPU Operator's node label, a runtime class, extra flags,
 // environment and volumes with the Node reads of --config-file-srcdir,
 // the device plugin's ServiceMonitor (its PodMonitor is the other choice,
-// never both: TestChartMonitors), the scheduler's ServiceMonitor, and the
-// dashboard.
+// never both: TestChartMonitors), the scheduler's ServiceMonitor with the
+// chart's metrics reader, and the dashboard.
 const allOn = `
 devicePlugin:
   runtimeClassName: nvidia
@@ -226,6 +226,7 @@ func TestChartValues(t *testing.T) {
 		daemonSet(t, objs, "gpupack-device-plugin-a100-mig").Spec.Selector.MatchLabels)
 
 	require.Equal(t, []string{"ServiceMonitor/gpupack-device-plugin", "ServiceMonitor/gpupack-scheduler"}, monitors(objs))
+	require.NotNil(t, find(objs, "Secret", "gpupack-metrics-reader-token"))
 	dash := find(objs, "ConfigMap", "gpupack-dashboard")
 	require.NotNil(t, dash)
 	require.Equal(t, "1", dash.GetLabels()["grafana_dashboard"])
