@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the control-plane binaries gpupack's end-to-end tests and demo run
-# against: etcd, kube-apiserver and kwok, and helm (the chart's lint, template
+# against: etcd, kube-apiserver (stamped with its release version, as
+# Kubernetes builds it) and kwok, and helm (the chart's lint, template
 # and dry-run tests), from the Go module proxy, once, cached under .cache/bin
 # (ignored by git). A cold build takes ~15 minutes on 2 cores.
 #
@@ -23,6 +24,34 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # stamp NAME VERSION: true when bin/NAME was built from VERSION.
 stamp_ok() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
 
+# kube_ldflags VERSION: the version stamp of a Kubernetes release build, as
+# Kubernetes' hack/lib/version.sh (kube::version::ldflags) passes it: -X of
+# gitVersion, gitMajor, gitMinor (with "+" after a pre-release), gitTreeState
+# and buildDate in k8s.io/component-base/version (what /version and
+# --version report) and k8s.io/client-go/pkg/version. Unstamped, the
+# apiserver reports v0.0.0-master and helm cannot check a chart's kubeVersion
+# against it. The source is the module proxy's zip of the tag: no git tree,
+# so gitCommit stays unset and the tree state is "archive" (version.sh's word
+# for a tree exported without git), and buildDate is the tag's time (as
+# SOURCE_DATE_EPOCH would give it), so the flags, and the cache key made of
+# them, do not change from one build to the next.
+kube_ldflags() {
+	local version=$1 major minor date flags="" key pkg
+	if ! [[ $version =~ ^v([0-9]+)\.([0-9]+)(\.[0-9]+)?([-].*)?([+].*)?$ ]]; then
+		log "k8s.io/kubernetes $version: not a Kubernetes release version" && return 1
+	fi
+	major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
+	[ -z "${BASH_REMATCH[4]}" ] || minor+="+"
+	date=$(cd "$root" && go list -m -f '{{with .Time}}{{.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes 2>/dev/null) || date=""
+	[ -n "$date" ] || date=1970-01-01T00:00:00Z
+	for key in "gitVersion=$version" "gitMajor=$major" "gitMinor=$minor" gitTreeState=archive "buildDate=$date"; do
+		for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+			flags+="${flags:+ }-X $pkg.$key"
+		done
+	done
+	echo "$flags"
+}
+
 # build_in_module NAME VERSION PACKAGE: a throw-away module of ours requiring
 # PACKAGE@VERSION, because `go install` refuses modules with replaces.
 build_in_module() {
@@ -37,6 +66,9 @@ build_in_module() {
 		fi
 		go get "$pkg@$version" >/dev/null 2>&1
 		local ldflags=""
+		if [ "$name" = kube-apiserver ]; then
+			ldflags=$KUBE_LDFLAGS
+		fi
 		if [ "$name" = helm ]; then
 			# As helm's release builds: its version, and the Kubernetes
 			# version of its client libraries as the default for templates
@@ -58,7 +90,12 @@ build_one() {
 	case "$name" in
 	etcd) version=$ETCD_VERSION ;;
 	kwok) version=$KWOK_VERSION ;;
-	kube-apiserver) version=$K8S_VERSION ;;
+	# Keyed on the version stamp too: a binary cached before the stamp (or
+	# with another one) is rebuilt.
+	kube-apiserver)
+		KUBE_LDFLAGS=$(kube_ldflags "$K8S_VERSION") || return 2
+		version=$K8S_VERSION+ldflags.$(printf %s "$KUBE_LDFLAGS" | sha256sum | cut -c1-12)
+		;;
 	helm) version=$HELM_VERSION+k8s-defaults ;;
 	*) log "unknown binary $name" && return 2 ;;
 	esac
@@ -76,6 +113,11 @@ build_one() {
 	helm) build_in_module helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
 	esac
 	if [ "$name" = kwok ]; then kwok_stages; fi
+	# -X of a symbol that does not exist is silently ignored: check the stamp.
+	if [ "$name" = kube-apiserver ] && [ "$("$bin/kube-apiserver" --version)" != "Kubernetes $K8S_VERSION" ]; then
+		log "kube-apiserver reports $("$bin/kube-apiserver" --version), want Kubernetes $K8S_VERSION: the version stamp did not take"
+		return 1
+	fi
 	echo "$version" >"$bin/.$name.version"
 	log "$name $version: built in $(($(date +%s) - start))s"
 }

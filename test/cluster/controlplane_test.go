@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -59,4 +61,23 @@ func TestControlPlaneRunsFakeNodesAndStopsEveryProcess(t *testing.T) {
 		// Signal 0 probes for existence: ESRCH once the process is gone and reaped.
 		require.True(t, errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), "process %d still running", pid)
 	}
+}
+
+// The apiserver reports go.mod's Kubernetes version, as a real cluster's
+// does: hack/cluster/build.sh stamps it as Kubernetes' release builds are
+// stamped (unstamped it says v0.0.0-master, against which helm cannot check
+// a chart's kubeVersion).
+func TestAPIServerReportsItsKubernetesVersion(t *testing.T) {
+	want, err := KubernetesVersion()
+	require.NoError(t, err)
+	cp := StartForTest(t)
+	dc, err := discovery.NewDiscoveryClientForConfig(cp.RESTConfig(""))
+	require.NoError(t, err)
+	v, err := dc.ServerVersion()
+	require.NoError(t, err)
+	require.Equal(t, want, v.GitVersion, "the apiserver's version (a binary built before the stamp: rerun hack/cluster/build.sh kube-apiserver)")
+	m := regexp.MustCompile(`^v([0-9]+)\.([0-9]+)\.`).FindStringSubmatch(want)
+	require.NotNil(t, m, "go.mod's k8s.io/kubernetes %s", want)
+	require.Equal(t, []string{m[1], m[2]}, []string{v.Major, v.Minor}, "major and minor")
+	require.Equal(t, "archive", v.GitTreeState, "built from the module proxy's archive of the tag")
 }

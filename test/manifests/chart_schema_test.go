@@ -148,6 +148,19 @@ var badValues = []badValue{
 		tmpl: "devicePlugin.metrics.serviceMonitor needs devicePlugin.metrics.enabled"},
 	{name: "device plugin PodMonitor with metrics on loopback", values: "devicePlugin: {metrics: {enabled: false, podMonitor: {enabled: true}}}",
 		tmpl: "devicePlugin.metrics.podMonitor needs devicePlugin.metrics.enabled"},
+	// Both select the device plugin pods: every target scraped twice.
+	{name: "device plugin ServiceMonitor and PodMonitor", values: "devicePlugin: {metrics: {serviceMonitor: {enabled: true}, podMonitor: {enabled: true}}}",
+		tmpl: "devicePlugin.metrics.serviceMonitor and devicePlugin.metrics.podMonitor are both enabled: both select the same device plugin pods"},
+	{name: "scheduler ServiceMonitor's Secret not a DNS name", set: "scheduler.metrics.serviceMonitor.enabled=true,scheduler.metrics.serviceMonitor.credentials.name=Prom_Token",
+		schema: "at '/scheduler/metrics/serviceMonitor/credentials/name'", tmpl: `scheduler.metrics.serviceMonitor.credentials.name "Prom_Token": want the name of a Secret`},
+	{name: "scheduler ServiceMonitor's Secret key with a slash", set: "scheduler.metrics.serviceMonitor.enabled=true,scheduler.metrics.serviceMonitor.credentials.key=a/b",
+		schema: "at '/scheduler/metrics/serviceMonitor/credentials/key'", tmpl: `scheduler.metrics.serviceMonitor.credentials.key "a/b": want the key`},
+	{name: "scheduler ServiceMonitor's credentials removed", values: "scheduler: {metrics: {serviceMonitor: {enabled: true, credentials: null}}}",
+		schema: "at '/scheduler/metrics/serviceMonitor': missing property 'credentials'", tmpl: `scheduler.metrics.serviceMonitor.credentials.key "": want the key`},
+	{name: "another key of the chart's token Secret", set: "scheduler.metrics.serviceMonitor.enabled=true,scheduler.metrics.serviceMonitor.credentials.key=bearer",
+		tmpl: `scheduler.metrics.serviceMonitor.credentials.key "bearer" without credentials.name: the chart's Secret gpupack-metrics-reader-token holds its token under the key token`},
+	{name: "typo in the scheduler ServiceMonitor's credentials", set: "scheduler.metrics.serviceMonitor.credentials.secret=prom-token",
+		schema: "at '/scheduler/metrics/serviceMonitor/credentials': additional properties 'secret' not allowed"},
 
 	// Lists are lists; extra volumes do not collide with the chart's.
 	{name: "extraArgs a string", set: "devicePlugin.extraArgs=--v=4", schema: "at '/devicePlugin/extraArgs': got string, want array"},

@@ -40,7 +40,9 @@ const (
 // allOn turns on every optional part of the chart: per-node configs (one of
 // them MIG), the GPU Operator's node label, a runtime class, extra flags,
 // environment and volumes with the Node reads of --config-file-srcdir,
-// both monitors and the dashboard.
+// the device plugin's ServiceMonitor (its PodMonitor is the other choice,
+// never both: TestChartMonitors), the scheduler's ServiceMonitor with the
+// chart's metrics reader, and the dashboard.
 const allOn = `
 devicePlugin:
   runtimeClassName: nvidia
@@ -60,7 +62,6 @@ devicePlugin:
         sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}
   metrics:
     serviceMonitor: {enabled: true}
-    podMonitor: {enabled: true}
 scheduler:
   metrics:
     serviceMonitor: {enabled: true}
@@ -173,7 +174,7 @@ func TestChartLint(t *testing.T) {
 // affinity on NVIDIA's config label (the default one on the other nodes),
 // the MIG monitor env and CAP_SYS_ADMIN only where the config has MIG, the
 // runtime class and the GPU Operator's label, images pinned to the chart's
-// appVersion, metrics on the pod's port, both monitors and the dashboard.
+// appVersion, metrics on the pod's port, the monitors and the dashboard.
 func TestChartValues(t *testing.T) {
 	objs := renderChart(t, allOn)
 	chart := map[string]any{}
@@ -224,10 +225,8 @@ func TestChartValues(t *testing.T) {
 	require.Equal(t, map[string]string{"app.kubernetes.io/name": "gpupack-device-plugin-a100-mig"},
 		daemonSet(t, objs, "gpupack-device-plugin-a100-mig").Spec.Selector.MatchLabels)
 
-	for _, kind := range []string{"ServiceMonitor", "PodMonitor"} {
-		require.NotNil(t, find(objs, kind, "gpupack-device-plugin"), kind)
-	}
-	require.NotNil(t, find(objs, "ServiceMonitor", "gpupack-scheduler"))
+	require.Equal(t, []string{"ServiceMonitor/gpupack-device-plugin", "ServiceMonitor/gpupack-scheduler"}, monitors(objs))
+	require.NotNil(t, find(objs, "Secret", "gpupack-metrics-reader-token"))
 	dash := find(objs, "ConfigMap", "gpupack-dashboard")
 	require.NotNil(t, dash)
 	require.Equal(t, "1", dash.GetLabels()["grafana_dashboard"])

@@ -30,11 +30,30 @@ so whichever runs first stops a bad value before it renders half an object
 {{- if and (not $s.leaderElect) (gt (int64 ($s.replicas | default 0)) 1) -}}
 {{- fail (printf "scheduler.leaderElect is false with scheduler.replicas %v: without leader election every replica schedules, each with its own cache of the GPUs it assigned, and two could give one GPU twice; set leaderElect: true or replicas: 1" $s.replicas) -}}
 {{- end -}}
+{{- $sm := ($s.metrics | default dict).serviceMonitor | default dict -}}
+{{- if $sm.enabled -}}
+{{- $cred := $sm.credentials | default dict -}}
+{{- $secret := $cred.name | default "" | toString -}}
+{{- if and $secret (or (not (regexMatch $subdomain $secret)) (gt (len $secret) 253)) -}}
+{{- fail (printf "scheduler.metrics.serviceMonitor.credentials.name %q: want the name of a Secret in the scheduler's namespace (a DNS-1123 subdomain), or empty for the chart's gpupack-metrics-reader-token" $secret) -}}
+{{- end -}}
+{{- $key := $cred.key | default "" | toString -}}
+{{- if or (not (regexMatch `^[-._a-zA-Z0-9]+$` $key)) (gt (len $key) 253) -}}
+{{- fail (printf "scheduler.metrics.serviceMonitor.credentials.key %q: want the key of the Secret's bearer token (letters, digits, '-', '_', '.'), such as token" $key) -}}
+{{- end -}}
+{{- if and (not $secret) (ne $key "token") -}}
+{{- fail (printf "scheduler.metrics.serviceMonitor.credentials.key %q without credentials.name: the chart's Secret gpupack-metrics-reader-token holds its token under the key token; name your own Secret, or leave the key token" $key) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{- /* The device plugin. */ -}}
 {{- $dp := $v.devicePlugin | default dict -}}
 {{- if $dp.enabled -}}
+{{- $m := $dp.metrics | default dict -}}
+{{- if and ($m.serviceMonitor | default dict).enabled ($m.podMonitor | default dict).enabled -}}
+{{- fail "devicePlugin.metrics.serviceMonitor and devicePlugin.metrics.podMonitor are both enabled: both select the same device plugin pods (the ServiceMonitor through the Service gpupack-device-plugin-metrics), so Prometheus would scrape every target twice and store each series twice, under two jobs; enable one of them" -}}
+{{- end -}}
 {{- $root := $dp.kubeletRoot | default "" | toString -}}
 {{- if not (regexMatch $absPath $root) -}}
 {{- fail (printf "devicePlugin.kubeletRoot %q: want the kubelet's root directory on the node, an absolute path such as /var/lib/kubelet (the device plugin registers under <kubeletRoot>/device-plugins)" $root) -}}
