@@ -51,12 +51,15 @@ type noted struct {
 	h   sharing.Holding
 }
 
-func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resource, carried []sharing.Holding, metrics *Metrics) *holdings {
+// newHoldings starts from carried, what the Manager this one replaces knew
+// held, and prev, what it withheld (a held share keeps its replica).
+func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resource, carried []sharing.Holding,
+	prev map[string]map[string]sharing.Holding, metrics *Metrics) *holdings {
 	h := &holdings{src: src, inv: inv, resources: resources, metrics: metrics, changed: make(chan struct{}),
 		withheld: map[string]map[string]sharing.Holding{}}
 	if src != nil && carried != nil {
 		h.listing, h.known = slices.Clone(carried), true
-		h.withheld = sharing.Withheld(resources, inv, carried)
+		h.withheld = sharing.Withheld(resources, inv, carried, prev)
 	}
 	return h
 }
@@ -91,13 +94,14 @@ func (h *holdings) refresh(ctx context.Context) (bool, error) {
 	return h.recomputeLocked(), nil
 }
 
-// recomputeLocked recomputes what is withheld; h.mu must be held.
+// recomputeLocked recomputes what is withheld, each held share on the
+// replica it was withheld on while that stays free; h.mu must be held.
 func (h *holdings) recomputeLocked() bool {
 	all := slices.Clone(h.listing)
 	for _, x := range h.since {
 		all = append(all, x.h)
 	}
-	w := sharing.Withheld(h.resources, h.inv, all)
+	w := sharing.Withheld(h.resources, h.inv, all, h.withheld)
 	if maps.EqualFunc(w, h.withheld, func(a, b map[string]sharing.Holding) bool { return maps.Equal(a, b) }) {
 		return false
 	}

@@ -77,6 +77,12 @@ type Options struct {
 	// answers, so that a reload while the API fails still withholds what
 	// was known held.
 	Held []sharing.Holding
+	// Withheld is what the previous Manager withheld (its Withheld()) when
+	// this one replaces it: a held share keeps the replica it was withheld
+	// on wherever this Manager serves that replica too (sharing.Withheld's
+	// prev), so that a reload does not move it onto a replica the kubelet
+	// sees free.
+	Withheld map[string]map[string]sharing.Holding
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -229,7 +235,7 @@ func New(opts Options) (*Manager, error) {
 		}
 		m.startNotes = append(m.startNotes, notes...)
 	}
-	m.held = newHoldings(opts.PodResources, inv, resources, opts.Held, opts.Metrics)
+	m.held = newHoldings(opts.PodResources, inv, resources, opts.Held, opts.Withheld, opts.Metrics)
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
 		p.afterAllocate = opts.Publisher.Kick
@@ -384,6 +390,10 @@ func (m *Manager) Health() *Health { return m.health }
 // kubelet's last PodResources answer and what m allocated since), for the
 // Manager that replaces it (Options.Held); nil when nothing is known.
 func (m *Manager) Held() []sharing.Holding { return m.held.snapshot() }
+
+// Withheld is what m withholds: resource -> device ID -> holder, for the
+// Manager that replaces it (Options.Withheld); not to be modified.
+func (m *Manager) Withheld() map[string]map[string]sharing.Holding { return m.held.all() }
 
 // The node publisher reads the running Manager.
 var _ nodepublish.Source = (*Manager)(nil)

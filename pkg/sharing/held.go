@@ -85,12 +85,21 @@ func footprints(inv *nvml.Inventory) map[string]footprint {
 //   - A replica and a held replica of the same GPU or MIG device share it:
 //     each such holding takes one share. Of the device's replicas the
 //     kubelet sees free (not held under their own resource and ID), that
-//     many are withheld, the highest replica numbers first, so that the
-//     GPU keeps at most its new replica count of users.
+//     many are withheld, so that the GPU keeps at most its new replica
+//     count of users. A share keeps the replica prev withheld for it (the
+//     same holding: resource and ID) while that replica is still free; the
+//     other shares take the highest free replica numbers left.
+//
+// prev is what an earlier call withheld (nil: nothing): the Manager's last
+// result, or the one of the Manager it replaces. Without it a share would
+// move whenever the free replicas change (a higher one released by its
+// pod, a holding gone): the replica it left is served again, and the one
+// it moves to is withheld although the kubelet may already have chosen it,
+// so that the kubelet's Allocate is refused.
 //
 // The result is deterministic for the same input; it is empty (not nil)
 // when nothing is withheld.
-func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding) map[string]map[string]Holding {
+func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding, prev map[string]map[string]Holding) map[string]map[string]Holding {
 	served := map[string]map[string]bool{}
 	for _, r := range resources {
 		ids := make(map[string]bool, len(r.Devices))
@@ -172,13 +181,55 @@ func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding) map[str
 		}
 		for unit, devs := range free {
 			slices.SortFunc(devs, func(a, b *Device) int { return cmp.Compare(b.Replica, a.Replica) })
-			for i, h := range shares[unit] {
-				if i >= len(devs) {
-					break
-				}
-				withhold(r.Name, devs[i].ID, h)
+			for id, h := range placeShares(devs, shares[unit], prev[r.Name]) {
+				withhold(r.Name, id, h)
 			}
 		}
+	}
+	return out
+}
+
+// placeShares gives each held share of one GPU or MIG device one of its
+// replicas the kubelet sees free (devs, highest replica number first):
+// first each share the replica prev (ID -> holding) withheld for it, when
+// it is among devs; then the others, in order, the highest replicas left.
+// It returns replica ID -> share, min(len(devs), len(shares)) of them.
+func placeShares(devs []*Device, shares []Holding, prev map[string]Holding) map[string]Holding {
+	out := make(map[string]Holding, min(len(devs), len(shares)))
+	if len(shares) == 0 {
+		return out
+	}
+	// The replica each share had, by the share's resource and ID (an
+	// unnamed holding that the kubelet names later is the same share).
+	had := map[[2]string]int{}
+	for i, d := range devs {
+		h, ok := prev[d.ID]
+		if !ok {
+			continue
+		}
+		if _, dup := had[[2]string{h.Resource, h.ID}]; !dup {
+			had[[2]string{h.Resource, h.ID}] = i
+		}
+	}
+	taken := make([]bool, len(devs))
+	placed := make([]bool, len(shares))
+	for j, h := range shares {
+		if i, ok := had[[2]string{h.Resource, h.ID}]; ok && !taken[i] {
+			out[devs[i].ID], taken[i], placed[j] = h, true, true
+		}
+	}
+	i := 0
+	for j, h := range shares {
+		if placed[j] {
+			continue
+		}
+		for i < len(devs) && taken[i] {
+			i++
+		}
+		if i == len(devs) {
+			break
+		}
+		out[devs[i].ID], taken[i] = h, true
 	}
 	return out
 }
