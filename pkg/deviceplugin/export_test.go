@@ -45,3 +45,6 @@ func LoseDirEvents(m *Manager, lose func(fsnotify.Event) bool) chan<- error {
 	}
 	return inject
 }
+
+// AllocatedOf flattens a PodResources List answer as PodResources.Allocated does.
+var AllocatedOf = allocatedOf
