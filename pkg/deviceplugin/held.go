@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/sharing"
 )
@@ -43,7 +44,15 @@ type holdings struct {
 	// withheld is resource -> device ID -> holder; replaced, never modified.
 	withheld map[string]map[string]sharing.Holding
 	changed  chan struct{} // closed and replaced when withheld changes
+	// noted are the holdings (resource and ID) whose oddity was logged
+	// (sharing.Note): each once, up to maxNoted of them; notedFull is set
+	// once more were seen (logged once, then none).
+	noted     map[[2]string]bool
+	notedFull bool
 }
+
+// maxNoted bounds holdings.noted: the odd holdings logged, each once.
+const maxNoted = 1024
 
 // noted is a device Allocate gave, while reads up to seq had started.
 type noted struct {
@@ -82,8 +91,8 @@ func (h *holdings) refresh(ctx context.Context) (bool, error) {
 	}
 	listing := holdingsOf(allocated)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if n <= h.applied {
+		h.mu.Unlock()
 		return false, nil // a read started later answered first
 	}
 	h.applied, h.listing, h.known = n, listing, true
@@ -91,24 +100,78 @@ func (h *holdings) refresh(ctx context.Context) (bool, error) {
 	// it yet (the kubelet records it after Allocate answers): kept until a
 	// read started after the next one.
 	h.since = slices.DeleteFunc(h.since, func(x noted) bool { return n >= x.seq+2 })
-	return h.recomputeLocked(), nil
+	changed, notes := h.recomputeLocked()
+	notes, full := h.unnotedLocked(notes)
+	h.mu.Unlock()
+	logger := klog.FromContext(ctx)
+	logNotes(logger, notes)
+	if full {
+		logger.Info("The kubelet's PodResources lists more odd devices than are logged; not logging further ones", "logged", maxNoted)
+	}
+	return changed, nil
 }
 
 // recomputeLocked recomputes what is withheld, each held share on the
-// replica it was withheld on while that stays free; h.mu must be held.
-func (h *holdings) recomputeLocked() bool {
+// replica it was withheld on while that stays free, and returns whether
+// it changed and the holdings read oddly; h.mu must be held.
+func (h *holdings) recomputeLocked() (bool, []sharing.Note) {
 	all := slices.Clone(h.listing)
 	for _, x := range h.since {
 		all = append(all, x.h)
 	}
-	w := sharing.Withheld(h.resources, h.inv, all, h.withheld)
+	w, notes := sharing.WithheldNotes(h.resources, h.inv, all, h.withheld)
 	if maps.EqualFunc(w, h.withheld, func(a, b map[string]sharing.Holding) bool { return maps.Equal(a, b) }) {
-		return false
+		return false, notes
 	}
 	h.withheld = w
 	close(h.changed)
 	h.changed = make(chan struct{})
-	return true
+	return true, notes
+}
+
+// unnotedLocked is notes less those logged before, which it records, and
+// whether the first note beyond maxNoted is among them (the rest are
+// dropped); h.mu must be held.
+func (h *holdings) unnotedLocked(notes []sharing.Note) ([]sharing.Note, bool) {
+	var out []sharing.Note
+	full := false
+	for _, n := range notes {
+		k := [2]string{n.Holding.Resource, n.Holding.ID}
+		if h.noted[k] {
+			continue
+		}
+		if len(h.noted) >= maxNoted {
+			full, h.notedFull = !h.notedFull, true
+			break
+		}
+		if h.noted == nil {
+			h.noted = map[[2]string]bool{}
+		}
+		h.noted[k] = true
+		out = append(out, n)
+	}
+	return out, full
+}
+
+// logNotes logs the holdings of a PodResources answer that were skipped,
+// or counted although malformed (sharing.Note): a MIG device gone, an ID
+// of no GPU of this node, a malformed entry, at once; another vendor's
+// device at verbosity 4. Values read from the answer are quoted, cut to
+// deviceid.MaxQuoted bytes.
+func logNotes(logger klog.Logger, notes []sharing.Note) {
+	for _, n := range notes {
+		h := n.Holding
+		kv := []any{"pod", klog.KRef(deviceid.Prefix(h.Namespace, deviceid.MaxQuoted), deviceid.Prefix(h.Pod, deviceid.MaxQuoted)),
+			"container", deviceid.Quote(h.Container), "resource", deviceid.Quote(h.Resource), "device", deviceid.Quote(h.ID), "problem", n.Problem}
+		switch {
+		case n.Counted:
+			logger.Info("The kubelet's PodResources lists a malformed device of one of this node's GPUs; withholding for it as for any holder", kv...)
+		case n.OtherVendor:
+			logger.V(4).Info("The kubelet's PodResources lists another vendor's device; not ours to withhold for", kv...)
+		default:
+			logger.Info("The kubelet's PodResources lists a device that is none of this node's GPUs or MIG devices; nothing withheld for it", kv...)
+		}
+	}
 }
 
 // of is resource's withheld devices: ID -> holder; not to be modified.

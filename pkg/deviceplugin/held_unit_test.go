@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nvml"
@@ -106,4 +109,84 @@ func TestHoldingsKeepAShareOnItsReplica(t *testing.T) {
 			require.Equal(t, map[string]sharing.Holding{"GPU-0::2": c}, next.of(gpu))
 		})
 	}
+}
+
+// Devices of a PodResources answer that are skipped (none of the node's
+// GPUs, another vendor's) or counted although malformed are logged, each
+// once however many reads list it; the others never. Before, they were
+// skipped or counted silently.
+func TestHoldingsLogOddDevicesOnce(t *testing.T) {
+	inv, res := oneGPU(t, 4)
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(4), ktesting.BufferLogs(true)))
+	ctx := klog.NewContext(context.Background(), logger)
+	hold := func(pod, res, id string) sharing.Holding {
+		return sharing.Holding{Namespace: "default", Pod: pod, Container: "main", Resource: res, ID: id}
+	}
+	src := &podResourcesAnswer{}
+	src.set(nil,
+		hold("ok", "nvidia.com/gpu", "GPU-0::1"),      // its own name and ID
+		hold("old", "nvidia.com/gpu.old", "GPU-0::7"), // a share under an earlier name
+		hold("gone", "nvidia.com/mig-1g.5gb", "MIG-gone"),
+		hold("nic", "example.com/nic", "0000:3b:00.0"),
+		hold("bad", "example.com/gpu", "GPU-0::abc"),
+		hold("empty", "nvidia.com/gpu", ""),
+	)
+	h := newHoldings(src, inv, res, nil, nil, nil)
+	for range 3 {
+		_, err := h.refresh(ctx)
+		require.NoError(t, err)
+	}
+	// One more odd device in a later answer is logged then.
+	src.set(nil, hold("gone2", "nvidia.com/gpu", "GPU-other"))
+	for range 2 {
+		_, err := h.refresh(ctx)
+		require.NoError(t, err)
+	}
+	logged := map[string]int{} // device -> lines
+	verbosity := map[string]int{}
+	for _, e := range logger.GetSink().(ktesting.Underlier).GetBuffer().Data() {
+		if !strings.Contains(e.Message, "PodResources lists") {
+			continue
+		}
+		for i := 0; i+1 < len(e.ParameterKVList); i += 2 {
+			if e.ParameterKVList[i] == "device" {
+				logged[e.ParameterKVList[i+1].(string)]++
+				verbosity[e.ParameterKVList[i+1].(string)] = e.Verbosity
+			}
+		}
+	}
+	require.Equal(t, map[string]int{`"MIG-gone"`: 1, `"0000:3b:00.0"`: 1, `"GPU-0::abc"`: 1, `""`: 1, `"GPU-other"`: 1}, logged)
+	require.Equal(t, map[string]int{`"MIG-gone"`: 0, `"0000:3b:00.0"`: 4, `"GPU-0::abc"`: 0, `""`: 0, `"GPU-other"`: 0}, verbosity)
+}
+
+// An answer with ever new odd devices logs maxNoted of them, then one
+// line, then nothing: the memory of what was logged stays bounded.
+func TestHoldingsOddDevicesBounded(t *testing.T) {
+	inv, res := oneGPU(t, 4)
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	ctx := klog.NewContext(context.Background(), logger)
+	src := &podResourcesAnswer{}
+	h := newHoldings(src, inv, res, nil, nil, nil)
+	// 3 reads of 500 distinct odd devices each: 1500 > maxNoted = 1024.
+	for read := range 3 {
+		var held []sharing.Holding
+		for i := range 500 {
+			held = append(held, sharing.Holding{Namespace: "default", Pod: "p", Container: "main", Resource: "nvidia.com/gpu", ID: fmt.Sprintf("GPU-x%d-%d", read, i)})
+		}
+		src.set(nil, held...)
+		_, err := h.refresh(ctx)
+		require.NoError(t, err)
+	}
+	lines, more := 0, 0
+	for _, e := range logger.GetSink().(ktesting.Underlier).GetBuffer().Data() {
+		switch {
+		case strings.Contains(e.Message, "more odd devices"):
+			more++
+		case strings.Contains(e.Message, "PodResources lists"):
+			lines++
+		}
+	}
+	require.Equal(t, maxNoted, lines)
+	require.Equal(t, 1, more)
+	require.Len(t, h.noted, maxNoted)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/nvml"
@@ -100,6 +101,31 @@ func footprints(inv *nvml.Inventory) map[string]footprint {
 // The result is deterministic for the same input; it is empty (not nil)
 // when nothing is withheld.
 func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding, prev map[string]map[string]Holding) map[string]map[string]Holding {
+	out, _ := WithheldNotes(resources, inv, held, prev)
+	return out
+}
+
+// Note is a holding Withheld reads although it is not what the kubelet
+// lists for a device of this node, or skips: for the log.
+type Note struct {
+	Holding Holding
+	// Problem says what is odd about it.
+	Problem string
+	// Counted: it names one of the node's GPUs or MIG devices and is
+	// withheld for, although malformed.
+	Counted bool
+	// OtherVendor: well formed, under a resource name without this
+	// vendor's prefix (nvidia.com/): another vendor's device, not ours.
+	OtherVendor bool
+}
+
+// WithheldNotes is Withheld, with a Note for each holding (once per
+// resource and ID, in Withheld's order) that it skips or counts although
+// malformed: an empty resource name, an ID that deviceid.Validate refuses
+// or a replica ID that does not parse; an ID that names none of inv's GPUs
+// or MIG devices. A holding of one of resources' devices under its own
+// name and ID is never noted.
+func WithheldNotes(resources []Resource, inv *nvml.Inventory, held []Holding, prev map[string]map[string]Holding) (map[string]map[string]Holding, []Note) {
 	served := map[string]map[string]bool{}
 	for _, r := range resources {
 		ids := make(map[string]bool, len(r.Devices))
@@ -114,6 +140,7 @@ func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding, prev ma
 		h  Holding
 	}
 	var others []foreign
+	var notes []Note
 	known := map[string]map[string]bool{} // resource -> ID held under its own name
 	seen := map[[2]string]bool{}
 	for _, h := range sortedHoldings(held) {
@@ -132,6 +159,15 @@ func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding, prev ma
 		}
 		uuid, replica := deviceid.UUIDOf(h.ID)
 		fp, ok := fps[uuid]
+		problem := malformed(h, replica)
+		switch {
+		case problem != "":
+			notes = append(notes, Note{Holding: h, Problem: problem, Counted: ok})
+		case !ok && strings.HasPrefix(h.Resource, ResourcePrefix):
+			notes = append(notes, Note{Holding: h, Problem: "names none of this node's GPUs or MIG devices"})
+		case !ok:
+			notes = append(notes, Note{Holding: h, Problem: "another vendor's device", OtherVendor: true})
+		}
 		if !ok {
 			continue
 		}
@@ -186,7 +222,24 @@ func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding, prev ma
 			}
 		}
 	}
-	return out
+	return out, notes
+}
+
+// malformed says what is wrong with a holding's resource name or device ID
+// (replica: the ID has the replica separator); "" when nothing is.
+func malformed(h Holding, replica bool) string {
+	if h.Resource == "" {
+		return "empty resource name"
+	}
+	if err := deviceid.Validate(h.ID); err != nil {
+		return err.Error()
+	}
+	if replica {
+		if _, err := deviceid.ParseReplica(h.ID); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
 }
 
 // placeShares gives each held share of one GPU or MIG device one of its

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -387,5 +388,75 @@ func TestWithheldSharesStayOverTime(t *testing.T) {
 			}
 		}
 		prev = got
+	}
+}
+
+// What Withheld skips or counts although malformed is noted, once per
+// resource and ID; a holding under its own name and ID, or of a GPU under
+// an earlier name, is not.
+func TestWithheldNotes(t *testing.T) {
+	inv := inventory(2, nil)
+	c, err := configv1.Parse([]byte("version: v1"))
+	require.NoError(t, err)
+	whole, err := Build(inv, c)
+	require.NoError(t, err)
+	hold := func(res, id string) Holding {
+		return Holding{Namespace: "default", Pod: "a", Container: "main", Resource: res, ID: id}
+	}
+	long := strings.Repeat("GPU-", 100)
+	tests := []struct {
+		name         string
+		held         Holding
+		want         []Note
+		wantWithheld map[string]map[string]Holding
+	}{
+		{name: "its own name and ID", held: hold("nvidia.com/gpu", "GPU-0"), wantWithheld: map[string]map[string]Holding{}},
+		{
+			name: "a GPU under an earlier name", held: hold("nvidia.com/gpu.old", "GPU-1"),
+			wantWithheld: map[string]map[string]Holding{"nvidia.com/gpu": {"GPU-1": hold("nvidia.com/gpu.old", "GPU-1")}},
+		},
+		{
+			name: "a MIG device that is gone", held: hold("nvidia.com/mig-1g.5gb", "MIG-gone"),
+			want:         []Note{{Holding: hold("nvidia.com/mig-1g.5gb", "MIG-gone"), Problem: "names none of this node's GPUs or MIG devices"}},
+			wantWithheld: map[string]map[string]Holding{},
+		},
+		{
+			name: "another vendor's device", held: hold("example.com/nic", "0000:3b:00.0"),
+			want:         []Note{{Holding: hold("example.com/nic", "0000:3b:00.0"), Problem: "another vendor's device", OtherVendor: true}},
+			wantWithheld: map[string]map[string]Holding{},
+		},
+		{
+			// Counted: the kubelet says something holds GPU 1.
+			name: "a malformed replica of a GPU of the node", held: hold("example.com/gpu", "GPU-1::abc"),
+			want: []Note{{Holding: hold("example.com/gpu", "GPU-1::abc"), Counted: true,
+				Problem: `device ID "GPU-1::abc": want <UUID>::<replica number >= 0>`}},
+			wantWithheld: map[string]map[string]Holding{"nvidia.com/gpu": {"GPU-1": hold("example.com/gpu", "GPU-1::abc")}},
+		},
+		{
+			name: "an empty resource name", held: hold("", "GPU-0"),
+			want:         []Note{{Holding: hold("", "GPU-0"), Problem: "empty resource name", Counted: true}},
+			wantWithheld: map[string]map[string]Holding{"nvidia.com/gpu": {"GPU-0": hold("", "GPU-0")}},
+		},
+		{
+			name: "an empty ID", held: hold("nvidia.com/gpu", ""),
+			want:         []Note{{Holding: hold("nvidia.com/gpu", ""), Problem: `device ID "": empty or longer than 256 bytes`}},
+			wantWithheld: map[string]map[string]Holding{},
+		},
+		{
+			// 400 bytes, quoted cut to 64.
+			name: "an overlong ID", held: hold("nvidia.com/gpu", long),
+			want: []Note{{Holding: hold("nvidia.com/gpu", long),
+				Problem: `device ID "GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-GPU-"... (400 bytes): empty or longer than 256 bytes`}},
+			wantWithheld: map[string]map[string]Holding{},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Listed twice (an app container reusing its init
+			// container's device): noted once.
+			w, notes := WithheldNotes(whole, inv, []Holding{tc.held, tc.held}, nil)
+			require.Equal(t, tc.want, notes)
+			require.Equal(t, tc.wantWithheld, w)
+		})
 	}
 }
