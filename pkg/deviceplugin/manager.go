@@ -444,6 +444,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, err := range m.startNotes {
 		logger.Info("Skipped at start", "reason", err.Error())
 	}
+	// The per-resource gauges of resources this Manager does not serve (a
+	// reload removed or renamed them) go.
+	m.opts.Metrics.serve(m.ResourceNames())
 	for _, g := range m.inv.GPUs {
 		if g.Degraded != nil {
 			// Served unhealthy (capacity stays) until the probe reads it.
@@ -499,6 +502,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	// holds under an earlier config's name or ID is withheld from the
 	// first ListAndWatch on.
 	m.refreshHeld(ctx, "start")
+	for _, p := range m.plugins {
+		_ = p.Devices() // sets the resource's gauges, as served from now on
+	}
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err

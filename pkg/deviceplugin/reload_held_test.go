@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -293,4 +294,54 @@ func TestReloadWithPodResourcesDown(t *testing.T) {
 			require.Equal(t, 1, events.unknown)
 		})
 	}
+}
+
+// staticAllocations is a PodResources API that always gives one answer.
+type staticAllocations map[types.NamespacedName]map[string]map[string][]string
+
+func (s staticAllocations) Allocated(context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	return s, nil
+}
+
+// A config reload that removes a resource takes its per-resource gauges
+// (devices by health, devices withheld) with it; those of the resources
+// still served follow the new Manager. Before, the removed resource's
+// series stayed at their last value for as long as the process ran: 4
+// devices withheld, forever.
+func TestReloadDropsRemovedResourcesGauges(t *testing.T) {
+	n := newReloadNode(t)
+	reg := prometheus.NewRegistry()
+	metrics := deviceplugin.NewMetrics(reg)
+	// GPU 0 held whole under an earlier name: its 4 replicas under
+	// nvidia.com/gpu.shared withheld.
+	holder := staticAllocations{{Namespace: "default", Name: "old"}: {"main": {"example.com/gpu": {n.machine.UUID(0)}}}}
+	_, stop := n.run(shared4Ren0, func(o *deviceplugin.Options) { o.Metrics, o.PodResources = metrics, holder })
+	n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
+	series := func(name string) map[string]float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		out := map[string]float64{}
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				var labels []string
+				for _, l := range m.GetLabel() {
+					labels = append(labels, l.GetValue())
+				}
+				out[strings.Join(labels, ",")] = m.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	require.Equal(t, map[string]float64{"nvidia.com/gpu": 0, "nvidia.com/gpu.shared": 4}, series("gpupack_device_plugin_devices_withheld"))
+	stop()
+
+	// Whole GPUs only, GPU 0 still held: nvidia.com/gpu 8 - 1 = 7.
+	n.run(whole, func(o *deviceplugin.Options) { o.Metrics, o.PodResources = metrics, holder })
+	n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
+	require.Equal(t, map[string]float64{"nvidia.com/gpu": 1}, series("gpupack_device_plugin_devices_withheld"))
+	require.Equal(t, map[string]float64{"healthy,nvidia.com/gpu": 7, "unhealthy,nvidia.com/gpu": 1}, series("gpupack_device_plugin_devices"))
 }
