@@ -41,6 +41,9 @@ type holdings struct {
 	known   bool              // an answer (or a carried one) is in listing
 	started uint64            // reads started
 	applied uint64            // the number of the read listing holds
+	// answered is set once a read of this Manager's succeeded: known may
+	// come from the Manager it replaced (carried), never confirmed.
+	answered bool
 	// withheld is resource -> device ID -> holder; replaced, never modified.
 	withheld map[string]map[string]sharing.Holding
 	changed  chan struct{} // closed and replaced when withheld changes
@@ -95,7 +98,7 @@ func (h *holdings) refresh(ctx context.Context) (bool, error) {
 		h.mu.Unlock()
 		return false, nil // a read started later answered first
 	}
-	h.applied, h.listing, h.known = n, listing, true
+	h.applied, h.listing, h.known, h.answered = n, listing, true, true
 	// A device Allocate gave while this read was under way may not be in
 	// it yet (the kubelet records it after Allocate answers): kept until a
 	// read started after the next one.
@@ -216,6 +219,17 @@ func (h *holdings) isKnown() bool {
 	return h.known
 }
 
+// hasAnswered reports whether a read of h's succeeded (what a carried
+// knowledge is not).
+func (h *holdings) hasAnswered() bool {
+	if h == nil || h.src == nil {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.answered
+}
+
 // noteAllocated records that Allocate gave ids of resource: held, by a pod
 // the next answers name.
 func (h *holdings) noteAllocated(resource string, ids []string) {
@@ -274,9 +288,11 @@ func holdingsOf(allocated map[types.NamespacedName]map[string]map[string][]strin
 type WithheldEvents interface {
 	// Withheld: ids of resource are withheld (empty: none any more).
 	Withheld(resource string, ids []string, holders []string)
-	// HoldingsUnknown: the kubelet's PodResources API did not answer and
-	// nothing is known of what containers hold.
-	HoldingsUnknown(err error)
+	// HoldingsUnknown: the kubelet's PodResources API did not answer a
+	// Manager that has not read it yet (once per Manager). carried: what
+	// the Manager it replaced knew is withheld meanwhile (not updated);
+	// else nothing is known of what containers hold.
+	HoldingsUnknown(err error, carried bool)
 }
 
 // refreshHeld reads the holdings again and logs, counts and records what
@@ -285,16 +301,21 @@ type WithheldEvents interface {
 func (m *Manager) refreshHeld(ctx context.Context, why string) {
 	logger := klog.FromContext(ctx)
 	_, err := m.held.refresh(ctx)
+	known := m.held.isKnown()
 	switch {
 	case err == nil:
-	case m.held.isKnown():
+	case known:
 		logger.Error(err, "Reading the kubelet's PodResources failed; keeping what it said last about devices held under other names", "why", why)
 	default:
 		logger.Error(err, "Reading the kubelet's PodResources failed; devices held under an earlier config's names cannot be withheld until it answers", "why", why)
-		if m.unknownReported.CompareAndSwap(false, true) {
-			if e, ok := m.opts.Events.(WithheldEvents); ok {
-				e.HoldingsUnknown(err)
-			}
+	}
+	// Once per Manager, while it has no answer of its own: knowledge
+	// carried from the Manager it replaced is withheld, but is no answer
+	// (it is not updated, and it may hold only what that Manager
+	// allocated).
+	if err != nil && !m.held.hasAnswered() && m.unknownReported.CompareAndSwap(false, true) {
+		if e, ok := m.opts.Events.(WithheldEvents); ok {
+			e.HoldingsUnknown(err, known)
 		}
 	}
 	m.reportWithheld(ctx)

@@ -3,7 +3,6 @@ package deviceplugin_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -239,7 +238,7 @@ func (failingAllocations) Allocated(context.Context) (map[types.NamespacedName]m
 type withheldEvents struct {
 	mu       sync.Mutex
 	withheld map[string][]string // resource -> IDs, last told
-	unknown  int
+	unknown  []bool              // HoldingsUnknown's carried, per call
 }
 
 func (e *withheldEvents) Unhealthy(int, string, string, nvml.Event) {}
@@ -249,19 +248,33 @@ func (e *withheldEvents) Withheld(resource string, ids, _ []string) {
 	defer e.mu.Unlock()
 	e.withheld[resource] = ids
 }
-func (e *withheldEvents) HoldingsUnknown(error) {
+func (e *withheldEvents) HoldingsUnknown(_ error, carried bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.unknown++
+	e.unknown = append(e.unknown, carried)
 }
 
 // When the kubelet's PodResources API does not answer at a reload, the
 // next Manager withholds what the previous one knew (its last answer and
-// what it allocated since, Options.Held), and says so; with nothing known
-// it withholds nothing and records that it cannot know.
+// what it allocated since, Options.Held); with nothing known it withholds
+// nothing. Either way it records, once, that the API does not answer:
+// carried knowledge is no answer (it is not updated, and may hold only
+// what the previous Manager allocated). Before, a Manager with carried
+// knowledge never recorded it, however long the API stayed down.
 func TestReloadWithPodResourcesDown(t *testing.T) {
-	for _, carry := range []bool{true, false} {
-		t.Run(fmt.Sprintf("carried=%v", carry), func(t *testing.T) {
+	tests := []struct {
+		name        string
+		carry, down bool
+		want        map[string]int64 // healthy counts
+		wantUnknown []bool
+	}{
+		// GPU 0 withheld: 8 - 1 = 7.
+		{name: "carried, down", carry: true, down: true, want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0}, wantUnknown: []bool{true}},
+		{name: "nothing carried, down", down: true, want: map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0}, wantUnknown: []bool{false}},
+		{name: "carried, answering", carry: true, want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
 			n := newReloadNode(t)
 			prev, stop := n.run(shared4Ren0, nil)
 			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 4})
@@ -272,26 +285,26 @@ func TestReloadWithPodResourcesDown(t *testing.T) {
 			stop()
 
 			events := &withheldEvents{withheld: map[string][]string{}}
-			n.run(whole, func(o *deviceplugin.Options) {
-				o.PodResources, o.Events = failingAllocations{}, events
-				if carry {
+			mgr, _ := n.run(whole, func(o *deviceplugin.Options) {
+				o.Events = events
+				if tc.down {
+					o.PodResources = failingAllocations{}
+				}
+				if tc.carry {
 					o.Held = prev.Held()
 				}
 			})
-			uuid0 := n.machine.UUID(0)
-			if carry {
-				// GPU 0 withheld: 8 - 1 = 7.
-				n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
-				events.mu.Lock()
-				defer events.mu.Unlock()
-				require.Equal(t, map[string][]string{"nvidia.com/gpu": {uuid0}}, events.withheld)
-				require.Zero(t, events.unknown)
-				return
+			n.k.waitCounts(tc.want)
+			// Later failed reads (each Allocate's) record nothing more.
+			for _, p := range mgr.Plugins() {
+				_, _ = p.Allocate(context.Background(), &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{n.machine.UUID(5)}}}})
 			}
-			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0})
 			events.mu.Lock()
 			defer events.mu.Unlock()
-			require.Equal(t, 1, events.unknown)
+			if tc.want["nvidia.com/gpu"] == 7 {
+				require.Equal(t, map[string][]string{"nvidia.com/gpu": {n.machine.UUID(0)}}, events.withheld)
+			}
+			require.Equal(t, tc.wantUnknown, events.unknown)
 		})
 	}
 }
