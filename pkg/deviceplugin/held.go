@@ -2,9 +2,11 @@ package deviceplugin
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -44,6 +46,13 @@ type holdings struct {
 	// answered is set once a read of this Manager's succeeded: known may
 	// come from the Manager it replaced (carried), never confirmed.
 	answered bool
+	// stalled is set while the last read that ended failed and none
+	// succeeded since; pending is the read under way that started last.
+	stalled bool
+	pending *heldRead
+	// readTimeout bounds a read; stalledWait bounds a refresh's wait
+	// while stalled (heldReadTimeout, heldStalledWait).
+	readTimeout, stalledWait time.Duration
 	// withheld is resource -> device ID -> holder; replaced, never modified.
 	withheld map[string]map[string]sharing.Holding
 	changed  chan struct{} // closed and replaced when withheld changes
@@ -68,7 +77,7 @@ type noted struct {
 func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resource, carried []sharing.Holding,
 	prev map[string]map[string]sharing.Holding, metrics *Metrics) *holdings {
 	h := &holdings{src: src, inv: inv, resources: resources, metrics: metrics, changed: make(chan struct{}),
-		withheld: map[string]map[string]sharing.Holding{}}
+		withheld: map[string]map[string]sharing.Holding{}, readTimeout: heldReadTimeout, stalledWait: heldStalledWait}
 	if src != nil && carried != nil {
 		h.listing, h.known = slices.Clone(carried), true
 		h.withheld = sharing.Withheld(resources, inv, carried, prev)
@@ -76,20 +85,111 @@ func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resou
 	return h
 }
 
+// Bounds of the PodResources reads (holdings.readTimeout, stalledWait).
+const (
+	// heldReadTimeout bounds one read, as the PodResources client does.
+	heldReadTimeout = 10 * time.Second
+	// heldStalledWait is how long a refresh waits for an answer once a
+	// read has failed, until one succeeds: a kubelet that does not answer
+	// must not hold every Allocate for heldReadTimeout.
+	heldStalledWait = time.Second
+)
+
+// errReadUnderWay is refresh's error when it stopped waiting for a read
+// (the API stalled): what is known is used meanwhile.
+var errReadUnderWay = errors.New("the kubelet's PodResources API failed its last read and has not answered this one yet")
+
+// heldRead is one read of the kubelet's allocations; done is closed when
+// it ended, with whether it changed what is withheld, or its error.
+type heldRead struct {
+	done    chan struct{}
+	changed bool
+	err     error
+}
+
 // refresh reads the kubelet's allocations and recomputes what is withheld;
 // on an error what is known stays (and the error is returned). It reports
 // whether what is withheld changed.
-func (h *holdings) refresh(ctx context.Context) (bool, error) {
+//
+// A read runs apart from the caller, bounded by readTimeout. The caller
+// waits for it to end, except while the API is stalled (the last read
+// that ended failed, and none succeeded since): then one read at a time
+// is under way, every caller waits for that one at most stalledWait, and
+// one that stops waiting gets errReadUnderWay. What is known (the last
+// answer and the devices allocated since) decides meanwhile, as it does
+// after a failed read; the read still applies its answer when it comes.
+func (h *holdings) refresh(ctx context.Context, why string) (bool, error) {
 	if h == nil || h.src == nil {
 		return false, nil
 	}
 	h.mu.Lock()
+	stalled, wait := h.stalled, h.stalledWait
+	r := h.pending
+	if r == nil || !stalled {
+		r = h.startLocked(ctx, why)
+	}
+	h.mu.Unlock()
+	if !stalled {
+		select {
+		case <-r.done:
+			return r.changed, r.err
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return r.changed, r.err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-t.C:
+		return false, errReadUnderWay
+	}
+}
+
+// startLocked starts a read (why says what asked, for the log); h.mu must
+// be held.
+func (h *holdings) startLocked(ctx context.Context, why string) *heldRead {
 	h.started++
 	n := h.started
-	h.mu.Unlock()
+	r := &heldRead{done: make(chan struct{})}
+	h.pending = r
+	// Apart from the caller, which may stop waiting: the answer still
+	// counts.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.readTimeout)
+	go func() {
+		defer cancel()
+		defer close(r.done)
+		r.changed, r.err = h.read(rctx, n, why)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.pending == r {
+			h.pending = nil
+		}
+	}()
+	return r
+}
+
+// read is read number n: it asks the kubelet and applies the answer, or
+// logs and counts its failure.
+func (h *holdings) read(ctx context.Context, n uint64, why string) (bool, error) {
+	logger := klog.FromContext(ctx)
 	allocated, err := h.src.Allocated(ctx)
 	if err != nil {
 		h.metrics.podResourcesFailed()
+		h.mu.Lock()
+		if n > h.applied {
+			h.stalled = true // no later read succeeded
+		}
+		known := h.known
+		h.mu.Unlock()
+		if known {
+			logger.Error(err, "Reading the kubelet's PodResources failed; keeping what it said last about devices held under other names", "why", why)
+		} else {
+			logger.Error(err, "Reading the kubelet's PodResources failed; devices held under an earlier config's names cannot be withheld until it answers", "why", why)
+		}
 		return false, err
 	}
 	listing := holdingsOf(allocated)
@@ -98,7 +198,7 @@ func (h *holdings) refresh(ctx context.Context) (bool, error) {
 		h.mu.Unlock()
 		return false, nil // a read started later answered first
 	}
-	h.applied, h.listing, h.known, h.answered = n, listing, true, true
+	h.applied, h.listing, h.known, h.answered, h.stalled = n, listing, true, true, false
 	// A device Allocate gave while this read was under way may not be in
 	// it yet (the kubelet records it after Allocate answers): kept until a
 	// read started after the next one.
@@ -106,7 +206,6 @@ func (h *holdings) refresh(ctx context.Context) (bool, error) {
 	changed, notes := h.recomputeLocked()
 	notes, full := h.unnotedLocked(notes)
 	h.mu.Unlock()
-	logger := klog.FromContext(ctx)
 	logNotes(logger, notes)
 	if full {
 		logger.Info("The kubelet's PodResources lists more odd devices than are logged; not logging further ones", "logged", maxNoted)
@@ -300,20 +399,17 @@ type WithheldEvents interface {
 // says what asked.
 func (m *Manager) refreshHeld(ctx context.Context, why string) {
 	logger := klog.FromContext(ctx)
-	_, err := m.held.refresh(ctx)
+	_, err := m.held.refresh(ctx, why)
 	known := m.held.isKnown()
-	switch {
-	case err == nil:
-	case known:
-		logger.Error(err, "Reading the kubelet's PodResources failed; keeping what it said last about devices held under other names", "why", why)
-	default:
-		logger.Error(err, "Reading the kubelet's PodResources failed; devices held under an earlier config's names cannot be withheld until it answers", "why", why)
+	if errors.Is(err, errReadUnderWay) {
+		// The read's failure is logged by the read.
+		logger.V(2).Info("The kubelet's PodResources has not answered yet; using what is known", "why", why, "known", known)
 	}
 	// Once per Manager, while it has no answer of its own: knowledge
 	// carried from the Manager it replaced is withheld, but is no answer
 	// (it is not updated, and it may hold only what that Manager
 	// allocated).
-	if err != nil && !m.held.hasAnswered() && m.unknownReported.CompareAndSwap(false, true) {
+	if err != nil && ctx.Err() == nil && !m.held.hasAnswered() && m.unknownReported.CompareAndSwap(false, true) {
 		if e, ok := m.opts.Events.(WithheldEvents); ok {
 			e.HoldingsUnknown(err, known)
 		}

@@ -32,7 +32,8 @@ import (
 // flippingPodResources answers each read differently, in turn: the full
 // answer, one that lags (the kubelet's own pods not listed yet), a failed
 // read, the full answer again with every device listed twice (an app
-// container reusing its init container's) in another order. Every answer
+// container reusing its init container's) in another order, no answer
+// until the read times out. Every answer
 // that succeeds lists the same holders of the node's hardware under
 // earlier names (foreign) and malformed entries (nil containers and
 // devices, empty and overlong IDs, empty names, other vendors' devices).
@@ -57,7 +58,7 @@ func (f *flippingPodResources) Allocated(ctx context.Context) (map[types.Namespa
 	f.mu.Lock()
 	delay := time.Duration(f.rng.IntN(1000)) * time.Microsecond
 	resp := &podresourcesv1.ListPodResourcesResponse{}
-	state := n % 4
+	state := n % 5
 	if state != 1 {
 		for name, g := range f.pods {
 			resp.PodResources = append(resp.PodResources, &podresourcesv1.PodResources{Namespace: "kubelet", Name: name,
@@ -70,8 +71,12 @@ func (f *flippingPodResources) Allocated(ctx context.Context) (map[types.Namespa
 		return nil, ctx.Err()
 	case <-time.After(delay):
 	}
-	if state == 2 {
+	switch state {
+	case 2:
 		return nil, errors.New("connection refused")
+	case 4:
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	for _, h := range f.foreign {
 		resp.PodResources = append(resp.PodResources, &podresourcesv1.PodResources{Namespace: h.Namespace, Name: h.Pod,
@@ -104,7 +109,7 @@ func (f *flippingPodResources) Allocated(ctx context.Context) (map[types.Namespa
 }
 
 // Allocate calls from many goroutines race with PodResources reads whose
-// answers flip (full, lagging, failed, doubled) and carry malformed
+// answers flip (full, lagging, failed, doubled, hung) and carry malformed
 // entries, with the kubelet's pods coming and going and ListAndWatch's
 // device lists and the Manager's knowledge read meanwhile; run with -race.
 // The test kubelet asks mostly for devices advertised healthy, sometimes
@@ -145,6 +150,8 @@ func TestAllocateRacesFlippingPodResources(t *testing.T) {
 	// As after a reload: the previous Manager knew the holders.
 	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir(), PodResources: src, Held: foreign})
 	require.NoError(t, err)
+	// Reads time out after 30 ms; once one failed, Allocate waits 2 ms.
+	deviceplugin.SetHeldWaits(mgr, 30*time.Millisecond, 2*time.Millisecond)
 	plugins := map[string]*deviceplugin.Plugin{}
 	for _, p := range mgr.Plugins() {
 		plugins[p.Name()] = p
@@ -278,5 +285,72 @@ func TestAllocateRacesFlippingPodResources(t *testing.T) {
 		for id, h := range byID {
 			require.Contains(t, foreign, h, "%s %s withheld for %s", res, id, h)
 		}
+	}
+}
+
+// hungPodResources answers until hang is set, then holds each read until
+// its context ends or 3 s pass (the real client gives up after 10 s).
+type hungPodResources struct {
+	answer map[types.NamespacedName]map[string]map[string][]string
+	hang   atomic.Bool
+}
+
+func (h *hungPodResources) Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	if h.hang.Load() {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(3 * time.Second):
+			return nil, context.DeadlineExceeded
+		}
+	}
+	return h.answer, nil
+}
+
+// While the kubelet's PodResources API hangs, one Allocate waits for the
+// read to time out; the next ones answer within the short wait, still
+// refusing the device a running container holds under an earlier name
+// (what is known decides) and giving the others. Before, each Allocate
+// waited for its own read to fail, here 3 s (10 s on a node).
+func TestAllocateWhilePodResourcesHangs(t *testing.T) {
+	machine, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	lib := nvml.New(machine.Interface())
+	require.NoError(t, lib.Init())
+	t.Cleanup(func() { _ = lib.Shutdown() })
+	cfg, err := configv1.Parse([]byte("version: v1"))
+	require.NoError(t, err)
+	// GPU 0 held under an earlier name.
+	src := &hungPodResources{answer: map[types.NamespacedName]map[string]map[string][]string{
+		{Namespace: "default", Name: "old"}: {"main": {"nvidia.com/gpu.shared": {deviceid.ReplicaID(machine.UUID(0), 1)}}},
+	}}
+	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir(), PodResources: src})
+	require.NoError(t, err)
+	// Reads time out after 2 s; refreshes wait 20 ms once one did.
+	deviceplugin.SetHeldWaits(mgr, 2*time.Second, 20*time.Millisecond)
+	p := mgr.Plugins()[0]
+	ctx := klog.NewContext(context.Background(), logr.Discard())
+	allocate := func(gpu int) (time.Duration, error) {
+		start := time.Now()
+		_, err := p.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{machine.UUID(gpu)}}}})
+		return time.Since(start), err
+	}
+	_, err = allocate(1)
+	require.NoError(t, err)
+
+	src.hang.Store(true)
+	took, err := allocate(2)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, took, 2*time.Second, "the first read times out")
+	for gpu := 3; gpu < 8; gpu++ {
+		took, err := allocate(gpu)
+		require.NoError(t, err)
+		// 20 ms, with room for a loaded machine; without the bound, the
+		// read's 2 s.
+		require.Less(t, took, time.Second, "GPU %d", gpu)
+		took, err = allocate(0)
+		require.Equal(t, codes.FailedPrecondition, status.Code(err), err)
+		require.Contains(t, err.Error(), "default/old")
+		require.Less(t, took, time.Second)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/types"
@@ -83,13 +84,13 @@ func TestHoldingsKeepAShareOnItsReplica(t *testing.T) {
 	src := &podResourcesAnswer{}
 	src.set(nil, x, c)
 	h := newHoldings(src, inv, replicas4, nil, nil, nil)
-	_, err := h.refresh(ctx)
+	_, err := h.refresh(ctx, "test")
 	require.NoError(t, err)
 	// ::3 held under its own name: c on the highest free, ::2.
 	require.Equal(t, map[string]sharing.Holding{"GPU-0::2": c}, h.of(gpu))
 
 	src.set(nil, c) // x ended: ::3 is free
-	changed, err := h.refresh(ctx)
+	changed, err := h.refresh(ctx, "test")
 	require.NoError(t, err)
 	require.False(t, changed)
 	require.Equal(t, map[string]sharing.Holding{"GPU-0::2": c}, h.of(gpu))
@@ -105,7 +106,7 @@ func TestHoldingsKeepAShareOnItsReplica(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			next := newHoldings(tc.src, inv, replicas8, h.snapshot(), h.all(), nil)
 			require.Equal(t, map[string]sharing.Holding{"GPU-0::2": c}, next.of(gpu))
-			_, _ = next.refresh(ctx)
+			_, _ = next.refresh(ctx, "test")
 			require.Equal(t, map[string]sharing.Holding{"GPU-0::2": c}, next.of(gpu))
 		})
 	}
@@ -133,13 +134,13 @@ func TestHoldingsLogOddDevicesOnce(t *testing.T) {
 	)
 	h := newHoldings(src, inv, res, nil, nil, nil)
 	for range 3 {
-		_, err := h.refresh(ctx)
+		_, err := h.refresh(ctx, "test")
 		require.NoError(t, err)
 	}
 	// One more odd device in a later answer is logged then.
 	src.set(nil, hold("gone2", "nvidia.com/gpu", "GPU-other"))
 	for range 2 {
-		_, err := h.refresh(ctx)
+		_, err := h.refresh(ctx, "test")
 		require.NoError(t, err)
 	}
 	logged := map[string]int{} // device -> lines
@@ -174,7 +175,7 @@ func TestHoldingsOddDevicesBounded(t *testing.T) {
 			held = append(held, sharing.Holding{Namespace: "default", Pod: "p", Container: "main", Resource: "nvidia.com/gpu", ID: fmt.Sprintf("GPU-x%d-%d", read, i)})
 		}
 		src.set(nil, held...)
-		_, err := h.refresh(ctx)
+		_, err := h.refresh(ctx, "test")
 		require.NoError(t, err)
 	}
 	lines, more := 0, 0
@@ -189,4 +190,94 @@ func TestHoldingsOddDevicesBounded(t *testing.T) {
 	require.Equal(t, maxNoted, lines)
 	require.Equal(t, 1, more)
 	require.Len(t, h.noted, maxNoted)
+}
+
+// hangingAnswer is a PodResources API that, while hang is set, does not
+// answer until the read's context ends, release is closed, or its own
+// limit passes (as the real client's 10 s); it counts the reads under way.
+type hangingAnswer struct {
+	mu      sync.Mutex
+	answer  map[types.NamespacedName]map[string]map[string][]string
+	hang    bool
+	release chan struct{}
+	limit   time.Duration
+	active  int // reads under way
+	most    int // the most reads ever under way at once
+	reads   int
+}
+
+func (a *hangingAnswer) Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	a.mu.Lock()
+	a.reads++
+	a.active++
+	a.most = max(a.most, a.active)
+	hang, release := a.hang, a.release
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.active--
+		a.mu.Unlock()
+	}()
+	if hang {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(a.limit):
+			return nil, context.DeadlineExceeded
+		case <-release:
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.answer, nil
+}
+
+// While the kubelet's PodResources API hangs, only the first refresh waits
+// for its read to time out; the next ones wait at most stalledWait each
+// for the one read under way (never more than one at a time) and keep
+// what is known: the held share stays withheld. When the API answers
+// again, its answer applies and refreshes wait for their reads again.
+// Before, every refresh (each Allocate) waited the full timeout.
+func TestHoldingsBoundedWaitWhileStalled(t *testing.T) {
+	ctx := context.Background()
+	const gpu = "nvidia.com/gpu"
+	c := sharing.Holding{Namespace: "default", Pod: "c", Container: "main", Resource: "nvidia.com/gpu.shared", ID: "GPU-0::5"}
+	inv, res := oneGPU(t, 4)
+	src := &hangingAnswer{answer: answerOf(c), release: make(chan struct{}), limit: 5 * time.Second}
+	h := newHoldings(src, inv, res, nil, nil, nil)
+	h.readTimeout, h.stalledWait = time.Second, 20*time.Millisecond
+	_, err := h.refresh(ctx, "test")
+	require.NoError(t, err)
+	want := map[string]sharing.Holding{"GPU-0::3": c}
+	require.Equal(t, want, h.of(gpu))
+
+	src.mu.Lock()
+	src.hang = true
+	src.mu.Unlock()
+	start := time.Now()
+	_, err = h.refresh(ctx, "test")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.GreaterOrEqual(t, time.Since(start), time.Second, "the first read waits for its timeout")
+	// 10 more: each waits at most stalledWait (20 ms), not the read's
+	// second; 500 ms leaves room on a loaded machine.
+	for i := range 10 {
+		start := time.Now()
+		_, err := h.refresh(ctx, "test")
+		require.Error(t, err)
+		require.Less(t, time.Since(start), 500*time.Millisecond, "refresh %d", i)
+		require.Equal(t, want, h.of(gpu), "what is known stays")
+	}
+	src.mu.Lock()
+	require.Equal(t, 1, src.most, "one read at a time")
+	// The API answers again, without the holder.
+	src.hang, src.answer = false, answerOf()
+	close(src.release)
+	src.mu.Unlock()
+	require.Eventually(t, func() bool {
+		_, err := h.refresh(ctx, "test")
+		return err == nil && len(h.of(gpu)) == 0
+	}, 5*time.Second, 10*time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.False(t, h.stalled)
 }
