@@ -25,7 +25,8 @@ const EnvVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 // InvalidArgument; a device on an unhealthy GPU is FailedPrecondition, and
 // so is a withheld one (a running container holds its GPU under another
 // resource name or device ID: the error names it), read again from the
-// kubelet's PodResources API first.
+// kubelet's PodResources API first (once a read has failed, waiting at
+// most heldStalledWait for one before deciding with what is known).
 func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
 	resp := &pluginapi.AllocateResponse{ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, 0, len(req.GetContainerRequests()))}

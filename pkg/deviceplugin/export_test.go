@@ -1,6 +1,10 @@
 package deviceplugin
 
-import "github.com/fsnotify/fsnotify"
+import (
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
 
 // KubeletResyncPeriod is how often Run checks its registrations without a
 // directory event (resync).
@@ -44,4 +48,16 @@ func LoseDirEvents(m *Manager, lose func(fsnotify.Event) bool) chan<- error {
 		return &dirWatch{Events: events, Errors: errs, Close: w.Close}, nil
 	}
 	return inject
+}
+
+// AllocatedOf flattens a PodResources List answer as PodResources.Allocated does.
+var AllocatedOf = allocatedOf
+
+// SetHeldWaits sets how long m's PodResources reads may take, and how long
+// a refresh waits for one once a read failed (heldReadTimeout,
+// heldStalledWait).
+func SetHeldWaits(m *Manager, read, stalled time.Duration) {
+	m.held.mu.Lock()
+	defer m.held.mu.Unlock()
+	m.held.readTimeout, m.held.stalledWait = read, stalled
 }

@@ -2,13 +2,16 @@ package deviceplugin
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/sharing"
 )
@@ -40,10 +43,28 @@ type holdings struct {
 	known   bool              // an answer (or a carried one) is in listing
 	started uint64            // reads started
 	applied uint64            // the number of the read listing holds
+	// answered is set once a read of this Manager's succeeded: known may
+	// come from the Manager it replaced (carried), never confirmed.
+	answered bool
+	// stalled is set while the last read that ended failed and none
+	// succeeded since; pending is the read under way that started last.
+	stalled bool
+	pending *heldRead
+	// readTimeout bounds a read; stalledWait bounds a refresh's wait
+	// while stalled (heldReadTimeout, heldStalledWait).
+	readTimeout, stalledWait time.Duration
 	// withheld is resource -> device ID -> holder; replaced, never modified.
 	withheld map[string]map[string]sharing.Holding
 	changed  chan struct{} // closed and replaced when withheld changes
+	// noted are the holdings (resource and ID) whose oddity was logged
+	// (sharing.Note): each once, up to maxNoted of them; notedFull is set
+	// once more were seen (logged once, then none).
+	noted     map[[2]string]bool
+	notedFull bool
 }
+
+// maxNoted bounds holdings.noted: the odd holdings logged, each once.
+const maxNoted = 1024
 
 // noted is a device Allocate gave, while reads up to seq had started.
 type noted struct {
@@ -51,60 +72,208 @@ type noted struct {
 	h   sharing.Holding
 }
 
-func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resource, carried []sharing.Holding, metrics *Metrics) *holdings {
+// newHoldings starts from carried, what the Manager this one replaces knew
+// held, and prev, what it withheld (a held share keeps its replica).
+func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resource, carried []sharing.Holding,
+	prev map[string]map[string]sharing.Holding, metrics *Metrics) *holdings {
 	h := &holdings{src: src, inv: inv, resources: resources, metrics: metrics, changed: make(chan struct{}),
-		withheld: map[string]map[string]sharing.Holding{}}
+		withheld: map[string]map[string]sharing.Holding{}, readTimeout: heldReadTimeout, stalledWait: heldStalledWait}
 	if src != nil && carried != nil {
 		h.listing, h.known = slices.Clone(carried), true
-		h.withheld = sharing.Withheld(resources, inv, carried)
+		h.withheld = sharing.Withheld(resources, inv, carried, prev)
 	}
 	return h
+}
+
+// Bounds of the PodResources reads (holdings.readTimeout, stalledWait).
+const (
+	// heldReadTimeout bounds one read, as the PodResources client does.
+	heldReadTimeout = 10 * time.Second
+	// heldStalledWait is how long a refresh waits for an answer once a
+	// read has failed, until one succeeds: a kubelet that does not answer
+	// must not hold every Allocate for heldReadTimeout.
+	heldStalledWait = time.Second
+)
+
+// errReadUnderWay is refresh's error when it stopped waiting for a read
+// (the API stalled): what is known is used meanwhile.
+var errReadUnderWay = errors.New("the kubelet's PodResources API failed its last read and has not answered this one yet")
+
+// heldRead is one read of the kubelet's allocations; done is closed when
+// it ended, with whether it changed what is withheld, or its error.
+type heldRead struct {
+	done    chan struct{}
+	changed bool
+	err     error
 }
 
 // refresh reads the kubelet's allocations and recomputes what is withheld;
 // on an error what is known stays (and the error is returned). It reports
 // whether what is withheld changed.
-func (h *holdings) refresh(ctx context.Context) (bool, error) {
+//
+// A read runs apart from the caller, bounded by readTimeout. The caller
+// waits for it to end, except while the API is stalled (the last read
+// that ended failed, and none succeeded since): then one read at a time
+// is under way, every caller waits for that one at most stalledWait, and
+// one that stops waiting gets errReadUnderWay. What is known (the last
+// answer and the devices allocated since) decides meanwhile, as it does
+// after a failed read; the read still applies its answer when it comes.
+func (h *holdings) refresh(ctx context.Context, why string) (bool, error) {
 	if h == nil || h.src == nil {
 		return false, nil
 	}
 	h.mu.Lock()
+	stalled, wait := h.stalled, h.stalledWait
+	r := h.pending
+	if r == nil || !stalled {
+		r = h.startLocked(ctx, why)
+	}
+	h.mu.Unlock()
+	if !stalled {
+		select {
+		case <-r.done:
+			return r.changed, r.err
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return r.changed, r.err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-t.C:
+		return false, errReadUnderWay
+	}
+}
+
+// startLocked starts a read (why says what asked, for the log); h.mu must
+// be held.
+func (h *holdings) startLocked(ctx context.Context, why string) *heldRead {
 	h.started++
 	n := h.started
-	h.mu.Unlock()
+	r := &heldRead{done: make(chan struct{})}
+	h.pending = r
+	// Apart from the caller, which may stop waiting: the answer still
+	// counts.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.readTimeout)
+	go func() {
+		defer cancel()
+		defer close(r.done)
+		r.changed, r.err = h.read(rctx, n, why)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.pending == r {
+			h.pending = nil
+		}
+	}()
+	return r
+}
+
+// read is read number n: it asks the kubelet and applies the answer, or
+// logs and counts its failure.
+func (h *holdings) read(ctx context.Context, n uint64, why string) (bool, error) {
+	logger := klog.FromContext(ctx)
 	allocated, err := h.src.Allocated(ctx)
 	if err != nil {
 		h.metrics.podResourcesFailed()
+		h.mu.Lock()
+		if n > h.applied {
+			h.stalled = true // no later read succeeded
+		}
+		known := h.known
+		h.mu.Unlock()
+		if known {
+			logger.Error(err, "Reading the kubelet's PodResources failed; keeping what it said last about devices held under other names", "why", why)
+		} else {
+			logger.Error(err, "Reading the kubelet's PodResources failed; devices held under an earlier config's names cannot be withheld until it answers", "why", why)
+		}
 		return false, err
 	}
 	listing := holdingsOf(allocated)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if n <= h.applied {
+		h.mu.Unlock()
 		return false, nil // a read started later answered first
 	}
-	h.applied, h.listing, h.known = n, listing, true
+	h.applied, h.listing, h.known, h.answered, h.stalled = n, listing, true, true, false
 	// A device Allocate gave while this read was under way may not be in
 	// it yet (the kubelet records it after Allocate answers): kept until a
 	// read started after the next one.
 	h.since = slices.DeleteFunc(h.since, func(x noted) bool { return n >= x.seq+2 })
-	return h.recomputeLocked(), nil
+	changed, notes := h.recomputeLocked()
+	notes, full := h.unnotedLocked(notes)
+	h.mu.Unlock()
+	logNotes(logger, notes)
+	if full {
+		logger.Info("The kubelet's PodResources lists more odd devices than are logged; not logging further ones", "logged", maxNoted)
+	}
+	return changed, nil
 }
 
-// recomputeLocked recomputes what is withheld; h.mu must be held.
-func (h *holdings) recomputeLocked() bool {
+// recomputeLocked recomputes what is withheld, each held share on the
+// replica it was withheld on while that stays free, and returns whether
+// it changed and the holdings read oddly; h.mu must be held.
+func (h *holdings) recomputeLocked() (bool, []sharing.Note) {
 	all := slices.Clone(h.listing)
 	for _, x := range h.since {
 		all = append(all, x.h)
 	}
-	w := sharing.Withheld(h.resources, h.inv, all)
+	w, notes := sharing.WithheldNotes(h.resources, h.inv, all, h.withheld)
 	if maps.EqualFunc(w, h.withheld, func(a, b map[string]sharing.Holding) bool { return maps.Equal(a, b) }) {
-		return false
+		return false, notes
 	}
 	h.withheld = w
 	close(h.changed)
 	h.changed = make(chan struct{})
-	return true
+	return true, notes
+}
+
+// unnotedLocked is notes less those logged before, which it records, and
+// whether the first note beyond maxNoted is among them (the rest are
+// dropped); h.mu must be held.
+func (h *holdings) unnotedLocked(notes []sharing.Note) ([]sharing.Note, bool) {
+	var out []sharing.Note
+	full := false
+	for _, n := range notes {
+		k := [2]string{n.Holding.Resource, n.Holding.ID}
+		if h.noted[k] {
+			continue
+		}
+		if len(h.noted) >= maxNoted {
+			full, h.notedFull = !h.notedFull, true
+			break
+		}
+		if h.noted == nil {
+			h.noted = map[[2]string]bool{}
+		}
+		h.noted[k] = true
+		out = append(out, n)
+	}
+	return out, full
+}
+
+// logNotes logs the holdings of a PodResources answer that were skipped,
+// or counted although malformed (sharing.Note): a MIG device gone, an ID
+// of no GPU of this node, a malformed entry, at once; another vendor's
+// device at verbosity 4. Values read from the answer are quoted, cut to
+// deviceid.MaxQuoted bytes.
+func logNotes(logger klog.Logger, notes []sharing.Note) {
+	for _, n := range notes {
+		h := n.Holding
+		kv := []any{"pod", klog.KRef(deviceid.Prefix(h.Namespace, deviceid.MaxQuoted), deviceid.Prefix(h.Pod, deviceid.MaxQuoted)),
+			"container", deviceid.Quote(h.Container), "resource", deviceid.Quote(h.Resource), "device", deviceid.Quote(h.ID), "problem", n.Problem}
+		switch {
+		case n.Counted:
+			logger.Info("The kubelet's PodResources lists a malformed device of one of this node's GPUs; withholding for it as for any holder", kv...)
+		case n.OtherVendor:
+			logger.V(4).Info("The kubelet's PodResources lists another vendor's device; not ours to withhold for", kv...)
+		default:
+			logger.Info("The kubelet's PodResources lists a device that is none of this node's GPUs or MIG devices; nothing withheld for it", kv...)
+		}
+	}
 }
 
 // of is resource's withheld devices: ID -> holder; not to be modified.
@@ -147,6 +316,17 @@ func (h *holdings) isKnown() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.known
+}
+
+// hasAnswered reports whether a read of h's succeeded (what a carried
+// knowledge is not).
+func (h *holdings) hasAnswered() bool {
+	if h == nil || h.src == nil {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.answered
 }
 
 // noteAllocated records that Allocate gave ids of resource: held, by a pod
@@ -207,9 +387,11 @@ func holdingsOf(allocated map[types.NamespacedName]map[string]map[string][]strin
 type WithheldEvents interface {
 	// Withheld: ids of resource are withheld (empty: none any more).
 	Withheld(resource string, ids []string, holders []string)
-	// HoldingsUnknown: the kubelet's PodResources API did not answer and
-	// nothing is known of what containers hold.
-	HoldingsUnknown(err error)
+	// HoldingsUnknown: the kubelet's PodResources API did not answer a
+	// Manager that has not read it yet (once per Manager). carried: what
+	// the Manager it replaced knew is withheld meanwhile (not updated);
+	// else nothing is known of what containers hold.
+	HoldingsUnknown(err error, carried bool)
 }
 
 // refreshHeld reads the holdings again and logs, counts and records what
@@ -217,17 +399,19 @@ type WithheldEvents interface {
 // says what asked.
 func (m *Manager) refreshHeld(ctx context.Context, why string) {
 	logger := klog.FromContext(ctx)
-	_, err := m.held.refresh(ctx)
-	switch {
-	case err == nil:
-	case m.held.isKnown():
-		logger.Error(err, "Reading the kubelet's PodResources failed; keeping what it said last about devices held under other names", "why", why)
-	default:
-		logger.Error(err, "Reading the kubelet's PodResources failed; devices held under an earlier config's names cannot be withheld until it answers", "why", why)
-		if m.unknownReported.CompareAndSwap(false, true) {
-			if e, ok := m.opts.Events.(WithheldEvents); ok {
-				e.HoldingsUnknown(err)
-			}
+	_, err := m.held.refresh(ctx, why)
+	known := m.held.isKnown()
+	if errors.Is(err, errReadUnderWay) {
+		// The read's failure is logged by the read.
+		logger.V(2).Info("The kubelet's PodResources has not answered yet; using what is known", "why", why, "known", known)
+	}
+	// Once per Manager, while it has no answer of its own: knowledge
+	// carried from the Manager it replaced is withheld, but is no answer
+	// (it is not updated, and it may hold only what that Manager
+	// allocated).
+	if err != nil && ctx.Err() == nil && !m.held.hasAnswered() && m.unknownReported.CompareAndSwap(false, true) {
+		if e, ok := m.opts.Events.(WithheldEvents); ok {
+			e.HoldingsUnknown(err, known)
 		}
 	}
 	m.reportWithheld(ctx)

@@ -77,6 +77,12 @@ type Options struct {
 	// answers, so that a reload while the API fails still withholds what
 	// was known held.
 	Held []sharing.Holding
+	// Withheld is what the previous Manager withheld (its Withheld()) when
+	// this one replaces it: a held share keeps the replica it was withheld
+	// on wherever this Manager serves that replica too (sharing.Withheld's
+	// prev), so that a reload does not move it onto a replica the kubelet
+	// sees free.
+	Withheld map[string]map[string]sharing.Holding
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -229,7 +235,7 @@ func New(opts Options) (*Manager, error) {
 		}
 		m.startNotes = append(m.startNotes, notes...)
 	}
-	m.held = newHoldings(opts.PodResources, inv, resources, opts.Held, opts.Metrics)
+	m.held = newHoldings(opts.PodResources, inv, resources, opts.Held, opts.Withheld, opts.Metrics)
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
 		p.afterAllocate = opts.Publisher.Kick
@@ -385,6 +391,10 @@ func (m *Manager) Health() *Health { return m.health }
 // Manager that replaces it (Options.Held); nil when nothing is known.
 func (m *Manager) Held() []sharing.Holding { return m.held.snapshot() }
 
+// Withheld is what m withholds: resource -> device ID -> holder, for the
+// Manager that replaces it (Options.Withheld); not to be modified.
+func (m *Manager) Withheld() map[string]map[string]sharing.Holding { return m.held.all() }
+
 // The node publisher reads the running Manager.
 var _ nodepublish.Source = (*Manager)(nil)
 
@@ -434,6 +444,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, err := range m.startNotes {
 		logger.Info("Skipped at start", "reason", err.Error())
 	}
+	// The per-resource gauges of resources this Manager does not serve (a
+	// reload removed or renamed them) go.
+	m.opts.Metrics.serve(m.ResourceNames())
 	for _, g := range m.inv.GPUs {
 		if g.Degraded != nil {
 			// Served unhealthy (capacity stays) until the probe reads it.
@@ -489,6 +502,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	// holds under an earlier config's name or ID is withheld from the
 	// first ListAndWatch on.
 	m.refreshHeld(ctx, "start")
+	for _, p := range m.plugins {
+		_ = p.Devices() // sets the resource's gauges, as served from now on
+	}
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err

@@ -2,6 +2,7 @@ package deviceplugin
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,6 +33,13 @@ type Metrics struct {
 	podresFails prometheus.Counter
 	// gpu holds the per-GPU and per-pod series (gpumetrics.go).
 	gpu *gpuMetrics
+
+	// mu guards the per-resource gauges' label sets: serving are the
+	// resources of the running Manager (nil before one runs), series those
+	// with series in devices and withheld.
+	mu      sync.Mutex
+	serving map[string]bool
+	series  map[string]bool
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -91,17 +99,48 @@ func (m *Metrics) observeEvent(ev nvml.Event) {
 	m.gpu.observeGPUEvent(ev)
 }
 
-func (m *Metrics) setDevices(resource string, healthy, unhealthy int) {
+// setDevices records a resource's advertised devices by health, and how
+// many of them are withheld; a resource the running Manager does not serve
+// (a late update of the Manager it replaced) is not recorded.
+func (m *Metrics) setDevices(resource string, healthy, unhealthy, withheld int) {
 	if m == nil {
 		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.serving != nil && !m.serving[resource] {
+		return
+	}
+	if m.series == nil {
+		m.series = map[string]bool{}
+	}
+	m.series[resource] = true
 	m.devices.WithLabelValues(resource, "healthy").Set(float64(healthy))
 	m.devices.WithLabelValues(resource, "unhealthy").Set(float64(unhealthy))
+	m.withheld.WithLabelValues(resource).Set(float64(withheld))
 }
 
-func (m *Metrics) setWithheld(resource string, n int) {
-	if m != nil {
-		m.withheld.WithLabelValues(resource).Set(float64(n))
+// serve says which resources the Manager that runs now serves: the
+// per-resource gauges of any other (a resource a config reload removed or
+// renamed) are deleted, not left at their last value.
+func (m *Metrics) serve(resources []string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.serving = make(map[string]bool, len(resources))
+	for _, r := range resources {
+		m.serving[r] = true
+	}
+	for r := range m.series {
+		if m.serving[r] {
+			continue
+		}
+		m.devices.DeleteLabelValues(r, "healthy")
+		m.devices.DeleteLabelValues(r, "unhealthy")
+		m.withheld.DeleteLabelValues(r)
+		delete(m.series, r)
 	}
 }
 

@@ -28,8 +28,9 @@ const (
 	ReasonDevicesWithheld = "GPUDevicesWithheld"
 	ReasonDevicesReleased = "GPUDevicesReleased"
 	// ReasonPodResourcesUnreadable: the kubelet's PodResources API did not
-	// answer and nothing is known of what containers hold, so nothing is
-	// withheld.
+	// answer a Manager that has not read it yet: nothing is known of what
+	// containers hold, so nothing is withheld, or only what the Manager it
+	// replaced knew, not updated until the API answers.
 	ReasonPodResourcesUnreadable = "PodResourcesUnreadable"
 	actionWithhold               = "Withhold"
 )
@@ -109,9 +110,16 @@ func (e *NodeEvents) Withheld(resource string, ids, holders []string) {
 }
 
 // HoldingsUnknown records a Warning event: PodResources did not answer (err)
-// and nothing known, devices held under an earlier config's names are not
-// withheld.
-func (e *NodeEvents) HoldingsUnknown(err error) {
+// a Manager that has not read it yet. Without carried knowledge, devices
+// held under an earlier config's names are not withheld; with it
+// (carried), what the previous Manager knew is withheld, not updated.
+func (e *NodeEvents) HoldingsUnknown(err error, carried bool) {
+	if carried {
+		e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonPodResourcesUnreadable, actionWithhold,
+			"the kubelet's PodResources API did not answer: withholding what the previous config knew held, not updated until it does "+
+				"(devices of holders that ended stay withheld): %v", err)
+		return
+	}
 	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonPodResourcesUnreadable, actionWithhold,
 		"the kubelet's PodResources API did not answer: devices held under an earlier config's names cannot be withheld until it does: %v", err)
 }

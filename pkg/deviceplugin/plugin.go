@@ -171,8 +171,7 @@ func (p *Plugin) apiDevices(health View) []*pluginapi.Device {
 		}
 		out = append(out, dev)
 	}
-	p.metrics.setDevices(p.resource.Name, good, len(out)-good)
-	p.metrics.setWithheld(p.resource.Name, len(withheld))
+	p.metrics.setDevices(p.resource.Name, good, len(out)-good, len(withheld))
 	return out
 }
 

@@ -3,13 +3,13 @@ package deviceplugin_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -238,7 +238,7 @@ func (failingAllocations) Allocated(context.Context) (map[types.NamespacedName]m
 type withheldEvents struct {
 	mu       sync.Mutex
 	withheld map[string][]string // resource -> IDs, last told
-	unknown  int
+	unknown  []bool              // HoldingsUnknown's carried, per call
 }
 
 func (e *withheldEvents) Unhealthy(int, string, string, nvml.Event) {}
@@ -248,19 +248,33 @@ func (e *withheldEvents) Withheld(resource string, ids, _ []string) {
 	defer e.mu.Unlock()
 	e.withheld[resource] = ids
 }
-func (e *withheldEvents) HoldingsUnknown(error) {
+func (e *withheldEvents) HoldingsUnknown(_ error, carried bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.unknown++
+	e.unknown = append(e.unknown, carried)
 }
 
 // When the kubelet's PodResources API does not answer at a reload, the
 // next Manager withholds what the previous one knew (its last answer and
-// what it allocated since, Options.Held), and says so; with nothing known
-// it withholds nothing and records that it cannot know.
+// what it allocated since, Options.Held); with nothing known it withholds
+// nothing. Either way it records, once, that the API does not answer:
+// carried knowledge is no answer (it is not updated, and may hold only
+// what the previous Manager allocated). Before, a Manager with carried
+// knowledge never recorded it, however long the API stayed down.
 func TestReloadWithPodResourcesDown(t *testing.T) {
-	for _, carry := range []bool{true, false} {
-		t.Run(fmt.Sprintf("carried=%v", carry), func(t *testing.T) {
+	tests := []struct {
+		name        string
+		carry, down bool
+		want        map[string]int64 // healthy counts
+		wantUnknown []bool
+	}{
+		// GPU 0 withheld: 8 - 1 = 7.
+		{name: "carried, down", carry: true, down: true, want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0}, wantUnknown: []bool{true}},
+		{name: "nothing carried, down", down: true, want: map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0}, wantUnknown: []bool{false}},
+		{name: "carried, answering", carry: true, want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
 			n := newReloadNode(t)
 			prev, stop := n.run(shared4Ren0, nil)
 			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 4})
@@ -271,26 +285,76 @@ func TestReloadWithPodResourcesDown(t *testing.T) {
 			stop()
 
 			events := &withheldEvents{withheld: map[string][]string{}}
-			n.run(whole, func(o *deviceplugin.Options) {
-				o.PodResources, o.Events = failingAllocations{}, events
-				if carry {
+			mgr, _ := n.run(whole, func(o *deviceplugin.Options) {
+				o.Events = events
+				if tc.down {
+					o.PodResources = failingAllocations{}
+				}
+				if tc.carry {
 					o.Held = prev.Held()
 				}
 			})
-			uuid0 := n.machine.UUID(0)
-			if carry {
-				// GPU 0 withheld: 8 - 1 = 7.
-				n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
-				events.mu.Lock()
-				defer events.mu.Unlock()
-				require.Equal(t, map[string][]string{"nvidia.com/gpu": {uuid0}}, events.withheld)
-				require.Zero(t, events.unknown)
-				return
+			n.k.waitCounts(tc.want)
+			// Later failed reads (each Allocate's) record nothing more.
+			for _, p := range mgr.Plugins() {
+				_, _ = p.Allocate(context.Background(), &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{n.machine.UUID(5)}}}})
 			}
-			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0})
 			events.mu.Lock()
 			defer events.mu.Unlock()
-			require.Equal(t, 1, events.unknown)
+			if tc.want["nvidia.com/gpu"] == 7 {
+				require.Equal(t, map[string][]string{"nvidia.com/gpu": {n.machine.UUID(0)}}, events.withheld)
+			}
+			require.Equal(t, tc.wantUnknown, events.unknown)
 		})
 	}
+}
+
+// staticAllocations is a PodResources API that always gives one answer.
+type staticAllocations map[types.NamespacedName]map[string]map[string][]string
+
+func (s staticAllocations) Allocated(context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	return s, nil
+}
+
+// A config reload that removes a resource takes its per-resource gauges
+// (devices by health, devices withheld) with it; those of the resources
+// still served follow the new Manager. Before, the removed resource's
+// series stayed at their last value for as long as the process ran: 4
+// devices withheld, forever.
+func TestReloadDropsRemovedResourcesGauges(t *testing.T) {
+	n := newReloadNode(t)
+	reg := prometheus.NewRegistry()
+	metrics := deviceplugin.NewMetrics(reg)
+	// GPU 0 held whole under an earlier name: its 4 replicas under
+	// nvidia.com/gpu.shared withheld.
+	holder := staticAllocations{{Namespace: "default", Name: "old"}: {"main": {"example.com/gpu": {n.machine.UUID(0)}}}}
+	_, stop := n.run(shared4Ren0, func(o *deviceplugin.Options) { o.Metrics, o.PodResources = metrics, holder })
+	n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
+	series := func(name string) map[string]float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		out := map[string]float64{}
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				var labels []string
+				for _, l := range m.GetLabel() {
+					labels = append(labels, l.GetValue())
+				}
+				out[strings.Join(labels, ",")] = m.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	require.Equal(t, map[string]float64{"nvidia.com/gpu": 0, "nvidia.com/gpu.shared": 4}, series("gpupack_device_plugin_devices_withheld"))
+	stop()
+
+	// Whole GPUs only, GPU 0 still held: nvidia.com/gpu 8 - 1 = 7.
+	n.run(whole, func(o *deviceplugin.Options) { o.Metrics, o.PodResources = metrics, holder })
+	n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
+	require.Equal(t, map[string]float64{"nvidia.com/gpu": 1}, series("gpupack_device_plugin_devices_withheld"))
+	require.Equal(t, map[string]float64{"healthy,nvidia.com/gpu": 7, "unhealthy,nvidia.com/gpu": 1}, series("gpupack_device_plugin_devices"))
 }

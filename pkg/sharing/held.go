@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/nvml"
@@ -85,12 +86,46 @@ func footprints(inv *nvml.Inventory) map[string]footprint {
 //   - A replica and a held replica of the same GPU or MIG device share it:
 //     each such holding takes one share. Of the device's replicas the
 //     kubelet sees free (not held under their own resource and ID), that
-//     many are withheld, the highest replica numbers first, so that the
-//     GPU keeps at most its new replica count of users.
+//     many are withheld, so that the GPU keeps at most its new replica
+//     count of users. A share keeps the replica prev withheld for it (the
+//     same holding: resource and ID) while that replica is still free; the
+//     other shares take the highest free replica numbers left.
+//
+// prev is what an earlier call withheld (nil: nothing): the Manager's last
+// result, or the one of the Manager it replaces. Without it a share would
+// move whenever the free replicas change (a higher one released by its
+// pod, a holding gone): the replica it left is served again, and the one
+// it moves to is withheld although the kubelet may already have chosen it,
+// so that the kubelet's Allocate is refused.
 //
 // The result is deterministic for the same input; it is empty (not nil)
 // when nothing is withheld.
-func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding) map[string]map[string]Holding {
+func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding, prev map[string]map[string]Holding) map[string]map[string]Holding {
+	out, _ := WithheldNotes(resources, inv, held, prev)
+	return out
+}
+
+// Note is a holding Withheld reads although it is not what the kubelet
+// lists for a device of this node, or skips: for the log.
+type Note struct {
+	Holding Holding
+	// Problem says what is odd about it.
+	Problem string
+	// Counted: it names one of the node's GPUs or MIG devices and is
+	// withheld for, although malformed.
+	Counted bool
+	// OtherVendor: well formed, under a resource name without this
+	// vendor's prefix (nvidia.com/): another vendor's device, not ours.
+	OtherVendor bool
+}
+
+// WithheldNotes is Withheld, with a Note for each holding (once per
+// resource and ID, in Withheld's order) that it skips or counts although
+// malformed: an empty resource name, an ID that deviceid.Validate refuses
+// or a replica ID that does not parse; an ID that names none of inv's GPUs
+// or MIG devices. A holding of one of resources' devices under its own
+// name and ID is never noted.
+func WithheldNotes(resources []Resource, inv *nvml.Inventory, held []Holding, prev map[string]map[string]Holding) (map[string]map[string]Holding, []Note) {
 	served := map[string]map[string]bool{}
 	for _, r := range resources {
 		ids := make(map[string]bool, len(r.Devices))
@@ -105,6 +140,7 @@ func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding) map[str
 		h  Holding
 	}
 	var others []foreign
+	var notes []Note
 	known := map[string]map[string]bool{} // resource -> ID held under its own name
 	seen := map[[2]string]bool{}
 	for _, h := range sortedHoldings(held) {
@@ -123,6 +159,15 @@ func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding) map[str
 		}
 		uuid, replica := deviceid.UUIDOf(h.ID)
 		fp, ok := fps[uuid]
+		problem := malformed(h, replica)
+		switch {
+		case problem != "":
+			notes = append(notes, Note{Holding: h, Problem: problem, Counted: ok})
+		case !ok && strings.HasPrefix(h.Resource, ResourcePrefix):
+			notes = append(notes, Note{Holding: h, Problem: "names none of this node's GPUs or MIG devices"})
+		case !ok:
+			notes = append(notes, Note{Holding: h, Problem: "another vendor's device", OtherVendor: true})
+		}
 		if !ok {
 			continue
 		}
@@ -172,13 +217,72 @@ func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding) map[str
 		}
 		for unit, devs := range free {
 			slices.SortFunc(devs, func(a, b *Device) int { return cmp.Compare(b.Replica, a.Replica) })
-			for i, h := range shares[unit] {
-				if i >= len(devs) {
-					break
-				}
-				withhold(r.Name, devs[i].ID, h)
+			for id, h := range placeShares(devs, shares[unit], prev[r.Name]) {
+				withhold(r.Name, id, h)
 			}
 		}
+	}
+	return out, notes
+}
+
+// malformed says what is wrong with a holding's resource name or device ID
+// (replica: the ID has the replica separator); "" when nothing is.
+func malformed(h Holding, replica bool) string {
+	if h.Resource == "" {
+		return "empty resource name"
+	}
+	if err := deviceid.Validate(h.ID); err != nil {
+		return err.Error()
+	}
+	if replica {
+		if _, err := deviceid.ParseReplica(h.ID); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
+}
+
+// placeShares gives each held share of one GPU or MIG device one of its
+// replicas the kubelet sees free (devs, highest replica number first):
+// first each share the replica prev (ID -> holding) withheld for it, when
+// it is among devs; then the others, in order, the highest replicas left.
+// It returns replica ID -> share, min(len(devs), len(shares)) of them.
+func placeShares(devs []*Device, shares []Holding, prev map[string]Holding) map[string]Holding {
+	out := make(map[string]Holding, min(len(devs), len(shares)))
+	if len(shares) == 0 {
+		return out
+	}
+	// The replica each share had, by the share's resource and ID (an
+	// unnamed holding that the kubelet names later is the same share).
+	had := map[[2]string]int{}
+	for i, d := range devs {
+		h, ok := prev[d.ID]
+		if !ok {
+			continue
+		}
+		if _, dup := had[[2]string{h.Resource, h.ID}]; !dup {
+			had[[2]string{h.Resource, h.ID}] = i
+		}
+	}
+	taken := make([]bool, len(devs))
+	placed := make([]bool, len(shares))
+	for j, h := range shares {
+		if i, ok := had[[2]string{h.Resource, h.ID}]; ok && !taken[i] {
+			out[devs[i].ID], taken[i], placed[j] = h, true, true
+		}
+	}
+	i := 0
+	for j, h := range shares {
+		if placed[j] {
+			continue
+		}
+		for i < len(devs) && taken[i] {
+			i++
+		}
+		if i == len(devs) {
+			break
+		}
+		out[devs[i].ID], taken[i] = h, true
 	}
 	return out
 }

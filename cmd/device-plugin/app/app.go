@@ -461,6 +461,8 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		// And what it knew containers hold, should PodResources not answer
 		// the next one.
 		dopts.Held = m.Held()
+		// And where it withheld held shares: they keep their replicas.
+		dopts.Withheld = m.Withheld()
 		if next != nil {
 			dopts.Config = next
 			continue
