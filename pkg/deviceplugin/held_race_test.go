@@ -289,10 +289,13 @@ func TestAllocateRacesFlippingPodResources(t *testing.T) {
 }
 
 // hungPodResources answers until hang is set, then holds each read until
-// its context ends or 3 s pass (the real client gives up after 10 s).
+// its context ends, release is closed, or limit passes (the real client
+// gives up after 10 s).
 type hungPodResources struct {
-	answer map[types.NamespacedName]map[string]map[string][]string
-	hang   atomic.Bool
+	answer  map[types.NamespacedName]map[string]map[string][]string
+	hang    atomic.Bool
+	limit   atomic.Int64 // time.Duration
+	release chan struct{}
 }
 
 func (h *hungPodResources) Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
@@ -300,7 +303,8 @@ func (h *hungPodResources) Allocated(ctx context.Context) (map[types.NamespacedN
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(3 * time.Second):
+		case <-h.release:
+		case <-time.After(time.Duration(h.limit.Load())):
 			return nil, context.DeadlineExceeded
 		}
 	}
@@ -323,34 +327,51 @@ func TestAllocateWhilePodResourcesHangs(t *testing.T) {
 	// GPU 0 held under an earlier name.
 	src := &hungPodResources{answer: map[types.NamespacedName]map[string]map[string][]string{
 		{Namespace: "default", Name: "old"}: {"main": {"nvidia.com/gpu.shared": {deviceid.ReplicaID(machine.UUID(0), 1)}}},
-	}}
+	}, release: make(chan struct{})}
+	src.limit.Store(int64(3 * time.Second))
+	t.Cleanup(func() { close(src.release) })
 	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir(), PodResources: src})
 	require.NoError(t, err)
 	// Reads time out after 2 s; refreshes wait 20 ms once one did.
 	deviceplugin.SetHeldWaits(mgr, 2*time.Second, 20*time.Millisecond)
 	p := mgr.Plugins()[0]
 	ctx := klog.NewContext(context.Background(), logr.Discard())
-	allocate := func(gpu int) (time.Duration, error) {
-		start := time.Now()
+	allocate := func(gpu int) error {
 		_, err := p.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{machine.UUID(gpu)}}}})
-		return time.Since(start), err
+		return err
 	}
-	_, err = allocate(1)
-	require.NoError(t, err)
+	require.NoError(t, allocate(1))
 
 	src.hang.Store(true)
-	took, err := allocate(2)
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, took, 2*time.Second, "the first read times out")
+	start := time.Now()
+	require.NoError(t, allocate(2))
+	require.GreaterOrEqual(t, time.Since(start), 2*time.Second, "the first read times out")
+	// From now on a read answers only when the test ends (an hour at
+	// most): an Allocate that waited for it would never return. Each one
+	// must return (within the 20 ms wait; the watchdog's minute is only
+	// there to fail instead of hanging).
+	deviceplugin.SetHeldWaits(mgr, time.Hour, 20*time.Millisecond)
+	src.limit.Store(int64(time.Hour))
 	for gpu := 3; gpu < 8; gpu++ {
-		took, err := allocate(gpu)
-		require.NoError(t, err)
-		// 20 ms, with room for a loaded machine; without the bound, the
-		// read's 2 s.
-		require.Less(t, took, time.Second, "GPU %d", gpu)
-		took, err = allocate(0)
+		require.NoError(t, returns(t, func() error { return allocate(gpu) }, "GPU %d", gpu))
+		err := returns(t, func() error { return allocate(0) }, "GPU 0, held")
 		require.Equal(t, codes.FailedPrecondition, status.Code(err), err)
 		require.Contains(t, err.Error(), "default/old")
-		require.Less(t, took, time.Second)
+	}
+}
+
+// returns runs f and returns its error, failing the test if f has not
+// returned within a minute: for calls that must not wait for something
+// that never comes (a timing bound would be a benchmark, not a test).
+func returns(t *testing.T, f func() error, msgAndArgs ...any) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute):
+		require.FailNow(t, "did not return", msgAndArgs...)
+		return nil
 	}
 }

@@ -258,13 +258,27 @@ func TestHoldingsBoundedWaitWhileStalled(t *testing.T) {
 	_, err = h.refresh(ctx, "test")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.GreaterOrEqual(t, time.Since(start), time.Second, "the first read waits for its timeout")
-	// 10 more: each waits at most stalledWait (20 ms), not the read's
-	// second; 500 ms leaves room on a loaded machine.
+	// From now on a read answers only at release (an hour at most): a
+	// refresh that waited for it would never return. 10 more must each
+	// return (after stalledWait, 20 ms), keeping what is known.
+	h.mu.Lock()
+	h.readTimeout = time.Hour
+	h.mu.Unlock()
+	src.mu.Lock()
+	src.limit = time.Hour
+	src.mu.Unlock()
 	for i := range 10 {
-		start := time.Now()
-		_, err := h.refresh(ctx, "test")
-		require.Error(t, err)
-		require.Less(t, time.Since(start), 500*time.Millisecond, "refresh %d", i)
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.refresh(ctx, "test")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, errReadUnderWay, "refresh %d", i)
+		case <-time.After(time.Minute):
+			require.FailNow(t, "refresh waited for the hung read", "refresh %d", i)
+		}
 		require.Equal(t, want, h.of(gpu), "what is known stays")
 	}
 	src.mu.Lock()
