@@ -11,21 +11,34 @@ import (
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceid"
+	"github.com/gpupack/gpupack/pkg/nvml"
 )
+
+// buildFrom is Build of inv under the config text cfg.
+func buildFrom(t *testing.T, inv *nvml.Inventory, cfg string) []Resource {
+	t.Helper()
+	c, err := configv1.Parse([]byte(cfg))
+	require.NoError(t, err)
+	res, err := Build(inv, c)
+	require.NoError(t, err)
+	return res
+}
+
+// timeSliced is the config text that time-slices nvidia.com/gpu in n replicas.
+func timeSliced(n int) string {
+	return fmt.Sprintf("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: %d}]}}", n)
+}
+
+// holding is container main of pod default/pod holding resource res's id.
+func holding(pod, res, id string) Holding {
+	return Holding{Namespace: "default", Pod: pod, Container: "main", Resource: res, ID: id}
+}
 
 func TestWithheld(t *testing.T) {
 	// 2 GPUs; GPU 0 has MIG devices MIG-0-0 and MIG-0-1 (used under mixed).
 	inv := inventory(2, map[int][]string{0: {"3g.20gb", "3g.20gb"}})
-	build := func(cfg string) []Resource {
-		c, err := configv1.Parse([]byte(cfg))
-		require.NoError(t, err)
-		res, err := Build(inv, c)
-		require.NoError(t, err)
-		return res
-	}
-	hold := func(pod, res, id string) Holding {
-		return Holding{Namespace: "default", Pod: pod, Container: "main", Resource: res, ID: id}
-	}
+	build := func(cfg string) []Resource { return buildFrom(t, inv, cfg) }
+	hold := holding
 	const (
 		gpu    = "nvidia.com/gpu"
 		shared = "nvidia.com/gpu.shared"
@@ -141,16 +154,8 @@ func TestHoldingString(t *testing.T) {
 func TestWithheldShareDoesNotMove(t *testing.T) {
 	// 2 GPUs, no MIG.
 	inv := inventory(2, nil)
-	build := func(replicas int) []Resource {
-		c, err := configv1.Parse(fmt.Appendf(nil, "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: %d}]}}", replicas))
-		require.NoError(t, err)
-		res, err := Build(inv, c)
-		require.NoError(t, err)
-		return res
-	}
-	hold := func(pod, res, id string) Holding {
-		return Holding{Namespace: "default", Pod: pod, Container: "main", Resource: res, ID: id}
-	}
+	build := func(replicas int) []Resource { return buildFrom(t, inv, timeSliced(replicas)) }
+	hold := holding
 	const (
 		gpu    = "nvidia.com/gpu"
 		shared = "nvidia.com/gpu.shared"
@@ -238,13 +243,8 @@ func TestWithheldShareDoesNotMove(t *testing.T) {
 // of another GPU or twice for one share do not add any.
 func TestWithheldKeepsShares(t *testing.T) {
 	inv := inventory(2, nil)
-	c, err := configv1.Parse([]byte("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}"))
-	require.NoError(t, err)
-	replicas4, err := Build(inv, c)
-	require.NoError(t, err)
-	hold := func(pod, res, id string) Holding {
-		return Holding{Namespace: "default", Pod: pod, Container: "main", Resource: res, ID: id}
-	}
+	replicas4 := buildFrom(t, inv, timeSliced(4))
+	hold := holding
 	const (
 		gpu    = "nvidia.com/gpu"
 		shared = "nvidia.com/gpu.shared"
@@ -320,10 +320,7 @@ func TestWithheldKeepsShares(t *testing.T) {
 // sees that replica free.
 func TestWithheldSharesStayOverTime(t *testing.T) {
 	inv := inventory(2, nil)
-	c, err := configv1.Parse([]byte("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}"))
-	require.NoError(t, err)
-	res, err := Build(inv, c)
-	require.NoError(t, err)
+	res := buildFrom(t, inv, timeSliced(4))
 	const (
 		gpu    = "nvidia.com/gpu"
 		shared = "nvidia.com/gpu.shared"
@@ -396,13 +393,8 @@ func TestWithheldSharesStayOverTime(t *testing.T) {
 // an earlier name, is not.
 func TestWithheldNotes(t *testing.T) {
 	inv := inventory(2, nil)
-	c, err := configv1.Parse([]byte("version: v1"))
-	require.NoError(t, err)
-	whole, err := Build(inv, c)
-	require.NoError(t, err)
-	hold := func(res, id string) Holding {
-		return Holding{Namespace: "default", Pod: "a", Container: "main", Resource: res, ID: id}
-	}
+	whole := buildFrom(t, inv, "version: v1")
+	hold := func(res, id string) Holding { return holding("a", res, id) }
 	long := strings.Repeat("GPU-", 100)
 	tests := []struct {
 		name         string
