@@ -97,7 +97,7 @@ func universeOf(node *topology.Node, req Request) map[string]bool {
 
 func mustOf(node *topology.Node, req Request, ids []string) (must, error) {
 	var m must
-	idx := gpuIndex(node)
+	idx := node.DeviceIndex()
 	for _, id := range ids {
 		switch req.Kind {
 		case KindWhole:

@@ -76,24 +76,13 @@ func StateOf(node *topology.Node, used map[string]bool) (s *State, unknown []str
 	if len(used) == 0 {
 		return s, nil
 	}
-	idx := gpuIndex(node)
+	idx := node.DeviceIndex()
 	for id, inUse := range used {
 		if inUse && !s.markUsed(id, idx) {
 			unknown = append(unknown, id)
 		}
 	}
 	return s, unknown
-}
-
-func gpuIndex(node *topology.Node) map[string]int {
-	idx := make(map[string]int, len(node.GPUs)+len(node.MIG))
-	for i, g := range node.GPUs {
-		idx[g.UUID] = i
-	}
-	for j, m := range node.MIG {
-		idx[m.UUID] = -1 - j
-	}
-	return idx
 }
 
 // markUsed records one device ID in use; false when the node lacks it.
@@ -115,7 +104,7 @@ func (s *State) markUsed(id string, idx map[string]int) bool {
 	return true
 }
 
-// markDevice records device i of gpuIndex in use: GPU i when i >= 0 (whole:
+// markDevice records device i of Node.DeviceIndex in use: GPU i when i >= 0 (whole:
 // every replica and MIG device on it; else one replica), MIG device -1-i
 // otherwise.
 func (s *State) markDevice(i int, whole bool) {

@@ -73,6 +73,20 @@ type Node struct {
 	Resources []Resource `json:"resources,omitempty"`
 }
 
+// DeviceIndex maps the UUIDs of the node's GPUs to their position in GPUs
+// (0..len(GPUs)-1) and those of its MIG devices to -1-j, j their position
+// in MIG: one lookup tells a device ID's kind and where it is.
+func (n *Node) DeviceIndex() map[string]int {
+	idx := make(map[string]int, len(n.GPUs)+len(n.MIG))
+	for i, g := range n.GPUs {
+		idx[g.UUID] = i
+	}
+	for j, m := range n.MIG {
+		idx[m.UUID] = -1 - j
+	}
+	return idx
+}
+
 // SetOfUUIDs returns the set of the node's GPUs with these UUIDs, and the
 // UUIDs that name no GPU of the node.
 func (n *Node) SetOfUUIDs(uuids []string) (set GPUSet, unknown []string) {

@@ -190,7 +190,7 @@ func (c *Cache) standInsLocked(e *nodeEntry, st *score.State, used map[string]bo
 			continue
 		}
 		if idx == nil {
-			idx = deviceIndex(e.topo)
+			idx = e.topo.DeviceIndex()
 		}
 		if reqs, missing := c.missingLocked(e.topo, idx, p, e.reported(uid, p)); sum(missing) > 0 {
 			shorts = append(shorts, short{uid: uid, reqs: reqs, missing: missing})
@@ -223,7 +223,7 @@ type kindCount struct {
 	have, spare int
 }
 
-// missingLocked is, per need of pod p on node (idx: deviceIndex), the
+// missingLocked is, per need of pod p on node (idx: Node.DeviceIndex), the
 // request as the node serves it (nil: not served, no stand-ins) and how
 // many of its devices no known device stands for. The devices p is known
 // to hold (its ids and reported, the in-use report's for it) go first to
@@ -377,18 +377,6 @@ const (
 	keyMIG        = "mig/"
 	keyMIGReplica = "mig-replica/"
 )
-
-// deviceIndex maps node's GPU UUIDs to their index and MIG UUIDs to -1-j.
-func deviceIndex(node *topology.Node) map[string]int {
-	idx := make(map[string]int, len(node.GPUs)+len(node.MIG))
-	for i, g := range node.GPUs {
-		idx[g.UUID] = i
-	}
-	for j, m := range node.MIG {
-		idx[m.UUID] = -1 - j
-	}
-	return idx
-}
 
 // kindKeyOf is the kind of device an ID names on node; false for an ID the
 // node does not have.
