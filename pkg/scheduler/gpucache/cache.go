@@ -238,9 +238,9 @@ type podEntry struct {
 	policySet bool
 }
 
-// sameAs reports whether p holds what o holds (assumed and ref aside).
+// sameAs reports whether p holds what o holds (assumed aside).
 func (p *podEntry) sameAs(o *podEntry) bool {
-	return p.node == o.node && slices.Equal(p.ids, o.ids) && p.hint == o.hint && p.policy == o.policy && p.policySet == o.policySet &&
+	return p.node == o.node && p.ref == o.ref && slices.Equal(p.ids, o.ids) && p.hint == o.hint && p.policy == o.policy && p.policySet == o.policySet &&
 		slices.EqualFunc(p.needs, o.needs, func(a, b need) bool { return a.resource == b.resource && slices.Equal(a.chunks, b.chunks) })
 }
 
@@ -1014,10 +1014,8 @@ func (c *Cache) setPod(uid types.UID, p *podEntry) {
 func (c *Cache) setPodLocked(uid types.UID, p *podEntry) {
 	if old := c.pods[uid]; old != nil && old.sameAs(p) {
 		// The bound pod the informer reports holds what Reserve assumed:
-		// the node's usage, and so its State, stay. Reserve's entry has no
-		// name (only a pod the informer reports has stand-ins, which
-		// report entries without a UID may replace by name).
-		old.assumed, old.ref = p.assumed, p.ref
+		// the node's usage, and so its State, stay.
+		old.assumed = p.assumed
 		return
 	}
 	c.dropLocked(uid)
