@@ -162,12 +162,8 @@ type nodeEntry struct {
 	empty   *score.State
 	topoErr error
 	inUse   map[string]bool
-	// inUseByPod are the in-use report's devices per pod UID; entries
-	// without a UID (the device plugin's pod lister did not know the pod
-	// yet, or no longer) are under "" and, by namespace and name, in
-	// inUseByName, where a bound pod of that name finds them (reported).
-	inUseByPod  map[types.UID][]string
-	inUseByName map[types.NamespacedName][]string
+	// inUseByPod are the in-use report's devices per pod UID.
+	inUseByPod map[types.UID][]string
 	// pods holds the own choices on this node, and the bound pods whose
 	// requests they do not cover (foreign.go).
 	pods map[types.UID]*podEntry
@@ -218,10 +214,7 @@ type hotView struct {
 
 type podEntry struct {
 	node string
-	// ref is the pod's namespace and name: in-use report entries without
-	// a UID name the pod by it (nodeEntry.reported).
-	ref types.NamespacedName
-	ids []string
+	ids  []string
 	// assumed: Reserve's choice that the informer has not yet confirmed
 	// (a bound pod carrying these devices). Only an assumed pod is
 	// forgotten by Unreserve, as kube-scheduler's own cache forgets only
@@ -240,7 +233,7 @@ type podEntry struct {
 
 // sameAs reports whether p holds what o holds (assumed aside).
 func (p *podEntry) sameAs(o *podEntry) bool {
-	return p.node == o.node && p.ref == o.ref && slices.Equal(p.ids, o.ids) && p.hint == o.hint && p.policy == o.policy && p.policySet == o.policySet &&
+	return p.node == o.node && slices.Equal(p.ids, o.ids) && p.hint == o.hint && p.policy == o.policy && p.policySet == o.policySet &&
 		slices.EqualFunc(p.needs, o.needs, func(a, b need) bool { return a.resource == b.resource && slices.Equal(a.chunks, b.chunks) })
 }
 
@@ -599,7 +592,7 @@ func (c *Cache) clearLocked(e *nodeEntry) {
 	c.setObjLocked(e, nil)
 	e.topoRaw, e.inUseRaw = "", ""
 	c.unpublishLocked(e)
-	e.topo, e.empty, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod, e.inUseByName = nil, nil, nil, nil, nil, nil, nil
+	e.topo, e.empty, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil, nil
 	e.state.Store(nil)
 	e.hot.Store(nil)
 }
@@ -715,7 +708,7 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 	}
 	if inUseRaw != e.inUseRaw || e.inUse == nil {
 		e.inUseRaw = inUseRaw
-		e.inUse, e.inUseErr, e.inUseByPod, e.inUseByName = map[string]bool{}, nil, nil, nil
+		e.inUse, e.inUseErr, e.inUseByPod = map[string]bool{}, nil, nil
 		if inUseRaw != "" {
 			if u, err := protocol.DecodeInUse(inUseRaw); err != nil {
 				// A report we cannot read: we cannot know which GPUs are in
@@ -727,13 +720,6 @@ func (c *Cache) decodeLocked(e *nodeEntry, topoRaw, inUseRaw string) {
 				e.inUseByPod = map[types.UID][]string{}
 				for _, p := range u.Pods {
 					e.inUseByPod[types.UID(p.UID)] = append(e.inUseByPod[types.UID(p.UID)], p.Devices...)
-					if p.UID == "" {
-						if e.inUseByName == nil {
-							e.inUseByName = map[types.NamespacedName][]string{}
-						}
-						ref := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
-						e.inUseByName[ref] = append(e.inUseByName[ref], p.Devices...)
-					}
 				}
 			}
 		}
@@ -857,34 +843,6 @@ func (c *Cache) usedLocked(e *nodeEntry, skip []types.UID) map[string]bool {
 	return usedOf(e, skip)
 }
 
-// reported are the devices node entry e's in-use report names for pod uid
-// (p: its entry, nil when the cache holds none): those under its UID and,
-// when p is bound to e's node, those of entries without a UID that name p
-// by namespace and name. Without the second, a pod the device plugin could
-// not resolve yet counted twice, by its stand-ins and by the report, until
-// the next report.
-func (e *nodeEntry) reported(uid types.UID, p *podEntry) []string {
-	ids := e.inUseByPod[uid]
-	if p == nil || len(e.inUseByName) == 0 || uid == "" {
-		return ids
-	}
-	if named := e.inUseByName[p.ref]; len(named) > 0 && e.pods[uid] == p {
-		return append(slices.Clip(ids), named...)
-	}
-	return ids
-}
-
-// skipsRef reports whether the UID-less report entry ref names one of the
-// pods in skip bound to node entry e.
-func skipsRef(e *nodeEntry, skip []types.UID, ref types.NamespacedName) bool {
-	for _, uid := range skip {
-		if p := e.pods[uid]; p != nil && p.ref == ref {
-			return true
-		}
-	}
-	return false
-}
-
 // usedOf is usedLocked once e's stand-ins are current (or e has no
 // topology); c.mu held for reading at least.
 func usedOf(e *nodeEntry, skip []types.UID) map[string]bool {
@@ -904,14 +862,7 @@ func usedOf(e *nodeEntry, skip []types.UID) map[string]bool {
 		}
 	} else {
 		for uid, ids := range e.inUseByPod {
-			if !slices.Contains(skip, uid) && uid != "" {
-				for _, id := range ids {
-					used[id] = true
-				}
-			}
-		}
-		for ref, ids := range e.inUseByName {
-			if !skipsRef(e, skip, ref) {
+			if !slices.Contains(skip, uid) {
 				for _, id := range ids {
 					used[id] = true
 				}
@@ -993,7 +944,7 @@ func (c *Cache) AddPod(pod *v1.Pod) error {
 			}
 		}
 	}
-	p := &podEntry{node: pod.Spec.NodeName, ref: types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}, ids: ids, needs: needsOf(pod, covered)}
+	p := &podEntry{node: pod.Spec.NodeName, ids: ids, needs: needsOf(pod, covered)}
 	if p.needs != nil {
 		p.hint, _ = protocol.TopologyHintOf(pod, score.HintPreferred) // malformed: the device plugin's default
 		p.policy, p.policySet, _ = protocol.ReplicaPolicyOf(pod)      // malformed: the node's
@@ -1076,7 +1027,7 @@ func heldByOf(p *podEntry, node string, e *nodeEntry, uid types.UID) []string {
 		ids = append(ids, p.ids...)
 	}
 	if e != nil {
-		ids = append(ids, e.reported(uid, p)...)
+		ids = append(ids, e.inUseByPod[uid]...)
 		if e.standInsCurrent() {
 			ids = append(ids, e.standIns[uid]...)
 		}

@@ -192,7 +192,7 @@ func (c *Cache) standInsLocked(e *nodeEntry, st *score.State, used map[string]bo
 		if idx == nil {
 			idx = e.topo.DeviceIndex()
 		}
-		if reqs, missing := c.missingLocked(e.topo, idx, p, e.reported(uid, p)); sum(missing) > 0 {
+		if reqs, missing := c.missingLocked(e.topo, idx, p, e.inUseByPod[uid]); sum(missing) > 0 {
 			shorts = append(shorts, short{uid: uid, reqs: reqs, missing: missing})
 		}
 	}
