@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -271,7 +272,41 @@ func TestChartValues(t *testing.T) {
 	pc := cfg["profiles"].([]any)[0].(map[string]any)["pluginConfig"].([]any)[0].(map[string]any)
 	require.EqualValues(t, 5, pc["args"].(map[string]any)["topologyWeight"])
 	containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
-	require.Equal(t, []any{"--config=/etc/gpupack/config.yaml", "--v=4"}, containers[0].(map[string]any)["args"])
+	require.Equal(t, []any{"--config=/etc/gpupack/config.yaml", "--secure-port=10259", "--v=4"}, containers[0].(map[string]any)["args"])
+}
+
+// The scheduler's secure port and its update strategy follow the values:
+// the port the probes and the Service use is the one kube-scheduler is told
+// to listen on, and without leader election the old pod stops before the
+// new one starts (a rolling update would run two schedulers, each with its
+// own GPU cache, which could give one GPU twice).
+func TestChartSchedulerPortAndStrategy(t *testing.T) {
+	for _, tc := range []struct {
+		name, values string
+		port         int64
+		strategy     string // "" : the Deployment's default (RollingUpdate)
+	}{
+		{name: "defaults", values: "", port: 10259},
+		{name: "other port", values: "scheduler: {metrics: {port: 10300}}", port: 10300},
+		{name: "no leader election", values: "scheduler: {leaderElect: false, replicas: 1}", port: 10259, strategy: "Recreate"},
+		{name: "no leader election, other port", values: "scheduler: {leaderElect: false, replicas: 1, metrics: {port: 10300}}", port: 10300, strategy: "Recreate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dep := find(renderChart(t, tc.values), "Deployment", "gpupack-scheduler")
+			require.NotNil(t, dep)
+			strategy, _, _ := unstructured.NestedString(dep.Object, "spec", "strategy", "type")
+			require.Equal(t, tc.strategy, strategy)
+			containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+			c := containers[0].(map[string]any)
+			require.Contains(t, c["args"], fmt.Sprintf("--secure-port=%d", tc.port))
+			ports, _, _ := unstructured.NestedSlice(c, "ports")
+			require.EqualValues(t, tc.port, ports[0].(map[string]any)["containerPort"])
+			for _, probe := range []string{"livenessProbe", "readinessProbe"} {
+				port, _, _ := unstructured.NestedFieldNoCopy(c, probe, "httpGet", "port")
+				require.EqualValues(t, tc.port, port, probe)
+			}
+		})
+	}
 }
 
 func schedulerConfig(t *testing.T, cm *unstructured.Unstructured) map[string]any {
