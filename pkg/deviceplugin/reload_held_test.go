@@ -349,12 +349,21 @@ func TestReloadDropsRemovedResourcesGauges(t *testing.T) {
 		}
 		return out
 	}
-	require.Equal(t, map[string]float64{"nvidia.com/gpu": 0, "nvidia.com/gpu.shared": 4}, series("gpupack_device_plugin_devices_withheld"))
+	// The kubelet's counts can be the ones wanted before the Manager has
+	// set its gauges (and after the reload they are the old Manager's):
+	// wait for the series themselves.
+	eventually := func(name string, want map[string]float64) {
+		t.Helper()
+		require.EventuallyWithT(t, func(c *assertCollect) {
+			requireEqualCollect(c, want, series(name))
+		}, 10*time.Second, 5*time.Millisecond, name)
+	}
+	eventually("gpupack_device_plugin_devices_withheld", map[string]float64{"nvidia.com/gpu": 0, "nvidia.com/gpu.shared": 4})
 	stop()
 
 	// Whole GPUs only, GPU 0 still held: nvidia.com/gpu 8 - 1 = 7.
 	n.run(whole, func(o *deviceplugin.Options) { o.Metrics, o.PodResources = metrics, holder })
 	n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
-	require.Equal(t, map[string]float64{"nvidia.com/gpu": 1}, series("gpupack_device_plugin_devices_withheld"))
-	require.Equal(t, map[string]float64{"healthy,nvidia.com/gpu": 7, "unhealthy,nvidia.com/gpu": 1}, series("gpupack_device_plugin_devices"))
+	eventually("gpupack_device_plugin_devices_withheld", map[string]float64{"nvidia.com/gpu": 1})
+	eventually("gpupack_device_plugin_devices", map[string]float64{"healthy,nvidia.com/gpu": 7, "unhealthy,nvidia.com/gpu": 1})
 }
