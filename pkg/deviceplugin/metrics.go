@@ -28,6 +28,7 @@ type Metrics struct {
 	rejected    *prometheus.CounterVec
 	preferred   *prometheus.CounterVec
 	missed      *prometheus.CounterVec
+	malformed   *prometheus.CounterVec
 	recoveries  prometheus.Counter
 	withheld    *prometheus.GaugeVec
 	podresFails prometheus.Counter
@@ -64,6 +65,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "gpupack_device_plugin_handoff_not_honoured_total",
 			Help: "Pods that got devices outside the set the scheduler chose for them, by resource (counted once per pod).",
 		}, []string{"resource"}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gpupack_device_plugin_in_use_malformed_devices_total",
+			Help: "Malformed device IDs of the kubelet's PodResources answer left out of the node's in-use report, by resource (counted once while the kubelet lists them).",
+		}, []string{"resource"}),
 		recoveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gpupack_device_plugin_gpu_recoveries_total", Help: "GPUs that became healthy again.",
 		}),
@@ -83,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // collectors are every metric of the device plugin.
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.devices, m.events, m.allocations, m.rejected, m.preferred, m.missed, m.recoveries, m.withheld, m.podresFails,
+	return []prometheus.Collector{m.devices, m.events, m.allocations, m.rejected, m.preferred, m.missed, m.malformed, m.recoveries, m.withheld, m.podresFails,
 		m.gpu.events, gpuCollector{m.gpu}}
 }
 
@@ -179,5 +184,14 @@ func (m *Metrics) recovered() {
 func (m *Metrics) HandoffNotHonoured(resource string) {
 	if m != nil {
 		m.missed.WithLabelValues(resource).Inc()
+	}
+}
+
+// MalformedDevice counts a malformed device ID held under resource that the
+// in-use report leaves out (the publisher counts each once while the
+// kubelet lists it).
+func (m *Metrics) MalformedDevice(resource string) {
+	if m != nil {
+		m.malformed.WithLabelValues(resource).Inc()
 	}
 }

@@ -10,6 +10,7 @@ package nodepublish
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +67,10 @@ type Recorder interface {
 	// HandoffNotHonoured counts a pod given devices of resource outside the
 	// scheduler's set (once per pod).
 	HandoffNotHonoured(resource string)
+	// MalformedDevice counts a device ID held under resource that the
+	// in-use report leaves out as malformed (once while the kubelet lists
+	// it).
+	MalformedDevice(resource string)
 }
 
 // PodLister lists the pods of this node (an informer's lister).
@@ -145,7 +150,16 @@ type Publisher struct {
 	settings Settings
 	reported map[types.UID]bool // pods already reported as not given their scheduled set
 	seen     *gfd.Node          // the GFD facts whose unread host files were logged
+	// malformed are the malformed device IDs (malformedKey) logged and
+	// counted, while the kubelet lists them: at most maxMalformed.
+	// malformedFull is set while it lists more (said once).
+	malformed     map[[sha256.Size]byte]bool
+	malformedFull bool
 }
+
+// maxMalformed bounds Publisher.malformed: the malformed device IDs of the
+// kubelet's answer logged and counted, each once.
+const maxMalformed = 1024
 
 // firstSight reports whether g is new to the publisher (its unread host
 // files are then logged once, not at each publication).
@@ -173,7 +187,7 @@ func New(o Options) *Publisher {
 		o.Retry = DefaultPublishRetry
 	}
 	return &Publisher{
-		opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{},
+		opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{}, malformed: map[[sha256.Size]byte]bool{},
 		settings: Settings{Topology: o.Topology, Labels: o.Labels, InUse: o.InUse, InUseInterval: o.InUseInterval},
 	}
 }
@@ -427,17 +441,41 @@ func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedNa
 		}
 	}
 	var out []protocol.PodDevices
-	var podDevices []PodDevice
+	var podDevices, malformed []PodDevice
 	present := map[types.UID]bool{}
 	for key, containers := range allocated {
 		held := map[string][]string{}
 		for container, byRes := range containers {
 			for res, ids := range byRes {
 				for _, id := range ids {
-					if ours(res, id) {
-						held[res] = append(held[res], id)
-						podDevices = append(podDevices, PodDevice{Namespace: key.Namespace, Pod: key.Name, Container: container, Resource: res, Device: id})
+					if !ours(res, id) {
+						continue // another plugin's device (a NIC): not ours to report, nor to judge
 					}
+					d := PodDevice{Namespace: key.Namespace, Pod: key.Name, Container: container, Resource: res, Device: id}
+					// An ID the in-use payload refuses
+					// (protocol.ValidateInUseDevice: empty, too long, a
+					// space, control or invalid character) would make
+					// EncodeInUse refuse the whole report, and Run retry it
+					// without end while the scheduler keeps the last report
+					// (GPUs of finished pods counted used). It is left out
+					// alone, which loses nothing real: it is none of the
+					// node's devices. Every ID the plugin serves is valid
+					// (GPU and MIG UUIDs pass deviceid.ValidateUUID at
+					// discovery; a replica ID adds "::<n>" within
+					// deviceid.MaxLen), Allocate refuses any other ID, and
+					// no report could ever carry it (DecodeInUse refuses it
+					// too), so the scheduler never counted it. ours cannot
+					// tell: it keeps any ID under the plugin's names, and
+					// under other names an ID whose UUID part is the
+					// node's, as in "<UUID>::1 x". The per-pod metric
+					// leaves it out too (a label value that is not valid
+					// UTF-8 fails the whole scrape).
+					if protocol.ValidateInUseDevice(id) != nil {
+						malformed = append(malformed, d)
+						continue
+					}
+					held[res] = append(held[res], id)
+					podDevices = append(podDevices, d)
 				}
 			}
 		}
@@ -465,7 +503,58 @@ func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedNa
 		}
 	}
 	p.mu.Unlock()
+	p.noteMalformed(ctx, malformed)
 	return out
+}
+
+// malformedKey names a malformed device ID held under a resource in
+// Publisher.malformed: fixed size, however long the ID.
+func malformedKey(d PodDevice) [sha256.Size]byte {
+	return sha256.Sum256([]byte(d.Resource + "\x00" + d.Device))
+}
+
+// noteMalformed logs and counts each malformed device ID of the kubelet's
+// answer (by resource and ID) the first time the answer lists it, up to
+// maxMalformed of them at once, and then says once that it logs no more
+// of them. An ID the answer no longer lists is forgotten (and noted again
+// should it come back).
+func (p *Publisher) noteMalformed(ctx context.Context, malformed []PodDevice) {
+	listed := make(map[[sha256.Size]byte]bool, len(malformed))
+	for _, d := range malformed {
+		listed[malformedKey(d)] = true
+	}
+	var first []PodDevice
+	p.mu.Lock()
+	for k := range p.malformed {
+		if !listed[k] {
+			delete(p.malformed, k)
+		}
+	}
+	for _, d := range malformed {
+		k := malformedKey(d)
+		if p.malformed[k] || len(p.malformed) >= maxMalformed {
+			continue
+		}
+		p.malformed[k] = true
+		first = append(first, d)
+	}
+	tooMany := len(listed) > maxMalformed && !p.malformedFull
+	p.malformedFull = len(listed) > maxMalformed
+	p.mu.Unlock()
+	logger := klog.FromContext(ctx)
+	for _, d := range first {
+		err := protocol.ValidateInUseDevice(d.Device)
+		logger.Info("The kubelet's PodResources lists a malformed device ID; leaving it out of the in-use report", "node", p.opts.NodeName,
+			"pod", klog.KRef(deviceid.Prefix(d.Namespace, deviceid.MaxQuoted), deviceid.Prefix(d.Pod, deviceid.MaxQuoted)),
+			"container", deviceid.Quote(d.Container), "resource", deviceid.Quote(d.Resource), "device", deviceid.Quote(d.Device), "problem", err)
+		if p.opts.Metrics != nil {
+			p.opts.Metrics.MalformedDevice(d.Resource)
+		}
+	}
+	if tooMany {
+		logger.Info("The kubelet's PodResources lists more malformed device IDs than are logged; not logging or counting further ones", "node", p.opts.NodeName,
+			"listed", len(listed), "logged", maxMalformed)
+	}
 }
 
 // notHonoured returns the scheduler's set of the pod when the pod holds a

@@ -17,8 +17,11 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/gfd"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/protocol"
@@ -41,12 +44,14 @@ func (p pods) List(labels.Selector) ([]*v1.Pod, error) { return p, nil }
 
 // recorder counts what the publisher reports.
 type recorder struct {
-	devices []nodepublish.PodDevice
-	missed  []string
+	devices   []nodepublish.PodDevice
+	missed    []string
+	malformed []string
 }
 
 func (r *recorder) SetPodDevices(d []nodepublish.PodDevice) { r.devices = d }
 func (r *recorder) HandoffNotHonoured(res string)           { r.missed = append(r.missed, res) }
+func (r *recorder) MalformedDevice(res string)              { r.malformed = append(r.malformed, res) }
 
 func pod(name, uid string, scheduled []string) *v1.Pod {
 	p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(uid)}}
@@ -141,6 +146,191 @@ func TestInUseKeepsDevicesUnderFormerNames(t *testing.T) {
 			require.ElementsMatch(t, tt.want, got[0].Devices)
 		})
 	}
+}
+
+// podsOf is the pods of an in-use annotation: name -> devices.
+func podsOf(t *testing.T, node *v1.Node) map[string][]string {
+	t.Helper()
+	u, err := protocol.DecodeInUse(node.Annotations[protocol.InUseAnnotation])
+	require.NoError(t, err)
+	out := map[string][]string{}
+	for _, p := range u.Pods {
+		out[p.Name] = p.Devices
+	}
+	return out
+}
+
+// One malformed device ID in the kubelet's answer (before: EncodeInUse
+// refused the whole report, Run retried it without end and the scheduler
+// kept the last one, GPUs of finished pods counted used) is left out alone:
+// the report still names every good device, of the same pod and of the
+// others, and the per-pod metric and the not-honoured check do not see it.
+// The ID is logged and counted once while the kubelet lists it. A
+// well-formed ID is never dropped as malformed: another node's GPU under
+// the plugin's name stays (the scheduler ignores what its topology lacks),
+// under another name ours leaves it out, as before.
+func TestInUseLeavesOutMalformedIDs(t *testing.T) {
+	node := &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a"}, {Index: 1, UUID: "GPU-b"}, {Index: 2, UUID: "GPU-c"}}}
+	tests := []struct {
+		name string
+		held map[string][]string // resource -> IDs of pod "mixed", beside GPU-a
+		// want is pod "mixed"'s devices in the report; malformed the
+		// resources counted (once each, the ID logged once).
+		want, malformed []string
+	}{
+		{name: "a space", held: map[string][]string{"nvidia.com/gpu": {"GPU-b x"}},
+			want: []string{"GPU-a"}, malformed: []string{"nvidia.com/gpu"}},
+		{name: "empty", held: map[string][]string{"nvidia.com/gpu": {""}},
+			want: []string{"GPU-a"}, malformed: []string{"nvidia.com/gpu"}},
+		{name: "too long", held: map[string][]string{"nvidia.com/gpu": {"GPU-" + strings.Repeat("b", deviceid.MaxLen)}},
+			want: []string{"GPU-a"}, malformed: []string{"nvidia.com/gpu"}},
+		{name: "a newline", held: map[string][]string{"nvidia.com/gpu": {"GPU-b\n"}},
+			want: []string{"GPU-a"}, malformed: []string{"nvidia.com/gpu"}},
+		{name: "invalid UTF-8", held: map[string][]string{"nvidia.com/gpu": {"GPU-b\xff"}},
+			want: []string{"GPU-a"}, malformed: []string{"nvidia.com/gpu"}},
+		{name: "a malformed replica of the node's GPU under a former name", held: map[string][]string{"nvidia.com/gpu.shared": {"GPU-b::1 x", "GPU-c::0"}},
+			want: []string{"GPU-a", "GPU-c::0"}, malformed: []string{"nvidia.com/gpu.shared"}},
+		{name: "between good IDs of the same resource", held: map[string][]string{"nvidia.com/gpu": {"GPU-b", "gpu 1", "GPU-c"}},
+			want: []string{"GPU-a", "GPU-b", "GPU-c"}, malformed: []string{"nvidia.com/gpu"}},
+		{name: "another node's GPU under the plugin's name", held: map[string][]string{"nvidia.com/gpu": {"GPU-z"}},
+			want: []string{"GPU-a", "GPU-z"}},
+		{name: "another node's GPU under another name", held: map[string][]string{"nvidia.com/gpu.shared": {"GPU-z::0"}},
+			want: []string{"GPU-a"}},
+		{name: "another plugin's malformed ID", held: map[string][]string{"example.com/nic": {"nic 0"}},
+			want: []string{"GPU-a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			held := map[string][]string{}
+			for res, ids := range tt.held {
+				held[res] = ids
+			}
+			held["nvidia.com/gpu"] = append([]string{"GPU-a"}, held["nvidia.com/gpu"]...)
+			alloc := allocations{m: map[types.NamespacedName]map[string]map[string][]string{
+				{Namespace: "default", Name: "mixed"}: {"main": held},
+				{Namespace: "default", Name: "good"}:  {"main": {"nvidia.com/gpu": {"GPU-a::1"}}},
+			}}
+			client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+			rec := &recorder{}
+			logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+			ctx := klog.NewContext(context.Background(), logger)
+			// The pod's scheduled set is what it holds, less the bad ID:
+			// a dropped ID is no device outside it.
+			p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", PodResources: alloc, Metrics: rec,
+				Pods: pods{pod("mixed", "u1", tt.want)}})
+			for range 3 {
+				require.NoError(t, p.PublishInUse(ctx, []string{"nvidia.com/gpu"}, node))
+			}
+			got := podsOf(t, getNode(t, client, "n1"))
+			require.ElementsMatch(t, tt.want, got["mixed"])
+			require.Equal(t, []string{"GPU-a::1"}, got["good"])
+			var metricIDs []string
+			for _, d := range rec.devices {
+				require.NoError(t, deviceid.Validate(d.Device), "the per-pod metric")
+				metricIDs = append(metricIDs, d.Device)
+			}
+			require.ElementsMatch(t, append([]string{"GPU-a::1"}, tt.want...), metricIDs)
+			require.Equal(t, tt.malformed, rec.malformed, "counted once over three reports")
+			require.Empty(t, rec.missed, "a dropped ID is no device outside the scheduled set")
+			lines := 0
+			for _, e := range logger.GetSink().(ktesting.Underlier).GetBuffer().Data() {
+				if strings.Contains(e.Message, "malformed device ID") {
+					lines++
+				}
+			}
+			require.Equal(t, len(tt.malformed), lines, "logged once over three reports")
+		})
+	}
+}
+
+// The reviewer's case: one pod holding nvidia.com/gpu "gpu 1" stopped the
+// node's whole in-use report, so a finished pod's GPU stayed in the last
+// one. Run now publishes the report without it, and the finished pod's GPU
+// leaves it.
+func TestRunPublishesTheReportPastAMalformedID(t *testing.T) {
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Annotations: map[string]string{
+		protocol.InUseAnnotation: `{"version":"v1","pods":[{"namespace":"default","name":"finished","uid":"u0","devices":["GPU-b"]}]}`,
+	}}})
+	alloc := allocations{m: map[types.NamespacedName]map[string]map[string][]string{
+		{Namespace: "default", Name: "running"}: {"main": {"nvidia.com/gpu": {"GPU-a"}}},
+		{Namespace: "default", Name: "bad"}:     {"main": {"nvidia.com/gpu": {"gpu 1"}}},
+	}}
+	rec := &recorder{}
+	p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", PodResources: alloc, Metrics: rec, InUse: true,
+		Clock: testingclock.NewFakeClock(time.Unix(1764500000, 0))})
+	src := source{node: &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a"}, {Index: 1, UUID: "GPU-b"}}, Links: links(2, nil)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx, src); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool {
+		n, err := client.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+		return err == nil && !strings.Contains(n.Annotations[protocol.InUseAnnotation], "finished")
+	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, map[string][]string{"running": {"GPU-a"}}, podsOf(t, getNode(t, client, "n1")))
+	require.Equal(t, []string{"nvidia.com/gpu"}, rec.malformed)
+}
+
+// Ever new malformed IDs are logged and counted up to MaxMalformed at
+// once, then one line says no more are; the memory of them stays bounded,
+// and an ID the kubelet stops listing is forgotten, so one that comes back
+// is noted again.
+func TestInUseMalformedIDsBounded(t *testing.T) {
+	answer := func(n int, prefix string) allocations {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s %d", prefix, i)
+		}
+		return allocations{m: map[types.NamespacedName]map[string]map[string][]string{
+			{Namespace: "default", Name: "p"}: {"main": {"nvidia.com/gpu": append(ids, "GPU-a")}},
+		}}
+	}
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	ctx := klog.NewContext(context.Background(), logger)
+	count := func() (lines, more int) {
+		for _, e := range logger.GetSink().(ktesting.Underlier).GetBuffer().Data() {
+			switch {
+			case strings.Contains(e.Message, "more malformed device IDs"):
+				more++
+			case strings.Contains(e.Message, "malformed device ID"):
+				lines++
+			}
+		}
+		return lines, more
+	}
+	src := &answerSource{}
+	rec := &recorder{}
+	p := nodepublish.New(nodepublish.Options{PodResources: src, Metrics: rec})
+	for _, step := range []struct {
+		name                string
+		answer              allocations
+		wantLines, wantMore int
+		wantTracked         int
+	}{
+		{"over the bound", answer(nodepublish.MaxMalformed+100, "gpu"), nodepublish.MaxMalformed, 1, nodepublish.MaxMalformed},
+		{"the same again", answer(nodepublish.MaxMalformed+100, "gpu"), nodepublish.MaxMalformed, 1, nodepublish.MaxMalformed},
+		{"other IDs, fewer", answer(10, "other"), nodepublish.MaxMalformed + 10, 1, 10},
+		{"none", answer(0, ""), nodepublish.MaxMalformed + 10, 1, 0},
+		{"back again", answer(10, "other"), nodepublish.MaxMalformed + 20, 1, 10},
+	} {
+		src.a = step.answer
+		got, err := p.InUse(ctx, []string{"nvidia.com/gpu"}, nil)
+		require.NoError(t, err, step.name)
+		require.Len(t, got, 1, step.name)
+		require.Equal(t, []string{"GPU-a"}, got[0].Devices, step.name)
+		lines, more := count()
+		require.Equal(t, step.wantLines, lines, step.name)
+		require.Equal(t, step.wantMore, more, step.name)
+		require.Len(t, rec.malformed, step.wantLines, step.name)
+		require.Equal(t, step.wantTracked, p.MalformedTracked(), step.name)
+	}
+}
+
+// answerSource is a PodResources API whose answer a test changes.
+type answerSource struct{ a allocations }
+
+func (s *answerSource) Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	return s.a.Allocated(ctx)
 }
 
 // Without a PodResources API, or when it fails, InUse errors (and Run

@@ -108,9 +108,15 @@ func decodeInUse(s string) (*InUse, error) {
 	return &u, nil
 }
 
+// ValidateInUseDevice checks one device ID (of Devices or Scheduled) as
+// EncodeInUse and DecodeInUse check every one (deviceid.Validate); the
+// payload's pod refs are not checked. The device plugin leaves an ID it
+// refuses out of its report, so that one ID cannot stop the whole report.
+func ValidateInUseDevice(id string) error { return deviceid.Validate(id) }
+
 func validatePod(p PodDevices) error {
 	for _, id := range slices.Concat(p.Devices, p.Scheduled) {
-		if err := deviceid.Validate(id); err != nil {
+		if err := ValidateInUseDevice(id); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -24,6 +25,45 @@ func TestInUseRoundTrip(t *testing.T) {
 	u, err := protocol.DecodeInUse(s)
 	require.NoError(t, err)
 	require.Equal(t, map[string]bool{"GPU-1": true, "GPU-2::0": true, "GPU-2::1": true}, u.IDs())
+}
+
+// ValidateInUseDevice refuses exactly the device IDs the in-use codecs
+// refuse (the device plugin leaves those out of its report, so one bad ID
+// cannot stop it), in Devices and in Scheduled alike.
+func TestValidateInUseDeviceIsTheCodecsRule(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		id   string
+		ok   bool
+	}{
+		{"GPU UUID", "GPU-a", true},
+		{"replica", "GPU-a::3", true},
+		{"MIG UUID", "MIG-a0", true},
+		{"another node's GPU", "GPU-z", true},
+		{"a space", "gpu 1", false},
+		{"empty", "", false},
+		{"too long", "GPU-" + strings.Repeat("a", 256), false},
+		{"a newline", "GPU-a\n", false},
+		{"invalid UTF-8", "GPU-\xff", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := protocol.ValidateInUseDevice(tc.id)
+			require.Equal(t, tc.ok, err == nil, "ValidateInUseDevice: %v", err)
+			for _, pd := range []protocol.PodDevices{{Devices: []string{"GPU-b", tc.id}}, {Devices: []string{"GPU-b"}, Scheduled: []string{tc.id}}} {
+				s, err := protocol.EncodeInUse([]protocol.PodDevices{pd})
+				require.Equal(t, tc.ok, err == nil, "EncodeInUse: %v", err)
+				if tc.ok {
+					_, err = protocol.DecodeInUse(s)
+					require.NoError(t, err)
+				}
+			}
+			// The decoder applies the same rule on its own.
+			devices, err := json.Marshal([]string{tc.id})
+			require.NoError(t, err)
+			_, err = protocol.DecodeInUse(`{"version":"v1","pods":[{"namespace":"a","name":"p","uid":"u","devices":` + string(devices) + `}]}`)
+			require.Equal(t, tc.ok, err == nil, "DecodeInUse: %v", err)
+		})
+	}
 }
 
 func TestDevicesRoundTrip(t *testing.T) {
