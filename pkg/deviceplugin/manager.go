@@ -131,8 +131,14 @@ type Manager struct {
 	// watchDir watches the device-plugin directory (watchDirFS; tests
 	// lose events through it).
 	watchDir func(dir string) (*dirWatch, error)
+	// kubeletMu guards kubeletSeen and batchFor: Run's goroutine and
+	// registrations in flight (kubeletDialed) use them.
+	kubeletMu sync.Mutex
+	// batchFor is the kubelet instance whose start the handoff last marked
+	// as a batch (Handoff.KubeletRestarted), so that it is marked once.
+	batchFor string
 	// kubeletSeen is the identity of the last kubelet socket Run saw
-	// (kubeletIdentity); only Run's goroutine uses it.
+	// (kubeletIdentity); under kubeletMu.
 	kubeletSeen string
 	// unknownReported is set once the event that PodResources could not be
 	// read, with nothing known, was recorded.
@@ -238,6 +244,7 @@ func New(opts Options) (*Manager, error) {
 	m.held = newHoldings(opts.PodResources, inv, resources, opts.Held, opts.Withheld, opts.Metrics)
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
+		p.kubeletDialed = m.kubeletDialed
 		p.afterAllocate = opts.Publisher.Kick
 		p.held, p.refreshHeld = m.held, m.refreshHeld
 		m.plugins = append(m.plugins, p)
@@ -497,7 +504,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, path := range removed {
 		logger.Info("Removed a stale socket of an earlier gpupack process", "socket", path)
 	}
+	m.kubeletMu.Lock()
 	m.kubeletSeen = kubeletIdentity(filepath.Join(m.opts.PluginDir, KubeletSocketName))
+	m.kubeletMu.Unlock()
 	// Before the kubelet sees a device: one whose GPU a running container
 	// holds under an earlier config's name or ID is withheld from the
 	// first ListAndWatch on.
@@ -572,10 +581,12 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 	name := filepath.Base(ev.Name)
 	if name == KubeletSocketName && ev.Has(fsnotify.Create) {
 		logger.Info("kubelet.sock created: the kubelet restarted, registering again")
-		m.kubeletSeen = kubeletIdentity(ev.Name)
 		// The restarted kubelet admits the pods still pending as one batch,
-		// by creation time, not in the order they reached this plugin.
-		m.opts.Handoff.KubeletRestarted()
+		// by creation time, not in the order they reached this plugin
+		// (unless a registration with it marked that already).
+		m.kubeletMu.Lock()
+		m.kubeletStartedLocked(kubeletIdentity(ev.Name))
+		m.kubeletMu.Unlock()
 		for _, p := range m.plugins {
 			// The restarted kubelet wiped our socket and we may already have
 			// served again and registered with it: a second Serve would cut
@@ -641,13 +652,15 @@ func (m *Manager) checkMIG(ctx context.Context) error {
 func (m *Manager) resync(ctx context.Context, why string) {
 	logger := klog.FromContext(ctx)
 	kubelet := filepath.Join(m.opts.PluginDir, KubeletSocketName)
+	m.kubeletMu.Lock()
 	if id := kubeletIdentity(kubelet); id != "" && id != m.kubeletSeen {
 		if m.kubeletSeen != "" {
 			logger.Info("The kubelet restarted without a directory event", "why", why)
-			m.opts.Handoff.KubeletRestarted()
+			m.kubeletStartedLocked(id)
 		}
 		m.kubeletSeen = id
 	}
+	m.kubeletMu.Unlock()
 	for _, p := range m.plugins {
 		var err error
 		switch {
@@ -662,6 +675,38 @@ func (m *Manager) resync(ctx context.Context, why string) {
 			logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
 		}
 	}
+}
+
+// kubeletStartedLocked records the kubelet instance id (kubeletIdentity)
+// as seen, and marks its start as the handoff's batch unless it was marked
+// already; m.kubeletMu must be held.
+func (m *Manager) kubeletStartedLocked(id string) {
+	m.kubeletSeen = id
+	if id != "" && id == m.batchFor {
+		return
+	}
+	m.batchFor = id
+	m.opts.Handoff.KubeletRestarted()
+}
+
+// kubeletDialed is called by a registration (Plugin.Register) that reached
+// the kubelet instance id, before it tells that kubelet of the plugin. A
+// kubelet other than the last one seen started after this process did: it
+// admits the pods still pending as one batch, by creation time, and asks
+// for their allocations as soon as it has the plugin's devices. Its start
+// is marked here, before it can ask. Marked when kubelet.sock's creation
+// event was handled, it came too late when the plugin had served again and
+// registered on the event before (the restarted kubelet removes our socket
+// first): the kubelet admitted its batch in between, in the arrival order,
+// and pods got each other's sets.
+func (m *Manager) kubeletDialed(logger klog.Logger, id string) {
+	m.kubeletMu.Lock()
+	defer m.kubeletMu.Unlock()
+	if id == m.kubeletSeen {
+		return
+	}
+	logger.Info("Registering with a kubelet that started after the last one seen: its first pods are a batch")
+	m.kubeletStartedLocked(id)
 }
 
 // start serves p on a fresh socket and registers it when the kubelet is there.

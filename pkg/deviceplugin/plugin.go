@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/gpupack/gpupack/pkg/score"
@@ -78,6 +79,10 @@ type Plugin struct {
 
 	// afterAllocate runs after each successful Allocate (an in-use refresh).
 	afterAllocate func()
+	// kubeletDialed runs when a registration has reached the kubelet
+	// instance id (kubeletIdentity), before that kubelet is told of this
+	// plugin (the Manager's kubeletDialed; nil: nothing).
+	kubeletDialed func(logger klog.Logger, id string)
 	// held are the devices withheld for holders under other names (the
 	// Manager's; nil withholds none); refreshHeld reads them again (nil:
 	// never).

@@ -137,18 +137,25 @@ func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
 	// restarting meanwhile replaces the socket, and the identity read after
 	// the RPC would name the next kubelet, which then never got us).
 	var dialed atomic.Pointer[string]
+	logger := klog.FromContext(ctx)
 	dial := func(ctx context.Context, _ string) (net.Conn, error) {
-		before := registrationKey(kubeletSocket, gen)
+		id := kubeletIdentity(kubeletSocket)
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "unix", kubeletSocket)
 		if err != nil {
 			return nil, err
 		}
-		if after := registrationKey(kubeletSocket, gen); before == "" || after != before {
+		if id == "" || kubeletIdentity(kubeletSocket) != id {
 			_ = c.Close()
 			return nil, fmt.Errorf("the kubelet's socket %s was replaced while connecting", kubeletSocket)
 		}
-		dialed.Store(&before)
+		// Before the kubelet hears of us, and so before it can ask us
+		// for an allocation.
+		if p.kubeletDialed != nil {
+			p.kubeletDialed(logger, id)
+		}
+		key := keyOf(id, gen)
+		dialed.Store(&key)
 		return c, nil
 	}
 	conn, err := grpc.NewClient("passthrough:///kubelet", grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dial))
@@ -223,8 +230,12 @@ func registrationKey(kubeletSocket string, gen uint64) string {
 	if id == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s/%d", id, gen)
+	return keyOf(id, gen)
 }
+
+// keyOf is the registration key of the kubelet instance id and our serving
+// generation gen.
+func keyOf(id string, gen uint64) string { return fmt.Sprintf("%s/%d", id, gen) }
 
 // kubeletIdentity names the kubelet instance listening on kubeletSocket by
 // its socket's inode and change time (a restarted kubelet creates a new
