@@ -33,7 +33,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 	if p.refreshHeld != nil {
 		// The kubelet's choice may predate the update that withheld a
 		// device (a holder listed only after the first read).
-		p.refreshHeld(ctx, "allocate")
+		_ = p.refreshHeld(ctx, "allocate")
 	}
 	withheld := p.held.of(p.resource.Name)
 	// One device is one container's: an ID in two container requests of

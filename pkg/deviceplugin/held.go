@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
@@ -307,6 +308,21 @@ func (h *holdings) Changed() <-chan struct{} {
 	return h.changed
 }
 
+// withholding reports whether a device is withheld.
+func (h *holdings) withholding() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ids := range h.withheld {
+		if len(ids) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // known reports whether the kubelet ever answered (or a carried answer is
 // used).
 func (h *holdings) isKnown() bool {
@@ -396,8 +412,8 @@ type WithheldEvents interface {
 
 // refreshHeld reads the holdings again and logs, counts and records what
 // changed since last told (a carried knowledge is told at the first); why
-// says what asked.
-func (m *Manager) refreshHeld(ctx context.Context, why string) {
+// says what asked. It returns the read's error (refresh's).
+func (m *Manager) refreshHeld(ctx context.Context, why string) error {
 	logger := klog.FromContext(ctx)
 	_, err := m.held.refresh(ctx, why)
 	known := m.held.isKnown()
@@ -415,6 +431,101 @@ func (m *Manager) refreshHeld(ctx context.Context, why string) {
 		}
 	}
 	m.reportWithheld(ctx)
+	return err
+}
+
+// askHeld asks watchHeld for a read of the holdings (why it is asked); an
+// ask made while one waits joins it.
+func (m *Manager) askHeld(why string) {
+	select {
+	case m.heldAsk <- why:
+	default:
+	}
+}
+
+// watchHeld reads the holdings again apart from Run's loop, one read at a
+// time, until ctx ends: when asked (askHeld: the resync), and while a
+// device is withheld, every WithheldPollPeriod (doubled after each failed
+// read, up to ResyncPeriod, until one succeeds) and when a pod of the node
+// ended (PodEnds), so that a withheld device comes back soon after its
+// holder is gone, not at the next resync. With nothing withheld, a poll or
+// a pod's end reads nothing: what a reload makes held is read at the
+// Manager's start. Asks and ends that come while a read is under way make
+// one read after it.
+func (m *Manager) watchHeld(ctx context.Context) {
+	period := m.opts.WithheldPollPeriod
+	delay := period
+	poll := m.opts.Clock.NewTimer(delay)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case why := <-m.heldAsk:
+			_ = m.refreshHeld(ctx, why)
+		case <-m.opts.PodEnds.ended():
+			if m.held.withholding() {
+				_ = m.refreshHeld(ctx, "a pod of the node ended")
+			}
+		case <-poll.C():
+			switch {
+			case !m.held.withholding():
+				delay = period
+			case m.refreshHeld(ctx, "devices withheld") != nil:
+				delay = min(2*delay, max(m.opts.ResyncPeriod, period))
+			default:
+				delay = period
+			}
+			poll.Reset(delay)
+		}
+	}
+}
+
+// PodEnds carries the ends of the node's pods to the running Manager
+// (Options.PodEnds): the node's pod informer tells it of each pod that
+// finished (Observe of a pod in phase Succeeded or Failed) or was deleted
+// (Deleted). While the Manager withholds devices it then reads the
+// kubelet's PodResources again, so that a device comes back as soon as the
+// kubelet no longer lists its holder. Ends are coalesced: however many
+// come while a read is under way, one read follows it. A nil *PodEnds
+// carries nothing. It outlives the Managers (a reload builds a new one
+// with the same PodEnds); one Manager runs at a time.
+type PodEnds struct {
+	c chan struct{}
+}
+
+// NewPodEnds returns a PodEnds for the Managers of a node.
+func NewPodEnds() *PodEnds { return &PodEnds{c: make(chan struct{}, 1)} }
+
+// Observe is told of each add and update of a pod of the node: a pod that
+// finished ended.
+func (e *PodEnds) Observe(pod *v1.Pod) {
+	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+		e.pulse()
+	}
+}
+
+// Deleted is told of each deletion of a pod of the node: it ended.
+func (e *PodEnds) Deleted() { e.pulse() }
+
+// pulse says that a pod ended.
+func (e *PodEnds) pulse() {
+	if e == nil {
+		return
+	}
+	select {
+	case e.c <- struct{}{}:
+	default: // one is waiting already
+	}
+}
+
+// ended is ready once a pod ended since it was last read; nil (never)
+// without a PodEnds.
+func (e *PodEnds) ended() <-chan struct{} {
+	if e == nil {
+		return nil
+	}
+	return e.c
 }
 
 // reportWithheld logs and records the resources whose withheld devices

@@ -82,7 +82,7 @@ type Plugin struct {
 	// Manager's; nil withholds none); refreshHeld reads them again (nil:
 	// never).
 	held        *holdings
-	refreshHeld func(ctx context.Context, why string)
+	refreshHeld func(ctx context.Context, why string) error
 
 	// instance tells this Plugin's sockets from those of other Plugins of
 	// the resource (rebuilt after rediscovery, or in a restarted process).

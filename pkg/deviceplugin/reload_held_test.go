@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
@@ -23,6 +24,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/test/harness"
 )
 
@@ -219,7 +221,7 @@ func TestReloadDoesNotGiveAHeldGPUAgain(t *testing.T) {
 			// The holder ends: at the next resync its GPU is served again.
 			n.k.Forget(types.UID("uid-running"))
 			require.EventuallyWithT(t, func(c *assertCollect) {
-				n.clock.Step(deviceplugin.KubeletResyncPeriod)
+				n.clock.Step(deviceplugin.DefaultResyncPeriod)
 				healthy, _ := n.k.counts()
 				requireEqualCollect(c, tc.released, healthy)
 			}, 10*time.Second, 20*time.Millisecond)
@@ -366,4 +368,50 @@ func TestReloadDropsRemovedResourcesGauges(t *testing.T) {
 	n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
 	eventually("gpupack_device_plugin_devices_withheld", map[string]float64{"nvidia.com/gpu": 1})
 	eventually("gpupack_device_plugin_devices", map[string]float64{"healthy,nvidia.com/gpu": 7, "unhealthy,nvidia.com/gpu": 1})
+}
+
+// A device withheld for a holder under an earlier config's name comes back
+// soon after the holder ends, not at the next resync: at once when the
+// node's pod informer tells of a pod's end (Options.PodEnds: deleted, or
+// finished), else at the next poll, every WithheldPollPeriod while a device
+// is withheld. The resync is an hour away here and never comes. Before,
+// only the resync (every 30 s) or an Allocate read PodResources again: the
+// GPU stayed withheld up to 30 s after its holder was gone.
+func TestWithheldDeviceComesBackSoonAfterItsHolderEnds(t *testing.T) {
+	finished := fixture.MakePod().Named("running").Obj()
+	finished.Status.Phase = corev1.PodSucceeded
+	tests := []struct {
+		name string
+		// ended tells the Manager (or not) that the holder ended; it is
+		// called until the GPU is served again.
+		ended func(*deviceplugin.PodEnds, *testingclock.FakeClock)
+	}{
+		{"the pod was deleted", func(e *deviceplugin.PodEnds, _ *testingclock.FakeClock) { e.Deleted() }},
+		{"the pod finished", func(e *deviceplugin.PodEnds, _ *testingclock.FakeClock) { e.Observe(finished) }},
+		{"no word of it: the poll", func(_ *deviceplugin.PodEnds, clk *testingclock.FakeClock) {
+			clk.Step(deviceplugin.DefaultWithheldPollPeriod)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newReloadNode(t)
+			_, stop := n.run(shared4Ren0, nil)
+			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 4})
+			_, _, err := n.k.allocate("running", "nvidia.com/gpu.shared", 1, nil)
+			require.NoError(t, err)
+			stop()
+
+			ends := deviceplugin.NewPodEnds()
+			n.run(whole, func(o *deviceplugin.Options) { o.PodEnds, o.ResyncPeriod = ends, time.Hour })
+			// GPU 0 held as a replica under nvidia.com/gpu.shared: 8 - 1 = 7.
+			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
+
+			n.k.Forget(types.UID("uid-running"))
+			require.EventuallyWithT(t, func(c *assertCollect) {
+				tc.ended(ends, n.clock)
+				healthy, _ := n.k.counts()
+				requireEqualCollect(c, map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0}, healthy)
+			}, 10*time.Second, 50*time.Millisecond)
+		})
+	}
 }
