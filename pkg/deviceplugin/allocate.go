@@ -30,10 +30,16 @@ const EnvVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
 	resp := &pluginapi.AllocateResponse{ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, 0, len(req.GetContainerRequests()))}
+	allocs := p.allocs
 	if p.refreshHeld != nil {
 		// The kubelet's choice may predate the update that withheld a
 		// device (a holder listed only after the first read).
-		_ = p.refreshHeld(ctx, "allocate")
+		err := p.refreshHeld(ctx, "allocate")
+		if allocs != nil {
+			// The handoff marks what this call served with this read,
+			// not one more (which would wait again while the API hangs).
+			allocs = readAnswer{answer: p.held.lastAnswer(), err: err}
+		}
 	}
 	withheld := p.held.of(p.resource.Name)
 	// One device is one container's: an ID in two container requests of
@@ -49,7 +55,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 	}
 	for _, creq := range req.GetContainerRequests() {
 		p.held.noteAllocated(p.resource.Name, creq.GetDevicesIds())
-		p.handoff.allocated(p.resource.Name, creq.GetDevicesIds())
+		p.handoff.allocatedFrom(allocs, p.resource.Name, creq.GetDevicesIds())
 		p.metrics.allocated(p.resource.Name)
 		logger.V(2).Info("Allocated devices", "devices", creq.GetDevicesIds())
 	}

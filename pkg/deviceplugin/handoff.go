@@ -3,6 +3,7 @@ package deviceplugin
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -338,8 +339,15 @@ func fitsSpec(pod *v1.Pod, d *protocol.Devices) error {
 	return nil
 }
 
-// entries are the node's pending requests of resource, in admission order.
+// entries are the node's pending requests of resource, in admission order,
+// with the Handoff's own reads of the kubelet's allocations.
 func (h *Handoff) entries(ctx context.Context, resource string) []entry {
+	return h.entriesFrom(ctx, nil, resource)
+}
+
+// entriesFrom is entries with the kubelet's allocations read from src (nil:
+// the Handoff's own, WithAllocations).
+func (h *Handoff) entriesFrom(ctx context.Context, src Allocations, resource string) []entry {
 	if h == nil {
 		return nil
 	}
@@ -358,7 +366,7 @@ func (h *Handoff) entries(ctx context.Context, resource string) []entry {
 		logger.Error(err, "Listing the node's pods failed")
 		return nil
 	}
-	held := h.held(ctx)
+	held := h.held(ctx, src)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []entry
@@ -440,13 +448,22 @@ func compareEntries(a, b entry) int {
 	return a.pod.CreationTimestamp.Compare(b.pod.CreationTimestamp.Time)
 }
 
-// held asks the kubelet which containers hold devices; nil when there is no
-// PodResources API or it did not answer (then this process's memory counts).
-func (h *Handoff) held(ctx context.Context) map[types.NamespacedName]map[string]map[string][]string {
-	if h.allocs == nil {
+// held asks the kubelet which containers hold devices, through src (nil:
+// the Handoff's own reads); nil when there is no PodResources API or it did
+// not answer (then this process's memory counts).
+func (h *Handoff) held(ctx context.Context, src Allocations) map[types.NamespacedName]map[string]map[string][]string {
+	if src == nil {
+		src = h.allocs
+	}
+	if src == nil {
 		return nil
 	}
-	held, err := h.allocs.Allocated(ctx)
+	held, err := src.Allocated(ctx)
+	if errors.Is(err, errReadUnderWay) {
+		// The API failed its last read: said when it failed.
+		klog.FromContext(ctx).V(2).Info("The kubelet's PodResources has not answered yet; using this process's own record")
+		return nil
+	}
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Reading the kubelet's allocations failed; using this process's own record")
 		return nil
@@ -595,6 +612,13 @@ func (h *Handoff) forgetLocked(present map[types.UID]bool, listedAt uint64) {
 // when that entry has no set or its set no longer fits (the plugin then
 // chooses, with pkg/score). It chooses nothing itself.
 func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, mustInclude []string, size int) (ids []string, pod *v1.Pod, ok bool) {
+	return h.scheduledSet(ctx, nil, resource, available, mustInclude, size)
+}
+
+// scheduledSet is ScheduledSet with the kubelet's allocations read from src
+// (nil: the Handoff's own reads): a Plugin passes its Manager's, bounded
+// as Allocate's are.
+func (h *Handoff) scheduledSet(ctx context.Context, src Allocations, resource string, available, mustInclude []string, size int) (ids []string, pod *v1.Pod, ok bool) {
 	if h == nil {
 		return nil, nil, false
 	}
@@ -610,7 +634,7 @@ func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, 
 		h.mu.Lock()
 		synced := h.synced
 		h.mu.Unlock()
-		if e, found := h.head(ctx, resource, size); found && synced {
+		if e, found := h.head(ctx, src, resource, size); found && synced {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.consulted[resource] = e.key
@@ -642,8 +666,8 @@ func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, 
 }
 
 // head is the first pending entry of resource with this size.
-func (h *Handoff) head(ctx context.Context, resource string, size int) (entry, bool) {
-	for _, e := range h.entries(ctx, resource) {
+func (h *Handoff) head(ctx context.Context, src Allocations, resource string, size int) (entry, bool) {
+	for _, e := range h.entriesFrom(ctx, src, resource) {
 		if e.size == size {
 			return e, true
 		}
@@ -685,6 +709,12 @@ func (h *Handoff) answeredLocked(resource string, ids []string, key doneKey) {
 // kubelet's PodResources answer, which names the pod, then marks its entry
 // (allocatedLocked).
 func (h *Handoff) allocated(resource string, ids []string) {
+	h.allocatedFrom(nil, resource, ids)
+}
+
+// allocatedFrom is allocated with the kubelet's allocations read from src
+// (nil: the Handoff's own reads).
+func (h *Handoff) allocatedFrom(src Allocations, resource string, ids []string) {
 	if h == nil {
 		return
 	}
@@ -692,7 +722,7 @@ func (h *Handoff) allocated(resource string, ids []string) {
 	// lists a pod there only once its admission is through, and the next
 	// pod's GetPreferredAllocation may come before.
 	want := slices.Sorted(slices.Values(ids))
-	pending := h.entries(context.Background(), resource)
+	pending := h.entriesFrom(context.Background(), src, resource)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	key, found := h.servedLocked(resource, pending, want)

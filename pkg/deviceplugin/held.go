@@ -44,6 +44,9 @@ type holdings struct {
 	known   bool              // an answer (or a carried one) is in listing
 	started uint64            // reads started
 	applied uint64            // the number of the read listing holds
+	// answer is listing as read (Allocations.Allocated's); nil until one
+	// of this Manager's reads succeeded.
+	answer map[types.NamespacedName]map[string]map[string][]string
 	// answered is set once a read of this Manager's succeeded: known may
 	// come from the Manager it replaced (carried), never confirmed.
 	answered bool
@@ -199,7 +202,7 @@ func (h *holdings) read(ctx context.Context, n uint64, why string) (bool, error)
 		h.mu.Unlock()
 		return false, nil // a read started later answered first
 	}
-	h.applied, h.listing, h.known, h.answered, h.stalled = n, listing, true, true, false
+	h.applied, h.listing, h.answer, h.known, h.answered, h.stalled = n, listing, allocated, true, true, false
 	// A device Allocate gave while this read was under way may not be in
 	// it yet (the kubelet records it after Allocate answers): kept until a
 	// read started after the next one.
@@ -306,6 +309,14 @@ func (h *holdings) Changed() <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.changed
+}
+
+// lastAnswer is the last answer of the kubelet applied (nil before one);
+// not to be modified.
+func (h *holdings) lastAnswer() map[types.NamespacedName]map[string]map[string][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.answer
 }
 
 // withholding reports whether a device is withheld.
@@ -432,6 +443,35 @@ func (m *Manager) refreshHeld(ctx context.Context, why string) error {
 	}
 	m.reportWithheld(ctx)
 	return err
+}
+
+// handoffReads are a Manager's reads of the kubelet's PodResources as the
+// Allocations its plugins' handoff reads (Plugin.allocs): a read is
+// refreshHeld's, so that a kubelet whose PodResources hangs costs
+// GetPreferredAllocation and Allocate at most heldStalledWait once a read
+// has failed, not the client's 10 s each, and one read at a time is under
+// way however many ask. Only an answer read now is given: on a failed
+// read, or one still under way (errReadUnderWay), the handoff decides with
+// its own record, as it did after a failed read (an earlier answer may
+// name a pod deleted and created again under its name).
+type handoffReads struct{ m *Manager }
+
+func (r handoffReads) Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	if err := r.m.refreshHeld(ctx, "handoff"); err != nil {
+		return nil, err
+	}
+	return r.m.held.lastAnswer(), nil
+}
+
+// readAnswer is one read's outcome as Allocations: Allocate's read, which
+// the handoff's marking of what the call served reuses.
+type readAnswer struct {
+	answer map[types.NamespacedName]map[string]map[string][]string
+	err    error
+}
+
+func (r readAnswer) Allocated(context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	return r.answer, r.err
 }
 
 // askHeld asks watchHeld for a read of the holdings (why it is asked); an

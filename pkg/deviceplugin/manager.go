@@ -274,6 +274,9 @@ func New(opts Options) (*Manager, error) {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
 		p.afterAllocate = opts.Publisher.Kick
 		p.held, p.refreshHeld = m.held, m.refreshHeld
+		if opts.PodResources != nil {
+			p.allocs = handoffReads{m}
+		}
 		m.plugins = append(m.plugins, p)
 	}
 	opts.Metrics.attach(m)
