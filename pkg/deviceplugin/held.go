@@ -51,8 +51,10 @@ type holdings struct {
 	// come from the Manager it replaced (carried), never confirmed.
 	answered bool
 	// stalled is set while the last read that ended failed and none
-	// succeeded since; pending is the read under way that started last.
+	// succeeded since, failed its error; pending is the read under way
+	// that started last.
 	stalled bool
+	failed  error
 	pending *heldRead
 	// readTimeout bounds a read; stalledWait bounds a refresh's wait
 	// while stalled (heldReadTimeout, heldStalledWait).
@@ -185,7 +187,7 @@ func (h *holdings) read(ctx context.Context, n uint64, why string) (bool, error)
 		h.metrics.podResourcesFailed()
 		h.mu.Lock()
 		if n > h.applied {
-			h.stalled = true // no later read succeeded
+			h.stalled, h.failed = true, err // no later read succeeded
 		}
 		known := h.known
 		h.mu.Unlock()
@@ -334,26 +336,38 @@ func (h *holdings) withholding() bool {
 	return false
 }
 
-// known reports whether the kubelet ever answered (or a carried answer is
-// used).
-func (h *holdings) isKnown() bool {
-	if h == nil || h.src == nil {
-		return true
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.known
-}
+// HeldKnowledge is what a Manager withholds for while the kubelet's
+// PodResources API does not answer (WithheldEvents.HoldingsUnknown).
+type HeldKnowledge int
 
-// hasAnswered reports whether a read of h's succeeded (what a carried
-// knowledge is not).
-func (h *holdings) hasAnswered() bool {
+const (
+	// HeldUnknown: nothing is known of what containers hold; nothing is
+	// withheld for holders under other names.
+	HeldUnknown HeldKnowledge = iota
+	// HeldCarried: what the Manager this one replaced knew (Options.Held),
+	// never confirmed by an answer to this one.
+	HeldCarried
+	// HeldLastAnswer: the Manager's own last answer, and the devices it
+	// allocated since.
+	HeldLastAnswer
+)
+
+// outage reports whether the API is down (the last read that ended failed
+// and none succeeded since), what is known meanwhile and that read's error.
+func (h *holdings) outage() (bool, HeldKnowledge, error) {
 	if h == nil || h.src == nil {
-		return true
+		return false, HeldLastAnswer, nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.answered
+	known := HeldUnknown
+	switch {
+	case h.answered:
+		known = HeldLastAnswer
+	case h.known:
+		known = HeldCarried
+	}
+	return h.stalled, known, h.failed
 }
 
 // noteAllocated records that Allocate gave ids of resource: held, by a pod
@@ -414,11 +428,16 @@ func holdingsOf(allocated map[types.NamespacedName]map[string]map[string][]strin
 type WithheldEvents interface {
 	// Withheld: ids of resource are withheld (empty: none any more).
 	Withheld(resource string, ids []string, holders []string)
-	// HoldingsUnknown: the kubelet's PodResources API did not answer a
-	// Manager that has not read it yet (once per Manager). carried: what
-	// the Manager it replaced knew is withheld meanwhile (not updated);
-	// else nothing is known of what containers hold.
-	HoldingsUnknown(err error, carried bool)
+	// HoldingsUnknown: the kubelet's PodResources API does not answer the
+	// Manager: once per outage (from a failed read until one succeeds),
+	// and once more by a Manager that replaces one during an outage.
+	// known is what is withheld meanwhile, not updated until it answers
+	// (carried knowledge is no answer either: it may hold only what the
+	// Manager it replaced allocated).
+	HoldingsUnknown(err error, known HeldKnowledge)
+	// HoldingsKnown: the API answers again after HoldingsUnknown (told by
+	// this Manager, or by the one it replaced: Options.PodResourcesDown).
+	HoldingsKnown()
 }
 
 // refreshHeld reads the holdings again and logs, counts and records what
@@ -427,22 +446,50 @@ type WithheldEvents interface {
 func (m *Manager) refreshHeld(ctx context.Context, why string) error {
 	logger := klog.FromContext(ctx)
 	_, err := m.held.refresh(ctx, why)
-	known := m.held.isKnown()
 	if errors.Is(err, errReadUnderWay) {
 		// The read's failure is logged by the read.
-		logger.V(2).Info("The kubelet's PodResources has not answered yet; using what is known", "why", why, "known", known)
+		logger.V(2).Info("The kubelet's PodResources has not answered yet; using what is known", "why", why)
 	}
-	// Once per Manager, while it has no answer of its own: knowledge
-	// carried from the Manager it replaced is withheld, but is no answer
-	// (it is not updated, and it may hold only what that Manager
-	// allocated).
-	if err != nil && ctx.Err() == nil && !m.held.hasAnswered() && m.unknownReported.CompareAndSwap(false, true) {
-		if e, ok := m.opts.Events.(WithheldEvents); ok {
-			e.HoldingsUnknown(err, known)
-		}
-	}
+	m.reportOutage(ctx)
 	m.reportWithheld(ctx)
 	return err
+}
+
+// reportOutage records that the kubelet's PodResources API stopped
+// answering, once per outage (and once per Manager), and that it answers
+// again; it follows what the reads found last, not the caller's read (an
+// older read may end after a newer one).
+func (m *Manager) reportOutage(ctx context.Context) {
+	if m.opts.PodResources == nil {
+		return
+	}
+	m.reportMu.Lock()
+	defer m.reportMu.Unlock()
+	// Read under reportMu: two callers tell in the order they saw.
+	down, known, err := m.held.outage()
+	e, _ := m.opts.Events.(WithheldEvents)
+	switch {
+	case down && !m.outageTold:
+		m.outageTold, m.podResourcesDown = true, true
+		if e != nil {
+			e.HoldingsUnknown(err, known)
+		}
+	case !down && m.podResourcesDown:
+		m.outageTold, m.podResourcesDown = false, false
+		klog.FromContext(ctx).Info("The kubelet's PodResources API answers again")
+		if e != nil {
+			e.HoldingsKnown()
+		}
+	}
+}
+
+// PodResourcesDown reports whether m told that the kubelet's PodResources
+// API does not answer and has not told it answers again, for the Manager
+// that replaces it (Options.PodResourcesDown).
+func (m *Manager) PodResourcesDown() bool {
+	m.reportMu.Lock()
+	defer m.reportMu.Unlock()
+	return m.podResourcesDown
 }
 
 // handoffReads are a Manager's reads of the kubelet's PodResources as the

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -100,6 +99,10 @@ type Options struct {
 	// informer feeds it): while a device is withheld, PodResources is read
 	// again at once. nil: the poll alone (WithheldPollPeriod).
 	PodEnds *PodEnds
+	// PodResourcesDown says that the Manager this one replaces told that
+	// the kubelet's PodResources API does not answer, and not that it
+	// answers again (its PodResourcesDown): this one tells when it does.
+	PodResourcesDown bool
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -151,15 +154,17 @@ type Manager struct {
 	// kubeletSeen is the identity of the last kubelet socket Run saw
 	// (kubeletIdentity); only Run's goroutine uses it.
 	kubeletSeen string
-	// unknownReported is set once the event that PodResources could not be
-	// read, with nothing known, was recorded.
-	unknownReported atomic.Bool
 	// heldAsk asks watchHeld for a read of PodResources (why it is asked):
 	// one waits while a read is under way, later ones join it.
 	heldAsk chan string
 	// reported is what reportWithheld last told (under reportMu).
 	reportMu sync.Mutex
 	reported map[string]map[string]sharing.Holding
+	// podResourcesDown is set while an outage of the kubelet's
+	// PodResources API was told (by this Manager, or the one it replaced)
+	// and its end was not; outageTold once this Manager told the outage
+	// under way (reportOutage; under reportMu).
+	podResourcesDown, outageTold bool
 }
 
 // dirWatch is a watch of the device-plugin directory: its events and
@@ -221,7 +226,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	c := opts.Config
 	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli(), watchDir: watchDirFS,
-		heldAsk: make(chan string, 1)}
+		heldAsk: make(chan string, 1), podResourcesDown: opts.PodResourcesDown}
 	setReplicas(m.base, resources)
 	m.base.Resources = publishedResources(resources, &c.Sharing)
 	if err := checkListAndWatchSize(resources); err != nil {

@@ -466,6 +466,9 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		dopts.Held = m.Held()
 		// And where it withheld held shares: they keep their replicas.
 		dopts.Withheld = m.Withheld()
+		// And whether it told PodResources down: the next one tells when
+		// it answers again.
+		dopts.PodResourcesDown = m.PodResourcesDown()
 		if next != nil {
 			dopts.Config = next
 			continue
