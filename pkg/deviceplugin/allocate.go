@@ -49,6 +49,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		cresp, err := p.allocateContainer(creq.GetDevicesIds(), seen, withheld)
 		if err != nil {
 			logger.Error(err, "Allocate rejected", "devices", creq.GetDevicesIds())
+			p.handoff.refused(p.resource.Name, requestedIDs(req))
 			return nil, err
 		}
 		resp.ContainerResponses = append(resp.ContainerResponses, cresp)
@@ -187,4 +188,13 @@ func (p *Plugin) deviceSpecs(devs []*sharing.Device) ([]*pluginapi.DeviceSpec, e
 		specs = append(specs, &pluginapi.DeviceSpec{ContainerPath: path, HostPath: filepath.Join(hostRoot, path), Permissions: "rw"})
 	}
 	return append(specs, imexDeviceSpecs(p.opts.IMEXChannels)...), nil
+}
+
+// requestedIDs are the device IDs of each container request of req.
+func requestedIDs(req *pluginapi.AllocateRequest) [][]string {
+	out := make([][]string, 0, len(req.GetContainerRequests()))
+	for _, c := range req.GetContainerRequests() {
+		out = append(out, c.GetDevicesIds())
+	}
+	return out
 }

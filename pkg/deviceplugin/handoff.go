@@ -93,7 +93,7 @@ type Handoff struct {
 	mine       map[string]map[string]types.UID // resource -> device ID -> pod this process last gave it to
 	answered   map[string][]answer             // resource -> this process's last GetPreferredAllocation answers
 	turn       map[string]doneKey              // resource -> the entry Choose last left to the plugin's own choice
-	consulted  map[string]doneKey              // resource -> the entry the last GetPreferredAllocation was answered for, until the next Allocate
+	consulted  map[string]consultation         // resource -> the entry the last GetPreferredAllocation was answered for, until the next Allocate
 	cache      map[types.UID]*decoded          // last decode per pod, reused while the annotations are unchanged
 }
 
@@ -141,6 +141,14 @@ type answer struct {
 // one container at a time; a few cover answers it did not use).
 const maxAnswers = 8
 
+// consultation is the entry a GetPreferredAllocation was answered for,
+// with the devices the kubelet offered (available): the Allocate that
+// follows it gives some of them.
+type consultation struct {
+	key   doneKey
+	avail map[string]bool
+}
+
 type doneKey struct {
 	uid       types.UID
 	container string // "" for the pod-level set
@@ -166,7 +174,7 @@ func (h *Handoff) SetLister(pods PodLister) {
 // NewHandoff returns a Handoff over the node's pods.
 func NewHandoff(pods PodLister, opts ...HandoffOption) *Handoff {
 	h := &Handoff{pods: pods, seq: map[types.UID]uint64{}, changed: make(chan struct{}),
-		done: map[doneKey]bool{}, mine: map[string]map[string]types.UID{}, answered: map[string][]answer{}, turn: map[string]doneKey{}, consulted: map[string]doneKey{},
+		done: map[doneKey]bool{}, mine: map[string]map[string]types.UID{}, answered: map[string][]answer{}, turn: map[string]doneKey{}, consulted: map[string]consultation{},
 		cache: map[types.UID]*decoded{}, synced: true}
 	for _, o := range opts {
 		o(h)
@@ -230,7 +238,10 @@ func (h *Handoff) Synced() {
 
 // KubeletRestarted records that the kubelet started again: it admits every
 // pod still pending as one batch, sorted by creation time, before the pods
-// that reach it afterwards.
+// that reach it afterwards. What the kubelet that stopped asked
+// (GetPreferredAllocation's answers, the question it asked last) is
+// forgotten: an Allocate it did not make will not come, and the new
+// kubelet asks again for the pods it admits.
 func (h *Handoff) KubeletRestarted() {
 	if h == nil {
 		return
@@ -238,6 +249,32 @@ func (h *Handoff) KubeletRestarted() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.batchEnd = h.next
+	clear(h.consulted)
+	clear(h.turn)
+	clear(h.answered)
+}
+
+// refused records that an Allocate of resource, of these device IDs per
+// container, was refused: the kubelet fails the admission of the pod it
+// was for (it does not ask again), so neither the question it asked last,
+// nor the answers given for that question's entry or handing those IDs
+// out, serve a later Allocate, which is another pod's.
+func (h *Handoff) refused(resource string, containers [][]string) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, asked := h.consulted[resource]
+	delete(h.consulted, resource)
+	delete(h.turn, resource)
+	refused := make([][]string, 0, len(containers))
+	for _, ids := range containers {
+		refused = append(refused, slices.Sorted(slices.Values(ids)))
+	}
+	h.answered[resource] = slices.DeleteFunc(h.answered[resource], func(a answer) bool {
+		return (asked && a.key == c.key) || slices.ContainsFunc(refused, func(ids []string) bool { return slices.Equal(a.ids, ids) })
+	})
 }
 
 // Len is the number of pods whose arrival Handoff remembers.
@@ -637,7 +674,7 @@ func (h *Handoff) scheduledSet(ctx context.Context, src Allocations, resource st
 		if e, found := h.head(ctx, src, resource, size); found && synced {
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			h.consulted[resource] = e.key
+			h.consulted[resource] = consultation{key: e.key, avail: avail}
 			if e.ids == nil || !allIn(e.ids, avail) || !containsAll(e.ids, mustInclude) {
 				h.turn[resource] = e.key
 				return nil, e.pod, false
@@ -760,9 +797,11 @@ func (h *Handoff) allocatedFrom(src Allocations, resource string, ids []string) 
 //     alike are told apart by the answers below);
 //   - the entry a GetPreferredAllocation answer handed want out for;
 //   - the entry the last GetPreferredAllocation was answered for, when of
-//     that size: the kubelet asks right before the Allocate it serves, and
-//     may allocate other devices than the answer (topology alignment, or
-//     no answer).
+//     that size and want is among the devices it offered: the kubelet asks
+//     right before the Allocate it serves, and may allocate other devices
+//     than the answer (topology alignment, or no answer), but always among
+//     those. A question whose Allocate will not come is forgotten: the
+//     Allocate refused (refused), the kubelet restarted (KubeletRestarted).
 //
 // Otherwise nothing is certain: the first pending entry of that size may
 // be another pod's, whose turn marking it would take.
@@ -771,7 +810,12 @@ func (h *Handoff) servedLocked(resource string, pending []entry, want []string) 
 		return key, true
 	}
 	answered := h.answerFor(resource, pending, want)
-	consulted, asked := h.consulted[resource]
+	c, asked := h.consulted[resource]
+	// The kubelet allocates among the devices it offered when it asked:
+	// an Allocate of another is not the one the question was for (the
+	// kubelet gave up on that pod, and asked nothing for this one).
+	asked = asked && allIn(want, c.avail)
+	consulted := c.key
 	var exact []entry
 	for _, e := range pending {
 		if e.ids != nil && slices.Equal(slices.Sorted(slices.Values(e.ids)), want) {
