@@ -30,10 +30,16 @@ const EnvVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
 	resp := &pluginapi.AllocateResponse{ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, 0, len(req.GetContainerRequests()))}
+	allocs := p.allocs
 	if p.refreshHeld != nil {
 		// The kubelet's choice may predate the update that withheld a
 		// device (a holder listed only after the first read).
-		p.refreshHeld(ctx, "allocate")
+		err := p.refreshHeld(ctx, "allocate")
+		if allocs != nil {
+			// The handoff marks what this call served with this read,
+			// not one more (which would wait again while the API hangs).
+			allocs = readAnswer{answer: p.held.lastAnswer(), err: err}
+		}
 	}
 	withheld := p.held.of(p.resource.Name)
 	// One device is one container's: an ID in two container requests of
@@ -43,13 +49,14 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		cresp, err := p.allocateContainer(creq.GetDevicesIds(), seen, withheld)
 		if err != nil {
 			logger.Error(err, "Allocate rejected", "devices", creq.GetDevicesIds())
+			p.handoff.refused(p.resource.Name, requestedIDs(req))
 			return nil, err
 		}
 		resp.ContainerResponses = append(resp.ContainerResponses, cresp)
 	}
 	for _, creq := range req.GetContainerRequests() {
 		p.held.noteAllocated(p.resource.Name, creq.GetDevicesIds())
-		p.handoff.allocated(p.resource.Name, creq.GetDevicesIds())
+		p.handoff.allocatedFrom(allocs, p.resource.Name, creq.GetDevicesIds())
 		p.metrics.allocated(p.resource.Name)
 		logger.V(2).Info("Allocated devices", "devices", creq.GetDevicesIds())
 	}
@@ -181,4 +188,13 @@ func (p *Plugin) deviceSpecs(devs []*sharing.Device) ([]*pluginapi.DeviceSpec, e
 		specs = append(specs, &pluginapi.DeviceSpec{ContainerPath: path, HostPath: filepath.Join(hostRoot, path), Permissions: "rw"})
 	}
 	return append(specs, imexDeviceSpecs(p.opts.IMEXChannels)...), nil
+}
+
+// requestedIDs are the device IDs of each container request of req.
+func requestedIDs(req *pluginapi.AllocateRequest) [][]string {
+	out := make([][]string, 0, len(req.GetContainerRequests()))
+	for _, c := range req.GetContainerRequests() {
+		out = append(out, c.GetDevicesIds())
+	}
+	return out
 }

@@ -6,10 +6,6 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// KubeletResyncPeriod is how often Run checks its registrations without a
-// directory event (resync).
-const KubeletResyncPeriod = kubeletResyncPeriod
-
 // LoseDirEvents makes m's Run lose the device-plugin directory's events for
 // which lose returns true, as a full inotify queue loses them, and returns a
 // channel whose errors Run reads as its watch's own (a full queue is

@@ -3,6 +3,7 @@ package deviceplugin
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -92,7 +93,7 @@ type Handoff struct {
 	mine       map[string]map[string]types.UID // resource -> device ID -> pod this process last gave it to
 	answered   map[string][]answer             // resource -> this process's last GetPreferredAllocation answers
 	turn       map[string]doneKey              // resource -> the entry Choose last left to the plugin's own choice
-	consulted  map[string]doneKey              // resource -> the entry the last GetPreferredAllocation was answered for, until the next Allocate
+	consulted  map[string]consultation         // resource -> the entry the last GetPreferredAllocation was answered for, until the next Allocate
 	cache      map[types.UID]*decoded          // last decode per pod, reused while the annotations are unchanged
 }
 
@@ -140,6 +141,14 @@ type answer struct {
 // one container at a time; a few cover answers it did not use).
 const maxAnswers = 8
 
+// consultation is the entry a GetPreferredAllocation was answered for,
+// with the devices the kubelet offered (available): the Allocate that
+// follows it gives some of them.
+type consultation struct {
+	key   doneKey
+	avail map[string]bool
+}
+
 type doneKey struct {
 	uid       types.UID
 	container string // "" for the pod-level set
@@ -165,7 +174,7 @@ func (h *Handoff) SetLister(pods PodLister) {
 // NewHandoff returns a Handoff over the node's pods.
 func NewHandoff(pods PodLister, opts ...HandoffOption) *Handoff {
 	h := &Handoff{pods: pods, seq: map[types.UID]uint64{}, changed: make(chan struct{}),
-		done: map[doneKey]bool{}, mine: map[string]map[string]types.UID{}, answered: map[string][]answer{}, turn: map[string]doneKey{}, consulted: map[string]doneKey{},
+		done: map[doneKey]bool{}, mine: map[string]map[string]types.UID{}, answered: map[string][]answer{}, turn: map[string]doneKey{}, consulted: map[string]consultation{},
 		cache: map[types.UID]*decoded{}, synced: true}
 	for _, o := range opts {
 		o(h)
@@ -229,7 +238,10 @@ func (h *Handoff) Synced() {
 
 // KubeletRestarted records that the kubelet started again: it admits every
 // pod still pending as one batch, sorted by creation time, before the pods
-// that reach it afterwards.
+// that reach it afterwards. What the kubelet that stopped asked
+// (GetPreferredAllocation's answers, the question it asked last) is
+// forgotten: an Allocate it did not make will not come, and the new
+// kubelet asks again for the pods it admits.
 func (h *Handoff) KubeletRestarted() {
 	if h == nil {
 		return
@@ -237,6 +249,32 @@ func (h *Handoff) KubeletRestarted() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.batchEnd = h.next
+	clear(h.consulted)
+	clear(h.turn)
+	clear(h.answered)
+}
+
+// refused records that an Allocate of resource, of these device IDs per
+// container, was refused: the kubelet fails the admission of the pod it
+// was for (it does not ask again), so neither the question it asked last,
+// nor the answers given for that question's entry or handing those IDs
+// out, serve a later Allocate, which is another pod's.
+func (h *Handoff) refused(resource string, containers [][]string) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, asked := h.consulted[resource]
+	delete(h.consulted, resource)
+	delete(h.turn, resource)
+	refused := make([][]string, 0, len(containers))
+	for _, ids := range containers {
+		refused = append(refused, slices.Sorted(slices.Values(ids)))
+	}
+	h.answered[resource] = slices.DeleteFunc(h.answered[resource], func(a answer) bool {
+		return (asked && a.key == c.key) || slices.ContainsFunc(refused, func(ids []string) bool { return slices.Equal(a.ids, ids) })
+	})
 }
 
 // Len is the number of pods whose arrival Handoff remembers.
@@ -338,8 +376,15 @@ func fitsSpec(pod *v1.Pod, d *protocol.Devices) error {
 	return nil
 }
 
-// entries are the node's pending requests of resource, in admission order.
+// entries are the node's pending requests of resource, in admission order,
+// with the Handoff's own reads of the kubelet's allocations.
 func (h *Handoff) entries(ctx context.Context, resource string) []entry {
+	return h.entriesFrom(ctx, nil, resource)
+}
+
+// entriesFrom is entries with the kubelet's allocations read from src (nil:
+// the Handoff's own, WithAllocations).
+func (h *Handoff) entriesFrom(ctx context.Context, src Allocations, resource string) []entry {
 	if h == nil {
 		return nil
 	}
@@ -358,7 +403,7 @@ func (h *Handoff) entries(ctx context.Context, resource string) []entry {
 		logger.Error(err, "Listing the node's pods failed")
 		return nil
 	}
-	held := h.held(ctx)
+	held := h.held(ctx, src)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []entry
@@ -440,13 +485,22 @@ func compareEntries(a, b entry) int {
 	return a.pod.CreationTimestamp.Compare(b.pod.CreationTimestamp.Time)
 }
 
-// held asks the kubelet which containers hold devices; nil when there is no
-// PodResources API or it did not answer (then this process's memory counts).
-func (h *Handoff) held(ctx context.Context) map[types.NamespacedName]map[string]map[string][]string {
-	if h.allocs == nil {
+// held asks the kubelet which containers hold devices, through src (nil:
+// the Handoff's own reads); nil when there is no PodResources API or it did
+// not answer (then this process's memory counts).
+func (h *Handoff) held(ctx context.Context, src Allocations) map[types.NamespacedName]map[string]map[string][]string {
+	if src == nil {
+		src = h.allocs
+	}
+	if src == nil {
 		return nil
 	}
-	held, err := h.allocs.Allocated(ctx)
+	held, err := src.Allocated(ctx)
+	if errors.Is(err, errReadUnderWay) {
+		// The API failed its last read: said when it failed.
+		klog.FromContext(ctx).V(2).Info("The kubelet's PodResources has not answered yet; using this process's own record")
+		return nil
+	}
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Reading the kubelet's allocations failed; using this process's own record")
 		return nil
@@ -595,6 +649,13 @@ func (h *Handoff) forgetLocked(present map[types.UID]bool, listedAt uint64) {
 // when that entry has no set or its set no longer fits (the plugin then
 // chooses, with pkg/score). It chooses nothing itself.
 func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, mustInclude []string, size int) (ids []string, pod *v1.Pod, ok bool) {
+	return h.scheduledSet(ctx, nil, resource, available, mustInclude, size)
+}
+
+// scheduledSet is ScheduledSet with the kubelet's allocations read from src
+// (nil: the Handoff's own reads): a Plugin passes its Manager's, bounded
+// as Allocate's are.
+func (h *Handoff) scheduledSet(ctx context.Context, src Allocations, resource string, available, mustInclude []string, size int) (ids []string, pod *v1.Pod, ok bool) {
 	if h == nil {
 		return nil, nil, false
 	}
@@ -610,10 +671,10 @@ func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, 
 		h.mu.Lock()
 		synced := h.synced
 		h.mu.Unlock()
-		if e, found := h.head(ctx, resource, size); found && synced {
+		if e, found := h.head(ctx, src, resource, size); found && synced {
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			h.consulted[resource] = e.key
+			h.consulted[resource] = consultation{key: e.key, avail: avail}
 			if e.ids == nil || !allIn(e.ids, avail) || !containsAll(e.ids, mustInclude) {
 				h.turn[resource] = e.key
 				return nil, e.pod, false
@@ -642,8 +703,8 @@ func (h *Handoff) ScheduledSet(ctx context.Context, resource string, available, 
 }
 
 // head is the first pending entry of resource with this size.
-func (h *Handoff) head(ctx context.Context, resource string, size int) (entry, bool) {
-	for _, e := range h.entries(ctx, resource) {
+func (h *Handoff) head(ctx context.Context, src Allocations, resource string, size int) (entry, bool) {
+	for _, e := range h.entriesFrom(ctx, src, resource) {
 		if e.size == size {
 			return e, true
 		}
@@ -685,6 +746,12 @@ func (h *Handoff) answeredLocked(resource string, ids []string, key doneKey) {
 // kubelet's PodResources answer, which names the pod, then marks its entry
 // (allocatedLocked).
 func (h *Handoff) allocated(resource string, ids []string) {
+	h.allocatedFrom(nil, resource, ids)
+}
+
+// allocatedFrom is allocated with the kubelet's allocations read from src
+// (nil: the Handoff's own reads).
+func (h *Handoff) allocatedFrom(src Allocations, resource string, ids []string) {
 	if h == nil {
 		return
 	}
@@ -692,7 +759,7 @@ func (h *Handoff) allocated(resource string, ids []string) {
 	// lists a pod there only once its admission is through, and the next
 	// pod's GetPreferredAllocation may come before.
 	want := slices.Sorted(slices.Values(ids))
-	pending := h.entries(context.Background(), resource)
+	pending := h.entriesFrom(context.Background(), src, resource)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	key, found := h.servedLocked(resource, pending, want)
@@ -730,9 +797,11 @@ func (h *Handoff) allocated(resource string, ids []string) {
 //     alike are told apart by the answers below);
 //   - the entry a GetPreferredAllocation answer handed want out for;
 //   - the entry the last GetPreferredAllocation was answered for, when of
-//     that size: the kubelet asks right before the Allocate it serves, and
-//     may allocate other devices than the answer (topology alignment, or
-//     no answer).
+//     that size and want is among the devices it offered: the kubelet asks
+//     right before the Allocate it serves, and may allocate other devices
+//     than the answer (topology alignment, or no answer), but always among
+//     those. A question whose Allocate will not come is forgotten: the
+//     Allocate refused (refused), the kubelet restarted (KubeletRestarted).
 //
 // Otherwise nothing is certain: the first pending entry of that size may
 // be another pod's, whose turn marking it would take.
@@ -741,7 +810,12 @@ func (h *Handoff) servedLocked(resource string, pending []entry, want []string) 
 		return key, true
 	}
 	answered := h.answerFor(resource, pending, want)
-	consulted, asked := h.consulted[resource]
+	c, asked := h.consulted[resource]
+	// The kubelet allocates among the devices it offered when it asked:
+	// an Allocate of another is not the one the question was for (the
+	// kubelet gave up on that pod, and asked nothing for this one).
+	asked = asked && allIn(want, c.avail)
+	consulted := c.key
 	var exact []entry
 	for _, e := range pending {
 		if e.ids != nil && slices.Equal(slices.Sorted(slices.Values(e.ids)), want) {

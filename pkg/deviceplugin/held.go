@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
@@ -43,12 +44,17 @@ type holdings struct {
 	known   bool              // an answer (or a carried one) is in listing
 	started uint64            // reads started
 	applied uint64            // the number of the read listing holds
+	// answer is listing as read (Allocations.Allocated's); nil until one
+	// of this Manager's reads succeeded.
+	answer map[types.NamespacedName]map[string]map[string][]string
 	// answered is set once a read of this Manager's succeeded: known may
 	// come from the Manager it replaced (carried), never confirmed.
 	answered bool
 	// stalled is set while the last read that ended failed and none
-	// succeeded since; pending is the read under way that started last.
+	// succeeded since, failed its error; pending is the read under way
+	// that started last.
 	stalled bool
+	failed  error
 	pending *heldRead
 	// readTimeout bounds a read; stalledWait bounds a refresh's wait
 	// while stalled (heldReadTimeout, heldStalledWait).
@@ -181,7 +187,7 @@ func (h *holdings) read(ctx context.Context, n uint64, why string) (bool, error)
 		h.metrics.podResourcesFailed()
 		h.mu.Lock()
 		if n > h.applied {
-			h.stalled = true // no later read succeeded
+			h.stalled, h.failed = true, err // no later read succeeded
 		}
 		known := h.known
 		h.mu.Unlock()
@@ -198,7 +204,7 @@ func (h *holdings) read(ctx context.Context, n uint64, why string) (bool, error)
 		h.mu.Unlock()
 		return false, nil // a read started later answered first
 	}
-	h.applied, h.listing, h.known, h.answered, h.stalled = n, listing, true, true, false
+	h.applied, h.listing, h.answer, h.known, h.answered, h.stalled = n, listing, allocated, true, true, false
 	// A device Allocate gave while this read was under way may not be in
 	// it yet (the kubelet records it after Allocate answers): kept until a
 	// read started after the next one.
@@ -307,26 +313,61 @@ func (h *holdings) Changed() <-chan struct{} {
 	return h.changed
 }
 
-// known reports whether the kubelet ever answered (or a carried answer is
-// used).
-func (h *holdings) isKnown() bool {
-	if h == nil || h.src == nil {
-		return true
-	}
+// lastAnswer is the last answer of the kubelet applied (nil before one);
+// not to be modified.
+func (h *holdings) lastAnswer() map[types.NamespacedName]map[string]map[string][]string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.known
+	return h.answer
 }
 
-// hasAnswered reports whether a read of h's succeeded (what a carried
-// knowledge is not).
-func (h *holdings) hasAnswered() bool {
-	if h == nil || h.src == nil {
-		return true
+// withholding reports whether a device is withheld.
+func (h *holdings) withholding() bool {
+	if h == nil {
+		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.answered
+	for _, ids := range h.withheld {
+		if len(ids) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// HeldKnowledge is what a Manager withholds for while the kubelet's
+// PodResources API does not answer (WithheldEvents.HoldingsUnknown).
+type HeldKnowledge int
+
+const (
+	// HeldUnknown: nothing is known of what containers hold; nothing is
+	// withheld for holders under other names.
+	HeldUnknown HeldKnowledge = iota
+	// HeldCarried: what the Manager this one replaced knew (Options.Held),
+	// never confirmed by an answer to this one.
+	HeldCarried
+	// HeldLastAnswer: the Manager's own last answer, and the devices it
+	// allocated since.
+	HeldLastAnswer
+)
+
+// outage reports whether the API is down (the last read that ended failed
+// and none succeeded since), what is known meanwhile and that read's error.
+func (h *holdings) outage() (bool, HeldKnowledge, error) {
+	if h == nil || h.src == nil {
+		return false, HeldLastAnswer, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	known := HeldUnknown
+	switch {
+	case h.answered:
+		known = HeldLastAnswer
+	case h.known:
+		known = HeldCarried
+	}
+	return h.stalled, known, h.failed
 }
 
 // noteAllocated records that Allocate gave ids of resource: held, by a pod
@@ -387,34 +428,191 @@ func holdingsOf(allocated map[types.NamespacedName]map[string]map[string][]strin
 type WithheldEvents interface {
 	// Withheld: ids of resource are withheld (empty: none any more).
 	Withheld(resource string, ids []string, holders []string)
-	// HoldingsUnknown: the kubelet's PodResources API did not answer a
-	// Manager that has not read it yet (once per Manager). carried: what
-	// the Manager it replaced knew is withheld meanwhile (not updated);
-	// else nothing is known of what containers hold.
-	HoldingsUnknown(err error, carried bool)
+	// HoldingsUnknown: the kubelet's PodResources API does not answer the
+	// Manager: once per outage (from a failed read until one succeeds),
+	// and once more by a Manager that replaces one during an outage.
+	// known is what is withheld meanwhile, not updated until it answers
+	// (carried knowledge is no answer either: it may hold only what the
+	// Manager it replaced allocated).
+	HoldingsUnknown(err error, known HeldKnowledge)
+	// HoldingsKnown: the API answers again after HoldingsUnknown (told by
+	// this Manager, or by the one it replaced: Options.PodResourcesDown).
+	HoldingsKnown()
 }
 
 // refreshHeld reads the holdings again and logs, counts and records what
 // changed since last told (a carried knowledge is told at the first); why
-// says what asked.
-func (m *Manager) refreshHeld(ctx context.Context, why string) {
+// says what asked. It returns the read's error (refresh's).
+func (m *Manager) refreshHeld(ctx context.Context, why string) error {
 	logger := klog.FromContext(ctx)
 	_, err := m.held.refresh(ctx, why)
-	known := m.held.isKnown()
 	if errors.Is(err, errReadUnderWay) {
 		// The read's failure is logged by the read.
-		logger.V(2).Info("The kubelet's PodResources has not answered yet; using what is known", "why", why, "known", known)
+		logger.V(2).Info("The kubelet's PodResources has not answered yet; using what is known", "why", why)
 	}
-	// Once per Manager, while it has no answer of its own: knowledge
-	// carried from the Manager it replaced is withheld, but is no answer
-	// (it is not updated, and it may hold only what that Manager
-	// allocated).
-	if err != nil && ctx.Err() == nil && !m.held.hasAnswered() && m.unknownReported.CompareAndSwap(false, true) {
-		if e, ok := m.opts.Events.(WithheldEvents); ok {
+	m.reportOutage(ctx)
+	m.reportWithheld(ctx)
+	return err
+}
+
+// reportOutage records that the kubelet's PodResources API stopped
+// answering, once per outage (and once per Manager), and that it answers
+// again; it follows what the reads found last, not the caller's read (an
+// older read may end after a newer one).
+func (m *Manager) reportOutage(ctx context.Context) {
+	if m.opts.PodResources == nil {
+		return
+	}
+	m.reportMu.Lock()
+	defer m.reportMu.Unlock()
+	// Read under reportMu: two callers tell in the order they saw.
+	down, known, err := m.held.outage()
+	e, _ := m.opts.Events.(WithheldEvents)
+	switch {
+	case down && !m.outageTold:
+		m.outageTold, m.podResourcesDown = true, true
+		if e != nil {
 			e.HoldingsUnknown(err, known)
 		}
+	case !down && m.podResourcesDown:
+		m.outageTold, m.podResourcesDown = false, false
+		klog.FromContext(ctx).Info("The kubelet's PodResources API answers again")
+		if e != nil {
+			e.HoldingsKnown()
+		}
 	}
-	m.reportWithheld(ctx)
+}
+
+// PodResourcesDown reports whether m told that the kubelet's PodResources
+// API does not answer and has not told it answers again, for the Manager
+// that replaces it (Options.PodResourcesDown).
+func (m *Manager) PodResourcesDown() bool {
+	m.reportMu.Lock()
+	defer m.reportMu.Unlock()
+	return m.podResourcesDown
+}
+
+// handoffReads are a Manager's reads of the kubelet's PodResources as the
+// Allocations its plugins' handoff reads (Plugin.allocs): a read is
+// refreshHeld's, so that a kubelet whose PodResources hangs costs
+// GetPreferredAllocation and Allocate at most heldStalledWait once a read
+// has failed, not the client's 10 s each, and one read at a time is under
+// way however many ask. Only an answer read now is given: on a failed
+// read, or one still under way (errReadUnderWay), the handoff decides with
+// its own record, as it did after a failed read (an earlier answer may
+// name a pod deleted and created again under its name).
+type handoffReads struct{ m *Manager }
+
+func (r handoffReads) Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	if err := r.m.refreshHeld(ctx, "handoff"); err != nil {
+		return nil, err
+	}
+	return r.m.held.lastAnswer(), nil
+}
+
+// readAnswer is one read's outcome as Allocations: Allocate's read, which
+// the handoff's marking of what the call served reuses.
+type readAnswer struct {
+	answer map[types.NamespacedName]map[string]map[string][]string
+	err    error
+}
+
+func (r readAnswer) Allocated(context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	return r.answer, r.err
+}
+
+// askHeld asks watchHeld for a read of the holdings (why it is asked); an
+// ask made while one waits joins it.
+func (m *Manager) askHeld(why string) {
+	select {
+	case m.heldAsk <- why:
+	default:
+	}
+}
+
+// watchHeld reads the holdings again apart from Run's loop, one read at a
+// time, until ctx ends: when asked (askHeld: the resync), and while a
+// device is withheld, every WithheldPollPeriod (doubled after each failed
+// read, up to ResyncPeriod, until one succeeds) and when a pod of the node
+// ended (PodEnds), so that a withheld device comes back soon after its
+// holder is gone, not at the next resync. With nothing withheld, a poll or
+// a pod's end reads nothing: what a reload makes held is read at the
+// Manager's start. Asks and ends that come while a read is under way make
+// one read after it.
+func (m *Manager) watchHeld(ctx context.Context) {
+	period := m.opts.WithheldPollPeriod
+	delay := period
+	poll := m.opts.Clock.NewTimer(delay)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case why := <-m.heldAsk:
+			_ = m.refreshHeld(ctx, why)
+		case <-m.opts.PodEnds.ended():
+			if m.held.withholding() {
+				_ = m.refreshHeld(ctx, "a pod of the node ended")
+			}
+		case <-poll.C():
+			switch {
+			case !m.held.withholding():
+				delay = period
+			case m.refreshHeld(ctx, "devices withheld") != nil:
+				delay = min(2*delay, max(m.opts.ResyncPeriod, period))
+			default:
+				delay = period
+			}
+			poll.Reset(delay)
+		}
+	}
+}
+
+// PodEnds carries the ends of the node's pods to the running Manager
+// (Options.PodEnds): the node's pod informer tells it of each pod that
+// finished (Observe of a pod in phase Succeeded or Failed) or was deleted
+// (Deleted). While the Manager withholds devices it then reads the
+// kubelet's PodResources again, so that a device comes back as soon as the
+// kubelet no longer lists its holder. Ends are coalesced: however many
+// come while a read is under way, one read follows it. A nil *PodEnds
+// carries nothing. It outlives the Managers (a reload builds a new one
+// with the same PodEnds); one Manager runs at a time.
+type PodEnds struct {
+	c chan struct{}
+}
+
+// NewPodEnds returns a PodEnds for the Managers of a node.
+func NewPodEnds() *PodEnds { return &PodEnds{c: make(chan struct{}, 1)} }
+
+// Observe is told of each add and update of a pod of the node: a pod that
+// finished ended.
+func (e *PodEnds) Observe(pod *v1.Pod) {
+	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+		e.pulse()
+	}
+}
+
+// Deleted is told of each deletion of a pod of the node: it ended.
+func (e *PodEnds) Deleted() { e.pulse() }
+
+// pulse says that a pod ended.
+func (e *PodEnds) pulse() {
+	if e == nil {
+		return
+	}
+	select {
+	case e.c <- struct{}{}:
+	default: // one is waiting already
+	}
+}
+
+// ended is ready once a pod ended since it was last read; nil (never)
+// without a PodEnds.
+func (e *PodEnds) ended() <-chan struct{} {
+	if e == nil {
+		return nil
+	}
+	return e.c
 }
 
 // reportWithheld logs and records the resources whose withheld devices

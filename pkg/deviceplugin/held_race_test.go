@@ -27,6 +27,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/sharing"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // flippingPodResources answers each read differently, in turn: the full
@@ -373,5 +374,70 @@ func returns(t *testing.T, f func() error, msgAndArgs ...any) error {
 	case <-time.After(time.Minute):
 		require.FailNow(t, "did not return", msgAndArgs...)
 		return nil
+	}
+}
+
+// While the kubelet's PodResources API hangs, the handoff's reads are
+// bounded as Allocate's (they are the Manager's reads): once a read has
+// failed, each GetPreferredAllocation and Allocate returns, and the
+// handoff decides with this process's own record: each pod gets the
+// scheduler's set in turn. Before, the handoff read PodResources itself
+// and each call waited for its own read, 10 s on a node (the client's
+// limit), here until the test ends.
+func TestHandoffWhilePodResourcesHangs(t *testing.T) {
+	machine, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	lib := nvml.New(machine.Interface())
+	require.NoError(t, lib.Init())
+	t.Cleanup(func() { _ = lib.Shutdown() })
+	cfg, err := configv1.Parse([]byte("version: v1"))
+	require.NoError(t, err)
+	// Every read hangs until the test ends (an hour at most).
+	src := &hungPodResources{answer: map[types.NamespacedName]map[string]map[string][]string{}, release: make(chan struct{})}
+	src.hang.Store(true)
+	src.limit.Store(int64(time.Hour))
+	t.Cleanup(func() { close(src.release) })
+	// a, then b, each scheduled one GPU: 3, then 5.
+	pods := &fixture.PodLister{}
+	now := time.Now()
+	podA, _ := scheduled(t, "a", now, "nvidia.com/gpu", machine.UUID(3))
+	podB, _ := scheduled(t, "b", now.Add(time.Second), "nvidia.com/gpu", machine.UUID(5))
+	pods.Add(podA)
+	pods.Add(podB)
+	// As cmd/device-plugin/app wires it: the Handoff's own reads and the
+	// Manager's are of the same API.
+	h := deviceplugin.NewHandoff(pods, deviceplugin.WithAllocations(src))
+	mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir(), PodResources: src, Handoff: h})
+	require.NoError(t, err)
+	// The first read fails after 50 ms; then reads never end, and a call
+	// waits 20 ms for the one under way.
+	deviceplugin.SetHeldWaits(mgr, 50*time.Millisecond, 20*time.Millisecond)
+	p := mgr.Plugins()[0]
+	ctx := klog.NewContext(context.Background(), logr.Discard())
+	var all []string
+	for gpu := range 8 {
+		all = append(all, machine.UUID(gpu))
+	}
+	prefer := func() ([]string, error) {
+		resp, err := p.GetPreferredAllocation(ctx, &pluginapi.PreferredAllocationRequest{ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{
+			{AvailableDeviceIDs: all, AllocationSize: 1}}})
+		if err != nil {
+			return nil, err
+		}
+		return resp.GetContainerResponses()[0].GetDeviceIDs(), nil
+	}
+	allocate := func(ids []string) error {
+		_, err := p.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: ids}}})
+		return err
+	}
+	for i, want := range [][]string{{machine.UUID(3)}, {machine.UUID(5)}} {
+		var ids []string
+		require.NoError(t, returns(t, func() (err error) { ids, err = prefer(); return err }, "GetPreferredAllocation %d", i))
+		require.Equal(t, want, ids, "pod %d gets its scheduler's set", i)
+		if i == 0 {
+			// The first read failed: from now on none ends.
+			deviceplugin.SetHeldWaits(mgr, time.Hour, 20*time.Millisecond)
+		}
+		require.NoError(t, returns(t, func() error { return allocate(ids) }, "Allocate %d", i))
 	}
 }

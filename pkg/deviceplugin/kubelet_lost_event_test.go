@@ -61,7 +61,7 @@ func TestLostDirectoryEvents(t *testing.T) {
 			if tc.overflow {
 				inject <- fsnotify.ErrEventOverflow
 			} else {
-				p.clock.Step(deviceplugin.KubeletResyncPeriod)
+				p.clock.Step(deviceplugin.DefaultResyncPeriod)
 			}
 			k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
 			pl := p.mgr.Plugins()[0]

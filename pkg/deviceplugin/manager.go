@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -83,6 +82,27 @@ type Options struct {
 	// prev), so that a reload does not move it onto a replica the kubelet
 	// sees free.
 	Withheld map[string]map[string]sharing.Holding
+	// ResyncPeriod is how often Run resyncs without a directory event
+	// (resync: a plugin whose socket is gone is served again, one not
+	// registered with the kubelet listening now is registered, the MIG
+	// layout and the kubelet's PodResources are read again), on Clock;
+	// zero means DefaultResyncPeriod.
+	ResyncPeriod time.Duration
+	// WithheldPollPeriod is how often Run reads the kubelet's PodResources
+	// while it withholds a device, so that the device comes back soon after
+	// its holder ended rather than at the next resync; each failed read
+	// doubles it, up to ResyncPeriod, until one succeeds. With nothing
+	// withheld nothing is read for it. On Clock; zero means
+	// DefaultWithheldPollPeriod.
+	WithheldPollPeriod time.Duration
+	// PodEnds tells Run that pods of the node ended (the node's pod
+	// informer feeds it): while a device is withheld, PodResources is read
+	// again at once. nil: the poll alone (WithheldPollPeriod).
+	PodEnds *PodEnds
+	// PodResourcesDown says that the Manager this one replaces told that
+	// the kubelet's PodResources API does not answer, and not that it
+	// answers again (its PodResourcesDown): this one tells when it does.
+	PodResourcesDown bool
 }
 
 // ErrRediscover is returned by Run when a GPU that discovery could not read
@@ -140,12 +160,17 @@ type Manager struct {
 	// kubeletSeen is the identity of the last kubelet socket Run saw
 	// (kubeletIdentity); under kubeletMu.
 	kubeletSeen string
-	// unknownReported is set once the event that PodResources could not be
-	// read, with nothing known, was recorded.
-	unknownReported atomic.Bool
+	// heldAsk asks watchHeld for a read of PodResources (why it is asked):
+	// one waits while a read is under way, later ones join it.
+	heldAsk chan string
 	// reported is what reportWithheld last told (under reportMu).
 	reportMu sync.Mutex
 	reported map[string]map[string]sharing.Holding
+	// podResourcesDown is set while an outage of the kubelet's
+	// PodResources API was told (by this Manager, or the one it replaced)
+	// and its end was not; outageTold once this Manager told the outage
+	// under way (reportOutage; under reportMu).
+	podResourcesDown, outageTold bool
 }
 
 // dirWatch is a watch of the device-plugin directory: its events and
@@ -169,11 +194,18 @@ func watchDirFS(dir string) (*dirWatch, error) {
 	return &dirWatch{Events: w.Events, Errors: w.Errors, Close: w.Close}, nil
 }
 
-// kubeletResyncPeriod is how often Run checks, without a directory event,
-// that every plugin still has its socket and is registered with the kubelet
-// listening now (resync): a lost event must not leave the node without its
-// devices for good.
-const kubeletResyncPeriod = 30 * time.Second
+// Defaults of Options.ResyncPeriod and Options.WithheldPollPeriod.
+const (
+	// DefaultResyncPeriod is how often Run checks, without a directory
+	// event, that every plugin still has its socket and is registered with
+	// the kubelet listening now (resync): a lost event must not leave the
+	// node without its devices for good.
+	DefaultResyncPeriod = 30 * time.Second
+	// DefaultWithheldPollPeriod is how often Run reads the kubelet's
+	// PodResources while it withholds a device: the device comes back at
+	// most this long after the kubelet stopped listing its holder.
+	DefaultWithheldPollPeriod = 5 * time.Second
+)
 
 // New discovers the GPUs and builds the resources and their plugins.
 func New(opts Options) (*Manager, error) {
@@ -182,6 +214,12 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
+	}
+	if opts.ResyncPeriod <= 0 {
+		opts.ResyncPeriod = DefaultResyncPeriod
+	}
+	if opts.WithheldPollPeriod <= 0 {
+		opts.WithheldPollPeriod = DefaultWithheldPollPeriod
 	}
 	inv, err := opts.Lib.Discover()
 	if err != nil {
@@ -193,7 +231,8 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("building resources: %w", err)
 	}
 	c := opts.Config
-	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli(), watchDir: watchDirFS}
+	m := &Manager{opts: opts, inv: inv, base: inv.Topology(), startedAt: opts.Clock.Now().UnixMilli(), watchDir: watchDirFS,
+		heldAsk: make(chan string, 1), podResourcesDown: opts.PodResourcesDown}
 	setReplicas(m.base, resources)
 	m.base.Resources = publishedResources(resources, &c.Sharing)
 	if err := checkListAndWatchSize(resources); err != nil {
@@ -247,6 +286,9 @@ func New(opts Options) (*Manager, error) {
 		p.kubeletDialed = m.kubeletDialed
 		p.afterAllocate = opts.Publisher.Kick
 		p.held, p.refreshHeld = m.held, m.refreshHeld
+		if opts.PodResources != nil {
+			p.allocs = handoffReads{m}
+		}
 		m.plugins = append(m.plugins, p)
 	}
 	opts.Metrics.attach(m)
@@ -527,7 +569,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.opts.Publisher != nil {
 		go m.opts.Publisher.Run(ctx, m)
 	}
-	resync := m.opts.Clock.NewTicker(kubeletResyncPeriod)
+	// PodResources is read again aside, so that a kubelet slow to answer
+	// does not hold up the loop (a read is bounded; a later one wins).
+	var heldWatch sync.WaitGroup
+	heldWatch.Go(func() { m.watchHeld(ctx) })
+	defer func() {
+		cancel()
+		heldWatch.Wait()
+	}()
+	resync := m.opts.Clock.NewTicker(m.opts.ResyncPeriod)
 	defer resync.Stop()
 	for {
 		select {
@@ -535,9 +585,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-resync.C():
 			m.resync(ctx, "resync period")
-			// Aside, so that a kubelet slow to answer does not hold up
-			// the loop (a read is bounded; a later one wins).
-			go m.refreshHeld(ctx, "resync period")
+			m.askHeld("resync period")
 			if err := m.checkMIG(ctx); err != nil {
 				return err
 			}

@@ -55,7 +55,7 @@ func TestMIGLayoutChangedUnderRunningPlugin(t *testing.T) {
 			require.NoError(t, m.ReconfigureMIG(0, tc.profiles))
 			var runErr error
 			require.Eventually(t, func() bool {
-				clk.Step(deviceplugin.KubeletResyncPeriod)
+				clk.Step(deviceplugin.DefaultResyncPeriod)
 				select {
 				case runErr = <-done:
 					return true

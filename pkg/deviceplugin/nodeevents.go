@@ -27,11 +27,12 @@ const (
 	// none is any more.
 	ReasonDevicesWithheld = "GPUDevicesWithheld"
 	ReasonDevicesReleased = "GPUDevicesReleased"
-	// ReasonPodResourcesUnreadable: the kubelet's PodResources API did not
-	// answer a Manager that has not read it yet: nothing is known of what
-	// containers hold, so nothing is withheld, or only what the Manager it
-	// replaced knew, not updated until the API answers.
+	// ReasonPodResourcesUnreadable: the kubelet's PodResources API stopped
+	// answering: what is withheld is what was known (nothing, what the
+	// Manager replaced knew, or the last answer), not updated until it
+	// answers again; ReasonPodResourcesRecovered: it answers again.
 	ReasonPodResourcesUnreadable = "PodResourcesUnreadable"
+	ReasonPodResourcesRecovered  = "PodResourcesRecovered"
 	actionWithhold               = "Withhold"
 )
 
@@ -109,17 +110,29 @@ func (e *NodeEvents) Withheld(resource string, ids, holders []string) {
 		resource, len(ids), ids, strings.Join(holders, "; "))
 }
 
-// HoldingsUnknown records a Warning event: PodResources did not answer (err)
-// a Manager that has not read it yet. Without carried knowledge, devices
-// held under an earlier config's names are not withheld; with it
-// (carried), what the previous Manager knew is withheld, not updated.
-func (e *NodeEvents) HoldingsUnknown(err error, carried bool) {
-	if carried {
+// HoldingsUnknown records a Warning event: PodResources did not answer
+// (err). With nothing known, devices held under an earlier config's names
+// are not withheld; else what is known (the previous config's knowledge,
+// or the last answer) is withheld, not updated.
+func (e *NodeEvents) HoldingsUnknown(err error, known HeldKnowledge) {
+	switch known {
+	case HeldCarried:
 		e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonPodResourcesUnreadable, actionWithhold,
 			"the kubelet's PodResources API did not answer: withholding what the previous config knew held, not updated until it does "+
 				"(devices of holders that ended stay withheld): %v", err)
-		return
+	case HeldLastAnswer:
+		e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonPodResourcesUnreadable, actionWithhold,
+			"the kubelet's PodResources API stopped answering: withholding what it answered last, not updated until it answers again "+
+				"(devices of holders that ended stay withheld): %v", err)
+	default:
+		e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonPodResourcesUnreadable, actionWithhold,
+			"the kubelet's PodResources API did not answer: devices held under an earlier config's names cannot be withheld until it does: %v", err)
 	}
-	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonPodResourcesUnreadable, actionWithhold,
-		"the kubelet's PodResources API did not answer: devices held under an earlier config's names cannot be withheld until it does: %v", err)
+}
+
+// HoldingsKnown records a Normal event: PodResources answers again after
+// HoldingsUnknown.
+func (e *NodeEvents) HoldingsKnown() {
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeNormal, ReasonPodResourcesRecovered, actionWithhold,
+		"the kubelet's PodResources API answers again; devices held under other names are withheld as it answers")
 }

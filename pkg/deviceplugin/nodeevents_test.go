@@ -86,19 +86,25 @@ func TestNodeEventsConfigRefused(t *testing.T) {
 
 // Withheld devices are one Warning event per resource naming them and
 // their holders; none withheld any more is a Normal one; PodResources
-// unreadable is a Warning, saying whether carried knowledge is withheld.
+// unreadable is a Warning, saying what is withheld meanwhile (nothing,
+// carried knowledge, the last answer), and answering again a Normal one.
 func TestNodeEventsWithheld(t *testing.T) {
 	rec := events.NewFakeRecorder(10)
 	e := deviceplugin.NewNodeEvents(rec, "node-1")
 	e.Withheld("nvidia.com/gpu", []string{"GPU-0"}, []string{"default/a container main holds nvidia.com/gpu.shared GPU-0::1"})
 	e.Withheld("nvidia.com/gpu", nil, nil)
-	e.HoldingsUnknown(fmt.Errorf("connection refused"), false)
-	e.HoldingsUnknown(fmt.Errorf("connection refused"), true)
+	e.HoldingsUnknown(fmt.Errorf("connection refused"), deviceplugin.HeldUnknown)
+	e.HoldingsUnknown(fmt.Errorf("connection refused"), deviceplugin.HeldCarried)
+	e.HoldingsUnknown(fmt.Errorf("context deadline exceeded"), deviceplugin.HeldLastAnswer)
+	e.HoldingsKnown()
 	require.Equal(t, []string{
 		"Warning GPUDevicesWithheld nvidia.com/gpu: 1 devices [GPU-0] reported unhealthy until released, their GPU held under another name or ID: default/a container main holds nvidia.com/gpu.shared GPU-0::1",
 		"Normal GPUDevicesReleased nvidia.com/gpu: no device withheld any more; their holders under other names are gone",
 		"Warning PodResourcesUnreadable the kubelet's PodResources API did not answer: devices held under an earlier config's names cannot be withheld until it does: connection refused",
 		"Warning PodResourcesUnreadable the kubelet's PodResources API did not answer: withholding what the previous config knew held, not updated until it does " +
 			"(devices of holders that ended stay withheld): connection refused",
+		"Warning PodResourcesUnreadable the kubelet's PodResources API stopped answering: withholding what it answered last, not updated until it answers again " +
+			"(devices of holders that ended stay withheld): context deadline exceeded",
+		"Normal PodResourcesRecovered the kubelet's PodResources API answers again; devices held under other names are withheld as it answers",
 	}, drain(rec))
 }

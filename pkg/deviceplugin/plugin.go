@@ -87,7 +87,11 @@ type Plugin struct {
 	// Manager's; nil withholds none); refreshHeld reads them again (nil:
 	// never).
 	held        *holdings
-	refreshHeld func(ctx context.Context, why string)
+	refreshHeld func(ctx context.Context, why string) error
+	// allocs is where the handoff reads the kubelet's allocations: the
+	// Manager's reads (handoffReads, bounded as refreshHeld's); nil: the
+	// Handoff's own.
+	allocs Allocations
 
 	// instance tells this Plugin's sockets from those of other Plugins of
 	// the resource (rebuilt after rediscovery, or in a restarted process).

@@ -48,7 +48,7 @@ func (p *Plugin) prefer(ctx context.Context, avail, must []string, size int) ([]
 	if size <= 0 || size > len(avail) {
 		return nil, OutcomeNone
 	}
-	ids, pod, ok := p.handoff.ScheduledSet(ctx, p.resource.Name, avail, must, size)
+	ids, pod, ok := p.handoff.scheduledSet(ctx, p.allocs, p.resource.Name, avail, must, size)
 	if ok {
 		klog.FromContext(ctx).V(2).Info("Honouring the scheduler's device choice", "pod", klog.KObj(pod), "devices", ids)
 		return ids, OutcomeScheduler

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
@@ -23,6 +25,8 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/sharing"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 	"github.com/gpupack/gpupack/test/harness"
 )
 
@@ -219,7 +223,7 @@ func TestReloadDoesNotGiveAHeldGPUAgain(t *testing.T) {
 			// The holder ends: at the next resync its GPU is served again.
 			n.k.Forget(types.UID("uid-running"))
 			require.EventuallyWithT(t, func(c *assertCollect) {
-				n.clock.Step(deviceplugin.KubeletResyncPeriod)
+				n.clock.Step(deviceplugin.DefaultResyncPeriod)
 				healthy, _ := n.k.counts()
 				requireEqualCollect(c, tc.released, healthy)
 			}, 10*time.Second, 20*time.Millisecond)
@@ -238,7 +242,9 @@ func (failingAllocations) Allocated(context.Context) (map[types.NamespacedName]m
 type withheldEvents struct {
 	mu       sync.Mutex
 	withheld map[string][]string // resource -> IDs, last told
-	unknown  []bool              // HoldingsUnknown's carried, per call
+	// outages are HoldingsUnknown's known, per call, and "answers" for
+	// each HoldingsKnown, in order.
+	outages []string
 }
 
 func (e *withheldEvents) Unhealthy(int, string, string, nvml.Event) {}
@@ -248,10 +254,19 @@ func (e *withheldEvents) Withheld(resource string, ids, _ []string) {
 	defer e.mu.Unlock()
 	e.withheld[resource] = ids
 }
-func (e *withheldEvents) HoldingsUnknown(_ error, carried bool) {
+func (e *withheldEvents) HoldingsUnknown(_ error, known deviceplugin.HeldKnowledge) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.unknown = append(e.unknown, carried)
+	e.outages = append(e.outages, knowledgeNames[known])
+}
+func (e *withheldEvents) HoldingsKnown() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.outages = append(e.outages, "answers")
+}
+
+var knowledgeNames = map[deviceplugin.HeldKnowledge]string{
+	deviceplugin.HeldUnknown: "unknown", deviceplugin.HeldCarried: "carried", deviceplugin.HeldLastAnswer: "last answer",
 }
 
 // When the kubelet's PodResources API does not answer at a reload, the
@@ -266,11 +281,11 @@ func TestReloadWithPodResourcesDown(t *testing.T) {
 		name        string
 		carry, down bool
 		want        map[string]int64 // healthy counts
-		wantUnknown []bool
+		wantOutages []string
 	}{
 		// GPU 0 withheld: 8 - 1 = 7.
-		{name: "carried, down", carry: true, down: true, want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0}, wantUnknown: []bool{true}},
-		{name: "nothing carried, down", down: true, want: map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0}, wantUnknown: []bool{false}},
+		{name: "carried, down", carry: true, down: true, want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0}, wantOutages: []string{"carried"}},
+		{name: "nothing carried, down", down: true, want: map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0}, wantOutages: []string{"unknown"}},
 		{name: "carried, answering", carry: true, want: map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0}},
 	}
 	for _, tc := range tests {
@@ -304,7 +319,7 @@ func TestReloadWithPodResourcesDown(t *testing.T) {
 			if tc.want["nvidia.com/gpu"] == 7 {
 				require.Equal(t, map[string][]string{"nvidia.com/gpu": {n.machine.UUID(0)}}, events.withheld)
 			}
-			require.Equal(t, tc.wantUnknown, events.unknown)
+			require.Equal(t, tc.wantOutages, events.outages)
 		})
 	}
 }
@@ -366,4 +381,116 @@ func TestReloadDropsRemovedResourcesGauges(t *testing.T) {
 	n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
 	eventually("gpupack_device_plugin_devices_withheld", map[string]float64{"nvidia.com/gpu": 1})
 	eventually("gpupack_device_plugin_devices", map[string]float64{"healthy,nvidia.com/gpu": 7, "unhealthy,nvidia.com/gpu": 1})
+}
+
+// A device withheld for a holder under an earlier config's name comes back
+// soon after the holder ends, not at the next resync: at once when the
+// node's pod informer tells of a pod's end (Options.PodEnds: deleted, or
+// finished), else at the next poll, every WithheldPollPeriod while a device
+// is withheld. The resync is an hour away here and never comes. Before,
+// only the resync (every 30 s) or an Allocate read PodResources again: the
+// GPU stayed withheld up to 30 s after its holder was gone.
+func TestWithheldDeviceComesBackSoonAfterItsHolderEnds(t *testing.T) {
+	finished := fixture.MakePod().Named("running").Obj()
+	finished.Status.Phase = corev1.PodSucceeded
+	tests := []struct {
+		name string
+		// ended tells the Manager (or not) that the holder ended; it is
+		// called until the GPU is served again.
+		ended func(*deviceplugin.PodEnds, *testingclock.FakeClock)
+	}{
+		{"the pod was deleted", func(e *deviceplugin.PodEnds, _ *testingclock.FakeClock) { e.Deleted() }},
+		{"the pod finished", func(e *deviceplugin.PodEnds, _ *testingclock.FakeClock) { e.Observe(finished) }},
+		{"no word of it: the poll", func(_ *deviceplugin.PodEnds, clk *testingclock.FakeClock) {
+			clk.Step(deviceplugin.DefaultWithheldPollPeriod)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newReloadNode(t)
+			_, stop := n.run(shared4Ren0, nil)
+			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 4})
+			_, _, err := n.k.allocate("running", "nvidia.com/gpu.shared", 1, nil)
+			require.NoError(t, err)
+			stop()
+
+			ends := deviceplugin.NewPodEnds()
+			n.run(whole, func(o *deviceplugin.Options) { o.PodEnds, o.ResyncPeriod = ends, time.Hour })
+			// GPU 0 held as a replica under nvidia.com/gpu.shared: 8 - 1 = 7.
+			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 7, "nvidia.com/gpu.shared": 0})
+
+			n.k.Forget(types.UID("uid-running"))
+			require.EventuallyWithT(t, func(c *assertCollect) {
+				tc.ended(ends, n.clock)
+				healthy, _ := n.k.counts()
+				requireEqualCollect(c, map[string]int64{"nvidia.com/gpu": 8, "nvidia.com/gpu.shared": 0}, healthy)
+			}, 10*time.Second, 50*time.Millisecond)
+		})
+	}
+}
+
+// switchedAllocations is a PodResources API that answers nothing held, or
+// fails while down is set.
+type switchedAllocations struct{ down atomic.Bool }
+
+func (s *switchedAllocations) Allocated(context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	if s.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	return map[types.NamespacedName]map[string]map[string][]string{}, nil
+}
+
+// An outage of the kubelet's PodResources API is told once (a Warning
+// PodResourcesUnreadable saying what is withheld meanwhile), however many
+// reads fail, and its end once (a Normal PodResourcesRecovered); a later
+// outage is told again. A Manager that replaces one during an outage tells
+// it once more (its config has had no answer) and tells its end, also of
+// the outage the replaced one told. Before, a Manager that had had an
+// answer only logged its failed reads, and no end was ever told.
+func TestPodResourcesOutageToldOncePerOutage(t *testing.T) {
+	machine, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	lib := nvml.New(machine.Interface())
+	require.NoError(t, lib.Init())
+	t.Cleanup(func() { _ = lib.Shutdown() })
+	cfg, err := configv1.Parse([]byte("version: v1"))
+	require.NoError(t, err)
+	carried := []sharing.Holding{{Namespace: "default", Pod: "old", Container: "main", Resource: "nvidia.com/gpu.shared", ID: machine.UUID(0) + "::1"}}
+	tests := []struct {
+		name    string
+		carried []sharing.Holding
+		down    bool   // Options.PodResourcesDown
+		reads   string // one Allocate's read each: o answers, x fails
+		want    []string
+	}{
+		{name: "answered, then two outages", reads: "oxxxoxxo", want: []string{"last answer", "answers", "last answer", "answers"}},
+		{name: "never answered", reads: "xxxo", want: []string{"unknown", "answers"}},
+		{name: "carried knowledge", carried: carried, reads: "xxo", want: []string{"carried", "answers"}},
+		{name: "answering all along", reads: "oooo"},
+		{name: "the replaced Manager told an outage", down: true, reads: "oo", want: []string{"answers"}},
+		{name: "the replaced Manager told an outage, still down", down: true, carried: carried, reads: "xxoo", want: []string{"carried", "answers"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &switchedAllocations{}
+			events := &withheldEvents{withheld: map[string][]string{}}
+			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: t.TempDir(), PodResources: src,
+				Events: events, Held: tc.carried, PodResourcesDown: tc.down})
+			require.NoError(t, err)
+			// Once a read failed, a call waits for the next one to end (a
+			// minute at most): each Allocate's read decides.
+			deviceplugin.SetHeldWaits(mgr, time.Minute, time.Minute)
+			p := mgr.Plugins()[0]
+			for i, r := range tc.reads {
+				src.down.Store(r == 'x')
+				// GPU 1: never withheld.
+				_, err := p.Allocate(context.Background(), &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{machine.UUID(1)}}}})
+				require.NoError(t, err, "read %d", i)
+			}
+			events.mu.Lock()
+			defer events.mu.Unlock()
+			require.Equal(t, tc.want, events.outages)
+			require.Equal(t, tc.reads[len(tc.reads)-1] == 'x', mgr.PodResourcesDown())
+		})
+	}
 }

@@ -397,7 +397,10 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		defer func() { _ = podres.Close() }()
 		handoff := deviceplugin.NewHandoff(nil, deviceplugin.WithInformerWait(handoffInformerWait),
 			deviceplugin.WithUnsynced(), deviceplugin.WithAllocations(podres))
-		pods, err := startPodInformer(ctx, client, o.nodeName, handoff)
+		// The ends of the node's pods: a device withheld for a holder comes
+		// back once the kubelet no longer lists it.
+		ends := deviceplugin.NewPodEnds()
+		pods, err := startPodInformer(ctx, client, o.nodeName, handoff, ends)
 		if err != nil {
 			return err
 		}
@@ -405,7 +408,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		dopts.Handoff = handoff
 		// Devices whose GPU a running container holds under an earlier
 		// config's name or ID are withheld.
-		dopts.PodResources = podres
+		dopts.PodResources, dopts.PodEnds = podres, ends
 		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 		defer broadcaster.Shutdown()
@@ -463,6 +466,9 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		dopts.Held = m.Held()
 		// And where it withheld held shares: they keep their replicas.
 		dopts.Withheld = m.Withheld()
+		// And whether it told PodResources down: the next one tells when
+		// it answers again.
+		dopts.PodResourcesDown = m.PodResourcesDown()
 		if next != nil {
 			dopts.Config = next
 			continue
@@ -718,10 +724,11 @@ type podObserver interface {
 
 // startPodInformer watches the pods of this node only (field selector), as
 // the RBAC in manifests/device-plugin allows, and feeds each add, update and
-// delete to obs in delivery order. It does not wait for the first list: a
-// goroutine logs the wait (the apiserver may be unreachable) and calls
-// obs.Synced once the list is in.
-func startPodInformer(ctx context.Context, client kubernetes.Interface, node string, obs podObserver) (deviceplugin.PodLister, error) {
+// delete to obs in delivery order, and to ends (pods that finished or were
+// deleted). It does not wait for the first list: a goroutine logs the wait
+// (the apiserver may be unreachable) and calls obs.Synced once the list is
+// in.
+func startPodInformer(ctx context.Context, client kubernetes.Interface, node string, obs podObserver, ends *deviceplugin.PodEnds) (deviceplugin.PodLister, error) {
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
 		lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 	}))
@@ -730,6 +737,7 @@ func startPodInformer(ctx context.Context, client kubernetes.Interface, node str
 	handle := func(obj any) {
 		if p, ok := obj.(*corev1.Pod); ok {
 			obs.Observe(p)
+			ends.Observe(p)
 		}
 	}
 	reg, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -741,6 +749,7 @@ func startPodInformer(ctx context.Context, client kubernetes.Interface, node str
 			}
 			if p, ok := obj.(*corev1.Pod); ok {
 				obs.Forget(p.UID)
+				ends.Deleted()
 			}
 		},
 	})
