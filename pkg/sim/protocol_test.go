@@ -116,17 +116,21 @@ func TestSequence(t *testing.T) {
 	// unless the order puts 1000+500 first (1500 >= 1300 before the 0).
 	w := &Workload{Classes: []Class{{NumGPU: 1, GPUMilli: 1000}, {NumGPU: 1, GPUMilli: 500}, {}}, Tasks: []int32{0, 1, 2}, Demand: 1500}
 	for seed := range uint64(20) {
-		seq := w.Sequence(1000, 1.3, seed)
+		seq, err := w.Sequence(1000, 1.3, seed)
+		require.NoError(t, err)
 		var d int64
 		for i, c := range seq {
 			require.Less(t, d, int64(1300), "seed %d: task %d arrived after the target", seed, i)
 			d += w.Classes[c].Demand()
 		}
 		require.GreaterOrEqual(t, d, int64(1300))
-		require.Equal(t, seq, w.Sequence(1000, 1.3, seed), "same seed, same sequence")
+		again, err := w.Sequence(1000, 1.3, seed)
+		require.NoError(t, err)
+		require.Equal(t, seq, again, "same seed, same sequence")
 	}
 	// Resampling: a target of 4 needs 4000 milli, more than one pass.
-	seq := w.Sequence(1000, 4, 3)
+	seq, err := w.Sequence(1000, 4, 3)
+	require.NoError(t, err)
 	require.Greater(t, len(seq), 3)
 	require.ElementsMatch(t, []int32{0, 1, 2}, seq[:3], "the pod list comes first, shuffled")
 }
