@@ -445,12 +445,30 @@ func samePath(a, b string) bool {
 // A path that exists is opened for writing as the run will open it (not
 // truncated, without waiting on a FIFO), so /dev/stdout or a writable file
 // in a read-only directory passes; for a new file a file is created and
-// removed beside it. It leaves nothing behind.
+// removed beside it. A symbolic link to a missing file is checked as the
+// new file it names (os.Create follows the link and creates its target),
+// not as a new file beside the link. It leaves nothing behind.
 func checkWritable(path string) error {
 	if path == "" {
 		return nil
 	}
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if li, lerr := os.Lstat(path); lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
+			// A dangling link (a loop fails Stat with ELOOP, below).
+			target, err := os.Readlink(path)
+			if err != nil {
+				return fmt.Errorf("cannot write %s: %w", path, err)
+			}
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(filepath.Dir(path), target)
+			}
+			if err := checkWritable(target); err != nil {
+				return fmt.Errorf("%s is a symbolic link to a missing file: %w", path, err)
+			}
+			return nil
+		}
+	}
 	switch {
 	case err == nil && fi.IsDir():
 		return fmt.Errorf("%s is a directory", path)

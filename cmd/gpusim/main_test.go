@@ -86,6 +86,47 @@ func TestCheckWritableExistingPaths(t *testing.T) {
 	require.Equal(t, "old results\n", string(got), "the check truncates nothing")
 }
 
+// A symbolic link is checked as the file it names: os.Create follows it.
+// A link to a missing file in a missing directory was taken for a new file
+// beside the link, so the run went all the way and failed when it wrote
+// its results.
+func TestCheckWritableSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	kept := filepath.Join(dir, "kept.csv")
+	require.NoError(t, os.WriteFile(kept, nil, 0o600))
+	link := func(name, target string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.Symlink(target, p))
+		return p
+	}
+	missingDir := filepath.Join(dir, "nonexistent", "x.csv")
+	tests := []struct {
+		name string
+		path string
+		want string // "" for no error
+	}{
+		{"to an existing file", link("existing.csv", kept), ""},
+		{"to a new file in an existing directory", link("new.csv", "fresh.csv"), ""},
+		{"to a file in a missing directory", link("dangle.csv", missingDir),
+			"dangle.csv is a symbolic link to a missing file: cannot write " + missingDir},
+		{"to a link to a file in a missing directory", link("chain.csv", filepath.Join(dir, "dangle.csv")),
+			"chain.csv is a symbolic link to a missing file: " + filepath.Join(dir, "dangle.csv") + " is a symbolic link to a missing file"},
+		{"in a loop", link("loop.csv", "loop.csv"), "too many levels of symbolic links"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkWritable(tt.path)
+			if tt.want == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tt.want)
+			}
+		})
+	}
+	_, err := os.Stat(filepath.Join(dir, "fresh.csv"))
+	require.ErrorIs(t, err, os.ErrNotExist, "the check creates no link target")
+}
+
 // A run with an unwritable output fails at once, before reading the traces.
 func TestRunChecksOutputsFirst(t *testing.T) {
 	cmd := newCommand()
@@ -192,6 +233,8 @@ func TestRunRefusesBadFlags(t *testing.T) {
 	podsCopy := filepath.Join(dir, "sub", "..", "pods.csv")
 	link := filepath.Join(dir, "link.csv")
 	require.NoError(t, os.Symlink(nodes, link))
+	dangling := filepath.Join(dir, "dangle.csv")
+	require.NoError(t, os.Symlink(filepath.Join(dir, "nonexistent", "x.csv"), dangling))
 	tests := []struct {
 		name string
 		args []string
@@ -227,6 +270,7 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"csv over the pod list", []string{"--csv", pods}, "--csv " + pods + ": the same file as --pods"},
 		{"svg over the node list through a link", []string{"--svg", link}, "the same file as --nodes"},
 		{"csv over the pod list by another path", []string{"--csv", podsCopy}, "the same file as --pods"},
+		{"csv through a link to a missing directory", []string{"--csv", dangling}, "--csv: " + dangling + " is a symbolic link to a missing file"},
 		{"csv and svg one file", []string{"--csv", filepath.Join(dir, "o"), "--svg", filepath.Join(dir, "o")}, "--svg " + filepath.Join(dir, "o") + ": the same file as --csv"},
 		{"sweep level NaN", []string{"--sweep", "gpushare=NaN"}, `--sweep: gpushare=NaN: level "NaN" is not a number`},
 		{"sweep level not whole", []string{"--sweep", "gpushare=0.5"}, `--sweep: gpushare=0.5: level "0.5": want a whole number`},
