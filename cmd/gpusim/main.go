@@ -126,9 +126,9 @@ gpu 0 is CPU-only. docs/gpusim.md lists every limit.`,
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
 	f.Float64Var(&o.resolution, "gpupack-resolution", 0.05, "gpupack: score.Rank resolution, GPUs of fragmentation change per score point (0 or negative: the plugin's, 0.05)")
 	f.IntVar(&o.maxTypes, "gpupack-max-types", 0, "gpupack: task types kept in the distribution (0: pkg/score default, 128)")
-	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight, 0..100 (the plugin's fragmentationWeight; both weights 0: the defaults)")
+	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight, a whole number 0..100 (the plugin's fragmentationWeight; both weights 0: the defaults)")
 	f.StringVar(&o.workload, "workload", "pinned", "gpupack's workload distribution: pinned (the pod list's, as the FGD artifact's typical pods), online (learned from the placed pods as the deployed plugin learns it, default args; reported as "+sim.PolicyGPUPackOnline+") or both")
-	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight, 0..100 (the plugin's topologyWeight)")
+	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight, a whole number 0..100 (the plugin's topologyWeight)")
 	f.StringArrayVar(&o.sweeps, "sweep", nil, "sweep a trace family's axis: AXIS or AXIS=L1,L2,... with levels in the family's "+
 		"units, 0..100 (gpushare=20,40,...; gpuspec=5,10,...; cpu=0,50,...,300 as in cpuNNN, up to 999; multigpu=20,...,50); all for every axis "+
 		"at its default levels; repeatable. Runs gpupack, fgd and best-fit unless --policies is given; --csv and --svg "+

@@ -263,6 +263,8 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"trailing comma", []string{"--policies", "gpupack,"}, `--policies "gpupack,": an empty policy name`},
 		{"weight NaN", []string{"--blend-topo-weight", "NaN"}, "gpupack topology weight NaN"},
 		{"negative weight", []string{"--blend-frag-weight", "-1"}, "gpupack fragmentation weight -1: want 0..100"},
+		{"fractional weight", []string{"--blend-frag-weight", "1.5"}, "gpupack fragmentation weight 1.5: want a whole number 0..100 (the plugin's args are integers)"},
+		{"fractional topology weight", []string{"--blend-topo-weight", "2.4"}, "gpupack topology weight 2.4: want a whole number"},
 		{"resolution NaN", []string{"--gpupack-resolution", "NaN"}, "gpupack resolution NaN"},
 		{"svg-from NaN", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "NaN"}, "--svg-from NaN: want"},
 		{"svg-from past the target", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "5"}, "below --target 1.3"},

@@ -402,6 +402,9 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"negative weight", func(c *Config) { c.GPUPack.FragWeight = -1 }, "gpupack fragmentation weight -1: want 0..100"},
 		{"weight above the plugin's bound", func(c *Config) { c.GPUPack.TopoWeight = 101 }, "gpupack topology weight 101: want 0..100"},
 		{"weight NaN", func(c *Config) { c.GPUPack.TopoWeight = math.NaN() }, "gpupack topology weight NaN"},
+		// The plugin's args are integers: 1.5 was rounded to 2 unnoticed.
+		{"fractional fragmentation weight", func(c *Config) { c.GPUPack.FragWeight = 1.5 }, "gpupack fragmentation weight 1.5: want a whole number 0..100 (the plugin's args are integers)"},
+		{"fractional topology weight", func(c *Config) { c.GPUPack.TopoWeight = 0.4 }, "gpupack topology weight 0.4: want a whole number"},
 		{"negative max types", func(c *Config) { c.GPUPack.MaxTypes = -4 }, "gpupack max types -4"},
 	}
 	for _, tt := range tests {
