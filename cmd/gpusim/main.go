@@ -184,7 +184,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	defaultUnknownShapes(stderr, nodes, shapes)
 	cl, err := sim.NewCluster(nodes, shapes)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", o.nodes, err)
 	}
 	wl, err := sim.NewWorkload(tasks, cl)
 	if err != nil {
@@ -224,7 +224,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 		points, err := sim.Sweep(ctx, sim.SweepConfig{Base: cfg, Tasks: tasks, Nodes: nodes, Axes: sweeps, VariantSeed: o.variantSeed})
 		bar.finish()
 		if err != nil {
-			return err
+			return interrupted(ctx, err)
 		}
 		for _, p := range points {
 			if p.Missed() {
@@ -236,14 +236,17 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	}
 	results, err := sim.Run(ctx, cfg)
 	bar.finish()
+	if errors.Is(err, sim.ErrTooManyArrivals) {
+		return fmt.Errorf("%s on %s: %w", o.pods, o.nodes, err)
+	}
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	sums := sim.Summarize(results)
 	fmt.Fprintf(stdout, "%s on %s: %d nodes, %.0f GPUs, %d tasks in %d classes; %d seeds from %d; %s\n",
 		o.pods, o.nodes, len(cl.Nodes), float64(cl.TotalMilli)/1000, len(wl.Tasks), len(wl.Classes),
 		o.seeds, o.firstSeed, time.Since(start).Round(time.Millisecond))
-	if err := sim.WriteTable(stdout, sums, cps); err != nil {
+	if err := sim.WriteTable(stdout, sums, cps, o.target); err != nil {
 		return err
 	}
 	if o.csvPath != "" {
@@ -258,6 +261,16 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 		}
 	}
 	return nil
+}
+
+// interrupted says that the run was stopped when err is its context's
+// cancellation (Ctrl-C): "context canceled" alone read as a failure of the
+// simulation.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return errors.New("interrupted: the run was stopped (Ctrl-C) before it finished; nothing was printed or written")
+	}
+	return err
 }
 
 // policies lists the --policies, gpupack as --workload says (pinned,

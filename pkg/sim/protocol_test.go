@@ -253,7 +253,7 @@ func TestReports(t *testing.T) {
 	require.InDelta(t, 0.141421356, sums[0].AllocSD[0], 1e-6)         // sqrt(2 x 0.1^2 / 1)
 	require.InDelta(t, 2, sums[0].Unallocated, 1e-9)
 	var b bytes.Buffer
-	require.NoError(t, WriteTable(&b, sums, []float64{1, 1.3}))
+	require.NoError(t, WriteTable(&b, sums, []float64{1, 1.3}, 1.3))
 	require.Contains(t, b.String(), "60.00 ± 14.14")
 	require.Contains(t, b.String(), "frag %@100%") // the first checkpoint
 	require.Contains(t, b.String(), "20.0 ± 14.1") // (10+30)/2 %, sd sqrt(2 x 10^2)
