@@ -126,9 +126,9 @@ gpu 0 is CPU-only. docs/gpusim.md lists every limit.`,
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress bar")
 	f.Float64Var(&o.resolution, "gpupack-resolution", 0.05, "gpupack: score.Rank resolution, GPUs of fragmentation change per score point (0 or negative: the plugin's, 0.05)")
 	f.IntVar(&o.maxTypes, "gpupack-max-types", 0, "gpupack: task types kept in the distribution (0: pkg/score default, 128)")
-	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight, 0..100 (the plugin's fragmentationWeight; both weights 0: the defaults)")
+	f.Float64Var(&o.fragWeight, "blend-frag-weight", 1, "gpupack: score.Rank fragmentation weight, a whole number 0..100 (the plugin's fragmentationWeight; both weights 0: the defaults)")
 	f.StringVar(&o.workload, "workload", "pinned", "gpupack's workload distribution: pinned (the pod list's, as the FGD artifact's typical pods), online (learned from the placed pods as the deployed plugin learns it, default args; reported as "+sim.PolicyGPUPackOnline+") or both")
-	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight, 0..100 (the plugin's topologyWeight)")
+	f.Float64Var(&o.topoWeight, "blend-topo-weight", 2, "gpupack: score.Rank topology weight, a whole number 0..100 (the plugin's topologyWeight)")
 	f.StringArrayVar(&o.sweeps, "sweep", nil, "sweep a trace family's axis: AXIS or AXIS=L1,L2,... with levels in the family's "+
 		"units, 0..100 (gpushare=20,40,...; gpuspec=5,10,...; cpu=0,50,...,300 as in cpuNNN, up to 999; multigpu=20,...,50); all for every axis "+
 		"at its default levels; repeatable. Runs gpupack, fgd and best-fit unless --policies is given; --csv and --svg "+
@@ -184,7 +184,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	defaultUnknownShapes(stderr, nodes, shapes)
 	cl, err := sim.NewCluster(nodes, shapes)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", o.nodes, err)
 	}
 	wl, err := sim.NewWorkload(tasks, cl)
 	if err != nil {
@@ -224,7 +224,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 		points, err := sim.Sweep(ctx, sim.SweepConfig{Base: cfg, Tasks: tasks, Nodes: nodes, Axes: sweeps, VariantSeed: o.variantSeed})
 		bar.finish()
 		if err != nil {
-			return err
+			return interrupted(ctx, err)
 		}
 		for _, p := range points {
 			if p.Missed() {
@@ -236,14 +236,17 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 	}
 	results, err := sim.Run(ctx, cfg)
 	bar.finish()
+	if errors.Is(err, sim.ErrTooManyArrivals) {
+		return fmt.Errorf("%s on %s: %w", o.pods, o.nodes, err)
+	}
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	sums := sim.Summarize(results)
 	fmt.Fprintf(stdout, "%s on %s: %d nodes, %.0f GPUs, %d tasks in %d classes; %d seeds from %d; %s\n",
 		o.pods, o.nodes, len(cl.Nodes), float64(cl.TotalMilli)/1000, len(wl.Tasks), len(wl.Classes),
 		o.seeds, o.firstSeed, time.Since(start).Round(time.Millisecond))
-	if err := sim.WriteTable(stdout, sums, cps); err != nil {
+	if err := sim.WriteTable(stdout, sums, cps, o.target); err != nil {
 		return err
 	}
 	if o.csvPath != "" {
@@ -258,6 +261,16 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 		}
 	}
 	return nil
+}
+
+// interrupted says that the run was stopped when err is its context's
+// cancellation (Ctrl-C): "context canceled" alone read as a failure of the
+// simulation.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return errors.New("interrupted: the run was stopped (Ctrl-C) before it finished; nothing was printed or written")
+	}
+	return err
 }
 
 // policies lists the --policies, gpupack as --workload says (pinned,
@@ -445,12 +458,30 @@ func samePath(a, b string) bool {
 // A path that exists is opened for writing as the run will open it (not
 // truncated, without waiting on a FIFO), so /dev/stdout or a writable file
 // in a read-only directory passes; for a new file a file is created and
-// removed beside it. It leaves nothing behind.
+// removed beside it. A symbolic link to a missing file is checked as the
+// new file it names (os.Create follows the link and creates its target),
+// not as a new file beside the link. It leaves nothing behind.
 func checkWritable(path string) error {
 	if path == "" {
 		return nil
 	}
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if li, lerr := os.Lstat(path); lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
+			// A dangling link (a loop fails Stat with ELOOP, below).
+			target, err := os.Readlink(path)
+			if err != nil {
+				return fmt.Errorf("cannot write %s: %w", path, err)
+			}
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(filepath.Dir(path), target)
+			}
+			if err := checkWritable(target); err != nil {
+				return fmt.Errorf("%s is a symbolic link to a missing file: %w", path, err)
+			}
+			return nil
+		}
+	}
 	switch {
 	case err == nil && fi.IsDir():
 		return fmt.Errorf("%s is a directory", path)

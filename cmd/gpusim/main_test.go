@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,6 +87,47 @@ func TestCheckWritableExistingPaths(t *testing.T) {
 	require.Equal(t, "old results\n", string(got), "the check truncates nothing")
 }
 
+// A symbolic link is checked as the file it names: os.Create follows it.
+// A link to a missing file in a missing directory was taken for a new file
+// beside the link, so the run went all the way and failed when it wrote
+// its results.
+func TestCheckWritableSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	kept := filepath.Join(dir, "kept.csv")
+	require.NoError(t, os.WriteFile(kept, nil, 0o600))
+	link := func(name, target string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.Symlink(target, p))
+		return p
+	}
+	missingDir := filepath.Join(dir, "nonexistent", "x.csv")
+	tests := []struct {
+		name string
+		path string
+		want string // "" for no error
+	}{
+		{"to an existing file", link("existing.csv", kept), ""},
+		{"to a new file in an existing directory", link("new.csv", "fresh.csv"), ""},
+		{"to a file in a missing directory", link("dangle.csv", missingDir),
+			"dangle.csv is a symbolic link to a missing file: cannot write " + missingDir},
+		{"to a link to a file in a missing directory", link("chain.csv", filepath.Join(dir, "dangle.csv")),
+			"chain.csv is a symbolic link to a missing file: " + filepath.Join(dir, "dangle.csv") + " is a symbolic link to a missing file"},
+		{"in a loop", link("loop.csv", "loop.csv"), "too many levels of symbolic links"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkWritable(tt.path)
+			if tt.want == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tt.want)
+			}
+		})
+	}
+	_, err := os.Stat(filepath.Join(dir, "fresh.csv"))
+	require.ErrorIs(t, err, os.ErrNotExist, "the check creates no link target")
+}
+
 // A run with an unwritable output fails at once, before reading the traces.
 func TestRunChecksOutputsFirst(t *testing.T) {
 	cmd := newCommand()
@@ -160,6 +202,35 @@ func TestRunOtherMachineModels(t *testing.T) {
 	require.NotContains(t, errOut.String(), "no shape known")
 }
 
+// A run stopped by Ctrl-C (its context canceled) says it was interrupted,
+// not only "context canceled", and writes nothing.
+func TestRunInterrupted(t *testing.T) {
+	dir, nodes, pods := tinyTraces(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"run", nil},
+		{"sweep", []string{"--sweep", "gpushare=40"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			csvPath := filepath.Join(dir, tt.name+".csv")
+			cmd := newCommand()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetArgs(append([]string{"-q", "--nodes", nodes, "--pods", pods, "--seeds", "2", "--csv", csvPath}, tt.args...))
+			err := cmd.ExecuteContext(ctx)
+			require.EqualError(t, err, "interrupted: the run was stopped (Ctrl-C) before it finished; nothing was printed or written")
+			_, statErr := os.Stat(csvPath)
+			require.ErrorIs(t, statErr, os.ErrNotExist)
+		})
+	}
+}
+
 // execute runs gpusim with args and returns stdout, stderr and the error.
 func execute(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
@@ -192,6 +263,8 @@ func TestRunRefusesBadFlags(t *testing.T) {
 	podsCopy := filepath.Join(dir, "sub", "..", "pods.csv")
 	link := filepath.Join(dir, "link.csv")
 	require.NoError(t, os.Symlink(nodes, link))
+	dangling := filepath.Join(dir, "dangle.csv")
+	require.NoError(t, os.Symlink(filepath.Join(dir, "nonexistent", "x.csv"), dangling))
 	tests := []struct {
 		name string
 		args []string
@@ -220,6 +293,8 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"trailing comma", []string{"--policies", "gpupack,"}, `--policies "gpupack,": an empty policy name`},
 		{"weight NaN", []string{"--blend-topo-weight", "NaN"}, "gpupack topology weight NaN"},
 		{"negative weight", []string{"--blend-frag-weight", "-1"}, "gpupack fragmentation weight -1: want 0..100"},
+		{"fractional weight", []string{"--blend-frag-weight", "1.5"}, "gpupack fragmentation weight 1.5: want a whole number 0..100 (the plugin's args are integers)"},
+		{"fractional topology weight", []string{"--blend-topo-weight", "2.4"}, "gpupack topology weight 2.4: want a whole number"},
 		{"resolution NaN", []string{"--gpupack-resolution", "NaN"}, "gpupack resolution NaN"},
 		{"svg-from NaN", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "NaN"}, "--svg-from NaN: want"},
 		{"svg-from past the target", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "5"}, "below --target 1.3"},
@@ -227,6 +302,7 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"csv over the pod list", []string{"--csv", pods}, "--csv " + pods + ": the same file as --pods"},
 		{"svg over the node list through a link", []string{"--svg", link}, "the same file as --nodes"},
 		{"csv over the pod list by another path", []string{"--csv", podsCopy}, "the same file as --pods"},
+		{"csv through a link to a missing directory", []string{"--csv", dangling}, "--csv: " + dangling + " is a symbolic link to a missing file"},
 		{"csv and svg one file", []string{"--csv", filepath.Join(dir, "o"), "--svg", filepath.Join(dir, "o")}, "--svg " + filepath.Join(dir, "o") + ": the same file as --csv"},
 		{"sweep level NaN", []string{"--sweep", "gpushare=NaN"}, `--sweep: gpushare=NaN: level "NaN" is not a number`},
 		{"sweep level not whole", []string{"--sweep", "gpushare=0.5"}, `--sweep: gpushare=0.5: level "0.5": want a whole number`},
@@ -251,6 +327,37 @@ func TestRunRefusesBadFlags(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, string(before), string(after), "the pod list is untouched")
 		})
+	}
+}
+
+// A pod list whose GPU demand is tiny beside the cluster is refused before
+// the run with what to change: one 1-milli GPU task among 1,000 CPU-only
+// tasks on the openb nodes asked for 32 GB of sequences and died with
+// "fatal error: out of memory".
+func TestRunRefusesTooManyArrivals(t *testing.T) {
+	nodes := filepath.Join("..", "..", "testdata", "openb", "openb_node_list_gpu_node.csv")
+	pods := filepath.Join(t.TempDir(), "pods.csv")
+	var b strings.Builder
+	b.WriteString("name,cpu_milli,memory_mib,num_gpu,gpu_milli\ng,1000,1024,1,1\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "c%d,1000,1024,0,0\n", i)
+	}
+	require.NoError(t, os.WriteFile(pods, []byte(b.String()), 0o600))
+	_, _, err := execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "10")
+	require.ErrorContains(t, err, pods+" on "+nodes+": the pod list's GPU demand is too small for the cluster: "+
+		"reaching 130% of its 6212 GPUs takes about 8083675600 arrivals (1 of the pod list's 1001 tasks ask GPUs, 0.000999 milli-GPU per task on average)")
+	require.ErrorContains(t, err, "more than the bound of 1048576")
+}
+
+// With --target past the last checkpoint, the columns measured at the end
+// of the run are labelled with the target.
+func TestRunLabelsEndOfRunColumns(t *testing.T) {
+	_, nodes, pods := tinyTraces(t)
+	out, _, err := execute(t, "-q", "--nodes", nodes, "--pods", pods, "--seeds", "1", "--policies", "best-fit",
+		"--target", "2", "--checkpoints", "0.9,1.3")
+	require.NoError(t, err)
+	for _, h := range []string{"alloc@130%", "unalloc GPUs@200%", "failed@200%", "idle GPUs w/o CPU@200%", "multi-GPU quality@200%"} {
+		require.Contains(t, out, h)
 	}
 }
 
@@ -303,17 +410,17 @@ func TestRunOddButValid(t *testing.T) {
 }
 
 // A node list without GPUs, or with a DGX-1 of 16 GPUs, is refused with
-// what to change.
+// what to change, naming the node list.
 func TestRunRefusesBadNodeLists(t *testing.T) {
 	dir, _, pods := tinyTraces(t)
 	cpuOnly := filepath.Join(dir, "cpu.csv")
 	require.NoError(t, os.WriteFile(cpuOnly, []byte("sn,cpu_milli,memory_mib,gpu,model\nc0,32000,65536,0,\nc1,32000,65536,0,T4\n"), 0o600))
 	_, _, err := execute(t, "-q", "--nodes", cpuOnly, "--pods", pods, "--seeds", "1")
-	require.ErrorContains(t, err, "the cluster has no GPUs")
+	require.ErrorContains(t, err, cpuOnly+": the cluster has no GPUs: every node has gpu 0")
 	big := filepath.Join(dir, "big.csv")
 	require.NoError(t, os.WriteFile(big, []byte("sn,cpu_milli,memory_mib,gpu,model\nv0,96000,393216,16,V100M32\n"), 0o600))
 	_, _, err = execute(t, "-q", "--nodes", big, "--pods", pods, "--seeds", "1")
-	require.ErrorContains(t, err, "GPU model V100M32 laid out as dgx1: shape dgx1 has 8 GPUs, node has 16 (set another layout with --shapes V100M32=KIND)")
+	require.ErrorContains(t, err, big+": node 0 (v0): GPU model V100M32 laid out as dgx1: shape dgx1 has 8 GPUs, node has 16 (set another layout with --shapes V100M32=KIND)")
 	_, _, err = execute(t, "-q", "--nodes", big, "--pods", pods, "--seeds", "1", "--shapes", "V100M32=nvswitch", "--policies", "best-fit")
 	require.NoError(t, err)
 }

@@ -264,7 +264,7 @@ func NewCluster(nodes []NodeSpec, shapes Shapes) (*Cluster, error) {
 		c.TotalMilli += int64(n.GPUs) * topology.MilliPerGPU
 	}
 	if c.TotalMilli == 0 {
-		return nil, fmt.Errorf("the cluster has no GPUs")
+		return nil, fmt.Errorf("the cluster has no GPUs: every node has gpu 0 (the protocol's target is a fraction of the GPU capacity)")
 	}
 	if len(c.Models) > 64 {
 		return nil, fmt.Errorf("%d GPU models: at most 64 are supported", len(c.Models))

@@ -100,7 +100,8 @@ func TestDiagMultiGPU(t *testing.T) {
 	gp := newGPUPack(frag, opt)
 	fg, err := newFGDPolicy(wl, cl)
 	require.NoError(t, err)
-	seq := wl.Sequence(cl.TotalMilli, 1.3, seed)
+	seq, err := wl.Sequence(cl.TotalMilli, 1.3, seed)
+	require.NoError(t, err)
 	cfg := Config{Target: 1.3, Checkpoints: []float64{1.3}}
 	for _, pol := range []string{"gpupack", "fgd"} {
 		var pl placer

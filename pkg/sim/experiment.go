@@ -93,8 +93,9 @@ type RunResult struct {
 }
 
 // MaxTarget bounds Config.Target: past ten times the cluster's GPU
-// capacity every arriving task has long failed, and the run's memory (its
-// task sequence, its allocation curve) grows with the target.
+// capacity every arriving task has long failed. The target alone does not
+// bound a run's length and memory (a pod list of tiny GPU tasks takes many
+// arrivals to reach it): MaxArrivals does.
 const MaxTarget = 10
 
 // MaxSeeds bounds the seeds of one run: every (policy, seed) result is
@@ -133,7 +134,13 @@ func (cfg *Config) validate() error {
 			return fmt.Errorf("checkpoints %v must increase within (0, target %v]", cfg.Checkpoints, cfg.Target)
 		}
 	}
-	return cfg.GPUPack.validate()
+	if err := cfg.GPUPack.validate(); err != nil {
+		return err
+	}
+	if cfg.Workload != nil && cfg.Cluster != nil {
+		return cfg.Workload.CheckArrivals(cfg.Cluster.TotalMilli, cfg.Target)
+	}
+	return nil
 }
 
 // Run replays the workload under every policy and seed, in parallel.
@@ -155,7 +162,9 @@ func Run(ctx context.Context, cfg Config) ([]RunResult, error) {
 	seqs := make([][]int32, len(cfg.Seeds))
 	var total int64
 	for k, s := range cfg.Seeds {
-		seqs[k] = cfg.Workload.Sequence(cfg.Cluster.TotalMilli, cfg.Target, s)
+		if seqs[k], err = cfg.Workload.Sequence(cfg.Cluster.TotalMilli, cfg.Target, s); err != nil {
+			return nil, err
+		}
 		total += int64(len(seqs[k]) * len(cfg.Policies))
 	}
 	var done atomic.Int64

@@ -88,7 +88,9 @@ func TestOtherMachineShapes(t *testing.T) {
 				// The 16-GPU task fits no node: every one that arrived failed.
 				for _, r := range res {
 					n16 := 0
-					for _, c := range wl.Sequence(cl.TotalMilli, cfg.Target, r.Seed) {
+					seq, err := wl.Sequence(cl.TotalMilli, cfg.Target, r.Seed)
+					require.NoError(t, err)
+					for _, c := range seq {
 						if wl.Classes[c].NumGPU == 16 {
 							n16++
 						}

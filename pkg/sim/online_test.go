@@ -24,7 +24,9 @@ func TestOnlineLearnsPlacedTasks(t *testing.T) {
 	require.Equal(t, score.DefaultDistribution().Types, on.dist().Types, "the default prior before any pod")
 	r := newRun(cl, wl, frag, 1)
 	placed := 0
-	for _, ci := range wl.Sequence(cl.TotalMilli, 1.3, 1) {
+	seq, err := wl.Sequence(cl.TotalMilli, 1.3, 1)
+	require.NoError(t, err)
+	for _, ci := range seq {
 		node, p := on.place(r, ci)
 		if node < 0 {
 			continue

@@ -20,15 +20,17 @@ type GPUPackOptions struct {
 	// MaxTypes bounds the task types of the distribution (0: pkg/score's
 	// default, score.DefaultMaxTypes).
 	MaxTypes int
-	// FragWeight and TopoWeight are score.Rank's weights, rounded to whole
-	// numbers as the plugin args are (both 0: 1 and 2, the plugin's
-	// defaults).
+	// FragWeight and TopoWeight are score.Rank's weights, whole numbers
+	// as the plugin's args are (both 0: 1 and 2, the plugin's defaults);
+	// a fraction is refused, not rounded.
 	FragWeight, TopoWeight float64
 }
 
 // validate refuses options the plugin's args would refuse (weights outside
-// 0..validation.MaxWeight) and numbers that are none (NaN, infinities),
-// which would otherwise fall back to the defaults unnoticed.
+// 0..validation.MaxWeight, or not whole: the args are integers, and a
+// weight of 1.5 would have measured the ranking of 2 unnoticed) and numbers
+// that are none (NaN, infinities), which would otherwise fall back to the
+// defaults unnoticed.
 func (o GPUPackOptions) validate() error {
 	if math.IsNaN(o.Resolution) || math.IsInf(o.Resolution, 0) {
 		return fmt.Errorf("gpupack resolution %v: want a finite number of GPUs (0 or negative: the default)", o.Resolution)
@@ -39,6 +41,9 @@ func (o GPUPackOptions) validate() error {
 	}{{"fragmentation", o.FragWeight}, {"topology", o.TopoWeight}} {
 		if math.IsNaN(w.v) || w.v < 0 || w.v > validation.MaxWeight {
 			return fmt.Errorf("gpupack %s weight %v: want 0..%d, as the plugin's args", w.name, w.v, validation.MaxWeight)
+		}
+		if w.v != math.Trunc(w.v) {
+			return fmt.Errorf("gpupack %s weight %v: want a whole number 0..%d (the plugin's args are integers)", w.name, w.v, validation.MaxWeight)
 		}
 	}
 	if o.MaxTypes < 0 {
@@ -54,7 +59,7 @@ func (o GPUPackOptions) rank() score.Rank {
 		r.Resolution = o.Resolution
 	}
 	if o.FragWeight > 0 || o.TopoWeight > 0 {
-		r.FragWeight, r.TopoWeight = int64(math.Round(max(0, o.FragWeight))), int64(math.Round(max(0, o.TopoWeight)))
+		r.FragWeight, r.TopoWeight = int64(o.FragWeight), int64(o.TopoWeight) // whole (validate)
 	}
 	return r
 }

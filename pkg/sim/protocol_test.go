@@ -116,17 +116,21 @@ func TestSequence(t *testing.T) {
 	// unless the order puts 1000+500 first (1500 >= 1300 before the 0).
 	w := &Workload{Classes: []Class{{NumGPU: 1, GPUMilli: 1000}, {NumGPU: 1, GPUMilli: 500}, {}}, Tasks: []int32{0, 1, 2}, Demand: 1500}
 	for seed := range uint64(20) {
-		seq := w.Sequence(1000, 1.3, seed)
+		seq, err := w.Sequence(1000, 1.3, seed)
+		require.NoError(t, err)
 		var d int64
 		for i, c := range seq {
 			require.Less(t, d, int64(1300), "seed %d: task %d arrived after the target", seed, i)
 			d += w.Classes[c].Demand()
 		}
 		require.GreaterOrEqual(t, d, int64(1300))
-		require.Equal(t, seq, w.Sequence(1000, 1.3, seed), "same seed, same sequence")
+		again, err := w.Sequence(1000, 1.3, seed)
+		require.NoError(t, err)
+		require.Equal(t, seq, again, "same seed, same sequence")
 	}
 	// Resampling: a target of 4 needs 4000 milli, more than one pass.
-	seq := w.Sequence(1000, 4, 3)
+	seq, err := w.Sequence(1000, 4, 3)
+	require.NoError(t, err)
 	require.Greater(t, len(seq), 3)
 	require.ElementsMatch(t, []int32{0, 1, 2}, seq[:3], "the pod list comes first, shuffled")
 }
@@ -249,7 +253,7 @@ func TestReports(t *testing.T) {
 	require.InDelta(t, 0.141421356, sums[0].AllocSD[0], 1e-6)         // sqrt(2 x 0.1^2 / 1)
 	require.InDelta(t, 2, sums[0].Unallocated, 1e-9)
 	var b bytes.Buffer
-	require.NoError(t, WriteTable(&b, sums, []float64{1, 1.3}))
+	require.NoError(t, WriteTable(&b, sums, []float64{1, 1.3}, 1.3))
 	require.Contains(t, b.String(), "60.00 ± 14.14")
 	require.Contains(t, b.String(), "frag %@100%") // the first checkpoint
 	require.Contains(t, b.String(), "20.0 ± 14.1") // (10+30)/2 %, sd sqrt(2 x 10^2)
@@ -398,6 +402,9 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"negative weight", func(c *Config) { c.GPUPack.FragWeight = -1 }, "gpupack fragmentation weight -1: want 0..100"},
 		{"weight above the plugin's bound", func(c *Config) { c.GPUPack.TopoWeight = 101 }, "gpupack topology weight 101: want 0..100"},
 		{"weight NaN", func(c *Config) { c.GPUPack.TopoWeight = math.NaN() }, "gpupack topology weight NaN"},
+		// The plugin's args are integers: 1.5 was rounded to 2 unnoticed.
+		{"fractional fragmentation weight", func(c *Config) { c.GPUPack.FragWeight = 1.5 }, "gpupack fragmentation weight 1.5: want a whole number 0..100 (the plugin's args are integers)"},
+		{"fractional topology weight", func(c *Config) { c.GPUPack.TopoWeight = 0.4 }, "gpupack topology weight 0.4: want a whole number"},
 		{"negative max types", func(c *Config) { c.GPUPack.MaxTypes = -4 }, "gpupack max types -4"},
 	}
 	for _, tt := range tests {

@@ -119,10 +119,13 @@ func meanSD(xs []float64) (float64, float64) {
 }
 
 // WriteTable prints one row per policy: allocation ratio (%) at each
-// checkpoint, unallocated GPUs at the last one, the fragmentation ratio at
-// the first and the last one, failed tasks and the
-// multi-GPU set quality, as mean ± standard deviation over seeds.
-func WriteTable(w io.Writer, sums []Summary, checkpoints []float64) error {
+// checkpoint, the fragmentation ratio at the first and the last one, and
+// what the run ends with at target (unallocated GPUs, failed tasks, idle
+// GPUs without CPU, the multi-GPU set quality over the whole run), as mean
+// ± standard deviation over seeds. When target is past the last
+// checkpoint, the end-of-run columns' headers say where they are measured
+// (unalloc GPUs@200%): they are not at the last alloc column.
+func WriteTable(w io.Writer, sums []Summary, checkpoints []float64, target float64) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"policy"}
 	for _, c := range checkpoints {
@@ -132,14 +135,18 @@ func WriteTable(w io.Writer, sums []Summary, checkpoints []float64) error {
 	if len(checkpoints) > 1 {
 		first = 0
 	}
-	head = append(head, "unalloc GPUs")
+	end := "" // at the last checkpoint: as the alloc column before them
+	if last < 0 || target > checkpoints[last]+1e-9 {
+		end = fmt.Sprintf("@%.4g%%", 100*target)
+	}
+	head = append(head, "unalloc GPUs"+end)
 	if first >= 0 {
 		head = append(head, fmt.Sprintf("frag %%@%.0f%%", 100*checkpoints[first]))
 	}
 	if last >= 0 {
 		head = append(head, fmt.Sprintf("frag %%@%.0f%%", 100*checkpoints[last]))
 	}
-	head = append(head, "failed", "idle GPUs w/o CPU", "multi-GPU quality", "")
+	head = append(head, "failed"+end, "idle GPUs w/o CPU"+end, "multi-GPU quality"+end, "")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, s := range sums {
 		row := []string{s.Policy}

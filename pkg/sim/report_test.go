@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/csv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -54,7 +55,7 @@ func TestMultiQualityCountsSeedsWithMultiGPUTasks(t *testing.T) {
 	}
 
 	var table bytes.Buffer
-	require.NoError(t, WriteTable(&table, sums, []float64{1.3}))
+	require.NoError(t, WriteTable(&table, sums, []float64{1.3}, 1.3))
 	require.Contains(t, table.String(), "n/a")
 
 	var out bytes.Buffer
@@ -64,4 +65,34 @@ func TestMultiQualityCountsSeedsWithMultiGPUTasks(t *testing.T) {
 	last := len(rows[0]) - 1
 	require.Equal(t, "multi_gpu_quality", rows[0][last])
 	require.Equal(t, []string{"", "", "", "1.000000"}, []string{rows[1][last], rows[2][last], rows[3][last], rows[4][last]})
+}
+
+// The columns measured at the end of the run (at the target) say so when
+// the target is past the last checkpoint: with --target 2 they were read
+// as the figures of the last alloc column, at 130%.
+func TestWriteTableLabelsEndOfRunColumns(t *testing.T) {
+	sums := Summarize([]RunResult{{Policy: "x", Seed: 1, Alloc: []float64{0.9, 0.95}, Frag: []float64{0.1, 0.2}}})
+	end := []string{"unalloc GPUs", "failed", "idle GPUs w/o CPU", "multi-GPU quality"}
+	tests := []struct {
+		name        string
+		checkpoints []float64
+		target      float64
+		suffix      string // of every end-of-run header
+	}{
+		{"target at the last checkpoint", []float64{0.9, 1.3}, 1.3, ""},
+		{"target past the last checkpoint", []float64{0.9, 1.3}, 2, "@200%"},
+		{"fractional target", []float64{0.9, 1.3}, 1.305, "@130.5%"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			require.NoError(t, WriteTable(&b, sums, tt.checkpoints, tt.target))
+			head := strings.Fields(strings.SplitN(b.String(), "\n", 2)[0])
+			joined := " " + strings.Join(head, " ") + " "
+			for _, h := range end {
+				require.Contains(t, joined, " "+h+tt.suffix+" ", "header %q", joined)
+			}
+			require.Contains(t, joined, " alloc@130% ")
+		})
+	}
 }

@@ -63,7 +63,11 @@ func Sweep(ctx context.Context, sc SweepConfig) ([]SweepPoint, error) {
 		p  SweepPoint
 		wl *Workload
 	}
-	if err := sc.Base.validate(); err != nil {
+	// The base's own workload is not replayed: each variant's is checked
+	// below.
+	base := sc.Base
+	base.Workload = nil
+	if err := base.validate(); err != nil {
 		return nil, err
 	}
 	var vs []variant
@@ -80,6 +84,9 @@ func Sweep(ctx context.Context, sc SweepConfig) ([]SweepPoint, error) {
 				return nil, fmt.Errorf("%s: %w", MemberName(ax.Axis, level), err)
 			}
 			wl, err := NewWorkload(tasks, sc.Base.Cluster)
+			if err == nil {
+				err = wl.CheckArrivals(sc.Base.Cluster.TotalMilli, sc.Base.Target)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", MemberName(ax.Axis, level), err)
 			}

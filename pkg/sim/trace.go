@@ -5,6 +5,7 @@
 package sim
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -115,17 +116,31 @@ type table struct {
 	width int
 }
 
+// utf8BOM is the byte order mark some tools write first (Python's
+// utf-8-sig, Excel).
+const utf8BOM = "\ufeff"
+
 func newTable(file string, r io.Reader, required, optional []string) (*table, error) {
-	cr := csv.NewReader(r)
+	// The BOM goes before the CSV reader sees it: before a quoted header
+	// field it would make the field's quote a bare " in an unquoted field.
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
+		_, _ = br.Discard(len(utf8BOM))
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = false
 	head, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s is empty: want a CSV header line naming the columns (%s), then a row per line",
+			file, strings.Join(required, ", "))
+	}
 	if err != nil {
 		return nil, &LineError{File: file, Line: 1, Err: fmt.Errorf("reading header: %w", err)}
 	}
 	t := &table{file: file, header: map[string]int{}, r: cr, line: 1, width: len(head)}
 	for i, h := range head {
-		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		h = strings.TrimSpace(h)
 		if _, dup := t.header[h]; dup && (slices.Contains(required, h) || slices.Contains(optional, h)) {
 			return nil, &LineError{File: file, Line: 1, Err: fmt.Errorf("column %q appears twice", h)}
 		}

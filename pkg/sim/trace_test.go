@@ -54,6 +54,11 @@ func TestReadOddButValidTraces(t *testing.T) {
 		{"CRLF line endings", strings.ReplaceAll(plain, "\n", "\r\n"), want},
 		{"UTF-8 BOM and CRLF", "\ufeff" + strings.ReplaceAll(plain, "\n", "\r\n"), want},
 		{"trailing empty lines", plain + "\n\n", want},
+		// Python's csv.QUOTE_ALL written as utf-8-sig: the BOM before the
+		// header's first quote made it a bare " in an unquoted field.
+		{"UTF-8 BOM and every field quoted", "\ufeff" + `"name","cpu_milli","memory_mib","num_gpu","gpu_milli","gpu_spec"` + "\r\n" +
+			`"p0","4000","8192","1","1000","G2|T4"` + "\r\n" + `"p1","2000","1024","1","460",""` + "\r\n" +
+			`"p2","1000","512","0","0",""` + "\r\n", want},
 		{"columns reordered, extra ones, quoted and padded fields",
 			`qos, gpu_milli ,"num_gpu",name,memory_mib,cpu_milli,gpu_spec,extra` + "\n" +
 				`LS, 1000 ,"1","p0", 8192 ,4000," T4 | G2 | T4 ",x` + "\n" +
@@ -102,6 +107,8 @@ func TestReadOddButValidNodes(t *testing.T) {
 		in   string
 	}{
 		{"plain", "sn,cpu_milli,memory_mib,gpu,model\nn0,96000,393216,8,H100\nn1,32000,65536,0,\nn2,0,0,0,\n"},
+		{"BOM and every field quoted", "\ufeff\"sn\",\"cpu_milli\",\"memory_mib\",\"gpu\",\"model\"\n" +
+			"\"n0\",\"96000\",\"393216\",\"8\",\"H100\"\n\"n1\",\"32000\",\"65536\",\"0\",\"\"\n\"n2\",\"0\",\"0\",\"0\",\"\"\n"},
 		{"BOM, CRLF, reordered and quoted", "\ufeffmodel,gpu,\"sn\",memory_mib,cpu_milli,rack\r\n" +
 			"H100 , 8 ,n0,393216,96000,r1\r\n,0,n1,65536,32000,r1\r\n\"\",0,n2,0,0,r2\r\n\r\n"},
 		// A CPU-only node's model is not looked at.
@@ -157,7 +164,11 @@ func TestBadTraces(t *testing.T) {
 			`nodes.csv:2: 6 fields, header has 5`},
 		{"empty", false, podHead, `pods.csv: no tasks`},
 		{"empty node list", true, nodeHead + "\n", `nodes.csv: no nodes`},
-		{"no header", false, "", `pods.csv:1: reading header: EOF`},
+		// An empty file said only "pods.csv:1: reading header: EOF".
+		{"empty pod list file", false, "", `pods.csv is empty: want a CSV header line naming the columns (name, cpu_milli, memory_mib, num_gpu, gpu_milli)`},
+		{"empty node list file", true, "", `nodes.csv is empty: want a CSV header line naming the columns (sn, cpu_milli, memory_mib, gpu, model)`},
+		{"only empty lines", false, "\n\r\n\n", `pods.csv is empty`},
+		{"only a BOM", true, "\ufeff", `nodes.csv is empty`},
 		{"cpu above the limit", false, podHead + "p0,1099511627777,1,1,1000,\n",
 			`pods.csv:2: column "cpu_milli": value 1099511627777 is above the limit 1099511627776`},
 		{"node memory above the limit", true, nodeHead + "n0,1,9223372036854775807,8,G2\n",

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -121,29 +122,78 @@ func newClass(cpu, mem int64, n int, milli int64, models []string, c *Cluster) C
 	return cl
 }
 
+// MaxArrivals bounds the arrivals of one run (a seed's task sequence, which
+// every policy replays and which is held in memory, 4 bytes an arrival, for
+// each seed until the run ends). The openb traces take 8,500 to 15,000
+// arrivals per run at the protocol's target of 1.3 and at most 115,000
+// (gpushare80) at MaxTarget, so 2^20 is some 70 times a protocol run and 9
+// times the heaviest run at MaxTarget. A pod list whose GPU demand per task
+// is tiny beside the cluster would otherwise run for hours or exhaust memory:
+// one 1-milli GPU task among 1,000 CPU-only tasks on the openb nodes takes
+// 8 billion arrivals to reach 1.3 x 6,212 GPUs.
+const MaxArrivals = 1 << 20
+
+// Arrivals is the expected length of Sequence(capacity, target, seed):
+// target x capacity over the pod list's mean GPU demand per task
+// (CPU-only tasks count as tasks with none).
+func (w *Workload) Arrivals(capacity int64, target float64) float64 {
+	return target * float64(capacity) * float64(len(w.Tasks)) / float64(w.Demand)
+}
+
+// CheckArrivals refuses a workload whose runs would take more than
+// MaxArrivals arrivals to reach target x capacity, saying why and what to
+// change: call it before generating sequences.
+func (w *Workload) CheckArrivals(capacity int64, target float64) error {
+	if n := w.Arrivals(capacity, target); n > MaxArrivals {
+		return w.arrivalsError(capacity, target, fmt.Sprintf("about %.0f", n))
+	}
+	return nil
+}
+
+func (w *Workload) arrivalsError(capacity int64, target float64, n string) error {
+	gpuTasks := 0
+	for i := range w.Classes {
+		if w.Classes[i].NumGPU > 0 {
+			gpuTasks += w.Classes[i].Count
+		}
+	}
+	return fmt.Errorf("%w: reaching %.4g%% of its %.0f GPUs takes %s arrivals (%d of the pod list's %d tasks "+
+		"ask GPUs, %.3g milli-GPU per task on average), more than the bound of %d (sim.MaxArrivals; the openb "+
+		"traces take 8,500-15,000 per run); use a pod list with more or larger GPU tasks, a node list with fewer "+
+		"GPUs, or a lower target (--target)",
+		ErrTooManyArrivals, 100*target, float64(capacity)/topology.MilliPerGPU, n, gpuTasks, len(w.Tasks),
+		float64(w.Demand)/float64(len(w.Tasks)), MaxArrivals)
+}
+
+// ErrTooManyArrivals is the error of a workload refused for MaxArrivals.
+var ErrTooManyArrivals = errors.New("the pod list's GPU demand is too small for the cluster")
+
 // Sequence is the arrival order of one seed, after the FGD artifact: the pod
 // list shuffled, then tasks drawn from it uniformly with replacement, until
 // the arrived GPU demand reaches target x capacity (milli-GPU). The task that
-// crosses the target is the last one.
-func (w *Workload) Sequence(capacity int64, target float64, seed uint64) []int32 {
+// crosses the target is the last one. A sequence longer than MaxArrivals is
+// refused (CheckArrivals refuses the workloads that expect one).
+func (w *Workload) Sequence(capacity int64, target float64, seed uint64) ([]int32, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	goal := int64(target * float64(capacity))
-	seq := make([]int32, 0, len(w.Tasks)*int(target*float64(capacity)/float64(w.Demand)+2))
+	// Room for the expected length and a little more, never past the bound.
+	seq := make([]int32, 0, int(min(1.05*w.Arrivals(capacity, target)+64, MaxArrivals)))
 	var demand int64
-	for _, p := range rng.Perm(len(w.Tasks)) {
-		if demand >= goal {
-			return seq
+	perm := rng.Perm(len(w.Tasks))
+	for k := 0; demand < goal; k++ {
+		if len(seq) == MaxArrivals {
+			return nil, w.arrivalsError(capacity, target, fmt.Sprintf("more than %d", MaxArrivals))
 		}
-		id := w.Tasks[p]
+		var id int32
+		if k < len(perm) { // the pod list first, shuffled
+			id = w.Tasks[perm[k]]
+		} else { // then drawn with replacement
+			id = w.Tasks[rng.IntN(len(w.Tasks))]
+		}
 		seq = append(seq, id)
 		demand += w.Classes[id].Demand()
 	}
-	for demand < goal {
-		id := w.Tasks[rng.IntN(len(w.Tasks))]
-		seq = append(seq, id)
-		demand += w.Classes[id].Demand()
-	}
-	return seq
+	return seq, nil
 }
 
 // FragModel is the workload distribution gpupack's fragmentation is taken
