@@ -13,9 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
-	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
@@ -46,13 +44,7 @@ func (l *listedAllocations) set(answer map[types.NamespacedName]map[string]map[s
 // pending ahead of every later pod of its size, which lost the
 // scheduler's set (here c, the plugin's own choice instead of GPU 5).
 func TestHandoffRefusedAllocateEndsItsQuestion(t *testing.T) {
-	machine, err := fake.New(fake.DGXA100)
-	require.NoError(t, err)
-	lib := nvml.New(machine.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
-	cfg, err := configv1.Parse([]byte("version: v1"))
-	require.NoError(t, err)
+	machine, lib, cfg := fakeNode(t, fake.DGXA100, "version: v1")
 	const res = "nvidia.com/gpu"
 	uuid := machine.UUID
 	// GPU 2 held under an earlier name: withheld.

@@ -21,10 +21,8 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
-	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
@@ -120,15 +118,9 @@ func (f *flippingPodResources) Allocated(ctx context.Context) (map[types.Namespa
 // with held shares is given at most its replicas less those shares; no ID
 // is given to two live pods.
 func TestAllocateRacesFlippingPodResources(t *testing.T) {
-	machine, err := fake.New(fake.DGXA100)
-	require.NoError(t, err)
-	lib := nvml.New(machine.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
 	// GPUs 0 and 1 in 4 replicas each under nvidia.com/gpu.shared, GPUs
 	// 2..7 whole under nvidia.com/gpu.
-	cfg, err := configv1.Parse([]byte("version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0, 1]}]}}"))
-	require.NoError(t, err)
+	machine, lib, cfg := fakeNode(t, fake.DGXA100, "version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0, 1]}]}}")
 	old := func(pod, res, id string) sharing.Holding {
 		return sharing.Holding{Namespace: "old", Pod: pod, Container: "main", Resource: res, ID: id}
 	}
@@ -318,13 +310,7 @@ func (h *hungPodResources) Allocated(ctx context.Context) (map[types.NamespacedN
 // (what is known decides) and giving the others. Before, each Allocate
 // waited for its own read to fail, here 3 s (10 s on a node).
 func TestAllocateWhilePodResourcesHangs(t *testing.T) {
-	machine, err := fake.New(fake.DGXA100)
-	require.NoError(t, err)
-	lib := nvml.New(machine.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
-	cfg, err := configv1.Parse([]byte("version: v1"))
-	require.NoError(t, err)
+	machine, lib, cfg := fakeNode(t, fake.DGXA100, "version: v1")
 	// GPU 0 held under an earlier name.
 	src := &hungPodResources{answer: map[types.NamespacedName]map[string]map[string][]string{
 		{Namespace: "default", Name: "old"}: {"main": {"nvidia.com/gpu.shared": {deviceid.ReplicaID(machine.UUID(0), 1)}}},
@@ -385,13 +371,7 @@ func returns(t *testing.T, f func() error, msgAndArgs ...any) error {
 // and each call waited for its own read, 10 s on a node (the client's
 // limit), here until the test ends.
 func TestHandoffWhilePodResourcesHangs(t *testing.T) {
-	machine, err := fake.New(fake.DGXA100)
-	require.NoError(t, err)
-	lib := nvml.New(machine.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
-	cfg, err := configv1.Parse([]byte("version: v1"))
-	require.NoError(t, err)
+	machine, lib, cfg := fakeNode(t, fake.DGXA100, "version: v1")
 	// Every read hangs until the test ends (an hour at most).
 	src := &hungPodResources{answer: map[types.NamespacedName]map[string]map[string][]string{}, release: make(chan struct{})}
 	src.hang.Store(true)

@@ -448,13 +448,7 @@ func (s *switchedAllocations) Allocated(context.Context) (map[types.NamespacedNa
 // the outage the replaced one told. Before, a Manager that had had an
 // answer only logged its failed reads, and no end was ever told.
 func TestPodResourcesOutageToldOncePerOutage(t *testing.T) {
-	machine, err := fake.New(fake.DGXA100)
-	require.NoError(t, err)
-	lib := nvml.New(machine.Interface())
-	require.NoError(t, lib.Init())
-	t.Cleanup(func() { _ = lib.Shutdown() })
-	cfg, err := configv1.Parse([]byte("version: v1"))
-	require.NoError(t, err)
+	machine, lib, cfg := fakeNode(t, fake.DGXA100, "version: v1")
 	carried := []sharing.Holding{{Namespace: "default", Pod: "old", Container: "main", Resource: "nvidia.com/gpu.shared", ID: machine.UUID(0) + "::1"}}
 	tests := []struct {
 		name    string

@@ -28,6 +28,21 @@ func newManager(t *testing.T, machine, config string) (*deviceplugin.Manager, *f
 	return mgr, m
 }
 
+// fakeNode is an initialized NVML library over a new fake machine of the
+// given shape (fake.DGXA100, ...), shut down when the test ends, and the
+// device plugin config parsed from config.
+func fakeNode(t *testing.T, shape, config string) (*fake.Machine, nvml.Lib, *configv1.Config) {
+	t.Helper()
+	machine, err := fake.New(shape)
+	require.NoError(t, err)
+	lib := nvml.New(machine.Interface())
+	require.NoError(t, lib.Init())
+	t.Cleanup(func() { _ = lib.Shutdown() })
+	cfg, err := configv1.Parse([]byte(config))
+	require.NoError(t, err)
+	return machine, lib, cfg
+}
+
 // buildManager builds a Manager over fake machine m with config ("" for
 // the defaults) without running it, as New answers: New must not panic
 // whatever m's NVML says; its error is returned.
