@@ -379,7 +379,15 @@ func (h *holdings) noteAllocated(resource string, ids []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range ids {
-		h.since = append(h.since, noted{seq: h.started, h: sharing.Holding{Resource: resource, ID: id}})
+		x := noted{seq: h.started, h: sharing.Holding{Resource: resource, ID: id}}
+		// One entry per device, at its latest Allocate: while reads fail
+		// (nothing prunes) the list stays within the node's devices
+		// instead of growing with every Allocate.
+		if i := slices.IndexFunc(h.since, func(y noted) bool { return y.h == x.h }); i >= 0 {
+			h.since[i].seq = max(h.since[i].seq, x.seq)
+			continue
+		}
+		h.since = append(h.since, x)
 	}
 }
 
@@ -555,13 +563,14 @@ func (m *Manager) watchHeld(ctx context.Context) {
 				_ = m.refreshHeld(ctx, "a pod of the node ended")
 			}
 		case <-poll.C():
-			switch {
-			case !m.held.withholding():
+			if !m.held.withholding() {
 				delay = period
-			case m.refreshHeld(ctx, "devices withheld") != nil:
+			} else if err := m.refreshHeld(ctx, "devices withheld"); err == nil {
+				delay = period
+			} else if !errors.Is(err, errReadUnderWay) {
+				// A read that failed backs off; one merely slower than the
+				// wait (it may still answer) keeps the delay.
 				delay = min(2*delay, max(m.opts.ResyncPeriod, period))
-			default:
-				delay = period
 			}
 			poll.Reset(delay)
 		}

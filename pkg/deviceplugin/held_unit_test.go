@@ -295,3 +295,43 @@ func TestHoldingsBoundedWaitWhileStalled(t *testing.T) {
 	defer h.mu.Unlock()
 	require.False(t, h.stalled)
 }
+
+// While PodResources keeps failing nothing prunes what Allocate gave since
+// the last answer: the record keeps one entry per device (its latest
+// Allocate), so it stays within the node's devices however many Allocates
+// the outage sees. Before, it grew by one entry per device per Allocate
+// (10,000 entries for one device here). The first answer after the
+// outage prunes it as before.
+func TestHoldingsSinceBoundedWhileReadsFail(t *testing.T) {
+	ctx := context.Background()
+	inv, res := oneGPU(t, 4)
+	src := &podResourcesAnswer{}
+	src.set(nil)
+	h := newHoldings(src, inv, res, nil, nil, nil)
+	h.stalledWait = time.Hour // each failed read is waited for (no timing)
+	_, err := h.refresh(ctx, "test")
+	require.NoError(t, err)
+
+	src.set(errors.New("PodResources down"))
+	ids := []string{"GPU-0::0", "GPU-0::1"}
+	for i := range 1000 {
+		_, err := h.refresh(ctx, "test")
+		require.Error(t, err)
+		h.noteAllocated("nvidia.com/gpu", ids[i%2:i%2+1])
+	}
+	h.mu.Lock()
+	require.Len(t, h.since, 2, "one entry per device given") // 2 replicas, 1000 Allocates
+	h.mu.Unlock()
+	require.Len(t, h.snapshot(), 2)
+
+	// Two answers later (the record is kept until a read started after
+	// the next one), what the kubelet lists is all that is known.
+	src.set(nil)
+	for range 2 {
+		_, err := h.refresh(ctx, "test")
+		require.NoError(t, err)
+	}
+	h.mu.Lock()
+	require.Empty(t, h.since)
+	h.mu.Unlock()
+}

@@ -36,6 +36,9 @@ func watchedHoldings(t *testing.T, src Allocations, carried []sharing.Holding) (
 	ends := NewPodEnds()
 	m := &Manager{opts: Options{Clock: clk, WithheldPollPeriod: 5 * time.Second, ResyncPeriod: 30 * time.Second, PodEnds: ends},
 		held: newHoldings(src, inv, res, carried, nil, nil), heldAsk: make(chan string, 1)}
+	// Each refresh waits for its read (they answer at once here): no real
+	// time decides a step.
+	m.held.stalledWait = time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -126,4 +129,47 @@ func TestWatchHeldReadsOnlyWhileWithholding(t *testing.T) {
 			require.Equal(t, tc.wantReads, src.reads.Load())
 		})
 	}
+}
+
+// A read slower than the wait (the API counts as down, the read is still
+// under way) is no failure: the poll keeps its delay instead of doubling
+// it, so a kubelet that answers, slowly, releases a withheld device at the
+// poll period, not at the resync's 30 s. Before, the delay doubled.
+func TestWatchHeldSlowReadKeepsTheDelay(t *testing.T) {
+	c := sharing.Holding{Namespace: "default", Pod: "c", Container: "main", Resource: "nvidia.com/gpu.shared", ID: "GPU-0::5"}
+	// Reads fail at once (hang with no time left) until limit is raised.
+	src := &hangingAnswer{answer: answerOf(c), hang: true, release: make(chan struct{})}
+	m, clk, _ := watchedHoldings(t, src, []sharing.Holding{c})
+	reads := func() int {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.reads
+	}
+
+	armed(t, clk)
+	clk.Step(5 * time.Second) // read 1 fails: the delay doubles to 10 s
+	require.Eventually(t, func() bool { return reads() == 1 }, 10*time.Second, time.Millisecond)
+
+	armed(t, clk)
+	src.mu.Lock()
+	src.limit = time.Hour // read 2 hangs until released
+	src.mu.Unlock()
+	m.held.mu.Lock()
+	m.held.stalledWait = time.Millisecond // the poll stops waiting for it
+	m.held.mu.Unlock()
+	clk.Step(10 * time.Second)
+	require.Eventually(t, func() bool { return reads() == 2 }, 10*time.Second, time.Millisecond)
+	armed(t, clk)      // the poll gave up waiting: errReadUnderWay
+	close(src.release) // read 2 answers, c still held
+	require.Eventually(t, func() bool {
+		m.held.mu.Lock()
+		defer m.held.mu.Unlock()
+		return m.held.pending == nil && !m.held.stalled
+	}, 10*time.Second, time.Millisecond)
+
+	// The delay stayed 10 s (2 x 10 = 20 s before): read 3 is due then.
+	clk.Step(10*time.Second - time.Millisecond)
+	require.Equal(t, 2, reads(), "not due yet")
+	clk.Step(time.Millisecond)
+	require.Eventually(t, func() bool { return reads() == 3 }, 10*time.Second, time.Millisecond)
 }

@@ -704,9 +704,12 @@ func (m *Manager) resync(ctx context.Context, why string) {
 	if id := kubeletIdentity(kubelet); id != "" && id != m.kubeletSeen {
 		if m.kubeletSeen != "" {
 			logger.Info("The kubelet restarted without a directory event", "why", why)
-			m.kubeletStartedLocked(id)
+		} else {
+			logger.Info("The kubelet started after the plugin, without a directory event", "why", why)
 		}
-		m.kubeletSeen = id
+		// Either way it admits the pods still pending as one batch, by
+		// creation time (marked once per kubelet: kubeletDialed may have).
+		m.kubeletStartedLocked(id)
 	}
 	m.kubeletMu.Unlock()
 	for _, p := range m.plugins {
