@@ -321,6 +321,23 @@ func (h *holdings) lastAnswer() map[types.NamespacedName]map[string]map[string][
 	return h.answer
 }
 
+// readsStarted is the number of reads started so far: an answer of a read
+// started later (answerAfter) was read after this call.
+func (h *holdings) readsStarted() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.started
+}
+
+// answerAfter is the last answer when a read started after the first
+// `before` ones gave it; false when the last answer is older (a read the
+// caller joined had started before it asked).
+func (h *holdings) answerAfter(before uint64) (map[types.NamespacedName]map[string]map[string][]string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.answer, h.applied > before
+}
+
 // withholding reports whether a device is withheld.
 func (h *holdings) withholding() bool {
 	if h == nil {
@@ -512,11 +529,21 @@ func (m *Manager) PodResourcesDown() bool {
 type handoffReads struct{ m *Manager }
 
 func (r handoffReads) Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	before := r.m.held.readsStarted()
 	if err := r.m.refreshHeld(ctx, "handoff"); err != nil {
 		return nil, err
 	}
-	return r.m.held.lastAnswer(), nil
+	// While the API counts as down a caller joins the read under way,
+	// which may have started before it asked: its answer is not "now".
+	answer, fresh := r.m.held.answerAfter(before)
+	if !fresh {
+		return nil, errStaleRead
+	}
+	return answer, nil
 }
+
+// errStaleRead: the read the handoff joined had started before it asked.
+var errStaleRead = errors.New("the kubelet's PodResources answered a read started before this question")
 
 // readAnswer is one read's outcome as Allocations: Allocate's read, which
 // the handoff's marking of what the call served reuses.

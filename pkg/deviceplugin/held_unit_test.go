@@ -335,3 +335,27 @@ func TestHoldingsSinceBoundedWhileReadsFail(t *testing.T) {
 	require.Empty(t, h.since)
 	h.mu.Unlock()
 }
+
+// The handoff takes an answer as "now" only from a read started after it
+// asked (handoffReads): while the API counts as down a caller joins the
+// read under way, which may have started before (up to the read timeout
+// earlier), and an older listing may name a pod deleted and created again
+// under its name. answerAfter tells them apart by read number.
+func TestHoldingsAnswerAfter(t *testing.T) {
+	ctx := context.Background()
+	c := sharing.Holding{Namespace: "default", Pod: "c", Container: "main", Resource: "nvidia.com/gpu.shared", ID: "GPU-0::5"}
+	inv, res := oneGPU(t, 4)
+	src := &podResourcesAnswer{}
+	src.set(nil, c)
+	h := newHoldings(src, inv, res, nil, nil, nil)
+	h.stalledWait = time.Hour
+	before := h.readsStarted() // 0
+	_, err := h.refresh(ctx, "test")
+	require.NoError(t, err)
+	answer, fresh := h.answerAfter(before)
+	require.True(t, fresh, "read 1 started after the first 0")
+	require.Equal(t, answerOf(c), answer)
+	// Asked after read 1 started (before = 1): read 1's answer is older.
+	_, fresh = h.answerAfter(h.readsStarted())
+	require.False(t, fresh)
+}
