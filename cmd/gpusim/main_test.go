@@ -73,18 +73,23 @@ func TestCheckWritableExistingPaths(t *testing.T) {
 		tests = append(tests, struct{ name, path, want string }{"writable file in a read-only directory", inRO, ""})
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := checkWritable(tt.path)
-			if tt.want == "" {
-				require.NoError(t, err)
-			} else {
-				require.ErrorContains(t, err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { requireWritable(t, tt.path, tt.want) })
 	}
 	got, err := os.ReadFile(kept)
 	require.NoError(t, err)
 	require.Equal(t, "old results\n", string(got), "the check truncates nothing")
+}
+
+// requireWritable checks checkWritable(path): no error when want is "",
+// else an error containing want.
+func requireWritable(t *testing.T, path, want string) {
+	t.Helper()
+	err := checkWritable(path)
+	if want == "" {
+		require.NoError(t, err)
+		return
+	}
+	require.ErrorContains(t, err, want)
 }
 
 // A symbolic link is checked as the file it names: os.Create follows it.
@@ -115,14 +120,7 @@ func TestCheckWritableSymlinks(t *testing.T) {
 		{"in a loop", link("loop.csv", "loop.csv"), "too many levels of symbolic links"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := checkWritable(tt.path)
-			if tt.want == "" {
-				require.NoError(t, err)
-			} else {
-				require.ErrorContains(t, err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { requireWritable(t, tt.path, tt.want) })
 	}
 	_, err := os.Stat(filepath.Join(dir, "fresh.csv"))
 	require.ErrorIs(t, err, os.ErrNotExist, "the check creates no link target")

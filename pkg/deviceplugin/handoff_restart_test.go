@@ -3,7 +3,6 @@ package deviceplugin_test
 import (
 	"context"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
-	"k8s.io/kubernetes/pkg/kubelet/util/sliceutils"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
@@ -87,14 +85,7 @@ func TestHandoffKubeletRestartRegisteredBeforeItsSocketEvent(t *testing.T) {
 	releaseRemove()
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8}) // registered, kubelet.sock's event still held
 
-	batch := []*v1.Pod{late, early}
-	sort.Sort(sliceutils.PodsByCreationTime(batch)) // as the kubelet does
-	got := map[string][]string{}
-	for _, pod := range batch {
-		require.NoError(t, hk.Admit(ctx, pod))
-		got[pod.Name] = hk.Devices(pod)["nvidia.com/gpu"]
-	}
-	hk.SourcesSeen()
+	got := admitBatch(t, ctx, hk, late, early)
 	require.Equal(t, map[string][]string{
 		"early": sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)}),
 		"late":  sortedIDs([]string{uuidOf(p, 0), uuidOf(p, 3)}),

@@ -122,6 +122,22 @@ func bound(t *testing.T, name string, sec int64, hint string, ids ...string) *v1
 		GPUs("nvidia.com/gpu", 2).Obj()
 }
 
+// admitBatch admits pods as a restarted kubelet admits its first batch:
+// sorted by creation time (kubelet.HandlePodAdditions), then all sources
+// seen. It returns each pod's nvidia.com/gpu devices by pod name.
+func admitBatch(t *testing.T, ctx context.Context, hk *harness.Kubelet, pods ...*v1.Pod) map[string][]string {
+	t.Helper()
+	batch := slices.Clone(pods)
+	sort.Sort(sliceutils.PodsByCreationTime(batch))
+	got := map[string][]string{}
+	for _, pod := range batch {
+		require.NoError(t, hk.Admit(ctx, pod))
+		got[pod.Name] = hk.Devices(pod)["nvidia.com/gpu"]
+	}
+	hk.SourcesSeen()
+	return got
+}
+
 // The input with the real kubelet device manager in-process:
 // dgx-1-v100, "late" (created second, delivered first, required, {0,3})
 // and "early" (created first, {1,6}) are bound while the kubelet is down;
@@ -151,15 +167,7 @@ func TestHandoffKubeletRestartInProcess(t *testing.T) {
 	}))
 	k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
 
-	batch := []*v1.Pod{late, early}
-	sort.Sort(sliceutils.PodsByCreationTime(batch)) // as the kubelet does
-	ctx := klog.NewContext(context.Background(), logger)
-	got := map[string][]string{}
-	for _, pod := range batch {
-		require.NoError(t, hk.Admit(ctx, pod))
-		got[pod.Name] = hk.Devices(pod)["nvidia.com/gpu"]
-	}
-	hk.SourcesSeen()
+	got := admitBatch(t, klog.NewContext(context.Background(), logger), hk, late, early)
 	require.Equal(t, map[string][]string{
 		"early": sortedIDs([]string{uuidOf(p, 1), uuidOf(p, 6)}),
 		"late":  sortedIDs([]string{uuidOf(p, 0), uuidOf(p, 3)}),
