@@ -63,10 +63,9 @@ type holdings struct {
 	withheld map[string]map[string]sharing.Holding
 	changed  chan struct{} // closed and replaced when withheld changes
 	// noted are the holdings (resource and ID) whose oddity was logged
-	// (sharing.Note): each once, up to maxNoted of them; notedFull is set
-	// once more were seen (logged once, then none).
-	noted     map[[2]string]bool
-	notedFull bool
+	// (sharing.Note), while the kubelet lists them: each once, up to
+	// maxNoted of them.
+	noted *deviceid.Reported
 }
 
 // maxNoted bounds holdings.noted: the odd holdings logged, each once.
@@ -83,7 +82,8 @@ type noted struct {
 func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resource, carried []sharing.Holding,
 	prev map[string]map[string]sharing.Holding, metrics *Metrics) *holdings {
 	h := &holdings{src: src, inv: inv, resources: resources, metrics: metrics, changed: make(chan struct{}),
-		withheld: map[string]map[string]sharing.Holding{}, readTimeout: heldReadTimeout, stalledWait: heldStalledWait}
+		withheld: map[string]map[string]sharing.Holding{}, readTimeout: heldReadTimeout, stalledWait: heldStalledWait,
+		noted: deviceid.NewReported(maxNoted)}
 	if src != nil && carried != nil {
 		h.listing, h.known = slices.Clone(carried), true
 		h.withheld = sharing.Withheld(resources, inv, carried, prev)
@@ -237,26 +237,18 @@ func (h *holdings) recomputeLocked() (bool, []sharing.Note) {
 	return true, notes
 }
 
-// unnotedLocked is notes less those logged before, which it records, and
-// whether the first note beyond maxNoted is among them (the rest are
-// dropped); h.mu must be held.
+// unnotedLocked is notes (those of a whole answer) less those logged
+// before and beyond maxNoted, and whether the answer lists more than
+// maxNoted, the first time in a row (deviceid.Reported); h.mu must be held.
 func (h *holdings) unnotedLocked(notes []sharing.Note) ([]sharing.Note, bool) {
-	var out []sharing.Note
-	full := false
-	for _, n := range notes {
-		k := [2]string{n.Holding.Resource, n.Holding.ID}
-		if h.noted[k] {
-			continue
-		}
-		if len(h.noted) >= maxNoted {
-			full, h.notedFull = !h.notedFull, true
-			break
-		}
-		if h.noted == nil {
-			h.noted = map[[2]string]bool{}
-		}
-		h.noted[k] = true
-		out = append(out, n)
+	listed := make([]deviceid.Held, len(notes))
+	for i, n := range notes {
+		listed[i] = deviceid.Held{Resource: n.Holding.Resource, ID: n.Holding.ID}
+	}
+	report, full := h.noted.Listed(listed)
+	out := make([]sharing.Note, len(report))
+	for i, j := range report {
+		out[i] = notes[j]
 	}
 	return out, full
 }

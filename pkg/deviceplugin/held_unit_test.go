@@ -160,36 +160,56 @@ func TestHoldingsLogOddDevicesOnce(t *testing.T) {
 	require.Equal(t, map[string]int{`"MIG-gone"`: 0, `"0000:3b:00.0"`: 4, `"GPU-0::abc"`: 0, `""`: 0, `"GPU-other"`: 0}, verbosity)
 }
 
-// An answer with ever new odd devices logs maxNoted of them, then one
-// line, then nothing: the memory of what was logged stays bounded.
+// Odd devices are logged once each while the kubelet lists them, up to
+// maxNoted at once, then one line says no more are; an ID the kubelet
+// stops listing is forgotten, so one that comes back is logged again. The
+// memory of what was logged stays bounded.
 func TestHoldingsOddDevicesBounded(t *testing.T) {
 	inv, res := oneGPU(t, 4)
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
 	ctx := klog.NewContext(context.Background(), logger)
 	src := &podResourcesAnswer{}
 	h := newHoldings(src, inv, res, nil, nil, nil)
-	// 3 reads of 500 distinct odd devices each: 1500 > maxNoted = 1024.
-	for read := range 3 {
+	odd := func(n int, prefix string) []sharing.Holding {
 		var held []sharing.Holding
-		for i := range 500 {
-			held = append(held, sharing.Holding{Namespace: "default", Pod: "p", Container: "main", Resource: "nvidia.com/gpu", ID: fmt.Sprintf("GPU-x%d-%d", read, i)})
+		for i := range n {
+			held = append(held, sharing.Holding{Namespace: "default", Pod: "p", Container: "main", Resource: "nvidia.com/gpu", ID: fmt.Sprintf("GPU-%s%d", prefix, i)})
 		}
-		src.set(nil, held...)
+		return held
+	}
+	count := func() (lines, more int) {
+		for _, e := range logger.GetSink().(ktesting.Underlier).GetBuffer().Data() {
+			switch {
+			case strings.Contains(e.Message, "more odd devices"):
+				more++
+			case strings.Contains(e.Message, "PodResources lists"):
+				lines++
+			}
+		}
+		return lines, more
+	}
+	for _, step := range []struct {
+		name                string
+		held                []sharing.Holding
+		wantLines, wantMore int // totals so far
+		wantTracked         int
+	}{
+		// 1124 odd devices > maxNoted = 1024: 1024 logged, one line more.
+		{"over the bound", odd(maxNoted+100, "x"), maxNoted, 1, maxNoted},
+		{"the same again", odd(maxNoted+100, "x"), maxNoted, 1, maxNoted},
+		{"other devices, fewer", odd(10, "y"), maxNoted + 10, 1, 10},
+		{"none", nil, maxNoted + 10, 1, 0},
+		{"back again", odd(10, "y"), maxNoted + 20, 1, 10},
+		{"over the bound again: said again", odd(maxNoted+1, "z"), 2*maxNoted + 20, 2, maxNoted},
+	} {
+		src.set(nil, step.held...)
 		_, err := h.refresh(ctx, "test")
-		require.NoError(t, err)
+		require.NoError(t, err, step.name)
+		lines, more := count()
+		require.Equal(t, step.wantLines, lines, step.name)
+		require.Equal(t, step.wantMore, more, step.name)
+		require.Equal(t, step.wantTracked, h.noted.Len(), step.name)
 	}
-	lines, more := 0, 0
-	for _, e := range logger.GetSink().(ktesting.Underlier).GetBuffer().Data() {
-		switch {
-		case strings.Contains(e.Message, "more odd devices"):
-			more++
-		case strings.Contains(e.Message, "PodResources lists"):
-			lines++
-		}
-	}
-	require.Equal(t, maxNoted, lines)
-	require.Equal(t, 1, more)
-	require.Len(t, h.noted, maxNoted)
 }
 
 // hangingAnswer is a PodResources API that, while hang is set, does not

@@ -7,5 +7,5 @@ const MaxMalformed = maxMalformed
 func (p *Publisher) MalformedTracked() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.malformed)
+	return p.malformed.Len()
 }

@@ -10,7 +10,6 @@ package nodepublish
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,11 +149,9 @@ type Publisher struct {
 	settings Settings
 	reported map[types.UID]bool // pods already reported as not given their scheduled set
 	seen     *gfd.Node          // the GFD facts whose unread host files were logged
-	// malformed are the malformed device IDs (malformedKey) logged and
-	// counted, while the kubelet lists them: at most maxMalformed.
-	// malformedFull is set while it lists more (said once).
-	malformed     map[[sha256.Size]byte]bool
-	malformedFull bool
+	// malformed are the malformed device IDs logged and counted, while
+	// the kubelet lists them: at most maxMalformed.
+	malformed *deviceid.Reported
 }
 
 // maxMalformed bounds Publisher.malformed: the malformed device IDs of the
@@ -187,7 +184,7 @@ func New(o Options) *Publisher {
 		o.Retry = DefaultPublishRetry
 	}
 	return &Publisher{
-		opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{}, malformed: map[[sha256.Size]byte]bool{},
+		opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{}, malformed: deviceid.NewReported(maxMalformed),
 		settings: Settings{Topology: o.Topology, Labels: o.Labels, InUse: o.InUse, InUseInterval: o.InUseInterval},
 	}
 }
@@ -507,42 +504,22 @@ func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedNa
 	return out
 }
 
-// malformedKey names a malformed device ID held under a resource in
-// Publisher.malformed: fixed size, however long the ID.
-func malformedKey(d PodDevice) [sha256.Size]byte {
-	return sha256.Sum256([]byte(d.Resource + "\x00" + d.Device))
-}
-
 // noteMalformed logs and counts each malformed device ID of the kubelet's
 // answer (by resource and ID) the first time the answer lists it, up to
 // maxMalformed of them at once, and then says once that it logs no more
 // of them. An ID the answer no longer lists is forgotten (and noted again
-// should it come back).
+// should it come back): deviceid.Reported.
 func (p *Publisher) noteMalformed(ctx context.Context, malformed []PodDevice) {
-	listed := make(map[[sha256.Size]byte]bool, len(malformed))
-	for _, d := range malformed {
-		listed[malformedKey(d)] = true
+	listed := make([]deviceid.Held, len(malformed))
+	for i, d := range malformed {
+		listed[i] = deviceid.Held{Resource: d.Resource, ID: d.Device}
 	}
-	var first []PodDevice
 	p.mu.Lock()
-	for k := range p.malformed {
-		if !listed[k] {
-			delete(p.malformed, k)
-		}
-	}
-	for _, d := range malformed {
-		k := malformedKey(d)
-		if p.malformed[k] || len(p.malformed) >= maxMalformed {
-			continue
-		}
-		p.malformed[k] = true
-		first = append(first, d)
-	}
-	tooMany := len(listed) > maxMalformed && !p.malformedFull
-	p.malformedFull = len(listed) > maxMalformed
+	report, tooMany := p.malformed.Listed(listed)
 	p.mu.Unlock()
 	logger := klog.FromContext(ctx)
-	for _, d := range first {
+	for _, j := range report {
+		d := malformed[j]
 		err := protocol.ValidateInUseDevice(d.Device)
 		logger.Info("The kubelet's PodResources lists a malformed device ID; leaving it out of the in-use report", "node", p.opts.NodeName,
 			"pod", klog.KRef(deviceid.Prefix(d.Namespace, deviceid.MaxQuoted), deviceid.Prefix(d.Pod, deviceid.MaxQuoted)),
@@ -553,7 +530,7 @@ func (p *Publisher) noteMalformed(ctx context.Context, malformed []PodDevice) {
 	}
 	if tooMany {
 		logger.Info("The kubelet's PodResources lists more malformed device IDs than are logged; not logging or counting further ones", "node", p.opts.NodeName,
-			"listed", len(listed), "logged", maxMalformed)
+			"listed", len(malformed), "logged", maxMalformed)
 	}
 }
 
