@@ -52,8 +52,9 @@ import (
 //     memory: a new usage State, other free CPU/memory, or a new Node
 //     object (the fast path compares the Node pointer, hotView.obj). The
 //     fast path takes no lock: it finds the entry by the Node object
-//     (byObj) and knows the hotView current while the usage State it was
-//     made from is still the entry's (an atomic pointer that 3 replaces).
+//     (Cache.index, nodeindex.go) and knows the hotView
+//     current while the usage State it was made from is still the entry's
+//     (an atomic pointer that 3 replaces).
 //     A NodeInfo of the generation the free CPU/memory were read from
 //     has them (the framework gives every change a new one): only
 //     another generation reads them again. Not so in a pod group
@@ -92,14 +93,10 @@ import (
 type Cache struct {
 	mu    sync.RWMutex
 	nodes map[string]*nodeEntry
-	// byObj indexes the entries by the Node object they last read
-	// (nodeEntry.obj, *v1.Node -> *nodeEntry; written under mu): the
-	// per-node hot path finds its entry by pointer, without hashing and
-	// comparing the name, and without taking mu. kube-scheduler runs
-	// Filter and Score on 16 workers at once: a read lock there is an
-	// atomic write to one shared word per node and call, a cache line
-	// every worker takes in turn. objects counts its entries.
-	byObj   sync.Map
+	// index finds the entries by the Node object they last read
+	// (nodeEntry.obj), without mu (nodeindex.go); written under mu.
+	index atomic.Pointer[nodeIndex]
+	// objects counts the entries with a Node object (nodeEntry.obj).
 	objects int
 	pods    map[types.UID]*podEntry
 	// published are the resource names nodes publish in their resource
@@ -435,7 +432,7 @@ func (c *Cache) ViewNodeInfo(ni fwk.NodeInfo) (NodeView, error) {
 
 // entryForNodeInfo is ViewNodeInfo that also returns the node's entry (nil with an error).
 // It runs for every node in every Filter and Score: the fast path is one
-// lock-free lookup (byObj), two small objects read (the entry's first
+// lock-free lookup (index), two small objects read (the entry's first
 // cache line and its hotView), no lock, no write to shared memory and no
 // allocation; the NodeInfo's free CPU and memory are read only when its
 // generation is not the hotView's.
@@ -454,8 +451,7 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 	// resources as the entry's hotView. A hotView is made only for a
 	// readable node (no topology or in-use error), and the State it was
 	// made from is replaced when the annotations it read change.
-	if x, found := c.byObj.Load(node); found {
-		e := x.(*nodeEntry)
+	if e := c.lookupNode(node); e != nil {
 		if h := e.hot.Load(); h != nil && h.obj == node && h.base != nil && h.base == e.state.Load() {
 			if h.gen != gen || gen == 0 { // 0: a NodeInfo that counts none
 				cpu, mem, ok = freeResources(ni)
@@ -633,16 +629,20 @@ func (c *Cache) setObjLocked(e *nodeEntry, node *v1.Node) {
 	if e.obj == node {
 		return
 	}
-	if e.obj != nil && c.byObj.CompareAndDelete(e.obj, e) {
+	if e.obj != nil {
+		c.unindexLocked(e.obj)
 		c.objects--
 	}
 	e.obj = node
-	if node != nil {
-		if _, loaded := c.byObj.Swap(node, e); !loaded {
-			c.objects++
-		}
-		c.setAllocatableLocked(node.Name, e, node)
+	if node == nil {
+		// A reader on an older table may still find e: with no
+		// hotView it takes the locked path.
+		e.hot.Store(nil)
+		return
 	}
+	c.indexLocked(node, e)
+	c.objects++
+	c.setAllocatableLocked(node.Name, e, node)
 }
 
 // setAllocatableLocked records node's allocatable CPU and memory on e; a
@@ -1104,7 +1104,7 @@ func (c *Cache) resupplyLocked(name string) {
 	}
 }
 
-// Objects is the number of Node objects indexed (byObj), for tests of the
+// Objects is the number of entries with a Node object, for tests of the
 // cache's footprint.
 func (c *Cache) Objects() int {
 	c.mu.RLock()

@@ -21,27 +21,33 @@ import (
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-// checkIndexLocked: every byObj key maps to the entry whose obj it is and
-// that entry is the node's; every entry with an obj is indexed; objects is
-// the count.
+// checkIndex: every Node object in the index maps to the entry whose obj
+// it is, and that entry is the node's; every entry with an obj is
+// indexed under it; objects and the index's live count are their number.
 func (c *Cache) checkIndex(t *testing.T, step int) {
 	t.Helper()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	idx := c.index.Load()
+	if idx == nil {
+		require.Zero(t, c.objects, "step %d: objects without an index", step)
+		return
+	}
 	n := 0
-	c.byObj.Range(func(k, v any) bool {
+	for i := range idx.slots {
+		node, e := idx.slots[i].node.Load(), idx.slots[i].entry.Load()
+		if node == nil || node == deletedNode {
+			continue
+		}
 		n++
-		node, e := k.(*v1.Node), v.(*nodeEntry)
-		require.Same(t, node, e.obj, "step %d: byObj key is not its entry's obj", step)
-		require.Same(t, e, c.nodes[node.Name], "step %d: byObj maps to an entry the cache dropped", step)
-		return true
-	})
-	require.Equal(t, n, c.objects, "step %d: objects != byObj entries", step)
+		require.Same(t, node, e.obj, "step %d: an indexed Node is not its entry's obj", step)
+		require.Same(t, e, c.nodes[node.Name], "step %d: the index maps to an entry the cache dropped", step)
+	}
+	require.Equal(t, n, c.objects, "step %d: objects != indexed Node objects", step)
+	require.Equal(t, n, idx.live, "step %d: the index's live count", step)
 	for name, e := range c.nodes {
 		if e.obj != nil {
-			x, ok := c.byObj.Load(e.obj)
-			require.True(t, ok, "step %d: node %s's obj not indexed", step, name)
-			require.Same(t, e, x)
+			require.Same(t, e, idx.find(e.obj), "step %d: node %s's obj not indexed", step, name)
 		}
 	}
 }
@@ -60,7 +66,7 @@ func (ungen) GetGeneration() int64 { return 0 }
 // topology, free GPUs (as many fewer as foreign pods' devices the report
 // does not name yet), free CPU/memory, Used agreeing with the State; an unreadable report or topology
 // always fails; a last plan answers only for the State it was made on;
-// byObj and Objects stay exact.
+// the index and Objects stay exact.
 func TestLockFreeViewMatchesModel(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { lockFreeModel(t, seed) })
