@@ -4,7 +4,8 @@
 // device "<UUID>::<n>" (n from 0). The device plugin advertises them, the
 // scheduler writes them into gpupack.io/devices, the kubelet reports them
 // back in PodResources and the in-use report carries them: every package
-// that reads or writes one goes through here.
+// that reads or writes one goes through here. Reported (reported.go) is
+// the one record of odd IDs read from the kubelet that were logged.
 package deviceid
 
 import (
