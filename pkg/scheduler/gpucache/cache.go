@@ -452,7 +452,7 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 	// readable node (no topology or in-use error), and the State it was
 	// made from is replaced when the annotations it read change.
 	if e := c.lookupNode(node); e != nil {
-		if h := e.hot.Load(); h != nil && h.obj == node && h.base != nil && h.base == e.state.Load() {
+		if h := e.currentHot(node); h != nil {
 			if h.gen != gen || gen == 0 { // 0: a NodeInfo that counts none
 				cpu, mem, ok = freeResources(ni)
 				read = true
@@ -484,6 +484,15 @@ func (c *Cache) entryForNodeInfo(ni fwk.NodeInfo) (NodeView, *nodeEntry, error) 
 	c.mu.Unlock()
 	v.State = h.state
 	return v, e, nil
+}
+
+// currentHot is e's hotView when it was made from node and from e's
+// current usage State (the lock-free path may answer from it), else nil.
+func (e *nodeEntry) currentHot(node *v1.Node) *hotView {
+	if h := e.hot.Load(); h != nil && h.obj == node && h.base != nil && h.base == e.state.Load() {
+		return h
+	}
+	return nil
 }
 
 // ForEachLastPlan calls fn with the index and the last plan figures of

@@ -119,6 +119,9 @@ func (t *nodeIndex) remove(node *v1.Node) {
 
 // lookupNode is the entry indexed under node, nil if none (lock-free).
 func (c *Cache) lookupNode(node *v1.Node) *nodeEntry {
+	if node == nil {
+		return nil // find(nil) could meet a slot being filled
+	}
 	if t := c.index.Load(); t != nil {
 		return t.find(node)
 	}
