@@ -205,7 +205,7 @@ func varyCPU(tasks []TaskSpec, frac float64, rng *rand.Rand) ([]TaskSpec, error)
 	if gpu == 0 {
 		return nil, fmt.Errorf("cpu: the pod list has no GPU task")
 	}
-	want := int(math.Round(frac * float64(gpu) / (1 - frac)))
+	want := cpuOnlyWanted(gpu, frac)
 	switch {
 	case want < len(cpuIdx):
 		drop := map[int]bool{}
@@ -228,6 +228,41 @@ func varyCPU(tasks []TaskSpec, frac float64, rng *rand.Rand) ([]TaskSpec, error)
 		tasks = append(tasks, copyOf(tasks, pool, k, rng))
 	}
 	return tasks, nil
+}
+
+// cpuOnlyWanted is how many CPU-only tasks varyCPU keeps or makes beside
+// gpu GPU tasks so that they are frac of all tasks.
+func cpuOnlyWanted(gpu int, frac float64) int {
+	return int(math.Round(frac * float64(gpu) / (1 - frac)))
+}
+
+// CheckVariantArrivals refuses, before it is generated, a variant whose
+// runs would take more than MaxArrivals arrivals to reach target x
+// capacity: only the cpu axis makes a pod list much longer for the same
+// GPU demand (cpu999 of an openb list is 7 million tasks). The variant's
+// own workload is checked again once generated (Workload.CheckArrivals).
+func CheckVariantArrivals(tasks []TaskSpec, a Axis, level float64, capacity int64, target float64) error {
+	if a != AxisCPU {
+		return nil
+	}
+	gpu, cpuOnly := 0, 0
+	var demand int64
+	for _, t := range tasks {
+		if t.NumGPU == 0 {
+			cpuOnly++
+			continue
+		}
+		gpu++
+		demand += t.GPUDemand()
+	}
+	if gpu == 0 || demand == 0 || cpuOnly == 0 {
+		return nil // GenerateVariant refuses it, or copies nothing
+	}
+	n := gpu + cpuOnlyWanted(gpu, level/10)
+	if est := target * float64(capacity) * float64(n) / float64(demand); est > MaxArrivals {
+		return arrivalsError(capacity, target, fmt.Sprintf("about %.0f", est), gpu, n, demand)
+	}
+	return nil
 }
 
 // varyShare keeps the task count and the CPU-only tasks and replaces

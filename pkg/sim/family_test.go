@@ -215,3 +215,41 @@ func TestGenerateVariantMatchesPublishedMembers(t *testing.T) {
 		})
 	}
 }
+
+// A cpu variant whose runs would pass MaxArrivals is refused before it is
+// generated, with the error the generated variant's workload would give;
+// the estimate counts the tasks GenerateVariant makes. familyTrace: 850
+// GPU tasks, 800,000 milli-GPU of demand, 150 CPU-only tasks; capacity
+// 100,000 GPUs, target 1.3: arrivals = 1.3 x 1e8 x n / 8e5 = 162.5 n.
+func TestCheckVariantArrivals(t *testing.T) {
+	const capacity, target = 100_000 * 1000, 1.3
+	for _, tc := range []struct {
+		level   float64
+		tasks   int // 850 + round(f x 850 / (1 - f)), f = level/10
+		refused bool
+	}{
+		{0, 850, false},      // 162.5 x 850 = 138,125
+		{5, 1700, false},     // 162.5 x 1,700 = 276,250
+		{8, 4250, false},     // 162.5 x 4,250 = 690,625
+		{9, 8500, true},      // 162.5 x 8,500 = 1,381,250 > 1,048,576
+		{9.99, 850000, true}, // 850 + 849,150: 138 million
+	} {
+		t.Run(MemberName(AxisCPU, tc.level), func(t *testing.T) {
+			err := CheckVariantArrivals(familyTrace(), AxisCPU, tc.level, capacity, target)
+			if !tc.refused {
+				require.NoError(t, err)
+				gen, err := GenerateVariant(familyTrace(), nil, AxisCPU, tc.level, 1)
+				require.NoError(t, err)
+				require.Len(t, gen, tc.tasks)
+				return
+			}
+			require.ErrorIs(t, err, ErrTooManyArrivals)
+			require.Contains(t, err.Error(), fmt.Sprintf("about %.0f arrivals", 162.5*float64(tc.tasks)))
+			require.Contains(t, err.Error(), fmt.Sprintf("850 of the pod list's %d tasks", tc.tasks))
+		})
+	}
+	// Other axes keep the task count about the same: never refused here.
+	for _, a := range []Axis{AxisShare, AxisSpec, AxisMulti} {
+		require.NoError(t, CheckVariantArrivals(familyTrace(), a, 1, capacity, target))
+	}
+}

@@ -79,6 +79,9 @@ func Sweep(ctx context.Context, sc SweepConfig) ([]SweepPoint, error) {
 			if err := CheckLevel(ax.Axis, level); err != nil {
 				return nil, err
 			}
+			if err := CheckVariantArrivals(sc.Tasks, ax.Axis, level, sc.Base.Cluster.TotalMilli, sc.Base.Target); err != nil {
+				return nil, fmt.Errorf("%s: %w", MemberName(ax.Axis, level), err)
+			}
 			tasks, err := GenerateVariant(sc.Tasks, sc.Nodes, ax.Axis, level, sc.VariantSeed)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", MemberName(ax.Axis, level), err)

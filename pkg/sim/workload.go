@@ -157,12 +157,19 @@ func (w *Workload) arrivalsError(capacity int64, target float64, n string) error
 			gpuTasks += w.Classes[i].Count
 		}
 	}
+	return arrivalsError(capacity, target, n, gpuTasks, len(w.Tasks), w.Demand)
+}
+
+// arrivalsError is ErrTooManyArrivals for a pod list of tasks tasks,
+// gpuTasks of them asking GPUs, demand milli-GPU in all, whose runs take n
+// arrivals (a phrase: "about 9372090").
+func arrivalsError(capacity int64, target float64, n string, gpuTasks, tasks int, demand int64) error {
 	return fmt.Errorf("%w: reaching %.4g%% of its %.0f GPUs takes %s arrivals (%d of the pod list's %d tasks "+
 		"ask GPUs, %.3g milli-GPU per task on average), more than the bound of %d (sim.MaxArrivals; the openb "+
 		"traces take 8,500-15,000 per run); use a pod list with more or larger GPU tasks, a node list with fewer "+
 		"GPUs, or a lower target (--target)",
-		ErrTooManyArrivals, 100*target, float64(capacity)/topology.MilliPerGPU, n, gpuTasks, len(w.Tasks),
-		float64(w.Demand)/float64(len(w.Tasks)), MaxArrivals)
+		ErrTooManyArrivals, 100*target, float64(capacity)/topology.MilliPerGPU, n, gpuTasks, tasks,
+		float64(demand)/float64(tasks), MaxArrivals)
 }
 
 // ErrTooManyArrivals is the error of a workload refused for MaxArrivals.
