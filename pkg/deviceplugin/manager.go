@@ -556,6 +556,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, p := range m.plugins {
 		_ = p.Devices() // sets the resource's gauges, as served from now on
 	}
+	// The resync ticker runs from before the first registration: whoever
+	// sees a plugin registered (a test stepping a fake clock, too) knows
+	// the next period's resync is due.
+	resync := m.opts.Clock.NewTicker(m.opts.ResyncPeriod)
+	defer resync.Stop()
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err
@@ -577,8 +582,6 @@ func (m *Manager) Run(ctx context.Context) error {
 		cancel()
 		heldWatch.Wait()
 	}()
-	resync := m.opts.Clock.NewTicker(m.opts.ResyncPeriod)
-	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
