@@ -133,6 +133,10 @@ func (cfg *Config) validate() error {
 		if math.IsNaN(c) || c <= 0 || c > cfg.Target+1e-9 || (k > 0 && c <= cfg.Checkpoints[k-1]) {
 			return fmt.Errorf("checkpoints %v must increase within (0, target %v]", cfg.Checkpoints, cfg.Target)
 		}
+		if k > 0 && checkpointLabel(c) == checkpointLabel(cfg.Checkpoints[k-1]) {
+			return fmt.Errorf("checkpoints %v and %v are both %s%% to 4 decimals (the reports' column names): give checkpoints at least 0.000001 apart",
+				cfg.Checkpoints[k-1], c, checkpointLabel(c))
+		}
 	}
 	if err := cfg.GPUPack.validate(); err != nil {
 		return err

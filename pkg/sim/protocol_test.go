@@ -391,6 +391,8 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"checkpoint past the target", func(c *Config) { c.Checkpoints = []float64{0.9, 2} }, "must increase within (0, target 1.3]"},
 		{"checkpoints unsorted", func(c *Config) { c.Checkpoints = []float64{1.3, 0.9} }, "must increase"},
 		{"checkpoints duplicated", func(c *Config) { c.Checkpoints = []float64{0.9, 0.9} }, "must increase"},
+		// 90% and 90.0000001%: one column name (to 4 decimals of a percent).
+		{"checkpoints that share a column", func(c *Config) { c.Checkpoints = []float64{0.9, 0.900000001, 1.3} }, "both 90% to 4 decimals"},
 		{"no checkpoint", func(c *Config) { c.Checkpoints = nil }, "need at least one checkpoint"},
 		{"no seed", func(c *Config) { c.Seeds = nil }, "need at least one policy and one seed"},
 		{"too many seeds", func(c *Config) { c.Seeds = make([]uint64, MaxSeeds+1) }, "1001 seeds: at most 1000"},

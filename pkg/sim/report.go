@@ -118,6 +118,14 @@ func meanSD(xs []float64) (float64, float64) {
 	return m, math.Sqrt(v / float64(len(xs)-1))
 }
 
+// checkpointLabel is checkpoint c (a fraction of capacity) as a percent in
+// column headers: as many decimals as it has, to 4 (0.9 -> "90", 0.905 ->
+// "90.5", 0.00125 -> "0.125"), so that distinct checkpoints, which
+// Config.validate keeps at least 1e-6 apart, never share a column name.
+func checkpointLabel(c float64) string {
+	return strconv.FormatFloat(math.Round(c*100*1e4)/1e4, 'f', -1, 64)
+}
+
 // WriteTable prints one row per policy: allocation ratio (%) at each
 // checkpoint, the fragmentation ratio at the first and the last one, and
 // what the run ends with at target (unallocated GPUs, failed tasks, idle
@@ -129,7 +137,7 @@ func WriteTable(w io.Writer, sums []Summary, checkpoints []float64, target float
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"policy"}
 	for _, c := range checkpoints {
-		head = append(head, fmt.Sprintf("alloc@%.0f%%", c*100))
+		head = append(head, "alloc@"+checkpointLabel(c)+"%")
 	}
 	first, last := -1, len(checkpoints)-1
 	if len(checkpoints) > 1 {
@@ -141,10 +149,10 @@ func WriteTable(w io.Writer, sums []Summary, checkpoints []float64, target float
 	}
 	head = append(head, "unalloc GPUs"+end)
 	if first >= 0 {
-		head = append(head, fmt.Sprintf("frag %%@%.0f%%", 100*checkpoints[first]))
+		head = append(head, "frag %@"+checkpointLabel(checkpoints[first])+"%")
 	}
 	if last >= 0 {
-		head = append(head, fmt.Sprintf("frag %%@%.0f%%", 100*checkpoints[last]))
+		head = append(head, "frag %@"+checkpointLabel(checkpoints[last])+"%")
 	}
 	head = append(head, "failed"+end, "idle GPUs w/o CPU"+end, "multi-GPU quality"+end, "")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
@@ -188,11 +196,11 @@ func WriteCSV(w io.Writer, results []RunResult, checkpoints []float64) error {
 	cw := csv.NewWriter(w)
 	head := []string{"policy", "seed", "tasks", "failed", "failed_gpus"}
 	for _, c := range checkpoints {
-		head = append(head, fmt.Sprintf("alloc_%.0f", c*100))
+		head = append(head, "alloc_"+checkpointLabel(c))
 	}
 	head = append(head, "unallocated_gpus")
 	for _, c := range checkpoints {
-		head = append(head, fmt.Sprintf("frag_%.0f", c*100))
+		head = append(head, "frag_"+checkpointLabel(c))
 	}
 	head = append(head, "idle_gpus_no_cpu", "multi_gpu_tasks", "multi_gpu_quality")
 	if err := cw.Write(head); err != nil {

@@ -96,3 +96,38 @@ func TestWriteTableLabelsEndOfRunColumns(t *testing.T) {
 		})
 	}
 }
+
+// Checkpoints that round to the same whole percent get distinct column
+// names in the table and the CSV: 0.9, 0.901 and 0.905 were three
+// alloc@90% columns (and alloc_90 three times in the CSV header).
+func TestCheckpointColumnsAreDistinct(t *testing.T) {
+	for _, tc := range []struct {
+		checkpoints []float64
+		want        []string // alloc_ columns of the CSV
+	}{
+		{[]float64{0.9, 1, 1.3}, []string{"alloc_90", "alloc_100", "alloc_130"}},
+		{[]float64{0.9, 0.901, 0.905, 1.3}, []string{"alloc_90", "alloc_90.1", "alloc_90.5", "alloc_130"}},
+		{[]float64{0.001, 0.002, 1.3}, []string{"alloc_0.1", "alloc_0.2", "alloc_130"}},
+		{[]float64{0.0000125, 1.3}, []string{"alloc_0.0013", "alloc_130"}}, // 0.00125% to 4 decimals
+	} {
+		n := len(tc.checkpoints)
+		res := []RunResult{{Policy: "x", Seed: 1, Alloc: make([]float64, n), Frag: make([]float64, n)}}
+		var b bytes.Buffer
+		require.NoError(t, WriteCSV(&b, res, tc.checkpoints))
+		head, err := csv.NewReader(&b).Read()
+		require.NoError(t, err)
+		var alloc []string
+		for _, h := range head {
+			if strings.HasPrefix(h, "alloc_") {
+				alloc = append(alloc, h)
+			}
+		}
+		require.Equal(t, tc.want, alloc)
+		b.Reset()
+		require.NoError(t, WriteTable(&b, Summarize(res), tc.checkpoints, 1.3))
+		table := strings.Fields(strings.SplitN(b.String(), "\n", 2)[0])
+		for _, w := range tc.want {
+			require.Contains(t, table, "alloc@"+strings.TrimPrefix(w, "alloc_")+"%")
+		}
+	}
+}
