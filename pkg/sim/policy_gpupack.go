@@ -195,11 +195,7 @@ var (
 // p.evals and p.ranked (Raw, Ring, Ideal).
 func (p *gpupackRun) candidates(r *run, ci int32) {
 	c := &r.wl.Classes[ci]
-	cache := p.cache[ci]
-	if cache == nil {
-		cache = make([]cached, len(r.cl.Nodes))
-		p.cache[ci] = cache
-	}
+	cache := p.cacheFor(ci, len(r.cl.Nodes))
 	p.nodes, p.evals, p.ranked = p.nodes[:0], p.evals[:0], p.ranked[:0]
 	d := p.dist()
 	p.refreshSupply(r, d)
@@ -222,6 +218,28 @@ func (p *gpupackRun) candidates(r *run, ci int32) {
 			p.ranked = append(p.ranked, score.Ranked{Raw: p.raw(r, i, c, &e.e), Ring: e.e.ring, Ideal: e.e.ideal})
 		}
 	}
+}
+
+// maxCachedEvaluations bounds a run's cache (classes x nodes answers, some
+// 100 bytes each: about 100 MiB a run, and runs go in parallel). The
+// openb traces use at most 151 classes on 1,213 nodes (183,000); a pod
+// list of 20,000 distinct classes grew a run past 1.7 GB before this.
+const maxCachedEvaluations = 1 << 20
+
+// cacheFor is class ci's answers on the n nodes, made when missing; when
+// the run's cache would pass maxCachedEvaluations it starts over (the
+// answers are computed again as needed: pinned runs find most of them in
+// the shared memo).
+func (p *gpupackRun) cacheFor(ci int32, n int) []cached {
+	if cache := p.cache[ci]; cache != nil {
+		return cache
+	}
+	if (len(p.cache)+1)*n > maxCachedEvaluations {
+		clear(p.cache)
+	}
+	cache := make([]cached, n)
+	p.cache[ci] = cache
+	return cache
 }
 
 // refreshSupply brings p.supply to the cluster's state under d (every node

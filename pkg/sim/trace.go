@@ -6,6 +6,7 @@ package sim
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -120,10 +121,59 @@ type table struct {
 // utf-8-sig, Excel).
 const utf8BOM = "\ufeff"
 
+// MaxLineBytes bounds a line of a pod or node list (the openb lists' are
+// under 200 bytes): a file without line ends (/dev/zero, a binary file)
+// is refused at the bound, not read whole into memory.
+const MaxLineBytes = 1 << 20
+
+// ErrLineTooLong is the error of a line longer than MaxLineBytes.
+var ErrLineTooLong = fmt.Errorf("a line is longer than %d bytes: not a CSV pod or node list", MaxLineBytes)
+
+// lineLimit passes r through, failing with ErrLineTooLong once a line
+// passes MaxLineBytes.
+type lineLimit struct {
+	r   io.Reader
+	run int // bytes since the last '\n'
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for _, b := range p[:n] {
+		if b == '\n' {
+			l.run = 0
+			continue
+		}
+		if l.run++; l.run > MaxLineBytes {
+			return 0, ErrLineTooLong
+		}
+	}
+	return n, err
+}
+
+// sniff refuses what is not a UTF-8 CSV with LF or CRLF line ends, from
+// the file's first bytes: UTF-16 (a byte order mark or NUL bytes, which
+// the CSV reader would read as a header of unknown columns) and CR-only
+// line ends (classic Mac: the CSV reader sees one line).
+func sniff(file string, br *bufio.Reader) error {
+	head, _ := br.Peek(64 << 10) // what is there, up to 64 KiB
+	switch {
+	case bytes.HasPrefix(head, []byte{0xff, 0xfe}) || bytes.HasPrefix(head, []byte{0xfe, 0xff}):
+		return fmt.Errorf("%s is UTF-16 (it starts with a UTF-16 byte order mark): save it as UTF-8", file)
+	case bytes.IndexByte(head, 0) >= 0:
+		return fmt.Errorf("%s has NUL bytes in its first %d bytes: UTF-16 or not text; save it as UTF-8 CSV", file, len(head))
+	case bytes.IndexByte(head, '\n') < 0 && bytes.IndexByte(head, '\r') >= 0:
+		return fmt.Errorf("%s ends its lines with CR only (classic Mac line ends): save it with LF or CRLF line ends", file)
+	}
+	return nil
+}
+
 func newTable(file string, r io.Reader, required, optional []string) (*table, error) {
 	// The BOM goes before the CSV reader sees it: before a quoted header
 	// field it would make the field's quote a bare " in an unquoted field.
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(&lineLimit{r: r}, 64<<10)
+	if err := sniff(file, br); err != nil {
+		return nil, err
+	}
 	if b, err := br.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
 		_, _ = br.Discard(len(utf8BOM))
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -184,6 +185,17 @@ func TestBadTraces(t *testing.T) {
 		{"more GPUs than a node can have", true, nodeHead + "n0,1,1,65,G2\n",
 			`nodes.csv:2: column "gpu": value 65 is above the limit 64`},
 		{"bare quote", false, podHead + "p0, \"1\",1,1,1000,\n", `pods.csv:2: parse error`},
+		// Encodings and line ends the CSV reader would misread as a
+		// header of unknown columns, or as one line.
+		{"UTF-16 LE with its BOM", false, "\xff\xfen\x00a\x00m\x00e\x00", `pods.csv is UTF-16`},
+		{"UTF-16 BE with its BOM", true, "\xfe\xff\x00s\x00n", `nodes.csv is UTF-16`},
+		{"UTF-16 without a BOM", false, "n\x00a\x00m\x00e\x00", `pods.csv has NUL bytes`},
+		{"CR-only line ends", false, strings.ReplaceAll(podHead+"p0,1,1,1,1000,\n", "\n", "\r"), `pods.csv ends its lines with CR only`},
+		{"CR-only node list", true, strings.ReplaceAll(nodeHead+"n0,1,1,8,T4\n", "\n", "\r"), `nodes.csv ends its lines with CR only`},
+		// No line end at all (/dev/zero, a binary file): refused at
+		// MaxLineBytes, not read whole.
+		{"a line past MaxLineBytes", false, strings.Repeat("x", MaxLineBytes+1), `a line is longer than 1048576 bytes`},
+		{"a row past MaxLineBytes", true, nodeHead + "n0,1,1,8," + strings.Repeat("T", MaxLineBytes), `a line is longer than`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,4 +245,23 @@ func TestDuplicateNodeNames(t *testing.T) {
 			require.Equal(t, tt.n, n)
 		})
 	}
+}
+
+// lineLimit lets lines of up to MaxLineBytes through, LF or CRLF ended,
+// however many, and stops an endless line (as of /dev/zero) at the bound.
+func TestLineLimit(t *testing.T) {
+	ok := strings.Repeat(strings.Repeat("a", MaxLineBytes-1)+"\r\n", 3) // each MaxLineBytes with its CR
+	got, err := io.ReadAll(&lineLimit{r: strings.NewReader(ok)})
+	require.NoError(t, err)
+	require.Equal(t, len(ok), len(got))
+	_, err = io.ReadAll(&lineLimit{r: zeros{}})
+	require.ErrorIs(t, err, ErrLineTooLong)
+}
+
+// zeros is an endless reader of NUL bytes, as /dev/zero.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
