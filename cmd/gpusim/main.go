@@ -153,7 +153,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, policiesSet b
 		// run other seeds than the report names.
 		return fmt.Errorf("--first-seed %d with --seeds %d: the last seed passes %d", o.firstSeed, o.seeds, uint64(math.MaxUint64))
 	}
-	if o.svgPath != "" && (math.IsNaN(o.svgFrom) || o.svgFrom < 0 || o.svgFrom >= o.target) {
+	// Against a valid target only: a bad --target is said by its own check.
+	if o.svgPath != "" && o.target > 0 && (math.IsNaN(o.svgFrom) || o.svgFrom < 0 || o.svgFrom >= o.target) {
 		return fmt.Errorf("--svg-from %v: want 0 or more and below --target %v", o.svgFrom, o.target)
 	}
 	sweeps, err := parseSweeps(o.sweeps)
@@ -298,6 +299,7 @@ func policies(list, workload string) ([]string, error) {
 		return nil, fmt.Errorf("--workload %s: --policies %q lists no %s, whose workload it sets", workload, list, sim.PolicyGPUPack)
 	}
 	var out []string
+	merged := false
 	for _, p := range names {
 		p = strings.TrimSpace(p)
 		switch {
@@ -305,6 +307,10 @@ func policies(list, workload string) ([]string, error) {
 			return nil, fmt.Errorf("--policies %q: an empty policy name (a stray comma?)", list)
 		case p == sim.PolicyGPUPack:
 			out = append(out, gp...)
+		case p == sim.PolicyGPUPackOnline && !merged && slices.Contains(gp, p) && slices.Contains(names, sim.PolicyGPUPack):
+			// --workload both or online adds it for gpupack: the same
+			// run (once: listed again, it is listed twice).
+			merged = true
 		default:
 			out = append(out, p)
 		}

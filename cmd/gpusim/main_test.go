@@ -286,7 +286,7 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"seeds wrap", []string{"--first-seed", "18446744073709551615", "--seeds", "2"}, "--first-seed 18446744073709551615 with --seeds 2: the last seed passes 18446744073709551615"},
 		{"negative workers", []string{"--workers", "-3"}, "workers -3"},
 		{"policy twice", []string{"--policies", "gpupack,best-fit,gpupack"}, `policy "gpupack" listed twice`},
-		{"policy twice through --workload both", []string{"--workload", "both", "--policies", "gpupack,gpupack-online"}, `policy "gpupack-online" listed twice`},
+		{"policy twice beside --workload both", []string{"--workload", "both", "--policies", "gpupack,gpupack-online,gpupack-online"}, `policy "gpupack-online" listed twice`},
 		{"no policy", []string{"--policies", ","}, "an empty policy name (a stray comma?)"},
 		{"trailing comma", []string{"--policies", "gpupack,"}, `--policies "gpupack,": an empty policy name`},
 		{"weight NaN", []string{"--blend-topo-weight", "NaN"}, "gpupack topology weight NaN"},
@@ -297,6 +297,8 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"svg-from NaN", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "NaN"}, "--svg-from NaN: want"},
 		{"svg-from past the target", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "5"}, "below --target 1.3"},
 		{"svg-from negative", []string{"--svg", filepath.Join(dir, "c.svg"), "--svg-from", "-1"}, "--svg-from -1"},
+		// A bad target is said as such, not as --svg-from's bound.
+		{"target 0 with a chart", []string{"--svg", filepath.Join(dir, "c.svg"), "--target", "0"}, "target 0: want a fraction"},
 		{"csv over the pod list", []string{"--csv", pods}, "--csv " + pods + ": the same file as --pods"},
 		{"svg over the node list through a link", []string{"--svg", link}, "the same file as --nodes"},
 		{"csv over the pod list by another path", []string{"--csv", podsCopy}, "the same file as --pods"},
@@ -458,4 +460,24 @@ func TestRunWarnsDuplicateNodeNames(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, stderr, "gpusim: warning: "+twice+": node name(s) c0, g0, t0 on more than one row: each row is simulated as a node of its own")
 	require.Contains(t, out, "best-fit")
+}
+
+// gpupack-online listed beside gpupack with --workload both (or online)
+// is the run --workload adds for gpupack: listed once, run once, not
+// refused as listed twice.
+func TestPoliciesOnlineListedBesideGPUPack(t *testing.T) {
+	for _, tc := range []struct {
+		list, workload string
+		want           []string
+	}{
+		{"gpupack,gpupack-online", "both", []string{"gpupack", "gpupack-online"}},
+		{"gpupack-online,gpupack,fgd", "both", []string{"gpupack", "gpupack-online", "fgd"}},
+		{"gpupack,gpupack-online", "online", []string{"gpupack-online"}},
+		{"gpupack-online", "online", []string{"gpupack-online"}},
+		{"gpupack,gpupack-online", "pinned", []string{"gpupack", "gpupack-online"}},
+	} {
+		got, err := policies(tc.list, tc.workload)
+		require.NoError(t, err, "%s --workload %s", tc.list, tc.workload)
+		require.Equal(t, tc.want, got, "%s --workload %s", tc.list, tc.workload)
+	}
 }
