@@ -66,54 +66,47 @@ func (t *nodeIndex) home(node *v1.Node) int {
 	return int(uint64(uintptr(unsafe.Pointer(node))) * 0x9E3779B97F4A7C15 >> t.shift)
 }
 
+// probe walks from node's home slot to the slot holding node or, when
+// none does, the first empty one; it returns that slot and the Node it
+// read there (node or nil). Safe without the lock: a slot filled after it
+// was read empty is not looked at.
+func (t *nodeIndex) probe(node *v1.Node) (*indexSlot, *v1.Node) {
+	mask := len(t.slots) - 1
+	for i := t.home(node); ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if n := s.node.Load(); n == node || n == nil {
+			return s, n
+		}
+	}
+}
+
 // find returns the entry indexed under node, nil if none. Safe without
 // the lock.
 func (t *nodeIndex) find(node *v1.Node) *nodeEntry {
-	mask := len(t.slots) - 1
-	for i := t.home(node); ; i = (i + 1) & mask {
-		switch t.slots[i].node.Load() {
-		case node:
-			return t.slots[i].entry.Load()
-		case nil:
-			return nil
-		}
+	if s, n := t.probe(node); n == node {
+		return s.entry.Load()
 	}
+	return nil
 }
 
 // put indexes e under node (replacing what node had); the table must have
 // a free slot. Under Cache.mu.
 func (t *nodeIndex) put(node *v1.Node, e *nodeEntry) {
-	mask := len(t.slots) - 1
-	for i := t.home(node); ; i = (i + 1) & mask {
-		s := &t.slots[i]
-		switch s.node.Load() {
-		case node:
-			s.entry.Store(e)
-			return
-		case nil:
-			s.entry.Store(e) // before the Node: a reader that sees it sees e
-			s.node.Store(node)
-			t.filled++
-			t.live++
-			return
-		}
+	s, n := t.probe(node)
+	s.entry.Store(e) // before the Node: a reader that sees it sees e
+	if n == nil {
+		s.node.Store(node)
+		t.filled++
+		t.live++
 	}
 }
 
 // remove forgets node. Under Cache.mu.
 func (t *nodeIndex) remove(node *v1.Node) {
-	mask := len(t.slots) - 1
-	for i := t.home(node); ; i = (i + 1) & mask {
-		s := &t.slots[i]
-		switch s.node.Load() {
-		case node:
-			s.node.Store(deletedNode)
-			s.entry.Store(nil)
-			t.live--
-			return
-		case nil:
-			return
-		}
+	if s, n := t.probe(node); n == node {
+		s.node.Store(deletedNode)
+		s.entry.Store(nil)
+		t.live--
 	}
 }
 
