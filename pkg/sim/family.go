@@ -259,7 +259,7 @@ func CheckVariantArrivals(tasks []TaskSpec, a Axis, level float64, capacity int6
 		return nil // GenerateVariant refuses it, or copies nothing
 	}
 	n := gpu + cpuOnlyWanted(gpu, level/10)
-	if est := target * float64(capacity) * float64(n) / float64(demand); est > MaxArrivals {
+	if est := expectedArrivals(capacity, target, n, demand); est > MaxArrivals {
 		return arrivalsError(capacity, target, fmt.Sprintf("about %.0f", est), gpu, n, demand)
 	}
 	return nil

@@ -137,7 +137,14 @@ const MaxArrivals = 1 << 20
 // target x capacity over the pod list's mean GPU demand per task
 // (CPU-only tasks count as tasks with none).
 func (w *Workload) Arrivals(capacity int64, target float64) float64 {
-	return target * float64(capacity) * float64(len(w.Tasks)) / float64(w.Demand)
+	return expectedArrivals(capacity, target, len(w.Tasks), w.Demand)
+}
+
+// expectedArrivals is the expected length of a run over a pod list of
+// tasks tasks asking demand milli-GPU in all: target x capacity over the
+// mean demand per task.
+func expectedArrivals(capacity int64, target float64, tasks int, demand int64) float64 {
+	return target * float64(capacity) * float64(tasks) / float64(demand)
 }
 
 // CheckArrivals refuses a workload whose runs would take more than
