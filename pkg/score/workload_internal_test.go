@@ -67,3 +67,37 @@ func TestObserveFastPathPublishesTheSameSnapshots(t *testing.T) {
 		})
 	}
 }
+
+// TestLearningTransientSnapshots bounds what the plugin's default
+// tolerance trades: a snapshot never lags the learned blend by
+// DefaultTolerance or more (total variation), and learning a new mix from
+// the prior publishes few snapshots, each of which makes every node plan
+// again under it (the last plans and the choice memo are per snapshot).
+// The stream is test/throughput's: whole 1, 2 and 4 GPUs at 70/20/10%, one
+// core and 1 GiB each, none of them in DefaultPrior. Moving from the prior
+// to the mix is a total variation distance of at most 1, so at most
+// 1/0.05 = 20 snapshots for the move, plus the mix's own sampling noise
+// (its probabilities wander by about sqrt(p(1-p)/n), under 0.05 in total
+// once n passes a few hundred): at most 25 in the first 2,000 observations
+// and at most 5 in the next 2,000. At the tolerance of 0.01 used before
+// (2026-12), the first 2,000 made 93.
+func TestLearningTransientSnapshots(t *testing.T) {
+	w, err := NewWorkload(PluginWorkloadOptions())
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(1, 2))
+	counts := []int{1, 1, 1, 1, 1, 1, 1, 2, 2, 4}
+	var published [2]int
+	for i := range 4000 {
+		before := w.Distribution()
+		w.Observe(TaskType{Kind: KindWhole, Count: counts[rng.IntN(len(counts))], CPUMilli: 1000, MemoryMiB: 1024})
+		after := w.Distribution()
+		if after != before {
+			published[i/2000]++
+		}
+		lag := distance(w.trim(w.blend()), after)
+		require.Less(t, lag, DefaultTolerance, "observation %d: the snapshot lags the blend by %v", i, lag)
+	}
+	require.Positive(t, published[0], "the mix must reach the snapshot")
+	require.LessOrEqual(t, published[0], 25, "snapshots while learning the mix")
+	require.LessOrEqual(t, published[1], 5, "snapshots once it is learned")
+}
