@@ -111,6 +111,9 @@ type result struct {
 	// cpu is the scheduler process's CPU time over the phase (start to
 	// the last bind), 0 when it could not be read.
 	cpu time.Duration
+	// settled is how long the phase waited for an idle scheduler before
+	// it started (probe.settle); not part of the phase's figures.
+	settled time.Duration
 }
 
 func (r result) podsPerSecond() float64 { return float64(r.pods) / r.duration.Seconds() }
@@ -216,9 +219,9 @@ func runOne(parent context.Context, o options, schedBin string, n int) ([]result
 			if err != nil {
 				return nil, fmt.Errorf("profile %s: %w", profile, err)
 			}
-			fmt.Fprintf(os.Stderr, "[%d nodes] round %d %s: %d pods in %s (%.1f pods/s, p99 %s, scheduler CPU %s/pod)\n",
+			fmt.Fprintf(os.Stderr, "[%d nodes] round %d %s: %d pods in %s (%.1f pods/s, p99 %s, scheduler CPU %s/pod; started after %s idle wait)\n",
 				n, round, profile, r.pods, r.duration.Round(time.Millisecond), r.podsPerSecond(), r.p99().Round(time.Millisecond),
-				r.cpuPerPod().Round(time.Microsecond))
+				r.cpuPerPod().Round(time.Microsecond), r.settled.Round(100*time.Millisecond))
 			if t, ok := total[profile]; ok {
 				t.pods += r.pods
 				t.duration += r.duration
@@ -357,6 +360,7 @@ func measure(ctx context.Context, client kubernetes.Interface, o options, pr *pr
 	for i := range counts {
 		counts[i] = gpuCounts[rng.IntN(len(gpuCounts))]
 	}
+	settled := pr.settle(ctx)
 	cpuStart, cpuOK := pr.cpuSeconds()
 	phase := fmt.Sprintf("%d-nodes-round-%d-%s", n, round, profile)
 	waitProfile := pr.profile(ctx, phase)
@@ -395,7 +399,7 @@ func measure(ctx context.Context, client kubernetes.Interface, o options, pr *pr
 	if len(bound) < o.pods {
 		return result{}, fmt.Errorf("only %d of %d pods bound; nothing bound for a minute", len(bound), o.pods)
 	}
-	r := result{nodes: n, profile: profile, pods: o.pods}
+	r := result{nodes: n, profile: profile, pods: o.pods, settled: settled}
 	if cpuOK && cpuEndOK {
 		r.cpu = time.Duration((cpuEnd - cpuStart) * float64(time.Second))
 	}
