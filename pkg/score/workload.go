@@ -259,34 +259,50 @@ type WorkloadOptions struct {
 	// after every observation. Observations are never lost: the histogram
 	// keeps them all.
 	Tolerance float64
+	// SnapshotInterval and MaxLag pace the snapshots while the mix moves:
+	// a move of Tolerance or more is published once SnapshotInterval
+	// observations have passed since the last snapshot, or at once when
+	// it reaches MaxLag. SnapshotInterval 0 (the default) publishes every
+	// move of Tolerance at once; MaxLag 0 (the default) waits out the
+	// interval whatever the move. Both need Tolerance > 0.
+	SnapshotInterval int
+	MaxLag           float64
 }
 
-// DefaultTolerance is the scheduler plugin's WorkloadOptions.Tolerance:
-// how far (total variation distance) the learned workload must move
-// before a new snapshot is published. Each snapshot starts a fresh choice
-// memo and voids every node's last plans, so the next cycles plan every
-// node again: republishing after every pod would make every scheduling
-// cycle recompute each node usage pattern.
+// The scheduler plugin's snapshot pacing (WorkloadOptions Tolerance,
+// SnapshotInterval and MaxLag): a new snapshot once the learned workload
+// has moved by DefaultTolerance (total variation) and
+// DefaultSnapshotInterval pods have passed since the last one, or at once
+// when it has moved by DefaultMaxLag.
 //
-// Learning a new mix from the prior is a move of up to 1 in total
-// variation, so it publishes about 1/Tolerance snapshots (and a steady mix
-// almost none). At 0.01 (before 2026-12) that was about 90 snapshots in
-// the first 2,000 pods of test/throughput's stream, and the scheduler's
-// CPU per pod in the first 2,000 pods of its life was 1.4-1.5x that of
-// the next 2,000 (5,000 nodes; 1.0x with the workload pinned). At 0.05 it
-// is 18 snapshots (TestLearningTransientSnapshots) and the first phase
-// costs what the later ones do. What the snapshot may lag by, 5% of the
-// mix, is below the histogram's own sampling noise at its effective
-// size (about 1,500 pods at half-life 1000): gpusim's online mode, which
-// learns with these options, places within its seeds' spread of what it
-// placed at 0.01 (docs/gpusim.md).
-const DefaultTolerance = 0.05
+// Each snapshot starts a fresh choice memo and voids every node's last
+// plans, so the next cycles plan every node again: republishing after
+// every pod would make every scheduling cycle recompute each node usage
+// pattern. Learning a new mix from the prior is a move of up to 1, which
+// at a plain tolerance of 1% published about 90 snapshots in the first
+// 2,000 pods of test/throughput's stream, and the scheduler's CPU per pod
+// in its first 2,000 pods was 1.4-1.5x that of the next 2,000 (5,000
+// nodes; 1.0x with the workload pinned). A plain 5% cut that to 18 but
+// left a settled mix's snapshot stale: a new task type at 3% of the pods
+// took 2,846 pods to enter it, or did not in 20,000, since the noise of a
+// settled mix rarely reaches 5% (TestNewTypeReachesSettledSnapshot: 5-328
+// pods now, 184-426 at a plain 1%). With the interval, a fast move is
+// followed at every 5%, and every move of 1% within
+// DefaultSnapshotInterval pods (the prior's worth): 27 snapshots in those
+// first 2,000 pods, 4 in the next 2,000 (TestLearningTransientSnapshots).
+const (
+	DefaultTolerance        = 0.01
+	DefaultSnapshotInterval = 100
+	DefaultMaxLag           = 0.05
+)
 
 // PluginWorkloadOptions are the options the scheduler plugin's default args
 // give its Workload (DefaultPrior, prior weight 100, half-life 1000, not
-// pinned, DefaultTolerance); gpusim's online mode learns with them.
+// pinned, DefaultTolerance, DefaultSnapshotInterval, DefaultMaxLag);
+// gpusim's online mode learns with them.
 func PluginWorkloadOptions() WorkloadOptions {
-	return WorkloadOptions{PriorWeight: 100, HalfLife: 1000, Tolerance: DefaultTolerance}
+	return WorkloadOptions{PriorWeight: 100, HalfLife: 1000, Tolerance: DefaultTolerance,
+		SnapshotInterval: DefaultSnapshotInterval, MaxLag: DefaultMaxLag}
 }
 
 // Workload is the workload distribution learned online: a decayed
@@ -299,12 +315,16 @@ type Workload struct {
 	pin         bool
 	maxTypes    int
 	tolerance   float64
+	interval    int
+	maxLag      float64
 
 	mu   sync.Mutex
 	hist map[TaskType]float64
 	inc  float64 // weight of the next observation (lazy decay)
 	sum  float64 // sum of hist
 	snap atomic.Pointer[Distribution]
+	// since counts the observations since the last snapshot.
+	since int
 
 	// What Observe needs to tell whether the snapshot moves without
 	// building the candidate Distribution (candidate), all under mu:
@@ -352,6 +372,12 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 		return nil, fmt.Errorf("max types %d must be positive", o.MaxTypes)
 	case !(o.Tolerance >= 0 && o.Tolerance < 1):
 		return nil, fmt.Errorf("tolerance %v must be in [0, 1)", o.Tolerance)
+	case o.SnapshotInterval < 0:
+		return nil, fmt.Errorf("snapshot interval %d must be >= 0", o.SnapshotInterval)
+	case !(o.MaxLag == 0 || o.MaxLag > o.Tolerance && o.MaxLag <= 1):
+		return nil, fmt.Errorf("max lag %v must be 0 or in (tolerance %v, 1]", o.MaxLag, o.Tolerance)
+	case (o.SnapshotInterval > 0 || o.MaxLag > 0) && o.Tolerance == 0:
+		return nil, fmt.Errorf("snapshot interval and max lag need a tolerance > 0")
 	}
 	w := &Workload{
 		prior:       prior,
@@ -360,6 +386,8 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 		pin:         o.Pin,
 		maxTypes:    o.MaxTypes,
 		tolerance:   o.Tolerance,
+		interval:    o.SnapshotInterval,
+		maxLag:      o.MaxLag,
 		hist:        map[TaskType]float64{},
 		inc:         1,
 	}
@@ -378,9 +406,10 @@ func NewWorkload(o WorkloadOptions) (*Workload, error) {
 // It runs in the scheduler plugin's Reserve, once per pod: the candidate
 // snapshot (the histogram blended with the prior, trimmed to maxTypes) is
 // computed as probabilities in reused buffers (candidate), and a
-// Distribution is built only when it moves by Tolerance or more (rare in a
-// steady mix), with the same arithmetic, so the snapshots published are
-// those that building every candidate would publish.
+// Distribution is built only when one is published (WorkloadOptions
+// Tolerance, SnapshotInterval and MaxLag; rare in a steady mix), with the
+// same arithmetic, so the snapshots published are those that building
+// every candidate would publish.
 func (w *Workload) Observe(t TaskType) {
 	if w == nil || w.pin || t.Validate() != nil {
 		return
@@ -408,16 +437,35 @@ func (w *Workload) Observe(t TaskType) {
 		}
 	}
 	w.rekeyIfNew(t)
+	w.since++
 	if w.tolerance > 0 {
-		if w.slow {
-			if distance(w.trim(w.blend()), w.snap.Load()) < w.tolerance {
-				return
-			}
-		} else if cand, ok := w.candidate(); ok && w.distanceTo(cand) < w.tolerance {
+		if d, ok := w.moved(); ok && w.holdBack(d) {
 			return
 		}
 	}
 	w.publish(w.trim(w.blend()))
+}
+
+// moved is the distance of the candidate snapshot from the current one;
+// false when it was not worked out (the candidate is then published).
+func (w *Workload) moved() (float64, bool) {
+	if w.slow {
+		return distance(w.trim(w.blend()), w.snap.Load()), true
+	}
+	cand, ok := w.candidate()
+	if !ok {
+		return 0, false
+	}
+	return w.distanceTo(cand), true
+}
+
+// holdBack reports whether a candidate that moved by d waits: below the
+// tolerance, or within the snapshot interval and short of the max lag.
+func (w *Workload) holdBack(d float64) bool {
+	if d < w.tolerance {
+		return true
+	}
+	return w.since < w.interval && (w.maxLag == 0 || d < w.maxLag)
 }
 
 // publish makes d the snapshot and indexes its types (distanceTo).
@@ -430,6 +478,7 @@ func (w *Workload) publish(d *Distribution) {
 		w.snapIdx[t] = i
 	}
 	w.snap.Store(d)
+	w.since = 0
 }
 
 // rekeyIfNew rebuilds keys when t, just observed, is not among them.

@@ -99,6 +99,38 @@ func TestWorkloadDecayAndPrior(t *testing.T) {
 			delta:   1e-8,
 		},
 		{
+			// Tolerance .2, interval 3, max lag .6, prior whole 1 worth 1.
+			// whole 2 once: 1/2, 1/2, distance .5 >= .2 but 1 observation
+			// since the snapshot < 3 and .5 < .6: kept back.
+			name: "interval: held back",
+			opts: score.WorkloadOptions{Prior: []score.Weighted{{Type: whole1, Weight: 1}}, PriorWeight: 1, HalfLife: 1e9,
+				Tolerance: 0.2, SnapshotInterval: 3, MaxLag: 0.6},
+			observe: []score.TaskType{whole2},
+			want:    map[score.TaskType]float64{whole1: 1},
+		},
+		{
+			// Twice: 1/3, 2/3, distance 2/3 >= the max lag .6: published
+			// within the interval.
+			name: "interval: max lag reached",
+			opts: score.WorkloadOptions{Prior: []score.Weighted{{Type: whole1, Weight: 1}}, PriorWeight: 1, HalfLife: 1e9,
+				Tolerance: 0.2, SnapshotInterval: 3, MaxLag: 0.6},
+			observe: []score.TaskType{whole2, whole2},
+			want:    map[score.TaskType]float64{whole1: 1.0 / 3, whole2: 2.0 / 3},
+			delta:   1e-8,
+		},
+		{
+			// Max lag 0.9 (not reached by 1/2, 3/4): whole 2, then whole 1
+			// (weights 2:1 -> distance 1/3 from the prior), then whole 2
+			// (2:2, distance 1/2): the third observation ends the interval
+			// and publishes 1/2, 1/2.
+			name: "interval: published once it has passed",
+			opts: score.WorkloadOptions{Prior: []score.Weighted{{Type: whole1, Weight: 1}}, PriorWeight: 1, HalfLife: 1e9,
+				Tolerance: 0.2, SnapshotInterval: 3, MaxLag: 0.9},
+			observe: []score.TaskType{whole2, whole1, whole2},
+			want:    map[score.TaskType]float64{whole1: 0.5, whole2: 0.5},
+			delta:   1e-8,
+		},
+		{
 			// MaxTypes 2 keeps the 2 most popular, renormalized: prior
 			// 5:3:2 -> whole 1 .5/.8 = .625, whole 2 .3/.8 = .375.
 			name: "max types",
@@ -150,6 +182,12 @@ func TestWorkloadBadOptions(t *testing.T) {
 		{"tolerance 1", score.WorkloadOptions{Tolerance: 1}, "tolerance 1 must be in [0, 1)"},
 		{"NaN tolerance", score.WorkloadOptions{Tolerance: math.NaN()}, "tolerance NaN must be in [0, 1)"},
 		{"negative max types", score.WorkloadOptions{MaxTypes: -1}, "max types -1 must be positive"},
+		{"negative snapshot interval", score.WorkloadOptions{Tolerance: 0.01, SnapshotInterval: -1}, "snapshot interval -1 must be >= 0"},
+		{"max lag at the tolerance", score.WorkloadOptions{Tolerance: 0.05, MaxLag: 0.05}, "max lag 0.05 must be 0 or in (tolerance 0.05, 1]"},
+		{"max lag above 1", score.WorkloadOptions{Tolerance: 0.01, MaxLag: 1.5}, "max lag 1.5 must be 0 or in (tolerance 0.01, 1]"},
+		{"NaN max lag", score.WorkloadOptions{Tolerance: 0.01, MaxLag: math.NaN()}, "max lag NaN"},
+		{"interval without tolerance", score.WorkloadOptions{SnapshotInterval: 10}, "snapshot interval and max lag need a tolerance > 0"},
+		{"max lag without tolerance", score.WorkloadOptions{MaxLag: 0.5}, "snapshot interval and max lag need a tolerance > 0"},
 		{"invalid prior type", score.WorkloadOptions{Prior: []score.Weighted{{Type: score.TaskType{Kind: score.KindShared, Milli: 0}, Weight: 1}}}, "prior: entry 0: shared task type: milli 0 not in 1..1000"},
 		{"negative prior weight entry", score.WorkloadOptions{Prior: []score.Weighted{{Type: whole1, Weight: 1}, {Type: whole2, Weight: -1}}}, "prior: entry 1 (whole:2): weight -1 must be a finite number >= 0"},
 		{"zero total", score.WorkloadOptions{Prior: []score.Weighted{{Type: whole1, Weight: 0}}}, "total weight must be positive"},

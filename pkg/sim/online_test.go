@@ -14,13 +14,13 @@ import (
 // tiny trace asks 100 milli of one GPU, 1 core and 1 GiB; the cluster's 12
 // cores (n0 8, n1 4) hold 12 of them (the GPUs would hold 30), out of 39
 // arrivals (39 x 100 >= 1.3 x 3000). The learned type enters the snapshot
-// only once it moves the blend by score.DefaultTolerance (0.05) in total
-// variation: after k of them against the prior's weight 100 the distance
-// is k/(100+k) (decay over 12 observations at half-life 1000 is under
-// 1%), 5/105 = 0.048 < 0.05 and 6/106 = 0.057, so the snapshot holds it
-// from the 6th placed task on, and with its CPU and memory bucketed (1000
-// milli and 1024 MiB stay). The pinned run never moves from the pod
-// list's.
+// when it moves the blend by score.DefaultMaxLag (0.05) in total variation,
+// before DefaultSnapshotInterval (100) pods have passed: after k of them
+// against the prior's weight 100 the distance is k/(100+k) (decay over 12
+// observations at half-life 1000 is under 1%), 5/105 = 0.048 < 0.05 and
+// 6/106 = 0.057, so the snapshot holds it from the 6th placed task on, and
+// with its CPU and memory bucketed (1000 milli and 1024 MiB stay). The
+// pinned run never moves from the pod list's.
 func TestOnlineLearnsPlacedTasks(t *testing.T) {
 	cl, wl := tinySetup(t, "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\na,1000,1024,1,100,\n")
 	frag, err := NewFragModel(wl, 0)

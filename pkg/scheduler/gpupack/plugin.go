@@ -29,10 +29,15 @@ import (
 // Name is the plugin's name in the registry and in configuration.
 const Name = "GPUPack"
 
-// workloadTolerance is how far (total variation distance) the learned
-// workload must move before Filter/Score see a new snapshot
-// (score.DefaultTolerance, which gpusim's online mode uses too).
-const workloadTolerance = score.DefaultTolerance
+// The learned workload's snapshot pacing (score.DefaultTolerance,
+// DefaultSnapshotInterval and DefaultMaxLag, which gpusim's online mode
+// uses too): how far (total variation distance) it must move, and after
+// how many pods, before Filter/Score see a new snapshot.
+const (
+	workloadTolerance        = score.DefaultTolerance
+	workloadSnapshotInterval = score.DefaultSnapshotInterval
+	workloadMaxLag           = score.DefaultMaxLag
+)
 
 // GPUPack is the plugin.
 type GPUPack struct {
@@ -120,7 +125,7 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	wl, err := score.NewWorkload(score.WorkloadOptions{
 		Prior: prior, PriorWeight: float64(args.Workload.PriorWeight),
 		HalfLife: float64(args.Workload.HalfLife), Pin: args.Workload.Pin,
-		Tolerance: workloadTolerance,
+		Tolerance: workloadTolerance, SnapshotInterval: workloadSnapshotInterval, MaxLag: workloadMaxLag,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("invalid %s args: workload: %w", Name, err)
