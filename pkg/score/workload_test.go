@@ -119,8 +119,8 @@ func TestWorkloadDecayAndPrior(t *testing.T) {
 			delta:   1e-8,
 		},
 		{
-			// Max lag 0.9 (not reached by 1/2, 3/4): whole 2, then whole 1
-			// (weights 2:1 -> distance 1/3 from the prior), then whole 2
+			// Max lag 0.9, never reached: whole 2 (weights 1:1, distance
+			// 1/2 from the prior), whole 1 (2:1, distance 1/3), whole 2
 			// (2:2, distance 1/2): the third observation ends the interval
 			// and publishes 1/2, 1/2.
 			name: "interval: published once it has passed",

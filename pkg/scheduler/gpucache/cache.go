@@ -88,8 +88,9 @@ import (
 //     distribution) stays.
 //
 // The workload snapshot (score.Workload.Distribution) moves only when the
-// learned task mix moves by score.DefaultTolerance; a new snapshot
-// invalidates 5 and changes the key of 7.
+// learned task mix moves by score.DefaultTolerance and
+// score.DefaultSnapshotInterval pods have passed, or by score.DefaultMaxLag;
+// a new snapshot invalidates 5 and changes the key of 7.
 type Cache struct {
 	mu    sync.RWMutex
 	nodes map[string]*nodeEntry
