@@ -90,9 +90,9 @@ func TestPluginWorkloadOptionsAreTheDefaultArgs(t *testing.T) {
 	o := score.PluginWorkloadOptions()
 	require.InDelta(t, float64(configv1.DefaultPriorWeight), o.PriorWeight, 0)
 	require.InDelta(t, float64(configv1.DefaultHalfLife), o.HalfLife, 0)
-	require.InDelta(t, workloadTolerance, o.Tolerance, 0)
-	require.Equal(t, workloadSnapshotInterval, o.SnapshotInterval)
-	require.InDelta(t, workloadMaxLag, o.MaxLag, 0)
+	require.InDelta(t, score.DefaultTolerance, o.Tolerance, 0)
+	require.Equal(t, score.DefaultSnapshotInterval, o.SnapshotInterval)
+	require.InDelta(t, score.DefaultMaxLag, o.MaxLag, 0)
 	require.False(t, o.Pin)
 	require.Nil(t, o.Prior, "the default prior (score.DefaultPrior)")
 }

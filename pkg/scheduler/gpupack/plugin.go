@@ -29,16 +29,6 @@ import (
 // Name is the plugin's name in the registry and in configuration.
 const Name = "GPUPack"
 
-// The learned workload's snapshot pacing (score.DefaultTolerance,
-// DefaultSnapshotInterval and DefaultMaxLag, which gpusim's online mode
-// uses too): how far (total variation distance) it must move, and after
-// how many pods, before Filter/Score see a new snapshot.
-const (
-	workloadTolerance        = score.DefaultTolerance
-	workloadSnapshotInterval = score.DefaultSnapshotInterval
-	workloadMaxLag           = score.DefaultMaxLag
-)
-
 // GPUPack is the plugin.
 type GPUPack struct {
 	handle    fwk.Handle
@@ -122,11 +112,13 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 		t, _ := p.TaskType() // validated
 		prior = append(prior, score.Weighted{Type: t, Weight: float64(p.Weight)})
 	}
-	wl, err := score.NewWorkload(score.WorkloadOptions{
-		Prior: prior, PriorWeight: float64(args.Workload.PriorWeight),
-		HalfLife: float64(args.Workload.HalfLife), Pin: args.Workload.Pin,
-		Tolerance: workloadTolerance, SnapshotInterval: workloadSnapshotInterval, MaxLag: workloadMaxLag,
-	})
+	// The args set the prior, its weight, the half-life and pinning; the
+	// snapshot pacing is score's (PluginWorkloadOptions, which gpusim's
+	// online mode learns with too).
+	wo := score.PluginWorkloadOptions()
+	wo.Prior, wo.PriorWeight = prior, float64(args.Workload.PriorWeight)
+	wo.HalfLife, wo.Pin = float64(args.Workload.HalfLife), args.Workload.Pin
+	wl, err := score.NewWorkload(wo)
 	if err != nil {
 		return nil, fmt.Errorf("invalid %s args: workload: %w", Name, err)
 	}
