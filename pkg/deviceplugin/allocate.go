@@ -48,7 +48,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 	for _, creq := range req.GetContainerRequests() {
 		cresp, err := p.allocateContainer(creq.GetDevicesIds(), seen, withheld)
 		if err != nil {
-			logger.Error(err, "Allocate rejected", "devices", creq.GetDevicesIds())
+			logger.Error(err, "Allocate rejected", "devices", loggedIDs(creq.GetDevicesIds()), "requested", len(creq.GetDevicesIds()))
 			p.handoff.refused(p.resource.Name, requestedIDs(req))
 			return nil, err
 		}
@@ -64,6 +64,19 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		p.afterAllocate()
 	}
 	return resp, nil
+}
+
+// maxLoggedIDs bounds the device IDs one log line carries of a refused
+// request: a malformed one may name thousands, and the log is read by people.
+const maxLoggedIDs = 16
+
+// loggedIDs is ids, or its first maxLoggedIDs when it is longer (the log line
+// gives the count beside it).
+func loggedIDs(ids []string) []string {
+	if len(ids) > maxLoggedIDs {
+		return ids[:maxLoggedIDs]
+	}
+	return ids
 }
 
 // allocateContainer answers one container request; seen holds the IDs of

@@ -765,7 +765,11 @@ func (m *Manager) kubeletDialed(logger klog.Logger, id string) {
 
 // start serves p on a fresh socket and registers it when the kubelet is there.
 func (m *Manager) start(ctx context.Context, p *Plugin) error {
-	if err := p.Serve(ctx, m.opts.PluginDir); err != nil {
+	retire, err := p.serveNext(ctx, m.opts.PluginDir)
+	// The previous server stops once the kubelet has the new one (its
+	// first registration attempt is synchronous): serveNext says why.
+	defer retire()
+	if err != nil {
 		return fmt.Errorf("serving %s: %w", p.Name(), err)
 	}
 	return m.register(ctx, p)

@@ -25,19 +25,35 @@ const registerTimeout = 10 * time.Second
 // (socketPath: a new name every time), replacing a previous server and
 // removing its socket file.
 func (p *Plugin) Serve(ctx context.Context, dir string) error {
+	retire, err := p.serveNext(ctx, dir)
+	retire()
+	return err
+}
+
+// serveNext is Serve that leaves the previous server running: retire stops
+// it and removes its socket. The Manager retires it once the new server is
+// registered (make before break): a kubelet whose last endpoint of a
+// resource disconnects marks all its devices unhealthy and refuses pods
+// asking for it until the next endpoint's devices arrive, and the previous
+// stream ends when its server stops. retire is never nil; on an error the
+// plugin serves nothing once it is called.
+func (p *Plugin) serveNext(ctx context.Context, dir string) (retire func(), err error) {
 	p.serveMu.Lock()
 	defer p.serveMu.Unlock()
-	p.Stop()
 	p.mu.Lock()
 	gen := p.gen + 1
+	prev, prevSocket := p.server, p.socket
 	p.mu.Unlock()
+	retire = func() { stopServer(prev, prevSocket) }
 	socket := socketPath(dir, p.resource.Name, p.instance, gen)
-	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("removing stale socket %s: %w", socket, err)
-	}
-	lis, err := net.Listen("unix", socket)
+	lis, err := listen(socket)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", socket, err)
+		p.mu.Lock()
+		if p.server == prev {
+			p.server, p.socket = nil, ""
+		}
+		p.mu.Unlock()
+		return retire, err
 	}
 	srv := grpc.NewServer()
 	pluginapi.RegisterDevicePluginServer(srv, p)
@@ -51,7 +67,19 @@ func (p *Plugin) Serve(ctx context.Context, dir string) error {
 		}
 	}()
 	logger.V(2).Info("Serving device plugin")
-	return nil
+	return retire, nil
+}
+
+// listen listens on the unix socket path, removing a stale file there.
+func listen(socket string) (net.Listener, error) {
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale socket %s: %w", socket, err)
+	}
+	lis, err := net.Listen("unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", socket, err)
+	}
+	return lis, nil
 }
 
 // Stop stops the server (ending ListAndWatch streams) and removes its socket.
@@ -60,6 +88,11 @@ func (p *Plugin) Stop() {
 	srv, socket := p.server, p.socket
 	p.server, p.socket = nil, ""
 	p.mu.Unlock()
+	stopServer(srv, socket)
+}
+
+// stopServer stops srv, when there is one, and removes its socket file.
+func stopServer(srv *grpc.Server, socket string) {
 	if srv == nil {
 		return
 	}

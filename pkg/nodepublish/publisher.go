@@ -286,6 +286,14 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 		if timer != nil {
 			timer.Stop()
 		}
+		// Several wake-ups may be ready at once and select takes one; the
+		// next round takes the next change's channel, so a health change
+		// that came beside a kick or a tick is read here or never.
+		select {
+		case <-changed:
+			nodeDirty = true
+		default:
+		}
 	}
 }
 
