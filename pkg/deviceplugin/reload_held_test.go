@@ -71,6 +71,18 @@ func (n *reloadNode) run(config string, edit func(*deviceplugin.Options)) (*devi
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Run(ctx) }()
+	// The kubelet's counts are read once it streams every new plugin's
+	// devices: those a test waits for may be the old Manager's too
+	// (replicas off and renamed: 7 whole GPUs before and after), and a
+	// wait met by the old ones looked at a Manager not yet serving.
+	require.Eventually(t, func() bool {
+		for _, p := range mgr.Plugins() {
+			if !p.Connected() {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, time.Millisecond, "the kubelet streams every plugin's devices")
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -191,10 +203,6 @@ func TestReloadDoesNotGiveAHeldGPUAgain(t *testing.T) {
 			stop()
 
 			mgr, _ := n.run(tc.after, nil)
-			n.k.waitCounts(tc.want)
-
-			// The kubelet's choice raced the first update: Allocate refuses
-			// a withheld device, naming the holder.
 			var pl *deviceplugin.Plugin
 			for _, p := range mgr.Plugins() {
 				if p.Name() == tc.afterResource {
@@ -202,13 +210,21 @@ func TestReloadDoesNotGiveAHeldGPUAgain(t *testing.T) {
 				}
 			}
 			require.NotNil(t, pl)
-			var withheld []string
-			for _, d := range pl.Devices() {
-				if d.Health != pluginapi.Healthy {
-					withheld = append(withheld, d.ID)
+			n.k.waitCounts(tc.want)
+
+			// The kubelet's choice raced the first update: Allocate refuses
+			// a withheld device, naming the holder.
+			withheldNow := func() []string {
+				var ids []string
+				for _, d := range pl.Devices() {
+					if d.Health != pluginapi.Healthy {
+						ids = append(ids, d.ID)
+					}
 				}
+				return ids
 			}
-			require.NotEmpty(t, withheld)
+			require.Eventually(t, func() bool { return len(withheldNow()) > 0 }, 10*time.Second, time.Millisecond)
+			withheld := withheldNow()
 			heldGPUs := map[int]bool{}
 			for _, id := range held {
 				heldGPUs[gpuOf(t, mgr.Inventory(), id)] = true
