@@ -241,8 +241,11 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 	resources := src.ResourceNames()
 	backoff := p.opts.Retry
 	nodeDirty, inUseDirty := true, true
+	// Taken once and again only when it fires, before the next publish
+	// reads the node: a change that comes beside a kick or a tick stays
+	// ready for the next select, and one made meanwhile is in that read.
+	changed := src.HealthChanged()
 	for {
-		changed := src.HealthChanged()
 		if nodeDirty {
 			if err := p.PublishNode(ctx, src.Node(), src.GFD()); err != nil {
 				logger.Error(err, "Publishing the node (topology, labels or label file) failed")
@@ -275,6 +278,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 			return
 		case <-changed:
 			nodeDirty = true
+			changed = src.HealthChanged()
 		case <-p.kick:
 			inUseDirty = true
 		case <-tick:
@@ -285,14 +289,6 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 		}
 		if timer != nil {
 			timer.Stop()
-		}
-		// Several wake-ups may be ready at once and select takes one; the
-		// next round takes the next change's channel, so a health change
-		// that came beside a kick or a tick is read here or never.
-		select {
-		case <-changed:
-			nodeDirty = true
-		default:
 		}
 	}
 }
