@@ -1,6 +1,7 @@
 package deviceplugin
 
 import (
+	"maps"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -56,4 +57,12 @@ func SetHeldWaits(m *Manager, read, stalled time.Duration) {
 	m.held.mu.Lock()
 	defer m.held.mu.Unlock()
 	m.held.readTimeout, m.held.stalledWait = read, stalled
+}
+
+// OpenStreams is the number of ListAndWatch streams open on each of p's
+// servers, by the server's generation (its socket name's last number).
+func OpenStreams(p *Plugin) map[uint64]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.streams)
 }

@@ -14,7 +14,7 @@ import (
 func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, s pluginapi.DevicePlugin_ListAndWatchServer) error {
 	ctx := s.Context()
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
-	defer p.streamStarted()()
+	defer p.streamStarted(p.streamGeneration(ctx))()
 	var last []*pluginapi.Device
 	for {
 		changed, heldChanged := p.health.Changed(), p.held.Changed()

@@ -763,32 +763,44 @@ func (m *Manager) kubeletDialed(logger klog.Logger, id string) {
 	m.kubeletStartedLocked(id)
 }
 
-// start serves p on a fresh socket and registers it when the kubelet is there.
+// start serves p on a fresh socket and registers it when the kubelet is
+// there. The previous server stops once the kubelet has the new one (make
+// before break: serveNext says why): after the first registration when it
+// succeeds, else when a retry does or gives up. When the new server cannot
+// listen the previous one keeps serving.
 func (m *Manager) start(ctx context.Context, p *Plugin) error {
 	retire, err := p.serveNext(ctx, m.opts.PluginDir)
-	// The previous server stops once the kubelet has the new one (its
-	// first registration attempt is synchronous): serveNext says why.
-	defer retire()
 	if err != nil {
 		return fmt.Errorf("serving %s: %w", p.Name(), err)
 	}
-	return m.register(ctx, p)
+	return m.registerThenRetire(ctx, p, retire)
 }
 
 // register announces p's current server to the kubelet, retrying in the
 // background when the kubelet refuses it for now.
 func (m *Manager) register(ctx context.Context, p *Plugin) error {
+	return m.registerThenRetire(ctx, p, func() {})
+}
+
+// registerThenRetire is register that calls retire (stopping p's previous
+// server) once the kubelet has p's current one, or once no registration
+// is due any more: no kubelet listens, a newer server replaced this one,
+// or ctx ended.
+func (m *Manager) registerThenRetire(ctx context.Context, p *Plugin, retire func()) error {
 	kubelet := filepath.Join(m.opts.PluginDir, KubeletSocketName)
 	if _, err := os.Stat(kubelet); err != nil {
 		klog.FromContext(ctx).Info("No kubelet socket yet, waiting for it", "resource", p.Name(), "socket", kubelet)
+		retire()
 		return nil
 	}
 	if err := p.Register(ctx, kubelet); err != nil {
-		// The kubelet refuses a plugin it still sees connected (our previous
-		// server's stream ends asynchronously): retry with backoff.
+		// The kubelet could not reach the new server (or is going away):
+		// retry with backoff, the previous server still serving it.
 		klog.FromContext(ctx).Info("Registration failed, retrying", "resource", p.Name(), "err", err)
-		go m.retryRegister(ctx, p, p.generation(), kubelet)
+		go m.retryRegister(ctx, p, p.generation(), kubelet, retire)
+		return nil
 	}
+	retire()
 	return nil
 }
 
@@ -799,8 +811,9 @@ const (
 )
 
 // retryRegister registers p until it succeeds, ctx ends, or p is served
-// again (a newer start registers by itself).
-func (m *Manager) retryRegister(ctx context.Context, p *Plugin, gen uint64, kubelet string) {
+// again (a newer start registers by itself), and then calls retire.
+func (m *Manager) retryRegister(ctx context.Context, p *Plugin, gen uint64, kubelet string, retire func()) {
+	defer retire()
 	logger := klog.FromContext(ctx)
 	delay := retryFirst
 	for {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,7 +24,8 @@ const registerTimeout = 10 * time.Second
 
 // Serve starts the plugin's gRPC server on a socket of its own in dir
 // (socketPath: a new name every time), replacing a previous server and
-// removing its socket file.
+// removing its socket file. When the new server cannot listen, the previous
+// one (if any) keeps serving and the error says why.
 func (p *Plugin) Serve(ctx context.Context, dir string) error {
 	retire, err := p.serveNext(ctx, dir)
 	retire()
@@ -35,8 +37,10 @@ func (p *Plugin) Serve(ctx context.Context, dir string) error {
 // registered (make before break): a kubelet whose last endpoint of a
 // resource disconnects marks all its devices unhealthy and refuses pods
 // asking for it until the next endpoint's devices arrive, and the previous
-// stream ends when its server stops. retire is never nil; on an error the
-// plugin serves nothing once it is called.
+// stream ends when its server stops. retire is never nil. On an error
+// the previous server is still the plugin's (its streams go on; a resync
+// serves again since its socket is gone) and retire does nothing, unless
+// the directory dir is gone: then the previous server is stopped too.
 func (p *Plugin) serveNext(ctx context.Context, dir string) (retire func(), err error) {
 	p.serveMu.Lock()
 	defer p.serveMu.Unlock()
@@ -44,18 +48,24 @@ func (p *Plugin) serveNext(ctx context.Context, dir string) (retire func(), err 
 	gen := p.gen + 1
 	prev, prevSocket := p.server, p.socket
 	p.mu.Unlock()
-	retire = func() { stopServer(prev, prevSocket) }
 	socket := socketPath(dir, p.resource.Name, p.instance, gen)
 	lis, err := listen(socket)
 	if err != nil {
-		p.mu.Lock()
-		if p.server == prev {
-			p.server, p.socket = nil, ""
+		if _, serr := os.Stat(dir); serr != nil {
+			// The directory is gone (a kubelet reinstall, an admin's rm):
+			// no kubelet reaches a server there again, and the previous
+			// server's socket holds the directory, whose removal is not
+			// reported (inotify's IN_DELETE_SELF) while it is held.
+			p.mu.Lock()
+			if p.server == prev {
+				p.server, p.socket = nil, ""
+			}
+			p.mu.Unlock()
+			stopServer(prev, prevSocket)
 		}
-		p.mu.Unlock()
-		return retire, err
+		return func() {}, err
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(servedBy(gen)))
 	pluginapi.RegisterDevicePluginServer(srv, p)
 	p.mu.Lock()
 	p.server, p.socket, p.gen = srv, socket, gen
@@ -67,8 +77,30 @@ func (p *Plugin) serveNext(ctx context.Context, dir string) (retire func(), err 
 		}
 	}()
 	logger.V(2).Info("Serving device plugin")
-	return retire, nil
+	var once sync.Once
+	return func() { once.Do(func() { stopServer(prev, prevSocket) }) }, nil
 }
+
+// generationKey is the context key of the generation of the server a
+// stream came in on (servedBy).
+type generationKey struct{}
+
+// servedBy tags every stream of the server of generation gen with it, so
+// that a stream on a previous server that still runs (make before break)
+// is counted as that server's, not as the current one's (Connected).
+func servedBy(gen uint64) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, taggedStream{ss, context.WithValue(ss.Context(), generationKey{}, gen)})
+	}
+}
+
+// taggedStream is a server stream with a context of its own.
+type taggedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s taggedStream) Context() context.Context { return s.ctx }
 
 // listen listens on the unix socket path, removing a stale file there.
 func listen(socket string) (net.Listener, error) {
@@ -300,12 +332,11 @@ func (p *Plugin) Connected() bool {
 	return p.streams[p.gen] > 0
 }
 
-// streamStarted counts a ListAndWatch stream of the current server until
-// the returned func is called.
-func (p *Plugin) streamStarted() (done func()) {
+// streamStarted counts a ListAndWatch stream of the server of generation
+// gen until the returned func is called.
+func (p *Plugin) streamStarted(gen uint64) (done func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	gen := p.gen
 	if p.streams == nil {
 		p.streams = map[uint64]int{}
 	}
@@ -317,4 +348,14 @@ func (p *Plugin) streamStarted() (done func()) {
 			delete(p.streams, gen)
 		}
 	}
+}
+
+// streamGeneration is the generation of the server the stream with context
+// ctx came in on (servedBy); the current one for a stream not served by
+// serveNext's servers (a direct call).
+func (p *Plugin) streamGeneration(ctx context.Context) uint64 {
+	if gen, ok := ctx.Value(generationKey{}).(uint64); ok {
+		return gen
+	}
+	return p.generation()
 }
