@@ -561,16 +561,18 @@ func (m *Manager) Run(ctx context.Context) error {
 	// the next period's resync is due.
 	resync := m.opts.Clock.NewTicker(m.opts.ResyncPeriod)
 	defer resync.Stop()
-	for _, p := range m.plugins {
-		if err := m.start(ctx, p); err != nil {
-			return err
-		}
-	}
+	// Stopped however Run ends, also when a later plugin fails to start
+	// (an earlier one's server would serve on, registered, otherwise).
 	defer func() {
 		for _, p := range m.plugins {
 			p.Stop()
 		}
 	}()
+	for _, p := range m.plugins {
+		if err := m.start(ctx, p); err != nil {
+			return err
+		}
+	}
 	if m.opts.Publisher != nil {
 		go m.opts.Publisher.Run(ctx, m)
 	}
