@@ -649,7 +649,7 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 			}
 			var err error
 			if _, serr := os.Stat(p.Socket()); serr == nil {
-				err = m.register(ctx, p)
+				m.register(ctx, p)
 			} else {
 				err = m.start(ctx, p)
 			}
@@ -725,7 +725,7 @@ func (m *Manager) resync(ctx context.Context, why string) {
 			err = m.start(ctx, p)
 		case !p.RegisteredWith(kubelet) && !p.Connected() && kubeletIdentity(kubelet) != "":
 			logger.Info("Not registered with the kubelet listening now, registering", "resource", p.Name(), "why", why)
-			err = m.register(ctx, p)
+			m.register(ctx, p)
 		}
 		if err != nil {
 			logger.Error(err, "Restarting the plugin failed", "resource", p.Name())
@@ -766,44 +766,36 @@ func (m *Manager) kubeletDialed(logger klog.Logger, id string) {
 }
 
 // start serves p on a fresh socket and registers it when the kubelet is
-// there. The previous server stops once the kubelet has the new one (make
-// before break: serveNext says why): after the first registration when it
-// succeeds, else when a retry does or gives up. When the new server cannot
-// listen the previous one keeps serving.
+// there. The previous server stops once the kubelet has a newer one (make
+// before break: serveNext says why), or at once when no kubelet listens.
+// When the new server cannot listen the previous one keeps serving.
 func (m *Manager) start(ctx context.Context, p *Plugin) error {
-	retire, err := p.serveNext(ctx, m.opts.PluginDir)
+	gen, err := p.serveNext(ctx, m.opts.PluginDir)
 	if err != nil {
 		return fmt.Errorf("serving %s: %w", p.Name(), err)
 	}
-	return m.registerThenRetire(ctx, p, retire)
+	if !m.register(ctx, p) {
+		p.retireBefore(gen)
+	}
+	return nil
 }
 
 // register announces p's current server to the kubelet, retrying in the
-// background when the kubelet refuses it for now.
-func (m *Manager) register(ctx context.Context, p *Plugin) error {
-	return m.registerThenRetire(ctx, p, func() {})
-}
-
-// registerThenRetire is register that calls retire (stopping p's previous
-// server) once the kubelet has p's current one, or once no registration
-// is due any more: no kubelet listens, a newer server replaced this one,
-// or ctx ended.
-func (m *Manager) registerThenRetire(ctx context.Context, p *Plugin, retire func()) error {
+// background when the kubelet refuses it for now; false when no kubelet
+// socket is there to register with.
+func (m *Manager) register(ctx context.Context, p *Plugin) bool {
 	kubelet := filepath.Join(m.opts.PluginDir, KubeletSocketName)
 	if _, err := os.Stat(kubelet); err != nil {
 		klog.FromContext(ctx).Info("No kubelet socket yet, waiting for it", "resource", p.Name(), "socket", kubelet)
-		retire()
-		return nil
+		return false
 	}
 	if err := p.Register(ctx, kubelet); err != nil {
 		// The kubelet could not reach the new server (or is going away):
 		// retry with backoff, the previous server still serving it.
 		klog.FromContext(ctx).Info("Registration failed, retrying", "resource", p.Name(), "err", err)
-		go m.retryRegister(ctx, p, p.generation(), kubelet, retire)
-		return nil
+		go m.retryRegister(ctx, p, p.generation(), kubelet)
 	}
-	retire()
-	return nil
+	return true
 }
 
 // Registration retry backoff.
@@ -813,9 +805,9 @@ const (
 )
 
 // retryRegister registers p until it succeeds, ctx ends, or p is served
-// again (a newer start registers by itself), and then calls retire.
-func (m *Manager) retryRegister(ctx context.Context, p *Plugin, gen uint64, kubelet string, retire func()) {
-	defer retire()
+// again (a newer start registers by itself, and retires the servers this
+// one was to retire once the kubelet has it).
+func (m *Manager) retryRegister(ctx context.Context, p *Plugin, gen uint64, kubelet string) {
 	logger := klog.FromContext(ctx)
 	delay := retryFirst
 	for {

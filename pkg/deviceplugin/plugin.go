@@ -114,6 +114,17 @@ type Plugin struct {
 	// streams counts the ListAndWatch streams open per serving generation
 	// (Connected).
 	streams map[uint64]int
+	// previous are the servers replaced by a newer one that still serve
+	// until the kubelet has registered a newer one (retireBefore): make
+	// before break, see serveNext.
+	previous []previousServer
+}
+
+// previousServer is a replaced server still serving, of generation gen.
+type previousServer struct {
+	gen    uint64
+	server *grpc.Server
+	socket string
 }
 
 // NewPlugin returns the server for one resource. node returns the node's

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,47 +26,50 @@ const registerTimeout = 10 * time.Second
 // removing its socket file. When the new server cannot listen, the previous
 // one (if any) keeps serving and the error says why.
 func (p *Plugin) Serve(ctx context.Context, dir string) error {
-	retire, err := p.serveNext(ctx, dir)
-	retire()
+	gen, err := p.serveNext(ctx, dir)
+	if err == nil {
+		p.retireBefore(gen)
+	}
 	return err
 }
 
-// serveNext is Serve that leaves the previous server running: retire stops
-// it and removes its socket. The Manager retires it once the new server is
-// registered (make before break): a kubelet whose last endpoint of a
-// resource disconnects marks all its devices unhealthy and refuses pods
-// asking for it until the next endpoint's devices arrive, and the previous
-// stream ends when its server stops. retire is never nil. On an error
-// the previous server is still the plugin's (its streams go on; a resync
-// serves again since its socket is gone) and retire does nothing, unless
-// the directory dir is gone: then the previous server is stopped too.
-func (p *Plugin) serveNext(ctx context.Context, dir string) (retire func(), err error) {
+// serveNext is Serve that leaves the previous servers running, and returns
+// the new server's generation. They stop (and lose their sockets) when a
+// registration of this server or a newer one is accepted (Register calls
+// retireBefore), when the plugin stops, or at Serve's retireBefore: make
+// before break. A kubelet whose last endpoint of a resource disconnects
+// marks all its devices unhealthy and refuses pods asking for it until the
+// next endpoint's devices arrive, and a previous server's stream ends when
+// that server stops; while a new server's registration is refused and
+// retried, and even when a newer server replaces that one, the server the
+// kubelet has registered keeps serving.
+//
+// On an error the previous server is still the plugin's (its streams go
+// on; a resync serves again since its socket is gone), unless the
+// directory dir is gone: then every server of the plugin is stopped, since
+// a bound socket holds its directory and inotify reports the directory's
+// removal (IN_DELETE_SELF, which ends the Manager's Run) only once nothing
+// holds it.
+func (p *Plugin) serveNext(ctx context.Context, dir string) (gen uint64, err error) {
 	p.serveMu.Lock()
 	defer p.serveMu.Unlock()
 	p.mu.Lock()
-	gen := p.gen + 1
-	prev, prevSocket := p.server, p.socket
+	gen = p.gen + 1
 	p.mu.Unlock()
 	socket := socketPath(dir, p.resource.Name, p.instance, gen)
 	lis, err := listen(socket)
 	if err != nil {
 		if _, serr := os.Stat(dir); serr != nil {
-			// The directory is gone (a kubelet reinstall, an admin's rm):
-			// no kubelet reaches a server there again, and the previous
-			// server's socket holds the directory, whose removal is not
-			// reported (inotify's IN_DELETE_SELF) while it is held.
-			p.mu.Lock()
-			if p.server == prev {
-				p.server, p.socket = nil, ""
-			}
-			p.mu.Unlock()
-			stopServer(prev, prevSocket)
+			p.Stop()
 		}
-		return func() {}, err
+		return 0, err
 	}
 	srv := grpc.NewServer(grpc.ChainStreamInterceptor(servedBy(gen)))
 	pluginapi.RegisterDevicePluginServer(srv, p)
 	p.mu.Lock()
+	if p.server != nil {
+		p.previous = append(p.previous, previousServer{p.gen, p.server, p.socket})
+	}
 	p.server, p.socket, p.gen = srv, socket, gen
 	p.mu.Unlock()
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name, "socket", socket)
@@ -77,8 +79,28 @@ func (p *Plugin) serveNext(ctx context.Context, dir string) (retire func(), err 
 		}
 	}()
 	logger.V(2).Info("Serving device plugin")
-	var once sync.Once
-	return func() { once.Do(func() { stopServer(prev, prevSocket) }) }, nil
+	return gen, nil
+}
+
+// retireBefore stops the previous servers older than generation gen and
+// removes their sockets.
+func (p *Plugin) retireBefore(gen uint64) {
+	p.mu.Lock()
+	var retired []previousServer
+	kept := p.previous[:0]
+	for _, ps := range p.previous {
+		if ps.gen < gen {
+			retired = append(retired, ps)
+		} else {
+			kept = append(kept, ps)
+		}
+	}
+	clear(p.previous[len(kept):])
+	p.previous = kept
+	p.mu.Unlock()
+	for _, ps := range retired {
+		stopServer(ps.server, ps.socket)
+	}
 }
 
 // generationKey is the context key of the generation of the server a
@@ -114,13 +136,16 @@ func listen(socket string) (net.Listener, error) {
 	return lis, nil
 }
 
-// Stop stops the server (ending ListAndWatch streams) and removes its socket.
+// Stop stops the server and the previous ones still serving (ending their
+// ListAndWatch streams) and removes their sockets.
 func (p *Plugin) Stop() {
 	p.mu.Lock()
-	srv, socket := p.server, p.socket
-	p.server, p.socket = nil, ""
+	all := append(p.previous, previousServer{p.gen, p.server, p.socket})
+	p.server, p.socket, p.previous = nil, "", nil
 	p.mu.Unlock()
-	stopServer(srv, socket)
+	for _, ps := range all {
+		stopServer(ps.server, ps.socket)
+	}
 }
 
 // stopServer stops srv, when there is one, and removes its socket file.
@@ -252,6 +277,9 @@ func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
 		p.registered = *key
 	}
 	p.mu.Unlock()
+	// The kubelet connected to this server before it answered: the
+	// servers before it are no longer the only endpoint it has.
+	p.retireBefore(gen)
 	klog.FromContext(ctx).Info("Registered with the kubelet", "resource", p.resource.Name, "endpoint", filepath.Base(socket))
 	return nil
 }
