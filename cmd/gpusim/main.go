@@ -445,17 +445,52 @@ func checkOutputs(o options) error {
 }
 
 // samePath reports whether a and b (non-empty) name one file: the same
-// cleaned path, or one existing file (links, ./x and x).
+// file a write lands in (writeTarget: links followed, a dangling one to
+// the file it would create, relative paths made absolute), or one existing
+// file (hard links).
 func samePath(a, b string) bool {
 	if a == "" || b == "" {
 		return false
 	}
-	if filepath.Clean(a) == filepath.Clean(b) {
+	if writeTarget(a) == writeTarget(b) {
 		return true
 	}
 	fa, errA := os.Stat(a)
 	fb, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// maxLinks bounds the symbolic links writeTarget follows (Linux's
+// MAXSYMLINKS); past it a loop is left as it is (checkWritable refuses it).
+const maxLinks = 40
+
+// writeTarget is the absolute path of the file that writing path creates
+// or replaces: its symbolic links followed, also a dangling one (os.Create
+// creates the file it names), and the links of its directory resolved,
+// whether or not the file exists yet. Where a step cannot be resolved (a
+// missing directory) the path is kept as it stands, cleaned and absolute.
+func writeTarget(path string) string {
+	for range maxLinks {
+		li, err := os.Lstat(path)
+		if err != nil || li.Mode()&fs.ModeSymlink == 0 {
+			break
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
+		path = filepath.Join(dir, filepath.Base(path))
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return filepath.Clean(path)
 }
 
 // checkWritable fails when the run could not write its output at path: a

@@ -263,6 +263,15 @@ func TestRunRefusesBadFlags(t *testing.T) {
 	require.NoError(t, os.Symlink(nodes, link))
 	dangling := filepath.Join(dir, "dangle.csv")
 	require.NoError(t, os.Symlink(filepath.Join(dir, "nonexistent", "x.csv"), dangling))
+	toSame := filepath.Join(dir, "to-same.out") // a dangling link to same.out
+	require.NoError(t, os.Symlink("same.out", toSame))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
+	dirLink := filepath.Join(dir, "dlink")
+	require.NoError(t, os.Symlink(filepath.Join(dir, "d"), dirLink))
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	relNew, err := filepath.Rel(wd, filepath.Join(dir, "new.out"))
+	require.NoError(t, err)
 	tests := []struct {
 		name string
 		args []string
@@ -304,6 +313,12 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"csv over the pod list by another path", []string{"--csv", podsCopy}, "the same file as --pods"},
 		{"csv through a link to a missing directory", []string{"--csv", dangling}, "--csv: " + dangling + " is a symbolic link to a missing file"},
 		{"csv and svg one file", []string{"--csv", filepath.Join(dir, "o"), "--svg", filepath.Join(dir, "o")}, "--svg " + filepath.Join(dir, "o") + ": the same file as --csv"},
+		// Neither output exists yet: the same new file by a relative and
+		// an absolute path, through a dangling link, and through a linked
+		// directory.
+		{"csv and svg one new file, relative and absolute", []string{"--csv", relNew, "--svg", filepath.Join(dir, "new.out")}, "the same file as --csv"},
+		{"svg through a dangling link to the new csv", []string{"--csv", filepath.Join(dir, "same.out"), "--svg", toSame}, "--svg " + toSame + ": the same file as --csv"},
+		{"svg through a linked directory", []string{"--csv", filepath.Join(dir, "d", "c.out"), "--svg", filepath.Join(dirLink, "c.out")}, "the same file as --csv"},
 		{"sweep level NaN", []string{"--sweep", "gpushare=NaN"}, `--sweep: gpushare=NaN: level "NaN" is not a number`},
 		{"sweep level not whole", []string{"--sweep", "gpushare=0.5"}, `--sweep: gpushare=0.5: level "0.5": want a whole number`},
 		{"sweep level twice", []string{"--sweep", "gpushare=20,40,20"}, "--sweep: gpushare20 listed twice"},

@@ -254,11 +254,13 @@ func NewCluster(nodes []NodeSpec, shapes Shapes) (*Cluster, error) {
 			specs[s] = id
 		}
 		c.Spec = append(c.Spec, id)
-		m, ok := models[n.Model]
-		if !ok {
-			m = len(c.Models)
-			models[n.Model] = m
-			c.Models = append(c.Models, n.Model)
+		m := cpuOnlyModel // given its ID once the GPU models have theirs
+		if n.GPUs > 0 {
+			if m, ok = models[n.Model]; !ok {
+				m = len(c.Models)
+				models[n.Model] = m
+				c.Models = append(c.Models, n.Model)
+			}
 		}
 		c.ModelID = append(c.ModelID, m)
 		c.TotalMilli += int64(n.GPUs) * topology.MilliPerGPU
@@ -266,8 +268,30 @@ func NewCluster(nodes []NodeSpec, shapes Shapes) (*Cluster, error) {
 	if c.TotalMilli == 0 {
 		return nil, fmt.Errorf("the cluster has no GPUs: every node has gpu 0 (the protocol's target is a fraction of the GPU capacity)")
 	}
+	// A task's allowed models are a 64-bit set of model IDs (Class.models):
+	// the GPU models take IDs 0..63, and CPU-only nodes' model "" comes
+	// after them, where it may be ID 64 (its bit is then 0: no GPU task
+	// fits a node without GPUs anyway).
 	if len(c.Models) > 64 {
 		return nil, fmt.Errorf("%d GPU models: at most 64 are supported", len(c.Models))
 	}
+	c.assignCPUOnlyModel()
 	return c, nil
+}
+
+// cpuOnlyModel marks a CPU-only node's ModelID until assignCPUOnlyModel.
+const cpuOnlyModel = -1
+
+// assignCPUOnlyModel gives the CPU-only nodes the model "" after the GPU
+// models, when there are such nodes.
+func (c *Cluster) assignCPUOnlyModel() {
+	id := len(c.Models)
+	for i, m := range c.ModelID {
+		if m == cpuOnlyModel {
+			if id == len(c.Models) {
+				c.Models = append(c.Models, "")
+			}
+			c.ModelID[i] = id
+		}
+	}
 }

@@ -164,3 +164,53 @@ func TestOversizedTasks(t *testing.T) {
 		})
 	}
 }
+
+// A task's allowed models are a 64-bit set, so a node list may name 64 GPU
+// models; CPU-only nodes (model "") do not count against them wherever
+// they stand in the list, and a task asking for the last model still
+// lands on it. 65 GPU models are refused, naming 65.
+func TestGPUModelLimitIgnoresCPUOnlyNodes(t *testing.T) {
+	list := func(models int, cpuOnlyFirst bool) string {
+		var b strings.Builder
+		b.WriteString("sn,cpu_milli,memory_mib,gpu,model\n")
+		if cpuOnlyFirst {
+			b.WriteString("cpu0,32000,65536,0,\n")
+		}
+		for i := range models {
+			fmt.Fprintf(&b, "n%d,32000,65536,2,M%d\n", i, i)
+		}
+		if !cpuOnlyFirst {
+			b.WriteString("cpu1,32000,65536,0,\n")
+		}
+		return b.String()
+	}
+	shapes := DefaultShapes()
+	for i := range 65 {
+		shapes[fmt.Sprintf("M%d", i)] = ShapePCIe
+	}
+	for _, first := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cpu-only first=%v", first), func(t *testing.T) {
+			nodes, err := ReadNodes("nodes.csv", strings.NewReader(list(64, first)))
+			require.NoError(t, err)
+			cl, err := NewCluster(nodes, shapes)
+			require.NoError(t, err)
+			require.Len(t, cl.Models, 65, "64 GPU models, then the CPU-only nodes' \"\"")
+			require.Equal(t, "", cl.Models[64])
+			tasks, err := ReadTasks("pods.csv", strings.NewReader(
+				"name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\nlast,1000,1024,2,1000,M63\nc,1000,1024,0,0,\n"))
+			require.NoError(t, err)
+			w, err := NewWorkload(tasks, cl)
+			require.NoError(t, err)
+			r := newRun(cl, w, nil, 1)
+			for i := range cl.Nodes {
+				want := cl.Nodes[i].Model == "M63"
+				require.Equal(t, want, r.fits(i, &w.Classes[0]), "node %s", cl.Nodes[i].Name)
+				require.True(t, r.fits(i, &w.Classes[1]), "a CPU-only task fits node %s", cl.Nodes[i].Name)
+			}
+			nodes, err = ReadNodes("nodes.csv", strings.NewReader(list(65, first)))
+			require.NoError(t, err)
+			_, err = NewCluster(nodes, shapes)
+			require.ErrorContains(t, err, "65 GPU models: at most 64 are supported")
+		})
+	}
+}
