@@ -322,6 +322,12 @@ func varyMulti(tasks []TaskSpec, frac float64, rng *rand.Rand) ([]TaskSpec, erro
 		demand += tasks[i].GPUDemand()
 	}
 	multiIdx := indexes(tasks, func(t *TaskSpec) bool { return t.NumGPU > 1 }, rng)
+	if multi == demand && frac < 1 {
+		// Every GPU task is multi-GPU: dropping them keeps the share at
+		// 100% until none is left (a list with no GPU demand). The variant
+		// stays at 100% (Missed).
+		return tasks, nil
+	}
 	if float64(multi) >= frac*float64(demand) {
 		drop := map[int]bool{}
 		for _, i := range multiIdx {

@@ -157,6 +157,11 @@ func TestGenerateVariantWithNothingToCopy(t *testing.T) {
 	nodes := familyNodes()
 	onlyWhole := []TaskSpec{{Name: "a", CPUMilli: 1, NumGPU: 1, GPUMilli: 1000}, {Name: "b", CPUMilli: 1, NumGPU: 1, GPUMilli: 1000}}
 	onlyShares := []TaskSpec{{Name: "s", CPUMilli: 1, NumGPU: 1, GPUMilli: 500}}
+	// Training-only lists: every GPU task multi-GPU, so dropping them keeps
+	// 100% until none is left (the variant had no GPU demand, and the
+	// sweep failed as a whole).
+	onlyMulti := []TaskSpec{{Name: "m", CPUMilli: 1, NumGPU: 4, GPUMilli: 1000}}
+	multiAndCPU := []TaskSpec{{Name: "m", CPUMilli: 1, NumGPU: 2, GPUMilli: 1000}, {Name: "m8", CPUMilli: 1, NumGPU: 8, GPUMilli: 1000}, {Name: "c", CPUMilli: 1}}
 	for _, tc := range []struct {
 		name  string
 		tasks []TaskSpec
@@ -168,6 +173,10 @@ func TestGenerateVariantWithNothingToCopy(t *testing.T) {
 		{"no multi-GPU task to copy", onlyWhole, AxisMulti, 0.5, 0},
 		{"no CPU-only task to copy", onlyWhole, AxisCPU, 5, 0}, // half the tasks CPU-only
 		{"no whole-GPU task to copy", onlyShares, AxisShare, 0.2, 1},
+		{"only multi-GPU tasks, multigpu20", onlyMulti, AxisMulti, 0.2, 1},
+		{"only multi-GPU tasks, multigpu99", onlyMulti, AxisMulti, 0.99, 1},
+		{"multi-GPU and CPU-only tasks, multigpu50", multiAndCPU, AxisMulti, 0.5, 1},
+		{"multi-GPU and CPU-only tasks, multigpu0", multiAndCPU, AxisMulti, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := GenerateVariant(tc.tasks, nodes, tc.axis, tc.level, 1)
