@@ -15,12 +15,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // checkModelName reports whether m can name a GPU model: not empty, at most
-// 64 bytes, and none of the separators of the files and flags that list
+// 64 bytes, valid UTF-8 without control characters, and none of the separators of the files and flags that list
 // models (',' '|' '=') or white space. Any such name is accepted (a node
 // list of other machines names other models); DefaultShapes knows the
 // openb ones, and NewCluster needs a shape for every model a node has.
@@ -32,6 +34,8 @@ func checkModelName(m string) error {
 		return fmt.Errorf("GPU model %.20q...: longer than 64 bytes", m)
 	case strings.ContainsAny(m, ",|= \t\r\n"):
 		return fmt.Errorf("GPU model %q: contains one of ',' '|' '=' or white space", m)
+	case !utf8.ValidString(m) || strings.ContainsFunc(m, unicode.IsControl):
+		return fmt.Errorf("GPU model %q: not valid UTF-8 text (a control character or a broken byte sequence)", m)
 	}
 	return nil
 }
