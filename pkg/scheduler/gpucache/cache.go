@@ -954,16 +954,74 @@ func (c *Cache) AddPod(pod *v1.Pod) error {
 			}
 		}
 	}
+	p := boundPodEntry(pod, ids, covered)
+	if (!annotated || err != nil) && p.needs == nil {
+		return err
+	}
+	if len(ids) == 0 {
+		c.setPod(pod.UID, p)
+		return err
+	}
+	// A copy of another pod's annotations (kubectl debug --copy-to
+	// --same-node keeps them and the node) names devices that pod holds:
+	// the kubelet gave the copy others, so it is counted as another
+	// scheduler's pod, by its requests, until the in-use report names its
+	// devices.
+	if holder := c.setPodUnlessHeld(pod.UID, p, func() *podEntry { return boundPodEntry(pod, nil, nil) }); holder != "" {
+		return fmt.Errorf("pod %s/%s: its %s names devices that pod UID %s holds (a copy of that pod's annotations?): its GPU requests are counted as held, on devices unknown until the node's in-use report names them",
+			pod.Namespace, pod.Name, protocol.DevicesAnnotation, holder)
+	}
+	return err
+}
+
+// boundPodEntry is the cache's entry of pod bound with devices ids, whose
+// gpupack.io/devices names covered (resource -> devices; nil: none).
+func boundPodEntry(pod *v1.Pod, ids []string, covered map[string]int) *podEntry {
 	p := &podEntry{node: pod.Spec.NodeName, ids: ids, needs: needsOf(pod, covered)}
 	if p.needs != nil {
 		p.hint, _ = protocol.TopologyHintOf(pod, score.HintPreferred) // malformed: the device plugin's default
 		p.policy, p.policySet, _ = protocol.ReplicaPolicyOf(pod)      // malformed: the node's
 	}
-	if (!annotated || err != nil) && p.needs == nil {
-		return err
+	return p
+}
+
+// setPodUnlessHeld is setPod of p, unless another pod on p's node holds
+// one of p's devices: then the pod's entry is unannotated() (or none when
+// that holds nothing), and the holder's UID is returned.
+func (c *Cache) setPodUnlessHeld(uid types.UID, p *podEntry, unannotated func() *podEntry) types.UID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	holder := c.holderLocked(uid, p)
+	if holder == "" {
+		c.setPodLocked(uid, p)
+		return ""
 	}
-	c.setPod(pod.UID, p)
-	return err
+	if u := unannotated(); u.needs != nil {
+		c.setPodLocked(uid, u)
+	} else {
+		c.dropLocked(uid)
+	}
+	return holder
+}
+
+// holderLocked is the UID of a pod other than uid on p's node that holds
+// one of p's devices, "" when none does.
+func (c *Cache) holderLocked(uid types.UID, p *podEntry) types.UID {
+	e := c.nodes[p.node]
+	if e == nil {
+		return ""
+	}
+	for other, o := range e.pods {
+		if other == uid {
+			continue
+		}
+		for _, id := range o.ids {
+			if slices.Contains(p.ids, id) {
+				return other
+			}
+		}
+	}
+	return ""
 }
 
 func (c *Cache) setPod(uid types.UID, p *podEntry) {

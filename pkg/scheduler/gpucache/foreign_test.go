@@ -407,3 +407,81 @@ func TestForeignUIDLessEntryNeverReplacesStandIns(t *testing.T) {
 		})
 	}
 }
+
+// A pod whose gpupack.io/devices names devices another pod on the node
+// holds (kubectl debug --copy-to --same-node copies the annotations and
+// keeps the node) holds its requests' count as a foreign pod: the kubelet
+// gave it other devices. Old: the copy counted the original's devices
+// again, the node looked that much freer than it was, and more pods were
+// reserved on GPUs the copy held. In either informer order the pod seen
+// first keeps the annotation's devices and the second counts by its
+// requests (DGX-1, 8 GPUs).
+func TestCopiedDevicesAnnotationHoldsItsCount(t *testing.T) {
+	topo := fixture.DGX1V100("x")
+	ids := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, topo.GPUs[i].UUID)
+		}
+		return out
+	}
+	devices := func(n int) string {
+		raw, err := protocol.EncodeDevices(protocol.Devices{
+			Resources:  map[string][]string{"nvidia.com/gpu": ids(0, n)},
+			Containers: map[string]map[string][]string{"main": {"nvidia.com/gpu": ids(0, n)}},
+		})
+		require.NoError(t, err)
+		return raw
+	}
+	for _, tc := range []struct {
+		name           string
+		orig, copyAsks int // GPUs; the copy carries the original's annotation
+		copyFirst      bool
+		wantUsed       int // distinct devices counted with both pods
+		wantLeft       int // after the second pod goes
+	}{
+		{"copy of a 4-GPU pod", 4, 4, false, 8, 8},                 // 4 + 4; the copy's report stays
+		{"copy of a 4-GPU pod, copy seen first", 4, 4, true, 8, 4}, // 4 + 4; the copy's 4
+		{"copy of a 3-GPU pod asking 1", 3, 1, false, 4, 4},        // 3 + 1; the copy's report stays
+		{"copy asking more than the original", 2, 5, true, 7, 5},   // 2 + 5; the copy's 2 named + 3
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := annotated(t, "n", "96", topo)
+			c := gpucache.New()
+			c.AddArgsNames(argsNames)
+			_, _ = c.UpdateNode(node)
+			orig := fixture.MakePod().Named("orig").GPUs("nvidia.com/gpu", int64(tc.orig)).Node("n").
+				Annotations(protocol.DevicesAnnotation, devices(tc.orig)).Obj()
+			cp := fixture.MakePod().Named("orig-debug").GPUs("nvidia.com/gpu", int64(tc.copyAsks)).Node("n").
+				Annotations(protocol.DevicesAnnotation, devices(tc.orig)).Obj()
+			first, second := orig, cp
+			if tc.copyFirst {
+				first, second = cp, orig
+			}
+			require.NoError(t, c.AddPod(first))
+			err := c.AddPod(second)
+			require.ErrorContains(t, err, "names devices that pod UID "+string(first.UID)+" holds")
+			require.Len(t, c.Used("n"), tc.wantUsed)
+			v, err := c.ViewNode(node)
+			require.NoError(t, err)
+			require.Equal(t, 8-tc.wantUsed, v.State.FreeGPUs().Len())
+			// Updates of either change nothing.
+			require.NoError(t, c.AddPod(first))
+			require.Error(t, c.AddPod(second))
+			require.Len(t, c.Used("n"), tc.wantUsed)
+			if !tc.copyFirst {
+				// The kubelet's report names the copy's devices (the last
+				// ones): its count holds on them, no stand-ins beside them.
+				reported := ids(8-tc.copyAsks, 8)
+				_, _ = c.UpdateNode(withInUse(t, node, map[string][]string{string(cp.UID): reported}))
+				used := c.Used("n")
+				require.Len(t, used, tc.wantUsed)
+				for _, id := range reported {
+					require.True(t, used[id], "%s reported for the copy", id)
+				}
+			}
+			c.Forget(second.UID)
+			require.Len(t, c.Used("n"), tc.wantLeft)
+		})
+	}
+}

@@ -139,6 +139,25 @@ func lockFreeModel(t *testing.T, seed uint64) {
 		assumed bool
 	}
 	pods := map[types.UID]*pod{}
+	// unheldID is a device ID no pod but uid holds on node, at random (nil
+	// when none is left): a gpupack pod's devices are never another's
+	// (a copied annotation is TestCopiedDevicesAnnotationHoldsItsCount's).
+	unheldID := func(uid types.UID, node string) []string {
+		var free []string
+		for _, id := range allIDs {
+			held := false
+			for other, p := range pods {
+				held = held || (other != uid && p.node == node && slices.Contains(p.ids, id))
+			}
+			if !held {
+				free = append(free, id)
+			}
+		}
+		if len(free) == 0 {
+			return nil
+		}
+		return []string{free[rng.IntN(len(free))]}
+	}
 	// foreign are the pods bound without gpupack.io/devices (uid ->
 	// whole GPUs asked): "foreign" is the in-use report's pod.
 	foreign := map[types.UID]int{}
@@ -190,10 +209,13 @@ func lockFreeModel(t *testing.T, seed uint64) {
 			c.RemoveNode("elsewhere")
 		case 4, 5: // Reserve
 			uid := types.UID(fmt.Sprintf("p%d", rng.IntN(12)))
-			ids := []string{allIDs[rng.IntN(len(allIDs))]}
 			node := "n"
 			if rng.IntN(5) == 0 {
 				node = "m"
+			}
+			ids := unheldID(uid, node)
+			if ids == nil {
+				break
 			}
 			c.Assume(uid, node, ids)
 			if p := pods[uid]; p == nil || p.assumed { // a bound pod keeps its devices
@@ -215,9 +237,12 @@ func lockFreeModel(t *testing.T, seed uint64) {
 			delete(pods, uid)
 		case 8: // informer: a bound pod (its own devices, others, or finished)
 			uid := types.UID(fmt.Sprintf("p%d", rng.IntN(12)))
-			ids := []string{allIDs[rng.IntN(len(allIDs))]}
-			if p := pods[uid]; p != nil && rng.IntN(2) == 0 {
+			ids := unheldID(uid, "n")
+			if p := pods[uid]; p != nil && p.node == "n" && rng.IntN(2) == 0 {
 				ids = p.ids
+			}
+			if ids == nil {
+				break
 			}
 			raw, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids}})
 			require.NoError(t, err)

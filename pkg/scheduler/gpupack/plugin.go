@@ -222,7 +222,7 @@ func (pl *GPUPack) onPod(logger klog.Logger, obj any) {
 		return
 	}
 	if err := pl.cache.AddPod(p); err != nil {
-		logger.Error(err, "Malformed device annotation: the pod's GPU requests are counted as held, on devices unknown until the node's in-use report names them", "pod", klog.KObj(p))
+		logger.Error(err, "Device annotation not counted: the pod's GPU requests are counted as held, on devices unknown until the node's in-use report names them", "pod", klog.KObj(p))
 	}
 }
 
