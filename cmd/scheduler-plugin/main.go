@@ -89,6 +89,7 @@ func checkPluginConfig(logger klog.Logger, path string) error {
 	}
 	errs := validation.ValidatePluginConfigNames(cfg, names)
 	errs = append(errs, validation.ValidateExtenderBinders(cfg, gpuResourceOf(cfg))...)
+	errs = append(errs, validation.ValidateResourceKinds(cfg)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%s: %w", path, errs.ToAggregate())
 	}

@@ -46,3 +46,18 @@ func TestCheckPluginConfigExtenders(t *testing.T) {
 		})
 	}
 }
+
+// Two profiles reading one resource name as different kinds of device
+// (whole GPUs in one, time-shared replicas in the other) are refused at
+// start: they share the record of the devices in use.
+func TestCheckPluginConfigResourceKinds(t *testing.T) {
+	const cfg = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n" +
+		"- schedulerName: a\n  plugins:\n    multiPoint:\n      enabled: [{name: GPUPack}]\n" +
+		"  pluginConfig:\n  - name: GPUPack\n    args: {wholeResource: example.com/gpu, sharedResource: nvidia.com/gpu}\n" +
+		"- schedulerName: b\n  plugins:\n    multiPoint:\n      enabled: [{name: GPUPack}]\n"
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	logger, _ := ktesting.NewTestContext(t)
+	err := checkPluginConfig(logger, path)
+	require.ErrorContains(t, err, `profiles[1].pluginConfig[GPUPack].args.wholeResource: Invalid value: "nvidia.com/gpu": profile "a" reads it as time-shared replicas`)
+}

@@ -283,3 +283,77 @@ func ValidateExtenderBinders(cfg *schedconfig.KubeSchedulerConfiguration, gpuRes
 	}
 	return errs
 }
+
+// ValidateResourceKinds refuses profiles whose GPUPack args give one
+// resource name different kinds of device: whole GPUs in one profile and
+// time-shared replicas or MIG devices in another, or MIG prefixes that
+// read one name as different profiles (nvidia.com/mig- and
+// nvidia.com/mig-1g). The profiles share one cache of the devices in use,
+// which reads a pod bound by another scheduler by the first profile's
+// names on a node without a resource table: under the other profile's
+// reading the pod would hold nothing and its GPUs would be given again.
+// cfg is a loaded (defaulted) configuration: every profile that enables
+// GPUPack has its args.
+func ValidateResourceKinds(cfg *schedconfig.KubeSchedulerConfiguration) field.ErrorList {
+	type reading struct {
+		profile string
+		path    *field.Path
+		args    *config.GPUPackArgs
+	}
+	var readings []reading
+	for i := range cfg.Profiles {
+		p := &cfg.Profiles[i]
+		if !enabledIn(p.Plugins, pluginName) {
+			continue
+		}
+		for _, pc := range p.PluginConfig {
+			if a, ok := pc.Args.(*config.GPUPackArgs); ok && pc.Name == pluginName {
+				// By name: a profile that gives no args has the defaults
+				// appended at an index the file does not have.
+				path := field.NewPath("profiles").Index(i).Child("pluginConfig").Key(pluginName).Child("args")
+				readings = append(readings, reading{p.SchedulerName, path, a})
+			}
+		}
+	}
+	var errs field.ErrorList
+	for i, b := range readings {
+		for _, a := range readings[:i] {
+			errs = append(errs, kindConflicts(b.path, b.args, a.profile, a.args)...)
+		}
+	}
+	return errs
+}
+
+// kindConflicts are the names args (at path) reads as another kind of
+// device than other, profile's args, do.
+func kindConflicts(path *field.Path, args *config.GPUPackArgs, profile string, other *config.GPUPackArgs) field.ErrorList {
+	type name struct{ field, value, kind string }
+	kindIn := func(a *config.GPUPackArgs, v string) string {
+		switch {
+		case v == a.WholeResource:
+			return "whole GPUs (wholeResource)"
+		case v == a.SharedResource:
+			return "time-shared replicas (sharedResource)"
+		case a.MIGResourcePrefix != "" && strings.HasPrefix(v, a.MIGResourcePrefix):
+			return "MIG devices (migResourcePrefix " + a.MIGResourcePrefix + ")"
+		}
+		return ""
+	}
+	const why = "one name must mean one kind of device in every profile, since the profiles share the scheduler's record of the devices in use"
+	var errs field.ErrorList
+	for _, n := range []name{{"wholeResource", args.WholeResource, kindIn(args, args.WholeResource)}, {"sharedResource", args.SharedResource, kindIn(args, args.SharedResource)}} {
+		if k := kindIn(other, n.value); k != "" && k != n.kind {
+			errs = append(errs, field.Invalid(path.Child(n.field), n.value, fmt.Sprintf("profile %q reads it as %s: %s", profile, k, why)))
+		}
+	}
+	p, q := args.MIGResourcePrefix, other.MIGResourcePrefix
+	for _, v := range []struct{ field, value string }{{"wholeResource", other.WholeResource}, {"sharedResource", other.SharedResource}} {
+		if p != "" && strings.HasPrefix(v.value, p) {
+			errs = append(errs, field.Invalid(path.Child("migResourcePrefix"), p, fmt.Sprintf("claims %q, which profile %q reads as %s: %s", v.value, profile, kindIn(other, v.value), why)))
+		}
+	}
+	if p != q && p != "" && q != "" && (strings.HasPrefix(p, q) || strings.HasPrefix(q, p)) {
+		errs = append(errs, field.Invalid(path.Child("migResourcePrefix"), p, fmt.Sprintf("overlaps profile %q's migResourcePrefix %q, so one MIG resource would name two profiles: %s", profile, q, why)))
+	}
+	return errs
+}

@@ -401,3 +401,56 @@ func TestValidateExtenderBinders(t *testing.T) {
 		})
 	}
 }
+
+// Profiles share the cache of the devices in use: one resource name read
+// as two kinds of device by two profiles' GPUPack args is refused, naming
+// the later profile's field and the earlier profile. Profiles without
+// pluginConfig read the defaults (nvidia.com/gpu whole,
+// nvidia.com/gpu.shared shared, nvidia.com/mig- MIG).
+func TestValidateResourceKinds(t *testing.T) {
+	const head = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n"
+	profile := func(name, args string) string {
+		y := "- schedulerName: " + name + "\n  plugins:\n    multiPoint:\n      enabled: [{name: GPUPack}]\n"
+		if args != "" {
+			y += "  pluginConfig:\n  - name: GPUPack\n    args: " + args + "\n"
+		}
+		return y
+	}
+	tests := []struct {
+		name string
+		yaml string
+		want []string // "field: detail part" of every error
+	}{
+		{"one profile", head + profile("a", ""), nil},
+		{"two profiles, the defaults", head + profile("a", "") + profile("b", "{topologyWeight: 5}"), nil},
+		{"other names for other devices", head + profile("a", "") + profile("b", "{wholeResource: example.com/gpu, sharedResource: example.com/gpu.shared, migResourcePrefix: example.com/mig-}"), nil},
+		{"the same whole name", head + profile("a", "{sharedResource: example.com/s}") + profile("b", "{sharedResource: example.com/t}"), nil},
+		{"default whole read as shared", head + profile("a", "{wholeResource: example.com/gpu, sharedResource: nvidia.com/gpu}") + profile("b", ""),
+			[]string{`profiles[1].pluginConfig[GPUPack].args.wholeResource: profile "a" reads it as time-shared replicas`}},
+		{"shared read as whole, later profile", head + profile("a", "") + profile("b", "{wholeResource: example.com/gpu, sharedResource: nvidia.com/gpu}"),
+			[]string{`profiles[1].pluginConfig[GPUPack].args.sharedResource: profile "a" reads it as whole GPUs`}},
+		{"whole read as MIG", head + profile("a", "{migResourcePrefix: example.com/m}") + profile("b", "{wholeResource: example.com/mx}"),
+			[]string{`profiles[1].pluginConfig[GPUPack].args.wholeResource: profile "a" reads it as MIG devices`}},
+		{"MIG prefix claims the other's whole", head + profile("a", "{wholeResource: example.com/mx}") + profile("b", "{migResourcePrefix: example.com/m}"),
+			[]string{`profiles[1].pluginConfig[GPUPack].args.migResourcePrefix: claims "example.com/mx", which profile "a" reads as whole GPUs`}},
+		{"overlapping MIG prefixes", head + profile("a", "") + profile("b", "{migResourcePrefix: nvidia.com/mig-1g}"),
+			[]string{`profiles[1].pluginConfig[GPUPack].args.migResourcePrefix: overlaps profile "a"'s migResourcePrefix "nvidia.com/mig-"`}},
+		{"a profile without GPUPack reads nothing", head + "- schedulerName: default-scheduler\n" + profile("b", "{wholeResource: nvidia.com/gpu.shared, sharedResource: nvidia.com/gpu}"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj, _, err := schedscheme.Codecs.UniversalDecoder().Decode([]byte(tt.yaml), nil, nil)
+			require.NoError(t, err)
+			cfg, ok := obj.(*schedconfig.KubeSchedulerConfiguration)
+			require.True(t, ok)
+			errs := validation.ValidateResourceKinds(cfg)
+			require.Len(t, errs, len(tt.want), "%v", errs)
+			for i, want := range tt.want {
+				head, part, _ := strings.Cut(want, ": ")
+				require.Equal(t, head, errs[i].Field)
+				require.Equal(t, field.ErrorTypeInvalid, errs[i].Type)
+				require.Contains(t, errs[i].Error(), part)
+			}
+		})
+	}
+}
