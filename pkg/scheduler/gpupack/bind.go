@@ -25,10 +25,7 @@ func (pl *GPUPack) Bind(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nod
 	if r == nil {
 		return status
 	}
-	value, err := protocol.EncodeDevices(r.devices)
-	if err != nil {
-		return fwk.AsStatus(err)
-	}
+	value := r.value
 	binding := &v1.Binding{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,

@@ -100,6 +100,7 @@ const (
 	reasonNoFit        = "no_fit"
 	reasonNeverFits    = "never_fits"
 	reasonNoView       = "no_view"
+	reasonTooLarge     = "devices_too_large"
 	reasonBestSet      = "best_set"
 	reasonBelowBestSet = "below_best_set"
 	reasonReleased     = "released"

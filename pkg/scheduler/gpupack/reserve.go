@@ -15,8 +15,12 @@ import (
 
 const devicesKey fwk.StateKey = Name + "/devices"
 
-// reserved is the choice Reserve made, for PreBind.
-type reserved struct{ devices protocol.Devices }
+// reserved is the choice Reserve made, for Bind: devices and their
+// gpupack.io/devices value.
+type reserved struct {
+	devices protocol.Devices
+	value   string
+}
 
 // Clone shares the (immutable) choice.
 func (r *reserved) Clone() fwk.StateData { return r }
@@ -50,8 +54,16 @@ func (pl *GPUPack) Reserve(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 		return fwk.NewStatus(fwk.Unschedulable, "gpupack: "+err.Error())
 	}
 	devices, ids := p.deviceIDs(view.Topology, p.reqs, view.Used(nil), pl.picker)
+	value, err := protocol.EncodeDevices(devices)
+	if err != nil {
+		// Too many devices for the annotation (thousands of replicas):
+		// Bind could never write the choice, on any node.
+		observePlacement(outcomeReserveFailed, reasonTooLarge)
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
+			"gpupack: the pod's %d devices cannot be handed to the device plugin: %v; ask for fewer devices (replicas) per pod", len(ids), err))
+	}
 	pl.cache.Assume(pod.UID, nodeName, ids)
-	cs.Write(devicesKey, &reserved{devices: devices})
+	cs.Write(devicesKey, &reserved{devices: devices, value: value})
 	for i, r := range p.reqs { // as the node serves them
 		pl.workload.Observe(score.TaskOf(view.State, r.req, p.choices[i]))
 		observeChoice(r.req, p.choices[i])
