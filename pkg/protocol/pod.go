@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/gpupack/gpupack/pkg/score"
 )
@@ -25,10 +26,15 @@ func DeviceCount(c *v1.Container, resource string) (int, error) {
 		return 0, nil
 	}
 	n, whole := q.AsInt64()
-	if !whole || n < 0 || n > MaxDevices {
-		return 0, fmt.Errorf("container %q: %s quantity %s is not a whole number of devices", c.Name, resource, q.String())
+	switch {
+	case q.Sign() < 0:
+		return 0, fmt.Errorf("container %q: %s quantity %s is negative", c.Name, resource, q.String())
+	case whole && n <= MaxDevices:
+		return int(n), nil
+	case q.Cmp(*apiresource.NewQuantity(MaxDevices, apiresource.DecimalSI)) > 0:
+		return 0, fmt.Errorf("container %q: %s quantity %s is more than the %d devices a container may ask", c.Name, resource, q.String(), MaxDevices)
 	}
-	return int(n), nil
+	return 0, fmt.Errorf("container %q: %s quantity %s is not a whole number of devices", c.Name, resource, q.String())
 }
 
 // TopologyHintOf is the pod's gpupack.io/topology hint; def when the pod

@@ -34,9 +34,9 @@ func TestDeviceCount(t *testing.T) {
 		// Quantity.Value() rounds 1500m up to 2: a device count must be
 		// whole.
 		{name: "fraction", limits: v1.ResourceList{gpu: q("1500m")}, err: "quantity 1500m is not a whole number"},
-		{name: "negative", limits: v1.ResourceList{gpu: q("-1")}, err: "quantity -1 is not a whole number"},
+		{name: "negative", limits: v1.ResourceList{gpu: q("-1")}, err: "quantity -1 is negative"},
 		// 2^20 + 1 = 1048577.
-		{name: "over MaxDevices", limits: v1.ResourceList{gpu: q("1048577")}, err: "quantity 1048577 is not a whole number"},
+		{name: "over MaxDevices", limits: v1.ResourceList{gpu: q("1048577")}, err: "quantity 1048577 is more than the 1048576 devices a container may ask"},
 		{name: "MaxDevices", limits: v1.ResourceList{gpu: q("1048576")}, want: protocol.MaxDevices},
 	}
 	for _, tt := range tests {

@@ -20,13 +20,26 @@ func TestBadPodRequests(t *testing.T) {
 		pod  *v1.Pod
 		want string
 	}{
-		{"negative count", gpuPod("neg", "nvidia.com/gpu", -1), `container "main": nvidia.com/gpu quantity -1 is not a whole number of devices`},
+		{"negative count", gpuPod("neg", "nvidia.com/gpu", -1), `container "main": nvidia.com/gpu quantity -1 is negative`},
 		{"fraction", func() *v1.Pod {
 			p := gpuPod("frac", "nvidia.com/gpu", 1)
 			p.Spec.Containers[0].Resources.Limits["nvidia.com/gpu"] = resource.MustParse("500m")
 			return p
 		}(), "quantity 500m is not a whole number"},
-		{"absurd count", gpuPod("huge", "nvidia.com/gpu", 1<<30), "quantity 1073741824 is not a whole number"},
+		{"absurd count", gpuPod("huge", "nvidia.com/gpu", 1<<30), "quantity 1073741824 is more than the 1048576 devices a container may ask"},
+		// 1E is a whole number too, far above the bound; 2.5E is not whole
+		// but the bound is what is wrong with it.
+		{"exa count", func() *v1.Pod {
+			p := gpuPod("exa", "nvidia.com/gpu", 1)
+			p.Spec.Containers[0].Resources.Limits["nvidia.com/gpu"] = resource.MustParse("1E")
+			return p
+		}(), "quantity 1E is more than the 1048576 devices"},
+		{"one above the bound", gpuPod("above", "nvidia.com/gpu", 1<<20+1), "quantity 1048577 is more than the 1048576 devices"},
+		{"fraction above the bound", func() *v1.Pod {
+			p := gpuPod("fracbig", "nvidia.com/gpu", 1)
+			p.Spec.Containers[0].Resources.Limits["nvidia.com/gpu"] = resource.MustParse("2000000500m")
+			return p
+		}(), "is more than the 1048576 devices"},
 		{"malformed hint", gpuPod("hint", "nvidia.com/gpu", 2, "gpupack.io/topology", "fastest"), `annotation gpupack.io/topology: topology hint "fastest": want required, preferred or none`},
 		{"bad init container", func() *v1.Pod {
 			p := gpuPod("init", "nvidia.com/gpu", 1)
