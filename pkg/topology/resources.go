@@ -130,6 +130,32 @@ func (n *Node) validateResources() []error {
 		case !mig && r.Profile != "":
 			add("%s: kind %s has no MIG profile (got %s)", what, deviceid.Shorten(string(r.Kind)), deviceid.Quote(r.Profile))
 		}
+		if r.Kind == KindReplica && r.Replicas >= 2 && r.Replicas <= MaxReplicas {
+			if msg := n.replicaMismatch(r.Replicas); msg != "" {
+				add("%s: %s", what, msg)
+			}
+		}
 	}
 	return errs
+}
+
+// replicaMismatch says how the GPUs' replica counts disagree with a replica
+// resource's count of replicas (the device plugin publishes the largest
+// GPU's count), "" when they agree. The scheduler names replicas by the
+// GPUs' counts: a table that says fewer would have it give IDs the device
+// plugin does not serve.
+func (n *Node) replicaMismatch(replicas int) string {
+	most, shared := 0, 0
+	for _, g := range n.GPUs {
+		if g.Replicas >= 2 {
+			most, shared = max(most, g.Replicas), shared+1
+		}
+	}
+	switch {
+	case shared == 0:
+		return fmt.Sprintf("%d replicas per GPU, but no GPU is time-shared (no GPU has replicas)", replicas)
+	case most != replicas:
+		return fmt.Sprintf("%d replicas per GPU, but the GPUs have up to %d", replicas, most)
+	}
+	return ""
 }

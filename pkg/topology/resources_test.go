@@ -62,3 +62,41 @@ func TestValidateResourceNames(t *testing.T) {
 	n.Resources = n.Resources[:1]
 	require.NoError(t, n.Validate())
 }
+
+// A replica resource's count must be the GPUs' own: the scheduler names
+// replicas <UUID>::0..k-1 by the GPUs' counts, so a table saying 2 over
+// GPUs published with 4 would have it give ::2 and ::3, which the device
+// plugin does not serve; a replica table over GPUs none of which is
+// time-shared is as inconsistent. The device plugin publishes the largest
+// GPU's count (pkg/deviceplugin publishedResources).
+func TestValidateReplicaCounts(t *testing.T) {
+	shared := func(counts ...int) *topology.Node {
+		n := fixture.PCIe("n", "T4", len(counts))
+		for i, c := range counts {
+			n.GPUs[i].Replicas = c
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name     string
+		node     *topology.Node
+		replicas int
+		want     string // "" valid
+	}{
+		{"every GPU 4, table 4", shared(4, 4), 4, ""},
+		{"some GPUs shared, table their count", shared(4, 0, 4), 4, ""},
+		{"table fewer than the GPUs", shared(4, 4), 2, "2 replicas per GPU, but the GPUs have up to 4"},
+		{"table more than the GPUs", shared(3, 3), 8, "8 replicas per GPU, but the GPUs have up to 3"},
+		{"no GPU shared", shared(0, 0), 4, "4 replicas per GPU, but no GPU is time-shared"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.node.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindReplica, Replicas: tc.replicas, Policy: topology.PolicyPacked}}
+			err := tc.node.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, `resource 0 ("nvidia.com/gpu"): `+tc.want)
+		})
+	}
+}
