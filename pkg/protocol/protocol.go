@@ -18,13 +18,14 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	kjson "sigs.k8s.io/json"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 )
@@ -230,10 +231,22 @@ func decode(s, what string, into any) error {
 	if head.Version != Version {
 		return fmt.Errorf("%s: %w %s (this build reads %q)", what, ErrVersion, deviceid.Quote(head.Version), Version)
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
+	if err := unmarshalStrict(s, into); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// unmarshalStrict decodes the JSON value s into v as the apiserver reads
+// objects (sigs.k8s.io/json): field names match case-sensitively, and an
+// unknown or repeated field is an error, as is anything after the value.
+// encoding/json took "Generation" for "generation" and the last of two
+// "generation" keys, so a hand-edited annotation could mean something
+// other than it reads.
+func unmarshalStrict(s string, v any) error {
+	strict, err := kjson.UnmarshalStrict([]byte(s), v)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }

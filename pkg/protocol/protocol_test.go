@@ -96,6 +96,11 @@ func TestDecodeBadInput(t *testing.T) {
 		{name: "devices twice", devices: true, in: `{"version":"v1","resources":{"nvidia.com/gpu":["a","a"]}}`, wantErr: "listed twice"},
 		{name: "devices empty resource", devices: true, in: `{"version":"v1","resources":{"":["a"]}}`, wantErr: "empty resource"},
 		{name: "devices version", devices: true, in: `{"version":"1","resources":{}}`, wantErr: "unsupported payload version"},
+		// Keys match as written, once each (encoding/json took the last of
+		// two, and any case): a hand-edited or merged value is refused.
+		{name: "devices resource map twice", devices: true, in: `{"version":"v1","resources":{"nvidia.com/gpu":["a"]},"resources":{"nvidia.com/gpu":["b"]}}`, wantErr: `duplicate field "resources"`},
+		{name: "devices field in other case", devices: true, in: `{"version":"v1","Resources":{"nvidia.com/gpu":["a"]}}`, wantErr: `unknown field "Resources"`},
+		{name: "in-use pod field twice", in: `{"version":"v1","pods":[{"namespace":"a","name":"b","uid":"c","uid":"d","devices":["x"]}]}`, wantErr: `duplicate field "pods[0].uid"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

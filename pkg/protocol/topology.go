@@ -1,11 +1,9 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -72,14 +70,9 @@ func decodeTopology(s string) (*topology.Node, error) {
 	case *head.Version != TopologyVersion && *head.Version != TopologyVersionV1:
 		return nil, fmt.Errorf("decoding %s: unsupported version %s (this build reads %q and %q)", TopologyAnnotation, deviceid.Quote(*head.Version), TopologyVersionV1, TopologyVersion)
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
-	dec.DisallowUnknownFields()
 	var env topologyEnvelope
-	if err := dec.Decode(&env); err != nil {
+	if err := unmarshalStrict(s, &env); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", TopologyAnnotation, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("decoding %s: trailing data after the JSON object", TopologyAnnotation)
 	}
 	if env.Node == nil {
 		return nil, fmt.Errorf("decoding %s: no node", TopologyAnnotation)

@@ -139,7 +139,13 @@ func TestDecodeErrors(t *testing.T) {
 		{"no node", `{"version":"v1"}`, "no node"},
 		{"null node", `{"version":"v1","node":null}`, "no node"},
 		{"unknown envelope field", `{"version":"v1","node":{"gpus":[],"links":[]},"extra":true}`, `unknown field "extra"`},
-		{"unknown node field", strings.Replace(valid, `"generation"`, `"color":"red","generation"`, 1), `unknown field "color"`},
+		{"unknown node field", strings.Replace(valid, `"generation"`, `"color":"red","generation"`, 1), `unknown field "node.color"`},
+		// Field names match as written, once each: encoding/json took
+		// "Generation" for "generation", and the last of two keys.
+		{"field name in other case", strings.Replace(valid, `"generation":1`, `"Generation":1`, 1), `unknown field "node.Generation"`},
+		{"field given twice", strings.Replace(valid, `"generation":1`, `"generation":1,"generation":7`, 1), `duplicate field "node.generation"`},
+		{"envelope field given twice", strings.Replace(valid, `"version":"v1"`, `"version":"v1","version":"v1"`, 1), `duplicate field "version"`},
+		{"huge NUMA node", mutate(t, func(n *topology.Node) { n.GPUs[3].NUMANode = 99999999999 }), "GPU 3 has NUMA node 99999999999"},
 		{"oversized", `{"version":"v1","node":{"clique":"` + strings.Repeat("x", MaxPayload) + `"}}`, "more than the 262144 allowed"},
 		{"wrong field type", strings.Replace(valid, `"generation":1`, `"generation":"zero"`, 1), "cannot unmarshal"},
 		{"negative memory", strings.Replace(valid, `"memoryMiB":16384`, `"memoryMiB":-1`, 1), "cannot unmarshal"},

@@ -30,6 +30,9 @@ const (
 	// MaxMIGSlices is the number of memory slices of a MIG-capable GPU; a MIG
 	// device's Start+Size may not exceed it.
 	MaxMIGSlices = 8
+	// MaxNUMANode is the highest NUMA node number Linux may give
+	// (MAX_NUMNODES is 1 << CONFIG_NODES_SHIFT, at most 1 << 10).
+	MaxNUMANode = 1<<10 - 1
 )
 
 // Validate checks that n is consistent: at most MaxGPUs GPUs, each GPU's Index
@@ -76,7 +79,7 @@ func (n *Node) Validate() error {
 		if g.NVLinkVersion < 0 {
 			add("%s has NVLink version %d", what, g.NVLinkVersion)
 		}
-		if g.NUMANode < -1 {
+		if g.NUMANode < -1 || g.NUMANode > MaxNUMANode {
 			add("%s has NUMA node %d", what, g.NUMANode)
 		}
 	}
