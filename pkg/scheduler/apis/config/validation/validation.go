@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/agnivade/levenshtein"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -135,6 +137,9 @@ func validateTaskType(pp *field.Path, p config.TaskTypeWeight) field.ErrorList {
 	}
 	if p.MIGProfile != "" && p.Kind != config.TaskMIG {
 		errs = append(errs, only("migProfile", string(config.TaskMIG)))
+	}
+	if msg := modelProblem(p.Model); msg != "" {
+		errs = append(errs, field.Invalid(pp.Child("model"), p.Model, msg))
 	}
 	if len(errs) > 0 {
 		return errs
@@ -356,4 +361,28 @@ func kindConflicts(path *field.Path, args *config.GPUPackArgs, profile string, o
 		errs = append(errs, field.Invalid(path.Child("migResourcePrefix"), p, fmt.Sprintf("overlaps profile %q's migResourcePrefix %q, so one MIG resource would name two profiles: %s", profile, q, why)))
 	}
 	return errs
+}
+
+// MaxModelBytes bounds a task type's GPU model name (NVML's device names
+// are under 96 bytes).
+const MaxModelBytes = 256
+
+// modelProblem says what is wrong with a task type's GPU model, "" when
+// nothing is: the name must be as the device plugin publishes it
+// (gpupack.io/topology's gpus[].model, NVML's device name such as "NVIDIA
+// A100-SXM4-80GB"), so text without control characters, no padding blanks.
+// Which models exist is the cluster's: a model no node has is a task type
+// that fits nowhere.
+func modelProblem(m string) string {
+	switch {
+	case m == "":
+		return ""
+	case len(m) > MaxModelBytes:
+		return fmt.Sprintf("longer than %d bytes", MaxModelBytes)
+	case !utf8.ValidString(m) || strings.ContainsFunc(m, unicode.IsControl):
+		return "not text: a control character or invalid UTF-8"
+	case strings.TrimSpace(m) != m:
+		return "leading or trailing blanks: GPU models are compared exactly, as the device plugin publishes them (gpupack.io/topology gpus[].model)"
+	}
+	return ""
 }

@@ -130,6 +130,25 @@ func TestValidateListsEveryError(t *testing.T) {
 			func(a *config.GPUPackArgs) { a.Workload.Prior = nil },
 			[]string{"args.workload.prior: Required value"},
 		},
+		// A task type's model is compared exactly with the GPUs' published
+		// model: control characters, padding blanks and huge names can
+		// never match.
+		{
+			"prior models that can never match",
+			func(a *config.GPUPackArgs) {
+				a.Workload.Prior = []config.TaskTypeWeight{
+					{Kind: "whole", Count: 1, Model: "NVIDIA A100-SXM4-80GB", Weight: 1}, // as NVML names it: fine
+					{Kind: "whole", Count: 1, Model: " A100", Weight: 1},
+					{Kind: "whole", Count: 1, Model: "A100\n", Weight: 1},
+					{Kind: "shared", Milli: 500, Model: strings.Repeat("x", 257), Weight: 1},
+				}
+			},
+			[]string{
+				"args.workload.prior[1].model: Invalid value",
+				"args.workload.prior[2].model: Invalid value",
+				"args.workload.prior[3].model: Invalid value",
+			},
+		},
 		// Issue 12 item 6: a bare domain as MIG prefix claims every
 		// nvidia.com resource (nvidia.com/gpu included) as MIG.
 		{
