@@ -323,12 +323,20 @@ func baseName(p string) string {
 	return strings.TrimSuffix(p, ".csv")
 }
 
+// minCheckpoint is the smallest checkpoint: 0.1% of the GPU capacity
+// arrived. Below it a table label rounds away and, on a small cluster,
+// the first task (of any demand) already crosses it.
+const minCheckpoint = 0.001
+
 func parseFloats(s string) ([]float64, error) {
 	var out []float64
 	for _, part := range strings.Split(s, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
 			return nil, fmt.Errorf("%q is not a positive number", part)
+		}
+		if v < minCheckpoint {
+			return nil, fmt.Errorf("%v: below %v (0.1%% of the GPU capacity arrived), where the first task alone crosses it", v, minCheckpoint)
 		}
 		if len(out) > 0 && v <= out[len(out)-1] {
 			return nil, fmt.Errorf("%v: checkpoints must increase", v)

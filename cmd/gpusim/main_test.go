@@ -289,6 +289,8 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"checkpoint empty between two", []string{"--checkpoints", "0.9,,1.3"}, `--checkpoints: "" is not a positive number`},
 		{"checkpoint NaN", []string{"--checkpoints", "NaN"}, `--checkpoints: "NaN" is not a positive number`},
 		{"checkpoint Inf", []string{"--checkpoints", "0.9,Inf"}, `--checkpoints: "Inf" is not a positive number`},
+		// A label rounds 1e-300 to "alloc@0%", and the first task crosses it.
+		{"checkpoint too small", []string{"--checkpoints", "1e-300,1.3"}, "--checkpoints: 1e-300: below 0.001"},
 		{"seeds 0", []string{"--seeds", "0"}, "--seeds 0: want 1..1000"},
 		{"seeds huge", []string{"--seeds", "100000000"}, "--seeds 100000000: want 1..1000"},
 		// Seeds 2^64-1 and 2^64, which wraps to 0: refused.
