@@ -103,8 +103,18 @@ func TestPerGPUSeriesPodDevicesAndNodeEvents(t *testing.T) {
 	require.Len(t, healthy, 8)
 	require.Contains(t, healthy, with(gpuLabels(0), "value", "1"))
 
-	// 2 + 1 devices held: one series each, with the GPU they live on.
-	pods := series(t, reg, "gpupack_device_plugin_pod_device")
+	// 2 + 1 devices held: one series each, with the GPU they live on. The
+	// publisher's own background round, begun before the notebook's
+	// allocation, may store its older read after ours (CI saw 2 series):
+	// publish again until the latest read is stored.
+	var pods []map[string]string
+	require.Eventually(t, func() bool {
+		if _, err := pub.InUse(context.Background(), []string{"nvidia.com/gpu", "nvidia.com/gpu.shared"}, nil); err != nil {
+			return false
+		}
+		pods = series(t, reg, "gpupack_device_plugin_pod_device")
+		return len(pods) == 3
+	}, 5*time.Second, 20*time.Millisecond)
 	require.Len(t, pods, 3)
 	for _, id := range train {
 		gpu := slices.IndexFunc(p.mgr.Inventory().GPUs, func(g nvml.GPU) bool { return g.UUID == id })
