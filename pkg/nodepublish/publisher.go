@@ -145,6 +145,12 @@ type Publisher struct {
 	opts Options
 	kick chan struct{}
 
+	// inUseMu orders the in-use rounds: a kubelet read, the metric and
+	// report state it sets, and the patch of the report, one round at a
+	// time. Without it, Run's round begun before an allocation could store
+	// (and patch) its older read after a newer InUse call had.
+	inUseMu sync.Mutex
+
 	mu       sync.Mutex
 	settings Settings
 	reported map[types.UID]bool // pods already reported as not given their scheduled set
@@ -303,7 +309,9 @@ func (p *Publisher) refreshInUse(ctx context.Context, resources []string, node *
 	if !inUse && p.opts.Recorder == nil && p.opts.Metrics == nil {
 		return nil
 	}
-	pods, err := p.InUse(ctx, resources, node)
+	p.inUseMu.Lock()
+	defer p.inUseMu.Unlock()
+	pods, err := p.inUse(ctx, resources, node)
 	if err != nil {
 		return err
 	}
@@ -373,7 +381,9 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 // report of the given resources (and node's devices under other names, as
 // InUse) onto the node.
 func (p *Publisher) PublishInUse(ctx context.Context, resources []string, node *topology.Node) error {
-	pods, err := p.InUse(ctx, resources, node)
+	p.inUseMu.Lock()
+	defer p.inUseMu.Unlock()
+	pods, err := p.inUse(ctx, resources, node)
 	if err != nil {
 		return err
 	}
@@ -398,7 +408,17 @@ func (p *Publisher) patchInUse(ctx context.Context, pods []protocol.PodDevices) 
 // allocated under, and a config reload (renameByDefault, a rename, another
 // MIG strategy) serves the same devices under a new name. Dropping them
 // would show the scheduler those GPUs free while the pods run on them.
+//
+// Calls and Run's rounds take turns: the per-pod metric always holds the
+// latest read's devices.
 func (p *Publisher) InUse(ctx context.Context, resources []string, node *topology.Node) ([]protocol.PodDevices, error) {
+	p.inUseMu.Lock()
+	defer p.inUseMu.Unlock()
+	return p.inUse(ctx, resources, node)
+}
+
+// inUse is InUse with inUseMu held.
+func (p *Publisher) inUse(ctx context.Context, resources []string, node *topology.Node) ([]protocol.PodDevices, error) {
 	if p.opts.PodResources == nil {
 		return nil, errors.New("no PodResources API")
 	}

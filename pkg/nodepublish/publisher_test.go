@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -563,4 +565,78 @@ func TestPublishNodeTakesOverAnEarlierGpupacksLabels(t *testing.T) {
 			require.Equal(t, map[string]string{"kubernetes.io/hostname": "n1"}, getNode(t, client, "n1").Labels, "labels off: every label of ours gone")
 		})
 	}
+}
+
+// stalledAllocations answers its first read with old, after release is
+// closed, and every later read with new at once; started is closed when
+// the first read begins.
+type stalledAllocations struct {
+	started, release chan struct{}
+	calls            atomic.Int32
+	old, new         map[types.NamespacedName]map[string]map[string][]string
+}
+
+func (a *stalledAllocations) Allocated(context.Context) (map[types.NamespacedName]map[string]map[string][]string, error) {
+	if a.calls.Add(1) == 1 {
+		close(a.started)
+		<-a.release
+		return a.old, nil
+	}
+	return a.new, nil
+}
+
+// lockedRecorder is a recorder safe for concurrent rounds.
+type lockedRecorder struct {
+	mu sync.Mutex
+	recorder
+}
+
+func (r *lockedRecorder) SetPodDevices(d []nodepublish.PodDevice) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recorder.SetPodDevices(d)
+}
+
+func (r *lockedRecorder) stored() []nodepublish.PodDevice {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.devices
+}
+
+// A round that read the kubelet before an allocation and finishes after a
+// newer round must not leave its older read in the per-pod metric: rounds
+// take turns, so the latest read is the one stored (CI once saw the
+// metric without the newest pod).
+func TestInUseRoundsStoreTheLatestRead(t *testing.T) {
+	train := map[string]map[string][]string{"main": {"nvidia.com/gpu": {"GPU-a", "GPU-b"}}}
+	alloc := &stalledAllocations{
+		started: make(chan struct{}), release: make(chan struct{}),
+		old: map[types.NamespacedName]map[string]map[string][]string{{Namespace: "default", Name: "train"}: train},
+		new: map[types.NamespacedName]map[string]map[string][]string{
+			{Namespace: "default", Name: "train"}:    train,
+			{Namespace: "default", Name: "notebook"}: {"main": {"nvidia.com/gpu": {"GPU-c"}}},
+		},
+	}
+	rec := &lockedRecorder{}
+	p := nodepublish.New(nodepublish.Options{PodResources: alloc, Metrics: rec})
+	resources := []string{"nvidia.com/gpu"}
+
+	older := make(chan error, 1)
+	go func() { _, err := p.InUse(context.Background(), resources, nil); older <- err }()
+	<-alloc.started // the older round has begun its read
+	newer := make(chan error, 1)
+	go func() { _, err := p.InUse(context.Background(), resources, nil); newer <- err }()
+	// Give the newer round the chance to finish first, as it did before
+	// rounds took turns; it now waits for the older round.
+	select {
+	case err := <-newer:
+		require.NoError(t, err)
+		newer <- nil
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(alloc.release)
+	require.NoError(t, <-older)
+	require.NoError(t, <-newer)
+	// The newer read: train's 2 devices + notebook's 1.
+	require.Len(t, rec.stored(), 3)
 }
