@@ -8,7 +8,11 @@
 //	          -X github.com/gpupack/gpupack/pkg/version.gitCommit=abc1234
 //	          -X github.com/gpupack/gpupack/pkg/version.buildDate=2026-11-30T09:00:00Z"
 //
-// An unstamped build (go run, go test) reports v0.0.0-dev.
+// An unstamped build takes what the Go toolchain recorded: the module's
+// release version when installed as one (go install
+// github.com/gpupack/gpupack/cmd/gpusim@v0.2.0), the VCS revision and commit
+// time of a build in a checkout; otherwise DevVersion, the version `make
+// build` and the Dockerfiles stamp when the checkout has no release tag.
 package version
 
 import (
@@ -17,11 +21,18 @@ import (
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
 )
 
-// Set by -ldflags -X; see the package comment.
+// DevVersion is the version of a build from a checkout without a release
+// tag: the Makefile's and the Dockerfiles' default VERSION, and what an
+// unstamped build reports when Go recorded no release version.
+const DevVersion = "v0.1.0-dev"
+
+// Set by -ldflags -X; see the package comment. Empty: not stamped.
 var (
-	version   = "v0.0.0-dev"
+	version   = ""
 	gitCommit = ""
 	buildDate = ""
 )
@@ -40,33 +51,46 @@ type Info struct {
 	Platform string `json:"platform"`
 }
 
-// Get returns this binary's build information. Without a stamped commit it
-// falls back to the VCS revision Go recorded, when there is one.
+// Get returns this binary's build information: the linker's stamps, and
+// for each one missing what Go recorded in the binary (debug.ReadBuildInfo),
+// as the package comment says.
 func Get() Info {
-	commit := gitCommit
-	if commit == "" {
-		commit = vcsRevision()
-	}
-	return Info{
-		Version:   version,
-		GitCommit: commit,
-		BuildDate: buildDate,
+	bi, _ := debug.ReadBuildInfo()
+	return resolve(version, gitCommit, buildDate, bi)
+}
+
+// resolve fills the stamps left empty from bi (nil: nothing recorded).
+func resolve(stampedVersion, stampedCommit, stampedDate string, bi *debug.BuildInfo) Info {
+	i := Info{
+		Version:   stampedVersion,
+		GitCommit: stampedCommit,
+		BuildDate: stampedDate,
 		GoVersion: runtime.Version(),
 		Platform:  runtime.GOOS + "/" + runtime.GOARCH,
 	}
-}
-
-func vcsRevision() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			return s.Value
+	if i.Version == "" {
+		i.Version = DevVersion
+		if bi != nil && isRelease(bi.Main.Version) {
+			i.Version = bi.Main.Version
 		}
 	}
-	return ""
+	if bi == nil {
+		return i
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && i.GitCommit == "" {
+			i.GitCommit = s.Value
+		}
+	}
+	return i
+}
+
+// isRelease reports whether a module version Go recorded is a release (or
+// pre-release) tag: not "(devel)", not a pseudo-version made up from a
+// commit (v0.0.0-20261203112233-abcdef123456, which every untagged checkout
+// gets since Go 1.24) and not a build of modified files (+dirty).
+func isRelease(v string) bool {
+	return semver.IsValid(v) && semver.Build(v) == "" && !module.IsPseudoVersion(v)
 }
 
 // String is the one-line form printed by every binary's --version, e.g.
