@@ -2,6 +2,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -194,18 +195,21 @@ func (o *options) print(v any) error {
 }
 
 func printObject(w io.Writer, format string, v any) error {
-	var b []byte
-	var err error
-	switch format {
-	case outputJSON:
-		b, err = json.MarshalIndent(v, "", "  ")
-		b = append(b, '\n')
-	case outputYAML:
-		b, err = yaml.Marshal(v)
-	default:
+	if format != outputJSON && format != outputYAML {
 		return fmt.Errorf("unknown output format %q", format)
 	}
+	b, err := json.Marshal(v)
 	if err != nil {
+		return fmt.Errorf("encoding %s: %w", format, err)
+	}
+	b = tidyNumbers(b)
+	if format == outputJSON {
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, b, "", "  "); err != nil {
+			return fmt.Errorf("encoding %s: %w", format, err)
+		}
+		b = append(indented.Bytes(), '\n')
+	} else if b, err = yaml.JSONToYAML(b); err != nil {
 		return fmt.Errorf("encoding %s: %w", format, err)
 	}
 	_, err = w.Write(b)
