@@ -36,13 +36,201 @@ app.kubernetes.io/part-of: gpupack
 {{/* The device plugin's ServiceAccount name (node-patch-policy.yaml matches it by name). */}}
 {{- define "gpupack.devicePluginSA" -}}gpupack-device-plugin{{- end }}
 
-{{/* devicePlugin.migMonitor CONFIG: "true" when the DaemonSet running CONFIG monitors MIG devices. */}}
+{{/*
+The device plugin's config files (devicePlugin.config.default and each of
+devicePlugin.config.perNode) are read here as the plugin reads them
+(pkg/config/v1, decode.go): a key names a field in any letter case, as Go's
+encoding/json matches keys (strings.EqualFold: the Kelvin sign for k and
+the long s for s too, which a Go regexp's (?i) matches alike), except in the
+sections NVIDIA decodes by exact key (sharing.timeSlicing, sharing.mps and
+their resources), where a key in another case is an unknown key the plugin
+ignores. Every include of the helpers below passes "path", the config's
+values path, for the messages.
+*/}}
+
+{{/* The top-level keys of a config (pkg/config/v1 Config's fields; test/manifests compares them with the Go type). */}}
+{{- define "gpupack.configTopKeys" -}}version flags resources sharing imex health publish{{- end }}
+
+{{/* configKind VALUE: what a config value is, for messages. */}}
+{{- define "gpupack.configKind" -}}
+{{- if kindIs "invalid" . }}null
+{{- else if kindIs "map" . }}a mapping
+{{- else if kindIs "slice" . }}a list
+{{- else if kindIs "string" . }}a string
+{{- else if kindIs "bool" . }}a boolean
+{{- else }}a number
+{{- end -}}
+{{- end }}
+
+{{/*
+configKey (dict "map" MAP "name" NAME "path" PATH "out" OUT): the key of the
+config mapping MAP (at PATH) that the device plugin reads as its field NAME
+(any letter case), in OUT.key, and its value in OUT.value; neither is set
+when MAP has none. Two keys for one field (migStrategy and MigStrategy) are
+refused: the plugin would read both into the field and silently keep one;
+and in devicePlugin.config.default a key in another case than the chart's
+own (values.yaml) does not replace the chart's key but adds to it.
+*/}}
+{{- define "gpupack.configKey" -}}
+{{- $found := list -}}
+{{- range $k := keys .map | sortAlpha -}}
+{{- if regexMatch (printf "^(?i:%s)$" $.name) $k }}{{ $found = append $found $k }}{{ end -}}
+{{- end -}}
+{{- if gt (len $found) 1 -}}
+{{- $quoted := list -}}
+{{- range $found }}{{ $quoted = append $quoted (printf "%q" .) }}{{ end -}}
+{{- $quoted = ternary (join " and " $quoted) (join ", " $quoted) (eq (len $quoted) 2) -}}
+{{- $hint := "" -}}
+{{- if hasPrefix "devicePlugin.config.default" .path -}}
+{{- $hint = printf " (values given for devicePlugin.config.default are merged into the chart's default config: a key in another letter case than the chart's own is added beside it; write it %s, or set %s: null to drop the chart's)" .name .name -}}
+{{- end -}}
+{{- fail (printf "%s: the keys %s name one field, %s: the device plugin matches keys in any letter case, would read them all into that field and silently keep one value; keep one key%s" .path $quoted .name $hint) -}}
+{{- end -}}
+{{- with $found -}}
+{{- $_ := set $.out "key" (first .) -}}
+{{- $_ := set $.out "value" (index $.map (first .)) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+deviceConfig (dict "config" CONFIG "path" PATH "out" OUT): what the chart
+reads of one device plugin config, read as the plugin reads it, in OUT:
+migStrategy (flags.migStrategy, "none" when unset), driverRoot
+(flags.nvidiaDriverRoot, "/" when unset or empty), deviceListStrategies
+(flags.plugin.deviceListStrategy as a list: a string is split at commas
+and trimmed, as the plugin splits it; empty when unset) and mps (true when
+sharing.mps has resources). It fails, naming the key, on what the plugin
+would refuse in what it reads (and nothing the plugin accepts, but two
+keys for one of these fields): an unknown top-level key, a value of the
+wrong kind, a version, MIG strategy or device list strategy the plugin
+does not know, a relative driver root. The plugin checks the rest of the
+file when it starts.
+*/}}
+{{- define "gpupack.deviceConfig" -}}
+{{- $path := .path -}}
+{{- $out := .out -}}
+{{- $_ := set $out "migStrategy" "none" -}}
+{{- $_ = set $out "driverRoot" "/" -}}
+{{- $_ = set $out "deviceListStrategies" (list) -}}
+{{- $_ = set $out "mps" false -}}
+{{- $config := .config -}}
+{{- if kindIs "map" $config -}}
+{{- /* The top level: the plugin refuses a key it does not know. */ -}}
+{{- $known := include "gpupack.configTopKeys" . | splitList " " -}}
+{{- range $k := keys $config | sortAlpha -}}
+{{- $ok := false -}}
+{{- range $n := $known }}{{ if regexMatch (printf "^(?i:%s)$" $n) $k }}{{ $ok = true }}{{ end }}{{ end -}}
+{{- if not $ok -}}
+{{- fail (printf "%s: unknown key %q: the device plugin refuses a config with a top-level key it does not know; its keys are %s (in any letter case)" $path $k (join ", " $known)) -}}
+{{- end -}}
+{{- end -}}
+{{- $f := dict -}}
+{{- $_ = include "gpupack.configKey" (dict "map" $config "name" "version" "path" $path "out" $f) -}}
+{{- $v := $f.value -}}
+{{- if not (or (kindIs "invalid" $v) (and (kindIs "string" $v) (has $v (list "" "v1")))) -}}
+{{- fail (printf "%s.%s %s: the device plugin knows config version v1 only (empty or left out: v1)" $path $f.key (toJson $v)) -}}
+{{- end -}}
+
+{{- /* flags */ -}}
+{{- $f = dict -}}
+{{- $_ = include "gpupack.configKey" (dict "map" $config "name" "flags" "path" $path "out" $f) -}}
+{{- $flags := $f.value -}}
+{{- $flagsPath := printf "%s.%s" $path ($f.key | default "flags") -}}
+{{- if not (or (kindIs "invalid" $flags) (kindIs "map" $flags)) -}}
+{{- fail (printf "%s: want a mapping, got %s" $flagsPath (include "gpupack.configKind" $flags)) -}}
+{{- end -}}
+{{- if $flags -}}
+{{- $f = dict -}}
+{{- $_ = include "gpupack.configKey" (dict "map" $flags "name" "migStrategy" "path" $flagsPath "out" $f) -}}
+{{- $v = $f.value -}}
+{{- if not (kindIs "invalid" $v) -}}
+{{- if not (and (kindIs "string" $v) (has $v (list "none" "single" "mixed"))) -}}
+{{- fail (printf "%s.%s %s: want none, single or mixed (the device plugin refuses anything else)" $flagsPath $f.key (toJson $v)) -}}
+{{- end -}}
+{{- $_ = set $out "migStrategy" $v -}}
+{{- end -}}
+{{- $f = dict -}}
+{{- $_ = include "gpupack.configKey" (dict "map" $flags "name" "nvidiaDriverRoot" "path" $flagsPath "out" $f) -}}
+{{- $v = $f.value -}}
+{{- if not (kindIs "invalid" $v) -}}
+{{- if not (and (kindIs "string" $v) (or (eq $v "") (hasPrefix "/" $v))) -}}
+{{- fail (printf "%s.%s %s: want the driver's root on the host, an absolute path such as / or /run/nvidia/driver (the device plugin refuses anything else)" $flagsPath $f.key (toJson $v)) -}}
+{{- end -}}
+{{- with $v }}{{ $_ = set $out "driverRoot" . }}{{ end -}}
+{{- end -}}
+{{- $f = dict -}}
+{{- $_ = include "gpupack.configKey" (dict "map" $flags "name" "plugin" "path" $flagsPath "out" $f) -}}
+{{- $plugin := $f.value -}}
+{{- $pluginPath := printf "%s.%s" $flagsPath ($f.key | default "plugin") -}}
+{{- if not (or (kindIs "invalid" $plugin) (kindIs "map" $plugin)) -}}
+{{- fail (printf "%s: want a mapping, got %s" $pluginPath (include "gpupack.configKind" $plugin)) -}}
+{{- end -}}
+{{- if $plugin -}}
+{{- $f = dict -}}
+{{- $_ = include "gpupack.configKey" (dict "map" $plugin "name" "deviceListStrategy" "path" $pluginPath "out" $f) -}}
+{{- $v = $f.value -}}
+{{- if not (kindIs "invalid" $v) -}}
+{{- $known := list "envvar" "volume-mounts" "cdi-annotations" "cdi-cri" -}}
+{{- $items := list -}}
+{{- if kindIs "string" $v -}}
+{{- range $s := splitList "," $v }}{{ with trim $s }}{{ $items = append $items . }}{{ end }}{{ end -}}
+{{- else if kindIs "slice" $v -}}
+{{- range $s := $v -}}
+{{- if not (kindIs "string" $s) -}}
+{{- fail (printf "%s.%s %s: want a strategy or a list of strategies (strings: %s)" $pluginPath $f.key (toJson $v) (join ", " $known)) -}}
+{{- end -}}
+{{- $items = append $items $s -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "%s.%s %s: want a strategy or a list of strategies (%s), got %s" $pluginPath $f.key (toJson $v) (join ", " $known) (include "gpupack.configKind" $v)) -}}
+{{- end -}}
+{{- if not $items -}}
+{{- fail (printf "%s.%s %s: empty: the device plugin refuses it; give one or more of %s, or leave it out for envvar" $pluginPath $f.key (toJson $v) (join ", " $known)) -}}
+{{- end -}}
+{{- range $s := $items -}}
+{{- if not (has $s $known) -}}
+{{- fail (printf "%s.%s: unknown strategy %q: want %s (a string may list several, separated by commas)" $pluginPath $f.key $s (join ", " $known)) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ = set $out "deviceListStrategies" $items -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* sharing.mps: NVIDIA decodes sharing.mps by exact key, resources included. */ -}}
+{{- $f = dict -}}
+{{- $_ = include "gpupack.configKey" (dict "map" $config "name" "sharing" "path" $path "out" $f) -}}
+{{- $sharing := $f.value -}}
+{{- $sharingPath := printf "%s.%s" $path ($f.key | default "sharing") -}}
+{{- if not (or (kindIs "invalid" $sharing) (kindIs "map" $sharing)) -}}
+{{- fail (printf "%s: want a mapping, got %s" $sharingPath (include "gpupack.configKind" $sharing)) -}}
+{{- end -}}
+{{- if $sharing -}}
+{{- $f = dict -}}
+{{- $_ = include "gpupack.configKey" (dict "map" $sharing "name" "mps" "path" $sharingPath "out" $f) -}}
+{{- $mps := $f.value -}}
+{{- $mpsPath := printf "%s.%s" $sharingPath ($f.key | default "mps") -}}
+{{- if not (or (kindIs "invalid" $mps) (kindIs "map" $mps)) -}}
+{{- fail (printf "%s: want a mapping, got %s" $mpsPath (include "gpupack.configKind" $mps)) -}}
+{{- end -}}
+{{- if $mps -}}
+{{- $res := index $mps "resources" -}}
+{{- if not (or (kindIs "invalid" $res) (kindIs "slice" $res)) -}}
+{{- fail (printf "%s.resources: want a list, got %s" $mpsPath (include "gpupack.configKind" $res)) -}}
+{{- end -}}
+{{- if $res }}{{ $_ = set $out "mps" true }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/* devicePlugin.migMonitor CONFIG PATH: "true" when the DaemonSet running CONFIG monitors MIG devices. */}}
 {{- define "gpupack.migMonitor" -}}
 {{- $v := .root.Values.devicePlugin.migMonitorDevices -}}
 {{- if eq (toString $v) "auto" -}}
-{{- $strategy := "none" -}}
-{{- if kindIs "map" .config }}{{ with .config.flags }}{{ with .migStrategy }}{{ $strategy = . }}{{ end }}{{ end }}{{ end -}}
-{{- if ne $strategy "none" }}true{{ end -}}
+{{- $c := dict -}}
+{{- $_ := include "gpupack.deviceConfig" (dict "config" .config "path" .path "out" $c) -}}
+{{- if ne $c.migStrategy "none" }}true{{ end -}}
 {{- else if eq (toString $v) "true" -}}
 true
 {{- else if ne (toString $v) "false" -}}
@@ -50,11 +238,13 @@ true
 {{- end -}}
 {{- end }}
 
-{{/* devicePlugin.mps CONFIG: "true" when the DaemonSet running CONFIG runs MPS control daemons (sharing.mps with resources). */}}
+{{/* devicePlugin.mps CONFIG PATH: "true" when the DaemonSet running CONFIG runs MPS control daemons (sharing.mps with resources). */}}
 {{- define "gpupack.mps" -}}
 {{- $v := .root.Values.devicePlugin.mps.enabled -}}
 {{- if eq (toString $v) "auto" -}}
-{{- if kindIs "map" .config }}{{ with .config.sharing }}{{ with .mps }}{{ if .resources }}true{{ end }}{{ end }}{{ end }}{{ end -}}
+{{- $c := dict -}}
+{{- $_ := include "gpupack.deviceConfig" (dict "config" .config "path" .path "out" $c) -}}
+{{- if $c.mps }}true{{ end -}}
 {{- else if eq (toString $v) "true" -}}
 true
 {{- else if ne (toString $v) "false" -}}
@@ -62,14 +252,14 @@ true
 {{- end -}}
 {{- end }}
 
-{{/* devicePlugin.cdi CONFIG: "true" when the DaemonSet running CONFIG writes the node's CDI spec (a cdi-annotations or cdi-cri device list strategy). */}}
+{{/* devicePlugin.cdi CONFIG PATH: "true" when the DaemonSet running CONFIG writes the node's CDI spec (a cdi-annotations or cdi-cri device list strategy). */}}
 {{- define "gpupack.cdi" -}}
 {{- $values := .root.Values.devicePlugin.cdi | default dict -}}
 {{- $v := ternary $values.enabled "auto" (hasKey $values "enabled") -}}
 {{- if eq (toString $v) "auto" -}}
-{{- $strategies := list -}}
-{{- if kindIs "map" .config }}{{ with .config.flags }}{{ with .plugin }}{{ with .deviceListStrategy }}{{ $strategies = kindIs "string" . | ternary (list .) . }}{{ end }}{{ end }}{{ end }}{{ end -}}
-{{- if or (has "cdi-annotations" $strategies) (has "cdi-cri" $strategies) }}true{{ end -}}
+{{- $c := dict -}}
+{{- $_ := include "gpupack.deviceConfig" (dict "config" .config "path" .path "out" $c) -}}
+{{- if or (has "cdi-annotations" $c.deviceListStrategies) (has "cdi-cri" $c.deviceListStrategies) }}true{{ end -}}
 {{- else if eq (toString $v) "true" -}}
 true
 {{- else if ne (toString $v) "false" -}}
@@ -77,9 +267,14 @@ true
 {{- end -}}
 {{- end }}
 
-{{/* devicePlugin.driverRoot CONFIG: the host's driver root of the DaemonSet running CONFIG (flags.nvidiaDriverRoot, "/" when unset). */}}
+{{/* devicePlugin.driverRoot CONFIG PATH: the host's driver root of the DaemonSet running CONFIG (flags.nvidiaDriverRoot, "/" when unset or empty). */}}
 {{- define "gpupack.driverRoot" -}}
-{{- $root := "/" -}}
-{{- if kindIs "map" .config }}{{ with .config.flags }}{{ with .nvidiaDriverRoot }}{{ $root = . }}{{ end }}{{ end }}{{ end -}}
-{{- $root -}}
+{{- $c := dict -}}
+{{- $_ := include "gpupack.deviceConfig" (dict "config" .config "path" .path "out" $c) -}}
+{{- $c.driverRoot -}}
+{{- end }}
+
+{{/* devicePlugin.configPath NAME: the values path of the config NAME ("": devicePlugin.config.default). */}}
+{{- define "gpupack.configPath" -}}
+{{- if . }}devicePlugin.config.perNode.{{ . }}{{ else }}devicePlugin.config.default{{ end -}}
 {{- end }}

@@ -1,7 +1,9 @@
 {{/*
 gpupack.validate: the checks of values that values.schema.json cannot make
 with a clear message (names derived into object names, values that depend
-on each other), and the required names again for `--skip-schema-validation`.
+on each other), the required names again for `--skip-schema-validation`,
+and what the chart reads of the device plugin's configs, in any letter case
+of their keys as the plugin reads them (gpupack.deviceConfig, _helpers.tpl).
 Every template includes it first: Helm runs templates deepest path first,
 so whichever runs first stops a bad value before it renders half an object
 (or fails on a nil map with a template error naming no value).
@@ -81,10 +83,12 @@ so whichever runs first stops a bad value before it renders half an object
 {{- fail (printf "devicePlugin.config.nodeLabel %q: want a node label key such as nvidia.com/device-plugin.config: it chooses the nodes of each perNode config" $key) -}}
 {{- end -}}
 {{- end -}}
-{{- $configs := list $config.default -}}
-{{- range $name := keys $perNode | sortAlpha }}{{ $configs = append $configs (get $perNode $name) }}{{ end -}}
+{{- $configs := list (dict "path" (include "gpupack.configPath" "") "config" $config.default) -}}
+{{- range $name := keys $perNode | sortAlpha }}{{ $configs = append $configs (dict "path" (include "gpupack.configPath" $name) "config" (get $perNode $name)) }}{{ end -}}
 {{- range $c := $configs -}}
-{{- if include "gpupack.mps" (dict "root" $ "config" $c) -}}
+{{- /* What the chart reads of each config, checked as the device plugin checks it (_helpers.tpl). */ -}}
+{{- $_ := include "gpupack.deviceConfig" (dict "config" $c.config "path" $c.path "out" dict) -}}
+{{- if include "gpupack.mps" (dict "root" $ "config" $c.config "path" $c.path) -}}
 {{- $mpsRoot := $dp.mps.root | default "" | toString -}}
 {{- if not (regexMatch $absPath $mpsRoot) -}}
 {{- fail (printf "devicePlugin.mps.root %q: want the MPS root on the node, an absolute path such as /run/nvidia/mps (MPS is on: devicePlugin.mps.enabled, or sharing.mps in a config)" $mpsRoot) -}}
