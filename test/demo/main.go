@@ -142,9 +142,9 @@ func run(ctx context.Context, o options, out io.Writer) (_ *outcome, err error) 
 	defer func() { _ = sched.Stop(10 * time.Second) }()
 
 	w := workload()
-	progress("submitting the same %d pods to each pool", len(w))
-	if err := submit(ctx, client, w); err != nil {
-		return nil, err
+	progress("submitting the same %d pods to each pool, one after another", len(w))
+	if err := submit(ctx, client, w, o.timeout); err != nil {
+		return nil, fmt.Errorf("%w\nscheduler log (tail):\n%s", err, sched.Tail(4000))
 	}
 	progress("waiting for every pod to be placed and admitted, or reported unschedulable")
 	sides := make([]gpuview.Side, 0, len(pools))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -66,10 +67,14 @@ type demoPod struct {
 	cpu         string
 }
 
-// workload is the mixed stream both pools get, in submission order: small
+// workload is the mixed stream both pools get, in arrival order: small
 // pods first (as a busy cluster sees them between training jobs), then
-// training jobs of growing size. Whole GPUs asked: 6 x 1 + 3 x 2 + 2 x 4 +
-// 1 x 8 = 28 of the pool's 30.
+// training jobs of growing size, the last two whole-node jobs. Whole GPUs
+// asked: 6 x 1 + 1 x 2 + 1 x 4 + 2 x 8 = 28 of the pool's 30, so both
+// 8-GPU jobs fit only if the 12 GPUs before them were packed onto the A100's
+// 6 whole GPUs and one 8-GPU node (6 + 8 = 14 >= 12), leaving two 8-GPU
+// nodes whole; a scheduler that spreads them (the default profile's
+// LeastAllocated) breaks every 8-GPU node first.
 func workload() []demoPod {
 	var w []demoPod
 	add := func(n int, prefix, class, res string, count int64, cpu string) {
@@ -81,21 +86,36 @@ func workload() []demoPod {
 	add(3, "notebook", "shared", sharedResource, 1, "2")
 	add(3, "infer-b", "inference", wholeResource, 1, "4")
 	add(4, "mig-small", "mig", migPrefix+"1g.5gb", 1, "2")
-	add(3, "train-2", "training", wholeResource, 2, "16")
+	add(1, "train-2", "training", wholeResource, 2, "16")
 	add(1, "mig-medium", "mig", migPrefix+"3g.20gb", 1, "4")
 	add(3, "notebook-b", "shared", sharedResource, 1, "2")
-	add(2, "train-4", "training", wholeResource, 4, "32")
-	add(1, "train-8", "training", wholeResource, 8, "64")
+	add(1, "train-4", "training", wholeResource, 4, "32")
+	add(2, "train-8", "training", wholeResource, 8, "64")
 	return w
 }
 
-// submit creates every pod for each pool, alternating pools so neither
-// profile goes first.
-func submit(ctx context.Context, client kubernetes.Interface, w []demoPod) error {
-	for _, dp := range w {
-		for _, p := range pools {
+// submit creates the pods one after another, each in both pools (in
+// alternating order, so neither profile goes first), and waits until both
+// copies are bound or reported unschedulable before the next arrives: a
+// stream of arrivals, as a cluster sees them, so each pod is placed
+// knowing exactly the pods before it and the report is the same from run
+// to run (created at once, the queue's order and the binding cycles
+// overlapped, and the comparison varied).
+func submit(ctx context.Context, client kubernetes.Interface, w []demoPod, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for i, dp := range w {
+		order := pools
+		if i%2 == 1 {
+			order = []pool{pools[1], pools[0]}
+		}
+		for _, p := range order {
 			if _, err := client.CoreV1().Pods(namespace).Create(ctx, dp.pod(p), metav1.CreateOptions{}); err != nil {
 				return fmt.Errorf("creating pod %s-%s: %w", p.name, dp.name, err)
+			}
+		}
+		for _, p := range order {
+			if _, err := waitSettled(ctx, client, p.name+"-"+dp.name, time.Until(deadline)); err != nil {
+				return err
 			}
 		}
 	}
