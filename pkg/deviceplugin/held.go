@@ -30,13 +30,21 @@ import (
 // The knowledge is kept when the API fails: the last successful answer,
 // plus the devices this Manager allocated since (sharing.Holding without a
 // pod), and a Manager that replaces another starts from the other's
-// (Options.Held). A nil *holdings, or one without a source, withholds
-// nothing.
+// (Options.Held). So is the memory of the MIG devices of earlier
+// inventories (Options.MIGParents): a container still listed with a MIG
+// device that a MIG layout change destroyed keeps its GPU withheld. A nil
+// *holdings, or one without a source, withholds nothing.
 type holdings struct {
 	src       Allocations
 	inv       *nvml.Inventory
 	resources []sharing.Resource
 	metrics   *Metrics
+	// earlier are the parents of MIG devices of earlier inventories;
+	// never modified.
+	earlier sharing.MIGParents
+	// gone is told of a holding of a MIG device gone whose GPU is not
+	// known (set by New before any read; nil: not told).
+	gone GoneMIGEvents
 
 	mu      sync.Mutex
 	listing []sharing.Holding // the last successful answer
@@ -78,15 +86,16 @@ type noted struct {
 }
 
 // newHoldings starts from carried, what the Manager this one replaces knew
-// held, and prev, what it withheld (a held share keeps its replica).
-func newHoldings(src Allocations, inv *nvml.Inventory, resources []sharing.Resource, carried []sharing.Holding,
+// held, prev, what it withheld (a held share keeps its replica), and
+// earlier, the parents of the MIG devices of earlier inventories.
+func newHoldings(src Allocations, inv *nvml.Inventory, earlier sharing.MIGParents, resources []sharing.Resource, carried []sharing.Holding,
 	prev map[string]map[string]sharing.Holding, metrics *Metrics) *holdings {
-	h := &holdings{src: src, inv: inv, resources: resources, metrics: metrics, changed: make(chan struct{}),
+	h := &holdings{src: src, inv: inv, earlier: earlier, resources: resources, metrics: metrics, changed: make(chan struct{}),
 		withheld: map[string]map[string]sharing.Holding{}, readTimeout: heldReadTimeout, stalledWait: heldStalledWait,
 		noted: deviceid.NewReported(maxNoted)}
 	if src != nil && carried != nil {
 		h.listing, h.known = slices.Clone(carried), true
-		h.withheld = sharing.Withheld(resources, inv, carried, prev)
+		h.withheld = sharing.Withheld(resources, inv, earlier, carried, prev)
 	}
 	return h
 }
@@ -213,6 +222,7 @@ func (h *holdings) read(ctx context.Context, n uint64, why string) (bool, error)
 	notes, full := h.unnotedLocked(notes)
 	h.mu.Unlock()
 	logNotes(logger, notes)
+	h.tellGone(notes)
 	if full {
 		logger.Info("The kubelet's PodResources lists more odd devices than are logged; not logging further ones", "logged", maxNoted)
 	}
@@ -227,7 +237,7 @@ func (h *holdings) recomputeLocked() (bool, []sharing.Note) {
 	for _, x := range h.since {
 		all = append(all, x.h)
 	}
-	w, notes := sharing.WithheldNotes(h.resources, h.inv, all, h.withheld)
+	w, notes := sharing.WithheldNotes(h.resources, h.inv, h.earlier, all, h.withheld)
 	if maps.EqualFunc(w, h.withheld, func(a, b map[string]sharing.Holding) bool { return maps.Equal(a, b) }) {
 		return false, notes
 	}
@@ -254,16 +264,24 @@ func (h *holdings) unnotedLocked(notes []sharing.Note) ([]sharing.Note, bool) {
 }
 
 // logNotes logs the holdings of a PodResources answer that were skipped,
-// or counted although malformed (sharing.Note): a MIG device gone, an ID
-// of no GPU of this node, a malformed entry, at once; another vendor's
-// device at verbosity 4. Values read from the answer are quoted, cut to
-// deviceid.MaxQuoted bytes.
+// or counted although malformed, or that name a MIG device gone
+// (sharing.Note): a MIG device gone, an ID of no GPU of this node, a
+// malformed entry, at once (a MIG device gone whose GPU is not known as
+// an error); another vendor's device at verbosity 4. Values read from the
+// answer are quoted, cut to deviceid.MaxQuoted bytes.
 func logNotes(logger klog.Logger, notes []sharing.Note) {
 	for _, n := range notes {
 		h := n.Holding
 		kv := []any{"pod", klog.KRef(deviceid.Prefix(h.Namespace, deviceid.MaxQuoted), deviceid.Prefix(h.Pod, deviceid.MaxQuoted)),
 			"container", deviceid.Quote(h.Container), "resource", deviceid.Quote(h.Resource), "device", deviceid.Quote(h.ID), "problem", n.Problem}
 		switch {
+		case n.ParentUnknown:
+			logger.Error(nil, "The kubelet's PodResources lists a MIG device no longer on the node, whose GPU is not known "+
+				"(the plugin restarted after a MIG layout change): withholding every GPU it may have been on until the kubelet no longer lists it; "+
+				"delete the pod to release them", append(kv, "gpus", n.GPUs)...)
+		case n.Gone:
+			logger.Info("The kubelet's PodResources lists a MIG device no longer on the node (a MIG layout change); withholding its GPU whole until the kubelet no longer lists it",
+				append(kv, "gpu", n.GPUs)...)
 		case n.Counted:
 			logger.Info("The kubelet's PodResources lists a malformed device of one of this node's GPUs; withholding for it as for any holder", kv...)
 		case n.OtherVendor:
@@ -272,6 +290,30 @@ func logNotes(logger klog.Logger, notes []sharing.Note) {
 			logger.Info("The kubelet's PodResources lists a device that is none of this node's GPUs or MIG devices; nothing withheld for it", kv...)
 		}
 	}
+}
+
+// tellGone tells h.gone of each holding of a MIG device gone whose GPU is
+// not known, among notes (those not told before: unnotedLocked).
+func (h *holdings) tellGone(notes []sharing.Note) {
+	if h.gone == nil {
+		return
+	}
+	for _, n := range notes {
+		if n.ParentUnknown {
+			h.gone.MIGParentUnknown(n.Holding.String(), n.GPUs)
+		}
+	}
+}
+
+// migParents is the memory of MIG devices to carry to the Manager that
+// replaces this one (sharing.RememberMIG): the inventory's, and the
+// earlier ones a holding known still names; nil without a source (nothing
+// is withheld then).
+func (h *holdings) migParents() sharing.MIGParents {
+	if h == nil || h.src == nil {
+		return nil
+	}
+	return sharing.RememberMIG(h.inv, h.earlier, h.snapshot())
 }
 
 // of is resource's withheld devices: ID -> holder; not to be modified.
@@ -455,6 +497,16 @@ type WithheldEvents interface {
 	// HoldingsKnown: the API answers again after HoldingsUnknown (told by
 	// this Manager, or by the one it replaced: Options.PodResourcesDown).
 	HoldingsKnown()
+}
+
+// GoneMIGEvents is told of a running container the kubelet lists with a
+// MIG device no longer on the node whose GPU is not known (HealthEvents
+// implementations may implement it; NodeEvents does).
+type GoneMIGEvents interface {
+	// MIGParentUnknown: holder (sharing.Holding.String) holds such a MIG
+	// device; gpus (UUIDs) are withheld for it until the kubelet no
+	// longer lists it. Told once per Manager while it is listed.
+	MIGParentUnknown(holder string, gpus []string)
 }
 
 // refreshHeld reads the holdings again and logs, counts and records what

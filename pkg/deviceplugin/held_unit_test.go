@@ -83,7 +83,7 @@ func TestHoldingsKeepAShareOnItsReplica(t *testing.T) {
 
 	src := &podResourcesAnswer{}
 	src.set(nil, x, c)
-	h := newHoldings(src, inv, replicas4, nil, nil, nil)
+	h := newHoldings(src, inv, nil, replicas4, nil, nil, nil)
 	_, err := h.refresh(ctx, "test")
 	require.NoError(t, err)
 	// ::3 held under its own name: c on the highest free, ::2.
@@ -104,7 +104,7 @@ func TestHoldingsKeepAShareOnItsReplica(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			next := newHoldings(tc.src, inv, replicas8, h.snapshot(), h.all(), nil)
+			next := newHoldings(tc.src, inv, nil, replicas8, h.snapshot(), h.all(), nil)
 			require.Equal(t, map[string]sharing.Holding{"GPU-0::2": c}, next.of(gpu))
 			_, _ = next.refresh(ctx, "test")
 			require.Equal(t, map[string]sharing.Holding{"GPU-0::2": c}, next.of(gpu))
@@ -132,7 +132,7 @@ func TestHoldingsLogOddDevicesOnce(t *testing.T) {
 		hold("bad", "example.com/gpu", "GPU-0::abc"),
 		hold("empty", "nvidia.com/gpu", ""),
 	)
-	h := newHoldings(src, inv, res, nil, nil, nil)
+	h := newHoldings(src, inv, nil, res, nil, nil, nil)
 	for range 3 {
 		_, err := h.refresh(ctx, "test")
 		require.NoError(t, err)
@@ -169,7 +169,7 @@ func TestHoldingsOddDevicesBounded(t *testing.T) {
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
 	ctx := klog.NewContext(context.Background(), logger)
 	src := &podResourcesAnswer{}
-	h := newHoldings(src, inv, res, nil, nil, nil)
+	h := newHoldings(src, inv, nil, res, nil, nil, nil)
 	odd := func(n int, prefix string) []sharing.Holding {
 		var held []sharing.Holding
 		for i := range n {
@@ -264,7 +264,7 @@ func TestHoldingsBoundedWaitWhileStalled(t *testing.T) {
 	c := sharing.Holding{Namespace: "default", Pod: "c", Container: "main", Resource: "nvidia.com/gpu.shared", ID: "GPU-0::5"}
 	inv, res := oneGPU(t, 4)
 	src := &hangingAnswer{answer: answerOf(c), release: make(chan struct{}), limit: 5 * time.Second}
-	h := newHoldings(src, inv, res, nil, nil, nil)
+	h := newHoldings(src, inv, nil, res, nil, nil, nil)
 	h.readTimeout, h.stalledWait = time.Second, 20*time.Millisecond
 	_, err := h.refresh(ctx, "test")
 	require.NoError(t, err)
@@ -327,7 +327,7 @@ func TestHoldingsSinceBoundedWhileReadsFail(t *testing.T) {
 	inv, res := oneGPU(t, 4)
 	src := &podResourcesAnswer{}
 	src.set(nil)
-	h := newHoldings(src, inv, res, nil, nil, nil)
+	h := newHoldings(src, inv, nil, res, nil, nil, nil)
 	h.stalledWait = time.Hour // each failed read is waited for (no timing)
 	_, err := h.refresh(ctx, "test")
 	require.NoError(t, err)
@@ -367,7 +367,7 @@ func TestHoldingsAnswerAfter(t *testing.T) {
 	inv, res := oneGPU(t, 4)
 	src := &podResourcesAnswer{}
 	src.set(nil, c)
-	h := newHoldings(src, inv, res, nil, nil, nil)
+	h := newHoldings(src, inv, nil, res, nil, nil, nil)
 	h.stalledWait = time.Hour
 	before := h.readsStarted() // 0
 	_, err := h.refresh(ctx, "test")

@@ -35,7 +35,7 @@ func watchedHoldings(t *testing.T, src Allocations, carried []sharing.Holding) (
 	clk := testingclock.NewFakeClock(time.Now())
 	ends := NewPodEnds()
 	m := &Manager{opts: Options{Clock: clk, WithheldPollPeriod: 5 * time.Second, ResyncPeriod: 30 * time.Second, PodEnds: ends},
-		held: newHoldings(src, inv, res, carried, nil, nil), heldAsk: make(chan string, 1)}
+		held: newHoldings(src, inv, nil, res, carried, nil, nil), heldAsk: make(chan string, 1)}
 	// Each refresh waits for its read (they answer at once here): no real
 	// time decides a step.
 	m.held.stalledWait = time.Hour

@@ -82,6 +82,15 @@ type Options struct {
 	// prev), so that a reload does not move it onto a replica the kubelet
 	// sees free.
 	Withheld map[string]map[string]sharing.Holding
+	// MIGParents are the parent GPUs of MIG devices discovered before this
+	// Manager (MIG UUID -> GPU UUID): the previous Manager's MIGParents()
+	// when this one replaces it, and at the process's start those of the
+	// node's last published gpupack.io/topology annotation. A container
+	// the kubelet still lists with a MIG device a MIG layout change
+	// destroyed keeps that GPU withheld whole (sharing.Withheld); one whose
+	// GPU is not known here keeps every MIG-capable GPU withheld. nil: none
+	// known.
+	MIGParents sharing.MIGParents
 	// ResyncPeriod is how often Run resyncs without a directory event
 	// (resync: a plugin whose socket is gone is served again, one not
 	// registered with the kubelet listening now is registered, the MIG
@@ -280,7 +289,8 @@ func New(opts Options) (*Manager, error) {
 		}
 		m.startNotes = append(m.startNotes, notes...)
 	}
-	m.held = newHoldings(opts.PodResources, inv, resources, opts.Held, opts.Withheld, opts.Metrics)
+	m.held = newHoldings(opts.PodResources, inv, opts.MIGParents, resources, opts.Held, opts.Withheld, opts.Metrics)
+	m.held.gone, _ = opts.Events.(GoneMIGEvents)
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
 		p.kubeletDialed = m.kubeletDialed
@@ -443,6 +453,12 @@ func (m *Manager) Held() []sharing.Holding { return m.held.snapshot() }
 // Withheld is what m withholds: resource -> device ID -> holder, for the
 // Manager that replaces it (Options.Withheld); not to be modified.
 func (m *Manager) Withheld() map[string]map[string]sharing.Holding { return m.held.all() }
+
+// MIGParents is the memory of MIG devices for the Manager that replaces m
+// (Options.MIGParents): the parents of m's MIG devices, and of earlier
+// ones that a holding m knows of still names (sharing.RememberMIG); nil
+// without PodResources.
+func (m *Manager) MIGParents() sharing.MIGParents { return m.held.migParents() }
 
 // The node publisher reads the running Manager.
 var _ nodepublish.Source = (*Manager)(nil)

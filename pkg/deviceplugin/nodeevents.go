@@ -34,9 +34,16 @@ const (
 	ReasonPodResourcesUnreadable = "PodResourcesUnreadable"
 	ReasonPodResourcesRecovered  = "PodResourcesRecovered"
 	actionWithhold               = "Withhold"
+	// ReasonHeldMIGDeviceGone: a running container holds a MIG device no
+	// longer on the node whose GPU is not known: every GPU it may have
+	// been on is withheld.
+	ReasonHeldMIGDeviceGone = "HeldMIGDeviceGone"
 )
 
-var _ WithheldEvents = (*NodeEvents)(nil)
+var (
+	_ WithheldEvents = (*NodeEvents)(nil)
+	_ GoneMIGEvents  = (*NodeEvents)(nil)
+)
 
 // HealthEvents is told of each health change of a GPU or a MIG device
 // (mig is the MIG device's UUID, "" for the whole GPU). Calls are made with
@@ -135,4 +142,14 @@ func (e *NodeEvents) HoldingsUnknown(err error, known HeldKnowledge) {
 func (e *NodeEvents) HoldingsKnown() {
 	e.recorder.Eventf(e.node, nil, corev1.EventTypeNormal, ReasonPodResourcesRecovered, actionWithhold,
 		"the kubelet's PodResources API answers again; devices held under other names are withheld as it answers")
+}
+
+// MIGParentUnknown records a Warning event: holder holds a MIG device no
+// longer on the node whose GPU is not known; gpus are withheld for it
+// until the kubelet no longer lists it.
+func (e *NodeEvents) MIGParentUnknown(holder string, gpus []string) {
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonHeldMIGDeviceGone, actionWithhold,
+		"%s, a MIG device no longer on the node whose GPU is not known (the plugin restarted after a MIG layout change): "+
+			"withholding every GPU it may have been on (%d: %v) until the kubelet no longer lists it; delete the pod to release them",
+		holder, len(gpus), gpus)
 }

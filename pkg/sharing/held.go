@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/nvml"
@@ -77,12 +76,17 @@ func footprints(inv *nvml.Inventory) map[string]footprint {
 //
 // A holding counts when its resource and ID are not one of resources'
 // devices (those the kubelet accounts itself) and its ID names one of
-// inv's GPUs or MIG devices, or a replica "<UUID>::<n>" of one (other
-// vendors' devices, and MIG devices no longer there, are not ours).
+// inv's GPUs or MIG devices, or a replica "<UUID>::<n>" of one, or a MIG
+// device no longer on the node (other vendors' devices are not ours). A
+// MIG device gone (a MIG layout change: instances destroyed or replaced,
+// MIG mode disabled) occupies its parent GPU whole, as earlier (the MIG
+// devices of earlier inventories, MIGParents) remembers it; one whose
+// parent earlier does not know occupies every MIG-capable GPU of inv,
+// any of which may be it (hardware.occupies).
 //
 //   - A device conflicts with a holding on overlapping hardware (the same
-//     GPU; a MIG device and its parent GPU; not two MIG devices of one GPU):
-//     it is withheld.
+//     GPU; a MIG device and its parent GPU; not two MIG devices of one GPU;
+//     every device of the GPU a gone MIG device was on): it is withheld.
 //   - A replica and a held replica of the same GPU or MIG device share it:
 //     each such holding takes one share. Of the device's replicas the
 //     kubelet sees free (not held under their own resource and ID), that
@@ -100,8 +104,8 @@ func footprints(inv *nvml.Inventory) map[string]footprint {
 //
 // The result is deterministic for the same input; it is empty (not nil)
 // when nothing is withheld.
-func Withheld(resources []Resource, inv *nvml.Inventory, held []Holding, prev map[string]map[string]Holding) map[string]map[string]Holding {
-	out, _ := WithheldNotes(resources, inv, held, prev)
+func Withheld(resources []Resource, inv *nvml.Inventory, earlier MIGParents, held []Holding, prev map[string]map[string]Holding) map[string]map[string]Holding {
+	out, _ := WithheldNotes(resources, inv, earlier, held, prev)
 	return out
 }
 
@@ -117,15 +121,21 @@ type Note struct {
 	// OtherVendor: well formed, under a resource name without this
 	// vendor's prefix (nvidia.com/): another vendor's device, not ours.
 	OtherVendor bool
+	// Gone: it names a MIG device no longer on the node (Counted: it is
+	// withheld for); GPUs are the UUIDs of the GPUs withheld whole for it:
+	// its parent, remembered from an earlier inventory, or, with
+	// ParentUnknown, every MIG-capable GPU of the node.
+	Gone, ParentUnknown bool
+	GPUs                []string
 }
 
 // WithheldNotes is Withheld, with a Note for each holding (once per
 // resource and ID, in Withheld's order) that it skips or counts although
 // malformed: an empty resource name, an ID that deviceid.Validate refuses
 // or a replica ID that does not parse; an ID that names none of inv's GPUs
-// or MIG devices. A holding of one of resources' devices under its own
+// or MIG devices; a MIG device gone (Note.Gone). A holding of one of resources' devices under its own
 // name and ID is never noted.
-func WithheldNotes(resources []Resource, inv *nvml.Inventory, held []Holding, prev map[string]map[string]Holding) (map[string]map[string]Holding, []Note) {
+func WithheldNotes(resources []Resource, inv *nvml.Inventory, earlier MIGParents, held []Holding, prev map[string]map[string]Holding) (map[string]map[string]Holding, []Note) {
 	served := map[string]map[string]bool{}
 	for _, r := range resources {
 		ids := make(map[string]bool, len(r.Devices))
@@ -134,7 +144,7 @@ func WithheldNotes(resources []Resource, inv *nvml.Inventory, held []Holding, pr
 		}
 		served[r.Name] = ids
 	}
-	fps := footprints(inv)
+	hw := newHardware(inv, earlier)
 	type foreign struct {
 		fp footprint
 		h  Holding
@@ -157,22 +167,13 @@ func WithheldNotes(resources []Resource, inv *nvml.Inventory, held []Holding, pr
 			known[h.Resource][h.ID] = true
 			continue
 		}
-		uuid, replica := deviceid.UUIDOf(h.ID)
-		fp, ok := fps[uuid]
-		problem := malformed(h, replica)
-		switch {
-		case problem != "":
-			notes = append(notes, Note{Holding: h, Problem: problem, Counted: ok})
-		case !ok && strings.HasPrefix(h.Resource, ResourcePrefix):
-			notes = append(notes, Note{Holding: h, Problem: "names none of this node's GPUs or MIG devices"})
-		case !ok:
-			notes = append(notes, Note{Holding: h, Problem: "another vendor's device", OtherVendor: true})
+		fps, note := hw.occupies(h)
+		if note != nil {
+			notes = append(notes, *note)
 		}
-		if !ok {
-			continue
+		for _, fp := range fps {
+			others = append(others, foreign{fp: fp, h: h})
 		}
-		fp.shared = replica
-		others = append(others, foreign{fp: fp, h: h})
 	}
 	out := map[string]map[string]Holding{}
 	withhold := func(res, id string, h Holding) {

@@ -59,8 +59,17 @@ func TestWithheld(t *testing.T) {
 			[]Holding{hold("a", gpu, "GPU-0")}, map[string]map[string]Holding{},
 		},
 		{
-			"another vendor's device, a MIG device that is gone", whole,
-			[]Holding{hold("a", "example.com/nic", "GPU-0-not-ours"), hold("b", mig, "MIG-9-9")}, map[string]map[string]Holding{},
+			"another vendor's device", whole,
+			[]Holding{hold("a", "example.com/nic", "GPU-0-not-ours")}, map[string]map[string]Holding{},
+		},
+		{
+			// A MIG device on no GPU of the node and remembered nowhere
+			// (the plugin restarted after a MIG layout change): its GPU
+			// may be either MIG-capable GPU, so both are withheld, 2 - 2
+			// = 0 given. Before, neither was.
+			"a MIG device that is gone, its GPU not known", whole,
+			[]Holding{hold("b", mig, "MIG-9-9")},
+			map[string]map[string]Holding{gpu: {"GPU-0": hold("b", mig, "MIG-9-9"), "GPU-1": hold("b", mig, "MIG-9-9")}},
 		},
 		{
 			"renamed: the same GPU under another name", whole,
@@ -133,7 +142,7 @@ func TestWithheld(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, Withheld(tc.resources, inv, tc.held, nil))
+			require.Equal(t, tc.want, Withheld(tc.resources, inv, nil, tc.held, nil))
 		})
 	}
 }
@@ -226,13 +235,13 @@ func TestWithheldShareDoesNotMove(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			prev := Withheld(tc.before, inv, tc.heldBefore, nil)
+			prev := Withheld(tc.before, inv, nil, tc.heldBefore, nil)
 			require.Equal(t, map[string]map[string]Holding{gpu: tc.wantBefore}, prev)
-			require.Equal(t, map[string]map[string]Holding{gpu: tc.want}, Withheld(tc.after, inv, tc.heldNow, prev))
-			require.Equal(t, map[string]map[string]Holding{gpu: tc.wantWithoutPrevious}, Withheld(tc.after, inv, tc.heldNow, nil))
+			require.Equal(t, map[string]map[string]Holding{gpu: tc.want}, Withheld(tc.after, inv, nil, tc.heldNow, prev))
+			require.Equal(t, map[string]map[string]Holding{gpu: tc.wantWithoutPrevious}, Withheld(tc.after, inv, nil, tc.heldNow, nil))
 			// Recomputed with its own result, nothing moves.
-			now := Withheld(tc.after, inv, tc.heldNow, prev)
-			require.Equal(t, now, Withheld(tc.after, inv, tc.heldNow, now))
+			now := Withheld(tc.after, inv, nil, tc.heldNow, prev)
+			require.Equal(t, now, Withheld(tc.after, inv, nil, tc.heldNow, now))
 		})
 	}
 }
@@ -308,7 +317,7 @@ func TestWithheldKeepsShares(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Withheld(replicas4, inv, tc.held, map[string]map[string]Holding{gpu: tc.prev})
+			got := Withheld(replicas4, inv, nil, tc.held, map[string]map[string]Holding{gpu: tc.prev})
 			require.Equal(t, map[string]map[string]Holding{gpu: tc.want}, got)
 		})
 	}
@@ -359,7 +368,7 @@ func TestWithheldSharesStayOverTime(t *testing.T) {
 				shares[uuid]++
 			}
 		}
-		got := Withheld(res, inv, held, prev)
+		got := Withheld(res, inv, nil, held, prev)
 		for g := range 2 {
 			uuid := fmt.Sprintf("GPU-%d", g)
 			free := 4
@@ -408,8 +417,17 @@ func TestWithheldNotes(t *testing.T) {
 			wantWithheld: map[string]map[string]Holding{"nvidia.com/gpu": {"GPU-1": hold("nvidia.com/gpu.old", "GPU-1")}},
 		},
 		{
+			// Its GPU not known: both MIG-capable GPUs withheld.
 			name: "a MIG device that is gone", held: hold("nvidia.com/mig-1g.5gb", "MIG-gone"),
-			want:         []Note{{Holding: hold("nvidia.com/mig-1g.5gb", "MIG-gone"), Problem: "names none of this node's GPUs or MIG devices"}},
+			want: []Note{{Holding: hold("nvidia.com/mig-1g.5gb", "MIG-gone"), Counted: true, Gone: true, ParentUnknown: true, GPUs: []string{"GPU-0", "GPU-1"},
+				Problem: "a MIG device no longer on this node, on a GPU not known; every GPU it may have been on is withheld"}},
+			wantWithheld: map[string]map[string]Holding{"nvidia.com/gpu": {
+				"GPU-0": hold("nvidia.com/mig-1g.5gb", "MIG-gone"), "GPU-1": hold("nvidia.com/mig-1g.5gb", "MIG-gone"),
+			}},
+		},
+		{
+			name: "a GPU that is gone", held: hold("nvidia.com/gpu", "GPU-gone"),
+			want:         []Note{{Holding: hold("nvidia.com/gpu", "GPU-gone"), Problem: "names none of this node's GPUs or MIG devices"}},
 			wantWithheld: map[string]map[string]Holding{},
 		},
 		{
@@ -446,7 +464,7 @@ func TestWithheldNotes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Listed twice (an app container reusing its init
 			// container's device): noted once.
-			w, notes := WithheldNotes(whole, inv, []Holding{tc.held, tc.held}, nil)
+			w, notes := WithheldNotes(whole, inv, nil, []Holding{tc.held, tc.held}, nil)
 			require.Equal(t, tc.want, notes)
 			require.Equal(t, tc.wantWithheld, w)
 		})

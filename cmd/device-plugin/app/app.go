@@ -51,6 +51,8 @@ import (
 	"github.com/gpupack/gpupack/pkg/nodepublish"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/sharing"
 	"github.com/gpupack/gpupack/pkg/topology"
 	"github.com/gpupack/gpupack/pkg/version"
 )
@@ -409,6 +411,11 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		// Devices whose GPU a running container holds under an earlier
 		// config's name or ID are withheld.
 		dopts.PodResources, dopts.PodEnds = podres, ends
+		// So are those of a GPU whose MIG device a running container holds
+		// although it is gone: a MIG layout change made while the plugin
+		// was down (NVIDIA's mig-manager stops it meanwhile) is told by
+		// what the plugin published last.
+		dopts.MIGParents = publishedMIGParents(ctx, client, o.nodeName)
 		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 		defer broadcaster.Shutdown()
@@ -466,6 +473,10 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		dopts.Held = m.Held()
 		// And where it withheld held shares: they keep their replicas.
 		dopts.Withheld = m.Withheld()
+		// And the GPUs of the MIG devices it served or remembered that a
+		// container still holds: a MIG layout change destroys them, and
+		// the kubelet lists them until the container ends.
+		dopts.MIGParents = m.MIGParents()
 		// And whether it told PodResources down: the next one tells when
 		// it answers again.
 		dopts.PodResourcesDown = m.PodResourcesDown()
@@ -491,6 +502,66 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		}
 		logger.Info("Discovering the node's GPUs again")
 	}
+}
+
+// publishedReadTimeout bounds the read of the node at start
+// (publishedMIGParents): the kubelet is served without it rather than late.
+const publishedReadTimeout = 5 * time.Second
+
+// publishedMIGParents is what the node's gpupack.io/topology annotation,
+// written by this plugin's last run, says of its MIG devices' GPUs
+// (migParentsOfNode): the first Manager's memory of MIG devices
+// (deviceplugin.Options.MIGParents). NVML cannot tell the GPU of a MIG
+// device destroyed while the plugin was down; a container the kubelet
+// still lists with one keeps that GPU withheld by this. nil when the
+// node or its annotation cannot be read (logged): such a holding then
+// withholds every MIG-capable GPU.
+func publishedMIGParents(ctx context.Context, client kubernetes.Interface, node string) sharing.MIGParents {
+	logger := klog.FromContext(ctx)
+	rctx, cancel := context.WithTimeout(ctx, publishedReadTimeout)
+	defer cancel()
+	n, err := client.CoreV1().Nodes().Get(rctx, node, metav1.GetOptions{})
+	if err != nil {
+		logger.Error(err, "Reading the node failed: a MIG device destroyed while the plugin was down withholds every MIG-capable GPU while a container holds it",
+			"node", node)
+		return nil
+	}
+	parents, err := migParentsOfNode(n)
+	if err != nil {
+		logger.Error(err, "The node's published MIG devices cannot be read: a MIG device destroyed while the plugin was down withholds every MIG-capable GPU while a container holds it",
+			"node", node)
+		return nil
+	}
+	logger.V(2).Info("MIG devices published by the plugin's last run", "count", len(parents))
+	return parents
+}
+
+// migParentsOfNode maps the MIG devices n's gpupack.io/topology
+// annotation lists to their GPUs' UUIDs (their parent's index there), at
+// most sharing.MaxMIGParents of them; nil without the annotation. A GPU
+// published under a placeholder UUID (not read) names none.
+func migParentsOfNode(n *corev1.Node) (sharing.MIGParents, error) {
+	raw, ok := n.Annotations[protocol.TopologyAnnotation]
+	if !ok {
+		return nil, nil
+	}
+	topo, err := protocol.DecodeTopology(raw)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	gpus := make(map[int]string, len(topo.GPUs))
+	for _, g := range topo.GPUs {
+		if !nvml.IsPlaceholderUUID(g.UUID) {
+			gpus[g.Index] = g.UUID
+		}
+	}
+	out := sharing.MIGParents{}
+	for _, m := range topo.MIG {
+		if p, ok := gpus[m.Parent]; ok && len(out) < sharing.MaxMIGParents {
+			out[m.UUID] = p
+		}
+	}
+	return out, nil
 }
 
 // restartPacer spaces the restarts of restartOnDeviceUnhealthy as the
