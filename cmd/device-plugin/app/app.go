@@ -242,11 +242,7 @@ func (o *options) loadConfig(ctx context.Context, fs *pflag.FlagSet) (*configv1.
 		}
 		return nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
 	}
-	all := append(slices.Clone(warnings), ws...)
-	slices.Sort(all)
-	for _, w := range slices.Compact(all) {
-		logger.Info("Config field has no effect in gpupack", "warning", w)
-	}
+	logConfigWarnings(logger, warnings, ws)
 	if sock := c.Flags.Plugin.KubeletSocket; sock != nil && *sock != "" && !fs.Changed("device-plugin-dir") {
 		dir, err := pluginDirFromSocket(*sock)
 		if err != nil {
@@ -255,6 +251,20 @@ func (o *options) loadConfig(ctx context.Context, fs *pflag.FlagSet) (*configv1.
 		o.pluginDir = dir
 	}
 	return c, nil
+}
+
+// logConfigWarnings logs each warning once: the file's (an unknown field, a
+// key given twice, the config not in the file's first document), then the
+// fields that have no effect in gpupack. The plugin runs with the config.
+func logConfigWarnings(logger klog.Logger, file configv1.Warnings, noEffect []string) {
+	for _, w := range slices.Compact(slices.Sorted(slices.Values(file))) {
+		logger.Info("Warning: config file", "warning", w)
+	}
+	for _, w := range slices.Compact(slices.Sorted(slices.Values(noEffect))) {
+		if !slices.Contains(file, w) {
+			logger.Info("Config field has no effect in gpupack", "warning", w)
+		}
+	}
 }
 
 // lib returns NVML: the real library, or with --fake the catalog machine
