@@ -262,7 +262,7 @@ func New(opts Options) (*Manager, error) {
 		Critical:  c.Health.Critical,
 		Watched:   func(k nvml.EventKind) bool { return watched(&c.Health, k) },
 		Recover:   c.Health.Recovery.Enabled != nil && *c.Health.Recovery.Enabled,
-		Checks:    c.Health.Recovery.Checks,
+		Checks:    c.Health.Recovery.RequiredChecks(),
 		Interval:  recoveryInterval(c),
 		Clock:     opts.Clock,
 		Metrics:   opts.Metrics,

@@ -23,7 +23,9 @@ func inventory8() *nvml.Inventory {
 
 // TestConfigAgainstTheNode: at startup gpupackDevices is checked against
 // the discovered GPUs; naming a GPU the node lacks turned sharing off (or
-// clamped a count) silently.
+// clamped a count) silently. (The replicas are renamed: gpupackDevices
+// without a rename is refused on its own, TestSomeDevicesSharedNeedARename
+// in pkg/config/v1.)
 func TestConfigAgainstTheNode(t *testing.T) {
 	tests := []struct {
 		name, ts, want string
@@ -45,7 +47,7 @@ func TestConfigAgainstTheNode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}\nsharing:\n  timeSlicing:\n    " + tc.ts + "\n"))
+			c, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}\nsharing:\n  timeSlicing:\n    renameByDefault: true\n    " + tc.ts + "\n"))
 			require.NoError(t, err, "valid on its own")
 			_, err = Build(inventory8(), c)
 			if tc.want == "" {
@@ -57,17 +59,17 @@ func TestConfigAgainstTheNode(t *testing.T) {
 	}
 	// Exactly the node's devices: fine; the MIG device by index and by UUID.
 	for _, mig := range []string{`[MIG-a]`, `["0:0"]`} {
-		c, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: 7}, {name: nvidia.com/mig-1g.5gb, replicas: 2, gpupackDevices: " + mig + "}]}}"))
+		c, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: 7}, {name: nvidia.com/mig-1g.5gb, replicas: 2, gpupackDevices: " + mig + "}]}}"))
 		require.NoError(t, err)
 		res, err := Build(inventory8(), c)
 		require.NoError(t, err)
 		// 7 whole GPUs x 2 replicas; 1 MIG device x 2 replicas.
-		require.Equal(t, map[string]int{"nvidia.com/gpu": 14, "nvidia.com/mig-1g.5gb": 2}, counts(res), mig)
+		require.Equal(t, map[string]int{"nvidia.com/gpu.shared": 14, "nvidia.com/mig-1g.5gb.shared": 2}, counts(res), mig)
 	}
 	// A GPU that discovery could not read may be the UUID meant: no error.
 	inv := inventory8()
 	inv.GPUs[5].UUID = nvml.PlaceholderUUID(5)
-	c, err := configv1.Parse([]byte("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [GPU-6]}]}}"))
+	c, err := configv1.Parse([]byte("version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [GPU-6]}]}}"))
 	require.NoError(t, err)
 	_, err = Build(inv, c)
 	require.NoError(t, err)

@@ -50,7 +50,7 @@ func TestBuildMPS(t *testing.T) {
 			map[string]int{"nvidia.com/gpu": 40}, nil},
 		{"20 on Volta 7.0", withCC(inventory(2, nil), "7.0"), "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 20}]}}",
 			nil, []string{"sharing.mps.resources[0].replicas: Invalid value: 20: GPU 0", "compute capability 7.0) takes at most 16 MPS clients"}},
-		{"gpupackDevices index missing", inventory(2, nil), "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [5]}]}}",
+		{"gpupackDevices index missing", inventory(2, nil), "sharing: {mps: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [5]}]}}",
 			nil, []string{"sharing.mps.resources[0].gpupackDevices[0]: Invalid value: 5"}},
 	}
 	for _, tc := range tests {

@@ -78,7 +78,7 @@ func Build(inv *nvml.Inventory, c *configv1.Config) ([]Resource, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("config does not fit this node's GPUs: %w", errs.ToAggregate())
 	}
-	out, err := replicate(base, ts, c.Sharing.MPS != nil)
+	out, err := replicate(base, ts, path, c.Sharing.MPS != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -182,9 +182,14 @@ func checkMIGDevices(inv *nvml.Inventory) error {
 	return nil
 }
 
-// replicate applies the sharing section ts to the base resources; mps marks
-// the replicas as MPS clients.
-func replicate(base map[string][]Device, ts *configv1.TimeSlicing, mps bool) ([]Resource, error) {
+// replicate applies the sharing section ts (at path section) to the base
+// resources; mps marks the replicas as MPS clients. A resource that would
+// hold devices of two kinds (some shared, some not, or two replica counts)
+// is refused: the kubelet counts a resource's devices as one thing and the
+// node publishes one kind per name. Load refuses the configs that lead
+// there (gpupackDevices selecting some devices without a rename); this
+// holds for a Config that skipped it.
+func replicate(base map[string][]Device, ts *configv1.TimeSlicing, section *field.Path, mps bool) ([]Resource, error) {
 	byName := map[string]*configv1.ReplicatedResource{}
 	for i := range ts.Resources {
 		byName[ts.Resources[i].Name] = &ts.Resources[i]
@@ -208,11 +213,61 @@ func replicate(base map[string][]Device, ts *configv1.TimeSlicing, mps bool) ([]
 			}
 		}
 	}
+	if errs := mixedKinds(out, ts, section); len(errs) > 0 {
+		return nil, fmt.Errorf("config does not fit this node's GPUs: %w", errs.ToAggregate())
+	}
 	res := make([]Resource, 0, len(out))
 	for name, devs := range out {
 		res = append(res, Resource{Name: name, Devices: devs})
 	}
 	return res, nil
+}
+
+// mixedKinds names each resource of out whose devices are partly
+// replicas and partly not, or replicas of several counts, with the field
+// of the sharing section that put the replicas there.
+func mixedKinds(out map[string][]Device, ts *configv1.TimeSlicing, section *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	names := make([]string, 0, len(out))
+	for name := range out {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		whole, shared := 0, 0
+		counts := map[int]bool{}
+		for i := range out[name] {
+			if d := &out[name][i]; d.Shared() {
+				shared++
+				counts[d.Replicas] = true
+			} else {
+				whole++
+			}
+		}
+		if shared == 0 || (whole == 0 && len(counts) == 1) {
+			continue
+		}
+		p, value := section.Child("resources"), any(name)
+		for i := range ts.Resources {
+			if r := &ts.Resources[i]; ts.Target(r) == name {
+				p, value = configv1.TargetPath(section, i, r), name
+				if r.GPUPackDevices != nil {
+					p, value = section.Child("resources").Index(i).Child("gpupackDevices"), configv1.SelectionValue(r.GPUPackDevices)
+				}
+				break
+			}
+		}
+		if whole > 0 {
+			errs = append(errs, field.Invalid(p, value, fmt.Sprintf(
+				"this node would serve %d devices not shared and %d replicas under %s, and the kubelet and the scheduler would count them as one kind of device: "+
+					"set renameByDefault: true or gpupackRename to advertise the replicas under a name of their own, or share every device of the resource",
+				whole, shared, name)))
+			continue
+		}
+		errs = append(errs, field.Invalid(p, value, fmt.Sprintf(
+			"this node would serve replicas of %d different counts under %s: one resource holds one kind of device", len(counts), name)))
+	}
+	return errs
 }
 
 // selected reports whether the i-th device of a resource is replicated

@@ -2,6 +2,7 @@ package sharing
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -79,14 +80,14 @@ func TestBuild(t *testing.T) {
 		{
 			"time-sliced some devices",
 			inventory(4, nil),
-			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0, GPU-3]}]}}",
-			map[string]int{"nvidia.com/gpu": 2*4 + 2}, "", // GPUs 0 and 3 x 4 replicas + GPUs 1, 2 whole
+			"version: v1\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0, GPU-3]}]}}",
+			map[string]int{"nvidia.com/gpu.shared": 2 * 4, "nvidia.com/gpu": 2}, "", // GPUs 0 and 3 x 4 replicas; GPUs 1, 2 whole
 		},
 		{
 			"time-sliced count",
 			inventory(4, nil),
-			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 3, gpupackDevices: 2}]}}",
-			map[string]int{"nvidia.com/gpu": 2*3 + 2}, "", // first 2 GPUs x 3 replicas + 2 whole
+			"version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, gpupackRename: nvidia.com/gpu-ts, replicas: 3, gpupackDevices: 2}]}}",
+			map[string]int{"nvidia.com/gpu-ts": 2 * 3, "nvidia.com/gpu": 2}, "", // first 2 GPUs x 3 replicas; 2 whole
 		},
 		{
 			"time-sliced MIG with rename",
@@ -145,4 +146,126 @@ func TestReplicaDevices(t *testing.T) {
 		{ID: "GPU-0::1", UUID: "GPU-0", GPUUUID: "GPU-0", Replica: 1, Replicas: 2},
 	}, res[0].Devices)
 	require.Equal(t, []Device{{ID: "MIG-1-0", UUID: "MIG-1-0", GPUIndex: 1, GPUUUID: "GPU-1", GPUMinor: 1, MIG: true, Profile: "7g.40gb"}}, res[1].Devices)
+}
+
+// kindOf is what a device is, for TestNoResourceMixesKinds: a whole GPU, a
+// MIG device, or a replica of either (with its replica count and MPS).
+func kindOf(d *Device) string {
+	k := "gpu"
+	if d.MIG {
+		k = "mig"
+	}
+	if d.Shared() {
+		k += fmt.Sprintf("-replica/%d/mps=%v", d.Replicas, d.MPS)
+	}
+	return k
+}
+
+// TestNoResourceMixesKinds: whatever the combination of MIG strategy,
+// sharing section, renaming and device selection, a config that loads and
+// builds on a node never advertises devices of two kinds (whole and
+// replica, MIG and whole, two replica counts) under one resource name: the
+// kubelet counts a resource's devices as one thing and the node publishes
+// one kind per name to the scheduler. gpupackDevices selecting some
+// devices without a rename did (GPU 0's replicas beside GPUs 1-3 whole
+// under nvidia.com/gpu, published as replicas).
+func TestNoResourceMixesKinds(t *testing.T) {
+	one := []string{"1g.5gb", "1g.5gb"}
+	nodes := map[string]*nvml.Inventory{
+		"4 GPUs":                   inventory(4, nil),
+		"4 GPUs, 2 MIG (1g.5gb)":   inventory(4, map[int][]string{0: one, 1: one}),
+		"2 GPUs, all MIG (1g.5gb)": inventory(2, map[int][]string{0: one, 1: one}),
+	}
+	selections := []string{"", "gpupackDevices: all, ", "gpupackDevices: 1, ", "gpupackDevices: 2, ", "gpupackDevices: 4, ",
+		"gpupackDevices: [0], ", "gpupackDevices: [2, 3], ", "gpupackDevices: [GPU-2], ", `gpupackDevices: ["0:0"], `,
+		`gpupackDevices: ["0:1", "1:0"], `, "gpupackDevices: [MIG-1-1], ", "devices: [0], "}
+	renames := []string{"", "renameByDefault: true, ", "gpupackRename: nvidia.com/ts"}
+	loaded, built := 0, 0
+	for nodeName, inv := range nodes {
+		for _, strategy := range []string{configv1.MIGStrategyNone, configv1.MIGStrategySingle, configv1.MIGStrategyMixed} {
+			for _, section := range []string{"timeSlicing", "mps"} {
+				for _, res := range []string{"nvidia.com/gpu", "nvidia.com/mig-1g.5gb"} {
+					for _, sel := range selections {
+						for _, rename := range renames {
+							sectionRename, own := rename, ""
+							if strings.HasPrefix(rename, "gpupackRename") {
+								sectionRename, own = "", ", "+rename
+							}
+							file := fmt.Sprintf("flags: {migStrategy: %s}\nsharing: {%s: {%sresources: [{name: %s, %sreplicas: 2%s}]}}",
+								strategy, section, sectionRename, res, sel, own)
+							c, err := configv1.Parse([]byte(file))
+							if err != nil {
+								continue
+							}
+							loaded++
+							out, err := Build(inv, c)
+							if err != nil {
+								continue
+							}
+							built++
+							for _, r := range out {
+								kinds := map[string]bool{}
+								for i := range r.Devices {
+									kinds[kindOf(&r.Devices[i])] = true
+								}
+								require.Len(t, kinds, 1, "%s, node %s:\n%s\n%s holds %v", nodeName, nodeName, file, r.Name, kinds)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	// The sweep is not empty: most combinations load and build.
+	require.Greater(t, loaded, 200)
+	require.Greater(t, built, 100)
+}
+
+// TestBuildRefusesMixedKindsUnvalidated: a Config built in code skips
+// Load's validation; Build still refuses to serve the replicas of some
+// devices under the name of the devices not shared, naming the field.
+func TestBuildRefusesMixedKindsUnvalidated(t *testing.T) {
+	tests := []struct {
+		name    string
+		inv     *nvml.Inventory
+		mig     string
+		mps     bool
+		res     configv1.ReplicatedResource
+		wantErr []string
+	}{
+		{"an index", inventory(4, nil), configv1.MIGStrategyNone, false,
+			configv1.ReplicatedResource{Name: ResourceGPU, Replicas: 2, GPUPackDevices: &configv1.ReplicatedDevices{List: []configv1.DeviceRef{"0"}}},
+			[]string{"sharing.timeSlicing.resources[0].gpupackDevices", "3 devices not shared and 2 replicas under nvidia.com/gpu"}},
+		{"a count, MPS", inventory(4, nil), configv1.MIGStrategyNone, true,
+			configv1.ReplicatedResource{Name: ResourceGPU, Replicas: 3, GPUPackDevices: &configv1.ReplicatedDevices{Count: 1}},
+			[]string{"sharing.mps.resources[0].gpupackDevices", "3 devices not shared and 3 replicas under nvidia.com/gpu"}},
+		{"a MIG device", inventory(1, map[int][]string{0: {"1g.5gb", "1g.5gb"}}), configv1.MIGStrategyMixed, false,
+			configv1.ReplicatedResource{Name: "nvidia.com/mig-1g.5gb", Replicas: 2, GPUPackDevices: &configv1.ReplicatedDevices{List: []configv1.DeviceRef{"0:1"}}},
+			[]string{"sharing.timeSlicing.resources[0].gpupackDevices", "1 devices not shared and 2 replicas under nvidia.com/mig-1g.5gb"}},
+		// Every device selected: nothing is mixed.
+		{"a count of every device", inventory(2, nil), configv1.MIGStrategyNone, false,
+			configv1.ReplicatedResource{Name: ResourceGPU, Replicas: 2, GPUPackDevices: &configv1.ReplicatedDevices{Count: 2}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := configv1.Default()
+			c.Flags.MigStrategy = ptr.To(tc.mig)
+			ts := &c.Sharing.TimeSlicing
+			if tc.mps {
+				ts = &configv1.TimeSlicing{ReplicaPolicy: configv1.ReplicaPolicyPacked}
+				c.Sharing.MPS = ts
+			}
+			ts.Resources = []configv1.ReplicatedResource{tc.res}
+			res, err := Build(tc.inv, c)
+			if tc.wantErr == nil {
+				require.NoError(t, err)
+				require.Len(t, res, 1)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tc.wantErr {
+				require.ErrorContains(t, err, w)
+			}
+		})
+	}
 }

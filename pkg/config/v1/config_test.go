@@ -64,7 +64,7 @@ func TestParseNVIDIAConfig(t *testing.T) {
 	require.Equal(t, ReplicaPolicyPacked, ts.ReplicaPolicy)
 	require.Equal(t, []uint64{13, 31, 43, 45, 68, 109}, c.Health.SkippedXIDs)
 	require.True(t, *c.Health.Recovery.Enabled)
-	require.Equal(t, 3, c.Health.Recovery.Checks)
+	require.Equal(t, 3, *c.Health.Recovery.Checks)
 	require.Equal(t, 10*time.Second, c.Health.Recovery.Interval.Duration)
 }
 
@@ -210,7 +210,7 @@ publish: {labels: false, inUseInterval: 1m}
 	require.Equal(t, "nvidia.com/gpu-ts", ts.Target(&ts.Resources[0]))
 	require.Empty(t, c.Health.SkippedXIDs, "an explicit empty list skips nothing")
 	require.False(t, *c.Health.Recovery.Enabled)
-	require.Equal(t, 5, c.Health.Recovery.Checks)
+	require.Equal(t, 5, *c.Health.Recovery.Checks)
 	require.False(t, *c.Publish.Labels)
 	require.True(t, *c.Publish.Topology)
 	require.Equal(t, time.Minute, c.Publish.InUseInterval.Duration)

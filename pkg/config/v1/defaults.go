@@ -69,9 +69,7 @@ func SetDefaults(c *Config) {
 	}
 	r := &h.Recovery
 	setDefault(&r.Enabled, true)
-	if r.Checks == 0 {
-		r.Checks = defaultRecoveryChecks
-	}
+	setDefault(&r.Checks, defaultRecoveryChecks) // an explicit 0 is kept, and refused by Validate
 	if r.Interval == nil {
 		r.Interval = &metav1.Duration{Duration: defaultRecoveryInterval}
 	}

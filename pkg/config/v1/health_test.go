@@ -115,3 +115,85 @@ func TestHealthWatches(t *testing.T) {
 	_, err = Parse([]byte("health: {eventTypes: [EventTypeClockChange]}"))
 	require.ErrorContains(t, err, `health.eventTypes[0]: Unsupported value: "EventTypeClockChange"`)
 }
+
+// TestExplicitZeroIsNotUnset: a number written 0 is the file's value, never
+// taken as unset and replaced by the default: where 0 has no meaning it is
+// refused with its path and what to write instead. recovery.checks: 0 was
+// silently 3.
+func TestExplicitZeroIsNotUnset(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		wantErr []string
+	}{
+		// The reviewer's input.
+		{"recovery checks 0", "health: {recovery: {checks: 0}}",
+			[]string{"health.recovery.checks: Invalid value: 0: must be at least 1", "recovery.enabled: false"}},
+		{"recovery checks 0, recovery off", "health: {recovery: {enabled: false, checks: 0}}",
+			[]string{"health.recovery.checks: Invalid value: 0"}},
+		{"recovery checks negative", "health: {recovery: {checks: -2}}",
+			[]string{"health.recovery.checks: Invalid value: -2"}},
+		{"recovery checks a fraction", "health: {recovery: {checks: 1.5}}",
+			[]string{"health.recovery.checks"}},
+		{"recovery checks a word", "health: {recovery: {checks: three}}",
+			[]string{"health.recovery.checks"}},
+		{"recovery checks null is unset", "health: {recovery: {checks: null}}", nil},
+		{"recovery interval 0", "health: {recovery: {interval: 0s}}",
+			[]string{`health.recovery.interval: Invalid value: "0s": must be positive`}},
+		{"recovery interval a bare 0", "health: {recovery: {interval: 0}}",
+			[]string{"health.recovery.interval"}},
+		{"in-use interval 0", "publish: {inUseInterval: 0s}",
+			[]string{`publish.inUseInterval: Invalid value: "0s": must be positive`}},
+		{"GFD sleep interval 0", "flags: {gfd: {sleepInterval: 0}}",
+			[]string{"flags.gfd.sleepInterval", "must be positive"}},
+		{"replicas 0", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 0}]}}",
+			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 0"}},
+		{"gpupackDevices count 0", "sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: 0}]}}",
+			[]string{"sharing.timeSlicing.resources[0].gpupackDevices", "must be positive"}},
+		// The list's zero: an empty selection shared nothing, silently.
+		{"gpupackDevices empty list", "sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: []}]}}",
+			[]string{`sharing.timeSlicing.resources[0].gpupackDevices: Invalid value: "[]": selects no device`}},
+		{"gpupackDevices empty list, no rename", "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: []}]}}",
+			[]string{`sharing.mps.resources[0].gpupackDevices: Invalid value: "[]": selects no device`}},
+		{"gpupackDevices null is unset", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: null}]}}", nil},
+		// XID 0 does not exist: listed, it is a slip, refused where it is written.
+		{"critical XID 0", "health: {criticalXIDs: [48, 0]}",
+			[]string{"health.criticalXIDs[1]: Invalid value: 0: XIDs start at 1"}},
+		{"ignored XID 0", "health: {ignoredXIDs: [0]}",
+			[]string{"health.ignoredXIDs[0]: Invalid value: 0: XIDs start at 1"}},
+		{"skipped XID 0", "health: {skippedXIDs: [0]}",
+			[]string{"health.skippedXIDs[0]: Invalid value: 0: XIDs start at 1"}},
+		// Zero where it means something is kept.
+		{"IMEX channel 0", "imex: {channelIDs: [0]}", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.file))
+			if len(tc.wantErr) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tc.wantErr {
+				require.ErrorContains(t, err, want)
+			}
+		})
+	}
+}
+
+// TestRecoveryChecksKept: a number of checks given is kept, unset is 3.
+func TestRecoveryChecksKept(t *testing.T) {
+	for file, want := range map[string]int{
+		"":                                3,
+		"health: {recovery: {}}":          3,
+		"health: {recovery: {checks: 1}}": 1,
+		"health: {recovery: {checks: 7}}": 7,
+		"health: {recovery: {checks: 3}}": 3,
+		"health: {recovery: {enabled: false, checks: 2}}": 2,
+	} {
+		c, err := Parse([]byte(file))
+		require.NoError(t, err, file)
+		require.Equal(t, want, c.Health.Recovery.RequiredChecks(), file)
+		require.Empty(t, Validate(c), file)
+	}
+}

@@ -111,3 +111,74 @@ func containsPrefix(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestSomeDevicesSharedNeedARename: gpupackDevices shares only some devices
+// of a resource; without a name of their own for the replicas (the
+// resource's own name is the target) the node would serve the devices not
+// shared and the replicas of the others under one name, which the kubelet
+// counts as one kind of device and the scheduler took as replicas. Such a
+// file is refused, naming the field, in both sharing sections and for
+// every kind of selection; NVIDIA's semantics (every device of the
+// resource shared, no gpupackDevices or `all`) and a rename load.
+func TestSomeDevicesSharedNeedARename(t *testing.T) {
+	const wantMsg = "set renameByDefault: true or gpupackRename"
+	tests := []struct {
+		name    string
+		file    string
+		wantErr []string // empty: loads
+	}{
+		// The reviewer's input: time-slicing GPU 0 of 4, no rename.
+		{name: "timeSlicing, an index, no rename",
+			file:    "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0]}]}}",
+			wantErr: []string{"sharing.timeSlicing.resources[0].gpupackDevices: Invalid value", "nvidia.com/gpu", wantMsg}},
+		{name: "timeSlicing, a count, no rename",
+			file:    "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: 2}]}}",
+			wantErr: []string{"sharing.timeSlicing.resources[0].gpupackDevices: Invalid value: 2", wantMsg}},
+		{name: "timeSlicing, a UUID, no rename",
+			file:    "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [GPU-8dd88590-642d-5e6c-80c9-33854b55e870]}]}}",
+			wantErr: []string{"sharing.timeSlicing.resources[0].gpupackDevices", wantMsg}},
+		{name: "MPS, an index, no rename",
+			file:    "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [1]}]}}",
+			wantErr: []string{"sharing.mps.resources[0].gpupackDevices", wantMsg}},
+		{name: "MIG devices under mixed, a MIG index, no rename",
+			file:    "flags: {migStrategy: mixed}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/mig-1g.5gb, replicas: 2, gpupackDevices: [\"0:0\"]}]}}",
+			wantErr: []string{"sharing.timeSlicing.resources[0].gpupackDevices", "nvidia.com/mig-1g.5gb", wantMsg}},
+		{name: "MIG devices under single, no rename",
+			file:    "flags: {migStrategy: single}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [\"0:0\", \"1:0\"]}]}}",
+			wantErr: []string{"sharing.timeSlicing.resources[0].gpupackDevices", wantMsg}},
+		// failRequestsGreaterThanOne does not make a whole GPU a replica.
+		{name: "failRequestsGreaterThanOne is no rename",
+			file:    "sharing: {timeSlicing: {failRequestsGreaterThanOne: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [0]}]}}",
+			wantErr: []string{"sharing.timeSlicing.resources[0].gpupackDevices", wantMsg}},
+		// NVIDIA's rename is ignored (as NVIDIA's plugin ignores it): no rename.
+		{name: "NVIDIA's rename is ignored",
+			file:    "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, rename: nvidia.com/ts, replicas: 2, gpupackDevices: [0]}]}}",
+			wantErr: []string{"sharing.timeSlicing.resources[0].gpupackDevices", "NVIDIA's rename is ignored"}},
+		// The second resource alone is refused, with its own index.
+		{name: "the second resource",
+			file: "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, gpupackRename: nvidia.com/gpu-ts, replicas: 2, gpupackDevices: [0]}, " +
+				"{name: nvidia.com/mig-1g.5gb, replicas: 2, gpupackDevices: 1}]}}",
+			wantErr: []string{"sharing.timeSlicing.resources[1].gpupackDevices", wantMsg}},
+
+		{name: "every device (NVIDIA's)", file: "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}"},
+		{name: "all, no rename", file: "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: all}]}}"},
+		{name: "MPS all, no rename", file: "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: all}]}}"},
+		{name: "renameByDefault", file: "sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 4, gpupackDevices: [0]}]}}"},
+		{name: "gpupackRename", file: "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, gpupackRename: nvidia.com/gpu-ts, replicas: 4, gpupackDevices: 2}]}}"},
+		{name: "MPS renameByDefault", file: "sharing: {mps: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [1]}]}}"},
+		{name: "MIG renameByDefault", file: "flags: {migStrategy: mixed}\nsharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/mig-1g.5gb, replicas: 2, gpupackDevices: [\"0:0\"]}]}}"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.file))
+			if len(tc.wantErr) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tc.wantErr {
+				require.ErrorContains(t, err, want)
+			}
+		})
+	}
+}

@@ -388,10 +388,21 @@ type Recovery struct {
 	// Enabled: unhealthy GPUs are probed and recover after Checks
 	// consecutive passing checks. Default true.
 	Enabled *bool `json:"enabled,omitempty"`
-	// Checks is the number of consecutive passing checks needed. Default 3.
-	Checks int `json:"checks,omitempty"`
+	// Checks is the number of consecutive passing checks needed, at least
+	// 1. Default 3. A pointer, so that an explicit 0 is refused rather than
+	// taken as unset (never recovering is enabled: false).
+	Checks *int `json:"checks,omitempty"`
 	// Interval between checks. Default 10s.
 	Interval *metav1.Duration `json:"interval,omitempty"`
+}
+
+// RequiredChecks is the number of consecutive passing checks a GPU needs to
+// recover: Checks, or its default when unset.
+func (r *Recovery) RequiredChecks() int {
+	if r.Checks == nil {
+		return defaultRecoveryChecks
+	}
+	return *r.Checks
 }
 
 // Publish configures what the plugin writes on its Node.

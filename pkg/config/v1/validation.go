@@ -190,9 +190,58 @@ func validateTimeSlicing(ts *TimeSlicing, p *field.Path) field.ErrorList {
 		if r.GPUPackDevices != nil {
 			errs = append(errs, validateDeviceRefs(r.GPUPackDevices, rp.Child("gpupackDevices"), DeviceRef.isUUIDPrefixed)...)
 			errs = append(errs, duplicateRefs(r.GPUPackDevices, rp.Child("gpupackDevices"))...)
+			errs = append(errs, someSharedUnderOwnName(ts, r, rp.Child("gpupackDevices"))...)
+			if d := r.GPUPackDevices; !d.All && d.Count == 0 && len(d.List) == 0 {
+				// [] would select nothing: the resource's replicas silently off.
+				errs = append(errs, field.Invalid(rp.Child("gpupackDevices"), "[]",
+					"selects no device, so nothing would be shared: write all, a count or a list of devices, or remove the resource"))
+			}
 		}
 	}
 	return append(errs, validateTargets(ts, p)...)
+}
+
+// someSharedUnderOwnName refuses gpupackDevices selecting devices (a count
+// or a list, not all) of a resource whose replicas keep the resource's own
+// name: the devices not selected stay whole under that name, so the node
+// would serve whole devices and replicas as one resource, which the
+// kubelet counts as one kind of device and the node publishes to the
+// scheduler as one kind. NVIDIA's plugin shares every device of the
+// resource (it ignores `devices`), so there the name holds replicas only;
+// gpupack's selection needs the replicas under a name of their own
+// (renameByDefault or gpupackRename), as renaming them into the name of
+// other devices is refused (validateTargets). A count or a list may happen
+// to select every device of a node: refused all the same, so that one
+// fleet-wide file means the same on every node.
+func someSharedUnderOwnName(ts *TimeSlicing, r *ReplicatedResource, p *field.Path) field.ErrorList {
+	sel := r.GPUPackDevices
+	if sel == nil || sel.All || (sel.Count == 0 && len(sel.List) == 0) || ts.Target(r) != r.Name {
+		return nil
+	}
+	msg := fmt.Sprintf("shares only the devices it selects of %s and the others stay whole under that name: "+
+		"without a rename the replicas and the whole devices would be one resource, which the kubelet and the scheduler count as one kind of device; "+
+		"set renameByDefault: true or gpupackRename to give the replicas a name of their own, "+
+		"or write all (or leave gpupackDevices out) to share every device, as NVIDIA's plugin does", r.Name)
+	if r.Rename != "" {
+		msg += " (NVIDIA's rename is ignored, as NVIDIA's plugin ignores it: gpupack's is gpupackRename)"
+	}
+	return field.ErrorList{field.Invalid(p, SelectionValue(sel), msg)}
+}
+
+// SelectionValue is a device selection as an error quotes it: the count,
+// or the list as written.
+func SelectionValue(d *ReplicatedDevices) any {
+	switch {
+	case d.Count > 0:
+		return d.Count
+	case d.All || len(d.List) == 0:
+		return "all"
+	}
+	refs := make([]string, len(d.List))
+	for i, ref := range d.List {
+		refs[i] = string(ref)
+	}
+	return "[" + strings.Join(refs, ", ") + "]"
 }
 
 // validateDeviceRefs accepts GPU indexes, MIG indexes "<gpu>:<mig>" and
@@ -364,12 +413,25 @@ func validateImex(im *Imex, p *field.Path) field.ErrorList {
 	return field.ErrorList{field.Invalid(p.Child("channelIDs"), im.ChannelIDs, "must be [] or [0], as in NVIDIA's plugin")}
 }
 
-func validateHealth(h *Health, p *field.Path) field.ErrorList {
+// xidsFromOne refuses XID 0 in a list of XIDs: no XID 0 ever comes, so a
+// 0 listed is a slip that would silently mean nothing.
+func xidsFromOne(p *field.Path, xids []uint64) field.ErrorList {
 	var errs field.ErrorList
-	for i, x := range h.SkippedXIDs {
+	for i, x := range xids {
 		if x == 0 {
-			errs = append(errs, field.Invalid(p.Child("skippedXIDs").Index(i), x, "XIDs start at 1"))
+			errs = append(errs, field.Invalid(p.Index(i), x, "XIDs start at 1"))
 		}
+	}
+	return errs
+}
+
+func validateHealth(h *Health, p *field.Path) field.ErrorList {
+	// skippedXIDs is ignoredXIDs' copy when only ignoredXIDs was given: its
+	// XID 0 is reported where it was written.
+	fromIgnored := len(h.IgnoredXIDs) > 0 && slices.Equal(sortedCopy(h.IgnoredXIDs), sortedCopy(h.SkippedXIDs))
+	errs := xidsFromOne(p.Child("ignoredXIDs"), h.IgnoredXIDs)
+	if !fromIgnored {
+		errs = append(errs, xidsFromOne(p.Child("skippedXIDs"), h.SkippedXIDs)...)
 	}
 	if len(h.IgnoredXIDs) > 0 && !slices.Equal(sortedCopy(h.IgnoredXIDs), sortedCopy(h.SkippedXIDs)) {
 		errs = append(errs, field.Invalid(p.Child("ignoredXIDs"), h.IgnoredXIDs,
@@ -381,6 +443,7 @@ func validateHealth(h *Health, p *field.Path) field.ErrorList {
 		}
 	}
 	if c := h.CriticalXIDs; c != nil && !c.All {
+		errs = append(errs, xidsFromOne(p.Child("criticalXIDs"), c.XIDs)...)
 		for _, x := range c.XIDs {
 			if slices.Contains(h.SkippedXIDs, x) {
 				errs = append(errs, field.Invalid(p.Child("criticalXIDs"), x, "is skipped (ignoredXIDs/skippedXIDs) too"))
@@ -389,8 +452,11 @@ func validateHealth(h *Health, p *field.Path) field.ErrorList {
 	}
 	r := &h.Recovery
 	rp := p.Child("recovery")
-	if r.Checks < 1 {
-		errs = append(errs, field.Invalid(rp.Child("checks"), r.Checks, "must be at least 1"))
+	// Checks is a pointer: a 0 written in the file is here, not defaulted.
+	if r.Checks != nil && *r.Checks < 1 {
+		errs = append(errs, field.Invalid(rp.Child("checks"), *r.Checks,
+			"must be at least 1: an unhealthy GPU is served again after this many consecutive passing checks "+
+				"(to keep unhealthy GPUs out until the plugin restarts, as NVIDIA's plugin does, set health.recovery.enabled: false)"))
 	}
 	if r.Interval != nil && r.Interval.Duration <= 0 {
 		errs = append(errs, field.Invalid(rp.Child("interval"), r.Interval.Duration.String(), "must be positive"))
