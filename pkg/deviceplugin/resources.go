@@ -10,10 +10,10 @@ import (
 // each resource the plugin serves with its kind, replica count and policy,
 // so that the scheduler places each request as this node serves it
 // (NVIDIA's default serves time-shared replicas under nvidia.com/gpu).
-// A resource whose devices are partly replicas (timeSlicing.resources[].
-// devices selects some GPUs) is published as replicas: the scheduler then
-// places its requests on the time-shared GPUs only, and never names a bare
-// GPU where the node serves replica IDs.
+// A resource holds devices of one kind only: a config that would serve
+// whole GPUs and replicas under one name (gpupackDevices selecting some
+// GPUs without a rename) is refused at load (configv1.Validate) and by
+// sharing.Build, so the kind published is the kind of every device served.
 func publishedResources(resources []sharing.Resource, sh *configv1.Sharing) []topology.Resource {
 	ts, _ := sh.Replicated()
 	out := make([]topology.Resource, 0, len(resources))

@@ -312,7 +312,7 @@ func TestReloadRunsTheNewConfig(t *testing.T) {
 		{name: "a valid config at once"},
 		{name: "a config that does not load", refused: []choice{{name: "bad", data: []byte("flags: {migStrategy: diagonal}")}}, events: 1},
 		{name: "a config that does not fit the node", refused: []choice{{name: "bad",
-			data: []byte("sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}")}}, events: 1}, // no GPU 99 here
+			data: []byte("sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}")}}, events: 1}, // valid, but no GPU 99 here
 		{name: "malformed YAML", refused: []choice{{name: "ts", data: []byte("version: v1\nsharing: {timeSlicing: [")}}, events: 1},
 		{name: "invalid, then the running one again", refused: []choice{
 			{name: "ts", data: []byte("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: -1}]}}")},
