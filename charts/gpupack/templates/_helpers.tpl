@@ -67,7 +67,8 @@ configKey (dict "map" MAP "name" NAME "path" PATH "out" OUT): the key of the
 config mapping MAP (at PATH) that the device plugin reads as its field NAME
 (any letter case), in OUT.key, and its value in OUT.value; neither is set
 when MAP has none. Two keys for one field (migStrategy and MigStrategy) are
-refused: the plugin would read both into the field and silently keep one;
+refused: the plugin would read both into the field and keep one (with only
+a warning in its log);
 and in devicePlugin.config.default a key in another case than the chart's
 own (values.yaml) does not replace the chart's key but adds to it.
 */}}

@@ -620,3 +620,37 @@ func FuzzParse(f *testing.F) {
 		require.Empty(t, Validate(c))
 	})
 }
+
+// Keys that differ only in letter case decode into one field, the key last
+// in byte order winning (uppercase sorts before lowercase), as in NVIDIA's
+// plugin: loaded, with a warning naming every key and the one used.
+func TestCaseVariantKeysWarn(t *testing.T) {
+	tests := []struct {
+		name, in     string
+		wantStrategy string
+		wantWarning  string
+	}{
+		{name: "flags", in: "flags: {MigStrategy: mixed, migStrategy: single}", wantStrategy: "single",
+			wantWarning: "flags.MigStrategy, flags.migStrategy: keys for one field (letter case does not count): flags.migStrategy is read last and wins"},
+		{name: "three spellings", in: "flags: {MIGSTRATEGY: none, migstrategy: mixed, MigStrategy: single}", wantStrategy: "mixed",
+			// byte order: MIGSTRATEGY < MigStrategy < migstrategy
+			wantWarning: "flags.MIGSTRATEGY, flags.MigStrategy, flags.migstrategy: keys for one field (letter case does not count): flags.migstrategy is read last and wins"},
+		{name: "top level sections", in: "Flags: {migStrategy: mixed}\nflags: {failOnInitError: false}", wantStrategy: "mixed",
+			// merged: migStrategy from Flags, failOnInitError from flags
+			wantWarning: "Flags, flags: keys for one field (letter case does not count): flags is read last and wins"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, w, err := Decode([]byte(tc.in))
+			require.NoError(t, err)
+			require.NotNil(t, c.Flags.MigStrategy)
+			require.Equal(t, tc.wantStrategy, *c.Flags.MigStrategy)
+			require.Len(t, w, 1)
+			require.Contains(t, w[0], tc.wantWarning)
+		})
+	}
+	// One spelling: no warning.
+	_, w, err := Decode([]byte("flags: {MigStrategy: mixed}"))
+	require.NoError(t, err)
+	require.Empty(t, w)
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/agnivade/levenshtein"
@@ -110,8 +111,12 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 	}
 	exact := exactKeySections[t]
 	var unknown []string
+	keysOf := map[string][]string{} // field name -> the keys that decode into it
 	for key, v := range m {
 		f, ok := fieldByJSONName(t, key, exact)
+		if ok {
+			keysOf[f.Name] = append(keysOf[f.Name], key)
+		}
 		if !ok {
 			if own := ownFieldLike(t, key); own != "" {
 				w.errs = append(w.errs, field.Forbidden(child(key), "unknown field (gpupack's own field is "+own+")"))
@@ -131,6 +136,7 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 		}
 		w.walk(v, f.Type, child(key))
 	}
+	w.warnSameField(keysOf, child)
 	for _, req := range requiredKeys[t] {
 		if _, ok := m[req]; !ok {
 			msg := "NVIDIA's plugin refuses " + p.String() + " without it"
@@ -141,6 +147,27 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 			}
 			w.errs = append(w.errs, field.Required(child(req), msg))
 		}
+	}
+}
+
+// warnSameField warns of keys of one mapping that decode into one field,
+// as keys differing only in letter case do (flags: {migStrategy: none,
+// MigStrategy: mixed}). The file reaches the decoder as JSON with its keys
+// in byte order, and encoding/json matches them case-insensitively, so the
+// key last in byte order wins (mappings under both are merged, its values
+// over the others'), as in NVIDIA's plugin, which decodes the same way.
+func (w *walker) warnSameField(keysOf map[string][]string, child func(string) *field.Path) {
+	for _, keys := range keysOf {
+		if len(keys) < 2 {
+			continue
+		}
+		slices.Sort(keys)
+		paths := make([]string, len(keys))
+		for i, k := range keys {
+			paths[i] = child(k).String()
+		}
+		w.warnings = append(w.warnings, fmt.Sprintf("%s: keys for one field (letter case does not count): %s is read last and wins, as in NVIDIA's plugin",
+			strings.Join(paths, ", "), paths[len(paths)-1]))
 	}
 }
 
