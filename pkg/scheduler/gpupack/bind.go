@@ -49,12 +49,15 @@ const readBackTimeout = 5 * time.Second
 
 // holdIfApplied reads the pod back after a failed bind call: a call can
 // fail after the apiserver applied the binding (a timeout, a connection
-// lost after the write). When the pod is bound to nodeName with these
-// devices, the cache takes it as the informer would report it, so that
-// Unreserve, which kube-scheduler runs next, keeps its devices held; the
-// informer's report may come only after the next cycles, which would give
-// them again. When the read fails too, Unreserve frees them, as before: a
-// binding not applied must not hold devices while the pod waits.
+// lost after the write). When the pod is bound, the cache takes it as the
+// informer would report it, so that Unreserve, which kube-scheduler runs
+// next, keeps its devices held; the informer's report may come only after
+// the next cycles, which would give them again. The pod may be bound by an
+// earlier cycle's binding, applied although its call failed too (another
+// node, other devices: this call then failed with a Conflict): what it was
+// bound with is what it holds. When the read fails too, Unreserve frees
+// this cycle's devices, as before: a binding not applied must not hold
+// devices while the pod waits.
 func (pl *GPUPack) holdIfApplied(ctx context.Context, pod *v1.Pod, nodeName, devices string, bindErr error) {
 	cs := pl.handle.ClientSet()
 	if cs == nil {
@@ -68,11 +71,16 @@ func (pl *GPUPack) holdIfApplied(ctx context.Context, pod *v1.Pod, nodeName, dev
 		logger.V(2).Info("Cannot read a pod back after its bind call failed; its devices are freed", "pod", klog.KObj(pod), "node", nodeName, "bindErr", bindErr, "err", err)
 		return
 	}
-	if got.UID != pod.UID || got.Spec.NodeName != nodeName || got.Annotations[protocol.DevicesAnnotation] != devices {
+	if got.UID != pod.UID || got.Spec.NodeName == "" {
 		return
 	}
 	if err := pl.cache.AddPod(got); err != nil {
-		logger.Error(err, "Pod bound with devices that do not decode", "pod", klog.KObj(pod))
+		logger.Error(err, "Pod bound with devices that do not decode", "pod", klog.KObj(pod), "node", got.Spec.NodeName)
+		return
+	}
+	if got.Spec.NodeName != nodeName || got.Annotations[protocol.DevicesAnnotation] != devices {
+		logger.Info("The bind call failed: the pod is bound by an earlier binding, whose devices stay held", "pod", klog.KObj(pod),
+			"node", got.Spec.NodeName, "devices", got.Annotations[protocol.DevicesAnnotation], "thisCycleNode", nodeName, "err", bindErr)
 		return
 	}
 	logger.Info("The bind call failed but the pod is bound; its devices stay held", "pod", klog.KObj(pod), "node", nodeName, "err", bindErr)

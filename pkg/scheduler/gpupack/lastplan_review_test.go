@@ -40,7 +40,6 @@ func reviewDefect(t *testing.T, what string) {
 //   - pooled first: its success is kept; the single pod's Filter admits x,
 //     Reserve (which plans anew) fails, and the next cycle admits x again.
 func TestReviewLastPlanKeyIgnoresPooledUses(t *testing.T) {
-	reviewDefect(t, "requestIDs keys a request without its uses: a pooled (init container) request and a one-container request of the same count share a node's last plan")
 	topo := fixture.Shared(fixture.PCIe("x", "Tesla-T4", 4), 4)
 	var inUse []string
 	for _, g := range topo.GPUs {

@@ -1,6 +1,7 @@
 package gpupack
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/gpupack/gpupack/pkg/score"
@@ -20,12 +21,31 @@ type requestKey struct {
 	req       score.Request
 	resource  string
 	podPolicy bool
+	// uses are the request's per-container uses (count and keep, in
+	// order): a pooled request (init containers reusing devices) is
+	// planned apart from one container asking the same total.
+	uses string
+}
+
+// usesKey encodes uses for requestKey: "count+" for a container that keeps
+// its devices, "count-" for one whose devices are reused after it.
+func usesKey(uses []containerUse) string {
+	b := make([]byte, 0, 4*len(uses))
+	for _, u := range uses {
+		b = strconv.AppendInt(b, int64(u.count), 10)
+		if u.keep {
+			b = append(b, '+')
+		} else {
+			b = append(b, '-')
+		}
+	}
+	return string(b)
 }
 
 const maxRequestIDs = 1 << 10
 
 func (r *requestIDs) id(c containerRequest) uint64 {
-	k := requestKey{c.req, c.resource, c.podPolicy}
+	k := requestKey{c.req, c.resource, c.podPolicy, usesKey(c.uses)}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if id, ok := r.ids[k]; ok {
