@@ -70,6 +70,10 @@ type gpuState struct {
 	// faults counts the failure events of the GPU and its MIG devices: a
 	// check that began before the last one is no pass (Probe).
 	faults uint64
+	// refused is what the GPU's checks last said it needs before it is
+	// served again (nvml.ErrResetRequired or nvml.ErrNeedsService), logged
+	// and recorded once (noteRefusalLocked); nil after a passing check.
+	refused error
 }
 
 // Health tracks the health of a node's GPUs. An unhealthy GPU makes every
@@ -391,6 +395,7 @@ func (h *Health) Probe(ctx context.Context) {
 		}
 		h.probeMIG(ctx, i, err)
 		g := h.gpus[i]
+		h.noteRefusalLocked(logger, i, g, err)
 		switch {
 		case g.healthy:
 		case err != nil:

@@ -94,13 +94,18 @@ func (l *lib) readGPUAt(i int) (gonvml.Device, GPU, error) {
 }
 
 // CheckGPUAt reads GPU index again as discovery does; nil means a GPU that
-// discovery degraded would now be read in full.
+// discovery degraded would now be read in full and needs no reset nor
+// service (checkMemory): a nil answer makes the node be discovered again
+// and the GPU served.
 func (l *lib) CheckGPUAt(index int) error {
 	if err := l.ready(); err != nil {
 		return err
 	}
-	_, _, err := l.readGPUAt(index)
-	return err
+	dev, gpu, err := l.readGPUAt(index)
+	if err != nil {
+		return err
+	}
+	return checkMemory(gpuName(index, gpu.UUID), dev)
 }
 
 // PlaceholderUUIDPrefix starts the UUID given to a GPU whose real UUID

@@ -103,7 +103,9 @@ func (l *lib) ready() error {
 	return nil
 }
 
-// CheckGPU takes a fresh handle for the GPU and asks it a basic question.
+// CheckGPU takes a fresh handle for the GPU, asks it a basic question, and
+// then whether it needs a reset or service before it is served again
+// (checkMemory: ErrResetRequired, ErrNeedsService).
 func (l *lib) CheckGPU(uuid string) error {
 	if err := l.ready(); err != nil {
 		return err
@@ -115,19 +117,21 @@ func (l *lib) CheckGPU(uuid string) error {
 	if _, ret := dev.GetMemoryInfo(); ret != gonvml.SUCCESS {
 		return callError(uuid, "GetMemoryInfo", ret)
 	}
-	return nil
+	return checkMemory(uuid, dev)
 }
 
 // callError wraps an NVML return code with the GPU and the call that failed.
-// ERROR_GPU_IS_LOST also wraps ErrGPULost and ERROR_LIBRARY_NOT_FOUND
-// ErrLibraryNotFound; the Return itself is always wrapped, so callers can test
-// errors.Is(err, gonvml.ERROR_X).
+// ERROR_GPU_IS_LOST also wraps ErrGPULost, ERROR_LIBRARY_NOT_FOUND
+// ErrLibraryNotFound and ERROR_RESET_REQUIRED ErrResetRequired; the Return
+// itself is always wrapped, so callers can test errors.Is(err, gonvml.ERROR_X).
 func callError(gpu, call string, ret gonvml.Return) error {
 	switch ret {
 	case gonvml.ERROR_GPU_IS_LOST:
 		return fmt.Errorf("GPU %s: %s: %w: %w", gpu, call, ErrGPULost, ret)
 	case gonvml.ERROR_LIBRARY_NOT_FOUND:
 		return fmt.Errorf("GPU %s: %s: %w: %w", gpu, call, ErrLibraryNotFound, ret)
+	case gonvml.ERROR_RESET_REQUIRED:
+		return fmt.Errorf("GPU %s: %s: %w: %w", gpu, call, ErrResetRequired, ret)
 	default:
 		return fmt.Errorf("GPU %s: %s: %w", gpu, call, ret)
 	}

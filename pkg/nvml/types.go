@@ -183,11 +183,14 @@ type Lib interface {
 	// WatchEvents streams health events for the given GPUs until ctx is done,
 	// then closes the channel. It never blocks the caller.
 	WatchEvents(ctx context.Context, gpuUUIDs []string) (<-chan Event, error)
-	// CheckGPU returns nil when the GPU answers basic queries (used to decide
-	// recovery), ErrGPULost (wrapped) when it is gone.
+	// CheckGPU returns nil when the GPU answers basic queries and needs no
+	// reset nor service (used to decide recovery); ErrGPULost (wrapped) when
+	// it is gone, ErrResetRequired or ErrNeedsService (wrapped, with the
+	// reasons) when it answers but must be reset or serviced first.
 	CheckGPU(uuid string) error
 	// CheckGPUAt reads the GPU with that index as Discover does: nil when a
-	// GPU that Discover degraded would now be read in full.
+	// GPU that Discover degraded would now be read in full, with CheckGPU's
+	// reset and service checks.
 	CheckGPUAt(index int) error
 	// CheckMIG compares the MIG mode and MIG devices of inv's GPUs with the
 	// driver's now: nil when unchanged, an error wrapping ErrMIGChanged

@@ -22,8 +22,20 @@ import (
 //	POST /ecc?gpu=N&double=B    an ECC event (double-bit when B is true)
 //	POST /lose?gpu=N            GPU N falls off the bus
 //	POST /restore?gpu=N         GPU N is back
+//	POST /reset?gpu=N           GPU N is reset (nvidia-smi -r): its volatile
+//	                            ECC counts and pending page retirement or row
+//	                            remapping are cleared
+//	POST /retire-pending?gpu=N  a memory page of GPU N waits for a reset to be
+//	                            retired (GPUs before Ampere)
+//	POST /remap-pending?gpu=N   a memory row of GPU N waits for a reset to be
+//	                            remapped (Ampere and later)
+//	POST /remap-failure?gpu=N   a row remapping of GPU N failed (Ampere and
+//	                            later; no reset clears it)
 //
-// on a unix socket only (created 0600), never on a network address.
+// on a unix socket only (created 0600), never on a network address. A
+// double-bit /ecc also leaves the GPU needing a reset, as real hardware.
+// A GPU index out of range, or a fault the GPU's generation cannot have,
+// is answered 400.
 func fakeControlHandler(m *fake.Machine) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /xid", func(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +66,26 @@ func fakeControlHandler(m *fake.Machine) http.Handler {
 	})
 	mux.HandleFunc("POST /lose", gpuAction(m, m.LoseGPU))
 	mux.HandleFunc("POST /restore", gpuAction(m, m.RestoreGPU))
+	mux.HandleFunc("POST /reset", gpuAction(m, m.ResetGPU))
+	mux.HandleFunc("POST /retire-pending", gpuFault(m, m.SetRetirementPending))
+	mux.HandleFunc("POST /remap-pending", gpuFault(m, m.SetRemapPending))
+	mux.HandleFunc("POST /remap-failure", gpuFault(m, m.SetRemapFailure))
 	return mux
+}
+
+// gpuFault sets a memory fault of the GPU named; a fault the GPU cannot
+// have (the other generation's) is a bad request.
+func gpuFault(m *fake.Machine, set func(gpu int, on bool) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		gpu, err := gpuParam(r, m)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := set(gpu, true); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}
 }
 
 func gpuAction(m *fake.Machine, act func(int)) http.HandlerFunc {

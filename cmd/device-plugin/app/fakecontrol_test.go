@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
@@ -35,7 +36,17 @@ func TestFakeControl(t *testing.T) {
 		{http.MethodPost, "/xid?gpu=1&xid=", http.StatusBadRequest, "xid: want a number"},
 		{http.MethodPost, "/ecc?gpu=1&double=maybe", http.StatusBadRequest, "double: want true or false"},
 		{http.MethodGet, "/xid?gpu=1&xid=48", http.StatusMethodNotAllowed, ""},
-		{http.MethodPost, "/reset?gpu=1", http.StatusNotFound, ""},
+		{http.MethodPost, "/reset?gpu=1", http.StatusOK, ""},
+		{http.MethodPost, "/reset?gpu=8", http.StatusBadRequest, "want an index in [0, 8)"},
+		{http.MethodPost, "/reset?gpu=-1", http.StatusBadRequest, "want an index"},
+		{http.MethodPost, "/reset", http.StatusBadRequest, "want an index"},
+		{http.MethodGet, "/reset?gpu=1", http.StatusMethodNotAllowed, ""},
+		// A DGX-1's V100s retire pages; they have no row remapping.
+		{http.MethodPost, "/retire-pending?gpu=2", http.StatusOK, ""},
+		{http.MethodPost, "/retire-pending?gpu=9", http.StatusBadRequest, "want an index"},
+		{http.MethodPost, "/remap-pending?gpu=2", http.StatusBadRequest, "does not remap rows"},
+		{http.MethodPost, "/remap-failure?gpu=2", http.StatusBadRequest, "does not remap rows"},
+		{http.MethodPost, "/unknown?gpu=1", http.StatusNotFound, ""},
 	} {
 		t.Run(tc.method+tc.url, func(t *testing.T) {
 			rec := httptest.NewRecorder()
@@ -73,6 +84,41 @@ func TestFakeControlXIDReachesNVML(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event from NVML")
 	}
+}
+
+// What the memory-fault endpoints and /reset set is what the plugin's
+// recovery check reads: a double-bit /ecc or /remap-pending leaves the GPU
+// needing a reset until /reset; /remap-failure needs service, /reset or not.
+func TestFakeControlResetReachesNVML(t *testing.T) {
+	m, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	lib := m.Lib(t)
+	h := fakeControlHandler(m)
+	post := func(url string) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, url, nil))
+		require.Equal(t, http.StatusOK, rec.Code, "%s: %s", url, rec.Body.String())
+	}
+	post("/ecc?gpu=3&double=true")
+	require.ErrorIs(t, lib.CheckGPU(m.UUID(3)), nvml.ErrResetRequired)
+	post("/reset?gpu=3")
+	require.NoError(t, lib.CheckGPU(m.UUID(3)))
+
+	post("/remap-pending?gpu=4")
+	require.ErrorIs(t, lib.CheckGPU(m.UUID(4)), nvml.ErrResetRequired)
+	post("/reset?gpu=4")
+	require.NoError(t, lib.CheckGPU(m.UUID(4)))
+
+	post("/remap-failure?gpu=5")
+	require.ErrorIs(t, lib.CheckGPU(m.UUID(5)), nvml.ErrNeedsService)
+	post("/reset?gpu=5")
+	require.ErrorIs(t, lib.CheckGPU(m.UUID(5)), nvml.ErrNeedsService)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/retire-pending?gpu=1", nil))
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Contains(t, rec.Body.String(), "does not retire pages")
 }
 
 func TestFakeControlNeedsFake(t *testing.T) {

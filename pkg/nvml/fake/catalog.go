@@ -3,8 +3,10 @@
 //
 // The mocks answer identity, memory and MIG-profile questions; this package
 // fills in what they leave to panic: PCIe topology, NVLink lanes and remote
-// ends, NUMA nodes, NVLink fabric (clique) info, event sets, and MIG device
-// handles. A machine can inject XID and ECC events and lose a GPU.
+// ends, NUMA nodes, NVLink fabric (clique) info, event sets, MIG device
+// handles, and the memory-error state that says a GPU needs a reset (ECC
+// counts, pending page retirement or row remapping). A machine can inject
+// XID and ECC events, lose a GPU, and reset one (memory.go).
 //
 // Every machine is deterministic: UUIDs derive from the machine name and the
 // GPU index, PCI bus IDs are those of the real system where it is known.

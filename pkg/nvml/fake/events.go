@@ -39,8 +39,13 @@ func (m *Machine) InjectMIGXID(gpu, giID, ciID int, xid uint64) {
 	m.emit(gpu, gonvml.EventTypeXidCriticalError, xid, uint32(giID), uint32(ciID))
 }
 
-// InjectECC delivers a double-bit (uncorrectable) or single-bit ECC event.
+// InjectECC delivers a double-bit (uncorrectable) or single-bit ECC event
+// and counts the error in GetTotalEccErrors (volatile and aggregate). A
+// double-bit one also leaves the GPU needing a reset, as on real hardware: a
+// row remapping pending on Ampere and later, a page pending retirement
+// before (ResetGPU clears both).
 func (m *Machine) InjectECC(gpu int, doubleBit bool) {
+	m.countECC(gpu, doubleBit)
 	kind := uint64(gonvml.EventTypeSingleBitEccError)
 	if doubleBit {
 		kind = gonvml.EventTypeDoubleBitEccError

@@ -66,6 +66,7 @@ type Machine struct {
 
 	mu     sync.Mutex
 	lost   []bool
+	mem    []memState
 	faults map[fault]gonvml.Return
 	sets   map[*mock.EventSet]*eventQueue
 	migs   map[migKey]*mock.Device
@@ -102,6 +103,7 @@ func New(name string, opts ...Option) (*Machine, error) {
 		srv:    srv,
 		index:  map[string]int{},
 		lost:   make([]bool, len(s.slots)),
+		mem:    make([]memState, len(s.slots)),
 		faults: map[fault]gonvml.Return{},
 		sets:   map[*mock.EventSet]*eventQueue{},
 		migs:   map[migKey]*mock.Device{},
@@ -120,6 +122,7 @@ func New(name string, opts ...Option) (*Machine, error) {
 		m.installEvents(i, d)
 		m.installLost(i, d)
 		m.installComputeMode(i, d)
+		m.installMemory(i, d)
 	}
 	m.installServer()
 	if err := m.applyMIG(o.mig); err != nil {
@@ -198,7 +201,8 @@ const (
 
 // FaultCalls lists the calls Fail accepts.
 func FaultCalls() []string {
-	return []string{CallDeviceGetHandleByIndex, CallDeviceGetHandleByUUID, CallRegisterEvents, CallGetMemoryInfo}
+	return []string{CallDeviceGetHandleByIndex, CallDeviceGetHandleByUUID, CallRegisterEvents, CallGetMemoryInfo,
+		CallGetRetiredPagesPendingStatus, CallGetRemappedRows, CallGetTotalEccErrors}
 }
 
 type fault struct {

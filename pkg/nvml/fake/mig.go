@@ -290,6 +290,7 @@ func (m *Machine) newMIGHandle(key migKey, gi *server.GpuInstance, ci *server.Co
 		}
 		return gonvml.Memory{Total: giProfile.MemorySizeMB * 1024 * 1024}, gonvml.SUCCESS
 	}
+	installMIGMemory(h)
 	return h
 }
 
