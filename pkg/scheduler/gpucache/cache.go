@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	fwk "k8s.io/kube-scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -218,15 +220,46 @@ type podEntry struct {
 	// forgotten by Unreserve, as kube-scheduler's own cache forgets only
 	// assumed pods: a bind call can fail after the apiserver applied it.
 	assumed bool
-	// needs are a bound pod's requests its ids do not cover (no or a
-	// malformed gpupack.io/devices: another scheduler's pod), with its
+	// needs are a bound pod's requests of extended resources, with its
 	// topology hint and replica policy (policySet: its own annotation):
-	// stand-ins hold them until the in-use report names the devices
-	// (foreign.go). nil for pods gpupack placed.
+	// the devices it is known to hold (ids the node has, the in-use
+	// report's) stand for them, stand-ins for the rest until the in-use
+	// report names them (foreign.go). nil for a pod only assumed.
 	needs     []need
 	hint      score.TopologyHint
 	policy    score.ReplicaPolicy
 	policySet bool
+	// coveredOn is the node topology on which the pod's ids were found to
+	// cover its needs (standInsLocked): rebuilds of the node's State skip
+	// it while the topology is that one. Written and read under c.mu's
+	// write lock.
+	coveredOn *topology.Node
+}
+
+// confirmedBy reports whether bound pod o is what assumed pod p held: the
+// devices Reserve chose on the node, as many as the pod asks (AddPod
+// checked o's count). While the node still has them (knownLocked), o's
+// needs are covered and take no stand-ins: the node's State stays.
+func (p *podEntry) confirmedBy(o *podEntry) bool {
+	return p.assumed && !o.assumed && p.needs == nil && p.node == o.node && len(p.ids) > 0 && slices.Equal(p.ids, o.ids)
+}
+
+// knownLocked reports whether node's topology names every device of ids
+// (a replica by its GPU); false when the node has no topology. c.mu must
+// be held.
+func (c *Cache) knownLocked(node string, ids []string) bool {
+	e := c.nodes[node]
+	if e == nil || e.topo == nil {
+		return false
+	}
+	for _, id := range ids {
+		uuid, _ := deviceid.UUIDOf(id)
+		if !slices.ContainsFunc(e.topo.GPUs, func(g topology.GPU) bool { return g.UUID == uuid }) &&
+			!slices.ContainsFunc(e.topo.MIG, func(m topology.MIGDevice) bool { return m.UUID == uuid }) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameAs reports whether p holds what o holds (assumed aside).
@@ -928,8 +961,14 @@ func (c *Cache) Unassume(uid types.UID) {
 // gpupack.io/devices annotation holds those devices until it finishes. A
 // bound pod's requests that its annotation does not cover (none, or one
 // that does not decode: another scheduler's pod) hold their count of the
-// node's devices (foreign.go). A malformed annotation is returned as an
-// error, the pod's requests still held.
+// node's devices (foreign.go). So do requests whose devices the
+// annotation names but the node does not have (a node re-created with
+// other GPUs, another machine's UUIDs), and a resource whose annotated
+// devices are not as many as the pod asks: the device plugin's handoff
+// gives no such set (pkg/deviceplugin handoff.go), the kubelet gives the
+// pod devices of its own choice, and the in-use report names them later.
+// A malformed annotation, or one that does not match the pod's requests,
+// is returned as an error, the pod's requests still held.
 func (c *Cache) AddPod(pod *v1.Pod) error {
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 		c.Forget(pod.UID)
@@ -941,20 +980,15 @@ func (c *Cache) AddPod(pod *v1.Pod) error {
 	raw, annotated := pod.Annotations[protocol.DevicesAnnotation]
 	var ids []string
 	var err error
-	var covered map[string]int // resource -> devices the annotation names
 	if annotated {
 		d, derr := protocol.DecodeDevices(raw)
 		if derr != nil {
 			err = fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, derr)
 		} else {
-			covered = make(map[string]int, len(d.Resources))
-			for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
-				ids = append(ids, d.Resources[res]...)
-				covered[res] = len(d.Resources[res])
-			}
+			ids, err = annotatedIDs(pod, d)
 		}
 	}
-	p := boundPodEntry(pod, ids, covered)
+	p := boundPodEntry(pod, ids)
 	if (!annotated || err != nil) && p.needs == nil {
 		return err
 	}
@@ -967,17 +1001,48 @@ func (c *Cache) AddPod(pod *v1.Pod) error {
 	// the kubelet gave the copy others, so it is counted as another
 	// scheduler's pod, by its requests, until the in-use report names its
 	// devices.
-	if holder := c.setPodUnlessHeld(pod.UID, p, func() *podEntry { return boundPodEntry(pod, nil, nil) }); holder != "" {
+	if holder := c.setPodUnlessHeld(pod.UID, p, func() *podEntry { return boundPodEntry(pod, nil) }); holder != "" {
 		return fmt.Errorf("pod %s/%s: its %s names devices that pod UID %s holds (a copy of that pod's annotations?): its GPU requests are counted as held, on devices unknown until the node's in-use report names them",
 			pod.Namespace, pod.Name, protocol.DevicesAnnotation, holder)
 	}
 	return err
 }
 
-// boundPodEntry is the cache's entry of pod bound with devices ids, whose
-// gpupack.io/devices names covered (resource -> devices; nil: none).
-func boundPodEntry(pod *v1.Pod, ids []string, covered map[string]int) *podEntry {
-	p := &podEntry{node: pod.Spec.NodeName, ids: ids, needs: needsOf(pod, covered)}
+// annotatedIDs are the devices pod's decoded gpupack.io/devices d names, of
+// each resource whose distinct devices are as many as the pod asks of it
+// (its peak: freshChunks); the other resources' are left out, with an
+// error naming them.
+func annotatedIDs(pod *v1.Pod, d *protocol.Devices) ([]string, error) {
+	var ids []string
+	var mismatched []string
+	for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
+		named := d.Resources[res]
+		distinct := len(named)
+		for i, id := range named {
+			if slices.Contains(named[:i], id) {
+				distinct--
+			}
+		}
+		if asked := sum(freshChunks(pod, res)); distinct != asked {
+			mismatched = append(mismatched, fmt.Sprintf("%d %s named, %d asked", distinct, res, asked))
+			continue
+		}
+		ids = append(ids, named...)
+	}
+	if len(mismatched) > 0 {
+		return ids, fmt.Errorf("pod %s/%s: its %s does not match its requests (%s): the device plugin gives no such set, so its requests are counted as held on devices unknown until the node's in-use report names them",
+			pod.Namespace, pod.Name, protocol.DevicesAnnotation, strings.Join(mismatched, "; "))
+	}
+	return ids, nil
+}
+
+// boundPodEntry is the cache's entry of pod bound with devices ids (its
+// gpupack.io/devices, those that match its requests). Its needs are all
+// its requests of extended resources: the devices it is known to hold
+// (ids the node has, and the in-use report's) stand for them, and stand-ins
+// for the rest (foreign.go).
+func boundPodEntry(pod *v1.Pod, ids []string) *podEntry {
+	p := &podEntry{node: pod.Spec.NodeName, ids: ids, needs: needsOf(pod)}
 	if p.needs != nil {
 		p.hint, _ = protocol.TopologyHintOf(pod, score.HintPreferred) // malformed: the device plugin's default
 		p.policy, p.policySet, _ = protocol.ReplicaPolicyOf(pod)      // malformed: the node's
@@ -1031,10 +1096,11 @@ func (c *Cache) setPod(uid types.UID, p *podEntry) {
 }
 
 func (c *Cache) setPodLocked(uid types.UID, p *podEntry) {
-	if old := c.pods[uid]; old != nil && old.sameAs(p) {
+	if old := c.pods[uid]; old != nil && (old.sameAs(p) || old.confirmedBy(p) && c.knownLocked(p.node, p.ids)) {
 		// The bound pod the informer reports holds what Reserve assumed:
 		// the node's usage, and so its State, stay.
 		old.assumed = p.assumed
+		old.needs, old.hint, old.policy, old.policySet = p.needs, p.hint, p.policy, p.policySet
 		return
 	}
 	c.dropLocked(uid)

@@ -2,6 +2,7 @@ package gpucache_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -417,6 +418,7 @@ func TestForeignUIDLessEntryNeverReplacesStandIns(t *testing.T) {
 // first keeps the annotation's devices and the second counts by its
 // requests (DGX-1, 8 GPUs).
 func TestCopiedDevicesAnnotationHoldsItsCount(t *testing.T) {
+	const held = "names devices that pod UID holds"
 	topo := fixture.DGX1V100("x")
 	ids := func(from, to int) []string {
 		var out []string
@@ -439,11 +441,16 @@ func TestCopiedDevicesAnnotationHoldsItsCount(t *testing.T) {
 		copyFirst      bool
 		wantUsed       int // distinct devices counted with both pods
 		wantLeft       int // after the second pod goes
+		// firstErr, secondErr: what AddPod says of each ("": nothing).
+		firstErr, secondErr string
 	}{
-		{"copy of a 4-GPU pod", 4, 4, false, 8, 8},                 // 4 + 4; the copy's report stays
-		{"copy of a 4-GPU pod, copy seen first", 4, 4, true, 8, 4}, // 4 + 4; the copy's 4
-		{"copy of a 3-GPU pod asking 1", 3, 1, false, 4, 4},        // 3 + 1; the copy's report stays
-		{"copy asking more than the original", 2, 5, true, 7, 5},   // 2 + 5; the copy's 2 named + 3
+		{"copy of a 4-GPU pod", 4, 4, false, 8, 8, "", held},                 // 4 + 4; the copy's report stays
+		{"copy of a 4-GPU pod, copy seen first", 4, 4, true, 8, 4, "", held}, // 4 + 4; the copy's 4
+		// A copy asking another count than its annotation names is
+		// counted by its requests whatever the order: the device plugin
+		// gives no set of the wrong size.
+		{"copy of a 3-GPU pod asking 1", 3, 1, false, 4, 4, "", "3 nvidia.com/gpu named, 1 asked"},      // 3 + 1; the copy's report stays
+		{"copy asking more than the original", 2, 5, true, 7, 5, "2 nvidia.com/gpu named, 5 asked", ""}, // 5 + 2; the copy's 5
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			node := annotated(t, "n", "96", topo)
@@ -458,16 +465,23 @@ func TestCopiedDevicesAnnotationHoldsItsCount(t *testing.T) {
 			if tc.copyFirst {
 				first, second = cp, orig
 			}
-			require.NoError(t, c.AddPod(first))
-			err := c.AddPod(second)
-			require.ErrorContains(t, err, "names devices that pod UID "+string(first.UID)+" holds")
+			wantErr := func(err error, want string) {
+				t.Helper()
+				if want == "" {
+					require.NoError(t, err)
+					return
+				}
+				require.ErrorContains(t, err, strings.ReplaceAll(want, "UID", "UID "+string(first.UID)))
+			}
+			wantErr(c.AddPod(first), tc.firstErr)
+			wantErr(c.AddPod(second), tc.secondErr)
 			require.Len(t, c.Used("n"), tc.wantUsed)
 			v, err := c.ViewNode(node)
 			require.NoError(t, err)
 			require.Equal(t, 8-tc.wantUsed, v.State.FreeGPUs().Len())
 			// Updates of either change nothing.
-			require.NoError(t, c.AddPod(first))
-			require.Error(t, c.AddPod(second))
+			wantErr(c.AddPod(first), tc.firstErr)
+			wantErr(c.AddPod(second), tc.secondErr)
 			require.Len(t, c.Used("n"), tc.wantUsed)
 			if !tc.copyFirst {
 				// The kubelet's report names the copy's devices (the last

@@ -246,7 +246,7 @@ func lockFreeModel(t *testing.T, seed uint64) {
 			}
 			raw, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids}})
 			require.NoError(t, err)
-			p := fixture.MakePod().Name(string(uid)).UID(string(uid)).Node("n").Annotations(protocol.DevicesAnnotation, raw).Obj()
+			p := fixture.MakePod().Name(string(uid)).UID(string(uid)).Node("n").Annotations(protocol.DevicesAnnotation, raw).GPUs("nvidia.com/gpu", int64(len(ids))).Obj()
 			if rng.IntN(6) == 0 {
 				p.Status.Phase = v1.PodSucceeded
 				delete(pods, uid)
@@ -318,6 +318,19 @@ func lockFreeModel(t *testing.T, seed uint64) {
 					}
 				}
 				missing += max(0, k-known)
+			}
+			// A bound pod's devices the node does not have (another
+			// topology's) stand on as many of the free ones too: the
+			// kubelet gave it others.
+			for _, p := range pods {
+				if p.node != "n" || p.assumed {
+					continue
+				}
+				for _, id := range p.ids {
+					if !slices.ContainsFunc(want.GPUs, func(g topology.GPU) bool { return g.UUID == id }) {
+						missing++
+					}
+				}
 			}
 			wantFree := max(0, ws.FreeGPUs().Len()-missing)
 			require.Equal(t, wantFree, v.State.FreeGPUs().Len(), "step %d: free GPUs (used %v, foreign %v)", step, used, foreign)

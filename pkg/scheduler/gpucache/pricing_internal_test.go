@@ -94,7 +94,7 @@ func TestPricingKeptEqualsFresh(t *testing.T) {
 				if rng.IntN(2) == 0 {
 					raw, err := protocol.EncodeDevices(protocol.Devices{Resources: map[string][]string{"nvidia.com/gpu": ids}})
 					require.NoError(t, err)
-					p := fixture.MakePod().Name(string(held[i])).UID(string(held[i])).Node(node).Annotations(protocol.DevicesAnnotation, raw).Obj()
+					p := fixture.MakePod().Name(string(held[i])).UID(string(held[i])).Node(node).Annotations(protocol.DevicesAnnotation, raw).GPUs("nvidia.com/gpu", int64(len(ids))).Obj()
 					require.NoError(t, c.AddPod(p))
 				} else {
 					c.Forget(held[i])

@@ -14,7 +14,7 @@ import (
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
-func annotated(t *testing.T, name, cores string, topo *topology.Node) *v1.Node {
+func annotated(t testing.TB, name, cores string, topo *topology.Node) *v1.Node {
 	t.Helper()
 	raw, err := protocol.EncodeTopology(topo)
 	require.NoError(t, err)
