@@ -316,6 +316,26 @@ func (h *holdings) migParents() sharing.MIGParents {
 	return sharing.RememberMIG(h.inv, h.earlier, h.snapshot())
 }
 
+// goneMIGParents are the remembered parents of MIG devices of earlier
+// inventories that this one no longer has (destroyed, some under running
+// pods): MIG UUID -> parent GPU UUID; nil when none.
+func (h *holdings) goneMIGParents() map[string]string {
+	if h == nil {
+		return nil
+	}
+	var out map[string]string
+	for mig, parent := range h.earlier {
+		if slices.ContainsFunc(h.inv.MIG, func(m nvml.MIGDevice) bool { return m.UUID == mig }) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[mig] = parent
+	}
+	return out
+}
+
 // of is resource's withheld devices: ID -> holder; not to be modified.
 func (h *holdings) of(resource string) map[string]sharing.Holding {
 	if h == nil {

@@ -460,8 +460,17 @@ func (m *Manager) Withheld() map[string]map[string]sharing.Holding { return m.he
 // without PodResources.
 func (m *Manager) MIGParents() sharing.MIGParents { return m.held.migParents() }
 
+// GoneMIGParents are the parent GPUs of MIG devices destroyed under running
+// pods that this node still remembers (MIG UUID -> GPU UUID): the in-use
+// report names the parent beside such a pod's MIG device, so that the
+// scheduler counts the GPU held whole, as the plugin withholds it.
+func (m *Manager) GoneMIGParents() map[string]string { return m.held.goneMIGParents() }
+
 // The node publisher reads the running Manager.
-var _ nodepublish.Source = (*Manager)(nil)
+var (
+	_ nodepublish.Source        = (*Manager)(nil)
+	_ nodepublish.GoneMIGSource = (*Manager)(nil)
+)
 
 // ResourceNames are the names of the resources served, sorted.
 func (m *Manager) ResourceNames() []string {

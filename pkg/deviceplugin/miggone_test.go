@@ -108,6 +108,9 @@ func TestMIGLayoutChangeKeepsTheHeldGPUWithheld(t *testing.T) {
 			if !tc.lost {
 				// Carried on while the pod is listed: a reload keeps it.
 				require.Equal(t, n.machine.UUID(0), mgr.MIGParents()[held[0]])
+				// And offered to the in-use report: the held device is
+				// gone, its GPU is named beside it (nodepublish).
+				require.Equal(t, n.machine.UUID(0), mgr.GoneMIGParents()[held[0]])
 			}
 
 			// The pod ends: its GPU is served again, and the old MIG UUID

@@ -52,6 +52,17 @@ type Source interface {
 	HealthChanged() <-chan struct{}
 }
 
+// GoneMIGSource is a Source that remembers the parent GPUs of MIG devices
+// destroyed under running pods (deviceplugin.Manager): MIG UUID -> parent
+// GPU UUID. The in-use report names the parent beside such a pod's device,
+// so the scheduler counts the GPU held whole, as the device plugin
+// withholds it (pkg/sharing gone.go): the pod's container still has the
+// GPU's device node, and the GPU's new MIG devices or the GPU itself
+// would be given again.
+type GoneMIGSource interface {
+	GoneMIGParents() map[string]string
+}
+
 // Allocations is the kubelet's record of allocations (the PodResources API,
 // deviceplugin.PodResources): pod -> container -> resource -> device IDs.
 type Allocations interface {
@@ -260,7 +271,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 			}
 		}
 		if inUseDirty {
-			if err := p.refreshInUse(ctx, resources, src.Node()); err != nil {
+			if err := p.refreshInUse(ctx, resources, src.Node(), goneMIGParents(src)); err != nil {
 				logger.Error(err, "Publishing the in-use report failed")
 			} else {
 				inUseDirty = false
@@ -299,9 +310,20 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 	}
 }
 
+// goneMIGParents is src's memory of destroyed MIG devices' parents (nil
+// when src keeps none).
+func goneMIGParents(src Source) map[string]string {
+	if g, ok := src.(GoneMIGSource); ok {
+		return g.GoneMIGParents()
+	}
+	return nil
+}
+
 // refreshInUse reads the kubelet's allocations, reports pods the handoff did
 // not give their scheduled set, and publishes the in-use report when asked to.
-func (p *Publisher) refreshInUse(ctx context.Context, resources []string, node *topology.Node) error {
+// gone are the parents of MIG devices destroyed under running pods
+// (GoneMIGSource).
+func (p *Publisher) refreshInUse(ctx context.Context, resources []string, node *topology.Node, gone map[string]string) error {
 	if p.opts.PodResources == nil {
 		return nil
 	}
@@ -311,7 +333,7 @@ func (p *Publisher) refreshInUse(ctx context.Context, resources []string, node *
 	}
 	p.inUseMu.Lock()
 	defer p.inUseMu.Unlock()
-	pods, err := p.inUse(ctx, resources, node)
+	pods, err := p.inUse(ctx, resources, node, gone)
 	if err != nil {
 		return err
 	}
@@ -383,7 +405,7 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 func (p *Publisher) PublishInUse(ctx context.Context, resources []string, node *topology.Node) error {
 	p.inUseMu.Lock()
 	defer p.inUseMu.Unlock()
-	pods, err := p.inUse(ctx, resources, node)
+	pods, err := p.inUse(ctx, resources, node, nil)
 	if err != nil {
 		return err
 	}
@@ -414,11 +436,11 @@ func (p *Publisher) patchInUse(ctx context.Context, pods []protocol.PodDevices) 
 func (p *Publisher) InUse(ctx context.Context, resources []string, node *topology.Node) ([]protocol.PodDevices, error) {
 	p.inUseMu.Lock()
 	defer p.inUseMu.Unlock()
-	return p.inUse(ctx, resources, node)
+	return p.inUse(ctx, resources, node, nil)
 }
 
-// inUse is InUse with inUseMu held.
-func (p *Publisher) inUse(ctx context.Context, resources []string, node *topology.Node) ([]protocol.PodDevices, error) {
+// inUse is InUse with inUseMu held; gone as refreshInUse's.
+func (p *Publisher) inUse(ctx context.Context, resources []string, node *topology.Node, gone map[string]string) ([]protocol.PodDevices, error) {
 	if p.opts.PodResources == nil {
 		return nil, errors.New("no PodResources API")
 	}
@@ -426,15 +448,18 @@ func (p *Publisher) inUse(ctx context.Context, resources []string, node *topolog
 	if err != nil {
 		return nil, err
 	}
-	return p.report(ctx, allocated, ownedBy(resources, node)), nil
+	return p.report(ctx, allocated, ownedBy(resources, node, gone), gone), nil
 }
 
 // ownedBy reports whether a device held under a resource is one of the
 // node's: the resource is one of resources, or the ID names a GPU or MIG
-// device of node (nil: resources alone). Other plugins' devices (a NIC)
-// stay out.
-func ownedBy(resources []string, node *topology.Node) func(res, id string) bool {
+// device of node (nil: resources alone), or a MIG device of gone (destroyed
+// under its pod). Other plugins' devices (a NIC) stay out.
+func ownedBy(resources []string, node *topology.Node, gone map[string]string) func(res, id string) bool {
 	uuids := map[string]bool{}
+	for mig := range gone {
+		uuids[mig] = true
+	}
 	if node != nil {
 		for _, g := range node.GPUs {
 			uuids[g.UUID] = true
@@ -452,7 +477,7 @@ func ownedBy(resources []string, node *topology.Node) func(res, id string) bool 
 	}
 }
 
-func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedName]map[string]map[string][]string, ours func(res, id string) bool) []protocol.PodDevices {
+func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedName]map[string]map[string][]string, ours func(res, id string) bool, gone map[string]string) []protocol.PodDevices {
 	byName := map[types.NamespacedName]*v1.Pod{}
 	if p.opts.Pods != nil {
 		if pods, err := p.opts.Pods.List(labels.Everything()); err == nil {
@@ -507,6 +532,7 @@ func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedNa
 		for _, res := range slices.Sorted(maps.Keys(held)) {
 			pd.Devices = append(pd.Devices, held[res]...)
 		}
+		pd.Devices = withGoneParents(pd.Devices, gone)
 		if pod := byName[key]; pod != nil {
 			pd.UID = string(pod.UID)
 			present[pod.UID] = true
@@ -526,6 +552,19 @@ func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedNa
 	p.mu.Unlock()
 	p.noteMalformed(ctx, malformed)
 	return out
+}
+
+// withGoneParents is ids and, after them, the parent GPU of each MIG device
+// (or replica of one) of ids that gone names, once each: the GPU the device
+// plugin withholds whole for the pod (GoneMIGSource).
+func withGoneParents(ids []string, gone map[string]string) []string {
+	for _, id := range ids {
+		uuid, _ := deviceid.UUIDOf(id)
+		if parent, ok := gone[uuid]; ok && !slices.Contains(ids, parent) {
+			ids = append(ids, parent)
+		}
+	}
+	return ids
 }
 
 // noteMalformed logs and counts each malformed device ID of the kubelet's

@@ -640,3 +640,65 @@ func TestInUseRoundsStoreTheLatestRead(t *testing.T) {
 	// The newer read: train's 2 devices + notebook's 1.
 	require.Len(t, rec.stored(), 3)
 }
+
+// goneSource is a running device plugin that remembers the parents of MIG
+// devices destroyed under running pods (GoneMIGSource).
+type goneSource struct {
+	source
+	gone map[string]string
+}
+
+func (s goneSource) GoneMIGParents() map[string]string { return s.gone }
+
+// A pod still listed with a MIG device that the node no longer has (its
+// instance destroyed; the device plugin withholds its GPU whole) is
+// reported with that GPU beside the device, so the scheduler counts the GPU
+// held; before, the report named only the gone device, which the
+// scheduler cannot place, and the GPU's new MIG devices counted free.
+func TestInUseNamesTheParentOfAGoneMIGDevice(t *testing.T) {
+	node := &topology.Node{GPUs: []topology.GPU{
+		{Index: 0, UUID: "GPU-a", Model: "NVIDIA A100-SXM4-40GB", MIGEnabled: true, Healthy: true},
+		{Index: 1, UUID: "GPU-b", Model: "NVIDIA A100-SXM4-40GB", Healthy: true},
+	}}
+	tests := []struct {
+		name string
+		held map[string][]string // resource -> devices of pod "train"
+		gone map[string]string
+		want []string
+	}{
+		{name: "gone MIG device under a served name (MIG single)", held: map[string][]string{"nvidia.com/gpu": {"MIG-old"}},
+			gone: map[string]string{"MIG-old": "GPU-a"}, want: []string{"MIG-old", "GPU-a"}},
+		{name: "under a name not served (MIG strategy changed since)", held: map[string][]string{"nvidia.com/mig-2g.10gb": {"MIG-old"}},
+			gone: map[string]string{"MIG-old": "GPU-a"}, want: []string{"MIG-old", "GPU-a"}},
+		{name: "a replica of a gone MIG device", held: map[string][]string{"nvidia.com/mig-1g.5gb": {"MIG-old::1"}},
+			gone: map[string]string{"MIG-old": "GPU-a"}, want: []string{"MIG-old::1", "GPU-a"}},
+		{name: "two gone devices of one GPU: the GPU once", held: map[string][]string{"nvidia.com/mig-1g.5gb": {"MIG-old", "MIG-old2"}},
+			gone: map[string]string{"MIG-old": "GPU-a", "MIG-old2": "GPU-a"}, want: []string{"MIG-old", "MIG-old2", "GPU-a"}},
+		{name: "memory of devices no pod holds adds nothing", held: map[string][]string{"nvidia.com/gpu": {"GPU-b"}},
+			gone: map[string]string{"MIG-old": "GPU-a"}, want: []string{"GPU-b"}},
+		{name: "no memory: the gone device alone, under a served name", held: map[string][]string{"nvidia.com/gpu": {"MIG-old"}},
+			want: []string{"MIG-old"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+			alloc := allocations{m: map[types.NamespacedName]map[string]map[string][]string{
+				{Namespace: "default", Name: "train"}: {"main": tc.held},
+			}}
+			p := nodepublish.New(nodepublish.Options{Client: client, NodeName: "n1", PodResources: alloc, InUse: true,
+				Clock: testingclock.NewFakeClock(time.Unix(1764500000, 0))})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				p.Run(ctx, goneSource{source: source{node: node}, gone: tc.gone})
+			}()
+			t.Cleanup(func() { cancel(); <-done })
+			require.Eventually(t, func() bool {
+				n, err := client.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+				return err == nil && n.Annotations[protocol.InUseAnnotation] != ""
+			}, 5*time.Second, 10*time.Millisecond)
+			require.ElementsMatch(t, tc.want, podsOf(t, getNode(t, client, "n1"))["train"])
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package gpupack
 
 import (
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,15 +10,6 @@ import (
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
-
-// reviewDefect skips a test that shows a defect (the suite stays green);
-// set GPUPACK_REVIEW_DEFECTS=1 to run it and see it fail.
-func reviewDefect(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("GPUPACK_REVIEW_DEFECTS") == "" {
-		t.Skip("defect: " + what)
-	}
-}
 
 // A node's last plans (gpucache lastplan.go, planView) are keyed by the
 // request ID, and requestIDs keys a request by (score.Request, resource,
