@@ -398,8 +398,16 @@ func (nu *nodeUse) freeNVLinkGroups() []int {
 // fragmentation is the node's FGD fragmentation (GPUs) under d, from the
 // known device IDs in use.
 func (nu *nodeUse) fragmentation(d *score.Distribution) float64 {
+	_, f := nu.freeAndFragmentation(d)
+	return f
+}
+
+// freeAndFragmentation are the node's free capacity (GPUs not in MIG mode,
+// as FGD counts it: score.State.FreeCapacity) and its FGD fragmentation
+// under d, which is a part of it.
+func (nu *nodeUse) freeAndFragmentation(d *score.Distribution) (free, frag float64) {
 	s, _ := score.StateOf(nu.ns.Topo, nu.used)
-	return score.Fragmentation(s, d)
+	return s.FreeCapacity(), score.Fragmentation(s, d)
 }
 
 // SideMetrics are the cluster-level numbers of one side.
@@ -419,8 +427,13 @@ type SideMetrics struct {
 	// GPUEquiv is the GPU capacity allocated (whole = 1, MIG = migFraction,
 	// replica = 1/replicas of its GPU).
 	GPUEquiv float64
-	// Fragmentation is the FGD fragmentation summed over nodes, in GPUs.
-	Fragmentation  float64
+	// Fragmentation is the FGD fragmentation summed over nodes, in GPUs:
+	// the expected free capacity the workload's task types cannot use.
+	Fragmentation float64
+	// FreeCapacity is the free capacity fragmentation is a part of, summed
+	// over nodes, in GPUs: free whole GPUs and the free share of
+	// time-shared ones (GPUs in MIG mode are not counted, as FGD does not).
+	FreeCapacity   float64
 	WholeNodesFree int
 	// FreeNVLinkGroups are the sizes of the free NVLink-connected groups
 	// of 2 or more whole GPUs over all nodes, largest first.
@@ -437,6 +450,15 @@ type SideMetrics struct {
 	Problems        []string // one line per unknown device or conflict
 	perNodeFrag     []float64
 	perNodeAnalysis []*nodeUse
+}
+
+// PlacedPods is the number of pods holding devices, all classes together.
+func (m *SideMetrics) PlacedPods() int {
+	n := 0
+	for _, k := range m.Placed {
+		n += k
+	}
+	return n
 }
 
 // AllocPercent is GPUEquiv over the GPU count, in percent.
@@ -476,9 +498,10 @@ func AnalyzeSide(s *Side, d *score.Distribution) *SideMetrics {
 			continue
 		}
 		m.addNode(nu)
-		f := nu.fragmentation(d)
+		free, f := nu.freeAndFragmentation(d)
 		m.perNodeFrag = append(m.perNodeFrag, f)
 		m.Fragmentation += f
+		m.FreeCapacity += free
 	}
 	slices.SortFunc(m.FreeNVLinkGroups, func(a, b int) int { return b - a })
 	for _, q := range m.Multi {

@@ -20,19 +20,45 @@ import (
 // pods (Placement.Class); with none the summary counts pods in all.
 // Malformed input (a node without topology, a device ID the node lacks, a
 // device held twice) is marked in the report, never fatal; the error is
-// only the writer's.
+// only the writer's. It is WriteReportWith without a workload source.
 func WriteReport(w io.Writer, sides []Side, d *score.Distribution, classes []string) error {
+	return WriteReportWith(w, sides, ReportOptions{Workload: d, Classes: classes})
+}
+
+// ReportOptions are what WriteReportWith measures against and how it says so.
+type ReportOptions struct {
+	// Workload is the task-type mix fragmentation is measured against
+	// (nil: score.DefaultDistribution).
+	Workload *score.Distribution
+	// WorkloadSource says, for the reader, where Workload comes from (e.g.
+	// "the demo's own workload mix, not the scheduler's learned or default
+	// workload"), so that the report's fragmentation is not confused with
+	// another tool's figure for the same nodes. Empty: "GPUPack's default
+	// prior (args workload.prior)" when Workload is nil, else not said.
+	WorkloadSource string
+	// Classes orders the per-class count of placed pods
+	// (Placement.Class); with none the summary counts pods in all.
+	Classes []string
+}
+
+// WriteReportWith is WriteReport with the workload's source named in the
+// summary.
+func WriteReportWith(w io.Writer, sides []Side, o ReportOptions) error {
+	d, source := o.Workload, o.WorkloadSource
 	if d == nil {
 		d = score.DefaultDistribution()
+		if source == "" {
+			source = "GPUPack's default prior (args workload.prior)"
+		}
 	}
 	ew := &errWriter{w: w}
-	rows := metricRows(classes)
+	rows := metricRows(o.Classes)
 	ms := make([]*SideMetrics, len(sides))
 	for i := range sides {
 		ms[i] = AnalyzeSide(&sides[i], d)
 		writeSide(ew, &sides[i], ms[i], rows)
 	}
-	writeSummary(ew, ms, d, rows)
+	writeSummary(ew, ms, d, source, rows)
 	if ew.err != nil {
 		return fmt.Errorf("writing demo report: %w", ew.err)
 	}
@@ -357,35 +383,36 @@ type metricRow struct {
 	value func(*SideMetrics) string
 }
 
-// metricRows are the rows of the allocation block and the summary; classes
-// orders the placed pods' count (placedRow).
+// metricRows are the rows of the allocation block and the summary, what
+// was placed first; classes orders the placed pods' count per class
+// (placedRow).
 func metricRows(classes []string) []metricRow {
-	return []metricRow{
+	rows := []metricRow{
 		{"nodes", func(m *SideMetrics) string {
 			if m.NodesNoTopology > 0 {
 				return fmt.Sprintf("%d (%d without topology)", m.Nodes, m.NodesNoTopology)
 			}
 			return strconv.Itoa(m.Nodes)
 		}},
-		placedRow(classes),
-		{"GPUs fully free", func(m *SideMetrics) string { return ofTotal(m.Free, m.GPUs) }},
-		{"GPUs partly used", func(m *SideMetrics) string { return ofTotal(m.Partly, m.GPUs) }},
-		{"GPUs fully used", func(m *SideMetrics) string { return ofTotal(m.Full, m.GPUs) }},
-		{"GPUs unhealthy", func(m *SideMetrics) string { return ofTotal(m.Unhealthy, m.GPUs) }},
-		{"MIG instances used", func(m *SideMetrics) string { return fmt.Sprintf("%d/%d", m.MIGUsed, m.MIGTotal) }},
-		{"time-shared replicas used", func(m *SideMetrics) string {
-			return fmt.Sprintf("%d/%d", m.ReplicasUsed, m.ReplicasTotal)
-		}},
+		{"pods placed", func(m *SideMetrics) string { return ofTotal(m.PlacedPods(), m.PlacedPods()+len(m.Pending)) }},
+	}
+	if len(classes) > 0 {
+		rows = append(rows, placedRow(classes))
+	}
+	return append(rows, []metricRow{
+		{"pending pods", func(m *SideMetrics) string { return strconv.Itoa(len(m.Pending)) }},
 		{"GPU-equivalents allocated", func(m *SideMetrics) string {
 			return fmt.Sprintf("%.2f of %d (%.1f%%)", m.GPUEquiv, m.GPUs, m.AllocPercent())
 		}},
-		{"fragmentation (FGD, GPUs)", func(m *SideMetrics) string { return fmt.Sprintf("%.2f", m.Fragmentation) }},
-		{"whole nodes free", func(m *SideMetrics) string { return ofTotal(m.WholeNodesFree, m.Nodes-m.NodesNoTopology) }},
 		{"free NVLink groups (2+ GPUs)", func(m *SideMetrics) string {
 			if len(m.FreeNVLinkGroups) == 0 {
 				return "0"
 			}
 			return fmt.Sprintf("%d (largest %d)", len(m.FreeNVLinkGroups), m.FreeNVLinkGroups[0])
+		}},
+		{"whole nodes free", func(m *SideMetrics) string { return ofTotal(m.WholeNodesFree, m.Nodes-m.NodesNoTopology) }},
+		{"fragmentation of free capacity (FGD, GPUs)", func(m *SideMetrics) string {
+			return fmt.Sprintf("%.2f of %.2f", m.Fragmentation, m.FreeCapacity)
 		}},
 		{"multi-GPU pods", func(m *SideMetrics) string { return strconv.Itoa(len(m.Multi)) }},
 		{"mean set quality (1.00 = best)", func(m *SideMetrics) string {
@@ -396,27 +423,24 @@ func metricRows(classes []string) []metricRow {
 		}},
 		{"multi-GPU rings over SYS", func(m *SideMetrics) string { return strconv.Itoa(m.OverSYS) }},
 		{"multi-GPU rings over PCIe", func(m *SideMetrics) string { return strconv.Itoa(m.OverPCIe) }},
-		{"pending pods", func(m *SideMetrics) string { return strconv.Itoa(len(m.Pending)) }},
+		{"GPUs fully free", func(m *SideMetrics) string { return ofTotal(m.Free, m.GPUs) }},
+		{"GPUs partly used", func(m *SideMetrics) string { return ofTotal(m.Partly, m.GPUs) }},
+		{"GPUs fully used", func(m *SideMetrics) string { return ofTotal(m.Full, m.GPUs) }},
+		{"GPUs unhealthy", func(m *SideMetrics) string { return ofTotal(m.Unhealthy, m.GPUs) }},
+		{"MIG instances used", func(m *SideMetrics) string { return fmt.Sprintf("%d/%d", m.MIGUsed, m.MIGTotal) }},
+		{"time-shared replicas used", func(m *SideMetrics) string {
+			return fmt.Sprintf("%d/%d", m.ReplicasUsed, m.ReplicasTotal)
+		}},
 		{"unknown devices / conflicts", func(m *SideMetrics) string {
 			return fmt.Sprintf("%d / %d", m.Unknown, len(m.Problems)-m.Unknown)
 		}},
-	}
+	}...)
 }
 
-// placedRow counts the pods holding devices: "3/5/4/6" per class of
-// classes, with "+2 other" for pods of any other class; the total when
-// classes is empty.
+// placedRow counts the pods holding devices per class of classes:
+// "3/5/4/6", with "+2 other" for pods of any other class.
 func placedRow(classes []string) metricRow {
-	if len(classes) == 0 {
-		return metricRow{"pods placed", func(m *SideMetrics) string {
-			n := 0
-			for _, k := range m.Placed {
-				n += k
-			}
-			return strconv.Itoa(n)
-		}}
-	}
-	return metricRow{"pods placed (" + strings.Join(classes, "/") + ")", func(m *SideMetrics) string {
+	return metricRow{"placed by class (" + strings.Join(classes, "/") + ")", func(m *SideMetrics) string {
 		parts := make([]string, len(classes))
 		other := 0
 		for c, n := range m.Placed {
@@ -439,10 +463,21 @@ func ofTotal(n, total int) string {
 	return fmt.Sprintf("%d of %d", n, total)
 }
 
-// writeSummary writes the side-by-side table, the workload behind the
-// fragmentation figure and the pending pods.
-func writeSummary(w io.Writer, ms []*SideMetrics, d *score.Distribution, rows []metricRow) {
+// writeSummary writes one headline line per side (pods placed, GPU
+// capacity allocated), the side-by-side table, what the fragmentation
+// figure means, the workload behind it and the pending pods.
+func writeSummary(w io.Writer, ms []*SideMetrics, d *score.Distribution, source string, rows []metricRow) {
 	fmt.Fprintln(w, "==== summary ====")
+	for _, m := range ms {
+		placed := m.PlacedPods()
+		pending := ""
+		if len(m.Pending) > 0 {
+			pending = fmt.Sprintf(" (%d pending)", len(m.Pending))
+		}
+		fmt.Fprintf(w, "  %s: placed %d of %d pods%s, %.2f GPU-equivalents allocated of %d GPUs (%.1f%%)\n",
+			m.Profile, placed, placed+len(m.Pending), pending, m.GPUEquiv, m.GPUs, m.AllocPercent())
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	fmt.Fprint(tw, "  METRIC")
 	for _, m := range ms {
@@ -457,9 +492,79 @@ func writeSummary(w io.Writer, ms []*SideMetrics, d *score.Distribution, rows []
 		fmt.Fprintln(tw)
 	}
 	_ = tw.Flush()
-	writeList(w, "  fragmentation workload: ", workloadItems(d))
 	for _, m := range ms {
 		writeList(w, "  pending ("+m.Profile+"): ", m.Pending)
+	}
+	fmt.Fprintln(w)
+	writeNotes(w, fragmentationNote(d))
+	writeNotes(w, workloadNote(source))
+	writeList(w, "    ", workloadItems(d))
+}
+
+// fragmentationNote says what the fragmentation row measures: FGD (Weng et
+// al., ATC'23) as pkg/score computes it.
+func fragmentationNote(d *score.Distribution) string {
+	s := "fragmentation (FGD): the expected free GPU capacity, in GPUs, that the task types of the workload below " +
+		"cannot use, each weighted by its share"
+	if kinds := cannotUseWhole(d); kinds != "" {
+		s += "; a free whole GPU counts for the " + kinds + " types, which cannot use it"
+	}
+	return s + ". It is a part of the free capacity (GPUs not in MIG mode), so GPUs left idle because pods are " +
+		"pending count too: read it after pods placed and GPU-equivalents allocated."
+}
+
+// cannotUseWhole names the kinds of d's task types that never use a whole
+// GPU ("MIG and time-shared"), "" when d has none.
+func cannotUseWhole(d *score.Distribution) string {
+	var mig, shared bool
+	for _, t := range d.Types {
+		mig = mig || t.Kind == score.KindMIG
+		shared = shared || t.Kind == score.KindShared
+	}
+	switch {
+	case mig && shared:
+		return "MIG and time-shared"
+	case mig:
+		return "MIG"
+	case shared:
+		return "time-shared"
+	}
+	return ""
+}
+
+// workloadNote introduces the workload line: its notation and, when
+// known, where it comes from.
+func workloadNote(source string) string {
+	s := "fragmentation workload: "
+	if source != "" {
+		s += source + ". Task types"
+	} else {
+		s += "task types"
+	}
+	return s + " and their shares of the pods (whole:k = k whole GPUs, shared:250m = a quarter of a time-shared " +
+		"GPU, mig:<profile> = one MIG device):"
+}
+
+// writeNotes writes text as a paragraph wrapped to maxWidth: the first line
+// indented 2, the rest 4.
+func writeNotes(w io.Writer, text string) {
+	words := strings.Fields(text)
+	line := "  "
+	fresh := true
+	for _, word := range words {
+		if !fresh && len([]rune(line))+1+len([]rune(word)) > maxWidth {
+			fmt.Fprintln(w, line)
+			line, fresh = "    ", true
+		}
+		if fresh {
+			line += word
+			fresh = false
+			continue
+		}
+		line += " " + word
+	}
+	if !fresh {
+		fmt.Fprintln(w, line)
 	}
 }
 

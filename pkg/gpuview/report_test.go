@@ -441,9 +441,14 @@ func TestWriteReport(t *testing.T) {
 		`^\s+METRIC\s+gpupack-scheduler\s+default-scheduler$`,
 		// theirs: one whole GPU less: 5.32 of 20 = 26.6%
 		`^\s+GPU-equivalents allocated\s+6\.32 of 20 \(31\.6%\)\s+5\.32 of 20 \(26\.6%\)$`,
-		`^\s+pods placed \(training/inference/mig/shared\)\s+1/1/2/2\s+1/0/2/2$`,
+		`^\s+pods placed\s+6 of 7\s+5 of 6$`,
+		`^\s+placed by class \(training/inference/mig/shared\)\s+1/1/2/2\s+1/0/2/2$`,
+		// the headline, one line per side
+		`^  gpupack-scheduler: placed 6 of 7 pods \(1 pending\), 6\.32 GPU-equivalents allocated of 20 GPUs \(31\.6%\)$`,
+		`^  default-scheduler: placed 5 of 6 pods \(1 pending\), 5\.32 GPU-equivalents allocated of 20 GPUs \(26\.6%\)$`,
 		// theirs: dgx1 free {3,5,6,7}: 0.5 x (4 - 4 x 0.24) = 1.52; + 0.25
-		`^\s+fragmentation \(FGD, GPUs\)\s+1\.75\s+1\.77$`,
+		// free: dgx1 3 (theirs 4), a100 5 + 0.25 (GPU 7 unhealthy), pcie 4
+		`^\s+fragmentation of free capacity \(FGD, GPUs\)\s+1\.75 of 12\.25\s+1\.77 of 13\.25$`,
 		`^node dgx1: 8 x V100-SXM2-16GB, fragmentation 1\.52 GPUs$`,
 		`^\s+mean set quality \(1\.00 = best\)\s+1\.00\s+0\.24$`,
 		`^\s+multi-GPU rings over SYS\s+0\s+1$`,
@@ -452,11 +457,44 @@ func TestWriteReport(t *testing.T) {
 		`^\s+pending pods\s+1\s+1$`,
 		`^\s+pending \(default-scheduler\): demo/infer-a$`,
 		`^\s+pending \(gpupack-scheduler\): demo/train-big$`,
-		`^\s+fragmentation workload: whole:1 50%, whole:4 50%$`,
+		// what fragmentation means, and its workload: no MIG or shared
+		// type here, so no word about them
+		`^  fragmentation \(FGD\): the expected free GPU capacity, in GPUs, that the task types of the workload below`,
+		`^  fragmentation workload: task types and their shares of the pods \(whole:k = k whole GPUs,`,
+		`^    whole:1 50%, whole:4 50%$`,
 	}
 	for _, re := range lines {
 		require.Regexp(t, regexp.MustCompile(`(?m)`+re), out)
 	}
+}
+
+func TestWriteReportWorkloadSource(t *testing.T) {
+	side := threeNodes(t)
+	d := dist(t, score.Weighted{Type: whole1, Weight: 2},
+		score.Weighted{Type: score.TaskType{Kind: score.KindShared, Milli: 250}, Weight: 1},
+		score.Weighted{Type: score.TaskType{Kind: score.KindMIG, Count: 1, MIGProfile: "1g.5gb"}, Weight: 1})
+	var buf bytes.Buffer
+	require.NoError(t, WriteReportWith(&buf, []Side{side}, ReportOptions{
+		Workload: d, WorkloadSource: "the demo's own workload mix, not the scheduler's learned or default workload",
+	}))
+	out := buf.String()
+	t.Log("\n" + out)
+	for _, l := range strings.Split(out, "\n") {
+		require.LessOrEqual(t, len([]rune(l)), 120, "line too wide: %q", l)
+	}
+	// Notes are wrapped: compare them as one paragraph.
+	flat := strings.Join(strings.Fields(out), " ")
+	require.Contains(t, flat, "a free whole GPU counts for the MIG and time-shared types, which cannot use it")
+	require.Contains(t, flat, "fragmentation workload: the demo's own workload mix, not the scheduler's learned or default workload. Task types")
+	require.Regexp(t, `(?m)^    whole:1 50%, shared:250m 25%, mig:1g\.5gb 25%$`, out)
+	// Without classes: no per-class row, the placed count stays.
+	require.NotContains(t, out, "placed by class")
+	require.Regexp(t, `(?m)^\s+pods placed\s+6 of 7$`, out)
+
+	// WriteReport with no workload names the default prior.
+	buf.Reset()
+	require.NoError(t, WriteReport(&buf, []Side{side}, nil, nil))
+	require.Contains(t, strings.Join(strings.Fields(buf.String()), " "), "fragmentation workload: GPUPack's default prior (args workload.prior). Task types")
 }
 
 type failWriter struct{ after int }

@@ -100,10 +100,18 @@ func run(ctx context.Context, o options, out io.Writer) (_ *outcome, err error) 
 			progress("logs kept in %s", dir)
 			return
 		}
-		_ = os.RemoveAll(dir)
+		if rmErr := os.RemoveAll(dir); rmErr != nil {
+			progress("could not remove the logs in %s: %v", dir, rmErr)
+			return
+		}
+		progress("logs in %s removed (go run ./test/demo -keep keeps them; they are kept when the demo fails)", dir)
 	}()
 
-	progress("starting etcd, kube-apiserver and kwok on 127.0.0.1 (logs in %s)", dir)
+	logsNote := "removed at the end; -keep keeps them"
+	if o.keep {
+		logsNote = "kept"
+	}
+	progress("starting etcd, kube-apiserver and kwok on 127.0.0.1 (logs in %s, %s)", dir, logsNote)
 	cp, err := cluster.Start(ctx, cluster.Config{BinDir: o.binDir, Dir: dir})
 	if err != nil {
 		return nil, err
@@ -163,9 +171,13 @@ func run(ctx context.Context, o options, out io.Writer) (_ *outcome, err error) 
 		return nil, err
 	}
 	fmt.Fprintln(out)
-	if err := gpuview.WriteReport(out, sides, d, demoClasses); err != nil {
+	fmt.Fprintln(out, header(w))
+	if err := gpuview.WriteReportWith(out, sides, gpuview.ReportOptions{
+		Workload: d, WorkloadSource: workloadSource, Classes: demoClasses,
+	}); err != nil {
 		return nil, err
 	}
+	fmt.Fprintln(out)
 	for _, p := range pools {
 		if h := handoffs[p.profile]; h[1] > 0 {
 			fmt.Fprintf(out, "exact-device handoff (%s): %d of %d pods got from the kubelet exactly the devices the scheduler chose\n", p.profile, h[0], h[1])

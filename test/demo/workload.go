@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -157,6 +159,81 @@ func requests(w []demoPod) []score.Request {
 		out = append(out, r)
 	}
 	return out
+}
+
+// workloadSource says which workload the report's fragmentation assumes:
+// `kubectl gpupack` measures the same nodes against the plugin's default
+// prior, and the scheduler against the workload it learns, so their
+// figures differ from the report's.
+const workloadSource = "the demo's own workload mix, not the scheduler's learned or default workload"
+
+// header is the report's opening: what the two pools share (nodes and
+// device plugin) and what they differ in (the scheduler profile), the
+// workload's scenario, and what varies from run to run.
+func header(w []demoPod) string {
+	// The training jobs among the small pods, then the whole-node jobs
+	// that end the stream.
+	last := len(w)
+	for last > 0 && w[last-1].class == "training" && w[last-1].count >= 8 {
+		last--
+	}
+	var among []string
+	for _, dp := range w[:last] {
+		if dp.class == "training" {
+			among = append(among, strconv.FormatInt(dp.count, 10))
+		}
+	}
+	small := "small pods first (1-GPU inference, time-shared, MIG"
+	if len(among) > 0 {
+		small += "; training jobs of " + andList(among) + " GPUs among them"
+	}
+	small += ")"
+	paragraphs := []string{
+		"Both pools run gpupack's device plugin, so the default-scheduler pool's pods also get gpupack's " +
+			"topology-aware GetPreferredAllocation (hence equal set quality): this compares the schedulers " +
+			"(gpupack-scheduler and the stock default-scheduler), not device plugins.",
+		fmt.Sprintf("Workload: the same %d pods arrive at each pool one at a time, %s, then %d whole-node 8-GPU jobs: "+
+			"one scenario, chosen to show fragmentation.", len(w), small, len(w)-last),
+		"Ties between equally scored nodes are broken at random, so placements (mostly the default pool's) " +
+			"differ slightly from run to run; which pods each pool places and leaves pending does not.",
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "gpupack demo: two identical pools of %d fake GPU nodes, one per scheduler profile.\n", len(shapes))
+	for _, p := range paragraphs {
+		for _, line := range wrap(p, 110) {
+			b.WriteString("  " + line + "\n")
+		}
+	}
+	return b.String()
+}
+
+// wrap breaks text into lines of at most width characters, at spaces.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(text) {
+		switch {
+		case line == "":
+			line = word
+		case len([]rune(line))+1+len([]rune(word)) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// andList is "2", "2 and 4", "2, 4 and 8".
+func andList(items []string) string {
+	if k := len(items); k > 1 {
+		return strings.Join(items[:k-1], ", ") + " and " + items[k-1]
+	}
+	return strings.Join(items, "")
 }
 
 // demoClasses are the workload classes, in the order the report counts

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,4 +46,26 @@ func TestDistribution(t *testing.T) {
 			require.Error(t, err)
 		})
 	}
+}
+
+func TestHeader(t *testing.T) {
+	h := header(workload())
+	t.Log("\n" + h)
+	for _, l := range strings.Split(h, "\n") {
+		require.LessOrEqual(t, len([]rune(l)), 120, "line too wide: %q", l)
+	}
+	flat := strings.Join(strings.Fields(h), " ")
+	for _, want := range []string{
+		"two identical pools of 5 fake GPU nodes",
+		"Both pools run gpupack's device plugin",
+		"this compares the schedulers (gpupack-scheduler and the stock default-scheduler), not device plugins.",
+		"the same 21 pods arrive at each pool one at a time, small pods first (1-GPU inference, time-shared, MIG; " +
+			"training jobs of 2 and 4 GPUs among them), then 2 whole-node 8-GPU jobs",
+		"one scenario, chosen to show fragmentation",
+		"differ slightly from run to run",
+	} {
+		require.Contains(t, flat, want)
+	}
+	require.Equal(t, "2, 4 and 8", andList([]string{"2", "4", "8"}))
+	require.Equal(t, "2", andList([]string{"2"}))
 }
