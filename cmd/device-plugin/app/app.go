@@ -84,16 +84,25 @@ type options struct {
 	nodeLabel     string
 	defaultConfig string
 	fallbacks     []string
+	// configName previews a per-node config offline (no node read): the
+	// config a node labelled with it gets.
+	configName string
+	// perNodeNames are the chart's per-node config names, each served by
+	// a DaemonSet of its own: this (the default DaemonSet's) plugin warns
+	// when its node's label names none of them.
+	perNodeNames []string
 	// chosen is the per-node config in force (nil: --config-file).
 	chosen *choice
-	// configEvents records a refused per-node config on the Node; nil
-	// records none.
+	// configEvents records config events on the Node (a refused per-node
+	// config, a config not served as written); nil records none.
 	configEvents configEvents
 }
 
-// configEvents records config events on the Node (deviceplugin.NodeEvents).
+// configEvents records config events on the Node (nodeConfigEvents).
 type configEvents interface {
 	ConfigRefused(name, running string, err error)
+	ConfigNotServed(config string, w configv1.Warning)
+	ConfigLabelUnknown(label, value string, configs []string)
 }
 
 // NewCommand returns the device-plugin command.
@@ -136,6 +145,8 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.nodeLabel, "node-label", envOr("NODE_LABEL", DefaultConfigLabel), "the node label naming the node's config in --config-file-srcdir [$NODE_LABEL]")
 	fs.StringVar(&o.defaultConfig, "default-config", os.Getenv("DEFAULT_CONFIG"), "the config used when the node has no label (fallback strategy named) [$DEFAULT_CONFIG]")
 	fs.StringSliceVar(&o.fallbacks, "fallback-strategies", configv1.SplitList(envOr("FALLBACK_STRATEGIES", "named,single")), "when the node has no label: named (the default config), single (the only config), empty (defaults), tried in order [$FALLBACK_STRATEGIES]")
+	fs.StringVar(&o.configName, "config-name", "", "with --config-file-srcdir and no node read (--print-topology, --print-labels, no --node-name): preview the config a node labelled --node-label=<name> gets")
+	fs.StringSliceVar(&o.perNodeNames, "per-node-config-names", configv1.SplitList(os.Getenv("PER_NODE_CONFIG_NAMES")), "the chart's per-node config names (config.perNode), each served by a DaemonSet of its own: the default DaemonSet's plugin warns (log, Node event) when its node's --node-label names none of them [$PER_NODE_CONFIG_NAMES]")
 	fs.StringVar(&o.fakeMachine, "fake", "", fmt.Sprintf("run on a fake NVML machine from the catalog %v", fake.Names()))
 	fs.StringToStringVar(&o.fakeMIG, "fake-mig", nil, "with --fake: MIG devices per GPU index, profiles joined by '+', e.g. 0=3g.20gb+1g.5gb,1=7g.40gb")
 	fs.IntSliceVar(&o.fakeLost, "fake-lost", nil, "with --fake: GPU indexes that have fallen off the bus before the plugin starts (restore them on --fake-control)")
@@ -198,72 +209,124 @@ func applyXIDEnv(name, v string, apply func(all bool, xids []uint64)) error {
 // and flags (flag > environment > file) and validates the result. The
 // file's warnings are logged once each.
 func (o *options) loadConfig(ctx context.Context, fs *pflag.FlagSet) (*configv1.Config, error) {
+	c, _, err := o.loadConfigWarned(ctx, fs)
+	return c, err
+}
+
+// loaded is what loadConfigWarned read besides the config: which config
+// (for events) and its warnings under which a field is not served as
+// written (logged already; the caller records them on the Node once the
+// config runs).
+type loaded struct {
+	source    string
+	notServed configv1.Warnings
+}
+
+// loadConfigWarned is loadConfig, also returning what it loaded.
+func (o *options) loadConfigWarned(ctx context.Context, fs *pflag.FlagSet) (*configv1.Config, loaded, error) {
 	logger := klog.FromContext(ctx)
 	c := configv1.Default()
 	var warnings configv1.Warnings
 	path, err := configFile(fs, lookupEnv)
 	if err != nil {
-		return nil, fmt.Errorf("invalid flags: %w", err)
+		return nil, loaded{}, fmt.Errorf("invalid flags: %w", err)
 	}
+	source := "(defaults)"
 	switch {
 	case o.chosen != nil && o.chosen.name != "":
+		source = o.chosen.name
 		if c, warnings, err = configv1.Decode(o.chosen.data); err != nil {
-			return nil, fmt.Errorf("config %q of %s: %w", o.chosen.name, o.configDir, err)
+			return nil, loaded{}, fmt.Errorf("config %q of %s: %w", o.chosen.name, o.configDir, err)
 		}
 	case o.chosen != nil:
+		source = "(empty per-node config: defaults)"
 	case path != "":
+		source = path
 		if c, warnings, err = configv1.Load(path); err != nil {
-			return nil, err
+			return nil, loaded{}, err
 		}
 	}
 	applied, err := applySettings(c, fs, lookupEnv)
 	if err != nil {
-		return nil, fmt.Errorf("invalid flags: %w", err)
+		return nil, loaded{}, fmt.Errorf("invalid flags: %w", err)
 	}
 	disable, _ := lookupEnv(envDisableHealthChecks)
 	if err := applyHealthEnv(c, disable); err != nil {
-		return nil, err
+		return nil, loaded{}, err
 	}
 	// NVIDIA's plugin advertises <RESOURCE_PREFIX>/gpu...: ignoring another
 	// prefix would advertise other resources.
 	if p, _ := lookupEnv("RESOURCE_PREFIX"); strings.TrimSpace(p) != "" && strings.TrimSpace(p) != strings.TrimSuffix(configv1.ResourcePrefix, "/") {
-		return nil, fmt.Errorf("RESOURCE_PREFIX=%s: gpupack advertises under %s only", p, configv1.ResourcePrefix)
+		return nil, loaded{}, fmt.Errorf("RESOURCE_PREFIX=%s: gpupack advertises under %s only", p, configv1.ResourcePrefix)
 	}
 	enable, _ := lookupEnv(envEnableHealthChecks)
 	if err := applyEnableHealthEnv(c, enable); err != nil {
-		return nil, err
+		return nil, loaded{}, err
 	}
 	configv1.SetDefaults(c)
 	ws, errs := configv1.Unimplemented(c)
 	errs = append(errs, configv1.Validate(c)...)
 	if len(errs) > 0 {
 		if len(applied) > 0 {
-			return nil, fmt.Errorf("invalid flags (given %s): %w", strings.Join(applied, " "), errs.ToAggregate())
+			return nil, loaded{}, fmt.Errorf("invalid flags (given %s): %w", strings.Join(applied, " "), errs.ToAggregate())
 		}
-		return nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
+		return nil, loaded{}, fmt.Errorf("invalid config: %w", errs.ToAggregate())
 	}
-	logConfigWarnings(logger, warnings, ws)
+	all := logConfigWarnings(logger, warnings, ws)
 	if sock := c.Flags.Plugin.KubeletSocket; sock != nil && *sock != "" && !fs.Changed("device-plugin-dir") {
 		dir, err := pluginDirFromSocket(*sock)
 		if err != nil {
-			return nil, err
+			return nil, loaded{}, err
 		}
 		o.pluginDir = dir
 	}
-	return c, nil
+	return c, loaded{source: source, notServed: all.NotServed()}, nil
 }
 
-// logConfigWarnings logs each warning once: the file's (an unknown field, a
-// key given twice, the config not in the file's first document), then the
-// fields that have no effect in gpupack. The plugin runs with the config.
-func logConfigWarnings(logger klog.Logger, file configv1.Warnings, noEffect []string) {
-	for _, w := range slices.Compact(slices.Sorted(slices.Values(file))) {
-		logger.Info("Warning: config file", "warning", w)
-	}
-	for _, w := range slices.Compact(slices.Sorted(slices.Values(noEffect))) {
-		if !slices.Contains(file, w) {
-			logger.Info("Config field has no effect in gpupack", "warning", w)
+// Config warnings are logged as one message, with the warning's kind
+// (configv1.WarningKind), its field's path and what happens; those under
+// which a field is not served as written (NotServed) at error level, with
+// impact=notServedAsConfigured.
+const (
+	configWarningMessage  = "Config warning"
+	notServedAsConfigured = "not served as configured"
+)
+
+// logConfigWarnings logs each warning once, sorted by field: the file's
+// (an unknown field, a key given twice, ...) and those of the config with
+// NVIDIA's flags and variables applied (fields without effect), which
+// repeat the file's own. The plugin runs with the config. It returns the
+// warnings logged.
+func logConfigWarnings(logger klog.Logger, file, applied configv1.Warnings) configv1.Warnings {
+	all := append(slices.Clone(file), applied...).Sorted()
+	for _, w := range all {
+		kv := []any{"kind", w.Kind, "field", w.Field, "warning", w.Message}
+		if w.NotServed {
+			logger.Error(nil, configWarningMessage, append(kv, "impact", notServedAsConfigured)...)
+			continue
 		}
+		logger.Info(configWarningMessage, kv...)
+	}
+	return all
+}
+
+// maxNotServedEvents bounds the Node events of one config's warnings
+// (one each); a last one counts the rest.
+const maxNotServedEvents = 10
+
+// recordNotServed records a Warning event on the Node for each of l's
+// warnings under which a field is not served as written.
+func (o *options) recordNotServed(l loaded) {
+	if o.configEvents == nil {
+		return
+	}
+	for i, w := range l.notServed {
+		if i == maxNotServedEvents {
+			o.configEvents.ConfigNotServed(l.source, configv1.Warning{Kind: w.Kind, NotServed: true, Message: fmt.Sprintf(
+				"and %d more warnings of this config (the plugin's log: %q)", len(l.notServed)-i, configWarningMessage)})
+			return
+		}
+		o.configEvents.ConfigNotServed(l.source, w)
 	}
 }
 
@@ -341,11 +404,11 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			return err
 		}
 	}
-	pn, labels, err := o.choosePerNode(ctx, client)
+	pn, labels, err := o.choosePerNode(ctx, fs, client)
 	if err != nil {
 		return err
 	}
-	cfg, err := o.loadConfig(ctx, fs)
+	cfg, load, err := o.loadConfigWarned(ctx, fs)
 	if err != nil {
 		return err
 	}
@@ -434,8 +497,15 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		nodeEvents := events.NewBroadcaster(&events.EventSinkImpl{Interface: client.EventsV1()})
 		nodeEvents.StartRecordingToSink(ctx.Done())
 		defer nodeEvents.Shutdown()
-		ne := deviceplugin.NewNodeEvents(nodeEvents.NewRecorder(scheme.Scheme, "gpupack-device-plugin"), o.nodeName)
-		dopts.Events, o.configEvents = ne, ne
+		recorder := nodeEvents.NewRecorder(scheme.Scheme, "gpupack-device-plugin")
+		ne := deviceplugin.NewNodeEvents(recorder, o.nodeName)
+		dopts.Events, o.configEvents = ne, newNodeConfigEvents(ne, recorder, o.nodeName)
+		// The config runs although some of it is not served as written:
+		// said on the Node, where a log line is not looked for.
+		o.recordNotServed(load)
+		if len(o.perNodeNames) > 0 && pn == nil {
+			go watchConfigLabel(ctx, dryRunNodeReader{client: client}, o.nodeName, o.nodeLabel, o.perNodeNames, o.configEvents, configLabelCheckEvery)
+		}
 		dopts.Publisher = nodepublish.New(nodepublish.Options{
 			Client: client, NodeName: o.nodeName, PodResources: podres, Pods: pods,
 			Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),
@@ -709,7 +779,7 @@ func (o *options) accept(ctx context.Context, fs *pflag.FlagSet, dopts deviceplu
 		return nil
 	}
 	o.chosen = &next
-	cfg, err := o.loadConfig(ctx, fs)
+	cfg, load, err := o.loadConfigWarned(ctx, fs)
 	if err == nil {
 		trial := dopts
 		// Nothing of the trial is written, published or scraped.
@@ -730,35 +800,58 @@ func (o *options) accept(ctx context.Context, fs *pflag.FlagSet, dopts deviceplu
 	}
 	o.chosen = &next
 	logger.Info("Running with the new per-node config", "config", next.name)
+	o.recordNotServed(load)
 	return cfg
 }
 
 // choosePerNode, with --config-file-srcdir, picks this node's config by its
-// label (read once here, then watched) and the fallbacks.
-func (o *options) choosePerNode(ctx context.Context, client kubernetes.Interface) (*perNode, labelSource, error) {
+// label (read once here, then watched) and the fallbacks; without a node
+// to read (client nil: --print-topology, --print-labels, no --node-name),
+// the one --config-name names, else the fallbacks. A config file given
+// too (--config-file, CONFIG_FILE) is not read, and said so.
+func (o *options) choosePerNode(ctx context.Context, fs *pflag.FlagSet, client kubernetes.Interface) (*perNode, labelSource, error) {
+	logger := klog.FromContext(ctx)
 	if o.configDir == "" {
+		if o.configName != "" {
+			return nil, nil, errors.New("--config-name previews one of the per-node configs of --config-file-srcdir, which is not given")
+		}
 		return nil, nil, nil
 	}
 	if err := validFallbacks(o.fallbacks); err != nil {
 		return nil, nil, err
 	}
+	if path, source, err := configFileSource(fs, lookupEnv); err == nil && path != "" {
+		logger.Info("Config file not read: the per-node configs of --config-file-srcdir win over it, the node label choosing one",
+			"configFile", path, "givenBy", source, "configFileSrcdir", o.configDir)
+	}
+	if len(o.perNodeNames) > 0 {
+		logger.Info("--per-node-config-names is not used with --config-file-srcdir: a label naming no config there is refused", "names", o.perNodeNames)
+	}
 	pn := &perNode{dir: o.configDir, label: o.nodeLabel, defaultCfg: o.defaultConfig, fallbacks: o.fallbacks}
-	var labels labelSource
-	label := ""
-	if client != nil {
-		nl, err := watchNodeLabel(ctx, client, o.nodeName, o.nodeLabel)
+	if client == nil {
+		c, err := pn.chooseOffline(o.configName)
 		if err != nil {
 			return nil, nil, err
 		}
-		labels, label = nl, nl.Label()
+		logger.Info("Per-node config, no node read", "configName", o.configName, "config", c.name)
+		o.chosen = &c
+		return pn, nil, nil
 	}
+	if o.configName != "" {
+		return nil, nil, fmt.Errorf("--config-name=%s previews a per-node config where no node is read (--print-topology, --print-labels, no --node-name): here node %s's label %s chooses", o.configName, o.nodeName, o.nodeLabel)
+	}
+	nl, err := watchNodeLabel(ctx, client, o.nodeName, o.nodeLabel)
+	if err != nil {
+		return nil, nil, err
+	}
+	label := nl.Label()
 	c, err := pn.choose(label)
 	if err != nil {
 		return nil, nil, err
 	}
-	klog.FromContext(ctx).Info("Per-node config", "label", o.nodeLabel, "value", label, "config", c.name)
+	logger.Info("Per-node config", "label", o.nodeLabel, "value", label, "config", c.name)
 	o.chosen = &c
-	return pn, labels, nil
+	return pn, nl, nil
 }
 
 func envOr(key, def string) string {

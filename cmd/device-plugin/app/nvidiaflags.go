@@ -247,9 +247,16 @@ func applySettings(c *configv1.Config, fs *pflag.FlagSet, getenv func(string) (s
 // configFile is the config file path: --config-file (or its alias
 // --config), else $CONFIG_FILE.
 func configFile(fs *pflag.FlagSet, getenv func(string) (string, bool)) (string, error) {
-	s := setting{names: []string{"config-file", "config"}, envs: []string{"CONFIG_FILE"}}
-	v, _, _, err := s.value(fs, getenv)
+	v, _, err := configFileSource(fs, getenv)
 	return v, err
+}
+
+// configFileSource is configFile and what gave it: the flag (--config-file,
+// --config) or the variable (CONFIG_FILE).
+func configFileSource(fs *pflag.FlagSet, getenv func(string) (string, bool)) (path, source string, err error) {
+	s := setting{names: []string{"config-file", "config"}, envs: []string{"CONFIG_FILE"}}
+	v, source, _, err := s.value(fs, getenv)
+	return v, source, err
 }
 
 // pluginDirFromSocket returns the device-plugin directory of a kubelet

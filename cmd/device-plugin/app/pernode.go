@@ -106,8 +106,47 @@ func (pn *perNode) choose(label string) (choice, error) {
 			return choice{}, nil
 		}
 	}
-	return choice{}, fmt.Errorf("node has no %s label and no fallback applies (strategies %s; default config %q; configs: %s)",
-		pn.label, strings.Join(pn.fallbacks, ","), pn.defaultCfg, strings.Join(names, ", "))
+	return choice{}, &noFallbackError{pn: pn, names: names}
+}
+
+// noFallbackError: no label names a config and no fallback applies.
+type noFallbackError struct {
+	pn    *perNode
+	names []string // the configs in the directory
+}
+
+func (e *noFallbackError) Error() string {
+	return fmt.Sprintf("node has no %s label and no fallback applies (%s)", e.pn.label, e.fallbacks())
+}
+
+func (e *noFallbackError) fallbacks() string {
+	return fmt.Sprintf("strategies %s; default config %q; configs: %s",
+		strings.Join(e.pn.fallbacks, ","), e.pn.defaultCfg, strings.Join(e.names, ", "))
+}
+
+// chooseOffline picks the config where no node is read (--print-topology,
+// --print-labels, no --node-name): the one name (--config-name) names, as
+// for a node labelled with it, else the fallbacks, as for a node without
+// the label.
+func (pn *perNode) chooseOffline(name string) (choice, error) {
+	if name != "" {
+		names, err := configNames(pn.dir)
+		if err != nil {
+			return choice{}, err
+		}
+		if !slices.Contains(names, name) {
+			return choice{}, fmt.Errorf("--config-name=%s names no config in %s (configs: %s)", name, pn.dir, strings.Join(names, ", "))
+		}
+		return pn.choose(name)
+	}
+	c, err := pn.choose("")
+	if nf := (*noFallbackError)(nil); errors.As(err, &nf) {
+		return choice{}, fmt.Errorf("no node is read (--print-topology and --print-labels read none; without --node-name neither does the plugin), "+
+			"so no %s label chooses a config, and no fallback applies (%s): give --config-name=<name> to preview the config of a node labelled %s=<name>, "+
+			"or --default-config=<name> to preview a node without the label",
+			pn.label, nf.fallbacks(), pn.label)
+	}
+	return c, err
 }
 
 // validFallbacks checks --fallback-strategies.

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/client-go/kubernetes"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 	testingclock "k8s.io/utils/clock/testing"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
@@ -287,6 +291,10 @@ func (r *refusals) ConfigRefused(name, running string, err error) {
 	r.names = append(r.names, name+" (running "+running+"): "+err.Error())
 }
 
+func (r *refusals) ConfigNotServed(string, configv1.Warning) {}
+
+func (r *refusals) ConfigLabelUnknown(string, string, []string) {}
+
 func (r *refusals) got() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -409,4 +417,99 @@ func TestReloadRunsTheNewConfig(t *testing.T) {
 	next, err := runUntilReload(runCtx, mgr, make(chan choice), func(choice) *configv1.Config { t.Fatal("no config was sent"); return nil })
 	require.Nil(t, next)
 	require.NoError(t, err)
+}
+
+// Where no node is read (--print-topology, --print-labels, no
+// --node-name), --config-name previews the config of a node labelled with
+// it; without it the fallbacks apply as for a node without the label, and
+// when none does the error says no node was read and how to preview (it
+// said "node has no nvidia.com/device-plugin.config label").
+func TestChooseOffline(t *testing.T) {
+	two := configMapDir(t, map[string]string{"ts": tsConfig, "mig-mixed": mixedConfig})
+	tests := []struct {
+		name, configName, def string
+		want                  string
+		wantErr               string
+	}{
+		{name: "a named config", configName: "mig-mixed", want: "mig-mixed"},
+		{name: "a name of no config", configName: "mig-mxied", wantErr: "--config-name=mig-mxied names no config in " + two + " (configs: mig-mixed, ts)"},
+		{name: "no name: the default config", def: "ts", want: "ts"},
+		{name: "no name, no fallback",
+			wantErr: `no node is read (--print-topology and --print-labels read none; without --node-name neither does the plugin), so no nvidia.com/device-plugin.config label chooses a config, and no fallback applies (strategies named,single; default config ""; configs: mig-mixed, ts): give --config-name=<name> to preview the config of a node labelled nvidia.com/device-plugin.config=<name>`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pn := &perNode{dir: two, label: DefaultConfigLabel, defaultCfg: tc.def, fallbacks: []string{"named", "single"}}
+			c, err := pn.chooseOffline(tc.configName)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.NotContains(t, err.Error(), "node has no")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, c.name)
+		})
+	}
+}
+
+// choosePerNode: --config-name needs --config-file-srcdir and no node
+// read; a config file given beside --config-file-srcdir is not read, and
+// the log says which wins.
+func TestChoosePerNodeFlags(t *testing.T) {
+	dir := configMapDir(t, map[string]string{"ts": tsConfig, "mig-mixed": mixedConfig})
+	tests := []struct {
+		name    string
+		o       options
+		args    []string
+		client  bool
+		want    string // chosen config
+		wantErr string
+		wantLog string
+	}{
+		{name: "config-name without srcdir", o: options{configName: "ts"}, wantErr: "--config-name previews one of the per-node configs of --config-file-srcdir, which is not given"},
+		{name: "config-name with a node read", o: options{configDir: dir, configName: "ts", nodeName: "n1", nodeLabel: DefaultConfigLabel}, client: true,
+			wantErr: "--config-name=ts previews a per-node config where no node is read (--print-topology, --print-labels, no --node-name): here node n1's label nvidia.com/device-plugin.config chooses"},
+		{name: "config-name offline", o: options{configDir: dir, configName: "mig-mixed", nodeLabel: DefaultConfigLabel}, want: "mig-mixed"},
+		{name: "config file beside srcdir", o: options{configDir: dir, configName: "ts", nodeLabel: DefaultConfigLabel}, args: []string{"--config-file=/etc/nvidia/config.yaml"}, want: "ts",
+			wantLog: `INFO Config file not read: the per-node configs of --config-file-srcdir win over it, the node label choosing one configFile="/etc/nvidia/config.yaml" givenBy="--config-file" configFileSrcdir="` + dir + `"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := NewCommand()
+			require.NoError(t, cmd.Flags().Parse(tc.args))
+			logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+			o := tc.o
+			o.fallbacks = []string{"named", "single"}
+			var client kubernetes.Interface
+			if tc.client {
+				client = k8sfake.NewClientset()
+			}
+			_, _, err := o.choosePerNode(klog.NewContext(context.Background(), logger), cmd.Flags(), client)
+			if tc.wantErr != "" {
+				require.EqualError(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, o.chosen.name)
+			if tc.wantLog != "" {
+				require.Contains(t, logLines(logger)[0], tc.wantLog)
+			}
+		})
+	}
+}
+
+// Through the binary: --config-name previews a labelled node's config, and
+// CONFIG_FILE beside --config-file-srcdir is said not to be read.
+func TestPreviewPerNodeConfigThroughTheBinary(t *testing.T) {
+	dir := configMapDir(t, map[string]string{"ts": tsConfig, "mig-mixed": mixedConfig})
+	stdout, stderr, code := runBinary(t, map[string]string{"CONFIG_FILE": "/etc/nvidia/config.yaml"},
+		"--config-file-srcdir", dir, "--config-name", "ts", "--fake", "dgx-a100", "--print-topology")
+	require.Zero(t, code, stderr)
+	require.Equal(t, map[string]int{"nvidia.com/gpu": 32}, advertised(t, stdout)) // 8 x 4
+	require.Contains(t, stderr, `Config file not read: the per-node configs of --config-file-srcdir win over it`)
+	require.Contains(t, stderr, `givenBy="CONFIG_FILE"`)
+	_, stderr, code = runBinary(t, nil, "--config-file-srcdir", dir, "--fake", "dgx-a100", "--print-topology")
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "no node is read")
+	require.Contains(t, stderr, "--config-name=<name>")
 }

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	yaml2 "go.yaml.in/yaml/v2"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -19,10 +22,6 @@ import (
 // comes from, holds at most 1 MiB. A larger file is refused before it is
 // parsed (a 50 MB file once took a minute and gigabytes to reject).
 const MaxConfigBytes = 1 << 20
-
-// Warnings are messages about fields that were decoded but have no effect
-// in gpupack, each naming the field's path, sorted and without duplicates.
-type Warnings []string
 
 // Parse decodes a config file, applies the defaults and validates it; the
 // warnings are dropped (use Decode to get them).
@@ -61,8 +60,8 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	if err := notAConfigMap(tree.(map[string]any)); err != nil {
 		return nil, nil, fmt.Errorf("decoding config: %w", err)
 	}
-	if docWarning != "" {
-		dupWarning = append(dupWarning, docWarning)
+	if docWarning != nil {
+		dupWarning = append(dupWarning, *docWarning)
 	}
 	w := &walker{warnings: dupWarning}
 	w.walkStruct(tree.(map[string]any), configType, nil, false)
@@ -89,7 +88,7 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	if len(errs) > 0 {
 		return nil, nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
 	}
-	return &c, dedupe(append(w.warnings, warnings...)), nil
+	return &c, append(w.warnings, warnings...).Sorted(), nil
 }
 
 // notAConfigMap refuses a Kubernetes ConfigMap given as the config file
@@ -122,7 +121,7 @@ func notAConfigMap(top map[string]any) error {
 // is not the first document, NVIDIA's plugin would read the empty first
 // one and run with the defaults: gpupack reads the config and says so in
 // the warning.
-func oneDocument(data []byte) (doc []byte, warning string, err error) {
+func oneDocument(data []byte) (doc []byte, warning *Warning, err error) {
 	dec := yaml2.NewDecoder(bytes.NewReader(data))
 	content, firstEmpty := 0, false
 	for n := 0; ; n++ {
@@ -133,9 +132,9 @@ func oneDocument(data []byte) (doc []byte, warning string, err error) {
 		}
 		if err != nil {
 			if n == 0 {
-				return data, "", nil // the decoder reports unreadable YAML with its line
+				return data, nil, nil // the decoder reports unreadable YAML with its line
 			}
-			return nil, "", fmt.Errorf("YAML document %d of the file: %w (NVIDIA's plugin would read the first document only)", n+1, err)
+			return nil, nil, fmt.Errorf("YAML document %d of the file: %w (NVIDIA's plugin would read the first document only)", n+1, err)
 		}
 		if v != nil {
 			content++
@@ -145,17 +144,18 @@ func oneDocument(data []byte) (doc []byte, warning string, err error) {
 	}
 	switch {
 	case content > 1:
-		return nil, "", fmt.Errorf("the file holds %d YAML documents with content (separated by ---), not one config: "+
+		return nil, nil, fmt.Errorf("the file holds %d YAML documents with content (separated by ---), not one config: "+
 			"NVIDIA's plugin would read the first and ignore the rest; give one config per file "+
 			"(several named configs: one file each in --config-file-srcdir)", content)
 	case content == 1 && firstEmpty:
 		d, err := contentDocument(data)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, err
 		}
-		return d, "the config is not the file's first YAML document: NVIDIA's plugin reads only the first (empty here) and would run with the defaults", nil
+		return d, &Warning{Kind: WarningNotFirstDocument,
+			Message: "the config is not the file's first YAML document: NVIDIA's plugin reads only the first (empty here) and would run with the defaults"}, nil
 	}
-	return data, "", nil
+	return data, nil, nil
 }
 
 // contentDocument is the text of the file's one YAML document with content
@@ -184,9 +184,8 @@ func contentDocument(data []byte) ([]byte, error) {
 
 // toJSON converts the file to JSON. A key given twice in one mapping
 // loads with its last value, as in NVIDIA's plugin (sigs.k8s.io/yaml's
-// non-strict Unmarshal), with a warning saying where: the strict decoder's
-// message.
-func toJSON(data []byte) ([]byte, []string, error) {
+// non-strict Unmarshal), with a warning for each (duplicateKeys).
+func toJSON(data []byte) ([]byte, Warnings, error) {
 	j, strictErr := yaml.YAMLToJSONStrict(data)
 	if strictErr == nil {
 		return j, nil, nil
@@ -195,21 +194,138 @@ func toJSON(data []byte) ([]byte, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	msg := strings.Join(strings.Fields(strictErr.Error()), " ")
-	return j, []string{msg + ": the last value is used, as in NVIDIA's plugin"}, nil
+	return j, duplicateKeys(data, strictErr), nil
 }
 
-func dedupe(in []string) Warnings {
-	seen := map[string]bool{}
+// strictDuplicate is one line of the strict decoder's error: the line of
+// the later value of a key given twice, and the key as it quotes it.
+var strictDuplicate = regexp.MustCompile(`line (\d+): key (.+) already set in map`)
+
+// duplicateKeys describes each key given twice in one mapping of data:
+// its field path, the value used (the last, as NVIDIA's plugin's decoder
+// keeps it) and the one dropped, and the line of the later key. The
+// duplicates are found in an ordered decode of the file, in the order the
+// strict decoder reports them (strictErr: a later value's inner duplicates
+// before it), whose lines are matched to them one for one; when the two
+// do not agree, the strict decoder's lines alone are told.
+func duplicateKeys(data []byte, strictErr error) Warnings {
+	var found []duplicate
+	var doc yaml2.MapSlice
+	if err := yaml2.Unmarshal(data, &doc); err == nil {
+		findDuplicates(doc, nil, new(int), &found)
+	}
+	lines := strictDuplicate.FindAllStringSubmatch(strictErr.Error(), -1)
 	var out Warnings
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+	if len(found) != len(lines) || len(found) == 0 {
+		for _, l := range lines {
+			out = append(out, Warning{Kind: WarningDuplicateKey, Message: fmt.Sprintf(
+				"line %s: key %s given twice in one mapping: the last value is used, as NVIDIA's plugin's decoder keeps it", l[1], l[2])})
+		}
+		if len(out) == 0 {
+			out = append(out, Warning{Kind: WarningDuplicateKey, Message: strings.Join(strings.Fields(strictErr.Error()), " ") +
+				": the last value is used, as NVIDIA's plugin's decoder keeps it"})
+		}
+		return out
+	}
+	text := strings.Split(string(data), "\n")
+	// One warning per key of a mapping: its last repetition's.
+	last := map[[2]any]int{}
+	for i, d := range found {
+		last[[2]any{d.mapping, d.key}] = i
+	}
+	for i, d := range found {
+		if last[[2]any{d.mapping, d.key}] != i {
+			continue
+		}
+		line, _ := strconv.Atoi(lines[i][1])
+		line = keyLine(text, line, d.key)
+		var used string
+		switch d.last.(type) {
+		case yaml2.MapSlice:
+			used = "the last mapping is used whole, the earlier one dropped (not merged)"
+		case []any:
+			used = "the last list is used, the earlier one dropped"
+		case nil:
+			used = "the last value, null, is used"
+		default:
+			used = fmt.Sprintf("the last value, %s, is used", yamlValue(d.last))
+			if d.count == 2 {
+				used += fmt.Sprintf(" and %s is dropped", yamlValue(d.first))
+			}
+		}
+		out = append(out, Warning{Kind: WarningDuplicateKey, Field: d.path.String(), Message: fmt.Sprintf(
+			"key %q given %d times in one mapping (the last at line %d): %s, as NVIDIA's plugin's decoder keeps the last",
+			d.key, d.count, line, used)})
+	}
+	return out
+}
+
+// duplicate is a key given more than once in one mapping.
+type duplicate struct {
+	mapping     int // which mapping of the file (findDuplicates' count)
+	path        *field.Path
+	key         string
+	count       int
+	first, last any
+}
+
+// findDuplicates walks v in the strict decoder's order (each value before
+// its key's duplicate check) and appends each repeated key once per
+// repetition, with the values the key had first and has now.
+func findDuplicates(v any, p *field.Path, mappings *int, out *[]duplicate) {
+	child := func(k string) *field.Path {
+		if p == nil {
+			return field.NewPath(k)
+		}
+		return p.Child(k)
+	}
+	switch v := v.(type) {
+	case yaml2.MapSlice:
+		*mappings++
+		id := *mappings
+		seen := map[any]int{}
+		first := map[any]any{}
+		for _, item := range v {
+			key := fmt.Sprint(item.Key)
+			findDuplicates(item.Value, child(key), mappings, out)
+			n := seen[item.Key]
+			seen[item.Key] = n + 1
+			if n == 0 {
+				first[item.Key] = item.Value
+				continue
+			}
+			*out = append(*out, duplicate{mapping: id, path: child(key), key: key, count: n + 1, first: first[item.Key], last: item.Value})
+		}
+	case []any:
+		if p == nil {
+			return // not a config: the walker refuses it
+		}
+		for i, e := range v {
+			findDuplicates(e, p.Index(i), mappings, out)
 		}
 	}
-	sort.Strings(out)
-	return out
+}
+
+// keyLine is the line (1-based) of key at or before line, where the strict
+// decoder reports the key's value: a mapping or list value starts on the
+// line after its key. line itself when the key is not found there.
+func keyLine(text []string, line int, key string) int {
+	re := regexp.MustCompile(`(^|[\s{,-])["']?` + regexp.QuoteMeta(key) + `["']?\s*:`)
+	for l := min(line, len(text)); l >= 1 && l > line-50; l-- {
+		if re.MatchString(text[l-1]) {
+			return l
+		}
+	}
+	return line
+}
+
+// yamlValue is a scalar as a warning quotes it: a string quoted, others
+// as they are.
+func yamlValue(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(brief(v))
 }
 
 // Load reads and decodes the config file at path; a file over
@@ -242,7 +358,10 @@ func Default() *Config {
 }
 
 // qualifyNames gives NVIDIA's fields' resource names the nvidia.com/
-// prefix when they lack it, as NVIDIA's plugin does.
+// prefix when they lack it, as NVIDIA's plugin does, and gpupackRename
+// too when it is a bare name (no '/': gpu.small is nvidia.com/gpu.small,
+// as `name: gpu` is nvidia.com/gpu); a gpupackRename under another prefix
+// is left for Validate to refuse.
 func qualifyNames(c *Config) {
 	for _, ts := range []*TimeSlicing{&c.Sharing.TimeSlicing, c.Sharing.MPS} {
 		if ts == nil {
@@ -252,6 +371,9 @@ func qualifyNames(c *Config) {
 			r := &ts.Resources[i]
 			r.Name = QualifyResourceName(r.Name)
 			r.Rename = QualifyResourceName(r.Rename)
+			if !strings.Contains(r.GPUPackRename, "/") {
+				r.GPUPackRename = QualifyResourceName(r.GPUPackRename)
+			}
 		}
 	}
 }

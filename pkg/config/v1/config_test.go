@@ -59,7 +59,7 @@ func TestParseNVIDIAConfig(t *testing.T) {
 	// NVIDIA ignores devices: all of the resource's devices are shared.
 	require.True(t, ts.Resources[1].Selection().All)
 	require.Equal(t, "nvidia.com/mig-1g.5gb.shared", ts.Target(&ts.Resources[1]))
-	require.Equal(t, Warnings{"sharing.timeSlicing.resources[1].devices: ignored, as NVIDIA's plugin ignores it (every device of the resource is shared); gpupack's own field is gpupackDevices"}, warnings)
+	require.Equal(t, []string{"sharing.timeSlicing.resources[1].devices: ignored, as NVIDIA's plugin ignores it (every device of the resource is shared); gpupack's own field is gpupackDevices"}, warnings.Strings())
 	// gpupack's own sections get their defaults.
 	require.Equal(t, ReplicaPolicyPacked, ts.ReplicaPolicy)
 	require.Equal(t, []uint64{13, 31, 43, 45, 68, 109}, c.Health.SkippedXIDs)
@@ -103,7 +103,8 @@ func TestEmptyAndNoVersionAreV1Defaults(t *testing.T) {
 		require.NoError(t, err, "%q", tc.in)
 		require.Equal(t, MIGStrategySingle, *c.Flags.MigStrategy, "%q", tc.in)
 		if tc.wantWarning {
-			require.Equal(t, Warnings{"the config is not the file's first YAML document: NVIDIA's plugin reads only the first (empty here) and would run with the defaults"}, w)
+			require.Equal(t, Warnings{{Kind: WarningNotFirstDocument,
+				Message: "the config is not the file's first YAML document: NVIDIA's plugin reads only the first (empty here) and would run with the defaults"}}, w)
 		} else {
 			require.Empty(t, w, "%q", tc.in)
 		}
@@ -136,26 +137,47 @@ func TestDeviceListStrategyAsNVIDIA(t *testing.T) {
 
 // TestDuplicateKeysAsNVIDIA: NVIDIA's plugin decodes with sigs.k8s.io/yaml's
 // non-strict Unmarshal, where a key given twice keeps its last value; such
-// a file (YAML or JSON) loads the same here, with a warning naming the line
-// and key (gpupack once refused it).
+// a file (YAML or JSON) loads the same here, with a duplicate-key warning
+// naming the field, the line of the last key and the value used (gpupack
+// once refused it, then quoted the YAML decoder's "yaml: unmarshal errors:"
+// without the value).
 func TestDuplicateKeysAsNVIDIA(t *testing.T) {
 	tests := []struct {
 		name, in     string
 		wantReplicas int
-		wantWarning  string
+		want         Warnings
 	}{
 		{"yaml", "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 2\n      replicas: 4\n",
-			4, `line 7: key "replicas" already set in map: the last value is used`},
+			4, Warnings{{Kind: WarningDuplicateKey, Field: "sharing.timeSlicing.resources[0].replicas",
+				Message: `key "replicas" given 2 times in one mapping (the last at line 7): the last value, 4, is used and 2 is dropped, as NVIDIA's plugin's decoder keeps the last`}}},
 		{"json section twice", `{"version":"v1","sharing":{"timeSlicing":{"resources":[{"name":"gpu","replicas":5}]}},"sharing":{"timeSlicing":{"resources":[{"name":"gpu","replicas":7}]}}}`,
-			7, `line 1: key "sharing" already set in map: the last value is used`},
+			7, Warnings{{Kind: WarningDuplicateKey, Field: "sharing",
+				Message: `key "sharing" given 2 times in one mapping (the last at line 1): the last mapping is used whole, the earlier one dropped (not merged), as NVIDIA's plugin's decoder keeps the last`}}},
+		// A block mapping given twice: the line is the key's, not its
+		// first inner key's (where the YAML decoder reports it).
+		{"block section twice", "sharing:\n  timeSlicing:\n    resources: [{name: gpu, replicas: 3}]\nsharing:\n  timeSlicing:\n    resources: [{name: gpu, replicas: 6}]\n",
+			6, Warnings{{Kind: WarningDuplicateKey, Field: "sharing",
+				Message: `key "sharing" given 2 times in one mapping (the last at line 4): the last mapping is used whole, the earlier one dropped (not merged), as NVIDIA's plugin's decoder keeps the last`}}},
+		{"three times, a string", "flags: {migStrategy: none, migStrategy: single, migStrategy: mixed}\nsharing: {timeSlicing: {resources: [{name: gpu, replicas: 2}]}}\n",
+			2, Warnings{{Kind: WarningDuplicateKey, Field: "flags.migStrategy",
+				Message: `key "migStrategy" given 3 times in one mapping (the last at line 1): the last value, "mixed", is used, as NVIDIA's plugin's decoder keeps the last`}}},
+		{"two keys, in document order", "version: v1\nversion: v1\nsharing:\n  timeSlicing:\n    resources:\n    - {name: gpu, replicas: 2, replicas: 8}\n",
+			8, Warnings{
+				{Kind: WarningDuplicateKey, Field: "sharing.timeSlicing.resources[0].replicas",
+					Message: `key "replicas" given 2 times in one mapping (the last at line 6): the last value, 8, is used and 2 is dropped, as NVIDIA's plugin's decoder keeps the last`},
+				{Kind: WarningDuplicateKey, Field: "version",
+					Message: `key "version" given 2 times in one mapping (the last at line 2): the last value, "v1", is used and "v1" is dropped, as NVIDIA's plugin's decoder keeps the last`},
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, w, err := Decode([]byte(tt.in))
 			require.NoError(t, err)
 			require.Equal(t, tt.wantReplicas, c.Sharing.TimeSlicing.Resources[0].Replicas)
-			require.Len(t, w, 1)
-			require.Contains(t, w[0], tt.wantWarning)
+			require.Equal(t, tt.want, w)
+			for _, s := range w.Strings() {
+				require.NotContains(t, s, "yaml:", "no raw YAML decoder prefix")
+			}
 		})
 	}
 	// A duplicate does not hide errors: the value kept is still checked.
@@ -248,7 +270,7 @@ func TestParseErrors(t *testing.T) {
 		{"devices zero", "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, devices: 0}]}}",
 			[]string{"sharing.timeSlicing.resources[0].devices", "count of devices must be positive"}},
 		{"devices word", "version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, devices: some}]}}",
-			[]string{`"some" is neither`}},
+			[]string{`devices: Invalid value: "some": is neither "all" nor a count nor a list`}},
 		// NVIDIA rejects replicas: 1 ("must be >= 2"); gpupack once loaded it.
 		{"one replica", "sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 1}]}}",
 			[]string{"sharing.timeSlicing.resources[0].replicas: Invalid value: 1: must be between 2 and 43690"}},
@@ -372,11 +394,11 @@ func TestResourceNamePrefixDefault(t *testing.T) {
 func TestNVIDIAUnknownFieldsWarn(t *testing.T) {
 	c, w, err := Decode([]byte("version: v1\nflags: {futureFlag: 1, plugin: {passDevicesSpecs: true}}\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2, replica: 3}]}}"))
 	require.NoError(t, err)
-	require.Equal(t, Warnings{
+	require.Equal(t, []string{
 		"flags.futureFlag: unknown field, ignored (as NVIDIA's plugin ignores it)",
 		"flags.plugin.passDevicesSpecs: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean passDeviceSpecs?)",
 		"sharing.timeSlicing.resources[0].replica: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean replicas?)",
-	}, w)
+	}, w.Strings())
 	require.False(t, *c.Flags.Plugin.PassDeviceSpecs)
 	for _, tc := range []struct{ in, want string }{
 		{"version: v1\nhealth: {recovery: {check: 3}}", `health.recovery.check: Forbidden: unknown field`},
@@ -417,7 +439,7 @@ func TestExactKeysInNVIDIASharing(t *testing.T) {
 		check    func(t *testing.T, c *Config)
 	}{
 		{"renameByDefault in another case", "sharing: {timeSlicing: {RenameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2}]}}",
-			[]string{"sharing.timeSlicing.RenameByDefault: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean renameByDefault?)"},
+			[]string{"sharing.timeSlicing.RenameByDefault: unknown field, ignored (as NVIDIA's plugin ignores it) (did you mean renameByDefault?): the replicas keep the resource's own name (not <name>.shared)"},
 			func(t *testing.T, c *Config) {
 				require.False(t, c.Sharing.TimeSlicing.RenameByDefault)
 				require.Equal(t, ResourceGPU, c.Sharing.TimeSlicing.Target(&c.Sharing.TimeSlicing.Resources[0]))
@@ -437,7 +459,7 @@ func TestExactKeysInNVIDIASharing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, w, err := Decode([]byte(tc.in))
 			require.NoError(t, err)
-			require.Equal(t, Warnings(tc.wantWarn), w)
+			require.Equal(t, tc.wantWarn, w.Strings())
 			tc.check(t, c)
 		})
 	}
@@ -473,7 +495,7 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 		"sharing.timeSlicing.resources[0].rename", "sharing.timeSlicing.resources[0].devices",
 	} {
 		n := 0
-		for _, s := range w {
+		for _, s := range w.Strings() {
 			if strings.HasPrefix(s, path+": ") {
 				n++
 			}
@@ -484,7 +506,7 @@ health: {eventTypes: [EventTypeXidCriticalError], criticalXIDs: [79]}
 	// warning; flags.gfd's fields shape gpupack's GFD labels (noTimestamp,
 	// machineTypeFile) and their publication (oneshot, sleepInterval,
 	// outputFile).
-	for _, s := range w {
+	for _, s := range w.Strings() {
 		for _, f := range []string{"noTimestamp", "machineTypeFile", "oneshot", "sleepInterval", "outputFile"} {
 			require.NotContains(t, s, f)
 		}
@@ -623,21 +645,31 @@ func FuzzParse(f *testing.F) {
 
 // Keys that differ only in letter case decode into one field, the key last
 // in byte order winning (uppercase sorts before lowercase), as in NVIDIA's
-// plugin: loaded, with a warning naming every key and the one used.
+// plugin: loaded, with a case-variant-keys warning on the field naming
+// every key, the value used and why (byte order, not the file's order,
+// which "migStrategy is read last" was once taken for).
 func TestCaseVariantKeysWarn(t *testing.T) {
+	const why = "because keys are read in byte order (A-Z before a-z, not the file's order) and the last one read wins, as NVIDIA's plugin's decoder does"
 	tests := []struct {
 		name, in     string
 		wantStrategy string
-		wantWarning  string
+		want         Warnings
 	}{
 		{name: "flags", in: "flags: {MigStrategy: mixed, migStrategy: single}", wantStrategy: "single",
-			wantWarning: "flags.MigStrategy, flags.migStrategy: keys for one field (letter case does not count): flags.migStrategy is read last and wins"},
+			want: Warnings{{Kind: WarningCaseVariantKeys, Field: "flags.migStrategy",
+				Message: `set by 2 keys that differ only in letter case (MigStrategy, migStrategy): migStrategy's value, "single", is used, ` + why}}},
+		// Written last in the file, but first in byte order: not used.
+		{name: "the file's last key loses", in: "flags: {migStrategy: single, MigStrategy: mixed}", wantStrategy: "single",
+			want: Warnings{{Kind: WarningCaseVariantKeys, Field: "flags.migStrategy",
+				Message: `set by 2 keys that differ only in letter case (MigStrategy, migStrategy): migStrategy's value, "single", is used, ` + why}}},
 		{name: "three spellings", in: "flags: {MIGSTRATEGY: none, migstrategy: mixed, MigStrategy: single}", wantStrategy: "mixed",
 			// byte order: MIGSTRATEGY < MigStrategy < migstrategy
-			wantWarning: "flags.MIGSTRATEGY, flags.MigStrategy, flags.migstrategy: keys for one field (letter case does not count): flags.migstrategy is read last and wins"},
+			want: Warnings{{Kind: WarningCaseVariantKeys, Field: "flags.migStrategy",
+				Message: `set by 3 keys that differ only in letter case (MIGSTRATEGY, MigStrategy, migstrategy): migstrategy's value, "mixed", is used, ` + why}}},
 		{name: "top level sections", in: "Flags: {migStrategy: mixed}\nflags: {failOnInitError: false}", wantStrategy: "mixed",
 			// merged: migStrategy from Flags, failOnInitError from flags
-			wantWarning: "Flags, flags: keys for one field (letter case does not count): flags is read last and wins"},
+			want: Warnings{{Kind: WarningCaseVariantKeys, Field: "flags",
+				Message: "set by 2 keys that differ only in letter case (Flags, flags): their mappings are merged, flags's values winning where several set a field, " + why}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -645,8 +677,7 @@ func TestCaseVariantKeysWarn(t *testing.T) {
 			require.NoError(t, err)
 			require.NotNil(t, c.Flags.MigStrategy)
 			require.Equal(t, tc.wantStrategy, *c.Flags.MigStrategy)
-			require.Len(t, w, 1)
-			require.Contains(t, w[0], tc.wantWarning)
+			require.Equal(t, tc.want, w)
 		})
 	}
 	// One spelling: no warning.

@@ -8,12 +8,14 @@ import (
 	"strings"
 
 	"github.com/agnivade/levenshtein"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 var (
-	configType      = reflect.TypeFor[Config]()
-	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	configType       = reflect.TypeFor[Config]()
+	unmarshalerType  = reflect.TypeFor[json.Unmarshaler]()
+	metaDurationType = reflect.TypeFor[metav1.Duration]()
 )
 
 // nvidiaSections are NVIDIA's structs: a key gpupack does not know inside
@@ -57,7 +59,7 @@ var requiredKeys = map[reflect.Type][]string{
 // each with its field path.
 type walker struct {
 	errs     field.ErrorList
-	warnings []string
+	warnings Warnings
 	// pruned: unknown keys were removed from the tree, which must then be
 	// decoded instead of the file (see walkStruct).
 	pruned bool
@@ -73,7 +75,14 @@ func (w *walker) walk(v any, t reflect.Type, p *field.Path) {
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
 		raw, _ := json.Marshal(v)
 		if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
-			w.errs = append(w.errs, field.Invalid(p, brief(string(raw)), briefMessage(err.Error())))
+			msg := err.Error()
+			if n, ok := v.(float64); ok && t == metaDurationType {
+				// metav1.Duration takes a string only; its own error says
+				// "cannot unmarshal number into Go value of type string".
+				msg = fmt.Sprintf("want a duration with a unit, such as \"%vs\" for %v seconds (a bare number has none here)", n, n)
+			}
+			// The value as decoded, not its JSON: a string is quoted once.
+			w.errs = append(w.errs, field.Invalid(p, brief(v), briefMessage(msg)))
 		}
 		return
 	}
@@ -88,7 +97,7 @@ func (w *walker) walk(v any, t reflect.Type, p *field.Path) {
 	case reflect.Slice:
 		list, ok := v.([]any)
 		if !ok {
-			w.errs = append(w.errs, field.Invalid(p, brief(v), "want a list, got "+kindOf(v)))
+			w.errs = append(w.errs, field.Invalid(p, brief(v), "want a list, got "+kindOf(v)+listHint(v)))
 			return
 		}
 		for i, e := range list {
@@ -111,11 +120,12 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 	}
 	exact := exactKeySections[t]
 	var unknown []string
-	keysOf := map[string][]string{} // field name -> the keys that decode into it
+	keysOf := map[string][]string{} // field's JSON name -> the keys that decode into it
 	for key, v := range m {
 		f, ok := fieldByJSONName(t, key, exact)
 		if ok {
-			keysOf[f.Name] = append(keysOf[f.Name], key)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			keysOf[name] = append(keysOf[name], key)
 		}
 		if !ok {
 			if own := ownFieldLike(t, key); own != "" {
@@ -123,7 +133,7 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 				continue
 			}
 			if lenient {
-				w.warnings = append(w.warnings, fmt.Sprintf("%s: unknown field, ignored (as NVIDIA's plugin ignores it)%s", child(key), didYouMean(t, key)))
+				w.warnings = append(w.warnings, unknownField(t, key, child(key)))
 				// Removed so that the final decode cannot match it to a
 				// field case-insensitively where NVIDIA does not.
 				delete(m, key)
@@ -136,7 +146,7 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 		}
 		w.walk(v, f.Type, child(key))
 	}
-	w.warnSameField(keysOf, child)
+	w.warnSameField(m, keysOf, child)
 	for _, req := range requiredKeys[t] {
 		if _, ok := m[req]; !ok {
 			msg := "NVIDIA's plugin refuses " + p.String() + " without it"
@@ -150,41 +160,105 @@ func (w *walker) walkStruct(m map[string]any, t reflect.Type, p *field.Path, len
 	}
 }
 
-// warnSameField warns of keys of one mapping that decode into one field,
+// warnSameField warns of keys of one mapping m that decode into one field,
 // as keys differing only in letter case do (flags: {migStrategy: none,
-// MigStrategy: mixed}). The file reaches the decoder as JSON with its keys
-// in byte order, and encoding/json matches them case-insensitively, so the
-// key last in byte order wins (mappings under both are merged, its values
-// over the others'), as in NVIDIA's plugin, which decodes the same way.
-func (w *walker) warnSameField(keysOf map[string][]string, child func(string) *field.Path) {
-	for _, keys := range keysOf {
+// MigStrategy: mixed}), naming the keys and the value used. The file
+// reaches the decoder as JSON with its keys in byte order (upper case
+// before lower case), and encoding/json matches them case-insensitively,
+// so the key last in byte order wins (mappings under both are merged, its
+// values over the others'), as in NVIDIA's plugin, which decodes the same
+// way.
+func (w *walker) warnSameField(m map[string]any, keysOf map[string][]string, child func(string) *field.Path) {
+	for name, keys := range keysOf {
 		if len(keys) < 2 {
 			continue
 		}
 		slices.Sort(keys)
-		paths := make([]string, len(keys))
-		for i, k := range keys {
-			paths[i] = child(k).String()
+		last := keys[len(keys)-1]
+		var used string
+		if _, ok := m[last].(map[string]any); ok {
+			used = fmt.Sprintf("their mappings are merged, %s's values winning where several set a field", last)
+		} else {
+			used = fmt.Sprintf("%s's value, %s, is used", last, shownValue(m[last]))
 		}
-		w.warnings = append(w.warnings, fmt.Sprintf("%s: keys for one field (letter case does not count): %s is read last and wins, as in NVIDIA's plugin",
-			strings.Join(paths, ", "), paths[len(paths)-1]))
+		w.warnings = append(w.warnings, Warning{Kind: WarningCaseVariantKeys, Field: child(name).String(), Message: fmt.Sprintf(
+			"set by %d keys that differ only in letter case (%s): %s, because keys are read in byte order (A-Z before a-z, not the file's order) and the last one read wins, as NVIDIA's plugin's decoder does",
+			len(keys), strings.Join(keys, ", "), used)})
 	}
 }
 
-// didYouMean names the field of t that an unknown key is most likely a
-// typo of (another case, or at most 2 edits away), as " (did you mean
-// X?)", else "".
-func didYouMean(t reflect.Type, key string) string {
+// notServedIfIgnored are the fields of NVIDIA's sections that shape what
+// the node advertises, with what the node serves when a key meant for one
+// is ignored (a key in another case inside sharing.timeSlicing, a typo):
+// the config loads, as in NVIDIA's plugin, and the warning is marked
+// NotServed.
+var notServedIfIgnored = map[reflect.Type]map[string]string{
+	reflect.TypeFor[Flags](): {
+		"migStrategy": "the MIG strategy is not set by it (the default, none, serves GPUs with MIG enabled whole, not their MIG devices)",
+	},
+	reflect.TypeFor[Sharing](): {
+		"timeSlicing": "nothing is time-sliced: whole devices are advertised, not replicas",
+		"mps":         "nothing is shared with MPS: whole GPUs are advertised, not replicas",
+	},
+	reflect.TypeFor[TimeSlicing](): {
+		"resources":       "the section shares nothing: whole devices are advertised, not replicas",
+		"renameByDefault": "the replicas keep the resource's own name (not <name>.shared)",
+	},
+}
+
+// unknownField is the warning of a key t does not have, ignored as NVIDIA's
+// decoder ignores it, with the field it most likely meant and, when that
+// field shapes what is advertised, what the node serves instead.
+func unknownField(t reflect.Type, key string, p *field.Path) Warning {
+	meant := likelyField(t, key)
+	msg := "unknown field, ignored (as NVIDIA's plugin ignores it)"
+	if meant != "" {
+		msg += " (did you mean " + meant + "?)"
+	}
+	consequence, notServed := notServedIfIgnored[t][meant]
+	if notServed {
+		msg += ": " + consequence
+	}
+	return Warning{Kind: WarningUnknownField, Field: p.String(), Message: msg, NotServed: notServed}
+}
+
+// shownValue is a decoded value as a warning quotes it: its JSON, cut
+// when long.
+func shownValue(v any) string {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	if s := brief(string(raw)); s != string(raw) {
+		return s.(string)
+	}
+	return string(raw)
+}
+
+// listHint tells how to write a list given as one string of
+// comma-separated items ("48,79" for [48, 79]), "" otherwise.
+func listHint(v any) string {
+	s, ok := v.(string)
+	if !ok || !strings.Contains(s, ",") {
+		return ""
+	}
+	items := SplitList(s)
+	if len(items) == 0 {
+		return ""
+	}
+	return ": write a YAML list, [" + strings.Join(items, ", ") + "], not one string"
+}
+
+// likelyField names the field of t that an unknown key is most likely a
+// typo of (another case, or at most 2 edits away), "" if none.
+func likelyField(t reflect.Type, key string) string {
 	best, bestD := "", 3
 	for _, name := range jsonNames(t) {
 		if d := levenshtein.ComputeDistance(strings.ToLower(key), strings.ToLower(name)); d < bestD {
 			best, bestD = name, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return " (did you mean " + best + "?)"
+	return best
 }
 
 // fieldByJSONName finds the field a JSON key decodes into, as encoding/json

@@ -80,7 +80,7 @@ func TestMPSSection(t *testing.T) {
 			}
 			require.NoError(t, err)
 			for _, want := range tc.wantWarn {
-				require.True(t, containsPrefix(w, want), "want a warning %q in %q", want, w)
+				require.True(t, containsPrefix(w.Strings(), want), "want a warning %q in %q", want, w)
 			}
 			require.Equal(t, tc.strategy, c.Sharing.Strategy())
 			require.Equal(t, tc.failOverOne, c.Sharing.FailRequestsGreaterThanOne())

@@ -15,6 +15,7 @@ package v1
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -281,7 +282,7 @@ func (d *ReplicatedDevices) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
 		if s != "all" {
-			return fmt.Errorf("%q is neither \"all\" nor a count nor a list", s)
+			return fmt.Errorf("is neither \"all\" nor a count nor a list%s", listHint(s))
 		}
 		d.All = true
 		return nil
@@ -289,14 +290,14 @@ func (d *ReplicatedDevices) UnmarshalJSON(b []byte) error {
 	var count int
 	if err := json.Unmarshal(b, &count); err == nil {
 		if count <= 0 {
-			return fmt.Errorf("a count of devices must be positive, got %d", count)
+			return errors.New("a count of devices must be positive")
 		}
 		d.Count = count
 		return nil
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(b, &list); err != nil {
-		return fmt.Errorf("want \"all\", a count, or a list of GPU indexes, MIG indexes and UUIDs, got %s", b)
+		return errors.New("want \"all\", a count, or a list of GPU indexes, MIG indexes and UUIDs")
 	}
 	d.List = make([]DeviceRef, 0, len(list))
 	for i, raw := range list {
@@ -364,13 +365,16 @@ func (x *XIDList) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
 		if !strings.EqualFold(s, "all") {
-			return fmt.Errorf("want \"all\" or a list of XIDs, got %q", s)
+			if hint := listHint(s); hint != "" {
+				return errors.New("want \"all\" or a list of XIDs" + hint)
+			}
+			return errors.New("want \"all\" or a list of XIDs, such as [48, 79]")
 		}
 		x.All = true
 		return nil
 	}
 	if err := json.Unmarshal(b, &x.XIDs); err != nil {
-		return fmt.Errorf("want \"all\" or a list of XIDs, got %s", b)
+		return errors.New("want \"all\" or a list of XIDs, such as [48, 79]")
 	}
 	return nil
 }
@@ -431,7 +435,7 @@ func (l *StringList) UnmarshalJSON(b []byte) error {
 	}
 	var list []string
 	if err := json.Unmarshal(b, &list); err != nil {
-		return fmt.Errorf("want a string or a list of strings, got %s", b)
+		return errors.New("want a string or a list of strings")
 	}
 	*l = list
 	return nil
@@ -457,14 +461,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err == nil {
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("want a duration such as \"60s\": %w", err)
+			return errors.New("want a duration such as \"60s\" (a number and a unit: ns, us, ms, s, m, h)")
 		}
 		*d = Duration(v)
 		return nil
 	}
 	var n int64
 	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("want a duration such as \"60s\", got %s", b)
+		return errors.New("want a duration such as \"60s\"")
 	}
 	*d = Duration(n)
 	return nil

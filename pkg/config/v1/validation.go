@@ -73,6 +73,16 @@ func oneOf(p *field.Path, v *string, supported []string) field.ErrorList {
 // applies the Node.
 const minSleepInterval = time.Second
 
+// bareNanoseconds explains a duration under a millisecond, which is most
+// likely a bare number of seconds read as nanoseconds (sleepInterval: 60),
+// suggesting the number with a unit; "" for a longer one.
+func bareNanoseconds(d time.Duration) string {
+	if d <= 0 || d >= time.Millisecond {
+		return ""
+	}
+	return fmt.Sprintf(" (a bare number is nanoseconds, so %d is %s: write \"%ds\" for %d seconds)", int64(d), d, int64(d), int64(d))
+}
+
 func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 	errs := oneOf(p.Child("migStrategy"), f.MigStrategy, migStrategies)
 	errs = append(errs, oneOf(p.Child("deviceDiscoveryStrategy"), f.DeviceDiscoveryStrategy, discoveryStrategies)...)
@@ -97,7 +107,7 @@ func validateFlags(f *Flags, p *field.Path) field.ErrorList {
 			// number is nanoseconds, as in NVIDIA's config) would apply
 			// the Node as fast as the apiserver answers.
 			errs = append(errs, field.Invalid(p.Child("gfd", "sleepInterval"), time.Duration(*d).String(),
-				fmt.Sprintf("must be at least %s (a bare number is nanoseconds: write \"90s\")", minSleepInterval)))
+				fmt.Sprintf("must be at least %s%s", minSleepInterval, bareNanoseconds(time.Duration(*d)))))
 		}
 	}
 	if f.Plugin == nil {
@@ -392,10 +402,12 @@ func nvidiaResourceName(name string) string {
 	return ""
 }
 
-// ownResourceName checks gpupackRename: a qualified name under nvidia.com/.
+// ownResourceName checks gpupackRename: a qualified name under nvidia.com/
+// (a bare name has the prefix by then: qualifyNames).
 func ownResourceName(name string) string {
 	if !strings.HasPrefix(name, ResourcePrefix) {
-		return "must start with " + ResourcePrefix
+		return "must be a resource under " + ResourcePrefix + ", the only prefix gpupack advertises: " +
+			"write the name alone (gpu.small means " + ResourcePrefix + "gpu.small, as in name) or with " + ResourcePrefix
 	}
 	if strings.TrimPrefix(name, ResourcePrefix) == "" {
 		return "has no name after the prefix"
