@@ -195,7 +195,8 @@ func (b badValue) helmTemplate(t *testing.T, extra ...string) (string, error) {
 // TestChartRefusesBadValues: every bad value stops helm template (and so
 // install and upgrade) with an error that names it, from the schema where
 // JSON Schema can say it, else from the templates; and the templates' own
-// checks hold without the schema (--skip-schema-validation).
+// checks hold without the schema (--skip-schema-validation), all reported
+// at templates/validate/values.yaml.
 func TestChartRefusesBadValues(t *testing.T) {
 	for _, b := range badValues {
 		t.Run(b.name, func(t *testing.T) {
@@ -213,6 +214,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 			out, err = b.helmTemplate(t, "--skip-schema-validation")
 			require.Error(t, err, "renders without the schema:\n%s", out)
 			require.Contains(t, out, b.tmpl, "without the schema")
+			// Reported where the checks run, whatever the value.
+			require.Contains(t, out, "Error: "+validateLocation, "without the schema")
 		})
 	}
 }
@@ -393,6 +396,21 @@ func TestChartNotesListTheDaemonSetsNodeSelection(t *testing.T) {
 	}
 }
 
+// Rendered without a cluster (helm template, lint, --dry-run=client),
+// where lookup answers empty for every object, the notes say the namespace
+// was not checked: neither that it does not exist nor that it lacks the
+// Pod Security label (TestChartInstallUpgradeUninstall has the warnings).
+func TestChartNotesClaimNothingWithoutCluster(t *testing.T) {
+	notes := renderNotes(t, "")
+	require.Contains(t, notes, "namespace gpupack-system must be labelled pod-security.kubernetes.io/enforce=privileged")
+	require.Contains(t, notes, "Not checked: this render did not look at the cluster.")
+	require.NotContains(t, notes, "WARNING")
+	require.NotContains(t, notes, "does not exist")
+	require.NotContains(t, notes, "is not labelled")
+	// Nothing of the device plugin's namespace without the device plugin.
+	require.NotContains(t, renderNotes(t, "devicePlugin: {enabled: false}"), "Pod Security")
+}
+
 // renderNotes renders NOTES.txt (helm template leaves it out) through a
 // copy of the chart that holds it as a ConfigMap.
 func renderNotes(t *testing.T, values string) string {
@@ -523,7 +541,8 @@ func TestChartSchemaPluginArgsAreTheGoType(t *testing.T) {
 		return n
 	}
 	args := node("properties", "scheduler", "properties", "pluginArgs")
-	require.Equal(t, jsonFields(reflect.TypeFor[schedconfigv1.GPUPackArgs]()), schemaKeys(args))
+	// And its TypeMeta, inline in the Go type, which the args may hold.
+	require.Equal(t, slices.Sorted(slices.Values(append(jsonFields(reflect.TypeFor[schedconfigv1.GPUPackArgs]()), "apiVersion", "kind"))), schemaKeys(args))
 	workload := node("properties", "scheduler", "properties", "pluginArgs", "properties", "workload")
 	require.Equal(t, jsonFields(reflect.TypeFor[schedconfigv1.WorkloadArgs]()), schemaKeys(workload))
 	prior := node("properties", "scheduler", "properties", "pluginArgs", "properties", "workload", "properties", "prior", "items")

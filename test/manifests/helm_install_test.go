@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -40,8 +41,9 @@ var apiserverWarning = regexp.MustCompile(`(?m)^.*Warning: .*$`)
 // apiserver whose PodSecurity default is restricted: install as
 // docs/operations.md says (namespace first), upgrade to per-node configs and
 // back (the per-node DaemonSets and ConfigMaps go), uninstall (nothing of
-// the release stays; the namespace the admin created does). A dry run
-// without the namespace shows the notes' Pod Security warning.
+// the release stays; the namespace the admin created does). Dry runs show
+// the notes' warnings: a namespace that does not exist, one without the Pod
+// Security label; none where helm looks nothing up.
 func TestChartInstallUpgradeUninstall(t *testing.T) {
 	cp := startHardened(t)
 	requireKubernetesVersion(t, cp)
@@ -53,21 +55,49 @@ func TestChartInstallUpgradeUninstall(t *testing.T) {
 		require.Empty(t, apiserverWarning.FindAllString(out, -1), "helm %s: the apiserver warned", strings.Join(args, " "))
 		return out
 	}
-	const podSecurityWarning = "WARNING: namespace gpupack-system is not labelled pod-security.kubernetes.io/enforce=privileged"
+	const (
+		podSecurityWarning = "WARNING: namespace gpupack-system is not labelled pod-security.kubernetes.io/enforce=privileged"
+		missingWarning     = "WARNING: namespace gpupack-system does not exist."
+		notChecked         = "Not checked: this render did not look at the cluster."
+	)
 
-	// helm's --create-namespace would make the namespace without the labels.
-	out := helmK("install", "gpupack", chart, "-n", releaseNamespace, "--create-namespace", "--dry-run=server")
-	require.Contains(t, out, podSecurityWarning)
-
-	// docs/operations.md, With Helm.
-	apply(t, cp, readManifest(t, namespaceFile), false)
-	out = helmK("install", "gpupack", chart, "-n", releaseNamespace)
-	require.NotContains(t, out, podSecurityWarning)
-	checkPodsAdmitted(t, cp, decodeDocs(t, helmK("get", "manifest", "gpupack", "-n", releaseNamespace)))
+	// No namespace yet: a server-side dry run (whose lookups reach the
+	// apiserver) says so and how to create it with its labels; helm's
+	// --create-namespace would make it without them.
+	for _, extra := range [][]string{nil, {"--create-namespace"}} {
+		out := helmK(append([]string{"install", "gpupack", chart, "-n", releaseNamespace, "--dry-run=server"}, extra...)...)
+		require.Contains(t, out, missingWarning, extra)
+		require.Contains(t, out, "kubectl apply -f manifests/device-plugin/namespace.yaml", extra)
+		require.NotContains(t, out, podSecurityWarning, extra)
+		require.NotContains(t, out, notChecked, extra)
+	}
+	// A client-side dry run looks nothing up: the notes claim nothing of
+	// the namespace.
+	out := helmK("install", "gpupack", chart, "-n", releaseNamespace, "--dry-run=client")
+	require.Contains(t, out, notChecked)
+	require.NotContains(t, out, "does not exist")
+	require.NotContains(t, out, "is not labelled")
 
 	ctx := context.Background()
 	admin, err := kubernetes.NewForConfig(cp.RESTConfig(""))
 	require.NoError(t, err)
+	// A namespace without the labels (helm's --create-namespace makes such a one).
+	plain := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "unlabelled"}}
+	_, err = admin.CoreV1().Namespaces().Create(ctx, plain, metav1.CreateOptions{})
+	require.NoError(t, err)
+	out = helmK("install", "gpupack", chart, "-n", plain.Name, "--dry-run=server")
+	require.Contains(t, out, "WARNING: namespace unlabelled is not labelled pod-security.kubernetes.io/enforce=privileged")
+	require.Contains(t, out, "kubectl label namespace unlabelled pod-security.kubernetes.io/enforce=privileged")
+	require.NotContains(t, out, "does not exist")
+
+	// docs/operations.md, With Helm.
+	apply(t, cp, readManifest(t, namespaceFile), false)
+	out = helmK("install", "gpupack", chart, "-n", releaseNamespace)
+	require.NotContains(t, out, "does not exist")
+	require.NotContains(t, out, "is not labelled")
+	require.NotContains(t, out, notChecked)
+	checkPodsAdmitted(t, cp, decodeDocs(t, helmK("get", "manifest", "gpupack", "-n", releaseNamespace)))
+
 	deviceObjects := func() (daemonSets, configMaps []string) {
 		t.Helper()
 		dss, err := admin.AppsV1().DaemonSets(releaseNamespace).List(ctx, metav1.ListOptions{})

@@ -16,7 +16,7 @@ app.kubernetes.io/part-of: gpupack
 {{- define "gpupack.image" -}}
 {{- $tag := .image.tag | default .root.Chart.AppVersion -}}
 {{- if eq $tag "latest" -}}
-{{- fail "image tag \"latest\" is not allowed: the device plugin and the scheduler must agree on the protocol version; pin a release" -}}
+{{- fail (printf "%s.tag \"latest\": image tag \"latest\" is not allowed: the device plugin and the scheduler must agree on the protocol version; pin a release (empty: the chart's appVersion)" .path) -}}
 {{- end -}}
 {{- if not (regexMatch `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$` (toString $tag)) -}}
 {{- fail (printf "%s.tag %q: want an image tag (letters, digits, '_', '.', '-'; at most 128 characters), or empty for the chart's appVersion" .path (toString $tag)) -}}
