@@ -2,6 +2,7 @@ package sharing
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,14 @@ func checkMPS(inv *nvml.Inventory, base map[string][]Device, ts *configv1.TimeSl
 	}
 	for i := range ts.Resources {
 		r := &ts.Resources[i]
+		// One error per resource, naming every GPU over its limit (8 V100s
+		// once gave 8 errors in one line), grouped by model.
+		type model struct {
+			name, cc string
+			limit    int
+		}
+		var models []model
+		over := map[model][]int{}
 		for j, d := range base[r.Name] {
 			if !selected(r.Selection(), j, &d) {
 				continue
@@ -43,12 +52,37 @@ func checkMPS(inv *nvml.Inventory, base map[string][]Device, ts *configv1.TimeSl
 				continue
 			}
 			if limit := MPSMaxClients(g.CUDACompute); r.Replicas > limit {
-				errs = append(errs, field.Invalid(section.Child("resources").Index(i).Child("replicas"), r.Replicas, fmt.Sprintf(
-					"GPU %d (%s, compute capability %s) takes at most %d MPS clients", g.Index, g.Name, g.CUDACompute, limit)))
+				m := model{g.Name, g.CUDACompute, limit}
+				if _, ok := over[m]; !ok {
+					models = append(models, m)
+				}
+				if !slices.Contains(over[m], g.Index) {
+					over[m] = append(over[m], g.Index)
+				}
 			}
 		}
+		if len(models) == 0 {
+			continue
+		}
+		var parts []string
+		for _, m := range models {
+			parts = append(parts, fmt.Sprintf("%s (%s, compute capability %s) takes at most %d MPS clients", gpuIndexes(over[m]), m.name, m.cc, m.limit))
+		}
+		errs = append(errs, field.Invalid(section.Child("resources").Index(i).Child("replicas"), r.Replicas, strings.Join(parts, "; ")))
 	}
 	return errs
+}
+
+// gpuIndexes names GPUs by index: "GPU 3", "each of GPUs 0, 1, 2".
+func gpuIndexes(idx []int) string {
+	if len(idx) == 1 {
+		return fmt.Sprintf("GPU %d", idx[0])
+	}
+	s := make([]string, len(idx))
+	for i, n := range idx {
+		s[i] = strconv.Itoa(n)
+	}
+	return "each of GPUs " + strings.Join(s, ", ")
 }
 
 // MPSMaxClients is how many clients one MPS server takes on a GPU of

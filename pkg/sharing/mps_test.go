@@ -16,6 +16,7 @@ func TestBuildMPS(t *testing.T) {
 	withCC := func(inv *nvml.Inventory, cc string) *nvml.Inventory {
 		for i := range inv.GPUs {
 			inv.GPUs[i].CUDACompute = cc
+			inv.GPUs[i].Name = map[string]string{"7.0": "Tesla V100-SXM2-16GB", "8.0": "NVIDIA A100-SXM4-40GB"}[cc]
 		}
 		return inv
 	}
@@ -49,7 +50,13 @@ func TestBuildMPS(t *testing.T) {
 		{"20 on Ampere", withCC(inventory(2, nil), "8.0"), "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 20}]}}",
 			map[string]int{"nvidia.com/gpu": 40}, nil},
 		{"20 on Volta 7.0", withCC(inventory(2, nil), "7.0"), "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 20}]}}",
-			nil, []string{"sharing.mps.resources[0].replicas: Invalid value: 20: GPU 0", "compute capability 7.0) takes at most 16 MPS clients"}},
+			nil, []string{"sharing.mps.resources[0].replicas: Invalid value: 20: each of GPUs 0, 1 (Tesla V100-SXM2-16GB, compute capability 7.0) takes at most 16 MPS clients"}},
+		{"20 on one Volta beside an Ampere", func() *nvml.Inventory {
+			inv := withCC(inventory(2, nil), "8.0")
+			inv.GPUs[1].CUDACompute, inv.GPUs[1].Name = "7.0", "Tesla V100-SXM2-16GB"
+			return inv
+		}(), "sharing: {mps: {resources: [{name: nvidia.com/gpu, replicas: 20}]}}",
+			nil, []string{"sharing.mps.resources[0].replicas: Invalid value: 20: GPU 1 (Tesla V100-SXM2-16GB, compute capability 7.0) takes at most 16 MPS clients"}},
 		{"gpupackDevices index missing", inventory(2, nil), "sharing: {mps: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [5]}]}}",
 			nil, []string{"sharing.mps.resources[0].gpupackDevices[0]: Invalid value: 5"}},
 	}

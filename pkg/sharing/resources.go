@@ -3,6 +3,7 @@ package sharing
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -147,13 +148,29 @@ func baseResources(inv *nvml.Inventory, strategy string) (map[string][]Device, e
 		if migOn != len(inv.GPUs) && migOn+degraded != len(inv.GPUs) {
 			return nil, fmt.Errorf("MIG strategy single: %d of %d GPUs have MIG enabled; want all or none (use mixed)", migOn, len(inv.GPUs))
 		}
-		profiles := map[string]bool{}
+		profiles := map[string][]int{} // profile -> its GPUs' indexes
+		var order []string
 		for i := range inv.MIG {
-			profiles[inv.MIG[i].Profile] = true
-			add(ResourceGPU, migDevice(inv, &inv.MIG[i]))
+			m := &inv.MIG[i]
+			if _, ok := profiles[m.Profile]; !ok {
+				order = append(order, m.Profile)
+			}
+			if !slices.Contains(profiles[m.Profile], m.ParentIndex) {
+				profiles[m.Profile] = append(profiles[m.Profile], m.ParentIndex)
+			}
+			add(ResourceGPU, migDevice(inv, m))
 		}
 		if len(profiles) != 1 {
-			return nil, fmt.Errorf("MIG strategy single: want exactly one MIG profile on the node, found %d", len(profiles))
+			found := make([]string, len(order))
+			for i, p := range order {
+				gpus := make([]string, len(profiles[p]))
+				for j, g := range profiles[p] {
+					gpus[j] = strconv.Itoa(g)
+				}
+				found[i] = fmt.Sprintf("%s (GPU %s)", p, strings.Join(gpus, ", "))
+			}
+			return nil, fmt.Errorf("MIG strategy single: want exactly one MIG profile on the node, found %d: %s (use mixed, or make every MIG device one profile)",
+				len(profiles), strings.Join(found, ", "))
 		}
 		return res, nil
 	default:

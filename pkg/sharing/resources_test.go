@@ -55,7 +55,7 @@ func TestBuild(t *testing.T) {
 			map[string]int{"nvidia.com/gpu": 14}, ""},
 		{"single without MIG", inventory(2, nil), "version: v1\nflags: {migStrategy: single}", map[string]int{"nvidia.com/gpu": 2}, ""},
 		{"single half MIG", inventory(2, map[int][]string{0: sevenSmall}), "version: v1\nflags: {migStrategy: single}", nil, "1 of 2 GPUs have MIG enabled"},
-		{"single two profiles", inventory(1, map[int][]string{0: {"3g.20gb", "1g.5gb"}}), "version: v1\nflags: {migStrategy: single}", nil, "exactly one MIG profile"},
+		{"single two profiles", inventory(1, map[int][]string{0: {"3g.20gb", "1g.5gb"}}), "version: v1\nflags: {migStrategy: single}", nil, "MIG strategy single: want exactly one MIG profile on the node, found 2: 3g.20gb (GPU 0), 1g.5gb (GPU 0)"},
 		// MIG mode on and no GPU instance created: the GPU has no device to
 		// serve under single and mixed, and NVIDIA's plugin refuses the node
 		// ("device 0 has an invalid MIG configuration"); none serves it whole.
