@@ -83,7 +83,7 @@ func validateWorkload(path *field.Path, w *config.WorkloadArgs) field.ErrorList 
 		total += int64(p.Weight)
 	}
 	if len(w.Prior) > 0 && total <= 0 {
-		errs = append(errs, field.Invalid(path.Child("prior"), total, "weights must add up to more than 0 (each entry's weight, required, is its relative popularity)"))
+		errs = append(errs, field.Invalid(path.Child("prior"), total, "weights must add up to more than 0 (each entry's weight is its relative popularity; an entry without one weighs 0)"))
 	}
 	return errs
 }
