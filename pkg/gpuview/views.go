@@ -1,11 +1,16 @@
 package gpuview
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -60,11 +65,23 @@ type ShareView struct {
 
 // MIGView is one MIG device and who holds it.
 type MIGView struct {
-	UUID    string   `json:"uuid"`
-	Profile string   `json:"profile"`
-	Slices  string   `json:"slices"`
-	Healthy bool     `json:"healthy"`
-	HeldBy  []string `json:"heldBy,omitempty"`
+	UUID    string `json:"uuid"`
+	Profile string `json:"profile"`
+	// Slices is the placement as the tables write it, "[4-7]"; -o
+	// json|yaml carry Placement instead.
+	Slices string `json:"-"`
+	// Placement is where the device sits on its GPU: its first memory
+	// slice and how many it spans.
+	Placement MIGSlices `json:"slices"`
+	Healthy   bool      `json:"healthy"`
+	HeldBy    []string  `json:"heldBy,omitempty"`
+}
+
+// MIGSlices is a MIG device's placement on its GPU: memory slices Start to
+// Start+Size-1.
+type MIGSlices struct {
+	Start int `json:"start"`
+	Size  int `json:"size"`
 }
 
 var stateNames = map[gpuState]string{gpuFree: "free", gpuPartly: "partly used", gpuFull: "fully used", gpuUnhealthy: "unhealthy", gpuUnknown: "unknown"}
@@ -112,7 +129,8 @@ func (nu *nodeUse) gpuView(i int) GPUView {
 	}
 	for j, m := range nu.ns.Topo.MIG {
 		if m.Parent == i {
-			v.MIG = append(v.MIG, MIGView{UUID: m.UUID, Profile: m.Profile, Slices: m.SliceLabel(), Healthy: m.Healthy, HeldBy: nu.mig[j]})
+			v.MIG = append(v.MIG, MIGView{UUID: m.UUID, Profile: m.Profile, Slices: m.SliceLabel(), Placement: MIGSlices{Start: m.Start, Size: m.Size},
+				Healthy: m.Healthy, HeldBy: nu.mig[j]})
 		}
 	}
 	return v
@@ -147,12 +165,69 @@ func (c *Cluster) WriteNodes(w io.Writer, d *score.Distribution) error {
 	return nil
 }
 
-// WritePods writes the GPU pods as a table.
+// WritePods writes the GPU pods as a table, device IDs shortened and the
+// whole GPUs' indexes in a GPUS column (no node topology to name devices
+// by: Cluster.WritePodTable does).
 func WritePods(w io.Writer, pods []PodView) error {
+	return writePods(w, pods, nil, PodTableOptions{})
+}
+
+// PodTableOptions are the pods table's choices.
+type PodTableOptions struct {
+	// Wide writes every device ID in full, GIVEN in full even when it is
+	// the choice, and the GPUS column (-o wide).
+	Wide bool
+}
+
+// WritePodTable writes the GPU pods as a table. Devices are named by the
+// node's GPUs where its topology knows them: a whole GPU by its index (runs
+// of three or more as 0-3), replica n of GPU i as i::n, a MIG device by its
+// GPU and slices, 0[4-7]; other IDs with their NVML UUIDs shortened
+// (idsLabel). GIVEN is "= chosen" when the kubelet gave what the scheduler
+// chose. o.Wide keeps every ID whole instead, and adds the GPUS column (the
+// whole GPUs' indexes).
+func (c *Cluster) WritePodTable(w io.Writer, pods []PodView, o PodTableOptions) error {
+	return writePods(w, pods, func(node string) *topology.Node {
+		if ns := c.node(node); ns != nil {
+			return ns.Topo
+		}
+		return nil
+	}, o)
+}
+
+// sameAsChosen is GIVEN's cell when the kubelet gave what was chosen.
+const sameAsChosen = "= chosen"
+
+// writePods writes the pods table; topo is a node's topology (nil: none
+// known, or no lookup).
+func writePods(w io.Writer, pods []PodView, topo func(string) *topology.Node, o PodTableOptions) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD\tNODE\tCHOSEN\tGIVEN\tHANDOFF\tGPUS\tSET QUALITY")
+	// GPUS (the whole GPUs' indexes) when the IDs do not say them.
+	gpus := o.Wide || topo == nil
+	if gpus {
+		fmt.Fprintln(tw, "POD\tNODE\tCHOSEN\tGIVEN\tHANDOFF\tGPUS\tSET QUALITY")
+	} else {
+		fmt.Fprintln(tw, "POD\tNODE\tCHOSEN\tGIVEN\tHANDOFF\tSET QUALITY")
+	}
 	for _, p := range pods {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Pod, dash(p.Node), chosenLabel(p), idsLabel(p.Given), p.Handoff, gpusLabel(p.GPUs), qualityLabel(p.Quality))
+		label := idsLabel
+		switch {
+		case o.Wide:
+			label = fullIDsLabel
+		case topo != nil:
+			if n := topo(p.Node); n != nil {
+				label = func(ids []string) string { return deviceLabel(n, ids) }
+			}
+		}
+		given := label(p.Given)
+		if p.Handoff == HandoffExact && !o.Wide {
+			given = sameAsChosen
+		}
+		if gpus {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Pod, dash(p.Node), chosenLabel(p, label), given, p.Handoff, gpusLabel(p.GPUs), qualityLabel(p.Quality))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Pod, dash(p.Node), chosenLabel(p, label), given, p.Handoff, qualityLabel(p.Quality))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing pods: %w", err)
@@ -167,9 +242,9 @@ func dash(s string) string {
 	return s
 }
 
-// chosenLabel is "nvidia.com/gpu: GPU-a,GPU-b" (resources in order), or the
-// annotation's error.
-func chosenLabel(p PodView) string {
+// chosenLabel is "nvidia.com/gpu=<label of its IDs>" (resources in order),
+// or the annotation's error.
+func chosenLabel(p PodView, label func([]string) string) string {
 	if p.ChosenError != "" {
 		return "! " + p.ChosenError
 	}
@@ -181,7 +256,7 @@ func chosenLabel(p PodView) string {
 		if s != "" {
 			s += " "
 		}
-		s += res + "=" + idsLabel(p.Chosen[res])
+		s += res + "=" + label(p.Chosen[res])
 	}
 	return s
 }
@@ -199,6 +274,90 @@ func idsLabel(ids []string) string {
 		s += "," + shortUUIDs(id)
 	}
 	return s
+}
+
+// fullIDsLabel joins device IDs as they are (-o wide).
+func fullIDsLabel(ids []string) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	return strings.Join(ids, ",")
+}
+
+// deviceLabel names device IDs by node n's GPUs: whole GPUs by index,
+// ascending, runs of three or more as a range ("0-3,6"); then replica r of
+// GPU i as "i::r" and MIG devices as "<GPU>[<slices>]" ("0[4-7]", a
+// replica of one "0[4-7]::1"), by GPU and slice; then IDs the node lacks,
+// shortened as idsLabel does, in their order.
+func deviceLabel(n *topology.Node, ids []string) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	idx := n.DeviceIndex()
+	type part struct {
+		gpu, start, replica int
+		label               string
+	}
+	var whole []int
+	var parts []part
+	var unknown []string
+	for _, id := range ids {
+		uuid, replica, err := deviceid.Split(id)
+		k, ok := idx[uuid]
+		if err != nil || !ok {
+			unknown = append(unknown, id)
+			continue
+		}
+		var p part
+		if k >= 0 {
+			p = part{gpu: n.GPUs[k].Index, start: -1, label: strconv.Itoa(n.GPUs[k].Index)}
+		} else {
+			m := n.MIG[-1-k]
+			p = part{gpu: m.Parent, start: m.Start, label: strconv.Itoa(m.Parent) + m.SliceLabel()}
+		}
+		if replica < 0 && k >= 0 {
+			whole = append(whole, p.gpu)
+			continue
+		}
+		p.replica = replica
+		if replica >= 0 {
+			p.label += deviceid.Separator + strconv.Itoa(replica)
+		}
+		parts = append(parts, p)
+	}
+	slices.Sort(whole)
+	slices.SortStableFunc(parts, func(a, b part) int {
+		return cmp.Or(cmp.Compare(a.gpu, b.gpu), cmp.Compare(a.start, b.start), cmp.Compare(a.replica, b.replica))
+	})
+	labels := indexRuns(whole)
+	for _, p := range parts {
+		labels = append(labels, p.label)
+	}
+	if len(unknown) > 0 {
+		labels = append(labels, idsLabel(unknown))
+	}
+	return strings.Join(labels, ",")
+}
+
+// indexRuns writes sorted indexes with runs of three or more consecutive
+// ones as "a-b": [0 1 2 3 6] is "0-3", "6".
+func indexRuns(idx []int) []string {
+	var out []string
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if j-i >= 2 {
+			out = append(out, fmt.Sprintf("%d-%d", idx[i], idx[j]))
+		} else {
+			for k := i; k <= j; k++ {
+				out = append(out, strconv.Itoa(idx[k]))
+			}
+		}
+		i = j + 1
+	}
+	return out
 }
 
 // nvmlUUID matches an NVML GPU or MIG UUID, capturing its prefix and first
@@ -327,6 +486,56 @@ func WriteFrag(w io.Writer, v FragView) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing fragmentation: %w", err)
+	}
+	return nil
+}
+
+// WorkloadView is the workload a fragmentation figure is measured against
+// (FGD: the free GPU capacity its task types, by their shares, cannot
+// use): where it comes from and its task types.
+type WorkloadView struct {
+	// Source says where the workload comes from, e.g. "GPUPack's default
+	// prior (args workload.prior)".
+	Source string         `json:"source"`
+	Types  []WorkloadType `json:"types"`
+}
+
+// WorkloadType is one task type of a workload and its share (0..1).
+type WorkloadType struct {
+	// Type is "whole:4", "shared:500m", "mig:1g.10gb" (pkg/score's form).
+	Type string  `json:"type"`
+	P    float64 `json:"p"`
+}
+
+// NewWorkloadView describes d (nil: score.DefaultDistribution) as coming
+// from source.
+func NewWorkloadView(d *score.Distribution, source string) WorkloadView {
+	if d == nil {
+		d = score.DefaultDistribution()
+	}
+	v := WorkloadView{Source: source, Types: make([]WorkloadType, len(d.Types))}
+	for i, t := range d.Types {
+		v.Types[i] = WorkloadType{Type: t.String(), P: d.P[i]}
+	}
+	return v
+}
+
+// WriteWorkload writes the line that says which workload the
+// fragmentation figures above assume, "fragmentation workload: <source>",
+// and with types its task types and shares on the next, wrapped as the
+// report's lists.
+func WriteWorkload(w io.Writer, v WorkloadView, types bool) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "fragmentation workload: %s\n", v.Source)
+	if types {
+		items := make([]string, len(v.Types))
+		for i, t := range v.Types {
+			items[i] = fmt.Sprintf("%s %.0f%%", t.Type, 100*t.P)
+		}
+		writeList(ew, "  ", items)
+	}
+	if ew.err != nil {
+		return fmt.Errorf("writing the workload: %w", ew.err)
 	}
 	return nil
 }

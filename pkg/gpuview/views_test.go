@@ -3,6 +3,7 @@ package gpuview
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"testing"
 
@@ -122,10 +123,72 @@ func TestWritePodsGolden(t *testing.T) {
 	// train: given {0,2} (SYS, 6 GB/s) where the best pair is 0-1 (NV2,
 	// 2 x 25 = 50 GB/s): 6/50 = 0.12; web asks no GPU: not listed.
 	require.Equal(t, `POD            NODE  CHOSEN                            GIVEN            HANDOFF  GPUS   SET QUALITY
-default/share  box   nvidia.com/gpu.shared=GPU-n-3::0  GPU-n-3::0       exact    -      -
+default/share  box   nvidia.com/gpu.shared=GPU-n-3::0  = chosen         exact    -      -
 default/train  box   nvidia.com/gpu=GPU-n-0,GPU-n-1    GPU-n-0,GPU-n-2  differs  {0,2}  0.12 (ring 6 of 50 GB/s, ring over SYS)
 default/wait   -     -                                 -                pending  -      -
 `, buf.String())
+}
+
+// The cluster's pods table names devices by the node's GPU indexes and
+// says "= chosen" for an exact handoff; wide prints every ID in full.
+func TestWritePodTableGolden(t *testing.T) {
+	c := fixtureCluster(t)
+	for _, tc := range []struct {
+		name string
+		o    PodTableOptions
+		want string
+	}{
+		{"default", PodTableOptions{}, `POD            NODE  CHOSEN                      GIVEN     HANDOFF  SET QUALITY
+default/share  box   nvidia.com/gpu.shared=3::0  = chosen  exact    -
+default/train  box   nvidia.com/gpu=0,1          0,2       differs  0.12 (ring 6 of 50 GB/s, ring over SYS)
+default/wait   -     -                           -         pending  -
+`},
+		{"wide", PodTableOptions{Wide: true}, `POD            NODE  CHOSEN                            GIVEN            HANDOFF  GPUS   SET QUALITY
+default/share  box   nvidia.com/gpu.shared=GPU-n-3::0  GPU-n-3::0       exact    -      -
+default/train  box   nvidia.com/gpu=GPU-n-0,GPU-n-1    GPU-n-0,GPU-n-2  differs  {0,2}  0.12 (ring 6 of 50 GB/s, ring over SYS)
+default/wait   -     -                                 -                pending  -      -
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			require.NoError(t, c.WritePodTable(&buf, c.PodViews(), tc.o))
+			require.Equal(t, tc.want, buf.String())
+		})
+	}
+}
+
+// deviceLabel names devices by the node's GPUs: whole GPUs by index (runs
+// of three or more as ranges), replicas as i::n, MIG devices by GPU and
+// slices; IDs the node lacks keep their (shortened) UUIDs, last.
+func TestDeviceLabel(t *testing.T) {
+	n := fixture.DGX1V100("d")
+	for i := range n.GPUs {
+		n.GPUs[i].UUID = fmt.Sprintf("GPU-%08x-a496-541d-97b0-9442896f29d7", i)
+	}
+	fixture.WithMIG(n, 7, 4, "3g.40gb", "3g.40gb")
+	n.MIG[1].UUID = "MIG-097ff166-a057-59ab-a83b-d60f5bc31196"
+	u := func(i int) string { return n.GPUs[i].UUID }
+	for _, tc := range []struct {
+		name string
+		ids  []string
+		want string
+	}{
+		{"none", nil, "-"},
+		{"one", []string{u(3)}, "3"},
+		{"two apart", []string{u(5), u(1)}, "1,5"},
+		{"a run of eight", []string{u(7), u(6), u(5), u(4), u(3), u(2), u(1), u(0)}, "0-7"},
+		{"runs and singles", []string{u(0), u(1), u(2), u(3), u(5), u(6)}, "0-3,5,6"},
+		{"replicas by GPU and number", []string{deviceid.ReplicaID(u(2), 10), deviceid.ReplicaID(u(2), 3), deviceid.ReplicaID(u(0), 1)}, "0::1,2::3,2::10"},
+		{"MIG devices", []string{n.MIG[1].UUID, n.MIG[0].UUID}, "7[0-3],7[4-7]"},
+		{"MIG replica", []string{deviceid.ReplicaID(n.MIG[1].UUID, 2)}, "7[4-7]::2"},
+		{"whole first, then the rest", []string{n.MIG[0].UUID, deviceid.ReplicaID(u(1), 0), u(4)}, "4,1::0,7[0-3]"},
+		{"unknown IDs last, shortened", []string{"GPU-3bdeaa45-a496-541d-97b0-9442896f29d7", u(0), "stand-in"}, "0,GPU-3bdeaa45,stand-in"},
+		{"malformed replica number", []string{u(0) + "::x"}, "GPU-00000000::x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, deviceLabel(n, tc.ids))
+		})
+	}
 }
 
 func TestFragGolden(t *testing.T) {
@@ -350,4 +413,59 @@ func TestNoInUseReportShowsChoices(t *testing.T) {
 	}
 	require.Equal(t, HandoffNotReported, byName["default/train"].Handoff)
 	require.Equal(t, []int{0, 1}, byName["default/train"].GPUs)
+}
+
+// WriteWorkload names the workload behind the fragmentation figures, and
+// its task types and shares when asked, wrapped as the report's lists.
+func TestWriteWorkload(t *testing.T) {
+	long := make([]score.Weighted, 0, 16)
+	for k := 1; k <= 16; k++ {
+		long = append(long, score.Weighted{Type: score.TaskType{Kind: score.KindShared, Milli: 50 * k}, Weight: 1})
+	}
+	for _, tc := range []struct {
+		name   string
+		d      *score.Distribution
+		source string
+		types  bool
+		want   string
+	}{
+		{"source only", whole2(t), "--workload", false, "fragmentation workload: --workload\n"},
+		{"with types", whole2(t), "--workload", true, "fragmentation workload: --workload\n  whole:2 100%\n"},
+		{"default", nil, "GPUPack's default prior", true, "fragmentation workload: GPUPack's default prior\n" +
+			"  whole:1 50%, whole:2 4%, whole:4 3%, whole:8 3%, shared:800m 15%, shared:500m 13%, shared:250m 7%, shared:100m 5%\n"},
+		{"wrapped", dist(t, long...), "x", true, "fragmentation workload: x\n" +
+			"  shared:50m 6%, shared:100m 6%, shared:150m 6%, shared:200m 6%, shared:250m 6%, shared:300m 6%, shared:350m 6%,\n" +
+			"  shared:400m 6%, shared:450m 6%, shared:500m 6%, shared:550m 6%, shared:600m 6%, shared:650m 6%, shared:700m 6%,\n" +
+			"  shared:750m 6%, shared:800m 6%\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := NewWorkloadView(tc.d, tc.source)
+			require.Equal(t, tc.source, v.Source)
+			var buf bytes.Buffer
+			require.NoError(t, WriteWorkload(&buf, v, tc.types))
+			require.Equal(t, tc.want, buf.String())
+		})
+	}
+}
+
+// A MIG device's placement is data in -o json|yaml ({start, size}); the
+// label "[4-7]" stays the tables'.
+func TestMIGPlacement(t *testing.T) {
+	b := box()
+	b.GPUs[0].MIGEnabled = true
+	b.MIG = []topology.MIGDevice{
+		{UUID: "MIG-a", Parent: 0, Profile: "1g.10gb", Start: 6, Size: 1, Healthy: true},
+		{UUID: "MIG-b", Parent: 0, Profile: "3g.40gb", Start: 0, Size: 4, Healthy: true},
+	}
+	c := FromObjects([]corev1.Node{gpuNodeObject(t, "box", b, []protocol.PodDevices{})}, nil)
+	vs := c.NodeViews(nil)
+	mig := vs[0].GPUs[0].MIG
+	require.Len(t, mig, 2)
+	require.Equal(t, MIGSlices{Start: 6, Size: 1}, mig[0].Placement)
+	require.Equal(t, "[6]", mig[0].Slices)
+	require.Equal(t, MIGSlices{Start: 0, Size: 4}, mig[1].Placement)
+	require.Equal(t, "[0-3]", mig[1].Slices)
+	raw, err := json.Marshal(mig[1])
+	require.NoError(t, err)
+	require.JSONEq(t, `{"uuid":"MIG-b","profile":"3g.40gb","slices":{"start":0,"size":4},"healthy":true}`, string(raw))
 }

@@ -33,7 +33,8 @@ func (e *env) kubectlGpupack(bin string, args ...string) (string, error) {
 // kubectl gpupack on the real apiserver, fake GPU nodes with our device
 // plugin and our scheduler: nodes shows who holds each GPU, pods shows the
 // exact handoff and the set quality, explain says why a too-large pod fits
-// nowhere, frag sums by node and task type; -o json and yaml parse.
+// nowhere, frag sums by node and task type; -o json and yaml parse as
+// gpupack.io/v1alpha1 lists.
 func TestKubectlGpupack(t *testing.T) {
 	e := newEnv(t)
 	bin, err := cluster.BuildGo(e.dir, "kubectl-gpupack", "github.com/gpupack/gpupack/cmd/kubectl-gpupack")
@@ -60,10 +61,18 @@ func TestKubectlGpupack(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		views = nil
-		if err := json.Unmarshal([]byte(out), &views); err != nil {
+		var list struct {
+			APIVersion string            `json:"apiVersion"`
+			Kind       string            `json:"kind"`
+			Items      []gpuview.PodView `json:"items"`
+		}
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
 			return false, err
 		}
+		if list.APIVersion != "gpupack.io/v1alpha1" || list.Kind != "GPUPodList" {
+			return false, fmt.Errorf("pods -o json: apiVersion %q, kind %q", list.APIVersion, list.Kind)
+		}
+		views = list.Items
 		exact := 0
 		for _, v := range views {
 			if v.Handoff == gpuview.HandoffExact {
@@ -90,10 +99,16 @@ func TestKubectlGpupack(t *testing.T) {
 	require.Regexp(t, `(?m)^\s+0\s+V100-SXM2-16GB\s+X\s+NV1\s+NV1\s+NV2\s+NV2\s+SYS\s+SYS\s+SYS\s+0\s+\S+$`, out)
 	require.Contains(t, out, "default/train")
 	require.Contains(t, out, "default/infer")
-	var nodes []gpuview.NodeView
+	require.Contains(t, out, "\nfragmentation workload: GPUPack's default prior (args workload.prior)\n")
+	var nodeList struct {
+		Kind  string             `json:"kind"`
+		Items []gpuview.NodeView `json:"items"`
+	}
 	out, err = e.kubectlGpupack(bin, "nodes", "-o", "yaml")
 	require.NoError(t, err)
-	require.NoError(t, yaml.Unmarshal([]byte(out), &nodes))
+	require.NoError(t, yaml.Unmarshal([]byte(out), &nodeList))
+	require.Equal(t, "GPUNodeList", nodeList.Kind)
+	nodes := nodeList.Items
 	require.Len(t, nodes, 2)
 	held := 0
 	for _, n := range nodes {
@@ -112,19 +127,22 @@ func TestKubectlGpupack(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("kubectl gpupack explain big:\n%s", out)
 	require.Contains(t, out, "pod default/big: fits 0 of 2 nodes")
-	require.Regexp(t, `(?m)^v100\s+never\s+-\s+-\s+-\s+gpupack: no free healthy whole for 9 x nvidia.com/gpu, even with none in use$`, out)
+	require.Contains(t, out, "\nnote: spec.schedulerName is no-such-scheduler, not a GPUPack profile")
+	require.Regexp(t, `(?m)^v100\s+never\s+-\s+-\s+-\s+gpupack: no 9 free healthy whole GPUs for 9 x nvidia.com/gpu \(\d free\), even with none in use( \(8 free then\))?$`, out)
 	require.Regexp(t, `(?m)^pcie\s+never\s+`, out)
 	out, err = e.kubectlGpupack(bin, "explain", "infer", "-o", "json")
 	require.NoError(t, err)
 	var ex struct {
+		Kind    string `json:"kind"`
 		BoundTo string `json:"boundTo"`
-		Nodes   []struct {
+		Items   []struct {
 			Node string `json:"node"`
 			Fits bool   `json:"fits"`
-		} `json:"nodes"`
+		} `json:"items"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &ex))
-	require.Len(t, ex.Nodes, 2)
+	require.Equal(t, "NodeFitList", ex.Kind)
+	require.Len(t, ex.Items, 2)
 	require.NotEmpty(t, ex.BoundTo)
 
 	out, err = e.kubectlGpupack(bin, "frag")
@@ -132,6 +150,13 @@ func TestKubectlGpupack(t *testing.T) {
 	t.Logf("kubectl gpupack frag:\n%s", out)
 	require.Regexp(t, `(?m)^TOTAL\s+\d+\.\d\d$`, out)
 	require.Regexp(t, `(?m)^whole:1\s+\d+%`, out)
+	require.Contains(t, out, "\nfragmentation workload: GPUPack's default prior (args workload.prior)\n")
+
+	// A node by name; -v is the log verbosity, not --version.
+	out, err = e.kubectlGpupack(bin, "nodes", "v100", "-v=6")
+	require.NoError(t, err)
+	require.Contains(t, out, "node v100: ")
+	require.NotContains(t, out, "node pcie: ")
 
 	_, err = e.kubectlGpupack(bin, "nodes", "-o", "xml")
 	require.ErrorContains(t, err, `unknown output format "xml"`)

@@ -4,28 +4,40 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/gpupack/gpupack/pkg/gpuview"
 )
+
+// explainHeader is explain's table header. FRAG DELTA's sign is said
+// there: a negative figure (the node's fragmentation drops) is better.
+const explainHeader = "NODE\tFITS\tFRAG DELTA (<0 BETTER)\tSUPPLY COST\tSET QUALITY\tREASON"
 
 // writeExplain writes explain's table: per node, fits or the reason it
 // does not, and for fitting nodes what Score ranks them by (fragmentation
-// change and supply cost in GPUs, the set's link quality).
-func writeExplain(w io.Writer, v explainView) error {
+// change and supply cost in GPUs, the set's link quality); then the
+// workload the fragmentation change assumes.
+func writeExplain(w io.Writer, v fitList) error {
 	fits := 0
-	for _, n := range v.Nodes {
+	for _, n := range v.Items {
 		if n.Fits {
 			fits++
 		}
 	}
-	head := fmt.Sprintf("pod %s: fits %d of %d nodes (GPUPack's Filter only; other plugins not asked)", v.Pod, fits, len(v.Nodes))
-	if v.Node != "" {
-		head += "; already bound to " + v.Node
+	head := fmt.Sprintf("pod %s: fits %d of %d nodes (GPUPack's Filter only; other plugins not asked)", v.Pod, fits, len(v.Items))
+	if v.BoundTo != "" {
+		head += "; already bound to " + v.BoundTo
 	}
 	if _, err := fmt.Fprintln(w, head); err != nil {
 		return err
 	}
+	if v.Note != "" {
+		if _, err := fmt.Fprintf(w, "note: %s\n", v.Note); err != nil {
+			return err
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tFITS\tFRAG DELTA\tSUPPLY COST\tSET QUALITY\tREASON")
-	for _, n := range v.Nodes {
+	fmt.Fprintln(tw, explainHeader)
+	for _, n := range v.Items {
 		if !n.Fits {
 			fits := "no"
 			if n.Unresolvable {
@@ -39,5 +51,5 @@ func writeExplain(w io.Writer, v explainView) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing explain: %w", err)
 	}
-	return nil
+	return gpuview.WriteWorkload(w, v.Workload, true)
 }

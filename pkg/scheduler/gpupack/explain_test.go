@@ -46,8 +46,7 @@ func TestExplain(t *testing.T) {
 	// full: 8 - 6 (in-use) - 1 (holder) = 1 free GPU < 2.
 	require.False(t, byName["full"].Fits)
 	require.False(t, byName["full"].Unresolvable)
-	require.Contains(t, byName["full"].Reason, "no free healthy")
-	require.Contains(t, byName["full"].Reason, "2 x nvidia.com/gpu")
+	require.Equal(t, "gpupack: no 2 free healthy whole GPUs for 2 x nvidia.com/gpu (1 free)", byName["full"].Reason)
 
 	require.False(t, byName["cpu-only"].Fits)
 	require.True(t, byName["cpu-only"].Unresolvable)

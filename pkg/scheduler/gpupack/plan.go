@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -54,12 +55,12 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 	if err != nil {
 		return plan{}, err
 	}
-	p, failed := planOn(view.State, reqs, dist, names)
+	p, failed, at := planAt(view.State, reqs, dist, names)
 	if failed < 0 {
 		return p, nil
 	}
 	r := reqs[failed]
-	err = fmt.Errorf("no free healthy %s for %d x %s%s", r.req.Kind, r.req.Count, r.resource, hintNote(r.req))
+	err = noRoom(at, r)
 	// The cache's empty State of the node, built once per topology: Filter
 	// asks this of every node a full cluster rejects, and a State built
 	// here each time cost 8 allocations and a read lock on pkg/score's
@@ -68,7 +69,14 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 	if empty == nil || empty.Node() != view.Topology {
 		empty = score.NewState(view.Topology)
 	}
-	if _, never := planOn(empty, reqs, dist, false); never >= 0 {
+	if _, never, emptyAt := planAt(empty, reqs, dist, false); never >= 0 {
+		// How many the request may take with none in use, when that
+		// differs from now: "(3 free), even with none in use (8 free then)".
+		if q := r.req; never == failed && q.Kind == score.KindWhole {
+			if n := freeWhole(emptyAt, q); n != freeWhole(at, q) {
+				return plan{}, errNeverFits{fmt.Errorf("%w, even with none in use (%d free then)", err, n)}
+			}
+		}
 		return plan{}, errNeverFits{fmt.Errorf("%w, even with none in use", err)}
 	}
 	return plan{}, err
@@ -78,6 +86,14 @@ func (pl *GPUPack) makePlan(view gpucache.NodeView, reqs []containerRequest, dis
 // resolved; failed is the index of the first request that does not fit
 // (-1 when all do).
 func planOn(st *score.State, reqs []containerRequest, dist *score.Distribution, names bool) (p plan, failed int) {
+	p, failed, _ = planAt(st, reqs, dist, names)
+	return p, failed
+}
+
+// planAt is planOn that also returns, when a request does not fit, the
+// state it was tried on (st with the requests before it applied), for the
+// reason (noRoom).
+func planAt(st *score.State, reqs []containerRequest, dist *score.Distribution, names bool) (p plan, failed int, at *score.State) {
 	p = plan{ratio: 1}
 	choose := score.Evaluate
 	if names {
@@ -86,7 +102,7 @@ func planOn(st *score.State, reqs []containerRequest, dist *score.Distribution, 
 	for i, r := range reqs {
 		c, ok := choosePooled(st, r, dist, choose)
 		if !ok {
-			return plan{}, i
+			return plan{}, i, st
 		}
 		if names {
 			p.choices = append(p.choices, c)
@@ -109,7 +125,65 @@ func planOn(st *score.State, reqs []containerRequest, dist *score.Distribution, 
 			}
 		}
 	}
-	return p, -1
+	return p, -1, nil
+}
+
+// noRoom is the reason request r does not fit state st, naming what it
+// needs in the node's words, and for whole GPUs how many of the ones it may
+// take are free: "no 8 free healthy whole GPUs for 8 x nvidia.com/gpu (3
+// free)". Filter makes one for every node a full cluster rejects: a format
+// each, no more allocations than the message needs (BenchmarkFilterRejects).
+func noRoom(st *score.State, r containerRequest) error {
+	q := r.req
+	model := ""
+	if q.Model != "" {
+		model = " of model " + q.Model
+	}
+	one := q.Count == 1
+	switch q.Kind {
+	case score.KindWhole:
+		if one {
+			return fmt.Errorf("no free healthy whole GPU%s for 1 x %s (%d free)", model, r.resource, freeWhole(st, q))
+		}
+		return fmt.Errorf("no %d free healthy whole GPUs%s%s for %d x %s (%d free)", q.Count, model, hintNote(q), q.Count, r.resource, freeWhole(st, q))
+	case score.KindShared:
+		switch {
+		case len(freshCounts(r.uses)) >= 2:
+			return fmt.Errorf("no %d free healthy replicas%s, each container's on one GPU, for %d x %s", q.Count, model, q.Count, r.resource)
+		case one:
+			return fmt.Errorf("no GPU%s with 1 free healthy replica for 1 x %s", model, r.resource)
+		case q.Policy == score.Spread:
+			return fmt.Errorf("no %d GPUs%s with a free healthy replica each (replica policy spread) for %d x %s", q.Count, model, q.Count, r.resource)
+		}
+		return fmt.Errorf("no GPU%s with %d free healthy replicas (replica policy packed: on one GPU) for %d x %s", model, q.Count, q.Count, r.resource)
+	case score.KindMIG:
+		if one {
+			return fmt.Errorf("no free healthy %s MIG device%s for 1 x %s", q.MIGProfile, model, r.resource)
+		}
+		return fmt.Errorf("no %d free healthy %s MIG devices%s for %d x %s", q.Count, q.MIGProfile, model, q.Count, r.resource)
+	}
+	return fmt.Errorf("no free healthy %s for %d x %s", q.Kind, q.Count, r.resource)
+}
+
+// freeWhole is how many of st's GPUs whole request q may take are free:
+// entirely free, healthy, not in MIG mode, of its model, and not
+// time-shared when the resource leaves those out (NoShared).
+func freeWhole(st *score.State, q score.Request) int {
+	n := 0
+	gpus := st.Node().GPUs
+	for i := range st.FreeGPUs().All() {
+		if i >= len(gpus) || (q.NoShared && gpus[i].Replicas > 1) || !modelIn(gpus[i].Model, q.Model) {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// modelIn reports whether model is one of the "|"-separated names of list
+// ("" accepts any), as pkg/score matches a request's model.
+func modelIn(model, list string) bool {
+	return list == "" || slices.Contains(strings.Split(list, "|"), model)
 }
 
 // errNeverFits marks makePlan's errors for requests that would not fit

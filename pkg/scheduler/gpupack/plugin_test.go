@@ -250,7 +250,7 @@ func TestNeverChoosesUnhealthyOrInUse(t *testing.T) {
 		node, got, st, _ := h.schedule(gpuPod(fmt.Sprintf("p%d", i), "nvidia.com/gpu", 1))
 		if i == 4 {
 			require.NotNil(t, st)
-			require.Contains(t, st.Message(), "no free healthy whole")
+			require.Contains(t, st.Message(), "no free healthy whole GPU for 1 x nvidia.com/gpu (0 free)")
 			continue
 		}
 		require.Nil(t, st)

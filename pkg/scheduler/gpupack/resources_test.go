@@ -295,7 +295,7 @@ func TestWholeRequestSkipsGPUsServedAsReplicas(t *testing.T) {
 				_, got, st, _ := h.schedule(pod)
 				if !tt.wantFit[i] {
 					require.NotNil(t, st, "pod %d got %v", i, got)
-					require.Contains(t, st.Message(), "no free healthy whole")
+					require.Regexp(t, `no (\d+ )?free healthy whole GPUs? for \d+ x nvidia.com/gpu \(\d+ free\)`, st.Message())
 					if i == len(tt.pods)-1 {
 						require.Equal(t, tt.wantNever, strings.Contains(st.Message(), "even with none in use"), st.Message())
 					}
