@@ -334,11 +334,15 @@ func (h *Health) resolve(ev nvml.Event) (int, bool) {
 }
 
 // Run consumes events until ctx is done and, when recovery is on, probes
-// unhealthy GPUs on every tick. A closed event channel stops event handling,
-// not recovery.
+// unhealthy GPUs on every tick. With recovery off it still probes, every
+// Interval, the GPUs that discovery could not read (Degraded): they never
+// faulted, and a full read brings them back through a new discovery
+// (Rediscover), as a restarted plugin would serve them; faulted GPUs stay
+// out. A closed (or nil) event channel stops event handling, not probing.
 func (h *Health) Run(ctx context.Context, events <-chan nvml.Event) {
 	var tick <-chan time.Time
-	if h.opts.Recover && h.opts.Interval > 0 {
+	degradedOnly := !h.opts.Recover
+	if h.opts.Interval > 0 && (h.opts.Recover || h.AnyDegraded()) {
 		t := h.opts.Clock.NewTicker(h.opts.Interval)
 		defer t.Stop()
 		tick = t.C()
@@ -354,23 +358,39 @@ func (h *Health) Run(ctx context.Context, events <-chan nvml.Event) {
 			}
 			h.Handle(ctx, ev)
 		case <-tick:
-			h.Probe(ctx)
+			h.probe(ctx, degradedOnly)
 		}
 	}
 }
 
+// AnyDegraded reports whether a GPU is served unhealthy because discovery
+// could not read it.
+func (h *Health) AnyDegraded() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, g := range h.gpus {
+		if g.degraded {
+			return true
+		}
+	}
+	return false
+}
+
 // Probe runs one recovery check on every unhealthy GPU.
-func (h *Health) Probe(ctx context.Context) {
+func (h *Health) Probe(ctx context.Context) { h.probe(ctx, false) }
+
+// probe is Probe, on the degraded GPUs alone when degradedOnly.
+func (h *Health) probe(ctx context.Context, degradedOnly bool) {
 	logger := klog.FromContext(ctx)
 	h.mu.Lock()
 	var sick []int
 	for i, g := range h.gpus {
-		if !g.healthy {
+		if !g.healthy && (g.degraded || !degradedOnly) {
 			sick = append(sick, i)
 		}
 	}
 	for _, m := range h.migSick {
-		if !slices.Contains(sick, m.gpu) {
+		if !degradedOnly && !slices.Contains(sick, m.gpu) {
 			sick = append(sick, m.gpu)
 		}
 	}

@@ -1,13 +1,13 @@
 package deviceplugin_test
 
 // Review: fault SEQUENCES (not single faults) against the device plugin's
-// health, rebuild and MIG handling. Tests that show a defect skip unless
-// GPUPACK_REVIEW_DEFECTS=1 (reviewDefect), so the suite stays green; the
+// health, rebuild and MIG handling. Three showed defects, fixed since (a
+// MIG mark lost across a layout change, a degraded GPU never read again
+// with recovery off, restartOnDeviceUnhealthy ignoring carried marks); the
 // others pin sequences that held.
 
 import (
 	"context"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -25,15 +25,6 @@ import (
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
-// reviewDefect skips a test that shows a known, reported defect unless
-// GPUPACK_REVIEW_DEFECTS=1.
-func reviewDefect(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("GPUPACK_REVIEW_DEFECTS") != "1" {
-		t.Skip("defect: " + what)
-	}
-}
-
 // Sequence: migStrategy mixed, an XID names one MIG instance of GPU 0 (its
 // MIG device goes unhealthy); then the MIG layout of GPU 0 changes (MIG
 // disabled, or its instances re-created with new UUIDs) and the plugin is
@@ -45,7 +36,6 @@ func reviewDefect(t *testing.T, what string) {
 // GPU (servedWhole). Expected: the mark moves to the MIG device's parent
 // (known from MIGParents), which recovers after its checks.
 func TestReviewMIGMarkSurvivesLayoutChange(t *testing.T) {
-	reviewDefect(t, "a MIG device's unhealthy mark is dropped by a MIG layout change + rebuild: its GPU comes back healthy without checks (NewHealth ignores MIG UUIDs not in the new inventory; servedWhole-style move to the parent is missing)")
 	const mixed = "version: v1\nflags: {migStrategy: mixed}\nhealth: {recovery: {checks: 3, interval: 10s}}"
 	small := []string{"1g.5gb", "1g.5gb", "1g.5gb"}
 	for _, tc := range []struct {
@@ -108,7 +98,6 @@ func TestReviewMIGMarkSurvivesLayoutChange(t *testing.T) {
 // whatever recovery says of GPUs that failed (recovery.enabled is about
 // faults; this is discovery).
 func TestReviewDegradedGPUComesBackWithRecoveryDisabled(t *testing.T) {
-	reviewDefect(t, "a GPU degraded by a transient discovery error never comes back when health.recovery.enabled is false or health checks are disabled (Health.Run only probes with Recover; Manager.Run does not start Health.Run when Disabled)")
 	for _, tc := range []struct{ name, config string }{
 		{"recovery disabled", "version: v1\nhealth: {recovery: {enabled: false, checks: 1, interval: 10s}}"},
 		{"health checks disabled", "version: v1\nhealth: {disabled: true}"},
@@ -153,7 +142,6 @@ func TestReviewDegradedGPUComesBackWithRecoveryDisabled(t *testing.T) {
 // that starts with carried marks restarts (or the command drops the marks
 // for such a config).
 func TestReviewRestartOnUnhealthyWithCarriedMarks(t *testing.T) {
-	reviewDefect(t, "restartOnDeviceUnhealthy never restarts for a GPU marked unhealthy before a reload (Manager.Run only reacts to health changes; cmd/device-plugin carries Options.Unhealthy into it)")
 	dir := socketDir(t)
 	k := startKubelet(t, dir)
 	m, err := fake.New(fake.DGXA100)

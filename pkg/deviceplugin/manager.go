@@ -254,7 +254,7 @@ func New(opts Options) (*Manager, error) {
 		}
 		m.base.MIG = nil
 	}
-	healthInv, unhealthy := inv, opts.Unhealthy
+	healthInv, unhealthy := inv, goneMarksToParents(inv, opts.Unhealthy, opts.MIGParents)
 	if *c.Flags.MigStrategy == configv1.MIGStrategyNone {
 		healthInv, unhealthy = servedWhole(inv, unhealthy)
 	}
@@ -303,6 +303,26 @@ func New(opts Options) (*Manager, error) {
 	}
 	opts.Metrics.attach(m)
 	return m, nil
+}
+
+// goneMarksToParents is the marks carried from the previous Manager with
+// each mark of a MIG device that inv no longer has (its instance destroyed
+// or MIG turned off: a layout change) moved to its parent GPU, known from
+// parents (Options.MIGParents): a rebuild is no recovery check, so the GPU
+// that held a faulty instance starts unhealthy and comes back only through
+// the recovery checks. A mark whose device nothing remembers is kept as it
+// is (it names nothing of inv and is dropped).
+func goneMarksToParents(inv *nvml.Inventory, unhealthy []string, parents sharing.MIGParents) []string {
+	var out []string
+	for _, uuid := range unhealthy {
+		if gpu, ok := parents[uuid]; ok && !slices.ContainsFunc(inv.MIG, func(m nvml.MIGDevice) bool { return m.UUID == uuid }) {
+			uuid = gpu
+		}
+		if !slices.Contains(out, uuid) {
+			out = append(out, uuid)
+		}
+	}
+	return out
 }
 
 // servedWhole is what health tracks under migStrategy none, where every GPU,
@@ -535,6 +555,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	var healthChanged <-chan struct{}
 	if deref(m.opts.Config.Flags.RestartOnDeviceUnhealthy) {
 		healthChanged = m.health.Changed()
+		// Marks carried from the previous Manager (a reload that turned
+		// the flag on, or one that raced a fault): no change will come
+		// for them, and a restart is what the flag asks for.
+		if m.health.AnyUnhealthy() {
+			logger.Info("Devices are unhealthy from before this config and flags.restartOnDeviceUnhealthy is set: restarting")
+			return ErrRestartOnUnhealthy
+		}
 	}
 	if !m.opts.Config.Health.Disabled {
 		uuids := make([]string, 0, len(m.inv.GPUs))
@@ -550,6 +577,11 @@ func (m *Manager) Run(ctx context.Context) error {
 			logger.Error(err, "Watching NVML health events failed; health checks limited to recovery probes")
 		}
 		go m.health.Run(ctx, events)
+	} else if m.health.AnyDegraded() {
+		// No health checks, but a GPU discovery could not read is served
+		// unhealthy under a placeholder: it is read again (no events)
+		// until it answers and the node is discovered anew.
+		go m.health.Run(ctx, nil)
 	}
 
 	w, err := m.watchDir(m.opts.PluginDir)
