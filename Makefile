@@ -81,7 +81,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 logcheck:
-	$(GO) run sigs.k8s.io/logtools/logcheck -check-structured -check-contextual -check-parameters $(PKGS)
+	$(GO) run sigs.k8s.io/logtools/logcheck -config hack/logcheck.conf -check-structured -check-contextual -check-parameters $(PKGS)
 
 ## demo: a real control plane with two pools of fake GPU nodes (kubelet
 ## device manager + our device plugin each), our scheduler with the
