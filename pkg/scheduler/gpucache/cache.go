@@ -241,7 +241,16 @@ type podEntry struct {
 // checked o's count). While the node still has them (knownLocked), o's
 // needs are covered and take no stand-ins: the node's State stays.
 func (p *podEntry) confirmedBy(o *podEntry) bool {
-	return p.assumed && !o.assumed && p.needs == nil && p.node == o.node && len(p.ids) > 0 && slices.Equal(p.ids, o.ids)
+	if !p.assumed || o.assumed || p.needs != nil || p.node != o.node || len(p.ids) == 0 || !slices.Equal(p.ids, o.ids) {
+		return false
+	}
+	// Every request of the pod named (a pod asking resources Reserve does
+	// not place, another profile's names, takes stand-ins at once).
+	asked := 0
+	for _, n := range o.needs {
+		asked += sum(n.chunks)
+	}
+	return asked == len(o.ids)
 }
 
 // knownLocked reports whether node's topology names every device of ids

@@ -196,10 +196,12 @@ func (c *Cache) standInsLocked(e *nodeEntry, st *score.State, used map[string]bo
 		switch {
 		case sum(missing) > 0:
 			shorts = append(shorts, short{uid: uid, reqs: reqs, missing: missing})
-		case !slices.ContainsFunc(reported, func(id string) bool { return !slices.Contains(p.ids, id) }):
-			// Its own devices cover its needs on this topology, whatever
-			// the in-use report says later: no need to look again until
-			// the node's topology changes (every pod gpupack bound).
+		case !slices.Contains(reqs, nil) && !slices.ContainsFunc(reported, func(id string) bool { return !slices.Contains(p.ids, id) }):
+			// Its own devices cover its needs, every one served, on this
+			// topology, whatever the in-use report says later: no need to
+			// look again until the node's topology changes (every pod
+			// gpupack bound). A need not served may be served by a
+			// profile's names added later (AddArgsNames): not skipped.
 			p.coveredOn = e.topo
 		}
 	}
@@ -263,7 +265,12 @@ func (c *Cache) missingLocked(node *topology.Node, idx map[string]int, p *podEnt
 			}
 		}
 	}
-	count(p.ids, nil, false)
+	// Every known device counts as spare once its own kind's needs are met:
+	// the kubelet gave each for one of the pod's requests (a device of
+	// another kind than the node now serves under the request's name was
+	// given before the device plugin was reconfigured), whether the
+	// annotation or the report names it.
+	count(p.ids, nil, true)
 	count(reported, [][]string{p.ids}, true)
 	reqs := make([]*score.Request, len(p.needs))
 	missing := make([]int, len(p.needs))
@@ -278,14 +285,26 @@ func (c *Cache) missingLocked(node *topology.Node, idx map[string]int, p *podEnt
 			reqs[i], missing[i] = &req, total-known
 		}
 	}
-	left := 0
+	left, wholeLeft := 0, false
 	for _, kc := range kinds {
 		left += min(kc.spare, kc.have) // a kind's ids are matched before its reported devices
+		wholeLeft = wholeLeft || (kc.key == keyGPU && min(kc.spare, kc.have) > 0)
 	}
 	for i := range missing {
 		k := min(left, missing[i])
 		missing[i] -= k
 		left -= k
+	}
+	// A whole GPU left over is held whole (the device plugin names the GPU
+	// of MIG devices destroyed under the pod beside them, and withholds it
+	// whole): it stands for every MIG device still short, however many of
+	// its instances the pod held.
+	if wholeLeft {
+		for i, n := range p.needs {
+			if _, key, ok := c.requestOnLocked(node, n.resource, p); ok && strings.HasPrefix(key, keyMIG) {
+				missing[i] = 0
+			}
+		}
 	}
 	return reqs, missing
 }

@@ -1,7 +1,6 @@
 package gpucache_test
 
 import (
-	"os"
 	"slices"
 	"testing"
 
@@ -17,16 +16,8 @@ import (
 // Review of aea1245 (every bound pod's requests are held: needsOf always
 // computes needs, confirmedBy keeps the State, coveredOn skips covered
 // pods) and 1fe042e (the in-use report names a gone MIG device's parent).
-// The first two tests fail on aea1245 and pass on its parent (regressions);
-// the other two fail on both sides (see each). All are skipped unless
-// GPUPACK_REVIEW_DEFECTS=1.
-
-func skipUnlessRecentReview(t *testing.T) {
-	t.Helper()
-	if os.Getenv("GPUPACK_REVIEW_DEFECTS") != "1" {
-		t.Skip("review defect (aea1245); set GPUPACK_REVIEW_DEFECTS=1 to run")
-	}
-}
+// The first two tests failed on aea1245 and passed on its parent
+// (regressions); the other two failed on both sides (see each). Fixed since.
 
 // A pod gpupack bound (gpupack.io/devices names exactly what it asks) is
 // running when the device plugin is reconfigured under the same resource
@@ -44,7 +35,6 @@ func skipUnlessRecentReview(t *testing.T) {
 // that (it names the same device). Before aea1245 such a pod had no needs
 // (its annotation covered them) and held its device only.
 func TestRecentReviewOwnPodReportedUnderAnotherKindGetsNoStandIn(t *testing.T) {
-	skipUnlessRecentReview(t)
 	wholeOf := func(prefix string) *topology.Node {
 		n := fixture.PCIe(prefix, "T4", 2)
 		n.Resources = []topology.Resource{{Name: "nvidia.com/gpu", Kind: topology.KindGPU}}
@@ -104,7 +94,6 @@ func TestRecentReviewOwnPodReportedUnderAnotherKindGetsNoStandIn(t *testing.T) {
 // pod never gets its stand-ins until the node's topology annotation
 // changes. Observed: 0 used; expected 2 (and 2 before aea1245).
 func TestRecentReviewArgsNamesAddedAfterCoveredOn(t *testing.T) {
-	skipUnlessRecentReview(t)
 	topo := fixture.DGX1V100("x") // no resource table
 	c := gpucache.New()
 	c.AddArgsNames(argsNames)
@@ -140,7 +129,6 @@ func TestRecentReviewArgsNamesAddedAfterCoveredOn(t *testing.T) {
 // (its needsOf left out only the covered resource, and missingLocked let
 // the nvidia.com/gpu id stand for the example.com/gpu need by kind).
 func TestRecentReviewConfirmedPodWithUnplacedNeedTakesItsStandInAtOnce(t *testing.T) {
-	skipUnlessRecentReview(t)
 	topo := fixture.DGX1V100("x")
 	c := gpucache.New()
 	c.AddArgsNames(argsNames)
@@ -178,7 +166,6 @@ func TestRecentReviewConfirmedPodWithUnplacedNeedTakesItsStandInAtOnce(t *testin
 // free; expected 2. Same for gpupack's annotated pod and another
 // scheduler's.
 func TestRecentReviewTwoGoneMIGDevicesOneParentNoStandIn(t *testing.T) {
-	skipUnlessRecentReview(t)
 	old := fixture.WithMIG(fixture.WithMIG(fixture.PCIe("m", "A100", 2), 0, 1, "1g.5gb", "1g.5gb"), 1, 1, "1g.5gb", "1g.5gb")
 	held := []string{old.MIG[0].UUID, old.MIG[1].UUID} // both on GPU 0
 	newer := fixture.PCIe("m", "A100", 2)
