@@ -198,17 +198,10 @@ func parsePrior(spec string) ([]config.TaskTypeWeight, error) {
 // the prior, as the plugin builds it (a running scheduler also learns from
 // the pods it places unless workload.pin is set).
 func distribution(args *config.GPUPackArgs) (*score.Distribution, error) {
-	prior := make([]score.Weighted, 0, len(args.Workload.Prior))
-	for i, p := range args.Workload.Prior {
-		t, err := p.TaskType()
-		if err != nil {
-			return nil, fmt.Errorf("workload.prior[%d]: %w", i, err)
-		}
-		prior = append(prior, score.Weighted{Type: t, Weight: float64(p.Weight)})
+	wo, err := args.Workload.Options()
+	if err != nil {
+		return nil, fmt.Errorf("workload.%w", err)
 	}
-	wo := score.PluginWorkloadOptions()
-	wo.Prior, wo.PriorWeight = prior, float64(args.Workload.PriorWeight)
-	wo.HalfLife, wo.Pin = float64(args.Workload.HalfLife), args.Workload.Pin
 	wl, err := score.NewWorkload(wo)
 	if err != nil {
 		return nil, fmt.Errorf("workload: %w", err)

@@ -107,17 +107,10 @@ func build(obj runtime.Object, h fwk.Handle, now func() time.Time) (*GPUPack, er
 	if errs := validation.ValidateGPUPackArgs(nil, args); len(errs) > 0 {
 		return nil, fmt.Errorf("invalid %s args: %w", Name, errs.ToAggregate())
 	}
-	prior := make([]score.Weighted, 0, len(args.Workload.Prior))
-	for _, p := range args.Workload.Prior {
-		t, _ := p.TaskType() // validated
-		prior = append(prior, score.Weighted{Type: t, Weight: float64(p.Weight)})
+	wo, err := args.Workload.Options() // validated: no error
+	if err != nil {
+		return nil, fmt.Errorf("invalid %s args: workload.%w", Name, err)
 	}
-	// The args set the prior, its weight, the half-life and pinning; the
-	// snapshot pacing is score's (PluginWorkloadOptions, which gpusim's
-	// online mode learns with too).
-	wo := score.PluginWorkloadOptions()
-	wo.Prior, wo.PriorWeight = prior, float64(args.Workload.PriorWeight)
-	wo.HalfLife, wo.Pin = float64(args.Workload.HalfLife), args.Workload.Pin
 	wl, err := score.NewWorkload(wo)
 	if err != nil {
 		return nil, fmt.Errorf("invalid %s args: workload: %w", Name, err)

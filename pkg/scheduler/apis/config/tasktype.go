@@ -28,3 +28,23 @@ func (p TaskTypeWeight) TaskType() (score.TaskType, error) {
 	}
 	return t, nil
 }
+
+// Options are the workload options of these args, as the plugin learns
+// with them: the prior (an entry whose TaskType fails is an error naming
+// it, prior[i]), its weight, the half-life and pinning; the snapshot pacing
+// is score's (score.PluginWorkloadOptions, which gpusim's online mode
+// learns with too).
+func (w *WorkloadArgs) Options() (score.WorkloadOptions, error) {
+	prior := make([]score.Weighted, 0, len(w.Prior))
+	for i, p := range w.Prior {
+		t, err := p.TaskType()
+		if err != nil {
+			return score.WorkloadOptions{}, fmt.Errorf("prior[%d]: %w", i, err)
+		}
+		prior = append(prior, score.Weighted{Type: t, Weight: float64(p.Weight)})
+	}
+	wo := score.PluginWorkloadOptions()
+	wo.Prior, wo.PriorWeight = prior, float64(w.PriorWeight)
+	wo.HalfLife, wo.Pin = float64(w.HalfLife), w.Pin
+	return wo, nil
+}
