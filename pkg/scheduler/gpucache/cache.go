@@ -1018,22 +1018,16 @@ func (c *Cache) AddPod(pod *v1.Pod) error {
 }
 
 // annotatedIDs are the devices pod's decoded gpupack.io/devices d names, of
-// each resource whose distinct devices are as many as the pod asks of it
-// (its peak: freshChunks); the other resources' are left out, with an
-// error naming them.
+// each resource whose devices (distinct: DecodeDevices refuses one listed
+// twice) are as many as the pod asks of it (its peak: freshChunks); the
+// other resources' are left out, with an error naming them.
 func annotatedIDs(pod *v1.Pod, d *protocol.Devices) ([]string, error) {
 	var ids []string
 	var mismatched []string
 	for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
 		named := d.Resources[res]
-		distinct := len(named)
-		for i, id := range named {
-			if slices.Contains(named[:i], id) {
-				distinct--
-			}
-		}
-		if asked := sum(freshChunks(pod, res)); distinct != asked {
-			mismatched = append(mismatched, fmt.Sprintf("%d %s named, %d asked", distinct, res, asked))
+		if asked := sum(freshChunks(pod, res)); len(named) != asked {
+			mismatched = append(mismatched, fmt.Sprintf("%d %s named, %d asked", len(named), res, asked))
 			continue
 		}
 		ids = append(ids, named...)
