@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -143,15 +144,5 @@ func watchConfigLabel(ctx context.Context, r nodeReader, node, label string, con
 			ev.ConfigLabelUnknown(label, v, configs)
 		}
 	}
-	check()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			check()
-		}
-	}
+	wait.UntilWithContext(ctx, func(context.Context) { check() }, every)
 }
