@@ -97,6 +97,12 @@ type Health struct {
 	// again: what the node serves must be discovered again.
 	rediscover     chan struct{}
 	rediscoverOnce sync.Once
+	// unread are the carried marks (HealthOptions.Unhealthy) that name no
+	// device this tracker serves while discovery could not read a GPU:
+	// they may be that GPU's (or its MIG devices'), under the UUID it gets
+	// back once read, so they are carried on (UnhealthyUUIDs) rather than
+	// dropped; never modified.
+	unread []string
 }
 
 // migState is an unhealthy MIG device (an XID named its instance).
@@ -128,15 +134,24 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 	for _, m := range inv.MIG {
 		h.migs[migKey{m.ParentIndex, m.GIID, m.CIID}] = m.UUID
 	}
+	degraded := slices.ContainsFunc(inv.GPUs, func(g nvml.GPU) bool { return g.Degraded != nil })
 	for _, uuid := range opts.Unhealthy {
 		if i, ok := h.byUUID[uuid]; ok && !h.gpus[i].degraded {
 			h.gpus[i].healthy = false
 			continue
 		}
+		found := false
 		for _, m := range inv.MIG {
 			if m.UUID == uuid {
 				h.migSick[uuid] = &migState{gpu: m.ParentIndex}
+				found = true
 			}
+		}
+		if !found && degraded && !slices.Contains(h.unread, uuid) {
+			// A GPU that faulted and then could not be read at a
+			// rediscovery (a transient NVML error, still off the bus):
+			// its fault must not end with the rebuild that reads it again.
+			h.unread = append(h.unread, uuid)
 		}
 	}
 	return h
@@ -145,11 +160,13 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 // UnhealthyUUIDs are the UUIDs of the GPUs and MIG devices unhealthy now
 // by their own faults (not those discovery could not read, nor those a
 // sharing daemon cannot serve for now), sorted: what a tracker replacing
-// this one starts with (HealthOptions.Unhealthy).
+// this one starts with (HealthOptions.Unhealthy). The marks this one was
+// given for devices it could not tell, a GPU discovery could not read
+// being there, are among them: that GPU, read again, is still unhealthy.
 func (h *Health) UnhealthyUUIDs() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []string
+	out := slices.Clone(h.unread)
 	for _, g := range h.gpus {
 		if !g.healthy && !g.degraded {
 			out = append(out, g.uuid)
@@ -159,7 +176,7 @@ func (h *Health) UnhealthyUUIDs() []string {
 		out = append(out, uuid)
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // Healthy reports whether the GPU with that index is healthy.

@@ -103,18 +103,38 @@ func TestCheckOlderThanTheLastXID(t *testing.T) {
 
 // A tracker started with its predecessor's marks (HealthOptions.Unhealthy)
 // has those GPUs and MIG devices unhealthy and answers them back; a UUID
-// it does not know, and a GPU discovery could not read (its own state),
-// change nothing.
+// it does not know changes nothing and is dropped, and a GPU discovery
+// could not read is no mark by itself (its own state). While a GPU is
+// degraded, though, the marks that name nothing served may be that GPU's
+// under the UUID it gets back once read: they are answered back too.
 func TestHealthStartsWithUnhealthyMarks(t *testing.T) {
-	inv := &nvml.Inventory{
-		GPUs: []nvml.GPU{{Index: 0, UUID: "GPU-0"}, {Index: 1, UUID: "GPU-1"}, {Index: 2, UUID: "GPU-2", Degraded: errors.New("unreadable")}},
-		MIG:  []nvml.MIGDevice{{UUID: "MIG-a", ParentIndex: 1, GIID: 1, CIID: 0}, {UUID: "MIG-b", ParentIndex: 1, GIID: 2, CIID: 0}},
+	for _, tc := range []struct {
+		name      string
+		degraded  bool
+		unhealthy []string
+		want      []string
+	}{
+		{name: "all read", unhealthy: []string{"GPU-0", "MIG-b", "GPU-gone"}, want: []string{"GPU-0", "MIG-b"}},
+		{name: "GPU-2 degraded, not marked", degraded: true, unhealthy: []string{"GPU-0", "MIG-b"}, want: []string{"GPU-0", "MIG-b"}},
+		{name: "GPU-2 degraded, marks carried", degraded: true, unhealthy: []string{"GPU-0", "MIG-b", "GPU-gone", "GPU-2"},
+			want: []string{"GPU-0", "GPU-2", "GPU-gone", "MIG-b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := &nvml.Inventory{
+				GPUs: []nvml.GPU{{Index: 0, UUID: "GPU-0"}, {Index: 1, UUID: "GPU-1"}, {Index: 2, UUID: "GPU-2"}},
+				MIG:  []nvml.MIGDevice{{UUID: "MIG-a", ParentIndex: 1, GIID: 1, CIID: 0}, {UUID: "MIG-b", ParentIndex: 1, GIID: 2, CIID: 0}},
+			}
+			if tc.degraded {
+				inv.GPUs[2].Degraded = errors.New("unreadable")
+			}
+			h := deviceplugin.NewHealth(nil, inv, deviceplugin.HealthOptions{Unhealthy: tc.unhealthy})
+			v := h.Snapshot()
+			require.False(t, v.GPU(0))
+			require.True(t, v.GPU(1))
+			require.Equal(t, !tc.degraded, v.GPU(2))
+			require.True(t, v.Device(1, "MIG-a"))
+			require.False(t, v.Device(1, "MIG-b"))
+			require.Equal(t, tc.want, h.UnhealthyUUIDs())
+		})
 	}
-	h := deviceplugin.NewHealth(nil, inv, deviceplugin.HealthOptions{Unhealthy: []string{"GPU-0", "MIG-b", "GPU-gone", "GPU-2"}})
-	v := h.Snapshot()
-	require.False(t, v.GPU(0))
-	require.True(t, v.GPU(1))
-	require.True(t, v.Device(1, "MIG-a"))
-	require.False(t, v.Device(1, "MIG-b"))
-	require.Equal(t, []string{"GPU-0", "MIG-b"}, h.UnhealthyUUIDs(), "the degraded GPU-2 is discovery's, not a mark")
 }
