@@ -10,11 +10,15 @@ import (
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
 // Sequence: with health.recovery.enabled false (a faulted GPU stays out
@@ -101,6 +105,70 @@ func TestReviewFaultMarkSurvivesDegradedRediscovery(t *testing.T) {
 			for _, g := range []int{0, 1, 2, 4, 5, 6, 7} {
 				require.True(t, again.Health().Healthy(g), "GPU %d", g)
 			}
+		})
+	}
+}
+
+// Sequence: the plugin is rebuilt (a per-node config reload, a
+// rediscovery: cmd/device-plugin/app stops one Manager and runs the next
+// with the same Handoff), and the kubelet restarts in between, while no
+// Manager runs. Two pods were bound meanwhile, "late" (created second,
+// delivered first) and "early". The restarted kubelet admits them as one
+// batch by creation time: early first. Expected: each gets its own set,
+// as when the kubelet restarts under a running Manager
+// (TestHandoffKubeletRestartInProcess); the next Manager must tell the
+// handoff that the kubelet it finds is not the one the previous Manager
+// had. Without a restart the kubelet admits them as they arrive, late
+// first, and each gets its own set too (no batch is made up).
+func TestReviewKubeletRestartDuringRebuild(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		restart bool
+	}{
+		{name: "kubelet restarted between the Managers", restart: true},
+		{name: "kubelet kept running", restart: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newReloadNode(t)
+			ctx := klog.NewContext(context.Background(), ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(1))))
+			pods := &fixture.PodLister{}
+			h := deviceplugin.NewHandoff(pods, deviceplugin.WithAllocations(deviceplugin.NewPodResources(servePodResources(t, n.k))))
+			withHandoff := func(o *deviceplugin.Options) { o.Handoff = h }
+			first, stop := n.run(whole, withHandoff)
+			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+			uuid := func(i int) string { return first.Inventory().GPUs[i].UUID }
+			late := bound(t, "late", 20, "required", uuid(0), uuid(3))
+			early := bound(t, "early", 10, "", uuid(1), uuid(6))
+			stop() // the rebuild begins
+			arrive := func() error {
+				for _, pod := range []*corev1.Pod{late, early} { // the informer's (bind) order
+					pods.Add(pod)
+					h.Observe(pod)
+				}
+				return nil
+			}
+			if tc.restart {
+				require.NoError(t, n.k.Restart(arrive))
+			} else {
+				require.NoError(t, arrive())
+			}
+			n.run(whole, withHandoff)
+			n.k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+
+			var got map[string][]string
+			if tc.restart {
+				got = admitBatch(t, ctx, n.k.Kubelet, late, early)
+			} else {
+				got = map[string][]string{}
+				for _, pod := range []*corev1.Pod{late, early} {
+					require.NoError(t, n.k.Admit(ctx, pod))
+					got[pod.Name] = n.k.Devices(pod)["nvidia.com/gpu"]
+				}
+			}
+			require.Equal(t, map[string][]string{
+				"early": sortedIDs([]string{uuid(1), uuid(6)}),
+				"late":  sortedIDs([]string{uuid(0), uuid(3)}),
+			}, got)
 		})
 	}
 }

@@ -95,6 +95,10 @@ type Handoff struct {
 	turn       map[string]doneKey              // resource -> the entry Choose last left to the plugin's own choice
 	consulted  map[string]consultation         // resource -> the entry the last GetPreferredAllocation was answered for, until the next Allocate
 	cache      map[types.UID]*decoded          // last decode per pod, reused while the annotations are unchanged
+	// kubelet is the kubelet instance (kubeletIdentity) the Managers using
+	// this Handoff saw last: it outlives them, so that the next Manager of
+	// a rebuild tells a kubelet that started in between (sawKubelet).
+	kubelet string
 }
 
 // HandoffOption configures a Handoff.
@@ -252,6 +256,24 @@ func (h *Handoff) KubeletRestarted() {
 	clear(h.consulted)
 	clear(h.turn)
 	clear(h.answered)
+}
+
+// sawKubelet records id (kubeletIdentity; "" records nothing) as the
+// kubelet instance a Manager saw last and returns the one recorded before
+// ("" when none): a Manager that replaces another one (a reload, a
+// rediscovery) tells a kubelet that restarted while neither ran, whose
+// first pods are a batch (KubeletRestarted), from the one the other had.
+func (h *Handoff) sawKubelet(id string) string {
+	if h == nil {
+		return ""
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	prev := h.kubelet
+	if id != "" {
+		h.kubelet = id
+	}
+	return prev
 }
 
 // refused records that an Allocate of resource, of these device IDs per

@@ -604,7 +604,17 @@ func (m *Manager) Run(ctx context.Context) error {
 		logger.Info("Removed a stale socket of an earlier gpupack process", "socket", path)
 	}
 	m.kubeletMu.Lock()
-	m.kubeletSeen = kubeletIdentity(filepath.Join(m.opts.PluginDir, KubeletSocketName))
+	id := kubeletIdentity(filepath.Join(m.opts.PluginDir, KubeletSocketName))
+	if prev := m.opts.Handoff.sawKubelet(id); prev != "" && id != "" && id != prev {
+		// The kubelet restarted while the plugin was rebuilt (after the
+		// Manager before this one saw it last): it admits the pods still
+		// pending as one batch, by creation time, as soon as it has the
+		// plugin's devices.
+		logger.Info("The kubelet restarted while the plugin was rebuilt: its first pods are a batch")
+		m.kubeletStartedLocked(id)
+	} else {
+		m.kubeletSeen = id
+	}
 	m.kubeletMu.Unlock()
 	// Before the kubelet sees a device: one whose GPU a running container
 	// holds under an earlier config's name or ID is withheld from the
@@ -795,6 +805,7 @@ func (m *Manager) resync(ctx context.Context, why string) {
 // already; m.kubeletMu must be held.
 func (m *Manager) kubeletStartedLocked(id string) {
 	m.kubeletSeen = id
+	m.opts.Handoff.sawKubelet(id)
 	if id != "" && id == m.batchFor {
 		return
 	}
