@@ -91,6 +91,9 @@ type spec struct {
 	// clique is the NVLink clique ID (with a cluster UUID derived from the
 	// name); 0 when the machine is in no multi-node NVLink domain.
 	clique uint32
+	// others are the GPUs of another product than gpu, by index (a node of
+	// mixed models); they are not MIG capable here.
+	others map[int]gpus.Config
 	// product is the machine's DMI product name
 	// (/sys/class/dmi/id/product_name), as the vendor's firmware writes it.
 	product string

@@ -30,7 +30,7 @@ func (m *Machine) WriteHostFiles(root string) error {
 	if err := write(nvml.DefaultMachineTypeFile, m.spec.product+"\n"); err != nil {
 		return err
 	}
-	for _, s := range m.spec.slots {
+	for i, s := range m.spec.slots {
 		dir := filepath.Join(nvml.PCIDevicesDir, s.bus)
 		if err := write(filepath.Join(dir, "class"), fmt.Sprintf("0x%06x\n", nvml.PCIClass3D)); err != nil {
 			return err
@@ -38,7 +38,7 @@ func (m *Machine) WriteHostFiles(root string) error {
 		if err := write(filepath.Join(dir, "vendor"), "0x10de\n"); err != nil {
 			return err
 		}
-		if err := write(filepath.Join(dir, "config"), string(bareMetalConfig(m.spec.gpu.PciDeviceId))); err != nil {
+		if err := write(filepath.Join(dir, "config"), string(bareMetalConfig(m.spec.gpuAt(i).PciDeviceId))); err != nil {
 			return err
 		}
 	}

@@ -77,6 +77,9 @@ func (m *Machine) installLinks(i int, d *server.Device) {
 		if _, ret := lane(link); ret != gonvml.SUCCESS {
 			return gonvml.FEATURE_DISABLED, ret
 		}
+		if m.isLaneDown(i, link) {
+			return gonvml.FEATURE_DISABLED, gonvml.SUCCESS
+		}
 		return gonvml.FEATURE_ENABLED, gonvml.SUCCESS
 	}
 	d.GetNvLinkVersionFunc = func(link int) (uint32, gonvml.Return) {
@@ -104,7 +107,7 @@ func (m *Machine) installLinks(i int, d *server.Device) {
 		case end.peer < 0:
 			return PciInfo(m.spec.switchBus(end.sw), 0x1af110de), gonvml.SUCCESS
 		default:
-			return PciInfo(m.spec.slots[end.peer].bus, m.spec.gpu.PciDeviceId), gonvml.SUCCESS
+			return PciInfo(m.spec.slots[end.peer].bus, m.spec.gpuAt(end.peer).PciDeviceId), gonvml.SUCCESS
 		}
 	}
 	d.GetGpuFabricInfoFunc = func() (gonvml.GpuFabricInfo, gonvml.Return) {
@@ -140,4 +143,49 @@ func copyCString(dst []int8, s string) {
 	for k := 0; k < len(s) && k < len(dst)-1; k++ {
 		dst[k] = int8(s[k])
 	}
+}
+
+// LinkDown takes n NVLink lanes between GPU gpu and GPU peer down, at both
+// ends (the last n of each end's lanes to the other), as a failed link is
+// seen: GetNvLinkState answers FEATURE_DISABLED. With peer -1 it takes n of
+// gpu's lanes into the NVSwitch fabric down. It fails when the GPUs have
+// fewer lanes than n between them.
+func (m *Machine) LinkDown(gpu, peer, n int) error {
+	if !m.valid(gpu) || (peer != -1 && (!m.valid(peer) || peer == gpu)) {
+		return fmt.Errorf("fake: LinkDown(%d, %d): no such GPUs", gpu, peer)
+	}
+	ends := [][2]int{{gpu, peer}}
+	if peer >= 0 {
+		ends = append(ends, [2]int{peer, gpu})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var take [][2]int
+	for _, e := range ends {
+		var up []int
+		for link, end := range m.spec.links(e[0]) {
+			if end.peer == e[1] && !m.down[[2]int{e[0], link}] {
+				up = append(up, link)
+			}
+		}
+		if len(up) < n {
+			return fmt.Errorf("fake: LinkDown: GPU %d has %d lanes up to %d, fewer than %d", e[0], len(up), e[1], n)
+		}
+		for _, link := range up[len(up)-n:] {
+			take = append(take, [2]int{e[0], link})
+		}
+	}
+	if m.down == nil {
+		m.down = map[[2]int]bool{}
+	}
+	for _, k := range take {
+		m.down[k] = true
+	}
+	return nil
+}
+
+func (m *Machine) isLaneDown(gpu, link int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.down[[2]int{gpu, link}]
 }

@@ -8,7 +8,6 @@ import (
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/gpus"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 	"github.com/google/uuid"
 )
@@ -70,13 +69,18 @@ type Machine struct {
 	faults map[fault]gonvml.Return
 	sets   map[*mock.EventSet]*eventQueue
 	migs   map[migKey]*mock.Device
+	// down are the NVLink lanes taken down ({gpu, link}), see LinkDown.
+	down map[[2]int]bool
 }
 
 // New builds the catalog machine called name.
 func New(name string, opts ...Option) (*Machine, error) {
 	build, ok := catalog[name]
 	if !ok {
-		return nil, fmt.Errorf("fake: unknown machine %q (known: %v)", name, Names())
+		build, ok = shapes[name]
+	}
+	if !ok {
+		return nil, fmt.Errorf("fake: unknown machine %q (known: %v; shapes: %v)", name, Names(), ShapeNames())
 	}
 	o := &options{}
 	for _, opt := range opts {
@@ -89,7 +93,7 @@ func New(name string, opts ...Option) (*Machine, error) {
 		return nil, err
 	}
 	srv, err := server.New(
-		server.WithGPUs(gpus.Multiple(len(s.slots), s.gpu)...),
+		server.WithGPUs(s.configs()...),
 		server.WithDriverVersion(s.driver),
 		server.WithNVMLVersion("12."+s.driver),
 		server.WithCUDADriverVersion(s.cuda),
@@ -304,9 +308,9 @@ func (m *Machine) indexOf(d gonvml.Device) (int, bool) {
 func (m *Machine) installIdentity(i int, d *server.Device) {
 	bus := m.spec.slots[i].bus
 	d.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) {
-		return PciInfo(bus, m.spec.gpu.PciDeviceId), gonvml.SUCCESS
+		return PciInfo(bus, m.spec.gpuAt(i).PciDeviceId), gonvml.SUCCESS
 	}
-	if !m.spec.migCapable() {
+	if !m.spec.migCapableAt(i) {
 		d.GetMigModeFunc = func() (int, int, gonvml.Return) {
 			return 0, 0, gonvml.ERROR_NOT_SUPPORTED
 		}

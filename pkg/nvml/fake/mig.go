@@ -64,6 +64,9 @@ func (m *Machine) applyMIG(layout map[int][]string) error {
 		if !m.valid(gpu) {
 			return fmt.Errorf("WithMIG: no GPU %d (machine has %d)", gpu, len(m.devs))
 		}
+		if _, other := m.spec.others[gpu]; other {
+			return fmt.Errorf("WithMIG: GPU %d (%s) is not MIG capable", gpu, m.spec.gpuAt(gpu).Name)
+		}
 		ids := make([]profileIDs, len(layout[gpu]))
 		for k, name := range layout[gpu] {
 			p, ok := names[name]
@@ -130,7 +133,7 @@ func (m *Machine) createInstances(gpu int, ids []profileIDs, placements []gonvml
 // installMIG fills the MIG calls the mock leaves out: instance lookup by id
 // and MIG device handles.
 func (m *Machine) installMIG(i int, d *server.Device) {
-	if !m.spec.migCapable() {
+	if !m.spec.migCapableAt(i) {
 		d.GetMaxMigDeviceCountFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_NOT_SUPPORTED }
 		d.GetMigDeviceHandleByIndexFunc = func(int) (gonvml.Device, gonvml.Return) {
 			return nil, gonvml.ERROR_NOT_SUPPORTED
