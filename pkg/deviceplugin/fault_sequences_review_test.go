@@ -399,3 +399,47 @@ func TestReviewAllocateDuringHealthFlaps(t *testing.T) {
 	}
 	t.Logf("during the flaps: %d given, %d refused", given, refused)
 }
+
+// Sequence: GPU 2 (and, on a MIG GPU, one MIG instance) faulted; during
+// its recovery checks one NVML call fails once (ERROR_UNKNOWN,
+// GPU_IS_LOST, TIMEOUT), then answers again. Expected: the failed check
+// resets the count and the device comes back after the required checks
+// in a row after it, not before and not never.
+func TestReviewTransientNVMLErrorDuringRecovery(t *testing.T) {
+	const checks = 3
+	for _, call := range []string{fake.CallDeviceGetHandleByUUID, fake.CallGetMemoryInfo, fake.CallGetTotalEccErrors} {
+		for _, ret := range []gonvml.Return{gonvml.ERROR_UNKNOWN, gonvml.ERROR_GPU_IS_LOST, gonvml.ERROR_TIMEOUT} {
+			t.Run(call+"/"+ret.String(), func(t *testing.T) {
+				m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{0: {"1g.5gb", "1g.5gb"}}))
+				require.NoError(t, err)
+				mgr, err := buildManager(t, m, "version: v1\nflags: {migStrategy: mixed}\nhealth: {recovery: {checks: 3}}")
+				require.NoError(t, err)
+				h, ctx := mgr.Health(), context.Background()
+				sick := mgr.Inventory().MIG[0]
+				h.Handle(ctx, nvml.Event{GPUIndex: 2, UUID: m.UUID(2), Kind: nvml.EventXID, XID: 48, GIID: -1, CIID: -1})
+				h.Handle(ctx, nvml.Event{GPUIndex: 0, UUID: m.UUID(0), Kind: nvml.EventXID, XID: 94, GIID: sick.GIID, CIID: sick.CIID})
+				out := func() bool { v := h.Snapshot(); return !v.GPU(2) && !v.Device(0, sick.UUID) }
+				require.True(t, out())
+				for range checks - 1 {
+					h.Probe(ctx)
+				}
+				for _, gpu := range []int{0, 2} {
+					require.NoError(t, m.Fail(gpu, call, ret))
+				}
+				h.Probe(ctx) // the one failing check
+				for _, gpu := range []int{0, 2} {
+					m.Heal(gpu)
+				}
+				require.True(t, out(), "recovered through a failing check")
+				for range checks - 1 {
+					h.Probe(ctx)
+				}
+				require.True(t, out(), "recovered before %d checks in a row", checks)
+				h.Probe(ctx)
+				v := h.Snapshot()
+				require.True(t, v.GPU(2) && v.Device(0, sick.UUID), "not recovered after %d checks in a row", checks)
+				require.Empty(t, h.UnhealthyUUIDs())
+			})
+		}
+	}
+}
