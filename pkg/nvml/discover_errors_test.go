@@ -152,6 +152,27 @@ func TestDiscoverBadAnswers(t *testing.T) {
 			want: []string{"GPU 3", "GetTopologyCommonAncestor(GPU 4)", "ERROR_UNKNOWN"}, degraded: []int{3},
 		},
 		{
+			// GPU 7 falls off the bus after it was read, before the links
+			// are: its peers' pairwise question about it fails too. Only
+			// GPU 7 is degraded; before, every GPU asked about it was.
+			name: "GPU lost before its links are read", machine: fake.DGX1V100,
+			break_: func(m *fake.Machine) {
+				seven := m.UUID(7)
+				for i := range m.NumGPUs() {
+					d := m.Device(i)
+					orig := d.GetTopologyCommonAncestorFunc
+					d.GetTopologyCommonAncestorFunc = func(other gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
+						if id, ret := other.GetUUID(); i == 7 || id == seven || ret == gonvml.ERROR_GPU_IS_LOST {
+							m.LoseGPU(7)
+							return 0, gonvml.ERROR_GPU_IS_LOST
+						}
+						return orig(other)
+					}
+				}
+			},
+			want: []string{"GPU 7", "GetTopologyCommonAncestor", "ERROR_GPU_IS_LOST"}, lost: true, degraded: []int{7},
+		},
+		{
 			name: "NVLink state error", machine: fake.DGX1V100,
 			break_: func(m *fake.Machine) {
 				m.Device(7).GetNvLinkStateFunc = func(int) (gonvml.EnableState, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }

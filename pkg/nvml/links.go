@@ -39,7 +39,15 @@ func (l *lib) readLinks(gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
 			}
 			level, err := commonAncestor(gpus[i], devs[i], gpus[j], devs[j])
 			if err != nil {
-				if err := fail(i, err); err != nil {
+				// The question is about both GPUs: the one that no longer
+				// answers (fallen off the bus since it was read) is at
+				// fault, not GPU i, which would take every GPU asked about
+				// a lost one out with it.
+				at := i
+				if answers(devs[i]) && !answers(devs[j]) {
+					at = j
+				}
+				if err := fail(at, err); err != nil {
 					return nil, err
 				}
 				continue
@@ -105,6 +113,13 @@ func pairLanes(gpus []GPU, ends []nvlinkEnds, i, j int) (int, bool, error) {
 		return s, true, nil
 	}
 	return 0, false, nil
+}
+
+// answers reports whether a GPU answers a basic question (its memory, as
+// CheckGPU asks).
+func answers(dev gonvml.Device) bool {
+	_, ret := dev.GetMemoryInfo()
+	return ret == gonvml.SUCCESS
 }
 
 // commonAncestor maps GetTopologyCommonAncestor to a LinkLevel.
