@@ -2,6 +2,7 @@ package score
 
 import (
 	"math"
+	"slices"
 
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -37,14 +38,25 @@ import (
 // topo is the smaller of two ratios. First, the set against the best its
 // own node's shape offers (Choice.QualityRatio): scattered GPUs lose to a
 // free NVLink group of the same shape. Second, across shapes, the ring
-// against the best ideal among the nodes with both capped at one NVLink
-// lane (NVLinkFloorGBps): a PCIe-only set loses to an all-NVLink set on
-// another node, but one NVLink ring is as good as another. Uncapped, 2- and
-// 4-GPU pods were pulled from NVLink pairs onto the NVSwitch nodes and broke
-// the free 8-GPU groups that 8-GPU pods need (gpusim, openb default: -0.3
-// points of GPU allocation, 8-GPU tasks failing before 90% arrived); with
-// the own-shape ratio alone, a 4-GPU training pod took a PCIe box over a
-// free NVLink quad (DESIGN.md section 5: quality against any shape).
+// against the best ideal among the nodes of the same family (Ranked.Family:
+// GPUs of one compute capability) with both capped at one NVLink lane
+// (NVLinkFloorGBps): a PCIe-only set loses to an all-NVLink set on another
+// node of the same GPUs (A100 PCIe against A100 SXM), but one NVLink ring is
+// as good as another. Uncapped, 2- and 4-GPU pods were pulled from NVLink
+// pairs onto the NVSwitch nodes and broke the free 8-GPU groups that 8-GPU
+// pods need (gpusim, openb default: -0.3 points of GPU allocation, 8-GPU
+// tasks failing before 90% arrived); with the own-shape ratio alone, a
+// 4-GPU training pod took a PCIe box over a free NVLink quad of the same
+// GPUs (DESIGN.md section 5: quality against any shape).
+//
+// Why within a family (a departure from DESIGN.md's "any shape"): between
+// GPU models the compute differs far more than the links (a T4 against a
+// V100), and which model a pod runs on is the pod's choice (a node
+// selector, an affinity, the trace's model constraint), not the links'.
+// Compared across models, the link term sent multi-GPU pods from PCIe
+// boxes of other models onto the NVLink hosts that 8-GPU pods need: in
+// gpusim, with nearly every task multi-GPU, 3.6 points of allocation below
+// fgd, and behind it on the openb multi-GPU family (docs/gpusim.md).
 
 // MaxNodeScore is the highest normalized node score (kube-scheduler's
 // fwk.MaxNodeScore; pkg/score imports nothing from Kubernetes, the plugin
@@ -168,6 +180,10 @@ type Ranked struct {
 	// when the request has no set of 2 or more GPUs whose quality counts
 	// (single GPU, shares, MIG, topology hint none).
 	Ring, Ideal float64
+	// Family is the compute class of the node's GPUs (e.g. the CUDA compute
+	// capability "8.0"): the across-shape ratio compares a node's ring only
+	// with the ideals of the nodes of its own family. "" is a family too.
+	Family string
 	// Score is Normalize's answer, 0..MaxNodeScore.
 	Score int64
 }
@@ -194,14 +210,11 @@ func (r Rank) Normalize(nodes []Ranked) {
 	if unit == 0 {
 		unit = wt
 	}
-	bestIdeal := 0.0
-	for _, n := range nodes {
-		bestIdeal = max(bestIdeal, min(n.Ideal, NVLinkFloorGBps))
-	}
+	ideals := bestIdeals(nodes)
 	v := func(n *Ranked) float64 {
 		topo := 0.0
 		if wt > 0 && n.Ideal > 0 {
-			across := ratio(min(n.Ring, NVLinkFloorGBps), bestIdeal)
+			across := ratio(min(n.Ring, NVLinkFloorGBps), ideals.of(n.Family))
 			topo = float64(MaxNodeScore) * min(ratio(n.Ring, n.Ideal), across)
 		}
 		return (wf*float64(n.Raw) + wt*topo) / unit
@@ -214,4 +227,38 @@ func (r Rank) Normalize(nodes []Ranked) {
 		n := &nodes[i]
 		n.Score = max(0, MaxNodeScore-int64(math.Round(best-v(n))))
 	}
+}
+
+// familyIdeal is the best ideal ring (capped at NVLinkFloorGBps) among the
+// ranked nodes of one family.
+type familyIdeal struct {
+	family string
+	ideal  float64
+}
+
+type familyIdeals []familyIdeal
+
+// bestIdeals is the best capped ideal ring of each family among nodes (a
+// cluster has a handful of families: a linear list).
+func bestIdeals(nodes []Ranked) familyIdeals {
+	var out familyIdeals
+	for _, n := range nodes {
+		c := min(n.Ideal, NVLinkFloorGBps)
+		i := slices.IndexFunc(out, func(f familyIdeal) bool { return f.family == n.Family })
+		if i < 0 {
+			out = append(out, familyIdeal{n.Family, c})
+			continue
+		}
+		out[i].ideal = max(out[i].ideal, c)
+	}
+	return out
+}
+
+func (fs familyIdeals) of(family string) float64 {
+	for _, f := range fs {
+		if f.family == family {
+			return f.ideal
+		}
+	}
+	return 0
 }

@@ -74,6 +74,23 @@ func TestRankNormalize(t *testing.T) {
 		// best 190: 100 - 30 = 70 and 100.
 		require.Equal(t, []int64{70, 100}, scores(score.DefaultRank, []score.Ranked{
 			{Raw: 0, Ring: 16, Ideal: 16}, {Raw: -10, Ring: 25, Ideal: 25}}))
+		// The same two nodes in one family (A100 PCIe and A100 SXM: both
+		// compute 8.0) rank as above; in two families (a T4 box, 7.5, and
+		// a V100 DGX-1, 7.0) each ring is judged against its own family's
+		// best only: PCIe min(16/16, 16/16) = 1: v = 0 + 200 = 200; quad
+		// v = 190: 100 and 100 - 10 = 90. Fragmentation decides.
+		require.Equal(t, []int64{70, 100}, scores(score.DefaultRank, []score.Ranked{
+			{Raw: 0, Ring: 16, Ideal: 16, Family: "8.0"}, {Raw: -10, Ring: 25, Ideal: 25, Family: "8.0"}}))
+		require.Equal(t, []int64{100, 90}, scores(score.DefaultRank, []score.Ranked{
+			{Raw: 0, Ring: 16, Ideal: 16, Family: "7.5"}, {Raw: -10, Ring: 25, Ideal: 25, Family: "7.0"}}))
+		// Within a family the across ratio still counts when other
+		// families are present: T4 box (16 of 16, alone in 7.5) v = 200;
+		// V100 PCIe (PIX 16 of 16, but family 7.0's best is the DGX-1's
+		// 20): min(1, 16/20) = 0.8, v = 0 + 160 = 160; DGX-1 quad v = 190.
+		// best 200: 100, 60, 90.
+		require.Equal(t, []int64{100, 60, 90}, scores(score.DefaultRank, []score.Ranked{
+			{Raw: 0, Ring: 16, Ideal: 16, Family: "7.5"}, {Raw: 0, Ring: 16, Ideal: 16, Family: "7.0"},
+			{Raw: -10, Ring: 25, Ideal: 25, Family: "7.0"}}))
 		// Topology weight 0: fragmentation only: 100 - 10 = 90 and 100.
 		require.Equal(t, []int64{90, 100}, scores(score.Rank{FragWeight: 1}, []score.Ranked{
 			{Raw: -10, Ring: 100, Ideal: 100}, {Raw: 0, Ring: 50, Ideal: 100}}))

@@ -80,6 +80,36 @@ func DefaultShapes() Shapes {
 	}
 }
 
+// modelCompute is the CUDA compute capability of the openb GPU models that
+// are disclosed (P100, V100 SXM2, T4, A10): a node's GPU family for
+// pkg/score's ranking (score.Ranked.Family, which the scheduler plugin reads
+// from GPU Feature Discovery's compute labels). G2, G3 and any model of
+// another node list are each a family of their own, by name.
+var modelCompute = map[string]string{
+	"P100": "6.0", "V100M16": "7.0", "V100M32": "7.0", "T4": "7.5", "A10": "8.6",
+}
+
+// Family is node i's GPU family (score.Ranked.Family): the compute
+// capability of its model when gpusim knows it, else the model's name; ""
+// for a node without GPUs.
+func (c *Cluster) Family(i int) string {
+	if i < len(c.families) {
+		return c.families[i]
+	}
+	return familyOf(c.Nodes[i])
+}
+
+func familyOf(n NodeSpec) string {
+	if n.GPUs == 0 {
+		return ""
+	}
+	m := n.Model
+	if cc, ok := modelCompute[m]; ok {
+		return cc
+	}
+	return m
+}
+
 // String renders the map as MODEL=KIND pairs, sorted.
 func (s Shapes) String() string {
 	var parts []string
@@ -219,6 +249,8 @@ type Cluster struct {
 	// TotalMilli is the cluster's GPU capacity in milli-GPU.
 	TotalMilli int64
 	Shapes     Shapes
+	// families[i] is node i's Family.
+	families []string
 }
 
 // NewCluster builds the cluster of the node list with the given shapes.
@@ -263,6 +295,7 @@ func NewCluster(nodes []NodeSpec, shapes Shapes) (*Cluster, error) {
 			}
 		}
 		c.ModelID = append(c.ModelID, m)
+		c.families = append(c.families, familyOf(n))
 		c.TotalMilli += int64(n.GPUs) * topology.MilliPerGPU
 	}
 	if c.TotalMilli == 0 {

@@ -215,7 +215,7 @@ func (p *gpupackRun) candidates(r *run, ci int32) {
 		if e.e.ok {
 			p.nodes = append(p.nodes, i)
 			p.evals = append(p.evals, &e.e)
-			p.ranked = append(p.ranked, score.Ranked{Raw: p.raw(r, i, c, &e.e), Ring: e.e.ring, Ideal: e.e.ideal})
+			p.ranked = append(p.ranked, score.Ranked{Raw: p.raw(r, i, c, &e.e), Ring: e.e.ring, Ideal: e.e.ideal, Family: r.cl.Family(i)})
 		}
 	}
 }

@@ -127,3 +127,89 @@ func TestGPUPodAvoidsStrandingGPUsByCPU(t *testing.T) {
 	require.Nil(t, st)
 	require.Equal(t, "roomy", node)
 }
+
+// A 4-GPU pod's link quality is compared across node shapes only among
+// nodes of one GPU family (the compute capability labels). The cluster: a
+// DGX-1 V100 (8 free, an NVLink quad) and a dual-socket 4-GPU PCIe box
+// (best ring over SYS). Taking the whole box leaves nothing to fragment;
+// taking a quad of the DGX-1 leaves 4 GPUs no 8-GPU task can use, so
+// fragmentation favours the box and the link term the DGX-1:
+//   - no labels, or both labelled 7.0 (V100 SXM2 and V100 PCIe): one
+//     family, the PCIe ring is judged against the DGX-1's: the DGX-1 wins;
+//   - the box labelled 7.5 (T4): its ring is judged against its own shape
+//     only (1), the DGX-1's too (1): fragmentation decides, the box wins.
+func TestLinkQualityComparedWithinAGPUFamily(t *testing.T) {
+	labelled := func(n *v1.Node, major, minor string) *v1.Node {
+		if major != "" {
+			n.Labels = map[string]string{"nvidia.com/gpu.compute.major": major, "nvidia.com/gpu.compute.minor": minor}
+		}
+		return n
+	}
+	cases := []struct {
+		name            string
+		dgxCompute, box [2]string
+		want            string
+	}{
+		{name: "no labels: one family", want: "dgx1"},
+		{name: "both compute 7.0", dgxCompute: [2]string{"7", "0"}, box: [2]string{"7", "0"}, want: "dgx1"},
+		{name: "V100 and T4: two families", dgxCompute: [2]string{"7", "0"}, box: [2]string{"7", "5"}, want: "box"},
+		{name: "one node labelled: two families", dgxCompute: [2]string{"7", "0"}, want: "box"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := []*v1.Node{
+				labelled(gpuNode(t, "dgx1", fixture.DGX1V100("d")), tc.dgxCompute[0], tc.dgxCompute[1]),
+				labelled(gpuNode(t, "box", fixture.DualSocketPCIe4("b")), tc.box[0], tc.box[1]),
+			}
+			h := newHarness(t, nil, nodes)
+			node, _, st, _ := h.schedule(gpuPod("train", "nvidia.com/gpu", 4))
+			require.Nil(t, st)
+			require.Equal(t, tc.want, node)
+		})
+	}
+}
+
+func TestGPUFamily(t *testing.T) {
+	cases := map[string]struct {
+		labels map[string]string
+		want   string
+	}{
+		"none":         {want: ""},
+		"major only":   {labels: map[string]string{"nvidia.com/gpu.compute.major": "8"}, want: ""},
+		"empty minor":  {labels: map[string]string{"nvidia.com/gpu.compute.major": "8", "nvidia.com/gpu.compute.minor": ""}, want: ""},
+		"A100":         {labels: map[string]string{"nvidia.com/gpu.compute.major": "8", "nvidia.com/gpu.compute.minor": "0"}, want: "8.0"},
+		"other labels": {labels: map[string]string{"nvidia.com/gpu.product": "Tesla-T4"}, want: ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			require.Equal(t, tc.want, gpuFamily(&v1.Node{ObjectMeta: metav1.ObjectMeta{Labels: tc.labels}}))
+		})
+	}
+	require.Empty(t, gpuFamily(nil))
+}
+
+// Families are read only when the capped ideals differ (NVLinkFloorGBps is
+// one NVLink 1 lane, 20 GB/s): an NVLink pair (25) and an NVSwitch set (300)
+// both cap to 20, a PCIe box's PIX (16) does not.
+func TestIdealsDiffer(t *testing.T) {
+	cases := map[string]struct {
+		ideals []float64
+		want   bool
+	}{
+		"no node":                   {want: false},
+		"no quality (single GPU)":   {ideals: []float64{0, 0}, want: false},
+		"one node":                  {ideals: []float64{16}, want: false},
+		"all NVLink: 25, 300 -> 20": {ideals: []float64{25, 300, 0}, want: false},
+		"PCIe beside NVLink":        {ideals: []float64{16, 25}, want: true},
+		"two PCIe classes":          {ideals: []float64{0, 16, 6}, want: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ranked := make([]score.Ranked, len(tc.ideals))
+			for i, v := range tc.ideals {
+				ranked[i].Ideal = v
+			}
+			require.Equal(t, tc.want, idealsDiffer(ranked))
+		})
+	}
+}

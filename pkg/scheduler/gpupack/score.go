@@ -112,7 +112,8 @@ func (pl *GPUPack) ScoreExtensions() fwk.ScoreExtensions { return pl }
 // NormalizeScore is pkg/score's Rank.Normalize over the scored nodes: 100
 // minus the node's fragmentation steps behind the best node (at least 0),
 // blended for multi-GPU requests with 100 x the set's ring bandwidth over
-// the best ideal ring among the nodes by the args' weights. The simulator
+// the best ideal ring among the nodes of its GPU family (the compute
+// capability labels, gpuFamily) by the args' weights. The simulator
 // (pkg/sim) ranks nodes with the same two functions.
 func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, scores fwk.NodeScoreList) *fwk.Status {
 	s, err := readState(cs)
@@ -149,6 +150,7 @@ func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Po
 			}
 		})
 	}
+	pl.setFamilies(ranked, scores)
 	pl.rank.Normalize(ranked)
 	for i := range scores {
 		scores[i].Score = ranked[i].Score

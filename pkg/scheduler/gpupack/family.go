@@ -1,0 +1,68 @@
+package gpupack
+
+import (
+	v1 "k8s.io/api/core/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/gpupack/gpupack/pkg/gfd"
+	"github.com/gpupack/gpupack/pkg/score"
+)
+
+// gpuFamily is the compute class of a node's GPUs, score.Ranked.Family: the
+// CUDA compute capability "<major>.<minor>" of GPU Feature Discovery's
+// labels nvidia.com/gpu.compute.major and nvidia.com/gpu.compute.minor
+// (gpupack's device plugin writes them unless its config's publish.labels
+// is false; NVIDIA's GFD writes the same). "" when the node has either
+// label missing or empty: such nodes are one family, compared with each
+// other as before families existed.
+func gpuFamily(node *v1.Node) string {
+	if node == nil {
+		return ""
+	}
+	major, minor := node.Labels[gfd.LabelComputeMajor], node.Labels[gfd.LabelComputeMinor]
+	if major == "" || minor == "" {
+		return ""
+	}
+	return major + "." + minor
+}
+
+// setFamilies fills ranked[i].Family from the scheduling snapshot's node
+// of scores[i], for a request whose link quality counts on some node
+// (NormalizeScore compares rings across shapes only within a family). A
+// node the snapshot does not have keeps "". When every such node offers
+// the same capped ideal ring, families change nothing and are not read
+// (a cluster of one shape).
+func (pl *GPUPack) setFamilies(ranked []score.Ranked, scores fwk.NodeScoreList) {
+	if pl.handle == nil || !idealsDiffer(ranked) {
+		return
+	}
+	lister := pl.handle.SnapshotSharedLister()
+	if lister == nil {
+		return
+	}
+	infos := lister.NodeInfos()
+	for i, ns := range scores {
+		if ni, err := infos.Get(ns.Name); err == nil && ni != nil {
+			ranked[i].Family = gpuFamily(ni.Node())
+		}
+	}
+}
+
+// idealsDiffer reports whether the nodes where link quality counts (Ideal
+// > 0) offer different ideal rings once capped at score.NVLinkFloorGBps:
+// only then can the best ideal of a family differ from the best of all.
+func idealsDiffer(ranked []score.Ranked) bool {
+	first := -1.0
+	for _, r := range ranked {
+		if r.Ideal <= 0 {
+			continue
+		}
+		c := min(r.Ideal, score.NVLinkFloorGBps)
+		if first < 0 {
+			first = c
+		} else if c != first {
+			return true
+		}
+	}
+	return false
+}
