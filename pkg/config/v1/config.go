@@ -206,17 +206,29 @@ var strictDuplicate = regexp.MustCompile(`line (\d+): key (.+) already set in ma
 // keeps it) and the one dropped, and the line of the later key. The
 // duplicates are found in an ordered decode of the file, in the order the
 // strict decoder reports them (strictErr: a later value's inner duplicates
-// before it), whose lines are matched to them one for one; when the two
-// do not agree, the strict decoder's lines alone are told.
+// before it), whose lines are matched to them one for one; when the
+// ordered decode fails, the strict decoder's lines alone are told.
+//
+// The strict decoder also refuses a key that a YAML merge (<<: *anchor)
+// brings into a mapping that sets it too, or that two merged mappings
+// share: no duplicate, the merge decides the value, as NVIDIA's plugin's
+// decoder (go-yaml v2) applies it. The ordered
+// decode leaves merged keys out, so it finds the keys written twice only:
+// when it finds none, there is no warning; when it finds another number
+// than the strict decoder's lines, they are told without a line.
 func duplicateKeys(data []byte, strictErr error) Warnings {
 	var found []duplicate
 	var doc yaml2.MapSlice
-	if err := yaml2.Unmarshal(data, &doc); err == nil {
+	decoded := yaml2.Unmarshal(data, &doc) == nil
+	if decoded {
 		findDuplicates(doc, nil, new(int), &found)
+		if len(found) == 0 {
+			return nil
+		}
 	}
 	lines := strictDuplicate.FindAllStringSubmatch(strictErr.Error(), -1)
 	var out Warnings
-	if len(found) != len(lines) || len(found) == 0 {
+	if !decoded {
 		for _, l := range lines {
 			out = append(out, Warning{Kind: WarningDuplicateKey, Message: fmt.Sprintf(
 				"line %s: key %s given twice in one mapping: the last value is used, as NVIDIA's plugin's decoder keeps it", l[1], l[2])})
@@ -237,8 +249,11 @@ func duplicateKeys(data []byte, strictErr error) Warnings {
 		if last[[2]any{d.mapping, d.key}] != i {
 			continue
 		}
-		line, _ := strconv.Atoi(lines[i][1])
-		line = keyLine(text, line, d.key)
+		at := ""
+		if len(found) == len(lines) {
+			line, _ := strconv.Atoi(lines[i][1])
+			at = fmt.Sprintf(" (the last at line %d)", keyLine(text, line, d.key))
+		}
 		var used string
 		switch d.last.(type) {
 		case yaml2.MapSlice:
@@ -254,8 +269,8 @@ func duplicateKeys(data []byte, strictErr error) Warnings {
 			}
 		}
 		out = append(out, Warning{Kind: WarningDuplicateKey, Field: d.path.String(), Message: fmt.Sprintf(
-			"key %q given %d times in one mapping (the last at line %d): %s, as NVIDIA's plugin's decoder keeps the last",
-			d.key, d.count, line, used)})
+			"key %q given %d times in one mapping%s: %s, as NVIDIA's plugin's decoder keeps the last",
+			d.key, d.count, at, used)})
 	}
 	return out
 }

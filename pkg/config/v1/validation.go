@@ -396,8 +396,29 @@ func nvidiaResourceName(name string) string {
 	if len(name) > maxResourceNameLength {
 		return fmt.Sprintf("must be at most %d characters", maxResourceNameLength)
 	}
-	if msgs := validation.IsDNS1123Subdomain(strings.TrimPrefix(name, ResourcePrefix)); len(msgs) > 0 {
-		return strings.Join(msgs, "; ")
+	rest := strings.TrimPrefix(name, ResourcePrefix)
+	if msgs := validation.IsDNS1123Subdomain(rest); len(msgs) > 0 {
+		return resourceNameHint(rest) + strings.Join(msgs, "; ")
+	}
+	return ""
+}
+
+// resourceNameHint says what most likely went wrong with an invalid name
+// (rest: the part after nvidia.com/), "" when nothing specific: another
+// vendor's prefix, which qualifyNames has put after nvidia.com/ as NVIDIA's
+// plugin does (amd.com/gpu reads as nvidia.com/amd.com/gpu); a MIG
+// profile's '+', which resource names write '.'; no name at all.
+func resourceNameHint(rest string) string {
+	switch {
+	case rest == "":
+		return "has no name after " + ResourcePrefix + ": "
+	case strings.Contains(rest, "/"):
+		prefix, _, _ := strings.Cut(rest, "/")
+		return fmt.Sprintf("has another prefix than %s (%s/): a name without %s gets it, as in NVIDIA's plugin, "+
+			"and gpupack serves %s resources only: ", ResourcePrefix, prefix, ResourcePrefix, ResourcePrefix)
+	case strings.HasPrefix(rest, "mig-") && strings.Contains(rest, "+"):
+		return fmt.Sprintf("a MIG resource writes the profile's '+' as '.' (as NVIDIA's plugin names it: %s): ",
+			MIGResourceName(strings.TrimPrefix(rest, "mig-")))
 	}
 	return ""
 }
