@@ -150,6 +150,21 @@ sharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4.0}, {name
 flags: {newFlag: 1}
 sharing: {timeSlicing: {strategyV2: x}}
 `},
+		// resources.gpus / resources.mig (renaming by product pattern):
+		// NVIDIA's plugin ignores them with a log line; gpupack warns.
+		{name: "resources patterns", mig: "mixed", res: []res{{"nvidia.com/gpu", "nvidia.com/gpu", 2}},
+			warned: []string{"resources.gpus", "resources.mig"}, file: `
+version: v1
+flags: {migStrategy: mixed}
+resources:
+  gpus:
+  - pattern: "*A100*"
+    name: a100
+  mig:
+  - pattern: "1g.10gb"
+    name: mig-small
+sharing: {timeSlicing: {resources: [{name: gpu, replicas: 2}]}}
+`},
 		{name: "empty file", mig: "none", file: ``},
 		{name: "comments only", mig: "none", file: "# nothing here\n---\n"},
 		{name: "null sections", mig: "none", file: "version: v1\nflags:\nsharing:\nresources:\n"},
@@ -253,6 +268,8 @@ func TestUserConfigsRefused(t *testing.T) {
 		{"two documents", "version: v1\n---\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}\n",
 			[]string{"document"}},
 		{"imex channel 1", `imex: {channelIDs: [1]}`, []string{"imex.channelIDs"}},
+		{"resource pattern without a name", `resources: {gpus: [{pattern: "*A100*"}]}`, []string{"resources.gpus[0].name", "Required"}},
+		{"resource pattern a number", `resources: {mig: [{pattern: 7, name: x}]}`, []string{"resources.mig[0].pattern", "want string"}},
 		{"negative XID", `health: {ignoredXIDs: [-13]}`, []string{"health.ignoredXIDs[0]", "-13"}},
 		{"recovery checks 0", `health: {recovery: {checks: 0}}`, []string{"health.recovery.checks", "at least 1"}},
 		{"bare-number sleepInterval", `flags: {gfd: {sleepInterval: 60}}`, []string{"flags.gfd.sleepInterval", `"60s"`}},
