@@ -39,6 +39,17 @@ func shapeNodes(t *testing.T) map[string]*topology.Node {
 	nodes["dgx-h100 gpu3 12 of 18 lanes"] = discoverBroken(t, fake.DGXH100, func(m *fake.Machine) error { return m.LinkDown(3, -1, 6) })
 	nodes["dgx-h100 gpu3 off the fabric"] = discoverBroken(t, fake.DGXH100, func(m *fake.Machine) error { return m.LinkDown(3, -1, 18) })
 	nodes["a6000 bridge 6-7 down"] = discoverBroken(t, fake.A6000NVBridge, func(m *fake.Machine) error { return m.LinkDown(6, 7, 4) })
+	// A VM: NVML answers no PCIe common ancestor and no NUMA node, so
+	// every pair without NVLink is unknown (4 GB/s).
+	nodes["a6000 vm"] = discoverBroken(t, fake.A6000NVBridge, func(m *fake.Machine) error {
+		for i := range m.NumGPUs() {
+			m.Device(i).GetTopologyCommonAncestorFunc = func(gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
+				return 0, gonvml.ERROR_NOT_SUPPORTED
+			}
+			m.Device(i).GetNumaNodeIdFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_NOT_SUPPORTED }
+		}
+		return nil
+	})
 	return nodes
 }
 
@@ -108,6 +119,10 @@ func TestShapesHandPicked(t *testing.T) {
 		// bridged pair 4-5 stays.
 		{"a6000 bridge 6-7 down", topology.SetOf(0, 6, 7), 2, topology.SetOf(6, 7), topology.Quality{RingGBps: 14, SumGBps: 14}},
 		{"a6000 bridge 6-7 down", topology.SetOf(4, 5, 6, 7), 2, topology.SetOf(4, 5), topology.Quality{RingGBps: 100, SumGBps: 100}},
+		// The A6000 box as a VM sees it: bridges (100), the rest unknown
+		// (4). A quad rings 100, 4, 100, 4; sum 2 x 100 + 4 x 4 = 216.
+		{"a6000 vm", topology.FirstN(8).Remove(1), 2, topology.SetOf(2, 3), topology.Quality{RingGBps: 100, SumGBps: 100}},
+		{"a6000 vm", all, 4, topology.SetOf(0, 1, 2, 3), topology.Quality{RingGBps: 4, SumGBps: 216}},
 		// 2-switch PCIe: PIX within a pair (16), SYS across (6).
 		{fake.PCIe4GPU2Switch, all, 2, topology.SetOf(0, 1), topology.Quality{RingGBps: 16, SumGBps: 16}},
 		{fake.PCIe4GPU2Switch, topology.SetOf(0, 2, 3), 2, topology.SetOf(2, 3), topology.Quality{RingGBps: 16, SumGBps: 16}},
