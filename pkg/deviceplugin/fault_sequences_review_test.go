@@ -43,39 +43,14 @@ func TestReviewFaultMarkSurvivesDegradedRediscovery(t *testing.T) {
 	const config = "version: v1\nhealth: {recovery: {enabled: false, checks: 1, interval: 10s}}"
 	for _, tc := range []struct {
 		name string
-		// fault takes GPU 3 out on m's tracker; unread makes discovery
-		// unable to read it; answer brings it back.
-		fault, unread, answer func(t *testing.T, m *fake.Machine, h *deviceplugin.Health)
+		// lost: GPU 3 falls off the bus and is still off at rediscovery;
+		// else an XID takes it out and its handle answers ret once.
+		lost bool
+		ret  gonvml.Return
 	}{
-		{
-			name: "XID, then a transient error at rediscovery",
-			fault: func(t *testing.T, m *fake.Machine, h *deviceplugin.Health) {
-				h.Handle(context.Background(), nvml.Event{GPUIndex: 3, UUID: m.UUID(3), Kind: nvml.EventXID, XID: 48, GIID: -1, CIID: -1})
-			},
-			unread: func(t *testing.T, m *fake.Machine, _ *deviceplugin.Health) {
-				require.NoError(t, m.Fail(3, fake.CallDeviceGetHandleByIndex, gonvml.ERROR_UNKNOWN))
-			},
-			answer: func(_ *testing.T, m *fake.Machine, _ *deviceplugin.Health) { m.Heal(3) },
-		},
-		{
-			name: "XID, then a timeout at rediscovery",
-			fault: func(t *testing.T, m *fake.Machine, h *deviceplugin.Health) {
-				h.Handle(context.Background(), nvml.Event{GPUIndex: 3, UUID: m.UUID(3), Kind: nvml.EventXID, XID: 48, GIID: -1, CIID: -1})
-			},
-			unread: func(t *testing.T, m *fake.Machine, _ *deviceplugin.Health) {
-				require.NoError(t, m.Fail(3, fake.CallDeviceGetHandleByIndex, gonvml.ERROR_TIMEOUT))
-			},
-			answer: func(_ *testing.T, m *fake.Machine, _ *deviceplugin.Health) { m.Heal(3) },
-		},
-		{
-			name: "GPU lost, still lost at rediscovery",
-			fault: func(_ *testing.T, m *fake.Machine, h *deviceplugin.Health) {
-				m.LoseGPU(3)
-				h.Handle(context.Background(), nvml.Event{GPUIndex: 3, UUID: m.UUID(3), Kind: nvml.EventGPULost, GIID: -1, CIID: -1})
-			},
-			unread: func(*testing.T, *fake.Machine, *deviceplugin.Health) {},
-			answer: func(_ *testing.T, m *fake.Machine, _ *deviceplugin.Health) { m.RestoreGPU(3) },
-		},
+		{name: "XID, then a transient error at rediscovery", ret: gonvml.ERROR_UNKNOWN},
+		{name: "XID, then a timeout at rediscovery", ret: gonvml.ERROR_TIMEOUT},
+		{name: "GPU lost, still lost at rediscovery", lost: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := fake.New(fake.DGXA100)
@@ -89,15 +64,23 @@ func TestReviewFaultMarkSurvivesDegradedRediscovery(t *testing.T) {
 				return mgr
 			}
 			first := build(nil)
-			tc.fault(t, m, first.Health())
+			ev := nvml.Event{GPUIndex: 3, UUID: m.UUID(3), Kind: nvml.EventXID, XID: 48, GIID: -1, CIID: -1}
+			if tc.lost {
+				m.LoseGPU(3)
+				ev.Kind, ev.XID = nvml.EventGPULost, 0
+			}
+			first.Health().Handle(context.Background(), ev)
 			require.Equal(t, []string{m.UUID(3)}, first.Health().UnhealthyUUIDs())
 
-			tc.unread(t, m, first.Health())
+			if !tc.lost {
+				require.NoError(t, m.Fail(3, fake.CallDeviceGetHandleByIndex, tc.ret))
+			}
 			degraded := build(first.Health().UnhealthyUUIDs())
 			require.True(t, nvml.IsPlaceholderUUID(degraded.Inventory().GPUs[3].UUID), "GPU 3 is read at rediscovery")
 			require.False(t, degraded.Health().Healthy(3))
 
-			tc.answer(t, m, degraded.Health())
+			m.Heal(3)
+			m.RestoreGPU(3)
 			degraded.Health().Probe(context.Background())
 			select {
 			case <-degraded.Health().Rediscover():
