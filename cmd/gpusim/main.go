@@ -96,6 +96,9 @@ nvlink-pairs, pcie), defaults:
                     the bulk of the fleet, serving mostly shared and 1-GPU tasks.
 Node lists of other machines may name any model (H100=nvswitch adds one); a
 model with no shape is laid out as pcie, with a warning.
+gpupack compares link quality across shapes only among nodes of one GPU family,
+as the plugin does by the compute capability labels: P100 6.0, V100M16 and
+V100M32 7.0, T4 7.5, A10 8.6; G2, G3 and any other model are each their own.
 Every GPU is time-shared in 1000 replicas, so a gpu_milli share is a replica
 count and whole-GPU tasks take GPUs with every replica free.
 
