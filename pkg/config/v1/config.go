@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	yaml2 "go.yaml.in/yaml/v2"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -44,7 +45,7 @@ func Decode(data []byte) (*Config, Warnings, error) {
 	}
 	j, dupWarning, err := toJSON(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("decoding config: %w", err)
+		return nil, nil, fmt.Errorf("decoding config: %w", locateBadByte(data, err))
 	}
 	j = bytes.TrimSpace(j)
 	if len(j) == 0 || string(j) == "null" {
@@ -89,6 +90,37 @@ func Decode(data []byte) (*Config, Warnings, error) {
 		return nil, nil, fmt.Errorf("invalid config: %w", errs.ToAggregate())
 	}
 	return &c, append(w.warnings, warnings...).Sorted(), nil
+}
+
+// locateBadByte adds where the file's first byte the YAML decoder refuses
+// is to err, when err is the decoder's refusal of a byte (not UTF-8, a
+// control character), which it reports without a line: a comment saved in
+// Latin-1 ("# réplicas") once failed with "yaml: invalid trailing UTF-8
+// octet" alone. A file starting with a UTF-16 byte order mark is decoded
+// as UTF-16 by the decoder and is left as it is.
+func locateBadByte(data []byte, err error) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "UTF-8 octet") && !strings.Contains(msg, "control characters are not allowed") {
+		return err
+	}
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return err
+	}
+	line, col := 1, 1
+	for off := 0; off < len(data); {
+		r, size := utf8.DecodeRune(data[off:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return fmt.Errorf("%w: line %d, column %d: byte 0x%02x is not UTF-8 (save the file as UTF-8)", err, line, col, data[off])
+		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f:
+			return fmt.Errorf("%w: line %d, column %d: control character %U", err, line, col, r)
+		case r == '\n':
+			line, col = line+1, 0
+		}
+		off += size
+		col++
+	}
+	return err
 }
 
 // notAConfigMap refuses a Kubernetes ConfigMap given as the config file

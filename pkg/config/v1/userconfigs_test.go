@@ -3,6 +3,7 @@ package v1
 import (
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/stretchr/testify/require"
 )
@@ -165,6 +166,10 @@ resources:
     name: mig-small
 sharing: {timeSlicing: {resources: [{name: gpu, replicas: 2}]}}
 `},
+		// UTF-16 with a byte order mark (Windows editors): the YAML
+		// decoder reads it, as NVIDIA's plugin does.
+		{name: "UTF-16LE with a byte order mark", mig: "none", res: []res{{"nvidia.com/gpu", "nvidia.com/gpu", 4}},
+			file: utf16LE("version: v1\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 4}]}}\n")},
 		{name: "empty file", mig: "none", file: ``},
 		{name: "comments only", mig: "none", file: "# nothing here\n---\n"},
 		{name: "null sections", mig: "none", file: "version: v1\nflags:\nsharing:\nresources:\n"},
@@ -267,6 +272,14 @@ func TestUserConfigsRefused(t *testing.T) {
 			[]string{"excessive aliasing"}},
 		{"two documents", "version: v1\n---\nsharing: {timeSlicing: {resources: [{name: nvidia.com/gpu, replicas: 2}]}}\n",
 			[]string{"document"}},
+		// The YAML decoder refuses these bytes without a line: the error
+		// says where.
+		{"Latin-1 comment", "version: v1\n# r\xe9plicas par GPU\nsharing: {}\n",
+			[]string{"invalid trailing UTF-8 octet", "line 2, column 4: byte 0xe9 is not UTF-8"}},
+		{"NUL byte", "version: v1\nflags: {migStrategy: none}\x00\n",
+			[]string{"control characters are not allowed", "line 2, column 27: control character U+0000"}},
+		{"UTF-16 without a byte order mark", "v\x00e\x00r\x00:\x00 \x00v\x001\x00\n\x00",
+			[]string{"control characters are not allowed", "line 1, column 2: control character U+0000"}},
 		{"imex channel 1", `imex: {channelIDs: [1]}`, []string{"imex.channelIDs"}},
 		{"resource pattern without a name", `resources: {gpus: [{pattern: "*A100*"}]}`, []string{"resources.gpus[0].name", "Required"}},
 		{"resource pattern a number", `resources: {mig: [{pattern: 7, name: x}]}`, []string{"resources.mig[0].pattern", "want string"}},
@@ -366,4 +379,13 @@ sharing:
 			require.Equal(t, tc.warned, dup)
 		})
 	}
+}
+
+// utf16LE is s in UTF-16, little endian, after a byte order mark.
+func utf16LE(s string) string {
+	b := []byte{0xff, 0xfe}
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = append(b, byte(u), byte(u>>8))
+	}
+	return string(b)
 }
