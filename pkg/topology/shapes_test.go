@@ -182,3 +182,37 @@ func TestShapeNoGPU(t *testing.T) {
 		require.Equal(t, topology.Quality{}, shape.Ideal(size))
 	}
 }
+
+// TestShapesMIGLayouts: H200 and A100-80GB MIG layouts (every GPU instance
+// profile, +me included) validate, survive the annotation codec, and take
+// their GPUs out of the whole-GPU search.
+func TestShapesMIGLayouts(t *testing.T) {
+	tests := []struct {
+		machine string
+		layout  map[int][]string
+	}{
+		{fake.HGXH200, map[int][]string{
+			0: {"1g.18gb", "1g.18gb", "1g.18gb", "1g.18gb", "1g.18gb", "1g.18gb", "1g.18gb"},
+			1: {"7g.141gb"}, 2: {"4g.71gb", "3g.71gb"}, 3: {"2g.35gb", "2g.35gb", "3g.71gb"},
+			4: {"1g.35gb", "1g.35gb", "1g.18gb+me"}, 5: {"1c.3g.71gb", "2c.4g.71gb"},
+		}},
+		{fake.DGXA10080GB, map[int][]string{
+			0: {"1g.10gb+me", "1g.10gb", "2g.20gb", "3g.40gb"}, 7: {"4g.40gb", "1g.20gb", "1g.20gb"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.machine, func(t *testing.T) {
+			n := discover(t, tc.machine, fake.WithMIG(tc.layout))
+			requireRoundTrip(t, n)
+			mig := topology.GPUSet(0)
+			for gpu := range tc.layout {
+				mig = mig.Add(gpu)
+			}
+			require.Equal(t, n.All().Minus(mig), n.Usable())
+			set, q, ok := n.Shape().BestSet(n.Usable(), n.Usable().Len())
+			require.True(t, ok)
+			require.Equal(t, n.Usable(), set)
+			require.Equal(t, n.Shape().Quality(set), q)
+		})
+	}
+}
