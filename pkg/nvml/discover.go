@@ -23,7 +23,9 @@ const (
 // one GPU degrades that GPU only (GPU.Degraded): it stays listed, with what
 // could be read, and the rest of the node is discovered. Errors about the
 // library or the node as a whole (GPU count, versions, two GPUs or MIG
-// devices with one UUID, NVLink ends that disagree) fail discovery.
+// devices with one UUID) fail discovery. NVLink ends that count different
+// lanes to each other are logged (WithLogger) and the pair keeps the lanes
+// both ends report.
 func (l *lib) Discover() (*Inventory, error) {
 	if err := l.ready(); err != nil {
 		return nil, err

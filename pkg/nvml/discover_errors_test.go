@@ -180,17 +180,6 @@ func TestDiscoverBadAnswers(t *testing.T) {
 			want: []string{"GPU 7", "GetNvLinkState(link 0)"}, degraded: []int{7},
 		},
 		{
-			name: "NVLink to an unknown GPU", machine: fake.DGX1V100,
-			break_: func(m *fake.Machine) {
-				m.Device(0).GetNvLinkRemotePciInfoFunc = func(int) (gonvml.PciInfo, gonvml.Return) {
-					return fake.PciInfo("0000:ee:00.0", 0), gonvml.SUCCESS
-				}
-			},
-			// GPU 0's lanes to unlisted GPUs are dropped; its peers still
-			// count lanes to GPU 0, so the two ends disagree.
-			want: []string{"disagree on their NVLink lanes"},
-		},
-		{
 			name: "NVLink remote bus garbage", machine: fake.A100PCIeBridge,
 			break_: func(m *fake.Machine) {
 				m.Device(2).GetNvLinkRemotePciInfoFunc = func(int) (gonvml.PciInfo, gonvml.Return) {
@@ -210,23 +199,6 @@ func TestDiscoverBadAnswers(t *testing.T) {
 				}
 			},
 			want: []string{"GPU 4", "loops back"}, degraded: []int{4},
-		},
-		{
-			// GPU 0 claims its 2 lanes to GPU 3 go to GPU 1: the two ends
-			// disagree (GPU 0 sees 1+2 = 3 lanes to GPU 1, GPU 1 sees 1).
-			name: "asymmetric lanes", machine: fake.DGX1V100,
-			break_: func(m *fake.Machine) {
-				d := m.Device(0)
-				orig := d.GetNvLinkRemotePciInfoFunc
-				bus1 := m.BusID(1)
-				d.GetNvLinkRemotePciInfoFunc = func(link int) (gonvml.PciInfo, gonvml.Return) {
-					if link == 2 || link == 3 { // GPU 0's links: 0->1, 1->2, 2,3->3, 4,5->4
-						return fake.PciInfo(bus1, 0), gonvml.SUCCESS
-					}
-					return orig(link)
-				}
-			},
-			want: []string{"GPUs 0", "and 1", "disagree", "3 vs 1"},
 		},
 		{
 			name: "NVLink version garbage", machine: fake.DGXH100,

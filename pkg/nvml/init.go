@@ -7,6 +7,8 @@ import (
 	"time"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"k8s.io/klog/v2"
+
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
@@ -36,11 +38,18 @@ func WithEventTimeout(d time.Duration) Option {
 	}
 }
 
+// WithLogger sets the logger that discovery writes its warnings to: NVML
+// answers it works around instead of failing (default klog.Background()).
+func WithLogger(logger klog.Logger) Option {
+	return func(l *lib) { l.logger = logger }
+}
+
 // lib implements Lib over a go-nvml Interface: the real library
 // (gonvml.New()) or a mock server (pkg/nvml/fake).
 type lib struct {
 	iface        gonvml.Interface
 	eventTimeout time.Duration
+	logger       klog.Logger
 
 	mu          sync.Mutex
 	initialized bool
@@ -51,7 +60,7 @@ var _ Lib = (*lib)(nil)
 // New returns a Lib over iface, typically New(gonvml.New()) on a node, or
 // New(machine.Interface()) over a fake machine. It does not call Init.
 func New(iface gonvml.Interface, opts ...Option) Lib {
-	l := &lib{iface: iface, eventTimeout: DefaultEventTimeout}
+	l := &lib{iface: iface, eventTimeout: DefaultEventTimeout, logger: klog.Background()}
 	for _, opt := range opts {
 		opt(l)
 	}

@@ -82,10 +82,7 @@ func (l *lib) readLinks(gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
 				links[i][j], links[j][i] = Link{}, Link{}
 				continue
 			}
-			lanes, sw, err := pairLanes(gpus, ends, i, j)
-			if err != nil {
-				return nil, err
-			}
+			lanes, sw := l.pairLanes(gpus, ends, i, j)
 			links[i][j].NVLinks, links[i][j].NVSwitch = lanes, sw
 			links[j][i].NVLinks, links[j][i].NVSwitch = lanes, sw
 		}
@@ -98,21 +95,27 @@ func (l *lib) readLinks(gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
 	return links, nil
 }
 
-// pairLanes combines the two GPUs' walks: direct lanes when there are any
-// (both ends must agree), else the smaller of their NVSwitch lane counts.
-func pairLanes(gpus []GPU, ends []nvlinkEnds, i, j int) (int, bool, error) {
+// pairLanes combines the two GPUs' walks: direct lanes when there are any,
+// else the smaller of their NVSwitch lane counts. When the two ends count
+// different direct lanes (a lane reads down at one end only), the smaller
+// count is taken, with a warning: a lane carries traffic only when both ends
+// have it up, and refusing the pair would fail discovery, and so every GPU of
+// the node, over one lane.
+func (l *lib) pairLanes(gpus []GPU, ends []nvlinkEnds, i, j int) (int, bool) {
 	ij, ji := ends[i].peers[j], ends[j].peers[i]
+	direct := min(ij, ji)
 	if ij != ji {
-		return 0, false, fmt.Errorf("GPUs %s and %s disagree on their NVLink lanes: %d vs %d",
-			gpuName(i, gpus[i].UUID), gpuName(j, gpus[j].UUID), ij, ji)
+		l.logger.Info("Warning: two GPUs disagree on their NVLink lanes; counting only the lanes both ends report up",
+			"gpu", gpuName(i, gpus[i].UUID), "peer", gpuName(j, gpus[j].UUID),
+			"lanes", ij, "peerLanes", ji, "using", direct)
 	}
-	if ij > 0 {
-		return ij, false, nil
+	if direct > 0 {
+		return direct, false
 	}
 	if s := min(ends[i].switches, ends[j].switches); s > 0 {
-		return s, true, nil
+		return s, true
 	}
-	return 0, false, nil
+	return 0, false
 }
 
 // answers reports whether a GPU answers a basic question (its memory, as
