@@ -164,6 +164,27 @@ var refusedPluginArgs = []pluginArgsCase{
 	{name: "model of 129 characters, 258 bytes", args: prior("{kind: whole, count: 1, weight: 1, model: " + strings.Repeat("é", 129) + "}"),
 		tmpl: "scheduler.pluginArgs.workload.prior[0].model: 258 bytes, longer than 256"},
 	{name: "model a number", args: prior("{kind: whole, count: 1, weight: 1, model: 100}"), schema: "at '/scheduler/pluginArgs/workload/prior/0/model'"},
+	// Several models joined by "|": each alternative is compared exactly, so
+	// blanks around one, or an empty one, match no GPU. What to write: the
+	// alternatives trimmed, the empty ones dropped, joined by a bare "|".
+	{name: "models with blanks around |", args: prior(`{kind: whole, count: 1, weight: 1, model: "A100 | H100"}`),
+		// "A100 " -> "A100", " H100" -> "H100": "A100|H100".
+		tmpl: `scheduler.pluginArgs.workload.prior[0].model "A100 | H100": leading or trailing blanks in the alternative "A100 ": ` +
+			`GPU models are compared exactly, as the device plugin publishes them (gpupack.io/topology gpus[].model), so it would match no GPU: write "A100|H100"`},
+	{name: "models with a no-break space after |", args: prior(`{kind: whole, count: 1, weight: 1, model: "NVIDIA H100|\u00a0NVIDIA H200"}`),
+		// "\u00a0NVIDIA H200" -> "NVIDIA H200".
+		tmpl: `scheduler.pluginArgs.workload.prior[0].model "NVIDIA H100|\u00a0NVIDIA H200": leading or trailing blanks in the alternative "\u00a0NVIDIA H200"`},
+	{name: "models with an empty last alternative", args: prior(`{kind: whole, count: 1, weight: 1, model: "A|"}`),
+		// "A" and "": "A".
+		tmpl: `scheduler.pluginArgs.workload.prior[0].model "A|": an empty alternative (nothing before, after or between "|"): write "A"`},
+	{name: "models with an empty middle alternative", args: prior(`{kind: whole, count: 1, weight: 1, model: "A100||H100"}`),
+		// "A100", "" and "H100": "A100|H100".
+		tmpl: `scheduler.pluginArgs.workload.prior[0].model "A100||H100": an empty alternative (nothing before, after or between "|"): write "A100|H100"`},
+	{name: "model only |", args: prior(`{kind: whole, count: 1, weight: 1, model: "|"}`),
+		// "" and "": nothing left.
+		tmpl: `scheduler.pluginArgs.workload.prior[0].model "|": an empty alternative (nothing before, after or between "|"): leave model out (any model)`},
+	{name: "models, the second entry's with an empty first alternative", args: prior("{kind: whole, count: 1, weight: 1}", `{kind: shared, milli: 500, weight: 1, model: "|A100"}`),
+		tmpl: `scheduler.pluginArgs.workload.prior[1].model "|A100": an empty alternative (nothing before, after or between "|"): write "A100"`},
 }
 
 // acceptedPluginArgs are plugin args at the edges of what the scheduler
@@ -210,7 +231,8 @@ var acceptedPluginArgs = []pluginArgsCase{
 	{name: "weights 0 but one", args: prior("{kind: whole, count: 1, weight: 0}", "{kind: whole, count: 2}", "{kind: whole, count: 4, weight: 1}")},
 	{name: "models", args: prior(
 		"{kind: whole, count: 1, weight: 1, model: NVIDIA A100-SXM4-80GB}",
-		`{kind: whole, count: 1, weight: 1, model: "NVIDIA\u00a0H100 | NVIDIA H200"}`,
+		`{kind: whole, count: 1, weight: 1, model: "NVIDIA\u00a0H100|NVIDIA H200"}`,
+		"{kind: whole, count: 2, weight: 1, model: A100|H100|H200}",
 		`{kind: whole, count: 1, weight: 1, model: ""}`,
 		"{kind: shared, milli: 100, weight: 1, model: "+strings.Repeat("A", 256)+"}",
 		"{kind: mig, migProfile: 1g.10gb, count: 1, weight: 1, model: "+strings.Repeat("é", 128)+"}",

@@ -233,8 +233,30 @@ refused, never mistaken for an error of another kind.
 {{- if regexMatch `[\x00-\x1f\x7f-\x{9f}]` $model -}}
 {{- fail (printf "%s.model %q: not text: a control character (the scheduler refuses it)" $ep $model) -}}
 {{- end -}}
-{{- if regexMatch `^\p{Z}|\p{Z}$` $model -}}
-{{- fail (printf "%s.model %q: leading or trailing blanks: GPU models are compared exactly, as the device plugin publishes them (gpupack.io/topology gpus[].model), and the scheduler refuses it" $ep $model) -}}
+{{- /* One model or several joined by "|", each compared exactly: no empty alternative, no blanks around one ("A100 | H100" matches no GPU). What to write: the alternatives trimmed, the empty ones dropped. */ -}}
+{{- $alts := splitList "|" $model -}}
+{{- $names := list -}}
+{{- range $alts -}}
+{{- $t := regexReplaceAll `^\p{Z}+|\p{Z}+$` . "" -}}
+{{- if $t -}}
+{{- $names = append $names $t -}}
+{{- end -}}
+{{- end -}}
+{{- $write := "leave model out (any model) or write a model name" -}}
+{{- if $names -}}
+{{- $write = printf "write %q" (join "|" $names) -}}
+{{- end -}}
+{{- $exact := "GPU models are compared exactly, as the device plugin publishes them (gpupack.io/topology gpus[].model)" -}}
+{{- range $alts -}}
+{{- if eq . "" -}}
+{{- fail (printf "%s.model %q: an empty alternative (nothing before, after or between \"|\"): %s; the scheduler refuses it" $ep $model $write) -}}
+{{- end -}}
+{{- if regexMatch `^\p{Z}|\p{Z}$` . -}}
+{{- if eq (len $alts) 1 -}}
+{{- fail (printf "%s.model %q: leading or trailing blanks: %s: %s; the scheduler refuses it" $ep $model $exact $write) -}}
+{{- end -}}
+{{- fail (printf "%s.model %q: leading or trailing blanks in the alternative %q: %s, so it would match no GPU: %s (models joined by \"|\" without blanks); the scheduler refuses it" $ep $model . $exact $write) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $total = addf $total (float64 ($e.weight | default 0)) -}}

@@ -368,11 +368,13 @@ func kindConflicts(path *field.Path, args *config.GPUPackArgs, profile string, o
 const MaxModelBytes = 256
 
 // modelProblem says what is wrong with a task type's GPU model, "" when
-// nothing is: the name must be as the device plugin publishes it
-// (gpupack.io/topology's gpus[].model, NVML's device name such as "NVIDIA
-// A100-SXM4-80GB"), so text without control characters, no padding blanks.
-// Which models exist is the cluster's: a model no node has is a task type
-// that fits nowhere.
+// nothing is: one name or several joined by "|", each as the device plugin
+// publishes it (gpupack.io/topology's gpus[].model, NVML's device name such
+// as "NVIDIA A100-SXM4-80GB"), so text without control characters, no
+// padding blanks, no empty alternative. pkg/score compares each alternative
+// exactly: "A100 | H100" would match no GPU and the entry's weight would
+// never apply. Which models exist is the cluster's: a model no node has is a
+// task type that fits nowhere.
 func modelProblem(m string) string {
 	switch {
 	case m == "":
@@ -381,8 +383,28 @@ func modelProblem(m string) string {
 		return fmt.Sprintf("longer than %d bytes", MaxModelBytes)
 	case !utf8.ValidString(m) || strings.ContainsFunc(m, unicode.IsControl):
 		return "not text: a control character or invalid UTF-8"
-	case strings.TrimSpace(m) != m:
-		return "leading or trailing blanks: GPU models are compared exactly, as the device plugin publishes them (gpupack.io/topology gpus[].model)"
+	}
+	alts := strings.Split(m, "|")
+	var names []string
+	for _, a := range alts {
+		if t := strings.TrimSpace(a); t != "" {
+			names = append(names, t)
+		}
+	}
+	write := "leave model out (any model) or write a model name"
+	if len(names) > 0 {
+		write = fmt.Sprintf("write %q", strings.Join(names, "|"))
+	}
+	const exact = "GPU models are compared exactly, as the device plugin publishes them (gpupack.io/topology gpus[].model)"
+	for _, a := range alts {
+		switch {
+		case a == "":
+			return fmt.Sprintf(`an empty alternative (nothing before, after or between "|"): %s`, write)
+		case len(alts) == 1 && strings.TrimSpace(a) != a:
+			return fmt.Sprintf("leading or trailing blanks: %s: %s", exact, write)
+		case strings.TrimSpace(a) != a:
+			return fmt.Sprintf(`leading or trailing blanks in the alternative %q: %s, so it would match no GPU: %s (models joined by "|" without blanks)`, a, exact, write)
+		}
 	}
 	return ""
 }

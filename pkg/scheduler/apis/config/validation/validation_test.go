@@ -473,3 +473,82 @@ func TestValidateResourceKinds(t *testing.T) {
 		})
 	}
 }
+
+// A prior entry's model may name several models joined by "|"; pkg/score
+// compares each alternative exactly with the GPUs' published model, so an
+// alternative with blanks around it, or an empty one, matches no GPU and the
+// entry's weight would silently never apply. Validation refuses them at the
+// field and says what to write: the alternatives trimmed, the empty ones
+// dropped, joined by a bare "|".
+func TestValidateModelAlternatives(t *testing.T) {
+	tests := []struct {
+		name, model string
+		// want are substrings of the one error; none: accepted.
+		want []string
+	}{
+		{name: "two models", model: "A100|H100"},
+		{name: "names with inner blanks", model: "NVIDIA A100-SXM4-80GB|NVIDIA H100 80GB HBM3"},
+		{name: "one model", model: "NVIDIA H200"},
+		{
+			// "A100 " -> "A100", " H100" -> "H100": "A100|H100".
+			name: "blanks around |", model: "A100 | H100",
+			want: []string{`args.workload.prior[1].model: Invalid value: "A100 | H100"`,
+				`leading or trailing blanks in the alternative "A100 "`, `write "A100|H100"`},
+		},
+		{
+			// The first alternative is fine; " H100" -> "H100".
+			name: "blank after |", model: "A100| H100",
+			want: []string{`leading or trailing blanks in the alternative " H100"`, `write "A100|H100"`},
+		},
+		{
+			// U+00A0 is a blank too: "A100\u00a0" -> "A100".
+			name: "no-break space before |", model: "A100\u00a0|H100",
+			want: []string{`in the alternative "A100\u00a0"`, `write "A100|H100"`},
+		},
+		{
+			// "A" and "": the empty one dropped: "A".
+			name: "empty last alternative", model: "A|",
+			want: []string{`args.workload.prior[1].model: Invalid value: "A|"`, "an empty alternative", `write "A"`},
+		},
+		{
+			// "" and "A": "A".
+			name: "empty first alternative", model: "|A100",
+			want: []string{"an empty alternative", `write "A100"`},
+		},
+		{
+			// "A", "" and "B": "A|B".
+			name: "empty middle alternative", model: "A||B",
+			want: []string{"an empty alternative", `write "A|B"`},
+		},
+		{
+			// "" and "": no model left.
+			name: "only |", model: "|",
+			want: []string{"an empty alternative", "leave model out (any model)"},
+		},
+		{
+			// One model: " A100" -> "A100".
+			name: "one model with a leading blank", model: " A100",
+			want: []string{"leading or trailing blanks: GPU models are compared exactly", `write "A100"`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := defaults(t)
+			a.Workload.Prior = []config.TaskTypeWeight{
+				{Kind: "whole", Count: 1, Weight: 1},
+				{Kind: "whole", Count: 1, Model: tc.model, Weight: 1},
+			}
+			errs := validation.ValidateGPUPackArgs(field.NewPath("args"), a)
+			if len(tc.want) == 0 {
+				require.Empty(t, errs)
+				return
+			}
+			require.Len(t, errs, 1, "%v", errs)
+			require.Equal(t, field.ErrorTypeInvalid, errs[0].Type)
+			require.Equal(t, "args.workload.prior[1].model", errs[0].Field)
+			for _, w := range tc.want {
+				require.Contains(t, errs[0].Error(), w)
+			}
+		})
+	}
+}
