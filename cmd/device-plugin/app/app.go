@@ -148,7 +148,7 @@ func NewCommand() *cobra.Command {
 	fs.StringVar(&o.configName, "config-name", "", "with --config-file-srcdir and no node read (--print-topology, --print-labels, no --node-name): preview the config a node labelled --node-label=<name> gets")
 	fs.StringSliceVar(&o.perNodeNames, "per-node-config-names", configv1.SplitList(os.Getenv("PER_NODE_CONFIG_NAMES")), "the chart's per-node config names (config.perNode), each served by a DaemonSet of its own: the default DaemonSet's plugin warns (log, Node event) when its node's --node-label names none of them [$PER_NODE_CONFIG_NAMES]")
 	fs.StringVar(&o.fakeMachine, "fake", "", fmt.Sprintf("run on a fake NVML machine from the catalog %v", fake.Names()))
-	fs.StringToStringVar(&o.fakeMIG, "fake-mig", nil, "with --fake: MIG devices per GPU index, profiles joined by '+', e.g. 0=3g.20gb+1g.5gb,1=7g.40gb")
+	fs.StringToStringVar(&o.fakeMIG, "fake-mig", nil, "with --fake: MIG devices per GPU index, profiles joined by '+', e.g. 0=3g.20gb+1g.5gb,1=7g.40gb; a '+' followed by a letter stays in the profile (NVIDIA's attributes: 0=3g.40gb+1g.10gb+me is 3g.40gb and 1g.10gb+me)")
 	fs.IntSliceVar(&o.fakeLost, "fake-lost", nil, "with --fake: GPU indexes that have fallen off the bus before the plugin starts (restore them on --fake-control)")
 	fs.StringVar(&o.fakeControl, "fake-control", "", "with --fake: serve fault injection (XID, ECC, lost GPU) on this unix socket")
 	fs.BoolVar(&o.printTopology, "print-topology", false, "print the node's GPU map and exit")
@@ -370,7 +370,8 @@ func (o *options) lib() (nvml.Lib, *fake.Machine, error) {
 	return nvml.New(m.Interface()), m, nil
 }
 
-// parseFakeMIG reads --fake-mig: GPU index -> profiles joined by '+'.
+// parseFakeMIG reads --fake-mig: GPU index -> profiles joined by '+'
+// (splitFakeMIGProfiles: 1g.10gb+me is one profile).
 func parseFakeMIG(in map[string]string) (map[int][]string, error) {
 	out := map[int][]string{}
 	for k, v := range in {
@@ -378,8 +379,8 @@ func parseFakeMIG(in map[string]string) (map[int][]string, error) {
 		if err != nil || i < 0 {
 			return nil, fmt.Errorf("--fake-mig: %q is not a GPU index", k)
 		}
-		for _, p := range strings.Split(v, "+") {
-			if p = strings.TrimSpace(p); p == "" {
+		for _, p := range splitFakeMIGProfiles(v) {
+			if p == "" {
 				return nil, fmt.Errorf("--fake-mig: empty profile for GPU %d", i)
 			}
 			out[i] = append(out[i], p)

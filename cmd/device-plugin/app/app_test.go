@@ -12,6 +12,7 @@ import (
 
 	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
 	"github.com/gpupack/gpupack/pkg/nodepublish"
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
 func TestFlagsOverrideTheFile(t *testing.T) {
@@ -77,14 +78,72 @@ func TestMalformedConfigIsAClearError(t *testing.T) {
 	require.ErrorContains(t, cmd.Execute(), `invalid flags (given --mig-strategy=diagonal): flags.migStrategy: Unsupported value: "diagonal"`)
 }
 
+// --fake-mig joins profiles by '+', which NVIDIA's attribute profiles
+// (1g.10gb+me) contain too: a '+' followed by a digit starts a profile, one
+// followed by a letter stays in it. Each layout that parses is also built on
+// its machine, as --fake does.
 func TestParseFakeMIG(t *testing.T) {
-	got, err := parseFakeMIG(map[string]string{"0": "3g.20gb+1g.5gb", "2": "7g.40gb"})
-	require.NoError(t, err)
-	require.Equal(t, map[int][]string{0: {"3g.20gb", "1g.5gb"}, 2: {"7g.40gb"}}, got)
-	_, err = parseFakeMIG(map[string]string{"x": "1g.5gb"})
-	require.ErrorContains(t, err, "not a GPU index")
-	_, err = parseFakeMIG(map[string]string{"1": "1g.5gb++"})
-	require.ErrorContains(t, err, "empty profile")
+	tests := []struct {
+		name    string
+		machine string
+		in      map[string]string
+		want    map[int][]string
+		wantErr string
+	}{
+		{
+			// The old forms: '+' before a digit, one profile.
+			name: "plain profiles", machine: fake.DGXA100,
+			in:   map[string]string{"0": "3g.20gb+1g.5gb", "2": "7g.40gb"},
+			want: map[int][]string{0: {"3g.20gb", "1g.5gb"}, 2: {"7g.40gb"}},
+		},
+		{
+			name: "blanks around '+'", machine: fake.DGXA100,
+			in:   map[string]string{"0": "3g.20gb + 2g.10gb+ 1g.5gb"},
+			want: map[int][]string{0: {"3g.20gb", "2g.10gb", "1g.5gb"}},
+		},
+		{
+			// "+me" follows a letter-led token: one profile, not two.
+			name: "one +me profile", machine: fake.HGXH200,
+			in:   map[string]string{"1": "1g.18gb+me"},
+			want: map[int][]string{1: {"1g.18gb+me"}},
+		},
+		{
+			// "3g.40gb" | "+1g.10gb" starts a profile | "+me" stays: 2 profiles.
+			name: "+me after another profile", machine: fake.DGXH100,
+			in:   map[string]string{"0": "3g.40gb+1g.10gb+me"},
+			want: map[int][]string{0: {"3g.40gb", "1g.10gb+me"}},
+		},
+		{
+			// "1g.10gb+me" then "+3g.40gb" (a digit): 2 profiles.
+			name: "+me before another profile", machine: fake.DGXH100,
+			in:   map[string]string{"0": "1g.10gb+me+3g.40gb"},
+			want: map[int][]string{0: {"1g.10gb+me", "3g.40gb"}},
+		},
+		{
+			// A compute-instance profile starts with a digit too.
+			name: "compute-instance profile", machine: fake.DGXA100,
+			in:   map[string]string{"0": "1c.3g.20gb+3g.20gb"},
+			want: map[int][]string{0: {"1c.3g.20gb", "3g.20gb"}},
+		},
+		{name: "not a GPU index", in: map[string]string{"x": "1g.5gb"}, wantErr: `"x" is not a GPU index`},
+		{name: "negative GPU index", in: map[string]string{"-1": "1g.5gb"}, wantErr: `"-1" is not a GPU index`},
+		{name: "empty profile at the end", in: map[string]string{"1": "1g.5gb++"}, wantErr: "empty profile for GPU 1"},
+		{name: "empty profile before an attribute", in: map[string]string{"1": "1g.5gb++me"}, wantErr: "empty profile for GPU 1"},
+		{name: "empty value", in: map[string]string{"1": ""}, wantErr: "empty profile for GPU 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseFakeMIG(tc.in)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			_, err = fake.New(tc.machine, fake.WithMIG(got))
+			require.NoError(t, err, "the layout on %s", tc.machine)
+		})
+	}
 }
 
 func TestHealthEnv(t *testing.T) {
