@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -180,6 +181,11 @@ type Manager struct {
 	// and its end was not; outageTold once this Manager told the outage
 	// under way (reportOutage; under reportMu).
 	podResourcesDown, outageTold bool
+	// rebuildAsked is set once Run returned an ErrRediscover: the rebuild
+	// it asked for is pending, so a later Run (the rebuild failed, and the
+	// command serves this Manager again until it retries) serves without
+	// asking for it again.
+	rebuildAsked atomic.Bool
 }
 
 // dirWatch is a watch of the device-plugin directory: its events and
@@ -529,11 +535,22 @@ func (m *Manager) Node() *topology.Node {
 }
 
 // Run serves every plugin, registers them with the kubelet, watches health
-// and the device-plugin directory, and publishes; it returns when ctx ends.
-func (m *Manager) Run(ctx context.Context) error {
+// and the device-plugin directory, and publishes; it returns when ctx ends,
+// or with an ErrRediscover when the node must be discovered again. Run may
+// be called again once it returned: the Manager serves again (a rebuild
+// that failed leaves it serving until the retry), and once it asked for a
+// rediscovery it does not ask again (a GPU read again, a device unhealthy
+// under restartOnDeviceUnhealthy, a MIG change: the rebuild is pending).
+func (m *Manager) Run(ctx context.Context) (err error) {
 	logger := klog.FromContext(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	rebuildPending := m.rebuildAsked.Load()
+	defer func() {
+		if errors.Is(err, ErrRediscover) {
+			m.rebuildAsked.Store(true)
+		}
+	}()
 
 	for _, err := range m.startNotes {
 		logger.Info("Skipped at start", "reason", err.Error())
@@ -553,7 +570,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	// subscribed was missed (a GPU that went unhealthy while the plugins
 	// were registering never restarted the plugin).
 	var healthChanged <-chan struct{}
-	if deref(m.opts.Config.Flags.RestartOnDeviceUnhealthy) {
+	if deref(m.opts.Config.Flags.RestartOnDeviceUnhealthy) && !rebuildPending {
 		healthChanged = m.health.Changed()
 		// Marks carried from the previous Manager (a reload that turned
 		// the flag on, or one that raced a fault): no change will come
@@ -651,6 +668,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		cancel()
 		heldWatch.Wait()
 	}()
+	rediscover := m.health.Rediscover()
+	if rebuildPending {
+		rediscover = nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -658,10 +679,13 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-resync.C():
 			m.resync(ctx, "resync period")
 			m.askHeld("resync period")
+			if rebuildPending {
+				continue
+			}
 			if err := m.checkMIG(ctx); err != nil {
 				return err
 			}
-		case <-m.health.Rediscover():
+		case <-rediscover:
 			return ErrRediscover
 		case <-healthChanged:
 			healthChanged = m.health.Changed()

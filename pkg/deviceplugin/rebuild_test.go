@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
@@ -135,6 +136,67 @@ func TestHealthStartsWithUnhealthyMarks(t *testing.T) {
 			require.True(t, v.Device(1, "MIG-a"))
 			require.False(t, v.Device(1, "MIG-b"))
 			require.Equal(t, tc.want, h.UnhealthyUUIDs())
+		})
+	}
+}
+
+// TestRunAgainAfterAskingForARebuild: a Manager whose Run asked for a
+// rebuild (an ErrRediscover) serves again when Run is called again, without
+// asking again: cmd/device-plugin/app does so while a rebuild that failed
+// waits for its retry, and a Run that returned at once would leave the
+// kubelet without the devices meanwhile. Its unhealthy devices stay out.
+func TestRunAgainAfterAskingForARebuild(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config string
+		// prepare breaks the machine before New and returns the marks the
+		// Manager starts with; ask makes the first Run ask for a rebuild.
+		prepare func(t *testing.T, m *fake.Machine) []string
+		ask     func(m *fake.Machine, mgr *deviceplugin.Manager)
+		want    error
+	}{
+		{name: "restartOnDeviceUnhealthy, a carried mark", config: "version: v1\nflags: {restartOnDeviceUnhealthy: true}\nhealth: {recovery: {enabled: false}}",
+			prepare: func(_ *testing.T, m *fake.Machine) []string { return []string{m.UUID(2)} },
+			ask:     func(*fake.Machine, *deviceplugin.Manager) {}, want: deviceplugin.ErrRestartOnUnhealthy},
+		{name: "a GPU discovery could not read answers again", config: "version: v1\nhealth: {recovery: {checks: 2, interval: 10s}}",
+			prepare: func(t *testing.T, m *fake.Machine) []string {
+				require.NoError(t, m.Fail(2, fake.CallDeviceGetHandleByIndex, gonvml.ERROR_GPU_IS_LOST))
+				return nil
+			},
+			ask: func(m *fake.Machine, mgr *deviceplugin.Manager) {
+				m.Heal(2)
+				mgr.Health().Probe(context.Background())
+				mgr.Health().Probe(context.Background())
+			}, want: deviceplugin.ErrRediscover},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := socketDir(t)
+			k := startKubelet(t, dir)
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			unhealthy := tc.prepare(t, m)
+			cfg, err := configv1.Parse([]byte(tc.config))
+			require.NoError(t, err)
+			mgr, err := deviceplugin.New(deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: dir, Unhealthy: unhealthy})
+			require.NoError(t, err)
+			require.False(t, mgr.Health().Healthy(2))
+			tc.ask(m, mgr)
+			ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), ktesting.NewLogger(t, ktesting.NewConfig())))
+			defer cancel()
+			require.ErrorIs(t, mgr.Run(ctx), tc.want)
+
+			done := make(chan error, 1)
+			go func() { done <- mgr.Run(ctx) }()
+			k.waitCounts(map[string]int64{"nvidia.com/gpu": 7})
+			_, total := k.counts()
+			require.Equal(t, int64(8), total["nvidia.com/gpu"], "GPU 2 is listed unhealthy")
+			select {
+			case err := <-done:
+				t.Fatalf("Run asked again: %v", err)
+			case <-time.After(200 * time.Millisecond):
+			}
+			cancel()
+			require.NoError(t, <-done)
 		})
 	}
 }

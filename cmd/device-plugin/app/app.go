@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -94,8 +95,14 @@ type options struct {
 	// chosen is the per-node config in force (nil: --config-file).
 	chosen *choice
 	// configEvents records config events on the Node (a refused per-node
-	// config, a config not served as written); nil records none.
+	// config, a config not served as written; a failed rebuild when it is
+	// a rebuildEvents too); nil records none.
 	configEvents configEvents
+	// rebuildRetry paces the retries of a rebuild whose Manager could not
+	// be built, on rebuildClock (serve); the zero values are
+	// defaultRebuildRetry and the real clock.
+	rebuildRetry wait.Backoff
+	rebuildClock clock.Clock
 }
 
 // configEvents records config events on the Node (nodeConfigEvents).
@@ -531,20 +538,73 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			return err
 		}
 	}
-	var pace restartPacer
+	return o.serve(ctx, fs, dopts, reload)
+}
+
+// defaultRebuildRetry paces the retries of a rebuild whose Manager could
+// not be built (options.rebuildRetry).
+var defaultRebuildRetry = wait.Backoff{Duration: 2 * time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 5 * time.Minute}
+
+// errRebuildDue is runUntilReload's answer when the retry of a failed
+// rebuild is due.
+var errRebuildDue = errors.New("the retry of the rebuild is due")
+
+// serve runs a Manager built from dopts until ctx ends, and builds the next
+// one at each reload of the per-node config and each rediscovery, with
+// what the one it replaces knew. A first Manager that cannot be built is an
+// error. A rebuild that fails (a one-off NVML error in discovery) is
+// retried with backoff (rebuildRetry), the running Manager serving again
+// meanwhile: exiting would lose what only this process knows (the GPUs
+// that faulted with recovery disabled, the devices known held, the GPUs of
+// gone MIG devices), and a restarted plugin would serve a faulted GPU.
+func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplugin.Options, reload <-chan choice) error {
+	logger := klog.FromContext(ctx)
+	retry, clk := o.rebuildRetry, o.rebuildClock
+	if retry.Duration <= 0 {
+		retry = defaultRebuildRetry
+	}
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	var (
+		pace    restartPacer
+		m       *deviceplugin.Manager
+		backoff = retry
+		// restart: the pending rebuild is restartOnDeviceUnhealthy's,
+		// which starts with every device healthy.
+		restart bool
+	)
 	for {
-		if dopts.Publisher != nil {
-			// The publish section follows a reloaded config too.
-			dopts.Publisher.Reconfigure(publishSettings(dopts.Config))
-		}
-		m, err := deviceplugin.New(dopts)
-		if err != nil {
+		var retryAt clock.Timer
+		next, err := deviceplugin.New(dopts)
+		switch {
+		case err == nil:
+			m, backoff, restart = next, retry, false
+			if dopts.Publisher != nil {
+				// The publish section follows a reloaded config too.
+				dopts.Publisher.Reconfigure(publishSettings(dopts.Config))
+			}
+			for _, p := range m.Plugins() {
+				logger.Info("Resource", "name", p.Name(), "devices", len(p.Devices()))
+			}
+		case m == nil:
 			return err
+		default:
+			d := backoff.Step()
+			logger.Error(err, "Rebuilding the device plugin failed: serving the running devices again until the retry", "retryIn", d)
+			if e, ok := o.configEvents.(rebuildEvents); ok {
+				e.RebuildFailed(err, d)
+			}
+			retryAt = clk.NewTimer(d)
 		}
-		for _, p := range m.Plugins() {
-			logger.Info("Resource", "name", p.Name(), "devices", len(p.Devices()))
+		var due <-chan time.Time
+		if retryAt != nil {
+			due = retryAt.C()
 		}
-		next, err := runUntilReload(ctx, m, reload, func(c choice) *configv1.Config { return o.accept(ctx, fs, dopts, c) })
+		cfg, err := runUntilReload(ctx, m, reload, due, func(c choice) *configv1.Config { return o.accept(ctx, fs, dopts, c) })
+		if retryAt != nil {
+			retryAt.Stop()
+		}
 		// The next Manager keeps the devices that failed: a rebuild is no
 		// recovery check (restartOnDeviceUnhealthy's restart is, as
 		// NVIDIA's restarted plugin sees every device healthy).
@@ -561,17 +621,18 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 		// And whether it told PodResources down: the next one tells when
 		// it answers again.
 		dopts.PodResourcesDown = m.PodResourcesDown()
-		if next != nil {
-			dopts.Config = next
-			continue
-		}
-		// A GPU that discovery could not read answers again, or a device
-		// went unhealthy under restartOnDeviceUnhealthy: discover anew.
-		if !errors.Is(err, deviceplugin.ErrRediscover) {
+		switch {
+		case cfg != nil:
+			dopts.Config = cfg
+		case errors.Is(err, errRebuildDue):
+			logger.Info("Retrying the rebuild")
+		case !errors.Is(err, deviceplugin.ErrRediscover):
+			// A GPU that discovery could not read answers again, or a
+			// device went unhealthy under restartOnDeviceUnhealthy:
+			// discover anew; anything else ends the plugin.
 			return err
-		}
-		if errors.Is(err, deviceplugin.ErrRestartOnUnhealthy) {
-			dopts.Unhealthy = nil
+		case errors.Is(err, deviceplugin.ErrRestartOnUnhealthy):
+			restart = true
 			if d := pace.next(time.Now()); d > 0 {
 				logger.Info("Waiting before the restart, as the kubelet paces a restarted container", "delay", d)
 				select {
@@ -580,8 +641,13 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 				case <-time.After(d):
 				}
 			}
+			fallthrough
+		default:
+			logger.Info("Discovering the node's GPUs again")
 		}
-		logger.Info("Discovering the node's GPUs again")
+		if restart {
+			dopts.Unhealthy = nil
+		}
 	}
 }
 
@@ -737,11 +803,16 @@ func (o *options) hostFiles(fs *pflag.FlagSet, machine *fake.Machine) (string, e
 // runUntilReload runs m until it ends or a new per-node config arrives that
 // accept takes (then it stops m and returns that config). A config accept
 // refuses (nil) leaves m running: the kubelet keeps its registrations, and
-// no pod admitted meanwhile meets a resource without a plugin.
-func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan choice, accept func(choice) *configv1.Config) (*configv1.Config, error) {
+// no pod admitted meanwhile meets a resource without a plugin. When due
+// delivers first (the retry of a failed rebuild; nil: never), it stops m
+// and returns errRebuildDue.
+func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan choice, due <-chan time.Time, accept func(choice) *configv1.Config) (*configv1.Config, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var next *configv1.Config
+	var (
+		next  *configv1.Config
+		retry bool
+	)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -753,6 +824,10 @@ func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan 
 					cancel()
 					return
 				}
+			case <-due:
+				retry = true
+				cancel()
+				return
 			case <-runCtx.Done():
 				return
 			}
@@ -761,8 +836,13 @@ func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan 
 	err := m.Run(runCtx)
 	cancel()
 	<-done
-	if next != nil && ctx.Err() == nil {
+	switch {
+	case ctx.Err() != nil:
+		return nil, err
+	case next != nil:
 		return next, nil
+	case retry && err == nil:
+		return nil, errRebuildDue
 	}
 	return nil, err
 }

@@ -33,7 +33,17 @@ const (
 	// DaemonSet's config.
 	ReasonConfigLabelUnknown = "DevicePluginConfigUnknown"
 	actionChooseConfig       = "ChooseConfig"
+	// ReasonRebuildFailed: the plugin could not be rebuilt (a config
+	// reload, a rediscovery): the running devices are served again until
+	// the retry.
+	ReasonRebuildFailed = "DevicePluginRebuildFailed"
+	actionRebuild       = "Rebuild"
 )
+
+// rebuildEvents records the failed rebuilds on the Node (nodeConfigEvents).
+type rebuildEvents interface {
+	RebuildFailed(err error, retryIn time.Duration)
+}
 
 // maxEventNote is the longest note events.k8s.io/v1 takes (bytes).
 const maxEventNote = 1024
@@ -46,7 +56,10 @@ type nodeConfigEvents struct {
 	node     *corev1.ObjectReference
 }
 
-var _ configEvents = (*nodeConfigEvents)(nil)
+var (
+	_ configEvents  = (*nodeConfigEvents)(nil)
+	_ rebuildEvents = (*nodeConfigEvents)(nil)
+)
 
 // newNodeConfigEvents records on the Node named node, referred to as
 // deviceplugin.NewNodeEvents refers to it (its UID is its name).
@@ -71,6 +84,13 @@ func notServedNote(config string, w configv1.Warning) string {
 // of the per-node configs, so the node runs the default config.
 func (e *nodeConfigEvents) ConfigLabelUnknown(label, value string, configs []string) {
 	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonConfigLabelUnknown, actionChooseConfig, "%s", labelUnknownNote(label, value, configs))
+}
+
+// RebuildFailed records a Warning event: the plugin could not be rebuilt
+// (err) and serves the running devices until it retries, in retryIn.
+func (e *nodeConfigEvents) RebuildFailed(err error, retryIn time.Duration) {
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonRebuildFailed, actionRebuild, "%s",
+		cutNote(fmt.Sprintf("device plugin rebuild failed, still serving the running devices; retrying in %s: %v", retryIn, err)))
 }
 
 func labelUnknownNote(label, value string, configs []string) string {

@@ -356,7 +356,7 @@ func TestReloadRunsTheNewConfig(t *testing.T) {
 			done := make(chan result, 1)
 			kept := make(chan struct{})
 			go func() {
-				next, err := runUntilReload(ctx, mgr, reload, func(c choice) *configv1.Config {
+				next, err := runUntilReload(ctx, mgr, reload, nil, func(c choice) *configv1.Config {
 					cfg := o.accept(ctx, fs, dopts, c)
 					if cfg == nil {
 						kept <- struct{}{}
@@ -414,7 +414,7 @@ func TestReloadRunsTheNewConfig(t *testing.T) {
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(context.Background())
 	stop()
-	next, err := runUntilReload(runCtx, mgr, make(chan choice), func(choice) *configv1.Config { t.Fatal("no config was sent"); return nil })
+	next, err := runUntilReload(runCtx, mgr, make(chan choice), nil, func(choice) *configv1.Config { t.Fatal("no config was sent"); return nil })
 	require.Nil(t, next)
 	require.NoError(t, err)
 }
