@@ -338,13 +338,15 @@ func (o *options) recordNotServed(l loaded) {
 }
 
 // lib returns NVML: the real library, or with --fake the catalog machine
-// (also returned, for fault injection).
-func (o *options) lib() (nvml.Lib, *fake.Machine, error) {
+// (also returned, for fault injection). Discovery's warnings (NVML answers
+// it works around, such as NVLink ends that disagree) go to logger, the
+// command's, with its name and values.
+func (o *options) lib(logger klog.Logger) (nvml.Lib, *fake.Machine, error) {
 	if o.fakeMachine == "" {
 		if o.fakeControl != "" {
 			return nil, nil, errors.New("--fake-control needs --fake")
 		}
-		return nvml.New(gonvml.New()), nil, nil
+		return nvml.New(gonvml.New(), nvml.WithLogger(logger)), nil, nil
 	}
 	layout, err := parseFakeMIG(o.fakeMIG)
 	if err != nil {
@@ -374,7 +376,7 @@ func (o *options) lib() (nvml.Lib, *fake.Machine, error) {
 		lost[i] = true
 		m.LoseGPU(i)
 	}
-	return nvml.New(m.Interface()), m, nil
+	return nvml.New(m.Interface(), nvml.WithLogger(logger)), m, nil
 }
 
 // parseFakeMIG reads --fake-mig: GPU index -> profiles joined by '+'
@@ -420,7 +422,7 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 	if err != nil {
 		return err
 	}
-	lib, machine, err := o.lib()
+	lib, machine, err := o.lib(logger)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/klog/v2"
 
 	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
@@ -123,7 +124,7 @@ func TestFakeControlResetReachesNVML(t *testing.T) {
 
 func TestFakeControlNeedsFake(t *testing.T) {
 	o := &options{fakeControl: "/tmp/x.sock"}
-	_, _, err := o.lib()
+	_, _, err := o.lib(klog.Background())
 	require.ErrorContains(t, err, "--fake-control needs --fake")
 }
 
