@@ -216,6 +216,9 @@ func (r Rank) Normalize(nodes []Ranked) {
 		if wt > 0 && n.Ideal > 0 {
 			across := ratio(min(n.Ring, NVLinkFloorGBps), ideals.of(n.Family))
 			topo = float64(MaxNodeScore) * min(ratio(n.Ring, n.Ideal), across)
+			if math.IsNaN(topo) { // a NaN ring: no quality, not a NaN best for all
+				topo = 0
+			}
 		}
 		return (wf*float64(n.Raw) + wt*topo) / unit
 	}
@@ -239,10 +242,15 @@ type familyIdeal struct {
 type familyIdeals []familyIdeal
 
 // bestIdeals is the best capped ideal ring of each family among nodes (a
-// cluster has a handful of families: a linear list).
+// cluster has a handful of families: a linear list). Only nodes where
+// quality counts (Ideal > 0) take part: a NaN ideal would otherwise make
+// its family's best NaN and every score of the cycle 0.
 func bestIdeals(nodes []Ranked) familyIdeals {
 	var out familyIdeals
 	for _, n := range nodes {
+		if !(n.Ideal > 0) {
+			continue
+		}
 		c := min(n.Ideal, NVLinkFloorGBps)
 		i := slices.IndexFunc(out, func(f familyIdeal) bool { return f.family == n.Family })
 		if i < 0 {
