@@ -1,6 +1,8 @@
 package gpupack
 
 import (
+	"strconv"
+
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -13,17 +15,25 @@ import (
 // labels nvidia.com/gpu.compute.major and nvidia.com/gpu.compute.minor
 // (gpupack's device plugin writes them unless its config's publish.labels
 // is false; NVIDIA's GFD writes the same). "" when the node has either
-// label missing or empty: such nodes are one family, compared with each
-// other as before families existed.
+// label missing, empty or not a decimal number, or a major of 0 (GFD's
+// unknown, for which it writes no labels): such nodes are one family,
+// compared with each other as before families existed. The numbers are
+// read, not the text, so "08"/"0" is family 8.0 too, and a value GFD never
+// writes ("eight") does not make a family of one, whose node would be
+// exempt from the across-shape ratio.
 func gpuFamily(node *v1.Node) string {
 	if node == nil {
 		return ""
 	}
-	major, minor := node.Labels[gfd.LabelComputeMajor], node.Labels[gfd.LabelComputeMinor]
-	if major == "" || minor == "" {
+	major, err := strconv.ParseUint(node.Labels[gfd.LabelComputeMajor], 10, 16)
+	if err != nil || major == 0 {
 		return ""
 	}
-	return major + "." + minor
+	minor, err := strconv.ParseUint(node.Labels[gfd.LabelComputeMinor], 10, 16)
+	if err != nil {
+		return ""
+	}
+	return strconv.FormatUint(major, 10) + "." + strconv.FormatUint(minor, 10)
 }
 
 // setFamilies fills ranked[i].Family from the scheduling snapshot's node
@@ -54,7 +64,7 @@ func (pl *GPUPack) setFamilies(ranked []score.Ranked, scores fwk.NodeScoreList) 
 func idealsDiffer(ranked []score.Ranked) bool {
 	first := -1.0
 	for _, r := range ranked {
-		if r.Ideal <= 0 {
+		if !(r.Ideal > 0) { // NaN too: score.Normalize skips it as well
 			continue
 		}
 		c := min(r.Ideal, score.NVLinkFloorGBps)

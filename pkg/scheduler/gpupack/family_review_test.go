@@ -1,0 +1,120 @@
+package gpupack
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"github.com/gpupack/gpupack/pkg/score"
+	"github.com/gpupack/gpupack/pkg/testing/fixture"
+)
+
+func computeLabels(major, minor string) map[string]string {
+	return map[string]string{"nvidia.com/gpu.compute.major": major, "nvidia.com/gpu.compute.minor": minor}
+}
+
+// Label values GFD never writes but a hand-made or other labeller's may
+// (Kubernetes label values: up to 63 of [A-Za-z0-9._-], alphanumeric at
+// both ends): the same capability written with leading zeros is the same
+// family; a value that is not a number, or GFD's unknown major 0, is no
+// family ("", as missing labels) rather than a family of its own that
+// would exempt the node from the across-shape ratio.
+func TestGPUFamilyOddLabelValues(t *testing.T) {
+	cases := map[string]struct {
+		major, minor string
+		want         string
+	}{
+		"GFD's":              {"8", "0", "8.0"},
+		"leading zeros":      {"08", "00", "8.0"},
+		"two-digit major":    {"10", "0", "10.0"},
+		"Blackwell 12.0":     {"12", "0", "12.0"},
+		"a word":             {"eight", "0", ""},
+		"minor a word":       {"8", "zero", ""},
+		"dotted major":       {"8.0", "0", ""},
+		"major 0 (unknown)":  {"0", "0", ""},
+		"negative-looking":   {"-8", "0", ""},
+		"63 digits":          {strings.Repeat("9", 63), "0", ""},
+		"63 chars, not a nr": {strings.Repeat("a", 63), "0", ""},
+		"space (not a label value, but a map can hold one)": {"8 ", "0", ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			n := &v1.Node{ObjectMeta: metav1.ObjectMeta{Labels: computeLabels(tc.major, tc.minor)}}
+			require.Equal(t, tc.want, gpuFamily(n))
+		})
+	}
+}
+
+// NormalizeScore reads each node's family from the scheduling snapshot.
+// Four nodes, a 4-GPU request (weights 1 and 2, F = 20 GB/s):
+//
+//	pcie   A100 PCIe, 8.0, PIX ring 16 of 16, raw 0
+//	sxm    A100 SXM, 8.0 written "08"/"0", NVLink 25 of 25, raw -10 (0.5 GPU)
+//	t4     T4 box, 7.5, 16 of 16, raw 0
+//	ghost  not in the snapshot (family ""), 16 of 16, raw 0
+//
+// pcie: min(1, 16 / 8.0's best 20) = 0.8: v = 160; sxm: -10 + 200 = 190;
+// t4 alone in 7.5: 1, v = 200; ghost alone in "": v = 200.
+// best 200: 60, 90, 100, 100.
+func TestNormalizeScoreFamiliesFromTheSnapshot(t *testing.T) {
+	node := func(name string, labels map[string]string) *v1.Node {
+		n := gpuNode(t, name, fixture.PCIe(name, "T4", 2))
+		n.Labels = labels
+		return n
+	}
+	h := newHarness(t, nil, []*v1.Node{
+		node("pcie", computeLabels("8", "0")), node("sxm", computeLabels("08", "0")), node("t4", computeLabels("7", "5")),
+	})
+	byNode := map[string]plan{
+		"pcie":  {fragDelta: 0, ring: 16, ideal: 16},
+		"sxm":   {fragDelta: 0.5, ring: 25, ideal: 25},
+		"t4":    {fragDelta: 0, ring: 16, ideal: 16},
+		"ghost": {fragDelta: 0, ring: 16, ideal: 16},
+	}
+	order := []string{"pcie", "sxm", "t4", "ghost"}
+	norm := func() []int64 {
+		cs := framework.NewCycleState()
+		cs.Write(stateKey, &cycleState{plans: &plans{byNode: byNode}})
+		list := make(fwk.NodeScoreList, len(order))
+		for i, n := range order {
+			list[i] = fwk.NodeScore{Name: n, Score: h.pl.rank.Raw(byNode[n].fragDelta)}
+		}
+		require.True(t, h.pl.NormalizeScore(h.ctx, cs, nil, list).IsSuccess())
+		out := make([]int64, len(list))
+		for i, ns := range list {
+			out[i] = ns.Score
+		}
+		return out
+	}
+	require.Equal(t, []int64{60, 90, 100, 100}, norm())
+	// Again through the pool's recycled slice: the same (no stale family).
+	require.Equal(t, []int64{60, 90, 100, 100}, norm())
+}
+
+// idealsDiffer skips the nodes whose quality does not count, NaN included,
+// as score.Normalize's family bests do.
+func TestIdealsDifferSkipsNaN(t *testing.T) {
+	nan := math.NaN()
+	for name, tc := range map[string]struct {
+		ideals []float64
+		want   bool
+	}{
+		"NaN beside one NVLink":  {ideals: []float64{nan, 25}, want: false},
+		"NaN first, then two":    {ideals: []float64{nan, 25, 300}, want: false},
+		"NaN beside two classes": {ideals: []float64{16, nan, 25}, want: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ranked := make([]score.Ranked, len(tc.ideals))
+			for i, v := range tc.ideals {
+				ranked[i].Ideal = v
+			}
+			require.Equal(t, tc.want, idealsDiffer(ranked))
+		})
+	}
+}
