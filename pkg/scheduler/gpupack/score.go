@@ -111,10 +111,12 @@ func (pl *GPUPack) ScoreExtensions() fwk.ScoreExtensions { return pl }
 
 // NormalizeScore is pkg/score's Rank.Normalize over the scored nodes: 100
 // minus the node's fragmentation steps behind the best node (at least 0),
-// blended for multi-GPU requests with 100 x the set's ring bandwidth over
-// the best ideal ring among the nodes of its GPU family (the compute
-// capability labels, gpuFamily) by the args' weights. The simulator
-// (pkg/sim) ranks nodes with the same two functions.
+// blended for multi-GPU requests by the args' weights with 100 x the
+// smaller of the set's ring over the best its node's shape offers and its
+// ring over the best ideal ring among the scored nodes of its GPU family
+// (the compute capability labels, gpuFamily; setFamilies), both capped at
+// one NVLink lane. The simulator (pkg/sim) ranks nodes with the same two
+// functions.
 func (pl *GPUPack) NormalizeScore(_ context.Context, cs fwk.CycleState, _ *v1.Pod, scores fwk.NodeScoreList) *fwk.Status {
 	s, err := readState(cs)
 	if err != nil {
