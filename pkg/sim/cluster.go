@@ -90,8 +90,9 @@ var modelCompute = map[string]string{
 }
 
 // Family is node i's GPU family (score.Ranked.Family): the compute
-// capability of its model when gpusim knows it, else the model's name; ""
-// for a node without GPUs.
+// capability of its model when gpusim knows it, else "model " and the
+// model's name (a model named like a capability, "7.5", is not the T4s'
+// family); "" for a node without GPUs.
 func (c *Cluster) Family(i int) string {
 	if i < len(c.families) {
 		return c.families[i]
@@ -107,7 +108,7 @@ func familyOf(n NodeSpec) string {
 	if cc, ok := modelCompute[m]; ok {
 		return cc
 	}
-	return m
+	return "model " + m
 }
 
 // String renders the map as MODEL=KIND pairs, sorted.
