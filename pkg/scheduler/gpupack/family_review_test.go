@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
+	"github.com/gpupack/gpupack/pkg/gfd"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
@@ -115,6 +117,33 @@ func TestIdealsDifferSkipsNaN(t *testing.T) {
 				ranked[i].Ideal = v
 			}
 			require.Equal(t, tc.want, idealsDiffer(ranked))
+		})
+	}
+}
+
+// The device plugin's labels (pkg/gfd, as NVIDIA's GFD) keep the compute
+// capability under every MIG strategy: single (valid, and invalid with MIG
+// on one GPU only) and mixed overwrite product, count and memory but not
+// compute.major/minor, so a MIG node stays in its GPUs' family.
+func TestGPUFamilyUnderMIGStrategies(t *testing.T) {
+	a100 := func(mig bool) gfd.GPU {
+		return gfd.GPU{Name: "NVIDIA A100-SXM4-40GB", MemoryMiB: 40960, ComputeCapability: "8.0", MIGCapable: true, MIGEnabled: mig}
+	}
+	slice := func(parent int) gfd.MIGDevice {
+		return gfd.MIGDevice{Parent: parent, Profile: "1g.5gb", MemoryMiB: 4864, Multiprocessors: 14, GISlices: 1, CISlices: 1}
+	}
+	cases := map[string]gfd.Node{
+		"none":                  {MIGStrategy: "none", GPUs: []gfd.GPU{a100(false), a100(false)}},
+		"single":                {MIGStrategy: "single", GPUs: []gfd.GPU{a100(true), a100(true)}, MIG: []gfd.MIGDevice{slice(0), slice(1)}},
+		"single, invalid (one)": {MIGStrategy: "single", GPUs: []gfd.GPU{a100(true), a100(false)}, MIG: []gfd.MIGDevice{slice(0)}},
+		"mixed":                 {MIGStrategy: "mixed", GPUs: []gfd.GPU{a100(true), a100(false)}, MIG: []gfd.MIGDevice{slice(0)}},
+		"mixed, all MIG":        {MIGStrategy: "mixed", GPUs: []gfd.GPU{a100(true), a100(true)}, MIG: []gfd.MIGDevice{slice(0), slice(1)}},
+	}
+	for name, n := range cases {
+		t.Run(name, func(t *testing.T) {
+			n.DriverVersion, n.CUDADriverVersion = "550.54.15", "12.4"
+			labels, _ := gfd.Labels(&n, time.Unix(0, 0))
+			require.Equal(t, "8.0", gpuFamily(&v1.Node{ObjectMeta: metav1.ObjectMeta{Labels: labels}}))
 		})
 	}
 }
