@@ -18,11 +18,13 @@ import (
 // Normalized (NormalizeScore), over the feasible nodes: each node's blend
 //
 //	v = (wf * raw + wt * topo) / wf
-//	topo = MaxNodeScore * min(1, ring / ideal ring of the node's shape)
+//	topo = MaxNodeScore * min(1, ring / ideal ring of the node's shape,
+//	       min(ring, F) / best min(ideal, F) among the nodes of its family)
 //
-// (topo only for a request with a set of 2 or more GPUs whose link quality
-// counts, Ideal > 0; otherwise v = raw: for single GPUs, shares and MIG
-// devices quality is 1 everywhere), then
+// (F = NVLinkFloorGBps, one NVLink lane: the two ratios are explained
+// below; topo only for a request with a set of 2 or more GPUs whose link
+// quality counts, Ideal > 0; otherwise v = raw: for single GPUs, shares
+// and MIG devices quality is 1 everywhere), then
 //
 //	score = max(0, MaxNodeScore - round(best v - v))
 //
