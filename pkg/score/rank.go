@@ -184,7 +184,9 @@ type Ranked struct {
 	Ring, Ideal float64
 	// Family is the compute class of the node's GPUs (e.g. the CUDA compute
 	// capability "8.0"): the across-shape ratio compares a node's ring only
-	// with the ideals of the nodes of its own family. "" is a family too.
+	// with the ideals of the nodes of its own family. "" is an unknown
+	// family: such a node is compared with every node (DESIGN.md's "any
+	// shape"), and it does not count in a known family's best.
 	Family string
 	// Score is Normalize's answer, 0..MaxNodeScore.
 	Score int64
@@ -264,11 +266,16 @@ func bestIdeals(nodes []Ranked) familyIdeals {
 	return out
 }
 
+// of is the best capped ideal of family, or of every node for the unknown
+// family "".
 func (fs familyIdeals) of(family string) float64 {
+	best := 0.0
 	for _, f := range fs {
-		if f.family == family {
+		if family == "" {
+			best = max(best, f.ideal)
+		} else if f.family == family {
 			return f.ideal
 		}
 	}
-	return 0
+	return best
 }

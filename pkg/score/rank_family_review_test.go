@@ -123,7 +123,8 @@ func TestNormalizeOneFamilyIsTheOldFormula(t *testing.T) {
 
 // refNormalize is the rule written out per family with a map: a node's
 // across-shape ratio is min(ring, F) over the best min(ideal, F) of the
-// nodes of its family whose quality counts (Ideal > 0).
+// nodes of its family whose quality counts (Ideal > 0); a node of the
+// unknown family "" is compared with the best of every node.
 func refNormalize(r score.Rank, nodes []score.Ranked) {
 	byFamily := map[string][]int{}
 	for i, n := range nodes {
@@ -149,11 +150,14 @@ func refNormalize(r score.Rank, nodes []score.Ranked) {
 		unit = wt
 	}
 	bestOf := map[string]float64{}
+	all := 0.0
 	for fam, members := range byFamily {
 		for _, i := range members {
 			bestOf[fam] = max(bestOf[fam], min(nodes[i].Ideal, score.NVLinkFloorGBps))
+			all = max(all, min(nodes[i].Ideal, score.NVLinkFloorGBps))
 		}
 	}
+	bestOf[""] = all
 	ratio := func(q, ideal float64) float64 {
 		switch {
 		case ideal <= 0 || q >= ideal:

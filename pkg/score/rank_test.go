@@ -83,6 +83,16 @@ func TestRankNormalize(t *testing.T) {
 			{Raw: 0, Ring: 16, Ideal: 16, Family: "8.0"}, {Raw: -10, Ring: 25, Ideal: 25, Family: "8.0"}}))
 		require.Equal(t, []int64{100, 90}, scores(score.DefaultRank, []score.Ranked{
 			{Raw: 0, Ring: 16, Ideal: 16, Family: "7.5"}, {Raw: -10, Ring: 25, Ideal: 25, Family: "7.0"}}))
+		// A node of unknown family ("": no compute labels) is compared
+		// with every node, as before families: the unlabelled PCIe box
+		// beside a DGX-1 of family 7.0 gets min(1, 16/20) = 0.8: 70 and
+		// 100. It does not count in a known family's best: a box of
+		// family 7.5 beside an unlabelled DGX-1 is judged within 7.5
+		// (16/16): 100 and 90.
+		require.Equal(t, []int64{70, 100}, scores(score.DefaultRank, []score.Ranked{
+			{Raw: 0, Ring: 16, Ideal: 16}, {Raw: -10, Ring: 25, Ideal: 25, Family: "7.0"}}))
+		require.Equal(t, []int64{100, 90}, scores(score.DefaultRank, []score.Ranked{
+			{Raw: 0, Ring: 16, Ideal: 16, Family: "7.5"}, {Raw: -10, Ring: 25, Ideal: 25}}))
 		// Within a family the across ratio still counts when other
 		// families are present: T4 box (16 of 16, alone in 7.5) v = 200;
 		// V100 PCIe (PIX 16 of 16, but family 7.0's best is the DGX-1's

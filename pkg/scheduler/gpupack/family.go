@@ -16,8 +16,11 @@ import (
 // (gpupack's device plugin writes them unless its config's publish.labels
 // is false; NVIDIA's GFD writes the same). "" when the node has either
 // label missing, empty or not a decimal number, or a major of 0 (GFD's
-// unknown, for which it writes no labels): such nodes are one family,
-// compared with each other as before families existed. The numbers are
+// unknown, for which it writes no labels): the unknown family, whose
+// nodes are compared with every node as before families existed (a node
+// whose labels are not written yet, in a rolling upgrade or without a GFD,
+// keeps DESIGN.md's any-shape comparison), and which does not count in a
+// known family's best. The numbers are
 // read, not the text, so "08"/"0" is family 8.0 too, and a value GFD never
 // writes ("eight") does not make a family of one, whose node would be
 // exempt from the across-shape ratio.

@@ -137,7 +137,10 @@ func TestGPUPodAvoidsStrandingGPUsByCPU(t *testing.T) {
 //   - no labels, or both labelled 7.0 (V100 SXM2 and V100 PCIe): one
 //     family, the PCIe ring is judged against the DGX-1's: the DGX-1 wins;
 //   - the box labelled 7.5 (T4): its ring is judged against its own shape
-//     only (1), the DGX-1's too (1): fragmentation decides, the box wins.
+//     only (1), the DGX-1's too (1): fragmentation decides, the box wins;
+//   - the box unlabelled (unknown family): judged against every node, as
+//     with no labels: the DGX-1 wins; the DGX-1 unlabelled and the box
+//     7.5: the box is judged within 7.5 only and wins.
 func TestLinkQualityComparedWithinAGPUFamily(t *testing.T) {
 	labelled := func(n *v1.Node, major, minor string) *v1.Node {
 		if major != "" {
@@ -153,7 +156,8 @@ func TestLinkQualityComparedWithinAGPUFamily(t *testing.T) {
 		{name: "no labels: one family", want: "dgx1"},
 		{name: "both compute 7.0", dgxCompute: [2]string{"7", "0"}, box: [2]string{"7", "0"}, want: "dgx1"},
 		{name: "V100 and T4: two families", dgxCompute: [2]string{"7", "0"}, box: [2]string{"7", "5"}, want: "box"},
-		{name: "one node labelled: two families", dgxCompute: [2]string{"7", "0"}, want: "box"},
+		{name: "box unlabelled: judged against every node", dgxCompute: [2]string{"7", "0"}, want: "dgx1"},
+		{name: "DGX-1 unlabelled, box 7.5: the box judged within its family", box: [2]string{"7", "5"}, want: "box"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
