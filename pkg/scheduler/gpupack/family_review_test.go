@@ -62,8 +62,9 @@ func TestGPUFamilyOddLabelValues(t *testing.T) {
 //	ghost  not in the snapshot (family ""), 16 of 16, raw 0
 //
 // pcie: min(1, 16 / 8.0's best 20) = 0.8: v = 160; sxm: -10 + 200 = 190;
-// t4 alone in 7.5: 1, v = 200; ghost alone in "": v = 200.
-// best 200: 60, 90, 100, 100.
+// t4 alone in 7.5: 1, v = 200; ghost, unknown family "", is compared
+// with every node's best (20): 0.8, v = 160.
+// best 200: 60, 90, 100, 60.
 func TestNormalizeScoreFamiliesFromTheSnapshot(t *testing.T) {
 	node := func(name string, labels map[string]string) *v1.Node {
 		n := gpuNode(t, name, fixture.PCIe(name, "T4", 2))
@@ -94,9 +95,9 @@ func TestNormalizeScoreFamiliesFromTheSnapshot(t *testing.T) {
 		}
 		return out
 	}
-	require.Equal(t, []int64{60, 90, 100, 100}, norm())
+	require.Equal(t, []int64{60, 90, 100, 60}, norm())
 	// Again through the pool's recycled slice: the same (no stale family).
-	require.Equal(t, []int64{60, 90, 100, 100}, norm())
+	require.Equal(t, []int64{60, 90, 100, 60}, norm())
 }
 
 // idealsDiffer skips the nodes whose quality does not count, NaN included,
