@@ -127,6 +127,12 @@ var ErrRediscover = errors.New("a GPU that discovery could not read answers agai
 // ErrRediscover).
 var ErrRestartOnUnhealthy = fmt.Errorf("a device went unhealthy and flags.restartOnDeviceUnhealthy is set: %w", ErrRediscover)
 
+// ErrDiscovery is wrapped by New's error when discovering the node failed
+// (an NVML error in a node-wide answer, the GPU count or the driver
+// version): no fault of the config, so the same build may succeed when
+// tried again.
+var ErrDiscovery = errors.New("discovering GPUs")
+
 // ErrMIGChanged is returned by Run (wrapped with what changed) when a GPU's
 // MIG mode or MIG devices are no longer those discovered: the devices served
 // must be discovered again (it is an ErrRediscover).
@@ -238,7 +244,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	inv, err := opts.Lib.Discover()
 	if err != nil {
-		return nil, fmt.Errorf("discovering GPUs: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrDiscovery, err)
 	}
 
 	resources, err := sharing.Build(inv, opts.Config)

@@ -558,7 +558,10 @@ var errRebuildDue = errors.New("the retry of the rebuild is due")
 // retried with backoff (rebuildRetry), the running Manager serving again
 // meanwhile: exiting would lose what only this process knows (the GPUs
 // that faulted with recovery disabled, the devices known held, the GPUs of
-// gone MIG devices), and a restarted plugin would serve a faulted GPU.
+// gone MIG devices), and a restarted plugin would serve a faulted GPU. So
+// is the trial build of a reloaded config (accept) that fails for no fault
+// of the config, on the same backoff and timer: that config is not
+// refused, and the running Manager serves until it is tried again.
 func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplugin.Options, reload <-chan choice) error {
 	logger := klog.FromContext(ctx)
 	retry, clk := o.rebuildRetry, o.rebuildClock
@@ -575,13 +578,72 @@ func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplug
 		// restart: the pending rebuild is restartOnDeviceUnhealthy's,
 		// which starts with every device healthy.
 		restart bool
+		// retryAt is the pending retry (nil: none): of the failed
+		// rebuild (rebuildFailed: m is the Manager it was to replace),
+		// or of pending, a config whose trial build failed.
+		retryAt       clock.Timer
+		rebuildFailed bool
+		pending       *choice
 	)
+	arm := func(d time.Duration) {
+		if retryAt != nil {
+			retryAt.Stop()
+		}
+		retryAt = nil
+		if d >= 0 {
+			retryAt = clk.NewTimer(d)
+		}
+	}
+	defer arm(-1)
+	due := func() <-chan time.Time {
+		if retryAt == nil {
+			return nil
+		}
+		return retryAt.C()
+	}
+	// step answers runUntilReload: a new per-node config (c), or the
+	// retry due (nil).
+	step := func(c *choice) (*configv1.Config, bool) {
+		if c == nil {
+			retryAt = nil
+			if pending == nil {
+				return nil, true
+			}
+			c = pending
+			logger.Info("Trying the new per-node config again", "config", c.name)
+		}
+		// A new config replaces the one pending.
+		pending = nil
+		cfg, err := o.accept(ctx, fs, dopts, *c)
+		switch {
+		case cfg != nil:
+			return cfg, true
+		case err != nil:
+			pending = c
+			d := backoff.Step()
+			logger.Error(err, "Trying the new per-node config failed, not for a fault of the config: serving the running one until the retry",
+				"config", c.name, "running", o.running(), "retryIn", d)
+			if e, ok := o.configEvents.(rebuildEvents); ok {
+				e.ConfigTrialFailed(c.name, o.running(), err, d)
+			}
+			arm(d)
+		case !rebuildFailed:
+			// Refused (or the running config again): nothing is
+			// pending any more.
+			arm(-1)
+			backoff = retry
+		case retryAt == nil:
+			// Refused, and the failed rebuild's retry, whose place a
+			// trial's took, is due.
+			return nil, true
+		}
+		return nil, false
+	}
 	for {
-		var retryAt clock.Timer
 		next, err := deviceplugin.New(dopts)
 		switch {
 		case err == nil:
-			m, backoff, restart = next, retry, false
+			m, backoff, restart, rebuildFailed = next, retry, false, false
 			if dopts.Publisher != nil {
 				// The publish section follows a reloaded config too.
 				dopts.Publisher.Reconfigure(publishSettings(dopts.Config))
@@ -597,15 +659,16 @@ func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplug
 			if e, ok := o.configEvents.(rebuildEvents); ok {
 				e.RebuildFailed(err, d)
 			}
-			retryAt = clk.NewTimer(d)
+			// A config pending is tried at this retry, before the
+			// rebuild.
+			rebuildFailed = true
+			arm(d)
 		}
-		var due <-chan time.Time
-		if retryAt != nil {
-			due = retryAt.C()
-		}
-		cfg, err := runUntilReload(ctx, m, reload, due, func(c choice) *configv1.Config { return o.accept(ctx, fs, dopts, c) })
-		if retryAt != nil {
-			retryAt.Stop()
+		cfg, err := runUntilReload(ctx, m, reload, due, step)
+		// Nothing is due any more, unless a config is pending: it is
+		// tried at its retry, on the next Manager.
+		if pending == nil {
+			arm(-1)
 		}
 		// The next Manager keeps the devices that failed: a rebuild is no
 		// recovery check (restartOnDeviceUnhealthy's restart is, as
@@ -802,35 +865,34 @@ func (o *options) hostFiles(fs *pflag.FlagSet, machine *fake.Machine) (string, e
 	return dir, nil
 }
 
-// runUntilReload runs m until it ends or a new per-node config arrives that
-// accept takes (then it stops m and returns that config). A config accept
-// refuses (nil) leaves m running: the kubelet keeps its registrations, and
-// no pod admitted meanwhile meets a resource without a plugin. When due
-// delivers first (the retry of a failed rebuild; nil: never), it stops m
-// and returns errRebuildDue.
-func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan choice, due <-chan time.Time, accept func(choice) *configv1.Config) (*configv1.Config, error) {
+// runUntilReload runs m until it ends, or until step, called with each new
+// per-node config and with nil when due delivers (due is asked again after
+// each step; nil never delivers), says to stop it: then it returns the
+// config step gave, or errRebuildDue without one. Else m runs on: the
+// kubelet keeps its registrations, and no pod admitted meanwhile meets a
+// resource without a plugin.
+func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan choice, due func() <-chan time.Time,
+	step func(*choice) (*configv1.Config, bool)) (*configv1.Config, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		next  *configv1.Config
-		retry bool
+		next    *configv1.Config
+		stopped bool
 	)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
+			var c *choice
 			select {
-			case c := <-reload:
-				if cfg := accept(c); cfg != nil {
-					next = cfg
-					cancel()
-					return
-				}
-			case <-due:
-				retry = true
-				cancel()
-				return
+			case r := <-reload:
+				c = &r
+			case <-due():
 			case <-runCtx.Done():
+				return
+			}
+			if next, stopped = step(c); stopped {
+				cancel()
 				return
 			}
 		}
@@ -843,7 +905,7 @@ func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan 
 		return nil, err
 	case next != nil:
 		return next, nil
-	case retry && err == nil:
+	case stopped && err == nil:
 		return nil, errRebuildDue
 	}
 	return nil, err
@@ -853,13 +915,16 @@ func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan 
 // to keep the running one: the new config must load and fit the node (a
 // trial Manager, built beside the running one, that serves nothing), and
 // differ from the running one (a config made invalid and then restored
-// changes nothing). A refusal is logged and recorded as a Node event.
-func (o *options) accept(ctx context.Context, fs *pflag.FlagSet, dopts deviceplugin.Options, next choice) *configv1.Config {
+// changes nothing). A refusal is logged and recorded as a Node event. A
+// trial build whose discovery fails (deviceplugin.ErrDiscovery: a one-off
+// NVML error, no fault of the config) refuses nothing: accept returns that
+// error, and the caller tries next again later.
+func (o *options) accept(ctx context.Context, fs *pflag.FlagSet, dopts deviceplugin.Options, next choice) (*configv1.Config, error) {
 	logger := klog.FromContext(ctx)
 	prev := o.chosen
 	if prev != nil && prev.name == next.name && bytes.Equal(prev.data, next.data) {
 		logger.Info("Per-node config is the running one again; nothing to do", "config", next.name)
-		return nil
+		return nil, nil
 	}
 	o.chosen = &next
 	cfg, load, err := o.loadConfigWarned(ctx, fs)
@@ -867,24 +932,31 @@ func (o *options) accept(ctx context.Context, fs *pflag.FlagSet, dopts deviceplu
 		trial := dopts
 		// Nothing of the trial is written, published or scraped.
 		trial.Config, trial.CDISpecDir, trial.Metrics, trial.Publisher, trial.Events = cfg, "", nil, nil, nil
-		_, err = deviceplugin.New(trial)
+		if _, err = deviceplugin.New(trial); errors.Is(err, deviceplugin.ErrDiscovery) {
+			o.chosen = prev
+			return nil, err
+		}
 	}
 	o.chosen = prev
 	if err != nil {
-		running := "(none)"
-		if prev != nil {
-			running = prev.name
-		}
-		logger.Error(err, "New per-node config refused; keeping the running one", "config", next.name, "running", running)
+		logger.Error(err, "New per-node config refused; keeping the running one", "config", next.name, "running", o.running())
 		if o.configEvents != nil {
-			o.configEvents.ConfigRefused(next.name, running, err)
+			o.configEvents.ConfigRefused(next.name, o.running(), err)
 		}
-		return nil
+		return nil, nil
 	}
 	o.chosen = &next
 	logger.Info("Running with the new per-node config", "config", next.name)
 	o.recordNotServed(load)
-	return cfg
+	return cfg, nil
+}
+
+// running names the per-node config in force, "(none)" without one.
+func (o *options) running() string {
+	if o.chosen == nil {
+		return "(none)"
+	}
+	return o.chosen.name
 }
 
 // choosePerNode, with --config-file-srcdir, picks this node's config by its

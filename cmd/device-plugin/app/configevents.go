@@ -38,11 +38,20 @@ const (
 	// the retry.
 	ReasonRebuildFailed = "DevicePluginRebuildFailed"
 	actionRebuild       = "Rebuild"
+	// ReasonConfigTrialFailed: a new per-node config could not be tried
+	// on the node (its trial build's discovery failed, no fault of the
+	// config): it is not refused but tried again, the running config
+	// served until then.
+	ReasonConfigTrialFailed = "DevicePluginConfigTrialFailed"
+	// actionReloadConfig is deviceplugin's action of ConfigRefused.
+	actionReloadConfig = "ReloadConfig"
 )
 
-// rebuildEvents records the failed rebuilds on the Node (nodeConfigEvents).
+// rebuildEvents records the failed rebuilds and trial builds on the Node
+// (nodeConfigEvents).
 type rebuildEvents interface {
 	RebuildFailed(err error, retryIn time.Duration)
+	ConfigTrialFailed(name, running string, err error, retryIn time.Duration)
 }
 
 // maxEventNote is the longest note events.k8s.io/v1 takes (bytes).
@@ -91,6 +100,14 @@ func (e *nodeConfigEvents) ConfigLabelUnknown(label, value string, configs []str
 func (e *nodeConfigEvents) RebuildFailed(err error, retryIn time.Duration) {
 	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonRebuildFailed, actionRebuild, "%s",
 		cutNote(fmt.Sprintf("device plugin rebuild failed, still serving the running devices; retrying in %s: %v", retryIn, err)))
+}
+
+// ConfigTrialFailed records a Warning event: the per-node config name could
+// not be tried on the node (err, no fault of the config); it is not
+// refused, and is tried again in retryIn, running served meanwhile.
+func (e *nodeConfigEvents) ConfigTrialFailed(name, running string, err error, retryIn time.Duration) {
+	e.recorder.Eventf(e.node, nil, corev1.EventTypeWarning, ReasonConfigTrialFailed, actionReloadConfig, "%s",
+		cutNote(fmt.Sprintf("device plugin config %q not refused: trying it on the node failed, still serving config %q; retrying in %s: %v", name, running, retryIn, err)))
 }
 
 func labelUnknownNote(label, value string, configs []string) string {

@@ -2,12 +2,15 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -178,7 +181,8 @@ func TestAcceptRecordsNotServed(t *testing.T) {
 			fs := NewCommand().Flags()
 			cfg, err := o.loadConfig(context.Background(), fs)
 			require.NoError(t, err)
-			next := o.accept(context.Background(), fs, deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: dir}, choice{name: "t4", data: []byte(tc.data)})
+			next, err := o.accept(context.Background(), fs, deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: dir}, choice{name: "t4", data: []byte(tc.data)})
+			require.NoError(t, err)
 			require.NotNil(t, next)
 			require.Equal(t, tc.want, ev.gotNotServed())
 			require.Empty(t, ev.got(), "not refused")
@@ -200,4 +204,6 @@ func TestNodeConfigEventNotes(t *testing.T) {
 	require.LessOrEqual(t, len(strings.TrimPrefix(long, "Warning DevicePluginConfigNotServed ")), maxEventNote)
 	require.Equal(t, "Warning DevicePluginConfigUnknown node label nvidia.com/device-plugin.config=a100-mgi names none of the per-node device plugin configs (a100-mig, t4-shared): this node runs the default config; correct the label, or add the config to the chart's devicePlugin.config.perNode", <-rec.Events)
 	require.Contains(t, <-rec.Events, "Warning DevicePluginConfigRefused")
+	e.ConfigTrialFailed("whole", "ts", fmt.Errorf("%w: nvml DeviceGetCount: %w", deviceplugin.ErrDiscovery, gonvml.ERROR_UNKNOWN), time.Minute)
+	require.Equal(t, `Warning DevicePluginConfigTrialFailed device plugin config "whole" not refused: trying it on the node failed, still serving config "ts"; retrying in 1m0s: discovering GPUs: nvml DeviceGetCount: `+gonvml.ERROR_UNKNOWN.Error(), <-rec.Events)
 }

@@ -356,12 +356,15 @@ func TestReloadRunsTheNewConfig(t *testing.T) {
 			done := make(chan result, 1)
 			kept := make(chan struct{})
 			go func() {
-				next, err := runUntilReload(ctx, mgr, reload, nil, func(c choice) *configv1.Config {
-					cfg := o.accept(ctx, fs, dopts, c)
+				next, err := runUntilReload(ctx, mgr, reload, noRetry, func(c *choice) (*configv1.Config, bool) {
+					cfg, err := o.accept(ctx, fs, dopts, *c)
+					if err != nil {
+						t.Errorf("the trial build of %s failed: %v", c.name, err)
+					}
 					if cfg == nil {
 						kept <- struct{}{}
 					}
-					return cfg
+					return cfg, cfg != nil
 				})
 				done <- result{next, err}
 			}()
@@ -414,10 +417,16 @@ func TestReloadRunsTheNewConfig(t *testing.T) {
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(context.Background())
 	stop()
-	next, err := runUntilReload(runCtx, mgr, make(chan choice), nil, func(choice) *configv1.Config { t.Fatal("no config was sent"); return nil })
+	next, err := runUntilReload(runCtx, mgr, make(chan choice), noRetry, func(*choice) (*configv1.Config, bool) {
+		t.Error("no config was sent")
+		return nil, false
+	})
 	require.Nil(t, next)
 	require.NoError(t, err)
 }
+
+// noRetry is runUntilReload's due when no retry is pending.
+func noRetry() <-chan time.Time { return nil }
 
 // Where no node is read (--print-topology, --print-labels, no
 // --node-name), --config-name previews the config of a node labelled with

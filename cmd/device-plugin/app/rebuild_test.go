@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -21,16 +22,21 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/gpupack/gpupack/pkg/deviceplugin"
+	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
-// rebuildFailures records the failed rebuilds (rebuildEvents) and the
-// refused configs (configEvents).
+// rebuildFailures records the failed rebuilds and trial builds
+// (rebuildEvents) and the refused configs (configEvents).
 type rebuildFailures struct {
 	refusals
 	failMu  sync.Mutex
 	retries []time.Duration
 	errs    []string
+	// trials are the trial builds that failed, to be retried in
+	// trialRetries.
+	trialRetries []time.Duration
+	trials       []string
 }
 
 func (r *rebuildFailures) RebuildFailed(err error, retryIn time.Duration) {
@@ -38,6 +44,19 @@ func (r *rebuildFailures) RebuildFailed(err error, retryIn time.Duration) {
 	defer r.failMu.Unlock()
 	r.retries = append(r.retries, retryIn)
 	r.errs = append(r.errs, err.Error())
+}
+
+func (r *rebuildFailures) ConfigTrialFailed(name, running string, err error, retryIn time.Duration) {
+	r.failMu.Lock()
+	defer r.failMu.Unlock()
+	r.trialRetries = append(r.trialRetries, retryIn)
+	r.trials = append(r.trials, fmt.Sprintf("%s (running %s): %v", name, running, err))
+}
+
+func (r *rebuildFailures) trialsFailed() ([]time.Duration, []string) {
+	r.failMu.Lock()
+	defer r.failMu.Unlock()
+	return slices.Clone(r.trialRetries), slices.Clone(r.trials)
 }
 
 func (r *rebuildFailures) failed() ([]time.Duration, []string) {
@@ -79,6 +98,83 @@ func served(t *testing.T, dir string) (ids, unhealthy []string, ok bool) {
 	return ids, unhealthy, true
 }
 
+// countFailures makes a fake machine's DeviceGetCount fail: after skip
+// calls that answer, fails calls fail (ERROR_UNKNOWN).
+type countFailures struct {
+	mu          sync.Mutex
+	skip, fails int
+}
+
+func failCount(m *fake.Machine) *countFailures {
+	c := &countFailures{}
+	count := m.Server().DeviceGetCountFunc
+	m.Server().DeviceGetCountFunc = func() (int, gonvml.Return) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		switch {
+		case c.skip > 0:
+			c.skip--
+		case c.fails > 0:
+			c.fails--
+			return 0, gonvml.ERROR_UNKNOWN
+		}
+		return count()
+	}
+	return c
+}
+
+// set arms the failures; it returns the failures left unused.
+func (c *countFailures) set(skip, fails int) (left int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	left = c.fails
+	c.skip, c.fails = skip, fails
+	return left
+}
+
+// serveRun is o.serve running the per-node config running on lib, its
+// sockets in dir, its retries 1 min doubling on clk.
+type serveRun struct {
+	o      *options
+	ev     *rebuildFailures
+	clk    *testingclock.FakeClock
+	logger klog.Logger
+	dir    string
+	reload chan choice
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func startServe(t *testing.T, lib nvml.Lib, running choice) *serveRun {
+	t.Helper()
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
+	t.Cleanup(cancel)
+	r := &serveRun{ev: &rebuildFailures{}, clk: testingclock.NewFakeClock(time.Now()), logger: logger, dir: t.TempDir(),
+		reload: make(chan choice), done: make(chan error, 1), cancel: cancel}
+	fs := NewCommand().Flags()
+	r.o = &options{configDir: t.TempDir(), chosen: &running, configEvents: r.ev,
+		rebuildRetry: wait.Backoff{Duration: time.Minute, Factor: 2, Steps: math.MaxInt32, Cap: time.Hour}, rebuildClock: r.clk}
+	cfg, err := r.o.loadConfig(ctx, fs)
+	require.NoError(t, err)
+	go func() {
+		r.done <- r.o.serve(ctx, fs, deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: r.dir}, r.reload)
+	}()
+	return r
+}
+
+// stop ends serve and waits for it, which must end without an error.
+func (r *serveRun) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the plugin did not stop")
+	}
+}
+
 // TestRebuildFailureKeepsServing: a config reload whose rebuild meets a
 // one-off NVML error in discovery (DeviceGetCount fails) used to end the
 // process, and the restarted plugin lost what only it knew: GPU 3, which
@@ -110,42 +206,9 @@ func TestRebuildFailureKeepsServing(t *testing.T) {
 			m, err := fake.New(fake.DGXA100)
 			require.NoError(t, err)
 			gpu3 := m.UUID(3)
-			// skip: the calls that answer before the failures begin.
-			var (
-				countMu     sync.Mutex
-				skip, fails int
-			)
-			count := m.Server().DeviceGetCountFunc
-			m.Server().DeviceGetCountFunc = func() (int, gonvml.Return) {
-				countMu.Lock()
-				defer countMu.Unlock()
-				switch {
-				case skip > 0:
-					skip--
-				case fails > 0:
-					fails--
-					return 0, gonvml.ERROR_UNKNOWN
-				}
-				return count()
-			}
-			lib := m.Lib(t)
-			dir := t.TempDir()
-
-			logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
-			ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
-			defer cancel()
-			clk := testingclock.NewFakeClock(time.Now())
-			ev := &rebuildFailures{}
-			fs := NewCommand().Flags()
-			o := &options{configDir: t.TempDir(), chosen: &choice{name: "ts", data: []byte(ts)}, configEvents: ev,
-				rebuildRetry: wait.Backoff{Duration: time.Minute, Factor: 2, Steps: math.MaxInt32, Cap: time.Hour}, rebuildClock: clk}
-			cfg, err := o.loadConfig(ctx, fs)
-			require.NoError(t, err)
-			reload := make(chan choice)
-			done := make(chan error, 1)
-			go func() {
-				done <- o.serve(ctx, fs, deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir}, reload)
-			}()
+			fails := failCount(m)
+			r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(ts)})
+			dir, ev, clk, o, reload, done, logger := r.dir, r.ev, r.clk, r.o, r.reload, r.done, r.logger
 			running := func() {
 				t.Helper()
 				select {
@@ -191,9 +254,7 @@ func TestRebuildFailureKeepsServing(t *testing.T) {
 
 			// The reload's trial Manager (accept) reads the node, then the
 			// rebuild's discovery fails tc.failures times.
-			countMu.Lock()
-			skip, fails = 1, tc.failures
-			countMu.Unlock()
+			fails.set(1, tc.failures)
 			reload <- choice{name: "whole", data: []byte(whole)}
 			for i := range tc.failures {
 				require.Eventually(t, func() bool {
@@ -218,14 +279,105 @@ func TestRebuildFailureKeepsServing(t *testing.T) {
 			require.Empty(t, ev.got(), "no config was refused")
 			require.Equal(t, "whole", o.chosen.name)
 			require.Contains(t, logger.GetSink().(ktesting.Underlier).GetBuffer().String(), "Rebuilding the device plugin failed")
+			r.stop(t)
+		})
+	}
+}
 
-			cancel()
-			select {
-			case err := <-done:
-				require.NoError(t, err)
-			case <-time.After(20 * time.Second):
-				t.Fatal("the plugin did not stop")
+// TestTrialRetry: a reloaded config whose trial build (accept) met a
+// one-off NVML error in discovery (DeviceGetCount fails) was refused (DevicePluginConfigRefused) and never tried again until the
+// ConfigMap or label changed. Now such a config is not refused: a Warning
+// says it is retried, the running config is served meanwhile, and the
+// trial is retried on the rebuild's backoff until it can be tried; it is
+// then taken, or refused if it is wrong. A config that is wrong is still
+// refused at once, and a valid config is taken after any of these.
+func TestTrialRetry(t *testing.T) {
+	whole := choice{name: "whole", data: []byte("version: v1\n")}
+	// noFit is valid but does not fit the node: no GPU 99 here.
+	noFit := choice{name: "nofit", data: []byte("sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}")}
+	tests := []struct {
+		name   string
+		config choice
+		// failures: the DeviceGetCount calls that fail after the reload.
+		failures int
+		// wantRetries: the trial retries announced, one per failure.
+		wantRetries []time.Duration
+		// refused: the config is refused in the end (else taken).
+		refused bool
+	}{
+		{name: "fails once", // taken at the retry
+			config: whole, failures: 1, wantRetries: []time.Duration{time.Minute}},
+		{name: "fails twice", config: whole, failures: 2, wantRetries: []time.Duration{time.Minute, 2 * time.Minute}},
+		{name: "does not load", // refused at once, before discovery
+			config: choice{name: "bad", data: []byte("flags: {migStrategy: diagonal}")}, failures: 1, refused: true},
+		{name: "does not fit", // refused at once
+			config: noFit, refused: true},
+		{name: "does not fit, fails once", // refused once it can be tried
+			config: noFit, failures: 1, wantRetries: []time.Duration{time.Minute}, refused: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			fails := failCount(m)
+			// ts serves 4 replicas of each of the DGX A100's 8 GPUs.
+			r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
+			dir, ev, clk, reload, done := r.dir, r.ev, r.clk, r.reload, r.done
+			serving := func(n int, msg string) {
+				t.Helper()
+				var (
+					ended  bool
+					endErr error
+				)
+				require.Eventually(t, func() bool {
+					select {
+					case endErr = <-done:
+						ended = true
+						return true
+					default:
+					}
+					ids, _, ok := served(t, dir)
+					return ok && len(ids) == n
+				}, 20*time.Second, 20*time.Millisecond, msg)
+				require.False(t, ended, "the plugin ended: %v", endErr)
 			}
+			serving(32, "the ts config is served")
+
+			fails.set(0, tc.failures)
+			reload <- tc.config
+			for i := range tc.wantRetries {
+				require.Eventually(t, func() bool {
+					retries, _ := ev.trialsFailed()
+					return len(retries) == i+1 && clk.HasWaiters()
+				}, 20*time.Second, 10*time.Millisecond, "failure %d is recorded and its retry armed", i+1)
+				require.Empty(t, ev.got(), "not refused")
+				serving(32, "the running config is served until the retry")
+				clk.Step(time.Hour)
+			}
+			if tc.refused {
+				require.Eventually(t, func() bool { return len(ev.got()) == 1 }, 20*time.Second, 10*time.Millisecond, "refused")
+				require.Contains(t, ev.got()[0], tc.config.name+" (running ts)")
+				require.Eventually(t, func() bool { return !clk.HasWaiters() }, 20*time.Second, 10*time.Millisecond, "no retry is pending")
+				serving(32, "the running config is served on")
+				// A config that does not load is refused before any
+				// NVML call: its failure is left.
+				left := fails.set(0, 0)
+				require.Equal(t, tc.failures-len(tc.wantRetries), left, "DeviceGetCount failures left")
+				// A valid config is taken after the refusal.
+				reload <- whole
+			}
+			serving(8, "the whole config is served")
+			retries, trials := ev.trialsFailed()
+			require.Equal(t, tc.wantRetries, retries, "the trial retries back off")
+			for _, e := range trials {
+				require.Contains(t, e, tc.config.name+" (running ts): discovering GPUs")
+			}
+			require.Len(t, ev.got(), map[bool]int{true: 1}[tc.refused], "refusals: %v", ev.got())
+			rebuilds, _ := ev.failed()
+			require.Empty(t, rebuilds, "no rebuild failed")
+
+			r.stop(t)
+			require.Equal(t, "whole", r.o.chosen.name)
 		})
 	}
 }
