@@ -128,7 +128,7 @@ func TestKubectlGpupack(t *testing.T) {
 	t.Logf("kubectl gpupack explain big:\n%s", out)
 	require.Contains(t, out, "pod default/big: fits 0 of 2 nodes")
 	require.Contains(t, out, "\nnote: spec.schedulerName is no-such-scheduler, not a GPUPack profile")
-	require.Regexp(t, `(?m)^v100\s+never\s+-\s+-\s+-\s+gpupack: no 9 free healthy whole GPUs for 9 x nvidia.com/gpu \(\d free\), even with none in use( \(8 free then\))?$`, out)
+	require.Regexp(t, `(?m)^v100\s+never\s+-\s+-\s+-\s+-\s+gpupack: no 9 free healthy whole GPUs for 9 x nvidia.com/gpu \(\d free\), even with none in use( \(8 free then\))?$`, out)
 	require.Regexp(t, `(?m)^pcie\s+never\s+`, out)
 	out, err = e.kubectlGpupack(bin, "explain", "infer", "-o", "json")
 	require.NoError(t, err)
@@ -136,13 +136,24 @@ func TestKubectlGpupack(t *testing.T) {
 		Kind    string `json:"kind"`
 		BoundTo string `json:"boundTo"`
 		Items   []struct {
-			Node string `json:"node"`
-			Fits bool   `json:"fits"`
+			Node  string `json:"node"`
+			Fits  bool   `json:"fits"`
+			Score *int64 `json:"score"`
 		} `json:"items"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &ex))
 	require.Equal(t, "NodeFitList", ex.Kind)
 	require.Len(t, ex.Items, 2)
+	top := int64(0)
+	for _, it := range ex.Items {
+		require.Equal(t, it.Fits, it.Score != nil, "a score for each fitting node, none for others: %+v", it)
+		if it.Score != nil {
+			top = max(top, *it.Score)
+		}
+	}
+	if ex.Items[0].Fits || ex.Items[1].Fits {
+		require.Equal(t, int64(100), top, "the preferred fitting node scores 100")
+	}
 	require.NotEmpty(t, ex.BoundTo)
 
 	out, err = e.kubectlGpupack(bin, "frag")

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"k8s.io/utils/ptr"
 	"os"
 	"path/filepath"
 	"strings"
@@ -586,17 +587,17 @@ workload:
 func TestWriteExplain(t *testing.T) {
 	v := fitList{Pod: "default/big", Note: "spec.schedulerName is x, not a GPUPack profile", Workload: gpuview.NewWorkloadView(nil, "GPUPack's default prior"), Items: []gpupack.NodeFit{
 		{Node: "cpu", Reason: "gpupack: node has no gpupack.io/topology annotation", Unresolvable: true},
-		{Node: "dgx", Fits: true, FragDelta: -0.25, QualityRatio: 0.5, SupplyCost: 1.5},
+		{Node: "dgx", Fits: true, FragDelta: -0.25, QualityRatio: 0.5, SupplyCost: 1.5, Score: ptr.To[int64](100)},
 		{Node: "pcie", Reason: "gpupack: no 9 free healthy whole GPUs for 9 x nvidia.com/gpu (3 free)"},
 	}}
 	var buf bytes.Buffer
 	require.NoError(t, writeExplain(&buf, v))
 	require.Equal(t, `pod default/big: fits 1 of 3 nodes (GPUPack's Filter only; other plugins not asked)
 note: spec.schedulerName is x, not a GPUPack profile
-NODE  FITS   FRAG DELTA (<0 BETTER)  SUPPLY COST  SET QUALITY  REASON
-cpu   never  -                       -            -            gpupack: node has no gpupack.io/topology annotation
-dgx   yes    -0.25                   1.50         0.50         -
-pcie  no     -                       -            -            gpupack: no 9 free healthy whole GPUs for 9 x nvidia.com/gpu (3 free)
+NODE  FITS   SCORE  FRAG DELTA (<0 BETTER)  SUPPLY COST  SET QUALITY  REASON
+cpu   never  -      -                       -            -            gpupack: node has no gpupack.io/topology annotation
+dgx   yes    100    -0.25                   1.50         0.50         -
+pcie  no     -      -                       -            -            gpupack: no 9 free healthy whole GPUs for 9 x nvidia.com/gpu (3 free)
 fragmentation workload: GPUPack's default prior
   whole:1 50%, whole:2 4%, whole:4 3%, whole:8 3%, shared:800m 15%, shared:500m 13%, shared:250m 7%, shared:100m 5%
 `, buf.String())

@@ -211,8 +211,12 @@ FITS: yes; no (the node's current pods keep it out: preemption could help); or
 never (the node does not serve the request, or it would not fit even with none
 of the node's devices in use).
 
-For a fitting node, what Score ranks it by: a low FRAG DELTA + SUPPLY COST and,
-for a set of several GPUs, a high SET QUALITY, weighed by the args'
+SCORE is GPUPack's normalized score (0..100) of a fitting node among the
+fitting nodes listed: the highest is the node GPUPack prefers (kube-scheduler
+may score a sample of the nodes and adds its other score plugins). It ranks by
+a low FRAG DELTA + SUPPLY COST and, for a set of several GPUs, its link
+quality (SET QUALITY, and its ring against the fitting nodes of the same GPU
+family, by their compute capability labels), weighed by the args'
 fragmentationWeight and topologyWeight:
   FRAG DELTA   the change of the node's fragmentation, in GPUs, if the pod goes
                there, at the best device choice. Negative: the node's

@@ -10,11 +10,12 @@ import (
 
 // explainHeader is explain's table header. FRAG DELTA's sign is said
 // there: a negative figure (the node's fragmentation drops) is better.
-const explainHeader = "NODE\tFITS\tFRAG DELTA (<0 BETTER)\tSUPPLY COST\tSET QUALITY\tREASON"
+const explainHeader = "NODE\tFITS\tSCORE\tFRAG DELTA (<0 BETTER)\tSUPPLY COST\tSET QUALITY\tREASON"
 
 // writeExplain writes explain's table: per node, fits or the reason it
-// does not, and for fitting nodes what Score ranks them by (fragmentation
-// change and supply cost in GPUs, the set's link quality); then the
+// does not, and for fitting nodes GPUPack's score among them and what it
+// ranks them by (fragmentation change and supply cost in GPUs, the set's
+// link quality); then the
 // workload the fragmentation change assumes.
 func writeExplain(w io.Writer, v fitList) error {
 	fits := 0
@@ -43,10 +44,14 @@ func writeExplain(w io.Writer, v fitList) error {
 			if n.Unresolvable {
 				fits = "never"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t%s\n", n.Node, fits, n.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", n.Node, fits, n.Reason)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\tyes\t%+.2f\t%.2f\t%.2f\t-\n", n.Node, n.FragDelta, n.SupplyCost, n.QualityRatio)
+		sc := "-"
+		if n.Score != nil {
+			sc = fmt.Sprint(*n.Score)
+		}
+		fmt.Fprintf(tw, "%s\tyes\t%s\t%+.2f\t%.2f\t%.2f\t-\n", n.Node, sc, n.FragDelta, n.SupplyCost, n.QualityRatio)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing explain: %w", err)

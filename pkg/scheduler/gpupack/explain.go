@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"github.com/gpupack/gpupack/pkg/score"
 )
 
 // NodeFit is the plugin's Filter answer for a pod on one node, with the
@@ -34,6 +36,14 @@ type NodeFit struct {
 	// constrained task types, in expected GPUs of their future tasks left
 	// without a host (score.Pricing.Cost); Score adds it to FragDelta.
 	SupplyCost float64 `json:"supplyCost,omitempty"`
+	// Score is this plugin's normalized score (0..100, NormalizeScore) of a
+	// fitting node among the fitting nodes listed: the fragmentation steps
+	// behind the best node, blended for a multi-GPU set with its link
+	// quality against its own shape and against the fitting nodes of its
+	// GPU family (their compute capability labels). nil for a node that
+	// does not fit. kube-scheduler may score a sample of the nodes only,
+	// and adds its other score plugins.
+	Score *int64 `json:"score,omitempty"`
 }
 
 // Explain says, node by node, whether pod fits as this plugin's PreFilter
@@ -84,30 +94,52 @@ func Explain(ctx context.Context, args runtime.Object, pod *v1.Pod, nodes []*v1.
 	}
 	s.pricing = pl.cache.Pricing(pl.workload.Distribution())
 	fits := make([]NodeFit, 0, len(infos))
+	ranked := make([]score.Ranked, 0, len(infos))
 	for _, ni := range infos {
-		fits = append(fits, pl.explainNode(ctx, cs, s, pod, ni))
+		f, r := pl.explainNode(ctx, cs, s, pod, ni)
+		fits = append(fits, f)
+		ranked = append(ranked, r)
 	}
+	pl.scoreFits(fits, ranked)
 	slices.SortStableFunc(fits, func(a, b NodeFit) int { return strings.Compare(a.Node, b.Node) })
 	return fits, nil
 }
 
 // explainNode is Filter on one node, and for a fitting node the plan
-// Score ranks it by.
-func (pl *GPUPack) explainNode(ctx context.Context, cs fwk.CycleState, s *cycleState, pod *v1.Pod, ni fwk.NodeInfo) NodeFit {
+// Score ranks it by and its entry for NormalizeScore (Raw as Score's
+// rawOf, the plan's ring and ideal, the node's GPU family).
+func (pl *GPUPack) explainNode(ctx context.Context, cs fwk.CycleState, s *cycleState, pod *v1.Pod, ni fwk.NodeInfo) (NodeFit, score.Ranked) {
 	f := NodeFit{Node: ni.Node().Name}
 	if st := pl.Filter(ctx, cs, pod, ni); !st.IsSuccess() {
 		f.Reason = strings.Join(st.Reasons(), "; ")
 		f.Unresolvable = st.Code() == fwk.UnschedulableAndUnresolvable
-		return f
+		return f, score.Ranked{}
 	}
 	p, view, err := pl.planView(ni, s)
 	if err != nil { // Filter just planned the same: not expected
 		f.Reason = "gpupack: " + err.Error()
-		return f
+		return f, score.Ranked{}
 	}
 	f.Fits, f.FragDelta, f.QualityRatio = true, p.fragDelta, p.ratio
 	if s.pricing.Priced() {
 		f.SupplyCost = pl.supplyCost(s, view, p)
 	}
-	return f
+	return f, score.Ranked{Raw: pl.rank.Raw(f.FragDelta + f.SupplyCost), Ring: p.ring, Ideal: p.ideal, Family: gpuFamily(ni.Node())}
+}
+
+// scoreFits sets the Score of the fitting nodes: Rank.Normalize over them,
+// as NormalizeScore does over the nodes kube-scheduler scored.
+func (pl *GPUPack) scoreFits(fits []NodeFit, ranked []score.Ranked) {
+	var idx []int
+	var fitting []score.Ranked
+	for i, f := range fits {
+		if f.Fits {
+			idx = append(idx, i)
+			fitting = append(fitting, ranked[i])
+		}
+	}
+	pl.rank.Normalize(fitting)
+	for k, i := range idx {
+		fits[i].Score = &fitting[k].Score
+	}
 }

@@ -77,3 +77,55 @@ func TestExplainBadPods(t *testing.T) {
 	_, err = Explain(ctx, nil, gpuPod("bad", "nvidia.com/gpu", 1, "gpupack.io/topology", "sometimes"), nodes, nil)
 	require.ErrorContains(t, err, "gpupack.io/topology")
 }
+
+// Explain's Score is NormalizeScore's over the fitting nodes, families
+// from the nodes' compute labels: the cluster of
+// TestLinkQualityComparedWithinAGPUFamily. A 4-GPU pod; fragmentation
+// favours the PCIe box, links the DGX-1's quad:
+//   - one family (no labels): the box's SYS ring is judged against the
+//     DGX-1's quad: the DGX-1 scores 100 and the box less;
+//   - V100 (7.0) and T4 (7.5): each judged within its family: the box 100.
+func TestExplainScoresAsNormalizeScore(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	labelled := func(n *v1.Node, major, minor string) *v1.Node {
+		if major != "" {
+			n.Labels = map[string]string{"nvidia.com/gpu.compute.major": major, "nvidia.com/gpu.compute.minor": minor}
+		}
+		return n
+	}
+	cases := []struct {
+		name      string
+		dgx, box  [2]string
+		wantFirst string
+	}{
+		{name: "one family", wantFirst: "dgx1"},
+		{name: "two families", dgx: [2]string{"7", "0"}, box: [2]string{"7", "5"}, wantFirst: "box"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := []*v1.Node{
+				labelled(gpuNode(t, "dgx1", fixture.DGX1V100("d")), tc.dgx[0], tc.dgx[1]),
+				labelled(gpuNode(t, "box", fixture.DualSocketPCIe4("b")), tc.box[0], tc.box[1]),
+				gpuNode(t, "small", fixture.PCIe("s", "T4", 2)), // 2 GPUs: does not fit, no score
+			}
+			fits, err := Explain(ctx, nil, gpuPod("train", "nvidia.com/gpu", 4), nodes, nil)
+			require.NoError(t, err)
+			byName := map[string]NodeFit{}
+			for _, f := range fits {
+				byName[f.Node] = f
+			}
+			require.Nil(t, byName["small"].Score)
+			require.NotNil(t, byName["dgx1"].Score)
+			require.NotNil(t, byName["box"].Score)
+			other := map[string]string{"dgx1": "box", "box": "dgx1"}[tc.wantFirst]
+			require.Equal(t, int64(100), *byName[tc.wantFirst].Score)
+			require.Less(t, *byName[other].Score, int64(100))
+
+			// The same nodes through the scheduler pick the node scored 100.
+			h := newHarness(t, nil, nodes)
+			node, _, st, _ := h.schedule(gpuPod("train", "nvidia.com/gpu", 4))
+			require.Nil(t, st)
+			require.Equal(t, tc.wantFirst, node)
+		})
+	}
+}
