@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"k8s.io/utils/ptr"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
