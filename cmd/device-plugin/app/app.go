@@ -92,8 +92,14 @@ type options struct {
 	// a DaemonSet of its own: this (the default DaemonSet's) plugin warns
 	// when its node's label names none of them.
 	perNodeNames []string
-	// chosen is the per-node config in force (nil: --config-file).
+	// chosen is the per-node config in force (nil: --config-file): the
+	// one the next Manager is built from. A rebuild that fails leaves it
+	// chosen while the Manager of served runs on.
 	chosen *choice
+	// served is the per-node config of the running Manager (nil: none
+	// runs yet, or --config-file), set only once a Manager built from it
+	// runs (serve): the config events and logs say "still serving" it.
+	served *choice
 	// configEvents records config events on the Node (a refused per-node
 	// config, a config not served as written; a failed rebuild when it is
 	// a rebuildEvents too); nil records none.
@@ -644,6 +650,7 @@ func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplug
 		switch {
 		case err == nil:
 			m, backoff, restart, rebuildFailed = next, retry, false, false
+			o.served = o.chosen
 			if dopts.Publisher != nil {
 				// The publish section follows a reloaded config too.
 				dopts.Publisher.Reconfigure(publishSettings(dopts.Config))
@@ -655,7 +662,12 @@ func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplug
 			return err
 		default:
 			d := backoff.Step()
-			logger.Error(err, "Rebuilding the device plugin failed: serving the running devices again until the retry", "retryIn", d)
+			kv := []any{"retryIn", d}
+			if o.chosen != nil {
+				// The config of the rebuild, and the one served.
+				kv = append(kv, "config", o.chosen.name, "running", o.running())
+			}
+			logger.Error(err, "Rebuilding the device plugin failed: serving the running devices again until the retry", kv...)
 			if e, ok := o.configEvents.(rebuildEvents); ok {
 				e.RebuildFailed(err, d)
 			}
@@ -951,12 +963,14 @@ func (o *options) accept(ctx context.Context, fs *pflag.FlagSet, dopts deviceplu
 	return cfg, nil
 }
 
-// running names the per-node config in force, "(none)" without one.
+// running names the per-node config served (the running Manager's),
+// "(none)" without one: not chosen, which a failed rebuild has not put in
+// service yet.
 func (o *options) running() string {
-	if o.chosen == nil {
+	if o.served == nil {
 		return "(none)"
 	}
-	return o.chosen.name
+	return o.served.name
 }
 
 // choosePerNode, with --config-file-srcdir, picks this node's config by its

@@ -341,7 +341,8 @@ func TestReloadRunsTheNewConfig(t *testing.T) {
 			defer cancel()
 			fs := NewCommand().Flags()
 			ev := &refusals{}
-			o := &options{configDir: dir, chosen: &choice{name: "ts", data: []byte(tsConfig)}, configEvents: ev}
+			ts := &choice{name: "ts", data: []byte(tsConfig)}
+			o := &options{configDir: dir, chosen: ts, served: ts, configEvents: ev}
 			cfg, err := o.loadConfig(ctx, fs)
 			require.NoError(t, err)
 			dopts := deviceplugin.Options{Lib: lib, Config: cfg, PluginDir: dir}

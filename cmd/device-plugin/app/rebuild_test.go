@@ -381,3 +381,90 @@ func TestTrialRetry(t *testing.T) {
 		})
 	}
 }
+
+// TestServedConfigWhileRebuildRetries: while the rebuild of a reloaded
+// config (whole) fails and is retried, the Manager of the config before
+// (ts) serves on; a third config whose trial fails, or that is refused,
+// named whole as the config still served, since accept had chosen it
+// before its rebuild. The events and the log name ts until a Manager
+// built from whole runs.
+func TestServedConfigWhileRebuildRetries(t *testing.T) {
+	whole := choice{name: "whole", data: []byte("version: v1\n")}
+	// noFit is valid but does not fit the node: no GPU 99 here.
+	noFit := choice{name: "nofit", data: []byte("sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}")}
+	tests := []struct {
+		name  string
+		third choice
+		// trialFails: the third config's trial build fails (else it is
+		// refused).
+		trialFails bool
+		// wantServed: the config served once the retry is through
+		// (third if taken, whole otherwise).
+		wantServed string
+	}{
+		{name: "trial fails", third: choice{name: "third", data: []byte("version: v1\nflags: {migStrategy: none}\n")}, trialFails: true, wantServed: "third"},
+		{name: "refused", third: noFit, wantServed: "whole"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			fails := failCount(m)
+			r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
+			serving := func(n int, msg string) {
+				t.Helper()
+				require.Eventually(t, func() bool {
+					ids, _, ok := served(t, r.dir)
+					return ok && len(ids) == n
+				}, 20*time.Second, 20*time.Millisecond, msg)
+				select {
+				case err := <-r.done:
+					t.Fatalf("the plugin ended: %v", err)
+				default:
+				}
+			}
+			serving(32, "the ts config is served")
+
+			// whole's trial passes, its rebuild's discovery fails.
+			fails.set(1, 1)
+			r.reload <- whole
+			require.Eventually(t, func() bool {
+				retries, _ := r.ev.failed()
+				return len(retries) == 1 && r.clk.HasWaiters()
+			}, 20*time.Second, 10*time.Millisecond, "the rebuild fails and its retry is armed")
+			serving(32, "ts is served until the retry")
+			logs := r.logger.GetSink().(ktesting.Underlier).GetBuffer()
+			require.Contains(t, logs.String(), `config="whole" running="ts"`, "the rebuild's log names the config served")
+
+			if tc.trialFails {
+				fails.set(0, 1)
+			}
+			r.reload <- tc.third
+			if tc.trialFails {
+				require.Eventually(t, func() bool {
+					_, trials := r.ev.trialsFailed()
+					return len(trials) == 1
+				}, 20*time.Second, 10*time.Millisecond, "the third config's trial fails")
+				_, trials := r.ev.trialsFailed()
+				require.Contains(t, trials[0], tc.third.name+" (running ts): discovering GPUs")
+			} else {
+				require.Eventually(t, func() bool { return len(r.ev.got()) == 1 }, 20*time.Second, 10*time.Millisecond, "the third config is refused")
+				require.Contains(t, r.ev.got()[0], tc.third.name+" (running ts)")
+			}
+			require.NotContains(t, logs.String(), `running="whole"`, "no log names whole as served")
+			serving(32, "ts is served until the retry")
+
+			// At the retry a Manager is built (third's, or whole's):
+			// from then on it is the config served.
+			r.clk.Step(time.Hour)
+			serving(8, "the retry builds the next Manager")
+			require.Eventually(t, func() bool { return !r.clk.HasWaiters() }, 20*time.Second, 10*time.Millisecond, "no retry is pending")
+			refused := len(r.ev.got())
+			r.reload <- noFit
+			require.Eventually(t, func() bool { return len(r.ev.got()) > refused }, 20*time.Second, 10*time.Millisecond, "nofit is refused")
+			require.Contains(t, r.ev.got()[refused], "nofit (running "+tc.wantServed+")")
+			r.stop(t)
+			require.Equal(t, tc.wantServed, r.o.served.name)
+		})
+	}
+}
