@@ -553,6 +553,16 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 // not be built (options.rebuildRetry).
 var defaultRebuildRetry = wait.Backoff{Duration: 2 * time.Second, Factor: 2, Jitter: 0.1, Steps: math.MaxInt32, Cap: 5 * time.Minute}
 
+// shownDelay is a retry's delay d as events and logs show it: to the
+// second (to 10 ms under one), without the jitter's nanoseconds
+// ("retrying in 2s", not 2.093847263s). The timer waits d itself.
+func shownDelay(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
 // errRebuildDue is runUntilReload's answer when the retry of a failed
 // rebuild is due.
 var errRebuildDue = errors.New("the retry of the rebuild is due")
@@ -628,9 +638,9 @@ func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplug
 			pending = c
 			d := backoff.Step()
 			logger.Error(err, "Trying the new per-node config failed, not for a fault of the config: serving the running one until the retry",
-				"config", c.name, "running", o.running(), "retryIn", d)
+				"config", c.name, "running", o.running(), "retryIn", shownDelay(d))
 			if e, ok := o.configEvents.(rebuildEvents); ok {
-				e.ConfigTrialFailed(c.name, o.running(), err, d)
+				e.ConfigTrialFailed(c.name, o.running(), err, shownDelay(d))
 			}
 			arm(d)
 		case !rebuildFailed:
@@ -662,14 +672,14 @@ func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplug
 			return err
 		default:
 			d := backoff.Step()
-			kv := []any{"retryIn", d}
+			kv := []any{"retryIn", shownDelay(d)}
 			if o.chosen != nil {
 				// The config of the rebuild, and the one served.
 				kv = append(kv, "config", o.chosen.name, "running", o.running())
 			}
 			logger.Error(err, "Rebuilding the device plugin failed: serving the running devices again until the retry", kv...)
 			if e, ok := o.configEvents.(rebuildEvents); ok {
-				e.RebuildFailed(err, d)
+				e.RebuildFailed(err, shownDelay(d))
 			}
 			// A config pending is tried at this retry, before the
 			// rebuild.

@@ -351,3 +351,21 @@ func TestListFlagsRepeated(t *testing.T) {
 		})
 	}
 }
+
+// TestShownDelay: a retry's delay is shown to the second, to 10 ms under
+// one second.
+func TestShownDelay(t *testing.T) {
+	for _, tc := range []struct {
+		d, want time.Duration
+	}{
+		{d: 2093847263, want: 2 * time.Second},
+		{d: 4*time.Second + 600*time.Millisecond, want: 5 * time.Second},
+		{d: 5*time.Minute + 17*time.Second + 300*time.Millisecond, want: 5*time.Minute + 17*time.Second},
+		{d: time.Minute, want: time.Minute},
+		{d: 123456789, want: 120 * time.Millisecond},
+	} {
+		t.Run(tc.d.String(), func(t *testing.T) {
+			require.Equal(t, tc.want, shownDelay(tc.d))
+		})
+	}
+}

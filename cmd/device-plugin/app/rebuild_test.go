@@ -133,7 +133,7 @@ func (c *countFailures) set(skip, fails int) (left int) {
 }
 
 // serveRun is o.serve running the per-node config running on lib, its
-// sockets in dir, its retries 1 min doubling on clk.
+// sockets in dir, its retries 1 min doubling on clk (startServe).
 type serveRun struct {
 	o      *options
 	ev     *rebuildFailures
@@ -147,6 +147,12 @@ type serveRun struct {
 
 func startServe(t *testing.T, lib nvml.Lib, running choice) *serveRun {
 	t.Helper()
+	return startServeRetry(t, lib, running, wait.Backoff{Duration: time.Minute, Factor: 2, Steps: math.MaxInt32, Cap: time.Hour})
+}
+
+// startServeRetry is startServe, its retries paced by retry.
+func startServeRetry(t *testing.T, lib nvml.Lib, running choice, retry wait.Backoff) *serveRun {
+	t.Helper()
 	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.BufferLogs(true)))
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
 	t.Cleanup(cancel)
@@ -154,7 +160,7 @@ func startServe(t *testing.T, lib nvml.Lib, running choice) *serveRun {
 		reload: make(chan choice), done: make(chan error, 1), cancel: cancel}
 	fs := NewCommand().Flags()
 	r.o = &options{configDir: t.TempDir(), chosen: &running, configEvents: r.ev,
-		rebuildRetry: wait.Backoff{Duration: time.Minute, Factor: 2, Steps: math.MaxInt32, Cap: time.Hour}, rebuildClock: r.clk}
+		rebuildRetry: retry, rebuildClock: r.clk}
 	cfg, err := r.o.loadConfig(ctx, fs)
 	require.NoError(t, err)
 	go func() {
@@ -465,6 +471,63 @@ func TestServedConfigWhileRebuildRetries(t *testing.T) {
 			require.Contains(t, r.ev.got()[refused], "nofit (running "+tc.wantServed+")")
 			r.stop(t)
 			require.Equal(t, tc.wantServed, r.o.served.name)
+		})
+	}
+}
+
+// TestRetryDelayShown: the retries' delays carry defaultRebuildRetry's
+// 10% jitter; the events and the log said them to the nanosecond
+// ("retrying in 2.093847263s"). They say them to the second now, for a
+// failed rebuild and a failed trial build alike.
+func TestRetryDelayShown(t *testing.T) {
+	whole := choice{name: "whole", data: []byte("version: v1\n")}
+	tests := []struct {
+		name string
+		// skip: the DeviceGetCount calls that answer before the
+		// failures (1: the trial passes, the rebuild fails).
+		skip int
+		// failed: the delays announced.
+		failed func(*rebuildFailures) []time.Duration
+		// wantLog: the failure's log message.
+		wantLog string
+	}{
+		{name: "rebuild", skip: 1, failed: func(r *rebuildFailures) []time.Duration { d, _ := r.failed(); return d },
+			wantLog: "Rebuilding the device plugin failed"},
+		{name: "trial build", failed: func(r *rebuildFailures) []time.Duration { d, _ := r.trialsFailed(); return d },
+			wantLog: "Trying the new per-node config failed"},
+	}
+	// Each failure's delay is its step's (2 s, 4 s, 8 s) plus up to 10%.
+	steps := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			fails := failCount(m)
+			r := startServeRetry(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)}, defaultRebuildRetry)
+			require.Eventually(t, func() bool {
+				ids, _, ok := served(t, r.dir)
+				return ok && len(ids) == 32
+			}, 20*time.Second, 20*time.Millisecond, "the ts config is served")
+			fails.set(tc.skip, len(steps))
+			r.reload <- whole
+			for i := range steps {
+				require.Eventually(t, func() bool { return len(tc.failed(r.ev)) == i+1 && r.clk.HasWaiters() },
+					20*time.Second, 10*time.Millisecond, "failure %d is recorded and its retry armed", i+1)
+				r.clk.Step(time.Hour)
+			}
+			require.Eventually(t, func() bool {
+				ids, _, ok := served(t, r.dir)
+				return ok && len(ids) == 8
+			}, 20*time.Second, 20*time.Millisecond, "the whole config is served after the retries")
+			logs := r.logger.GetSink().(ktesting.Underlier).GetBuffer().String()
+			for i, d := range tc.failed(r.ev) {
+				require.Zero(t, d%time.Second, "delay %d (%s) to the second", i+1, d)
+				require.GreaterOrEqual(t, d, steps[i], "delay %d", i+1)
+				require.LessOrEqual(t, d, (steps[i] + steps[i]/10).Round(time.Second), "delay %d", i+1)
+				require.Contains(t, logs, fmt.Sprintf("retryIn=%q", d.String()), "the log shows delay %d so", i+1)
+			}
+			require.Equal(t, len(steps), strings.Count(logs, tc.wantLog))
+			r.stop(t)
 		})
 	}
 }
