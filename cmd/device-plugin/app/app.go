@@ -106,7 +106,8 @@ type options struct {
 	configEvents configEvents
 	// rebuildRetry paces the retries of a rebuild whose Manager could not
 	// be built, on rebuildClock (serve); the zero values are
-	// defaultRebuildRetry and the real clock.
+	// defaultRebuildRetry and the real clock. The restarts of
+	// restartOnDeviceUnhealthy are paced on rebuildClock too.
 	rebuildRetry wait.Backoff
 	rebuildClock clock.Clock
 }
@@ -720,12 +721,14 @@ func (o *options) serve(ctx context.Context, fs *pflag.FlagSet, dopts deviceplug
 			return err
 		case errors.Is(err, deviceplugin.ErrRestartOnUnhealthy):
 			restart = true
-			if d := pace.next(time.Now()); d > 0 {
+			if d := pace.next(clk.Now()); d > 0 {
 				logger.Info("Waiting before the restart, as the kubelet paces a restarted container", "delay", d)
+				paced := clk.NewTimer(d)
 				select {
 				case <-ctx.Done():
+					paced.Stop()
 					return nil
-				case <-time.After(d):
+				case <-paced.C():
 				}
 			}
 			fallthrough

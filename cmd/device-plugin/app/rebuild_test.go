@@ -531,3 +531,70 @@ func TestRetryDelayShown(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartPacedOnClock: the restarts of restartOnDeviceUnhealthy are
+// paced (restartPacer: at once, then 10 s doubling) on the clock the
+// rebuild's retries use; they were paced on the real clock, the one loop
+// keeping two clocks. On the fake clock a restart waits its delay, and
+// starts once the clock has passed it, with every device healthy.
+func TestRestartPacedOnClock(t *testing.T) {
+	tests := []struct {
+		name string
+		// wantDelays: the waits of the restarts after the first, which
+		// is at once.
+		wantDelays []time.Duration
+	}{
+		{name: "second restart", wantDelays: []time.Duration{10 * time.Second}},
+		{name: "third restart", wantDelays: []time.Duration{10 * time.Second, 20 * time.Second}},
+	}
+	const (
+		restarted = "Discovering the node's GPUs again"
+		waiting   = "Waiting before the restart"
+	)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100)
+			require.NoError(t, err)
+			r := startServe(t, m.Lib(t), choice{name: "restart", data: []byte("version: v1\nflags: {restartOnDeviceUnhealthy: true}\n")})
+			logs := r.logger.GetSink().(ktesting.Underlier).GetBuffer()
+			count := func(msg string) int { return strings.Count(logs.String(), msg) }
+			healthy := func(msg string) {
+				t.Helper()
+				require.Eventually(t, func() bool {
+					ids, unhealthy, ok := served(t, r.dir)
+					return ok && len(ids) == 8 && len(unhealthy) == 0
+				}, 20*time.Second, 20*time.Millisecond, msg)
+			}
+			// fault faults GPU 2 (XID 48) until until holds: the event
+			// set may not be registered yet.
+			fault := func(until func() bool, msg string) {
+				t.Helper()
+				require.Eventually(t, func() bool {
+					if until() {
+						return true
+					}
+					m.InjectXID(2, 48)
+					return false
+				}, 20*time.Second, 100*time.Millisecond, msg)
+			}
+			healthy("the plugin serves")
+			fault(func() bool { return count(restarted) == 1 }, "the first restart is at once")
+			require.Zero(t, count(waiting))
+			healthy("the plugin serves again after the first restart")
+			for i, d := range tc.wantDelays {
+				fault(r.clk.HasWaiters, "the next restart waits on the clock")
+				require.Equal(t, i+1, count(waiting))
+				require.Contains(t, logs.String(), fmt.Sprintf("delay=%q", d.String()))
+				r.clk.Step(d - time.Millisecond)
+				require.Never(t, func() bool { return count(restarted) > i+1 }, 200*time.Millisecond, 20*time.Millisecond, "no restart before the delay")
+				require.True(t, r.clk.HasWaiters(), "still waiting")
+				r.clk.Step(time.Millisecond)
+				require.Eventually(t, func() bool { return count(restarted) == i+2 }, 20*time.Second, 10*time.Millisecond, "restart %d", i+2)
+				healthy("every device is healthy after the restart")
+			}
+			rebuilds, _ := r.ev.failed()
+			require.Empty(t, rebuilds, "no rebuild failed")
+			r.stop(t)
+		})
+	}
+}
