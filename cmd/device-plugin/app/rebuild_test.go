@@ -181,6 +181,34 @@ func (r *serveRun) stop(t *testing.T) {
 	}
 }
 
+// serving waits until the plugin of nvidia.com/gpu serves n devices, all
+// healthy when healthy is set; the plugin must not end meanwhile.
+func (r *serveRun) serving(t *testing.T, n int, healthy bool, msg string) {
+	t.Helper()
+	var (
+		ended  bool
+		endErr error
+	)
+	require.Eventually(t, func() bool {
+		select {
+		case endErr = <-r.done:
+			ended = true
+			return true
+		default:
+		}
+		ids, unhealthy, ok := served(t, r.dir)
+		return ok && len(ids) == n && (!healthy || len(unhealthy) == 0)
+	}, 20*time.Second, 20*time.Millisecond, msg)
+	require.False(t, ended, "the plugin ended: %v", endErr)
+}
+
+var (
+	// wholeChoice serves the DGX A100's 8 GPUs whole.
+	wholeChoice = choice{name: "whole", data: []byte("version: v1\n")}
+	// noFitChoice is valid but does not fit the node: no GPU 99 here.
+	noFitChoice = choice{name: "nofit", data: []byte("sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}")}
+)
+
 // TestRebuildFailureKeepsServing: a config reload whose rebuild meets a
 // one-off NVML error in discovery (DeviceGetCount fails) used to end the
 // process, and the restarted plugin lost what only it knew: GPU 3, which
@@ -298,9 +326,7 @@ func TestRebuildFailureKeepsServing(t *testing.T) {
 // then taken, or refused if it is wrong. A config that is wrong is still
 // refused at once, and a valid config is taken after any of these.
 func TestTrialRetry(t *testing.T) {
-	whole := choice{name: "whole", data: []byte("version: v1\n")}
-	// noFit is valid but does not fit the node: no GPU 99 here.
-	noFit := choice{name: "nofit", data: []byte("sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}")}
+	whole, noFit := wholeChoice, noFitChoice
 	tests := []struct {
 		name   string
 		config choice
@@ -328,25 +354,8 @@ func TestTrialRetry(t *testing.T) {
 			fails := failCount(m)
 			// ts serves 4 replicas of each of the DGX A100's 8 GPUs.
 			r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
-			dir, ev, clk, reload, done := r.dir, r.ev, r.clk, r.reload, r.done
-			serving := func(n int, msg string) {
-				t.Helper()
-				var (
-					ended  bool
-					endErr error
-				)
-				require.Eventually(t, func() bool {
-					select {
-					case endErr = <-done:
-						ended = true
-						return true
-					default:
-					}
-					ids, _, ok := served(t, dir)
-					return ok && len(ids) == n
-				}, 20*time.Second, 20*time.Millisecond, msg)
-				require.False(t, ended, "the plugin ended: %v", endErr)
-			}
+			ev, clk, reload := r.ev, r.clk, r.reload
+			serving := func(n int, msg string) { t.Helper(); r.serving(t, n, false, msg) }
 			serving(32, "the ts config is served")
 
 			fails.set(0, tc.failures)
@@ -395,9 +404,7 @@ func TestTrialRetry(t *testing.T) {
 // before its rebuild. The events and the log name ts until a Manager
 // built from whole runs.
 func TestServedConfigWhileRebuildRetries(t *testing.T) {
-	whole := choice{name: "whole", data: []byte("version: v1\n")}
-	// noFit is valid but does not fit the node: no GPU 99 here.
-	noFit := choice{name: "nofit", data: []byte("sharing: {timeSlicing: {renameByDefault: true, resources: [{name: nvidia.com/gpu, replicas: 2, gpupackDevices: [99]}]}}")}
+	whole, noFit := wholeChoice, noFitChoice
 	tests := []struct {
 		name  string
 		third choice
@@ -417,18 +424,7 @@ func TestServedConfigWhileRebuildRetries(t *testing.T) {
 			require.NoError(t, err)
 			fails := failCount(m)
 			r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
-			serving := func(n int, msg string) {
-				t.Helper()
-				require.Eventually(t, func() bool {
-					ids, _, ok := served(t, r.dir)
-					return ok && len(ids) == n
-				}, 20*time.Second, 20*time.Millisecond, msg)
-				select {
-				case err := <-r.done:
-					t.Fatalf("the plugin ended: %v", err)
-				default:
-				}
-			}
+			serving := func(n int, msg string) { t.Helper(); r.serving(t, n, false, msg) }
 			serving(32, "the ts config is served")
 
 			// whole's trial passes, its rebuild's discovery fails.
@@ -480,7 +476,6 @@ func TestServedConfigWhileRebuildRetries(t *testing.T) {
 // ("retrying in 2.093847263s"). They say them to the second now, for a
 // failed rebuild and a failed trial build alike.
 func TestRetryDelayShown(t *testing.T) {
-	whole := choice{name: "whole", data: []byte("version: v1\n")}
 	tests := []struct {
 		name string
 		// skip: the DeviceGetCount calls that answer before the
@@ -504,21 +499,15 @@ func TestRetryDelayShown(t *testing.T) {
 			require.NoError(t, err)
 			fails := failCount(m)
 			r := startServeRetry(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)}, defaultRebuildRetry)
-			require.Eventually(t, func() bool {
-				ids, _, ok := served(t, r.dir)
-				return ok && len(ids) == 32
-			}, 20*time.Second, 20*time.Millisecond, "the ts config is served")
+			r.serving(t, 32, false, "the ts config is served")
 			fails.set(tc.skip, len(steps))
-			r.reload <- whole
+			r.reload <- wholeChoice
 			for i := range steps {
 				require.Eventually(t, func() bool { return len(tc.failed(r.ev)) == i+1 && r.clk.HasWaiters() },
 					20*time.Second, 10*time.Millisecond, "failure %d is recorded and its retry armed", i+1)
 				r.clk.Step(time.Hour)
 			}
-			require.Eventually(t, func() bool {
-				ids, _, ok := served(t, r.dir)
-				return ok && len(ids) == 8
-			}, 20*time.Second, 20*time.Millisecond, "the whole config is served after the retries")
+			r.serving(t, 8, false, "the whole config is served after the retries")
 			logs := r.logger.GetSink().(ktesting.Underlier).GetBuffer().String()
 			for i, d := range tc.failed(r.ev) {
 				require.Zero(t, d%time.Second, "delay %d (%s) to the second", i+1, d)
@@ -558,13 +547,7 @@ func TestRestartPacedOnClock(t *testing.T) {
 			r := startServe(t, m.Lib(t), choice{name: "restart", data: []byte("version: v1\nflags: {restartOnDeviceUnhealthy: true}\n")})
 			logs := r.logger.GetSink().(ktesting.Underlier).GetBuffer()
 			count := func(msg string) int { return strings.Count(logs.String(), msg) }
-			healthy := func(msg string) {
-				t.Helper()
-				require.Eventually(t, func() bool {
-					ids, unhealthy, ok := served(t, r.dir)
-					return ok && len(ids) == 8 && len(unhealthy) == 0
-				}, 20*time.Second, 20*time.Millisecond, msg)
-			}
+			healthy := func(msg string) { t.Helper(); r.serving(t, 8, true, msg) }
 			// fault faults GPU 2 (XID 48) until until holds: the event
 			// set may not be registered yet.
 			fault := func(until func() bool, msg string) {
