@@ -90,7 +90,7 @@ nvlink-pairs, pcie), defaults:
   V100M16, V100M32  dgx1: DGX-1 hybrid cube-mesh, NVLink 2 (1- and 2-lane pairs)
   T4, P100, A10     pcie: PIX pairs (0-1, 2-3, ...), NODE within a socket, SYS across
   G3                nvswitch: 12 NVLink 3 lanes between every pair. G3 hosts are
-                    the largest (128 cores, 768 GiB, 8 GPUs): a training box.
+                    the largest 8-GPU hosts (128 cores, 768 GiB): a training box.
   G2                nvlink-pairs: PCIe cards bridged in pairs by 4 NVLink 3 lanes,
                     NODE/SYS otherwise. G2 hosts (96 cores, 384 GiB, 8 GPUs) are
                     the bulk of the fleet, serving mostly shared and 1-GPU tasks.
