@@ -252,10 +252,10 @@ type familyIdeals []familyIdeal
 func bestIdeals(nodes []Ranked) familyIdeals {
 	var out familyIdeals
 	for _, n := range nodes {
-		if !(n.Ideal > 0) {
+		c, ok := cappedIdeal(n)
+		if !ok {
 			continue
 		}
-		c := min(n.Ideal, NVLinkFloorGBps)
 		i := slices.IndexFunc(out, func(f familyIdeal) bool { return f.family == n.Family })
 		if i < 0 {
 			out = append(out, familyIdeal{n.Family, c})
@@ -278,4 +278,34 @@ func (fs familyIdeals) of(family string) float64 {
 		}
 	}
 	return best
+}
+
+// cappedIdeal is n's ideal ring capped at NVLinkFloorGBps, the figure
+// families are compared by; false when link quality does not count on n
+// (Ideal 0, negative or NaN).
+func cappedIdeal(n Ranked) (float64, bool) {
+	if !(n.Ideal > 0) {
+		return 0, false
+	}
+	return min(n.Ideal, NVLinkFloorGBps), true
+}
+
+// FamiliesMatter reports whether Normalize's result over nodes can depend
+// on their Family: only when the nodes where link quality counts offer
+// different capped ideal rings can a family's best differ from the best
+// of all. A caller that reads families at a cost (the plugin, from its
+// scheduling snapshot) skips them when it is false.
+func FamiliesMatter(nodes []Ranked) bool {
+	first, seen := 0.0, false
+	for _, n := range nodes {
+		c, ok := cappedIdeal(n)
+		switch {
+		case !ok:
+		case !seen:
+			first, seen = c, true
+		case c != first:
+			return true
+		}
+	}
+	return false
 }

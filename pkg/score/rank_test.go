@@ -166,3 +166,34 @@ func TestCPUOnlyRaw(t *testing.T) {
 	}
 	require.Equal(t, []int64{100, 92, 1, 0}, got)
 }
+
+// FamiliesMatter only when the capped ideals differ (NVLinkFloorGBps is one
+// NVLink 1 lane, 20 GB/s): an NVLink pair (25) and an NVSwitch set (300)
+// both cap to 20, a PCIe box's PIX (16) does not. Nodes whose quality does
+// not count (0, NaN) are skipped, as Normalize's family bests skip them.
+func TestFamiliesMatter(t *testing.T) {
+	nan := math.NaN()
+	cases := map[string]struct {
+		ideals []float64
+		want   bool
+	}{
+		"no node":                   {want: false},
+		"no quality (single GPU)":   {ideals: []float64{0, 0}, want: false},
+		"one node":                  {ideals: []float64{16}, want: false},
+		"all NVLink: 25, 300 -> 20": {ideals: []float64{25, 300, 0}, want: false},
+		"PCIe beside NVLink":        {ideals: []float64{16, 25}, want: true},
+		"two PCIe classes":          {ideals: []float64{0, 16, 6}, want: true},
+		"NaN beside one NVLink":     {ideals: []float64{nan, 25}, want: false},
+		"NaN first, then two":       {ideals: []float64{nan, 25, 300}, want: false},
+		"NaN beside two classes":    {ideals: []float64{16, nan, 25}, want: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ranked := make([]score.Ranked, len(tc.ideals))
+			for i, v := range tc.ideals {
+				ranked[i].Ideal = v
+			}
+			require.Equal(t, tc.want, score.FamiliesMatter(ranked))
+		})
+	}
+}

@@ -46,7 +46,7 @@ func gpuFamily(node *v1.Node) string {
 // the same capped ideal ring, families change nothing and are not read
 // (a cluster of one shape).
 func (pl *GPUPack) setFamilies(ranked []score.Ranked, scores fwk.NodeScoreList) {
-	if pl.handle == nil || !idealsDiffer(ranked) {
+	if pl.handle == nil || !score.FamiliesMatter(ranked) {
 		return
 	}
 	lister := pl.handle.SnapshotSharedLister()
@@ -59,23 +59,4 @@ func (pl *GPUPack) setFamilies(ranked []score.Ranked, scores fwk.NodeScoreList) 
 			ranked[i].Family = gpuFamily(ni.Node())
 		}
 	}
-}
-
-// idealsDiffer reports whether the nodes where link quality counts (Ideal
-// > 0) offer different ideal rings once capped at score.NVLinkFloorGBps:
-// only then can the best ideal of a family differ from the best of all.
-func idealsDiffer(ranked []score.Ranked) bool {
-	first := -1.0
-	for _, r := range ranked {
-		if !(r.Ideal > 0) { // NaN too: score.Normalize skips it as well
-			continue
-		}
-		c := min(r.Ideal, score.NVLinkFloorGBps)
-		if first < 0 {
-			first = c
-		} else if c != first {
-			return true
-		}
-	}
-	return false
 }

@@ -1,7 +1,6 @@
 package gpupack
 
 import (
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/gfd"
-	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
@@ -98,28 +96,6 @@ func TestNormalizeScoreFamiliesFromTheSnapshot(t *testing.T) {
 	require.Equal(t, []int64{60, 90, 100, 60}, norm())
 	// Again through the pool's recycled slice: the same (no stale family).
 	require.Equal(t, []int64{60, 90, 100, 60}, norm())
-}
-
-// idealsDiffer skips the nodes whose quality does not count, NaN included,
-// as score.Normalize's family bests do.
-func TestIdealsDifferSkipsNaN(t *testing.T) {
-	nan := math.NaN()
-	for name, tc := range map[string]struct {
-		ideals []float64
-		want   bool
-	}{
-		"NaN beside one NVLink":  {ideals: []float64{nan, 25}, want: false},
-		"NaN first, then two":    {ideals: []float64{nan, 25, 300}, want: false},
-		"NaN beside two classes": {ideals: []float64{16, nan, 25}, want: true},
-	} {
-		t.Run(name, func(t *testing.T) {
-			ranked := make([]score.Ranked, len(tc.ideals))
-			for i, v := range tc.ideals {
-				ranked[i].Ideal = v
-			}
-			require.Equal(t, tc.want, idealsDiffer(ranked))
-		})
-	}
 }
 
 // The device plugin's labels (pkg/gfd, as NVIDIA's GFD) keep the compute

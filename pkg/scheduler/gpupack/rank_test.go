@@ -191,29 +191,3 @@ func TestGPUFamily(t *testing.T) {
 	}
 	require.Empty(t, gpuFamily(nil))
 }
-
-// Families are read only when the capped ideals differ (NVLinkFloorGBps is
-// one NVLink 1 lane, 20 GB/s): an NVLink pair (25) and an NVSwitch set (300)
-// both cap to 20, a PCIe box's PIX (16) does not.
-func TestIdealsDiffer(t *testing.T) {
-	cases := map[string]struct {
-		ideals []float64
-		want   bool
-	}{
-		"no node":                   {want: false},
-		"no quality (single GPU)":   {ideals: []float64{0, 0}, want: false},
-		"one node":                  {ideals: []float64{16}, want: false},
-		"all NVLink: 25, 300 -> 20": {ideals: []float64{25, 300, 0}, want: false},
-		"PCIe beside NVLink":        {ideals: []float64{16, 25}, want: true},
-		"two PCIe classes":          {ideals: []float64{0, 16, 6}, want: true},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			ranked := make([]score.Ranked, len(tc.ideals))
-			for i, v := range tc.ideals {
-				ranked[i].Ideal = v
-			}
-			require.Equal(t, tc.want, idealsDiffer(ranked))
-		})
-	}
-}
