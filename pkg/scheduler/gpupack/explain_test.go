@@ -87,12 +87,6 @@ func TestExplainBadPods(t *testing.T) {
 //   - V100 (7.0) and T4 (7.5): each judged within its family: the box 100.
 func TestExplainScoresAsNormalizeScore(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	labelled := func(n *v1.Node, major, minor string) *v1.Node {
-		if major != "" {
-			n.Labels = map[string]string{"nvidia.com/gpu.compute.major": major, "nvidia.com/gpu.compute.minor": minor}
-		}
-		return n
-	}
 	cases := []struct {
 		name      string
 		dgx, box  [2]string
@@ -104,8 +98,8 @@ func TestExplainScoresAsNormalizeScore(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			nodes := []*v1.Node{
-				labelled(gpuNode(t, "dgx1", fixture.DGX1V100("d")), tc.dgx[0], tc.dgx[1]),
-				labelled(gpuNode(t, "box", fixture.DualSocketPCIe4("b")), tc.box[0], tc.box[1]),
+				withCompute(gpuNode(t, "dgx1", fixture.DGX1V100("d")), tc.dgx[0], tc.dgx[1]),
+				withCompute(gpuNode(t, "box", fixture.DualSocketPCIe4("b")), tc.box[0], tc.box[1]),
 				gpuNode(t, "small", fixture.PCIe("s", "T4", 2)), // 2 GPUs: does not fit, no score
 			}
 			fits, err := Explain(ctx, nil, gpuPod("train", "nvidia.com/gpu", 4), nodes, nil)

@@ -19,6 +19,15 @@ func computeLabels(major, minor string) map[string]string {
 	return map[string]string{"nvidia.com/gpu.compute.major": major, "nvidia.com/gpu.compute.minor": minor}
 }
 
+// withCompute gives node n the compute labels major.minor; none when major
+// is "" (a node of unknown family).
+func withCompute(n *v1.Node, major, minor string) *v1.Node {
+	if major != "" {
+		n.Labels = computeLabels(major, minor)
+	}
+	return n
+}
+
 // Label values GFD never writes but a hand-made or other labeller's may
 // (Kubernetes label values: up to 63 of [A-Za-z0-9._-], alphanumeric at
 // both ends): the same capability written with leading zeros is the same

@@ -142,12 +142,6 @@ func TestGPUPodAvoidsStrandingGPUsByCPU(t *testing.T) {
 //     with no labels: the DGX-1 wins; the DGX-1 unlabelled and the box
 //     7.5: the box is judged within 7.5 only and wins.
 func TestLinkQualityComparedWithinAGPUFamily(t *testing.T) {
-	labelled := func(n *v1.Node, major, minor string) *v1.Node {
-		if major != "" {
-			n.Labels = map[string]string{"nvidia.com/gpu.compute.major": major, "nvidia.com/gpu.compute.minor": minor}
-		}
-		return n
-	}
 	cases := []struct {
 		name            string
 		dgxCompute, box [2]string
@@ -162,8 +156,8 @@ func TestLinkQualityComparedWithinAGPUFamily(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			nodes := []*v1.Node{
-				labelled(gpuNode(t, "dgx1", fixture.DGX1V100("d")), tc.dgxCompute[0], tc.dgxCompute[1]),
-				labelled(gpuNode(t, "box", fixture.DualSocketPCIe4("b")), tc.box[0], tc.box[1]),
+				withCompute(gpuNode(t, "dgx1", fixture.DGX1V100("d")), tc.dgxCompute[0], tc.dgxCompute[1]),
+				withCompute(gpuNode(t, "box", fixture.DualSocketPCIe4("b")), tc.box[0], tc.box[1]),
 			}
 			h := newHarness(t, nil, nodes)
 			node, _, st, _ := h.schedule(gpuPod("train", "nvidia.com/gpu", 4))
