@@ -214,7 +214,10 @@ func (r Rank) Normalize(nodes []Ranked) {
 	if unit == 0 {
 		unit = wt
 	}
-	ideals := bestIdeals(nodes)
+	var ideals familyIdeals // only a request whose link quality counts reads them
+	if wt > 0 {
+		ideals = bestIdeals(nodes)
+	}
 	v := func(n *Ranked) float64 {
 		topo := 0.0
 		if wt > 0 && n.Ideal > 0 {
