@@ -7,7 +7,6 @@ import (
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -22,12 +21,9 @@ func shapeNode(t *testing.T, name string, break_ func(m *fake.Machine) error) *t
 	if break_ != nil {
 		require.NoError(t, break_(m))
 	}
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	defer func() { require.NoError(t, lib.Shutdown()) }()
-	inv, err := lib.Discover()
+	n, err := m.Topology()
 	require.NoError(t, err)
-	return inv.Topology()
+	return n
 }
 
 // TestShapesChooseWhole pins the whole-GPU choice on the shapes the

@@ -7,7 +7,6 @@ import (
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gpupack/gpupack/pkg/nvml"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -19,12 +18,9 @@ func discoverBroken(t *testing.T, name string, break_ func(m *fake.Machine) erro
 	m, err := fake.New(name)
 	require.NoError(t, err)
 	require.NoError(t, break_(m))
-	lib := nvml.New(m.Interface())
-	require.NoError(t, lib.Init())
-	defer func() { require.NoError(t, lib.Shutdown()) }()
-	inv, err := lib.Discover()
+	n, err := m.Topology()
 	require.NoError(t, err)
-	return inv.Topology()
+	return n
 }
 
 // shapeNodes are the shapes beyond the catalog, and catalog machines with
