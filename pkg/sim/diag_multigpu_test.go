@@ -83,7 +83,13 @@ func TestDiagMultiGPU(t *testing.T) {
 		require.NoError(t, err)
 		lv, err := strconv.ParseFloat(level, 64)
 		require.NoError(t, err)
-		tasks, err = GenerateVariant(tasks, nodes, a, lv/100, 1)
+		vseed := uint64(1)
+		if v := os.Getenv("GPUSIM_DIAG_VARIANT"); v != "" {
+			n, err := strconv.Atoi(v)
+			require.NoError(t, err)
+			vseed = uint64(n)
+		}
+		tasks, err = GenerateVariant(tasks, nodes, a, lv/100, vseed)
 		require.NoError(t, err)
 	}
 	cl, err := NewCluster(nodes, DefaultShapes())

@@ -3,7 +3,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -947,8 +946,15 @@ func runUntilReload(ctx context.Context, m *deviceplugin.Manager, reload <-chan 
 func (o *options) accept(ctx context.Context, fs *pflag.FlagSet, dopts deviceplugin.Options, next choice) (*configv1.Config, error) {
 	logger := klog.FromContext(ctx)
 	prev := o.chosen
-	if prev != nil && prev.name == next.name && bytes.Equal(prev.data, next.data) {
-		logger.Info("Per-node config is the running one again; nothing to do", "config", next.name)
+	if prev.same(next) {
+		if o.served.same(next) {
+			logger.Info("Per-node config is the running one again; nothing to do", "config", next.name)
+		} else {
+			// Chosen before, its rebuild failed: the retry already armed
+			// builds it, and the config before it serves meanwhile.
+			logger.Info("Per-node config is the one chosen already, whose start is being retried; nothing to do",
+				"config", next.name, "running", o.running())
+		}
 		return nil, nil
 	}
 	o.chosen = &next

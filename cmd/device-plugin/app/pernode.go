@@ -50,6 +50,12 @@ type choice struct {
 	data []byte
 }
 
+// same reports whether c (nil: none) is the config next: the same name
+// and the same bytes.
+func (c *choice) same(next choice) bool {
+	return c != nil && c.name == next.name && bytes.Equal(c.data, next.data)
+}
+
 // configNames lists the named configs in dir: regular files (or links to
 // them), without the ..data entries a ConfigMap volume holds.
 func configNames(dir string) ([]string, error) {
@@ -272,7 +278,7 @@ func watchConfigs(ctx context.Context, pn *perNode, labels labelSource, current 
 				logger.Error(err, "Keeping the running config")
 				continue
 			}
-			if next.name == current.name && bytes.Equal(next.data, current.data) {
+			if current.same(next) {
 				continue
 			}
 			logger.Info("Per-node config changed", "from", current.name, "to", next.name)

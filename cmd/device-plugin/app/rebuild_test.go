@@ -471,6 +471,49 @@ func TestServedConfigWhileRebuildRetries(t *testing.T) {
 	}
 }
 
+// TestChosenAgainWhileRebuildRetries: while the rebuild of a reloaded
+// config (whole) fails and is retried, the label or ConfigMap delivering
+// whole again changes nothing (the armed retry builds it), but the log
+// said "Per-node config is the running one again" though ts was the one
+// running. It now says whole is the config chosen already, its start
+// retried, and names ts as running; once whole runs, delivering it again
+// is "the running one again".
+func TestChosenAgainWhileRebuildRetries(t *testing.T) {
+	m, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	fails := failCount(m)
+	r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
+	r.serving(t, 32, false, "the ts config is served")
+	logs := r.logger.GetSink().(ktesting.Underlier).GetBuffer()
+	const (
+		runningAgain = "Per-node config is the running one again"
+		chosenAgain  = `Per-node config is the one chosen already, whose start is being retried; nothing to do config="whole" running="ts"`
+	)
+
+	// whole's trial passes, its rebuild's discovery fails.
+	fails.set(1, 1)
+	r.reload <- wholeChoice
+	require.Eventually(t, func() bool {
+		retries, _ := r.ev.failed()
+		return len(retries) == 1 && r.clk.HasWaiters()
+	}, 20*time.Second, 10*time.Millisecond, "the rebuild fails and its retry is armed")
+	r.reload <- wholeChoice
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), chosenAgain) },
+		20*time.Second, 10*time.Millisecond, "whole again is the chosen config, ts running")
+	require.NotContains(t, logs.String(), runningAgain)
+	r.serving(t, 32, false, "ts is served until the retry")
+	require.Empty(t, r.ev.got(), "nothing refused")
+
+	// The retry builds whole; then whole again is the running one.
+	r.clk.Step(time.Hour)
+	r.serving(t, 8, false, "the retry builds whole")
+	r.reload <- wholeChoice
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), runningAgain+`; nothing to do config="whole"`) },
+		20*time.Second, 10*time.Millisecond, "whole again is the running config")
+	r.stop(t)
+	require.Equal(t, "whole", r.o.served.name)
+}
+
 // TestRetryDelayShown: the retries' delays carry defaultRebuildRetry's
 // 10% jitter; the events and the log said them to the nanosecond
 // ("retrying in 2.093847263s"). They say them to the second now, for a
