@@ -9,6 +9,7 @@ import (
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/tools/events"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 
@@ -53,6 +54,33 @@ func eventsWith(rec *events.FakeRecorder, reason string) []string {
 	return out
 }
 
+// recoveryRun is a plugin serving a machine's 8 GPUs whole, recovery
+// after checks passing probes, watched from the kubelet (its first list
+// read), with its events recorded and its probes logged (probeLog).
+type recoveryRun struct {
+	rec   *events.FakeRecorder
+	k     *kubelet
+	p     *plugin
+	s     pluginapi.DevicePlugin_ListAndWatchClient
+	h     *deviceplugin.Health
+	ctx   context.Context
+	count func(prefix string, v int) int
+}
+
+func startRecovery(t *testing.T, machine string, checks int) recoveryRun {
+	t.Helper()
+	r := recoveryRun{rec: events.NewFakeRecorder(1000)}
+	r.k, r.p = setup(t, pluginOpts{machine: machine, events: deviceplugin.NewNodeEvents(r.rec, "node-1"),
+		config: fmt.Sprintf("version: v1\nhealth: {recovery: {checks: %d, interval: 10s}}", checks)})
+	r.k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
+	r.s = watch(t, r.p, "nvidia.com/gpu")
+	_, err := r.s.Recv()
+	require.NoError(t, err)
+	r.h = r.p.mgr.Health()
+	r.ctx, r.count = probeLog(t)
+	return r
+}
+
 // TestDoubleBitECCRecoversOnlyAfterReset: a double-bit ECC error takes the
 // GPU out and leaves it needing a reset (a row remapping pending on the
 // A100, a page pending retirement on the V100, and one volatile
@@ -68,15 +96,8 @@ func TestDoubleBitECCRecoversOnlyAfterReset(t *testing.T) {
 	)
 	for _, machine := range []string{fake.DGXA100, fake.DGX1V100} {
 		t.Run(machine, func(t *testing.T) {
-			rec := events.NewFakeRecorder(1000)
-			k, p := setup(t, pluginOpts{machine: machine, events: deviceplugin.NewNodeEvents(rec, "node-1"),
-				config: fmt.Sprintf("version: v1\nhealth: {recovery: {checks: %d, interval: 10s}}", checks)})
-			k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
-			s := watch(t, p, "nvidia.com/gpu")
-			_, err := s.Recv()
-			require.NoError(t, err)
-			h := p.mgr.Health()
-			ctx, count := probeLog(t)
+			r := startRecovery(t, machine, checks)
+			rec, k, p, s, h, ctx, count := r.rec, r.k, r.p, r.s, r.h, r.ctx, r.count
 
 			for episode := 1; episode <= 2; episode++ {
 				p.machine.InjectECC(gpu, true)
@@ -157,15 +178,8 @@ func TestXIDWithoutResetRecoversAsBefore(t *testing.T) {
 	)
 	for _, machine := range []string{fake.DGXA100, fake.DGX1V100} {
 		t.Run(machine, func(t *testing.T) {
-			rec := events.NewFakeRecorder(1000)
-			k, p := setup(t, pluginOpts{machine: machine, events: deviceplugin.NewNodeEvents(rec, "node-1"),
-				config: fmt.Sprintf("version: v1\nhealth: {recovery: {checks: %d, interval: 10s}}", checks)})
-			k.waitCounts(map[string]int64{"nvidia.com/gpu": 8})
-			s := watch(t, p, "nvidia.com/gpu")
-			_, err := s.Recv()
-			require.NoError(t, err)
-			h := p.mgr.Health()
-			ctx, count := probeLog(t)
+			r := startRecovery(t, machine, checks)
+			rec, p, s, h, ctx, count := r.rec, r.p, r.s, r.h, r.ctx, r.count
 
 			p.machine.InjectECC(gpu, false)
 			p.machine.InjectXID(gpu, 74)

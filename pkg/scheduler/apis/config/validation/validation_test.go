@@ -330,6 +330,30 @@ func TestSharedCountOneIsTheLearnedType(t *testing.T) {
 	require.Equal(t, 0, one.Count)
 }
 
+// decodeConfig decodes a KubeSchedulerConfiguration file as kube-scheduler
+// does (defaults applied).
+func decodeConfig(t *testing.T, yaml string) *schedconfig.KubeSchedulerConfiguration {
+	t.Helper()
+	obj, _, err := schedscheme.Codecs.UniversalDecoder().Decode([]byte(yaml), nil, nil)
+	require.NoError(t, err)
+	cfg, ok := obj.(*schedconfig.KubeSchedulerConfiguration)
+	require.True(t, ok)
+	return cfg
+}
+
+// requireInvalid checks errs are exactly want's, in order, each an Invalid
+// error written "field<sep>part of the detail".
+func requireInvalid(t *testing.T, errs field.ErrorList, want []string, sep string) {
+	t.Helper()
+	require.Len(t, errs, len(want), "%v", errs)
+	for i, w := range want {
+		head, part, _ := strings.Cut(w, sep)
+		require.Equal(t, head, errs[i].Field)
+		require.Equal(t, field.ErrorTypeInvalid, errs[i].Type)
+		require.Contains(t, errs[i].Error(), part)
+	}
+}
+
 // pluginConfig entries kube-scheduler would silently ignore are refused,
 // each naming its path; the files are decoded as kube-scheduler does.
 func TestValidatePluginConfigNames(t *testing.T) {
@@ -365,18 +389,7 @@ func TestValidatePluginConfigNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			obj, _, err := schedscheme.Codecs.UniversalDecoder().Decode([]byte(tt.yaml), nil, nil)
-			require.NoError(t, err)
-			cfg, ok := obj.(*schedconfig.KubeSchedulerConfiguration)
-			require.True(t, ok)
-			errs := validation.ValidatePluginConfigNames(cfg, registered)
-			require.Len(t, errs, len(tt.want), "%v", errs)
-			for i, want := range tt.want {
-				head, part, _ := strings.Cut(want, ": Invalid value: ")
-				require.Equal(t, head, errs[i].Field)
-				require.Equal(t, field.ErrorTypeInvalid, errs[i].Type)
-				require.Contains(t, errs[i].Error(), part)
-			}
+			requireInvalid(t, validation.ValidatePluginConfigNames(decodeConfig(t, tt.yaml), registered), tt.want, ": Invalid value: ")
 		})
 	}
 }
@@ -405,18 +418,7 @@ func TestValidateExtenderBinders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			obj, _, err := schedscheme.Codecs.UniversalDecoder().Decode([]byte(tt.yaml), nil, nil)
-			require.NoError(t, err)
-			cfg, ok := obj.(*schedconfig.KubeSchedulerConfiguration)
-			require.True(t, ok)
-			errs := validation.ValidateExtenderBinders(cfg, gpu)
-			require.Len(t, errs, len(tt.want), "%v", errs)
-			for i, want := range tt.want {
-				head, part, _ := strings.Cut(want, ": ")
-				require.Equal(t, head, errs[i].Field)
-				require.Equal(t, field.ErrorTypeInvalid, errs[i].Type)
-				require.Contains(t, errs[i].Error(), part)
-			}
+			requireInvalid(t, validation.ValidateExtenderBinders(decodeConfig(t, tt.yaml), gpu), tt.want, ": ")
 		})
 	}
 }
@@ -458,18 +460,7 @@ func TestValidateResourceKinds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			obj, _, err := schedscheme.Codecs.UniversalDecoder().Decode([]byte(tt.yaml), nil, nil)
-			require.NoError(t, err)
-			cfg, ok := obj.(*schedconfig.KubeSchedulerConfiguration)
-			require.True(t, ok)
-			errs := validation.ValidateResourceKinds(cfg)
-			require.Len(t, errs, len(tt.want), "%v", errs)
-			for i, want := range tt.want {
-				head, part, _ := strings.Cut(want, ": ")
-				require.Equal(t, head, errs[i].Field)
-				require.Equal(t, field.ErrorTypeInvalid, errs[i].Type)
-				require.Contains(t, errs[i].Error(), part)
-			}
+			requireInvalid(t, validation.ValidateResourceKinds(decodeConfig(t, tt.yaml)), tt.want, ": ")
 		})
 	}
 }
