@@ -169,6 +169,19 @@ func startServeRetry(t *testing.T, lib nvml.Lib, running choice, retry wait.Back
 	return r
 }
 
+// wholeRebuildFails reloads wholeChoice, whose trial passes and whose
+// rebuild's discovery fails once, and waits for the failure to be recorded
+// and its retry armed.
+func (r *serveRun) wholeRebuildFails(t *testing.T, fails *countFailures) {
+	t.Helper()
+	fails.set(1, 1)
+	r.reload <- wholeChoice
+	require.Eventually(t, func() bool {
+		retries, _ := r.ev.failed()
+		return len(retries) == 1 && r.clk.HasWaiters()
+	}, 20*time.Second, 10*time.Millisecond, "the rebuild fails and its retry is armed")
+}
+
 // stop ends serve and waits for it, which must end without an error.
 func (r *serveRun) stop(t *testing.T) {
 	t.Helper()
@@ -404,7 +417,7 @@ func TestTrialRetry(t *testing.T) {
 // before its rebuild. The events and the log name ts until a Manager
 // built from whole runs.
 func TestServedConfigWhileRebuildRetries(t *testing.T) {
-	whole, noFit := wholeChoice, noFitChoice
+	noFit := noFitChoice
 	tests := []struct {
 		name  string
 		third choice
@@ -427,13 +440,7 @@ func TestServedConfigWhileRebuildRetries(t *testing.T) {
 			serving := func(n int, msg string) { t.Helper(); r.serving(t, n, false, msg) }
 			serving(32, "the ts config is served")
 
-			// whole's trial passes, its rebuild's discovery fails.
-			fails.set(1, 1)
-			r.reload <- whole
-			require.Eventually(t, func() bool {
-				retries, _ := r.ev.failed()
-				return len(retries) == 1 && r.clk.HasWaiters()
-			}, 20*time.Second, 10*time.Millisecond, "the rebuild fails and its retry is armed")
+			r.wholeRebuildFails(t, fails)
 			serving(32, "ts is served until the retry")
 			logs := r.logger.GetSink().(ktesting.Underlier).GetBuffer()
 			require.Contains(t, logs.String(), `config="whole" running="ts"`, "the rebuild's log names the config served")
@@ -490,13 +497,7 @@ func TestChosenAgainWhileRebuildRetries(t *testing.T) {
 		chosenAgain  = `Per-node config is the one chosen already, whose start is being retried; nothing to do config="whole" running="ts"`
 	)
 
-	// whole's trial passes, its rebuild's discovery fails.
-	fails.set(1, 1)
-	r.reload <- wholeChoice
-	require.Eventually(t, func() bool {
-		retries, _ := r.ev.failed()
-		return len(retries) == 1 && r.clk.HasWaiters()
-	}, 20*time.Second, 10*time.Millisecond, "the rebuild fails and its retry is armed")
+	r.wholeRebuildFails(t, fails)
 	r.reload <- wholeChoice
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), chosenAgain) },
 		20*time.Second, 10*time.Millisecond, "whole again is the chosen config, ts running")
