@@ -3,20 +3,22 @@ package nvml
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/google/uuid"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
+	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // Symbols that older drivers lack. go-nvml binds symbols lazily, so calling a
 // missing one would crash: look them up first.
 const (
-	symNumaNodeID    = "nvmlDeviceGetNumaNodeId"
-	symFabricInfo    = "nvmlDeviceGetGpuFabricInfo"
-	symNvLinkRemType = "nvmlDeviceGetNvLinkRemoteDeviceType"
+	symMemoryAffinity = "nvmlDeviceGetMemoryAffinity"
+	symFabricInfo     = "nvmlDeviceGetGpuFabricInfo"
+	symNvLinkRemType  = "nvmlDeviceGetNvLinkRemoteDeviceType"
 )
 
 // Discover reads GPUs, MIG devices and pairwise links. An NVML error about
@@ -222,23 +224,45 @@ func (l *lib) readGPU(i int, dev gonvml.Device) (GPU, error) {
 	return g, nil
 }
 
-// numaNode returns the GPU's NUMA node, -1 when the driver cannot tell.
+// numaNode returns the NUMA node closest to the GPU, the one whose CPUs the
+// kubelet's Topology Manager aligns with it (nvidia-smi topo -m's "NUMA
+// Affinity"): the sole node of its memory affinity (node scope); -1 when
+// the driver cannot tell, or names several nodes or none.
+// nvmlDeviceGetNumaNodeId is not it: it names the GPU's own memory node,
+// and only where GPUs are NUMA nodes (Grace: a node without CPUs), and
+// answers NOT_SUPPORTED on x86.
 func (l *lib) numaNode(name string, dev gonvml.Device) (int, error) {
-	if !l.hasSymbol(symNumaNodeID) {
+	if !l.hasSymbol(symMemoryAffinity) {
 		return -1, nil
 	}
-	node, ret := dev.GetNumaNodeId()
+	set, ret := dev.GetMemoryAffinity(topology.MaxNUMANode+1, gonvml.AFFINITY_SCOPE_NODE)
 	switch ret {
 	case gonvml.SUCCESS:
-		if node < 0 {
-			return -1, nil
-		}
-		return node, nil
+		return soleNode(set), nil
 	case gonvml.ERROR_NOT_SUPPORTED, gonvml.ERROR_FUNCTION_NOT_FOUND:
 		return -1, nil
 	default:
-		return -1, callError(name, "GetNumaNodeId", ret)
+		return -1, callError(name, "GetMemoryAffinity", ret)
 	}
+}
+
+// soleNode is the one node set in a node bit mask (bits.UintSize nodes per
+// word), -1 when none or several are, or it is beyond topology.MaxNUMANode.
+func soleNode(set []uint) int {
+	node := -1
+	for w, word := range set {
+		switch {
+		case word == 0:
+			continue
+		case node >= 0 || bits.OnesCount(word) != 1:
+			return -1
+		}
+		node = w*bits.UintSize + bits.TrailingZeros(word)
+	}
+	if node > topology.MaxNUMANode {
+		return -1
+	}
+	return node
 }
 
 // fabric returns the multi-node NVLink cluster UUID and clique ID, empty when

@@ -115,9 +115,11 @@ func TestDiscoverBadAnswers(t *testing.T) {
 		{
 			name: "NUMA error", machine: fake.DGXH100,
 			break_: func(m *fake.Machine) {
-				m.Device(6).GetNumaNodeIdFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }
+				m.Device(6).GetMemoryAffinityFunc = func(int, gonvml.AffinityScope) ([]uint, gonvml.Return) {
+					return nil, gonvml.ERROR_UNKNOWN
+				}
 			},
-			want: []string{"GPU 6", "GetNumaNodeId"}, degraded: []int{6},
+			want: []string{"GPU 6", "GetMemoryAffinity"}, degraded: []int{6},
 		},
 		{
 			name: "fabric error", machine: fake.GB2004GPU,
@@ -298,7 +300,7 @@ func TestDiscoverNotSupported(t *testing.T) {
 	require.NoError(t, err)
 	for i := range m.NumGPUs() {
 		d := m.Device(i)
-		d.GetNumaNodeIdFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_NOT_SUPPORTED }
+		d.GetMemoryAffinityFunc = func(int, gonvml.AffinityScope) ([]uint, gonvml.Return) { return nil, gonvml.ERROR_NOT_SUPPORTED }
 		d.GetNvLinkStateFunc = func(int) (gonvml.EnableState, gonvml.Return) { return 0, gonvml.ERROR_NOT_SUPPORTED }
 		d.GetTopologyCommonAncestorFunc = func(gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
 			return 0, gonvml.ERROR_NOT_SUPPORTED

@@ -108,6 +108,16 @@ NV12 X    SYS  SYS
 SYS  SYS  X    PIX
 SYS  SYS  PIX  X`,
 		},
+		{
+			// Four GH200: 6 direct NVLink4 lanes between every pair of
+			// Hoppers (18 each, 3 peers); each on its own Grace (SYS).
+			machine: fake.GH2004GPU, models: repeat("NVIDIA GH200 480GB", 4), nvlink: 4,
+			topo: `
+X   NV6 NV6 NV6
+NV6 X   NV6 NV6
+NV6 NV6 X   NV6
+NV6 NV6 NV6 X`,
+		},
 	}
 	require.Len(t, tests, len(fake.ShapeNames()), "every shape needs a written expectation")
 	for _, tc := range tests {

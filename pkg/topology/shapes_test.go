@@ -42,7 +42,9 @@ func shapeNodes(t *testing.T) map[string]*topology.Node {
 			m.Device(i).GetTopologyCommonAncestorFunc = func(gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
 				return 0, gonvml.ERROR_NOT_SUPPORTED
 			}
-			m.Device(i).GetNumaNodeIdFunc = func() (int, gonvml.Return) { return 0, gonvml.ERROR_NOT_SUPPORTED }
+			m.Device(i).GetMemoryAffinityFunc = func(int, gonvml.AffinityScope) ([]uint, gonvml.Return) {
+				return nil, gonvml.ERROR_NOT_SUPPORTED
+			}
 		}
 		return nil
 	})

@@ -97,6 +97,12 @@ type spec struct {
 	// product is the machine's DMI product name
 	// (/sys/class/dmi/id/product_name), as the vendor's firmware writes it.
 	product string
+	// gpuNUMA are the GPUs' own NUMA nodes (their memory), by index, on
+	// platforms where GPUs are NUMA nodes (Grace: GH200, GB200), which
+	// nvmlDeviceGetNumaNodeId reports; nil elsewhere (x86), where it
+	// answers NOT_SUPPORTED. A slot's numa is the node its memory affinity
+	// names (nvmlDeviceGetMemoryAffinity, node scope), the CPUs' node.
+	gpuNUMA []int
 }
 
 func (s *spec) migCapable() bool {

@@ -38,6 +38,7 @@ func TestNoPanics(t *testing.T) {
 						d.GetNvLinkVersion(link)
 					}
 					d.GetNumaNodeId()
+					d.GetMemoryAffinity(1024, gonvml.AFFINITY_SCOPE_NODE)
 					d.GetGpuFabricInfo()
 					d.GetMaxMigDeviceCount()
 					d.GetMigDeviceHandleByIndex(0)

@@ -51,12 +51,11 @@ func (s *spec) switchBus(k int) string {
 	return fmt.Sprintf("0000:%02x:00.0", s.fabric.busBase+k)
 }
 
-// installLinks fills the topology, NUMA, NVLink and fabric functions of GPU i.
+// installLinks fills the topology, NUMA (installNUMA), NVLink and fabric
+// functions of GPU i.
 func (m *Machine) installLinks(i int, d *server.Device) {
 	lanes := m.spec.links(i)
-	d.GetNumaNodeIdFunc = func() (int, gonvml.Return) {
-		return m.spec.slots[i].numa, gonvml.SUCCESS
-	}
+	m.installNUMA(i, d)
 	d.GetTopologyCommonAncestorFunc = func(other gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) {
 		j, ok := m.indexOf(other)
 		if !ok || j == i {

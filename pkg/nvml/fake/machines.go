@@ -189,7 +189,8 @@ func nvswitch16GPU() *spec {
 // Blackwell GPUs each (NUMA 0 and 1), each GPU with 18 NVLink5 lanes into
 // the rack's NVSwitch trays (one lane per switch chip), and a fabric cluster
 // UUID and clique ID shared by all four. GPUs of one Grace are NODE, across
-// Graces SYS.
+// Graces SYS. The GPUs are NUMA nodes of their own (gpuNUMA); their memory
+// affinity is their Grace's node.
 func gb2004GPU() *spec {
 	return &spec{
 		name: GB2004GPU, product: "GB200 NVL", gpu: gb200, driver: "570.133.20", cuda: 12080,
@@ -200,5 +201,8 @@ func gb2004GPU() *spec {
 		},
 		fabric: &nvswitch{lanes: []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, boards: 1, busBase: 0x20},
 		clique: 32766,
+		// Each Blackwell's memory is a NUMA node of its own, after the
+		// two Graces' (0, 1), 8 apart (room for its MIG partitions).
+		gpuNUMA: []int{2, 10, 18, 26},
 	}
 }

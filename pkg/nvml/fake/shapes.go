@@ -18,6 +18,7 @@ const (
 	A6000NVBridge   = "rtx-a6000-8gpu-nvbridge"
 	PCIe4GPU2Switch = "pcie-4gpu-2numa-2switch"
 	MixedA100T4     = "mixed-a100-t4"
+	GH2004GPU       = "gh200-4gpu"
 )
 
 var shapes = map[string]func() *spec{
@@ -27,6 +28,7 @@ var shapes = map[string]func() *spec{
 	A6000NVBridge:   a6000NVBridge,
 	PCIe4GPU2Switch: pcie4GPU2Switch,
 	MixedA100T4:     mixedA100T4,
+	GH2004GPU:       gh2004GPU,
 }
 
 // ShapeNames lists the extra shapes New builds, sorted.

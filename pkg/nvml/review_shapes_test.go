@@ -1,0 +1,110 @@
+package nvml_test
+
+import (
+	"testing"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gpupack/gpupack/pkg/nvml"
+	"github.com/gpupack/gpupack/pkg/nvml/fake"
+)
+
+// TestDiscoverNUMAAffinity: a GPU's NUMA node is the node of the CPUs and
+// memory closest to it (what the kubelet's Topology Manager aligns CPUs
+// with), as NVML's memory affinity names it, never nvmlDeviceGetNumaNodeId:
+// that is the GPU's own node, only where the GPU is one (Grace), and
+// NOT_SUPPORTED on x86. Before, x86 GPUs were published without a NUMA
+// node (-1) and Grace GPUs with their memory's node (GB200: 2, 10, 18, 26),
+// which has no CPU.
+func TestDiscoverNUMAAffinity(t *testing.T) {
+	tests := []struct {
+		name    string
+		machine string
+		break_  func(m *fake.Machine)
+		want    []int // per GPU
+	}{
+		{
+			// x86: GetNumaNodeId answers NOT_SUPPORTED; GPUs 0-3 sit on
+			// socket 0, 4-7 on socket 1.
+			name: "dgx h100, x86", machine: fake.DGXH100,
+			want: []int{0, 0, 0, 0, 1, 1, 1, 1},
+		},
+		{
+			// NPS4: the GPU pairs on nodes 3, 1, 7, 5.
+			name: "dgx a100, 8 NUMA nodes", machine: fake.DGXA100,
+			want: []int{3, 3, 1, 1, 7, 7, 5, 5},
+		},
+		{
+			// Two Graces (0, 1), two Blackwells each; the GPUs' own
+			// nodes 2, 10, 18, 26 have no CPU.
+			name: "gb200 tray", machine: fake.GB2004GPU,
+			want: []int{0, 0, 1, 1},
+		},
+		{
+			// Four Graces (0..3), one Hopper each (own nodes 4, 12, 20, 28).
+			name: "4 gh200", machine: fake.GH2004GPU,
+			want: []int{0, 1, 2, 3},
+		},
+		{
+			// A vGPU guest or WSL: no affinity known.
+			name: "memory affinity not supported", machine: fake.DGXH100,
+			break_: func(m *fake.Machine) {
+				for i := range m.NumGPUs() {
+					m.Device(i).GetMemoryAffinityFunc = func(int, gonvml.AffinityScope) ([]uint, gonvml.Return) {
+						return nil, gonvml.ERROR_NOT_SUPPORTED
+					}
+				}
+			},
+			want: []int{-1, -1, -1, -1, -1, -1, -1, -1},
+		},
+		{
+			// A driver without the call: the same.
+			name: "memory affinity symbol missing", machine: fake.GH2004GPU,
+			break_: func(m *fake.Machine) {
+				m.Server().LookupSymbolFunc = func(sym string) error {
+					if sym == "nvmlDeviceGetMemoryAffinity" {
+						return gonvml.ERROR_FUNCTION_NOT_FOUND
+					}
+					return nil
+				}
+			},
+			want: []int{-1, -1, -1, -1},
+		},
+		{
+			// GPU 1 close to nodes 0 and 1 alike (bits 0 and 1: 0b11), GPU 2
+			// to none (0), GPU 3 to node 65 only (word 1, bit 1): one node
+			// or none.
+			name: "several nodes or none", machine: fake.GH2004GPU,
+			break_: func(m *fake.Machine) {
+				mask := map[int][]uint{1: {0b11}, 2: {0}, 3: {0, 0b10}}
+				for i, set := range mask {
+					m.Device(i).GetMemoryAffinityFunc = func(int, gonvml.AffinityScope) ([]uint, gonvml.Return) {
+						return set, gonvml.SUCCESS
+					}
+				}
+			},
+			want: []int{0, -1, -1, 65},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(tc.machine)
+			require.NoError(t, err)
+			if tc.break_ != nil {
+				tc.break_(m)
+			}
+			lib := nvml.New(m.Interface())
+			require.NoError(t, lib.Init())
+			t.Cleanup(func() { require.NoError(t, lib.Shutdown()) })
+			inv, err := lib.Discover()
+			require.NoError(t, err)
+			require.Len(t, inv.GPUs, len(tc.want))
+			for i, g := range inv.GPUs {
+				require.NoError(t, g.Degraded, "GPU %d", i)
+				require.Equal(t, tc.want[i], g.NUMANode, "GPU %d", i)
+			}
+			require.NoError(t, inv.Topology().Validate())
+		})
+	}
+}
