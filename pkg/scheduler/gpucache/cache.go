@@ -156,7 +156,12 @@ type nodeEntry struct {
 	// held on it and goes with the last of them.
 	live              bool
 	topoRaw, inUseRaw string
-	topo              *topology.Node
+	// reported are the annotation values whose decoding errors UpdateNode
+	// last returned (the node informer's): a cycle's snapshot may fold a
+	// value into the entry first (entryForNode), and its error is still
+	// the handler's to report.
+	reported reportedRaw
+	topo     *topology.Node
 	// empty is topo's State with nothing in use (NodeView.Empty), built
 	// with topo; never mutated.
 	empty   *score.State
@@ -573,9 +578,11 @@ func freeResources(ni fwk.NodeInfo) (cpuMilli, memMiB int64, ok bool) {
 }
 
 // UpdateNode folds in a node's annotations (node informer). It returns the
-// decoding errors of annotations that changed (nil when none), for the
-// caller to report once. A node with neither GPU annotation gets no entry
-// (it keeps one only while pods hold devices on it).
+// decoding errors of annotation values it has not returned before (nil
+// when none; unreported), for the caller to report once, also when a
+// cycle's newer snapshot read the value first. A node with neither GPU
+// annotation gets no entry (it keeps one only while pods hold devices on
+// it).
 func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -598,20 +605,32 @@ func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 		}
 		return nil, nil
 	}
-	var oldTopo, oldInUse string
-	known := e != nil && e.live
-	if known {
-		oldTopo, oldInUse = e.topoRaw, e.inUseRaw
-	}
 	e = c.updateNodeLocked(node.Name, topoRaw, inUseRaw)
 	e.live = true
 	c.setObjLocked(e, node)
-	if !known || oldTopo != e.topoRaw {
+	return e.unreported()
+}
+
+// reportedRaw are a node's annotation values whose decoding errors
+// UpdateNode has returned (set: any at all).
+type reportedRaw struct {
+	set         bool
+	topo, inUse string
+}
+
+// unreported returns e's decoding errors of annotation values UpdateNode
+// has not returned yet, and records them as returned. Compared with what
+// the informer delivered before, not with the entry's values: a cycle's
+// newer snapshot may have read the new value into the entry first.
+func (e *nodeEntry) unreported() (topoErr, inUseErr error) {
+	r := e.reported
+	if !r.set || r.topo != e.topoRaw {
 		topoErr = e.topoErr
 	}
-	if !known || oldInUse != e.inUseRaw {
+	if !r.set || r.inUse != e.inUseRaw {
 		inUseErr = e.inUseErr
 	}
+	e.reported = reportedRaw{set: true, topo: e.topoRaw, inUse: e.inUseRaw}
 	return topoErr, inUseErr
 }
 
@@ -638,7 +657,7 @@ func (c *Cache) RemoveNode(name string) {
 // States, last plans); the pods held on it stay.
 func (c *Cache) clearLocked(e *nodeEntry) {
 	c.setObjLocked(e, nil)
-	e.topoRaw, e.inUseRaw = "", ""
+	e.topoRaw, e.inUseRaw, e.reported = "", "", reportedRaw{}
 	c.unpublishLocked(e)
 	e.topo, e.empty, e.topoErr, e.inUse, e.inUseErr, e.inUseByPod = nil, nil, nil, nil, nil, nil
 	e.state.Store(nil)
