@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -74,7 +75,15 @@ func (pl *GPUPack) holdIfApplied(ctx context.Context, pod *v1.Pod, nodeName, dev
 	if got.UID != pod.UID || got.Spec.NodeName == "" {
 		return
 	}
-	if err := pl.cache.AddPod(got); err != nil {
+	err = pl.cache.AddPod(got)
+	if pl.goneFromInformer(got) {
+		// Deleted or finished since the read: the informer's handler
+		// forgot the pod before AddPod, and nothing would forget it again.
+		pl.cache.Forget(got.UID)
+		logger.V(2).Info("The bind call failed and the pod, bound, is gone since; its devices are freed", "pod", klog.KObj(pod), "node", got.Spec.NodeName, "bindErr", bindErr)
+		return
+	}
+	if err != nil {
 		logger.Error(err, "Pod bound with devices that do not decode", "pod", klog.KObj(pod), "node", got.Spec.NodeName)
 		return
 	}
@@ -84,6 +93,24 @@ func (pl *GPUPack) holdIfApplied(ctx context.Context, pod *v1.Pod, nodeName, dev
 		return
 	}
 	logger.Info("The bind call failed but the pod is bound; its devices stay held", "pod", klog.KObj(pod), "node", nodeName, "err", bindErr)
+}
+
+// goneFromInformer reports whether the scheduler's pod informer no longer
+// holds pod: deleted (or created again under its name) or finished
+// (kube-scheduler's pod informer leaves finished pods out). The informer
+// updates its store before it runs the handlers, so a pod its store still
+// holds will be forgotten by the cache's handler when it goes. False while
+// the informer has not synced (its store does not know yet).
+func (pl *GPUPack) goneFromInformer(pod *v1.Pod) bool {
+	f := pl.handle.SharedInformerFactory()
+	if f == nil || !f.Core().V1().Pods().Informer().HasSynced() {
+		return false
+	}
+	got, err := f.Core().V1().Pods().Lister().Pods(pod.Namespace).Get(pod.Name)
+	if err != nil {
+		return apierrors.IsNotFound(err)
+	}
+	return got.UID != pod.UID || got.Status.Phase == v1.PodSucceeded || got.Status.Phase == v1.PodFailed
 }
 
 // bind sends the binding through the scheduler's API cacher when it has one

@@ -1,11 +1,15 @@
 package gpupack
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2/ktesting"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
@@ -76,6 +80,76 @@ func TestReviewUnreadableAnnotationSeenFirstBySnapshotIsReported(t *testing.T) {
 			case <-time.After(time.Second):
 				t.Fatalf("no %s event for node n, whose %s no longer decodes", tc.reason, tc.annotation)
 			}
+		})
+	}
+}
+
+// The bind call fails after the apiserver applied it; Bind reads the pod
+// back (bound, with its devices) and, before it hands the pod to the cache,
+// the pod goes: deleted (a force delete), or finished (kube-scheduler's pod
+// informer drops a finished pod, which reaches the handlers as a delete;
+// the harness's informer delivers the finished pod). The informer's
+// handler forgot the pod before Bind added it. Old: Bind added it back,
+// nothing would ever forget it again, and its devices stayed held for
+// good. Node "e": 4 H100s; p takes all 4, so q (1 GPU) fits only if p's
+// are free again: after the sequence 0 of 4 are used.
+func TestReviewPodGoneWhileBindReadsItBack(t *testing.T) {
+	n := fixture.NVSwitch("e", "H100", 4, 18)
+	pods := v1.SchemeGroupVersion.WithResource("pods")
+	for _, tc := range []struct {
+		name string
+		gone func(h *harness, bound *v1.Pod) error
+	}{
+		{name: "deleted", gone: func(h *harness, bound *v1.Pod) error {
+			return h.cs.Tracker().Delete(pods, bound.Namespace, bound.Name)
+		}},
+		{name: "finished", gone: func(h *harness, bound *v1.Pod) error {
+			done := bound.DeepCopy()
+			done.Status.Phase = v1.PodSucceeded
+			return h.cs.Tracker().Update(pods, done, done.Namespace, metav1.UpdateOptions{})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := gpuPod("p", "nvidia.com/gpu", 4)
+			h := newHarness(t, nil, []*v1.Node{gpuNode(t, "e", n)}, p)
+			h.cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if a.GetSubresource() != "binding" {
+					return false, nil, nil
+				}
+				b := a.(k8stesting.CreateAction).GetObject().(*v1.Binding)
+				obj, err := h.cs.Tracker().Get(pods, b.Namespace, b.Name)
+				require.NoError(t, err)
+				pod := obj.(*v1.Pod).DeepCopy()
+				pod.Spec.NodeName = b.Target.Name
+				for k, v := range b.Annotations {
+					pod.Annotations[k] = v
+				}
+				require.NoError(t, h.cs.Tracker().Update(pods, pod, b.Namespace, metav1.UpdateOptions{}))
+				return true, nil, errors.New("http2: client connection lost")
+			})
+			h.cs.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				g := a.(k8stesting.GetAction)
+				obj, err := h.cs.Tracker().Get(pods, g.GetNamespace(), g.GetName())
+				require.NoError(t, err)
+				read := obj.(*v1.Pod).DeepCopy()
+				require.NotEmpty(t, read.Spec.NodeName, "the binding was applied")
+				// The pod goes after the read, and the informer's handler
+				// forgets it before Bind hands the read pod to the cache.
+				require.NoError(t, tc.gone(h, read))
+				require.Eventually(t, func() bool {
+					_, _, held := h.pl.cache.PodDevices(p.UID)
+					return !held
+				}, 5*time.Second, 10*time.Millisecond, "the handler forgets p")
+				return true, read, nil
+			})
+			node, _, st, state := h.schedule(p)
+			require.Nil(t, st)
+			require.False(t, h.fh.RunBindPlugins(h.ctx, state, p, node).IsSuccess())
+			h.fh.RunReservePluginsUnreserve(h.ctx, state, p, node)
+			require.Empty(t, h.pl.cache.Used("e"), "p is gone: none of its 4 GPUs is held")
+			_, got, st, _ := h.schedule(gpuPod("q", "nvidia.com/gpu", 1))
+			require.Nil(t, st)
+			require.Len(t, got, 1)
 		})
 	}
 }
