@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/go-logr/logr"
 	"github.com/google/uuid"
+	"k8s.io/klog/v2"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -32,24 +34,31 @@ func (l *lib) Discover() (*Inventory, error) {
 	if err := l.ready(); err != nil {
 		return nil, err
 	}
+	inv, _, err := l.discover(l.logger)
+	return inv, err
+}
+
+// discover is Discover, with the GPUs' handles (nil for a GPU without
+// one); its warnings go to logger.
+func (l *lib) discover(logger klog.Logger) (*Inventory, []gonvml.Device, error) {
 	inv := &Inventory{}
 	var err error
 	if inv.DriverVersion, inv.CUDADriverVersion, err = l.versions(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	count, ret := l.iface.DeviceGetCount()
 	if ret != gonvml.SUCCESS {
-		return nil, fmt.Errorf("nvml DeviceGetCount: %w", ret)
+		return nil, nil, fmt.Errorf("nvml DeviceGetCount: %w", ret)
 	}
 	if count < 0 || count > maxGPUs {
-		return nil, fmt.Errorf("nvml DeviceGetCount: implausible GPU count %d (want 0..%d)", count, maxGPUs)
+		return nil, nil, fmt.Errorf("nvml DeviceGetCount: implausible GPU count %d (want 0..%d)", count, maxGPUs)
 	}
 	devs := make([]gonvml.Device, count)
 	for i := range count {
 		dev, gpu, err := l.readGPUAt(i)
 		if err != nil {
 			if isGlobal(err) {
-				return nil, err
+				return nil, nil, err
 			}
 			gpu = degrade(gpu, err)
 			dev = nil
@@ -58,7 +67,7 @@ func (l *lib) Discover() (*Inventory, error) {
 		inv.GPUs = append(inv.GPUs, gpu)
 	}
 	if err := checkUnique(inv.GPUs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range inv.GPUs {
 		if !inv.GPUs[i].MIGEnabled || devs[i] == nil {
@@ -67,7 +76,7 @@ func (l *lib) Discover() (*Inventory, error) {
 		migs, err := l.readMIG(&inv.GPUs[i], devs[i])
 		if err != nil {
 			if isGlobal(err) {
-				return nil, err
+				return nil, nil, err
 			}
 			inv.GPUs[i] = degrade(inv.GPUs[i], err)
 			continue
@@ -75,12 +84,12 @@ func (l *lib) Discover() (*Inventory, error) {
 		inv.MIG = append(inv.MIG, migs...)
 	}
 	if err := checkUniqueMIG(inv.GPUs, inv.MIG); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if inv.Links, err = l.readLinks(inv.GPUs, devs); err != nil {
-		return nil, err
+	if inv.Links, err = l.readLinks(logger, inv.GPUs, devs); err != nil {
+		return nil, nil, err
 	}
-	return inv, nil
+	return inv, devs, nil
 }
 
 // readGPUAt takes GPU i's handle and reads it. On error, the GPU holds what
@@ -97,19 +106,28 @@ func (l *lib) readGPUAt(i int) (gonvml.Device, GPU, error) {
 	return dev, gpu, err
 }
 
-// CheckGPUAt reads GPU index again as discovery does; nil means a GPU that
-// discovery degraded would now be read in full and needs no reset nor
-// service (checkMemory): a nil answer makes the node be discovered again
-// and the GPU served.
+// CheckGPUAt discovers the node again and checks GPU index in it; nil
+// means that discovery reads the GPU in full (its identity, its MIG
+// devices, its links: a fault in any of them degrades it) and it needs no
+// reset nor service (checkMemory): a nil answer makes the node be
+// discovered again and the GPU served, so it must not be nil while that
+// discovery would degrade the GPU again. Discovery's warnings are not
+// logged again here.
 func (l *lib) CheckGPUAt(index int) error {
 	if err := l.ready(); err != nil {
 		return err
 	}
-	dev, gpu, err := l.readGPUAt(index)
+	inv, devs, err := l.discover(logr.Discard())
 	if err != nil {
 		return err
 	}
-	return checkMemory(gpuName(index, gpu.UUID), dev)
+	if index < 0 || index >= len(inv.GPUs) {
+		return fmt.Errorf("GPU %d: NVML lists %d GPUs", index, len(inv.GPUs))
+	}
+	if g := inv.GPUs[index]; g.Degraded != nil {
+		return g.Degraded
+	}
+	return checkMemory(gpuName(index, inv.GPUs[index].UUID), devs[index])
 }
 
 // PlaceholderUUIDPrefix starts the UUID given to a GPU whose real UUID

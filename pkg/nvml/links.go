@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"k8s.io/klog/v2"
 )
 
 // nvlinkEnds is what one GPU's NVLink walk finds: lanes to each peer GPU (by
@@ -17,8 +18,8 @@ type nvlinkEnds struct {
 // readLinks builds the N x N link matrix: the PCIe common ancestor of every
 // pair, then the NVLink lanes found by walking each GPU's links. A GPU whose
 // walk fails is degraded (gpus[i].Degraded); every link of a degraded GPU
-// is unknown, without NVLink.
-func (l *lib) readLinks(gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
+// is unknown, without NVLink. Warnings go to logger.
+func (l *lib) readLinks(logger klog.Logger, gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
 	n := len(gpus)
 	links := make([][]Link, n)
 	for i := range links {
@@ -82,7 +83,7 @@ func (l *lib) readLinks(gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
 				links[i][j], links[j][i] = Link{}, Link{}
 				continue
 			}
-			lanes, sw := l.pairLanes(gpus, ends, i, j)
+			lanes, sw := pairLanes(logger, gpus, ends, i, j)
 			links[i][j].NVLinks, links[i][j].NVSwitch = lanes, sw
 			links[j][i].NVLinks, links[j][i].NVSwitch = lanes, sw
 		}
@@ -101,11 +102,11 @@ func (l *lib) readLinks(gpus []GPU, devs []gonvml.Device) ([][]Link, error) {
 // count is taken, with a warning: a lane carries traffic only when both ends
 // have it up, and refusing the pair would fail discovery, and so every GPU of
 // the node, over one lane.
-func (l *lib) pairLanes(gpus []GPU, ends []nvlinkEnds, i, j int) (int, bool) {
+func pairLanes(logger klog.Logger, gpus []GPU, ends []nvlinkEnds, i, j int) (int, bool) {
 	ij, ji := ends[i].peers[j], ends[j].peers[i]
 	direct := min(ij, ji)
 	if ij != ji {
-		l.logger.Info("Warning: two GPUs disagree on their NVLink lanes; counting only the lanes both ends report up",
+		logger.Info("Warning: two GPUs disagree on their NVLink lanes; counting only the lanes both ends report up",
 			"gpu", gpuName(i, gpus[i].UUID), "peer", gpuName(j, gpus[j].UUID),
 			"lanes", ij, "peerLanes", ji, "using", direct)
 	}

@@ -108,3 +108,105 @@ func TestDiscoverNUMAAffinity(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckGPUAtReadsWhatDegradedTheGPU: CheckGPUAt reads a GPU as
+// Discover does, so it fails while a fault that made discovery degrade the
+// GPU lasts, wherever discovery met it: its identity, its MIG devices, or
+// its NVLink walk and PCIe ancestors. Before, it read the identity only and
+// passed at once for a GPU degraded by its links or MIG devices: every
+// recovery probe then asked for a rediscovery that degraded the GPU again,
+// a rebuild of the plugin every probe interval for as long as the fault
+// lasted. Once the fault is gone it passes.
+func TestCheckGPUAtReadsWhatDegradedTheGPU(t *testing.T) {
+	tests := []struct {
+		name    string
+		machine string
+		mig     map[int][]string
+		gpu     int
+		break_  func(m *fake.Machine) (heal func())
+	}{
+		{
+			name: "NVLink state error", machine: fake.DGX1V100, gpu: 7,
+			break_: func(m *fake.Machine) func() {
+				d := m.Device(7)
+				orig := d.GetNvLinkStateFunc
+				d.GetNvLinkStateFunc = func(int) (gonvml.EnableState, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }
+				return func() { d.GetNvLinkStateFunc = orig }
+			},
+		},
+		{
+			name: "NVLink version garbage", machine: fake.DGXH100, gpu: 5,
+			break_: func(m *fake.Machine) func() {
+				d := m.Device(5)
+				orig := d.GetNvLinkVersionFunc
+				d.GetNvLinkVersionFunc = func(int) (uint32, gonvml.Return) { return 99, gonvml.SUCCESS }
+				return func() { d.GetNvLinkVersionFunc = orig }
+			},
+		},
+		{
+			name: "remote device type error", machine: fake.DGXA100, gpu: 1,
+			break_: func(m *fake.Machine) func() {
+				d := m.Device(1)
+				orig := d.GetNvLinkRemoteDeviceTypeFunc
+				d.GetNvLinkRemoteDeviceTypeFunc = func(int) (gonvml.IntNvLinkDeviceType, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }
+				return func() { d.GetNvLinkRemoteDeviceTypeFunc = orig }
+			},
+		},
+		{
+			// GPU 3's question about GPU 4 (the first pair it is asked
+			// about past its lower peers) fails.
+			name: "PCIe ancestor error", machine: fake.DGX1V100, gpu: 3,
+			break_: func(m *fake.Machine) func() {
+				d := m.Device(3)
+				orig := d.GetTopologyCommonAncestorFunc
+				d.GetTopologyCommonAncestorFunc = func(gonvml.Device) (gonvml.GpuTopologyLevel, gonvml.Return) { return 0, gonvml.ERROR_UNKNOWN }
+				return func() { d.GetTopologyCommonAncestorFunc = orig }
+			},
+		},
+		{
+			name: "MIG device handle error", machine: fake.DGXA100, mig: map[int][]string{2: {"1g.5gb"}}, gpu: 2,
+			break_: func(m *fake.Machine) func() {
+				d := m.Device(2)
+				orig := d.GetMigDeviceHandleByIndexFunc
+				d.GetMigDeviceHandleByIndexFunc = func(int) (gonvml.Device, gonvml.Return) { return nil, gonvml.ERROR_UNKNOWN }
+				return func() { d.GetMigDeviceHandleByIndexFunc = orig }
+			},
+		},
+		{
+			// The MIG device's instance is not found while it is listed
+			// (destroyed between the two calls, or a driver that keeps
+			// answering so).
+			name: "MIG instance missing", machine: fake.DGXA100, mig: map[int][]string{0: {"3g.20gb", "1g.5gb"}}, gpu: 0,
+			break_: func(m *fake.Machine) func() {
+				d := m.Device(0)
+				orig := d.GetGpuInstanceByIdFunc
+				d.GetGpuInstanceByIdFunc = func(int) (gonvml.GpuInstance, gonvml.Return) { return nil, gonvml.ERROR_NOT_FOUND }
+				return func() { d.GetGpuInstanceByIdFunc = orig }
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(tc.machine, fake.WithMIG(tc.mig))
+			require.NoError(t, err)
+			heal := tc.break_(m)
+			lib := nvml.New(m.Interface())
+			require.NoError(t, lib.Init())
+			t.Cleanup(func() { require.NoError(t, lib.Shutdown()) })
+			inv, err := lib.Discover()
+			require.NoError(t, err)
+			require.Error(t, inv.GPUs[tc.gpu].Degraded, "GPU %d", tc.gpu)
+			// The fault lasts: the GPU would be degraded again.
+			require.Error(t, lib.CheckGPUAt(tc.gpu))
+			again, err := lib.Discover()
+			require.NoError(t, err)
+			require.Error(t, again.GPUs[tc.gpu].Degraded)
+			// Gone: the GPU reads in full, and so does discovery.
+			heal()
+			require.NoError(t, lib.CheckGPUAt(tc.gpu))
+			healed, err := lib.Discover()
+			require.NoError(t, err)
+			require.NoError(t, healed.GPUs[tc.gpu].Degraded)
+		})
+	}
+}

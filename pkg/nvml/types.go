@@ -188,9 +188,10 @@ type Lib interface {
 	// it is gone, ErrResetRequired or ErrNeedsService (wrapped, with the
 	// reasons) when it answers but must be reset or serviced first.
 	CheckGPU(uuid string) error
-	// CheckGPUAt reads the GPU with that index as Discover does: nil when a
-	// GPU that Discover degraded would now be read in full, with CheckGPU's
-	// reset and service checks.
+	// CheckGPUAt reads the GPU with that index as Discover does (its
+	// identity, MIG devices and links, by discovering the node again): nil
+	// when a GPU that Discover degraded would now be read in full, with
+	// CheckGPU's reset and service checks.
 	CheckGPUAt(index int) error
 	// CheckMIG compares the MIG mode and MIG devices of inv's GPUs with the
 	// driver's now: nil when unchanged, an error wrapping ErrMIGChanged
