@@ -12,6 +12,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2/ktesting"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
@@ -150,6 +152,70 @@ func TestReviewPodGoneWhileBindReadsItBack(t *testing.T) {
 			_, got, st, _ := h.schedule(gpuPod("q", "nvidia.com/gpu", 1))
 			require.Nil(t, st)
 			require.Len(t, got, 1)
+		})
+	}
+}
+
+// A node changes between Filter and Score of one cycle: the plugin's
+// informer handlers update the cache while kube-scheduler's cycle runs on
+// its snapshot, and Score looks the node up in the cache again. Nodes "a"
+// (DGX-1, empty) and "b" (DGX-1, GPUs 0-3 in use); a 1-GPU pod passes
+// Filter on both; then "a" fills up (an in-use report or a foreign pod
+// bound: 8 of 8 used) or its annotation turns unreadable. Old: Score
+// returned an Error for "a", and kube-scheduler fails the pod's whole
+// cycle on a Score error (backoff, a FailedScheduling event naming the
+// plugin's error) although "b" fits. Now "a" is ranked last (0) and the
+// pod is reserved on "b", one of its free GPUs 4-7.
+func TestReviewNodeChangedBetweenFilterAndScore(t *testing.T) {
+	a, b := fixture.DGX1V100("a"), fixture.DGX1V100("b")
+	all := ids(a, 0, 1, 2, 3, 4, 5, 6, 7)
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, h *harness)
+	}{
+		{name: "in-use report lists all of a", change: func(t *testing.T, h *harness) {
+			logger, _ := ktesting.NewTestContext(t)
+			h.pl.onNode(logger, gpuNode(t, "a", a, all...))
+		}},
+		{name: "foreign pod bound to a asks all 8", change: func(t *testing.T, h *harness) {
+			f := gpuPod("foreign", "nvidia.com/gpu", 8)
+			f.Spec.NodeName = "a"
+			require.NoError(t, h.pl.cache.AddPod(f))
+		}},
+		{name: "a's topology turns unreadable", change: func(t *testing.T, h *harness) {
+			logger, _ := ktesting.NewTestContext(t)
+			n := gpuNode(t, "a", a)
+			n.Annotations[protocol.TopologyAnnotation] = `{"version":"v1"`
+			h.pl.onNode(logger, n)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil, []*v1.Node{gpuNode(t, "a", a), gpuNode(t, "b", b, ids(b, 0, 1, 2, 3)...)})
+			pod := gpuPod("p", "nvidia.com/gpu", 1)
+			state := framework.NewCycleState()
+			_, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod)
+			require.True(t, st.IsSuccess(), st.Message())
+			var feasible []fwk.NodeInfo
+			for _, name := range []string{"a", "b"} {
+				ni, err := h.fh.SnapshotSharedLister().NodeInfos().Get(name)
+				require.NoError(t, err)
+				require.True(t, h.fh.RunFilterPlugins(h.ctx, state, pod, ni).IsSuccess(), "the pod fits %s", name)
+				feasible = append(feasible, ni)
+			}
+			tc.change(t, h)
+			require.True(t, h.fh.RunPreScorePlugins(h.ctx, state, pod, feasible).IsSuccess())
+			scores, st := h.fh.RunScorePlugins(h.ctx, state, pod, feasible)
+			require.True(t, st.IsSuccess(), "a node that changed since Filter fails the cycle: %s", st.Message())
+			got := map[string]int64{}
+			for _, s := range scores {
+				got[s.Name] = s.TotalScore
+			}
+			require.Zero(t, got["a"], "a no longer fits: ranked last")
+			require.Greater(t, got["b"], got["a"])
+			require.True(t, h.fh.RunReservePluginsReserve(h.ctx, state, pod, "b").IsSuccess())
+			_, held, _ := h.pl.cache.PodDevices(pod.UID)
+			require.Len(t, held, 1)
+			require.Contains(t, ids(b, 4, 5, 6, 7), held[0])
 		})
 	}
 }

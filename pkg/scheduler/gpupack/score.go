@@ -2,10 +2,12 @@ package gpupack
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
@@ -38,7 +40,13 @@ var (
 // what its devices take from the cluster's supply (rawOf): the gain in
 // steps of score.DefaultResolution GPUs. NormalizeScore maps the feasible
 // nodes' figures to 0..100.
-func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeInfo fwk.NodeInfo) (int64, *fwk.Status) {
+//
+// A node the pod no longer fits when Score looks it up (its usage or
+// annotations changed since Filter admitted it: the cache follows the
+// informers, not the cycle's snapshot) is ranked last, not an error, which
+// would fail the pod's whole cycle although other nodes fit; Reserve
+// decides on the cache as it is then.
+func (pl *GPUPack) Score(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, nodeInfo fwk.NodeInfo) (int64, *fwk.Status) {
 	nodeInfo = cycleNodeInfo(cs, nodeInfo)
 	s, err := readState(cs)
 	if err != nil {
@@ -62,13 +70,19 @@ func (pl *GPUPack) Score(_ context.Context, cs fwk.CycleState, _ *v1.Pod, nodeIn
 	// when the node changed since or Filter did not run for it.
 	p, view, err := pl.planView(nodeInfo, s)
 	if err != nil {
-		return 0, fwk.AsStatus(err)
+		klog.FromContext(ctx).V(4).Info("Node changed since Filter and no longer fits the pod; ranked last", "pod", klog.KObj(pod), "node", klog.KObj(nodeInfo.Node()), "err", err)
+		return rawLast, nil
 	}
 	if s.quality && s.requestID == 0 {
 		s.setPlan(name, p) // NormalizeScore needs its ring and ideal
 	}
 	return pl.rawOf(s, p, view, nil), nil
 }
+
+// rawLast is the raw figure of a node the pod no longer fits (Score):
+// score.Rank.Raw's floor, which NormalizeScore maps to 0 beside any node
+// that fits.
+const rawLast = math.MinInt32
 
 // rawOf is the node's raw figure for plan p: pkg/score's Rank.Raw of its
 // fragmentation change plus score.Pricing.Cost of the devices it takes
