@@ -233,14 +233,26 @@ func (l *lib) remoteEnd(name string, dev gonvml.Device, link int, byBus map[stri
 		return peer, false, nil
 	case remoteType == gonvml.NVLINK_DEVICE_TYPE_UNKNOWN:
 		// Drivers without the remote-type call: a remote end that is no GPU of
-		// this node is an NVSwitch (DGX-2 era).
-		return -1, true, nil
+		// this node is an NVSwitch (DGX-2 era), unless its PCI identity names
+		// another vendor's device (a POWER9 CPU's NPU, IBM's).
+		return -1, !otherVendor(pci), nil
 	default:
 		// A GPU NVML does not list (fallen off the bus, or hidden from this
 		// container): the link leads nowhere usable. Only that GPU is out;
 		// the rest of the node must still be discovered.
 		return -1, false, nil
 	}
+}
+
+// nvidiaVendorID is NVIDIA's PCI vendor ID.
+const nvidiaVendorID = 0x10de
+
+// otherVendor reports whether a PciInfo names a device of a vendor other
+// than NVIDIA (PciDeviceId: the device ID in the upper 16 bits, the vendor
+// ID in the lower); an identity left 0 names none.
+func otherVendor(pci gonvml.PciInfo) bool {
+	vendor := pci.PciDeviceId & 0xffff
+	return vendor != 0 && vendor != nvidiaVendorID
 }
 
 // nvlinkVersion reads a link's version (nvmlNvlinkVersion_t) as the NVLink

@@ -210,3 +210,71 @@ func TestCheckGPUAtReadsWhatDegradedTheGPU(t *testing.T) {
 		})
 	}
 }
+
+// TestDiscoverCPUEndsWithoutRemoteType: on an IBM AC922 each V100 has 3
+// NVLink lanes to its peer and 3 to its POWER9 CPU (an NPU, vendor IBM).
+// A driver that cannot say what a link's remote end is (no
+// nvmlDeviceGetNvLinkRemoteDeviceType, or NOT_SUPPORTED for the link)
+// leaves the PCI identity of the remote end: a non-NVIDIA device is no
+// NVSwitch. Before, every end that was no GPU of the node counted as an
+// NVSwitch lane, so each GPU had "3 lanes into a fabric" and the pairs
+// across sockets were published NS3 (min(3, 3)) instead of SYS.
+func TestDiscoverCPUEndsWithoutRemoteType(t *testing.T) {
+	const want = `
+X   NV3 SYS SYS
+NV3 X   SYS SYS
+SYS SYS X   NV3
+SYS SYS NV3 X`
+	tests := []struct {
+		name   string
+		break_ func(m *fake.Machine)
+	}{
+		{name: "remote type known"},
+		{
+			name: "driver without the remote-type call",
+			break_: func(m *fake.Machine) {
+				m.Server().LookupSymbolFunc = func(sym string) error {
+					if sym == "nvmlDeviceGetNvLinkRemoteDeviceType" {
+						return gonvml.ERROR_FUNCTION_NOT_FOUND
+					}
+					return nil
+				}
+			},
+		},
+		{
+			name: "remote type not supported per link",
+			break_: func(m *fake.Machine) {
+				for i := range m.NumGPUs() {
+					m.Device(i).GetNvLinkRemoteDeviceTypeFunc = func(int) (gonvml.IntNvLinkDeviceType, gonvml.Return) {
+						return gonvml.NVLINK_DEVICE_TYPE_UNKNOWN, gonvml.ERROR_NOT_SUPPORTED
+					}
+				}
+			},
+		},
+		{
+			name: "remote type answered unknown",
+			break_: func(m *fake.Machine) {
+				for i := range m.NumGPUs() {
+					m.Device(i).GetNvLinkRemoteDeviceTypeFunc = func(int) (gonvml.IntNvLinkDeviceType, gonvml.Return) {
+						return gonvml.NVLINK_DEVICE_TYPE_UNKNOWN, gonvml.SUCCESS
+					}
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.AC9224GPU)
+			require.NoError(t, err)
+			if tc.break_ != nil {
+				tc.break_(m)
+			}
+			_, _, inv := discoverMachine(t, m)
+			requireMatrix(t, inv, want)
+			for i, g := range inv.GPUs {
+				require.NoError(t, g.Degraded, "GPU %d", i)
+				require.Equal(t, 2, g.NVLinkVersion, "GPU %d", i)
+			}
+		})
+	}
+}

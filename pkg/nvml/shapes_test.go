@@ -118,6 +118,15 @@ NV6 X   NV6 NV6
 NV6 NV6 X   NV6
 NV6 NV6 NV6 X`,
 		},
+		{
+			// 3 lanes to the peer, 3 to the CPU (not a GPU-GPU link).
+			machine: fake.AC9224GPU, models: repeat("Tesla V100-SXM2-16GB", 4), nvlink: 2,
+			topo: `
+X   NV3 SYS SYS
+NV3 X   SYS SYS
+SYS SYS X   NV3
+SYS SYS NV3 X`,
+		},
 	}
 	require.Len(t, tests, len(fake.ShapeNames()), "every shape needs a written expectation")
 	for _, tc := range tests {

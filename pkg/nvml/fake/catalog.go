@@ -97,6 +97,9 @@ type spec struct {
 	// product is the machine's DMI product name
 	// (/sys/class/dmi/id/product_name), as the vendor's firmware writes it.
 	product string
+	// cpuLanes is the number of NVLink lanes from every GPU to its CPU
+	// (IBM POWER9's NPU), listed after its direct lanes.
+	cpuLanes int
 	// gpuNUMA are the GPUs' own NUMA nodes (their memory), by index, on
 	// platforms where GPUs are NUMA nodes (Grace: GH200, GB200), which
 	// nvmlDeviceGetNumaNodeId reports; nil elsewhere (x86), where it

@@ -9,9 +9,10 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 )
 
-// linkEnd is the remote end of one NVLink lane: a peer GPU, or a switch.
+// linkEnd is the remote end of one NVLink lane: a peer GPU, a switch, or
+// the GPU's CPU (cpuEnd).
 type linkEnd struct {
-	peer int // GPU index, -1 for a switch
+	peer int // GPU index, -1 for a switch, cpuEnd for the CPU
 	sw   int
 }
 
@@ -33,6 +34,9 @@ func (s *spec) links(i int) []linkEnd {
 		for range s.direct[[2]int{min(i, p), max(i, p)}] {
 			out = append(out, linkEnd{peer: p})
 		}
+	}
+	for range s.cpuLanes {
+		out = append(out, linkEnd{peer: cpuEnd})
 	}
 	if s.fabric != nil {
 		perBoard := len(s.slots) / max(s.fabric.boards, 1)
@@ -92,6 +96,8 @@ func (m *Machine) installLinks(i int, d *server.Device) {
 		switch {
 		case ret != gonvml.SUCCESS:
 			return gonvml.NVLINK_DEVICE_TYPE_UNKNOWN, ret
+		case end.peer == cpuEnd:
+			return gonvml.NVLINK_DEVICE_TYPE_IBMNPU, gonvml.SUCCESS
 		case end.peer < 0:
 			return gonvml.NVLINK_DEVICE_TYPE_SWITCH, gonvml.SUCCESS
 		default:
@@ -103,6 +109,8 @@ func (m *Machine) installLinks(i int, d *server.Device) {
 		switch {
 		case ret != gonvml.SUCCESS:
 			return gonvml.PciInfo{}, ret
+		case end.peer == cpuEnd:
+			return PciInfo(m.spec.npuBus(i), ibmNPUDeviceID), gonvml.SUCCESS
 		case end.peer < 0:
 			return PciInfo(m.spec.switchBus(end.sw), 0x1af110de), gonvml.SUCCESS
 		default:

@@ -19,6 +19,7 @@ const (
 	PCIe4GPU2Switch = "pcie-4gpu-2numa-2switch"
 	MixedA100T4     = "mixed-a100-t4"
 	GH2004GPU       = "gh200-4gpu"
+	AC9224GPU       = "ibm-ac922-4gpu"
 )
 
 var shapes = map[string]func() *spec{
@@ -29,6 +30,7 @@ var shapes = map[string]func() *spec{
 	PCIe4GPU2Switch: pcie4GPU2Switch,
 	MixedA100T4:     mixedA100T4,
 	GH2004GPU:       gh2004GPU,
+	AC9224GPU:       ac9224GPU,
 }
 
 // ShapeNames lists the extra shapes New builds, sorted.
