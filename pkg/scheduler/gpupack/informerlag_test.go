@@ -114,15 +114,9 @@ func TestBindFailedAfterApplyBeforeTheInformer(t *testing.T) {
 					return false, nil, nil
 				}
 				if tc.applied {
-					b := a.(k8stesting.CreateAction).GetObject().(*v1.Binding)
-					obj, err := h.cs.Tracker().Get(pr, b.Namespace, b.Name)
+					pod, err := boundByBinding(h, a)
 					require.NoError(t, err)
-					pod := obj.(*v1.Pod).DeepCopy()
-					pod.Spec.NodeName = b.Target.Name
-					for k, v := range b.Annotations {
-						pod.Annotations[k] = v
-					}
-					require.NoError(t, h.cs.Tracker().Update(pr, pod, b.Namespace, metav1.UpdateOptions{}))
+					require.NoError(t, h.cs.Tracker().Update(pr, pod, pod.Namespace, metav1.UpdateOptions{}))
 				}
 				return true, nil, errors.New("http2: client connection lost")
 			})

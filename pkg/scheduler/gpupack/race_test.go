@@ -48,17 +48,11 @@ func TestCyclesDuringNodeChurn(t *testing.T) {
 		if a.GetSubresource() != "binding" {
 			return false, nil, nil
 		}
-		b := a.(k8stesting.CreateAction).GetObject().(*v1.Binding)
-		obj, err := h.cs.Tracker().Get(pr, b.Namespace, b.Name)
+		pod, err := boundByBinding(h, a)
 		if err != nil {
 			return true, nil, err
 		}
-		pod := obj.(*v1.Pod).DeepCopy()
-		pod.Spec.NodeName = b.Target.Name
-		for k, v := range b.Annotations {
-			pod.Annotations[k] = v
-		}
-		return true, nil, h.cs.Tracker().Update(pr, pod, b.Namespace, metav1.UpdateOptions{})
+		return true, nil, h.cs.Tracker().Update(pr, pod, pod.Namespace, metav1.UpdateOptions{})
 	})
 
 	stop := make(chan struct{})

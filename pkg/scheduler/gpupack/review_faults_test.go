@@ -118,15 +118,9 @@ func TestReviewPodGoneWhileBindReadsItBack(t *testing.T) {
 				if a.GetSubresource() != "binding" {
 					return false, nil, nil
 				}
-				b := a.(k8stesting.CreateAction).GetObject().(*v1.Binding)
-				obj, err := h.cs.Tracker().Get(pods, b.Namespace, b.Name)
+				pod, err := boundByBinding(h, a)
 				require.NoError(t, err)
-				pod := obj.(*v1.Pod).DeepCopy()
-				pod.Spec.NodeName = b.Target.Name
-				for k, v := range b.Annotations {
-					pod.Annotations[k] = v
-				}
-				require.NoError(t, h.cs.Tracker().Update(pods, pod, b.Namespace, metav1.UpdateOptions{}))
+				require.NoError(t, h.cs.Tracker().Update(pods, pod, pod.Namespace, metav1.UpdateOptions{}))
 				return true, nil, errors.New("http2: client connection lost")
 			})
 			h.cs.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -218,4 +212,21 @@ func TestReviewNodeChangedBetweenFilterAndScore(t *testing.T) {
 			require.Contains(t, ids(b, 4, 5, 6, 7), held[0])
 		})
 	}
+}
+
+// boundByBinding is the pod of binding action a as the apiserver applies
+// the Binding: the tracker's pod bound to its node, with its annotations
+// merged (not stored).
+func boundByBinding(h *harness, a k8stesting.Action) (*v1.Pod, error) {
+	b := a.(k8stesting.CreateAction).GetObject().(*v1.Binding)
+	obj, err := h.cs.Tracker().Get(v1.SchemeGroupVersion.WithResource("pods"), b.Namespace, b.Name)
+	if err != nil {
+		return nil, err
+	}
+	pod := obj.(*v1.Pod).DeepCopy()
+	pod.Spec.NodeName = b.Target.Name
+	for k, v := range b.Annotations {
+		pod.Annotations[k] = v
+	}
+	return pod, nil
 }

@@ -96,21 +96,15 @@ func TestBindErrorAfterTheApiserverApplied(t *testing.T) {
 				if a.GetSubresource() != "binding" {
 					return false, nil, nil
 				}
-				b := a.(k8stesting.CreateAction).GetObject().(*v1.Binding)
-				obj, err := h.cs.Tracker().Get(v1.SchemeGroupVersion.WithResource("pods"), b.Namespace, b.Name)
+				pod, err := boundByBinding(h, a)
 				require.NoError(t, err)
-				pod := obj.(*v1.Pod).DeepCopy()
-				pod.Spec.NodeName = b.Target.Name
-				for k, v := range b.Annotations {
-					pod.Annotations[k] = v
-				}
 				if !informerFirst {
 					go func() {
 						<-release
-						_ = h.cs.Tracker().Update(v1.SchemeGroupVersion.WithResource("pods"), pod, b.Namespace, metav1.UpdateOptions{})
+						_ = h.cs.Tracker().Update(v1.SchemeGroupVersion.WithResource("pods"), pod, pod.Namespace, metav1.UpdateOptions{})
 					}()
 				} else {
-					require.NoError(t, h.cs.Tracker().Update(v1.SchemeGroupVersion.WithResource("pods"), pod, b.Namespace, metav1.UpdateOptions{}))
+					require.NoError(t, h.cs.Tracker().Update(v1.SchemeGroupVersion.WithResource("pods"), pod, pod.Namespace, metav1.UpdateOptions{}))
 				}
 				return true, nil, errors.New("http2: client connection lost")
 			})
