@@ -93,6 +93,10 @@ type Health struct {
 	// down are GPUs whose devices a daemon serving them (MPS) cannot serve
 	// now, with why (healthdaemon.go): unhealthy whatever NVML says.
 	down map[int]error
+	// gone are the MIG devices discovered that the driver no longer has (a
+	// MIG layout change, MarkGone): unhealthy until this tracker is
+	// replaced, and no fault (not in UnhealthyUUIDs).
+	gone map[string]bool
 	// rediscover is closed when a GPU that discovery degraded reads in full
 	// again: what the node serves must be discovered again.
 	rediscover     chan struct{}
@@ -120,7 +124,7 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 		opts.Checks = 1
 	}
 	h := &Health{lib: lib, opts: opts, gpus: map[int]*gpuState{}, byUUID: map[string]int{},
-		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{}), down: map[int]error{},
+		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{}), down: map[int]error{}, gone: map[string]bool{},
 		rediscover: make(chan struct{})}
 	for _, g := range inv.GPUs {
 		st := &gpuState{uuid: g.UUID, healthy: true}
@@ -212,7 +216,30 @@ func (h *Health) Snapshot() View {
 	for u := range h.migSick {
 		v.migSick[u] = true
 	}
+	for u := range h.gone {
+		v.migSick[u] = true
+	}
 	return v
+}
+
+// MarkGone makes MIG devices the driver no longer has (a MIG layout change
+// under the running plugin) unhealthy, so that the kubelet gives them to
+// no pod until this tracker is replaced by one of a new discovery. It is
+// no fault: a replacing tracker does not start with it.
+func (h *Health) MarkGone(ctx context.Context, migUUIDs []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	changed := false
+	for _, uuid := range migUUIDs {
+		if !h.gone[uuid] {
+			h.gone[uuid] = true
+			changed = true
+		}
+	}
+	if changed {
+		klog.FromContext(ctx).Info("MIG devices gone from the driver marked unhealthy until the node is discovered again", "mig", migUUIDs)
+		h.notifyLocked()
+	}
 }
 
 // Changed returns a channel that is closed at the next health change. Take

@@ -776,7 +776,8 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 // checkMIG reads the MIG layout again under migStrategy single or mixed,
 // where MIG devices are served: an error wrapping ErrMIGChanged when a GPU's
 // MIG mode or MIG devices changed (devices that are gone must not stay
-// advertised). An NVML error is logged and changes nothing: health deals
+// advertised: they are marked gone, unhealthy, should this Manager be
+// served again after a failed rediscovery). An NVML error is logged and changes nothing: health deals
 // with a failing GPU.
 func (m *Manager) checkMIG(ctx context.Context) error {
 	if *m.opts.Config.Flags.MigStrategy == configv1.MIGStrategyNone || !m.MIGCapable() {
@@ -785,6 +786,12 @@ func (m *Manager) checkMIG(ctx context.Context) error {
 	err := m.opts.Lib.CheckMIG(m.inv)
 	if errors.Is(err, nvml.ErrMIGChanged) {
 		klog.FromContext(ctx).Info("The node's MIG devices changed; discovering the node again", "change", err.Error())
+		// Should the rediscovery fail, this Manager is served again until
+		// it is retried: the devices gone must not be given meanwhile.
+		var change *nvml.MIGChange
+		if errors.As(err, &change) {
+			m.health.MarkGone(ctx, change.Gone)
+		}
 		return fmt.Errorf("%w: %w", ErrMIGChanged, err)
 	}
 	if err != nil {

@@ -3,10 +3,15 @@ package deviceplugin_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/require"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+	testingclock "k8s.io/utils/clock/testing"
 
+	configv1 "github.com/gpupack/gpupack/pkg/config/v1"
+	"github.com/gpupack/gpupack/pkg/deviceplugin"
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
@@ -44,4 +49,66 @@ func TestDegradedByLinksNoRebuildLoop(t *testing.T) {
 	default:
 		t.Fatal("GPU 7 reads in full again, but no rediscovery is asked for")
 	}
+}
+
+// TestGoneMIGDevicesUnhealthyWhileTheRebuildFails: GPU 0's MIG devices are
+// destroyed under the running plugin (MIG mode stays on, no instance
+// created yet: nvidia-smi mig -dci -dgi, or a mig-manager between its
+// steps). Run asks for a rediscovery, which fails (a GPU in MIG mode with
+// no MIG device refuses the node) and the command serves the running
+// Manager again until its retry (2 s, doubling up to 5 min). Before, that
+// Manager advertised the destroyed MIG devices healthy all along, and the
+// kubelet gave pods MIG UUIDs that no longer existed. GPU 1's MIG device,
+// unchanged, stays healthy; the mark is no fault: a later Manager does not
+// start with it.
+func TestGoneMIGDevicesUnhealthyWhileTheRebuildFails(t *testing.T) {
+	m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{0: {"3g.20gb", "3g.20gb"}, 1: {"3g.20gb"}}))
+	require.NoError(t, err)
+	cfg, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}"))
+	require.NoError(t, err)
+	clk := testingclock.NewFakeClock(time.Now())
+	opts := deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: socketDir(t), Clock: clk}
+	mgr, err := deviceplugin.New(opts)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func() chan error {
+		done := make(chan error, 1)
+		go func() { done <- mgr.Run(ctx) }()
+		return done
+	}
+	done := run()
+	require.NoError(t, m.ReconfigureMIG(0, nil))
+	var runErr error
+	require.Eventually(t, func() bool {
+		clk.Step(deviceplugin.DefaultResyncPeriod)
+		select {
+		case runErr = <-done:
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, runErr, deviceplugin.ErrRediscover)
+	_, err = deviceplugin.New(opts)
+	require.ErrorContains(t, err, "has MIG mode enabled and no MIG devices")
+	// The command serves the running Manager again.
+	done = run()
+	healthy := func() map[string]int {
+		out := map[string]int{}
+		for _, p := range mgr.Plugins() {
+			for _, d := range p.Devices() {
+				if d.Health == pluginapi.Healthy {
+					out[p.Name()]++
+				}
+			}
+		}
+		return out
+	}
+	// GPUs 2-7 whole (6); of mig-3g.20gb, GPU 0's two are gone and GPU
+	// 1's one is left (3 - 2 = 1).
+	require.Equal(t, map[string]int{"nvidia.com/gpu": 6, "nvidia.com/mig-3g.20gb": 1}, healthy())
+	require.Empty(t, mgr.Health().UnhealthyUUIDs(), "a gone device is no fault to carry")
+	cancel()
+	require.NoError(t, <-done)
 }

@@ -61,6 +61,24 @@ func eachMIG(name string, parent gonvml.Device, f func(k int, mig gonvml.Device)
 // devices are no longer those discovery read.
 var ErrMIGChanged = errors.New("MIG devices changed since discovery")
 
+// MIGChange is CheckMIG's error for the GPU whose MIG mode or MIG devices
+// changed; it wraps ErrMIGChanged. Gone are the UUIDs of the GPU's MIG
+// devices as discovered that it no longer has: every one of them when its
+// MIG mode changed.
+type MIGChange struct {
+	GPU  int
+	Gone []string
+	msg  string
+}
+
+func (e *MIGChange) Error() string { return e.msg }
+func (e *MIGChange) Unwrap() error { return ErrMIGChanged }
+
+// migChange is the MIGChange of GPU g, described by what (with the GPU's name first).
+func migChange(g *GPU, gone []string, what string) *MIGChange {
+	return &MIGChange{GPU: g.Index, Gone: gone, msg: fmt.Sprintf("GPU %s: %s: %v", gpuName(g.Index, g.UUID), what, ErrMIGChanged)}
+}
+
 // CheckMIG compares the MIG mode and the MIG device UUIDs of inv's
 // MIG-capable GPUs (those read in full) with the driver's now. It returns
 // nil when every GPU is as discovered, an error wrapping ErrMIGChanged that
@@ -104,12 +122,12 @@ func (l *lib) checkMIGOf(g *GPU, discovered []MIGDevice) error {
 		return callError(name, "GetMigMode", ret)
 	}
 	if enabled := current == gonvml.DEVICE_MIG_ENABLE; enabled != g.MIGEnabled {
-		return fmt.Errorf("GPU %s: MIG mode is now %s: %w", name, map[bool]string{true: "enabled", false: "disabled"}[enabled], ErrMIGChanged)
+		return migChange(g, migUUIDsOf(g.Index, discovered), "MIG mode is now "+map[bool]string{true: "enabled", false: "disabled"}[enabled])
 	}
 	if !g.MIGEnabled {
 		return nil
 	}
-	var now, was []string
+	var now []string
 	err := eachMIG(name, dev, func(k int, mig gonvml.Device) error {
 		id, ret := mig.GetUUID()
 		if ret != gonvml.SUCCESS {
@@ -121,19 +139,26 @@ func (l *lib) checkMIGOf(g *GPU, discovered []MIGDevice) error {
 	if err != nil {
 		return err
 	}
-	for i := range discovered {
-		if discovered[i].ParentIndex == g.Index {
-			was = append(was, discovered[i].UUID)
-		}
-	}
+	was := migUUIDsOf(g.Index, discovered)
 	gone := slices.DeleteFunc(slices.Clone(was), func(id string) bool { return slices.Contains(now, id) })
 	added := slices.DeleteFunc(slices.Clone(now), func(id string) bool { return slices.Contains(was, id) })
 	if len(gone) > 0 || len(added) > 0 {
 		slices.Sort(gone)
 		slices.Sort(added)
-		return fmt.Errorf("GPU %s: MIG devices gone %v, new %v: %w", name, gone, added, ErrMIGChanged)
+		return migChange(g, gone, fmt.Sprintf("MIG devices gone %v, new %v", gone, added))
 	}
 	return nil
+}
+
+// migUUIDsOf are the UUIDs of GPU gpu's MIG devices among migs.
+func migUUIDsOf(gpu int, migs []MIGDevice) []string {
+	var out []string
+	for i := range migs {
+		if migs[i].ParentIndex == gpu {
+			out = append(out, migs[i].UUID)
+		}
+	}
+	return out
 }
 
 // readMIGDevice reads one MIG device: identity, instance ids, placement and
