@@ -53,16 +53,7 @@ func TestMIGLayoutChangedUnderRunningPlugin(t *testing.T) {
 			require.Eventually(t, func() bool { return len(ourSockets(t, dir)) == 3 }, 10*time.Second, time.Millisecond)
 
 			require.NoError(t, m.ReconfigureMIG(0, tc.profiles))
-			var runErr error
-			require.Eventually(t, func() bool {
-				clk.Step(deviceplugin.DefaultResyncPeriod)
-				select {
-				case runErr = <-done:
-					return true
-				default:
-					return false
-				}
-			}, 10*time.Second, 10*time.Millisecond, "Run went on serving MIG devices that are gone")
+			runErr := resyncUntilRunEnds(t, clk, done, "Run went on serving MIG devices that are gone")
 			require.ErrorIs(t, runErr, deviceplugin.ErrRediscover)
 			require.ErrorContains(t, runErr, "GPU 0 (GPU-")
 			require.Empty(t, ourSockets(t, dir), "the old plugins stopped")

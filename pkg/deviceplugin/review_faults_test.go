@@ -79,17 +79,7 @@ func TestGoneMIGDevicesUnhealthyWhileTheRebuildFails(t *testing.T) {
 	}
 	done := run()
 	require.NoError(t, m.ReconfigureMIG(0, nil))
-	var runErr error
-	require.Eventually(t, func() bool {
-		clk.Step(deviceplugin.DefaultResyncPeriod)
-		select {
-		case runErr = <-done:
-			return true
-		default:
-			return false
-		}
-	}, 10*time.Second, 10*time.Millisecond)
-	require.ErrorIs(t, runErr, deviceplugin.ErrRediscover)
+	require.ErrorIs(t, resyncUntilRunEnds(t, clk, done, "Run went on serving MIG devices that are gone"), deviceplugin.ErrRediscover)
 	_, err = deviceplugin.New(opts)
 	require.ErrorContains(t, err, "has MIG mode enabled and no MIG devices")
 	// The command serves the running Manager again.
@@ -111,4 +101,21 @@ func TestGoneMIGDevicesUnhealthyWhileTheRebuildFails(t *testing.T) {
 	require.Empty(t, mgr.Health().UnhealthyUUIDs(), "a gone device is no fault to carry")
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// resyncUntilRunEnds steps clk a resync period at a time until the Run
+// feeding done ends (msg says why it must), and returns Run's error.
+func resyncUntilRunEnds(t *testing.T, clk *testingclock.FakeClock, done <-chan error, msg string) error {
+	t.Helper()
+	var runErr error
+	require.Eventually(t, func() bool {
+		clk.Step(deviceplugin.DefaultResyncPeriod)
+		select {
+		case runErr = <-done:
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, 10*time.Millisecond, msg)
+	return runErr
 }
