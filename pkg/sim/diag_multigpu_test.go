@@ -56,7 +56,7 @@ func (d *recorder) placed(r *run, ci int32, node int, p placement) {
 }
 
 // TestDiagMultiGPU prints per-shape failures and placements of gpupack vs
-// fgd: GPUSIM_DIAG=trace[,seed] or AXIS=LEVEL[,seed] for the sweep's variant
+// fgd: GPUSIM_DIAG=trace[,seed] (trace: an openb name or a .csv path) or AXIS=LEVEL[,seed] for the sweep's variant
 // of the default trace (variant seed 1, as gpusim's default).
 func TestDiagMultiGPU(t *testing.T) {
 	spec := os.Getenv("GPUSIM_DIAG")
@@ -76,7 +76,11 @@ func TestDiagMultiGPU(t *testing.T) {
 	if variant {
 		trace = "default"
 	}
-	tasks, err := ReadTasksFile(filepath.Join(openbDir, "openb_pod_list_"+trace+".csv"))
+	path := filepath.Join(openbDir, "openb_pod_list_"+trace+".csv")
+	if strings.HasSuffix(trace, ".csv") { // a pod list of one's own
+		path = trace
+	}
+	tasks, err := ReadTasksFile(path)
 	require.NoError(t, err)
 	if variant { // AXIS=LEVEL: the sweep's variant of the default trace
 		a, err := ParseAxis(parts[0][:strings.Index(parts[0], "=")])
