@@ -788,10 +788,8 @@ func (m *Manager) checkMIG(ctx context.Context) error {
 		klog.FromContext(ctx).Info("The node's MIG devices changed; discovering the node again", "change", err.Error())
 		// Should the rediscovery fail, this Manager is served again until
 		// it is retried: the devices gone must not be given meanwhile.
-		var change *nvml.MIGChange
-		if errors.As(err, &change) {
-			m.health.MarkGone(ctx, change.Gone)
-		}
+		// Every GPU's: CheckMIG names each GPU that changed.
+		m.health.MarkGone(ctx, nvml.GoneMIG(err))
 		return fmt.Errorf("%w: %w", ErrMIGChanged, err)
 	}
 	if err != nil {

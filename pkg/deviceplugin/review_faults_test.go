@@ -103,6 +103,52 @@ func TestGoneMIGDevicesUnhealthyWhileTheRebuildFails(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// TestGoneMIGDevicesOfEveryGPUUnhealthy: the MIG devices of GPUs 0 and 1
+// are destroyed together (nvidia-smi mig -dci -dgi without -i, a
+// mig-manager tearing the node's layout down), GPU 2's are kept. The
+// rebuild fails as in TestGoneMIGDevicesUnhealthyWhileTheRebuildFails, and
+// the Manager served again must advertise both GPUs' gone devices
+// unhealthy. Before, CheckMIG named only the first GPU that changed, so
+// GPU 1's destroyed devices stayed healthy at every resync until a rebuild
+// succeeded.
+func TestGoneMIGDevicesOfEveryGPUUnhealthy(t *testing.T) {
+	m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{0: {"3g.20gb"}, 1: {"3g.20gb", "3g.20gb"}, 2: {"3g.20gb"}}))
+	require.NoError(t, err)
+	cfg, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}"))
+	require.NoError(t, err)
+	clk := testingclock.NewFakeClock(time.Now())
+	opts := deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: socketDir(t), Clock: clk}
+	mgr, err := deviceplugin.New(opts)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func() chan error {
+		done := make(chan error, 1)
+		go func() { done <- mgr.Run(ctx) }()
+		return done
+	}
+	done := run()
+	require.NoError(t, m.ReconfigureMIG(0, nil))
+	require.NoError(t, m.ReconfigureMIG(1, nil))
+	require.ErrorIs(t, resyncUntilRunEnds(t, clk, done, "Run went on serving MIG devices that are gone"), deviceplugin.ErrRediscover)
+	_, err = deviceplugin.New(opts)
+	require.ErrorContains(t, err, "has MIG mode enabled and no MIG devices")
+	// The command serves the running Manager again.
+	done = run()
+	healthy := map[string]int{}
+	for _, p := range mgr.Plugins() {
+		for _, d := range p.Devices() {
+			if d.Health == pluginapi.Healthy {
+				healthy[p.Name()]++
+			}
+		}
+	}
+	// GPUs 3-7 whole (5); of mig-3g.20gb only GPU 2's one is left.
+	require.Equal(t, map[string]int{"nvidia.com/gpu": 5, "nvidia.com/mig-3g.20gb": 1}, healthy)
+	cancel()
+	require.NoError(t, <-done)
+}
+
 // resyncUntilRunEnds steps clk a resync period at a time until the Run
 // feeding done ends (msg says why it must), and returns Run's error.
 func resyncUntilRunEnds(t *testing.T, clk *testingclock.FakeClock, done <-chan error, msg string) error {

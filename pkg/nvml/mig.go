@@ -61,7 +61,7 @@ func eachMIG(name string, parent gonvml.Device, f func(k int, mig gonvml.Device)
 // devices are no longer those discovery read.
 var ErrMIGChanged = errors.New("MIG devices changed since discovery")
 
-// MIGChange is CheckMIG's error for the GPU whose MIG mode or MIG devices
+// MIGChange is CheckMIG's error for a GPU whose MIG mode or MIG devices
 // changed; it wraps ErrMIGChanged. Gone are the UUIDs of the GPU's MIG
 // devices as discovered that it no longer has: every one of them when its
 // MIG mode changed.
@@ -81,29 +81,50 @@ func migChange(g *GPU, gone []string, what string) *MIGChange {
 
 // CheckMIG compares the MIG mode and the MIG device UUIDs of inv's
 // MIG-capable GPUs (those read in full) with the driver's now. It returns
-// nil when every GPU is as discovered, an error wrapping ErrMIGChanged that
-// names the first GPU that differs (its MIG mode, or the MIG UUIDs gone and
-// new), else the NVML errors that kept it from reading GPUs (a lost GPU:
+// nil when every GPU is as discovered; when some differ, a *MIGChange for
+// each of them (its MIG mode, or the MIG UUIDs gone and new), joined: every
+// GPU's, so that the devices gone from all of them are known (GoneMIG);
+// else the NVML errors that kept it from reading GPUs (a lost GPU:
 // ErrGPULost), joined.
 func (l *lib) CheckMIG(inv *Inventory) error {
 	if err := l.ready(); err != nil {
 		return err
 	}
-	var errs []error
+	var changes, errs []error
 	for i := range inv.GPUs {
 		g := &inv.GPUs[i]
 		if g.Degraded != nil || !g.MIGCapable {
 			continue
 		}
 		err := l.checkMIGOf(g, inv.MIG)
-		if errors.Is(err, ErrMIGChanged) {
-			return err
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrMIGChanged):
+			changes = append(changes, err)
+		case err != nil:
 			errs = append(errs, err)
 		}
 	}
+	if len(changes) > 0 {
+		return errors.Join(changes...)
+	}
 	return errors.Join(errs...)
+}
+
+// GoneMIG are the UUIDs of the MIG devices gone in every MIGChange that err
+// holds (CheckMIG joins one per GPU that changed).
+func GoneMIG(err error) []string {
+	var gone []string
+	switch e := err.(type) {
+	case *MIGChange:
+		gone = slices.Clone(e.Gone)
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			gone = append(gone, GoneMIG(inner)...)
+		}
+	case interface{ Unwrap() error }:
+		gone = GoneMIG(e.Unwrap())
+	}
+	return gone
 }
 
 // checkMIGOf is CheckMIG for one GPU g; discovered are the node's MIG

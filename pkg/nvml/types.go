@@ -195,6 +195,7 @@ type Lib interface {
 	CheckGPUAt(index int) error
 	// CheckMIG compares the MIG mode and MIG devices of inv's GPUs with the
 	// driver's now: nil when unchanged, an error wrapping ErrMIGChanged
-	// when they changed, else the NVML errors met.
+	// when they changed (a *MIGChange per GPU that changed, joined:
+	// GoneMIG), else the NVML errors met.
 	CheckMIG(inv *Inventory) error
 }
