@@ -94,9 +94,11 @@ type Health struct {
 	// now, with why (healthdaemon.go): unhealthy whatever NVML says.
 	down map[int]error
 	// gone are the MIG devices discovered that the driver no longer has (a
-	// MIG layout change, MarkGone): unhealthy until this tracker is
-	// replaced, and no fault (not in UnhealthyUUIDs).
-	gone map[string]bool
+	// MIG layout change, MarkGone), and goneGPUs the GPUs whose MIG mode
+	// changed: unhealthy until this tracker is replaced, and no fault (not
+	// in UnhealthyUUIDs).
+	gone     map[string]bool
+	goneGPUs map[int]bool
 	// rediscover is closed when a GPU that discovery degraded reads in full
 	// again: what the node serves must be discovered again.
 	rediscover     chan struct{}
@@ -124,7 +126,7 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 		opts.Checks = 1
 	}
 	h := &Health{lib: lib, opts: opts, gpus: map[int]*gpuState{}, byUUID: map[string]int{},
-		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{}), down: map[int]error{}, gone: map[string]bool{},
+		migs: map[migKey]string{}, migSick: map[string]*migState{}, changed: make(chan struct{}), down: map[int]error{}, gone: map[string]bool{}, goneGPUs: map[int]bool{},
 		rediscover: make(chan struct{})}
 	for _, g := range inv.GPUs {
 		st := &gpuState{uuid: g.UUID, healthy: true}
@@ -211,7 +213,7 @@ func (h *Health) Snapshot() View {
 	defer h.mu.Unlock()
 	v := View{gpus: make(map[int]bool, len(h.gpus)), migSick: make(map[string]bool, len(h.migSick)), Version: h.version}
 	for i, g := range h.gpus {
-		v.gpus[i] = g.healthy && h.down[i] == nil
+		v.gpus[i] = g.healthy && h.down[i] == nil && !h.goneGPUs[i]
 	}
 	for u := range h.migSick {
 		v.migSick[u] = true
@@ -222,11 +224,12 @@ func (h *Health) Snapshot() View {
 	return v
 }
 
-// MarkGone makes MIG devices the driver no longer has (a MIG layout change
-// under the running plugin) unhealthy, so that the kubelet gives them to
-// no pod until this tracker is replaced by one of a new discovery. It is
-// no fault: a replacing tracker does not start with it.
-func (h *Health) MarkGone(ctx context.Context, migUUIDs []string) {
+// MarkGone makes MIG devices the driver no longer has, and GPUs whose MIG
+// mode changed (a MIG layout change under the running plugin), unhealthy,
+// so that the kubelet gives them to no pod until this tracker is replaced
+// by one of a new discovery. It is no fault: a replacing tracker does not
+// start with it.
+func (h *Health) MarkGone(ctx context.Context, gpus []int, migUUIDs []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	changed := false
@@ -236,8 +239,15 @@ func (h *Health) MarkGone(ctx context.Context, migUUIDs []string) {
 			changed = true
 		}
 	}
+	for _, i := range gpus {
+		if !h.goneGPUs[i] {
+			h.goneGPUs[i] = true
+			changed = true
+		}
+	}
 	if changed {
-		klog.FromContext(ctx).Info("MIG devices gone from the driver marked unhealthy until the node is discovered again", "mig", migUUIDs)
+		klog.FromContext(ctx).Info("MIG devices gone from the driver, and GPUs whose MIG mode changed, marked unhealthy until the node is discovered again",
+			"mig", migUUIDs, "gpus", gpus)
 		h.notifyLocked()
 	}
 }

@@ -788,8 +788,18 @@ func (m *Manager) checkMIG(ctx context.Context) error {
 		klog.FromContext(ctx).Info("The node's MIG devices changed; discovering the node again", "change", err.Error())
 		// Should the rediscovery fail, this Manager is served again until
 		// it is retried: the devices gone must not be given meanwhile.
-		// Every GPU's: CheckMIG names each GPU that changed.
-		m.health.MarkGone(ctx, nvml.GoneMIG(err))
+		// Every GPU's: CheckMIG names each GPU that changed. A GPU whose
+		// MIG mode changed is gone as served too (whole, it is now in
+		// MIG mode; its MIG devices, it is whole now).
+		var gpus []int
+		var migs []string
+		for _, c := range nvml.MIGChanges(err) {
+			if c.Mode {
+				gpus = append(gpus, c.GPU)
+			}
+			migs = append(migs, c.Gone...)
+		}
+		m.health.MarkGone(ctx, gpus, migs)
 		return fmt.Errorf("%w: %w", ErrMIGChanged, err)
 	}
 	if err != nil {

@@ -149,6 +149,52 @@ func TestGoneMIGDevicesOfEveryGPUUnhealthy(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// TestGPUTurnedMIGUnhealthyWhileTheRebuildFails: GPU 0, served whole,
+// has its MIG mode turned on under the running plugin (nvidia-smi -i 0
+// -mig 1) before any instance is made. The rebuild fails as in
+// TestGoneMIGDevicesUnhealthyWhileTheRebuildFails, and the Manager served
+// again must not advertise GPU 0 healthy: a GPU in MIG mode without MIG
+// devices shows a container no CUDA device. Before, only MIG devices gone
+// were marked, and GPU 0 had none.
+func TestGPUTurnedMIGUnhealthyWhileTheRebuildFails(t *testing.T) {
+	m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{1: {"3g.20gb"}}))
+	require.NoError(t, err)
+	cfg, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}"))
+	require.NoError(t, err)
+	clk := testingclock.NewFakeClock(time.Now())
+	opts := deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: socketDir(t), Clock: clk}
+	mgr, err := deviceplugin.New(opts)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func() chan error {
+		done := make(chan error, 1)
+		go func() { done <- mgr.Run(ctx) }()
+		return done
+	}
+	done := run()
+	ret, _ := m.Device(0).SetMigMode(gonvml.DEVICE_MIG_ENABLE)
+	require.Equal(t, gonvml.SUCCESS, ret)
+	require.ErrorIs(t, resyncUntilRunEnds(t, clk, done, "Run went on serving a GPU now in MIG mode"), deviceplugin.ErrRediscover)
+	_, err = deviceplugin.New(opts)
+	require.ErrorContains(t, err, "has MIG mode enabled and no MIG devices")
+	// The command serves the running Manager again.
+	done = run()
+	healthy := map[string]int{}
+	for _, p := range mgr.Plugins() {
+		for _, d := range p.Devices() {
+			if d.Health == pluginapi.Healthy {
+				healthy[p.Name()]++
+			}
+		}
+	}
+	// GPUs 2-7 whole (6), GPU 1's MIG device.
+	require.Equal(t, map[string]int{"nvidia.com/gpu": 6, "nvidia.com/mig-3g.20gb": 1}, healthy)
+	require.Empty(t, mgr.Health().UnhealthyUUIDs(), "a GPU gone as served is no fault to carry")
+	cancel()
+	require.NoError(t, <-done)
+}
+
 // resyncUntilRunEnds steps clk a resync period at a time until the Run
 // feeding done ends (msg says why it must), and returns Run's error.
 func resyncUntilRunEnds(t *testing.T, clk *testingclock.FakeClock, done <-chan error, msg string) error {

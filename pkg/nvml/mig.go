@@ -64,10 +64,12 @@ var ErrMIGChanged = errors.New("MIG devices changed since discovery")
 // MIGChange is CheckMIG's error for a GPU whose MIG mode or MIG devices
 // changed; it wraps ErrMIGChanged. Gone are the UUIDs of the GPU's MIG
 // devices as discovered that it no longer has: every one of them when its
-// MIG mode changed.
+// MIG mode changed. Mode is set when its MIG mode changed: the GPU is no
+// longer usable as discovered (served whole, it is now in MIG mode).
 type MIGChange struct {
 	GPU  int
 	Gone []string
+	Mode bool
 	msg  string
 }
 
@@ -83,7 +85,7 @@ func migChange(g *GPU, gone []string, what string) *MIGChange {
 // MIG-capable GPUs (those read in full) with the driver's now. It returns
 // nil when every GPU is as discovered; when some differ, a *MIGChange for
 // each of them (its MIG mode, or the MIG UUIDs gone and new), joined: every
-// GPU's, so that the devices gone from all of them are known (GoneMIG);
+// GPU's, so that the devices gone from all of them are known (MIGChanges);
 // else the NVML errors that kept it from reading GPUs (a lost GPU:
 // ErrGPULost), joined.
 func (l *lib) CheckMIG(inv *Inventory) error {
@@ -110,21 +112,22 @@ func (l *lib) CheckMIG(inv *Inventory) error {
 	return errors.Join(errs...)
 }
 
-// GoneMIG are the UUIDs of the MIG devices gone in every MIGChange that err
-// holds (CheckMIG joins one per GPU that changed).
-func GoneMIG(err error) []string {
-	var gone []string
+// MIGChanges are the MIGChanges that err holds (CheckMIG joins one per GPU
+// that changed).
+func MIGChanges(err error) []*MIGChange {
 	switch e := err.(type) {
 	case *MIGChange:
-		gone = slices.Clone(e.Gone)
+		return []*MIGChange{e}
 	case interface{ Unwrap() []error }:
+		var out []*MIGChange
 		for _, inner := range e.Unwrap() {
-			gone = append(gone, GoneMIG(inner)...)
+			out = append(out, MIGChanges(inner)...)
 		}
+		return out
 	case interface{ Unwrap() error }:
-		gone = GoneMIG(e.Unwrap())
+		return MIGChanges(e.Unwrap())
 	}
-	return gone
+	return nil
 }
 
 // checkMIGOf is CheckMIG for one GPU g; discovered are the node's MIG
@@ -143,7 +146,9 @@ func (l *lib) checkMIGOf(g *GPU, discovered []MIGDevice) error {
 		return callError(name, "GetMigMode", ret)
 	}
 	if enabled := current == gonvml.DEVICE_MIG_ENABLE; enabled != g.MIGEnabled {
-		return migChange(g, migUUIDsOf(g.Index, discovered), "MIG mode is now "+map[bool]string{true: "enabled", false: "disabled"}[enabled])
+		change := migChange(g, migUUIDsOf(g.Index, discovered), "MIG mode is now "+map[bool]string{true: "enabled", false: "disabled"}[enabled])
+		change.Mode = true
+		return change
 	}
 	if !g.MIGEnabled {
 		return nil

@@ -196,6 +196,6 @@ type Lib interface {
 	// CheckMIG compares the MIG mode and MIG devices of inv's GPUs with the
 	// driver's now: nil when unchanged, an error wrapping ErrMIGChanged
 	// when they changed (a *MIGChange per GPU that changed, joined:
-	// GoneMIG), else the NVML errors met.
+	// MIGChanges), else the NVML errors met.
 	CheckMIG(inv *Inventory) error
 }
