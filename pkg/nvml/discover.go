@@ -55,7 +55,7 @@ func (l *lib) discover(logger klog.Logger) (*Inventory, []gonvml.Device, error) 
 	}
 	devs := make([]gonvml.Device, count)
 	for i := range count {
-		dev, gpu, err := l.readGPUAt(i)
+		dev, gpu, err := l.readGPUAt(logger, i)
 		if err != nil {
 			if isGlobal(err) {
 				return nil, nil, err
@@ -94,7 +94,7 @@ func (l *lib) discover(logger klog.Logger) (*Inventory, []gonvml.Device, error) 
 
 // readGPUAt takes GPU i's handle and reads it. On error, the GPU holds what
 // was read before the failing call.
-func (l *lib) readGPUAt(i int) (gonvml.Device, GPU, error) {
+func (l *lib) readGPUAt(logger klog.Logger, i int) (gonvml.Device, GPU, error) {
 	dev, ret := l.iface.DeviceGetHandleByIndex(i)
 	if ret != gonvml.SUCCESS {
 		return nil, GPU{Index: i, NUMANode: -1}, callError(gpuName(i, ""), "DeviceGetHandleByIndex", ret)
@@ -102,7 +102,7 @@ func (l *lib) readGPUAt(i int) (gonvml.Device, GPU, error) {
 	if dev == nil {
 		return nil, GPU{Index: i, NUMANode: -1}, fmt.Errorf("GPU %d: DeviceGetHandleByIndex returned no handle", i)
 	}
-	gpu, err := l.readGPU(i, dev)
+	gpu, err := l.readGPU(logger, i, dev)
 	return dev, gpu, err
 }
 
@@ -179,7 +179,7 @@ func (l *lib) versions() (string, string, error) {
 }
 
 // readGPU reads one GPU's identity and capabilities.
-func (l *lib) readGPU(i int, dev gonvml.Device) (GPU, error) {
+func (l *lib) readGPU(logger klog.Logger, i int, dev gonvml.Device) (GPU, error) {
 	g := GPU{Index: i, NUMANode: -1}
 	var ret gonvml.Return
 	if g.UUID, ret = dev.GetUUID(); ret != gonvml.SUCCESS {
@@ -214,7 +214,7 @@ func (l *lib) readGPU(i int, dev gonvml.Device) (GPU, error) {
 	if g.PCIBusID, err = NormalizeBusID(busIDString(pci)); err != nil {
 		return g, fmt.Errorf("GPU %s: GetPciInfo: %w", name, err)
 	}
-	if g.NUMANode, err = l.numaNode(name, dev); err != nil {
+	if g.NUMANode, err = l.numaNode(logger, name, dev); err != nil {
 		return g, err
 	}
 	arch, ret := dev.GetArchitecture()
@@ -249,7 +249,14 @@ func (l *lib) readGPU(i int, dev gonvml.Device) (GPU, error) {
 // nvmlDeviceGetNumaNodeId is not it: it names the GPU's own memory node,
 // and only where GPUs are NUMA nodes (Grace: a node without CPUs), and
 // answers NOT_SUPPORTED on x86.
-func (l *lib) numaNode(name string, dev gonvml.Device) (int, error) {
+//
+// The NUMA node is advice to the kubelet's Topology Manager, not part of
+// the GPU's identity: any other failure of the call leaves it unknown
+// (-1) with a warning, rather than keeping the GPU out of service, except
+// answers that say the GPU itself is gone or needs a reset (ErrGPULost,
+// ErrResetRequired), which discovery reports as it reports them for every
+// call.
+func (l *lib) numaNode(logger klog.Logger, name string, dev gonvml.Device) (int, error) {
 	if !l.hasSymbol(symMemoryAffinity) {
 		return -1, nil
 	}
@@ -259,8 +266,12 @@ func (l *lib) numaNode(name string, dev gonvml.Device) (int, error) {
 		return soleNode(set), nil
 	case gonvml.ERROR_NOT_SUPPORTED, gonvml.ERROR_FUNCTION_NOT_FOUND:
 		return -1, nil
-	default:
+	case gonvml.ERROR_GPU_IS_LOST, gonvml.ERROR_RESET_REQUIRED:
 		return -1, callError(name, "GetMemoryAffinity", ret)
+	default:
+		logger.Info("Warning: GPU's NUMA node unknown; it is served without one", "gpu", name,
+			"err", callError(name, "GetMemoryAffinity", ret))
+		return -1, nil
 	}
 }
 

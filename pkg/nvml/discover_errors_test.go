@@ -113,13 +113,25 @@ func TestDiscoverBadAnswers(t *testing.T) {
 			want: []string{"GPU 3", "GetMigMode"}, degraded: []int{3},
 		},
 		{
-			name: "NUMA error", machine: fake.DGXH100,
+			// Other errors of the NUMA read leave the node unknown and the
+			// GPU served (TestDiscoverNUMAAffinity); a lost GPU or one that
+			// needs a reset is degraded.
+			name: "NUMA read of a lost GPU", machine: fake.DGXH100,
 			break_: func(m *fake.Machine) {
 				m.Device(6).GetMemoryAffinityFunc = func(int, gonvml.AffinityScope) ([]uint, gonvml.Return) {
-					return nil, gonvml.ERROR_UNKNOWN
+					return nil, gonvml.ERROR_GPU_IS_LOST
 				}
 			},
-			want: []string{"GPU 6", "GetMemoryAffinity"}, degraded: []int{6},
+			want: []string{"GPU 6", "GetMemoryAffinity"}, lost: true, degraded: []int{6},
+		},
+		{
+			name: "NUMA read of a GPU that needs a reset", machine: fake.DGXH100,
+			break_: func(m *fake.Machine) {
+				m.Device(6).GetMemoryAffinityFunc = func(int, gonvml.AffinityScope) ([]uint, gonvml.Return) {
+					return nil, gonvml.ERROR_RESET_REQUIRED
+				}
+			},
+			want: []string{"GPU 6", "GetMemoryAffinity", "GPU reset required"}, degraded: []int{6},
 		},
 		{
 			name: "fabric error", machine: fake.GB2004GPU,

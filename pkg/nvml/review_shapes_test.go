@@ -86,6 +86,19 @@ func TestDiscoverNUMAAffinity(t *testing.T) {
 			},
 			want: []int{0, -1, -1, 65},
 		},
+		{
+			// A driver or hypervisor answering another error (a VM whose
+			// NVML cannot read the affinity): the NUMA node is advice to
+			// the kubelet, so GPU 2 is served without one, not kept out.
+			// Before, every GPU answering so was degraded.
+			name: "memory affinity fails otherwise", machine: fake.DGXH100,
+			break_: func(m *fake.Machine) {
+				m.Device(2).GetMemoryAffinityFunc = func(int, gonvml.AffinityScope) ([]uint, gonvml.Return) {
+					return nil, gonvml.ERROR_UNKNOWN
+				}
+			},
+			want: []int{0, 0, -1, 0, 1, 1, 1, 1},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
