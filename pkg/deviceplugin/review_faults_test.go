@@ -51,148 +51,99 @@ func TestDegradedByLinksNoRebuildLoop(t *testing.T) {
 	}
 }
 
-// TestGoneMIGDevicesUnhealthyWhileTheRebuildFails: GPU 0's MIG devices are
-// destroyed under the running plugin (MIG mode stays on, no instance
-// created yet: nvidia-smi mig -dci -dgi, or a mig-manager between its
-// steps). Run asks for a rediscovery, which fails (a GPU in MIG mode with
-// no MIG device refuses the node) and the command serves the running
-// Manager again until its retry (2 s, doubling up to 5 min). Before, that
-// Manager advertised the destroyed MIG devices healthy all along, and the
-// kubelet gave pods MIG UUIDs that no longer existed. GPU 1's MIG device,
-// unchanged, stays healthy; the mark is no fault: a later Manager does not
-// start with it.
-func TestGoneMIGDevicesUnhealthyWhileTheRebuildFails(t *testing.T) {
-	m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{0: {"3g.20gb", "3g.20gb"}, 1: {"3g.20gb"}}))
-	require.NoError(t, err)
-	cfg, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}"))
-	require.NoError(t, err)
-	clk := testingclock.NewFakeClock(time.Now())
-	opts := deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: socketDir(t), Clock: clk}
-	mgr, err := deviceplugin.New(opts)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	run := func() chan error {
-		done := make(chan error, 1)
-		go func() { done <- mgr.Run(ctx) }()
-		return done
+// TestMIGChangeUnhealthyWhileTheRebuildFails: a GPU's MIG layout changes
+// under the running plugin (migStrategy mixed) so that the node cannot be
+// discovered again: a GPU in MIG mode without MIG devices refuses it. Run
+// asks for a rediscovery, which fails, and the command serves the running
+// Manager again until its retry (2 s, doubling up to 5 min). That Manager
+// must not advertise healthy what is gone meanwhile; the mark is no fault:
+// a later Manager does not start with it. The cases:
+//   - GPU 0's MIG devices destroyed (nvidia-smi mig -dci -dgi, or a
+//     mig-manager between its steps): before, the destroyed MIG devices
+//     stayed healthy, and the kubelet gave pods MIG UUIDs that no longer
+//     existed;
+//   - GPUs 0 and 1's destroyed together (-dci -dgi without -i): before,
+//     CheckMIG named only the first GPU that changed, so GPU 1's stayed
+//     healthy at every resync;
+//   - GPU 0, served whole, turned to MIG mode before any instance is made
+//     (nvidia-smi -i 0 -mig 1): a GPU in MIG mode without MIG devices
+//     shows a container no CUDA device; before, only MIG devices gone were
+//     marked, and GPU 0 had none.
+func TestMIGChangeUnhealthyWhileTheRebuildFails(t *testing.T) {
+	tests := []struct {
+		name   string
+		layout map[int][]string
+		change func(t *testing.T, m *fake.Machine)
+		// healthy: the devices advertised healthy afterwards, by resource.
+		healthy map[string]int
+	}{
+		{
+			name:   "one GPU's MIG devices destroyed",
+			layout: map[int][]string{0: {"3g.20gb", "3g.20gb"}, 1: {"3g.20gb"}},
+			change: func(t *testing.T, m *fake.Machine) { require.NoError(t, m.ReconfigureMIG(0, nil)) },
+			// GPUs 2-7 whole (6); of mig-3g.20gb, GPU 0's two are gone
+			// and GPU 1's one is left (3 - 2 = 1).
+			healthy: map[string]int{"nvidia.com/gpu": 6, "nvidia.com/mig-3g.20gb": 1},
+		},
+		{
+			name:   "two GPUs' MIG devices destroyed together",
+			layout: map[int][]string{0: {"3g.20gb"}, 1: {"3g.20gb", "3g.20gb"}, 2: {"3g.20gb"}},
+			change: func(t *testing.T, m *fake.Machine) {
+				require.NoError(t, m.ReconfigureMIG(0, nil))
+				require.NoError(t, m.ReconfigureMIG(1, nil))
+			},
+			// GPUs 3-7 whole (5); of mig-3g.20gb only GPU 2's one is left.
+			healthy: map[string]int{"nvidia.com/gpu": 5, "nvidia.com/mig-3g.20gb": 1},
+		},
+		{
+			name:   "a GPU served whole turned to MIG mode",
+			layout: map[int][]string{1: {"3g.20gb"}},
+			change: func(t *testing.T, m *fake.Machine) {
+				ret, _ := m.Device(0).SetMigMode(gonvml.DEVICE_MIG_ENABLE)
+				require.Equal(t, gonvml.SUCCESS, ret)
+			},
+			// GPUs 2-7 whole (6, GPU 0 out), GPU 1's MIG device.
+			healthy: map[string]int{"nvidia.com/gpu": 6, "nvidia.com/mig-3g.20gb": 1},
+		},
 	}
-	done := run()
-	require.NoError(t, m.ReconfigureMIG(0, nil))
-	require.ErrorIs(t, resyncUntilRunEnds(t, clk, done, "Run went on serving MIG devices that are gone"), deviceplugin.ErrRediscover)
-	_, err = deviceplugin.New(opts)
-	require.ErrorContains(t, err, "has MIG mode enabled and no MIG devices")
-	// The command serves the running Manager again.
-	done = run()
-	healthy := func() map[string]int {
-		out := map[string]int{}
-		for _, p := range mgr.Plugins() {
-			for _, d := range p.Devices() {
-				if d.Health == pluginapi.Healthy {
-					out[p.Name()]++
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := fake.New(fake.DGXA100, fake.WithMIG(tc.layout))
+			require.NoError(t, err)
+			cfg, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}"))
+			require.NoError(t, err)
+			clk := testingclock.NewFakeClock(time.Now())
+			opts := deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: socketDir(t), Clock: clk}
+			mgr, err := deviceplugin.New(opts)
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			run := func() chan error {
+				done := make(chan error, 1)
+				go func() { done <- mgr.Run(ctx) }()
+				return done
+			}
+			done := run()
+			tc.change(t, m)
+			require.ErrorIs(t, resyncUntilRunEnds(t, clk, done, "Run went on serving devices that are gone"), deviceplugin.ErrRediscover)
+			_, err = deviceplugin.New(opts)
+			require.ErrorContains(t, err, "has MIG mode enabled and no MIG devices")
+			// The command serves the running Manager again.
+			done = run()
+			healthy := map[string]int{}
+			for _, p := range mgr.Plugins() {
+				for _, d := range p.Devices() {
+					if d.Health == pluginapi.Healthy {
+						healthy[p.Name()]++
+					}
 				}
 			}
-		}
-		return out
+			require.Equal(t, tc.healthy, healthy)
+			require.Empty(t, mgr.Health().UnhealthyUUIDs(), "a device gone is no fault to carry")
+			cancel()
+			require.NoError(t, <-done)
+		})
 	}
-	// GPUs 2-7 whole (6); of mig-3g.20gb, GPU 0's two are gone and GPU
-	// 1's one is left (3 - 2 = 1).
-	require.Equal(t, map[string]int{"nvidia.com/gpu": 6, "nvidia.com/mig-3g.20gb": 1}, healthy())
-	require.Empty(t, mgr.Health().UnhealthyUUIDs(), "a gone device is no fault to carry")
-	cancel()
-	require.NoError(t, <-done)
-}
-
-// TestGoneMIGDevicesOfEveryGPUUnhealthy: the MIG devices of GPUs 0 and 1
-// are destroyed together (nvidia-smi mig -dci -dgi without -i, a
-// mig-manager tearing the node's layout down), GPU 2's are kept. The
-// rebuild fails as in TestGoneMIGDevicesUnhealthyWhileTheRebuildFails, and
-// the Manager served again must advertise both GPUs' gone devices
-// unhealthy. Before, CheckMIG named only the first GPU that changed, so
-// GPU 1's destroyed devices stayed healthy at every resync until a rebuild
-// succeeded.
-func TestGoneMIGDevicesOfEveryGPUUnhealthy(t *testing.T) {
-	m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{0: {"3g.20gb"}, 1: {"3g.20gb", "3g.20gb"}, 2: {"3g.20gb"}}))
-	require.NoError(t, err)
-	cfg, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}"))
-	require.NoError(t, err)
-	clk := testingclock.NewFakeClock(time.Now())
-	opts := deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: socketDir(t), Clock: clk}
-	mgr, err := deviceplugin.New(opts)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	run := func() chan error {
-		done := make(chan error, 1)
-		go func() { done <- mgr.Run(ctx) }()
-		return done
-	}
-	done := run()
-	require.NoError(t, m.ReconfigureMIG(0, nil))
-	require.NoError(t, m.ReconfigureMIG(1, nil))
-	require.ErrorIs(t, resyncUntilRunEnds(t, clk, done, "Run went on serving MIG devices that are gone"), deviceplugin.ErrRediscover)
-	_, err = deviceplugin.New(opts)
-	require.ErrorContains(t, err, "has MIG mode enabled and no MIG devices")
-	// The command serves the running Manager again.
-	done = run()
-	healthy := map[string]int{}
-	for _, p := range mgr.Plugins() {
-		for _, d := range p.Devices() {
-			if d.Health == pluginapi.Healthy {
-				healthy[p.Name()]++
-			}
-		}
-	}
-	// GPUs 3-7 whole (5); of mig-3g.20gb only GPU 2's one is left.
-	require.Equal(t, map[string]int{"nvidia.com/gpu": 5, "nvidia.com/mig-3g.20gb": 1}, healthy)
-	cancel()
-	require.NoError(t, <-done)
-}
-
-// TestGPUTurnedMIGUnhealthyWhileTheRebuildFails: GPU 0, served whole,
-// has its MIG mode turned on under the running plugin (nvidia-smi -i 0
-// -mig 1) before any instance is made. The rebuild fails as in
-// TestGoneMIGDevicesUnhealthyWhileTheRebuildFails, and the Manager served
-// again must not advertise GPU 0 healthy: a GPU in MIG mode without MIG
-// devices shows a container no CUDA device. Before, only MIG devices gone
-// were marked, and GPU 0 had none.
-func TestGPUTurnedMIGUnhealthyWhileTheRebuildFails(t *testing.T) {
-	m, err := fake.New(fake.DGXA100, fake.WithMIG(map[int][]string{1: {"3g.20gb"}}))
-	require.NoError(t, err)
-	cfg, err := configv1.Parse([]byte("version: v1\nflags: {migStrategy: mixed}"))
-	require.NoError(t, err)
-	clk := testingclock.NewFakeClock(time.Now())
-	opts := deviceplugin.Options{Lib: m.Lib(t), Config: cfg, PluginDir: socketDir(t), Clock: clk}
-	mgr, err := deviceplugin.New(opts)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	run := func() chan error {
-		done := make(chan error, 1)
-		go func() { done <- mgr.Run(ctx) }()
-		return done
-	}
-	done := run()
-	ret, _ := m.Device(0).SetMigMode(gonvml.DEVICE_MIG_ENABLE)
-	require.Equal(t, gonvml.SUCCESS, ret)
-	require.ErrorIs(t, resyncUntilRunEnds(t, clk, done, "Run went on serving a GPU now in MIG mode"), deviceplugin.ErrRediscover)
-	_, err = deviceplugin.New(opts)
-	require.ErrorContains(t, err, "has MIG mode enabled and no MIG devices")
-	// The command serves the running Manager again.
-	done = run()
-	healthy := map[string]int{}
-	for _, p := range mgr.Plugins() {
-		for _, d := range p.Devices() {
-			if d.Health == pluginapi.Healthy {
-				healthy[p.Name()]++
-			}
-		}
-	}
-	// GPUs 2-7 whole (6), GPU 1's MIG device.
-	require.Equal(t, map[string]int{"nvidia.com/gpu": 6, "nvidia.com/mig-3g.20gb": 1}, healthy)
-	require.Empty(t, mgr.Health().UnhealthyUUIDs(), "a GPU gone as served is no fault to carry")
-	cancel()
-	require.NoError(t, <-done)
 }
 
 // resyncUntilRunEnds steps clk a resync period at a time until the Run
