@@ -48,6 +48,9 @@ type GPUPack struct {
 	// extenderChecked are the published resource names already checked
 	// against the binding extenders (warnBindingExtenders; name -> true).
 	extenderChecked sync.Map
+	// devicesReported: the pods' gpupack.io/devices values already
+	// reported as not counted (onPod).
+	devicesReported devicesReported
 }
 
 var (
@@ -160,6 +163,7 @@ func (pl *GPUPack) watch(ctx context.Context, h fwk.Handle, g *syncGate) error {
 		DeleteFunc: func(obj any) {
 			if p, ok := unwrap[*v1.Pod](obj); ok {
 				pl.cache.Forget(p.UID)
+				pl.devicesReported.forget(p.UID)
 			}
 		},
 	})
@@ -187,15 +191,16 @@ func (pl *GPUPack) onNode(logger klog.Logger, obj any) {
 	pl.warnBindingExtenders(logger, n)
 }
 
-// warn records a Warning event on the node, its note cut to what the
-// apiserver stores (corevalidation.NoteLengthLimit, 1 KiB: a longer one is
-// refused and no event recorded), as kube-scheduler cuts FailedScheduling's.
-func (pl *GPUPack) warn(n *v1.Node, reason string, err error) {
+// warn records a Warning event on obj (a node, a pod), its note cut to what
+// the apiserver stores (corevalidation.NoteLengthLimit, 1 KiB: a longer one
+// is refused and no event recorded), as kube-scheduler cuts
+// FailedScheduling's.
+func (pl *GPUPack) warn(obj runtime.Object, reason string, err error) {
 	if pl.handle == nil {
 		return
 	}
 	if r := pl.handle.EventRecorder(); r != nil {
-		r.Eventf(n, nil, v1.EventTypeWarning, reason, "Scheduling", "%s", cutNote(fmt.Sprintf("%s: %v", Name, err)))
+		r.Eventf(obj, nil, v1.EventTypeWarning, reason, "Scheduling", "%s", cutNote(fmt.Sprintf("%s: %v", Name, err)))
 	}
 }
 
@@ -214,9 +219,17 @@ func (pl *GPUPack) onPod(logger klog.Logger, obj any) {
 	if !ok {
 		return
 	}
-	if err := pl.cache.AddPod(p); err != nil {
-		logger.Error(err, "Device annotation not counted: the pod's GPU requests are counted as held, on devices unknown until the node's in-use report names them", "pod", klog.KObj(p))
+	err := pl.cache.AddPod(p)
+	if err == nil {
+		pl.devicesReported.forget(p.UID)
+		return
 	}
+	if !pl.devicesReported.first(p.UID, p.Annotations[protocol.DevicesAnnotation]) {
+		logger.V(4).Info("Device annotation still not counted", "pod", klog.KObj(p), "err", err)
+		return
+	}
+	logger.Error(err, "Device annotation not counted: the pod's GPU requests are counted as held, on devices unknown until the node's in-use report names them", "pod", klog.KObj(p))
+	pl.warn(p, ReasonDevicesAnnotationIgnored, err)
 }
 
 func unwrap[T any](obj any) (T, bool) {
