@@ -75,7 +75,9 @@ func main() {
 
 // checkPluginConfig refuses pluginConfig entries that kube-scheduler would
 // silently ignore (validation.ValidatePluginConfigNames): args for a plugin
-// this binary does not have, or GPUPack's args in a profile without GPUPack.
+// this binary does not have, or GPUPack's args in a profile without GPUPack;
+// binding extenders, resource names of two kinds, and a negative GPUPack
+// score weight (validation.ValidateScoreWeights).
 // A file kube-scheduler cannot load is left to its own error.
 func checkPluginConfig(logger klog.Logger, path string) error {
 	cfg, err := options.LoadConfigFromFile(logger, path)
@@ -90,6 +92,7 @@ func checkPluginConfig(logger klog.Logger, path string) error {
 	errs := validation.ValidatePluginConfigNames(cfg, names)
 	errs = append(errs, validation.ValidateExtenderBinders(cfg, gpuResourceOf(cfg))...)
 	errs = append(errs, validation.ValidateResourceKinds(cfg)...)
+	errs = append(errs, validation.ValidateScoreWeights(cfg)...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%s: %w", path, errs.ToAggregate())
 	}

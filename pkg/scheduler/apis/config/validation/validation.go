@@ -215,6 +215,46 @@ func ValidatePluginConfigNames(cfg *schedconfig.KubeSchedulerConfiguration, regi
 	return errs
 }
 
+// ValidateScoreWeights refuses a negative score weight written for GPUPack
+// (multiPoint or score) in any profile. kube-scheduler accepts any int32
+// weight and turns 0 into 1, but multiplies a negative one into GPUPack's
+// 0..100 score as it is: the node with the most fragmentation and the
+// worst GPU set would rank first, or, listed under score before other
+// scorers, the profile fails kube-scheduler's overflow check with a
+// message that names neither the plugin nor the weight. The path names
+// the plugin by key: the loaded configuration's lists hold kube-scheduler's
+// default plugins before those of the file.
+func ValidateScoreWeights(cfg *schedconfig.KubeSchedulerConfiguration) field.ErrorList {
+	var errs field.ErrorList
+	for i := range cfg.Profiles {
+		p := cfg.Profiles[i].Plugins
+		if p == nil {
+			continue
+		}
+		pp := field.NewPath("profiles").Index(i).Child("plugins")
+		for _, set := range []struct {
+			name string
+			set  schedconfig.PluginSet
+		}{{"multiPoint", p.MultiPoint}, {"score", p.Score}} {
+			errs = append(errs, negativeWeights(pp.Child(set.name, "enabled"), set.set)...)
+		}
+	}
+	return errs
+}
+
+// negativeWeights are GPUPack's entries of set with a negative weight.
+func negativeWeights(path *field.Path, set schedconfig.PluginSet) field.ErrorList {
+	var errs field.ErrorList
+	for _, q := range set.Enabled {
+		if q.Name == pluginName && q.Weight < 0 {
+			errs = append(errs, field.Invalid(path.Key(pluginName).Child("weight"), q.Weight, fmt.Sprintf(
+				"%s's score weight must not be negative: it would rank the nodes with the most fragmentation and the worst GPU sets first; "+
+					"give a positive weight (0 is taken as 1), or disable %s at score to leave ranking to the other plugins", pluginName, pluginName)))
+		}
+	}
+	return errs
+}
+
 // pluginName is the GPUPack plugin's name (pkg/scheduler/gpupack.Name,
 // which imports this package).
 const pluginName = "GPUPack"
