@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/component-base/cli"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
 	frameworkplugins "k8s.io/kubernetes/pkg/scheduler/framework/plugins"
+	"sigs.k8s.io/yaml"
 
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
@@ -82,7 +85,10 @@ func main() {
 func checkPluginConfig(logger klog.Logger, path string) error {
 	cfg, err := options.LoadConfigFromFile(logger, path)
 	if err != nil {
-		return nil //nolint:nilerr // kube-scheduler reports it, in its words, next
+		// kube-scheduler reports it, in its words, next; args that are no
+		// mapping are told here with their path instead of its decoder's
+		// Go struct.
+		return argsNotMappings(path)
 	}
 	registry := frameworkplugins.NewInTreeRegistry()
 	names := []string{gpupack.Name}
@@ -99,7 +105,71 @@ func checkPluginConfig(logger klog.Logger, path string) error {
 	return nil
 }
 
-// gpuResourceOf reports the resource names GPUPack places under cfg: the
+// argsNotMappings refuses the pluginConfig entries of the configuration
+// file at path whose args are neither a mapping nor null (a block string,
+// `args: |`, a list, a number), which kube-scheduler refuses with its
+// decoder's message about a Go struct of apiVersion and kind. nil when
+// there are none or the file cannot be read as YAML.
+func argsNotMappings(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil //nolint:nilerr // kube-scheduler reports it
+	}
+	var doc struct {
+		Profiles []struct {
+			PluginConfig []struct {
+				Name string          `json:"name"`
+				Args json.RawMessage `json:"args"`
+			} `json:"pluginConfig"`
+		} `json:"profiles"`
+	}
+	if yaml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	var errs field.ErrorList
+	for i, p := range doc.Profiles {
+		for j, pc := range p.PluginConfig {
+			if e := argsNotMapping(field.NewPath("profiles").Index(i).Child("pluginConfig").Index(j).Child("args"), pc.Name, pc.Args); e != nil {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s: %w", path, errs.ToAggregate())
+	}
+	return nil
+}
+
+// maxShownArgs bounds the args an error quotes.
+const maxShownArgs = 100
+
+// argsNotMapping is the error of one entry's args (raw JSON), nil when
+// they are a mapping, null or absent.
+func argsNotMapping(path *field.Path, plugin string, raw json.RawMessage) *field.Error {
+	var v any
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
+		return nil
+	}
+	var kind, shown string
+	switch v := v.(type) {
+	case nil, map[string]any:
+		return nil
+	case string:
+		kind, shown = "a string (a block scalar, args: |, makes one)", v
+	case []any:
+		kind, shown = "a list", string(raw)
+	case bool:
+		kind, shown = "a boolean", string(raw)
+	default:
+		kind, shown = "a number", string(raw)
+	}
+	if len(shown) > maxShownArgs {
+		shown = strings.ToValidUTF8(shown[:maxShownArgs], "") + "..."
+	}
+	return field.Invalid(path, shown, fmt.Sprintf("%s's args must be a mapping of their fields, not %s: write them as a mapping under args (args: {name: value, ...})", plugin, kind))
+}
+
+// gpuResourceOf reports// gpuResourceOf reports the resource names GPUPack places under cfg: the
 // whole, shared and MIG names of the defaults and of every profile's
 // GPUPack args.
 func gpuResourceOf(cfg *schedconfig.KubeSchedulerConfiguration) func(string) bool {
