@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -52,9 +53,9 @@ func Validate(c *Config) field.ErrorList {
 	errs = append(errs, validateMPS(c)...)
 	errs = append(errs, validateImex(&c.Imex, field.NewPath("imex"))...)
 	errs = append(errs, validateHealth(&c.Health, field.NewPath("health"))...)
-	if d := c.Publish.InUseInterval; d != nil && d.Duration <= 0 {
-		errs = append(errs, field.Invalid(field.NewPath("publish", "inUseInterval"), d.Duration.String(), "must be positive"))
-	}
+	// Each refresh lists the kubelet's PodResources API (rate-limited per
+	// node, shared with its other readers) and may patch the Node.
+	errs = append(errs, validatePeriod(field.NewPath("publish", "inUseInterval"), c.Publish.InUseInterval)...)
 	// A long bad value (a 900 KB resource name) is quoted by its start.
 	for _, e := range errs {
 		e.BadValue = brief(e.BadValue)
@@ -491,10 +492,29 @@ func validateHealth(h *Health, p *field.Path) field.ErrorList {
 			"must be at least 1: an unhealthy GPU is served again after this many consecutive passing checks "+
 				"(to keep unhealthy GPUs out until the plugin restarts, as NVIDIA's plugin does, set health.recovery.enabled: false)"))
 	}
-	if r.Interval != nil && r.Interval.Duration <= 0 {
-		errs = append(errs, field.Invalid(rp.Child("interval"), r.Interval.Duration.String(), "must be positive"))
-	}
+	// Each tick wakes the health loop to probe the unhealthy (or, with
+	// recovery off, the degraded) GPUs through NVML.
+	errs = append(errs, validatePeriod(rp.Child("interval"), r.Interval)...)
 	return errs
+}
+
+// minPeriod is the shortest period of the plugin's own loops
+// (publish.inUseInterval, health.recovery.interval): a ticker of 1ns
+// fires as fast as it is read, a busy loop.
+const minPeriod = time.Second
+
+// validatePeriod checks a loop's period d (nil: the default): positive,
+// and at least minPeriod.
+func validatePeriod(p *field.Path, d *metav1.Duration) field.ErrorList {
+	switch {
+	case d == nil:
+		return nil
+	case d.Duration <= 0:
+		return field.ErrorList{field.Invalid(p, d.Duration.String(), "must be positive")}
+	case d.Duration < minPeriod:
+		return field.ErrorList{field.Invalid(p, d.Duration.String(), fmt.Sprintf("must be at least %s: a shorter period makes the loop it paces busy", minPeriod))}
+	}
+	return nil
 }
 
 func sortedCopy(in []uint64) []uint64 {
