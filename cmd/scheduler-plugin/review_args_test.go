@@ -38,17 +38,22 @@ func TestCheckPluginConfigArgsNotAMapping(t *testing.T) {
 		{"null", head + "  - name: GPUPack\n    args: null\n", ""},
 		{"a mapping", head + "  - name: GPUPack\n    args: {fragmentationWeight: 3}\n", ""},
 	}
-	logger, _ := ktesting.NewTestContext(t)
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "config.yaml")
-			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
-			err := checkPluginConfig(logger, path)
-			if tt.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, tt.wantErr)
-		})
+		t.Run(tt.name, func(t *testing.T) { requireConfigCheck(t, tt.yaml, tt.wantErr) })
 	}
+}
+
+// requireConfigCheck writes yaml to a file and runs the start-up check on
+// it: no error when wantErr is "", else one containing wantErr.
+func requireConfigCheck(t *testing.T, yaml, wantErr string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+	logger, _ := ktesting.NewTestContext(t)
+	err := checkPluginConfig(logger, path)
+	if wantErr == "" {
+		require.NoError(t, err)
+		return
+	}
+	require.ErrorContains(t, err, wantErr)
 }

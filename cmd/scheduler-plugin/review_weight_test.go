@@ -1,12 +1,7 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
-
-	"github.com/stretchr/testify/require"
-	"k8s.io/klog/v2/ktesting"
 )
 
 // GPUPack's score weight as a hand-written KubeSchedulerConfiguration
@@ -28,7 +23,7 @@ func TestCheckPluginConfigNegativeWeight(t *testing.T) {
 		name, yaml, wantErr string
 	}{
 		// -1 x 100 points: the best node scores -100, the worst 0.
-		{"multiPoint -1", multiPoint("-1"), `profiles[0].plugins.multiPoint.enabled[GPUPack].weight: Invalid value: -1`},
+		{"multiPoint -1", multiPoint("-1"), `profiles[0].plugins.multiPoint.enabled[GPUPack].weight: Invalid value: -1: GPUPack's score weight must not be negative`},
 		{"multiPoint int32 min", multiPoint("-2147483648"), `profiles[0].plugins.multiPoint.enabled[GPUPack].weight: Invalid value: -2147483648`},
 		{"score -10 over multiPoint 10", multiPoint("10") + "    score:\n      enabled: [{name: GPUPack, weight: -10}]\n",
 			`profiles[0].plugins.score.enabled[GPUPack].weight: Invalid value: -10`},
@@ -43,18 +38,7 @@ func TestCheckPluginConfigNegativeWeight(t *testing.T) {
 		// Another plugin's weight is kube-scheduler's business.
 		{"another plugin negative", multiPoint("10") + "    score:\n      enabled: [{name: ImageLocality, weight: -1}]\n", ""},
 	}
-	logger, _ := ktesting.NewTestContext(t)
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "config.yaml")
-			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
-			err := checkPluginConfig(logger, path)
-			if tt.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, tt.wantErr)
-			require.ErrorContains(t, err, "GPUPack's score")
-		})
+		t.Run(tt.name, func(t *testing.T) { requireConfigCheck(t, tt.yaml, tt.wantErr) })
 	}
 }
