@@ -417,6 +417,9 @@ func (w *Workload) Observe(t TaskType) {
 	t = t.Bucketed()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if _, ok := w.hist[t]; !ok && len(w.hist) >= histTypesPerMaxType*w.maxTypes {
+		w.evictLightest()
+	}
 	w.hist[t] += w.inc
 	w.sum += w.inc
 	w.inc *= w.growth
@@ -481,10 +484,41 @@ func (w *Workload) publish(d *Distribution) {
 	w.since = 0
 }
 
-// rekeyIfNew rebuilds keys when t, just observed, is not among them.
+// rekeyIfNew inserts t, just observed, into keys when it is not among them
+// (keys stay sorted: what rekey would make).
 func (w *Workload) rekeyIfNew(t TaskType) {
-	if _, ok := slices.BinarySearchFunc(w.keys, t, compareType); !ok {
-		w.rekey()
+	if i, ok := slices.BinarySearchFunc(w.keys, t, compareType); !ok {
+		w.keys = slices.Insert(w.keys, i, t)
+	}
+}
+
+// histTypesPerMaxType bounds the histogram: at most this many times
+// MaxTypes task types (1024 at the default 128). Without it, a stream of
+// distinct types (odd shares, CPU, memory, models) kept every one until
+// the weights' rescale (about 332,000 observations at the default
+// half-life), and Observe, which sorts them, took milliseconds per pod.
+// Only a snapshot's MaxTypes most popular types count; the openb traces
+// have at most a few hundred.
+const histTypesPerMaxType = 8
+
+// evictLightest drops the histogram's lightest type (the least recently
+// and least often seen; the first in compareType order among equals) to
+// make room for a new one. Called with mu held.
+func (w *Workload) evictLightest() {
+	i := -1
+	for j, t := range w.keys {
+		if v, ok := w.hist[t]; ok && (i < 0 || v < w.hist[w.keys[i]]) {
+			i = j
+		}
+	}
+	if i < 0 {
+		return
+	}
+	t := w.keys[i]
+	w.sum -= w.hist[t]
+	delete(w.hist, t)
+	if _, ok := w.priorW[t]; !ok {
+		w.keys = slices.Delete(w.keys, i, i+1)
 	}
 }
 
