@@ -2,6 +2,7 @@ package score
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -27,6 +28,9 @@ func TestObserveBoundsDistinctTypes(t *testing.T) {
 	}{
 		{"plugin defaults: 8 x 128", PluginWorkloadOptions(), 1024},
 		{"max types 4: 8 x 4", WorkloadOptions{MaxTypes: 4, Tolerance: DefaultTolerance}, 32},
+		// 8 x MaxInt overflows: the bound saturates, nothing is evicted
+		// (all 3000 kept, none of them dropped by an overflowed bound).
+		{"max types MaxInt: no eviction", WorkloadOptions{MaxTypes: math.MaxInt, Tolerance: DefaultTolerance}, 3000},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,14 +51,14 @@ func TestObserveBoundsDistinctTypes(t *testing.T) {
 				got += v
 			}
 			w.mu.Unlock()
-			require.LessOrEqual(t, hist, tc.want, "histogram types after %d distinct observations", n)
+			require.Equal(t, min(n, tc.want), hist, "histogram types after %d distinct observations", n)
 			// keys are the prior's 8 types and the histogram's (none of
 			// the stream's is the prior's).
 			require.Equal(t, hist+len(w.prior.Types), keys)
 			// The sum tracks what is left: evicted weights are taken out.
 			require.InDelta(t, got, sum, 1e-9*sum)
 			d := w.Distribution()
-			require.LessOrEqual(t, len(d.Types), max(tc.opts.MaxTypes, DefaultMaxTypes))
+			require.LessOrEqual(t, len(d.Types), w.maxTypes, "a snapshot keeps at most MaxTypes types")
 			var p float64
 			for _, x := range d.P {
 				p += x

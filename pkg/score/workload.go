@@ -417,7 +417,7 @@ func (w *Workload) Observe(t TaskType) {
 	t = t.Bucketed()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, ok := w.hist[t]; !ok && len(w.hist) >= histTypesPerMaxType*w.maxTypes {
+	if _, ok := w.hist[t]; !ok && len(w.hist)/histTypesPerMaxType >= w.maxTypes {
 		w.evictLightest()
 	}
 	w.hist[t] += w.inc
