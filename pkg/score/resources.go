@@ -43,6 +43,18 @@ func (s *State) fitsLess(t TaskType, cpu, mem int64) bool {
 	return (t.CPUMilli <= 0 || t.CPUMilli <= s.cpuFree-cpu) && (t.MemoryMiB <= 0 || t.MemoryMiB <= s.memFree-mem)
 }
 
+// less is free - take for take >= 0 (a negative take counts 0), at least
+// math.MinInt64: a node's free CPU or memory is negative when its pods
+// request more than it has, and a request may be as large as an int64;
+// wrapped around, the difference would make a huge request free the node.
+func less(free, take int64) int64 {
+	take = max(0, take)
+	if free < math.MinInt64+take {
+		return math.MinInt64
+	}
+	return free - take
+}
+
 // takeResources returns s, or a copy of s (sharing its usage slices: not to
 // be mutated) with cpu and mem less free when s knows its resources and the
 // request takes some.
@@ -51,8 +63,8 @@ func (s *State) takeResources(cpu, mem int64) *State {
 		return s
 	}
 	w := *s
-	w.cpuFree -= max(0, cpu)
-	w.memFree -= max(0, mem)
+	w.cpuFree = less(w.cpuFree, cpu)
+	w.memFree = less(w.memFree, mem)
 	return &w
 }
 
@@ -65,10 +77,10 @@ func (s *State) tasksLess(t TaskType, cpu, mem int64) int64 {
 	}
 	n := int64(math.MaxInt64)
 	if t.CPUMilli > 0 {
-		n = max(0, s.cpuFree-cpu) / t.CPUMilli
+		n = max(0, less(s.cpuFree, cpu)) / t.CPUMilli
 	}
 	if t.MemoryMiB > 0 {
-		n = min(n, max(0, s.memFree-mem)/t.MemoryMiB)
+		n = min(n, max(0, less(s.memFree, mem))/t.MemoryMiB)
 	}
 	return n
 }
