@@ -49,3 +49,38 @@ func TestHugeRequestOnOvercommittedNode(t *testing.T) {
 		})
 	}
 }
+
+// TestNewDistributionOverflowingTotal: finite weights whose sum passes
+// float64's range (1e308 + 1e308 = +Inf) used to give a Distribution whose
+// probabilities are 1e308 / Inf = 0 for each type, or Inf / Inf = NaN for
+// one type named twice, and every node's Fragmentation NaN. They are
+// refused, as a zero total is; weights that merely reach the range work.
+func TestNewDistributionOverflowingTotal(t *testing.T) {
+	one := score.TaskType{Kind: score.KindWhole, Count: 1}
+	two := score.TaskType{Kind: score.KindWhole, Count: 2}
+	tests := []struct {
+		name string
+		ws   []score.Weighted
+		// p is the expected distribution, nil when refused.
+		p []float64
+	}{
+		{"one type twice, sum overflows", []score.Weighted{{Type: one, Weight: 1e308}, {Type: one, Weight: 1e308}}, nil},
+		{"two types, sum overflows", []score.Weighted{{Type: one, Weight: 1e308}, {Type: two, Weight: 1e308}}, nil},
+		// 8e307 + 8e307 = 1.6e308 < MaxFloat64 (1.8e308): 1/2 each.
+		{"two types, sum within range", []score.Weighted{{Type: one, Weight: 8e307}, {Type: two, Weight: 8e307}}, []float64{0.5, 0.5}},
+		{"the largest weight alone", []score.Weighted{{Type: one, Weight: math.MaxFloat64}}, []float64{1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := score.NewDistribution(tc.ws)
+			if tc.p == nil {
+				require.ErrorContains(t, err, "overflows")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.p, d.P)
+			f := score.Fragmentation(score.NewState(fixture.PCIe("p", "T4", 4)), d)
+			require.False(t, math.IsNaN(f))
+		})
+	}
+}

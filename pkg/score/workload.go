@@ -144,7 +144,8 @@ func (d *Distribution) tasksBound() *Distribution {
 }
 
 // NewDistribution normalizes weights into a Distribution; it fails on an
-// invalid type, a negative or non-finite weight, or a zero total.
+// invalid type, a negative or non-finite weight, or a zero or overflowing
+// total.
 func NewDistribution(ws []Weighted) (*Distribution, error) {
 	merged := map[TaskType]float64{}
 	var order []TaskType
@@ -164,6 +165,11 @@ func NewDistribution(ws []Weighted) (*Distribution, error) {
 	}
 	if total <= 0 {
 		return nil, errors.New("workload distribution: total weight must be positive")
+	}
+	if math.IsInf(total, 0) {
+		// Finite weights whose sum overflows: each p would be 0, or NaN
+		// for a type whose merged weight overflowed too.
+		return nil, errors.New("workload distribution: the weights' total overflows float64")
 	}
 	d := &Distribution{}
 	for _, t := range order {
