@@ -3,6 +3,7 @@ package score
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,6 +46,11 @@ func TestObserveBoundsDistinctTypes(t *testing.T) {
 				w.Observe(tt)
 			}
 			w.mu.Lock()
+			// Keys inserted and deleted in place are what sorting them
+			// afresh gives.
+			inPlace := slices.Clone(w.keys)
+			w.rekey()
+			require.Equal(t, w.keys, inPlace)
 			hist, keys, sum := len(w.hist), len(w.keys), w.sum
 			var got float64
 			for _, v := range w.hist {
