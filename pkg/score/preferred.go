@@ -18,7 +18,7 @@ var ErrNoFit = errors.New("no device set fits")
 // mustInclude, chosen as Choose would (choose.go). Every device of req's kind on the
 // node that is not in available counts as in use (for KindMIG: every device
 // of that profile). Unknown IDs, an impossible size or a mustInclude outside
-// available are errors.
+// available are errors; an ID repeated in mustInclude counts once.
 func Preferred(node *topology.Node, req Request, available, mustInclude []string, w *Workload) ([]string, error) {
 	if node == nil {
 		return nil, errors.New("preferred allocation: no node topology")
@@ -26,6 +26,9 @@ func Preferred(node *topology.Node, req Request, available, mustInclude []string
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	// A device named twice is named once: the answer must not name one
+	// twice (a replica listed twice was given twice).
+	mustInclude = distinct(mustInclude)
 	if len(mustInclude) > req.Count {
 		return nil, fmt.Errorf("%w: %d devices must be included but only %d requested", ErrInvalidRequest, len(mustInclude), req.Count)
 	}
@@ -67,6 +70,23 @@ func Preferred(node *topology.Node, req Request, available, mustInclude []string
 		c.DeviceIDs = preferredReplicaIDs(node, c.Shares, used, mustInclude)
 	}
 	return c.DeviceIDs, nil
+}
+
+// distinct is ids without repeats, in their first order (ids itself when
+// it has none).
+func distinct(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	if len(out) == len(ids) {
+		return ids
+	}
+	return out
 }
 
 // universeOf is every device ID of req's kind on node.

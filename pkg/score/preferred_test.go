@@ -65,6 +65,19 @@ func TestPreferred(t *testing.T) {
 			want: rep(0, 1, 2),
 		},
 		{
+			// The same replica named twice in mustInclude (the kubelet
+			// passes a set; a malformed request must not make the answer
+			// name a device twice): as named once, replicas 1 and 2.
+			name: "replica named twice in must include", req: score.Request{Kind: score.KindShared, Count: 2},
+			available: append(rep(0, 1, 2, 3), rep(1, 0, 1, 2, 3)...), must: append(rep(0, 1), rep(0, 1)...), w: halfOnly,
+			want: rep(0, 1, 2),
+		},
+		{
+			// GPU 7 named twice: as once, {4,7}.
+			name: "GPU named twice in must include", req: whole(2), available: uuids(dgx, 3, 4, 7), must: uuids(dgx, 7, 7),
+			want: uuids(dgx, 4, 7),
+		},
+		{
 			// Both 1g.5gb on GPU 0: the lower placement start.
 			name: "MIG", req: score.Request{Kind: score.KindMIG, Count: 1, MIGProfile: "1g.5gb"},
 			available: []string{mig.MIG[1].UUID, mig.MIG[0].UUID}, want: []string{mig.MIG[0].UUID},
