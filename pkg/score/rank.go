@@ -89,8 +89,9 @@ const CPUOnlyResolution = 1e-6
 // minus the free GPU capacity the node's CPU and memory still feed (fed,
 // FedCapacity; 0 for a node without GPUs) in quarters of a GPU, at most 99
 // points (24.75 GPUs): after Normalize (best 100, a point per unit behind,
-// at least 0) no fed capacity reaches the floor, so a node that strands
-// less always scores more. In kube-scheduler, at GPUPack's weight 10, a
+// at least 0) no fed capacity reaches the floor, so of two nodes in
+// Normalize's range the one that strands less scores more (nodes more than
+// 100 points behind the best all score 0). In kube-scheduler, at GPUPack's weight 10, a
 // fed GPU is 40 points: a preferred affinity of weight 2 (200) outweighs
 // 5 GPUs.
 //

@@ -34,15 +34,6 @@ func (s *State) FreeResources() (cpuMilli, memMiB int64, known bool) {
 	return s.cpuFree, s.memFree, s.res
 }
 
-// fits reports whether t's CPU and memory fit the node's free ones minus
-// (cpu, mem) (true when the State does not know them).
-func (s *State) fitsLess(t TaskType, cpu, mem int64) bool {
-	if !s.res {
-		return true
-	}
-	return (t.CPUMilli <= 0 || t.CPUMilli <= s.cpuFree-cpu) && (t.MemoryMiB <= 0 || t.MemoryMiB <= s.memFree-mem)
-}
-
 // less is free - take for take >= 0 (a negative take counts 0), at least
 // math.MinInt64: a node's free CPU or memory is negative when its pods
 // request more than it has, and a request may be as large as an int64;
