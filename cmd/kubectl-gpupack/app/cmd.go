@@ -460,6 +460,7 @@ func (o *options) explain(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	nodes = withoutPodInUse(nodes, pod)
 	fits, err := gpupack.Explain(ctx, ra.args, pod, pointers(nodes), pointers(pods))
 	if err != nil {
 		return err
@@ -494,5 +495,41 @@ func pointers[T any](items []T) []*T {
 	for i := range items {
 		out[i] = &items[i]
 	}
+	return out
+}
+
+// withoutPodInUse is nodes with pod's entries left out of its node's
+// in-use report: Explain leaves the pod itself out of the pods it is
+// explained against, and its devices on the node it is bound to must not
+// hold that node against it either. A report that cannot be read, or does
+// not name the pod, is kept as it is; the node objects are copied, not
+// changed.
+func withoutPodInUse(nodes []corev1.Node, pod *corev1.Pod) []corev1.Node {
+	if pod.Spec.NodeName == "" || pod.UID == "" {
+		return nodes
+	}
+	i := slices.IndexFunc(nodes, func(n corev1.Node) bool { return n.Name == pod.Spec.NodeName })
+	if i < 0 {
+		return nodes
+	}
+	raw, ok := nodes[i].Annotations[protocol.InUseAnnotation]
+	if !ok {
+		return nodes
+	}
+	u, err := protocol.DecodeInUse(raw)
+	if err != nil {
+		return nodes
+	}
+	rest := slices.DeleteFunc(slices.Clone(u.Pods), func(p protocol.PodDevices) bool { return p.UID == string(pod.UID) })
+	if len(rest) == len(u.Pods) {
+		return nodes
+	}
+	stripped, err := protocol.EncodeInUse(rest)
+	if err != nil {
+		return nodes
+	}
+	out := slices.Clone(nodes)
+	out[i] = *nodes[i].DeepCopy()
+	out[i].Annotations[protocol.InUseAnnotation] = stripped
 	return out
 }
