@@ -61,7 +61,7 @@ func (p *Plugin) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (
 		logger.V(2).Info("Allocated devices", "devices", creq.GetDevicesIds())
 	}
 	if p.afterAllocate != nil {
-		p.afterAllocate()
+		p.afterAllocate(p.resource.Name, requestedIDs(req))
 	}
 	return resp, nil
 }

@@ -306,7 +306,7 @@ func New(opts Options) (*Manager, error) {
 	for _, r := range resources {
 		p := NewPlugin(r, popts, m.health, m.Node, opts.Handoff, opts.Metrics)
 		p.kubeletDialed = m.kubeletDialed
-		p.afterAllocate = opts.Publisher.Kick
+		p.afterAllocate = opts.Publisher.KickAllocated
 		p.held, p.refreshHeld = m.held, m.refreshHeld
 		if opts.PodResources != nil {
 			p.allocs = handoffReads{m}

@@ -77,8 +77,9 @@ type Plugin struct {
 	request  score.Request
 	scorable bool
 
-	// afterAllocate runs after each successful Allocate (an in-use refresh).
-	afterAllocate func()
+	// afterAllocate runs after each successful Allocate, with the resource
+	// and each container's device IDs (an in-use refresh that awaits them).
+	afterAllocate func(resource string, containers [][]string)
 	// kubeletDialed runs when a registration has reached the kubelet
 	// instance id (kubeletIdentity), before that kubelet is told of this
 	// plugin (the Manager's kubeletDialed; nil: nothing).

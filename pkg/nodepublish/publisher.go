@@ -169,7 +169,31 @@ type Publisher struct {
 	// malformed are the malformed device IDs logged and counted, while
 	// the kubelet lists them: at most maxMalformed.
 	malformed *deviceid.Reported
+	// awaited are allocations an Allocate made that the kubelet's
+	// PodResources answer has not listed yet, with a pod the lister
+	// knows: at most maxAwaited (KickAllocated).
+	awaited []awaited
 }
+
+// awaited is an allocation of ids of resource the in-use report waits
+// for, until a bound.
+type awaited struct {
+	resource string
+	ids      []string
+	until    time.Time
+}
+
+const (
+	// allocatedRecheck paces the in-use reads while an allocation is
+	// awaited (KickAllocated).
+	allocatedRecheck = 200 * time.Millisecond
+	// allocatedWait bounds how long an allocation is awaited: the kubelet
+	// may fail the pod's admission after the Allocate (another resource
+	// refused it), or the pod may end first.
+	allocatedWait = 10 * time.Second
+	// maxAwaited bounds Publisher.awaited.
+	maxAwaited = 64
+)
 
 // maxMalformed bounds Publisher.malformed: the malformed device IDs of the
 // kubelet's answer logged and counted, each once.
@@ -235,6 +259,79 @@ func (p *Publisher) Kick() {
 	}
 }
 
+// KickAllocated asks for an in-use refresh after an Allocate of
+// containers' device IDs of resource (Kick), and for more, every
+// allocatedRecheck, until the kubelet's PodResources answer lists those
+// devices with a pod the lister knows, at most allocatedWait. The kubelet
+// records an allocation only once the Allocate has answered, so the
+// refresh Kick starts often reads before it: the report then lacked the
+// running pod until the next periodic refresh, the scheduler saw its
+// devices free meanwhile, and a pod not given its scheduled set that
+// ended before that refresh was never told (event, metric). It never
+// blocks.
+func (p *Publisher) KickAllocated(resource string, containers [][]string) {
+	if p == nil {
+		return
+	}
+	if p.readsInUse() {
+		until := p.opts.Clock.Now().Add(allocatedWait)
+		p.mu.Lock()
+		for _, ids := range containers {
+			if len(ids) > 0 {
+				p.awaited = append(p.awaited, awaited{resource: resource, ids: slices.Clone(ids), until: until})
+			}
+		}
+		if n := len(p.awaited); n > maxAwaited {
+			p.awaited = slices.Delete(p.awaited, 0, n-maxAwaited)
+		}
+		p.mu.Unlock()
+	}
+	p.Kick()
+}
+
+// awaiting reports whether an allocation is still awaited (KickAllocated),
+// dropping those past their bound.
+func (p *Publisher) awaiting(logger klog.Logger) bool {
+	now := p.opts.Clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.awaited = slices.DeleteFunc(p.awaited, func(a awaited) bool {
+		if !now.After(a.until) {
+			return false
+		}
+		logger.V(2).Info("The kubelet's PodResources did not list an allocation in time; the periodic refresh reports it", "resource", a.resource, "devices", a.ids, "waited", allocatedWait)
+		return true
+	})
+	return len(p.awaited) > 0
+}
+
+// settleAwaited drops the awaited allocations that allocated lists, each
+// device under its resource, held by pods known (named in the report with
+// their UID, and judged by notHonoured; any pod without a lister).
+func (p *Publisher) settleAwaited(allocated map[types.NamespacedName]map[string]map[string][]string, known map[types.NamespacedName]*v1.Pod) {
+	holder := map[[2]string]types.NamespacedName{}
+	for key, containers := range allocated {
+		for _, byRes := range containers {
+			for res, ids := range byRes {
+				for _, id := range ids {
+					holder[[2]string{res, id}] = key
+				}
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.awaited = slices.DeleteFunc(p.awaited, func(a awaited) bool {
+		for _, id := range a.ids {
+			key, ok := holder[[2]string{a.resource, id}]
+			if !ok || (p.opts.Pods != nil && known[key] == nil) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // Run publishes the node at start, on each health change and every
 // RelabelInterval, and the in-use report on Kick and every InUseInterval,
 // until ctx ends. A publication that fails is retried with backoff
@@ -279,6 +376,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 		}
 		var retry <-chan time.Time
 		var timer clock.Timer
+		recheck := false
 		if nodeDirty || inUseDirty {
 			d := backoff.Step()
 			logger.Info("Retrying the publication", "after", d)
@@ -286,6 +384,11 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 			retry = timer.C()
 		} else {
 			backoff = p.opts.Retry
+			// An Allocate's devices the kubelet has not listed yet.
+			if recheck = p.awaiting(logger); recheck {
+				timer = p.opts.Clock.NewTimer(allocatedRecheck)
+				retry = timer.C()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -303,6 +406,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 		case <-relabel:
 			nodeDirty = true
 		case <-retry:
+			inUseDirty = inUseDirty || recheck
 		}
 		if timer != nil {
 			timer.Stop()
@@ -324,13 +428,10 @@ func goneMIGParents(src Source) map[string]string {
 // gone are the parents of MIG devices destroyed under running pods
 // (GoneMIGSource).
 func (p *Publisher) refreshInUse(ctx context.Context, resources []string, node *topology.Node, gone map[string]string) error {
-	if p.opts.PodResources == nil {
+	if !p.readsInUse() {
 		return nil
 	}
 	inUse := p.Settings().InUse
-	if !inUse && p.opts.Recorder == nil && p.opts.Metrics == nil {
-		return nil
-	}
 	p.inUseMu.Lock()
 	defer p.inUseMu.Unlock()
 	pods, err := p.inUse(ctx, resources, node, gone)
@@ -341,6 +442,13 @@ func (p *Publisher) refreshInUse(ctx context.Context, resources []string, node *
 		return nil
 	}
 	return p.patchInUse(ctx, pods)
+}
+
+// readsInUse reports whether the in-use refresh reads the kubelet's
+// allocations: there is a PodResources API, and a report to publish or
+// pods to judge (event, metric).
+func (p *Publisher) readsInUse() bool {
+	return p.opts.PodResources != nil && (p.Settings().InUse || p.opts.Recorder != nil || p.opts.Metrics != nil)
 }
 
 // PublishNode writes the topology annotation and the labels (GFD's, from
@@ -551,6 +659,7 @@ func (p *Publisher) report(ctx context.Context, allocated map[types.NamespacedNa
 	}
 	p.mu.Unlock()
 	p.noteMalformed(ctx, malformed)
+	p.settleAwaited(allocated, byName)
 	return out
 }
 
