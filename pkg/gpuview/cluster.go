@@ -66,13 +66,14 @@ const noReportNote = "no " + protocol.InUseAnnotation + " report (publish.inUse 
 	"holders are the scheduler's choices (" + protocol.DevicesAnnotation + "); pods of other schedulers are not shown"
 
 // chosenByNode are the scheduler's readable choices (gpupack.io/devices) of
-// the pods bound to each node.
+// the pods bound to each node that still run: a finished pod (Succeeded or
+// Failed) holds nothing, as the scheduler's cache forgets it.
 func chosenByNode(pods []corev1.Pod) map[string][]Placement {
 	out := map[string][]Placement{}
 	for i := range pods {
 		p := &pods[i]
 		raw, ok := p.Annotations[protocol.DevicesAnnotation]
-		if !ok || p.Spec.NodeName == "" {
+		if !ok || p.Spec.NodeName == "" || finished(p) {
 			continue
 		}
 		d, err := protocol.DecodeDevices(raw)
@@ -82,6 +83,12 @@ func chosenByNode(pods []corev1.Pod) map[string][]Placement {
 		out[p.Spec.NodeName] = append(out[p.Spec.NodeName], Placement{Pod: p.Namespace + "/" + p.Name, Devices: d.Resources})
 	}
 	return out
+}
+
+// finished reports whether the pod has ended (Succeeded or Failed): its
+// containers no longer run, and the scheduler counts no device as its.
+func finished(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
 // readNode reads one node's topology and in-use report; false for a node
