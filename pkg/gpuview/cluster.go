@@ -166,6 +166,13 @@ func asksGPU(p *corev1.Pod) bool {
 	return false
 }
 
+// usageUnknown reports whether the named node's in-use report could not
+// be read.
+func (c *Cluster) usageUnknown(name string) bool {
+	ns := c.node(name)
+	return ns != nil && ns.UsageUnknown
+}
+
 // node returns the named node's state, nil when it is not a GPU node.
 func (c *Cluster) node(name string) *NodeState {
 	for i := range c.Side.Nodes {
@@ -190,8 +197,9 @@ type PodView struct {
 	// (gpupack.io/in-use, from the kubelet), sorted.
 	Given []string `json:"given,omitempty"`
 	// Handoff is "exact" (given = chosen), "differs", "not reported" (a
-	// choice, no report yet), "no choice" (another scheduler's pod) or
-	// "pending".
+	// choice, no report yet), "report unreadable" (a choice, on a node
+	// whose in-use report cannot be read), "no choice" (another
+	// scheduler's pod) or "pending".
 	Handoff string `json:"handoff"`
 	// GPUs are the indexes of the whole GPUs held (given, else chosen);
 	// Quality is their set's quality when there are 2 or more.
@@ -204,6 +212,7 @@ const (
 	HandoffExact       = "exact"
 	HandoffDiffers     = "differs"
 	HandoffNotReported = "not reported"
+	HandoffUnreadable  = "report unreadable"
 	HandoffNoChoice    = "no choice"
 	HandoffPending     = "pending"
 )
@@ -238,6 +247,8 @@ func (c *Cluster) podView(p *corev1.Pod) PodView {
 		v.Handoff = HandoffPending
 	case v.Chosen == nil:
 		v.Handoff = HandoffNoChoice
+	case !reported && c.usageUnknown(p.Spec.NodeName):
+		v.Handoff = HandoffUnreadable
 	case !reported:
 		v.Handoff = HandoffNotReported
 	case slices.Equal(chosen, v.Given):

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/score"
 )
 
@@ -43,4 +44,27 @@ func TestNoInUseReportFinishedPodsHoldNothing(t *testing.T) {
 	require.NoError(t, c.WriteNodes(&buf, whole1))
 	require.NotContains(t, buf.String(), "default/done")
 	require.NotContains(t, buf.String(), "default/failed")
+}
+
+// A pod on a node whose in-use report cannot be read is not "not
+// reported" (a choice, no report yet): the node did report, and what it
+// gave the pod is unknown, as nodes and frag say of that node.
+func TestHandoffOnUnreadableReport(t *testing.T) {
+	b := box()
+	bad := gpuNodeObject(t, "bad", b, nil)
+	bad.Annotations[protocol.InUseAnnotation] = `[1,2`
+	quiet := gpuNodeObject(t, "quiet", b, nil)
+	chosen := map[string][]string{"nvidia.com/gpu": {b.GPUs[0].UUID}}
+	c := FromObjects([]corev1.Node{bad, quiet}, []corev1.Pod{
+		podObject(t, "onbad", "bad", chosen, 1),
+		podObject(t, "onquiet", "quiet", chosen, 1),
+	})
+	pv := c.PodViews()
+	require.Len(t, pv, 2)
+	require.Equal(t, "default/onbad", pv[0].Pod)
+	require.Equal(t, HandoffUnreadable, pv[0].Handoff)
+	require.Equal(t, HandoffNotReported, pv[1].Handoff, "no report at all: not reported")
+	var buf bytes.Buffer
+	require.NoError(t, c.WritePodTable(&buf, pv, PodTableOptions{}))
+	require.Regexp(t, `(?m)^default/onbad\s+bad\s+nvidia.com/gpu=0\s+-\s+report unreadable\s+-$`, buf.String())
 }
