@@ -570,6 +570,7 @@ items:
   fragDelta: 0.5
   node: a
   qualityRatio: 1
+  supplyCost: 0
 kind: NodeFitList
 pod: default/p
 schedulerName: gpupack-scheduler
@@ -580,7 +581,7 @@ workload:
 	buf.Reset()
 	require.NoError(t, printObject(&buf, outputJSON, v))
 	require.JSONEq(t, `{"apiVersion":"gpupack.io/v1alpha1","kind":"NodeFitList","pod":"default/p","schedulerName":"gpupack-scheduler","gpupackProfile":true,
-		"workload":{"source":"","types":null},"items":[{"node":"a","fits":true,"fragDelta":0.5,"qualityRatio":1}]}`, buf.String())
+		"workload":{"source":"","types":null},"items":[{"node":"a","fits":true,"fragDelta":0.5,"qualityRatio":1,"supplyCost":0}]}`, buf.String())
 	require.Error(t, printObject(&buf, "xml", v))
 }
 

@@ -2,6 +2,7 @@ package gpupack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -44,6 +45,23 @@ type NodeFit struct {
 	// does not fit. kube-scheduler may score a sample of the nodes only,
 	// and adds its other score plugins.
 	Score *int64 `json:"score,omitempty"`
+}
+
+// MarshalJSON writes a fitting node's fragDelta, qualityRatio and
+// supplyCost always, 0 included: omitted, a reader (jq's
+// select(.fragDelta < 0)) took the missing key for null, which sorts below
+// every number. A node that does not fit has none of them.
+func (f NodeFit) MarshalJSON() ([]byte, error) {
+	type plain NodeFit // without this method
+	if !f.Fits {
+		return json.Marshal(plain(f))
+	}
+	return json.Marshal(struct {
+		plain
+		FragDelta    float64 `json:"fragDelta"`
+		QualityRatio float64 `json:"qualityRatio"`
+		SupplyCost   float64 `json:"supplyCost"`
+	}{plain(f), f.FragDelta, f.QualityRatio, f.SupplyCost})
 }
 
 // Explain says, node by node, whether pod fits as this plugin's PreFilter
