@@ -537,9 +537,12 @@ func (h *Handoff) held(ctx context.Context, src Allocations) map[types.Namespace
 // its resource already. The own record decides for what this process
 // allocated (the kubelet lists a pod it is still admitting only later);
 // the kubelet's PodResources answer adds what it did not allocate (before
-// its start, or with no entry to mark), and what it adds is kept. h.mu must
-// be held.
+// its start, or with no entry to mark), and what it adds is kept; a pod the
+// kubelet started is allocated whole (started). h.mu must be held.
 func (h *Handoff) allocatedLocked(held map[types.NamespacedName]map[string]map[string][]string, e entry) bool {
+	if !h.done[e.key] && started(e.pod) {
+		h.done[e.key] = true
+	}
 	if h.done[e.key] || held == nil {
 		return h.done[e.key]
 	}
@@ -568,6 +571,18 @@ func (h *Handoff) allocatedLocked(held map[types.NamespacedName]map[string]map[s
 	}
 	h.done[e.key] = true
 	return true
+}
+
+// started reports whether the kubelet has started the pod (it set
+// status.startTime): its admission, which allocates the devices of every
+// container (init containers included), is over. The kubelet's
+// PodResources answer never lists a regular init container, so after this
+// process restarted, or with PodResources down, the pod's status is the only
+// record of that container's allocation: without it the entry stayed
+// pending for the life of the pod, ahead of every later pod, and the pods
+// after it of its size each got their predecessor's set.
+func started(pod *v1.Pod) bool {
+	return pod.Status.StartTime != nil
 }
 
 // podEntries are a pod's requests of resource, init containers first, each
