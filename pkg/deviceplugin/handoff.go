@@ -321,11 +321,14 @@ type entry struct {
 	pod       *v1.Pod
 	key       doneKey
 	container string // the container the entry serves (key.container may be "")
-	size      int
-	ids       []string // nil: no choice (another scheduler's pod)
-	class     int      // classBatch, classStream, classUnknown
-	seq       uint64   // arrival order
-	at        time.Time
+	// regularInit: the container is a regular init container (not a
+	// sidecar), which the kubelet's PodResources never lists.
+	regularInit bool
+	size        int
+	ids         []string // nil: no choice (another scheduler's pod)
+	class       int      // classBatch, classStream, classUnknown
+	seq         uint64   // arrival order
+	at          time.Time
 }
 
 // choiceOf decodes a pod's scheduler choice; ok=false when it has none.
@@ -537,20 +540,25 @@ func (h *Handoff) held(ctx context.Context, src Allocations) map[types.Namespace
 // its resource already. The own record decides for what this process
 // allocated (the kubelet lists a pod it is still admitting only later);
 // the kubelet's PodResources answer adds what it did not allocate (before
-// its start, or with no entry to mark), and what it adds is kept; a pod the
-// kubelet started is allocated whole (started). h.mu must be held.
+// its start, or with no entry to mark), and what it adds is kept. h.mu must
+// be held.
 func (h *Handoff) allocatedLocked(held map[types.NamespacedName]map[string]map[string][]string, e entry) bool {
-	if !h.done[e.key] && started(e.pod) {
-		h.done[e.key] = true
-	}
 	if h.done[e.key] || held == nil {
 		return h.done[e.key]
 	}
 	containers := held[types.NamespacedName{Namespace: e.pod.Namespace, Name: e.pod.Name}]
 	var ids []string
-	if e.container == "" {
+	if e.container == "" || e.regularInit {
 		// A pod-level set no container of the spec took: any container of
-		// the pod holding the resource served it.
+		// the pod holding the resource served it. A regular init
+		// container, which PodResources never lists (app containers and
+		// sidecars only): the kubelet allocates every container of a pod
+		// at its admission, init containers first, so the pod's app
+		// containers or sidecars holding the resource say it was served.
+		// Without this, after this process restarted, a running pod's
+		// init container entry stayed pending for the pod's life, ahead of
+		// every later pod, and the pods after it of its size each got
+		// their predecessor's set.
 		for _, byRes := range containers {
 			ids = append(ids, byRes[e.key.resource]...)
 		}
@@ -571,18 +579,6 @@ func (h *Handoff) allocatedLocked(held map[types.NamespacedName]map[string]map[s
 	}
 	h.done[e.key] = true
 	return true
-}
-
-// started reports whether the kubelet has started the pod (it set
-// status.startTime): its admission, which allocates the devices of every
-// container (init containers included), is over. The kubelet's
-// PodResources answer never lists a regular init container, so after this
-// process restarted, or with PodResources down, the pod's status is the only
-// record of that container's allocation: without it the entry stayed
-// pending for the life of the pod, ahead of every later pod, and the pods
-// after it of its size each got their predecessor's set.
-func started(pod *v1.Pod) bool {
-	return pod.Status.StartTime != nil
 }
 
 // podEntries are a pod's requests of resource, init containers first, each
@@ -606,7 +602,8 @@ func podEntries(pod *v1.Pod, choice *protocol.Devices, resource string) []entry 
 		}
 	}
 	add := func(key, container string, size int, ids []string) {
-		out = append(out, entry{pod: pod, key: doneKey{uid: pod.UID, container: key, resource: resource}, container: container, size: size, ids: ids})
+		out = append(out, entry{pod: pod, key: doneKey{uid: pod.UID, container: key, resource: resource}, container: container, size: size, ids: ids,
+			regularInit: isRegularInit(pod, container)})
 	}
 	for _, c := range allContainers(pod) {
 		n, _ := protocol.DeviceCount(c, resource) // malformed: the kubelet admits no such container
@@ -623,6 +620,17 @@ func podEntries(pod *v1.Pod, choice *protocol.Devices, resource string) []entry 
 		}
 	}
 	return out
+}
+
+// isRegularInit reports whether name is one of pod's regular init
+// containers (restartPolicy other than Always: not a sidecar).
+func isRegularInit(pod *v1.Pod, name string) bool {
+	for i := range pod.Spec.InitContainers {
+		if c := &pod.Spec.InitContainers[i]; c.Name == name {
+			return c.RestartPolicy == nil || *c.RestartPolicy != v1.ContainerRestartPolicyAlways
+		}
+	}
+	return false
 }
 
 func allContainers(pod *v1.Pod) []*v1.Container {
@@ -817,6 +825,30 @@ func (h *Handoff) allocatedFrom(src Allocations, resource string, ids []string) 
 	}
 	if found {
 		h.done[key] = true
+		h.earlierServedLocked(pending, key)
+	}
+}
+
+// earlierServedLocked marks the pending entries of key's pod that come
+// before key (pending keeps each pod's entries in the kubelet's order: init
+// containers, then app containers): the kubelet allocated them before key,
+// in the same admission, even when their Allocate was not marked (the
+// kubelet chose on its own, asking nothing). PodResources never lists a
+// regular init container, so nothing else would mark it, and it stayed
+// pending ahead of the pods after it, each of its size then getting its
+// predecessor's set. h.mu must be held.
+func (h *Handoff) earlierServedLocked(pending []entry, key doneKey) {
+	var before []doneKey
+	for _, e := range pending {
+		switch {
+		case e.key == key:
+			for _, k := range before {
+				h.done[k] = true
+			}
+			return
+		case e.key.uid == key.uid:
+			before = append(before, e.key)
+		}
 	}
 }
 
