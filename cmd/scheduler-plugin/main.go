@@ -21,6 +21,7 @@ import (
 	frameworkplugins "k8s.io/kubernetes/pkg/scheduler/framework/plugins"
 	"sigs.k8s.io/yaml"
 
+	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config"
 	configv1 "github.com/gpupack/gpupack/pkg/scheduler/apis/config/v1"
 	"github.com/gpupack/gpupack/pkg/scheduler/apis/config/validation"
@@ -164,12 +165,12 @@ func argsNotMapping(path *field.Path, plugin string, raw json.RawMessage) *field
 		kind, shown = "a number", string(raw)
 	}
 	if len(shown) > maxShownArgs {
-		shown = strings.ToValidUTF8(shown[:maxShownArgs], "") + "..."
+		shown = deviceid.Prefix(shown, maxShownArgs) + "..."
 	}
 	return field.Invalid(path, shown, fmt.Sprintf("%s's args must be a mapping of their fields, not %s: write them as a mapping under args (args: {name: value, ...})", plugin, kind))
 }
 
-// gpuResourceOf reports// gpuResourceOf reports the resource names GPUPack places under cfg: the
+// gpuResourceOf reports the resource names GPUPack places under cfg: the
 // whole, shared and MIG names of the defaults and of every profile's
 // GPUPack args.
 func gpuResourceOf(cfg *schedconfig.KubeSchedulerConfiguration) func(string) bool {
