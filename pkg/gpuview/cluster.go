@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/topology"
@@ -73,7 +74,7 @@ func chosenByNode(pods []corev1.Pod) map[string][]Placement {
 	for i := range pods {
 		p := &pods[i]
 		raw, ok := p.Annotations[protocol.DevicesAnnotation]
-		if !ok || p.Spec.NodeName == "" || finished(p) {
+		if !ok || p.Spec.NodeName == "" || podutil.IsPodTerminal(p) {
 			continue
 		}
 		d, err := protocol.DecodeDevices(raw)
@@ -83,12 +84,6 @@ func chosenByNode(pods []corev1.Pod) map[string][]Placement {
 		out[p.Spec.NodeName] = append(out[p.Spec.NodeName], Placement{Pod: p.Namespace + "/" + p.Name, Devices: d.Resources})
 	}
 	return out
-}
-
-// finished reports whether the pod has ended (Succeeded or Failed): its
-// containers no longer run, and the scheduler counts no device as its.
-func finished(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
 // readNode reads one node's topology and in-use report; false for a node

@@ -16,6 +16,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	fwk "k8s.io/kube-scheduler/framework"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 
 	"github.com/gpupack/gpupack/pkg/deviceid"
 	"github.com/gpupack/gpupack/pkg/protocol"
@@ -998,7 +999,7 @@ func (c *Cache) Unassume(uid types.UID) {
 // A malformed annotation, or one that does not match the pod's requests,
 // is returned as an error, the pod's requests still held.
 func (c *Cache) AddPod(pod *v1.Pod) error {
-	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+	if podutil.IsPodTerminal(pod) {
 		c.Forget(pod.UID)
 		return nil
 	}

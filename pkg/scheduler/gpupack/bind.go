@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	schedutil "k8s.io/kubernetes/pkg/scheduler/util"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
@@ -110,7 +111,7 @@ func (pl *GPUPack) goneFromInformer(pod *v1.Pod) bool {
 	if err != nil {
 		return apierrors.IsNotFound(err)
 	}
-	return got.UID != pod.UID || got.Status.Phase == v1.PodSucceeded || got.Status.Phase == v1.PodFailed
+	return got.UID != pod.UID || podutil.IsPodTerminal(got)
 }
 
 // bind sends the binding through the scheduler's API cacher when it has one

@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	fwk "k8s.io/kube-scheduler/framework"
+	podutil "k8s.io/kubernetes/pkg/api/v1/pod"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/score"
@@ -79,7 +80,7 @@ func Explain(ctx context.Context, args runtime.Object, pod *v1.Pod, nodes []*v1.
 	}
 	byNode := map[string][]*v1.Pod{}
 	for _, p := range pods {
-		if p.UID == pod.UID || p.Spec.NodeName == "" || p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+		if p.UID == pod.UID || p.Spec.NodeName == "" || podutil.IsPodTerminal(p) {
 			continue
 		}
 		byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
