@@ -777,8 +777,8 @@ func (m *Manager) onFSEvent(ctx context.Context, ev fsnotify.Event) {
 // where MIG devices are served: an error wrapping ErrMIGChanged when a GPU's
 // MIG mode or MIG devices changed (devices that are gone must not stay
 // advertised: they are marked gone, unhealthy, should this Manager be
-// served again after a failed rediscovery). An NVML error is logged and changes nothing: health deals
-// with a failing GPU.
+// served again after a failed rediscovery). An NVML error is logged and
+// changes nothing: health deals with a failing GPU.
 func (m *Manager) checkMIG(ctx context.Context) error {
 	if *m.opts.Config.Flags.MigStrategy == configv1.MIGStrategyNone || !m.MIGCapable() {
 		return nil
