@@ -309,6 +309,11 @@ func (p *Publisher) awaiting(logger klog.Logger) bool {
 // device under its resource, held by pods known (named in the report with
 // their UID, and judged by notHonoured; any pod without a lister).
 func (p *Publisher) settleAwaited(allocated map[types.NamespacedName]map[string]map[string][]string, known map[types.NamespacedName]*v1.Pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.awaited) == 0 {
+		return // every refresh gets here: no index of the node's devices to build
+	}
 	holder := map[[2]string]types.NamespacedName{}
 	for key, containers := range allocated {
 		for _, byRes := range containers {
@@ -319,8 +324,6 @@ func (p *Publisher) settleAwaited(allocated map[types.NamespacedName]map[string]
 			}
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.awaited = slices.DeleteFunc(p.awaited, func(a awaited) bool {
 		for _, id := range a.ids {
 			key, ok := holder[[2]string{a.resource, id}]
