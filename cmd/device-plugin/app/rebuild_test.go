@@ -169,6 +169,19 @@ func startServeRetry(t *testing.T, lib nvml.Lib, running choice, retry wait.Back
 	return r
 }
 
+// startServingTS is startServe on a fake DGX A100 with tsConfig (4
+// replicas of each of its 8 GPUs), once its 32 devices are served; fails
+// makes the machine's GPU count fail.
+func startServingTS(t *testing.T) (*serveRun, *countFailures) {
+	t.Helper()
+	m, err := fake.New(fake.DGXA100)
+	require.NoError(t, err)
+	fails := failCount(m)
+	r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
+	r.serving(t, 32, false, "the ts config is served")
+	return r, fails
+}
+
 // wholeRebuildFails reloads wholeChoice, whose trial passes and whose
 // rebuild's discovery fails once, and waits for the failure to be recorded
 // and its retry armed.
@@ -362,14 +375,9 @@ func TestTrialRetry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := fake.New(fake.DGXA100)
-			require.NoError(t, err)
-			fails := failCount(m)
-			// ts serves 4 replicas of each of the DGX A100's 8 GPUs.
-			r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
+			r, fails := startServingTS(t)
 			ev, clk, reload := r.ev, r.clk, r.reload
 			serving := func(n int, msg string) { t.Helper(); r.serving(t, n, false, msg) }
-			serving(32, "the ts config is served")
 
 			fails.set(0, tc.failures)
 			reload <- tc.config
@@ -433,12 +441,8 @@ func TestServedConfigWhileRebuildRetries(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := fake.New(fake.DGXA100)
-			require.NoError(t, err)
-			fails := failCount(m)
-			r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
+			r, fails := startServingTS(t)
 			serving := func(n int, msg string) { t.Helper(); r.serving(t, n, false, msg) }
-			serving(32, "the ts config is served")
 
 			r.wholeRebuildFails(t, fails)
 			serving(32, "ts is served until the retry")
@@ -486,11 +490,7 @@ func TestServedConfigWhileRebuildRetries(t *testing.T) {
 // retried, and names ts as running; once whole runs, delivering it again
 // is "the running one again".
 func TestChosenAgainWhileRebuildRetries(t *testing.T) {
-	m, err := fake.New(fake.DGXA100)
-	require.NoError(t, err)
-	fails := failCount(m)
-	r := startServe(t, m.Lib(t), choice{name: "ts", data: []byte(tsConfig)})
-	r.serving(t, 32, false, "the ts config is served")
+	r, fails := startServingTS(t)
 	logs := r.logger.GetSink().(ktesting.Underlier).GetBuffer()
 	const (
 		runningAgain = "Per-node config is the running one again"
