@@ -39,7 +39,11 @@ func Labels(n *Node, now time.Time) (map[string]string, []error) {
 		maps.Copy(out, mpsLabels(n, gpus))
 		maps.Copy(out, resourceLabels(n, gpus))
 		out[LabelMode] = mode(gpus)
-		maps.Copy(out, cliqueLabels(gpus))
+		clique, err := cliqueLabels(gpus)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		maps.Copy(out, clique)
 	}
 	maps.Copy(out, vgpuLabels(n.VGPUs))
 	return validLabels(out, errs)
@@ -164,26 +168,78 @@ const (
 	pciClass3D  uint32 = 0x030200
 )
 
-// cliqueLabels is nvidia.com/gpu.clique, <cluster UUID>.<clique ID>, when
-// every fabric-attached GPU reports the same cluster UUID and the same
-// clique ID; none when none is attached or they disagree.
-func cliqueLabels(gpus []indexed) map[string]string {
-	clusters, cliques := map[string]bool{}, map[uint32]bool{}
+// cliqueLabels is nvidia.com/gpu.clique, the node's NVLink clique
+// (cliqueOf); none when no GPU is attached to a fabric, or, with an error
+// naming each GPU's clique, when the attached ones disagree.
+func cliqueLabels(gpus []indexed) (map[string]string, error) {
+	ids := make([]fabricID, 0, len(gpus))
 	for _, g := range gpus {
-		if g.ClusterUUID == "" {
+		ids = append(ids, fabricID{g.index, g.ClusterUUID, g.CliqueID})
+	}
+	c, err := cliqueOf(ids)
+	if err != nil {
+		return nil, fmt.Errorf("label %s left out: %w", LabelClique, err)
+	}
+	if c == "" {
+		return nil, nil
+	}
+	return map[string]string{LabelClique: c}, nil
+}
+
+// Clique is the NVLink clique of a node whose GPUs are gpus (GPU i at
+// gpus[i]), as cliqueOf: "" when none is attached or, with an error, when
+// the attached GPUs disagree. The topology annotation's node.clique is
+// this, so that it and nvidia.com/gpu.clique always say the same.
+func Clique(gpus []GPU) (string, error) {
+	ids := make([]fabricID, len(gpus))
+	for i, g := range gpus {
+		ids[i] = fabricID{i, g.ClusterUUID, g.CliqueID}
+	}
+	return cliqueOf(ids)
+}
+
+// fabricID is GPU index's NVLink fabric identity; cluster is empty when
+// the GPU is not attached to a completed fabric.
+type fabricID struct {
+	index   int
+	cluster string
+	clique  uint32
+}
+
+// cliqueOf is <cluster UUID>.<clique ID> of the GPUs attached to a fabric
+// (a GPU without a cluster UUID is skipped), as GPU Feature Discovery
+// (getFabricIDs): when they do not all share one cluster UUID and one
+// clique ID, the node has none and the error names each clique with its
+// GPUs (GFD logs a warning); no attached GPU is no clique, no error. One
+// GPU's clique is never the node's while another attached GPU differs.
+func cliqueOf(ids []fabricID) (string, error) {
+	var cliques []string
+	members := map[string][]string{}
+	for _, id := range ids {
+		if id.cluster == "" {
 			continue
 		}
-		clusters[g.ClusterUUID], cliques[g.CliqueID] = true, true
-	}
-	if len(clusters) != 1 || len(cliques) != 1 {
-		return nil
-	}
-	for c := range clusters {
-		for q := range cliques {
-			return map[string]string{LabelClique: fmt.Sprintf("%s.%d", c, q)}
+		c := fmt.Sprintf("%s.%d", id.cluster, id.clique)
+		if _, ok := members[c]; !ok {
+			cliques = append(cliques, c)
 		}
+		members[c] = append(members[c], strconv.Itoa(id.index))
 	}
-	return nil
+	switch len(cliques) {
+	case 0:
+		return "", nil
+	case 1:
+		return cliques[0], nil
+	}
+	parts := make([]string, len(cliques))
+	for i, c := range cliques {
+		gpus := "GPU "
+		if len(members[c]) > 1 {
+			gpus = "GPUs "
+		}
+		parts[i] = gpus + strings.Join(members[c], ", ") + ": " + c
+	}
+	return "", fmt.Errorf("the GPUs' NVLink fabrics disagree (%s): no clique is the node's", strings.Join(parts, "; "))
 }
 
 // validLabels drops each label whose key or value the apiserver would

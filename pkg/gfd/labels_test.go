@@ -477,7 +477,7 @@ func TestLabelsEdgeCases(t *testing.T) {
 		"cliques disagree": {func(n *gfd.Node) {
 			n.GPUs[0].ClusterUUID, n.GPUs[0].CliqueID = "7b968a6d-c8aa-45e1-9e07-e1e51be99c31", 1
 			n.GPUs[1].ClusterUUID, n.GPUs[1].CliqueID = "7b968a6d-c8aa-45e1-9e07-e1e51be99c31", 2
-		}, "nvidia.com/gpu.clique", "", 0},
+		}, "nvidia.com/gpu.clique", "", 1}, // left out, not silently: the error names both cliques (TestCliqueOfDisagreeingGPUs)
 		"MPS with MIG enabled": {func(n *gfd.Node) {
 			n.Sharing = gfd.Sharing{Strategy: gfd.SharingMPS, Resources: map[string]gfd.Replication{"nvidia.com/gpu": {Replicas: 2}}}
 			n.GPUs[0].MIGEnabled = true

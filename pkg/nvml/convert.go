@@ -3,16 +3,19 @@ package nvml
 import (
 	"fmt"
 
+	"github.com/gpupack/gpupack/pkg/gfd"
 	"github.com/gpupack/gpupack/pkg/topology"
 )
 
 // Topology converts the inventory to the topology model: every GPU healthy,
-// the link class of each pair, MIG devices, and the NVLink clique.
+// the link class of each pair, MIG devices, and the NVLink clique (the one
+// every GPU attached to a fabric shares; none when they disagree).
 func (inv *Inventory) Topology() *topology.Node {
 	n := &topology.Node{
 		GPUs:  make([]topology.GPU, len(inv.GPUs)),
 		Links: make([][]topology.Link, len(inv.GPUs)),
 	}
+	fabric := make([]gfd.GPU, len(inv.GPUs))
 	for i, g := range inv.GPUs {
 		n.GPUs[i] = topology.GPU{
 			Index:         g.Index,
@@ -24,10 +27,12 @@ func (inv *Inventory) Topology() *topology.Node {
 			Healthy:       true,
 			MIGEnabled:    g.MIGEnabled,
 		}
-		if n.Clique == "" && g.ClusterUUID != "" {
-			n.Clique = fmt.Sprintf("%s.%d", g.ClusterUUID, g.CliqueID)
-		}
+		fabric[i] = gfd.GPU{ClusterUUID: g.ClusterUUID, CliqueID: g.CliqueID}
 	}
+	// The clique of the GPUs attached to a fabric, none when they
+	// disagree (never the first GPU's alone): the same value as
+	// nvidia.com/gpu.clique, whose error the label publication logs.
+	n.Clique, _ = gfd.Clique(fabric)
 	for i := range n.Links {
 		n.Links[i] = make([]topology.Link, len(inv.GPUs))
 		for j := range n.Links[i] {
