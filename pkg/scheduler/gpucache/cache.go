@@ -121,6 +121,14 @@ type Cache struct {
 	// argsNames are the profiles' resource names (AddArgsNames), for
 	// foreign pods' requests on nodes without a resource table.
 	argsNames []Names
+	// bare are the nodes the informer last delivered without GPU
+	// annotations after the cache had read some of theirs, with that Node
+	// object's resourceVersion: a cycle's snapshot of an older version
+	// still has the annotations, and must not bring the topology and
+	// usage back (entryForNode). A name goes when the informer delivers
+	// the node's annotations again or deletes the node; at most one a
+	// node the informer knows.
+	bare map[string]string
 }
 
 // dirtyKeep is the most dirty nodes whose map Pricing clears for reuse: a
@@ -286,7 +294,7 @@ func (p *podEntry) sameAs(o *podEntry) bool {
 // New returns an empty cache.
 func New() *Cache {
 	return &Cache{nodes: map[string]*nodeEntry{}, pods: map[types.UID]*podEntry{},
-		published: map[string]int{}, dirty: map[string]struct{}{}}
+		published: map[string]int{}, dirty: map[string]struct{}{}, bare: map[string]string{}}
 }
 
 // Interface is what the scheduler plugin uses of the cache.
@@ -416,14 +424,22 @@ func (c *Cache) entryForNode(node *v1.Node) (NodeView, *nodeEntry, error) {
 	inUseRaw := node.Annotations[protocol.InUseAnnotation]
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e = c.nodes[node.Name]; e != nil && e.live && e.obj != node && !newerObject(node, e.obj) {
+	if e = c.nodes[node.Name]; e != nil && e.obj != nil && e.obj != node &&
+		(e.live && !newerObject(node, e.obj) || newerObject(e.obj, node)) {
 		// A cycle's snapshot holds an older Node object than the one the
 		// informer delivered (its handler ran after the snapshot was
-		// taken): its annotations would undo a newer in-use report,
-		// health or unreadable report, and the view would count a GPU
-		// free that is not. The informer's object is viewed instead,
-		// and the entry keeps it.
+		// taken), or than the one an earlier snapshot brought: its
+		// annotations would undo a newer in-use report, health or
+		// unreadable report, and the view would count a GPU free that is
+		// not. The entry's object is viewed instead, and the entry keeps
+		// it.
 		return c.viewLocked(e)
+	}
+	if rv, ok := c.bare[node.Name]; ok && hasTopo && !newerThan(node, rv) {
+		// The informer has delivered the node without GPU annotations
+		// since the version this snapshot holds: its annotations are
+		// gone, and must not come back into the entry (or a new one).
+		hasTopo = false
 	}
 	if !hasTopo {
 		return NodeView{}, nil, fmt.Errorf("node has no %s annotation (no gpupack device plugin?)", protocol.TopologyAnnotation)
@@ -459,8 +475,14 @@ func newerObject(a, b *v1.Node) bool {
 	if a == nil || b == nil {
 		return false
 	}
+	return newerThan(a, b.ResourceVersion)
+}
+
+// newerThan reports whether Node object a is a later version than
+// resourceVersion rv (newerObject's rule).
+func newerThan(a *v1.Node, rv string) bool {
 	ra, errA := strconv.ParseUint(a.ResourceVersion, 10, 64)
-	rb, errB := strconv.ParseUint(b.ResourceVersion, 10, 64)
+	rb, errB := strconv.ParseUint(rv, 10, 64)
 	return errA == nil && errB == nil && ra > rb
 }
 
@@ -598,6 +620,11 @@ func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 		return nil, nil
 	}
 	if !hasTopo && !hasInUse {
+		if _, ok := c.bare[node.Name]; ok || e != nil {
+			// The annotations the entry read (or a snapshot may still
+			// hold) are gone as of this version.
+			c.bare[node.Name] = node.ResourceVersion
+		}
 		if e != nil {
 			c.clearLocked(e)
 			e.live = true
@@ -606,6 +633,7 @@ func (c *Cache) UpdateNode(node *v1.Node) (topoErr, inUseErr error) {
 		}
 		return nil, nil
 	}
+	delete(c.bare, node.Name)
 	e = c.updateNodeLocked(node.Name, topoRaw, inUseRaw)
 	e.live = true
 	c.setObjLocked(e, node)
@@ -640,6 +668,7 @@ func (e *nodeEntry) unreported() (topoErr, inUseErr error) {
 func (c *Cache) RemoveNode(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.bare, name)
 	if e := c.nodes[name]; e != nil {
 		c.clearLocked(e)
 		e.live = false

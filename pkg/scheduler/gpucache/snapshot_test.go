@@ -8,6 +8,7 @@ import (
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/scheduler/gpucache"
+	"github.com/gpupack/gpupack/pkg/score"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
 )
 
@@ -138,4 +139,68 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// The informer delivering the node without its GPU annotations (the device
+// plugin gone, the annotations removed) is newer than a cycle's snapshot of
+// the node that still has them: viewing that snapshot afterwards must not
+// bring the node's topology and usage back into the cache (its entry, the
+// supply, Topology), whether or not a pod still holds devices on the node.
+// A snapshot newer than the removal (the annotations written again, the
+// informer's handler lagging) is taken; versions that are not numbers are
+// not known newer, so the informer's removal stands.
+func TestOlderSnapshotDoesNotRestoreRemovedAnnotations(t *testing.T) {
+	topo := fixture.DGX1V100("g")
+	for _, tc := range []struct {
+		name                  string
+		annotated, bare, snap string // resourceVersions: the informer's two deliveries, then the cycle's snapshot
+		podHeld               bool   // a pod holds devices on the node throughout
+		snapshotTaken         bool
+	}{
+		{name: "older snapshot", annotated: "5", bare: "7", snap: "5"},
+		{name: "older snapshot, pod held", annotated: "5", bare: "7", snap: "5", podHeld: true},
+		{name: "same version as the removal", annotated: "5", bare: "7", snap: "7"},
+		{name: "no versions", annotated: "", bare: "", snap: ""},
+		{name: "not a number", annotated: "5", bare: "7", snap: "x9"},
+		{name: "snapshot newer than the removal", annotated: "5", bare: "7", snap: "9", snapshotTaken: true},
+		{name: "snapshot newer than the removal, pod held", annotated: "5", bare: "7", snap: "9", podHeld: true, snapshotTaken: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withGPUs := annotated(t, "g", "64", topo)
+			withGPUs.ResourceVersion = tc.annotated
+			c := gpucache.New()
+			_, _ = c.UpdateNode(withGPUs)
+			if tc.podHeld {
+				c.Assume("p", "g", []string{topo.GPUs[0].UUID})
+			}
+			d, err := score.NewDistribution([]score.Weighted{{Type: score.TaskType{Kind: score.KindWhole, Count: 1, Model: "A100"}, Weight: 1}})
+			require.NoError(t, err)
+			require.Positive(t, c.Fragmentation(d), "the node counts while annotated (its free V100s are stranded for A100 tasks)")
+
+			bare := withGPUs.DeepCopy()
+			bare.ResourceVersion = tc.bare
+			delete(bare.Annotations, protocol.TopologyAnnotation)
+			_, _ = c.UpdateNode(bare) // the informer: the annotations are gone
+			require.Nil(t, c.Topology("g"))
+
+			snap := withGPUs.DeepCopy() // the cycle's snapshot
+			snap.ResourceVersion = tc.snap
+			_, err = c.ViewNodeInfo(nodeInfo(snap))
+			if tc.snapshotTaken {
+				require.NoError(t, err)
+				require.NotNil(t, c.Topology("g"), "a newer snapshot's annotations are taken")
+				return
+			}
+			require.Error(t, err, "the node has no GPU annotation since the informer's newer delivery")
+			require.Nil(t, c.Topology("g"), "the snapshot's older topology came back")
+			require.Zero(t, c.Fragmentation(d), "the cluster's figures count the older snapshot's node")
+			wantNodes := 0
+			if tc.podHeld {
+				wantNodes = 1 // the pod's entry
+			}
+			require.Equal(t, wantNodes, c.Nodes())
+			_, err = c.ViewNode(bare)
+			require.Error(t, err)
+		})
+	}
 }
