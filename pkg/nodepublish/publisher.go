@@ -173,6 +173,17 @@ type Publisher struct {
 	// PodResources answer has not listed yet, with a pod the lister
 	// knows: at most maxAwaited (KickAllocated).
 	awaited []awaited
+	// applied is the topology annotation the last apply wrote ("" when it
+	// wrote none); seenTopology is the node's annotation as last seen (an
+	// apply's or in-use patch's response, a watch event, a dry-run read),
+	// with its resourceVersion and when (seenAt zero: never). They tell
+	// drift: the annotation changed on the Node by someone else
+	// (selfheal.go).
+	applied, seenTopology, seenRV string
+	seenAt                        time.Time
+	// drift is signalled when the node is seen with another annotation
+	// than applied.
+	drift chan struct{}
 }
 
 // awaited is an allocation of ids of resource the in-use report waits
@@ -225,7 +236,7 @@ func New(o Options) *Publisher {
 		o.Retry = DefaultPublishRetry
 	}
 	return &Publisher{
-		opts: o, kick: make(chan struct{}, 1), reported: map[types.UID]bool{}, malformed: deviceid.NewReported(maxMalformed),
+		opts: o, kick: make(chan struct{}, 1), drift: make(chan struct{}, 1), reported: map[types.UID]bool{}, malformed: deviceid.NewReported(maxMalformed),
 		settings: Settings{Topology: o.Topology, Labels: o.Labels, InUse: o.InUse, InUseInterval: o.InUseInterval},
 	}
 }
@@ -340,7 +351,9 @@ func (p *Publisher) settleAwaited(allocated map[types.NamespacedName]map[string]
 // until ctx ends. A publication that fails is retried with backoff
 // (DefaultPublishRetry) until it succeeds, so a node whose first patch
 // failed (apiserver down, policy not loaded yet) is published once the
-// apiserver answers, with or without an in-use loop.
+// apiserver answers, with or without an in-use loop. A topology
+// annotation changed on the Node by someone else is restored once the
+// publisher sees it (selfheal.go), also without the relabel loop.
 func (p *Publisher) Run(ctx context.Context, src Source) {
 	logger := klog.FromContext(ctx).WithValues("node", p.opts.NodeName)
 	settings := p.Settings()
@@ -355,6 +368,20 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 		defer t.Stop()
 		relabel = t.C()
 	}
+	// Without the relabel loop nothing applies the topology annotation
+	// periodically: it is checked as often instead (selfheal.go).
+	var check <-chan time.Time
+	checkEvery := settings.RelabelInterval
+	if checkEvery <= 0 {
+		checkEvery = DefaultRelabelInterval
+	}
+	if settings.Topology && relabel == nil {
+		t := p.opts.Clock.NewTicker(checkEvery)
+		defer t.Stop()
+		check = t.C()
+	}
+	heal := newRepairs(p.opts.Retry)
+	defer heal.stop()
 	resources := src.ResourceNames()
 	backoff := p.opts.Retry
 	nodeDirty, inUseDirty := true, true
@@ -408,6 +435,18 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 			inUseDirty = true
 		case <-relabel:
 			nodeDirty = true
+		case <-check:
+			p.checkTopology(ctx, checkEvery)
+		case <-p.drift:
+			if !nodeDirty {
+				heal.arm(logger, p.opts.Clock)
+			}
+		case <-heal.due():
+			heal.fired()
+			if p.drifted() {
+				logger.Info("The node's topology annotation was changed by someone else; restoring it")
+				nodeDirty = true
+			}
 		case <-retry:
 			inUseDirty = inUseDirty || recheck
 		}
@@ -492,6 +531,8 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 	if err != nil {
 		return fmt.Errorf("applying the labels and topology of node %s: %w", p.opts.NodeName, err)
 	}
+	p.setApplied(ac.Annotations[protocol.TopologyAnnotation])
+	p.Observe(ctx, node)
 	moved, err := p.takeOverLegacy(ctx, node)
 	if err != nil {
 		// The apply landed; the hand-over is tried again at the next one.
@@ -499,9 +540,11 @@ func (p *Publisher) PublishNode(ctx context.Context, n *topology.Node, g *gfd.No
 	}
 	if moved {
 		// What the earlier gpupack wrote and this apply does not hold goes now.
-		if _, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts); err != nil {
+		node, err := p.opts.Client.CoreV1().Nodes().Apply(ctx, ac, opts)
+		if err != nil {
 			return fmt.Errorf("applying the labels and topology of node %s: %w", p.opts.NodeName, err)
 		}
+		p.Observe(ctx, node)
 	}
 	if settings.Labels && settings.LabelFile != "" {
 		// After the apply, with the labels it holds.
@@ -763,9 +806,12 @@ func (p *Publisher) patch(ctx context.Context, meta map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("encoding node patch: %w", err)
 	}
-	_, err = p.opts.Client.CoreV1().Nodes().Patch(ctx, p.opts.NodeName, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+	node, err := p.opts.Client.CoreV1().Nodes().Patch(ctx, p.opts.NodeName, types.MergePatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
 	if err != nil {
 		return fmt.Errorf("patching node %s: %w", p.opts.NodeName, err)
 	}
+	// The response is the whole Node: its topology annotation is checked
+	// at no extra request.
+	p.Observe(ctx, node)
 	return nil
 }

@@ -1,0 +1,140 @@
+package nodepublish_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/gpupack/gpupack/pkg/nodepublish"
+	"github.com/gpupack/gpupack/pkg/protocol"
+	"github.com/gpupack/gpupack/pkg/topology"
+)
+
+// nodePatches counts the node patches of c by kind: the server-side applies
+// (the topology annotation: writes), the in-use report's merge patches, and
+// the dry-run reads (nothing written).
+func nodePatches(c *fake.Clientset) (applies, inUse, dryRuns int) {
+	for _, a := range c.Actions() {
+		p, ok := a.(k8stesting.PatchActionImpl)
+		if !ok || a.GetResource().Resource != "nodes" {
+			continue
+		}
+		switch {
+		case len(p.PatchOptions.DryRun) > 0:
+			dryRuns++
+		case p.GetPatchType() == types.ApplyPatchType:
+			applies++
+		default:
+			inUse++
+		}
+	}
+	return applies, inUse, dryRuns
+}
+
+// TestTopologySelfHeals: with publish.labels off (no relabel loop), a
+// topology annotation that someone edits, removes or garbles on the Node is
+// restored once the plugin sees the node, by each way it sees it: the
+// response of the in-use report's patch (every InUseInterval), a node watch
+// (Observe), or, when nothing else read the node for a RelabelInterval,
+// a dry-run read. The repair is one apply, after the publication's retry
+// delay (Retry, 1s here); a node whose annotation is right gets no write.
+func TestTopologySelfHeals(t *testing.T) {
+	const (
+		interval = time.Minute // RelabelInterval and InUseInterval
+		delay    = time.Second // Retry's first step: the repair's delay
+	)
+	for _, way := range []string{"in-use response", "node watch", "periodic read"} {
+		for _, tc := range []struct {
+			name  string
+			apply func(annotations map[string]string)
+		}{
+			{"edited", func(a map[string]string) {
+				a[protocol.TopologyAnnotation] = `{"version":"v1","node":{"gpus":[],"links":[],"generation":1}}`
+			}},
+			{"removed", func(a map[string]string) { delete(a, protocol.TopologyAnnotation) }},
+			{"garbled", func(a map[string]string) { a[protocol.TopologyAnnotation] = "{not json" }},
+		} {
+			t.Run(way+"/"+tc.name, func(t *testing.T) {
+				client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+				clk := testingclock.NewFakeClock(time.Unix(1764500000, 0))
+				o := nodepublish.Options{
+					Client: client, NodeName: "n1", Topology: true, Clock: clk,
+					Retry: wait.Backoff{Duration: delay, Factor: 2, Steps: 1 << 30, Cap: 5 * time.Minute},
+				}
+				if way == "in-use response" {
+					o.InUse, o.InUseInterval, o.PodResources = true, interval, allocations{}
+				}
+				p := nodepublish.New(o)
+				p.Reconfigure(nodepublish.Settings{Topology: true, InUse: o.InUse, InUseInterval: o.InUseInterval, RelabelInterval: interval})
+				src := source{node: &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", Model: "NVIDIA A100-SXM4-80GB", MemoryMiB: 81920, Healthy: true}}, Links: links(1, nil)}}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { p.Run(ctx, src); close(done) }()
+				t.Cleanup(func() { cancel(); <-done })
+
+				require.Eventually(t, func() bool { a, _, _ := nodePatches(client); return a == 1 }, 10*time.Second, time.Millisecond)
+				want := getNode(t, client, "n1").Annotations[protocol.TopologyAnnotation]
+				require.NotEmpty(t, want)
+
+				// see makes the plugin look at the node: the in-use tick's
+				// patch, a watch event, or the periodic check's read; it
+				// waits until it has.
+				see := func() {
+					_, inUse, dryRuns := nodePatches(client)
+					switch way {
+					case "node watch":
+						p.Observe(ctx, getNode(t, client, "n1"))
+						return
+					case "in-use response":
+						inUse++
+					default:
+						dryRuns++
+					}
+					require.Eventually(t, clk.HasWaiters, 10*time.Second, time.Millisecond)
+					clk.Step(interval)
+					require.Eventually(t, func() bool {
+						_, i, d := nodePatches(client)
+						return i >= inUse && d >= dryRuns
+					}, 10*time.Second, time.Millisecond)
+				}
+
+				// Unchanged: seen, and after the repair's delay (and more)
+				// still the start's one apply.
+				see()
+				clk.Step(delay)
+				time.Sleep(50 * time.Millisecond) // time for a wrong apply to show
+				applies, _, _ := nodePatches(client)
+				require.Equal(t, 1, applies, "an unchanged node gets no write")
+
+				n := getNode(t, client, "n1")
+				tc.apply(n.Annotations)
+				_, err := client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+				require.NoError(t, err)
+				see()
+				// The repair waits its delay: 1 start apply + 1 repair = 2.
+				require.Eventually(t, func() bool {
+					clk.Step(delay / 10)
+					return getNode(t, client, "n1").Annotations[protocol.TopologyAnnotation] == want
+				}, 10*time.Second, 5*time.Millisecond)
+				applies, _, _ = nodePatches(client)
+				require.Equal(t, 2, applies)
+
+				// Restored: seen again, no further write.
+				see()
+				clk.Step(delay)
+				time.Sleep(50 * time.Millisecond)
+				applies, _, _ = nodePatches(client)
+				require.Equal(t, 2, applies, "a restored node gets no write")
+			})
+		}
+	}
+}
