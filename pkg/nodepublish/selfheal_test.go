@@ -138,3 +138,45 @@ func TestTopologySelfHeals(t *testing.T) {
 		}
 	}
 }
+
+// TestTopologyRepairsBackOff: a writer that keeps garbling the annotation
+// gets one repair per delay of the retry backoff, doubling: 1s, 2s, 4s
+// after each garbling seen (Observe, a watch), never sooner.
+func TestTopologyRepairsBackOff(t *testing.T) {
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+	clk := testingclock.NewFakeClock(time.Unix(1764500000, 0))
+	p := nodepublish.New(nodepublish.Options{
+		Client: client, NodeName: "n1", Topology: true, Clock: clk,
+		Retry: wait.Backoff{Duration: time.Second, Factor: 2, Steps: 1 << 30, Cap: 5 * time.Minute},
+	})
+	src := source{node: &topology.Node{GPUs: []topology.GPU{{Index: 0, UUID: "GPU-a", Model: "NVIDIA A100-SXM4-80GB", MemoryMiB: 81920, Healthy: true}}, Links: links(1, nil)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx, src); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool { a, _, _ := nodePatches(client); return a == 1 }, 10*time.Second, time.Millisecond)
+	want := getNode(t, client, "n1").Annotations[protocol.TopologyAnnotation]
+
+	for i, tc := range []struct {
+		atLeast time.Duration // the backoff's step: 1s, then x2
+		applies int           // the start's apply plus one per repair
+	}{
+		{time.Second, 2},     // 1s
+		{2 * time.Second, 3}, // 1s x 2
+		{4 * time.Second, 4}, // 2s x 2
+	} {
+		n := getNode(t, client, "n1")
+		n.Annotations[protocol.TopologyAnnotation] = "{not json"
+		n, err := client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		require.NoError(t, err)
+		garbled := clk.Now()
+		p.Observe(ctx, n)
+		require.Eventually(t, func() bool {
+			clk.Step(100 * time.Millisecond)
+			return getNode(t, client, "n1").Annotations[protocol.TopologyAnnotation] == want
+		}, 10*time.Second, 5*time.Millisecond, "repair %d", i)
+		require.GreaterOrEqual(t, clk.Since(garbled), tc.atLeast, "repair %d", i)
+		applies, _, _ := nodePatches(client)
+		require.Equal(t, tc.applies, applies, "repair %d", i)
+	}
+}
