@@ -99,6 +99,13 @@ type Handoff struct {
 	// this Handoff saw last: it outlives them, so that the next Manager of
 	// a rebuild tells a kubelet that started in between (sawKubelet).
 	kubelet string
+	// registering is set once a Manager of this process is about to
+	// register with a kubelet (beforeRegistration); listedBefore are the
+	// pods the kubelet's PodResources listed in the read made then, which
+	// started at listedAt (nil: none, or it failed).
+	registering  bool
+	listedBefore map[types.NamespacedName]bool
+	listedAt     time.Time
 }
 
 // HandoffOption configures a Handoff.
@@ -123,6 +130,75 @@ func WithAllocations(a Allocations) HandoffOption { return func(h *Handoff) { h.
 type Allocations interface {
 	// Allocated returns pod -> container -> resource -> device IDs.
 	Allocated(ctx context.Context) (map[types.NamespacedName]map[string]map[string][]string, error)
+}
+
+// PodNames is an Allocations that also names every pod the kubelet lists,
+// with devices or without (PodResources does): a pod whose only request of
+// a resource is a regular init container's is listed without devices.
+type PodNames interface {
+	ListedPods(ctx context.Context) ([]types.NamespacedName, error)
+}
+
+// beforeRegistration is called by a Manager before it registers its
+// plugins with the kubelet. The first call of the process reads the pods
+// the kubelet lists (src, else the Handoff's own Allocations, when it is
+// PodNames): no pod asking a resource the plugin serves is admitted while
+// no plugin of it is registered (the kubelet's device manager fails the
+// admission), so each of them had its admission over, allocated or
+// refused, before this process could serve it (admittedBefore). Later
+// calls (a rebuild's Manager) read nothing: this process may have served
+// the kubelet since, and its own record holds what it served.
+func (h *Handoff) beforeRegistration(ctx context.Context, src Allocations) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	first := !h.registering
+	h.registering = true
+	if src == nil {
+		src = h.allocs
+	}
+	h.mu.Unlock()
+	names, ok := src.(PodNames)
+	if !first || !ok {
+		return
+	}
+	logger := klog.FromContext(ctx)
+	at := time.Now()
+	listed, err := names.ListedPods(ctx)
+	if err != nil {
+		logger.Error(fmt.Errorf("reading the pods the kubelet admitted before this process started: %w", err),
+			"A running pod whose only request of a resource is a regular init container's stays pending in the handoff")
+		return
+	}
+	set := make(map[types.NamespacedName]bool, len(listed))
+	for _, n := range listed {
+		set[n] = true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.listedBefore, h.listedAt = set, at
+	logger.V(2).Info("Pods the kubelet admitted before this process registered", "pods", len(set))
+}
+
+// admittedBeforeLocked reports whether pod's admission was over before this
+// process first registered with the kubelet: the kubelet listed it then
+// (beforeRegistration), it was created before that read (in a second
+// before: a pod created again under the name after the read is not the
+// one listed), and the kubelet started it (status.startTime: a pod listed
+// while its admission was under way, the kubelet lists it from the start
+// of its admission, is not started yet; its admission then failed). Its
+// entries are served. PodResources never lists a regular init container,
+// and this process's own record starts empty: without this, after a
+// restart, the entry of a pod whose only request of the resource is a
+// regular init container's stayed pending for the pod's life, ahead of
+// every later pod of its size, and each of them got its predecessor's
+// set. status.startTime alone is no record of the device manager (kwok
+// writes it before the kubelet admits the pod). h.mu must be held.
+func (h *Handoff) admittedBeforeLocked(pod *v1.Pod) bool {
+	return h.listedBefore[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}] &&
+		pod.Status.StartTime != nil &&
+		pod.CreationTimestamp.Time.Before(h.listedAt.Truncate(time.Second))
 }
 
 // decoded is a pod's choice as last decoded, with the annotation values it came from.
@@ -447,7 +523,11 @@ func (h *Handoff) entriesFrom(ctx context.Context, src Allocations, resource str
 			at = pod.CreationTimestamp.Time
 		}
 		class, seq := h.classLocked(pod.UID)
+		before := h.admittedBeforeLocked(pod)
 		for _, e := range podEntries(pod, choice, resource) {
+			if before {
+				h.done[e.key] = true // kept: the listing is not read again
+			}
 			if h.allocatedLocked(held, e) {
 				continue
 			}

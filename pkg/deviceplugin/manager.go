@@ -658,6 +658,9 @@ func (m *Manager) Run(ctx context.Context) (err error) {
 			p.Stop()
 		}
 	}()
+	// Before the kubelet can admit a pod with the plugins' devices: the
+	// pods it lists now had their admission before this process served.
+	m.opts.Handoff.beforeRegistration(ctx, m.opts.PodResources)
 	for _, p := range m.plugins {
 		if err := m.start(ctx, p); err != nil {
 			return err

@@ -23,7 +23,10 @@ type PodResources struct {
 	err  error
 }
 
-var _ Allocations = (*PodResources)(nil)
+var (
+	_ Allocations = (*PodResources)(nil)
+	_ PodNames    = (*PodResources)(nil)
+)
 
 // NewPodResources returns a client of the PodResources API on socket; it
 // connects on first use.
@@ -64,6 +67,21 @@ func (p *PodResources) Allocated(ctx context.Context) (map[types.NamespacedName]
 		return nil, err
 	}
 	return allocatedOf(resp), nil
+}
+
+// ListedPods names every pod the kubelet lists, with devices or without:
+// a pod whose only requests are regular init containers' is listed, its
+// containers without devices (Allocated leaves it out).
+func (p *PodResources) ListedPods(ctx context.Context) ([]types.NamespacedName, error) {
+	resp, err := p.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]types.NamespacedName, 0, len(resp.GetPodResources()))
+	for _, pr := range resp.GetPodResources() {
+		out = append(out, types.NamespacedName{Namespace: pr.GetNamespace(), Name: pr.GetName()})
+	}
+	return out, nil
 }
 
 func allocatedOf(resp *podresourcesv1.ListPodResourcesResponse) map[types.NamespacedName]map[string]map[string][]string {
