@@ -2,6 +2,7 @@ package deviceplugin
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -65,7 +66,7 @@ type gpuState struct {
 	healthy bool
 	passes  int
 	// degraded: discovery could not read the GPU; it recovers by a full
-	// read (CheckGPUAt), after which the node must be discovered again.
+	// read (CheckGPUsAt, one discovery per probe round), after which the node must be discovered again.
 	degraded bool
 	// faults counts the failure events of the GPU and its MIG devices: a
 	// check that began before the last one is no pass (Probe).
@@ -448,17 +449,39 @@ func (h *Health) probe(ctx context.Context, degradedOnly bool) {
 			sick = append(sick, m.gpu)
 		}
 	}
-	h.mu.Unlock()
 	slices.Sort(sick)
+	// The degraded GPUs are read by discovering the node again: one
+	// discovery for all of them (CheckGPUsAt), not one each. Their fault
+	// counts are taken before it begins.
+	var atIndexes []int
+	atFaults := map[int]uint64{}
+	for _, i := range sick {
+		if g := h.gpus[i]; g.degraded {
+			atIndexes = append(atIndexes, i)
+			atFaults[i] = g.faults
+		}
+	}
+	h.mu.Unlock()
+	atErrs := map[int]error{}
+	if len(atIndexes) > 0 {
+		// NVML outside the lock: it may be slow.
+		errs := h.lib.CheckGPUsAt(atIndexes)
+		for k, i := range atIndexes {
+			if k >= len(errs) {
+				errs = append(errs, fmt.Errorf("GPU %d: no answer from its check (%d asked, %d answered)", i, len(atIndexes), len(errs)))
+			}
+			atErrs[i] = errs[k]
+		}
+	}
 	for _, i := range sick {
 		h.mu.Lock()
-		uuid, degraded, faults := h.gpus[i].uuid, h.gpus[i].degraded, h.gpus[i].faults
+		uuid, faults := h.gpus[i].uuid, h.gpus[i].faults
 		h.mu.Unlock()
-		var err error // NVML outside the lock: it may be slow
-		if degraded {
-			err = h.lib.CheckGPUAt(i)
+		var err error
+		if f, ok := atFaults[i]; ok {
+			err, faults = atErrs[i], f
 		} else {
-			err = h.lib.CheckGPU(uuid)
+			err = h.lib.CheckGPU(uuid) // NVML outside the lock
 		}
 		h.mu.Lock()
 		if h.gpus[i].faults != faults && err == nil {

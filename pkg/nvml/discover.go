@@ -114,20 +114,41 @@ func (l *lib) readGPUAt(logger klog.Logger, i int) (gonvml.Device, GPU, error) {
 // discovery would degrade the GPU again. Discovery's warnings are not
 // logged again here.
 func (l *lib) CheckGPUAt(index int) error {
+	return l.CheckGPUsAt([]int{index})[0]
+}
+
+// CheckGPUsAt is CheckGPUAt for each of indexes over one discovery of the
+// node: one error per index, in order. A discovery that fails is the
+// error of every index.
+func (l *lib) CheckGPUsAt(indexes []int) []error {
+	errs := make([]error, len(indexes))
+	if len(indexes) == 0 {
+		return errs
+	}
+	fail := func(err error) []error {
+		for k := range errs {
+			errs[k] = err
+		}
+		return errs
+	}
 	if err := l.ready(); err != nil {
-		return err
+		return fail(err)
 	}
 	inv, devs, err := l.discover(logr.Discard())
 	if err != nil {
-		return err
+		return fail(fmt.Errorf("discovering the node again: %w", err))
 	}
-	if index < 0 || index >= len(inv.GPUs) {
-		return fmt.Errorf("GPU %d: NVML lists %d GPUs", index, len(inv.GPUs))
+	for k, index := range indexes {
+		switch {
+		case index < 0 || index >= len(inv.GPUs):
+			errs[k] = fmt.Errorf("GPU %d: NVML lists %d GPUs", index, len(inv.GPUs))
+		case inv.GPUs[index].Degraded != nil:
+			errs[k] = inv.GPUs[index].Degraded
+		default:
+			errs[k] = checkMemory(gpuName(index, inv.GPUs[index].UUID), devs[index])
+		}
 	}
-	if g := inv.GPUs[index]; g.Degraded != nil {
-		return g.Degraded
-	}
-	return checkMemory(gpuName(index, inv.GPUs[index].UUID), devs[index])
+	return errs
 }
 
 // PlaceholderUUIDPrefix starts the UUID given to a GPU whose real UUID

@@ -193,6 +193,10 @@ type Lib interface {
 	// when a GPU that Discover degraded would now be read in full, with
 	// CheckGPU's reset and service checks.
 	CheckGPUAt(index int) error
+	// CheckGPUsAt is CheckGPUAt for several GPUs over one discovery of
+	// the node: one error per index, in order; a discovery that fails is
+	// every index's error.
+	CheckGPUsAt(indexes []int) []error
 	// CheckMIG compares the MIG mode and MIG devices of inv's GPUs with the
 	// driver's now: nil when unchanged, an error wrapping ErrMIGChanged
 	// when they changed (a *MIGChange per GPU that changed, joined:
