@@ -197,7 +197,10 @@ func (fe *fragEval) wholeFrag(ft *fragType, e topology.GPUSet, total float64) fl
 		return total - float64(n)
 	}
 	r := 0.0
-	if _, q, ok := fe.s.shape.BestSet(e, k); ok {
+	// e is fe.full's GPUs of the model without taken: one free mask asked
+	// without each candidate's GPUs, which BestSetWithout answers from one
+	// traced search of the mask (the same answers as BestSet(e, k)).
+	if _, q, ok := fe.s.shape.BestSetWithout(fe.full&ft.mask, fe.full&ft.mask&^e, k); ok {
 		r = ratio(q.RingGBps, ft.ideal)
 	}
 	return total - float64(n)*r

@@ -48,12 +48,17 @@ func (s *Shape) BestSet(free GPUSet, size int) (GPUSet, Quality, bool) {
 		return e.set, e.q, e.ok
 	}
 	set, q := s.search(free, size)
+	s.remember(key, set, q)
+	return set, q, true
+}
+
+// remember memoizes BestSet's answer for key.
+func (s *Shape) remember(key memoKey, set GPUSet, q Quality) {
 	if s.memoLen.Add(1) > maxMemo {
 		s.memo.Clear()
 		s.memoLen.Store(0)
 	}
 	s.memo.Store(key, memoEntry{set: set, q: q, ok: true})
-	return set, q, true
 }
 
 // Ideal returns the best quality a set of size GPUs can have on this shape,
@@ -84,42 +89,87 @@ func (s *Shape) search(free GPUSet, size int) (GPUSet, Quality) {
 		for rest := core; rest != 0; {
 			comp := component(rest, adj)
 			rest &^= comp
-			if a, b, ok := bipartition(comp, adj); ok && (size%2 == 1 || min(a.Len(), b.Len()) < size/2) {
-				// A ring alternates sides of a bipartite group: size must be
-				// even, with size/2 GPUs from each side.
-				continue
-			}
-			switch n := comp.Len(); {
-			case n < size:
-			case n == size:
-				if hamiltonian(comp, adj) {
-					c.offer(comp, s.sum(comp))
-				}
-			case n > exactLimit:
+			if s.solveGroup(comp, size, adj, &c) == groupGreedy {
 				approx = true
-				if complete(comp, adj) {
-					s.greedy(comp, size, nil, &c)
-				} else {
-					s.greedy(comp, size, adj, &c)
-				}
-			default:
-				if !s.bnbSearch(comp, size, adj, bnbBudget, &c) {
-					s.dpSearch(comp, size, adj, &c)
-				}
 			}
 		}
-		if c.sum < 0 {
-			continue
+		if set, q, ok := s.levelAnswer(l, &c, approx); ok {
+			return set, q
 		}
-		q := Quality{RingGBps: s.levels[l], SumGBps: c.sum}
-		if approx {
-			// A greedy pick may ring faster than the level it was found at.
-			q.RingGBps = max(q.RingGBps, s.ring(c.set))
-		}
-		return c.set, q
 	}
 	// Unreachable: at the last level every pair is linked.
 	return s.greedyAny(free, size)
+}
+
+// groupKind is how the search treats one connected group at one level.
+type groupKind uint8
+
+const (
+	// groupNone: no ring of the size can lie in the group (bipartite with
+	// unequal halves, or too small).
+	groupNone groupKind = iota
+	// groupWhole: the group is exactly the size (a ring or none).
+	groupWhole
+	// groupExact: searched exactly (branch and bound, else subset DP).
+	groupExact
+	// groupGreedy: bigger than exactLimit, searched greedily.
+	groupGreedy
+)
+
+// classify is how the search treats group comp of the level adj for size.
+func classify(comp GPUSet, size int, adj []GPUSet) groupKind {
+	if a, b, ok := bipartition(comp, adj); ok && (size%2 == 1 || min(a.Len(), b.Len()) < size/2) {
+		// A ring alternates sides of a bipartite group: size must be
+		// even, with size/2 GPUs from each side.
+		return groupNone
+	}
+	switch n := comp.Len(); {
+	case n < size:
+		return groupNone
+	case n == size:
+		return groupWhole
+	case n > exactLimit:
+		return groupGreedy
+	}
+	return groupExact
+}
+
+// solveGroup offers c the best size-ring of connected group comp at the
+// level adj, and says how it searched.
+func (s *Shape) solveGroup(comp GPUSet, size int, adj []GPUSet, c *candidate) groupKind {
+	kind := classify(comp, size, adj)
+	switch kind {
+	case groupWhole:
+		if hamiltonian(comp, adj) {
+			c.offer(comp, s.sum(comp))
+		}
+	case groupGreedy:
+		if complete(comp, adj) {
+			s.greedy(comp, size, nil, c)
+		} else {
+			s.greedy(comp, size, adj, c)
+		}
+	case groupExact:
+		if !s.bnbSearch(comp, size, adj, bnbBudget, c) {
+			s.dpSearch(comp, size, adj, c)
+		}
+	}
+	return kind
+}
+
+// levelAnswer is the search's answer at level l from the level's best
+// candidate c (approx: a group was searched greedily); false when c holds
+// none.
+func (s *Shape) levelAnswer(l int, c *candidate, approx bool) (GPUSet, Quality, bool) {
+	if c.sum < 0 {
+		return 0, Quality{}, false
+	}
+	q := Quality{RingGBps: s.levels[l], SumGBps: c.sum}
+	if approx {
+		// A greedy pick may ring faster than the level it was found at.
+		q.RingGBps = max(q.RingGBps, s.ring(c.set))
+	}
+	return c.set, q, true
 }
 
 // candidate is the best set found so far at one bandwidth level.

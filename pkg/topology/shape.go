@@ -30,6 +30,9 @@ type Shape struct {
 	memoLen atomic.Int64
 	qmemo   sync.Map // GPUSet -> Quality
 	qLen    atomic.Int64
+	// traces are BestSetWithout's traced searches (without.go).
+	traces   sync.Map // memoKey -> *trace
+	traceLen atomic.Int64
 }
 
 type memoKey struct {
@@ -172,6 +175,8 @@ func (s *Shape) Reset() {
 	s.memoLen.Store(0)
 	s.qmemo.Clear()
 	s.qLen.Store(0)
+	s.traces.Clear()
+	s.traceLen.Store(0)
 }
 
 // Quality returns the quality of a set of the shape's GPUs (GPUs outside the

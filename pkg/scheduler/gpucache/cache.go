@@ -79,7 +79,8 @@ import (
 //     shard is cleared.
 //
 //  8. pkg/topology's shape memo (shape.go): best sets and qualities per
-//     interned link matrix: never invalidated; cleared when full.
+//     interned link matrix, and the traced searches BestSetWithout
+//     answers from (without.go): never invalidated; cleared when full.
 //
 //  9. The supply (Cache.supply, Pricing; score.Supply): every readable
 //     node's slots per task type, counted from its usage State (layer
