@@ -527,6 +527,12 @@ func (o *options) run(ctx context.Context, fs *pflag.FlagSet) (err error) {
 			Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "gpupack-device-plugin", Host: o.nodeName}),
 			Metrics:  dopts.Metrics,
 		})
+		// With per-node configs the node informer reading the config
+		// label also shows the publisher each change of the Node: an
+		// edited topology annotation is repaired at once.
+		if observeNodes(labels, dopts.Publisher) {
+			logger.V(2).Info("The node watch of the per-node configs also checks the node's topology annotation", "node", klog.KRef("", o.nodeName))
+		}
 	} else {
 		logger.Info("No node name: not publishing to the Node and not reading the scheduler's choices")
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -176,6 +177,45 @@ type nodeLabels struct {
 	key     string
 	store   cache.Store
 	changed chan struct{}
+	// observer is fed the node of each add and update once set
+	// (observeNodes); nil before.
+	observer atomic.Pointer[nodeObserverBox]
+}
+
+// nodeObserver is what the node informer feeds besides the config label:
+// the publisher, which repairs a topology annotation that differs from
+// the one it applied (nodepublish.Publisher.Observe).
+type nodeObserver interface {
+	Observe(ctx context.Context, node *corev1.Node)
+}
+
+// nodeObserverBox holds a nodeObserver for an atomic.Pointer.
+type nodeObserverBox struct{ nodeObserver }
+
+// observeNodes makes the node informer of labels, when there is one (per-
+// node configs with a node read: watchNodeLabel), hand obs each Node it
+// adds or updates from now on, so that a changed annotation is seen at once
+// rather than at the publisher's next read; it reports whether there is
+// one. Without per-node configs there is no node watch (RBAC grants the
+// plugin none then): the publisher reads the node by itself.
+func observeNodes(labels labelSource, obs nodeObserver) bool {
+	nl, ok := labels.(*nodeLabels)
+	if !ok || nl == nil || obs == nil {
+		return false
+	}
+	nl.observer.Store(&nodeObserverBox{obs})
+	return true
+}
+
+// observe hands n to the observer, if one is set.
+func (nl *nodeLabels) observe(ctx context.Context, obj any) {
+	box := nl.observer.Load()
+	if box == nil {
+		return
+	}
+	if n, ok := obj.(*corev1.Node); ok {
+		box.Observe(ctx, n)
+	}
 }
 
 func watchNodeLabel(ctx context.Context, client kubernetes.Interface, node, label string) (*nodeLabels, error) {
@@ -190,7 +230,11 @@ func watchNodeLabel(ctx context.Context, client kubernetes.Interface, node, labe
 		default:
 		}
 	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: notify, UpdateFunc: func(_, n any) { notify(n) }, DeleteFunc: notify}); err != nil {
+	seen := func(n any) {
+		nl.observe(ctx, n)
+		notify(n)
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(_, n any) { seen(n) }, DeleteFunc: notify}); err != nil {
 		return nil, fmt.Errorf("node informer: %w", err)
 	}
 	f.Start(ctx.Done())
