@@ -25,8 +25,9 @@ func (s *Shape) BestSetWithout(free, gone GPUSet, size int) (GPUSet, Quality, bo
 	gone &= free
 	rest := free &^ gone
 	switch {
-	case gone == 0 || size == 1 || size >= rest.Len() || s.n <= exactLimit:
-		// Answered directly, or not at all; a shape of up to exactLimit
+	case gone == 0 || size <= 1 || size >= rest.Len() || s.n <= exactLimit:
+		// Answered directly, or not at all (a size of 0 or less, as
+		// BestSet: no set, never a search); a shape of up to exactLimit
 		// GPUs is searched exactly and fast: a trace costs it more than
 		// it saves.
 		return s.BestSet(rest, size)
