@@ -442,7 +442,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) {
 				heal.arm(logger, p.opts.Clock)
 			}
 		case <-heal.due():
-			heal.fired()
+			heal.fired(p.opts.Clock.Now())
 			if p.drifted() {
 				logger.Info("The node's topology annotation was changed by someone else; restoring it")
 				nodeDirty = true

@@ -117,7 +117,10 @@ type repairs struct {
 	initial, backoff wait.Backoff
 	quiet            time.Duration
 	timer            clock.Timer
-	last             time.Time // when the last repair was armed
+	// last is when the last repair was armed or, once due, fired: the
+	// quiet that restarts the backoff is counted from the latest of them,
+	// so a Cap-long delay that a fight fills is no quiet.
+	last time.Time
 }
 
 func newRepairs(b wait.Backoff) *repairs {
@@ -151,8 +154,8 @@ func (r *repairs) due() <-chan time.Time {
 	return r.timer.C()
 }
 
-// fired says the pending repair's time came.
-func (r *repairs) fired() { r.timer = nil }
+// fired says the pending repair's time came, at now.
+func (r *repairs) fired(now time.Time) { r.timer, r.last = nil, now }
 
 func (r *repairs) stop() {
 	if r.timer != nil {
