@@ -99,11 +99,12 @@ type Handoff struct {
 	// this Handoff saw last: it outlives them, so that the next Manager of
 	// a rebuild tells a kubelet that started in between (sawKubelet).
 	kubelet string
-	// registering is set once a Manager of this process is about to
-	// register with a kubelet (beforeRegistration); listedBefore are the
-	// pods the kubelet's PodResources listed in the read made then, which
-	// started at listedAt (nil: none, or it failed).
-	registering  bool
+	// registered is set once a plugin of this process registered with a
+	// kubelet (pluginRegistered): from then on it may have served an
+	// admission. listedBefore are the pods the kubelet's PodResources
+	// listed in the read a Manager made before that (beforeRegistration),
+	// which started at listedAt (nil: none yet, or every read failed).
+	registered   bool
 	listedBefore map[types.NamespacedName]bool
 	listedAt     time.Time
 }
@@ -140,27 +141,31 @@ type PodNames interface {
 }
 
 // beforeRegistration is called by a Manager before it registers its
-// plugins with the kubelet. The first call of the process reads the pods
-// the kubelet lists (src, else the Handoff's own Allocations, when it is
-// PodNames): no pod asking a resource the plugin serves is admitted while
-// no plugin of it is registered (the kubelet's device manager fails the
-// admission), so each of them had its admission over, allocated or
-// refused, before this process could serve it (admittedBefore). Later
-// calls (a rebuild's Manager) read nothing: this process may have served
-// the kubelet since, and its own record holds what it served.
+// plugins with the kubelet. Until one read succeeded, and as long as no
+// plugin of this process has registered with a kubelet (pluginRegistered),
+// it reads the pods the kubelet lists (src, else the Handoff's own
+// Allocations, when it is PodNames): no pod asking a resource the plugin
+// serves is admitted while no plugin of it is registered (the kubelet's
+// device manager fails the admission), so each of them had its admission
+// over, allocated or refused, before this process could serve it
+// (admittedBefore). A read that failed (the kubelet restarting while the
+// plugin starts) is made again by the next Manager (a rebuild, a retry):
+// with the first call's read only, it was never made again although no
+// registration had succeeded. Once a plugin registered, nothing is read:
+// this process may have served the kubelet since, and its own record
+// holds what it served.
 func (h *Handoff) beforeRegistration(ctx context.Context, src Allocations) {
 	if h == nil {
 		return
 	}
 	h.mu.Lock()
-	first := !h.registering
-	h.registering = true
+	read := !h.registered && h.listedBefore == nil
 	if src == nil {
 		src = h.allocs
 	}
 	h.mu.Unlock()
 	names, ok := src.(PodNames)
-	if !first || !ok {
+	if !read || !ok {
 		return
 	}
 	logger := klog.FromContext(ctx)
@@ -168,7 +173,7 @@ func (h *Handoff) beforeRegistration(ctx context.Context, src Allocations) {
 	listed, err := names.ListedPods(ctx)
 	if err != nil {
 		logger.Error(fmt.Errorf("reading the pods the kubelet admitted before this process started: %w", err),
-			"A running pod whose only request of a resource is a regular init container's stays pending in the handoff")
+			"A running pod whose only request of a resource is a regular init container's stays pending in the handoff until a read before the first registration succeeds")
 		return
 	}
 	set := make(map[types.NamespacedName]bool, len(listed))
@@ -177,8 +182,29 @@ func (h *Handoff) beforeRegistration(ctx context.Context, src Allocations) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.registered {
+		// A plugin registered during the read (an earlier Manager's
+		// registration in flight): the kubelet may have admitted a pod
+		// with its devices meanwhile.
+		logger.V(2).Info("A plugin registered while the kubelet's pods were read: not using the read")
+		return
+	}
 	h.listedBefore, h.listedAt = set, at
 	logger.V(2).Info("Pods the kubelet admitted before this process registered", "pods", len(set))
+}
+
+// pluginRegistered records that a plugin of this process registered with a
+// kubelet (Plugin.Register succeeded, or a kubelet opened its ListAndWatch
+// stream, which it does only for a plugin it registered, also when its
+// answer to the registration was lost): the kubelet may admit pods with
+// its devices from then on, and beforeRegistration reads no more.
+func (h *Handoff) pluginRegistered() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.registered = true
 }
 
 // admittedBeforeLocked reports whether pod's admission was over before this

@@ -15,6 +15,9 @@ func (p *Plugin) ListAndWatch(_ *pluginapi.Empty, s pluginapi.DevicePlugin_ListA
 	ctx := s.Context()
 	logger := klog.FromContext(ctx).WithValues("resource", p.resource.Name)
 	defer p.streamStarted(p.streamGeneration(ctx))()
+	// Only a kubelet that registered us opens the stream, also when its
+	// answer to the registration was lost.
+	p.handoff.pluginRegistered()
 	var last []*pluginapi.Device
 	for {
 		changed, heldChanged := p.health.Changed(), p.held.Changed()

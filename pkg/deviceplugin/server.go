@@ -277,6 +277,9 @@ func (p *Plugin) Register(ctx context.Context, kubeletSocket string) error {
 		p.registered = *key
 	}
 	p.mu.Unlock()
+	// The kubelet may admit pods with our devices from now on: the
+	// handoff reads no more what it admitted before.
+	p.handoff.pluginRegistered()
 	// The kubelet connected to this server before it answered: the
 	// servers before it are no longer the only endpoint it has.
 	p.retireBefore(gen)
