@@ -66,7 +66,7 @@ type gpuState struct {
 	healthy bool
 	passes  int
 	// degraded: discovery could not read the GPU; it recovers by a full
-	// read (CheckGPUsAt, one discovery per probe round), after which the node must be discovered again.
+	// read (RecheckGPUs, one discovery per probe round), after which the node must be discovered again.
 	degraded bool
 	// faults counts the failure events of the GPU and its MIG devices: a
 	// check that began before the last one is no pass (Probe).
@@ -104,6 +104,11 @@ type Health struct {
 	// again: what the node serves must be discovered again.
 	rediscover     chan struct{}
 	rediscoverOnce sync.Once
+	// discovered are the GPUs of the discovery this tracker was made from,
+	// by what it read of their identity: a degraded GPU is checked as the
+	// GPU with its identity in a new discovery (RecheckGPUs), not as the
+	// one with its index; never modified.
+	discovered []nvml.GPURef
 	// unread are the carried marks (HealthOptions.Unhealthy) that name no
 	// device this tracker serves while discovery could not read a GPU:
 	// they may be that GPU's (or its MIG devices'), under the UUID it gets
@@ -137,6 +142,7 @@ func NewHealth(lib nvml.Lib, inv *nvml.Inventory, opts HealthOptions) *Health {
 		}
 		h.gpus[g.Index] = st
 		h.byUUID[g.UUID] = g.Index
+		h.discovered = append(h.discovered, g.Ref())
 	}
 	for _, m := range inv.MIG {
 		h.migs[migKey{m.ParentIndex, m.GIID, m.CIID}] = m.UUID
@@ -451,8 +457,10 @@ func (h *Health) probe(ctx context.Context, degradedOnly bool) {
 	}
 	slices.Sort(sick)
 	// The degraded GPUs are read by discovering the node again: one
-	// discovery for all of them (CheckGPUsAt), not one each. Their fault
-	// counts are taken before it begins.
+	// discovery for all of them, not one each (RecheckGPUs), each found
+	// there by its identity: its index names another GPU once a GPU
+	// before it is no longer listed. Their fault counts are taken before
+	// it begins.
 	var atIndexes []int
 	atFaults := map[int]uint64{}
 	for _, i := range sick {
@@ -465,7 +473,7 @@ func (h *Health) probe(ctx context.Context, degradedOnly bool) {
 	atErrs := map[int]error{}
 	if len(atIndexes) > 0 {
 		// NVML outside the lock: it may be slow.
-		errs := h.lib.CheckGPUsAt(atIndexes)
+		errs := h.lib.RecheckGPUs(h.discovered, atIndexes)
 		for k, i := range atIndexes {
 			if k >= len(errs) {
 				errs = append(errs, fmt.Errorf("GPU %d: no answer from its check (%d asked, %d answered)", i, len(atIndexes), len(errs)))

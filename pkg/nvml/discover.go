@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -149,6 +150,149 @@ func (l *lib) CheckGPUsAt(indexes []int) []error {
 		}
 	}
 	return errs
+}
+
+// RecheckGPUs is CheckGPUsAt for the GPUs of an earlier discovery at
+// indexes (in earlier), each found in one new discovery by its identity
+// (locate), not by its index. The index alone named another GPU once a
+// GPU before it was no longer listed (a false pass), and one past the new
+// end never passed (no rediscovery of a GPU readable again). A GPU not
+// found fails with ErrGPULost (wrapped); a discovery that fails is the
+// error of every GPU.
+func (l *lib) RecheckGPUs(earlier []GPURef, indexes []int) []error {
+	errs := make([]error, len(indexes))
+	if len(indexes) == 0 {
+		return errs
+	}
+	fail := func(err error) []error {
+		for k := range errs {
+			errs[k] = err
+		}
+		return errs
+	}
+	if err := l.ready(); err != nil {
+		return fail(err)
+	}
+	inv, devs, err := l.discover(logr.Discard())
+	if err != nil {
+		return fail(fmt.Errorf("discovering the node again: %w", err))
+	}
+	at := locate(earlier, inv.GPUs)
+	for k, index := range indexes {
+		j, ok := at[index]
+		if !ok {
+			errs[k] = fmt.Errorf("GPU %d%s: %w: not found among the %d GPUs NVML lists now (by its identity, or its place between the GPUs found)", index, refName(earlier, index), ErrGPULost, len(inv.GPUs))
+			continue
+		}
+		if inv.GPUs[j].Degraded != nil {
+			errs[k] = inv.GPUs[j].Degraded
+			continue
+		}
+		errs[k] = checkMemory(gpuName(j, inv.GPUs[j].UUID), devs[j])
+	}
+	return errs
+}
+
+// refName names the earlier GPU index by the identity read of it (" (bus
+// ID, UUID)"), "" when none was read.
+func refName(earlier []GPURef, index int) string {
+	for _, r := range earlier {
+		if r.Index != index {
+			continue
+		}
+		var ids []string
+		if r.PCIBusID != "" {
+			ids = append(ids, "PCI bus ID "+r.PCIBusID)
+		}
+		if realUUID(r.UUID) {
+			ids = append(ids, r.UUID)
+		}
+		if len(ids) == 0 {
+			return " (identity not read)"
+		}
+		return " (" + strings.Join(ids, ", ") + ")"
+	}
+	return ""
+}
+
+// realUUID reports whether uuid is a GPU's UUID as read, not "" or a
+// PlaceholderUUID.
+func realUUID(uuid string) bool { return uuid != "" && !IsPlaceholderUUID(uuid) }
+
+// identifiedBy reports whether a GPU has an identity read (a PCI bus ID or
+// its UUID).
+func identifiedBy(uuid, bus string) bool { return bus != "" || realUUID(uuid) }
+
+// sameGPU reports whether the earlier GPU r is the GPU g now: same PCI
+// bus ID (and no other UUID where both were read), else, where a bus ID
+// is missing, same UUID.
+func sameGPU(r GPURef, g GPU) bool {
+	if r.PCIBusID != "" && g.PCIBusID != "" {
+		return r.PCIBusID == g.PCIBusID && (!realUUID(r.UUID) || !realUUID(g.UUID) || r.UUID == g.UUID)
+	}
+	return realUUID(r.UUID) && r.UUID == g.UUID
+}
+
+// locate maps each GPU of an earlier discovery (by its index there) to its
+// index in now, the GPUs NVML lists now; a GPU not found is absent. First
+// by identity (sameGPU). Then the ones left, whose identity could not be
+// read then or now, by their place: NVML numbers GPUs in PCI bus order,
+// so between two GPUs found (or an end) lie the same GPUs as before; when
+// as many GPUs are left there as before, they are paired in order, a GPU
+// whose identity was read then and one whose identity is read now never
+// with each other (they were found by identity otherwise). With a
+// different count there, which is which is not known: none is found.
+func locate(earlier []GPURef, now []GPU) map[int]int {
+	old := slices.SortedFunc(slices.Values(earlier), func(a, b GPURef) int { return a.Index - b.Index })
+	at := make(map[int]int, len(old)) // earlier index -> index in now
+	taken := make([]bool, len(now))   // now's GPUs found already
+	found := make([]int, len(old))    // position in old -> index in now, -1: none
+	for p, r := range old {
+		found[p] = -1
+		for j, g := range now {
+			if !taken[j] && sameGPU(r, g) {
+				found[p], taken[j] = j, true
+				at[r.Index] = j
+				break
+			}
+		}
+	}
+	for p := 0; p < len(old); {
+		if found[p] >= 0 {
+			p++
+			continue
+		}
+		// old[p:q] were not found; lo and hi bound their place in now.
+		q := p
+		for q < len(old) && found[q] < 0 {
+			q++
+		}
+		lo, hi := -1, len(now)
+		if p > 0 {
+			lo = found[p-1]
+		}
+		if q < len(old) {
+			hi = found[q]
+		}
+		var left []int
+		for j := lo + 1; j < hi; j++ {
+			if !taken[j] {
+				left = append(left, j)
+			}
+		}
+		if len(left) == q-p {
+			for k, j := range left {
+				r, g := old[p+k], now[j]
+				if identifiedBy(r.UUID, r.PCIBusID) && identifiedBy(g.UUID, g.PCIBusID) {
+					continue // two GPUs known by different identities
+				}
+				taken[j] = true
+				at[r.Index] = j
+			}
+		}
+		p = q
+	}
+	return at
 }
 
 // PlaceholderUUIDPrefix starts the UUID given to a GPU whose real UUID

@@ -81,6 +81,16 @@ type GPU struct {
 	Degraded error
 }
 
+// GPURef is a GPU of a discovery by what it read of its identity.
+type GPURef struct {
+	Index    int
+	UUID     string // "" or a PlaceholderUUID: not read
+	PCIBusID string // "": not read
+}
+
+// Ref is g's GPURef.
+func (g GPU) Ref() GPURef { return GPURef{Index: g.Index, UUID: g.UUID, PCIBusID: g.PCIBusID} }
+
 // MIGDevice is one MIG device (a GPU instance with one compute instance).
 type MIGDevice struct {
 	UUID        string
@@ -197,6 +207,14 @@ type Lib interface {
 	// the node: one error per index, in order; a discovery that fails is
 	// every index's error.
 	CheckGPUsAt(indexes []int) []error
+	// RecheckGPUs is CheckGPUsAt for GPUs of an earlier discovery (all of
+	// its GPUs: earlier; those to check: their indexes there), each found
+	// in the new discovery by its identity (PCI bus ID, else UUID; one
+	// whose identity could not be read, by its place between the GPUs
+	// found), not by its index: the indexes shift when a GPU before it is
+	// no longer listed. A GPU no longer listed fails its check
+	// (ErrGPULost, wrapped).
+	RecheckGPUs(earlier []GPURef, indexes []int) []error
 	// CheckMIG compares the MIG mode and MIG devices of inv's GPUs with the
 	// driver's now: nil when unchanged, an error wrapping ErrMIGChanged
 	// when they changed (a *MIGChange per GPU that changed, joined:

@@ -63,12 +63,14 @@ type Machine struct {
 	devs  []*server.Device
 	index map[string]int // GPU UUID -> index
 
-	mu     sync.Mutex
-	lost   []bool
-	mem    []memState
-	faults map[fault]gonvml.Return
-	sets   map[*mock.EventSet]*eventQueue
-	migs   map[migKey]*mock.Device
+	mu   sync.Mutex
+	lost []bool
+	// unlisted are the GPUs the driver no longer enumerates (Unlist).
+	unlisted []bool
+	mem      []memState
+	faults   map[fault]gonvml.Return
+	sets     map[*mock.EventSet]*eventQueue
+	migs     map[migKey]*mock.Device
 	// down are the NVLink lanes taken down ({gpu, link}), see LinkDown.
 	down map[[2]int]bool
 }
@@ -102,15 +104,16 @@ func New(name string, opts ...Option) (*Machine, error) {
 		return nil, fmt.Errorf("fake: machine %q: %w", name, err)
 	}
 	m := &Machine{
-		host:   o.host,
-		spec:   s,
-		srv:    srv,
-		index:  map[string]int{},
-		lost:   make([]bool, len(s.slots)),
-		mem:    make([]memState, len(s.slots)),
-		faults: map[fault]gonvml.Return{},
-		sets:   map[*mock.EventSet]*eventQueue{},
-		migs:   map[migKey]*mock.Device{},
+		host:     o.host,
+		spec:     s,
+		srv:      srv,
+		index:    map[string]int{},
+		lost:     make([]bool, len(s.slots)),
+		unlisted: make([]bool, len(s.slots)),
+		mem:      make([]memState, len(s.slots)),
+		faults:   map[fault]gonvml.Return{},
+		sets:     map[*mock.EventSet]*eventQueue{},
+		migs:     map[migKey]*mock.Device{},
 	}
 	for i, d := range srv.Devices {
 		dev := d.(*server.Device)
@@ -255,6 +258,42 @@ func (m *Machine) faultOf(gpu int, call string) gonvml.Return {
 	return gonvml.SUCCESS
 }
 
+// Unlist makes the driver no longer enumerate GPU gpu (it fell off the bus
+// and was removed): DeviceGetCount counts one GPU less and
+// DeviceGetHandleByIndex numbers the GPUs after it one lower, as NVML
+// numbers the GPUs it lists. Relist lists it again.
+func (m *Machine) Unlist(gpu int) { m.setUnlisted(gpu, true) }
+
+// Relist lists a GPU that Unlist removed again.
+func (m *Machine) Relist(gpu int) { m.setUnlisted(gpu, false) }
+
+func (m *Machine) setUnlisted(gpu int, v bool) {
+	if !m.valid(gpu) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unlisted[gpu] = v
+}
+
+// listed maps NVML's index i to the machine's GPU (-1 when none, and the
+// count of the GPUs listed).
+func (m *Machine) listed(i int) (gpu, count int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	gpu = -1
+	for g, gone := range m.unlisted {
+		if gone {
+			continue
+		}
+		if count == i {
+			gpu = g
+		}
+		count++
+	}
+	return gpu, count
+}
+
 func (m *Machine) valid(gpu int) bool { return gpu >= 0 && gpu < len(m.devs) }
 
 func (m *Machine) isLost(gpu int) bool {
@@ -320,8 +359,22 @@ func (m *Machine) installIdentity(i int, d *server.Device) {
 // installServer makes handle lookups answer ERROR_GPU_IS_LOST for lost GPUs,
 // find MIG devices by UUID, and create event sets.
 func (m *Machine) installServer() {
+	count := m.srv.DeviceGetCountFunc
+	m.srv.DeviceGetCountFunc = func() (int, gonvml.Return) {
+		n, ret := count()
+		if ret != gonvml.SUCCESS {
+			return n, ret
+		}
+		_, listed := m.listed(0)
+		return listed, ret
+	}
 	byIndex := m.srv.DeviceGetHandleByIndexFunc
 	m.srv.DeviceGetHandleByIndexFunc = func(i int) (gonvml.Device, gonvml.Return) {
+		if g, _ := m.listed(i); g >= 0 {
+			i = g
+		} else if i >= 0 {
+			return nil, gonvml.ERROR_INVALID_ARGUMENT
+		}
 		if m.valid(i) && m.isLost(i) {
 			return nil, gonvml.ERROR_GPU_IS_LOST
 		}
