@@ -15,7 +15,7 @@ import (
 
 // TestProbeRoundSharesOneDiscovery: the GPUs that discovery degraded by
 // their NVLink links or MIG devices are checked by discovering the node
-// again (CheckGPUAt). A probe round used to discover the node once per
+// again (RecheckGPUs). A probe round used to discover the node once per
 // degraded GPU: 8 full discoveries every interval on a DGX H100 whose
 // NVSwitch tray is down. One round now discovers once, whatever the
 // number of degraded GPUs, with the same verdict per GPU: failing while

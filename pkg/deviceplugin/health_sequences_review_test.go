@@ -91,7 +91,7 @@ func TestReviewMIGMarkSurvivesLayoutChange(t *testing.T) {
 // served as GPU-unreadable-3, unhealthy), with health.recovery.enabled:
 // false (the documented way to get NVIDIA's "unhealthy until restart"), or
 // with health checks disabled; the call then answers again. The only way
-// back for a degraded GPU is the recovery probe (CheckGPUAt, then
+// back for a degraded GPU is the recovery probe (RecheckGPUs, then
 // ErrRediscover), which runs only with recovery on: the GPU, never
 // unhealthy by any fault, stays out (under a placeholder ID) until the
 // process restarts. Expected: a GPU discovery could not read is read again

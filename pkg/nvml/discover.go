@@ -107,58 +107,18 @@ func (l *lib) readGPUAt(logger klog.Logger, i int) (gonvml.Device, GPU, error) {
 	return dev, gpu, err
 }
 
-// CheckGPUAt discovers the node again and checks GPU index in it; nil
-// means that discovery reads the GPU in full (its identity, its MIG
-// devices, its links: a fault in any of them degrades it) and it needs no
-// reset nor service (checkMemory): a nil answer makes the node be
-// discovered again and the GPU served, so it must not be nil while that
-// discovery would degrade the GPU again. Discovery's warnings are not
-// logged again here.
-func (l *lib) CheckGPUAt(index int) error {
-	return l.CheckGPUsAt([]int{index})[0]
-}
-
-// CheckGPUsAt is CheckGPUAt for each of indexes over one discovery of the
-// node: one error per index, in order. A discovery that fails is the
-// error of every index.
-func (l *lib) CheckGPUsAt(indexes []int) []error {
-	errs := make([]error, len(indexes))
-	if len(indexes) == 0 {
-		return errs
-	}
-	fail := func(err error) []error {
-		for k := range errs {
-			errs[k] = err
-		}
-		return errs
-	}
-	if err := l.ready(); err != nil {
-		return fail(err)
-	}
-	inv, devs, err := l.discover(logr.Discard())
-	if err != nil {
-		return fail(fmt.Errorf("discovering the node again: %w", err))
-	}
-	for k, index := range indexes {
-		switch {
-		case index < 0 || index >= len(inv.GPUs):
-			errs[k] = fmt.Errorf("GPU %d: NVML lists %d GPUs", index, len(inv.GPUs))
-		case inv.GPUs[index].Degraded != nil:
-			errs[k] = inv.GPUs[index].Degraded
-		default:
-			errs[k] = checkMemory(gpuName(index, inv.GPUs[index].UUID), devs[index])
-		}
-	}
-	return errs
-}
-
-// RecheckGPUs is CheckGPUsAt for the GPUs of an earlier discovery at
-// indexes (in earlier), each found in one new discovery by its identity
+// RecheckGPUs discovers the node again and checks in it the GPUs of an
+// earlier discovery at indexes (in earlier), each found by its identity
 // (locate), not by its index. The index alone named another GPU once a
 // GPU before it was no longer listed (a false pass), and one past the new
-// end never passed (no rediscovery of a GPU readable again). A GPU not
-// found fails with ErrGPULost (wrapped); a discovery that fails is the
-// error of every GPU.
+// end never passed (no rediscovery of a GPU readable again). nil means
+// that discovery reads the GPU in full (its identity, its MIG devices,
+// its links: a fault in any of them degrades it) and it needs no reset
+// nor service (checkMemory): a nil answer makes the node be discovered
+// again and the GPU served, so it must not be nil while that discovery
+// would degrade the GPU again. A GPU not found fails with ErrGPULost
+// (wrapped); a discovery that fails is the error of every GPU.
+// Discovery's warnings are not logged again here.
 func (l *lib) RecheckGPUs(earlier []GPURef, indexes []int) []error {
 	errs := make([]error, len(indexes))
 	if len(indexes) == 0 {

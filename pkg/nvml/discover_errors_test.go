@@ -380,7 +380,7 @@ func TestDiscoverWithAnUnlistedGPU(t *testing.T) {
 // answers ERROR_GPU_IS_LOST to DeviceGetHandleByIndex before the plugin
 // starts. Discovery lists all 8 GPUs, GPU 3 degraded (lost, placeholder
 // UUID, links unknown), the other 7 in full with their NVLinks; once GPU 3
-// answers again CheckGPUAt passes.
+// answers again RecheckGPUs passes.
 func TestDiscoverDegradesOneGPU(t *testing.T) {
 	for _, ret := range []gonvml.Return{gonvml.ERROR_GPU_IS_LOST, gonvml.ERROR_UNKNOWN, gonvml.ERROR_NO_PERMISSION} {
 		t.Run(ret.String(), func(t *testing.T) {
@@ -410,9 +410,10 @@ func TestDiscoverDegradesOneGPU(t *testing.T) {
 			require.Equal(t, "NV1", inv.Links[0][1].String())
 			require.Equal(t, "NV2", inv.Links[0][4].String())
 			require.Equal(t, "NV2", inv.Links[4][7].String())
-			require.Error(t, lib.CheckGPUAt(3))
+			earlier := refs(inv)
+			require.Error(t, lib.RecheckGPUs(earlier, []int{3})[0])
 			require.NoError(t, m.Fail(3, fake.CallDeviceGetHandleByIndex, gonvml.SUCCESS))
-			require.NoError(t, lib.CheckGPUAt(3))
+			require.NoError(t, lib.RecheckGPUs(earlier, []int{3})[0])
 		})
 	}
 }

@@ -146,10 +146,11 @@ func TestLoseAndRestoreGPU(t *testing.T) {
 			inv, err := lib.Discover()
 			require.NoError(t, err)
 			require.ErrorIs(t, inv.GPUs[1].Degraded, nvml.ErrGPULost)
-			require.ErrorIs(t, lib.CheckGPUAt(1), nvml.ErrGPULost)
+			earlier := refs(inv)
+			require.ErrorIs(t, lib.RecheckGPUs(earlier, []int{1})[0], nvml.ErrGPULost)
 			m.RestoreGPU(1)
 			require.NoError(t, lib.CheckGPU(uuids[1]))
-			require.NoError(t, lib.CheckGPUAt(1))
+			require.NoError(t, lib.RecheckGPUs(earlier, []int{1})[0])
 			inv, err = lib.Discover()
 			require.NoError(t, err)
 			for _, g := range inv.GPUs {

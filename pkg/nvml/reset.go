@@ -8,7 +8,7 @@ import (
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 )
 
-// ErrResetRequired is wrapped by CheckGPU and CheckGPUAt for a GPU that
+// ErrResetRequired is wrapped by CheckGPU and RecheckGPUs for a GPU that
 // answers but must be reset before it is served again: memory pages pending
 // retirement (before Ampere), a row remapping pending (Ampere and later),
 // uncorrectable ECC errors counted since the last reset, or the driver
@@ -16,7 +16,7 @@ import (
 // process uses the GPU, or a node reboot) clears it.
 var ErrResetRequired = errors.New("GPU reset required (nvidia-smi -r, or a node reboot)")
 
-// ErrNeedsService is wrapped by CheckGPU and CheckGPUAt for a GPU whose
+// ErrNeedsService is wrapped by CheckGPU and RecheckGPUs for a GPU whose
 // memory row remapping failed (GetRemappedRows' failureOccurred): a spare
 // row was needed and none was left. NVML keeps it across resets: the GPU
 // needs service (repair or replacement).

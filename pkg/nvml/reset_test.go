@@ -11,10 +11,10 @@ import (
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
-// TestCheckGPUNeedsReset: the recovery checks (CheckGPU by UUID, CheckGPUAt
-// by index, the one that leads a degraded GPU back) refuse a GPU that
-// answers but needs a reset (ErrResetRequired) or service
-// (ErrNeedsService), naming the GPU and the reasons; an answer that says a
+// TestCheckGPUNeedsReset: the recovery checks (CheckGPU by UUID,
+// RecheckGPUs by the earlier discovery's refs, the one that leads a
+// degraded GPU back) refuse a GPU that answers but needs a reset
+// (ErrResetRequired) or service (ErrNeedsService), naming the GPU and the reasons; an answer that says a
 // question does not apply (NOT_SUPPORTED: the generation lacks it, ECC off,
 // MIG on; FUNCTION_NOT_FOUND: an older driver; NO_PERMISSION) never fails
 // a GPU; any other NVML error fails the check with that error, not as a
@@ -135,6 +135,10 @@ func TestCheckGPUNeedsReset(t *testing.T) {
 			m, err := fake.New(tc.machine, opts...)
 			require.NoError(t, err)
 			lib := m.Lib(t)
+			// The earlier discovery, before the fault.
+			inv, err := lib.Discover()
+			require.NoError(t, err)
+			earlier := refs(inv)
 			if tc.setup != nil {
 				tc.setup(t, m)
 			}
@@ -143,7 +147,7 @@ func TestCheckGPUNeedsReset(t *testing.T) {
 				run  func() error
 			}{
 				{"CheckGPU", func() error { return lib.CheckGPU(m.UUID(gpu)) }},
-				{"CheckGPUAt", func() error { return lib.CheckGPUAt(gpu) }},
+				{"RecheckGPUs", func() error { return lib.RecheckGPUs(earlier, []int{gpu})[0] }},
 			} {
 				err := check.run()
 				if tc.want == pass {

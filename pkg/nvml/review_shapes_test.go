@@ -122,7 +122,7 @@ func TestDiscoverNUMAAffinity(t *testing.T) {
 	}
 }
 
-// TestCheckGPUAtReadsWhatDegradedTheGPU: CheckGPUAt reads a GPU as
+// TestRecheckGPUsReadsWhatDegradedTheGPU: RecheckGPUs reads a GPU as
 // Discover does, so it fails while a fault that made discovery degrade the
 // GPU lasts, wherever discovery met it: its identity, its MIG devices, or
 // its NVLink walk and PCIe ancestors. Before, it read the identity only and
@@ -130,7 +130,7 @@ func TestDiscoverNUMAAffinity(t *testing.T) {
 // recovery probe then asked for a rediscovery that degraded the GPU again,
 // a rebuild of the plugin every probe interval for as long as the fault
 // lasted. Once the fault is gone it passes.
-func TestCheckGPUAtReadsWhatDegradedTheGPU(t *testing.T) {
+func TestRecheckGPUsReadsWhatDegradedTheGPU(t *testing.T) {
 	tests := []struct {
 		name    string
 		machine string
@@ -210,13 +210,14 @@ func TestCheckGPUAtReadsWhatDegradedTheGPU(t *testing.T) {
 			require.NoError(t, err)
 			require.Error(t, inv.GPUs[tc.gpu].Degraded, "GPU %d", tc.gpu)
 			// The fault lasts: the GPU would be degraded again.
-			require.Error(t, lib.CheckGPUAt(tc.gpu))
+			earlier := refs(inv)
+			require.Error(t, lib.RecheckGPUs(earlier, []int{tc.gpu})[0])
 			again, err := lib.Discover()
 			require.NoError(t, err)
 			require.Error(t, again.GPUs[tc.gpu].Degraded)
 			// Gone: the GPU reads in full, and so does discovery.
 			heal()
-			require.NoError(t, lib.CheckGPUAt(tc.gpu))
+			require.NoError(t, lib.RecheckGPUs(earlier, []int{tc.gpu})[0])
 			healed, err := lib.Discover()
 			require.NoError(t, err)
 			require.NoError(t, healed.GPUs[tc.gpu].Degraded)

@@ -198,22 +198,21 @@ type Lib interface {
 	// it is gone, ErrResetRequired or ErrNeedsService (wrapped, with the
 	// reasons) when it answers but must be reset or serviced first.
 	CheckGPU(uuid string) error
-	// CheckGPUAt reads the GPU with that index as Discover does (its
-	// identity, MIG devices and links, by discovering the node again): nil
-	// when a GPU that Discover degraded would now be read in full, with
-	// CheckGPU's reset and service checks.
-	CheckGPUAt(index int) error
-	// CheckGPUsAt is CheckGPUAt for several GPUs over one discovery of
-	// the node: one error per index, in order; a discovery that fails is
-	// every index's error.
-	CheckGPUsAt(indexes []int) []error
-	// RecheckGPUs is CheckGPUsAt for GPUs of an earlier discovery (all of
-	// its GPUs: earlier; those to check: their indexes there), each found
-	// in the new discovery by its identity (PCI bus ID, else UUID; one
-	// whose identity could not be read, by its place between the GPUs
-	// found), not by its index: the indexes shift when a GPU before it is
-	// no longer listed. A GPU no longer listed fails its check
-	// (ErrGPULost, wrapped).
+	// RecheckGPUs discovers the node again, once, and checks in that
+	// discovery GPUs of an earlier one (earlier: the refs of all its GPUs,
+	// GPU.Ref; indexes: the GPUs to check, by their index there): one
+	// error per index, in order. Each GPU is found by its identity (PCI
+	// bus ID, else UUID; one whose identity could not be read, by its
+	// place between the GPUs found), not by its index: the indexes shift
+	// when a GPU before it is no longer listed. nil means the discovery
+	// reads the GPU in full (its identity, MIG devices and links: a fault
+	// in any degrades it) and it needs no reset nor service, so a node
+	// discovered again serves it. Otherwise: ErrGPULost (wrapped) when it
+	// is no longer listed; the error that degraded it in the discovery
+	// (ErrGPULost wrapped when it is lost); ErrResetRequired or
+	// ErrNeedsService (wrapped, with the reasons) when it answers but must
+	// be reset or serviced first; else the NVML error met. A discovery that
+	// fails, or a library not initialised, is every GPU's error.
 	RecheckGPUs(earlier []GPURef, indexes []int) []error
 	// CheckMIG compares the MIG mode and MIG devices of inv's GPUs with the
 	// driver's now: nil when unchanged, an error wrapping ErrMIGChanged

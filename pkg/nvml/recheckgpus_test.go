@@ -11,10 +11,21 @@ import (
 	"github.com/gpupack/gpupack/pkg/nvml/fake"
 )
 
-// TestCheckGPUsAt: CheckGPUsAt answers each index as CheckGPUAt does, in
-// the order asked, over one discovery (one DeviceGetCount); a discovery
-// that fails, or a library not initialised, is every index's error.
-func TestCheckGPUsAt(t *testing.T) {
+// refs is the refs of inv's GPUs, what RecheckGPUs takes as earlier.
+func refs(inv *nvml.Inventory) []nvml.GPURef {
+	var r []nvml.GPURef
+	for _, g := range inv.GPUs {
+		r = append(r, g.Ref())
+	}
+	return r
+}
+
+// TestRecheckGPUsPerGPU: RecheckGPUs answers each GPU of the earlier
+// discovery as it answers it alone, in the order asked, over one discovery
+// (one DeviceGetCount); a GPU the earlier discovery did not list fails; a
+// discovery that fails, or a library not initialised, is every GPU's
+// error.
+func TestRecheckGPUsPerGPU(t *testing.T) {
 	tests := []struct {
 		name    string
 		break_  func(m *fake.Machine)
@@ -37,6 +48,19 @@ func TestCheckGPUsAt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := fake.New(fake.DGXA100)
 			require.NoError(t, err)
+			lib := nvml.New(m.Interface())
+			// The earlier discovery's refs, read by a library of their
+			// own when lib is left uninitialised.
+			disc := lib
+			if !tc.init {
+				disc = m.Lib(t)
+			} else {
+				require.NoError(t, lib.Init())
+				t.Cleanup(func() { _ = lib.Shutdown() })
+			}
+			inv, err := disc.Discover()
+			require.NoError(t, err)
+			earlier := refs(inv)
 			if tc.break_ != nil {
 				tc.break_(m)
 			}
@@ -49,18 +73,13 @@ func TestCheckGPUsAt(t *testing.T) {
 				}
 				return n, ret
 			}
-			lib := nvml.New(m.Interface())
-			if tc.init {
-				require.NoError(t, lib.Init())
-				t.Cleanup(func() { _ = lib.Shutdown() })
-			}
-			errs := lib.CheckGPUsAt(tc.indexes)
+			errs := lib.RecheckGPUs(earlier, tc.indexes)
 			require.Len(t, errs, len(tc.indexes))
 			require.Equal(t, tc.wantDiscoveries, discoveries)
 			for k, i := range tc.indexes {
 				require.Equal(t, tc.wantFail[k], errs[k] != nil, "GPU %d: %v", i, errs[k])
-				// The same answer as CheckGPUAt's.
-				require.Equal(t, errs[k] != nil, lib.CheckGPUAt(i) != nil, "GPU %d", i)
+				// The same answer as for that GPU alone.
+				require.Equal(t, errs[k] != nil, lib.RecheckGPUs(earlier, []int{i})[0] != nil, "GPU %d", i)
 			}
 		})
 	}
@@ -108,10 +127,7 @@ func TestRecheckGPUs(t *testing.T) {
 			t.Cleanup(func() { _ = lib.Shutdown() })
 			inv, err := lib.Discover()
 			require.NoError(t, err)
-			var earlier []nvml.GPURef
-			for _, g := range inv.GPUs {
-				earlier = append(earlier, g.Ref())
-			}
+			earlier := refs(inv)
 			for _, i := range tc.unlist {
 				m.Unlist(i)
 			}
