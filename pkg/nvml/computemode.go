@@ -16,9 +16,10 @@ var _ ComputeModeSetter = (*lib)(nil)
 // SetExclusiveProcess sets GPU uuid's compute mode to EXCLUSIVE_PROCESS
 // (exclusive) or DEFAULT. NVML needs root privileges for it.
 func (l *lib) SetExclusiveProcess(uuid string, exclusive bool) error {
-	if err := l.ready(); err != nil {
-		return err
-	}
+	return l.withSession(l.logger, func() error { return l.setExclusiveProcess(uuid, exclusive) })
+}
+
+func (l *lib) setExclusiveProcess(uuid string, exclusive bool) error {
 	dev, ret := l.iface.DeviceGetHandleByUUID(uuid)
 	if ret != gonvml.SUCCESS {
 		return callError(uuid, "DeviceGetHandleByUUID", ret)

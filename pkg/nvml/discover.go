@@ -31,12 +31,19 @@ const (
 // devices with one UUID) fail discovery. NVLink ends that count different
 // lanes to each other are logged (WithLogger) and the pair keeps the lanes
 // both ends report.
+//
+// A session the driver no longer serves (reloaded under the plugin) is
+// replaced by a new one and discovery runs again on it (withSession).
 func (l *lib) Discover() (*Inventory, error) {
-	if err := l.ready(); err != nil {
+	var inv *Inventory
+	err := l.withSession(l.logger, func() (err error) {
+		inv, _, err = l.discover(l.logger)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	inv, _, err := l.discover(l.logger)
-	return inv, err
+	return inv, nil
 }
 
 // discover is Discover, with the GPUs' handles (nil for a GPU without
@@ -130,13 +137,32 @@ func (l *lib) RecheckGPUs(earlier []GPURef, indexes []int) []error {
 		}
 		return errs
 	}
-	if err := l.ready(); err != nil {
-		return fail(err)
-	}
-	inv, devs, err := l.discover(logr.Discard())
+	// The GPUs are checked on the session their discovery ran on: a
+	// session the driver no longer serves is replaced first (withSession).
+	err := l.withSession(l.logger, func() error {
+		inv, devs, err := l.discover(logr.Discard())
+		if err != nil {
+			return err
+		}
+		l.recheckIn(earlier, indexes, inv, devs, errs)
+		// A GPU whose answer is the session's (a driver reloaded between
+		// the count and its read) is read again on a new one.
+		for _, e := range errs {
+			if IsSessionError(e) {
+				return e
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fail(fmt.Errorf("discovering the node again: %w", err))
 	}
+	return errs
+}
+
+// recheckIn is RecheckGPUs's check of the GPUs in inv (devs: their
+// handles), into errs.
+func (l *lib) recheckIn(earlier []GPURef, indexes []int, inv *Inventory, devs []gonvml.Device, errs []error) {
 	at := locate(earlier, inv.GPUs)
 	for k, index := range indexes {
 		j, ok := at[index]
@@ -150,7 +176,6 @@ func (l *lib) RecheckGPUs(earlier []GPURef, indexes []int) []error {
 		}
 		errs[k] = checkMemory(gpuName(j, inv.GPUs[j].UUID), devs[j])
 	}
-	return errs
 }
 
 // refName names the earlier GPU index by the identity read of it (" (bus
@@ -279,7 +304,7 @@ func degrade(g GPU, err error) GPU {
 // discovery instead of degrading GPU after GPU.
 func isGlobal(err error) bool {
 	for _, ret := range []gonvml.Return{gonvml.ERROR_UNINITIALIZED, gonvml.ERROR_LIBRARY_NOT_FOUND,
-		gonvml.ERROR_DRIVER_NOT_LOADED, gonvml.ERROR_FUNCTION_NOT_FOUND} {
+		gonvml.ERROR_DRIVER_NOT_LOADED, gonvml.ERROR_FUNCTION_NOT_FOUND, gonvml.ERROR_LIB_RM_VERSION_MISMATCH} {
 		if errors.Is(err, ret) {
 			return true
 		}

@@ -54,15 +54,24 @@ var errNoEvents = errors.New("GPU supports no health events")
 // first registration is tried before WatchEvents returns, so events that
 // happen after it returns are seen. A UUID NVML does not know is logged and
 // not watched. The channel is closed when every watcher has stopped.
+//
+// Event sets belong to the NVML session they were made on: when the driver
+// is reloaded under the plugin (Wait or a registration answers a
+// session-level error, IsSessionError), the watcher opens a new session
+// (reinit, paced while the driver is missing) and registers its GPU again
+// on it.
 func (l *lib) WatchEvents(ctx context.Context, gpuUUIDs []string) (<-chan Event, error) {
-	if err := l.ready(); err != nil {
-		return nil, err
+	l.mu.Lock()
+	initialized := l.initialized
+	l.mu.Unlock()
+	if !initialized {
+		return nil, errNotInitialized
 	}
 	ch := make(chan Event, eventBufferSize)
 	var wg sync.WaitGroup
 	for _, id := range gpuUUIDs {
-		set, target, err := l.registerOne(id)
-		wg.Go(func() { l.watchGPU(ctx, id, set, target, err, ch) })
+		set, target, gen, err := l.registerOne(id)
+		wg.Go(func() { l.watchGPU(ctx, id, set, target, gen, err, ch) })
 	}
 	go func() {
 		wg.Wait()
@@ -72,9 +81,9 @@ func (l *lib) WatchEvents(ctx context.Context, gpuUUIDs []string) (<-chan Event,
 }
 
 // watchGPU streams one GPU's events until ctx is done, registering it again
-// (with backoff) while registration fails. set, target and err are the
-// result of the first registerOne.
-func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, target watchTarget, err error, ch chan<- Event) {
+// (with backoff) while registration fails. set, target, gen and err are
+// the result of the first registerOne.
+func (l *lib) watchGPU(ctx context.Context, id string, set *eventSet, target watchTarget, gen uint64, err error, ch chan<- Event) {
 	logger := klog.FromContext(ctx).WithValues("gpu", id)
 	backoff := 1
 	failures := 0
@@ -86,6 +95,9 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 	// finding it later means it left the driver's list (lost), not a UUID
 	// given by mistake.
 	registered := err == nil
+	// again: the last registration was made at once on a session just
+	// opened (reinit); if it fails too, the next waits its backoff.
+	again := false
 	for ctx.Err() == nil {
 		unknown := errors.Is(err, gonvml.ERROR_NOT_FOUND) || errors.Is(err, gonvml.ERROR_INVALID_ARGUMENT)
 		if registered && unknown {
@@ -102,6 +114,17 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 			logger.Error(err, "NVML does not know this GPU; not watching its health events")
 			return
 		case err != nil:
+			if IsSessionError(err) && !again {
+				// The session the GPU was (to be) registered on is
+				// gone: register it on a new one, at once when one
+				// opens (reinit paces its tries).
+				if rerr := l.reinit(logger, gen, err); rerr == nil {
+					again = true
+					set, target, gen, err = l.registerOne(id)
+					continue
+				}
+			}
+			again = false
 			if failures == 0 {
 				logger.Error(err, "Registering the GPU for health events failed; retrying with backoff")
 			} else {
@@ -113,17 +136,28 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 			}
 			l.pauseFor(ctx, time.Duration(backoff)*l.eventTimeout)
 			backoff = min(2*backoff, maxRegisterBackoff)
-			set, target, err = l.registerOne(id)
+			set, target, gen, err = l.registerOne(id)
 			continue
 		}
 		if failures > 0 {
 			logger.Info("GPU registered for health events", "tries", failures+1)
 		}
-		registered = true
+		registered, again = true, false
 		answered, werr := l.eventLoop(ctx, set, target, ch)
 		set = nil // freed by eventLoop
 		if werr == nil {
 			return
+		}
+		if IsSessionError(werr) {
+			// The driver was reloaded under the set: watch on a new
+			// session (its error, if none opens, is the registration's).
+			logger.Info("NVML session lost under the event watch; registering the GPU for health events on a new session", "err", werr)
+			if err = l.reinit(logger, gen, werr); err == nil {
+				again = true
+				set, target, gen, err = l.registerOne(id)
+			}
+			failures = 0
+			continue
 		}
 		// The set keeps failing: watch the GPU on a new one. A set that
 		// never answered backs off as a failed registration does.
@@ -134,16 +168,31 @@ func (l *lib) watchGPU(ctx context.Context, id string, set gonvml.EventSet, targ
 		failures = 0
 		l.pauseFor(ctx, time.Duration(backoff)*l.eventTimeout)
 		backoff = min(2*backoff, maxRegisterBackoff)
-		set, target, err = l.registerOne(id)
+		set, target, gen, err = l.registerOne(id)
 	}
 	if set != nil { // ctx ended before the loop took the set
-		set.Free()
+		l.freeSet(set)
 	}
 }
 
 // registerOne puts one GPU on a new event set for the watched event types it
-// supports.
-func (l *lib) registerOne(id string) (gonvml.EventSet, watchTarget, error) {
+// supports, on the session held: gen is that session (or the one whose loss
+// the error reports).
+func (l *lib) registerOne(id string) (*eventSet, watchTarget, uint64, error) {
+	release, gen, err := l.acquire()
+	if err != nil {
+		return nil, watchTarget{}, gen, err
+	}
+	defer release()
+	set, target, err := l.register(id)
+	if err != nil {
+		return nil, watchTarget{}, gen, err
+	}
+	return l.addSet(set, gen), target, gen, nil
+}
+
+// register is registerOne on the session held.
+func (l *lib) register(id string) (gonvml.EventSet, watchTarget, error) {
 	dev, ret := l.iface.DeviceGetHandleByUUID(id)
 	if ret != gonvml.SUCCESS {
 		return nil, watchTarget{}, callError(id, "DeviceGetHandleByUUID", ret)
@@ -185,10 +234,12 @@ func (l *lib) registerOne(id string) (gonvml.EventSet, watchTarget, error) {
 // eventLoop waits on one GPU's set until ctx is done (nil) or Wait failed
 // maxWaitFailures times in a row (that error), then frees the set. Failed
 // Waits are spaced one, then two, ... event timeouts apart. answered says
-// whether any Wait answered (an event or a timeout).
-func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget, ch chan<- Event) (answered bool, err error) {
+// whether any Wait answered (an event or a timeout). A session-level
+// answer (IsSessionError: the driver was reloaded) ends it at once: the set
+// belongs to a session that is gone.
+func (l *lib) eventLoop(ctx context.Context, set *eventSet, t watchTarget, ch chan<- Event) (answered bool, err error) {
 	logger := klog.FromContext(ctx)
-	defer set.Free()
+	defer l.freeSet(set)
 	timeoutMs := uint32(l.eventTimeout / time.Millisecond)
 	targets := []watchTarget{t}
 	// lost: the GPU's loss was reported and Wait has not answered since.
@@ -197,7 +248,7 @@ func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget,
 	lost := false
 	failures := 0
 	for ctx.Err() == nil {
-		data, ret := set.Wait(timeoutMs)
+		data, ret := l.wait(set, timeoutMs)
 		if ret == gonvml.SUCCESS || ret == gonvml.ERROR_TIMEOUT {
 			lost, failures, answered = false, 0, true
 		}
@@ -221,6 +272,8 @@ func (l *lib) eventLoop(ctx context.Context, set gonvml.EventSet, t watchTarget,
 			}
 			lost = gone
 			l.pause(ctx)
+		case gonvml.ERROR_UNINITIALIZED, gonvml.ERROR_DRIVER_NOT_LOADED, gonvml.ERROR_LIB_RM_VERSION_MISMATCH:
+			return answered, fmt.Errorf("GPU %s: nvml EventSet.Wait: %w", t.uuid, ret)
 		default:
 			failures++
 			if failures >= maxWaitFailures {

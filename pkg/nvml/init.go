@@ -8,6 +8,7 @@ import (
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"github.com/gpupack/gpupack/pkg/topology"
 )
@@ -44,15 +45,47 @@ func WithLogger(logger klog.Logger) Option {
 	return func(l *lib) { l.logger = logger }
 }
 
+// WithClock sets the clock that paces the re-inits of NVML after its
+// session was lost (default the real clock; a fake one in tests).
+func WithClock(c clock.PassiveClock) Option {
+	return func(l *lib) {
+		if c != nil {
+			l.clock = c
+		}
+	}
+}
+
 // lib implements Lib over a go-nvml Interface: the real library
 // (gonvml.New()) or a mock server (pkg/nvml/fake).
 type lib struct {
 	iface        gonvml.Interface
 	eventTimeout time.Duration
 	logger       klog.Logger
+	clock        clock.PassiveClock
 
-	mu          sync.Mutex
-	initialized bool
+	// calls is held for reading by each NVML call sequence (acquire) and
+	// for writing while the session is replaced (reinit) or ended
+	// (Shutdown): no call runs on a session being torn down, nor on a
+	// library go-nvml may have unloaded in between.
+	calls sync.RWMutex
+
+	mu sync.Mutex
+	// initialized: Init succeeded and Shutdown was not called; the owner's
+	// reference. session: an NVML session is held on its behalf (false
+	// after a re-init whose Init failed, until one succeeds).
+	initialized, session bool
+	// gen counts the sessions opened: a call that met session gen (or
+	// no session, after gen ended) and finds a later one tries on it.
+	gen uint64
+	// retryAt, backoff and initErr pace re-inits while Init fails (a
+	// driver not loaded): the next try, the wait after it fails, and the
+	// last failure.
+	retryAt time.Time
+	backoff time.Duration
+	initErr error
+	// sets are the event sets of the session, freed before it is shut
+	// down.
+	sets map[*eventSet]struct{}
 }
 
 var _ Lib = (*lib)(nil)
@@ -60,7 +93,8 @@ var _ Lib = (*lib)(nil)
 // New returns a Lib over iface, typically New(gonvml.New()) on a node, or
 // New(machine.Interface()) over a fake machine. It does not call Init.
 func New(iface gonvml.Interface, opts ...Option) Lib {
-	l := &lib{iface: iface, eventTimeout: DefaultEventTimeout, logger: klog.Background()}
+	l := &lib{iface: iface, eventTimeout: DefaultEventTimeout, logger: klog.Background(), clock: clock.RealClock{},
+		sets: map[*eventSet]struct{}{}}
 	for _, opt := range opts {
 		opt(l)
 	}
@@ -80,7 +114,9 @@ func (l *lib) Init() error {
 	ret := l.iface.Init()
 	switch ret {
 	case gonvml.SUCCESS:
-		l.initialized = true
+		l.initialized, l.session = true, true
+		l.gen++
+		l.retryAt, l.backoff, l.initErr = time.Time{}, 0, nil
 		return nil
 	case gonvml.ERROR_LIBRARY_NOT_FOUND:
 		return fmt.Errorf("nvml Init: %w (%w)", ErrLibraryNotFound, ret)
@@ -89,25 +125,26 @@ func (l *lib) Init() error {
 	}
 }
 
-// Shutdown releases NVML. It is a no-op when Init did not succeed.
+// Shutdown releases NVML. It is a no-op when Init did not succeed. It waits
+// for the NVML calls under way (an event watch's Wait: one event timeout),
+// frees the event sets left and shuts the session down (none when a re-init
+// failed to open one).
 func (l *lib) Shutdown() error {
+	l.calls.Lock()
+	defer l.calls.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.initialized {
 		return nil
 	}
 	l.initialized = false
+	if !l.session {
+		return nil
+	}
+	l.freeSetsLocked()
+	l.session = false
 	if ret := l.iface.Shutdown(); ret != gonvml.SUCCESS {
 		return fmt.Errorf("nvml Shutdown: %w", ret)
-	}
-	return nil
-}
-
-func (l *lib) ready() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.initialized {
-		return errNotInitialized
 	}
 	return nil
 }
@@ -116,9 +153,11 @@ func (l *lib) ready() error {
 // then whether it needs a reset or service before it is served again
 // (checkMemory: ErrResetRequired, ErrNeedsService).
 func (l *lib) CheckGPU(uuid string) error {
-	if err := l.ready(); err != nil {
-		return err
-	}
+	return l.withSession(l.logger, func() error { return l.checkGPU(uuid) })
+}
+
+// checkGPU is CheckGPU on the session held.
+func (l *lib) checkGPU(uuid string) error {
 	dev, ret := l.iface.DeviceGetHandleByUUID(uuid)
 	if ret != gonvml.SUCCESS {
 		return callError(uuid, "DeviceGetHandleByUUID", ret)

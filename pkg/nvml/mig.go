@@ -89,9 +89,11 @@ func migChange(g *GPU, gone []string, what string) *MIGChange {
 // else the NVML errors that kept it from reading GPUs (a lost GPU:
 // ErrGPULost), joined.
 func (l *lib) CheckMIG(inv *Inventory) error {
-	if err := l.ready(); err != nil {
-		return err
-	}
+	return l.withSession(l.logger, func() error { return l.checkMIG(inv) })
+}
+
+// checkMIG is CheckMIG on the session held.
+func (l *lib) checkMIG(inv *Inventory) error {
 	var changes, errs []error
 	for i := range inv.GPUs {
 		g := &inv.GPUs[i]

@@ -182,7 +182,11 @@ type Event struct {
 	CIID     int
 }
 
-// Lib is the narrow interface the rest of gpupack uses.
+// Lib is the narrow interface the rest of gpupack uses. A call that meets an
+// NVML session the driver no longer serves (IsSessionError: the driver was
+// unloaded or reloaded under the process) opens a new session (Shutdown, then
+// Init, paced while Init fails) and runs again on it; until one opens, calls
+// fail with ErrSessionLost (wrapped).
 type Lib interface {
 	// Init loads and initialises NVML. It returns ErrLibraryNotFound (wrapped)
 	// when there is no driver.

@@ -75,11 +75,16 @@ func (m *Machine) newEventSet() (gonvml.EventSet, gonvml.Return) {
 	q := &eventQueue{regs: map[int]uint64{}, notify: make(chan struct{}, 1)}
 	set := &mock.EventSet{}
 	set.WaitFunc = q.wait
+	m.gate(set) // Wait answers ERROR_UNINITIALIZED while the session is stale
 	set.FreeFunc = func() gonvml.Return {
 		m.mu.Lock()
 		delete(m.sets, set)
 		m.mu.Unlock()
-		return q.free()
+		ret := q.free()
+		if m.isStale() {
+			return gonvml.ERROR_UNINITIALIZED
+		}
+		return ret
 	}
 	m.mu.Lock()
 	m.sets[set] = q

@@ -73,6 +73,8 @@ type Machine struct {
 	migs     map[migKey]*mock.Device
 	// down are the NVLink lanes taken down ({gpu, link}), see LinkDown.
 	down map[[2]int]bool
+	// driver is the NVIDIA driver and NVML's session (UnloadDriver).
+	driver driverState
 }
 
 // New builds the catalog machine called name.
@@ -135,6 +137,7 @@ func New(name string, opts ...Option) (*Machine, error) {
 	if err := m.applyMIG(o.mig); err != nil {
 		return nil, fmt.Errorf("fake: machine %q: %w", name, err)
 	}
+	m.installDriver()
 	return m, nil
 }
 

@@ -294,6 +294,7 @@ func (m *Machine) newMIGHandle(key migKey, gi *server.GpuInstance, ci *server.Co
 		return gonvml.Memory{Total: giProfile.MemorySizeMB * 1024 * 1024}, gonvml.SUCCESS
 	}
 	installMIGMemory(h)
+	m.gate(h)
 	return h
 }
 
