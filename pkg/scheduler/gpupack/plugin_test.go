@@ -145,6 +145,13 @@ func (h *harness) filterOn(pod *v1.Pod, node string) (fwk.CycleState, *fwk.Statu
 // node (the highest total score; ties by name) and the reserved devices.
 func (h *harness) schedule(pod *v1.Pod) (string, []string, *fwk.Status, fwk.CycleState) {
 	h.t.Helper()
+	return h.scheduleWith(pod, nil)
+}
+
+// scheduleWith is schedule that hands the feasible nodes' scores to
+// checkScores (when not nil) before it picks the node.
+func (h *harness) scheduleWith(pod *v1.Pod, checkScores func([]fwk.NodePluginScores)) (string, []string, *fwk.Status, fwk.CycleState) {
+	h.t.Helper()
 	state := framework.NewCycleState()
 	if _, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod); !st.IsSuccess() {
 		return "", nil, st, state
@@ -167,6 +174,9 @@ func (h *harness) schedule(pod *v1.Pod) (string, []string, *fwk.Status, fwk.Cycl
 	require.True(h.t, h.fh.RunPreScorePlugins(h.ctx, state, pod, feasible).IsSuccess())
 	scores, st := h.fh.RunScorePlugins(h.ctx, state, pod, feasible)
 	require.True(h.t, st.IsSuccess(), st.Message())
+	if checkScores != nil {
+		checkScores(scores)
+	}
 	slices.SortStableFunc(scores, func(a, b fwk.NodePluginScores) int {
 		if a.TotalScore != b.TotalScore {
 			return int(b.TotalScore - a.TotalScore)

@@ -2,7 +2,6 @@ package gpupack
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -10,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 	fwk "k8s.io/kube-scheduler/framework"
-	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/gpupack/gpupack/pkg/protocol"
 	"github.com/gpupack/gpupack/pkg/testing/fixture"
@@ -132,43 +130,16 @@ func rvShapes() []rvShape {
 	}
 }
 
-// rvSchedule is harness.schedule returning the normalized scores too.
-func (h *harness) rvSchedule(pod *v1.Pod) (string, []string, *fwk.Status, []fwk.NodePluginScores) {
+// rvSchedule is harness.schedule that also checks every feasible node's
+// score is within 0..100 (the harness runs GPUPack alone, at weight 1).
+func (h *harness) rvSchedule(pod *v1.Pod) (string, []string, *fwk.Status, fwk.CycleState) {
 	h.t.Helper()
-	state := framework.NewCycleState()
-	if _, st, _ := h.fh.RunPreFilterPlugins(h.ctx, state, pod); !st.IsSuccess() {
-		return "", nil, st, nil
-	}
-	var feasible []fwk.NodeInfo
-	var reasons []string
-	lister := h.fh.SnapshotSharedLister().NodeInfos()
-	for _, n := range h.nodes {
-		ni, err := lister.Get(n.Name)
-		require.NoError(h.t, err)
-		if st := h.fh.RunFilterPlugins(h.ctx, state, pod, ni); st.IsSuccess() {
-			feasible = append(feasible, ni)
-		} else {
-			reasons = append(reasons, n.Name+": "+st.Message())
+	return h.scheduleWith(pod, func(scores []fwk.NodePluginScores) {
+		for _, s := range scores {
+			require.GreaterOrEqual(h.t, s.TotalScore, int64(0), "%v", scores)
+			require.LessOrEqual(h.t, s.TotalScore, int64(100), "%v", scores)
 		}
-	}
-	if len(feasible) == 0 {
-		return "", nil, fwk.NewStatus(fwk.Unschedulable, reasons...), nil
-	}
-	require.True(h.t, h.fh.RunPreScorePlugins(h.ctx, state, pod, feasible).IsSuccess())
-	scores, st := h.fh.RunScorePlugins(h.ctx, state, pod, feasible)
-	require.True(h.t, st.IsSuccess(), st.Message())
-	for _, s := range scores {
-		require.GreaterOrEqual(h.t, s.TotalScore, int64(0), "%v", scores)
-		require.LessOrEqual(h.t, s.TotalScore, int64(100), "%v", scores)
-	}
-	slices.SortStableFunc(scores, func(a, b fwk.NodePluginScores) int { return int(b.TotalScore - a.TotalScore) })
-	node := scores[0].Name
-	if st := h.fh.RunReservePluginsReserve(h.ctx, state, pod, node); !st.IsSuccess() {
-		return "", nil, st, scores
-	}
-	_, ids, _ := h.pl.cache.PodDevices(pod.UID)
-	slices.Sort(ids)
-	return node, ids, nil, scores
+	})
 }
 
 func TestShapesReviewIdle(t *testing.T) {
