@@ -129,7 +129,7 @@ var returnType = reflect.TypeFor[gonvml.Return]()
 // gate wraps each ...Func field of the mock struct p points to (a
 // mock.Interface, mock.Device, mock.EventSet, ...) whose last result is a
 // Return, so that it answers ERROR_UNINITIALIZED (and zero values) while the
-// session is stale.
+// session is stale, also when it went stale during the call.
 func (m *Machine) gate(p any) {
 	v := reflect.ValueOf(p).Elem()
 	t := v.Type()
@@ -146,10 +146,18 @@ func (m *Machine) gate(p any) {
 		orig := reflect.ValueOf(fv.Interface())
 		fv.Set(reflect.MakeFunc(ft, func(args []reflect.Value) []reflect.Value {
 			if !m.isStale() {
+				var res []reflect.Value
 				if ft.IsVariadic() {
-					return orig.CallSlice(args)
+					res = orig.CallSlice(args)
+				} else {
+					res = orig.Call(args)
 				}
-				return orig.Call(args)
+				// A call that was under way when the driver went away (an
+				// EventSet.Wait blocked across the reload) answers for the
+				// lost session too: no event of the old driver after it.
+				if !m.isStale() {
+					return res
+				}
 			}
 			out := make([]reflect.Value, ft.NumOut())
 			for k := range out {
